@@ -1,0 +1,90 @@
+//! JSONP: which callbacks are safe to echo, and how an answer is wrapped.
+
+use crate::problem::{Code, Problem};
+
+/// Longest callback name, in characters.
+pub const MAX_CALLBACK_CHARS: usize = 128;
+
+/// Checks that `callback` is a plain JavaScript identifier path (`a.b_c.$d`):
+/// ASCII letters, digits, `_` and `$`, segments joined by single dots, no segment
+/// starting with a digit, at most 128 characters. Anything else is refused and
+/// must never be echoed.
+pub fn validate_callback(callback: &str) -> Result<(), Problem> {
+    let ok = !callback.is_empty()
+        && callback.len() <= MAX_CALLBACK_CHARS
+        && callback.split('.').all(is_identifier);
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::at(
+            Code::InvalidCallback,
+            "callback",
+            "The callback must be a JavaScript identifier path (letters, digits, `_`, `$` and dots), at most 128 characters.",
+        ))
+    }
+}
+
+fn is_identifier(segment: &str) -> bool {
+    let mut chars = segment.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    word(first) && !first.is_ascii_digit() && chars.all(word)
+}
+
+/// Wraps a JSON text as a JSONP body: `/**/callback(json);`.
+///
+/// `callback` must have passed [`validate_callback`]. U+2028 and U+2029, legal
+/// in JSON strings but line terminators in older JavaScript, are escaped.
+pub fn wrap(callback: &str, json: &str) -> String {
+    let json = json
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
+    format!("/**/{callback}({json});")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_identifier_paths() {
+        for ok in ["cb", "myna.callbacks.c12", "$", "_a$1", "jQuery3310_1700"] {
+            assert!(validate_callback(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "1a",
+            "a.1b",
+            "alert(1)",
+            "a b",
+            "a[0]",
+            "a-b",
+            "é",
+            "<script>",
+            long.as_str(),
+        ] {
+            let problem = validate_callback(bad).err();
+            assert_eq!(
+                problem.map(|p| (p.code(), p.status)),
+                Some((Code::InvalidCallback, 400)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn wraps_with_comment_prefix_and_escapes_separators() {
+        assert_eq!(wrap("cb", r#"{"a":1}"#), r#"/**/cb({"a":1});"#);
+        assert_eq!(wrap("cb", "\"\u{2028}\""), "/**/cb(\"\\u2028\");");
+    }
+}

@@ -1,0 +1,390 @@
+//! The problem form: every error the server answers and the SDK throws.
+//!
+//! A [`Problem`] carries an HTTP status and one or more [`Message`]s, each with
+//! a stable machine [`Code`] (its `typename` on the wire), a human message and,
+//! where it applies, the `path` of the offending field.
+
+use serde_json::{Map, Value, json};
+
+use crate::timestamp;
+
+/// A stable, machine-readable problem code: the message `typename` on the wire
+/// and the `code` of the SDK's `MynaError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Code {
+    /// The body is not valid JSON (the `data` says where it broke).
+    #[error("invalid-json")]
+    InvalidJson,
+    /// A required field is absent.
+    #[error("missing-field")]
+    MissingField,
+    /// A field has the wrong JSON type.
+    #[error("invalid-type")]
+    InvalidType,
+    /// A field has a value outside what it may hold (visibility, name, id...).
+    #[error("invalid-value")]
+    InvalidValue,
+    /// An event `typename` other than `view` or `reward`.
+    #[error("unknown-typename")]
+    UnknownTypename,
+    /// An event names a variant the experiment does not have.
+    #[error("unknown-variant")]
+    UnknownVariant,
+    /// A reward amount that is not a finite number in `[0, 1]`, or an amount on a view.
+    #[error("invalid-amount")]
+    InvalidAmount,
+    /// A timestamp that is neither integer epoch milliseconds nor RFC 3339.
+    #[error("invalid-timestamp")]
+    InvalidTimestamp,
+    /// A timestamp more than 24 hours in the future.
+    #[error("future-timestamp")]
+    FutureTimestamp,
+    /// A `batch` id that is not a UUID.
+    #[error("invalid-batch-id")]
+    InvalidBatchId,
+    /// More events in one batch than the limit.
+    #[error("too-many-events")]
+    TooManyEvents,
+    /// A request body over the size limit.
+    #[error("body-too-large")]
+    BodyTooLarge,
+    /// A JSONP callback that is not a safe identifier path.
+    #[error("invalid-callback")]
+    InvalidCallback,
+    /// A malformed settings path.
+    #[error("invalid-settings-path")]
+    InvalidSettingsPath,
+    /// Credentials are missing or wrong.
+    #[error("authentication")]
+    Authentication,
+    /// Credentials are valid but may not do this.
+    #[error("authorization")]
+    Authorization,
+    /// No experiment with this uuid is visible to the caller.
+    #[error("unknown-experiment")]
+    UnknownExperiment,
+    /// No such resource (route, API key...).
+    #[error("not-found")]
+    NotFound,
+    /// The resource does not answer this HTTP method.
+    #[error("method-not-allowed")]
+    MethodNotAllowed,
+    /// The resource already exists.
+    #[error("conflict")]
+    Conflict,
+    /// The server cannot serve now (database down); retry later.
+    #[error("unavailable")]
+    Unavailable,
+    /// An internal failure; details are in the server log, never in the answer.
+    #[error("internal")]
+    Internal,
+    /// SDK: the request did not reach the server or got no answer.
+    #[error("network")]
+    Network,
+    /// SDK: the request took longer than its timeout.
+    #[error("timeout")]
+    Timeout,
+    /// SDK: the event queue was full and the oldest events were dropped.
+    #[error("queue-full")]
+    QueueFull,
+}
+
+impl Code {
+    /// The wire `typename` of this code.
+    pub fn typename(self) -> &'static str {
+        match self {
+            Code::InvalidJson => "invalid-json",
+            Code::MissingField => "missing-field",
+            Code::InvalidType => "invalid-type",
+            Code::InvalidValue => "invalid-value",
+            Code::UnknownTypename => "unknown-typename",
+            Code::UnknownVariant => "unknown-variant",
+            Code::InvalidAmount => "invalid-amount",
+            Code::InvalidTimestamp => "invalid-timestamp",
+            Code::FutureTimestamp => "future-timestamp",
+            Code::InvalidBatchId => "invalid-batch-id",
+            Code::TooManyEvents => "too-many-events",
+            Code::BodyTooLarge => "body-too-large",
+            Code::InvalidCallback => "invalid-callback",
+            Code::InvalidSettingsPath => "invalid-settings-path",
+            Code::Authentication => "authentication",
+            Code::Authorization => "authorization",
+            Code::UnknownExperiment => "unknown-experiment",
+            Code::NotFound => "not-found",
+            Code::MethodNotAllowed => "method-not-allowed",
+            Code::Conflict => "conflict",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+            Code::Network => "network",
+            Code::Timeout => "timeout",
+            Code::QueueFull => "queue-full",
+        }
+    }
+
+    /// The HTTP status a problem made of this code alone answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            Code::Authentication => 401,
+            Code::Authorization => 403,
+            Code::UnknownExperiment | Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
+            Code::Conflict => 409,
+            Code::TooManyEvents | Code::BodyTooLarge => 413,
+            Code::Internal => 500,
+            Code::Unavailable | Code::Network | Code::Timeout => 503,
+            _ => 400,
+        }
+    }
+
+    /// Whether a client should retry a request that failed with this code.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Code::Unavailable | Code::Network | Code::Timeout)
+    }
+}
+
+/// One problem message: a code, a human sentence, and where it applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The machine-readable code (`typename` on the wire).
+    pub code: Code,
+    /// A sentence for humans.
+    pub message: String,
+    /// The offending field, e.g. `events[3].amount`.
+    pub path: Option<String>,
+    /// Extra machine-readable detail.
+    pub data: Option<Value>,
+}
+
+impl Message {
+    /// A message with no path.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Message {
+            code,
+            message: message.into(),
+            path: None,
+            data: None,
+        }
+    }
+
+    /// A message about the field at `path`.
+    pub fn at(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Message {
+            path: Some(path.into()),
+            ..Message::new(code, message)
+        }
+    }
+
+    /// This message with `data` attached.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The wire form of this message.
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("typename".into(), self.code.typename().into());
+        out.insert("message".into(), self.message.clone().into());
+        if let Some(path) = &self.path {
+            out.insert("path".into(), path.clone().into());
+        }
+        if let Some(data) = &self.data {
+            out.insert("data".into(), data.clone());
+        }
+        Value::Object(out)
+    }
+}
+
+/// A problem: an HTTP status and every message that explains it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status} {}", summary(.messages))]
+pub struct Problem {
+    /// The HTTP status (repeated in the body).
+    pub status: u16,
+    /// At least one message.
+    pub messages: Vec<Message>,
+}
+
+fn summary(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|m| match &m.path {
+            Some(p) => format!("{}: {} ({})", m.code, m.message, p),
+            None => format!("{}: {}", m.code, m.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Problem {
+    /// A problem of one message; the status comes from its code.
+    pub fn one(message: Message) -> Self {
+        Problem {
+            status: message.code.status(),
+            messages: vec![message],
+        }
+    }
+
+    /// A problem of several messages; the status is the highest of their codes'.
+    ///
+    /// An empty list becomes an `internal` problem: a problem always explains itself.
+    pub fn many(messages: Vec<Message>) -> Self {
+        if messages.is_empty() {
+            return Problem::internal();
+        }
+        let status = messages
+            .iter()
+            .map(|m| m.code.status())
+            .max()
+            .unwrap_or(400);
+        Problem { status, messages }
+    }
+
+    /// A problem of one message built from its parts.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Problem::one(Message::new(code, message))
+    }
+
+    /// A problem about the field at `path`.
+    pub fn at(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem::one(Message::at(code, path, message))
+    }
+
+    /// The generic internal-failure problem (no detail leaks to the client).
+    pub fn internal() -> Self {
+        Problem::new(Code::Internal, "The server failed to handle this request.")
+    }
+
+    /// The problem when the caller cannot see the experiment (absent, or not theirs).
+    pub fn unknown_experiment(uuid: &str) -> Self {
+        Problem::one(
+            Message::new(Code::UnknownExperiment, "There is no such experiment.")
+                .with_data(serde_json::json!({ "uuid": uuid })),
+        )
+    }
+
+    /// The code of the first message (what an SDK error is named after).
+    pub fn code(&self) -> Code {
+        self.messages
+            .first()
+            .map(|m| m.code)
+            .unwrap_or(Code::Internal)
+    }
+
+    /// Whether a client should retry (server unavailable, network, timeout, 5xx).
+    pub fn is_retryable(&self) -> bool {
+        self.status >= 500 || self.status == 429 || self.code().is_retryable()
+    }
+
+    /// The wire form, stamped with `now_ms` (milliseconds since the Unix epoch).
+    pub fn to_json(&self, now_ms: i64) -> Value {
+        json!({
+            "typename": "problem",
+            "timestamp": timestamp::format_iso(now_ms),
+            "status": self.status,
+            "messages": self.messages.iter().map(Message::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Reads a problem back from its wire form (what a client receives).
+    ///
+    /// Unknown message typenames become [`Code::Internal`] so a newer server never
+    /// breaks an older client; `None` if the value is not a problem at all.
+    pub fn from_json(value: &Value) -> Option<Problem> {
+        if value.get("typename")?.as_str()? != "problem" {
+            return None;
+        }
+        let status = u16::try_from(value.get("status")?.as_u64()?).ok()?;
+        let messages = value
+            .get("messages")?
+            .as_array()?
+            .iter()
+            .map(|m| Message {
+                code: m
+                    .get("typename")
+                    .and_then(Value::as_str)
+                    .and_then(Code::from_typename)
+                    .unwrap_or(Code::Internal),
+                message: m
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                path: m.get("path").and_then(Value::as_str).map(str::to_owned),
+                data: m.get("data").cloned(),
+            })
+            .collect();
+        Some(Problem { status, messages })
+    }
+}
+
+impl Code {
+    /// Every code, for lookups and tests.
+    pub const ALL: [Code; 25] = [
+        Code::InvalidJson,
+        Code::MissingField,
+        Code::InvalidType,
+        Code::InvalidValue,
+        Code::UnknownTypename,
+        Code::UnknownVariant,
+        Code::InvalidAmount,
+        Code::InvalidTimestamp,
+        Code::FutureTimestamp,
+        Code::InvalidBatchId,
+        Code::TooManyEvents,
+        Code::BodyTooLarge,
+        Code::InvalidCallback,
+        Code::InvalidSettingsPath,
+        Code::Authentication,
+        Code::Authorization,
+        Code::UnknownExperiment,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::Conflict,
+        Code::Unavailable,
+        Code::Internal,
+        Code::Network,
+        Code::Timeout,
+        Code::QueueFull,
+    ];
+
+    /// The code whose wire `typename` is `name`.
+    pub fn from_typename(name: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.typename() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typenames_round_trip_and_match_display() {
+        for code in Code::ALL {
+            assert_eq!(Code::from_typename(code.typename()), Some(code));
+            assert_eq!(code.to_string(), code.typename());
+        }
+    }
+
+    #[test]
+    fn wire_form_matches_spec() {
+        let p = Problem::at(Code::UnknownVariant, "events[0].variant", "No variant `x`.");
+        let json = p.to_json(1_795_708_773_232);
+        assert_eq!(json["typename"], "problem");
+        assert_eq!(json["timestamp"], "2026-11-26T15:59:33.232Z");
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["messages"][0]["typename"], "unknown-variant");
+        assert_eq!(json["messages"][0]["path"], "events[0].variant");
+        assert_eq!(Problem::from_json(&json), Some(p));
+    }
+
+    #[test]
+    fn status_is_the_worst_message() {
+        let p = Problem::many(vec![
+            Message::new(Code::InvalidAmount, "a"),
+            Message::new(Code::TooManyEvents, "b"),
+        ]);
+        assert_eq!(p.status, 413);
+        assert_eq!(Problem::many(vec![]).code(), Code::Internal);
+    }
+}

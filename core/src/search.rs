@@ -1,0 +1,230 @@
+//! Search: the `q`, `visibility`, `sort`, `limit`, `skip` parameters and the
+//! filtering and ordering they ask for.
+
+use crate::model::{Access, Experiment, Visibility};
+use crate::problem::{Code, Message, Problem};
+
+/// Most results one search answers.
+pub const MAX_LIMIT: usize = 1000;
+/// Results answered when `limit` is absent.
+pub const DEFAULT_LIMIT: usize = 25;
+
+/// The order of search results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// By uuid, ascending.
+    UuidAsc,
+    /// By uuid, descending.
+    UuidDesc,
+    /// By name (case-insensitive), ascending; ties by uuid.
+    NameAsc,
+    /// By name (case-insensitive), descending; ties by uuid.
+    NameDesc,
+}
+
+impl Sort {
+    fn parse(text: &str) -> Option<Sort> {
+        match text {
+            "uuid-asc" => Some(Sort::UuidAsc),
+            "uuid-desc" => Some(Sort::UuidDesc),
+            "name-asc" => Some(Sort::NameAsc),
+            "name-desc" => Some(Sort::NameDesc),
+            _ => None,
+        }
+    }
+}
+
+/// A validated search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// Case-insensitive text found in the name, or the exact uuid.
+    pub q: Option<String>,
+    /// Visibilities to include (default: published).
+    pub visibility: Vec<Visibility>,
+    /// Result order (default: name ascending).
+    pub sort: Sort,
+    /// At most this many results.
+    pub limit: usize,
+    /// Skip this many matches first.
+    pub skip: usize,
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        SearchQuery {
+            q: None,
+            visibility: vec![Visibility::Published],
+            sort: Sort::NameAsc,
+            limit: DEFAULT_LIMIT,
+            skip: 0,
+        }
+    }
+}
+
+/// Parses the search parameters; `param` looks one up by name.
+pub fn parse_search<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<SearchQuery, Problem> {
+    let mut query = SearchQuery::default();
+    let mut problems = Vec::new();
+    query.q = param("q")
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned);
+    if let Some(text) = param("visibility") {
+        let parsed: Option<Vec<_>> = text
+            .split(',')
+            .map(|v| Visibility::parse(v.trim()))
+            .collect();
+        match parsed {
+            Some(list) if !list.is_empty() => query.visibility = list,
+            _ => problems.push(Message::at(
+                Code::InvalidValue,
+                "visibility",
+                "`visibility` must be a comma-separated list of draft, published, archived.",
+            )),
+        }
+    }
+    if let Some(text) = param("sort") {
+        match Sort::parse(text.trim()) {
+            Some(sort) => query.sort = sort,
+            None => problems.push(Message::at(
+                Code::InvalidValue,
+                "sort",
+                "`sort` must be uuid-asc, uuid-desc, name-asc or name-desc.",
+            )),
+        }
+    }
+    if let Some(text) = param("limit") {
+        match text.trim().parse::<usize>() {
+            Ok(limit) if limit <= MAX_LIMIT => query.limit = limit,
+            _ => problems.push(Message::at(
+                Code::InvalidValue,
+                "limit",
+                format!("`limit` must be an integer from 0 to {MAX_LIMIT}."),
+            )),
+        }
+    }
+    if let Some(text) = param("skip") {
+        match text.trim().parse::<usize>() {
+            Ok(skip) => query.skip = skip,
+            Err(_) => problems.push(Message::at(
+                Code::InvalidValue,
+                "skip",
+                "`skip` must be a non-negative integer.",
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(query)
+    } else {
+        Err(Problem::many(problems))
+    }
+}
+
+impl SearchQuery {
+    /// Whether `experiment` matches the text and visibility filters for `access`
+    /// (an API key only ever matches published experiments).
+    pub fn matches(&self, experiment: &Experiment, access: Access) -> bool {
+        access.may_see(experiment.visibility)
+            && self.visibility.contains(&experiment.visibility)
+            && self.q.as_deref().is_none_or(|q| {
+                experiment.uuid.to_string() == q.to_ascii_lowercase()
+                    || experiment.name.to_lowercase().contains(&q.to_lowercase())
+            })
+    }
+
+    /// Filters, orders and pages `experiments` as asked.
+    pub fn apply<'e>(
+        &self,
+        experiments: impl IntoIterator<Item = &'e Experiment>,
+        access: Access,
+    ) -> Vec<&'e Experiment> {
+        let mut found: Vec<&Experiment> = experiments
+            .into_iter()
+            .filter(|e| self.matches(e, access))
+            .collect();
+        let by_name = |a: &&Experiment, b: &&Experiment| {
+            a.name
+                .to_lowercase()
+                .cmp(&b.name.to_lowercase())
+                .then(a.uuid.cmp(&b.uuid))
+        };
+        match self.sort {
+            Sort::UuidAsc => found.sort_by_key(|e| e.uuid),
+            Sort::UuidDesc => found.sort_by_key(|e| std::cmp::Reverse(e.uuid)),
+            Sort::NameAsc => found.sort_by(by_name),
+            Sort::NameDesc => found.sort_by(|a, b| by_name(b, a)),
+        }
+        found.into_iter().skip(self.skip).take(self.limit).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::empty_object;
+    use uuid::Uuid;
+
+    fn exp(n: u128, name: &str, visibility: Visibility) -> Experiment {
+        Experiment {
+            uuid: Uuid::from_u128(n),
+            account_id: Uuid::from_u128(99),
+            name: name.into(),
+            visibility,
+            settings: empty_object(),
+            variants: vec![],
+        }
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> Result<SearchQuery, Problem> {
+        let pairs = pairs.to_vec();
+        parse_search(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v))
+    }
+
+    #[test]
+    fn filters_sorts_and_pages() {
+        let all = [
+            exp(1, "beta", Visibility::Published),
+            exp(2, "Alpha", Visibility::Published),
+            exp(3, "alpha draft", Visibility::Draft),
+            exp(4, "gamma", Visibility::Archived),
+        ];
+        let names = |q: &SearchQuery, access| {
+            q.apply(&all, access)
+                .iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let default = query(&[]).unwrap_or_default();
+        assert_eq!(names(&default, Access::Complete), ["Alpha", "beta"]);
+        let drafts =
+            query(&[("visibility", "draft,published"), ("q", "ALPHA")]).unwrap_or_default();
+        assert_eq!(names(&drafts, Access::Complete), ["Alpha", "alpha draft"]);
+        assert_eq!(names(&drafts, Access::Summary), ["Alpha"]);
+        let paged = query(&[
+            ("visibility", "draft,published,archived"),
+            ("sort", "uuid-desc"),
+            ("limit", "2"),
+            ("skip", "1"),
+        ])
+        .unwrap_or_default();
+        assert_eq!(names(&paged, Access::Complete), ["alpha draft", "Alpha"]);
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let problem = query(&[
+            ("visibility", "live"),
+            ("sort", "x"),
+            ("limit", "-1"),
+            ("skip", "a"),
+        ])
+        .err()
+        .unwrap_or_else(Problem::internal);
+        let paths: Vec<_> = problem
+            .messages
+            .iter()
+            .filter_map(|m| m.path.clone())
+            .collect();
+        assert_eq!(paths, ["visibility", "sort", "limit", "skip"]);
+    }
+}

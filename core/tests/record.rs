@@ -1,0 +1,204 @@
+//! The record rules, driven by the shared vectors in `tests/vectors/record.json`
+//! (the SDK's browser tests read the same file), plus property tests that the
+//! parsers never panic on arbitrary input.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use myna_core::event::{parse_record_body, parse_record_params};
+use myna_core::experiment::{apply_update, parse_create};
+use myna_core::model::{Experiment, Variant, Visibility, empty_object};
+use myna_core::settings::parse_path;
+use myna_core::{Problem, RecordBatch, jsonp};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const VECTORS: &str = include_str!("../../tests/vectors/record.json");
+
+fn experiment(ids: &[&str]) -> Experiment {
+    Experiment {
+        uuid: Uuid::from_u128(1),
+        account_id: Uuid::from_u128(2),
+        name: "vectors".into(),
+        visibility: Visibility::Published,
+        settings: empty_object(),
+        variants: ids.iter().map(|id| Variant::new(*id)).collect(),
+    }
+}
+
+fn problem_summary(problem: &Problem) -> Value {
+    json!({
+        "status": problem.status,
+        "messages": problem.messages.iter().map(|m| {
+            let mut out = json!({ "typename": m.code.typename() });
+            if let Some(path) = &m.path {
+                out["path"] = json!(path);
+            }
+            out
+        }).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn shared_record_vectors() {
+    let doc: Value = serde_json::from_str(VECTORS).unwrap();
+    let ids: Vec<&str> = doc["experiment"]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let experiment = experiment(&ids);
+    let now = doc["now"].as_i64().unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 30, "the vectors cover every rule");
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let result = if let Some(params) = case.get("params") {
+            let params = params.as_object().unwrap();
+            parse_record_params(|k| params.get(k).and_then(Value::as_str), &experiment, now)
+        } else if let Some(text) = case.get("bodyText") {
+            parse_record_body(text.as_str().unwrap().as_bytes(), &experiment, now)
+        } else {
+            parse_record_body(case["body"].to_string().as_bytes(), &experiment, now)
+        };
+        match (&case["expect"]["batch"], result) {
+            (Value::Null, Ok(batch)) => panic!("{name}: expected a problem, got {batch:?}"),
+            (Value::Null, Err(problem)) => {
+                assert_eq!(
+                    problem_summary(&problem),
+                    case["expect"]["problem"],
+                    "{name}"
+                );
+            }
+            (expected, Ok(batch)) => {
+                let expected: RecordBatch = serde_json::from_value(expected.clone()).unwrap();
+                assert_eq!(batch, expected, "{name}");
+                // The wire form round-trips: what the SDK sends is what the server reads.
+                let wire = serde_json::to_vec(&batch).unwrap();
+                assert_eq!(
+                    parse_record_body(&wire, &experiment, now).unwrap(),
+                    batch,
+                    "{name}"
+                );
+            }
+            (_, Err(problem)) => panic!("{name}: unexpected problem {problem}"),
+        }
+    }
+}
+
+#[test]
+fn jsonp_params_of_an_event_parse_back_to_it() {
+    let experiment = experiment(&["v1"]);
+    let body = json!({"batch": Uuid::from_u128(7).to_string(), "events": [{"typename": "reward", "variant": "v1", "amount": 0.3, "timestamp": 5}]});
+    let batch = parse_record_body(body.to_string().as_bytes(), &experiment, 10).unwrap();
+    let params = batch.events[0].query_params(batch.batch);
+    let back = parse_record_params(
+        |k| {
+            params
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.as_str())
+        },
+        &experiment,
+        10,
+    )
+    .unwrap();
+    assert_eq!(back, batch);
+}
+
+#[test]
+fn body_over_one_mebibyte_is_refused_before_parsing() {
+    let body = vec![b' '; (1 << 20) + 1];
+    let problem = parse_record_body(&body, &experiment(&["v1"]), 0).unwrap_err();
+    assert_eq!(problem.status, 413);
+    assert_eq!(problem.code().typename(), "body-too-large");
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        prop_oneof![
+            Just("view".to_owned()),
+            Just("reward".to_owned()),
+            Just("v1".to_owned()),
+            Just("2026-11-26T15:59:33.232Z".to_owned()),
+            ".*"
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("events".to_owned()),
+                        Just("typename".to_owned()),
+                        Just("variant".to_owned()),
+                        Just("amount".to_owned()),
+                        Just("timestamp".to_owned()),
+                        Just("batch".to_owned()),
+                        Just("name".to_owned()),
+                        Just("settingsUpdates".to_owned()),
+                        Just("variantUpdates".to_owned()),
+                        Just("variants".to_owned()),
+                        ".*"
+                    ],
+                    inner
+                ),
+                0..8
+            )
+            .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn record_parser_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_record_body(&bytes, &experiment(&["v1"]), 1_000);
+    }
+
+    #[test]
+    fn record_parser_never_panics_on_json(value in arb_json(), now in any::<i64>()) {
+        let body = serde_json::to_vec(&value).unwrap();
+        if let Err(problem) = parse_record_body(&body, &experiment(&["v1", "v2"]), now) {
+            prop_assert!(!problem.messages.is_empty());
+            prop_assert!((400..500).contains(&problem.status));
+        }
+        let events = json!({"events": [value]});
+        let _ = parse_record_body(events.to_string().as_bytes(), &experiment(&["v1"]), now);
+    }
+
+    #[test]
+    fn jsonp_params_never_panic(pairs in prop::collection::vec((prop_oneof![
+        Just("typename"), Just("variant"), Just("amount"), Just("reward"), Just("timestamp"), Just("batch")
+    ], ".*"), 0..6)) {
+        let _ = parse_record_params(
+            |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str()),
+            &experiment(&["v1"]),
+            0,
+        );
+    }
+
+    #[test]
+    fn experiment_bodies_never_panic(value in arb_json()) {
+        let body = serde_json::to_vec(&value).unwrap();
+        let _ = parse_create(&body);
+        let _ = apply_update(&experiment(&["v1"]), &body);
+        let wrapped = json!({"settingsUpdates": value.clone(), "variantUpdates": {"v1": value}});
+        let _ = apply_update(&experiment(&["v1"]), wrapped.to_string().as_bytes());
+    }
+
+    #[test]
+    fn path_and_callback_checks_never_panic(text in ".*") {
+        let _ = parse_path(&text);
+        let _ = jsonp::validate_callback(&text);
+    }
+}

@@ -1,0 +1,1 @@
+//! The Myna browser SDK (filled in by the SDK issue).
