@@ -4,6 +4,7 @@
 //! milliseconds), so every function here is deterministic. Modules by concept:
 //!
 //! - [`model`]: experiments, variants, visibility, access levels;
+//! - [`account`]: login, token and API key wire forms;
 //! - [`event`]: the record batch wire form, its parsing and validation;
 //! - [`experiment`]: create and update bodies;
 //! - [`read_form`]: the read form (complete, summary) and the search answer;
@@ -14,6 +15,7 @@
 //! - [`timestamp`]: timestamp parsing and formatting;
 //! - [`weights`]: Thompson-sampling weights.
 
+pub mod account;
 pub mod event;
 pub mod experiment;
 pub mod jsonp;
