@@ -87,6 +87,9 @@ pub enum Code {
     /// SDK: the event queue was full and the oldest events were dropped.
     #[error("queue-full")]
     QueueFull,
+    /// SDK: `reward` was called before the visitor viewed any variant of the experiment.
+    #[error("no-view")]
+    NoView,
 }
 
 impl Code {
@@ -118,6 +121,7 @@ impl Code {
             Code::Network => "network",
             Code::Timeout => "timeout",
             Code::QueueFull => "queue-full",
+            Code::NoView => "no-view",
         }
     }
 
@@ -320,7 +324,7 @@ impl Problem {
 
 impl Code {
     /// Every code, for lookups and tests.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::InvalidJson,
         Code::MissingField,
         Code::InvalidType,
@@ -346,6 +350,7 @@ impl Code {
         Code::Network,
         Code::Timeout,
         Code::QueueFull,
+        Code::NoView,
     ];
 
     /// The code whose wire `typename` is `name`.
