@@ -61,12 +61,24 @@ impl Event {
 
     /// The JSONP record parameters for this event (without `apikey`/`callback`).
     pub fn query_params(&self, batch: Option<Uuid>) -> Vec<(&'static str, String)> {
+        self.query_params_with(batch, |amount| amount.to_string())
+    }
+
+    /// [`Event::query_params`] with the amount written by `number`, which may
+    /// give any text that parses back to the same `f64`. The SDK passes the
+    /// browser's own number formatting, which keeps Rust's float formatting
+    /// (some 15 KB) out of its wasm.
+    pub fn query_params_with(
+        &self,
+        batch: Option<Uuid>,
+        number: impl FnOnce(f64) -> String,
+    ) -> Vec<(&'static str, String)> {
         let mut params = vec![
             ("typename", self.typename.as_str().to_owned()),
             ("variant", self.variant.clone()),
         ];
         if let Some(amount) = self.amount {
-            params.push(("amount", amount.to_string()));
+            params.push(("amount", number(amount)));
         }
         params.push(("timestamp", self.timestamp.to_string()));
         if let Some(batch) = batch {
@@ -139,6 +151,65 @@ pub fn validate_event(
     now_ms: i64,
     prefix: &str,
 ) -> Result<Event, Vec<Message>> {
+    let (typename, amount, mut problems) = check_event(input, experiment, prefix);
+    let timestamp = match input.timestamp {
+        None => Some(now_ms),
+        Some(ts) => match timestamp_ms(ts) {
+            Some(ms) if ms > now_ms.saturating_add(MAX_FUTURE_MS) => {
+                problems.push(
+                    Message::at(
+                        Code::FutureTimestamp,
+                        [prefix, "timestamp"].concat(),
+                        "A timestamp may be at most 24 hours in the future.",
+                    )
+                    .with_data(json!({ "timestamp": ms, "now": now_ms })),
+                );
+                None
+            }
+            Some(ms) => Some(ms),
+            None => {
+                problems.push(Message::at(
+                    Code::InvalidTimestamp,
+                    [prefix, "timestamp"].concat(),
+                    "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+                ));
+                None
+            }
+        },
+    };
+    finish_event(typename, input.variant, amount, timestamp, problems)
+}
+
+/// Validates an event the caller creates now (an SDK call: `view`, `reward`),
+/// by the same rules as [`validate_event`], stamped `now_ms`. Problem paths
+/// are the bare field names (`amount`, `variant`).
+///
+/// Taking no timestamp input, it needs no timestamp parsing, which keeps the
+/// RFC 3339 parser out of the SDK's wasm.
+pub fn new_event(
+    typename: &str,
+    variant: &str,
+    amount: Option<f64>,
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<Event, Vec<Message>> {
+    let input = EventInput {
+        typename,
+        variant,
+        amount,
+        timestamp: None,
+    };
+    let (typename, amount, problems) = check_event(&input, experiment, "");
+    finish_event(typename, variant, amount, Some(now_ms), problems)
+}
+
+/// The rules on an event's typename, variant and amount; every problem, in
+/// field order.
+fn check_event(
+    input: &EventInput,
+    experiment: &Experiment,
+    prefix: &str,
+) -> (Option<EventType>, Option<f64>, Vec<Message>) {
     let mut problems = Vec::new();
     let typename = match input.typename {
         "view" => Some(EventType::View),
@@ -147,7 +218,7 @@ pub fn validate_event(
             problems.push(
                 Message::at(
                     Code::UnknownTypename,
-                    format!("{prefix}typename"),
+                    [prefix, "typename"].concat(),
                     "An event's typename must be `view` or `reward`.",
                 )
                 .with_data(json!({ "typename": other })),
@@ -159,7 +230,7 @@ pub fn validate_event(
         problems.push(
             Message::at(
                 Code::UnknownVariant,
-                format!("{prefix}variant"),
+                [prefix, "variant"].concat(),
                 "The experiment has no variant with this id.",
             )
             .with_data(json!({ "variant": input.variant })),
@@ -169,7 +240,7 @@ pub fn validate_event(
         (Some(EventType::View), Some(_)) => {
             problems.push(Message::at(
                 Code::InvalidAmount,
-                format!("{prefix}amount"),
+                [prefix, "amount"].concat(),
                 "A view takes no amount; only rewards do.",
             ));
             None
@@ -179,7 +250,7 @@ pub fn validate_event(
             if !(amount.is_finite() && (0.0..=1.0).contains(&amount)) {
                 problems.push(Message::at(
                     Code::InvalidAmount,
-                    format!("{prefix}amount"),
+                    [prefix, "amount"].concat(),
                     "A reward amount must be a number from 0 to 1.",
                 ));
             }
@@ -187,35 +258,20 @@ pub fn validate_event(
         }
         _ => None,
     };
-    let timestamp = match input.timestamp {
-        None => Some(now_ms),
-        Some(ts) => match timestamp_ms(ts) {
-            Some(ms) if ms > now_ms.saturating_add(MAX_FUTURE_MS) => {
-                problems.push(
-                    Message::at(
-                        Code::FutureTimestamp,
-                        format!("{prefix}timestamp"),
-                        "A timestamp may be at most 24 hours in the future.",
-                    )
-                    .with_data(json!({ "timestamp": ms, "now": now_ms })),
-                );
-                None
-            }
-            Some(ms) => Some(ms),
-            None => {
-                problems.push(Message::at(
-                    Code::InvalidTimestamp,
-                    format!("{prefix}timestamp"),
-                    "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
-                ));
-                None
-            }
-        },
-    };
+    (typename, amount, problems)
+}
+
+fn finish_event(
+    typename: Option<EventType>,
+    variant: &str,
+    amount: Option<f64>,
+    timestamp: Option<i64>,
+    problems: Vec<Message>,
+) -> Result<Event, Vec<Message>> {
     match (typename, timestamp) {
         (Some(typename), Some(timestamp)) if problems.is_empty() => Ok(Event {
             typename,
-            variant: input.variant.to_owned(),
+            variant: variant.to_owned(),
             amount,
             timestamp,
         }),
@@ -335,7 +391,7 @@ fn parse_event_value(
         Some(_) => {
             problems.push(Message::at(
                 Code::InvalidType,
-                format!("{prefix}amount"),
+                [prefix, "amount"].concat(),
                 "`amount` must be a number.",
             ));
             None

@@ -202,3 +202,71 @@ proptest! {
         let _ = jsonp::validate_callback(&text);
     }
 }
+
+#[test]
+fn new_event_follows_validate_event_rules() {
+    use myna_core::event::{EventInput, new_event, validate_event};
+    let experiment = experiment(&["v1", "v2"]);
+    let now = 1_795_708_773_232;
+    let cases: [(&str, &str, Option<f64>); 9] = [
+        ("view", "v1", None),
+        ("reward", "v2", None),
+        ("reward", "v2", Some(0.25)),
+        ("reward", "v1", Some(7.0)),
+        ("reward", "v1", Some(f64::NAN)),
+        ("view", "v1", Some(0.5)),
+        ("view", "nope", None),
+        ("click", "nope", Some(2.0)),
+        ("reward", "v1", Some(-0.0)),
+    ];
+    for (typename, variant, amount) in cases {
+        let input = EventInput {
+            typename,
+            variant,
+            amount,
+            timestamp: None,
+        };
+        let expected = validate_event(&input, &experiment, now, "");
+        let got = new_event(typename, variant, amount, &experiment, now);
+        assert_eq!(
+            format!("{got:?}"),
+            format!("{expected:?}"),
+            "{typename} {variant} {amount:?}"
+        );
+    }
+    let problems = new_event("reward", "v1", Some(7.0), &experiment, now).unwrap_err();
+    assert_eq!(problems[0].path.as_deref(), Some("amount"));
+    assert_eq!(problems[0].code.typename(), "invalid-amount");
+}
+
+#[test]
+fn jsonp_params_with_any_faithful_number_format_parse_back() {
+    let experiment = experiment(&["v1"]);
+    for amount in [0.0, 1.0, 0.25, 0.3, 1e-7, 0.1 + 0.2, 5e-324] {
+        let event = myna_core::Event {
+            typename: myna_core::EventType::Reward,
+            variant: "v1".into(),
+            amount: Some(amount),
+            timestamp: 5,
+        };
+        let batch = Some(Uuid::from_u128(9));
+        assert_eq!(
+            event.query_params_with(batch, |a| a.to_string()),
+            event.query_params(batch)
+        );
+        // Exponent notation (what a browser writes for 1e-7) parses back too.
+        let params = event.query_params_with(batch, |a| format!("{a:e}"));
+        let back = parse_record_params(
+            |k| {
+                params
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.as_str())
+            },
+            &experiment,
+            10,
+        )
+        .unwrap();
+        assert_eq!(back.events, vec![event], "{amount}");
+    }
+}
