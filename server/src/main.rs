@@ -1,3 +1,45 @@
-//! The Myna server binary (filled in by the server issue).
+//! The `myna-server` binary: parses the command line, sets up logging, runs.
 
-fn main() {}
+use std::io::IsTerminal;
+
+use clap::Parser;
+use myna_server::config::{AccountCommand, ApikeyCommand, Cli, Command};
+use myna_server::serve;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve::serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve::serve(args).await,
+        Some(Command::Account(AccountCommand::Create {
+            email,
+            password,
+            database,
+        })) => serve::account_create(&database.database, &email, password).await,
+        Some(Command::Apikey(ApikeyCommand::Create {
+            email,
+            name,
+            database,
+        })) => serve::apikey_create(&database.database, &email, name).await,
+        Some(Command::Apikey(ApikeyCommand::List { email, database })) => {
+            serve::apikey_list(&database.database, &email).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("myna-server: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

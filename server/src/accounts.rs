@@ -1,0 +1,76 @@
+//! Accounts: creating one (CLI, first start) and the first-start bootstrap.
+
+use myna_core::account::normalize_email;
+use myna_core::{Code, Problem};
+use uuid::Uuid;
+
+use crate::auth::Passwords;
+use crate::storage::{Account, Storage};
+
+/// The first account's email when `MYNA_ADMIN_EMAIL` is unset.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
+
+/// Creates an account; 409 `conflict` if the email is taken.
+pub async fn create_account(
+    storage: &dyn Storage,
+    passwords: &Passwords,
+    email: &str,
+    password: &str,
+    now_ms: i64,
+) -> Result<Account, Problem> {
+    let email = normalize_email(email);
+    if email.is_empty() || password.is_empty() {
+        return Err(Problem::new(
+            Code::InvalidValue,
+            "An account needs a non-empty email and password.",
+        ));
+    }
+    let account = Account {
+        id: Uuid::new_v4(),
+        email,
+        password_hash: passwords.hash(password)?,
+        created_ms: now_ms,
+    };
+    storage.create_account(&account).await?;
+    Ok(account)
+}
+
+/// What the first start created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstAccount {
+    /// Its email.
+    pub email: String,
+    /// Its password when it was generated (to print once); `None` when it
+    /// came from the environment.
+    pub generated_password: Option<String>,
+}
+
+/// On an empty database, creates the first account from `email` and
+/// `password` (`MYNA_ADMIN_EMAIL`, `MYNA_ADMIN_PASSWORD`), generating what is
+/// missing; `None` when accounts already exist.
+pub async fn bootstrap(
+    storage: &dyn Storage,
+    passwords: &Passwords,
+    email: Option<String>,
+    password: Option<String>,
+    now_ms: i64,
+) -> Result<Option<FirstAccount>, Problem> {
+    if storage.account_count().await? > 0 {
+        return Ok(None);
+    }
+    let email = email
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_owned());
+    let (password, generated_password) = match password.filter(|p| !p.is_empty()) {
+        Some(password) => (password, None),
+        None => {
+            let password = Uuid::new_v4().simple().to_string();
+            (password.clone(), Some(password))
+        }
+    };
+    let account = create_account(storage, passwords, &email, &password, now_ms).await?;
+    Ok(Some(FirstAccount {
+        email: account.email,
+        generated_password,
+    }))
+}

@@ -1,0 +1,176 @@
+//! The ONE place that turns an answer or a [`Problem`] into an HTTP response:
+//! plain JSON with the problem's status, or JSONP (`callback`), where every
+//! answer, error or not, is HTTP 200 with the would-be status inside, the body
+//! starts with `/**/` and carries `X-Content-Type-Options: nosniff`. An invalid
+//! callback gets a plain JSON 400 and is never echoed.
+
+use myna_core::{Code, Problem, jsonp};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{Error, Response};
+
+use crate::storage::StorageError;
+
+/// How the caller wants its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Plain JSON.
+    Json,
+    /// JSONP: `/**/callback(json);`.
+    Jsonp(String),
+}
+
+impl Format {
+    /// The format asked by a `callback` parameter. An invalid callback is a
+    /// problem to answer as plain JSON ([`Format::Json`]), never echoed.
+    pub fn from_callback(callback: Option<&str>) -> Result<Format, Problem> {
+        match callback {
+            None => Ok(Format::Json),
+            Some(callback) => {
+                jsonp::validate_callback(callback)?;
+                Ok(Format::Jsonp(callback.to_owned()))
+            }
+        }
+    }
+}
+
+fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
+    let builder = Response::builder().header(header::CACHE_CONTROL, "no-store");
+    match format {
+        Format::Json => builder
+            .status(status)
+            .content_type("application/json")
+            .body(json.to_owned()),
+        Format::Jsonp(callback) => builder
+            .status(StatusCode::OK)
+            .content_type("application/javascript; charset=utf-8")
+            .header(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            )
+            .body(jsonp::wrap(callback, json)),
+    }
+}
+
+/// A successful answer: 200 with `json` (already serialized).
+pub fn ok_response(format: &Format, json: &str) -> Response {
+    respond(format, StatusCode::OK, json)
+}
+
+/// A problem: its status (JSON) or 200 (JSONP), stamped with `now_ms`.
+pub fn problem_response(format: &Format, problem: &Problem, now_ms: i64) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    respond(format, status, &problem.to_json(now_ms).to_string())
+}
+
+/// An answer or a problem.
+pub fn result_response<T: AsRef<str>>(
+    format: &Format,
+    result: Result<T, Problem>,
+    now_ms: i64,
+) -> Response {
+    match result {
+        Ok(json) => ok_response(format, json.as_ref()),
+        Err(problem) => problem_response(format, &problem, now_ms),
+    }
+}
+
+/// A routing or framework error (unknown route, wrong method, panic) as a problem.
+pub fn error_response(error: &Error, now_ms: i64) -> Response {
+    let problem = match error.status() {
+        StatusCode::NOT_FOUND => Problem::new(Code::NotFound, "There is no such resource."),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            Code::MethodNotAllowed,
+            "This resource does not answer this HTTP method.",
+        ),
+        status if status.is_server_error() => {
+            tracing::error!(%error, "request failed");
+            Problem::internal()
+        }
+        status => Problem::one(myna_core::Message::new(
+            Code::InvalidValue,
+            error.to_string(),
+        ))
+        .with_status(status.as_u16()),
+    };
+    problem_response(&Format::Json, &problem, now_ms)
+}
+
+trait WithStatus {
+    fn with_status(self, status: u16) -> Self;
+}
+
+impl WithStatus for Problem {
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl From<StorageError> for Problem {
+    /// Unavailable databases answer 503 (retry); anything else is logged with
+    /// its detail and answered with the generic 500 problem.
+    fn from(error: StorageError) -> Problem {
+        match error {
+            StorageError::Conflict => Problem::new(Code::Conflict, "This already exists."),
+            StorageError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                Problem::new(
+                    Code::Unavailable,
+                    "The database is unavailable; retry later.",
+                )
+            }
+            StorageError::Internal(detail) => {
+                tracing::error!(%detail, "database failure");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> String {
+        response.into_body().into_string().await.unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn jsonp_errors_are_200_with_status_inside() {
+        let problem = Problem::unknown_experiment("x");
+        let format = Format::Jsonp("cb.f".into());
+        let response = problem_response(&format, &problem, 0);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::X_CONTENT_TYPE_OPTIONS),
+            Some(&HeaderValue::from_static("nosniff"))
+        );
+        let text = body(response).await;
+        assert!(text.starts_with("/**/cb.f({"), "{text}");
+        assert!(text.contains(r#""status":404"#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn invalid_callback_is_plain_json_400_and_not_echoed() {
+        let problem = Format::from_callback(Some("alert(1)//"))
+            .err()
+            .unwrap_or_else(Problem::internal);
+        let response = problem_response(&Format::Json, &problem, 0);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let text = body(response).await;
+        assert!(text.contains("invalid-callback"));
+        assert!(!text.contains("alert"));
+    }
+
+    #[test]
+    fn storage_failures_hide_their_detail() {
+        let problem = Problem::from(StorageError::Internal("SELECT secret FROM /var/db".into()));
+        let text = problem.to_json(0).to_string();
+        assert_eq!(problem.status, 500);
+        assert!(!text.contains("secret") && !text.contains("/var/db"));
+        assert_eq!(
+            Problem::from(StorageError::Unavailable("disk full".into())).status,
+            503
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The commit writer: the one task that changes experiments, so the database
+//! and the cache change in the same order.
+//!
+//! Record batches are committed in groups: when the writer takes a batch it
+//! also takes every batch already waiting (up to [`MAX_GROUP_BATCHES`] or
+//! [`MAX_GROUP_EVENTS`]) and commits them all in ONE transaction, with one
+//! fsync; batches that arrive meanwhile form the next group. Each waiter is
+//! answered only after the commit, so an answer means the events are durable.
+//! Definition changes (create, update, delete, reset) go through the same
+//! queue, one at a time.
+
+use std::sync::Arc;
+
+use myna_core::experiment::apply_update;
+use myna_core::{Experiment, Problem};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::storage::{Recording, Storage, StorageError};
+
+/// Most batches one group commit takes.
+pub const MAX_GROUP_BATCHES: usize = 4096;
+/// Most events one group commit takes (it may exceed this by one batch).
+pub const MAX_GROUP_EVENTS: usize = 200_000;
+/// Jobs waiting for the writer before callers wait to enqueue (backpressure).
+const QUEUE: usize = 16_384;
+
+/// A change to an experiment's definition or counts (other than recording).
+#[derive(Debug)]
+pub enum Change {
+    /// Store a new experiment.
+    Create(Experiment),
+    /// Apply an update body to the experiment, if `account` owns it.
+    Update {
+        /// The experiment.
+        uuid: Uuid,
+        /// Who asks.
+        account: Uuid,
+        /// The update body (`myna_core::experiment::apply_update` parses it).
+        body: Vec<u8>,
+    },
+    /// Delete the experiment, if `account` owns it.
+    Delete {
+        /// The experiment.
+        uuid: Uuid,
+        /// Who asks.
+        account: Uuid,
+    },
+    /// Zero the experiment's counts, if `account` owns it.
+    Reset {
+        /// The experiment.
+        uuid: Uuid,
+        /// Who asks.
+        account: Uuid,
+    },
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Problem>>;
+
+enum Job {
+    Record(Recording, Reply<bool>),
+    Change(Change, Reply<Option<Arc<Experiment>>>),
+}
+
+/// The handle through which requests reach the writer.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Record(r, _) => write!(f, "Record({})", r.experiment),
+            Job::Change(c, _) => write!(f, "Change({c:?})"),
+        }
+    }
+}
+
+fn gone() -> Problem {
+    Problem::new(
+        myna_core::Code::Unavailable,
+        "The server is shutting down; retry.",
+    )
+}
+
+impl Committer {
+    /// Starts the writer; it ends once every `Committer` clone is dropped and
+    /// the queue is drained.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        cache: Arc<Cache>,
+        clock: Clock,
+    ) -> (Committer, JoinHandle<()>) {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            storage,
+            cache,
+            clock,
+        };
+        (Committer { queue }, tokio::spawn(writer.run(jobs)))
+    }
+
+    /// Records a validated batch durably; answers whether it was counted
+    /// (false: its batch id was already recorded for this experiment).
+    pub async fn record(&self, recording: Recording) -> Result<bool, Problem> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Record(recording, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Applies a change; answers the experiment as it is afterwards (`None`
+    /// after a delete).
+    pub async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Change(change, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+struct Writer {
+    storage: Arc<dyn Storage>,
+    cache: Arc<Cache>,
+    clock: Clock,
+}
+
+impl Writer {
+    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+        let mut next = None;
+        loop {
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.recv().await {
+                    Some(job) => job,
+                    None => break,
+                },
+            };
+            match job {
+                Job::Change(change, reply) => {
+                    let _ = reply.send(self.change(change).await);
+                }
+                Job::Record(recording, reply) => {
+                    let mut events = recording.batch.events.len();
+                    let mut group = vec![(recording, reply)];
+                    while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
+                        match jobs.try_recv() {
+                            Ok(Job::Record(recording, reply)) => {
+                                events += recording.batch.events.len();
+                                group.push((recording, reply));
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(group).await;
+                }
+            }
+        }
+        tracing::debug!("commit writer stopped");
+    }
+
+    async fn commit(&self, group: Vec<(Recording, Reply<bool>)>) {
+        let (recordings, replies): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .filter_map(|(recording, reply)| {
+                // Deleted since the request was validated: as if recorded, then deleted.
+                if self.cache.experiment(recording.experiment).is_some() {
+                    Some((recording, reply))
+                } else {
+                    let uuid = recording.experiment.to_string();
+                    let _ = reply.send(Err(Problem::unknown_experiment(&uuid)));
+                    None
+                }
+            })
+            .unzip();
+        if recordings.is_empty() {
+            return;
+        }
+        match self.storage.record(&recordings, self.clock.now_ms()).await {
+            Ok(counted) => {
+                for ((recording, reply), counted) in recordings.iter().zip(replies).zip(counted) {
+                    if counted {
+                        self.cache.add(recording.experiment, &recording.batch);
+                    }
+                    let _ = reply.send(Ok(counted));
+                }
+            }
+            Err(error) => {
+                let problem = Problem::from(error);
+                for reply in replies {
+                    let _ = reply.send(Err(problem.clone()));
+                }
+            }
+        }
+    }
+
+    async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
+        let now = self.clock.now_ms();
+        let owned = |uuid: Uuid, account: Uuid| {
+            self.cache
+                .experiment(uuid)
+                .filter(|e| e.account_id == account)
+                .ok_or_else(|| Problem::unknown_experiment(&uuid.to_string()))
+        };
+        match change {
+            Change::Create(experiment) => {
+                let uuid = experiment.uuid;
+                if self.cache.experiment(uuid).is_some() {
+                    return Err(StorageError::Conflict.into());
+                }
+                self.storage.create_experiment(&experiment, now).await?;
+                self.cache.put(experiment, now);
+                Ok(self.cache.experiment(uuid))
+            }
+            Change::Update {
+                uuid,
+                account,
+                body,
+            } => {
+                let current = owned(uuid, account)?;
+                let next = apply_update(&current, &body)?;
+                if !self.storage.update_experiment(&next).await? {
+                    return Err(Problem::unknown_experiment(&uuid.to_string()));
+                }
+                self.cache.put(next, now);
+                Ok(self.cache.experiment(uuid))
+            }
+            Change::Delete { uuid, account } => {
+                owned(uuid, account)?;
+                self.storage.delete_experiment(uuid).await?;
+                self.cache.remove(uuid);
+                Ok(None)
+            }
+            Change::Reset { uuid, account } => {
+                let current = owned(uuid, account)?;
+                if !self.storage.reset_experiment(uuid).await? {
+                    return Err(Problem::unknown_experiment(&uuid.to_string()));
+                }
+                let mut next = (*current).clone();
+                next.reset();
+                self.cache.put(next, now);
+                Ok(self.cache.experiment(uuid))
+            }
+        }
+    }
+}

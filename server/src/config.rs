@@ -1,0 +1,165 @@
+//! Configuration: the command line (`myna-server [serve] --listen --database
+//! --allow-origin`, account and API key subcommands) and the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The Myna server: a self-hosted bandit A/B-testing service.
+#[derive(Debug, Parser)]
+#[command(name = "myna-server", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Serving options, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+/// Where the database is (every subcommand takes it).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// The database: an SQLite file path (created if missing) or `sqlite:` URL;
+    /// a `postgres://` URL selects PostgreSQL.
+    #[arg(long, env = "MYNA_DATABASE", default_value = "myna.db")]
+    pub database: String,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "MYNA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Origins browsers may call from: a comma list, or `*` for any.
+    #[arg(long = "allow-origin", env = "MYNA_ALLOW_ORIGINS", default_value = "*")]
+    pub allow_origins: String,
+    /// The first account's email, used only on an empty database.
+    #[arg(long, env = "MYNA_ADMIN_EMAIL", hide = true)]
+    pub admin_email: Option<String>,
+    /// The first account's password, used only on an empty database.
+    #[arg(long, env = "MYNA_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// `account` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account; prints its password when generated.
+    Create {
+        /// Its email (the login).
+        #[arg(long)]
+        email: String,
+        /// Its password (default: generated and printed).
+        #[arg(long, env = "MYNA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// `apikey` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create an API key for an account; prints it.
+    Create {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List an account's API keys.
+    List {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Which database a `--database` value names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file.
+    SqliteFile(PathBuf),
+    /// An `sqlite:` URL.
+    SqliteUrl(String),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a `--database` value.
+    pub fn parse(text: &str) -> Database {
+        let text = text.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.to_owned())
+        } else if text.starts_with("sqlite:") {
+            Database::SqliteUrl(text.to_owned())
+        } else {
+            Database::SqliteFile(PathBuf::from(text))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_values() {
+        assert_eq!(
+            Database::parse("myna.db"),
+            Database::SqliteFile("myna.db".into())
+        );
+        assert!(matches!(
+            Database::parse("sqlite://x.db"),
+            Database::SqliteUrl(_)
+        ));
+        assert!(matches!(
+            Database::parse("postgres://u@h/db"),
+            Database::Postgres(_)
+        ));
+    }
+
+    #[test]
+    fn serve_is_the_default() {
+        let cli = Cli::try_parse_from(["myna-server", "--listen", "127.0.0.1:0"]);
+        let cli = cli.map_err(|e| e.to_string());
+        assert_eq!(
+            cli.as_ref()
+                .map(|c| (c.command.is_none(), c.serve.listen.as_str())),
+            Ok((true, "127.0.0.1:0"))
+        );
+        let cli = Cli::try_parse_from(["myna-server", "serve", "--database", "a.db"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Some(Command::Serve(ServeArgs { database: DatabaseArgs { database }, .. }))) if database == "a.db"
+        ));
+    }
+}

@@ -1,0 +1,122 @@
+//! Reading requests: query parameters, bodies (at most 1 MiB, refused before
+//! reading more), and uuids in paths.
+
+use myna_core::event::{MAX_BODY_BYTES, body_too_large};
+use myna_core::{Code, Problem};
+use poem::error::ReadBodyError;
+use poem::http::header;
+use poem::{Body, Request};
+use uuid::Uuid;
+
+/// The query parameters of a request (the first value of each name counts).
+#[derive(Debug, Clone, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses the query string (percent-decoding; invalid UTF-8 is replaced).
+    pub fn of(request: &Request) -> Params {
+        let query = request.uri().query().unwrap_or_default();
+        Params(
+            query
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(name), decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    /// The value of parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a
+/// byte; a `%` not followed by two hex digits stays as it is.
+fn decode(text: &str) -> String {
+    fn hex(byte: &u8) -> Option<u8> {
+        (*byte as char)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(hex),
+                bytes.get(i + 2).and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
+/// refused without reading, a longer stream as soon as it passes the limit.
+pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if let Some(size) = declared.filter(|size| *size > MAX_BODY_BYTES) {
+        return Err(body_too_large(size));
+    }
+    match body.into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(ReadBodyError::PayloadTooLarge) => Err(body_too_large(MAX_BODY_BYTES + 1)),
+        Err(error) => Err(Problem::new(
+            Code::InvalidJson,
+            format!("The body could not be read: {error}."),
+        )),
+    }
+}
+
+/// The experiment uuid in a path; anything that is not a uuid names no
+/// experiment (404, like a missing one).
+pub fn experiment_uuid(text: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(text).map_err(|_| Problem::unknown_experiment(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_parameters() {
+        let request = Request::builder()
+            .uri_str("/x?callback=cb&amount=0.5&variant=a%20b+c&bad=%zz&x=%e2%82%ac&end=%4")
+            .finish();
+        let params = Params::of(&request);
+        assert_eq!(params.get("callback"), Some("cb"));
+        assert_eq!(params.get("variant"), Some("a b c"));
+        assert_eq!(params.get("bad"), Some("%zz"));
+        assert_eq!(params.get("x"), Some("€"));
+        assert_eq!(params.get("end"), Some("%4"));
+        assert_eq!(params.get("missing"), None);
+    }
+
+    #[test]
+    fn non_uuids_name_no_experiment() {
+        let problem = experiment_uuid("nope").err().map(|p| p.status);
+        assert_eq!(problem, Some(404));
+        assert!(experiment_uuid("6F9619FF-8B86-D011-B42D-00C04FC964FF").is_ok());
+    }
+}

@@ -1,0 +1,196 @@
+//! Experiments: create, read, update, delete, reset, search.
+
+use std::collections::HashMap;
+
+use myna_core::account::ok_answer;
+use myna_core::experiment::parse_create;
+use myna_core::read_form::search_answer;
+use myna_core::search::parse_search;
+use myna_core::{Access, Problem, ReadForm};
+use poem::web::{Data, Path};
+use poem::{Body, Request, Response, handler};
+use uuid::Uuid;
+
+use super::caller;
+use crate::answer::{Format, problem_response, result_response};
+use crate::auth::Caller;
+use crate::commit::Change;
+use crate::request::{Params, experiment_uuid, read_body};
+use crate::state::AppState;
+
+/// The read form of an experiment the caller may see (else 404): the cached
+/// summary for an API key, the complete form for the owner.
+pub(super) fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
+    let missing = || Problem::unknown_experiment(&uuid.to_string());
+    let now = state.now_ms();
+    match caller.access() {
+        Access::Summary => {
+            let visible = state
+                .cache
+                .experiment(uuid)
+                .is_some_and(|e| caller.sees(&e));
+            let summary = visible.then(|| state.cache.summary(uuid, now)).flatten();
+            summary.map(|s| s.to_string()).ok_or_else(missing)
+        }
+        Access::Complete => state
+            .cache
+            .snapshot(uuid, now)
+            .filter(|s| caller.sees(&s.experiment))
+            .map(|s| s.read_form(Access::Complete))
+            .ok_or_else(missing),
+    }
+}
+
+/// The experiment, if `caller` may see it (else the 404 problem).
+pub(super) fn visible(
+    state: &AppState,
+    caller: Caller,
+    uuid: Uuid,
+) -> Result<std::sync::Arc<myna_core::Experiment>, Problem> {
+    state
+        .cache
+        .experiment(uuid)
+        .filter(|e| caller.sees(e))
+        .ok_or_else(|| Problem::unknown_experiment(&uuid.to_string()))
+}
+
+/// `GET /v2/experiment/{uuid}` (JSONP with `callback`, `apikey` accepted).
+#[handler]
+pub async fn read(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Response {
+    let now = state.now_ms();
+    let params = Params::of(request);
+    let format = match Format::from_callback(params.get("callback")) {
+        Ok(format) => format,
+        Err(refusal) => return problem_response(&Format::Json, &refusal, now),
+    };
+    let result = async {
+        let caller = caller(state, request, params.get("apikey")).await?;
+        read_form(state, caller, experiment_uuid(&uuid)?)
+    }
+    .await;
+    result_response(&format, result, now)
+}
+
+/// `GET /v2/experiment`: search (`q`, `visibility`, `sort`, `limit`, `skip`).
+#[handler]
+pub async fn search(request: &Request, Data(state): Data<&AppState>) -> Response {
+    let now = state.now_ms();
+    let params = Params::of(request);
+    let format = match Format::from_callback(params.get("callback")) {
+        Ok(format) => format,
+        Err(refusal) => return problem_response(&Format::Json, &refusal, now),
+    };
+    let result = async {
+        let caller = caller(state, request, params.get("apikey")).await?;
+        let query = parse_search(|name| params.get(name))?;
+        let mine: Vec<_> = state
+            .cache
+            .all(now)
+            .into_iter()
+            .filter(|s| s.experiment.account_id == caller.account())
+            .collect();
+        let weights: HashMap<Uuid, &[f64]> = mine
+            .iter()
+            .map(|s| (s.experiment.uuid, &s.weights[..]))
+            .collect();
+        let found = query.apply(mine.iter().map(|s| s.experiment.as_ref()), caller.access());
+        let forms: Vec<ReadForm> = found
+            .into_iter()
+            .map(|e| {
+                ReadForm::new(
+                    e,
+                    caller.access(),
+                    weights.get(&e.uuid).copied().unwrap_or(&[]),
+                )
+            })
+            .collect();
+        Ok(search_answer(&forms).to_string())
+    }
+    .await;
+    result_response(&format, result, now)
+}
+
+/// `POST /v2/experiment`: create (owner).
+#[handler]
+pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
+    let result = async {
+        let account = caller(state, request, None).await?.owner()?;
+        let body = read_body(request, body).await?;
+        let experiment = parse_create(&body)?.into_experiment(Uuid::new_v4(), account);
+        let uuid = experiment.uuid;
+        state.committer.change(Change::Create(experiment)).await?;
+        read_form(state, Caller::Owner { account }, uuid)
+    }
+    .await;
+    result_response(&Format::Json, result, state.now_ms())
+}
+
+/// `PUT /v2/experiment/{uuid}`: update (owner).
+#[handler]
+pub async fn update(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+    body: Body,
+) -> Response {
+    let result = async {
+        let account = caller(state, request, None).await?.owner()?;
+        let caller = Caller::Owner { account };
+        let uuid = experiment_uuid(&uuid)?;
+        visible(state, caller, uuid)?;
+        let body = read_body(request, body).await?;
+        let change = Change::Update {
+            uuid,
+            account,
+            body,
+        };
+        state.committer.change(change).await?;
+        read_form(state, caller, uuid)
+    }
+    .await;
+    result_response(&Format::Json, result, state.now_ms())
+}
+
+/// `DELETE /v2/experiment/{uuid}` (owner) → `{ "typename": "ok" }`.
+#[handler]
+pub async fn delete(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Response {
+    let result = async {
+        let account = caller(state, request, None).await?.owner()?;
+        let uuid = experiment_uuid(&uuid)?;
+        state
+            .committer
+            .change(Change::Delete { uuid, account })
+            .await?;
+        Ok(ok_answer().to_string())
+    }
+    .await;
+    result_response(&Format::Json, result, state.now_ms())
+}
+
+/// `POST /v2/experiment/{uuid}/reset` (owner): zero every count; body ignored.
+#[handler]
+pub async fn reset(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Response {
+    let result = async {
+        let account = caller(state, request, None).await?.owner()?;
+        let uuid = experiment_uuid(&uuid)?;
+        state
+            .committer
+            .change(Change::Reset { uuid, account })
+            .await?;
+        read_form(state, Caller::Owner { account }, uuid)
+    }
+    .await;
+    result_response(&Format::Json, result, state.now_ms())
+}

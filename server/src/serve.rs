@@ -1,0 +1,189 @@
+//! Running: open the database, create the first account if needed, listen,
+//! and on SIGTERM or SIGINT stop accepting, finish in-flight requests and
+//! commits, and return. Also the account and API key subcommands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use myna_core::account::normalize_email;
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use uuid::Uuid;
+
+use crate::accounts::{bootstrap, create_account};
+use crate::auth::Passwords;
+use crate::clock::Clock;
+use crate::config::{Database, ServeArgs};
+use crate::cors::Origins;
+use crate::routes::app;
+use crate::state::{AppState, Options};
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{ApiKey, Storage};
+
+/// How long shutdown waits for open connections before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A failure to start or run, with a message for the operator.
+pub type Failure = String;
+
+/// Opens the database a `--database` value names.
+pub async fn open(database: &str) -> Result<Arc<dyn Storage>, Failure> {
+    let storage = match Database::parse(database) {
+        Database::SqliteFile(path) => SqliteStorage::open(&path).await,
+        Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
+        Database::Postgres(_) => {
+            return Err(
+                "PostgreSQL is not supported by this build yet; use an SQLite \
+                        file instead, e.g. --database myna.db"
+                    .to_owned(),
+            );
+        }
+    };
+    let storage = storage.map_err(|e| format!("cannot open the database {database}: {e}"))?;
+    Ok(Arc::new(storage))
+}
+
+/// `myna-server serve`: runs until SIGTERM or SIGINT.
+pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let storage = open(&args.database.database).await?;
+    let clock = Clock::system();
+    let passwords = Passwords::new();
+    let first = bootstrap(
+        storage.as_ref(),
+        &passwords,
+        args.admin_email.clone(),
+        args.admin_password.clone(),
+        clock.now_ms(),
+    )
+    .await
+    .map_err(|p| format!("cannot create the first account: {p}"))?;
+    if let Some(first) = first {
+        match first.generated_password {
+            Some(password) => println!(
+                "Created the first account. Log in with email {} and password {password} \
+                 (shown only this once).",
+                first.email
+            ),
+            None => tracing::info!(email = %first.email, "created the first account"),
+        }
+    }
+    let options = Options {
+        clock,
+        passwords,
+        origins: Origins::parse(&args.allow_origins),
+        ..Options::default()
+    };
+    let (state, background) = AppState::start(storage.clone(), options)
+        .await
+        .map_err(|e| format!("cannot load experiments: {e}"))?;
+    let acceptor = TcpListener::bind(args.listen.clone())
+        .into_acceptor()
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    for addr in acceptor.local_addr() {
+        if let Some(addr) = addr.as_socket_addr() {
+            tracing::info!("myna-server listening on http://{addr}");
+        }
+    }
+    let served = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(SHUTDOWN_GRACE))
+        .await;
+    background.finish().await;
+    tracing::info!("myna-server stopped");
+    served.map_err(|e| format!("the server failed: {e}"))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing in-flight requests and commits");
+}
+
+/// `myna-server account create`.
+pub async fn account_create(
+    database: &str,
+    email: &str,
+    password: Option<String>,
+) -> Result<(), Failure> {
+    let storage = open(database).await?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+    let account = create_account(
+        storage.as_ref(),
+        &Passwords::new(),
+        email,
+        &password,
+        Clock::system().now_ms(),
+    )
+    .await
+    .map_err(|p| format!("cannot create the account: {p}"))?;
+    if generated {
+        println!("Created account {} with password {password}", account.email);
+    } else {
+        println!("Created account {}", account.email);
+    }
+    Ok(())
+}
+
+async fn account_id(storage: &dyn Storage, email: &str) -> Result<Uuid, Failure> {
+    let email = normalize_email(email);
+    match storage.account_by_email(&email).await {
+        Ok(Some(account)) => Ok(account.id),
+        Ok(None) => Err(format!("there is no account {email}")),
+        Err(e) => Err(format!("cannot read accounts: {e}")),
+    }
+}
+
+/// `myna-server apikey create`: prints the new key.
+pub async fn apikey_create(
+    database: &str,
+    email: &str,
+    name: Option<String>,
+) -> Result<(), Failure> {
+    let storage = open(database).await?;
+    let key = ApiKey {
+        uuid: Uuid::new_v4(),
+        account_id: account_id(storage.as_ref(), email).await?,
+        name,
+        created_ms: Clock::system().now_ms(),
+    };
+    storage
+        .create_api_key(&key)
+        .await
+        .map_err(|e| format!("cannot create the API key: {e}"))?;
+    println!("{}", key.uuid);
+    Ok(())
+}
+
+/// `myna-server apikey list`: one key a line, with its name.
+pub async fn apikey_list(database: &str, email: &str) -> Result<(), Failure> {
+    let storage = open(database).await?;
+    let account = account_id(storage.as_ref(), email).await?;
+    let keys = storage
+        .api_keys(account)
+        .await
+        .map_err(|e| format!("cannot read API keys: {e}"))?;
+    for key in keys {
+        println!("{}\t{}", key.uuid, key.name.unwrap_or_default());
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! Storage: the durable state behind the API, behind one backend-agnostic
+//! trait. SQLite ([`sqlite`]) is the default; PostgreSQL implements the same
+//! trait and passes the same test suite (`server/tests/storage.rs`).
+//!
+//! Storage holds data and enforces durability; it applies no API rule. The
+//! rules (validation, read forms, access) stay in `myna-core` and the routes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use myna_core::timestamp::hour_start;
+use myna_core::{EventType, Experiment, RecordBatch};
+use uuid::Uuid;
+
+pub mod sqlite;
+
+/// The future every storage call returns (boxed, so `dyn Storage` works).
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+/// How long batch ids are kept for exactly-once, in milliseconds (8 days:
+/// the contract promises at least 7).
+pub const BATCH_ID_RETENTION_MS: i64 = 8 * 24 * 3_600_000;
+
+/// An account: owns experiments and API keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its identity (the `accountId` of its experiments).
+    pub id: Uuid,
+    /// Its login, stored lower-case.
+    pub email: String,
+    /// The argon2id PHC string of its password.
+    pub password_hash: String,
+    /// When it was created, epoch milliseconds.
+    pub created_ms: i64,
+}
+
+/// A login token (`Authorization: Bearer <token>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    /// The secret itself.
+    pub token: Uuid,
+    /// Whose it is.
+    pub account_id: Uuid,
+    /// When it stops working unless used again, epoch milliseconds.
+    pub expires_ms: i64,
+}
+
+/// An API key (`Authorization: ApiKey <uuid>` or `?apikey=`): public by design.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The key itself.
+    pub uuid: Uuid,
+    /// Whose it is.
+    pub account_id: Uuid,
+    /// A label chosen by the owner.
+    pub name: Option<String>,
+    /// When it was created, epoch milliseconds.
+    pub created_ms: i64,
+}
+
+/// One validated record batch to commit, with the experiment it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// The experiment.
+    pub experiment: Uuid,
+    /// The validated batch (its `batch` id makes it exactly-once).
+    pub batch: RecordBatch,
+}
+
+/// Views and reward of one variant in one hour (the dashboard's chart data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourTotals {
+    /// The variant id.
+    pub variant: String,
+    /// Start of the hour, epoch milliseconds.
+    pub hour_ms: i64,
+    /// Views recorded with a timestamp in this hour.
+    pub views: u64,
+    /// Reward recorded with a timestamp in this hour.
+    pub total_reward: f64,
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The row already exists (an account email, an experiment uuid).
+    #[error("already exists")]
+    Conflict,
+    /// The database cannot be reached or written now (I/O, disk full, busy).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or corrupt data.
+    #[error("database failure: {0}")]
+    Internal(String),
+}
+
+/// The storage interface: every backend implements it, and the shared suite
+/// in `server/tests/storage.rs` checks each one the same way.
+///
+/// Every write is durable when its future resolves.
+pub trait Storage: Send + Sync + 'static {
+    /// Succeeds when the database can be read and written.
+    fn ping(&self) -> Fut<'_, ()>;
+
+    /// How many accounts exist (the first start creates one when there are none).
+    fn account_count(&self) -> Fut<'_, u64>;
+    /// Creates an account; [`StorageError::Conflict`] if the email is taken.
+    fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()>;
+    /// The account with this (lower-case) email.
+    fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>>;
+
+    /// Stores a new login token.
+    fn create_token(&self, token: Token) -> Fut<'_, ()>;
+    /// The token, if it exists (expired or not: the caller checks `expires_ms`).
+    fn token(&self, token: Uuid) -> Fut<'_, Option<Token>>;
+    /// Moves a token's expiry (sliding expiry on use).
+    fn extend_token(&self, token: Uuid, expires_ms: i64) -> Fut<'_, ()>;
+    /// Deletes one token (logout); false if it did not exist.
+    fn delete_token(&self, token: Uuid) -> Fut<'_, bool>;
+    /// Deletes every token of an account; how many there were.
+    fn delete_account_tokens(&self, account_id: Uuid) -> Fut<'_, u64>;
+    /// Deletes tokens that expired at or before `now_ms`; how many.
+    fn prune_tokens(&self, now_ms: i64) -> Fut<'_, u64>;
+
+    /// Stores a new API key.
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()>;
+    /// The API key with this uuid.
+    fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>>;
+    /// An account's API keys, oldest first.
+    fn api_keys(&self, account_id: Uuid) -> Fut<'_, Vec<ApiKey>>;
+    /// Deletes an account's API key; false if that account has no such key.
+    fn delete_api_key(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool>;
+
+    /// Every experiment with its variants (in creation order) and counts.
+    fn experiments(&self) -> Fut<'_, Vec<Experiment>>;
+    /// One experiment with its variants and counts.
+    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Experiment>>;
+    /// Stores a new experiment (counts as given, normally zero);
+    /// [`StorageError::Conflict`] if the uuid exists.
+    fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()>;
+    /// Replaces an experiment's definition (name, visibility, settings, the
+    /// variant list and order, variant names and settings). Counts of kept
+    /// variants are untouched, new variants start at zero, removed variants
+    /// lose their counts and hourly totals. False if it does not exist.
+    fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool>;
+    /// Deletes an experiment with everything recorded for it; false if absent.
+    fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool>;
+    /// Sets every variant's counts to zero and forgets its hourly totals;
+    /// batch ids are kept, so a retried batch is still not counted. False if absent.
+    fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool>;
+
+    /// Commits record batches in ONE transaction: batch ids, variant counters
+    /// and hourly totals. Answers, for each batch, whether it was counted: a
+    /// batch whose id is already stored for its experiment (or appears earlier
+    /// in `batches`) is not. Batches without an id are always counted. Events
+    /// for variants or experiments that no longer exist are dropped.
+    fn record<'a>(&'a self, batches: &'a [Recording], now_ms: i64) -> Fut<'a, Vec<bool>>;
+    /// Forgets batch ids stored before `before_ms`; how many.
+    fn prune_batches(&self, before_ms: i64) -> Fut<'_, u64>;
+    /// An experiment's hourly totals, by variant (creation order) then hour.
+    fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>>;
+}
+
+/// What a group of counted batches adds to the counters, aggregated so that a
+/// commit writes each variant and each variant-hour once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deltas {
+    /// `(experiment, variant, views, reward)`, in first-seen order.
+    pub variants: Vec<(Uuid, String, u64, f64)>,
+    /// `(experiment, variant, hour_ms, views, reward)`, in first-seen order.
+    pub hours: Vec<(Uuid, String, i64, u64, f64)>,
+}
+
+impl Deltas {
+    /// Sums the events of `batches` per variant and per variant-hour (the hour
+    /// of each event's timestamp).
+    pub fn of<'a>(batches: impl IntoIterator<Item = &'a Recording>) -> Deltas {
+        let mut out = Deltas::default();
+        let mut variant_at: HashMap<(Uuid, &str), usize> = HashMap::new();
+        let mut hour_at: HashMap<(Uuid, &str, i64), usize> = HashMap::new();
+        for recording in batches {
+            let uuid = recording.experiment;
+            for event in &recording.batch.events {
+                let (views, reward) = match event.typename {
+                    EventType::View => (1, 0.0),
+                    EventType::Reward => (0, event.reward()),
+                };
+                let variant = event.variant.as_str();
+                let i = *variant_at.entry((uuid, variant)).or_insert_with(|| {
+                    out.variants.push((uuid, variant.to_owned(), 0, 0.0));
+                    out.variants.len() - 1
+                });
+                out.variants[i].2 += views;
+                out.variants[i].3 += reward;
+                let hour = hour_start(event.timestamp);
+                let j = *hour_at.entry((uuid, variant, hour)).or_insert_with(|| {
+                    out.hours.push((uuid, variant.to_owned(), hour, 0, 0.0));
+                    out.hours.len() - 1
+                });
+                out.hours[j].3 += views;
+                out.hours[j].4 += reward;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use myna_core::Event;
+
+    fn event(typename: EventType, variant: &str, amount: Option<f64>, timestamp: i64) -> Event {
+        Event {
+            typename,
+            variant: variant.into(),
+            amount,
+            timestamp,
+        }
+    }
+
+    #[test]
+    fn deltas_sum_per_variant_and_hour() {
+        let a = Uuid::from_u128(1);
+        let hour = 3_600_000;
+        let recordings = [
+            Recording {
+                experiment: a,
+                batch: RecordBatch {
+                    batch: None,
+                    events: vec![
+                        event(EventType::View, "v1", None, 10),
+                        event(EventType::Reward, "v1", Some(0.5), hour + 1),
+                        event(EventType::View, "v2", None, 20),
+                    ],
+                },
+            },
+            Recording {
+                experiment: a,
+                batch: RecordBatch {
+                    batch: None,
+                    events: vec![event(EventType::View, "v1", None, hour + 2)],
+                },
+            },
+        ];
+        let deltas = Deltas::of(&recordings);
+        assert_eq!(
+            deltas.variants,
+            vec![(a, "v1".into(), 2, 0.5), (a, "v2".into(), 1, 0.0)]
+        );
+        assert_eq!(
+            deltas.hours,
+            vec![
+                (a, "v1".into(), 0, 1, 0.0),
+                (a, "v1".into(), hour, 1, 0.5),
+                (a, "v2".into(), 0, 1, 0.0),
+            ]
+        );
+    }
+}

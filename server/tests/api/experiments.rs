@@ -1,0 +1,313 @@
+//! Experiments: create, read, update, delete, reset, search, with their answers.
+
+use poem::http::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::harness::{Harness, Who};
+
+#[tokio::test]
+async fn create_answers_the_complete_read_form() {
+    let h = Harness::new().await;
+    let chosen = Uuid::new_v4();
+    let body = json!({"uuid": chosen, "name": "Headline", "visibility": "published",
+                      "settings": {"k": 1}, "variants": {"b": {"name": "Bee"}, "a": {}}});
+    let answer = h.post("/v2/experiment", Who::OwnerBasic, body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let form = answer.json();
+    assert_eq!(form["typename"], "experiment");
+    assert_eq!(form["subtype"], "complete");
+    assert_eq!(form["uuid"], chosen.to_string());
+    assert_eq!(form["accountId"], h.owner.account.to_string());
+    assert_eq!(form["settings"], json!({"k": 1}));
+    assert_eq!(
+        form["variants"]["b"],
+        json!({"name": "Bee", "views": 0, "totalReward": 0.0, "weight": 0.5, "settings": {}})
+    );
+    // Variants keep their creation order.
+    assert!(answer.text.find(r#""b":{"#) < answer.text.find(r#""a":{"#));
+    // The same uuid again is a conflict.
+    let again = h
+        .post(
+            "/v2/experiment",
+            Who::Owner,
+            json!({"uuid": chosen, "name": "x"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code().as_deref(), Some("conflict"));
+}
+
+#[tokio::test]
+async fn read_forms_complete_and_summary() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let complete = h.complete(uuid).await;
+    assert_eq!(complete["variants"]["a"]["settings"], json!({"text": "A"}));
+    assert_eq!(complete["variants"]["a"]["views"], 0);
+    let summary = h.get(&format!("/v2/experiment/{uuid}"), Who::Key).await;
+    assert_eq!(summary.status, StatusCode::OK);
+    let form = summary.json();
+    assert_eq!(form["subtype"], "summary");
+    assert_eq!(form["settings"], json!({"color": "blue"}));
+    assert_eq!(form["variants"]["a"]["weight"], 0.5);
+    for hidden in ["accountId", "views", "totalReward"] {
+        assert!(
+            !summary.text.contains(hidden),
+            "{hidden} leaked: {}",
+            summary.text
+        );
+    }
+    // The apikey parameter works like the header.
+    let by_param = h
+        .get(
+            &format!("/v2/experiment/{uuid}?apikey={}", h.owner.key),
+            Who::Nobody,
+        )
+        .await;
+    assert_eq!(by_param.text, summary.text);
+}
+
+#[tokio::test]
+async fn update_changes_the_definition_and_keeps_counts() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("draft").await;
+    let record = json!({"events": [{"typename": "view", "variant": "a"}, {"typename": "view", "variant": "b"}]});
+    assert_eq!(
+        h.post(&format!("/v2/experiment/{uuid}/record"), Who::Owner, record)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let body = json!({"name": "renamed", "visibility": "published",
+                      "settingsUpdates": {"color": "red", "size.big": true},
+                      "variantUpdates": {"b": null, "c": {"name": "See"}, "a": {"settingsUpdates": {"text": null}}}});
+    let answer = h
+        .send(
+            Method::PUT,
+            &format!("/v2/experiment/{uuid}"),
+            Who::Owner,
+            Some(body),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let form = answer.json();
+    assert_eq!(form["name"], "renamed");
+    assert_eq!(form["visibility"], "published");
+    assert_eq!(
+        form["settings"],
+        json!({"color": "red", "size": {"big": true}})
+    );
+    assert_eq!(form["variants"]["a"]["views"], 1, "counts are kept");
+    assert_eq!(form["variants"]["a"]["settings"], json!({}));
+    assert!(form["variants"].get("b").is_none());
+    assert_eq!(form["variants"]["c"]["views"], 0);
+    let weights: f64 = ["a", "c"]
+        .iter()
+        .map(|v| form["variants"][v]["weight"].as_f64().unwrap())
+        .sum();
+    assert!((weights - 1.0).abs() < 1e-9);
+    // Now published: the API key sees it.
+    assert_eq!(
+        h.get(&format!("/v2/experiment/{uuid}"), Who::Key)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // A removed variant no longer takes events.
+    let stale = json!({"events": [{"typename": "view", "variant": "b"}]});
+    let refused = h
+        .post(&format!("/v2/experiment/{uuid}/record"), Who::Key, stale)
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    // The database holds the same definition and counts.
+    let stored = h.storage.experiment(uuid).await.unwrap().unwrap();
+    let ids: Vec<_> = stored.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(stored.variants[0].views, 1);
+}
+
+#[tokio::test]
+async fn bad_updates_change_nothing_and_name_the_path() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let body = json!({"name": "x", "settingsUpdates": {"a..b": 1}, "variantUpdates": {"a": 5}});
+    let answer = h
+        .send(
+            Method::PUT,
+            &format!("/v2/experiment/{uuid}"),
+            Who::Owner,
+            Some(body),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let paths: Vec<_> = answer.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["typename"].as_str().unwrap().to_owned(),
+                m["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (
+                "invalid-settings-path".to_owned(),
+                r#"settingsUpdates["a..b"]"#.to_owned()
+            ),
+            (
+                "invalid-type".to_owned(),
+                r#"variantUpdates["a"]"#.to_owned()
+            ),
+        ]
+    );
+    assert_eq!(h.complete(uuid).await["name"], "published test");
+}
+
+#[tokio::test]
+async fn delete_answers_ok_and_forgets_everything() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let record = json!({"events": [{"typename": "view", "variant": "a"}]});
+    h.post(
+        &format!("/v2/experiment/{uuid}/record"),
+        Who::Key,
+        record.clone(),
+    )
+    .await;
+    let answer = h
+        .send(
+            Method::DELETE,
+            &format!("/v2/experiment/{uuid}"),
+            Who::Owner,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.json()),
+        (StatusCode::OK, json!({"typename": "ok"}))
+    );
+    for who in [Who::Owner, Who::Key] {
+        let read = h.get(&format!("/v2/experiment/{uuid}"), who).await;
+        assert_eq!(read.status, StatusCode::NOT_FOUND);
+        assert_eq!(read.code().as_deref(), Some("unknown-experiment"));
+    }
+    let again = h
+        .send(
+            Method::DELETE,
+            &format!("/v2/experiment/{uuid}"),
+            Who::Owner,
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let late = h
+        .post(&format!("/v2/experiment/{uuid}/record"), Who::Key, record)
+        .await;
+    assert_eq!(late.status, StatusCode::NOT_FOUND);
+    assert!(h.storage.experiment(uuid).await.unwrap().is_none());
+    assert!(h.storage.hourly(uuid).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reset_zeroes_counts_and_ignores_the_body() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let batch = Uuid::new_v4();
+    let record = json!({"batch": batch, "events": [{"typename": "view", "variant": "a"}, {"typename": "reward", "variant": "a"}]});
+    h.post(
+        &format!("/v2/experiment/{uuid}/record"),
+        Who::Key,
+        record.clone(),
+    )
+    .await;
+    assert_eq!(h.complete(uuid).await["variants"]["a"]["totalReward"], 1.0);
+    let answer = h
+        .send_with(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/reset"),
+            &[("Authorization", h.authorization(Who::Owner).unwrap())],
+            Some(b"not json at all".to_vec()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let form = answer.json();
+    assert_eq!(form["variants"]["a"]["views"], 0);
+    assert_eq!(form["variants"]["a"]["totalReward"], 0.0);
+    assert_eq!(form["variants"]["a"]["weight"], 0.5);
+    assert!(h.storage.hourly(uuid).await.unwrap().is_empty());
+    // A retry of a batch recorded before the reset is still not counted again.
+    h.post(&format!("/v2/experiment/{uuid}/record"), Who::Key, record)
+        .await;
+    assert_eq!(h.complete(uuid).await["variants"]["a"]["views"], 0);
+}
+
+#[tokio::test]
+async fn search_parameters() {
+    let h = Harness::new().await;
+    for name in ["Bravo", "alpha", "Charlie"] {
+        let body = json!({"name": name, "visibility": "published"});
+        assert_eq!(
+            h.post("/v2/experiment", Who::Owner, body).await.status,
+            StatusCode::OK
+        );
+    }
+    h.experiment("archived").await;
+    let names = |answer: crate::harness::Answer| -> Vec<String> {
+        answer.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(h.get("/v2/experiment", Who::Owner).await),
+        ["alpha", "Bravo", "Charlie"]
+    );
+    assert_eq!(
+        names(
+            h.get("/v2/experiment?sort=name-desc&limit=2", Who::Owner)
+                .await
+        ),
+        ["Charlie", "Bravo"]
+    );
+    assert_eq!(
+        names(h.get("/v2/experiment?q=ar&skip=0", Who::Owner).await),
+        ["Charlie"]
+    );
+    assert_eq!(
+        names(
+            h.get("/v2/experiment?visibility=archived", Who::Owner)
+                .await
+        ),
+        ["archived test"]
+    );
+    assert_eq!(
+        names(h.get("/v2/experiment?visibility=archived", Who::Key).await),
+        Vec::<String>::new()
+    );
+    let bad = h
+        .get("/v2/experiment?sort=random&limit=x", Who::Owner)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let paths: Vec<_> = bad.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].clone())
+        .collect();
+    assert_eq!(paths, [json!("sort"), json!("limit")]);
+    let jsonp = h.get("/v2/experiment?callback=found", Who::Key).await;
+    assert_eq!(jsonp.status, StatusCode::OK);
+    assert!(
+        jsonp.text.starts_with("/**/found({\"results\":["),
+        "{}",
+        jsonp.text
+    );
+}

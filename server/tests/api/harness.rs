@@ -1,0 +1,258 @@
+//! A server on a temporary SQLite file, driven through poem's `TestClient`
+//! (no socket), with two accounts, their API keys and tokens, and a manual
+//! clock.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use myna_server::auth::{Passwords, issue_token};
+use myna_server::clock::Clock;
+use myna_server::cors::Origins;
+use myna_server::storage::sqlite::SqliteStorage;
+use myna_server::storage::{ApiKey, Storage};
+use myna_server::{AppState, Options, accounts, app};
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderMap, Method, StatusCode};
+use poem::test::TestClient;
+use poem::{EndpointExt, Response};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// The manual clock's start: 2026-11-26T15:59:33.232Z.
+pub const START_MS: i64 = 1_795_708_773_232;
+
+/// Who calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// No credentials at all.
+    Nobody,
+    /// The owner's API key (`Authorization: ApiKey`).
+    Key,
+    /// Another account's API key.
+    OtherKey,
+    /// Another account's credentials (Bearer token).
+    Other,
+    /// The owner's Bearer token.
+    Owner,
+    /// The owner's Basic credentials.
+    OwnerBasic,
+}
+
+/// The four columns of the access matrix.
+pub const MATRIX: [Who; 4] = [Who::Nobody, Who::Key, Who::Other, Who::Owner];
+
+/// An account with its credentials.
+#[derive(Debug, Clone)]
+pub struct Party {
+    pub account: Uuid,
+    pub email: String,
+    pub password: String,
+    pub token: Uuid,
+    pub key: Uuid,
+}
+
+impl Party {
+    pub fn basic(&self) -> String {
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", self.email, self.password))
+        )
+    }
+}
+
+/// An answer: status, headers, body text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// The body as JSON (`null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// The problem's first message `typename`, if this is a problem.
+    pub fn code(&self) -> Option<String> {
+        let json = self.json();
+        (json["typename"] == "problem")
+            .then(|| json["messages"][0]["typename"].as_str().map(str::to_owned))
+            .flatten()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub struct Harness {
+    pub client: TestClient<BoxEndpoint<'static, Response>>,
+    _state: AppState,
+    pub storage: Arc<dyn Storage>,
+    /// The same storage, to close it (database unavailable).
+    pub sqlite: SqliteStorage,
+    pub clock: Clock,
+    pub owner: Party,
+    pub other: Party,
+    _dir: TempDir,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness::with_origins(Origins::Any).await
+    }
+
+    pub async fn with_origins(origins: Origins) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sqlite = SqliteStorage::open(&dir.path().join("myna.db"))
+            .await
+            .expect("open sqlite");
+        let storage: Arc<dyn Storage> = Arc::new(sqlite.clone());
+        let clock = Clock::manual(START_MS);
+        let passwords = Passwords::fast_for_tests();
+        let owner = party(&storage, &passwords, "owner@example.com", START_MS).await;
+        let other = party(&storage, &passwords, "other@example.com", START_MS).await;
+        let options = Options {
+            clock: clock.clone(),
+            passwords,
+            origins,
+            ..Options::default()
+        };
+        let (state, _background) = AppState::start(storage.clone(), options)
+            .await
+            .expect("start");
+        let client = TestClient::new(app(state.clone()).map_to_response().boxed());
+        Harness {
+            client,
+            _state: state,
+            storage,
+            sqlite,
+            clock,
+            owner,
+            other,
+            _dir: dir,
+        }
+    }
+
+    /// The `Authorization` header of `who`.
+    pub fn authorization(&self, who: Who) -> Option<String> {
+        match who {
+            Who::Nobody => None,
+            Who::Key => Some(format!("ApiKey {}", self.owner.key)),
+            Who::OtherKey => Some(format!("ApiKey {}", self.other.key)),
+            Who::Other => Some(format!("Bearer {}", self.other.token)),
+            Who::Owner => Some(format!("Bearer {}", self.owner.token)),
+            Who::OwnerBasic => Some(self.owner.basic()),
+        }
+    }
+
+    /// Sends a request; `body` is sent as given with `content_type`.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        let mut request = self.client.request(method, uri.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.0;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.into_body().into_string().await.unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// Sends a request as `who`, with a JSON body if given.
+    pub async fn send(&self, method: Method, uri: &str, who: Who, body: Option<Value>) -> Answer {
+        let mut headers = Vec::new();
+        if let Some(auth) = self.authorization(who) {
+            headers.push(("Authorization", auth));
+        }
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json".to_owned()));
+        }
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.send_with(method, uri, &headers, body).await
+    }
+
+    pub async fn get(&self, uri: &str, who: Who) -> Answer {
+        self.send(Method::GET, uri, who, None).await
+    }
+
+    pub async fn post(&self, uri: &str, who: Who, body: Value) -> Answer {
+        self.send(Method::POST, uri, who, Some(body)).await
+    }
+
+    /// Creates an experiment of the owner with variants `a` and `b`.
+    pub async fn experiment(&self, visibility: &str) -> Uuid {
+        let answer = self
+            .post(
+                "/v2/experiment",
+                Who::Owner,
+                json!({"name": format!("{visibility} test"), "visibility": visibility,
+                       "settings": {"color": "blue"},
+                       "variants": {"a": {"settings": {"text": "A"}}, "b": {}}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer.json()["uuid"]
+            .as_str()
+            .and_then(|u| Uuid::parse_str(u).ok())
+            .expect("a uuid")
+    }
+
+    /// The owner's complete read form of an experiment.
+    pub async fn complete(&self, uuid: Uuid) -> Value {
+        let answer = self
+            .get(&format!("/v2/experiment/{uuid}"), Who::Owner)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer.json()
+    }
+}
+
+async fn party(storage: &Arc<dyn Storage>, passwords: &Passwords, email: &str, now: i64) -> Party {
+    let password = format!("pw-{email}");
+    let account = accounts::create_account(storage.as_ref(), passwords, email, &password, now)
+        .await
+        .expect("account");
+    let token = issue_token(storage.as_ref(), account.id, now)
+        .await
+        .expect("token");
+    let key = ApiKey {
+        uuid: Uuid::new_v4(),
+        account_id: account.id,
+        name: Some("site".into()),
+        created_ms: now,
+    };
+    storage.create_api_key(&key).await.expect("key");
+    Party {
+        account: account.id,
+        email: email.to_owned(),
+        password,
+        token: token.token,
+        key: key.uuid,
+    }
+}
+
+/// The problem body without its timestamp (to compare two problems).
+pub fn without_timestamp(mut problem: Value) -> Value {
+    if let Some(object) = problem.as_object_mut() {
+        object.remove("timestamp");
+    }
+    problem
+}

@@ -1,0 +1,12 @@
+//! The HTTP API through poem's `TestClient`: every endpoint, every problem
+//! case, and the access matrix (no credentials / API key / another account /
+//! owner) on every endpoint.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod access;
+mod browsers;
+mod experiments;
+mod harness;
+mod problems;
+mod records;
+mod users;

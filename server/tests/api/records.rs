@@ -1,0 +1,264 @@
+//! Recording: POST batches (JSON and `text/plain`), JSONP GET, exactly-once,
+//! the hourly totals, and the weights that follow the counts.
+
+use poem::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::{Harness, START_MS, Who};
+
+fn views(form: &Value, variant: &str) -> u64 {
+    form["variants"][variant]["views"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+#[tokio::test]
+async fn post_records_and_answers_the_form_of_the_caller() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let uri = format!("/v2/experiment/{uuid}/record");
+    let body = json!({"events": [
+        {"typename": "view", "variant": "a", "timestamp": START_MS - 1000},
+        {"typename": "reward", "variant": "a", "amount": 0.5, "timestamp": "2026-11-26T15:00:00Z"},
+        {"typename": "view", "variant": "b"}]});
+    let key = h.post(&uri, Who::Key, body.clone()).await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.text);
+    assert_eq!(key.json()["subtype"], "summary");
+    assert!(!key.text.contains("views"));
+    let owner = h.post(&uri, Who::Owner, body).await;
+    let form = owner.json();
+    assert_eq!(form["subtype"], "complete");
+    assert_eq!(views(&form, "a"), 2);
+    assert_eq!(form["variants"]["a"]["totalReward"], 1.0);
+    assert_eq!(views(&form, "b"), 2);
+}
+
+#[tokio::test]
+async fn text_plain_bodies_and_the_apikey_parameter_are_accepted() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let body = json!({"events": [{"typename": "view", "variant": "b"}]}).to_string();
+    // What navigator.sendBeacon sends: text/plain, no Authorization header.
+    let answer = h
+        .send_with(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/record?apikey={}", h.owner.key),
+            &[("Content-Type", "text/plain;charset=UTF-8".to_owned())],
+            Some(body.into_bytes()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(views(&h.complete(uuid).await, "b"), 1);
+}
+
+#[tokio::test]
+async fn a_batch_id_is_counted_once() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let other = h.experiment("published").await;
+    let batch = Uuid::new_v4();
+    let body = json!({"batch": batch, "events": [{"typename": "view", "variant": "a"}, {"typename": "reward", "variant": "a"}]});
+    for _ in 0..3 {
+        let answer = h
+            .post(
+                &format!("/v2/experiment/{uuid}/record"),
+                Who::Key,
+                body.clone(),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "a retry is acknowledged");
+    }
+    let form = h.complete(uuid).await;
+    assert_eq!(
+        (
+            views(&form, "a"),
+            form["variants"]["a"]["totalReward"].clone()
+        ),
+        (1, json!(1.0))
+    );
+    // The same id for another experiment is another batch.
+    h.post(&format!("/v2/experiment/{other}/record"), Who::Key, body)
+        .await;
+    assert_eq!(views(&h.complete(other).await, "a"), 1);
+    // Without an id, every call counts.
+    let plain = json!({"events": [{"typename": "view", "variant": "b"}]});
+    for _ in 0..2 {
+        h.post(
+            &format!("/v2/experiment/{uuid}/record"),
+            Who::Key,
+            plain.clone(),
+        )
+        .await;
+    }
+    assert_eq!(views(&h.complete(uuid).await, "b"), 2);
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_batch_count_once() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let uri = format!("/v2/experiment/{uuid}/record");
+    let body = json!({"batch": Uuid::new_v4(), "events": [{"typename": "view", "variant": "a"}]});
+    let calls = (0..20).map(|_| h.post(&uri, Who::Key, body.clone()));
+    let answers = futures_join(calls).await;
+    assert!(answers.iter().all(|a| a.status == StatusCode::OK));
+    assert_eq!(views(&h.complete(uuid).await, "a"), 1);
+}
+
+/// Polls every future together (all requests are in flight at once), in order.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut pending: Vec<_> = futures.map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *slot = Some(value),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn hourly_totals_are_stored_with_each_commit() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let hour = 3_600_000;
+    let this_hour = START_MS - START_MS % hour;
+    let body = json!({"events": [
+        {"typename": "view", "variant": "a", "timestamp": this_hour - 1},
+        {"typename": "view", "variant": "a", "timestamp": this_hour + 1},
+        {"typename": "reward", "variant": "a", "amount": 0.25},
+        {"typename": "view", "variant": "b", "timestamp": this_hour}]});
+    h.post(&format!("/v2/experiment/{uuid}/record"), Who::Key, body)
+        .await;
+    let hours: Vec<_> = h
+        .storage
+        .hourly(uuid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.variant, t.hour_ms, t.views, t.total_reward))
+        .collect();
+    assert_eq!(
+        hours,
+        [
+            ("a".to_owned(), this_hour - hour, 1, 0.0),
+            ("a".to_owned(), this_hour, 1, 0.25),
+            ("b".to_owned(), this_hour, 1, 0.0),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn weights_follow_counts_at_most_every_250_ms() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        events.push(json!({"typename": "view", "variant": "a"}));
+        events.push(json!({"typename": "reward", "variant": "a"}));
+        events.push(json!({"typename": "view", "variant": "b"}));
+    }
+    let answer = h
+        .post(
+            &format!("/v2/experiment/{uuid}/record"),
+            Who::Key,
+            json!({"events": events}),
+        )
+        .await;
+    let weight = |form: &Value| form["variants"]["a"]["weight"].as_f64().unwrap();
+    assert_eq!(
+        weight(&answer.json()),
+        0.5,
+        "weights are not recomputed on every commit"
+    );
+    h.clock.advance(250);
+    let form = h
+        .get(&format!("/v2/experiment/{uuid}"), Who::Key)
+        .await
+        .json();
+    assert!(weight(&form) > 0.99, "the rewarded variant leads: {form}");
+}
+
+#[tokio::test]
+async fn jsonp_record_get() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let key = h.owner.key;
+    let batch = Uuid::new_v4();
+    let uri = format!(
+        "/v2/experiment/{uuid}/record?typename=reward&variant=a&reward=0.75&batch={batch}&apikey={key}&callback=myna.cb_1"
+    );
+    for _ in 0..2 {
+        let answer = h.get(&uri, Who::Nobody).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/javascript; charset=utf-8")
+        );
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+        assert!(
+            answer
+                .text
+                .starts_with("/**/myna.cb_1({\"typename\":\"experiment\",\"subtype\":\"summary\""),
+            "{}",
+            answer.text
+        );
+        assert!(answer.text.ends_with("});"));
+    }
+    let form = h.complete(uuid).await;
+    assert_eq!(
+        form["variants"]["a"]["totalReward"], 0.75,
+        "the batch counted once"
+    );
+    // Without a callback: plain JSON.
+    let plain = h
+        .get(
+            &format!("/v2/experiment/{uuid}/record?typename=view&variant=a&apikey={key}"),
+            Who::Nobody,
+        )
+        .await;
+    assert_eq!(plain.header("content-type"), Some("application/json"));
+    assert_eq!(plain.json()["subtype"], "summary");
+}
+
+#[tokio::test]
+async fn an_empty_batch_records_nothing_and_answers_the_form() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let answer = h
+        .post(
+            &format!("/v2/experiment/{uuid}/record"),
+            Who::Owner,
+            json!({"events": []}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(views(&answer.json(), "a"), 0);
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let body =
+        json!({"sdk": "1.0", "events": [{"typename": "view", "variant": "a", "extra": [1]}]});
+    let answer = h
+        .post(&format!("/v2/experiment/{uuid}/record"), Who::Key, body)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 1);
+}

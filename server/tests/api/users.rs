@@ -1,0 +1,216 @@
+//! Login, tokens (expiry after an hour unused, logout) and API keys.
+
+use poem::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{Harness, START_MS, Who};
+
+async fn login_token(h: &Harness) -> String {
+    let answer = h
+        .send_with(
+            Method::POST,
+            "/v2/user/login",
+            &[("Authorization", h.owner.basic())],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let form = answer.json();
+    assert_eq!(form["typename"], "token");
+    assert_eq!(
+        form["expires"], "2026-11-26T16:59:33.232Z",
+        "one hour from now"
+    );
+    format!("Bearer {}", form["token"].as_str().unwrap())
+}
+
+async fn search_with(h: &Harness, authorization: &str) -> StatusCode {
+    h.send_with(
+        Method::GET,
+        "/v2/experiment",
+        &[("Authorization", authorization.to_owned())],
+        None,
+    )
+    .await
+    .status
+}
+
+#[tokio::test]
+async fn login_with_basic_or_a_json_body() {
+    let h = Harness::new().await;
+    let token = login_token(&h).await;
+    assert_eq!(search_with(&h, &token).await, StatusCode::OK);
+    let body = json!({"email": "OWNER@example.com ", "password": h.owner.password});
+    let answer = h.post("/v2/user/login", Who::Nobody, body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_ne!(answer.json()["token"], token.trim_start_matches("Bearer "));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_401() {
+    let h = Harness::new().await;
+    for body in [
+        json!({"email": "owner@example.com", "password": "wrong"}),
+        json!({"email": "nobody@example.com", "password": "wrong"}),
+    ] {
+        let answer = h.post("/v2/user/login", Who::Nobody, body).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.code().as_deref(), Some("authentication"));
+    }
+    let missing = h
+        .post("/v2/user/login", Who::Nobody, json!({"email": "a@b"}))
+        .await;
+    assert_eq!(
+        (missing.status, missing.code().as_deref()),
+        (StatusCode::BAD_REQUEST, Some("missing-field"))
+    );
+    for header in [
+        "Basic b3duZXJAZXhhbXBsZS5jb206d3Jvbmc=", // owner@example.com:wrong
+        "Bearer 00000000-0000-4000-8000-000000000000",
+        "ApiKey 00000000-0000-4000-8000-000000000000",
+        "Token abc",
+        "Basic %%%",
+    ] {
+        assert_eq!(
+            search_with(&h, header).await,
+            StatusCode::UNAUTHORIZED,
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_expire_after_an_hour_unused() {
+    let h = Harness::new().await;
+    let token = login_token(&h).await;
+    h.clock.advance(50 * 60_000);
+    assert_eq!(
+        search_with(&h, &token).await,
+        StatusCode::OK,
+        "used at 50 minutes"
+    );
+    h.clock.advance(50 * 60_000);
+    assert_eq!(
+        search_with(&h, &token).await,
+        StatusCode::OK,
+        "the use slid the expiry"
+    );
+    h.clock.advance(60 * 60_000);
+    assert_eq!(
+        search_with(&h, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "an hour unused"
+    );
+    let stored = h
+        .storage
+        .token(uuid::Uuid::parse_str(token.trim_start_matches("Bearer ")).unwrap())
+        .await;
+    assert!(stored.unwrap().unwrap().expires_ms <= START_MS + 160 * 60_000);
+}
+
+#[tokio::test]
+async fn logout_ends_the_token() {
+    let h = Harness::new().await;
+    let token = login_token(&h).await;
+    let answer = h
+        .send_with(
+            Method::POST,
+            "/v2/user/logout",
+            &[("Authorization", token.clone())],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.json()),
+        (StatusCode::OK, json!({"typename": "ok"}))
+    );
+    assert_eq!(search_with(&h, &token).await, StatusCode::UNAUTHORIZED);
+    // The harness's other token is untouched.
+    assert_eq!(
+        h.get("/v2/experiment", Who::Owner).await.status,
+        StatusCode::OK
+    );
+    // Logout with Basic ends every token of the account.
+    let token = login_token(&h).await;
+    let answer = h
+        .send(Method::POST, "/v2/user/logout", Who::OwnerBasic, None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(search_with(&h, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.get("/v2/experiment", Who::Owner).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.get("/v2/experiment", Who::OwnerBasic).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn api_key_lifecycle() {
+    let h = Harness::new().await;
+    let created = h
+        .post("/v2/apikey", Who::Owner, json!({"name": "landing page"}))
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    let key = created.json();
+    assert_eq!(key["typename"], "apikey");
+    assert_eq!(key["name"], "landing page");
+    assert_eq!(key["created"], "2026-11-26T15:59:33.232Z");
+    let uuid = key["uuid"].as_str().unwrap().to_owned();
+    let unnamed = h.send(Method::POST, "/v2/apikey", Who::Owner, None).await;
+    assert_eq!(unnamed.status, StatusCode::OK);
+    assert!(unnamed.json().get("name").is_none());
+    let list = h.get("/v2/apikey", Who::Owner).await.json();
+    let uuids: Vec<_> = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["uuid"].clone())
+        .collect();
+    assert_eq!(uuids.len(), 3);
+    assert!(uuids.contains(&json!(uuid)));
+    // The new key works, then stops working once deleted.
+    let experiment = h.experiment("published").await;
+    let h = &h;
+    let read = |auth: String| {
+        let uri = format!("/v2/experiment/{experiment}");
+        async move {
+            h.send_with(Method::GET, &uri, &[("Authorization", auth)], None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(read(format!("ApiKey {uuid}")).await, StatusCode::OK);
+    let deleted = h
+        .send(
+            Method::DELETE,
+            &format!("/v2/apikey/{uuid}"),
+            Who::Owner,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (deleted.status, deleted.json()),
+        (StatusCode::OK, json!({"typename": "ok"}))
+    );
+    assert_eq!(
+        read(format!("ApiKey {uuid}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = h
+        .send(
+            Method::DELETE,
+            &format!("/v2/apikey/{uuid}"),
+            Who::Owner,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.code().as_deref()),
+        (StatusCode::NOT_FOUND, Some("not-found"))
+    );
+    let bad = h.post("/v2/apikey", Who::Owner, json!({"name": 3})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

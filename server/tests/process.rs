@@ -1,0 +1,360 @@
+//! The real binary, as a site owner runs it: started on a temporary database
+//! and port 0, killed with `kill -9` under load from concurrent clients,
+//! restarted; every acknowledged event must be counted exactly once, and
+//! retried batch ids must not count twice. Also: the first start's
+//! credentials, graceful shutdown, and the PostgreSQL message.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_myna-server");
+/// Generous: only there so a broken build fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(db: &Path, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(db)
+            .env_remove("MYNA_ADMIN_EMAIL")
+            .env_remove("MYNA_ADMIN_PASSWORD")
+            .env_remove("MYNA_LISTEN")
+            .env_remove("MYNA_DATABASE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn myna-server");
+        let (lines, stdout) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let (found, address) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = found.send(rest.trim().to_owned());
+                }
+            }
+        });
+        let addr = address
+            .recv_timeout(PATIENCE)
+            .expect("the server logs the address it listens on")
+            .parse()
+            .expect("a socket address");
+        Server {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    let auth = if auth.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: {auth}\r\n")
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: myna\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {answer:?}")))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn json_call(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &str) -> Value {
+    let (status, body) = http(addr, method, path, auth, body).unwrap();
+    assert_eq!(status, 200, "{method} {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn basic(email: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{email}:{password}")))
+}
+
+/// A batch with a unique id: `views` views of `a` and `rewards` rewards of `b`.
+#[derive(Debug, Clone)]
+struct Batch {
+    body: String,
+    views: u64,
+    rewards: u64,
+}
+
+fn batch(n: u64) -> Batch {
+    let views = 1 + n % 3;
+    let rewards = n % 2;
+    let mut events = vec![json!({"typename": "view", "variant": "a"}); views as usize];
+    events.extend(vec![
+        json!({"typename": "reward", "variant": "b"});
+        rewards as usize
+    ]);
+    Batch {
+        body: json!({"batch": Uuid::new_v4(), "events": events}).to_string(),
+        views,
+        rewards,
+    }
+}
+
+fn totals<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> (u64, u64) {
+    batches
+        .into_iter()
+        .fold((0, 0), |(v, r), b| (v + b.views, r + b.rewards))
+}
+
+fn counts(addr: SocketAddr, auth: &str, experiment: &str) -> (u64, u64) {
+    let form = json_call(
+        addr,
+        "GET",
+        &format!("/v2/experiment/{experiment}"),
+        auth,
+        "",
+    );
+    let views = form["variants"]["a"]["views"].as_u64().unwrap();
+    let reward = form["variants"]["b"]["totalReward"].as_f64().unwrap();
+    (views, reward as u64)
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_event_and_retries_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret"),
+    ];
+    let mut server = Server::start(&db, &env);
+    let owner = basic("admin@example.com", "s3cret");
+    let created = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "load", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let experiment = created["uuid"].as_str().unwrap().to_owned();
+    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    let api_key = format!("ApiKey {}", key["uuid"].as_str().unwrap());
+    let path = format!("/v2/experiment/{experiment}/record");
+
+    // Concurrent clients record until the server dies under them.
+    let acked: Arc<Mutex<Vec<Batch>>> = Arc::default();
+    let unknown: Arc<Mutex<Vec<Batch>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..8u64)
+        .map(|client| {
+            let (acked, unknown, stop) = (acked.clone(), unknown.clone(), stop.clone());
+            let (addr, path, api_key) = (server.addr, path.clone(), api_key.clone());
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let batch = batch(client * 1_000_000 + n);
+                    match http(addr, "POST", &path, &api_key, &batch.body) {
+                        Ok((200, _)) => acked.lock().unwrap().push(batch),
+                        _ => {
+                            // No answer: maybe committed, maybe not.
+                            unknown.lock().unwrap().push(batch);
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 300 {
+        assert!(started.elapsed() < PATIENCE, "the load never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let unknown = unknown.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+    eprintln!(
+        "killed with {} batches acknowledged, {} in flight",
+        acked.len(),
+        unknown.len()
+    );
+
+    // Restarted on the same file: every acknowledged event is there.
+    let server = Server::start(&db, &[]);
+    let (at_least_views, at_least_rewards) = totals(&acked);
+    let (at_most_views, at_most_rewards) = totals(acked.iter().chain(&unknown));
+    let (views, rewards) = counts(server.addr, &owner, &experiment);
+    assert!(
+        (at_least_views..=at_most_views).contains(&views),
+        "views {views} not in {at_least_views}..={at_most_views}"
+    );
+    assert!((at_least_rewards..=at_most_rewards).contains(&rewards));
+
+    // Clients retry everything they sent (same batch ids), concurrently.
+    let everything: Vec<Batch> = acked.iter().chain(&unknown).cloned().collect();
+    let retries: Vec<_> = everything
+        .chunks(everything.len().div_ceil(4))
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            let (addr, path, api_key) = (server.addr, path.clone(), api_key.clone());
+            std::thread::spawn(move || {
+                for batch in chunk {
+                    let (status, body) = http(addr, "POST", &path, &api_key, &batch.body).unwrap();
+                    assert_eq!(status, 200, "{body}");
+                }
+            })
+        })
+        .collect();
+    for retry in retries {
+        retry.join().unwrap();
+    }
+    assert_eq!(
+        counts(server.addr, &owner, &experiment),
+        (at_most_views, at_most_rewards),
+        "each batch counted exactly once"
+    );
+}
+
+#[test]
+fn first_start_prints_credentials_once_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let mut server = Server::start(&db, &[]);
+    let line = server
+        .stdout
+        .recv_timeout(PATIENCE)
+        .expect("credentials on stdout");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |word: &str| {
+        let i = words.iter().position(|w| *w == word).expect(word);
+        words[i + 1].to_owned()
+    };
+    let (email, password) = (after("email"), after("password"));
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/v2/user/login",
+        &basic(&email, &password),
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (health, _) = http(server.addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(health, 200);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "SIGTERM did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+
+    // The second start creates nothing and prints no password.
+    let again = Server::start(&db, &[]);
+    let (status, _) = http(
+        again.addr,
+        "POST",
+        "/v2/user/login",
+        &basic(&email, &password),
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        again
+            .stdout
+            .recv_timeout(Duration::from_millis(500))
+            .is_err()
+    );
+}
+
+#[test]
+fn postgres_urls_get_a_clear_message() {
+    let output = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            "postgres://localhost/myna",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PostgreSQL is not supported by this build yet"),
+        "{stderr}"
+    );
+}

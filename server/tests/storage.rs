@@ -1,0 +1,541 @@
+//! The storage suite: written once against `&dyn Storage`, run for every
+//! backend (SQLite here; PostgreSQL joins with one more `suite!` line).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use myna_core::model::empty_object;
+use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
+use myna_server::storage::sqlite::SqliteStorage;
+use myna_server::storage::{Account, ApiKey, Recording, Storage, StorageError, Token};
+use serde_json::json;
+use uuid::Uuid;
+
+const HOUR: i64 = 3_600_000;
+
+/// A fresh, empty database of one backend (kept alive while the test runs).
+pub struct Fixture {
+    pub storage: Arc<dyn Storage>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("suite.db"))
+        .await
+        .unwrap();
+    Fixture {
+        storage: Arc::new(storage),
+        _guard: Box::new(dir),
+    }
+}
+
+macro_rules! suite {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test]
+            async fn accounts() {
+                cases::accounts($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn tokens() {
+                cases::tokens($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn api_keys() {
+                cases::api_keys($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn experiments_round_trip() {
+                cases::experiments_round_trip($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn update_keeps_counts() {
+                cases::update_keeps_counts($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn delete_and_reset() {
+                cases::delete_and_reset($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn record_counts_and_hours() {
+                cases::record_counts_and_hours($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn record_exactly_once() {
+                cases::record_exactly_once($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn record_for_removed_variants() {
+                cases::record_for_removed_variants($open.await.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn prune_batches() {
+                cases::prune_batches($open.await.storage.as_ref()).await
+            }
+        }
+    };
+}
+
+suite!(sqlite_backend, sqlite());
+
+#[tokio::test]
+async fn sqlite_commits_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reopen.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let account = cases::account(&storage).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    storage.create_experiment(&experiment, 0).await.unwrap();
+    let batch = cases::batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]);
+    let recording = Recording {
+        experiment: experiment.uuid,
+        batch,
+    };
+    storage
+        .record(std::slice::from_ref(&recording), 0)
+        .await
+        .unwrap();
+    // Dropped without closing, like a killed process.
+    drop(storage);
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let again = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    assert_eq!(again.variants[0].views, 1);
+    assert_eq!(
+        storage.record(&[recording], 0).await.unwrap(),
+        [false],
+        "the id survived too"
+    );
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn account(storage: &dyn Storage) -> Uuid {
+        let account = Account {
+            id: Uuid::new_v4(),
+            email: format!("{}@example.com", Uuid::new_v4().simple()),
+            password_hash: "$argon2id$stub".into(),
+            created_ms: 0,
+        };
+        storage.create_account(&account).await.unwrap();
+        account.id
+    }
+
+    pub fn experiment(account: Uuid, visibility: Visibility) -> Experiment {
+        let mut b = Variant::new("b");
+        b.name = "Bee".into();
+        b.settings = json!({"color": "blue", "list": [1, 2]});
+        Experiment {
+            uuid: Uuid::new_v4(),
+            account_id: account,
+            name: "Headline".into(),
+            visibility,
+            settings: json!({"k": {"nested": true}}),
+            variants: vec![Variant::new("a"), b, Variant::new("c")],
+        }
+    }
+
+    pub fn batch(id: Option<Uuid>, events: &[(&str, EventType, i64)]) -> RecordBatch {
+        RecordBatch {
+            batch: id,
+            events: events
+                .iter()
+                .map(|(variant, typename, timestamp)| Event {
+                    typename: *typename,
+                    variant: (*variant).into(),
+                    amount: (*typename == EventType::Reward).then_some(0.5),
+                    timestamp: *timestamp,
+                })
+                .collect(),
+        }
+    }
+
+    fn counts(experiment: &Experiment) -> Vec<(String, u64, f64)> {
+        experiment
+            .variants
+            .iter()
+            .map(|v| (v.id.clone(), v.views, v.total_reward))
+            .collect()
+    }
+
+    async fn stored(storage: &dyn Storage, uuid: Uuid) -> Experiment {
+        storage.experiment(uuid).await.unwrap().expect("stored")
+    }
+
+    pub async fn accounts(storage: &dyn Storage) {
+        assert_eq!(storage.account_count().await.unwrap(), 0);
+        let account = Account {
+            id: Uuid::new_v4(),
+            email: "me@example.com".into(),
+            password_hash: "$argon2id$v=19$hash".into(),
+            created_ms: 42,
+        };
+        storage.create_account(&account).await.unwrap();
+        assert_eq!(storage.account_count().await.unwrap(), 1);
+        let found = storage.account_by_email("me@example.com").await.unwrap();
+        assert_eq!(found.as_ref(), Some(&account));
+        assert_eq!(
+            storage.account_by_email("you@example.com").await.unwrap(),
+            None
+        );
+        let twin = Account {
+            id: Uuid::new_v4(),
+            ..account
+        };
+        assert!(matches!(
+            storage.create_account(&twin).await,
+            Err(StorageError::Conflict)
+        ));
+        storage.ping().await.unwrap();
+    }
+
+    pub async fn tokens(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let token = Token {
+            token: Uuid::new_v4(),
+            account_id: account,
+            expires_ms: 1000,
+        };
+        let other = Token {
+            token: Uuid::new_v4(),
+            ..token
+        };
+        storage.create_token(token).await.unwrap();
+        storage.create_token(other).await.unwrap();
+        assert_eq!(storage.token(token.token).await.unwrap(), Some(token));
+        storage.extend_token(token.token, 5000).await.unwrap();
+        assert_eq!(
+            storage
+                .token(token.token)
+                .await
+                .unwrap()
+                .map(|t| t.expires_ms),
+            Some(5000)
+        );
+        assert_eq!(
+            storage.prune_tokens(1000).await.unwrap(),
+            1,
+            "the other expired"
+        );
+        assert_eq!(storage.token(other.token).await.unwrap(), None);
+        assert!(storage.delete_token(token.token).await.unwrap());
+        assert!(!storage.delete_token(token.token).await.unwrap());
+        storage.create_token(other).await.unwrap();
+        assert_eq!(storage.delete_account_tokens(account).await.unwrap(), 1);
+        assert_eq!(storage.token(other.token).await.unwrap(), None);
+    }
+
+    pub async fn api_keys(storage: &dyn Storage) {
+        let mine = account(storage).await;
+        let theirs = account(storage).await;
+        let first = ApiKey {
+            uuid: Uuid::new_v4(),
+            account_id: mine,
+            name: Some("site".into()),
+            created_ms: 1,
+        };
+        let second = ApiKey {
+            uuid: Uuid::new_v4(),
+            name: None,
+            created_ms: 2,
+            ..first.clone()
+        };
+        storage.create_api_key(&second).await.unwrap();
+        storage.create_api_key(&first).await.unwrap();
+        assert_eq!(
+            storage.api_key(first.uuid).await.unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(
+            storage.api_keys(mine).await.unwrap(),
+            [first.clone(), second.clone()],
+            "oldest first"
+        );
+        assert_eq!(storage.api_keys(theirs).await.unwrap(), []);
+        assert!(
+            !storage.delete_api_key(theirs, first.uuid).await.unwrap(),
+            "not theirs"
+        );
+        assert!(storage.delete_api_key(mine, first.uuid).await.unwrap());
+        assert_eq!(storage.api_key(first.uuid).await.unwrap(), None);
+    }
+
+    pub async fn experiments_round_trip(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let mut one = experiment(account, Visibility::Draft);
+        one.variants[1].views = 3;
+        one.variants[1].total_reward = 1.5;
+        let two = experiment(account, Visibility::Archived);
+        storage.create_experiment(&one, 0).await.unwrap();
+        storage.create_experiment(&two, 0).await.unwrap();
+        assert_eq!(
+            stored(storage, one.uuid).await,
+            one,
+            "definition, order and counts"
+        );
+        let all = storage.experiments().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.contains(&one) && all.contains(&two));
+        assert!(matches!(
+            storage.create_experiment(&one, 0).await,
+            Err(StorageError::Conflict)
+        ));
+        assert_eq!(storage.experiment(Uuid::new_v4()).await.unwrap(), None);
+        let empty = Experiment {
+            uuid: Uuid::new_v4(),
+            variants: vec![],
+            settings: empty_object(),
+            ..one.clone()
+        };
+        storage.create_experiment(&empty, 0).await.unwrap();
+        assert_eq!(stored(storage, empty.uuid).await, empty);
+    }
+
+    pub async fn update_keeps_counts(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Draft);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let batch = batch(
+            None,
+            &[("a", EventType::View, 0), ("c", EventType::Reward, 0)],
+        );
+        storage
+            .record(
+                &[Recording {
+                    experiment: experiment.uuid,
+                    batch,
+                }],
+                0,
+            )
+            .await
+            .unwrap();
+        let mut next = experiment.clone();
+        next.name = "Renamed".into();
+        next.visibility = Visibility::Published;
+        next.settings = json!({"new": 1});
+        next.variants.remove(0); // a
+        next.variants[0].name = "B!".into();
+        next.variants.push(Variant::new("d"));
+        next.variants.swap(0, 1); // c, b, d
+        assert!(storage.update_experiment(&next).await.unwrap());
+        let after = stored(storage, experiment.uuid).await;
+        assert_eq!(after.name, "Renamed");
+        assert_eq!(after.visibility, Visibility::Published);
+        assert_eq!(after.settings, json!({"new": 1}));
+        assert_eq!(
+            counts(&after),
+            [
+                ("c".into(), 0, 0.5),
+                ("b".into(), 0, 0.0),
+                ("d".into(), 0, 0.0)
+            ]
+        );
+        assert_eq!(after.variants[1].name, "B!");
+        assert_eq!(
+            after.variants[1].settings,
+            json!({"color": "blue", "list": [1, 2]})
+        );
+        // The removed variant's hourly totals went with it.
+        let hours: Vec<_> = storage
+            .hourly(experiment.uuid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.variant)
+            .collect();
+        assert_eq!(hours, ["c"]);
+        // Re-adding `a` starts it from zero.
+        next.variants.push(Variant::new("a"));
+        storage.update_experiment(&next).await.unwrap();
+        assert_eq!(stored(storage, experiment.uuid).await.variants[3].views, 0);
+        let ghost = Experiment {
+            uuid: Uuid::new_v4(),
+            ..next
+        };
+        assert!(!storage.update_experiment(&ghost).await.unwrap());
+    }
+
+    pub async fn delete_and_reset(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let id = Uuid::new_v4();
+        let recording = Recording {
+            experiment: experiment.uuid,
+            batch: batch(
+                Some(id),
+                &[("a", EventType::View, 0), ("a", EventType::Reward, 0)],
+            ),
+        };
+        storage
+            .record(std::slice::from_ref(&recording), 0)
+            .await
+            .unwrap();
+        assert!(storage.reset_experiment(experiment.uuid).await.unwrap());
+        let after = stored(storage, experiment.uuid).await;
+        assert!(
+            counts(&after)
+                .iter()
+                .all(|(_, views, reward)| *views == 0 && *reward == 0.0)
+        );
+        assert!(storage.hourly(experiment.uuid).await.unwrap().is_empty());
+        assert_eq!(
+            storage
+                .record(std::slice::from_ref(&recording), 0)
+                .await
+                .unwrap(),
+            [false],
+            "a batch recorded before the reset is not counted again"
+        );
+        assert!(!storage.reset_experiment(Uuid::new_v4()).await.unwrap());
+        assert!(storage.delete_experiment(experiment.uuid).await.unwrap());
+        assert_eq!(storage.experiment(experiment.uuid).await.unwrap(), None);
+        assert!(!storage.delete_experiment(experiment.uuid).await.unwrap());
+        // Recording for a deleted experiment does nothing and fails nothing.
+        assert_eq!(storage.record(&[recording], 0).await.unwrap().len(), 1);
+        assert!(storage.hourly(experiment.uuid).await.unwrap().is_empty());
+    }
+
+    pub async fn record_counts_and_hours(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let group = [
+            Recording {
+                experiment: experiment.uuid,
+                batch: batch(
+                    None,
+                    &[
+                        ("a", EventType::View, 10),
+                        ("a", EventType::Reward, HOUR + 5),
+                        ("b", EventType::View, 20),
+                    ],
+                ),
+            },
+            Recording {
+                experiment: experiment.uuid,
+                batch: batch(Some(Uuid::new_v4()), &[("a", EventType::View, HOUR)]),
+            },
+        ];
+        assert_eq!(storage.record(&group, 0).await.unwrap(), [true, true]);
+        let after = stored(storage, experiment.uuid).await;
+        assert_eq!(
+            counts(&after),
+            [
+                ("a".into(), 2, 0.5),
+                ("b".into(), 1, 0.0),
+                ("c".into(), 0, 0.0)
+            ]
+        );
+        let hours: Vec<_> = storage
+            .hourly(experiment.uuid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.variant, h.hour_ms, h.views, h.total_reward))
+            .collect();
+        assert_eq!(
+            hours,
+            [
+                ("a".into(), 0, 1, 0.0),
+                ("a".into(), HOUR, 1, 0.5),
+                ("b".into(), 0, 1, 0.0)
+            ]
+        );
+        assert_eq!(storage.record(&[], 0).await.unwrap(), Vec::<bool>::new());
+    }
+
+    pub async fn record_exactly_once(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let one = experiment(account, Visibility::Published);
+        let two = experiment(account, Visibility::Published);
+        storage.create_experiment(&one, 0).await.unwrap();
+        storage.create_experiment(&two, 0).await.unwrap();
+        let id = Uuid::new_v4();
+        let view = |experiment: Uuid, id: Option<Uuid>| Recording {
+            experiment,
+            batch: batch(id, &[("a", EventType::View, 0)]),
+        };
+        // Twice in one group, once for another experiment, once without an id.
+        let group = [
+            view(one.uuid, Some(id)),
+            view(one.uuid, Some(id)),
+            view(two.uuid, Some(id)),
+            view(one.uuid, None),
+        ];
+        assert_eq!(
+            storage.record(&group, 0).await.unwrap(),
+            [true, false, true, true]
+        );
+        // Again in a later commit.
+        assert_eq!(storage.record(&group[..1], 0).await.unwrap(), [false]);
+        assert_eq!(stored(storage, one.uuid).await.variants[0].views, 2);
+        assert_eq!(stored(storage, two.uuid).await.variants[0].views, 1);
+        // Many ids in one commit (more than one statement's worth).
+        let many: Vec<_> = (0..1200)
+            .map(|_| view(one.uuid, Some(Uuid::new_v4())))
+            .collect();
+        let counted = storage.record(&many, 0).await.unwrap();
+        assert!(counted.iter().all(|c| *c));
+        let counted = storage.record(&many, 0).await.unwrap();
+        assert!(counted.iter().all(|c| !*c));
+        assert_eq!(stored(storage, one.uuid).await.variants[0].views, 1202);
+    }
+
+    pub async fn record_for_removed_variants(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let mut next = experiment.clone();
+        next.variants.retain(|v| v.id != "b");
+        storage.update_experiment(&next).await.unwrap();
+        let recording = Recording {
+            experiment: experiment.uuid,
+            batch: batch(
+                None,
+                &[("b", EventType::View, 0), ("a", EventType::View, 0)],
+            ),
+        };
+        assert_eq!(storage.record(&[recording], 0).await.unwrap(), [true]);
+        let after = stored(storage, experiment.uuid).await;
+        assert_eq!(counts(&after), [("a".into(), 1, 0.0), ("c".into(), 0, 0.0)]);
+        let hours: Vec<_> = storage
+            .hourly(experiment.uuid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.variant)
+            .collect();
+        assert_eq!(hours, ["a"]);
+    }
+
+    pub async fn prune_batches(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let old = Recording {
+            experiment: experiment.uuid,
+            batch: batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+        };
+        let new = Recording {
+            experiment: experiment.uuid,
+            batch: batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+        };
+        storage
+            .record(std::slice::from_ref(&old), 1_000)
+            .await
+            .unwrap();
+        storage
+            .record(std::slice::from_ref(&new), 5_000)
+            .await
+            .unwrap();
+        assert_eq!(storage.prune_batches(2_000).await.unwrap(), 1);
+        assert_eq!(
+            storage.record(&[old, new], 6_000).await.unwrap(),
+            [true, false],
+            "only the old id was forgotten"
+        );
+    }
+}
