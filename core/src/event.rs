@@ -151,7 +151,7 @@ pub fn validate_event(
     now_ms: i64,
     prefix: &str,
 ) -> Result<Event, Vec<Message>> {
-    let (typename, amount, mut problems) = check_event(input, experiment, prefix);
+    let (typename, amount, mut problems) = check_event(input, experiment, prefix, true);
     let timestamp = match input.timestamp {
         None => Some(now_ms),
         Some(ts) => match timestamp_ms(ts) {
@@ -185,7 +185,8 @@ pub fn validate_event(
 /// are the bare field names (`amount`, `variant`).
 ///
 /// Taking no timestamp input, it needs no timestamp parsing, which keeps the
-/// RFC 3339 parser out of the SDK's wasm.
+/// RFC 3339 parser out of the SDK's wasm; and its problems carry no `data`
+/// (the SDK throws them, it never sends them), which keeps JSON values out.
 pub fn new_event(
     typename: &str,
     variant: &str,
@@ -199,42 +200,45 @@ pub fn new_event(
         amount,
         timestamp: None,
     };
-    let (typename, amount, problems) = check_event(&input, experiment, "");
+    let (typename, amount, problems) = check_event(&input, experiment, "", false);
     finish_event(typename, variant, amount, Some(now_ms), problems)
 }
 
 /// The rules on an event's typename, variant and amount; every problem, in
-/// field order.
+/// field order (with `data` when `data` is set).
 fn check_event(
     input: &EventInput,
     experiment: &Experiment,
     prefix: &str,
+    data: bool,
 ) -> (Option<EventType>, Option<f64>, Vec<Message>) {
     let mut problems = Vec::new();
     let typename = match input.typename {
         "view" => Some(EventType::View),
         "reward" => Some(EventType::Reward),
         other => {
-            problems.push(
-                Message::at(
-                    Code::UnknownTypename,
-                    [prefix, "typename"].concat(),
-                    "An event's typename must be `view` or `reward`.",
-                )
-                .with_data(json!({ "typename": other })),
+            let mut m = Message::at(
+                Code::UnknownTypename,
+                [prefix, "typename"].concat(),
+                "An event's typename must be `view` or `reward`.",
             );
+            if data {
+                m = m.with_data(json!({ "typename": other }));
+            }
+            problems.push(m);
             None
         }
     };
     if !experiment.has_variant(input.variant) {
-        problems.push(
-            Message::at(
-                Code::UnknownVariant,
-                [prefix, "variant"].concat(),
-                "The experiment has no variant with this id.",
-            )
-            .with_data(json!({ "variant": input.variant })),
+        let mut m = Message::at(
+            Code::UnknownVariant,
+            [prefix, "variant"].concat(),
+            "The experiment has no variant with this id.",
         );
+        if data {
+            m = m.with_data(json!({ "variant": input.variant }));
+        }
+        problems.push(m);
     }
     let amount = match (typename, input.amount) {
         (Some(EventType::View), Some(_)) => {
