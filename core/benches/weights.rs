@@ -15,13 +15,15 @@ const SIZES: [usize; 3] = [2, 10, 50];
 const REFERENCE_DRAWS: usize = 1_000_000;
 const GOAL: f64 = 0.005;
 
-/// Thousands of views per arm, conversion rates between 0.05 and 0.3.
+/// Thousands of views per arm, conversion rates between 0.05 and 0.3 that
+/// differ by up to ±15% between arms, so several arms are still in the race.
 fn realistic_arms(k: usize, seed: u64) -> Vec<Arm> {
     let mut rng = StdRng::seed_from_u64(seed);
+    let base: f64 = rng.random_range(0.05..0.26);
     (0..k)
         .map(|_| {
             let views: u64 = rng.random_range(1_000..10_000);
-            let rate: f64 = rng.random_range(0.05..0.3);
+            let rate: f64 = base * rng.random_range(0.85..1.15);
             let conversions = (0..views).filter(|_| rng.random::<f64>() < rate).count();
             Arm {
                 views,

@@ -9,8 +9,20 @@
 //!
 //! The probabilities are computed by deterministic numerical quadrature, not
 //! by Monte Carlo draws, so no seed is needed: the same counts always give the
-//! same weights, bit for bit, on every platform that rounds IEEE 754 the same
-//! way.
+//! same weights (bit for bit on one platform; native and wasm builds may
+//! differ in the last bits, as their `exp` and `ln` may). Arms with identical
+//! counts get exactly equal weights everywhere.
+//!
+//! How: each posterior is looked at within its mean ± 12 standard deviations
+//! (clipped to [0, 1]). A grid covers those windows, each stretch between
+//! window ends split as finely as the narrowest window over it asks (200
+//! points per window), so overlapping windows share points. On the grid, each
+//! posterior's unnormalized log density is evaluated (from `ln x` and
+//! `ln(1 - x)` shared by all posteriors, or relative to the mode for huge
+//! counts), exponentiated, and normalized and accumulated into a CDF by
+//! trapezoids; then `P(i best) = ∫ f_i ∏_{j != i} F_j` by trapezoids too.
+//! Identical posteriors are computed once, as one group. Against a 5,000-point
+//! grid the result moves by at most 0.00014 on varied counts.
 
 use std::cmp::Ordering;
 
@@ -230,29 +242,38 @@ struct Group {
     members: usize,
 }
 
-/// One group's normalized density and CDF on `xs[start..start + len]`; the
-/// density is 0 outside, the CDF 0 before and 1 after.
-struct Curve {
+/// Where one group's curves live on the grid: its window is
+/// `xs[first..=last]`, and one more point each side (`start`, `end`) gives the
+/// density room to fall to 0.
+#[derive(Clone, Copy)]
+struct Span {
+    first: usize,
+    last: usize,
     start: usize,
-    pdf: Vec<f64>,
-    cdf: Vec<f64>,
+    end: usize,
 }
 
-impl Curve {
-    fn pdf_at(&self, k: usize) -> f64 {
-        match k.checked_sub(self.start) {
-            Some(j) if j < self.pdf.len() => self.pdf[j],
-            _ => 0.0,
+impl Span {
+    fn new(xs: &[f64], (lo, hi): (f64, f64)) -> Span {
+        // lo and hi are grid points, so the window is not empty.
+        let first = xs.partition_point(|&x| x < lo).min(xs.len() - 1);
+        let last = xs.partition_point(|&x| x <= hi).max(first + 1) - 1;
+        Span {
+            first,
+            last,
+            start: first.saturating_sub(1),
+            end: (last + 1).min(xs.len() - 1),
         }
     }
+}
 
-    fn cdf_at(&self, k: usize) -> f64 {
-        match k.checked_sub(self.start) {
-            Some(j) if j < self.cdf.len() => self.cdf[j],
-            Some(_) => 1.0,
-            None => 0.0,
-        }
-    }
+/// One group's normalized density and CDF on `xs[start..=end]`; the density
+/// is 0 outside, the CDF 0 before and 1 after.
+struct Curve {
+    start: usize,
+    end: usize,
+    pdf: Vec<f64>,
+    cdf: Vec<f64>,
 }
 
 /// Probability that one member of each group is best, renormalized so the
@@ -260,60 +281,80 @@ impl Curve {
 fn group_probabilities(groups: &[Group]) -> Option<Vec<f64>> {
     let windows: Vec<(f64, f64)> = groups.iter().map(|g| g.posterior.window()).collect();
     let xs = grid(&windows);
-    let logs = GridLogs::new(&xs, groups);
-    let curves: Vec<Curve> = groups
-        .iter()
-        .zip(&windows)
-        .map(|(g, &w)| curve(&xs, &logs, &g.posterior, w))
-        .collect();
+    let spans: Vec<Span> = windows.iter().map(|&w| Span::new(&xs, w)).collect();
 
-    // P(member of g is best) = ∫ f_g F_g^(m_g - 1) ∏_{h != g} F_h^(m_h),
-    // with prefix and suffix products over the groups (no division).
-    let n_groups = groups.len();
-    let mut own = vec![0.0; n_groups];
-    let mut full = vec![0.0; n_groups];
-    let mut prefix = vec![1.0; n_groups + 1];
-    let mut suffix = vec![1.0; n_groups + 1];
-    let mut previous = vec![0.0; n_groups];
-    let mut integral = vec![0.0; n_groups];
-    for k in 0..xs.len() {
-        for (h, (curve, group)) in curves.iter().zip(groups).enumerate() {
-            let f = curve.cdf_at(k);
-            own[h] = power(f, group.members - 1);
-            full[h] = own[h] * f;
+    // Below the highest start some group's CDF is 0, so no arm can be best
+    // there; a group whose span ends before it is never best.
+    let begin = spans.iter().map(|s| s.start).max().unwrap_or(0);
+    let relevant: Vec<usize> = (0..groups.len())
+        .filter(|&g| spans[g].end >= begin)
+        .collect();
+    let from = relevant
+        .iter()
+        .map(|&g| spans[g].start)
+        .min()
+        .unwrap_or(begin);
+    let logs = GridLogs::new(&xs, from, relevant.iter().map(|&g| &groups[g].posterior));
+    let curves: Vec<Curve> = relevant
+        .iter()
+        .map(|&g| curve(&xs, &logs, &groups[g].posterior, spans[g]))
+        .collect();
+    let members: Vec<usize> = relevant.iter().map(|&g| groups[g].members).collect();
+
+    // P(a member of g is best) = ∫ f_g F_g^(m_g - 1) ∏_{h != g} F_h^(m_h),
+    // with prefix and suffix products over the groups (no division). Groups
+    // whose span ended have F = 1 and f = 0, so only active ones take part.
+    let n = curves.len();
+    let mut active: Vec<usize> = Vec::with_capacity(n);
+    let mut own = vec![0.0; n];
+    let mut full = vec![0.0; n];
+    let mut prefix = vec![1.0; n + 1];
+    let mut suffix = vec![1.0; n + 1];
+    let mut previous = vec![0.0; n];
+    let mut integral = vec![0.0; n];
+    for k in begin..xs.len() {
+        active.clear();
+        active.extend((0..n).filter(|&c| curves[c].end >= k));
+        for (slot, &c) in active.iter().enumerate() {
+            let f = curves[c].cdf[k - curves[c].start];
+            own[slot] = power(f, members[c] - 1);
+            full[slot] = own[slot] * f;
         }
-        for h in 0..n_groups {
-            prefix[h + 1] = prefix[h] * full[h];
+        let m = active.len();
+        for slot in 0..m {
+            prefix[slot + 1] = prefix[slot] * full[slot];
         }
-        for h in (0..n_groups).rev() {
-            suffix[h] = suffix[h + 1] * full[h];
+        suffix[m] = 1.0;
+        for slot in (0..m).rev() {
+            suffix[slot] = suffix[slot + 1] * full[slot];
         }
         let half_dx = if k == 0 {
             0.0
         } else {
             0.5 * (xs[k] - xs[k - 1])
         };
-        for (g, curve) in curves.iter().enumerate() {
-            let integrand = curve.pdf_at(k) * own[g] * prefix[g] * suffix[g + 1];
-            integral[g] += half_dx * (previous[g] + integrand);
-            previous[g] = integrand;
+        for (slot, &c) in active.iter().enumerate() {
+            let curve = &curves[c];
+            let integrand =
+                curve.pdf[k - curve.start] * own[slot] * prefix[slot] * suffix[slot + 1];
+            integral[c] += half_dx * (previous[c] + integrand);
+            previous[c] = integrand;
         }
     }
 
     let total: f64 = integral
         .iter()
-        .zip(groups)
-        .map(|(p, g)| p * g.members as f64)
+        .zip(&members)
+        .map(|(p, &m)| p * m as f64)
         .sum();
     if !(total.is_finite() && total > 0.0) {
         return None;
     }
-    Some(
-        integral
-            .iter()
-            .map(|p| (p / total).clamp(0.0, 1.0))
-            .collect(),
-    )
+    let mut per_group = vec![0.0; groups.len()];
+    for (&g, p) in relevant.iter().zip(&integral) {
+        per_group[g] = (p / total).clamp(0.0, 1.0);
+    }
+    Some(per_group)
 }
 
 /// `x^n` for `x` in [0, 1], exact for n = 0 and 1.
@@ -363,35 +404,36 @@ fn grid(windows: &[(f64, f64)]) -> Vec<f64> {
     xs
 }
 
-/// `ln x` and `ln(1 - x)` at every grid point, each accurate to a few ulps
-/// (shared by every posterior on the direct path).
+/// `ln x` and `ln(1 - x)` at the grid points from `from` on, each accurate to
+/// a few ulps, shared by every posterior on the direct path.
 struct GridLogs {
+    from: usize,
     ln_x: Vec<f64>,
     ln_1mx: Vec<f64>,
 }
 
 impl GridLogs {
-    fn new(xs: &[f64], groups: &[Group]) -> GridLogs {
-        let needed = groups
-            .iter()
-            .any(|g| g.posterior.alpha + g.posterior.beta <= CENTERED_ABOVE);
-        if !needed {
-            return GridLogs {
-                ln_x: Vec::new(),
-                ln_1mx: Vec::new(),
-            };
-        }
-        let (ln_x, ln_1mx) = xs
-            .iter()
-            .map(|&x| {
-                if x <= 0.5 {
-                    (x.ln(), (-x).ln_1p())
-                } else {
-                    ((x - 1.0).ln_1p(), (1.0 - x).ln())
-                }
-            })
-            .unzip();
-        GridLogs { ln_x, ln_1mx }
+    fn new<'a>(
+        xs: &[f64],
+        from: usize,
+        mut posteriors: impl Iterator<Item = &'a Posterior>,
+    ) -> GridLogs {
+        let needed = posteriors.any(|p| p.alpha + p.beta <= CENTERED_ABOVE);
+        let (ln_x, ln_1mx) = if needed {
+            xs[from..]
+                .iter()
+                .map(|&x| {
+                    if x <= 0.5 {
+                        (x.ln(), (-x).ln_1p())
+                    } else {
+                        ((x - 1.0).ln_1p(), (1.0 - x).ln())
+                    }
+                })
+                .unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        GridLogs { from, ln_x, ln_1mx }
     }
 }
 
@@ -400,21 +442,20 @@ fn term(e: f64, l: f64) -> f64 {
     if e == 0.0 { 0.0 } else { e * l }
 }
 
-/// The posterior's density and CDF on the grid, normalized by trapezoids (so
+/// The posterior's density and CDF on its span, normalized by trapezoids (so
 /// no log-gamma is needed).
-fn curve(xs: &[f64], logs: &GridLogs, posterior: &Posterior, (lo, hi): (f64, f64)) -> Curve {
-    // Points inside the window; lo and hi are grid points, so this is not
-    // empty. One more point each side gives the density room to fall to 0.
-    let first = xs.partition_point(|&x| x < lo);
-    let last = xs.partition_point(|&x| x <= hi).max(first + 1) - 1;
-    let start = first.saturating_sub(1);
-    let end = (last + 1).min(xs.len() - 1);
-
+fn curve(xs: &[f64], logs: &GridLogs, posterior: &Posterior, span: Span) -> Curve {
+    let Span {
+        first,
+        last,
+        start,
+        end,
+    } = span;
     let a1 = posterior.alpha - 1.0;
     let b1 = posterior.beta - 1.0;
     let centered = posterior.alpha + posterior.beta > CENTERED_ABOVE;
-    // Reference point for the centered form; any point gives the same density
-    // up to a constant, the mode keeps the terms small.
+    // Reference point of the centered form: any point gives the same density
+    // up to a constant; the mode keeps the two terms small.
     let c = if a1 > 0.0 && b1 > 0.0 {
         (a1 / (a1 + b1)).clamp(f64::MIN_POSITIVE, ONE_BELOW)
     } else {
@@ -424,24 +465,24 @@ fn curve(xs: &[f64], logs: &GridLogs, posterior: &Posterior, (lo, hi): (f64, f64
     let log_density = |k: usize| -> f64 {
         let l = if centered {
             let d = xs[k] - c;
-            let first = if a1 == 0.0 { 0.0 } else { a1 * (d / c).ln_1p() };
-            let second = if b1 == 0.0 {
+            let below = if a1 == 0.0 { 0.0 } else { a1 * (d / c).ln_1p() };
+            let above = if b1 == 0.0 {
                 0.0
             } else {
                 b1 * (-d / one_minus_c).ln_1p()
             };
-            first + second
+            below + above
         } else {
-            term(a1, logs.ln_x[k]) + term(b1, logs.ln_1mx[k])
+            term(a1, logs.ln_x[k - logs.from]) + term(b1, logs.ln_1mx[k - logs.from])
         };
         if l.is_nan() { f64::NEG_INFINITY } else { l }
     };
 
     let mut pdf = vec![0.0; end - start + 1];
+    let window = first - start..=last - start;
     for k in first..=last {
         pdf[k - start] = log_density(k);
     }
-    let window = first - start..=last - start;
     let peak = pdf[window.clone()]
         .iter()
         .copied()
@@ -478,7 +519,12 @@ fn curve(xs: &[f64], logs: &GridLogs, posterior: &Posterior, (lo, hi): (f64, f64
         *p /= total;
         *f = (*f / total).min(1.0);
     }
-    Curve { start, pdf, cdf }
+    Curve {
+        start,
+        end,
+        pdf,
+        cdf,
+    }
 }
 
 /// When quadrature cannot separate the arms: everything to the arms with the
