@@ -1,0 +1,17 @@
+// The package entry: the wasm-bindgen output as it is, except that
+// `Myna.connect` loads the wasm first (once), so a page never calls an init
+// function itself. Declarations: index.d.ts re-exports the generated ones.
+import init, { Myna } from "./myna_sdk.js";
+
+export * from "./myna_sdk.js";
+
+let ready;
+const connect = Myna.connect;
+Myna.connect = async function (options) {
+  ready ??= init().catch((e) => {
+    ready = undefined;
+    throw e;
+  });
+  await ready;
+  return connect.call(this, options);
+};

@@ -1,0 +1,184 @@
+//! The options of `Myna.connect`, read and checked once: every problem comes
+//! back as data (a code and a path), like core's validation.
+
+use js_sys::Array;
+use myna_core::{Code, Message, Problem};
+use wasm_bindgen::prelude::*;
+
+use crate::experiment::get;
+
+#[wasm_bindgen(typescript_custom_section)]
+const OPTIONS_TS: &str = r#"
+/** The options of `Myna.connect`. */
+export interface ConnectOptions {
+  /** The server's root URL, e.g. `https://ab.example.com`. */
+  apiRoot: string;
+  /** An API key (public by design: it can only read published experiments and record events). */
+  apiKey: string;
+  /** How events travel: `"post"` (fetch, batched; the default) or `"jsonp"` (a script tag per event). */
+  transport?: "post" | "jsonp";
+  /** Send as soon as this many events are queued (default 20). */
+  batchSize?: number;
+  /** Send what is queued this often, in milliseconds (default 1000). */
+  flushIntervalMs?: number;
+  /** Most events kept queued; the oldest are dropped beyond (default 1000). */
+  maxQueueEvents?: number;
+  /** Most bytes of queue kept in localStorage; the oldest are dropped beyond (default 100000). */
+  maxQueueBytes?: number;
+  /** How long a request may take, in milliseconds (default 10000). */
+  timeoutMs?: number;
+  /** The prefix of the SDK's localStorage keys (default `"myna"`). */
+  storageKey?: string;
+  /** Read-form snapshots to start from instead of loading from the server (no network). */
+  experiments?: ExperimentSnapshot[] | { results: ExperimentSnapshot[] };
+}
+"#;
+
+/// How events travel to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `fetch` POSTs of batches (`text/plain`, `apikey` in the URL: no preflight).
+    Post,
+    /// One JSONP script tag per event.
+    Jsonp,
+}
+
+/// The checked options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server root, without a trailing `/`.
+    pub api_root: String,
+    /// The API key.
+    pub api_key: String,
+    /// How events travel.
+    pub transport: Transport,
+    /// Flush once this many events are queued.
+    pub batch_size: usize,
+    /// Flush this often (ms).
+    pub flush_interval_ms: f64,
+    /// Most events queued.
+    pub max_queue_events: usize,
+    /// Most bytes queued.
+    pub max_queue_bytes: usize,
+    /// Request timeout (ms).
+    pub timeout_ms: f64,
+    /// Storage namespace.
+    pub storage_key: String,
+    /// Snapshots, when the page gave some (a JS array of read forms).
+    pub experiments: Option<Array>,
+}
+
+/// Reads the options object; every problem at once.
+pub fn read(value: &JsValue) -> Result<Options, Problem> {
+    let mut problems = Vec::new();
+    if !value.is_object() {
+        return Err(Problem::new(
+            Code::InvalidType,
+            "Myna.connect takes an options object.",
+        ));
+    }
+    let api_root = string(value, "apiRoot", None, &mut problems);
+    let api_key = string(value, "apiKey", None, &mut problems);
+    let transport = match string(value, "transport", Some("post"), &mut problems).as_str() {
+        "post" => Transport::Post,
+        "jsonp" => Transport::Jsonp,
+        _ => {
+            problems.push(Message::at(
+                Code::InvalidValue,
+                "transport",
+                "`transport` is \"post\" or \"jsonp\".",
+            ));
+            Transport::Post
+        }
+    };
+    let options = Options {
+        api_root: api_root.trim_end_matches('/').to_owned(),
+        api_key,
+        transport,
+        batch_size: number(value, "batchSize", 20.0, &mut problems) as usize,
+        flush_interval_ms: number(value, "flushIntervalMs", 1000.0, &mut problems),
+        max_queue_events: number(value, "maxQueueEvents", 1000.0, &mut problems) as usize,
+        max_queue_bytes: number(value, "maxQueueBytes", 100_000.0, &mut problems) as usize,
+        timeout_ms: number(value, "timeoutMs", 10_000.0, &mut problems),
+        storage_key: string(value, "storageKey", Some("myna"), &mut problems),
+        experiments: snapshots(value, &mut problems),
+    };
+    if problems.is_empty() {
+        Ok(options)
+    } else {
+        Err(Problem::many(problems))
+    }
+}
+
+fn string(
+    value: &JsValue,
+    name: &str,
+    default: Option<&str>,
+    problems: &mut Vec<Message>,
+) -> String {
+    let field = get(value, name);
+    if let Some(text) = field.as_string()
+        && !text.is_empty()
+    {
+        return text;
+    }
+    match (field.is_undefined() || field.is_null(), default) {
+        (true, Some(default)) => default.to_owned(),
+        (true, None) => {
+            problems.push(Message::at(
+                Code::MissingField,
+                name,
+                ["`", name, "` is required."].concat(),
+            ));
+            String::new()
+        }
+        (false, _) => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                name,
+                ["`", name, "` must be a non-empty string."].concat(),
+            ));
+            String::new()
+        }
+    }
+}
+
+fn number(value: &JsValue, name: &str, default: f64, problems: &mut Vec<Message>) -> f64 {
+    let field = get(value, name);
+    if field.is_undefined() || field.is_null() {
+        return default;
+    }
+    match field.as_f64() {
+        Some(n) if n.is_finite() && n >= 1.0 => n,
+        _ => {
+            problems.push(Message::at(
+                Code::InvalidValue,
+                name,
+                ["`", name, "` must be a number of at least 1."].concat(),
+            ));
+            default
+        }
+    }
+}
+
+fn snapshots(value: &JsValue, problems: &mut Vec<Message>) -> Option<Array> {
+    let field = get(value, "experiments");
+    if field.is_undefined() || field.is_null() {
+        return None;
+    }
+    let list = if Array::is_array(&field) {
+        field
+    } else {
+        get(&field, "results")
+    };
+    if Array::is_array(&list) {
+        Some(Array::from(&list))
+    } else {
+        problems.push(Message::at(
+            Code::InvalidType,
+            "experiments",
+            "`experiments` must be an array of read forms (or a search answer).",
+        ));
+        None
+    }
+}
