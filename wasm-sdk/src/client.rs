@@ -65,6 +65,9 @@ pub struct Client {
     store: Rc<Store>,
     state: RefCell<State>,
     listeners: RefCell<Vec<(String, Function)>>,
+    /// The visitor's sticky states read so far (a localStorage read and parse
+    /// cost microseconds); cleared when another tab changes storage.
+    stickies: RefCell<Vec<(String, Sticky)>>,
     /// The last flush: flushes run one after another.
     chain: RefCell<Option<Promise>>,
     hooks: RefCell<Hooks>,
@@ -158,6 +161,7 @@ impl Client {
                 ticks: 0,
             }),
             listeners: RefCell::new(Vec::new()),
+            stickies: RefCell::new(Vec::new()),
             chain: RefCell::new(None),
             hooks: RefCell::new(Hooks::default()),
             opts,
@@ -347,22 +351,43 @@ impl Client {
 
     /// Forgets this visitor's variant of the experiment.
     pub fn unstick(&self, uuid: &str) {
+        self.stickies.borrow_mut().retain(|(u, _)| u != uuid);
         self.store.remove(&self.store.sticky_key(uuid));
     }
 
     fn sticky(&self, uuid: &str) -> Sticky {
+        if let Some((_, state)) = self.stickies.borrow().iter().find(|(u, _)| u == uuid) {
+            return state.clone();
+        }
         let stored = self
             .store
             .get(&self.store.sticky_key(uuid))
             .and_then(|text| js_sys::JSON::parse(&text).ok())
             .unwrap_or(JsValue::UNDEFINED);
-        Sticky {
+        let state = Sticky {
             variant: get(&stored, "v").as_string(),
             rewarded: get(&stored, "r").as_bool().unwrap_or(false),
-        }
+        };
+        self.stickies
+            .borrow_mut()
+            .push((uuid.to_owned(), state.clone()));
+        state
     }
 
+    /// Writes the visitor's state, unless it is unchanged (a localStorage
+    /// write costs tens of microseconds).
     fn set_sticky(&self, uuid: &str, state: &Sticky) {
+        if self.sticky(uuid) == *state {
+            return;
+        }
+        if let Some(entry) = self
+            .stickies
+            .borrow_mut()
+            .iter_mut()
+            .find(|(u, _)| u == uuid)
+        {
+            entry.1 = state.clone();
+        }
         let _ = self
             .store
             .set(&self.store.sticky_key(uuid), &state.to_json());
@@ -780,6 +805,8 @@ impl Client {
         };
         on(&window, "pagehide", |c| c.on_hidden());
         on(&window, "pageshow", |c| c.on_visible());
+        // Another tab changed the visitor's state: read it afresh.
+        on(&window, "storage", |c| c.stickies.borrow_mut().clear());
         on(&window, "online", |c| {
             c.state.borrow_mut().retry_at = 0.0;
             c.background_flush();

@@ -63,6 +63,9 @@ pub struct Loaded {
     pub weights: Vec<f64>,
     /// The read form as received (its settings objects are handed out as they are).
     pub form: JsValue,
+    /// The page's `Variant` objects, in order, made once: every `suggest` or
+    /// `view` hands out the same object, and crosses no string.
+    variants_js: Vec<JsValue>,
 }
 
 impl Loaded {
@@ -87,6 +90,7 @@ impl Loaded {
         }
         let mut variants = Vec::new();
         let mut weights = Vec::new();
+        let mut variants_js = Vec::new();
         let listed_object: &Object = listed.unchecked_ref();
         for id in Object::keys(listed_object).iter() {
             let id = id.as_string().unwrap_or_default();
@@ -100,6 +104,7 @@ impl Loaded {
             let name = get(&variant, "name")
                 .as_string()
                 .unwrap_or_else(|| id.clone());
+            variants_js.push(variant_object(&id, &name, get(&variant, "settings")));
             let mut v = Variant::new(id);
             v.name = name;
             v.settings = serde_json::Value::Null; // the page gets the JS object itself
@@ -122,6 +127,7 @@ impl Loaded {
             },
             weights,
             form,
+            variants_js,
         })
     }
 
@@ -132,22 +138,12 @@ impl Loaded {
 
     /// The page's `Variant` object for the variant with this id.
     pub fn variant_js(&self, id: &str) -> JsValue {
-        let name = self
-            .model
-            .variant(id)
-            .map(|v| v.name.as_str())
-            .unwrap_or(id);
-        let settings = get(&get(&get(&self.form, "variants"), id), "settings");
-        let settings = if settings.is_object() {
-            settings
-        } else {
-            Object::new().into()
-        };
-        let out = Object::new();
-        let _ = Reflect::set(&out, &"id".into(), &id.into());
-        let _ = Reflect::set(&out, &"name".into(), &name.into());
-        let _ = Reflect::set(&out, &"settings".into(), &settings);
-        out.into()
+        self.model
+            .variants
+            .iter()
+            .position(|v| v.id == id)
+            .and_then(|i| self.variants_js.get(i).cloned())
+            .unwrap_or(JsValue::UNDEFINED)
     }
 
     /// The experiment's own settings object.
@@ -159,6 +155,20 @@ impl Loaded {
             Object::new().into()
         }
     }
+}
+
+/// A `Variant` object: `{ id, name, settings }` (settings `{}` when absent).
+fn variant_object(id: &str, name: &str, settings: JsValue) -> JsValue {
+    let settings = if settings.is_object() {
+        settings
+    } else {
+        Object::new().into()
+    };
+    let out = Object::new();
+    let _ = Reflect::set(&out, &"id".into(), &id.into());
+    let _ = Reflect::set(&out, &"name".into(), &name.into());
+    let _ = Reflect::set(&out, &"settings".into(), &settings);
+    out.into()
 }
 
 /// `value[key]`, or `undefined`.
