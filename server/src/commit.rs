@@ -188,7 +188,14 @@ impl Writer {
         if recordings.is_empty() {
             return;
         }
-        match self.storage.record(&recordings, self.clock.now_ms()).await {
+        let started = std::time::Instant::now();
+        let result = self.storage.record(&recordings, self.clock.now_ms()).await;
+        tracing::debug!(
+            batches = recordings.len(),
+            micros = started.elapsed().as_micros(),
+            "group committed"
+        );
+        match result {
             Ok(counted) => {
                 for ((recording, reply), counted) in recordings.iter().zip(replies).zip(counted) {
                     if counted {

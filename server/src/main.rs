@@ -7,6 +7,11 @@ use myna_server::config::{AccountCommand, ApikeyCommand, Cli, Command};
 use myna_server::serve;
 use tracing_subscriber::EnvFilter;
 
+/// Recording allocates many small strings per event (JSON parsing); mimalloc
+/// does that markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

@@ -176,24 +176,41 @@ impl Deltas {
     /// Sums the events of `batches` per variant and per variant-hour (the hour
     /// of each event's timestamp).
     pub fn of<'a>(batches: impl IntoIterator<Item = &'a Recording>) -> Deltas {
+        // Per batch first, by linear search (a batch names few variants and
+        // hours), then per group through maps: hashing per event would cost
+        // more than the search.
         let mut out = Deltas::default();
         let mut variant_at: HashMap<(Uuid, &str), usize> = HashMap::new();
         let mut hour_at: HashMap<(Uuid, &str, i64), usize> = HashMap::new();
+        let mut local: Vec<(&str, i64, u64, f64)> = Vec::new();
         for recording in batches {
             let uuid = recording.experiment;
+            local.clear();
             for event in &recording.batch.events {
                 let (views, reward) = match event.typename {
                     EventType::View => (1, 0.0),
                     EventType::Reward => (0, event.reward()),
                 };
                 let variant = event.variant.as_str();
+                let hour = hour_start(event.timestamp);
+                match local
+                    .iter_mut()
+                    .find(|(v, h, _, _)| *h == hour && *v == variant)
+                {
+                    Some(entry) => {
+                        entry.2 += views;
+                        entry.3 += reward;
+                    }
+                    None => local.push((variant, hour, views, reward)),
+                }
+            }
+            for &(variant, hour, views, reward) in &local {
                 let i = *variant_at.entry((uuid, variant)).or_insert_with(|| {
                     out.variants.push((uuid, variant.to_owned(), 0, 0.0));
                     out.variants.len() - 1
                 });
                 out.variants[i].2 += views;
                 out.variants[i].3 += reward;
-                let hour = hour_start(event.timestamp);
                 let j = *hour_at.entry((uuid, variant, hour)).or_insert_with(|| {
                     out.hours.push((uuid, variant.to_owned(), hour, 0, 0.0));
                     out.hours.len() - 1

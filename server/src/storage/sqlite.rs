@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
 
-/// Batch ids inserted by one statement (3 parameters each, far below SQLite's limit).
-const BATCH_IDS_PER_STATEMENT: usize = 500;
+/// Rows written by one statement (at most 5 parameters each: far below
+/// SQLite's limit of 32766).
+const ROWS_PER_STATEMENT: usize = 500;
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
 
@@ -62,6 +63,7 @@ impl SqliteStorage {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -126,6 +128,11 @@ fn json_col(row: &SqliteRow, name: &str) -> Result<Value, StorageError> {
 fn count_col(row: &SqliteRow, name: &str) -> Result<u64, StorageError> {
     let n: i64 = row.try_get(name).map_err(map_err)?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `n` copies of a row placeholder, comma-separated.
+fn rows(n: usize, row: &str) -> String {
+    vec![row; n].join(", ")
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -232,29 +239,32 @@ impl SqliteStorage {
         batches: &[Recording],
         now_ms: i64,
     ) -> Result<Vec<bool>, StorageError> {
+        // Five statements whatever the group's size: each is a round trip to
+        // the connection's thread, which is what a commit mostly waits on.
+        // Statement texts depend only on row counts, so they stay prepared.
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let ids: Vec<(Uuid, Uuid)> = batches
+        let ids: Vec<(String, Uuid)> = batches
             .iter()
-            .filter_map(|r| r.batch.batch.map(|id| (r.experiment, id)))
+            .filter_map(|r| r.batch.batch.map(|id| (r.experiment.to_string(), id)))
             .collect();
         let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_IDS_PER_STATEMENT) {
-            let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO batches (experiment, batch, created_ms) VALUES {values} \
-                 ON CONFLICT DO NOTHING RETURNING experiment, batch"
+                "INSERT INTO batches (experiment, batch, created_ms) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING experiment, batch",
+                rows(chunk.len(), "(?, ?, ?)")
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            let mut query = sqlx::query(AssertSqlSafe(sql));
             for (experiment, id) in chunk {
                 query = query
-                    .bind(experiment.to_string())
-                    .bind(id.as_bytes().to_vec())
+                    .bind(experiment.as_str())
+                    .bind(id.as_bytes().as_slice())
                     .bind(now_ms);
             }
             for row in query.fetch_all(&mut *tx).await.map_err(map_err)? {
                 let experiment = uuid_col(&row, "experiment")?;
-                let id: Vec<u8> = row.try_get("batch").map_err(map_err)?;
-                let id = Uuid::from_slice(&id)
+                let id: &[u8] = row.try_get("batch").map_err(map_err)?;
+                let id = Uuid::from_slice(id)
                     .map_err(|e| StorageError::Internal(format!("bad batch id: {e}")))?;
                 inserted.insert((experiment, id));
             }
@@ -273,36 +283,45 @@ impl SqliteStorage {
                 .filter(|(_, counted)| **counted)
                 .map(|(r, _)| r),
         );
-        for (experiment, variant, views, reward) in &deltas.variants {
-            sqlx::query(
-                "UPDATE variants SET views = views + ?, total_reward = total_reward + ? \
-                 WHERE experiment = ? AND id = ?",
-            )
-            .bind(to_i64(*views))
-            .bind(*reward)
-            .bind(experiment.to_string())
-            .bind(variant.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        for chunk in deltas.variants.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE variants SET views = views + d.column3, \
+                 total_reward = total_reward + d.column4 \
+                 FROM (VALUES {}) AS d \
+                 WHERE variants.experiment = d.column1 AND variants.id = d.column2",
+                rows(chunk.len(), "(?, ?, ?, ?)")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (experiment, variant, views, reward) in chunk {
+                query = query
+                    .bind(experiment.to_string())
+                    .bind(variant.as_str())
+                    .bind(to_i64(*views))
+                    .bind(*reward);
+            }
+            query.execute(&mut *tx).await.map_err(map_err)?;
         }
-        for (experiment, variant, hour, views, reward) in &deltas.hours {
-            let experiment = experiment.to_string();
-            sqlx::query(
+        for chunk in deltas.hours.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
-                 SELECT ?1, ?2, ?3, ?4, ?5 \
-                 WHERE EXISTS (SELECT 1 FROM variants WHERE experiment = ?1 AND id = ?2) \
+                 SELECT d.column1, d.column2, d.column3, d.column4, d.column5 \
+                 FROM (VALUES {}) AS d \
+                 WHERE EXISTS (SELECT 1 FROM variants v \
+                               WHERE v.experiment = d.column1 AND v.id = d.column2) \
                  ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
                  views = views + excluded.views, total_reward = total_reward + excluded.total_reward",
-            )
-            .bind(experiment.as_str())
-            .bind(variant.as_str())
-            .bind(*hour)
-            .bind(to_i64(*views))
-            .bind(*reward)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+                rows(chunk.len(), "(?, ?, ?, ?, ?)")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (experiment, variant, hour, views, reward) in chunk {
+                query = query
+                    .bind(experiment.to_string())
+                    .bind(variant.as_str())
+                    .bind(*hour)
+                    .bind(to_i64(*views))
+                    .bind(*reward);
+            }
+            query.execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(counted)

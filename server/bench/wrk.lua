@@ -1,0 +1,75 @@
+-- wrk script of scripts/bench-server. Arguments (after `--`):
+--   hello                       GET /
+--   post <experiment> <key> <n> POST record batches of n events (unique batch ids)
+--   get  <experiment> <key>     GET JSONP record, one view
+-- Optional last argument `pace=<ms>`: each connection waits that long between
+-- requests (a paced run at a chosen rate). Prints one `RESULT` line at the end.
+
+local mode, experiment, key, events, pace
+local counter = 0
+local threads = {}
+-- `thread_id` is a global each thread gets from setup().
+
+function setup(thread)
+  thread:set("thread_id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+local function parse(args)
+  mode = args[1]
+  experiment = args[2]
+  key = args[3]
+  events = tonumber(args[4] or "1")
+  for _, a in ipairs(args) do
+    local p = a:match("^pace=(%d+)$")
+    if p then pace = tonumber(p) end
+  end
+end
+
+function init(args)
+  parse(args)
+  if mode == "post" then
+    local one = {}
+    for i = 1, events do
+      if i % 10 == 0 then
+        one[i] = '{"typename":"reward","variant":"a","amount":1}'
+      else
+        one[i] = '{"typename":"view","variant":"' .. ((i % 2 == 0) and "a" or "b") .. '"}'
+      end
+    end
+    body_tail = '","events":[' .. table.concat(one, ",") .. ']}'
+    wrk.method = "POST"
+    wrk.path = "/v2/experiment/" .. experiment .. "/record"
+    wrk.headers["Authorization"] = "ApiKey " .. key
+    wrk.headers["Content-Type"] = "application/json"
+  elseif mode == "get" then
+    wrk.method = "GET"
+    wrk.path = "/v2/experiment/" .. experiment .. "/record?typename=view&variant=a&apikey=" .. key .. "&callback=cb"
+  else
+    wrk.method = "GET"
+    wrk.path = "/"
+  end
+end
+
+function request()
+  if mode == "post" then
+    counter = counter + 1
+    local id = string.format("%08x-0000-4000-8000-%012x", thread_id or 0, counter)
+    return wrk.format(nil, nil, nil, '{"batch":"' .. id .. body_tail)
+  end
+  return wrk.format()
+end
+
+function delay()
+  return pace or 0
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    "RESULT requests=%d seconds=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f errors=%d\n",
+    summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
+end
