@@ -145,7 +145,10 @@ impl Client {
             Transport::Jsonp => 1,
         };
         Rc::new(Client {
-            tab: random_uuid().simple().to_string(),
+            tab: random_uuid()
+                .simple()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .to_owned(),
             store: Rc::new(Store::new(&opts.storage_key)),
             state: RefCell::new(State {
                 experiments: Vec::new(),

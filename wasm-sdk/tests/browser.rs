@@ -572,3 +572,37 @@ async fn without_web_locks_a_lease_serializes_flushes() {
     myna.close();
     clear(&ns);
 }
+
+#[wasm_bindgen_test]
+async fn failed_sends_back_off_and_online_retries_at_once() {
+    let ns = ns("backoff");
+    let mut fields = quiet(&ns, DEAD, &[snapshot(U1, &[("a", 1.0)])]);
+    fields.retain(|(k, _)| *k != "flushIntervalMs");
+    fields.push(("flushIntervalMs", 50.into()));
+    let myna = connect(&fields).await;
+    let syncs = Listener::on(&myna, "sync");
+    myna.experiment(U1).unwrap().view("a").unwrap();
+    for _ in 0..100 {
+        if !syncs.all().is_empty() {
+            break;
+        }
+        sleep(20).await;
+    }
+    assert_eq!(syncs.all().len(), 1, "the timer tried once");
+    assert_eq!(get(&syncs.all()[0], "requeued").as_f64(), Some(1.0));
+    // Ticks every 50 ms, but the next attempt waits at least 500 ms.
+    sleep(400).await;
+    assert_eq!(syncs.all().len(), 1, "no retry before the backoff delay");
+    // Back online: the next tick tries at once.
+    dispatch("online");
+    for _ in 0..100 {
+        if syncs.all().len() > 1 {
+            break;
+        }
+        sleep(20).await;
+    }
+    assert_eq!(syncs.all().len(), 2, "online retries without waiting");
+    assert_eq!(myna.queued(), 1);
+    myna.close();
+    clear(&ns);
+}
