@@ -89,6 +89,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(SHUTDOWN_GRACE))
         .await;
     background.finish().await;
+    if let Err(error) = storage.close().await {
+        tracing::warn!(%error, "closing the database failed");
+    }
     tracing::info!("myna-server stopped");
     served.map_err(|e| format!("the server failed: {e}"))
 }

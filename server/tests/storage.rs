@@ -189,6 +189,15 @@ mod cases {
             Err(StorageError::Conflict)
         ));
         storage.ping().await.unwrap();
+        storage.close().await.unwrap();
+        assert!(matches!(
+            storage.ping().await,
+            Err(StorageError::Unavailable(_))
+        ));
+        assert!(matches!(
+            storage.account_count().await,
+            Err(StorageError::Unavailable(_))
+        ));
     }
 
     pub async fn tokens(storage: &dyn Storage) {

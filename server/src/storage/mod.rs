@@ -102,6 +102,9 @@ pub enum StorageError {
 pub trait Storage: Send + Sync + 'static {
     /// Succeeds when the database can be read and written.
     fn ping(&self) -> Fut<'_, ()>;
+    /// Closes the connections once their work is done; later calls fail
+    /// with [`StorageError::Unavailable`].
+    fn close(&self) -> Fut<'_, ()>;
 
     /// How many accounts exist (the first start creates one when there are none).
     fn account_count(&self) -> Fut<'_, u64>;

@@ -80,12 +80,6 @@ impl SqliteStorage {
             .map_err(map_err)?;
         Ok(SqliteStorage { write, read })
     }
-
-    /// Closes both pools, waiting for connections to finish.
-    pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
-    }
 }
 
 /// Maps a driver error: I/O, busy, full disk and pool problems are
@@ -382,6 +376,14 @@ impl Storage for SqliteStorage {
                 .execute(&self.write)
                 .await
                 .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> Fut<'_, ()> {
+        Box::pin(async move {
+            self.read.close().await;
+            self.write.close().await;
             Ok(())
         })
     }

@@ -93,8 +93,6 @@ pub struct Harness {
     pub client: TestClient<BoxEndpoint<'static, Response>>,
     _state: AppState,
     pub storage: Arc<dyn Storage>,
-    /// The same storage, to close it (database unavailable).
-    pub sqlite: SqliteStorage,
     pub clock: Clock,
     pub owner: Party,
     pub other: Party,
@@ -111,7 +109,7 @@ impl Harness {
         let sqlite = SqliteStorage::open(&dir.path().join("myna.db"))
             .await
             .expect("open sqlite");
-        let storage: Arc<dyn Storage> = Arc::new(sqlite.clone());
+        let storage: Arc<dyn Storage> = Arc::new(sqlite);
         let clock = Clock::manual(START_MS);
         let passwords = Passwords::fast_for_tests();
         let owner = party(&storage, &passwords, "owner@example.com", START_MS).await;
@@ -130,7 +128,6 @@ impl Harness {
             client,
             _state: state,
             storage,
-            sqlite,
             clock,
             owner,
             other,

@@ -313,7 +313,7 @@ async fn an_unavailable_database_is_503() {
     let h = Harness::new().await;
     let uuid = h.experiment("published").await;
     assert_eq!(h.get("/healthz", Who::Nobody).await.status, StatusCode::OK);
-    h.sqlite.close().await;
+    h.storage.close().await.unwrap();
     let health = h.get("/healthz", Who::Nobody).await;
     assert_eq!(
         (health.status, health.code().as_deref()),
