@@ -218,6 +218,16 @@ fn first_start_prints_credentials_once_and_sigterm_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status}");
+    std::thread::sleep(Duration::from_millis(200)); // the log reader catches up
+    let log = server.log.lock().unwrap().clone();
+    let port = format!(":{}", server.addr.port());
+    let naming: Vec<_> = log.iter().filter(|l| l.contains(&port)).collect();
+    assert_eq!(naming.len(), 1, "one line names the address: {log:#?}");
+    assert!(naming[0].contains("myna-server listening on http://127.0.0.1:"));
+    assert!(
+        log.iter().any(|l| l.contains("myna-server stopped")),
+        "{log:#?}"
+    );
 
     // The second start creates nothing and prints no password.
     let again = Server::start(&db, &[]);

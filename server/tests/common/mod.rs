@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_myna-server");
@@ -17,6 +17,8 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub stdout: mpsc::Receiver<String>,
+    /// Every line logged so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -29,7 +31,7 @@ impl Server {
             .env_remove("MYNA_ADMIN_PASSWORD")
             .env_remove("MYNA_LISTEN")
             .env_remove("MYNA_DATABASE")
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (name, value) in env {
@@ -45,11 +47,14 @@ impl Server {
         });
         let (found, address) = mpsc::channel();
         let err = child.stderr.take().unwrap();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let _ = found.send(rest.trim().to_owned());
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let addr = address
@@ -61,6 +66,7 @@ impl Server {
             child,
             addr,
             stdout,
+            log,
         }
     }
 
