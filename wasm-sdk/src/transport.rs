@@ -224,9 +224,12 @@ pub const REGISTRY: &str = "__mynaJsonp";
 
 thread_local! {
     static NEXT_CALLBACK: Cell<u32> = const { Cell::new(0) };
+    /// Random per wasm instance, so two copies of the SDK on one page never
+    /// share a callback name.
+    static INSTANCE: String = ((js_sys::Math::random() * 1e9) as u32).to_string();
 }
 
-/// A GET by JSONP: a script tag whose answer calls `__mynaJsonp.c<n>`. The
+/// A GET by JSONP: a script tag whose answer calls `__mynaJsonp.c<i>_<n>`. The
 /// script is removed whatever happens; after a timeout the callback stays
 /// registered (as a no-op) so a late answer finds it.
 pub async fn jsonp(url: &str, timeout_ms: f64) -> Answer {
@@ -251,7 +254,7 @@ pub async fn jsonp(url: &str, timeout_ms: f64) -> Answer {
         c.set(c.get().wrapping_add(1));
         c.get()
     });
-    let name = ["c", &n.to_string()].concat();
+    let name = INSTANCE.with(|i| ["c", i, "_", &n.to_string()].concat());
     let callback = [REGISTRY, ".", &name].concat();
     debug_assert!(myna_core::jsonp::validate_callback(&callback).is_ok());
 
