@@ -43,9 +43,17 @@ function plan(rng) {
   return { reloads, clicks, flushBeforeReload };
 }
 
-/** One visitor: resolves to every page load's `visit` record. */
+/**
+ * One visitor: resolves to every page load's `visit` record, and how its
+ * record requests travelled (Chromium's resource types: `fetch`, `script`
+ * for JSONP, `ping` for beacons).
+ */
 async function visitor(url, p) {
   const context = await w.browser.newContext();
+  const sends = [];
+  context.on("request", (r) => {
+    if (r.url().includes("/record") && r.method() !== "OPTIONS") sends.push(r.resourceType());
+  });
   try {
     const page = await context.newPage();
     const visits = [];
@@ -66,7 +74,7 @@ async function visitor(url, p) {
     if (p.clicks >= 2) await page.click("#signup"); // already rewarded: nothing more is queued
     await drain(page);
     visits.push(await visitOf(page));
-    return visits;
+    return { visits, sends };
   } finally {
     await context.close();
   }
@@ -85,7 +93,13 @@ async function landingTest(t, transport) {
   const seconds = (Date.now() - started) / 1000;
 
   const expected = zeroCounts(Object.keys(HEADLINES));
-  for (const [i, visits] of visitors.entries()) {
+  const sends = {};
+  for (const [i, { visits, sends: kinds }] of visitors.entries()) {
+    for (const k of kinds) sends[k] = (sends[k] ?? 0) + 1;
+    // Events travel by the chosen transport (and by beacon when a page is left).
+    const own = transport === "jsonp" ? "script" : "fetch";
+    assert.ok(kinds.includes(own), `visitor ${i} sent by ${own}: ${kinds}`);
+    assert.deepEqual(kinds.filter((k) => k !== own && k !== "ping"), [], `visitor ${i}: only ${own} and beacons`);
     const p = plans[i];
     assert.equal(visits.length, p.reloads + 1);
     for (const v of visits) {
@@ -109,9 +123,10 @@ async function landingTest(t, transport) {
   const server = await w.api.countsReach(experiment.uuid, expected);
   // Nothing more arrives later (e.g. a beaconed batch counted twice).
   assert.deepEqual(await w.api.counts(experiment.uuid), server);
-  const loads = visitors.reduce((n, v) => n + v.length, 0);
+  const loads = visitors.reduce((n, v) => n + v.visits.length, 0);
   t.diagnostic(
     `${transport}: ${VISITORS} visitors, ${loads} page loads in ${seconds.toFixed(1)} s; ` +
+      `record requests by type ${JSON.stringify(sends)}; ` +
       `server counts = pages' counts = ${JSON.stringify(server)}`,
   );
 }
