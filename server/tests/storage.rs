@@ -109,6 +109,35 @@ async fn sqlite_commits_survive_reopening() {
     );
 }
 
+#[tokio::test]
+async fn sqlite_a_failed_group_commit_leaves_nothing_behind() {
+    let fixture = sqlite().await;
+    let storage = fixture.storage.as_ref();
+    let account = cases::account(storage).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    storage.create_experiment(&experiment, 0).await.unwrap();
+    // A NaN reward (core never lets one through) makes SQLite refuse the
+    // counter update, after the batch ids were inserted in the same commit.
+    let mut poisoned = cases::batch(Some(Uuid::new_v4()), &[("a", EventType::Reward, 0)]);
+    poisoned.events[0].amount = Some(f64::NAN);
+    let recording = Recording {
+        experiment: experiment.uuid,
+        batch: poisoned,
+    };
+    assert!(
+        storage
+            .record(std::slice::from_ref(&recording), 0)
+            .await
+            .is_err()
+    );
+    // Rolled back: the id was not kept, and the connection works on.
+    let mut fixed = recording.clone();
+    fixed.batch.events[0].amount = Some(1.0);
+    assert_eq!(storage.record(&[fixed], 0).await.unwrap(), [true]);
+    let stored = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    assert_eq!(stored.variants[0].total_reward, 1.0);
+}
+
 mod cases {
     use super::*;
 

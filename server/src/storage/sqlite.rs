@@ -12,8 +12,8 @@ use std::time::Duration;
 use myna_core::{Experiment, Variant, Visibility};
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -233,92 +233,13 @@ impl SqliteStorage {
         batches: &[Recording],
         now_ms: i64,
     ) -> Result<Vec<bool>, StorageError> {
-        // Five statements whatever the group's size: each is a round trip to
-        // the connection's thread, which is what a commit mostly waits on.
-        // Statement texts depend only on row counts, so they stay prepared.
-        let mut tx = self.write.begin().await.map_err(map_err)?;
-        let ids: Vec<(String, Uuid)> = batches
-            .iter()
-            .filter_map(|r| r.batch.batch.map(|id| (r.experiment.to_string(), id)))
-            .collect();
-        let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO batches (experiment, batch, created_ms) VALUES {} \
-                 ON CONFLICT DO NOTHING RETURNING experiment, batch",
-                rows(chunk.len(), "(?, ?, ?)")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (experiment, id) in chunk {
-                query = query
-                    .bind(experiment.as_str())
-                    .bind(id.as_bytes().as_slice())
-                    .bind(now_ms);
-            }
-            for row in query.fetch_all(&mut *tx).await.map_err(map_err)? {
-                let experiment = uuid_col(&row, "experiment")?;
-                let id: &[u8] = row.try_get("batch").map_err(map_err)?;
-                let id = Uuid::from_slice(id)
-                    .map_err(|e| StorageError::Internal(format!("bad batch id: {e}")))?;
-                inserted.insert((experiment, id));
-            }
+        let mut connection = self.write.acquire().await.map_err(map_err)?;
+        let result = record_on(&mut connection, batches, now_ms).await;
+        if result.is_err() {
+            // Whatever failed, the connection goes back with no transaction open.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
         }
-        let counted: Vec<bool> = batches
-            .iter()
-            .map(|r| match r.batch.batch {
-                None => true,
-                Some(id) => inserted.remove(&(r.experiment, id)),
-            })
-            .collect();
-        let deltas = Deltas::of(
-            batches
-                .iter()
-                .zip(&counted)
-                .filter(|(_, counted)| **counted)
-                .map(|(r, _)| r),
-        );
-        for chunk in deltas.variants.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE variants SET views = views + d.column3, \
-                 total_reward = total_reward + d.column4 \
-                 FROM (VALUES {}) AS d \
-                 WHERE variants.experiment = d.column1 AND variants.id = d.column2",
-                rows(chunk.len(), "(?, ?, ?, ?)")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (experiment, variant, views, reward) in chunk {
-                query = query
-                    .bind(experiment.to_string())
-                    .bind(variant.as_str())
-                    .bind(to_i64(*views))
-                    .bind(*reward);
-            }
-            query.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        for chunk in deltas.hours.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
-                 SELECT d.column1, d.column2, d.column3, d.column4, d.column5 \
-                 FROM (VALUES {}) AS d \
-                 WHERE EXISTS (SELECT 1 FROM variants v \
-                               WHERE v.experiment = d.column1 AND v.id = d.column2) \
-                 ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
-                 views = views + excluded.views, total_reward = total_reward + excluded.total_reward",
-                rows(chunk.len(), "(?, ?, ?, ?, ?)")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (experiment, variant, hour, views, reward) in chunk {
-                query = query
-                    .bind(experiment.to_string())
-                    .bind(variant.as_str())
-                    .bind(*hour)
-                    .bind(to_i64(*views))
-                    .bind(*reward);
-            }
-            query.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(counted)
+        result
     }
 
     async fn write_variants(
@@ -363,6 +284,104 @@ impl SqliteStorage {
         }
         Ok(())
     }
+}
+
+/// One group commit in two round trips to the connection's thread, which is
+/// what a commit mostly waits on: first `BEGIN` and the batch ids (answering
+/// which are new), then the counters, the hourly totals and `COMMIT`, as
+/// multi-statement texts whose parameters are consumed in order. The texts
+/// depend only on row counts, so they stay prepared.
+async fn record_on(
+    connection: &mut SqliteConnection,
+    batches: &[Recording],
+    now_ms: i64,
+) -> Result<Vec<bool>, StorageError> {
+    let ids: Vec<(String, Uuid)> = batches
+        .iter()
+        .filter_map(|r| r.batch.batch.map(|id| (r.experiment.to_string(), id)))
+        .collect();
+    let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
+    let mut begun = false;
+    if !ids.is_empty() {
+        let mut sql = String::from("BEGIN IMMEDIATE;");
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            sql.push_str(&format!(
+                "INSERT INTO batches (experiment, batch, created_ms) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING experiment, batch;",
+                rows(chunk.len(), "(?, ?, ?)")
+            ));
+        }
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (experiment, id) in &ids {
+            query = query
+                .bind(experiment.as_str())
+                .bind(id.as_bytes().as_slice())
+                .bind(now_ms);
+        }
+        for row in query.fetch_all(&mut *connection).await.map_err(map_err)? {
+            let experiment = uuid_col(&row, "experiment")?;
+            let id: &[u8] = row.try_get("batch").map_err(map_err)?;
+            let id = Uuid::from_slice(id)
+                .map_err(|e| StorageError::Internal(format!("bad batch id: {e}")))?;
+            inserted.insert((experiment, id));
+        }
+        begun = true;
+    }
+    let counted: Vec<bool> = batches
+        .iter()
+        .map(|r| match r.batch.batch {
+            None => true,
+            Some(id) => inserted.remove(&(r.experiment, id)),
+        })
+        .collect();
+    let deltas = Deltas::of(
+        batches
+            .iter()
+            .zip(&counted)
+            .filter(|(_, counted)| **counted)
+            .map(|(r, _)| r),
+    );
+    let mut sql = String::from(if begun { "" } else { "BEGIN IMMEDIATE;" });
+    for chunk in deltas.variants.chunks(ROWS_PER_STATEMENT) {
+        sql.push_str(&format!(
+            "UPDATE variants SET views = views + d.column3, \
+             total_reward = total_reward + d.column4 \
+             FROM (VALUES {}) AS d \
+             WHERE variants.experiment = d.column1 AND variants.id = d.column2;",
+            rows(chunk.len(), "(?, ?, ?, ?)")
+        ));
+    }
+    for chunk in deltas.hours.chunks(ROWS_PER_STATEMENT) {
+        sql.push_str(&format!(
+            "INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
+             SELECT d.column1, d.column2, d.column3, d.column4, d.column5 \
+             FROM (VALUES {}) AS d \
+             WHERE EXISTS (SELECT 1 FROM variants v \
+                           WHERE v.experiment = d.column1 AND v.id = d.column2) \
+             ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
+             views = views + excluded.views, total_reward = total_reward + excluded.total_reward;",
+            rows(chunk.len(), "(?, ?, ?, ?, ?)")
+        ));
+    }
+    sql.push_str("COMMIT;");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (experiment, variant, views, reward) in &deltas.variants {
+        query = query
+            .bind(experiment.to_string())
+            .bind(variant.as_str())
+            .bind(to_i64(*views))
+            .bind(*reward);
+    }
+    for (experiment, variant, hour, views, reward) in &deltas.hours {
+        query = query
+            .bind(experiment.to_string())
+            .bind(variant.as_str())
+            .bind(*hour)
+            .bind(to_i64(*views))
+            .bind(*reward);
+    }
+    query.execute(&mut *connection).await.map_err(map_err)?;
+    Ok(counted)
 }
 
 impl Storage for SqliteStorage {
