@@ -2,14 +2,26 @@
 //! a record POST body or of JSONP record parameters against an experiment.
 //!
 //! Validation returns every problem, each with its `path`, never just the first.
+//!
+//! This file holds what the SDK compiles too (the event, its rules for an
+//! event created now, its JSONP parameters); the parsing of what a client
+//! sends is [`parse`]'s, in the `std` build only (re-exported here).
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+#[cfg(feature = "std")]
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::model::Experiment;
-use crate::problem::{Code, Message, Problem};
-use crate::timestamp::{self, MAX_FUTURE_MS};
+use crate::problem::{Code, Message};
+
+#[cfg(feature = "std")]
+mod parse;
+#[cfg(feature = "std")]
+pub use parse::*;
 
 /// Most events one batch may carry.
 pub const MAX_EVENTS: usize = 1000;
@@ -17,8 +29,9 @@ pub const MAX_EVENTS: usize = 1000;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// What kind of event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "std", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "std", serde(rename_all = "lowercase"))]
 pub enum EventType {
     /// A visitor was shown the variant.
     View,
@@ -38,16 +51,20 @@ impl EventType {
 
 /// A validated event, in its wire form.
 ///
-/// Invariant (held by [`validate_event`]): a reward's `amount` is `Some` finite
-/// value in `[0, 1]`; a view's is `None`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Invariant (held by [`validate_event`] and [`new_event`]): a reward's
+/// `amount` is `Some` finite value in `[0, 1]`; a view's is `None`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "std", derive(Serialize, Deserialize))]
 pub struct Event {
     /// `view` or `reward`.
     pub typename: EventType,
     /// The variant id.
     pub variant: String,
     /// The reward amount (rewards only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "std",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub amount: Option<f64>,
     /// When it happened, in epoch milliseconds.
     pub timestamp: i64,
@@ -60,6 +77,7 @@ impl Event {
     }
 
     /// The JSONP record parameters for this event (without `apikey`/`callback`).
+    #[cfg(feature = "std")]
     pub fn query_params(&self, batch: Option<Uuid>) -> Vec<(&'static str, String)> {
         self.query_params_with(batch, |amount| amount.to_string())
     }
@@ -67,7 +85,8 @@ impl Event {
     /// [`Event::query_params`] with the amount written by `number`, which may
     /// give any text that parses back to the same `f64`. The SDK passes the
     /// browser's own number formatting, which keeps Rust's float formatting
-    /// (some 15 KB) out of its wasm.
+    /// (some 15 KB) out of its wasm; the timestamp and the batch id are
+    /// written without `core::fmt` for the same reason.
     pub fn query_params_with(
         &self,
         batch: Option<Uuid>,
@@ -80,104 +99,59 @@ impl Event {
         if let Some(amount) = self.amount {
             params.push(("amount", number(amount)));
         }
-        params.push(("timestamp", self.timestamp.to_string()));
+        params.push(("timestamp", decimal(self.timestamp)));
         if let Some(batch) = batch {
-            params.push(("batch", batch.to_string()));
+            let text = batch.hyphenated();
+            params.push((
+                "batch",
+                text.encode_lower(&mut Uuid::encode_buffer()).to_owned(),
+            ));
         }
         params
     }
 }
 
-/// A validated batch, in its wire form: `{ "batch": uuid?, "events": [...] }`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct RecordBatch {
-    /// Makes the call idempotent: a batch id already recorded is not counted again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<Uuid>,
-    /// The events, in order.
-    pub events: Vec<Event>,
+/// An integer in decimal, as `i64::to_string` writes it.
+fn decimal(n: i64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(21);
+    if n < 0 {
+        out.push('-');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+    out
 }
 
-impl RecordBatch {
-    /// Views and total reward this batch adds to each variant, in first-seen order.
-    pub fn totals(&self) -> Vec<(&str, u64, f64)> {
-        let mut out: Vec<(&str, u64, f64)> = Vec::new();
-        for e in &self.events {
-            let i = match out.iter().position(|(v, _, _)| *v == e.variant) {
-                Some(i) => i,
-                None => {
-                    out.push((&e.variant, 0, 0.0));
-                    out.len() - 1
-                }
-            };
-            match e.typename {
-                EventType::View => out[i].1 += 1,
-                EventType::Reward => out[i].2 += e.reward(),
-            }
-        }
-        out
+/// What an event is checked against: the variant ids of its experiment (the
+/// server's [`crate::Experiment`], or the ids the SDK read from a read form).
+pub trait Variants {
+    /// Whether there is a variant with this id.
+    fn has_variant(&self, id: &str) -> bool;
+}
+
+impl<S: AsRef<str>> Variants for [S] {
+    fn has_variant(&self, id: &str) -> bool {
+        self.iter().any(|v| v.as_ref() == id)
     }
 }
 
-/// A timestamp as the client gave it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TimestampInput<'a> {
-    /// Epoch milliseconds (must be a non-negative integer).
-    Millis(f64),
-    /// RFC 3339 / ISO 8601 text.
-    Text(&'a str),
-}
-
-/// An event as a client gave it, before validation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EventInput<'a> {
-    /// Should be `view` or `reward`.
-    pub typename: &'a str,
-    /// Should name a variant of the experiment.
-    pub variant: &'a str,
-    /// Rewards only; absent means 1.0.
-    pub amount: Option<f64>,
-    /// Absent means `now`.
-    pub timestamp: Option<TimestampInput<'a>>,
-}
-
-/// Validates one event against `experiment` at time `now_ms`.
-///
-/// `prefix` is prepended to each problem path: `events[3].` for a POST body,
-/// empty for JSONP parameters and SDK calls.
-pub fn validate_event(
-    input: &EventInput,
-    experiment: &Experiment,
-    now_ms: i64,
-    prefix: &str,
-) -> Result<Event, Vec<Message>> {
-    let (typename, amount, mut problems) = check_event(input, experiment, prefix, true);
-    let timestamp = match input.timestamp {
-        None => Some(now_ms),
-        Some(ts) => match timestamp_ms(ts) {
-            Some(ms) if ms > now_ms.saturating_add(MAX_FUTURE_MS) => {
-                problems.push(
-                    Message::at(
-                        Code::FutureTimestamp,
-                        [prefix, "timestamp"].concat(),
-                        "A timestamp may be at most 24 hours in the future.",
-                    )
-                    .with_data(json!({ "timestamp": ms, "now": now_ms })),
-                );
-                None
-            }
-            Some(ms) => Some(ms),
-            None => {
-                problems.push(Message::at(
-                    Code::InvalidTimestamp,
-                    [prefix, "timestamp"].concat(),
-                    "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
-                ));
-                None
-            }
-        },
-    };
-    finish_event(typename, input.variant, amount, timestamp, problems)
+#[cfg(feature = "std")]
+impl Variants for crate::Experiment {
+    fn has_variant(&self, id: &str) -> bool {
+        crate::Experiment::has_variant(self, id)
+    }
 }
 
 /// Validates an event the caller creates now (an SDK call: `view`, `reward`),
@@ -191,56 +165,43 @@ pub fn new_event(
     typename: &str,
     variant: &str,
     amount: Option<f64>,
-    experiment: &Experiment,
+    experiment: &(impl Variants + ?Sized),
     now_ms: i64,
 ) -> Result<Event, Vec<Message>> {
-    let input = EventInput {
-        typename,
-        variant,
-        amount,
-        timestamp: None,
-    };
-    let (typename, amount, problems) = check_event(&input, experiment, "", false);
+    let known = experiment.has_variant(variant);
+    let (typename, amount, problems) = check_event(typename, known, amount, "");
     finish_event(typename, variant, amount, Some(now_ms), problems)
 }
 
-/// The rules on an event's typename, variant and amount; every problem, in
-/// field order (with `data` when `data` is set).
+/// The rules on an event's typename, variant (`known`: the experiment has
+/// it) and amount; every problem, in field order, without `data`.
 fn check_event(
-    input: &EventInput,
-    experiment: &Experiment,
+    typename: &str,
+    known: bool,
+    amount: Option<f64>,
     prefix: &str,
-    data: bool,
 ) -> (Option<EventType>, Option<f64>, Vec<Message>) {
     let mut problems = Vec::new();
-    let typename = match input.typename {
+    let typename = match typename {
         "view" => Some(EventType::View),
         "reward" => Some(EventType::Reward),
-        other => {
-            let mut m = Message::at(
+        _ => {
+            problems.push(Message::at(
                 Code::UnknownTypename,
                 [prefix, "typename"].concat(),
                 "An event's typename must be `view` or `reward`.",
-            );
-            if data {
-                m = m.with_data(json!({ "typename": other }));
-            }
-            problems.push(m);
+            ));
             None
         }
     };
-    if !experiment.has_variant(input.variant) {
-        let mut m = Message::at(
+    if !known {
+        problems.push(Message::at(
             Code::UnknownVariant,
             [prefix, "variant"].concat(),
             "The experiment has no variant with this id.",
-        );
-        if data {
-            m = m.with_data(json!({ "variant": input.variant }));
-        }
-        problems.push(m);
+        ));
     }
-    let amount = match (typename, input.amount) {
+    let amount = match (typename, amount) {
         (Some(EventType::View), Some(_)) => {
             problems.push(Message::at(
                 Code::InvalidAmount,
@@ -283,301 +244,14 @@ fn finish_event(
     }
 }
 
-fn timestamp_ms(input: TimestampInput) -> Option<i64> {
-    match input {
-        TimestampInput::Millis(ms) => {
-            // Integral, non-negative and exactly representable (below 2^53).
-            let ok = ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 && ms < 9.0e15;
-            #[allow(clippy::cast_possible_truncation)]
-            ok.then_some(ms as i64)
-        }
-        TimestampInput::Text(text) => timestamp::parse_rfc3339(text).filter(|ms| *ms >= 0),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Parses and validates a record POST body (JSON, or the same text sent as
-/// `text/plain` by `sendBeacon`) against `experiment` at time `now_ms`.
-///
-/// Atomic: any invalid event fails the whole batch, and the problem lists every
-/// invalid event. Unknown fields are ignored.
-pub fn parse_record_body(
-    body: &[u8],
-    experiment: &Experiment,
-    now_ms: i64,
-) -> Result<RecordBatch, Problem> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(body_too_large(body.len()));
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| invalid_json(&e))?;
-    parse_record_value(&value, experiment, now_ms)
-}
-
-/// Validates a record body already parsed as JSON; see [`parse_record_body`].
-pub fn parse_record_value(
-    value: &Value,
-    experiment: &Experiment,
-    now_ms: i64,
-) -> Result<RecordBatch, Problem> {
-    let Some(root) = value.as_object() else {
-        return Err(Problem::new(
-            Code::InvalidType,
-            "The body must be a JSON object with an `events` array.",
-        ));
-    };
-    let mut problems = Vec::new();
-    let batch = parse_batch_id(root.get("batch"), "batch", &mut problems);
-    let events = match root.get("events") {
-        None | Some(Value::Null) => {
-            problems.push(Message::at(
-                Code::MissingField,
-                "events",
-                "The body must have an `events` array.",
-            ));
-            &[][..]
-        }
-        Some(Value::Array(events)) => events.as_slice(),
-        Some(_) => {
-            problems.push(Message::at(
-                Code::InvalidType,
-                "events",
-                "`events` must be an array.",
-            ));
-            &[][..]
-        }
-    };
-    if events.len() > MAX_EVENTS {
-        return Err(Problem::one(
-            Message::at(
-                Code::TooManyEvents,
-                "events",
-                format!("A batch may carry at most {MAX_EVENTS} events."),
-            )
-            .with_data(json!({ "limit": MAX_EVENTS, "count": events.len() })),
-        ));
-    }
-    let mut valid = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        let prefix = format!("events[{i}].");
-        match parse_event_value(event, experiment, now_ms, &prefix) {
-            Ok(event) => valid.push(event),
-            Err(mut messages) => problems.append(&mut messages),
+    #[test]
+    fn decimal_is_to_string() {
+        for n in [0, 7, 10, 1_795_708_773_232, -1, -90, i64::MAX, i64::MIN] {
+            assert_eq!(decimal(n), n.to_string());
         }
     }
-    if problems.is_empty() {
-        Ok(RecordBatch {
-            batch,
-            events: valid,
-        })
-    } else {
-        Err(Problem::many(problems))
-    }
-}
-
-fn parse_event_value(
-    value: &Value,
-    experiment: &Experiment,
-    now_ms: i64,
-    prefix: &str,
-) -> Result<Event, Vec<Message>> {
-    let Some(object) = value.as_object() else {
-        return Err(vec![Message::at(
-            Code::InvalidType,
-            prefix.trim_end_matches('.'),
-            "An event must be a JSON object.",
-        )]);
-    };
-    let mut problems = Vec::new();
-    let typename = string_field(object, "typename", prefix, &mut problems);
-    let variant = string_field(object, "variant", prefix, &mut problems);
-    let amount = match object.get("amount") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => n.as_f64().or(Some(f64::NAN)),
-        Some(_) => {
-            problems.push(Message::at(
-                Code::InvalidType,
-                [prefix, "amount"].concat(),
-                "`amount` must be a number.",
-            ));
-            None
-        }
-    };
-    let timestamp = match object.get("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(TimestampInput::Millis(n.as_f64().unwrap_or(f64::NAN))),
-        Some(Value::String(s)) => Some(TimestampInput::Text(s)),
-        Some(_) => {
-            problems.push(Message::at(
-                Code::InvalidType,
-                format!("{prefix}timestamp"),
-                "`timestamp` must be a number or a string.",
-            ));
-            None
-        }
-    };
-    let (Some(typename), Some(variant)) = (typename, variant) else {
-        return Err(problems);
-    };
-    let input = EventInput {
-        typename,
-        variant,
-        amount,
-        timestamp,
-    };
-    match validate_event(&input, experiment, now_ms, prefix) {
-        Ok(event) if problems.is_empty() => Ok(event),
-        Ok(_) => Err(problems),
-        Err(mut more) => {
-            problems.append(&mut more);
-            Err(problems)
-        }
-    }
-}
-
-fn string_field<'a>(
-    object: &'a Map<String, Value>,
-    name: &str,
-    prefix: &str,
-    problems: &mut Vec<Message>,
-) -> Option<&'a str> {
-    match object.get(name) {
-        Some(Value::String(s)) => Some(s),
-        None | Some(Value::Null) => {
-            problems.push(Message::at(
-                Code::MissingField,
-                format!("{prefix}{name}"),
-                format!("An event must have a `{name}`."),
-            ));
-            None
-        }
-        Some(_) => {
-            problems.push(Message::at(
-                Code::InvalidType,
-                format!("{prefix}{name}"),
-                format!("`{name}` must be a string."),
-            ));
-            None
-        }
-    }
-}
-
-fn parse_batch_id(value: Option<&Value>, path: &str, problems: &mut Vec<Message>) -> Option<Uuid> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => parse_batch_text(s, path, problems),
-        Some(_) => {
-            problems.push(Message::at(
-                Code::InvalidBatchId,
-                path,
-                "`batch` must be a UUID string.",
-            ));
-            None
-        }
-    }
-}
-
-fn parse_batch_text(text: &str, path: &str, problems: &mut Vec<Message>) -> Option<Uuid> {
-    match Uuid::parse_str(text) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            problems.push(Message::at(
-                Code::InvalidBatchId,
-                path,
-                "`batch` must be a UUID string.",
-            ));
-            None
-        }
-    }
-}
-
-/// Parses and validates the JSONP record parameters (`typename`, `variant`,
-/// `amount` or its synonym `reward`, `timestamp`, `batch`) into a one-event batch.
-///
-/// `param` looks a query parameter up by name. Problem paths are parameter names.
-pub fn parse_record_params<'a>(
-    param: impl Fn(&str) -> Option<&'a str>,
-    experiment: &Experiment,
-    now_ms: i64,
-) -> Result<RecordBatch, Problem> {
-    let mut problems = Vec::new();
-    let mut required = |name: &str| match param(name) {
-        Some(value) => Some(value),
-        None => {
-            problems.push(Message::at(
-                Code::MissingField,
-                name,
-                format!("The `{name}` parameter is required."),
-            ));
-            None
-        }
-    };
-    let typename = required("typename");
-    let variant = required("variant");
-    let (amount_name, amount_text) = match param("amount") {
-        Some(text) => ("amount", Some(text)),
-        None => ("reward", param("reward")),
-    };
-    let amount = amount_text.and_then(|text| match text.trim().parse::<f64>() {
-        Ok(amount) => Some(amount),
-        Err(_) => {
-            problems.push(Message::at(
-                Code::InvalidAmount,
-                amount_name,
-                "A reward amount must be a number from 0 to 1.",
-            ));
-            None
-        }
-    });
-    let timestamp = param("timestamp").map(|text| match text.trim().parse::<f64>() {
-        Ok(ms) => TimestampInput::Millis(ms),
-        Err(_) => TimestampInput::Text(text),
-    });
-    let batch = param("batch").and_then(|text| parse_batch_text(text, "batch", &mut problems));
-    let (Some(typename), Some(variant)) = (typename, variant) else {
-        return Err(Problem::many(problems));
-    };
-    let input = EventInput {
-        typename,
-        variant,
-        amount,
-        timestamp,
-    };
-    match validate_event(&input, experiment, now_ms, "") {
-        Ok(event) if problems.is_empty() => Ok(RecordBatch {
-            batch,
-            events: vec![event],
-        }),
-        Ok(_) => Err(Problem::many(problems)),
-        Err(more) => {
-            problems.extend(more.into_iter().map(|mut m| {
-                // The amount may have come as the `reward` synonym.
-                if m.path.as_deref() == Some("amount") {
-                    m.path = Some(amount_name.to_owned());
-                }
-                m
-            }));
-            Err(Problem::many(problems))
-        }
-    }
-}
-
-/// The problem for a body over [`MAX_BODY_BYTES`].
-pub fn body_too_large(size: usize) -> Problem {
-    Problem::one(
-        Message::new(
-            Code::BodyTooLarge,
-            format!("A request body may be at most {MAX_BODY_BYTES} bytes."),
-        )
-        .with_data(json!({ "limit": MAX_BODY_BYTES, "size": size })),
-    )
-}
-
-/// The problem for a body that is not valid JSON, saying where it broke.
-pub fn invalid_json(error: &serde_json::Error) -> Problem {
-    Problem::one(
-        Message::new(
-            Code::InvalidJson,
-            format!("The body is not valid JSON: {error}."),
-        )
-        .with_data(json!({ "line": error.line(), "column": error.column() })),
-    )
 }

@@ -14,20 +14,41 @@
 //! - [`problem`]: the problem form and its stable codes;
 //! - [`timestamp`]: timestamp parsing and formatting;
 //! - [`weights`]: Thompson-sampling weights.
+//!
+//! The `std` feature (on by default; the server's build) holds all of it.
+//! Without it the crate is `no_std` with `alloc` and holds what the browser
+//! SDK compiles into its wasm: [`event::new_event`] and the event's wire form,
+//! [`problem`]'s codes and messages, and [`weights::choose`].
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+#[cfg(feature = "std")]
 pub mod account;
 pub mod event;
+#[cfg(feature = "std")]
 pub mod experiment;
+#[cfg(feature = "std")]
 pub mod jsonp;
+#[cfg(feature = "std")]
 pub mod model;
 pub mod problem;
+#[cfg(feature = "std")]
 pub mod read_form;
+#[cfg(feature = "std")]
 pub mod search;
+#[cfg(feature = "std")]
 pub mod settings;
+#[cfg(feature = "std")]
 pub mod timestamp;
 pub mod weights;
 
-pub use event::{Event, EventType, RecordBatch};
+#[cfg(feature = "std")]
+pub use event::RecordBatch;
+pub use event::{Event, EventType};
+#[cfg(feature = "std")]
 pub use model::{Access, Experiment, Variant, Visibility};
 pub use problem::{Code, Message, Problem};
+#[cfg(feature = "std")]
 pub use read_form::ReadForm;

@@ -4,93 +4,82 @@
 //! a stable machine [`Code`] (its `typename` on the wire), a human message and,
 //! where it applies, the `path` of the offending field.
 
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+#[cfg(feature = "std")]
 use serde_json::{Map, Value, json};
 
+#[cfg(feature = "std")]
 use crate::timestamp;
 
 /// A stable, machine-readable problem code: the message `typename` on the wire
-/// and the `code` of the SDK's `MynaError`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+/// and the `code` of the SDK's `MynaError`. Its `Display` is the typename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// The body is not valid JSON (the `data` says where it broke).
-    #[error("invalid-json")]
     InvalidJson,
     /// A required field is absent.
-    #[error("missing-field")]
     MissingField,
     /// A field has the wrong JSON type.
-    #[error("invalid-type")]
     InvalidType,
     /// A field has a value outside what it may hold (visibility, name, id...).
-    #[error("invalid-value")]
     InvalidValue,
     /// An event `typename` other than `view` or `reward`.
-    #[error("unknown-typename")]
     UnknownTypename,
     /// An event names a variant the experiment does not have.
-    #[error("unknown-variant")]
     UnknownVariant,
     /// A reward amount that is not a finite number in `[0, 1]`, or an amount on a view.
-    #[error("invalid-amount")]
     InvalidAmount,
     /// A timestamp that is neither integer epoch milliseconds nor RFC 3339.
-    #[error("invalid-timestamp")]
     InvalidTimestamp,
     /// A timestamp more than 24 hours in the future.
-    #[error("future-timestamp")]
     FutureTimestamp,
     /// A `batch` id that is not a UUID.
-    #[error("invalid-batch-id")]
     InvalidBatchId,
     /// More events in one batch than the limit.
-    #[error("too-many-events")]
     TooManyEvents,
     /// A request body over the size limit.
-    #[error("body-too-large")]
     BodyTooLarge,
     /// A JSONP callback that is not a safe identifier path.
-    #[error("invalid-callback")]
     InvalidCallback,
     /// A malformed settings path.
-    #[error("invalid-settings-path")]
     InvalidSettingsPath,
     /// Credentials are missing or wrong.
-    #[error("authentication")]
     Authentication,
     /// Credentials are valid but may not do this.
-    #[error("authorization")]
     Authorization,
     /// No experiment with this uuid is visible to the caller.
-    #[error("unknown-experiment")]
     UnknownExperiment,
     /// No such resource (route, API key...).
-    #[error("not-found")]
     NotFound,
     /// The resource does not answer this HTTP method.
-    #[error("method-not-allowed")]
     MethodNotAllowed,
     /// The resource already exists.
-    #[error("conflict")]
     Conflict,
     /// The server cannot serve now (database down); retry later.
-    #[error("unavailable")]
     Unavailable,
     /// An internal failure; details are in the server log, never in the answer.
-    #[error("internal")]
     Internal,
     /// SDK: the request did not reach the server or got no answer.
-    #[error("network")]
     Network,
     /// SDK: the request took longer than its timeout.
-    #[error("timeout")]
     Timeout,
     /// SDK: the event queue was full and the oldest events were dropped.
-    #[error("queue-full")]
     QueueFull,
     /// SDK: `reward` was called before the visitor viewed any variant of the experiment.
-    #[error("no-view")]
     NoView,
 }
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.typename())
+    }
+}
+
+impl core::error::Error for Code {}
 
 impl Code {
     /// The wire `typename` of this code.
@@ -155,7 +144,9 @@ pub struct Message {
     pub message: String,
     /// The offending field, e.g. `events[3].amount`.
     pub path: Option<String>,
-    /// Extra machine-readable detail.
+    /// Extra machine-readable detail (the server's answers only: the SDK's
+    /// own problems carry none, and its build has no JSON values).
+    #[cfg(feature = "std")]
     pub data: Option<Value>,
 }
 
@@ -166,6 +157,7 @@ impl Message {
             code,
             message: message.into(),
             path: None,
+            #[cfg(feature = "std")]
             data: None,
         }
     }
@@ -179,12 +171,14 @@ impl Message {
     }
 
     /// This message with `data` attached.
+    #[cfg(feature = "std")]
     pub fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
         self
     }
 
     /// The wire form of this message.
+    #[cfg(feature = "std")]
     pub fn to_json(&self) -> Value {
         let mut out = Map::new();
         out.insert("typename".into(), self.code.typename().into());
@@ -199,9 +193,9 @@ impl Message {
     }
 }
 
-/// A problem: an HTTP status and every message that explains it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{status} {}", summary(.messages))]
+/// A problem: an HTTP status and every message that explains it. Its
+/// `Display` is the status and each message (`400 invalid-amount: … (amount)`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     /// The HTTP status (repeated in the body).
     pub status: u16,
@@ -209,16 +203,21 @@ pub struct Problem {
     pub messages: Vec<Message>,
 }
 
-fn summary(messages: &[Message]) -> String {
-    messages
-        .iter()
-        .map(|m| match &m.path {
-            Some(p) => format!("{}: {} ({})", m.code, m.message, p),
-            None => format!("{}: {}", m.code, m.message),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.status)?;
+        for (i, m) in self.messages.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            write!(f, "{separator}{}: {}", m.code, m.message)?;
+            if let Some(path) = &m.path {
+                write!(f, " ({path})")?;
+            }
+        }
+        Ok(())
+    }
 }
+
+impl core::error::Error for Problem {}
 
 impl Problem {
     /// A problem of one message; the status comes from its code.
@@ -260,6 +259,7 @@ impl Problem {
     }
 
     /// The problem when the caller cannot see the experiment (absent, or not theirs).
+    #[cfg(feature = "std")]
     pub fn unknown_experiment(uuid: &str) -> Self {
         Problem::one(
             Message::new(Code::UnknownExperiment, "There is no such experiment.")
@@ -281,6 +281,7 @@ impl Problem {
     }
 
     /// The wire form, stamped with `now_ms` (milliseconds since the Unix epoch).
+    #[cfg(feature = "std")]
     pub fn to_json(&self, now_ms: i64) -> Value {
         json!({
             "typename": "problem",
@@ -294,6 +295,7 @@ impl Problem {
     ///
     /// Unknown message typenames become [`Code::Internal`] so a newer server never
     /// breaks an older client; `None` if the value is not a problem at all.
+    #[cfg(feature = "std")]
     pub fn from_json(value: &Value) -> Option<Problem> {
         if value.get("typename")?.as_str()? != "problem" {
             return None;

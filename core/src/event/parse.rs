@@ -1,0 +1,411 @@
+//! Parsing and validation of what clients send: a record POST body, or JSONP
+//! record parameters, against an experiment (the server's side; `std` only).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{Event, EventType, MAX_BODY_BYTES, MAX_EVENTS, check_event, finish_event};
+use crate::model::Experiment;
+use crate::problem::{Code, Message, Problem};
+use crate::timestamp::{self, MAX_FUTURE_MS};
+
+/// A validated batch, in its wire form: `{ "batch": uuid?, "events": [...] }`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RecordBatch {
+    /// Makes the call idempotent: a batch id already recorded is not counted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Uuid>,
+    /// The events, in order.
+    pub events: Vec<Event>,
+}
+
+impl RecordBatch {
+    /// Views and total reward this batch adds to each variant, in first-seen order.
+    pub fn totals(&self) -> Vec<(&str, u64, f64)> {
+        let mut out: Vec<(&str, u64, f64)> = Vec::new();
+        for e in &self.events {
+            let i = match out.iter().position(|(v, _, _)| *v == e.variant) {
+                Some(i) => i,
+                None => {
+                    out.push((&e.variant, 0, 0.0));
+                    out.len() - 1
+                }
+            };
+            match e.typename {
+                EventType::View => out[i].1 += 1,
+                EventType::Reward => out[i].2 += e.reward(),
+            }
+        }
+        out
+    }
+}
+
+/// A timestamp as the client gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TimestampInput<'a> {
+    /// Epoch milliseconds (must be a non-negative integer).
+    Millis(f64),
+    /// RFC 3339 / ISO 8601 text.
+    Text(&'a str),
+}
+
+/// An event as a client gave it, before validation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventInput<'a> {
+    /// Should be `view` or `reward`.
+    pub typename: &'a str,
+    /// Should name a variant of the experiment.
+    pub variant: &'a str,
+    /// Rewards only; absent means 1.0.
+    pub amount: Option<f64>,
+    /// Absent means `now`.
+    pub timestamp: Option<TimestampInput<'a>>,
+}
+
+/// Validates one event against `experiment` at time `now_ms`.
+///
+/// `prefix` is prepended to each problem path: `events[3].` for a POST body,
+/// empty for JSONP parameters and SDK calls.
+pub fn validate_event(
+    input: &EventInput,
+    experiment: &Experiment,
+    now_ms: i64,
+    prefix: &str,
+) -> Result<Event, Vec<Message>> {
+    let known = experiment.has_variant(input.variant);
+    let (typename, amount, mut problems) = check_event(input.typename, known, input.amount, prefix);
+    // The server's answers say what was wrong.
+    for m in &mut problems {
+        m.data = match m.code {
+            Code::UnknownTypename => Some(json!({ "typename": input.typename })),
+            Code::UnknownVariant => Some(json!({ "variant": input.variant })),
+            _ => None,
+        };
+    }
+    let timestamp = match input.timestamp {
+        None => Some(now_ms),
+        Some(ts) => match timestamp_ms(ts) {
+            Some(ms) if ms > now_ms.saturating_add(MAX_FUTURE_MS) => {
+                problems.push(
+                    Message::at(
+                        Code::FutureTimestamp,
+                        [prefix, "timestamp"].concat(),
+                        "A timestamp may be at most 24 hours in the future.",
+                    )
+                    .with_data(json!({ "timestamp": ms, "now": now_ms })),
+                );
+                None
+            }
+            Some(ms) => Some(ms),
+            None => {
+                problems.push(Message::at(
+                    Code::InvalidTimestamp,
+                    [prefix, "timestamp"].concat(),
+                    "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+                ));
+                None
+            }
+        },
+    };
+    finish_event(typename, input.variant, amount, timestamp, problems)
+}
+
+fn timestamp_ms(input: TimestampInput) -> Option<i64> {
+    match input {
+        TimestampInput::Millis(ms) => {
+            // Integral, non-negative and exactly representable (below 2^53).
+            let ok = ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 && ms < 9.0e15;
+            #[allow(clippy::cast_possible_truncation)]
+            ok.then_some(ms as i64)
+        }
+        TimestampInput::Text(text) => timestamp::parse_rfc3339(text).filter(|ms| *ms >= 0),
+    }
+}
+
+/// Parses and validates a record POST body (JSON, or the same text sent as
+/// `text/plain` by `sendBeacon`) against `experiment` at time `now_ms`.
+///
+/// Atomic: any invalid event fails the whole batch, and the problem lists every
+/// invalid event. Unknown fields are ignored.
+pub fn parse_record_body(
+    body: &[u8],
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<RecordBatch, Problem> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(body_too_large(body.len()));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| invalid_json(&e))?;
+    parse_record_value(&value, experiment, now_ms)
+}
+
+/// Validates a record body already parsed as JSON; see [`parse_record_body`].
+pub fn parse_record_value(
+    value: &Value,
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<RecordBatch, Problem> {
+    let Some(root) = value.as_object() else {
+        return Err(Problem::new(
+            Code::InvalidType,
+            "The body must be a JSON object with an `events` array.",
+        ));
+    };
+    let mut problems = Vec::new();
+    let batch = parse_batch_id(root.get("batch"), "batch", &mut problems);
+    let events = match root.get("events") {
+        None | Some(Value::Null) => {
+            problems.push(Message::at(
+                Code::MissingField,
+                "events",
+                "The body must have an `events` array.",
+            ));
+            &[][..]
+        }
+        Some(Value::Array(events)) => events.as_slice(),
+        Some(_) => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                "events",
+                "`events` must be an array.",
+            ));
+            &[][..]
+        }
+    };
+    if events.len() > MAX_EVENTS {
+        return Err(Problem::one(
+            Message::at(
+                Code::TooManyEvents,
+                "events",
+                format!("A batch may carry at most {MAX_EVENTS} events."),
+            )
+            .with_data(json!({ "limit": MAX_EVENTS, "count": events.len() })),
+        ));
+    }
+    let mut valid = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let prefix = format!("events[{i}].");
+        match parse_event_value(event, experiment, now_ms, &prefix) {
+            Ok(event) => valid.push(event),
+            Err(mut messages) => problems.append(&mut messages),
+        }
+    }
+    if problems.is_empty() {
+        Ok(RecordBatch {
+            batch,
+            events: valid,
+        })
+    } else {
+        Err(Problem::many(problems))
+    }
+}
+
+fn parse_event_value(
+    value: &Value,
+    experiment: &Experiment,
+    now_ms: i64,
+    prefix: &str,
+) -> Result<Event, Vec<Message>> {
+    let Some(object) = value.as_object() else {
+        return Err(vec![Message::at(
+            Code::InvalidType,
+            prefix.trim_end_matches('.'),
+            "An event must be a JSON object.",
+        )]);
+    };
+    let mut problems = Vec::new();
+    let typename = string_field(object, "typename", prefix, &mut problems);
+    let variant = string_field(object, "variant", prefix, &mut problems);
+    let amount = match object.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64().or(Some(f64::NAN)),
+        Some(_) => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                [prefix, "amount"].concat(),
+                "`amount` must be a number.",
+            ));
+            None
+        }
+    };
+    let timestamp = match object.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(TimestampInput::Millis(n.as_f64().unwrap_or(f64::NAN))),
+        Some(Value::String(s)) => Some(TimestampInput::Text(s)),
+        Some(_) => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                format!("{prefix}timestamp"),
+                "`timestamp` must be a number or a string.",
+            ));
+            None
+        }
+    };
+    let (Some(typename), Some(variant)) = (typename, variant) else {
+        return Err(problems);
+    };
+    let input = EventInput {
+        typename,
+        variant,
+        amount,
+        timestamp,
+    };
+    match validate_event(&input, experiment, now_ms, prefix) {
+        Ok(event) if problems.is_empty() => Ok(event),
+        Ok(_) => Err(problems),
+        Err(mut more) => {
+            problems.append(&mut more);
+            Err(problems)
+        }
+    }
+}
+
+fn string_field<'a>(
+    object: &'a Map<String, Value>,
+    name: &str,
+    prefix: &str,
+    problems: &mut Vec<Message>,
+) -> Option<&'a str> {
+    match object.get(name) {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => {
+            problems.push(Message::at(
+                Code::MissingField,
+                format!("{prefix}{name}"),
+                format!("An event must have a `{name}`."),
+            ));
+            None
+        }
+        Some(_) => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                format!("{prefix}{name}"),
+                format!("`{name}` must be a string."),
+            ));
+            None
+        }
+    }
+}
+
+fn parse_batch_id(value: Option<&Value>, path: &str, problems: &mut Vec<Message>) -> Option<Uuid> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => parse_batch_text(s, path, problems),
+        Some(_) => {
+            problems.push(Message::at(
+                Code::InvalidBatchId,
+                path,
+                "`batch` must be a UUID string.",
+            ));
+            None
+        }
+    }
+}
+
+fn parse_batch_text(text: &str, path: &str, problems: &mut Vec<Message>) -> Option<Uuid> {
+    match Uuid::parse_str(text) {
+        Ok(id) => Some(id),
+        Err(_) => {
+            problems.push(Message::at(
+                Code::InvalidBatchId,
+                path,
+                "`batch` must be a UUID string.",
+            ));
+            None
+        }
+    }
+}
+
+/// Parses and validates the JSONP record parameters (`typename`, `variant`,
+/// `amount` or its synonym `reward`, `timestamp`, `batch`) into a one-event batch.
+///
+/// `param` looks a query parameter up by name. Problem paths are parameter names.
+pub fn parse_record_params<'a>(
+    param: impl Fn(&str) -> Option<&'a str>,
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<RecordBatch, Problem> {
+    let mut problems = Vec::new();
+    let mut required = |name: &str| match param(name) {
+        Some(value) => Some(value),
+        None => {
+            problems.push(Message::at(
+                Code::MissingField,
+                name,
+                format!("The `{name}` parameter is required."),
+            ));
+            None
+        }
+    };
+    let typename = required("typename");
+    let variant = required("variant");
+    let (amount_name, amount_text) = match param("amount") {
+        Some(text) => ("amount", Some(text)),
+        None => ("reward", param("reward")),
+    };
+    let amount = amount_text.and_then(|text| match text.trim().parse::<f64>() {
+        Ok(amount) => Some(amount),
+        Err(_) => {
+            problems.push(Message::at(
+                Code::InvalidAmount,
+                amount_name,
+                "A reward amount must be a number from 0 to 1.",
+            ));
+            None
+        }
+    });
+    let timestamp = param("timestamp").map(|text| match text.trim().parse::<f64>() {
+        Ok(ms) => TimestampInput::Millis(ms),
+        Err(_) => TimestampInput::Text(text),
+    });
+    let batch = param("batch").and_then(|text| parse_batch_text(text, "batch", &mut problems));
+    let (Some(typename), Some(variant)) = (typename, variant) else {
+        return Err(Problem::many(problems));
+    };
+    let input = EventInput {
+        typename,
+        variant,
+        amount,
+        timestamp,
+    };
+    match validate_event(&input, experiment, now_ms, "") {
+        Ok(event) if problems.is_empty() => Ok(RecordBatch {
+            batch,
+            events: vec![event],
+        }),
+        Ok(_) => Err(Problem::many(problems)),
+        Err(more) => {
+            problems.extend(more.into_iter().map(|mut m| {
+                // The amount may have come as the `reward` synonym.
+                if m.path.as_deref() == Some("amount") {
+                    m.path = Some(amount_name.to_owned());
+                }
+                m
+            }));
+            Err(Problem::many(problems))
+        }
+    }
+}
+
+/// The problem for a body over [`MAX_BODY_BYTES`].
+pub fn body_too_large(size: usize) -> Problem {
+    Problem::one(
+        Message::new(
+            Code::BodyTooLarge,
+            format!("A request body may be at most {MAX_BODY_BYTES} bytes."),
+        )
+        .with_data(json!({ "limit": MAX_BODY_BYTES, "size": size })),
+    )
+}
+
+/// The problem for a body that is not valid JSON, saying where it broke.
+pub fn invalid_json(error: &serde_json::Error) -> Problem {
+    Problem::one(
+        Message::new(
+            Code::InvalidJson,
+            format!("The body is not valid JSON: {error}."),
+        )
+        .with_data(json!({ "line": error.line(), "column": error.column() })),
+    )
+}

@@ -1,0 +1,474 @@
+//! The weights by quadrature (see [`super`] for the method); `std` only: it
+//! needs `exp` and `ln`.
+
+use std::cmp::Ordering;
+
+use super::ONE_BELOW;
+
+/// Counts of one variant as the bandit sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Arm {
+    /// How many times the variant was shown.
+    pub views: u64,
+    /// Sum of the rewards the variant earned (one per conversion for a 0/1
+    /// goal). Non-finite or negative values count as 0.
+    pub total_reward: f64,
+}
+
+/// Tuning of the weights computation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WeightsConfig {
+    /// Least weight of every variant, so that none is ever starved of traffic
+    /// (default 0.001). Non-finite or negative values count as 0; with `K`
+    /// variants and `K * floor >= 1` every variant gets `1 / K`.
+    pub exploration_floor: f64,
+}
+
+impl Default for WeightsConfig {
+    fn default() -> Self {
+        WeightsConfig {
+            exploration_floor: DEFAULT_EXPLORATION_FLOOR,
+        }
+    }
+}
+
+const DEFAULT_EXPLORATION_FLOOR: f64 = 0.001;
+
+/// Half-width of the window in which a posterior's density is evaluated, in
+/// standard deviations. Beta densities with both parameters at least 1 are
+/// log-concave, so the mass outside is far below the accuracy that matters.
+const WINDOW_SDS: f64 = 12.0;
+
+/// Grid points across one posterior's window (its own resolution: about
+/// 0.12 standard deviations between points).
+const POINTS_PER_WINDOW: usize = 200;
+
+/// Above this `alpha + beta` the log density is evaluated relative to the
+/// posterior's mode, since `(alpha - 1) ln x` alone would lose the digits that
+/// matter to cancellation.
+const CENTERED_ABOVE: f64 = 1e9;
+
+/// Largest posterior parameter: 2^64, one more than any `u64` count. Rewards
+/// beyond it carry no extra information.
+const MAX_PARAMETER: f64 = 18_446_744_073_709_551_616.0;
+
+/// Probability that each arm is best under Beta posteriors (sums to 1).
+///
+/// Arm `i` gets `P(X_i > X_j for all j != i)` with `X_i ~ Beta(alpha_i,
+/// beta_i)`, computed deterministically by quadrature (no Monte Carlo, so no
+/// seed): within about 0.001 of the exact value. Arms with identical
+/// posteriors get exactly equal results; no data at all gives exactly `1 / K`
+/// each. An empty slice gives an empty vector and one arm gives `[1.0]`.
+pub fn probability_best(arms: &[Arm]) -> Vec<f64> {
+    let k = arms.len();
+    if k == 0 {
+        return Vec::new();
+    }
+    let posteriors: Vec<Posterior> = arms.iter().map(Posterior::of).collect();
+
+    // Identical posteriors form one group, computed once, so they get exactly
+    // equal results.
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&i, &j| posteriors[i].cmp(&posteriors[j]));
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of = vec![0usize; k];
+    for &i in &order {
+        match groups.last_mut() {
+            Some(last) if last.posterior == posteriors[i] => last.members += 1,
+            _ => groups.push(Group {
+                posterior: posteriors[i],
+                members: 1,
+            }),
+        }
+        group_of[i] = groups.len() - 1;
+    }
+    if groups.len() == 1 {
+        return vec![1.0 / k as f64; k];
+    }
+
+    match group_probabilities(&groups) {
+        Some(per_group) => group_of.iter().map(|&g| per_group[g]).collect(),
+        None => best_mean_fallback(&posteriors),
+    }
+}
+
+/// The weights clients use: probability-of-best mixed with the exploration
+/// floor.
+///
+/// `weight_i = floor + (1 - K * floor) * probability_best_i`, or `1 / K` each
+/// when `K * floor >= 1`. Every weight is in `[0, 1]`, none is NaN, they sum
+/// to 1 within 1e-9, and they are exactly equal when there is no data or when
+/// every posterior is the same. Deterministic: no seed is involved.
+pub fn weights(arms: &[Arm], config: &WeightsConfig) -> Vec<f64> {
+    let k = arms.len();
+    if k == 0 {
+        return Vec::new();
+    }
+    let floor = sanitize_non_negative(config.exploration_floor);
+    let kf = k as f64;
+    if floor * kf >= 1.0 {
+        return vec![1.0 / kf; k];
+    }
+    let scale = 1.0 - kf * floor;
+    let mut out: Vec<f64> = probability_best(arms)
+        .into_iter()
+        .map(|p| (floor + scale * p).clamp(0.0, 1.0))
+        .collect();
+    let sum: f64 = out.iter().sum();
+    if (sum - 1.0).abs() > 1e-12 {
+        let mut largest = 0;
+        for (i, &w) in out.iter().enumerate() {
+            if w > out[largest] {
+                largest = i;
+            }
+        }
+        out[largest] = (out[largest] + (1.0 - sum)).clamp(0.0, 1.0);
+    }
+    out
+}
+
+fn sanitize_non_negative(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 { x } else { 0.0 }
+}
+
+/// A Beta posterior; both parameters finite and in `[1, 2^64]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Posterior {
+    alpha: f64,
+    beta: f64,
+}
+
+impl Posterior {
+    fn of(arm: &Arm) -> Posterior {
+        let reward = sanitize_non_negative(arm.total_reward);
+        let views = arm.views as f64;
+        Posterior {
+            alpha: (1.0 + reward).clamp(1.0, MAX_PARAMETER),
+            beta: (1.0 + views - reward).clamp(1.0, MAX_PARAMETER),
+        }
+    }
+
+    fn cmp(&self, other: &Posterior) -> Ordering {
+        self.alpha
+            .total_cmp(&other.alpha)
+            .then(self.beta.total_cmp(&other.beta))
+    }
+
+    fn mean(&self) -> f64 {
+        self.alpha / (self.alpha + self.beta)
+    }
+
+    /// `[lo, hi]`: mean ± `WINDOW_SDS` standard deviations, clipped to [0, 1].
+    fn window(&self) -> (f64, f64) {
+        let n = self.alpha + self.beta;
+        let mean = self.alpha / n;
+        let complement = self.beta / n;
+        let sd = (mean * complement / (n + 1.0)).sqrt();
+        let lo = (mean - WINDOW_SDS * sd).clamp(0.0, 1.0);
+        let hi = (mean + WINDOW_SDS * sd).clamp(0.0, 1.0);
+        (lo, hi)
+    }
+}
+
+/// Arms sharing one posterior.
+struct Group {
+    posterior: Posterior,
+    members: usize,
+}
+
+/// Where one group's curves live on the grid: its window is
+/// `xs[first..=last]`, and one more point each side (`start`, `end`) gives the
+/// density room to fall to 0.
+#[derive(Clone, Copy)]
+struct Span {
+    first: usize,
+    last: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn new(xs: &[f64], (lo, hi): (f64, f64)) -> Span {
+        // lo and hi are grid points, so the window is not empty.
+        let first = xs.partition_point(|&x| x < lo).min(xs.len() - 1);
+        let last = xs.partition_point(|&x| x <= hi).max(first + 1) - 1;
+        Span {
+            first,
+            last,
+            start: first.saturating_sub(1),
+            end: (last + 1).min(xs.len() - 1),
+        }
+    }
+}
+
+/// One group's normalized density and CDF on `xs[start..=end]`; the density
+/// is 0 outside, the CDF 0 before and 1 after.
+struct Curve {
+    start: usize,
+    end: usize,
+    pdf: Vec<f64>,
+    cdf: Vec<f64>,
+}
+
+/// Probability that one member of each group is best, renormalized so the
+/// members' total is 1; `None` when the quadrature degenerates.
+fn group_probabilities(groups: &[Group]) -> Option<Vec<f64>> {
+    let windows: Vec<(f64, f64)> = groups.iter().map(|g| g.posterior.window()).collect();
+    let xs = grid(&windows);
+    let spans: Vec<Span> = windows.iter().map(|&w| Span::new(&xs, w)).collect();
+
+    // Below the highest start some group's CDF is 0, so no arm can be best
+    // there; a group whose span ends before it is never best.
+    let begin = spans.iter().map(|s| s.start).max().unwrap_or(0);
+    let relevant: Vec<usize> = (0..groups.len())
+        .filter(|&g| spans[g].end >= begin)
+        .collect();
+    let from = relevant
+        .iter()
+        .map(|&g| spans[g].start)
+        .min()
+        .unwrap_or(begin);
+    let logs = GridLogs::new(&xs, from, relevant.iter().map(|&g| &groups[g].posterior));
+    let curves: Vec<Curve> = relevant
+        .iter()
+        .map(|&g| curve(&xs, &logs, &groups[g].posterior, spans[g]))
+        .collect();
+    let members: Vec<usize> = relevant.iter().map(|&g| groups[g].members).collect();
+
+    // P(a member of g is best) = ∫ f_g F_g^(m_g - 1) ∏_{h != g} F_h^(m_h),
+    // with prefix and suffix products over the groups (no division). Groups
+    // whose span ended have F = 1 and f = 0, so only active ones take part.
+    let n = curves.len();
+    let mut active: Vec<usize> = Vec::with_capacity(n);
+    let mut own = vec![0.0; n];
+    let mut full = vec![0.0; n];
+    let mut prefix = vec![1.0; n + 1];
+    let mut suffix = vec![1.0; n + 1];
+    let mut previous = vec![0.0; n];
+    let mut integral = vec![0.0; n];
+    for k in begin..xs.len() {
+        active.clear();
+        active.extend((0..n).filter(|&c| curves[c].end >= k));
+        for (slot, &c) in active.iter().enumerate() {
+            let f = curves[c].cdf[k - curves[c].start];
+            own[slot] = power(f, members[c] - 1);
+            full[slot] = own[slot] * f;
+        }
+        let m = active.len();
+        for slot in 0..m {
+            prefix[slot + 1] = prefix[slot] * full[slot];
+        }
+        suffix[m] = 1.0;
+        for slot in (0..m).rev() {
+            suffix[slot] = suffix[slot + 1] * full[slot];
+        }
+        let half_dx = if k == 0 {
+            0.0
+        } else {
+            0.5 * (xs[k] - xs[k - 1])
+        };
+        for (slot, &c) in active.iter().enumerate() {
+            let curve = &curves[c];
+            let integrand =
+                curve.pdf[k - curve.start] * own[slot] * prefix[slot] * suffix[slot + 1];
+            integral[c] += half_dx * (previous[c] + integrand);
+            previous[c] = integrand;
+        }
+    }
+
+    let total: f64 = integral
+        .iter()
+        .zip(&members)
+        .map(|(p, &m)| p * m as f64)
+        .sum();
+    if !(total.is_finite() && total > 0.0) {
+        return None;
+    }
+    let mut per_group = vec![0.0; groups.len()];
+    for (&g, p) in relevant.iter().zip(&integral) {
+        per_group[g] = (p / total).clamp(0.0, 1.0);
+    }
+    Some(per_group)
+}
+
+/// `x^n` for `x` in [0, 1], exact for n = 0 and 1.
+fn power(x: f64, n: usize) -> f64 {
+    match n {
+        0 => 1.0,
+        1 => x,
+        _ => x.powi(i32::try_from(n).unwrap_or(i32::MAX)),
+    }
+}
+
+/// Sorted, distinct grid points covering every window: each stretch between
+/// window ends is split evenly, as finely as the narrowest window covering it
+/// asks (`POINTS_PER_WINDOW` per window). Windows that overlap share points
+/// instead of stacking theirs.
+fn grid(windows: &[(f64, f64)]) -> Vec<f64> {
+    let mut breaks: Vec<f64> = Vec::with_capacity(2 * windows.len() + 2);
+    breaks.push(0.0);
+    breaks.push(1.0);
+    for &(lo, hi) in windows {
+        breaks.push(lo);
+        breaks.push(hi);
+    }
+    breaks.sort_by(f64::total_cmp);
+    breaks.dedup();
+
+    let steps = (POINTS_PER_WINDOW - 1) as f64;
+    let mut xs = Vec::with_capacity(windows.len() * POINTS_PER_WINDOW);
+    for pair in breaks.windows(2) {
+        let (u, v) = (pair[0], pair[1]);
+        let spacing = windows
+            .iter()
+            .filter(|&&(lo, hi)| lo <= u && v <= hi && hi > lo)
+            .map(|&(lo, hi)| (hi - lo) / steps)
+            .fold(f64::INFINITY, f64::min);
+        let pieces = if spacing.is_finite() && spacing > 0.0 {
+            ((v - u) / spacing).ceil().clamp(1.0, steps) as usize
+        } else {
+            1
+        };
+        for j in 0..pieces {
+            xs.push(u + (v - u) * (j as f64 / pieces as f64));
+        }
+    }
+    xs.push(1.0);
+    xs.dedup();
+    xs
+}
+
+/// `ln x` and `ln(1 - x)` at the grid points from `from` on, each accurate to
+/// a few ulps, shared by every posterior on the direct path.
+struct GridLogs {
+    from: usize,
+    ln_x: Vec<f64>,
+    ln_1mx: Vec<f64>,
+}
+
+impl GridLogs {
+    fn new<'a>(
+        xs: &[f64],
+        from: usize,
+        mut posteriors: impl Iterator<Item = &'a Posterior>,
+    ) -> GridLogs {
+        let needed = posteriors.any(|p| p.alpha + p.beta <= CENTERED_ABOVE);
+        let (ln_x, ln_1mx) = if needed {
+            xs[from..]
+                .iter()
+                .map(|&x| {
+                    if x <= 0.5 {
+                        (x.ln(), (-x).ln_1p())
+                    } else {
+                        ((x - 1.0).ln_1p(), (1.0 - x).ln())
+                    }
+                })
+                .unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        GridLogs { from, ln_x, ln_1mx }
+    }
+}
+
+/// `e * l`, with `0 * ln 0` taken as 0 (the density's factor is then 1).
+fn term(e: f64, l: f64) -> f64 {
+    if e == 0.0 { 0.0 } else { e * l }
+}
+
+/// The posterior's density and CDF on its span, normalized by trapezoids (so
+/// no log-gamma is needed).
+fn curve(xs: &[f64], logs: &GridLogs, posterior: &Posterior, span: Span) -> Curve {
+    let Span {
+        first,
+        last,
+        start,
+        end,
+    } = span;
+    let a1 = posterior.alpha - 1.0;
+    let b1 = posterior.beta - 1.0;
+    let centered = posterior.alpha + posterior.beta > CENTERED_ABOVE;
+    // Reference point of the centered form: any point gives the same density
+    // up to a constant; the mode keeps the two terms small.
+    let c = if a1 > 0.0 && b1 > 0.0 {
+        (a1 / (a1 + b1)).clamp(f64::MIN_POSITIVE, ONE_BELOW)
+    } else {
+        0.5
+    };
+    let one_minus_c = 1.0 - c;
+    let log_density = |k: usize| -> f64 {
+        let l = if centered {
+            let d = xs[k] - c;
+            let below = if a1 == 0.0 { 0.0 } else { a1 * (d / c).ln_1p() };
+            let above = if b1 == 0.0 {
+                0.0
+            } else {
+                b1 * (-d / one_minus_c).ln_1p()
+            };
+            below + above
+        } else {
+            term(a1, logs.ln_x[k - logs.from]) + term(b1, logs.ln_1mx[k - logs.from])
+        };
+        if l.is_nan() { f64::NEG_INFINITY } else { l }
+    };
+
+    let mut pdf = vec![0.0; end - start + 1];
+    let window = first - start..=last - start;
+    for k in first..=last {
+        pdf[k - start] = log_density(k);
+    }
+    let peak = pdf[window.clone()]
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if peak.is_finite() {
+        for l in &mut pdf[window] {
+            *l = (*l - peak).exp();
+        }
+    } else {
+        // Too narrow for the grid to see: a point mass at the grid point
+        // nearest the mean.
+        let mean = posterior.mean();
+        let mut nearest = first;
+        for k in first..=last {
+            if (xs[k] - mean).abs() < (xs[nearest] - mean).abs() {
+                nearest = k;
+            }
+        }
+        pdf.iter_mut().for_each(|p| *p = 0.0);
+        pdf[nearest - start] = 1.0;
+    }
+
+    let mut cdf = Vec::with_capacity(pdf.len());
+    let mut cumulative = 0.0;
+    cdf.push(0.0);
+    for j in 1..pdf.len() {
+        let k = start + j;
+        cumulative += 0.5 * (xs[k] - xs[k - 1]) * (pdf[j - 1] + pdf[j]);
+        cdf.push(cumulative);
+    }
+    // cumulative > 0: the peak is 1 and every grid interval has positive width.
+    let total = cumulative;
+    for (p, f) in pdf.iter_mut().zip(cdf.iter_mut()) {
+        *p /= total;
+        *f = (*f / total).min(1.0);
+    }
+    Curve {
+        start,
+        end,
+        pdf,
+        cdf,
+    }
+}
+
+/// When quadrature cannot separate the arms: everything to the arms with the
+/// highest posterior mean, shared equally.
+fn best_mean_fallback(posteriors: &[Posterior]) -> Vec<f64> {
+    let means: Vec<f64> = posteriors.iter().map(Posterior::mean).collect();
+    let best = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let winners = means.iter().filter(|&&m| m == best).count().max(1);
+    means
+        .iter()
+        .map(|&m| if m == best { 1.0 / winners as f64 } else { 0.0 })
+        .collect()
+}
