@@ -1,27 +1,205 @@
 // The only hand-written JavaScript the Rust side imports (a wasm-bindgen
-// snippet): what Rust cannot express. Declarations for TypeScript come from the
-// Rust side (src/error.rs).
+// snippet): the browser plumbing that waits. Requests (fetch or a JSONP script
+// tag), timers, page events, the flush lock and localStorage are here; every
+// decision is a synchronous call back into Rust through `d`, the client's
+// `Driver` (src/driver.rs): what to request next, what an answer means, when
+// to retry, what to keep. Declarations for TypeScript come from the Rust side
+// (src/error.rs).
 
 // An error thrown or emitted by the SDK: a real `Error` (with a stack) that
 // carries the problem's `code`, and `path` / `status` where they apply.
+// `list` is every message as [code, message, path, code, message, path, …].
 export class MynaError extends Error {
-  constructor(message, code, path, status, messages) {
+  constructor(message, code, path, status, list) {
     super(message);
     this.name = "MynaError";
     this.code = code;
     if (path !== undefined) this.path = path;
     if (status !== undefined) this.status = status;
-    this.messages = messages;
+    this.messages = [];
+    for (let i = 0; i < list.length; i += 3) {
+      const m = { code: list[i], message: list[i + 1] };
+      if (list[i + 2] !== undefined) m.path = list[i + 2];
+      this.messages.push(m);
+    }
   }
 }
 
-// Web Locks: a Promise of the function that releases the exclusive lock
-// `name`, or null where the browser has no Web Locks (the caller then uses a
-// lease in localStorage).
-export function lock(name) {
-  const locks = globalThis.navigator && navigator.locks;
-  if (!locks) return null;
-  return new Promise((acquired) =>
-    locks.request(name, () => new Promise((release) => acquired(release))),
+// ---- localStorage, or a map for the page's lifetime where it is blocked.
+let local;
+try {
+  local = globalThis.localStorage;
+  local.length;
+} catch {
+  local = undefined;
+}
+const memory = new Map();
+export const getItem = (key) => (local ? local.getItem(key) : memory.get(key));
+export const removeItem = (key) => (local ? local.removeItem(key) : memory.delete(key));
+export const storedKeys = (prefix) =>
+  (local ? Object.keys(local) : [...memory.keys()]).filter((k) => k.startsWith(prefix));
+// Whether it was written (false when the quota is used up).
+export function setItem(key, value) {
+  try {
+    local ? local.setItem(key, value) : memory.set(key, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- Requests.
+
+// A request as Rust describes it: [url, auth header, POST body, timeout ms,
+// by JSONP, and what Rust wants back with the answer].
+export const request = (...parts) => parts;
+
+// JSONP callbacks live in window.__mynaJsonp; names carry a random part per
+// copy of this module, so two copies of the SDK on one page never collide.
+const instance = (Math.random() * 1e9) >>> 0;
+let calls = 0;
+
+// Sends a request; resolves (never rejects) with [status, parsed body or
+// null, Retry-After or null], or "network" / "timeout".
+function send([url, auth, body, ms, jsonp]) {
+  return new Promise((done) => {
+    let timer;
+    const end = (answer) => {
+      clearTimeout(timer);
+      done(answer);
+    };
+    const timeout = (f) => (timer = setTimeout(f, ms));
+    try {
+      if (jsonp) script(url, end, timeout);
+      else http(url, auth, body, end, timeout);
+    } catch {
+      end("network"); // no DOM, or no fetch
+    }
+  });
+}
+
+// A JSONP GET: the script is removed whatever happens; after a timeout its
+// callback stays registered as a no-op, so a late answer finds it.
+function script(url, end, timeout) {
+  const registry = (globalThis.__mynaJsonp ||= {});
+  const name = `c${instance}_${++calls}`;
+  const element = document.createElement("script");
+  const finish = (answer) => {
+    element.onerror = null;
+    element.remove();
+    end(answer);
+  };
+  registry[name] = (value) => {
+    delete registry[name];
+    finish([200, value, null]);
+  };
+  element.onerror = () => {
+    delete registry[name];
+    finish("network");
+  };
+  timeout(() => {
+    registry[name] = () => {};
+    finish("timeout");
+  });
+  element.src = `${url}${url.includes("?") ? "&" : "?"}callback=__mynaJsonp.${name}`;
+  (document.head || document.documentElement).appendChild(element);
+}
+
+// A fetch: no cookies, `auth` as the Authorization header, a text/plain body
+// (a CORS "simple" request: no preflight), aborted at the timeout.
+function http(url, auth, body, end, timeout) {
+  const abort = new AbortController();
+  let late = false;
+  timeout(() => {
+    late = true;
+    abort.abort();
+  });
+  const headers = {};
+  if (auth) headers.Authorization = auth;
+  if (body != null) headers["Content-Type"] = "text/plain";
+  fetch(url, {
+    method: body == null ? "GET" : "POST",
+    body,
+    headers,
+    credentials: "omit",
+    signal: abort.signal,
+  }).then(
+    async (r) => end([r.status, await r.json().catch(() => null), r.headers.get("Retry-After")]),
+    () => end(late ? "timeout" : "network"),
   );
+}
+
+// Loads (Myna.connect, myna.load): each answer goes to Rust, which gives the
+// next request (a next search page) or nothing; a MynaError it throws
+// rejects. Resolves with `value`.
+export async function load(d, req, value) {
+  while (req) req = d.loaded(await send(req), req);
+  return value;
+}
+
+// ---- Flushes: one after another in a page, under a lock across tabs.
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+// The flush lock: an exclusive Web Lock, else Rust's lease in localStorage
+// (take it, check after a short random pause that no other tab took it too).
+// Resolves with the function that releases it.
+async function acquire(d, name) {
+  const locks = globalThis.navigator && navigator.locks;
+  if (locks) {
+    return new Promise((held) =>
+      locks.request(name, () => new Promise((release) => held(release))),
+    );
+  }
+  for (;;) {
+    if (d.lease(0)) {
+      await sleep(10 + 20 * Math.random());
+      if (d.lease(1)) return () => d.lease(2);
+    }
+    await sleep(100);
+  }
+}
+
+// Myna.flush: after the previous flush, holding the lock, Rust's requests
+// one at a time until it has none left; resolves with Rust's counts, or
+// rejects with the MynaError of the attempt that failed.
+export function flush(d, lockName) {
+  const run = (d.last || Promise.resolve()).then(async () => {
+    const release = await acquire(d, lockName);
+    try {
+      let req = d.deliver(undefined);
+      while (req) req = d.deliver(await send(req));
+    } finally {
+      release();
+    }
+    return d.done();
+  });
+  d.last = run.catch(() => {});
+  return run;
+}
+
+// ---- Page life.
+
+// The queue is written in a microtask: a burst of events costs one write.
+export const later = (d) => queueMicrotask(() => d.persist());
+
+// A tick every `ms`, and the page events Rust reacts to; returns the
+// function that stops them all.
+export function listen(d, ms) {
+  const doc = globalThis.document;
+  const on = (e) =>
+    d.on(e.type != "visibilitychange" ? e.type : doc.visibilityState == "hidden" ? "hidden" : "visible");
+  const hooks = [
+    [globalThis, "pagehide"],
+    [globalThis, "pageshow"],
+    [globalThis, "storage"],
+    [globalThis, "online"],
+  ];
+  if (doc) hooks.push([doc, "visibilitychange"], [doc, "freeze"]);
+  for (const [target, type] of hooks) target.addEventListener(type, on);
+  const timer = setInterval(() => d.on("tick"), ms);
+  return () => {
+    clearInterval(timer);
+    for (const [target, type] of hooks) target.removeEventListener(type, on);
+  };
 }

@@ -1,7 +1,8 @@
 //! The client behind `Myna`: loaded experiments, the visitor's decisions, the
 //! queue, its persistence and its delivery. Decisions and bounds are
 //! [`crate::sticky`] and [`crate::queue`] (pure); answers are judged by
-//! [`crate::retry`]; bytes travel by [`crate::transport`].
+//! [`crate::transport`] and [`crate::retry`]; the waiting (requests, timers,
+//! locks) is `js/glue.js`'s, which calls back through [`crate::driver`].
 //!
 //! Storage protocol (several tabs share one localStorage): each client keeps
 //! its own queue under `<ns>:q:<tab>`, rewritten whenever it changes (in a
@@ -12,27 +13,28 @@
 //! than [`STALE_MS`] (a crashed tab). Adopted batches keep their ids, so a
 //! batch sent by two tabs is still counted once.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use alloc::borrow::ToOwned;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Promise};
 use myna_core::event::{Event, new_event};
 use myna_core::{Code, Problem};
 use uuid::Uuid;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
-use web_sys::{EventTarget, VisibilityState};
 
+use crate::driver::{self, Driver};
 use crate::error;
-use crate::experiment::{Loaded, get};
+use crate::experiment::{Loaded, canonical_uuid, get, set};
 use crate::lock;
-use crate::options::{Options, Transport};
+use crate::options::{self, Options, Transport};
 use crate::queue::{Batch, Bounds, Queue, unit_id};
 use crate::retry::{self, Fate};
 use crate::sticky::{self, Sticky, Suggestion};
-use crate::storage::{Store, WriteError, keys, read_stored};
-use crate::transport::{self, Answer, Verdict, url};
+use crate::storage::{Store, keys, read_stored};
+use crate::transport::{self, url};
 
 #[wasm_bindgen(typescript_custom_section)]
 const CLIENT_TS: &str = r#"
@@ -50,6 +52,17 @@ export interface SyncEvent {
 export type MynaListener = ((event: SyncEvent) => void) | ((error: MynaError) => void);
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// `String(x)`: the browser's own number formatting.
+    #[wasm_bindgen(js_name = String)]
+    fn number_text(x: f64) -> String;
+
+    /// `crypto.getRandomValues`.
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
+    fn random_values(bytes: &mut [u8]) -> Result<JsValue, JsValue>;
+}
+
 /// A queue whose owner has shown no sign of life this long (ms) may be adopted.
 pub const STALE_MS: f64 = 15.0 * 60_000.0;
 /// Look for queues left by other tabs every this many ticks.
@@ -62,15 +75,14 @@ pub struct Client {
     /// The checked options.
     pub opts: Options,
     tab: String,
-    store: Rc<Store>,
+    store: Store,
+    /// This client's [`Driver`] as the JS object `js/glue.js` calls back.
+    driver: JsValue,
     state: RefCell<State>,
     listeners: RefCell<Vec<(String, Function)>>,
     /// The visitor's sticky states read so far (a localStorage read and parse
     /// cost microseconds); cleared when another tab changes storage.
     stickies: RefCell<Vec<(String, Sticky)>>,
-    /// The last flush: flushes run one after another.
-    chain: RefCell<Option<Promise>>,
-    hooks: RefCell<Hooks>,
 }
 
 struct State {
@@ -90,24 +102,32 @@ struct State {
     /// When our queue was last written (epoch ms).
     beat: f64,
     ticks: u32,
+    /// Stops the timer and the page listeners.
+    stop: Option<Function>,
+    /// The flush running (flushes run one at a time).
+    flush: Flush,
 }
 
-/// A page listener: its target, its event and the closure to remove.
-type Listening = (EventTarget, &'static str, Closure<dyn FnMut()>);
-
+/// Where a flush is: what it sent, what it still owes the page.
 #[derive(Default)]
-struct Hooks {
-    interval: Option<(i32, Closure<dyn FnMut()>)>,
-    events: Vec<Listening>,
+struct Flush {
+    /// Batches tried in this run.
+    tried: Vec<Uuid>,
+    /// The batch being sent (as it was when it left) and, with JSONP, the
+    /// index of its event being sent.
+    current: Option<(Batch, usize)>,
+    sent: usize,
+    dropped: usize,
+    /// The errors of refused batches, emitted at the end.
+    refusals: Vec<JsValue>,
+    /// The error of the attempt that failed, and the server's `Retry-After`.
+    failure: Option<(JsValue, Option<f64>)>,
 }
 
 /// A fresh random (v4) uuid from `crypto.getRandomValues`.
 pub fn random_uuid() -> Uuid {
     let mut bytes = [0u8; 16];
-    let filled = web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
-    if !filled {
+    if random_values(&mut bytes).is_err() {
         for b in &mut bytes {
             *b = (js_sys::Math::random() * 256.0) as u8;
         }
@@ -117,19 +137,14 @@ pub fn random_uuid() -> Uuid {
 
 /// A number as the browser writes it (JSON's form for finite numbers).
 pub fn js_number(x: f64) -> String {
-    js_sys::Number::from(x)
-        .to_string_with_radix(10)
-        .map(String::from)
-        .unwrap_or_default()
+    number_text(x)
 }
 
 fn now() -> f64 {
     js_sys::Date::now()
 }
 
-fn unknown(_uuid: &str) -> JsValue {
-    // Core's message without its JSON data (which would bring serde_json's
-    // maps into the wasm); the uuid is the caller's own argument.
+fn unknown() -> JsValue {
     error::new(
         Code::UnknownExperiment,
         None,
@@ -138,20 +153,38 @@ fn unknown(_uuid: &str) -> JsValue {
 }
 
 impl Client {
-    /// A client with no experiments yet; nothing runs until [`Client::start`].
-    pub fn new(opts: Options) -> Rc<Client> {
+    /// Reads the options and takes their snapshots; nothing runs until
+    /// [`Client::start`]. A `MynaError` for bad options or snapshots.
+    pub fn new(options: &JsValue) -> Result<Rc<Client>, JsValue> {
+        let opts = options::read(options).map_err(|p| error::to_js(&p, false))?;
         let capacity = match opts.transport {
             Transport::Post => opts.batch_size,
             Transport::Jsonp => 1,
         };
-        Rc::new(Client {
+        let mut experiments = Vec::new();
+        if let Some(list) = &opts.experiments {
+            for (i, form) in list.iter().enumerate() {
+                let loaded = Loaded::from_js(form).map_err(|mut p| {
+                    for m in &mut p.messages {
+                        let mut path = String::from("experiments[");
+                        crate::queue::push_decimal(&mut path, i as u64);
+                        path.push(']');
+                        m.path = Some(path);
+                    }
+                    error::to_js(&p, false)
+                })?;
+                experiments.push(loaded);
+            }
+        }
+        let client = Rc::new_cyclic(|weak| Client {
             tab: random_uuid()
                 .simple()
                 .encode_lower(&mut Uuid::encode_buffer())
                 .to_owned(),
-            store: Rc::new(Store::new(&opts.storage_key)),
+            store: Store::new(&opts.storage_key),
+            driver: Driver::new(weak.clone()).into(),
             state: RefCell::new(State {
-                experiments: Vec::new(),
+                experiments,
                 queue: Queue::new(capacity, js_number),
                 attempt: 0,
                 retry_at: 0.0,
@@ -162,33 +195,29 @@ impl Client {
                 memory_only: false,
                 beat: now(),
                 ticks: 0,
+                stop: None,
+                flush: Flush::default(),
             }),
             listeners: RefCell::new(Vec::new()),
             stickies: RefCell::new(Vec::new()),
-            chain: RefCell::new(None),
-            hooks: RefCell::new(Hooks::default()),
             opts,
-        })
+        });
+        Ok(client)
     }
 
-    /// Loads the experiments (snapshots, else the search endpoint), then
-    /// starts the timer and the page listeners, and sends what earlier pages
-    /// left queued.
-    pub async fn start(self: &Rc<Self>) -> Result<(), JsValue> {
-        match self.opts.experiments.clone() {
-            Some(list) => {
-                for (i, form) in list.iter().enumerate() {
-                    let loaded = Loaded::from_js(form).map_err(|mut p| {
-                        for m in &mut p.messages {
-                            m.path = Some(["experiments[", &i.to_string(), "]"].concat());
-                        }
-                        error::to_js(&p, false)
-                    })?;
-                    self.insert(loaded);
-                }
-            }
-            None => self.load_all().await?,
+    /// Loads the experiments (unless snapshots were given), then starts the
+    /// timer and the page listeners and sends what earlier pages left
+    /// queued; the Promise resolves with `value`.
+    pub fn start(&self, value: JsValue) -> Promise {
+        if self.opts.experiments.is_some() {
+            self.started();
+            Promise::resolve(&value)
+        } else {
+            driver::load(&self.driver, &self.search_request(0), value)
         }
+    }
+
+    fn started(&self) {
         self.install();
         if !self
             .store
@@ -197,70 +226,90 @@ impl Client {
         {
             self.background_flush();
         }
-        Ok(())
     }
 
-    async fn load_all(&self) -> Result<(), JsValue> {
-        let mut skip = 0;
-        loop {
-            let url = url::search(&self.opts.api_root, SEARCH_PAGE, skip);
-            let body = self.get_json(&url).await?;
-            let results = get(&body, "results");
-            let results = if Array::is_array(&results) {
-                Array::from(&results)
-            } else {
-                Array::new()
-            };
-            for form in results.iter() {
-                let loaded = Loaded::from_js(form).map_err(|p| error::to_js(&p, true))?;
-                self.insert(loaded);
-            }
-            if (results.length() as usize) < SEARCH_PAGE {
-                return Ok(());
-            }
-            skip += SEARCH_PAGE;
-        }
-    }
+    // ---- Loading ---------------------------------------------------------
 
-    /// Loads one experiment afresh (read endpoint); a failure is also emitted
-    /// as an `error` event.
-    pub async fn load(self: &Rc<Self>, uuid: &str) -> Result<(), JsValue> {
-        let result = async {
-            let body = self
-                .get_json(&url::experiment(&self.opts.api_root, uuid))
-                .await?;
-            Loaded::from_js(body).map_err(|p| error::to_js(&p, true))
-        }
-        .await;
-        match result {
-            Ok(loaded) => {
-                self.insert(loaded);
-                Ok(())
-            }
-            Err(e) => {
-                self.emit("error", &e);
-                Err(e)
-            }
-        }
-    }
-
-    /// A GET answered with JSON: by fetch (API key header) or JSONP (`apikey` parameter).
-    async fn get_json(&self, url: &str) -> Result<JsValue, JsValue> {
-        let answer = match self.opts.transport {
+    /// A GET answered with JSON: by fetch (API key header) or JSONP (`apikey`
+    /// parameter); `page` is the `skip` of a search page.
+    fn get_request(&self, url: String, page: Option<usize>) -> JsValue {
+        let page = page.map_or(JsValue::UNDEFINED, |skip| (skip as f64).into());
+        let timeout = self.opts.timeout_ms;
+        match self.opts.transport {
             Transport::Post => {
                 let auth = ["ApiKey ", &self.opts.api_key].concat();
-                transport::fetch("GET", url, Some(&auth), None, self.opts.timeout_ms).await
+                transport::request(&url, Some(&auth), None, timeout, false, &page)
             }
             Transport::Jsonp => {
                 let separator = if url.contains('?') { "&" } else { "?" };
-                let url = [url, separator, "apikey=", &url::encode(&self.opts.api_key)].concat();
-                transport::jsonp(&url, self.opts.timeout_ms).await
+                let url = [&url, separator, "apikey=", &url::encode(&self.opts.api_key)].concat();
+                transport::request(&url, None, None, timeout, true, &page)
             }
+        }
+    }
+
+    fn search_request(&self, skip: usize) -> JsValue {
+        self.get_request(
+            url::search(&self.opts.api_root, SEARCH_PAGE, skip),
+            Some(skip),
+        )
+    }
+
+    /// The request that loads one experiment afresh (read endpoint).
+    pub fn load_request(&self, uuid: &str) -> JsValue {
+        self.get_request(url::experiment(&self.opts.api_root, uuid), None)
+    }
+
+    /// Loads one experiment by `request` ([`Client::load_request`]); the
+    /// Promise resolves with `value`. A failure is also emitted as an
+    /// `error` event.
+    pub fn load(&self, request: JsValue, value: JsValue) -> Promise {
+        driver::load(&self.driver, &request, value)
+    }
+
+    /// Takes the answer to a load request: a search page (while connecting)
+    /// or one read form; the next search page's request, or `undefined`. A
+    /// failed load of one experiment is also emitted as an `error` event.
+    pub fn loaded(&self, answer: &JsValue, request: &JsValue) -> Result<JsValue, JsValue> {
+        let page = transport::request_tag(request)
+            .as_f64()
+            .map(|skip| skip as usize);
+        let verdict = transport::verdict(answer);
+        let result = match (verdict.problem, page) {
+            (Some(p), _) => Err(error::to_js(&p, verdict.from_server)),
+            (None, Some(skip)) => self.search_page(&verdict.body, skip),
+            (None, None) => match Loaded::from_js(verdict.body) {
+                Ok(loaded) => {
+                    self.insert(loaded);
+                    Ok(JsValue::UNDEFINED)
+                }
+                Err(p) => Err(error::to_js(&p, true)),
+            },
         };
-        let verdict = answer.verdict();
-        match verdict.problem {
-            None => Ok(verdict.body),
-            Some(p) => Err(error::to_js(&p, verdict.from_server)),
+        if let (Err(e), None) = (&result, page) {
+            self.emit("error", e);
+        }
+        result
+    }
+
+    /// Takes a search page: the next page's request, or (after the last
+    /// page) starts the client.
+    fn search_page(&self, body: &JsValue, skip: usize) -> Result<JsValue, JsValue> {
+        let results = get(body, "results");
+        let results = if Array::is_array(&results) {
+            Array::from(&results)
+        } else {
+            Array::new()
+        };
+        for form in results.iter() {
+            let loaded = Loaded::from_js(form).map_err(|p| error::to_js(&p, true))?;
+            self.insert(loaded);
+        }
+        if results.length() as usize >= SEARCH_PAGE {
+            Ok(self.search_request(skip + SEARCH_PAGE))
+        } else {
+            self.started();
+            Ok(JsValue::UNDEFINED)
         }
     }
 
@@ -285,7 +334,7 @@ impl Client {
     pub fn with<T>(&self, uuid: &str, f: impl FnOnce(&Loaded) -> T) -> Result<T, JsValue> {
         let st = self.state.borrow();
         let e = st.experiments.iter().find(|e| e.uuid == uuid);
-        e.map(f).ok_or_else(|| unknown(uuid))
+        e.map(f).ok_or_else(unknown)
     }
 
     /// How many events this tab has queued.
@@ -296,12 +345,12 @@ impl Client {
     // ---- Decisions -------------------------------------------------------
 
     /// The sticky variant, or one drawn by weight (queueing one view).
-    pub fn suggest(self: &Rc<Self>, uuid: &str) -> Result<JsValue, JsValue> {
+    pub fn suggest(&self, uuid: &str) -> Result<JsValue, JsValue> {
         let state = self.sticky(uuid);
         let decision = self.with(uuid, |e| {
             match sticky::suggest(&state, &e.ids(), &e.weights, js_sys::Math::random()) {
                 Suggestion::Again(id) => Some((id, false)),
-                Suggestion::Fresh(i) => Some((e.model.variants[i].id.clone(), true)),
+                Suggestion::Fresh(i) => e.variants.get(i).map(|id| (id.clone(), true)),
                 Suggestion::Nothing => None,
             }
         })?;
@@ -321,7 +370,7 @@ impl Client {
     }
 
     /// Shows a given variant: queues a view and makes it the sticky one.
-    pub fn view(self: &Rc<Self>, uuid: &str, variant: &str) -> Result<JsValue, JsValue> {
+    pub fn view(&self, uuid: &str, variant: &str) -> Result<JsValue, JsValue> {
         let event = self.validate(uuid, "view", variant, None)?;
         self.enqueue(uuid, event);
         self.set_sticky(uuid, &sticky::viewed(variant));
@@ -329,7 +378,7 @@ impl Client {
     }
 
     /// Rewards the last viewed variant once; whether a reward was queued.
-    pub fn reward(self: &Rc<Self>, uuid: &str, amount: Option<f64>) -> Result<bool, JsValue> {
+    pub fn reward(&self, uuid: &str, amount: Option<f64>) -> Result<bool, JsValue> {
         self.with(uuid, |_| ())?;
         let mut state = self.sticky(uuid);
         let Some(variant) = state.variant.clone() else {
@@ -391,8 +440,7 @@ impl Client {
         {
             entry.1 = state.clone();
         }
-        let _ = self
-            .store
+        self.store
             .set(&self.store.sticky_key(uuid), &state.to_json());
     }
 
@@ -407,7 +455,13 @@ impl Client {
         amount: Option<f64>,
     ) -> Result<Event, JsValue> {
         self.with(uuid, |e| {
-            new_event(typename, variant, amount, &e.model, now() as i64)
+            new_event(
+                typename,
+                variant,
+                amount,
+                e.variants.as_slice(),
+                now() as i64,
+            )
         })?
         .map_err(|messages| error::to_js(&Problem::many(messages), false))
     }
@@ -420,7 +474,7 @@ impl Client {
     }
 
     /// Queues a validated event; persists in a microtask, flushes at batch size.
-    pub fn enqueue(self: &Rc<Self>, uuid: &str, event: Event) {
+    pub fn enqueue(&self, uuid: &str, event: Event) {
         let t = now();
         let (dropped, persist, flush) = {
             let mut st = self.state.borrow_mut();
@@ -437,8 +491,7 @@ impl Client {
             (dropped, persist, flush)
         };
         if persist {
-            let me = self.clone();
-            spawn_local(async move { me.persist() });
+            driver::later(&self.driver);
         }
         if dropped > 0 {
             self.queue_full(
@@ -453,7 +506,7 @@ impl Client {
 
     fn queue_full(&self, dropped: usize, message: &str) {
         let e = error::new(Code::QueueFull, None, message);
-        let _ = Reflect::set(&e, &"dropped".into(), &(dropped as f64).into());
+        set(&e, "dropped", &(dropped as f64).into());
         self.emit("error", &e);
         if dropped > 0 {
             self.emit("sync", &counts(0, dropped, 0));
@@ -479,17 +532,15 @@ impl Client {
                 self.store.remove(&key);
                 break;
             };
-            match self.store.set(&key, &text) {
-                Ok(()) => break,
-                Err(WriteError::Full) => {
-                    let mut st = self.state.borrow_mut();
-                    if st.queue.batches().len() > 1 {
-                        dropped += st.queue.drop_oldest_batch();
-                    } else {
-                        memory_only = true;
-                        break;
-                    }
-                }
+            if self.store.set(&key, &text) {
+                break;
+            }
+            let mut st = self.state.borrow_mut();
+            if st.queue.batches().len() > 1 {
+                dropped += st.queue.drop_oldest_batch();
+            } else {
+                memory_only = true;
+                break;
             }
         }
         let newly_memory_only = {
@@ -512,82 +563,137 @@ impl Client {
     /// progress. Resolves with the counts once the server confirmed or refused
     /// each batch; rejects with the `MynaError` of a failed attempt (the
     /// events stay queued and are retried with backoff).
-    pub fn flush(self: &Rc<Self>) -> Promise {
+    pub fn flush(&self) -> Promise {
         self.state.borrow_mut().runs += 1;
-        let previous = self.chain.borrow_mut().take();
-        let me = self.clone();
-        let run = future_to_promise(async move {
-            if let Some(previous) = previous {
-                let _ = JsFuture::from(previous).await;
-            }
-            let result = me.run_flush().await;
-            me.state.borrow_mut().runs -= 1;
-            result
-        });
-        // The chain awaits the run, so a background run's rejection is handled.
-        let settled = run.clone();
-        let link = future_to_promise(async move {
-            let _ = JsFuture::from(settled).await;
-            Ok(JsValue::UNDEFINED)
-        });
-        *self.chain.borrow_mut() = Some(link);
-        run
+        driver::flush(&self.driver, &keys::flush_lock(&self.store.ns))
     }
 
     /// A flush nobody awaits (timer, batch size, `online`), unless one is pending.
-    fn background_flush(self: &Rc<Self>) {
+    fn background_flush(&self) {
         if self.state.borrow().runs == 0 {
             let _ = self.flush();
         }
     }
 
-    async fn run_flush(self: &Rc<Self>) -> Result<JsValue, JsValue> {
-        let guard = lock::acquire(self.store.clone(), &self.tab).await;
-        self.adopt_orphans();
-        let (mut sent, mut dropped) = (0, 0);
-        let mut refusals = Vec::new();
-        let mut failure: Option<Verdict> = None;
-        let mut tried: Vec<Uuid> = Vec::new();
-        loop {
-            let next = {
-                let mut st = self.state.borrow_mut();
-                let next = st
-                    .queue
-                    .batches()
-                    .iter()
-                    .find(|b| !tried.contains(&b.id))
-                    .cloned();
-                if let Some(b) = &next {
-                    st.queue.seal(b.id);
-                }
-                next
+    /// One step of a flush (holding the flush lock): takes the answer to the
+    /// last request (`undefined` at the start, when queues other tabs left
+    /// are adopted) and gives the next request, or `undefined` when every
+    /// batch was tried or an attempt failed. A batch is sealed, and stored
+    /// so, before it leaves; with JSONP each of its events is one request.
+    pub fn deliver(&self, answer: &JsValue) -> JsValue {
+        if answer.is_undefined() {
+            self.state.borrow_mut().flush = Flush::default();
+            self.adopt_orphans();
+        } else {
+            let verdict = transport::verdict(answer);
+            let error = || {
+                verdict
+                    .problem
+                    .as_ref()
+                    .map_or(JsValue::UNDEFINED, |p| error::to_js(p, verdict.from_server))
             };
-            let Some(batch) = next else { break };
-            tried.push(batch.id);
-            self.persist(); // sealed before it leaves
-            let verdict = self.deliver(&batch).await;
+            let current = self.state.borrow_mut().flush.current.take();
+            let Some((batch, unit)) = current else {
+                return JsValue::UNDEFINED;
+            };
             match verdict.fate {
+                Fate::Sent
+                    if self.opts.transport == Transport::Jsonp
+                        && unit + 1 < batch.events().len() =>
+                {
+                    let request = self.send_request(&batch, unit + 1);
+                    self.state.borrow_mut().flush.current = Some((batch, unit + 1));
+                    return request;
+                }
                 Fate::Sent => {
-                    sent += self.state.borrow_mut().queue.remove(batch.id);
+                    let mut st = self.state.borrow_mut();
+                    st.flush.sent += st.queue.remove(batch.id);
+                    drop(st);
                     self.refresh(&verdict.body);
                 }
                 Fate::Dropped => {
-                    dropped += self.state.borrow_mut().queue.remove(batch.id);
-                    refusals.push(verdict);
+                    let error = error();
+                    let mut st = self.state.borrow_mut();
+                    st.flush.dropped += st.queue.remove(batch.id);
+                    st.flush.refusals.push(error);
                 }
                 Fate::Retry => {
-                    failure = Some(verdict);
-                    break;
+                    self.state.borrow_mut().flush.failure = Some((error(), verdict.retry_after));
+                    return JsValue::UNDEFINED;
                 }
             }
             self.persist();
         }
-        drop(guard);
-        let requeued = {
+        let next = {
             let mut st = self.state.borrow_mut();
-            match &failure {
-                Some(f) => {
-                    let delay = retry::delay_ms(st.attempt, js_sys::Math::random(), f.retry_after);
+            let st = &mut *st;
+            let tried = &st.flush.tried;
+            let next = st
+                .queue
+                .batches()
+                .iter()
+                .find(|b| !tried.contains(&b.id))
+                .cloned();
+            if let Some(b) = &next {
+                st.queue.seal(b.id);
+                st.flush.tried.push(b.id);
+            }
+            next
+        };
+        let Some(batch) = next else {
+            return JsValue::UNDEFINED;
+        };
+        self.persist(); // sealed before it leaves
+        let request = self.send_request(&batch, 0);
+        self.state.borrow_mut().flush.current = Some((batch, 0));
+        request
+    }
+
+    /// The request that sends a batch: a POST of the whole batch, or with
+    /// JSONP its event `unit` (under its own id, derived from the batch's).
+    fn send_request(&self, batch: &Batch, unit: usize) -> JsValue {
+        let root = &self.opts.api_root;
+        let timeout = self.opts.timeout_ms;
+        match self.opts.transport {
+            Transport::Post => {
+                let url = url::record(root, &batch.experiment, &self.opts.api_key);
+                transport::request(
+                    &url,
+                    None,
+                    Some(&batch.body()),
+                    timeout,
+                    false,
+                    &JsValue::UNDEFINED,
+                )
+            }
+            Transport::Jsonp => {
+                let Some(event) = batch.events().get(unit) else {
+                    return JsValue::UNDEFINED;
+                };
+                let mut params = event.query_params_with(Some(unit_id(batch.id, unit)), js_number);
+                params.push(("apikey", self.opts.api_key.clone()));
+                let url = [
+                    &url::experiment(root, &batch.experiment),
+                    "/record?",
+                    &url::query(&params),
+                ]
+                .concat();
+                transport::request(&url, None, None, timeout, true, &JsValue::UNDEFINED)
+            }
+        }
+    }
+
+    /// The end of a flush (the lock released): the backoff after a failed
+    /// attempt, the `error` events of refused batches and the `sync` event;
+    /// the counts, or the error of the failed attempt.
+    pub fn done(&self) -> Result<JsValue, JsValue> {
+        let (flush, requeued) = {
+            let mut st = self.state.borrow_mut();
+            st.runs = st.runs.saturating_sub(1);
+            let flush = core::mem::take(&mut st.flush);
+            let requeued = match &flush.failure {
+                Some((_, retry_after)) => {
+                    let delay = retry::delay_ms(st.attempt, js_sys::Math::random(), *retry_after);
                     st.attempt = st.attempt.saturating_add(1);
                     st.retry_at = now() + delay;
                     st.queue.len()
@@ -597,64 +703,25 @@ impl Client {
                     st.retry_at = 0.0;
                     0
                 }
-            }
+            };
+            (flush, requeued)
         };
-        for refusal in &refusals {
-            if let Some(p) = &refusal.problem {
-                self.emit("error", &error::to_js(p, refusal.from_server));
-            }
+        for refusal in &flush.refusals {
+            self.emit("error", refusal);
         }
-        let result = counts(sent, dropped, requeued);
-        if sent + dropped + requeued > 0 {
+        let result = counts(flush.sent, flush.dropped, requeued);
+        if flush.sent + flush.dropped + requeued > 0 {
             self.emit("sync", &result);
         }
-        match failure.and_then(|f| f.problem.map(|p| (p, f.from_server))) {
-            Some((p, from_server)) => Err(error::to_js(&p, from_server)),
+        match flush.failure {
+            Some((error, _)) => Err(error),
             None => Ok(result),
         }
     }
 
-    /// One attempt at a batch: a POST of the whole batch, or with JSONP one
-    /// request per event (each under its own id, derived from the batch's).
-    async fn deliver(&self, batch: &Batch) -> Verdict {
-        let root = &self.opts.api_root;
-        match self.opts.transport {
-            Transport::Post => {
-                let url = url::record(root, &batch.experiment, &self.opts.api_key);
-                transport::fetch(
-                    "POST",
-                    &url,
-                    None,
-                    Some(&batch.body()),
-                    self.opts.timeout_ms,
-                )
-                .await
-                .verdict()
-            }
-            Transport::Jsonp => {
-                let mut last = Answer::Json {
-                    status: 200,
-                    body: JsValue::NULL,
-                    retry_after: None,
-                }
-                .verdict();
-                for (i, event) in batch.events().iter().enumerate() {
-                    let mut params = event.query_params_with(Some(unit_id(batch.id, i)), js_number);
-                    params.push(("apikey", self.opts.api_key.clone()));
-                    let url = [
-                        &url::experiment(root, &batch.experiment),
-                        "/record?",
-                        &url::query(&params),
-                    ]
-                    .concat();
-                    last = transport::jsonp(&url, self.opts.timeout_ms).await.verdict();
-                    if last.fate != Fate::Sent {
-                        break;
-                    }
-                }
-                last
-            }
-        }
+    /// The flush lease ([`Driver::lease`]).
+    pub fn lease(&self, step: u32) -> bool {
+        lock::lease(&self.store, &self.tab, step, now())
     }
 
     /// Takes the weights of a record answer (a read form) for a loaded experiment.
@@ -663,7 +730,7 @@ impl Client {
             return;
         }
         let uuid = get(body, "uuid").as_string().unwrap_or_default();
-        if self.has(&crate::experiment::canonical_uuid(&uuid))
+        if self.has(&canonical_uuid(&uuid))
             && let Ok(loaded) = Loaded::from_js(body.clone())
         {
             self.insert(loaded);
@@ -706,6 +773,22 @@ impl Client {
 
     // ---- Page life -------------------------------------------------------
 
+    /// A tick or a page event ([`Driver::on`]).
+    pub fn page_event(&self, event: &str) {
+        match event {
+            "tick" => self.tick(),
+            "pagehide" | "freeze" | "hidden" => self.on_hidden(),
+            "pageshow" | "visible" => self.on_visible(),
+            // Another tab changed the visitor's state: read it afresh.
+            "storage" => self.stickies.borrow_mut().clear(),
+            "online" => {
+                self.state.borrow_mut().retry_at = 0.0;
+                self.background_flush();
+            }
+            _ => {}
+        }
+    }
+
     /// The page is going away (or hidden): beacon everything, keep it queued
     /// (sealed) until a later confirmed send, and let other tabs adopt it.
     pub fn on_hidden(&self) {
@@ -715,19 +798,19 @@ impl Client {
             st.released = true;
             let root = &self.opts.api_root;
             let key = &self.opts.api_key;
-            st.queue
-                .batches()
-                .iter()
-                .flat_map(|b| {
-                    let url = url::record(root, &b.experiment, key);
-                    match self.opts.transport {
-                        Transport::Post => vec![(url, b.body())],
-                        Transport::Jsonp => (0..b.events().len())
-                            .map(|i| (url.clone(), st.queue.unit_body(b, i)))
-                            .collect(),
+            let mut sends = Vec::new();
+            for b in st.queue.batches() {
+                let url = url::record(root, &b.experiment, key);
+                match self.opts.transport {
+                    Transport::Post => sends.push((url, b.body())),
+                    Transport::Jsonp => {
+                        for i in 0..b.events().len() {
+                            sends.push((url.clone(), st.queue.unit_body(b, i)));
+                        }
                     }
-                })
-                .collect()
+                }
+            }
+            sends
         };
         for (url, body) in sends {
             if !transport::beacon(&url, &body) {
@@ -752,7 +835,7 @@ impl Client {
         }
     }
 
-    fn tick(self: &Rc<Self>) {
+    fn tick(&self) {
         let t = now();
         let (beat, flush) = {
             let mut st = self.state.borrow_mut();
@@ -775,64 +858,15 @@ impl Client {
         }
     }
 
-    fn install(self: &Rc<Self>) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let mut hooks = self.hooks.borrow_mut();
-        let weak = Rc::downgrade(self);
-        let tick = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                if let Some(c) = weak.upgrade() {
-                    c.tick();
-                }
-            })
-        };
-        if let Ok(handle) = window.set_interval_with_callback_and_timeout_and_arguments_0(
-            tick.as_ref().unchecked_ref(),
-            self.opts.flush_interval_ms as i32,
-        ) {
-            hooks.interval = Some((handle, tick));
-        }
-        let document = window.document();
-        let mut on = |target: &EventTarget, name: &'static str, f: fn(&Rc<Client>)| {
-            let weak: Weak<Client> = weak.clone();
-            let closure = Closure::<dyn FnMut()>::new(move || {
-                if let Some(c) = weak.upgrade() {
-                    f(&c);
-                }
-            });
-            let _ = target.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
-            hooks.events.push((target.clone(), name, closure));
-        };
-        on(&window, "pagehide", |c| c.on_hidden());
-        on(&window, "pageshow", |c| c.on_visible());
-        // Another tab changed the visitor's state: read it afresh.
-        on(&window, "storage", |c| c.stickies.borrow_mut().clear());
-        on(&window, "online", |c| {
-            c.state.borrow_mut().retry_at = 0.0;
-            c.background_flush();
-        });
-        if let Some(document) = document {
-            on(&document, "visibilitychange", |c| {
-                let hidden = web_sys::window()
-                    .and_then(|w| w.document())
-                    .is_some_and(|d| d.visibility_state() == VisibilityState::Hidden);
-                if hidden {
-                    c.on_hidden()
-                } else {
-                    c.on_visible()
-                }
-            });
-            on(&document, "freeze", |c| c.on_hidden());
-        }
+    fn install(&self) {
+        let stop = driver::listen(&self.driver, self.opts.flush_interval_ms);
+        self.state.borrow_mut().stop = Some(stop);
     }
 
     /// Stops the timer and the listeners; the queue is sealed and released
     /// (the next page, or another tab, sends it).
     pub fn close(&self) {
-        {
+        let stop = {
             let mut st = self.state.borrow_mut();
             if st.closed {
                 return;
@@ -840,16 +874,10 @@ impl Client {
             st.closed = true;
             st.released = true;
             st.queue.seal_all();
-        }
-        let hooks = std::mem::take(&mut *self.hooks.borrow_mut());
-        if let Some(window) = web_sys::window()
-            && let Some((handle, _)) = &hooks.interval
-        {
-            window.clear_interval_with_handle(*handle);
-        }
-        for (target, name, closure) in &hooks.events {
-            let _ =
-                target.remove_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+            st.stop.take()
+        };
+        if let Some(stop) = stop {
+            let _ = stop.call0(&JsValue::UNDEFINED);
         }
         self.persist();
     }
@@ -887,9 +915,9 @@ impl Client {
 
 /// The `{ sent, dropped, requeued }` object of a `sync` event.
 fn counts(sent: usize, dropped: usize, requeued: usize) -> JsValue {
-    let out = Object::new();
+    let out: JsValue = Object::new().into();
     for (k, v) in [("sent", sent), ("dropped", dropped), ("requeued", requeued)] {
-        let _ = Reflect::set(&out, &k.into(), &(v as f64).into());
+        set(&out, k, &(v as f64).into());
     }
-    out.into()
+    out
 }

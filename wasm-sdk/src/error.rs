@@ -3,7 +3,9 @@
 //! with `path` where one applies and `status` for server answers. Nothing in
 //! the SDK throws a string across the boundary.
 
-use js_sys::{Array, Object, Reflect};
+use alloc::borrow::ToOwned;
+
+use js_sys::Array;
 use myna_core::{Code, Message, Problem};
 use wasm_bindgen::prelude::*;
 
@@ -42,13 +44,15 @@ export class MynaError extends Error {
 extern "C" {
     type MynaError;
 
+    /// `list`: every message as `code, message, path` (path `undefined`
+    /// when there is none), flat.
     #[wasm_bindgen(constructor, js_class = "MynaError")]
     fn new(
         message: &str,
         code: &str,
-        path: Option<String>,
+        path: Option<&str>,
         status: Option<u16>,
-        messages: Array,
+        list: Array,
     ) -> MynaError;
 
     /// Re-exports the class itself from the package (as a function import so
@@ -59,18 +63,23 @@ extern "C" {
 
 /// A `MynaError` for `problem`; `status` is set for answers from the server.
 pub fn to_js(problem: &Problem, from_server: bool) -> JsValue {
-    let messages: Array = problem.messages.iter().map(message_to_js).collect();
+    let list = Array::new();
+    for m in &problem.messages {
+        list.push(&m.code.typename().into());
+        list.push(&m.message.as_str().into());
+        list.push(&m.path.as_deref().map_or(JsValue::UNDEFINED, JsValue::from));
+    }
     let first = problem.messages.first();
-    let mut text = first.map(|m| m.message.clone()).unwrap_or_default();
+    let mut text = first.map(|m| m.message.to_owned()).unwrap_or_default();
     if problem.messages.len() > 1 {
         text.push_str(" (and more: see `messages`)");
     }
     MynaError::new(
         &text,
         problem.code().typename(),
-        first.and_then(|m| m.path.clone()),
+        first.and_then(|m| m.path.as_deref()),
         from_server.then_some(problem.status),
-        messages,
+        list,
     )
     .into()
 }
@@ -82,14 +91,4 @@ pub fn new(code: Code, path: Option<&str>, message: &str) -> JsValue {
         None => Message::new(code, message),
     };
     to_js(&Problem::one(message), false)
-}
-
-fn message_to_js(m: &Message) -> JsValue {
-    let out = Object::new();
-    let _ = Reflect::set(&out, &"code".into(), &m.code.typename().into());
-    let _ = Reflect::set(&out, &"message".into(), &m.message.as_str().into());
-    if let Some(path) = &m.path {
-        let _ = Reflect::set(&out, &"path".into(), &path.as_str().into());
-    }
-    out.into()
 }

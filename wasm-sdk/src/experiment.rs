@@ -1,18 +1,19 @@
 //! A loaded experiment: what the SDK keeps of a read form (from the server or
-//! a snapshot the page passed in) as core's model, and the `Variant` objects
-//! handed to the page.
+//! a snapshot the page passed in), and the `Variant` objects handed to the
+//! page.
 //!
 //! The read form is walked as the JS value the browser parsed (the fields the
-//! SDK needs: uuid, name, visibility, each variant's id, name and weight)
-//! rather than through serde: serde-wasm-bindgen and serde_json's `Value`
-//! would more than double the wasm. Settings objects are handed to the page
-//! as they came.
+//! SDK needs: uuid, name, each variant's id, name and weight) rather than
+//! through serde: serde-wasm-bindgen and serde_json's `Value` would more than
+//! double the wasm. Settings objects are handed to the page as they came.
 
-use js_sys::{Object, Reflect};
-use myna_core::model::{Experiment, Variant, Visibility};
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use js_sys::Object;
 use myna_core::{Code, Problem};
 use uuid::Uuid;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::queue::parse_uuid;
@@ -53,19 +54,32 @@ export interface Variant {
 }
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// `Reflect.get` with a string key (the caller checks `target` is an object).
+    #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
+    fn reflect_get(target: &JsValue, key: &str) -> JsValue;
+
+    /// `Reflect.set` with a string key.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
+    fn reflect_set(target: &JsValue, key: &str, value: &JsValue) -> bool;
+}
+
 /// An experiment the SDK can decide with.
 pub struct Loaded {
     /// Lower-case hyphenated uuid.
     pub uuid: String,
-    /// Core's model (variant ids for validation, names).
-    pub model: Experiment,
-    /// One weight per variant, in the model's order.
+    /// Its name.
+    pub name: String,
+    /// The variant ids, in creation order (what core validates events against).
+    pub variants: Vec<String>,
+    /// One weight per variant, in the same order.
     pub weights: Vec<f64>,
     /// The read form as received (its settings objects are handed out as they are).
     pub form: JsValue,
     /// The page's `Variant` objects, in order, made once: every `suggest` or
     /// `view` hands out the same object, and crosses no string.
-    variants_js: Vec<JsValue>,
+    pub variants_js: Vec<JsValue>,
 }
 
 impl Loaded {
@@ -101,30 +115,19 @@ impl Loaded {
                     "A variant's `weight` must be a number.",
                 ));
             };
-            let name = get(&variant, "name")
-                .as_string()
-                .unwrap_or_else(|| id.clone());
-            variants_js.push(variant_object(&id, &name, get(&variant, "settings")));
-            let mut v = Variant::new(id);
-            v.name = name;
-            v.settings = serde_json::Value::Null; // the page gets the JS object itself
-            variants.push(v);
+            let name = get(&variant, "name").as_string();
+            variants_js.push(variant_object(
+                &id,
+                name.as_deref().unwrap_or(&id),
+                get(&variant, "settings"),
+            ));
+            variants.push(id);
             weights.push(weight);
         }
-        let visibility = get(&form, "visibility")
-            .as_string()
-            .and_then(|v| Visibility::parse(&v))
-            .unwrap_or(Visibility::Published);
         Ok(Loaded {
             uuid: canonical(uuid),
-            model: Experiment {
-                uuid,
-                account_id: Uuid::nil(),
-                name: get(&form, "name").as_string().unwrap_or_default(),
-                visibility,
-                settings: serde_json::Value::Null,
-                variants,
-            },
+            name: get(&form, "name").as_string().unwrap_or_default(),
+            variants,
             weights,
             form,
             variants_js,
@@ -133,51 +136,53 @@ impl Loaded {
 
     /// The variant ids, in order.
     pub fn ids(&self) -> Vec<&str> {
-        self.model.variants.iter().map(|v| v.id.as_str()).collect()
+        self.variants.iter().map(String::as_str).collect()
     }
 
     /// The page's `Variant` object for the variant with this id.
     pub fn variant_js(&self, id: &str) -> JsValue {
-        self.model
-            .variants
+        self.variants
             .iter()
-            .position(|v| v.id == id)
+            .position(|v| v == id)
             .and_then(|i| self.variants_js.get(i).cloned())
             .unwrap_or(JsValue::UNDEFINED)
     }
 
     /// The experiment's own settings object.
     pub fn settings_js(&self) -> JsValue {
-        let settings = get(&self.form, "settings");
-        if settings.is_object() {
-            settings
-        } else {
-            Object::new().into()
-        }
+        object_or_empty(get(&self.form, "settings"))
+    }
+}
+
+fn object_or_empty(value: JsValue) -> JsValue {
+    if value.is_object() {
+        value
+    } else {
+        Object::new().into()
     }
 }
 
 /// A `Variant` object: `{ id, name, settings }` (settings `{}` when absent).
 fn variant_object(id: &str, name: &str, settings: JsValue) -> JsValue {
-    let settings = if settings.is_object() {
-        settings
-    } else {
-        Object::new().into()
-    };
-    let out = Object::new();
-    let _ = Reflect::set(&out, &"id".into(), &id.into());
-    let _ = Reflect::set(&out, &"name".into(), &name.into());
-    let _ = Reflect::set(&out, &"settings".into(), &settings);
-    out.into()
+    let out: JsValue = Object::new().into();
+    set(&out, "id", &id.into());
+    set(&out, "name", &name.into());
+    set(&out, "settings", &object_or_empty(settings));
+    out
 }
 
-/// `value[key]`, or `undefined`.
+/// `value[key]`, or `undefined` when `value` is not an object.
 pub fn get(value: &JsValue, key: &str) -> JsValue {
     if value.is_object() {
-        Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED)
+        reflect_get(value, key)
     } else {
         JsValue::UNDEFINED
     }
+}
+
+/// `object[key] = value` (an object the SDK made).
+pub fn set(object: &JsValue, key: &str, value: &JsValue) {
+    reflect_set(object, key, value);
 }
 
 /// The canonical (lower-case hyphenated) form of an experiment uuid, or the

@@ -2,13 +2,26 @@
 //! wasm-pack into the npm package `myna-sdk` (see `SDK.md` for the surface).
 //!
 //! Modules by concept: [`client`] (decisions, queue, delivery), [`queue`],
-//! [`sticky`] and [`retry`] (pure rules, tested natively), [`experiment`]
-//! (read forms), [`options`], [`storage`], [`transport`], [`lock`], and
-//! [`error`] (the one place a problem becomes a JS `MynaError`). This file is
-//! the binding: each export converts its input, calls the client, converts
-//! the result.
+//! [`sticky`], [`retry`] and [`lock`] (pure rules, tested natively),
+//! [`experiment`] (read forms), [`options`], [`storage`], [`transport`]
+//! (requests and what their answers mean), [`driver`] (the asynchronous
+//! half, which `js/glue.js` runs), and [`error`] (the one place a problem
+//! becomes a JS `MynaError`). This file is the binding: each export converts
+//! its input, calls the client, converts the result.
+//!
+//! The package's wasm is built without Rust's standard library (feature
+//! `package`, set by `scripts/build-sdk`): a panic then aborts without
+//! formatting a message, which keeps `core::fmt` out of the wasm. Every
+//! other build (tests, clippy, a plain `cargo build`) links `std` as usual.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+#[cfg(not(any(test, feature = "package")))]
+extern crate std;
 
 pub mod client;
+pub mod driver;
 pub mod error;
 pub mod experiment;
 pub mod lock;
@@ -19,14 +32,28 @@ pub mod sticky;
 pub mod storage;
 pub mod transport;
 
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::string::String;
 
+use js_sys::futures::JsFuture;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::client::Client;
 use crate::experiment::canonical_uuid;
+
+/// A panic (a bug) aborts: the wasm traps, and the call that panicked throws
+/// a `RuntimeError` in JavaScript.
+#[cfg(all(feature = "package", target_arch = "wasm32", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+/// The allocator `std` would bring (dlmalloc), from its own crate.
+#[cfg(all(feature = "package", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 /// A connected client: the page's handle on experiments, events and delivery.
 #[wasm_bindgen]
@@ -34,18 +61,34 @@ pub struct Myna {
     client: Rc<Client>,
 }
 
+impl Myna {
+    /// [`Myna::open`] for Rust callers (the browser tests): the same
+    /// connection, awaited.
+    pub async fn connect(options: JsValue) -> Result<Myna, JsValue> {
+        let client = Client::new(&options)?;
+        JsFuture::from(client.start(JsValue::UNDEFINED)).await?;
+        Ok(Myna { client })
+    }
+}
+
 #[wasm_bindgen]
 impl Myna {
     /// Connects: loads every published experiment the key can see (search
     /// endpoint), or takes the `experiments` snapshots without any network,
     /// then starts sending queued events. The package entry loads the wasm first.
-    pub async fn connect(
+    #[wasm_bindgen(js_name = connect, unchecked_return_type = "Promise<Myna>")]
+    pub fn open(
         #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
-    ) -> Result<Myna, JsValue> {
-        let options = options::read(&options).map_err(|p| error::to_js(&p, false))?;
-        let client = Client::new(options);
-        client.start().await?;
-        Ok(Myna { client })
+    ) -> Promise {
+        match Client::new(&options) {
+            Ok(client) => client.start(
+                Myna {
+                    client: client.clone(),
+                }
+                .into(),
+            ),
+            Err(e) => Promise::reject(&e),
+        }
     }
 
     /// The experiment with this uuid; throws a `MynaError` (`unknown-experiment`) if it is not loaded.
@@ -61,12 +104,13 @@ impl Myna {
     /// Loads one experiment afresh (read endpoint) and resolves to it.
     #[wasm_bindgen(unchecked_return_type = "Promise<Experiment>")]
     pub fn load(&self, uuid: &str) -> Promise {
-        let client = self.client.clone();
         let uuid = canonical_uuid(uuid);
-        future_to_promise(async move {
-            client.load(&uuid).await?;
-            Ok(Experiment { client, uuid }.into())
-        })
+        let request = self.client.load_request(&uuid);
+        let experiment = Experiment {
+            client: self.client.clone(),
+            uuid,
+        };
+        self.client.load(request, experiment.into())
     }
 
     /// Sends what is queued; resolves once the server confirmed (or refused)
@@ -124,7 +168,7 @@ impl Experiment {
     /// The experiment's name.
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> Result<String, JsValue> {
-        self.client.with(&self.uuid, |e| e.model.name.clone())
+        self.client.with(&self.uuid, |e| e.name.clone())
     }
 
     /// The experiment's settings object.
@@ -136,9 +180,8 @@ impl Experiment {
     /// Every variant, in creation order.
     #[wasm_bindgen(getter, unchecked_return_type = "Variant[]")]
     pub fn variants(&self) -> Result<Array, JsValue> {
-        self.client.with(&self.uuid, |e| {
-            e.ids().into_iter().map(|id| e.variant_js(id)).collect()
-        })
+        self.client
+            .with(&self.uuid, |e| e.variants_js.iter().collect())
     }
 
     /// The visitor's variant: the sticky one, or one drawn by weight (queueing

@@ -1,6 +1,10 @@
 //! The options of `Myna.connect`, read and checked once: every problem comes
 //! back as data (a code and a path), like core's validation.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::Array;
 use myna_core::{Code, Message, Problem};
 use wasm_bindgen::prelude::*;

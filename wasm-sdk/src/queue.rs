@@ -7,6 +7,10 @@
 //! was attempted, a beacon went out, another tab may have taken it); a sealed
 //! batch never gains events, so one id always names one content.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use myna_core::event::{Event, EventType};
 use uuid::Uuid;
 
@@ -122,8 +126,29 @@ pub fn write_event(out: &mut String, event: &Event, number: Number) {
         out.push_str(&number(amount));
     }
     out.push_str(",\"timestamp\":");
-    out.push_str(&event.timestamp.to_string());
+    if event.timestamp < 0 {
+        out.push('-');
+    }
+    push_decimal(out, event.timestamp.unsigned_abs());
     out.push('}');
+}
+
+/// Appends `n` in decimal (what `to_string` writes, without `core::fmt`).
+pub fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Appends `text` as a JSON string.
@@ -315,7 +340,7 @@ impl Queue {
     pub fn to_stored(&self, heartbeat_ms: f64, released: bool) -> String {
         let mut out = String::with_capacity(self.bytes());
         out.push_str("{\"t\":");
-        out.push_str(&(heartbeat_ms.max(0.0).trunc() as i64).to_string());
+        push_decimal(&mut out, heartbeat_ms.max(0.0) as u64);
         out.push_str(if released {
             ",\"r\":true"
         } else {
@@ -455,6 +480,15 @@ mod tests {
             let mut ours = String::new();
             write_event(&mut ours, &event, num);
             assert_eq!(ours, serde_json::to_string(&event).unwrap());
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        for n in [0, 5, 10, 99, 1_795_708_773_232, u64::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
         }
     }
 

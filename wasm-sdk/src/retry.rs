@@ -39,7 +39,7 @@ pub fn classify(status: u16, problem: Option<&Problem>) -> Fate {
 /// random share of the other half, so clients that failed together spread
 /// out. A server's `Retry-After` (milliseconds) is a lower bound.
 pub fn delay_ms(attempt: u32, u: f64, retry_after_ms: Option<f64>) -> f64 {
-    let exp = (BASE_MS * 2f64.powi(attempt.min(30) as i32)).min(MAX_MS);
+    let exp = (BASE_MS * f64::from(1u32 << attempt.min(30))).min(MAX_MS);
     let u = if u.is_finite() {
         u.clamp(0.0, 1.0)
     } else {

@@ -2,6 +2,9 @@
 //! `suggest` is sticky, one view per suggestion, one reward per view. Pure
 //! logic, tested natively; the client keeps the state in localStorage.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
 use crate::queue::write_string;
 
 /// What this visitor last saw of one experiment.

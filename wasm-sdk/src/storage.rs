@@ -6,26 +6,32 @@
 //! where Web Locks are missing. When localStorage is unavailable (blocked,
 //! sandboxed) the SDK keeps the same keys in memory for the page's lifetime.
 
-use std::cell::RefCell;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use js_sys::Array;
 use myna_core::Event;
-use web_sys::Storage;
+use wasm_bindgen::prelude::*;
 
 use crate::experiment::get;
 use crate::queue::{Stored, StoredBatch, event_type, parse_uuid};
 
-/// Why a write failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteError {
-    /// The origin's storage quota is used up (`QuotaExceededError`).
-    Full,
+#[wasm_bindgen(module = "/js/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = getItem)]
+    fn get_item(key: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = setItem)]
+    fn set_item(key: &str, value: &str) -> bool;
+    #[wasm_bindgen(js_name = removeItem)]
+    fn remove_item(key: &str);
+    #[wasm_bindgen(js_name = storedKeys)]
+    fn stored_keys(prefix: &str) -> Array;
 }
 
-/// localStorage, or a page-lifetime map where it is unavailable.
+/// localStorage (or, where it is blocked, a map for the page's lifetime,
+/// shared by the page's clients as localStorage would be), under one namespace.
 pub struct Store {
-    local: Option<Storage>,
-    memory: RefCell<Vec<(String, String)>>,
     /// The namespace every key starts with.
     pub ns: String,
 }
@@ -33,70 +39,30 @@ pub struct Store {
 impl Store {
     /// The store of this page under namespace `ns`.
     pub fn new(ns: &str) -> Store {
-        let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-        Store {
-            local,
-            memory: RefCell::new(Vec::new()),
-            ns: ns.to_owned(),
-        }
+        Store { ns: ns.to_owned() }
     }
 
     /// The value at `key`.
     pub fn get(&self, key: &str) -> Option<String> {
-        match &self.local {
-            Some(s) => s.get_item(key).ok().flatten(),
-            None => self
-                .memory
-                .borrow()
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone()),
-        }
+        get_item(key)
     }
 
-    /// Writes `value` at `key`.
-    pub fn set(&self, key: &str, value: &str) -> Result<(), WriteError> {
-        match &self.local {
-            Some(s) => s.set_item(key, value).map_err(|_| WriteError::Full),
-            None => {
-                let mut memory = self.memory.borrow_mut();
-                match memory.iter_mut().find(|(k, _)| k == key) {
-                    Some(entry) => entry.1 = value.to_owned(),
-                    None => memory.push((key.to_owned(), value.to_owned())),
-                }
-                Ok(())
-            }
-        }
+    /// Writes `value` at `key`; false when storage is full (its quota used up).
+    pub fn set(&self, key: &str, value: &str) -> bool {
+        set_item(key, value)
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &str) {
-        match &self.local {
-            Some(s) => {
-                let _ = s.remove_item(key);
-            }
-            None => self.memory.borrow_mut().retain(|(k, _)| k != key),
-        }
+        remove_item(key);
     }
 
     /// Every key starting with `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        match &self.local {
-            Some(s) => {
-                let n = s.length().unwrap_or(0);
-                (0..n)
-                    .filter_map(|i| s.key(i).ok().flatten())
-                    .filter(|k| k.starts_with(prefix))
-                    .collect()
-            }
-            None => self
-                .memory
-                .borrow()
-                .iter()
-                .map(|(k, _)| k.clone())
-                .filter(|k| k.starts_with(prefix))
-                .collect(),
-        }
+        stored_keys(prefix)
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect()
     }
 
     /// The key of a tab's queue.
@@ -112,6 +78,8 @@ impl Store {
 
 /// Key names (pure).
 pub mod keys {
+    use alloc::string::String;
+
     /// `<ns>:q:<tab>`.
     pub fn queue(ns: &str, tab: &str) -> String {
         [ns, ":q:", tab].concat()
@@ -175,7 +143,7 @@ pub fn read_stored(text: &str) -> Option<Stored> {
     })
 }
 
-fn read_event(e: &wasm_bindgen::JsValue) -> Option<Event> {
+fn read_event(e: &JsValue) -> Option<Event> {
     Some(Event {
         typename: event_type(&get(e, "typename").as_string()?)?,
         variant: get(e, "variant").as_string()?,

@@ -1,36 +1,49 @@
-//! Getting bytes to the server and answers back: `fetch` with a timeout,
-//! JSONP script tags with a callback registry, `navigator.sendBeacon`, and the
-//! URLs of the v2 API. What an answer *means* (sent, dropped, retry) is
-//! [`crate::retry`]'s business.
+//! Requests and what their answers mean: the requests `js/glue.js` sends
+//! (fetch with a timeout, or a JSONP script tag), `navigator.sendBeacon`,
+//! the URLs of the v2 API, and the verdict on an answer (sent, dropped,
+//! retry: [`crate::retry`]'s rules) with its problem.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::Array;
 use myna_core::{Code, Message, Problem};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, HtmlScriptElement, RequestCredentials, RequestInit, Response};
 
 use crate::experiment::get;
+use crate::queue::push_decimal;
 use crate::retry::{self, Fate};
 
-/// What came back from one request.
-#[derive(Debug)]
-pub enum Answer {
-    /// A JSON answer (`null` when the body was not JSON). JSONP answers always
-    /// come with status 200; a problem inside carries the real status.
-    Json {
-        /// The HTTP status.
-        status: u16,
-        /// The parsed body.
-        body: JsValue,
-        /// The server's `Retry-After`, in milliseconds.
-        retry_after: Option<f64>,
-    },
-    /// No answer: [`Code::Network`] or [`Code::Timeout`].
-    Failed(Code),
+#[wasm_bindgen(module = "/js/glue.js")]
+extern "C" {
+    /// The request `[url, auth, body, timeoutMs, jsonp, tag]` as glue.js sends
+    /// it: a GET (a POST when there is a body) by fetch with `auth` as the
+    /// `Authorization` header, or a JSONP script tag; `tag` comes back with
+    /// the answer.
+    pub fn request(
+        url: &str,
+        auth: Option<&str>,
+        body: Option<&str>,
+        timeout_ms: f64,
+        jsonp: bool,
+        tag: &JsValue,
+    ) -> JsValue;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `navigator.sendBeacon` (throws where there is no navigator).
+    #[wasm_bindgen(js_namespace = navigator, js_name = sendBeacon, catch)]
+    fn send_beacon(url: &str, body: &str) -> Result<bool, JsValue>;
+}
+
+/// The `tag` a request carries.
+pub fn request_tag(request: &JsValue) -> JsValue {
+    if Array::is_array(request) {
+        Array::from(request).get(5)
+    } else {
+        JsValue::UNDEFINED
+    }
 }
 
 /// What an answer means for the request that got it.
@@ -38,7 +51,7 @@ pub enum Answer {
 pub struct Verdict {
     /// Sent, dropped or retry.
     pub fate: Fate,
-    /// The body of a successful answer.
+    /// The body of the answer (`null` when there was none, or it was not JSON).
     pub body: JsValue,
     /// Why it failed (the server's problem, or one made up for a bare status).
     pub problem: Option<Problem>,
@@ -48,50 +61,53 @@ pub struct Verdict {
     pub retry_after: Option<f64>,
 }
 
-impl Answer {
-    /// Judges the answer with [`retry::classify`].
-    pub fn verdict(self) -> Verdict {
-        match self {
-            Answer::Failed(code) => Verdict {
-                fate: Fate::Retry,
-                body: JsValue::NULL,
-                problem: Some(Problem::new(
-                    code,
-                    if code == Code::Timeout {
-                        "The server did not answer in time."
-                    } else {
-                        "The server could not be reached."
-                    },
-                )),
-                from_server: false,
-                retry_after: None,
-            },
-            Answer::Json {
-                status,
-                body,
-                retry_after,
-            } => {
-                let problem = problem_of(&body);
-                let fate = retry::classify(status, problem.as_ref());
-                let problem = match (fate, problem) {
-                    (Fate::Sent, _) => None,
-                    (_, Some(p)) => Some(p),
-                    (_, None) => Some(bare_status(status)),
-                };
-                Verdict {
-                    fate,
-                    body,
-                    problem,
-                    from_server: true,
-                    retry_after,
-                }
-            }
-        }
+/// Judges what glue.js answered: `[status, body, Retry-After]` (JSONP
+/// answers always come with status 200; a problem inside carries the real
+/// status), or `"network"` / `"timeout"` when no answer came
+/// ([`Code::Network`], [`Code::Timeout`]).
+pub fn verdict(answer: &JsValue) -> Verdict {
+    if !Array::is_array(answer) {
+        let timeout = answer.as_string().as_deref() == Some("timeout");
+        let (code, message) = if timeout {
+            (Code::Timeout, "The server did not answer in time.")
+        } else {
+            (Code::Network, "The server could not be reached.")
+        };
+        return Verdict {
+            fate: Fate::Retry,
+            body: JsValue::NULL,
+            problem: Some(Problem::new(code, message)),
+            from_server: false,
+            retry_after: None,
+        };
+    }
+    let answer = Array::from(answer);
+    let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
+    let body = answer.get(1);
+    let retry_after = answer.get(2).as_string().and_then(|h| {
+        retry::retry_after_ms(&h, js_sys::Date::now(), |d| {
+            let at = js_sys::Date::parse(d);
+            at.is_finite().then_some(at)
+        })
+    });
+    let problem = problem_of(&body);
+    let fate = retry::classify(status, problem.as_ref());
+    let problem = match (fate, problem) {
+        (Fate::Sent, _) => None,
+        (_, Some(p)) => Some(p),
+        (_, None) => Some(bare_status(status)),
+    };
+    Verdict {
+        fate,
+        body,
+        problem,
+        from_server: true,
+        retry_after,
     }
 }
 
-/// The problem in a body, if the body is one: core's [`Problem::from_json`]
-/// read from the JS value (unknown codes become `internal`).
+/// The problem in a body, if the body is one: core's problem form read from
+/// the JS value (unknown codes become `internal`).
 pub fn problem_of(body: &JsValue) -> Option<Problem> {
     if get(body, "typename").as_string().as_deref() != Some("problem") {
         return None;
@@ -104,14 +120,15 @@ pub fn problem_of(body: &JsValue) -> Option<Problem> {
     let messages = if Array::is_array(&listed) {
         Array::from(&listed)
             .iter()
-            .map(|m| Message {
-                code: get(&m, "typename")
+            .map(|m| {
+                let code = get(&m, "typename")
                     .as_string()
                     .and_then(|t| Code::from_typename(&t))
-                    .unwrap_or(Code::Internal),
-                message: get(&m, "message").as_string().unwrap_or_default(),
-                path: get(&m, "path").as_string(),
-                data: None,
+                    .unwrap_or(Code::Internal);
+                let mut message =
+                    Message::new(code, get(&m, "message").as_string().unwrap_or_default());
+                message.path = get(&m, "path").as_string();
+                message
             })
             .collect()
     } else {
@@ -136,207 +153,27 @@ fn bare_status(status: u16) -> Problem {
         500.. => Code::Internal,
         _ => Code::InvalidValue,
     };
+    let mut message = alloc::string::String::from("The server answered HTTP ");
+    push_decimal(&mut message, u64::from(status));
+    message.push('.');
     Problem {
         status,
-        messages: vec![Message::new(
-            code,
-            ["The server answered HTTP ", &status.to_string(), "."].concat(),
-        )],
-    }
-}
-
-/// A request by `fetch`: no cookies, `auth` as the `Authorization` header, a
-/// `text/plain` body (a CORS "simple" request: no preflight), aborted after
-/// `timeout_ms`.
-pub async fn fetch(
-    method: &str,
-    url: &str,
-    auth: Option<&str>,
-    body: Option<&str>,
-    timeout_ms: f64,
-) -> Answer {
-    let Some(window) = web_sys::window() else {
-        return Answer::Failed(Code::Network);
-    };
-    let init = RequestInit::new();
-    init.set_method(method);
-    init.set_credentials(RequestCredentials::Omit);
-    let headers = Object::new();
-    if let Some(auth) = auth {
-        let _ = Reflect::set(&headers, &"Authorization".into(), &auth.into());
-    }
-    if let Some(body) = body {
-        let _ = Reflect::set(&headers, &"Content-Type".into(), &"text/plain".into());
-        init.set_body(&body.into());
-    }
-    init.set_headers(&headers);
-    let controller = AbortController::new().ok();
-    if let Some(c) = &controller {
-        init.set_signal(Some(&c.signal()));
-    }
-    let timed_out = Rc::new(Cell::new(false));
-    let flag = timed_out.clone();
-    let abort = Closure::once(move || {
-        flag.set(true);
-        if let Some(c) = controller {
-            c.abort();
-        }
-    });
-    let timer = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(
-            abort.as_ref().unchecked_ref(),
-            timeout_ms as i32,
-        )
-        .unwrap_or(0);
-    let result = async {
-        let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
-            .await?
-            .dyn_into()?;
-        let status = response.status();
-        let retry_after = response.headers().get("Retry-After").ok().flatten();
-        let body = match response.json() {
-            Ok(json) => JsFuture::from(json).await.unwrap_or(JsValue::NULL),
-            Err(_) => JsValue::NULL,
-        };
-        Ok::<_, JsValue>((status, body, retry_after))
-    }
-    .await;
-    window.clear_timeout_with_handle(timer);
-    drop(abort);
-    match result {
-        Ok((status, body, retry_after)) => Answer::Json {
-            status,
-            body,
-            retry_after: retry_after.and_then(|h| {
-                retry::retry_after_ms(&h, js_sys::Date::now(), |d| {
-                    let at = js_sys::Date::parse(d);
-                    at.is_finite().then_some(at)
-                })
-            }),
-        },
-        Err(_) if timed_out.get() => Answer::Failed(Code::Timeout),
-        Err(_) => Answer::Failed(Code::Network),
-    }
-}
-
-/// The global object holding JSONP callbacks (`window.__mynaJsonp`).
-pub const REGISTRY: &str = "__mynaJsonp";
-
-thread_local! {
-    static NEXT_CALLBACK: Cell<u32> = const { Cell::new(0) };
-    /// Random per wasm instance, so two copies of the SDK on one page never
-    /// share a callback name.
-    static INSTANCE: String = ((js_sys::Math::random() * 1e9) as u32).to_string();
-}
-
-/// A GET by JSONP: a script tag whose answer calls `__mynaJsonp.c<i>_<n>`. The
-/// script is removed whatever happens; after a timeout the callback stays
-/// registered (as a no-op) so a late answer finds it.
-pub async fn jsonp(url: &str, timeout_ms: f64) -> Answer {
-    let Some(window) = web_sys::window() else {
-        return Answer::Failed(Code::Network);
-    };
-    let Some(document) = window.document() else {
-        return Answer::Failed(Code::Network);
-    };
-    let registry: Object = {
-        let existing = get(&window, REGISTRY);
-        if existing.is_object() {
-            existing
-        } else {
-            let fresh: JsValue = Object::new().into();
-            let _ = Reflect::set(&window, &REGISTRY.into(), &fresh);
-            fresh
-        }
-    }
-    .unchecked_into();
-    let n = NEXT_CALLBACK.with(|c| {
-        c.set(c.get().wrapping_add(1));
-        c.get()
-    });
-    let name = INSTANCE.with(|i| ["c", i, "_", &n.to_string()].concat());
-    let callback = [REGISTRY, ".", &name].concat();
-    debug_assert!(myna_core::jsonp::validate_callback(&callback).is_ok());
-
-    // 0 pending, 1 answered, 2 script error, 3 timed out.
-    let outcome = Rc::new(Cell::new(0u8));
-    let mut resolve: Option<Function> = None;
-    let promise = Promise::new(&mut |ok, _| resolve = Some(ok));
-    let Some(resolve) = resolve else {
-        return Answer::Failed(Code::Network);
-    };
-    let settle = |code: u8| {
-        let outcome = outcome.clone();
-        let resolve = resolve.clone();
-        move |value: JsValue| {
-            if outcome.get() == 0 {
-                outcome.set(code);
-            }
-            let _ = resolve.call1(&JsValue::UNDEFINED, &value);
-        }
-    };
-    let answered = Closure::once_into_js(settle(1));
-    let _ = Reflect::set(&registry, &name.as_str().into(), &answered);
-    let on_error = Closure::<dyn FnMut(JsValue)>::new(settle(2));
-    let on_timeout = Closure::once(settle(3));
-
-    let separator = if url.contains('?') { "&" } else { "?" };
-    let src = [url, separator, "callback=", &callback].concat();
-    let script: Option<HtmlScriptElement> = document
-        .create_element("script")
-        .ok()
-        .and_then(|e| e.dyn_into().ok());
-    let Some(script) = script else {
-        return Answer::Failed(Code::Network);
-    };
-    script.set_src(&src);
-    script.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    let parent = document
-        .head()
-        .map(web_sys::Element::from)
-        .or_else(|| document.document_element());
-    if let Some(parent) = parent {
-        let _ = parent.append_child(&script);
-    }
-    let timer = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(
-            on_timeout.as_ref().unchecked_ref(),
-            timeout_ms as i32,
-        )
-        .unwrap_or(0);
-
-    let value = JsFuture::from(promise).await.unwrap_or(JsValue::NULL);
-
-    window.clear_timeout_with_handle(timer);
-    script.set_onerror(None);
-    script.remove();
-    match outcome.get() {
-        1 => {
-            let _ = Reflect::delete_property(&registry, &JsValue::from_str(&name));
-            Answer::Json {
-                status: 200,
-                body: value,
-                retry_after: None,
-            }
-        }
-        2 => {
-            let _ = Reflect::delete_property(&registry, &JsValue::from_str(&name));
-            Answer::Failed(Code::Network)
-        }
-        _ => Answer::Failed(Code::Timeout),
+        messages: vec![Message::new(code, message)],
     }
 }
 
 /// Queues `body` for delivery by `navigator.sendBeacon` (a `text/plain` POST
 /// that outlives the page); whether the browser accepted it.
 pub fn beacon(url: &str, body: &str) -> bool {
-    web_sys::window()
-        .and_then(|w| w.navigator().send_beacon_with_opt_str(url, Some(body)).ok())
-        .unwrap_or(false)
+    send_beacon(url, body).unwrap_or(false)
 }
 
 /// The URLs of the v2 API (pure).
 pub mod url {
+    use alloc::string::String;
+
+    use crate::queue::push_decimal;
+
     /// `{root}/v2/experiment/{uuid}`.
     pub fn experiment(root: &str, uuid: &str) -> String {
         [root, "/v2/experiment/", &encode(uuid)].concat()
@@ -350,14 +187,11 @@ pub mod url {
 
     /// `{root}/v2/experiment?limit=…&skip=…` (published experiments by default).
     pub fn search(root: &str, limit: usize, skip: usize) -> String {
-        [
-            root,
-            "/v2/experiment?limit=",
-            &limit.to_string(),
-            "&skip=",
-            &skip.to_string(),
-        ]
-        .concat()
+        let mut out = [root, "/v2/experiment?limit="].concat();
+        push_decimal(&mut out, limit as u64);
+        out.push_str("&skip=");
+        push_decimal(&mut out, skip as u64);
+        out
     }
 
     /// `name=value&…`, each part URL-encoded.
