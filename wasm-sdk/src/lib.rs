@@ -50,10 +50,11 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-/// The allocator `std` would bring (dlmalloc), from its own crate.
+/// The allocator: TLSF (rlsf), sized for code (dlmalloc, what `std` brings,
+/// is three times its code).
 #[cfg(all(feature = "package", target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
 
 /// A connected client: the page's handle on experiments, events and delivery.
 #[wasm_bindgen]
