@@ -33,19 +33,35 @@ impl Format {
     }
 }
 
+/// Seconds a client should wait before retrying a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
     let builder = Response::builder().header(header::CACHE_CONTROL, "no-store");
     match format {
-        Format::Json => builder
-            .status(status)
-            .content_type("application/json")
-            .body(json.to_owned()),
+        Format::Json => {
+            let builder = if status == StatusCode::SERVICE_UNAVAILABLE {
+                builder.header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+            } else {
+                builder
+            };
+            builder
+                .status(status)
+                .content_type("application/json")
+                .body(json.to_owned())
+        }
+        // A script any page may load, including pages that require
+        // `Cross-Origin-Resource-Policy` of what they embed (COEP).
         Format::Jsonp(callback) => builder
             .status(StatusCode::OK)
             .content_type("application/javascript; charset=utf-8")
             .header(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            )
+            .header(
+                "cross-origin-resource-policy",
+                HeaderValue::from_static("cross-origin"),
             )
             .body(jsonp::wrap(callback, json)),
     }
@@ -148,6 +164,24 @@ mod tests {
         let text = body(response).await;
         assert!(text.starts_with("/**/cb.f({"), "{text}");
         assert!(text.contains(r#""status":404"#), "{text}");
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry_and_jsonp_loads_cross_origin() {
+        let unavailable = Problem::from(StorageError::Unavailable("down".into()));
+        let response = problem_response(&Format::Json, &unavailable, 0);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static(RETRY_AFTER_SECONDS))
+        );
+        let not_found = problem_response(&Format::Json, &Problem::unknown_experiment("x"), 0);
+        assert!(not_found.headers().get(header::RETRY_AFTER).is_none());
+        let script = ok_response(&Format::Jsonp("cb".into()), "{}");
+        assert_eq!(
+            script.headers().get("cross-origin-resource-policy"),
+            Some(&HeaderValue::from_static("cross-origin"))
+        );
     }
 
     #[tokio::test]

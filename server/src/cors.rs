@@ -14,6 +14,8 @@ use crate::clock::Clock;
 const METHODS: &str = "GET, POST, PUT, DELETE";
 /// Request headers browsers may send.
 const HEADERS: &str = "Authorization, Content-Type";
+/// Response headers scripts may read: when to retry a 503 or 429.
+const EXPOSED: &str = "Retry-After";
 /// How long a browser may cache a preflight, in seconds.
 const MAX_AGE: &str = "86400";
 
@@ -122,6 +124,12 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
         };
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+        if !preflight {
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSED),
+            );
+        }
         if vary {
             headers.insert(header::VARY, HeaderValue::from_static("Origin"));
         }

@@ -58,6 +58,11 @@ async fn any_origin_by_default_without_credentials() {
         .await;
     assert_eq!(get.status, StatusCode::OK);
     assert_eq!(get.header("access-control-allow-origin"), Some("*"));
+    // The SDK reads Retry-After of a 503 or 429 to pace its retries.
+    assert_eq!(
+        get.header("access-control-expose-headers"),
+        Some("Retry-After")
+    );
     // Problems carry it as well, so the page can read them.
     let missing = h
         .send_with(
