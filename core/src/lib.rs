@@ -10,6 +10,7 @@
 //! - [`read_form`]: the read form (complete, summary) and the search answer;
 //! - [`search`]: search parameters, filtering and order;
 //! - [`settings`]: settings paths and `settingsUpdates`;
+//! - [`stats`]: conversion rates and their 95 % credible intervals;
 //! - [`jsonp`]: callback validation and wrapping;
 //! - [`problem`]: the problem form and its stable codes;
 //! - [`timestamp`]: timestamp parsing and formatting;
@@ -40,6 +41,8 @@ pub mod read_form;
 pub mod search;
 #[cfg(feature = "std")]
 pub mod settings;
+#[cfg(feature = "std")]
+pub mod stats;
 #[cfg(feature = "std")]
 pub mod timestamp;
 pub mod weights;
