@@ -17,6 +17,7 @@ use crate::config::{Database, ServeArgs};
 use crate::cors::Origins;
 use crate::routes::app;
 use crate::state::{AppState, Options};
+use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{ApiKey, Storage};
 
@@ -31,12 +32,11 @@ pub async fn open(database: &str) -> Result<Arc<dyn Storage>, Failure> {
     let storage = match Database::parse(database) {
         Database::SqliteFile(path) => SqliteStorage::open(&path).await,
         Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
-        Database::Postgres(_) => {
-            return Err(
-                "PostgreSQL is not supported by this build yet; use an SQLite \
-                        file instead, e.g. --database myna.db"
-                    .to_owned(),
-            );
+        Database::Postgres(url) => {
+            let storage = PostgresStorage::open(&url)
+                .await
+                .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+            return Ok(Arc::new(storage));
         }
     };
     let storage = storage.map_err(|e| format!("cannot open the database {database}: {e}"))?;

@@ -2,7 +2,7 @@
 //! and port 0, killed with `kill -9` under load from concurrent clients,
 //! restarted; every acknowledged event must be counted exactly once, and
 //! retried batch ids must not count twice. Also: the first start's
-//! credentials, graceful shutdown, and the PostgreSQL message.
+//! credentials, graceful shutdown, and an unreachable PostgreSQL's message.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
@@ -249,20 +249,20 @@ fn first_start_prints_credentials_once_and_sigterm_exits_cleanly() {
 }
 
 #[test]
-fn postgres_urls_get_a_clear_message() {
+fn an_unreachable_postgres_gets_a_clear_message() {
     let output = Command::new(BIN)
         .args([
             "--listen",
             "127.0.0.1:0",
             "--database",
-            "postgres://localhost/myna",
+            "postgres://postgres@127.0.0.1:1/myna",
         ])
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("PostgreSQL is not supported by this build yet"),
+        stderr.contains("cannot open the PostgreSQL database"),
         "{stderr}"
     );
 }

@@ -1,15 +1,21 @@
 //! The storage suite: written once against `&dyn Storage`, run for every
-//! backend (SQLite here; PostgreSQL joins with one more `suite!` line).
+//! backend: SQLite (a temporary file) and PostgreSQL (a fresh database on the
+//! server `MYNA_TEST_POSTGRES` names, default this machine's; unreachable
+//! fails loudly, `skip` skips with a warning). Then what only one backend has.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 
 use myna_core::model::empty_object;
 use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
+use myna_server::storage::postgres::PostgresStorage;
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{Account, ApiKey, Recording, Storage, StorageError, Token};
 use serde_json::json;
 use uuid::Uuid;
+
+mod common;
+use common::postgres::TestDatabase;
 
 const HOUR: i64 = 3_600_000;
 
@@ -19,15 +25,25 @@ pub struct Fixture {
     _guard: Box<dyn std::any::Any + Send>,
 }
 
-async fn sqlite() -> Fixture {
+async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let storage = SqliteStorage::open(&dir.path().join("suite.db"))
         .await
         .unwrap();
-    Fixture {
+    Some(Fixture {
         storage: Arc::new(storage),
         _guard: Box::new(dir),
-    }
+    })
+}
+
+/// A fresh PostgreSQL database, migrated; `None` when skipped.
+async fn postgres() -> Option<Fixture> {
+    let database = TestDatabase::create()?;
+    let storage = PostgresStorage::open(&database.url).await.unwrap();
+    Some(Fixture {
+        storage: Arc::new(storage),
+        _guard: Box::new(database),
+    })
 }
 
 macro_rules! suite {
@@ -36,49 +52,60 @@ macro_rules! suite {
             use super::*;
             #[tokio::test]
             async fn accounts() {
-                cases::accounts($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::accounts(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn tokens() {
-                cases::tokens($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::tokens(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn api_keys() {
-                cases::api_keys($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::api_keys(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn experiments_round_trip() {
-                cases::experiments_round_trip($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::experiments_round_trip(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn update_keeps_counts() {
-                cases::update_keeps_counts($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::update_keeps_counts(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn delete_and_reset() {
-                cases::delete_and_reset($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::delete_and_reset(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn record_counts_and_hours() {
-                cases::record_counts_and_hours($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::record_counts_and_hours(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn record_exactly_once() {
-                cases::record_exactly_once($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::record_exactly_once(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn record_for_removed_variants() {
-                cases::record_for_removed_variants($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::record_for_removed_variants(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn prune_batches() {
-                cases::prune_batches($open.await.storage.as_ref()).await
+                let Some(fixture) = $open.await else { return };
+                cases::prune_batches(fixture.storage.as_ref()).await
             }
         }
     };
 }
 
 suite!(sqlite_backend, sqlite());
+suite!(postgres_backend, postgres());
 
 #[tokio::test]
 async fn sqlite_commits_survive_reopening() {
@@ -111,7 +138,7 @@ async fn sqlite_commits_survive_reopening() {
 
 #[tokio::test]
 async fn sqlite_a_failed_group_commit_leaves_nothing_behind() {
-    let fixture = sqlite().await;
+    let fixture = sqlite().await.unwrap();
     let storage = fixture.storage.as_ref();
     let account = cases::account(storage).await;
     let experiment = cases::experiment(account, Visibility::Published);
@@ -136,6 +163,121 @@ async fn sqlite_a_failed_group_commit_leaves_nothing_behind() {
     assert_eq!(storage.record(&[fixed], 0).await.unwrap(), [true]);
     let stored = storage.experiment(experiment.uuid).await.unwrap().unwrap();
     assert_eq!(stored.variants[0].total_reward, 1.0);
+}
+
+#[tokio::test]
+async fn postgres_commits_survive_reopening() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let storage = PostgresStorage::open(&database.url).await.unwrap();
+    let account = cases::account(&storage).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    storage.create_experiment(&experiment, 0).await.unwrap();
+    let recording = Recording {
+        experiment: experiment.uuid,
+        batch: cases::batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+    };
+    storage
+        .record(std::slice::from_ref(&recording), 0)
+        .await
+        .unwrap();
+    drop(storage);
+    // Opening again runs the migrations again: nothing to do, nothing lost.
+    let storage = PostgresStorage::open(&database.url).await.unwrap();
+    let again = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    assert_eq!(again.variants[0].views, 1);
+    assert_eq!(storage.record(&[recording], 0).await.unwrap(), [false]);
+}
+
+#[tokio::test]
+async fn postgres_a_failed_group_commit_leaves_nothing_behind() {
+    let Some(fixture) = postgres().await else {
+        return;
+    };
+    let storage = fixture.storage.as_ref();
+    let account = cases::account(storage).await;
+    let mut experiment = cases::experiment(account, Visibility::Published);
+    // One more view overflows the counter (bigint): PostgreSQL refuses the
+    // counter update after the batch ids were inserted in the same commit.
+    experiment.variants[0].views = i64::MAX as u64;
+    storage.create_experiment(&experiment, 0).await.unwrap();
+    let recording = Recording {
+        experiment: experiment.uuid,
+        batch: cases::batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+    };
+    assert!(matches!(
+        storage.record(std::slice::from_ref(&recording), 0).await,
+        Err(StorageError::Internal(_))
+    ));
+    // Rolled back: the id was not kept, and the pool works on.
+    assert!(storage.reset_experiment(experiment.uuid).await.unwrap());
+    assert_eq!(storage.record(&[recording], 0).await.unwrap(), [true]);
+    let stored = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    assert_eq!(stored.variants[0].views, 1);
+}
+
+/// Two instances (two pools on one database) commit groups concurrently,
+/// half of whose batch ids the other sends too: each id counts once, in
+/// exactly one of them, and the counters are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_instances_count_each_batch_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let two = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let account = cases::account(one.as_ref()).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    one.create_experiment(&experiment, 0).await.unwrap();
+    const ROUNDS: usize = 40;
+    const GROUP: usize = 20;
+    // Round r: ids shared by both instances, and ids each sends alone.
+    let ids: Vec<Vec<Uuid>> = (0..ROUNDS * 3)
+        .map(|_| (0..GROUP / 2).map(|_| Uuid::new_v4()).collect())
+        .collect();
+    let ids = Arc::new(ids);
+    let run = |storage: Arc<PostgresStorage>, own: usize| {
+        let ids = ids.clone();
+        let uuid = experiment.uuid;
+        tokio::spawn(async move {
+            let mut counted = Vec::new();
+            for round in 0..ROUNDS {
+                let mut group: Vec<Uuid> = ids[round * 3].clone();
+                group.extend(&ids[round * 3 + own]);
+                if own == 2 {
+                    group.reverse(); // another order than the other instance's
+                }
+                let recordings: Vec<_> = group
+                    .iter()
+                    .map(|id| Recording {
+                        experiment: uuid,
+                        batch: cases::batch(
+                            Some(*id),
+                            &[("a", EventType::View, 0), ("b", EventType::Reward, HOUR)],
+                        ),
+                    })
+                    .collect();
+                let answers = storage.record(&recordings, 0).await.unwrap();
+                counted.extend(group.into_iter().zip(answers).filter(|(_, c)| *c));
+            }
+            counted
+        })
+    };
+    let (a, b) = tokio::join!(run(one.clone(), 1), run(two.clone(), 2));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut all: Vec<Uuid> = a.iter().chain(&b).map(|(id, _)| *id).collect();
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), total, "no id counted by both instances");
+    assert_eq!(total, ROUNDS * GROUP * 3 / 2, "every distinct id counted");
+    let stored = two.experiment(experiment.uuid).await.unwrap().unwrap();
+    assert_eq!(stored.variants[0].views, total as u64);
+    assert_eq!(stored.variants[1].total_reward, 0.5 * total as f64);
+    let hours = two.hourly(experiment.uuid).await.unwrap();
+    let hour_views: u64 = hours.iter().map(|h| h.views).sum();
+    assert_eq!(hour_views, total as u64);
 }
 
 mod cases {

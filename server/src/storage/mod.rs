@@ -1,6 +1,7 @@
 //! Storage: the durable state behind the API, behind one backend-agnostic
-//! trait. SQLite ([`sqlite`]) is the default; PostgreSQL implements the same
-//! trait and passes the same test suite (`server/tests/storage.rs`).
+//! trait. SQLite ([`sqlite`]) is the default; PostgreSQL ([`postgres`], for
+//! several instances on one database) implements the same trait and passes
+//! the same test suite (`server/tests/storage.rs`).
 //!
 //! Storage holds data and enforces durability; it applies no API rule. The
 //! rules (validation, read forms, access) stay in `myna-core` and the routes.
@@ -13,6 +14,7 @@ use myna_core::timestamp::hour_start;
 use myna_core::{EventType, Experiment, RecordBatch};
 use uuid::Uuid;
 
+pub mod postgres;
 pub mod sqlite;
 
 /// The future every storage call returns (boxed, so `dyn Storage` works).
@@ -105,6 +107,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Closes the connections once their work is done; later calls fail
     /// with [`StorageError::Unavailable`].
     fn close(&self) -> Fut<'_, ()>;
+    /// Whether other server processes may change the same database
+    /// (PostgreSQL): the cache then refreshes from it (see `state.rs`).
+    /// False for a database only this process writes (SQLite).
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// How many accounts exist (the first start creates one when there are none).
     fn account_count(&self) -> Fut<'_, u64>;

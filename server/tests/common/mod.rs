@@ -2,9 +2,10 @@
 //! port 0, read the address it logs, talk HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -22,11 +23,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(db: &Path, env: &[(&str, &str)]) -> Server {
+    /// Starts the binary on `db` (an SQLite path or a `postgres://` URL).
+    pub fn start(db: &(impl AsRef<std::ffi::OsStr> + ?Sized), env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(db)
+            .arg(db.as_ref())
             .env_remove("MYNA_ADMIN_EMAIL")
             .env_remove("MYNA_ADMIN_PASSWORD")
             .env_remove("MYNA_LISTEN")

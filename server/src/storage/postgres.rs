@@ -1,0 +1,775 @@
+//! The PostgreSQL backend, for running several server instances on one
+//! database (scale-out). Counters are incremented in the database inside each
+//! group commit's transaction and batch ids are decided by a primary key, so
+//! counts stay exact whichever instance takes a call.
+//!
+//! One bounded pool ([`MAX_CONNECTIONS`], [`ACQUIRE_TIMEOUT`]); a lost
+//! database makes calls fail with [`StorageError::Unavailable`] (503, retried
+//! by the SDK) and the pool reconnects by itself when it returns. Uuids travel
+//! as text and are cast in SQL (no driver uuid feature needed).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use myna_core::{Experiment, Variant, Visibility};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
+
+/// Most connections one instance opens (N instances open at most N times
+/// this: keep it below the server's `max_connections`).
+pub const MAX_CONNECTIONS: u32 = 16;
+/// How long a call waits for a connection (or for the database to accept
+/// one) before failing as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many times a group commit is retried after a deadlock, a
+/// serialization failure or a variant deleted under it (each attempt rolled
+/// back whole).
+const RECORD_ATTEMPTS: u32 = 5;
+/// Batch ids pruned by one statement.
+const PRUNE_SLICE: i64 = 10_000;
+
+/// The PostgreSQL storage.
+#[derive(Debug, Clone)]
+pub struct PostgresStorage {
+    pool: PgPool,
+}
+
+impl PostgresStorage {
+    /// Connects to a `postgres://` URL and migrates the database (several
+    /// instances starting at once take turns: the migrator holds a lock).
+    pub async fn open(url: &str) -> Result<PostgresStorage, StorageError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("myna-server")
+            // A statement or an open transaction never holds locks for long,
+            // even if its instance hangs or the network drops.
+            .options([
+                ("statement_timeout", "30s"),
+                ("idle_in_transaction_session_timeout", "30s"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_secs(60))
+            // An idle connection is checked before use, so connections left
+            // over from before a database restart are replaced, not failed on.
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
+        Ok(PostgresStorage { pool })
+    }
+}
+
+/// The SQLSTATE of a database error.
+fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// Maps a driver error: a lost or refused connection, an overloaded or
+/// restarting server, a timeout or a lock conflict are `Unavailable` (retry
+/// later); a unique violation is `Conflict`.
+fn map_err(error: sqlx::Error) -> StorageError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict,
+        sqlx::Error::Database(_) => {
+            let code = sqlstate(&error).unwrap_or_default();
+            // 08: connection exception; 53: insufficient resources; 57:
+            // operator intervention (shutdown, statement timeout); 40:
+            // transaction rollback (deadlock, serialization); 55P03: lock
+            // not available; 58: system error (I/O).
+            let class = code.get(..2).unwrap_or_default();
+            if matches!(class, "08" | "53" | "57" | "40" | "58") || code == "55P03" {
+                StorageError::Unavailable(error.to_string())
+            } else {
+                StorageError::Internal(error.to_string())
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StorageError::Unavailable(error.to_string()),
+        _ => StorageError::Internal(error.to_string()),
+    }
+}
+
+/// Whether a group commit that failed this way is simply tried again: the
+/// transaction was rolled back and another attempt will likely succeed.
+fn retry_record(error: &sqlx::Error) -> bool {
+    // Deadlock, serialization failure, and a foreign key violation (a
+    // variant deleted by another instance while this commit counted it:
+    // the next attempt no longer sees it).
+    matches!(
+        sqlstate(error).as_deref(),
+        Some("40P01" | "40001" | "23503")
+    )
+}
+
+fn uuid_col(row: &PgRow, name: &str) -> Result<Uuid, StorageError> {
+    let text: String = row.try_get(name).map_err(map_err)?;
+    Uuid::parse_str(&text).map_err(|e| StorageError::Internal(format!("bad uuid in {name}: {e}")))
+}
+
+fn json_col(row: &PgRow, name: &str) -> Result<Value, StorageError> {
+    let text: String = row.try_get(name).map_err(map_err)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StorageError::Internal(format!("bad JSON in {name}: {e}")))
+}
+
+fn count_col(row: &PgRow, name: &str) -> Result<u64, StorageError> {
+    let n: i64 = row.try_get(name).map_err(map_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn account_row(row: &PgRow) -> Result<Account, StorageError> {
+    Ok(Account {
+        id: uuid_col(row, "id")?,
+        email: row.try_get("email").map_err(map_err)?,
+        password_hash: row.try_get("password_hash").map_err(map_err)?,
+        created_ms: row.try_get("created_ms").map_err(map_err)?,
+    })
+}
+
+fn token_row(row: &PgRow) -> Result<Token, StorageError> {
+    Ok(Token {
+        token: uuid_col(row, "token")?,
+        account_id: uuid_col(row, "account_id")?,
+        expires_ms: row.try_get("expires_ms").map_err(map_err)?,
+    })
+}
+
+fn api_key_row(row: &PgRow) -> Result<ApiKey, StorageError> {
+    Ok(ApiKey {
+        uuid: uuid_col(row, "uuid")?,
+        account_id: uuid_col(row, "account_id")?,
+        name: row.try_get("name").map_err(map_err)?,
+        created_ms: row.try_get("created_ms").map_err(map_err)?,
+    })
+}
+
+fn experiment_row(row: &PgRow) -> Result<Experiment, StorageError> {
+    let visibility: String = row.try_get("visibility").map_err(map_err)?;
+    Ok(Experiment {
+        uuid: uuid_col(row, "uuid")?,
+        account_id: uuid_col(row, "account_id")?,
+        name: row.try_get("name").map_err(map_err)?,
+        visibility: Visibility::parse(&visibility)
+            .ok_or_else(|| StorageError::Internal(format!("bad visibility {visibility}")))?,
+        settings: json_col(row, "settings")?,
+        variants: Vec::new(),
+    })
+}
+
+fn variant_row(row: &PgRow) -> Result<Variant, StorageError> {
+    Ok(Variant {
+        id: row.try_get("id").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        settings: json_col(row, "settings")?,
+        views: count_col(row, "views")?,
+        total_reward: row.try_get("total_reward").map_err(map_err)?,
+    })
+}
+
+const EXPERIMENT_COLUMNS: &str =
+    "uuid::text AS uuid, account_id::text AS account_id, name, visibility, settings";
+const VARIANT_COLUMNS: &str =
+    "experiment::text AS experiment, id, name, settings, views, total_reward";
+const API_KEY_COLUMNS: &str =
+    "uuid::text AS uuid, account_id::text AS account_id, name, created_ms";
+
+/// The batch ids of a group: first occurrences only, sorted (every instance
+/// takes the ids' locks in the same order, so two commits never deadlock on them).
+fn batch_ids(batches: &[Recording]) -> (Vec<String>, Vec<String>) {
+    let mut seen = HashSet::new();
+    let mut ids: Vec<(Uuid, Uuid)> = batches
+        .iter()
+        .filter_map(|r| r.batch.batch.map(|id| (r.experiment, id)))
+        .filter(|pair| seen.insert(*pair))
+        .collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .map(|(experiment, id)| (experiment.to_string(), id.to_string()))
+        .unzip()
+}
+
+impl PostgresStorage {
+    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Vec<Experiment>, StorageError> {
+        // One snapshot for both queries: never an experiment without the
+        // variants it had (another instance may be changing it meanwhile).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(map_err)?;
+        let filter = if uuid.is_some() {
+            " WHERE uuid = $1::uuid"
+        } else {
+            ""
+        };
+        let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments{filter} ORDER BY uuid");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(uuid) = uuid {
+            query = query.bind(uuid.to_string());
+        }
+        let rows = query.fetch_all(&mut *tx).await.map_err(map_err)?;
+        let mut experiments = rows
+            .iter()
+            .map(experiment_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if experiments.is_empty() {
+            return Ok(experiments);
+        }
+        let filter = if uuid.is_some() {
+            " WHERE experiment = $1::uuid"
+        } else {
+            ""
+        };
+        let sql =
+            format!("SELECT {VARIANT_COLUMNS} FROM variants{filter} ORDER BY experiment, position");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(uuid) = uuid {
+            query = query.bind(uuid.to_string());
+        }
+        let rows = query.fetch_all(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let index: HashMap<Uuid, usize> = experiments
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.uuid, i))
+            .collect();
+        for row in &rows {
+            let experiment = uuid_col(row, "experiment")?;
+            if let Some(&i) = index.get(&experiment) {
+                experiments[i].variants.push(variant_row(row)?);
+            }
+        }
+        Ok(experiments)
+    }
+
+    async fn record_batches(
+        &self,
+        batches: &[Recording],
+        now_ms: i64,
+    ) -> Result<Vec<bool>, StorageError> {
+        let mut attempt = 1;
+        loop {
+            match self.record_once(batches, now_ms).await {
+                Err(error) if attempt < RECORD_ATTEMPTS && retry_record(&error) => {
+                    tracing::debug!(%error, attempt, "group commit retried");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(error) => return Err(map_err(error)),
+                Ok(counted) => return Ok(counted),
+            }
+        }
+    }
+
+    /// One group commit in one transaction: the new batch ids (the primary
+    /// key answers which are new, across every instance), then the counters
+    /// and the hourly totals in one statement.
+    async fn record_once(
+        &self,
+        batches: &[Recording],
+        now_ms: i64,
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let (experiments, ids) = batch_ids(batches);
+        let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let rows = sqlx::query(
+                "INSERT INTO batches (experiment, batch, created_ms) \
+                 SELECT e, b, $3 FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[]) AS t (e, b) \
+                 ON CONFLICT DO NOTHING RETURNING experiment::text AS experiment, batch::text AS batch",
+            )
+            .bind(experiments)
+            .bind(ids)
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
+                let experiment: String = row.try_get("experiment")?;
+                let id: String = row.try_get("batch")?;
+                let pair = (Uuid::parse_str(&experiment), Uuid::parse_str(&id));
+                if let (Ok(experiment), Ok(id)) = pair {
+                    inserted.insert((experiment, id));
+                }
+            }
+        }
+        let counted: Vec<bool> = batches
+            .iter()
+            .map(|r| match r.batch.batch {
+                None => true,
+                Some(id) => inserted.remove(&(r.experiment, id)),
+            })
+            .collect();
+        let mut deltas = Deltas::of(
+            batches
+                .iter()
+                .zip(&counted)
+                .filter(|(_, counted)| **counted)
+                .map(|(r, _)| r),
+        );
+        if !deltas.variants.is_empty() {
+            // Sorted, so concurrent commits lock rows in the same order.
+            deltas
+                .variants
+                .sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            deltas
+                .hours
+                .sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+            let v = &deltas.variants;
+            let h = &deltas.hours;
+            sqlx::query(
+                "WITH counted AS ( \
+                   UPDATE variants SET views = variants.views + d.views, \
+                     total_reward = variants.total_reward + d.reward \
+                   FROM UNNEST($1::text[]::uuid[], $2::text[], $3::int8[], $4::float8[]) \
+                     AS d (experiment, id, views, reward) \
+                   WHERE variants.experiment = d.experiment AND variants.id = d.id \
+                   RETURNING 1) \
+                 INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
+                 SELECT h.experiment, h.variant, h.hour_ms, h.views, h.reward \
+                 FROM UNNEST($5::text[]::uuid[], $6::text[], $7::int8[], $8::int8[], $9::float8[]) \
+                   AS h (experiment, variant, hour_ms, views, reward) \
+                 WHERE EXISTS (SELECT 1 FROM variants v \
+                               WHERE v.experiment = h.experiment AND v.id = h.variant) \
+                 ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
+                   views = variant_hours.views + excluded.views, \
+                   total_reward = variant_hours.total_reward + excluded.total_reward",
+            )
+            .bind(v.iter().map(|d| d.0.to_string()).collect::<Vec<_>>())
+            .bind(v.iter().map(|d| d.1.clone()).collect::<Vec<_>>())
+            .bind(v.iter().map(|d| to_i64(d.2)).collect::<Vec<_>>())
+            .bind(v.iter().map(|d| d.3).collect::<Vec<_>>())
+            .bind(h.iter().map(|d| d.0.to_string()).collect::<Vec<_>>())
+            .bind(h.iter().map(|d| d.1.clone()).collect::<Vec<_>>())
+            .bind(h.iter().map(|d| d.2).collect::<Vec<_>>())
+            .bind(h.iter().map(|d| to_i64(d.3)).collect::<Vec<_>>())
+            .bind(h.iter().map(|d| d.4).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(counted)
+    }
+
+    async fn write_variants(
+        tx: &mut sqlx::PgConnection,
+        experiment: &Experiment,
+        with_counts: bool,
+    ) -> Result<(), StorageError> {
+        if experiment.variants.is_empty() {
+            return Ok(());
+        }
+        let uuid = experiment.uuid.to_string();
+        let variants = &experiment.variants;
+        let ids: Vec<&str> = variants.iter().map(|v| v.id.as_str()).collect();
+        let positions: Vec<i32> = (0..variants.len())
+            .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+            .collect();
+        let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+        let settings: Vec<String> = variants.iter().map(|v| v.settings.to_string()).collect();
+        let views: Vec<i64> = variants.iter().map(|v| to_i64(v.views)).collect();
+        let rewards: Vec<f64> = variants.iter().map(|v| v.total_reward).collect();
+        let sql = if with_counts {
+            "INSERT INTO variants (experiment, id, position, name, settings, views, total_reward) \
+             SELECT $1::uuid, id, position, name, settings, views, reward \
+             FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::text[], $6::int8[], $7::float8[]) \
+               AS t (id, position, name, settings, views, reward)"
+        } else {
+            "INSERT INTO variants (experiment, id, position, name, settings) \
+             SELECT $1::uuid, id, position, name, settings \
+             FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::text[]) \
+               AS t (id, position, name, settings) \
+             ON CONFLICT (experiment, id) DO UPDATE SET \
+               position = excluded.position, name = excluded.name, settings = excluded.settings"
+        };
+        let mut query = sqlx::query(sql)
+            .bind(uuid)
+            .bind(ids)
+            .bind(positions)
+            .bind(names)
+            .bind(settings);
+        if with_counts {
+            query = query.bind(views).bind(rewards);
+        }
+        query.execute(&mut *tx).await.map_err(map_err)?;
+        Ok(())
+    }
+}
+
+impl Storage for PostgresStorage {
+    fn ping(&self) -> Fut<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> Fut<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn account_count(&self) -> Fut<'_, u64> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+            count_col(&row, "n")
+        })
+    }
+
+    fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO accounts (id, email, password_hash, created_ms) \
+                 VALUES ($1::uuid, $2, $3, $4)",
+            )
+            .bind(account.id.to_string())
+            .bind(account.email.as_str())
+            .bind(account.password_hash.as_str())
+            .bind(account.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT id::text AS id, email, password_hash, created_ms \
+                 FROM accounts WHERE email = $1",
+            )
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            row.as_ref().map(account_row).transpose()
+        })
+    }
+
+    fn create_token(&self, token: Token) -> Fut<'_, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO tokens (token, account_id, expires_ms) VALUES ($1::uuid, $2::uuid, $3)",
+            )
+            .bind(token.token.to_string())
+            .bind(token.account_id.to_string())
+            .bind(token.expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn token(&self, token: Uuid) -> Fut<'_, Option<Token>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT token::text AS token, account_id::text AS account_id, expires_ms \
+                 FROM tokens WHERE token = $1::uuid",
+            )
+            .bind(token.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            row.as_ref().map(token_row).transpose()
+        })
+    }
+
+    fn extend_token(&self, token: Uuid, expires_ms: i64) -> Fut<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("UPDATE tokens SET expires_ms = $1 WHERE token = $2::uuid")
+                .bind(expires_ms)
+                .bind(token.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn delete_token(&self, token: Uuid) -> Fut<'_, bool> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM tokens WHERE token = $1::uuid")
+                .bind(token.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    fn delete_account_tokens(&self, account_id: Uuid) -> Fut<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM tokens WHERE account_id = $1::uuid")
+                .bind(account_id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn prune_tokens(&self, now_ms: i64) -> Fut<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM tokens WHERE expires_ms <= $1")
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO api_keys (uuid, account_id, name, created_ms) \
+                 VALUES ($1::uuid, $2::uuid, $3, $4)",
+            )
+            .bind(key.uuid.to_string())
+            .bind(key.account_id.to_string())
+            .bind(key.name.as_deref())
+            .bind(key.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>> {
+        Box::pin(async move {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE uuid = $1::uuid");
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(uuid.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            row.as_ref().map(api_key_row).transpose()
+        })
+    }
+
+    fn api_keys(&self, account_id: Uuid) -> Fut<'_, Vec<ApiKey>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {API_KEY_COLUMNS} FROM api_keys \
+                 WHERE account_id = $1::uuid ORDER BY created_ms, uuid::text"
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(account_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            rows.iter().map(api_key_row).collect()
+        })
+    }
+
+    fn delete_api_key(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool> {
+        Box::pin(async move {
+            let done =
+                sqlx::query("DELETE FROM api_keys WHERE uuid = $1::uuid AND account_id = $2::uuid")
+                    .bind(uuid.to_string())
+                    .bind(account_id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    fn experiments(&self) -> Fut<'_, Vec<Experiment>> {
+        Box::pin(self.load_experiments(None))
+    }
+
+    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Experiment>> {
+        Box::pin(async move { Ok(self.load_experiments(Some(uuid)).await?.pop()) })
+    }
+
+    fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO experiments (uuid, account_id, name, visibility, settings, created_ms) \
+                 VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6)",
+            )
+            .bind(experiment.uuid.to_string())
+            .bind(experiment.account_id.to_string())
+            .bind(experiment.name.as_str())
+            .bind(experiment.visibility.as_str())
+            .bind(experiment.settings.to_string())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            Self::write_variants(&mut tx, experiment, true).await?;
+            tx.commit().await.map_err(map_err)
+        })
+    }
+
+    fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let uuid = experiment.uuid.to_string();
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let done = sqlx::query(
+                "UPDATE experiments SET name = $1, visibility = $2, settings = $3 \
+                 WHERE uuid = $4::uuid",
+            )
+            .bind(experiment.name.as_str())
+            .bind(experiment.visibility.as_str())
+            .bind(experiment.settings.to_string())
+            .bind(uuid.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let keep: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
+            sqlx::query(
+                "DELETE FROM variants WHERE experiment = $1::uuid AND id <> ALL($2::text[])",
+            )
+            .bind(uuid.as_str())
+            .bind(keep)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            Self::write_variants(&mut tx, experiment, false).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(true)
+        })
+    }
+
+    fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
+        Box::pin(async move {
+            let uuid = uuid.to_string();
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let done = sqlx::query("DELETE FROM experiments WHERE uuid = $1::uuid")
+                .bind(uuid.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query("DELETE FROM batches WHERE experiment = $1::uuid")
+                .bind(uuid.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
+        Box::pin(async move {
+            let uuid = uuid.to_string();
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            // Locks the experiment: a concurrent delete waits, or was first.
+            let found = sqlx::query("SELECT 1 FROM experiments WHERE uuid = $1::uuid FOR UPDATE")
+                .bind(uuid.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if found.is_none() {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE variants SET views = 0, total_reward = 0 WHERE experiment = $1::uuid",
+            )
+            .bind(uuid.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            sqlx::query("DELETE FROM variant_hours WHERE experiment = $1::uuid")
+                .bind(uuid.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(true)
+        })
+    }
+
+    fn record<'a>(&'a self, batches: &'a [Recording], now_ms: i64) -> Fut<'a, Vec<bool>> {
+        Box::pin(self.record_batches(batches, now_ms))
+    }
+
+    fn prune_batches(&self, before_ms: i64) -> Fut<'_, u64> {
+        Box::pin(async move {
+            // In slices, so group commits never wait long behind the pruning.
+            let mut pruned = 0;
+            loop {
+                let done = sqlx::query(
+                    "DELETE FROM batches WHERE (experiment, batch) IN \
+                     (SELECT experiment, batch FROM batches WHERE created_ms < $1 LIMIT $2)",
+                )
+                .bind(before_ms)
+                .bind(PRUNE_SLICE)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                pruned += done.rows_affected();
+                if done.rows_affected() < PRUNE_SLICE.unsigned_abs() {
+                    return Ok(pruned);
+                }
+            }
+        })
+    }
+
+    fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT h.variant, h.hour_ms, h.views, h.total_reward FROM variant_hours h \
+                 JOIN variants v ON v.experiment = h.experiment AND v.id = h.variant \
+                 WHERE h.experiment = $1::uuid ORDER BY v.position, h.hour_ms",
+            )
+            .bind(experiment.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(HourTotals {
+                        variant: row.try_get("variant").map_err(map_err)?,
+                        hour_ms: row.try_get("hour_ms").map_err(map_err)?,
+                        views: count_col(row, "views")?,
+                        total_reward: row.try_get("total_reward").map_err(map_err)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
