@@ -100,15 +100,26 @@ while (pos < wasm.length) {
   pos = end;
 }
 const code = bodies.reduce((a, [, l]) => a + l, 0);
-const crate = (n) => {
-  const m = /^<?(?:&?(?:dyn )?)?([A-Za-z_][A-Za-z0-9_]*)(?:\[[0-9a-f]+\])?::/.exec(n ?? "");
-  return m ? m[1] : n?.includes("shim") ? "(wasm-bindgen export shims)" : "(other)";
+// Functions by what they are: the SDK's modules (an export's own code is the
+// client code inlined into it), core, the allocator, Rust's alloc/core
+// (Vec, String, str, iterators, panics), wasm-bindgen's runtime.
+const group = (n = "") => {
+  const m = /^<?(?:&?(?:dyn )?)?([A-Za-z_][A-Za-z0-9_]*)(?:\[[0-9a-f]+\])?::([a-z_][a-z0-9_]*)?/.exec(n);
+  if (!n.includes("::") && /^(__wbg_)?(myna|experiment|driver)_/.test(n)) return "sdk: exports (client code inlined into them)";
+  if (!m) return /^__(externref|wbindgen)/.test(n) ? "wasm-bindgen runtime" : "(other)";
+  const [, crate, module] = m;
+  if (crate === "myna_wasm_sdk") return `sdk: ${module && !/^h[0-9a-f]{16}$/.test(module) ? module : "lib"}`;
+  if (crate === "myna_core") return `core: ${module}`;
+  if (crate === "rlsf") return "allocator (rlsf)";
+  if (crate === "core" || crate === "alloc" || crate === "__rustc") return "Rust core/alloc (Vec, String, str, iterators, panics)";
+  if (crate === "wasm_bindgen" || crate === "js_sys") return "wasm-bindgen runtime";
+  return crate;
 };
-const byCrate = new Map();
-for (const [i, l] of bodies) byCrate.set(crate(names.get(i)), (byCrate.get(crate(names.get(i))) ?? 0) + l);
+const byGroup = new Map();
+for (const [i, l] of bodies) byGroup.set(group(names.get(i)), (byGroup.get(group(names.get(i))) ?? 0) + l);
 console.log(`\nWhat dominates the wasm (after wasm-opt, names kept): ${code} B of code in ${bodies.length} functions, ${sections.data ?? 0} B of data (strings, tables)`);
-console.log("  code by crate:");
-for (const [c, l] of [...byCrate].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+console.log("  code by part:");
+for (const [c, l] of [...byGroup].sort((a, b) => b[1] - a[1]).slice(0, 14)) {
   console.log(`    ${String(l).padStart(7)} B  ${(100 * l / code).toFixed(0).padStart(3)}%  ${c}`);
 }
 console.log("  largest functions:");

@@ -1,10 +1,14 @@
 // The only hand-written JavaScript the Rust side imports (a wasm-bindgen
 // snippet): the browser plumbing that waits. Requests (fetch or a JSONP script
 // tag), timers, page events, the flush lock and localStorage are here; every
-// decision is a synchronous call back into Rust through `d`, the client's
-// `Driver` (src/driver.rs): what to request next, what an answer means, when
-// to retry, what to keep. Declarations for TypeScript come from the Rust side
-// (src/error.rs).
+// decision is a synchronous call back into Rust, `d.step(op, …)` on `d`, the
+// client's `Driver` (src/driver.rs): what to request next, what an answer
+// means, when to retry, what to keep. Declarations for TypeScript come from
+// the Rust side (src/error.rs).
+
+// The steps of `d.step` (src/driver.rs, module `op`).
+const LOADED = 0, DELIVER = 1, DONE = 2, LEASE_TAKE = 3, LEASE_HELD = 4, LEASE_GIVE = 5;
+const PERSIST = 6, EVENT = 7;
 
 // An error thrown or emitted by the SDK: a real `Error` (with a stack) that
 // carries the problem's `code`, and `path` / `status` where they apply.
@@ -133,7 +137,7 @@ function http(url, auth, body, end, timeout) {
 // next request (a next search page) or nothing; a MynaError it throws
 // rejects. Resolves with `value`.
 export async function load(d, req, value) {
-  while (req) req = d.loaded(await send(req), req);
+  while (req) req = d.step(LOADED, await send(req), req);
   return value;
 }
 
@@ -152,9 +156,9 @@ async function acquire(d, name) {
     );
   }
   for (;;) {
-    if (d.lease(0)) {
+    if (d.step(LEASE_TAKE)) {
       await sleep(10 + 20 * Math.random());
-      if (d.lease(1)) return () => d.lease(2);
+      if (d.step(LEASE_HELD)) return () => d.step(LEASE_GIVE);
     }
     await sleep(100);
   }
@@ -167,28 +171,46 @@ export function flush(d, lockName) {
   const run = (d.last || Promise.resolve()).then(async () => {
     const release = await acquire(d, lockName);
     try {
-      let req = d.deliver(undefined);
-      while (req) req = d.deliver(await send(req));
+      let req = d.step(DELIVER);
+      while (req) req = d.step(DELIVER, await send(req));
     } finally {
       release();
     }
-    return d.done();
+    return d.step(DONE);
   });
   d.last = run.catch(() => {});
   return run;
 }
 
+// ---- The page's listeners of "sync" and "error": [name, function] pairs.
+
+export const listenTo = (list, name, f) => list.push([name, f]);
+export function unlisten(list, name, f) {
+  for (let i = list.length; i--; ) if (list[i][0] === name && list[i][1] === f) list.splice(i, 1);
+}
+export function emit(list, name, payload) {
+  for (const [n, f] of [...list]) {
+    if (n === name) {
+      try {
+        f(payload);
+      } catch {
+        // A throwing listener must not break the SDK.
+      }
+    }
+  }
+}
+
 // ---- Page life.
 
 // The queue is written in a microtask: a burst of events costs one write.
-export const later = (d) => queueMicrotask(() => d.persist());
+export const later = (d) => queueMicrotask(() => d.step(PERSIST));
 
 // A tick every `ms`, and the page events Rust reacts to; returns the
 // function that stops them all.
 export function listen(d, ms) {
   const doc = globalThis.document;
   const on = (e) =>
-    d.on(e.type != "visibilitychange" ? e.type : doc.visibilityState == "hidden" ? "hidden" : "visible");
+    d.step(EVENT, e.type != "visibilitychange" ? e.type : doc.visibilityState == "hidden" ? "hidden" : "visible");
   const hooks = [
     [globalThis, "pagehide"],
     [globalThis, "pageshow"],
@@ -197,7 +219,7 @@ export function listen(d, ms) {
   ];
   if (doc) hooks.push([doc, "visibilitychange"], [doc, "freeze"]);
   for (const [target, type] of hooks) target.addEventListener(type, on);
-  const timer = setInterval(() => d.on("tick"), ms);
+  const timer = setInterval(() => d.step(EVENT, "tick"), ms);
   return () => {
     clearInterval(timer);
     for (const [target, type] of hooks) target.removeEventListener(type, on);

@@ -33,7 +33,7 @@ use crate::options::{self, Options, Transport};
 use crate::queue::{Batch, Bounds, Queue, unit_id};
 use crate::retry::{self, Fate};
 use crate::sticky::{self, Sticky, Suggestion};
-use crate::storage::{Store, keys, read_stored};
+use crate::storage::{Store, array, keys, read_stored};
 use crate::transport::{self, url};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -79,7 +79,8 @@ pub struct Client {
     /// This client's [`Driver`] as the JS object `js/glue.js` calls back.
     driver: JsValue,
     state: RefCell<State>,
-    listeners: RefCell<Vec<(String, Function)>>,
+    /// The page's `sync` and `error` listeners (a JS array kept by glue.js).
+    listeners: Array,
     /// The visitor's sticky states read so far (a localStorage read and parse
     /// cost microseconds); cleared when another tab changes storage.
     stickies: RefCell<Vec<(String, Sticky)>>,
@@ -198,7 +199,7 @@ impl Client {
                 stop: None,
                 flush: Flush::default(),
             }),
-            listeners: RefCell::new(Vec::new()),
+            listeners: Array::new(),
             stickies: RefCell::new(Vec::new()),
             opts,
         });
@@ -241,7 +242,11 @@ impl Client {
                 transport::request(&url, Some(&auth), None, timeout, false, &page)
             }
             Transport::Jsonp => {
-                let separator = if url.contains('?') { "&" } else { "?" };
+                let separator = if url.bytes().any(|b| b == b'?') {
+                    "&"
+                } else {
+                    "?"
+                };
                 let url = [&url, separator, "apikey=", &url::encode(&self.opts.api_key)].concat();
                 transport::request(&url, None, None, timeout, true, &page)
             }
@@ -296,16 +301,15 @@ impl Client {
     /// page) starts the client.
     fn search_page(&self, body: &JsValue, skip: usize) -> Result<JsValue, JsValue> {
         let results = get(body, "results");
-        let results = if Array::is_array(&results) {
-            Array::from(&results)
-        } else {
-            Array::new()
-        };
-        for form in results.iter() {
-            let loaded = Loaded::from_js(form).map_err(|p| error::to_js(&p, true))?;
-            self.insert(loaded);
+        let mut count = 0;
+        if let Some(results) = array(&results) {
+            for form in results.iter() {
+                let loaded = Loaded::from_js(form).map_err(|p| error::to_js(&p, true))?;
+                self.insert(loaded);
+                count += 1;
+            }
         }
-        if results.length() as usize >= SEARCH_PAGE {
+        if count >= SEARCH_PAGE {
             Ok(self.search_request(skip + SEARCH_PAGE))
         } else {
             self.started();
@@ -719,7 +723,7 @@ impl Client {
         }
     }
 
-    /// The flush lease ([`Driver::lease`]).
+    /// The flush lease ([`crate::driver::op::LEASE_TAKE`] and after): `0` takes, `1` checks, `2` gives back.
     pub fn lease(&self, step: u32) -> bool {
         lock::lease(&self.store, &self.tab, step, now())
     }
@@ -773,7 +777,7 @@ impl Client {
 
     // ---- Page life -------------------------------------------------------
 
-    /// A tick or a page event ([`Driver::on`]).
+    /// A tick or a page event ([`crate::driver::op::EVENT`]).
     pub fn page_event(&self, event: &str) {
         match event {
             "tick" => self.tick(),
@@ -885,31 +889,19 @@ impl Client {
     // ---- Page events -----------------------------------------------------
 
     /// Adds a listener of `sync` or `error`.
-    pub fn on(&self, name: &str, listener: Function) {
-        self.listeners
-            .borrow_mut()
-            .push((name.to_owned(), listener));
+    pub fn on(&self, name: &JsValue, listener: &JsValue) {
+        driver::listen_to(&self.listeners, name, listener);
     }
 
     /// Removes a listener added by [`Client::on`].
-    pub fn off(&self, name: &str, listener: &Function) {
-        self.listeners
-            .borrow_mut()
-            .retain(|(n, f)| !(n == name && f == listener));
+    pub fn off(&self, name: &JsValue, listener: &JsValue) {
+        driver::unlisten(&self.listeners, name, listener);
     }
 
+    /// Calls every listener of `name` with `payload` (one that throws does
+    /// not stop the others, nor the SDK).
     fn emit(&self, name: &str, payload: &JsValue) {
-        let listeners: Vec<Function> = self
-            .listeners
-            .borrow()
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, f)| f.clone())
-            .collect();
-        for f in listeners {
-            // A throwing listener must not break the SDK.
-            let _ = f.call1(&JsValue::UNDEFINED, payload);
-        }
+        driver::emit(&self.listeners, name, payload);
     }
 }
 

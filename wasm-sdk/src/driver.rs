@@ -1,33 +1,44 @@
 //! The asynchronous half of the client. `js/glue.js` does the waiting
 //! (requests, the flush lock, timers, page events, the queue's microtask
-//! write) and, at each step, calls back into a [`Driver`]: one synchronous
+//! write) and, at each step, calls back [`Driver::step`]: one synchronous
 //! call per decision, made by the [`Client`]. No Rust future runs in the
 //! package: an async executor and its promise plumbing would weigh more
 //! than the client itself.
 
 use alloc::rc::{Rc, Weak};
 
-use js_sys::{Function, Promise};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
 
 #[wasm_bindgen(module = "/js/glue.js")]
 extern "C" {
-    /// Runs `request`, then each next request [`Driver::loaded`] gives;
+    /// Runs `request`, then each next request [`op::LOADED`] gives;
     /// resolves with `value` (rejects with the `MynaError` it throws).
     pub fn load(driver: &JsValue, request: &JsValue, value: JsValue) -> Promise;
 
     /// After the previous flush of this driver and holding the flush lock
-    /// `lock`: the requests of [`Driver::deliver`], then [`Driver::done`].
+    /// `lock`: the requests of [`op::DELIVER`], then [`op::DONE`].
     pub fn flush(driver: &JsValue, lock: &str) -> Promise;
 
-    /// Calls [`Driver::persist`] in a microtask.
+    /// Calls [`op::PERSIST`] in a microtask.
     pub fn later(driver: &JsValue);
 
-    /// Calls [`Driver::on`] every `ms` (`"tick"`) and at page events; the
+    /// Calls [`op::EVENT`] every `ms` (`"tick"`) and at page events; the
     /// function that stops them.
     pub fn listen(driver: &JsValue, ms: f64) -> Function;
+
+    /// Adds `listener` of event `name` to the page's `listeners`.
+    #[wasm_bindgen(js_name = listenTo)]
+    pub fn listen_to(listeners: &Array, name: &JsValue, listener: &JsValue);
+
+    /// Removes every `listener` of `name` from `listeners`.
+    pub fn unlisten(listeners: &Array, name: &JsValue, listener: &JsValue);
+
+    /// Calls each listener of `name` with `payload`, in order; one that
+    /// throws does not stop the others.
+    pub fn emit(listeners: &Array, name: &str, payload: &JsValue);
 }
 
 /// The client as `js/glue.js` sees it. It holds the client weakly: a page
@@ -49,58 +60,64 @@ impl Driver {
     }
 }
 
+/// What [`Driver::step`] is asked to do (`js/glue.js` names them alike).
+pub mod op {
+    /// `arg`: the answer to a load request, `request`: that request. The
+    /// next request (a next search page), or `undefined`; throws the
+    /// `MynaError` of a failed load.
+    pub const LOADED: u32 = 0;
+    /// `arg`: the answer to the last request of a flush (`undefined` at its
+    /// start). The next request, or `undefined` when the run is over.
+    pub const DELIVER: u32 = 1;
+    /// The end of a flush: its counts; throws the error of the attempt that
+    /// failed.
+    pub const DONE: u32 = 2;
+    /// The flush lease where Web Locks are missing: take it if free (whether
+    /// it did)…
+    pub const LEASE_TAKE: u32 = 3;
+    /// …whether it is still ours…
+    pub const LEASE_HELD: u32 = 4;
+    /// …give it back.
+    pub const LEASE_GIVE: u32 = 5;
+    /// Write the queue (the microtask after events were queued).
+    pub const PERSIST: u32 = 6;
+    /// `arg`: a tick (`"tick"`) or a page event: `pagehide`, `freeze`,
+    /// `hidden` and `visible` (visibility changes), `pageshow`, `storage`,
+    /// `online`.
+    pub const EVENT: u32 = 7;
+}
+
 #[wasm_bindgen]
 impl Driver {
-    /// Takes the answer to a load request; the next request (a next search
-    /// page), or `undefined` when the load is complete.
+    /// One step: the operation [`op`]`::…` with its arguments; what it
+    /// gives (`undefined` for steps that give nothing, booleans for the
+    /// lease), or the `MynaError` it throws.
     #[wasm_bindgen(skip_typescript)]
-    pub fn loaded(&self, answer: JsValue, request: JsValue) -> Result<JsValue, JsValue> {
-        match self.client() {
-            Some(c) => c.loaded(&answer, &request),
-            None => Ok(JsValue::UNDEFINED),
-        }
-    }
-
-    /// One step of a flush: takes the answer to the last request (`undefined`
-    /// at the start); the next request, or `undefined` when the run is over.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn deliver(&self, answer: JsValue) -> JsValue {
-        match self.client() {
-            Some(c) => c.deliver(&answer),
-            None => JsValue::UNDEFINED,
-        }
-    }
-
-    /// The end of a flush: its counts, or the error of the attempt that failed.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn done(&self) -> Result<JsValue, JsValue> {
-        match self.client() {
-            Some(c) => c.done(),
-            None => Ok(JsValue::UNDEFINED),
-        }
-    }
-
-    /// The flush lease where Web Locks are missing: `0` takes it if free
-    /// (whether it did), `1` whether it is still ours, `2` gives it back.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn lease(&self, step: u32) -> bool {
-        self.client().is_none_or(|c| c.lease(step))
-    }
-
-    /// Writes the queue (the microtask after events were queued).
-    #[wasm_bindgen(skip_typescript)]
-    pub fn persist(&self) {
-        if let Some(c) = self.client() {
-            c.persist();
-        }
-    }
-
-    /// A tick (`"tick"`) or a page event: `pagehide`, `freeze`, `hidden` and
-    /// `visible` (visibility changes), `pageshow`, `storage`, `online`.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, event: &str) {
-        if let Some(c) = self.client() {
-            c.page_event(event);
-        }
+    pub fn step(&self, op: u32, arg: JsValue, request: JsValue) -> Result<JsValue, JsValue> {
+        let Some(c) = self.client() else {
+            // A client the page dropped: its lease counts as taken, so a
+            // waiting flush ends instead of polling forever.
+            let lease = (op::LEASE_TAKE..=op::LEASE_GIVE).contains(&op);
+            return Ok(if lease {
+                JsValue::TRUE
+            } else {
+                JsValue::UNDEFINED
+            });
+        };
+        Ok(match op {
+            op::LOADED => return c.loaded(&arg, &request),
+            op::DELIVER => c.deliver(&arg),
+            op::DONE => return c.done(),
+            op::LEASE_TAKE..=op::LEASE_GIVE => c.lease(op - op::LEASE_TAKE).into(),
+            op::PERSIST => {
+                c.persist();
+                JsValue::UNDEFINED
+            }
+            op::EVENT => {
+                c.page_event(&arg.as_string().unwrap_or_default());
+                JsValue::UNDEFINED
+            }
+            _ => JsValue::UNDEFINED,
+        })
     }
 }

@@ -127,7 +127,7 @@ impl Myna {
         #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: &str,
         #[wasm_bindgen(unchecked_param_type = "MynaListener")] listener: Function,
     ) {
-        self.client.on(event, listener);
+        self.client.on(&event.into(), &listener);
     }
 
     /// Stops calling a listener added with `on`.
@@ -136,7 +136,7 @@ impl Myna {
         #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: &str,
         #[wasm_bindgen(unchecked_param_type = "MynaListener")] listener: Function,
     ) {
-        self.client.off(event, &listener);
+        self.client.off(&event.into(), &listener);
     }
 
     /// How many events this page has queued (not yet confirmed by the server).
@@ -161,15 +161,15 @@ pub struct Experiment {
 #[wasm_bindgen]
 impl Experiment {
     /// The experiment's uuid.
-    #[wasm_bindgen(getter)]
-    pub fn uuid(&self) -> String {
-        self.uuid.clone()
+    #[wasm_bindgen(getter, unchecked_return_type = "string")]
+    pub fn uuid(&self) -> JsValue {
+        self.uuid.as_str().into()
     }
 
     /// The experiment's name.
-    #[wasm_bindgen(getter)]
-    pub fn name(&self) -> Result<String, JsValue> {
-        self.client.with(&self.uuid, |e| e.name.clone())
+    #[wasm_bindgen(getter, unchecked_return_type = "string")]
+    pub fn name(&self) -> Result<JsValue, JsValue> {
+        self.client.with(&self.uuid, |e| e.name.as_str().into())
     }
 
     /// The experiment's settings object.

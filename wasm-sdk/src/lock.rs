@@ -6,7 +6,7 @@
 
 use alloc::string::String;
 
-use crate::queue::push_decimal;
+use crate::queue::{parse_decimal, push_decimal};
 use crate::storage::{Store, keys};
 
 /// How long a lease lasts without renewal (ms).
@@ -44,8 +44,9 @@ pub fn encode(tab: &str, until_ms: f64) -> String {
 
 /// Reads a stored lease.
 pub fn parse(text: &str) -> Option<(&str, f64)> {
-    let (owner, until) = text.split_once(' ')?;
-    Some((owner, until.parse::<u64>().ok()? as f64))
+    let at = text.bytes().position(|b| b == b' ')?;
+    let (owner, until) = text.split_at_checked(at)?;
+    Some((owner, parse_decimal(until.get(1..)?)? as f64))
 }
 
 /// Whether `tab` may take the lease at `now_ms`: free, expired, or its own.

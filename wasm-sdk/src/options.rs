@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use js_sys::Array;
 use myna_core::{Code, Message, Problem};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::experiment::get;
@@ -96,7 +97,7 @@ pub fn read(value: &JsValue) -> Result<Options, Problem> {
         }
     };
     let options = Options {
-        api_root: api_root.trim_end_matches('/').to_owned(),
+        api_root: without_trailing_slashes(&api_root).to_owned(),
         api_key,
         transport,
         batch_size: number(value, "batchSize", 20.0, &mut problems) as usize,
@@ -112,6 +113,15 @@ pub fn read(value: &JsValue) -> Result<Options, Problem> {
     } else {
         Err(Problem::many(problems))
     }
+}
+
+/// `text` without its trailing `/`s (`trim_end_matches('/')`, smaller).
+fn without_trailing_slashes(text: &str) -> &str {
+    let mut end = text.len();
+    while end > 0 && text.as_bytes()[end - 1] == b'/' {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or(text)
 }
 
 fn string(
@@ -176,7 +186,7 @@ fn snapshots(value: &JsValue, problems: &mut Vec<Message>) -> Option<Array> {
         get(&field, "results")
     };
     if Array::is_array(&list) {
-        Some(Array::from(&list))
+        Some(list.unchecked_into())
     } else {
         problems.push(Message::at(
             Code::InvalidType,

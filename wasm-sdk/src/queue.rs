@@ -133,6 +133,22 @@ pub fn write_event(out: &mut String, event: &Event, number: Number) {
     out.push('}');
 }
 
+/// Reads a decimal integer: ASCII digits only (no sign, no spaces), `None`
+/// when empty or over `u64` (what `str::parse::<u64>` accepts, smaller).
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in text.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
 /// Appends `n` in decimal (what `to_string` writes, without `core::fmt`).
 pub fn push_decimal(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
@@ -489,6 +505,23 @@ mod tests {
             let mut out = String::from("x");
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn decimals_are_read_as_str_parse_reads_them() {
+        for text in [
+            "0",
+            "7",
+            "0012",
+            "18446744073709551615",
+            "18446744073709551616",
+            "",
+        ] {
+            assert_eq!(parse_decimal(text), text.parse::<u64>().ok(), "{text:?}");
+        }
+        for text in ["+1", "-1", " 1", "1 ", "1.5", "x"] {
+            assert_eq!(parse_decimal(text), None, "{text:?}");
         }
     }
 

@@ -3,6 +3,8 @@
 
 use myna_core::Problem;
 
+use crate::queue::parse_decimal;
+
 /// First retry delay, in milliseconds.
 pub const BASE_MS: f64 = 1_000.0;
 /// Longest delay between retries, in milliseconds.
@@ -64,7 +66,7 @@ pub fn retry_after_ms(
     let header = header.trim();
     if !header.is_empty() && header.bytes().all(|b| b.is_ascii_digit()) {
         // Integer parsing: f64 parsing would add some 5 KB to the wasm.
-        return header.parse::<u64>().ok().map(|s| s as f64 * 1000.0);
+        return parse_decimal(header).map(|s| s as f64 * 1000.0);
     }
     parse_date(header).map(|at| (at - now_ms).max(0.0))
 }

@@ -59,10 +59,11 @@ impl Store {
 
     /// Every key starting with `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        stored_keys(prefix)
-            .iter()
-            .filter_map(|k| k.as_string())
-            .collect()
+        let mut keys = Vec::new();
+        for key in stored_keys(prefix).iter() {
+            keys.extend(key.as_string());
+        }
+        keys
     }
 
     /// The key of a tab's queue.
@@ -111,36 +112,34 @@ pub mod keys {
 pub fn read_stored(text: &str) -> Option<Stored> {
     let value = js_sys::JSON::parse(text).ok()?;
     let heartbeat = get(&value, "t").as_f64()?;
-    let listed = get(&value, "q");
-    if !Array::is_array(&listed) {
-        return None;
-    }
-    let batches = Array::from(&listed)
-        .iter()
-        .filter_map(|entry| {
-            let body = get(&entry, "b");
-            let events = get(&body, "events");
-            let events = if Array::is_array(&events) {
-                Array::from(&events)
-                    .iter()
-                    .filter_map(|e| read_event(&e))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            Some(StoredBatch {
-                experiment: get(&entry, "e").as_string()?,
+    let mut batches = Vec::new();
+    for entry in array(&get(&value, "q"))?.iter() {
+        let body = get(&entry, "b");
+        let mut events = Vec::new();
+        if let Some(listed) = array(&get(&body, "events")) {
+            for e in listed.iter() {
+                events.extend(read_event(&e));
+            }
+        }
+        if let Some(experiment) = get(&entry, "e").as_string() {
+            batches.push(StoredBatch {
+                experiment,
                 sealed: get(&entry, "s").as_bool().unwrap_or(false),
                 id: get(&body, "batch").as_string().and_then(|t| parse_uuid(&t)),
                 events,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     Some(Stored {
         heartbeat,
         released: get(&value, "r").as_bool().unwrap_or(false),
         batches,
     })
+}
+
+/// `value` as an array, if it is one (`Array.isArray`: arrays of any realm).
+pub fn array(value: &JsValue) -> Option<&Array> {
+    Array::is_array(value).then(|| value.unchecked_ref())
 }
 
 fn read_event(e: &JsValue) -> Option<Event> {

@@ -6,13 +6,13 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use js_sys::Array;
 use myna_core::{Code, Message, Problem};
 use wasm_bindgen::prelude::*;
 
 use crate::experiment::get;
 use crate::queue::push_decimal;
 use crate::retry::{self, Fate};
+use crate::storage::array;
 
 #[wasm_bindgen(module = "/js/glue.js")]
 extern "C" {
@@ -39,11 +39,7 @@ extern "C" {
 
 /// The `tag` a request carries.
 pub fn request_tag(request: &JsValue) -> JsValue {
-    if Array::is_array(request) {
-        Array::from(request).get(5)
-    } else {
-        JsValue::UNDEFINED
-    }
+    array(request).map_or(JsValue::UNDEFINED, |r| r.get(5))
 }
 
 /// What an answer means for the request that got it.
@@ -66,7 +62,7 @@ pub struct Verdict {
 /// status), or `"network"` / `"timeout"` when no answer came
 /// ([`Code::Network`], [`Code::Timeout`]).
 pub fn verdict(answer: &JsValue) -> Verdict {
-    if !Array::is_array(answer) {
+    let Some(answer) = array(answer) else {
         let timeout = answer.as_string().as_deref() == Some("timeout");
         let (code, message) = if timeout {
             (Code::Timeout, "The server did not answer in time.")
@@ -80,8 +76,7 @@ pub fn verdict(answer: &JsValue) -> Verdict {
             from_server: false,
             retry_after: None,
         };
-    }
-    let answer = Array::from(answer);
+    };
     let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
     let body = answer.get(1);
     let retry_after = answer.get(2).as_string().and_then(|h| {
@@ -116,24 +111,19 @@ pub fn problem_of(body: &JsValue) -> Option<Problem> {
     if !(100.0..600.0).contains(&status) {
         return None;
     }
-    let listed = get(body, "messages");
-    let messages = if Array::is_array(&listed) {
-        Array::from(&listed)
-            .iter()
-            .map(|m| {
-                let code = get(&m, "typename")
-                    .as_string()
-                    .and_then(|t| Code::from_typename(&t))
-                    .unwrap_or(Code::Internal);
-                let mut message =
-                    Message::new(code, get(&m, "message").as_string().unwrap_or_default());
-                message.path = get(&m, "path").as_string();
-                message
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut messages = Vec::new();
+    if let Some(listed) = array(&get(body, "messages")) {
+        for m in listed.iter() {
+            let code = get(&m, "typename")
+                .as_string()
+                .and_then(|t| Code::from_typename(&t))
+                .unwrap_or(Code::Internal);
+            let mut message =
+                Message::new(code, get(&m, "message").as_string().unwrap_or_default());
+            message.path = get(&m, "path").as_string();
+            messages.push(message);
+        }
+    }
     Some(Problem {
         status: status as u16,
         messages,
