@@ -47,7 +47,8 @@ pub struct FirstAccount {
 
 /// On an empty database, creates the first account from `email` and
 /// `password` (`MYNA_ADMIN_EMAIL`, `MYNA_ADMIN_PASSWORD`), generating what is
-/// missing; `None` when accounts already exist.
+/// missing; `None` when accounts already exist (or another instance on the
+/// same database has just created the first).
 pub async fn bootstrap(
     storage: &dyn Storage,
     passwords: &Passwords,
@@ -68,7 +69,13 @@ pub async fn bootstrap(
             (password.clone(), Some(password))
         }
     };
-    let account = create_account(storage, passwords, &email, &password, now_ms).await?;
+    let account = match create_account(storage, passwords, &email, &password, now_ms).await {
+        Ok(account) => account,
+        // Several instances started at once on one empty database: another
+        // created the first account a moment ago.
+        Err(problem) if problem.code() == Code::Conflict => return Ok(None),
+        Err(problem) => return Err(problem),
+    };
     Ok(Some(FirstAccount {
         email: account.email,
         generated_password,

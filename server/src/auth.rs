@@ -254,6 +254,13 @@ impl Keys {
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
         known.remove(&key);
     }
+
+    /// Forgets every key (another instance may have deleted some): each is
+    /// read from storage again at its next use.
+    pub fn clear(&self) {
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        known.clear();
+    }
 }
 
 /// Checks credentials; the caller, or a 401 problem.

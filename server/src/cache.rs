@@ -5,9 +5,12 @@
 //! load with an API key gets) is kept until the weights change.
 //!
 //! Only the commit writer changes it (see `commit.rs`), in the same order as
-//! it changes the database, so the two always agree.
+//! it changes the database, so the two always agree. When other instances
+//! share the database (PostgreSQL), the writer also [`Cache::sync`]s it with
+//! the database every [`crate::state::SHARED_REFRESH`]: their experiments and
+//! counts arrive that way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use myna_core::weights::{WeightsConfig, weights};
@@ -160,6 +163,44 @@ impl Cache {
         map.remove(&uuid);
     }
 
+    /// Makes the cache equal `experiments` (everything the database holds):
+    /// new ones are added, missing ones forgotten, changed definitions
+    /// replaced (weights computed now); where only counts changed they are
+    /// taken, and the weights follow at their next refresh.
+    pub fn sync(&self, experiments: Vec<Experiment>, now_ms: i64) {
+        let mut seen = HashSet::with_capacity(experiments.len());
+        let mut added = Vec::new();
+        {
+            let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            for experiment in experiments {
+                seen.insert(experiment.uuid);
+                let Some(entry) = map.get(&experiment.uuid) else {
+                    added.push(experiment);
+                    continue;
+                };
+                let mut entry = lock(entry);
+                if *entry.experiment == experiment {
+                    continue;
+                }
+                if same_definition(&entry.experiment, &experiment) {
+                    entry.experiment = Arc::new(experiment);
+                    entry.counts_changed = true;
+                } else {
+                    *entry = Entry::new(experiment, &self.config, now_ms);
+                }
+            }
+        }
+        let added: Vec<_> = added
+            .into_iter()
+            .map(|e| (e.uuid, Entry::new(e, &self.config, now_ms)))
+            .collect();
+        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|uuid, _| seen.contains(uuid));
+        for (uuid, entry) in added {
+            map.insert(uuid, Arc::new(Mutex::new(entry)));
+        }
+    }
+
     /// Adds a committed batch's events to the counts; the weights follow at
     /// their next refresh. Events of variants that no longer exist are dropped.
     pub fn add(&self, uuid: Uuid, batch: &RecordBatch) {
@@ -176,6 +217,20 @@ impl Cache {
         }
         entry.counts_changed = true;
     }
+}
+
+/// Whether two states of an experiment differ only in their counts.
+fn same_definition(a: &Experiment, b: &Experiment) -> bool {
+    a.uuid == b.uuid
+        && a.account_id == b.account_id
+        && a.name == b.name
+        && a.visibility == b.visibility
+        && a.settings == b.settings
+        && a.variants.len() == b.variants.len()
+        && a.variants
+            .iter()
+            .zip(&b.variants)
+            .all(|(x, y)| x.id == y.id && x.name == y.name && x.settings == y.settings)
 }
 
 #[cfg(test)]
@@ -228,6 +283,46 @@ mod tests {
             .map(|s| s.weights.to_vec())
             .unwrap_or_default();
         assert!(later[0] > 0.9, "the rewarded variant leads: {later:?}");
+    }
+
+    #[test]
+    fn sync_takes_counts_definitions_and_deletions() {
+        let uuid = Uuid::from_u128(1);
+        let cache = Cache::new(vec![experiment()], WeightsConfig::default(), 0);
+        let summary = cache.summary(uuid, 0).unwrap_or_else(|| "".into());
+        // Unchanged: the summary is kept.
+        cache.sync(vec![experiment()], 10);
+        let again = cache.summary(uuid, 10).unwrap_or_else(|| "".into());
+        assert!(Arc::ptr_eq(&summary, &again));
+        // Counts from another instance: taken, weights follow at the refresh.
+        let mut counted = experiment();
+        counted.variants[1].views = 40;
+        counted.variants[1].total_reward = 40.0;
+        cache.sync(vec![counted], 20);
+        let snapshot = cache.snapshot(uuid, 20 + WEIGHTS_REFRESH_MS);
+        let weights = snapshot.as_ref().map(|s| s.weights.to_vec());
+        assert!(weights.as_ref().is_some_and(|w| w[1] > 0.9), "{weights:?}");
+        assert_eq!(snapshot.map(|s| s.experiment.variants[1].views), Some(40));
+        // A definition change (and a new experiment): taken at once.
+        let mut renamed = experiment();
+        renamed.name = "renamed".into();
+        let other = Experiment {
+            uuid: Uuid::from_u128(9),
+            ..experiment()
+        };
+        cache.sync(vec![renamed, other], 30);
+        assert_eq!(
+            cache.experiment(uuid).map(|e| e.name.clone()),
+            Some("renamed".into())
+        );
+        assert_eq!(
+            cache.snapshot(uuid, 30).map(|s| s.weights.to_vec()),
+            Some(vec![0.5, 0.5])
+        );
+        // Deleted elsewhere: forgotten.
+        cache.sync(vec![], 40);
+        assert!(cache.experiment(uuid).is_none());
+        assert!(cache.all(40).is_empty());
     }
 
     #[test]

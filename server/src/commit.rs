@@ -8,6 +8,12 @@
 //! answered only after the commit, so an answer means the events are durable.
 //! Definition changes (create, update, delete, reset) go through the same
 //! queue, one at a time.
+//!
+//! When other instances share the database (PostgreSQL), the writer also
+//! takes refresh jobs (the cache synced with the database, see
+//! `state.rs`), and reads an experiment afresh from the database before
+//! changing its definition, so a change made elsewhere moments ago is not
+//! undone.
 
 use std::sync::Arc;
 
@@ -63,6 +69,7 @@ type Reply<T> = oneshot::Sender<Result<T, Problem>>;
 enum Job {
     Record(Recording, Reply<bool>),
     Change(Change, Reply<Option<Arc<Experiment>>>),
+    Refresh(oneshot::Sender<Result<(), StorageError>>),
 }
 
 /// The handle through which requests reach the writer.
@@ -76,6 +83,7 @@ impl std::fmt::Debug for Job {
         match self {
             Job::Record(r, _) => write!(f, "Record({})", r.experiment),
             Job::Change(c, _) => write!(f, "Change({c:?})"),
+            Job::Refresh(_) => f.write_str("Refresh"),
         }
     }
 }
@@ -97,6 +105,7 @@ impl Committer {
     ) -> (Committer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let writer = Writer {
+            shared: storage.shared(),
             storage,
             cache,
             clock,
@@ -125,9 +134,23 @@ impl Committer {
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
+
+    /// Syncs the cache with the database (every experiment, definitions and
+    /// counts), in turn with the commits; for databases other instances share.
+    pub async fn refresh(&self) -> Result<(), StorageError> {
+        let unavailable = || StorageError::Unavailable("the commit writer stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Refresh(reply))
+            .await
+            .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())?
+    }
 }
 
 struct Writer {
+    /// Whether other instances write the same database.
+    shared: bool,
     storage: Arc<dyn Storage>,
     cache: Arc<Cache>,
     clock: Clock,
@@ -147,6 +170,9 @@ impl Writer {
             match job {
                 Job::Change(change, reply) => {
                     let _ = reply.send(self.change(change).await);
+                }
+                Job::Refresh(reply) => {
+                    let _ = reply.send(self.refresh().await);
                 }
                 Job::Record(recording, reply) => {
                     let mut events = recording.batch.events.len();
@@ -213,8 +239,31 @@ impl Writer {
         }
     }
 
+    async fn refresh(&self) -> Result<(), StorageError> {
+        let experiments = self.storage.experiments().await?;
+        self.cache.sync(experiments, self.clock.now_ms());
+        Ok(())
+    }
+
+    /// Takes one experiment's state from the database into the cache.
+    async fn reload(&self, uuid: Uuid) -> Result<(), StorageError> {
+        match self.storage.experiment(uuid).await? {
+            Some(experiment) => self.cache.put(experiment, self.clock.now_ms()),
+            None => self.cache.remove(uuid),
+        }
+        Ok(())
+    }
+
     async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
         let now = self.clock.now_ms();
+        if self.shared {
+            match &change {
+                Change::Create(_) => {}
+                Change::Update { uuid, .. }
+                | Change::Delete { uuid, .. }
+                | Change::Reset { uuid, .. } => self.reload(*uuid).await?,
+            }
+        }
         let owned = |uuid: Uuid, account: Uuid| {
             self.cache
                 .experiment(uuid)

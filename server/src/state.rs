@@ -1,5 +1,12 @@
 //! The application state every handler shares, and the background tasks
-//! (commit writer, pruning) that come with it.
+//! (commit writer, pruning, and on a shared database the refresh) that come
+//! with it.
+//!
+//! On a database other instances share (PostgreSQL), each instance refreshes
+//! its cache from the database every [`SHARED_REFRESH`]: definitions created,
+//! updated, reset or deleted elsewhere, and everyone's counts, arrive within
+//! that (so weights come from counts under a second old), and the API keys
+//! seen so far are read again (one deleted elsewhere stops working).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -17,6 +24,8 @@ use crate::storage::{BATCH_ID_RETENTION_MS, Storage, StorageError};
 
 /// How often expired tokens and old batch ids are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often an instance on a shared database syncs its cache with it.
+pub const SHARED_REFRESH: Duration = Duration::from_millis(500);
 
 /// What a server is started with, besides its storage.
 #[derive(Debug, Clone)]
@@ -56,7 +65,7 @@ pub struct Shared {
     /// Password hashing.
     pub passwords: Passwords,
     /// API keys seen so far.
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
     /// Origins browsers may call from.
     pub origins: Origins,
 }
@@ -83,6 +92,7 @@ impl Deref for AppState {
 pub struct Background {
     writer: JoinHandle<()>,
     pruner: JoinHandle<()>,
+    refresher: Option<JoinHandle<()>>,
 }
 
 impl Background {
@@ -90,6 +100,11 @@ impl Background {
     /// once every [`AppState`] clone is dropped) and stops pruning.
     pub async fn finish(self) {
         self.pruner.abort();
+        if let Some(refresher) = self.refresher {
+            // It holds a committer handle: gone before the writer can stop.
+            refresher.abort();
+            let _ = refresher.await;
+        }
         if let Err(error) = self.writer.await {
             tracing::error!(%error, "commit writer failed");
         }
@@ -110,16 +125,27 @@ impl AppState {
         let (committer, writer) =
             Committer::start(storage.clone(), cache.clone(), options.clock.clone());
         let pruner = tokio::spawn(prune(storage.clone(), options.clock.clone()));
+        let keys = Arc::new(Keys::default());
+        let refresher = storage
+            .shared()
+            .then(|| tokio::spawn(refresh(committer.clone(), keys.clone())));
         let state = AppState(Arc::new(Shared {
             storage,
             cache,
             committer,
             clock: options.clock,
             passwords: options.passwords,
-            keys: Keys::default(),
+            keys,
             origins: options.origins,
         }));
-        Ok((state, Background { writer, pruner }))
+        Ok((
+            state,
+            Background {
+                writer,
+                pruner,
+                refresher,
+            },
+        ))
     }
 
     /// Now, in epoch milliseconds.
@@ -140,6 +166,32 @@ async fn prune(storage: Arc<dyn Storage>, clock: Clock) {
         match storage.prune_tokens(now).await {
             Ok(n) => tracing::debug!(pruned = n, "expired tokens pruned"),
             Err(error) => tracing::warn!(%error, "pruning tokens failed"),
+        }
+    }
+}
+
+/// Syncs the cache with a shared database every [`SHARED_REFRESH`], through
+/// the commit writer (in turn with the commits, so it never goes back). A
+/// failure is logged once until the database answers again.
+async fn refresh(committer: Committer, keys: Arc<Keys>) {
+    let mut every = tokio::time::interval(SHARED_REFRESH);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        every.tick().await;
+        match committer.refresh().await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("refreshing from the database works again");
+                    failing = false;
+                }
+                keys.clear();
+            }
+            Err(error) if !failing => {
+                tracing::warn!(%error, "refreshing from the database failed; retrying");
+                failing = true;
+            }
+            Err(error) => tracing::debug!(%error, "refreshing from the database failed"),
         }
     }
 }
