@@ -10,6 +10,7 @@
 //! - [`auth`]: API keys, Basic (argon2id), Bearer tokens, the access rules;
 //! - [`request`]: query parameters, bodies (1 MiB), path uuids;
 //! - [`cors`]: preflights and allowed origins;
+//! - [`dashboard`]: the site owners' web pages (session cookie, no script);
 //! - [`cache`]: experiments in memory, weights refreshed at most every 250 ms;
 //! - [`commit`]: the writer task and its group commits;
 //! - [`storage`]: the storage trait and its SQLite implementation;
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod commit;
 pub mod config;
 pub mod cors;
+pub mod dashboard;
 pub mod request;
 pub mod routes;
 pub mod serve;

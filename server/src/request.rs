@@ -15,7 +15,12 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Parses the query string (percent-decoding; invalid UTF-8 is replaced).
     pub fn of(request: &Request) -> Params {
-        let query = request.uri().query().unwrap_or_default();
+        Params::parse(request.uri().query().unwrap_or_default())
+    }
+
+    /// Parses `application/x-www-form-urlencoded` text (a query string or a
+    /// form body).
+    pub fn parse(query: &str) -> Params {
         Params(
             query
                 .split('&')
@@ -26,6 +31,14 @@ impl Params {
                 })
                 .collect(),
         )
+    }
+
+    /// Every value of parameter `name`, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of parameter `name`.

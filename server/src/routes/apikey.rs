@@ -16,6 +16,21 @@ fn answer(key: &ApiKey) -> serde_json::Value {
     api_key_answer(key.uuid, key.name.as_deref(), key.created_ms)
 }
 
+/// Deletes `account`'s API key and forgets it from the key cache, so it
+/// stops working at once; false if the account has no such key. Shared by
+/// the API and the dashboard.
+pub(crate) async fn revoke_api_key(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+) -> Result<bool, Problem> {
+    if !state.storage.delete_api_key(account, uuid).await? {
+        return Ok(false);
+    }
+    state.keys.forget(uuid);
+    Ok(true)
+}
+
 /// `POST /v2/apikey` (optional body `{ "name": "…" }`) →
 /// `{ "typename": "apikey", "uuid", "name"?, "created" }`.
 #[handler]
@@ -61,10 +76,9 @@ pub async fn delete(
         let account = caller(state, request, None).await?.owner()?;
         let missing = || Problem::new(Code::NotFound, "There is no such API key.");
         let uuid = Uuid::parse_str(&uuid).map_err(|_| missing())?;
-        if !state.storage.delete_api_key(account, uuid).await? {
+        if !revoke_api_key(state, account, uuid).await? {
             return Err(missing());
         }
-        state.keys.forget(uuid);
         Ok(ok_answer().to_string())
     }
     .await;

@@ -54,6 +54,63 @@ pub(super) fn visible(
         .ok_or_else(|| Problem::unknown_experiment(&uuid.to_string()))
 }
 
+/// Creates an experiment from a create body (core's `parse_create`) for
+/// `account`; its uuid. Shared by the API and the dashboard.
+pub(crate) async fn create_experiment(
+    state: &AppState,
+    account: Uuid,
+    body: &[u8],
+) -> Result<Uuid, Problem> {
+    let experiment = parse_create(body)?.into_experiment(Uuid::new_v4(), account);
+    let uuid = experiment.uuid;
+    state.committer.change(Change::Create(experiment)).await?;
+    Ok(uuid)
+}
+
+/// Applies an update body (core's `apply_update`, in the commit writer) to
+/// `account`'s experiment. Shared by the API and the dashboard.
+pub(crate) async fn update_experiment(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+    body: Vec<u8>,
+) -> Result<(), Problem> {
+    let change = Change::Update {
+        uuid,
+        account,
+        body,
+    };
+    state.committer.change(change).await?;
+    Ok(())
+}
+
+/// Deletes `account`'s experiment. Shared by the API and the dashboard.
+pub(crate) async fn delete_experiment(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+) -> Result<(), Problem> {
+    state
+        .committer
+        .change(Change::Delete { uuid, account })
+        .await?;
+    Ok(())
+}
+
+/// Zeroes the counts of `account`'s experiment. Shared by the API and the
+/// dashboard.
+pub(crate) async fn reset_experiment(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+) -> Result<(), Problem> {
+    state
+        .committer
+        .change(Change::Reset { uuid, account })
+        .await?;
+    Ok(())
+}
+
 /// `GET /v2/experiment/{uuid}` (JSONP with `callback`, `apikey` accepted).
 #[handler]
 pub async fn read(
@@ -120,9 +177,7 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
     let result = async {
         let account = caller(state, request, None).await?.owner()?;
         let body = read_body(request, body).await?;
-        let experiment = parse_create(&body)?.into_experiment(Uuid::new_v4(), account);
-        let uuid = experiment.uuid;
-        state.committer.change(Change::Create(experiment)).await?;
+        let uuid = create_experiment(state, account, &body).await?;
         read_form(state, Caller::Owner { account }, uuid)
     }
     .await;
@@ -143,12 +198,7 @@ pub async fn update(
         let uuid = experiment_uuid(&uuid)?;
         visible(state, caller, uuid)?;
         let body = read_body(request, body).await?;
-        let change = Change::Update {
-            uuid,
-            account,
-            body,
-        };
-        state.committer.change(change).await?;
+        update_experiment(state, account, uuid, body).await?;
         read_form(state, caller, uuid)
     }
     .await;
@@ -164,11 +214,7 @@ pub async fn delete(
 ) -> Response {
     let result = async {
         let account = caller(state, request, None).await?.owner()?;
-        let uuid = experiment_uuid(&uuid)?;
-        state
-            .committer
-            .change(Change::Delete { uuid, account })
-            .await?;
+        delete_experiment(state, account, experiment_uuid(&uuid)?).await?;
         Ok(ok_answer().to_string())
     }
     .await;
@@ -185,10 +231,7 @@ pub async fn reset(
     let result = async {
         let account = caller(state, request, None).await?.owner()?;
         let uuid = experiment_uuid(&uuid)?;
-        state
-            .committer
-            .change(Change::Reset { uuid, account })
-            .await?;
+        reset_experiment(state, account, uuid).await?;
         read_form(state, Caller::Owner { account }, uuid)
     }
     .await;

@@ -10,10 +10,11 @@ use poem::{Endpoint, EndpointExt, Request, Route, get, post};
 use crate::answer::{Format, error_response, problem_response};
 use crate::auth::{self, Caller, Credentials};
 use crate::cors::Cors;
+use crate::dashboard;
 use crate::state::AppState;
 
-mod apikey;
-mod experiment;
+pub(crate) mod apikey;
+pub(crate) mod experiment;
 mod health;
 mod record;
 mod user;
@@ -49,9 +50,10 @@ pub fn app(state: AppState) -> impl Endpoint {
             async move { error_response(&error, now) }
         })
         .with(Cors::new(state.origins.clone(), clock.clone()));
-    Route::new()
+    let api = Route::new()
         .nest("/v2", v2)
-        .at("/healthz", get(health::healthz))
+        .at("/healthz", get(health::healthz));
+    dashboard::routes(api)
         .data(state)
         .catch_all_error(move |error| {
             let now = clock.now_ms();

@@ -1,0 +1,355 @@
+//! The experiment page's charts, rendered on the server as SVG (no script):
+//! each variant's weight and conversion rate over time, from the hourly
+//! totals. At each hour the counts are the cumulative ones up to and
+//! including that hour; the weight is core's `weights` of those counts and
+//! the rate their cumulative reward over cumulative views.
+
+use std::fmt::Write as _;
+
+use myna_core::Experiment;
+use myna_core::weights::{Arm, WeightsConfig, weights};
+
+use super::html::{self, esc};
+use crate::storage::HourTotals;
+
+/// Most points a line gets: longer histories are sampled evenly (the last
+/// hour always kept), so a page stays quick whatever the experiment's age.
+const MAX_POINTS: usize = 240;
+
+/// Line colours (Okabe–Ito, distinguishable with colour-blindness), each
+/// line also dashed differently.
+pub const COLORS: [&str; 7] = [
+    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000",
+];
+const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
+
+/// The colour of the variant at `index`.
+pub fn color(index: usize) -> &'static str {
+    COLORS[index % COLORS.len()]
+}
+
+fn dash(index: usize) -> &'static str {
+    DASHES[(index / COLORS.len() + index) % DASHES.len()]
+}
+
+/// Cumulative series for every variant of an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// The hours (epoch milliseconds of their start), ascending.
+    pub hours: Vec<i64>,
+    /// Per variant (experiment order): the weight at each hour.
+    pub weights: Vec<Vec<f64>>,
+    /// Per variant: the conversion rate at each hour (`None` before any view).
+    pub rates: Vec<Vec<Option<f64>>>,
+}
+
+/// The history of `experiment` from its hourly totals.
+pub fn history(experiment: &Experiment, hourly: &[HourTotals], config: &WeightsConfig) -> History {
+    let mut hours: Vec<i64> = hourly.iter().map(|h| h.hour_ms).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let k = experiment.variants.len();
+    // Per hour, per variant: that hour's views and reward.
+    let mut per_hour = vec![vec![(0u64, 0.0f64); k]; hours.len()];
+    for h in hourly {
+        let Some(v) = experiment.variants.iter().position(|v| v.id == h.variant) else {
+            continue;
+        };
+        if let Ok(i) = hours.binary_search(&h.hour_ms) {
+            per_hour[i][v].0 += h.views;
+            per_hour[i][v].1 += h.total_reward;
+        }
+    }
+    let keep = sample(hours.len());
+    let mut out = History {
+        hours: Vec::with_capacity(keep.len()),
+        weights: vec![Vec::with_capacity(keep.len()); k],
+        rates: vec![Vec::with_capacity(keep.len()); k],
+    };
+    let mut arms = vec![Arm::default(); k];
+    let mut next = keep.iter().peekable();
+    for (i, hour) in per_hour.iter().enumerate() {
+        for (arm, &(views, reward)) in arms.iter_mut().zip(hour) {
+            arm.views = arm.views.saturating_add(views);
+            arm.total_reward += reward;
+        }
+        if next.peek() != Some(&&i) {
+            continue;
+        }
+        next.next();
+        out.hours.push(hours[i]);
+        for (v, w) in weights(&arms, config).into_iter().enumerate() {
+            out.weights[v].push(w);
+        }
+        for (v, arm) in arms.iter().enumerate() {
+            out.rates[v].push(myna_core::stats::conversion_rate(
+                arm.views,
+                arm.total_reward,
+            ));
+        }
+    }
+    out
+}
+
+/// Indices of at most [`MAX_POINTS`] of `n` hours, evenly spread, the last kept.
+fn sample(n: usize) -> Vec<usize> {
+    if n <= MAX_POINTS {
+        return (0..n).collect();
+    }
+    let mut out: Vec<usize> = (0..MAX_POINTS)
+        .map(|i| i * (n - 1) / (MAX_POINTS - 1))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// One line of a chart.
+pub struct Line<'a> {
+    /// The variant's name (escaped here).
+    pub label: &'a str,
+    /// Its index (colour and dash).
+    pub index: usize,
+    /// A value per hour, `None` where there is none.
+    pub values: Vec<Option<f64>>,
+}
+
+const WIDTH: f64 = 480.0;
+const HEIGHT: f64 = 280.0;
+const LEFT: f64 = 46.0;
+const RIGHT: f64 = 10.0;
+const TOP: f64 = 14.0;
+const BOTTOM: f64 = 34.0;
+
+/// A round upper bound for a y axis showing values up to `max` (for rates).
+pub fn nice_max(max: f64) -> f64 {
+    if !(max.is_finite() && max > 0.0) {
+        return 1.0;
+    }
+    for step in [
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0,
+    ] {
+        if max <= step {
+            return step;
+        }
+    }
+    1.0
+}
+
+/// A line chart (values in `[0, y_max]`, shown as percentages) of `lines`
+/// over `hours`, with a title and description for assistive technology.
+pub fn line_chart(
+    id: &str,
+    title: &str,
+    description: &str,
+    hours: &[i64],
+    lines: &[Line<'_>],
+    y_max: f64,
+) -> String {
+    let mut svg = String::with_capacity(4096);
+    let _ = write!(
+        svg,
+        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
+         aria-labelledby=\"{id}-t {id}-d\" preserveAspectRatio=\"xMidYMid meet\">\
+         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
+        esc(title),
+        esc(description)
+    );
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + plot_h * (1.0 - (v / y_max).clamp(0.0, 1.0));
+    let (first, last) = (
+        hours.first().copied().unwrap_or(0),
+        hours.last().copied().unwrap_or(0),
+    );
+    let span = (last - first).max(1) as f64;
+    let x = |h: i64| {
+        if hours.len() <= 1 {
+            LEFT + plot_w / 2.0
+        } else {
+            LEFT + plot_w * (h - first) as f64 / span
+        }
+    };
+    // Grid lines and y labels: five steps.
+    for i in 0..=4 {
+        let v = y_max * f64::from(i) / 4.0;
+        let yy = y(v);
+        let _ = write!(
+            svg,
+            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#d8dee9\" stroke-width=\"1\"/>\
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0,
+            axis_percent(v, y_max)
+        );
+    }
+    // X labels: first and last hour (and the middle when there is room).
+    let base = HEIGHT - BOTTOM + 18.0;
+    if let (Some(&a), Some(&b)) = (hours.first(), hours.last()) {
+        if a == b {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{base}\" text-anchor=\"middle\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
+                x(a),
+                esc(&html::time(a))
+            );
+        } else {
+            let _ = write!(
+                svg,
+                "<text x=\"{LEFT}\" y=\"{base}\" text-anchor=\"start\" font-size=\"13\" fill=\"#4b5563\">{}</text>\
+                 <text x=\"{}\" y=\"{base}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
+                esc(&html::time(a)),
+                WIDTH - RIGHT,
+                esc(&html::time(b))
+            );
+        }
+    }
+    for line in lines {
+        let color = color(line.index);
+        let dash = dash(line.index);
+        let dash_attr = if dash.is_empty() {
+            String::new()
+        } else {
+            format!(" stroke-dasharray=\"{dash}\"")
+        };
+        // Consecutive defined points form one polyline; lone points a dot.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (h, v) in hours.iter().zip(&line.values) {
+            match v {
+                Some(v) => {
+                    if let Some(run) = runs.last_mut() {
+                        run.push((x(*h), y(*v)));
+                    }
+                }
+                None => runs.push(Vec::new()),
+            }
+        }
+        let _ = write!(svg, "<g><title>{}</title>", esc(line.label));
+        for run in runs.iter().filter(|r| !r.is_empty()) {
+            if run.len() == 1 {
+                let (cx, cy) = run[0];
+                let _ = write!(
+                    svg,
+                    "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\" fill=\"{color}\"/>"
+                );
+            } else {
+                let points: Vec<String> =
+                    run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+                let _ = write!(
+                    svg,
+                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" \
+                     stroke-linejoin=\"round\" stroke-linecap=\"round\"{dash_attr}/>",
+                    points.join(" ")
+                );
+            }
+        }
+        svg.push_str("</g>");
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn axis_percent(v: f64, y_max: f64) -> String {
+    let pct = v * 100.0;
+    if y_max >= 0.04 {
+        format!("{pct:.0}%")
+    } else if y_max >= 0.004 {
+        format!("{pct:.1}%")
+    } else {
+        format!("{pct:.2}%")
+    }
+}
+
+/// The legend of a chart: a swatch and the name of each line.
+pub fn legend(lines: &[Line<'_>]) -> String {
+    let mut out = String::from("<ul class=\"legend\">");
+    for line in lines {
+        let dash = dash(line.index);
+        let dash_attr = if dash.is_empty() {
+            String::new()
+        } else {
+            format!(" stroke-dasharray=\"{dash}\"")
+        };
+        let _ = write!(
+            out,
+            "<li><svg width=\"28\" height=\"10\" aria-hidden=\"true\" focusable=\"false\">\
+             <line x1=\"1\" y1=\"5\" x2=\"27\" y2=\"5\" stroke=\"{}\" stroke-width=\"3\"{dash_attr}/></svg>{}</li>",
+            color(line.index),
+            esc(line.label)
+        );
+    }
+    out.push_str("</ul>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use myna_core::model::empty_object;
+    use myna_core::{Variant, Visibility};
+    use uuid::Uuid;
+
+    fn totals(variant: &str, hour: i64, views: u64, reward: f64) -> HourTotals {
+        HourTotals {
+            variant: variant.into(),
+            hour_ms: hour * 3_600_000,
+            views,
+            total_reward: reward,
+        }
+    }
+
+    #[test]
+    fn history_is_cumulative_and_ends_at_the_current_counts() {
+        let mut experiment = Experiment {
+            uuid: Uuid::from_u128(1),
+            account_id: Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: Visibility::Published,
+            settings: empty_object(),
+            variants: vec![Variant::new("a"), Variant::new("b")],
+        };
+        let hourly = [
+            totals("a", 1, 10, 1.0),
+            totals("a", 3, 10, 5.0),
+            totals("b", 3, 20, 2.0),
+            totals("gone", 2, 5, 5.0),
+        ];
+        let config = WeightsConfig::default();
+        let h = history(&experiment, &hourly, &config);
+        assert_eq!(h.hours, vec![3_600_000, 7_200_000, 10_800_000]);
+        assert_eq!(h.rates[0], vec![Some(0.1), Some(0.1), Some(0.3)]);
+        assert_eq!(h.rates[1], vec![None, None, Some(0.1)]);
+        experiment.variants[0].views = 20;
+        experiment.variants[0].total_reward = 6.0;
+        experiment.variants[1].views = 20;
+        experiment.variants[1].total_reward = 2.0;
+        let now = weights(&experiment.arms(), &config);
+        assert_eq!(h.weights[0].last(), now.first());
+        assert_eq!(h.weights[1].last(), now.get(1));
+    }
+
+    #[test]
+    fn long_histories_are_sampled_keeping_the_ends() {
+        let s = sample(10_000);
+        assert!(s.len() <= MAX_POINTS);
+        assert_eq!(s.first(), Some(&0));
+        assert_eq!(s.last(), Some(&9_999));
+        assert_eq!(sample(3), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn charts_escape_names_and_have_titles() {
+        let lines = [Line {
+            label: "<b>x</b>",
+            index: 0,
+            values: vec![Some(0.5), Some(0.7)],
+        }];
+        let svg = line_chart("c", "Weight <over> time", "d", &[0, 3_600_000], &lines, 1.0);
+        assert!(svg.contains("<title id=\"c-t\">Weight &lt;over&gt; time</title>"));
+        assert!(svg.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert!(!svg.contains("<b>"));
+        assert!(svg.contains("<polyline"));
+        assert_eq!(nice_max(0.13), 0.2);
+        assert_eq!(nice_max(0.0), 1.0);
+    }
+}

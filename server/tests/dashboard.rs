@@ -1,0 +1,865 @@
+//! The dashboard through poem's `TestClient`: signing in and out, refusals
+//! (no session, a wrong password, API credentials, CSRF), the forms (create,
+//! edit, reset, delete, API keys) against what the API answers, escaping.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use myna_server::auth::Passwords;
+use myna_server::clock::Clock;
+use myna_server::storage::sqlite::SqliteStorage;
+use myna_server::storage::{ApiKey, Storage};
+use myna_server::{AppState, Options, accounts, app};
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderMap, Method, StatusCode};
+use poem::test::TestClient;
+use poem::{EndpointExt, Response};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+const START_MS: i64 = 1_795_708_773_232;
+const EMAIL: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The `Set-Cookie` line of cookie `name`.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    /// The first hidden `csrf` field's value.
+    fn csrf(&self) -> String {
+        between(&self.text, "name=\"csrf\" value=\"", "\"").unwrap_or_default()
+    }
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(text[from..to].to_owned())
+}
+
+/// `a=b&c=d`, percent-encoded.
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Dash {
+    client: TestClient<BoxEndpoint<'static, Response>>,
+    _state: AppState,
+    storage: Arc<dyn Storage>,
+    clock: Clock,
+    account: Uuid,
+    _dir: TempDir,
+}
+
+/// A signed-in browser: its session cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+impl Dash {
+    async fn new() -> Dash {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sqlite = SqliteStorage::open(&dir.path().join("myna.db"))
+            .await
+            .expect("open sqlite");
+        let storage: Arc<dyn Storage> = Arc::new(sqlite);
+        let clock = Clock::manual(START_MS);
+        let passwords = Passwords::fast_for_tests();
+        let account =
+            accounts::create_account(storage.as_ref(), &passwords, EMAIL, PASSWORD, START_MS)
+                .await
+                .expect("account");
+        accounts::create_account(
+            storage.as_ref(),
+            &passwords,
+            "other@example.com",
+            "other password",
+            START_MS,
+        )
+        .await
+        .expect("other account");
+        let options = Options {
+            clock: clock.clone(),
+            passwords,
+            ..Options::default()
+        };
+        let (state, _background) = AppState::start(storage.clone(), options)
+            .await
+            .expect("start");
+        let client = TestClient::new(app(state.clone()).map_to_response().boxed());
+        Dash {
+            client,
+            _state: state,
+            storage,
+            clock,
+            account: account.id,
+            _dir: dir,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, String)],
+        body: Option<String>,
+    ) -> Answer {
+        let mut request = self.client.request(method, uri.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let response = request.send().await.0;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.into_body().into_string().await.unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// A page as `browser` sees it.
+    async fn page(&self, browser: &Browser, uri: &str) -> Answer {
+        let cookie = ("cookie", browser.cookie.clone());
+        self.send(Method::GET, uri, &[cookie], None).await
+    }
+
+    /// A form posted by `browser` with its CSRF token.
+    async fn submit(&self, browser: &Browser, uri: &str, pairs: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("csrf", browser.csrf.as_str())];
+        all.extend_from_slice(pairs);
+        let cookie = ("cookie", browser.cookie.clone());
+        self.send(Method::POST, uri, &[cookie], Some(form(&all)))
+            .await
+    }
+
+    /// The sign-in form posted with `email` and `password`.
+    async fn sign_in_as(&self, email: &str, password: &str, headers: &[(&str, String)]) -> Answer {
+        let page = self.send(Method::GET, "/signin", headers, None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let cookie = page.cookie("myna_signin").expect("a sign-in cookie");
+        let value = cookie.split(';').next().unwrap_or_default().to_owned();
+        let mut headers = headers.to_vec();
+        headers.push(("cookie", value));
+        let body = form(&[
+            ("csrf", &page.csrf()),
+            ("next", "/"),
+            ("email", email),
+            ("password", password),
+        ]);
+        self.send(Method::POST, "/signin", &headers, Some(body))
+            .await
+    }
+
+    async fn sign_in(&self) -> Browser {
+        let answer = self.sign_in_as(EMAIL, PASSWORD, &[]).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+        let set = answer.cookie("myna_session").expect("a session cookie");
+        let cookie = set.split(';').next().unwrap_or_default().to_owned();
+        let mut browser = Browser {
+            cookie,
+            csrf: String::new(),
+        };
+        let home = self.page(&browser, "/").await;
+        assert_eq!(home.status, StatusCode::OK);
+        browser.csrf = home.csrf();
+        assert_eq!(browser.csrf.len(), 32);
+        browser
+    }
+
+    fn basic(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{EMAIL}:{PASSWORD}")))
+    }
+
+    /// An API call with the owner's Basic credentials.
+    async fn api(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let (status, text) = self.api_text(method, uri, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// An API call with the owner's Basic credentials; the body as text.
+    async fn api_text(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let mut request = self
+            .client
+            .request(method, uri.to_owned())
+            .header("authorization", self.basic());
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.0;
+        let status = response.status();
+        let text = response.into_body().into_string().await.unwrap_or_default();
+        (status, text)
+    }
+
+    async fn experiment(&self, name: &str) -> Uuid {
+        let body = json!({"name": name, "visibility": "published",
+                          "variants": {"a": {"name": "Alpha"}, "b": {}}});
+        let (status, form) = self.api(Method::POST, "/v2/experiment", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{form}");
+        form["uuid"]
+            .as_str()
+            .and_then(|u| Uuid::parse_str(u).ok())
+            .expect("a uuid")
+    }
+
+    async fn api_key(&self) -> Uuid {
+        let key = ApiKey {
+            uuid: Uuid::new_v4(),
+            account_id: self.account,
+            name: Some("site".into()),
+            created_ms: START_MS,
+        };
+        self.storage.create_api_key(&key).await.expect("key");
+        key.uuid
+    }
+}
+
+/// The `data-value` of the cell of `class` in the row of variant `id`.
+fn cell(html: &str, id: &str, class: &str) -> Option<String> {
+    let row_start = html.find(&format!("<tr data-variant=\"{id}\">"))?;
+    let row = &html[row_start..];
+    let row = &row[..row.find("</tr>")?];
+    between(row, &format!("class=\"num {class}\" data-value=\""), "\"")
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_httponly_session_cookie_and_signing_out_ends_it() {
+    let d = Dash::new().await;
+    let answer = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), "/");
+    let cookie = answer.cookie("myna_session").expect("session cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    // Behind a proxy that says HTTPS, the cookie is Secure.
+    let https = [("x-forwarded-proto", "https".to_owned())];
+    let answer = d.sign_in_as(EMAIL, PASSWORD, &https).await;
+    let cookie = answer.cookie("myna_session").expect("session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    let browser = d.sign_in().await;
+    let home = d.page(&browser, "/").await;
+    assert!(home.text.contains("<h1>Experiments</h1>"));
+    assert_eq!(
+        home.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = home
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+
+    // Signing out ends the session for good, even if the cookie is replayed.
+    let out = d.submit(&browser, "/signout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/signin");
+    assert!(
+        out.cookie("myna_session")
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    );
+    let after = d.page(&browser, "/").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert!(after.location().starts_with("/signin"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_with_401_and_reveals_nothing() {
+    let d = Dash::new().await;
+    let wrong = d.sign_in_as(EMAIL, "wrong password", &[]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.cookie("myna_session").is_none());
+    assert!(wrong.text.contains("The email or password is not right."));
+    let unknown = d.sign_in_as("nobody@example.com", PASSWORD, &[]).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.text.contains("The email or password is not right."));
+    assert!(unknown.cookie("myna_session").is_none());
+    // The sign-in form itself needs its own CSRF cookie.
+    let body = form(&[("email", EMAIL), ("password", PASSWORD), ("csrf", "x")]);
+    let forged = d.send(Method::POST, "/signin", &[], Some(body)).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.cookie("myna_session").is_none());
+}
+
+#[tokio::test]
+async fn every_page_refuses_a_missing_session_and_api_credentials() {
+    let d = Dash::new().await;
+    let uuid = d.experiment("Secret plans").await;
+    let key = d.api_key().await;
+    let token = {
+        let (status, login) = d.api(Method::POST, "/v2/user/login", None).await;
+        assert_eq!(status, StatusCode::OK);
+        login["token"].as_str().unwrap_or_default().to_owned()
+    };
+    let pages = [
+        "/".to_owned(),
+        "/experiments/new".to_owned(),
+        format!("/experiments/{uuid}"),
+        format!("/experiments/{uuid}/reset"),
+        format!("/experiments/{uuid}/delete"),
+        "/keys".to_owned(),
+    ];
+    let credentials: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![("authorization", format!("ApiKey {key}"))],
+        vec![("authorization", d.basic())],
+        vec![("authorization", format!("Bearer {token}"))],
+        // An API key where the session's login token belongs.
+        vec![("cookie", format!("myna_session={key}.{}", "0".repeat(32)))],
+        vec![("cookie", format!("myna_session={token}"))],
+    ];
+    for page in &pages {
+        for headers in &credentials {
+            let answer = d.send(Method::GET, page, headers, None).await;
+            assert_eq!(answer.status, StatusCode::SEE_OTHER, "{page} {headers:?}");
+            assert!(answer.location().starts_with("/signin"), "{page}");
+            assert!(!answer.text.contains("Secret plans"));
+        }
+        let with_param = format!(
+            "{page}{}apikey={key}",
+            if page.contains('?') { "&" } else { "?" }
+        );
+        let answer = d.send(Method::GET, &with_param, &[], None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{with_param}");
+    }
+    // Posts are refused the same way and change nothing.
+    let posts = [
+        (
+            "/experiments/new".to_owned(),
+            vec![("name", "x"), ("variants", "a")],
+        ),
+        (format!("/experiments/{uuid}"), vec![("name", "renamed")]),
+        (format!("/experiments/{uuid}/reset"), vec![]),
+        (format!("/experiments/{uuid}/delete"), vec![]),
+        ("/keys".to_owned(), vec![("name", "sneaky")]),
+        (format!("/keys/{key}/revoke"), vec![]),
+    ];
+    for (uri, pairs) in &posts {
+        let headers = [("authorization", format!("ApiKey {key}"))];
+        let answer = d.send(Method::POST, uri, &headers, Some(form(pairs))).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{uri}");
+        assert!(answer.location().starts_with("/signin"));
+    }
+    let (status, read) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["name"], "Secret plans");
+    let keys = d.storage.api_keys(d.account).await.expect("keys");
+    assert_eq!(keys.len(), 1, "no key created, none revoked");
+    // A missing session on a page comes back there after signing in.
+    let answer = d
+        .send(Method::GET, &format!("/experiments/{uuid}"), &[], None)
+        .await;
+    assert_eq!(
+        answer.location(),
+        format!("/signin?next=%2Fexperiments%2F{uuid}")
+    );
+}
+
+#[tokio::test]
+async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
+    let d = Dash::new().await;
+    let uuid = d.experiment("Guarded").await;
+    let key = d.api_key().await;
+    let browser = d.sign_in().await;
+    let posts = [
+        (
+            "/experiments/new".to_owned(),
+            vec![("name", "x"), ("variants", "a")],
+        ),
+        (format!("/experiments/{uuid}"), vec![("name", "renamed")]),
+        (format!("/experiments/{uuid}/reset"), vec![]),
+        (format!("/experiments/{uuid}/delete"), vec![]),
+        ("/keys".to_owned(), vec![("name", "sneaky")]),
+        (format!("/keys/{key}/revoke"), vec![]),
+        ("/signout".to_owned(), vec![]),
+    ];
+    for (uri, pairs) in &posts {
+        let cookie = [("cookie", browser.cookie.clone())];
+        let missing = d.send(Method::POST, uri, &cookie, Some(form(pairs))).await;
+        assert_eq!(missing.status, StatusCode::FORBIDDEN, "{uri}");
+        let mut wrong = pairs.clone();
+        wrong.push(("csrf", "00000000000000000000000000000000"));
+        let wrong = d.send(Method::POST, uri, &cookie, Some(form(&wrong))).await;
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    let (status, read) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["name"], "Guarded");
+    assert_eq!(d.storage.api_keys(d.account).await.expect("keys").len(), 1);
+    let (_, search) = d
+        .api(
+            Method::GET,
+            "/v2/experiment?visibility=draft,published,archived",
+            None,
+        )
+        .await;
+    assert_eq!(search["results"].as_array().map(Vec::len), Some(1));
+    // The session survived the refused sign-out.
+    assert_eq!(d.page(&browser, "/").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let created = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[
+                ("name", "Buy button"),
+                ("visibility", "published"),
+                ("variants", "green\r\nblue\r\n"),
+                ("settings", "{\"page\": \"checkout\"}"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let uuid = created
+        .location()
+        .strip_prefix("/experiments/")
+        .and_then(|rest| rest.strip_suffix("?done=created"))
+        .and_then(|u| Uuid::parse_str(u).ok())
+        .expect("redirected to the new experiment");
+    let (status, read) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["name"], "Buy button");
+    assert_eq!(read["visibility"], "published");
+    assert_eq!(read["settings"], json!({"page": "checkout"}));
+    let ids: Vec<&String> = read["variants"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["green", "blue"]);
+
+    // Events through the API; the page shows what the read endpoint serves.
+    let events: Vec<Value> = (0..40)
+        .map(|i| json!({"typename": "view", "variant": if i % 4 == 0 { "blue" } else { "green" }}))
+        .chain((0..9).map(|_| json!({"typename": "reward", "variant": "green"})))
+        .chain((0..1).map(|_| json!({"typename": "reward", "variant": "blue", "amount": 0.5})))
+        .collect();
+    let (status, _) = d
+        .api(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/record"),
+            Some(json!({"events": events})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    d.clock.advance(1_000);
+    let page = d
+        .page(&browser, &format!("/experiments/{uuid}?done=created"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("The experiment was created."));
+    let (_, text) = d
+        .api_text(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    let read: Value = serde_json::from_str(&text).expect("JSON");
+    for id in ["green", "blue"] {
+        let v = &read["variants"][id];
+        let views = cell(&page.text, id, "views").expect("views");
+        assert_eq!(views, v["views"].to_string());
+        let reward: f64 = cell(&page.text, id, "reward")
+            .and_then(|r| r.parse().ok())
+            .expect("reward");
+        assert_eq!(Some(reward), v["totalReward"].as_f64());
+        // Exactly the weight served (compared as text: serde_json's float
+        // parsing may be one ulp off).
+        let weight = cell(&page.text, id, "weight").expect("weight");
+        let served = format!(
+            "\"views\":{},\"totalReward\":{},\"weight\":{weight},",
+            v["views"], v["totalReward"]
+        );
+        assert!(text.contains(&served), "{served} in {text}");
+        let rate: f64 = cell(&page.text, id, "rate")
+            .and_then(|r| r.parse().ok())
+            .expect("rate");
+        assert_eq!(
+            Some(rate),
+            Some(reward / v["views"].as_f64().unwrap_or(1.0))
+        );
+    }
+    assert!(page.text.contains("30.00\u{a0}%"), "green converts at 9/30");
+    assert!(
+        page.text.contains("id=\"weights-chart-t\""),
+        "a weight chart"
+    );
+    assert!(page.text.contains("<polyline") || page.text.contains("<circle"));
+    // The snippet, filled in.
+    let key = d.api_key().await;
+    let headers = [
+        ("cookie", browser.cookie.clone()),
+        ("host", "ab.example.com".to_owned()),
+        ("x-forwarded-proto", "https".to_owned()),
+    ];
+    let page = d
+        .send(Method::GET, &format!("/experiments/{uuid}"), &headers, None)
+        .await;
+    let snippet = between(&page.text, "<code id=\"snippet-code\">", "</code>").expect("snippet");
+    assert!(
+        snippet.contains("import { Myna } from &quot;myna-sdk&quot;;"),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains(&format!("apiKey: &quot;{key}&quot;")),
+        "{snippet}"
+    );
+    assert!(snippet.contains(&format!("myna.experiment(&quot;{uuid}&quot;)")));
+    assert!(
+        snippet.contains("apiRoot: &quot;https://ab.example.com&quot;"),
+        "{snippet}"
+    );
+
+    // Edit: name, visibility, a variant's name and settings, remove one, add one.
+    let edited = d
+        .submit(
+            &browser,
+            &format!("/experiments/{uuid}"),
+            &[
+                ("name", "Buy button, round 2"),
+                ("visibility", "draft"),
+                ("settings", "{}"),
+                ("v0.id", "green"),
+                ("v0.name", "Green!"),
+                ("v0.settings", "{\"color\": \"#0f0\"}"),
+                ("v1.id", "blue"),
+                ("v1.name", "blue"),
+                ("v1.settings", "{}"),
+                ("v1.remove", "1"),
+                ("add", "red\n"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.text);
+    assert_eq!(edited.location(), format!("/experiments/{uuid}?done=saved"));
+    let (_, read) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(read["name"], "Buy button, round 2");
+    assert_eq!(read["visibility"], "draft");
+    assert_eq!(read["variants"]["green"]["name"], "Green!");
+    assert_eq!(
+        read["variants"]["green"]["settings"],
+        json!({"color": "#0f0"})
+    );
+    assert_eq!(read["variants"]["green"]["views"], 30, "counts kept");
+    assert!(read["variants"]["blue"].is_null());
+    assert_eq!(read["variants"]["red"]["views"], 0);
+
+    // A bad edit shows core's problems, with their paths, and changes nothing.
+    let bad = d
+        .submit(
+            &browser,
+            &format!("/experiments/{uuid}"),
+            &[
+                ("name", " "),
+                ("visibility", "secret"),
+                ("settings", "{nope"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("<code>settings</code>"), "{}", bad.text);
+    let bad = d
+        .submit(
+            &browser,
+            &format!("/experiments/{uuid}"),
+            &[("name", " "), ("visibility", "secret")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("<code>visibility</code>"));
+    assert!(bad.text.contains("<code>name</code>"));
+    let (_, after) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(after["name"], "Buy button, round 2");
+
+    // Reset: a confirmation page, then zero counts.
+    let confirm = d
+        .page(&browser, &format!("/experiments/{uuid}/reset"))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.text.contains("Reset the counts?"));
+    let reset = d
+        .submit(&browser, &format!("/experiments/{uuid}/reset"), &[])
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER);
+    let (_, read) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(read["variants"]["green"]["views"], 0);
+    assert_eq!(read["variants"]["green"]["totalReward"], 0.0);
+    let page = d
+        .page(&browser, &format!("/experiments/{uuid}?done=reset"))
+        .await;
+    assert_eq!(cell(&page.text, "green", "views").as_deref(), Some("0"));
+    assert!(page.text.contains("The counts were reset to zero."));
+
+    // Delete: a confirmation page, then gone (API 404, dashboard 404).
+    let confirm = d
+        .page(&browser, &format!("/experiments/{uuid}/delete"))
+        .await;
+    assert!(confirm.text.contains("Delete this experiment?"));
+    let deleted = d
+        .submit(&browser, &format!("/experiments/{uuid}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(deleted.location(), "/?done=deleted");
+    let (status, _) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let gone = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_bad_create_form_shows_the_problems_and_creates_nothing() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let answer = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[
+                ("name", "Dupes"),
+                ("visibility", "draft"),
+                ("variants", "a\na\n"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .text
+            .contains("<code>variants[1]</code>: Variant ids must be unique."),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.text.contains(">a\na\n</textarea>"),
+        "the form keeps what was typed"
+    );
+    let answer = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[("name", "No variants"), ("variants", "")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let (_, search) = d
+        .api(
+            Method::GET,
+            "/v2/experiment?visibility=draft,published,archived",
+            None,
+        )
+        .await;
+    assert_eq!(search["results"], json!([]));
+}
+
+#[tokio::test]
+async fn a_hostile_experiment_name_is_escaped_everywhere() {
+    let d = Dash::new().await;
+    let hostile = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
+    let body = json!({"name": hostile, "visibility": "published",
+                      "variants": {"<b>bold</b>": {"name": "</td><script>y()</script>"}, "b": {}}});
+    let (status, read) = d.api(Method::POST, "/v2/experiment", Some(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let uuid = read["uuid"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = d
+        .api(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/record"),
+            Some(json!({"events": [{"typename": "view", "variant": "<b>bold</b>"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = d.sign_in().await;
+    for page in [
+        "/".to_owned(),
+        format!("/?q={}", encode(hostile)),
+        format!("/experiments/{uuid}"),
+        format!("/experiments/{uuid}/reset"),
+        format!("/experiments/{uuid}/delete"),
+    ] {
+        let answer = d.page(&browser, &page).await;
+        assert_eq!(answer.status, StatusCode::OK, "{page}");
+        for raw in ["<script", "<img", "<b>bold", "onerror=alert(1)>"] {
+            assert!(!answer.text.contains(raw), "{raw} unescaped on {page}");
+        }
+        assert!(
+            answer
+                .text
+                .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&gt;&lt;img"),
+            "{page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_keys_page_creates_lists_and_revokes() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let created = d
+        .submit(&browser, "/keys", &[("name", "landing <page>")])
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let keys = d.storage.api_keys(d.account).await.expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].name.as_deref(), Some("landing <page>"));
+    let key = keys[0].uuid;
+    let page = d.page(&browser, "/keys?done=created").await;
+    assert!(page.text.contains(&key.to_string()));
+    assert!(page.text.contains("landing &lt;page&gt;"));
+    // The key works on the API until it is revoked, then at once no more.
+    let uuid = d.experiment("Keyed").await;
+    let read_with_key = || async {
+        let headers = [("authorization", format!("ApiKey {key}"))];
+        d.send(
+            Method::GET,
+            &format!("/v2/experiment/{uuid}"),
+            &headers,
+            None,
+        )
+        .await
+        .status
+    };
+    assert_eq!(read_with_key().await, StatusCode::OK);
+    let revoked = d
+        .submit(&browser, &format!("/keys/{key}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(revoked.location(), "/keys?done=revoked");
+    assert_eq!(read_with_key().await, StatusCode::UNAUTHORIZED);
+    assert!(
+        d.storage
+            .api_keys(d.account)
+            .await
+            .expect("keys")
+            .is_empty()
+    );
+    // Another account's key, or none, is not found.
+    let again = d
+        .submit(&browser, &format!("/keys/{key}/revoke"), &[])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_list_searches_and_filters_like_the_search_endpoint() {
+    let d = Dash::new().await;
+    d.experiment("Alpha launch").await;
+    let (_, draft) = d
+        .api(
+            Method::POST,
+            "/v2/experiment",
+            Some(json!({"name": "Beta draft", "variants": {"x": {}}})),
+        )
+        .await;
+    assert_eq!(draft["visibility"], "draft");
+    let browser = d.sign_in().await;
+    let all = d.page(&browser, "/").await;
+    assert!(all.text.contains("Alpha launch") && all.text.contains("Beta draft"));
+    let published = d.page(&browser, "/?visibility=published").await;
+    assert!(published.text.contains("Alpha launch") && !published.text.contains("Beta draft"));
+    let searched = d.page(&browser, "/?q=beta").await;
+    assert!(!searched.text.contains("Alpha launch") && searched.text.contains("Beta draft"));
+    let bad = d.page(&browser, "/?sort=sideways").await;
+    assert!(bad.text.contains("<code>sort</code>"));
+    // Another account's experiments never show, and its pages are not found.
+    let other = d
+        .page(&browser, &format!("/experiments/{}", Uuid::new_v4()))
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn sign_in_sends_back_to_the_page_asked_for_and_never_off_site() {
+    let d = Dash::new().await;
+    let page = d
+        .send(Method::GET, "/signin?next=%2F%2Fevil.example", &[], None)
+        .await;
+    assert!(
+        page.text.contains("name=\"next\" value=\"/\""),
+        "{}",
+        page.text
+    );
+    let page = d.send(Method::GET, "/signin?next=%2Fkeys", &[], None).await;
+    assert!(page.text.contains("name=\"next\" value=\"/keys\""));
+    assert_eq!(
+        d.send(Method::GET, "/assets/dashboard.css", &[], None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
