@@ -17,7 +17,7 @@ use alloc::borrow::ToOwned;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{RefCell, RefMut};
 
 use js_sys::{Array, Function, Object, Promise};
 use myna_core::event::{Event, new_event};
@@ -30,7 +30,7 @@ use crate::error;
 use crate::experiment::{Loaded, canonical_uuid, get, set};
 use crate::lock;
 use crate::options::{self, Options, Transport};
-use crate::queue::{Batch, Bounds, Queue, unit_id};
+use crate::queue::{Batch, Bounds, Queue, unit_id, uuid_text};
 use crate::retry::{self, Fate};
 use crate::sticky::{self, Sticky, Suggestion};
 use crate::storage::{Store, array, keys, read_stored};
@@ -133,7 +133,10 @@ pub fn random_uuid() -> Uuid {
             *b = (js_sys::Math::random() * 256.0) as u8;
         }
     }
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
+    // Version 4, RFC 4122 variant (`uuid::Builder::from_random_bytes`).
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
 }
 
 /// A number as the browser writes it (JSON's form for finite numbers).
@@ -178,10 +181,7 @@ impl Client {
             }
         }
         let client = Rc::new_cyclic(|weak| Client {
-            tab: random_uuid()
-                .simple()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .to_owned(),
+            tab: uuid_text(random_uuid(), false),
             store: Store::new(&opts.storage_key),
             driver: Driver::new(weak.clone()).into(),
             state: RefCell::new(State {
@@ -227,6 +227,19 @@ impl Client {
         {
             self.background_flush();
         }
+    }
+
+    /// The state, borrowed (one call site for every borrow: each site of
+    /// `RefCell::borrow_mut` carries its own panic location in the wasm).
+    #[inline(never)]
+    fn st(&self) -> RefMut<'_, State> {
+        self.state.borrow_mut()
+    }
+
+    /// The sticky states read so far, borrowed (see [`Client::st`]).
+    #[inline(never)]
+    fn stickies(&self) -> RefMut<'_, Vec<(String, Sticky)>> {
+        self.stickies.borrow_mut()
     }
 
     // ---- Loading ---------------------------------------------------------
@@ -318,7 +331,7 @@ impl Client {
     }
 
     fn insert(&self, loaded: Loaded) {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.st();
         match st.experiments.iter_mut().find(|e| e.uuid == loaded.uuid) {
             Some(e) => *e = loaded,
             None => st.experiments.push(loaded),
@@ -336,14 +349,14 @@ impl Client {
 
     /// Runs `f` on the loaded experiment, or fails with `unknown-experiment`.
     pub fn with<T>(&self, uuid: &str, f: impl FnOnce(&Loaded) -> T) -> Result<T, JsValue> {
-        let st = self.state.borrow();
+        let st = self.st();
         let e = st.experiments.iter().find(|e| e.uuid == uuid);
         e.map(f).ok_or_else(unknown)
     }
 
     /// How many events this tab has queued.
     pub fn queued(&self) -> usize {
-        self.state.borrow().queue.len()
+        self.st().queue.len()
     }
 
     // ---- Decisions -------------------------------------------------------
@@ -407,12 +420,12 @@ impl Client {
 
     /// Forgets this visitor's variant of the experiment.
     pub fn unstick(&self, uuid: &str) {
-        self.stickies.borrow_mut().retain(|(u, _)| u != uuid);
+        self.stickies().retain(|(u, _)| u != uuid);
         self.store.remove(&self.store.sticky_key(uuid));
     }
 
     fn sticky(&self, uuid: &str) -> Sticky {
-        if let Some((_, state)) = self.stickies.borrow().iter().find(|(u, _)| u == uuid) {
+        if let Some((_, state)) = self.stickies().iter().find(|(u, _)| u == uuid) {
             return state.clone();
         }
         let stored = self
@@ -481,7 +494,7 @@ impl Client {
     pub fn enqueue(&self, uuid: &str, event: Event) {
         let t = now();
         let (dropped, persist, flush) = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             if !st.queue.is_empty() && t - st.beat > STALE_MS / 2.0 {
                 // Asleep long enough that another tab may have adopted our
                 // queue: what it may have taken never grows again.
@@ -527,7 +540,7 @@ impl Client {
         let mut memory_only = false;
         loop {
             let text = {
-                let mut st = self.state.borrow_mut();
+                let mut st = self.st();
                 st.persist_pending = false;
                 st.beat = t;
                 (!st.queue.is_empty()).then(|| st.queue.to_stored(t, st.released))
@@ -539,7 +552,7 @@ impl Client {
             if self.store.set(&key, &text) {
                 break;
             }
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             if st.queue.batches().len() > 1 {
                 dropped += st.queue.drop_oldest_batch();
             } else {
@@ -548,7 +561,7 @@ impl Client {
             }
         }
         let newly_memory_only = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             let newly = memory_only && !st.memory_only;
             st.memory_only = memory_only;
             newly
@@ -568,13 +581,13 @@ impl Client {
     /// each batch; rejects with the `MynaError` of a failed attempt (the
     /// events stay queued and are retried with backoff).
     pub fn flush(&self) -> Promise {
-        self.state.borrow_mut().runs += 1;
+        self.st().runs += 1;
         driver::flush(&self.driver, &keys::flush_lock(&self.store.ns))
     }
 
     /// A flush nobody awaits (timer, batch size, `online`), unless one is pending.
     fn background_flush(&self) {
-        if self.state.borrow().runs == 0 {
+        if self.st().runs == 0 {
             let _ = self.flush();
         }
     }
@@ -586,7 +599,7 @@ impl Client {
     /// so, before it leaves; with JSONP each of its events is one request.
     pub fn deliver(&self, answer: &JsValue) -> JsValue {
         if answer.is_undefined() {
-            self.state.borrow_mut().flush = Flush::default();
+            self.st().flush = Flush::default();
             self.adopt_orphans();
         } else {
             let verdict = transport::verdict(answer);
@@ -596,7 +609,7 @@ impl Client {
                     .as_ref()
                     .map_or(JsValue::UNDEFINED, |p| error::to_js(p, verdict.from_server))
             };
-            let current = self.state.borrow_mut().flush.current.take();
+            let current = self.st().flush.current.take();
             let Some((batch, unit)) = current else {
                 return JsValue::UNDEFINED;
             };
@@ -606,30 +619,30 @@ impl Client {
                         && unit + 1 < batch.events().len() =>
                 {
                     let request = self.send_request(&batch, unit + 1);
-                    self.state.borrow_mut().flush.current = Some((batch, unit + 1));
+                    self.st().flush.current = Some((batch, unit + 1));
                     return request;
                 }
                 Fate::Sent => {
-                    let mut st = self.state.borrow_mut();
+                    let mut st = self.st();
                     st.flush.sent += st.queue.remove(batch.id);
                     drop(st);
                     self.refresh(&verdict.body);
                 }
                 Fate::Dropped => {
                     let error = error();
-                    let mut st = self.state.borrow_mut();
+                    let mut st = self.st();
                     st.flush.dropped += st.queue.remove(batch.id);
                     st.flush.refusals.push(error);
                 }
                 Fate::Retry => {
-                    self.state.borrow_mut().flush.failure = Some((error(), verdict.retry_after));
+                    self.st().flush.failure = Some((error(), verdict.retry_after));
                     return JsValue::UNDEFINED;
                 }
             }
             self.persist();
         }
         let next = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             let st = &mut *st;
             let tried = &st.flush.tried;
             let next = st
@@ -649,7 +662,7 @@ impl Client {
         };
         self.persist(); // sealed before it leaves
         let request = self.send_request(&batch, 0);
-        self.state.borrow_mut().flush.current = Some((batch, 0));
+        self.st().flush.current = Some((batch, 0));
         request
     }
 
@@ -692,7 +705,7 @@ impl Client {
     /// the counts, or the error of the failed attempt.
     pub fn done(&self) -> Result<JsValue, JsValue> {
         let (flush, requeued) = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             st.runs = st.runs.saturating_sub(1);
             let flush = core::mem::take(&mut st.flush);
             let requeued = match &flush.failure {
@@ -756,7 +769,7 @@ impl Client {
                 Some(stored) if stored.is_orphan(t, STALE_MS) => {
                     let batches = stored.into_batches(js_number, random_uuid);
                     let dropped = {
-                        let mut st = self.state.borrow_mut();
+                        let mut st = self.st();
                         st.queue.adopt(batches);
                         st.queue.enforce(self.bounds())
                     };
@@ -784,9 +797,9 @@ impl Client {
             "pagehide" | "freeze" | "hidden" => self.on_hidden(),
             "pageshow" | "visible" => self.on_visible(),
             // Another tab changed the visitor's state: read it afresh.
-            "storage" => self.stickies.borrow_mut().clear(),
+            "storage" => self.stickies().clear(),
             "online" => {
-                self.state.borrow_mut().retry_at = 0.0;
+                self.st().retry_at = 0.0;
                 self.background_flush();
             }
             _ => {}
@@ -797,7 +810,7 @@ impl Client {
     /// (sealed) until a later confirmed send, and let other tabs adopt it.
     pub fn on_hidden(&self) {
         let sends: Vec<(String, String)> = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             st.queue.seal_all();
             st.released = true;
             let root = &self.opts.api_root;
@@ -827,7 +840,7 @@ impl Client {
     /// The page is visible again: the queue is ours again.
     pub fn on_visible(&self) {
         let nonempty = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             if st.closed {
                 return;
             }
@@ -842,7 +855,7 @@ impl Client {
     fn tick(&self) {
         let t = now();
         let (beat, flush) = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             if st.closed {
                 return;
             }
@@ -864,14 +877,14 @@ impl Client {
 
     fn install(&self) {
         let stop = driver::listen(&self.driver, self.opts.flush_interval_ms);
-        self.state.borrow_mut().stop = Some(stop);
+        self.st().stop = Some(stop);
     }
 
     /// Stops the timer and the listeners; the queue is sealed and released
     /// (the next page, or another tab, sends it).
     pub fn close(&self) {
         let stop = {
-            let mut st = self.state.borrow_mut();
+            let mut st = self.st();
             if st.closed {
                 return;
             }

@@ -16,7 +16,7 @@ use myna_core::{Code, Problem};
 use uuid::Uuid;
 use wasm_bindgen::prelude::*;
 
-use crate::queue::parse_uuid;
+use crate::queue::{parse_uuid, uuid_text};
 
 #[wasm_bindgen(typescript_custom_section)]
 const EXPERIMENT_TS: &str = r#"
@@ -195,7 +195,5 @@ pub fn canonical_uuid(text: &str) -> String {
 
 /// The lower-case hyphenated text of a uuid.
 pub fn canonical(uuid: Uuid) -> String {
-    uuid.hyphenated()
-        .encode_lower(&mut Uuid::encode_buffer())
-        .to_owned()
+    uuid_text(uuid, true)
 }

@@ -52,11 +52,7 @@ impl Batch {
     pub fn body(&self) -> String {
         let mut out = String::with_capacity(self.json.len() + 60);
         out.push_str("{\"batch\":\"");
-        out.push_str(
-            self.id
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer()),
-        );
+        out.push_str(&uuid_text(self.id, true));
         out.push_str("\",\"events\":[");
         out.push_str(&self.json);
         out.push_str("]}");
@@ -73,7 +69,7 @@ impl Batch {
         let id = unit_id(self.id, i);
         [
             "{\"batch\":\"",
-            id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
+            &uuid_text(id, true),
             "\",\"events\":[",
             &event,
             "]}",
@@ -110,8 +106,31 @@ impl Batch {
 /// (JSONP): the batch id itself for the first, then ids differing in the last
 /// bits, so a 1-event batch keeps its id and every retry names each event alike.
 pub fn unit_id(id: Uuid, i: usize) -> Uuid {
-    Uuid::from_u128(id.as_u128() ^ i as u128)
+    // The id as a big-endian number XOR `i`, byte by byte (u128 arithmetic
+    // weighs on the wasm).
+    let mut bytes = *id.as_bytes();
+    for (b, x) in bytes[8..].iter_mut().zip((i as u64).to_be_bytes()) {
+        *b ^= x;
+    }
+    Uuid::from_bytes(bytes)
 }
+
+/// The lower-case text of a uuid: hyphenated, or the 32 digits alone
+/// (what `uuid`'s `hyphenated()` and `simple()` write, without their code).
+pub fn uuid_text(id: Uuid, hyphens: bool) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, b) in id.as_bytes().iter().enumerate() {
+        if hyphens && matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// Lower-case hexadecimal digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends one event in core's wire form (what serde writes for
 /// [`Event`]; a native test holds the two equal), without serde_json, whose
@@ -169,7 +188,6 @@ pub fn push_decimal(out: &mut String, n: u64) {
 
 /// Appends `text` as a JSON string.
 pub fn write_string(out: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     for c in text.chars() {
         match c {
@@ -194,7 +212,7 @@ pub fn write_string(out: &mut String, text: &str) {
 /// Reads a uuid in its hyphenated or simple text form (no error type, no
 /// formatting: small in wasm).
 pub fn parse_uuid(text: &str) -> Option<Uuid> {
-    let mut value: u128 = 0;
+    let mut bytes = [0u8; 16];
     let mut digits = 0;
     for b in text.bytes() {
         let d = match b {
@@ -204,10 +222,11 @@ pub fn parse_uuid(text: &str) -> Option<Uuid> {
             b'-' => continue,
             _ => return None,
         };
-        value = (value << 4) | u128::from(d);
+        let byte = bytes.get_mut(digits / 2)?;
+        *byte = (*byte << 4) | d;
         digits += 1;
     }
-    (digits == 32).then(|| Uuid::from_u128(value))
+    (digits == 32).then(|| Uuid::from_bytes(bytes))
 }
 
 /// How big the queue may grow before the oldest events are dropped.
@@ -471,6 +490,23 @@ mod tests {
             n += 1;
             Uuid::from_u128(n)
         }
+    }
+
+    #[test]
+    fn uuids_are_written_read_and_derived_as_the_uuid_crate_does() {
+        for n in [0u128, 1, 0x6f1c1a52_3b0e_4d8e_9f39_0c6f5c1d2a11, u128::MAX] {
+            let id = Uuid::from_u128(n);
+            assert_eq!(uuid_text(id, true), id.hyphenated().to_string());
+            assert_eq!(uuid_text(id, false), id.simple().to_string());
+            assert_eq!(parse_uuid(&id.hyphenated().to_string()), Some(id));
+            assert_eq!(parse_uuid(&id.simple().to_string().to_uppercase()), Some(id));
+            for i in [0, 1, 7, 255, 65_536, usize::MAX] {
+                assert_eq!(unit_id(id, i), Uuid::from_u128(n ^ i as u128));
+            }
+        }
+        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a1"), None);
+        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a111"), None);
+        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a1g"), None);
     }
 
     #[test]
