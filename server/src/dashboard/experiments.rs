@@ -116,7 +116,7 @@ fn search_form(params: &Params, chosen: &[&str]) -> String {
     let _ = write!(
         out,
         "<input id=\"q\" name=\"q\" type=\"search\" placeholder=\"Name or uuid\" value=\"{}\"></p>\
-         <fieldset class=\"field\"><legend>Visibility</legend><div class=\"checks\">",
+         <fieldset class=\"field\"><legend>Visibility <span class=\"muted\">(none ticked: all)</span></legend><div class=\"checks\">",
         esc(params.get("q").unwrap_or_default())
     );
     for v in Visibility::ALL {
@@ -169,7 +169,7 @@ fn list_table(found: &[&Experiment]) -> String {
                     },
                 );
             format!(
-                "{} <span class=\"muted\">({} likely best)</span>",
+                "<span>{} <span class=\"muted\">({} likely best)</span></span>",
                 esc(&e.variants[i].name),
                 percent(p)
             )
@@ -742,7 +742,7 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> String {
             ),
             &h.hours,
             &rate_lines,
-            charts::nice_max(top_rate),
+            charts::nice_max(top_rate * 1.1),
         ),
         charts::legend(&rate_lines),
     );

@@ -1,0 +1,282 @@
+// The dashboard in headless Chromium against the real server: sign in,
+// create an experiment with two variants through the forms, record events
+// through the API, and see the page show exactly what the read endpoint
+// serves (views, rewards, rates, weights); edit, reset, delete; refusals
+// (a wrong password, no session, an API key); keyboard use. Screenshots of
+// the list and the experiment page, desktop (1280) and phone (390) wide, go
+// to target/screenshots/ for a reviewer.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Api, MynaServer, OWNER, launchBrowser, until } from "./harness.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Where the screenshots go (the README names this folder). */
+const SHOTS = resolve(here, "../../target/screenshots");
+const HOUR = 3_600_000;
+
+let server, api, browser;
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = await MynaServer.start();
+  api = new Api(server);
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close().catch(() => {});
+  await server?.dispose();
+});
+
+/** A new browser context of `width`, signed in; resolves to its page. */
+async function signedIn(width = 1280) {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/`);
+  assert.match(page.url(), /\/signin/, "no session: the sign-in page");
+  await page.fill("#email", OWNER.email);
+  await page.fill("#password", OWNER.password);
+  await Promise.all([page.waitForURL(`${server.url}/`), page.click("button[type=submit]")]);
+  return page;
+}
+
+/** The numbers of the results table: `{ id: { views, reward, rate, weight, weightText } }`. */
+function shown(page) {
+  return page.$$eval("#variants tbody tr", (rows) =>
+    Object.fromEntries(
+      rows.map((row) => {
+        const cell = (c) => row.querySelector(`td.${c}`);
+        return [
+          row.dataset.variant,
+          {
+            views: Number(cell("views").dataset.value),
+            reward: Number(cell("reward").dataset.value),
+            rate: cell("rate").dataset.value === "" ? null : Number(cell("rate").dataset.value),
+            rateText: cell("rate").textContent.trim(),
+            weight: Number(cell("weight").dataset.value),
+            weightText: cell("weight").textContent.trim(),
+          },
+        ];
+      }),
+    ),
+  );
+}
+
+/** Every dashboard page for an experiment uuid. */
+const pages = (uuid) => ["/", "/experiments/new", `/experiments/${uuid}`, `/experiments/${uuid}/reset`, `/experiments/${uuid}/delete`, "/keys"];
+
+test("a wrong password and a missing session are refused", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    for (const path of ["/", "/keys", "/experiments/new"]) {
+      const res = await fetch(server.url + path, { redirect: "manual" });
+      assert.equal(res.status, 303, path);
+      assert.match(res.headers.get("location"), /^\/signin/);
+    }
+    await page.goto(`${server.url}/signin`);
+    await page.fill("#email", OWNER.email);
+    await page.fill("#password", "not the password");
+    const [answer] = await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+    assert.equal(answer.status(), 401);
+    assert.match(await page.textContent("[role=alert]"), /The email or password is not right/);
+    assert.ok(page.url().endsWith("/signin"), "still on the sign-in page");
+    const cookies = await context.cookies();
+    assert.equal(cookies.find((c) => c.name === "myna_session"), undefined, "no session cookie");
+  } finally {
+    await context.close();
+  }
+});
+
+test("an API key cannot reach any dashboard page", async () => {
+  const experiment = await api.createExperiment("Key-proof", { a: {}, b: {} });
+  const key = await api.createApiKey("page");
+  for (const path of pages(experiment.uuid)) {
+    const sep = path.includes("?") ? "&" : "?";
+    for (const [url, headers] of [
+      [server.url + path, { authorization: `ApiKey ${key}` }],
+      [`${server.url}${path}${sep}apikey=${key}`, {}],
+    ]) {
+      const res = await fetch(url, { headers, redirect: "manual" });
+      assert.equal(res.status, 303, `${url} ${JSON.stringify(headers)}`);
+      assert.match(res.headers.get("location"), /^\/signin/);
+      assert.doesNotMatch(await res.text(), /Key-proof/);
+    }
+  }
+  // A browser sending the key on every request lands on the sign-in page.
+  const context = await browser.newContext({ extraHTTPHeaders: { authorization: `ApiKey ${key}` } });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${server.url}/experiments/${experiment.uuid}`);
+    assert.match(page.url(), /\/signin\?next=/);
+    assert.equal(await page.locator("h1").textContent(), "Sign in");
+  } finally {
+    await context.close();
+  }
+  await api.ok("DELETE", `/v2/experiment/${experiment.uuid}`);
+});
+
+test("sign in, create an experiment with two variants, record through the API: the page shows what the read endpoint serves; edit, reset, delete", async () => {
+  // Neighbours for the list.
+  await api.createExperiment("Headline test", { plain: {}, bold: {}, short: {} }, "draft");
+  await api.createExperiment("Old pricing page", { cheap: {}, dear: {} }, "archived");
+
+  const page = await signedIn();
+  // An API key through the keys page, for the snippet.
+  await page.click("header nav a[href='/keys']");
+  await page.fill("#key-name", "landing page");
+  await Promise.all([page.waitForURL(/\/keys\?done=created/), page.click("button:has-text('Create API key')")]);
+  const key = (await page.textContent("#keys tbody tr:has-text('landing page') td.mono")).trim();
+  assert.match(key, /^[0-9a-f-]{36}$/);
+
+  // Create through the form.
+  await page.click("header nav a[href='/']");
+  await page.click("a[href='/experiments/new']");
+  await page.fill("#name", "Buy button");
+  await page.selectOption("#visibility", "published");
+  await page.fill("#variants", "green\nblue");
+  await Promise.all([page.waitForURL(/\/experiments\/[0-9a-f-]{36}\?done=created/), page.click("button:has-text('Create experiment')")]);
+  const uuid = (await page.textContent("#uuid")).trim();
+  const created = await api.read(uuid);
+  assert.equal(created.name, "Buy button");
+  assert.equal(created.visibility, "published");
+  assert.deepEqual(Object.keys(created.variants), ["green", "blue"]);
+
+  // The snippet has the API root, the key and the uuid filled in.
+  const snippet = await page.textContent("#snippet-code");
+  assert.match(snippet, /import \{ Myna \} from "myna-sdk";/);
+  assert.ok(snippet.includes(`apiRoot: "${server.url}"`), snippet);
+  assert.ok(snippet.includes(`apiKey: "${key}"`), snippet);
+  assert.ok(snippet.includes(`myna.experiment("${uuid}")`), snippet);
+
+  // Events through the API, as pages send them, spread over the last hours.
+  const now = Date.now();
+  const events = [];
+  for (let h = 12; h >= 0; h--) {
+    for (let i = 0; i < 20; i++) {
+      const variant = i % 2 ? "green" : "blue";
+      const timestamp = now - h * HOUR - i * 1000;
+      events.push({ typename: "view", variant, timestamp });
+      if ((variant === "green" && i % 5 === 1) || (variant === "blue" && i % 10 === 0 && h % 2 === 0)) {
+        events.push({ typename: "reward", variant, amount: 1, timestamp });
+      }
+    }
+  }
+  await api.ok("POST", `/v2/experiment/${uuid}/record`, {
+    auth: `ApiKey ${key}`,
+    body: { batch: crypto.randomUUID(), events },
+  });
+
+  // The page shows what the read endpoint serves (weights refresh within
+  // 250 ms of a change, so both are polled until they settle and agree).
+  let last, form, seen;
+  await until("the page to show the read endpoint's numbers", async () => {
+    const before = await api.read(uuid);
+    await page.goto(`${server.url}/experiments/${uuid}`);
+    seen = await shown(page);
+    form = await api.read(uuid);
+    last = { before: before.variants, form: form.variants, seen };
+    // Fresh weights (computed from these counts) favour green.
+    const fresh = form.variants.green.weight > form.variants.blue.weight;
+    return fresh && ["green", "blue"].every((id) => {
+      const [b, v, s] = [before.variants[id], form.variants[id], seen[id]];
+      return v.views > 0 && b.weight === v.weight && s.views === v.views && s.reward === v.totalReward && s.weight === v.weight;
+    });
+  }).catch((e) => {
+    throw new Error(`${e.message}\n${JSON.stringify(last)}`);
+  });
+  for (const id of ["green", "blue"]) {
+    const v = form.variants[id];
+    assert.equal(seen[id].views, v.views);
+    assert.equal(seen[id].reward, v.totalReward);
+    assert.equal(seen[id].rate, v.totalReward / v.views);
+    assert.equal(seen[id].rateText, `${((100 * v.totalReward) / v.views).toFixed(2)}\u00a0%`);
+    assert.equal(seen[id].weight, v.weight, "exactly the weight served");
+    assert.ok(seen[id].weightText.endsWith(v.weight.toFixed(4)), seen[id].weightText);
+  }
+  assert.ok(form.variants.green.weight > form.variants.blue.weight, "green converts better");
+  // The charts: one line per variant in each, with accessible titles.
+  assert.equal(await page.locator("#charts svg.chart").count(), 2);
+  assert.equal(await page.locator("#charts svg.chart polyline").count(), 4);
+  assert.equal(await page.textContent("#weights-chart-t"), "Weight of each variant over time");
+
+  // Screenshots: the experiment page and the list, desktop and phone.
+  await page.screenshot({ path: join(SHOTS, "experiment-desktop.png"), fullPage: true });
+  await page.goto(`${server.url}/`);
+  await page.screenshot({ path: join(SHOTS, "list-desktop.png"), fullPage: true });
+  const phone = await signedIn(390);
+  await phone.goto(`${server.url}/experiments/${uuid}`);
+  assert.ok(
+    await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1),
+    "no sideways scrolling on a phone",
+  );
+  await phone.screenshot({ path: join(SHOTS, "experiment-phone.png"), fullPage: true });
+  await phone.goto(`${server.url}/`);
+  assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1));
+  await phone.screenshot({ path: join(SHOTS, "list-phone.png"), fullPage: true });
+  await phone.context().close();
+
+  // The list: totals and the best variant.
+  const row = page.locator(`#experiments tr[data-uuid="${uuid}"]`);
+  const total = form.variants.green.views + form.variants.blue.views;
+  assert.equal(Number(await row.locator("td.num").getAttribute("data-value")), total);
+  assert.match(await row.textContent(), /green .*likely best/);
+  // Filtered like the search endpoint.
+  await page.check("input[name=visibility][value=draft]");
+  await page.click("form.search button");
+  assert.equal(await page.locator("#experiments tbody tr").count(), 1);
+  assert.match(await page.textContent("#experiments tbody"), /Headline test/);
+
+  // Edit: the name and a variant's settings.
+  await page.goto(`${server.url}/experiments/${uuid}`);
+  await page.fill("#edit-name", "Buy button, round 2");
+  await page.fill("#v0-settings", '{"color": "green"}');
+  await Promise.all([page.waitForURL(/\?done=saved/), page.click("button:has-text('Save changes')")]);
+  assert.match(await page.textContent("[role=status]"), /saved/);
+  const edited = await api.read(uuid);
+  assert.equal(edited.name, "Buy button, round 2");
+  assert.deepEqual(edited.variants.green.settings, { color: "green" });
+  assert.equal(edited.variants.green.views, form.variants.green.views, "counts kept");
+
+  // Reset, with a confirmation.
+  await page.click("a[href$='/reset']");
+  await Promise.all([page.waitForURL(/\?done=reset/), page.click("button:has-text('Reset counts')")]);
+  const reset = await api.read(uuid);
+  assert.deepEqual(
+    Object.values(reset.variants).map((v) => [v.views, v.totalReward, v.weight]),
+    [[0, 0, 0.5], [0, 0, 0.5]],
+  );
+  const zero = await shown(page);
+  assert.equal(zero.green.views, 0);
+  assert.equal(zero.green.weight, 0.5);
+
+  // Delete, with a confirmation.
+  await page.click("a[href$='/delete']");
+  await Promise.all([page.waitForURL(/\?done=deleted/), page.click("button:has-text('Delete experiment')")]);
+  assert.equal((await api.call("GET", `/v2/experiment/${uuid}`)).status, 404);
+  assert.equal(await page.locator(`#experiments tr[data-uuid="${uuid}"]`).count(), 0);
+  await page.context().close();
+});
+
+test("keyboard: skip link, visible focus, and an experiment reached with Tab and Enter", async () => {
+  const experiment = await api.createExperiment("Keyboard reachable", { a: {}, b: {} });
+  const page = await signedIn();
+  try {
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(outline, "none", "focus is visible");
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate((uuid) => document.activeElement.getAttribute("href") === `/experiments/${uuid}`, experiment.uuid);
+    }
+    assert.ok(reached, "the experiment's link is reachable with Tab");
+    await Promise.all([page.waitForURL(`${server.url}/experiments/${experiment.uuid}`), page.keyboard.press("Enter")]);
+    assert.equal(await page.textContent("h1"), "Keyboard reachable");
+  } finally {
+    await page.context().close();
+  }
+});
