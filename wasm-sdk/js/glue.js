@@ -64,7 +64,8 @@ const instance = (Math.random() * 1e9) >>> 0;
 let calls = 0;
 
 // Sends a request; resolves (never rejects) with [status, parsed body or
-// null, Retry-After or null], or "network" / "timeout".
+// null, Retry-After or null, Retry-After as a date (Date.parse)], or
+// "network" / "timeout".
 function send([url, auth, body, ms, jsonp]) {
   return new Promise((done) => {
     let timer;
@@ -128,7 +129,10 @@ function http(url, auth, body, end, timeout) {
     credentials: "omit",
     signal: abort.signal,
   }).then(
-    async (r) => end([r.status, await r.json().catch(() => null), r.headers.get("Retry-After")]),
+    async (r) => {
+      const after = r.headers.get("Retry-After");
+      end([r.status, await r.json().catch(() => null), after, Date.parse(after)]);
+    },
     () => end(late ? "timeout" : "network"),
   );
 }
@@ -205,9 +209,10 @@ export function emit(list, name, payload) {
 // The queue is written in a microtask: a burst of events costs one write.
 export const later = (d) => queueMicrotask(() => d.step(PERSIST));
 
-// A tick every `ms`, and the page events Rust reacts to; returns the
-// function that stops them all.
+// A tick every `ms`, and the page events Rust reacts to; `ms` 0 stops them
+// all.
 export function listen(d, ms) {
+  if (!ms) return d.stop();
   const doc = globalThis.document;
   const on = (e) =>
     d.step(EVENT, e.type != "visibilitychange" ? e.type : doc.visibilityState == "hidden" ? "hidden" : "visible");
@@ -220,7 +225,7 @@ export function listen(d, ms) {
   if (doc) hooks.push([doc, "visibilitychange"], [doc, "freeze"]);
   for (const [target, type] of hooks) target.addEventListener(type, on);
   const timer = setInterval(() => d.step(EVENT, "tick"), ms);
-  return () => {
+  d.stop = () => {
     clearInterval(timer);
     for (const [target, type] of hooks) target.removeEventListener(type, on);
   };

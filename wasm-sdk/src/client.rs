@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{RefCell, RefMut};
 
-use js_sys::{Array, Function, Object, Promise};
+use js_sys::{Array, Object, Promise};
 use myna_core::event::{Event, new_event};
 use myna_core::{Code, Problem};
 use uuid::Uuid;
@@ -103,8 +103,8 @@ struct State {
     /// When our queue was last written (epoch ms).
     beat: f64,
     ticks: u32,
-    /// Stops the timer and the page listeners.
-    stop: Option<Function>,
+    /// The timer and the page listeners run.
+    listening: bool,
     /// The flush running (flushes run one at a time).
     flush: Flush,
 }
@@ -196,7 +196,7 @@ impl Client {
                 memory_only: false,
                 beat: now(),
                 ticks: 0,
-                stop: None,
+                listening: false,
                 flush: Flush::default(),
             }),
             listeners: Array::new(),
@@ -210,12 +210,13 @@ impl Client {
     /// timer and the page listeners and sends what earlier pages left
     /// queued; the Promise resolves with `value`.
     pub fn start(&self, value: JsValue) -> Promise {
-        if self.opts.experiments.is_some() {
+        let request = if self.opts.experiments.is_some() {
             self.started();
-            Promise::resolve(&value)
+            JsValue::UNDEFINED // no request: resolves at once
         } else {
-            driver::load(&self.driver, &self.search_request(0), value)
-        }
+            self.search_request(0)
+        };
+        driver::load(&self.driver, &request, value)
     }
 
     fn started(&self) {
@@ -876,14 +877,14 @@ impl Client {
     }
 
     fn install(&self) {
-        let stop = driver::listen(&self.driver, self.opts.flush_interval_ms);
-        self.st().stop = Some(stop);
+        driver::listen(&self.driver, self.opts.flush_interval_ms);
+        self.st().listening = true;
     }
 
     /// Stops the timer and the listeners; the queue is sealed and released
     /// (the next page, or another tab, sends it).
     pub fn close(&self) {
-        let stop = {
+        let listening = {
             let mut st = self.st();
             if st.closed {
                 return;
@@ -891,10 +892,10 @@ impl Client {
             st.closed = true;
             st.released = true;
             st.queue.seal_all();
-            st.stop.take()
+            core::mem::take(&mut st.listening)
         };
-        if let Some(stop) = stop {
-            let _ = stop.call0(&JsValue::UNDEFINED);
+        if listening {
+            driver::listen(&self.driver, 0.0);
         }
         self.persist();
     }

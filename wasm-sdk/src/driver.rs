@@ -7,7 +7,7 @@
 
 use alloc::rc::{Rc, Weak};
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
@@ -25,9 +25,9 @@ extern "C" {
     /// Calls [`op::PERSIST`] in a microtask.
     pub fn later(driver: &JsValue);
 
-    /// Calls [`op::EVENT`] every `ms` (`"tick"`) and at page events; the
-    /// function that stops them.
-    pub fn listen(driver: &JsValue, ms: f64) -> Function;
+    /// Calls [`op::EVENT`] every `ms` (`"tick"`) and at page events; with
+    /// `ms` 0, stops them.
+    pub fn listen(driver: &JsValue, ms: f64);
 
     /// Adds `listener` of event `name` to the page's `listeners`.
     #[wasm_bindgen(js_name = listenTo)]

@@ -76,20 +76,20 @@ impl Myna {
 impl Myna {
     /// Connects: loads every published experiment the key can see (search
     /// endpoint), or takes the `experiments` snapshots without any network,
-    /// then starts sending queued events. The package entry loads the wasm first.
+    /// then starts sending queued events. The package entry loads the wasm
+    /// first; it is an async function, so bad options (thrown here) reject
+    /// its Promise.
     #[wasm_bindgen(js_name = connect, unchecked_return_type = "Promise<Myna>")]
     pub fn open(
         #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
-    ) -> Promise {
-        match Client::new(&options) {
-            Ok(client) => client.start(
-                Myna {
-                    client: client.clone(),
-                }
-                .into(),
-            ),
-            Err(e) => Promise::reject(&e),
-        }
+    ) -> Result<Promise, JsValue> {
+        let client = Client::new(&options)?;
+        Ok(client.start(
+            Myna {
+                client: client.clone(),
+            }
+            .into(),
+        ))
     }
 
     /// The experiment with this uuid; throws a `MynaError` (`unknown-experiment`) if it is not loaded.

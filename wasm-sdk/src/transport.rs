@@ -57,7 +57,8 @@ pub struct Verdict {
     pub retry_after: Option<f64>,
 }
 
-/// Judges what glue.js answered: `[status, body, Retry-After]` (JSONP
+/// Judges what glue.js answered: `[status, body, Retry-After, Retry-After
+/// as a date]` (JSONP
 /// answers always come with status 200; a problem inside carries the real
 /// status), or `"network"` / `"timeout"` when no answer came
 /// ([`Code::Network`], [`Code::Timeout`]).
@@ -80,9 +81,8 @@ pub fn verdict(answer: &JsValue) -> Verdict {
     let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
     let body = answer.get(1);
     let retry_after = answer.get(2).as_string().and_then(|h| {
-        retry::retry_after_ms(&h, js_sys::Date::now(), |d| {
-            let at = js_sys::Date::parse(d);
-            at.is_finite().then_some(at)
+        retry::retry_after_ms(&h, js_sys::Date::now(), |_| {
+            answer.get(3).as_f64().filter(|at| at.is_finite())
         })
     });
     let problem = problem_of(&body);
