@@ -148,6 +148,13 @@ fn now() -> f64 {
     js_sys::Date::now()
 }
 
+/// The loaded experiment with this uuid, or the `unknown-experiment` error
+/// (not generic: [`Client::with`] is, once per caller).
+#[inline(never)]
+fn find<'a>(experiments: &'a [Loaded], uuid: &str) -> Result<&'a Loaded, JsValue> {
+    experiments.iter().find(|e| e.uuid == uuid).ok_or_else(unknown)
+}
+
 fn unknown() -> JsValue {
     error::new(
         Code::UnknownExperiment,
@@ -351,8 +358,7 @@ impl Client {
     /// Runs `f` on the loaded experiment, or fails with `unknown-experiment`.
     pub fn with<T>(&self, uuid: &str, f: impl FnOnce(&Loaded) -> T) -> Result<T, JsValue> {
         let st = self.st();
-        let e = st.experiments.iter().find(|e| e.uuid == uuid);
-        e.map(f).ok_or_else(unknown)
+        Ok(f(find(&st.experiments, uuid)?))
     }
 
     /// How many events this tab has queued.

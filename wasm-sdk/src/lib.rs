@@ -124,19 +124,19 @@ impl Myna {
     /// Listens to `sync` (`{ sent, dropped, requeued }`) or `error` (a `MynaError`).
     pub fn on(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: &str,
+        #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MynaListener")] listener: Function,
     ) {
-        self.client.on(&event.into(), &listener);
+        self.client.on(&event, &listener);
     }
 
     /// Stops calling a listener added with `on`.
     pub fn off(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: &str,
+        #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MynaListener")] listener: Function,
     ) {
-        self.client.off(&event.into(), &listener);
+        self.client.off(&event, &listener);
     }
 
     /// How many events this page has queued (not yet confirmed by the server).

@@ -63,7 +63,9 @@ pub fn retry_after_ms(
     now_ms: f64,
     parse_date: impl FnOnce(&str) -> Option<f64>,
 ) -> Option<f64> {
-    let header = header.trim();
+    // ASCII whitespace only (HTTP's is spaces and tabs): `trim` would bring
+    // Unicode's whitespace table into the wasm.
+    let header = header.trim_ascii();
     if !header.is_empty() && header.bytes().all(|b| b.is_ascii_digit()) {
         // Integer parsing: f64 parsing would add some 5 KB to the wasm.
         return parse_decimal(header).map(|s| s as f64 * 1000.0);
