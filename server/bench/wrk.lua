@@ -2,10 +2,13 @@
 --   hello                       GET /
 --   post <experiment> <key> <n> POST record batches of n events (unique batch ids)
 --   get  <experiment> <key>     GET JSONP record, one view
--- Optional last argument `pace=<ms>`: each connection waits that long between
--- requests (a paced run at a chosen rate). Prints one `RESULT` line at the end.
+-- Optional last arguments `pace=<ms>`: each connection waits that long between
+-- requests (a paced run at a chosen rate); `run=<n>`: a number that goes into
+-- every batch id, so runs (and two wrk processes at once) never share ids.
+-- Prints one `RESULT` line at the end.
 
 local mode, experiment, key, events, pace
+local run = 0
 local counter = 0
 local threads = {}
 -- `thread_id` is a global each thread gets from setup().
@@ -23,6 +26,8 @@ local function parse(args)
   for _, a in ipairs(args) do
     local p = a:match("^pace=(%d+)$")
     if p then pace = tonumber(p) end
+    local r = a:match("^run=(%d+)$")
+    if r then run = tonumber(r) end
   end
 end
 
@@ -54,7 +59,7 @@ end
 function request()
   if mode == "post" then
     counter = counter + 1
-    local id = string.format("%08x-0000-4000-8000-%012x", thread_id or 0, counter)
+    local id = string.format("%08x-%04x-4000-8000-%012x", thread_id or 0, run % 65536, counter)
     return wrk.format(nil, nil, nil, '{"batch":"' .. id .. body_tail)
   end
   return wrk.format()

@@ -1,5 +1,5 @@
 //! myna-server: the Myna v2 HTTP API (poem on tokio) over durable storage
-//! (SQLite by default), thin around `myna-core`.
+//! (SQLite by default, PostgreSQL to scale out), thin around `myna-core`.
 //!
 //! A handler reads the request, asks core to parse and validate, asks the
 //! commit writer or storage to commit, asks core to build the answer, and
@@ -13,7 +13,7 @@
 //! - [`dashboard`]: the site owners' web pages (session cookie, no script);
 //! - [`cache`]: experiments in memory, weights refreshed at most every 250 ms;
 //! - [`commit`]: the writer task and its group commits;
-//! - [`storage`]: the storage trait and its SQLite implementation;
+//! - [`storage`]: the storage trait and its SQLite and PostgreSQL implementations;
 //! - [`state`], [`clock`], [`accounts`], [`config`], [`serve`]: the rest.
 
 pub mod accounts;
