@@ -152,7 +152,10 @@ fn now() -> f64 {
 /// (not generic: [`Client::with`] is, once per caller).
 #[inline(never)]
 fn find<'a>(experiments: &'a [Loaded], uuid: &str) -> Result<&'a Loaded, JsValue> {
-    experiments.iter().find(|e| e.uuid == uuid).ok_or_else(unknown)
+    experiments
+        .iter()
+        .find(|e| e.uuid == uuid)
+        .ok_or_else(unknown)
 }
 
 fn unknown() -> JsValue {

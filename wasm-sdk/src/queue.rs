@@ -507,7 +507,10 @@ mod tests {
             assert_eq!(uuid_text(id, true), id.hyphenated().to_string());
             assert_eq!(uuid_text(id, false), id.simple().to_string());
             assert_eq!(parse_uuid(&id.hyphenated().to_string()), Some(id));
-            assert_eq!(parse_uuid(&id.simple().to_string().to_uppercase()), Some(id));
+            assert_eq!(
+                parse_uuid(&id.simple().to_string().to_uppercase()),
+                Some(id)
+            );
             for i in [0, 1, 7, 255, 65_536, usize::MAX] {
                 assert_eq!(unit_id(id, i), Uuid::from_u128(n ^ i as u128));
             }

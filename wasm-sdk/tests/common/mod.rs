@@ -155,7 +155,10 @@ impl Listener {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let sink = seen.clone();
         let closure = Closure::<dyn FnMut(JsValue)>::new(move |v| sink.borrow_mut().push(v));
-        myna.on(event.into(), closure.as_ref().unchecked_ref::<Function>().clone());
+        myna.on(
+            event.into(),
+            closure.as_ref().unchecked_ref::<Function>().clone(),
+        );
         Listener { seen, closure }
     }
 
