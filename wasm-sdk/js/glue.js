@@ -8,7 +8,98 @@
 
 // The steps of `d.step` (src/driver.rs, module `op`).
 const LOADED = 0, DELIVER = 1, DONE = 2, LEASE_TAKE = 3, LEASE_HELD = 4, LEASE_GIVE = 5;
-const PERSIST = 6, EVENT = 7;
+const PERSIST = 6, EVENT = 7, EXPERIMENT = 8, FORM = 9, SUGGEST = 10, VIEW = 11, REWARD = 12;
+const UNSTICK = 13, LOAD = 14, FLUSH = 15, QUEUED = 16, CLOSE = 17;
+
+// ---- The page's classes (declared in src/lib.rs): each call is one step of
+// the client's strong driver `#d`, which decides and throws the MynaErrors.
+
+export class Myna {
+  #d;
+  #l;
+  constructor(d, listeners) {
+    this.#d = d;
+    this.#l = listeners;
+  }
+  experiment(uuid) {
+    return new Experiment(this.#d, this.#d.step(EXPERIMENT, uuid));
+  }
+  load(uuid) {
+    return this.#d.step(LOAD, uuid).then((u) => new Experiment(this.#d, u));
+  }
+  flush() {
+    return this.#d.step(FLUSH);
+  }
+  // The listeners of "sync" and "error": [name, function] pairs.
+  on(name, f) {
+    this.#l.push([name, f]);
+  }
+  off(name, f) {
+    const list = this.#l;
+    for (let i = list.length; i--; ) if (list[i][0] === name && list[i][1] === f) list.splice(i, 1);
+  }
+  get queued() {
+    return this.#d.step(QUEUED);
+  }
+  close() {
+    this.#d.step(CLOSE);
+  }
+}
+
+const object = (v) => (v && typeof v == "object" ? v : {});
+
+// The `Variant` objects of a read form, made once per form (every `suggest`
+// or `view` of it hands out the same object).
+const made = new WeakMap();
+function variants(form) {
+  let list = made.get(form);
+  if (!list) {
+    const all = form.variants;
+    list = Object.keys(all).map((id) => {
+      const { name, settings } = all[id];
+      return { id, name: typeof name == "string" ? name : id, settings: object(settings) };
+    });
+    made.set(form, list);
+  }
+  return list;
+}
+
+export class Experiment {
+  #d;
+  constructor(d, uuid) {
+    this.#d = d;
+    this.uuid = uuid;
+  }
+  #form() {
+    return this.#d.step(FORM, this.uuid);
+  }
+  #variant(id) {
+    return variants(this.#form()).find((v) => v.id === id);
+  }
+  get name() {
+    const { name } = this.#form();
+    return typeof name == "string" ? name : "";
+  }
+  get settings() {
+    return object(this.#form().settings);
+  }
+  get variants() {
+    return [...variants(this.#form())];
+  }
+  suggest() {
+    return this.#variant(this.#d.step(SUGGEST, this.uuid));
+  }
+  view(id) {
+    this.#d.step(VIEW, this.uuid, (id = "" + id));
+    return this.#variant(id);
+  }
+  reward(amount) {
+    return this.#d.step(REWARD, this.uuid, amount == null ? amount : +amount);
+  }
+  unstick() {
+    this.#d.step(UNSTICK, this.uuid);
+  }
+}
 
 // An error thrown or emitted by the SDK: a real `Error` (with a stack) that
 // carries the problem's `code`, and `path` / `status` where they apply.
@@ -186,12 +277,8 @@ export function flush(d, lockName) {
   return run;
 }
 
-// ---- The page's listeners of "sync" and "error": [name, function] pairs.
+// ---- Events to the page's listeners ([name, function] pairs).
 
-export const listenTo = (list, name, f) => list.push([name, f]);
-export function unlisten(list, name, f) {
-  for (let i = list.length; i--; ) if (list[i][0] === name && list[i][1] === f) list.splice(i, 1);
-}
 export function emit(list, name, payload) {
   for (const [n, f] of [...list]) {
     if (n === name) {

@@ -79,8 +79,9 @@ pub struct Client {
     /// This client's [`Driver`] as the JS object `js/glue.js` calls back.
     driver: JsValue,
     state: RefCell<State>,
-    /// The page's `sync` and `error` listeners (a JS array kept by glue.js).
-    listeners: Array,
+    /// The page's `sync` and `error` listeners (`[name, listener]` pairs,
+    /// which the page's `Myna` adds and removes).
+    pub listeners: Array,
     /// The visitor's sticky states read so far (a localStorage read and parse
     /// cost microseconds); cleared when another tab changes storage.
     stickies: RefCell<Vec<(String, Sticky)>>,
@@ -371,8 +372,8 @@ impl Client {
 
     // ---- Decisions -------------------------------------------------------
 
-    /// The sticky variant, or one drawn by weight (queueing one view).
-    pub fn suggest(&self, uuid: &str) -> Result<JsValue, JsValue> {
+    /// The sticky variant's id, or one drawn by weight (queueing one view).
+    pub fn suggest(&self, uuid: &str) -> Result<String, JsValue> {
         let state = self.sticky(uuid);
         let decision = self.with(uuid, |e| {
             match sticky::suggest(&state, &e.ids(), &e.weights, js_sys::Math::random()) {
@@ -393,15 +394,15 @@ impl Client {
             self.enqueue(uuid, event);
             self.set_sticky(uuid, &sticky::viewed(&id));
         }
-        self.with(uuid, |e| e.variant_js(&id))
+        Ok(id)
     }
 
     /// Shows a given variant: queues a view and makes it the sticky one.
-    pub fn view(&self, uuid: &str, variant: &str) -> Result<JsValue, JsValue> {
+    pub fn view(&self, uuid: &str, variant: &str) -> Result<(), JsValue> {
         let event = self.validate(uuid, "view", variant, None)?;
         self.enqueue(uuid, event);
         self.set_sticky(uuid, &sticky::viewed(variant));
-        self.with(uuid, |e| e.variant_js(variant))
+        Ok(())
     }
 
     /// Rewards the last viewed variant once; whether a reward was queued.
@@ -910,16 +911,6 @@ impl Client {
     }
 
     // ---- Page events -----------------------------------------------------
-
-    /// Adds a listener of `sync` or `error`.
-    pub fn on(&self, name: &JsValue, listener: &JsValue) {
-        driver::listen_to(&self.listeners, name, listener);
-    }
-
-    /// Removes a listener added by [`Client::on`].
-    pub fn off(&self, name: &JsValue, listener: &JsValue) {
-        driver::unlisten(&self.listeners, name, listener);
-    }
 
     /// Calls every listener of `name` with `payload` (one that throws does
     /// not stop the others, nor the SDK).

@@ -11,6 +11,7 @@ use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
+use crate::experiment::canonical_uuid;
 
 #[wasm_bindgen(module = "/js/glue.js")]
 extern "C" {
@@ -29,30 +30,36 @@ extern "C" {
     /// `ms` 0, stops them.
     pub fn listen(driver: &JsValue, ms: f64);
 
-    /// Adds `listener` of event `name` to the page's `listeners`.
-    #[wasm_bindgen(js_name = listenTo)]
-    pub fn listen_to(listeners: &Array, name: &JsValue, listener: &JsValue);
-
-    /// Removes every `listener` of `name` from `listeners`.
-    pub fn unlisten(listeners: &Array, name: &JsValue, listener: &JsValue);
-
     /// Calls each listener of `name` with `payload`, in order; one that
     /// throws does not stop the others.
     pub fn emit(listeners: &Array, name: &str, payload: &JsValue);
 }
 
-/// The client as `js/glue.js` sees it. It holds the client weakly: a page
-/// that drops its `Myna` drops the client, and a late timer or answer then
-/// finds nothing to do.
+/// The client as `js/glue.js` sees it. The one the client keeps (for its
+/// timers, answers and listeners) holds it weakly: a page that drops its
+/// `Myna` (which holds the one strong driver) drops the client, and a late
+/// timer or answer then finds nothing to do.
 #[wasm_bindgen(skip_typescript)]
 pub struct Driver {
     client: Weak<Client>,
+    _strong: Option<Rc<Client>>,
 }
 
 impl Driver {
-    /// The driver of a client.
+    /// The weak driver of a client.
     pub fn new(client: Weak<Client>) -> Driver {
-        Driver { client }
+        Driver {
+            client,
+            _strong: None,
+        }
+    }
+
+    /// The driver the page's `Myna` holds: it keeps the client alive.
+    pub fn strong(client: Rc<Client>) -> Driver {
+        Driver {
+            client: Rc::downgrade(&client),
+            _strong: Some(client),
+        }
     }
 
     fn client(&self) -> Option<Rc<Client>> {
@@ -85,6 +92,28 @@ pub mod op {
     /// `hidden` and `visible` (visibility changes), `pageshow`, `storage`,
     /// `online`.
     pub const EVENT: u32 = 7;
+    /// The page's calls (the classes of `js/glue.js`), `arg` an experiment
+    /// uuid: `myna.experiment`, its canonical uuid (throws
+    /// `unknown-experiment`)…
+    pub const EXPERIMENT: u32 = 8;
+    /// …the read form of a loaded experiment (throws `unknown-experiment`)…
+    pub const FORM: u32 = 9;
+    /// …`suggest`: the variant id…
+    pub const SUGGEST: u32 = 10;
+    /// …`view` of variant `request`…
+    pub const VIEW: u32 = 11;
+    /// …`reward` of amount `request` (a number or `undefined`): whether one was queued…
+    pub const REWARD: u32 = 12;
+    /// …`unstick`…
+    pub const UNSTICK: u32 = 13;
+    /// …`myna.load`: a Promise of the canonical uuid…
+    pub const LOAD: u32 = 14;
+    /// …`myna.flush` (no `arg`)…
+    pub const FLUSH: u32 = 15;
+    /// …`myna.queued`…
+    pub const QUEUED: u32 = 16;
+    /// …`myna.close`.
+    pub const CLOSE: u32 = 17;
 }
 
 #[wasm_bindgen]
@@ -104,8 +133,35 @@ impl Driver {
                 JsValue::UNDEFINED
             });
         };
+        let uuid = || arg.as_string().unwrap_or_default();
         Ok(match op {
             op::LOADED => return c.loaded(&arg, &request),
+            op::EXPERIMENT => {
+                let uuid = canonical_uuid(&uuid());
+                c.with(&uuid, |_| ())?;
+                uuid.into()
+            }
+            op::FORM => c.with(&uuid(), |e| e.form.clone())?,
+            op::SUGGEST => c.suggest(&uuid())?.into(),
+            op::VIEW => {
+                c.view(&uuid(), &request.as_string().unwrap_or_default())?;
+                JsValue::UNDEFINED
+            }
+            op::REWARD => c.reward(&uuid(), request.as_f64())?.into(),
+            op::UNSTICK => {
+                c.unstick(&uuid());
+                JsValue::UNDEFINED
+            }
+            op::LOAD => {
+                let uuid = canonical_uuid(&uuid());
+                c.load(c.load_request(&uuid), uuid.into()).into()
+            }
+            op::FLUSH => c.flush().into(),
+            op::QUEUED => (c.queued() as f64).into(),
+            op::CLOSE => {
+                c.close();
+                JsValue::UNDEFINED
+            }
             op::DELIVER => c.deliver(&arg),
             op::DONE => return c.done(),
             op::LEASE_TAKE..=op::LEASE_GIVE => c.lease(op - op::LEASE_TAKE).into(),

@@ -1,6 +1,6 @@
 //! A loaded experiment: what the SDK keeps of a read form (from the server or
-//! a snapshot the page passed in), and the `Variant` objects handed to the
-//! page.
+//! a snapshot the page passed in). The page's `Experiment` class
+//! (`js/glue.js`) makes the `Variant` objects from the read form itself.
 //!
 //! The read form is walked as the JS value the browser parsed (the fields the
 //! SDK needs: uuid, name, each variant's id, name and weight) rather than
@@ -69,17 +69,13 @@ extern "C" {
 pub struct Loaded {
     /// Lower-case hyphenated uuid.
     pub uuid: String,
-    /// Its name.
-    pub name: String,
     /// The variant ids, in creation order (what core validates events against).
     pub variants: Vec<String>,
     /// One weight per variant, in the same order.
     pub weights: Vec<f64>,
-    /// The read form as received (its settings objects are handed out as they are).
+    /// The read form as received: the page's `Experiment` (`js/glue.js`)
+    /// reads its name, settings and `Variant` objects from it.
     pub form: JsValue,
-    /// The page's `Variant` objects, in order, made once: every `suggest` or
-    /// `view` hands out the same object, and crosses no string.
-    pub variants_js: Vec<JsValue>,
 }
 
 impl Loaded {
@@ -104,7 +100,6 @@ impl Loaded {
         }
         let mut variants = Vec::new();
         let mut weights = Vec::new();
-        let mut variants_js = Vec::new();
         let listed_object: &Object = listed.unchecked_ref();
         for id in Object::keys(listed_object).iter() {
             let id = id.as_string().unwrap_or_default();
@@ -115,22 +110,14 @@ impl Loaded {
                     "A variant's `weight` must be a number.",
                 ));
             };
-            let name = get(&variant, "name").as_string();
-            variants_js.push(variant_object(
-                &id,
-                name.as_deref().unwrap_or(&id),
-                get(&variant, "settings"),
-            ));
             variants.push(id);
             weights.push(weight);
         }
         Ok(Loaded {
             uuid: canonical(uuid),
-            name: get(&form, "name").as_string().unwrap_or_default(),
             variants,
             weights,
             form,
-            variants_js,
         })
     }
 
@@ -138,37 +125,6 @@ impl Loaded {
     pub fn ids(&self) -> Vec<&str> {
         self.variants.iter().map(String::as_str).collect()
     }
-
-    /// The page's `Variant` object for the variant with this id.
-    pub fn variant_js(&self, id: &str) -> JsValue {
-        self.variants
-            .iter()
-            .position(|v| v == id)
-            .and_then(|i| self.variants_js.get(i).cloned())
-            .unwrap_or(JsValue::UNDEFINED)
-    }
-
-    /// The experiment's own settings object.
-    pub fn settings_js(&self) -> JsValue {
-        object_or_empty(get(&self.form, "settings"))
-    }
-}
-
-fn object_or_empty(value: JsValue) -> JsValue {
-    if value.is_object() {
-        value
-    } else {
-        Object::new().into()
-    }
-}
-
-/// A `Variant` object: `{ id, name, settings }` (settings `{}` when absent).
-fn variant_object(id: &str, name: &str, settings: JsValue) -> JsValue {
-    let out: JsValue = Object::new().into();
-    set(&out, "id", &id.into());
-    set(&out, "name", &name.into());
-    set(&out, "settings", &object_or_empty(settings));
-    out
 }
 
 /// `value[key]`, or `undefined` when `value` is not an object.

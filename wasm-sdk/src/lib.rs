@@ -32,15 +32,15 @@ pub mod sticky;
 pub mod storage;
 pub mod transport;
 
-use alloc::rc::Rc;
 use alloc::string::String;
 
 use js_sys::futures::JsFuture;
 use js_sys::{Array, Function, Promise};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
-use crate::experiment::canonical_uuid;
+use crate::driver::Driver;
 
 /// A panic (a bug) aborts: the wasm traps, and the call that panicked throws
 /// a `RuntimeError` in JavaScript.
@@ -56,159 +56,148 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 #[global_allocator]
 static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
 
-/// A connected client: the page's handle on experiments, events and delivery.
-#[wasm_bindgen]
-pub struct Myna {
-    client: Rc<Client>,
+#[wasm_bindgen(typescript_custom_section)]
+const CLASSES_TS: &str = r#"
+/** A connected client: the page's handle on experiments, events and delivery. */
+export class Myna {
+  private constructor();
+  /**
+   * Connects: loads every published experiment the key can see (search
+   * endpoint), or takes the `experiments` snapshots without any network,
+   * then starts sending queued events. Bad options reject the Promise.
+   */
+  static connect(options: ConnectOptions): Promise<Myna>;
+  /** The experiment with this uuid; throws a `MynaError` (`unknown-experiment`) if it is not loaded. */
+  experiment(uuid: string): Experiment;
+  /** Loads one experiment afresh (read endpoint) and resolves to it. */
+  load(uuid: string): Promise<Experiment>;
+  /**
+   * Sends what is queued; resolves once the server confirmed (or refused)
+   * it, rejects with a `MynaError` when an attempt failed (kept for retry).
+   */
+  flush(): Promise<SyncEvent>;
+  /** Listens to `sync` (`{ sent, dropped, requeued }`) or `error` (a `MynaError`). */
+  on(event: "sync" | "error", listener: MynaListener): void;
+  /** Stops calling a listener added with `on`. */
+  off(event: "sync" | "error", listener: MynaListener): void;
+  /** How many events this page has queued (not yet confirmed by the server). */
+  readonly queued: number;
+  /** Stops timers and listeners; what is queued stays stored for the next page. */
+  close(): void;
+}
+
+/** One experiment: decides variants for this visitor and queues its events. */
+export class Experiment {
+  private constructor();
+  /** The experiment's uuid. */
+  readonly uuid: string;
+  /** The experiment's name. */
+  readonly name: string;
+  /** The experiment's settings object. */
+  readonly settings: Record<string, unknown>;
+  /** Every variant, in creation order. */
+  readonly variants: Variant[];
+  /**
+   * The visitor's variant: the sticky one, or one drawn by weight (queueing
+   * one view). Repeated calls return the same variant and queue nothing.
+   */
+  suggest(): Variant;
+  /** Shows a given variant: queues a view and makes it the visitor's variant. */
+  view(variantId: string): Variant;
+  /**
+   * Rewards the last viewed variant once (`amount` in [0, 1], default 1);
+   * whether a reward was queued (false when this view was rewarded already).
+   */
+  reward(amount?: number | null): boolean;
+  /** Forgets this visitor's variant: the next `suggest` draws afresh. */
+  unstick(): void;
+}
+"#;
+
+#[wasm_bindgen(module = "/js/glue.js")]
+extern "C" {
+    /// The page's `Myna` (a thin class in `js/glue.js` that calls
+    /// [`Driver::step`] of its strong [`Driver`]).
+    pub type Myna;
+
+    /// A new `Myna` around a client's strong driver and its listeners.
+    #[wasm_bindgen(constructor)]
+    fn new(driver: JsValue, listeners: &Array) -> Myna;
+
+    /// The page's `Experiment` (a thin class in `js/glue.js`).
+    pub type Experiment;
+
+    /// Re-exports the classes from the package (function imports, so that
+    /// the TypeScript declarations are the ones above).
+    #[wasm_bindgen(reexport, skip_typescript, js_name = Myna)]
+    fn myna_class();
+    #[wasm_bindgen(reexport, skip_typescript, js_name = Experiment)]
+    fn experiment_class();
+
+    /// `myna.experiment(uuid)`.
+    #[wasm_bindgen(method, catch)]
+    pub fn experiment(this: &Myna, uuid: &str) -> Result<Experiment, JsValue>;
+    /// `myna.load(uuid)`.
+    #[wasm_bindgen(method)]
+    pub fn load(this: &Myna, uuid: &str) -> Promise;
+    /// `myna.flush()`.
+    #[wasm_bindgen(method)]
+    pub fn flush(this: &Myna) -> Promise;
+    /// `myna.on(event, listener)`.
+    #[wasm_bindgen(method)]
+    pub fn on(this: &Myna, event: JsValue, listener: Function);
+    /// `myna.off(event, listener)`.
+    #[wasm_bindgen(method)]
+    pub fn off(this: &Myna, event: JsValue, listener: Function);
+    /// `myna.queued`.
+    #[wasm_bindgen(method, getter)]
+    pub fn queued(this: &Myna) -> usize;
+    /// `myna.close()`.
+    #[wasm_bindgen(method)]
+    pub fn close(this: &Myna);
+
+    /// `expt.uuid`.
+    #[wasm_bindgen(method, getter)]
+    pub fn uuid(this: &Experiment) -> String;
+    /// `expt.name`.
+    #[wasm_bindgen(method, getter, catch)]
+    pub fn name(this: &Experiment) -> Result<JsValue, JsValue>;
+    /// `expt.settings`.
+    #[wasm_bindgen(method, getter, catch)]
+    pub fn settings(this: &Experiment) -> Result<JsValue, JsValue>;
+    /// `expt.variants`.
+    #[wasm_bindgen(method, getter, catch)]
+    pub fn variants(this: &Experiment) -> Result<Array, JsValue>;
+    /// `expt.suggest()`.
+    #[wasm_bindgen(method, catch)]
+    pub fn suggest(this: &Experiment) -> Result<JsValue, JsValue>;
+    /// `expt.view(variantId)`.
+    #[wasm_bindgen(method, catch)]
+    pub fn view(this: &Experiment, variant_id: &str) -> Result<JsValue, JsValue>;
+    /// `expt.reward(amount)`.
+    #[wasm_bindgen(method, catch)]
+    pub fn reward(this: &Experiment, amount: Option<f64>) -> Result<bool, JsValue>;
+    /// `expt.unstick()`.
+    #[wasm_bindgen(method)]
+    pub fn unstick(this: &Experiment);
 }
 
 impl Myna {
-    /// [`Myna::open`] for Rust callers (the browser tests): the same
+    /// `Myna.connect` for Rust callers (the browser tests): the same
     /// connection, awaited.
     pub async fn connect(options: JsValue) -> Result<Myna, JsValue> {
-        let client = Client::new(&options)?;
-        JsFuture::from(client.start(JsValue::UNDEFINED)).await?;
-        Ok(Myna { client })
+        Ok(JsFuture::from(connect(options)?).await?.unchecked_into())
     }
 }
 
-#[wasm_bindgen]
-impl Myna {
-    /// Connects: loads every published experiment the key can see (search
-    /// endpoint), or takes the `experiments` snapshots without any network,
-    /// then starts sending queued events. The package entry loads the wasm
-    /// first; it is an async function, so bad options (thrown here) reject
-    /// its Promise.
-    #[wasm_bindgen(js_name = connect, unchecked_return_type = "Promise<Myna>")]
-    pub fn open(
-        #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
-    ) -> Result<Promise, JsValue> {
-        let client = Client::new(&options)?;
-        Ok(client.start(
-            Myna {
-                client: client.clone(),
-            }
-            .into(),
-        ))
-    }
-
-    /// The experiment with this uuid; throws a `MynaError` (`unknown-experiment`) if it is not loaded.
-    pub fn experiment(&self, uuid: &str) -> Result<Experiment, JsValue> {
-        let uuid = canonical_uuid(uuid);
-        self.client.with(&uuid, |_| ())?;
-        Ok(Experiment {
-            client: self.client.clone(),
-            uuid,
-        })
-    }
-
-    /// Loads one experiment afresh (read endpoint) and resolves to it.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Experiment>")]
-    pub fn load(&self, uuid: &str) -> Promise {
-        let uuid = canonical_uuid(uuid);
-        let request = self.client.load_request(&uuid);
-        let experiment = Experiment {
-            client: self.client.clone(),
-            uuid,
-        };
-        self.client.load(request, experiment.into())
-    }
-
-    /// Sends what is queued; resolves once the server confirmed (or refused)
-    /// it, rejects with a `MynaError` when an attempt failed (kept for retry).
-    #[wasm_bindgen(unchecked_return_type = "Promise<SyncEvent>")]
-    pub fn flush(&self) -> Promise {
-        self.client.flush()
-    }
-
-    /// Listens to `sync` (`{ sent, dropped, requeued }`) or `error` (a `MynaError`).
-    pub fn on(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MynaListener")] listener: Function,
-    ) {
-        self.client.on(&event, &listener);
-    }
-
-    /// Stops calling a listener added with `on`.
-    pub fn off(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "\"sync\" | \"error\"")] event: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MynaListener")] listener: Function,
-    ) {
-        self.client.off(&event, &listener);
-    }
-
-    /// How many events this page has queued (not yet confirmed by the server).
-    #[wasm_bindgen(getter)]
-    pub fn queued(&self) -> usize {
-        self.client.queued()
-    }
-
-    /// Stops timers and listeners; what is queued stays stored for the next page.
-    pub fn close(&self) {
-        self.client.close();
-    }
-}
-
-/// One experiment: decides variants for this visitor and queues its events.
-#[wasm_bindgen]
-pub struct Experiment {
-    client: Rc<Client>,
-    uuid: String,
-}
-
-#[wasm_bindgen]
-impl Experiment {
-    /// The experiment's uuid.
-    #[wasm_bindgen(getter, unchecked_return_type = "string")]
-    pub fn uuid(&self) -> JsValue {
-        self.uuid.as_str().into()
-    }
-
-    /// The experiment's name.
-    #[wasm_bindgen(getter, unchecked_return_type = "string")]
-    pub fn name(&self) -> Result<JsValue, JsValue> {
-        self.client.with(&self.uuid, |e| e.name.as_str().into())
-    }
-
-    /// The experiment's settings object.
-    #[wasm_bindgen(getter, unchecked_return_type = "Record<string, unknown>")]
-    pub fn settings(&self) -> Result<JsValue, JsValue> {
-        self.client.with(&self.uuid, |e| e.settings_js())
-    }
-
-    /// Every variant, in creation order.
-    #[wasm_bindgen(getter, unchecked_return_type = "Variant[]")]
-    pub fn variants(&self) -> Result<Array, JsValue> {
-        self.client
-            .with(&self.uuid, |e| e.variants_js.iter().collect())
-    }
-
-    /// The visitor's variant: the sticky one, or one drawn by weight (queueing
-    /// one view). Repeated calls return the same variant and queue nothing.
-    #[wasm_bindgen(unchecked_return_type = "Variant")]
-    pub fn suggest(&self) -> Result<JsValue, JsValue> {
-        self.client.suggest(&self.uuid)
-    }
-
-    /// Shows a given variant: queues a view and makes it the visitor's variant.
-    #[wasm_bindgen(unchecked_return_type = "Variant")]
-    pub fn view(
-        &self,
-        #[wasm_bindgen(js_name = "variantId")] variant_id: &str,
-    ) -> Result<JsValue, JsValue> {
-        self.client.view(&self.uuid, variant_id)
-    }
-
-    /// Rewards the last viewed variant once (`amount` in [0, 1], default 1);
-    /// whether a reward was queued (false when this view was rewarded already).
-    pub fn reward(&self, amount: Option<f64>) -> Result<bool, JsValue> {
-        self.client.reward(&self.uuid, amount)
-    }
-
-    /// Forgets this visitor's variant: the next `suggest` draws afresh.
-    pub fn unstick(&self) {
-        self.client.unstick(&self.uuid);
-    }
+/// Connects (what the package entry's `Myna.connect` calls once the wasm is
+/// loaded): reads the options, then loads every published experiment the
+/// key can see (search endpoint), or takes the `experiments` snapshots
+/// without any network, then starts sending queued events; resolves with
+/// the page's `Myna`.
+#[wasm_bindgen(skip_typescript)]
+pub fn connect(options: JsValue) -> Result<Promise, JsValue> {
+    let client = Client::new(&options)?;
+    let myna = Myna::new(Driver::strong(client.clone()).into(), &client.listeners);
+    Ok(client.start(myna.into()))
 }
