@@ -123,6 +123,6 @@ for (const [c, l] of [...byGroup].sort((a, b) => b[1] - a[1]).slice(0, 14)) {
   console.log(`    ${String(l).padStart(7)} B  ${(100 * l / code).toFixed(0).padStart(3)}%  ${c}`);
 }
 console.log("  largest functions:");
-for (const [i, l] of [...bodies].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+for (const [i, l] of [...bodies].sort((a, b) => b[1] - a[1]).slice(0, +(process.env.TOP || 12))) {
   console.log(`    ${String(l).padStart(7)} B  ${(names.get(i) ?? "?").slice(0, 110)}`);
 }
