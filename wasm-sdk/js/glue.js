@@ -9,10 +9,12 @@
 // The steps of `d.step` (src/driver.rs, module `op`).
 const LOADED = 0, DELIVER = 1, DONE = 2, LEASE_TAKE = 3, LEASE_HELD = 4, LEASE_GIVE = 5;
 const PERSIST = 6, EVENT = 7, EXPERIMENT = 8, FORM = 9, SUGGEST = 10, VIEW = 11, REWARD = 12;
-const UNSTICK = 13, LOAD = 14, FLUSH = 15, QUEUED = 16, CLOSE = 17;
+const UNSTICK = 13, LOAD = 14, FLUSH = 15, QUEUED = 16, CLOSE = 17, SHARE = 18;
 
 // ---- The page's classes (declared in src/lib.rs): each call is one step of
-// the client's strong driver `#d`, which decides and throws the MynaErrors.
+// a strong driver of the client `#d` (each object has its own, which `free`
+// releases: the client goes with the last), which decides and throws the
+// MynaErrors.
 
 export class Myna {
   #d;
@@ -22,10 +24,10 @@ export class Myna {
     this.#l = listeners;
   }
   experiment(uuid) {
-    return new Experiment(this.#d, this.#d.step(EXPERIMENT, uuid));
+    return new Experiment(this.#d.step(SHARE), this.#d.step(EXPERIMENT, uuid));
   }
   load(uuid) {
-    return this.#d.step(LOAD, uuid).then((u) => new Experiment(this.#d, u));
+    return this.#d.step(LOAD, uuid).then((u) => new Experiment(this.#d.step(SHARE), u));
   }
   flush() {
     return this.#d.step(FLUSH);
@@ -43,6 +45,9 @@ export class Myna {
   }
   close() {
     this.#d.step(CLOSE);
+  }
+  free() {
+    this.#d.free();
   }
 }
 
@@ -99,6 +104,14 @@ export class Experiment {
   unstick() {
     this.#d.step(UNSTICK, this.uuid);
   }
+  free() {
+    this.#d.free();
+  }
+}
+
+if (Symbol.dispose) {
+  Myna.prototype[Symbol.dispose] = Myna.prototype.free;
+  Experiment.prototype[Symbol.dispose] = Experiment.prototype.free;
 }
 
 // An error thrown or emitted by the SDK: a real `Error` (with a stack) that

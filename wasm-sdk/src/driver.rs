@@ -112,8 +112,10 @@ pub mod op {
     pub const FLUSH: u32 = 15;
     /// …`myna.queued`…
     pub const QUEUED: u32 = 16;
-    /// …`myna.close`.
+    /// …`myna.close`…
     pub const CLOSE: u32 = 17;
+    /// …a new strong driver (each of the page's objects holds its own).
+    pub const SHARE: u32 = 18;
 }
 
 #[wasm_bindgen]
@@ -162,6 +164,7 @@ impl Driver {
                 c.close();
                 JsValue::UNDEFINED
             }
+            op::SHARE => Driver::strong(c).into(),
             op::DELIVER => c.deliver(&arg),
             op::DONE => return c.done(),
             op::LEASE_TAKE..=op::LEASE_GIVE => c.lease(op - op::LEASE_TAKE).into(),

@@ -84,6 +84,9 @@ export class Myna {
   readonly queued: number;
   /** Stops timers and listeners; what is queued stays stored for the next page. */
   close(): void;
+  /** Releases this handle (the client goes once it and its experiments are released or collected). */
+  free(): void;
+  [Symbol.dispose](): void;
 }
 
 /** One experiment: decides variants for this visitor and queues its events. */
@@ -111,13 +114,16 @@ export class Experiment {
   reward(amount?: number | null): boolean;
   /** Forgets this visitor's variant: the next `suggest` draws afresh. */
   unstick(): void;
+  /** Releases this handle (see `Myna.free`). */
+  free(): void;
+  [Symbol.dispose](): void;
 }
 "#;
 
 #[wasm_bindgen(module = "/js/glue.js")]
 extern "C" {
     /// The page's `Myna` (a thin class in `js/glue.js` that calls
-    /// [`Driver::step`] of its strong [`Driver`]).
+    /// [`Driver::step`] of its own strong [`Driver`]).
     pub type Myna;
 
     /// A new `Myna` around a client's strong driver and its listeners.
