@@ -30,7 +30,7 @@ use crate::error;
 use crate::experiment::{Loaded, canonical_uuid, get, set};
 use crate::lock;
 use crate::options::{self, Options, Transport};
-use crate::queue::{Batch, Bounds, Queue, unit_id, uuid_text};
+use crate::queue::{Batch, Bounds, Queue, unit_id, unit_query, uuid_text};
 use crate::retry::{self, Fate};
 use crate::sticky::{self, Sticky, Suggestion};
 use crate::storage::{Store, array, keys, read_stored};
@@ -698,12 +698,12 @@ impl Client {
                 let Some(event) = batch.events().get(unit) else {
                     return JsValue::UNDEFINED;
                 };
-                let mut params = event.query_params_with(Some(unit_id(batch.id, unit)), js_number);
-                params.push(("apikey", self.opts.api_key.clone()));
                 let url = [
                     &url::experiment(root, &batch.experiment),
                     "/record?",
-                    &url::query(&params),
+                    &unit_query(event, unit_id(batch.id, unit), js_number),
+                    "&apikey=",
+                    &url::encode(&self.opts.api_key),
                 ]
                 .concat();
                 transport::request(&url, None, None, timeout, true, &JsValue::UNDEFINED)

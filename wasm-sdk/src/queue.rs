@@ -152,6 +152,30 @@ pub fn write_event(out: &mut String, event: &Event, number: Number) {
     out.push('}');
 }
 
+/// The JSONP record parameters of one event sent under id `id`, URL-encoded:
+/// core's [`Event::query_params_with`] as `transport::url::query` writes
+/// them (a native test holds the two equal), without the uuid crate's
+/// formatting and the list of pairs, which weigh on the wasm.
+pub fn unit_query(event: &Event, id: Uuid, number: Number) -> String {
+    use crate::transport::url::encode;
+    let mut out = String::from("typename=");
+    out.push_str(event.typename.as_str());
+    out.push_str("&variant=");
+    out.push_str(&encode(&event.variant));
+    if let Some(amount) = event.amount {
+        out.push_str("&amount=");
+        out.push_str(&encode(&number(amount)));
+    }
+    out.push_str("&timestamp=");
+    if event.timestamp < 0 {
+        out.push('-');
+    }
+    push_decimal(&mut out, event.timestamp.unsigned_abs());
+    out.push_str("&batch=");
+    out.push_str(&uuid_text(id, true));
+    out
+}
+
 /// Reads a decimal integer: ASCII digits only (no sign, no spaces), `None`
 /// when empty or over `u64` (what `str::parse::<u64>` accepts, smaller).
 pub fn parse_decimal(text: &str) -> Option<u64> {
@@ -543,6 +567,34 @@ mod tests {
             let mut ours = String::new();
             write_event(&mut ours, &event, num);
             assert_eq!(ours, serde_json::to_string(&event).unwrap());
+        }
+    }
+
+    #[test]
+    fn jsonp_parameters_are_cores_url_encoded() {
+        let tricky = "q\"b\\s/&=?+ é😀";
+        let events = [
+            view("a", 0),
+            view(tricky, -5),
+            Event {
+                typename: EventType::Reward,
+                variant: tricky.into(),
+                amount: Some(0.3),
+                timestamp: 1_795_708_773_232,
+            },
+            Event {
+                typename: EventType::Reward,
+                variant: "b".into(),
+                amount: Some(1e-7),
+                timestamp: 5,
+            },
+        ];
+        for (i, event) in events.iter().enumerate() {
+            let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef + i as u128);
+            assert_eq!(
+                unit_query(event, id, num),
+                crate::transport::url::query(&event.query_params_with(Some(id), num))
+            );
         }
     }
 
