@@ -290,7 +290,11 @@ export function flush(d, lockName) {
   return run;
 }
 
-// ---- Events to the page's listeners ([name, function] pairs).
+// ---- Events to the page's listeners ([name, function] pairs), and their
+// payloads.
+
+export const counts = (sent, dropped, requeued) => ({ sent, dropped, requeued });
+export const setDropped = (error, dropped) => (error.dropped = dropped);
 
 export function emit(list, name, payload) {
   for (const [n, f] of [...list]) {

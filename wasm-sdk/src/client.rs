@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{RefCell, RefMut};
 
-use js_sys::{Array, Object, Promise};
+use js_sys::{Array, Promise};
 use myna_core::event::{Event, new_event};
 use myna_core::{Code, Problem};
 use uuid::Uuid;
@@ -27,7 +27,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::driver::{self, Driver};
 use crate::error;
-use crate::experiment::{Loaded, canonical_uuid, get, set};
+use crate::experiment::{Loaded, canonical_uuid, get};
 use crate::lock;
 use crate::options::{self, Options, Transport};
 use crate::queue::{Batch, Bounds, Queue, unit_id, unit_query, uuid_text};
@@ -534,7 +534,7 @@ impl Client {
 
     fn queue_full(&self, dropped: usize, message: &str) {
         let e = error::new(Code::QueueFull, None, message);
-        set(&e, "dropped", &(dropped as f64).into());
+        driver::set_dropped(&e, dropped as f64);
         self.emit("error", &e);
         if dropped > 0 {
             self.emit("sync", &counts(0, dropped, 0));
@@ -921,9 +921,5 @@ impl Client {
 
 /// The `{ sent, dropped, requeued }` object of a `sync` event.
 fn counts(sent: usize, dropped: usize, requeued: usize) -> JsValue {
-    let out: JsValue = Object::new().into();
-    for (k, v) in [("sent", sent), ("dropped", dropped), ("requeued", requeued)] {
-        set(&out, k, &(v as f64).into());
-    }
-    out
+    driver::counts(sent as f64, dropped as f64, requeued as f64)
 }

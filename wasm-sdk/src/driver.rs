@@ -33,6 +33,13 @@ extern "C" {
     /// Calls each listener of `name` with `payload`, in order; one that
     /// throws does not stop the others.
     pub fn emit(listeners: &Array, name: &str, payload: &JsValue);
+
+    /// The `{ sent, dropped, requeued }` object of a `sync` event.
+    pub fn counts(sent: f64, dropped: f64, requeued: f64) -> JsValue;
+
+    /// Sets the `dropped` count of a `queue-full` `MynaError`.
+    #[wasm_bindgen(js_name = setDropped)]
+    pub fn set_dropped(error: &JsValue, dropped: f64);
 }
 
 /// The client as `js/glue.js` sees it. The one the client keeps (for its

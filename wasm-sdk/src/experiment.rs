@@ -59,10 +59,6 @@ extern "C" {
     /// `Reflect.get` with a string key (the caller checks `target` is an object).
     #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
     fn reflect_get(target: &JsValue, key: &str) -> JsValue;
-
-    /// `Reflect.set` with a string key.
-    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
-    fn reflect_set(target: &JsValue, key: &str, value: &JsValue) -> bool;
 }
 
 /// An experiment the SDK can decide with.
@@ -134,11 +130,6 @@ pub fn get(value: &JsValue, key: &str) -> JsValue {
     } else {
         JsValue::UNDEFINED
     }
-}
-
-/// `object[key] = value` (an object the SDK made).
-pub fn set(object: &JsValue, key: &str, value: &JsValue) {
-    reflect_set(object, key, value);
 }
 
 /// The canonical (lower-case hyphenated) form of an experiment uuid, or the
