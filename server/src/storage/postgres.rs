@@ -211,6 +211,89 @@ fn batch_ids(batches: &[Recording]) -> (Vec<String>, Vec<String>) {
         .unzip()
 }
 
+/// A group commit as one statement. `ids` inserts the batch ids ($1, $2:
+/// sorted, so concurrent commits take their locks in one order); `d` keeps
+/// the delta rows ($4..$9, one per batch and variant-hour) of the batches
+/// just inserted or without an id; `counted` adds them to the variants that
+/// still exist (a variant deleted meanwhile is skipped by the UPDATE, and
+/// locked by it otherwise, so the hourly rows below never miss their
+/// variant: no foreign key failure); `hours` upserts the hourly totals of
+/// exactly those variants. Answers the batch ids inserted.
+const RECORD_SQL: &str = "\
+WITH ids AS ( \
+  INSERT INTO batches (experiment, batch, created_ms) \
+  SELECT e, b, $3 FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[]) AS t (e, b) \
+  ON CONFLICT DO NOTHING RETURNING experiment, batch), \
+d AS ( \
+  SELECT d.experiment, d.variant, d.hour_ms, d.views, d.reward \
+  FROM UNNEST($4::text[]::uuid[], $5::text[]::uuid[], $6::text[], $7::int8[], $8::int8[], \
+              $9::float8[]) AS d (experiment, batch, variant, hour_ms, views, reward) \
+  WHERE d.batch IS NULL \
+     OR (d.experiment, d.batch) IN (SELECT experiment, batch FROM ids)), \
+counted AS ( \
+  UPDATE variants SET views = variants.views + v.views, \
+    total_reward = variants.total_reward + v.reward \
+  FROM (SELECT experiment, variant, SUM(views) AS views, SUM(reward) AS reward \
+        FROM d GROUP BY experiment, variant ORDER BY experiment, variant) AS v \
+  WHERE variants.experiment = v.experiment AND variants.id = v.variant \
+  RETURNING variants.experiment, variants.id), \
+hours AS ( \
+  INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
+  SELECT d.experiment, d.variant, d.hour_ms, SUM(d.views), SUM(d.reward) \
+  FROM d JOIN counted c ON c.experiment = d.experiment AND c.id = d.variant \
+  GROUP BY d.experiment, d.variant, d.hour_ms ORDER BY d.experiment, d.variant, d.hour_ms \
+  ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
+    views = variant_hours.views + excluded.views, \
+    total_reward = variant_hours.total_reward + excluded.total_reward) \
+SELECT experiment::text AS experiment, batch::text AS batch FROM ids";
+
+/// The delta rows of a group commit ([`RECORD_SQL`]'s $4..$9): each batch
+/// with an id summed per variant-hour and tagged with that id (the first
+/// occurrence only: a repeat in the same group never counts), the batches
+/// without an id summed together, untagged.
+#[derive(Debug, Default)]
+struct DeltaRows {
+    experiments: Vec<String>,
+    batches: Vec<Option<String>>,
+    variants: Vec<String>,
+    hours: Vec<i64>,
+    views: Vec<i64>,
+    rewards: Vec<f64>,
+}
+
+impl DeltaRows {
+    fn of(batches: &[Recording]) -> DeltaRows {
+        let mut rows = DeltaRows::default();
+        let mut seen = HashSet::new();
+        let mut untagged = Vec::new();
+        for recording in batches {
+            match recording.batch.batch {
+                None => untagged.push(recording),
+                Some(id) if seen.insert((recording.experiment, id)) => {
+                    let id = id.to_string();
+                    rows.push(Deltas::of([recording]).hours, Some(&id));
+                }
+                Some(_) => {}
+            }
+        }
+        if !untagged.is_empty() {
+            rows.push(Deltas::of(untagged).hours, None);
+        }
+        rows
+    }
+
+    fn push(&mut self, hours: Vec<(Uuid, String, i64, u64, f64)>, batch: Option<&String>) {
+        for (experiment, variant, hour, views, reward) in hours {
+            self.experiments.push(experiment.to_string());
+            self.batches.push(batch.cloned());
+            self.variants.push(variant);
+            self.hours.push(hour);
+            self.views.push(to_i64(views));
+            self.rewards.push(reward);
+        }
+    }
+}
+
 impl PostgresStorage {
     async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Vec<Experiment>, StorageError> {
         // One snapshot for both queries: never an experiment without the
@@ -284,93 +367,46 @@ impl PostgresStorage {
         }
     }
 
-    /// One group commit in one transaction: the new batch ids (the primary
-    /// key answers which are new, across every instance), then the counters
-    /// and the hourly totals in one statement.
+    /// One group commit in ONE statement, so one round trip (a statement
+    /// is atomic on its own): [`RECORD_SQL`] inserts the batch ids (the
+    /// primary key answers which are new, across every instance) and adds
+    /// the events of the batches it inserted, or that have no id, to the
+    /// counters and the hourly totals.
     async fn record_once(
         &self,
         batches: &[Recording],
         now_ms: i64,
     ) -> Result<Vec<bool>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
         let (experiments, ids) = batch_ids(batches);
-        let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
-        if !ids.is_empty() {
-            let rows = sqlx::query(
-                "INSERT INTO batches (experiment, batch, created_ms) \
-                 SELECT e, b, $3 FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[]) AS t (e, b) \
-                 ON CONFLICT DO NOTHING RETURNING experiment::text AS experiment, batch::text AS batch",
-            )
+        let rows = DeltaRows::of(batches);
+        let inserted = sqlx::query(RECORD_SQL)
             .bind(experiments)
             .bind(ids)
             .bind(now_ms)
-            .fetch_all(&mut *tx)
+            .bind(rows.experiments)
+            .bind(rows.batches)
+            .bind(rows.variants)
+            .bind(rows.hours)
+            .bind(rows.views)
+            .bind(rows.rewards)
+            .fetch_all(&self.pool)
             .await?;
-            for row in rows {
-                let experiment: String = row.try_get("experiment")?;
-                let id: String = row.try_get("batch")?;
-                let pair = (Uuid::parse_str(&experiment), Uuid::parse_str(&id));
-                if let (Ok(experiment), Ok(id)) = pair {
-                    inserted.insert((experiment, id));
-                }
+        let mut new: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(inserted.len());
+        for row in inserted {
+            let experiment: String = row.try_get("experiment")?;
+            let id: String = row.try_get("batch")?;
+            if let (Ok(experiment), Ok(id)) = (Uuid::parse_str(&experiment), Uuid::parse_str(&id)) {
+                new.insert((experiment, id));
             }
         }
-        let counted: Vec<bool> = batches
+        // A batch id counts once: at its first occurrence, if it was new.
+        Ok(batches
             .iter()
             .map(|r| match r.batch.batch {
                 None => true,
-                Some(id) => inserted.remove(&(r.experiment, id)),
+                Some(id) => new.remove(&(r.experiment, id)),
             })
-            .collect();
-        let mut deltas = Deltas::of(
-            batches
-                .iter()
-                .zip(&counted)
-                .filter(|(_, counted)| **counted)
-                .map(|(r, _)| r),
-        );
-        if !deltas.variants.is_empty() {
-            // Sorted, so concurrent commits lock rows in the same order.
-            deltas
-                .variants
-                .sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-            deltas
-                .hours
-                .sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-            let v = &deltas.variants;
-            let h = &deltas.hours;
-            sqlx::query(
-                "WITH counted AS ( \
-                   UPDATE variants SET views = variants.views + d.views, \
-                     total_reward = variants.total_reward + d.reward \
-                   FROM UNNEST($1::text[]::uuid[], $2::text[], $3::int8[], $4::float8[]) \
-                     AS d (experiment, id, views, reward) \
-                   WHERE variants.experiment = d.experiment AND variants.id = d.id \
-                   RETURNING 1) \
-                 INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
-                 SELECT h.experiment, h.variant, h.hour_ms, h.views, h.reward \
-                 FROM UNNEST($5::text[]::uuid[], $6::text[], $7::int8[], $8::int8[], $9::float8[]) \
-                   AS h (experiment, variant, hour_ms, views, reward) \
-                 WHERE EXISTS (SELECT 1 FROM variants v \
-                               WHERE v.experiment = h.experiment AND v.id = h.variant) \
-                 ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
-                   views = variant_hours.views + excluded.views, \
-                   total_reward = variant_hours.total_reward + excluded.total_reward",
-            )
-            .bind(v.iter().map(|d| d.0.to_string()).collect::<Vec<_>>())
-            .bind(v.iter().map(|d| d.1.clone()).collect::<Vec<_>>())
-            .bind(v.iter().map(|d| to_i64(d.2)).collect::<Vec<_>>())
-            .bind(v.iter().map(|d| d.3).collect::<Vec<_>>())
-            .bind(h.iter().map(|d| d.0.to_string()).collect::<Vec<_>>())
-            .bind(h.iter().map(|d| d.1.clone()).collect::<Vec<_>>())
-            .bind(h.iter().map(|d| d.2).collect::<Vec<_>>())
-            .bind(h.iter().map(|d| to_i64(d.3)).collect::<Vec<_>>())
-            .bind(h.iter().map(|d| d.4).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(counted)
+            .collect())
     }
 
     async fn write_variants(
