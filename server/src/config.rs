@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// The first account's password, used only on an empty database.
     #[arg(long, env = "MYNA_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// At start, how many seconds to wait for a PostgreSQL that does not
+    /// accept connections yet (default: until it does, logging every few
+    /// seconds); a bad URL, unknown host or database, or refused login fail
+    /// at once.
+    #[arg(long, env = "MYNA_DATABASE_WAIT", value_name = "SECONDS")]
+    pub database_wait: Option<u64>,
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,

@@ -27,13 +27,24 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A failure to start or run, with a message for the operator.
 pub type Failure = String;
 
-/// Opens the database a `--database` value names.
+/// Opens the database a `--database` value names; fails at once if it
+/// cannot.
 pub async fn open(database: &str) -> Result<Arc<dyn Storage>, Failure> {
+    open_waiting(database, Some(Duration::ZERO)).await
+}
+
+/// Opens the database a `--database` value names, waiting up to `patience`
+/// (`None`: as long as it takes) for a PostgreSQL that does not accept
+/// connections yet.
+pub async fn open_waiting(
+    database: &str,
+    patience: Option<Duration>,
+) -> Result<Arc<dyn Storage>, Failure> {
     let storage = match Database::parse(database) {
         Database::SqliteFile(path) => SqliteStorage::open(&path).await,
         Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
         Database::Postgres(url) => {
-            let storage = PostgresStorage::open(&url)
+            let storage = PostgresStorage::open_waiting(&url, patience)
                 .await
                 .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
             return Ok(Arc::new(storage));
@@ -45,7 +56,8 @@ pub async fn open(database: &str) -> Result<Arc<dyn Storage>, Failure> {
 
 /// `myna-server serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    let storage = open(&args.database.database).await?;
+    let patience = args.database_wait.map(Duration::from_secs);
+    let storage = open_waiting(&args.database.database, patience).await?;
     let clock = Clock::system();
     let passwords = Passwords::new();
     let first = bootstrap(

@@ -2,7 +2,8 @@
 //! that outgrew one machine runs them: counts stay exact through concurrent
 //! load, batch ids sent to two instances and a `kill -9`; changes made through
 //! one instance reach the others within a second; and PostgreSQL stopping and
-//! restarting under load gives 503s, then full service, losing nothing.
+//! restarting under load gives 503s, then full service, losing nothing; an
+//! instance started before PostgreSQL waits for it.
 //!
 //! Each test gets a fresh database on the server `MYNA_TEST_POSTGRES` names
 //! (default this machine's), or, for the restart test, a private cluster
@@ -558,4 +559,64 @@ fn postgres_stopping_under_load_answers_503_then_recovers_losing_nothing() {
     server.kill9();
     let server = Server::start(&cluster.url(), &[]);
     assert_eq!(counts(server.addr, &owner, &experiment), totals(&sent));
+}
+
+#[test]
+fn an_instance_started_before_postgres_waits_for_it_then_serves() {
+    if admin_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::init();
+    let server = std::thread::scope(|scope| {
+        let starting = scope.spawn(|| Server::start(&cluster.url(), &ENV));
+        // Long enough for a few refused attempts, logged as such.
+        std::thread::sleep(Duration::from_secs(5));
+        assert!(!starting.is_finished(), "it waits for the database");
+        cluster.start();
+        starting.join().unwrap()
+    });
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains(&format!(
+            "PostgreSQL at 127.0.0.1:{} does not accept connections yet; waiting for it",
+            cluster.port
+        )),
+        "{log}"
+    );
+    // Then full service: the first account, an experiment, counts.
+    let owner = login(server.addr);
+    let (experiment, key) = setup(server.addr, &owner);
+    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
+    json_call(
+        server.addr,
+        "POST",
+        &format!("/v2/experiment/{experiment}/record"),
+        &key,
+        &body,
+    );
+    assert_eq!(counts(server.addr, &owner, &experiment), (1, 0));
+    let (status, _) = http(server.addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_database_that_does_not_exist_fails_at_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    // The server answers, so there is nothing to wait for (no
+    // --database-wait: it would wait forever for a server that is down).
+    let missing = database.url.replace("myna_t_", "myna_missing_");
+    let started = Instant::now();
+    let output = Command::new(common::BIN)
+        .args(["--listen", "127.0.0.1:0", "--database", &missing])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot open the PostgreSQL database") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
 }

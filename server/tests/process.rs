@@ -250,10 +250,14 @@ fn first_start_prints_credentials_once_and_sigterm_exits_cleanly() {
 
 #[test]
 fn an_unreachable_postgres_gets_a_clear_message() {
+    // Nothing listens there: waited for (up to --database-wait), then a
+    // message naming the server, not a hang.
     let output = Command::new(BIN)
         .args([
             "--listen",
             "127.0.0.1:0",
+            "--database-wait",
+            "1",
             "--database",
             "postgres://postgres@127.0.0.1:1/myna",
         ])
@@ -262,7 +266,8 @@ fn an_unreachable_postgres_gets_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("cannot open the PostgreSQL database"),
+        stderr.contains("cannot open the PostgreSQL database")
+            && stderr.contains("PostgreSQL at 127.0.0.1:1 did not accept a connection"),
         "{stderr}"
     );
 }

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use myna_core::{Experiment, Variant, Visibility};
 use serde_json::Value;
@@ -30,6 +30,9 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// serialization failure or a variant deleted under it (each attempt rolled
 /// back whole).
 const RECORD_ATTEMPTS: u32 = 5;
+/// The pause between two attempts to reach a PostgreSQL that is not up yet
+/// at start (each attempt itself lasts [`ACQUIRE_TIMEOUT`]).
+const OPEN_PAUSE: Duration = Duration::from_millis(500);
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
 
@@ -42,7 +45,20 @@ pub struct PostgresStorage {
 impl PostgresStorage {
     /// Connects to a `postgres://` URL and migrates the database (several
     /// instances starting at once take turns: the migrator holds a lock).
+    /// Fails at once if PostgreSQL does not accept a connection.
     pub async fn open(url: &str) -> Result<PostgresStorage, StorageError> {
+        PostgresStorage::open_waiting(url, Some(Duration::ZERO)).await
+    }
+
+    /// Like [`open`](Self::open), but while PostgreSQL refuses or does not
+    /// answer connections (not started yet, starting up, restarting), logs
+    /// so every few seconds and tries again, for at most `patience` (`None`:
+    /// until it answers). A bad URL, an unknown host or database, or a
+    /// refused login still fail at once.
+    pub async fn open_waiting(
+        url: &str,
+        patience: Option<Duration>,
+    ) -> Result<PostgresStorage, StorageError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?
             .application_name("myna-server")
@@ -52,17 +68,46 @@ impl PostgresStorage {
                 ("statement_timeout", "30s"),
                 ("idle_in_transaction_session_timeout", "30s"),
             ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .idle_timeout(Duration::from_secs(60))
-            // An idle connection is checked before use, so connections left
-            // over from before a database restart are replaced, not failed on.
-            .test_before_acquire(true)
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
+        let server = format!("{}:{}", options.get_host(), options.get_port());
+        let started = Instant::now();
+        let pool = loop {
+            let attempt = PgPoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .min_connections(0)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .idle_timeout(Duration::from_secs(60))
+                // An idle connection is checked before use, so connections left
+                // over from before a database restart are replaced, not failed on.
+                .test_before_acquire(true)
+                .connect_with(options.clone())
+                .await;
+            match attempt {
+                Ok(pool) => break pool,
+                // The pool itself retried refused connections and "starting
+                // up" answers for ACQUIRE_TIMEOUT: tell the operator, go on.
+                Err(sqlx::Error::PoolTimedOut)
+                    if patience.is_none_or(|p| started.elapsed() < p) =>
+                {
+                    tracing::warn!(
+                        "PostgreSQL at {server} does not accept connections yet; \
+                         waiting for it (for {}s so far)",
+                        started.elapsed().as_secs()
+                    );
+                    tokio::time::sleep(OPEN_PAUSE).await;
+                }
+                Err(sqlx::Error::PoolTimedOut) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "PostgreSQL at {server} did not accept a connection within {}s \
+                         (is it running, and listening there?)",
+                        started.elapsed().as_secs()
+                    )));
+                }
+                Err(error) => return Err(map_err(error)),
+            }
+        };
+        if started.elapsed() > ACQUIRE_TIMEOUT {
+            tracing::info!("PostgreSQL at {server} accepts connections now");
+        }
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
