@@ -89,7 +89,7 @@ pub struct Client {
 
 struct State {
     experiments: Vec<Loaded>,
-    queue: Queue,
+    queue: Queue<JsNumber>,
     /// Failed attempts in a row.
     attempt: u32,
     /// No automatic flush before this time (epoch ms).
@@ -145,6 +145,16 @@ pub fn js_number(x: f64) -> String {
     number_text(x)
 }
 
+/// [`js_number`] as the queue's [`crate::queue::Number`].
+#[derive(Debug, Clone, Copy)]
+pub struct JsNumber;
+
+impl crate::queue::Number for JsNumber {
+    fn text(self, x: f64) -> String {
+        number_text(x)
+    }
+}
+
 fn now() -> f64 {
     js_sys::Date::now()
 }
@@ -197,7 +207,7 @@ impl Client {
             driver: Driver::new(weak.clone()).into(),
             state: RefCell::new(State {
                 experiments,
-                queue: Queue::new(capacity, js_number),
+                queue: Queue::new(capacity, JsNumber),
                 attempt: 0,
                 retry_at: 0.0,
                 persist_pending: false,
@@ -701,7 +711,7 @@ impl Client {
                 let url = [
                     &url::experiment(root, &batch.experiment),
                     "/record?",
-                    &unit_query(event, unit_id(batch.id, unit), js_number),
+                    &unit_query(event, unit_id(batch.id, unit), JsNumber),
                     "&apikey=",
                     &url::encode(&self.opts.api_key),
                 ]
@@ -778,7 +788,7 @@ impl Client {
             };
             match read_stored(&text) {
                 Some(stored) if stored.is_orphan(t, STALE_MS) => {
-                    let batches = stored.into_batches(js_number, random_uuid);
+                    let batches = stored.into_batches(JsNumber, random_uuid);
                     let dropped = {
                         let mut st = self.st();
                         st.queue.adopt(batches);

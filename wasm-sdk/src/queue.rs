@@ -14,9 +14,20 @@ use alloc::vec::Vec;
 use myna_core::event::{Event, EventType};
 use uuid::Uuid;
 
-/// Writes a finite `f64` as JSON (the SDK passes the browser's own number
-/// formatting; native tests pass Rust's).
-pub type Number = fn(f64) -> String;
+/// Writes a finite `f64` as JSON: the SDK's [`crate::client::JsNumber`]
+/// (the browser's own number formatting), or in native tests any function
+/// (Rust's). A type rather than a function pointer: a call through a
+/// pointer keeps a function table, and all it references, in the wasm.
+pub trait Number: Copy {
+    /// The JSON text of `x`.
+    fn text(self, x: f64) -> String;
+}
+
+impl<F: Fn(f64) -> String + Copy> Number for F {
+    fn text(self, x: f64) -> String {
+        self(x)
+    }
+}
 
 /// Events of one experiment sharing one batch id.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +72,7 @@ impl Batch {
 
     /// The body of event `i` alone, under its own id [`unit_id`] (what JSONP
     /// sends, and a beacon in JSONP mode, so both name it the same way).
-    pub fn unit_body(&self, i: usize, number: Number) -> String {
+    pub fn unit_body(&self, i: usize, number: impl Number) -> String {
         let mut event = String::new();
         if let Some(e) = self.events.get(i) {
             write_event(&mut event, e, number);
@@ -77,7 +88,7 @@ impl Batch {
         .concat()
     }
 
-    fn push(&mut self, event: Event, number: Number) {
+    fn push(&mut self, event: Event, number: impl Number) {
         if !self.json.is_empty() {
             self.json.push(',');
         }
@@ -85,7 +96,7 @@ impl Batch {
         self.events.push(event);
     }
 
-    fn drop_oldest(&mut self, n: usize, number: Number) {
+    fn drop_oldest(&mut self, n: usize, number: impl Number) {
         self.events.drain(..n.min(self.events.len()));
         self.json.clear();
         for (i, event) in self.events.iter().enumerate() {
@@ -135,14 +146,14 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Appends one event in core's wire form (what serde writes for
 /// [`Event`]; a native test holds the two equal), without serde_json, whose
 /// float formatting would weigh on the wasm.
-pub fn write_event(out: &mut String, event: &Event, number: Number) {
+pub fn write_event(out: &mut String, event: &Event, number: impl Number) {
     out.push_str("{\"typename\":\"");
     out.push_str(event.typename.as_str());
     out.push_str("\",\"variant\":");
     write_string(out, &event.variant);
     if let Some(amount) = event.amount {
         out.push_str(",\"amount\":");
-        out.push_str(&number(amount));
+        out.push_str(&number.text(amount));
     }
     out.push_str(",\"timestamp\":");
     if event.timestamp < 0 {
@@ -156,7 +167,7 @@ pub fn write_event(out: &mut String, event: &Event, number: Number) {
 /// core's [`Event::query_params_with`] as `transport::url::query` writes
 /// them (a native test holds the two equal), without the uuid crate's
 /// formatting and the list of pairs, which weigh on the wasm.
-pub fn unit_query(event: &Event, id: Uuid, number: Number) -> String {
+pub fn unit_query(event: &Event, id: Uuid, number: impl Number) -> String {
     use crate::transport::url::encode;
     let mut out = String::from("typename=");
     out.push_str(event.typename.as_str());
@@ -164,7 +175,7 @@ pub fn unit_query(event: &Event, id: Uuid, number: Number) -> String {
     out.push_str(&encode(&event.variant));
     if let Some(amount) = event.amount {
         out.push_str("&amount=");
-        out.push_str(&encode(&number(amount)));
+        out.push_str(&encode(&number.text(amount)));
     }
     out.push_str("&timestamp=");
     if event.timestamp < 0 {
@@ -270,19 +281,19 @@ pub struct Bounds {
     pub max_bytes: usize,
 }
 
-/// The batches of one tab, oldest first.
+/// The batches of one tab, oldest first; `N` writes their amounts.
 #[derive(Debug, Clone)]
-pub struct Queue {
+pub struct Queue<N> {
     batches: Vec<Batch>,
     /// Most events in one batch (1 for JSONP: one event a request).
     capacity: usize,
-    number: Number,
+    number: N,
 }
 
-impl Queue {
+impl<N: Number> Queue<N> {
     /// An empty queue whose batches hold at most `capacity` events (at least 1,
     /// at most core's limit for one record call).
-    pub fn new(capacity: usize, number: Number) -> Queue {
+    pub fn new(capacity: usize, number: N) -> Queue<N> {
         Queue {
             batches: Vec::new(),
             capacity: capacity.clamp(1, myna_core::event::MAX_EVENTS),
@@ -461,7 +472,7 @@ pub struct StoredBatch {
 impl Stored {
     /// The batches, ready for [`Queue::adopt`] (a stored batch without an id
     /// gets one from `new_id`).
-    pub fn into_batches(self, number: Number, mut new_id: impl FnMut() -> Uuid) -> Vec<Batch> {
+    pub fn into_batches(self, number: impl Number, mut new_id: impl FnMut() -> Uuid) -> Vec<Batch> {
         self.batches
             .into_iter()
             .filter(|s| !s.events.is_empty())
@@ -503,7 +514,7 @@ mod tests {
         serde_json::to_string(&x).unwrap()
     }
 
-    fn queue(capacity: usize) -> Queue {
+    fn queue(capacity: usize) -> Queue<fn(f64) -> String> {
         Queue::new(capacity, num)
     }
 
