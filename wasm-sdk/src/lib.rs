@@ -4,10 +4,13 @@
 //! Modules by concept: [`client`] (decisions, queue, delivery), [`queue`],
 //! [`sticky`], [`retry`] and [`lock`] (pure rules, tested natively),
 //! [`experiment`] (read forms), [`options`], [`storage`], [`transport`]
-//! (requests and what their answers mean), [`driver`] (the asynchronous
-//! half, which `js/glue.js` runs), and [`error`] (the one place a problem
-//! becomes a JS `MynaError`). This file is the binding: each export converts
-//! its input, calls the client, converts the result.
+//! (requests and what their answers mean), [`driver`] (the one entry point
+//! `js/glue.js` calls: the asynchronous half and the page's calls), and
+//! [`error`] (the one place a problem becomes a JS `MynaError`). This file
+//! is the binding: `connect`, and the declarations of the page's `Myna` and
+//! `Experiment`, thin classes in `js/glue.js` (each method one
+//! [`driver::Driver::step`]: JS walks objects and holds the page's
+//! listeners; Rust decides), with their Rust bindings for the browser tests.
 //!
 //! The package's wasm is built without Rust's standard library (feature
 //! `package`, set by `scripts/build-sdk`): a panic then aborts without
