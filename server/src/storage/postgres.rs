@@ -10,12 +10,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use myna_core::{Experiment, Variant, Visibility};
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
@@ -33,6 +37,9 @@ const RECORD_ATTEMPTS: u32 = 5;
 /// The pause between two attempts to reach a PostgreSQL that is not up yet
 /// at start (each attempt itself lasts [`ACQUIRE_TIMEOUT`]).
 const OPEN_PAUSE: Duration = Duration::from_millis(500);
+/// While the database is down, the pause between two attempts of the
+/// background task that notices its return (see [`Health`]).
+const PROBE_PAUSE: Duration = Duration::from_millis(250);
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
 
@@ -40,6 +47,7 @@ const PRUNE_SLICE: i64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
+    health: Arc<Health>,
 }
 
 impl PostgresStorage {
@@ -112,8 +120,21 @@ impl PostgresStorage {
             .run(&pool)
             .await
             .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
-        Ok(PostgresStorage { pool })
+        Ok(PostgresStorage {
+            pool,
+            health: Arc::default(),
+        })
     }
+}
+
+/// Whether the database refused connections moments ago, shared by every
+/// call of one instance: while it is set, calls answer `Unavailable` at once
+/// instead of each waiting [`ACQUIRE_TIMEOUT`] for their 503, and one
+/// background task tries to connect every [`PROBE_PAUSE`], clearing it
+/// once a connection is obtained.
+#[derive(Debug, Default)]
+struct Health {
+    down: AtomicBool,
 }
 
 /// The SQLSTATE of a database error.
@@ -340,11 +361,52 @@ impl DeltaRows {
 }
 
 impl PostgresStorage {
+    /// A connection from the pool, or `Unavailable` at once while the
+    /// database is known to be down (see [`Health`]).
+    async fn conn(&self) -> Result<PoolConnection<Postgres>, StorageError> {
+        if self.health.down.load(Ordering::Relaxed) {
+            return Err(StorageError::Unavailable(
+                "PostgreSQL refused connections moments ago".into(),
+            ));
+        }
+        self.pool.acquire().await.map_err(|error| {
+            let lost = matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_));
+            if lost && !self.health.down.swap(true, Ordering::Relaxed) {
+                self.watch_for_return(&error);
+            }
+            map_err(error)
+        })
+    }
+
+    /// Tries to connect every [`PROBE_PAUSE`] until it can, then lets
+    /// calls through again.
+    fn watch_for_return(&self, error: &sqlx::Error) {
+        tracing::warn!(
+            %error,
+            "PostgreSQL does not accept connections: calls answer 503 at once until it does"
+        );
+        let (pool, health) = (self.pool.clone(), self.health.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_PAUSE).await;
+                match pool.acquire().await {
+                    Ok(_) => {
+                        tracing::info!("PostgreSQL accepts connections again");
+                        health.down.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
     async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Vec<Experiment>, StorageError> {
         // One snapshot for both queries: never an experiment without the
         // variants it had (another instance may be changing it meanwhile).
-        let mut tx = self
-            .pool
+        let mut conn = self.conn().await?;
+        let mut tx = conn
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
             .map_err(map_err)?;
@@ -400,7 +462,8 @@ impl PostgresStorage {
     ) -> Result<Vec<bool>, StorageError> {
         let mut attempt = 1;
         loop {
-            match self.record_once(batches, now_ms).await {
+            let mut conn = self.conn().await?;
+            match Self::record_once(&mut conn, batches, now_ms).await {
                 Err(error) if attempt < RECORD_ATTEMPTS && retry_record(&error) => {
                     tracing::debug!(%error, attempt, "group commit retried");
                     attempt += 1;
@@ -418,7 +481,7 @@ impl PostgresStorage {
     /// the events of the batches it inserted, or that have no id, to the
     /// counters and the hourly totals.
     async fn record_once(
-        &self,
+        conn: &mut PoolConnection<Postgres>,
         batches: &[Recording],
         now_ms: i64,
     ) -> Result<Vec<bool>, sqlx::Error> {
@@ -434,7 +497,7 @@ impl PostgresStorage {
             .bind(rows.hours)
             .bind(rows.views)
             .bind(rows.rewards)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut **conn)
             .await?;
         let mut new: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(inserted.len());
         for row in inserted {
@@ -503,7 +566,7 @@ impl Storage for PostgresStorage {
     fn ping(&self) -> Fut<'_, ()> {
         Box::pin(async move {
             sqlx::query("SELECT 1")
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             Ok(())
@@ -524,7 +587,7 @@ impl Storage for PostgresStorage {
     fn account_count(&self) -> Fut<'_, u64> {
         Box::pin(async move {
             let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             count_col(&row, "n")
@@ -541,7 +604,7 @@ impl Storage for PostgresStorage {
             .bind(account.email.as_str())
             .bind(account.password_hash.as_str())
             .bind(account.created_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
             Ok(())
@@ -555,7 +618,7 @@ impl Storage for PostgresStorage {
                  FROM accounts WHERE email = $1",
             )
             .bind(email)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
             row.as_ref().map(account_row).transpose()
@@ -570,7 +633,7 @@ impl Storage for PostgresStorage {
             .bind(token.token.to_string())
             .bind(token.account_id.to_string())
             .bind(token.expires_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
             Ok(())
@@ -584,7 +647,7 @@ impl Storage for PostgresStorage {
                  FROM tokens WHERE token = $1::uuid",
             )
             .bind(token.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
             row.as_ref().map(token_row).transpose()
@@ -596,7 +659,7 @@ impl Storage for PostgresStorage {
             sqlx::query("UPDATE tokens SET expires_ms = $1 WHERE token = $2::uuid")
                 .bind(expires_ms)
                 .bind(token.to_string())
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             Ok(())
@@ -607,7 +670,7 @@ impl Storage for PostgresStorage {
         Box::pin(async move {
             let done = sqlx::query("DELETE FROM tokens WHERE token = $1::uuid")
                 .bind(token.to_string())
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             Ok(done.rows_affected() > 0)
@@ -618,7 +681,7 @@ impl Storage for PostgresStorage {
         Box::pin(async move {
             let done = sqlx::query("DELETE FROM tokens WHERE account_id = $1::uuid")
                 .bind(account_id.to_string())
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             Ok(done.rows_affected())
@@ -629,7 +692,7 @@ impl Storage for PostgresStorage {
         Box::pin(async move {
             let done = sqlx::query("DELETE FROM tokens WHERE expires_ms <= $1")
                 .bind(now_ms)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             Ok(done.rows_affected())
@@ -646,7 +709,7 @@ impl Storage for PostgresStorage {
             .bind(key.account_id.to_string())
             .bind(key.name.as_deref())
             .bind(key.created_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
             Ok(())
@@ -658,7 +721,7 @@ impl Storage for PostgresStorage {
             let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE uuid = $1::uuid");
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(uuid.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             row.as_ref().map(api_key_row).transpose()
@@ -673,7 +736,7 @@ impl Storage for PostgresStorage {
             );
             let rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(account_id.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
             rows.iter().map(api_key_row).collect()
@@ -686,7 +749,7 @@ impl Storage for PostgresStorage {
                 sqlx::query("DELETE FROM api_keys WHERE uuid = $1::uuid AND account_id = $2::uuid")
                     .bind(uuid.to_string())
                     .bind(account_id.to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *self.conn().await?)
                     .await
                     .map_err(map_err)?;
             Ok(done.rows_affected() > 0)
@@ -703,7 +766,8 @@ impl Storage for PostgresStorage {
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let mut conn = self.conn().await?;
+            let mut tx = conn.begin().await.map_err(map_err)?;
             sqlx::query(
                 "INSERT INTO experiments (uuid, account_id, name, visibility, settings, created_ms) \
                  VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6)",
@@ -725,7 +789,8 @@ impl Storage for PostgresStorage {
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
         Box::pin(async move {
             let uuid = experiment.uuid.to_string();
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let mut conn = self.conn().await?;
+            let mut tx = conn.begin().await.map_err(map_err)?;
             let done = sqlx::query(
                 "UPDATE experiments SET name = $1, visibility = $2, settings = $3 \
                  WHERE uuid = $4::uuid",
@@ -758,7 +823,8 @@ impl Storage for PostgresStorage {
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
         Box::pin(async move {
             let uuid = uuid.to_string();
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let mut conn = self.conn().await?;
+            let mut tx = conn.begin().await.map_err(map_err)?;
             let done = sqlx::query("DELETE FROM experiments WHERE uuid = $1::uuid")
                 .bind(uuid.as_str())
                 .execute(&mut *tx)
@@ -777,7 +843,8 @@ impl Storage for PostgresStorage {
     fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
         Box::pin(async move {
             let uuid = uuid.to_string();
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let mut conn = self.conn().await?;
+            let mut tx = conn.begin().await.map_err(map_err)?;
             // Locks the experiment: a concurrent delete waits, or was first.
             let found = sqlx::query("SELECT 1 FROM experiments WHERE uuid = $1::uuid FOR UPDATE")
                 .bind(uuid.as_str())
@@ -819,7 +886,7 @@ impl Storage for PostgresStorage {
                 )
                 .bind(before_ms)
                 .bind(PRUNE_SLICE)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
                 pruned += done.rows_affected();
@@ -838,7 +905,7 @@ impl Storage for PostgresStorage {
                  WHERE h.experiment = $1::uuid ORDER BY v.position, h.hour_ms",
             )
             .bind(experiment.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
             rows.iter()
