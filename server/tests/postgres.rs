@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 mod common;
 use common::postgres::{TestDatabase, admin_url};
-use common::{PATIENCE, Server, http};
+use common::{Batch, PATIENCE, Server, batch, counts, http, json_call, totals};
 
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "s3cret";
@@ -34,12 +33,6 @@ const ENV: [(&str, &str); 2] = [
 ];
 /// How soon a change made through one instance must be seen by the others.
 const CONSISTENT: Duration = Duration::from_secs(1);
-
-fn json_call(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &str) -> Value {
-    let (status, body) = http(addr, method, path, auth, body).unwrap();
-    assert_eq!(status, 200, "{method} {path} at {addr}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
 
 /// A Bearer token for the admin (tokens live in the database: one login
 /// works on every instance, and costs one password hash, not one a call).
@@ -63,49 +56,6 @@ fn setup(addr: SocketAddr, owner: &str) -> (String, String) {
         created["uuid"].as_str().unwrap().to_owned(),
         format!("ApiKey {}", key["uuid"].as_str().unwrap()),
     )
-}
-
-/// A batch with a unique id: `views` views of `a` and `rewards` rewards of `b`.
-#[derive(Debug, Clone)]
-struct Batch {
-    body: String,
-    views: u64,
-    rewards: u64,
-}
-
-fn batch(n: u64) -> Batch {
-    let views = 1 + n % 3;
-    let rewards = n % 2;
-    let mut events = vec![json!({"typename": "view", "variant": "a"}); views as usize];
-    events.extend(vec![
-        json!({"typename": "reward", "variant": "b"});
-        rewards as usize
-    ]);
-    Batch {
-        body: json!({"batch": Uuid::new_v4(), "events": events}).to_string(),
-        views,
-        rewards,
-    }
-}
-
-fn totals<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> (u64, u64) {
-    batches
-        .into_iter()
-        .fold((0, 0), |(v, r), b| (v + b.views, r + b.rewards))
-}
-
-/// Views of `a` and reward of `b` as the instance at `addr` reads them.
-fn counts(addr: SocketAddr, owner: &str, experiment: &str) -> (u64, u64) {
-    let form = json_call(
-        addr,
-        "GET",
-        &format!("/v2/experiment/{experiment}"),
-        owner,
-        "",
-    );
-    let views = form["variants"]["a"]["views"].as_u64().unwrap();
-    let reward = form["variants"]["b"]["totalReward"].as_f64().unwrap();
-    (views, reward as u64)
 }
 
 /// Polls `check` until it holds; panics after `limit`; how long it took.

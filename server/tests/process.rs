@@ -5,71 +5,13 @@
 //! credentials, graceful shutdown, and an unreachable PostgreSQL's message.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
-use uuid::Uuid;
-
 mod common;
-use common::{BIN, PATIENCE, Server, http};
-
-fn json_call(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &str) -> Value {
-    let (status, body) = http(addr, method, path, auth, body).unwrap();
-    assert_eq!(status, 200, "{method} {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn basic(email: &str, password: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{email}:{password}")))
-}
-
-/// A batch with a unique id: `views` views of `a` and `rewards` rewards of `b`.
-#[derive(Debug, Clone)]
-struct Batch {
-    body: String,
-    views: u64,
-    rewards: u64,
-}
-
-fn batch(n: u64) -> Batch {
-    let views = 1 + n % 3;
-    let rewards = n % 2;
-    let mut events = vec![json!({"typename": "view", "variant": "a"}); views as usize];
-    events.extend(vec![
-        json!({"typename": "reward", "variant": "b"});
-        rewards as usize
-    ]);
-    Batch {
-        body: json!({"batch": Uuid::new_v4(), "events": events}).to_string(),
-        views,
-        rewards,
-    }
-}
-
-fn totals<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> (u64, u64) {
-    batches
-        .into_iter()
-        .fold((0, 0), |(v, r), b| (v + b.views, r + b.rewards))
-}
-
-fn counts(addr: SocketAddr, auth: &str, experiment: &str) -> (u64, u64) {
-    let form = json_call(
-        addr,
-        "GET",
-        &format!("/v2/experiment/{experiment}"),
-        auth,
-        "",
-    );
-    let views = form["variants"]["a"]["views"].as_u64().unwrap();
-    let reward = form["variants"]["b"]["totalReward"].as_f64().unwrap();
-    (views, reward as u64)
-}
+use common::{BIN, Batch, PATIENCE, Server, basic, batch, counts, http, json_call, totals};
 
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_event_and_retries_count_once() {

@@ -10,6 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_myna-server");
 /// Generous: only there so a broken build fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(180);
@@ -118,4 +123,63 @@ pub fn http(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+// ---- Load: record batches with known totals, and what an instance counted.
+
+/// A call that must answer 200; its JSON.
+pub fn json_call(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &str) -> Value {
+    let (status, body) = http(addr, method, path, auth, body).unwrap();
+    assert_eq!(status, 200, "{method} {path} at {addr}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The `Authorization` value of Basic credentials.
+pub fn basic(email: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{email}:{password}")))
+}
+
+/// A batch with a unique id: `views` views of `a` and `rewards` rewards of `b`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub body: String,
+    pub views: u64,
+    pub rewards: u64,
+}
+
+/// The `n`-th batch of a load: 1 to 3 views, 0 or 1 reward.
+pub fn batch(n: u64) -> Batch {
+    let views = 1 + n % 3;
+    let rewards = n % 2;
+    let mut events = vec![json!({"typename": "view", "variant": "a"}); views as usize];
+    events.extend(vec![
+        json!({"typename": "reward", "variant": "b"});
+        rewards as usize
+    ]);
+    Batch {
+        body: json!({"batch": Uuid::new_v4(), "events": events}).to_string(),
+        views,
+        rewards,
+    }
+}
+
+/// Views and rewards of `batches`, summed.
+pub fn totals<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> (u64, u64) {
+    batches
+        .into_iter()
+        .fold((0, 0), |(v, r), b| (v + b.views, r + b.rewards))
+}
+
+/// Views of `a` and reward of `b` as the instance at `addr` reads them.
+pub fn counts(addr: SocketAddr, auth: &str, experiment: &str) -> (u64, u64) {
+    let form = json_call(
+        addr,
+        "GET",
+        &format!("/v2/experiment/{experiment}"),
+        auth,
+        "",
+    );
+    let views = form["variants"]["a"]["views"].as_u64().unwrap();
+    let reward = form["variants"]["b"]["totalReward"].as_f64().unwrap();
+    (views, reward as u64)
 }
