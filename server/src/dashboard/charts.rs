@@ -180,7 +180,7 @@ pub fn line_chart(
             WIDTH - RIGHT,
             LEFT - 6.0,
             yy + 4.0,
-            axis_percent(v, y_max)
+            axis_percent(v)
         );
     }
     // X labels: first and last hour (and the middle when there is room).
@@ -249,15 +249,11 @@ pub fn line_chart(
     svg
 }
 
-fn axis_percent(v: f64, y_max: f64) -> String {
-    let pct = v * 100.0;
-    if y_max >= 0.04 {
-        format!("{pct:.0}%")
-    } else if y_max >= 0.004 {
-        format!("{pct:.1}%")
-    } else {
-        format!("{pct:.2}%")
-    }
+/// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`).
+fn axis_percent(v: f64) -> String {
+    let text = format!("{:.2}", v * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
 }
 
 /// The legend of a chart: a swatch and the name of each line.
@@ -335,6 +331,15 @@ mod tests {
         assert_eq!(s.first(), Some(&0));
         assert_eq!(s.last(), Some(&9_999));
         assert_eq!(sample(3), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn axis_ticks_keep_the_decimals_they_need() {
+        assert_eq!(axis_percent(0.0), "0%");
+        assert_eq!(axis_percent(0.0625), "6.25%");
+        assert_eq!(axis_percent(0.125), "12.5%");
+        assert_eq!(axis_percent(0.5), "50%");
+        assert_eq!(axis_percent(0.0005), "0.05%");
     }
 
     #[test]
