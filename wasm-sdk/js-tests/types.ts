@@ -43,6 +43,9 @@ export async function page(uuid: string, snapshot: ExperimentSnapshot): Promise<
   }
   const queued: number = myna.queued;
   myna.close();
+  // Pages release handles (wasm-bindgen's classes had `free`; pages call it).
+  expt.free();
+  myna.free();
   void [label, shown, rewarded, sync, queued, expt.uuid, expt.name, expt.variants, expt.settings];
   // @ts-expect-error: `transport` is "post" or "jsonp"
   await Myna.connect({ apiRoot: "x", apiKey: "k", transport: "pigeon" });
