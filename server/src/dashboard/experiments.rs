@@ -978,18 +978,7 @@ pub async fn reset(
     Path(uuid): Path<String>,
     body: Body,
 ) -> Response {
-    let (session, _) = match posted(state, request, body).await {
-        Ok(posted) => posted,
-        Err(refusal) => return refusal,
-    };
-    let uuid = match owned(state, &session, &uuid) {
-        Ok(snapshot) => snapshot.experiment.uuid,
-        Err(missing) => return *missing,
-    };
-    match reset_experiment(state, session.account, uuid).await {
-        Ok(()) => html::redirect(&format!("/experiments/{uuid}?done=reset"), &[]),
-        Err(problem) => problem_page(&session, &problem),
-    }
+    confirmed(state, request, &uuid, body, Confirmed::Reset).await
 }
 
 /// `GET /experiments/{uuid}/delete`: the confirmation.
@@ -1010,16 +999,45 @@ pub async fn delete(
     Path(uuid): Path<String>,
     body: Body,
 ) -> Response {
+    confirmed(state, request, &uuid, body, Confirmed::Delete).await
+}
+
+/// What a confirmation page asked for.
+#[derive(Debug, Clone, Copy)]
+enum Confirmed {
+    Reset,
+    Delete,
+}
+
+/// A confirmed reset or delete (session, CSRF token and ownership checked),
+/// through the API's own functions; then back to the experiment or the list.
+async fn confirmed(
+    state: &AppState,
+    request: &Request,
+    uuid: &str,
+    body: Body,
+    what: Confirmed,
+) -> Response {
     let (session, _) = match posted(state, request, body).await {
         Ok(posted) => posted,
         Err(refusal) => return refusal,
     };
-    let uuid = match owned(state, &session, &uuid) {
+    let uuid = match owned(state, &session, uuid) {
         Ok(snapshot) => snapshot.experiment.uuid,
         Err(missing) => return *missing,
     };
-    match delete_experiment(state, session.account, uuid).await {
-        Ok(()) => html::redirect("/?done=deleted", &[]),
+    let (done, next) = match what {
+        Confirmed::Reset => (
+            reset_experiment(state, session.account, uuid).await,
+            format!("/experiments/{uuid}?done=reset"),
+        ),
+        Confirmed::Delete => (
+            delete_experiment(state, session.account, uuid).await,
+            "/?done=deleted".to_owned(),
+        ),
+    };
+    match done {
+        Ok(()) => html::redirect(&next, &[]),
         Err(problem) => problem_page(&session, &problem),
     }
 }
