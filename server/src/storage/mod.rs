@@ -15,6 +15,7 @@ use myna_core::{EventType, Experiment, RecordBatch};
 use uuid::Uuid;
 
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
 /// The future every storage call returns (boxed, so `dyn Storage` works).

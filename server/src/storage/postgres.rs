@@ -14,14 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use myna_core::{Experiment, Variant, Visibility};
-use serde_json::Value;
+use myna_core::Experiment;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
+use super::rows::{
+    account_row, api_key_row, count_col, experiment_row, to_i64, token_row, uuid_col, variant_row,
+};
 use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
 
 /// Most connections one instance opens (N instances open at most N times
@@ -184,75 +186,6 @@ fn retry_record(error: &sqlx::Error) -> bool {
         sqlstate(error).as_deref(),
         Some("40P01" | "40001" | "23503")
     )
-}
-
-fn uuid_col(row: &PgRow, name: &str) -> Result<Uuid, StorageError> {
-    let text: String = row.try_get(name).map_err(map_err)?;
-    Uuid::parse_str(&text).map_err(|e| StorageError::Internal(format!("bad uuid in {name}: {e}")))
-}
-
-fn json_col(row: &PgRow, name: &str) -> Result<Value, StorageError> {
-    let text: String = row.try_get(name).map_err(map_err)?;
-    serde_json::from_str(&text)
-        .map_err(|e| StorageError::Internal(format!("bad JSON in {name}: {e}")))
-}
-
-fn count_col(row: &PgRow, name: &str) -> Result<u64, StorageError> {
-    let n: i64 = row.try_get(name).map_err(map_err)?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn account_row(row: &PgRow) -> Result<Account, StorageError> {
-    Ok(Account {
-        id: uuid_col(row, "id")?,
-        email: row.try_get("email").map_err(map_err)?,
-        password_hash: row.try_get("password_hash").map_err(map_err)?,
-        created_ms: row.try_get("created_ms").map_err(map_err)?,
-    })
-}
-
-fn token_row(row: &PgRow) -> Result<Token, StorageError> {
-    Ok(Token {
-        token: uuid_col(row, "token")?,
-        account_id: uuid_col(row, "account_id")?,
-        expires_ms: row.try_get("expires_ms").map_err(map_err)?,
-    })
-}
-
-fn api_key_row(row: &PgRow) -> Result<ApiKey, StorageError> {
-    Ok(ApiKey {
-        uuid: uuid_col(row, "uuid")?,
-        account_id: uuid_col(row, "account_id")?,
-        name: row.try_get("name").map_err(map_err)?,
-        created_ms: row.try_get("created_ms").map_err(map_err)?,
-    })
-}
-
-fn experiment_row(row: &PgRow) -> Result<Experiment, StorageError> {
-    let visibility: String = row.try_get("visibility").map_err(map_err)?;
-    Ok(Experiment {
-        uuid: uuid_col(row, "uuid")?,
-        account_id: uuid_col(row, "account_id")?,
-        name: row.try_get("name").map_err(map_err)?,
-        visibility: Visibility::parse(&visibility)
-            .ok_or_else(|| StorageError::Internal(format!("bad visibility {visibility}")))?,
-        settings: json_col(row, "settings")?,
-        variants: Vec::new(),
-    })
-}
-
-fn variant_row(row: &PgRow) -> Result<Variant, StorageError> {
-    Ok(Variant {
-        id: row.try_get("id").map_err(map_err)?,
-        name: row.try_get("name").map_err(map_err)?,
-        settings: json_col(row, "settings")?,
-        views: count_col(row, "views")?,
-        total_reward: row.try_get("total_reward").map_err(map_err)?,
-    })
 }
 
 const EXPERIMENT_COLUMNS: &str =

@@ -9,15 +9,17 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use myna_core::{Experiment, Variant, Visibility};
-use serde_json::Value;
+use myna_core::Experiment;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
+use super::rows::{
+    account_row, api_key_row, count_col, experiment_row, to_i64, token_row, uuid_col, variant_row,
+};
 use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
 
 /// Rows written by one statement (at most 5 parameters each: far below
@@ -108,78 +110,9 @@ fn map_err(error: sqlx::Error) -> StorageError {
     }
 }
 
-fn uuid_col(row: &SqliteRow, name: &str) -> Result<Uuid, StorageError> {
-    let text: String = row.try_get(name).map_err(map_err)?;
-    Uuid::parse_str(&text).map_err(|e| StorageError::Internal(format!("bad uuid in {name}: {e}")))
-}
-
-fn json_col(row: &SqliteRow, name: &str) -> Result<Value, StorageError> {
-    let text: String = row.try_get(name).map_err(map_err)?;
-    serde_json::from_str(&text)
-        .map_err(|e| StorageError::Internal(format!("bad JSON in {name}: {e}")))
-}
-
-fn count_col(row: &SqliteRow, name: &str) -> Result<u64, StorageError> {
-    let n: i64 = row.try_get(name).map_err(map_err)?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
 /// `n` copies of a row placeholder, comma-separated.
 fn rows(n: usize, row: &str) -> String {
     vec![row; n].join(", ")
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn account_row(row: &SqliteRow) -> Result<Account, StorageError> {
-    Ok(Account {
-        id: uuid_col(row, "id")?,
-        email: row.try_get("email").map_err(map_err)?,
-        password_hash: row.try_get("password_hash").map_err(map_err)?,
-        created_ms: row.try_get("created_ms").map_err(map_err)?,
-    })
-}
-
-fn token_row(row: &SqliteRow) -> Result<Token, StorageError> {
-    Ok(Token {
-        token: uuid_col(row, "token")?,
-        account_id: uuid_col(row, "account_id")?,
-        expires_ms: row.try_get("expires_ms").map_err(map_err)?,
-    })
-}
-
-fn api_key_row(row: &SqliteRow) -> Result<ApiKey, StorageError> {
-    Ok(ApiKey {
-        uuid: uuid_col(row, "uuid")?,
-        account_id: uuid_col(row, "account_id")?,
-        name: row.try_get("name").map_err(map_err)?,
-        created_ms: row.try_get("created_ms").map_err(map_err)?,
-    })
-}
-
-fn experiment_row(row: &SqliteRow) -> Result<Experiment, StorageError> {
-    let visibility: String = row.try_get("visibility").map_err(map_err)?;
-    Ok(Experiment {
-        uuid: uuid_col(row, "uuid")?,
-        account_id: uuid_col(row, "account_id")?,
-        name: row.try_get("name").map_err(map_err)?,
-        visibility: Visibility::parse(&visibility)
-            .ok_or_else(|| StorageError::Internal(format!("bad visibility {visibility}")))?,
-        settings: json_col(row, "settings")?,
-        variants: Vec::new(),
-    })
-}
-
-fn variant_row(row: &SqliteRow) -> Result<Variant, StorageError> {
-    Ok(Variant {
-        id: row.try_get("id").map_err(map_err)?,
-        name: row.try_get("name").map_err(map_err)?,
-        settings: json_col(row, "settings")?,
-        views: count_col(row, "views")?,
-        total_reward: row.try_get("total_reward").map_err(map_err)?,
-    })
 }
 
 const EXPERIMENT_COLUMNS: &str = "uuid, account_id, name, visibility, settings";

@@ -1,0 +1,127 @@
+//! Rows to values, shared by both backends: the tables have the same columns
+//! in SQLite and PostgreSQL (uuids and JSON stored as text, counts as 64-bit
+//! integers, rewards as reals), so one set of readers serves both row types.
+
+use myna_core::{Experiment, Variant, Visibility};
+use serde_json::Value;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use uuid::Uuid;
+
+use super::{Account, ApiKey, StorageError, Token};
+
+/// A row of either backend, read by column name. A missing column or a
+/// value of another type is an internal error (schema and code disagree).
+pub trait Columns {
+    /// A text column.
+    fn text(&self, name: &str) -> Result<String, StorageError>;
+    /// A nullable text column.
+    fn optional_text(&self, name: &str) -> Result<Option<String>, StorageError>;
+    /// A 64-bit integer column.
+    fn integer(&self, name: &str) -> Result<i64, StorageError>;
+    /// A real column.
+    fn real(&self, name: &str) -> Result<f64, StorageError>;
+}
+
+impl<R> Columns for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    f64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, name: &str) -> Result<String, StorageError> {
+        self.try_get(name).map_err(|e| column_error(name, &e))
+    }
+    fn optional_text(&self, name: &str) -> Result<Option<String>, StorageError> {
+        self.try_get(name).map_err(|e| column_error(name, &e))
+    }
+    fn integer(&self, name: &str) -> Result<i64, StorageError> {
+        self.try_get(name).map_err(|e| column_error(name, &e))
+    }
+    fn real(&self, name: &str) -> Result<f64, StorageError> {
+        self.try_get(name).map_err(|e| column_error(name, &e))
+    }
+}
+
+fn column_error(name: &str, error: &sqlx::Error) -> StorageError {
+    StorageError::Internal(format!("column {name}: {error}"))
+}
+
+/// A uuid stored as text.
+pub fn uuid_col(row: &impl Columns, name: &str) -> Result<Uuid, StorageError> {
+    let text = row.text(name)?;
+    Uuid::parse_str(&text).map_err(|e| StorageError::Internal(format!("bad uuid in {name}: {e}")))
+}
+
+/// A JSON value stored as text.
+pub fn json_col(row: &impl Columns, name: &str) -> Result<Value, StorageError> {
+    let text = row.text(name)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StorageError::Internal(format!("bad JSON in {name}: {e}")))
+}
+
+/// A count stored as a 64-bit integer (never negative; read as 0 if it were).
+pub fn count_col(row: &impl Columns, name: &str) -> Result<u64, StorageError> {
+    Ok(u64::try_from(row.integer(name)?).unwrap_or(0))
+}
+
+/// A count as the databases store it (saturating).
+pub fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// An `accounts` row.
+pub fn account_row(row: &impl Columns) -> Result<Account, StorageError> {
+    Ok(Account {
+        id: uuid_col(row, "id")?,
+        email: row.text("email")?,
+        password_hash: row.text("password_hash")?,
+        created_ms: row.integer("created_ms")?,
+    })
+}
+
+/// A `tokens` row.
+pub fn token_row(row: &impl Columns) -> Result<Token, StorageError> {
+    Ok(Token {
+        token: uuid_col(row, "token")?,
+        account_id: uuid_col(row, "account_id")?,
+        expires_ms: row.integer("expires_ms")?,
+    })
+}
+
+/// An `api_keys` row.
+pub fn api_key_row(row: &impl Columns) -> Result<ApiKey, StorageError> {
+    Ok(ApiKey {
+        uuid: uuid_col(row, "uuid")?,
+        account_id: uuid_col(row, "account_id")?,
+        name: row.optional_text("name")?,
+        created_ms: row.integer("created_ms")?,
+    })
+}
+
+/// An `experiments` row, without its variants.
+pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
+    let visibility = row.text("visibility")?;
+    Ok(Experiment {
+        uuid: uuid_col(row, "uuid")?,
+        account_id: uuid_col(row, "account_id")?,
+        name: row.text("name")?,
+        visibility: Visibility::parse(&visibility)
+            .ok_or_else(|| StorageError::Internal(format!("bad visibility {visibility}")))?,
+        settings: json_col(row, "settings")?,
+        variants: Vec::new(),
+    })
+}
+
+/// A `variants` row.
+pub fn variant_row(row: &impl Columns) -> Result<Variant, StorageError> {
+    Ok(Variant {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        settings: json_col(row, "settings")?,
+        views: count_col(row, "views")?,
+        total_reward: row.real("total_reward")?,
+    })
+}
