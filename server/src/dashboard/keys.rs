@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use myna_core::Problem;
 use myna_core::account::parse_api_key_create;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
@@ -119,22 +120,12 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
             created_ms: state.now_ms(),
         };
         state.storage.create_api_key(&key).await?;
-        Ok::<_, myna_core::Problem>(key)
+        Ok::<_, Problem>(key)
     }
     .await;
     match result {
         Ok(_) => html::redirect("/keys?done=created", &[]),
-        Err(problem) => {
-            let keys = state
-                .storage
-                .api_keys(session.account)
-                .await
-                .unwrap_or_default();
-            html::html(
-                StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST),
-                keys_page(&session, &keys, "", Some(&problem)),
-            )
-        }
+        Err(problem) => keys_problem(state, &session, &problem).await,
     }
 }
 
@@ -156,16 +147,19 @@ pub async fn revoke(
     match revoke_api_key(state, session.account, uuid).await {
         Ok(true) => html::redirect("/keys?done=revoked", &[]),
         Ok(false) => not_found(&session, "API key"),
-        Err(problem) => {
-            let keys = state
-                .storage
-                .api_keys(session.account)
-                .await
-                .unwrap_or_default();
-            html::html(
-                StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                keys_page(&session, &keys, "", Some(&problem)),
-            )
-        }
+        Err(problem) => keys_problem(state, &session, &problem).await,
     }
+}
+
+/// The keys page again, with the problem of a create or revoke on top.
+async fn keys_problem(state: &AppState, session: &Session, problem: &Problem) -> Response {
+    let keys = state
+        .storage
+        .api_keys(session.account)
+        .await
+        .unwrap_or_default();
+    html::html(
+        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        keys_page(session, &keys, "", Some(problem)),
+    )
 }
