@@ -10,6 +10,14 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// How far in the future an event timestamp may lie (24 hours).
 pub const MAX_FUTURE_MS: i64 = 24 * HOUR_MS;
 
+/// How far back an event is charted in the hour of its own timestamp (7
+/// days): an older event still counts, but in the hour it arrived. Pages
+/// queue events across visits and send them late (a visitor offline for
+/// days), so a week covers real delays, while a client sending timestamps
+/// back to 1970 cannot make one stored hourly row per event: a variant has
+/// at most one row per hour of its life plus 7 days back and 1 day ahead.
+pub const MAX_BACKDATE_MS: i64 = 7 * 24 * HOUR_MS;
+
 /// Formats epoch milliseconds as `2026-11-26T15:59:33.232Z`.
 ///
 /// Out-of-range inputs are clamped to the representable years (1970..9999).
@@ -34,6 +42,17 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 /// The start of the hour containing `ms` (the bucket of hourly statistics).
 pub fn hour_start(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// The hour an event is charted in, for an event stamped `event_ms` that
+/// arrives at `now_ms`: its own hour, unless it is more than
+/// [`MAX_BACKDATE_MS`] old, then the arrival hour.
+pub fn chart_hour(event_ms: i64, now_ms: i64) -> i64 {
+    if event_ms < now_ms.saturating_sub(MAX_BACKDATE_MS) {
+        hour_start(now_ms)
+    } else {
+        hour_start(event_ms)
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +85,16 @@ mod tests {
     fn hour_buckets() {
         assert_eq!(hour_start(HOUR_MS + 5), HOUR_MS);
         assert_eq!(hour_start(-1), -HOUR_MS);
+    }
+
+    #[test]
+    fn late_events_chart_in_their_hour_and_ancient_ones_at_arrival() {
+        let now = 1_000 * HOUR_MS + 1_234;
+        assert_eq!(chart_hour(now - 5 * HOUR_MS, now), 995 * HOUR_MS);
+        assert_eq!(chart_hour(now - MAX_BACKDATE_MS, now), 832 * HOUR_MS);
+        assert_eq!(chart_hour(now - MAX_BACKDATE_MS - 1, now), 1_000 * HOUR_MS);
+        assert_eq!(chart_hour(0, now), 1_000 * HOUR_MS);
+        assert_eq!(chart_hour(i64::MIN, now), 1_000 * HOUR_MS);
+        assert_eq!(chart_hour(now + 2 * HOUR_MS, now), 1_002 * HOUR_MS);
     }
 }

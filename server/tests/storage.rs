@@ -96,6 +96,11 @@ macro_rules! suite {
                 cases::record_for_removed_variants(fixture.storage.as_ref()).await
             }
             #[tokio::test]
+            async fn record_ancient_events_in_the_arrival_hour() {
+                let Some(fixture) = $open.await else { return };
+                cases::record_ancient_events_in_the_arrival_hour(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
             async fn prune_batches() {
                 let Some(fixture) = $open.await else { return };
                 cases::prune_batches(fixture.storage.as_ref()).await
@@ -689,6 +694,60 @@ mod cases {
             .map(|h| h.variant)
             .collect();
         assert_eq!(hours, ["a"]);
+    }
+
+    /// A client stamping events back to 1970 (an API key is public) gets
+    /// them counted, but cannot make one hourly row per event: anything
+    /// older than a week is charted in the hour it arrived.
+    pub async fn record_ancient_events_in_the_arrival_hour(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let now = 10_000 * HOUR + 17;
+        let ancient: Vec<_> = (0..2_000)
+            .map(|h| ("a", EventType::View, h * 4 * HOUR))
+            .collect();
+        let recent = [
+            ("a", EventType::View, now - 100 * HOUR),
+            ("a", EventType::Reward, now - 2 * HOUR),
+            ("b", EventType::View, now + HOUR),
+        ];
+        let group = [
+            Recording {
+                experiment: experiment.uuid,
+                batch: batch(Some(Uuid::new_v4()), &ancient),
+            },
+            Recording {
+                experiment: experiment.uuid,
+                batch: batch(None, &recent),
+            },
+        ];
+        assert_eq!(storage.record(&group, now).await.unwrap(), [true, true]);
+        let after = stored(storage, experiment.uuid).await;
+        assert_eq!(
+            counts(&after),
+            [
+                ("a".into(), 2_001, 0.5),
+                ("b".into(), 1, 0.0),
+                ("c".into(), 0, 0.0)
+            ]
+        );
+        let hours: Vec<_> = storage
+            .hourly(experiment.uuid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.variant, h.hour_ms, h.views, h.total_reward))
+            .collect();
+        assert_eq!(
+            hours,
+            [
+                ("a".into(), 9_900 * HOUR, 1, 0.0),
+                ("a".into(), 9_998 * HOUR, 0, 0.5),
+                ("a".into(), 10_000 * HOUR, 2_000, 0.0),
+                ("b".into(), 10_001 * HOUR, 1, 0.0),
+            ]
+        );
     }
 
     pub async fn prune_batches(storage: &dyn Storage) {

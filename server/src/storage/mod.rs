@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use myna_core::timestamp::hour_start;
+use myna_core::timestamp::chart_hour;
 use myna_core::{EventType, Experiment, RecordBatch};
 use uuid::Uuid;
 
@@ -185,9 +185,10 @@ pub struct Deltas {
 }
 
 impl Deltas {
-    /// Sums the events of `batches` per variant and per variant-hour (the hour
-    /// of each event's timestamp).
-    pub fn of<'a>(batches: impl IntoIterator<Item = &'a Recording>) -> Deltas {
+    /// Sums the events of `batches`, committed at `now_ms`, per variant and
+    /// per variant-hour (core's `chart_hour`: the hour of each event's
+    /// timestamp, or the arrival hour for one older than a week).
+    pub fn of<'a>(batches: impl IntoIterator<Item = &'a Recording>, now_ms: i64) -> Deltas {
         // Per batch first, by linear search (a batch names few variants and
         // hours), then per group through maps: hashing per event would cost
         // more than the search.
@@ -204,7 +205,7 @@ impl Deltas {
                     EventType::Reward => (0, event.reward()),
                 };
                 let variant = event.variant.as_str();
-                let hour = hour_start(event.timestamp);
+                let hour = chart_hour(event.timestamp, now_ms);
                 match local
                     .iter_mut()
                     .find(|(v, h, _, _)| *h == hour && *v == variant)
@@ -273,7 +274,7 @@ mod tests {
                 },
             },
         ];
-        let deltas = Deltas::of(&recordings);
+        let deltas = Deltas::of(&recordings, 10 * hour);
         assert_eq!(
             deltas.variants,
             vec![(a, "v1".into(), 2, 0.5), (a, "v2".into(), 1, 0.0)]

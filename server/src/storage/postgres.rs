@@ -261,7 +261,7 @@ struct DeltaRows {
 }
 
 impl DeltaRows {
-    fn of(batches: &[Recording]) -> DeltaRows {
+    fn of(batches: &[Recording], now_ms: i64) -> DeltaRows {
         let mut rows = DeltaRows::default();
         let mut seen = HashSet::new();
         let mut untagged = Vec::new();
@@ -270,13 +270,13 @@ impl DeltaRows {
                 None => untagged.push(recording),
                 Some(id) if seen.insert((recording.experiment, id)) => {
                     let id = id.to_string();
-                    rows.push(Deltas::of([recording]).hours, Some(&id));
+                    rows.push(Deltas::of([recording], now_ms).hours, Some(&id));
                 }
                 Some(_) => {}
             }
         }
         if !untagged.is_empty() {
-            rows.push(Deltas::of(untagged).hours, None);
+            rows.push(Deltas::of(untagged, now_ms).hours, None);
         }
         rows
     }
@@ -419,7 +419,7 @@ impl PostgresStorage {
         now_ms: i64,
     ) -> Result<Vec<bool>, sqlx::Error> {
         let (experiments, ids) = batch_ids(batches);
-        let rows = DeltaRows::of(batches);
+        let rows = DeltaRows::of(batches, now_ms);
         let inserted = sqlx::query(RECORD_SQL)
             .bind(experiments)
             .bind(ids)

@@ -273,6 +273,7 @@ async fn record_on(
             .zip(&counted)
             .filter(|(_, counted)| **counted)
             .map(|(r, _)| r),
+        now_ms,
     );
     let mut sql = String::from(if begun { "" } else { "BEGIN IMMEDIATE;" });
     for chunk in deltas.variants.chunks(ROWS_PER_STATEMENT) {
