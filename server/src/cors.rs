@@ -9,6 +9,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
+use crate::request::Params;
 
 /// Methods the API answers to browsers.
 const METHODS: &str = "GET, POST, PUT, DELETE";
@@ -101,9 +102,13 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
             return Ok(self.inner.get_response(request).await);
         };
         let Some(allow) = self.cors.origins.allow(&origin) else {
+            // A JSONP call is refused inside its callback, like every other
+            // JSONP problem (an invalid callback is never echoed).
             let problem = Problem::new(Code::Authorization, "This origin may not call the API.");
+            let callback = Params::of(&request);
+            let format = Format::from_callback(callback.get("callback")).unwrap_or(Format::Json);
             return Ok(problem_response(
-                &Format::Json,
+                &format,
                 &problem,
                 self.cors.clock.now_ms(),
             ));

@@ -112,6 +112,35 @@ async fn configured_origins_only() {
         (StatusCode::FORBIDDEN, Some("authorization"))
     );
     assert_eq!(h.complete(uuid).await["variants"]["a"]["views"], 0);
+    // A JSONP call from another origin gets its refusal inside its callback
+    // (status 200, the would-be 403 inside); a bad callback is not echoed.
+    let jsonp = h
+        .send_with(
+            Method::GET,
+            &format!(
+                "{uri}?typename=view&variant=a&apikey={}&callback=cb.r",
+                h.owner.key
+            ),
+            &[("Origin", "https://evil.example".to_owned())],
+            None,
+        )
+        .await;
+    assert_eq!(jsonp.status, StatusCode::OK);
+    assert!(
+        jsonp.text.starts_with("/**/cb.r(") && jsonp.text.contains(r#""status":403"#),
+        "{}",
+        jsonp.text
+    );
+    let hostile = h
+        .send_with(
+            Method::GET,
+            &format!("{uri}?typename=view&variant=a&callback=alert(1)//"),
+            &[("Origin", "https://evil.example".to_owned())],
+            None,
+        )
+        .await;
+    assert!(hostile.status.is_client_error() && !hostile.text.contains("alert"));
+    assert_eq!(h.complete(uuid).await["variants"]["a"]["views"], 0);
     // Calls without an Origin (servers, curl) are not affected.
     assert_eq!(
         h.get(&format!("/v2/experiment/{uuid}"), Who::Key)
