@@ -76,6 +76,55 @@ enum Job {
 #[derive(Debug, Clone)]
 pub struct Committer {
     queue: mpsc::Sender<Job>,
+    writes: Arc<WriteHealth>,
+    clock: Clock,
+}
+
+/// How long `/healthz` keeps failing after a commit failed for the
+/// database's sake, even if its own small write succeeds (a full disk may
+/// still take a tiny write but not the next group commit).
+pub const WRITE_FAILURE_HOLD_MS: i64 = 30_000;
+
+/// Whether commits have been failing for the database's sake (I/O, a full
+/// disk, the database away): `/healthz` fails meanwhile, so a load balancer
+/// sends the traffic elsewhere.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    /// When the last failed commit failed, while no commit has succeeded
+    /// since (epoch milliseconds).
+    failed_at: std::sync::Mutex<Option<i64>>,
+}
+
+impl WriteHealth {
+    fn observe<T>(&self, result: &Result<T, Problem>, now_ms: i64) {
+        let mut failed_at = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(_) => *failed_at = None,
+            Err(problem) if problem.status >= 500 => *failed_at = Some(now_ms),
+            Err(_) => {}
+        }
+    }
+
+    /// Whether writes work, given the outcome of a probe write just made:
+    /// the probe succeeded, and no commit failed in the last
+    /// [`WRITE_FAILURE_HOLD_MS`] without one succeeding since.
+    pub fn healthy(&self, probe_ok: bool, now_ms: i64) -> bool {
+        let mut failed_at = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *failed_at {
+            _ if !probe_ok => false,
+            Some(at) if now_ms - at < WRITE_FAILURE_HOLD_MS => false,
+            _ => {
+                *failed_at = None;
+                true
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -104,13 +153,18 @@ impl Committer {
         clock: Clock,
     ) -> (Committer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let committer = Committer {
+            queue,
+            writes: Arc::default(),
+            clock: clock.clone(),
+        };
         let writer = Writer {
             shared: storage.shared(),
             storage,
             cache,
             clock,
         };
-        (Committer { queue }, tokio::spawn(writer.run(jobs)))
+        (committer, tokio::spawn(writer.run(jobs)))
     }
 
     /// Records a validated batch durably; answers whether it was counted
@@ -121,7 +175,9 @@ impl Committer {
             .send(Job::Record(recording, reply))
             .await
             .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let result = answer.await.map_err(|_| gone())?;
+        self.writes.observe(&result, self.clock.now_ms());
+        result
     }
 
     /// Applies a change; answers the experiment as it is afterwards (`None`
@@ -132,7 +188,14 @@ impl Committer {
             .send(Job::Change(change, reply))
             .await
             .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let result = answer.await.map_err(|_| gone())?;
+        self.writes.observe(&result, self.clock.now_ms());
+        result
+    }
+
+    /// Whether commits have been failing (see [`WriteHealth`]).
+    pub fn write_health(&self) -> &WriteHealth {
+        &self.writes
     }
 
     /// Syncs the cache with the database (every experiment, definitions and

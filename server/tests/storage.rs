@@ -96,6 +96,11 @@ macro_rules! suite {
                 cases::record_for_removed_variants(fixture.storage.as_ref()).await
             }
             #[tokio::test]
+            async fn ping_writes_and_leaves_counts_alone() {
+                let Some(fixture) = $open.await else { return };
+                cases::ping_writes_and_leaves_counts_alone(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
             async fn record_ancient_events_in_the_arrival_hour() {
                 let Some(fixture) = $open.await else { return };
                 cases::record_ancient_events_in_the_arrival_hour(fixture.storage.as_ref()).await
@@ -694,6 +699,35 @@ mod cases {
             .map(|h| h.variant)
             .collect();
         assert_eq!(hours, ["a"]);
+    }
+
+    /// The health check's write, repeated and pruned, changes nothing a
+    /// user sees.
+    pub async fn ping_writes_and_leaves_counts_alone(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        storage.ping().await.unwrap();
+        storage.ping().await.unwrap();
+        let view = Recording {
+            experiment: experiment.uuid,
+            batch: batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+        };
+        assert_eq!(
+            storage
+                .record(std::slice::from_ref(&view), 0)
+                .await
+                .unwrap(),
+            [true]
+        );
+        assert_eq!(
+            storage.prune_batches(1).await.unwrap(),
+            2,
+            "the probe's row and the batch's"
+        );
+        storage.ping().await.unwrap();
+        assert_eq!(storage.experiments().await.unwrap().len(), 1);
+        assert_eq!(stored(storage, experiment.uuid).await.variants[0].views, 1);
     }
 
     /// A client stamping events back to 1970 (an API key is public) gets

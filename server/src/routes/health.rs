@@ -1,4 +1,6 @@
-//! `GET /healthz`: 200 when the server and its database are usable.
+//! `GET /healthz`: 200 when the server and its database are usable, which
+//! means written to: a small write commits, and commits have not been
+//! failing for the database's sake (a full disk, I/O errors).
 
 use myna_core::account::ok_answer;
 use myna_core::{Code, Problem};
@@ -8,15 +10,22 @@ use poem::{Response, handler};
 use crate::answer::{Format, ok_response, problem_response};
 use crate::state::AppState;
 
-/// 200 `{"typename":"ok"}` when the database answers, else 503 `unavailable`.
+/// 200 `{"typename":"ok"}` when the database takes writes, else 503
+/// `unavailable`.
 #[handler]
 pub async fn healthz(Data(state): Data<&AppState>) -> Response {
-    match state.storage.ping().await {
-        Ok(()) => ok_response(&Format::Json, &ok_answer().to_string()),
-        Err(error) => {
-            tracing::warn!(%error, "health check failed");
-            let problem = Problem::new(Code::Unavailable, "The database is unavailable.");
-            problem_response(&Format::Json, &problem, state.now_ms())
-        }
+    let probe = state.storage.ping().await;
+    if let Err(error) = &probe {
+        tracing::warn!(%error, "health check failed");
+    }
+    let writes = state.committer.write_health();
+    if writes.healthy(probe.is_ok(), state.now_ms()) {
+        ok_response(&Format::Json, &ok_answer().to_string())
+    } else {
+        let problem = Problem::new(
+            Code::Unavailable,
+            "The database is unavailable: it cannot be written now.",
+        );
+        problem_response(&Format::Json, &problem, state.now_ms())
     }
 }

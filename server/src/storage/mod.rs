@@ -25,6 +25,12 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Sen
 /// the contract promises at least 7).
 pub const BATCH_ID_RETENTION_MS: i64 = 8 * 24 * 3_600_000;
 
+/// The experiment and batch id of the row a health check writes in the
+/// batches table (`Storage::ping`). Not a version 4 uuid, the only kind the
+/// server and the SDK make: a client would have to choose this very uuid
+/// for an experiment and for one of its batches to meet it.
+pub const HEALTH_PROBE: Uuid = Uuid::from_u128(0x6d79_6e61_6865_616c_7468_7a00_0000_0000);
+
 /// An account: owns experiments and API keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -103,7 +109,8 @@ pub enum StorageError {
 ///
 /// Every write is durable when its future resolves.
 pub trait Storage: Send + Sync + 'static {
-    /// Succeeds when the database can be read and written.
+    /// Succeeds when the database can be read and written: a real write
+    /// (the [`HEALTH_PROBE`] row), committed durably.
     fn ping(&self) -> Fut<'_, ()>;
     /// Closes the connections once their work is done; later calls fail
     /// with [`StorageError::Unavailable`].

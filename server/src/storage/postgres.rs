@@ -24,7 +24,9 @@ use uuid::Uuid;
 use super::rows::{
     account_row, api_key_row, count_col, experiment_row, to_i64, token_row, uuid_col, variant_row,
 };
-use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
+use super::{
+    Account, ApiKey, Deltas, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError, Token,
+};
 
 /// Most connections one instance opens (N instances open at most N times
 /// this: keep it below the server's `max_connections`).
@@ -498,10 +500,16 @@ impl PostgresStorage {
 impl Storage for PostgresStorage {
     fn ping(&self) -> Fut<'_, ()> {
         Box::pin(async move {
-            sqlx::query("SELECT 1")
-                .execute(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
+            // A real write, committed like a group commit, to the table
+            // commits write: one sentinel row, rewritten.
+            sqlx::query(
+                "INSERT INTO batches (experiment, batch, created_ms) VALUES ($1::uuid, $1::uuid, 0) \
+                 ON CONFLICT (experiment, batch) DO UPDATE SET created_ms = 0",
+            )
+            .bind(HEALTH_PROBE.to_string())
+            .execute(&mut *self.conn().await?)
+            .await
+            .map_err(map_err)?;
             Ok(())
         })
     }

@@ -20,7 +20,9 @@ use uuid::Uuid;
 use super::rows::{
     account_row, api_key_row, count_col, experiment_row, to_i64, token_row, uuid_col, variant_row,
 };
-use super::{Account, ApiKey, Deltas, Fut, HourTotals, Recording, Storage, StorageError, Token};
+use super::{
+    Account, ApiKey, Deltas, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError, Token,
+};
 
 /// Rows written by one statement (at most 5 parameters each: far below
 /// SQLite's limit of 32766).
@@ -325,10 +327,17 @@ impl Storage for SqliteStorage {
                 .execute(&self.read)
                 .await
                 .map_err(map_err)?;
-            sqlx::query("SELECT 1")
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
+            // A real write, committed (and synced) like a group commit, to
+            // the table commits write: one sentinel row, rewritten.
+            sqlx::query(
+                "INSERT INTO batches (experiment, batch, created_ms) VALUES (?, ?, 0) \
+                 ON CONFLICT (experiment, batch) DO UPDATE SET created_ms = 0",
+            )
+            .bind(HEALTH_PROBE.to_string())
+            .bind(HEALTH_PROBE.as_bytes().as_slice())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
             Ok(())
         })
     }

@@ -30,7 +30,24 @@ pub struct Server {
 impl Server {
     /// Starts the binary on `db` (an SQLite path or a `postgres://` URL).
     pub fn start(db: &(impl AsRef<std::ffi::OsStr> + ?Sized), env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(BIN);
+        Server::start_wrapped(&[], db, env)
+    }
+
+    /// Starts the binary through `wrapper` (a command that gets the binary
+    /// and its arguments after its own, e.g. `["sh", "-c", "… exec \"$0\" \"$@\""]`).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        db: &(impl AsRef<std::ffi::OsStr> + ?Sized),
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(db.as_ref())
