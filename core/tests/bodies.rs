@@ -9,7 +9,7 @@ use serde_json::{Map, Number, Value, json};
 
 /// Text of every kind a client might send: plain, any unicode (U+0000
 /// included), control characters, near the name and id limits.
-pub fn text() -> impl Strategy<Value = String> {
+pub fn text() -> BoxedStrategy<String> {
     prop_oneof![
         4 => "[a-z]{1,8}",
         2 => ".{0,12}",
@@ -19,20 +19,22 @@ pub fn text() -> impl Strategy<Value = String> {
         1 => (120usize..=132).prop_map(|n| "x".repeat(n)),
         1 => (250usize..=260).prop_map(|n| "é".repeat(n)),
     ]
+    .boxed()
 }
 
 /// Object keys: plain, with the characters paths treat specially, any unicode.
-pub fn key() -> impl Strategy<Value = String> {
+pub fn key() -> BoxedStrategy<String> {
     prop_oneof![
         4 => "[a-c]{1,2}",
         2 => r#"[a-c.\[\]"\\ 0-9]{0,5}"#,
         1 => ".{0,6}",
         1 => Just("k\u{0}".to_owned()),
     ]
+    .boxed()
 }
 
 /// Numbers: integers of every size, any finite float, the odd ones.
-pub fn number() -> impl Strategy<Value = Value> {
+pub fn number() -> BoxedStrategy<Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
@@ -46,15 +48,17 @@ pub fn number() -> impl Strategy<Value = Value> {
             Just(json!(i64::MIN)),
         ],
     ]
+    .boxed()
 }
 
-fn scalar() -> impl Strategy<Value = Value> {
+fn scalar() -> BoxedStrategy<Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         number(),
         text().prop_map(Value::String),
     ]
+    .boxed()
 }
 
 /// `levels` objects and arrays one inside the other, around `leaf`.
@@ -73,7 +77,7 @@ pub fn chain(levels: usize, leaf: Value) -> Value {
 }
 
 /// Any JSON value: small trees of every kind, and chains around the depth limit.
-pub fn value() -> impl Strategy<Value = Value> {
+pub fn value() -> BoxedStrategy<Value> {
     let tree = scalar().prop_recursive(5, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
@@ -82,13 +86,16 @@ pub fn value() -> impl Strategy<Value = Value> {
         ]
     });
     prop_oneof![
-        6 => tree,
+        12 => tree,
         1 => (28usize..36, scalar()).prop_map(|(levels, leaf)| chain(levels, leaf)),
+        // Near what a JSON body may nest at all (128 levels, with the body's own).
+        1 => (110usize..126, scalar()).prop_map(|(levels, leaf)| chain(levels, leaf)),
     ]
+    .boxed()
 }
 
 /// A settings object (and now and then something that is not one).
-pub fn settings() -> impl Strategy<Value = Value> {
+pub fn settings() -> BoxedStrategy<Value> {
     prop_oneof![
         8 => prop::collection::vec((key(), value()), 0..4)
             .prop_map(|entries| Value::Object(entries.into_iter().collect())),
@@ -100,9 +107,10 @@ pub fn settings() -> impl Strategy<Value = Value> {
         1 => (60_000usize..70_000).prop_map(|n| json!({ "big": "x".repeat(n) })),
         1 => scalar(),
     ]
+    .boxed()
 }
 
-fn segment() -> impl Strategy<Value = String> {
+fn segment() -> BoxedStrategy<String> {
     prop_oneof![
         4 => "[a-c]{1,2}",
         1 => (0usize..3).prop_map(|i| format!("[{i}]")),
@@ -111,11 +119,12 @@ fn segment() -> impl Strategy<Value = String> {
             format!("[\"{escaped}\"]")
         }),
     ]
+    .boxed()
 }
 
 /// Settings paths: well-formed of any length (around the segment limit), and
 /// arbitrary text.
-pub fn path() -> impl Strategy<Value = String> {
+pub fn path() -> BoxedStrategy<String> {
     let formed = |segments: std::ops::Range<usize>| {
         prop::collection::vec(segment(), segments).prop_map(|segments| {
             let mut out = String::new();
@@ -129,28 +138,33 @@ pub fn path() -> impl Strategy<Value = String> {
         })
     };
     prop_oneof![
-        6 => formed(1..4),
-        1 => formed(29..36),
+        12 => formed(1..4),
+        2 => formed(29..36),
+        // Past what serde_json reads back (128 levels) once built.
+        1 => prop::collection::vec("[a-c]{1,2}", 126..134).prop_map(|names| names.join(".")),
         1 => ".{0,10}",
         1 => (1020usize..1030).prop_map(|n| "p".repeat(n)),
     ]
+    .boxed()
 }
 
 /// A `settingsUpdates` object.
-pub fn settings_updates() -> impl Strategy<Value = Value> {
+pub fn settings_updates() -> BoxedStrategy<Value> {
     prop::collection::vec(
         (path(), prop_oneof![3 => value(), 1 => Just(Value::Null)]),
         0..4,
     )
     .prop_map(|entries| Value::Object(entries.into_iter().collect()))
+    .boxed()
 }
 
 /// A variant id: mostly from a small pool (so updates meet existing ones).
-pub fn variant_id() -> impl Strategy<Value = String> {
+pub fn variant_id() -> BoxedStrategy<String> {
     prop_oneof![
         6 => prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(str::to_owned),
         1 => text(),
     ]
+    .boxed()
 }
 
 fn fields(entries: Vec<Option<(&'static str, Value)>>) -> Value {
@@ -164,7 +178,7 @@ fn fields(entries: Vec<Option<(&'static str, Value)>>) -> Value {
 }
 
 /// A variant of a create body or a `variantUpdates` entry.
-pub fn variant_spec() -> impl Strategy<Value = Value> {
+pub fn variant_spec() -> BoxedStrategy<Value> {
     (
         prop::option::of(text().prop_map(Value::String)),
         prop::option::of(settings()),
@@ -177,16 +191,18 @@ pub fn variant_spec() -> impl Strategy<Value = Value> {
                 updates.map(|v| ("settingsUpdates", v)),
             ])
         })
+        .boxed()
 }
 
-fn visibility() -> impl Strategy<Value = Value> {
+fn visibility() -> BoxedStrategy<Value> {
     prop_oneof![
         3 => prop::sample::select(vec!["draft", "published", "archived"]).prop_map(Value::from),
         1 => text().prop_map(Value::String),
     ]
+    .boxed()
 }
 
-fn variants() -> impl Strategy<Value = Value> {
+fn variants() -> BoxedStrategy<Value> {
     prop_oneof![
         8 => prop::collection::vec((variant_id(), variant_spec()), 0..5)
             .prop_map(|entries| Value::Object(entries.into_iter().collect())),
@@ -194,10 +210,11 @@ fn variants() -> impl Strategy<Value = Value> {
             Value::Object((0..n).map(|i| (format!("v{i}"), json!({}))).collect())
         }),
     ]
+    .boxed()
 }
 
 /// A create body.
-pub fn create_body() -> impl Strategy<Value = Value> {
+pub fn create_body() -> BoxedStrategy<Value> {
     (
         prop_oneof![9 => text().prop_map(Value::String), 1 => scalar()],
         prop::option::of(visibility()),
@@ -212,10 +229,11 @@ pub fn create_body() -> impl Strategy<Value = Value> {
                 variants.map(|v| ("variants", v)),
             ])
         })
+        .boxed()
 }
 
 /// An update body.
-pub fn update_body() -> impl Strategy<Value = Value> {
+pub fn update_body() -> BoxedStrategy<Value> {
     (
         prop::option::weighted(0.3, text().prop_map(Value::String)),
         prop::option::weighted(0.2, visibility()),
@@ -242,4 +260,5 @@ pub fn update_body() -> impl Strategy<Value = Value> {
                 variants.map(|v| ("variantUpdates", v)),
             ])
         })
+        .boxed()
 }

@@ -447,8 +447,8 @@ async fn nul_is_refused_and_odd_text_accepted_on_postgres() {
 
 proptest! {
     // Each case is a fresh database, a few calls and a restart (about a
-    // tenth of a second here): bounded to stay well under a minute.
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // third of a second here): bounded to stay well under a minute.
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn whatever_the_api_accepts_loads_back_after_a_restart(
@@ -469,7 +469,9 @@ async fn loads_back(creates: Vec<Value>, updates: Vec<(prop::sample::Index, Valu
         let answer = server.post(&body).await;
         if accepted {
             assert_eq!(answer.status, StatusCode::OK, "{body}: {}", answer.text);
-            uuids.push(Uuid::parse_str(answer.json()["uuid"].as_str().unwrap()).unwrap());
+            let uuid = answer.json()["uuid"].as_str().map(Uuid::parse_str);
+            let uuid = uuid.expect("a read form JSON parsers read (under 128 levels)");
+            uuids.push(uuid.unwrap());
         } else {
             assert_eq!(
                 answer.status,
