@@ -203,20 +203,11 @@ impl Cache {
     }
 
     fn forget_unreadable(&self, uuid: Uuid) {
-        let known = {
-            let map = self
-                .unreadable
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            !map.is_empty()
-        };
-        if known {
-            let mut map = self
-                .unreadable
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.remove(&uuid.to_string());
-        }
+        let mut map = self
+            .unreadable
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.remove(&uuid.to_string());
     }
 
     /// Makes the cache equal `experiments` (everything the database holds):

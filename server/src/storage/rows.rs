@@ -167,7 +167,10 @@ pub fn experiments_from_rows(
         slots.push(slot);
     }
     for row in variants {
-        let Some(&i) = row.text("experiment").ok().and_then(|key| index.get(&key)) else {
+        let Ok(key) = row.text("experiment") else {
+            continue;
+        };
+        let Some(&i) = index.get(&key) else {
             continue;
         };
         let Slot::Read(experiment) = &mut slots[i] else {
@@ -178,7 +181,7 @@ pub fn experiments_from_rows(
             Err(error) => {
                 let id = row.text("id").unwrap_or_default();
                 slots[i] = Slot::Unreadable(Unreadable {
-                    uuid: experiment.uuid.to_string(),
+                    uuid: key,
                     account_id: Some(experiment.account_id),
                     visibility: Some(experiment.visibility),
                     reason: format!("variant {id:?}: {error}"),
