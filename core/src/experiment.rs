@@ -7,9 +7,12 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::{MAX_BODY_BYTES, body_too_large, invalid_json};
-use crate::model::{
-    Experiment, MAX_NAME_CHARS, MAX_VARIANT_ID_CHARS, Variant, Visibility, empty_object,
+use crate::limits::{
+    Definition, MAX_DEFINITION_BYTES, MAX_NAME_CHARS, MAX_VARIANT_ID_CHARS, MAX_VARIANTS,
+    check_settings, definition_bytes, definition_too_large, has_nul, nul_problem,
+    too_many_variants,
 };
+use crate::model::{Experiment, Variant, Visibility, empty_object};
 use crate::problem::{Code, Message, Problem};
 use crate::settings::{apply_updates, key_path};
 
@@ -123,6 +126,14 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
             variants.push(variant);
         }
     };
+    let count = match root.get("variants") {
+        Some(Value::Object(map)) => map.len(),
+        Some(Value::Array(items)) => items.len(),
+        _ => 0,
+    };
+    if count > MAX_VARIANTS {
+        problems.push(too_many_variants("variants"));
+    }
     match root.get("variants") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
@@ -160,6 +171,14 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
             "variants",
             "`variants` must be an object of variants by id.",
         )),
+    }
+    let definition = Definition {
+        name: &name,
+        settings: &settings,
+        variants: &variants,
+    };
+    if definition_bytes(definition, MAX_DEFINITION_BYTES).is_none() {
+        problems.push(definition_too_large("variants"));
     }
     done(
         NewExperiment {
@@ -223,6 +242,22 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
             "`variantUpdates` must be an object of variant id to update (or null to delete).",
         )),
     }
+    // Limits on the whole: what an update adds may not take it past them (an
+    // experiment stored before a limit existed may still shrink).
+    let grew = next.variants.len() > experiment.variants.len();
+    if grew && next.variants.len() > MAX_VARIANTS {
+        problems.push(too_many_variants("variantUpdates"));
+    }
+    if problems.is_empty() && definition_bytes(&next, MAX_DEFINITION_BYTES).is_none() {
+        let before = definition_bytes(experiment, usize::MAX).unwrap_or(0);
+        if definition_bytes(&next, before).is_none() {
+            let path = ["variantUpdates", "settingsUpdates", "settings", "name"]
+                .into_iter()
+                .find(|field| root.get(*field).is_some_and(|v| !v.is_null()))
+                .unwrap_or("variantUpdates");
+            problems.push(definition_too_large(path));
+        }
+    }
     done(next, problems)
 }
 
@@ -280,30 +315,42 @@ fn apply_settings_updates(
 }
 
 fn check_variant_id(id: &str, path: &str, problems: &mut Vec<Message>) -> bool {
-    let ok = !id.is_empty() && id.chars().count() <= MAX_VARIANT_ID_CHARS;
-    if !ok {
-        problems.push(Message::at(
-            Code::InvalidValue,
-            path,
-            format!("A variant id must be 1 to {MAX_VARIANT_ID_CHARS} characters."),
-        ));
+    if id.is_empty() || id.chars().nth(MAX_VARIANT_ID_CHARS).is_some() {
+        problems.push(
+            Message::at(
+                Code::InvalidValue,
+                path,
+                format!("A variant id must be 1 to {MAX_VARIANT_ID_CHARS} characters."),
+            )
+            .with_data(serde_json::json!({ "limit": MAX_VARIANT_ID_CHARS })),
+        );
+        false
+    } else if has_nul(id) {
+        problems.push(nul_problem(path));
+        false
+    } else {
+        true
     }
-    ok
 }
 
 fn parse_name(value: &Value, path: &str, problems: &mut Vec<Message>) -> Option<String> {
     match value {
-        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME_CHARS => {
-            Some(s.clone())
-        }
-        Value::String(_) => {
-            problems.push(Message::at(
-                Code::InvalidValue,
-                path,
-                format!("A name must be 1 to {MAX_NAME_CHARS} characters, not blank."),
-            ));
+        Value::String(s) if s.trim().is_empty() || s.chars().nth(MAX_NAME_CHARS).is_some() => {
+            problems.push(
+                Message::at(
+                    Code::InvalidValue,
+                    path,
+                    format!("A name must be 1 to {MAX_NAME_CHARS} characters, not blank."),
+                )
+                .with_data(serde_json::json!({ "limit": MAX_NAME_CHARS })),
+            );
             None
         }
+        Value::String(s) if has_nul(s) => {
+            problems.push(nul_problem(path));
+            None
+        }
+        Value::String(s) => Some(s.clone()),
         _ => {
             problems.push(Message::at(
                 Code::InvalidType,
@@ -329,7 +376,7 @@ fn parse_visibility(value: &Value, problems: &mut Vec<Message>) -> Option<Visibi
 
 fn parse_settings(value: &Value, path: &str, problems: &mut Vec<Message>) -> Option<Value> {
     if value.is_object() {
-        Some(value.clone())
+        check_settings(value, path, problems).then(|| value.clone())
     } else {
         problems.push(Message::at(
             Code::InvalidType,
@@ -343,6 +390,7 @@ fn parse_settings(value: &Value, path: &str, problems: &mut Vec<Message>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_SETTINGS_DEPTH;
     use serde_json::json;
 
     fn created(body: Value) -> Result<NewExperiment, Problem> {
@@ -440,5 +488,185 @@ mod tests {
                 (Code::InvalidType, r#"variantUpdates["v"]"#.to_owned()),
             ]
         );
+    }
+
+    fn problems_of(
+        result: Result<impl std::fmt::Debug, Problem>,
+    ) -> Vec<(Code, String, Option<Value>)> {
+        result
+            .err()
+            .unwrap_or_else(|| Problem::many(vec![]))
+            .messages
+            .into_iter()
+            .map(|m| (m.code, m.path.unwrap_or_default(), m.data))
+            .collect()
+    }
+
+    fn experiment_with(body: Value) -> Experiment {
+        created(body)
+            .unwrap_or_else(|p| panic!("{p}"))
+            .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2))
+    }
+
+    #[test]
+    fn nul_is_refused_in_every_stored_text_with_every_path() {
+        let body = json!({
+            "name": "a\u{0}",
+            "settings": {"k": ["\u{0}"]},
+            "variants": {
+                "v\u{0}": {},
+                "ok": {"name": "n\u{0}", "settings": {"x\u{0}": 1},
+                       "settingsUpdates": {"p": "\u{0}"}},
+            }
+        });
+        let none = None;
+        assert_eq!(
+            problems_of(created(body)),
+            vec![
+                (Code::InvalidValue, "name".to_owned(), none.clone()),
+                (
+                    Code::InvalidValue,
+                    r#"settings["k"][0]"#.to_owned(),
+                    none.clone()
+                ),
+                (
+                    Code::InvalidValue,
+                    "variants[\"v\\u0000\"]".to_owned(),
+                    none.clone()
+                ),
+                (
+                    Code::InvalidValue,
+                    r#"variants["ok"].name"#.to_owned(),
+                    none.clone()
+                ),
+                (
+                    Code::InvalidValue,
+                    "variants[\"ok\"].settings[\"x\\u0000\"]".to_owned(),
+                    none.clone()
+                ),
+                (
+                    Code::InvalidValue,
+                    r#"variants["ok"].settingsUpdates["p"]"#.to_owned(),
+                    none.clone()
+                ),
+            ]
+        );
+        let exp = experiment_with(json!({"name": "e", "variants": {"a": {}}}));
+        let body = json!({
+            "name": "\u{0}", "settingsUpdates": {"s": "\u{0}"},
+            "variantUpdates": {"a": {"name": "\u{0}"}, "b\u{0}": {}}
+        });
+        assert_eq!(
+            problems_of(apply_update(&exp, body.to_string().as_bytes())),
+            vec![
+                (Code::InvalidValue, "name".to_owned(), none.clone()),
+                (
+                    Code::InvalidValue,
+                    r#"settingsUpdates["s"]"#.to_owned(),
+                    none.clone()
+                ),
+                (
+                    Code::InvalidValue,
+                    r#"variantUpdates["a"].name"#.to_owned(),
+                    none.clone()
+                ),
+                (
+                    Code::InvalidValue,
+                    "variantUpdates[\"b\\u0000\"]".to_owned(),
+                    none
+                ),
+            ]
+        );
+        // Other control characters are text like any other.
+        let fine =
+            json!({"name": "\u{1}\t", "variants": {"\u{7f}": {"settings": {"\u{1}": "\u{2028}"}}}});
+        assert!(created(fine).is_ok());
+    }
+
+    #[test]
+    fn deep_settings_paths_are_refused_on_create_and_update() {
+        // The review's body: 129 segments (and 10,000) through both routes.
+        for segments in [129, 10_000] {
+            let path = vec!["a"; segments].join(".");
+            let body =
+                json!({"name": "e", "variants": {"v": {"settingsUpdates": {path.clone(): 1}}}});
+            let found = problems_of(created(body));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, Code::InvalidSettingsPath);
+            assert_eq!(
+                found[0].1,
+                format!(r#"variants["v"].settingsUpdates["{path}"]"#)
+            );
+            let exp = experiment_with(json!({"name": "e"}));
+            let body = json!({"settingsUpdates": {path.clone(): 1}});
+            let found = problems_of(apply_update(&exp, body.to_string().as_bytes()));
+            assert_eq!(found[0].1, format!(r#"settingsUpdates["{path}"]"#));
+        }
+        // Deep settings given whole.
+        let mut deep = json!(1);
+        for _ in 0..=MAX_SETTINGS_DEPTH {
+            deep = json!({ "d": deep });
+        }
+        let found = problems_of(created(json!({"name": "e", "settings": deep})));
+        let limit = Some(json!({ "limit": MAX_SETTINGS_DEPTH }));
+        let path = format!("settings{}", r#"["d"]"#.repeat(MAX_SETTINGS_DEPTH));
+        assert_eq!(found, vec![(Code::InvalidValue, path, limit)]);
+    }
+
+    #[test]
+    fn variants_are_limited_in_number() {
+        let variants = |n: usize| {
+            (0..n)
+                .map(|i| (format!("v{i}"), json!({})))
+                .collect::<Map<String, Value>>()
+        };
+        assert!(created(json!({"name": "e", "variants": variants(MAX_VARIANTS)})).is_ok());
+        let found = problems_of(created(
+            json!({"name": "e", "variants": variants(MAX_VARIANTS + 1)}),
+        ));
+        let limit = Some(json!({ "limit": MAX_VARIANTS }));
+        assert_eq!(
+            found,
+            vec![(Code::InvalidValue, "variants".to_owned(), limit.clone())]
+        );
+        let exp = experiment_with(json!({"name": "e", "variants": variants(MAX_VARIANTS)}));
+        let body = json!({"variantUpdates": {"new": {}}});
+        let found = problems_of(apply_update(&exp, body.to_string().as_bytes()));
+        assert_eq!(
+            found,
+            vec![(Code::InvalidValue, "variantUpdates".to_owned(), limit)]
+        );
+        // Replacing one is fine.
+        let body = json!({"variantUpdates": {"v0": null, "new": {}}});
+        assert!(apply_update(&exp, body.to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_whole_definition_is_limited_in_size() {
+        // Each variant well under the settings limit; together over 1 MiB.
+        let big = json!({ "text": "x".repeat(60_000) });
+        let mut exp = experiment_with(json!({"name": "e"}));
+        let limit = Some(json!({ "limit": MAX_DEFINITION_BYTES }));
+        for i in 0.. {
+            let body = json!({"variantUpdates": { format!("v{i}"): {"settings": big.clone()} }});
+            match apply_update(&exp, body.to_string().as_bytes()) {
+                Ok(next) => exp = next,
+                Err(problem) => {
+                    assert_eq!(
+                        problems_of(Err::<(), _>(problem)),
+                        vec![(Code::InvalidValue, "variantUpdates".to_owned(), limit)]
+                    );
+                    break;
+                }
+            }
+        }
+        let size = definition_bytes(&exp, usize::MAX).unwrap_or(usize::MAX);
+        assert!(
+            size <= MAX_DEFINITION_BYTES && size > MAX_DEFINITION_BYTES - 61_000,
+            "{size}"
+        );
+        // Shrinking it is always fine.
+        let body = json!({"variantUpdates": {"v0": {"settings": {}}}});
+        assert!(apply_update(&exp, body.to_string().as_bytes()).is_ok());
     }
 }

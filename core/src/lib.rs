@@ -7,6 +7,8 @@
 //! - [`account`]: login, token and API key wire forms;
 //! - [`event`]: the record batch wire form, its parsing and validation;
 //! - [`experiment`]: create and update bodies;
+//! - [`limits`]: the limits on every stored input (settings depth and size,
+//!   paths, variants, names, ids, no U+0000);
 //! - [`read_form`]: the read form (complete, summary) and the search answer;
 //! - [`search`]: search parameters, filtering and order;
 //! - [`settings`]: settings paths and `settingsUpdates`;
@@ -32,6 +34,8 @@ pub mod event;
 pub mod experiment;
 #[cfg(feature = "std")]
 pub mod jsonp;
+#[cfg(feature = "std")]
+pub mod limits;
 #[cfg(feature = "std")]
 pub mod model;
 pub mod problem;

@@ -6,10 +6,7 @@ use uuid::Uuid;
 
 use crate::weights::Arm;
 
-/// Longest variant id, in characters.
-pub const MAX_VARIANT_ID_CHARS: usize = 128;
-/// Longest experiment or variant name, in characters.
-pub const MAX_NAME_CHARS: usize = 256;
+pub use crate::limits::{MAX_NAME_CHARS, MAX_VARIANT_ID_CHARS};
 
 /// Who may see an experiment with an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -267,6 +267,19 @@ impl Problem {
         )
     }
 
+    /// The problem when the experiment exists but the server cannot read it
+    /// from its database (a 500: the detail is in the server log, never here).
+    #[cfg(feature = "std")]
+    pub fn unreadable_experiment(uuid: &str) -> Self {
+        Problem::one(
+            Message::new(
+                Code::Internal,
+                "The server cannot read this experiment; its owner may delete it.",
+            )
+            .with_data(serde_json::json!({ "uuid": uuid })),
+        )
+    }
+
     /// The code of the first message (what an SDK error is named after).
     pub fn code(&self) -> Code {
         self.messages

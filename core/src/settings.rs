@@ -3,6 +3,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::limits::{
+    MAX_SETTINGS_BYTES, MAX_SETTINGS_DEPTH, MAX_SETTINGS_PATH_CHARS, has_nul, json_bytes,
+    nul_problem, over_limit, scan, settings_too_large, too_deep,
+};
 use crate::problem::{Code, Message};
 
 /// One step of a settings path.
@@ -14,17 +18,44 @@ pub enum Segment {
     Index(usize),
 }
 
+/// Why a settings path was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    /// Not a path: the reason, for humans.
+    Malformed(String),
+    /// Longer than [`MAX_SETTINGS_PATH_CHARS`] characters.
+    TooLong,
+    /// More than [`MAX_SETTINGS_DEPTH`] segments.
+    TooDeep,
+}
+
+impl From<String> for PathError {
+    fn from(reason: String) -> Self {
+        PathError::Malformed(reason)
+    }
+}
+
 /// Parses a settings path: dot-separated names with `[n]` or `["quoted"]`
 /// segments. Names may hold any character but `.`, `[`, `]` and `"`; quoted
 /// names take `\"` and `\\` escapes.
-pub fn parse_path(text: &str) -> Result<Vec<Segment>, String> {
+///
+/// Its length is checked before anything else ([`MAX_SETTINGS_PATH_CHARS`]),
+/// and its segments are counted as they are read: parsing stops at the first
+/// past [`MAX_SETTINGS_DEPTH`].
+pub fn parse_path(text: &str) -> Result<Vec<Segment>, PathError> {
+    if text.chars().nth(MAX_SETTINGS_PATH_CHARS).is_some() {
+        return Err(PathError::TooLong);
+    }
     let chars: Vec<char> = text.chars().collect();
     let mut segments = Vec::new();
     let mut i = 0;
     if chars.is_empty() {
-        return Err("the path is empty".into());
+        return Err(PathError::Malformed("the path is empty".into()));
     }
     while i < chars.len() {
+        if segments.len() == MAX_SETTINGS_DEPTH {
+            return Err(PathError::TooDeep);
+        }
         match chars[i] {
             '[' => {
                 let (segment, next) = parse_bracket(&chars, i)?;
@@ -38,7 +69,7 @@ pub fn parse_path(text: &str) -> Result<Vec<Segment>, String> {
                     i += 1;
                 }
                 if start == i {
-                    return Err(format!("an empty name at character {start}"));
+                    return Err(format!("an empty name at character {start}").into());
                 }
                 segments.push(Segment::Key(chars[start..i].iter().collect()));
             }
@@ -48,11 +79,11 @@ pub fn parse_path(text: &str) -> Result<Vec<Segment>, String> {
                     i += 1;
                 }
                 if start == i {
-                    return Err(format!("unexpected `{}` at character {i}", chars[i]));
+                    return Err(format!("unexpected `{}` at character {i}", chars[i]).into());
                 }
                 segments.push(Segment::Key(chars[start..i].iter().collect()));
             }
-            c => return Err(format!("unexpected `{c}` at character {i}")),
+            c => return Err(format!("unexpected `{c}` at character {i}").into()),
         }
     }
     Ok(segments)
@@ -110,10 +141,26 @@ pub fn key_path(base: &str, key: &str) -> String {
     format!("{base}[{quoted}]")
 }
 
+/// The path of a place inside the value at `base`, as problems name it:
+/// keys quoted, indexes bare (`settings["a"][0]["b.c"]`).
+pub fn join_path(base: &str, segments: &[Segment]) -> String {
+    let mut out = base.to_owned();
+    for segment in segments {
+        match segment {
+            Segment::Key(key) => out = key_path(&out, key),
+            Segment::Index(index) => out.push_str(&format!("[{index}]")),
+        }
+    }
+    out
+}
+
 /// Applies `updates` (path → value; `null` removes) to `settings`, atomically:
 /// on any problem `settings` is left as it was and every problem is returned.
 ///
 /// `base` names the updates object in problem paths (`settingsUpdates`).
+/// Each path and value is checked against the limits before it is applied
+/// (length, depth, U+0000), and the result against the size limit (unless
+/// it is no larger than before: settings stored before the limit may shrink).
 pub fn apply_updates(
     settings: &mut Value,
     updates: &Map<String, Value>,
@@ -126,8 +173,36 @@ pub fn apply_updates(
     let mut problems = Vec::new();
     for (path, value) in updates {
         let here = key_path(base, path);
-        let result = parse_path(path).and_then(|segments| set(&mut next, &segments, value));
-        if let Err(reason) = result {
+        let segments = match parse_path(path) {
+            Ok(segments) => segments,
+            Err(error) => {
+                problems.push(path_problem(&here, path, error));
+                continue;
+            }
+        };
+        if segments
+            .iter()
+            .any(|s| matches!(s, Segment::Key(k) if has_nul(k)))
+        {
+            problems.push(nul_problem(&here));
+            continue;
+        }
+        if !value.is_null() {
+            // The value lands `segments.len()` levels down (the settings
+            // object is level 1): it may add what is left of the limit.
+            let found = scan(value, MAX_SETTINGS_DEPTH - segments.len());
+            let refused = found.too_deep.is_some() || found.nul.is_some();
+            if let Some(at) = found.too_deep {
+                problems.push(too_deep(&join_path(&here, &at)));
+            }
+            if let Some(at) = found.nul {
+                problems.push(nul_problem(join_path(&here, &at)));
+            }
+            if refused {
+                continue;
+            }
+        }
+        if let Err(reason) = set(&mut next, &segments, value) {
             problems.push(Message::at(
                 Code::InvalidSettingsPath,
                 here,
@@ -135,11 +210,39 @@ pub fn apply_updates(
             ));
         }
     }
+    if problems.is_empty() && json_bytes(&next, MAX_SETTINGS_BYTES).is_none() {
+        let before = json_bytes(settings, usize::MAX).unwrap_or(0);
+        if json_bytes(&next, before).is_none() {
+            problems.push(settings_too_large(base));
+        }
+    }
     if problems.is_empty() {
         *settings = next;
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+fn path_problem(here: &str, path: &str, error: PathError) -> Message {
+    match error {
+        PathError::Malformed(reason) => Message::at(
+            Code::InvalidSettingsPath,
+            here,
+            format!("The settings path `{path}` is malformed: {reason}."),
+        ),
+        PathError::TooLong => over_limit(
+            Code::InvalidSettingsPath,
+            here,
+            MAX_SETTINGS_PATH_CHARS,
+            format!("A settings path may be at most {MAX_SETTINGS_PATH_CHARS} characters."),
+        ),
+        PathError::TooDeep => over_limit(
+            Code::InvalidSettingsPath,
+            here,
+            MAX_SETTINGS_DEPTH,
+            format!("A settings path may have at most {MAX_SETTINGS_DEPTH} segments."),
+        ),
     }
 }
 
@@ -338,5 +441,145 @@ mod tests {
             ]
         );
         assert_eq!(settings, before);
+    }
+
+    fn updates(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn problems(settings: &mut Value, value: Value) -> Vec<(Code, String, Option<Value>)> {
+        apply_updates(settings, &updates(value), "settingsUpdates")
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| (m.code, m.path.unwrap_or_default(), m.data))
+            .collect()
+    }
+
+    #[test]
+    fn path_length_and_segments_are_limited_before_parsing_them() {
+        let longest = "a".repeat(MAX_SETTINGS_PATH_CHARS);
+        assert!(parse_path(&longest).is_ok());
+        assert_eq!(parse_path(&format!("{longest}b")), Err(PathError::TooLong));
+        // Characters, not bytes.
+        assert!(parse_path(&"é".repeat(MAX_SETTINGS_PATH_CHARS)).is_ok());
+        let deepest = vec!["a"; MAX_SETTINGS_DEPTH].join(".");
+        assert_eq!(
+            parse_path(&deepest).map(|s| s.len()),
+            Ok(MAX_SETTINGS_DEPTH)
+        );
+        assert_eq!(parse_path(&format!("{deepest}.a")), Err(PathError::TooDeep));
+        assert_eq!(
+            parse_path(&format!("{deepest}[0]")),
+            Err(PathError::TooDeep)
+        );
+        // The review's 129 segments, and 10,000 (a 20 KB body that used to
+        // overflow the stack): refused, nothing built.
+        let path = vec!["a"; 129].join(".");
+        assert_eq!(parse_path(&path), Err(PathError::TooDeep));
+        let path = vec!["a"; 10_000].join(".");
+        assert_eq!(parse_path(&path), Err(PathError::TooLong));
+        let path = "[0]".repeat(300);
+        assert_eq!(parse_path(&path), Err(PathError::TooDeep));
+    }
+
+    #[test]
+    fn updates_may_not_nest_deeper_than_the_limit() {
+        let limit = Some(json!({ "limit": MAX_SETTINGS_DEPTH }));
+        let deepest = vec!["a"; MAX_SETTINGS_DEPTH].join(".");
+        let mut settings = json!({});
+        assert_eq!(
+            problems(&mut settings, json!({ deepest.clone(): 1 })),
+            vec![]
+        );
+        // A container there would be one level too many.
+        let mut settings = json!({});
+        let found = problems(&mut settings, json!({ deepest.clone(): {} }));
+        let here = key_path("settingsUpdates", &deepest);
+        assert_eq!(found, vec![(Code::InvalidValue, here, limit.clone())]);
+        assert_eq!(settings, json!({}));
+        // Depth of the path plus depth of the value.
+        let mut settings = json!({});
+        let value = json!({"b": [[1]]});
+        assert_eq!(
+            problems(&mut settings, json!({ "x.y": value.clone() })),
+            vec![]
+        );
+        let path = vec!["x"; MAX_SETTINGS_DEPTH - 3].join(".");
+        assert_eq!(
+            problems(&mut settings, json!({ path.clone(): value.clone() })),
+            vec![]
+        );
+        let path = format!("{path}.x");
+        let found = problems(&mut settings, json!({ path.clone(): value }));
+        let here = format!(r#"{}["b"][0]"#, key_path("settingsUpdates", &path));
+        assert_eq!(found, vec![(Code::InvalidValue, here, limit.clone())]);
+        // Too many segments: a path problem, with the limit.
+        let path = vec!["a"; 129].join(".");
+        let found = problems(&mut json!({}), json!({ path.clone(): 1 }));
+        let here = key_path("settingsUpdates", &path);
+        assert_eq!(found, vec![(Code::InvalidSettingsPath, here, limit)]);
+        let path = "x".repeat(MAX_SETTINGS_PATH_CHARS + 1);
+        let found = problems(&mut json!({}), json!({ path.clone(): 1 }));
+        let here = key_path("settingsUpdates", &path);
+        let limit = Some(json!({ "limit": MAX_SETTINGS_PATH_CHARS }));
+        assert_eq!(found, vec![(Code::InvalidSettingsPath, here, limit)]);
+    }
+
+    #[test]
+    fn updates_may_not_store_nul() {
+        let mut settings = json!({"keep": 1});
+        let found = problems(
+            &mut settings,
+            json!({"a\u{0}b": 1, "[\"q\u{0}\"]": 2, "ok": "x\u{0}", "v": {"k\u{0}": 1}, "fine": "\u{1}"}),
+        );
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Code::InvalidValue,
+                    key_path("settingsUpdates", "a\u{0}b"),
+                    None
+                ),
+                (
+                    Code::InvalidValue,
+                    key_path("settingsUpdates", "[\"q\u{0}\"]"),
+                    None
+                ),
+                (Code::InvalidValue, key_path("settingsUpdates", "ok"), None),
+                (
+                    Code::InvalidValue,
+                    key_path(&key_path("settingsUpdates", "v"), "k\u{0}"),
+                    None
+                ),
+            ]
+        );
+        assert_eq!(settings, json!({"keep": 1}));
+    }
+
+    #[test]
+    fn updates_may_not_make_settings_too_large_but_may_shrink_them() {
+        let limit = Some(json!({ "limit": MAX_SETTINGS_BYTES }));
+        let half = "x".repeat(MAX_SETTINGS_BYTES / 2);
+        let mut settings = json!({ "a": half.clone() });
+        assert_eq!(problems(&mut settings, json!({"b": "y"})), vec![]);
+        let found = problems(&mut settings, json!({ "c": half.clone() }));
+        assert_eq!(
+            found,
+            vec![(
+                Code::InvalidValue,
+                "settingsUpdates".to_owned(),
+                limit.clone()
+            )]
+        );
+        assert_eq!(settings, json!({ "a": half.clone(), "b": "y" }));
+        // Settings stored before the limit: smaller is fine, larger is not.
+        let mut legacy = json!({ "a": half.clone(), "b": half.clone(), "c": 1 });
+        assert_eq!(problems(&mut legacy, json!({"c": null})), vec![]);
+        let found = problems(&mut legacy, json!({"d": 1}));
+        assert_eq!(
+            found,
+            vec![(Code::InvalidValue, "settingsUpdates".to_owned(), limit)]
+        );
     }
 }

@@ -4,6 +4,10 @@
 //! definition changes), and the serialized summary read form (what every page
 //! load with an API key gets) is kept until the weights change.
 //!
+//! An experiment storage could not read ([`Unreadable`]) is kept apart: it
+//! is known to exist (its owner gets a 500 problem for it and may delete it)
+//! but it has no state to serve, and search does not list it.
+//!
 //! Only the commit writer changes it (see `commit.rs`), in the same order as
 //! it changes the database, so the two always agree. When other instances
 //! share the database (PostgreSQL), the writer also [`Cache::sync`]s it with
@@ -16,6 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use myna_core::weights::{WeightsConfig, weights};
 use myna_core::{Access, Experiment, ReadForm, RecordBatch};
 use uuid::Uuid;
+
+use crate::storage::{Experiments, Unreadable};
 
 /// Least time between two weight computations of one experiment whose counts
 /// keep changing, in milliseconds.
@@ -51,6 +57,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct Cache {
     entries: RwLock<HashMap<Uuid, Arc<Mutex<Entry>>>>,
+    /// Experiments storage could not read, by their stored uuid text.
+    unreadable: RwLock<HashMap<String, Unreadable>>,
     config: WeightsConfig,
 }
 
@@ -81,14 +89,18 @@ impl Entry {
 }
 
 impl Cache {
-    /// A cache holding `experiments`, weights computed at `now_ms`.
-    pub fn new(experiments: Vec<Experiment>, config: WeightsConfig, now_ms: i64) -> Cache {
+    /// A cache holding `experiments` (and knowing the unreadable ones),
+    /// weights computed at `now_ms`.
+    pub fn new(experiments: Experiments, config: WeightsConfig, now_ms: i64) -> Cache {
         let entries = experiments
+            .readable
             .into_iter()
             .map(|e| (e.uuid, Arc::new(Mutex::new(Entry::new(e, &config, now_ms)))))
             .collect();
+        let unreadable = by_uuid(experiments.unreadable);
         Cache {
             entries: RwLock::new(entries),
+            unreadable: RwLock::new(unreadable),
             config,
         }
     }
@@ -101,6 +113,31 @@ impl Cache {
     /// The experiment as it is now (definition and counts), without weights.
     pub fn experiment(&self, uuid: Uuid) -> Option<Arc<Experiment>> {
         self.entry(uuid).map(|e| lock(&e).experiment.clone())
+    }
+
+    /// What is known of an experiment storage could not read.
+    pub fn unreadable(&self, uuid: Uuid) -> Option<Unreadable> {
+        let unreadable = self
+            .unreadable
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        unreadable.get(&uuid.to_string()).cloned()
+    }
+
+    /// Marks an experiment unreadable (storage could not read it any more);
+    /// true if it was not known so, for this reason, before.
+    pub fn put_unreadable(&self, unreadable: Unreadable) -> bool {
+        if let Ok(uuid) = Uuid::parse_str(&unreadable.uuid) {
+            let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            map.remove(&uuid);
+        }
+        let mut map = self
+            .unreadable
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = map.get(&unreadable.uuid) == Some(&unreadable);
+        map.insert(unreadable.uuid.clone(), unreadable);
+        !known
     }
 
     /// The experiment with its weights, refreshed first if they are due.
@@ -153,21 +190,50 @@ impl Cache {
     pub fn put(&self, experiment: Experiment, now_ms: i64) {
         let uuid = experiment.uuid;
         let entry = Entry::new(experiment, &self.config, now_ms);
+        self.forget_unreadable(uuid);
         let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         map.insert(uuid, Arc::new(Mutex::new(entry)));
     }
 
-    /// Forgets an experiment.
+    /// Forgets an experiment (readable or not).
     pub fn remove(&self, uuid: Uuid) {
+        self.forget_unreadable(uuid);
         let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(&uuid);
+    }
+
+    fn forget_unreadable(&self, uuid: Uuid) {
+        let mut map = self
+            .unreadable
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.remove(&uuid.to_string());
     }
 
     /// Makes the cache equal `experiments` (everything the database holds):
     /// new ones are added, missing ones forgotten, changed definitions
     /// replaced (weights computed now); where only counts changed they are
-    /// taken, and the weights follow at their next refresh.
-    pub fn sync(&self, experiments: Vec<Experiment>, now_ms: i64) {
+    /// taken, and the weights follow at their next refresh. Unreadable ones
+    /// replace what was known of them; those not known so before (or for
+    /// another reason) are answered, for the log.
+    pub fn sync(&self, experiments: Experiments, now_ms: i64) -> Vec<Unreadable> {
+        let fresh: Vec<Unreadable> = {
+            let known = self
+                .unreadable
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            experiments
+                .unreadable
+                .iter()
+                .filter(|u| known.get(&u.uuid) != Some(u))
+                .cloned()
+                .collect()
+        };
+        *self
+            .unreadable
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = by_uuid(experiments.unreadable);
+        let experiments = experiments.readable;
         let mut seen = HashSet::with_capacity(experiments.len());
         let mut added = Vec::new();
         {
@@ -199,6 +265,7 @@ impl Cache {
         for (uuid, entry) in added {
             map.insert(uuid, Arc::new(Mutex::new(entry)));
         }
+        fresh
     }
 
     /// Adds a committed batch's events to the counts; the weights follow at
@@ -217,6 +284,13 @@ impl Cache {
         }
         entry.counts_changed = true;
     }
+}
+
+fn by_uuid(unreadable: Vec<Unreadable>) -> HashMap<String, Unreadable> {
+    unreadable
+        .into_iter()
+        .map(|u| (u.uuid.clone(), u))
+        .collect()
 }
 
 /// Whether two states of an experiment differ only in their counts.
@@ -271,7 +345,7 @@ mod tests {
     #[test]
     fn weights_follow_counts_at_most_every_250_ms() {
         let uuid = Uuid::from_u128(1);
-        let cache = Cache::new(vec![experiment()], WeightsConfig::default(), 0);
+        let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0);
         let before = cache.snapshot(uuid, 0).map(|s| s.weights.to_vec());
         assert_eq!(before, Some(vec![0.5, 0.5]));
         cache.add(uuid, &views_of_a(50));
@@ -288,17 +362,17 @@ mod tests {
     #[test]
     fn sync_takes_counts_definitions_and_deletions() {
         let uuid = Uuid::from_u128(1);
-        let cache = Cache::new(vec![experiment()], WeightsConfig::default(), 0);
+        let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0);
         let summary = cache.summary(uuid, 0).unwrap_or_else(|| "".into());
         // Unchanged: the summary is kept.
-        cache.sync(vec![experiment()], 10);
+        cache.sync(vec![experiment()].into(), 10);
         let again = cache.summary(uuid, 10).unwrap_or_else(|| "".into());
         assert!(Arc::ptr_eq(&summary, &again));
         // Counts from another instance: taken, weights follow at the refresh.
         let mut counted = experiment();
         counted.variants[1].views = 40;
         counted.variants[1].total_reward = 40.0;
-        cache.sync(vec![counted], 20);
+        cache.sync(vec![counted].into(), 20);
         let snapshot = cache.snapshot(uuid, 20 + WEIGHTS_REFRESH_MS);
         let weights = snapshot.as_ref().map(|s| s.weights.to_vec());
         assert!(weights.as_ref().is_some_and(|w| w[1] > 0.9), "{weights:?}");
@@ -310,7 +384,7 @@ mod tests {
             uuid: Uuid::from_u128(9),
             ..experiment()
         };
-        cache.sync(vec![renamed, other], 30);
+        cache.sync(vec![renamed, other].into(), 30);
         assert_eq!(
             cache.experiment(uuid).map(|e| e.name.clone()),
             Some("renamed".into())
@@ -320,7 +394,7 @@ mod tests {
             Some(vec![0.5, 0.5])
         );
         // Deleted elsewhere: forgotten.
-        cache.sync(vec![], 40);
+        cache.sync(Experiments::default(), 40);
         assert!(cache.experiment(uuid).is_none());
         assert!(cache.all(40).is_empty());
     }
@@ -328,7 +402,7 @@ mod tests {
     #[test]
     fn summary_is_kept_until_weights_change() {
         let uuid = Uuid::from_u128(1);
-        let cache = Cache::new(vec![experiment()], WeightsConfig::default(), 0);
+        let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0);
         let first = cache.summary(uuid, 0).unwrap_or_else(|| "".into());
         assert!(first.contains(r#""subtype":"summary""#));
         assert!(!first.contains("views"));
@@ -339,5 +413,42 @@ mod tests {
         assert_ne!(first, changed);
         cache.remove(uuid);
         assert!(cache.summary(uuid, 1_000).is_none());
+    }
+
+    #[test]
+    fn unreadable_experiments_are_kept_apart_and_reported_once() {
+        let uuid = Uuid::from_u128(1);
+        let broken = |reason: &str| Unreadable {
+            uuid: uuid.to_string(),
+            account_id: Some(Uuid::from_u128(2)),
+            visibility: None,
+            reason: reason.into(),
+        };
+        let only = |unreadable: Unreadable| Experiments {
+            readable: vec![],
+            unreadable: vec![unreadable],
+        };
+        let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0);
+        // It became unreadable: no state to serve, known, reported once.
+        assert_eq!(cache.sync(only(broken("bad")), 10), vec![broken("bad")]);
+        assert!(cache.experiment(uuid).is_none() && cache.all(10).is_empty());
+        assert_eq!(cache.unreadable(uuid), Some(broken("bad")));
+        assert_eq!(cache.sync(only(broken("bad")), 20), vec![]);
+        assert_eq!(cache.sync(only(broken("worse")), 30), vec![broken("worse")]);
+        assert!(!cache.put_unreadable(broken("worse")));
+        // Readable again: served, no longer unreadable.
+        assert_eq!(cache.sync(vec![experiment()].into(), 40), vec![]);
+        assert!(cache.experiment(uuid).is_some());
+        assert_eq!(cache.unreadable(uuid), None);
+        // Deleted while unreadable: forgotten.
+        assert!(cache.put_unreadable(broken("bad")));
+        assert!(cache.experiment(uuid).is_none());
+        cache.remove(uuid);
+        assert_eq!(cache.unreadable(uuid), None);
+        // Written again by this instance: readable.
+        cache.put_unreadable(broken("bad"));
+        cache.put(experiment(), 50);
+        assert_eq!(cache.unreadable(uuid), None);
+        assert!(cache.experiment(uuid).is_some());
     }
 }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::storage::{Recording, Storage, StorageError};
+use crate::storage::{Recording, Storage, StorageError, Unreadable};
 
 /// Most batches one group commit takes.
 pub const MAX_GROUP_BATCHES: usize = 4096;
@@ -302,19 +302,48 @@ impl Writer {
         }
     }
 
+    /// Syncs the cache with the database; an experiment that cannot be read
+    /// is logged (once, until it changes) and the others followed as usual.
     async fn refresh(&self) -> Result<(), StorageError> {
         let experiments = self.storage.experiments().await?;
-        self.cache.sync(experiments, self.clock.now_ms());
+        for unreadable in self.cache.sync(experiments, self.clock.now_ms()) {
+            log_unreadable(&unreadable);
+        }
         Ok(())
     }
 
     /// Takes one experiment's state from the database into the cache.
     async fn reload(&self, uuid: Uuid) -> Result<(), StorageError> {
         match self.storage.experiment(uuid).await? {
-            Some(experiment) => self.cache.put(experiment, self.clock.now_ms()),
+            Some(Ok(experiment)) => self.cache.put(experiment, self.clock.now_ms()),
+            Some(Err(unreadable)) => {
+                if self.cache.put_unreadable(unreadable.clone()) {
+                    log_unreadable(&unreadable);
+                }
+            }
             None => self.cache.remove(uuid),
         }
         Ok(())
+    }
+
+    /// The experiment, if `account` owns it; else the 404 problem (or the 500
+    /// one if it is theirs but cannot be read).
+    fn owned(&self, uuid: Uuid, account: Uuid) -> Result<Arc<Experiment>, Problem> {
+        if let Some(experiment) = self.cache.experiment(uuid) {
+            if experiment.account_id == account {
+                return Ok(experiment);
+            }
+        } else if self.owns_unreadable(uuid, account) {
+            return Err(Problem::unreadable_experiment(&uuid.to_string()));
+        }
+        Err(Problem::unknown_experiment(&uuid.to_string()))
+    }
+
+    /// Whether `uuid` is an experiment of `account` that cannot be read.
+    fn owns_unreadable(&self, uuid: Uuid, account: Uuid) -> bool {
+        self.cache
+            .unreadable(uuid)
+            .is_some_and(|u| u.account_id == Some(account))
     }
 
     async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
@@ -327,12 +356,6 @@ impl Writer {
                 | Change::Reset { uuid, .. } => self.reload(*uuid).await?,
             }
         }
-        let owned = |uuid: Uuid, account: Uuid| {
-            self.cache
-                .experiment(uuid)
-                .filter(|e| e.account_id == account)
-                .ok_or_else(|| Problem::unknown_experiment(&uuid.to_string()))
-        };
         match change {
             Change::Create(experiment) => {
                 let uuid = experiment.uuid;
@@ -348,7 +371,7 @@ impl Writer {
                 account,
                 body,
             } => {
-                let current = owned(uuid, account)?;
+                let current = self.owned(uuid, account)?;
                 let next = apply_update(&current, &body)?;
                 if !self.storage.update_experiment(&next).await? {
                     return Err(Problem::unknown_experiment(&uuid.to_string()));
@@ -357,13 +380,16 @@ impl Writer {
                 Ok(self.cache.experiment(uuid))
             }
             Change::Delete { uuid, account } => {
-                owned(uuid, account)?;
+                // One that cannot be read can still be deleted by its owner.
+                if !self.owns_unreadable(uuid, account) {
+                    self.owned(uuid, account)?;
+                }
                 self.storage.delete_experiment(uuid).await?;
                 self.cache.remove(uuid);
                 Ok(None)
             }
             Change::Reset { uuid, account } => {
-                let current = owned(uuid, account)?;
+                let current = self.owned(uuid, account)?;
                 if !self.storage.reset_experiment(uuid).await? {
                     return Err(Problem::unknown_experiment(&uuid.to_string()));
                 }
@@ -374,4 +400,14 @@ impl Writer {
             }
         }
     }
+}
+
+/// Logs an experiment storage cannot read: what is known of it and why.
+pub fn log_unreadable(unreadable: &Unreadable) {
+    tracing::error!(
+        uuid = %unreadable.uuid,
+        account = ?unreadable.account_id,
+        reason = %unreadable.reason,
+        "a stored experiment cannot be read; it answers 500 until it is fixed or deleted"
+    );
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{Keys, Passwords};
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::commit::Committer;
+use crate::commit::{Committer, log_unreadable};
 use crate::cors::Origins;
 use crate::storage::{BATCH_ID_RETENTION_MS, Storage, StorageError};
 
@@ -113,14 +113,22 @@ impl Background {
 
 impl AppState {
     /// Loads every experiment into memory and starts the commit writer and
-    /// the pruning task.
+    /// the pruning task. An experiment that cannot be read is logged and
+    /// served as a 500 problem; it never stops the start.
     pub async fn start(
         storage: Arc<dyn Storage>,
         options: Options,
     ) -> Result<(AppState, Background), StorageError> {
         let now = options.clock.now_ms();
         let experiments = storage.experiments().await?;
-        tracing::info!(experiments = experiments.len(), "experiments loaded");
+        for unreadable in &experiments.unreadable {
+            log_unreadable(unreadable);
+        }
+        tracing::info!(
+            experiments = experiments.readable.len(),
+            unreadable = experiments.unreadable.len(),
+            "experiments loaded"
+        );
         let cache = Arc::new(Cache::new(experiments, options.weights, now));
         let (committer, writer) =
             Committer::start(storage.clone(), cache.clone(), options.clock.clone());

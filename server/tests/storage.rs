@@ -137,7 +137,12 @@ async fn sqlite_commits_survive_reopening() {
     // Dropped without closing, like a killed process.
     drop(storage);
     let storage = SqliteStorage::open(&path).await.unwrap();
-    let again = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    let again = storage
+        .experiment(experiment.uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(again.variants[0].views, 1);
     assert_eq!(
         storage.record(&[recording], 0).await.unwrap(),
@@ -171,7 +176,12 @@ async fn sqlite_a_failed_group_commit_leaves_nothing_behind() {
     let mut fixed = recording.clone();
     fixed.batch.events[0].amount = Some(1.0);
     assert_eq!(storage.record(&[fixed], 0).await.unwrap(), [true]);
-    let stored = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    let stored = storage
+        .experiment(experiment.uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.variants[0].total_reward, 1.0);
 }
 
@@ -195,7 +205,12 @@ async fn postgres_commits_survive_reopening() {
     drop(storage);
     // Opening again runs the migrations again: nothing to do, nothing lost.
     let storage = PostgresStorage::open(&database.url).await.unwrap();
-    let again = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    let again = storage
+        .experiment(experiment.uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(again.variants[0].views, 1);
     assert_eq!(storage.record(&[recording], 0).await.unwrap(), [false]);
 }
@@ -223,7 +238,12 @@ async fn postgres_a_failed_group_commit_leaves_nothing_behind() {
     // Rolled back: the id was not kept, and the pool works on.
     assert!(storage.reset_experiment(experiment.uuid).await.unwrap());
     assert_eq!(storage.record(&[recording], 0).await.unwrap(), [true]);
-    let stored = storage.experiment(experiment.uuid).await.unwrap().unwrap();
+    let stored = storage
+        .experiment(experiment.uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.variants[0].views, 1);
 }
 
@@ -282,12 +302,97 @@ async fn postgres_two_instances_count_each_batch_once() {
     all.dedup();
     assert_eq!(all.len(), total, "no id counted by both instances");
     assert_eq!(total, ROUNDS * GROUP * 3 / 2, "every distinct id counted");
-    let stored = two.experiment(experiment.uuid).await.unwrap().unwrap();
+    let stored = two
+        .experiment(experiment.uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.variants[0].views, total as u64);
     assert_eq!(stored.variants[1].total_reward, 0.5 * total as f64);
     let hours = two.hourly(experiment.uuid).await.unwrap();
     let hour_views: u64 = hours.iter().map(|h| h.views).sum();
     assert_eq!(hour_views, total as u64);
+}
+
+/// Unreadable stored experiments are reported as data, never fail a read:
+/// one whose settings nest deeper than serde_json reads back, one whose
+/// variant's settings are not JSON. `sql` runs a statement straight on the
+/// database (the same SQL suits both backends).
+async fn unreadable_experiments_are_reported(storage: &dyn Storage, sql: impl AsyncFn(String)) {
+    let account = cases::account(storage).await;
+    let good = cases::experiment(account, Visibility::Published);
+    let bad = cases::experiment(account, Visibility::Draft);
+    let bad_variant = cases::experiment(account, Visibility::Archived);
+    for experiment in [&good, &bad, &bad_variant] {
+        storage.create_experiment(experiment, 0).await.unwrap();
+    }
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    sql(format!(
+        "UPDATE experiments SET settings = '{deep}' WHERE uuid = '{}'",
+        bad.uuid
+    ))
+    .await;
+    sql(format!(
+        "UPDATE variants SET settings = 'nope' WHERE experiment = '{}' AND id = 'b'",
+        bad_variant.uuid
+    ))
+    .await;
+    let all = storage.experiments().await.unwrap();
+    assert_eq!(all.readable, vec![good.clone()]);
+    let mut unreadable = all.unreadable.clone();
+    unreadable.sort_by_key(|u| u.uuid != bad.uuid.to_string());
+    let expected = [
+        (&bad, Visibility::Draft, "recursion limit"),
+        (&bad_variant, Visibility::Archived, "variant \"b\""),
+    ];
+    assert_eq!(unreadable.len(), 2);
+    for (found, (experiment, visibility, reason)) in unreadable.iter().zip(expected) {
+        assert_eq!(found.uuid, experiment.uuid.to_string());
+        assert_eq!(found.account_id, Some(account));
+        assert_eq!(found.visibility, Some(visibility));
+        assert!(found.reason.contains(reason), "{}", found.reason);
+    }
+    let one = storage.experiment(bad.uuid).await.unwrap();
+    assert_eq!(one, Some(Err(unreadable[0].clone())));
+    let one = storage.experiment(good.uuid).await.unwrap();
+    assert_eq!(one, Some(Ok(good.clone())));
+    // It can still be deleted, with all it had.
+    assert!(storage.delete_experiment(bad_variant.uuid).await.unwrap());
+    let all = storage.experiments().await.unwrap();
+    assert_eq!(all.unreadable, vec![unreadable[0].clone()]);
+    assert_eq!(all.readable, vec![good]);
+}
+
+#[tokio::test]
+async fn sqlite_unreadable_experiments_are_reported() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unreadable.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let url = format!("sqlite://{}", path.display());
+    unreadable_experiments_are_reported(&storage, async |sql: String| {
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        connection.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_unreadable_experiments_are_reported() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let storage = PostgresStorage::open(&database.url).await.unwrap();
+    unreadable_experiments_are_reported(&storage, async |sql: String| {
+        common::postgres::execute(&database.url, sql).unwrap();
+    })
+    .await;
 }
 
 mod cases {
@@ -342,7 +447,12 @@ mod cases {
     }
 
     async fn stored(storage: &dyn Storage, uuid: Uuid) -> Experiment {
-        storage.experiment(uuid).await.unwrap().expect("stored")
+        storage
+            .experiment(uuid)
+            .await
+            .unwrap()
+            .expect("stored")
+            .unwrap()
     }
 
     pub async fn accounts(storage: &dyn Storage) {
@@ -465,7 +575,7 @@ mod cases {
             one,
             "definition, order and counts"
         );
-        let all = storage.experiments().await.unwrap();
+        let all = storage.experiments().await.unwrap().readable;
         assert_eq!(all.len(), 2);
         assert!(all.contains(&one) && all.contains(&two));
         assert!(matches!(
@@ -726,7 +836,7 @@ mod cases {
             "the probe's row and the batch's"
         );
         storage.ping().await.unwrap();
-        assert_eq!(storage.experiments().await.unwrap().len(), 1);
+        assert_eq!(storage.experiments().await.unwrap().readable.len(), 1);
         assert_eq!(stored(storage, experiment.uuid).await.variants[0].views, 1);
     }
 

@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// The read form of an experiment the caller may see (else 404): the cached
 /// summary for an API key, the complete form for the owner.
 pub(super) fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
-    let missing = || Problem::unknown_experiment(&uuid.to_string());
+    let missing = || missing(state, caller, uuid);
     let now = state.now_ms();
     match caller.access() {
         Access::Summary => {
@@ -51,7 +51,22 @@ pub(super) fn visible(
         .cache
         .experiment(uuid)
         .filter(|e| caller.sees(e))
-        .ok_or_else(|| Problem::unknown_experiment(&uuid.to_string()))
+        .ok_or_else(|| missing(state, caller, uuid))
+}
+
+/// The problem for an experiment the cache cannot answer: 404, or a 500 for
+/// one that exists but cannot be read, to a caller who would see it.
+fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
+    let theirs = state.cache.unreadable(uuid).is_some_and(|u| {
+        u.account_id == Some(caller.account())
+            && (caller.access() == Access::Complete
+                || u.visibility.is_some_and(|v| caller.access().may_see(v)))
+    });
+    if theirs {
+        Problem::unreadable_experiment(&uuid.to_string())
+    } else {
+        Problem::unknown_experiment(&uuid.to_string())
+    }
 }
 
 /// Creates an experiment from a create body (core's `parse_create`) for

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use myna_core::timestamp::chart_hour;
-use myna_core::{EventType, Experiment, RecordBatch};
+use myna_core::{EventType, Experiment, RecordBatch, Visibility};
 use uuid::Uuid;
 
 pub mod postgres;
@@ -90,6 +90,39 @@ pub struct HourTotals {
     pub total_reward: f64,
 }
 
+/// A stored experiment that cannot be read back (corrupt, or written by a
+/// version with laxer rules): what could be read of it, and why not the rest.
+/// The server serves it as a 500 problem until it is fixed or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its uuid column as stored (normally the uuid, lower-case hyphenated).
+    pub uuid: String,
+    /// The owner, if that column could be read.
+    pub account_id: Option<Uuid>,
+    /// Its visibility, if that column could be read.
+    pub visibility: Option<Visibility>,
+    /// Why it cannot be read, for the log (never for an answer).
+    pub reason: String,
+}
+
+/// Every stored experiment: those read, and those that could not be.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Experiments {
+    /// Read, with their variants (in creation order) and counts.
+    pub readable: Vec<Experiment>,
+    /// Present but unreadable; one bad experiment never hides the others.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl From<Vec<Experiment>> for Experiments {
+    fn from(readable: Vec<Experiment>) -> Self {
+        Experiments {
+            readable,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -151,10 +184,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes an account's API key; false if that account has no such key.
     fn delete_api_key(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool>;
 
-    /// Every experiment with its variants (in creation order) and counts.
-    fn experiments(&self) -> Fut<'_, Vec<Experiment>>;
-    /// One experiment with its variants and counts.
-    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Experiment>>;
+    /// Every experiment with its variants (in creation order) and counts;
+    /// an experiment that cannot be read is reported in
+    /// [`Experiments::unreadable`], never fails the call.
+    fn experiments(&self) -> Fut<'_, Experiments>;
+    /// One experiment with its variants and counts (`Err` if it is stored
+    /// but cannot be read).
+    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>>;
     /// Stores a new experiment (counts as given, normally zero);
     /// [`StorageError::Conflict`] if the uuid exists.
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()>;

@@ -8,7 +8,7 @@
 //! by the SDK) and the pool reconnects by itself when it returns. Uuids travel
 //! as text and are cast in SQL (no driver uuid feature needed).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,10 +22,11 @@ use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use super::rows::{
-    account_row, api_key_row, count_col, experiment_row, to_i64, token_row, uuid_col, variant_row,
+    account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
 };
 use super::{
-    Account, ApiKey, Deltas, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError, Token,
+    Account, ApiKey, Deltas, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage,
+    StorageError, Token, Unreadable,
 };
 
 /// Most connections one instance opens (N instances open at most N times
@@ -337,7 +338,7 @@ impl PostgresStorage {
         });
     }
 
-    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Vec<Experiment>, StorageError> {
+    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
         // One snapshot for both queries: never an experiment without the
         // variants it had (another instance may be changing it meanwhile).
         let mut conn = self.conn().await?;
@@ -355,13 +356,9 @@ impl PostgresStorage {
         if let Some(uuid) = uuid {
             query = query.bind(uuid.to_string());
         }
-        let rows = query.fetch_all(&mut *tx).await.map_err(map_err)?;
-        let mut experiments = rows
-            .iter()
-            .map(experiment_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let experiments = query.fetch_all(&mut *tx).await.map_err(map_err)?;
         if experiments.is_empty() {
-            return Ok(experiments);
+            return Ok(Experiments::default());
         }
         let filter = if uuid.is_some() {
             " WHERE experiment = $1::uuid"
@@ -374,20 +371,9 @@ impl PostgresStorage {
         if let Some(uuid) = uuid {
             query = query.bind(uuid.to_string());
         }
-        let rows = query.fetch_all(&mut *tx).await.map_err(map_err)?;
+        let variants = query.fetch_all(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        let index: HashMap<Uuid, usize> = experiments
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.uuid, i))
-            .collect();
-        for row in &rows {
-            let experiment = uuid_col(row, "experiment")?;
-            if let Some(&i) = index.get(&experiment) {
-                experiments[i].variants.push(variant_row(row)?);
-            }
-        }
-        Ok(experiments)
+        Ok(experiments_from_rows(&experiments, &variants))
     }
 
     async fn record_batches(
@@ -697,12 +683,12 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn experiments(&self) -> Fut<'_, Vec<Experiment>> {
+    fn experiments(&self) -> Fut<'_, Experiments> {
         Box::pin(self.load_experiments(None))
     }
 
-    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Experiment>> {
-        Box::pin(async move { Ok(self.load_experiments(Some(uuid)).await?.pop()) })
+    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
+        Box::pin(async move { Ok(only(self.load_experiments(Some(uuid)).await?)) })
     }
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {

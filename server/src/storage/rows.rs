@@ -2,12 +2,14 @@
 //! in SQLite and PostgreSQL (uuids and JSON stored as text, counts as 64-bit
 //! integers, rewards as reals), so one set of readers serves both row types.
 
+use std::collections::HashMap;
+
 use myna_core::{Experiment, Variant, Visibility};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
-use super::{Account, ApiKey, StorageError, Token};
+use super::{Account, ApiKey, Experiments, StorageError, Token, Unreadable};
 
 /// A row of either backend, read by column name. A missing column or a
 /// value of another type is an internal error (schema and code disagree).
@@ -124,4 +126,83 @@ pub fn variant_row(row: &impl Columns) -> Result<Variant, StorageError> {
         views: count_col(row, "views")?,
         total_reward: row.real("total_reward")?,
     })
+}
+
+/// An experiment as read from its rows so far.
+enum Slot {
+    Read(Experiment),
+    Unreadable(Unreadable),
+}
+
+/// The experiments of `experiments` rows with their `variants` rows (in
+/// creation order), matched by the stored uuid text. A row that cannot be
+/// read makes its experiment [`Unreadable`] (what could be read of it, and
+/// why); the others are read as usual.
+pub fn experiments_from_rows(
+    experiments: &[impl Columns],
+    variants: &[impl Columns],
+) -> Experiments {
+    let mut slots = Vec::with_capacity(experiments.len());
+    let mut index = HashMap::with_capacity(experiments.len());
+    for row in experiments {
+        let key = row.text("uuid");
+        let slot = match experiment_row(row) {
+            Ok(experiment) => Slot::Read(experiment),
+            Err(error) => Slot::Unreadable(Unreadable {
+                uuid: key
+                    .as_ref()
+                    .map_or_else(|e| format!("({e})"), String::clone),
+                account_id: uuid_col(row, "account_id").ok(),
+                visibility: row
+                    .text("visibility")
+                    .ok()
+                    .as_deref()
+                    .and_then(Visibility::parse),
+                reason: error.to_string(),
+            }),
+        };
+        if let Ok(key) = key {
+            index.insert(key, slots.len());
+        }
+        slots.push(slot);
+    }
+    for row in variants {
+        let Ok(key) = row.text("experiment") else {
+            continue;
+        };
+        let Some(&i) = index.get(&key) else {
+            continue;
+        };
+        let Slot::Read(experiment) = &mut slots[i] else {
+            continue;
+        };
+        match variant_row(row) {
+            Ok(variant) => experiment.variants.push(variant),
+            Err(error) => {
+                let id = row.text("id").unwrap_or_default();
+                slots[i] = Slot::Unreadable(Unreadable {
+                    uuid: key,
+                    account_id: Some(experiment.account_id),
+                    visibility: Some(experiment.visibility),
+                    reason: format!("variant {id:?}: {error}"),
+                });
+            }
+        }
+    }
+    let mut out = Experiments::default();
+    for slot in slots {
+        match slot {
+            Slot::Read(experiment) => out.readable.push(experiment),
+            Slot::Unreadable(unreadable) => out.unreadable.push(unreadable),
+        }
+    }
+    out
+}
+
+/// The one experiment of a read filtered by uuid, read or not.
+pub fn only(mut experiments: Experiments) -> Option<Result<Experiment, Unreadable>> {
+    match experiments.readable.pop() {
+        Some(experiment) => Some(Ok(experiment)),
+        None => experiments.unreadable.pop().map(Err),
+    }
 }

@@ -4,7 +4,7 @@
 //! Writes go through a pool of ONE connection (SQLite has one writer; queueing
 //! in the pool is fairer than SQLite's busy-wait), reads through a small pool.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,10 +18,11 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::rows::{
-    account_row, api_key_row, count_col, experiment_row, to_i64, token_row, uuid_col, variant_row,
+    account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row, uuid_col,
 };
 use super::{
-    Account, ApiKey, Deltas, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError, Token,
+    Account, ApiKey, Deltas, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage,
+    StorageError, Token, Unreadable,
 };
 
 /// Rows written by one statement (at most 5 parameters each: far below
@@ -121,7 +122,7 @@ const EXPERIMENT_COLUMNS: &str = "uuid, account_id, name, visibility, settings";
 const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_reward";
 
 impl SqliteStorage {
-    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Vec<Experiment>, StorageError> {
+    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
         let filter = if uuid.is_some() {
             " WHERE uuid = ?"
         } else {
@@ -132,11 +133,7 @@ impl SqliteStorage {
         if let Some(uuid) = uuid {
             query = query.bind(uuid.to_string());
         }
-        let rows = query.fetch_all(&self.read).await.map_err(map_err)?;
-        let mut experiments = rows
-            .iter()
-            .map(experiment_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let experiments = query.fetch_all(&self.read).await.map_err(map_err)?;
         let filter = if uuid.is_some() {
             " WHERE experiment = ?"
         } else {
@@ -148,19 +145,8 @@ impl SqliteStorage {
         if let Some(uuid) = uuid {
             query = query.bind(uuid.to_string());
         }
-        let rows = query.fetch_all(&self.read).await.map_err(map_err)?;
-        let index: HashMap<Uuid, usize> = experiments
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.uuid, i))
-            .collect();
-        for row in &rows {
-            let experiment = uuid_col(row, "experiment")?;
-            if let Some(&i) = index.get(&experiment) {
-                experiments[i].variants.push(variant_row(row)?);
-            }
-        }
-        Ok(experiments)
+        let variants = query.fetch_all(&self.read).await.map_err(map_err)?;
+        Ok(experiments_from_rows(&experiments, &variants))
     }
 
     async fn record_batches(
@@ -514,12 +500,12 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn experiments(&self) -> Fut<'_, Vec<Experiment>> {
+    fn experiments(&self) -> Fut<'_, Experiments> {
         Box::pin(self.load_experiments(None))
     }
 
-    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Experiment>> {
-        Box::pin(async move { Ok(self.load_experiments(Some(uuid)).await?.pop()) })
+    fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
+        Box::pin(async move { Ok(only(self.load_experiments(Some(uuid)).await?)) })
     }
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {

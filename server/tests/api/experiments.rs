@@ -122,7 +122,7 @@ async fn update_changes_the_definition_and_keeps_counts() {
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     // The database holds the same definition and counts.
-    let stored = h.storage.experiment(uuid).await.unwrap().unwrap();
+    let stored = h.storage.experiment(uuid).await.unwrap().unwrap().unwrap();
     let ids: Vec<_> = stored.variants.iter().map(|v| v.id.as_str()).collect();
     assert_eq!(ids, ["a", "c"]);
     assert_eq!(stored.variants[0].views, 1);
