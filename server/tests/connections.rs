@@ -1,6 +1,7 @@
 //! The real binary against hostile clients, over raw TCP: idle connections
 //! past the open-file limit, trickled heads and bodies, idle keep-alive
-//! connections, clients that stop reading, accept errors. Timeouts are made short
+//! connections, clients that stop reading, accept errors, and the HTTP
+//! layer's own errors (which must be Myna problems). Timeouts are made short
 //! (or, where only another mechanism may explain an answer, very long) by the
 //! server's hidden options; nothing asserts a duration.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -424,6 +425,54 @@ fn a_client_that_stops_reading_its_answers_is_dropped() {
     eprintln!("{answered} of {REQUESTS} answers sent before the connection was dropped");
     assert!(answered < REQUESTS);
     sending.join().unwrap();
+}
+
+#[test]
+fn errors_of_the_http_layer_are_problems() {
+    let (_dir, db) = database();
+    let server = Server::start_with(&db, &[], &[], None);
+    let addr = server.addr;
+    let get = |target: &str, headers: &[u8]| {
+        let mut request = format!("GET {target} HTTP/1.1\r\nHost: myna\r\n").into_bytes();
+        request.extend_from_slice(headers);
+        request.extend_from_slice(b"\r\n");
+        request
+    };
+    let query = |bytes: usize| format!("/v2/experiment?q={}", "a".repeat(bytes));
+    let header_lines = |count: usize, size: usize| -> Vec<u8> {
+        (0..count)
+            .flat_map(|i| format!("X-Big-{i}: {}\r\n", "b".repeat(size)).into_bytes())
+            .collect()
+    };
+
+    // Over the http crate's URI cap (65,534 bytes): hyper's own 414.
+    exchange(addr, get(&query(70 * 1024), b"")).problem(414);
+    // Over Myna's 8 KiB.
+    exchange(addr, get(&query(9 * 1024), b"")).problem(414);
+    // An 8 MB query: the server answers once it has 80 KiB of it, and reads
+    // the rest away while the client still sends it.
+    exchange(addr, get(&query(8 << 20), b"")).problem(414);
+    // 100 KB of header fields: over hyper's head buffer.
+    exchange(addr, get("/healthz", &header_lines(50, 2000))).problem(431);
+    // 70 KB: under hyper's buffer, over Myna's 64 KiB.
+    exchange(addr, get("/healthz", &header_lines(35, 2000))).problem(431);
+    // Over 100 fields.
+    exchange(addr, get("/healthz", &header_lines(120, 1))).problem(431);
+    // A NUL in a header value: hyper's parser refuses it.
+    exchange(addr, get("/healthz", b"X-Nul: a\0b\r\n")).problem(400);
+    // A byte that is not ASCII where Myna reads the header.
+    let problem = exchange(
+        addr,
+        get("/v2/experiment", b"Authorization: Basic \xff\r\n"),
+    )
+    .problem(400);
+    assert_eq!(problem["messages"][0]["path"], "authorization", "{problem}");
+    // Not HTTP at all.
+    exchange(addr, b"HELLO\r\n\r\n".to_vec()).problem(400);
+
+    // The server is fine afterwards.
+    let (status, body) = http(addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200, "{body}");
 }
 
 #[test]

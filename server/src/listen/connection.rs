@@ -1,7 +1,7 @@
 //! One connection: hyper (HTTP/1.1) reads its requests, within the header
-//! timeout, and the routes answer them; at the end, a connection that may
-//! still be sending gets a moment to finish before it is closed, so it reads
-//! its answer.
+//! timeout, and the routes answer them; the problems of the HTTP layer are
+//! answered here; at the end, a connection that may still be sending gets a
+//! moment to finish before it is closed, so it reads its answer.
 
 use std::convert::Infallible;
 use std::io;
@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::io::Watched;
-use super::limits::HEAD_BUFFER_BYTES;
+use super::limits::{self, HEAD_BUFFER_BYTES};
 use super::table::Entry;
 use super::{LINGER, Settings};
 use crate::answer::{Format, problem_response};
@@ -49,8 +49,11 @@ pub(crate) struct Served<E> {
 }
 
 impl<E: Endpoint> Served<E> {
-    /// The routes' answer to a request.
+    /// The answer to a request: the routes', or the HTTP layer's problem.
     async fn answer(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
+        if let Err(problem) = limits::check_head(request.uri(), request.headers()) {
+            return self.problem(&problem);
+        }
         request
             .extensions_mut()
             .insert(BodyTimeout(self.settings.body_timeout));
@@ -115,7 +118,17 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
             }
         }
     };
-    if io.write_timed_out() {
+    if let Some(status) = io.own_answer() {
+        let problem = limits::hyper_problem(status, io.first_line_unfinished());
+        tracing::debug!(%peer, status, "a request head hyper could not read");
+        let bytes = raw(served.problem(&problem)).await;
+        let written =
+            tokio::time::timeout(served.settings.write_timeout, io.stream().write_all(&bytes))
+                .await;
+        if matches!(written, Ok(Ok(()))) {
+            linger(io.stream(), &entry, &mut stop).await;
+        }
+    } else if io.write_timed_out() {
         tracing::debug!(%peer, "closed a connection: the client stopped reading its answer");
     } else {
         match result {

@@ -1,6 +1,9 @@
 //! Where each response starts and ends in the bytes hyper writes on a
-//! connection, so the serve loop knows when a connection is idle: every
-//! request it dispatched is answered to the last byte.
+//! connection, so the serve loop knows (1) when a connection is idle (every
+//! request it dispatched is answered to the last byte) and (2) when hyper
+//! writes an answer no request was dispatched for: its own bodiless error
+//! (400, 414, 431) for a request head it could not parse, which the serve loop
+//! replaces with a problem.
 //!
 //! It reads only what hyper itself wrote for our responses: a status line,
 //! header lines, then a body framed by `Content-Length`, by chunks, or by the
@@ -21,6 +24,8 @@ pub(crate) struct Frames {
     part: Part,
     /// The dispatched requests not answered yet.
     pending: VecDeque<Asked>,
+    /// Requests dispatched on this connection so far.
+    dispatched: u64,
 }
 
 /// What a request's method means for the body of its answer.
@@ -85,6 +90,12 @@ impl Frames {
             Method::CONNECT => Asked::Connect,
             _ => Asked::Other,
         });
+        self.dispatched += 1;
+    }
+
+    /// Requests dispatched on this connection so far.
+    pub(crate) fn dispatched(&self) -> u64 {
+        self.dispatched
     }
 
     /// Whether every dispatched request has been answered to its last byte.
@@ -92,9 +103,15 @@ impl Frames {
         self.pending.is_empty() && matches!(&self.part, Part::Head(head) if !head.started)
     }
 
+    /// How many of `bytes`, about to be written, belong to the answers of
+    /// dispatched requests; the rest (from the returned offset) starts an
+    /// answer nobody asked for. Does not change the state.
+    pub(crate) fn ours(&self, bytes: &[u8]) -> usize {
+        self.clone().advance(bytes)
+    }
+
     /// Reads `bytes` that were written; returns how many of them belong to
-    /// the answers of dispatched requests (the rest, from the returned
-    /// offset, starts an answer nobody asked for).
+    /// the answers of dispatched requests (see [`Frames::ours`]).
     pub(crate) fn advance(&mut self, bytes: &[u8]) -> usize {
         let mut at = 0;
         while at < bytes.len() {
@@ -268,7 +285,8 @@ mod tests {
     /// answer nobody asked for starts, if any.
     fn written(frames: &mut Frames, bytes: &[u8], piece: usize) -> Option<usize> {
         for (i, chunk) in bytes.chunks(piece).enumerate() {
-            let ours = frames.advance(chunk);
+            let ours = frames.ours(chunk);
+            assert_eq!(frames.advance(&chunk[..ours]), ours);
             if ours < chunk.len() {
                 return Some(i * piece + ours);
             }
@@ -299,7 +317,29 @@ mod tests {
             frames.dispatch(&Method::CONNECT);
             assert_eq!(written(&mut frames, head, piece), None);
             assert!(frames.idle(), "piece {piece}");
+            assert_eq!(frames.dispatched(), 4);
         }
+    }
+
+    #[test]
+    fn an_answer_nobody_asked_for_is_found_where_it_starts() {
+        let mut frames = Frames::default();
+        assert_eq!(frames.ours(HYPERS_OWN), 0);
+        // After an answer, in the same write (pipelined requests).
+        frames.dispatch(&Method::GET);
+        let mut both = JSON.to_vec();
+        both.extend_from_slice(HYPERS_OWN);
+        assert_eq!(frames.ours(&both), JSON.len());
+        assert!(!frames.idle(), "ours() changes nothing");
+        assert_eq!(frames.advance(&both[..JSON.len()]), JSON.len());
+        assert!(frames.idle());
+        assert_eq!(frames.ours(&both[JSON.len()..]), 0);
+        // While a body is still being written, nothing is hyper's own.
+        frames.dispatch(&Method::GET);
+        let body_start = JSON.len() - 1;
+        assert_eq!(frames.advance(&JSON[..body_start]), body_start);
+        assert!(!frames.idle());
+        assert_eq!(frames.ours(b"}"), 1);
     }
 
     #[test]
@@ -308,6 +348,6 @@ mod tests {
         frames.dispatch(&Method::GET);
         let mut bytes = b"HTTP/1.0 200 OK\r\n\r\nHTTP/1.1 400 Bad Request\r\n\r\n".to_vec();
         bytes.extend_from_slice(HYPERS_OWN);
-        assert_eq!(frames.advance(&bytes), bytes.len());
+        assert_eq!(frames.ours(&bytes), bytes.len());
     }
 }

@@ -1,7 +1,9 @@
 //! The I/O hyper serves a connection over: the TCP stream, watched. Writes
 //! that make no progress for the write timeout fail (a client that stops
 //! reading its answer cannot hold the connection); the answers' bytes are
-//! followed (see [`super::frames`]) to tell when the connection is idle.
+//! followed (see [`super::frames`]) to tell when the connection is idle; and
+//! an answer hyper starts by itself, for a request head it could not parse,
+//! is held back, to be replaced by a problem.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +17,9 @@ use tokio::time::Sleep;
 
 use super::table::Conn;
 
+/// The bytes kept of hyper's own answer: its status line.
+const OWN_ANSWER_KEEP: usize = 64;
+
 /// A connection's stream, as hyper reads and writes it.
 #[derive(Debug)]
 pub(crate) struct Watched {
@@ -23,6 +28,10 @@ pub(crate) struct Watched {
     write_timeout: Duration,
     /// Since when writing makes no progress.
     stall: Option<Pin<Box<Sleep>>>,
+    /// The start of the answer hyper began by itself (held back), if any.
+    own_answer: Option<Vec<u8>>,
+    /// Whether a line feed was read yet: the first request line ended.
+    line_feed_read: bool,
     /// Whether a write failed for making no progress.
     write_timed_out: bool,
 }
@@ -35,6 +44,8 @@ impl Watched {
             conn,
             write_timeout,
             stall: None,
+            own_answer: None,
+            line_feed_read: false,
             write_timed_out: false,
         }
     }
@@ -42,6 +53,20 @@ impl Watched {
     /// The stream itself, to write on it directly.
     pub(crate) fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
+    }
+
+    /// The status of the answer hyper wrote by itself (held back), if it did.
+    pub(crate) fn own_answer(&self) -> Option<u16> {
+        let answer = self.own_answer.as_ref()?;
+        // `HTTP/1.1 431 Request Header Fields Too Large`
+        let status = answer.get(9..12).and_then(|s| std::str::from_utf8(s).ok());
+        Some(status.and_then(|s| s.parse().ok()).unwrap_or(400))
+    }
+
+    /// Whether the connection's first request line never ended: no request
+    /// was dispatched and no line feed read.
+    pub(crate) fn first_line_unfinished(&self) -> bool {
+        !self.line_feed_read && self.conn.frames().dispatched() == 0
     }
 
     /// Whether writing failed for making no progress for the write timeout.
@@ -72,7 +97,13 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.stream).poll_read(cx, buf))?;
+        if !this.line_feed_read && buf.filled()[before..].contains(&b'\n') {
+            this.line_feed_read = true;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -86,7 +117,18 @@ impl AsyncWrite for Watched {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+        if let Some(held) = &mut this.own_answer {
+            let room = OWN_ANSWER_KEEP.saturating_sub(held.len());
+            held.extend_from_slice(&buf[..buf.len().min(room)]);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let ours = this.conn.frames().ours(buf);
+        if ours == 0 {
+            // No request is waiting for this answer: hyper's own.
+            this.own_answer = Some(buf[..buf.len().min(OWN_ANSWER_KEEP)].to_vec());
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut this.stream).poll_write(cx, &buf[..ours]) {
             Poll::Ready(Ok(written)) => {
                 this.conn.wrote(&buf[..written]);
                 if written > 0 {
@@ -109,6 +151,10 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.own_answer.is_some() {
+            // The problem that replaces it is still to be written.
+            return Poll::Ready(Ok(()));
+        }
         match Pin::new(&mut this.stream).poll_shutdown(cx) {
             Poll::Pending => this.stalled(cx).map(Err),
             ready => ready,

@@ -11,7 +11,11 @@
 //!   for, or trickling, its next request), or if every connection has a
 //!   request in flight, is answered 503 at once;
 //! - **accept errors** (out of descriptors or memory) back off
-//!   [`ACCEPT_BACKOFF`] instead of spinning, logged once per burst.
+//!   [`ACCEPT_BACKOFF`] instead of spinning, logged once per burst;
+//! - **problems from the HTTP layer**: limits on the request head checked
+//!   before the routes ([`limits`]), and hyper's own bare answers (a head it
+//!   cannot parse, a URI over 65,534 bytes, a head over its buffer) replaced
+//!   by the same problems.
 //!
 //! On shutdown it stops accepting, lets in-flight requests finish (at most
 //! [`SHUTDOWN_GRACE`]) and closes idle connections.
