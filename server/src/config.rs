@@ -1,5 +1,6 @@
 //! Configuration: the command line (`myna-server [serve] --listen --database
-//! --allow-origin`, account and API key subcommands) and the environment.
+//! --allow-origin --max-connections`, account and API key subcommands) and
+//! the environment.
 
 use std::path::PathBuf;
 
@@ -63,6 +64,30 @@ pub struct ServeArgs {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Connections: their cap and timeouts.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+}
+
+/// Connections: their cap, and (hidden, for tests) the timeouts, whose
+/// defaults are the constants of [`crate::listen`].
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// The most client connections open at once (default: the open-file
+    /// limit less 128); at the cap, a new client replaces the connection idle
+    /// the longest, or gets a 503 if none is idle.
+    #[arg(long, env = "MYNA_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request head, and a keep-alive
+    /// connection may wait for its next request.
+    #[arg(long, hide = true, value_name = "MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// How long a client may take to send a request body.
+    #[arg(long, hide = true, value_name = "MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// How long writing an answer may make no progress.
+    #[arg(long, hide = true, value_name = "MS")]
+    pub write_timeout_ms: Option<u64>,
 }
 
 /// `account` subcommands.
@@ -167,5 +192,25 @@ mod tests {
             cli.map(|c| c.command),
             Ok(Some(Command::Serve(ServeArgs { database: DatabaseArgs { database }, .. }))) if database == "a.db"
         ));
+    }
+
+    #[test]
+    fn connection_options() {
+        let cli = Cli::try_parse_from([
+            "myna-server",
+            "--max-connections",
+            "500",
+            "--header-timeout-ms",
+            "1500",
+        ]);
+        let connections = cli.map(|c| c.serve.connections).map_err(|e| e.to_string());
+        assert_eq!(
+            connections.as_ref().map(|c| (
+                c.max_connections,
+                c.header_timeout_ms,
+                c.body_timeout_ms
+            )),
+            Ok((Some(500), Some(1500), None))
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`auth`]: API keys, Basic (argon2id), Bearer tokens, the access rules;
 //! - [`request`]: query parameters, bodies (1 MiB), path uuids;
 //! - [`cors`]: preflights and allowed origins;
+//! - [`listen`]: the serve loop (hyper, HTTP/1.1): timeouts, the connection
+//!   cap and eviction, the HTTP layer's problems;
 //! - [`dashboard`]: the site owners' web pages (session cookie, no script);
 //! - [`cache`]: experiments in memory, weights refreshed at most every 250 ms;
 //! - [`commit`]: the writer task and its group commits;
@@ -25,6 +27,7 @@ pub mod commit;
 pub mod config;
 pub mod cors;
 pub mod dashboard;
+pub mod listen;
 pub mod request;
 pub mod routes;
 pub mod serve;

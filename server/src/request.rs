@@ -1,8 +1,10 @@
 //! Reading requests: query parameters, bodies (at most 1 MiB, refused before
-//! reading more), and uuids in paths.
+//! reading more, and within [`BODY_TIMEOUT`]), and uuids in paths.
+
+use std::time::Duration;
 
 use myna_core::event::{MAX_BODY_BYTES, body_too_large};
-use myna_core::{Code, Problem};
+use myna_core::{Code, Message, Problem};
 use poem::error::ReadBodyError;
 use poem::http::header;
 use poem::{Body, Request};
@@ -81,8 +83,19 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How long a client may take to send a whole body. The SDK's batches are a
+/// few KiB; even the largest body (1 MiB) arrives well within it at
+/// 35 KiB/s, and a client trickling bytes cannot hold a request open longer.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The body timeout of a request, set by the serve loop
+/// ([`crate::listen`]); [`BODY_TIMEOUT`] where it is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
+
 /// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
-/// refused without reading, a longer stream as soon as it passes the limit.
+/// refused without reading, a longer stream as soon as it passes the limit,
+/// and a body not all there within its [`BodyTimeout`] gets a 408 problem.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
     let declared = request
         .headers()
@@ -92,13 +105,37 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
     if let Some(size) = declared.filter(|size| *size > MAX_BODY_BYTES) {
         return Err(body_too_large(size));
     }
-    match body.into_bytes_limit(MAX_BODY_BYTES).await {
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(ReadBodyError::PayloadTooLarge) => Err(body_too_large(MAX_BODY_BYTES + 1)),
-        Err(error) => Err(Problem::new(
+    let timeout = request
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(BODY_TIMEOUT, |timeout| timeout.0);
+    let read = tokio::time::timeout(timeout, body.into_bytes_limit(MAX_BODY_BYTES));
+    match read.await {
+        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+        Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(body_too_large(MAX_BODY_BYTES + 1)),
+        Ok(Err(error)) => Err(Problem::new(
             Code::InvalidJson,
             format!("The body could not be read: {error}."),
         )),
+        Err(_) => Err(body_too_slow(timeout)),
+    }
+}
+
+/// 408: the body did not all arrive within `timeout`.
+fn body_too_slow(timeout: Duration) -> Problem {
+    Problem {
+        status: 408,
+        messages: vec![Message::new(
+            Code::Timeout,
+            format!(
+                "The request body did not all arrive within {}.",
+                if timeout.subsec_millis() == 0 {
+                    format!("{} s", timeout.as_secs())
+                } else {
+                    format!("{} ms", timeout.as_millis())
+                }
+            ),
+        )],
     }
 }
 
@@ -124,6 +161,18 @@ mod tests {
         assert_eq!(params.get("x"), Some("€"));
         assert_eq!(params.get("end"), Some("%4"));
         assert_eq!(params.get("missing"), None);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_a_408() {
+        let (_sender, receiver) = tokio::io::duplex(64);
+        let mut request = Request::builder().method(poem::http::Method::POST).finish();
+        let timeout = Duration::from_millis(50);
+        request.extensions_mut().insert(BodyTimeout(timeout));
+        let problem = read_body(&request, Body::from_async_read(receiver)).await;
+        assert_eq!(problem, Err(body_too_slow(timeout)));
+        assert_eq!(body_too_slow(timeout).status, 408);
+        assert_eq!(body_too_slow(timeout).code(), Code::Timeout);
     }
 
     #[test]

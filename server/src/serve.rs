@@ -6,23 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use myna_core::account::normalize_email;
-use poem::Server;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::accounts::{bootstrap, create_account};
 use crate::auth::Passwords;
 use crate::clock::Clock;
-use crate::config::{Database, ServeArgs};
+use crate::config::{ConnectionArgs, Database, ServeArgs};
 use crate::cors::Origins;
+use crate::listen::{self, Settings, files};
 use crate::routes::app;
 use crate::state::{AppState, Options};
 use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{ApiKey, Storage};
-
-/// How long shutdown waits for open connections before closing them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// A failure to start or run, with a message for the operator.
 pub type Failure = String;
@@ -88,24 +85,50 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (state, background) = AppState::start(storage.clone(), options)
         .await
         .map_err(|e| format!("cannot load experiments: {e}"))?;
-    let acceptor = TcpListener::bind(args.listen.clone())
-        .into_acceptor()
+    let settings = settings(&args.connections);
+    let listener = TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    for addr in acceptor.local_addr() {
-        if let Some(addr) = addr.as_socket_addr() {
-            tracing::info!("myna-server listening on http://{addr}");
-        }
-    }
-    let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(SHUTDOWN_GRACE))
-        .await;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!("myna-server listening on http://{addr}");
+    let clock = state.clock.clone();
+    let served = listen::serve(listener, app(state), settings, clock, shutdown_signal()).await;
     background.finish().await;
     if let Err(error) = storage.close().await {
         tracing::warn!(%error, "closing the database failed");
     }
     tracing::info!("myna-server stopped");
     served.map_err(|e| format!("the server failed: {e}"))
+}
+
+/// The serve loop's settings: the connection cap under the open-file limit
+/// (raised to the hard limit first), and the timeouts.
+fn settings(args: &ConnectionArgs) -> Settings {
+    let file_limit = files::raise_open_file_limit();
+    let max_connections = files::connection_cap(file_limit, args.max_connections);
+    match file_limit {
+        Some(limit) => {
+            tracing::info!("open-file limit {limit}: at most {max_connections} client connections")
+        }
+        None => tracing::info!("at most {max_connections} client connections"),
+    }
+    if args
+        .max_connections
+        .is_some_and(|wanted| wanted > max_connections)
+    {
+        tracing::warn!(
+            "--max-connections is over what the open-file limit allows; using {max_connections}"
+        );
+    }
+    let millis = |ms: Option<u64>, default| ms.map_or(default, Duration::from_millis);
+    Settings {
+        max_connections,
+        header_timeout: millis(args.header_timeout_ms, listen::HEADER_TIMEOUT),
+        body_timeout: millis(args.body_timeout_ms, crate::request::BODY_TIMEOUT),
+        write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
+    }
 }
 
 async fn shutdown_signal() {

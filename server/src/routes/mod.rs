@@ -4,8 +4,9 @@
 //! commit, asks core for the answer, and hands it to [`crate::answer`].
 
 use myna_core::Problem;
+use poem::http::{HeaderValue, header};
 use poem::middleware::CatchPanic;
-use poem::{Endpoint, EndpointExt, Request, Route, get, post};
+use poem::{Endpoint, EndpointExt, Request, Response, Route, get, post};
 
 use crate::answer::{Format, error_response, problem_response};
 use crate::auth::{self, Caller, Credentials};
@@ -63,6 +64,22 @@ pub fn app(state: AppState) -> impl Endpoint {
             tracing::error!("a request handler panicked");
             problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
         }))
+        .around(
+            |endpoint, request| async move { Ok(nosniff(endpoint.get_response(request).await)) },
+        )
+}
+
+/// Marks a response `X-Content-Type-Options: nosniff`, so no browser runs or
+/// renders it as anything but its declared type (a JSON answer echoing a
+/// variant name is never sniffed as HTML or script). The outermost middleware
+/// of [`app`] applies it to every answer, errors and panics included; the
+/// serve loop applies it to the answers it writes itself.
+pub fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Authenticates a request; `apikey` is the parameter where it is accepted.
@@ -85,4 +102,78 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Call
         state.now_ms(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use poem::http::{Method, StatusCode};
+    use poem::test::TestClient;
+
+    use super::*;
+    use crate::accounts::create_account;
+    use crate::auth::Passwords;
+    use crate::clock::Clock;
+    use crate::state::Options;
+    use crate::storage::Storage;
+    use crate::storage::sqlite::SqliteStorage;
+
+    #[tokio::test]
+    async fn every_answer_says_nosniff() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sqlite = SqliteStorage::open(&dir.path().join("myna.db"))
+            .await
+            .expect("open sqlite");
+        let storage: Arc<dyn Storage> = Arc::new(sqlite);
+        let passwords = Passwords::fast_for_tests();
+        let clock = Clock::manual(1_795_708_773_232);
+        create_account(
+            storage.as_ref(),
+            &passwords,
+            "me@example.com",
+            "s3cret",
+            clock.now_ms(),
+        )
+        .await
+        .expect("an account");
+        let options = Options {
+            clock,
+            passwords,
+            ..Options::default()
+        };
+        let (state, _background) = AppState::start(storage, options).await.expect("start");
+        let client = TestClient::new(app(state));
+        // me@example.com:s3cret
+        let basic = "Basic bWVAZXhhbXBsZS5jb206czNjcmV0";
+        let sample = [
+            (Method::GET, "/v2/experiment", Some(basic), StatusCode::OK),
+            (
+                Method::GET,
+                "/v2/experiment",
+                None,
+                StatusCode::UNAUTHORIZED,
+            ),
+            (Method::POST, "/v2/user/login", Some(basic), StatusCode::OK),
+            (
+                Method::PATCH,
+                "/v2/experiment",
+                Some(basic),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (Method::GET, "/no/such/page", None, StatusCode::NOT_FOUND),
+            (Method::GET, "/signin", None, StatusCode::OK),
+            (Method::GET, "/assets/dashboard.css", None, StatusCode::OK),
+            (Method::GET, "/healthz", None, StatusCode::OK),
+        ];
+        for (method, path, auth, status) in sample {
+            let mut request = client.request(method.clone(), path);
+            if let Some(auth) = auth {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            let response = request.send().await;
+            response.assert_status(status);
+            response.assert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        }
+    }
 }

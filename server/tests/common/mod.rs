@@ -200,3 +200,99 @@ pub fn counts(addr: SocketAddr, auth: &str, experiment: &str) -> (u64, u64) {
     let reward = form["variants"]["b"]["totalReward"].as_f64().unwrap();
     (views, reward as u64)
 }
+
+// ---- Servers with more options, for the connection tests.
+
+impl Server {
+    /// Starts the binary on `db` with extra `args`, and with its open-file
+    /// limit (soft and hard) set to `open_files` if given (`ulimit -n`).
+    pub fn start_with(
+        db: &(impl AsRef<std::ffi::OsStr> + ?Sized),
+        env: &[(&str, &str)],
+        args: &[&str],
+        open_files: Option<u32>,
+    ) -> Server {
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                shell
+            }
+            None => Command::new(BIN),
+        };
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(db.as_ref())
+            .args(args)
+            .env_remove("MYNA_ADMIN_EMAIL")
+            .env_remove("MYNA_ADMIN_PASSWORD")
+            .env_remove("MYNA_LISTEN")
+            .env_remove("MYNA_DATABASE")
+            .env_remove("MYNA_MAX_CONNECTIONS")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn myna-server");
+        let (lines, stdout) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let (found, address) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = found.send(rest.trim().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = address
+            .recv_timeout(PATIENCE)
+            .expect("the server logs the address it listens on")
+            .parse()
+            .expect("a socket address");
+        Server {
+            child,
+            addr,
+            stdout,
+            log,
+        }
+    }
+
+    /// Waits (up to [`PATIENCE`]) until a logged line contains `text`; the
+    /// lines logged so far that contain it.
+    pub fn wait_for_log(&self, text: &str) -> Vec<String> {
+        let started = std::time::Instant::now();
+        loop {
+            let found: Vec<String> = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|line| line.contains(text))
+                .cloned()
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the server never logged {text:?}: {:#?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

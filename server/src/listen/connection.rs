@@ -1,0 +1,194 @@
+//! One connection: hyper (HTTP/1.1) reads its requests, within the header
+//! timeout, and the routes answer them; the problems of the HTTP layer are
+//! answered here; at the end, a connection that may still be sending gets a
+//! moment to finish before it is closed, so it reads its answer.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use myna_core::Problem;
+use poem::http::Request;
+use poem::http::uri::Scheme;
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Endpoint, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::io::Watched;
+use super::limits::{self, HEAD_BUFFER_BYTES};
+use super::table::Entry;
+use super::{LINGER, Settings};
+use crate::answer::{Format, problem_response};
+use crate::clock::Clock;
+use crate::request::BodyTimeout;
+use crate::routes::nosniff;
+
+/// The most bytes hyper buffers on a connection, read or written: a head
+/// ([`HEAD_BUFFER_BYTES`]) and some, so a connection costs little memory
+/// (hyper's default is 400 KiB).
+const BUFFER_BYTES: usize = 128 * 1024;
+
+/// What every connection is served with.
+pub(crate) struct Served<E> {
+    /// The routes.
+    pub(crate) endpoint: E,
+    /// Timeouts and limits.
+    pub(crate) settings: Settings,
+    /// Timestamps of problems.
+    pub(crate) clock: Clock,
+    /// The address listened on.
+    pub(crate) local: SocketAddr,
+}
+
+impl<E: Endpoint> Served<E> {
+    /// The answer to a request: the routes', or the HTTP layer's problem.
+    async fn answer(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
+        if let Err(problem) = limits::check_head(request.uri(), request.headers()) {
+            return self.problem(&problem);
+        }
+        request
+            .extensions_mut()
+            .insert(BodyTimeout(self.settings.body_timeout));
+        let request = poem::Request::from((
+            request,
+            LocalAddr(self.local.into()),
+            RemoteAddr(peer.into()),
+            Scheme::HTTP,
+        ));
+        self.endpoint.get_response(request).await
+    }
+
+    /// A problem, as every answer of the routes is made.
+    pub(crate) fn problem(&self, problem: &Problem) -> Response {
+        nosniff(problem_response(
+            &Format::Json,
+            problem,
+            self.clock.now_ms(),
+        ))
+    }
+}
+
+/// Serves one connection until it ends, is evicted, or the server stops.
+pub(crate) async fn serve<E: Endpoint + 'static>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    served: Arc<Served<E>>,
+    entry: Entry,
+    mut stop: watch::Receiver<bool>,
+) {
+    let conn = entry.conn.clone();
+    let mut io = Watched::new(stream, conn.clone(), served.settings.write_timeout);
+    let service = {
+        let (served, conn) = (served.clone(), conn.clone());
+        service_fn(move |request: Request<Incoming>| {
+            conn.dispatch(request.method());
+            let served = served.clone();
+            async move {
+                let response = served.answer(request, peer).await;
+                Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
+            }
+        })
+    };
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        // Also bounds an idle keep-alive connection: the timer runs from the
+        // moment hyper waits for the next request's first byte.
+        .header_read_timeout(served.settings.header_timeout)
+        .max_header_size(HEAD_BUFFER_BYTES)
+        .max_buf_size(BUFFER_BYTES)
+        // One buffer per write, which `Watched` follows byte by byte.
+        .writev(false);
+    let result = {
+        let connection = http.serve_connection(TokioIo::new(&mut io), service);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = conn.evicted() => return,
+            () = stopped(&mut stop) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    };
+    if let Some(status) = io.own_answer() {
+        let problem = limits::hyper_problem(status, io.first_line_unfinished());
+        tracing::debug!(%peer, status, "a request head hyper could not read");
+        let bytes = raw(served.problem(&problem)).await;
+        let written =
+            tokio::time::timeout(served.settings.write_timeout, io.stream().write_all(&bytes))
+                .await;
+        if matches!(written, Ok(Ok(()))) {
+            linger(io.stream(), &entry, &mut stop).await;
+        }
+    } else if io.write_timed_out() {
+        tracing::debug!(%peer, "closed a connection: the client stopped reading its answer");
+    } else {
+        match result {
+            Ok(()) => linger(io.stream(), &entry, &mut stop).await,
+            Err(error) => tracing::debug!(%peer, %error, "closed a connection"),
+        }
+    }
+}
+
+/// Resolves once the server stops.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Closes the sending side, then reads and drops what the client still
+/// sends, for up to [`LINGER`], so that it reads its answer: closing a socket
+/// with unread bytes resets the connection, and the client may lose the
+/// answer. An evicted connection, or a stopping server, closes at once.
+pub(crate) async fn linger(
+    stream: &mut TcpStream,
+    entry: &Entry,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut sink = [0; 4096];
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER, drain) => {}
+        () = entry.conn.evicted() => {}
+        () = stopped(stop) => {}
+    }
+}
+
+/// A response as bytes on the wire (HTTP/1.1, then the connection closes),
+/// for the answers written without hyper.
+pub(crate) async fn raw(response: Response) -> Vec<u8> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().into_vec().await.unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    )
+    .into_bytes();
+    for (name, value) in &headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&body);
+    out
+}

@@ -1,0 +1,86 @@
+//! The open-file limit, and the connection cap it leaves room for. Every
+//! connection is a file descriptor; so are the database's files or
+//! connections, the listener and the runtime's own. A server at its file
+//! limit cannot accept anyone, so connections are capped below it.
+
+/// Descriptors kept out of the connection cap: the database (SQLite's file,
+/// journal and shared memory per pooled connection, or 16 PostgreSQL
+/// connections), the listener, the runtime, logs, and the answers written to
+/// clients refused at the cap.
+pub const RESERVED_FILES: u64 = 128;
+
+/// When the hard limit is "unlimited", the soft limit is raised to this
+/// (Linux's default `nr_open`).
+#[cfg(unix)]
+const UNLIMITED_AS: u64 = 1 << 20;
+
+/// The open-file limit after raising the soft limit to the hard one (a
+/// service manager's default soft limit is often 1,024 while the hard one
+/// allows far more); `None` where there is no such limit to read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+            .map_err(|error| tracing::warn!(%error, "cannot read the open-file limit"))
+            .ok()?;
+        let wanted = if hard == RLIM_INFINITY {
+            UNLIMITED_AS
+        } else {
+            hard
+        };
+        if wanted > soft {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+                tracing::warn!(%error, soft, hard, "cannot raise the open-file limit");
+                return Some(soft);
+            }
+            return Some(wanted);
+        }
+        Some(soft)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The most connections to hold under `file_limit` (`None`: no known limit),
+/// and at most `wanted` if given: the limit less [`RESERVED_FILES`] (a
+/// quarter of it for a tiny limit), never under 1.
+pub fn connection_cap(file_limit: Option<u64>, wanted: Option<usize>) -> usize {
+    /// Without a file limit to go by.
+    const DEFAULT: usize = 10_000;
+    let room = file_limit.map_or(DEFAULT, |limit| {
+        let room = limit.saturating_sub(RESERVED_FILES.min(limit / 4)).max(1);
+        usize::try_from(room).unwrap_or(usize::MAX)
+    });
+    wanted.map_or(room, |wanted| wanted.clamp(1, room))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_room_below_the_file_limit() {
+        assert_eq!(connection_cap(Some(1024), None), 896);
+        assert_eq!(connection_cap(Some(1024), Some(100)), 100);
+        assert_eq!(connection_cap(Some(1024), Some(5000)), 896);
+        assert_eq!(connection_cap(Some(64), None), 48);
+        assert_eq!(connection_cap(Some(0), Some(0)), 1);
+    }
+
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        let limit = raise_open_file_limit();
+        #[cfg(unix)]
+        {
+            use nix::sys::resource::{Resource, getrlimit};
+            let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("the limit");
+            assert_eq!(limit, Some(soft));
+            assert!(soft == hard || hard == nix::sys::resource::RLIM_INFINITY);
+        }
+        #[cfg(not(unix))]
+        assert_eq!(limit, None);
+    }
+}

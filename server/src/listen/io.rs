@@ -1,0 +1,163 @@
+//! The I/O hyper serves a connection over: the TCP stream, watched. Writes
+//! that make no progress for the write timeout fail (a client that stops
+//! reading its answer cannot hold the connection); the answers' bytes are
+//! followed (see [`super::frames`]) to tell when the connection is idle; and
+//! an answer hyper starts by itself, for a request head it could not parse,
+//! is held back, to be replaced by a problem.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+use super::table::Conn;
+
+/// The bytes kept of hyper's own answer: its status line.
+const OWN_ANSWER_KEEP: usize = 64;
+
+/// A connection's stream, as hyper reads and writes it.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    write_timeout: Duration,
+    /// Since when writing makes no progress.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// The start of the answer hyper began by itself (held back), if any.
+    own_answer: Option<Vec<u8>>,
+    /// Whether a line feed was read yet: the first request line ended.
+    line_feed_read: bool,
+    /// Whether a write failed for making no progress.
+    write_timed_out: bool,
+}
+
+impl Watched {
+    /// Watches `stream`, the connection `conn`.
+    pub(crate) fn new(stream: TcpStream, conn: Arc<Conn>, write_timeout: Duration) -> Watched {
+        Watched {
+            stream,
+            conn,
+            write_timeout,
+            stall: None,
+            own_answer: None,
+            line_feed_read: false,
+            write_timed_out: false,
+        }
+    }
+
+    /// The stream itself, to write on it directly.
+    pub(crate) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The status of the answer hyper wrote by itself (held back), if it did.
+    pub(crate) fn own_answer(&self) -> Option<u16> {
+        let answer = self.own_answer.as_ref()?;
+        // `HTTP/1.1 431 Request Header Fields Too Large`
+        let status = answer.get(9..12).and_then(|s| std::str::from_utf8(s).ok());
+        Some(status.and_then(|s| s.parse().ok()).unwrap_or(400))
+    }
+
+    /// Whether the connection's first request line never ended: no request
+    /// was dispatched and no line feed read.
+    pub(crate) fn first_line_unfinished(&self) -> bool {
+        !self.line_feed_read && self.conn.frames().dispatched() == 0
+    }
+
+    /// Whether writing failed for making no progress for the write timeout.
+    pub(crate) fn write_timed_out(&self) -> bool {
+        self.write_timed_out
+    }
+
+    /// A write that cannot progress: an error once none has for the write
+    /// timeout (the timer runs from the first write that could not, until
+    /// one writes a byte).
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let timeout = self.write_timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(stall.as_mut().poll(cx));
+        self.write_timed_out = true;
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading its answer",
+        ))
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.stream).poll_read(cx, buf))?;
+        if !this.line_feed_read && buf.filled()[before..].contains(&b'\n') {
+            this.line_feed_read = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if let Some(held) = &mut this.own_answer {
+            let room = OWN_ANSWER_KEEP.saturating_sub(held.len());
+            held.extend_from_slice(&buf[..buf.len().min(room)]);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let ours = this.conn.frames().ours(buf);
+        if ours == 0 {
+            // No request is waiting for this answer: hyper's own.
+            this.own_answer = Some(buf[..buf.len().min(OWN_ANSWER_KEEP)].to_vec());
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut this.stream).poll_write(cx, &buf[..ours]) {
+            Poll::Ready(Ok(written)) => {
+                this.conn.wrote(&buf[..written]);
+                if written > 0 {
+                    this.stall = None;
+                }
+                Poll::Ready(Ok(written))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => this.stalled(cx).map(Err),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_flush(cx) {
+            Poll::Pending => this.stalled(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.own_answer.is_some() {
+            // The problem that replaces it is still to be written.
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut this.stream).poll_shutdown(cx) {
+            Poll::Pending => this.stalled(cx).map(Err),
+            ready => ready,
+        }
+    }
+}

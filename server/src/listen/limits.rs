@@ -1,0 +1,206 @@
+//! The HTTP layer's limits on a request head, and the problems that answer
+//! them: checked before a request reaches the routes, so a request over a
+//! limit is answered as every other refusal is (a Myna problem, JSON), and
+//! hyper's own limits, which it answers with a bare status, are only reached
+//! by heads far over ours (and are then answered with the same problems).
+
+use myna_core::{Code, Message, Problem};
+use poem::http::header::{self, HeaderName};
+use poem::http::{HeaderMap, Uri};
+use serde_json::json;
+
+/// The longest request URI (path and query), in bytes. A real request is a
+/// few hundred (the longest, a JSONP record call, stays under 2 KiB);
+/// 8 KiB is also what common proxies pass on by default.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The most header fields in a request: hyper's own limit (raising it moves
+/// its parser's array of fields from the stack to the heap, about 5 %
+/// slower), which it answers itself (a problem, see [`hyper_problem`]).
+pub const MAX_HEADER_FIELDS: usize = 100;
+
+/// The most bytes of header fields (names and values) in a request. Browsers
+/// send under 2 KiB to Myna; a site whose cookies reach Myna's host may send
+/// far more, so the limit is as generous as common proxies' (4 × 8 KiB to
+/// 64 KiB).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The most bytes of a request head (request line and header fields) hyper
+/// buffers before it gives up: room for a head at our limits and for a URI
+/// just over the `http` crate's cap of 65,534 bytes (so hyper parses such a
+/// head to its end and says "URI too long" rather than "too large"), and
+/// what a hostile client can make a connection hold while it sends a head.
+pub const HEAD_BUFFER_BYTES: usize = 80 * 1024;
+
+/// The request headers Myna reads: their values must be visible ASCII (a
+/// NUL, any other control character or a non-ASCII byte in them is refused,
+/// rather than the header being taken as absent).
+const HEADERS_READ: [HeaderName; 9] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::HOST,
+    header::ORIGIN,
+    header::ACCESS_CONTROL_REQUEST_METHOD,
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
+
+/// Checks a request head against the limits above.
+pub fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), Problem> {
+    let uri_bytes = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return Err(uri_too_long());
+    }
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADER_FIELDS || header_bytes > MAX_HEADER_BYTES {
+        return Err(headers_too_large());
+    }
+    let unreadable: Vec<Message> = HEADERS_READ
+        .iter()
+        .filter(|name| headers.get_all(*name).iter().any(|v| v.to_str().is_err()))
+        .map(|name| {
+            Message::at(
+                Code::InvalidValue,
+                name.as_str(),
+                format!(
+                    "The {} header must be visible ASCII text (no control \
+                     characters such as NUL, no other bytes).",
+                    name.as_str()
+                ),
+            )
+        })
+        .collect();
+    if unreadable.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::many(unreadable))
+    }
+}
+
+/// 414: the URI is over [`MAX_URI_BYTES`].
+pub fn uri_too_long() -> Problem {
+    with_status(
+        414,
+        Message::new(
+            Code::InvalidValue,
+            format!("The request URI is longer than {MAX_URI_BYTES} bytes."),
+        )
+        .with_data(json!({ "limit": MAX_URI_BYTES })),
+    )
+}
+
+/// 431: too many header fields, or too many bytes of them.
+pub fn headers_too_large() -> Problem {
+    with_status(
+        431,
+        Message::new(
+            Code::InvalidValue,
+            format!(
+                "The request's header fields are too large: at most \
+                 {MAX_HEADER_FIELDS} fields and {MAX_HEADER_BYTES} bytes in all."
+            ),
+        )
+        .with_data(json!({ "fields": MAX_HEADER_FIELDS, "bytes": MAX_HEADER_BYTES })),
+    )
+}
+
+/// 400: not HTTP/1.1 that can be read.
+pub fn malformed() -> Problem {
+    with_status(
+        400,
+        Message::new(
+            Code::InvalidValue,
+            "The request is not valid HTTP/1.1: a malformed request line, header \
+             field or framing (e.g. a control character such as NUL in a header).",
+        ),
+    )
+}
+
+/// The problem that replaces an answer hyper wrote by itself (a bare status
+/// for a head it could not parse). `request_line_unfinished`: the head was
+/// too large before its first line even ended, so it is the URI.
+pub fn hyper_problem(status: u16, request_line_unfinished: bool) -> Problem {
+    match status {
+        414 => uri_too_long(),
+        431 if request_line_unfinished => uri_too_long(),
+        431 => headers_too_large(),
+        _ => malformed(),
+    }
+}
+
+/// 503: every connection the server may hold is busy with a request.
+pub fn too_many_connections() -> Problem {
+    Problem::new(
+        Code::Unavailable,
+        "The server is answering as many requests as it can hold; retry later.",
+    )
+}
+
+fn with_status(status: u16, message: Message) -> Problem {
+    Problem {
+        status,
+        messages: vec![message],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::HeaderValue;
+
+    use super::*;
+
+    fn check(uri: &str, headers: &[(&str, &[u8])]) -> Result<(), Problem> {
+        let uri: Uri = uri.parse().expect("a URI");
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a name");
+            map.append(name, HeaderValue::from_bytes(value).expect("a value"));
+        }
+        check_head(&uri, &map)
+    }
+
+    #[test]
+    fn heads_within_the_limits_pass() {
+        let long = format!("/v2/experiment?q={}", "a".repeat(MAX_URI_BYTES - 20));
+        assert_eq!(check(&long, &[("authorization", b"ApiKey x")]), Ok(()));
+        // Non-ASCII is refused only in a header Myna reads.
+        assert_eq!(check("/", &[("user-agent", "é".as_bytes())]), Ok(()));
+    }
+
+    #[test]
+    fn heads_over_the_limits_are_problems_with_their_status() {
+        let long = format!("/?q={}", "a".repeat(MAX_URI_BYTES));
+        assert_eq!(check(&long, &[]).map_err(|p| p.status), Err(414));
+        let big = vec![b'a'; MAX_HEADER_BYTES];
+        assert_eq!(
+            check("/", &[("x-big", &big)]).map_err(|p| p.status),
+            Err(431)
+        );
+        let problem = check(
+            "/",
+            &[("cookie", b"a=\xff"), ("authorization", b"Basic \xc3\xa9")],
+        );
+        let paths: Vec<_> = problem
+            .clone()
+            .err()
+            .iter()
+            .flat_map(|p| p.messages.iter().filter_map(|m| m.path.clone()))
+            .collect();
+        assert_eq!(problem.map_err(|p| p.status), Err(400));
+        assert_eq!(paths, ["authorization", "cookie"]);
+    }
+
+    #[test]
+    fn hyper_answers_become_the_same_problems() {
+        assert_eq!(hyper_problem(414, false), uri_too_long());
+        assert_eq!(hyper_problem(431, true), uri_too_long());
+        assert_eq!(hyper_problem(431, false), headers_too_large());
+        assert_eq!(hyper_problem(400, false).status, 400);
+    }
+}

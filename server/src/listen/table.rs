@@ -1,0 +1,203 @@
+//! The open connections: how many there are, which are idle and since when,
+//! and the eviction of the one idle the longest when a new client needs its
+//! place. A connection is idle when no request is in flight on it: it waits
+//! for its next request's head, or receives it (a head trickled byte by byte
+//! is idle too); it is busy from the moment hyper hands a request to the
+//! service until the last byte of its answer is written.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use poem::http::Method;
+use tokio::sync::Notify;
+
+use super::frames::Frames;
+
+/// [`Conn::state`] of a connection with a request in flight.
+const BUSY: u64 = 0;
+/// [`Conn::state`] of a connection chosen for eviction.
+const EVICTED: u64 = u64::MAX;
+
+/// One open connection, shared by its task, its I/O and the table.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    epoch: Instant,
+    /// [`BUSY`], [`EVICTED`], or idle since this millisecond (after `epoch`) + 1.
+    state: AtomicU64,
+    /// Where its answers start and end (see [`Frames`]).
+    frames: Mutex<Frames>,
+    evict: Notify,
+}
+
+impl Conn {
+    fn new(epoch: Instant) -> Conn {
+        let conn = Conn {
+            epoch,
+            state: AtomicU64::new(BUSY),
+            frames: Mutex::default(),
+            evict: Notify::new(),
+        };
+        conn.state.store(conn.now(), Ordering::Release);
+        conn
+    }
+
+    /// A value of `state` for "idle since now".
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX - 2)
+            .saturating_add(1)
+            .min(u64::MAX - 1)
+    }
+
+    /// The framing of its answers.
+    pub(crate) fn frames(&self) -> MutexGuard<'_, Frames> {
+        self.frames.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hyper hands a request to the service: the connection is busy.
+    pub(crate) fn dispatch(&self, method: &Method) {
+        self.frames().dispatch(method);
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state != EVICTED).then_some(BUSY)
+            });
+    }
+
+    /// Bytes of answers were written: once every request is answered to the
+    /// last byte, the connection is idle from now.
+    pub(crate) fn wrote(&self, bytes: &[u8]) {
+        let mut frames = self.frames();
+        frames.advance(bytes);
+        if frames.idle() {
+            let _ =
+                self.state
+                    .compare_exchange(BUSY, self.now(), Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// Resolves once the connection was evicted (at once if it already was).
+    pub(crate) async fn evicted(&self) {
+        self.evict.notified().await;
+    }
+
+    /// Since when it is idle (a sortable value), if it is.
+    fn idle_since(&self) -> Option<u64> {
+        Some(self.state.load(Ordering::Acquire)).filter(|s| *s != BUSY && *s != EVICTED)
+    }
+}
+
+/// The open connections.
+#[derive(Debug)]
+pub(crate) struct Table {
+    epoch: Instant,
+    next: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+/// A connection's place in the table, given up when dropped (its task ended).
+#[derive(Debug)]
+pub(crate) struct Entry {
+    table: Arc<Table>,
+    id: u64,
+    /// The connection.
+    pub(crate) conn: Arc<Conn>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.table.lock().remove(&self.id);
+    }
+}
+
+impl Table {
+    /// An empty table.
+    pub(crate) fn new() -> Arc<Table> {
+        Arc::new(Table {
+            epoch: Instant::now(),
+            next: AtomicU64::new(0),
+            conns: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection, idle from now.
+    pub(crate) fn open(self: &Arc<Self>) -> Entry {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(self.epoch));
+        self.lock().insert(id, conn.clone());
+        Entry {
+            table: self.clone(),
+            id,
+            conn,
+        }
+    }
+
+    /// How many connections are open (evicted ones until they are closed).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Evicts the connection idle the longest; false if none is idle.
+    pub(crate) fn evict_longest_idle(&self) -> bool {
+        let conns = self.lock();
+        // A connection may turn busy between the look and the eviction; then
+        // look again (at most once per connection, so this ends).
+        for _ in 0..=conns.len() {
+            let oldest = conns
+                .values()
+                .filter_map(|conn| Some((conn.idle_since()?, conn)))
+                .min_by_key(|(since, _)| *since);
+            let Some((since, conn)) = oldest else {
+                return false;
+            };
+            let evicted = conn
+                .state
+                .compare_exchange(since, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if evicted {
+                conn.evict.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_idle_goes_first_and_busy_ones_never() {
+        let table = Table::new();
+        let first = table.open();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let second = table.open();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let third = table.open();
+        assert_eq!(table.len(), 3);
+        // The oldest is busy: the next oldest idle one goes.
+        first.conn.dispatch(&Method::GET);
+        assert!(table.evict_longest_idle());
+        assert_eq!(second.conn.state.load(Ordering::Acquire), EVICTED);
+        // An evicted connection stays evicted, even if a request comes.
+        second.conn.dispatch(&Method::GET);
+        assert_eq!(second.conn.state.load(Ordering::Acquire), EVICTED);
+        assert!(table.evict_longest_idle());
+        assert_eq!(third.conn.state.load(Ordering::Acquire), EVICTED);
+        assert!(!table.evict_longest_idle(), "the busy one stays");
+        // Its answer written, it is idle again, and evictable.
+        first
+            .conn
+            .wrote(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        assert!(table.evict_longest_idle());
+        drop((first, second, third));
+        assert_eq!(table.len(), 0);
+    }
+}

@@ -1,0 +1,519 @@
+//! The real binary against hostile clients, over raw TCP: idle connections
+//! past the open-file limit, trickled heads and bodies, idle keep-alive
+//! connections, clients that stop reading, accept errors, and the HTTP
+//! layer's own errors (which must be Myna problems). Timeouts are made short
+//! (or, where only another mechanism may explain an answer, very long) by the
+//! server's hidden options; nothing asserts a duration.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+mod common;
+use common::{PATIENCE, Server, http};
+
+/// How long a test waits for the server to close a connection whose timeout
+/// (1 s in these tests) has passed: generous, as the machine is noisy.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A timeout far longer than any test: nothing can be explained by it.
+const NEVER_MS: &str = "600000";
+
+fn database() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    (dir, db)
+}
+
+/// An answer read off a connection.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    /// The head, lower-cased.
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    /// Asserts this is a problem with `status`, as JSON, marked nosniff; the
+    /// problem.
+    fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{self:?}");
+        assert!(
+            self.head.contains("content-type: application/json"),
+            "{self:?}"
+        );
+        assert!(
+            self.head.contains("x-content-type-options: nosniff"),
+            "{self:?}"
+        );
+        let problem: Value = serde_json::from_str(&self.body).expect("a JSON body");
+        assert_eq!(problem["typename"], "problem", "{problem}");
+        assert_eq!(problem["status"], status, "{problem}");
+        assert!(problem["timestamp"].is_string(), "{problem}");
+        assert!(problem["messages"][0]["typename"].is_string(), "{problem}");
+        assert!(problem["messages"][0]["message"].is_string(), "{problem}");
+        problem
+    }
+}
+
+/// Reads one answer (its length given by `Content-Length`, or by the end of
+/// the connection; none for a 1xx); `None` if the connection ended before a
+/// whole head.
+fn read_answer(stream: &mut impl Read) -> Option<Answer> {
+    let mut bytes = Vec::new();
+    let mut buf = [0; 8192];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+            let status = head.split(' ').nth(1)?.parse().ok()?;
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|l| l.trim().parse::<usize>().unwrap())
+                // An interim answer has no body.
+                .or((status < 200).then_some(0));
+            let mut body = bytes[end + 4..].to_vec();
+            loop {
+                if length.is_some_and(|length| body.len() >= length) {
+                    break;
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            return Some(Answer { status, head, body });
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Sends `request` on a new connection (from another thread, so a server
+/// that answers before reading it all cannot block the test) and reads the
+/// answer.
+fn exchange(addr: SocketAddr, request: Vec<u8>) -> Answer {
+    let mut stream = connect(addr);
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&request);
+    });
+    let answer = read_answer(&mut stream).expect("an answer");
+    drop(stream);
+    sending.join().unwrap();
+    answer
+}
+
+/// A keep-alive connection that made one request (`GET /healthz`) and read
+/// its answer.
+fn answered_keep_alive(addr: SocketAddr) -> TcpStream {
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: myna\r\n\r\n")
+        .unwrap();
+    let answer = read_answer(&mut stream).expect("an answer");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    stream
+}
+
+/// Whether the server closed `stream` (end of stream or reset), waiting up
+/// to `patience`; anything it sends meanwhile is returned in `received`.
+fn closed_within(stream: &mut TcpStream, patience: Duration, received: &mut Vec<u8>) -> bool {
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0; 8192];
+    while started.elapsed() < patience {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Whether `stream` is still open (nothing to read, no end of stream).
+fn still_open(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    matches!(
+        stream.read(&mut [0; 64]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+    )
+}
+
+/// Raises this test process's own open-file limit to hold `needed`
+/// sockets.
+fn allow_open_files(needed: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < needed {
+        assert!(
+            hard >= needed,
+            "this test needs {needed} open files; the hard limit is {hard}"
+        );
+        setrlimit(Resource::RLIMIT_NOFILE, needed, hard).unwrap();
+    }
+}
+
+#[test]
+fn idle_connections_past_the_file_limit_cannot_lock_out_a_new_client() {
+    allow_open_files(4096);
+    let (_dir, db) = database();
+    // Headers may take ten minutes: only eviction can make room.
+    let server = Server::start_with(&db, &[], &["--header-timeout-ms", NEVER_MS], Some(1024));
+    server.wait_for_log("open-file limit 1024: at most 896 client connections");
+    let mut idle: Vec<TcpStream> = (0..1100).map(|_| connect(server.addr)).collect();
+
+    let started = Instant::now();
+    let (status, body) = http(server.addr, "GET", "/healthz", "", "").unwrap();
+    let took = started.elapsed();
+    eprintln!("a new client past 1,100 idle connections (ulimit -n 1024) was answered in {took:?}");
+    assert_eq!(status, 200, "{body}");
+    // The connections idle the longest made room; the newest are still open.
+    assert!(closed_within(&mut idle[0], CLOSE_DEADLINE, &mut Vec::new()));
+    assert!(still_open(&mut idle[1099]));
+    server.wait_for_log("at the connection limit: closing the connections idle the longest");
+}
+
+#[test]
+fn at_the_cap_the_connection_idle_the_longest_makes_room() {
+    let (_dir, db) = database();
+    let args = ["--max-connections", "3", "--header-timeout-ms", NEVER_MS];
+    let server = Server::start_with(&db, &[], &args, None);
+    let mut open: Vec<TcpStream> = Vec::new();
+    for _ in 0..3 {
+        open.push(answered_keep_alive(server.addr));
+        // Idle since distinct milliseconds.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A fourth client is answered; the first connection made room for it.
+    open.push(answered_keep_alive(server.addr));
+    assert!(closed_within(&mut open[0], CLOSE_DEADLINE, &mut Vec::new()));
+    assert!(still_open(&mut open[1]) && still_open(&mut open[2]));
+    std::thread::sleep(Duration::from_millis(20));
+    // A fifth: the second goes, the third and fourth stay.
+    open.push(answered_keep_alive(server.addr));
+    assert!(closed_within(&mut open[1], CLOSE_DEADLINE, &mut Vec::new()));
+    assert!(still_open(&mut open[2]) && still_open(&mut open[3]));
+}
+
+#[test]
+fn at_the_cap_with_every_connection_busy_a_new_client_gets_a_503_problem() {
+    let (_dir, db) = database();
+    let args = ["--max-connections", "2", "--body-timeout-ms", NEVER_MS];
+    let server = Server::start_with(&db, &[], &args, None);
+    // Two requests in flight: their bodies are awaited (`100 Continue`).
+    let mut busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = connect(server.addr);
+            stream
+                .write_all(
+                    b"POST /v2/user/login HTTP/1.1\r\nHost: myna\r\n\
+                      Content-Type: application/json\r\nContent-Length: 100\r\n\
+                      Expect: 100-continue\r\n\r\n",
+                )
+                .unwrap();
+            let interim = read_answer(&mut stream).expect("100 Continue");
+            assert_eq!(interim.status, 100);
+            stream
+        })
+        .collect();
+
+    let answer = exchange(
+        server.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: myna\r\n\r\n".to_vec(),
+    );
+    let problem = answer.problem(503);
+    assert_eq!(problem["messages"][0]["typename"], "unavailable");
+    assert!(answer.head.contains("retry-after: 1"), "{answer:?}");
+
+    // One of them gone, there is room again.
+    busy.pop();
+    let started = Instant::now();
+    loop {
+        let answer = exchange(
+            server.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: myna\r\nConnection: close\r\n\r\n".to_vec(),
+        );
+        if answer.status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < CLOSE_DEADLINE, "{answer:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn accept_errors_back_off_and_are_logged_once_per_burst() {
+    allow_open_files(1024);
+    let (_dir, db) = database();
+    // 64 files: the cap (48) is above what is left after the server's own
+    // files, so accepting fails for want of descriptors before the cap.
+    let server = Server::start_with(&db, &[], &["--header-timeout-ms", NEVER_MS], Some(64));
+    server.wait_for_log("open-file limit 64: at most 48 client connections");
+    let started = Instant::now();
+    let mut open: Vec<TcpStream> = (0..64).map(|_| connect(server.addr)).collect();
+    server.wait_for_log("cannot accept connections");
+    // The burst lasts while the descriptors are held.
+    std::thread::sleep(Duration::from_millis(500));
+    // Closing some gives the server descriptors again.
+    open.drain(..32);
+    let again = server.wait_for_log("accepting connections again");
+    let burst = started.elapsed();
+    let log = server.log.lock().unwrap().clone();
+    let failures: Vec<_> = log
+        .iter()
+        .filter(|line| line.contains("cannot accept connections"))
+        .collect();
+    assert_eq!(failures.len(), 1, "logged once per burst: {log:#?}");
+    let failed: u128 = again[0]
+        .split("failed=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the number of failed attempts");
+    // One attempt per 50 ms at most (twice that, and some, for margin): a
+    // loop retrying at once would make hundreds of thousands a second.
+    let most = 2 * burst.as_millis() / 50 + 10;
+    eprintln!("{failed} failed accepts in a burst of at most {burst:?}");
+    assert!(failed <= most, "{failed} failed accepts in {burst:?}");
+    drop(open);
+    let (status, body) = http(server.addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_trickled_request_line_or_head_is_closed() {
+    let (_dir, db) = database();
+    let server = Server::start_with(&db, &[], &["--header-timeout-ms", "1000"], None);
+    for start in [
+        &b"GET /healthz?slow="[..],
+        &b"GET /healthz HTTP/1.1\r\nHost: myna\r\nX-Slow: "[..],
+    ] {
+        let mut stream = connect(server.addr);
+        stream.write_all(start).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let mut buf = [0; 1024];
+        let closed = loop {
+            if stream.write_all(b"a").is_err() {
+                break true;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break true,
+            }
+            if started.elapsed() > CLOSE_DEADLINE {
+                break false;
+            }
+        };
+        assert!(
+            closed,
+            "a head trickled since {:?} is still open",
+            started.elapsed()
+        );
+        assert!(
+            received.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&received)
+        );
+    }
+}
+
+#[test]
+fn a_trickled_body_gets_a_408_problem_and_is_closed() {
+    let (_dir, db) = database();
+    let server = Server::start_with(&db, &[], &["--body-timeout-ms", "1000"], None);
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(
+            b"POST /v2/user/login HTTP/1.1\r\nHost: myna\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buf = [0; 8192];
+    let mut sending = true;
+    loop {
+        sending = sending && stream.write_all(b" ").is_ok();
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        assert!(
+            started.elapsed() < CLOSE_DEADLINE,
+            "a body trickled since {:?} is still being read; received {:?}",
+            started.elapsed(),
+            String::from_utf8_lossy(&received)
+        );
+    }
+    let answer = read_answer(&mut &received[..]).expect("an answer before the end");
+    let problem = answer.problem(408);
+    assert_eq!(problem["messages"][0]["typename"], "timeout", "{problem}");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let (_dir, db) = database();
+    let server = Server::start_with(&db, &[], &["--header-timeout-ms", "1000"], None);
+    let mut stream = answered_keep_alive(server.addr);
+    let mut received = Vec::new();
+    assert!(
+        closed_within(&mut stream, CLOSE_DEADLINE, &mut received),
+        "an idle keep-alive connection is still open"
+    );
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_dropped() {
+    let (_dir, db) = database();
+    let env = [("RUST_LOG", "info,myna_server::listen=debug")];
+    let server = Server::start_with(&db, &env, &["--write-timeout-ms", "1000"], None);
+    // 2,000 pipelined requests for the 11 KB stylesheet: 22 MB of answers,
+    // far more than the sockets buffer, and the client reads none of them.
+    const REQUESTS: usize = 2000;
+    let stream = connect(server.addr);
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let request = b"GET /assets/dashboard.css HTTP/1.1\r\nHost: myna\r\n\r\n";
+        let _ = writer.write_all(&request.repeat(REQUESTS));
+    });
+    server.wait_for_log("the client stopped reading its answer");
+    let mut stream = stream;
+    let mut received = Vec::new();
+    assert!(closed_within(&mut stream, CLOSE_DEADLINE, &mut received));
+    let answered = received
+        .windows(15)
+        .filter(|w| w == b"HTTP/1.1 200 OK")
+        .count();
+    eprintln!("{answered} of {REQUESTS} answers sent before the connection was dropped");
+    assert!(answered < REQUESTS);
+    sending.join().unwrap();
+}
+
+#[test]
+fn errors_of_the_http_layer_are_problems() {
+    let (_dir, db) = database();
+    let server = Server::start_with(&db, &[], &[], None);
+    let addr = server.addr;
+    let get = |target: &str, headers: &[u8]| {
+        let mut request = format!("GET {target} HTTP/1.1\r\nHost: myna\r\n").into_bytes();
+        request.extend_from_slice(headers);
+        request.extend_from_slice(b"\r\n");
+        request
+    };
+    let query = |bytes: usize| format!("/v2/experiment?q={}", "a".repeat(bytes));
+    let header_lines = |count: usize, size: usize| -> Vec<u8> {
+        (0..count)
+            .flat_map(|i| format!("X-Big-{i}: {}\r\n", "b".repeat(size)).into_bytes())
+            .collect()
+    };
+
+    // Over the http crate's URI cap (65,534 bytes): hyper's own 414.
+    exchange(addr, get(&query(70 * 1024), b"")).problem(414);
+    // Over Myna's 8 KiB.
+    exchange(addr, get(&query(9 * 1024), b"")).problem(414);
+    // An 8 MB query: the server answers once it has 80 KiB of it, and reads
+    // the rest away while the client still sends it.
+    exchange(addr, get(&query(8 << 20), b"")).problem(414);
+    // 100 KB of header fields: over hyper's head buffer.
+    exchange(addr, get("/healthz", &header_lines(50, 2000))).problem(431);
+    // 70 KB: under hyper's buffer, over Myna's 64 KiB.
+    exchange(addr, get("/healthz", &header_lines(35, 2000))).problem(431);
+    // Over 100 fields.
+    exchange(addr, get("/healthz", &header_lines(120, 1))).problem(431);
+    // A NUL in a header value: hyper's parser refuses it.
+    exchange(addr, get("/healthz", b"X-Nul: a\0b\r\n")).problem(400);
+    // A byte that is not ASCII where Myna reads the header.
+    let problem = exchange(
+        addr,
+        get("/v2/experiment", b"Authorization: Basic \xff\r\n"),
+    )
+    .problem(400);
+    assert_eq!(problem["messages"][0]["path"], "authorization", "{problem}");
+    // Not HTTP at all.
+    exchange(addr, b"HELLO\r\n\r\n".to_vec()).problem(400);
+
+    // The server is fine afterwards.
+    let (status, body) = http(addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn sigterm_finishes_the_requests_in_flight_then_exits() {
+    let (_dir, db) = database();
+    let mut server = Server::start_with(&db, &[], &[], None);
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(
+            b"POST /v2/user/login HTTP/1.1\r\nHost: myna\r\n\
+              Content-Type: application/json\r\nContent-Length: 43\r\n\
+              Expect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(read_answer(&mut stream).expect("100 Continue").status, 100);
+    let idle = answered_keep_alive(server.addr);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    server.wait_for_log("shutting down");
+    // The request in flight is still answered.
+    stream
+        .write_all(br#"{"email":"no@example.com","password":"x"}  "#)
+        .unwrap();
+    let answer = read_answer(&mut stream).expect("the answer in flight");
+    answer.problem(401);
+    let mut idle = idle;
+    assert!(closed_within(&mut idle, CLOSE_DEADLINE, &mut Vec::new()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "SIGTERM did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}
