@@ -26,7 +26,7 @@ pub async fn create_account(
     let account = Account {
         id: Uuid::new_v4(),
         email,
-        password_hash: passwords.hash(password)?,
+        password_hash: passwords.hash(password).await?,
         created_ms: now_ms,
     };
     storage.create_account(&account).await?;

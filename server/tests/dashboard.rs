@@ -211,7 +211,7 @@ impl Dash {
         let home = self.page(&browser, "/").await;
         assert_eq!(home.status, StatusCode::OK);
         browser.csrf = home.csrf();
-        assert_eq!(browser.csrf.len(), 32);
+        assert_eq!(browser.csrf.len(), 64);
         browser
     }
 

@@ -72,17 +72,15 @@ async fn caller(
     apikey: Option<&str>,
 ) -> Result<Caller, Problem> {
     let credentials = auth::credentials(request, apikey);
-    authenticate(state, credentials).await
+    authenticate(state, request, credentials).await
 }
 
-/// Checks credentials against this state's storage.
-async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Caller, Problem> {
-    auth::authenticate(
-        state.storage.as_ref(),
-        &state.passwords,
-        &state.keys,
-        credentials,
-        state.now_ms(),
-    )
-    .await
+/// Checks `request`'s credentials against this state (its client address
+/// counts for the limits on password checks).
+async fn authenticate(
+    state: &AppState,
+    request: &Request,
+    credentials: Credentials,
+) -> Result<Caller, Problem> {
+    state.checker(request).authenticate(credentials).await
 }
