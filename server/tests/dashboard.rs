@@ -1041,3 +1041,30 @@ async fn repeated_wrong_passwords_get_a_clear_429_page_with_retry_after() {
     let answer = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
 }
+
+#[tokio::test]
+async fn a_session_and_its_csrf_token_hold_across_a_restart_on_the_same_database() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    // Another server on the same database: a restart, or another instance.
+    let options = Options {
+        clock: d.clock.clone(),
+        passwords: Passwords::fast_for_tests(),
+        ..Options::default()
+    };
+    let (state, _background) = AppState::start(d.storage.clone(), options)
+        .await
+        .expect("start");
+    let client = TestClient::new(app(state).map_to_response().boxed());
+    let response = client
+        .post("/keys")
+        .header("cookie", browser.cookie.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &browser.csrf), ("name", "after restart")]))
+        .send()
+        .await
+        .0;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let keys = d.storage.api_keys(d.account).await.expect("keys");
+    assert_eq!(keys.len(), 1, "the form was accepted");
+}
