@@ -19,6 +19,8 @@
 //! The dashboard authenticates ONLY by this cookie: an `Authorization`
 //! header (API key, Basic, Bearer) or an `apikey` parameter gives no access.
 
+use myna_core::Code;
+use myna_core::account::normalize_email;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
@@ -30,8 +32,6 @@ use crate::auth::{self, issue_session, token_hash};
 use crate::request::{Params, read_body};
 use crate::state::AppState;
 use crate::storage::TokenKind;
-use myna_core::Code;
-use myna_core::account::normalize_email;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "myna_session";
