@@ -1,5 +1,6 @@
 //! Accounts on the wire: the login body, the token answer, the API key create
-//! body and answers, and the `ok` answer of deletes and logout.
+//! body and answers, and the `ok` answer of deletes and logout; and the rules
+//! a new account's email and password must follow ([`check_new_account`]).
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -21,6 +22,131 @@ pub struct Login {
 /// The canonical form of an email (trimmed, lower-case): accounts are found by it.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+/// The fewest characters a new password may have.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The most characters an email may have (the longest address SMTP carries).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Passwords refused whatever else they are: the top of the lists of the
+/// most used (and first guessed) passwords that are long enough to pass the
+/// other rules, lower-case (the comparison ignores case).
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "0123456789",
+    "87654321",
+    "12341234",
+    "11223344",
+    "qwertyui",
+    "qwertyuiop",
+    "qwerty12",
+    "qwerty123",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "asdfghjk",
+    "asdfghjkl",
+    "zxcvbnm1",
+    "abcd1234",
+    "abc12345",
+    "abcdefgh",
+    "iloveyou",
+    "iloveyou1",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "superman",
+    "starwars",
+    "trustno1",
+    "letmein1",
+    "welcome1",
+    "welcome123",
+    "admin123",
+    "administrator",
+    "changeme",
+    "changeme1",
+    "whatever",
+    "computer",
+    "internet",
+    "master123",
+    "monkey123",
+    "dragon123",
+    "mustang1",
+    "michael1",
+    "shadow12",
+    "secret123",
+    "default1",
+    "myna1234",
+];
+
+/// Whether `text` holds a control character (U+0000 NUL among them), which
+/// no email may hold (and PostgreSQL cannot store NUL in text at all).
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// The problems of a new account's email (already normalized) and password,
+/// every one listed (paths `email` and `password`): an email that is empty,
+/// too long or holds control characters (NUL among them); a password shorter
+/// than [`MIN_PASSWORD_CHARS`], equal to the email or to its part before
+/// `@`, made of one repeated character, or among the most common passwords.
+pub fn check_new_account(email: &str, password: &str) -> Result<(), Problem> {
+    let mut problems = Vec::new();
+    let email_problem = |message: &str| Message::at(Code::InvalidValue, "email", message);
+    if email.is_empty() {
+        problems.push(email_problem("An account needs an email."));
+    } else if has_control(email) {
+        problems.push(email_problem(
+            "An email may not contain control characters (such as U+0000).",
+        ));
+    } else if email.chars().count() > MAX_EMAIL_CHARS {
+        problems.push(email_problem(&format!(
+            "An email may have at most {MAX_EMAIL_CHARS} characters."
+        )));
+    }
+    let password_problem = |message: String| Message::at(Code::InvalidValue, "password", message);
+    let lower = password.to_lowercase();
+    let mut chars = password.chars();
+    let first = chars.next();
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        problems.push(password_problem(format!(
+            "A password needs at least {MIN_PASSWORD_CHARS} characters."
+        )));
+    }
+    if first.is_some() && chars.all(|c| Some(c) == first) {
+        problems.push(password_problem(
+            "A password may not be one character repeated.".into(),
+        ));
+    }
+    let local = email.split('@').next().unwrap_or_default();
+    if !email.is_empty() && (lower == email || (!local.is_empty() && lower == local)) {
+        problems.push(password_problem(
+            "A password may not be the email, nor its part before `@`.".into(),
+        ));
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        problems.push(password_problem(
+            "This password is one of the most common ones, which are guessed first; choose another."
+                .into(),
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::many(problems))
+    }
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
@@ -61,6 +187,13 @@ pub fn parse_login(body: &[u8]) -> Result<Login, Problem> {
     };
     let email = field("email");
     let password = field("password");
+    if email.as_deref().is_some_and(has_control) {
+        return Err(Problem::at(
+            Code::InvalidValue,
+            "email",
+            "An email may not contain control characters (such as U+0000).",
+        ));
+    }
     match (email, password) {
         (Some(email), Some(password)) => Ok(Login {
             email: normalize_email(&email),
@@ -71,7 +204,7 @@ pub fn parse_login(body: &[u8]) -> Result<Login, Problem> {
 }
 
 /// Parses an API key create body: empty, or `{ "name": "…" }` (optional, at
-/// most 256 characters). Answers the name.
+/// most 256 characters, no U+0000). Answers the name.
 pub fn parse_api_key_create(body: &[u8]) -> Result<Option<String>, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -79,6 +212,11 @@ pub fn parse_api_key_create(body: &[u8]) -> Result<Option<String>, Problem> {
     let root = object(body)?;
     match root.get("name") {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(Problem::at(
+            Code::InvalidValue,
+            "name",
+            "A name may not contain U+0000 (NUL).",
+        )),
         Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME_CHARS => {
             Ok(Some(s.clone()))
         }
@@ -176,6 +314,70 @@ mod tests {
                 .err()
                 .map(|p| p.code()),
             Some(Code::InvalidValue)
+        );
+        let nul = parse_api_key_create(br#"{"name": "a\u0000b"}"#).err();
+        assert_eq!(
+            nul.map(|p| (p.code(), p.messages[0].path.clone())),
+            Some((Code::InvalidValue, Some("name".into())))
+        );
+    }
+
+    fn refusals(email: &str, password: &str) -> Vec<(String, String)> {
+        match check_new_account(email, password) {
+            Ok(()) => Vec::new(),
+            Err(problem) => problem
+                .messages
+                .into_iter()
+                .map(|m| (m.path.unwrap_or_default(), m.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn new_passwords_follow_the_policy_with_a_clear_message_each() {
+        assert_eq!(refusals("me@example.com", "change-me"), []);
+        assert_eq!(refusals("me@example.com", "correct horse"), []);
+        let short = refusals("me@example.com", "1");
+        assert_eq!(short.len(), 2, "{short:?}");
+        assert!(short.iter().all(|(path, _)| path == "password"));
+        assert!(short[0].1.contains("at least 8 characters"), "{short:?}");
+        assert!(short[1].1.contains("one character repeated"), "{short:?}");
+        let cases = [
+            ("aaaaaaaaaaaa", "one character repeated"),
+            ("longname@example.com", "the email"),
+            ("LongName@Example.com", "the email"),
+            ("longname", "its part before `@`"),
+            ("Password123", "most common"),
+            ("12345678", "most common"),
+        ];
+        for (password, expected) in cases {
+            let found = refusals("longname@example.com", password);
+            assert_eq!(found.len(), 1, "{password}: {found:?}");
+            assert_eq!(found[0].0, "password");
+            assert!(found[0].1.contains(expected), "{password}: {found:?}");
+        }
+        let problem = check_new_account("me@example.com", "short").err();
+        assert_eq!(problem.map(|p| p.status), Some(400));
+    }
+
+    #[test]
+    fn new_account_emails_hold_no_nul() {
+        for (email, expected) in [
+            ("", "needs an email"),
+            ("me\0@example.com", "control characters"),
+            ("me\n@example.com", "control characters"),
+        ] {
+            let found = refusals(email, "a fine password");
+            assert_eq!(found.len(), 1, "{email:?}: {found:?}");
+            assert_eq!(found[0].0, "email");
+            assert!(found[0].1.contains(expected), "{email:?}: {found:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(refusals(&long, "a fine password").len(), 1);
+        let login = parse_login(b"{\"email\": \"a\\u0000@b\", \"password\": \"pw\"}");
+        assert_eq!(
+            login.err().map(|p| (p.code(), p.messages[0].path.clone())),
+            Some((Code::InvalidValue, Some("email".into())))
         );
     }
 

@@ -59,6 +59,9 @@ pub enum Code {
     MethodNotAllowed,
     /// The resource already exists.
     Conflict,
+    /// Too many failed credential checks from this client or for this
+    /// account: refused before any checking (429, with `Retry-After`).
+    TooManyAttempts,
     /// The server cannot serve now (database down); retry later.
     Unavailable,
     /// An internal failure; details are in the server log, never in the answer.
@@ -105,6 +108,7 @@ impl Code {
             Code::NotFound => "not-found",
             Code::MethodNotAllowed => "method-not-allowed",
             Code::Conflict => "conflict",
+            Code::TooManyAttempts => "too-many-attempts",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
             Code::Network => "network",
@@ -123,6 +127,7 @@ impl Code {
             Code::MethodNotAllowed => 405,
             Code::Conflict => 409,
             Code::TooManyEvents | Code::BodyTooLarge => 413,
+            Code::TooManyAttempts => 429,
             Code::Internal => 500,
             Code::Unavailable | Code::Network | Code::Timeout => 503,
             _ => 400,
@@ -339,7 +344,7 @@ impl Problem {
 
 impl Code {
     /// Every code, for lookups and tests.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::InvalidJson,
         Code::MissingField,
         Code::InvalidType,
@@ -360,6 +365,7 @@ impl Code {
         Code::NotFound,
         Code::MethodNotAllowed,
         Code::Conflict,
+        Code::TooManyAttempts,
         Code::Unavailable,
         Code::Internal,
         Code::Network,

@@ -1,6 +1,6 @@
 //! Accounts: creating one (CLI, first start) and the first-start bootstrap.
 
-use myna_core::account::normalize_email;
+use myna_core::account::{check_new_account, normalize_email};
 use myna_core::{Code, Problem};
 use uuid::Uuid;
 
@@ -10,7 +10,10 @@ use crate::storage::{Account, Storage};
 /// The first account's email when `MYNA_ADMIN_EMAIL` is unset.
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
 
-/// Creates an account; 409 `conflict` if the email is taken.
+/// Creates an account; 400 with every problem (paths `email`, `password`)
+/// when the email or password breaks core's rules (a password of at least 8
+/// characters, not the email, not one repeated character, not a common
+/// one); 409 `conflict` if the email is taken.
 pub async fn create_account(
     storage: &dyn Storage,
     passwords: &Passwords,
@@ -19,16 +22,11 @@ pub async fn create_account(
     now_ms: i64,
 ) -> Result<Account, Problem> {
     let email = normalize_email(email);
-    if email.is_empty() || password.is_empty() {
-        return Err(Problem::new(
-            Code::InvalidValue,
-            "An account needs a non-empty email and password.",
-        ));
-    }
+    check_new_account(&email, password)?;
     let account = Account {
         id: Uuid::new_v4(),
         email,
-        password_hash: passwords.hash(password)?,
+        password_hash: passwords.hash(password).await?,
         created_ms: now_ms,
     };
     storage.create_account(&account).await?;

@@ -72,10 +72,22 @@ pub fn ok_response(format: &Format, json: &str) -> Response {
     respond(format, StatusCode::OK, json)
 }
 
-/// A problem: its status (JSON) or 200 (JSONP), stamped with `now_ms`.
+/// A problem: its status (JSON) or 200 (JSONP), stamped with `now_ms`. A
+/// message whose data has `retryAfter` (seconds: a 429 of the credential
+/// limits) sets `Retry-After` to it.
 pub fn problem_response(format: &Format, problem: &Problem, now_ms: i64) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    respond(format, status, &problem.to_json(now_ms).to_string())
+    let mut response = respond(format, status, &problem.to_json(now_ms).to_string());
+    let retry_after = problem
+        .messages
+        .iter()
+        .find_map(|m| m.data.as_ref()?.get("retryAfter")?.as_u64());
+    if let (Format::Json, Some(seconds)) = (format, retry_after) {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// An answer or a problem.

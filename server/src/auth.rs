@@ -6,9 +6,17 @@
 //! experiments and records events; account credentials (Basic, Bearer) do
 //! everything on their own account; another account's experiment looks
 //! exactly like a missing one.
+//!
+//! Every password check (Basic, `POST /v2/user/login`, the dashboard's
+//! sign-in) is [`Checker::password`]: bounded and rate-limited by
+//! [`throttle::Guard`], hashed under [`Passwords`]' fixed number of permits.
+//! Login tokens are stored as their SHA-256 only ([`secret::token_hash`]),
+//! each of one [`TokenKind`]: an API token is never a dashboard session, nor
+//! the other way round.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, Params};
@@ -18,9 +26,16 @@ use myna_core::account::normalize_email;
 use myna_core::{Access, Code, Experiment, Problem};
 use poem::Request;
 use poem::http::header;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::storage::{Storage, Token};
+use crate::storage::{Storage, Token, TokenKind};
+
+pub mod secret;
+pub mod throttle;
+
+pub use secret::token_hash;
+use throttle::{ClientKey, Guard};
 
 /// A login token lives this long after its last use, in milliseconds (1 hour).
 pub const TOKEN_TTL_MS: i64 = 3_600_000;
@@ -122,6 +137,10 @@ pub fn credentials(request: &Request, apikey: Option<&str>) -> Credentials {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .and_then(|text| {
                 let (email, password) = text.split_once(':')?;
+                // No stored email holds one (and PostgreSQL takes no NUL).
+                if email.chars().any(char::is_control) {
+                    return None;
+                }
                 Some(Credentials::Basic {
                     email: normalize_email(email),
                     password: password.to_owned(),
@@ -145,18 +164,43 @@ pub fn invalid() -> Problem {
     Problem::new(Code::Authentication, "These credentials are not valid.")
 }
 
-/// Password hashing: argon2id, salted, slow on purpose.
+/// Password checks waiting for a hashing permit, at most; beyond, a check
+/// is refused at once with 503 (retry in a second).
+const MAX_WAITING: usize = 256;
+
+/// The hashing permits shared by every clone of a [`Passwords`].
+#[derive(Debug)]
+struct Gate {
+    permits: Arc<Semaphore>,
+    size: usize,
+    waiting: AtomicUsize,
+    verified: AtomicU64,
+}
+
+/// Password hashing: argon2id, salted, slow on purpose, and memory-hard
+/// (19 MiB a hash by default): hashes and verifications run at most
+/// [`Passwords::permits`] at a time (the number of CPUs, at least 2), so
+/// the memory they take is bounded whatever arrives.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     params: Params,
     /// A hash checked when the email is unknown, so both take the same time.
     dummy: String,
+    gate: Arc<Gate>,
 }
 
 impl Default for Passwords {
     fn default() -> Self {
         Passwords::with_params(Params::default())
     }
+}
+
+/// The problem when too many password checks are waiting already.
+fn busy() -> Problem {
+    Problem::new(
+        Code::Unavailable,
+        "The server is busy checking passwords; retry in a moment.",
+    )
 }
 
 impl Passwords {
@@ -173,18 +217,37 @@ impl Passwords {
     }
 
     fn with_params(params: Params) -> Passwords {
+        let size = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZero::get)
+            .max(2);
         let mut passwords = Passwords {
             params,
             dummy: String::new(),
+            gate: Arc::new(Gate {
+                permits: Arc::new(Semaphore::new(size)),
+                size,
+                waiting: AtomicUsize::new(0),
+                verified: AtomicU64::new(0),
+            }),
         };
         passwords.dummy = passwords
-            .hash(&Uuid::new_v4().to_string())
+            .hash_now(&Uuid::new_v4().to_string())
             .unwrap_or_default();
         passwords
     }
 
-    /// The PHC string of `password` with a fresh random salt.
-    pub fn hash(&self, password: &str) -> Result<String, Problem> {
+    /// How many hashes or verifications may run at once.
+    pub fn permits(&self) -> usize {
+        self.gate.size
+    }
+
+    /// How many password verifications ran so far (each an argon2 hash):
+    /// what the verified cache and the limits save shows here.
+    pub fn verifications(&self) -> u64 {
+        self.gate.verified.load(Ordering::Relaxed)
+    }
+
+    fn hash_now(&self, password: &str) -> Result<String, Problem> {
         Argon2::from(self.params.clone())
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
@@ -194,6 +257,50 @@ impl Passwords {
             })
     }
 
+    /// Runs `work` on the blocking threads under a permit, which it keeps
+    /// until done even if the caller goes away (so at most
+    /// [`Passwords::permits`] ever run); 503 when too many already wait.
+    async fn gated<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if self.gate.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.gate.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(busy());
+        }
+        let waiting = Waiting(&self.gate.waiting);
+        let permit = self
+            .gate
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Problem::internal())?;
+        drop(waiting);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "password hashing task failed");
+            Problem::internal()
+        })
+    }
+
+    /// The PHC string of `password` with a fresh random salt (under a permit).
+    pub async fn hash(&self, password: &str) -> Result<String, Problem> {
+        let this = self.clone();
+        let password = password.to_owned();
+        self.gated(move || this.hash_now(&password)).await?
+    }
+
     /// Whether `password` matches `hash` (the cost is read from the hash).
     pub fn verify(hash: &str, password: &str) -> bool {
         Argon2::default()
@@ -201,26 +308,35 @@ impl Passwords {
             .is_ok()
     }
 
-    /// Checks an email and password, off the async threads; the account id.
-    pub async fn check(
+    /// Checks an email and password against storage under a permit: the
+    /// account if they match, `None` if not (an unknown email costs the
+    /// same hash, so timing does not tell which emails exist).
+    async fn verify_account(
         &self,
         storage: &dyn Storage,
         email: &str,
         password: &str,
-    ) -> Result<Uuid, Problem> {
-        let account = storage.account_by_email(email).await?;
+    ) -> Result<Option<Uuid>, Problem> {
+        // No account has a control character in its email (and PostgreSQL
+        // takes no NUL in text): such an email is unknown, unread.
+        let account = if email.chars().any(char::is_control) {
+            None
+        } else {
+            storage.account_by_email(email).await?
+        };
         let (hash, id) = match &account {
             Some(account) => (account.password_hash.clone(), Some(account.id)),
             None => (self.dummy.clone(), None),
         };
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || Passwords::verify(&hash, &password))
-            .await
-            .unwrap_or(false);
-        match id {
-            Some(id) if matches => Ok(id),
-            _ => Err(invalid()),
-        }
+        let gate = self.gate.clone();
+        let matches = self
+            .gated(move || {
+                gate.verified.fetch_add(1, Ordering::Relaxed);
+                Passwords::verify(&hash, &password)
+            })
+            .await?;
+        Ok(id.filter(|_| matches))
     }
 }
 
@@ -263,59 +379,150 @@ impl Keys {
     }
 }
 
-/// Checks credentials; the caller, or a 401 problem.
-pub async fn authenticate(
-    storage: &dyn Storage,
-    passwords: &Passwords,
-    keys: &Keys,
-    credentials: Credentials,
-    now_ms: i64,
-) -> Result<Caller, Problem> {
-    match credentials {
-        Credentials::Missing => Err(missing()),
-        Credentials::Malformed => Err(invalid()),
-        Credentials::ApiKey(key) => match keys.account(storage, key).await? {
-            Some(account) => Ok(Caller::Key { account, key }),
-            None => Err(invalid()),
-        },
-        Credentials::Basic { email, password } => {
-            let account = passwords.check(storage, &email, &password).await?;
-            Ok(Caller::Owner { account })
+/// Everything a credential check needs: the server's parts, who asks, and
+/// when (`AppState::checker` makes one per request).
+#[derive(Debug, Clone, Copy)]
+pub struct Checker<'a> {
+    /// Accounts, tokens and keys.
+    pub storage: &'a dyn Storage,
+    /// Hashing.
+    pub passwords: &'a Passwords,
+    /// API keys seen so far.
+    pub keys: &'a Keys,
+    /// Limits and the verified cache.
+    pub guard: &'a Guard,
+    /// The client address the limits count against.
+    pub client: ClientKey,
+    /// Now, epoch milliseconds.
+    pub now_ms: i64,
+}
+
+impl Checker<'_> {
+    /// Checks credentials; the caller, or a 401 problem (429 when password
+    /// checks are limited, 503 when the database or the hashing is busy).
+    pub async fn authenticate(&self, credentials: Credentials) -> Result<Caller, Problem> {
+        match credentials {
+            Credentials::Missing => Err(missing()),
+            Credentials::Malformed => Err(invalid()),
+            Credentials::ApiKey(key) => match self.keys.account(self.storage, key).await? {
+                Some(account) => Ok(Caller::Key { account, key }),
+                None => Err(invalid()),
+            },
+            Credentials::Basic { email, password } => {
+                let account = self.password(&email, &password).await?;
+                Ok(Caller::Owner { account })
+            }
+            Credentials::Bearer(token) => {
+                let token = token.to_string();
+                let account = use_token(self.storage, TokenKind::Api, &token, self.now_ms).await?;
+                Ok(Caller::Owner { account })
+            }
         }
-        Credentials::Bearer(token) => {
-            let account = use_token(storage, token, now_ms).await?;
-            Ok(Caller::Owner { account })
-        }
+    }
+
+    /// Checks an email (normalized) and password through the guard: the
+    /// account, or 401, 429 (limited, with `retryAfter`), 503.
+    pub async fn password(&self, email: &str, password: &str) -> Result<Uuid, Problem> {
+        let (storage, passwords) = (self.storage, self.passwords);
+        self.guard
+            .check(self.client, email, password, self.now_ms, || {
+                passwords.verify_account(storage, email, password)
+            })
+            .await
     }
 }
 
-/// Checks a token and slides its expiry; the account.
-async fn use_token(storage: &dyn Storage, token: Uuid, now_ms: i64) -> Result<Uuid, Problem> {
-    let Some(found) = storage.token(token).await? else {
+/// Checks a login token of `kind` as its holder presents it and slides its
+/// expiry; the account. A token of the other kind is refused like an
+/// unknown one.
+pub async fn use_token(
+    storage: &dyn Storage,
+    kind: TokenKind,
+    token: &str,
+    now_ms: i64,
+) -> Result<Uuid, Problem> {
+    let hash = token_hash(token);
+    let Some(found) = storage.token(hash).await? else {
         return Err(invalid());
     };
-    if found.expires_ms <= now_ms {
+    if found.kind != kind || found.expires_ms <= now_ms {
         return Err(invalid());
     }
     let expires_ms = now_ms + TOKEN_TTL_MS;
     if expires_ms - found.expires_ms >= TOKEN_EXTEND_EVERY_MS {
-        storage.extend_token(token, expires_ms).await?;
+        storage.extend_token(hash, expires_ms).await?;
     }
     Ok(found.account_id)
 }
 
-/// Issues a new token for an account.
+/// A login token just issued: the token itself (only ever in the client's
+/// hands; storage keeps its hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The token, for `Authorization: Bearer`.
+    pub token: Uuid,
+    /// Whose it is.
+    pub account_id: Uuid,
+    /// When it stops working unless used, epoch milliseconds.
+    pub expires_ms: i64,
+}
+
+async fn store_token(
+    storage: &dyn Storage,
+    kind: TokenKind,
+    token: &str,
+    account_id: Uuid,
+    expires_ms: i64,
+) -> Result<(), Problem> {
+    let stored = Token {
+        hash: token_hash(token),
+        kind,
+        account_id,
+        expires_ms,
+    };
+    storage.create_token(stored).await?;
+    Ok(())
+}
+
+/// Issues a new API token (`Authorization: Bearer`) for an account.
 pub async fn issue_token(
     storage: &dyn Storage,
     account_id: Uuid,
     now_ms: i64,
-) -> Result<Token, Problem> {
-    let token = Token {
+) -> Result<IssuedToken, Problem> {
+    let issued = IssuedToken {
         token: Uuid::new_v4(),
         account_id,
         expires_ms: now_ms + TOKEN_TTL_MS,
     };
-    storage.create_token(token).await?;
+    let text = issued.token.to_string();
+    store_token(
+        storage,
+        TokenKind::Api,
+        &text,
+        account_id,
+        issued.expires_ms,
+    )
+    .await?;
+    Ok(issued)
+}
+
+/// Issues a new dashboard session token (256 random bits, hex) for an
+/// account: the same sliding hour as API tokens, never accepted as one.
+pub async fn issue_session(
+    storage: &dyn Storage,
+    account_id: Uuid,
+    now_ms: i64,
+) -> Result<String, Problem> {
+    let token = secret::random_token();
+    store_token(
+        storage,
+        TokenKind::Dashboard,
+        &token,
+        account_id,
+        now_ms + TOKEN_TTL_MS,
+    )
+    .await?;
     Ok(token)
 }
 
@@ -354,7 +561,15 @@ mod tests {
             credentials(&bare, Some(&key.to_string())),
             Credentials::ApiKey(key)
         );
-        for bad in ["Digest x", "Basic !!!", "ApiKey nope", "Bearer", ""] {
+        let nul = STANDARD.encode("me\0@example.com:pw");
+        for bad in [
+            "Digest x",
+            "Basic !!!",
+            "ApiKey nope",
+            "Bearer",
+            "",
+            &format!("Basic {nul}"),
+        ] {
             assert_eq!(
                 credentials(&with_header(bad), None),
                 Credentials::Malformed,
@@ -366,7 +581,7 @@ mod tests {
     #[test]
     fn passwords_verify_only_their_own_hash() {
         let passwords = Passwords::fast_for_tests();
-        let hash = passwords.hash("correct horse").unwrap_or_default();
+        let hash = passwords.hash_now("correct horse").unwrap_or_default();
         assert!(hash.starts_with("$argon2id$"));
         assert!(Passwords::verify(&hash, "correct horse"));
         assert!(!Passwords::verify(&hash, "correct horse "));

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use poem::http::HeaderName;
 
 /// The Myna server: a self-hosted bandit A/B-testing service.
 #[derive(Debug, Parser)]
@@ -61,6 +62,12 @@ pub struct ServeArgs {
     /// at once.
     #[arg(long, env = "MYNA_DATABASE_WAIT", value_name = "SECONDS")]
     pub database_wait: Option<u64>,
+    /// Behind a reverse proxy: the header it puts the client's address in
+    /// (e.g. `X-Forwarded-For`; the right-most address, the one the proxy
+    /// appended, is taken). Default: the TCP peer's address. Failed
+    /// credential checks are limited per client address.
+    #[arg(long, env = "MYNA_CLIENT_IP_HEADER", value_name = "HEADER", value_parser = header_name)]
+    pub client_ip_header: Option<HeaderName>,
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -88,6 +95,12 @@ pub struct ConnectionArgs {
     /// How long writing an answer may make no progress.
     #[arg(long, hide = true, value_name = "MS")]
     pub write_timeout_ms: Option<u64>,
+}
+
+/// A header name given on the command line.
+fn header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(text.trim().as_bytes())
+        .map_err(|_| format!("`{text}` is not an HTTP header name"))
 }
 
 /// `account` subcommands.
@@ -176,6 +189,18 @@ mod tests {
             Database::parse("postgres://u@h/db"),
             Database::Postgres(_)
         ));
+    }
+
+    #[test]
+    fn the_client_ip_header_is_off_by_default_and_must_be_a_header_name() {
+        let cli = Cli::try_parse_from(["myna-server"]).map(|c| c.serve.client_ip_header);
+        assert!(matches!(cli, Ok(None)));
+        let cli = Cli::try_parse_from(["myna-server", "--client-ip-header", "X-Forwarded-For"])
+            .map(|c| c.serve.client_ip_header.map(|h| h.to_string()));
+        assert_eq!(cli.ok().flatten().as_deref(), Some("x-forwarded-for"));
+        assert!(
+            Cli::try_parse_from(["myna-server", "--client-ip-header", "not a header"]).is_err()
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         clock,
         passwords,
         origins: Origins::parse(&args.allow_origins),
+        client_ip_header: args.client_ip_header.clone(),
         ..Options::default()
     };
     let (state, background) = AppState::start(storage.clone(), options)

@@ -13,9 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use myna_core::weights::WeightsConfig;
+use poem::Request;
+use poem::http::HeaderName;
 use tokio::task::JoinHandle;
 
-use crate::auth::{Keys, Passwords};
+use crate::auth::secret::Secret;
+use crate::auth::throttle::Guard;
+use crate::auth::{Checker, Keys, Passwords};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::commit::{Committer, log_unreadable};
@@ -38,6 +42,10 @@ pub struct Options {
     pub origins: Origins,
     /// Tuning of the weights.
     pub weights: WeightsConfig,
+    /// Behind a reverse proxy: the header whose right-most address is the
+    /// client's (`X-Forwarded-For`); `None` (the default) takes the TCP
+    /// peer's address. Credential limits count per client address.
+    pub client_ip_header: Option<HeaderName>,
 }
 
 impl Default for Options {
@@ -47,6 +55,7 @@ impl Default for Options {
             passwords: Passwords::new(),
             origins: Origins::Any,
             weights: WeightsConfig::default(),
+            client_ip_header: None,
         }
     }
 }
@@ -68,6 +77,11 @@ pub struct Shared {
     pub keys: Arc<Keys>,
     /// Origins browsers may call from.
     pub origins: Origins,
+    /// Limits on password checks, and the verified cache.
+    pub guard: Guard,
+    /// The server secret (in the database, shared by every instance): signs
+    /// the dashboard's CSRF tokens.
+    pub secret: Secret,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -120,6 +134,7 @@ impl AppState {
         options: Options,
     ) -> Result<(AppState, Background), StorageError> {
         let now = options.clock.now_ms();
+        let secret = Secret::load(storage.as_ref()).await?;
         let experiments = storage.experiments().await?;
         for unreadable in &experiments.unreadable {
             log_unreadable(unreadable);
@@ -137,6 +152,8 @@ impl AppState {
         let refresher = storage
             .shared()
             .then(|| tokio::spawn(refresh(committer.clone(), keys.clone())));
+        // One client address may hold at most half the hashing permits.
+        let guard = Guard::new(options.client_ip_header, options.passwords.permits() / 2);
         let state = AppState(Arc::new(Shared {
             storage,
             cache,
@@ -145,6 +162,8 @@ impl AppState {
             passwords: options.passwords,
             keys,
             origins: options.origins,
+            guard,
+            secret,
         }));
         Ok((
             state,
@@ -159,6 +178,18 @@ impl AppState {
     /// Now, in epoch milliseconds.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// What checks the credentials of `request`, now.
+    pub fn checker(&self, request: &Request) -> Checker<'_> {
+        Checker {
+            storage: self.storage.as_ref(),
+            passwords: &self.passwords,
+            keys: &self.keys,
+            guard: &self.guard,
+            client: self.guard.client(request),
+            now_ms: self.now_ms(),
+        }
     }
 }
 

@@ -211,7 +211,7 @@ impl Dash {
         let home = self.page(&browser, "/").await;
         assert_eq!(home.status, StatusCode::OK);
         browser.csrf = home.csrf();
-        assert_eq!(browser.csrf.len(), 32);
+        assert_eq!(browser.csrf.len(), 64);
         browser
     }
 
@@ -333,6 +333,8 @@ async fn a_wrong_password_is_refused_with_401_and_reveals_nothing() {
     assert!(wrong.text.contains("The email or password is not right."));
     let unknown = d.sign_in_as("nobody@example.com", PASSWORD, &[]).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let nul = d.sign_in_as("owner\u{0}@example.com", PASSWORD, &[]).await;
+    assert_eq!(nul.status, StatusCode::UNAUTHORIZED);
     assert!(unknown.text.contains("The email or password is not right."));
     assert!(unknown.cookie("myna_session").is_none());
     // The sign-in form itself needs its own CSRF cookie.
@@ -862,4 +864,207 @@ async fn sign_in_sends_back_to_the_page_asked_for_and_never_off_site() {
             .status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_signed_in_redirect_to_next_never_leaves_the_site_and_always_has_a_location() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let cookie = [("cookie", browser.cookie.clone())];
+    // TAB, LF, CR, NUL, DEL, a backslash, `//` anywhere, Unicode controls,
+    // a scheme: each a way off the site or a 303 without Location before.
+    for next in [
+        "%2F%09%2Fevil.example",
+        "%2F%0A%2Fevil.example",
+        "%2F%0D%2Fevil.example",
+        "%2F%00",
+        "%2F%7F",
+        "%2F%5Cevil.example",
+        "%2Fa%2F%2Fevil.example",
+        "%2F%E2%80%AE%2Fevil.example",
+        "%2F%C2%85%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%20%2Fevil.example",
+    ] {
+        let answer = d
+            .send(Method::GET, &format!("/signin?next={next}"), &cookie, None)
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(answer.location(), "/", "{next}");
+    }
+    let answer = d
+        .send(
+            Method::GET,
+            "/signin?next=%2Fkeys%3Fdone%3Dcreated",
+            &cookie,
+            None,
+        )
+        .await;
+    assert_eq!(answer.location(), "/keys?done=created");
+    // The sign-in form's own `next` field is held to the same rule.
+    let page = d.send(Method::GET, "/signin", &[], None).await;
+    let signin = page.cookie("myna_signin").unwrap_or_default();
+    let headers = [(
+        "cookie",
+        signin.split(';').next().unwrap_or_default().to_owned(),
+    )];
+    let body = form(&[
+        ("csrf", &page.csrf()),
+        ("next", "/\t/evil.example"),
+        ("email", EMAIL),
+        ("password", PASSWORD),
+    ]);
+    let answer = d.send(Method::POST, "/signin", &headers, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), "/");
+}
+
+#[tokio::test]
+async fn the_sign_in_form_needs_a_token_the_server_signed_not_any_matching_pair() {
+    let d = Dash::new().await;
+    for value in ["x", "0123456789abcdef0123456789abcdef", "a.1.b"] {
+        let headers = [("cookie", format!("myna_signin={value}"))];
+        let body = form(&[
+            ("csrf", value),
+            ("next", "/"),
+            ("email", EMAIL),
+            ("password", PASSWORD),
+        ]);
+        let answer = d.send(Method::POST, "/signin", &headers, Some(body)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{value}");
+        assert!(answer.cookie("myna_session").is_none(), "{value}");
+    }
+    // A real form's token with another browser's cookie is refused too.
+    let page = d.send(Method::GET, "/signin", &[], None).await;
+    let headers = [("cookie", "myna_signin=0011".to_owned())];
+    let body = form(&[
+        ("csrf", &page.csrf()),
+        ("email", EMAIL),
+        ("password", PASSWORD),
+    ]);
+    let answer = d.send(Method::POST, "/signin", &headers, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    // An hour later the form has expired.
+    let page = d.send(Method::GET, "/signin", &[], None).await;
+    let signin = page.cookie("myna_signin").unwrap_or_default();
+    let headers = [(
+        "cookie",
+        signin.split(';').next().unwrap_or_default().to_owned(),
+    )];
+    d.clock.advance(3_600_000);
+    let body = form(&[
+        ("csrf", &page.csrf()),
+        ("email", EMAIL),
+        ("password", PASSWORD),
+    ]);
+    let answer = d.send(Method::POST, "/signin", &headers, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_api_token_is_no_dashboard_session_and_a_session_is_no_bearer_token() {
+    let d = Dash::new().await;
+    let (status, login) = d.api(Method::POST, "/v2/user/login", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = login["token"].as_str().unwrap_or_default().to_owned();
+    let csrf = "0".repeat(32);
+    for value in [format!("{token}.{csrf}"), token.clone()] {
+        let cookie = [("cookie", format!("myna_session={value}"))];
+        let page = d.send(Method::GET, "/keys", &cookie, None).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{value}");
+        assert!(page.location().starts_with("/signin"));
+        let body = form(&[("csrf", &csrf), ("name", "planted")]);
+        let post = d.send(Method::POST, "/keys", &cookie, Some(body)).await;
+        assert_eq!(post.status, StatusCode::SEE_OTHER, "{value}");
+    }
+    assert!(
+        d.storage
+            .api_keys(d.account)
+            .await
+            .expect("keys")
+            .is_empty(),
+        "no key was created"
+    );
+    // The other way round: a session cookie's value is no Bearer token.
+    let browser = d.sign_in().await;
+    let session = browser
+        .cookie
+        .trim_start_matches("myna_session=")
+        .to_owned();
+    let answer = d
+        .send(
+            Method::GET,
+            "/v2/experiment",
+            &[("authorization", format!("Bearer {session}"))],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    // The session's CSRF token is not the holder's to choose: any other is refused.
+    assert_eq!(d.page(&browser, "/keys").await.status, StatusCode::OK);
+    let forged = Browser {
+        cookie: browser.cookie.clone(),
+        csrf: "f".repeat(64),
+    };
+    let post = d.submit(&forged, "/keys", &[("name", "planted")]).await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN);
+    let post = d.submit(&browser, "/keys", &[("name", "mine")]).await;
+    assert_eq!(post.status, StatusCode::SEE_OTHER);
+    assert_eq!(d.storage.api_keys(d.account).await.expect("keys").len(), 1);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_get_a_clear_429_page_with_retry_after() {
+    let d = Dash::new().await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(d.sign_in_as(EMAIL, "wrong password", &[]).await.status);
+    }
+    assert_eq!(statuses[..11], [StatusCode::UNAUTHORIZED; 11]);
+    let limited = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.cookie("myna_session").is_none());
+    assert!(
+        limited.text.contains("Too many failed sign-in attempts"),
+        "{}",
+        limited.text
+    );
+    let retry = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    assert!(retry >= 1, "Retry-After: {retry}");
+    // Once the wait is over, the right password signs in.
+    d.clock.advance(retry * 1000);
+    let answer = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn a_session_and_its_csrf_token_hold_across_a_restart_on_the_same_database() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    // Another server on the same database: a restart, or another instance.
+    let options = Options {
+        clock: d.clock.clone(),
+        passwords: Passwords::fast_for_tests(),
+        ..Options::default()
+    };
+    let (state, _background) = AppState::start(d.storage.clone(), options)
+        .await
+        .expect("start");
+    let client = TestClient::new(app(state).map_to_response().boxed());
+    let response = client
+        .post("/keys")
+        .header("cookie", browser.cookie.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &browser.csrf), ("name", "after restart")]))
+        .send()
+        .await
+        .0;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let keys = d.storage.api_keys(d.account).await.expect("keys");
+    assert_eq!(keys.len(), 1, "the form was accepted");
 }

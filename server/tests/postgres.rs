@@ -26,7 +26,7 @@ use common::postgres::{TestDatabase, admin_url};
 use common::{Batch, PATIENCE, Server, batch, counts, http, json_call, totals};
 
 const EMAIL: &str = "admin@example.com";
-const PASSWORD: &str = "s3cret";
+const PASSWORD: &str = "s3cret-admin";
 const ENV: [(&str, &str); 2] = [
     ("MYNA_ADMIN_EMAIL", EMAIL),
     ("MYNA_ADMIN_PASSWORD", PASSWORD),

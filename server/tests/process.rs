@@ -19,10 +19,10 @@ fn kill_9_under_load_loses_no_acknowledged_event_and_retries_count_once() {
     let db = dir.path().join("myna.db");
     let env = [
         ("MYNA_ADMIN_EMAIL", "admin@example.com"),
-        ("MYNA_ADMIN_PASSWORD", "s3cret"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
     ];
     let mut server = Server::start(&db, &env);
-    let owner = basic("admin@example.com", "s3cret");
+    let owner = basic("admin@example.com", "s3cret-admin");
     let created = json_call(
         server.addr,
         "POST",

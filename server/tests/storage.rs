@@ -10,7 +10,9 @@ use myna_core::model::empty_object;
 use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
 use myna_server::storage::postgres::PostgresStorage;
 use myna_server::storage::sqlite::SqliteStorage;
-use myna_server::storage::{Account, ApiKey, Recording, Storage, StorageError, Token};
+use myna_server::storage::{
+    Account, ApiKey, Recording, Storage, StorageError, Token, TokenHash, TokenKind,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -59,6 +61,11 @@ macro_rules! suite {
             async fn tokens() {
                 let Some(fixture) = $open.await else { return };
                 cases::tokens(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn secrets() {
+                let Some(fixture) = $open.await else { return };
+                cases::secrets(fixture.storage.as_ref()).await
             }
             #[tokio::test]
             async fn api_keys() {
@@ -494,21 +501,24 @@ mod cases {
     pub async fn tokens(storage: &dyn Storage) {
         let account = account(storage).await;
         let token = Token {
-            token: Uuid::new_v4(),
+            hash: TokenHash([1; 32]),
+            kind: TokenKind::Api,
             account_id: account,
             expires_ms: 1000,
         };
         let other = Token {
-            token: Uuid::new_v4(),
+            hash: TokenHash([2; 32]),
+            kind: TokenKind::Dashboard,
             ..token
         };
         storage.create_token(token).await.unwrap();
         storage.create_token(other).await.unwrap();
-        assert_eq!(storage.token(token.token).await.unwrap(), Some(token));
-        storage.extend_token(token.token, 5000).await.unwrap();
+        assert_eq!(storage.token(token.hash).await.unwrap(), Some(token));
+        assert_eq!(storage.token(other.hash).await.unwrap(), Some(other));
+        storage.extend_token(token.hash, 5000).await.unwrap();
         assert_eq!(
             storage
-                .token(token.token)
+                .token(token.hash)
                 .await
                 .unwrap()
                 .map(|t| t.expires_ms),
@@ -519,12 +529,20 @@ mod cases {
             1,
             "the other expired"
         );
-        assert_eq!(storage.token(other.token).await.unwrap(), None);
-        assert!(storage.delete_token(token.token).await.unwrap());
-        assert!(!storage.delete_token(token.token).await.unwrap());
+        assert_eq!(storage.token(other.hash).await.unwrap(), None);
+        assert!(storage.delete_token(token.hash).await.unwrap());
+        assert!(!storage.delete_token(token.hash).await.unwrap());
         storage.create_token(other).await.unwrap();
         assert_eq!(storage.delete_account_tokens(account).await.unwrap(), 1);
-        assert_eq!(storage.token(other.token).await.unwrap(), None);
+        assert_eq!(storage.token(other.hash).await.unwrap(), None);
+    }
+
+    pub async fn secrets(storage: &dyn Storage) {
+        let first = storage.secret("dashboard", "aa").await.unwrap();
+        assert_eq!(first, "aa");
+        // Kept: a later start (or another instance) gets the first one.
+        assert_eq!(storage.secret("dashboard", "bb").await.unwrap(), "aa");
+        assert_eq!(storage.secret("other", "cc").await.unwrap(), "cc");
     }
 
     pub async fn api_keys(storage: &dyn Storage) {

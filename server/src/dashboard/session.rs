@@ -1,41 +1,55 @@
 //! Dashboard sessions: signing in and out, the session cookie, and CSRF.
 //!
 //! Signing in checks the email and password exactly as `POST /v2/user/login`
-//! does and issues the same kind of login token (sliding one-hour expiry).
-//! The cookie `myna_session` holds `<token>.<csrf>`: `HttpOnly;
-//! SameSite=Strict; Path=/`, plus `Secure` when the request came over HTTPS
-//! (`X-Forwarded-Proto: https` from a proxy). The CSRF part is random, fixed
-//! for the session, and must come back as the hidden `csrf` field of every
-//! POST. Before a session exists, the sign-in form is protected the same way
-//! by a short-lived `myna_signin` cookie.
+//! does (the same limits: [`crate::auth::throttle`]) and issues a dashboard
+//! session: a token of its own kind (256 random bits; stored as its SHA-256;
+//! sliding one-hour expiry), never accepted as an API Bearer token, nor an
+//! API token as a session. The cookie `myna_session` holds that token:
+//! `HttpOnly; SameSite=Strict; Path=/`, plus `Secure` when the request came
+//! over HTTPS (`X-Forwarded-Proto: https` from a proxy).
+//!
+//! CSRF: the session's token is the HMAC of the session token under the
+//! server secret (in the database, the same for every instance), so its
+//! holder cannot choose it; it must come back as the hidden `csrf` field of
+//! every POST. Before a session exists, the sign-in form carries a token the
+//! server signed (a random nonce and an expiry, HMAC under the server
+//! secret) whose nonce is also in a short-lived `myna_signin` cookie: it is
+//! verified, not merely compared between cookie and field.
 //!
 //! The dashboard authenticates ONLY by this cookie: an `Authorization`
 //! header (API key, Basic, Bearer) or an `apikey` parameter gives no access.
 
+use myna_core::Code;
 use myna_core::account::normalize_email;
-use poem::http::{StatusCode, header};
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 use uuid::Uuid;
 
 use super::html::{self, Nav, esc};
-use crate::auth::{self, Caller, Credentials, issue_token};
+use crate::auth::secret::{Secret, hex, is_random_token, random_bytes};
+use crate::auth::{self, issue_session, token_hash};
 use crate::request::{Params, read_body};
 use crate::state::AppState;
+use crate::storage::TokenKind;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "myna_session";
 /// The pre-session cookie that protects the sign-in form.
 pub const SIGNIN_COOKIE: &str = "myna_signin";
+/// How long a sign-in form may be submitted after it was served (1 hour).
+const SIGNIN_TTL_MS: i64 = 3_600_000;
+/// The longest `next` path kept.
+const MAX_NEXT_BYTES: usize = 2048;
 
 /// A signed-in dashboard visitor.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The account.
     pub account: Uuid,
-    /// The login token behind the session.
-    pub token: Uuid,
-    /// The CSRF token every form carries.
+    /// The session token (the cookie's value).
+    pub token: String,
+    /// The CSRF token every form carries: bound to the session token.
     pub csrf: String,
 }
 
@@ -69,36 +83,26 @@ fn set_cookie(request: &Request, name: &str, value: &str, path: &str, max_age: i
     format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age}{secure}")
 }
 
-/// A fresh random token for CSRF (128 random bits, hex).
-fn random_token() -> String {
-    Uuid::new_v4().simple().to_string()
-}
-
 /// The signed-in session of a request, from its cookie only.
 pub async fn session(state: &AppState, request: &Request) -> Option<Session> {
-    let value = cookie(request, SESSION_COOKIE)?;
-    let (token, csrf) = value.split_once('.')?;
-    let token = Uuid::parse_str(token).ok()?;
-    if csrf.len() != 32 || !csrf.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let token = cookie(request, SESSION_COOKIE)?;
+    if !is_random_token(&token) {
         return None;
     }
-    let caller = auth::authenticate(
-        state.storage.as_ref(),
-        &state.passwords,
-        &state.keys,
-        Credentials::Bearer(token),
-        state.now_ms(),
-    )
-    .await
-    .ok()?;
-    match caller {
-        Caller::Owner { account } => Some(Session {
-            account,
-            token,
-            csrf: csrf.to_owned(),
-        }),
-        Caller::Key { .. } => None,
-    }
+    let storage = state.storage.as_ref();
+    let account = auth::use_token(storage, TokenKind::Dashboard, &token, state.now_ms())
+        .await
+        .ok()?;
+    Some(Session {
+        account,
+        csrf: session_csrf(&state.secret, &token),
+        token,
+    })
+}
+
+/// The CSRF token of a session: the HMAC of its token under the server secret.
+fn session_csrf(secret: &Secret, token: &str) -> String {
+    secret.sign_hex("dashboard-csrf", &[token.as_bytes()])
 }
 
 /// Constant-time comparison of two tokens.
@@ -110,6 +114,30 @@ fn same(a: &str, b: &str) -> bool {
 pub fn csrf_ok(session: &Session, form: &Params) -> bool {
     form.get("csrf")
         .is_some_and(|given| same(given, &session.csrf))
+}
+
+/// A new sign-in form token, `nonce.expires.signature`, and its nonce (for
+/// the `myna_signin` cookie).
+fn signin_token(secret: &Secret, now_ms: i64) -> (String, String) {
+    let nonce = hex(&random_bytes::<16>());
+    let expires = (now_ms + SIGNIN_TTL_MS).to_string();
+    let signature = secret.sign_hex("signin", &[nonce.as_bytes(), expires.as_bytes()]);
+    let token = format!("{nonce}.{expires}.{signature}");
+    (nonce, token)
+}
+
+/// Whether `token` is a sign-in token this server signed, not expired at
+/// `now_ms`, whose nonce is the `myna_signin` cookie's.
+fn signin_token_ok(secret: &Secret, token: &str, cookie: &str, now_ms: i64) -> bool {
+    let mut parts = token.split('.');
+    let (Some(nonce), Some(expires), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let live = expires.parse::<i64>().is_ok_and(|at| at > now_ms);
+    live && same(nonce, cookie)
+        && secret.verify_hex("signin", &[nonce.as_bytes(), expires.as_bytes()], signature)
 }
 
 /// Where to send a visitor without a session: the sign-in page, coming back
@@ -139,26 +167,46 @@ pub fn csrf_refused() -> Response {
     )
 }
 
-/// A `next` target that stays on this site (a path, not `//host`).
+/// A `next` target that stays on this site, else `/`: one leading `/`,
+/// then visible ASCII only (no space, no control character, TAB, CR, LF,
+/// NUL, DEL or any other, and nothing beyond ASCII, so no Unicode control:
+/// a real `next` comes percent-encoded), no `//` and no `\\` anywhere (which
+/// browsers read as another host), at most 2 KiB. So the redirect always
+/// has a valid `Location`, on this site.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.len() <= MAX_NEXT_BYTES
+                && n.starts_with('/')
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
 
-fn signin_page(
-    request: &Request,
+/// What the sign-in form says when it is refused.
+struct Refusal<'a> {
     status: StatusCode,
+    message: &'a str,
+    retry_after: Option<u64>,
+}
+
+fn signin_page(
+    state: &AppState,
+    request: &Request,
     email: &str,
     next: &str,
-    message: Option<&str>,
+    refusal: Option<Refusal<'_>>,
 ) -> Response {
-    let token = random_token();
-    let alert = message.map_or(String::new(), |m| {
+    let (nonce, token) = signin_token(&state.secret, state.now_ms());
+    let alert = refusal.as_ref().map_or(String::new(), |r| {
         format!(
             "<div class=\"alert error\" role=\"alert\"><p>{}</p></div>",
-            esc(m)
+            esc(r.message)
         )
     });
     let body = format!(
@@ -180,15 +228,21 @@ fn signin_page(
         focus_password = if email.is_empty() { "" } else { " autofocus" },
     );
     let page = html::page("Sign in", Nav::None, None, &body);
+    let status = refusal.as_ref().map_or(StatusCode::OK, |r| r.status);
     let mut response = html::html(status, page);
-    let cookie = set_cookie(request, SIGNIN_COOKIE, &token, "/signin", 3600);
+    let cookie = set_cookie(request, SIGNIN_COOKIE, &nonce, "/signin", 3600);
     if let Ok(value) = cookie.parse() {
         response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    if let Some(seconds) = refusal.and_then(|r| r.retry_after) {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
 
-/// `GET /signin`: the sign-in form (or home when already signed in).
+/// `GET /signin`: the sign-in form (or `next` when already signed in).
 #[handler]
 pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Response {
     let params = Params::of(request);
@@ -196,78 +250,76 @@ pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Res
     if session(state, request).await.is_some() {
         return html::redirect(next, &[]);
     }
-    signin_page(request, StatusCode::OK, "", next, None)
+    signin_page(state, request, "", next, None)
 }
 
+const UNAVAILABLE: &str = "The server cannot sign you in right now; try again in a moment.";
+
 /// `POST /signin`: checks the email and password as the API's login does;
-/// on success a session cookie and a redirect, else the form again (401).
+/// on success a session cookie and a redirect, else the form again (401;
+/// 429 with `Retry-After` when limited).
 #[handler]
 pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
+    let refuse = |status, message| {
+        Some(Refusal {
+            status,
+            message,
+            retry_after: None,
+        })
+    };
     let Ok(body) = read_body(request, body).await else {
-        return signin_page(
-            request,
-            StatusCode::BAD_REQUEST,
-            "",
-            "/",
-            Some("The form could not be read."),
-        );
+        let refusal = refuse(StatusCode::BAD_REQUEST, "The form could not be read.");
+        return signin_page(state, request, "", "/", refusal);
     };
     let form = Params::parse(&String::from_utf8_lossy(&body));
     let next = safe_next(form.get("next")).to_owned();
     let email = form.get("email").unwrap_or_default();
-    let expected = cookie(request, SIGNIN_COOKIE).unwrap_or_default();
+    let nonce = cookie(request, SIGNIN_COOKIE).unwrap_or_default();
     let given = form.get("csrf").unwrap_or_default();
-    if expected.is_empty() || !same(&expected, given) {
-        return signin_page(
-            request,
+    if !signin_token_ok(&state.secret, given, &nonce, state.now_ms()) {
+        let refusal = refuse(
             StatusCode::FORBIDDEN,
-            email,
-            &next,
-            Some("This sign-in form has expired (or cookies are blocked). Please try again."),
+            "This sign-in form has expired (or cookies are blocked). Please try again.",
         );
+        return signin_page(state, request, email, &next, refusal);
     }
     let password = form.get("password").unwrap_or_default();
-    let storage = state.storage.as_ref();
-    let account = match state
-        .passwords
-        .check(storage, &normalize_email(email), password)
-        .await
-    {
+    let checked = state
+        .checker(request)
+        .password(&normalize_email(email), password)
+        .await;
+    let account = match checked {
         Ok(account) => account,
+        Err(problem) if problem.code() == Code::TooManyAttempts => {
+            let message = &problem.messages[0];
+            let refusal = Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: &message.message,
+                retry_after: message
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("retryAfter")?.as_u64()),
+            };
+            return signin_page(state, request, email, &next, Some(refusal));
+        }
         Err(problem) if problem.status == 401 => {
-            return signin_page(
-                request,
+            let refusal = refuse(
                 StatusCode::UNAUTHORIZED,
-                email,
-                &next,
-                Some("The email or password is not right."),
+                "The email or password is not right.",
             );
+            return signin_page(state, request, email, &next, refusal);
         }
         Err(_) => {
-            return signin_page(
-                request,
-                StatusCode::SERVICE_UNAVAILABLE,
-                email,
-                &next,
-                Some("The server cannot sign you in right now; try again in a moment."),
-            );
+            let refusal = refuse(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
+            return signin_page(state, request, email, &next, refusal);
         }
     };
-    let token = match issue_token(storage, account, state.now_ms()).await {
-        Ok(token) => token,
-        Err(_) => {
-            return signin_page(
-                request,
-                StatusCode::SERVICE_UNAVAILABLE,
-                email,
-                &next,
-                Some("The server cannot sign you in right now; try again in a moment."),
-            );
-        }
+    let Ok(token) = issue_session(state.storage.as_ref(), account, state.now_ms()).await else {
+        let refusal = refuse(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
+        return signin_page(state, request, email, &next, refusal);
     };
-    let value = format!("{}.{}", token.token, random_token());
     // The cookie outlives the token's sliding hour; the token decides.
-    let session = set_cookie(request, SESSION_COOKIE, &value, "/", 30 * 24 * 3600);
+    let session = set_cookie(request, SESSION_COOKIE, &token, "/", 30 * 24 * 3600);
     let clear = set_cookie(request, SIGNIN_COOKIE, "", "/signin", 0);
     html::redirect(&next, &[session, clear])
 }
@@ -283,9 +335,68 @@ pub async fn signout(request: &Request, Data(state): Data<&AppState>, body: Body
     if !csrf_ok(&session, &form) {
         return csrf_refused();
     }
-    if let Err(problem) = state.storage.delete_token(session.token).await {
+    if let Err(problem) = state.storage.delete_token(token_hash(&session.token)).await {
         tracing::warn!(?problem, "signing out: the token could not be deleted");
     }
     let clear = set_cookie(request, SESSION_COOKIE, "", "/", 0);
     html::redirect("/signin", &[clear])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_only_ever_a_path_on_this_site() {
+        for good in [
+            "/",
+            "/experiments/x?done=created",
+            "/keys",
+            "/a/%2F%2Fb",
+            "/%09",
+        ] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "",
+            "x",
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/x",
+            "/\0",
+            "/\u{7f}",
+            "/\\evil.example",
+            "/a//b",
+            "https://evil.example",
+            "/ /x",
+            "/\u{85}x",
+            "/\u{202e}x",
+            "/\u{200b}/evil.example",
+            "/é",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn signin_tokens_are_signed_bound_to_their_cookie_and_expire() {
+        let secret = Secret::random();
+        let (nonce, token) = signin_token(&secret, 1_000);
+        assert!(signin_token_ok(&secret, &token, &nonce, 1_000));
+        assert!(!signin_token_ok(
+            &secret,
+            &token,
+            &nonce,
+            1_000 + SIGNIN_TTL_MS
+        ));
+        assert!(!signin_token_ok(&secret, &token, "another", 1_000));
+        assert!(!signin_token_ok(&Secret::random(), &token, &nonce, 1_000));
+        // A value the client made up, the same in cookie and field.
+        assert!(!signin_token_ok(&secret, "x", "x", 1_000));
+        let forged = format!("{nonce}.{}.{}", 1_000 + 10 * SIGNIN_TTL_MS, "0".repeat(64));
+        assert!(!signin_token_ok(&secret, &forged, &nonce, 1_000));
+    }
 }

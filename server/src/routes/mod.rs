@@ -89,19 +89,17 @@ async fn caller(
     apikey: Option<&str>,
 ) -> Result<Caller, Problem> {
     let credentials = auth::credentials(request, apikey);
-    authenticate(state, credentials).await
+    authenticate(state, request, credentials).await
 }
 
-/// Checks credentials against this state's storage.
-async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Caller, Problem> {
-    auth::authenticate(
-        state.storage.as_ref(),
-        &state.passwords,
-        &state.keys,
-        credentials,
-        state.now_ms(),
-    )
-    .await
+/// Checks `request`'s credentials against this state (its client address
+/// counts for the limits on password checks).
+async fn authenticate(
+    state: &AppState,
+    request: &Request,
+    credentials: Credentials,
+) -> Result<Caller, Problem> {
+    state.checker(request).authenticate(credentials).await
 }
 
 #[cfg(test)]
@@ -132,7 +130,7 @@ mod tests {
             storage.as_ref(),
             &passwords,
             "me@example.com",
-            "s3cret",
+            "s3cret-password",
             clock.now_ms(),
         )
         .await
@@ -144,8 +142,8 @@ mod tests {
         };
         let (state, _background) = AppState::start(storage, options).await.expect("start");
         let client = TestClient::new(app(state));
-        // me@example.com:s3cret
-        let basic = "Basic bWVAZXhhbXBsZS5jb206czNjcmV0";
+        // me@example.com:s3cret-password
+        let basic = "Basic bWVAZXhhbXBsZS5jb206czNjcmV0LXBhc3N3b3Jk";
         let sample = [
             (Method::GET, "/v2/experiment", Some(basic), StatusCode::OK),
             (

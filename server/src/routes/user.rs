@@ -35,9 +35,8 @@ pub async fn login(request: &Request, Data(state): Data<&AppState>, body: Body) 
                 (login.email, login.password)
             }
         };
-        let storage = state.storage.as_ref();
-        let account = state.passwords.check(storage, &email, &password).await?;
-        let token = issue_token(storage, account, now).await?;
+        let account = state.checker(request).password(&email, &password).await?;
+        let token = issue_token(state.storage.as_ref(), account, now).await?;
         Ok(token_answer(token.token, token.expires_ms).to_string())
     }
     .await;
@@ -54,10 +53,13 @@ pub async fn logout(request: &Request, Data(state): Data<&AppState>) -> Response
             Credentials::Bearer(token) => Some(*token),
             _ => None,
         };
-        let account = authenticate(state, credentials).await?.owner()?;
+        let account = authenticate(state, request, credentials).await?.owner()?;
         match token {
             Some(token) => {
-                state.storage.delete_token(token).await?;
+                state
+                    .storage
+                    .delete_token(auth::token_hash(&token.to_string()))
+                    .await?;
             }
             None => {
                 state.storage.delete_account_tokens(account).await?;

@@ -44,11 +44,73 @@ pub struct Account {
     pub created_ms: i64,
 }
 
-/// A login token (`Authorization: Bearer <token>`).
+/// The SHA-256 of a login token: what storage keeps instead of the token,
+/// which only ever is in its holder's hands (a copy of the database yields
+/// no live session).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Lower-case hex, as stored.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads the stored hex form back.
+    pub fn from_hex(text: &str) -> Option<TokenHash> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(TokenHash(bytes))
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHash({})", self.hex())
+    }
+}
+
+/// What a login token opens: the API or the dashboard. Neither kind is
+/// accepted as the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `Authorization: Bearer <token>` (from `POST /v2/user/login`).
+    Api,
+    /// The dashboard's session cookie.
+    Dashboard,
+}
+
+impl TokenKind {
+    /// The stored form (`api`, `dashboard`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::Dashboard => "dashboard",
+        }
+    }
+
+    /// Reads the stored form back.
+    pub fn parse(text: &str) -> Option<TokenKind> {
+        match text {
+            "api" => Some(TokenKind::Api),
+            "dashboard" => Some(TokenKind::Dashboard),
+            _ => None,
+        }
+    }
+}
+
+/// A login token as stored: its hash, never the token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
-    /// The secret itself.
-    pub token: Uuid,
+    /// The SHA-256 of the token.
+    pub hash: TokenHash,
+    /// What it opens.
+    pub kind: TokenKind,
     /// Whose it is.
     pub account_id: Uuid,
     /// When it stops working unless used again, epoch milliseconds.
@@ -162,18 +224,23 @@ pub trait Storage: Send + Sync + 'static {
     /// The account with this (lower-case) email.
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>>;
 
-    /// Stores a new login token.
+    /// Stores a new login token (by its hash).
     fn create_token(&self, token: Token) -> Fut<'_, ()>;
-    /// The token, if it exists (expired or not: the caller checks `expires_ms`).
-    fn token(&self, token: Uuid) -> Fut<'_, Option<Token>>;
+    /// The token with this hash, if it exists (expired or not, of either
+    /// kind: the caller checks `expires_ms` and `kind`).
+    fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>>;
     /// Moves a token's expiry (sliding expiry on use).
-    fn extend_token(&self, token: Uuid, expires_ms: i64) -> Fut<'_, ()>;
+    fn extend_token(&self, hash: TokenHash, expires_ms: i64) -> Fut<'_, ()>;
     /// Deletes one token (logout); false if it did not exist.
-    fn delete_token(&self, token: Uuid) -> Fut<'_, bool>;
-    /// Deletes every token of an account; how many there were.
+    fn delete_token(&self, hash: TokenHash) -> Fut<'_, bool>;
+    /// Deletes every token of an account, of both kinds; how many there were.
     fn delete_account_tokens(&self, account_id: Uuid) -> Fut<'_, u64>;
     /// Deletes tokens that expired at or before `now_ms`; how many.
     fn prune_tokens(&self, now_ms: i64) -> Fut<'_, u64>;
+    /// The server's secret named `name`, storing `fresh` first when there is
+    /// none yet: it survives restarts, and every instance on one database
+    /// gets the same (whichever stored it first).
+    fn secret<'a>(&'a self, name: &'a str, fresh: &'a str) -> Fut<'a, String>;
 
     /// Stores a new API key.
     fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()>;

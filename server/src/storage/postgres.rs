@@ -22,11 +22,11 @@ use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use super::rows::{
-    account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
+    Columns, account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
 };
 use super::{
     Account, ApiKey, Deltas, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage,
-    StorageError, Token, Unreadable,
+    StorageError, Token, TokenHash, Unreadable,
 };
 
 /// Most connections one instance opens (N instances open at most N times
@@ -555,9 +555,11 @@ impl Storage for PostgresStorage {
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
         Box::pin(async move {
             sqlx::query(
-                "INSERT INTO tokens (token, account_id, expires_ms) VALUES ($1::uuid, $2::uuid, $3)",
+                "INSERT INTO tokens (hash, kind, account_id, expires_ms) \
+                 VALUES ($1, $2, $3::uuid, $4)",
             )
-            .bind(token.token.to_string())
+            .bind(token.hash.hex())
+            .bind(token.kind.as_str())
             .bind(token.account_id.to_string())
             .bind(token.expires_ms)
             .execute(&mut *self.conn().await?)
@@ -567,13 +569,13 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn token(&self, token: Uuid) -> Fut<'_, Option<Token>> {
+    fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "SELECT token::text AS token, account_id::text AS account_id, expires_ms \
-                 FROM tokens WHERE token = $1::uuid",
+                "SELECT hash, kind, account_id::text AS account_id, expires_ms \
+                 FROM tokens WHERE hash = $1",
             )
-            .bind(token.to_string())
+            .bind(hash.hex())
             .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
@@ -581,11 +583,11 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn extend_token(&self, token: Uuid, expires_ms: i64) -> Fut<'_, ()> {
+    fn extend_token(&self, hash: TokenHash, expires_ms: i64) -> Fut<'_, ()> {
         Box::pin(async move {
-            sqlx::query("UPDATE tokens SET expires_ms = $1 WHERE token = $2::uuid")
+            sqlx::query("UPDATE tokens SET expires_ms = $1 WHERE hash = $2")
                 .bind(expires_ms)
-                .bind(token.to_string())
+                .bind(hash.hex())
                 .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
@@ -593,10 +595,10 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn delete_token(&self, token: Uuid) -> Fut<'_, bool> {
+    fn delete_token(&self, hash: TokenHash) -> Fut<'_, bool> {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE token = $1::uuid")
-                .bind(token.to_string())
+            let done = sqlx::query("DELETE FROM tokens WHERE hash = $1")
+                .bind(hash.hex())
                 .execute(&mut *self.conn().await?)
                 .await
                 .map_err(map_err)?;
@@ -623,6 +625,29 @@ impl Storage for PostgresStorage {
                 .await
                 .map_err(map_err)?;
             Ok(done.rows_affected())
+        })
+    }
+
+    fn secret<'a>(&'a self, name: &'a str, fresh: &'a str) -> Fut<'a, String> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            // An instance inserting at the same moment makes this insert
+            // wait for its commit, then do nothing; the next statement's
+            // snapshot sees whichever row was stored first.
+            sqlx::query(
+                "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(fresh)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            row.text("value")
         })
     }
 

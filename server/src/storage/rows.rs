@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
-use super::{Account, ApiKey, Experiments, StorageError, Token, Unreadable};
+use super::{Account, ApiKey, Experiments, StorageError, Token, TokenHash, TokenKind, Unreadable};
 
 /// A row of either backend, read by column name. A missing column or a
 /// value of another type is an internal error (schema and code disagree).
@@ -86,8 +86,13 @@ pub fn account_row(row: &impl Columns) -> Result<Account, StorageError> {
 
 /// A `tokens` row.
 pub fn token_row(row: &impl Columns) -> Result<Token, StorageError> {
+    let hash = row.text("hash")?;
+    let kind = row.text("kind")?;
     Ok(Token {
-        token: uuid_col(row, "token")?,
+        hash: TokenHash::from_hex(&hash)
+            .ok_or_else(|| StorageError::Internal("bad token hash".into()))?,
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| StorageError::Internal(format!("bad token kind {kind}")))?,
         account_id: uuid_col(row, "account_id")?,
         expires_ms: row.integer("expires_ms")?,
     })

@@ -18,11 +18,12 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::rows::{
-    account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row, uuid_col,
+    Columns, account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
+    uuid_col,
 };
 use super::{
     Account, ApiKey, Deltas, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage,
-    StorageError, Token, Unreadable,
+    StorageError, Token, TokenHash, Unreadable,
 };
 
 /// Rows written by one statement (at most 5 parameters each: far below
@@ -377,22 +378,25 @@ impl Storage for SqliteStorage {
 
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO tokens (token, account_id, expires_ms) VALUES (?, ?, ?)")
-                .bind(token.token.to_string())
-                .bind(token.account_id.to_string())
-                .bind(token.expires_ms)
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO tokens (hash, kind, account_id, expires_ms) VALUES (?, ?, ?, ?)",
+            )
+            .bind(token.hash.hex())
+            .bind(token.kind.as_str())
+            .bind(token.account_id.to_string())
+            .bind(token.expires_ms)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
             Ok(())
         })
     }
 
-    fn token(&self, token: Uuid) -> Fut<'_, Option<Token>> {
+    fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {
         Box::pin(async move {
             let row =
-                sqlx::query("SELECT token, account_id, expires_ms FROM tokens WHERE token = ?")
-                    .bind(token.to_string())
+                sqlx::query("SELECT hash, kind, account_id, expires_ms FROM tokens WHERE hash = ?")
+                    .bind(hash.hex())
                     .fetch_optional(&self.read)
                     .await
                     .map_err(map_err)?;
@@ -400,11 +404,11 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn extend_token(&self, token: Uuid, expires_ms: i64) -> Fut<'_, ()> {
+    fn extend_token(&self, hash: TokenHash, expires_ms: i64) -> Fut<'_, ()> {
         Box::pin(async move {
-            sqlx::query("UPDATE tokens SET expires_ms = ? WHERE token = ?")
+            sqlx::query("UPDATE tokens SET expires_ms = ? WHERE hash = ?")
                 .bind(expires_ms)
-                .bind(token.to_string())
+                .bind(hash.hex())
                 .execute(&self.write)
                 .await
                 .map_err(map_err)?;
@@ -412,10 +416,10 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn delete_token(&self, token: Uuid) -> Fut<'_, bool> {
+    fn delete_token(&self, hash: TokenHash) -> Fut<'_, bool> {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE token = ?")
-                .bind(token.to_string())
+            let done = sqlx::query("DELETE FROM tokens WHERE hash = ?")
+                .bind(hash.hex())
                 .execute(&self.write)
                 .await
                 .map_err(map_err)?;
@@ -442,6 +446,26 @@ impl Storage for SqliteStorage {
                 .await
                 .map_err(map_err)?;
             Ok(done.rows_affected())
+        })
+    }
+
+    fn secret<'a>(&'a self, name: &'a str, fresh: &'a str) -> Fut<'a, String> {
+        Box::pin(async move {
+            // Both on the one writing connection: the read sees the insert.
+            sqlx::query(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(fresh)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+            let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.write)
+                .await
+                .map_err(map_err)?;
+            row.text("value")
         })
     }
 

@@ -103,7 +103,9 @@ async fn tokens_expire_after_an_hour_unused() {
     );
     let stored = h
         .storage
-        .token(uuid::Uuid::parse_str(token.trim_start_matches("Bearer ")).unwrap())
+        .token(myna_server::auth::token_hash(
+            token.trim_start_matches("Bearer "),
+        ))
         .await;
     assert!(stored.unwrap().unwrap().expires_ms <= START_MS + 160 * 60_000);
 }
@@ -213,4 +215,69 @@ async fn api_key_lifecycle() {
     );
     let bad = h.post("/v2/apikey", Who::Owner, json!({"name": 3})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn nul_in_an_api_key_name_or_a_login_email_is_a_400_with_its_path() {
+    let h = Harness::new().await;
+    let key = h
+        .post("/v2/apikey", Who::Owner, json!({"name": "site\u{0}x"}))
+        .await;
+    assert_eq!(key.status, StatusCode::BAD_REQUEST, "{}", key.text);
+    assert_eq!(key.json()["messages"][0]["path"], "name");
+    let login = h
+        .post(
+            "/v2/user/login",
+            Who::Nobody,
+            json!({"email": "owner\u{0}@example.com", "password": h.owner.password}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::BAD_REQUEST, "{}", login.text);
+    assert_eq!(login.json()["messages"][0]["path"], "email");
+}
+
+#[tokio::test]
+async fn new_accounts_follow_the_password_policy() {
+    let h = Harness::new().await;
+    let passwords = myna_server::auth::Passwords::fast_for_tests();
+    let storage = h.storage.as_ref();
+    for (email, password, path) in [
+        ("new@example.com", "1", "password"),
+        ("new@example.com", "aaaaaaaaaa", "password"),
+        ("new@example.com", "new@example.com", "password"),
+        ("new@example.com", "NEW", "password"),
+        ("longer@example.com", "longer", "password"),
+        ("new@example.com", "password123", "password"),
+        ("new\u{0}@example.com", "a fine password", "email"),
+    ] {
+        let refused =
+            myna_server::accounts::create_account(storage, &passwords, email, password, START_MS)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{email} {password} was accepted"));
+        assert_eq!(refused.status, 400, "{refused}");
+        assert!(
+            refused
+                .messages
+                .iter()
+                .all(|m| m.path.as_deref() == Some(path)),
+            "{refused}"
+        );
+        assert!(
+            storage
+                .account_by_email(&email.to_lowercase())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let created = myna_server::accounts::create_account(
+        storage,
+        &passwords,
+        "new@example.com",
+        "change-me",
+        START_MS,
+    )
+    .await;
+    assert!(created.is_ok(), "{created:?}");
 }
