@@ -163,15 +163,15 @@ pub fn random_uuid() -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// A random token naming a view or a reward in the visitor's claims (48
-/// bits: exact as a JSON number; never 0, which means none).
+/// A random token naming a view or a reward in the visitor's claims (32
+/// bits: the few tabs of one visitor that act at once never draw the same;
+/// never 0, which means none).
 fn random_token() -> u64 {
-    let bytes = random_uuid().into_bytes();
-    let mut token = 0u64;
-    for b in bytes.iter().take(6) {
-        token = (token << 8) | u64::from(*b);
+    let mut bytes = [0u8; 4];
+    if random_values(&mut bytes).is_err() {
+        return (js_sys::Math::random() * 4_294_967_295.0) as u64 + 1;
     }
-    token.max(1)
+    u64::from(u32::from_be_bytes(bytes)).max(1)
 }
 
 /// A number as the browser writes it (JSON's form for finite numbers).

@@ -32,21 +32,17 @@ pub fn lease(store: &Store, tab: &str, step: u32, now_ms: f64) -> bool {
     let current = store.get(&key);
     let current = current.as_deref().and_then(parse);
     let ours = current.is_some_and(|(owner, _)| owner == tab);
-    match step {
-        0 if may_take(current, tab, now_ms) => {
-            store.set(&key, &encode(tab, now_ms + LEASE_MS));
-            true
-        }
-        1 if ours => {
-            store.set(&key, &encode(tab, now_ms + LEASE_MS));
-            true
-        }
-        2 if ours => {
-            store.remove(&key);
-            true
-        }
+    let write = match step {
+        0 => may_take(current, tab, now_ms),
+        1 => ours,
         _ => false,
+    };
+    if write {
+        store.set(&key, &encode(tab, now_ms + LEASE_MS));
+    } else if step == 2 && ours {
+        store.remove(&key);
     }
+    write || (step == 2 && ours)
 }
 
 /// A lease as stored: `<tab> <until ms>`.

@@ -151,10 +151,11 @@ impl Batch {
     }
 
     /// Bytes this batch takes in storage (its body, its claims and a little
-    /// framing; a claim takes at most 40: `[seq,token,reward],`).
+    /// framing; a claim takes at most 30: `[seq,token,reward],` with 32-bit
+    /// tokens and a view's without its reward).
     fn bytes(&self) -> usize {
         let claims = self.claims.iter().filter(|c| c.seq > 0).count();
-        self.json.len() + self.experiment.len() + 80 + claims * 40
+        self.json.len() + self.experiment.len() + 80 + claims * 30
     }
 }
 
@@ -500,7 +501,8 @@ impl<N: Number> Queue<N> {
 
     /// The stored form: `{"t":heartbeat,"r":released,"q":[{"e":expt,"s":sealed,"b":body,"k":claims}]}`,
     /// where each `b` is the exact record body and `k` its events' claims
-    /// (`[seq,token,reward]` each; absent when none has one).
+    /// (`[seq,token,reward]` each, `[seq,token]` for a view; absent when
+    /// none has one).
     pub fn to_stored(&self, heartbeat_ms: f64, released: bool) -> String {
         let mut out = String::with_capacity(self.bytes());
         out.push_str("{\"t\":");
@@ -531,8 +533,10 @@ impl<N: Number> Queue<N> {
                     push_decimal(&mut out, u64::from(c.seq));
                     out.push(',');
                     push_decimal(&mut out, c.token);
-                    out.push(',');
-                    push_decimal(&mut out, c.reward);
+                    if c.reward > 0 {
+                        out.push(',');
+                        push_decimal(&mut out, c.reward);
+                    }
                     out.push(']');
                 }
                 out.push(']');
@@ -996,15 +1000,18 @@ mod tests {
     fn claims_are_stored_with_their_events() {
         let mut q = queue(10);
         let c = Entry {
-            seq: 3,
-            token: 281_474_976_710_655,
-            reward: 9,
+            seq: 99_999,
+            token: 4_294_967_295,
+            reward: 4_294_967_295,
         };
         q.push("e", view("a", 1), c, || Uuid::from_u128(1));
+        let v = Entry { reward: 0, ..c };
+        q.push("e", view("a", 2), v, || Uuid::from_u128(1));
         let stored: Value = serde_json::from_str(&q.to_stored(1.0, false)).unwrap();
+        let big = 4_294_967_295u64;
         assert_eq!(
             stored["q"][0]["k"],
-            serde_json::json!([[3, 281_474_976_710_655u64, 9]])
+            serde_json::json!([[99_999, big, big], [99_999, big]])
         );
         assert!(
             q.to_stored(1.0, false).len() <= q.bytes(),
