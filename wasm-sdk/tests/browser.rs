@@ -608,3 +608,54 @@ async fn failed_sends_back_off_and_online_retries_at_once() {
     myna.close();
     clear(&ns);
 }
+
+#[wasm_bindgen_test]
+async fn events_whose_claims_lost_to_another_tab_are_dropped_before_they_leave() {
+    let ns = ns("claims");
+    let spy = BeaconSpy::install();
+    let myna = connect(&quiet(
+        &ns,
+        "https://ab.example.com",
+        &[snapshot(U1, &[("a", 0.5), ("b", 0.5)])],
+    ))
+    .await;
+    let expt = myna.experiment(U1).unwrap();
+    expt.suggest().unwrap();
+    sleep(0).await; // the claim is written at the end of the task
+    let key = format!("{ns}:s:{U1}");
+    let mine = storage().get_item(&key).unwrap().unwrap();
+    assert!(mine.contains(r#""c":[[1,"#), "{mine}");
+    // Another tab drew at the same moment, and storage kept its write.
+    storage()
+        .set_item(&key, r#"{"v":"b","r":false,"c":[[1,7,0]]}"#)
+        .unwrap();
+    dispatch("pagehide");
+    assert_eq!(
+        spy.calls.borrow().len(),
+        0,
+        "the view that lost is not sent"
+    );
+    assert_eq!(myna.queued(), 0);
+    // This tab now rewards the visitor's view (the other tab's)…
+    dispatch("pageshow");
+    assert!(expt.reward(None).unwrap());
+    sleep(0).await;
+    // …while a third tab's reward of it is what storage kept.
+    storage()
+        .set_item(&key, r#"{"v":"b","r":true,"c":[[1,7,99]]}"#)
+        .unwrap();
+    dispatch("pagehide");
+    assert_eq!(
+        spy.calls.borrow().len(),
+        0,
+        "the reward that lost is not sent"
+    );
+    assert_eq!(myna.queued(), 0);
+    // Uncontested, a view is sent.
+    expt.view("a").unwrap();
+    dispatch("pagehide");
+    assert_eq!(spy.calls.borrow().len(), 1);
+    myna.close();
+    drop(spy);
+    clear(&ns);
+}
