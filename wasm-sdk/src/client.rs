@@ -126,9 +126,6 @@ struct Kept {
     /// Changed here, not written yet (it is at the end of the task, with the
     /// queue: a burst of events costs one write).
     dirty: bool,
-    /// Read from storage in this task: nothing else can change it before
-    /// the task ends (other tabs' writes arrive between tasks).
-    fresh: bool,
 }
 
 /// Where a flush is: what it sent, what it still owes the page.
@@ -165,13 +162,10 @@ pub fn random_uuid() -> Uuid {
 
 /// A random token naming a view or a reward in the visitor's claims (32
 /// bits: the few tabs of one visitor that act at once never draw the same;
-/// never 0, which means none).
+/// never 0, which means none). `Math.random` is enough (nothing is secret
+/// here) and costs a fraction of `crypto.getRandomValues` at each event.
 fn random_token() -> u64 {
-    let mut bytes = [0u8; 4];
-    if random_values(&mut bytes).is_err() {
-        return (js_sys::Math::random() * 4_294_967_295.0) as u64 + 1;
-    }
-    u64::from(u32::from_be_bytes(bytes)).max(1)
+    (js_sys::Math::random() * 4_294_967_295.0) as u64 + 1
 }
 
 /// A number as the browser writes it (JSON's form for finite numbers).
@@ -432,11 +426,7 @@ impl Client {
 
     /// The sticky variant's id, or one drawn by weight (queueing one view).
     pub fn suggest(&self, uuid: &str) -> Result<String, JsValue> {
-        let mut state = self.sticky(uuid);
-        if state.variant.is_none() {
-            // About to draw: read afresh, another tab may have just drawn.
-            state = self.sticky_fresh(uuid);
-        }
+        let state = self.sticky(uuid);
         let decision = self.with(uuid, |e| {
             match sticky::suggest(&state, &e.ids(), &e.weights, js_sys::Math::random()) {
                 Suggestion::Again(id) => Some((id, false)),
@@ -467,7 +457,7 @@ impl Client {
 
     /// Claims the view in the visitor's shared state, then queues it.
     fn record_view(&self, uuid: &str, variant: &str, event: Event) {
-        let (next, claim) = sticky::view(&self.sticky_fresh(uuid), variant, random_token());
+        let (next, claim) = sticky::view(&self.sticky(uuid), variant, random_token());
         self.set_sticky(uuid, next);
         self.enqueue(uuid, event, claim);
     }
@@ -475,8 +465,8 @@ impl Client {
     /// Rewards the visitor's last view once; whether a reward was queued.
     pub fn reward(&self, uuid: &str, amount: Option<f64>) -> Result<bool, JsValue> {
         self.with(uuid, |_| ())?;
-        // The shared state as it is now: another tab may have rewarded.
-        let state = self.sticky_fresh(uuid);
+        // The shared state: another tab's reward is in it.
+        let state = self.sticky(uuid);
         let Some(variant) = state.variant.clone() else {
             return Err(error::new(
                 Code::NoView,
@@ -500,31 +490,19 @@ impl Client {
     /// Forgets this visitor's variant of the experiment (its views stay
     /// remembered, for the claims of events still queued).
     pub fn unstick(&self, uuid: &str) {
-        let state = sticky::unstuck(&self.sticky_fresh(uuid));
+        let state = sticky::unstuck(&self.sticky(uuid));
         self.set_sticky(uuid, state);
     }
 
-    /// The visitor's state as this tab last knew it (read once, then kept
-    /// until another tab changes storage).
+    /// The visitor's state as this tab knows it: read from storage once,
+    /// then kept (with this tab's changes) until another tab changes
+    /// storage (the `storage` event forgets it).
     fn sticky(&self, uuid: &str) -> Sticky {
         if let Some(k) = self.stickies().iter().find(|k| k.uuid == uuid) {
             return k.state.clone();
         }
-        self.sticky_fresh(uuid)
-    }
-
-    /// The visitor's state as storage has it now (ours while our write is
-    /// pending, or as read in this task already).
-    fn sticky_fresh(&self, uuid: &str) -> Sticky {
-        if let Some(k) = self.stickies().iter().find(|k| k.uuid == uuid)
-            && (k.fresh || k.dirty)
-        {
-            return k.state.clone();
-        }
         let state = read_sticky(self.read_kept(&self.store.sticky_key(uuid)).as_deref());
         self.keep_sticky(uuid, state.clone(), false);
-        // Forgotten as fresh when the task ends.
-        self.schedule_persist();
         state
     }
 
@@ -534,13 +512,11 @@ impl Client {
             Some(k) => {
                 k.state = state;
                 k.dirty |= dirty;
-                k.fresh = true;
             }
             None => stickies.push(Kept {
                 uuid: uuid.to_owned(),
                 state,
                 dirty,
-                fresh: true,
             }),
         }
     }
@@ -703,9 +679,6 @@ impl Client {
     /// full queue since the last write are reported here, once.
     pub fn persist(&self) {
         self.write_stickies();
-        for k in self.stickies().iter_mut() {
-            k.fresh = false;
-        }
         let key = self.store.queue_key(&self.tab);
         let t = now();
         let overflow = core::mem::take(&mut self.st().dropped);
