@@ -112,21 +112,23 @@ impl Batch {
         self.claims.push(claim);
     }
 
-    /// Keeps the events whose claim `keep` accepts; how many went.
-    fn retain(&mut self, mut keep: impl FnMut(&str, &Claim) -> bool, number: impl Number) -> usize {
+    /// Keeps the events whose claim `keep` accepts; how many went. (Every
+    /// event has its claim: [`Batch::push`] and the stored form keep them
+    /// in step.)
+    fn retain(
+        &mut self,
+        keep: &mut impl FnMut(&str, &Claim) -> bool,
+        number: impl Number,
+    ) -> usize {
         let before = self.events.len();
-        let mut claims = core::mem::take(&mut self.claims).into_iter();
-        let experiment = &self.experiment;
-        let mut kept = Vec::with_capacity(before);
-        self.events.retain(|_| {
-            let claim = claims.next().unwrap_or_default();
-            let k = keep(experiment, &claim);
-            if k {
-                kept.push(claim);
+        let events = core::mem::take(&mut self.events);
+        let claims = core::mem::take(&mut self.claims);
+        for (event, claim) in events.into_iter().zip(claims) {
+            if keep(&self.experiment, &claim) {
+                self.events.push(event);
+                self.claims.push(claim);
             }
-            k
-        });
-        self.claims = kept;
+        }
         if self.events.len() != before {
             self.rewrite(number);
         }
@@ -396,14 +398,13 @@ impl<N: Number> Queue<N> {
     ) -> usize {
         let number = self.number;
         let mut gone = 0;
-        self.batches.retain_mut(|b| {
-            if id.is_some_and(|id| id != b.id) || b.sealed {
-                return true;
+        for b in &mut self.batches {
+            if !b.sealed && id.is_none_or(|id| id == b.id) {
+                gone += b.retain(&mut keep, number);
+                b.sealed = true;
             }
-            gone += b.retain(&mut keep, number);
-            b.sealed = true;
-            !b.events.is_empty()
-        });
+        }
+        self.batches.retain(|b| !b.events.is_empty());
         gone
     }
 
