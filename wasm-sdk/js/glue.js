@@ -134,6 +134,10 @@ export class MynaError extends Error {
 }
 
 // ---- localStorage, or a map for the page's lifetime where it is blocked.
+// Every value read or written is mirrored in the map, so storage that starts
+// throwing (blocked, a SecurityError) goes on from the map for the page's
+// life: nothing the SDK does throws because of storage. A full storage is
+// not blocked: `setItem` says so (false), and Rust decides what to drop.
 let local;
 try {
   local = globalThis.localStorage;
@@ -142,17 +146,62 @@ try {
   local = undefined;
 }
 const memory = new Map();
-export const getItem = (key) => (local ? local.getItem(key) : memory.get(key));
-export const removeItem = (key) => (local ? local.removeItem(key) : memory.delete(key));
+const quota = (e) => e && (e.name == "QuotaExceededError" || e.name == "NS_ERROR_DOM_QUOTA_REACHED");
+function use(f, fallback) {
+  if (local) {
+    try {
+      return f(local);
+    } catch (e) {
+      if (quota(e)) return false;
+      local = undefined;
+    }
+  }
+  return fallback();
+}
+export const getItem = (key) =>
+  use(
+    (s) => {
+      const v = s.getItem(key);
+      v == null ? memory.delete(key) : memory.set(key, v);
+      return v;
+    },
+    () => memory.get(key),
+  );
+export const removeItem = (key) => {
+  memory.delete(key);
+  use((s) => s.removeItem(key), () => {});
+};
 export const storedKeys = (prefix) =>
-  (local ? Object.keys(local) : [...memory.keys()]).filter((k) => k.startsWith(prefix));
+  use((s) => Object.keys(s), () => [...memory.keys()]).filter((k) => k.startsWith(prefix));
 // Whether it was written (false when the quota is used up).
-export function setItem(key, value) {
+export const setItem = (key, value) =>
+  use(
+    (s) => {
+      s.setItem(key, value);
+      memory.set(key, value);
+      return true;
+    },
+    () => (memory.set(key, value), true),
+  );
+
+// A cookie of this site (where a full localStorage cannot keep the visitor's
+// variant): its value, or null; setCookie with null removes it.
+export function getCookie(name) {
   try {
-    local ? local.setItem(key, value) : memory.set(key, value);
-    return true;
+    const prefix = encodeURIComponent(name) + "=";
+    for (const part of document.cookie.split("; ")) {
+      if (part.startsWith(prefix)) return decodeURIComponent(part.slice(prefix.length));
+    }
   } catch {
-    return false;
+    // no document, or cookies blocked
+  }
+  return null;
+}
+export function setCookie(name, value, days) {
+  try {
+    document.cookie = `${encodeURIComponent(name)}=${value == null ? "" : encodeURIComponent(value)}; path=/; max-age=${value == null ? 0 : days * 86400}; SameSite=Lax`;
+  } catch {
+    // no document, or cookies blocked
   }
 }
 
@@ -168,8 +217,8 @@ const instance = (Math.random() * 1e9) >>> 0;
 let calls = 0;
 
 // Sends a request; resolves (never rejects) with [status, parsed body or
-// null, Retry-After or null, Retry-After as a date (Date.parse)], or
-// "network" / "timeout".
+// null, Retry-After or null, Retry-After as a date (Date.parse), the
+// answer's Date (Date.parse)], or "network" / "timeout".
 function send([url, auth, body, ms, jsonp]) {
   return new Promise((done) => {
     let timer;
@@ -188,13 +237,23 @@ function send([url, auth, body, ms, jsonp]) {
 }
 
 // A JSONP GET: the script is removed whatever happens; after a timeout its
-// callback stays registered as a no-op, so a late answer finds it.
+// callback stays registered as a no-op, so a late answer finds it. A script
+// that ran without calling back (a broken or foreign answer) answers with no
+// body; the exceptions it throws while it runs (a truncated answer's
+// SyntaxError) are kept from the page's error handlers.
 function script(url, end, timeout) {
   const registry = (globalThis.__mynaJsonp ||= {});
   const name = `c${instance}_${++calls}`;
   const element = document.createElement("script");
+  const guard = (e) => {
+    if (document.currentScript === element) {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+    }
+  };
   const finish = (answer) => {
-    element.onerror = null;
+    element.onerror = element.onload = null;
+    removeEventListener("error", guard, true);
     element.remove();
     end(answer);
   };
@@ -206,10 +265,15 @@ function script(url, end, timeout) {
     delete registry[name];
     finish("network");
   };
+  element.onload = () => {
+    registry[name] = () => {};
+    finish([200, null, null]);
+  };
   timeout(() => {
     registry[name] = () => {};
     finish("timeout");
   });
+  addEventListener("error", guard, true);
   element.src = `${url}${url.includes("?") ? "&" : "?"}callback=__mynaJsonp.${name}`;
   (document.head || document.documentElement).appendChild(element);
 }
@@ -235,7 +299,8 @@ function http(url, auth, body, end, timeout) {
   }).then(
     async (r) => {
       const after = r.headers.get("Retry-After");
-      end([r.status, await r.json().catch(() => null), after, Date.parse(after)]);
+      const date = Date.parse(r.headers.get("Date"));
+      end([r.status, await r.json().catch(() => null), after, Date.parse(after), date]);
     },
     () => end(late ? "timeout" : "network"),
   );
@@ -254,9 +319,10 @@ export async function load(d, req, value) {
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 // The flush lock: an exclusive Web Lock, else Rust's lease in localStorage
-// (take it, check after a short random pause that no other tab took it too).
-// Resolves with the function that releases it.
-async function acquire(d, name) {
+// (take it, check after a short random pause that no other tab took it too,
+// then renew it every `renewMs` while it is held). Resolves with the
+// function that releases it.
+async function acquire(d, name, renewMs) {
   const locks = globalThis.navigator && navigator.locks;
   if (locks) {
     return new Promise((held) =>
@@ -266,7 +332,13 @@ async function acquire(d, name) {
   for (;;) {
     if (d.step(LEASE_TAKE)) {
       await sleep(10 + 20 * Math.random());
-      if (d.step(LEASE_HELD)) return () => d.step(LEASE_GIVE);
+      if (d.step(LEASE_HELD)) {
+        const timer = setInterval(() => d.step(LEASE_HELD), renewMs);
+        return () => {
+          clearInterval(timer);
+          d.step(LEASE_GIVE);
+        };
+      }
     }
     await sleep(100);
   }
@@ -274,12 +346,13 @@ async function acquire(d, name) {
 
 // Myna.flush: after the previous flush, holding the lock, Rust's requests
 // one at a time until it has none left; resolves with Rust's counts, or
-// rejects with the MynaError of the attempt that failed.
-export function flush(d, lockName) {
+// rejects with the MynaError of the attempt that failed. `eager` (the
+// page's own flush) goes to Rust with the first step.
+export function flush(d, lockName, eager, renewMs) {
   const run = (d.last || Promise.resolve()).then(async () => {
-    const release = await acquire(d, lockName);
+    const release = await acquire(d, lockName, renewMs);
     try {
-      let req = d.step(DELIVER);
+      let req = d.step(DELIVER, undefined, eager);
       while (req) req = d.step(DELIVER, await send(req));
     } finally {
       release();

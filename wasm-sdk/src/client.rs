@@ -17,7 +17,7 @@ use alloc::borrow::ToOwned;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{RefCell, RefMut};
+use core::cell::{Cell, RefCell, RefMut};
 
 use js_sys::{Array, Promise};
 use myna_core::event::{Event, new_event};
@@ -32,9 +32,9 @@ use crate::lock;
 use crate::options::{self, Options, Transport};
 use crate::queue::{Batch, Bounds, Queue, unit_id, unit_query, uuid_text};
 use crate::retry::{self, Fate};
-use crate::sticky::{self, Sticky, Suggestion};
-use crate::storage::{Store, array, keys, read_stored};
-use crate::transport::{self, url};
+use crate::sticky::{self, Claim, Sticky, Suggestion};
+use crate::storage::{Store, array, keys, read_sticky, read_stored};
+use crate::transport::{self, Want, url};
 
 #[wasm_bindgen(typescript_custom_section)]
 const CLIENT_TS: &str = r#"
@@ -83,8 +83,11 @@ pub struct Client {
     /// which the page's `Myna` adds and removes).
     pub listeners: Array,
     /// The visitor's sticky states read so far (a localStorage read and parse
-    /// cost microseconds); cleared when another tab changes storage.
-    stickies: RefCell<Vec<(String, Sticky)>>,
+    /// cost microseconds); forgotten when another tab changes storage.
+    stickies: RefCell<Vec<Kept>>,
+    /// A sticky state was read from, or written to, a cookie (storage was
+    /// full): a later write to storage removes the cookie.
+    cookie: Cell<bool>,
 }
 
 struct State {
@@ -94,6 +97,12 @@ struct State {
     attempt: u32,
     /// No automatic flush before this time (epoch ms).
     retry_at: f64,
+    /// The end of the server's last `Retry-After` (epoch ms): `online`
+    /// does not bring a retry before it.
+    server_at: f64,
+    /// Events pushed out of the full queue since the page was last told
+    /// (one `error` and one `sync` event per burst, at the next write).
+    dropped: usize,
     persist_pending: bool,
     /// Flushes queued or running.
     runs: u32,
@@ -110,6 +119,15 @@ struct State {
     flush: Flush,
 }
 
+/// The visitor's state of one experiment as this tab holds it.
+struct Kept {
+    uuid: String,
+    state: Sticky,
+    /// Changed here, not written yet (it is at the end of the task, with the
+    /// queue: a burst of events costs one write).
+    dirty: bool,
+}
+
 /// Where a flush is: what it sent, what it still owes the page.
 #[derive(Default)]
 struct Flush {
@@ -124,6 +142,8 @@ struct Flush {
     refusals: Vec<JsValue>,
     /// The error of the attempt that failed, and the server's `Retry-After`.
     failure: Option<(JsValue, Option<f64>)>,
+    /// Held back by the backoff: nothing was tried, the backoff stands.
+    held: bool,
 }
 
 /// A fresh random (v4) uuid from `crypto.getRandomValues`.
@@ -138,6 +158,14 @@ pub fn random_uuid() -> Uuid {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     Uuid::from_bytes(bytes)
+}
+
+/// A random token naming a view or a reward in the visitor's claims (32
+/// bits: the few tabs of one visitor that act at once never draw the same;
+/// never 0, which means none). `Math.random` is enough (nothing is secret
+/// here) and costs a fraction of `crypto.getRandomValues` at each event.
+fn random_token() -> u64 {
+    (js_sys::Math::random() * 4_294_967_295.0) as u64 + 1
 }
 
 /// A number as the browser writes it (JSON's form for finite numbers).
@@ -157,6 +185,12 @@ impl crate::queue::Number for JsNumber {
 
 fn now() -> f64 {
     js_sys::Date::now()
+}
+
+/// The page's clock as a request leaves (`sentAt`): the server reads the
+/// events' timestamps on it, so a wrong page clock loses nothing.
+fn sent_at() -> u64 {
+    now().max(0.0) as u64
 }
 
 /// The loaded experiment with this uuid, or the `unknown-experiment` error
@@ -210,6 +244,8 @@ impl Client {
                 queue: Queue::new(capacity, JsNumber),
                 attempt: 0,
                 retry_at: 0.0,
+                server_at: 0.0,
+                dropped: 0,
                 persist_pending: false,
                 runs: 0,
                 released: false,
@@ -222,6 +258,7 @@ impl Client {
             }),
             listeners: Array::new(),
             stickies: RefCell::new(Vec::new()),
+            cookie: Cell::new(false),
             opts,
         });
         Ok(client)
@@ -260,7 +297,7 @@ impl Client {
 
     /// The sticky states read so far, borrowed (see [`Client::st`]).
     #[inline(never)]
-    fn stickies(&self) -> RefMut<'_, Vec<(String, Sticky)>> {
+    fn stickies(&self) -> RefMut<'_, Vec<Kept>> {
         self.stickies.borrow_mut()
     }
 
@@ -314,7 +351,12 @@ impl Client {
         let page = transport::request_tag(request)
             .as_f64()
             .map(|skip| skip as usize);
-        let verdict = transport::verdict(answer);
+        let want = if page.is_some() {
+            Want::Search
+        } else {
+            Want::Form
+        };
+        let verdict = transport::verdict(answer, want);
         let result = match (verdict.problem, page) {
             (Some(p), _) => Err(error::to_js(&p, verdict.from_server)),
             (None, Some(skip)) => self.search_page(&verdict.body, skip),
@@ -401,8 +443,7 @@ impl Client {
         };
         if fresh {
             let event = self.validate(uuid, "view", &id, None)?;
-            self.enqueue(uuid, event);
-            self.set_sticky(uuid, &sticky::viewed(&id));
+            self.record_view(uuid, &id, event);
         }
         Ok(id)
     }
@@ -410,15 +451,22 @@ impl Client {
     /// Shows a given variant: queues a view and makes it the sticky one.
     pub fn view(&self, uuid: &str, variant: &str) -> Result<(), JsValue> {
         let event = self.validate(uuid, "view", variant, None)?;
-        self.enqueue(uuid, event);
-        self.set_sticky(uuid, &sticky::viewed(variant));
+        self.record_view(uuid, variant, event);
         Ok(())
     }
 
-    /// Rewards the last viewed variant once; whether a reward was queued.
+    /// Claims the view in the visitor's shared state, then queues it.
+    fn record_view(&self, uuid: &str, variant: &str, event: Event) {
+        let (next, claim) = sticky::view(&self.sticky(uuid), variant, random_token());
+        self.set_sticky(uuid, next);
+        self.enqueue(uuid, event, claim);
+    }
+
+    /// Rewards the visitor's last view once; whether a reward was queued.
     pub fn reward(&self, uuid: &str, amount: Option<f64>) -> Result<bool, JsValue> {
         self.with(uuid, |_| ())?;
-        let mut state = self.sticky(uuid);
+        // The shared state: another tab's reward is in it.
+        let state = self.sticky(uuid);
         let Some(variant) = state.variant.clone() else {
             return Err(error::new(
                 Code::NoView,
@@ -430,56 +478,129 @@ impl Client {
         let event = self.validate(uuid, "reward", &variant, amount)?;
         match sticky::reward(&state) {
             sticky::Reward::Record(_) => {
-                self.enqueue(uuid, event);
-                state.rewarded = true;
-                self.set_sticky(uuid, &state);
+                let (next, claim) = sticky::rewarded(&state, random_token(), random_token());
+                self.set_sticky(uuid, next);
+                self.enqueue(uuid, event, claim);
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    /// Forgets this visitor's variant of the experiment.
+    /// Forgets this visitor's variant of the experiment (its views stay
+    /// remembered, for the claims of events still queued).
     pub fn unstick(&self, uuid: &str) {
-        self.stickies().retain(|(u, _)| u != uuid);
-        self.store.remove(&self.store.sticky_key(uuid));
+        let state = sticky::unstuck(&self.sticky(uuid));
+        self.set_sticky(uuid, state);
     }
 
+    /// The visitor's state as this tab knows it: read from storage once,
+    /// then kept (with this tab's changes) until another tab changes
+    /// storage (the `storage` event forgets it).
     fn sticky(&self, uuid: &str) -> Sticky {
-        if let Some((_, state)) = self.stickies().iter().find(|(u, _)| u == uuid) {
-            return state.clone();
+        if let Some(k) = self.stickies().iter().find(|k| k.uuid == uuid) {
+            return k.state.clone();
         }
-        let stored = self
-            .store
-            .get(&self.store.sticky_key(uuid))
-            .and_then(|text| js_sys::JSON::parse(&text).ok())
-            .unwrap_or(JsValue::UNDEFINED);
-        let state = Sticky {
-            variant: get(&stored, "v").as_string(),
-            rewarded: get(&stored, "r").as_bool().unwrap_or(false),
-        };
-        self.stickies
-            .borrow_mut()
-            .push((uuid.to_owned(), state.clone()));
+        let state = read_sticky(self.read_kept(&self.store.sticky_key(uuid)).as_deref());
+        self.keep_sticky(uuid, state.clone(), false);
         state
     }
 
-    /// Writes the visitor's state, unless it is unchanged (a localStorage
-    /// write costs tens of microseconds).
-    fn set_sticky(&self, uuid: &str, state: &Sticky) {
-        if self.sticky(uuid) == *state {
-            return;
+    fn keep_sticky(&self, uuid: &str, state: Sticky, dirty: bool) {
+        let mut stickies = self.stickies();
+        match stickies.iter_mut().find(|k| k.uuid == uuid) {
+            Some(k) => {
+                k.state = state;
+                k.dirty |= dirty;
+            }
+            None => stickies.push(Kept {
+                uuid: uuid.to_owned(),
+                state,
+                dirty,
+            }),
         }
-        if let Some(entry) = self
-            .stickies
-            .borrow_mut()
+    }
+
+    /// The visitor's state stored at `key` (localStorage, else the cookie a
+    /// full storage left it in).
+    fn read_kept(&self, key: &str) -> Option<String> {
+        let text = self.store.get(key);
+        if text.is_some() {
+            return text;
+        }
+        let text = self.store.get_kept(key);
+        if text.is_some() {
+            self.cookie.set(true);
+        }
+        text
+    }
+
+    /// Changes the visitor's state (written at the end of the task).
+    fn set_sticky(&self, uuid: &str, state: Sticky) {
+        self.keep_sticky(uuid, state, true);
+        self.schedule_persist();
+    }
+
+    /// Writes the visitor's states that changed: to storage, or to a cookie
+    /// when storage is full.
+    fn write_stickies(&self) {
+        let pending: Vec<(String, String)> = self
+            .stickies()
             .iter_mut()
-            .find(|(u, _)| u == uuid)
-        {
-            entry.1 = state.clone();
+            .filter(|k| k.dirty)
+            .map(|k| {
+                k.dirty = false;
+                (self.store.sticky_key(&k.uuid), k.state.to_json())
+            })
+            .collect();
+        for (key, text) in pending {
+            if self.store.set(&key, &text) {
+                if self.cookie.get() {
+                    self.store.set_kept(&key, &text, true);
+                }
+            } else {
+                self.store.set_kept(&key, &text, false);
+                self.cookie.set(true);
+            }
         }
-        self.store
-            .set(&self.store.sticky_key(uuid), &state.to_json());
+    }
+
+    /// Runs [`Client::persist`] in a microtask, unless one is pending.
+    fn schedule_persist(&self) {
+        let later = {
+            let mut st = self.st();
+            !core::mem::replace(&mut st.persist_pending, true)
+        };
+        if later {
+            driver::later(&self.driver);
+        }
+    }
+
+    /// Seals the batch with this id, or every batch, after dropping the
+    /// events whose claims lost to another tab's ([`sticky::keeps`], judged
+    /// on the visitor's state as it is now).
+    fn seal(&self, id: Option<Uuid>) {
+        self.write_stickies();
+        let mut states: Vec<(String, Sticky)> = Vec::new();
+        let keep = |experiment: &str, claim: &Claim| {
+            if claim.seq == 0 {
+                return true;
+            }
+            let at = match states.iter().position(|(u, _)| u == experiment) {
+                Some(at) => at,
+                None => {
+                    let key = self.store.sticky_key(experiment);
+                    let state = read_sticky(self.read_kept(&key).as_deref());
+                    states.push((experiment.to_owned(), state));
+                    states.len() - 1
+                }
+            };
+            states
+                .get(at)
+                .is_none_or(|(_, state)| sticky::keeps(state, claim))
+        };
+        // `keep` reads storage only: the state may stay borrowed meanwhile.
+        self.st().queue.seal_settled(id, keep);
     }
 
     // ---- Recording -------------------------------------------------------
@@ -511,31 +632,32 @@ impl Client {
         }
     }
 
-    /// Queues a validated event; persists in a microtask, flushes at batch size.
-    pub fn enqueue(&self, uuid: &str, event: Event) {
+    /// Queues a validated event with its claim; persists in a microtask,
+    /// flushes at batch size.
+    pub fn enqueue(&self, uuid: &str, event: Event, claim: Claim) {
         let t = now();
-        let (dropped, persist, flush) = {
+        let asleep = {
+            let st = self.st();
+            !st.queue.is_empty() && t - st.beat > STALE_MS / 2.0
+        };
+        if asleep {
+            // Asleep long enough that another tab may have adopted our
+            // queue: what it may have taken never grows again.
+            self.seal(None);
+        }
+        let (persist, flush) = {
             let mut st = self.st();
-            if !st.queue.is_empty() && t - st.beat > STALE_MS / 2.0 {
-                // Asleep long enough that another tab may have adopted our
-                // queue: what it may have taken never grows again.
-                st.queue.seal_all();
-            }
-            st.queue.push(uuid, event, random_uuid);
+            st.queue.push(uuid, event, claim, random_uuid);
+            // Told once per burst, at the write that follows it.
             let dropped = st.queue.enforce(self.bounds());
+            st.dropped += dropped;
             let persist = !st.persist_pending;
             st.persist_pending = true;
             let flush = st.queue.len() >= self.opts.batch_size && t >= st.retry_at;
-            (dropped, persist, flush)
+            (persist, flush)
         };
         if persist {
             driver::later(&self.driver);
-        }
-        if dropped > 0 {
-            self.queue_full(
-                dropped,
-                "The queue was full: the oldest events were dropped.",
-            );
         }
         if flush {
             self.background_flush();
@@ -553,10 +675,19 @@ impl Client {
 
     /// Writes this tab's queue to storage (or removes it when empty). When
     /// storage is full the oldest batches go, one at a time, the newest
-    /// staying in memory if even it does not fit.
+    /// staying in memory if even it does not fit. Events pushed out of a
+    /// full queue since the last write are reported here, once.
     pub fn persist(&self) {
+        self.write_stickies();
         let key = self.store.queue_key(&self.tab);
         let t = now();
+        let overflow = core::mem::take(&mut self.st().dropped);
+        if overflow > 0 {
+            self.queue_full(
+                overflow,
+                "The queue was full: the oldest events were dropped.",
+            );
+        }
         let mut dropped = 0;
         let mut memory_only = false;
         loop {
@@ -601,15 +732,23 @@ impl Client {
     /// progress. Resolves with the counts once the server confirmed or refused
     /// each batch; rejects with the `MynaError` of a failed attempt (the
     /// events stay queued and are retried with backoff).
-    pub fn flush(&self) -> Promise {
+    /// `eager` is the page's own flush; the others (timer, batch size,
+    /// `online`, adopting other tabs' queues) send nothing before the
+    /// backoff or the server's `Retry-After` ends.
+    pub fn flush(&self, eager: bool) -> Promise {
         self.st().runs += 1;
-        driver::flush(&self.driver, &keys::flush_lock(&self.store.ns))
+        driver::flush(
+            &self.driver,
+            &keys::flush_lock(&self.store.ns),
+            eager,
+            lock::RENEW_MS,
+        )
     }
 
     /// A flush nobody awaits (timer, batch size, `online`), unless one is pending.
     fn background_flush(&self) {
         if self.st().runs == 0 {
-            let _ = self.flush();
+            let _ = self.flush(false);
         }
     }
 
@@ -618,12 +757,18 @@ impl Client {
     /// are adopted) and gives the next request, or `undefined` when every
     /// batch was tried or an attempt failed. A batch is sealed, and stored
     /// so, before it leaves; with JSONP each of its events is one request.
-    pub fn deliver(&self, answer: &JsValue) -> JsValue {
+    /// A flush that is not `eager` sends nothing while the backoff lasts.
+    pub fn deliver(&self, answer: &JsValue, eager: bool) -> JsValue {
         if answer.is_undefined() {
             self.st().flush = Flush::default();
             self.adopt_orphans();
+            let mut st = self.st();
+            if !eager && now() < st.retry_at {
+                st.flush.held = true;
+                return JsValue::UNDEFINED;
+            }
         } else {
-            let verdict = transport::verdict(answer);
+            let verdict = transport::verdict(answer, Want::Form);
             let error = || {
                 verdict
                     .problem
@@ -662,24 +807,27 @@ impl Client {
             }
             self.persist();
         }
-        let next = {
+        // The next batch not tried in this run, sealed (after dropping the
+        // events whose claims lost: a batch left with none goes).
+        let batch = loop {
+            let next = {
+                let st = self.st();
+                let tried = &st.flush.tried;
+                st.queue
+                    .batches()
+                    .iter()
+                    .find(|b| !tried.contains(&b.id))
+                    .map(|b| b.id)
+            };
+            let Some(id) = next else {
+                return JsValue::UNDEFINED;
+            };
+            self.seal(Some(id));
             let mut st = self.st();
-            let st = &mut *st;
-            let tried = &st.flush.tried;
-            let next = st
-                .queue
-                .batches()
-                .iter()
-                .find(|b| !tried.contains(&b.id))
-                .cloned();
-            if let Some(b) = &next {
-                st.queue.seal(b.id);
-                st.flush.tried.push(b.id);
+            st.flush.tried.push(id);
+            if let Some(b) = st.queue.get(id) {
+                break b.clone();
             }
-            next
-        };
-        let Some(batch) = next else {
-            return JsValue::UNDEFINED;
         };
         self.persist(); // sealed before it leaves
         let request = self.send_request(&batch, 0);
@@ -698,7 +846,7 @@ impl Client {
                 transport::request(
                     &url,
                     None,
-                    Some(&batch.body()),
+                    Some(&batch.body(Some(sent_at()))),
                     timeout,
                     false,
                     &JsValue::UNDEFINED,
@@ -711,7 +859,7 @@ impl Client {
                 let url = [
                     &url::experiment(root, &batch.experiment),
                     "/record?",
-                    &unit_query(event, unit_id(batch.id, unit), JsNumber),
+                    &unit_query(event, unit_id(batch.id, unit), JsNumber, Some(sent_at())),
                     "&apikey=",
                     &url::encode(&self.opts.api_key),
                 ]
@@ -730,15 +878,22 @@ impl Client {
             st.runs = st.runs.saturating_sub(1);
             let flush = core::mem::take(&mut st.flush);
             let requeued = match &flush.failure {
+                _ if flush.held => 0,
                 Some((_, retry_after)) => {
                     let delay = retry::delay_ms(st.attempt, js_sys::Math::random(), *retry_after);
                     st.attempt = st.attempt.saturating_add(1);
                     st.retry_at = now() + delay;
+                    st.server_at = if retry_after.is_some() {
+                        st.retry_at
+                    } else {
+                        0.0
+                    };
                     st.queue.len()
                 }
                 None => {
                     st.attempt = 0;
                     st.retry_at = 0.0;
+                    st.server_at = 0.0;
                     0
                 }
             };
@@ -794,6 +949,9 @@ impl Client {
                         st.queue.adopt(batches);
                         st.queue.enforce(self.bounds())
                     };
+                    // What the other tab never sealed had not left it: its
+                    // events are judged by their claims before they leave.
+                    self.seal(None);
                     self.persist(); // ours first: a crash here leaves a harmless duplicate
                     self.store.remove(&key);
                     if dropped > 0 {
@@ -818,9 +976,12 @@ impl Client {
             "pagehide" | "freeze" | "hidden" => self.on_hidden(),
             "pageshow" | "visible" => self.on_visible(),
             // Another tab changed the visitor's state: read it afresh.
-            "storage" => self.stickies().clear(),
+            "storage" => self.stickies().retain(|k| k.dirty),
             "online" => {
-                self.st().retry_at = 0.0;
+                // The network is back: retry now, unless the server asked to wait.
+                let mut st = self.st();
+                st.retry_at = st.server_at;
+                drop(st);
                 self.background_flush();
             }
             _ => {}
@@ -830,20 +991,21 @@ impl Client {
     /// The page is going away (or hidden): beacon everything, keep it queued
     /// (sealed) until a later confirmed send, and let other tabs adopt it.
     pub fn on_hidden(&self) {
+        self.seal(None);
         let sends: Vec<(String, String)> = {
             let mut st = self.st();
-            st.queue.seal_all();
             st.released = true;
             let root = &self.opts.api_root;
             let key = &self.opts.api_key;
             let mut sends = Vec::new();
             for b in st.queue.batches() {
                 let url = url::record(root, &b.experiment, key);
+                let at = Some(sent_at());
                 match self.opts.transport {
-                    Transport::Post => sends.push((url, b.body())),
+                    Transport::Post => sends.push((url, b.body(at))),
                     Transport::Jsonp => {
                         for i in 0..b.events().len() {
-                            sends.push((url.clone(), st.queue.unit_body(b, i)));
+                            sends.push((url.clone(), st.queue.unit_body(b, i, at)));
                         }
                     }
                 }
@@ -856,6 +1018,13 @@ impl Client {
             }
         }
         self.persist();
+        self.give_lease();
+    }
+
+    /// Gives the flush lease back if this tab holds it (where Web Locks are
+    /// missing): a page going away must not hold up the others' flushes.
+    fn give_lease(&self) {
+        self.lease(2);
     }
 
     /// The page is visible again: the queue is ours again.
@@ -875,19 +1044,24 @@ impl Client {
 
     fn tick(&self) {
         let t = now();
-        let (beat, flush) = {
+        let (beat, flush, asleep) = {
             let mut st = self.st();
             if st.closed {
                 return;
             }
             st.ticks = st.ticks.wrapping_add(1);
             let nonempty = !st.queue.is_empty();
-            if nonempty && t - st.beat > STALE_MS / 2.0 {
-                st.queue.seal_all();
-            }
+            let asleep = nonempty && t - st.beat > STALE_MS / 2.0;
             let due = nonempty && t >= st.retry_at;
-            (nonempty, due || st.ticks.is_multiple_of(ORPHAN_TICKS))
+            (
+                nonempty,
+                due || st.ticks.is_multiple_of(ORPHAN_TICKS),
+                asleep,
+            )
         };
+        if asleep {
+            self.seal(None);
+        }
         if beat {
             self.persist();
         }
@@ -911,13 +1085,14 @@ impl Client {
             }
             st.closed = true;
             st.released = true;
-            st.queue.seal_all();
             core::mem::take(&mut st.listening)
         };
+        self.seal(None);
         if listening {
             driver::listen(&self.driver, 0.0);
         }
         self.persist();
+        self.give_lease();
     }
 
     // ---- Page events -----------------------------------------------------

@@ -20,8 +20,10 @@ extern "C" {
     pub fn load(driver: &JsValue, request: &JsValue, value: JsValue) -> Promise;
 
     /// After the previous flush of this driver and holding the flush lock
-    /// `lock`: the requests of [`op::DELIVER`], then [`op::DONE`].
-    pub fn flush(driver: &JsValue, lock: &str) -> Promise;
+    /// `lock` (a lease renewed every `renew_ms` where Web Locks are
+    /// missing): the requests of [`op::DELIVER`] (the first one told
+    /// whether the flush is `eager`: the page's own), then [`op::DONE`].
+    pub fn flush(driver: &JsValue, lock: &str, eager: bool, renew_ms: f64) -> Promise;
 
     /// Calls [`op::PERSIST`] in a microtask.
     pub fn later(driver: &JsValue);
@@ -81,7 +83,8 @@ pub mod op {
     /// `MynaError` of a failed load.
     pub const LOADED: u32 = 0;
     /// `arg`: the answer to the last request of a flush (`undefined` at its
-    /// start). The next request, or `undefined` when the run is over.
+    /// start, when `request` says whether the flush is the page's own). The
+    /// next request, or `undefined` when the run is over.
     pub const DELIVER: u32 = 1;
     /// The end of a flush: its counts; throws the error of the attempt that
     /// failed.
@@ -89,7 +92,7 @@ pub mod op {
     /// The flush lease where Web Locks are missing: take it if free (whether
     /// it did)…
     pub const LEASE_TAKE: u32 = 3;
-    /// …whether it is still ours…
+    /// …whether it is still ours (renewing it if so)…
     pub const LEASE_HELD: u32 = 4;
     /// …give it back.
     pub const LEASE_GIVE: u32 = 5;
@@ -165,14 +168,14 @@ impl Driver {
                 let uuid = canonical_uuid(&uuid());
                 c.load(c.load_request(&uuid), uuid.into()).into()
             }
-            op::FLUSH => c.flush().into(),
+            op::FLUSH => c.flush(true).into(),
             op::QUEUED => (c.queued() as f64).into(),
             op::CLOSE => {
                 c.close();
                 JsValue::UNDEFINED
             }
             op::SHARE => Driver::strong(c).into(),
-            op::DELIVER => c.deliver(&arg),
+            op::DELIVER => c.deliver(&arg, request.is_truthy()),
             op::DONE => return c.done(),
             op::LEASE_TAKE..=op::LEASE_GIVE => c.lease(op - op::LEASE_TAKE).into(),
             op::PERSIST => {

@@ -9,30 +9,40 @@ use alloc::string::String;
 use crate::queue::{parse_decimal, push_decimal};
 use crate::storage::{Store, keys};
 
-/// How long a lease lasts without renewal (ms).
-pub const LEASE_MS: f64 = 60_000.0;
+/// How long a lease lasts without renewal (ms): a tab that died holding it
+/// (closed without `pagehide`, crashed) holds up the others this long at
+/// most. A page gives it back when it is hidden or closed.
+pub const LEASE_MS: f64 = 5_000.0;
+/// How often the holder renews it (ms): often enough that a flush waiting
+/// on a slow answer keeps it, even with a background tab's timers throttled
+/// to once a second.
+pub const RENEW_MS: f64 = 1_000.0;
+
+// A dead tab holds the others up seconds, not a minute; a live holder
+// renews well before its lease runs out.
+const _: () = assert!(LEASE_MS <= 10_000.0 && RENEW_MS * 3.0 <= LEASE_MS);
 
 /// One step of taking the lease for `tab` at `now_ms`: `0` takes it if it
 /// is free, expired or already ours (whether it did: another tab may have
 /// written at the same moment, so the caller checks again after a short
-/// random pause), `1` whether it is (still) ours, `2` gives it back if ours.
+/// random pause), `1` whether it is (still) ours, renewing it if so, `2`
+/// gives it back if ours.
 pub fn lease(store: &Store, tab: &str, step: u32, now_ms: f64) -> bool {
     let key = keys::lease(&store.ns);
     let current = store.get(&key);
     let current = current.as_deref().and_then(parse);
     let ours = current.is_some_and(|(owner, _)| owner == tab);
-    match step {
-        0 if may_take(current, tab, now_ms) => {
-            store.set(&key, &encode(tab, now_ms + LEASE_MS));
-            true
-        }
+    let write = match step {
+        0 => may_take(current, tab, now_ms),
         1 => ours,
-        2 if ours => {
-            store.remove(&key);
-            true
-        }
         _ => false,
+    };
+    if write {
+        store.set(&key, &encode(tab, now_ms + LEASE_MS));
+    } else if step == 2 && ours {
+        store.remove(&key);
     }
+    write || (step == 2 && ours)
 }
 
 /// A lease as stored: `<tab> <until ms>`.
@@ -70,5 +80,12 @@ mod tests {
         assert!(may_take(parse(&held), "a", 1001.0));
         assert!(may_take(parse(&held), "b", 0.0));
         assert_eq!(parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_dead_tabs_lease_holds_others_up_seconds_not_a_minute() {
+        let held = encode("dead", 1_000.0 + LEASE_MS);
+        assert!(!may_take(parse(&held), "a", 1_000.0 + LEASE_MS - 1.0));
+        assert!(may_take(parse(&held), "a", 1_000.0 + LEASE_MS + 1.0));
     }
 }

@@ -14,6 +14,8 @@ use alloc::vec::Vec;
 use myna_core::event::{Event, EventType};
 use uuid::Uuid;
 
+use crate::sticky::Claim;
+
 /// Writes a finite `f64` as JSON: the SDK's [`crate::client::JsNumber`]
 /// (the browser's own number formatting), or in native tests any function
 /// (Rust's). A type rather than a function pointer: a call through a
@@ -39,6 +41,8 @@ pub struct Batch {
     /// Whether the batch may have left the page (then it never grows).
     pub sealed: bool,
     events: Vec<Event>,
+    /// What each event claims of the visitor's views ([`crate::sticky`]).
+    claims: Vec<Claim>,
     /// The events' wire JSON, comma-separated (kept so storing is a concatenation).
     json: String,
 }
@@ -50,6 +54,7 @@ impl Batch {
             experiment: experiment.to_owned(),
             sealed: false,
             events: Vec::new(),
+            claims: Vec::new(),
             json: String::new(),
         }
     }
@@ -59,12 +64,21 @@ impl Batch {
         &self.events
     }
 
-    /// The record POST body: `{"batch":"…","events":[…]}` (core's wire form).
-    pub fn body(&self) -> String {
-        let mut out = String::with_capacity(self.json.len() + 60);
+    /// The record POST body: `{"batch":"…","events":[…]}` (core's wire
+    /// form), with `"sentAt"` (the page's clock when it leaves, epoch ms:
+    /// the server reads the timestamps on that clock) when `sent_at` is
+    /// given. The batch's content, which its id names, is the events: a
+    /// resend says a later `sentAt` for the same events.
+    pub fn body(&self, sent_at: Option<u64>) -> String {
+        let mut out = String::with_capacity(self.json.len() + 80);
         out.push_str("{\"batch\":\"");
         out.push_str(&uuid_text(self.id, true));
-        out.push_str("\",\"events\":[");
+        push_sent_at(&mut out, "\",\"sentAt\":", sent_at);
+        out.push_str(if sent_at.is_some() {
+            ",\"events\":["
+        } else {
+            "\",\"events\":["
+        });
         out.push_str(&self.json);
         out.push_str("]}");
         out
@@ -72,32 +86,63 @@ impl Batch {
 
     /// The body of event `i` alone, under its own id [`unit_id`] (what JSONP
     /// sends, and a beacon in JSONP mode, so both name it the same way).
-    pub fn unit_body(&self, i: usize, number: impl Number) -> String {
+    pub fn unit_body(&self, i: usize, number: impl Number, sent_at: Option<u64>) -> String {
         let mut event = String::new();
         if let Some(e) = self.events.get(i) {
             write_event(&mut event, e, number);
         }
-        let id = unit_id(self.id, i);
-        [
-            "{\"batch\":\"",
-            &uuid_text(id, true),
-            "\",\"events\":[",
-            &event,
-            "]}",
-        ]
-        .concat()
+        let mut out = String::from("{\"batch\":\"");
+        out.push_str(&uuid_text(unit_id(self.id, i), true));
+        out.push('"');
+        push_sent_at(&mut out, ",\"sentAt\":", sent_at);
+        [&out, ",\"events\":[", &event, "]}"].concat()
     }
 
-    fn push(&mut self, event: Event, number: impl Number) {
+    /// The claims of its events, in order.
+    pub fn claims(&self) -> &[Claim] {
+        &self.claims
+    }
+
+    fn push(&mut self, event: Event, claim: Claim, number: impl Number) {
         if !self.json.is_empty() {
             self.json.push(',');
         }
         write_event(&mut self.json, &event, number);
         self.events.push(event);
+        self.claims.push(claim);
+    }
+
+    /// Keeps the events whose claim `keep` accepts; how many went. (Every
+    /// event has its claim: [`Batch::push`] and the stored form keep them
+    /// in step.)
+    fn retain(
+        &mut self,
+        keep: &mut impl FnMut(&str, &Claim) -> bool,
+        number: impl Number,
+    ) -> usize {
+        let before = self.events.len();
+        let events = core::mem::take(&mut self.events);
+        let claims = core::mem::take(&mut self.claims);
+        for (event, claim) in events.into_iter().zip(claims) {
+            if keep(&self.experiment, &claim) {
+                self.events.push(event);
+                self.claims.push(claim);
+            }
+        }
+        if self.events.len() != before {
+            self.rewrite(number);
+        }
+        before - self.events.len()
     }
 
     fn drop_oldest(&mut self, n: usize, number: impl Number) {
-        self.events.drain(..n.min(self.events.len()));
+        let n = n.min(self.events.len());
+        self.events.drain(..n);
+        self.claims.drain(..n.min(self.claims.len()));
+        self.rewrite(number);
+    }
+
+    fn rewrite(&mut self, number: impl Number) {
         self.json.clear();
         for (i, event) in self.events.iter().enumerate() {
             if i > 0 {
@@ -107,9 +152,21 @@ impl Batch {
         }
     }
 
-    /// Bytes this batch takes in storage (its body and a little framing).
+    /// Bytes this batch takes in storage (its body, its claims and a little
+    /// framing; a claim takes at most 30: `[seq,token,reward],` with 32-bit
+    /// tokens and a view's without its reward).
     fn bytes(&self) -> usize {
-        self.json.len() + self.experiment.len() + 80
+        // Every claim counted (one without a seq, from before claims, is not
+        // stored): constant time, as enforcing the bounds at each event needs.
+        self.json.len() + self.experiment.len() + 80 + self.claims.len() * 30
+    }
+}
+
+/// Appends `label` and `sent_at` when there is one.
+fn push_sent_at(out: &mut String, label: &str, sent_at: Option<u64>) {
+    if let Some(at) = sent_at {
+        out.push_str(label);
+        push_decimal(out, at);
     }
 }
 
@@ -166,8 +223,9 @@ pub fn write_event(out: &mut String, event: &Event, number: impl Number) {
 /// The JSONP record parameters of one event sent under id `id`, URL-encoded:
 /// core's [`Event::query_params_with`] as `transport::url::query` writes
 /// them (a native test holds the two equal), without the uuid crate's
-/// formatting and the list of pairs, which weigh on the wasm.
-pub fn unit_query(event: &Event, id: Uuid, number: impl Number) -> String {
+/// formatting and the list of pairs, which weigh on the wasm; then `sentAt`
+/// (the page's clock now) when given.
+pub fn unit_query(event: &Event, id: Uuid, number: impl Number, sent_at: Option<u64>) -> String {
     use crate::transport::url::encode;
     let mut out = String::from("typename=");
     out.push_str(event.typename.as_str());
@@ -184,6 +242,7 @@ pub fn unit_query(event: &Event, id: Uuid, number: impl Number) -> String {
     push_decimal(&mut out, event.timestamp.unsigned_abs());
     out.push_str("&batch=");
     out.push_str(&uuid_text(id, true));
+    push_sent_at(&mut out, "&sentAt=", sent_at);
     out
 }
 
@@ -301,9 +360,16 @@ impl<N: Number> Queue<N> {
         }
     }
 
-    /// Appends a validated event to the open batch of its experiment, opening a
-    /// new batch (with the id `new_id` gives) when there is none or it is full.
-    pub fn push(&mut self, experiment: &str, event: Event, new_id: impl FnOnce() -> Uuid) {
+    /// Appends a validated event (and its claim) to the open batch of its
+    /// experiment, opening a new batch (with the id `new_id` gives) when
+    /// there is none or it is full.
+    pub fn push(
+        &mut self,
+        experiment: &str,
+        event: Event,
+        claim: Claim,
+        new_id: impl FnOnce() -> Uuid,
+    ) {
         let (capacity, number) = (self.capacity, self.number);
         let open = self
             .batches
@@ -311,13 +377,35 @@ impl<N: Number> Queue<N> {
             .rev()
             .find(|b| b.experiment == experiment && !b.sealed && b.events.len() < capacity);
         match open {
-            Some(batch) => batch.push(event, number),
+            Some(batch) => batch.push(event, claim, number),
             None => {
                 let mut batch = Batch::new(new_id(), experiment);
-                batch.push(event, number);
+                batch.push(event, claim, number);
                 self.batches.push(batch);
             }
         }
+    }
+
+    /// Seals the batch with this id, or every batch (`None`), first keeping
+    /// only the events of not yet sealed batches whose claims `keep`
+    /// accepts (a batch that loses every event goes): a batch may shrink
+    /// only before it is sealed, so one id always names one content. How
+    /// many events went.
+    pub fn seal_settled(
+        &mut self,
+        id: Option<Uuid>,
+        mut keep: impl FnMut(&str, &Claim) -> bool,
+    ) -> usize {
+        let number = self.number;
+        let mut gone = 0;
+        for b in &mut self.batches {
+            if !b.sealed && id.is_none_or(|id| id == b.id) {
+                gone += b.retain(&mut keep, number);
+                b.sealed = true;
+            }
+        }
+        self.batches.retain(|b| !b.events.is_empty());
+        gone
     }
 
     /// How many events are queued.
@@ -341,8 +429,8 @@ impl<N: Number> Queue<N> {
     }
 
     /// The unit body of event `i` of a batch ([`Batch::unit_body`]).
-    pub fn unit_body(&self, batch: &Batch, i: usize) -> String {
-        batch.unit_body(i, self.number)
+    pub fn unit_body(&self, batch: &Batch, i: usize, sent_at: Option<u64>) -> String {
+        batch.unit_body(i, self.number, sent_at)
     }
 
     /// The batch with this id.
@@ -413,8 +501,10 @@ impl<N: Number> Queue<N> {
         }
     }
 
-    /// The stored form: `{"t":heartbeat,"r":released,"q":[{"e":expt,"s":sealed,"b":body}]}`,
-    /// where each `b` is the exact record body.
+    /// The stored form: `{"t":heartbeat,"r":released,"q":[{"e":expt,"s":sealed,"b":body,"k":claims}]}`,
+    /// where each `b` is the exact record body and `k` its events' claims
+    /// (`[seq,token,reward]` each, `[seq,token]` for a view; absent when
+    /// none has one).
     pub fn to_stored(&self, heartbeat_ms: f64, released: bool) -> String {
         let mut out = String::with_capacity(self.bytes());
         out.push_str("{\"t\":");
@@ -437,7 +527,22 @@ impl<N: Number> Queue<N> {
                 ",\"s\":false"
             });
             out.push_str(",\"b\":");
-            out.push_str(&b.body());
+            out.push_str(&b.body(None));
+            if b.claims.iter().any(|c| c.seq > 0) {
+                out.push_str(",\"k\":[");
+                for (i, c) in b.claims.iter().enumerate() {
+                    out.push_str(if i > 0 { ",[" } else { "[" });
+                    push_decimal(&mut out, u64::from(c.seq));
+                    out.push(',');
+                    push_decimal(&mut out, c.token);
+                    if c.reward > 0 {
+                        out.push(',');
+                        push_decimal(&mut out, c.reward);
+                    }
+                    out.push(']');
+                }
+                out.push(']');
+            }
             out.push('}');
         }
         out.push_str("]}");
@@ -467,6 +572,8 @@ pub struct StoredBatch {
     pub id: Option<Uuid>,
     /// The events.
     pub events: Vec<Event>,
+    /// Their claims (as many as events, or none).
+    pub claims: Vec<Claim>,
 }
 
 impl Stored {
@@ -478,8 +585,9 @@ impl Stored {
             .filter(|s| !s.events.is_empty())
             .map(|s| {
                 let mut batch = Batch::new(s.id.unwrap_or_else(&mut new_id), &s.experiment);
+                let mut claims = s.claims.into_iter();
                 for event in s.events {
-                    batch.push(event, number);
+                    batch.push(event, claims.next().unwrap_or_default(), number);
                 }
                 batch.sealed = s.sealed;
                 batch
@@ -507,6 +615,7 @@ pub fn event_type(typename: &str) -> Option<EventType> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::sticky::Entry;
     use myna_core::RecordBatch;
     use serde_json::Value;
 
@@ -603,8 +712,16 @@ mod tests {
         for (i, event) in events.iter().enumerate() {
             let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef + i as u128);
             assert_eq!(
-                unit_query(event, id, num),
+                unit_query(event, id, num, None),
                 crate::transport::url::query(&event.query_params_with(Some(id), num))
+            );
+            assert_eq!(
+                unit_query(event, id, num, Some(1_795_708_773_232)),
+                [
+                    crate::transport::url::query(&event.query_params_with(Some(id), num)),
+                    "&sentAt=1795708773232".into()
+                ]
+                .concat()
             );
         }
     }
@@ -655,15 +772,15 @@ mod tests {
     fn events_of_one_experiment_share_a_batch_until_full_or_sealed() {
         let mut next = ids();
         let mut q = queue(2);
-        q.push("e1", view("a", 1), &mut next);
-        q.push("e2", view("a", 2), &mut next);
-        q.push("e1", view("b", 3), &mut next);
+        q.push("e1", view("a", 1), Claim::default(), &mut next);
+        q.push("e2", view("a", 2), Claim::default(), &mut next);
+        q.push("e1", view("b", 3), Claim::default(), &mut next);
         assert_eq!(q.batches().len(), 2);
         assert_eq!(q.batches()[0].events().len(), 2);
-        q.push("e1", view("c", 4), &mut next); // e1's batch is full
+        q.push("e1", view("c", 4), Claim::default(), &mut next); // e1's batch is full
         assert_eq!(q.batches().len(), 3);
         q.seal_all();
-        q.push("e2", view("d", 5), &mut next); // sealed batches never grow
+        q.push("e2", view("d", 5), Claim::default(), &mut next); // sealed batches never grow
         assert_eq!(q.batches().len(), 4);
         assert_eq!(q.len(), 5);
         let ids: Vec<_> = q.batches().iter().map(|b| b.id.as_u128()).collect();
@@ -680,9 +797,10 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), 1000);
         let mut q = queue(5);
-        q.push("e", view("a", 1), || id);
-        q.push("e", view("b", 2), || id);
-        let one: RecordBatch = serde_json::from_str(&q.unit_body(&q.batches()[0], 1)).unwrap();
+        q.push("e", view("a", 1), Claim::default(), || id);
+        q.push("e", view("b", 2), Claim::default(), || id);
+        let one: RecordBatch =
+            serde_json::from_str(&q.unit_body(&q.batches()[0], 1, None)).unwrap();
         assert_eq!(one.batch, Some(unit_id(id, 1)));
         assert_eq!(one.events, vec![view("b", 2)]);
     }
@@ -691,26 +809,35 @@ mod tests {
     fn jsonp_capacity_is_one_event_a_batch() {
         let mut q = queue(1);
         let mut next = ids();
-        q.push("e", view("a", 1), &mut next);
-        q.push("e", view("a", 2), &mut next);
+        q.push("e", view("a", 1), Claim::default(), &mut next);
+        q.push("e", view("a", 2), Claim::default(), &mut next);
         assert_eq!(q.batches().len(), 2);
     }
 
     #[test]
     fn body_is_cores_wire_form_and_parses_back() {
         let mut q = queue(10);
-        q.push("e", view("a\"b", 7), ids());
+        q.push("e", view("a\"b", 7), Claim::default(), ids());
         let reward = Event {
             typename: EventType::Reward,
             variant: "a\"b".into(),
             amount: Some(0.25),
             timestamp: 8,
         };
-        q.push("e", reward.clone(), ids());
-        let body = q.batches()[0].body();
+        q.push("e", reward.clone(), Claim::default(), ids());
+        let body = q.batches()[0].body(None);
         let back: RecordBatch = serde_json::from_str(&body).unwrap();
         assert_eq!(back.batch, Some(Uuid::from_u128(1)));
+        assert_eq!(back.events, vec![view("a\"b", 7), reward.clone()]);
+        // Sent: the page's clock rides along; the batch's id and events do not change.
+        let sent: Value = serde_json::from_str(&q.batches()[0].body(Some(1234))).unwrap();
+        assert_eq!(sent["sentAt"], 1234);
+        let back: RecordBatch = serde_json::from_value(sent).unwrap();
+        assert_eq!(back.batch, Some(Uuid::from_u128(1)));
         assert_eq!(back.events, vec![view("a\"b", 7), reward]);
+        let unit: Value = serde_json::from_str(&q.unit_body(&q.batches()[0], 1, Some(99))).unwrap();
+        assert_eq!(unit["sentAt"], 99);
+        assert_eq!(unit["events"].as_array().unwrap().len(), 1);
     }
 
     #[test]
@@ -718,7 +845,7 @@ mod tests {
         let mut q = queue(3);
         let mut next = ids();
         for ts in 0..7 {
-            q.push("e", view("a", ts), &mut next);
+            q.push("e", view("a", ts), Claim::default(), &mut next);
         }
         let dropped = q.enforce(Bounds {
             max_events: 5,
@@ -733,7 +860,7 @@ mod tests {
             .collect();
         assert_eq!(first, [2]);
         // The trimmed batch's body still parses and matches its events.
-        let back: RecordBatch = serde_json::from_str(&q.batches()[0].body()).unwrap();
+        let back: RecordBatch = serde_json::from_str(&q.batches()[0].body(None)).unwrap();
         assert_eq!(back.events, vec![view("a", 2)]);
 
         let dropped = q.enforce(Bounds {
@@ -745,7 +872,7 @@ mod tests {
         // One big batch over the byte bound loses its oldest events, not all.
         let mut big = queue(100);
         for ts in 0..50 {
-            big.push("e", view("a", ts), &mut next);
+            big.push("e", view("a", ts), Claim::default(), &mut next);
         }
         let bound = big.bytes() / 2;
         big.enforce(Bounds {
@@ -768,8 +895,8 @@ mod tests {
     fn stored_form_is_json_holding_the_exact_bodies() {
         let mut q = queue(20);
         let mut next = ids();
-        q.push("e1", view("a", 1), &mut next);
-        q.push("e\"2", view("b", 2), &mut next);
+        q.push("e1", view("a", 1), Claim::default(), &mut next);
+        q.push("e\"2", view("b", 2), Claim::default(), &mut next);
         q.seal(Uuid::from_u128(1));
         let stored: Value = serde_json::from_str(&q.to_stored(1234.0, false)).unwrap();
         assert_eq!(stored["t"], 1234);
@@ -780,7 +907,7 @@ mod tests {
             assert_eq!(entry["e"], batch.experiment.as_str());
             assert_eq!(entry["s"], batch.sealed);
             let body: RecordBatch = serde_json::from_value(entry["b"].clone()).unwrap();
-            let expected: RecordBatch = serde_json::from_str(&batch.body()).unwrap();
+            let expected: RecordBatch = serde_json::from_str(&batch.body(None)).unwrap();
             assert_eq!(body, expected);
         }
         let released: Value = serde_json::from_str(&q.to_stored(1.0, true)).unwrap();
@@ -790,7 +917,7 @@ mod tests {
     #[test]
     fn stored_batches_come_back_with_ids_seals_and_orphan_rules() {
         let mut q = queue(20);
-        q.push("e", view("a", 1), || Uuid::from_u128(5));
+        q.push("e", view("a", 1), Claim::default(), || Uuid::from_u128(5));
         q.seal_all();
         let stored = Stored {
             heartbeat: 1000.0,
@@ -801,12 +928,14 @@ mod tests {
                     sealed: true,
                     id: Some(Uuid::from_u128(5)),
                     events: vec![view("a", 1)],
+                    claims: vec![],
                 },
                 StoredBatch {
                     experiment: "e".into(),
                     sealed: false,
                     id: None,
                     events: vec![],
+                    claims: vec![],
                 },
             ],
         };
@@ -826,16 +955,73 @@ mod tests {
     fn adopted_batches_arrive_sealed_and_once() {
         let mut mine = queue(20);
         let mut theirs = queue(20);
-        theirs.push("e", view("a", 1), || Uuid::from_u128(9));
-        mine.push("e", view("b", 2), || Uuid::from_u128(1));
+        theirs.push("e", view("a", 1), Claim::default(), || Uuid::from_u128(9));
+        mine.push("e", view("b", 2), Claim::default(), || Uuid::from_u128(1));
         mine.adopt(theirs.batches().to_vec());
         mine.adopt(theirs.batches().to_vec());
         assert_eq!(mine.batches().len(), 2);
         assert!(mine.get(Uuid::from_u128(9)).unwrap().sealed);
         // Our open batch keeps growing; theirs never does.
-        mine.push("e", view("c", 3), || Uuid::from_u128(2));
+        mine.push("e", view("c", 3), Claim::default(), || Uuid::from_u128(2));
         assert_eq!(mine.get(Uuid::from_u128(1)).unwrap().events().len(), 2);
         assert_eq!(mine.remove(Uuid::from_u128(9)), 1);
         assert_eq!(mine.remove(Uuid::from_u128(9)), 0);
+    }
+
+    #[test]
+    fn a_batch_loses_events_whose_claims_lost_only_before_it_is_sealed() {
+        let claim = |seq, token| Entry {
+            seq,
+            token,
+            reward: 0,
+        };
+        let mut q = queue(10);
+        q.push("e", view("a", 1), claim(1, 11), || Uuid::from_u128(1));
+        q.push("e", view("b", 2), claim(1, 12), || Uuid::from_u128(1));
+        q.push("f", view("c", 3), claim(1, 13), || Uuid::from_u128(2));
+        // Token 12 holds seq 1 of experiment e: 11's view lost.
+        let gone = q.seal_settled(Some(Uuid::from_u128(1)), |e, c| e != "e" || c.token == 12);
+        assert_eq!(gone, 1);
+        let sealed = q.get(Uuid::from_u128(1)).unwrap();
+        assert!(sealed.sealed);
+        assert_eq!(sealed.events(), &[view("b", 2)]);
+        assert_eq!(sealed.claims(), &[claim(1, 12)]);
+        let back: RecordBatch = serde_json::from_str(&sealed.body(None)).unwrap();
+        assert_eq!(back.events, vec![view("b", 2)]);
+        // Sealed: never judged again, whatever the claims say later.
+        assert_eq!(
+            q.seal_settled(None, |_, _| false),
+            1,
+            "only f's unsealed batch"
+        );
+        assert_eq!(q.batches().len(), 1, "a batch that lost every event goes");
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn claims_are_stored_with_their_events() {
+        let mut q = queue(10);
+        let c = Entry {
+            seq: 99_999,
+            token: 4_294_967_295,
+            reward: 4_294_967_295,
+        };
+        q.push("e", view("a", 1), c, || Uuid::from_u128(1));
+        let v = Entry { reward: 0, ..c };
+        q.push("e", view("a", 2), v, || Uuid::from_u128(1));
+        let stored: Value = serde_json::from_str(&q.to_stored(1.0, false)).unwrap();
+        let big = 4_294_967_295u64;
+        assert_eq!(
+            stored["q"][0]["k"],
+            serde_json::json!([[99_999, big, big], [99_999, big]])
+        );
+        assert!(
+            q.to_stored(1.0, false).len() <= q.bytes(),
+            "the bound counts the claims"
+        );
+        let mut plain = queue(10);
+        plain.push("e", view("a", 1), Claim::default(), || Uuid::from_u128(1));
+        let stored: Value = serde_json::from_str(&plain.to_stored(1.0, false)).unwrap();
+        assert!(stored["q"][0].get("k").is_none(), "no claims, no field");
     }
 }

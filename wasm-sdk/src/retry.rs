@@ -1,5 +1,9 @@
 //! What to do with an answer (sent, dropped, retried) and how long to wait
 //! before retrying. Pure logic, tested natively.
+//!
+//! Only Myna's own answer confirms a send: a `200` from something in the
+//! way (a captive portal's page, a CDN's empty answer, a body cut short) did
+//! not reach the server, so it is retried like a network error.
 
 use myna_core::Problem;
 
@@ -12,6 +16,17 @@ pub const MAX_MS: f64 = 5.0 * 60_000.0;
 /// Longest `Retry-After` honoured, in milliseconds (a larger one is capped).
 pub const MAX_RETRY_AFTER_MS: f64 = 60.0 * 60_000.0;
 
+/// What the body of an answer is.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// Myna's answer to the request (a read form, a search answer).
+    Answer,
+    /// A Myna problem.
+    Problem(&'a Problem),
+    /// Anything else: no body, not JSON, or JSON that is not Myna's.
+    Foreign,
+}
+
 /// The fate of a batch after one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
@@ -23,17 +38,29 @@ pub enum Fate {
     Retry,
 }
 
-/// The fate of an answer with HTTP `status` and, when the body was a problem,
-/// that problem (whose own rule, [`Problem::is_retryable`], decides).
-pub fn classify(status: u16, problem: Option<&Problem>) -> Fate {
-    if (200..300).contains(&status) && problem.is_none() {
-        return Fate::Sent;
-    }
-    let retry = match problem {
-        Some(problem) => problem.is_retryable(),
-        None => status >= 500 || status == 429,
+/// Statuses retried whatever the body says: 408 (the request took too long
+/// on its way), 429 (throttled) and 5xx (the server, or a proxy, failed).
+pub fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// The fate of an answer with HTTP `status` and body `body`: sent only when
+/// it is Myna's answer with a 2xx; a problem decides by its own rule
+/// ([`Problem::is_retryable`]) or its status (JSONP answers 200 with the
+/// status inside); a foreign 2xx never reached the server, so it is retried.
+pub fn classify(status: u16, body: Body) -> Fate {
+    let ok = (200..300).contains(&status);
+    let retry = match body {
+        Body::Answer if ok => return Fate::Sent,
+        Body::Problem(p) => p.is_retryable() || retryable_status(p.status),
+        Body::Foreign if ok => true,
+        _ => false,
     };
-    if retry { Fate::Retry } else { Fate::Dropped }
+    if retry || retryable_status(status) {
+        Fate::Retry
+    } else {
+        Fate::Dropped
+    }
 }
 
 /// The delay before retry number `attempt` (0 for the first retry), with
@@ -57,10 +84,14 @@ pub fn delay_ms(attempt: u32, u: f64, retry_after_ms: Option<f64>) -> f64 {
 }
 
 /// Reads a `Retry-After` header: delay seconds, or an HTTP date that
-/// `parse_date` turns into epoch milliseconds; `None` if it is neither.
+/// `parse_date` turns into epoch milliseconds; `None` if it is neither. A
+/// date is the answerer's clock: it is read against the answer's `Date`
+/// (`server_now_ms`) when there is one, so a page whose clock is wrong
+/// still waits as long as it was asked; else against the page's `now_ms`.
 pub fn retry_after_ms(
     header: &str,
     now_ms: f64,
+    server_now_ms: Option<f64>,
     parse_date: impl FnOnce(&str) -> Option<f64>,
 ) -> Option<f64> {
     // ASCII whitespace only (HTTP's is spaces and tabs): `trim` would bring
@@ -70,7 +101,8 @@ pub fn retry_after_ms(
         // Integer parsing: f64 parsing would add some 5 KB to the wasm.
         return parse_decimal(header).map(|s| s as f64 * 1000.0);
     }
-    parse_date(header).map(|at| (at - now_ms).max(0.0))
+    let now = server_now_ms.filter(|t| t.is_finite()).unwrap_or(now_ms);
+    parse_date(header).map(|at| (at - now).max(0.0))
 }
 
 #[cfg(test)]
@@ -80,30 +112,53 @@ mod tests {
 
     #[test]
     fn success_drop_and_retry_by_status() {
-        assert_eq!(classify(200, None), Fate::Sent);
-        assert_eq!(classify(204, None), Fate::Sent);
-        for status in [500, 502, 503, 504, 429] {
-            assert_eq!(classify(status, None), Fate::Retry, "{status}");
+        assert_eq!(classify(200, Body::Answer), Fate::Sent);
+        for status in [500, 502, 503, 504, 429, 408] {
+            assert_eq!(classify(status, Body::Foreign), Fate::Retry, "{status}");
         }
         for status in [400, 401, 403, 404, 405, 409, 413, 422] {
-            assert_eq!(classify(status, None), Fate::Dropped, "{status}");
+            assert_eq!(classify(status, Body::Foreign), Fate::Dropped, "{status}");
         }
+    }
+
+    #[test]
+    fn a_408_is_retried_like_429_and_5xx() {
+        assert_eq!(classify(408, Body::Foreign), Fate::Retry);
+        let timeout = Problem {
+            status: 408,
+            messages: vec![Message::new(Code::Timeout, "too slow")],
+        };
+        assert_eq!(classify(408, Body::Problem(&timeout)), Fate::Retry);
+        // JSONP: a 408 inside a 200.
+        let inside = Problem {
+            status: 408,
+            messages: vec![Message::new(Code::InvalidValue, "too slow")],
+        };
+        assert_eq!(classify(200, Body::Problem(&inside)), Fate::Retry);
+    }
+
+    #[test]
+    fn a_2xx_that_is_not_mynas_answer_is_retried_not_taken_as_sent() {
+        // A captive portal's page, an empty body, JSON cut short: not delivered.
+        assert_eq!(classify(200, Body::Foreign), Fate::Retry);
+        assert_eq!(classify(204, Body::Foreign), Fate::Retry);
+        assert_eq!(classify(201, Body::Answer), Fate::Sent);
     }
 
     #[test]
     fn a_problem_body_decides_by_cores_rule() {
         let bad = Problem::at(Code::UnknownVariant, "events[0].variant", "x");
-        assert_eq!(classify(400, Some(&bad)), Fate::Dropped);
+        assert_eq!(classify(400, Body::Problem(&bad)), Fate::Dropped);
         let down = Problem::new(Code::Unavailable, "later");
-        assert_eq!(classify(503, Some(&down)), Fate::Retry);
+        assert_eq!(classify(503, Body::Problem(&down)), Fate::Retry);
         // JSONP answers 200 with the would-be status inside the problem.
-        assert_eq!(classify(200, Some(&bad)), Fate::Dropped);
-        assert_eq!(classify(200, Some(&down)), Fate::Retry);
+        assert_eq!(classify(200, Body::Problem(&bad)), Fate::Dropped);
+        assert_eq!(classify(200, Body::Problem(&down)), Fate::Retry);
         let throttled = Problem {
             status: 429,
             messages: vec![Message::new(Code::Unavailable, "slow down")],
         };
-        assert_eq!(classify(429, Some(&throttled)), Fate::Retry);
+        assert_eq!(classify(429, Body::Problem(&throttled)), Fate::Retry);
     }
 
     #[test]
@@ -132,14 +187,36 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(retry_after_ms("120", 0.0, |_| None), Some(120_000.0));
-        assert_eq!(retry_after_ms(" 0 ", 0.0, |_| None), Some(0.0));
+        assert_eq!(retry_after_ms("120", 0.0, None, |_| None), Some(120_000.0));
+        assert_eq!(retry_after_ms(" 0 ", 0.0, None, |_| None), Some(0.0));
         let date = "Wed, 21 Oct 2015 07:28:00 GMT";
         let at = 1_445_412_480_000.0;
         let parse = |text: &str| (text == date).then_some(at);
-        assert_eq!(retry_after_ms(date, at - 5_000.0, parse), Some(5_000.0));
-        assert_eq!(retry_after_ms(date, at + 5_000.0, parse), Some(0.0));
-        assert_eq!(retry_after_ms("soon", 0.0, |_| None), None);
-        assert_eq!(retry_after_ms("-3", 0.0, |_| None), None);
+        assert_eq!(
+            retry_after_ms(date, at - 5_000.0, None, parse),
+            Some(5_000.0)
+        );
+        assert_eq!(retry_after_ms(date, at + 5_000.0, None, parse), Some(0.0));
+        assert_eq!(retry_after_ms("soon", 0.0, None, |_| None), None);
+        assert_eq!(retry_after_ms("-3", 0.0, None, |_| None), None);
+    }
+
+    #[test]
+    fn a_retry_after_date_is_read_on_the_answerers_clock() {
+        let date = "Wed, 21 Oct 2015 07:28:20 GMT";
+        let at = 1_445_412_500_000.0;
+        let parse = |text: &str| (text == date).then_some(at);
+        // The answer's `Date` says 20 s before; the page's clock is two days fast.
+        let page_now = at + 2.0 * 86_400_000.0;
+        assert_eq!(
+            retry_after_ms(date, page_now, Some(at - 20_000.0), parse),
+            Some(20_000.0),
+            "a wrong page clock still waits as long as it was asked"
+        );
+        assert_eq!(
+            retry_after_ms(date, at - 7_000.0, Some(f64::NAN), parse),
+            Some(7_000.0),
+            "without a readable Date, the page's clock"
+        );
     }
 }

@@ -1,11 +1,43 @@
 //! The original Myna client's decision rules, per visitor and experiment:
 //! `suggest` is sticky, one view per suggestion, one reward per view. Pure
 //! logic, tested natively; the client keeps the state in localStorage.
+//!
+//! The promises hold across the tabs of one visitor through *claims*. The
+//! state every tab shares keeps the visitor's last few views, each with its
+//! place in the visitor's sequence of views (`seq`), a random token and the
+//! id of the reward claimed for it. Each queued event carries the claim it
+//! made (a view: its seq and token; a reward: also its id). Tabs acting at
+//! the same moment each write their claim, and the shared state settles on
+//! one of them (the last write wins); so when a batch is sealed, later
+//! (before it is sent, beaconed or handed to another tab), an event whose
+//! claim lost is dropped: of ten tabs that drew a variant at once, or
+//! rewarded one view at once, exactly one is counted. Only an event whose
+//! loss is certain is dropped (its seq is held by another token, or its
+//! view's reward by another id); a view too old to be remembered is kept.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
+use alloc::vec::Vec;
 
-use crate::queue::write_string;
+use crate::queue::{push_decimal, write_string};
+
+/// Views remembered per visitor and experiment (the newest).
+pub const KEPT: usize = 8;
+
+/// One view of the visitor's, as the tabs share it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// Its place in the visitor's views of the experiment (from 1).
+    pub seq: u32,
+    /// A random token naming it (tabs that view at once draw different ones).
+    pub token: u64,
+    /// The id of the reward claimed for it, 0 when none.
+    pub reward: u64,
+}
+
+/// What a queued event claims: the view it is or rewards, and (a reward)
+/// its own id. `seq` 0: no claim (an event queued before claims existed).
+pub type Claim = Entry;
 
 /// What this visitor last saw of one experiment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,10 +46,13 @@ pub struct Sticky {
     pub variant: Option<String>,
     /// Whether that view was rewarded already.
     pub rewarded: bool,
+    /// The last views, oldest first (at most [`KEPT`]).
+    pub views: Vec<Entry>,
 }
 
 impl Sticky {
-    /// The stored form: `{"v":"<variant>","r":<rewarded>}` (`{}` when empty).
+    /// The stored form: `{"v":"<variant>","r":<rewarded>,"c":[[seq,token,reward],…]}`
+    /// (`v` and `r` absent when nothing is shown; `c` absent when empty).
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");
         if let Some(v) = &self.variant {
@@ -29,8 +64,97 @@ impl Sticky {
                 ",\"r\":false"
             });
         }
+        if !self.views.is_empty() {
+            out.push_str(if self.variant.is_some() {
+                ",\"c\":["
+            } else {
+                "\"c\":["
+            });
+            for (i, e) in self.views.iter().enumerate() {
+                out.push_str(if i > 0 { ",[" } else { "[" });
+                for (j, n) in [u64::from(e.seq), e.token, e.reward]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_decimal(&mut out, n);
+                }
+                out.push(']');
+            }
+            out.push(']');
+        }
         out.push('}');
         out
+    }
+}
+
+/// The state after a new view of `variant` named `token` (by `suggest` or
+/// `view`), and the claim its event carries: the next seq after the views
+/// this tab knows of.
+pub fn view(state: &Sticky, variant: &str, token: u64) -> (Sticky, Claim) {
+    let seq = state.views.last().map_or(1, |e| e.seq.saturating_add(1));
+    let claim = Entry {
+        seq,
+        token,
+        reward: 0,
+    };
+    let mut views = state.views.clone();
+    views.push(claim);
+    let excess = views.len().saturating_sub(KEPT);
+    views.drain(..excess);
+    let next = Sticky {
+        variant: Some(variant.to_owned()),
+        rewarded: false,
+        views,
+    };
+    (next, claim)
+}
+
+/// The state after a reward `reward` of the current view (the caller checked
+/// [`reward`] said so), and its claim. A state from before claims (no views
+/// remembered) gets an entry for its view, named `token`.
+pub fn rewarded(state: &Sticky, reward: u64, token: u64) -> (Sticky, Claim) {
+    let mut next = state.clone();
+    if next.views.is_empty() {
+        next.views.push(Entry {
+            seq: 1,
+            token,
+            reward: 0,
+        });
+    }
+    let mut claim = Entry::default();
+    if let Some(last) = next.views.last_mut() {
+        last.reward = reward;
+        claim = *last;
+    }
+    next.rewarded = true;
+    (next, claim)
+}
+
+/// Whether an event with `claim` is still the one counted, by the shared
+/// `state` as it settled: false only when its view's seq is held by
+/// another token (another tab's view at the same moment won) or, for a
+/// reward, its view's reward by another id.
+pub fn keeps(state: &Sticky, claim: &Claim) -> bool {
+    if claim.seq == 0 {
+        return true;
+    }
+    match state.views.iter().find(|e| e.seq == claim.seq) {
+        None => true,
+        Some(e) if e.token != claim.token => false,
+        Some(e) => claim.reward == 0 || e.reward == 0 || e.reward == claim.reward,
+    }
+}
+
+/// The state after `unstick`: nothing shown, the views remembered (so
+/// claims of events still queued are judged as before).
+pub fn unstuck(state: &Sticky) -> Sticky {
+    Sticky {
+        variant: None,
+        rewarded: false,
+        views: state.views.clone(),
     }
 }
 
@@ -58,15 +182,6 @@ pub fn suggest(state: &Sticky, ids: &[&str], weights: &[f64], u: f64) -> Suggest
         return Suggestion::Nothing;
     }
     Suggestion::Fresh(myna_core::weights::choose(weights, u).min(ids.len() - 1))
-}
-
-/// The state after a view of `variant` (by `suggest` or `view`): a new view
-/// may be rewarded once.
-pub fn viewed(variant: &str) -> Sticky {
-    Sticky {
-        variant: Some(variant.to_owned()),
-        rewarded: false,
-    }
 }
 
 /// What `reward` should do.
@@ -108,7 +223,7 @@ mod tests {
             suggest(&Sticky::default(), &ids, &weights, 0.95),
             Suggestion::Fresh(2)
         );
-        let state = viewed("b");
+        let state = view(&Sticky::default(), "b", 7).0;
         for u in [0.0, 0.5, 0.99] {
             assert_eq!(
                 suggest(&state, &ids, &weights, u),
@@ -119,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_vanished_sticky_variant_is_chosen_afresh() {
-        let state = viewed("gone");
+        let state = view(&Sticky::default(), "gone", 7).0;
         assert_eq!(suggest(&state, &["a"], &[1.0], 0.7), Suggestion::Fresh(0));
         assert_eq!(suggest(&state, &[], &[], 0.7), Suggestion::Nothing);
     }
@@ -127,23 +242,104 @@ mod tests {
     #[test]
     fn one_reward_per_view() {
         assert_eq!(reward(&Sticky::default()), Reward::NoView);
-        let mut state = viewed("a");
+        let (state, _) = view(&Sticky::default(), "a", 7);
         assert_eq!(reward(&state), Reward::Record("a".into()));
-        state.rewarded = true;
+        let (state, _) = rewarded(&state, 99, 0);
         assert_eq!(reward(&state), Reward::Already);
         // A new view may be rewarded again.
-        assert_eq!(reward(&viewed("a")), Reward::Record("a".into()));
+        assert_eq!(reward(&view(&state, "a", 8).0), Reward::Record("a".into()));
     }
 
     #[test]
     fn stored_form_is_compact_json() {
-        let state = Sticky {
-            variant: Some("a\"b".into()),
-            rewarded: true,
-        };
-        assert_eq!(state.to_json(), r#"{"v":"a\"b","r":true}"#);
+        let (state, _) = view(&Sticky::default(), "a\"b", 12);
+        let (state, _) = rewarded(&state, 34, 0);
+        assert_eq!(state.to_json(), r#"{"v":"a\"b","r":true,"c":[[1,12,34]]}"#);
         let back: serde_json::Value = serde_json::from_str(&state.to_json()).unwrap();
         assert_eq!(back["v"], "a\"b");
+        assert_eq!(back["c"][0][2], 34);
         assert_eq!(Sticky::default().to_json(), "{}");
+        assert_eq!(unstuck(&state).to_json(), r#"{"c":[[1,12,34]]}"#);
+    }
+
+    #[test]
+    fn views_follow_each_other_and_only_the_newest_are_remembered() {
+        let mut state = Sticky::default();
+        for token in 1..=20 {
+            let (next, claim) = view(&state, "a", token);
+            assert_eq!(claim.seq, token as u32);
+            state = next;
+        }
+        assert_eq!(state.views.len(), KEPT);
+        assert_eq!(state.views[0].seq, 13);
+        // Claims of views no longer remembered are kept: nothing says they lost.
+        assert!(keeps(
+            &state,
+            &Entry {
+                seq: 2,
+                token: 2,
+                reward: 0
+            }
+        ));
+        assert!(keeps(
+            &state,
+            &Entry {
+                seq: 20,
+                token: 20,
+                reward: 0
+            }
+        ));
+    }
+
+    #[test]
+    fn of_tabs_drawing_at_once_only_the_claim_the_state_settled_on_counts() {
+        // Three tabs found no state and drew at once: each wrote its view;
+        // the last write (tab c's) is what every tab reads afterwards.
+        let empty = Sticky::default();
+        let (_, a) = view(&empty, "x", 101);
+        let (_, b) = view(&empty, "y", 102);
+        let (settled, c) = view(&empty, "x", 103);
+        assert!(!keeps(&settled, &a));
+        assert!(!keeps(&settled, &b));
+        assert!(keeps(&settled, &c));
+        // A later view (by any tab that saw c's) leaves c counted.
+        let (later, d) = view(&settled, "y", 104);
+        assert!(keeps(&later, &c) && keeps(&later, &d) && !keeps(&later, &a));
+        // Rewards of the views that lost go with them.
+        let (_, ra) = rewarded(&view(&empty, "x", 101).0, 55, 0);
+        assert!(!keeps(&later, &ra));
+    }
+
+    #[test]
+    fn of_tabs_rewarding_one_view_at_once_only_one_reward_counts() {
+        let (shown, _) = view(&Sticky::default(), "x", 7);
+        let claims: Vec<Claim> = (1..=10).map(|id| rewarded(&shown, id, 0).1).collect();
+        // Tab 4 wrote last.
+        let settled = rewarded(&shown, 4, 0).0;
+        let kept: Vec<u64> = claims
+            .iter()
+            .filter(|c| keeps(&settled, c))
+            .map(|c| c.reward)
+            .collect();
+        assert_eq!(kept, [4]);
+        // A view written by a tab that had not seen the rewards yet keeps
+        // them all undecided: each is kept (nothing says it lost)...
+        assert!(keeps(&view(&shown, "y", 8).0, &claims[0]));
+        // ...and a state from before claims gets an entry for its view.
+        let legacy = Sticky {
+            variant: Some("x".into()),
+            rewarded: false,
+            views: Vec::new(),
+        };
+        let (next, claim) = rewarded(&legacy, 9, 77);
+        assert_eq!(
+            claim,
+            Entry {
+                seq: 1,
+                token: 77,
+                reward: 9
+            }
+        );
+        assert!(keeps(&next, &claim));
     }
 }

@@ -4,7 +4,10 @@
 //! `myna`): `<ns>:q:<tab>` is a tab's queue, `<ns>:s:<experiment>` the
 //! visitor's sticky state for an experiment, `<ns>:lease` the flush lease
 //! where Web Locks are missing. When localStorage is unavailable (blocked,
-//! sandboxed) the SDK keeps the same keys in memory for the page's lifetime.
+//! sandboxed, or its methods throw) the SDK keeps the same keys in memory
+//! for the page's lifetime. When it is full, the visitor's sticky state goes
+//! to a cookie of the same name (a few hundred bytes) rather than being
+//! lost at the next page load.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -16,6 +19,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::experiment::get;
 use crate::queue::{Stored, StoredBatch, event_type, parse_uuid};
+use crate::sticky::{Entry, Sticky};
 
 #[wasm_bindgen(module = "/js/glue.js")]
 extern "C" {
@@ -27,7 +31,14 @@ extern "C" {
     fn remove_item(key: &str);
     #[wasm_bindgen(js_name = storedKeys)]
     fn stored_keys(prefix: &str) -> Array;
+    #[wasm_bindgen(js_name = getCookie)]
+    fn get_cookie(name: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = setCookie)]
+    fn set_cookie(name: &str, value: Option<&str>, days: f64);
 }
+
+/// How long a sticky state kept in a cookie lasts (days).
+const COOKIE_DAYS: f64 = 365.0;
 
 /// localStorage (or, where it is blocked, a map for the page's lifetime,
 /// shared by the page's clients as localStorage would be), under one namespace.
@@ -74,6 +85,27 @@ impl Store {
     /// The key of the visitor's sticky state for an experiment.
     pub fn sticky_key(&self, experiment: &str) -> String {
         keys::sticky(&self.ns, experiment)
+    }
+
+    /// The visitor's state at `key`: from localStorage, else from the
+    /// cookie a full storage left it in.
+    pub fn get_kept(&self, key: &str) -> Option<String> {
+        self.get(key).or_else(|| get_cookie(key))
+    }
+
+    /// Writes the visitor's state at `key`: to localStorage, or when it is
+    /// full to a cookie (the stale storage value removed, so the cookie is
+    /// what is read back). `cookie` says a cookie may hold an older value,
+    /// removed once storage takes the state again.
+    pub fn set_kept(&self, key: &str, value: &str, cookie: bool) {
+        if self.set(key, value) {
+            if cookie {
+                set_cookie(key, None, 0.0);
+            }
+        } else {
+            self.remove(key);
+            set_cookie(key, Some(value), COOKIE_DAYS);
+        }
     }
 }
 
@@ -127,6 +159,7 @@ pub fn read_stored(text: &str) -> Option<Stored> {
                 sealed: get(&entry, "s").as_bool().unwrap_or(false),
                 id: get(&body, "batch").as_string().and_then(|t| parse_uuid(&t)),
                 events,
+                claims: entries(&get(&entry, "k")),
             });
         }
     }
@@ -135,6 +168,34 @@ pub fn read_stored(text: &str) -> Option<Stored> {
         released: get(&value, "r").as_bool().unwrap_or(false),
         batches,
     })
+}
+
+/// Reads the visitor's stored state ([`Sticky::to_json`]); the default when
+/// there is none or it is not one.
+pub fn read_sticky(text: Option<&str>) -> Sticky {
+    let value = text
+        .and_then(|t| js_sys::JSON::parse(t).ok())
+        .unwrap_or(JsValue::UNDEFINED);
+    Sticky {
+        variant: get(&value, "v").as_string(),
+        rewarded: get(&value, "r").as_bool().unwrap_or(false),
+        views: entries(&get(&value, "c")),
+    }
+}
+
+/// `[[seq, token, reward], …]` as claims (a malformed one reads as no claim).
+fn entries(value: &JsValue) -> Vec<Entry> {
+    let Some(list) = array(value) else {
+        return Vec::new();
+    };
+    let number = |e: &JsValue, i| array(e).and_then(|a| a.get(i).as_f64()).unwrap_or(0.0);
+    list.iter()
+        .map(|e| Entry {
+            seq: number(&e, 0) as u32,
+            token: number(&e, 1) as u64,
+            reward: number(&e, 2) as u64,
+        })
+        .collect()
 }
 
 /// `value` as an array, if it is one (`Array.isArray`: arrays of any realm).

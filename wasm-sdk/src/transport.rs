@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::experiment::get;
 use crate::queue::push_decimal;
-use crate::retry::{self, Fate};
+use crate::retry::{self, Body, Fate};
 use crate::storage::array;
 
 #[wasm_bindgen(module = "/js/glue.js")]
@@ -42,6 +42,23 @@ pub fn request_tag(request: &JsValue) -> JsValue {
     array(request).map_or(JsValue::UNDEFINED, |r| r.get(5))
 }
 
+/// What Myna answers a request with when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A read form (`typename` "experiment"): the read and record endpoints.
+    Form,
+    /// The search answer (`{ "results": [...] }`).
+    Search,
+}
+
+/// Whether `body` is Myna's successful answer of kind `want`.
+fn is_answer(body: &JsValue, want: Want) -> bool {
+    match want {
+        Want::Form => get(body, "typename").as_string().as_deref() == Some("experiment"),
+        Want::Search => array(&get(body, "results")).is_some(),
+    }
+}
+
 /// What an answer means for the request that got it.
 #[derive(Debug)]
 pub struct Verdict {
@@ -57,12 +74,15 @@ pub struct Verdict {
     pub retry_after: Option<f64>,
 }
 
-/// Judges what glue.js answered: `[status, body, Retry-After, Retry-After
-/// as a date]` (JSONP
-/// answers always come with status 200; a problem inside carries the real
-/// status), or `"network"` / `"timeout"` when no answer came
-/// ([`Code::Network`], [`Code::Timeout`]).
-pub fn verdict(answer: &JsValue) -> Verdict {
+/// Judges what glue.js answered to a request whose success is `want`:
+/// `[status, body, Retry-After, Retry-After as a date, Date]` (JSONP
+/// answers always come with status 200 and no headers; a problem inside
+/// carries the real status; a script that ran without calling back has no
+/// body), or `"network"` / `"timeout"` when no answer came
+/// ([`Code::Network`], [`Code::Timeout`]). A 2xx whose body is neither
+/// Myna's answer nor a problem did not come from Myna (a portal, a CDN, a
+/// body cut short): a [`Code::Network`] failure, retried.
+pub fn verdict(answer: &JsValue, want: Want) -> Verdict {
     let Some(answer) = array(answer) else {
         let timeout = answer.as_string().as_deref() == Some("timeout");
         let (code, message) = if timeout {
@@ -81,22 +101,32 @@ pub fn verdict(answer: &JsValue) -> Verdict {
     let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
     let body = answer.get(1);
     let retry_after = answer.get(2).as_string().and_then(|h| {
-        retry::retry_after_ms(&h, js_sys::Date::now(), |_| {
+        retry::retry_after_ms(&h, js_sys::Date::now(), answer.get(4).as_f64(), |_| {
             answer.get(3).as_f64().filter(|at| at.is_finite())
         })
     });
     let problem = problem_of(&body);
-    let fate = retry::classify(status, problem.as_ref());
+    let kind = match &problem {
+        Some(p) => Body::Problem(p),
+        None if is_answer(&body, want) => Body::Answer,
+        None => Body::Foreign,
+    };
+    let fate = retry::classify(status, kind);
+    let foreign = matches!(kind, Body::Foreign) && (200..300).contains(&status);
     let problem = match (fate, problem) {
         (Fate::Sent, _) => None,
         (_, Some(p)) => Some(p),
-        (_, None) => Some(bare_status(status)),
+        _ if foreign => Some(Problem::new(
+            Code::Network,
+            "The answer did not come from the Myna server (a proxy or portal in the way?).",
+        )),
+        _ => Some(bare_status(status)),
     };
     Verdict {
         fate,
         body,
         problem,
-        from_server: true,
+        from_server: !foreign,
         retry_after,
     }
 }
@@ -137,6 +167,7 @@ fn bare_status(status: u16) -> Problem {
         403 => Code::Authorization,
         404 => Code::NotFound,
         405 => Code::MethodNotAllowed,
+        408 => Code::Timeout,
         409 => Code::Conflict,
         413 => Code::BodyTooLarge,
         429 | 503 => Code::Unavailable,

@@ -1,5 +1,12 @@
 //! Parsing and validation of what clients send: a record POST body, or JSONP
 //! record parameters, against an experiment (the server's side; `std` only).
+//!
+//! A sender may say when, on its own clock, it sent the events (`sentAt`:
+//! a top-level field of the body, a parameter of the JSONP call). Every
+//! event's timestamp is then read on that clock and moved onto the
+//! server's by `now - sentAt`, before any check: an event keeps its true
+//! age however wrong the page's clock is (a visitor's clock two days fast
+//! must not lose their events to the future-timestamp rule).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -73,6 +80,19 @@ pub fn validate_event(
     now_ms: i64,
     prefix: &str,
 ) -> Result<Event, Vec<Message>> {
+    validate_event_sent(input, experiment, now_ms, prefix, 0)
+}
+
+/// [`validate_event`] for an event whose timestamp is on a sender's clock
+/// that is `shift_ms` behind the server's (`now - sentAt`): the timestamp is
+/// moved onto the server's clock, then checked.
+pub fn validate_event_sent(
+    input: &EventInput,
+    experiment: &Experiment,
+    now_ms: i64,
+    prefix: &str,
+    shift_ms: i64,
+) -> Result<Event, Vec<Message>> {
     let known = experiment.has_variant(input.variant);
     let (typename, amount, mut problems) = check_event(input.typename, known, input.amount, prefix);
     // The server's answers say what was wrong.
@@ -85,7 +105,10 @@ pub fn validate_event(
     }
     let timestamp = match input.timestamp {
         None => Some(now_ms),
-        Some(ts) => match timestamp_ms(ts) {
+        Some(ts) => match timestamp_ms(ts)
+            .map(|ms| ms.saturating_add(shift_ms))
+            .filter(|ms| *ms >= 0)
+        {
             Some(ms) if ms > now_ms.saturating_add(MAX_FUTURE_MS) => {
                 problems.push(
                     Message::at(
@@ -154,6 +177,13 @@ pub fn parse_record_value(
     };
     let mut problems = Vec::new();
     let batch = parse_batch_id(root.get("batch"), "batch", &mut problems);
+    let sent_at = match root.get("sentAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(TimestampInput::Millis(n.as_f64().unwrap_or(f64::NAN))),
+        Some(Value::String(s)) => Some(TimestampInput::Text(s)),
+        Some(_) => Some(TimestampInput::Millis(f64::NAN)),
+    };
+    let shift = clock_shift(sent_at, now_ms, &mut problems);
     let events = match root.get("events") {
         None | Some(Value::Null) => {
             problems.push(Message::at(
@@ -186,7 +216,7 @@ pub fn parse_record_value(
     let mut valid = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
         let prefix = format!("events[{i}].");
-        match parse_event_value(event, experiment, now_ms, &prefix) {
+        match parse_event_value(event, experiment, now_ms, &prefix, shift) {
             Ok(event) => valid.push(event),
             Err(mut messages) => problems.append(&mut messages),
         }
@@ -201,11 +231,31 @@ pub fn parse_record_value(
     }
 }
 
+/// How far the sender's clock is behind the server's (`now - sentAt`, 0
+/// without a `sentAt`); a `sentAt` that is no timestamp is a problem.
+fn clock_shift(sent_at: Option<TimestampInput>, now_ms: i64, problems: &mut Vec<Message>) -> i64 {
+    let Some(input) = sent_at else {
+        return 0;
+    };
+    match timestamp_ms(input) {
+        Some(ms) => now_ms.saturating_sub(ms),
+        None => {
+            problems.push(Message::at(
+                Code::InvalidTimestamp,
+                "sentAt",
+                "`sentAt` must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+            ));
+            0
+        }
+    }
+}
+
 fn parse_event_value(
     value: &Value,
     experiment: &Experiment,
     now_ms: i64,
     prefix: &str,
+    shift: i64,
 ) -> Result<Event, Vec<Message>> {
     let Some(object) = value.as_object() else {
         return Err(vec![Message::at(
@@ -251,7 +301,7 @@ fn parse_event_value(
         amount,
         timestamp,
     };
-    match validate_event(&input, experiment, now_ms, prefix) {
+    match validate_event_sent(&input, experiment, now_ms, prefix, shift) {
         Ok(event) if problems.is_empty() => Ok(event),
         Ok(_) => Err(problems),
         Err(mut more) => {
@@ -318,7 +368,8 @@ fn parse_batch_text(text: &str, path: &str, problems: &mut Vec<Message>) -> Opti
 }
 
 /// Parses and validates the JSONP record parameters (`typename`, `variant`,
-/// `amount` or its synonym `reward`, `timestamp`, `batch`) into a one-event batch.
+/// `amount` or its synonym `reward`, `timestamp`, `batch`, `sentAt`) into a
+/// one-event batch.
 ///
 /// `param` looks a query parameter up by name. Problem paths are parameter names.
 pub fn parse_record_params<'a>(
@@ -360,6 +411,11 @@ pub fn parse_record_params<'a>(
         Err(_) => TimestampInput::Text(text),
     });
     let batch = param("batch").and_then(|text| parse_batch_text(text, "batch", &mut problems));
+    let sent_at = param("sentAt").map(|text| match text.trim().parse::<f64>() {
+        Ok(ms) => TimestampInput::Millis(ms),
+        Err(_) => TimestampInput::Text(text),
+    });
+    let shift = clock_shift(sent_at, now_ms, &mut problems);
     let (Some(typename), Some(variant)) = (typename, variant) else {
         return Err(Problem::many(problems));
     };
@@ -369,7 +425,7 @@ pub fn parse_record_params<'a>(
         amount,
         timestamp,
     };
-    match validate_event(&input, experiment, now_ms, "") {
+    match validate_event_sent(&input, experiment, now_ms, "", shift) {
         Ok(event) if problems.is_empty() => Ok(RecordBatch {
             batch,
             events: vec![event],
