@@ -15,8 +15,9 @@ use crate::request::Params;
 const METHODS: &str = "GET, POST, PUT, DELETE";
 /// Request headers browsers may send.
 const HEADERS: &str = "Authorization, Content-Type";
-/// Response headers scripts may read: when to retry a 503 or 429.
-const EXPOSED: &str = "Retry-After";
+/// Response headers scripts may read: when to retry a 503 or 429, and the
+/// server's clock to read a `Retry-After` date against (the page's may be wrong).
+const EXPOSED: &str = "Retry-After, Date";
 /// How long a browser may cache a preflight, in seconds.
 const MAX_AGE: &str = "86400";
 

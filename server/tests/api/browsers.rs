@@ -61,7 +61,7 @@ async fn any_origin_by_default_without_credentials() {
     // The SDK reads Retry-After of a 503 or 429 to pace its retries.
     assert_eq!(
         get.header("access-control-expose-headers"),
-        Some("Retry-After")
+        Some("Retry-After, Date")
     );
     // Problems carry it as well, so the page can read them.
     let missing = h
