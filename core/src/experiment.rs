@@ -37,6 +37,7 @@ impl NewExperiment {
     pub fn into_experiment(self, uuid: Uuid, account_id: Uuid) -> Experiment {
         Experiment {
             uuid: self.uuid.unwrap_or(uuid),
+            alias: None,
             account_id,
             name: self.name,
             visibility: self.visibility,

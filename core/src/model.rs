@@ -102,8 +102,13 @@ impl Variant {
 /// An experiment: its definition and its variants' counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
-    /// Its identity.
+    /// Its identity on this server (the key it is stored under).
     pub uuid: Uuid,
+    /// The uuid its owner and pages know it by, when that is not `uuid`:
+    /// uuids are per account, so a uuid chosen at creation that another
+    /// account's experiment already has is kept here, and `uuid` is then
+    /// one the server made. `None` for nearly every experiment.
+    pub alias: Option<Uuid>,
     /// The account that owns it.
     pub account_id: Uuid,
     /// A human name.
@@ -117,6 +122,12 @@ pub struct Experiment {
 }
 
 impl Experiment {
+    /// The uuid the world sees (read forms, search, links): the alias if it
+    /// has one, else its uuid.
+    pub fn public_uuid(&self) -> Uuid {
+        self.alias.unwrap_or(self.uuid)
+    }
+
     /// The variant with this id.
     pub fn variant(&self, id: &str) -> Option<&Variant> {
         self.variants.iter().find(|v| v.id == id)

@@ -94,7 +94,7 @@ impl ReadForm {
             } else {
                 Subtype::Summary
             },
-            uuid: experiment.uuid,
+            uuid: experiment.public_uuid(),
             account_id: complete.then_some(experiment.account_id),
             name: experiment.name.clone(),
             visibility: experiment.visibility,
@@ -164,6 +164,7 @@ mod tests {
         b.total_reward = 2.5;
         Experiment {
             uuid: Uuid::from_u128(1),
+            alias: None,
             account_id: Uuid::from_u128(2),
             name: "e".into(),
             visibility: Visibility::Published,

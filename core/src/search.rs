@@ -127,7 +127,7 @@ impl SearchQuery {
         access.may_see(experiment.visibility)
             && self.visibility.contains(&experiment.visibility)
             && self.q.as_deref().is_none_or(|q| {
-                experiment.uuid.to_string() == q.to_ascii_lowercase()
+                experiment.public_uuid().to_string() == q.to_ascii_lowercase()
                     || experiment.name.to_lowercase().contains(&q.to_lowercase())
             })
     }
@@ -146,11 +146,11 @@ impl SearchQuery {
             a.name
                 .to_lowercase()
                 .cmp(&b.name.to_lowercase())
-                .then(a.uuid.cmp(&b.uuid))
+                .then(a.public_uuid().cmp(&b.public_uuid()))
         };
         match self.sort {
-            Sort::UuidAsc => found.sort_by_key(|e| e.uuid),
-            Sort::UuidDesc => found.sort_by_key(|e| std::cmp::Reverse(e.uuid)),
+            Sort::UuidAsc => found.sort_by_key(|e| e.public_uuid()),
+            Sort::UuidDesc => found.sort_by_key(|e| std::cmp::Reverse(e.public_uuid())),
             Sort::NameAsc => found.sort_by(by_name),
             Sort::NameDesc => found.sort_by(|a, b| by_name(b, a)),
         }
@@ -167,6 +167,7 @@ mod tests {
     fn exp(n: u128, name: &str, visibility: Visibility) -> Experiment {
         Experiment {
             uuid: Uuid::from_u128(n),
+            alias: None,
             account_id: Uuid::from_u128(99),
             name: name.into(),
             visibility,

@@ -57,6 +57,9 @@ struct Entry {
 #[derive(Debug)]
 pub struct Cache {
     entries: RwLock<HashMap<Uuid, Arc<Mutex<Entry>>>>,
+    /// `(account, alias)` → uuid, for the experiments that have an alias
+    /// (uuids are per account: see `Experiment::alias`).
+    aliases: RwLock<HashMap<(Uuid, Uuid), Uuid>>,
     /// Experiments storage could not read, by their stored uuid text.
     unreadable: RwLock<HashMap<String, Unreadable>>,
     config: WeightsConfig,
@@ -92,6 +95,7 @@ impl Cache {
     /// A cache holding `experiments` (and knowing the unreadable ones),
     /// weights computed at `now_ms`.
     pub fn new(experiments: Experiments, config: WeightsConfig, now_ms: i64) -> Cache {
+        let aliases = aliases(&experiments.readable);
         let entries = experiments
             .readable
             .into_iter()
@@ -100,6 +104,7 @@ impl Cache {
         let unreadable = by_uuid(experiments.unreadable);
         Cache {
             entries: RwLock::new(entries),
+            aliases: RwLock::new(aliases),
             unreadable: RwLock::new(unreadable),
             config,
         }
@@ -108,6 +113,13 @@ impl Cache {
     fn entry(&self, uuid: Uuid) -> Option<Arc<Mutex<Entry>>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries.get(&uuid).cloned()
+    }
+
+    /// The uuid the experiment `account` knows as `uuid` is stored under:
+    /// the experiment of that alias if the account has one, else `uuid`.
+    pub fn resolve(&self, account: Uuid, uuid: Uuid) -> Uuid {
+        let aliases = self.aliases.read().unwrap_or_else(PoisonError::into_inner);
+        aliases.get(&(account, uuid)).copied().unwrap_or(uuid)
     }
 
     /// The experiment as it is now (definition and counts), without weights.
@@ -189,6 +201,10 @@ impl Cache {
     /// as given); its weights are computed now.
     pub fn put(&self, experiment: Experiment, now_ms: i64) {
         let uuid = experiment.uuid;
+        if let Some(alias) = experiment.alias {
+            let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
+            aliases.insert((experiment.account_id, alias), uuid);
+        }
         let entry = Entry::new(experiment, &self.config, now_ms);
         self.forget_unreadable(uuid);
         let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
@@ -198,6 +214,10 @@ impl Cache {
     /// Forgets an experiment (readable or not).
     pub fn remove(&self, uuid: Uuid) {
         self.forget_unreadable(uuid);
+        {
+            let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
+            aliases.retain(|_, key| *key != uuid);
+        }
         let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(&uuid);
     }
@@ -234,6 +254,7 @@ impl Cache {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = by_uuid(experiments.unreadable);
         let experiments = experiments.readable;
+        *self.aliases.write().unwrap_or_else(PoisonError::into_inner) = aliases(&experiments);
         let mut seen = HashSet::with_capacity(experiments.len());
         let mut added = Vec::new();
         {
@@ -286,6 +307,14 @@ impl Cache {
     }
 }
 
+/// `(account, alias)` → uuid of the experiments that have an alias.
+fn aliases(experiments: &[Experiment]) -> HashMap<(Uuid, Uuid), Uuid> {
+    experiments
+        .iter()
+        .filter_map(|e| Some(((e.account_id, e.alias?), e.uuid)))
+        .collect()
+}
+
 fn by_uuid(unreadable: Vec<Unreadable>) -> HashMap<String, Unreadable> {
     unreadable
         .into_iter()
@@ -296,6 +325,7 @@ fn by_uuid(unreadable: Vec<Unreadable>) -> HashMap<String, Unreadable> {
 /// Whether two states of an experiment differ only in their counts.
 fn same_definition(a: &Experiment, b: &Experiment) -> bool {
     a.uuid == b.uuid
+        && a.alias == b.alias
         && a.account_id == b.account_id
         && a.name == b.name
         && a.visibility == b.visibility
@@ -316,6 +346,7 @@ mod tests {
     fn experiment() -> Experiment {
         Experiment {
             uuid: Uuid::from_u128(1),
+            alias: None,
             account_id: Uuid::from_u128(2),
             name: "e".into(),
             visibility: Visibility::Published,
@@ -381,6 +412,7 @@ mod tests {
         let mut renamed = experiment();
         renamed.name = "renamed".into();
         let other = Experiment {
+            alias: None,
             uuid: Uuid::from_u128(9),
             ..experiment()
         };

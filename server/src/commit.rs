@@ -357,11 +357,31 @@ impl Writer {
             }
         }
         match change {
-            Change::Create(experiment) => {
-                let uuid = experiment.uuid;
-                if self.cache.experiment(uuid).is_some() {
+            Change::Create(mut experiment) => {
+                let (chosen, account) = (experiment.uuid, experiment.account_id);
+                // Uuids are per account: the account's own experiment (or
+                // alias) with this uuid is a conflict; another account's is
+                // not even noticed (the new one keeps the uuid as its alias,
+                // under a uuid of the server's).
+                let own = self.cache.resolve(account, chosen);
+                let taken_here = self
+                    .cache
+                    .experiment(own)
+                    .is_some_and(|e| e.account_id == account)
+                    || self
+                        .cache
+                        .unreadable(chosen)
+                        .is_some_and(|u| u.account_id == Some(account));
+                if taken_here {
                     return Err(StorageError::Conflict.into());
                 }
+                if self.cache.experiment(chosen).is_some()
+                    || self.cache.unreadable(chosen).is_some()
+                {
+                    experiment.alias = Some(chosen);
+                    experiment.uuid = Uuid::new_v4();
+                }
+                let uuid = experiment.uuid;
                 self.storage.create_experiment(&experiment, now).await?;
                 self.cache.put(experiment, now);
                 Ok(self.cache.experiment(uuid))

@@ -644,6 +644,7 @@ async fn an_unreadable_experiment_is_served_as_500_and_can_be_deleted() {
 fn experiment_of(account: Uuid) -> Experiment {
     Experiment {
         uuid: Uuid::new_v4(),
+        alias: None,
         account_id: account,
         name: "elsewhere".into(),
         visibility: Visibility::Published,

@@ -103,6 +103,11 @@ macro_rules! suite {
                 cases::record_for_removed_variants(fixture.storage.as_ref()).await
             }
             #[tokio::test]
+            async fn aliases_round_trip_and_are_unique_per_account() {
+                let Some(fixture) = $open.await else { return };
+                cases::aliases_round_trip_and_are_unique_per_account(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
             async fn ping_writes_and_leaves_counts_alone() {
                 let Some(fixture) = $open.await else { return };
                 cases::ping_writes_and_leaves_counts_alone(fixture.storage.as_ref()).await
@@ -422,6 +427,7 @@ mod cases {
         b.settings = json!({"color": "blue", "list": [1, 2]});
         Experiment {
             uuid: Uuid::new_v4(),
+            alias: None,
             account_id: account,
             name: "Headline".into(),
             visibility,
@@ -603,6 +609,7 @@ mod cases {
         assert_eq!(storage.experiment(Uuid::new_v4()).await.unwrap(), None);
         let empty = Experiment {
             uuid: Uuid::new_v4(),
+            alias: None,
             variants: vec![],
             settings: empty_object(),
             ..one.clone()
@@ -670,6 +677,7 @@ mod cases {
         assert_eq!(stored(storage, experiment.uuid).await.variants[3].views, 0);
         let ghost = Experiment {
             uuid: Uuid::new_v4(),
+            alias: None,
             ..next
         };
         assert!(!storage.update_experiment(&ghost).await.unwrap());
@@ -827,6 +835,29 @@ mod cases {
             .map(|h| h.variant)
             .collect();
         assert_eq!(hours, ["a"]);
+    }
+
+    /// An experiment's alias (the uuid its owner chose, that another
+    /// account's experiment has) is stored and read back; one account
+    /// cannot hold an alias twice.
+    pub async fn aliases_round_trip_and_are_unique_per_account(storage: &dyn Storage) {
+        let one = account(storage).await;
+        let two = account(storage).await;
+        let theirs = experiment(one, Visibility::Published);
+        storage.create_experiment(&theirs, 0).await.unwrap();
+        let mut mine = experiment(two, Visibility::Draft);
+        mine.alias = Some(theirs.uuid);
+        storage.create_experiment(&mine, 0).await.unwrap();
+        let loaded = storage.experiments().await.unwrap().readable;
+        let back = loaded.iter().find(|e| e.uuid == mine.uuid).unwrap();
+        assert_eq!(back, &mine);
+        assert_eq!(back.public_uuid(), theirs.uuid);
+        let mut twice = experiment(two, Visibility::Draft);
+        twice.alias = Some(theirs.uuid);
+        assert!(matches!(
+            storage.create_experiment(&twice, 0).await,
+            Err(StorageError::Conflict)
+        ));
     }
 
     /// The health check's write, repeated and pruned, changes nothing a

@@ -22,6 +22,7 @@ const VECTORS: &str = include_str!("../../tests/vectors/record.json");
 fn experiment(ids: &[&str]) -> Experiment {
     Experiment {
         uuid: Uuid::from_u128(1),
+        alias: None,
         account_id: Uuid::from_u128(2),
         name: "vectors".into(),
         visibility: Visibility::Published,

@@ -298,6 +298,7 @@ mod tests {
     fn history_is_cumulative_and_ends_at_the_current_counts() {
         let mut experiment = Experiment {
             uuid: Uuid::from_u128(1),
+            alias: None,
             account_id: Uuid::from_u128(2),
             name: "e".into(),
             visibility: Visibility::Published,

@@ -180,7 +180,7 @@ fn list_table(found: &[&Experiment]) -> String {
              <td data-label=\"Visibility\">{badge}</td><td data-label=\"Variants\">{n}: {names}</td>\
              <td data-label=\"Views\" class=\"num\" data-value=\"{views}\">{views_text}</td>\
              <td data-label=\"Best variant\">{best}</td></tr>",
-            uuid = e.uuid,
+            uuid = e.public_uuid(),
             name = esc(&e.name),
             badge = visibility_badge(e.visibility),
             n = e.variants.len(),
@@ -383,6 +383,7 @@ fn status_of(problem: &Problem) -> StatusCode {
 fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapshot, Box<Response>> {
     Uuid::parse_str(uuid)
         .ok()
+        .map(|uuid| state.cache.resolve(session.account, uuid))
         .and_then(|uuid| state.cache.snapshot(uuid, state.now_ms()))
         .filter(|s| s.experiment.account_id == session.account)
         .ok_or_else(|| Box::new(not_found(session, "experiment")))
@@ -530,7 +531,7 @@ pub async fn edit(
         Ok(snapshot) => snapshot,
         Err(missing) => return *missing,
     };
-    let uuid = snapshot.experiment.uuid;
+    let uuid = snapshot.experiment.public_uuid();
     let values = EditValues::from_form(&form);
     let result = match values.update_body() {
         Ok(body) => {
@@ -583,7 +584,7 @@ async fn experiment_page(
          <a href=\"#snippet\">Use it on your page</a><a href=\"#edit\">Edit</a><a href=\"#danger\">Reset or delete</a></nav>",
         name = esc(&e.name),
         badge = visibility_badge(e.visibility),
-        uuid = e.uuid,
+        uuid = e.public_uuid(),
     );
     body.push_str(&results(snapshot));
     body.push_str(&match &hourly {
@@ -599,7 +600,7 @@ async fn experiment_page(
          deleting removes the experiment and everything recorded for it.</p>\
          <p class=\"actions\"><a class=\"button\" href=\"/experiments/{uuid}/reset\">Reset counts…</a> \
          <a class=\"button danger\" href=\"/experiments/{uuid}/delete\">Delete experiment…</a></p></section>",
-        uuid = e.uuid
+        uuid = e.public_uuid()
     );
     html::page(&e.name, Nav::Experiments, Some(&session.csrf), &body)
 }
@@ -818,7 +819,7 @@ fn snippet(request: &Request, e: &Experiment, keys: &[ApiKey]) -> String {
         root = js_string(&api_root(request)),
         key = js_string(&key_text),
         ids = ids.join(" or "),
-        uuid = js_string(&e.uuid.to_string()),
+        uuid = js_string(&e.public_uuid().to_string()),
     );
     let mut out =
         String::from("<section id=\"snippet\" class=\"card\"><h2>Use it on your page</h2>");
@@ -871,7 +872,7 @@ fn edit_form(
          <p class=\"field\"><label for=\"edit-visibility\">Visibility</label>{vis}</p></div>\
          <p class=\"field\"><label for=\"edit-settings\">Settings <span class=\"muted\">(JSON object)</span></label>\
          <textarea id=\"edit-settings\" name=\"settings\" rows=\"{rows}\" class=\"code\">{settings}</textarea></p>",
-        uuid = e.uuid,
+        uuid = e.public_uuid(),
         csrf = csrf_field(&session.csrf),
         name = esc(&values.name),
         vis = visibility_select("edit-visibility", &values.visibility),
@@ -928,7 +929,7 @@ fn confirm_page(session: &Session, e: &Experiment, action: &str) -> String {
          <p class=\"actions\"><button type=\"submit\" class=\"danger\" autofocus>{button}</button> \
          <a href=\"/experiments/{uuid}\">Cancel</a></p></form></section>",
         name = esc(&e.name),
-        uuid = e.uuid,
+        uuid = e.public_uuid(),
         csrf = csrf_field(&session.csrf),
     );
     html::page(title, Nav::Experiments, Some(&session.csrf), &body)
@@ -1023,7 +1024,7 @@ async fn confirmed(
         Err(refusal) => return refusal,
     };
     let uuid = match owned(state, &session, uuid) {
-        Ok(snapshot) => snapshot.experiment.uuid,
+        Ok(snapshot) => snapshot.experiment.public_uuid(),
         Err(missing) => return *missing,
     };
     let (done, next) = match what {

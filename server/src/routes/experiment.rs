@@ -20,9 +20,14 @@ use crate::state::AppState;
 
 /// The read form of an experiment the caller may see (else 404): the cached
 /// summary for an API key, the complete form for the owner.
+///
+/// `uuid` is the experiment's uuid as the caller knows it (its alias, for
+/// one that has an alias), as in every function here taking a path uuid.
 pub(super) fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
     let missing = || missing(state, caller, uuid);
     let now = state.now_ms();
+    let key = state.cache.resolve(caller.account(), uuid);
+    let uuid = key;
     match caller.access() {
         Access::Summary => {
             let visible = state
@@ -49,7 +54,7 @@ pub(super) fn visible(
 ) -> Result<std::sync::Arc<myna_core::Experiment>, Problem> {
     state
         .cache
-        .experiment(uuid)
+        .experiment(state.cache.resolve(caller.account(), uuid))
         .filter(|e| caller.sees(e))
         .ok_or_else(|| missing(state, caller, uuid))
 }
@@ -70,16 +75,17 @@ fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
 }
 
 /// Creates an experiment from a create body (core's `parse_create`) for
-/// `account`; its uuid. Shared by the API and the dashboard.
+/// `account`; its uuid (as its owner knows it). Shared by the API and the
+/// dashboard.
 pub(crate) async fn create_experiment(
     state: &AppState,
     account: Uuid,
     body: &[u8],
 ) -> Result<Uuid, Problem> {
     let experiment = parse_create(body)?.into_experiment(Uuid::new_v4(), account);
-    let uuid = experiment.uuid;
-    state.committer.change(Change::Create(experiment)).await?;
-    Ok(uuid)
+    let chosen = experiment.uuid;
+    let created = state.committer.change(Change::Create(experiment)).await?;
+    Ok(created.map_or(chosen, |e| e.public_uuid()))
 }
 
 /// Applies an update body (core's `apply_update`, in the commit writer) to
@@ -91,7 +97,7 @@ pub(crate) async fn update_experiment(
     body: Vec<u8>,
 ) -> Result<(), Problem> {
     let change = Change::Update {
-        uuid,
+        uuid: state.cache.resolve(account, uuid),
         account,
         body,
     };
@@ -107,7 +113,10 @@ pub(crate) async fn delete_experiment(
 ) -> Result<(), Problem> {
     state
         .committer
-        .change(Change::Delete { uuid, account })
+        .change(Change::Delete {
+            uuid: state.cache.resolve(account, uuid),
+            account,
+        })
         .await?;
     Ok(())
 }
@@ -121,7 +130,10 @@ pub(crate) async fn reset_experiment(
 ) -> Result<(), Problem> {
     state
         .committer
-        .change(Change::Reset { uuid, account })
+        .change(Change::Reset {
+            uuid: state.cache.resolve(account, uuid),
+            account,
+        })
         .await?;
     Ok(())
 }

@@ -16,8 +16,9 @@ use crate::request::{Params, experiment_uuid, read_body};
 use crate::state::AppState;
 use crate::storage::Recording;
 
-/// Commits a validated batch (durably, exactly once per batch id) and
-/// answers the read form the caller may see.
+/// Commits a validated batch for the experiment the caller knows as `uuid`
+/// (durably, exactly once per batch id) and answers the read form the
+/// caller may see.
 async fn commit(
     state: &AppState,
     caller: Caller,
@@ -26,7 +27,7 @@ async fn commit(
 ) -> Result<String, Problem> {
     if !batch.events.is_empty() {
         let recording = Recording {
-            experiment: uuid,
+            experiment: state.cache.resolve(caller.account(), uuid),
             batch,
         };
         state.committer.record(recording).await?;

@@ -191,8 +191,8 @@ fn retry_record(error: &sqlx::Error) -> bool {
     )
 }
 
-const EXPERIMENT_COLUMNS: &str =
-    "uuid::text AS uuid, account_id::text AS account_id, name, visibility, settings";
+const EXPERIMENT_COLUMNS: &str = "uuid::text AS uuid, alias::text AS alias, account_id::text AS account_id, name, visibility, \
+     settings";
 const VARIANT_COLUMNS: &str =
     "experiment::text AS experiment, id, name, settings, views, total_reward";
 const API_KEY_COLUMNS: &str =
@@ -721,10 +721,12 @@ impl Storage for PostgresStorage {
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await.map_err(map_err)?;
             sqlx::query(
-                "INSERT INTO experiments (uuid, account_id, name, visibility, settings, created_ms) \
-                 VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6)",
+                "INSERT INTO experiments \
+                 (uuid, alias, account_id, name, visibility, settings, created_ms) \
+                 VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7)",
             )
             .bind(experiment.uuid.to_string())
+            .bind(experiment.alias.map(|alias| alias.to_string()))
             .bind(experiment.account_id.to_string())
             .bind(experiment.name.as_str())
             .bind(experiment.visibility.as_str())

@@ -111,8 +111,16 @@ pub fn api_key_row(row: &impl Columns) -> Result<ApiKey, StorageError> {
 /// An `experiments` row, without its variants.
 pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
     let visibility = row.text("visibility")?;
+    let alias = match row.optional_text("alias")? {
+        Some(text) => Some(
+            Uuid::parse_str(&text)
+                .map_err(|e| StorageError::Internal(format!("bad alias {text}: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(Experiment {
         uuid: uuid_col(row, "uuid")?,
+        alias,
         account_id: uuid_col(row, "account_id")?,
         name: row.text("name")?,
         visibility: Visibility::parse(&visibility)

@@ -119,7 +119,7 @@ fn rows(n: usize, row: &str) -> String {
     vec![row; n].join(", ")
 }
 
-const EXPERIMENT_COLUMNS: &str = "uuid, account_id, name, visibility, settings";
+const EXPERIMENT_COLUMNS: &str = "uuid, alias, account_id, name, visibility, settings";
 const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_reward";
 
 impl SqliteStorage {
@@ -536,10 +536,12 @@ impl Storage for SqliteStorage {
         Box::pin(async move {
             let mut tx = self.write.begin().await.map_err(map_err)?;
             sqlx::query(
-                "INSERT INTO experiments (uuid, account_id, name, visibility, settings, created_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO experiments \
+                 (uuid, alias, account_id, name, visibility, settings, created_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(experiment.uuid.to_string())
+            .bind(experiment.alias.map(|alias| alias.to_string()))
             .bind(experiment.account_id.to_string())
             .bind(experiment.name.as_str())
             .bind(experiment.visibility.as_str())

@@ -311,3 +311,89 @@ async fn search_parameters() {
         jsonp.text
     );
 }
+
+/// Uuids are per account: a uuid another account's experiment has is no
+/// conflict (a 409 would tell the caller that experiment exists); each
+/// account reads, updates, records to and deletes its own under that uuid,
+/// and the other's never moves.
+#[tokio::test]
+async fn a_uuid_another_account_has_is_yours_to_use_and_reveals_nothing() {
+    let h = Harness::new().await;
+    let uuid = Uuid::new_v4();
+    let theirs = h
+        .post(
+            "/v2/experiment",
+            Who::Other,
+            json!({"uuid": uuid, "name": "Theirs", "visibility": "draft", "variants": {"x": {}}}),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.text);
+    let mine = h
+        .post(
+            "/v2/experiment",
+            Who::Owner,
+            json!({"uuid": uuid, "name": "Mine", "visibility": "published",
+                   "variants": {"a": {}, "b": {}}}),
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
+    assert_eq!(mine.json()["uuid"], uuid.to_string());
+    assert_eq!(mine.json()["accountId"], h.owner.account.to_string());
+
+    let path = format!("/v2/experiment/{uuid}");
+    assert_eq!(h.complete(uuid).await["name"], "Mine");
+    assert_eq!(h.get(&path, Who::Other).await.json()["name"], "Theirs");
+    assert_eq!(
+        h.get(&path, Who::Key).await.json()["uuid"],
+        uuid.to_string()
+    );
+    // Recorded through the owner's public key: counted in the owner's.
+    let record = h
+        .post(
+            &format!("{path}/record"),
+            Who::Key,
+            json!({"events": [{"typename": "view", "variant": "a"}]}),
+        )
+        .await;
+    assert_eq!(record.status, StatusCode::OK, "{}", record.text);
+    assert_eq!(record.json()["uuid"], uuid.to_string());
+    assert_eq!(h.complete(uuid).await["variants"]["a"]["views"], 1);
+    // Search finds it by that uuid, and lists it under it.
+    let found = h
+        .get(
+            &format!("/v2/experiment?q={uuid}&visibility=published"),
+            Who::Key,
+        )
+        .await;
+    assert_eq!(found.json()["results"][0]["uuid"], uuid.to_string());
+    // Updating is the owner's own; the same uuid again IS the owner's conflict.
+    let renamed = h
+        .send(
+            Method::PUT,
+            &path,
+            Who::Owner,
+            Some(json!({"name": "Mine, renamed"})),
+        )
+        .await;
+    assert_eq!(renamed.json()["name"], "Mine, renamed");
+    let again = h
+        .post(
+            "/v2/experiment",
+            Who::Owner,
+            json!({"uuid": uuid, "name": "x"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    // Deleting the owner's leaves the other account's as it was.
+    let deleted = h.send(Method::DELETE, &path, Who::Owner, None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    assert_eq!(h.get(&path, Who::Owner).await.status, StatusCode::NOT_FOUND);
+    let still = h.get(&path, Who::Other).await.json();
+    assert_eq!(
+        (
+            still["name"].as_str(),
+            still["variants"]["x"]["views"].as_u64()
+        ),
+        (Some("Theirs"), Some(0))
+    );
+}
