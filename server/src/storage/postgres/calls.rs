@@ -246,6 +246,8 @@ struct Health {
     busy_refused: [AtomicU64; Purpose::ALL.len()],
     /// Purposes that failed while a probe ran: busy if it succeeds.
     suspects: Mutex<Vec<Purpose>>,
+    /// Calls that failed while a probe ran.
+    unexplained: AtomicU64,
 }
 
 /// The pools of one instance and what it knows of PostgreSQL's health.
@@ -384,11 +386,15 @@ impl Calls {
         if self.closed() {
             return;
         }
-        health
+        health.unexplained.fetch_add(1, Ordering::Relaxed);
+        let mut suspects = health
             .suspects
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(purpose);
+            .unwrap_or_else(PoisonError::into_inner);
+        if !suspects.contains(&purpose) {
+            suspects.push(purpose);
+        }
+        drop(suspects);
         if !health.probing.swap(true, Ordering::SeqCst) {
             tokio::spawn(watch(Arc::downgrade(self), cause.to_owned()));
         }
@@ -426,6 +432,7 @@ async fn watch(calls: Weak<Calls>, cause: String) {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner),
                 );
+                let unexplained = health.unexplained.swap(0, Ordering::Relaxed);
                 if health.down.swap(false, Ordering::SeqCst) {
                     let since = health
                         .down_since
@@ -445,7 +452,7 @@ async fn watch(calls: Weak<Calls>, cause: String) {
                     for purpose in suspects {
                         let i = purpose.index();
                         if !health.busy[i].swap(true, Ordering::Relaxed) {
-                            health.busy_refused[i].store(1, Ordering::Relaxed);
+                            health.busy_refused[i].store(unexplained.max(1), Ordering::Relaxed);
                             tracing::warn!(
                                 %cause,
                                 "PostgreSQL answers, but {} calls fail: they answer 503 \
@@ -464,14 +471,8 @@ async fn watch(calls: Weak<Calls>, cause: String) {
                         .down_since
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-                    let failed = health
-                        .suspects
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .len();
-                    health
-                        .refused
-                        .store(u64::try_from(failed).unwrap_or(u64::MAX), Ordering::Relaxed);
+                    let failed = health.unexplained.swap(0, Ordering::Relaxed);
+                    health.refused.store(failed, Ordering::Relaxed);
                     tracing::warn!(
                         %cause,
                         probe = %error,
