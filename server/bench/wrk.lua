@@ -2,6 +2,12 @@
 --   hello                       GET /
 --   post <experiment> <key> <n> POST record batches of n events (unique batch ids)
 --   get  <experiment> <key>     GET JSONP record, one view
+--   page <experiment> <key> <n> POST page-like batches: a view of one of the
+--                               variants v1..vn (at random), and its reward
+--                               one time in ten
+--   all  <experiment> <key> <n> POST batches touching every variant v1..vn:
+--                               a view of each, in a shuffled order, and a
+--                               reward of the first
 -- Optional last arguments `pace=<ms>`: each connection waits that long between
 -- requests (a paced run at a chosen rate); `run=<n>`: a number that goes into
 -- every batch id, so runs (and two wrk processes at once) never share ids.
@@ -33,7 +39,13 @@ end
 
 function init(args)
   parse(args)
-  if mode == "post" then
+  math.randomseed(os.time() + (thread_id or 0) * 7919 + run * 104729)
+  if mode == "page" or mode == "all" then
+    wrk.method = "POST"
+    wrk.path = "/v2/experiment/" .. experiment .. "/record"
+    wrk.headers["Authorization"] = "ApiKey " .. key
+    wrk.headers["Content-Type"] = "application/json"
+  elseif mode == "post" then
     local one = {}
     for i = 1, events do
       if i % 10 == 0 then
@@ -56,7 +68,36 @@ function init(args)
   end
 end
 
+-- The events of one page-like or all-variant batch.
+local function variant_events()
+  local one = {}
+  if mode == "page" then
+    local v = "v" .. math.random(events)
+    one[1] = '{"typename":"view","variant":"' .. v .. '"}'
+    if math.random(10) == 1 then
+      one[2] = '{"typename":"reward","variant":"' .. v .. '","amount":1}'
+    end
+  else
+    local order = {}
+    for i = 1, events do order[i] = i end
+    for i = events, 2, -1 do
+      local j = math.random(i)
+      order[i], order[j] = order[j], order[i]
+    end
+    for i = 1, events do
+      one[i] = '{"typename":"view","variant":"v' .. order[i] .. '"}'
+    end
+    one[events + 1] = '{"typename":"reward","variant":"v' .. order[1] .. '","amount":1}'
+  end
+  return '","events":[' .. table.concat(one, ",") .. ']}'
+end
+
 function request()
+  if mode == "page" or mode == "all" then
+    counter = counter + 1
+    local id = string.format("%08x-%04x-4000-8000-%012x", thread_id or 0, run % 65536, counter)
+    return wrk.format(nil, nil, nil, '{"batch":"' .. id .. variant_events())
+  end
   if mode == "post" then
     counter = counter + 1
     local id = string.format("%08x-%04x-4000-8000-%012x", thread_id or 0, run % 65536, counter)

@@ -136,12 +136,15 @@ impl WithStatus for Problem {
 
 impl From<StorageError> for Problem {
     /// Unavailable databases answer 503 (retry); anything else is logged with
-    /// its detail and answered with the generic 500 problem.
+    /// its detail and answered with the generic 500 problem. An unavailable
+    /// database is logged where its state changes, not once a call: by the
+    /// commit writer (commits fail, and work again) and, on PostgreSQL, by
+    /// the storage (down, busy, and back, with the calls refused meanwhile).
     fn from(error: StorageError) -> Problem {
         match error {
             StorageError::Conflict => Problem::new(Code::Conflict, "This already exists."),
             StorageError::Unavailable(detail) => {
-                tracing::warn!(%detail, "database unavailable");
+                tracing::debug!(%detail, "database unavailable");
                 Problem::new(
                     Code::Unavailable,
                     "The database is unavailable; retry later.",

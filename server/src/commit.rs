@@ -87,23 +87,66 @@ pub const WRITE_FAILURE_HOLD_MS: i64 = 30_000;
 
 /// Whether commits have been failing for the database's sake (I/O, a full
 /// disk, the database away): `/healthz` fails meanwhile, so a load balancer
-/// sends the traffic elsewhere.
+/// sends the traffic elsewhere. It also logs when commits begin to fail
+/// and when they work again (with how many failed meanwhile), rather than
+/// each failed call.
 #[derive(Debug, Default)]
 pub struct WriteHealth {
+    state: std::sync::Mutex<WriteState>,
+}
+
+#[derive(Debug, Default)]
+struct WriteState {
     /// When the last failed commit failed, while no commit has succeeded
     /// since (epoch milliseconds).
-    failed_at: std::sync::Mutex<Option<i64>>,
+    failed_at: Option<i64>,
+    /// Since when commits fail, and how many did, until one succeeds.
+    outage: Option<(i64, u64)>,
 }
 
 impl WriteHealth {
-    fn observe<T>(&self, result: &Result<T, Problem>, now_ms: i64) {
-        let mut failed_at = self
-            .failed_at
+    fn state(&self) -> std::sync::MutexGuard<'_, WriteState> {
+        self.state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A commit (a group of batches, or a definition change) failed for
+    /// the database's sake; the first of a run is logged with its cause.
+    fn failed(&self, now_ms: i64, cause: &dyn std::fmt::Display) {
+        let mut state = self.state();
+        state.failed_at = Some(now_ms);
+        match &mut state.outage {
+            Some((_, failures)) => *failures += 1,
+            None => {
+                tracing::warn!(
+                    %cause,
+                    "commits fail: record calls and changes answer 503 (the SDK retries \
+                     them) until one succeeds"
+                );
+                state.outage = Some((now_ms, 1));
+            }
+        }
+    }
+
+    /// A commit succeeded: if commits were failing, they work again.
+    fn succeeded(&self, now_ms: i64) {
+        let mut state = self.state();
+        state.failed_at = None;
+        if let Some((since, failures)) = state.outage.take() {
+            let seconds = (now_ms - since).max(0) / 1000;
+            tracing::info!(
+                failures,
+                seconds,
+                "commits succeed again after {seconds}s; {failures} failed meanwhile"
+            );
+        }
+    }
+
+    fn observe<T>(&self, result: &Result<T, Problem>, now_ms: i64) {
         match result {
-            Ok(_) => *failed_at = None,
-            Err(problem) if problem.status >= 500 => *failed_at = Some(now_ms),
+            Ok(_) => self.succeeded(now_ms),
+            Err(problem) if problem.status >= 500 => self.failed(now_ms, problem),
             Err(_) => {}
         }
     }
@@ -112,15 +155,12 @@ impl WriteHealth {
     /// the probe succeeded, and no commit failed in the last
     /// [`WRITE_FAILURE_HOLD_MS`] without one succeeding since.
     pub fn healthy(&self, probe_ok: bool, now_ms: i64) -> bool {
-        let mut failed_at = self
-            .failed_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *failed_at {
+        let mut state = self.state();
+        match state.failed_at {
             _ if !probe_ok => false,
             Some(at) if now_ms - at < WRITE_FAILURE_HOLD_MS => false,
             _ => {
-                *failed_at = None;
+                state.failed_at = None;
                 true
             }
         }
@@ -159,6 +199,7 @@ impl Committer {
             clock: clock.clone(),
         };
         let writer = Writer {
+            writes: committer.writes.clone(),
             shared: storage.shared(),
             storage,
             cache,
@@ -175,9 +216,7 @@ impl Committer {
             .send(Job::Record(recording, reply))
             .await
             .map_err(|_| gone())?;
-        let result = answer.await.map_err(|_| gone())?;
-        self.writes.observe(&result, self.clock.now_ms());
-        result
+        answer.await.map_err(|_| gone())?
     }
 
     /// Applies a change; answers the experiment as it is afterwards (`None`
@@ -212,6 +251,8 @@ impl Committer {
 }
 
 struct Writer {
+    /// Whether commits work (observed once a group commit).
+    writes: Arc<WriteHealth>,
     /// Whether other instances write the same database.
     shared: bool,
     storage: Arc<dyn Storage>,
@@ -284,6 +325,11 @@ impl Writer {
             micros = started.elapsed().as_micros(),
             "group committed"
         );
+        match &result {
+            Ok(_) => self.writes.succeeded(self.clock.now_ms()),
+            Err(StorageError::Conflict) => {}
+            Err(error) => self.writes.failed(self.clock.now_ms(), error),
+        }
         match result {
             Ok(counted) => {
                 for ((recording, reply), counted) in recordings.iter().zip(replies).zip(counted) {

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 mod common;
-use common::postgres::{TestDatabase, admin_url};
+use common::postgres::{HeldTransaction, TestDatabase, admin_url, execute, query_i64};
 use common::{Batch, PATIENCE, Server, batch, counts, http, json_call, totals};
 
 const EMAIL: &str = "admin@example.com";
@@ -587,4 +587,608 @@ fn a_database_that_does_not_exist_fails_at_once() {
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
+}
+
+// ---- Several instances under load, faults: no deadlock, no hang, no starving.
+
+/// A small deterministic generator (xorshift), one per client thread.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// A batch with a unique id: a view of each of `variants` (in the order
+/// given) at each of `times` (epoch milliseconds; none: now), and maybe a
+/// reward; what it adds per variant.
+fn variant_batch(
+    variants: &[&str],
+    times: &[u64],
+    rewarded: Option<&str>,
+) -> (String, Vec<(String, u64, u64)>) {
+    let mut events: Vec<Value> = Vec::new();
+    for v in variants {
+        if times.is_empty() {
+            events.push(json!({"typename": "view", "variant": v}));
+        }
+        for t in times {
+            events.push(json!({"typename": "view", "variant": v, "timestamp": t}));
+        }
+    }
+    if let Some(v) = rewarded {
+        events.push(json!({"typename": "reward", "variant": v}));
+    }
+    let views = times.len().max(1) as u64;
+    let adds = variants
+        .iter()
+        .map(|v| (v.to_string(), views, u64::from(rewarded == Some(v))))
+        .collect();
+    let body = json!({"batch": uuid::Uuid::new_v4(), "events": events}).to_string();
+    (body, adds)
+}
+
+/// Views and rewards per variant as the instance at `addr` reads them.
+fn variant_counts(addr: SocketAddr, owner: &str, experiment: &str) -> Vec<(String, u64, u64)> {
+    let form = json_call(
+        addr,
+        "GET",
+        &format!("/v2/experiment/{experiment}"),
+        owner,
+        "",
+    );
+    let mut counts: Vec<(String, u64, u64)> = form["variants"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, v)| {
+            let reward = v["totalReward"].as_f64().unwrap();
+            (id.clone(), v["views"].as_u64().unwrap(), reward as u64)
+        })
+        .collect();
+    counts.sort();
+    counts
+}
+
+/// The deadlocks PostgreSQL detected in `database` once every connection
+/// to it has ended (a backend reports its statistics when it exits).
+fn deadlocks(database: &TestDatabase) -> i64 {
+    let admin = admin_url().unwrap();
+    let gone = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}'",
+        database.name
+    );
+    within(PATIENCE, "the instances' connections end", || {
+        query_i64(&admin, gone.clone()).unwrap() == 0
+    });
+    let sql = format!(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = '{}'",
+        database.name
+    );
+    query_i64(&admin, sql).unwrap()
+}
+
+#[test]
+fn three_instances_record_page_and_all_variant_batches_without_a_deadlock() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| Server::start(&database.url, &ENV)))
+            .collect();
+        starts.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let owner = login(addrs[0]);
+    const VARIANTS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let definition = json!({
+        "name": "fleet", "visibility": "published",
+        // Settings of a couple of kilobytes (a page's copy, say): a few
+        // variant rows fill a table page.
+        "variants": VARIANTS.iter().map(|v| {
+            (v.to_string(), json!({"settings": {"copy": v.repeat(1800)}}))
+        }).collect::<serde_json::Map<_, _>>(),
+    });
+    let created = json_call(
+        addrs[0],
+        "POST",
+        "/v2/experiment",
+        &owner,
+        &definition.to_string(),
+    );
+    let experiment = created["uuid"].as_str().unwrap().to_owned();
+    let key = json_call(addrs[0], "POST", "/v2/apikey", &owner, "");
+    let key = format!("ApiKey {}", key["uuid"].as_str().unwrap());
+    let path = format!("/v2/experiment/{experiment}/record");
+    for &addr in &addrs[1..] {
+        within(CONSISTENT, "the others see the new experiment", || {
+            http(addr, "GET", &path.replace("/record", ""), &key, "")
+                .is_ok_and(|(status, _)| status == 200)
+        });
+    }
+
+    // Page-like batches (one or two variants, as a page view and its
+    // reward) and batches touching every variant in a shuffled order, from
+    // clients spread over the three instances; every third batch is also
+    // sent to the next instance at the same moment (a retry elsewhere).
+    const CLIENTS: u64 = 24;
+    const BATCHES: usize = 200;
+    let tally = Arc::new(Tally::default());
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (addrs, path, key, tally) =
+                (addrs.clone(), path.clone(), key.clone(), tally.clone());
+            std::thread::spawn(move || {
+                let mut dice = Dice(0x9e37_79b9_7f4a_7c15 ^ (client + 1));
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64;
+                let mut added: Vec<(String, u64, u64)> = Vec::new();
+                let home = client as usize % addrs.len();
+                for n in 0..BATCHES {
+                    let mut variants: Vec<&str> = VARIANTS.to_vec();
+                    for i in (1..variants.len()).rev() {
+                        variants.swap(i, dice.below(i + 1));
+                    }
+                    // A page: one or two variants, now. Else every
+                    // variant, in several of the last twelve hours.
+                    let mut times = Vec::new();
+                    if client % 3 == 0 {
+                        variants.truncate(1 + dice.below(2));
+                    } else {
+                        for _ in 0..1 + dice.below(4) {
+                            times.push(now_ms - 3_600_000 * dice.below(12) as u64);
+                        }
+                    }
+                    let rewarded = (dice.below(3) == 0).then(|| variants[0]);
+                    let (body, adds) = variant_batch(&variants, &times, rewarded);
+                    let second = (n % 3 == 0).then(|| {
+                        let (addrs, path, key, body, tally) = (
+                            addrs.clone(),
+                            path.clone(),
+                            key.clone(),
+                            body.clone(),
+                            tally.clone(),
+                        );
+                        std::thread::spawn(move || {
+                            deliver(&addrs, (home + 1) % addrs.len(), &path, &key, &body, &tally)
+                        })
+                    });
+                    deliver(&addrs, home, &path, &key, &body, &tally);
+                    if let Some(second) = second {
+                        second.join().unwrap();
+                    }
+                    added.extend(adds);
+                }
+                added
+            })
+        })
+        .collect();
+    let mut expected: std::collections::BTreeMap<String, (u64, u64)> =
+        VARIANTS.iter().map(|v| (v.to_string(), (0, 0))).collect();
+    for client in clients {
+        for (variant, views, rewards) in client.join().unwrap() {
+            let entry = expected.get_mut(&variant).unwrap();
+            entry.0 += views;
+            entry.1 += rewards;
+        }
+    }
+    let expected: Vec<(String, u64, u64)> = expected
+        .into_iter()
+        .map(|(v, (views, rewards))| (v, views, rewards))
+        .collect();
+
+    // Exact counts on every instance, each batch counted once.
+    for &addr in &addrs {
+        let mut seen = Vec::new();
+        within(CONSISTENT + Duration::from_secs(2), "exact counts", || {
+            seen = variant_counts(addr, &owner, &experiment);
+            seen == expected
+        });
+        assert_eq!(seen, expected);
+    }
+    eprintln!(
+        "{} batches acknowledged by three instances ({} answers were 503)",
+        CLIENTS as usize * BATCHES,
+        tally.unavailable.load(Ordering::Relaxed)
+    );
+    drop(servers);
+    let deadlocks = deadlocks(&database);
+    assert_eq!(deadlocks, 0, "PostgreSQL detected deadlocks");
+}
+
+/// Sends one request on another thread; its answer and how long it took,
+/// or `None` if none came within `bound`.
+fn timed_http(
+    addr: SocketAddr,
+    method: &'static str,
+    path: &str,
+    auth: &str,
+    body: &str,
+    bound: Duration,
+) -> Option<(u16, Duration)> {
+    let (path, auth, body) = (path.to_owned(), auth.to_owned(), body.to_owned());
+    let (answer, answered) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let result = http(addr, method, &path, &auth, &body);
+        let _ = answer.send(result.map(|(status, _)| status));
+    });
+    answered
+        .recv_timeout(bound)
+        .ok()
+        .map(|status| (status.unwrap(), started.elapsed()))
+}
+
+/// A private cluster's processes stopped (SIGSTOP): the postmaster, then
+/// every process it started. PostgreSQL does not answer, nor fail, nor
+/// close a connection. Resumed (SIGCONT) when this drops.
+struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    fn of(cluster: &Cluster) -> Frozen {
+        let pidfile =
+            std::fs::read_to_string(cluster.dir.path().join("data/postmaster.pid")).unwrap();
+        let postmaster: i32 = pidfile.lines().next().unwrap().trim().parse().unwrap();
+        let signal = |pid: i32, signal| {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        };
+        signal(postmaster, nix::sys::signal::Signal::SIGSTOP);
+        let children: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    // pid (comm) state ppid …: the comm may hold spaces.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                        == Some(postmaster)
+                })
+            })
+            .collect();
+        for &child in &children {
+            signal(child, nix::sys::signal::Signal::SIGSTOP);
+        }
+        let mut pids = children;
+        pids.push(postmaster);
+        Frozen { pids }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+/// How soon a record call must be answered while PostgreSQL does not
+/// answer (its deadline is 5 s; a call may first wait for the one before).
+const FROZEN_BOUND: Duration = Duration::from_secs(15);
+
+#[test]
+fn a_frozen_postgres_gets_record_calls_503_within_seconds_then_exact_counts() {
+    if admin_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::init();
+    cluster.start();
+    let server = Server::start(&cluster.url(), &ENV);
+    let addr = server.addr;
+    let owner = login(addr);
+    let (experiment, key) = setup(addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let load = Load::start(vec![addr], 4, path.clone(), key.clone());
+    load.wait_for(100);
+
+    let frozen = Frozen::of(&cluster);
+    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
+    let mut took = Vec::new();
+    for _ in 0..4 {
+        let Some((status, elapsed)) = timed_http(addr, "POST", &path, &key, &body, FROZEN_BOUND)
+        else {
+            panic!("a record call hung for {FROZEN_BOUND:?} while PostgreSQL was frozen");
+        };
+        assert_eq!(status, 503, "the database is frozen");
+        took.push(elapsed);
+    }
+    within(PATIENCE, "the clients see 503s", || {
+        load.tally.unavailable.load(Ordering::Relaxed) >= 4
+    });
+    eprintln!("record calls while PostgreSQL was frozen answered 503 after {took:?}");
+    assert!(
+        took.last().unwrap() < &Duration::from_secs(1),
+        "once PostgreSQL is known not to answer, calls are refused at once: {took:?}"
+    );
+
+    drop(frozen);
+    load.wait_for(100);
+    let (sent, _) = load.finish();
+    let expected = totals(&sent);
+    let mut seen = (0, 0);
+    within(CONSISTENT + Duration::from_secs(2), "exact counts", || {
+        seen = counts(addr, &owner, &experiment);
+        seen == expected
+    });
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_locked_tokens_table_leaves_api_key_records_answering() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let server = Server::start(&database.url, &ENV);
+    let addr = server.addr;
+    let owner = login(addr);
+    let (experiment, key) = setup(addr, &owner);
+    let read = format!("/v2/experiment/{experiment}");
+    let path = format!("{read}/record");
+
+    let lock = HeldTransaction::hold(&database.url, "LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE");
+    // Owner calls with a Bearer token pile up behind the lock.
+    let stop = Arc::new(AtomicBool::new(false));
+    let bearer_503 = Arc::new(AtomicUsize::new(0));
+    let owners: Vec<_> = (0..24)
+        .map(|_| {
+            let (stop, bearer_503, read, owner) = (
+                stop.clone(),
+                bearer_503.clone(),
+                read.clone(),
+                owner.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match http(addr, "GET", &read, &owner, "") {
+                        Ok((503, _)) => {
+                            bearer_503.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok((200, _)) => panic!("a Bearer call passed a locked tokens table"),
+                        other => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Meanwhile, page loads with the API key record (longer than any
+    // pool's wait, lock wait and deadline together): every one answers 200.
+    let started = Instant::now();
+    let mut recorded = Vec::new();
+    while started.elapsed() < Duration::from_secs(12) || recorded.len() < 20 {
+        let batch = batch(recorded.len() as u64);
+        let (status, answer) = http(addr, "POST", &path, &key, &batch.body).unwrap();
+        assert_eq!(
+            status, 200,
+            "an API key record call while tokens are locked: {answer}"
+        );
+        recorded.push(batch);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for owner in owners {
+        owner.join().unwrap();
+    }
+    assert!(
+        bearer_503.load(Ordering::Relaxed) > 0,
+        "Bearer calls answered 503 within their deadline, not hanging"
+    );
+    drop(lock);
+    eprintln!(
+        "{} API key record calls answered 200 while {} Bearer calls answered 503",
+        recorded.len(),
+        bearer_503.load(Ordering::Relaxed)
+    );
+    // The lock gone, Bearer calls work again; the counts are exact.
+    within(PATIENCE, "Bearer calls work again", || {
+        http(addr, "GET", &read, &owner, "").is_ok_and(|(status, _)| status == 200)
+    });
+    assert_eq!(counts(addr, &owner, &experiment), totals(&recorded));
+}
+
+#[test]
+fn deleting_a_big_experiment_purges_its_batch_ids_while_records_keep_flowing() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let two = Server::start(&database.url, &ENV);
+    let (a, b) = (one.addr, two.addr);
+    let owner = login(a);
+    let (big, key) = setup(a, &owner);
+    let (other, _) = setup(a, &owner);
+    within(CONSISTENT, "the other instance sees it", || {
+        http(b, "GET", &format!("/v2/experiment/{big}"), &key, "")
+            .is_ok_and(|(status, _)| status == 200)
+    });
+    // A million batch ids recorded for the big one (as weeks of traffic would).
+    const IDS: i64 = 1_000_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    execute(
+        &database.url,
+        format!(
+            "INSERT INTO batches (experiment, batch, created_ms) \
+             SELECT '{big}'::uuid, gen_random_uuid(), {now_ms} FROM generate_series(1, {IDS})"
+        ),
+    )
+    .unwrap();
+    let remaining = format!("SELECT count(*) FROM batches WHERE experiment = '{big}'::uuid");
+    assert_eq!(query_i64(&database.url, remaining.clone()).unwrap(), IDS);
+
+    // Records to the other experiment through the first instance (when
+    // each was sent and acknowledged), and to the big one through the
+    // second (until it learns of the delete).
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
+    let others = {
+        let (stop, acknowledged, key) = (stop.clone(), acknowledged.clone(), key.clone());
+        let path = format!("/v2/experiment/{other}/record");
+        std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let batch = batch(sent.len() as u64);
+                let at = Instant::now();
+                let (status, answer) = http(a, "POST", &path, &key, &batch.body).unwrap();
+                assert_eq!(status, 200, "{answer}");
+                acknowledged.lock().unwrap().push((at, Instant::now()));
+                sent.push(batch);
+            }
+            sent
+        })
+    };
+    let late = {
+        let (key, path) = (key.clone(), format!("/v2/experiment/{big}/record"));
+        std::thread::spawn(move || {
+            for n in 0.. {
+                match http(b, "POST", &path, &key, &batch(n).body).unwrap() {
+                    (200, _) => {}
+                    (404, _) => return n,
+                    other => panic!("{other:?}"),
+                }
+            }
+            unreachable!()
+        })
+    };
+    // Watch the big one's batch ids go: (when, how many were left).
+    let polls: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
+    let watcher = {
+        let (polls, url, remaining) = (polls.clone(), database.url.clone(), remaining.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            loop {
+                let at = Instant::now();
+                let left = query_i64(&url, remaining.clone()).unwrap();
+                polls.lock().unwrap().push((at, left));
+                if left == 0 || started.elapsed() > Duration::from_secs(120) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200)); // records flowing
+    let asked = Instant::now();
+    json_call(a, "DELETE", &format!("/v2/experiment/{big}"), &owner, "");
+    let answered = Instant::now();
+    let late_records = late.join().unwrap();
+    watcher.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let sent = others.join().unwrap();
+
+    // Records to the other experiment, sent once the delete was answered,
+    // were acknowledged while most of the big one's batch ids were still
+    // being deleted: a poll made after such an acknowledgement still found
+    // more than half of them.
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let polls = polls.lock().unwrap().clone();
+    let (last_poll, left) = *polls.last().unwrap();
+    let during = acknowledged
+        .iter()
+        .filter(|&&(at, ack)| {
+            at > answered && polls.iter().any(|&(poll, n)| poll > ack && n > IDS / 2)
+        })
+        .count();
+    eprintln!(
+        "DELETE answered in {:?}; {} of its {IDS} batch ids left {:?} after it was asked; \
+         {during} records to another experiment were acknowledged while more than half \
+         were left; the other instance recorded {late_records} more for it before it saw \
+         the delete",
+        answered - asked,
+        left,
+        last_poll - asked,
+    );
+    assert!(
+        during > 0,
+        "records to another experiment waited for the delete of the big one's batch ids"
+    );
+    // Gone, all of them, including any the other instance's commits
+    // inserted as the experiment was deleted (it no longer records for
+    // it); and so they stay.
+    within(
+        Duration::from_secs(90),
+        "every batch id of the big one purged",
+        || query_i64(&database.url, remaining.clone()).unwrap() == 0,
+    );
+    std::thread::sleep(Duration::from_secs(8)); // the purge's second pass
+    assert_eq!(query_i64(&database.url, remaining).unwrap(), 0);
+    assert_eq!(counts(a, &owner, &other), totals(&sent));
+}
+
+#[test]
+fn an_outage_is_logged_when_it_begins_and_ends_not_once_a_call() {
+    if admin_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::init();
+    cluster.start();
+    let server = Server::start(&cluster.url(), &ENV);
+    let addr = server.addr;
+    let owner = login(addr);
+    let (experiment, key) = setup(addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
+    json_call(addr, "POST", &path, &key, &body);
+    let before = server.log.lock().unwrap().len();
+
+    cluster.stop_immediately();
+    const CALLS: usize = 60;
+    for _ in 0..CALLS {
+        let (status, _) = http(addr, "POST", &path, &key, &body).unwrap();
+        assert_eq!(status, 503);
+    }
+    cluster.start();
+    within(PATIENCE, "records work again", || {
+        http(addr, "POST", &path, &key, &body).is_ok_and(|(status, _)| status == 200)
+    });
+    // The "back" lines come with the next successful call of each kind.
+    let ended = |log: &[String]| {
+        log.iter().any(|l| l.contains("answers again"))
+            && log.iter().any(|l| l.contains("commits succeed again"))
+    };
+    let waiting = Instant::now();
+    while waiting.elapsed() < Duration::from_secs(10)
+        && !ended(&server.log.lock().unwrap()[before..])
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log.lock().unwrap()[before..].to_vec();
+    // The server's own warnings (PostgreSQL's notices, one a connection
+    // as it shuts down, are not).
+    let loud: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains(" WARN myna_server") || line.contains(" ERROR myna_server"))
+        .collect();
+    eprintln!("{CALLS} calls answered 503; logged:\n{}", log.join("\n"));
+    assert!(
+        loud.len() <= 6,
+        "{} warnings for one outage of {CALLS} refused calls:\n{}",
+        loud.len(),
+        log.join("\n")
+    );
+    assert!(ended(&log), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("does not answer")), "{log:?}");
+    let back = log.iter().find(|l| l.contains("answers again")).unwrap();
+    let refused: usize = back
+        .split("refused=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        refused >= CALLS / 2,
+        "the calls refused meanwhile are counted: {back}"
+    );
 }

@@ -327,6 +327,169 @@ async fn postgres_two_instances_count_each_batch_once() {
     assert_eq!(hour_views, total as u64);
 }
 
+/// Counts committed but not folded yet (PostgreSQL's `pending_counts`) are
+/// read like folded ones: counts and hourly totals are the same before and
+/// after a fold, and a reset or a removed variant forgets them too.
+#[tokio::test]
+async fn postgres_pending_counts_read_the_same_before_and_after_a_fold() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let storage = PostgresStorage::open(&database.url).await.unwrap();
+    let pending = || {
+        common::postgres::query_i64(
+            &database.url,
+            "SELECT count(*) FROM pending_counts".to_owned(),
+        )
+        .unwrap()
+    };
+    let account = cases::account(&storage).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    let uuid = experiment.uuid;
+    storage.create_experiment(&experiment, 0).await.unwrap();
+    let group = [
+        Recording {
+            experiment: uuid,
+            batch: cases::batch(
+                Some(Uuid::new_v4()),
+                &[("a", EventType::View, 0), ("a", EventType::View, HOUR)],
+            ),
+        },
+        Recording {
+            experiment: uuid,
+            batch: cases::batch(
+                None,
+                &[("b", EventType::Reward, HOUR), ("c", EventType::View, 0)],
+            ),
+        },
+    ];
+    let read = async || {
+        let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
+        let counts: Vec<_> = stored
+            .variants
+            .iter()
+            .map(|v| (v.id.clone(), v.views, v.total_reward))
+            .collect();
+        (counts, storage.hourly(uuid).await.unwrap())
+    };
+
+    assert_eq!(storage.record(&group, 0).await.unwrap(), [true, true]);
+    let before = read().await;
+    assert_eq!(
+        before.0,
+        [
+            ("a".into(), 2, 0.0),
+            ("b".into(), 0, 0.5),
+            ("c".into(), 1, 0.0)
+        ]
+    );
+    assert_eq!(before.1.len(), 4, "{:?}", before.1);
+    storage.fold_pending().await.unwrap();
+    assert_eq!(pending(), 0, "folded");
+    assert_eq!(read().await, before);
+    // Again, onto folded counts and existing hours.
+    assert_eq!(storage.record(&group[1..], 0).await.unwrap(), [true]);
+    storage.fold_pending().await.unwrap();
+    let (counts, _) = read().await;
+    assert_eq!(counts[1], ("b".into(), 0, 1.0));
+    assert_eq!(counts[2], ("c".into(), 2, 0.0));
+
+    // A removed variant loses what was pending; re-added, it starts at zero.
+    assert_eq!(storage.record(&group[1..], 0).await.unwrap(), [true]);
+    let mut next = experiment.clone();
+    next.variants.retain(|v| v.id != "c");
+    assert!(storage.update_experiment(&next).await.unwrap());
+    next.variants.push(Variant::new("c"));
+    assert!(storage.update_experiment(&next).await.unwrap());
+    storage.fold_pending().await.unwrap();
+    let (counts, hours) = read().await;
+    assert_eq!(counts[2], ("c".into(), 0, 0.0));
+    assert!(hours.iter().all(|h| h.variant != "c"), "{hours:?}");
+    assert_eq!(counts[1], ("b".into(), 0, 1.5), "the others keep theirs");
+
+    // A reset forgets what was pending too.
+    assert_eq!(storage.record(&group[..1], 0).await.unwrap(), [false]);
+    assert_eq!(storage.record(&group[1..], 0).await.unwrap(), [true]);
+    assert!(pending() > 0);
+    assert!(storage.reset_experiment(uuid).await.unwrap());
+    let (counts, hours) = read().await;
+    assert!(
+        counts
+            .iter()
+            .all(|(_, views, reward)| *views == 0 && *reward == 0.0)
+    );
+    assert!(hours.is_empty());
+    storage.fold_pending().await.unwrap();
+    assert_eq!(read().await, (counts, hours));
+}
+
+/// Two instances commit while a third folds without pause: every batch
+/// counts once, and the counts read the same through all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_commits_and_folds_run_together_exactly() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let two = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let folder = PostgresStorage::open(&database.url).await.unwrap();
+    let account = cases::account(one.as_ref()).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    one.create_experiment(&experiment, 0).await.unwrap();
+    const ROUNDS: usize = 60;
+    let shared: Arc<Vec<Uuid>> = Arc::new((0..ROUNDS).map(|_| Uuid::new_v4()).collect());
+    let run = |storage: Arc<PostgresStorage>| {
+        let (shared, uuid) = (shared.clone(), experiment.uuid);
+        tokio::spawn(async move {
+            let mut counted = 0;
+            for id in shared.iter() {
+                // Each round: one id both send, and one of its own.
+                let group: Vec<Recording> = [Some(*id), Some(Uuid::new_v4())]
+                    .into_iter()
+                    .map(|id| Recording {
+                        experiment: uuid,
+                        batch: cases::batch(
+                            id,
+                            &[("a", EventType::View, 0), ("b", EventType::Reward, HOUR)],
+                        ),
+                    })
+                    .collect();
+                let answers = storage.record(&group, 0).await.unwrap();
+                counted += answers.iter().filter(|c| **c).count();
+            }
+            counted
+        })
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let folding = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut moved = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                moved += folder.fold_pending().await.unwrap();
+            }
+            moved
+        })
+    };
+    let (a, b) = tokio::join!(run(one.clone()), run(two.clone()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let moved = folding.await.unwrap();
+    let total = a.unwrap() + b.unwrap();
+    assert_eq!(total, ROUNDS * 3, "each shared id once, each own id once");
+    let stored = two
+        .experiment(experiment.uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.variants[0].views, total as u64);
+    assert_eq!(stored.variants[1].total_reward, 0.5 * total as f64);
+    one.fold_pending().await.unwrap();
+    let hours = two.hourly(experiment.uuid).await.unwrap();
+    assert_eq!(hours.iter().map(|h| h.views).sum::<u64>(), total as u64);
+    assert!(moved > 0, "the folds ran while the commits did");
+}
+
 /// Unreadable stored experiments are reported as data, never fail a read:
 /// one whose settings nest deeper than serde_json reads back, one whose
 /// variant's settings are not JSON. `sql` runs a statement straight on the

@@ -16,7 +16,7 @@ use crate::state::AppState;
 pub async fn healthz(Data(state): Data<&AppState>) -> Response {
     let probe = state.storage.ping().await;
     if let Err(error) = &probe {
-        tracing::warn!(%error, "health check failed");
+        tracing::debug!(%error, "health check failed");
     }
     let writes = state.committer.write_health();
     if writes.healthy(probe.is_ok(), state.now_ms()) {

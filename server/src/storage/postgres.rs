@@ -1,58 +1,48 @@
 //! The PostgreSQL backend, for running several server instances on one
-//! database (scale-out). Counters are incremented in the database inside each
-//! group commit's transaction and batch ids are decided by a primary key, so
-//! counts stay exact whichever instance takes a call.
+//! database (scale-out). Batch ids are decided by a primary key and counts
+//! are committed with them, so counts stay exact whichever instance takes a
+//! call; group commits only insert (`counts.rs`), so instances never wait
+//! for one another.
 //!
-//! One bounded pool ([`MAX_CONNECTIONS`], [`ACQUIRE_TIMEOUT`]); a lost
-//! database makes calls fail with [`StorageError::Unavailable`] (503, retried
-//! by the SDK) and the pool reconnects by itself when it returns. Uuids travel
-//! as text and are cast in SQL (no driver uuid feature needed).
+//! Every call is bounded in time and runs on the pool of its purpose
+//! (`calls.rs`): a database that does not answer, or answers slowly for one
+//! kind of query, makes those calls fail with [`StorageError::Unavailable`]
+//! (503, retried by the SDK) within seconds, never hang, and the pools
+//! reconnect by themselves when it returns. Uuids travel as text and are
+//! cast in SQL (no driver uuid feature needed).
 
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use myna_core::Experiment;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Row};
-use sqlx::{Connection, Postgres};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, Row};
 use uuid::Uuid;
 
 use super::rows::{
     Columns, account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
 };
 use super::{
-    Account, ApiKey, Deltas, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage,
-    StorageError, Token, TokenHash, Unreadable,
+    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError,
+    Token, TokenHash, Unreadable,
 };
 
-/// Most connections one instance opens (N instances open at most N times
-/// this: keep it below the server's `max_connections`).
-pub const MAX_CONNECTIONS: u32 = 16;
-/// How long a call waits for a connection (or for the database to accept
-/// one) before failing as unavailable.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How many times a group commit is retried after a deadlock, a
-/// serialization failure or a variant deleted under it (each attempt rolled
-/// back whole).
-const RECORD_ATTEMPTS: u32 = 5;
+mod calls;
+mod counts;
+
+pub use calls::{ACQUIRE_TIMEOUT, CALL_DEADLINE, MAX_CONNECTIONS};
+use calls::{Calls, Conn, Purpose};
+pub use counts::FOLD_EVERY;
+
 /// The pause between two attempts to reach a PostgreSQL that is not up yet
 /// at start (each attempt itself lasts [`ACQUIRE_TIMEOUT`]).
 const OPEN_PAUSE: Duration = Duration::from_millis(500);
-/// While the database is down, the pause between two attempts of the
-/// background task that notices its return (see [`Health`]).
-const PROBE_PAUSE: Duration = Duration::from_millis(250);
-/// Batch ids pruned by one statement.
-const PRUNE_SLICE: i64 = 10_000;
 
 /// The PostgreSQL storage.
 #[derive(Debug, Clone)]
 pub struct PostgresStorage {
-    pool: PgPool,
-    health: Arc<Health>,
+    calls: Arc<Calls>,
 }
 
 impl PostgresStorage {
@@ -73,28 +63,12 @@ impl PostgresStorage {
         patience: Option<Duration>,
     ) -> Result<PostgresStorage, StorageError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?
-            .application_name("myna-server")
-            // A statement or an open transaction never holds locks for long,
-            // even if its instance hangs or the network drops.
-            .options([
-                ("statement_timeout", "30s"),
-                ("idle_in_transaction_session_timeout", "30s"),
-            ]);
+            .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let options = calls::base_options(options);
         let server = format!("{}:{}", options.get_host(), options.get_port());
         let started = Instant::now();
         let pool = loop {
-            let attempt = PgPoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .min_connections(0)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .idle_timeout(Duration::from_secs(60))
-                // An idle connection is checked before use, so connections left
-                // over from before a database restart are replaced, not failed on.
-                .test_before_acquire(true)
-                .connect_with(options.clone())
-                .await;
-            match attempt {
+            match calls::first_pool(&options).await {
                 Ok(pool) => break pool,
                 // The pool itself retried refused connections and "starting
                 // up" answers for ACQUIRE_TIMEOUT: tell the operator, go on.
@@ -121,25 +95,35 @@ impl PostgresStorage {
         if started.elapsed() > ACQUIRE_TIMEOUT {
             tracing::info!("PostgreSQL at {server} accepts connections now");
         }
+        let calls = Calls::new(pool, &options);
         sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
+            .run(calls.pool(Purpose::Upkeep))
             .await
             .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
-        Ok(PostgresStorage {
-            pool,
-            health: Arc::default(),
-        })
+        tokio::spawn(counts::fold_every_second(Arc::downgrade(&calls)));
+        Ok(PostgresStorage { calls })
     }
-}
 
-/// Whether the database refused connections moments ago, shared by every
-/// call of one instance: while it is set, calls answer `Unavailable` at once
-/// instead of each waiting [`ACQUIRE_TIMEOUT`] for their 503, and one
-/// background task tries to connect every [`PROBE_PAUSE`], clearing it
-/// once a connection is obtained.
-#[derive(Debug, Default)]
-struct Health {
-    down: AtomicBool,
+    /// Folds the counts committed so far into the counters now (each
+    /// instance does so every [`FOLD_EVERY`] by itself); how many pending
+    /// rows it moved (0 if another instance was folding).
+    pub async fn fold_pending(&self) -> Result<u64, StorageError> {
+        counts::fold(&self.calls).await
+    }
+
+    /// Runs one call of `purpose`, bounded in time (see `calls.rs`).
+    fn bounded<'a, T: Send + 'a>(
+        &'a self,
+        purpose: Purpose,
+        body: impl Future<Output = Result<T, StorageError>> + Send + 'a,
+    ) -> Fut<'a, T> {
+        self.calls.bounded(purpose, body)
+    }
+
+    /// A connection for the current call, from its purpose's pool.
+    async fn conn(&self) -> Result<Conn, StorageError> {
+        self.calls.conn().await
+    }
 }
 
 /// The SQLSTATE of a database error.
@@ -179,168 +163,20 @@ fn map_err(error: sqlx::Error) -> StorageError {
     }
 }
 
-/// Whether a group commit that failed this way is simply tried again: the
-/// transaction was rolled back and another attempt will likely succeed.
-fn retry_record(error: &sqlx::Error) -> bool {
-    // Deadlock, serialization failure, and a foreign key violation (a
-    // variant deleted by another instance while this commit counted it:
-    // the next attempt no longer sees it).
-    matches!(
-        sqlstate(error).as_deref(),
-        Some("40P01" | "40001" | "23503")
-    )
-}
-
-const EXPERIMENT_COLUMNS: &str = "uuid::text AS uuid, alias::text AS alias, account_id::text AS account_id, name, visibility, \
-     settings";
-const VARIANT_COLUMNS: &str =
-    "experiment::text AS experiment, id, name, settings, views, total_reward";
+const EXPERIMENT_COLUMNS: &str = "uuid::text AS uuid, alias::text AS alias, \
+     account_id::text AS account_id, name, visibility, settings";
+/// A variant's columns, its counts with what is pending added (`p`: the
+/// pending counts summed per variant).
+const VARIANT_COLUMNS: &str = "v.experiment::text AS experiment, v.id, v.name, v.settings, \
+     v.views + COALESCE(p.views, 0) AS views, \
+     v.total_reward + COALESCE(p.total_reward, 0) AS total_reward";
 const API_KEY_COLUMNS: &str =
     "uuid::text AS uuid, account_id::text AS account_id, name, created_ms";
 
-/// The batch ids of a group: first occurrences only, sorted (every instance
-/// takes the ids' locks in the same order, so two commits never deadlock on them).
-fn batch_ids(batches: &[Recording]) -> (Vec<String>, Vec<String>) {
-    let mut seen = HashSet::new();
-    let mut ids: Vec<(Uuid, Uuid)> = batches
-        .iter()
-        .filter_map(|r| r.batch.batch.map(|id| (r.experiment, id)))
-        .filter(|pair| seen.insert(*pair))
-        .collect();
-    ids.sort_unstable();
-    ids.into_iter()
-        .map(|(experiment, id)| (experiment.to_string(), id.to_string()))
-        .unzip()
-}
-
-/// A group commit as one statement. `ids` inserts the batch ids ($1, $2:
-/// sorted, so concurrent commits take their locks in one order); `d` keeps
-/// the delta rows ($4..$9, one per batch and variant-hour) of the batches
-/// just inserted or without an id; `counted` adds them to the variants that
-/// still exist (a variant deleted meanwhile is skipped by the UPDATE, and
-/// locked by it otherwise, so the hourly rows below never miss their
-/// variant: no foreign key failure); `hours` upserts the hourly totals of
-/// exactly those variants. Answers the batch ids inserted.
-const RECORD_SQL: &str = "\
-WITH ids AS ( \
-  INSERT INTO batches (experiment, batch, created_ms) \
-  SELECT e, b, $3 FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[]) AS t (e, b) \
-  ON CONFLICT DO NOTHING RETURNING experiment, batch), \
-d AS ( \
-  SELECT d.experiment, d.variant, d.hour_ms, d.views, d.reward \
-  FROM UNNEST($4::text[]::uuid[], $5::text[]::uuid[], $6::text[], $7::int8[], $8::int8[], \
-              $9::float8[]) AS d (experiment, batch, variant, hour_ms, views, reward) \
-  WHERE d.batch IS NULL \
-     OR (d.experiment, d.batch) IN (SELECT experiment, batch FROM ids)), \
-counted AS ( \
-  UPDATE variants SET views = variants.views + v.views, \
-    total_reward = variants.total_reward + v.reward \
-  FROM (SELECT experiment, variant, SUM(views) AS views, SUM(reward) AS reward \
-        FROM d GROUP BY experiment, variant ORDER BY experiment, variant) AS v \
-  WHERE variants.experiment = v.experiment AND variants.id = v.variant \
-  RETURNING variants.experiment, variants.id), \
-hours AS ( \
-  INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
-  SELECT d.experiment, d.variant, d.hour_ms, SUM(d.views), SUM(d.reward) \
-  FROM d JOIN counted c ON c.experiment = d.experiment AND c.id = d.variant \
-  GROUP BY d.experiment, d.variant, d.hour_ms ORDER BY d.experiment, d.variant, d.hour_ms \
-  ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
-    views = variant_hours.views + excluded.views, \
-    total_reward = variant_hours.total_reward + excluded.total_reward) \
-SELECT experiment::text AS experiment, batch::text AS batch FROM ids";
-
-/// The delta rows of a group commit ([`RECORD_SQL`]'s $4..$9): each batch
-/// with an id summed per variant-hour and tagged with that id (the first
-/// occurrence only: a repeat in the same group never counts), the batches
-/// without an id summed together, untagged.
-#[derive(Debug, Default)]
-struct DeltaRows {
-    experiments: Vec<String>,
-    batches: Vec<Option<String>>,
-    variants: Vec<String>,
-    hours: Vec<i64>,
-    views: Vec<i64>,
-    rewards: Vec<f64>,
-}
-
-impl DeltaRows {
-    fn of(batches: &[Recording], now_ms: i64) -> DeltaRows {
-        let mut rows = DeltaRows::default();
-        let mut seen = HashSet::new();
-        let mut untagged = Vec::new();
-        for recording in batches {
-            match recording.batch.batch {
-                None => untagged.push(recording),
-                Some(id) if seen.insert((recording.experiment, id)) => {
-                    let id = id.to_string();
-                    rows.push(Deltas::of([recording], now_ms).hours, Some(&id));
-                }
-                Some(_) => {}
-            }
-        }
-        if !untagged.is_empty() {
-            rows.push(Deltas::of(untagged, now_ms).hours, None);
-        }
-        rows
-    }
-
-    fn push(&mut self, hours: Vec<(Uuid, String, i64, u64, f64)>, batch: Option<&String>) {
-        for (experiment, variant, hour, views, reward) in hours {
-            self.experiments.push(experiment.to_string());
-            self.batches.push(batch.cloned());
-            self.variants.push(variant);
-            self.hours.push(hour);
-            self.views.push(to_i64(views));
-            self.rewards.push(reward);
-        }
-    }
-}
-
 impl PostgresStorage {
-    /// A connection from the pool, or `Unavailable` at once while the
-    /// database is known to be down (see [`Health`]).
-    async fn conn(&self) -> Result<PoolConnection<Postgres>, StorageError> {
-        if self.health.down.load(Ordering::Relaxed) {
-            return Err(StorageError::Unavailable(
-                "PostgreSQL refused connections moments ago".into(),
-            ));
-        }
-        self.pool.acquire().await.map_err(|error| {
-            let lost = matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_));
-            if lost && !self.health.down.swap(true, Ordering::Relaxed) {
-                self.watch_for_return(&error);
-            }
-            map_err(error)
-        })
-    }
-
-    /// Tries to connect every [`PROBE_PAUSE`] until it can, then lets
-    /// calls through again.
-    fn watch_for_return(&self, error: &sqlx::Error) {
-        tracing::warn!(
-            %error,
-            "PostgreSQL does not accept connections: calls answer 503 at once until it does"
-        );
-        let (pool, health) = (self.pool.clone(), self.health.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(PROBE_PAUSE).await;
-                match pool.acquire().await {
-                    Ok(_) => {
-                        tracing::info!("PostgreSQL accepts connections again");
-                        health.down.store(false, Ordering::Relaxed);
-                        return;
-                    }
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(_) => {}
-                }
-            }
-        });
-    }
-
     async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
-        // One snapshot for both queries: never an experiment without the
-        // variants it had (another instance may be changing it meanwhile).
+        // One snapshot for every query: never an experiment without the
+        // variants it had, nor a count both pending and folded.
         let mut conn = self.conn().await?;
         let mut tx = conn
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -360,13 +196,22 @@ impl PostgresStorage {
         if experiments.is_empty() {
             return Ok(Experiments::default());
         }
-        let filter = if uuid.is_some() {
-            " WHERE experiment = $1::uuid"
+        let (filter, pending_filter) = if uuid.is_some() {
+            (
+                " WHERE v.experiment = $1::uuid",
+                " WHERE experiment = $1::uuid",
+            )
         } else {
-            ""
+            ("", "")
         };
-        let sql =
-            format!("SELECT {VARIANT_COLUMNS} FROM variants{filter} ORDER BY experiment, position");
+        let sql = format!(
+            "SELECT {VARIANT_COLUMNS} FROM variants v LEFT JOIN \
+               (SELECT experiment, variant, SUM(views)::int8 AS views, \
+                       SUM(total_reward) AS total_reward \
+                FROM pending_counts{pending_filter} GROUP BY experiment, variant) p \
+               ON p.experiment = v.experiment AND p.variant = v.id\
+             {filter} ORDER BY v.experiment, v.position"
+        );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         if let Some(uuid) = uuid {
             query = query.bind(uuid.to_string());
@@ -374,68 +219,6 @@ impl PostgresStorage {
         let variants = query.fetch_all(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(experiments_from_rows(&experiments, &variants))
-    }
-
-    async fn record_batches(
-        &self,
-        batches: &[Recording],
-        now_ms: i64,
-    ) -> Result<Vec<bool>, StorageError> {
-        let mut attempt = 1;
-        loop {
-            let mut conn = self.conn().await?;
-            match Self::record_once(&mut conn, batches, now_ms).await {
-                Err(error) if attempt < RECORD_ATTEMPTS && retry_record(&error) => {
-                    tracing::debug!(%error, attempt, "group commit retried");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                }
-                Err(error) => return Err(map_err(error)),
-                Ok(counted) => return Ok(counted),
-            }
-        }
-    }
-
-    /// One group commit in ONE statement, so one round trip (a statement
-    /// is atomic on its own): [`RECORD_SQL`] inserts the batch ids (the
-    /// primary key answers which are new, across every instance) and adds
-    /// the events of the batches it inserted, or that have no id, to the
-    /// counters and the hourly totals.
-    async fn record_once(
-        conn: &mut PoolConnection<Postgres>,
-        batches: &[Recording],
-        now_ms: i64,
-    ) -> Result<Vec<bool>, sqlx::Error> {
-        let (experiments, ids) = batch_ids(batches);
-        let rows = DeltaRows::of(batches, now_ms);
-        let inserted = sqlx::query(RECORD_SQL)
-            .bind(experiments)
-            .bind(ids)
-            .bind(now_ms)
-            .bind(rows.experiments)
-            .bind(rows.batches)
-            .bind(rows.variants)
-            .bind(rows.hours)
-            .bind(rows.views)
-            .bind(rows.rewards)
-            .fetch_all(&mut **conn)
-            .await?;
-        let mut new: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(inserted.len());
-        for row in inserted {
-            let experiment: String = row.try_get("experiment")?;
-            let id: String = row.try_get("batch")?;
-            if let (Ok(experiment), Ok(id)) = (Uuid::parse_str(&experiment), Uuid::parse_str(&id)) {
-                new.insert((experiment, id));
-            }
-        }
-        // A batch id counts once: at its first occurrence, if it was new.
-        Ok(batches
-            .iter()
-            .map(|r| match r.batch.batch {
-                None => true,
-                Some(id) => new.remove(&(r.experiment, id)),
-            })
-            .collect())
     }
 
     async fn write_variants(
@@ -485,7 +268,7 @@ impl PostgresStorage {
 
 impl Storage for PostgresStorage {
     fn ping(&self) -> Fut<'_, ()> {
-        Box::pin(async move {
+        self.bounded(Purpose::Health, async move {
             // A real write, committed like a group commit, to the table
             // commits write: one sentinel row, rewritten.
             sqlx::query(
@@ -502,7 +285,7 @@ impl Storage for PostgresStorage {
 
     fn close(&self) -> Fut<'_, ()> {
         Box::pin(async move {
-            self.pool.close().await;
+            self.calls.close().await;
             Ok(())
         })
     }
@@ -512,7 +295,7 @@ impl Storage for PostgresStorage {
     }
 
     fn account_count(&self) -> Fut<'_, u64> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts")
                 .fetch_one(&mut *self.conn().await?)
                 .await
@@ -522,7 +305,7 @@ impl Storage for PostgresStorage {
     }
 
     fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             sqlx::query(
                 "INSERT INTO accounts (id, email, password_hash, created_ms) \
                  VALUES ($1::uuid, $2, $3, $4)",
@@ -539,7 +322,7 @@ impl Storage for PostgresStorage {
     }
 
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             let row = sqlx::query(
                 "SELECT id::text AS id, email, password_hash, created_ms \
                  FROM accounts WHERE email = $1",
@@ -553,7 +336,7 @@ impl Storage for PostgresStorage {
     }
 
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             sqlx::query(
                 "INSERT INTO tokens (hash, kind, account_id, expires_ms) \
                  VALUES ($1, $2, $3::uuid, $4)",
@@ -570,7 +353,7 @@ impl Storage for PostgresStorage {
     }
 
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             let row = sqlx::query(
                 "SELECT hash, kind, account_id::text AS account_id, expires_ms \
                  FROM tokens WHERE hash = $1",
@@ -584,7 +367,7 @@ impl Storage for PostgresStorage {
     }
 
     fn extend_token(&self, hash: TokenHash, expires_ms: i64) -> Fut<'_, ()> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             sqlx::query("UPDATE tokens SET expires_ms = $1 WHERE hash = $2")
                 .bind(expires_ms)
                 .bind(hash.hex())
@@ -596,7 +379,7 @@ impl Storage for PostgresStorage {
     }
 
     fn delete_token(&self, hash: TokenHash) -> Fut<'_, bool> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             let done = sqlx::query("DELETE FROM tokens WHERE hash = $1")
                 .bind(hash.hex())
                 .execute(&mut *self.conn().await?)
@@ -607,7 +390,7 @@ impl Storage for PostgresStorage {
     }
 
     fn delete_account_tokens(&self, account_id: Uuid) -> Fut<'_, u64> {
-        Box::pin(async move {
+        self.bounded(Purpose::Logins, async move {
             let done = sqlx::query("DELETE FROM tokens WHERE account_id = $1::uuid")
                 .bind(account_id.to_string())
                 .execute(&mut *self.conn().await?)
@@ -618,7 +401,7 @@ impl Storage for PostgresStorage {
     }
 
     fn prune_tokens(&self, now_ms: i64) -> Fut<'_, u64> {
-        Box::pin(async move {
+        self.bounded(Purpose::Upkeep, async move {
             let done = sqlx::query("DELETE FROM tokens WHERE expires_ms <= $1")
                 .bind(now_ms)
                 .execute(&mut *self.conn().await?)
@@ -652,7 +435,7 @@ impl Storage for PostgresStorage {
     }
 
     fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
-        Box::pin(async move {
+        self.bounded(Purpose::Pages, async move {
             sqlx::query(
                 "INSERT INTO api_keys (uuid, account_id, name, created_ms) \
                  VALUES ($1::uuid, $2::uuid, $3, $4)",
@@ -669,7 +452,7 @@ impl Storage for PostgresStorage {
     }
 
     fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>> {
-        Box::pin(async move {
+        self.bounded(Purpose::Keys, async move {
             let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE uuid = $1::uuid");
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(uuid.to_string())
@@ -681,7 +464,7 @@ impl Storage for PostgresStorage {
     }
 
     fn api_keys(&self, account_id: Uuid) -> Fut<'_, Vec<ApiKey>> {
-        Box::pin(async move {
+        self.bounded(Purpose::Pages, async move {
             let sql = format!(
                 "SELECT {API_KEY_COLUMNS} FROM api_keys \
                  WHERE account_id = $1::uuid ORDER BY created_ms, uuid::text"
@@ -696,7 +479,7 @@ impl Storage for PostgresStorage {
     }
 
     fn delete_api_key(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool> {
-        Box::pin(async move {
+        self.bounded(Purpose::Pages, async move {
             let done =
                 sqlx::query("DELETE FROM api_keys WHERE uuid = $1::uuid AND account_id = $2::uuid")
                     .bind(uuid.to_string())
@@ -709,15 +492,17 @@ impl Storage for PostgresStorage {
     }
 
     fn experiments(&self) -> Fut<'_, Experiments> {
-        Box::pin(self.load_experiments(None))
+        self.bounded(Purpose::Commits, self.load_experiments(None))
     }
 
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
-        Box::pin(async move { Ok(only(self.load_experiments(Some(uuid)).await?)) })
+        self.bounded(Purpose::Commits, async move {
+            Ok(only(self.load_experiments(Some(uuid)).await?))
+        })
     }
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
-        Box::pin(async move {
+        self.bounded(Purpose::Commits, async move {
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await.map_err(map_err)?;
             sqlx::query(
@@ -741,10 +526,11 @@ impl Storage for PostgresStorage {
     }
 
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
-        Box::pin(async move {
+        self.bounded(Purpose::Commits, async move {
             let uuid = experiment.uuid.to_string();
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await.map_err(map_err)?;
+            counts::lock_definitions(&mut tx).await?;
             let done = sqlx::query(
                 "UPDATE experiments SET name = $1, visibility = $2, settings = $3 \
                  WHERE uuid = $4::uuid",
@@ -759,15 +545,20 @@ impl Storage for PostgresStorage {
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
+            // Removed variants lose their counts, folded or not.
             let keep: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
-            sqlx::query(
-                "DELETE FROM variants WHERE experiment = $1::uuid AND id <> ALL($2::text[])",
-            )
-            .bind(uuid.as_str())
-            .bind(keep)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            for table in ["variants", "pending_counts"] {
+                let column = if table == "variants" { "id" } else { "variant" };
+                let sql = format!(
+                    "DELETE FROM {table} WHERE experiment = $1::uuid AND {column} <> ALL($2::text[])"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(uuid.as_str())
+                    .bind(&keep)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
             Self::write_variants(&mut tx, experiment, false).await?;
             tx.commit().await.map_err(map_err)?;
             Ok(true)
@@ -775,30 +566,35 @@ impl Storage for PostgresStorage {
     }
 
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
-        Box::pin(async move {
-            let uuid = uuid.to_string();
+        self.bounded(Purpose::Commits, async move {
+            let text = uuid.to_string();
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await.map_err(map_err)?;
+            counts::lock_definitions(&mut tx).await?;
+            // Its variants and hourly totals go with it (foreign keys).
             let done = sqlx::query("DELETE FROM experiments WHERE uuid = $1::uuid")
-                .bind(uuid.as_str())
+                .bind(text.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            sqlx::query("DELETE FROM batches WHERE experiment = $1::uuid")
-                .bind(uuid.as_str())
+            sqlx::query("DELETE FROM pending_counts WHERE experiment = $1::uuid")
+                .bind(text.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
+            // Its batch ids (maybe millions) in slices, off the writer's path.
+            tokio::spawn(counts::purge_batches(Arc::downgrade(&self.calls), uuid));
             Ok(done.rows_affected() > 0)
         })
     }
 
     fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
-        Box::pin(async move {
+        self.bounded(Purpose::Commits, async move {
             let uuid = uuid.to_string();
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await.map_err(map_err)?;
+            counts::lock_definitions(&mut tx).await?;
             // Locks the experiment: a concurrent delete waits, or was first.
             let found = sqlx::query("SELECT 1 FROM experiments WHERE uuid = $1::uuid FOR UPDATE")
                 .bind(uuid.as_str())
@@ -815,36 +611,48 @@ impl Storage for PostgresStorage {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            sqlx::query("DELETE FROM variant_hours WHERE experiment = $1::uuid")
-                .bind(uuid.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            for table in ["variant_hours", "pending_counts"] {
+                let sql = format!("DELETE FROM {table} WHERE experiment = $1::uuid");
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(uuid.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
             tx.commit().await.map_err(map_err)?;
             Ok(true)
         })
     }
 
     fn record<'a>(&'a self, batches: &'a [Recording], now_ms: i64) -> Fut<'a, Vec<bool>> {
-        Box::pin(self.record_batches(batches, now_ms))
+        self.bounded(
+            Purpose::Commits,
+            counts::record(&self.calls, batches, now_ms),
+        )
     }
 
     fn prune_batches(&self, before_ms: i64) -> Fut<'_, u64> {
         Box::pin(async move {
-            // In slices, so group commits never wait long behind the pruning.
+            // In slices, each a call of its own, so group commits never
+            // wait long behind the pruning; by row address (a TID scan),
+            // as a key join would scan the whole table for every slice.
             let mut pruned = 0;
             loop {
-                let done = sqlx::query(
-                    "DELETE FROM batches WHERE (experiment, batch) IN \
-                     (SELECT experiment, batch FROM batches WHERE created_ms < $1 LIMIT $2)",
-                )
-                .bind(before_ms)
-                .bind(PRUNE_SLICE)
-                .execute(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
+                let done = self
+                    .bounded(Purpose::Upkeep, async move {
+                        sqlx::query(
+                            "DELETE FROM batches WHERE ctid = ANY(ARRAY( \
+                               SELECT ctid FROM batches WHERE created_ms < $1 LIMIT $2))",
+                        )
+                        .bind(before_ms)
+                        .bind(counts::SLICE)
+                        .execute(&mut *self.conn().await?)
+                        .await
+                        .map_err(map_err)
+                    })
+                    .await?;
                 pruned += done.rows_affected();
-                if done.rows_affected() < PRUNE_SLICE.unsigned_abs() {
+                if done.rows_affected() < counts::SLICE.unsigned_abs() {
                     return Ok(pruned);
                 }
             }
@@ -852,11 +660,18 @@ impl Storage for PostgresStorage {
     }
 
     fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>> {
-        Box::pin(async move {
+        self.bounded(Purpose::Pages, async move {
+            // The folded totals and what is pending, summed per hour.
             let rows = sqlx::query(
-                "SELECT h.variant, h.hour_ms, h.views, h.total_reward FROM variant_hours h \
-                 JOIN variants v ON v.experiment = h.experiment AND v.id = h.variant \
-                 WHERE h.experiment = $1::uuid ORDER BY v.position, h.hour_ms",
+                "SELECT h.variant, h.hour_ms, SUM(h.views)::int8 AS views, \
+                   SUM(h.total_reward) AS total_reward \
+                 FROM (SELECT variant, hour_ms, views, total_reward FROM variant_hours \
+                       WHERE experiment = $1::uuid \
+                       UNION ALL \
+                       SELECT variant, hour_ms, views, total_reward FROM pending_counts \
+                       WHERE experiment = $1::uuid) h \
+                 JOIN variants v ON v.experiment = $1::uuid AND v.id = h.variant \
+                 GROUP BY v.position, h.variant, h.hour_ms ORDER BY v.position, h.hour_ms",
             )
             .bind(experiment.to_string())
             .fetch_all(&mut *self.conn().await?)

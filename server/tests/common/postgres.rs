@@ -73,13 +73,80 @@ pub fn execute(admin: &str, sql: String) -> Result<(), String> {
     })
 }
 
+/// Runs one query answering one integer (`SELECT count(*) …`) on `url`.
+pub fn query_i64(url: &str, sql: String) -> Result<i64, String> {
+    let url = url.to_owned();
+    block(move || {
+        Box::pin(async move {
+            let mut connection = PgConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let value: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                .fetch_one(&mut connection)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = connection.close().await;
+            Ok(value)
+        })
+    })
+}
+
+/// A transaction held open on its own connection (say, one holding a
+/// table lock) until this drops, which rolls it back.
+pub struct HeldTransaction {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldTransaction {
+    /// Begins a transaction on `url`, runs `sql` in it, and holds it.
+    pub fn hold(url: &str, sql: &str) -> HeldTransaction {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        let (ready, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let mut connection = PgConnection::connect(&url).await.expect("connect");
+                let mut tx = connection.begin().await.expect("begin");
+                sqlx::raw_sql(AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .expect("the held statement");
+                ready.send(()).expect("the test waits");
+                let _ = tokio::task::spawn_blocking(move || released.recv()).await;
+                let _ = tx.rollback().await;
+                let _ = connection.close().await;
+            });
+        });
+        started.recv().expect("the transaction began");
+        HeldTransaction {
+            release: Some(release),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HeldTransaction {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A fresh, empty database, dropped (connections and all) when this drops.
 #[derive(Debug)]
 pub struct TestDatabase {
     /// Its `postgres://` URL.
     pub url: String,
     admin: String,
-    name: String,
+    /// Its name.
+    pub name: String,
 }
 
 impl TestDatabase {
