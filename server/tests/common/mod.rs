@@ -40,6 +40,17 @@ impl Server {
         db: &(impl AsRef<std::ffi::OsStr> + ?Sized),
         env: &[(&str, &str)],
     ) -> Server {
+        Server::launch(wrapper, db, env, &[])
+    }
+
+    /// Starts the binary through `wrapper` (none: directly) on `db`, with
+    /// `env` and extra `serve` arguments; waits for the address it logs.
+    fn launch(
+        wrapper: &[&str],
+        db: &(impl AsRef<std::ffi::OsStr> + ?Sized),
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -51,10 +62,12 @@ impl Server {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(db.as_ref())
+            .args(args)
             .env_remove("MYNA_ADMIN_EMAIL")
             .env_remove("MYNA_ADMIN_PASSWORD")
             .env_remove("MYNA_LISTEN")
             .env_remove("MYNA_DATABASE")
+            .env_remove("MYNA_MAX_CONNECTIONS")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -212,62 +225,12 @@ impl Server {
         args: &[&str],
         open_files: Option<u32>,
     ) -> Server {
-        let mut command = match open_files {
+        match open_files {
             Some(limit) => {
-                let mut shell = Command::new("sh");
-                shell
-                    .arg("-c")
-                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
-                    .arg(BIN);
-                shell
+                let script = format!("ulimit -n {limit} && exec \"$0\" \"$@\"");
+                Server::launch(&["sh", "-c", &script], db, env, args)
             }
-            None => Command::new(BIN),
-        };
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(db.as_ref())
-            .args(args)
-            .env_remove("MYNA_ADMIN_EMAIL")
-            .env_remove("MYNA_ADMIN_PASSWORD")
-            .env_remove("MYNA_LISTEN")
-            .env_remove("MYNA_DATABASE")
-            .env_remove("MYNA_MAX_CONNECTIONS")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("spawn myna-server");
-        let (lines, stdout) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-        let (found, address) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = found.send(rest.trim().to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = address
-            .recv_timeout(PATIENCE)
-            .expect("the server logs the address it listens on")
-            .parse()
-            .expect("a socket address");
-        Server {
-            child,
-            addr,
-            stdout,
-            log,
+            None => Server::launch(&[], db, env, args),
         }
     }
 
