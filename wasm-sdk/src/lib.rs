@@ -2,7 +2,7 @@
 //! wasm-pack into the npm package `myna-sdk` (see `SDK.md` for the surface).
 //!
 //! Modules by concept, in two layers (and a DAG: no module imports one
-//! that imports it back).
+//! that imports it back, which `tests/modules.rs` checks).
 //!
 //! The rules, pure (no JS value; tested natively, the page played by
 //! `testing`'s host): [`tab`] (one tab's client: decisions, queue,
