@@ -4,8 +4,9 @@
 //! Validation returns every problem, each with its `path`, never just the first.
 //!
 //! This file holds what the SDK compiles too (the event, its rules for an
-//! event created now, its JSONP parameters); the parsing of what a client
-//! sends is [`parse`]'s, in the `std` build only (re-exported here).
+//! event created now, its wire JSON, the record body and the JSONP record
+//! query, written with [`crate::wire`]); the parsing of what a client sends
+//! is [`parse`]'s, in the `std` build only (re-exported here).
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::problem::{Code, Message};
+use crate::wire::{self, Number};
 
 #[cfg(feature = "std")]
 mod parse;
@@ -45,6 +47,15 @@ impl EventType {
         match self {
             EventType::View => "view",
             EventType::Reward => "reward",
+        }
+    }
+
+    /// The event type a wire `typename` names.
+    pub fn from_typename(typename: &str) -> Option<EventType> {
+        match typename {
+            "view" => Some(EventType::View),
+            "reward" => Some(EventType::Reward),
+            _ => None,
         }
     }
 }
@@ -83,10 +94,7 @@ impl Event {
     }
 
     /// [`Event::query_params`] with the amount written by `number`, which may
-    /// give any text that parses back to the same `f64`. The SDK passes the
-    /// browser's own number formatting, which keeps Rust's float formatting
-    /// (some 15 KB) out of its wasm; the timestamp and the batch id are
-    /// written without `core::fmt` for the same reason.
+    /// give any text that parses back to the same `f64`.
     pub fn query_params_with(
         &self,
         batch: Option<Uuid>,
@@ -99,39 +107,79 @@ impl Event {
         if let Some(amount) = self.amount {
             params.push(("amount", number(amount)));
         }
-        params.push(("timestamp", decimal(self.timestamp)));
+        let mut timestamp = String::new();
+        wire::push_integer(&mut timestamp, self.timestamp);
+        params.push(("timestamp", timestamp));
         if let Some(batch) = batch {
-            let text = batch.hyphenated();
-            params.push((
-                "batch",
-                text.encode_lower(&mut Uuid::encode_buffer()).to_owned(),
-            ));
+            params.push(("batch", wire::uuid_text(batch, true)));
         }
         params
     }
+
+    /// Appends this event's wire JSON: exactly what serde writes for it
+    /// (`core/tests/wire.rs` holds the two equal), with the amount written
+    /// by `number` and without serde_json, whose float formatting would
+    /// weigh on the SDK's wasm.
+    pub fn write_json(&self, out: &mut String, number: impl Number) {
+        out.push_str("{\"typename\":\"");
+        out.push_str(self.typename.as_str());
+        out.push_str("\",\"variant\":");
+        wire::push_json_string(out, &self.variant);
+        if let Some(amount) = self.amount {
+            out.push_str(",\"amount\":");
+            out.push_str(&number.text(amount));
+        }
+        out.push_str(",\"timestamp\":");
+        wire::push_integer(out, self.timestamp);
+        out.push('}');
+    }
+
+    /// The JSONP record query of this event sent as batch `batch`:
+    /// [`Event::query_params_with`], each part URL-encoded, joined by `&`
+    /// (`core/tests/wire.rs` holds the two equal), then `sentAt` (the
+    /// sender's clock as it leaves, epoch ms) when given. Written without
+    /// the list of pairs, which weighs on the SDK's wasm.
+    pub fn record_query(&self, batch: Uuid, number: impl Number, sent_at: Option<u64>) -> String {
+        let mut out = String::from("typename=");
+        out.push_str(self.typename.as_str());
+        out.push_str("&variant=");
+        out.push_str(&wire::url_encode(&self.variant));
+        if let Some(amount) = self.amount {
+            out.push_str("&amount=");
+            out.push_str(&wire::url_encode(&number.text(amount)));
+        }
+        out.push_str("&timestamp=");
+        wire::push_integer(&mut out, self.timestamp);
+        out.push_str("&batch=");
+        wire::push_uuid(&mut out, batch, true);
+        push_sent_at(&mut out, "&sentAt=", sent_at);
+        out
+    }
 }
 
-/// An integer in decimal, as `i64::to_string` writes it.
-fn decimal(n: i64) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut out = String::with_capacity(21);
-    if n < 0 {
-        out.push('-');
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+/// A record POST body: `{"batch":"…","sentAt":…,"events":[…]}` (the wire
+/// form of a batch with an id), where `events` is the events' wire JSON
+/// ([`Event::write_json`]) joined by commas, and `sentAt` (the sender's
+/// clock as it leaves, epoch ms: the server reads the timestamps on it) is
+/// there when given.
+pub fn record_body(batch: Uuid, sent_at: Option<u64>, events: &str) -> String {
+    let mut out = String::with_capacity(events.len() + 80);
+    out.push_str("{\"batch\":\"");
+    wire::push_uuid(&mut out, batch, true);
+    out.push('"');
+    push_sent_at(&mut out, ",\"sentAt\":", sent_at);
+    out.push_str(",\"events\":[");
+    out.push_str(events);
+    out.push_str("]}");
     out
+}
+
+/// Appends `label` and `sent_at` when there is one.
+fn push_sent_at(out: &mut String, label: &str, sent_at: Option<u64>) {
+    if let Some(at) = sent_at {
+        out.push_str(label);
+        wire::push_decimal(out, at);
+    }
 }
 
 /// What an event is checked against: the variant ids of its experiment (the
@@ -182,10 +230,9 @@ fn check_event(
     prefix: &str,
 ) -> (Option<EventType>, Option<f64>, Vec<Message>) {
     let mut problems = Vec::new();
-    let typename = match typename {
-        "view" => Some(EventType::View),
-        "reward" => Some(EventType::Reward),
-        _ => {
+    let typename = match EventType::from_typename(typename) {
+        Some(typename) => Some(typename),
+        None => {
             problems.push(Message::at(
                 Code::UnknownTypename,
                 [prefix, "typename"].concat(),
@@ -241,17 +288,5 @@ fn finish_event(
             timestamp,
         }),
         _ => Err(problems),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_is_to_string() {
-        for n in [0, 7, 10, 1_795_708_773_232, -1, -90, i64::MAX, i64::MIN] {
-            assert_eq!(decimal(n), n.to_string());
-        }
     }
 }

@@ -16,12 +16,15 @@
 //! - [`jsonp`]: callback validation and wrapping;
 //! - [`problem`]: the problem form and its stable codes;
 //! - [`timestamp`]: timestamp parsing and formatting;
-//! - [`weights`]: Thompson-sampling weights.
+//! - [`weights`]: Thompson-sampling weights;
+//! - [`wire`]: the wire codec both sides share (decimals, uuid text, JSON
+//!   strings, percent-encoding, walking a parsed JSON value).
 //!
 //! The `std` feature (on by default; the server's build) holds all of it.
 //! Without it the crate is `no_std` with `alloc` and holds what the browser
-//! SDK compiles into its wasm: [`event::new_event`] and the event's wire form,
-//! [`problem`]'s codes and messages, and [`weights::choose`].
+//! SDK compiles into its wasm: [`event::new_event`] and the event's wire form
+//! (its JSON, the record body, the JSONP record query), [`wire`],
+//! [`problem`]'s codes, messages and reader, and [`weights::choose`].
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -50,6 +53,7 @@ pub mod stats;
 #[cfg(feature = "std")]
 pub mod timestamp;
 pub mod weights;
+pub mod wire;
 
 #[cfg(feature = "std")]
 pub use event::RecordBatch;

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 #[cfg(feature = "std")]
 use crate::timestamp;
+use crate::wire::{self, Json};
 
 /// A stable, machine-readable problem code: the message `typename` on the wire
 /// and the `code` of the SDK's `MynaError`. Its `Display` is the typename.
@@ -131,6 +132,26 @@ impl Code {
             Code::Internal => 500,
             Code::Unavailable | Code::Network | Code::Timeout => 503,
             _ => 400,
+        }
+    }
+
+    /// The code a bare HTTP `status` stands for: an error answer whose body
+    /// is not a problem (a proxy's page). Where a code answers with this
+    /// status alone, that code (`401` is `authentication`); besides, `408`
+    /// is `timeout`, `429` `unavailable` (retried, like 503), another `5xx`
+    /// `internal` and anything else `invalid-value`.
+    pub fn for_status(status: u16) -> Code {
+        match status {
+            401 => Code::Authentication,
+            403 => Code::Authorization,
+            404 => Code::NotFound,
+            405 => Code::MethodNotAllowed,
+            408 => Code::Timeout,
+            409 => Code::Conflict,
+            413 => Code::BodyTooLarge,
+            429 | 503 => Code::Unavailable,
+            500.. => Code::Internal,
+            _ => Code::InvalidValue,
         }
     }
 
@@ -258,6 +279,51 @@ impl Problem {
         Problem::one(Message::at(code, path, message))
     }
 
+    /// The problem of a bare HTTP `status` (an error answer whose body is not
+    /// a problem): one message of [`Code::for_status`], `status` kept.
+    pub fn of_status(status: u16) -> Self {
+        let mut message = String::from("The server answered HTTP ");
+        wire::push_decimal(&mut message, u64::from(status));
+        message.push('.');
+        Problem {
+            status,
+            messages: vec![Message::new(Code::for_status(status), message)],
+        }
+    }
+
+    /// Reads a problem from its wire form, already parsed (what a client
+    /// receives): `None` unless `typename` is `"problem"` and `status` a
+    /// number from 100 to 599 (its integer part is taken). Messages that are
+    /// not listed read as none; a message's unknown `typename` becomes
+    /// [`Code::Internal`], so a newer server never breaks an older client.
+    /// Without `data` (see [`Problem::from_json`]).
+    pub fn read<J: Json>(value: &J) -> Option<Problem> {
+        if value.field("typename").text().as_deref() != Some("problem") {
+            return None;
+        }
+        let status = value.field("status").number()?;
+        if !(100.0..600.0).contains(&status) {
+            return None;
+        }
+        let mut messages = Vec::new();
+        if let Some(listed) = value.field("messages").items() {
+            for m in listed {
+                let code = m
+                    .field("typename")
+                    .text()
+                    .and_then(|t| Code::from_typename(&t))
+                    .unwrap_or(Code::Internal);
+                let mut message = Message::new(code, m.field("message").text().unwrap_or_default());
+                message.path = m.field("path").text();
+                messages.push(message);
+            }
+        }
+        Some(Problem {
+            status: status as u16,
+            messages,
+        })
+    }
+
     /// The generic internal-failure problem (no detail leaks to the client).
     pub fn internal() -> Self {
         Problem::new(Code::Internal, "The server failed to handle this request.")
@@ -309,36 +375,17 @@ impl Problem {
         })
     }
 
-    /// Reads a problem back from its wire form (what a client receives).
-    ///
-    /// Unknown message typenames become [`Code::Internal`] so a newer server never
-    /// breaks an older client; `None` if the value is not a problem at all.
+    /// Reads a problem back from its wire form: [`Problem::read`], with each
+    /// message's `data`.
     #[cfg(feature = "std")]
     pub fn from_json(value: &Value) -> Option<Problem> {
-        if value.get("typename")?.as_str()? != "problem" {
-            return None;
+        let mut problem = Problem::read(&value)?;
+        if let Some(listed) = value.get("messages").and_then(Value::as_array) {
+            for (message, m) in problem.messages.iter_mut().zip(listed) {
+                message.data = m.get("data").cloned();
+            }
         }
-        let status = u16::try_from(value.get("status")?.as_u64()?).ok()?;
-        let messages = value
-            .get("messages")?
-            .as_array()?
-            .iter()
-            .map(|m| Message {
-                code: m
-                    .get("typename")
-                    .and_then(Value::as_str)
-                    .and_then(Code::from_typename)
-                    .unwrap_or(Code::Internal),
-                message: m
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                path: m.get("path").and_then(Value::as_str).map(str::to_owned),
-                data: m.get("data").cloned(),
-            })
-            .collect();
-        Some(Problem { status, messages })
+        Some(problem)
     }
 }
 

@@ -4,12 +4,15 @@
 // decision is a synchronous call back into Rust, `d.step(op, …)` on `d`, the
 // client's `Driver` (src/driver.rs): what to request next, what an answer
 // means, when to retry, what to keep. Declarations for TypeScript come from
-// the Rust side (src/error.rs).
+// the Rust side (src/lib.rs, src/error.rs…); every import Rust makes of this
+// file is declared in src/glue.rs.
 
-// The steps of `d.step` (src/driver.rs, module `op`).
-const LOADED = 0, DELIVER = 1, DONE = 2, LEASE_TAKE = 3, LEASE_HELD = 4, LEASE_GIVE = 5;
-const PERSIST = 6, EVENT = 7, EXPERIMENT = 8, FORM = 9, SUGGEST = 10, VIEW = 11, REWARD = 12;
-const UNSTICK = 13, LOAD = 14, FLUSH = 15, QUEUED = 16, CLOSE = 17, SHARE = 18;
+// The steps of `d.step`: src/driver.rs's `Op`, numbered alike (a test there
+// holds this table equal to it; keep it before the first export).
+const LOADED = 0, START = 1, DELIVER = 2, DONE = 3, LEASE_TAKE = 4, LEASE_HELD = 5;
+const LEASE_GIVE = 6, PERSIST = 7, EVENT = 8, EXPERIMENT = 9, FORM = 10, SUGGEST = 11;
+const VIEW = 12, REWARD = 13, UNSTICK = 14, LOAD = 15, FLUSH = 16, QUEUED = 17, CLOSE = 18;
+const SHARE = 19;
 
 // ---- The page's classes (declared in src/lib.rs): each call is one step of
 // a strong driver of the client `#d` (each object has its own, which `free`
@@ -352,7 +355,7 @@ export function flush(d, lockName, eager, renewMs) {
   const run = (d.last || Promise.resolve()).then(async () => {
     const release = await acquire(d, lockName, renewMs);
     try {
-      let req = d.step(DELIVER, undefined, eager);
+      let req = d.step(START, eager);
       while (req) req = d.step(DELIVER, await send(req));
     } finally {
       release();

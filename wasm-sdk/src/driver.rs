@@ -1,48 +1,23 @@
-//! The asynchronous half of the client. `js/glue.js` does the waiting
-//! (requests, the flush lock, timers, page events, the queue's microtask
-//! write) and, at each step, calls back [`Driver::step`]: one synchronous
-//! call per decision, made by the [`Client`]. No Rust future runs in the
-//! package: an async executor and its promise plumbing would weigh more
-//! than the client itself.
+//! The one entry point besides `connect`: [`Driver::step`], which
+//! `js/glue.js` calls at each step of the asynchronous half (an answer
+//! came, a tick, a page event, the microtask write) and for each call of
+//! the page's classes: one synchronous decision each, made by the
+//! [`Client`]. No Rust future runs in the package: an async executor and
+//! its promise plumbing would weigh more than the client itself.
+//!
+//! The steps are numbered ([`Op`]); `js/glue.js` names the same numbers
+//! alike, and a test holds the two tables equal. Each step's arguments
+//! are read once, into a [`Request`] with named fields.
 
 use alloc::rc::{Rc, Weak};
+use alloc::string::String;
 
-use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
 use crate::experiment::canonical_uuid;
-
-#[wasm_bindgen(module = "/js/glue.js")]
-extern "C" {
-    /// Runs `request`, then each next request [`op::LOADED`] gives;
-    /// resolves with `value` (rejects with the `MynaError` it throws).
-    pub fn load(driver: &JsValue, request: &JsValue, value: JsValue) -> Promise;
-
-    /// After the previous flush of this driver and holding the flush lock
-    /// `lock` (a lease renewed every `renew_ms` where Web Locks are
-    /// missing): the requests of [`op::DELIVER`] (the first one told
-    /// whether the flush is `eager`: the page's own), then [`op::DONE`].
-    pub fn flush(driver: &JsValue, lock: &str, eager: bool, renew_ms: f64) -> Promise;
-
-    /// Calls [`op::PERSIST`] in a microtask.
-    pub fn later(driver: &JsValue);
-
-    /// Calls [`op::EVENT`] every `ms` (`"tick"`) and at page events; with
-    /// `ms` 0, stops them.
-    pub fn listen(driver: &JsValue, ms: f64);
-
-    /// Calls each listener of `name` with `payload`, in order; one that
-    /// throws does not stop the others.
-    pub fn emit(listeners: &Array, name: &str, payload: &JsValue);
-
-    /// The `{ sent, dropped, requeued }` object of a `sync` event.
-    pub fn counts(sent: f64, dropped: f64, requeued: f64) -> JsValue;
-
-    /// Sets the `dropped` count of a `queue-full` `MynaError`.
-    #[wasm_bindgen(js_name = setDropped)]
-    pub fn set_dropped(error: &JsValue, dropped: f64);
-}
+use crate::lock::Lease;
+use crate::tab::PageEvent;
 
 /// The client as `js/glue.js` sees it. The one the client keeps (for its
 /// timers, answers and listeners) holds it weakly: a page that drops its
@@ -54,139 +29,316 @@ pub struct Driver {
     _strong: Option<Rc<Client>>,
 }
 
-impl Driver {
-    /// The weak driver of a client.
-    pub fn new(client: Weak<Client>) -> Driver {
+/// A client for `options`, with its weak driver (what `Myna.connect` makes).
+pub(crate) fn client(options: &JsValue) -> Result<Rc<Client>, JsValue> {
+    Client::new(options, |client| {
         Driver {
             client,
             _strong: None,
         }
-    }
+        .into()
+    })
+}
 
+impl Driver {
     /// The driver the page's `Myna` holds: it keeps the client alive.
-    pub fn strong(client: Rc<Client>) -> Driver {
+    pub(crate) fn strong(client: Rc<Client>) -> Driver {
         Driver {
             client: Rc::downgrade(&client),
             _strong: Some(client),
         }
     }
+}
 
-    fn client(&self) -> Option<Rc<Client>> {
-        self.client.upgrade()
+/// The steps of [`Driver::step`], by number (`js/glue.js` declares each
+/// as a constant of the same name in SCREAMING_SNAKE_CASE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// The answer to a load request (`a`), and that request (`b`): the next
+    /// request (a next search page), or `undefined`; throws the
+    /// `MynaError` of a failed load.
+    Loaded,
+    /// A flush starts, holding the flush lock; `a`: whether it is the
+    /// page's own (`eager`). Its first request, or `undefined`.
+    Start,
+    /// The answer (`a`) to the flush's last request: the next request, or
+    /// `undefined` when the run is over.
+    Deliver,
+    /// The end of a flush: its counts; throws the error of the attempt
+    /// that failed.
+    Done,
+    /// The flush lease where Web Locks are missing: take it if free
+    /// (whether it did)…
+    LeaseTake,
+    /// …whether it is still ours (renewing it if so)…
+    LeaseHeld,
+    /// …give it back.
+    LeaseGive,
+    /// Write the queue (the microtask after events were queued).
+    Persist,
+    /// `a`: a tick (`"tick"`) or a page event: `pagehide`, `freeze`,
+    /// `hidden` and `visible` (visibility changes), `pageshow`, `storage`,
+    /// `online`.
+    Event,
+    /// The page's calls (the classes of `js/glue.js`), `a` an experiment
+    /// uuid: `myna.experiment`, its canonical uuid (throws
+    /// `unknown-experiment`)…
+    Experiment,
+    /// …the read form of a loaded experiment (throws `unknown-experiment`)…
+    Form,
+    /// …`suggest`: the variant id…
+    Suggest,
+    /// …`view` of variant `b`…
+    View,
+    /// …`reward` of amount `b` (a number or `undefined`): whether one was queued…
+    Reward,
+    /// …`unstick`…
+    Unstick,
+    /// …`myna.load`: a Promise of the canonical uuid…
+    Load,
+    /// …`myna.flush`…
+    Flush,
+    /// …`myna.queued`…
+    Queued,
+    /// …`myna.close`…
+    Close,
+    /// …a new strong driver (each of the page's objects holds its own).
+    Share,
+}
+
+impl Op {
+    /// Every step, in the order of their numbers (from 0).
+    pub(crate) const ALL: [Op; 20] = [
+        Op::Loaded,
+        Op::Start,
+        Op::Deliver,
+        Op::Done,
+        Op::LeaseTake,
+        Op::LeaseHeld,
+        Op::LeaseGive,
+        Op::Persist,
+        Op::Event,
+        Op::Experiment,
+        Op::Form,
+        Op::Suggest,
+        Op::View,
+        Op::Reward,
+        Op::Unstick,
+        Op::Load,
+        Op::Flush,
+        Op::Queued,
+        Op::Close,
+        Op::Share,
+    ];
+}
+
+/// One step, its arguments named (borrowed from the call: read as they
+/// are used).
+enum Request<'a> {
+    Loaded {
+        answer: &'a JsValue,
+        request: &'a JsValue,
+    },
+    Start {
+        eager: bool,
+    },
+    Deliver {
+        answer: &'a JsValue,
+    },
+    Done,
+    Lease(Lease),
+    Persist,
+    Event {
+        name: &'a JsValue,
+    },
+    Experiment {
+        uuid: &'a JsValue,
+    },
+    Form {
+        uuid: &'a JsValue,
+    },
+    Suggest {
+        uuid: &'a JsValue,
+    },
+    View {
+        uuid: &'a JsValue,
+        variant: &'a JsValue,
+    },
+    Reward {
+        uuid: &'a JsValue,
+        amount: Option<f64>,
+    },
+    Unstick {
+        uuid: &'a JsValue,
+    },
+    Load {
+        uuid: &'a JsValue,
+    },
+    Flush,
+    Queued,
+    Close,
+    Share,
+}
+
+impl<'a> Request<'a> {
+    /// Step `op` with its arguments `a` and `b` (see [`Op`]); `None` for
+    /// an unknown step.
+    fn read(op: u32, a: &'a JsValue, b: &'a JsValue) -> Option<Request<'a>> {
+        Some(match *Op::ALL.get(op as usize)? {
+            Op::Loaded => Request::Loaded {
+                answer: a,
+                request: b,
+            },
+            Op::Start => Request::Start {
+                eager: a.is_truthy(),
+            },
+            Op::Deliver => Request::Deliver { answer: a },
+            Op::Done => Request::Done,
+            Op::LeaseTake => Request::Lease(Lease::Take),
+            Op::LeaseHeld => Request::Lease(Lease::Held),
+            Op::LeaseGive => Request::Lease(Lease::Give),
+            Op::Persist => Request::Persist,
+            Op::Event => Request::Event { name: a },
+            Op::Experiment => Request::Experiment { uuid: a },
+            Op::Form => Request::Form { uuid: a },
+            Op::Suggest => Request::Suggest { uuid: a },
+            Op::View => Request::View {
+                uuid: a,
+                variant: b,
+            },
+            Op::Reward => Request::Reward {
+                uuid: a,
+                amount: b.as_f64(),
+            },
+            Op::Unstick => Request::Unstick { uuid: a },
+            Op::Load => Request::Load { uuid: a },
+            Op::Flush => Request::Flush,
+            Op::Queued => Request::Queued,
+            Op::Close => Request::Close,
+            Op::Share => Request::Share,
+        })
     }
 }
 
-/// What [`Driver::step`] is asked to do (`js/glue.js` names them alike).
-pub mod op {
-    /// `arg`: the answer to a load request, `request`: that request. The
-    /// next request (a next search page), or `undefined`; throws the
-    /// `MynaError` of a failed load.
-    pub const LOADED: u32 = 0;
-    /// `arg`: the answer to the last request of a flush (`undefined` at its
-    /// start, when `request` says whether the flush is the page's own). The
-    /// next request, or `undefined` when the run is over.
-    pub const DELIVER: u32 = 1;
-    /// The end of a flush: its counts; throws the error of the attempt that
-    /// failed.
-    pub const DONE: u32 = 2;
-    /// The flush lease where Web Locks are missing: take it if free (whether
-    /// it did)…
-    pub const LEASE_TAKE: u32 = 3;
-    /// …whether it is still ours (renewing it if so)…
-    pub const LEASE_HELD: u32 = 4;
-    /// …give it back.
-    pub const LEASE_GIVE: u32 = 5;
-    /// Write the queue (the microtask after events were queued).
-    pub const PERSIST: u32 = 6;
-    /// `arg`: a tick (`"tick"`) or a page event: `pagehide`, `freeze`,
-    /// `hidden` and `visible` (visibility changes), `pageshow`, `storage`,
-    /// `online`.
-    pub const EVENT: u32 = 7;
-    /// The page's calls (the classes of `js/glue.js`), `arg` an experiment
-    /// uuid: `myna.experiment`, its canonical uuid (throws
-    /// `unknown-experiment`)…
-    pub const EXPERIMENT: u32 = 8;
-    /// …the read form of a loaded experiment (throws `unknown-experiment`)…
-    pub const FORM: u32 = 9;
-    /// …`suggest`: the variant id…
-    pub const SUGGEST: u32 = 10;
-    /// …`view` of variant `request`…
-    pub const VIEW: u32 = 11;
-    /// …`reward` of amount `request` (a number or `undefined`): whether one was queued…
-    pub const REWARD: u32 = 12;
-    /// …`unstick`…
-    pub const UNSTICK: u32 = 13;
-    /// …`myna.load`: a Promise of the canonical uuid…
-    pub const LOAD: u32 = 14;
-    /// …`myna.flush` (no `arg`)…
-    pub const FLUSH: u32 = 15;
-    /// …`myna.queued`…
-    pub const QUEUED: u32 = 16;
-    /// …`myna.close`…
-    pub const CLOSE: u32 = 17;
-    /// …a new strong driver (each of the page's objects holds its own).
-    pub const SHARE: u32 = 18;
+/// A string argument (an empty one when it is not a string).
+fn text(value: &JsValue) -> String {
+    value.as_string().unwrap_or_default()
 }
 
 #[wasm_bindgen]
 impl Driver {
-    /// One step: the operation [`op`]`::…` with its arguments; what it
-    /// gives (`undefined` for steps that give nothing, booleans for the
+    /// One step: the step numbered `op` ([`Op`]) with its arguments; what
+    /// it gives (`undefined` for steps that give nothing, booleans for the
     /// lease), or the `MynaError` it throws.
     #[wasm_bindgen(skip_typescript)]
-    pub fn step(&self, op: u32, arg: JsValue, request: JsValue) -> Result<JsValue, JsValue> {
-        let Some(c) = self.client() else {
+    pub fn step(&self, op: u32, a: JsValue, b: JsValue) -> Result<JsValue, JsValue> {
+        let Some(request) = Request::read(op, &a, &b) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let Some(c) = self.client.upgrade() else {
             // A client the page dropped: its lease counts as taken, so a
             // waiting flush ends instead of polling forever.
-            let lease = (op::LEASE_TAKE..=op::LEASE_GIVE).contains(&op);
-            return Ok(if lease {
+            return Ok(if matches!(request, Request::Lease(_)) {
                 JsValue::TRUE
             } else {
                 JsValue::UNDEFINED
             });
         };
-        let uuid = || arg.as_string().unwrap_or_default();
-        Ok(match op {
-            op::LOADED => return c.loaded(&arg, &request),
-            op::EXPERIMENT => {
-                let uuid = canonical_uuid(&uuid());
+        Ok(match request {
+            Request::Loaded { answer, request } => return c.loaded(answer, request),
+            Request::Experiment { uuid } => {
+                let uuid = canonical_uuid(&text(uuid));
                 c.with(&uuid, |_| ())?;
                 uuid.into()
             }
-            op::FORM => c.with(&uuid(), |e| e.form.clone())?,
-            op::SUGGEST => c.suggest(&uuid())?.into(),
-            op::VIEW => {
-                c.view(&uuid(), &request.as_string().unwrap_or_default())?;
+            Request::Form { uuid } => c.with(&text(uuid), |e| e.form.clone())?,
+            Request::Suggest { uuid } => c.suggest(&text(uuid))?.into(),
+            Request::View { uuid, variant } => {
+                c.view(&text(uuid), &text(variant))?;
                 JsValue::UNDEFINED
             }
-            op::REWARD => c.reward(&uuid(), request.as_f64())?.into(),
-            op::UNSTICK => {
-                c.unstick(&uuid());
+            Request::Reward { uuid, amount } => c.reward(&text(uuid), amount)?.into(),
+            Request::Unstick { uuid } => {
+                c.unstick(&text(uuid));
                 JsValue::UNDEFINED
             }
-            op::LOAD => {
-                let uuid = canonical_uuid(&uuid());
-                c.load(c.load_request(&uuid), uuid.into()).into()
-            }
-            op::FLUSH => c.flush(true).into(),
-            op::QUEUED => (c.queued() as f64).into(),
-            op::CLOSE => {
+            Request::Load { uuid } => c.load(canonical_uuid(&text(uuid))).into(),
+            Request::Flush => c.flush().into(),
+            Request::Queued => (c.queued() as f64).into(),
+            Request::Close => {
                 c.close();
                 JsValue::UNDEFINED
             }
-            op::SHARE => Driver::strong(c).into(),
-            op::DELIVER => c.deliver(&arg, request.is_truthy()),
-            op::DONE => return c.done(),
-            op::LEASE_TAKE..=op::LEASE_GIVE => c.lease(op - op::LEASE_TAKE).into(),
-            op::PERSIST => {
+            Request::Share => Driver::strong(c).into(),
+            Request::Start { eager } => c.start_flush(eager),
+            Request::Deliver { answer } => c.deliver(answer),
+            Request::Done => return c.done(),
+            Request::Lease(step) => c.lease(step).into(),
+            Request::Persist => {
                 c.persist();
                 JsValue::UNDEFINED
             }
-            op::EVENT => {
-                c.page_event(&arg.as_string().unwrap_or_default());
+            Request::Event { name } => {
+                if let Some(event) = PageEvent::from_name(&text(name)) {
+                    c.page_event(event);
+                }
                 JsValue::UNDEFINED
             }
-            _ => JsValue::UNDEFINED,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// `Op::LeaseTake` as `LEASE_TAKE`.
+    fn constant(op: Op) -> String {
+        let mut out = String::new();
+        for (i, c) in alloc::format!("{op:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    #[test]
+    fn glue_js_numbers_the_steps_as_the_rust_side_does() {
+        let glue = include_str!("../js/glue.js");
+        // The table: `const NAME = n, …;` lines before the first export.
+        let head = &glue[..glue.find("\nexport ").unwrap()];
+        let mut declared: Vec<(String, u32)> = Vec::new();
+        for line in head.lines().filter(|l| l.starts_with("const ")) {
+            for part in line["const ".len()..].trim_end_matches(';').split(',') {
+                let (name, n) = part.split_once('=').unwrap();
+                declared.push((name.trim().into(), n.trim().parse().unwrap()));
+            }
+        }
+        let ours: Vec<(String, u32)> = Op::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (constant(*op), i as u32))
+            .collect();
+        assert_eq!(declared, ours, "js/glue.js's step table");
+        // Every step glue.js takes is one of them, and each is taken.
+        let steps: Vec<&str> = glue
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .flat_map(|l| l.split(".step(").skip(1))
+            .map(|rest| rest.split([',', ')']).next().unwrap().trim())
+            .collect();
+        for step in &steps {
+            assert!(
+                ours.iter().any(|(name, _)| name == step),
+                "glue.js takes an unknown step {step}"
+            );
+        }
+        for (name, _) in &ours {
+            assert!(steps.contains(&name.as_str()), "glue.js never takes {name}");
+        }
     }
 }

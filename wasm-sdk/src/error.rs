@@ -9,6 +9,8 @@ use js_sys::Array;
 use myna_core::{Code, Message, Problem};
 use wasm_bindgen::prelude::*;
 
+use crate::glue::MynaError;
+
 #[wasm_bindgen(typescript_custom_section)]
 const MYNA_ERROR_TS: &str = r#"
 /** One message of a problem (the server's or the SDK's own). */
@@ -40,29 +42,8 @@ export class MynaError extends Error {
 }
 "#;
 
-#[wasm_bindgen(module = "/js/glue.js")]
-extern "C" {
-    type MynaError;
-
-    /// `list`: every message as `code, message, path` (path `undefined`
-    /// when there is none), flat.
-    #[wasm_bindgen(constructor, js_class = "MynaError")]
-    fn new(
-        message: &str,
-        code: &str,
-        path: Option<&str>,
-        status: Option<u16>,
-        list: Array,
-    ) -> MynaError;
-
-    /// Re-exports the class itself from the package (as a function import so
-    /// that the TypeScript declaration is the one above, not `unknown`).
-    #[wasm_bindgen(reexport, skip_typescript, js_name = MynaError)]
-    fn myna_error_class();
-}
-
 /// A `MynaError` for `problem`; `status` is set for answers from the server.
-pub fn to_js(problem: &Problem, from_server: bool) -> JsValue {
+pub(crate) fn to_js(problem: &Problem, from_server: bool) -> JsValue {
     let list = Array::new();
     for m in &problem.messages {
         list.push(&m.code.typename().into());
@@ -85,7 +66,7 @@ pub fn to_js(problem: &Problem, from_server: bool) -> JsValue {
 }
 
 /// A `MynaError` of one code, raised by the SDK itself.
-pub fn new(code: Code, path: Option<&str>, message: &str) -> JsValue {
+pub(crate) fn new(code: Code, path: Option<&str>, message: &str) -> JsValue {
     let message = match path {
         Some(path) => Message::at(code, path, message),
         None => Message::new(code, message),

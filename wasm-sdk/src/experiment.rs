@@ -12,11 +12,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use js_sys::Object;
+use myna_core::wire::{parse_uuid, uuid_text};
 use myna_core::{Code, Problem};
 use uuid::Uuid;
 use wasm_bindgen::prelude::*;
 
-use crate::queue::{parse_uuid, uuid_text};
+use crate::js::get;
 
 #[wasm_bindgen(typescript_custom_section)]
 const EXPERIMENT_TS: &str = r#"
@@ -54,29 +55,22 @@ export interface Variant {
 }
 "#;
 
-#[wasm_bindgen]
-extern "C" {
-    /// `Reflect.get` with a string key (the caller checks `target` is an object).
-    #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
-    fn reflect_get(target: &JsValue, key: &str) -> JsValue;
-}
-
 /// An experiment the SDK can decide with.
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Lower-case hyphenated uuid.
-    pub uuid: String,
+    pub(crate) uuid: String,
     /// The variant ids, in creation order (what core validates events against).
-    pub variants: Vec<String>,
+    pub(crate) variants: Vec<String>,
     /// One weight per variant, in the same order.
-    pub weights: Vec<f64>,
+    pub(crate) weights: Vec<f64>,
     /// The read form as received: the page's `Experiment` (`js/glue.js`)
     /// reads its name, settings and `Variant` objects from it.
-    pub form: JsValue,
+    pub(crate) form: JsValue,
 }
 
 impl Loaded {
     /// Reads a read form (summary or complete).
-    pub fn from_js(form: JsValue) -> Result<Loaded, Problem> {
+    pub(crate) fn from_js(form: JsValue) -> Result<Loaded, Problem> {
         let bad = |path: &str, message: &str| Problem::at(Code::InvalidType, path, message);
         if get(&form, "typename").as_string().as_deref() != Some("experiment") {
             return Err(bad(
@@ -116,31 +110,17 @@ impl Loaded {
             form,
         })
     }
-
-    /// The variant ids, in order.
-    pub fn ids(&self) -> Vec<&str> {
-        self.variants.iter().map(String::as_str).collect()
-    }
-}
-
-/// `value[key]`, or `undefined` when `value` is not an object.
-pub fn get(value: &JsValue, key: &str) -> JsValue {
-    if value.is_object() {
-        reflect_get(value, key)
-    } else {
-        JsValue::UNDEFINED
-    }
 }
 
 /// The canonical (lower-case hyphenated) form of an experiment uuid, or the
 /// text as given when it is not a uuid (it then matches nothing).
-pub fn canonical_uuid(text: &str) -> String {
+pub(crate) fn canonical_uuid(text: &str) -> String {
     parse_uuid(text)
         .map(canonical)
         .unwrap_or_else(|| text.to_owned())
 }
 
 /// The lower-case hyphenated text of a uuid.
-pub fn canonical(uuid: Uuid) -> String {
+pub(crate) fn canonical(uuid: Uuid) -> String {
     uuid_text(uuid, true)
 }

@@ -1,16 +1,30 @@
 //! The Myna browser SDK: wasm-bindgen bindings around `myna-core`, built by
 //! wasm-pack into the npm package `myna-sdk` (see `SDK.md` for the surface).
 //!
-//! Modules by concept: [`client`] (decisions, queue, delivery), [`queue`],
-//! [`sticky`], [`retry`] and [`lock`] (pure rules, tested natively),
-//! [`experiment`] (read forms), [`options`], [`storage`], [`transport`]
-//! (requests and what their answers mean), [`driver`] (the one entry point
-//! `js/glue.js` calls: the asynchronous half and the page's calls), and
-//! [`error`] (the one place a problem becomes a JS `MynaError`). This file
-//! is the binding: `connect`, and the declarations of the page's `Myna` and
-//! `Experiment`, thin classes in `js/glue.js` (each method one
-//! [`driver::Driver::step`]: JS walks objects and holds the page's
-//! listeners; Rust decides), with their Rust bindings for the browser tests.
+//! Modules by concept, in two layers (and a DAG: no module imports one
+//! that imports it back, which `tests/modules.rs` checks).
+//!
+//! The rules, pure (no JS value; tested natively, the page played by
+//! `testing`'s host): [`tab`] (one tab's client: decisions, queue,
+//! persistence, each step of a flush, adopting other tabs' queues, page
+//! life), built from [`delivery`] (a flush run and the backoff),
+//! [`persist`] (a full storage), [`claims`] (the visitor's states across
+//! tabs), [`queue`], [`sticky`], [`stored`] (what is kept in localStorage,
+//! written and read), [`lock`] (the flush lease), [`retry`] (what an
+//! answer means), [`api`] (the requests), [`storage`] (key names) and
+//! [`host`] (what they need of the page).
+//!
+//! The shell, with JS values: [`driver`] (the one entry point `js/glue.js`
+//! calls: the asynchronous half and the page's calls), [`client`] (runs a
+//! [`tab`] for the page: converts, loads experiments, runs the effects),
+//! [`experiment`] (read forms), [`options`], [`transport`] (requests and
+//! answers), [`error`] (the one place a problem becomes a JS `MynaError`),
+//! [`js`] (JS values, and the page as a [`host::Host`]) and [`glue`] (every
+//! import). This file is the binding: `connect`, and the declarations of
+//! the page's `Myna` and `Experiment`, thin classes in `js/glue.js` (each
+//! method one [`driver::Driver::step`]: JS walks objects and holds the
+//! page's listeners; Rust decides), with their Rust bindings for the
+//! browser tests.
 //!
 //! The package's wasm is built without Rust's standard library (feature
 //! `package`, set by `scripts/build-sdk`): a panic then aborts without
@@ -23,27 +37,37 @@ extern crate alloc;
 #[cfg(not(any(test, feature = "package")))]
 extern crate std;
 
-pub mod client;
-pub mod driver;
-pub mod error;
-pub mod experiment;
-pub mod lock;
-pub mod options;
-pub mod queue;
-pub mod retry;
-pub mod sticky;
-pub mod storage;
-pub mod transport;
+mod api;
+mod claims;
+mod client;
+mod delivery;
+mod driver;
+mod error;
+mod experiment;
+mod glue;
+mod host;
+mod js;
+mod lock;
+mod options;
+mod persist;
+mod queue;
+mod retry;
+mod sticky;
+mod storage;
+mod stored;
+mod tab;
+#[cfg(test)]
+mod testing;
+mod transport;
 
-use alloc::string::String;
-
+use js_sys::Promise;
 use js_sys::futures::JsFuture;
-use js_sys::{Array, Function, Promise};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::client::Client;
 use crate::driver::Driver;
+pub use crate::glue::{Experiment, Myna};
+pub use crate::js::js_number;
 
 /// A panic (a bug) aborts: the wasm traps, and the call that panicked throws
 /// a `RuntimeError` in JavaScript.
@@ -123,74 +147,6 @@ export class Experiment {
 }
 "#;
 
-#[wasm_bindgen(module = "/js/glue.js")]
-extern "C" {
-    /// The page's `Myna` (a thin class in `js/glue.js` that calls
-    /// [`Driver::step`] of its own strong [`Driver`]).
-    pub type Myna;
-
-    /// A new `Myna` around a client's strong driver and its listeners.
-    #[wasm_bindgen(constructor)]
-    fn new(driver: JsValue, listeners: &Array) -> Myna;
-
-    /// The page's `Experiment` (a thin class in `js/glue.js`).
-    pub type Experiment;
-
-    /// Re-exports the classes from the package (function imports, so that
-    /// the TypeScript declarations are the ones above).
-    #[wasm_bindgen(reexport, skip_typescript, js_name = Myna)]
-    fn myna_class();
-    #[wasm_bindgen(reexport, skip_typescript, js_name = Experiment)]
-    fn experiment_class();
-
-    /// `myna.experiment(uuid)`.
-    #[wasm_bindgen(method, catch)]
-    pub fn experiment(this: &Myna, uuid: &str) -> Result<Experiment, JsValue>;
-    /// `myna.load(uuid)`.
-    #[wasm_bindgen(method)]
-    pub fn load(this: &Myna, uuid: &str) -> Promise;
-    /// `myna.flush()`.
-    #[wasm_bindgen(method)]
-    pub fn flush(this: &Myna) -> Promise;
-    /// `myna.on(event, listener)`.
-    #[wasm_bindgen(method)]
-    pub fn on(this: &Myna, event: JsValue, listener: Function);
-    /// `myna.off(event, listener)`.
-    #[wasm_bindgen(method)]
-    pub fn off(this: &Myna, event: JsValue, listener: Function);
-    /// `myna.queued`.
-    #[wasm_bindgen(method, getter)]
-    pub fn queued(this: &Myna) -> usize;
-    /// `myna.close()`.
-    #[wasm_bindgen(method)]
-    pub fn close(this: &Myna);
-
-    /// `expt.uuid`.
-    #[wasm_bindgen(method, getter)]
-    pub fn uuid(this: &Experiment) -> String;
-    /// `expt.name`.
-    #[wasm_bindgen(method, getter, catch)]
-    pub fn name(this: &Experiment) -> Result<JsValue, JsValue>;
-    /// `expt.settings`.
-    #[wasm_bindgen(method, getter, catch)]
-    pub fn settings(this: &Experiment) -> Result<JsValue, JsValue>;
-    /// `expt.variants`.
-    #[wasm_bindgen(method, getter, catch)]
-    pub fn variants(this: &Experiment) -> Result<Array, JsValue>;
-    /// `expt.suggest()`.
-    #[wasm_bindgen(method, catch)]
-    pub fn suggest(this: &Experiment) -> Result<JsValue, JsValue>;
-    /// `expt.view(variantId)`.
-    #[wasm_bindgen(method, catch)]
-    pub fn view(this: &Experiment, variant_id: &str) -> Result<JsValue, JsValue>;
-    /// `expt.reward(amount)`.
-    #[wasm_bindgen(method, catch)]
-    pub fn reward(this: &Experiment, amount: Option<f64>) -> Result<bool, JsValue>;
-    /// `expt.unstick()`.
-    #[wasm_bindgen(method)]
-    pub fn unstick(this: &Experiment);
-}
-
 impl Myna {
     /// `Myna.connect` for Rust callers (the browser tests): the same
     /// connection, awaited.
@@ -206,7 +162,7 @@ impl Myna {
 /// the page's `Myna`.
 #[wasm_bindgen(skip_typescript)]
 pub fn connect(options: JsValue) -> Result<Promise, JsValue> {
-    let client = Client::new(&options)?;
+    let client = driver::client(&options)?;
     let myna = Myna::new(Driver::strong(client.clone()).into(), &client.listeners);
     Ok(client.start(myna.into()))
 }

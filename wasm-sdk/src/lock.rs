@@ -6,61 +6,74 @@
 
 use alloc::string::String;
 
-use crate::queue::{parse_decimal, push_decimal};
-use crate::storage::{Store, keys};
+use myna_core::wire::{parse_decimal, push_decimal};
+
+use crate::host::Host;
+use crate::storage;
 
 /// How long a lease lasts without renewal (ms): a tab that died holding it
 /// (closed without `pagehide`, crashed) holds up the others this long at
 /// most. A page gives it back when it is hidden or closed.
-pub const LEASE_MS: f64 = 5_000.0;
+pub(crate) const LEASE_MS: f64 = 5_000.0;
 /// How often the holder renews it (ms): often enough that a flush waiting
 /// on a slow answer keeps it, even with a background tab's timers throttled
 /// to once a second.
-pub const RENEW_MS: f64 = 1_000.0;
+pub(crate) const RENEW_MS: f64 = 1_000.0;
 
 // A dead tab holds the others up seconds, not a minute; a live holder
 // renews well before its lease runs out.
 const _: () = assert!(LEASE_MS <= 10_000.0 && RENEW_MS * 3.0 <= LEASE_MS);
 
-/// One step of taking the lease for `tab` at `now_ms`: `0` takes it if it
-/// is free, expired or already ours (whether it did: another tab may have
-/// written at the same moment, so the caller checks again after a short
-/// random pause), `1` whether it is (still) ours, renewing it if so, `2`
-/// gives it back if ours.
-pub fn lease(store: &Store, tab: &str, step: u32, now_ms: f64) -> bool {
-    let key = keys::lease(&store.ns);
-    let current = store.get(&key);
+/// A step of the lease, as `js/glue.js` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Take it if it is free, expired or already ours; whether it did
+    /// (another tab may have written at the same moment, so the caller
+    /// checks again after a short random pause).
+    Take,
+    /// Whether it is (still) ours, renewing it if so.
+    Held,
+    /// Give it back if it is ours; whether it was.
+    Give,
+}
+
+/// One step of the lease of namespace `ns` for `tab` at `now_ms` (see
+/// [`Lease`]).
+pub(crate) fn lease(host: &impl Host, ns: &str, tab: &str, step: Lease, now_ms: f64) -> bool {
+    let key = storage::lease(ns);
+    let current = host.get(&key);
     let current = current.as_deref().and_then(parse);
     let ours = current.is_some_and(|(owner, _)| owner == tab);
     let write = match step {
-        0 => may_take(current, tab, now_ms),
-        1 => ours,
-        _ => false,
+        Lease::Take => may_take(current, tab, now_ms),
+        Lease::Held => ours,
+        Lease::Give => false,
     };
+    let give = step == Lease::Give && ours;
     if write {
-        store.set(&key, &encode(tab, now_ms + LEASE_MS));
-    } else if step == 2 && ours {
-        store.remove(&key);
+        host.set(&key, &encode(tab, now_ms + LEASE_MS));
+    } else if give {
+        host.remove(&key);
     }
-    write || (step == 2 && ours)
+    write || give
 }
 
 /// A lease as stored: `<tab> <until ms>`.
-pub fn encode(tab: &str, until_ms: f64) -> String {
+pub(crate) fn encode(tab: &str, until_ms: f64) -> String {
     let mut out = [tab, " "].concat();
     push_decimal(&mut out, until_ms.max(0.0) as u64);
     out
 }
 
 /// Reads a stored lease.
-pub fn parse(text: &str) -> Option<(&str, f64)> {
+pub(crate) fn parse(text: &str) -> Option<(&str, f64)> {
     let at = text.bytes().position(|b| b == b' ')?;
     let (owner, until) = text.split_at_checked(at)?;
     Some((owner, parse_decimal(until.get(1..)?)? as f64))
 }
 
 /// Whether `tab` may take the lease at `now_ms`: free, expired, or its own.
-pub fn may_take(current: Option<(&str, f64)>, tab: &str, now_ms: f64) -> bool {
+pub(crate) fn may_take(current: Option<(&str, f64)>, tab: &str, now_ms: f64) -> bool {
     match current {
         None => true,
         Some((owner, until)) => owner == tab || until < now_ms,

@@ -10,7 +10,7 @@ use myna_core::{Code, Message, Problem};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::experiment::get;
+use crate::js::get;
 
 #[wasm_bindgen(typescript_custom_section)]
 const OPTIONS_TS: &str = r#"
@@ -41,7 +41,7 @@ export interface ConnectOptions {
 
 /// How events travel to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// `fetch` POSTs of batches (`text/plain`, `apikey` in the URL: no preflight).
     Post,
     /// One JSONP script tag per event.
@@ -50,31 +50,31 @@ pub enum Transport {
 
 /// The checked options.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The server root, without a trailing `/`.
-    pub api_root: String,
+    pub(crate) api_root: String,
     /// The API key.
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// How events travel.
-    pub transport: Transport,
+    pub(crate) transport: Transport,
     /// Flush once this many events are queued.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Flush this often (ms).
-    pub flush_interval_ms: f64,
+    pub(crate) flush_interval_ms: f64,
     /// Most events queued.
-    pub max_queue_events: usize,
+    pub(crate) max_queue_events: usize,
     /// Most bytes queued.
-    pub max_queue_bytes: usize,
+    pub(crate) max_queue_bytes: usize,
     /// Request timeout (ms).
-    pub timeout_ms: f64,
+    pub(crate) timeout_ms: f64,
     /// Storage namespace.
-    pub storage_key: String,
+    pub(crate) storage_key: String,
     /// Snapshots, when the page gave some (a JS array of read forms).
-    pub experiments: Option<Array>,
+    pub(crate) experiments: Option<Array>,
 }
 
 /// Reads the options object; every problem at once.
-pub fn read(value: &JsValue) -> Result<Options, Problem> {
+pub(crate) fn read(value: &JsValue) -> Result<Options, Problem> {
     let mut problems = Vec::new();
     if !value.is_object() {
         return Err(Problem::new(

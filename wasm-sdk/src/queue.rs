@@ -5,41 +5,28 @@
 //! retry (fetch, JSONP or beacon) carries the same id and the server never
 //! counts it twice. A batch is *sealed* once it may have left the page (a send
 //! was attempted, a beacon went out, another tab may have taken it); a sealed
-//! batch never gains events, so one id always names one content.
+//! batch never gains events, so one id always names one content. Bodies are
+//! core's wire form ([`myna_core::event::record_body`]).
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use myna_core::event::{Event, EventType};
+use myna_core::event::{Event, record_body};
+use myna_core::wire::Number;
 use uuid::Uuid;
 
 use crate::sticky::Claim;
 
-/// Writes a finite `f64` as JSON: the SDK's [`crate::client::JsNumber`]
-/// (the browser's own number formatting), or in native tests any function
-/// (Rust's). A type rather than a function pointer: a call through a
-/// pointer keeps a function table, and all it references, in the wasm.
-pub trait Number: Copy {
-    /// The JSON text of `x`.
-    fn text(self, x: f64) -> String;
-}
-
-impl<F: Fn(f64) -> String + Copy> Number for F {
-    fn text(self, x: f64) -> String {
-        self(x)
-    }
-}
-
 /// Events of one experiment sharing one batch id.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// The `batch` id sent with every attempt.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// The experiment's uuid (the record endpoint is per experiment).
-    pub experiment: String,
+    pub(crate) experiment: String,
     /// Whether the batch may have left the page (then it never grows).
-    pub sealed: bool,
+    pub(crate) sealed: bool,
     events: Vec<Event>,
     /// What each event claims of the visitor's views ([`crate::sticky`]).
     claims: Vec<Claim>,
@@ -59,47 +46,50 @@ impl Batch {
         }
     }
 
+    /// A batch read back from storage: `events` with their `claims` (a
+    /// missing claim is none).
+    pub(crate) fn restored(
+        id: Uuid,
+        experiment: &str,
+        sealed: bool,
+        events: Vec<Event>,
+        claims: Vec<Claim>,
+        number: impl Number,
+    ) -> Batch {
+        let mut batch = Batch::new(id, experiment);
+        let mut claims = claims.into_iter();
+        for event in events {
+            batch.push(event, claims.next().unwrap_or_default(), number);
+        }
+        batch.sealed = sealed;
+        batch
+    }
+
     /// The validated events, oldest first.
-    pub fn events(&self) -> &[Event] {
+    pub(crate) fn events(&self) -> &[Event] {
         &self.events
     }
 
-    /// The record POST body: `{"batch":"…","events":[…]}` (core's wire
-    /// form), with `"sentAt"` (the page's clock when it leaves, epoch ms:
-    /// the server reads the timestamps on that clock) when `sent_at` is
-    /// given. The batch's content, which its id names, is the events: a
-    /// resend says a later `sentAt` for the same events.
-    pub fn body(&self, sent_at: Option<u64>) -> String {
-        let mut out = String::with_capacity(self.json.len() + 80);
-        out.push_str("{\"batch\":\"");
-        out.push_str(&uuid_text(self.id, true));
-        push_sent_at(&mut out, "\",\"sentAt\":", sent_at);
-        out.push_str(if sent_at.is_some() {
-            ",\"events\":["
-        } else {
-            "\",\"events\":["
-        });
-        out.push_str(&self.json);
-        out.push_str("]}");
-        out
+    /// The record POST body (core's wire form), with `"sentAt"` (the page's
+    /// clock when it leaves: the server reads the timestamps on that clock)
+    /// when `sent_at` is given. The batch's content, which its id names, is
+    /// the events: a resend says a later `sentAt` for the same events.
+    pub(crate) fn body(&self, sent_at: Option<u64>) -> String {
+        record_body(self.id, sent_at, &self.json)
     }
 
     /// The body of event `i` alone, under its own id [`unit_id`] (what JSONP
     /// sends, and a beacon in JSONP mode, so both name it the same way).
-    pub fn unit_body(&self, i: usize, number: impl Number, sent_at: Option<u64>) -> String {
+    pub(crate) fn unit_body(&self, i: usize, number: impl Number, sent_at: Option<u64>) -> String {
         let mut event = String::new();
         if let Some(e) = self.events.get(i) {
-            write_event(&mut event, e, number);
+            e.write_json(&mut event, number);
         }
-        let mut out = String::from("{\"batch\":\"");
-        out.push_str(&uuid_text(unit_id(self.id, i), true));
-        out.push('"');
-        push_sent_at(&mut out, ",\"sentAt\":", sent_at);
-        [&out, ",\"events\":[", &event, "]}"].concat()
+        record_body(unit_id(self.id, i), sent_at, &event)
     }
 
     /// The claims of its events, in order.
-    pub fn claims(&self) -> &[Claim] {
+    pub(crate) fn claims(&self) -> &[Claim] {
         &self.claims
     }
 
@@ -107,7 +97,7 @@ impl Batch {
         if !self.json.is_empty() {
             self.json.push(',');
         }
-        write_event(&mut self.json, &event, number);
+        event.write_json(&mut self.json, number);
         self.events.push(event);
         self.claims.push(claim);
     }
@@ -148,7 +138,7 @@ impl Batch {
             if i > 0 {
                 self.json.push(',');
             }
-            write_event(&mut self.json, event, number);
+            event.write_json(&mut self.json, number);
         }
     }
 
@@ -162,18 +152,10 @@ impl Batch {
     }
 }
 
-/// Appends `label` and `sent_at` when there is one.
-fn push_sent_at(out: &mut String, label: &str, sent_at: Option<u64>) {
-    if let Some(at) = sent_at {
-        out.push_str(label);
-        push_decimal(out, at);
-    }
-}
-
 /// The id of event `i` of batch `id` when events travel one per request
 /// (JSONP): the batch id itself for the first, then ids differing in the last
 /// bits, so a 1-event batch keeps its id and every retry names each event alike.
-pub fn unit_id(id: Uuid, i: usize) -> Uuid {
+pub(crate) fn unit_id(id: Uuid, i: usize) -> Uuid {
     // The id as a big-endian number XOR `i`, byte by byte (u128 arithmetic
     // weighs on the wasm).
     let mut bytes = *id.as_bytes();
@@ -183,166 +165,18 @@ pub fn unit_id(id: Uuid, i: usize) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// The lower-case text of a uuid: hyphenated, or the 32 digits alone
-/// (what `uuid`'s `hyphenated()` and `simple()` write, without their code).
-pub fn uuid_text(id: Uuid, hyphens: bool) -> String {
-    let mut out = String::with_capacity(36);
-    for (i, b) in id.as_bytes().iter().enumerate() {
-        if hyphens && matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-    out
-}
-
-/// Lower-case hexadecimal digits.
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Appends one event in core's wire form (what serde writes for
-/// [`Event`]; a native test holds the two equal), without serde_json, whose
-/// float formatting would weigh on the wasm.
-pub fn write_event(out: &mut String, event: &Event, number: impl Number) {
-    out.push_str("{\"typename\":\"");
-    out.push_str(event.typename.as_str());
-    out.push_str("\",\"variant\":");
-    write_string(out, &event.variant);
-    if let Some(amount) = event.amount {
-        out.push_str(",\"amount\":");
-        out.push_str(&number.text(amount));
-    }
-    out.push_str(",\"timestamp\":");
-    if event.timestamp < 0 {
-        out.push('-');
-    }
-    push_decimal(out, event.timestamp.unsigned_abs());
-    out.push('}');
-}
-
-/// The JSONP record parameters of one event sent under id `id`, URL-encoded:
-/// core's [`Event::query_params_with`] as `transport::url::query` writes
-/// them (a native test holds the two equal), without the uuid crate's
-/// formatting and the list of pairs, which weigh on the wasm; then `sentAt`
-/// (the page's clock now) when given.
-pub fn unit_query(event: &Event, id: Uuid, number: impl Number, sent_at: Option<u64>) -> String {
-    use crate::transport::url::encode;
-    let mut out = String::from("typename=");
-    out.push_str(event.typename.as_str());
-    out.push_str("&variant=");
-    out.push_str(&encode(&event.variant));
-    if let Some(amount) = event.amount {
-        out.push_str("&amount=");
-        out.push_str(&encode(&number.text(amount)));
-    }
-    out.push_str("&timestamp=");
-    if event.timestamp < 0 {
-        out.push('-');
-    }
-    push_decimal(&mut out, event.timestamp.unsigned_abs());
-    out.push_str("&batch=");
-    out.push_str(&uuid_text(id, true));
-    push_sent_at(&mut out, "&sentAt=", sent_at);
-    out
-}
-
-/// Reads a decimal integer: ASCII digits only (no sign, no spaces), `None`
-/// when empty or over `u64` (what `str::parse::<u64>` accepts, smaller).
-pub fn parse_decimal(text: &str) -> Option<u64> {
-    if text.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for b in text.bytes() {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
-}
-
-/// Appends `n` in decimal (what `to_string` writes, without `core::fmt`).
-pub fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
-
-/// Appends `text` as a JSON string.
-pub fn write_string(out: &mut String, text: &str) {
-    // Byte by byte, copying the runs between escapes (every escaped byte is
-    // ASCII, so the runs are whole characters): no UTF-8 decoding.
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in text.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            8 => "\\b",
-            12 => "\\f",
-            0..0x20 => "\\u00",
-            _ => continue,
-        };
-        out.push_str(text.get(start..i).unwrap_or_default());
-        out.push_str(escape);
-        if escape.len() > 2 {
-            // `\u00` and two hexadecimal digits
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
-        }
-        start = i + 1;
-    }
-    out.push_str(text.get(start..).unwrap_or_default());
-    out.push('"');
-}
-
-/// Reads a uuid in its hyphenated or simple text form (no error type, no
-/// formatting: small in wasm).
-pub fn parse_uuid(text: &str) -> Option<Uuid> {
-    let mut bytes = [0u8; 16];
-    let mut digits = 0;
-    for b in text.bytes() {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            b'-' => continue,
-            _ => return None,
-        };
-        let byte = bytes.get_mut(digits / 2)?;
-        *byte = (*byte << 4) | d;
-        digits += 1;
-    }
-    (digits == 32).then(|| Uuid::from_bytes(bytes))
-}
-
 /// How big the queue may grow before the oldest events are dropped.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// Most events kept.
-    pub max_events: usize,
+    pub(crate) max_events: usize,
     /// Most bytes kept (as stored).
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
 }
 
 /// The batches of one tab, oldest first; `N` writes their amounts.
 #[derive(Debug, Clone)]
-pub struct Queue<N> {
+pub(crate) struct Queue<N> {
     batches: Vec<Batch>,
     /// Most events in one batch (1 for JSONP: one event a request).
     capacity: usize,
@@ -352,7 +186,7 @@ pub struct Queue<N> {
 impl<N: Number> Queue<N> {
     /// An empty queue whose batches hold at most `capacity` events (at least 1,
     /// at most core's limit for one record call).
-    pub fn new(capacity: usize, number: N) -> Queue<N> {
+    pub(crate) fn new(capacity: usize, number: N) -> Queue<N> {
         Queue {
             batches: Vec::new(),
             capacity: capacity.clamp(1, myna_core::event::MAX_EVENTS),
@@ -360,10 +194,15 @@ impl<N: Number> Queue<N> {
         }
     }
 
+    /// What writes the amounts.
+    pub(crate) fn number(&self) -> N {
+        self.number
+    }
+
     /// Appends a validated event (and its claim) to the open batch of its
     /// experiment, opening a new batch (with the id `new_id` gives) when
     /// there is none or it is full.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         experiment: &str,
         event: Event,
@@ -391,7 +230,7 @@ impl<N: Number> Queue<N> {
     /// accepts (a batch that loses every event goes): a batch may shrink
     /// only before it is sealed, so one id always names one content. How
     /// many events went.
-    pub fn seal_settled(
+    pub(crate) fn seal_settled(
         &mut self,
         id: Option<Uuid>,
         mut keep: impl FnMut(&str, &Claim) -> bool,
@@ -409,51 +248,37 @@ impl<N: Number> Queue<N> {
     }
 
     /// How many events are queued.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.batches.iter().map(|b| b.events.len()).sum()
     }
 
     /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.batches.is_empty()
     }
 
     /// Bytes the queue takes in storage, roughly.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.batches.iter().map(Batch::bytes).sum::<usize>() + 40
     }
 
     /// The batches, oldest first.
-    pub fn batches(&self) -> &[Batch] {
+    pub(crate) fn batches(&self) -> &[Batch] {
         &self.batches
     }
 
     /// The unit body of event `i` of a batch ([`Batch::unit_body`]).
-    pub fn unit_body(&self, batch: &Batch, i: usize, sent_at: Option<u64>) -> String {
+    pub(crate) fn unit_body(&self, batch: &Batch, i: usize, sent_at: Option<u64>) -> String {
         batch.unit_body(i, self.number, sent_at)
     }
 
     /// The batch with this id.
-    pub fn get(&self, id: Uuid) -> Option<&Batch> {
+    pub(crate) fn get(&self, id: Uuid) -> Option<&Batch> {
         self.batches.iter().find(|b| b.id == id)
     }
 
-    /// Marks the batch with this id as possibly sent: it will never grow.
-    pub fn seal(&mut self, id: Uuid) {
-        if let Some(b) = self.batches.iter_mut().find(|b| b.id == id) {
-            b.sealed = true;
-        }
-    }
-
-    /// Seals every batch (before a beacon, or when another tab may take them).
-    pub fn seal_all(&mut self) {
-        for b in &mut self.batches {
-            b.sealed = true;
-        }
-    }
-
     /// Removes the batch with this id (confirmed or dropped); its event count.
-    pub fn remove(&mut self, id: Uuid) -> usize {
+    pub(crate) fn remove(&mut self, id: Uuid) -> usize {
         match self.batches.iter().position(|b| b.id == id) {
             Some(i) => self.batches.remove(i).events.len(),
             None => 0,
@@ -462,7 +287,7 @@ impl<N: Number> Queue<N> {
 
     /// Drops the oldest events until the queue is within `bounds`; how many
     /// were dropped.
-    pub fn enforce(&mut self, bounds: Bounds) -> usize {
+    pub(crate) fn enforce(&mut self, bounds: Bounds) -> usize {
         let mut dropped = 0;
         while !self.batches.is_empty()
             && (self.len() > bounds.max_events || self.bytes() > bounds.max_bytes)
@@ -482,7 +307,7 @@ impl<N: Number> Queue<N> {
 
     /// Drops the oldest batch whole (to make room when storage is full); how
     /// many events went.
-    pub fn drop_oldest_batch(&mut self) -> usize {
+    pub(crate) fn drop_oldest_batch(&mut self) -> usize {
         if self.batches.is_empty() {
             0
         } else {
@@ -492,122 +317,13 @@ impl<N: Number> Queue<N> {
 
     /// Takes over batches another tab left behind: they arrive sealed (their
     /// owner may have sent them), after ours; ids already here are skipped.
-    pub fn adopt(&mut self, batches: Vec<Batch>) {
+    pub(crate) fn adopt(&mut self, batches: Vec<Batch>) {
         for mut batch in batches {
             if self.get(batch.id).is_none() {
                 batch.sealed = true;
                 self.batches.push(batch);
             }
         }
-    }
-
-    /// The stored form: `{"t":heartbeat,"r":released,"q":[{"e":expt,"s":sealed,"b":body,"k":claims}]}`,
-    /// where each `b` is the exact record body and `k` its events' claims
-    /// (`[seq,token,reward]` each, `[seq,token]` for a view; absent when
-    /// none has one).
-    pub fn to_stored(&self, heartbeat_ms: f64, released: bool) -> String {
-        let mut out = String::with_capacity(self.bytes());
-        out.push_str("{\"t\":");
-        push_decimal(&mut out, heartbeat_ms.max(0.0) as u64);
-        out.push_str(if released {
-            ",\"r\":true"
-        } else {
-            ",\"r\":false"
-        });
-        out.push_str(",\"q\":[");
-        for (i, b) in self.batches.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"e\":");
-            write_string(&mut out, &b.experiment);
-            out.push_str(if b.sealed {
-                ",\"s\":true"
-            } else {
-                ",\"s\":false"
-            });
-            out.push_str(",\"b\":");
-            out.push_str(&b.body(None));
-            if b.claims.iter().any(|c| c.seq > 0) {
-                out.push_str(",\"k\":[");
-                for (i, c) in b.claims.iter().enumerate() {
-                    out.push_str(if i > 0 { ",[" } else { "[" });
-                    push_decimal(&mut out, u64::from(c.seq));
-                    out.push(',');
-                    push_decimal(&mut out, c.token);
-                    if c.reward > 0 {
-                        out.push(',');
-                        push_decimal(&mut out, c.reward);
-                    }
-                    out.push(']');
-                }
-                out.push(']');
-            }
-            out.push('}');
-        }
-        out.push_str("]}");
-        out
-    }
-}
-
-/// A tab's queue as read back from storage (the JS side walks the parsed JSON).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    /// When its owner last showed it was alive (epoch ms).
-    pub heartbeat: f64,
-    /// Whether its owner let go of it (page hidden or closed): any tab may take it.
-    pub released: bool,
-    /// Its batches.
-    pub batches: Vec<StoredBatch>,
-}
-
-/// One batch as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredBatch {
-    /// The experiment uuid.
-    pub experiment: String,
-    /// Sealed?
-    pub sealed: bool,
-    /// The batch id (always there unless the entry was tampered with).
-    pub id: Option<Uuid>,
-    /// The events.
-    pub events: Vec<Event>,
-    /// Their claims (as many as events, or none).
-    pub claims: Vec<Claim>,
-}
-
-impl Stored {
-    /// The batches, ready for [`Queue::adopt`] (a stored batch without an id
-    /// gets one from `new_id`).
-    pub fn into_batches(self, number: impl Number, mut new_id: impl FnMut() -> Uuid) -> Vec<Batch> {
-        self.batches
-            .into_iter()
-            .filter(|s| !s.events.is_empty())
-            .map(|s| {
-                let mut batch = Batch::new(s.id.unwrap_or_else(&mut new_id), &s.experiment);
-                let mut claims = s.claims.into_iter();
-                for event in s.events {
-                    batch.push(event, claims.next().unwrap_or_default(), number);
-                }
-                batch.sealed = s.sealed;
-                batch
-            })
-            .collect()
-    }
-
-    /// Whether a tab may take this queue over at `now_ms`: its owner let go of
-    /// it, or has shown no sign of life for `stale_ms`.
-    pub fn is_orphan(&self, now_ms: f64, stale_ms: f64) -> bool {
-        self.released || now_ms - self.heartbeat > stale_ms
-    }
-}
-
-/// The event type named by a wire `typename`.
-pub fn event_type(typename: &str) -> Option<EventType> {
-    match typename {
-        "view" => Some(EventType::View),
-        "reward" => Some(EventType::Reward),
-        _ => None,
     }
 }
 
@@ -616,7 +332,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sticky::Entry;
-    use myna_core::RecordBatch;
+    use myna_core::{EventType, RecordBatch};
     use serde_json::Value;
 
     fn num(x: f64) -> String {
@@ -645,127 +361,13 @@ mod tests {
     }
 
     #[test]
-    fn uuids_are_written_read_and_derived_as_the_uuid_crate_does() {
+    fn unit_ids_are_the_batch_id_xor_the_events_index() {
         for n in [0u128, 1, 0x6f1c1a52_3b0e_4d8e_9f39_0c6f5c1d2a11, u128::MAX] {
             let id = Uuid::from_u128(n);
-            assert_eq!(uuid_text(id, true), id.hyphenated().to_string());
-            assert_eq!(uuid_text(id, false), id.simple().to_string());
-            assert_eq!(parse_uuid(&id.hyphenated().to_string()), Some(id));
-            assert_eq!(
-                parse_uuid(&id.simple().to_string().to_uppercase()),
-                Some(id)
-            );
             for i in [0, 1, 7, 255, 65_536, usize::MAX] {
                 assert_eq!(unit_id(id, i), Uuid::from_u128(n ^ i as u128));
             }
         }
-        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a1"), None);
-        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a111"), None);
-        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a1g"), None);
-    }
-
-    #[test]
-    fn events_are_written_exactly_as_serde_writes_cores_event() {
-        let tricky = "q\"b\\s/\n\r\t\u{8}\u{c}\u{1}\u{1f}é😀\u{2028}";
-        let events = [
-            view("a", 0),
-            view(tricky, 1_795_708_773_232),
-            Event {
-                typename: EventType::Reward,
-                variant: tricky.into(),
-                amount: Some(0.3),
-                timestamp: 9_000_000_000_000_000,
-            },
-            Event {
-                typename: EventType::Reward,
-                variant: "b".into(),
-                amount: Some(1.0),
-                timestamp: 5,
-            },
-        ];
-        for event in events {
-            let mut ours = String::new();
-            write_event(&mut ours, &event, num);
-            assert_eq!(ours, serde_json::to_string(&event).unwrap());
-        }
-    }
-
-    #[test]
-    fn jsonp_parameters_are_cores_url_encoded() {
-        let tricky = "q\"b\\s/&=?+ é😀";
-        let events = [
-            view("a", 0),
-            view(tricky, -5),
-            Event {
-                typename: EventType::Reward,
-                variant: tricky.into(),
-                amount: Some(0.3),
-                timestamp: 1_795_708_773_232,
-            },
-            Event {
-                typename: EventType::Reward,
-                variant: "b".into(),
-                amount: Some(1e-7),
-                timestamp: 5,
-            },
-        ];
-        for (i, event) in events.iter().enumerate() {
-            let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef + i as u128);
-            assert_eq!(
-                unit_query(event, id, num, None),
-                crate::transport::url::query(&event.query_params_with(Some(id), num))
-            );
-            assert_eq!(
-                unit_query(event, id, num, Some(1_795_708_773_232)),
-                [
-                    crate::transport::url::query(&event.query_params_with(Some(id), num)),
-                    "&sentAt=1795708773232".into()
-                ]
-                .concat()
-            );
-        }
-    }
-
-    #[test]
-    fn decimals_are_written_as_to_string_writes_them() {
-        for n in [0, 5, 10, 99, 1_795_708_773_232, u64::MAX] {
-            let mut out = String::from("x");
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}"));
-        }
-    }
-
-    #[test]
-    fn decimals_are_read_as_str_parse_reads_them() {
-        for text in [
-            "0",
-            "7",
-            "0012",
-            "18446744073709551615",
-            "18446744073709551616",
-            "",
-        ] {
-            assert_eq!(parse_decimal(text), text.parse::<u64>().ok(), "{text:?}");
-        }
-        for text in ["+1", "-1", " 1", "1 ", "1.5", "x"] {
-            assert_eq!(parse_decimal(text), None, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn uuids_parse_in_both_text_forms_and_nothing_else() {
-        let id = Uuid::from_u128(0x6f1c1a52_3b0e_4d8e_9f39_0c6f5c1d2a11);
-        assert_eq!(parse_uuid("6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11"), Some(id));
-        assert_eq!(parse_uuid("6F1C1A523B0E4D8E9F390C6F5C1D2A11"), Some(id));
-        for bad in [
-            "",
-            "6f1c1a52",
-            "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a1",
-            "g".repeat(32).as_str(),
-        ] {
-            assert_eq!(parse_uuid(bad), None, "{bad}");
-        }
-        assert_eq!(parse_uuid(&"a".repeat(33)), None);
     }
 
     #[test]
@@ -779,7 +381,7 @@ mod tests {
         assert_eq!(q.batches()[0].events().len(), 2);
         q.push("e1", view("c", 4), Claim::default(), &mut next); // e1's batch is full
         assert_eq!(q.batches().len(), 3);
-        q.seal_all();
+        q.seal_settled(None, |_, _| true);
         q.push("e2", view("d", 5), Claim::default(), &mut next); // sealed batches never grow
         assert_eq!(q.batches().len(), 4);
         assert_eq!(q.len(), 5);
@@ -892,66 +494,6 @@ mod tests {
     }
 
     #[test]
-    fn stored_form_is_json_holding_the_exact_bodies() {
-        let mut q = queue(20);
-        let mut next = ids();
-        q.push("e1", view("a", 1), Claim::default(), &mut next);
-        q.push("e\"2", view("b", 2), Claim::default(), &mut next);
-        q.seal(Uuid::from_u128(1));
-        let stored: Value = serde_json::from_str(&q.to_stored(1234.0, false)).unwrap();
-        assert_eq!(stored["t"], 1234);
-        assert_eq!(stored["r"], false);
-        let entries = stored["q"].as_array().unwrap();
-        assert_eq!(entries.len(), 2);
-        for (entry, batch) in entries.iter().zip(q.batches()) {
-            assert_eq!(entry["e"], batch.experiment.as_str());
-            assert_eq!(entry["s"], batch.sealed);
-            let body: RecordBatch = serde_json::from_value(entry["b"].clone()).unwrap();
-            let expected: RecordBatch = serde_json::from_str(&batch.body(None)).unwrap();
-            assert_eq!(body, expected);
-        }
-        let released: Value = serde_json::from_str(&q.to_stored(1.0, true)).unwrap();
-        assert_eq!(released["r"], true);
-    }
-
-    #[test]
-    fn stored_batches_come_back_with_ids_seals_and_orphan_rules() {
-        let mut q = queue(20);
-        q.push("e", view("a", 1), Claim::default(), || Uuid::from_u128(5));
-        q.seal_all();
-        let stored = Stored {
-            heartbeat: 1000.0,
-            released: false,
-            batches: vec![
-                StoredBatch {
-                    experiment: "e".into(),
-                    sealed: true,
-                    id: Some(Uuid::from_u128(5)),
-                    events: vec![view("a", 1)],
-                    claims: vec![],
-                },
-                StoredBatch {
-                    experiment: "e".into(),
-                    sealed: false,
-                    id: None,
-                    events: vec![],
-                    claims: vec![],
-                },
-            ],
-        };
-        assert!(!stored.is_orphan(1010.0, 100.0));
-        assert!(stored.is_orphan(1101.0, 100.0));
-        assert!(
-            Stored {
-                released: true,
-                ..stored.clone()
-            }
-            .is_orphan(0.0, 1e9)
-        );
-        assert_eq!(stored.into_batches(num, Uuid::nil), q.batches());
-    }
-
-    #[test]
     fn adopted_batches_arrive_sealed_and_once() {
         let mut mine = queue(20);
         let mut theirs = queue(20);
@@ -996,32 +538,5 @@ mod tests {
         );
         assert_eq!(q.batches().len(), 1, "a batch that lost every event goes");
         assert_eq!(q.len(), 1);
-    }
-
-    #[test]
-    fn claims_are_stored_with_their_events() {
-        let mut q = queue(10);
-        let c = Entry {
-            seq: 99_999,
-            token: 4_294_967_295,
-            reward: 4_294_967_295,
-        };
-        q.push("e", view("a", 1), c, || Uuid::from_u128(1));
-        let v = Entry { reward: 0, ..c };
-        q.push("e", view("a", 2), v, || Uuid::from_u128(1));
-        let stored: Value = serde_json::from_str(&q.to_stored(1.0, false)).unwrap();
-        let big = 4_294_967_295u64;
-        assert_eq!(
-            stored["q"][0]["k"],
-            serde_json::json!([[99_999, big, big], [99_999, big]])
-        );
-        assert!(
-            q.to_stored(1.0, false).len() <= q.bytes(),
-            "the bound counts the claims"
-        );
-        let mut plain = queue(10);
-        plain.push("e", view("a", 1), Claim::default(), || Uuid::from_u128(1));
-        let stored: Value = serde_json::from_str(&plain.to_stored(1.0, false)).unwrap();
-        assert!(stored["q"][0].get("k").is_none(), "no claims, no field");
     }
 }

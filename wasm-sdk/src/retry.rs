@@ -1,24 +1,24 @@
-//! What to do with an answer (sent, dropped, retried) and how long to wait
-//! before retrying. Pure logic, tested natively.
+//! What to do with an answer (sent, dropped, retried), the problem it is
+//! reported as, and how long to wait before retrying. Pure logic, tested
+//! natively.
 //!
 //! Only Myna's own answer confirms a send: a `200` from something in the
 //! way (a captive portal's page, a CDN's empty answer, a body cut short) did
 //! not reach the server, so it is retried like a network error.
 
-use myna_core::Problem;
-
-use crate::queue::parse_decimal;
+use myna_core::wire::parse_decimal;
+use myna_core::{Code, Problem};
 
 /// First retry delay, in milliseconds.
-pub const BASE_MS: f64 = 1_000.0;
+pub(crate) const BASE_MS: f64 = 1_000.0;
 /// Longest delay between retries, in milliseconds.
-pub const MAX_MS: f64 = 5.0 * 60_000.0;
+pub(crate) const MAX_MS: f64 = 5.0 * 60_000.0;
 /// Longest `Retry-After` honoured, in milliseconds (a larger one is capped).
-pub const MAX_RETRY_AFTER_MS: f64 = 60.0 * 60_000.0;
+pub(crate) const MAX_RETRY_AFTER_MS: f64 = 60.0 * 60_000.0;
 
 /// What the body of an answer is.
 #[derive(Debug, Clone, Copy)]
-pub enum Body<'a> {
+pub(crate) enum Body<'a> {
     /// Myna's answer to the request (a read form, a search answer).
     Answer,
     /// A Myna problem.
@@ -29,7 +29,7 @@ pub enum Body<'a> {
 
 /// The fate of a batch after one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
+pub(crate) enum Fate {
     /// The server confirmed it: forget it.
     Sent,
     /// The server refused it for good (a 4xx): drop it and tell the page.
@@ -40,7 +40,7 @@ pub enum Fate {
 
 /// Statuses retried whatever the body says: 408 (the request took too long
 /// on its way), 429 (throttled) and 5xx (the server, or a proxy, failed).
-pub fn retryable_status(status: u16) -> bool {
+pub(crate) fn retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || status >= 500
 }
 
@@ -48,7 +48,7 @@ pub fn retryable_status(status: u16) -> bool {
 /// it is Myna's answer with a 2xx; a problem decides by its own rule
 /// ([`Problem::is_retryable`]) or its status (JSONP answers 200 with the
 /// status inside); a foreign 2xx never reached the server, so it is retried.
-pub fn classify(status: u16, body: Body) -> Fate {
+pub(crate) fn classify(status: u16, body: Body) -> Fate {
     let ok = (200..300).contains(&status);
     let retry = match body {
         Body::Answer if ok => return Fate::Sent,
@@ -63,11 +63,76 @@ pub fn classify(status: u16, body: Body) -> Fate {
     }
 }
 
+/// What an answer means for the request that got it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Verdict {
+    /// Sent, dropped or retry.
+    pub(crate) fate: Fate,
+    /// Why it failed (the server's problem, or one made up for a bare
+    /// status, a foreign answer or no answer); `None` when sent.
+    pub(crate) problem: Option<Problem>,
+    /// Whether the problem came from the server (then it has a `status`).
+    pub(crate) from_server: bool,
+    /// The server's `Retry-After`, in milliseconds.
+    pub(crate) retry_after: Option<f64>,
+}
+
+/// The verdict on an answer with HTTP `status` (JSONP answers always say
+/// 200; a problem inside carries the real status): the problem its body
+/// holds if any, else whether the body is Myna's answer to the request
+/// (`answer`). A 2xx whose body is neither did not come from Myna (a
+/// portal, a CDN, a body cut short): a [`Code::Network`] failure, retried.
+pub(crate) fn judge(
+    status: u16,
+    problem: Option<Problem>,
+    answer: bool,
+    retry_after: Option<f64>,
+) -> Verdict {
+    let kind = match &problem {
+        Some(p) => Body::Problem(p),
+        None if answer => Body::Answer,
+        None => Body::Foreign,
+    };
+    let fate = classify(status, kind);
+    let foreign = matches!(kind, Body::Foreign) && (200..300).contains(&status);
+    let problem = match (fate, problem) {
+        (Fate::Sent, _) => None,
+        (_, Some(p)) => Some(p),
+        _ if foreign => Some(Problem::new(
+            Code::Network,
+            "The answer did not come from the Myna server (a proxy or portal in the way?).",
+        )),
+        _ => Some(Problem::of_status(status)),
+    };
+    Verdict {
+        fate,
+        problem,
+        from_server: !foreign,
+        retry_after,
+    }
+}
+
+/// The verdict when no answer came: the request timed out
+/// ([`Code::Timeout`]) or failed ([`Code::Network`]); retried.
+pub(crate) fn unanswered(timeout: bool) -> Verdict {
+    let (code, message) = if timeout {
+        (Code::Timeout, "The server did not answer in time.")
+    } else {
+        (Code::Network, "The server could not be reached.")
+    };
+    Verdict {
+        fate: Fate::Retry,
+        problem: Some(Problem::new(code, message)),
+        from_server: false,
+        retry_after: None,
+    }
+}
+
 /// The delay before retry number `attempt` (0 for the first retry), with
 /// "equal jitter" from `u` in `[0, 1)`: half the exponential delay plus a
 /// random share of the other half, so clients that failed together spread
 /// out. A server's `Retry-After` (milliseconds) is a lower bound.
-pub fn delay_ms(attempt: u32, u: f64, retry_after_ms: Option<f64>) -> f64 {
+pub(crate) fn delay_ms(attempt: u32, u: f64, retry_after_ms: Option<f64>) -> f64 {
     let exp = (BASE_MS * f64::from(1u32 << attempt.min(30))).min(MAX_MS);
     let u = if u.is_finite() {
         u.clamp(0.0, 1.0)
@@ -88,7 +153,7 @@ pub fn delay_ms(attempt: u32, u: f64, retry_after_ms: Option<f64>) -> f64 {
 /// date is the answerer's clock: it is read against the answer's `Date`
 /// (`server_now_ms`) when there is one, so a page whose clock is wrong
 /// still waits as long as it was asked; else against the page's `now_ms`.
-pub fn retry_after_ms(
+pub(crate) fn retry_after_ms(
     header: &str,
     now_ms: f64,
     server_now_ms: Option<f64>,
@@ -108,7 +173,36 @@ pub fn retry_after_ms(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use myna_core::{Code, Message};
+    use myna_core::Message;
+
+    #[test]
+    fn verdicts_say_what_failed_and_whether_the_server_said_it() {
+        let refused = Problem::at(Code::UnknownVariant, "events[0].variant", "x");
+        let v = judge(400, Some(refused.clone()), false, None);
+        assert_eq!((v.fate, v.from_server), (Fate::Dropped, true));
+        assert_eq!(v.problem, Some(refused));
+        let v = judge(200, None, true, Some(5.0));
+        assert_eq!((v.fate, &v.problem), (Fate::Sent, &None));
+        // A portal's page: not the server's, a network failure, retried.
+        let v = judge(200, None, false, None);
+        assert_eq!((v.fate, v.from_server), (Fate::Retry, false));
+        assert_eq!(v.problem.map(|p| p.code()), Some(Code::Network));
+        // A proxy's bare 502: the server's status, its own code.
+        let v = judge(502, None, false, Some(1000.0));
+        assert_eq!(
+            (v.fate, v.from_server, v.retry_after),
+            (Fate::Retry, true, Some(1000.0))
+        );
+        assert_eq!(v.problem, Some(Problem::of_status(502)));
+        let v = judge(404, None, false, None);
+        assert_eq!(v.fate, Fate::Dropped);
+        assert_eq!(v.problem.map(|p| p.code()), Some(Code::NotFound));
+        for (timeout, code) in [(true, Code::Timeout), (false, Code::Network)] {
+            let v = unanswered(timeout);
+            assert_eq!((v.fate, v.from_server), (Fate::Retry, false));
+            assert_eq!(v.problem.map(|p| p.code()), Some(code));
+        }
+    }
 
     #[test]
     fn success_drop_and_retry_by_status() {

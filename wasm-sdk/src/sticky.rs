@@ -1,6 +1,7 @@
 //! The original Myna client's decision rules, per visitor and experiment:
 //! `suggest` is sticky, one view per suggestion, one reward per view. Pure
-//! logic, tested natively; the client keeps the state in localStorage.
+//! logic, tested natively; the client keeps the state in localStorage
+//! ([`crate::claims`], in [`crate::stored`]'s form).
 //!
 //! The promises hold across the tabs of one visitor through *claims*. The
 //! state every tab shares keeps the visitor's last few views, each with its
@@ -18,82 +19,39 @@
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
-
-use crate::queue::{push_decimal, write_string};
-
 /// Views remembered per visitor and experiment (the newest).
-pub const KEPT: usize = 8;
+pub(crate) const KEPT: usize = 8;
 
 /// One view of the visitor's, as the tabs share it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Its place in the visitor's views of the experiment (from 1).
-    pub seq: u32,
+    pub(crate) seq: u32,
     /// A random token naming it (tabs that view at once draw different ones).
-    pub token: u64,
+    pub(crate) token: u64,
     /// The id of the reward claimed for it, 0 when none.
-    pub reward: u64,
+    pub(crate) reward: u64,
 }
 
 /// What a queued event claims: the view it is or rewards, and (a reward)
 /// its own id. `seq` 0: no claim (an event queued before claims existed).
-pub type Claim = Entry;
+pub(crate) type Claim = Entry;
 
 /// What this visitor last saw of one experiment.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sticky {
+pub(crate) struct Sticky {
     /// The variant shown last (by `suggest` or `view`), if any.
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
     /// Whether that view was rewarded already.
-    pub rewarded: bool,
+    pub(crate) rewarded: bool,
     /// The last views, oldest first (at most [`KEPT`]).
-    pub views: Vec<Entry>,
-}
-
-impl Sticky {
-    /// The stored form: `{"v":"<variant>","r":<rewarded>,"c":[[seq,token,reward],…]}`
-    /// (`v` and `r` absent when nothing is shown; `c` absent when empty).
-    pub fn to_json(&self) -> String {
-        let mut out = String::from("{");
-        if let Some(v) = &self.variant {
-            out.push_str("\"v\":");
-            write_string(&mut out, v);
-            out.push_str(if self.rewarded {
-                ",\"r\":true"
-            } else {
-                ",\"r\":false"
-            });
-        }
-        if !self.views.is_empty() {
-            out.push_str(if self.variant.is_some() {
-                ",\"c\":["
-            } else {
-                "\"c\":["
-            });
-            for (i, e) in self.views.iter().enumerate() {
-                out.push_str(if i > 0 { ",[" } else { "[" });
-                for (j, n) in [u64::from(e.seq), e.token, e.reward]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    push_decimal(&mut out, n);
-                }
-                out.push(']');
-            }
-            out.push(']');
-        }
-        out.push('}');
-        out
-    }
+    pub(crate) views: Vec<Entry>,
 }
 
 /// The state after a new view of `variant` named `token` (by `suggest` or
 /// `view`), and the claim its event carries: the next seq after the views
 /// this tab knows of.
-pub fn view(state: &Sticky, variant: &str, token: u64) -> (Sticky, Claim) {
+pub(crate) fn view(state: &Sticky, variant: &str, token: u64) -> (Sticky, Claim) {
     let seq = state.views.last().map_or(1, |e| e.seq.saturating_add(1));
     let claim = Entry {
         seq,
@@ -115,7 +73,7 @@ pub fn view(state: &Sticky, variant: &str, token: u64) -> (Sticky, Claim) {
 /// The state after a reward `reward` of the current view (the caller checked
 /// [`reward`] said so), and its claim. A state from before claims (no views
 /// remembered) gets an entry for its view, named `token`.
-pub fn rewarded(state: &Sticky, reward: u64, token: u64) -> (Sticky, Claim) {
+pub(crate) fn rewarded(state: &Sticky, reward: u64, token: u64) -> (Sticky, Claim) {
     let mut next = state.clone();
     if next.views.is_empty() {
         next.views.push(Entry {
@@ -137,7 +95,7 @@ pub fn rewarded(state: &Sticky, reward: u64, token: u64) -> (Sticky, Claim) {
 /// `state` as it settled: false only when its view's seq is held by
 /// another token (another tab's view at the same moment won) or, for a
 /// reward, its view's reward by another id.
-pub fn keeps(state: &Sticky, claim: &Claim) -> bool {
+pub(crate) fn keeps(state: &Sticky, claim: &Claim) -> bool {
     if claim.seq == 0 {
         return true;
     }
@@ -150,7 +108,7 @@ pub fn keeps(state: &Sticky, claim: &Claim) -> bool {
 
 /// The state after `unstick`: nothing shown, the views remembered (so
 /// claims of events still queued are judged as before).
-pub fn unstuck(state: &Sticky) -> Sticky {
+pub(crate) fn unstuck(state: &Sticky) -> Sticky {
     Sticky {
         variant: None,
         rewarded: false,
@@ -160,7 +118,7 @@ pub fn unstuck(state: &Sticky) -> Sticky {
 
 /// What `suggest` should do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Suggestion {
+pub(crate) enum Suggestion {
     /// Show this variant again; record nothing.
     Again(String),
     /// Show the variant at this index (chosen by weight) and record a view.
@@ -172,9 +130,14 @@ pub enum Suggestion {
 /// Decides a suggestion: the sticky variant while it still exists, otherwise
 /// one drawn by weight with core's [`myna_core::weights::choose`] from the
 /// uniform number `u`.
-pub fn suggest(state: &Sticky, ids: &[&str], weights: &[f64], u: f64) -> Suggestion {
+pub(crate) fn suggest(
+    state: &Sticky,
+    ids: &[impl AsRef<str>],
+    weights: &[f64],
+    u: f64,
+) -> Suggestion {
     if let Some(v) = &state.variant
-        && ids.contains(&v.as_str())
+        && ids.iter().any(|id| id.as_ref() == v)
     {
         return Suggestion::Again(v.clone());
     }
@@ -186,7 +149,7 @@ pub fn suggest(state: &Sticky, ids: &[&str], weights: &[f64], u: f64) -> Suggest
 
 /// What `reward` should do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Reward {
+pub(crate) enum Reward {
     /// Nothing was viewed: there is nothing to reward.
     NoView,
     /// The last view was rewarded already: record nothing.
@@ -196,7 +159,7 @@ pub enum Reward {
 }
 
 /// Decides a reward from the visitor's state.
-pub fn reward(state: &Sticky) -> Reward {
+pub(crate) fn reward(state: &Sticky) -> Reward {
     match (&state.variant, state.rewarded) {
         (None, _) => Reward::NoView,
         (Some(_), true) => Reward::Already,
@@ -236,7 +199,10 @@ mod tests {
     fn a_vanished_sticky_variant_is_chosen_afresh() {
         let state = view(&Sticky::default(), "gone", 7).0;
         assert_eq!(suggest(&state, &["a"], &[1.0], 0.7), Suggestion::Fresh(0));
-        assert_eq!(suggest(&state, &[], &[], 0.7), Suggestion::Nothing);
+        assert_eq!(
+            suggest(&state, &[] as &[&str], &[], 0.7),
+            Suggestion::Nothing
+        );
     }
 
     #[test]
@@ -248,18 +214,6 @@ mod tests {
         assert_eq!(reward(&state), Reward::Already);
         // A new view may be rewarded again.
         assert_eq!(reward(&view(&state, "a", 8).0), Reward::Record("a".into()));
-    }
-
-    #[test]
-    fn stored_form_is_compact_json() {
-        let (state, _) = view(&Sticky::default(), "a\"b", 12);
-        let (state, _) = rewarded(&state, 34, 0);
-        assert_eq!(state.to_json(), r#"{"v":"a\"b","r":true,"c":[[1,12,34]]}"#);
-        let back: serde_json::Value = serde_json::from_str(&state.to_json()).unwrap();
-        assert_eq!(back["v"], "a\"b");
-        assert_eq!(back["c"][0][2], 34);
-        assert_eq!(Sticky::default().to_json(), "{}");
-        assert_eq!(unstuck(&state).to_json(), r#"{"c":[[1,12,34]]}"#);
     }
 
     #[test]

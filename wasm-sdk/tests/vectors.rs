@@ -123,7 +123,7 @@ async fn what_the_sdk_queues_core_reads_back() {
             timestamp: 5,
         };
         let id = Uuid::from_u128(77);
-        let params = event.query_params_with(Some(id), myna_wasm_sdk::client::js_number);
+        let params = event.query_params_with(Some(id), myna_wasm_sdk::js_number);
         let back = parse_record_params(
             |k| {
                 params

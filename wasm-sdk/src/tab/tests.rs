@@ -1,0 +1,553 @@
+//! The client's rules without a browser: flush steps, JSONP units,
+//! adopting other tabs' queues, a full storage, claims across tabs and
+//! page life, with tabs sharing one in-memory storage and a clock the
+//! tests move.
+#![allow(clippy::unwrap_used)]
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use myna_core::{Code, RecordBatch};
+
+use super::*;
+use crate::retry;
+use crate::testing::TestHost;
+
+const E: &str = "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11";
+const F: &str = "0b6a7a53-5c5f-4f6a-9d1e-2f4e1c3b2a10";
+
+fn settings(jsonp: bool) -> Settings {
+    Settings {
+        server: Server::new("https://ab.example.com".into(), "k", jsonp, 10_000.0),
+        batch_size: 20,
+        bounds: Bounds {
+            max_events: 1000,
+            max_bytes: 100_000,
+        },
+        flush_interval_ms: 1000.0,
+        ns: "myna".into(),
+    }
+}
+
+fn tab(host: &TestHost, jsonp: bool) -> Tab<TestHost> {
+    Tab::new(host.tab(), settings(jsonp))
+}
+
+fn variants() -> Vec<String> {
+    vec!["a".into(), "b".into()]
+}
+
+/// The server: counts each batch id once, as Myna does.
+#[derive(Default)]
+struct Myna {
+    counted: BTreeMap<Uuid, usize>,
+    requests: usize,
+}
+
+impl Myna {
+    /// Takes a request as Myna would and answers it with a read form.
+    fn take(&mut self, r: &Request) -> Verdict {
+        self.requests += 1;
+        let (id, events) = match &r.body {
+            Some(body) => {
+                let batch: RecordBatch = serde_json::from_str(body).unwrap();
+                (batch.batch.unwrap(), batch.events.len())
+            }
+            None => {
+                assert!(r.jsonp && r.url.contains("/record?"), "{}", r.url);
+                let at = r.url.find("&batch=").unwrap() + "&batch=".len();
+                (r.url[at..at + 36].parse().unwrap(), 1)
+            }
+        };
+        self.counted.entry(id).or_insert(events);
+        retry::judge(200, None, true, None)
+    }
+
+    fn total(&self) -> usize {
+        self.counted.values().sum()
+    }
+}
+
+/// Runs one flush of `tab` as `js/glue.js` would (start, an answer to
+/// each request, done), `answer` answering each request.
+fn flush(
+    tab: &mut Tab<TestHost>,
+    eager: bool,
+    mut answer: impl FnMut(&Request) -> Verdict,
+) -> Done {
+    let mut next = tab.start_flush(eager);
+    while let Some(request) = next {
+        next = tab.answered(answer(&request)).request;
+    }
+    tab.done()
+}
+
+fn stored_queue(host: &TestHost) -> Vec<String> {
+    host.items()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("myna:q:"))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+#[test]
+fn a_burst_of_events_asks_for_one_write_and_a_flush_at_batch_size() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.view(E, &variants(), "a").unwrap();
+    t.reward(E, &variants(), Some(0.5)).unwrap();
+    assert_eq!(t.take_effects(), vec![Effect::Persist]);
+    assert!(
+        stored_queue(&host).is_empty(),
+        "written at the end of the task"
+    );
+    t.persist();
+    assert_eq!(stored_queue(&host).len(), 1);
+    let mut t = Tab::new(
+        host.tab(),
+        Settings {
+            batch_size: 3,
+            ..settings(false)
+        },
+    );
+    for _ in 0..3 {
+        t.view(E, &variants(), "b").unwrap();
+    }
+    assert_eq!(t.take_effects(), vec![Effect::Persist, Effect::Flush]);
+    t.view(E, &variants(), "b").unwrap();
+    assert_eq!(t.take_effects(), vec![], "one flush at a time");
+}
+
+#[test]
+fn decisions_are_validated_by_core_and_queue_nothing_when_refused() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    let no_view = t.reward(E, &variants(), None).unwrap_err();
+    assert_eq!(no_view.code(), Code::NoView);
+    let bad = t.view(E, &variants(), "zzz").unwrap_err();
+    assert_eq!(bad.code(), Code::UnknownVariant);
+    let variant = t.suggest(E, &variants(), &[0.5, 0.5]).unwrap();
+    assert_eq!(
+        t.suggest(E, &variants(), &[0.5, 0.5]).unwrap(),
+        variant,
+        "sticky"
+    );
+    let amount = t.reward(E, &variants(), Some(7.0)).unwrap_err();
+    assert_eq!(amount.messages[0].path.as_deref(), Some("amount"));
+    assert!(t.reward(E, &variants(), None).unwrap());
+    assert!(
+        !t.reward(E, &variants(), None).unwrap(),
+        "one reward per view"
+    );
+    assert_eq!(t.queued(), 2);
+    let none = t.suggest(E, &[], &[]).unwrap_err();
+    assert_eq!(none.code(), Code::UnknownVariant);
+}
+
+#[test]
+fn a_flush_sends_each_batch_once_and_forgets_what_was_confirmed() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.view(E, &variants(), "a").unwrap();
+    t.view(F, &variants(), "b").unwrap();
+    t.reward(F, &variants(), None).unwrap();
+    t.persist();
+    let mut server = Myna::default();
+    let done = flush(&mut t, false, |r| server.take(r));
+    assert_eq!(
+        done.counts,
+        Counts {
+            sent: 3,
+            dropped: 0,
+            requeued: 0
+        }
+    );
+    assert_eq!(done.failure, None);
+    assert_eq!((server.requests, server.total()), (2, 3));
+    assert_eq!(t.queued(), 0);
+    assert!(stored_queue(&host).is_empty(), "nothing left stored");
+}
+
+#[test]
+fn a_failed_attempt_keeps_the_batch_whose_id_names_it_on_every_retry() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.view(E, &variants(), "a").unwrap();
+    let mut bodies = Vec::new();
+    let done = flush(&mut t, false, |r| {
+        bodies.push(r.body.clone().unwrap());
+        retry::judge(503, None, false, Some(30_000.0))
+    });
+    assert_eq!(
+        done.counts,
+        Counts {
+            sent: 0,
+            dropped: 0,
+            requeued: 1
+        }
+    );
+    assert_eq!(
+        done.failure.unwrap().problem.unwrap().code(),
+        Code::Unavailable
+    );
+    // Backing off: a background flush sends nothing, the page's own does.
+    host.advance(1_000.0);
+    assert_eq!(t.start_flush(false), None);
+    assert_eq!(t.done().counts, Counts::default());
+    host.advance(1_000.0);
+    let mut server = Myna::default();
+    let done = flush(&mut t, true, |r| {
+        bodies.push(r.body.clone().unwrap());
+        server.take(r)
+    });
+    assert_eq!(done.counts.sent, 1);
+    let ids: Vec<Option<Uuid>> = bodies
+        .iter()
+        .map(|b| serde_json::from_str::<RecordBatch>(b).unwrap().batch)
+        .collect();
+    assert_eq!(ids[0], ids[1], "one id for one content");
+    assert_ne!(bodies[0], bodies[1], "a later sentAt rides along");
+}
+
+#[test]
+fn a_refused_batch_is_dropped_and_told_and_the_flush_goes_on() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.view(E, &variants(), "a").unwrap();
+    t.view(F, &variants(), "a").unwrap();
+    let refusal = Problem::at(Code::UnknownVariant, "events[0].variant", "No.");
+    let mut server = Myna::default();
+    let mut first = true;
+    let done = flush(&mut t, false, |r| {
+        if core::mem::take(&mut first) {
+            retry::judge(400, Some(refusal.clone()), false, None)
+        } else {
+            server.take(r)
+        }
+    });
+    assert_eq!(
+        done.counts,
+        Counts {
+            sent: 1,
+            dropped: 1,
+            requeued: 0
+        }
+    );
+    let told = t.take_effects();
+    assert!(told.contains(&Effect::Refused(Failure {
+        problem: Some(refusal),
+        from_server: true
+    })));
+}
+
+#[test]
+fn a_hidden_page_beacons_its_queue_and_another_tab_sends_it_under_the_same_ids() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    a.view(E, &variants(), "a").unwrap();
+    a.view(E, &variants(), "b").unwrap();
+    a.page_event(PageEvent::Hidden);
+    let beacons = host.beacons();
+    assert_eq!(beacons.len(), 1);
+    let beaconed: RecordBatch = serde_json::from_str(&beacons[0].1).unwrap();
+    assert_eq!(beaconed.events.len(), 2);
+    // Tab b adopts the released queue and sends the same batch.
+    let mut server = Myna::default();
+    let done = flush(&mut b, false, |r| server.take(r));
+    assert_eq!(done.counts.sent, 2);
+    assert_eq!(server.counted.keys().next(), beaconed.batch.as_ref());
+    assert!(stored_queue(&host).is_empty(), "a's queue is gone");
+    // The beacon and the send name one batch: the server counts 2, not 4.
+    server.counted.entry(beaconed.batch.unwrap()).or_insert(2);
+    assert_eq!(server.total(), 2);
+}
+
+#[test]
+fn a_silent_tabs_queue_is_adopted_only_after_fifteen_minutes() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    a.view(E, &variants(), "a").unwrap();
+    a.persist();
+    let mut server = Myna::default();
+    assert_eq!(flush(&mut b, false, |r| server.take(r)).counts.sent, 0);
+    host.advance(STALE_MS + 1.0);
+    assert_eq!(flush(&mut b, false, |r| server.take(r)).counts.sent, 1);
+    assert_eq!(server.total(), 1);
+}
+
+#[test]
+fn a_jsonp_tab_sends_an_adopted_batch_event_by_event_each_under_its_own_id() {
+    let host = TestHost::new();
+    let mut post = tab(&host, false);
+    for variant in ["a", "b", "a"] {
+        post.view(E, &variants(), variant).unwrap();
+    }
+    post.close();
+    let mut jsonp = tab(&host, true);
+    let mut urls = Vec::new();
+    let mut server = Myna::default();
+    let done = flush(&mut jsonp, false, |r| {
+        urls.push(r.url.clone());
+        server.take(r)
+    });
+    assert_eq!(done.counts.sent, 3);
+    assert_eq!((server.requests, server.total()), (3, 3));
+    assert!(
+        urls.iter()
+            .all(|u| u.contains("/record?typename=view&variant="))
+    );
+    assert!(urls.iter().all(|u| u.ends_with("&apikey=k")));
+}
+
+#[test]
+fn a_failed_jsonp_event_ends_the_run_and_keeps_the_whole_batch() {
+    let host = TestHost::new();
+    let mut post = tab(&host, false);
+    post.view(E, &variants(), "a").unwrap();
+    post.view(E, &variants(), "b").unwrap();
+    post.close();
+    let mut jsonp = tab(&host, true);
+    let mut answers = 0;
+    let done = flush(&mut jsonp, false, |_| {
+        answers += 1;
+        if answers == 1 {
+            retry::judge(200, None, true, None)
+        } else {
+            retry::unanswered(true)
+        }
+    });
+    assert_eq!(
+        done.counts,
+        Counts {
+            sent: 0,
+            dropped: 0,
+            requeued: 2
+        }
+    );
+    assert_eq!(done.failure.unwrap().problem.unwrap().code(), Code::Timeout);
+    assert_eq!(
+        jsonp.queued(),
+        2,
+        "the batch leaves after its last event only"
+    );
+}
+
+#[test]
+fn a_full_storage_drops_the_oldest_batches_and_says_so_once() {
+    let host = TestHost::new();
+    let mut t = Tab::new(
+        host.tab(),
+        Settings {
+            batch_size: 1,
+            ..settings(false)
+        },
+    );
+    t.view(E, &variants(), "a").unwrap();
+    t.persist();
+    let one = host.items().values().map(String::len).sum::<usize>();
+    host.set_quota(Some(one + 200));
+    t.take_effects();
+    for _ in 0..4 {
+        t.view(F, &variants(), "b").unwrap();
+    }
+    t.persist();
+    let effects = t.take_effects();
+    let full: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::QueueFull { .. }))
+        .collect();
+    assert_eq!(full.len(), 1, "{effects:?}");
+    let Effect::QueueFull { dropped, .. } = full[0] else {
+        unreachable!()
+    };
+    assert_eq!(*dropped + t.queued(), 5);
+    assert!(effects.contains(&Effect::Sync(Counts {
+        sent: 0,
+        dropped: *dropped,
+        requeued: 0
+    })));
+    // Even the newest does not fit: memory only, told once.
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    host.set_quota(Some(0));
+    t.view(F, &variants(), "b").unwrap();
+    t.persist();
+    let full = |effects: Vec<Effect>| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::QueueFull { dropped: 0, .. }))
+            .count()
+    };
+    assert_eq!(full(t.take_effects()), 1);
+    t.view(F, &variants(), "b").unwrap();
+    t.persist();
+    assert_eq!(full(t.take_effects()), 0);
+    assert_eq!(t.queued(), 2, "kept in memory, sent from there");
+    let mut server = Myna::default();
+    assert_eq!(flush(&mut t, false, |r| server.take(r)).counts.sent, 2);
+}
+
+#[test]
+fn a_queue_over_its_bounds_loses_its_oldest_events_told_at_the_next_write() {
+    let host = TestHost::new();
+    let mut t = Tab::new(
+        host.tab(),
+        Settings {
+            bounds: Bounds {
+                max_events: 3,
+                max_bytes: 100_000,
+            },
+            ..settings(false)
+        },
+    );
+    for _ in 0..5 {
+        t.view(E, &variants(), "a").unwrap();
+    }
+    assert_eq!(t.queued(), 3);
+    t.take_effects();
+    t.persist();
+    assert_eq!(
+        t.take_effects(),
+        vec![
+            Effect::QueueFull {
+                dropped: 2,
+                message: "The queue was full: the oldest events were dropped."
+            },
+            Effect::Sync(Counts {
+                sent: 0,
+                dropped: 2,
+                requeued: 0
+            })
+        ]
+    );
+}
+
+#[test]
+fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    // Both find no state and draw before either writes; b writes last.
+    a.view(E, &variants(), "a").unwrap();
+    b.view(E, &variants(), "b").unwrap();
+    a.persist();
+    b.persist();
+    let mut server = Myna::default();
+    flush(&mut a, false, |r| server.take(r));
+    flush(&mut b, false, |r| server.take(r));
+    assert_eq!(server.total(), 1, "one visitor, one view");
+    assert_eq!(a.queued(), 0, "a's losing view was dropped while sealing");
+    // Both tabs now agree on b's variant.
+    a.page_event(PageEvent::Storage);
+    assert_eq!(a.suggest(E, &variants(), &[1.0, 0.0]).unwrap(), "b");
+}
+
+#[test]
+fn of_tabs_rewarding_one_view_at_once_only_one_reward_counts() {
+    let host = TestHost::new();
+    let mut first = tab(&host, false);
+    first.view(E, &variants(), "a").unwrap();
+    first.persist();
+    let mut server = Myna::default();
+    flush(&mut first, false, |r| server.take(r));
+    let mut tabs: Vec<Tab<TestHost>> = (0..5).map(|_| tab(&host, false)).collect();
+    for t in &mut tabs {
+        assert!(t.reward(E, &variants(), None).unwrap());
+    }
+    for t in &mut tabs {
+        t.persist();
+    }
+    for t in &mut tabs {
+        flush(t, false, |r| server.take(r));
+    }
+    assert_eq!(server.total(), 2, "the view and one reward");
+}
+
+#[test]
+fn page_life_heartbeats_flushes_when_due_and_lets_go_at_close() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.start();
+    assert_eq!(t.take_effects(), vec![Effect::Listen(1000.0)]);
+    t.view(E, &variants(), "a").unwrap();
+    t.persist();
+    t.take_effects();
+    let before = stored_queue(&host);
+    host.advance(1000.0);
+    t.page_event(PageEvent::Tick);
+    assert_eq!(t.take_effects(), vec![Effect::Flush]);
+    assert_ne!(
+        stored_queue(&host),
+        before,
+        "the heartbeat rewrote the queue"
+    );
+    // Failed: the tick waits for the backoff; online does not.
+    flush(&mut t, false, |_| retry::unanswered(false));
+    t.page_event(PageEvent::Tick);
+    assert_eq!(t.take_effects(), vec![]);
+    t.page_event(PageEvent::Online);
+    assert_eq!(t.take_effects(), vec![Effect::Flush]);
+    assert!(t.lease(Lease::Take));
+    t.close();
+    assert_eq!(t.take_effects(), vec![Effect::Listen(0.0)]);
+    assert!(
+        !host.items().contains_key("myna:lease"),
+        "the lease is given back"
+    );
+    let stored = stored_queue(&host);
+    assert!(stored[0].contains("\"r\":true"), "released for other tabs");
+    t.page_event(PageEvent::Visible);
+    assert!(
+        stored_queue(&host)[0].contains("\"r\":true"),
+        "closed stays closed"
+    );
+}
+
+#[test]
+fn beacons_stop_when_the_browser_refuses_one() {
+    let host = TestHost::new();
+    let mut t = tab(&host, true);
+    for _ in 0..3 {
+        t.view(E, &variants(), "a").unwrap();
+    }
+    host.set_beacon_quota(2);
+    t.page_event(PageEvent::Hidden);
+    assert_eq!(host.beacons().len(), 2);
+    assert_eq!(t.queued(), 3, "kept until a confirmed send");
+}
+
+#[test]
+fn the_lease_goes_to_one_tab_at_a_time_until_it_expires_or_is_given_back() {
+    let host = TestHost::new();
+    let a = tab(&host, false);
+    let b = tab(&host, false);
+    assert!(a.lease(Lease::Take) && a.lease(Lease::Held));
+    assert!(!b.lease(Lease::Take) && !b.lease(Lease::Held));
+    host.advance(lock::LEASE_MS + 1.0);
+    assert!(b.lease(Lease::Take), "a dead tab's lease expires");
+    assert!(!a.lease(Lease::Held));
+    assert!(!a.lease(Lease::Give), "not a's to give");
+    assert!(b.lease(Lease::Give));
+    assert!(a.lease(Lease::Take));
+}
+
+#[test]
+fn page_events_are_named_as_glue_js_names_them() {
+    for (name, event) in [
+        ("tick", PageEvent::Tick),
+        ("pagehide", PageEvent::Hidden),
+        ("freeze", PageEvent::Hidden),
+        ("hidden", PageEvent::Hidden),
+        ("pageshow", PageEvent::Visible),
+        ("visible", PageEvent::Visible),
+        ("storage", PageEvent::Storage),
+        ("online", PageEvent::Online),
+    ] {
+        assert_eq!(PageEvent::from_name(name), Some(event));
+    }
+    assert_eq!(PageEvent::from_name("click"), None);
+}
