@@ -1,0 +1,277 @@
+use super::*;
+use crate::limits::MAX_SETTINGS_DEPTH;
+use serde_json::json;
+
+fn created(body: Value) -> Result<NewExperiment, Problem> {
+    parse_create(body.to_string().as_bytes())
+}
+
+fn paths(problem: Problem) -> Vec<(Code, String)> {
+    problem
+        .messages
+        .into_iter()
+        .map(|m| (m.code, m.path.unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn create_defaults_and_order() {
+    let new = created(
+        json!({"name": "Headline", "variants": {"b": {}, "a": {"name": "A", "settings": {"x": 1}}}}),
+    );
+    let new = new.unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(new.visibility, Visibility::Draft);
+    assert_eq!(new.settings, json!({}));
+    let ids: Vec<_> = new.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(new.variants[0].name, "b");
+    assert_eq!(new.variants[1].settings, json!({"x": 1}));
+}
+
+#[test]
+fn create_lists_every_problem() {
+    let long = "x".repeat(129);
+    let problem = created(json!({
+        "visibility": "live", "settings": [], "uuid": "nope",
+        "variants": {"": {}, long.clone(): {}, "ok": {"name": 5}}
+    }))
+    .err()
+    .unwrap_or_else(Problem::internal);
+    assert_eq!(problem.status, 400);
+    assert_eq!(
+        paths(problem),
+        vec![
+            (Code::InvalidValue, "uuid".to_owned()),
+            (Code::MissingField, "name".to_owned()),
+            (Code::InvalidValue, "visibility".to_owned()),
+            (Code::InvalidType, "settings".to_owned()),
+            (Code::InvalidValue, r#"variants[""]"#.to_owned()),
+            (Code::InvalidValue, format!(r#"variants["{long}"]"#)),
+            (Code::InvalidType, r#"variants["ok"].name"#.to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn update_changes_definition_and_keeps_counts() {
+    let mut exp = created(
+        json!({"name": "e", "settings": {"a": {"b": 1}}, "variants": {"v1": {}, "v2": {}}}),
+    )
+    .unwrap_or_else(|p| panic!("{p}"))
+    .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    exp.variants[0].views = 7;
+    let body = json!({
+        "name": "renamed", "visibility": "published",
+        "settingsUpdates": {"a.c": 2},
+        "variantUpdates": {"v2": null, "v3": {"name": "three"}, "v1": {"settingsUpdates": {"color": "red"}}}
+    });
+    let next = apply_update(&exp, body.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(next.name, "renamed");
+    assert_eq!(next.visibility, Visibility::Published);
+    assert_eq!(next.settings, json!({"a": {"b": 1, "c": 2}}));
+    let ids: Vec<_> = next.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["v1", "v3"]);
+    assert_eq!(next.variants[0].views, 7);
+    assert_eq!(next.variants[0].settings, json!({"color": "red"}));
+    assert_eq!(next.variants[1].name, "three");
+}
+
+#[test]
+fn bad_update_changes_nothing() {
+    let exp = created(json!({"name": "e"}))
+        .unwrap_or_else(|p| panic!("{p}"))
+        .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    let body = json!({"name": "ok", "settingsUpdates": {"a..b": 1}, "variantUpdates": {"v": 3}});
+    let problem = apply_update(&exp, body.to_string().as_bytes())
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(
+        paths(problem),
+        vec![
+            (
+                Code::InvalidSettingsPath,
+                r#"settingsUpdates["a..b"]"#.to_owned()
+            ),
+            (Code::InvalidType, r#"variantUpdates["v"]"#.to_owned()),
+        ]
+    );
+}
+
+fn problems_of(
+    result: Result<impl std::fmt::Debug, Problem>,
+) -> Vec<(Code, String, Option<Value>)> {
+    result
+        .err()
+        .unwrap_or_else(|| Problem::many(vec![]))
+        .messages
+        .into_iter()
+        .map(|m| (m.code, m.path.unwrap_or_default(), m.data))
+        .collect()
+}
+
+fn experiment_with(body: Value) -> Experiment {
+    created(body)
+        .unwrap_or_else(|p| panic!("{p}"))
+        .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2))
+}
+
+#[test]
+fn nul_is_refused_in_every_stored_text_with_every_path() {
+    let body = json!({
+        "name": "a\u{0}",
+        "settings": {"k": ["\u{0}"]},
+        "variants": {
+            "v\u{0}": {},
+            "ok": {"name": "n\u{0}", "settings": {"x\u{0}": 1},
+                   "settingsUpdates": {"p": "\u{0}"}},
+        }
+    });
+    let none = None;
+    assert_eq!(
+        problems_of(created(body)),
+        vec![
+            (Code::InvalidValue, "name".to_owned(), none.clone()),
+            (
+                Code::InvalidValue,
+                r#"settings["k"][0]"#.to_owned(),
+                none.clone()
+            ),
+            (
+                Code::InvalidValue,
+                "variants[\"v\\u0000\"]".to_owned(),
+                none.clone()
+            ),
+            (
+                Code::InvalidValue,
+                r#"variants["ok"].name"#.to_owned(),
+                none.clone()
+            ),
+            (
+                Code::InvalidValue,
+                "variants[\"ok\"].settings[\"x\\u0000\"]".to_owned(),
+                none.clone()
+            ),
+            (
+                Code::InvalidValue,
+                r#"variants["ok"].settingsUpdates["p"]"#.to_owned(),
+                none.clone()
+            ),
+        ]
+    );
+    let exp = experiment_with(json!({"name": "e", "variants": {"a": {}}}));
+    let body = json!({
+        "name": "\u{0}", "settingsUpdates": {"s": "\u{0}"},
+        "variantUpdates": {"a": {"name": "\u{0}"}, "b\u{0}": {}}
+    });
+    assert_eq!(
+        problems_of(apply_update(&exp, body.to_string().as_bytes())),
+        vec![
+            (Code::InvalidValue, "name".to_owned(), none.clone()),
+            (
+                Code::InvalidValue,
+                r#"settingsUpdates["s"]"#.to_owned(),
+                none.clone()
+            ),
+            (
+                Code::InvalidValue,
+                r#"variantUpdates["a"].name"#.to_owned(),
+                none.clone()
+            ),
+            (
+                Code::InvalidValue,
+                "variantUpdates[\"b\\u0000\"]".to_owned(),
+                none
+            ),
+        ]
+    );
+    // Other control characters are text like any other.
+    let fine =
+        json!({"name": "\u{1}\t", "variants": {"\u{7f}": {"settings": {"\u{1}": "\u{2028}"}}}});
+    assert!(created(fine).is_ok());
+}
+
+#[test]
+fn deep_settings_paths_are_refused_on_create_and_update() {
+    // The review's body: 129 segments (and 10,000) through both routes.
+    for segments in [129, 10_000] {
+        let path = vec!["a"; segments].join(".");
+        let body = json!({"name": "e", "variants": {"v": {"settingsUpdates": {path.clone(): 1}}}});
+        let found = problems_of(created(body));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Code::InvalidSettingsPath);
+        assert_eq!(
+            found[0].1,
+            format!(r#"variants["v"].settingsUpdates["{path}"]"#)
+        );
+        let exp = experiment_with(json!({"name": "e"}));
+        let body = json!({"settingsUpdates": {path.clone(): 1}});
+        let found = problems_of(apply_update(&exp, body.to_string().as_bytes()));
+        assert_eq!(found[0].1, format!(r#"settingsUpdates["{path}"]"#));
+    }
+    // Deep settings given whole.
+    let mut deep = json!(1);
+    for _ in 0..=MAX_SETTINGS_DEPTH {
+        deep = json!({ "d": deep });
+    }
+    let found = problems_of(created(json!({"name": "e", "settings": deep})));
+    let limit = Some(json!({ "limit": MAX_SETTINGS_DEPTH }));
+    let path = format!("settings{}", r#"["d"]"#.repeat(MAX_SETTINGS_DEPTH));
+    assert_eq!(found, vec![(Code::InvalidValue, path, limit)]);
+}
+
+#[test]
+fn variants_are_limited_in_number() {
+    let variants = |n: usize| {
+        (0..n)
+            .map(|i| (format!("v{i}"), json!({})))
+            .collect::<Map<String, Value>>()
+    };
+    assert!(created(json!({"name": "e", "variants": variants(MAX_VARIANTS)})).is_ok());
+    let found = problems_of(created(
+        json!({"name": "e", "variants": variants(MAX_VARIANTS + 1)}),
+    ));
+    let limit = Some(json!({ "limit": MAX_VARIANTS }));
+    assert_eq!(
+        found,
+        vec![(Code::InvalidValue, "variants".to_owned(), limit.clone())]
+    );
+    let exp = experiment_with(json!({"name": "e", "variants": variants(MAX_VARIANTS)}));
+    let body = json!({"variantUpdates": {"new": {}}});
+    let found = problems_of(apply_update(&exp, body.to_string().as_bytes()));
+    assert_eq!(
+        found,
+        vec![(Code::InvalidValue, "variantUpdates".to_owned(), limit)]
+    );
+    // Replacing one is fine.
+    let body = json!({"variantUpdates": {"v0": null, "new": {}}});
+    assert!(apply_update(&exp, body.to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn the_whole_definition_is_limited_in_size() {
+    // Each variant well under the settings limit; together over 1 MiB.
+    let big = json!({ "text": "x".repeat(60_000) });
+    let mut exp = experiment_with(json!({"name": "e"}));
+    let limit = Some(json!({ "limit": MAX_DEFINITION_BYTES }));
+    for i in 0.. {
+        let body = json!({"variantUpdates": { format!("v{i}"): {"settings": big.clone()} }});
+        match apply_update(&exp, body.to_string().as_bytes()) {
+            Ok(next) => exp = next,
+            Err(problem) => {
+                assert_eq!(
+                    problems_of(Err::<(), _>(problem)),
+                    vec![(Code::InvalidValue, "variantUpdates".to_owned(), limit)]
+                );
+                break;
+            }
+        }
+    }
+    let size = definition_bytes(&exp, usize::MAX).unwrap_or(usize::MAX);
+    assert!(
+        size <= MAX_DEFINITION_BYTES && size > MAX_DEFINITION_BYTES - 61_000,
+        "{size}"
+    );
+    // Shrinking it is always fine.
+    let body = json!({"variantUpdates": {"v0": {"settings": {}}}});
+    assert!(apply_update(&exp, body.to_string().as_bytes()).is_ok());
+}

@@ -1,0 +1,222 @@
+use super::*;
+use serde_json::json;
+
+fn key(k: &str) -> Segment {
+    Segment::Key(k.into())
+}
+
+#[test]
+fn parses_names_indexes_and_quoted() {
+    assert_eq!(
+        parse_path(r#"a.b[2]["c.d\"e"].f"#),
+        Ok(vec![
+            key("a"),
+            key("b"),
+            Segment::Index(2),
+            key("c.d\"e"),
+            key("f")
+        ])
+    );
+    assert_eq!(parse_path("[0]"), Ok(vec![Segment::Index(0)]));
+    assert_eq!(
+        format_path(&parse_path(r#"a["x.y"][3].b"#).unwrap_or_default()),
+        r#"a["x.y"][3].b"#
+    );
+}
+
+#[test]
+fn refuses_malformed_paths() {
+    for bad in [
+        "", "a..b", ".a", "a.", "a[", "a[x]", "a[-1]", "a[\"x]", "a]", "a\"b", "a[1]b",
+    ] {
+        assert!(parse_path(bad).is_err(), "{bad:?} should be refused");
+    }
+}
+
+#[test]
+fn updates_set_create_and_remove() {
+    let mut settings = json!({"buttons": {"color": "red", "size": 2}, "keep": true});
+    let updates = json!({
+        "buttons.color": "blue",
+        "buttons.size": null,
+        "new.deep[0]": 1,
+        "missing.entry": null,
+    });
+    let updates = updates.as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        apply_updates(&mut settings, &updates, "settingsUpdates"),
+        Ok(())
+    );
+    assert_eq!(
+        settings,
+        json!({"buttons": {"color": "blue"}, "keep": true, "new": {"deep": [1]}})
+    );
+}
+
+#[test]
+fn bad_updates_change_nothing_and_name_every_path() {
+    let before = json!({"n": 1});
+    let mut settings = before.clone();
+    let updates = json!({"a..b": 1, "n.x": 2, "ok": 3});
+    let updates = updates.as_object().cloned().unwrap_or_default();
+    let problems = apply_updates(&mut settings, &updates, "settingsUpdates").err();
+    let paths: Vec<_> = problems
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.code, m.path.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            (
+                Code::InvalidSettingsPath,
+                r#"settingsUpdates["a..b"]"#.to_owned()
+            ),
+            (
+                Code::InvalidSettingsPath,
+                r#"settingsUpdates["n.x"]"#.to_owned()
+            ),
+        ]
+    );
+    assert_eq!(settings, before);
+}
+
+fn updates(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn problems(settings: &mut Value, value: Value) -> Vec<(Code, String, Option<Value>)> {
+    apply_updates(settings, &updates(value), "settingsUpdates")
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.code, m.path.unwrap_or_default(), m.data))
+        .collect()
+}
+
+#[test]
+fn path_length_and_segments_are_limited_before_parsing_them() {
+    let longest = "a".repeat(MAX_SETTINGS_PATH_CHARS);
+    assert!(parse_path(&longest).is_ok());
+    assert_eq!(parse_path(&format!("{longest}b")), Err(PathError::TooLong));
+    // Characters, not bytes.
+    assert!(parse_path(&"é".repeat(MAX_SETTINGS_PATH_CHARS)).is_ok());
+    let deepest = vec!["a"; MAX_SETTINGS_DEPTH].join(".");
+    assert_eq!(
+        parse_path(&deepest).map(|s| s.len()),
+        Ok(MAX_SETTINGS_DEPTH)
+    );
+    assert_eq!(parse_path(&format!("{deepest}.a")), Err(PathError::TooDeep));
+    assert_eq!(
+        parse_path(&format!("{deepest}[0]")),
+        Err(PathError::TooDeep)
+    );
+    // The review's 129 segments, and 10,000 (a 20 KB body that used to
+    // overflow the stack): refused, nothing built.
+    let path = vec!["a"; 129].join(".");
+    assert_eq!(parse_path(&path), Err(PathError::TooDeep));
+    let path = vec!["a"; 10_000].join(".");
+    assert_eq!(parse_path(&path), Err(PathError::TooLong));
+    let path = "[0]".repeat(300);
+    assert_eq!(parse_path(&path), Err(PathError::TooDeep));
+}
+
+#[test]
+fn updates_may_not_nest_deeper_than_the_limit() {
+    let limit = Some(json!({ "limit": MAX_SETTINGS_DEPTH }));
+    let deepest = vec!["a"; MAX_SETTINGS_DEPTH].join(".");
+    let mut settings = json!({});
+    assert_eq!(
+        problems(&mut settings, json!({ deepest.clone(): 1 })),
+        vec![]
+    );
+    // A container there would be one level too many.
+    let mut settings = json!({});
+    let found = problems(&mut settings, json!({ deepest.clone(): {} }));
+    let here = key_path("settingsUpdates", &deepest);
+    assert_eq!(found, vec![(Code::InvalidValue, here, limit.clone())]);
+    assert_eq!(settings, json!({}));
+    // Depth of the path plus depth of the value.
+    let mut settings = json!({});
+    let value = json!({"b": [[1]]});
+    assert_eq!(
+        problems(&mut settings, json!({ "x.y": value.clone() })),
+        vec![]
+    );
+    let path = vec!["x"; MAX_SETTINGS_DEPTH - 3].join(".");
+    assert_eq!(
+        problems(&mut settings, json!({ path.clone(): value.clone() })),
+        vec![]
+    );
+    let path = format!("{path}.x");
+    let found = problems(&mut settings, json!({ path.clone(): value }));
+    let here = format!(r#"{}["b"][0]"#, key_path("settingsUpdates", &path));
+    assert_eq!(found, vec![(Code::InvalidValue, here, limit.clone())]);
+    // Too many segments: a path problem, with the limit.
+    let path = vec!["a"; 129].join(".");
+    let found = problems(&mut json!({}), json!({ path.clone(): 1 }));
+    let here = key_path("settingsUpdates", &path);
+    assert_eq!(found, vec![(Code::InvalidSettingsPath, here, limit)]);
+    let path = "x".repeat(MAX_SETTINGS_PATH_CHARS + 1);
+    let found = problems(&mut json!({}), json!({ path.clone(): 1 }));
+    let here = key_path("settingsUpdates", &path);
+    let limit = Some(json!({ "limit": MAX_SETTINGS_PATH_CHARS }));
+    assert_eq!(found, vec![(Code::InvalidSettingsPath, here, limit)]);
+}
+
+#[test]
+fn updates_may_not_store_nul() {
+    let mut settings = json!({"keep": 1});
+    let found = problems(
+        &mut settings,
+        json!({"a\u{0}b": 1, "[\"q\u{0}\"]": 2, "ok": "x\u{0}", "v": {"k\u{0}": 1}, "fine": "\u{1}"}),
+    );
+    assert_eq!(
+        found,
+        vec![
+            (
+                Code::InvalidValue,
+                key_path("settingsUpdates", "a\u{0}b"),
+                None
+            ),
+            (
+                Code::InvalidValue,
+                key_path("settingsUpdates", "[\"q\u{0}\"]"),
+                None
+            ),
+            (Code::InvalidValue, key_path("settingsUpdates", "ok"), None),
+            (
+                Code::InvalidValue,
+                key_path(&key_path("settingsUpdates", "v"), "k\u{0}"),
+                None
+            ),
+        ]
+    );
+    assert_eq!(settings, json!({"keep": 1}));
+}
+
+#[test]
+fn updates_may_not_make_settings_too_large_but_may_shrink_them() {
+    let limit = Some(json!({ "limit": MAX_SETTINGS_BYTES }));
+    let half = "x".repeat(MAX_SETTINGS_BYTES / 2);
+    let mut settings = json!({ "a": half.clone() });
+    assert_eq!(problems(&mut settings, json!({"b": "y"})), vec![]);
+    let found = problems(&mut settings, json!({ "c": half.clone() }));
+    assert_eq!(
+        found,
+        vec![(
+            Code::InvalidValue,
+            "settingsUpdates".to_owned(),
+            limit.clone()
+        )]
+    );
+    assert_eq!(settings, json!({ "a": half.clone(), "b": "y" }));
+    // Settings stored before the limit: smaller is fine, larger is not.
+    let mut legacy = json!({ "a": half.clone(), "b": half.clone(), "c": 1 });
+    assert_eq!(problems(&mut legacy, json!({"c": null})), vec![]);
+    let found = problems(&mut legacy, json!({"d": 1}));
+    assert_eq!(
+        found,
+        vec![(Code::InvalidValue, "settingsUpdates".to_owned(), limit)]
+    );
+}
