@@ -115,10 +115,14 @@ pub struct Line<'a> {
 
 const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 280.0;
-const LEFT: f64 = 46.0;
+/// Room for the widest y label (`18.75%`, `0.025%`: about 50 px at 13 px
+/// in a wide sans font) and [`TICK_GAP`].
+const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 34.0;
+/// The space between a y label's end and the plot.
+const TICK_GAP: f64 = 6.0;
 
 /// A round upper bound for a y axis showing values up to `max` (for rates).
 pub fn nice_max(max: f64) -> f64 {
@@ -170,17 +174,16 @@ pub fn line_chart(
         }
     };
     // Grid lines and y labels: five steps.
-    for i in 0..=4 {
-        let v = y_max * f64::from(i) / 4.0;
+    for (v, label) in y_ticks(y_max) {
         let yy = y(v);
         let _ = write!(
             svg,
             "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#d8dee9\" stroke-width=\"1\"/>\
              <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
             WIDTH - RIGHT,
-            LEFT - 6.0,
+            LEFT - TICK_GAP,
             yy + 4.0,
-            axis_percent(v)
+            label
         );
     }
     // X labels: first and last hour (and the middle when there is room).
@@ -249,9 +252,21 @@ pub fn line_chart(
     svg
 }
 
-/// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`).
+/// The y axis's ticks, top to bottom: each value and its label.
+fn y_ticks(y_max: f64) -> Vec<(f64, String)> {
+    (0..=4)
+        .rev()
+        .map(|i| {
+            let v = y_max * f64::from(i) / 4.0;
+            (v, axis_percent(v))
+        })
+        .collect()
+}
+
+/// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`,
+/// `0.025%`): three at most, which every tick of a [`nice_max`] axis needs.
 fn axis_percent(v: f64) -> String {
-    let text = format!("{:.2}", v * 100.0);
+    let text = format!("{:.3}", v * 100.0);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
 }
@@ -283,6 +298,7 @@ mod tests {
     use super::*;
     use myna_core::model::empty_object;
     use myna_core::{Variant, Visibility};
+    use proptest::prelude::*;
     use uuid::Uuid;
 
     fn totals(variant: &str, hour: i64, views: u64, reward: f64) -> HourTotals {
@@ -341,6 +357,64 @@ mod tests {
         assert_eq!(axis_percent(0.125), "12.5%");
         assert_eq!(axis_percent(0.5), "50%");
         assert_eq!(axis_percent(0.0005), "0.05%");
+        assert_eq!(axis_percent(0.00025), "0.025%");
+        assert_eq!(axis_percent(0.1875), "18.75%");
+    }
+
+    /// A label's width in pixels at the ticks' font size, from DejaVu Sans's
+    /// advance widths (in units of 1/2048 em; the widest of the usual system
+    /// sans fonts): digits 1303, `.` 651, `%` 1946.
+    fn label_width(label: &str) -> f64 {
+        let units: f64 = label
+            .chars()
+            .map(|c| match c {
+                '.' => 651.0,
+                '%' => 1946.0,
+                _ => 1303.0,
+            })
+            .sum();
+        units / 2048.0 * 13.0
+    }
+
+    /// Best rates from 0 up, small ones as likely as large ones (every
+    /// step of [`nice_max`] gets its share), and a few beyond 100 %.
+    fn top_rates() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            (-5.0..0.0f64).prop_map(|e| 10f64.powf(e)),
+            0.0..=2.0f64,
+        ]
+    }
+
+    proptest! {
+        /// Whatever the best rate, the rate chart's y labels read as an
+        /// axis: from its top down to 0 % in equal steps, each label the
+        /// value of its grid line, each fitting left of the plot.
+        #[test]
+        fn rate_axis_labels_read_back_as_their_grid_lines(top_rate in top_rates()) {
+            let y_max = nice_max(top_rate * 1.1);
+            let ticks = y_ticks(y_max);
+            prop_assert_eq!(ticks.len(), 5);
+            let read: Vec<f64> = ticks
+                .iter()
+                .map(|(_, label)| label.trim_end_matches('%').parse().unwrap_or(f64::NAN))
+                .collect();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * y_max * 100.0;
+            prop_assert!(close(read[0], y_max * 100.0), "{ticks:?} starts at the top");
+            prop_assert!(read[4] == 0.0, "{ticks:?} ends at 0");
+            let step = read[0] / 4.0;
+            for (i, (value, label)) in ticks.iter().enumerate() {
+                let position = y_max * (4 - i) as f64 / 4.0;
+                prop_assert!(close(*value, position), "{ticks:?}");
+                prop_assert!(close(read[i], position * 100.0), "{label} is not {}%", position * 100.0);
+                if i > 0 {
+                    prop_assert!(read[i] < read[i - 1], "{ticks:?} decreases");
+                    prop_assert!(close(read[i - 1] - read[i], step), "{ticks:?} in equal steps");
+                }
+                let (width, room) = (label_width(label), LEFT - TICK_GAP);
+                prop_assert!(width <= room, "{label} is {width} px wide, the room {room} px");
+            }
+        }
     }
 
     #[test]
