@@ -4,12 +4,11 @@
 //! including that hour; the weight is core's `weights` of those counts and
 //! the rate their cumulative reward over cumulative views.
 
-use std::fmt::Write as _;
-
+use maud::{Markup, html};
 use myna_core::Experiment;
 use myna_core::weights::{Arm, WeightsConfig, weights};
 
-use super::html::{self, esc};
+use super::html::time;
 use crate::storage::HourTotals;
 
 /// Most points a line gets: longer histories are sampled evenly (the last
@@ -105,7 +104,7 @@ fn sample(n: usize) -> Vec<usize> {
 
 /// One line of a chart.
 pub struct Line<'a> {
-    /// The variant's name (escaped here).
+    /// The variant's name.
     pub label: &'a str,
     /// Its index (colour and dash).
     pub index: usize,
@@ -139,6 +138,11 @@ pub fn nice_max(max: f64) -> f64 {
     1.0
 }
 
+/// The `stroke-dasharray` of the line at `index`, if it is dashed.
+fn dash_array(index: usize) -> Option<&'static str> {
+    Some(dash(index)).filter(|d| !d.is_empty())
+}
+
 /// A line chart (values in `[0, y_max]`, shown as percentages) of `lines`
 /// over `hours`, with a title and description for assistive technology.
 pub fn line_chart(
@@ -148,16 +152,7 @@ pub fn line_chart(
     hours: &[i64],
     lines: &[Line<'_>],
     y_max: f64,
-) -> String {
-    let mut svg = String::with_capacity(4096);
-    let _ = write!(
-        svg,
-        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
-         aria-labelledby=\"{id}-t {id}-d\" preserveAspectRatio=\"xMidYMid meet\">\
-         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        esc(title),
-        esc(description)
-    );
+) -> Markup {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let y = |v: f64| TOP + plot_h * (1.0 - (v / y_max).clamp(0.0, 1.0));
@@ -173,83 +168,72 @@ pub fn line_chart(
             LEFT + plot_w * (h - first) as f64 / span
         }
     };
-    // Grid lines and y labels: five steps.
-    for (v, label) in y_ticks(y_max) {
-        let yy = y(v);
-        let _ = write!(
-            svg,
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#d8dee9\" stroke-width=\"1\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
-            WIDTH - RIGHT,
-            LEFT - TICK_GAP,
-            yy + 4.0,
-            label
-        );
-    }
-    // X labels: first and last hour (and the middle when there is room).
+    let px = |v: f64| format!("{v:.1}");
+    // X labels: first and last hour (one in the middle when they are one).
     let base = HEIGHT - BOTTOM + 18.0;
-    if let (Some(&a), Some(&b)) = (hours.first(), hours.last()) {
-        if a == b {
-            let _ = write!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{base}\" text-anchor=\"middle\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
-                x(a),
-                esc(&html::time(a))
-            );
-        } else {
-            let _ = write!(
-                svg,
-                "<text x=\"{LEFT}\" y=\"{base}\" text-anchor=\"start\" font-size=\"13\" fill=\"#4b5563\">{}</text>\
-                 <text x=\"{}\" y=\"{base}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
-                esc(&html::time(a)),
-                WIDTH - RIGHT,
-                esc(&html::time(b))
-            );
-        }
-    }
-    for line in lines {
-        let color = color(line.index);
-        let dash = dash(line.index);
-        let dash_attr = if dash.is_empty() {
-            String::new()
-        } else {
-            format!(" stroke-dasharray=\"{dash}\"")
-        };
-        // Consecutive defined points form one polyline; lone points a dot.
-        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        for (h, v) in hours.iter().zip(&line.values) {
-            match v {
-                Some(v) => {
-                    if let Some(run) = runs.last_mut() {
-                        run.push((x(*h), y(*v)));
+    html! {
+        svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img"
+            aria-labelledby={ (id) "-t " (id) "-d" } preserveAspectRatio="xMidYMid meet" {
+            title id={ (id) "-t" } { (title) }
+            desc id={ (id) "-d" } { (description) }
+            // Grid lines and y labels: five steps.
+            @for (v, label) in y_ticks(y_max) {
+                @let yy = y(v);
+                line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(px(yy)) y2=(px(yy)) stroke="#d8dee9" stroke-width="1" {}
+                text x=(LEFT - TICK_GAP) y=(px(yy + 4.0)) text-anchor="end" font-size="13" fill="#4b5563" { (label) }
+            }
+            @if let (Some(&a), Some(&b)) = (hours.first(), hours.last()) {
+                @if a == b {
+                    text x=(px(x(a))) y=(base) text-anchor="middle" font-size="13" fill="#4b5563" { (time(a)) }
+                } @else {
+                    text x=(LEFT) y=(base) text-anchor="start" font-size="13" fill="#4b5563" { (time(a)) }
+                    text x=(WIDTH - RIGHT) y=(base) text-anchor="end" font-size="13" fill="#4b5563" { (time(b)) }
+                }
+            }
+            @for line in lines {
+                g {
+                    title { (line.label) }
+                    @for run in runs(hours, &line.values, &x, &y) {
+                        @if let [(cx, cy)] = run[..] {
+                            circle cx=(px(cx)) cy=(px(cy)) r="4" fill=(color(line.index)) {}
+                        } @else {
+                            polyline points=(points(&run)) fill="none" stroke=(color(line.index)) stroke-width="2.5"
+                                stroke-linejoin="round" stroke-linecap="round" stroke-dasharray=[dash_array(line.index)] {}
+                        }
                     }
                 }
-                None => runs.push(Vec::new()),
             }
         }
-        let _ = write!(svg, "<g><title>{}</title>", esc(line.label));
-        for run in runs.iter().filter(|r| !r.is_empty()) {
-            if run.len() == 1 {
-                let (cx, cy) = run[0];
-                let _ = write!(
-                    svg,
-                    "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\" fill=\"{color}\"/>"
-                );
-            } else {
-                let points: Vec<String> =
-                    run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
-                let _ = write!(
-                    svg,
-                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" \
-                     stroke-linejoin=\"round\" stroke-linecap=\"round\"{dash_attr}/>",
-                    points.join(" ")
-                );
-            }
-        }
-        svg.push_str("</g>");
     }
-    svg.push_str("</svg>");
-    svg
+}
+
+/// A line's points: consecutive defined values form one run (a polyline;
+/// a lone point is a dot).
+fn runs(
+    hours: &[i64],
+    values: &[Option<f64>],
+    x: &dyn Fn(i64) -> f64,
+    y: &dyn Fn(f64) -> f64,
+) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (h, v) in hours.iter().zip(values) {
+        match v {
+            Some(v) => {
+                if let Some(run) = runs.last_mut() {
+                    run.push((x(*h), y(*v)));
+                }
+            }
+            None => runs.push(Vec::new()),
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    runs
+}
+
+/// A polyline's `points`.
+fn points(run: &[(f64, f64)]) -> String {
+    let points: Vec<String> = run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+    points.join(" ")
 }
 
 /// The y axis's ticks, top to bottom: each value and its label.
@@ -272,25 +256,20 @@ fn axis_percent(v: f64) -> String {
 }
 
 /// The legend of a chart: a swatch and the name of each line.
-pub fn legend(lines: &[Line<'_>]) -> String {
-    let mut out = String::from("<ul class=\"legend\">");
-    for line in lines {
-        let dash = dash(line.index);
-        let dash_attr = if dash.is_empty() {
-            String::new()
-        } else {
-            format!(" stroke-dasharray=\"{dash}\"")
-        };
-        let _ = write!(
-            out,
-            "<li><svg width=\"28\" height=\"10\" aria-hidden=\"true\" focusable=\"false\">\
-             <line x1=\"1\" y1=\"5\" x2=\"27\" y2=\"5\" stroke=\"{}\" stroke-width=\"3\"{dash_attr}/></svg>{}</li>",
-            color(line.index),
-            esc(line.label)
-        );
+pub fn legend(lines: &[Line<'_>]) -> Markup {
+    html! {
+        ul class="legend" {
+            @for line in lines {
+                li {
+                    svg width="28" height="10" aria-hidden="true" focusable="false" {
+                        line x1="1" y1="5" x2="27" y2="5" stroke=(color(line.index)) stroke-width="3"
+                            stroke-dasharray=[dash_array(line.index)] {}
+                    }
+                    (line.label)
+                }
+            }
+        }
     }
-    out.push_str("</ul>");
-    out
 }
 
 #[cfg(test)]
@@ -424,7 +403,8 @@ mod tests {
             index: 0,
             values: vec![Some(0.5), Some(0.7)],
         }];
-        let svg = line_chart("c", "Weight <over> time", "d", &[0, 3_600_000], &lines, 1.0);
+        let svg =
+            line_chart("c", "Weight <over> time", "d", &[0, 3_600_000], &lines, 1.0).into_string();
         assert!(svg.contains("<title id=\"c-t\">Weight &lt;over&gt; time</title>"));
         assert!(svg.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(!svg.contains("<b>"));
