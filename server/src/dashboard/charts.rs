@@ -4,12 +4,11 @@
 //! including that hour; the weight is core's `weights` of those counts and
 //! the rate their cumulative reward over cumulative views.
 
-use std::fmt::Write as _;
-
+use maud::{Markup, html};
 use myna_core::Experiment;
 use myna_core::weights::{Arm, WeightsConfig, weights};
 
-use super::html::{self, esc};
+use super::html::time;
 use crate::storage::HourTotals;
 
 /// Most points a line gets: longer histories are sampled evenly (the last
@@ -105,7 +104,7 @@ fn sample(n: usize) -> Vec<usize> {
 
 /// One line of a chart.
 pub struct Line<'a> {
-    /// The variant's name (escaped here).
+    /// The variant's name.
     pub label: &'a str,
     /// Its index (colour and dash).
     pub index: usize,
@@ -115,10 +114,14 @@ pub struct Line<'a> {
 
 const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 280.0;
-const LEFT: f64 = 46.0;
+/// Room for the widest y label (`18.75%`, `0.025%`: about 50 px at 13 px
+/// in a wide sans font) and [`TICK_GAP`].
+const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 34.0;
+/// The space between a y label's end and the plot.
+const TICK_GAP: f64 = 6.0;
 
 /// A round upper bound for a y axis showing values up to `max` (for rates).
 pub fn nice_max(max: f64) -> f64 {
@@ -135,6 +138,11 @@ pub fn nice_max(max: f64) -> f64 {
     1.0
 }
 
+/// The `stroke-dasharray` of the line at `index`, if it is dashed.
+fn dash_array(index: usize) -> Option<&'static str> {
+    Some(dash(index)).filter(|d| !d.is_empty())
+}
+
 /// A line chart (values in `[0, y_max]`, shown as percentages) of `lines`
 /// over `hours`, with a title and description for assistive technology.
 pub fn line_chart(
@@ -144,16 +152,7 @@ pub fn line_chart(
     hours: &[i64],
     lines: &[Line<'_>],
     y_max: f64,
-) -> String {
-    let mut svg = String::with_capacity(4096);
-    let _ = write!(
-        svg,
-        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
-         aria-labelledby=\"{id}-t {id}-d\" preserveAspectRatio=\"xMidYMid meet\">\
-         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        esc(title),
-        esc(description)
-    );
+) -> Markup {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let y = |v: f64| TOP + plot_h * (1.0 - (v / y_max).clamp(0.0, 1.0));
@@ -169,113 +168,108 @@ pub fn line_chart(
             LEFT + plot_w * (h - first) as f64 / span
         }
     };
-    // Grid lines and y labels: five steps.
-    for i in 0..=4 {
-        let v = y_max * f64::from(i) / 4.0;
-        let yy = y(v);
-        let _ = write!(
-            svg,
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#d8dee9\" stroke-width=\"1\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            yy + 4.0,
-            axis_percent(v)
-        );
-    }
-    // X labels: first and last hour (and the middle when there is room).
+    let px = |v: f64| format!("{v:.1}");
+    // X labels: first and last hour (one in the middle when they are one).
     let base = HEIGHT - BOTTOM + 18.0;
-    if let (Some(&a), Some(&b)) = (hours.first(), hours.last()) {
-        if a == b {
-            let _ = write!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{base}\" text-anchor=\"middle\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
-                x(a),
-                esc(&html::time(a))
-            );
-        } else {
-            let _ = write!(
-                svg,
-                "<text x=\"{LEFT}\" y=\"{base}\" text-anchor=\"start\" font-size=\"13\" fill=\"#4b5563\">{}</text>\
-                 <text x=\"{}\" y=\"{base}\" text-anchor=\"end\" font-size=\"13\" fill=\"#4b5563\">{}</text>",
-                esc(&html::time(a)),
-                WIDTH - RIGHT,
-                esc(&html::time(b))
-            );
-        }
-    }
-    for line in lines {
-        let color = color(line.index);
-        let dash = dash(line.index);
-        let dash_attr = if dash.is_empty() {
-            String::new()
-        } else {
-            format!(" stroke-dasharray=\"{dash}\"")
-        };
-        // Consecutive defined points form one polyline; lone points a dot.
-        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        for (h, v) in hours.iter().zip(&line.values) {
-            match v {
-                Some(v) => {
-                    if let Some(run) = runs.last_mut() {
-                        run.push((x(*h), y(*v)));
+    html! {
+        svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img"
+            aria-labelledby={ (id) "-t " (id) "-d" } preserveAspectRatio="xMidYMid meet" {
+            title id={ (id) "-t" } { (title) }
+            desc id={ (id) "-d" } { (description) }
+            // Grid lines and y labels: five steps.
+            @for (v, label) in y_ticks(y_max) {
+                @let yy = y(v);
+                line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(px(yy)) y2=(px(yy)) stroke="#d8dee9" stroke-width="1" {}
+                text x=(LEFT - TICK_GAP) y=(px(yy + 4.0)) text-anchor="end" font-size="13" fill="#4b5563" { (label) }
+            }
+            @if let (Some(&a), Some(&b)) = (hours.first(), hours.last()) {
+                @if a == b {
+                    text x=(px(x(a))) y=(base) text-anchor="middle" font-size="13" fill="#4b5563" { (time(a)) }
+                } @else {
+                    text x=(LEFT) y=(base) text-anchor="start" font-size="13" fill="#4b5563" { (time(a)) }
+                    text x=(WIDTH - RIGHT) y=(base) text-anchor="end" font-size="13" fill="#4b5563" { (time(b)) }
+                }
+            }
+            @for line in lines {
+                g {
+                    title { (line.label) }
+                    @for run in runs(hours, &line.values, &x, &y) {
+                        @if let [(cx, cy)] = run[..] {
+                            circle cx=(px(cx)) cy=(px(cy)) r="4" fill=(color(line.index)) {}
+                        } @else {
+                            polyline points=(points(&run)) fill="none" stroke=(color(line.index)) stroke-width="2.5"
+                                stroke-linejoin="round" stroke-linecap="round" stroke-dasharray=[dash_array(line.index)] {}
+                        }
                     }
                 }
-                None => runs.push(Vec::new()),
             }
         }
-        let _ = write!(svg, "<g><title>{}</title>", esc(line.label));
-        for run in runs.iter().filter(|r| !r.is_empty()) {
-            if run.len() == 1 {
-                let (cx, cy) = run[0];
-                let _ = write!(
-                    svg,
-                    "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\" fill=\"{color}\"/>"
-                );
-            } else {
-                let points: Vec<String> =
-                    run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
-                let _ = write!(
-                    svg,
-                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" \
-                     stroke-linejoin=\"round\" stroke-linecap=\"round\"{dash_attr}/>",
-                    points.join(" ")
-                );
-            }
-        }
-        svg.push_str("</g>");
     }
-    svg.push_str("</svg>");
-    svg
 }
 
-/// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`).
+/// A line's points: consecutive defined values form one run (a polyline;
+/// a lone point is a dot).
+fn runs(
+    hours: &[i64],
+    values: &[Option<f64>],
+    x: &dyn Fn(i64) -> f64,
+    y: &dyn Fn(f64) -> f64,
+) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (h, v) in hours.iter().zip(values) {
+        match v {
+            Some(v) => {
+                if let Some(run) = runs.last_mut() {
+                    run.push((x(*h), y(*v)));
+                }
+            }
+            None => runs.push(Vec::new()),
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    runs
+}
+
+/// A polyline's `points`.
+fn points(run: &[(f64, f64)]) -> String {
+    let points: Vec<String> = run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+    points.join(" ")
+}
+
+/// The y axis's ticks, top to bottom: each value and its label.
+fn y_ticks(y_max: f64) -> Vec<(f64, String)> {
+    (0..=4)
+        .rev()
+        .map(|i| {
+            let v = y_max * f64::from(i) / 4.0;
+            (v, axis_percent(v))
+        })
+        .collect()
+}
+
+/// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`,
+/// `0.025%`): three at most, which every tick of a [`nice_max`] axis needs.
 fn axis_percent(v: f64) -> String {
-    let text = format!("{:.2}", v * 100.0);
+    let text = format!("{:.3}", v * 100.0);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
 }
 
 /// The legend of a chart: a swatch and the name of each line.
-pub fn legend(lines: &[Line<'_>]) -> String {
-    let mut out = String::from("<ul class=\"legend\">");
-    for line in lines {
-        let dash = dash(line.index);
-        let dash_attr = if dash.is_empty() {
-            String::new()
-        } else {
-            format!(" stroke-dasharray=\"{dash}\"")
-        };
-        let _ = write!(
-            out,
-            "<li><svg width=\"28\" height=\"10\" aria-hidden=\"true\" focusable=\"false\">\
-             <line x1=\"1\" y1=\"5\" x2=\"27\" y2=\"5\" stroke=\"{}\" stroke-width=\"3\"{dash_attr}/></svg>{}</li>",
-            color(line.index),
-            esc(line.label)
-        );
+pub fn legend(lines: &[Line<'_>]) -> Markup {
+    html! {
+        ul class="legend" {
+            @for line in lines {
+                li {
+                    svg width="28" height="10" aria-hidden="true" focusable="false" {
+                        line x1="1" y1="5" x2="27" y2="5" stroke=(color(line.index)) stroke-width="3"
+                            stroke-dasharray=[dash_array(line.index)] {}
+                    }
+                    (line.label)
+                }
+            }
+        }
     }
-    out.push_str("</ul>");
-    out
 }
 
 #[cfg(test)]
@@ -283,6 +277,7 @@ mod tests {
     use super::*;
     use myna_core::model::empty_object;
     use myna_core::{Variant, Visibility};
+    use proptest::prelude::*;
     use uuid::Uuid;
 
     fn totals(variant: &str, hour: i64, views: u64, reward: f64) -> HourTotals {
@@ -341,6 +336,64 @@ mod tests {
         assert_eq!(axis_percent(0.125), "12.5%");
         assert_eq!(axis_percent(0.5), "50%");
         assert_eq!(axis_percent(0.0005), "0.05%");
+        assert_eq!(axis_percent(0.00025), "0.025%");
+        assert_eq!(axis_percent(0.1875), "18.75%");
+    }
+
+    /// A label's width in pixels at the ticks' font size, from DejaVu Sans's
+    /// advance widths (in units of 1/2048 em; the widest of the usual system
+    /// sans fonts): digits 1303, `.` 651, `%` 1946.
+    fn label_width(label: &str) -> f64 {
+        let units: f64 = label
+            .chars()
+            .map(|c| match c {
+                '.' => 651.0,
+                '%' => 1946.0,
+                _ => 1303.0,
+            })
+            .sum();
+        units / 2048.0 * 13.0
+    }
+
+    /// Best rates from 0 up, small ones as likely as large ones (every
+    /// step of [`nice_max`] gets its share), and a few beyond 100 %.
+    fn top_rates() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            (-5.0..0.0f64).prop_map(|e| 10f64.powf(e)),
+            0.0..=2.0f64,
+        ]
+    }
+
+    proptest! {
+        /// Whatever the best rate, the rate chart's y labels read as an
+        /// axis: from its top down to 0 % in equal steps, each label the
+        /// value of its grid line, each fitting left of the plot.
+        #[test]
+        fn rate_axis_labels_read_back_as_their_grid_lines(top_rate in top_rates()) {
+            let y_max = nice_max(top_rate * 1.1);
+            let ticks = y_ticks(y_max);
+            prop_assert_eq!(ticks.len(), 5);
+            let read: Vec<f64> = ticks
+                .iter()
+                .map(|(_, label)| label.trim_end_matches('%').parse().unwrap_or(f64::NAN))
+                .collect();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * y_max * 100.0;
+            prop_assert!(close(read[0], y_max * 100.0), "{ticks:?} starts at the top");
+            prop_assert!(read[4] == 0.0, "{ticks:?} ends at 0");
+            let step = read[0] / 4.0;
+            for (i, (value, label)) in ticks.iter().enumerate() {
+                let position = y_max * (4 - i) as f64 / 4.0;
+                prop_assert!(close(*value, position), "{ticks:?}");
+                prop_assert!(close(read[i], position * 100.0), "{label} is not {}%", position * 100.0);
+                if i > 0 {
+                    prop_assert!(read[i] < read[i - 1], "{ticks:?} decreases");
+                    prop_assert!(close(read[i - 1] - read[i], step), "{ticks:?} in equal steps");
+                }
+                let (width, room) = (label_width(label), LEFT - TICK_GAP);
+                prop_assert!(width <= room, "{label} is {width} px wide, the room {room} px");
+            }
+        }
     }
 
     #[test]
@@ -350,7 +403,8 @@ mod tests {
             index: 0,
             values: vec![Some(0.5), Some(0.7)],
         }];
-        let svg = line_chart("c", "Weight <over> time", "d", &[0, 3_600_000], &lines, 1.0);
+        let svg =
+            line_chart("c", "Weight <over> time", "d", &[0, 3_600_000], &lines, 1.0).into_string();
         assert!(svg.contains("<title id=\"c-t\">Weight &lt;over&gt; time</title>"));
         assert!(svg.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(!svg.contains("<b>"));

@@ -1,8 +1,7 @@
 //! The API keys page: create, list, revoke (the same storage calls and key
 //! cache eviction as `/v2/apikey`).
 
-use std::fmt::Write as _;
-
+use maud::Markup;
 use myna_core::Problem;
 use myna_core::account::parse_api_key_create;
 use poem::http::StatusCode;
@@ -11,72 +10,21 @@ use poem::{Body, Request, Response, handler};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::html::{self, Nav, csrf_field, esc};
+use super::html;
 use super::session::Session;
+use super::views::{keys::keys_page, notice as notice_box};
 use super::{not_found, posted, signed_in};
 use crate::request::Params;
 use crate::routes::apikey::revoke_api_key;
 use crate::state::AppState;
 use crate::storage::ApiKey;
 
-fn keys_page(
-    session: &Session,
-    keys: &[ApiKey],
-    notice: &str,
-    problem: Option<&myna_core::Problem>,
-) -> String {
-    let mut body = String::from(notice);
-    body.push_str("<h1>API keys</h1><p class=\"lead\">Pages use an API key to read published experiments and record events \
-        (see each experiment's <q>Use it on your page</q>). Keys are public by design: they sit in page source and can do nothing else. \
-        Revoking a key stops it at once.</p>");
-    if let Some(problem) = problem {
-        body.push_str(&html::problem_box(problem));
-    }
-    let _ = write!(
-        body,
-        "<form class=\"card inline\" method=\"post\" action=\"/keys\">{}\
-         <p class=\"field grow\"><label for=\"key-name\">Name <span class=\"muted\">(where it is used, optional)</span></label>\
-         <input id=\"key-name\" name=\"name\" maxlength=\"256\" placeholder=\"landing page\"></p>\
-         <p class=\"field\"><button type=\"submit\" class=\"primary\">Create API key</button></p></form>",
-        csrf_field(&session.csrf)
-    );
-    if keys.is_empty() {
-        body.push_str("<p class=\"empty\">No API keys yet.</p>");
-    } else {
-        body.push_str(
-            "<div class=\"table-wrap\"><table class=\"list\" id=\"keys\"><caption class=\"sr-only\">Your API keys, oldest first</caption>\
-             <thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Key</th><th scope=\"col\">Created</th>\
-             <th scope=\"col\"><span class=\"sr-only\">Actions</span></th></tr></thead><tbody>",
-        );
-        for key in keys {
-            let name = key.name.as_deref().unwrap_or("");
-            let _ = write!(
-                body,
-                "<tr data-key=\"{uuid}\"><th scope=\"row\" data-label=\"Name\">{name}</th>\
-                 <td data-label=\"Key\" class=\"mono\">{uuid}</td><td data-label=\"Created\">{created}</td>\
-                 <td data-label=\"\"><form method=\"post\" action=\"/keys/{uuid}/revoke\">{csrf}\
-                 <button type=\"submit\" class=\"danger small\" aria-label=\"Revoke the key {label}\">Revoke</button></form></td></tr>",
-                uuid = key.uuid,
-                name = if name.is_empty() {
-                    "<span class=\"muted\">unnamed</span>".to_owned()
-                } else {
-                    esc(name)
-                },
-                label = esc(if name.is_empty() { "unnamed" } else { name }),
-                created = esc(&html::time(key.created_ms)),
-                csrf = csrf_field(&session.csrf),
-            );
-        }
-        body.push_str("</tbody></table></div>");
-    }
-    html::page("API keys", Nav::Keys, Some(&session.csrf), &body)
-}
-
-fn notice(params: &Params) -> String {
+/// The notice a `done` parameter asks for (never the parameter's text).
+fn notice(params: &Params) -> Option<Markup> {
     match params.get("done") {
-        Some("created") => html::notice("The API key was created."),
-        Some("revoked") => html::notice("The API key was revoked."),
-        _ => String::new(),
+        Some("created") => Some(notice_box("The API key was created.")),
+        Some("revoked") => Some(notice_box("The API key was revoked.")),
+        _ => None,
     }
 }
 
@@ -91,13 +39,13 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
     match state.storage.api_keys(session.account).await {
         Ok(keys) => html::html(
             StatusCode::OK,
-            keys_page(&session, &keys, &notice(&params), None),
+            keys_page(&session.csrf, &keys, notice(&params), None),
         ),
         Err(error) => {
-            let problem = myna_core::Problem::from(error);
+            let problem = Problem::from(error);
             html::html(
                 StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                keys_page(&session, &[], "", Some(&problem)),
+                keys_page(&session.csrf, &[], None, Some(&problem)),
             )
         }
     }
@@ -160,6 +108,6 @@ async fn keys_problem(state: &AppState, session: &Session, problem: &Problem) ->
         .unwrap_or_default();
     html::html(
         StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        keys_page(session, &keys, "", Some(problem)),
+        keys_page(&session.csrf, &keys, None, Some(problem)),
     )
 }

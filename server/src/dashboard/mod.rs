@@ -1,9 +1,11 @@
 //! The dashboard: web pages for site owners, served by the server itself.
 //!
-//! Pages are HTML rendered here (every user-provided string through
-//! [`html::esc`]), styled by one embedded stylesheet, with charts as SVG:
+//! Pages are maud templates (`views`; every value spliced in is escaped by
+//! construction), styled by one embedded stylesheet, with charts as SVG:
 //! no script at all, so reading works without JavaScript, and changes are
-//! plain POST forms answered by a redirect (POST-redirect-GET).
+//! plain POST forms answered by a redirect (POST-redirect-GET). Handlers
+//! (`experiments`, `keys`, `session`) read the request, call the API's
+//! functions and hand the results to a view; `html` makes the responses.
 //!
 //! Access is by the session cookie only (see [`session`]); an API key,
 //! Basic or Bearer header, or `?apikey=` gives none. Every change goes
@@ -26,9 +28,10 @@ mod charts;
 mod experiments;
 pub mod html;
 mod keys;
+mod proxy;
 pub mod session;
+mod views;
 
-use html::Nav;
 use session::Session;
 
 /// Adds the dashboard's routes to `route`.
@@ -86,15 +89,7 @@ async fn posted(
 
 /// The page for something that is not there (or is another account's).
 fn not_found(session: &Session, what: &str) -> Response {
-    let body = format!(
-        "<section class=\"narrow\"><h1>Not found</h1><p>There is no such {}.</p>\
-         <p><a href=\"/\">Back to the experiments</a></p></section>",
-        html::esc(what)
-    );
-    html::html(
-        StatusCode::NOT_FOUND,
-        html::page("Not found", Nav::Experiments, Some(&session.csrf), &body),
-    )
+    html::html(StatusCode::NOT_FOUND, views::not_found(&session.csrf, what))
 }
 
 /// `GET /assets/dashboard.css`.

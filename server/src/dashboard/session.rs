@@ -26,7 +26,9 @@ use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 use uuid::Uuid;
 
-use super::html::{self, Nav, esc};
+use super::html;
+use super::proxy::is_https;
+use super::views::signin::{refused_page, signin_page as signin_view};
 use crate::auth::secret::{Secret, hex, is_random_token, random_bytes};
 use crate::auth::{self, issue_session, token_hash};
 use crate::request::{Params, read_body};
@@ -64,18 +66,6 @@ pub fn cookie(request: &Request, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v.trim().to_owned())
-}
-
-/// Whether the request reached us over HTTPS (directly or through a proxy
-/// that says so).
-pub fn is_https(request: &Request) -> bool {
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().eq_ignore_ascii_case("https"));
-    forwarded.unwrap_or_else(|| request.scheme().as_str() == "https")
 }
 
 fn set_cookie(request: &Request, name: &str, value: &str, path: &str, max_age: i64) -> String {
@@ -158,13 +148,7 @@ pub fn to_signin(request: &Request) -> Response {
 
 /// The refusal of a POST whose CSRF token is missing or wrong.
 pub fn csrf_refused() -> Response {
-    let body = "<section class=\"narrow\"><h1>This form cannot be accepted</h1>\
-        <p>It did not come from this dashboard page, or it is too old. Nothing was changed.</p>\
-        <p><a href=\"/\">Back to the experiments</a>, reload the page and try again.</p></section>";
-    html::html(
-        StatusCode::FORBIDDEN,
-        html::page("Refused", Nav::None, None, body),
-    )
+    html::html(StatusCode::FORBIDDEN, refused_page())
 }
 
 /// A `next` target that stays on this site, else `/`: one leading `/`,
@@ -203,31 +187,7 @@ fn signin_page(
     refusal: Option<Refusal<'_>>,
 ) -> Response {
     let (nonce, token) = signin_token(&state.secret, state.now_ms());
-    let alert = refusal.as_ref().map_or(String::new(), |r| {
-        format!(
-            "<div class=\"alert error\" role=\"alert\"><p>{}</p></div>",
-            esc(r.message)
-        )
-    });
-    let body = format!(
-        "<section class=\"narrow card\"><h1>Sign in</h1>{alert}\
-         <form method=\"post\" action=\"/signin\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <p class=\"field\"><label for=\"email\">Email</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{email}\"{focus_email}></p>\
-         <p class=\"field\"><label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{focus_password}></p>\
-         <p><button type=\"submit\" class=\"primary\">Sign in</button></p></form>\
-         <p class=\"hint\">The first start of the server created the first account: its email \
-         and password come from <code>MYNA_ADMIN_EMAIL</code> and <code>MYNA_ADMIN_PASSWORD</code>, \
-         or were printed once.</p></section>",
-        next = esc(next),
-        email = esc(email),
-        focus_email = if email.is_empty() { " autofocus" } else { "" },
-        focus_password = if email.is_empty() { "" } else { " autofocus" },
-    );
-    let page = html::page("Sign in", Nav::None, None, &body);
+    let page = signin_view(&token, next, email, refusal.as_ref().map(|r| r.message));
     let status = refusal.as_ref().map_or(StatusCode::OK, |r| r.status);
     let mut response = html::html(status, page);
     let cookie = set_cookie(request, SIGNIN_COOKIE, &nonce, "/signin", 3600);

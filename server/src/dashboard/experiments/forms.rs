@@ -1,0 +1,362 @@
+//! What the experiment forms post, read once into types, and their
+//! translation into the API's JSON bodies (core validates those, as it
+//! does the API's); the confirmed actions; the notices after a redirect.
+
+use myna_core::search::MAX_LIMIT;
+use myna_core::{Code, Experiment, Message, Problem};
+use serde_json::{Map, Value, json};
+
+use crate::request::Params;
+
+/// A settings textarea as a JSON value (blank is `{}`); a problem at `path`
+/// when it is not JSON (core checks that it is an object).
+fn settings_value(text: &str, path: &str, problems: &mut Vec<Message>) -> Value {
+    if text.trim().is_empty() {
+        return Value::Object(Map::new());
+    }
+    serde_json::from_str(text).unwrap_or_else(|error| {
+        problems.push(Message::at(
+            Code::InvalidJson,
+            path,
+            format!("This is not valid JSON: {error}."),
+        ));
+        Value::Null
+    })
+}
+
+/// The lines of a textarea that are not blank, trimmed.
+fn ids(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|line| !line.is_empty())
+}
+
+/// What the new-experiment form held (to show again after a problem).
+#[derive(Debug, Default)]
+pub struct NewForm<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// The visibility (core checks it).
+    pub visibility: &'a str,
+    /// The variant ids, one a line.
+    pub variants: &'a str,
+    /// The settings, JSON.
+    pub settings: &'a str,
+}
+
+impl<'a> NewForm<'a> {
+    /// The form's fields.
+    pub fn of(form: &'a Params) -> NewForm<'a> {
+        NewForm {
+            name: form.get("name").unwrap_or_default(),
+            visibility: form.get("visibility").unwrap_or_default(),
+            variants: form.get("variants").unwrap_or_default(),
+            settings: form.get("settings").unwrap_or_default(),
+        }
+    }
+
+    /// The create body (`name`, `visibility`, `settings`, `variants`) for
+    /// core's `parse_create`, or the problems of the form itself.
+    pub fn create_body(&self) -> Result<Value, Problem> {
+        let mut problems = Vec::new();
+        let settings = settings_value(self.settings, "settings", &mut problems);
+        let variants: Vec<Value> = ids(self.variants).map(|id| json!({ "id": id })).collect();
+        if variants.is_empty() {
+            problems.push(Message::at(
+                Code::MissingField,
+                "variants",
+                "Give at least one variant id (one a line).",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(Problem::many(problems));
+        }
+        Ok(json!({
+            "name": self.name,
+            "visibility": self.visibility,
+            "settings": settings,
+            "variants": variants,
+        }))
+    }
+}
+
+/// One variant in the edit form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantForm {
+    /// Its id (fixed).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its settings, JSON.
+    pub settings: String,
+    /// Whether it is to be removed.
+    pub remove: bool,
+}
+
+/// What the edit form holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditForm {
+    /// The name.
+    pub name: String,
+    /// The visibility.
+    pub visibility: String,
+    /// The settings, JSON.
+    pub settings: String,
+    /// The variants, in the experiment's order.
+    pub variants: Vec<VariantForm>,
+    /// New variant ids, one a line.
+    pub add: String,
+}
+
+/// A JSON value as a settings textarea shows it.
+fn pretty(value: &Value) -> String {
+    match value {
+        Value::Object(map) if map.is_empty() => "{}".to_owned(),
+        value => serde_json::to_string_pretty(value).unwrap_or_default(),
+    }
+}
+
+impl EditForm {
+    /// The form filled in with `experiment` as it is.
+    pub fn of(experiment: &Experiment) -> EditForm {
+        EditForm {
+            name: experiment.name.clone(),
+            visibility: experiment.visibility.as_str().to_owned(),
+            settings: pretty(&experiment.settings),
+            variants: experiment
+                .variants
+                .iter()
+                .map(|v| VariantForm {
+                    id: v.id.clone(),
+                    name: v.name.clone(),
+                    settings: pretty(&v.settings),
+                    remove: false,
+                })
+                .collect(),
+            add: String::new(),
+        }
+    }
+
+    /// The form as posted (variants `v0.…`, `v1.…` up to the first gap).
+    pub fn posted(form: &Params) -> EditForm {
+        let field = |name: String| form.get(&name).unwrap_or_default().to_owned();
+        let variants = (0..MAX_LIMIT)
+            .map_while(|i| {
+                let id = form.get(&format!("v{i}.id"))?;
+                Some(VariantForm {
+                    id: id.to_owned(),
+                    name: field(format!("v{i}.name")),
+                    settings: field(format!("v{i}.settings")),
+                    remove: form.get(&format!("v{i}.remove")).is_some(),
+                })
+            })
+            .collect();
+        EditForm {
+            name: field("name".to_owned()),
+            visibility: field("visibility".to_owned()),
+            settings: field("settings".to_owned()),
+            variants,
+            add: field("add".to_owned()),
+        }
+    }
+
+    /// The update body (`name`, `visibility`, `settings`, `variantUpdates`)
+    /// for core's `apply_update`, or the problems of the form itself.
+    pub fn update_body(&self) -> Result<Value, Problem> {
+        let mut problems = Vec::new();
+        let settings = settings_value(&self.settings, "settings", &mut problems);
+        let mut updates = Map::new();
+        for v in &self.variants {
+            let path = myna_core::settings::key_path("variantUpdates", &v.id);
+            let update = if v.remove {
+                Value::Null
+            } else {
+                let settings =
+                    settings_value(&v.settings, &format!("{path}.settings"), &mut problems);
+                json!({ "name": v.name, "settings": settings })
+            };
+            updates.insert(v.id.clone(), update);
+        }
+        for id in ids(&self.add) {
+            if updates.contains_key(id) {
+                problems.push(Message::at(
+                    Code::InvalidValue,
+                    myna_core::settings::key_path("variantUpdates", id),
+                    "A variant with this id exists already.",
+                ));
+            } else {
+                updates.insert(id.to_owned(), json!({}));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Problem::many(problems));
+        }
+        Ok(json!({
+            "name": self.name,
+            "visibility": self.visibility,
+            "settings": settings,
+            "variantUpdates": updates,
+        }))
+    }
+}
+
+/// A destructive action, confirmed on a page of its own first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Every count back to zero.
+    Reset,
+    /// The experiment removed.
+    Delete,
+}
+
+impl Action {
+    /// The last segment of its confirmation page's path and form action.
+    pub fn path(self) -> &'static str {
+        match self {
+            Action::Reset => "reset",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// The confirmation page's title.
+    pub fn question(self) -> &'static str {
+        match self {
+            Action::Reset => "Reset the counts?",
+            Action::Delete => "Delete this experiment?",
+        }
+    }
+
+    /// What it does, said before it is done.
+    pub fn warning(self) -> &'static str {
+        match self {
+            Action::Reset => {
+                "Every variant's views and rewards go back to zero and the history is forgotten; \
+                 the weights start again from equal. This cannot be undone."
+            }
+            Action::Delete => {
+                "It is removed with every view and reward recorded for it, and pages stop seeing it. \
+                 This cannot be undone."
+            }
+        }
+    }
+
+    /// The confirming button.
+    pub fn button(self) -> &'static str {
+        match self {
+            Action::Reset => "Reset counts",
+            Action::Delete => "Delete experiment",
+        }
+    }
+}
+
+/// What was just done, for the notice after the redirect (`?done=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// An experiment was created.
+    Created,
+    /// The edit form was saved.
+    Saved,
+    /// The counts were reset.
+    Reset,
+    /// An experiment was deleted.
+    Deleted,
+}
+
+impl Done {
+    /// The `done` parameter of a request (only these values; never its text).
+    pub fn of(params: &Params) -> Option<Done> {
+        match params.get("done")? {
+            "created" => Some(Done::Created),
+            "saved" => Some(Done::Saved),
+            "reset" => Some(Done::Reset),
+            "deleted" => Some(Done::Deleted),
+            _ => None,
+        }
+    }
+
+    /// Its value in a redirect's query.
+    pub fn param(self) -> &'static str {
+        match self {
+            Done::Created => "created",
+            Done::Saved => "saved",
+            Done::Reset => "reset",
+            Done::Deleted => "deleted",
+        }
+    }
+
+    /// The notice shown.
+    pub fn notice(self) -> &'static str {
+        match self {
+            Done::Created => "The experiment was created.",
+            Done::Saved => "Your changes were saved.",
+            Done::Reset => "The counts were reset to zero.",
+            Done::Deleted => "The experiment was deleted.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_form_reads_back_as_it_was_rendered() {
+        let mut experiment = Experiment {
+            uuid: uuid::Uuid::from_u128(1),
+            alias: None,
+            account_id: uuid::Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: myna_core::Visibility::Draft,
+            settings: json!({"a": 1}),
+            variants: vec![myna_core::Variant::new("x"), myna_core::Variant::new("y")],
+        };
+        experiment.variants[1].name = "Why".into();
+        let form = EditForm::of(&experiment);
+        let mut pairs = vec![
+            ("name".to_owned(), form.name.clone()),
+            ("visibility".to_owned(), form.visibility.clone()),
+            ("settings".to_owned(), form.settings.clone()),
+            ("add".to_owned(), form.add.clone()),
+        ];
+        for (i, v) in form.variants.iter().enumerate() {
+            pairs.push((format!("v{i}.id"), v.id.clone()));
+            pairs.push((format!("v{i}.name"), v.name.clone()));
+            pairs.push((format!("v{i}.settings"), v.settings.clone()));
+        }
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    crate::dashboard::html::url_encode(k),
+                    crate::dashboard::html::url_encode(v)
+                )
+            })
+            .collect();
+        let posted = EditForm::posted(&Params::parse(&query.join("&")));
+        assert_eq!(posted, form);
+        let body = posted.update_body().expect("a valid body");
+        assert_eq!(body["variantUpdates"]["y"]["name"], "Why");
+        assert_eq!(body["settings"], json!({"a": 1}));
+    }
+
+    #[test]
+    fn the_forms_own_problems_come_all_at_once() {
+        let form = NewForm {
+            name: "n",
+            visibility: "draft",
+            variants: " \n ",
+            settings: "{not json",
+        };
+        let problem = form.create_body().expect_err("two problems");
+        let paths: Vec<_> = problem.messages.iter().map(|m| m.path.as_deref()).collect();
+        assert_eq!(paths, [Some("settings"), Some("variants")]);
+    }
+
+    #[test]
+    fn done_is_one_of_four_notices_and_never_the_parameter_text() {
+        for done in [Done::Created, Done::Saved, Done::Reset, Done::Deleted] {
+            let params = Params::parse(&format!("done={}", done.param()));
+            assert_eq!(Done::of(&params), Some(done));
+        }
+        assert_eq!(Done::of(&Params::parse("done=%3Cb%3E")), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! The experiment pages' handlers: the list (search, filter), creating one,
+//! an experiment's page and its edit form, reset and delete. Each reads the
+//! request (forms in [`forms`]), calls the API's own functions, and hands
+//! what it got to a view (`dashboard::views`).
+
+use maud::Markup;
+use poem::Response;
+use poem::http::StatusCode;
+use uuid::Uuid;
+
+use super::not_found;
+use super::session::Session;
+use super::views;
+use crate::cache::Snapshot;
+use crate::request::Params;
+use crate::state::AppState;
+
+mod confirm;
+pub mod forms;
+mod listing;
+mod new;
+mod page;
+
+pub use confirm::{delete, delete_form, reset, reset_form};
+pub use listing::list;
+pub use new::{create, new_form};
+pub use page::{edit, show};
+
+use forms::Done;
+
+/// The notice a request's `done` parameter asks for, if any.
+fn done_notice(params: &Params) -> Option<Markup> {
+    Done::of(params).map(|done| views::notice(done.notice()))
+}
+
+/// A problem's HTTP status (400 when it has none that fits).
+fn status_of(problem: &myna_core::Problem) -> StatusCode {
+    StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// The session's experiment `uuid` from the cache (with the weights the read
+/// endpoint serves), or the not-found page.
+fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapshot, Box<Response>> {
+    Uuid::parse_str(uuid)
+        .ok()
+        .map(|uuid| state.cache.resolve(session.account, uuid))
+        .and_then(|uuid| state.cache.snapshot(uuid, state.now_ms()))
+        .filter(|s| s.experiment.account_id == session.account)
+        .ok_or_else(|| Box::new(not_found(session, "experiment")))
+}

@@ -1,0 +1,116 @@
+//! `GET` and `POST /experiments/{uuid}`: an experiment's page, and its edit
+//! form through the API's update (core's `apply_update` in the commit
+//! writer).
+
+use maud::Markup;
+use myna_core::Problem;
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Body, Request, Response, handler};
+
+use super::forms::{Done, EditForm};
+use super::{done_notice, owned, status_of};
+use crate::cache::Snapshot;
+use crate::dashboard::proxy::api_root;
+use crate::dashboard::session::Session;
+use crate::dashboard::views::experiment::{Extras, experiment_page};
+use crate::dashboard::{html, posted, signed_in};
+use crate::request::Params;
+use crate::routes::experiment::update_experiment;
+use crate::state::AppState;
+
+/// `GET /experiments/{uuid}`: results, charts, snippet, edit form.
+#[handler]
+pub async fn show(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Response {
+    let session = match signed_in(state, request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let snapshot = match owned(state, &session, &uuid) {
+        Ok(snapshot) => snapshot,
+        Err(missing) => return *missing,
+    };
+    let notice = done_notice(&Params::of(request));
+    let form = EditForm::of(&snapshot.experiment);
+    let page = render(state, request, &session, &snapshot, notice, None, &form).await;
+    html::html(StatusCode::OK, page)
+}
+
+/// `POST /experiments/{uuid}`: the edit form, as an update body through the
+/// API's update (core's `apply_update` in the commit writer).
+#[handler]
+pub async fn edit(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+    body: Body,
+) -> Response {
+    let (session, form) = match posted(state, request, body).await {
+        Ok(posted) => posted,
+        Err(refusal) => return refusal,
+    };
+    let snapshot = match owned(state, &session, &uuid) {
+        Ok(snapshot) => snapshot,
+        Err(missing) => return *missing,
+    };
+    let uuid = snapshot.experiment.public_uuid();
+    let values = EditForm::posted(&form);
+    let result = match values.update_body() {
+        Ok(body) => {
+            update_experiment(state, session.account, uuid, body.to_string().into_bytes()).await
+        }
+        Err(problem) => Err(problem),
+    };
+    match result {
+        Ok(()) => html::redirect(
+            &format!("/experiments/{uuid}?done={}", Done::Saved.param()),
+            &[],
+        ),
+        Err(problem) => {
+            let page = render(
+                state,
+                request,
+                &session,
+                &snapshot,
+                None,
+                Some(&problem),
+                &values,
+            )
+            .await;
+            html::html(status_of(&problem), page)
+        }
+    }
+}
+
+/// The experiment page, with what it shows besides the experiment: its
+/// hourly totals, the account's API keys (for the snippet), the API root.
+async fn render(
+    state: &AppState,
+    request: &Request,
+    session: &Session,
+    snapshot: &Snapshot,
+    notice: Option<Markup>,
+    problem: Option<&Problem>,
+    form: &EditForm,
+) -> Markup {
+    let hourly = state.storage.hourly(snapshot.experiment.uuid).await;
+    let keys = state
+        .storage
+        .api_keys(session.account)
+        .await
+        .unwrap_or_default();
+    let api_root = api_root(request);
+    let extras = Extras {
+        notice,
+        hourly: hourly.as_deref().map_err(|_| ()),
+        keys: &keys,
+        api_root: &api_root,
+        form,
+        problem,
+    };
+    experiment_page(&session.csrf, snapshot, &extras)
+}

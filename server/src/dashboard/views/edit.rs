@@ -1,0 +1,151 @@
+//! The forms that change an experiment: the new-experiment page, the edit
+//! form of the experiment page, and the confirmation of a reset or delete.
+
+use maud::{Markup, html};
+use myna_core::{Experiment, Problem};
+
+use super::{Nav, csrf_field, page, problem_box, visibility_select};
+use crate::dashboard::experiments::forms::{Action, EditForm, NewForm};
+
+/// The new-experiment page, with what was typed and its problem when the
+/// form was refused.
+pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Markup {
+    let visibility = if form.visibility.is_empty() {
+        "draft"
+    } else {
+        form.visibility
+    };
+    let body = html! {
+        section class="narrow" {
+            h1 { "New experiment" }
+            @if let Some(problem) = problem { (problem_box(problem)) }
+            form method="post" action="/experiments/new" class="card" {
+                (csrf_field(csrf))
+                p class="field" {
+                    label for="name" { "Name" }
+                    input id="name" name="name" required maxlength="256" value=(form.name) autofocus;
+                }
+                p class="field" {
+                    label for="visibility" { "Visibility" }
+                    (visibility_select("visibility", visibility))
+                    span class="hint" id="visibility-hint" { "Pages (API keys) see only published experiments." }
+                }
+                p class="field" {
+                    label for="variants" { "Variants" }
+                    textarea id="variants" name="variants" rows="4" aria-describedby="variants-hint" required {
+                        (form.variants)
+                    }
+                    span class="hint" id="variants-hint" {
+                        "One variant id a line, e.g. " code { "control" } " and " code { "bold-headline" } ". "
+                        "Names and settings can be edited afterwards."
+                    }
+                }
+                p class="field" {
+                    label for="settings" { "Settings " span class="muted" { "(JSON object, optional)" } }
+                    textarea id="settings" name="settings" rows="3" class="code" { (form.settings) }
+                }
+                p class="actions" {
+                    button type="submit" class="primary" { "Create experiment" }
+                    " "
+                    a href="/" { "Cancel" }
+                }
+            }
+        }
+    };
+    page("New experiment", Nav::Experiments, Some(csrf), body)
+}
+
+/// Rows for a textarea showing `text`: its lines, from 2 to 12.
+fn rows(text: &str) -> usize {
+    text.lines().count().clamp(2, 12)
+}
+
+/// The experiment page's edit form.
+pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &EditForm) -> Markup {
+    html! {
+        section id="edit" class="card" {
+            h2 { "Edit" }
+            @if let Some(problem) = problem { (problem_box(problem)) }
+            form method="post" action={ "/experiments/" (e.public_uuid()) } {
+                (csrf_field(csrf))
+                div class="row" {
+                    p class="field grow" {
+                        label for="edit-name" { "Name" }
+                        input id="edit-name" name="name" required maxlength="256" value=(form.name);
+                    }
+                    p class="field" {
+                        label for="edit-visibility" { "Visibility" }
+                        (visibility_select("edit-visibility", &form.visibility))
+                    }
+                }
+                p class="field" {
+                    label for="edit-settings" { "Settings " span class="muted" { "(JSON object)" } }
+                    textarea id="edit-settings" name="settings" rows=(rows(&form.settings)) class="code" { (form.settings) }
+                }
+                @for (i, v) in form.variants.iter().enumerate() {
+                    fieldset class="variant" {
+                        legend { "Variant " code { (v.id) } }
+                        input type="hidden" name={ "v" (i) ".id" } value=(v.id);
+                        div class="row" {
+                            p class="field grow" {
+                                label for={ "v" (i) "-name" } { "Name" }
+                                input id={ "v" (i) "-name" } name={ "v" (i) ".name" } required maxlength="256" value=(v.name);
+                            }
+                            p class="field check" {
+                                label {
+                                    input type="checkbox" name={ "v" (i) ".remove" } value="1" checked[v.remove];
+                                    " Remove this variant (and its counts)"
+                                }
+                            }
+                        }
+                        p class="field" {
+                            label for={ "v" (i) "-settings" } { "Settings " span class="muted" { "(JSON object)" } }
+                            textarea id={ "v" (i) "-settings" } name={ "v" (i) ".settings" } rows=(rows(&v.settings)) class="code" {
+                                (v.settings)
+                            }
+                        }
+                    }
+                }
+                p class="field" {
+                    label for="edit-add" { "Add variants" }
+                    textarea id="edit-add" name="add" rows="2" aria-describedby="add-hint" { (form.add) }
+                    span class="hint" id="add-hint" { "One new variant id a line; they start with no counts." }
+                }
+                p class="actions" { button type="submit" class="primary" { "Save changes" } }
+            }
+        }
+    }
+}
+
+/// The confirmation page of a reset or delete.
+pub fn confirm_page(csrf: &str, e: &Experiment, action: Action) -> Markup {
+    let uuid = e.public_uuid();
+    let body = html! {
+        section class="narrow card danger" {
+            h1 { (action.question()) }
+            p class="subject" { (e.name) }
+            p { (action.warning()) }
+            form method="post" action={ "/experiments/" (uuid) "/" (action.path()) } {
+                (csrf_field(csrf))
+                p class="actions" {
+                    button type="submit" class="danger" autofocus { (action.button()) }
+                    " "
+                    a href={ "/experiments/" (uuid) } { "Cancel" }
+                }
+            }
+        }
+    };
+    page(action.question(), Nav::Experiments, Some(csrf), body)
+}
+
+/// The page of a problem from a reset or delete.
+pub fn problem_page(csrf: &str, problem: &Problem) -> Markup {
+    let body = html! {
+        section class="narrow" {
+            h1 { "That did not work" }
+            (problem_box(problem))
+            p { a href="/" { "Back to the experiments" } }
+        }
+    };
+    page("Problem", Nav::Experiments, Some(csrf), body)
+}

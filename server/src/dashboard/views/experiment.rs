@@ -1,0 +1,313 @@
+//! An experiment's page: results, charts over time, the snippet for pages,
+//! the edit form and the way to reset or delete.
+
+use maud::{Markup, html};
+use myna_core::stats::{conversion_rate, credible_interval};
+use myna_core::weights::WeightsConfig;
+use myna_core::{Experiment, Problem, Visibility};
+
+use super::edit::edit_form;
+use super::{Nav, page, visibility_badge};
+use crate::cache::Snapshot;
+use crate::dashboard::charts::{self, Line};
+use crate::dashboard::experiments::forms::EditForm;
+use crate::dashboard::html::{self, count, percent};
+use crate::storage::{ApiKey, HourTotals};
+
+/// What an experiment's page shows besides the experiment.
+pub struct Extras<'a> {
+    /// A notice on top.
+    pub notice: Option<Markup>,
+    /// The hourly totals (or that they cannot be read now).
+    pub hourly: Result<&'a [HourTotals], ()>,
+    /// The account's API keys (the snippet uses the newest).
+    pub keys: &'a [ApiKey],
+    /// The API root pages should call (`https://host`).
+    pub api_root: &'a str,
+    /// The edit form's values, and its problem when it was refused.
+    pub form: &'a EditForm,
+    /// The problem of a refused edit.
+    pub problem: Option<&'a Problem>,
+}
+
+/// The experiment page.
+pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> Markup {
+    let e = &snapshot.experiment;
+    let uuid = e.public_uuid();
+    let body = html! {
+        @if let Some(notice) = &extras.notice { (notice) }
+        nav class="crumbs" aria-label="Breadcrumb" {
+            a href="/" { "Experiments" } " " span aria-hidden="true" { "/" }
+        }
+        div class="title" { h1 { (e.name) } (visibility_badge(e.visibility)) }
+        p class="muted mono small" { "uuid " span id="uuid" { (uuid) } }
+        nav class="jump" aria-label="On this page" {
+            a href="#results" { "Results" }
+            a href="#charts" { "Over time" }
+            a href="#snippet" { "Use it on your page" }
+            a href="#edit" { "Edit" }
+            a href="#danger" { "Reset or delete" }
+        }
+        (results(snapshot))
+        @match extras.hourly {
+            Ok(hourly) => (history(e, hourly)),
+            Err(()) => section id="charts" {
+                h2 { "Over time" }
+                p class="alert error" { "The history cannot be read right now." }
+            },
+        }
+        (snippet(extras.api_root, e, extras.keys))
+        (edit_form(csrf, e, extras.problem, extras.form))
+        section id="danger" class="card danger" {
+            h2 { "Reset or delete" }
+            p {
+                "Resetting sets every variant's views and rewards to zero (the weights start again from equal); "
+                "deleting removes the experiment and everything recorded for it."
+            }
+            p class="actions" {
+                a class="button" href={ "/experiments/" (uuid) "/reset" } { "Reset counts…" }
+                " "
+                a class="button danger" href={ "/experiments/" (uuid) "/delete" } { "Delete experiment…" }
+            }
+        }
+    };
+    page(&e.name, Nav::Experiments, Some(csrf), body)
+}
+
+fn results(snapshot: &Snapshot) -> Markup {
+    let e = &snapshot.experiment;
+    html! {
+        section id="results" {
+            h2 { "Results" }
+            div class="table-wrap" {
+                table class="results" id="variants" {
+                    caption class="sr-only" {
+                        "Per variant: views, reward, conversion rate with its 95 % credible interval, and the weight pages are served now"
+                    }
+                    thead {
+                        tr {
+                            th scope="col" { "Variant" }
+                            th scope="col" class="num" { "Views" }
+                            th scope="col" class="num" { "Total reward" }
+                            th scope="col" class="num" { "Conversion rate" }
+                            th scope="col" { "95 % credible interval" }
+                            th scope="col" class="num" { "Weight now" }
+                        }
+                    }
+                    tbody {
+                        @for (i, v) in e.variants.iter().enumerate() {
+                            @let weight = snapshot.weights.get(i).copied().unwrap_or(0.0);
+                            @let rate = conversion_rate(v.views, v.total_reward);
+                            @let (low, high) = credible_interval(v.views, v.total_reward);
+                            tr data-variant=(v.id) {
+                                th scope="row" data-label="Variant" {
+                                    span class="swatch" data-i=(i % charts::COLORS.len()) aria-hidden="true" {}
+                                    (v.name) " "
+                                    @if v.id != v.name {
+                                        span class="muted mono small" { (v.id) }
+                                    }
+                                }
+                                td data-label="Views" class="num views" data-value=(v.views) { (count(v.views)) }
+                                td data-label="Total reward" class="num reward" data-value=(v.total_reward) {
+                                    (html::reward(v.total_reward))
+                                }
+                                td data-label="Conversion rate" class="num rate" data-value=(rate.map_or(String::new(), |r| r.to_string())) {
+                                    (rate.map_or("—".to_owned(), percent))
+                                }
+                                td data-label="95 % credible interval" class="interval" data-low=(low) data-high=(high) {
+                                    (interval_bar(low, high, rate))
+                                }
+                                td data-label="Weight now" class="num weight" data-value=(weight) {
+                                    (weight_bar(weight, i)) " " (format!("{weight:.4}"))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            p class="hint" {
+                "The credible interval is where the conversion rate lies with 95 % probability "
+                "(Beta posterior, equal tails). The weight is the share of visitors the SDK shows the variant next: "
+                "the probability it is best, with a small floor so that every variant keeps being tried."
+            }
+        }
+    }
+}
+
+/// An interval's text with a small SVG drawing of it on [0, 100 %].
+fn interval_bar(low: f64, high: f64, rate: Option<f64>) -> Markup {
+    let x = |v: f64| 2.0 + 96.0 * v.clamp(0.0, 1.0);
+    html! {
+        span class="interval-text" { (percent(low)) " – " (percent(high)) }
+        " "
+        svg class="bar" viewBox="0 0 100 12" width="100" height="12" aria-hidden="true" focusable="false" {
+            rect x="2" y="5" width="96" height="2" fill="#d8dee9" {}
+            rect x=(format!("{:.1}", x(low))) y="3" width=(format!("{:.1}", (x(high) - x(low)).max(1.0)))
+                height="6" rx="2" fill="#93c5fd" {}
+            @if let Some(r) = rate {
+                @let x = format!("{:.1}", x(r));
+                line x1=(x) x2=(x) y1="1" y2="11" stroke="#111827" stroke-width="2" {}
+            }
+        }
+    }
+}
+
+fn weight_bar(weight: f64, index: usize) -> Markup {
+    html! {
+        svg class="bar" viewBox="0 0 60 10" width="60" height="10" aria-hidden="true" focusable="false" {
+            rect x="0" y="2" width="60" height="6" rx="3" fill="#e5e7eb" {}
+            rect x="0" y="2" width=(format!("{:.1}", 60.0 * weight.clamp(0.0, 1.0))) height="6" rx="3"
+                fill=(charts::color(index)) {}
+        }
+    }
+}
+
+fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
+    if hourly.is_empty() {
+        return html! {
+            section id="charts" {
+                h2 { "Over time" }
+                p class="empty" { "Nothing recorded yet: the charts appear with the first views." }
+            }
+        };
+    }
+    let h = charts::history(e, hourly, &WeightsConfig::default());
+    let lines = |values: &dyn Fn(usize) -> Vec<Option<f64>>| -> Vec<Line<'_>> {
+        e.variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Line {
+                label: &v.name,
+                index: i,
+                values: values(i),
+            })
+            .collect()
+    };
+    let weight_lines = lines(&|i| h.weights[i].iter().map(|&w| Some(w)).collect());
+    let rate_lines = lines(&|i| h.rates[i].clone());
+    let top_rate = h
+        .rates
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(0.0_f64, |a, &b| a.max(b));
+    let names: Vec<&str> = e.variants.iter().map(|v| v.name.as_str()).collect();
+    let names = names.join(", ");
+    html! {
+        section id="charts" {
+            h2 { "Over time" }
+            div class="charts" {
+                figure {
+                    figcaption { "Weight by hour" }
+                    (charts::line_chart(
+                        "weights-chart",
+                        "Weight of each variant over time",
+                        &format!(
+                            "The share of visitors each variant ({names}) is shown, hour by hour, from the counts up to that hour."
+                        ),
+                        &h.hours,
+                        &weight_lines,
+                        1.0,
+                    ))
+                    (charts::legend(&weight_lines))
+                }
+                figure {
+                    figcaption { "Conversion rate by hour (cumulative)" }
+                    (charts::line_chart(
+                        "rates-chart",
+                        "Conversion rate of each variant over time",
+                        &format!("Cumulative reward over cumulative views of each variant ({names}), hour by hour."),
+                        &h.hours,
+                        &rate_lines,
+                        charts::nice_max(top_rate * 1.1),
+                    ))
+                    (charts::legend(&rate_lines))
+                }
+            }
+            // The same numbers as a table, for screen readers and the curious.
+            details {
+                summary { "The numbers behind the charts" }
+                div class="table-wrap" {
+                    table class="data" {
+                        thead {
+                            tr {
+                                th scope="col" { "Hour" }
+                                @for v in &e.variants {
+                                    th scope="col" class="num" { (v.name) ": weight" }
+                                    th scope="col" class="num" { (v.name) ": rate" }
+                                }
+                            }
+                        }
+                        tbody {
+                            @for (j, hour) in h.hours.iter().enumerate().rev().take(48) {
+                                tr {
+                                    th scope="row" { (html::time(*hour)) }
+                                    @for i in 0..e.variants.len() {
+                                        td class="num" { (format!("{:.4}", h.weights[i][j])) }
+                                        td class="num" { (h.rates[i][j].map_or("—".to_owned(), percent)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p class="hint" { "The latest 48 hours with data, newest first." }
+            }
+        }
+    }
+}
+
+/// A JavaScript string literal (JSON's), for the snippet.
+fn js_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// The snippet's code: the SDK connected to `api_root` with `key`, this
+/// experiment suggested and rewarded.
+fn snippet_code(api_root: &str, key: Option<&ApiKey>, e: &Experiment) -> String {
+    let key_text = key.map_or("YOUR-API-KEY".to_owned(), |k| k.uuid.to_string());
+    let ids: Vec<String> = e.variants.iter().map(|v| js_string(&v.id)).collect();
+    format!(
+        "import {{ Myna }} from \"myna-sdk\";\n\n\
+         const myna = await Myna.connect({{\n  apiRoot: {root},\n  apiKey: {key},\n}});\n\n\
+         // This visitor's variant ({ids}): drawn by weight, then sticky; one view queued.\n\
+         const expt = myna.experiment({uuid});\n\
+         const variant = expt.suggest();\n\
+         // … show the page as variant.id and variant.settings say …\n\n\
+         // When the visitor converts (signs up, buys), once:\n\
+         expt.reward();\n",
+        root = js_string(api_root),
+        key = js_string(&key_text),
+        ids = ids.join(" or "),
+        uuid = js_string(&e.public_uuid().to_string()),
+    )
+}
+
+fn snippet(api_root: &str, e: &Experiment, keys: &[ApiKey]) -> Markup {
+    let key = keys.last();
+    html! {
+        section id="snippet" class="card" {
+            h2 { "Use it on your page" }
+            @match key {
+                Some(key) => p {
+                    "Paste this into the page's module script (the npm package " code { "myna-sdk" } "). "
+                    "It uses your API key " q { (key.name.as_deref().unwrap_or("unnamed")) } "; "
+                    "API keys are public: they may only read published experiments and record events."
+                },
+                None => p class="alert warn" {
+                    "You have no API key yet: " a href="/keys" { "create one on the API keys page" } ", "
+                    "then come back for the snippet with it filled in."
+                },
+            }
+            @if e.visibility != Visibility::Published {
+                p class="alert warn" {
+                    "Pages see this experiment only once it is " strong { "published" } " "
+                    "(it is " (e.visibility.as_str()) " now): change its visibility below."
+                }
+            }
+            pre class="code" tabindex="0" aria-label="The snippet" {
+                code id="snippet-code" { (snippet_code(api_root, key, e)) }
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The dashboard's markup, as maud templates: every spliced value is
+//! escaped by construction. This module is the page layout (head, top bar,
+//! navigation, sign-out form) and the pieces every page shares; one module
+//! a page group beside it. Views only render what handlers hand them: no
+//! storage, no request.
+
+use maud::{Markup, PreEscaped, html};
+use myna_core::{Problem, Visibility};
+
+pub mod edit;
+pub mod experiment;
+pub mod keys;
+pub mod list;
+pub mod signin;
+
+/// Which item of the top navigation is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    /// The experiments list and experiment pages.
+    Experiments,
+    /// The API keys page.
+    Keys,
+    /// No navigation (signed out).
+    None,
+}
+
+/// The logo as an inline SVG (decorative; a constant, no data in it).
+const ICON_INLINE: &str = "<svg class=\"logo\" viewBox=\"0 0 32 32\" width=\"24\" height=\"24\" \
+    aria-hidden=\"true\" focusable=\"false\"><circle cx=\"16\" cy=\"16\" r=\"15\" fill=\"#1d4ed8\"/>\
+    <path d=\"M8 21 L13 11 L16 17 L19 11 L24 21\" fill=\"none\" stroke=\"#fff\" stroke-width=\"2.6\" \
+    stroke-linecap=\"round\" stroke-linejoin=\"round\"/></svg>";
+
+/// A whole page: its `title`, the navigation when signed in (with the CSRF
+/// token for the sign-out form), and `body` in `main`.
+pub fn page(title: &str, nav: Nav, csrf: Option<&str>, body: Markup) -> Markup {
+    let current = |n: Nav| (n == nav).then_some("page");
+    html! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Myna" }
+                link rel="stylesheet" href="/assets/dashboard.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    div class="topbar" {
+                        a class="brand" href="/" { (PreEscaped(ICON_INLINE)) "Myna" }
+                        @if nav != Nav::None {
+                            nav aria-label="Main" {
+                                a href="/" aria-current=[current(Nav::Experiments)] { "Experiments" }
+                                a href="/keys" aria-current=[current(Nav::Keys)] { "API keys" }
+                            }
+                            @if let Some(csrf) = csrf {
+                                form class="signout" method="post" action="/signout" {
+                                    (csrf_field(csrf))
+                                    button type="submit" class="quiet" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
+                }
+                main id="main" tabindex="-1" { (body) }
+            }
+        }
+        "\n"
+    }
+}
+
+/// The hidden CSRF field every signed-in form carries.
+pub fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+/// A problem's messages as an alert (each with its path where it has one).
+pub fn problem_box(problem: &Problem) -> Markup {
+    html! {
+        div class="alert error" role="alert" {
+            p { strong { "That did not work:" } }
+            ul {
+                @for message in &problem.messages {
+                    li {
+                        @if let Some(path) = &message.path {
+                            code { (path) } ": "
+                        }
+                        (message.message)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A confirmation notice (after a redirect).
+pub fn notice(text: &str) -> Markup {
+    html! { div class="alert ok" role="status" { p { (text) } } }
+}
+
+/// The page for something that is not there (or is another account's).
+pub fn not_found(csrf: &str, what: &str) -> Markup {
+    let body = html! {
+        section class="narrow" {
+            h1 { "Not found" }
+            p { "There is no such " (what) "." }
+            p { a href="/" { "Back to the experiments" } }
+        }
+    };
+    page("Not found", Nav::Experiments, Some(csrf), body)
+}
+
+/// An experiment's visibility as a badge.
+pub fn visibility_badge(visibility: Visibility) -> Markup {
+    let v = visibility.as_str();
+    html! { span class={ "badge " (v) } { (v) } }
+}
+
+/// A visibility `select` (named `visibility`), `current` selected.
+pub fn visibility_select(id: &str, current: &str) -> Markup {
+    html! {
+        select id=(id) name="visibility" {
+            @for v in Visibility::ALL {
+                option value=(v.as_str()) selected[v.as_str() == current] { (v.as_str()) }
+            }
+        }
+    }
+}

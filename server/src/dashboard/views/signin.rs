@@ -1,0 +1,53 @@
+//! The signed-out pages: the sign-in form, and the refusal of a form whose
+//! CSRF token is missing or wrong.
+
+use maud::{Markup, html};
+
+use super::{Nav, page};
+
+/// The sign-in page: the form (its server-signed `token`, where to go
+/// `next`, the `email` typed) and why it was refused, if it was.
+pub fn signin_page(token: &str, next: &str, email: &str, refusal: Option<&str>) -> Markup {
+    let typed = !email.is_empty();
+    let body = html! {
+        section class="narrow card" {
+            h1 { "Sign in" }
+            @if let Some(message) = refusal {
+                div class="alert error" role="alert" { p { (message) } }
+            }
+            form method="post" action="/signin" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(next);
+                p class="field" {
+                    label for="email" { "Email" }
+                    input id="email" name="email" type="email" autocomplete="username" required value=(email)
+                        autofocus[!typed];
+                }
+                p class="field" {
+                    label for="password" { "Password" }
+                    input id="password" name="password" type="password" autocomplete="current-password" required
+                        autofocus[typed];
+                }
+                p { button type="submit" class="primary" { "Sign in" } }
+            }
+            p class="hint" {
+                "The first start of the server created the first account: its email "
+                "and password come from " code { "MYNA_ADMIN_EMAIL" } " and " code { "MYNA_ADMIN_PASSWORD" } ", "
+                "or were printed once."
+            }
+        }
+    };
+    page("Sign in", Nav::None, None, body)
+}
+
+/// The page refusing a POST whose CSRF token is missing or wrong.
+pub fn refused_page() -> Markup {
+    let body = html! {
+        section class="narrow" {
+            h1 { "This form cannot be accepted" }
+            p { "It did not come from this dashboard page, or it is too old. Nothing was changed." }
+            p { a href="/" { "Back to the experiments" } ", reload the page and try again." }
+        }
+    };
+    page("Refused", Nav::None, None, body)
+}
