@@ -17,10 +17,11 @@ use super::charts::{self, Line};
 use super::html::{self, Nav, count, csrf_field, esc, percent};
 use super::session::{Session, is_https};
 use super::{not_found, posted, signed_in};
+use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::request::Params;
-use crate::routes::experiment::{
-    create_experiment, delete_experiment, reset_experiment, update_experiment,
+use crate::service::experiments::{
+    create_experiment, delete_experiment, of_account, reset_experiment, snapshot, update_experiment,
 };
 use crate::state::AppState;
 use crate::storage::{ApiKey, HourTotals};
@@ -67,13 +68,7 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
         "limit" => Some(limit.as_str()),
         other => params.get(other),
     });
-    let now = state.now_ms();
-    let mine: Vec<Snapshot> = state
-        .cache
-        .all(now)
-        .into_iter()
-        .filter(|s| s.experiment.account_id == session.account)
-        .collect();
+    let mine: Vec<Snapshot> = of_account(state, session.account);
     let mut body = String::new();
     body.push_str(&done_notice(&params));
     let _ = write!(
@@ -381,11 +376,12 @@ fn status_of(problem: &Problem) -> StatusCode {
 /// The session's experiment `uuid` from the cache (with the weights the read
 /// endpoint serves), or the not-found page.
 fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapshot, Box<Response>> {
+    let owner = Caller::Owner {
+        account: session.account,
+    };
     Uuid::parse_str(uuid)
         .ok()
-        .map(|uuid| state.cache.resolve(session.account, uuid))
-        .and_then(|uuid| state.cache.snapshot(uuid, state.now_ms()))
-        .filter(|s| s.experiment.account_id == session.account)
+        .and_then(|uuid| snapshot(state, owner, uuid))
         .ok_or_else(|| Box::new(not_found(session, "experiment")))
 }
 
