@@ -21,12 +21,21 @@ fn state(request: &Request) -> poem::Result<&AppState> {
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
-/// The format of a GET asking for JSONP (`callback`): an invalid callback
-/// is a plain JSON 400, never echoed.
+/// The format a request asks for: JSONP for a GET with a `callback` (an
+/// invalid one is a problem), else JSON (a POST's `callback` is not read).
+fn asked(request: &Request, params: &Params) -> Result<Format, Problem> {
+    match *request.method() {
+        Method::GET => Format::from_callback(params.get("callback")),
+        _ => Ok(Format::Json),
+    }
+}
+
+/// The format of an endpoint that answers JSONP: an invalid callback is a
+/// plain JSON 400, never echoed.
 impl<'a> FromRequest<'a> for Format {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Format> {
         let now_ms = state(request)?.now_ms();
-        Format::from_callback(Params::of(request).get("callback"))
+        asked(request, &Params::of(request))
             .map_err(|problem| Refusal::new(Format::Json, problem, now_ms).into())
     }
 }
@@ -39,10 +48,7 @@ impl<'a> FromRequest<'a> for Caller {
         let state = state(request)?;
         let params = Params::of(request);
         let credentials = auth::credentials(request, params.get("apikey"));
-        let format = match *request.method() {
-            Method::GET => Format::from_callback(params.get("callback")).unwrap_or(Format::Json),
-            _ => Format::Json,
-        };
+        let format = asked(request, &params).unwrap_or(Format::Json);
         let checker = state.checker(request);
         checker
             .authenticate(credentials)
