@@ -4,9 +4,12 @@
 //! starts with `/**/` and carries `X-Content-Type-Options: nosniff`. An invalid
 //! callback gets a plain JSON 400 and is never echoed.
 
+use std::fmt;
+
 use myna_core::{Code, Problem, jsonp};
+use poem::error::ResponseError;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Error, Response};
+use poem::{Error, IntoResponse, Response};
 
 use crate::storage::StorageError;
 
@@ -102,8 +105,83 @@ pub fn result_response<T: AsRef<str>>(
     }
 }
 
-/// A routing or framework error (unknown route, wrong method, panic) as a problem.
+/// What an endpoint answers: its JSON (already serialized) or a problem, in
+/// the format the request asked, as [`result_response`] makes it.
+#[derive(Debug)]
+pub struct Answer {
+    format: Format,
+    result: Result<String, Problem>,
+    now_ms: i64,
+}
+
+impl Answer {
+    /// The answer in `format`; a problem is stamped with `now_ms`.
+    pub fn new(format: Format, result: Result<String, Problem>, now_ms: i64) -> Answer {
+        Answer {
+            format,
+            result,
+            now_ms,
+        }
+    }
+
+    /// The answer as plain JSON.
+    pub fn json(result: Result<String, Problem>, now_ms: i64) -> Answer {
+        Answer::new(Format::Json, result, now_ms)
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        result_response(&self.format, self.result, self.now_ms)
+    }
+}
+
+/// A problem met while reading a request, before its handler ran (an
+/// invalid callback, refused credentials), in the format its answer would
+/// have had: the error of the API's extractors, answered by
+/// [`error_response`] as [`problem_response`] makes it.
+#[derive(Debug)]
+pub struct Refusal {
+    format: Format,
+    problem: Problem,
+    now_ms: i64,
+}
+
+impl Refusal {
+    /// `problem`, to answer in `format`, stamped with `now_ms`.
+    pub fn new(format: Format, problem: Problem, now_ms: i64) -> Refusal {
+        Refusal {
+            format,
+            problem,
+            now_ms,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refused: {}", self.problem.status)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl ResponseError for Refusal {
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn as_response(&self) -> Response {
+        problem_response(&self.format, &self.problem, self.now_ms)
+    }
+}
+
+/// A routing or framework error (unknown route, wrong method, panic) as a
+/// problem; a [`Refusal`] as its own answer.
 pub fn error_response(error: &Error, now_ms: i64) -> Response {
+    if let Some(refusal) = error.downcast_ref::<Refusal>() {
+        return refusal.as_response();
+    }
     let problem = match error.status() {
         StatusCode::NOT_FOUND => Problem::new(Code::NotFound, "There is no such resource."),
         StatusCode::METHOD_NOT_ALLOWED => Problem::new(

@@ -9,13 +9,13 @@ use myna_core::account::normalize_email;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::accounts::{bootstrap, create_account};
 use crate::auth::Passwords;
 use crate::clock::Clock;
 use crate::config::{ConnectionArgs, Database, ServeArgs};
 use crate::cors::Origins;
 use crate::listen::{self, Settings, files};
 use crate::routes::app;
+use crate::service::accounts::{bootstrap, create_account};
 use crate::state::{AppState, Options};
 use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::SqliteStorage;

@@ -3,7 +3,6 @@
 
 use maud::Markup;
 use myna_core::Problem;
-use myna_core::account::parse_api_key_create;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
@@ -15,9 +14,8 @@ use super::session::Session;
 use super::views::{keys::keys_page, notice as notice_box};
 use super::{not_found, posted, signed_in};
 use crate::request::Params;
-use crate::routes::apikey::revoke_api_key;
+use crate::service::keys::{create_api_key, revoke_api_key};
 use crate::state::AppState;
-use crate::storage::ApiKey;
 
 /// The notice a `done` parameter asks for (never the parameter's text).
 fn notice(params: &Params) -> Option<Markup> {
@@ -60,18 +58,7 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
     };
     let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());
     let body = json!({ "name": name }).to_string();
-    let result = async {
-        let key = ApiKey {
-            uuid: Uuid::new_v4(),
-            account_id: session.account,
-            name: parse_api_key_create(body.as_bytes())?,
-            created_ms: state.now_ms(),
-        };
-        state.storage.create_api_key(&key).await?;
-        Ok::<_, Problem>(key)
-    }
-    .await;
-    match result {
+    match create_api_key(state, session.account, body.as_bytes()).await {
         Ok(_) => html::redirect("/keys?done=created", &[]),
         Err(problem) => keys_problem(state, &session, &problem).await,
     }

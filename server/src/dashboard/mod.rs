@@ -9,10 +9,10 @@
 //!
 //! Access is by the session cookie only (see [`session`]); an API key,
 //! Basic or Bearer header, or `?apikey=` gives none. Every change goes
-//! through the same functions as the API (`routes::experiment`'s create,
-//! update, reset and delete, `routes::apikey`'s revoke), so the commit
-//! writer, core's rules and the cache are the same; every number shown
-//! comes from the cache the read endpoint answers from.
+//! through the same functions as the API's ([`crate::service`]), so the
+//! commit writer, core's rules and the cache are the same; which
+//! experiments a session sees is the service's rule too; every number
+//! shown comes from the cache the read endpoint answers from.
 //!
 //! Routes (none under `/v2/` or `/healthz`): `/` (the experiments),
 //! `/signin`, `/signout`, `/experiments/new`, `/experiments/{uuid}` (and

@@ -4,28 +4,28 @@
 
 use myna_core::account::ok_answer;
 use myna_core::{Code, Problem};
+use poem::handler;
 use poem::web::Data;
-use poem::{Response, handler};
 
-use crate::answer::{Format, ok_response, problem_response};
+use crate::answer::Answer;
 use crate::state::AppState;
 
 /// 200 `{"typename":"ok"}` when the database takes writes, else 503
 /// `unavailable`.
 #[handler]
-pub async fn healthz(Data(state): Data<&AppState>) -> Response {
+pub async fn healthz(Data(state): Data<&AppState>) -> Answer {
     let probe = state.storage.ping().await;
     if let Err(error) = &probe {
         tracing::debug!(%error, "health check failed");
     }
     let writes = state.committer.write_health();
-    if writes.healthy(probe.is_ok(), state.now_ms()) {
-        ok_response(&Format::Json, &ok_answer().to_string())
+    let result = if writes.healthy(probe.is_ok(), state.now_ms()) {
+        Ok(ok_answer().to_string())
     } else {
-        let problem = Problem::new(
+        Err(Problem::new(
             Code::Unavailable,
             "The database is unavailable: it cannot be written now.",
-        );
-        problem_response(&Format::Json, &problem, state.now_ms())
-    }
+        ))
+    };
+    Answer::json(result, state.now_ms())
 }

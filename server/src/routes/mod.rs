@@ -1,21 +1,23 @@
 //! The routes of the v2 API, built in a function (tests drive them through
-//! poem's `TestClient`, without a socket). Each handler reads the request,
-//! asks core to parse and validate, asks the commit writer or storage to
-//! commit, asks core for the answer, and hands it to [`crate::answer`].
+//! poem's `TestClient`, without a socket). Each handler has one shape:
+//! its extractors read the caller ([`crate::auth::Caller`], [`extract::Owner`])
+//! and the answer's format ([`crate::answer::Format`]); it converts the rest
+//! of the request (core parses and validates), calls [`crate::service`],
+//! and returns an [`crate::answer::Answer`].
 
 use myna_core::Problem;
 use poem::http::{HeaderValue, header};
 use poem::middleware::CatchPanic;
-use poem::{Endpoint, EndpointExt, Request, Response, Route, get, post};
+use poem::{Endpoint, EndpointExt, Response, Route, get, post};
 
 use crate::answer::{Format, error_response, problem_response};
-use crate::auth::{self, Caller, Credentials};
 use crate::cors::Cors;
 use crate::dashboard;
 use crate::state::AppState;
 
-pub(crate) mod apikey;
-pub(crate) mod experiment;
+mod apikey;
+mod experiment;
+pub mod extract;
 mod health;
 mod record;
 mod user;
@@ -82,26 +84,6 @@ pub fn nosniff(mut response: Response) -> Response {
     response
 }
 
-/// Authenticates a request; `apikey` is the parameter where it is accepted.
-async fn caller(
-    state: &AppState,
-    request: &Request,
-    apikey: Option<&str>,
-) -> Result<Caller, Problem> {
-    let credentials = auth::credentials(request, apikey);
-    authenticate(state, request, credentials).await
-}
-
-/// Checks `request`'s credentials against this state (its client address
-/// counts for the limits on password checks).
-async fn authenticate(
-    state: &AppState,
-    request: &Request,
-    credentials: Credentials,
-) -> Result<Caller, Problem> {
-    state.checker(request).authenticate(credentials).await
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -110,9 +92,9 @@ mod tests {
     use poem::test::TestClient;
 
     use super::*;
-    use crate::accounts::create_account;
     use crate::auth::Passwords;
     use crate::clock::Clock;
+    use crate::service::accounts::create_account;
     use crate::state::Options;
     use crate::storage::Storage;
     use crate::storage::sqlite::SqliteStorage;

@@ -3,70 +3,53 @@
 use myna_core::account::{ok_answer, parse_login, token_answer};
 use myna_core::{Code, Problem};
 use poem::web::Data;
-use poem::{Body, Request, Response, handler};
+use poem::{Body, Request, handler};
 
-use super::authenticate;
-use crate::answer::{Format, result_response};
-use crate::auth::{self, Credentials, issue_token};
+use super::extract::Owner;
+use crate::answer::Answer;
+use crate::auth::{self, Credentials};
 use crate::request::read_body;
+use crate::service::accounts;
 use crate::state::AppState;
+
+/// The email and password to log in with: Basic credentials, else a JSON
+/// `{email, password}` body.
+async fn login_credentials(request: &Request, body: Body) -> Result<(String, String), Problem> {
+    match auth::credentials(request, None) {
+        Credentials::Basic { email, password } => Ok((email, password)),
+        Credentials::ApiKey(_) => Err(Problem::new(
+            Code::Authorization,
+            "An API key cannot log in; log in with an email and password.",
+        )),
+        Credentials::Malformed => Err(auth::invalid()),
+        Credentials::Missing | Credentials::Bearer(_) => {
+            let body = read_body(request, body).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Err(auth::missing());
+            }
+            let given = parse_login(&body)?;
+            Ok((given.email, given.password))
+        }
+    }
+}
 
 /// `POST /v2/user/login` with Basic credentials or a JSON `{email, password}`
 /// body → `{ "typename": "token", "token", "expires" }`.
 #[handler]
-pub async fn login(request: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
-    let now = state.now_ms();
+pub async fn login(request: &Request, Data(state): Data<&AppState>, body: Body) -> Answer {
     let result = async {
-        let (email, password) = match auth::credentials(request, None) {
-            Credentials::Basic { email, password } => (email, password),
-            Credentials::ApiKey(_) => {
-                return Err(Problem::new(
-                    Code::Authorization,
-                    "An API key cannot log in; log in with an email and password.",
-                ));
-            }
-            Credentials::Malformed => return Err(auth::invalid()),
-            Credentials::Missing | Credentials::Bearer(_) => {
-                let body = read_body(request, body).await?;
-                if body.iter().all(u8::is_ascii_whitespace) {
-                    return Err(auth::missing());
-                }
-                let login = parse_login(&body)?;
-                (login.email, login.password)
-            }
-        };
-        let account = state.checker(request).password(&email, &password).await?;
-        let token = issue_token(state.storage.as_ref(), account, now).await?;
+        let (email, password) = login_credentials(request, body).await?;
+        let token = accounts::login(&state.checker(request), &email, &password).await?;
         Ok(token_answer(token.token, token.expires_ms).to_string())
     }
     .await;
-    result_response(&Format::Json, result, now)
+    Answer::json(result, state.now_ms())
 }
 
 /// `POST /v2/user/logout`: a Bearer token ends that token; Basic credentials
 /// end every token of the account → `{ "typename": "ok" }`.
 #[handler]
-pub async fn logout(request: &Request, Data(state): Data<&AppState>) -> Response {
-    let result = async {
-        let credentials = auth::credentials(request, None);
-        let token = match &credentials {
-            Credentials::Bearer(token) => Some(*token),
-            _ => None,
-        };
-        let account = authenticate(state, request, credentials).await?.owner()?;
-        match token {
-            Some(token) => {
-                state
-                    .storage
-                    .delete_token(auth::token_hash(&token.to_string()))
-                    .await?;
-            }
-            None => {
-                state.storage.delete_account_tokens(account).await?;
-            }
-        }
-        Ok(ok_answer().to_string())
-    }
-    .await;
-    result_response(&Format::Json, result, state.now_ms())
+pub async fn logout(owner: Owner, Data(state): Data<&AppState>) -> Answer {
+    let result = accounts::logout(state, owner.account, owner.bearer).await;
+    Answer::json(result.map(|()| ok_answer().to_string()), state.now_ms())
 }

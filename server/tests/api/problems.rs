@@ -422,3 +422,34 @@ async fn no_client_input_causes_a_5xx() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{header}");
     }
 }
+
+#[tokio::test]
+async fn refused_credentials_answer_jsonp_only_on_the_gets_that_speak_it() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let stranger = Uuid::new_v4();
+    let record = format!("/v2/experiment/{uuid}/record?callback=cb&apikey={stranger}");
+    // A JSONP GET gets the 401 inside its callback.
+    let script = h
+        .get(&format!("{record}&typename=view&variant=a"), Who::Nobody)
+        .await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(
+        script.text.starts_with("/**/cb(") && script.text.contains(r#""status":401"#),
+        "{}",
+        script.text
+    );
+    // A POST, or an owner-only GET, answers plain JSON whatever `callback` says.
+    let body = json!({ "events": [{ "typename": "view", "variant": "a" }] });
+    let post = h.post(&record, Who::Nobody, body).await;
+    let keys = h.get("/v2/apikey?callback=cb", Who::Key).await;
+    for (answer, status, code) in [
+        (post, StatusCode::UNAUTHORIZED, "authentication"),
+        (keys, StatusCode::FORBIDDEN, "authorization"),
+    ] {
+        assert_eq!(answer.status, status, "{}", answer.text);
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+        assert_eq!(answer.code().as_deref(), Some(code));
+    }
+    assert_eq!(h.complete(uuid).await["variants"]["a"]["views"], 0);
+}

@@ -9,7 +9,7 @@ use super::forms::{Action, Done};
 use super::{owned, status_of};
 use crate::dashboard::views::edit::{confirm_page, problem_page};
 use crate::dashboard::{html, posted, signed_in};
-use crate::routes::experiment::{delete_experiment, reset_experiment};
+use crate::service::experiments::{delete_experiment, reset_experiment};
 use crate::state::AppState;
 
 /// `GET /experiments/{uuid}/reset`: the confirmation.

@@ -11,6 +11,7 @@ use crate::dashboard::html;
 use crate::dashboard::signed_in;
 use crate::dashboard::views::list::{Found, PAGE_SIZE, Search, list_page};
 use crate::request::Params;
+use crate::service::experiments::of_account;
 use crate::state::AppState;
 
 /// `GET /`: the experiments, searched and filtered like the search endpoint.
@@ -37,13 +38,7 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
         "limit" => Some(limit.as_str()),
         other => params.get(other),
     });
-    let now = state.now_ms();
-    let mine: Vec<Snapshot> = state
-        .cache
-        .all(now)
-        .into_iter()
-        .filter(|s| s.experiment.account_id == session.account)
-        .collect();
+    let mine: Vec<Snapshot> = of_account(state, session.account);
     let found = match query {
         Err(problem) => Found::Problem(problem),
         Ok(query) => Found::Page {

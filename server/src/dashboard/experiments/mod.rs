@@ -1,6 +1,6 @@
 //! The experiment pages' handlers: the list (search, filter), creating one,
 //! an experiment's page and its edit form, reset and delete. Each reads the
-//! request (forms in [`forms`]), calls the API's own functions, and hands
+//! request (forms in [`forms`]), calls the service (the API's own operations), and hands
 //! what it got to a view (`dashboard::views`).
 
 use maud::Markup;
@@ -11,8 +11,10 @@ use uuid::Uuid;
 use super::not_found;
 use super::session::Session;
 use super::views;
+use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::request::Params;
+use crate::service::experiments::snapshot;
 use crate::state::AppState;
 
 mod confirm;
@@ -41,10 +43,11 @@ fn status_of(problem: &myna_core::Problem) -> StatusCode {
 /// The session's experiment `uuid` from the cache (with the weights the read
 /// endpoint serves), or the not-found page.
 fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapshot, Box<Response>> {
+    let owner = Caller::Owner {
+        account: session.account,
+    };
     Uuid::parse_str(uuid)
         .ok()
-        .map(|uuid| state.cache.resolve(session.account, uuid))
-        .and_then(|uuid| state.cache.snapshot(uuid, state.now_ms()))
-        .filter(|s| s.experiment.account_id == session.account)
+        .and_then(|uuid| snapshot(state, owner, uuid))
         .ok_or_else(|| Box::new(not_found(session, "experiment")))
 }

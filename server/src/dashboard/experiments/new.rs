@@ -9,7 +9,7 @@ use super::forms::{Done, NewForm};
 use super::status_of;
 use crate::dashboard::views::edit::new_page;
 use crate::dashboard::{html, posted, signed_in};
-use crate::routes::experiment::create_experiment;
+use crate::service::experiments::create_experiment;
 use crate::state::AppState;
 
 /// `GET /experiments/new`.

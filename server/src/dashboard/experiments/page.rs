@@ -16,7 +16,7 @@ use crate::dashboard::session::Session;
 use crate::dashboard::views::experiment::{Extras, experiment_page};
 use crate::dashboard::{html, posted, signed_in};
 use crate::request::Params;
-use crate::routes::experiment::update_experiment;
+use crate::service::experiments::update_experiment;
 use crate::state::AppState;
 
 /// `GET /experiments/{uuid}`: results, charts, snippet, edit form.

@@ -1,10 +1,12 @@
-//! Accounts: creating one (CLI, first start) and the first-start bootstrap.
+//! Accounts: creating one (CLI, first start), the first-start bootstrap,
+//! and logging in and out (`/v2/user/login`, `/v2/user/logout`).
 
 use myna_core::account::{check_new_account, normalize_email};
 use myna_core::{Code, Problem};
 use uuid::Uuid;
 
-use crate::auth::Passwords;
+use crate::auth::{Checker, IssuedToken, Passwords, issue_token, token_hash};
+use crate::state::AppState;
 use crate::storage::{Account, Storage};
 
 /// The first account's email when `MYNA_ADMIN_EMAIL` is unset.
@@ -78,4 +80,30 @@ pub async fn bootstrap(
         email: account.email,
         generated_password,
     }))
+}
+
+/// Logs in with an email (normalized) and password, checked by `checker`
+/// (the limits on password checks, then argon2): a new API token.
+pub async fn login(
+    checker: &Checker<'_>,
+    email: &str,
+    password: &str,
+) -> Result<IssuedToken, Problem> {
+    let account = checker.password(email, password).await?;
+    issue_token(checker.storage, account, checker.now_ms).await
+}
+
+/// Logs out `account`: ends the Bearer token the call came with, or, for
+/// other credentials (Basic), every API token of the account.
+pub async fn logout(state: &AppState, account: Uuid, bearer: Option<Uuid>) -> Result<(), Problem> {
+    match bearer {
+        Some(token) => {
+            let hash = token_hash(&token.to_string());
+            state.storage.delete_token(hash).await?;
+        }
+        None => {
+            state.storage.delete_account_tokens(account).await?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,98 @@
+//! The API's extractors: what a handler takes from its request before it
+//! runs. [`Format`] (the JSONP `callback`), [`Caller`] (credentials from the
+//! `Authorization` header or `?apikey=`) and [`Owner`] (account credentials
+//! only). What they refuse is a [`Refusal`], answered in the format the
+//! endpoint would have answered in.
+
+use myna_core::Problem;
+use poem::http::{Method, StatusCode};
+use poem::{FromRequest, Request, RequestBody};
+use uuid::Uuid;
+
+use crate::answer::{Format, Refusal};
+use crate::auth::{self, Caller, Credentials};
+use crate::request::Params;
+use crate::state::AppState;
+
+/// The shared state (`app` adds it to every request).
+fn state(request: &Request) -> poem::Result<&AppState> {
+    request
+        .data::<AppState>()
+        .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+/// The format a request asks for: JSONP for a GET with a `callback` (an
+/// invalid one is a problem), else JSON (a POST's `callback` is not read).
+fn asked(request: &Request, params: &Params) -> Result<Format, Problem> {
+    match *request.method() {
+        Method::GET => Format::from_callback(params.get("callback")),
+        _ => Ok(Format::Json),
+    }
+}
+
+/// The format of an endpoint that answers JSONP: an invalid callback is a
+/// plain JSON 400, never echoed.
+impl<'a> FromRequest<'a> for Format {
+    async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Format> {
+        let now_ms = state(request)?.now_ms();
+        asked(request, &Params::of(request))
+            .map_err(|problem| Refusal::new(Format::Json, problem, now_ms).into())
+    }
+}
+
+/// The caller of an endpoint an API key may call: the `Authorization`
+/// header, else the `apikey` parameter. Refused (401, 429, 503) in the
+/// endpoint's format: JSONP for a GET with a valid `callback`, else JSON.
+impl<'a> FromRequest<'a> for Caller {
+    async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Caller> {
+        let state = state(request)?;
+        let params = Params::of(request);
+        let credentials = auth::credentials(request, params.get("apikey"));
+        let format = asked(request, &params).unwrap_or(Format::Json);
+        let checker = state.checker(request);
+        checker
+            .authenticate(credentials)
+            .await
+            .map_err(|problem| Refusal::new(format, problem, checker.now_ms).into())
+    }
+}
+
+/// A caller with account credentials (Basic or Bearer, from the
+/// `Authorization` header only): everything on its own account. An API key
+/// is refused 403; every refusal is plain JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The account.
+    pub account: Uuid,
+    /// The Bearer token the call came with (`None` for Basic).
+    pub bearer: Option<Uuid>,
+}
+
+impl Owner {
+    /// The owner as a [`Caller`].
+    pub fn caller(self) -> Caller {
+        Caller::Owner {
+            account: self.account,
+        }
+    }
+}
+
+impl<'a> FromRequest<'a> for Owner {
+    async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Owner> {
+        let state = state(request)?;
+        let credentials = auth::credentials(request, None);
+        let bearer = match credentials {
+            Credentials::Bearer(token) => Some(token),
+            _ => None,
+        };
+        let checker = state.checker(request);
+        let account: Result<Uuid, Problem> = checker
+            .authenticate(credentials)
+            .await
+            .and_then(Caller::owner);
+        match account {
+            Ok(account) => Ok(Owner { account, bearer }),
+            Err(problem) => Err(Refusal::new(Format::Json, problem, checker.now_ms).into()),
+        }
+    }
+}

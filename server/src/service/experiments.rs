@@ -1,0 +1,174 @@
+//! Experiments: what the API's and the dashboard's experiment endpoints do,
+//! once their request is read. Which experiments a caller sees is decided
+//! here only: those of its account ([`of_account`]), and among them those
+//! its access may see, by the uuid it knows them by ([`snapshot`],
+//! [`visible`]); another account's experiment is exactly a missing one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use myna_core::experiment::parse_create;
+use myna_core::read_form::search_answer;
+use myna_core::search::SearchQuery;
+use myna_core::{Access, Experiment, Problem, ReadForm, RecordBatch};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::cache::Snapshot;
+use crate::commit::Change;
+use crate::state::AppState;
+use crate::storage::Recording;
+
+/// Every experiment of `account`, as the cache has it now (with weights).
+pub fn of_account(state: &AppState, account: Uuid) -> Vec<Snapshot> {
+    state
+        .cache
+        .all(state.now_ms())
+        .into_iter()
+        .filter(|s| s.experiment.account_id == account)
+        .collect()
+}
+
+/// The experiment `caller` knows as `uuid` (its alias, for one that has an
+/// alias, as in every function here taking a uuid), with its weights, if
+/// `caller` may see it.
+pub fn snapshot(state: &AppState, caller: Caller, uuid: Uuid) -> Option<Snapshot> {
+    state
+        .cache
+        .snapshot(state.cache.resolve(caller.account(), uuid), state.now_ms())
+        .filter(|s| caller.sees(&s.experiment))
+}
+
+/// The experiment, if `caller` may see it (else the 404 problem).
+pub fn visible(state: &AppState, caller: Caller, uuid: Uuid) -> Result<Arc<Experiment>, Problem> {
+    state
+        .cache
+        .experiment(state.cache.resolve(caller.account(), uuid))
+        .filter(|e| caller.sees(e))
+        .ok_or_else(|| missing(state, caller, uuid))
+}
+
+/// The read form of an experiment the caller may see (else 404): the cached
+/// summary for an API key, the complete form for the owner.
+pub fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
+    let missing = || missing(state, caller, uuid);
+    match caller.access() {
+        Access::Summary => {
+            let key = state.cache.resolve(caller.account(), uuid);
+            let visible = state.cache.experiment(key).is_some_and(|e| caller.sees(&e));
+            let summary = visible
+                .then(|| state.cache.summary(key, state.now_ms()))
+                .flatten();
+            summary.map(|s| s.to_string()).ok_or_else(missing)
+        }
+        Access::Complete => snapshot(state, caller, uuid)
+            .map(|s| s.read_form(Access::Complete))
+            .ok_or_else(missing),
+    }
+}
+
+/// The problem for an experiment the cache cannot answer: 404, or a 500 for
+/// one that exists but cannot be read, to a caller who would see it.
+fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
+    let theirs = state.cache.unreadable(uuid).is_some_and(|u| {
+        u.account_id == Some(caller.account())
+            && (caller.access() == Access::Complete
+                || u.visibility.is_some_and(|v| caller.access().may_see(v)))
+    });
+    if theirs {
+        Problem::unreadable_experiment(&uuid.to_string())
+    } else {
+        Problem::unknown_experiment(&uuid.to_string())
+    }
+}
+
+/// The search answer: the caller's experiments that `search` finds, in the
+/// read form its access may see.
+pub fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String {
+    let mine = of_account(state, caller.account());
+    let weights: HashMap<Uuid, &[f64]> = mine
+        .iter()
+        .map(|s| (s.experiment.uuid, &s.weights[..]))
+        .collect();
+    let found = search.apply(mine.iter().map(|s| s.experiment.as_ref()), caller.access());
+    let forms: Vec<ReadForm> = found
+        .into_iter()
+        .map(|e| {
+            ReadForm::new(
+                e,
+                caller.access(),
+                weights.get(&e.uuid).copied().unwrap_or(&[]),
+            )
+        })
+        .collect();
+    search_answer(&forms).to_string()
+}
+
+/// Creates an experiment from a create body (core's `parse_create`) for
+/// `account`; its uuid (as its owner knows it).
+pub async fn create_experiment(
+    state: &AppState,
+    account: Uuid,
+    body: &[u8],
+) -> Result<Uuid, Problem> {
+    let experiment = parse_create(body)?.into_experiment(Uuid::new_v4(), account);
+    let chosen = experiment.uuid;
+    let created = state.committer.change(Change::Create(experiment)).await?;
+    Ok(created.map_or(chosen, |e| e.public_uuid()))
+}
+
+/// Applies an update body (core's `apply_update`, in the commit writer) to
+/// `account`'s experiment.
+pub async fn update_experiment(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+    body: Vec<u8>,
+) -> Result<(), Problem> {
+    let change = Change::Update {
+        uuid: state.cache.resolve(account, uuid),
+        account,
+        body,
+    };
+    state.committer.change(change).await?;
+    Ok(())
+}
+
+/// Deletes `account`'s experiment.
+pub async fn delete_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
+    let uuid = state.cache.resolve(account, uuid);
+    state
+        .committer
+        .change(Change::Delete { uuid, account })
+        .await?;
+    Ok(())
+}
+
+/// Zeroes the counts of `account`'s experiment.
+pub async fn reset_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
+    let uuid = state.cache.resolve(account, uuid);
+    state
+        .committer
+        .change(Change::Reset { uuid, account })
+        .await?;
+    Ok(())
+}
+
+/// Commits a validated batch for the experiment the caller knows as `uuid`
+/// (durably, exactly once per batch id) and answers the read form the
+/// caller may see.
+pub async fn record(
+    state: &AppState,
+    caller: Caller,
+    uuid: Uuid,
+    batch: RecordBatch,
+) -> Result<String, Problem> {
+    if !batch.events.is_empty() {
+        let recording = Recording {
+            experiment: state.cache.resolve(caller.account(), uuid),
+            batch,
+        };
+        state.committer.record(recording).await?;
+    }
+    read_form(state, caller, uuid)
+}

@@ -1,0 +1,13 @@
+//! The service layer: what the API's endpoints (`routes`) and the
+//! dashboard's pages do once a request is read and its caller known, so
+//! both do it the same way. It calls storage, the cache, the commit writer
+//! and core, and knows nothing of HTTP: no request, no response, no page.
+//!
+//! - [`experiments`]: reading (which experiments a caller sees), searching,
+//!   creating, updating, deleting, resetting, recording;
+//! - [`keys`]: API keys;
+//! - [`accounts`]: account creation, the first start, login and logout.
+
+pub mod accounts;
+pub mod experiments;
+pub mod keys;
