@@ -139,12 +139,12 @@ fn settings_check(problems: &[Message]) -> Check {
     }
 }
 
-/// A percentage for people, rounded down (never `100` for less than 1):
-/// `97`, or `99.9` from 99 % on.
+/// A percentage for people, rounded down: `97`, `99.5`, or `more than
+/// 99.9` (never `100`: nothing here is certain).
 fn percent(p: f64) -> String {
     let pct = p * 100.0;
-    if p >= 1.0 {
-        "100".to_owned()
+    if pct >= 99.9 {
+        "more than 99.9".to_owned()
     } else if pct < 99.0 {
         format!("{}", pct.floor() as u64)
     } else {
@@ -152,13 +152,16 @@ fn percent(p: f64) -> String {
     }
 }
 
-/// Conversion-rate units as percentage points (`0.0002` is `0.02 points`).
+/// Conversion-rate units as percentage points (`0.0002` is `0.02`), at
+/// most four decimals.
 fn points(loss: f64) -> String {
     let p = loss * 100.0;
     if p >= 0.01 {
         format!("{p:.2}")
+    } else if p >= 0.0001 {
+        format!("{p:.4}")
     } else {
-        format!("{p:.1e}")
+        "less than 0.0001".to_owned()
     }
 }
 

@@ -204,7 +204,7 @@ fn gamma_quantile(shape: f64, p: f64) -> f64 {
 
 /// The regularized lower incomplete gamma `P(shape, x)`: a series below
 /// `shape + 1`, a continued fraction above.
-pub(crate) fn gamma_cdf(shape: f64, x: f64) -> f64 {
+fn gamma_cdf(shape: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }

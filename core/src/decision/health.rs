@@ -103,7 +103,7 @@ pub fn sample_ratio_check(hours: &[Hour]) -> Check {
         typename: "sample-ratio",
         status,
         message,
-        data: json!({ "p": result.p, "statistic": result.statistic, "degrees": result.degrees, "dispersion": result.dispersion }),
+        data: json!({ "p": result.p, "statistic": result.statistic, "hours": result.hours }),
     }
 }
 

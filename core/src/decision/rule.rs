@@ -32,7 +32,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             min_views: 1_000,
-            probability_best: 0.999,
+            probability_best: 0.997,
             expected_loss: 0.001,
             equivalence: 0.02,
         }

@@ -5,22 +5,25 @@
 //! each hour's views are compared with the weights served around that hour.
 //! Views in hour `h` come from clients that loaded weights this hour or up to
 //! an hour earlier, and from sticky visitors who return to the variant drawn
-//! on an earlier visit. So the expected share of hour `h` is a mixture of
-//! four known splits: the weights served in hour `h`, in hour `h - 1`, on
-//! average over the day before that, and on average (views-weighted) over
-//! all earlier hours. The mixture's proportions, one set for the whole
-//! experiment, are fitted by maximum likelihood (EM).
+//! on an earlier visit. So the expected share of hour `h` mixes new visitors
+//! (half on the weights served in hour `h`, half on those of hour `h - 1`)
+//! with returning ones (half on the weights served on average over the day
+//! before, half over all earlier hours, views-weighted). The share of
+//! returning visitors, one for the whole experiment, is fitted by maximum
+//! likelihood (at most 80 %). It is the served weights, not the views seen
+//! before, that returning visitors follow, so a loss of views cannot hide
+//! in that share.
 //!
-//! The test: each variant's views minus its expected views, summed over the
-//! hours, against the multinomial covariance of those sums: a chi-square
-//! with `K - 1` degrees of freedom. A variant losing a share of its views
-//! shifts every hour the same way, so this is far more powerful than a sum
-//! of hourly tests. Sticky visitors make views clustered (one visitor, many
-//! views of one variant), so the statistic is divided by the overdispersion
-//! seen hour to hour (the hourly Pearson chi-square over its degrees of
-//! freedom, at least 1).
+//! The test: each hour's views minus its expected views, per variant,
+//! summed over the hours and set against the spread of those hourly
+//! differences themselves (Hotelling's T², an F test). A variant losing a
+//! share of its views shifts every hour the same way, so the sum grows
+//! faster than its spread; the spread itself absorbs whatever makes hours
+//! noisier than a multinomial: sticky visitors (one visitor, many views of
+//! one variant), weights moving within an hour, a mixture that fits only
+//! roughly. With few hours the test can say little, and does not alarm.
 
-use crate::stats::gamma_cdf;
+use crate::stats::beta_cdf;
 
 /// One hour of an experiment as the SRM check sees it, variants in the
 /// experiment's order.
@@ -39,20 +42,14 @@ pub struct SampleRatio {
     /// The p-value: how likely a mismatch at least this large is on healthy
     /// traffic. 1 with too little data to test.
     pub p: f64,
-    /// The chi-square statistic, after the overdispersion.
+    /// Hotelling's T² of the hourly differences.
     pub statistic: f64,
-    /// Its degrees of freedom.
-    pub degrees: usize,
-    /// The overdispersion factor it was divided by (at least 1).
-    pub dispersion: f64,
+    /// The hours with views it used.
+    pub hours: usize,
 }
 
 /// Hours of the day before `h - 1` whose weights form one split.
 const DAY: usize = 24;
-
-/// EM iterations for the mixture proportions (each is one pass over the
-/// cells; the fit converges well before).
-const ITERATIONS: usize = 60;
 
 /// Least expected share of a cell, so that a variant served with weight 0
 /// yet viewed makes a huge statistic rather than a division by zero.
@@ -69,8 +66,7 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     let none = SampleRatio {
         p: 1.0,
         statistic: 0.0,
-        degrees: 0,
-        dispersion: 1.0,
+        hours: 0,
     };
     if k < 2 {
         return none;
@@ -79,50 +75,42 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     if cells.is_empty() {
         return none;
     }
-    let mix = fit(&cells, k);
-    let expected = |cell: &Cell, i: usize| -> f64 {
-        (0..COMPONENTS)
-            .map(|c| mix[c] * cell.splits[c][i])
-            .sum::<f64>()
-            .max(LEAST_SHARE)
-    };
+    let returning = fit(&cells, k);
+    let expected = |cell: &Cell, i: usize| shares(cell, returning, i);
 
-    // Hourly Pearson chi-square (for the overdispersion) and the summed
-    // differences with their covariance.
-    let (mut pearson, mut hourly_degrees) = (0.0, 0usize);
-    let mut difference = vec![0.0; k];
-    let mut covariance = vec![vec![0.0; k]; k];
+    // Each hour's views minus its expected views (the first K - 1
+    // variants: the last is determined by them), summed, against the
+    // spread of those hourly differences themselves.
+    let m = k - 1;
+    let mut sum = vec![0.0; m];
+    let mut spread = vec![vec![0.0; m]; m];
     for cell in &cells {
-        let n = cell.total;
-        let shares: Vec<f64> = (0..k).map(|i| expected(cell, i)).collect();
-        for i in 0..k {
-            let e = n * shares[i];
-            let o = cell.views[i];
-            pearson += (o - e) * (o - e) / e;
-            difference[i] += o - e;
-            for j in 0..k {
-                let identity = if i == j { shares[i] } else { 0.0 };
-                covariance[i][j] += n * (identity - shares[i] * shares[j]);
+        let r: Vec<f64> = (0..m)
+            .map(|i| cell.views[i] - cell.total * expected(cell, i))
+            .collect();
+        for i in 0..m {
+            sum[i] += r[i];
+            for j in 0..m {
+                spread[i][j] += r[i] * r[j];
             }
         }
-        hourly_degrees += k - 1;
     }
-    let fitted = COMPONENTS - 1;
-    let dispersion = if hourly_degrees > fitted + k {
-        (pearson / (hourly_degrees - fitted) as f64).max(1.0)
-    } else {
-        1.0
-    };
-    // The sums add to 0, so the covariance is singular: drop the last
-    // variant and solve for the rest.
-    let raw = quadratic_form(&covariance, &difference, k - 1);
-    let statistic = raw / dispersion;
-    let degrees = k - 1;
+    let hours = cells.len();
+    if hours <= m + 1 {
+        return none;
+    }
+    // U = s' A^-1 s is at most the number of hours; Hotelling's T² of the
+    // hourly differences is (H - 1) U / (H - U), and (H - p) T² / (p (H -
+    // 1)) is F(p, H - p) with p = K - 1.
+    let h = hours as f64;
+    let p = m as f64;
+    let u = quadratic_form(&spread, &sum, m).min(h * (1.0 - 1e-12));
+    let t2 = (h - 1.0) * u / (h - u);
+    let f = (h - p) * t2 / (p * (h - 1.0));
     SampleRatio {
-        p: chi_square_survival(statistic, degrees),
-        statistic,
-        degrees,
-        dispersion,
+        p: f_survival(f, p, h - p),
+        statistic: t2,
+        hours,
     }
 }
 
@@ -171,7 +159,7 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
             continue;
         };
         served_by_hour.push(now.clone());
-        let before = previous.unwrap_or_else(|| now.clone());
+        let before = previous.unwrap_or_else(|| vec![1.0 / k as f64; k]);
         let h = served_by_hour.len() - 1;
         let day_hours: Vec<&Vec<f64>> = served_by_hour
             [h.saturating_sub(DAY + 1)..h.saturating_sub(1)]
@@ -209,34 +197,59 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
     cells
 }
 
-/// Mixture proportions maximizing the multinomial likelihood (EM from equal
-/// proportions).
-fn fit(cells: &[Cell], k: usize) -> [f64; COMPONENTS] {
-    let mut mix = [1.0 / COMPONENTS as f64; COMPONENTS];
-    for _ in 0..ITERATIONS {
-        let mut next = [0.0; COMPONENTS];
-        for cell in cells {
-            for i in 0..k {
-                let o = cell.views[i];
-                if o == 0.0 {
-                    continue;
-                }
-                let parts: [f64; COMPONENTS] = core::array::from_fn(|c| mix[c] * cell.splits[c][i]);
-                let sum: f64 = parts.iter().sum();
-                if sum > 0.0 {
-                    for c in 0..COMPONENTS {
-                        next[c] += o * parts[c] / sum;
-                    }
-                }
-            }
+/// Largest share of views the fit may give to returning visitors.
+const MOST_RETURNING: f64 = 0.8;
+
+/// Golden-section steps for the returning share (the likelihood is concave
+/// in it; 48 steps narrow [0, 0.8] below 1e-9).
+const STEPS: usize = 48;
+
+/// The expected shares of a cell when returning visitors make `returning`
+/// of its views: new visitors half on this hour's weights and half on the
+/// previous hour's (clients hold weights loaded up to an hour earlier),
+/// returning ones half on the day before's and half on all earlier hours'.
+fn shares(cell: &Cell, returning: f64, i: usize) -> f64 {
+    let [now, before, day, all] = &cell.splits;
+    let new = 0.5 * (now[i] + before[i]);
+    let old = 0.5 * (day[i] + all[i]);
+    ((1.0 - returning) * new + returning * old).max(LEAST_SHARE)
+}
+
+/// The share of returning visitors maximizing the multinomial likelihood,
+/// in `[0, MOST_RETURNING]`.
+fn fit(cells: &[Cell], k: usize) -> f64 {
+    let likelihood = |returning: f64| -> f64 {
+        cells
+            .iter()
+            .map(|cell| {
+                (0..k)
+                    .filter(|&i| cell.views[i] > 0.0)
+                    .map(|i| cell.views[i] * shares(cell, returning, i).ln())
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut lo, mut hi) = (0.0, MOST_RETURNING);
+    let mut a = hi - ratio * (hi - lo);
+    let mut b = lo + ratio * (hi - lo);
+    let (mut fa, mut fb) = (likelihood(a), likelihood(b));
+    for _ in 0..STEPS {
+        if fa < fb {
+            lo = a;
+            a = b;
+            fa = fb;
+            b = lo + ratio * (hi - lo);
+            fb = likelihood(b);
+        } else {
+            hi = b;
+            b = a;
+            fb = fa;
+            a = hi - ratio * (hi - lo);
+            fa = likelihood(a);
         }
-        let sum: f64 = next.iter().sum();
-        if sum.is_nan() || sum <= 0.0 {
-            break;
-        }
-        mix = next.map(|x| x / sum);
     }
-    mix
+    0.5 * (lo + hi)
 }
 
 /// `d' S^-1 d` over the first `m` coordinates of a covariance `S`, by
@@ -275,13 +288,14 @@ fn quadratic_form(covariance: &[Vec<f64>], difference: &[f64], m: usize) -> f64 
     statistic.max(0.0)
 }
 
-/// `P(X > x)` for `X` chi-square with `degrees` degrees of freedom.
-pub fn chi_square_survival(x: f64, degrees: usize) -> f64 {
-    if degrees == 0 || x.is_nan() || x <= 0.0 {
+/// `P(X > f)` for `X` following Fisher's F with `d1` and `d2` degrees of
+/// freedom: `I_x(d2 / 2, d1 / 2)` with `x = d2 / (d2 + d1 f)`.
+pub fn f_survival(f: f64, d1: f64, d2: f64) -> f64 {
+    if f.is_nan() || f <= 0.0 {
         return 1.0;
     }
-    if !x.is_finite() {
+    if !f.is_finite() {
         return 0.0;
     }
-    (1.0 - gamma_cdf(degrees as f64 / 2.0, x / 2.0)).clamp(0.0, 1.0)
+    beta_cdf(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * f)).clamp(0.0, 1.0)
 }
