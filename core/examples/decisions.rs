@@ -2,7 +2,7 @@
 //! played the way the server plays them.
 //!
 //! Each experiment: 1,000 visits an hour. The server's weights are
-//! recomputed by `weights` from the counts every 100 visits (6 minutes; the
+//! recomputed by `weights` from the counts every 200 visits (12 minutes; the
 //! server does it at most every 250 ms, but clients cache weights for up to
 //! an hour, which dwarfs that). A new visitor's client holds weights loaded
 //! at a uniformly random moment of the last hour; 30 % of visits are
@@ -10,7 +10,7 @@
 //! them first came within the last day, half at any earlier time). Every
 //! visit is a view and converts with its variant's true rate. The server
 //! keeps, per hour, the average of the weights it served; the verdict is
-//! evaluated every 100 visits (an owner who stops at the first `decided`),
+//! evaluated every 200 visits (an owner who stops at the first `decided`),
 //! the SRM check every hour.
 //!
 //! Run with `cargo run --release -p myna-core --example decisions`;
@@ -33,7 +33,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 const VISITS_PER_HOUR: u64 = 1_000;
-const SLICE: u64 = 100;
+const SLICE: u64 = 200;
 const SLICES_PER_HOUR: usize = (VISITS_PER_HOUR / SLICE) as usize;
 
 /// What one simulated experiment is.
@@ -65,25 +65,39 @@ struct Run {
     srm_failed: Option<u64>,
     /// Whether the SRM check failed at the last hour.
     srm_failed_at_end: bool,
+    /// Hourly SRM checks run, and how many failed.
+    srm_checks: u64,
+    srm_failures: u64,
 }
 
 fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     let mut rng = SmallRng::seed_from_u64(seed);
     let config = WeightsConfig::default();
     let mut arms = [Arm::default(); 2];
-    // Weights in force at each slice so far (the server's, every 100 visits).
+    // Weights in force at each slice so far (the server's, every slice).
     let mut snapshots: Vec<Vec<f64>> = vec![weights(&arms, &config)];
     // Each new visitor's variant, by arrival.
     let mut visitors: Vec<u8> = Vec::new();
+    // Index in `visitors` of each hour's first new visitor.
+    let mut first_of_hour: Vec<usize> = Vec::new();
     let mut hours: Vec<HourSplit> = Vec::new();
     let mut hour_views = [0u64; 2];
     let mut run = Run::default();
     let mut srm_last = false;
     for visit in 0..setup.horizon {
+        if visit % VISITS_PER_HOUR == 0 {
+            first_of_hour.push(visitors.len());
+        }
         let variant = if !visitors.is_empty() && rng.random::<f64>() < setup.returning {
             let n = visitors.len();
-            let day = (24 * VISITS_PER_HOUR as usize).min(n);
-            let from = if rng.random::<bool>() { n - day } else { 0 };
+            // The first visitor of the hour a day ago (hours start at 0).
+            let hour = (visit / VISITS_PER_HOUR) as usize;
+            let day = first_of_hour[hour.saturating_sub(24)];
+            let from = if rng.random::<bool>() {
+                day.min(n - 1)
+            } else {
+                0
+            };
             visitors[rng.random_range(from..n)] as usize
         } else {
             let age = rng.random_range(0..=SLICES_PER_HOUR);
@@ -127,6 +141,8 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             });
             hour_views = [0; 2];
             srm_last = sample_ratio(&hours).p < SRM_FAILING_BELOW;
+            run.srm_checks += 1;
+            run.srm_failures += u64::from(srm_last);
             if srm_last && run.srm_failed.is_none() {
                 run.srm_failed = Some(arms[0].views + arms[1].views);
                 if setup.stop_when_srm {
@@ -225,7 +241,7 @@ fn main() {
 
     let ab_setup = Setup {
         rates: [0.05, 0.055],
-        horizon: 400_000,
+        horizon: 200_000,
         stop_when_decided: true,
         ..base
     };
@@ -235,25 +251,28 @@ fn main() {
     let fixed = fixed_horizon(0.05, 0.055);
     let to_decision = median(ab.iter().map(|r| r.decided.map(|d| d.0)).collect());
     println!(
-        "A/B (5 % vs 5.5 %): decided within 400,000 visitors in {:.1} %; of those, the true best in {:.1} % (goal >= 95 %); the true best in {:.1} % of all",
+        "A/B (5 % vs 5.5 %): decided within 200,000 visitors in {:.1} %; of those, the true best in {:.1} % (goal >= 95 %); the true best in {:.1} % of all",
         percent(decided.len(), ab.len()),
         percent(right, decided.len().max(1)),
         percent(right, ab.len()),
     );
     println!(
         "  median visitors to `decided`: {} (fixed-horizon two-sided test, 80 % power at alpha 0.05: {:.0}; goal: fewer)",
-        to_decision.map_or("over 400,000".to_owned(), |n| n.to_string()),
+        to_decision.map_or("over 200,000".to_owned(), |n| n.to_string()),
         fixed,
     );
 
     let healthy: Vec<&Run> = aa.iter().chain(ab.iter()).collect();
     let ever = healthy.iter().filter(|r| r.srm_failed.is_some()).count();
     let at_end = aa.iter().filter(|r| r.srm_failed_at_end).count();
+    let checks: u64 = healthy.iter().map(|r| r.srm_checks).sum();
+    let failures: u64 = healthy.iter().map(|r| r.srm_failures).sum();
     println!(
-        "SRM on healthy traffic ({} experiments, checked every hour): failed at some hour in {:.2} %, at the A/A runs' last hour in {:.2} % (goal <= 0.1 %)",
+        "SRM on healthy traffic ({} experiments, {checks} hourly checks): {:.3} % of checks failed (goal <= 0.1 %); at the A/A runs' last hour {:.2} %; at some hour of an experiment {:.2} %",
         healthy.len(),
-        percent(ever, healthy.len()),
+        100.0 * failures as f64 / checks.max(1) as f64,
         percent(at_end, aa.len()),
+        percent(ever, healthy.len()),
     );
 
     if !check_srm {

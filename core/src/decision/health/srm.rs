@@ -15,8 +15,9 @@
 //! in that share.
 //!
 //! The test: each hour's views minus its expected views, per variant,
-//! summed over the hours and set against the spread of those hourly
-//! differences themselves (Hotelling's T², an F test). A variant losing a
+//! averaged over the hours and set against the spread of those hourly
+//! differences themselves, neighbouring hours' correlation included
+//! (Newey–West), as Hotelling's T² (an F test). A variant losing a
 //! share of its views shifts every hour the same way, so the sum grows
 //! faster than its spread; the spread itself absorbs whatever makes hours
 //! noisier than a multinomial: sticky visitors (one visitor, many views of
@@ -42,7 +43,7 @@ pub struct SampleRatio {
     /// The p-value: how likely a mismatch at least this large is on healthy
     /// traffic. 1 with too little data to test.
     pub p: f64,
-    /// Hotelling's T² of the hourly differences.
+    /// The T² statistic of the hourly differences.
     pub statistic: f64,
     /// The hours with views it used.
     pub hours: usize,
@@ -50,6 +51,10 @@ pub struct SampleRatio {
 
 /// Hours of the day before `h - 1` whose weights form one split.
 const DAY: usize = 24;
+
+/// Hours with views the test needs: with fewer, the spread of the hourly
+/// differences (and their correlation) is too poorly known to alarm on.
+const LEAST_HOURS: usize = 24;
 
 /// Least expected share of a cell, so that a variant served with weight 0
 /// yet viewed makes a huge statistic rather than a division by zero.
@@ -82,33 +87,52 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     // variants: the last is determined by them), summed, against the
     // spread of those hourly differences themselves.
     let m = k - 1;
-    let mut sum = vec![0.0; m];
+    let residuals: Vec<Vec<f64>> = cells
+        .iter()
+        .map(|cell| {
+            (0..m)
+                .map(|i| cell.views[i] - cell.total * expected(cell, i))
+                .collect()
+        })
+        .collect();
+    let hours = residuals.len();
+    if hours < LEAST_HOURS.max(m + 2) {
+        return none;
+    }
+    let h = hours as f64;
+    let mean: Vec<f64> = (0..m)
+        .map(|i| residuals.iter().map(|r| r[i]).sum::<f64>() / h)
+        .collect();
+    let centered: Vec<Vec<f64>> = residuals
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(x, c)| x - c).collect())
+        .collect();
+    // The long-run covariance of the hourly differences (Newey–West,
+    // Bartlett weights over sqrt(H) lags): a returning visitor carries one
+    // hour's luck into later hours, so neighbouring hours are correlated.
+    let lags = (h.sqrt().ceil() as usize).min(hours - 1);
     let mut spread = vec![vec![0.0; m]; m];
-    for cell in &cells {
-        let r: Vec<f64> = (0..m)
-            .map(|i| cell.views[i] - cell.total * expected(cell, i))
-            .collect();
-        for i in 0..m {
-            sum[i] += r[i];
-            for j in 0..m {
-                spread[i][j] += r[i] * r[j];
+    for lag in 0..=lags {
+        let weight = if lag == 0 {
+            1.0
+        } else {
+            2.0 * (1.0 - lag as f64 / (lags + 1) as f64)
+        };
+        for t in lag..hours {
+            let (now, then) = (&centered[t], &centered[t - lag]);
+            for i in 0..m {
+                for j in 0..m {
+                    // Symmetrized: (r_t r_{t-l}' + r_{t-l} r_t') / 2.
+                    spread[i][j] += weight * 0.5 * (now[i] * then[j] + then[i] * now[j]) / h;
+                }
             }
         }
     }
-    let hours = cells.len();
-    if hours <= m + 1 {
-        return none;
-    }
-    // U = s' A^-1 s is at most the number of hours; Hotelling's T² of the
-    // hourly differences is (H - 1) U / (H - U), and (H - p) T² / (p (H -
-    // 1)) is F(p, H - p) with p = K - 1.
-    let h = hours as f64;
+    // H r̄' Ω^-1 r̄, referred to F(p, H - p) as Hotelling's T² would be.
     let p = m as f64;
-    let u = quadratic_form(&spread, &sum, m).min(h * (1.0 - 1e-12));
-    let t2 = (h - 1.0) * u / (h - u);
-    let f = (h - p) * t2 / (p * (h - 1.0));
+    let t2 = h * quadratic_form(&spread, &mean, m);
     SampleRatio {
-        p: f_survival(f, p, h - p),
+        p: f_survival(t2 * (h - p) / (p * (h - 1.0)), p, h - p),
         statistic: t2,
         hours,
     }
