@@ -22,7 +22,7 @@
 //! faster than its spread; the spread itself absorbs whatever makes hours
 //! noisier than a multinomial: sticky visitors (one visitor, many views of
 //! one variant), weights moving within an hour, a mixture that fits only
-//! roughly. With few hours the test can say little, and does not alarm.
+//! roughly. Before 24 hours with views it does not test (p = 1).
 
 use crate::stats::beta_cdf;
 
@@ -225,8 +225,8 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
 const MOST_RETURNING: f64 = 0.8;
 
 /// Golden-section steps for the returning share (the likelihood is concave
-/// in it; 48 steps narrow [0, 0.8] below 1e-9).
-const STEPS: usize = 48;
+/// in it; 30 steps narrow [0, 0.8] below 1e-6).
+const STEPS: usize = 30;
 
 /// The expected shares of a cell when returning visitors make `returning`
 /// of its views: new visitors half on this hour's weights and half on the
