@@ -7,8 +7,9 @@
 //! an hour earlier, and from sticky visitors who return to the variant drawn
 //! on an earlier visit. So the expected share of hour `h` mixes new visitors
 //! (half on the weights served in hour `h`, half on those of hour `h - 1`)
-//! with returning ones (half on the weights served on average over the day
-//! before, half over all earlier hours, views-weighted). The share of
+//! with returning ones (half on the weights served on average over the last
+//! day, half over all hours so far, views-weighted; both up to this hour,
+//! since a visitor may return within it). The share of
 //! returning visitors, one for the whole experiment, is fitted by maximum
 //! likelihood (at most 80 %). It is the served weights, not the views seen
 //! before, that returning visitors follow, so a loss of views cannot hide
@@ -49,7 +50,7 @@ pub struct SampleRatio {
     pub hours: usize,
 }
 
-/// Hours of the day before `h - 1` whose weights form one split.
+/// Hours before `h` whose weights, with `h`'s, form the last day's split.
 const DAY: usize = 24;
 
 /// Hours with views the test needs: with fewer, the spread of the hourly
@@ -138,8 +139,8 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     }
 }
 
-/// Splits in the mixture: this hour, the hour before, the day before, all
-/// earlier hours.
+/// Splits in the mixture: this hour, the hour before, the last day, all
+/// hours so far.
 const COMPONENTS: usize = 4;
 
 /// One hour with views, its four candidate splits.
@@ -185,8 +186,7 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
         served_by_hour.push(now.clone());
         let before = previous.unwrap_or_else(|| vec![1.0 / k as f64; k]);
         let h = served_by_hour.len() - 1;
-        let day_hours: Vec<&Vec<f64>> = served_by_hour
-            [h.saturating_sub(DAY + 1)..h.saturating_sub(1)]
+        let day_hours: Vec<&Vec<f64>> = served_by_hour[h.saturating_sub(DAY)..=h]
             .iter()
             .filter(|w| !w.is_empty())
             .collect();
@@ -197,11 +197,6 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
                 .map(|i| day_hours.iter().map(|w| w[i]).sum::<f64>() / day_hours.len() as f64)
                 .collect()
         };
-        let all = if history_views > 0.0 {
-            history.iter().map(|x| x / history_views).collect()
-        } else {
-            before.clone()
-        };
         let views: Vec<f64> = (0..k)
             .map(|i| hour.views.get(i).copied().unwrap_or(0) as f64)
             .collect();
@@ -211,6 +206,7 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
                 history[i] += total * now[i];
             }
             history_views += total;
+            let all = history.iter().map(|x| x / history_views).collect();
             cells.push(Cell {
                 total,
                 views,
@@ -231,7 +227,7 @@ const STEPS: usize = 30;
 /// The expected shares of a cell when returning visitors make `returning`
 /// of its views: new visitors half on this hour's weights and half on the
 /// previous hour's (clients hold weights loaded up to an hour earlier),
-/// returning ones half on the day before's and half on all earlier hours'.
+/// returning ones half on the last day's and half on all hours' so far.
 fn shares(cell: &Cell, returning: f64, i: usize) -> f64 {
     let [now, before, day, all] = &cell.splits;
     let new = 0.5 * (now[i] + before[i]);
