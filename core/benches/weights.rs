@@ -1,12 +1,16 @@
-//! Time of `weights` for 2, 10 and 50 arms on realistic counts, then its
-//! accuracy against a 1,000,000-draw Monte Carlo reference on the same counts.
+//! Time of `weights` for 2, 10 and 50 arms on realistic counts, and of the
+//! decision numbers (`probability_best_and_loss`, goal <= 1 ms for 10 arms),
+//! then the weights' accuracy against a 1,000,000-draw Monte Carlo reference
+//! on the same counts.
 //!
 //! Run with `cargo bench -p myna-core --bench weights`.
 
 use std::hint::black_box;
 
 use criterion::Criterion;
-use myna_core::weights::{Arm, WeightsConfig, probability_best, weights};
+use myna_core::weights::{
+    Arm, WeightsConfig, probability_best, probability_best_and_loss, weights,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution};
@@ -93,6 +97,12 @@ fn bench_weights(c: &mut Criterion) {
         let arms = realistic_arms(k, k as u64);
         c.bench_function(&format!("weights/{k} arms"), |b| {
             b.iter(|| weights(black_box(&arms), black_box(&config)))
+        });
+    }
+    for k in SIZES {
+        let arms = realistic_arms(k, k as u64);
+        c.bench_function(&format!("decision numbers/{k} arms"), |b| {
+            b.iter(|| probability_best_and_loss(black_box(&arms)))
         });
     }
 }

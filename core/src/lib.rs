@@ -5,6 +5,9 @@
 //!
 //! - [`model`]: experiments, variants, visibility, access levels;
 //! - [`account`]: login, token and API key wire forms;
+//! - [`decision`]: when an experiment is done (probability of being best,
+//!   expected loss, the verdict) and whether its data is healthy (SRM against
+//!   the weights served, and other checks), and the decision form;
 //! - [`event`]: the record batch wire form, its parsing and validation;
 //! - [`experiment`]: create and update bodies;
 //! - [`limits`]: the limits on every stored input (settings depth and size,
@@ -32,6 +35,8 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 pub mod account;
+#[cfg(feature = "std")]
+pub mod decision;
 pub mod event;
 #[cfg(feature = "std")]
 pub mod experiment;

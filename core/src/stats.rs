@@ -252,7 +252,7 @@ fn gamma_cdf(shape: f64, x: f64) -> f64 {
 
 /// The standard normal quantile (Acklam's rational approximation, refined by
 /// one Halley step on `erfc`; about 15 digits).
-fn normal_quantile(p: f64) -> f64 {
+pub(crate) fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969_683_028_665_376e1,
         2.209_460_984_245_205e2,

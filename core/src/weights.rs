@@ -25,9 +25,11 @@
 //! grid the result moves by at most 0.00014 on varied counts.
 
 #[cfg(feature = "std")]
+mod grid;
+#[cfg(feature = "std")]
 mod quadrature;
 #[cfg(feature = "std")]
-pub use quadrature::{Arm, WeightsConfig, probability_best, weights};
+pub use quadrature::{Arm, WeightsConfig, probability_best, probability_best_and_loss, weights};
 
 /// Largest `f64` below 1.
 const ONE_BELOW: f64 = 1.0 - f64::EPSILON / 2.0;

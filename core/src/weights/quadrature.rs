@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 
 use super::ONE_BELOW;
+use super::grid::{GridLogs, grid};
 
 /// Counts of one variant as the bandit sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -41,12 +42,12 @@ const WINDOW_SDS: f64 = 12.0;
 
 /// Grid points across one posterior's window (its own resolution: about
 /// 0.12 standard deviations between points).
-const POINTS_PER_WINDOW: usize = 200;
+pub(super) const POINTS_PER_WINDOW: usize = 200;
 
 /// Above this `alpha + beta` the log density is evaluated relative to the
 /// posterior's mode, since `(alpha - 1) ln x` alone would lose the digits that
 /// matter to cancellation.
-const CENTERED_ABOVE: f64 = 1e9;
+pub(super) const CENTERED_ABOVE: f64 = 1e9;
 
 /// Largest posterior parameter: 2^64, one more than any `u64` count. Rewards
 /// beyond it carry no extra information.
@@ -60,9 +61,23 @@ const MAX_PARAMETER: f64 = 18_446_744_073_709_551_616.0;
 /// posteriors get exactly equal results; no data at all gives exactly `1 / K`
 /// each. An empty slice gives an empty vector and one arm gives `[1.0]`.
 pub fn probability_best(arms: &[Arm]) -> Vec<f64> {
+    best_and_loss(arms, false).0
+}
+
+/// Each arm's probability of being best (as [`probability_best`]) and its
+/// expected loss, `E[max_j X_j - X_i]`: the reward rate given up, in
+/// expectation, by choosing it. Same posteriors, same quadrature, so no
+/// sampling noise; losses are never negative, and identical posteriors get
+/// exactly equal numbers.
+pub fn probability_best_and_loss(arms: &[Arm]) -> (Vec<f64>, Vec<f64>) {
+    best_and_loss(arms, true)
+}
+
+/// The probabilities, and the expected losses when `with_loss` (else empty).
+fn best_and_loss(arms: &[Arm], with_loss: bool) -> (Vec<f64>, Vec<f64>) {
     let k = arms.len();
     if k == 0 {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let posteriors: Vec<Posterior> = arms.iter().map(Posterior::of).collect();
 
@@ -82,13 +97,36 @@ pub fn probability_best(arms: &[Arm]) -> Vec<f64> {
         }
         group_of[i] = groups.len() - 1;
     }
-    if groups.len() == 1 {
-        return vec![1.0 / k as f64; k];
+    if groups.len() == 1 && (!with_loss || k == 1) {
+        let losses = if with_loss { vec![0.0; k] } else { Vec::new() };
+        return (vec![1.0 / k as f64; k], losses);
     }
 
     match group_probabilities(&groups) {
-        Some(per_group) => group_of.iter().map(|&g| per_group[g]).collect(),
-        None => best_mean_fallback(&posteriors),
+        Some((per_group, loss_of_group)) => {
+            let best = if groups.len() == 1 {
+                vec![1.0 / k as f64; k]
+            } else {
+                group_of.iter().map(|&g| per_group[g]).collect()
+            };
+            let losses = if with_loss {
+                group_of.iter().map(|&g| loss_of_group[g]).collect()
+            } else {
+                Vec::new()
+            };
+            (best, losses)
+        }
+        None => {
+            let best = best_mean_fallback(&posteriors);
+            let losses = if with_loss {
+                let means: Vec<f64> = posteriors.iter().map(Posterior::mean).collect();
+                let top = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                means.iter().map(|m| top - m).collect()
+            } else {
+                Vec::new()
+            };
+            (best, losses)
+        }
     }
 }
 
@@ -133,9 +171,9 @@ fn sanitize_non_negative(x: f64) -> f64 {
 
 /// A Beta posterior; both parameters finite and in `[1, 2^64]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Posterior {
-    alpha: f64,
-    beta: f64,
+pub(super) struct Posterior {
+    pub(super) alpha: f64,
+    pub(super) beta: f64,
 }
 
 impl Posterior {
@@ -211,8 +249,9 @@ struct Curve {
 }
 
 /// Probability that one member of each group is best, renormalized so the
-/// members' total is 1; `None` when the quadrature degenerates.
-fn group_probabilities(groups: &[Group]) -> Option<Vec<f64>> {
+/// members' total is 1, and each group's expected loss; `None` when the
+/// quadrature degenerates.
+fn group_probabilities(groups: &[Group]) -> Option<(Vec<f64>, Vec<f64>)> {
     let windows: Vec<(f64, f64)> = groups.iter().map(|g| g.posterior.window()).collect();
     let xs = grid(&windows);
     let spans: Vec<Span> = windows.iter().map(|&w| Span::new(&xs, w)).collect();
@@ -246,6 +285,8 @@ fn group_probabilities(groups: &[Group]) -> Option<Vec<f64>> {
     let mut suffix = vec![1.0; n + 1];
     let mut previous = vec![0.0; n];
     let mut integral = vec![0.0; n];
+    // ∫ ∏ F over [xs[begin], 1]: E[max] = 1 - that (the product is 0 below).
+    let (mut below_max, mut previous_product) = (0.0, 0.0);
     for k in begin..xs.len() {
         active.clear();
         active.extend((0..n).filter(|&c| curves[c].end >= k));
@@ -267,6 +308,8 @@ fn group_probabilities(groups: &[Group]) -> Option<Vec<f64>> {
         } else {
             0.5 * (xs[k] - xs[k - 1])
         };
+        below_max += half_dx * (previous_product + prefix[m]);
+        previous_product = prefix[m];
         for (slot, &c) in active.iter().enumerate() {
             let curve = &curves[c];
             let integrand =
@@ -288,7 +331,24 @@ fn group_probabilities(groups: &[Group]) -> Option<Vec<f64>> {
     for (&g, p) in relevant.iter().zip(&integral) {
         per_group[g] = (p / total).clamp(0.0, 1.0);
     }
-    Some(per_group)
+
+    // Loss of g = E[max] - E[X_g]. For a relevant group both come from the
+    // same trapezoids, so the difference is the trapezoid sum of F_g - ∏ F,
+    // which is never negative; the others lie wholly below the rest.
+    let expected_max = 1.0 - below_max;
+    let mut losses: Vec<f64> = groups
+        .iter()
+        .map(|g| (expected_max - g.posterior.mean()).max(0.0))
+        .collect();
+    for (&g, curve) in relevant.iter().zip(&curves) {
+        let mut below = 1.0 - xs[curve.end];
+        for j in 1..curve.cdf.len() {
+            let k = curve.start + j;
+            below += 0.5 * (xs[k] - xs[k - 1]) * (curve.cdf[j - 1] + curve.cdf[j]);
+        }
+        losses[g] = (expected_max - (1.0 - below)).max(0.0);
+    }
+    Some((per_group, losses))
 }
 
 /// `x^n` for `x` in [0, 1], exact for n = 0 and 1.
@@ -297,77 +357,6 @@ fn power(x: f64, n: usize) -> f64 {
         0 => 1.0,
         1 => x,
         _ => x.powi(i32::try_from(n).unwrap_or(i32::MAX)),
-    }
-}
-
-/// Sorted, distinct grid points covering every window: each stretch between
-/// window ends is split evenly, as finely as the narrowest window covering it
-/// asks (`POINTS_PER_WINDOW` per window). Windows that overlap share points
-/// instead of stacking theirs.
-fn grid(windows: &[(f64, f64)]) -> Vec<f64> {
-    let mut breaks: Vec<f64> = Vec::with_capacity(2 * windows.len() + 2);
-    breaks.push(0.0);
-    breaks.push(1.0);
-    for &(lo, hi) in windows {
-        breaks.push(lo);
-        breaks.push(hi);
-    }
-    breaks.sort_by(f64::total_cmp);
-    breaks.dedup();
-
-    let steps = (POINTS_PER_WINDOW - 1) as f64;
-    let mut xs = Vec::with_capacity(windows.len() * POINTS_PER_WINDOW);
-    for pair in breaks.windows(2) {
-        let (u, v) = (pair[0], pair[1]);
-        let spacing = windows
-            .iter()
-            .filter(|&&(lo, hi)| lo <= u && v <= hi && hi > lo)
-            .map(|&(lo, hi)| (hi - lo) / steps)
-            .fold(f64::INFINITY, f64::min);
-        let pieces = if spacing.is_finite() && spacing > 0.0 {
-            ((v - u) / spacing).ceil().clamp(1.0, steps) as usize
-        } else {
-            1
-        };
-        for j in 0..pieces {
-            xs.push(u + (v - u) * (j as f64 / pieces as f64));
-        }
-    }
-    xs.push(1.0);
-    xs.dedup();
-    xs
-}
-
-/// `ln x` and `ln(1 - x)` at the grid points from `from` on, each accurate to
-/// a few ulps, shared by every posterior on the direct path.
-struct GridLogs {
-    from: usize,
-    ln_x: Vec<f64>,
-    ln_1mx: Vec<f64>,
-}
-
-impl GridLogs {
-    fn new<'a>(
-        xs: &[f64],
-        from: usize,
-        mut posteriors: impl Iterator<Item = &'a Posterior>,
-    ) -> GridLogs {
-        let needed = posteriors.any(|p| p.alpha + p.beta <= CENTERED_ABOVE);
-        let (ln_x, ln_1mx) = if needed {
-            xs[from..]
-                .iter()
-                .map(|&x| {
-                    if x <= 0.5 {
-                        (x.ln(), (-x).ln_1p())
-                    } else {
-                        ((x - 1.0).ln_1p(), (1.0 - x).ln())
-                    }
-                })
-                .unzip()
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        GridLogs { from, ln_x, ln_1mx }
     }
 }
 

@@ -1,0 +1,220 @@
+//! Decisions: when an experiment is done, and whether its data is healthy.
+//!
+//! - [`rule`]: each variant's probability of being best and expected loss
+//!   (from the weights' Beta posteriors, by the same quadrature: no sampling
+//!   noise), the thresholds under `myna.decision.` in the settings, the
+//!   verdict and the views a `leading` experiment likely still needs;
+//! - [`health`]: the checks, SRM against the weights actually served among
+//!   them;
+//! - [`Decision`]: all of it for one experiment, and its JSON (the decision
+//!   form of the API), so the server only fetches data and calls this.
+
+pub mod health;
+pub mod rule;
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::model::{Experiment, Visibility};
+use crate::problem::Message;
+use crate::timestamp::format_iso;
+pub use health::{Check, Hour, Status};
+pub use rule::{Outcome, Thresholds, Verdict, verdict};
+
+/// One variant's decision numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantNumbers {
+    /// The variant's id.
+    pub id: String,
+    /// Probability that its conversion rate is the highest.
+    pub probability_best: f64,
+    /// Conversion rate given up, in expectation, by choosing it.
+    pub expected_loss: f64,
+}
+
+/// An experiment's decision: the verdict, the numbers, the health checks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The experiment's public uuid.
+    pub uuid: Uuid,
+    /// When it was made, epoch milliseconds.
+    pub at_ms: i64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The leading or chosen variant's id.
+    pub leader: Option<String>,
+    /// The verdict in one sentence.
+    pub message: String,
+    /// Per variant, in creation order.
+    pub variants: Vec<VariantNumbers>,
+    /// For `leading`: the views likely still needed.
+    pub more_views: Option<u64>,
+    /// The health checks, in a fixed order.
+    pub health: Vec<Check>,
+}
+
+/// The decision for `experiment` from its hourly totals (`hours`, oldest
+/// first, variants in the experiment's order) at `now_ms`.
+pub fn decide(experiment: &Experiment, hours: &[Hour], now_ms: i64) -> Decision {
+    let arms = experiment.arms();
+    let ids: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
+    let (thresholds, problems) = Thresholds::from_settings(&experiment.settings);
+    let outcome = verdict(&arms, &thresholds);
+    let message = sentence(&outcome, &ids, &arms, &thresholds);
+    let mut health = vec![
+        health::sample_ratio_check(hours),
+        health::rewards_exceed_views(&ids, &arms),
+        health::traffic_stopped(
+            hours,
+            experiment.visibility == Visibility::Published,
+            now_ms,
+        ),
+        health::never_shown(&ids, hours),
+    ];
+    if !problems.is_empty() {
+        health.push(settings_check(&problems));
+    }
+    Decision {
+        uuid: experiment.public_uuid(),
+        at_ms: now_ms,
+        verdict: outcome.verdict,
+        leader: outcome.leader.map(|i| ids[i].to_owned()),
+        message,
+        variants: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| VariantNumbers {
+                id: (*id).to_owned(),
+                probability_best: outcome.probability_best[i],
+                expected_loss: outcome.expected_loss[i],
+            })
+            .collect(),
+        more_views: outcome.more_views,
+        health,
+    }
+}
+
+impl Decision {
+    /// The decision form (SPEC: "Decisions, export, webhooks, description").
+    pub fn to_json(&self) -> Value {
+        let variants: Map<String, Value> = self
+            .variants
+            .iter()
+            .map(|v| {
+                let numbers = json!({
+                    "probabilityBest": v.probability_best,
+                    "expectedLoss": v.expected_loss,
+                });
+                (v.id.clone(), numbers)
+            })
+            .collect();
+        json!({
+            "typename": "decision",
+            "uuid": self.uuid,
+            "at": format_iso(self.at_ms),
+            "verdict": self.verdict.as_str(),
+            "leader": self.leader,
+            "message": self.message,
+            "variants": variants,
+            "moreViews": self.more_views,
+            "health": self.health.iter().map(Check::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Whether any health check fails.
+    pub fn failing(&self) -> bool {
+        self.health.iter().any(|c| c.status == Status::Failing)
+    }
+}
+
+/// A warning naming the thresholds that could not be read.
+fn settings_check(problems: &[Message]) -> Check {
+    let paths: Vec<String> = problems.iter().filter_map(|m| m.path.clone()).collect();
+    let messages: Vec<&str> = problems.iter().map(|m| m.message.as_str()).collect();
+    Check {
+        typename: "decision-settings",
+        status: Status::Warning,
+        message: messages.join(" "),
+        data: json!({ "paths": paths }),
+    }
+}
+
+/// A percentage for people, rounded down: `97`, `99.5`, or `more than
+/// 99.9` (never `100`: nothing here is certain).
+fn percent(p: f64) -> String {
+    let pct = p * 100.0;
+    if pct >= 99.9 {
+        "more than 99.9".to_owned()
+    } else if pct < 99.0 {
+        format!("{}", pct.floor() as u64)
+    } else {
+        format!("{:.1}", (pct * 10.0).floor() / 10.0)
+    }
+}
+
+/// Conversion-rate units as percentage points (`0.0002` is `0.02`), at
+/// most four decimals.
+fn points(loss: f64) -> String {
+    let p = loss * 100.0;
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else if p >= 0.0001 {
+        format!("{p:.4}")
+    } else {
+        "less than 0.0001".to_owned()
+    }
+}
+
+/// The verdict in one sentence.
+fn sentence(
+    outcome: &Outcome,
+    ids: &[&str],
+    arms: &[crate::weights::Arm],
+    t: &Thresholds,
+) -> String {
+    let others = |leader: usize| -> String {
+        let rest: Vec<&str> = (0..ids.len())
+            .filter(|&i| i != leader)
+            .map(|i| ids[i])
+            .collect();
+        match rest.len() {
+            1 => rest[0].to_owned(),
+            n => format!("the {n} other variants"),
+        }
+    };
+    match (outcome.verdict, outcome.leader) {
+        (Verdict::Decided, Some(l)) => format!(
+            "{} is better than {} with {} % probability; choosing it gives up at most {} points in expectation: you can stop.",
+            ids[l],
+            others(l),
+            percent(outcome.probability_best[l]),
+            points(outcome.expected_loss[l]),
+        ),
+        (Verdict::Leading, Some(l)) => {
+            let more = match outcome.more_views {
+                Some(n) => format!("; about {n} more views are likely needed to decide"),
+                None => String::new(),
+            };
+            format!(
+                "{} leads with {} % probability of being best, not yet enough to decide{more}.",
+                ids[l],
+                percent(outcome.probability_best[l]),
+            )
+        }
+        (Verdict::NoDifference, _) => format!(
+            "The variants perform practically the same (choosing any gives up less than {} % of the best rate in expectation): you can stop and keep any.",
+            t.equivalence * 100.0
+        ),
+        _ => {
+            let fewest = arms.iter().map(|a| a.views).min().unwrap_or(0);
+            if ids.len() < 2 {
+                "Collecting data: a decision needs at least two variants.".to_owned()
+            } else {
+                format!(
+                    "Collecting data: every variant needs at least {} views before a decision (the fewest has {fewest}).",
+                    t.min_views
+                )
+            }
+        }
+    }
+}

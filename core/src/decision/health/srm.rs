@@ -1,0 +1,321 @@
+//! Sample ratio mismatch for a bandit: are the views per variant what the
+//! weights the server served predict?
+//!
+//! A fixed-split test alarms on every bandit, since its split moves. Here
+//! each hour's views are compared with the weights served around that hour.
+//! Views in hour `h` come from clients that loaded weights this hour or up to
+//! an hour earlier, and from sticky visitors who return to the variant drawn
+//! on an earlier visit. So the expected share of hour `h` mixes new visitors
+//! (half on the weights served in hour `h`, half on those of hour `h - 1`)
+//! with returning ones (half on the weights served on average over the last
+//! day, half over all hours so far, views-weighted; both up to this hour,
+//! since a visitor may return within it). The share of
+//! returning visitors, one for the whole experiment, is fitted by maximum
+//! likelihood (at most 80 %). It is the served weights, not the views seen
+//! before, that returning visitors follow, so a loss of views cannot hide
+//! in that share.
+//!
+//! The test: each hour's views minus its expected views, per variant,
+//! averaged over the hours and set against the spread of those hourly
+//! differences themselves, neighbouring hours' correlation included
+//! (Newey–West), as Hotelling's T² (an F test). A variant losing a
+//! share of its views shifts every hour the same way, so the sum grows
+//! faster than its spread; the spread itself absorbs whatever makes hours
+//! noisier than a multinomial: sticky visitors (one visitor, many views of
+//! one variant), weights moving within an hour, a mixture that fits only
+//! roughly. Before 24 hours with views it does not test (p = 1).
+
+use crate::stats::beta_cdf;
+
+/// One hour of an experiment as the SRM check sees it, variants in the
+/// experiment's order.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct HourSplit {
+    /// The weights the server answered with during the hour (their
+    /// average); empty when it answered none.
+    pub served: Vec<f64>,
+    /// Views recorded per variant during the hour.
+    pub views: Vec<u64>,
+}
+
+/// The result of the SRM test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleRatio {
+    /// The p-value: how likely a mismatch at least this large is on healthy
+    /// traffic. 1 with too little data to test.
+    pub p: f64,
+    /// The T² statistic of the hourly differences.
+    pub statistic: f64,
+    /// The hours with views it used.
+    pub hours: usize,
+}
+
+/// Hours before `h` whose weights, with `h`'s, form the last day's split.
+const DAY: usize = 24;
+
+/// Hours with views the test needs: with fewer, the spread of the hourly
+/// differences (and their correlation) is too poorly known to alarm on.
+const LEAST_HOURS: usize = 24;
+
+/// Least expected share of a cell, so that a variant served with weight 0
+/// yet viewed makes a huge statistic rather than a division by zero.
+const LEAST_SHARE: f64 = 1e-9;
+
+/// The SRM test over `hours` (oldest first, one entry per clock hour; hours
+/// without views may be left out only if the server served nothing either).
+pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
+    let k = hours
+        .iter()
+        .map(|h| h.views.len().max(h.served.len()))
+        .max()
+        .unwrap_or(0);
+    let none = SampleRatio {
+        p: 1.0,
+        statistic: 0.0,
+        hours: 0,
+    };
+    if k < 2 {
+        return none;
+    }
+    let cells = components(hours, k);
+    if cells.is_empty() {
+        return none;
+    }
+    let returning = fit(&cells, k);
+    let expected = |cell: &Cell, i: usize| shares(cell, returning, i);
+
+    // Each hour's views minus its expected views (the first K - 1
+    // variants: the last is determined by them), summed, against the
+    // spread of those hourly differences themselves.
+    let m = k - 1;
+    let residuals: Vec<Vec<f64>> = cells
+        .iter()
+        .map(|cell| {
+            (0..m)
+                .map(|i| cell.views[i] - cell.total * expected(cell, i))
+                .collect()
+        })
+        .collect();
+    let hours = residuals.len();
+    if hours < LEAST_HOURS.max(m + 2) {
+        return none;
+    }
+    let h = hours as f64;
+    let mean: Vec<f64> = (0..m)
+        .map(|i| residuals.iter().map(|r| r[i]).sum::<f64>() / h)
+        .collect();
+    let centered: Vec<Vec<f64>> = residuals
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(x, c)| x - c).collect())
+        .collect();
+    // The long-run covariance of the hourly differences (Newey–West,
+    // Bartlett weights over sqrt(H) lags): a returning visitor carries one
+    // hour's luck into later hours, so neighbouring hours are correlated.
+    let lags = (h.sqrt().ceil() as usize).min(hours - 1);
+    let mut spread = vec![vec![0.0; m]; m];
+    for lag in 0..=lags {
+        let weight = if lag == 0 {
+            1.0
+        } else {
+            2.0 * (1.0 - lag as f64 / (lags + 1) as f64)
+        };
+        for t in lag..hours {
+            let (now, then) = (&centered[t], &centered[t - lag]);
+            for i in 0..m {
+                for j in 0..m {
+                    // Symmetrized: (r_t r_{t-l}' + r_{t-l} r_t') / 2.
+                    spread[i][j] += weight * 0.5 * (now[i] * then[j] + then[i] * now[j]) / h;
+                }
+            }
+        }
+    }
+    // H r̄' Ω^-1 r̄, referred to F(p, H - p) as Hotelling's T² would be.
+    let p = m as f64;
+    let t2 = h * quadratic_form(&spread, &mean, m);
+    SampleRatio {
+        p: f_survival(t2 * (h - p) / (p * (h - 1.0)), p, h - p),
+        statistic: t2,
+        hours,
+    }
+}
+
+/// Splits in the mixture: this hour, the hour before, the last day, all
+/// hours so far.
+const COMPONENTS: usize = 4;
+
+/// One hour with views, its four candidate splits.
+struct Cell {
+    total: f64,
+    views: Vec<f64>,
+    splits: [Vec<f64>; COMPONENTS],
+}
+
+/// The cells of the hours with views, each with its candidate splits (a
+/// missing split falls back to the nearest later one: an hour with no
+/// answers served nothing new).
+fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
+    let normalized = |w: &[f64]| -> Option<Vec<f64>> {
+        let mut v: Vec<f64> = (0..k)
+            .map(|i| {
+                w.get(i)
+                    .copied()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        let sum: f64 = v.iter().sum();
+        (sum > 0.0).then(|| {
+            v.iter_mut().for_each(|x| *x /= sum);
+            v
+        })
+    };
+    let mut cells = Vec::new();
+    let mut last_served: Option<Vec<f64>> = None;
+    let mut served_by_hour: Vec<Vec<f64>> = Vec::with_capacity(hours.len());
+    let mut history = vec![0.0; k];
+    let mut history_views = 0.0;
+    for hour in hours {
+        let previous = last_served.clone();
+        if let Some(w) = normalized(&hour.served) {
+            last_served = Some(w);
+        }
+        let Some(now) = last_served.clone() else {
+            served_by_hour.push(Vec::new());
+            continue;
+        };
+        served_by_hour.push(now.clone());
+        let before = previous.unwrap_or_else(|| vec![1.0 / k as f64; k]);
+        let h = served_by_hour.len() - 1;
+        let day_hours: Vec<&Vec<f64>> = served_by_hour[h.saturating_sub(DAY)..=h]
+            .iter()
+            .filter(|w| !w.is_empty())
+            .collect();
+        let day = if day_hours.is_empty() {
+            before.clone()
+        } else {
+            (0..k)
+                .map(|i| day_hours.iter().map(|w| w[i]).sum::<f64>() / day_hours.len() as f64)
+                .collect()
+        };
+        let views: Vec<f64> = (0..k)
+            .map(|i| hour.views.get(i).copied().unwrap_or(0) as f64)
+            .collect();
+        let total: f64 = views.iter().sum();
+        if total > 0.0 {
+            for i in 0..k {
+                history[i] += total * now[i];
+            }
+            history_views += total;
+            let all = history.iter().map(|x| x / history_views).collect();
+            cells.push(Cell {
+                total,
+                views,
+                splits: [now, before, day, all],
+            });
+        }
+    }
+    cells
+}
+
+/// Largest share of views the fit may give to returning visitors.
+const MOST_RETURNING: f64 = 0.8;
+
+/// Golden-section steps for the returning share (the likelihood is concave
+/// in it; 30 steps narrow [0, 0.8] below 1e-6).
+const STEPS: usize = 30;
+
+/// The expected shares of a cell when returning visitors make `returning`
+/// of its views: new visitors half on this hour's weights and half on the
+/// previous hour's (clients hold weights loaded up to an hour earlier),
+/// returning ones half on the last day's and half on all hours' so far.
+fn shares(cell: &Cell, returning: f64, i: usize) -> f64 {
+    let [now, before, day, all] = &cell.splits;
+    let new = 0.5 * (now[i] + before[i]);
+    let old = 0.5 * (day[i] + all[i]);
+    ((1.0 - returning) * new + returning * old).max(LEAST_SHARE)
+}
+
+/// The share of returning visitors maximizing the multinomial likelihood,
+/// in `[0, MOST_RETURNING]`.
+fn fit(cells: &[Cell], k: usize) -> f64 {
+    let likelihood = |returning: f64| -> f64 {
+        cells
+            .iter()
+            .map(|cell| {
+                (0..k)
+                    .filter(|&i| cell.views[i] > 0.0)
+                    .map(|i| cell.views[i] * shares(cell, returning, i).ln())
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut lo, mut hi) = (0.0, MOST_RETURNING);
+    let mut a = hi - ratio * (hi - lo);
+    let mut b = lo + ratio * (hi - lo);
+    let (mut fa, mut fb) = (likelihood(a), likelihood(b));
+    for _ in 0..STEPS {
+        if fa < fb {
+            lo = a;
+            a = b;
+            fa = fb;
+            b = lo + ratio * (hi - lo);
+            fb = likelihood(b);
+        } else {
+            hi = b;
+            b = a;
+            fb = fa;
+            a = hi - ratio * (hi - lo);
+            fa = likelihood(a);
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// `d' S^-1 d` over the first `m` coordinates of a covariance `S`, by
+/// Gaussian elimination (no pivoting: `S` is symmetric positive
+/// semi-definite); directions without variance are skipped.
+fn quadratic_form(covariance: &[Vec<f64>], difference: &[f64], m: usize) -> f64 {
+    let mut a: Vec<Vec<f64>> = (0..m)
+        .map(|i| {
+            let mut row = covariance[i][..m].to_vec();
+            row.push(difference[i]);
+            row
+        })
+        .collect();
+    let scale = (0..m).map(|i| a[i][i].abs()).fold(0.0, f64::max);
+    let mut statistic = 0.0;
+    for col in 0..m {
+        if a[col][col].abs() <= scale * 1e-12 {
+            continue;
+        }
+        let (done, rest) = a.split_at_mut(col + 1);
+        let pivot = &done[col];
+        for row in rest.iter_mut() {
+            let factor = row[col] / pivot[col];
+            for (x, p) in row[col..].iter_mut().zip(&pivot[col..]) {
+                *x -= factor * p;
+            }
+        }
+    }
+    // S = L D L' and elimination leaves U = D L' and y = L^-1 d, so
+    // d' S^-1 d = y' D^-1 y = sum y_i^2 / U_ii.
+    for (i, row) in a.iter().enumerate() {
+        if row[i].abs() > scale * 1e-12 {
+            statistic += row[m] * row[m] / row[i];
+        }
+    }
+    statistic.max(0.0)
+}
+
+/// `P(X > f)` for `X` following Fisher's F with `d1` and `d2` degrees of
+/// freedom: `I_x(d2 / 2, d1 / 2)` with `x = d2 / (d2 + d1 f)`.
+pub fn f_survival(f: f64, d1: f64, d2: f64) -> f64 {
+    if f.is_nan() || f <= 0.0 {
+        return 1.0;
+    }
+    if !f.is_finite() {
+        return 0.0;
+    }
+    beta_cdf(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * f)).clamp(0.0, 1.0)
+}

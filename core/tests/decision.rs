@@ -1,0 +1,454 @@
+//! Decisions: the numbers against closed forms and a Monte Carlo reference,
+//! the verdict's transitions, the thresholds' settings, the health checks
+//! and the decision form.
+#![allow(clippy::unwrap_used)]
+
+use myna_core::decision::decide;
+use myna_core::decision::health::{self, Hour, HourSplit, SRM_FAILING_BELOW, Status, sample_ratio};
+use myna_core::decision::rule::{Thresholds, Verdict, verdict};
+use myna_core::model::{Experiment, Variant, Visibility};
+use myna_core::problem::Code;
+use myna_core::weights::{Arm, probability_best_and_loss};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution};
+use serde_json::json;
+
+fn arm(views: u64, total_reward: f64) -> Arm {
+    Arm {
+        views,
+        total_reward,
+    }
+}
+
+/// `ln B(a, b)` for whole `a`, `b` >= 1, from sums of logarithms.
+fn ln_beta(a: u64, b: u64) -> f64 {
+    let ln_factorial = |n: u64| (2..=n).map(|k| (k as f64).ln()).sum::<f64>();
+    ln_factorial(a - 1) + ln_factorial(b - 1) - ln_factorial(a + b - 1)
+}
+
+/// `P(X_b > X_a)` for `X_a ~ Beta(aa, ba)`, `X_b ~ Beta(ab, bb)`, whole
+/// parameters (Evan Miller's closed form).
+fn prob_greater(aa: u64, ba: u64, ab: u64, bb: u64) -> f64 {
+    (0..ab)
+        .map(|i| {
+            (ln_beta(aa + i, ba + bb)
+                - ((bb + i) as f64).ln()
+                - ln_beta(1 + i, bb)
+                - ln_beta(aa, ba))
+            .exp()
+        })
+        .sum()
+}
+
+/// `E[max(X_b - X_a, 0)]`: `E[X_b] P(X_b' > X_a) - E[X_a] P(X_b > X_a')`
+/// with `X_b' ~ Beta(ab + 1, bb)` and `X_a' ~ Beta(aa + 1, ba)`.
+fn loss_of_a(aa: u64, ba: u64, ab: u64, bb: u64) -> f64 {
+    let mean = |a: u64, b: u64| a as f64 / (a + b) as f64;
+    mean(ab, bb) * prob_greater(aa, ba, ab + 1, bb)
+        - mean(aa, ba) * prob_greater(aa + 1, ba, ab, bb)
+}
+
+#[test]
+fn two_arms_match_the_closed_forms() {
+    for (a, b) in [
+        ((20, 3.0), (25, 8.0)),
+        ((200, 10.0), (180, 15.0)),
+        ((1_000, 50.0), (1_000, 62.0)),
+        ((3_000, 150.0), (2_500, 140.0)),
+        ((50, 0.0), (60, 1.0)),
+    ] {
+        let arms = [arm(a.0, a.1), arm(b.0, b.1)];
+        let (best, loss) = probability_best_and_loss(&arms);
+        let params = |(views, reward): (u64, f64)| (1 + reward as u64, 1 + views - reward as u64);
+        let (aa, ba) = params(a);
+        let (ab, bb) = params(b);
+        let p_b = prob_greater(aa, ba, ab, bb);
+        assert!((best[1] - p_b).abs() < 0.001, "{arms:?}: {best:?} vs {p_b}");
+        let expected = [loss_of_a(aa, ba, ab, bb), loss_of_a(ab, bb, aa, ba)];
+        for i in 0..2 {
+            assert!(
+                (loss[i] - expected[i]).abs() < 1e-5 + 1e-3 * expected[i],
+                "{arms:?}: loss {loss:?} vs {expected:?}"
+            );
+        }
+    }
+}
+
+/// Probability of being best and expected loss by sampling.
+fn monte_carlo(arms: &[Arm], draws: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let betas: Vec<Beta<f64>> = arms
+        .iter()
+        .map(|a| Beta::new(1.0 + a.total_reward, 1.0 + a.views as f64 - a.total_reward).unwrap())
+        .collect();
+    let k = arms.len();
+    let (mut wins, mut loss) = (vec![0.0; k], vec![0.0; k]);
+    let mut x = vec![0.0; k];
+    for _ in 0..draws {
+        for (xi, b) in x.iter_mut().zip(&betas) {
+            *xi = b.sample(&mut rng);
+        }
+        let (best, top) =
+            x.iter().copied().enumerate().fold(
+                (0, f64::MIN),
+                |acc, (i, v)| if v > acc.1 { (i, v) } else { acc },
+            );
+        wins[best] += 1.0;
+        for i in 0..k {
+            loss[i] += top - x[i];
+        }
+    }
+    let n = draws as f64;
+    (
+        wins.iter().map(|w| w / n).collect(),
+        loss.iter().map(|l| l / n).collect(),
+    )
+}
+
+#[test]
+fn several_arms_match_a_monte_carlo_reference() {
+    let cases = [
+        vec![arm(1_000, 50.0), arm(1_100, 61.0), arm(900, 47.0)],
+        vec![
+            arm(5_000, 1_000.0),
+            arm(5_000, 1_030.0),
+            arm(4_000, 790.0),
+            arm(6_000, 1_250.0),
+        ],
+        vec![
+            arm(30, 3.0),
+            arm(40, 6.0),
+            arm(25, 1.0),
+            arm(10, 2.0),
+            arm(60, 9.0),
+        ],
+    ];
+    for (c, arms) in cases.iter().enumerate() {
+        let (best, loss) = probability_best_and_loss(arms);
+        let (mc_best, mc_loss) = monte_carlo(arms, 400_000, c as u64);
+        for i in 0..arms.len() {
+            assert!(
+                (best[i] - mc_best[i]).abs() <= 0.005,
+                "{arms:?}: {best:?} vs {mc_best:?}"
+            );
+            // The loss is far more precise than 0.005: hold it to 2 % or 2e-4.
+            assert!(
+                (loss[i] - mc_loss[i]).abs() <= (0.02 * mc_loss[i]).max(2e-4),
+                "{arms:?}: {loss:?} vs {mc_loss:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn identical_arms_share_numbers_and_one_arm_loses_nothing() {
+    let (best, loss) = probability_best_and_loss(&[arm(100, 10.0); 3]);
+    assert_eq!(best, vec![1.0 / 3.0; 3]);
+    assert!(
+        loss[0] > 0.01 && loss.iter().all(|&l| l == loss[0]),
+        "{loss:?}"
+    );
+    assert_eq!(
+        probability_best_and_loss(&[arm(10, 1.0)]),
+        (vec![1.0], vec![0.0])
+    );
+    assert_eq!(probability_best_and_loss(&[]), (vec![], vec![]));
+}
+
+#[test]
+fn the_verdict_moves_from_collecting_to_leading_to_decided() {
+    let t = Thresholds::default();
+    // Too few views on one variant.
+    let few = verdict(&[arm(t.min_views - 1, 50.0), arm(5_000, 400.0)], &t);
+    assert_eq!(
+        (few.verdict, few.leader, few.more_views),
+        (Verdict::Collecting, None, None)
+    );
+    // One variant alone never decides.
+    assert_eq!(
+        verdict(&[arm(100_000, 5_000.0)], &t).verdict,
+        Verdict::Collecting
+    );
+    // Ahead, not decidedly: leading, with an estimate of the views to come.
+    let leading = verdict(&[arm(2_000, 100.0), arm(2_000, 115.0)], &t);
+    assert_eq!(
+        (leading.verdict, leading.leader),
+        (Verdict::Leading, Some(1))
+    );
+    let more = leading.more_views.unwrap();
+    assert!((1_000..1_000_000).contains(&more), "{more}");
+    // The same rates with half again that many more views: decided for the
+    // same leader (the estimate is a normal approximation).
+    let scale = (4_000.0 + 1.5 * more as f64) / 4_000.0;
+    let grown =
+        |views: u64, reward: f64| arm((views as f64 * scale) as u64, (reward * scale).round());
+    let decided = verdict(&[grown(2_000, 100.0), grown(2_000, 115.0)], &t);
+    assert_eq!(
+        (decided.verdict, decided.leader),
+        (Verdict::Decided, Some(1)),
+        "{decided:?}"
+    );
+    assert_eq!(decided.more_views, None);
+    assert!(decided.probability_best[1] >= t.probability_best);
+    // Equal rates and plenty of data: no difference, and no leader.
+    let same = verdict(&[arm(400_000, 20_000.0), arm(400_000, 20_010.0)], &t);
+    assert_eq!((same.verdict, same.leader), (Verdict::NoDifference, None));
+}
+
+#[test]
+fn thresholds_are_read_from_settings_flat_or_nested() {
+    let (t, problems) = Thresholds::from_settings(&json!({
+        "myna.decision.minViews": 50,
+        "myna": { "decision": { "probabilityBest": 0.9 }, "decision.expectedLoss": 0.01 },
+        "other": true,
+    }));
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(t.min_views, 50);
+    assert_eq!(t.probability_best, 0.9);
+    assert_eq!(t.expected_loss, 0.01);
+    assert_eq!(t.equivalence, Thresholds::default().equivalence);
+    // Lower thresholds decide sooner: 50 views are enough to leave collecting.
+    assert_ne!(
+        verdict(&[arm(60, 3.0), arm(60, 9.0)], &t).verdict,
+        Verdict::Collecting
+    );
+}
+
+#[test]
+fn bad_thresholds_fall_back_to_defaults_and_are_named() {
+    let (t, problems) = Thresholds::from_settings(&json!({
+        "myna.decision.minViews": -3,
+        "myna.decision.probabilityBest": 1.5,
+        "myna.decision.expectedLoss": "small",
+        "myna.decision.equivalence": 0.05,
+    }));
+    assert_eq!(t.min_views, Thresholds::default().min_views);
+    assert_eq!(t.probability_best, Thresholds::default().probability_best);
+    assert_eq!(t.expected_loss, Thresholds::default().expected_loss);
+    assert_eq!(t.equivalence, 0.05);
+    let paths: Vec<_> = problems
+        .iter()
+        .map(|m| (m.code, m.path.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (
+                Code::InvalidValue,
+                "settings.myna.decision.minViews".to_owned()
+            ),
+            (
+                Code::InvalidValue,
+                "settings.myna.decision.probabilityBest".to_owned()
+            ),
+            (
+                Code::InvalidValue,
+                "settings.myna.decision.expectedLoss".to_owned()
+            ),
+        ]
+    );
+    assert!(
+        problems[1].message.contains("above 0.5 and below 1"),
+        "{}",
+        problems[1].message
+    );
+}
+
+/// Hourly splits of a bandit whose weights drift from an even split towards
+/// `0.85 / 0.15` and wobble: 1,000 visits an hour, clients holding weights
+/// loaded up to an hour earlier, 30 % of visits by returning visitors who
+/// keep their first variant, and variant 1 losing `lost` of its views.
+fn bandit_hours(seed: u64, hours: usize, lost: f64) -> Vec<HourSplit> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let slices_per_hour = 10;
+    let mut weights: Vec<[f64; 2]> = vec![[0.5, 0.5]];
+    let mut visitors: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    let mut served = [0.0; 2];
+    let mut views = vec![0u64; 2];
+    for slice in 1..=hours * slices_per_hour {
+        for _ in 0..100 {
+            let variant = if !visitors.is_empty() && rng.random::<f64>() < 0.3 {
+                visitors[rng.random_range(0..visitors.len())]
+            } else {
+                let age = rng.random_range(0..=slices_per_hour);
+                let held = weights[weights.len().saturating_sub(1 + age)];
+                let v = usize::from(rng.random::<f64>() >= held[0]);
+                visitors.push(v);
+                v
+            };
+            if !(variant == 1 && rng.random::<f64>() < lost) {
+                views[variant] += 1;
+            }
+        }
+        let current = weights[weights.len() - 1];
+        served[0] += current[0] / slices_per_hour as f64;
+        served[1] += current[1] / slices_per_hour as f64;
+        let t = slice as f64 / (hours * slices_per_hour) as f64;
+        let drift = 0.5 + 0.35 * (1.0 - (-5.0 * t).exp());
+        let w = (drift + rng.random_range(-0.05..0.05)).clamp(0.001, 0.999);
+        weights.push([w, 1.0 - w]);
+        if slice % slices_per_hour == 0 {
+            out.push(HourSplit {
+                served: served.to_vec(),
+                views: std::mem::take(&mut views),
+            });
+            views = vec![0; 2];
+            served = [0.0; 2];
+        }
+    }
+    out
+}
+
+#[test]
+fn srm_stays_quiet_on_healthy_bandit_traffic_and_fails_a_broken_split() {
+    for seed in 0..20 {
+        let healthy = sample_ratio(&bandit_hours(seed, 72, 0.0));
+        assert!(healthy.p >= SRM_FAILING_BELOW, "seed {seed}: {healthy:?}");
+    }
+    for seed in 0..5 {
+        let broken = sample_ratio(&bandit_hours(seed, 96, 0.25));
+        assert!(broken.p < SRM_FAILING_BELOW, "seed {seed}: {broken:?}");
+    }
+    // A fixed-split check would alarm on the healthy traffic: the views are
+    // far from even.
+    let hours = bandit_hours(0, 72, 0.0);
+    let total: u64 = hours.iter().map(|h| h.views[0]).sum();
+    assert!(total as f64 > 0.6 * 72_000.0, "{total}");
+    // Too few hours to say anything: no alarm even for a bad split.
+    let short = sample_ratio(&bandit_hours(0, 2, 0.5));
+    assert_eq!(short.p, 1.0);
+}
+
+fn hour(start_h: i64, served: [f64; 2], views: [u64; 2], rewards: [f64; 2]) -> Hour {
+    Hour {
+        start_ms: start_h * 3_600_000,
+        served: served.to_vec(),
+        views: views.to_vec(),
+        rewards: rewards.to_vec(),
+    }
+}
+
+#[test]
+fn the_other_checks_find_rewards_without_views_silence_and_unshown_variants() {
+    let ids = ["green", "blue"];
+    let ok = health::rewards_exceed_views(&ids, &[arm(10, 3.0), arm(10, 10.0)]);
+    assert_eq!(ok.status, Status::Ok);
+    let over = health::rewards_exceed_views(&ids, &[arm(10, 3.0), arm(10, 12.0)]);
+    assert_eq!(over.status, Status::Failing);
+    assert_eq!(over.data, json!({ "variants": ["blue"] }));
+
+    // 24 steady hours of 100 events, then silence.
+    let steady: Vec<Hour> = (0..24)
+        .map(|h| hour(h, [0.5, 0.5], [50, 50], [2.0, 3.0]))
+        .collect();
+    let now = |h: i64| h * 3_600_000 + 60_000;
+    assert_eq!(
+        health::traffic_stopped(&steady, true, now(24)).status,
+        Status::Ok
+    );
+    let silent = health::traffic_stopped(&steady, true, now(27));
+    assert_eq!(silent.status, Status::Failing, "{silent:?}");
+    assert_eq!(silent.data["silentHours"], json!(3));
+    // Drafts are not checked; sparse traffic is allowed longer silences.
+    assert_eq!(
+        health::traffic_stopped(&steady, false, now(40)).status,
+        Status::Ok
+    );
+    let sparse: Vec<Hour> = (0..24)
+        .filter(|h| h % 2 == 0)
+        .map(|h| hour(h, [0.5, 0.5], [1, 0], [0.0, 0.0]))
+        .collect();
+    assert_eq!(
+        health::traffic_stopped(&sparse, true, now(26)).status,
+        Status::Ok
+    );
+    assert_eq!(
+        health::traffic_stopped(&sparse, true, now(40)).status,
+        Status::Failing
+    );
+
+    // blue served at 30 % but never viewed.
+    let unseen: Vec<Hour> = (0..3)
+        .map(|h| hour(h, [0.7, 0.3], [10, 0], [0.0, 0.0]))
+        .collect();
+    let never = health::never_shown(&ids, &unseen);
+    assert_eq!(
+        (never.status, never.data.clone()),
+        (Status::Failing, json!({ "variants": ["blue"] }))
+    );
+    // Two views at 30 %: too few to tell.
+    assert_eq!(health::never_shown(&ids, &unseen[..1]).status, Status::Ok);
+}
+
+#[test]
+fn the_decision_form_has_the_specs_shape() {
+    let uuid = uuid::Uuid::from_u128(7);
+    let mut experiment = Experiment {
+        uuid,
+        alias: None,
+        account_id: uuid::Uuid::from_u128(1),
+        name: "Hero".into(),
+        visibility: Visibility::Published,
+        settings: json!({ "myna.decision.minViews": "many" }),
+        variants: vec![Variant::new("green"), Variant::new("blue")],
+    };
+    experiment.variants[0].views = 400_000;
+    experiment.variants[0].total_reward = 20_000.0;
+    experiment.variants[1].views = 400_000;
+    experiment.variants[1].total_reward = 22_000.0;
+    let hours: Vec<Hour> = (0..400)
+        .map(|h| hour(h, [0.5, 0.5], [1_000, 1_000], [50.0, 55.0]))
+        .collect();
+    let decision = decide(&experiment, &hours, 400 * 3_600_000);
+    let form = decision.to_json();
+    assert_eq!(form["typename"], "decision");
+    assert_eq!(form["uuid"], uuid.to_string());
+    assert_eq!(form["at"], "1970-01-17T16:00:00.000Z");
+    assert_eq!(form["verdict"], "decided");
+    assert_eq!(form["leader"], "blue");
+    assert_eq!(form["moreViews"], json!(null));
+    let message = form["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("blue is better than green with more than 99.9 % probability"),
+        "{message}"
+    );
+    assert!(message.ends_with("you can stop."), "{message}");
+    let keys: Vec<_> = form["variants"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["green", "blue"]);
+    assert!(form["variants"]["green"]["expectedLoss"].as_f64().unwrap() > 0.004);
+    assert!(
+        form["variants"]["blue"]["probabilityBest"]
+            .as_f64()
+            .unwrap()
+            > 0.999
+    );
+    let checks: Vec<(&str, &str)> = form["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["typename"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("sample-ratio", "ok"),
+            ("rewards-exceed-views", "ok"),
+            ("traffic-stopped", "ok"),
+            ("variant-never-shown", "ok"),
+            ("decision-settings", "warning"),
+        ]
+    );
+    assert!(!decision.failing());
+}
