@@ -1,33 +1,27 @@
 //! The dashboard through poem's `TestClient`: signing in and out, refusals
 //! (no session, a wrong password, API credentials, CSRF), the forms (create,
 //! edit, reset, delete, API keys) against what the API answers, escaping.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::Arc;
+use std::ops::Deref;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use myna_server::auth::Passwords;
-use myna_server::clock::Clock;
-use myna_server::storage::sqlite::SqliteStorage;
-use myna_server::storage::{ApiKey, Storage};
+use myna_server::cors::Origins;
+use myna_server::storage::ApiKey;
 use myna_server::{AppState, Options, accounts, app};
-use poem::endpoint::BoxEndpoint;
-use poem::http::{HeaderMap, Method, StatusCode};
+use poem::EndpointExt;
+use poem::http::{Method, StatusCode};
 use poem::test::TestClient;
-use poem::{EndpointExt, Response};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-const START_MS: i64 = 1_795_708_773_232;
+mod common;
+
+use common::app::{Answer, START_MS, Seed, TestApp};
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
 
 impl Answer {
     fn location(&self) -> &str {
@@ -83,13 +77,18 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// The shared test app with the owner's account (and another one).
 struct Dash {
-    client: TestClient<BoxEndpoint<'static, Response>>,
-    _state: AppState,
-    storage: Arc<dyn Storage>,
-    clock: Clock,
+    app: TestApp,
     account: Uuid,
-    _dir: TempDir,
+}
+
+impl Deref for Dash {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 /// A signed-in browser: its session cookie and CSRF token.
@@ -100,42 +99,28 @@ struct Browser {
 
 impl Dash {
     async fn new() -> Dash {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sqlite = SqliteStorage::open(&dir.path().join("myna.db"))
-            .await
-            .expect("open sqlite");
-        let storage: Arc<dyn Storage> = Arc::new(sqlite);
-        let clock = Clock::manual(START_MS);
-        let passwords = Passwords::fast_for_tests();
-        let account =
-            accounts::create_account(storage.as_ref(), &passwords, EMAIL, PASSWORD, START_MS)
-                .await
-                .expect("account");
+        let seed = Seed::new().await;
+        let account = accounts::create_account(
+            seed.storage.as_ref(),
+            &seed.passwords,
+            EMAIL,
+            PASSWORD,
+            START_MS,
+        )
+        .await
+        .expect("account");
         accounts::create_account(
-            storage.as_ref(),
-            &passwords,
+            seed.storage.as_ref(),
+            &seed.passwords,
             "other@example.com",
             "other password",
             START_MS,
         )
         .await
         .expect("other account");
-        let options = Options {
-            clock: clock.clone(),
-            passwords,
-            ..Options::default()
-        };
-        let (state, _background) = AppState::start(storage.clone(), options)
-            .await
-            .expect("start");
-        let client = TestClient::new(app(state.clone()).map_to_response().boxed());
         Dash {
-            client,
-            _state: state,
-            storage,
-            clock,
+            app: seed.start(Origins::Any).await,
             account: account.id,
-            _dir: dir,
         }
     }
 
@@ -146,24 +131,13 @@ impl Dash {
         headers: &[(&str, String)],
         body: Option<String>,
     ) -> Answer {
-        let mut request = self.client.request(method, uri.to_owned());
-        for (name, value) in headers {
-            request = request.header(*name, value.as_str());
+        let mut headers = headers.to_vec();
+        if body.is_some() {
+            let form = "application/x-www-form-urlencoded";
+            headers.push(("content-type", form.to_owned()));
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body);
-        }
-        let response = request.send().await.0;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.into_body().into_string().await.unwrap_or_default();
-        Answer {
-            status,
-            headers,
-            text,
-        }
+        let body = body.map(String::into_bytes);
+        self.app.send(method, uri, &headers, body).await
     }
 
     /// A page as `browser` sees it.

@@ -2,26 +2,21 @@
 //! (no socket), with two accounts, their API keys and tokens, and a manual
 //! clock.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use myna_server::accounts;
 use myna_server::auth::{Passwords, issue_token};
-use myna_server::clock::Clock;
 use myna_server::cors::Origins;
-use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{ApiKey, Storage};
-use myna_server::{AppState, Options, accounts, app};
-use poem::endpoint::BoxEndpoint;
-use poem::http::{HeaderMap, Method, StatusCode};
-use poem::test::TestClient;
-use poem::{EndpointExt, Response};
+use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-/// The manual clock's start: 2026-11-26T15:59:33.232Z.
-pub const START_MS: i64 = 1_795_708_773_232;
+pub use crate::common::app::{Answer, START_MS};
+use crate::common::app::{Seed, TestApp};
 
 /// Who calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,20 +57,7 @@ impl Party {
     }
 }
 
-/// An answer: status, headers, body text.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
 impl Answer {
-    /// The body as JSON (`null` if it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-
     /// The problem's first message `typename`, if this is a problem.
     pub fn code(&self) -> Option<String> {
         let json = self.json();
@@ -83,20 +65,22 @@ impl Answer {
             .then(|| json["messages"][0]["typename"].as_str().map(str::to_owned))
             .flatten()
     }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
 }
 
+/// The shared test app with two accounts (owner and other), each with an
+/// API key and a token.
 pub struct Harness {
-    pub client: TestClient<BoxEndpoint<'static, Response>>,
-    _state: AppState,
-    pub storage: Arc<dyn Storage>,
-    pub clock: Clock,
+    app: TestApp,
     pub owner: Party,
     pub other: Party,
-    _dir: TempDir,
+}
+
+impl Deref for Harness {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 impl Harness {
@@ -105,33 +89,25 @@ impl Harness {
     }
 
     pub async fn with_origins(origins: Origins) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sqlite = SqliteStorage::open(&dir.path().join("myna.db"))
-            .await
-            .expect("open sqlite");
-        let storage: Arc<dyn Storage> = Arc::new(sqlite);
-        let clock = Clock::manual(START_MS);
-        let passwords = Passwords::fast_for_tests();
-        let owner = party(&storage, &passwords, "owner@example.com", START_MS).await;
-        let other = party(&storage, &passwords, "other@example.com", START_MS).await;
-        let options = Options {
-            clock: clock.clone(),
-            passwords,
-            origins,
-            ..Options::default()
-        };
-        let (state, _background) = AppState::start(storage.clone(), options)
-            .await
-            .expect("start");
-        let client = TestClient::new(app(state.clone()).map_to_response().boxed());
+        let seed = Seed::new().await;
+        let owner = party(
+            &seed.storage,
+            &seed.passwords,
+            "owner@example.com",
+            START_MS,
+        )
+        .await;
+        let other = party(
+            &seed.storage,
+            &seed.passwords,
+            "other@example.com",
+            START_MS,
+        )
+        .await;
         Harness {
-            client,
-            _state: state,
-            storage,
-            clock,
+            app: seed.start(origins).await,
             owner,
             other,
-            _dir: dir,
         }
     }
 
@@ -147,7 +123,7 @@ impl Harness {
         }
     }
 
-    /// Sends a request; `body` is sent as given with `content_type`.
+    /// Sends a request with `headers`; `body` is sent as given.
     pub async fn send_with(
         &self,
         method: Method,
@@ -155,22 +131,7 @@ impl Harness {
         headers: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Answer {
-        let mut request = self.client.request(method, uri.to_owned());
-        for (name, value) in headers {
-            request = request.header(*name, value.as_str());
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.0;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.into_body().into_string().await.unwrap_or_default();
-        Answer {
-            status,
-            headers,
-            text,
-        }
+        self.app.send(method, uri, headers, body).await
     }
 
     /// Sends a request as `who`, with a JSON body if given.

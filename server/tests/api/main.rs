@@ -5,6 +5,8 @@
 
 mod access;
 mod browsers;
+#[path = "../common/mod.rs"]
+mod common;
 mod experiments;
 mod harness;
 mod problems;

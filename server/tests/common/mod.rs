@@ -2,6 +2,7 @@
 //! port 0, read the address it logs, talk HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
