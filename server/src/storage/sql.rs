@@ -2,8 +2,10 @@
 //! numbered parameters (`$1`, which SQLite reads as well as PostgreSQL) and
 //! its values as data; each backend runs it on a connection of its choosing
 //! ([`Run`]). Uuids are where the dialects differ (text in SQLite, the
-//! native `uuid` type in PostgreSQL): [`UuidParam`] and [`UuidText`] are the
-//! one place that knows it, so no SQL casts a uuid.
+//! native `uuid` type in PostgreSQL): every uuid is bound as a [`UuidParam`]
+//! and read as a [`UuidText`], the one place that knows it, so no SQL casts
+//! a uuid. (PostgreSQL's own statements bind arrays of uuids as `uuid[]`,
+//! its native type, directly.)
 
 use std::borrow::Cow;
 

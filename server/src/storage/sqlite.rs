@@ -17,7 +17,7 @@ use sqlx::{Row, Sqlite};
 use uuid::Uuid;
 
 use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
-use super::sql::{Run, Statement};
+use super::sql::{Run, Statement, UuidParam};
 use super::{
     Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError,
     Token, TokenHash, Unreadable, credentials, experiments,
@@ -211,11 +211,12 @@ impl Storage for SqliteStorage {
                 .map_err(map_err)?;
             // A real write, committed (and synced) like a group commit, to
             // the table commits write: one sentinel row, rewritten.
+            // (SQLite stores batch ids as 16 bytes.)
             sqlx::query(
                 "INSERT INTO batches (experiment, batch, created_ms) VALUES (?, ?, 0) \
                  ON CONFLICT (experiment, batch) DO UPDATE SET created_ms = 0",
             )
-            .bind(HEALTH_PROBE.to_string())
+            .bind(UuidParam(HEALTH_PROBE))
             .bind(HEALTH_PROBE.as_bytes().as_slice())
             .execute(&self.write)
             .await

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::map_err;
 use crate::storage::rows::{to_i64, uuid_col};
+use crate::storage::sql::UuidParam;
 use crate::storage::{Deltas, Recording, StorageError};
 
 /// Rows written by one statement (at most 5 parameters each: far below
@@ -30,9 +31,9 @@ pub async fn record_on(
     batches: &[Recording],
     now_ms: i64,
 ) -> Result<Vec<bool>, StorageError> {
-    let ids: Vec<(String, Uuid)> = batches
+    let ids: Vec<(Uuid, Uuid)> = batches
         .iter()
-        .filter_map(|r| r.batch.batch.map(|id| (r.experiment.to_string(), id)))
+        .filter_map(|r| r.batch.batch.map(|id| (r.experiment, id)))
         .collect();
     let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
     let mut begun = false;
@@ -48,7 +49,7 @@ pub async fn record_on(
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (experiment, id) in &ids {
             query = query
-                .bind(experiment.as_str())
+                .bind(UuidParam(*experiment))
                 .bind(id.as_bytes().as_slice())
                 .bind(now_ms);
         }
@@ -102,14 +103,14 @@ pub async fn record_on(
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for (experiment, variant, views, reward) in &deltas.variants {
         query = query
-            .bind(experiment.to_string())
+            .bind(UuidParam(*experiment))
             .bind(variant.as_str())
             .bind(to_i64(*views))
             .bind(*reward);
     }
     for (experiment, variant, hour, views, reward) in &deltas.hours {
         query = query
-            .bind(experiment.to_string())
+            .bind(UuidParam(*experiment))
             .bind(variant.as_str())
             .bind(*hour)
             .bind(to_i64(*views))
