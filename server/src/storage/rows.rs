@@ -261,3 +261,82 @@ pub fn only(mut experiments: Experiments) -> Option<Result<Experiment, Unreadabl
         None => experiments.unreadable.pop().map(Err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// A row holding a readable value in every column a reader asks for,
+    /// remembering which it was asked for.
+    #[derive(Default)]
+    struct Recorder(RefCell<BTreeSet<String>>);
+
+    impl Recorder {
+        fn read(&self, name: &str) {
+            self.0.borrow_mut().insert(name.to_owned());
+        }
+    }
+
+    impl Columns for Recorder {
+        fn text(&self, name: &str) -> Result<String, StorageError> {
+            self.read(name);
+            Ok(match name {
+                "hash" => "ab".repeat(32),
+                "kind" => TokenKind::Api.as_str().to_owned(),
+                "visibility" => Visibility::Draft.as_str().to_owned(),
+                "settings" => "{}".to_owned(),
+                _ => name.to_owned(),
+            })
+        }
+        fn optional_text(&self, name: &str) -> Result<Option<String>, StorageError> {
+            self.text(name).map(Some)
+        }
+        fn integer(&self, name: &str) -> Result<i64, StorageError> {
+            self.read(name);
+            Ok(1)
+        }
+        fn real(&self, name: &str) -> Result<f64, StorageError> {
+            self.read(name);
+            Ok(1.0)
+        }
+        fn uuid_text(&self, name: &str) -> Result<String, StorageError> {
+            self.read(name);
+            Ok(Uuid::from_u128(7).to_string())
+        }
+        fn optional_uuid_text(&self, name: &str) -> Result<Option<String>, StorageError> {
+            self.uuid_text(name).map(Some)
+        }
+    }
+
+    fn listed(columns: &str) -> BTreeSet<String> {
+        columns.split(", ").map(str::to_owned).collect()
+    }
+
+    /// Each table's column list is exactly what its reader reads: a column
+    /// read but not listed would be missing from every SELECT built on it.
+    #[test]
+    fn readers_read_exactly_the_listed_columns() {
+        let readers: [(&str, fn(&Recorder) -> bool); 4] = [
+            (ACCOUNT_COLUMNS, |row| account_row(row).is_ok()),
+            (TOKEN_COLUMNS, |row| token_row(row).is_ok()),
+            (API_KEY_COLUMNS, |row| api_key_row(row).is_ok()),
+            (HOUR_COLUMNS, |row| hour_row(row).is_ok()),
+        ];
+        for (columns, read) in readers {
+            let row = Recorder::default();
+            assert!(read(&row), "{columns}");
+            assert_eq!(row.0.into_inner(), listed(columns));
+        }
+        let (experiment, variant) = ([Recorder::default()], [Recorder::default()]);
+        let read = experiments_from_rows(&experiment, &variant);
+        assert_eq!(read.readable.len(), 1);
+        assert_eq!(read.readable[0].variants.len(), 1);
+        let [experiment] = experiment;
+        let [variant] = variant;
+        assert_eq!(experiment.0.into_inner(), listed(EXPERIMENT_COLUMNS));
+        assert_eq!(variant.0.into_inner(), listed(VARIANT_COLUMNS));
+    }
+}
