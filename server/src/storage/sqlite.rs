@@ -3,6 +3,9 @@
 //!
 //! Writes go through a pool of ONE connection (SQLite has one writer; queueing
 //! in the pool is fairer than SQLite's busy-wait), reads through a small pool.
+//! What SQLite does like PostgreSQL is written once (`credentials.rs`,
+//! `experiments.rs`, run through [`Run`]); its group commit is in
+//! `record.rs`.
 
 use std::path::Path;
 use std::str::FromStr;
