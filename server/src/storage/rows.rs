@@ -319,7 +319,8 @@ mod tests {
     /// read but not listed would be missing from every SELECT built on it.
     #[test]
     fn readers_read_exactly_the_listed_columns() {
-        let readers: [(&str, fn(&Recorder) -> bool); 4] = [
+        type Reads = fn(&Recorder) -> bool;
+        let readers: [(&str, Reads); 4] = [
             (ACCOUNT_COLUMNS, |row| account_row(row).is_ok()),
             (TOKEN_COLUMNS, |row| token_row(row).is_ok()),
             (API_KEY_COLUMNS, |row| api_key_row(row).is_ok()),
