@@ -1,7 +1,11 @@
 //! Storage: the durable state behind the API, behind one backend-agnostic
 //! trait. SQLite ([`sqlite`]) is the default; PostgreSQL ([`postgres`], for
 //! several instances on one database) implements the same trait and passes
-//! the same test suite (`server/tests/storage.rs`).
+//! the same test suite (`server/tests/storage.rs`). What both run alike is
+//! written once: the SQL of accounts, tokens, secrets and API keys
+//! ([`credentials`]) and of experiments ([`experiments`]), run through
+//! [`sql::Statement`] (the one place uuids differ), and the row readers with
+//! each table's columns ([`rows`]).
 //!
 //! Storage holds data and enforces durability; it applies no API rule. The
 //! rules (validation, read forms, access) stay in `myna-core` and the routes.
@@ -14,8 +18,11 @@ use myna_core::timestamp::chart_hour;
 use myna_core::{EventType, Experiment, RecordBatch, Visibility};
 use uuid::Uuid;
 
+mod credentials;
+mod experiments;
 pub mod postgres;
 pub mod rows;
+pub mod sql;
 pub mod sqlite;
 
 /// The future every storage call returns (boxed, so `dyn Storage` works).

@@ -8,28 +8,30 @@
 //! (`calls.rs`): a database that does not answer, or answers slowly for one
 //! kind of query, makes those calls fail with [`StorageError::Unavailable`]
 //! (503, retried by the SDK) within seconds, never hang, and the pools
-//! reconnect by themselves when it returns. Uuids travel as text and are
-//! cast in SQL (no driver uuid feature needed).
+//! reconnect by themselves when it returns. What PostgreSQL does like
+//! SQLite is written once (`credentials.rs`, `experiments.rs`, run through
+//! [`Run`]); what it does its own way is here and in `definitions.rs`
+//! (experiments with pending counts added, definition changes under a lock).
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use myna_core::Experiment;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgRow};
 use uuid::Uuid;
 
-use super::rows::{
-    Columns, account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
-};
+use super::rows::only;
+use super::sql::{Run, Statement};
 use super::{
     Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError,
-    Token, TokenHash, Unreadable,
+    Token, TokenHash, Unreadable, credentials,
 };
 
 mod calls;
 mod counts;
+mod definitions;
 
 pub use calls::{ACQUIRE_TIMEOUT, CALL_DEADLINE, MAX_CONNECTIONS};
 use calls::{Calls, Conn, Purpose};
@@ -163,106 +165,25 @@ fn map_err(error: sqlx::Error) -> StorageError {
     }
 }
 
-const EXPERIMENT_COLUMNS: &str = "uuid::text AS uuid, alias::text AS alias, \
-     account_id::text AS account_id, name, visibility, settings";
-/// A variant's columns, its counts with what is pending added (`p`: the
-/// pending counts summed per variant).
-const VARIANT_COLUMNS: &str = "v.experiment::text AS experiment, v.id, v.name, v.settings, \
-     v.views + COALESCE(p.views, 0) AS views, \
-     v.total_reward + COALESCE(p.total_reward, 0) AS total_reward";
-const API_KEY_COLUMNS: &str =
-    "uuid::text AS uuid, account_id::text AS account_id, name, created_ms";
+/// Statements run on a connection of the current call's purpose.
+impl Run for PostgresStorage {
+    type Row = PgRow;
 
-impl PostgresStorage {
-    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
-        // One snapshot for every query: never an experiment without the
-        // variants it had, nor a count both pending and folded.
-        let mut conn = self.conn().await?;
-        let mut tx = conn
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    async fn execute<'a>(&'a self, statement: Statement<'a>) -> Result<u64, StorageError> {
+        let done = statement
+            .query::<Postgres>()
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(map_err)?;
-        let filter = if uuid.is_some() {
-            " WHERE uuid = $1::uuid"
-        } else {
-            ""
-        };
-        let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments{filter} ORDER BY uuid");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(uuid) = uuid {
-            query = query.bind(uuid.to_string());
-        }
-        let experiments = query.fetch_all(&mut *tx).await.map_err(map_err)?;
-        if experiments.is_empty() {
-            return Ok(Experiments::default());
-        }
-        let (filter, pending_filter) = if uuid.is_some() {
-            (
-                " WHERE v.experiment = $1::uuid",
-                " WHERE experiment = $1::uuid",
-            )
-        } else {
-            ("", "")
-        };
-        let sql = format!(
-            "SELECT {VARIANT_COLUMNS} FROM variants v LEFT JOIN \
-               (SELECT experiment, variant, SUM(views)::int8 AS views, \
-                       SUM(total_reward) AS total_reward \
-                FROM pending_counts{pending_filter} GROUP BY experiment, variant) p \
-               ON p.experiment = v.experiment AND p.variant = v.id\
-             {filter} ORDER BY v.experiment, v.position"
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(uuid) = uuid {
-            query = query.bind(uuid.to_string());
-        }
-        let variants = query.fetch_all(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(experiments_from_rows(&experiments, &variants))
+        Ok(done.rows_affected())
     }
 
-    async fn write_variants(
-        tx: &mut sqlx::PgConnection,
-        experiment: &Experiment,
-        with_counts: bool,
-    ) -> Result<(), StorageError> {
-        if experiment.variants.is_empty() {
-            return Ok(());
-        }
-        let uuid = experiment.uuid.to_string();
-        let variants = &experiment.variants;
-        let ids: Vec<&str> = variants.iter().map(|v| v.id.as_str()).collect();
-        let positions: Vec<i32> = (0..variants.len())
-            .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
-            .collect();
-        let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
-        let settings: Vec<String> = variants.iter().map(|v| v.settings.to_string()).collect();
-        let views: Vec<i64> = variants.iter().map(|v| to_i64(v.views)).collect();
-        let rewards: Vec<f64> = variants.iter().map(|v| v.total_reward).collect();
-        let sql = if with_counts {
-            "INSERT INTO variants (experiment, id, position, name, settings, views, total_reward) \
-             SELECT $1::uuid, id, position, name, settings, views, reward \
-             FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::text[], $6::int8[], $7::float8[]) \
-               AS t (id, position, name, settings, views, reward)"
-        } else {
-            "INSERT INTO variants (experiment, id, position, name, settings) \
-             SELECT $1::uuid, id, position, name, settings \
-             FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::text[]) \
-               AS t (id, position, name, settings) \
-             ON CONFLICT (experiment, id) DO UPDATE SET \
-               position = excluded.position, name = excluded.name, settings = excluded.settings"
-        };
-        let mut query = sqlx::query(sql)
-            .bind(uuid)
-            .bind(ids)
-            .bind(positions)
-            .bind(names)
-            .bind(settings);
-        if with_counts {
-            query = query.bind(views).bind(rewards);
-        }
-        query.execute(&mut *tx).await.map_err(map_err)?;
-        Ok(())
+    async fn fetch<'a>(&'a self, statement: Statement<'a>) -> Result<Vec<PgRow>, StorageError> {
+        statement
+            .query::<Postgres>()
+            .fetch_all(&mut *self.conn().await?)
+            .await
+            .map_err(map_err)
     }
 }
 
@@ -271,14 +192,11 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Health, async move {
             // A real write, committed like a group commit, to the table
             // commits write: one sentinel row, rewritten.
-            sqlx::query(
-                "INSERT INTO batches (experiment, batch, created_ms) VALUES ($1::uuid, $1::uuid, 0) \
+            let statement = Statement::new(
+                "INSERT INTO batches (experiment, batch, created_ms) VALUES ($1, $1, 0) \
                  ON CONFLICT (experiment, batch) DO UPDATE SET created_ms = 0",
-            )
-            .bind(HEALTH_PROBE.to_string())
-            .execute(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
+            );
+            self.execute(statement.uuid(HEALTH_PROBE)).await?;
             Ok(())
         })
     }
@@ -295,333 +213,98 @@ impl Storage for PostgresStorage {
     }
 
     fn account_count(&self) -> Fut<'_, u64> {
-        self.bounded(Purpose::Logins, async move {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts")
-                .fetch_one(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            count_col(&row, "n")
-        })
+        self.bounded(Purpose::Logins, credentials::account_count(self))
     }
 
     fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
-        self.bounded(Purpose::Logins, async move {
-            sqlx::query(
-                "INSERT INTO accounts (id, email, password_hash, created_ms) \
-                 VALUES ($1::uuid, $2, $3, $4)",
-            )
-            .bind(account.id.to_string())
-            .bind(account.email.as_str())
-            .bind(account.password_hash.as_str())
-            .bind(account.created_ms)
-            .execute(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        self.bounded(Purpose::Logins, credentials::create_account(self, account))
     }
 
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
-        self.bounded(Purpose::Logins, async move {
-            let row = sqlx::query(
-                "SELECT id::text AS id, email, password_hash, created_ms \
-                 FROM accounts WHERE email = $1",
-            )
-            .bind(email)
-            .fetch_optional(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
-            row.as_ref().map(account_row).transpose()
-        })
+        self.bounded(Purpose::Logins, credentials::account_by_email(self, email))
     }
 
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
-        self.bounded(Purpose::Logins, async move {
-            sqlx::query(
-                "INSERT INTO tokens (hash, kind, account_id, expires_ms) \
-                 VALUES ($1, $2, $3::uuid, $4)",
-            )
-            .bind(token.hash.hex())
-            .bind(token.kind.as_str())
-            .bind(token.account_id.to_string())
-            .bind(token.expires_ms)
-            .execute(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        self.bounded(Purpose::Logins, credentials::create_token(self, token))
     }
 
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {
-        self.bounded(Purpose::Logins, async move {
-            let row = sqlx::query(
-                "SELECT hash, kind, account_id::text AS account_id, expires_ms \
-                 FROM tokens WHERE hash = $1",
-            )
-            .bind(hash.hex())
-            .fetch_optional(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
-            row.as_ref().map(token_row).transpose()
-        })
+        self.bounded(Purpose::Logins, credentials::token(self, hash))
     }
 
     fn extend_token(&self, hash: TokenHash, expires_ms: i64) -> Fut<'_, ()> {
-        self.bounded(Purpose::Logins, async move {
-            sqlx::query("UPDATE tokens SET expires_ms = $1 WHERE hash = $2")
-                .bind(expires_ms)
-                .bind(hash.hex())
-                .execute(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            Ok(())
-        })
+        self.bounded(
+            Purpose::Logins,
+            credentials::extend_token(self, hash, expires_ms),
+        )
     }
 
     fn delete_token(&self, hash: TokenHash) -> Fut<'_, bool> {
-        self.bounded(Purpose::Logins, async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE hash = $1")
-                .bind(hash.hex())
-                .execute(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected() > 0)
-        })
+        self.bounded(Purpose::Logins, credentials::delete_token(self, hash))
     }
 
     fn delete_account_tokens(&self, account_id: Uuid) -> Fut<'_, u64> {
-        self.bounded(Purpose::Logins, async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE account_id = $1::uuid")
-                .bind(account_id.to_string())
-                .execute(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected())
-        })
+        self.bounded(
+            Purpose::Logins,
+            credentials::delete_account_tokens(self, account_id),
+        )
     }
 
     fn prune_tokens(&self, now_ms: i64) -> Fut<'_, u64> {
-        self.bounded(Purpose::Upkeep, async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE expires_ms <= $1")
-                .bind(now_ms)
-                .execute(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected())
-        })
+        self.bounded(Purpose::Upkeep, credentials::prune_tokens(self, now_ms))
     }
 
     fn secret<'a>(&'a self, name: &'a str, fresh: &'a str) -> Fut<'a, String> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            // An instance inserting at the same moment makes this insert
-            // wait for its commit, then do nothing; the next statement's
-            // snapshot sees whichever row was stored first.
-            sqlx::query(
-                "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .bind(fresh)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-                .bind(name)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            row.text("value")
-        })
+        // Not bounded: upkeep connections, at start.
+        Box::pin(credentials::secret(self, name, fresh))
     }
 
     fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
-        self.bounded(Purpose::Pages, async move {
-            sqlx::query(
-                "INSERT INTO api_keys (uuid, account_id, name, created_ms) \
-                 VALUES ($1::uuid, $2::uuid, $3, $4)",
-            )
-            .bind(key.uuid.to_string())
-            .bind(key.account_id.to_string())
-            .bind(key.name.as_deref())
-            .bind(key.created_ms)
-            .execute(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        self.bounded(Purpose::Pages, credentials::create_api_key(self, key))
     }
 
     fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>> {
-        self.bounded(Purpose::Keys, async move {
-            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE uuid = $1::uuid");
-            let row = sqlx::query(AssertSqlSafe(sql))
-                .bind(uuid.to_string())
-                .fetch_optional(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            row.as_ref().map(api_key_row).transpose()
-        })
+        self.bounded(Purpose::Keys, credentials::api_key(self, uuid))
     }
 
     fn api_keys(&self, account_id: Uuid) -> Fut<'_, Vec<ApiKey>> {
-        self.bounded(Purpose::Pages, async move {
-            let sql = format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys \
-                 WHERE account_id = $1::uuid ORDER BY created_ms, uuid::text"
-            );
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(account_id.to_string())
-                .fetch_all(&mut *self.conn().await?)
-                .await
-                .map_err(map_err)?;
-            rows.iter().map(api_key_row).collect()
-        })
+        self.bounded(Purpose::Pages, credentials::api_keys(self, account_id))
     }
 
     fn delete_api_key(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool> {
-        self.bounded(Purpose::Pages, async move {
-            let done =
-                sqlx::query("DELETE FROM api_keys WHERE uuid = $1::uuid AND account_id = $2::uuid")
-                    .bind(uuid.to_string())
-                    .bind(account_id.to_string())
-                    .execute(&mut *self.conn().await?)
-                    .await
-                    .map_err(map_err)?;
-            Ok(done.rows_affected() > 0)
-        })
+        self.bounded(
+            Purpose::Pages,
+            credentials::delete_api_key(self, account_id, uuid),
+        )
     }
 
     fn experiments(&self) -> Fut<'_, Experiments> {
-        self.bounded(Purpose::Commits, self.load_experiments(None))
+        self.bounded(Purpose::Commits, definitions::load(self, None))
     }
 
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
         self.bounded(Purpose::Commits, async move {
-            Ok(only(self.load_experiments(Some(uuid)).await?))
+            Ok(only(definitions::load(self, Some(uuid)).await?))
         })
     }
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
-        self.bounded(Purpose::Commits, async move {
-            let mut conn = self.conn().await?;
-            let mut tx = conn.begin().await.map_err(map_err)?;
-            sqlx::query(
-                "INSERT INTO experiments \
-                 (uuid, alias, account_id, name, visibility, settings, created_ms) \
-                 VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7)",
-            )
-            .bind(experiment.uuid.to_string())
-            .bind(experiment.alias.map(|alias| alias.to_string()))
-            .bind(experiment.account_id.to_string())
-            .bind(experiment.name.as_str())
-            .bind(experiment.visibility.as_str())
-            .bind(experiment.settings.to_string())
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            Self::write_variants(&mut tx, experiment, true).await?;
-            tx.commit().await.map_err(map_err)
-        })
+        self.bounded(
+            Purpose::Commits,
+            definitions::create(self, experiment, now_ms),
+        )
     }
 
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
-        self.bounded(Purpose::Commits, async move {
-            let uuid = experiment.uuid.to_string();
-            let mut conn = self.conn().await?;
-            let mut tx = conn.begin().await.map_err(map_err)?;
-            counts::lock_definitions(&mut tx).await?;
-            let done = sqlx::query(
-                "UPDATE experiments SET name = $1, visibility = $2, settings = $3 \
-                 WHERE uuid = $4::uuid",
-            )
-            .bind(experiment.name.as_str())
-            .bind(experiment.visibility.as_str())
-            .bind(experiment.settings.to_string())
-            .bind(uuid.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            // Removed variants lose their counts, folded or not.
-            let keep: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
-            for table in ["variants", "pending_counts"] {
-                let column = if table == "variants" { "id" } else { "variant" };
-                let sql = format!(
-                    "DELETE FROM {table} WHERE experiment = $1::uuid AND {column} <> ALL($2::text[])"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(uuid.as_str())
-                    .bind(&keep)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-            Self::write_variants(&mut tx, experiment, false).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(true)
-        })
+        self.bounded(Purpose::Commits, definitions::update(self, experiment))
     }
 
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
-        self.bounded(Purpose::Commits, async move {
-            let text = uuid.to_string();
-            let mut conn = self.conn().await?;
-            let mut tx = conn.begin().await.map_err(map_err)?;
-            counts::lock_definitions(&mut tx).await?;
-            // Its variants and hourly totals go with it (foreign keys).
-            let done = sqlx::query("DELETE FROM experiments WHERE uuid = $1::uuid")
-                .bind(text.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            sqlx::query("DELETE FROM pending_counts WHERE experiment = $1::uuid")
-                .bind(text.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
-            // Its batch ids (maybe millions) in slices, off the writer's path.
-            tokio::spawn(counts::purge_batches(Arc::downgrade(&self.calls), uuid));
-            Ok(done.rows_affected() > 0)
-        })
+        self.bounded(Purpose::Commits, definitions::delete(self, uuid))
     }
 
     fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
-        self.bounded(Purpose::Commits, async move {
-            let uuid = uuid.to_string();
-            let mut conn = self.conn().await?;
-            let mut tx = conn.begin().await.map_err(map_err)?;
-            counts::lock_definitions(&mut tx).await?;
-            // Locks the experiment: a concurrent delete waits, or was first.
-            let found = sqlx::query("SELECT 1 FROM experiments WHERE uuid = $1::uuid FOR UPDATE")
-                .bind(uuid.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if found.is_none() {
-                return Ok(false);
-            }
-            sqlx::query(
-                "UPDATE variants SET views = 0, total_reward = 0 WHERE experiment = $1::uuid",
-            )
-            .bind(uuid.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            for table in ["variant_hours", "pending_counts"] {
-                let sql = format!("DELETE FROM {table} WHERE experiment = $1::uuid");
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(uuid.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-            tx.commit().await.map_err(map_err)?;
-            Ok(true)
-        })
+        self.bounded(Purpose::Commits, definitions::reset(self, uuid))
     }
 
     fn record<'a>(&'a self, batches: &'a [Recording], now_ms: i64) -> Fut<'a, Vec<bool>> {
@@ -638,21 +321,17 @@ impl Storage for PostgresStorage {
             // as a key join would scan the whole table for every slice.
             let mut pruned = 0;
             loop {
-                let done = self
-                    .bounded(Purpose::Upkeep, async move {
-                        sqlx::query(
-                            "DELETE FROM batches WHERE ctid = ANY(ARRAY( \
-                               SELECT ctid FROM batches WHERE created_ms < $1 LIMIT $2))",
-                        )
-                        .bind(before_ms)
-                        .bind(counts::SLICE)
-                        .execute(&mut *self.conn().await?)
-                        .await
-                        .map_err(map_err)
-                    })
+                let statement = Statement::new(
+                    "DELETE FROM batches WHERE ctid = ANY(ARRAY( \
+                       SELECT ctid FROM batches WHERE created_ms < $1 LIMIT $2))",
+                )
+                .integer(before_ms)
+                .integer(counts::SLICE);
+                let deleted = self
+                    .bounded(Purpose::Upkeep, self.execute(statement))
                     .await?;
-                pruned += done.rows_affected();
-                if done.rows_affected() < counts::SLICE.unsigned_abs() {
+                pruned += deleted;
+                if deleted < counts::SLICE.unsigned_abs() {
                     return Ok(pruned);
                 }
             }
@@ -660,33 +339,6 @@ impl Storage for PostgresStorage {
     }
 
     fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>> {
-        self.bounded(Purpose::Pages, async move {
-            // The folded totals and what is pending, summed per hour.
-            let rows = sqlx::query(
-                "SELECT h.variant, h.hour_ms, SUM(h.views)::int8 AS views, \
-                   SUM(h.total_reward) AS total_reward \
-                 FROM (SELECT variant, hour_ms, views, total_reward FROM variant_hours \
-                       WHERE experiment = $1::uuid \
-                       UNION ALL \
-                       SELECT variant, hour_ms, views, total_reward FROM pending_counts \
-                       WHERE experiment = $1::uuid) h \
-                 JOIN variants v ON v.experiment = $1::uuid AND v.id = h.variant \
-                 GROUP BY v.position, h.variant, h.hour_ms ORDER BY v.position, h.hour_ms",
-            )
-            .bind(experiment.to_string())
-            .fetch_all(&mut *self.conn().await?)
-            .await
-            .map_err(map_err)?;
-            rows.iter()
-                .map(|row| {
-                    Ok(HourTotals {
-                        variant: row.try_get("variant").map_err(map_err)?,
-                        hour_ms: row.try_get("hour_ms").map_err(map_err)?,
-                        views: count_col(row, "views")?,
-                        total_reward: row.try_get("total_reward").map_err(map_err)?,
-                    })
-                })
-                .collect()
-        })
+        self.bounded(Purpose::Pages, definitions::hourly(self, experiment))
     }
 }

@@ -1,6 +1,8 @@
 //! Rows to values, shared by both backends: the tables have the same columns
-//! in SQLite and PostgreSQL (uuids and JSON stored as text, counts as 64-bit
-//! integers, rewards as reals), so one set of readers serves both row types.
+//! in SQLite and PostgreSQL (JSON stored as text, counts as 64-bit integers,
+//! rewards as reals; uuids read as text through [`UuidText`]), so one set of
+//! readers serves both row types. Each table's columns are listed once here
+//! (`*_COLUMNS`), beside the reader that reads them.
 
 use std::collections::HashMap;
 
@@ -9,7 +11,24 @@ use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
-use super::{Account, ApiKey, Experiments, StorageError, Token, TokenHash, TokenKind, Unreadable};
+use super::sql::UuidText;
+use super::{
+    Account, ApiKey, Experiments, HourTotals, StorageError, Token, TokenHash, TokenKind, Unreadable,
+};
+
+/// The columns of an `accounts` row, as [`account_row`] reads them.
+pub const ACCOUNT_COLUMNS: &str = "id, email, password_hash, created_ms";
+/// The columns of a `tokens` row, as [`token_row`] reads them.
+pub const TOKEN_COLUMNS: &str = "hash, kind, account_id, expires_ms";
+/// The columns of an `api_keys` row, as [`api_key_row`] reads them.
+pub const API_KEY_COLUMNS: &str = "uuid, account_id, name, created_ms";
+/// The columns of an `experiments` row, as [`experiment_row`] reads them.
+pub const EXPERIMENT_COLUMNS: &str = "uuid, alias, account_id, name, visibility, settings";
+/// The columns of a `variants` row, as [`variant_row`] reads them (with
+/// `experiment`, which [`experiments_from_rows`] matches them by).
+pub const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_reward";
+/// The columns of a `variant_hours` row, as [`hour_row`] reads them.
+pub const HOUR_COLUMNS: &str = "variant, hour_ms, views, total_reward";
 
 /// A row of either backend, read by column name. A missing column or a
 /// value of another type is an internal error (schema and code disagree).
@@ -22,6 +41,10 @@ pub trait Columns {
     fn integer(&self, name: &str) -> Result<i64, StorageError>;
     /// A real column.
     fn real(&self, name: &str) -> Result<f64, StorageError>;
+    /// A uuid column as text (see [`UuidText`]).
+    fn uuid_text(&self, name: &str) -> Result<String, StorageError>;
+    /// A nullable uuid column as text.
+    fn optional_uuid_text(&self, name: &str) -> Result<Option<String>, StorageError>;
 }
 
 impl<R> Columns for R
@@ -32,6 +55,7 @@ where
     Option<String>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     f64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    UuidText: for<'r> Decode<'r, R::Database> + Type<R::Database>,
 {
     fn text(&self, name: &str) -> Result<String, StorageError> {
         self.try_get(name).map_err(|e| column_error(name, &e))
@@ -45,15 +69,23 @@ where
     fn real(&self, name: &str) -> Result<f64, StorageError> {
         self.try_get(name).map_err(|e| column_error(name, &e))
     }
+    fn uuid_text(&self, name: &str) -> Result<String, StorageError> {
+        let UuidText(text) = self.try_get(name).map_err(|e| column_error(name, &e))?;
+        Ok(text)
+    }
+    fn optional_uuid_text(&self, name: &str) -> Result<Option<String>, StorageError> {
+        let text: Option<UuidText> = self.try_get(name).map_err(|e| column_error(name, &e))?;
+        Ok(text.map(|UuidText(text)| text))
+    }
 }
 
 fn column_error(name: &str, error: &sqlx::Error) -> StorageError {
     StorageError::Internal(format!("column {name}: {error}"))
 }
 
-/// A uuid stored as text.
+/// A uuid column.
 pub fn uuid_col(row: &impl Columns, name: &str) -> Result<Uuid, StorageError> {
-    let text = row.text(name)?;
+    let text = row.uuid_text(name)?;
     Uuid::parse_str(&text).map_err(|e| StorageError::Internal(format!("bad uuid in {name}: {e}")))
 }
 
@@ -111,7 +143,7 @@ pub fn api_key_row(row: &impl Columns) -> Result<ApiKey, StorageError> {
 /// An `experiments` row, without its variants.
 pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
     let visibility = row.text("visibility")?;
-    let alias = match row.optional_text("alias")? {
+    let alias = match row.optional_uuid_text("alias")? {
         Some(text) => Some(
             Uuid::parse_str(&text)
                 .map_err(|e| StorageError::Internal(format!("bad alias {text}: {e}")))?,
@@ -141,6 +173,16 @@ pub fn variant_row(row: &impl Columns) -> Result<Variant, StorageError> {
     })
 }
 
+/// A `variant_hours` row.
+pub fn hour_row(row: &impl Columns) -> Result<HourTotals, StorageError> {
+    Ok(HourTotals {
+        variant: row.text("variant")?,
+        hour_ms: row.integer("hour_ms")?,
+        views: count_col(row, "views")?,
+        total_reward: row.real("total_reward")?,
+    })
+}
+
 /// An experiment as read from its rows so far.
 enum Slot {
     Read(Experiment),
@@ -158,7 +200,7 @@ pub fn experiments_from_rows(
     let mut slots = Vec::with_capacity(experiments.len());
     let mut index = HashMap::with_capacity(experiments.len());
     for row in experiments {
-        let key = row.text("uuid");
+        let key = row.uuid_text("uuid");
         let slot = match experiment_row(row) {
             Ok(experiment) => Slot::Read(experiment),
             Err(error) => Slot::Unreadable(Unreadable {
@@ -180,7 +222,7 @@ pub fn experiments_from_rows(
         slots.push(slot);
     }
     for row in variants {
-        let Ok(key) = row.text("experiment") else {
+        let Ok(key) = row.uuid_text("experiment") else {
             continue;
         };
         let Some(&i) = index.get(&key) else {
@@ -217,5 +259,85 @@ pub fn only(mut experiments: Experiments) -> Option<Result<Experiment, Unreadabl
     match experiments.readable.pop() {
         Some(experiment) => Some(Ok(experiment)),
         None => experiments.unreadable.pop().map(Err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// A row holding a readable value in every column a reader asks for,
+    /// remembering which it was asked for.
+    #[derive(Default)]
+    struct Recorder(RefCell<BTreeSet<String>>);
+
+    impl Recorder {
+        fn read(&self, name: &str) {
+            self.0.borrow_mut().insert(name.to_owned());
+        }
+    }
+
+    impl Columns for Recorder {
+        fn text(&self, name: &str) -> Result<String, StorageError> {
+            self.read(name);
+            Ok(match name {
+                "hash" => "ab".repeat(32),
+                "kind" => TokenKind::Api.as_str().to_owned(),
+                "visibility" => Visibility::Draft.as_str().to_owned(),
+                "settings" => "{}".to_owned(),
+                _ => name.to_owned(),
+            })
+        }
+        fn optional_text(&self, name: &str) -> Result<Option<String>, StorageError> {
+            self.text(name).map(Some)
+        }
+        fn integer(&self, name: &str) -> Result<i64, StorageError> {
+            self.read(name);
+            Ok(1)
+        }
+        fn real(&self, name: &str) -> Result<f64, StorageError> {
+            self.read(name);
+            Ok(1.0)
+        }
+        fn uuid_text(&self, name: &str) -> Result<String, StorageError> {
+            self.read(name);
+            Ok(Uuid::from_u128(7).to_string())
+        }
+        fn optional_uuid_text(&self, name: &str) -> Result<Option<String>, StorageError> {
+            self.uuid_text(name).map(Some)
+        }
+    }
+
+    fn listed(columns: &str) -> BTreeSet<String> {
+        columns.split(", ").map(str::to_owned).collect()
+    }
+
+    /// Each table's column list is exactly what its reader reads: a column
+    /// read but not listed would be missing from every SELECT built on it.
+    #[test]
+    fn readers_read_exactly_the_listed_columns() {
+        type Reads = fn(&Recorder) -> bool;
+        let readers: [(&str, Reads); 4] = [
+            (ACCOUNT_COLUMNS, |row| account_row(row).is_ok()),
+            (TOKEN_COLUMNS, |row| token_row(row).is_ok()),
+            (API_KEY_COLUMNS, |row| api_key_row(row).is_ok()),
+            (HOUR_COLUMNS, |row| hour_row(row).is_ok()),
+        ];
+        for (columns, read) in readers {
+            let row = Recorder::default();
+            assert!(read(&row), "{columns}");
+            assert_eq!(row.0.into_inner(), listed(columns));
+        }
+        let (experiment, variant) = ([Recorder::default()], [Recorder::default()]);
+        let read = experiments_from_rows(&experiment, &variant);
+        assert_eq!(read.readable.len(), 1);
+        assert_eq!(read.readable[0].variants.len(), 1);
+        let [experiment] = experiment;
+        let [variant] = variant;
+        assert_eq!(experiment.0.into_inner(), listed(EXPERIMENT_COLUMNS));
+        assert_eq!(variant.0.into_inner(), listed(VARIANT_COLUMNS));
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Writes go through a pool of ONE connection (SQLite has one writer; queueing
 //! in the pool is fairer than SQLite's busy-wait), reads through a small pool.
+//! What SQLite does like PostgreSQL is written once (`credentials.rs`,
+//! `experiments.rs`, run through [`Run`]); its group commit is in
+//! `record.rs`.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,23 +14,20 @@ use std::time::Duration;
 use myna_core::Experiment;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Row, Sqlite};
 use uuid::Uuid;
 
-use super::rows::{
-    Columns, account_row, api_key_row, count_col, experiments_from_rows, only, to_i64, token_row,
-    uuid_col,
-};
+use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
+use super::sql::{Run, Statement, UuidParam};
 use super::{
-    Account, ApiKey, Deltas, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage,
-    StorageError, Token, TokenHash, Unreadable,
+    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError,
+    Token, TokenHash, Unreadable, credentials, experiments,
 };
 
-/// Rows written by one statement (at most 5 parameters each: far below
-/// SQLite's limit of 32766).
-const ROWS_PER_STATEMENT: usize = 500;
+mod record;
+
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
 
@@ -114,39 +113,41 @@ fn map_err(error: sqlx::Error) -> StorageError {
     }
 }
 
-/// `n` copies of a row placeholder, comma-separated.
-fn rows(n: usize, row: &str) -> String {
-    vec![row; n].join(", ")
-}
+/// Statements that write run on the writing connection, reads on a reader.
+impl Run for SqliteStorage {
+    type Row = SqliteRow;
 
-const EXPERIMENT_COLUMNS: &str = "uuid, alias, account_id, name, visibility, settings";
-const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_reward";
+    async fn execute<'a>(&'a self, statement: Statement<'a>) -> Result<u64, StorageError> {
+        let done = statement
+            .query::<Sqlite>()
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch<'a>(&'a self, statement: Statement<'a>) -> Result<Vec<SqliteRow>, StorageError> {
+        statement
+            .query::<Sqlite>()
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)
+    }
+}
 
 impl SqliteStorage {
     async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
-        let filter = if uuid.is_some() {
-            " WHERE uuid = ?"
-        } else {
-            ""
+        let experiments = self.fetch(experiments::select(uuid)).await?;
+        let variants = match uuid {
+            Some(uuid) => Statement::new(format!(
+                "SELECT {VARIANT_COLUMNS} FROM variants WHERE experiment = $1 ORDER BY position"
+            ))
+            .uuid(uuid),
+            None => Statement::new(format!(
+                "SELECT {VARIANT_COLUMNS} FROM variants ORDER BY experiment, position"
+            )),
         };
-        let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments{filter} ORDER BY uuid");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(uuid) = uuid {
-            query = query.bind(uuid.to_string());
-        }
-        let experiments = query.fetch_all(&self.read).await.map_err(map_err)?;
-        let filter = if uuid.is_some() {
-            " WHERE experiment = ?"
-        } else {
-            ""
-        };
-        let sql =
-            format!("SELECT {VARIANT_COLUMNS} FROM variants{filter} ORDER BY experiment, position");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(uuid) = uuid {
-            query = query.bind(uuid.to_string());
-        }
-        let variants = query.fetch_all(&self.read).await.map_err(map_err)?;
+        let variants = self.fetch(variants).await?;
         Ok(experiments_from_rows(&experiments, &variants))
     }
 
@@ -156,7 +157,7 @@ impl SqliteStorage {
         now_ms: i64,
     ) -> Result<Vec<bool>, StorageError> {
         let mut connection = self.write.acquire().await.map_err(map_err)?;
-        let result = record_on(&mut connection, batches, now_ms).await;
+        let result = record::record_on(&mut connection, batches, now_ms).await;
         if result.is_err() {
             // Whatever failed, the connection goes back with no transaction open.
             let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
@@ -164,147 +165,44 @@ impl SqliteStorage {
         result
     }
 
+    /// Writes an experiment's variants one statement each: new ones with
+    /// the counts given (`with_counts`), or, on an update, the definitions
+    /// of kept ones (their counts untouched) and new ones at zero.
     async fn write_variants(
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut SqliteConnection,
         experiment: &Experiment,
         with_counts: bool,
     ) -> Result<(), StorageError> {
-        let uuid = experiment.uuid.to_string();
         for (position, v) in experiment.variants.iter().enumerate() {
-            let settings = v.settings.to_string();
             let position = i64::try_from(position).unwrap_or(i64::MAX);
-            if with_counts {
-                sqlx::query(
-                    "INSERT INTO variants (experiment, id, position, name, settings, views, total_reward) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+            let statement = if with_counts {
+                Statement::new(
+                    "INSERT INTO variants \
+                     (experiment, id, position, name, settings, views, total_reward) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
-                .bind(uuid.as_str())
-                .bind(v.id.as_str())
-                .bind(position)
-                .bind(v.name.as_str())
-                .bind(settings)
-                .bind(to_i64(v.views))
-                .bind(v.total_reward)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
             } else {
-                sqlx::query(
+                Statement::new(
                     "INSERT INTO variants (experiment, id, position, name, settings) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (experiment, id) DO UPDATE SET \
-                     position = excluded.position, name = excluded.name, settings = excluded.settings",
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (experiment, id) DO UPDATE SET \
+                     position = excluded.position, name = excluded.name, \
+                     settings = excluded.settings",
                 )
-                .bind(uuid.as_str())
-                .bind(v.id.as_str())
-                .bind(position)
-                .bind(v.name.as_str())
-                .bind(settings)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            };
+            let statement = statement
+                .uuid(experiment.uuid)
+                .text(v.id.as_str())
+                .integer(position)
+                .text(v.name.as_str())
+                .text(v.settings.to_string());
+            let mut query = statement.query::<Sqlite>();
+            if with_counts {
+                query = query.bind(to_i64(v.views)).bind(v.total_reward);
             }
+            query.execute(&mut *tx).await.map_err(map_err)?;
         }
         Ok(())
     }
-}
-
-/// One group commit in two round trips to the connection's thread, which is
-/// what a commit mostly waits on: first `BEGIN` and the batch ids (answering
-/// which are new), then the counters, the hourly totals and `COMMIT`, as
-/// multi-statement texts whose parameters are consumed in order. The texts
-/// depend only on row counts, so they stay prepared.
-async fn record_on(
-    connection: &mut SqliteConnection,
-    batches: &[Recording],
-    now_ms: i64,
-) -> Result<Vec<bool>, StorageError> {
-    let ids: Vec<(String, Uuid)> = batches
-        .iter()
-        .filter_map(|r| r.batch.batch.map(|id| (r.experiment.to_string(), id)))
-        .collect();
-    let mut inserted: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(ids.len());
-    let mut begun = false;
-    if !ids.is_empty() {
-        let mut sql = String::from("BEGIN IMMEDIATE;");
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            sql.push_str(&format!(
-                "INSERT INTO batches (experiment, batch, created_ms) VALUES {} \
-                 ON CONFLICT DO NOTHING RETURNING experiment, batch;",
-                rows(chunk.len(), "(?, ?, ?)")
-            ));
-        }
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (experiment, id) in &ids {
-            query = query
-                .bind(experiment.as_str())
-                .bind(id.as_bytes().as_slice())
-                .bind(now_ms);
-        }
-        for row in query.fetch_all(&mut *connection).await.map_err(map_err)? {
-            let experiment = uuid_col(&row, "experiment")?;
-            let id: &[u8] = row.try_get("batch").map_err(map_err)?;
-            let id = Uuid::from_slice(id)
-                .map_err(|e| StorageError::Internal(format!("bad batch id: {e}")))?;
-            inserted.insert((experiment, id));
-        }
-        begun = true;
-    }
-    let counted: Vec<bool> = batches
-        .iter()
-        .map(|r| match r.batch.batch {
-            None => true,
-            Some(id) => inserted.remove(&(r.experiment, id)),
-        })
-        .collect();
-    let deltas = Deltas::of(
-        batches
-            .iter()
-            .zip(&counted)
-            .filter(|(_, counted)| **counted)
-            .map(|(r, _)| r),
-        now_ms,
-    );
-    let mut sql = String::from(if begun { "" } else { "BEGIN IMMEDIATE;" });
-    for chunk in deltas.variants.chunks(ROWS_PER_STATEMENT) {
-        sql.push_str(&format!(
-            "UPDATE variants SET views = views + d.column3, \
-             total_reward = total_reward + d.column4 \
-             FROM (VALUES {}) AS d \
-             WHERE variants.experiment = d.column1 AND variants.id = d.column2;",
-            rows(chunk.len(), "(?, ?, ?, ?)")
-        ));
-    }
-    for chunk in deltas.hours.chunks(ROWS_PER_STATEMENT) {
-        sql.push_str(&format!(
-            "INSERT INTO variant_hours (experiment, variant, hour_ms, views, total_reward) \
-             SELECT d.column1, d.column2, d.column3, d.column4, d.column5 \
-             FROM (VALUES {}) AS d \
-             WHERE EXISTS (SELECT 1 FROM variants v \
-                           WHERE v.experiment = d.column1 AND v.id = d.column2) \
-             ON CONFLICT (experiment, variant, hour_ms) DO UPDATE SET \
-             views = views + excluded.views, total_reward = total_reward + excluded.total_reward;",
-            rows(chunk.len(), "(?, ?, ?, ?, ?)")
-        ));
-    }
-    sql.push_str("COMMIT;");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (experiment, variant, views, reward) in &deltas.variants {
-        query = query
-            .bind(experiment.to_string())
-            .bind(variant.as_str())
-            .bind(to_i64(*views))
-            .bind(*reward);
-    }
-    for (experiment, variant, hour, views, reward) in &deltas.hours {
-        query = query
-            .bind(experiment.to_string())
-            .bind(variant.as_str())
-            .bind(*hour)
-            .bind(to_i64(*views))
-            .bind(*reward);
-    }
-    query.execute(&mut *connection).await.map_err(map_err)?;
-    Ok(counted)
 }
 
 impl Storage for SqliteStorage {
@@ -316,11 +214,12 @@ impl Storage for SqliteStorage {
                 .map_err(map_err)?;
             // A real write, committed (and synced) like a group commit, to
             // the table commits write: one sentinel row, rewritten.
+            // (SQLite stores batch ids as 16 bytes.)
             sqlx::query(
                 "INSERT INTO batches (experiment, batch, created_ms) VALUES (?, ?, 0) \
                  ON CONFLICT (experiment, batch) DO UPDATE SET created_ms = 0",
             )
-            .bind(HEALTH_PROBE.to_string())
+            .bind(UuidParam(HEALTH_PROBE))
             .bind(HEALTH_PROBE.as_bytes().as_slice())
             .execute(&self.write)
             .await
@@ -338,190 +237,59 @@ impl Storage for SqliteStorage {
     }
 
     fn account_count(&self) -> Fut<'_, u64> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts")
-                .fetch_one(&self.read)
-                .await
-                .map_err(map_err)?;
-            count_col(&row, "n")
-        })
+        Box::pin(credentials::account_count(self))
     }
 
     fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO accounts (id, email, password_hash, created_ms) VALUES (?, ?, ?, ?)",
-            )
-            .bind(account.id.to_string())
-            .bind(account.email.as_str())
-            .bind(account.password_hash.as_str())
-            .bind(account.created_ms)
-            .execute(&self.write)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        Box::pin(credentials::create_account(self, account))
     }
 
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
-        Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT id, email, password_hash, created_ms FROM accounts WHERE email = ?",
-            )
-            .bind(email)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-            row.as_ref().map(account_row).transpose()
-        })
+        Box::pin(credentials::account_by_email(self, email))
     }
 
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO tokens (hash, kind, account_id, expires_ms) VALUES (?, ?, ?, ?)",
-            )
-            .bind(token.hash.hex())
-            .bind(token.kind.as_str())
-            .bind(token.account_id.to_string())
-            .bind(token.expires_ms)
-            .execute(&self.write)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        Box::pin(credentials::create_token(self, token))
     }
 
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {
-        Box::pin(async move {
-            let row =
-                sqlx::query("SELECT hash, kind, account_id, expires_ms FROM tokens WHERE hash = ?")
-                    .bind(hash.hex())
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(map_err)?;
-            row.as_ref().map(token_row).transpose()
-        })
+        Box::pin(credentials::token(self, hash))
     }
 
     fn extend_token(&self, hash: TokenHash, expires_ms: i64) -> Fut<'_, ()> {
-        Box::pin(async move {
-            sqlx::query("UPDATE tokens SET expires_ms = ? WHERE hash = ?")
-                .bind(expires_ms)
-                .bind(hash.hex())
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
-            Ok(())
-        })
+        Box::pin(credentials::extend_token(self, hash, expires_ms))
     }
 
     fn delete_token(&self, hash: TokenHash) -> Fut<'_, bool> {
-        Box::pin(async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE hash = ?")
-                .bind(hash.hex())
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected() > 0)
-        })
+        Box::pin(credentials::delete_token(self, hash))
     }
 
     fn delete_account_tokens(&self, account_id: Uuid) -> Fut<'_, u64> {
-        Box::pin(async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE account_id = ?")
-                .bind(account_id.to_string())
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected())
-        })
+        Box::pin(credentials::delete_account_tokens(self, account_id))
     }
 
     fn prune_tokens(&self, now_ms: i64) -> Fut<'_, u64> {
-        Box::pin(async move {
-            let done = sqlx::query("DELETE FROM tokens WHERE expires_ms <= ?")
-                .bind(now_ms)
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected())
-        })
+        Box::pin(credentials::prune_tokens(self, now_ms))
     }
 
     fn secret<'a>(&'a self, name: &'a str, fresh: &'a str) -> Fut<'a, String> {
-        Box::pin(async move {
-            // Both on the one writing connection: the read sees the insert.
-            sqlx::query(
-                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .bind(fresh)
-            .execute(&self.write)
-            .await
-            .map_err(map_err)?;
-            let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
-                .bind(name)
-                .fetch_one(&self.write)
-                .await
-                .map_err(map_err)?;
-            row.text("value")
-        })
+        Box::pin(credentials::secret(self, name, fresh))
     }
 
     fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO api_keys (uuid, account_id, name, created_ms) VALUES (?, ?, ?, ?)",
-            )
-            .bind(key.uuid.to_string())
-            .bind(key.account_id.to_string())
-            .bind(key.name.as_deref())
-            .bind(key.created_ms)
-            .execute(&self.write)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        Box::pin(credentials::create_api_key(self, key))
     }
 
     fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>> {
-        Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT uuid, account_id, name, created_ms FROM api_keys WHERE uuid = ?",
-            )
-            .bind(uuid.to_string())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-            row.as_ref().map(api_key_row).transpose()
-        })
+        Box::pin(credentials::api_key(self, uuid))
     }
 
     fn api_keys(&self, account_id: Uuid) -> Fut<'_, Vec<ApiKey>> {
-        Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT uuid, account_id, name, created_ms FROM api_keys \
-                 WHERE account_id = ? ORDER BY created_ms, uuid",
-            )
-            .bind(account_id.to_string())
-            .fetch_all(&self.read)
-            .await
-            .map_err(map_err)?;
-            rows.iter().map(api_key_row).collect()
-        })
+        Box::pin(credentials::api_keys(self, account_id))
     }
 
     fn delete_api_key(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool> {
-        Box::pin(async move {
-            let done = sqlx::query("DELETE FROM api_keys WHERE uuid = ? AND account_id = ?")
-                .bind(uuid.to_string())
-                .bind(account_id.to_string())
-                .execute(&self.write)
-                .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected() > 0)
-        })
+        Box::pin(credentials::delete_api_key(self, account_id, uuid))
     }
 
     fn experiments(&self) -> Fut<'_, Experiments> {
@@ -535,21 +303,11 @@ impl Storage for SqliteStorage {
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut tx = self.write.begin().await.map_err(map_err)?;
-            sqlx::query(
-                "INSERT INTO experiments \
-                 (uuid, alias, account_id, name, visibility, settings, created_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(experiment.uuid.to_string())
-            .bind(experiment.alias.map(|alias| alias.to_string()))
-            .bind(experiment.account_id.to_string())
-            .bind(experiment.name.as_str())
-            .bind(experiment.visibility.as_str())
-            .bind(experiment.settings.to_string())
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            experiments::insert(experiment, now_ms)
+                .query::<Sqlite>()
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             Self::write_variants(&mut tx, experiment, true).await?;
             tx.commit().await.map_err(map_err)
         })
@@ -557,32 +315,28 @@ impl Storage for SqliteStorage {
 
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
         Box::pin(async move {
-            let uuid = experiment.uuid.to_string();
             let mut tx = self.write.begin().await.map_err(map_err)?;
-            let done = sqlx::query(
-                "UPDATE experiments SET name = ?, visibility = ?, settings = ? WHERE uuid = ?",
-            )
-            .bind(experiment.name.as_str())
-            .bind(experiment.visibility.as_str())
-            .bind(experiment.settings.to_string())
-            .bind(uuid.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            let done = experiments::update(experiment)
+                .query::<Sqlite>()
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
-            let rows = sqlx::query("SELECT id FROM variants WHERE experiment = ?")
-                .bind(uuid.as_str())
+            let rows = Statement::new("SELECT id FROM variants WHERE experiment = $1")
+                .uuid(experiment.uuid)
+                .query::<Sqlite>()
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
             for row in rows {
                 let id: String = row.try_get("id").map_err(map_err)?;
                 if !experiment.has_variant(&id) {
-                    sqlx::query("DELETE FROM variants WHERE experiment = ? AND id = ?")
-                        .bind(uuid.as_str())
-                        .bind(id)
+                    Statement::new("DELETE FROM variants WHERE experiment = $1 AND id = $2")
+                        .uuid(experiment.uuid)
+                        .text(id)
+                        .query::<Sqlite>()
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
@@ -596,15 +350,15 @@ impl Storage for SqliteStorage {
 
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
         Box::pin(async move {
-            let uuid = uuid.to_string();
             let mut tx = self.write.begin().await.map_err(map_err)?;
-            let done = sqlx::query("DELETE FROM experiments WHERE uuid = ?")
-                .bind(uuid.as_str())
+            let done = experiments::delete(uuid)
+                .query::<Sqlite>()
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            sqlx::query("DELETE FROM batches WHERE experiment = ?")
-                .bind(uuid.as_str())
+            Statement::new("DELETE FROM batches WHERE experiment = $1")
+                .uuid(uuid)
+                .query::<Sqlite>()
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -615,26 +369,26 @@ impl Storage for SqliteStorage {
 
     fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
         Box::pin(async move {
-            let uuid = uuid.to_string();
             let mut tx = self.write.begin().await.map_err(map_err)?;
-            let found = sqlx::query("SELECT 1 FROM experiments WHERE uuid = ?")
-                .bind(uuid.as_str())
+            let found = Statement::new("SELECT 1 FROM experiments WHERE uuid = $1")
+                .uuid(uuid)
+                .query::<Sqlite>()
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
             if found.is_none() {
                 return Ok(false);
             }
-            sqlx::query("UPDATE variants SET views = 0, total_reward = 0 WHERE experiment = ?")
-                .bind(uuid.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            sqlx::query("DELETE FROM variant_hours WHERE experiment = ?")
-                .bind(uuid.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            for statement in [
+                experiments::zero_counts(uuid),
+                experiments::delete_hours(uuid),
+            ] {
+                statement
+                    .query::<Sqlite>()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
             tx.commit().await.map_err(map_err)?;
             Ok(true)
         })
@@ -668,25 +422,14 @@ impl Storage for SqliteStorage {
 
     fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT h.variant, h.hour_ms, h.views, h.total_reward FROM variant_hours h \
-                 JOIN variants v ON v.experiment = h.experiment AND v.id = h.variant \
-                 WHERE h.experiment = ? ORDER BY v.position, h.hour_ms",
-            )
-            .bind(experiment.to_string())
-            .fetch_all(&self.read)
-            .await
-            .map_err(map_err)?;
-            rows.iter()
-                .map(|row| {
-                    Ok(HourTotals {
-                        variant: row.try_get("variant").map_err(map_err)?,
-                        hour_ms: row.try_get("hour_ms").map_err(map_err)?,
-                        views: count_col(row, "views")?,
-                        total_reward: row.try_get("total_reward").map_err(map_err)?,
-                    })
-                })
-                .collect()
+            let sql = format!(
+                "SELECT {HOUR_COLUMNS} FROM variant_hours h \
+                 JOIN (SELECT id, position FROM variants WHERE experiment = $1) v \
+                   ON v.id = h.variant \
+                 WHERE h.experiment = $1 ORDER BY v.position, h.hour_ms"
+            );
+            let rows = self.fetch(Statement::new(sql).uuid(experiment)).await?;
+            rows.iter().map(hour_row).collect()
         })
     }
 }

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::calls::{CALL_DEADLINE, Calls, Purpose};
 use super::map_err;
 use crate::storage::rows::to_i64;
+use crate::storage::sql::UuidParam;
 use crate::storage::{Deltas, Recording, StorageError};
 
 /// The advisory lock (`pg_advisory_xact_lock`) a fold and every definition
@@ -47,7 +48,7 @@ const PURGE_RETRY: Duration = Duration::from_secs(2);
 
 /// The batch ids of a group: first occurrences only, sorted (every instance
 /// takes the ids' locks in the same order, so two commits never deadlock on them).
-fn batch_ids(batches: &[Recording]) -> (Vec<String>, Vec<String>) {
+fn batch_ids(batches: &[Recording]) -> (Vec<Uuid>, Vec<Uuid>) {
     let mut seen = HashSet::new();
     let mut ids: Vec<(Uuid, Uuid)> = batches
         .iter()
@@ -55,9 +56,7 @@ fn batch_ids(batches: &[Recording]) -> (Vec<String>, Vec<String>) {
         .filter(|pair| seen.insert(*pair))
         .collect();
     ids.sort_unstable();
-    ids.into_iter()
-        .map(|(experiment, id)| (experiment.to_string(), id.to_string()))
-        .unzip()
+    ids.into_iter().unzip()
 }
 
 /// A group commit as one statement (one round trip, atomic on its own).
@@ -72,14 +71,14 @@ fn batch_ids(batches: &[Recording]) -> (Vec<String>, Vec<String>) {
 const RECORD_SQL: &str = "\
 WITH ids AS ( \
   INSERT INTO batches (experiment, batch, created_ms) \
-  SELECT t.e, t.b, $3 FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[]) AS t (e, b) \
+  SELECT t.e, t.b, $3 FROM UNNEST($1::uuid[], $2::uuid[]) AS t (e, b) \
   WHERE EXISTS (SELECT 1 FROM experiments x WHERE x.uuid = t.e) \
   ORDER BY t.e, t.b \
   ON CONFLICT DO NOTHING RETURNING experiment, batch), \
 d AS ( \
   SELECT d.experiment, d.variant, d.hour_ms, d.views, d.reward \
-  FROM UNNEST($4::text[]::uuid[], $5::text[]::uuid[], $6::text[], $7::int8[], $8::int8[], \
-              $9::float8[]) AS d (experiment, batch, variant, hour_ms, views, reward) \
+  FROM UNNEST($4::uuid[], $5::uuid[], $6::text[], $7::int8[], $8::int8[], $9::float8[]) \
+    AS d (experiment, batch, variant, hour_ms, views, reward) \
   WHERE d.batch IS NULL \
      OR (d.experiment, d.batch) IN (SELECT experiment, batch FROM ids)), \
 pending AS ( \
@@ -88,7 +87,7 @@ pending AS ( \
   FROM d JOIN variants v ON v.experiment = d.experiment AND v.id = d.variant \
   GROUP BY d.experiment, d.variant, d.hour_ms \
   HAVING MAX(v.views) + SUM(d.views)::int8 >= 0) \
-SELECT experiment::text AS experiment, batch::text AS batch FROM ids";
+SELECT experiment, batch FROM ids";
 
 /// Moves every pending row (committed and visible now) into the counters
 /// and hourly totals of the variants that still exist; rows of removed
@@ -120,8 +119,8 @@ SELECT COUNT(*) AS moved FROM moved";
 /// without an id summed together, untagged.
 #[derive(Debug, Default)]
 struct DeltaRows {
-    experiments: Vec<String>,
-    batches: Vec<Option<String>>,
+    experiments: Vec<Uuid>,
+    batches: Vec<Option<Uuid>>,
     variants: Vec<String>,
     hours: Vec<i64>,
     views: Vec<i64>,
@@ -137,8 +136,7 @@ impl DeltaRows {
             match recording.batch.batch {
                 None => untagged.push(recording),
                 Some(id) if seen.insert((recording.experiment, id)) => {
-                    let id = id.to_string();
-                    rows.push(Deltas::of([recording], now_ms).hours, Some(&id));
+                    rows.push(Deltas::of([recording], now_ms).hours, Some(id));
                 }
                 Some(_) => {}
             }
@@ -149,10 +147,10 @@ impl DeltaRows {
         rows
     }
 
-    fn push(&mut self, hours: Vec<(Uuid, String, i64, u64, f64)>, batch: Option<&String>) {
+    fn push(&mut self, hours: Vec<(Uuid, String, i64, u64, f64)>, batch: Option<Uuid>) {
         for (experiment, variant, hour, views, reward) in hours {
-            self.experiments.push(experiment.to_string());
-            self.batches.push(batch.cloned());
+            self.experiments.push(experiment);
+            self.batches.push(batch);
             self.variants.push(variant);
             self.hours.push(hour);
             self.views.push(to_i64(views));
@@ -213,11 +211,7 @@ async fn record_once(
         .await?;
     let mut new: HashSet<(Uuid, Uuid)> = HashSet::with_capacity(inserted.len());
     for row in inserted {
-        let experiment: String = row.try_get("experiment")?;
-        let id: String = row.try_get("batch")?;
-        if let (Ok(experiment), Ok(id)) = (Uuid::parse_str(&experiment), Uuid::parse_str(&id)) {
-            new.insert((experiment, id));
-        }
+        new.insert((row.try_get("experiment")?, row.try_get("batch")?));
     }
     // A batch id counts once: at its first occurrence, if it was new.
     Ok(batches
@@ -305,14 +299,14 @@ pub async fn fold_every_second(calls: Weak<Calls>) {
 /// Deletes up to [`SLICE`] of the batch ids of an experiment; how many.
 /// By row address (a TID scan): joining on the key would scan the whole
 /// table for every slice.
-async fn purge_slice(calls: &Arc<Calls>, experiment: &str) -> Result<u64, StorageError> {
+async fn purge_slice(calls: &Arc<Calls>, experiment: Uuid) -> Result<u64, StorageError> {
     calls
         .bounded(Purpose::Upkeep, async {
             let done = sqlx::query(
                 "DELETE FROM batches WHERE ctid = ANY(ARRAY( \
-                   SELECT ctid FROM batches WHERE experiment = $1::uuid LIMIT $2))",
+                   SELECT ctid FROM batches WHERE experiment = $1 LIMIT $2))",
             )
-            .bind(experiment)
+            .bind(UuidParam(experiment))
             .bind(SLICE)
             .execute(&mut *calls.conn().await?)
             .await
@@ -328,7 +322,6 @@ async fn purge_slice(calls: &Arc<Calls>, experiment: &str) -> Result<u64, Storag
 /// delete inserted after it.
 pub async fn purge_batches(calls: Weak<Calls>, experiment: Uuid) {
     let started = Instant::now();
-    let uuid = experiment.to_string();
     let mut purged = 0;
     for pause in [Duration::ZERO, STRAGGLER_GRACE] {
         tokio::time::sleep(pause).await;
@@ -336,7 +329,7 @@ pub async fn purge_batches(calls: Weak<Calls>, experiment: Uuid) {
             let Some(strong) = calls.upgrade() else {
                 return;
             };
-            match purge_slice(&strong, &uuid).await {
+            match purge_slice(&strong, experiment).await {
                 Ok(n) => {
                     purged += n;
                     if n < SLICE.unsigned_abs() {

@@ -1,0 +1,67 @@
+//! Experiments: the statements both backends run alike. Each backend runs
+//! them in transactions of its own, next to what only it does (its variant
+//! writes, PostgreSQL's pending counts and locks).
+
+use myna_core::Experiment;
+use uuid::Uuid;
+
+use super::rows::EXPERIMENT_COLUMNS;
+use super::sql::Statement;
+
+/// Every experiment, or only the one with `uuid`, in uuid order.
+pub fn select(uuid: Option<Uuid>) -> Statement<'static> {
+    match uuid {
+        Some(uuid) => Statement::new(format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE uuid = $1 ORDER BY uuid"
+        ))
+        .uuid(uuid),
+        None => Statement::new(format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY uuid"
+        )),
+    }
+}
+
+/// Stores a new experiment, without its variants.
+pub fn insert(experiment: &Experiment, now_ms: i64) -> Statement<'_> {
+    Statement::new(
+        "INSERT INTO experiments \
+         (uuid, alias, account_id, name, visibility, settings, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .uuid(experiment.uuid)
+    .optional_uuid(experiment.alias)
+    .uuid(experiment.account_id)
+    .text(experiment.name.as_str())
+    .text(experiment.visibility.as_str())
+    .text(experiment.settings.to_string())
+    .integer(now_ms)
+}
+
+/// Replaces an experiment's name, visibility and settings (changes no row
+/// if it does not exist).
+pub fn update(experiment: &Experiment) -> Statement<'_> {
+    Statement::new(
+        "UPDATE experiments SET name = $1, visibility = $2, settings = $3 WHERE uuid = $4",
+    )
+    .text(experiment.name.as_str())
+    .text(experiment.visibility.as_str())
+    .text(experiment.settings.to_string())
+    .uuid(experiment.uuid)
+}
+
+/// Deletes an experiment; its variants and hourly totals go with it
+/// (foreign keys).
+pub fn delete(uuid: Uuid) -> Statement<'static> {
+    Statement::new("DELETE FROM experiments WHERE uuid = $1").uuid(uuid)
+}
+
+/// Sets every variant's counts of an experiment to zero.
+pub fn zero_counts(uuid: Uuid) -> Statement<'static> {
+    Statement::new("UPDATE variants SET views = 0, total_reward = 0 WHERE experiment = $1")
+        .uuid(uuid)
+}
+
+/// Forgets an experiment's hourly totals.
+pub fn delete_hours(uuid: Uuid) -> Statement<'static> {
+    Statement::new("DELETE FROM variant_hours WHERE experiment = $1").uuid(uuid)
+}

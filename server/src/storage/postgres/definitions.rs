@@ -1,0 +1,234 @@
+//! Experiments on PostgreSQL: reads add the counts still pending (in one
+//! snapshot), and definition changes take [`counts::lock_definitions`]
+//! first and drop the pending counts of what they remove. Each runs inside
+//! a call bounded by the caller (`PostgresStorage::bounded`).
+
+use std::sync::Arc;
+
+use myna_core::Experiment;
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
+use uuid::Uuid;
+
+use super::{PostgresStorage, counts, map_err};
+use crate::storage::rows::{
+    HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, to_i64,
+};
+use crate::storage::sql::{Run, Statement, UuidParam};
+use crate::storage::{Experiments, HourTotals, StorageError, experiments};
+
+/// Every experiment, or only the one with `uuid`, with its variants and
+/// their counts, pending ones added.
+pub async fn load(db: &PostgresStorage, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
+    // One snapshot for every query: never an experiment without the
+    // variants it had, nor a count both pending and folded.
+    let mut conn = db.conn().await?;
+    let mut tx = conn
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(map_err)?;
+    let experiments = experiments::select(uuid)
+        .query::<Postgres>()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if experiments.is_empty() {
+        return Ok(Experiments::default());
+    }
+    let (filter, pending_filter) = if uuid.is_some() {
+        (" WHERE v.experiment = $1", " WHERE experiment = $1")
+    } else {
+        ("", "")
+    };
+    // The variants' columns, their counts with what is pending added (`p`:
+    // the pending counts summed per variant).
+    let sql = format!(
+        "SELECT {VARIANT_COLUMNS} FROM \
+           (SELECT v.experiment, v.id, v.position, v.name, v.settings, \
+                   v.views + COALESCE(p.views, 0) AS views, \
+                   v.total_reward + COALESCE(p.total_reward, 0) AS total_reward \
+            FROM variants v LEFT JOIN \
+              (SELECT experiment, variant, SUM(views)::int8 AS views, \
+                      SUM(total_reward) AS total_reward \
+               FROM pending_counts{pending_filter} GROUP BY experiment, variant) p \
+              ON p.experiment = v.experiment AND p.variant = v.id\
+            {filter}) AS variants \
+         ORDER BY experiment, position"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    if let Some(uuid) = uuid {
+        query = query.bind(UuidParam(uuid));
+    }
+    let variants = query.fetch_all(&mut *tx).await.map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(experiments_from_rows(&experiments, &variants))
+}
+
+/// Writes an experiment's variants in one statement: new ones with the
+/// counts given (`with_counts`), or, on an update, the definitions of kept
+/// ones (their counts untouched) and new ones at zero.
+async fn write_variants(
+    tx: &mut PgConnection,
+    experiment: &Experiment,
+    with_counts: bool,
+) -> Result<(), StorageError> {
+    if experiment.variants.is_empty() {
+        return Ok(());
+    }
+    let variants = &experiment.variants;
+    let ids: Vec<&str> = variants.iter().map(|v| v.id.as_str()).collect();
+    let positions: Vec<i32> = (0..variants.len())
+        .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+        .collect();
+    let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+    let settings: Vec<String> = variants.iter().map(|v| v.settings.to_string()).collect();
+    let views: Vec<i64> = variants.iter().map(|v| to_i64(v.views)).collect();
+    let rewards: Vec<f64> = variants.iter().map(|v| v.total_reward).collect();
+    let sql = if with_counts {
+        "INSERT INTO variants (experiment, id, position, name, settings, views, total_reward) \
+         SELECT $1, id, position, name, settings, views, reward \
+         FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::text[], $6::int8[], $7::float8[]) \
+           AS t (id, position, name, settings, views, reward)"
+    } else {
+        "INSERT INTO variants (experiment, id, position, name, settings) \
+         SELECT $1, id, position, name, settings \
+         FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::text[]) \
+           AS t (id, position, name, settings) \
+         ON CONFLICT (experiment, id) DO UPDATE SET \
+           position = excluded.position, name = excluded.name, settings = excluded.settings"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(UuidParam(experiment.uuid))
+        .bind(ids)
+        .bind(positions)
+        .bind(names)
+        .bind(settings);
+    if with_counts {
+        query = query.bind(views).bind(rewards);
+    }
+    query.execute(&mut *tx).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// See [`Storage::create_experiment`](crate::storage::Storage::create_experiment).
+pub async fn create(
+    db: &PostgresStorage,
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    experiments::insert(experiment, now_ms)
+        .query::<Postgres>()
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    write_variants(&mut tx, experiment, true).await?;
+    tx.commit().await.map_err(map_err)
+}
+
+/// See [`Storage::update_experiment`](crate::storage::Storage::update_experiment).
+pub async fn update(db: &PostgresStorage, experiment: &Experiment) -> Result<bool, StorageError> {
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    counts::lock_definitions(&mut tx).await?;
+    let done = experiments::update(experiment)
+        .query::<Postgres>()
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // Removed variants lose their counts, folded or not.
+    let keep: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
+    for (table, column) in [("variants", "id"), ("pending_counts", "variant")] {
+        let sql =
+            format!("DELETE FROM {table} WHERE experiment = $1 AND {column} <> ALL($2::text[])");
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(UuidParam(experiment.uuid))
+            .bind(&keep)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    write_variants(&mut tx, experiment, false).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
+}
+
+/// See [`Storage::delete_experiment`](crate::storage::Storage::delete_experiment).
+pub async fn delete(db: &PostgresStorage, uuid: Uuid) -> Result<bool, StorageError> {
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    counts::lock_definitions(&mut tx).await?;
+    let done = experiments::delete(uuid)
+        .query::<Postgres>()
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    Statement::new("DELETE FROM pending_counts WHERE experiment = $1")
+        .uuid(uuid)
+        .query::<Postgres>()
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    // Its batch ids (maybe millions) in slices, off the writer's path.
+    tokio::spawn(counts::purge_batches(Arc::downgrade(&db.calls), uuid));
+    Ok(done.rows_affected() > 0)
+}
+
+/// See [`Storage::reset_experiment`](crate::storage::Storage::reset_experiment).
+pub async fn reset(db: &PostgresStorage, uuid: Uuid) -> Result<bool, StorageError> {
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    counts::lock_definitions(&mut tx).await?;
+    // Locks the experiment: a concurrent delete waits, or was first.
+    let found = Statement::new("SELECT 1 FROM experiments WHERE uuid = $1 FOR UPDATE")
+        .uuid(uuid)
+        .query::<Postgres>()
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    let pending = Statement::new("DELETE FROM pending_counts WHERE experiment = $1").uuid(uuid);
+    for statement in [
+        experiments::zero_counts(uuid),
+        experiments::delete_hours(uuid),
+        pending,
+    ] {
+        statement
+            .query::<Postgres>()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
+}
+
+/// See [`Storage::hourly`](crate::storage::Storage::hourly): the folded
+/// totals and what is pending, summed per hour.
+pub async fn hourly(
+    db: &PostgresStorage,
+    experiment: Uuid,
+) -> Result<Vec<HourTotals>, StorageError> {
+    let sql = format!(
+        "SELECT {HOUR_COLUMNS} FROM \
+           (SELECT variant, hour_ms, SUM(views)::int8 AS views, \
+                   SUM(total_reward) AS total_reward \
+            FROM (SELECT variant, hour_ms, views, total_reward FROM variant_hours \
+                  WHERE experiment = $1 \
+                  UNION ALL \
+                  SELECT variant, hour_ms, views, total_reward FROM pending_counts \
+                  WHERE experiment = $1) u \
+            GROUP BY variant, hour_ms) h \
+         JOIN (SELECT id, position FROM variants WHERE experiment = $1) v \
+           ON v.id = h.variant \
+         ORDER BY v.position, h.hour_ms"
+    );
+    let rows = db.fetch(Statement::new(sql).uuid(experiment)).await?;
+    rows.iter().map(hour_row).collect()
+}

@@ -1,0 +1,182 @@
+//! SQL written once for both backends. A [`Statement`] is SQL text with
+//! numbered parameters (`$1`, which SQLite reads as well as PostgreSQL) and
+//! its values as data; each backend runs it on a connection of its choosing
+//! ([`Run`]). Uuids are where the dialects differ (text in SQLite, the
+//! native `uuid` type in PostgreSQL): every uuid is bound as a [`UuidParam`]
+//! and read as a [`UuidText`], the one place that knows it, so no SQL casts
+//! a uuid. (PostgreSQL's own statements bind arrays of uuids as `uuid[]`,
+//! its native type, directly.)
+
+use std::borrow::Cow;
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
+use sqlx::{AssertSqlSafe, Database, Decode, Encode, Postgres, Sqlite, Type};
+use uuid::Uuid;
+
+use super::StorageError;
+use super::rows::Columns;
+
+/// A value bound to a statement's parameter.
+#[derive(Debug, Clone)]
+enum Arg<'a> {
+    Uuid(Uuid),
+    OptionalUuid(Option<Uuid>),
+    Text(Cow<'a, str>),
+    OptionalText(Option<&'a str>),
+    Integer(i64),
+}
+
+/// SQL text with numbered parameters (`$1`, `$2`, ...) and their values, in
+/// order.
+#[derive(Debug, Clone)]
+pub struct Statement<'a> {
+    sql: Cow<'static, str>,
+    args: Vec<Arg<'a>>,
+}
+
+impl<'a> Statement<'a> {
+    /// A statement with no values bound yet.
+    pub fn new(sql: impl Into<Cow<'static, str>>) -> Statement<'a> {
+        Statement {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Binds a uuid to the next parameter.
+    pub fn uuid(mut self, value: Uuid) -> Self {
+        self.args.push(Arg::Uuid(value));
+        self
+    }
+
+    /// Binds a uuid or NULL to the next parameter.
+    pub fn optional_uuid(mut self, value: Option<Uuid>) -> Self {
+        self.args.push(Arg::OptionalUuid(value));
+        self
+    }
+
+    /// Binds text to the next parameter.
+    pub fn text(mut self, value: impl Into<Cow<'a, str>>) -> Self {
+        self.args.push(Arg::Text(value.into()));
+        self
+    }
+
+    /// Binds text or NULL to the next parameter.
+    pub fn optional_text(mut self, value: Option<&'a str>) -> Self {
+        self.args.push(Arg::OptionalText(value));
+        self
+    }
+
+    /// Binds a 64-bit integer to the next parameter.
+    pub fn integer(mut self, value: i64) -> Self {
+        self.args.push(Arg::Integer(value));
+        self
+    }
+
+    /// The statement as a query of either backend, its values bound.
+    pub fn query<DB>(self) -> Query<'static, DB, DB::Arguments>
+    where
+        DB: Database,
+        UuidParam: for<'t> Encode<'t, DB> + Type<DB>,
+        Option<UuidParam>: for<'t> Encode<'t, DB> + Type<DB>,
+        for<'t> Cow<'t, str>: Encode<'t, DB> + Type<DB>,
+        for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
+        i64: for<'t> Encode<'t, DB> + Type<DB>,
+    {
+        let mut query = sqlx::query(AssertSqlSafe(self.sql));
+        for arg in self.args {
+            query = match arg {
+                Arg::Uuid(value) => query.bind(UuidParam(value)),
+                Arg::OptionalUuid(value) => query.bind(value.map(UuidParam)),
+                Arg::Text(value) => query.bind(value),
+                Arg::OptionalText(value) => query.bind(value),
+                Arg::Integer(value) => query.bind(value),
+            };
+        }
+        query
+    }
+}
+
+/// How a backend runs a [`Statement`] on a connection of its choosing
+/// (SQLite: the writer for [`execute`](Run::execute), a reader for
+/// [`fetch`](Run::fetch); PostgreSQL: the pool of the current call's purpose).
+pub trait Run: Sync {
+    /// A row of this backend.
+    type Row: Columns + Send;
+    /// Runs a statement that writes; how many rows it changed.
+    fn execute<'a>(
+        &'a self,
+        statement: Statement<'a>,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send + 'a;
+    /// Runs a statement that reads; its rows.
+    fn fetch<'a>(
+        &'a self,
+        statement: Statement<'a>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, StorageError>> + Send + 'a;
+}
+
+/// A uuid bound as either database stores it: hyphenated lower-case text in
+/// SQLite, the native `uuid` type in PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UuidParam(pub Uuid);
+
+impl Type<Sqlite> for UuidParam {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for UuidParam {
+    fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(self.0.to_string(), buf)
+    }
+}
+
+impl Type<Postgres> for UuidParam {
+    fn type_info() -> PgTypeInfo {
+        <Uuid as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for UuidParam {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <Uuid as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+/// A uuid column read as text: SQLite's text as stored (which may not be a
+/// uuid: a corrupt row is reported with it), PostgreSQL's `uuid` formatted
+/// the same way (hyphenated, lower-case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UuidText(pub String);
+
+impl Type<Sqlite> for UuidText {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &SqliteTypeInfo) -> bool {
+        <String as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for UuidText {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        <String as Decode<Sqlite>>::decode(value).map(UuidText)
+    }
+}
+
+impl Type<Postgres> for UuidText {
+    fn type_info() -> PgTypeInfo {
+        <Uuid as Type<Postgres>>::type_info()
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for UuidText {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        <Uuid as Decode<Postgres>>::decode(value).map(|uuid| UuidText(uuid.to_string()))
+    }
+}
