@@ -137,7 +137,7 @@ impl Dash {
             headers.push(("content-type", form.to_owned()));
         }
         let body = body.map(String::into_bytes);
-        self.app.send(method, uri, &headers, body).await
+        self.app.send_with(method, uri, &headers, body).await
     }
 
     /// A page as `browser` sees it.

@@ -123,17 +123,6 @@ impl Harness {
         }
     }
 
-    /// Sends a request with `headers`; `body` is sent as given.
-    pub async fn send_with(
-        &self,
-        method: Method,
-        uri: &str,
-        headers: &[(&str, String)],
-        body: Option<Vec<u8>>,
-    ) -> Answer {
-        self.app.send(method, uri, headers, body).await
-    }
-
     /// Sends a request as `who`, with a JSON body if given.
     pub async fn send(&self, method: Method, uri: &str, who: Who, body: Option<Value>) -> Answer {
         let mut headers = Vec::new();

@@ -94,7 +94,7 @@ impl Answer {
 
 impl TestApp {
     /// Sends a request with `headers`, and `body` as given.
-    pub async fn send(
+    pub async fn send_with(
         &self,
         method: Method,
         uri: &str,
