@@ -504,16 +504,5 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     answer.problem(401);
     let mut idle = idle;
     assert!(closed_within(&mut idle, CLOSE_DEADLINE, &mut Vec::new()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "SIGTERM did not stop the server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status {status}");
+    server.assert_stops_cleanly();
 }

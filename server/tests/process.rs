@@ -148,18 +148,7 @@ fn first_start_prints_credentials_once_and_sigterm_exits_cleanly() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "SIGTERM did not stop the server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status {status}");
+    server.assert_stops_cleanly();
     std::thread::sleep(Duration::from_millis(200)); // the log reader catches up
     let log = server.log.lock().unwrap().clone();
     let port = format!(":{}", server.addr.port());

@@ -108,6 +108,23 @@ impl Server {
         }
     }
 
+    /// Waits (up to [`PATIENCE`]) for the server to exit after SIGTERM and
+    /// asserts that it exited cleanly.
+    pub fn assert_stops_cleanly(&mut self) {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "SIGTERM did not stop the server"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "exit status {status}");
+    }
+
     pub fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
