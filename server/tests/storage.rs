@@ -11,7 +11,7 @@ use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
 use myna_server::storage::postgres::PostgresStorage;
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{
-    Account, ApiKey, Recording, Storage, StorageError, Token, TokenHash, TokenKind,
+    Account, ApiKey, Recording, Served, Storage, StorageError, Token, TokenHash, TokenKind,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -121,6 +121,17 @@ macro_rules! suite {
             async fn prune_batches() {
                 let Some(fixture) = $open.await else { return };
                 cases::prune_batches(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn served_weights_add_up() {
+                let Some(fixture) = $open.await else { return };
+                cases::served_weights_add_up(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn served_weights_go_with_variants_reset_and_delete() {
+                let Some(fixture) = $open.await else { return };
+                cases::served_weights_go_with_variants_reset_and_delete(fixture.storage.as_ref())
+                    .await
             }
         }
     };
@@ -1131,6 +1142,127 @@ mod cases {
             storage.record(&[old, new], 6_000).await.unwrap(),
             [true, false],
             "only the old id was forgotten"
+        );
+    }
+
+    fn served(
+        experiment: Uuid,
+        variant: &str,
+        hour_ms: i64,
+        weight_sum: f64,
+        answers: u64,
+    ) -> Served {
+        Served {
+            experiment,
+            variant: variant.into(),
+            hour_ms,
+            weight_sum,
+            answers,
+        }
+    }
+
+    fn served_rows(rows: &[Served]) -> Vec<(String, i64, f64, u64)> {
+        rows.iter()
+            .map(|r| (r.variant.clone(), r.hour_ms, r.weight_sum, r.answers))
+            .collect()
+    }
+
+    pub async fn served_weights_add_up(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        let uuid = experiment.uuid;
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        assert!(storage.served(uuid).await.unwrap().is_empty());
+        storage.add_served(&[]).await.unwrap();
+        // Two instances' flushes (and a key twice in one flush) add up;
+        // unknown variants and experiments are dropped; none with no answer.
+        storage
+            .add_served(&[
+                served(uuid, "c", HOUR, 0.5, 2),
+                served(uuid, "a", HOUR, 1.0, 2),
+                served(uuid, "a", HOUR, 0.25, 1),
+                served(uuid, "nope", HOUR, 1.0, 1),
+                served(Uuid::new_v4(), "a", HOUR, 1.0, 1),
+                served(uuid, "b", 2 * HOUR, 0.0, 0),
+            ])
+            .await
+            .unwrap();
+        storage
+            .add_served(&[
+                served(uuid, "a", HOUR, 0.75, 3),
+                served(uuid, "a", 0, 0.1, 1),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            served_rows(&storage.served(uuid).await.unwrap()),
+            [
+                ("a".into(), 0, 0.1, 1),
+                ("a".into(), HOUR, 2.0, 6),
+                ("c".into(), HOUR, 0.5, 2),
+            ],
+            "by variant (creation order), then hour"
+        );
+        assert!(
+            storage
+                .served(uuid)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.experiment == uuid)
+        );
+        // Many rows at once (more than one statement's worth).
+        let many: Vec<Served> = (0..2_500)
+            .map(|h| served(uuid, "b", h * HOUR, 0.5, 1))
+            .collect();
+        storage.add_served(&many).await.unwrap();
+        storage.add_served(&many).await.unwrap();
+        let stored = storage.served(uuid).await.unwrap();
+        let b: Vec<_> = stored.iter().filter(|r| r.variant == "b").collect();
+        assert_eq!(b.len(), 2_500);
+        assert!(b.iter().all(|r| r.answers == 2 && r.weight_sum == 1.0));
+    }
+
+    pub async fn served_weights_go_with_variants_reset_and_delete(storage: &dyn Storage) {
+        let account = account(storage).await;
+        let experiment = experiment(account, Visibility::Published);
+        let uuid = experiment.uuid;
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let other = Experiment {
+            uuid: Uuid::new_v4(),
+            ..experiment.clone()
+        };
+        storage.create_experiment(&other, 0).await.unwrap();
+        let rows = [
+            served(uuid, "a", 0, 0.5, 1),
+            served(uuid, "b", 0, 0.25, 1),
+            served(uuid, "c", 0, 0.25, 1),
+            served(other.uuid, "a", 0, 1.0, 1),
+        ];
+        storage.add_served(&rows).await.unwrap();
+        // A removed variant's served weights go with it.
+        let mut next = experiment.clone();
+        next.variants.remove(0);
+        assert!(storage.update_experiment(&next).await.unwrap());
+        let left: Vec<_> = served_rows(&storage.served(uuid).await.unwrap())
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(left, ["b", "c"]);
+        // Reset forgets them, as it forgets the hourly totals.
+        assert!(storage.reset_experiment(uuid).await.unwrap());
+        assert!(storage.served(uuid).await.unwrap().is_empty());
+        storage.add_served(&rows).await.unwrap();
+        assert_eq!(storage.served(uuid).await.unwrap().len(), 2);
+        // Delete too; adding for a deleted experiment does nothing.
+        assert!(storage.delete_experiment(uuid).await.unwrap());
+        assert!(storage.served(uuid).await.unwrap().is_empty());
+        storage.add_served(&rows).await.unwrap();
+        assert!(storage.served(uuid).await.unwrap().is_empty());
+        // The other experiment's are untouched.
+        assert_eq!(
+            served_rows(&storage.served(other.uuid).await.unwrap()),
+            [("a".into(), 0, 3.0, 3)]
         );
     }
 }

@@ -22,6 +22,7 @@ mod credentials;
 mod experiments;
 pub mod postgres;
 pub mod rows;
+mod served;
 pub mod sql;
 pub mod sqlite;
 
@@ -159,6 +160,23 @@ pub struct HourTotals {
     pub total_reward: f64,
 }
 
+/// The weights served for one variant in one hour: the sum of the weight
+/// each answer gave it, and how many answers (their average is what the
+/// variant was served at).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// The experiment (its stored uuid).
+    pub experiment: Uuid,
+    /// The variant id.
+    pub variant: String,
+    /// Start of the hour, epoch milliseconds.
+    pub hour_ms: i64,
+    /// The sum of the variant's weight over the answers.
+    pub weight_sum: f64,
+    /// How many answers.
+    pub answers: u64,
+}
+
 /// A stored experiment that cannot be read back (corrupt, or written by a
 /// version with laxer rules): what could be read of it, and why not the rest.
 /// The server serves it as a 500 problem until it is fixed or deleted.
@@ -275,7 +293,8 @@ pub trait Storage: Send + Sync + 'static {
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool>;
     /// Deletes an experiment with everything recorded for it; false if absent.
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool>;
-    /// Sets every variant's counts to zero and forgets its hourly totals;
+    /// Sets every variant's counts to zero and forgets its hourly totals
+    /// and served weights;
     /// batch ids are kept, so a retried batch is still not counted. False if absent.
     fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool>;
 
@@ -289,6 +308,14 @@ pub trait Storage: Send + Sync + 'static {
     fn prune_batches(&self, before_ms: i64) -> Fut<'_, u64>;
     /// An experiment's hourly totals, by variant (creation order) then hour.
     fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>>;
+    /// Adds served weights to the stored sums per experiment, variant and
+    /// hour (additive: what several instances add up); rows of experiments
+    /// or variants that no longer exist are dropped. Removing a variant
+    /// forgets its served weights, as reset and delete forget the
+    /// experiment's.
+    fn add_served<'a>(&'a self, rows: &'a [Served]) -> Fut<'a, ()>;
+    /// An experiment's served weights, by variant (creation order) then hour.
+    fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>>;
 }
 
 /// What a group of counted batches adds to the counters, aggregated so that a

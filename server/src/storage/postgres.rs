@@ -25,8 +25,8 @@ use uuid::Uuid;
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError,
-    Token, TokenHash, Unreadable, credentials,
+    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Served, Storage,
+    StorageError, Token, TokenHash, Unreadable, credentials, served,
 };
 
 mod calls;
@@ -340,5 +340,13 @@ impl Storage for PostgresStorage {
 
     fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>> {
         self.bounded(Purpose::Pages, definitions::hourly(self, experiment))
+    }
+
+    fn add_served<'a>(&'a self, rows: &'a [Served]) -> Fut<'a, ()> {
+        self.bounded(Purpose::Upkeep, served::add(self, rows))
+    }
+
+    fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>> {
+        self.bounded(Purpose::Pages, served::of(self, experiment))
     }
 }

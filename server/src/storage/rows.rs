@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::sql::UuidText;
 use super::{
-    Account, ApiKey, Experiments, HourTotals, StorageError, Token, TokenHash, TokenKind, Unreadable,
+    Account, ApiKey, Experiments, HourTotals, Served, StorageError, Token, TokenHash, TokenKind,
+    Unreadable,
 };
 
 /// The columns of an `accounts` row, as [`account_row`] reads them.
@@ -29,6 +30,8 @@ pub const EXPERIMENT_COLUMNS: &str = "uuid, alias, account_id, name, visibility,
 pub const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_reward";
 /// The columns of a `variant_hours` row, as [`hour_row`] reads them.
 pub const HOUR_COLUMNS: &str = "variant, hour_ms, views, total_reward";
+/// The columns of a `served_weights` row, as [`served_row`] reads them.
+pub const SERVED_COLUMNS: &str = "experiment, variant, hour_ms, weight_sum, answers";
 
 /// A row of either backend, read by column name. A missing column or a
 /// value of another type is an internal error (schema and code disagree).
@@ -183,6 +186,19 @@ pub fn hour_row(row: &impl Columns) -> Result<HourTotals, StorageError> {
     })
 }
 
+/// A `served_weights` row.
+pub fn served_row(row: &impl Columns) -> Result<Served, StorageError> {
+    let experiment = row.uuid_text("experiment")?;
+    Ok(Served {
+        experiment: Uuid::parse_str(&experiment)
+            .map_err(|e| StorageError::Internal(format!("served weights of {experiment}: {e}")))?,
+        variant: row.text("variant")?,
+        hour_ms: row.integer("hour_ms")?,
+        weight_sum: row.real("weight_sum")?,
+        answers: count_col(row, "answers")?,
+    })
+}
+
 /// An experiment as read from its rows so far.
 enum Slot {
     Read(Experiment),
@@ -320,11 +336,12 @@ mod tests {
     #[test]
     fn readers_read_exactly_the_listed_columns() {
         type Reads = fn(&Recorder) -> bool;
-        let readers: [(&str, Reads); 4] = [
+        let readers: [(&str, Reads); 5] = [
             (ACCOUNT_COLUMNS, |row| account_row(row).is_ok()),
             (TOKEN_COLUMNS, |row| token_row(row).is_ok()),
             (API_KEY_COLUMNS, |row| api_key_row(row).is_ok()),
             (HOUR_COLUMNS, |row| hour_row(row).is_ok()),
+            (SERVED_COLUMNS, |row| served_row(row).is_ok()),
         ];
         for (columns, read) in readers {
             let row = Recorder::default();

@@ -28,6 +28,7 @@ enum Arg<'a> {
     Text(Cow<'a, str>),
     OptionalText(Option<&'a str>),
     Integer(i64),
+    Real(f64),
 }
 
 /// SQL text with numbered parameters (`$1`, `$2`, ...) and their values, in
@@ -77,6 +78,12 @@ impl<'a> Statement<'a> {
         self
     }
 
+    /// Binds a 64-bit float to the next parameter.
+    pub fn real(mut self, value: f64) -> Self {
+        self.args.push(Arg::Real(value));
+        self
+    }
+
     /// The statement as a query of either backend, its values bound.
     pub fn query<DB>(self) -> Query<'static, DB, DB::Arguments>
     where
@@ -86,6 +93,7 @@ impl<'a> Statement<'a> {
         for<'t> Cow<'t, str>: Encode<'t, DB> + Type<DB>,
         for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
         i64: for<'t> Encode<'t, DB> + Type<DB>,
+        f64: for<'t> Encode<'t, DB> + Type<DB>,
     {
         let mut query = sqlx::query(AssertSqlSafe(self.sql));
         for arg in self.args {
@@ -95,6 +103,7 @@ impl<'a> Statement<'a> {
                 Arg::Text(value) => query.bind(value),
                 Arg::OptionalText(value) => query.bind(value),
                 Arg::Integer(value) => query.bind(value),
+                Arg::Real(value) => query.bind(value),
             };
         }
         query

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
 use super::sql::{Run, Statement, UuidParam};
 use super::{
-    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Storage, StorageError,
-    Token, TokenHash, Unreadable, credentials, experiments,
+    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Served, Storage,
+    StorageError, Token, TokenHash, Unreadable, credentials, experiments, served,
 };
 
 mod record;
@@ -333,13 +333,17 @@ impl Storage for SqliteStorage {
             for row in rows {
                 let id: String = row.try_get("id").map_err(map_err)?;
                 if !experiment.has_variant(&id) {
-                    Statement::new("DELETE FROM variants WHERE experiment = $1 AND id = $2")
-                        .uuid(experiment.uuid)
-                        .text(id)
-                        .query::<Sqlite>()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                    let variant =
+                        Statement::new("DELETE FROM variants WHERE experiment = $1 AND id = $2")
+                            .uuid(experiment.uuid)
+                            .text(id.as_str());
+                    for statement in [variant, served::delete_variant(experiment.uuid, &id)] {
+                        statement
+                            .query::<Sqlite>()
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    }
                 }
             }
             Self::write_variants(&mut tx, experiment, false).await?;
@@ -356,12 +360,14 @@ impl Storage for SqliteStorage {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            Statement::new("DELETE FROM batches WHERE experiment = $1")
-                .uuid(uuid)
-                .query::<Sqlite>()
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            let batches = Statement::new("DELETE FROM batches WHERE experiment = $1").uuid(uuid);
+            for statement in [batches, served::delete(uuid)] {
+                statement
+                    .query::<Sqlite>()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
             tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected() > 0)
         })
@@ -382,6 +388,7 @@ impl Storage for SqliteStorage {
             for statement in [
                 experiments::zero_counts(uuid),
                 experiments::delete_hours(uuid),
+                served::delete(uuid),
             ] {
                 statement
                     .query::<Sqlite>()
@@ -431,5 +438,13 @@ impl Storage for SqliteStorage {
             let rows = self.fetch(Statement::new(sql).uuid(experiment)).await?;
             rows.iter().map(hour_row).collect()
         })
+    }
+
+    fn add_served<'a>(&'a self, rows: &'a [Served]) -> Fut<'a, ()> {
+        Box::pin(served::add(self, rows))
+    }
+
+    fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>> {
+        Box::pin(served::of(self, experiment))
     }
 }

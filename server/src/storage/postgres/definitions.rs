@@ -14,7 +14,7 @@ use crate::storage::rows::{
     HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, to_i64,
 };
 use crate::storage::sql::{Run, Statement, UuidParam};
-use crate::storage::{Experiments, HourTotals, StorageError, experiments};
+use crate::storage::{Experiments, HourTotals, StorageError, experiments, served};
 
 /// Every experiment, or only the one with `uuid`, with its variants and
 /// their counts, pending ones added.
@@ -141,7 +141,11 @@ pub async fn update(db: &PostgresStorage, experiment: &Experiment) -> Result<boo
     }
     // Removed variants lose their counts, folded or not.
     let keep: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
-    for (table, column) in [("variants", "id"), ("pending_counts", "variant")] {
+    for (table, column) in [
+        ("variants", "id"),
+        ("pending_counts", "variant"),
+        ("served_weights", "variant"),
+    ] {
         let sql =
             format!("DELETE FROM {table} WHERE experiment = $1 AND {column} <> ALL($2::text[])");
         sqlx::query(AssertSqlSafe(sql))
@@ -166,12 +170,14 @@ pub async fn delete(db: &PostgresStorage, uuid: Uuid) -> Result<bool, StorageErr
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-    Statement::new("DELETE FROM pending_counts WHERE experiment = $1")
-        .uuid(uuid)
-        .query::<Postgres>()
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+    let pending = Statement::new("DELETE FROM pending_counts WHERE experiment = $1").uuid(uuid);
+    for statement in [pending, served::delete(uuid)] {
+        statement
+            .query::<Postgres>()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
     tx.commit().await.map_err(map_err)?;
     // Its batch ids (maybe millions) in slices, off the writer's path.
     tokio::spawn(counts::purge_batches(Arc::downgrade(&db.calls), uuid));
@@ -198,6 +204,7 @@ pub async fn reset(db: &PostgresStorage, uuid: Uuid) -> Result<bool, StorageErro
         experiments::zero_counts(uuid),
         experiments::delete_hours(uuid),
         pending,
+        served::delete(uuid),
     ] {
         statement
             .query::<Postgres>()
