@@ -4,6 +4,12 @@
 //! definition changes), and the serialized summary read form (what every page
 //! load with an API key gets) is kept until the weights change.
 //!
+//! Each entry also sums the weights of the read forms answered to clients
+//! this hour (what pages choose a variant by): [`Cache::served`] adds an
+//! answer under the entry's lock the answer takes anyway, and
+//! [`Cache::take_served`] hands the sums over to be added to storage (every
+//! [`crate::state::SERVED_FLUSH`], off the record path).
+//!
 //! An experiment storage could not read ([`Unreadable`]) is kept apart: it
 //! is known to exist (its owner gets a 500 problem for it and may delete it)
 //! but it has no state to serve, and search does not list it.
@@ -17,11 +23,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use myna_core::timestamp::hour_start;
 use myna_core::weights::{WeightsConfig, weights};
 use myna_core::{Access, Experiment, ReadForm, RecordBatch};
 use uuid::Uuid;
 
-use crate::storage::{Experiments, Unreadable};
+use crate::storage::{Experiments, Served, Unreadable};
+
+/// Most rows of served weights an experiment keeps waiting for a flush
+/// (past hours, earlier definitions) while storage cannot take them; the
+/// oldest go first.
+pub const SERVED_BACKLOG: usize = 10_000;
 
 /// Least time between two weight computations of one experiment whose counts
 /// keep changing, in milliseconds.
@@ -51,6 +63,18 @@ struct Entry {
     weights_at_ms: i64,
     counts_changed: bool,
     summary: Option<Arc<str>>,
+    served: ServedSums,
+}
+
+/// The weights an entry answered with since the last flush: the current
+/// hour's sums (one per variant of the entry's definition) and rows closed
+/// already (past hours, earlier definitions).
+#[derive(Debug, Default)]
+struct ServedSums {
+    hour_ms: i64,
+    sums: Vec<f64>,
+    answers: u64,
+    closed: Vec<Served>,
 }
 
 /// Every experiment, by uuid.
@@ -78,7 +102,57 @@ impl Entry {
             weights_at_ms: now_ms,
             counts_changed: false,
             summary: None,
+            served: ServedSums::default(),
         }
+    }
+
+    /// Adds one answer with `weights` (the entry's, in variant order) at
+    /// `now_ms` to the served sums.
+    fn serve(&mut self, weights: &[f64], now_ms: i64) {
+        if weights.len() != self.experiment.variants.len() {
+            return;
+        }
+        let hour = hour_start(now_ms);
+        if self.served.answers > 0 && self.served.hour_ms != hour {
+            self.close_served();
+        }
+        if self.served.answers == 0 {
+            self.served.hour_ms = hour;
+            self.served.sums.clear();
+            self.served.sums.resize(weights.len(), 0.0);
+        }
+        for (sum, weight) in self.served.sums.iter_mut().zip(weights) {
+            *sum += weight;
+        }
+        self.served.answers += 1;
+    }
+
+    /// Moves the current hour's sums to the rows waiting for a flush.
+    fn close_served(&mut self) {
+        let served = &mut self.served;
+        if served.answers > 0 {
+            for (variant, sum) in self.experiment.variants.iter().zip(&served.sums) {
+                served.closed.push(Served {
+                    experiment: self.experiment.uuid,
+                    variant: variant.id.clone(),
+                    hour_ms: served.hour_ms,
+                    weight_sum: *sum,
+                    answers: served.answers,
+                });
+            }
+            served.answers = 0;
+        }
+        if served.closed.len() > SERVED_BACKLOG {
+            let excess = served.closed.len() - SERVED_BACKLOG;
+            served.closed.drain(..excess);
+        }
+    }
+
+    /// Takes over what `old` (this experiment under its previous
+    /// definition) served and has not flushed.
+    fn inherit_served(&mut self, old: &mut Entry) {
+        old.close_served();
+        self.served.closed = std::mem::take(&mut old.served.closed);
     }
 
     fn refresh(&mut self, config: &WeightsConfig, now_ms: i64) {
@@ -205,9 +279,12 @@ impl Cache {
             let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
             aliases.insert((experiment.account_id, alias), uuid);
         }
-        let entry = Entry::new(experiment, &self.config, now_ms);
+        let mut entry = Entry::new(experiment, &self.config, now_ms);
         self.forget_unreadable(uuid);
         let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = map.get(&uuid) {
+            entry.inherit_served(&mut lock(old));
+        }
         map.insert(uuid, Arc::new(Mutex::new(entry)));
     }
 
@@ -273,7 +350,9 @@ impl Cache {
                     entry.experiment = Arc::new(experiment);
                     entry.counts_changed = true;
                 } else {
-                    *entry = Entry::new(experiment, &self.config, now_ms);
+                    let mut fresh = Entry::new(experiment, &self.config, now_ms);
+                    fresh.inherit_served(&mut entry);
+                    *entry = fresh;
                 }
             }
         }
@@ -287,6 +366,97 @@ impl Cache {
             map.insert(uuid, Arc::new(Mutex::new(entry)));
         }
         fresh
+    }
+
+    /// Counts one answer of the read form with `snapshot`'s weights (taken
+    /// from this cache) at `now_ms` in the experiment's served weights.
+    pub fn served(&self, snapshot: &Snapshot, now_ms: i64) {
+        let Some(entry) = self.entry(snapshot.experiment.uuid) else {
+            return;
+        };
+        let mut entry = lock(&entry);
+        // The weights go with the variants they were computed for.
+        let same_variants = entry.experiment.variants.len() == snapshot.experiment.variants.len()
+            && entry
+                .experiment
+                .variants
+                .iter()
+                .zip(&snapshot.experiment.variants)
+                .all(|(a, b)| a.id == b.id);
+        if same_variants {
+            entry.serve(&snapshot.weights, now_ms);
+        }
+    }
+
+    /// The summary read form like [`Cache::summary`], counted as answered
+    /// (its weights served) under the same lock.
+    pub fn serve_summary(&self, uuid: Uuid, now_ms: i64) -> Option<Arc<str>> {
+        let entry = self.entry(uuid)?;
+        let mut entry = lock(&entry);
+        entry.refresh(&self.config, now_ms);
+        let weights = entry.weights.clone();
+        entry.serve(&weights, now_ms);
+        if let Some(summary) = &entry.summary {
+            return Some(summary.clone());
+        }
+        let form = ReadForm::new(&entry.experiment, Access::Summary, &entry.weights);
+        let text: Arc<str> = serde_json::to_string(&form).unwrap_or_default().into();
+        entry.summary = Some(text.clone());
+        Some(text)
+    }
+
+    /// The snapshot like [`Cache::snapshot`], counted as answered (its
+    /// weights served) under the same lock.
+    pub fn serve_snapshot(&self, uuid: Uuid, now_ms: i64) -> Option<Snapshot> {
+        let entry = self.entry(uuid)?;
+        let mut entry = lock(&entry);
+        entry.refresh(&self.config, now_ms);
+        let weights = entry.weights.clone();
+        entry.serve(&weights, now_ms);
+        Some(Snapshot {
+            experiment: entry.experiment.clone(),
+            weights,
+        })
+    }
+
+    /// Everything served since the last call, as rows to add to storage.
+    pub fn take_served(&self) -> Vec<Served> {
+        let entries: Vec<_> = {
+            let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            map.values().cloned().collect()
+        };
+        let mut rows = Vec::new();
+        for entry in entries {
+            let mut entry = lock(&entry);
+            entry.close_served();
+            rows.append(&mut entry.served.closed);
+        }
+        rows
+    }
+
+    /// Gives back rows [`Cache::take_served`] took that storage could not
+    /// take, to be flushed again (those of experiments gone are dropped).
+    pub fn restore_served(&self, rows: Vec<Served>) {
+        let mut by_experiment: HashMap<Uuid, Vec<Served>> = HashMap::new();
+        for row in rows {
+            by_experiment.entry(row.experiment).or_default().push(row);
+        }
+        for (uuid, mut rows) in by_experiment {
+            if let Some(entry) = self.entry(uuid) {
+                let mut entry = lock(&entry);
+                rows.append(&mut entry.served.closed);
+                entry.served.closed = rows;
+                entry.close_served();
+            }
+        }
+    }
+
+    /// Forgets what an experiment served and has not flushed (reset).
+    pub fn forget_served(&self, uuid: Uuid) {
+        if let Some(entry) = self.entry(uuid) {
+            let mut entry = lock(&entry);
+            entry.served = ServedSums::default();
+        }
     }
 
     /// Adds a committed batch's events to the counts; the weights follow at
@@ -429,6 +599,54 @@ mod tests {
         cache.sync(Experiments::default(), 40);
         assert!(cache.experiment(uuid).is_none());
         assert!(cache.all(40).is_empty());
+    }
+
+    #[test]
+    fn served_weights_are_summed_per_hour_and_kept_across_definitions() {
+        let uuid = Uuid::from_u128(1);
+        let hour = 3_600_000;
+        let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0);
+        assert!(cache.take_served().is_empty());
+        cache.serve_summary(uuid, 10);
+        cache.serve_snapshot(uuid, 20);
+        let snapshot = cache.snapshot(uuid, 30).expect("cached");
+        cache.served(&snapshot, 30);
+        // The next hour closes this one's sums.
+        cache.serve_summary(uuid, hour + 1);
+        let rows = |rows: Vec<Served>| -> Vec<(String, i64, f64, u64)> {
+            rows.into_iter()
+                .map(|r| (r.variant, r.hour_ms, r.weight_sum, r.answers))
+                .collect()
+        };
+        assert_eq!(
+            rows(cache.take_served()),
+            [
+                ("a".into(), 0, 1.5, 3),
+                ("b".into(), 0, 1.5, 3),
+                ("a".into(), hour, 0.5, 1),
+                ("b".into(), hour, 0.5, 1),
+            ]
+        );
+        assert!(cache.take_served().is_empty(), "taken once");
+        // A new definition keeps what the old one served, by variant id.
+        cache.serve_summary(uuid, hour + 2);
+        let mut changed = experiment();
+        changed.variants.push(Variant::new("c"));
+        cache.put(changed.clone(), hour + 3);
+        cache.serve_summary(uuid, hour + 4);
+        let taken = cache.take_served();
+        assert_eq!(taken.len(), 5, "{taken:?}");
+        assert_eq!(rows(taken[..2].to_vec())[0], ("a".into(), hour, 0.5, 1));
+        assert_eq!(taken[4].variant, "c");
+        // Storage failed: given back, flushed next time; a reset forgets.
+        cache.restore_served(taken);
+        assert_eq!(cache.take_served().len(), 5);
+        cache.serve_summary(uuid, hour + 5);
+        cache.forget_served(uuid);
+        assert!(cache.take_served().is_empty());
+        // A snapshot of another definition is not counted.
+        cache.served(&snapshot, hour + 6);
+        assert!(cache.take_served().is_empty());
     }
 
     #[test]

@@ -461,6 +461,8 @@ impl Writer {
                 }
                 let mut next = (*current).clone();
                 next.reset();
+                // Storage forgot its served weights: so does the cache.
+                self.cache.forget_served(uuid);
                 self.cache.put(next, now);
                 Ok(self.cache.experiment(uuid))
             }

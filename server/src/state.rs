@@ -1,6 +1,11 @@
 //! The application state every handler shares, and the background tasks
-//! (commit writer, pruning, and on a shared database the refresh) that come
-//! with it.
+//! (commit writer, pruning, the served weights' flush, and on a shared
+//! database the refresh) that come with it.
+//!
+//! The weights served (summed per hour in the cache as read forms are
+//! answered) are added to storage every [`SERVED_FLUSH`] and at graceful
+//! shutdown, by a task of their own: never on a record's path. A crash
+//! loses at most that period of this bookkeeping, never an event.
 //!
 //! On a database other instances share (PostgreSQL), each instance refreshes
 //! its cache from the database every [`SHARED_REFRESH`]: definitions created,
@@ -28,6 +33,8 @@ use crate::storage::{BATCH_ID_RETENTION_MS, Storage, StorageError};
 
 /// How often expired tokens and old batch ids are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the weights served are added to storage.
+pub const SERVED_FLUSH: Duration = Duration::from_secs(60);
 /// How often an instance on a shared database syncs its cache with it.
 pub const SHARED_REFRESH: Duration = Duration::from_millis(500);
 
@@ -106,7 +113,35 @@ impl Deref for AppState {
 pub struct Background {
     writer: JoinHandle<()>,
     pruner: JoinHandle<()>,
+    flusher: JoinHandle<()>,
     refresher: Option<JoinHandle<()>>,
+    state: Served,
+}
+
+/// What flushing the served weights needs (no handle on the commit writer,
+/// which stops once every [`AppState`] is dropped).
+#[derive(Debug, Clone)]
+struct Served {
+    storage: Arc<dyn Storage>,
+    cache: Arc<Cache>,
+}
+
+impl Served {
+    /// Adds what was served since the last flush to storage; on failure
+    /// the rows go back to the cache for the next flush.
+    async fn flush(&self) -> Result<(), StorageError> {
+        let rows = self.cache.take_served();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self.storage.add_served(&rows).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.cache.restore_served(rows);
+                Err(error)
+            }
+        }
+    }
 }
 
 impl Background {
@@ -114,6 +149,11 @@ impl Background {
     /// once every [`AppState`] clone is dropped) and stops pruning.
     pub async fn finish(self) {
         self.pruner.abort();
+        self.flusher.abort();
+        let _ = self.flusher.await;
+        if let Err(error) = self.state.flush().await {
+            tracing::warn!(%error, "adding the weights served to the database failed");
+        }
         if let Some(refresher) = self.refresher {
             // It holds a committer handle: gone before the writer can stop.
             refresher.abort();
@@ -148,6 +188,11 @@ impl AppState {
         let (committer, writer) =
             Committer::start(storage.clone(), cache.clone(), options.clock.clone());
         let pruner = tokio::spawn(prune(storage.clone(), options.clock.clone()));
+        let served = Served {
+            storage: storage.clone(),
+            cache: cache.clone(),
+        };
+        let flusher = tokio::spawn(flush_served(served.clone()));
         let keys = Arc::new(Keys::default());
         let refresher = storage
             .shared()
@@ -170,7 +215,9 @@ impl AppState {
             Background {
                 writer,
                 pruner,
+                flusher,
                 refresher,
+                state: served,
             },
         ))
     }
@@ -178,6 +225,18 @@ impl AppState {
     /// Now, in epoch milliseconds.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Adds the weights served so far to storage now (the background task
+    /// does so every [`SERVED_FLUSH`]); on failure they are kept for the
+    /// next flush.
+    pub async fn flush_served(&self) -> Result<(), StorageError> {
+        Served {
+            storage: self.storage.clone(),
+            cache: self.cache.clone(),
+        }
+        .flush()
+        .await
     }
 
     /// What checks the credentials of `request`, now.
@@ -205,6 +264,30 @@ async fn prune(storage: Arc<dyn Storage>, clock: Clock) {
         match storage.prune_tokens(now).await {
             Ok(n) => tracing::debug!(pruned = n, "expired tokens pruned"),
             Err(error) => tracing::warn!(%error, "pruning tokens failed"),
+        }
+    }
+}
+
+/// Flushes the weights served every [`SERVED_FLUSH`]; a failure is logged
+/// once until a flush works again.
+async fn flush_served(served: Served) {
+    let mut every = tokio::time::interval(SERVED_FLUSH);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    let mut failing = false;
+    loop {
+        every.tick().await;
+        match served.flush().await {
+            Ok(()) if failing => {
+                tracing::info!("adding the weights served to the database works again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                tracing::warn!(%error, "adding the weights served to the database failed; retrying");
+                failing = true;
+            }
+            Err(error) => tracing::debug!(%error, "adding the weights served failed"),
         }
     }
 }

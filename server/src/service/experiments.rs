@@ -51,19 +51,46 @@ pub fn visible(state: &AppState, caller: Caller, uuid: Uuid) -> Result<Arc<Exper
 /// The read form of an experiment the caller may see (else 404): the cached
 /// summary for an API key, the complete form for the owner.
 pub fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
+    form(state, caller, uuid, false)
+}
+
+/// The read form a page chooses a variant by (read, record): like
+/// [`read_form`], and its weights counted as served this hour (the
+/// decision's sample-ratio check compares the views with them).
+pub fn served_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
+    form(state, caller, uuid, true)
+}
+
+fn form(state: &AppState, caller: Caller, uuid: Uuid, serve: bool) -> Result<String, Problem> {
     let missing = || missing(state, caller, uuid);
+    let now = state.now_ms();
     match caller.access() {
         Access::Summary => {
             let key = state.cache.resolve(caller.account(), uuid);
             let visible = state.cache.experiment(key).is_some_and(|e| caller.sees(&e));
             let summary = visible
-                .then(|| state.cache.summary(key, state.now_ms()))
+                .then(|| {
+                    if serve {
+                        state.cache.serve_summary(key, now)
+                    } else {
+                        state.cache.summary(key, now)
+                    }
+                })
                 .flatten();
             summary.map(|s| s.to_string()).ok_or_else(missing)
         }
-        Access::Complete => snapshot(state, caller, uuid)
-            .map(|s| s.read_form(Access::Complete))
-            .ok_or_else(missing),
+        Access::Complete => {
+            let key = state.cache.resolve(caller.account(), uuid);
+            let snapshot = if serve {
+                state.cache.serve_snapshot(key, now)
+            } else {
+                state.cache.snapshot(key, now)
+            };
+            snapshot
+                .filter(|s| caller.sees(&s.experiment))
+                .map(|s| s.read_form(Access::Complete))
+                .ok_or_else(missing)
+        }
     }
 }
 
@@ -83,21 +110,25 @@ fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
 }
 
 /// The search answer: the caller's experiments that `search` finds, in the
-/// read form its access may see.
+/// read form its access may see (each one's weights counted as served: a
+/// page connecting chooses variants by them).
 pub fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String {
+    let now = state.now_ms();
     let mine = of_account(state, caller.account());
-    let weights: HashMap<Uuid, &[f64]> = mine
-        .iter()
-        .map(|s| (s.experiment.uuid, &s.weights[..]))
-        .collect();
+    let by_uuid: HashMap<Uuid, &Snapshot> = mine.iter().map(|s| (s.experiment.uuid, s)).collect();
     let found = search.apply(mine.iter().map(|s| s.experiment.as_ref()), caller.access());
+    for experiment in &found {
+        if let Some(snapshot) = by_uuid.get(&experiment.uuid) {
+            state.cache.served(snapshot, now);
+        }
+    }
     let forms: Vec<ReadForm> = found
         .into_iter()
         .map(|e| {
             ReadForm::new(
                 e,
                 caller.access(),
-                weights.get(&e.uuid).copied().unwrap_or(&[]),
+                by_uuid.get(&e.uuid).map_or(&[][..], |s| &s.weights[..]),
             )
         })
         .collect();
@@ -170,5 +201,5 @@ pub async fn record(
         };
         state.committer.record(recording).await?;
     }
-    read_form(state, caller, uuid)
+    served_form(state, caller, uuid)
 }
