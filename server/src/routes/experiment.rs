@@ -1,5 +1,6 @@
 //! Experiments: create, read, update, delete, reset, search.
 
+use myna_core::Problem;
 use myna_core::account::ok_answer;
 use myna_core::search::parse_search;
 use poem::handler;
@@ -10,7 +11,7 @@ use super::extract::Owner;
 use crate::answer::{Answer, Format};
 use crate::auth::Caller;
 use crate::request::{Params, experiment_uuid, read_body};
-use crate::service::experiments;
+use crate::service::{decisions, experiments};
 use crate::state::AppState;
 
 /// `GET /v2/experiment/{uuid}` (JSONP with `callback`, `apikey` accepted).
@@ -21,8 +22,30 @@ pub async fn read(
     Data(state): Data<&AppState>,
     Path(uuid): Path<String>,
 ) -> Answer {
-    let form = experiment_uuid(&uuid).and_then(|uuid| experiments::read_form(state, caller, uuid));
+    let form =
+        experiment_uuid(&uuid).and_then(|uuid| experiments::served_form(state, caller, uuid));
     Answer::new(format, form, state.now_ms())
+}
+
+/// `GET /v2/experiment/{uuid}/decision` (owner; JSONP with `callback`): the
+/// decision form. An API key gets the answer of a missing experiment.
+#[handler]
+pub async fn decision(
+    format: Format,
+    caller: Caller,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Answer {
+    let result = async {
+        let uuid = experiment_uuid(&uuid)?;
+        let Caller::Owner { account } = caller else {
+            return Err(Problem::unknown_experiment(&uuid.to_string()));
+        };
+        let decision = decisions::decision(state, account, uuid).await?;
+        Ok(decision.to_json().to_string())
+    }
+    .await;
+    Answer::new(format, result, state.now_ms())
 }
 
 /// `GET /v2/experiment`: search (`q`, `visibility`, `sort`, `limit`, `skip`).

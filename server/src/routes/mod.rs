@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> impl Endpoint {
                 .delete(experiment::delete),
         )
         .at("/experiment/:uuid/reset", post(experiment::reset))
+        .at("/experiment/:uuid/decision", get(experiment::decision))
         .at(
             "/experiment/:uuid/record",
             get(record::record_get).post(record::record_post),

@@ -3,11 +3,13 @@
 //! both do it the same way. It calls storage, the cache, the commit writer
 //! and core, and knows nothing of HTTP: no request, no response, no page.
 //!
+//! - [`decisions`]: an experiment's decision (verdict and health);
 //! - [`experiments`]: reading (which experiments a caller sees), searching,
 //!   creating, updating, deleting, resetting, recording;
 //! - [`keys`]: API keys;
 //! - [`accounts`]: account creation, the first start, login and logout.
 
 pub mod accounts;
+pub mod decisions;
 pub mod experiments;
 pub mod keys;

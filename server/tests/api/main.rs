@@ -7,6 +7,7 @@ mod access;
 mod browsers;
 #[path = "../common/mod.rs"]
 mod common;
+mod decisions;
 mod experiments;
 mod harness;
 mod problems;
