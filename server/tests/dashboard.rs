@@ -1042,3 +1042,94 @@ async fn a_session_and_its_csrf_token_hold_across_a_restart_on_the_same_database
     let keys = d.storage.api_keys(d.account).await.expect("keys");
     assert_eq!(keys.len(), 1, "the form was accepted");
 }
+
+#[tokio::test]
+async fn the_page_leads_with_the_verdict_and_the_list_shows_each_verdict() {
+    let d = Dash::new().await;
+    let decided = d.experiment("Decided headline").await;
+    let fresh = d.experiment("Fresh headline").await;
+    let settings = json!({"settingsUpdates": {"myna.decision.minViews": 100}});
+    let uri = format!("/v2/experiment/{decided}");
+    let (status, _) = d.api(Method::PUT, &uri, Some(settings)).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = |variant: &str, views: usize, rewards: usize| {
+        let mut events = vec![json!({"typename": "view", "variant": variant}); views];
+        events.extend(vec![
+            json!({"typename": "reward", "variant": variant, "amount": 1});
+            rewards
+        ]);
+        json!({ "events": events })
+    };
+    let record = format!("/v2/experiment/{decided}/record");
+    for body in [events("a", 300, 20), events("b", 300, 150)] {
+        let (status, form) = d.api(Method::POST, &record, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{form}");
+    }
+    // Only `a` is shown while both are served: the health check fails.
+    d.api(Method::GET, &format!("/v2/experiment/{fresh}"), None)
+        .await;
+    let record = format!("/v2/experiment/{fresh}/record");
+    let (status, _) = d.api(Method::POST, &record, Some(events("a", 20, 0))).await;
+    assert_eq!(status, StatusCode::OK);
+    d.state.flush_served().await.unwrap();
+    let (_, decision) = d
+        .api(
+            Method::GET,
+            &format!("/v2/experiment/{decided}/decision"),
+            None,
+        )
+        .await;
+    assert_eq!(decision["verdict"], "decided", "{decision}");
+    let message = decision["message"].as_str().unwrap().to_owned();
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, &format!("/experiments/{decided}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // The verdict's sentence (escaped as the page escapes text) comes first.
+    let escaped = message.replace('\'', "&#39;");
+    let verdict_at = page.text.find(&escaped).expect("the verdict sentence");
+    let results_at = page.text.find("id=\"results\"").unwrap();
+    assert!(verdict_at < results_at);
+    assert!(page.text.contains("data-verdict=\"decided\""));
+    assert!(!page.text.contains("id=\"health\""), "all checks are ok");
+    // The fresh one: collecting, and its failing check with its message.
+    let page = d.page(&browser, &format!("/experiments/{fresh}")).await;
+    assert!(page.text.contains("data-verdict=\"collecting\""));
+    let health = between(&page.text, "id=\"health\"", "</ul>").expect("health warnings");
+    assert!(
+        health.contains("data-check=\"variant-never-shown\""),
+        "{health}"
+    );
+    assert!(health.contains("data-status=\"failing\""));
+    let (_, fresh_decision) = d
+        .api(
+            Method::GET,
+            &format!("/v2/experiment/{fresh}/decision"),
+            None,
+        )
+        .await;
+    let failing: Vec<&Value> = fresh_decision["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] != "ok")
+        .collect();
+    assert!(!failing.is_empty(), "{fresh_decision}");
+    for check in failing {
+        let message = check["message"].as_str().unwrap().replace('\'', "&#39;");
+        assert!(health.contains(&message), "{health}");
+    }
+    assert!(!health.contains("data-status=\"ok\""));
+    // The list: each experiment's verdict from the cached counts.
+    let list = d.page(&browser, "/").await;
+    let row = |uuid: Uuid| between(&list.text, &format!("data-uuid=\"{uuid}\""), "</tr>");
+    let decided_row = row(decided).expect("the decided row");
+    assert!(
+        decided_row.contains("data-verdict=\"decided\""),
+        "{decided_row}"
+    );
+    let fresh_row = row(fresh).expect("the fresh row");
+    assert!(
+        fresh_row.contains("data-verdict=\"collecting\""),
+        "{fresh_row}"
+    );
+}

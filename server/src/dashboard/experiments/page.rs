@@ -16,6 +16,7 @@ use crate::dashboard::session::Session;
 use crate::dashboard::views::experiment::{Extras, experiment_page};
 use crate::dashboard::{html, posted, signed_in};
 use crate::request::Params;
+use crate::service::decisions::decision;
 use crate::service::experiments::update_experiment;
 use crate::state::AppState;
 
@@ -87,7 +88,8 @@ pub async fn edit(
 }
 
 /// The experiment page, with what it shows besides the experiment: its
-/// hourly totals, the account's API keys (for the snippet), the API root.
+/// decision (verdict and health, first), its hourly totals, the account's
+/// API keys (for the snippet), the API root.
 async fn render(
     state: &AppState,
     request: &Request,
@@ -97,6 +99,7 @@ async fn render(
     problem: Option<&Problem>,
     form: &EditForm,
 ) -> Markup {
+    let decided = decision(state, session.account, snapshot.experiment.public_uuid()).await;
     let hourly = state.storage.hourly(snapshot.experiment.uuid).await;
     let keys = state
         .storage
@@ -107,6 +110,7 @@ async fn render(
     let extras = Extras {
         notice,
         hourly: hourly.as_deref().map_err(|_| ()),
+        decision: decided.as_ref().map_err(|_| ()),
         keys: &keys,
         api_root: &api_root,
         form,

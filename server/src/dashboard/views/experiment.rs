@@ -2,6 +2,7 @@
 //! the edit form and the way to reset or delete.
 
 use maud::{Markup, html};
+use myna_core::decision::{Decision, Status, Verdict};
 use myna_core::stats::{conversion_rate, credible_interval};
 use myna_core::weights::WeightsConfig;
 use myna_core::{Experiment, Problem, Visibility};
@@ -20,6 +21,8 @@ pub struct Extras<'a> {
     pub notice: Option<Markup>,
     /// The hourly totals (or that they cannot be read now).
     pub hourly: Result<&'a [HourTotals], ()>,
+    /// The decision (or that it cannot be made now: storage unavailable).
+    pub decision: Result<&'a Decision, ()>,
     /// The account's API keys (the snippet uses the newest).
     pub keys: &'a [ApiKey],
     /// The API root pages should call (`https://host`).
@@ -41,6 +44,7 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
         }
         div class="title" { h1 { (e.name) } (visibility_badge(e.visibility)) }
         p class="muted mono small" { "uuid " span id="uuid" { (uuid) } }
+        (verdict(extras.decision))
         nav class="jump" aria-label="On this page" {
             a href="#results" { "Results" }
             a href="#charts" { "Over time" }
@@ -72,6 +76,45 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
         }
     };
     page(&e.name, Nav::Experiments, Some(csrf), body)
+}
+
+/// The verdict in one sentence, then the health checks that are not ok,
+/// each with its message (nothing more when all are).
+fn verdict(decision: Result<&Decision, ()>) -> Markup {
+    let Ok(decision) = decision else {
+        return html! {
+            section id="verdict" {
+                p class="alert error" { "The decision cannot be made right now: the history cannot be read." }
+            }
+        };
+    };
+    let tone = match decision.verdict {
+        Verdict::Decided | Verdict::NoDifference => "ok",
+        Verdict::Leading | Verdict::Collecting => "info",
+    };
+    let troubles: Vec<_> = decision
+        .health
+        .iter()
+        .filter(|c| c.status != Status::Ok)
+        .collect();
+    html! {
+        section id="verdict" class={ "verdict " (tone) } data-verdict=(decision.verdict.as_str()) {
+            p class="verdict-message" id="verdict-message" {
+                span class={ "badge verdict " (decision.verdict.as_str()) } { (decision.verdict.as_str()) }
+                " " (decision.message)
+            }
+            @if !troubles.is_empty() {
+                ul class="health" id="health" aria-label="Data health" {
+                    @for check in troubles {
+                        @let class = if check.status == Status::Failing { "alert error" } else { "alert warn" };
+                        li class=(class) data-check=(check.typename) data-status=(check.status.as_str()) {
+                            strong { (check.status.as_str()) ": " } (check.message)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn results(snapshot: &Snapshot) -> Markup {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use maud::{Markup, html};
-use myna_core::weights::probability_best;
+use myna_core::decision::{Outcome, Thresholds, verdict};
 use myna_core::{Experiment, Problem, Visibility};
 
 use super::{Nav, page, problem_box, visibility_badge};
@@ -112,19 +112,29 @@ fn search_form(search: &Search<'_>) -> Markup {
     }
 }
 
+/// The verdict on the cached counts (core's rule with the experiment's
+/// thresholds; no database read).
+fn outcome(e: &Experiment) -> Outcome {
+    verdict(&e.arms(), &Thresholds::from_settings(&e.settings).0)
+}
+
 /// The most likely best variant's name and that probability, once there
 /// are views and two variants to compare.
-fn best_variant(e: &Experiment) -> Option<(&str, f64)> {
+fn best_variant<'e>(e: &'e Experiment, outcome: &Outcome) -> Option<(&'e str, f64)> {
     let views: u64 = e.variants.iter().map(|v| v.views).sum();
     if views == 0 || e.variants.len() < 2 {
         return None;
     }
-    let p = probability_best(&e.arms());
-    let (i, p) = p.iter().enumerate().fold(
-        (0, f64::MIN),
-        |(bi, bp), (i, &p)| if p > bp { (i, p) } else { (bi, bp) },
-    );
-    Some((e.variants[i].name.as_str(), p))
+    let (i, p) =
+        outcome
+            .probability_best
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f64::MIN),
+                |(bi, bp), (i, &p)| if p > bp { (i, p) } else { (bi, bp) },
+            );
+    Some((e.variants.get(i)?.name.as_str(), p))
 }
 
 fn list_table(found: &[&Experiment]) -> Markup {
@@ -139,12 +149,14 @@ fn list_table(found: &[&Experiment]) -> Markup {
                         th scope="col" { "Variants" }
                         th scope="col" class="num" { "Views" }
                         th scope="col" { "Best variant" }
+                        th scope="col" { "Verdict" }
                     }
                 }
                 tbody {
                     @for e in found {
                         @let uuid = e.public_uuid();
                         @let views: u64 = e.variants.iter().map(|v| v.views).sum();
+                        @let outcome = outcome(e);
                         tr data-uuid=(uuid) {
                             th scope="row" data-label="Name" { a href={ "/experiments/" (uuid) } { (e.name) } }
                             td data-label="Visibility" { (visibility_badge(e.visibility)) }
@@ -157,10 +169,13 @@ fn list_table(found: &[&Experiment]) -> Markup {
                             }
                             td data-label="Views" class="num" data-value=(views) { (count(views)) }
                             td data-label="Best variant" {
-                                @match best_variant(e) {
+                                @match best_variant(e, &outcome) {
                                     Some((name, p)) => span { (name) " " span class="muted" { "(" (percent(p)) " likely best)" } },
                                     None => span class="muted" { "no data yet" },
                                 }
+                            }
+                            td data-label="Verdict" class="verdict" data-verdict=(outcome.verdict.as_str()) {
+                                span class={ "badge verdict " (outcome.verdict.as_str()) } { (outcome.verdict.as_str()) }
                             }
                         }
                     }
