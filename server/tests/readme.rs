@@ -48,7 +48,7 @@ fn readme_curl_session() {
         String::from_utf8_lossy(&output.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines.len(), 6, "{stdout}");
     let json = |line: &str| serde_json::from_str::<Value>(line).unwrap_or(Value::Null);
     assert_eq!(
         json(lines[0])["subtype"],
@@ -86,4 +86,7 @@ fn readme_curl_session() {
         .sum();
     assert!((weights - 1.0).abs() < 1e-9, "{complete}");
     assert_eq!(variant("green")["settings"]["color"], "green");
+    let decision = json(lines[5]);
+    assert_eq!(decision["typename"], "decision", "{decision}");
+    assert_eq!(decision["verdict"], "collecting", "one view each");
 }
