@@ -280,3 +280,44 @@ test("keyboard: skip link, visible focus, and an experiment reached with Tab and
     await page.context().close();
   }
 });
+
+test("a clearly decided experiment: its page leads with the verdict sentence, the list says decided", async () => {
+  const created = await api.createExperiment("Signup button", { green: {}, blue: {} });
+  const uuid = created.uuid;
+  await api.update(uuid, { settingsUpdates: { "myna.decision.minViews": 200 } });
+  const key = await api.createApiKey("decision");
+  // Blue converts five times better, on 400 views each.
+  for (const [variant, rewards] of [["green", 20], ["blue", 100]]) {
+    const events = Array.from({ length: 400 }, () => ({ typename: "view", variant }));
+    for (let i = 0; i < rewards; i++) events.push({ typename: "reward", variant, amount: 1 });
+    await api.ok("POST", `/v2/experiment/${uuid}/record`, { auth: `ApiKey ${key}`, body: { batch: crypto.randomUUID(), events } });
+  }
+  const decision = await api.ok("GET", `/v2/experiment/${uuid}/decision`);
+  assert.equal(decision.verdict, "decided");
+  assert.equal(decision.leader, "blue");
+  // An API key gets the answer of a missing experiment.
+  const asKey = await api.call("GET", `/v2/experiment/${uuid}/decision`, { auth: `ApiKey ${key}` });
+  assert.equal(asKey.status, 404);
+
+  const page = await signedIn();
+  await page.goto(`${server.url}/experiments/${uuid}`);
+  const message = (await page.textContent("#verdict-message")).replace(/\s+/g, " ").trim();
+  assert.ok(message.endsWith(decision.message), message);
+  assert.equal(await page.getAttribute("#verdict", "data-verdict"), "decided");
+  // The verdict is the first thing after the title: before the results.
+  const order = await page.evaluate(() => {
+    const main = document.querySelector("#verdict");
+    const results = document.querySelector("#results");
+    return main.compareDocumentPosition(results) & Node.DOCUMENT_POSITION_FOLLOWING;
+  });
+  assert.ok(order, "the verdict comes before the results");
+  assert.ok(await page.isVisible("#verdict-message"));
+  assert.equal(await page.locator("#health").count(), 0, "every check is ok");
+  await page.screenshot({ path: join(SHOTS, "experiment-decided-desktop.png"), fullPage: true });
+
+  await page.goto(`${server.url}/`);
+  const row = page.locator(`#experiments tr[data-uuid="${uuid}"]`);
+  assert.equal(await row.locator("td.verdict").getAttribute("data-verdict"), "decided");
+  assert.equal((await row.locator("td.verdict").textContent()).trim(), "decided");
+  await page.context().close();
+});
