@@ -202,3 +202,68 @@ fn an_unreachable_postgres_gets_a_clear_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_keeps_the_weights_served_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("served.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
+    ];
+    let mut server = Server::start(&db, &env);
+    let owner = basic("admin@example.com", "s3cret-admin");
+    let created = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "served", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let experiment = created["uuid"].as_str().unwrap().to_owned();
+    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    let api_key = format!("ApiKey {}", key["uuid"].as_str().unwrap());
+    // Pages read it (both variants served at 0.5), but only `a` is shown.
+    for _ in 0..20 {
+        json_call(
+            server.addr,
+            "GET",
+            &format!("/v2/experiment/{experiment}"),
+            &api_key,
+            "",
+        );
+    }
+    let views = vec![r#"{"typename": "view", "variant": "a"}"#; 20].join(",");
+    json_call(
+        server.addr,
+        "POST",
+        &format!("/v2/experiment/{experiment}/record"),
+        &api_key,
+        &format!(r#"{{"events": [{views}]}}"#),
+    );
+    // Well within the 60 s flush period: only the shutdown's flush keeps them.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    server.assert_stops_cleanly();
+
+    let again = Server::start(&db, &env);
+    let decision = json_call(
+        again.addr,
+        "GET",
+        &format!("/v2/experiment/{experiment}/decision"),
+        &owner,
+        "",
+    );
+    let never = decision["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["typename"] == "variant-never-shown")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(never["status"], "failing", "{decision}");
+    assert_eq!(never["data"]["variants"], serde_json::json!(["b"]));
+}
