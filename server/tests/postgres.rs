@@ -1196,3 +1196,50 @@ fn an_outage_is_logged_when_it_begins_and_ends_not_once_a_call() {
         "the calls refused meanwhile are counted: {back}"
     );
 }
+
+/// Two instances each count the weights they served; at SIGTERM each adds
+/// its sums to the same rows: the decision's served weights are the sum.
+#[test]
+fn two_instances_add_up_the_weights_they_served() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let mut one = Server::start(&database.url, &ENV);
+    let mut two = Server::start(&database.url, &ENV);
+    let owner = login(one.addr);
+    let (experiment, key) = setup(one.addr, &owner);
+    let read = format!("/v2/experiment/{experiment}");
+    // (The decision serves no weights.)
+    let decision = format!("{read}/decision");
+    within(CONSISTENT, "the experiment on the second instance", || {
+        http(two.addr, "GET", &decision, &owner, "").is_ok_and(|(status, _)| status == 200)
+    });
+    for (server, reads) in [(&one, 10), (&two, 15)] {
+        for _ in 0..reads {
+            json_call(server.addr, "GET", &read, &key, "");
+        }
+    }
+    for server in [&mut one, &mut two] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        server.assert_stops_cleanly();
+    }
+    let answers = query_i64(
+        &database.url,
+        format!("SELECT MIN(answers) FROM served_weights WHERE experiment = '{experiment}'"),
+    )
+    .unwrap();
+    let rows = query_i64(
+        &database.url,
+        format!("SELECT COUNT(*) FROM served_weights WHERE experiment = '{experiment}'"),
+    )
+    .unwrap();
+    assert_eq!(
+        (rows, answers),
+        (2, 25),
+        "one row per variant, both instances' answers"
+    );
+}
