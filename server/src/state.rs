@@ -20,6 +20,7 @@ use std::time::Duration;
 use myna_core::weights::WeightsConfig;
 use poem::Request;
 use poem::http::HeaderName;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::auth::secret::Secret;
@@ -114,8 +115,10 @@ pub struct Background {
     writer: JoinHandle<()>,
     pruner: JoinHandle<()>,
     flusher: JoinHandle<()>,
+    /// Stops the flusher between two flushes (never in the middle of one).
+    stop_flushing: Arc<Notify>,
     refresher: Option<JoinHandle<()>>,
-    state: Served,
+    served: Served,
 }
 
 /// What flushing the served weights needs (no handle on the commit writer,
@@ -146,12 +149,13 @@ impl Served {
 
 impl Background {
     /// Waits for the commit writer to finish every queued commit (it stops
-    /// once every [`AppState`] clone is dropped) and stops pruning.
+    /// once every [`AppState`] clone is dropped), stops pruning, and adds
+    /// the weights served since the last flush to storage.
     pub async fn finish(self) {
         self.pruner.abort();
-        self.flusher.abort();
+        self.stop_flushing.notify_one();
         let _ = self.flusher.await;
-        if let Err(error) = self.state.flush().await {
+        if let Err(error) = self.served.flush().await {
             tracing::warn!(%error, "adding the weights served to the database failed");
         }
         if let Some(refresher) = self.refresher {
@@ -192,7 +196,8 @@ impl AppState {
             storage: storage.clone(),
             cache: cache.clone(),
         };
-        let flusher = tokio::spawn(flush_served(served.clone()));
+        let stop_flushing = Arc::new(Notify::new());
+        let flusher = tokio::spawn(flush_served(served.clone(), stop_flushing.clone()));
         let keys = Arc::new(Keys::default());
         let refresher = storage
             .shared()
@@ -216,8 +221,9 @@ impl AppState {
                 writer,
                 pruner,
                 flusher,
+                stop_flushing,
                 refresher,
-                state: served,
+                served,
             },
         ))
     }
@@ -268,15 +274,18 @@ async fn prune(storage: Arc<dyn Storage>, clock: Clock) {
     }
 }
 
-/// Flushes the weights served every [`SERVED_FLUSH`]; a failure is logged
-/// once until a flush works again.
-async fn flush_served(served: Served) {
+/// Flushes the weights served every [`SERVED_FLUSH`] until `stop`; a
+/// failure is logged once until a flush works again.
+async fn flush_served(served: Served, stop: Arc<Notify>) {
     let mut every = tokio::time::interval(SERVED_FLUSH);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     let mut failing = false;
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.notified() => return,
+        }
         match served.flush().await {
             Ok(()) if failing => {
                 tracing::info!("adding the weights served to the database works again");
