@@ -8,6 +8,7 @@ mod browsers;
 #[path = "../common/mod.rs"]
 mod common;
 mod experiments;
+mod export;
 mod harness;
 mod problems;
 mod records;
