@@ -41,6 +41,8 @@ pub mod event;
 #[cfg(feature = "std")]
 pub mod experiment;
 #[cfg(feature = "std")]
+pub mod export;
+#[cfg(feature = "std")]
 pub mod jsonp;
 #[cfg(feature = "std")]
 pub mod limits;

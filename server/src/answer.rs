@@ -6,12 +6,15 @@
 
 use std::fmt;
 
+use myna_core::export::{ExportFormat, ExportRow};
 use myna_core::{Code, Problem, jsonp};
 use poem::error::ResponseError;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Error, IntoResponse, Response};
+use poem::{Body, Error, IntoResponse, Response};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
 
-use crate::storage::StorageError;
+use crate::storage::{HourTotals, StorageError};
 
 /// How the caller wants its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +106,48 @@ pub fn result_response<T: AsRef<str>>(
         Ok(json) => ok_response(format, json.as_ref()),
         Err(problem) => problem_response(format, &problem, now_ms),
     }
+}
+
+/// An export (`myna_core::export`) of `hours` as a streamed body: a task
+/// writes it through a 64 KiB pipe as the client reads, so the encoded
+/// answer is never held whole; a client that goes away ends the task.
+pub fn export_response(format: ExportFormat, experiment: Uuid, hours: Vec<HourTotals>) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let (mut writer, reader) = tokio::io::duplex(CHUNK);
+    tokio::spawn(async move {
+        let mut out = format.start(experiment);
+        for (index, hour) in hours.iter().enumerate() {
+            let row = ExportRow {
+                hour_ms: hour.hour_ms,
+                variant: &hour.variant,
+                views: hour.views,
+                total_reward: hour.total_reward,
+            };
+            format.write_row(&mut out, index, &row);
+            if out.len() >= CHUNK {
+                if writer.write_all(out.as_bytes()).await.is_err() {
+                    return;
+                }
+                out.clear();
+            }
+        }
+        out.push_str(format.end());
+        let _ = writer.write_all(out.as_bytes()).await;
+        let _ = writer.shutdown().await;
+    });
+    let mut response = Response::builder()
+        .content_type(format.content_type())
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_async_read(reader));
+    if format == ExportFormat::Csv {
+        let name = format!("attachment; filename=\"myna-{experiment}-hourly.csv\"");
+        if let Ok(value) = HeaderValue::from_str(&name) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    response
 }
 
 /// What an endpoint answers: its JSON (already serialized) or a problem, in

@@ -1,5 +1,6 @@
 //! Configuration: the command line (`myna-server [serve] --listen --database
-//! --allow-origin --max-connections`, account and API key subcommands) and
+//! --allow-origin --max-connections --log-format --access-log`, account, API
+//! key and backup subcommands) and
 //! the environment.
 
 use std::path::PathBuf;
@@ -30,6 +31,15 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Copy the SQLite database into a new file, consistently, while a
+    /// server runs on it (PostgreSQL: use pg_dump).
+    Backup {
+        /// The new file (must not exist).
+        file: PathBuf,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// Where the database is (every subcommand takes it).
@@ -74,6 +84,35 @@ pub struct ServeArgs {
     /// Connections: their cap and timeouts.
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How the server logs (to standard error; `RUST_LOG` overrides the levels).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// `text` for people, `json` (one object a line) for log shippers.
+    #[arg(
+        long = "log-format",
+        env = "MYNA_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub format: LogFormat,
+    /// One line per request: its id, method, route, status and duration.
+    #[arg(long = "access-log", env = "MYNA_ACCESS_LOG")]
+    pub access_log: bool,
+}
+
+/// The log's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// Connections: their cap, and (hidden, for tests) the timeouts, whose

@@ -11,6 +11,7 @@
 //! - [`service`]: what both do once a request is read (experiments, API
 //!   keys, accounts), knowing nothing of HTTP;
 //! - [`answer`]: JSON / JSONP responses and problems;
+//! - [`access`]: request ids and the access log;
 //! - [`auth`]: API keys, Basic (argon2id), Bearer tokens, the access rules;
 //! - [`request`]: query parameters, bodies (1 MiB), path uuids;
 //! - [`cors`]: preflights and allowed origins;
@@ -21,6 +22,7 @@
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL implementations;
 //! - [`state`], [`clock`], [`config`], [`serve`]: the rest.
 
+pub mod access;
 pub mod answer;
 pub mod auth;
 pub mod cache;

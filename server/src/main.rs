@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use myna_server::config::{AccountCommand, ApikeyCommand, Cli, Command};
+use myna_server::config::{AccountCommand, ApikeyCommand, Cli, Command, LogArgs, LogFormat};
 use myna_server::serve;
 use tracing_subscriber::EnvFilter;
 
@@ -14,16 +14,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // poem's own "listening" and "server started" lines would repeat ours.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,poem::server=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    let log = match &cli.command {
+        None => cli.serve.log.clone(),
+        Some(Command::Serve(args)) => args.log.clone(),
+        Some(_) => LogArgs::default(),
+    };
+    init_logging(&log);
     let result = match cli.command {
         None => serve::serve(cli.serve).await,
         Some(Command::Serve(args)) => serve::serve(args).await,
@@ -40,6 +37,7 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Apikey(ApikeyCommand::List { email, database })) => {
             serve::apikey_list(&database.database, &email).await
         }
+        Some(Command::Backup { file, database }) => serve::backup(&database.database, &file).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -48,5 +46,28 @@ async fn main() -> std::process::ExitCode {
             eprintln!("myna-server: {message}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to standard error: `RUST_LOG`'s filter, else `info` (the access
+/// lines only with `--access-log`), as text or JSON.
+fn init_logging(log: &LogArgs) {
+    // poem's own "listening" and "server started" lines would repeat ours.
+    let default = if log.access_log {
+        "info,poem::server=warn"
+    } else {
+        "info,poem::server=warn,access=off"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }

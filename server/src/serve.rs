@@ -93,9 +93,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let shutdown = shutdown_signal();
     tracing::info!("myna-server listening on http://{addr}");
     let clock = state.clock.clone();
-    let served = listen::serve(listener, app(state), settings, clock, shutdown_signal()).await;
+    let served = listen::serve(listener, app(state), settings, clock, shutdown).await;
     background.finish().await;
     if let Err(error) = storage.close().await {
         tracing::warn!(%error, "closing the database failed");
@@ -132,29 +133,45 @@ fn settings(args: &ConnectionArgs) -> Settings {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves at the first SIGTERM or SIGINT. The handlers are installed when
+/// this is called, not when it is first awaited: `serve` calls it before it
+/// says it listens, so a supervisor's SIGTERM right after that line is a
+/// clean stop too, never the default action's kill.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot watch SIGTERM");
-                    let _ = interrupt.await;
-                    return;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|error| tracing::warn!(%error, "cannot watch {name}"))
+                .ok()
+        };
+        [
+            watch(SignalKind::terminate(), "SIGTERM"),
+            watch(SignalKind::interrupt(), "SIGINT"),
+        ]
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let [terminate, interrupt] = signals;
+            let received = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => signal.recv().await,
+                    None => std::future::pending().await,
                 }
             };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            tokio::select! {
+                _ = received(terminate) => {}
+                _ = received(interrupt) => {}
+            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing in-flight requests and commits");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutting down: finishing in-flight requests and commits");
 }
 
 /// `myna-server account create`.
@@ -224,5 +241,34 @@ pub async fn apikey_list(database: &str, email: &str) -> Result<(), Failure> {
     for key in keys {
         println!("{}\t{}", key.uuid, key.name.unwrap_or_default());
     }
+    Ok(())
+}
+
+/// `myna-server backup FILE`: a consistent copy of the SQLite database in
+/// `file`, safe while a server runs on it and records. PostgreSQL has its
+/// own tools (`pg_dump`).
+pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failure> {
+    if file.exists() {
+        return Err(format!("{} exists: choose a new file", file.display()));
+    }
+    let storage = match Database::parse(database) {
+        Database::SqliteFile(path) if !path.exists() => {
+            return Err(format!("there is no database {}", path.display()));
+        }
+        Database::SqliteFile(path) => SqliteStorage::open(&path).await,
+        Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
+        Database::Postgres(_) => {
+            return Err(
+                "backup copies SQLite databases; for PostgreSQL use pg_dump \
+                        (see the README)"
+                    .to_owned(),
+            );
+        }
+    };
+    let storage = storage.map_err(|e| format!("cannot open the database {database}: {e}"))?;
+    let copied = storage.backup_into(file).await;
+    storage.close().await.ok();
+    copied.map_err(|e| format!("cannot back up into {}: {e}", file.display()))?;
+    println!("Backed up {database} into {}", file.display());
     Ok(())
 }

@@ -334,6 +334,7 @@ async fn every_page_refuses_a_missing_session_and_api_credentials() {
         format!("/experiments/{uuid}"),
         format!("/experiments/{uuid}/reset"),
         format!("/experiments/{uuid}/delete"),
+        format!("/experiments/{uuid}/export.csv"),
         "/keys".to_owned(),
     ];
     let credentials: Vec<Vec<(&str, String)>> = vec![
@@ -1132,4 +1133,50 @@ async fn the_page_leads_with_the_verdict_and_the_list_shows_each_verdict() {
         fresh_row.contains("data-verdict=\"collecting\""),
         "{fresh_row}"
     );
+}
+
+#[tokio::test]
+async fn the_experiment_page_links_a_csv_of_its_hourly_totals() {
+    let d = Dash::new().await;
+    let uuid = d.experiment("Exported").await;
+    let events = json!({"events": [
+        {"typename": "view", "variant": "a"},
+        {"typename": "reward", "variant": "a", "amount": 0.5},
+        {"typename": "view", "variant": "b"}]});
+    let (status, _) = d
+        .api(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/record"),
+            Some(events),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    let link = format!("href=\"/experiments/{uuid}/export.csv\"");
+    assert!(page.text.contains(&link), "{}", page.text);
+    let csv = d
+        .page(&browser, &format!("/experiments/{uuid}/export.csv"))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment"))
+    );
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", csv.text);
+    assert_eq!(lines[0], "hour,variant,views,totalReward");
+    assert!(
+        lines[1].ends_with(",a,1,0.5") && lines[2].ends_with(",b,1,0.0"),
+        "{}",
+        csv.text
+    );
+    // Another account's experiment is not found, not exported.
+    let other = d
+        .page(
+            &browser,
+            &format!("/experiments/{}/export.csv", Uuid::new_v4()),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
 }

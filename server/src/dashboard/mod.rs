@@ -16,7 +16,7 @@
 //!
 //! Routes (none under `/v2/` or `/healthz`): `/` (the experiments),
 //! `/signin`, `/signout`, `/experiments/new`, `/experiments/{uuid}` (and
-//! `/reset`, `/delete`), `/keys` (and `/keys/{uuid}/revoke`), `/assets/…`.
+//! `/reset`, `/delete`, `/export.csv`), `/keys` (and `/keys/{uuid}/revoke`), `/assets/…`.
 
 use poem::http::StatusCode;
 use poem::{Body, Request, Response, Route, get, handler, post};
@@ -47,6 +47,10 @@ pub fn routes(route: Route) -> Route {
         .at(
             "/experiments/:uuid",
             get(experiments::show).post(experiments::edit),
+        )
+        .at(
+            "/experiments/:uuid/export.csv",
+            get(experiments::export_csv),
         )
         .at(
             "/experiments/:uuid/reset",

@@ -1,14 +1,15 @@
-//! Experiments: create, read, update, delete, reset, search.
+//! Experiments: create, read, update, delete, reset, search, export.
 
 use myna_core::Problem;
 use myna_core::account::ok_answer;
+use myna_core::export::ExportFormat;
 use myna_core::search::parse_search;
 use poem::handler;
 use poem::web::{Data, Path};
-use poem::{Body, Request};
+use poem::{Body, IntoResponse, Request, Response};
 
 use super::extract::Owner;
-use crate::answer::{Answer, Format};
+use crate::answer::{Answer, Format, export_response};
 use crate::auth::Caller;
 use crate::request::{Params, experiment_uuid, read_body};
 use crate::service::{decisions, experiments};
@@ -124,4 +125,27 @@ pub async fn reset(owner: Owner, Data(state): Data<&AppState>, Path(uuid): Path<
     }
     .await;
     Answer::json(result, state.now_ms())
+}
+
+/// `GET /v2/experiment/{uuid}/export?format=csv|json` (owner; an API key
+/// gets the missing answer): the hourly totals, streamed.
+#[handler]
+pub async fn export(
+    request: &Request,
+    caller: Caller,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Response {
+    let params = Params::of(request);
+    let exported = async {
+        let format = ExportFormat::parse(params.get("format"))?;
+        let uuid = experiment_uuid(&uuid)?;
+        let (experiment, hours) = experiments::export(state, caller, uuid).await?;
+        Ok((format, experiment.public_uuid(), hours))
+    }
+    .await;
+    match exported {
+        Ok((format, uuid, hours)) => export_response(format, uuid, hours),
+        Err(problem) => Answer::json(Err(problem), state.now_ms()).into_response(),
+    }
 }

@@ -10,6 +10,7 @@ use poem::http::{HeaderValue, header};
 use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Response, Route, get, post};
 
+use crate::access::AccessLog;
 use crate::answer::{Format, error_response, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
@@ -37,6 +38,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         )
         .at("/experiment/:uuid/reset", post(experiment::reset))
         .at("/experiment/:uuid/decision", get(experiment::decision))
+        .at("/experiment/:uuid/export", get(experiment::export))
         .at(
             "/experiment/:uuid/record",
             get(record::record_get).post(record::record_post),
@@ -70,6 +72,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .around(
             |endpoint, request| async move { Ok(nosniff(endpoint.get_response(request).await)) },
         )
+        .with(AccessLog::default())
 }
 
 /// Marks a response `X-Content-Type-Options: nosniff`, so no browser runs or

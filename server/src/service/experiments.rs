@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::commit::Change;
 use crate::state::AppState;
-use crate::storage::Recording;
+use crate::storage::{HourTotals, Recording};
 
 /// Every experiment of `account`, as the cache has it now (with weights).
 pub fn of_account(state: &AppState, account: Uuid) -> Vec<Snapshot> {
@@ -92,6 +92,29 @@ fn form(state: &AppState, caller: Caller, uuid: Uuid, serve: bool) -> Result<Str
                 .ok_or_else(missing)
         }
     }
+}
+
+/// An experiment the caller owns (an API key gets the missing answer) and
+/// its hourly totals in the export's order: hours oldest first, variants in
+/// creation order within an hour.
+pub async fn export(
+    state: &AppState,
+    caller: Caller,
+    uuid: Uuid,
+) -> Result<(Arc<Experiment>, Vec<HourTotals>), Problem> {
+    if caller.access() != Access::Complete {
+        return Err(missing(state, caller, uuid));
+    }
+    let experiment = visible(state, caller, uuid)?;
+    let mut hours = state.storage.hourly(experiment.uuid).await?;
+    let position: HashMap<&str, usize> = experiment
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.id.as_str(), i))
+        .collect();
+    hours.sort_by_key(|h| (h.hour_ms, position.get(h.variant.as_str()).copied()));
+    Ok((experiment, hours))
 }
 
 /// The problem for an experiment the cache cannot answer: 404, or a 500 for

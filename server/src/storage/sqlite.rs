@@ -87,6 +87,52 @@ impl SqliteStorage {
     }
 }
 
+impl SqliteStorage {
+    /// Writes a consistent copy of the database to `path` while the server
+    /// keeps recording: `VACUUM INTO` reads inside one read transaction, so
+    /// the copy is the database as of one commit (in WAL mode writers go on
+    /// meanwhile). The copy is written beside `path` under a temporary name,
+    /// synced, then renamed, so `path` never holds a partial copy; an
+    /// existing `path` is refused.
+    pub async fn backup_into(&self, path: &Path) -> Result<(), StorageError> {
+        if path.exists() {
+            return Err(StorageError::Internal(format!(
+                "{} exists: choose a new file",
+                path.display()
+            )));
+        }
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        let _ = std::fs::remove_file(&partial);
+        let text = partial.to_str().ok_or_else(|| {
+            StorageError::Internal(format!("{} is not a UTF-8 path", partial.display()))
+        })?;
+        let copied = sqlx::query("VACUUM INTO $1")
+            .bind(text)
+            .execute(&self.read)
+            .await
+            .map_err(map_err);
+        let synced = copied.and_then(|_| sync_and_rename(&partial, path));
+        if synced.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        synced
+    }
+}
+
+/// Syncs the file `from` to disk, renames it `to`, and syncs the directory
+/// so the rename survives a crash.
+fn sync_and_rename(from: &Path, to: &Path) -> Result<(), StorageError> {
+    let io = |e: std::io::Error| StorageError::Unavailable(e.to_string());
+    std::fs::File::open(from)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(from, to).map_err(io)?;
+    let directory = to.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(directory.unwrap_or(Path::new(".")))
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
+
 /// Maps a driver error: I/O, busy, full disk and pool problems are
 /// `Unavailable` (retry later); a unique violation is `Conflict`.
 fn map_err(error: sqlx::Error) -> StorageError {

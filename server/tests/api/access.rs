@@ -352,3 +352,17 @@ async fn api_keys() {
         assert_eq!(with_key, status(expected_key), "after delete as {who:?}");
     }
 }
+
+#[tokio::test]
+async fn export_is_the_owners_only() {
+    let h = Harness::new().await;
+    matrix(
+        &h,
+        "published",
+        Method::GET,
+        "/v2/experiment/{uuid}/export?format=csv",
+        None,
+        [401, 404, 404, 200],
+    )
+    .await;
+}

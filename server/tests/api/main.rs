@@ -9,6 +9,7 @@ mod browsers;
 mod common;
 mod decisions;
 mod experiments;
+mod export;
 mod harness;
 mod problems;
 mod records;

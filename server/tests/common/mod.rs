@@ -90,7 +90,11 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = found.send(rest.trim().to_owned());
+                    // The address ends where a text line or a JSON string does.
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)))
+                        .unwrap_or(rest.len());
+                    let _ = found.send(rest[..end].to_owned());
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -123,6 +127,16 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "exit status {status}");
+    }
+
+    /// Sends SIGTERM, then [`Server::assert_stops_cleanly`].
+    pub fn terminate(&mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.assert_stops_cleanly();
     }
 
     pub fn kill9(&mut self) {

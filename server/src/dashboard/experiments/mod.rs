@@ -26,7 +26,7 @@ mod page;
 pub use confirm::{delete, delete_form, reset, reset_form};
 pub use listing::list;
 pub use new::{create, new_form};
-pub use page::{edit, show};
+pub use page::{edit, export_csv, show};
 
 use forms::Done;
 

@@ -1,15 +1,18 @@
 //! `GET` and `POST /experiments/{uuid}`: an experiment's page, and its edit
 //! form through the API's update (core's `apply_update` in the commit
-//! writer).
+//! writer); `GET /experiments/{uuid}/export.csv`, its hourly totals.
 
 use maud::Markup;
 use myna_core::Problem;
+use myna_core::export::ExportFormat;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
 use super::forms::{Done, EditForm};
 use super::{done_notice, owned, status_of};
+use crate::answer::export_response;
+use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::dashboard::proxy::api_root;
 use crate::dashboard::session::Session;
@@ -17,7 +20,7 @@ use crate::dashboard::views::experiment::{Extras, experiment_page};
 use crate::dashboard::{html, posted, signed_in};
 use crate::request::Params;
 use crate::service::decisions::decision;
-use crate::service::experiments::update_experiment;
+use crate::service::experiments::{export, update_experiment};
 use crate::state::AppState;
 
 /// `GET /experiments/{uuid}`: results, charts, snippet, edit form.
@@ -39,6 +42,35 @@ pub async fn show(
     let form = EditForm::of(&snapshot.experiment);
     let page = render(state, request, &session, &snapshot, notice, None, &form).await;
     html::html(StatusCode::OK, page)
+}
+
+/// `GET /experiments/{uuid}/export.csv`: the hourly totals as a CSV
+/// download (the API's export, for the session's account).
+#[handler]
+pub async fn export_csv(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(uuid): Path<String>,
+) -> Response {
+    let session = match signed_in(state, request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let snapshot = match owned(state, &session, &uuid) {
+        Ok(snapshot) => snapshot,
+        Err(missing) => return *missing,
+    };
+    let owner = Caller::Owner {
+        account: session.account,
+    };
+    let uuid = snapshot.experiment.public_uuid();
+    match export(state, owner, uuid).await {
+        Ok((_, hours)) => export_response(ExportFormat::Csv, uuid, hours),
+        Err(problem) => html::html(
+            status_of(&problem),
+            crate::dashboard::views::not_found(&session.csrf, "history"),
+        ),
+    }
 }
 
 /// `POST /experiments/{uuid}`: the edit form, as an update body through the

@@ -236,9 +236,15 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
         .fold(0.0_f64, |a, &b| a.max(b));
     let names: Vec<&str> = e.variants.iter().map(|v| v.name.as_str()).collect();
     let names = names.join(", ");
+    let csv = format!("/experiments/{}/export.csv", e.public_uuid());
     html! {
         section id="charts" {
             h2 { "Over time" }
+            p class="actions" {
+                a class="button" id="export-csv" href=(csv) download { "Download CSV" }
+                " "
+                span class="muted small" { "views and rewards per variant and hour" }
+            }
             div class="charts" {
                 figure {
                     figcaption { "Weight by hour" }

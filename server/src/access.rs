@@ -1,0 +1,158 @@
+//! Request ids and the access log: every answer carries `X-Request-Id` (the
+//! client's, when it sent a safe one, else made here), and every request
+//! runs in one tracing span `request` with that id, its method and route
+//! (so whatever a handler logs names its request); when the access log is
+//! on (`--access-log`), one line per request gives its status and duration
+//! inside that span.
+//!
+//! Nothing a client sends besides the method is logged as it came: the route
+//! is the path with every uuid-like segment (experiment, API key, token)
+//! replaced by `{uuid}` and other long segments cut, the query string (which
+//! may hold `apikey=`) is never logged, and neither are headers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use poem::http::{HeaderName, HeaderValue};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use tracing::Instrument;
+
+/// The header that carries a request's id, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The tracing target of the access lines (`RUST_LOG=access=info` also
+/// turns them on).
+pub const TARGET: &str = "access";
+
+/// Longest request id taken from a client.
+const MAX_ID_LEN: usize = 64;
+
+/// Longest route logged, in bytes.
+const MAX_ROUTE_LEN: usize = 160;
+
+/// Makes request ids unique within this process and, by a random prefix,
+/// across instances: `<prefix>-<counter>`, no randomness per request.
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        RequestIds {
+            prefix: uuid::Uuid::new_v4().as_u128() as u32,
+            next: AtomicU64::new(1),
+        }
+    }
+}
+
+impl RequestIds {
+    /// The id of `request`: its own `X-Request-Id` if that is safe to log
+    /// and echo (1 to 64 of `A-Z a-z 0-9 - _ . :`), else a new one.
+    pub fn of(&self, request: &Request) -> String {
+        let given = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| safe_id(id));
+        match given {
+            Some(id) => id.to_owned(),
+            None => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                format!("{:08x}-{n:x}", self.prefix)
+            }
+        }
+    }
+}
+
+/// Whether a client's request id may be logged and echoed.
+pub fn safe_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The route of a path, for the log: uuid-like segments become `{uuid}`,
+/// segments of other than `A-Z a-z 0-9 - _ .` become `{…}`, and the whole is
+/// cut at [`MAX_ROUTE_LEN`].
+pub fn route_of(path: &str) -> String {
+    let mut route = String::with_capacity(path.len().min(MAX_ROUTE_LEN));
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            route.push('/');
+        }
+        if uuid::Uuid::try_parse(segment).is_ok() {
+            route.push_str("{uuid}");
+        } else if segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && segment.len() <= 40
+        {
+            route.push_str(segment);
+        } else {
+            route.push_str("{…}");
+        }
+        if route.len() > MAX_ROUTE_LEN {
+            route.truncate(MAX_ROUTE_LEN);
+            route.push('…');
+            break;
+        }
+    }
+    route
+}
+
+/// The middleware: runs each request inside its `request` span, answers
+/// with its `X-Request-Id`, and logs the access line (target [`TARGET`],
+/// off unless the log filter turns it on: `--access-log`).
+#[derive(Debug, Default)]
+pub struct AccessLog {
+    ids: Arc<RequestIds>,
+}
+
+impl<E: Endpoint> Middleware<E> for AccessLog {
+    type Output = AccessLogEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        AccessLogEndpoint {
+            inner,
+            ids: self.ids.clone(),
+        }
+    }
+}
+
+/// An endpoint wrapped by [`AccessLog`].
+#[derive(Debug)]
+pub struct AccessLogEndpoint<E> {
+    inner: E,
+    ids: Arc<RequestIds>,
+}
+
+impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let id = self.ids.of(&request);
+        let method = request.method().clone();
+        let route = route_of(request.uri().path());
+        let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+        let started = Instant::now();
+        let mut response = self
+            .inner
+            .call(request)
+            .instrument(span.clone())
+            .await
+            .map_or_else(poem::Error::into_response, IntoResponse::into_response);
+        let status = response.status().as_u16();
+        span.in_scope(|| {
+            let duration_us = started.elapsed().as_micros() as u64;
+            tracing::info!(target: TARGET, status, duration_us, "answered");
+        });
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,168 @@
+//! `myna-server backup FILE` on the real binary: a copy taken while clients
+//! record is consistent (its counts are exactly those of the batches it
+//! holds) and holds at least everything acknowledged before it began; a
+//! server starts on it. Refusals: an existing file, a missing database,
+//! PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{BIN, Batch, PATIENCE, Server, basic, batch, counts, http, json_call, totals};
+
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "s3cret-admin";
+
+fn backup(db: &std::path::Path, file: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg("backup")
+        .arg(file)
+        .arg("--database")
+        .arg(db)
+        .env_remove("MYNA_DATABASE")
+        .output()
+        .expect("run myna-server backup")
+}
+
+#[test]
+fn a_backup_under_load_is_consistent_and_a_server_starts_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let copy = dir.path().join("copy.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let mut server = Server::start(&db, &env);
+    let owner = basic(EMAIL, PASSWORD);
+    let created = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "load", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let experiment = created["uuid"].as_str().unwrap().to_owned();
+    let path = format!("/v2/experiment/{experiment}/record");
+
+    // Clients record, each batch with its own id, during the whole backup.
+    let acked: Arc<Mutex<Vec<Batch>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4u64)
+        .map(|client| {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            let (addr, path, owner) = (server.addr, path.clone(), owner.clone());
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let batch = batch(client * 1_000_000 + n);
+                    let (status, body) = http(addr, "POST", &path, &owner, &batch.body).unwrap();
+                    assert_eq!(status, 200, "{body}");
+                    acked.lock().unwrap().push(batch);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 200 {
+        assert!(started.elapsed() < PATIENCE, "the load never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before = totals(acked.lock().unwrap().iter());
+    let output = backup(&db, &copy);
+    let after = totals(acked.lock().unwrap().iter());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Backed up"));
+    // Still recording after the backup: it never stopped the server.
+    let recorded = acked.lock().unwrap().len();
+    while acked.lock().unwrap().len() < recorded + 50 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "recording stopped after the backup"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let everything = acked.lock().unwrap().clone();
+    server.terminate();
+
+    // A server on the copy: at least what was acknowledged before the
+    // backup began, at most what was acknowledged when it ended.
+    let restored = Server::start(&copy, &[]);
+    let (views, rewards) = counts(restored.addr, &owner, &experiment);
+    assert!(
+        (before.0..=after.0).contains(&views),
+        "views {views} not in {}..={}",
+        before.0,
+        after.0
+    );
+    assert!((before.1..=after.1).contains(&rewards));
+
+    // Consistent: its counts are exactly its batch ids. Every batch sent
+    // again: those the copy holds are not counted twice, the others are,
+    // so the totals come out exact.
+    for batch in &everything {
+        let (status, body) = http(restored.addr, "POST", &path, &owner, &batch.body).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        counts(restored.addr, &owner, &experiment),
+        totals(&everything),
+        "the copy's counts match the batch ids it holds"
+    );
+}
+
+#[test]
+fn backup_refuses_an_existing_file_a_missing_database_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let existing = dir.path().join("existing.db");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let mut server = Server::start(&db, &env);
+    server.terminate();
+
+    let output = backup(&db, &existing);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("exists"));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+
+    let missing = dir.path().join("missing.db");
+    let output = backup(&missing, &dir.path().join("copy.db"));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("there is no database"));
+    assert!(!missing.exists(), "a backup never creates the database");
+
+    let output = Command::new(BIN)
+        .args([
+            "backup",
+            "x.db",
+            "--database",
+            "postgres://nobody@127.0.0.1:1/x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+    let partial = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("partial"))
+        .collect::<Vec<_>>();
+    assert!(partial.is_empty(), "partial copies left: {partial:?}");
+}

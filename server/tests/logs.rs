@@ -1,0 +1,130 @@
+//! The real binary's logs: `--log-format json` gives one JSON object a line;
+//! `--access-log` one line per request with its id, method, route, status
+//! and duration; every answer carries `X-Request-Id` (the client's when safe,
+//! else a new one); passwords, tokens and API keys never appear in the log.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use serde_json::Value;
+
+mod common;
+use common::{Server, basic, json_call};
+
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "s3cret-admin-password";
+
+/// Sends one request with extra header lines; the whole answer as text.
+fn raw(addr: SocketAddr, head: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(format!("{head}Host: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn request_id(answer: &str) -> Option<String> {
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .map(|id| id.trim().to_owned())
+}
+
+#[test]
+fn json_access_log_with_request_ids_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let args = ["--log-format", "json", "--access-log"];
+    let mut server = Server::start_with(&db, &env, &args, None);
+    let owner = basic(EMAIL, PASSWORD);
+
+    let created = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "logged", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let experiment = created["uuid"].as_str().unwrap().to_owned();
+    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    let api_key = key["uuid"].as_str().unwrap().to_owned();
+    let token = json_call(server.addr, "POST", "/v2/user/login", &owner, "");
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    // A safe id is echoed; an unsafe one is replaced, never echoed.
+    let read = format!("GET /v2/experiment/{experiment}?apikey={api_key}&callback=cb HTTP/1.1\r\n");
+    let answer = raw(
+        server.addr,
+        &format!("{read}X-Request-Id: trace-42.a:b_c\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(request_id(&answer).as_deref(), Some("trace-42.a:b_c"));
+    let answer = raw(
+        server.addr,
+        &format!("{read}X-Request-Id: <script>alert(1)</script>\r\n"),
+    );
+    let made = request_id(&answer).expect("a request id is made");
+    assert!(
+        !made.contains('<') && !answer.contains("<script>"),
+        "{answer}"
+    );
+    let other = request_id(&raw(server.addr, &read)).unwrap();
+    assert_ne!(made, other, "ids made here are unique");
+
+    // Credentials in every place a client puts them.
+    let record = format!(
+        "GET /v2/experiment/{experiment}/record?typename=view&variant=a&apikey={api_key} HTTP/1.1\r\n"
+    );
+    assert!(raw(server.addr, &record).starts_with("HTTP/1.1 200"));
+    let bearer = format!("GET /v2/experiment HTTP/1.1\r\nAuthorization: Bearer {token}\r\n");
+    assert!(raw(server.addr, &bearer).starts_with("HTTP/1.1 200"));
+    let wrong = basic(EMAIL, "wrong-password-123");
+    let refused = format!("GET /v2/experiment HTTP/1.1\r\nAuthorization: {wrong}\r\n");
+    assert!(raw(server.addr, &refused).starts_with("HTTP/1.1 401"));
+    server.terminate();
+
+    let log = server.log.lock().unwrap().clone();
+    let lines: Vec<Value> = log
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "access").collect();
+    let traced = access
+        .iter()
+        .find(|l| l["span"]["id"] == "trace-42.a:b_c")
+        .expect("the access line of the request with a given id");
+    assert_eq!(traced["span"]["method"], "GET");
+    assert_eq!(traced["span"]["route"], "/v2/experiment/{uuid}");
+    assert_eq!(traced["fields"]["status"], 200);
+    assert!(traced["fields"]["duration_us"].as_u64().is_some());
+    let recorded = access
+        .iter()
+        .find(|l| l["span"]["route"] == "/v2/experiment/{uuid}/record")
+        .expect("the record's access line");
+    assert_eq!(recorded["fields"]["status"], 200);
+    assert!(
+        access.iter().any(|l| l["fields"]["status"] == 401),
+        "refusals are logged too"
+    );
+
+    let text = log.join("\n");
+    let encoded_password = owner.trim_start_matches("Basic ");
+    let encoded_wrong = wrong.trim_start_matches("Basic ");
+    for secret in [
+        PASSWORD,
+        encoded_password,
+        encoded_wrong,
+        "wrong-password-123",
+        &token,
+        &api_key,
+    ] {
+        assert!(!text.contains(secret), "the log holds a secret: {secret}");
+    }
+}
