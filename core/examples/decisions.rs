@@ -10,23 +10,30 @@
 //! them first came within the last day, half at any earlier time). Every
 //! visit is a view and converts with its variant's true rate. The server
 //! keeps, per hour, the average of the weights it served; the verdict is
-//! evaluated every 200 visits (an owner who stops at the first `decided`),
-//! the SRM check every hour.
+//! read every 200 visits by an owner who stops at the first conclusive one
+//! (`decided`, or `no-difference`: "keep any, you can stop"), the SRM check
+//! every hour.
 //!
-//! Run with `cargo run --release -p myna-core --example decisions`;
-//! thresholds may be overridden for tuning: `-- minViews=500
+//! Run with `cargo run --release -p myna-core --example decisions`. The
+//! number of experiments per row is `MYNA_SIM_EXPERIMENTS` (default 1,000)
+//! or `runs=…`; thresholds may be overridden for tuning: `-- minViews=500
 //! probabilityBest=0.99 expectedLoss=0.001 equivalence=0.02`, and the
-//! simulation too: `runs=1000` (per row), `returning=0.3` (share of visits
-//! by returning visitors), `srm=0` (skip the SRM rows).
+//! simulation too: `returning=0.3` (share of visits by returning visitors),
+//! `srm=0` (skip the SRM check and its rows), `tune=1` (instead of the
+//! figures, search thresholds on recorded verdict numbers).
 //!
-//! The PRNG is rand's `SmallRng` (xoshiro), seeded per run: fast, and the
-//! same figures on every machine of one platform; rand is already a
-//! dev-dependency (the weights' bench and tests).
+//! Experiments are spread over the machine's cores (`std::thread::scope`,
+//! each thread taking the next experiment); each experiment has its own
+//! seed, so the figures do not depend on the number of threads. The PRNG is
+//! rand's `SmallRng` (xoshiro): fast, and the same figures on every machine
+//! of one platform; rand is already a dev-dependency (the weights' bench and
+//! tests).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Instant;
 
-use myna_core::decision::health::{HourSplit, SRM_FAILING_BELOW, sample_ratio};
+use myna_core::decision::health::{HourSplit, Status, sample_ratio, sample_ratio_status};
 use myna_core::decision::rule::{Thresholds, Verdict, verdict};
 use myna_core::weights::{Arm, WeightsConfig, choose, weights};
 use rand::rngs::SmallRng;
@@ -42,8 +49,10 @@ struct Setup {
     rates: [f64; 2],
     /// Visits to play at most.
     horizon: u64,
-    /// Stop at the first `decided`.
-    stop_when_decided: bool,
+    /// Read the verdict every slice (else only the weights are computed).
+    read_verdict: bool,
+    /// Stop at the first conclusive verdict (`decided` or `no-difference`).
+    stop_when_conclusive: bool,
     /// Share of variant 1's views lost before they are recorded.
     lost: f64,
     /// Stop at the first SRM failure.
@@ -52,22 +61,40 @@ struct Setup {
     returning: f64,
     /// Whether to run the SRM check.
     check_srm: bool,
+    /// Record the verdict's numbers at every slice (for `tune=1`).
+    record: bool,
+}
+
+/// The verdict's numbers at one slice, for tuning: fewest views, leader
+/// (highest probability of being best), its probability of being best, its
+/// expected loss and the other's, both relative to the leader's rate.
+#[derive(Clone, Copy)]
+struct Numbers {
+    fewest: u64,
+    leader: u8,
+    best: f32,
+    loss: f32,
+    other_loss: f32,
 }
 
 /// What happened in one experiment.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Run {
-    /// Visits when the verdict first said `decided`, and its leader.
+    /// The first conclusive verdict: visits, verdict, leader.
+    conclusive: Option<(u64, Verdict, Option<usize>)>,
+    /// Visits when the verdict first said `decided` (ignoring any earlier
+    /// `no-difference`), and its leader.
     decided: Option<(u64, usize)>,
-    /// Whether `no-difference` was ever said.
-    no_difference: bool,
     /// Recorded views when the SRM check first failed.
     srm_failed: Option<u64>,
     /// Whether the SRM check failed at the last hour.
     srm_failed_at_end: bool,
-    /// Hourly SRM checks run, and how many failed.
+    /// Hourly SRM checks run, how many failed, how many warned.
     srm_checks: u64,
     srm_failures: u64,
+    srm_warnings: u64,
+    /// Hourly p-values, for `tune=1` (SRM rows).
+    numbers: Vec<Numbers>,
 }
 
 fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
@@ -83,7 +110,8 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     let mut hours: Vec<HourSplit> = Vec::new();
     let mut hour_views = [0u64; 2];
     let mut run = Run::default();
-    let mut srm_last = false;
+    let mut srm_before = 1.0;
+    let mut srm_status = Status::Ok;
     for visit in 0..setup.horizon {
         if visit % VISITS_PER_HOUR == 0 {
             first_of_hour.push(visitors.len());
@@ -118,16 +146,32 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             continue;
         }
         snapshots.push(weights(&arms, &config));
-        let outcome = verdict(&arms, thresholds);
-        match outcome.verdict {
-            Verdict::Decided if run.decided.is_none() => {
+        if setup.read_verdict {
+            let outcome = verdict(&arms, thresholds);
+            if setup.record {
+                let leader = outcome.leader.unwrap_or_else(|| {
+                    usize::from(outcome.probability_best[1] > outcome.probability_best[0])
+                });
+                let rate = (1.0 + arms[leader].total_reward) / (2.0 + arms[leader].views as f64);
+                run.numbers.push(Numbers {
+                    fewest: arms[0].views.min(arms[1].views),
+                    leader: leader as u8,
+                    best: outcome.probability_best[leader] as f32,
+                    loss: (outcome.expected_loss[leader] / rate) as f32,
+                    other_loss: (outcome.expected_loss[1 - leader] / rate) as f32,
+                });
+            }
+            if outcome.verdict == Verdict::Decided && run.decided.is_none() {
                 run.decided = Some((done, outcome.leader.unwrap_or(0)));
-                if setup.stop_when_decided {
+            }
+            if matches!(outcome.verdict, Verdict::Decided | Verdict::NoDifference)
+                && run.conclusive.is_none()
+            {
+                run.conclusive = Some((done, outcome.verdict, outcome.leader));
+                if setup.stop_when_conclusive {
                     return run;
                 }
             }
-            Verdict::NoDifference => run.no_difference = true,
-            _ => {}
         }
         if setup.check_srm && done % VISITS_PER_HOUR == 0 {
             // Served this hour: the average of its snapshots.
@@ -140,10 +184,22 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
                 views: hour_views.to_vec(),
             });
             hour_views = [0; 2];
-            srm_last = sample_ratio(&hours).p < SRM_FAILING_BELOW;
+            let p = sample_ratio(&hours).p;
+            srm_status = sample_ratio_status(p, srm_before);
+            if let Ok(x) = std::env::var("SRMT") {
+                let t: f64 = x.parse().unwrap();
+                let persist = std::env::var("PERSIST").is_ok();
+                srm_status = if p < t && (srm_before < t || !persist) { Status::Failing } else { Status::Ok };
+            }
+            srm_before = p;
             run.srm_checks += 1;
-            run.srm_failures += u64::from(srm_last);
-            if srm_last && run.srm_failed.is_none() {
+            if std::env::var("DIAG").is_ok() && p < 1e-4 {
+                let r = sample_ratio(&hours);
+                eprintln!("diag seed {seed} hour {} p {:.2e} t2 {:.1} views {:?}", hours.len(), p, r.statistic, arms.iter().map(|a| a.views).collect::<Vec<_>>());
+            }
+            run.srm_failures += u64::from(srm_status == Status::Failing);
+            run.srm_warnings += u64::from(srm_status == Status::Warning);
+            if srm_status == Status::Failing && run.srm_failed.is_none() {
                 run.srm_failed = Some(arms[0].views + arms[1].views);
                 if setup.stop_when_srm {
                     return run;
@@ -151,21 +207,28 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             }
         }
     }
-    run.srm_failed_at_end = srm_last;
+    run.srm_failed_at_end = srm_status == Status::Failing;
     run
 }
 
-/// Every run of `setup`, seeds split across the machine's cores.
-fn runs(setup: Setup, thresholds: &Thresholds, count: u64, salt: u64) -> Vec<Run> {
-    let threads = thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-    thread::scope(|scope| {
+/// Every run of `setup`, experiment `i` with seed `salt * 1_000_003 + i`,
+/// shared among the machine's cores; in experiment order.
+fn runs(setup: Setup, thresholds: &Thresholds, count: usize, salt: u64) -> Vec<Run> {
+    let threads = thread::available_parallelism().map_or(2, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let mut all: Vec<(usize, Run)> = thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (0..count)
-                        .filter(|seed| seed % threads == t)
-                        .map(|seed| play(setup, thresholds, salt * 1_000_003 + seed))
-                        .collect::<Vec<Run>>()
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return mine;
+                        }
+                        let seed = salt * 1_000_003 + i as u64;
+                        mine.push((i, play(setup, thresholds, seed)));
+                    }
                 })
             })
             .collect();
@@ -173,7 +236,9 @@ fn runs(setup: Setup, thresholds: &Thresholds, count: u64, salt: u64) -> Vec<Run
             .into_iter()
             .flat_map(|h| h.join().expect("simulation thread panicked"))
             .collect()
-    })
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, run)| run).collect()
 }
 
 /// The median of `values` where `None` counts as larger than any value;
@@ -194,15 +259,134 @@ fn fixed_horizon(p1: f64, p2: f64) -> f64 {
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
-    100.0 * part as f64 / whole as f64
+    100.0 * part as f64 / whole.max(1) as f64
+}
+
+/// The verdict `rule::verdict` gives for these thresholds, from recorded
+/// numbers (the same order of tests).
+fn replay(n: &Numbers, t: &Thresholds) -> Verdict {
+    if n.fewest < t.min_views {
+        Verdict::Collecting
+    } else if f64::from(n.other_loss.max(n.loss)) < t.equivalence {
+        Verdict::NoDifference
+    } else if f64::from(n.best) >= t.probability_best && f64::from(n.loss) < t.expected_loss {
+        Verdict::Decided
+    } else {
+        Verdict::Leading
+    }
+}
+
+/// Searches thresholds on recorded A/A and A/B verdict numbers.
+fn tune(count: usize, returning: f64) {
+    let base = Setup {
+        rates: [0.05, 0.05],
+        horizon: 100_000,
+        read_verdict: true,
+        stop_when_conclusive: false,
+        lost: 0.0,
+        stop_when_srm: false,
+        returning,
+        check_srm: false,
+        record: true,
+    };
+    // Thresholds that never decide, so every slice is recorded.
+    let t = Thresholds::default();
+    let aa = runs(base, &t, count, 1);
+    let ab = runs(
+        Setup {
+            rates: [0.05, 0.055],
+            horizon: 200_000,
+            ..base
+        },
+        &t,
+        count,
+        2,
+    );
+    let visits = |slice: usize| (slice as u64 + 1) * SLICE;
+    let first = |run: &Run, t: &Thresholds, within: u64| -> Option<(u64, Verdict, u8)> {
+        run.numbers
+            .iter()
+            .enumerate()
+            .take_while(|(s, _)| visits(*s) <= within)
+            .find_map(|(s, n)| match replay(n, t) {
+                v @ (Verdict::Decided | Verdict::NoDifference) => Some((visits(s), v, n.leader)),
+                _ => None,
+            })
+    };
+    println!("minViews pBest loss equiv | A/A wrong strict | A/B right wrong nodiff median");
+    for min_views in [500u64, 1000, 2000] {
+        for probability_best in [0.9, 0.95, 0.97, 0.98, 0.99, 0.995] {
+            for expected_loss in [0.001, 0.002, 0.003, 0.005, 0.01] {
+                for equivalence in [0.005, 0.01, 0.02, 0.03, 0.04] {
+                    let t = Thresholds {
+                        min_views,
+                        probability_best,
+                        expected_loss,
+                        equivalence,
+                    };
+                    let wrong = aa
+                        .iter()
+                        .filter(|r| matches!(first(r, &t, 100_000), Some((_, Verdict::Decided, _))))
+                        .count();
+                    let strict = aa
+                        .iter()
+                        .filter(|r| {
+                            r.numbers
+                                .iter()
+                                .any(|n| replay(n, &t) == Verdict::Decided)
+                        })
+                        .count();
+                    let outcomes: Vec<_> = ab.iter().map(|r| first(r, &t, 200_000)).collect();
+                    let right = outcomes
+                        .iter()
+                        .filter(|o| matches!(o, Some((_, Verdict::Decided, 1))))
+                        .count();
+                    let bad = outcomes
+                        .iter()
+                        .filter(|o| matches!(o, Some((_, Verdict::Decided, 0))))
+                        .count();
+                    let nodiff = outcomes
+                        .iter()
+                        .filter(|o| matches!(o, Some((_, Verdict::NoDifference, _))))
+                        .count();
+                    let med = median(
+                        outcomes
+                            .iter()
+                            .map(|o| match o {
+                                Some((v, Verdict::Decided, _)) => Some(*v),
+                                _ => None,
+                            })
+                            .collect(),
+                    );
+                    let ok = percent(wrong, aa.len()) <= 5.0
+                        && percent(right, right + bad) >= 95.0
+                        && med.is_some_and(|m| m < 62_467);
+                    println!(
+                        "{min_views} {probability_best} {expected_loss} {equivalence} | {:.1} {:.1} | {:.1} {:.1} {:.1} {} {}",
+                        percent(wrong, aa.len()),
+                        percent(strict, aa.len()),
+                        percent(right, right + bad),
+                        percent(bad, ab.len()),
+                        percent(nodiff, ab.len()),
+                        med.map_or("-".to_owned(), |m| m.to_string()),
+                        if ok { "OK" } else { "" },
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn main() {
     let started = Instant::now();
     let mut thresholds = Thresholds::default();
-    let mut count = 1_000u64;
+    let mut count: usize = std::env::var("MYNA_SIM_EXPERIMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
     let mut returning = 0.3;
     let mut check_srm = true;
+    let mut tuning = false;
     for arg in std::env::args().skip(1) {
         let Some((key, value)) = arg.split_once('=') else {
             continue;
@@ -213,89 +397,134 @@ fn main() {
             "probabilityBest" => thresholds.probability_best = x,
             "expectedLoss" => thresholds.expected_loss = x,
             "equivalence" => thresholds.equivalence = x,
-            "runs" => count = x as u64,
+            "runs" => count = x as usize,
             "returning" => returning = x,
             "srm" => check_srm = x != 0.0,
+            "tune" => tuning = x != 0.0,
             _ => panic!("unknown parameter {key}"),
         }
     }
+    let threads = thread::available_parallelism().map_or(2, |n| n.get());
+    if tuning {
+        tune(count, returning);
+        println!(
+            "tuning time: {:.1} s on {threads} threads",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     println!("thresholds: {thresholds:?}; {count} experiments per row");
 
+    // A/A: played to 100,000 visitors whatever the verdict, so that both the
+    // owner who stops at the first conclusive verdict and one who ignores
+    // `no-difference` can be counted, and the SRM check sees whole runs.
     let base = Setup {
         rates: [0.05, 0.05],
         horizon: 100_000,
-        stop_when_decided: false,
+        read_verdict: true,
+        stop_when_conclusive: false,
         lost: 0.0,
         stop_when_srm: false,
         returning,
         check_srm,
+        record: false,
     };
     let aa = runs(base, &thresholds, count, 1);
-    let false_decided = aa.iter().filter(|r| r.decided.is_some()).count();
-    let no_difference = aa.iter().filter(|r| r.no_difference).count();
+    let wrong = aa
+        .iter()
+        .filter(|r| matches!(r.conclusive, Some((_, Verdict::Decided, _))))
+        .count();
+    let no_difference = aa
+        .iter()
+        .filter(|r| matches!(r.conclusive, Some((_, Verdict::NoDifference, _))))
+        .count();
+    let strict = aa.iter().filter(|r| r.decided.is_some()).count();
+    let to_no_difference = median(
+        aa.iter()
+            .map(|r| match r.conclusive {
+                Some((v, Verdict::NoDifference, _)) => Some(v),
+                _ => None,
+            })
+            .collect(),
+    );
     println!(
-        "A/A (5 % and 5 %), 100,000 visitors: `decided` at some point in {:.1} % (goal <= 5 %); `no-difference` in {:.1} %",
-        percent(false_decided, aa.len()),
+        "A/A (5 % and 5 %), 100,000 visitors, owner stopping at the first conclusive verdict: `decided` (wrongly) in {:.1} % (goal <= 5 %); `no-difference` in {:.1} % (median visitors {}); neither in {:.1} %",
+        percent(wrong, aa.len()),
         percent(no_difference, aa.len()),
+        to_no_difference.map_or("over 100,000".to_owned(), |n| n.to_string()),
+        percent(aa.len() - wrong - no_difference, aa.len()),
+    );
+    println!(
+        "  ignoring `no-difference`: `decided` at some point within 100,000 visitors in {:.1} %",
+        percent(strict, aa.len()),
     );
 
     let ab_setup = Setup {
         rates: [0.05, 0.055],
         horizon: 200_000,
-        stop_when_decided: true,
+        stop_when_conclusive: true,
         ..base
     };
     let ab = runs(ab_setup, &thresholds, count, 2);
     let decided: Vec<(u64, usize)> = ab.iter().filter_map(|r| r.decided).collect();
     let right = decided.iter().filter(|(_, leader)| *leader == 1).count();
+    let ab_no_difference = ab
+        .iter()
+        .filter(|r| matches!(r.conclusive, Some((_, Verdict::NoDifference, _))))
+        .count();
     let fixed = fixed_horizon(0.05, 0.055);
     let to_decision = median(ab.iter().map(|r| r.decided.map(|d| d.0)).collect());
     println!(
-        "A/B (5 % vs 5.5 %): decided within 200,000 visitors in {:.1} %; of those, the true best in {:.1} % (goal >= 95 %); the true best in {:.1} % of all",
+        "A/B (5 % vs 5.5 %), 200,000 visitors, owner stopping at the first conclusive verdict: `decided` in {:.1} %, of those the true best in {:.1} % (goal >= 95 %); `decided` for the worse variant in {:.1} % of all; `no-difference` (wrongly) in {:.1} %; neither in {:.1} %",
         percent(decided.len(), ab.len()),
-        percent(right, decided.len().max(1)),
-        percent(right, ab.len()),
+        percent(right, decided.len()),
+        percent(decided.len() - right, ab.len()),
+        percent(ab_no_difference, ab.len()),
+        percent(ab.len() - decided.len() - ab_no_difference, ab.len()),
     );
     println!(
-        "  median visitors to `decided`: {} (fixed-horizon two-sided test, 80 % power at alpha 0.05: {:.0}; goal: fewer)",
+        "  median visitors to `decided` (runs without one count as more): {} (fixed-horizon two-sided test, 80 % power at alpha 0.05: {:.0}; goal: fewer)",
         to_decision.map_or("over 200,000".to_owned(), |n| n.to_string()),
         fixed,
     );
 
-    let healthy: Vec<&Run> = aa.iter().chain(ab.iter()).collect();
-    let ever = healthy.iter().filter(|r| r.srm_failed.is_some()).count();
-    let at_end = aa.iter().filter(|r| r.srm_failed_at_end).count();
-    let checks: u64 = healthy.iter().map(|r| r.srm_checks).sum();
-    let failures: u64 = healthy.iter().map(|r| r.srm_failures).sum();
-    println!(
-        "SRM on healthy traffic ({} experiments, {checks} hourly checks): {:.3} % of checks failed (goal <= 0.1 %); at the A/A runs' last hour {:.2} %; at some hour of an experiment {:.2} %",
-        healthy.len(),
-        100.0 * failures as f64 / checks.max(1) as f64,
-        percent(at_end, aa.len()),
-        percent(ever, healthy.len()),
-    );
+    if check_srm {
+        // Healthy traffic: the A/A runs (100,000 visitors each) and the A/B
+        // runs up to the owner's stop.
+        let healthy: Vec<&Run> = aa.iter().chain(ab.iter()).collect();
+        let ever = healthy.iter().filter(|r| r.srm_failed.is_some()).count();
+        let at_end = aa.iter().filter(|r| r.srm_failed_at_end).count();
+        let checks: u64 = healthy.iter().map(|r| r.srm_checks).sum();
+        let failures: u64 = healthy.iter().map(|r| r.srm_failures).sum();
+        let warnings: u64 = healthy.iter().map(|r| r.srm_warnings).sum();
+        println!(
+            "SRM on healthy traffic ({} experiments, {checks} hourly checks): `failing` in {:.3} % of hourly checks (goal <= 0.1 %), `warning` in {:.3} %; failing at some hour of an experiment in {:.2} %; at the A/A runs' last hour in {:.2} %",
+            healthy.len(),
+            100.0 * failures as f64 / checks.max(1) as f64,
+            100.0 * warnings as f64 / checks.max(1) as f64,
+            percent(ever, healthy.len()),
+            percent(at_end, aa.len()),
+        );
 
-    if !check_srm {
-        return;
+        let broken = Setup {
+            rates: [0.05, 0.05],
+            horizon: 1_000_000,
+            read_verdict: false,
+            lost: 0.1,
+            stop_when_srm: true,
+            ..base
+        };
+        let srm = runs(broken, &thresholds, count, 3);
+        let detected = srm.iter().filter(|r| r.srm_failed.is_some()).count();
+        let views = median(srm.iter().map(|r| r.srm_failed).collect());
+        println!(
+            "SRM with one variant losing 10 % of its views: `failing` within 1,000,000 visits in {:.1} %; median recorded views to `failing` {}",
+            percent(detected, srm.len()),
+            views.map_or("over 1,000,000".to_owned(), |n| n.to_string()),
+        );
     }
-    let broken = Setup {
-        rates: [0.05, 0.05],
-        horizon: 1_000_000,
-        lost: 0.1,
-        stop_when_srm: true,
-        ..base
-    };
-    let srm = runs(broken, &thresholds, count, 3);
-    let detected = srm.iter().filter(|r| r.srm_failed.is_some()).count();
-    let views = median(srm.iter().map(|r| r.srm_failed).collect());
     println!(
-        "SRM with one variant losing 10 % of its views: detected within 1,000,000 visits in {:.1} %; median recorded views to detection {}",
-        percent(detected, srm.len()),
-        views.map_or("over 1,000,000".to_owned(), |n| n.to_string()),
-    );
-    println!(
-        "total run time: {:.1} s on {} threads",
+        "total run time: {:.1} s on {threads} threads",
         started.elapsed().as_secs_f64(),
-        thread::available_parallelism().map_or(2, |n| n.get())
     );
 }

@@ -129,30 +129,35 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
             }
         }
     }
-    // H r̄' Ω^-1 r̄, referred to F(p, H - p) as Hotelling's T² would be.
+    // H r̄' Ω^-1 r̄, referred to Hotelling's T² with the long-run
+    // covariance's equivalent degrees of freedom rather than H - 1: a
+    // Bartlett estimate over a bandwidth of `lags + 1` hours varies as a
+    // chi-square with 3H / (2 (lags + 1)) of them (Andrews 1991; the
+    // approximation Lazarus, Lewis, Stock and Watson 2018 recommend), far
+    // fewer than H, so H - 1 would alarm too often on healthy traffic.
     let p = m as f64;
     let t2 = h * quadratic_form(&spread, &mean, m);
+    let nu = (1.5 * h / (lags + 1) as f64).max(p);
     SampleRatio {
-        p: f_survival(t2 * (h - p) / (p * (h - 1.0)), p, h - p),
+        p: f_survival(t2 * (nu - p + 1.0) / (p * nu), p, nu - p + 1.0),
         statistic: t2,
         hours,
     }
 }
 
-/// Splits in the mixture: this hour, the hour before, the last day, all
-/// hours so far.
-const COMPONENTS: usize = 4;
-
-/// One hour with views, its four candidate splits.
+/// One hour with views: its views, and its expected shares as new visitors
+/// and as returning ones.
 struct Cell {
     total: f64,
     views: Vec<f64>,
-    splits: [Vec<f64>; COMPONENTS],
+    /// Half on the weights served this hour, half on the hour before.
+    new: Vec<f64>,
+    /// Half on the last day's weights, half on all hours' so far.
+    old: Vec<f64>,
 }
 
-/// The cells of the hours with views, each with its candidate splits (a
-/// missing split falls back to the nearest later one: an hour with no
-/// answers served nothing new).
+/// The cells of the hours with views (a missing split falls back to the
+/// nearest later one: an hour with no answers served nothing new).
 fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
     let normalized = |w: &[f64]| -> Option<Vec<f64>> {
         let mut v: Vec<f64> = (0..k)
@@ -171,7 +176,9 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
     };
     let mut cells = Vec::new();
     let mut last_served: Option<Vec<f64>> = None;
-    let mut served_by_hour: Vec<Vec<f64>> = Vec::with_capacity(hours.len());
+    // The last day's served weights (up to DAY + 1 hours that served any),
+    // and their running sum.
+    let mut served_by_hour: Vec<Option<Vec<f64>>> = Vec::with_capacity(hours.len());
     let mut history = vec![0.0; k];
     let mut history_views = 0.0;
     for hour in hours {
@@ -180,23 +187,18 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
             last_served = Some(w);
         }
         let Some(now) = last_served.clone() else {
-            served_by_hour.push(Vec::new());
+            served_by_hour.push(None);
             continue;
         };
-        served_by_hour.push(now.clone());
+        served_by_hour.push(Some(now.clone()));
         let before = previous.unwrap_or_else(|| vec![1.0 / k as f64; k]);
         let h = served_by_hour.len() - 1;
-        let day_hours: Vec<&Vec<f64>> = served_by_hour[h.saturating_sub(DAY)..=h]
-            .iter()
-            .filter(|w| !w.is_empty())
-            .collect();
-        let day = if day_hours.is_empty() {
-            before.clone()
-        } else {
-            (0..k)
-                .map(|i| day_hours.iter().map(|w| w[i]).sum::<f64>() / day_hours.len() as f64)
-                .collect()
-        };
+        let mut day = vec![0.0; k];
+        let mut day_hours = 0.0;
+        for w in served_by_hour[h.saturating_sub(DAY)..=h].iter().flatten() {
+            day.iter_mut().zip(w).for_each(|(d, x)| *d += x);
+            day_hours += 1.0;
+        }
         let views: Vec<f64> = (0..k)
             .map(|i| hour.views.get(i).copied().unwrap_or(0) as f64)
             .collect();
@@ -206,11 +208,15 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
                 history[i] += total * now[i];
             }
             history_views += total;
-            let all = history.iter().map(|x| x / history_views).collect();
+            let new = (0..k).map(|i| 0.5 * (now[i] + before[i])).collect();
+            let old = (0..k)
+                .map(|i| 0.5 * (day[i] / day_hours + history[i] / history_views))
+                .collect();
             cells.push(Cell {
                 total,
                 views,
-                splits: [now, before, day, all],
+                new,
+                old,
             });
         }
     }
@@ -220,57 +226,65 @@ fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
 /// Largest share of views the fit may give to returning visitors.
 const MOST_RETURNING: f64 = 0.8;
 
-/// Golden-section steps for the returning share (the likelihood is concave
-/// in it; 30 steps narrow [0, 0.8] below 1e-6).
-const STEPS: usize = 30;
-
-/// The expected shares of a cell when returning visitors make `returning`
-/// of its views: new visitors half on this hour's weights and half on the
-/// previous hour's (clients hold weights loaded up to an hour earlier),
-/// returning ones half on the last day's and half on all hours' so far.
+/// The expected share of variant `i` in a cell when returning visitors make
+/// `returning` of its views.
 fn shares(cell: &Cell, returning: f64, i: usize) -> f64 {
-    let [now, before, day, all] = &cell.splits;
-    let new = 0.5 * (now[i] + before[i]);
-    let old = 0.5 * (day[i] + all[i]);
-    ((1.0 - returning) * new + returning * old).max(LEAST_SHARE)
+    ((1.0 - returning) * cell.new[i] + returning * cell.old[i]).max(LEAST_SHARE)
 }
 
 /// The share of returning visitors maximizing the multinomial likelihood,
-/// in `[0, MOST_RETURNING]`.
+/// in `[0, MOST_RETURNING]`. The log-likelihood is concave in it (each
+/// share is linear in it), so its derivative falls: Newton's method on the
+/// derivative, kept within a bracket that halves when a step leaves it.
 fn fit(cells: &[Cell], k: usize) -> f64 {
-    let likelihood = |returning: f64| -> f64 {
-        cells
-            .iter()
-            .map(|cell| {
-                (0..k)
-                    .filter(|&i| cell.views[i] > 0.0)
-                    .map(|i| cell.views[i] * shares(cell, returning, i).ln())
-                    .sum::<f64>()
-            })
-            .sum()
-    };
-    let ratio = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut lo, mut hi) = (0.0, MOST_RETURNING);
-    let mut a = hi - ratio * (hi - lo);
-    let mut b = lo + ratio * (hi - lo);
-    let (mut fa, mut fb) = (likelihood(a), likelihood(b));
-    for _ in 0..STEPS {
-        if fa < fb {
-            lo = a;
-            a = b;
-            fa = fb;
-            b = lo + ratio * (hi - lo);
-            fb = likelihood(b);
-        } else {
-            hi = b;
-            b = a;
-            fb = fa;
-            a = hi - ratio * (hi - lo);
-            fa = likelihood(a);
+    // The log-likelihood's first and second derivatives at `r`.
+    let slope = |r: f64| -> (f64, f64) {
+        let (mut first, mut second) = (0.0, 0.0);
+        for cell in cells {
+            for i in 0..k {
+                let v = cell.views[i];
+                let s = (1.0 - r) * cell.new[i] + r * cell.old[i];
+                if v > 0.0 && s > LEAST_SHARE {
+                    let d = (cell.old[i] - cell.new[i]) / s;
+                    first += v * d;
+                    second -= v * d * d;
+                }
+            }
         }
+        (first, second)
+    };
+    let (mut lo, mut hi) = (0.0, MOST_RETURNING);
+    if slope(lo).0 <= 0.0 {
+        return lo;
     }
-    0.5 * (lo + hi)
+    if slope(hi).0 >= 0.0 {
+        return hi;
+    }
+    let mut r = 0.5 * (lo + hi);
+    for _ in 0..STEPS {
+        let (first, second) = slope(r);
+        if first > 0.0 {
+            lo = r;
+        } else {
+            hi = r;
+        }
+        let newton = if second < 0.0 { r - first / second } else { f64::NAN };
+        let next = if newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        if (next - r).abs() < 1e-10 {
+            return next;
+        }
+        r = next;
+    }
+    r
 }
+
+/// Most steps of the fit (Newton's converges in a handful; halving the
+/// bracket 60 times would narrow it below 1e-18).
+const STEPS: usize = 60;
 
 /// `d' S^-1 d` over the first `m` coordinates of a covariance `S`, by
 /// Gaussian elimination (no pivoting: `S` is symmetric positive
