@@ -75,6 +75,10 @@ struct Numbers {
     best: f32,
     loss: f32,
     other_loss: f32,
+    /// The leader's posterior mean minus the other's, and the difference's
+    /// posterior standard deviation, relative to the leader's rate.
+    diff: f32,
+    sd: f32,
 }
 
 /// What happened in one experiment.
@@ -146,19 +150,31 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             continue;
         }
         snapshots.push(weights(&arms, &config));
-        if setup.read_verdict {
+        // Below `min_views` the verdict is `collecting` whatever the
+        // numbers: they are computed only when recorded.
+        let fewest = arms[0].views.min(arms[1].views);
+        if setup.read_verdict && (setup.record || fewest >= thresholds.min_views) {
             let outcome = verdict(&arms, thresholds);
             if setup.record {
                 let leader = outcome.leader.unwrap_or_else(|| {
                     usize::from(outcome.probability_best[1] > outcome.probability_best[0])
                 });
-                let rate = (1.0 + arms[leader].total_reward) / (2.0 + arms[leader].views as f64);
+                let moments = |a: &Arm| {
+                    let (al, be) = (1.0 + a.total_reward, 1.0 + a.views as f64 - a.total_reward);
+                    let n = al + be;
+                    (al / n, al * be / (n * n * (n + 1.0)))
+                };
+                let (m0, v0) = moments(&arms[leader]);
+                let (m1, v1) = moments(&arms[1 - leader]);
+                let rate = m0;
                 run.numbers.push(Numbers {
-                    fewest: arms[0].views.min(arms[1].views),
+                    fewest,
                     leader: leader as u8,
                     best: outcome.probability_best[leader] as f32,
                     loss: (outcome.expected_loss[leader] / rate) as f32,
                     other_loss: (outcome.expected_loss[1 - leader] / rate) as f32,
+                    diff: ((m0 - m1) / rate) as f32,
+                    sd: ((v0 + v1).sqrt() / rate) as f32,
                 });
             }
             if outcome.verdict == Verdict::Decided && run.decided.is_none() {
@@ -186,17 +202,9 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             hour_views = [0; 2];
             let p = sample_ratio(&hours).p;
             srm_status = sample_ratio_status(p, srm_before);
-            if let Ok(x) = std::env::var("SRMT") {
-                let t: f64 = x.parse().unwrap();
-                let persist = std::env::var("PERSIST").is_ok();
-                srm_status = if p < t && (srm_before < t || !persist) { Status::Failing } else { Status::Ok };
-            }
+
             srm_before = p;
             run.srm_checks += 1;
-            if std::env::var("DIAG").is_ok() && p < 1e-4 {
-                let r = sample_ratio(&hours);
-                eprintln!("diag seed {seed} hour {} p {:.2e} t2 {:.1} views {:?}", hours.len(), p, r.statistic, arms.iter().map(|a| a.views).collect::<Vec<_>>());
-            }
             run.srm_failures += u64::from(srm_status == Status::Failing);
             run.srm_warnings += u64::from(srm_status == Status::Warning);
             if srm_status == Status::Failing && run.srm_failed.is_none() {
@@ -276,7 +284,29 @@ fn replay(n: &Numbers, t: &Thresholds) -> Verdict {
     }
 }
 
-/// Searches thresholds on recorded A/A and A/B verdict numbers.
+/// A sequential probability ratio test on the relative difference, for
+/// comparison (Wald's: for given error rates, no test needs fewer visitors
+/// on average between its two hypotheses): the log-likelihood ratio of a
+/// difference of `effect` (either way) against none, normal
+/// approximation; `decided` at `ln a` or above, `no-difference` at `-ln b`
+/// or below.
+fn sprt(n: &Numbers, min_views: u64, effect: f64, a: f64, b: f64) -> Verdict {
+    let (d, s2) = (f64::from(n.diff), f64::from(n.sd).powi(2));
+    let llr = (d.abs() * effect - effect * effect / 2.0) / s2;
+    if n.fewest < min_views {
+        Verdict::Collecting
+    } else if llr >= a.ln() {
+        Verdict::Decided
+    } else if llr <= -b.ln() {
+        Verdict::NoDifference
+    } else {
+        Verdict::Leading
+    }
+}
+
+/// Searches thresholds on recorded A/A and A/B verdict numbers (the same
+/// runs as the figures: same seeds), and sets a sequential probability
+/// ratio test beside them.
 fn tune(count: usize, returning: f64) {
     let base = Setup {
         rates: [0.05, 0.05],
@@ -289,90 +319,89 @@ fn tune(count: usize, returning: f64) {
         check_srm: false,
         record: true,
     };
-    // Thresholds that never decide, so every slice is recorded.
+    // The verdict does not steer the weights: every run is played to its
+    // horizon, its numbers recorded at every slice.
     let t = Thresholds::default();
     let aa = runs(base, &t, count, 1);
-    let ab = runs(
-        Setup {
-            rates: [0.05, 0.055],
-            horizon: 200_000,
-            ..base
-        },
-        &t,
-        count,
-        2,
-    );
-    let visits = |slice: usize| (slice as u64 + 1) * SLICE;
-    let first = |run: &Run, t: &Thresholds, within: u64| -> Option<(u64, Verdict, u8)> {
-        run.numbers
-            .iter()
-            .enumerate()
-            .take_while(|(s, _)| visits(*s) <= within)
-            .find_map(|(s, n)| match replay(n, t) {
-                v @ (Verdict::Decided | Verdict::NoDifference) => Some((visits(s), v, n.leader)),
-                _ => None,
-            })
+    let ab_setup = Setup {
+        rates: [0.05, 0.055],
+        horizon: 200_000,
+        ..base
     };
-    println!("minViews pBest loss equiv | A/A wrong strict | A/B right wrong nodiff median");
-    for min_views in [500u64, 1000, 2000] {
-        for probability_best in [0.9, 0.95, 0.97, 0.98, 0.99, 0.995] {
-            for expected_loss in [0.001, 0.002, 0.003, 0.005, 0.01] {
-                for equivalence in [0.005, 0.01, 0.02, 0.03, 0.04] {
-                    let t = Thresholds {
-                        min_views,
-                        probability_best,
-                        expected_loss,
-                        equivalence,
-                    };
-                    let wrong = aa
-                        .iter()
-                        .filter(|r| matches!(first(r, &t, 100_000), Some((_, Verdict::Decided, _))))
-                        .count();
-                    let strict = aa
-                        .iter()
-                        .filter(|r| {
-                            r.numbers
-                                .iter()
-                                .any(|n| replay(n, &t) == Verdict::Decided)
-                        })
-                        .count();
-                    let outcomes: Vec<_> = ab.iter().map(|r| first(r, &t, 200_000)).collect();
-                    let right = outcomes
-                        .iter()
-                        .filter(|o| matches!(o, Some((_, Verdict::Decided, 1))))
-                        .count();
-                    let bad = outcomes
-                        .iter()
-                        .filter(|o| matches!(o, Some((_, Verdict::Decided, 0))))
-                        .count();
-                    let nodiff = outcomes
-                        .iter()
-                        .filter(|o| matches!(o, Some((_, Verdict::NoDifference, _))))
-                        .count();
-                    let med = median(
-                        outcomes
-                            .iter()
-                            .map(|o| match o {
-                                Some((v, Verdict::Decided, _)) => Some(*v),
-                                _ => None,
-                            })
-                            .collect(),
-                    );
-                    let ok = percent(wrong, aa.len()) <= 5.0
-                        && percent(right, right + bad) >= 95.0
-                        && med.is_some_and(|m| m < 62_467);
-                    println!(
-                        "{min_views} {probability_best} {expected_loss} {equivalence} | {:.1} {:.1} | {:.1} {:.1} {:.1} {} {}",
-                        percent(wrong, aa.len()),
-                        percent(strict, aa.len()),
-                        percent(right, right + bad),
-                        percent(bad, ab.len()),
-                        percent(nodiff, ab.len()),
-                        med.map_or("-".to_owned(), |m| m.to_string()),
-                        if ok { "OK" } else { "" },
-                    );
-                }
+    let ab = runs(ab_setup, &t, count, 2);
+    let visits = |slice: usize| (slice as u64 + 1) * SLICE;
+    let report = |label: String, rule: &dyn Fn(&Numbers) -> Verdict| {
+        // The first conclusive verdict within `within` visits.
+        let first = |run: &Run, within: u64| -> Option<(u64, Verdict, u8)> {
+            run.numbers
+                .iter()
+                .enumerate()
+                .take_while(|(s, _)| visits(*s) <= within)
+                .find_map(|(s, n)| match rule(n) {
+                    v @ (Verdict::Decided | Verdict::NoDifference) => Some((visits(s), v, n.leader)),
+                    _ => None,
+                })
+        };
+        let aa_first: Vec<_> = aa.iter().map(|r| first(r, 100_000)).collect();
+        let count_of = |outcomes: &[Option<(u64, Verdict, u8)>], verdict: Verdict, leader: Option<u8>| {
+            outcomes
+                .iter()
+                .filter(|o| {
+                    o.is_some_and(|(_, v, l)| v == verdict && leader.is_none_or(|x| x == l))
+                })
+                .count()
+        };
+        let wrong = count_of(&aa_first, Verdict::Decided, None);
+        let aa_no_difference = count_of(&aa_first, Verdict::NoDifference, None);
+        let strict = aa
+            .iter()
+            .filter(|r| r.numbers.iter().any(|n| rule(n) == Verdict::Decided))
+            .count();
+        let outcomes: Vec<_> = ab.iter().map(|r| first(r, 200_000)).collect();
+        let right = count_of(&outcomes, Verdict::Decided, Some(1));
+        let bad = count_of(&outcomes, Verdict::Decided, Some(0));
+        let no_difference = count_of(&outcomes, Verdict::NoDifference, None);
+        let to_decision = median(
+            outcomes
+                .iter()
+                .map(|o| o.filter(|(_, v, _)| *v == Verdict::Decided).map(|(n, _, _)| n))
+                .collect(),
+        );
+        println!(
+            "{label:<28} | {:>5.1} {:>5.1} {:>5.1} | {:>5.1} {:>5.1} {:>5.1} {:>7}",
+            percent(wrong, aa.len()),
+            percent(strict, aa.len()),
+            percent(aa_no_difference, aa.len()),
+            percent(right, right + bad),
+            percent(no_difference, ab.len()),
+            percent(bad, ab.len()),
+            to_decision.map_or("-".to_owned(), |m| m.to_string()),
+        );
+    };
+    println!(
+        "rule                         | A/A: wrong strict no-diff | A/B: right-of-decided no-diff wrong-decided median"
+    );
+    for min_views in [1_000u64, 1_500, 2_000] {
+        for probability_best in [0.995, 0.996, 0.997] {
+            for equivalence in [0.01, 0.015, 0.02] {
+                let t = Thresholds {
+                    min_views,
+                    probability_best,
+                    expected_loss: 0.001,
+                    equivalence,
+                };
+                report(
+                    format!("{min_views} {probability_best} 0.001 {equivalence}"),
+                    &|n| replay(n, &t),
+                );
             }
+        }
+    }
+    for effect in [0.08, 0.1, 0.12] {
+        for a in [19.0, 29.0] {
+            report(format!("SPRT lift {effect} LR {a}"), &|n| {
+                sprt(n, 1_000, effect, a, 19.0)
+            });
         }
     }
 }

@@ -77,37 +77,32 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     if k < 2 {
         return none;
     }
-    let cells = components(hours, k);
-    if cells.is_empty() {
-        return none;
-    }
-    let returning = fit(&cells, k);
-    let expected = |cell: &Cell, i: usize| shares(cell, returning, i);
-
-    // Each hour's views minus its expected views (the first K - 1
-    // variants: the last is determined by them), summed, against the
-    // spread of those hourly differences themselves.
+    let cells = Cells::of(hours, k);
     let m = k - 1;
-    let residuals: Vec<Vec<f64>> = cells
-        .iter()
-        .map(|cell| {
-            (0..m)
-                .map(|i| cell.views[i] - cell.total * expected(cell, i))
-                .collect()
-        })
-        .collect();
-    let hours = residuals.len();
+    let hours = cells.total.len();
     if hours < LEAST_HOURS.max(m + 2) {
         return none;
     }
+    let returning = fit(&cells);
+
+    // Each hour's views minus its expected views (the first K - 1
+    // variants: the last is determined by them), averaged, against the
+    // spread of those hourly differences themselves.
     let h = hours as f64;
-    let mean: Vec<f64> = (0..m)
-        .map(|i| residuals.iter().map(|r| r[i]).sum::<f64>() / h)
-        .collect();
-    let centered: Vec<Vec<f64>> = residuals
-        .iter()
-        .map(|r| r.iter().zip(&mean).map(|(x, c)| x - c).collect())
-        .collect();
+    let mut residuals = vec![0.0; hours * m];
+    let mut mean = vec![0.0; m];
+    for t in 0..hours {
+        for i in 0..m {
+            let r = cells.views[t * k + i] - cells.total[t] * cells.share(t * k + i, returning);
+            residuals[t * m + i] = r;
+            mean[i] += r / h;
+        }
+    }
+    for t in 0..hours {
+        for i in 0..m {
+            residuals[t * m + i] -= mean[i];
+        }
+    }
     // The long-run covariance of the hourly differences (Newey–West,
     // Bartlett weights over sqrt(H) lags): a returning visitor carries one
     // hour's luck into later hours, so neighbouring hours are correlated.
@@ -120,7 +115,8 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
             2.0 * (1.0 - lag as f64 / (lags + 1) as f64)
         };
         for t in lag..hours {
-            let (now, then) = (&centered[t], &centered[t - lag]);
+            let now = &residuals[t * m..(t + 1) * m];
+            let then = &residuals[(t - lag) * m..(t - lag + 1) * m];
             for i in 0..m {
                 for j in 0..m {
                     // Symmetrized: (r_t r_{t-l}' + r_{t-l} r_t') / 2.
@@ -131,8 +127,8 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     }
     // H r̄' Ω^-1 r̄, referred to Hotelling's T² with the long-run
     // covariance's equivalent degrees of freedom rather than H - 1: a
-    // Bartlett estimate over a bandwidth of `lags + 1` hours varies as a
-    // chi-square with 3H / (2 (lags + 1)) of them (Andrews 1991; the
+    // Bartlett estimate over a bandwidth of `lags + 1` hours varies about
+    // as a chi-square with 3H / (2 (lags + 1)) of them (Andrews 1991; the
     // approximation Lazarus, Lewis, Stock and Watson 2018 recommend), far
     // fewer than H, so H - 1 would alarm too often on healthy traffic.
     let p = m as f64;
@@ -145,10 +141,11 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     }
 }
 
-/// One hour with views: its views, and its expected shares as new visitors
-/// and as returning ones.
-struct Cell {
-    total: f64,
+/// The hours with views, `k` variants each, flat (hour `t`, variant `i` at
+/// `t * k + i`): views, and expected shares as new visitors and as
+/// returning ones.
+struct Cells {
+    total: Vec<f64>,
     views: Vec<f64>,
     /// Half on the weights served this hour, half on the hour before.
     new: Vec<f64>,
@@ -156,99 +153,99 @@ struct Cell {
     old: Vec<f64>,
 }
 
-/// The cells of the hours with views (a missing split falls back to the
-/// nearest later one: an hour with no answers served nothing new).
-fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
-    let normalized = |w: &[f64]| -> Option<Vec<f64>> {
-        let mut v: Vec<f64> = (0..k)
-            .map(|i| {
-                w.get(i)
-                    .copied()
-                    .filter(|x| x.is_finite() && *x > 0.0)
-                    .unwrap_or(0.0)
-            })
-            .collect();
-        let sum: f64 = v.iter().sum();
-        (sum > 0.0).then(|| {
-            v.iter_mut().for_each(|x| *x /= sum);
-            v
-        })
-    };
-    let mut cells = Vec::new();
-    let mut last_served: Option<Vec<f64>> = None;
-    // The last day's served weights (up to DAY + 1 hours that served any),
-    // and their running sum.
-    let mut served_by_hour: Vec<Option<Vec<f64>>> = Vec::with_capacity(hours.len());
-    let mut history = vec![0.0; k];
-    let mut history_views = 0.0;
-    for hour in hours {
-        let previous = last_served.clone();
-        if let Some(w) = normalized(&hour.served) {
-            last_served = Some(w);
-        }
-        let Some(now) = last_served.clone() else {
-            served_by_hour.push(None);
-            continue;
+impl Cells {
+    /// The cells of `hours` (a missing split falls back to the nearest
+    /// earlier one: an hour with no answers served nothing new).
+    fn of(hours: &[HourSplit], k: usize) -> Cells {
+        let mut cells = Cells {
+            total: Vec::with_capacity(hours.len()),
+            views: Vec::with_capacity(hours.len() * k),
+            new: Vec::with_capacity(hours.len() * k),
+            old: Vec::with_capacity(hours.len() * k),
         };
-        served_by_hour.push(Some(now.clone()));
-        let before = previous.unwrap_or_else(|| vec![1.0 / k as f64; k]);
-        let h = served_by_hour.len() - 1;
+        // The weights in force each hour since the first that served any,
+        // and the sum of the last day's (this hour and DAY before).
+        let mut served: Vec<f64> = Vec::with_capacity(hours.len() * k);
         let mut day = vec![0.0; k];
-        let mut day_hours = 0.0;
-        for w in served_by_hour[h.saturating_sub(DAY)..=h].iter().flatten() {
-            day.iter_mut().zip(w).for_each(|(d, x)| *d += x);
-            day_hours += 1.0;
-        }
-        let views: Vec<f64> = (0..k)
-            .map(|i| hour.views.get(i).copied().unwrap_or(0) as f64)
-            .collect();
-        let total: f64 = views.iter().sum();
-        if total > 0.0 {
-            for i in 0..k {
-                history[i] += total * now[i];
+        let mut history = vec![0.0; k];
+        let mut history_views = 0.0;
+        let mut now = vec![0.0; k];
+        let mut before = vec![1.0 / k as f64; k];
+        let mut serving = false;
+        for hour in hours {
+            let sum: f64 = (0..k).map(|i| clean(hour.served.get(i))).sum();
+            if serving {
+                before.copy_from_slice(&now);
+            }
+            if sum > 0.0 {
+                (0..k).for_each(|i| now[i] = clean(hour.served.get(i)) / sum);
+                serving = true;
+            }
+            if !serving {
+                continue;
+            }
+            let h = served.len() / k;
+            served.extend_from_slice(&now);
+            (0..k).for_each(|i| day[i] += now[i]);
+            if h > DAY {
+                (0..k).for_each(|i| day[i] -= served[(h - DAY - 1) * k + i]);
+            }
+            let day_hours = (h + 1).min(DAY + 1) as f64;
+            let views = (0..k).map(|i| hour.views.get(i).copied().unwrap_or(0) as f64);
+            let start = cells.views.len();
+            cells.views.extend(views);
+            let total: f64 = cells.views[start..].iter().sum();
+            if total <= 0.0 {
+                cells.views.truncate(start);
+                continue;
             }
             history_views += total;
-            let new = (0..k).map(|i| 0.5 * (now[i] + before[i])).collect();
-            let old = (0..k)
-                .map(|i| 0.5 * (day[i] / day_hours + history[i] / history_views))
-                .collect();
-            cells.push(Cell {
-                total,
-                views,
-                new,
-                old,
-            });
+            for i in 0..k {
+                history[i] += total * now[i];
+                cells.new.push(0.5 * (now[i] + before[i]));
+                cells
+                    .old
+                    .push(0.5 * (day[i] / day_hours + history[i] / history_views));
+            }
+            cells.total.push(total);
         }
+        cells
     }
-    cells
+
+    /// The expected share of cell `c` (hour `c / k`, variant `c % k`) when
+    /// returning visitors make `returning` of its views.
+    fn share(&self, c: usize, returning: f64) -> f64 {
+        ((1.0 - returning) * self.new[c] + returning * self.old[c]).max(LEAST_SHARE)
+    }
+}
+
+/// A served weight as the test reads it: non-finite, negative or missing
+/// count as 0.
+fn clean(w: Option<&f64>) -> f64 {
+    w.copied()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .unwrap_or(0.0)
 }
 
 /// Largest share of views the fit may give to returning visitors.
 const MOST_RETURNING: f64 = 0.8;
 
-/// The expected share of variant `i` in a cell when returning visitors make
-/// `returning` of its views.
-fn shares(cell: &Cell, returning: f64, i: usize) -> f64 {
-    ((1.0 - returning) * cell.new[i] + returning * cell.old[i]).max(LEAST_SHARE)
-}
-
 /// The share of returning visitors maximizing the multinomial likelihood,
 /// in `[0, MOST_RETURNING]`. The log-likelihood is concave in it (each
 /// share is linear in it), so its derivative falls: Newton's method on the
-/// derivative, kept within a bracket that halves when a step leaves it.
-fn fit(cells: &[Cell], k: usize) -> f64 {
+/// derivative, kept within a bracket that shrinks at every step and halves
+/// when a step would leave it.
+fn fit(cells: &Cells) -> f64 {
     // The log-likelihood's first and second derivatives at `r`.
     let slope = |r: f64| -> (f64, f64) {
         let (mut first, mut second) = (0.0, 0.0);
-        for cell in cells {
-            for i in 0..k {
-                let v = cell.views[i];
-                let s = (1.0 - r) * cell.new[i] + r * cell.old[i];
-                if v > 0.0 && s > LEAST_SHARE {
-                    let d = (cell.old[i] - cell.new[i]) / s;
-                    first += v * d;
-                    second -= v * d * d;
-                }
+        for c in 0..cells.views.len() {
+            let (v, new, old) = (cells.views[c], cells.new[c], cells.old[c]);
+            let s = (1.0 - r) * new + r * old;
+            if v > 0.0 && s > LEAST_SHARE {
+                let d = (old - new) / s;
+                first += v * d;
+                second -= v * d * d;
             }
         }
         (first, second)
@@ -268,7 +265,11 @@ fn fit(cells: &[Cell], k: usize) -> f64 {
         } else {
             hi = r;
         }
-        let newton = if second < 0.0 { r - first / second } else { f64::NAN };
+        let newton = if second < 0.0 {
+            r - first / second
+        } else {
+            f64::NAN
+        };
         let next = if newton > lo && newton < hi {
             newton
         } else {
