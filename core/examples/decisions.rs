@@ -149,12 +149,21 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
         if done % SLICE != 0 {
             continue;
         }
-        snapshots.push(weights(&arms, &config));
         // Below `min_views` the verdict is `collecting` whatever the
         // numbers: they are computed only when recorded.
         let fewest = arms[0].views.min(arms[1].views);
-        if setup.read_verdict && (setup.record || fewest >= thresholds.min_views) {
+        if !(setup.read_verdict && (setup.record || fewest >= thresholds.min_views)) {
+            snapshots.push(weights(&arms, &config));
+        } else {
             let outcome = verdict(&arms, thresholds);
+            // The weights are the probabilities of being best the verdict
+            // just computed (same quadrature), mixed with the floor as
+            // `weights` does; checked against it now and then.
+            let served = served_weights(&outcome.probability_best, &config);
+            if snapshots.len() % 64 == 0 {
+                assert_eq!(served, weights(&arms, &config), "{arms:?}");
+            }
+            snapshots.push(served);
             if setup.record {
                 let leader = outcome.leader.unwrap_or_else(|| {
                     usize::from(outcome.probability_best[1] > outcome.probability_best[0])
@@ -217,6 +226,29 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     }
     run.srm_failed_at_end = srm_status == Status::Failing;
     run
+}
+
+/// The weights `weights` serves for these probabilities of being best:
+/// each mixed with the exploration floor, the rounding error given to the
+/// largest (bit for bit the same; `play` checks it).
+fn served_weights(probability_best: &[f64], config: &WeightsConfig) -> Vec<f64> {
+    let (floor, k) = (config.exploration_floor, probability_best.len() as f64);
+    let scale = 1.0 - k * floor;
+    let mut out: Vec<f64> = probability_best
+        .iter()
+        .map(|p| (floor + scale * p).clamp(0.0, 1.0))
+        .collect();
+    let sum: f64 = out.iter().sum();
+    if (sum - 1.0).abs() > 1e-12 {
+        let mut largest = 0;
+        for (i, &w) in out.iter().enumerate() {
+            if w > out[largest] {
+                largest = i;
+            }
+        }
+        out[largest] = (out[largest] + (1.0 - sum)).clamp(0.0, 1.0);
+    }
+    out
 }
 
 /// Every run of `setup`, experiment `i` with seed `salt * 1_000_003 + i`,
