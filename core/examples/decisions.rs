@@ -370,19 +370,22 @@ fn tune(count: usize, returning: f64) {
                 .enumerate()
                 .take_while(|(s, _)| visits(*s) <= within)
                 .find_map(|(s, n)| match rule(n) {
-                    v @ (Verdict::Decided | Verdict::NoDifference) => Some((visits(s), v, n.leader)),
+                    v @ (Verdict::Decided | Verdict::NoDifference) => {
+                        Some((visits(s), v, n.leader))
+                    }
                     _ => None,
                 })
         };
         let aa_first: Vec<_> = aa.iter().map(|r| first(r, 100_000)).collect();
-        let count_of = |outcomes: &[Option<(u64, Verdict, u8)>], verdict: Verdict, leader: Option<u8>| {
-            outcomes
-                .iter()
-                .filter(|o| {
-                    o.is_some_and(|(_, v, l)| v == verdict && leader.is_none_or(|x| x == l))
-                })
-                .count()
-        };
+        let count_of =
+            |outcomes: &[Option<(u64, Verdict, u8)>], verdict: Verdict, leader: Option<u8>| {
+                outcomes
+                    .iter()
+                    .filter(|o| {
+                        o.is_some_and(|(_, v, l)| v == verdict && leader.is_none_or(|x| x == l))
+                    })
+                    .count()
+            };
         let wrong = count_of(&aa_first, Verdict::Decided, None);
         let aa_no_difference = count_of(&aa_first, Verdict::NoDifference, None);
         let strict = aa
@@ -396,7 +399,10 @@ fn tune(count: usize, returning: f64) {
         let to_decision = median(
             outcomes
                 .iter()
-                .map(|o| o.filter(|(_, v, _)| *v == Verdict::Decided).map(|(n, _, _)| n))
+                .map(|o| {
+                    o.filter(|(_, v, _)| *v == Verdict::Decided)
+                        .map(|(n, _, _)| n)
+                })
                 .collect(),
         );
         println!(
