@@ -496,7 +496,9 @@ fn main() {
         check_srm,
         record: false,
     };
+    let row = Instant::now();
     let aa = runs(base, &thresholds, count, 1);
+    let aa_time = row.elapsed().as_secs_f64();
     let wrong = aa
         .iter()
         .filter(|r| matches!(r.conclusive, Some((_, Verdict::Decided, _))))
@@ -515,7 +517,7 @@ fn main() {
             .collect(),
     );
     println!(
-        "A/A (5 % and 5 %), 100,000 visitors, owner stopping at the first conclusive verdict: `decided` (wrongly) in {:.1} % (goal <= 5 %); `no-difference` in {:.1} % (median visitors {}); neither in {:.1} %",
+        "A/A (5 % and 5 %), 100,000 visitors, owner stopping at the first conclusive verdict: `decided` (wrongly) in {:.1} % (goal <= 5 %); `no-difference` in {:.1} % (median visitors {}); neither in {:.1} % ({aa_time:.1} s)",
         percent(wrong, aa.len()),
         percent(no_difference, aa.len()),
         to_no_difference.map_or("over 100,000".to_owned(), |n| n.to_string()),
@@ -532,7 +534,9 @@ fn main() {
         stop_when_conclusive: true,
         ..base
     };
+    let row = Instant::now();
     let ab = runs(ab_setup, &thresholds, count, 2);
+    let ab_time = row.elapsed().as_secs_f64();
     let decided: Vec<(u64, usize)> = ab.iter().filter_map(|r| r.decided).collect();
     let right = decided.iter().filter(|(_, leader)| *leader == 1).count();
     let ab_no_difference = ab
@@ -542,7 +546,7 @@ fn main() {
     let fixed = fixed_horizon(0.05, 0.055);
     let to_decision = median(ab.iter().map(|r| r.decided.map(|d| d.0)).collect());
     println!(
-        "A/B (5 % vs 5.5 %), 200,000 visitors, owner stopping at the first conclusive verdict: `decided` in {:.1} %, of those the true best in {:.1} % (goal >= 95 %); `decided` for the worse variant in {:.1} % of all; `no-difference` (wrongly) in {:.1} %; neither in {:.1} %",
+        "A/B (5 % vs 5.5 %), 200,000 visitors, owner stopping at the first conclusive verdict: `decided` in {:.1} %, of those the true best in {:.1} % (goal >= 95 %); `decided` for the worse variant in {:.1} % of all; `no-difference` (wrongly) in {:.1} %; neither in {:.1} % ({ab_time:.1} s)",
         percent(decided.len(), ab.len()),
         percent(right, decided.len()),
         percent(decided.len() - right, ab.len()),
@@ -581,11 +585,13 @@ fn main() {
             stop_when_srm: true,
             ..base
         };
+        let row = Instant::now();
         let srm = runs(broken, &thresholds, count, 3);
+        let srm_time = row.elapsed().as_secs_f64();
         let detected = srm.iter().filter(|r| r.srm_failed.is_some()).count();
         let views = median(srm.iter().map(|r| r.srm_failed).collect());
         println!(
-            "SRM with one variant losing 10 % of its views: `failing` within 1,000,000 visits in {:.1} %; median recorded views to `failing` {}",
+            "SRM with one variant losing 10 % of its views: `failing` within 1,000,000 visits in {:.1} %; median recorded views to `failing` {} ({srm_time:.1} s)",
             percent(detected, srm.len()),
             views.map_or("over 1,000,000".to_owned(), |n| n.to_string()),
         );
