@@ -160,7 +160,7 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             // just computed (same quadrature), mixed with the floor as
             // `weights` does; checked against it now and then.
             let served = served_weights(&outcome.probability_best, &config);
-            if snapshots.len() % 64 == 0 {
+            if snapshots.len().is_multiple_of(64) {
                 assert_eq!(served, weights(&arms, &config), "{arms:?}");
             }
             snapshots.push(served);
