@@ -12,13 +12,18 @@
 //! since a visitor may return within it). The share of
 //! returning visitors, one for the whole experiment, is fitted by maximum
 //! likelihood (at most 80 %). It is the served weights, not the views seen
-//! before, that returning visitors follow, so a loss of views cannot hide
-//! in that share.
+//! before, that returning visitors follow, so a loss of views does not hide
+//! in that share (partly it can when many visitors return and the weights
+//! move one way all along: one share then explains a steady drift).
 //!
 //! The test: each hour's views minus its expected views, per variant,
 //! averaged over the hours and set against the spread of those hourly
 //! differences themselves, neighbouring hours' correlation included
-//! (Newey–West), as Hotelling's T² (an F test). A variant losing a
+//! (Newey–West), as Hotelling's T², referred to the F distribution with
+//! the spread's equivalent degrees of freedom (3H / (2 (lags + 1)), not
+//! H - 1: an estimated long-run spread is far less certain than a plain
+//! variance, and H - 1 alarmed on healthy bandits 30 times more often than
+//! its p-value said). A variant losing a
 //! share of its views shifts every hour the same way, so the sum grows
 //! faster than its spread; the spread itself absorbs whatever makes hours
 //! noisier than a multinomial: sticky visitors (one visitor, many views of
