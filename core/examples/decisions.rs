@@ -101,6 +101,37 @@ struct Run {
     numbers: Vec<Numbers>,
 }
 
+/// Each new visitor's variant (0 or 1), by arrival, one bit each: returning
+/// visitors are drawn at random among them, and a bit set stays in the
+/// cache where a byte each would not.
+#[derive(Default)]
+struct Visitors {
+    bits: Vec<u64>,
+    len: usize,
+}
+
+impl Visitors {
+    fn push(&mut self, variant: usize) {
+        if self.len.is_multiple_of(64) {
+            self.bits.push(0);
+        }
+        self.bits[self.len / 64] |= (variant as u64 & 1) << (self.len % 64);
+        self.len += 1;
+    }
+
+    fn variant(&self, i: usize) -> usize {
+        ((self.bits[i / 64] >> (i % 64)) & 1) as usize
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     let mut rng = SmallRng::seed_from_u64(seed);
     let config = WeightsConfig::default();
@@ -108,7 +139,7 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     // Weights in force at each slice so far (the server's, every slice).
     let mut snapshots: Vec<Vec<f64>> = vec![weights(&arms, &config)];
     // Each new visitor's variant, by arrival.
-    let mut visitors: Vec<u8> = Vec::new();
+    let mut visitors = Visitors::default();
     // Index in `visitors` of each hour's first new visitor.
     let mut first_of_hour: Vec<usize> = Vec::new();
     let mut hours: Vec<HourSplit> = Vec::new();
@@ -130,12 +161,12 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             } else {
                 0
             };
-            visitors[rng.random_range(from..n)] as usize
+            visitors.variant(rng.random_range(from..n))
         } else {
             let age = rng.random_range(0..=SLICES_PER_HOUR);
             let held = &snapshots[snapshots.len().saturating_sub(1 + age)];
             let v = choose(held, rng.random::<f64>());
-            visitors.push(v as u8);
+            visitors.push(v);
             v
         };
         if !(variant == 1 && rng.random::<f64>() < setup.lost) {

@@ -119,14 +119,14 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
         } else {
             2.0 * (1.0 - lag as f64 / (lags + 1) as f64)
         };
-        for t in lag..hours {
-            let now = &residuals[t * m..(t + 1) * m];
-            let then = &residuals[(t - lag) * m..(t - lag + 1) * m];
-            for i in 0..m {
-                for j in 0..m {
-                    // Symmetrized: (r_t r_{t-l}' + r_{t-l} r_t') / 2.
-                    spread[i][j] += weight * 0.5 * (now[i] * then[j] + then[i] * now[j]) / h;
-                }
+        for i in 0..m {
+            for j in 0..m {
+                // Σ_t r_t,i r_{t-l},j, then symmetrized below.
+                let products: f64 = (lag..hours)
+                    .map(|t| residuals[t * m + i] * residuals[(t - lag) * m + j])
+                    .sum();
+                spread[i][j] += 0.5 * weight * products / h;
+                spread[j][i] += 0.5 * weight * products / h;
             }
         }
     }
