@@ -97,7 +97,7 @@ struct Run {
     srm_checks: u64,
     srm_failures: u64,
     srm_warnings: u64,
-    /// Hourly p-values, for `tune=1` (SRM rows).
+    /// The verdict's numbers at every slice, for `tune=1`.
     numbers: Vec<Numbers>,
 }
 
