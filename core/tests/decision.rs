@@ -4,7 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use myna_core::decision::decide;
-use myna_core::decision::health::{self, Hour, HourSplit, SRM_FAILING_BELOW, Status, sample_ratio};
+use myna_core::decision::health::srm::f_survival;
+use myna_core::decision::health::{
+    self, Hour, HourSplit, SRM_FAILING_BELOW, Status, sample_ratio, sample_ratio_check,
+    sample_ratio_status,
+};
 use myna_core::decision::rule::{Thresholds, Verdict, verdict};
 use myna_core::model::{Experiment, Variant, Visibility};
 use myna_core::problem::Code;
@@ -197,6 +201,42 @@ fn the_verdict_moves_from_collecting_to_leading_to_decided() {
 }
 
 #[test]
+fn the_defaults_are_the_ones_the_simulation_chose() {
+    // README "When is an experiment done?" lists these and the figures the
+    // simulation (`--example decisions`) measured with them.
+    assert_eq!(
+        Thresholds::default(),
+        Thresholds {
+            min_views: 2_000,
+            probability_best: 0.996,
+            expected_loss: 0.001,
+            equivalence: 0.015,
+        }
+    );
+    let t = Thresholds::default();
+    // Equal rates, 100,000 views each: every expected loss is under 1.5 %
+    // of the rate, so no difference, keep any.
+    let same = verdict(&[arm(100_000, 5_000.0), arm(100_000, 5_020.0)], &t);
+    assert_eq!(same.verdict, Verdict::NoDifference, "{same:?}");
+    // A 10 % lift on as many views: decided for it, not "no difference".
+    let lift = verdict(&[arm(100_000, 5_000.0), arm(100_000, 5_500.0)], &t);
+    assert_eq!((lift.verdict, lift.leader), (Verdict::Decided, Some(1)));
+    // A bandit's lopsided split: the laggard below minViews keeps it
+    // collecting, however clear the leader looks.
+    let starved = verdict(&[arm(1_999, 60.0), arm(60_000, 3_300.0)], &t);
+    assert_eq!(starved.verdict, Verdict::Collecting);
+    // The same lead with the laggard at minViews is not decided yet: its
+    // probability of being best is below 99.6 %.
+    let close = verdict(&[arm(2_000, 100.0), arm(20_000, 1_100.0)], &t);
+    assert_eq!(
+        (close.verdict, close.leader),
+        (Verdict::Leading, Some(1)),
+        "{close:?}"
+    );
+    assert!(close.probability_best[1] < t.probability_best);
+}
+
+#[test]
 fn thresholds_are_read_from_settings_flat_or_nested() {
     let (t, problems) = Thresholds::from_settings(&json!({
         "myna.decision.minViews": 50,
@@ -260,6 +300,11 @@ fn bad_thresholds_fall_back_to_defaults_and_are_named() {
 /// loaded up to an hour earlier, 30 % of visits by returning visitors who
 /// keep their first variant, and variant 1 losing `lost` of its views.
 fn bandit_hours(seed: u64, hours: usize, lost: f64) -> Vec<HourSplit> {
+    bandit_hours_returning(seed, hours, lost, 0.3)
+}
+
+/// [`bandit_hours`] with `returning` of the visits by returning visitors.
+fn bandit_hours_returning(seed: u64, hours: usize, lost: f64, returning: f64) -> Vec<HourSplit> {
     let mut rng = StdRng::seed_from_u64(seed);
     let slices_per_hour = 10;
     let mut weights: Vec<[f64; 2]> = vec![[0.5, 0.5]];
@@ -269,7 +314,7 @@ fn bandit_hours(seed: u64, hours: usize, lost: f64) -> Vec<HourSplit> {
     let mut views = vec![0u64; 2];
     for slice in 1..=hours * slices_per_hour {
         for _ in 0..100 {
-            let variant = if !visitors.is_empty() && rng.random::<f64>() < 0.3 {
+            let variant = if !visitors.is_empty() && rng.random::<f64>() < returning {
                 visitors[rng.random_range(0..visitors.len())]
             } else {
                 let age = rng.random_range(0..=slices_per_hour);
@@ -308,7 +353,7 @@ fn srm_stays_quiet_on_healthy_bandit_traffic_and_fails_a_broken_split() {
         assert!(healthy.p >= SRM_FAILING_BELOW, "seed {seed}: {healthy:?}");
     }
     for seed in 0..5 {
-        let broken = sample_ratio(&bandit_hours(seed, 96, 0.25));
+        let broken = sample_ratio(&bandit_hours(seed, 168, 0.25));
         assert!(broken.p < SRM_FAILING_BELOW, "seed {seed}: {broken:?}");
     }
     // A fixed-split check would alarm on the healthy traffic: the views are
@@ -319,6 +364,93 @@ fn srm_stays_quiet_on_healthy_bandit_traffic_and_fails_a_broken_split() {
     // Too few hours to say anything: no alarm even for a bad split.
     let short = sample_ratio(&bandit_hours(0, 2, 0.5));
     assert_eq!(short.p, 1.0);
+}
+
+#[test]
+fn srm_is_referred_to_the_spreads_equivalent_degrees_of_freedom() {
+    // Two variants: T² is a squared t, referred to F(1, nu) with nu =
+    // 3H / (2 (lags + 1)), lags = ceil(sqrt(H)): far fewer than H - 1.
+    for (seed, hours) in [(1, 30), (2, 72), (3, 150)] {
+        let result = sample_ratio(&bandit_hours(seed, hours, 0.1));
+        assert_eq!(result.hours, hours);
+        let h = hours as f64;
+        let nu = 1.5 * h / (h.sqrt().ceil() + 1.0);
+        let expected = f_survival(result.statistic, 1.0, nu);
+        assert!(
+            (result.p - expected).abs() <= 1e-12 + 1e-9 * expected,
+            "{result:?} vs {expected}"
+        );
+        assert!(result.p > f_survival(result.statistic, 1.0, h - 1.0));
+    }
+}
+
+#[test]
+fn srm_stays_quiet_with_many_returning_visitors_or_none() {
+    for returning in [0.0, 0.6] {
+        for seed in 0..10 {
+            let healthy = sample_ratio(&bandit_hours_returning(seed, 72, 0.0, returning));
+            assert!(
+                healthy.p >= SRM_FAILING_BELOW,
+                "returning {returning}, seed {seed}: {healthy:?}"
+            );
+        }
+    }
+    // Without returning visitors the fitted share is 0 and a loss shows.
+    // (With many, and weights moving one way all along, the fitted share
+    // can absorb part of a loss: the check is weaker there.)
+    let broken = sample_ratio(&bandit_hours_returning(0, 168, 0.25, 0.0));
+    assert!(broken.p < SRM_FAILING_BELOW, "{broken:?}");
+}
+
+#[test]
+fn srm_fails_only_when_two_hourly_tests_in_a_row_are_significant() {
+    let (low, high) = (SRM_FAILING_BELOW / 10.0, SRM_FAILING_BELOW * 10.0);
+    assert_eq!(sample_ratio_status(low, low), Status::Failing);
+    assert_eq!(sample_ratio_status(low, high), Status::Warning);
+    assert_eq!(sample_ratio_status(high, low), Status::Ok);
+    assert_eq!(sample_ratio_status(high, high), Status::Ok);
+
+    // A variant losing a quarter of its views: the first hour the test is
+    // significant the check warns; when the next hour agrees, it fails.
+    let splits = bandit_hours(4, 120, 0.25);
+    let hours: Vec<Hour> = splits
+        .iter()
+        .enumerate()
+        .map(|(h, s)| Hour {
+            start_ms: h as i64 * 3_600_000,
+            served: s.served.clone(),
+            views: s.views.clone(),
+            rewards: vec![0.0; 2],
+        })
+        .collect();
+    let first = (1..=hours.len())
+        .find(|&n| sample_ratio(&splits[..n]).p < SRM_FAILING_BELOW)
+        .unwrap();
+    let warning = sample_ratio_check(&hours[..first]);
+    assert_eq!(warning.status, Status::Warning, "{warning:?}");
+    assert!(warning.message.contains("fails if the next hour agrees"));
+    let next = (first + 1..=hours.len())
+        .find(|&n| sample_ratio(&splits[..n - 1]).p < SRM_FAILING_BELOW)
+        .unwrap();
+    let failing = sample_ratio_check(&hours[..next]);
+    assert_eq!(failing.status, Status::Failing, "{failing:?}");
+    assert!(failing.data["pBefore"].as_f64().unwrap() < SRM_FAILING_BELOW);
+    // Healthy traffic: ok, the earlier hour not even looked at.
+    let healthy: Vec<Hour> = bandit_hours(4, 120, 0.0)
+        .into_iter()
+        .enumerate()
+        .map(|(h, s)| Hour {
+            start_ms: h as i64 * 3_600_000,
+            served: s.served,
+            views: s.views,
+            rewards: vec![0.0; 2],
+        })
+        .collect();
+    let ok = sample_ratio_check(&healthy);
+    assert_eq!(
+        (ok.status, ok.data["pBefore"].as_f64()),
+        (Status::Ok, Some(1.0))
+    );
 }
 
 fn hour(start_h: i64, served: [f64; 2], views: [u64; 2], rewards: [f64; 2]) -> Hour {

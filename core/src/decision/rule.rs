@@ -31,10 +31,10 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            min_views: 1_000,
-            probability_best: 0.997,
+            min_views: 2_000,
+            probability_best: 0.996,
             expected_loss: 0.001,
-            equivalence: 0.02,
+            equivalence: 0.015,
         }
     }
 }

@@ -12,13 +12,18 @@
 //! since a visitor may return within it). The share of
 //! returning visitors, one for the whole experiment, is fitted by maximum
 //! likelihood (at most 80 %). It is the served weights, not the views seen
-//! before, that returning visitors follow, so a loss of views cannot hide
-//! in that share.
+//! before, that returning visitors follow, so a loss of views does not hide
+//! in that share (partly it can when many visitors return and the weights
+//! move one way all along: one share then explains a steady drift).
 //!
 //! The test: each hour's views minus its expected views, per variant,
 //! averaged over the hours and set against the spread of those hourly
 //! differences themselves, neighbouring hours' correlation included
-//! (Newey–West), as Hotelling's T² (an F test). A variant losing a
+//! (Newey–West), as Hotelling's T², referred to the F distribution with
+//! the spread's equivalent degrees of freedom (3H / (2 (lags + 1)), not
+//! H - 1: an estimated long-run spread is far less certain than a plain
+//! variance, and H - 1 alarmed on healthy bandits 30 times more often than
+//! its p-value said). A variant losing a
 //! share of its views shifts every hour the same way, so the sum grows
 //! faster than its spread; the spread itself absorbs whatever makes hours
 //! noisier than a multinomial: sticky visitors (one visitor, many views of
@@ -77,37 +82,32 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     if k < 2 {
         return none;
     }
-    let cells = components(hours, k);
-    if cells.is_empty() {
-        return none;
-    }
-    let returning = fit(&cells, k);
-    let expected = |cell: &Cell, i: usize| shares(cell, returning, i);
-
-    // Each hour's views minus its expected views (the first K - 1
-    // variants: the last is determined by them), summed, against the
-    // spread of those hourly differences themselves.
+    let cells = Cells::of(hours, k);
     let m = k - 1;
-    let residuals: Vec<Vec<f64>> = cells
-        .iter()
-        .map(|cell| {
-            (0..m)
-                .map(|i| cell.views[i] - cell.total * expected(cell, i))
-                .collect()
-        })
-        .collect();
-    let hours = residuals.len();
+    let hours = cells.total.len();
     if hours < LEAST_HOURS.max(m + 2) {
         return none;
     }
+    let returning = fit(&cells);
+
+    // Each hour's views minus its expected views (the first K - 1
+    // variants: the last is determined by them), averaged, against the
+    // spread of those hourly differences themselves.
     let h = hours as f64;
-    let mean: Vec<f64> = (0..m)
-        .map(|i| residuals.iter().map(|r| r[i]).sum::<f64>() / h)
-        .collect();
-    let centered: Vec<Vec<f64>> = residuals
-        .iter()
-        .map(|r| r.iter().zip(&mean).map(|(x, c)| x - c).collect())
-        .collect();
+    let mut residuals = vec![0.0; hours * m];
+    let mut mean = vec![0.0; m];
+    for t in 0..hours {
+        for i in 0..m {
+            let r = cells.views[t * k + i] - cells.total[t] * cells.share(t * k + i, returning);
+            residuals[t * m + i] = r;
+            mean[i] += r / h;
+        }
+    }
+    for t in 0..hours {
+        for i in 0..m {
+            residuals[t * m + i] -= mean[i];
+        }
+    }
     // The long-run covariance of the hourly differences (Newey–West,
     // Bartlett weights over sqrt(H) lags): a returning visitor carries one
     // hour's luck into later hours, so neighbouring hours are correlated.
@@ -119,158 +119,178 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
         } else {
             2.0 * (1.0 - lag as f64 / (lags + 1) as f64)
         };
-        for t in lag..hours {
-            let (now, then) = (&centered[t], &centered[t - lag]);
-            for i in 0..m {
-                for j in 0..m {
-                    // Symmetrized: (r_t r_{t-l}' + r_{t-l} r_t') / 2.
-                    spread[i][j] += weight * 0.5 * (now[i] * then[j] + then[i] * now[j]) / h;
-                }
+        for i in 0..m {
+            for j in 0..m {
+                // Σ_t r_t,i r_{t-l},j, then symmetrized below.
+                let products: f64 = (lag..hours)
+                    .map(|t| residuals[t * m + i] * residuals[(t - lag) * m + j])
+                    .sum();
+                spread[i][j] += 0.5 * weight * products / h;
+                spread[j][i] += 0.5 * weight * products / h;
             }
         }
     }
-    // H r̄' Ω^-1 r̄, referred to F(p, H - p) as Hotelling's T² would be.
+    // H r̄' Ω^-1 r̄, referred to Hotelling's T² with the long-run
+    // covariance's equivalent degrees of freedom rather than H - 1: a
+    // Bartlett estimate over a bandwidth of `lags + 1` hours varies about
+    // as a chi-square with 3H / (2 (lags + 1)) of them (Andrews 1991; the
+    // approximation Lazarus, Lewis, Stock and Watson 2018 recommend), far
+    // fewer than H, so H - 1 would alarm too often on healthy traffic.
     let p = m as f64;
     let t2 = h * quadratic_form(&spread, &mean, m);
+    let nu = (1.5 * h / (lags + 1) as f64).max(p);
     SampleRatio {
-        p: f_survival(t2 * (h - p) / (p * (h - 1.0)), p, h - p),
+        p: f_survival(t2 * (nu - p + 1.0) / (p * nu), p, nu - p + 1.0),
         statistic: t2,
         hours,
     }
 }
 
-/// Splits in the mixture: this hour, the hour before, the last day, all
-/// hours so far.
-const COMPONENTS: usize = 4;
-
-/// One hour with views, its four candidate splits.
-struct Cell {
-    total: f64,
+/// The hours with views, `k` variants each, flat (hour `t`, variant `i` at
+/// `t * k + i`): views, and expected shares as new visitors and as
+/// returning ones.
+struct Cells {
+    total: Vec<f64>,
     views: Vec<f64>,
-    splits: [Vec<f64>; COMPONENTS],
+    /// Half on the weights served this hour, half on the hour before.
+    new: Vec<f64>,
+    /// Half on the last day's weights, half on all hours' so far.
+    old: Vec<f64>,
 }
 
-/// The cells of the hours with views, each with its candidate splits (a
-/// missing split falls back to the nearest later one: an hour with no
-/// answers served nothing new).
-fn components(hours: &[HourSplit], k: usize) -> Vec<Cell> {
-    let normalized = |w: &[f64]| -> Option<Vec<f64>> {
-        let mut v: Vec<f64> = (0..k)
-            .map(|i| {
-                w.get(i)
-                    .copied()
-                    .filter(|x| x.is_finite() && *x > 0.0)
-                    .unwrap_or(0.0)
-            })
-            .collect();
-        let sum: f64 = v.iter().sum();
-        (sum > 0.0).then(|| {
-            v.iter_mut().for_each(|x| *x /= sum);
-            v
-        })
-    };
-    let mut cells = Vec::new();
-    let mut last_served: Option<Vec<f64>> = None;
-    let mut served_by_hour: Vec<Vec<f64>> = Vec::with_capacity(hours.len());
-    let mut history = vec![0.0; k];
-    let mut history_views = 0.0;
-    for hour in hours {
-        let previous = last_served.clone();
-        if let Some(w) = normalized(&hour.served) {
-            last_served = Some(w);
-        }
-        let Some(now) = last_served.clone() else {
-            served_by_hour.push(Vec::new());
-            continue;
+impl Cells {
+    /// The cells of `hours` (a missing split falls back to the nearest
+    /// earlier one: an hour with no answers served nothing new).
+    fn of(hours: &[HourSplit], k: usize) -> Cells {
+        let mut cells = Cells {
+            total: Vec::with_capacity(hours.len()),
+            views: Vec::with_capacity(hours.len() * k),
+            new: Vec::with_capacity(hours.len() * k),
+            old: Vec::with_capacity(hours.len() * k),
         };
-        served_by_hour.push(now.clone());
-        let before = previous.unwrap_or_else(|| vec![1.0 / k as f64; k]);
-        let h = served_by_hour.len() - 1;
-        let day_hours: Vec<&Vec<f64>> = served_by_hour[h.saturating_sub(DAY)..=h]
-            .iter()
-            .filter(|w| !w.is_empty())
-            .collect();
-        let day = if day_hours.is_empty() {
-            before.clone()
-        } else {
-            (0..k)
-                .map(|i| day_hours.iter().map(|w| w[i]).sum::<f64>() / day_hours.len() as f64)
-                .collect()
-        };
-        let views: Vec<f64> = (0..k)
-            .map(|i| hour.views.get(i).copied().unwrap_or(0) as f64)
-            .collect();
-        let total: f64 = views.iter().sum();
-        if total > 0.0 {
-            for i in 0..k {
-                history[i] += total * now[i];
+        // The weights in force each hour since the first that served any,
+        // and the sum of the last day's (this hour and DAY before).
+        let mut served: Vec<f64> = Vec::with_capacity(hours.len() * k);
+        let mut day = vec![0.0; k];
+        let mut history = vec![0.0; k];
+        let mut history_views = 0.0;
+        let mut now = vec![0.0; k];
+        let mut before = vec![1.0 / k as f64; k];
+        let mut serving = false;
+        for hour in hours {
+            let sum: f64 = (0..k).map(|i| clean(hour.served.get(i))).sum();
+            if serving {
+                before.copy_from_slice(&now);
+            }
+            if sum > 0.0 {
+                (0..k).for_each(|i| now[i] = clean(hour.served.get(i)) / sum);
+                serving = true;
+            }
+            if !serving {
+                continue;
+            }
+            let h = served.len() / k;
+            served.extend_from_slice(&now);
+            (0..k).for_each(|i| day[i] += now[i]);
+            if h > DAY {
+                (0..k).for_each(|i| day[i] -= served[(h - DAY - 1) * k + i]);
+            }
+            let day_hours = (h + 1).min(DAY + 1) as f64;
+            let views = (0..k).map(|i| hour.views.get(i).copied().unwrap_or(0) as f64);
+            let start = cells.views.len();
+            cells.views.extend(views);
+            let total: f64 = cells.views[start..].iter().sum();
+            if total <= 0.0 {
+                cells.views.truncate(start);
+                continue;
             }
             history_views += total;
-            let all = history.iter().map(|x| x / history_views).collect();
-            cells.push(Cell {
-                total,
-                views,
-                splits: [now, before, day, all],
-            });
+            for i in 0..k {
+                history[i] += total * now[i];
+                cells.new.push(0.5 * (now[i] + before[i]));
+                cells
+                    .old
+                    .push(0.5 * (day[i] / day_hours + history[i] / history_views));
+            }
+            cells.total.push(total);
         }
+        cells
     }
-    cells
+
+    /// The expected share of cell `c` (hour `c / k`, variant `c % k`) when
+    /// returning visitors make `returning` of its views.
+    fn share(&self, c: usize, returning: f64) -> f64 {
+        ((1.0 - returning) * self.new[c] + returning * self.old[c]).max(LEAST_SHARE)
+    }
+}
+
+/// A served weight as the test reads it: non-finite, negative or missing
+/// count as 0.
+fn clean(w: Option<&f64>) -> f64 {
+    w.copied()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .unwrap_or(0.0)
 }
 
 /// Largest share of views the fit may give to returning visitors.
 const MOST_RETURNING: f64 = 0.8;
 
-/// Golden-section steps for the returning share (the likelihood is concave
-/// in it; 30 steps narrow [0, 0.8] below 1e-6).
-const STEPS: usize = 30;
-
-/// The expected shares of a cell when returning visitors make `returning`
-/// of its views: new visitors half on this hour's weights and half on the
-/// previous hour's (clients hold weights loaded up to an hour earlier),
-/// returning ones half on the last day's and half on all hours' so far.
-fn shares(cell: &Cell, returning: f64, i: usize) -> f64 {
-    let [now, before, day, all] = &cell.splits;
-    let new = 0.5 * (now[i] + before[i]);
-    let old = 0.5 * (day[i] + all[i]);
-    ((1.0 - returning) * new + returning * old).max(LEAST_SHARE)
-}
-
 /// The share of returning visitors maximizing the multinomial likelihood,
-/// in `[0, MOST_RETURNING]`.
-fn fit(cells: &[Cell], k: usize) -> f64 {
-    let likelihood = |returning: f64| -> f64 {
-        cells
-            .iter()
-            .map(|cell| {
-                (0..k)
-                    .filter(|&i| cell.views[i] > 0.0)
-                    .map(|i| cell.views[i] * shares(cell, returning, i).ln())
-                    .sum::<f64>()
-            })
-            .sum()
-    };
-    let ratio = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut lo, mut hi) = (0.0, MOST_RETURNING);
-    let mut a = hi - ratio * (hi - lo);
-    let mut b = lo + ratio * (hi - lo);
-    let (mut fa, mut fb) = (likelihood(a), likelihood(b));
-    for _ in 0..STEPS {
-        if fa < fb {
-            lo = a;
-            a = b;
-            fa = fb;
-            b = lo + ratio * (hi - lo);
-            fb = likelihood(b);
-        } else {
-            hi = b;
-            b = a;
-            fb = fa;
-            a = hi - ratio * (hi - lo);
-            fa = likelihood(a);
+/// in `[0, MOST_RETURNING]`. The log-likelihood is concave in it (each
+/// share is linear in it), so its derivative falls: Newton's method on the
+/// derivative, kept within a bracket that shrinks at every step and halves
+/// when a step would leave it.
+fn fit(cells: &Cells) -> f64 {
+    // The log-likelihood's first and second derivatives at `r`.
+    let slope = |r: f64| -> (f64, f64) {
+        let (mut first, mut second) = (0.0, 0.0);
+        for c in 0..cells.views.len() {
+            let (v, new, old) = (cells.views[c], cells.new[c], cells.old[c]);
+            let s = (1.0 - r) * new + r * old;
+            if v > 0.0 && s > LEAST_SHARE {
+                let d = (old - new) / s;
+                first += v * d;
+                second -= v * d * d;
+            }
         }
+        (first, second)
+    };
+    let (mut lo, mut hi) = (0.0, MOST_RETURNING);
+    if slope(lo).0 <= 0.0 {
+        return lo;
     }
-    0.5 * (lo + hi)
+    if slope(hi).0 >= 0.0 {
+        return hi;
+    }
+    let mut r = 0.5 * (lo + hi);
+    for _ in 0..STEPS {
+        let (first, second) = slope(r);
+        if first > 0.0 {
+            lo = r;
+        } else {
+            hi = r;
+        }
+        let newton = if second < 0.0 {
+            r - first / second
+        } else {
+            f64::NAN
+        };
+        let next = if newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        if (next - r).abs() < 1e-10 {
+            return next;
+        }
+        r = next;
+    }
+    r
 }
+
+/// Most steps of the fit (Newton's converges in a handful; halving the
+/// bracket 60 times would narrow it below 1e-18).
+const STEPS: usize = 60;
 
 /// `d' S^-1 d` over the first `m` coordinates of a covariance `S`, by
 /// Gaussian elimination (no pivoting: `S` is symmetric positive
