@@ -11,6 +11,7 @@
 //! - [`service`]: what both do once a request is read (experiments, API
 //!   keys, accounts), knowing nothing of HTTP;
 //! - [`answer`]: JSON / JSONP responses and problems;
+//! - [`openapi`]: the API's OpenAPI description, generated from the handlers;
 //! - [`access`]: request ids and the access log;
 //! - [`auth`]: API keys, Basic (argon2id), Bearer tokens, the access rules;
 //! - [`request`]: query parameters, bodies (1 MiB), path uuids;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod cors;
 pub mod dashboard;
 pub mod listen;
+pub mod openapi;
 pub mod request;
 pub mod routes;
 pub mod serve;

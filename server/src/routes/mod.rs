@@ -14,14 +14,15 @@ use crate::access::AccessLog;
 use crate::answer::{Format, error_response, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
+use crate::openapi;
 use crate::state::AppState;
 
-mod apikey;
-mod experiment;
+pub(crate) mod apikey;
+pub(crate) mod experiment;
 pub mod extract;
-mod health;
-mod record;
-mod user;
+pub(crate) mod health;
+pub(crate) mod record;
+pub(crate) mod user;
 
 /// The whole API as one endpoint.
 pub fn app(state: AppState) -> impl Endpoint {
@@ -46,7 +47,8 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/user/login", post(user::login))
         .at("/user/logout", post(user::logout))
         .at("/apikey", get(apikey::list).post(apikey::create))
-        .at("/apikey/:uuid", poem::delete(apikey::delete));
+        .at("/apikey/:uuid", poem::delete(apikey::delete))
+        .at("/openapi.json", get(openapi::openapi_json));
     let clock = state.clock.clone();
     let errors = clock.clone();
     let panics = clock.clone();

@@ -12,6 +12,7 @@ use crate::service::experiments;
 use crate::state::AppState;
 
 /// `POST /v2/experiment/{uuid}/record` (`apikey` parameter accepted).
+#[utoipa::path(post, path = "/v2/experiment/{uuid}/record", tag = "record", params(("uuid" = String, Path, description = "The experiment uuid"), ("apikey" = Option<String>, Query, description = "An API key, where a header cannot be set")), request_body = crate::openapi::RecordBody, responses((status = 200, description = "The read form of the caller, once the events are durable", body = crate::openapi::Experiment), (status = "default", description = "A problem", body = crate::openapi::Problem)), security(("apiKey" = []), ("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn record_post(
     request: &Request,
@@ -33,6 +34,7 @@ pub async fn record_post(
 }
 
 /// `GET /v2/experiment/{uuid}/record?typename=…&variant=…` (JSONP with `callback`).
+#[utoipa::path(get, path = "/v2/experiment/{uuid}/record", tag = "record", params(("uuid" = String, Path, description = "The experiment uuid"), ("typename" = String, Query, description = "view or reward"), ("variant" = String, Query, description = "A variant id"), ("amount" = Option<f64>, Query, description = "A reward amount in [0, 1] (also `reward`)"), ("timestamp" = Option<String>, Query, description = "Epoch milliseconds or RFC 3339"), ("batch" = Option<String>, Query, description = "A batch uuid: recorded once"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200"), ("apikey" = Option<String>, Query, description = "An API key, where a header cannot be set")), responses((status = 200, description = "The read form of the caller", content((crate::openapi::Experiment = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::openapi::Problem)), security(("apiKey" = []), ("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn record_get(
     request: &Request,
