@@ -28,6 +28,7 @@ enum Arg<'a> {
     Text(Cow<'a, str>),
     OptionalText(Option<&'a str>),
     Integer(i64),
+    OptionalInteger(Option<i64>),
 }
 
 /// SQL text with numbered parameters (`$1`, `$2`, ...) and their values, in
@@ -77,6 +78,12 @@ impl<'a> Statement<'a> {
         self
     }
 
+    /// Binds a 64-bit integer or NULL to the next parameter.
+    pub fn optional_integer(mut self, value: Option<i64>) -> Self {
+        self.args.push(Arg::OptionalInteger(value));
+        self
+    }
+
     /// The statement as a query of either backend, its values bound.
     pub fn query<DB>(self) -> Query<'static, DB, DB::Arguments>
     where
@@ -86,6 +93,7 @@ impl<'a> Statement<'a> {
         for<'t> Cow<'t, str>: Encode<'t, DB> + Type<DB>,
         for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
         i64: for<'t> Encode<'t, DB> + Type<DB>,
+        Option<i64>: for<'t> Encode<'t, DB> + Type<DB>,
     {
         let mut query = sqlx::query(AssertSqlSafe(self.sql));
         for arg in self.args {
@@ -95,6 +103,7 @@ impl<'a> Statement<'a> {
                 Arg::Text(value) => query.bind(value),
                 Arg::OptionalText(value) => query.bind(value),
                 Arg::Integer(value) => query.bind(value),
+                Arg::OptionalInteger(value) => query.bind(value),
             };
         }
         query
@@ -117,6 +126,15 @@ pub trait Run: Sync {
         &'a self,
         statement: Statement<'a>,
     ) -> impl Future<Output = Result<Vec<Self::Row>, StorageError>> + Send + 'a;
+    /// Runs `guard`, then, only if it changed a row, every statement of
+    /// `then`, all in ONE transaction on a writing connection: whether
+    /// `guard` changed a row (a compare-and-set: of several writers racing
+    /// with the same guard, one does the rest).
+    fn guarded<'a>(
+        &'a self,
+        guard: Statement<'a>,
+        then: Vec<Statement<'a>>,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send + 'a;
 }
 
 /// A uuid bound as either database stores it: hyphenated lower-case text in

@@ -56,7 +56,7 @@ impl Seed {
             .expect("start");
         TestApp {
             client: TestClient::new(app(state.clone()).map_to_response().boxed()),
-            _state: state,
+            state,
             storage: self.storage,
             clock: self.clock,
             _dir: self.dir,
@@ -67,7 +67,7 @@ impl Seed {
 /// A running app, its database and its clock.
 pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static, Response>>,
-    _state: AppState,
+    pub state: AppState,
     pub storage: Arc<dyn Storage>,
     pub clock: Clock,
     _dir: TempDir,
