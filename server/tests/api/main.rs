@@ -12,3 +12,4 @@ mod harness;
 mod problems;
 mod records;
 mod users;
+mod webhooks;
