@@ -276,6 +276,96 @@ async fn postgres_a_failed_group_commit_leaves_nothing_behind() {
     assert_eq!(stored.variants[0].views, 1);
 }
 
+/// Two instances (two pools on one database) see the same changes of
+/// decision at once and race to store them, then race to claim the
+/// deliveries: each change is stored once, with one delivery, and each
+/// delivery is claimed by one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_instances_notify_and_claim_each_change_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let two = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let account = cases::account(one.as_ref()).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    one.create_experiment(&experiment, 0).await.unwrap();
+    let hook = Webhook {
+        uuid: Uuid::new_v4(),
+        account_id: account,
+        url: "https://example.com/hook".into(),
+        created_ms: 0,
+    };
+    one.create_webhook(&hook, 10).await.unwrap();
+    const CHANGES: usize = 30;
+    let states: Arc<Vec<Observation>> = Arc::new(
+        (0..=CHANGES)
+            .map(|i| Observation {
+                verdict: format!("v{i}"),
+                failing: vec![],
+            })
+            .collect(),
+    );
+    let observe = |storage: Arc<PostgresStorage>| {
+        let states = states.clone();
+        let uuid = experiment.uuid;
+        tokio::spawn(async move {
+            let mut stored = 0;
+            for i in 0..=CHANGES {
+                let notice = Notice {
+                    experiment: uuid,
+                    account_id: account,
+                    previous: i.checked_sub(1).map(|p| &states[p]),
+                    observation: &states[i],
+                    events: if i == 0 {
+                        vec![]
+                    } else {
+                        vec![(WebhookEvent::VerdictChanged, format!("{i}"))]
+                    },
+                    now_ms: i as i64,
+                };
+                if storage.observe(&notice).await.unwrap() {
+                    stored += 1;
+                }
+            }
+            stored
+        })
+    };
+    let (a, b) = tokio::join!(observe(one.clone()), observe(two.clone()));
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        CHANGES + 1,
+        "each change stored once"
+    );
+    let listed = one.deliveries(account, 1000).await.unwrap();
+    let mut bodies: Vec<usize> = listed.iter().map(|d| d.body.parse().unwrap()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, (1..=CHANGES).collect::<Vec<_>>());
+
+    let claim = |storage: Arc<PostgresStorage>| {
+        tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            for delivery in storage.due_deliveries(1_000, 1_000).await.unwrap() {
+                let due = delivery.next_ms.unwrap();
+                if storage
+                    .claim_delivery(delivery.id, due, 60_000, 1_000)
+                    .await
+                    .unwrap()
+                {
+                    claimed.push(delivery.id);
+                }
+            }
+            claimed
+        })
+    };
+    let (a, b) = tokio::join!(claim(one.clone()), claim(two.clone()));
+    let mut all: Vec<i64> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    all.sort_unstable();
+    let mut ids: Vec<i64> = listed.iter().map(|d| d.id).collect();
+    ids.sort_unstable();
+    assert_eq!(all, ids, "every delivery claimed, by one instance");
+}
+
 /// Two instances (two pools on one database) commit groups concurrently,
 /// half of whose batch ids the other sends too: each id counts once, in
 /// exactly one of them, and the counters are exact.
