@@ -8,14 +8,16 @@
 //! that (so weights come from counts under a second old), and the API keys
 //! seen so far are read again (one deleted elsewhere stops working).
 
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use myna_core::weights::WeightsConfig;
 use poem::Request;
 use poem::http::HeaderName;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::auth::secret::Secret;
 use crate::auth::throttle::Guard;
@@ -88,6 +90,10 @@ pub struct Shared {
     pub secret: Secret,
     /// The HTTP client of webhook deliveries.
     pub outbound: Outbound,
+    /// For the webhook watcher: what each experiment's decision depended
+    /// on when it was last looked at (a hash), so an unchanged one is not
+    /// computed again.
+    pub webhook_seen: Mutex<HashMap<Uuid, u64>>,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -184,6 +190,7 @@ impl AppState {
             guard,
             secret,
             outbound: Outbound::new(options.webhook_timeout),
+            webhook_seen: Mutex::default(),
         }));
         Ok((
             state,

@@ -13,6 +13,8 @@
 //! claims it first, so one instance sends it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use myna_core::decision::{Decision, Hour, decide};
@@ -130,11 +132,29 @@ async fn current_decision(
     Ok(decide(experiment, &hours, now_ms))
 }
 
+/// What an experiment's decision depends on, hashed: its settings (the
+/// thresholds), visibility, variants and counts, and the hour of `now_ms`
+/// (the checks that depend on time move by whole hours).
+fn fingerprint(experiment: &Experiment, now_ms: i64) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    experiment.settings.to_string().hash(&mut hasher);
+    experiment.visibility.as_str().hash(&mut hasher);
+    for variant in &experiment.variants {
+        variant.id.hash(&mut hasher);
+        variant.views.hash(&mut hasher);
+        variant.total_reward.to_bits().hash(&mut hasher);
+    }
+    now_ms.div_euclid(3_600_000).hash(&mut hasher);
+    hasher.finish()
+}
+
 /// One round of the watcher: for every experiment (not archived) of the
 /// accounts that have webhooks, the decision now against the observation
 /// last notified; a change is stored with one delivery per event and
 /// webhook. Answers how many events were stored. An experiment whose
-/// decision cannot be computed now is skipped (logged) until next round.
+/// decision cannot be computed now is skipped (logged) until next round;
+/// one whose counts, definition and hour are as at its last look is not
+/// computed again.
 pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
     let accounts: HashSet<Uuid> = state
         .storage
@@ -155,9 +175,21 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         .filter(|e| accounts.contains(&e.account_id) && e.visibility != Visibility::Archived)
         .collect();
     experiments.sort_by_key(|e| e.uuid);
+    let seen = std::mem::take(
+        &mut *state
+            .webhook_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    let mut looked = HashMap::with_capacity(experiments.len());
     let mut stored = 0;
     for experiment in experiments {
         let now_ms = state.now_ms();
+        let print = fingerprint(&experiment, now_ms);
+        if seen.get(&experiment.uuid) == Some(&print) {
+            looked.insert(experiment.uuid, print);
+            continue;
+        }
         let decision = match current_decision(state, &experiment, now_ms).await {
             Ok(decision) => decision,
             Err(error) => {
@@ -168,6 +200,7 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         let observation = Observation::of(&decision);
         let previous = observed.get(&experiment.uuid);
         if previous == Some(&observation) {
+            looked.insert(experiment.uuid, print);
             continue;
         }
         let known_as = experiment.alias.unwrap_or(experiment.uuid);
@@ -186,7 +219,13 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         if state.storage.observe(&notice).await? {
             stored += notice.events.len();
         }
+        // Stored, or another instance stored it first: done either way.
+        looked.insert(experiment.uuid, print);
     }
+    *state
+        .webhook_seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = looked;
     if stored > 0 {
         state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
     }
