@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use myna_server::auth::Passwords;
 use myna_server::cors::Origins;
-use myna_server::service::webhooks::check_now;
+use myna_server::service::webhooks::{check_now, deliver_now};
 use myna_server::storage::ApiKey;
 use myna_server::{AppState, Options, accounts, app};
 use poem::EndpointExt;
@@ -1082,27 +1082,26 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
             .contains("href=\"/webhooks\"")
     );
 
-    let url = "https://example.com/hook?from=<myna>";
+    // A local port nothing listens on: deliveries fail to connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/hook?from=<myna>");
+    let shown = format!("http://127.0.0.1:{port}/hook?from=&lt;myna&gt;");
+    let url = url.as_str();
     let added = d.submit(&browser, "/webhooks", &[("url", url)]).await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.text);
     let secret = between(&added.text, "id=\"secret\"", "</div>")
         .and_then(|block| between(&block, "<p class=\"mono\">", "</p>"))
         .expect("the secret on the page");
     assert_eq!(secret.len(), 64);
-    assert!(
-        added
-            .text
-            .contains("https://example.com/hook?from=&lt;myna&gt;")
-    );
+    assert!(added.text.contains(&shown));
     let hooks = d.storage.webhooks(d.account).await.expect("webhooks");
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].url, url);
     // Never again: not on the page, not in the API's list.
     let page = d.page(&browser, "/webhooks").await;
-    assert!(
-        page.text
-            .contains("https://example.com/hook?from=&lt;myna&gt;")
-    );
+    assert!(page.text.contains(&shown));
     assert!(!page.text.contains(&secret));
     let (_, listed) = d.api(Method::GET, "/v2/webhook", None).await;
     assert!(!listed.to_string().contains(&secret));
@@ -1135,6 +1134,12 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
     assert!(deliveries.contains("health-failing"));
     assert!(deliveries.contains(&uuid.to_string()));
     assert!(deliveries.contains("pending"));
+    // An attempt that failed: retrying, with its outcome listed.
+    assert_eq!(deliver_now(&d.state).await.expect("deliver"), 1);
+    let page = d.page(&browser, "/webhooks").await;
+    let deliveries = between(&page.text, "id=\"deliveries\"", "</table>").expect("deliveries");
+    assert!(deliveries.contains("retrying"));
+    assert!(deliveries.contains("could not connect"));
 
     let hook = hooks[0].uuid;
     let deleted = d

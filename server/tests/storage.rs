@@ -1434,6 +1434,7 @@ mod cases {
         storage
             .finish_attempt(&Attempt {
                 id: first.id,
+                at_ms: 200,
                 status: Some(503),
                 error: Some("answered HTTP 503".into()),
                 delivered_ms: None,
@@ -1451,6 +1452,7 @@ mod cases {
         storage
             .finish_attempt(&Attempt {
                 id: first.id,
+                at_ms: 5_000,
                 status: Some(204),
                 error: None,
                 delivered_ms: Some(5_100),
@@ -1462,6 +1464,21 @@ mod cases {
         let stored = listed.iter().find(|d| d.id == first.id).unwrap();
         assert_eq!((stored.delivered_ms, stored.next_ms), (Some(5_100), None));
         assert_eq!(stored.last_error, None);
+        let log: Vec<(i64, i64, Option<u16>, Option<String>)> = storage
+            .attempts(owner, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.delivery, a.at_ms, a.status, a.error))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (first.id, 200, Some(503), Some("answered HTTP 503".into())),
+                (first.id, 5_000, Some(204), None),
+            ],
+            "each attempt kept"
+        );
         assert!(
             !storage
                 .due_deliveries(i64::MAX, 10)
@@ -1483,5 +1500,9 @@ mod cases {
             .map(|d| d.body.clone())
             .collect();
         assert_eq!(bodies, ["4", "3"]);
+        assert!(
+            storage.attempts(owner, 100).await.unwrap().is_empty(),
+            "a pruned delivery's attempts go with it"
+        );
     }
 }

@@ -38,3 +38,13 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_ms) WHERE next_ms IS NOT NULL;
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook, id);
+
+-- Each attempt of a delivery: when it began and how it came out (the HTTP
+-- status, or why there was none). At most six a delivery; they go with it.
+CREATE TABLE webhook_attempts (
+    delivery BIGINT NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    at_ms    BIGINT NOT NULL,
+    status   BIGINT,
+    error    TEXT
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery, at_ms);

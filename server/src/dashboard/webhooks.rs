@@ -18,7 +18,7 @@ use super::{not_found, posted, signed_in};
 use crate::request::Params;
 use crate::service::webhooks::{self, create_webhook, delete_webhook};
 use crate::state::AppState;
-use crate::storage::{Delivery, Webhook};
+use crate::storage::{AttemptLog, Delivery, Webhook};
 
 /// Deliveries the page lists.
 const LISTED_DELIVERIES: usize = 50;
@@ -35,7 +35,7 @@ fn notice(params: &Params) -> Option<Markup> {
 async fn listed(
     state: &AppState,
     session: &Session,
-) -> Result<(Vec<Webhook>, Vec<Delivery>), Problem> {
+) -> Result<(Vec<Webhook>, Vec<(Delivery, Vec<AttemptLog>)>), Problem> {
     let hooks = webhooks::webhooks(state, session.account).await?;
     let deliveries = webhooks::deliveries(state, session.account, LISTED_DELIVERIES).await?;
     Ok((hooks, deliveries))

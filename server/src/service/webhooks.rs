@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::auth::secret::hmac_sha256_hex;
 use crate::state::{AppState, WeakState};
-use crate::storage::{Attempt, Delivery, Notice, StorageError, Webhook};
+use crate::storage::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
 
 /// How often the watcher looks at the decisions.
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
@@ -90,13 +90,25 @@ pub async fn delete_webhook(state: &AppState, account: Uuid, uuid: Uuid) -> Resu
     Ok(state.storage.delete_webhook(account, uuid).await?)
 }
 
-/// The account's latest deliveries (at most `limit`), newest first.
+/// The account's latest deliveries (at most `limit`), newest first, each
+/// with its attempts (oldest first).
 pub async fn deliveries(
     state: &AppState,
     account: Uuid,
     limit: usize,
-) -> Result<Vec<Delivery>, Problem> {
-    Ok(state.storage.deliveries(account, limit).await?)
+) -> Result<Vec<(Delivery, Vec<AttemptLog>)>, Problem> {
+    let deliveries = state.storage.deliveries(account, limit).await?;
+    let mut attempts: HashMap<i64, Vec<AttemptLog>> = HashMap::new();
+    for attempt in state.storage.attempts(account, limit).await? {
+        attempts.entry(attempt.delivery).or_default().push(attempt);
+    }
+    Ok(deliveries
+        .into_iter()
+        .map(|d| {
+            let tried = attempts.remove(&d.id).unwrap_or_default();
+            (d, tried)
+        })
+        .collect())
 }
 
 // TEMPORARY, for the lead to swap at merge: `service::decisions::decision`
@@ -249,7 +261,7 @@ pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
             .await?;
         if claimed {
             let state = state.clone();
-            attempts.spawn(async move { attempt(&state, delivery).await });
+            attempts.spawn(async move { attempt(&state, delivery, now_ms).await });
         }
     }
     let mut made = 0;
@@ -264,8 +276,9 @@ pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
     Ok(made)
 }
 
-/// One attempt of a claimed delivery, and its outcome recorded.
-async fn attempt(state: &AppState, delivery: Delivery) -> Result<(), StorageError> {
+/// One attempt of a claimed delivery (begun at `at_ms`), and its outcome
+/// recorded.
+async fn attempt(state: &AppState, delivery: Delivery, at_ms: i64) -> Result<(), StorageError> {
     let secret = webhook_secret(state, delivery.webhook);
     let signature = hmac_sha256_hex(secret.as_bytes(), delivery.body.as_bytes());
     let answer = state
@@ -278,6 +291,7 @@ async fn attempt(state: &AppState, delivery: Delivery) -> Result<(), StorageErro
     let outcome = match answer {
         Ok(status) if (200..300).contains(&status) => Attempt {
             id: delivery.id,
+            at_ms,
             status: Some(status),
             error: None,
             delivered_ms: Some(now_ms),
@@ -285,6 +299,7 @@ async fn attempt(state: &AppState, delivery: Delivery) -> Result<(), StorageErro
         },
         Ok(status) => Attempt {
             id: delivery.id,
+            at_ms,
             status: Some(status),
             error: Some(format!("answered HTTP {status}")),
             delivered_ms: None,
@@ -292,6 +307,7 @@ async fn attempt(state: &AppState, delivery: Delivery) -> Result<(), StorageErro
         },
         Err(error) => Attempt {
             id: delivery.id,
+            at_ms,
             status: None,
             error: Some(error),
             delivered_ms: None,

@@ -208,6 +208,8 @@ pub struct Delivery {
 pub struct Attempt {
     /// The delivery.
     pub id: i64,
+    /// When the attempt began.
+    pub at_ms: i64,
     /// The HTTP status, if an answer came.
     pub status: Option<u16>,
     /// Why it failed; `None` when delivered.
@@ -216,6 +218,19 @@ pub struct Attempt {
     pub delivered_ms: Option<i64>,
     /// When to try again (`None`: delivered or given up).
     pub next_ms: Option<i64>,
+}
+
+/// One attempt of a delivery, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The delivery.
+    pub delivery: i64,
+    /// When it began.
+    pub at_ms: i64,
+    /// The HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 /// One validated record batch to commit, with the experiment it is for.
@@ -393,8 +408,12 @@ pub trait Storage: Send + Sync + 'static {
     /// it to `until_ms`, if it is still due at `due_ms` (false: another
     /// sender took it).
     fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool>;
-    /// Records how a claimed attempt came out.
+    /// Records how a claimed attempt came out: the delivery's state and,
+    /// in the same transaction, the attempt in its log.
     fn finish_attempt<'a>(&'a self, attempt: &'a Attempt) -> Fut<'a, ()>;
+    /// The attempts of an account's latest `limit` deliveries, by delivery
+    /// then time.
+    fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>>;
     /// An account's latest `limit` deliveries, newest first.
     fn deliveries(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<Delivery>>;
     /// Deletes all but the latest `keep` deliveries of each webhook; how many.

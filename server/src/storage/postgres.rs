@@ -26,8 +26,9 @@ use uuid::Uuid;
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Attempt, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice,
-    Recording, Storage, StorageError, Token, TokenHash, Unreadable, Webhook, credentials, webhooks,
+    Account, ApiKey, Attempt, AttemptLog, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals,
+    Notice, Recording, Storage, StorageError, Token, TokenHash, Unreadable, Webhook, credentials,
+    webhooks,
 };
 
 mod calls;
@@ -424,5 +425,9 @@ impl Storage for PostgresStorage {
 
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
         self.bounded(Purpose::Upkeep, webhooks::prune_deliveries(self, keep))
+    }
+
+    fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
+        self.bounded(Purpose::Pages, webhooks::attempts(self, account_id, limit))
     }
 }

@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
 use super::sql::{Run, Statement, UuidParam};
 use super::{
-    Account, ApiKey, Attempt, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice,
-    Recording, Storage, StorageError, Token, TokenHash, Unreadable, Webhook, credentials,
+    Account, ApiKey, Attempt, AttemptLog, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals,
+    Notice, Recording, Storage, StorageError, Token, TokenHash, Unreadable, Webhook, credentials,
     experiments, webhooks,
 };
 
@@ -503,5 +503,9 @@ impl Storage for SqliteStorage {
 
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
         Box::pin(webhooks::prune_deliveries(self, keep))
+    }
+
+    fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
+        Box::pin(webhooks::attempts(self, account_id, limit))
     }
 }

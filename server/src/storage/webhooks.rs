@@ -13,7 +13,7 @@ use super::rows::{
     Columns, DELIVERY_COLUMNS, WEBHOOK_COLUMNS, delivery_row, uuid_col, webhook_row,
 };
 use super::sql::{Run, Statement};
-use super::{Attempt, Delivery, Notice, StorageError, Webhook};
+use super::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
 
 /// Deliveries with their webhook's URL and account, as one relation.
 const DELIVERIES: &str = "(SELECT d.id, d.webhook, w.url, w.account_id, d.experiment, d.event, \
@@ -195,22 +195,57 @@ pub async fn claim_delivery(
     Ok(claimed > 0)
 }
 
-/// See [`Storage::finish_attempt`](super::Storage::finish_attempt).
+/// See [`Storage::finish_attempt`](super::Storage::finish_attempt): the
+/// log's row only if the delivery is still there.
 pub async fn finish_attempt(db: &impl Run, attempt: &Attempt) -> Result<(), StorageError> {
-    db.execute(
-        Statement::new(
-            "UPDATE webhook_deliveries \
-             SET next_ms = $1, last_status = $2, last_error = $3, delivered_ms = $4 \
-             WHERE id = $5",
-        )
-        .optional_integer(attempt.next_ms)
-        .optional_integer(attempt.status.map(i64::from))
-        .optional_text(attempt.error.as_deref())
-        .optional_integer(attempt.delivered_ms)
-        .integer(attempt.id),
+    let update = Statement::new(
+        "UPDATE webhook_deliveries \
+         SET next_ms = $1, last_status = $2, last_error = $3, delivered_ms = $4 \
+         WHERE id = $5",
     )
-    .await?;
+    .optional_integer(attempt.next_ms)
+    .optional_integer(attempt.status.map(i64::from))
+    .optional_text(attempt.error.as_deref())
+    .optional_integer(attempt.delivered_ms)
+    .integer(attempt.id);
+    let log = Statement::new(
+        "INSERT INTO webhook_attempts (delivery, at_ms, status, error) VALUES ($1, $2, $3, $4)",
+    )
+    .integer(attempt.id)
+    .integer(attempt.at_ms)
+    .optional_integer(attempt.status.map(i64::from))
+    .optional_text(attempt.error.as_deref());
+    db.guarded(update, vec![log]).await?;
     Ok(())
+}
+
+/// See [`Storage::attempts`](super::Storage::attempts).
+pub async fn attempts(
+    db: &impl Run,
+    account_id: Uuid,
+    n: usize,
+) -> Result<Vec<AttemptLog>, StorageError> {
+    let sql = format!(
+        "SELECT delivery, at_ms, status, error FROM webhook_attempts \
+         WHERE delivery IN (SELECT id FROM {DELIVERIES} \
+                            WHERE account_id = $1 ORDER BY id DESC LIMIT $2) \
+         ORDER BY delivery, at_ms"
+    );
+    let rows = db
+        .fetch(Statement::new(sql).uuid(account_id).integer(limit(n)))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AttemptLog {
+                delivery: row.integer("delivery")?,
+                at_ms: row.integer("at_ms")?,
+                status: row
+                    .optional_integer("status")?
+                    .and_then(|s| u16::try_from(s).ok()),
+                error: row.optional_text("error")?,
+            })
+        })
+        .collect()
 }
 
 /// See [`Storage::deliveries`](super::Storage::deliveries).

@@ -415,6 +415,24 @@ async fn failed_deliveries_are_retried_after_the_back_off() {
     let listed = deliveries(&h).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 3);
+    let log: Vec<(i64, Option<u16>)> = h
+        .storage
+        .attempts(h.owner.account, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| (a.at_ms - START_MS, a.status))
+        .collect();
+    let second = retry_after_ms(1);
+    assert_eq!(
+        log,
+        [
+            (0, Some(500)),
+            (second, Some(500)),
+            (second + retry_after_ms(2), Some(200))
+        ],
+        "each attempt, when and how"
+    );
     assert_eq!(listed[0].last_status, Some(200));
     assert!(listed[0].delivered_ms.is_some());
     let got = receiver.received();

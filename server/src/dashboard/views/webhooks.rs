@@ -7,7 +7,7 @@ use myna_core::Problem;
 
 use super::{Nav, csrf_field, page, problem_box};
 use crate::dashboard::html;
-use crate::storage::{Delivery, Webhook};
+use crate::storage::{AttemptLog, Delivery, Webhook};
 
 /// A webhook just added, with its secret (never shown again).
 pub struct Added<'a> {
@@ -32,7 +32,7 @@ fn standing(delivery: &Delivery) -> &'static str {
 pub fn webhooks_page(
     csrf: &str,
     webhooks: &[Webhook],
-    deliveries: &[Delivery],
+    deliveries: &[(Delivery, Vec<AttemptLog>)],
     notice: Option<Markup>,
     added: Option<Added<'_>>,
     problem: Option<&Problem>,
@@ -109,12 +109,11 @@ pub fn webhooks_page(
                             th scope="col" { "To" }
                             th scope="col" { "Status" }
                             th scope="col" { "Attempts" }
-                            th scope="col" { "Last error" }
                             th scope="col" { "Seen" }
                         }
                     }
                     tbody {
-                        @for delivery in deliveries {
+                        @for (delivery, attempts) in deliveries {
                             tr data-delivery=(delivery.id) {
                                 th scope="row" data-label="Event" { (delivery.event) }
                                 td data-label="Experiment" class="mono" {
@@ -125,8 +124,23 @@ pub fn webhooks_page(
                                     (standing(delivery))
                                     @if let Some(status) = delivery.last_status { " (HTTP " (status) ")" }
                                 }
-                                td data-label="Attempts" { (delivery.attempts) }
-                                td data-label="Last error" { (delivery.last_error.as_deref().unwrap_or("")) }
+                                td data-label="Attempts" {
+                                    (delivery.attempts)
+                                    @if !attempts.is_empty() {
+                                        ol class="attempts" {
+                                            @for attempt in attempts {
+                                                li {
+                                                    (html::time(attempt.at_ms)) ": "
+                                                    @match (&attempt.error, attempt.status) {
+                                                        (Some(error), _) => { (error) }
+                                                        (None, Some(status)) => { "HTTP " (status) }
+                                                        (None, None) => { "no outcome" }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
                                 td data-label="Seen" { (html::time(delivery.created_ms)) }
                             }
                         }
