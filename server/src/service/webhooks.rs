@@ -228,11 +228,21 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             events,
             now_ms,
         };
-        if state.storage.observe(&notice).await? {
-            stored += notice.events.len();
+        match state.storage.observe(&notice).await {
+            Ok(true) => {
+                stored += notice.events.len();
+                looked.insert(experiment.uuid, print);
+            }
+            // Another instance stored a change first: looked at again next
+            // round, against what it stored.
+            Ok(false) => {}
+            // The database is away: the round stops (and is logged once).
+            Err(error @ StorageError::Unavailable(_)) => return Err(error),
+            // This experiment only (deleted meanwhile, say): the others go on.
+            Err(error) => {
+                tracing::warn!(%error, experiment = %experiment.uuid, "storing a webhook change failed");
+            }
         }
-        // Stored, or another instance stored it first: done either way.
-        looked.insert(experiment.uuid, print);
     }
     *state
         .webhook_seen
@@ -251,6 +261,7 @@ pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
     let now_ms = state.now_ms();
     let due = state.storage.due_deliveries(now_ms, SEND_BATCH).await?;
     let mut attempts = JoinSet::new();
+    let mut failed = None;
     for delivery in due {
         let Some(due_ms) = delivery.next_ms else {
             continue;
@@ -258,10 +269,18 @@ pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
         let claimed = state
             .storage
             .claim_delivery(delivery.id, due_ms, now_ms + CLAIM_MS, now_ms)
-            .await?;
-        if claimed {
-            let state = state.clone();
-            attempts.spawn(async move { attempt(&state, delivery, now_ms).await });
+            .await;
+        match claimed {
+            Ok(true) => {
+                let state = state.clone();
+                attempts.spawn(async move { attempt(&state, delivery, now_ms).await });
+            }
+            Ok(false) => {}
+            // The attempts already claimed still run to their outcome.
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
         }
     }
     let mut made = 0;
@@ -273,7 +292,7 @@ pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
             Err(error) => tracing::error!(%error, "a webhook attempt failed"),
         }
     }
-    Ok(made)
+    failed.map_or(Ok(made), Err)
 }
 
 /// One attempt of a claimed delivery (begun at `at_ms`), and its outcome
