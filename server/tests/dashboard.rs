@@ -1092,7 +1092,7 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
     let added = d.submit(&browser, "/webhooks", &[("url", url)]).await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.text);
     let secret = between(&added.text, "id=\"secret\"", "</div>")
-        .and_then(|block| between(&block, "<p class=\"mono\">", "</p>"))
+        .and_then(|block| between(&block, "<p class=\"mono wrap\">", "</p>"))
         .expect("the secret on the page");
     assert_eq!(secret.len(), 64);
     assert!(added.text.contains(&shown));
@@ -1132,7 +1132,7 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
     let page = d.page(&browser, "/webhooks").await;
     let deliveries = between(&page.text, "id=\"deliveries\"", "</table>").expect("deliveries");
     assert!(deliveries.contains("health-failing"));
-    assert!(deliveries.contains(&uuid.to_string()));
+    assert!(deliveries.contains(&format!("href=\"/experiments/{uuid}\">Hooked</a>")));
     assert!(deliveries.contains("pending"));
     // An attempt that failed: retrying, with its outcome listed.
     assert_eq!(deliver_now(&d.state).await.expect("deliver"), 1);

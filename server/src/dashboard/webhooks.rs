@@ -2,6 +2,8 @@
 //! add, never again), delete, and the latest deliveries (the same service
 //! calls as `/v2/webhook`).
 
+use std::collections::HashMap;
+
 use maud::Markup;
 use myna_core::Problem;
 use poem::http::StatusCode;
@@ -16,6 +18,7 @@ use super::views::notice as notice_box;
 use super::views::webhooks::{Added, webhooks_page};
 use super::{not_found, posted, signed_in};
 use crate::request::Params;
+use crate::service::experiments::of_account;
 use crate::service::webhooks::{self, create_webhook, delete_webhook};
 use crate::state::AppState;
 use crate::storage::{AttemptLog, Delivery, Webhook};
@@ -50,14 +53,26 @@ async fn page(
     added: Option<Added<'_>>,
     problem: Option<&Problem>,
 ) -> Response {
+    let names: HashMap<Uuid, String> = of_account(state, session.account)
+        .into_iter()
+        .map(|s| (s.experiment.uuid, s.experiment.name.clone()))
+        .collect();
     match listed(state, session).await {
         Ok((hooks, deliveries)) => html::html(
             status,
-            webhooks_page(&session.csrf, &hooks, &deliveries, notice, added, problem),
+            webhooks_page(
+                &session.csrf,
+                &hooks,
+                &deliveries,
+                &names,
+                notice,
+                added,
+                problem,
+            ),
         ),
         Err(error) => html::html(
             StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            webhooks_page(&session.csrf, &[], &[], None, None, Some(&error)),
+            webhooks_page(&session.csrf, &[], &[], &names, None, None, Some(&error)),
         ),
     }
 }

@@ -2,8 +2,11 @@
 //! delete buttons, a new webhook's secret (shown once, right after it is
 //! added) and the latest deliveries.
 
+use std::collections::HashMap;
+
 use maud::{Markup, html};
 use myna_core::Problem;
+use uuid::Uuid;
 
 use super::{Nav, csrf_field, page, problem_box};
 use crate::dashboard::html;
@@ -28,11 +31,13 @@ fn standing(delivery: &Delivery) -> &'static str {
 }
 
 /// The webhooks page, with a notice, a webhook just added, or the problem
-/// of an add or delete.
+/// of an add or delete; `names` names the experiments deliveries are about
+/// (one deleted since shows its uuid).
 pub fn webhooks_page(
     csrf: &str,
     webhooks: &[Webhook],
     deliveries: &[(Delivery, Vec<AttemptLog>)],
+    names: &HashMap<Uuid, String>,
     notice: Option<Markup>,
     added: Option<Added<'_>>,
     problem: Option<&Problem>,
@@ -49,7 +54,7 @@ pub fn webhooks_page(
         @if let Some(added) = added {
             div class="alert ok" role="status" id="secret" {
                 p { "The webhook for " code { (added.webhook.url) } " was added. Its secret, shown only now:" }
-                p class="mono" { (added.secret) }
+                p class="mono wrap" { (added.secret) }
                 p { "Keep it where your receiver checks signatures: " code { "sha256=" } " and the hex HMAC-SHA256 of the body under it." }
             }
         }
@@ -78,7 +83,7 @@ pub fn webhooks_page(
                     tbody {
                         @for webhook in webhooks {
                             tr data-webhook=(webhook.uuid) {
-                                th scope="row" data-label="URL" class="mono" { (webhook.url) }
+                                th scope="row" data-label="URL" class="mono wrap" { (webhook.url) }
                                 td data-label="Added" { (html::time(webhook.created_ms)) }
                                 td data-label="" {
                                     form method="post" action={ "/webhooks/" (webhook.uuid) "/delete" } {
@@ -95,7 +100,7 @@ pub fn webhooks_page(
                 }
             }
         }
-        h2 { "Recent deliveries" }
+        h2 id="webhooks-deliveries" { "Recent deliveries" }
         @if deliveries.is_empty() {
             p class="empty" { "No deliveries yet." }
         } @else {
@@ -117,9 +122,14 @@ pub fn webhooks_page(
                             tr data-delivery=(delivery.id) {
                                 th scope="row" data-label="Event" { (delivery.event) }
                                 td data-label="Experiment" class="mono" {
-                                    a href={ "/experiments/" (delivery.experiment) } { (delivery.experiment) }
+                                    a href={ "/experiments/" (delivery.experiment) } {
+                                        @match names.get(&delivery.experiment) {
+                                            Some(name) => { (name) }
+                                            None => { (delivery.experiment) }
+                                        }
+                                    }
                                 }
-                                td data-label="To" class="mono" { (delivery.url) }
+                                td data-label="To" class="mono wrap" { (delivery.url) }
                                 td data-label="Status" {
                                     (standing(delivery))
                                     @if let Some(status) = delivery.last_status { " (HTTP " (status) ")" }
