@@ -22,6 +22,7 @@ pub mod extract;
 mod health;
 mod record;
 mod user;
+mod webhook;
 
 /// The whole API as one endpoint.
 pub fn app(state: AppState) -> impl Endpoint {
@@ -46,7 +47,9 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/user/login", post(user::login))
         .at("/user/logout", post(user::logout))
         .at("/apikey", get(apikey::list).post(apikey::create))
-        .at("/apikey/:uuid", poem::delete(apikey::delete));
+        .at("/apikey/:uuid", poem::delete(apikey::delete))
+        .at("/webhook", get(webhook::list).post(webhook::create))
+        .at("/webhook/:uuid", poem::delete(webhook::delete));
     let clock = state.clock.clone();
     let errors = clock.clone();
     let panics = clock.clone();
