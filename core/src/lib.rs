@@ -20,6 +20,8 @@
 //! - [`problem`]: the problem form and its stable codes;
 //! - [`timestamp`]: timestamp parsing and formatting;
 //! - [`weights`]: Thompson-sampling weights;
+//! - [`webhook`]: webhook URLs, the events a change of decision makes,
+//!   and the event form a delivery posts;
 //! - [`wire`]: the wire codec both sides share (decimals, uuid text, JSON
 //!   strings, percent-encoding, walking a parsed JSON value).
 //!
@@ -59,6 +61,8 @@ pub mod settings;
 pub mod stats;
 #[cfg(feature = "std")]
 pub mod timestamp;
+#[cfg(feature = "std")]
+pub mod webhook;
 pub mod weights;
 pub mod wire;
 

@@ -37,6 +37,10 @@ pub const MAX_VARIANTS: usize = 100;
 /// Largest definition of an experiment, in bytes: its name and settings
 /// (compact JSON) and each variant's id, name and settings.
 pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+/// Longest webhook URL, in bytes (ASCII only).
+pub const MAX_WEBHOOK_URL_BYTES: usize = 2048;
+/// Most webhooks an account has.
+pub const MAX_WEBHOOKS: usize = 10;
 
 /// Whether `text` holds U+0000, which no stored text may (PostgreSQL's
 /// text types refuse it; every backend must accept the same inputs).

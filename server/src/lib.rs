@@ -9,7 +9,7 @@
 //! - [`routes`]: the endpoints and their extractors, built by [`app`];
 //! - [`dashboard`]: the site owners' web pages (session cookie, no script);
 //! - [`service`]: what both do once a request is read (experiments, API
-//!   keys, accounts), knowing nothing of HTTP;
+//!   keys, accounts, webhooks), knowing nothing of HTTP;
 //! - [`answer`]: JSON / JSONP responses and problems;
 //! - [`openapi`]: the API's OpenAPI description, generated from the handlers;
 //! - [`access`]: request ids and the access log;
@@ -18,6 +18,7 @@
 //! - [`cors`]: preflights and allowed origins;
 //! - [`listen`]: the serve loop (hyper, HTTP/1.1): timeouts, the connection
 //!   cap and eviction, the HTTP layer's problems;
+//! - [`outbound`]: the HTTP client of webhook deliveries;
 //! - [`cache`]: experiments in memory, weights refreshed at most every 250 ms;
 //! - [`commit`]: the writer task and its group commits;
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL implementations;
@@ -34,6 +35,7 @@ pub mod cors;
 pub mod dashboard;
 pub mod listen;
 pub mod openapi;
+pub mod outbound;
 pub mod request;
 pub mod routes;
 pub mod serve;

@@ -45,6 +45,9 @@ use crate::routes;
         routes::apikey::create,
         routes::apikey::list,
         routes::apikey::delete,
+        routes::webhook::create,
+        routes::webhook::list,
+        routes::webhook::delete,
         routes::health::healthz,
         openapi_json,
     ),
@@ -53,6 +56,7 @@ use crate::routes;
         (name = "experiments", description = "Experiments and their variants"),
         (name = "record", description = "Views and rewards"),
         (name = "account", description = "Logins and API keys"),
+        (name = "webhooks", description = "Alerts when a decision or its health changes"),
         (name = "server", description = "Health and this description"),
     )
 )]
@@ -409,4 +413,35 @@ pub struct Export {
     pub uuid: Uuid,
     /// Hours oldest first, variants in creation order.
     pub rows: Vec<ExportRow>,
+}
+
+/// The body of webhook creation.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookBody {
+    /// Where deliveries are posted: `http` or `https`, at most 2,048 bytes.
+    pub url: String,
+}
+
+/// A webhook.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookForm {
+    /// Always `webhook`.
+    #[schema(pattern = "^webhook$")]
+    pub typename: String,
+    /// Its uuid.
+    pub uuid: Uuid,
+    /// Where deliveries go.
+    pub url: String,
+    /// When it was made (ISO 8601).
+    pub created: String,
+    /// The HMAC-SHA256 key of `Myna-Signature` (only when created).
+    #[schema(nullable = false)]
+    pub secret: Option<String>,
+}
+
+/// The account's webhooks.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    /// Oldest first.
+    pub results: Vec<WebhookForm>,
 }

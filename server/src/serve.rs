@@ -16,6 +16,7 @@ use crate::cors::Origins;
 use crate::listen::{self, Settings, files};
 use crate::routes::app;
 use crate::service::accounts::{bootstrap, create_account};
+use crate::service::webhooks;
 use crate::state::{AppState, Options};
 use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::SqliteStorage;
@@ -96,7 +97,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let shutdown = shutdown_signal();
     tracing::info!("myna-server listening on http://{addr}");
     let clock = state.clock.clone();
+    // Webhooks: the watcher and the sender hold the state only during a
+    // round, and stop before the commit writer is waited for.
+    let watcher = tokio::spawn(webhooks::watch(state.downgrade()));
+    let sender = tokio::spawn(webhooks::send(state.downgrade()));
     let served = listen::serve(listener, app(state), settings, clock, shutdown).await;
+    watcher.abort();
+    sender.abort();
+    let _ = tokio::join!(watcher, sender);
     background.finish().await;
     if let Err(error) = storage.close().await {
         tracing::warn!(%error, "closing the database failed");

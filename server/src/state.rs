@@ -13,8 +13,9 @@
 //! that (so weights come from counts under a second old), and the API keys
 //! seen so far are read again (one deleted elsewhere stops working).
 
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use myna_core::weights::WeightsConfig;
@@ -22,6 +23,7 @@ use poem::Request;
 use poem::http::HeaderName;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::auth::secret::Secret;
 use crate::auth::throttle::Guard;
@@ -30,6 +32,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::commit::{Committer, log_unreadable};
 use crate::cors::Origins;
+use crate::outbound::{self, Outbound};
 use crate::storage::{BATCH_ID_RETENTION_MS, Storage, StorageError};
 
 /// How often expired tokens and old batch ids are pruned.
@@ -54,6 +57,8 @@ pub struct Options {
     /// client's (`X-Forwarded-For`); `None` (the default) takes the TCP
     /// peer's address. Credential limits count per client address.
     pub client_ip_header: Option<HeaderName>,
+    /// How long one webhook delivery attempt may take.
+    pub webhook_timeout: Duration,
 }
 
 impl Default for Options {
@@ -64,6 +69,7 @@ impl Default for Options {
             origins: Origins::Any,
             weights: WeightsConfig::default(),
             client_ip_header: None,
+            webhook_timeout: outbound::TIMEOUT,
         }
     }
 }
@@ -88,8 +94,14 @@ pub struct Shared {
     /// Limits on password checks, and the verified cache.
     pub guard: Guard,
     /// The server secret (in the database, shared by every instance): signs
-    /// the dashboard's CSRF tokens.
+    /// the dashboard's CSRF tokens and derives each webhook's secret.
     pub secret: Secret,
+    /// The HTTP client of webhook deliveries.
+    pub outbound: Outbound,
+    /// For the webhook watcher: what each experiment's decision depended
+    /// on when it was last looked at (a hash), so an unchanged one is not
+    /// computed again.
+    pub webhook_seen: Mutex<HashMap<Uuid, u64>>,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -101,6 +113,19 @@ impl std::fmt::Debug for dyn Storage {
 /// The shared state, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
+
+/// A handle on the shared state that does not keep it alive: what a
+/// background task that runs `service` holds between its rounds, so the
+/// state (and the commit writer's queue) can go at shutdown.
+#[derive(Debug, Clone)]
+pub struct WeakState(Weak<Shared>);
+
+impl WeakState {
+    /// The state, while it is still running.
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
 
 impl Deref for AppState {
     type Target = Shared;
@@ -214,6 +239,8 @@ impl AppState {
             origins: options.origins,
             guard,
             secret,
+            outbound: Outbound::new(options.webhook_timeout),
+            webhook_seen: Mutex::default(),
         }));
         Ok((
             state,
@@ -226,6 +253,11 @@ impl AppState {
                 served,
             },
         ))
+    }
+
+    /// A handle that does not keep the state alive.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
 
     /// Now, in epoch milliseconds.

@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use myna_server::auth::Passwords;
 use myna_server::cors::Origins;
+use myna_server::service::webhooks::{check_now, deliver_now};
 use myna_server::storage::ApiKey;
 use myna_server::{AppState, Options, accounts, app};
 use poem::EndpointExt;
@@ -336,6 +337,7 @@ async fn every_page_refuses_a_missing_session_and_api_credentials() {
         format!("/experiments/{uuid}/delete"),
         format!("/experiments/{uuid}/export.csv"),
         "/keys".to_owned(),
+        "/webhooks".to_owned(),
     ];
     let credentials: Vec<Vec<(&str, String)>> = vec![
         vec![],
@@ -371,6 +373,11 @@ async fn every_page_refuses_a_missing_session_and_api_credentials() {
         (format!("/experiments/{uuid}/delete"), vec![]),
         ("/keys".to_owned(), vec![("name", "sneaky")]),
         (format!("/keys/{key}/revoke"), vec![]),
+        (
+            "/webhooks".to_owned(),
+            vec![("url", "https://example.com/x")],
+        ),
+        (format!("/webhooks/{}/delete", Uuid::new_v4()), vec![]),
     ];
     for (uri, pairs) in &posts {
         let headers = [("authorization", format!("ApiKey {key}"))];
@@ -385,6 +392,13 @@ async fn every_page_refuses_a_missing_session_and_api_credentials() {
     assert_eq!(read["name"], "Secret plans");
     let keys = d.storage.api_keys(d.account).await.expect("keys");
     assert_eq!(keys.len(), 1, "no key created, none revoked");
+    assert!(
+        d.storage
+            .webhooks(d.account)
+            .await
+            .expect("webhooks")
+            .is_empty()
+    );
     // A missing session on a page comes back there after signing in.
     let answer = d
         .send(Method::GET, &format!("/experiments/{uuid}"), &[], None)
@@ -411,6 +425,10 @@ async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
         (format!("/experiments/{uuid}/delete"), vec![]),
         ("/keys".to_owned(), vec![("name", "sneaky")]),
         (format!("/keys/{key}/revoke"), vec![]),
+        (
+            "/webhooks".to_owned(),
+            vec![("url", "https://example.com/x")],
+        ),
         ("/signout".to_owned(), vec![]),
     ];
     for (uri, pairs) in &posts {
@@ -428,6 +446,13 @@ async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["name"], "Guarded");
     assert_eq!(d.storage.api_keys(d.account).await.expect("keys").len(), 1);
+    assert!(
+        d.storage
+            .webhooks(d.account)
+            .await
+            .expect("webhooks")
+            .is_empty()
+    );
     let (_, search) = d
         .api(
             Method::GET,
@@ -1179,4 +1204,99 @@ async fn the_experiment_page_links_a_csv_of_its_hourly_totals() {
         )
         .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_deletes() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, "/webhooks").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("No webhooks yet."));
+    assert!(
+        d.page(&browser, "/")
+            .await
+            .text
+            .contains("href=\"/webhooks\"")
+    );
+
+    // A local port nothing listens on: deliveries fail to connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/hook?from=<myna>");
+    let shown = format!("http://127.0.0.1:{port}/hook?from=&lt;myna&gt;");
+    let url = url.as_str();
+    let added = d.submit(&browser, "/webhooks", &[("url", url)]).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    let secret = between(&added.text, "id=\"secret\"", "</div>")
+        .and_then(|block| between(&block, "<p class=\"mono wrap\">", "</p>"))
+        .expect("the secret on the page");
+    assert_eq!(secret.len(), 64);
+    assert!(added.text.contains(&shown));
+    let hooks = d.storage.webhooks(d.account).await.expect("webhooks");
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].url, url);
+    // Never again: not on the page, not in the API's list.
+    let page = d.page(&browser, "/webhooks").await;
+    assert!(page.text.contains(&shown));
+    assert!(!page.text.contains(&secret));
+    let (_, listed) = d.api(Method::GET, "/v2/webhook", None).await;
+    assert!(!listed.to_string().contains(&secret));
+
+    // A bad URL: the problem on the page, nothing added.
+    let bad = d
+        .submit(&browser, "/webhooks", &[("url", "ftp://example.com/")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("<code>url</code>"));
+    assert_eq!(
+        d.storage.webhooks(d.account).await.expect("webhooks").len(),
+        1
+    );
+
+    // A change of decision shows up among the deliveries.
+    let uuid = d.experiment("Hooked").await;
+    let events = json!({"events": [{"typename": "reward", "variant": "b", "amount": 1.0}]});
+    let (status, _) = d
+        .api(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/record"),
+            Some(events),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(check_now(&d.state).await.expect("check"), 1);
+    let page = d.page(&browser, "/webhooks").await;
+    let deliveries = between(&page.text, "id=\"deliveries\"", "</table>").expect("deliveries");
+    assert!(deliveries.contains("health-failing"));
+    assert!(deliveries.contains(&format!("href=\"/experiments/{uuid}\">Hooked</a>")));
+    assert!(deliveries.contains("pending"));
+    // An attempt that failed: retrying, with its outcome listed.
+    assert_eq!(deliver_now(&d.state).await.expect("deliver"), 1);
+    let page = d.page(&browser, "/webhooks").await;
+    let deliveries = between(&page.text, "id=\"deliveries\"", "</table>").expect("deliveries");
+    assert!(deliveries.contains("retrying"));
+    assert!(deliveries.contains("could not connect"));
+
+    let hook = hooks[0].uuid;
+    let deleted = d
+        .submit(&browser, &format!("/webhooks/{hook}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(deleted.location(), "/webhooks?done=deleted");
+    assert!(
+        d.storage
+            .webhooks(d.account)
+            .await
+            .expect("webhooks")
+            .is_empty()
+    );
+    let page = d.page(&browser, "/webhooks?done=deleted").await;
+    assert!(page.text.contains("The webhook was deleted."));
+    assert!(page.text.contains("No deliveries yet."));
+    let again = d
+        .submit(&browser, &format!("/webhooks/{hook}/delete"), &[])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
 }

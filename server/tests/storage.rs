@@ -7,11 +7,13 @@
 use std::sync::Arc;
 
 use myna_core::model::empty_object;
+use myna_core::webhook::{Event as WebhookEvent, Observation};
 use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
 use myna_server::storage::postgres::PostgresStorage;
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{
-    Account, ApiKey, Recording, Served, Storage, StorageError, Token, TokenHash, TokenKind,
+    Account, ApiKey, Attempt, Notice, Recording, Served, Storage, StorageError, Token, TokenHash,
+    TokenKind, Webhook,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -132,6 +134,21 @@ macro_rules! suite {
                 let Some(fixture) = $open.await else { return };
                 cases::served_weights_go_with_variants_reset_and_delete(fixture.storage.as_ref())
                     .await
+            }
+            #[tokio::test]
+            async fn webhooks() {
+                let Some(fixture) = $open.await else { return };
+                cases::webhooks(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn a_change_is_stored_once_with_its_deliveries() {
+                let Some(fixture) = $open.await else { return };
+                cases::a_change_is_stored_once_with_its_deliveries(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn deliveries_are_claimed_once_and_pruned() {
+                let Some(fixture) = $open.await else { return };
+                cases::deliveries_are_claimed_once_and_pruned(fixture.storage.as_ref()).await
             }
         }
     };
@@ -268,6 +285,96 @@ async fn postgres_a_failed_group_commit_leaves_nothing_behind() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.variants[0].views, 1);
+}
+
+/// Two instances (two pools on one database) see the same changes of
+/// decision at once and race to store them, then race to claim the
+/// deliveries: each change is stored once, with one delivery, and each
+/// delivery is claimed by one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_instances_notify_and_claim_each_change_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let two = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let account = cases::account(one.as_ref()).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    one.create_experiment(&experiment, 0).await.unwrap();
+    let hook = Webhook {
+        uuid: Uuid::new_v4(),
+        account_id: account,
+        url: "https://example.com/hook".into(),
+        created_ms: 0,
+    };
+    one.create_webhook(&hook, 10).await.unwrap();
+    const CHANGES: usize = 30;
+    let states: Arc<Vec<Observation>> = Arc::new(
+        (0..=CHANGES)
+            .map(|i| Observation {
+                verdict: format!("v{i}"),
+                failing: vec![],
+            })
+            .collect(),
+    );
+    let observe = |storage: Arc<PostgresStorage>| {
+        let states = states.clone();
+        let uuid = experiment.uuid;
+        tokio::spawn(async move {
+            let mut stored = 0;
+            for i in 0..=CHANGES {
+                let notice = Notice {
+                    experiment: uuid,
+                    account_id: account,
+                    previous: i.checked_sub(1).map(|p| &states[p]),
+                    observation: &states[i],
+                    events: if i == 0 {
+                        vec![]
+                    } else {
+                        vec![(WebhookEvent::VerdictChanged, format!("{i}"))]
+                    },
+                    now_ms: i as i64,
+                };
+                if storage.observe(&notice).await.unwrap() {
+                    stored += 1;
+                }
+            }
+            stored
+        })
+    };
+    let (a, b) = tokio::join!(observe(one.clone()), observe(two.clone()));
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        CHANGES + 1,
+        "each change stored once"
+    );
+    let listed = one.deliveries(account, 1000).await.unwrap();
+    let mut bodies: Vec<usize> = listed.iter().map(|d| d.body.parse().unwrap()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, (1..=CHANGES).collect::<Vec<_>>());
+
+    let claim = |storage: Arc<PostgresStorage>| {
+        tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            for delivery in storage.due_deliveries(1_000, 1_000).await.unwrap() {
+                let due = delivery.next_ms.unwrap();
+                if storage
+                    .claim_delivery(delivery.id, due, 60_000, 1_000)
+                    .await
+                    .unwrap()
+                {
+                    claimed.push(delivery.id);
+                }
+            }
+            claimed
+        })
+    };
+    let (a, b) = tokio::join!(claim(one.clone()), claim(two.clone()));
+    let mut all: Vec<i64> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    all.sort_unstable();
+    let mut ids: Vec<i64> = listed.iter().map(|d| d.id).collect();
+    ids.sort_unstable();
+    assert_eq!(all, ids, "every delivery claimed, by one instance");
 }
 
 /// Two instances (two pools on one database) commit groups concurrently,
@@ -1263,6 +1370,271 @@ mod cases {
         assert_eq!(
             served_rows(&storage.served(other.uuid).await.unwrap()),
             [("a".into(), 0, 3.0, 3)]
+        );
+    }
+
+    fn webhook(account: Uuid, created_ms: i64) -> Webhook {
+        Webhook {
+            uuid: Uuid::new_v4(),
+            account_id: account,
+            url: format!("https://example.com/{created_ms}"),
+            created_ms,
+        }
+    }
+
+    fn observation(verdict: &str, failing: &[&str]) -> Observation {
+        Observation {
+            verdict: verdict.into(),
+            failing: failing.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    pub async fn webhooks(storage: &dyn Storage) {
+        let mine = account(storage).await;
+        let theirs = account(storage).await;
+        assert_eq!(
+            storage.webhook_accounts().await.unwrap(),
+            Vec::<Uuid>::new()
+        );
+        let second = webhook(mine, 2);
+        let first = webhook(mine, 1);
+        assert!(storage.create_webhook(&second, 2).await.unwrap());
+        assert!(storage.create_webhook(&first, 2).await.unwrap());
+        assert!(
+            !storage.create_webhook(&webhook(mine, 3), 2).await.unwrap(),
+            "over the limit"
+        );
+        assert!(
+            storage
+                .create_webhook(&webhook(theirs, 4), 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            storage.webhooks(mine).await.unwrap(),
+            [first.clone(), second.clone()],
+            "oldest first"
+        );
+        let mut accounts = vec![mine, theirs];
+        accounts.sort();
+        assert_eq!(storage.webhook_accounts().await.unwrap(), accounts);
+        assert!(!storage.delete_webhook(theirs, first.uuid).await.unwrap());
+        assert!(storage.delete_webhook(mine, first.uuid).await.unwrap());
+        assert_eq!(storage.webhooks(mine).await.unwrap(), [second]);
+    }
+
+    pub async fn a_change_is_stored_once_with_its_deliveries(storage: &dyn Storage) {
+        let owner = account(storage).await;
+        let experiment = experiment(owner, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let (one, two) = (webhook(owner, 1), webhook(owner, 2));
+        storage.create_webhook(&one, 10).await.unwrap();
+        storage.create_webhook(&two, 10).await.unwrap();
+
+        let collecting = observation("collecting", &[]);
+        let first = Notice {
+            experiment: experiment.uuid,
+            account_id: owner,
+            previous: None,
+            observation: &collecting,
+            events: vec![],
+            now_ms: 10,
+        };
+        assert!(storage.observe(&first).await.unwrap());
+        assert!(!storage.observe(&first).await.unwrap(), "already observed");
+        assert_eq!(
+            storage.observations().await.unwrap(),
+            [(experiment.uuid, collecting.clone())]
+        );
+
+        let decided = observation("decided", &["sample-ratio", "traffic-stopped"]);
+        let change = Notice {
+            previous: Some(&collecting),
+            observation: &decided,
+            events: vec![
+                (WebhookEvent::VerdictChanged, "{\"n\":1}".to_owned()),
+                (WebhookEvent::HealthFailing, "{\"n\":2}".to_owned()),
+            ],
+            now_ms: 20,
+            ..first.clone()
+        };
+        assert!(storage.observe(&change).await.unwrap());
+        // The same change seen again (another round, another instance): the
+        // stored observation is not the one it read any more.
+        assert!(!storage.observe(&change).await.unwrap());
+        assert_eq!(
+            storage.observations().await.unwrap(),
+            [(experiment.uuid, decided.clone())]
+        );
+        let listed = storage.deliveries(owner, 100).await.unwrap();
+        assert_eq!(listed.len(), 4, "two events for two webhooks");
+        for delivery in &listed {
+            assert_eq!(delivery.experiment, experiment.uuid);
+            assert_eq!(delivery.attempts, 0);
+            assert_eq!(delivery.next_ms, Some(20));
+            assert_eq!(delivery.created_ms, 20);
+        }
+        let mut pairs: Vec<(String, String, Uuid)> = listed
+            .iter()
+            .map(|d| (d.event.clone(), d.body.clone(), d.webhook))
+            .collect();
+        pairs.sort();
+        let mut expected = vec![
+            (
+                "health-failing".to_owned(),
+                "{\"n\":2}".to_owned(),
+                one.uuid,
+            ),
+            (
+                "health-failing".to_owned(),
+                "{\"n\":2}".to_owned(),
+                two.uuid,
+            ),
+            (
+                "verdict-changed".to_owned(),
+                "{\"n\":1}".to_owned(),
+                one.uuid,
+            ),
+            (
+                "verdict-changed".to_owned(),
+                "{\"n\":1}".to_owned(),
+                two.uuid,
+            ),
+        ];
+        expected.sort();
+        assert_eq!(pairs, expected);
+        assert!(listed[0].url.starts_with("https://example.com/"));
+
+        // Deleting the experiment forgets its observation; deleting a
+        // webhook, its deliveries.
+        assert!(storage.delete_experiment(experiment.uuid).await.unwrap());
+        assert!(storage.observations().await.unwrap().is_empty());
+        assert!(storage.delete_webhook(owner, one.uuid).await.unwrap());
+        let listed = storage.deliveries(owner, 100).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|d| d.webhook == two.uuid));
+    }
+
+    pub async fn deliveries_are_claimed_once_and_pruned(storage: &dyn Storage) {
+        let owner = account(storage).await;
+        let experiment = experiment(owner, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let hook = webhook(owner, 1);
+        storage.create_webhook(&hook, 10).await.unwrap();
+        let mut previous: Option<Observation> = None;
+        for i in 0..5 {
+            let now = observation(&format!("v{i}"), &[]);
+            let notice = Notice {
+                experiment: experiment.uuid,
+                account_id: owner,
+                previous: previous.as_ref(),
+                observation: &now,
+                events: vec![(WebhookEvent::VerdictChanged, format!("{i}"))],
+                now_ms: 100 + i,
+            };
+            assert!(storage.observe(&notice).await.unwrap());
+            previous = Some(now);
+        }
+        assert!(storage.due_deliveries(99, 10).await.unwrap().is_empty());
+        let due = storage.due_deliveries(102, 10).await.unwrap();
+        let bodies: Vec<&str> = due.iter().map(|d| d.body.as_str()).collect();
+        assert_eq!(bodies, ["0", "1", "2"], "the longest due first");
+        assert_eq!(storage.due_deliveries(1_000, 2).await.unwrap().len(), 2);
+
+        let first = &due[0];
+        assert!(
+            storage
+                .claim_delivery(first.id, 100, 60_000, 200)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !storage
+                .claim_delivery(first.id, 100, 60_000, 200)
+                .await
+                .unwrap(),
+            "claimed once"
+        );
+        let due: Vec<i64> = storage
+            .due_deliveries(1_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert!(!due.contains(&first.id), "a claimed delivery is not due");
+        storage
+            .finish_attempt(&Attempt {
+                id: first.id,
+                at_ms: 200,
+                status: Some(503),
+                error: Some("answered HTTP 503".into()),
+                delivered_ms: None,
+                next_ms: Some(5_000),
+            })
+            .await
+            .unwrap();
+        let listed = storage.deliveries(owner, 100).await.unwrap();
+        let stored = listed.iter().find(|d| d.id == first.id).unwrap();
+        assert_eq!(stored.attempts, 1);
+        assert_eq!(stored.last_attempt_ms, Some(200));
+        assert_eq!(stored.last_status, Some(503));
+        assert_eq!(stored.last_error.as_deref(), Some("answered HTTP 503"));
+        assert_eq!(stored.next_ms, Some(5_000));
+        storage
+            .finish_attempt(&Attempt {
+                id: first.id,
+                at_ms: 5_000,
+                status: Some(204),
+                error: None,
+                delivered_ms: Some(5_100),
+                next_ms: None,
+            })
+            .await
+            .unwrap();
+        let listed = storage.deliveries(owner, 100).await.unwrap();
+        let stored = listed.iter().find(|d| d.id == first.id).unwrap();
+        assert_eq!((stored.delivered_ms, stored.next_ms), (Some(5_100), None));
+        assert_eq!(stored.last_error, None);
+        let log: Vec<(i64, i64, Option<u16>, Option<String>)> = storage
+            .attempts(owner, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.delivery, a.at_ms, a.status, a.error))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (first.id, 200, Some(503), Some("answered HTTP 503".into())),
+                (first.id, 5_000, Some(204), None),
+            ],
+            "each attempt kept"
+        );
+        assert!(
+            !storage
+                .due_deliveries(i64::MAX, 10)
+                .await
+                .unwrap()
+                .iter()
+                .any(|d| d.id == first.id)
+        );
+
+        // Newest first; pruning keeps the latest of each webhook.
+        let bodies: Vec<String> = listed.iter().map(|d| d.body.clone()).collect();
+        assert_eq!(bodies, ["4", "3", "2", "1", "0"]);
+        assert_eq!(storage.prune_deliveries(2).await.unwrap(), 3);
+        let bodies: Vec<String> = storage
+            .deliveries(owner, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.body.clone())
+            .collect();
+        assert_eq!(bodies, ["4", "3"]);
+        assert!(
+            storage.attempts(owner, 100).await.unwrap().is_empty(),
+            "a pruned delivery's attempts go with it"
         );
     }
 }

@@ -31,6 +31,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Lower-case hex of the plain HMAC-SHA256 of `message` under `key` (RFC
+/// 2104, as `openssl dgst -sha256 -hmac <key>` computes it): the signature
+/// a webhook's receiver checks.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    hex(&mac.finalize().into_bytes())
+}
+
 /// A fresh random token: 256 bits, lower-case hex (64 characters).
 pub fn random_token() -> String {
     hex(&random_bytes::<32>())
@@ -132,6 +142,15 @@ mod tests {
         assert!(!a.verify_hex("csrf", &[b"tok", b"en"], &signature));
         assert!(!a.verify_hex("csrf", &[b"token"], "not hex"));
         assert_eq!(format!("{a:?}"), "Secret(…)");
+    }
+
+    #[test]
+    fn plain_hmac_matches_rfc_4231() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! construction), styled by one embedded stylesheet, with charts as SVG:
 //! no script at all, so reading works without JavaScript, and changes are
 //! plain POST forms answered by a redirect (POST-redirect-GET). Handlers
-//! (`experiments`, `keys`, `session`) read the request, call the API's
+//! (`experiments`, `keys`, `webhooks`, `session`) read the request, call the API's
 //! functions and hand the results to a view; `html` makes the responses.
 //!
 //! Access is by the session cookie only (see [`session`]); an API key,
@@ -16,7 +16,8 @@
 //!
 //! Routes (none under `/v2/` or `/healthz`): `/` (the experiments),
 //! `/signin`, `/signout`, `/experiments/new`, `/experiments/{uuid}` (and
-//! `/reset`, `/delete`, `/export.csv`), `/keys` (and `/keys/{uuid}/revoke`), `/assets/…`.
+//! `/reset`, `/delete`, `/export.csv`), `/keys` (and `/keys/{uuid}/revoke`),
+//! `/webhooks` (and `/webhooks/{uuid}/delete`), `/assets/…`.
 
 use poem::http::StatusCode;
 use poem::{Body, Request, Response, Route, get, handler, post};
@@ -31,6 +32,7 @@ mod keys;
 mod proxy;
 pub mod session;
 mod views;
+mod webhooks;
 
 use session::Session;
 
@@ -62,6 +64,8 @@ pub fn routes(route: Route) -> Route {
         )
         .at("/keys", get(keys::list).post(keys::create))
         .at("/keys/:uuid/revoke", post(keys::revoke))
+        .at("/webhooks", get(webhooks::list).post(webhooks::create))
+        .at("/webhooks/:uuid/delete", post(webhooks::delete))
         .at("/assets/dashboard.css", get(stylesheet))
         .at("/assets/icon.svg", get(icon))
 }

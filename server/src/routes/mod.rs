@@ -23,6 +23,7 @@ pub mod extract;
 pub(crate) mod health;
 pub(crate) mod record;
 pub(crate) mod user;
+pub(crate) mod webhook;
 
 /// The whole API as one endpoint.
 pub fn app(state: AppState) -> impl Endpoint {
@@ -48,6 +49,8 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/user/logout", post(user::logout))
         .at("/apikey", get(apikey::list).post(apikey::create))
         .at("/apikey/:uuid", poem::delete(apikey::delete))
+        .at("/webhook", get(webhook::list).post(webhook::create))
+        .at("/webhook/:uuid", poem::delete(webhook::delete))
         .at("/openapi.json", get(openapi::openapi_json));
     let clock = state.clock.clone();
     let errors = clock.clone();

@@ -5,25 +5,34 @@
 
 use std::collections::BTreeMap;
 
-use myna_core::Problem;
 use myna_core::decision::{Decision, Hour, decide};
+use myna_core::{Experiment, Problem};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::service::experiments;
 use crate::state::AppState;
-use crate::storage::{HourTotals, Served};
+use crate::storage::{HourTotals, Served, StorageError};
 
 /// The decision on `account`'s experiment it knows as `uuid`, now (the 404
 /// problem if it has none such).
 pub async fn decision(state: &AppState, account: Uuid, uuid: Uuid) -> Result<Decision, Problem> {
     let experiment = experiments::visible(state, Caller::Owner { account }, uuid)?;
-    let stored = experiment.uuid;
-    let hourly = state.storage.hourly(stored).await?;
-    let served = state.storage.served(stored).await?;
+    Ok(decision_of(state, &experiment, state.now_ms()).await?)
+}
+
+/// The decision on `experiment` (as stored) at `now_ms`: the endpoint's and
+/// the webhooks' watcher's.
+pub async fn decision_of(
+    state: &AppState,
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<Decision, StorageError> {
+    let hourly = state.storage.hourly(experiment.uuid).await?;
+    let served = state.storage.served(experiment.uuid).await?;
     let ids: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
     let hours = hours(&ids, &hourly, &served);
-    Ok(decide(&experiment, &hours, state.now_ms()))
+    Ok(decide(experiment, &hours, now_ms))
 }
 
 /// Core's hours, oldest first, variants in `ids`' order: every hour with

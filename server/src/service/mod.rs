@@ -7,9 +7,12 @@
 //! - [`experiments`]: reading (which experiments a caller sees), searching,
 //!   creating, updating, deleting, resetting, recording;
 //! - [`keys`]: API keys;
-//! - [`accounts`]: account creation, the first start, login and logout.
+//! - [`accounts`]: account creation, the first start, login and logout;
+//! - [`webhooks`]: webhooks, the watcher of decisions and the sender of
+//!   deliveries.
 
 pub mod accounts;
 pub mod decisions;
 pub mod experiments;
 pub mod keys;
+pub mod webhooks;

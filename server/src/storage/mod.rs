@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use myna_core::timestamp::chart_hour;
+use myna_core::webhook::{Event, Observation};
 use myna_core::{EventType, Experiment, RecordBatch, Visibility};
 use uuid::Uuid;
 
@@ -25,6 +26,7 @@ pub mod rows;
 mod served;
 pub mod sql;
 pub mod sqlite;
+mod webhooks;
 
 /// The future every storage call returns (boxed, so `dyn Storage` works).
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
@@ -136,6 +138,100 @@ pub struct ApiKey {
     pub name: Option<String>,
     /// When it was created, epoch milliseconds.
     pub created_ms: i64,
+}
+
+/// A webhook: where an account's changes of decision are posted. Its
+/// secret is derived from the server secret and its uuid, never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Its identity (and what its secret is derived from).
+    pub uuid: Uuid,
+    /// Whose it is.
+    pub account_id: Uuid,
+    /// Where deliveries are posted (checked by core's `check_url`).
+    pub url: String,
+    /// When it was created, epoch milliseconds.
+    pub created_ms: i64,
+}
+
+/// A new observation of an experiment to store, with the events it makes
+/// (see [`Storage::observe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice<'a> {
+    /// The experiment (its stored uuid).
+    pub experiment: Uuid,
+    /// Its owner, whose webhooks get the events.
+    pub account_id: Uuid,
+    /// The observation stored now, as read (`None`: none is stored).
+    pub previous: Option<&'a Observation>,
+    /// The observation to store.
+    pub observation: &'a Observation,
+    /// Each event with the exact body its deliveries post.
+    pub events: Vec<(Event, String)>,
+    /// Now, epoch milliseconds: the deliveries are due at once.
+    pub now_ms: i64,
+}
+
+/// One event for one webhook, and how its delivery goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its identity (increasing).
+    pub id: i64,
+    /// The webhook.
+    pub webhook: Uuid,
+    /// The webhook's URL.
+    pub url: String,
+    /// The experiment the event is about.
+    pub experiment: Uuid,
+    /// The event's wire name.
+    pub event: String,
+    /// The exact body posted (and signed).
+    pub body: String,
+    /// When the event was seen, epoch milliseconds.
+    pub created_ms: i64,
+    /// Attempts begun so far.
+    pub attempts: u64,
+    /// When it is due (or when the attempt that claimed it ends); `None`
+    /// once delivered or given up.
+    pub next_ms: Option<i64>,
+    /// When the last attempt began.
+    pub last_attempt_ms: Option<i64>,
+    /// The HTTP status the last attempt got, if it got one.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed (no answer, or not a 2xx).
+    pub last_error: Option<String>,
+    /// When it was delivered (a 2xx answer).
+    pub delivered_ms: Option<i64>,
+}
+
+/// How one attempt of a delivery came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The delivery.
+    pub id: i64,
+    /// When the attempt began.
+    pub at_ms: i64,
+    /// The HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Why it failed; `None` when delivered.
+    pub error: Option<String>,
+    /// When it was delivered (`None`: not delivered).
+    pub delivered_ms: Option<i64>,
+    /// When to try again (`None`: delivered or given up).
+    pub next_ms: Option<i64>,
+}
+
+/// One attempt of a delivery, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The delivery.
+    pub delivery: i64,
+    /// When it began.
+    pub at_ms: i64,
+    /// The HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 /// One validated record batch to commit, with the experiment it is for.
@@ -316,6 +412,39 @@ pub trait Storage: Send + Sync + 'static {
     fn add_served<'a>(&'a self, rows: &'a [Served]) -> Fut<'a, ()>;
     /// An experiment's served weights, by variant (creation order) then hour.
     fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>>;
+
+    /// Stores a new webhook unless its account has `max` already (false).
+    fn create_webhook<'a>(&'a self, webhook: &'a Webhook, max: usize) -> Fut<'a, bool>;
+    /// An account's webhooks, oldest first.
+    fn webhooks(&self, account_id: Uuid) -> Fut<'_, Vec<Webhook>>;
+    /// Deletes an account's webhook with its deliveries; false if that
+    /// account has no such webhook.
+    fn delete_webhook(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool>;
+    /// The accounts that have webhooks.
+    fn webhook_accounts(&self) -> Fut<'_, Vec<Uuid>>;
+    /// The observation last notified of every experiment observed so far.
+    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>>;
+    /// Stores `notice.observation` if the stored one is still
+    /// `notice.previous`, and, in the same transaction, one delivery of each
+    /// event for each webhook the account has: false (nothing stored) if
+    /// another writer changed it first, so a change is notified at most once.
+    fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool>;
+    /// Up to `limit` deliveries due at `now_ms`, the longest due first.
+    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>>;
+    /// Claims a due delivery for one attempt: counts the attempt and moves
+    /// it to `until_ms`, if it is still due at `due_ms` (false: another
+    /// sender took it).
+    fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool>;
+    /// Records how a claimed attempt came out: the delivery's state and,
+    /// in the same transaction, the attempt in its log.
+    fn finish_attempt<'a>(&'a self, attempt: &'a Attempt) -> Fut<'a, ()>;
+    /// The attempts of an account's latest `limit` deliveries, by delivery
+    /// then time.
+    fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>>;
+    /// An account's latest `limit` deliveries, newest first.
+    fn deliveries(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<Delivery>>;
+    /// Deletes all but the latest `keep` deliveries of each webhook; how many.
+    fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64>;
 }
 
 /// What a group of counted batches adds to the counters, aggregated so that a

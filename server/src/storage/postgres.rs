@@ -18,15 +18,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use myna_core::Experiment;
-use sqlx::Postgres;
+use myna_core::webhook::Observation;
 use sqlx::postgres::{PgConnectOptions, PgRow};
+use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Served, Storage,
-    StorageError, Token, TokenHash, Unreadable, credentials, served,
+    Account, ApiKey, Attempt, AttemptLog, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals,
+    Notice, Recording, Served, Storage, StorageError, Token, TokenHash, Unreadable, Webhook,
+    credentials, served, webhooks,
 };
 
 mod calls;
@@ -184,6 +186,33 @@ impl Run for PostgresStorage {
             .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(map_err)
+    }
+
+    async fn guarded<'a>(
+        &'a self,
+        guard: Statement<'a>,
+        then: Vec<Statement<'a>>,
+    ) -> Result<bool, StorageError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await.map_err(map_err)?;
+        let done = guard
+            .query::<Postgres>()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            // Dropped: rolled back.
+            return Ok(false);
+        }
+        for statement in then {
+            statement
+                .query::<Postgres>()
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 }
 
@@ -348,5 +377,65 @@ impl Storage for PostgresStorage {
 
     fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>> {
         self.bounded(Purpose::Pages, served::of(self, experiment))
+    }
+
+    fn create_webhook<'a>(&'a self, webhook: &'a Webhook, max: usize) -> Fut<'a, bool> {
+        self.bounded(Purpose::Pages, webhooks::create_webhook(self, webhook, max))
+    }
+
+    fn webhooks(&self, account_id: Uuid) -> Fut<'_, Vec<Webhook>> {
+        self.bounded(Purpose::Pages, webhooks::webhooks(self, account_id))
+    }
+
+    fn delete_webhook(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool> {
+        self.bounded(
+            Purpose::Pages,
+            webhooks::delete_webhook(self, account_id, uuid),
+        )
+    }
+
+    fn webhook_accounts(&self) -> Fut<'_, Vec<Uuid>> {
+        self.bounded(Purpose::Upkeep, webhooks::webhook_accounts(self))
+    }
+
+    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+        self.bounded(Purpose::Upkeep, webhooks::observations(self))
+    }
+
+    fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool> {
+        self.bounded(Purpose::Upkeep, webhooks::observe(self, notice))
+    }
+
+    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
+        self.bounded(
+            Purpose::Upkeep,
+            webhooks::due_deliveries(self, now_ms, limit),
+        )
+    }
+
+    fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool> {
+        self.bounded(
+            Purpose::Upkeep,
+            webhooks::claim_delivery(self, id, due_ms, until_ms, now_ms),
+        )
+    }
+
+    fn finish_attempt<'a>(&'a self, attempt: &'a Attempt) -> Fut<'a, ()> {
+        self.bounded(Purpose::Upkeep, webhooks::finish_attempt(self, attempt))
+    }
+
+    fn deliveries(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<Delivery>> {
+        self.bounded(
+            Purpose::Pages,
+            webhooks::deliveries(self, account_id, limit),
+        )
+    }
+
+    fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
+        self.bounded(Purpose::Upkeep, webhooks::prune_deliveries(self, keep))
+    }
+
+    fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
+        self.bounded(Purpose::Pages, webhooks::attempts(self, account_id, limit))
     }
 }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::sql::UuidText;
 use super::{
-    Account, ApiKey, Experiments, HourTotals, Served, StorageError, Token, TokenHash, TokenKind,
-    Unreadable,
+    Account, ApiKey, Delivery, Experiments, HourTotals, Served, StorageError, Token, TokenHash,
+    TokenKind, Unreadable, Webhook,
 };
 
 /// The columns of an `accounts` row, as [`account_row`] reads them.
@@ -32,6 +32,12 @@ pub const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_
 pub const HOUR_COLUMNS: &str = "variant, hour_ms, views, total_reward";
 /// The columns of a `served_weights` row, as [`served_row`] reads them.
 pub const SERVED_COLUMNS: &str = "experiment, variant, hour_ms, weight_sum, answers";
+/// The columns of a `webhooks` row, as [`webhook_row`] reads them.
+pub const WEBHOOK_COLUMNS: &str = "uuid, account_id, url, created_ms";
+/// The columns of a `webhook_deliveries` row with its webhook's `url`, as
+/// [`delivery_row`] reads them.
+pub const DELIVERY_COLUMNS: &str = "id, webhook, url, experiment, event, body, created_ms, \
+     attempts, next_ms, last_attempt_ms, last_status, last_error, delivered_ms";
 
 /// A row of either backend, read by column name. A missing column or a
 /// value of another type is an internal error (schema and code disagree).
@@ -42,6 +48,8 @@ pub trait Columns {
     fn optional_text(&self, name: &str) -> Result<Option<String>, StorageError>;
     /// A 64-bit integer column.
     fn integer(&self, name: &str) -> Result<i64, StorageError>;
+    /// A nullable 64-bit integer column.
+    fn optional_integer(&self, name: &str) -> Result<Option<i64>, StorageError>;
     /// A real column.
     fn real(&self, name: &str) -> Result<f64, StorageError>;
     /// A uuid column as text (see [`UuidText`]).
@@ -57,6 +65,7 @@ where
     String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     f64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     UuidText: for<'r> Decode<'r, R::Database> + Type<R::Database>,
 {
@@ -67,6 +76,9 @@ where
         self.try_get(name).map_err(|e| column_error(name, &e))
     }
     fn integer(&self, name: &str) -> Result<i64, StorageError> {
+        self.try_get(name).map_err(|e| column_error(name, &e))
+    }
+    fn optional_integer(&self, name: &str) -> Result<Option<i64>, StorageError> {
         self.try_get(name).map_err(|e| column_error(name, &e))
     }
     fn real(&self, name: &str) -> Result<f64, StorageError> {
@@ -199,6 +211,37 @@ pub fn served_row(row: &impl Columns) -> Result<Served, StorageError> {
     })
 }
 
+/// A `webhooks` row.
+pub fn webhook_row(row: &impl Columns) -> Result<Webhook, StorageError> {
+    Ok(Webhook {
+        uuid: uuid_col(row, "uuid")?,
+        account_id: uuid_col(row, "account_id")?,
+        url: row.text("url")?,
+        created_ms: row.integer("created_ms")?,
+    })
+}
+
+/// A `webhook_deliveries` row with its webhook's `url`.
+pub fn delivery_row(row: &impl Columns) -> Result<Delivery, StorageError> {
+    Ok(Delivery {
+        id: row.integer("id")?,
+        webhook: uuid_col(row, "webhook")?,
+        url: row.text("url")?,
+        experiment: uuid_col(row, "experiment")?,
+        event: row.text("event")?,
+        body: row.text("body")?,
+        created_ms: row.integer("created_ms")?,
+        attempts: count_col(row, "attempts")?,
+        next_ms: row.optional_integer("next_ms")?,
+        last_attempt_ms: row.optional_integer("last_attempt_ms")?,
+        last_status: row
+            .optional_integer("last_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        last_error: row.optional_text("last_error")?,
+        delivered_ms: row.optional_integer("delivered_ms")?,
+    })
+}
+
 /// An experiment as read from its rows so far.
 enum Slot {
     Read(Experiment),
@@ -314,6 +357,9 @@ mod tests {
             self.read(name);
             Ok(1)
         }
+        fn optional_integer(&self, name: &str) -> Result<Option<i64>, StorageError> {
+            self.integer(name).map(Some)
+        }
         fn real(&self, name: &str) -> Result<f64, StorageError> {
             self.read(name);
             Ok(1.0)
@@ -336,12 +382,14 @@ mod tests {
     #[test]
     fn readers_read_exactly_the_listed_columns() {
         type Reads = fn(&Recorder) -> bool;
-        let readers: [(&str, Reads); 5] = [
+        let readers: [(&str, Reads); 7] = [
             (ACCOUNT_COLUMNS, |row| account_row(row).is_ok()),
             (TOKEN_COLUMNS, |row| token_row(row).is_ok()),
             (API_KEY_COLUMNS, |row| api_key_row(row).is_ok()),
             (HOUR_COLUMNS, |row| hour_row(row).is_ok()),
             (SERVED_COLUMNS, |row| served_row(row).is_ok()),
+            (WEBHOOK_COLUMNS, |row| webhook_row(row).is_ok()),
+            (DELIVERY_COLUMNS, |row| delivery_row(row).is_ok()),
         ];
         for (columns, read) in readers {
             let row = Recorder::default();

@@ -29,6 +29,7 @@ enum Arg<'a> {
     OptionalText(Option<&'a str>),
     Integer(i64),
     Real(f64),
+    OptionalInteger(Option<i64>),
 }
 
 /// SQL text with numbered parameters (`$1`, `$2`, ...) and their values, in
@@ -84,6 +85,12 @@ impl<'a> Statement<'a> {
         self
     }
 
+    /// Binds a 64-bit integer or NULL to the next parameter.
+    pub fn optional_integer(mut self, value: Option<i64>) -> Self {
+        self.args.push(Arg::OptionalInteger(value));
+        self
+    }
+
     /// The statement as a query of either backend, its values bound.
     pub fn query<DB>(self) -> Query<'static, DB, DB::Arguments>
     where
@@ -94,6 +101,7 @@ impl<'a> Statement<'a> {
         for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
         i64: for<'t> Encode<'t, DB> + Type<DB>,
         f64: for<'t> Encode<'t, DB> + Type<DB>,
+        Option<i64>: for<'t> Encode<'t, DB> + Type<DB>,
     {
         let mut query = sqlx::query(AssertSqlSafe(self.sql));
         for arg in self.args {
@@ -104,6 +112,7 @@ impl<'a> Statement<'a> {
                 Arg::OptionalText(value) => query.bind(value),
                 Arg::Integer(value) => query.bind(value),
                 Arg::Real(value) => query.bind(value),
+                Arg::OptionalInteger(value) => query.bind(value),
             };
         }
         query
@@ -126,6 +135,15 @@ pub trait Run: Sync {
         &'a self,
         statement: Statement<'a>,
     ) -> impl Future<Output = Result<Vec<Self::Row>, StorageError>> + Send + 'a;
+    /// Runs `guard`, then, only if it changed a row, every statement of
+    /// `then`, all in ONE transaction on a writing connection: whether
+    /// `guard` changed a row (a compare-and-set: of several writers racing
+    /// with the same guard, one does the rest).
+    fn guarded<'a>(
+        &'a self,
+        guard: Statement<'a>,
+        then: Vec<Statement<'a>>,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send + 'a;
 }
 
 /// A uuid bound as either database stores it: hyphenated lower-case text in

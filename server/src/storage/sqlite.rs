@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use myna_core::Experiment;
+use myna_core::webhook::Observation;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -22,8 +23,9 @@ use uuid::Uuid;
 use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
 use super::sql::{Run, Statement, UuidParam};
 use super::{
-    Account, ApiKey, Experiments, Fut, HEALTH_PROBE, HourTotals, Recording, Served, Storage,
-    StorageError, Token, TokenHash, Unreadable, credentials, experiments, served,
+    Account, ApiKey, Attempt, AttemptLog, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals,
+    Notice, Recording, Served, Storage, StorageError, Token, TokenHash, Unreadable, Webhook,
+    credentials, experiments, served, webhooks,
 };
 
 mod record;
@@ -178,6 +180,32 @@ impl Run for SqliteStorage {
             .fetch_all(&self.read)
             .await
             .map_err(map_err)
+    }
+
+    async fn guarded<'a>(
+        &'a self,
+        guard: Statement<'a>,
+        then: Vec<Statement<'a>>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let done = guard
+            .query::<Sqlite>()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            // Dropped: rolled back.
+            return Ok(false);
+        }
+        for statement in then {
+            statement
+                .query::<Sqlite>()
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 }
 
@@ -492,5 +520,53 @@ impl Storage for SqliteStorage {
 
     fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>> {
         Box::pin(served::of(self, experiment))
+    }
+
+    fn create_webhook<'a>(&'a self, webhook: &'a Webhook, max: usize) -> Fut<'a, bool> {
+        Box::pin(webhooks::create_webhook(self, webhook, max))
+    }
+
+    fn webhooks(&self, account_id: Uuid) -> Fut<'_, Vec<Webhook>> {
+        Box::pin(webhooks::webhooks(self, account_id))
+    }
+
+    fn delete_webhook(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, bool> {
+        Box::pin(webhooks::delete_webhook(self, account_id, uuid))
+    }
+
+    fn webhook_accounts(&self) -> Fut<'_, Vec<Uuid>> {
+        Box::pin(webhooks::webhook_accounts(self))
+    }
+
+    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+        Box::pin(webhooks::observations(self))
+    }
+
+    fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool> {
+        Box::pin(webhooks::observe(self, notice))
+    }
+
+    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
+        Box::pin(webhooks::due_deliveries(self, now_ms, limit))
+    }
+
+    fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool> {
+        Box::pin(webhooks::claim_delivery(self, id, due_ms, until_ms, now_ms))
+    }
+
+    fn finish_attempt<'a>(&'a self, attempt: &'a Attempt) -> Fut<'a, ()> {
+        Box::pin(webhooks::finish_attempt(self, attempt))
+    }
+
+    fn deliveries(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<Delivery>> {
+        Box::pin(webhooks::deliveries(self, account_id, limit))
+    }
+
+    fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
+        Box::pin(webhooks::prune_deliveries(self, keep))
+    }
+
+    fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
+        Box::pin(webhooks::attempts(self, account_id, limit))
     }
 }

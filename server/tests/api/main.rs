@@ -14,3 +14,4 @@ mod harness;
 mod problems;
 mod records;
 mod users;
+mod webhooks;

@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod keys;
 pub mod list;
 pub mod signin;
+pub mod webhooks;
 
 /// Which item of the top navigation is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Nav {
     Experiments,
     /// The API keys page.
     Keys,
+    /// The webhooks page.
+    Webhooks,
     /// No navigation (signed out).
     None,
 }
@@ -53,6 +56,7 @@ pub fn page(title: &str, nav: Nav, csrf: Option<&str>, body: Markup) -> Markup {
                             nav aria-label="Main" {
                                 a href="/" aria-current=[current(Nav::Experiments)] { "Experiments" }
                                 a href="/keys" aria-current=[current(Nav::Keys)] { "API keys" }
+                                a href="/webhooks" aria-current=[current(Nav::Webhooks)] { "Webhooks" }
                             }
                             @if let Some(csrf) = csrf {
                                 form class="signout" method="post" action="/signout" {

@@ -1,0 +1,372 @@
+//! Webhooks: an account's URLs (the API's `/v2/webhook` and the dashboard's
+//! webhooks page), the watcher that turns changes of decision into
+//! deliveries ([`check_now`]), and the sender ([`deliver_now`]). Both run
+//! as background tasks ([`watch`], [`send`]), never on the record path: a
+//! receiver that is slow or down costs a delivery task its time, never a
+//! request.
+//!
+//! A change is notified at most once: the observation and its deliveries
+//! are stored in one guarded transaction (`Storage::observe`), so a check
+//! repeated, run by several instances or after a restart finds it done. A
+//! delivery is tried at most [`MAX_ATTEMPTS`] times, [`retry_after_ms`]
+//! apart (2, 4, 8, 16, 32 minutes: about an hour in all); each attempt
+//! claims it first, so one instance sends it.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use myna_core::limits::MAX_WEBHOOKS;
+use myna_core::webhook::{Observation, event_body, events, parse_webhook_create};
+use myna_core::{Code, Experiment, Problem, Visibility};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::auth::secret::hmac_sha256_hex;
+use crate::service::decisions::decision_of;
+use crate::state::{AppState, WeakState};
+use crate::storage::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
+
+/// How often the watcher looks at the decisions.
+pub const CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How often the sender looks for due deliveries.
+pub const SEND_EVERY: Duration = Duration::from_secs(1);
+/// Attempts of one delivery before it is given up.
+pub const MAX_ATTEMPTS: u64 = 6;
+/// Deliveries sent at once by one sender round (its concurrency).
+pub const SEND_BATCH: usize = 8;
+/// How long a claim holds a delivery: past it (the instance that claimed
+/// it died mid-attempt), the delivery is due again. Longer than any attempt.
+pub const CLAIM_MS: i64 = 60_000;
+/// Deliveries kept per webhook (the latest); older ones are deleted.
+pub const KEEP_DELIVERIES: usize = 100;
+
+/// The pause after the `attempts`-th failed attempt: 2 minutes doubled each
+/// time (2, 4, 8, 16, 32).
+pub fn retry_after_ms(attempts: u64) -> i64 {
+    let doublings = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    120_000_i64.saturating_mul(1_i64 << doublings)
+}
+
+/// The secret of webhook `uuid`: the HMAC of its uuid under the server
+/// secret, as lower-case hex. Derived again whenever needed, never stored.
+pub fn webhook_secret(state: &AppState, uuid: Uuid) -> String {
+    state.secret.sign_hex("webhook", &[uuid.as_bytes()])
+}
+
+/// Registers a webhook for `account` from a create body (`{ "url": … }`,
+/// checked by core): the webhook and its secret (shown this once). 409 if
+/// the account has [`MAX_WEBHOOKS`] already.
+pub async fn create_webhook(
+    state: &AppState,
+    account: Uuid,
+    body: &[u8],
+) -> Result<(Webhook, String), Problem> {
+    let webhook = Webhook {
+        uuid: Uuid::new_v4(),
+        account_id: account,
+        url: parse_webhook_create(body)?,
+        created_ms: state.now_ms(),
+    };
+    if !state.storage.create_webhook(&webhook, MAX_WEBHOOKS).await? {
+        return Err(Problem::new(
+            Code::Conflict,
+            format!("An account has at most {MAX_WEBHOOKS} webhooks: delete one first."),
+        ));
+    }
+    let secret = webhook_secret(state, webhook.uuid);
+    Ok((webhook, secret))
+}
+
+/// The account's webhooks, oldest first.
+pub async fn webhooks(state: &AppState, account: Uuid) -> Result<Vec<Webhook>, Problem> {
+    Ok(state.storage.webhooks(account).await?)
+}
+
+/// Deletes `account`'s webhook and its deliveries; false if the account
+/// has no such webhook.
+pub async fn delete_webhook(state: &AppState, account: Uuid, uuid: Uuid) -> Result<bool, Problem> {
+    Ok(state.storage.delete_webhook(account, uuid).await?)
+}
+
+/// The account's latest deliveries (at most `limit`), newest first, each
+/// with its attempts (oldest first).
+pub async fn deliveries(
+    state: &AppState,
+    account: Uuid,
+    limit: usize,
+) -> Result<Vec<(Delivery, Vec<AttemptLog>)>, Problem> {
+    let deliveries = state.storage.deliveries(account, limit).await?;
+    let mut attempts: HashMap<i64, Vec<AttemptLog>> = HashMap::new();
+    for attempt in state.storage.attempts(account, limit).await? {
+        attempts.entry(attempt.delivery).or_default().push(attempt);
+    }
+    Ok(deliveries
+        .into_iter()
+        .map(|d| {
+            let tried = attempts.remove(&d.id).unwrap_or_default();
+            (d, tried)
+        })
+        .collect())
+}
+
+/// What an experiment's decision depends on, hashed: its settings (the
+/// thresholds), visibility, variants and counts, and the hour of `now_ms`
+/// (the checks that depend on time move by whole hours).
+fn fingerprint(experiment: &Experiment, now_ms: i64) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    experiment.settings.to_string().hash(&mut hasher);
+    experiment.visibility.as_str().hash(&mut hasher);
+    for variant in &experiment.variants {
+        variant.id.hash(&mut hasher);
+        variant.views.hash(&mut hasher);
+        variant.total_reward.to_bits().hash(&mut hasher);
+    }
+    now_ms.div_euclid(3_600_000).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One round of the watcher: for every experiment (not archived) of the
+/// accounts that have webhooks, the decision now against the observation
+/// last notified; a change is stored with one delivery per event and
+/// webhook. Answers how many events were stored. An experiment whose
+/// decision cannot be computed now is skipped (logged) until next round;
+/// one whose counts, definition and hour are as at its last look is not
+/// computed again.
+pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
+    let accounts: HashSet<Uuid> = state
+        .storage
+        .webhook_accounts()
+        .await?
+        .into_iter()
+        .collect();
+    if accounts.is_empty() {
+        return Ok(0);
+    }
+    let observed: HashMap<Uuid, Observation> =
+        state.storage.observations().await?.into_iter().collect();
+    let mut experiments: Vec<_> = state
+        .cache
+        .all(state.now_ms())
+        .into_iter()
+        .map(|s| s.experiment)
+        .filter(|e| accounts.contains(&e.account_id) && e.visibility != Visibility::Archived)
+        .collect();
+    experiments.sort_by_key(|e| e.uuid);
+    let seen = std::mem::take(
+        &mut *state
+            .webhook_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    let mut looked = HashMap::with_capacity(experiments.len());
+    let mut stored = 0;
+    for experiment in experiments {
+        let now_ms = state.now_ms();
+        let print = fingerprint(&experiment, now_ms);
+        if seen.get(&experiment.uuid) == Some(&print) {
+            looked.insert(experiment.uuid, print);
+            continue;
+        }
+        let decision = match decision_of(state, &experiment, now_ms).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                tracing::warn!(%error, experiment = %experiment.uuid, "no decision for webhooks");
+                continue;
+            }
+        };
+        let observation = Observation::of(&decision);
+        let previous = observed.get(&experiment.uuid);
+        if previous == Some(&observation) {
+            looked.insert(experiment.uuid, print);
+            continue;
+        }
+        let known_as = experiment.alias.unwrap_or(experiment.uuid);
+        let events: Vec<_> = events(previous, &observation)
+            .into_iter()
+            .map(|event| (event, event_body(event, known_as, now_ms, &decision)))
+            .collect();
+        let notice = Notice {
+            experiment: experiment.uuid,
+            account_id: experiment.account_id,
+            previous,
+            observation: &observation,
+            events,
+            now_ms,
+        };
+        match state.storage.observe(&notice).await {
+            Ok(true) => {
+                stored += notice.events.len();
+                looked.insert(experiment.uuid, print);
+            }
+            // Another instance stored a change first: looked at again next
+            // round, against what it stored.
+            Ok(false) => {}
+            // The database is away: the round stops (and is logged once).
+            Err(error @ StorageError::Unavailable(_)) => return Err(error),
+            // This experiment only (deleted meanwhile, say): the others go on.
+            Err(error) => {
+                tracing::warn!(%error, experiment = %experiment.uuid, "storing a webhook change failed");
+            }
+        }
+    }
+    *state
+        .webhook_seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = looked;
+    if stored > 0 {
+        state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
+    }
+    Ok(stored)
+}
+
+/// One round of the sender: claims up to [`SEND_BATCH`] due deliveries and
+/// attempts them at once, each within the client's timeout, recording each
+/// outcome. Answers how many attempts it made.
+pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
+    let now_ms = state.now_ms();
+    let due = state.storage.due_deliveries(now_ms, SEND_BATCH).await?;
+    let mut attempts = JoinSet::new();
+    let mut failed = None;
+    for delivery in due {
+        let Some(due_ms) = delivery.next_ms else {
+            continue;
+        };
+        let claimed = state
+            .storage
+            .claim_delivery(delivery.id, due_ms, now_ms + CLAIM_MS, now_ms)
+            .await;
+        match claimed {
+            Ok(true) => {
+                let state = state.clone();
+                attempts.spawn(async move { attempt(&state, delivery, now_ms).await });
+            }
+            Ok(false) => {}
+            // The attempts already claimed still run to their outcome.
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    let mut made = 0;
+    while let Some(done) = attempts.join_next().await {
+        made += 1;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "recording a webhook attempt failed"),
+            Err(error) => tracing::error!(%error, "a webhook attempt failed"),
+        }
+    }
+    failed.map_or(Ok(made), Err)
+}
+
+/// One attempt of a claimed delivery (begun at `at_ms`), and its outcome
+/// recorded.
+async fn attempt(state: &AppState, delivery: Delivery, at_ms: i64) -> Result<(), StorageError> {
+    let secret = webhook_secret(state, delivery.webhook);
+    let signature = hmac_sha256_hex(secret.as_bytes(), delivery.body.as_bytes());
+    let answer = state
+        .outbound
+        .post(&delivery.url, delivery.body, &signature)
+        .await;
+    let now_ms = state.now_ms();
+    let attempts = delivery.attempts + 1;
+    let retry = || (attempts < MAX_ATTEMPTS).then(|| now_ms + retry_after_ms(attempts));
+    let outcome = match answer {
+        Ok(status) if (200..300).contains(&status) => Attempt {
+            id: delivery.id,
+            at_ms,
+            status: Some(status),
+            error: None,
+            delivered_ms: Some(now_ms),
+            next_ms: None,
+        },
+        Ok(status) => Attempt {
+            id: delivery.id,
+            at_ms,
+            status: Some(status),
+            error: Some(format!("answered HTTP {status}")),
+            delivered_ms: None,
+            next_ms: retry(),
+        },
+        Err(error) => Attempt {
+            id: delivery.id,
+            at_ms,
+            status: None,
+            error: Some(error),
+            delivered_ms: None,
+            next_ms: retry(),
+        },
+    };
+    if outcome.delivered_ms.is_none() {
+        tracing::info!(
+            webhook = %delivery.webhook,
+            attempts,
+            error = outcome.error.as_deref().unwrap_or_default(),
+            "a webhook delivery failed{}",
+            if outcome.next_ms.is_some() { "; it will be retried" } else { "; given up" }
+        );
+    }
+    state.storage.finish_attempt(&outcome).await
+}
+
+/// The watcher task: [`check_now`] every [`CHECK_EVERY`] while the state
+/// runs; a failing round is logged once until one works again.
+pub async fn watch(state: WeakState) {
+    every(
+        state,
+        CHECK_EVERY,
+        "checking decisions for webhooks",
+        |state| Box::pin(async move { check_now(&state).await.map(|_| ()) }),
+    )
+    .await;
+}
+
+/// The sender task: [`deliver_now`] every [`SEND_EVERY`] while the state
+/// runs.
+pub async fn send(state: WeakState) {
+    every(state, SEND_EVERY, "sending webhook deliveries", |state| {
+        Box::pin(async move { deliver_now(&state).await.map(|_| ()) })
+    })
+    .await;
+}
+
+type Round = std::pin::Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
+
+async fn every(state: WeakState, period: Duration, what: &str, round: fn(AppState) -> Round) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        match round(state).await {
+            Ok(()) if failing => {
+                tracing::info!("{what} works again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                tracing::warn!(%error, "{what} failed; retrying");
+                failing = true;
+            }
+            Err(error) => tracing::debug!(%error, "{what} failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_and_take_about_an_hour() {
+        let pauses: Vec<i64> = (1..MAX_ATTEMPTS).map(retry_after_ms).collect();
+        assert_eq!(pauses, [120_000, 240_000, 480_000, 960_000, 1_920_000]);
+        assert_eq!(pauses.iter().sum::<i64>(), 62 * 60_000);
+    }
+}
