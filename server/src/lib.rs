@@ -11,7 +11,6 @@
 //! - [`service`]: what both do once a request is read (experiments, API
 //!   keys, accounts, webhooks), knowing nothing of HTTP;
 //! - [`answer`]: JSON / JSONP responses and problems;
-//! - [`openapi`]: the API's OpenAPI description, generated from the handlers;
 //! - [`access`]: request ids and the access log;
 //! - [`auth`]: API keys, Basic (argon2id), Bearer tokens, the access rules;
 //! - [`request`]: query parameters, bodies (1 MiB), path uuids;
@@ -34,7 +33,6 @@ pub mod config;
 pub mod cors;
 pub mod dashboard;
 pub mod listen;
-pub mod openapi;
 pub mod outbound;
 pub mod request;
 pub mod routes;

@@ -14,13 +14,13 @@ use crate::access::AccessLog;
 use crate::answer::{Format, error_response, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
-use crate::openapi;
 use crate::state::AppState;
 
 pub(crate) mod apikey;
 pub(crate) mod experiment;
 pub mod extract;
 pub(crate) mod health;
+pub mod openapi;
 pub(crate) mod record;
 pub(crate) mod user;
 pub(crate) mod webhook;

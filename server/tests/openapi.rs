@@ -1,0 +1,95 @@
+//! `GET /v2/openapi.json`: public, OpenAPI 3.1, and complete: every route
+//! and method `routes::app` serves (read from `server/src/routes/mod.rs`)
+//! is described, and nothing it does not serve.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+
+use myna_server::cors::Origins;
+use poem::http::{Method, StatusCode};
+use serde_json::Value;
+
+mod common;
+use common::app::Seed;
+
+/// `(method, path)` of every route `app` mounts, from its source: each
+/// `.at("path", …)` with the methods chained in it; `/v2` for the API's.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let source = include_str!("../src/routes/mod.rs");
+    let mut routes = BTreeSet::new();
+    for part in source.split(".at(").skip(1) {
+        let path = part.split('"').nth(1).expect("a path literal");
+        // The methods of this `.at(…)`: up to the next `.at(` or the end of
+        // the statement.
+        let chain = part.split(';').next().unwrap_or(part);
+        let prefix = if path == "/healthz" { "" } else { "/v2" };
+        let path = path
+            .split('/')
+            .map(|s| match s.strip_prefix(':') {
+                Some(name) => format!("{{{name}}}"),
+                None => s.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ["get", "post", "put", "delete"] {
+            let called = [
+                format!("{method}("),
+                format!(".{method}("),
+                format!("::{method}("),
+            ];
+            if called.iter().any(|c| chain.contains(c.as_str())) {
+                routes.insert((method.to_owned(), format!("{prefix}{path}")));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn the_description_is_public_and_names_every_route() {
+    let app = Seed::new().await.start(Origins::Any).await;
+    let answer = app
+        .send_with(Method::GET, "/v2/openapi.json", &[], None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let document: Value = serde_json::from_str(&answer.text).expect("JSON");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+
+    let mut described = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().unwrap().keys() {
+            described.insert((method.clone(), path.clone()));
+        }
+    }
+    let served = routes_in_source();
+    assert!(served.len() >= 20, "the source reader found {served:?}");
+    let missing: Vec<_> = served.difference(&described).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the description: {missing:?}"
+    );
+    let extra: Vec<_> = described.difference(&served).collect();
+    assert!(extra.is_empty(), "described but not served: {extra:?}");
+
+    // Every operation says what a problem looks like.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let problem =
+                &operation["responses"]["default"]["content"]["application/json"]["schema"];
+            if path != "/v2/openapi.json" {
+                assert_eq!(
+                    problem["$ref"], "#/components/schemas/Problem",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    let required = &document["components"]["schemas"]["Problem"]["required"];
+    for field in ["typename", "timestamp", "status", "messages"] {
+        assert!(
+            required.as_array().unwrap().iter().any(|f| f == field),
+            "{field}"
+        );
+    }
+}
