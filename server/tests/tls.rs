@@ -255,6 +255,16 @@ fn https_serves_the_api_with_secure_cookies_and_reloads_the_certificate_on_sighu
     assert_eq!(login.status, 200, "{}", login.body);
     let token: serde_json::Value = serde_json::from_str(&login.body).unwrap();
     assert!(token.is_object(), "{}", login.body);
+    let created = request(
+        &mut before,
+        "POST",
+        "/v2/experiment",
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        r#"{"name": "tls", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let created: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+    let experiment = created["uuid"].as_str().unwrap().to_owned();
 
     // The dashboard's cookies are Secure: the sign-in form's, the session's.
     let page = request(&mut before, "GET", "/signin", &[], "");
@@ -288,6 +298,17 @@ fn https_serves_the_api_with_secure_cookies_and_reloads_the_certificate_on_sighu
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let session = signed_in.cookie("myna_session").expect("a session cookie");
     assert!(session.contains("; Secure"), "{session}");
+    // The snippet on the experiment's page calls the API over HTTPS.
+    let session = session.split(';').next().unwrap().to_owned();
+    let page = request(
+        &mut before,
+        "GET",
+        &format!("/experiments/{experiment}"),
+        &[("Cookie", &session)],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("https://localhost"), "{}", page.body);
 
     // New files and SIGHUP: a new connection gets the new certificate, the
     // one opened before still works.
