@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use common::{BIN, PATIENCE, Server, basic, http};
 use rcgen::{CertificateParams, DnType, KeyPair};
+use tokio_rustls::rustls::client::Resumption;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::client::Resumption;
 use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 const EMAIL: &str = "admin@example.com";
@@ -77,7 +77,9 @@ fn connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> Tls {
     let connection = ClientConnection::new(config.clone(), name).unwrap();
     let mut tls = StreamOwned::new(connection, tcp);
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).expect("the TLS handshake");
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .expect("the TLS handshake");
     }
     tls
 }
@@ -113,7 +115,13 @@ impl Answer {
 }
 
 /// One request on a kept-alive connection, and its answer.
-fn request(tls: &mut Tls, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+fn request(
+    tls: &mut Tls,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
         body.len()
@@ -209,7 +217,10 @@ fn start(dir: &Path, args: &[&str]) -> Server {
         key.to_str().unwrap(),
     ];
     all.extend_from_slice(args);
-    let env = [("MYNA_ADMIN_EMAIL", EMAIL), ("MYNA_ADMIN_PASSWORD", PASSWORD)];
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
     Server::start_with(&dir.join("myna.db"), &env, &all, None)
 }
 
@@ -259,7 +270,10 @@ fn https_serves_the_api_with_secure_cookies_and_reloads_the_certificate_on_sighu
         &mut before,
         "POST",
         "/v2/experiment",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         r#"{"name": "tls", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
     );
     assert_eq!(created.status, 200, "{}", created.body);
@@ -405,7 +419,10 @@ fn tls_startup_errors_are_clear() {
         "{only_cert}"
     );
     let only_key = fails(dir.path(), &[], &[("MYNA_TLS_KEY", key_file)]);
-    assert!(only_key.contains("--tls-key needs --tls-cert"), "{only_key}");
+    assert!(
+        only_key.contains("--tls-key needs --tls-cert"),
+        "{only_key}"
+    );
 
     let missing = dir.path().join("missing.pem");
     let missing = missing.to_str().unwrap();
