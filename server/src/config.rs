@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -273,7 +273,7 @@ mod tests {
         let cli = Cli::try_parse_from(["myna-server", "serve", "--database", "a.db"]);
         assert!(matches!(
             cli.map(|c| c.command),
-            Ok(Some(Command::Serve(ServeArgs { database: DatabaseArgs { database }, .. }))) if database == "a.db"
+            Ok(Some(Command::Serve(args))) if args.database.database == "a.db"
         ));
     }
 

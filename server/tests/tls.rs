@@ -3,6 +3,7 @@
 //! (new handshakes get the new one, open connections keep working, a bad
 //! file keeps the old one), clients that speak plain HTTP or never shake
 //! hands, and the startup errors. Certificates are made at run time.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
