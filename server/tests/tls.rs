@@ -388,6 +388,117 @@ fn a_client_that_never_starts_the_handshake_is_closed_after_the_header_timeout()
     assert_eq!(request(&mut tls, "GET", "/healthz", &[], "").status, 200);
 }
 
+/// Whether the server closed `tls` (within [`PATIENCE`]): reading ends or
+/// fails other than by the read timeout.
+fn closed(tls: &mut Tls) -> bool {
+    let mut sink = [0; 4096];
+    loop {
+        match tls.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) => {
+                return !matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn over_tls_idle_connections_close_and_make_room_and_stalled_writes_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = certificate("myna");
+    install(&cert, dir.path());
+    let trusting = client(&[&cert]);
+
+    // An idle keep-alive connection is closed after the header timeout.
+    let server = start(dir.path(), &["--header-timeout-ms", "500"]);
+    let mut idle = connect(server.addr, &trusting);
+    assert_eq!(request(&mut idle, "GET", "/healthz", &[], "").status, 200);
+    assert!(closed(&mut idle), "an idle keep-alive connection is open");
+    drop(server);
+
+    // At the cap, the connection idle the longest makes room.
+    let args = ["--max-connections", "2", "--header-timeout-ms", "600000"];
+    let server = start(dir.path(), &args);
+    let mut open: Vec<Tls> = (0..2)
+        .map(|_| {
+            let mut tls = connect(server.addr, &trusting);
+            assert_eq!(request(&mut tls, "GET", "/healthz", &[], "").status, 200);
+            std::thread::sleep(Duration::from_millis(20));
+            tls
+        })
+        .collect();
+    let mut third = connect(server.addr, &trusting);
+    assert_eq!(request(&mut third, "GET", "/healthz", &[], "").status, 200);
+    assert!(closed(&mut open[0]), "the connection idle the longest");
+    assert_eq!(
+        request(&mut open[1], "GET", "/healthz", &[], "").status,
+        200
+    );
+    drop(server);
+
+    // A client that stops reading its answers is dropped: 2,000 pipelined
+    // requests for the 11 KB stylesheet, none of the answers read.
+    let env = [("RUST_LOG", "info,myna_server::listen=debug")];
+    let args = ["--write-timeout-ms", "1000"];
+    let server = {
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let mut all = vec![
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(&args);
+        Server::start_with(&dir.path().join("myna.db"), &env, &all, None)
+    };
+    let mut stalled = connect(server.addr, &trusting);
+    let sending = std::thread::spawn(move || {
+        let request = b"GET /assets/dashboard.css HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let _ = stalled.write_all(&request.repeat(2000));
+        let _ = stalled.flush();
+        stalled
+    });
+    server.wait_for_log("the client stopped reading its answer");
+    let mut stalled = sending.join().unwrap();
+    assert!(closed(&mut stalled));
+}
+
+#[test]
+fn over_tls_a_client_at_the_cap_with_every_connection_busy_gets_a_503_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = certificate("myna");
+    install(&cert, dir.path());
+    let trusting = client(&[&cert]);
+    let server = start(
+        dir.path(),
+        &["--max-connections", "2", "--body-timeout-ms", "600000"],
+    );
+    // Two requests in flight: their bodies are awaited (`100 Continue`).
+    let _busy: Vec<Tls> = (0..2)
+        .map(|_| {
+            let mut tls = connect(server.addr, &trusting);
+            tls.write_all(
+                b"POST /v2/user/login HTTP/1.1\r\nHost: localhost\r\n\
+                  Content-Type: application/json\r\nContent-Length: 100\r\n\
+                  Expect: 100-continue\r\n\r\n",
+            )
+            .unwrap();
+            tls.flush().unwrap();
+            assert_eq!(read_answer(&mut tls).status, 100);
+            tls
+        })
+        .collect();
+    let mut refused = connect(server.addr, &trusting);
+    let answer = request(&mut refused, "GET", "/healthz", &[], "");
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(answer.body.contains("unavailable"), "{}", answer.body);
+}
+
 /// Runs the binary with `args` and `env`; it must fail at once. Its stderr.
 fn fails(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut command = Command::new(BIN);
