@@ -2,7 +2,10 @@
 //! with rustls (the `ring` provider; TLS 1.2 and 1.3, ALPN `http/1.1`).
 //! [`Tls::reload`] reads the files again (on SIGHUP): handshakes from then on
 //! use the new certificate, connections already open keep their session, and
-//! a reload that fails keeps the old certificate.
+//! a reload that fails keeps the old certificate. (A client that resumes a
+//! TLS session made before a reload resumes it, with the identity that
+//! session had, as with any TLS server; its next full handshake gets the
+//! new certificate.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};

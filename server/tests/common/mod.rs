@@ -70,6 +70,8 @@ impl Server {
             .env_remove("MYNA_LISTEN")
             .env_remove("MYNA_DATABASE")
             .env_remove("MYNA_MAX_CONNECTIONS")
+            .env_remove("MYNA_TLS_CERT")
+            .env_remove("MYNA_TLS_KEY")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
