@@ -48,8 +48,6 @@ pub(crate) struct Served<E> {
     pub(crate) clock: Clock,
     /// The address listened on.
     pub(crate) local: SocketAddr,
-    /// HTTPS: the certificate, else plain HTTP.
-    pub(crate) tls: Option<Tls>,
 }
 
 impl<E: Endpoint> Served<E> {
@@ -65,7 +63,7 @@ impl<E: Endpoint> Served<E> {
             request,
             LocalAddr(self.local.into()),
             RemoteAddr(peer.into()),
-            if self.tls.is_some() {
+            if self.settings.tls.is_some() {
                 Scheme::HTTPS
             } else {
                 Scheme::HTTP
@@ -92,7 +90,7 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
     entry: Entry,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(tls) = served.tls.clone() else {
+    let Some(tls) = served.settings.tls.clone() else {
         return serve_stream(stream, peer, served, entry, stop).await;
     };
     let stream = tokio::select! {

@@ -3,8 +3,9 @@
 //! a proxy in front), calling the routes.
 //! It exists so that hostile clients cannot exhaust the server:
 //!
-//! - **timeouts**: with TLS, the handshake must finish within [`HEADER_TIMEOUT`]
-//!   (in the connection's own task, so it holds up no other client); a request head must arrive within [`HEADER_TIMEOUT`] (which
+//! - **timeouts**: with TLS, the handshake must finish within
+//!   [`HEADER_TIMEOUT`] (in the connection's own task, so it holds up no
+//!   other client); a request head must arrive within [`HEADER_TIMEOUT`] (which
 //!   also closes a keep-alive connection idle that long), a body within
 //!   [`crate::request::BODY_TIMEOUT`] (else 408), and an answer that the client
 //!   stops reading fails after [`WRITE_TIMEOUT`] without progress;
@@ -122,7 +123,6 @@ pub async fn serve<E: Endpoint + 'static>(
 ) -> std::io::Result<()> {
     let served = Arc::new(Served {
         endpoint,
-        tls: settings.tls.clone(),
         settings,
         clock,
         local: listener.local_addr()?,
@@ -231,7 +231,7 @@ fn refuse<E: Endpoint + 'static>(
     }
     let answer = served.problem(&limits::too_many_connections());
     let (refusing, mut stopping) = (refusing.clone(), stopping.clone());
-    let tls = served.tls.clone();
+    let tls = served.settings.tls.clone();
     tasks.spawn(async move {
         let refused = async {
             let bytes = raw(answer).await;
