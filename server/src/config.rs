@@ -1,5 +1,6 @@
 //! Configuration: the command line (`myna-server [serve] --listen --database
-//! --allow-origin --max-connections --log-format --access-log`, account, API
+//! --allow-origin --tls-cert --tls-key --max-connections --log-format
+//! --access-log`, account, API
 //! key and backup subcommands) and
 //! the environment.
 
@@ -24,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -81,12 +82,30 @@ pub struct ServeArgs {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// HTTPS: the certificate and key.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Connections: their cap and timeouts.
     #[command(flatten)]
     pub connections: ConnectionArgs,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// HTTPS: serve with this certificate and key (both or neither). SIGHUP
+/// reads them again.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate
+    /// first, then any intermediates), e.g. certbot's `fullchain.pem`; needs
+    /// `--tls-key`. SIGHUP reloads it.
+    #[arg(long, env = "MYNA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), e.g.
+    /// certbot's `privkey.pem`; needs `--tls-cert`. SIGHUP reloads it.
+    #[arg(long, env = "MYNA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How the server logs (to standard error; `RUST_LOG` overrides the levels).
@@ -254,7 +273,7 @@ mod tests {
         let cli = Cli::try_parse_from(["myna-server", "serve", "--database", "a.db"]);
         assert!(matches!(
             cli.map(|c| c.command),
-            Ok(Some(Command::Serve(ServeArgs { database: DatabaseArgs { database }, .. }))) if database == "a.db"
+            Ok(Some(Command::Serve(args))) if args.database.database == "a.db"
         ));
     }
 

@@ -23,7 +23,7 @@ async fn main() -> std::process::ExitCode {
     init_logging(&log);
     let result = match cli.command {
         None => serve::serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve::serve(args).await,
+        Some(Command::Serve(args)) => serve::serve(*args).await,
         Some(Command::Account(AccountCommand::Create {
             email,
             password,

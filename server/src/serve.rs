@@ -1,4 +1,5 @@
-//! Running: open the database, create the first account if needed, listen,
+//! Running: read the TLS certificate if given, open the database, create the
+//! first account if needed, listen (reloading the certificate on SIGHUP),
 //! and on SIGTERM or SIGINT stop accepting, finish in-flight requests and
 //! commits, and return. Also the account and API key subcommands.
 
@@ -11,8 +12,9 @@ use uuid::Uuid;
 
 use crate::auth::Passwords;
 use crate::clock::Clock;
-use crate::config::{ConnectionArgs, Database, ServeArgs};
+use crate::config::{ConnectionArgs, Database, ServeArgs, TlsArgs};
 use crate::cors::Origins;
+use crate::listen::tls::Tls;
 use crate::listen::{self, Settings, files};
 use crate::routes::app;
 use crate::service::accounts::{bootstrap, create_account};
@@ -54,6 +56,7 @@ pub async fn open_waiting(
 
 /// `myna-server serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let tls = tls(&args.tls)?;
     let patience = args.database_wait.map(Duration::from_secs);
     let storage = open_waiting(&args.database.database, patience).await?;
     let clock = Clock::system();
@@ -87,7 +90,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (state, background) = AppState::start(storage.clone(), options)
         .await
         .map_err(|e| format!("cannot load experiments: {e}"))?;
-    let settings = settings(&args.connections);
+    let mut settings = settings(&args.connections);
+    settings.tls.clone_from(&tls);
     let listener = TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -95,7 +99,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let shutdown = shutdown_signal();
-    tracing::info!("myna-server listening on http://{addr}");
+    let scheme = match &tls {
+        Some(tls) => {
+            reload_on_hangup(tls.clone());
+            "https"
+        }
+        None => "http",
+    };
+    tracing::info!("myna-server listening on {scheme}://{addr}");
     let clock = state.clock.clone();
     // Webhooks: the watcher and the sender hold the state only during a
     // round, and stop before the commit writer is waited for.
@@ -111,6 +122,53 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     tracing::info!("myna-server stopped");
     served.map_err(|e| format!("the server failed: {e}"))
+}
+
+/// The certificate and key, when `--tls-cert` and `--tls-key` are given;
+/// a clear error when only one is, or a file cannot be used.
+fn tls(args: &TlsArgs) -> Result<Option<Tls>, Failure> {
+    match (&args.tls_cert, &args.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Tls::load(cert, key).map(Some),
+        (Some(_), None) => {
+            Err("--tls-cert needs --tls-key (MYNA_TLS_KEY): give both or neither".to_owned())
+        }
+        (None, Some(_)) => {
+            Err("--tls-key needs --tls-cert (MYNA_TLS_CERT): give both or neither".to_owned())
+        }
+    }
+}
+
+/// On each SIGHUP, reads the certificate and key again: new handshakes use
+/// them, open connections keep theirs; a failure is logged and the old
+/// certificate stays. The handler is installed before this returns.
+fn reload_on_hangup(tls: Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGHUP: the certificate will not reload");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        file = %tls.cert_file().display(),
+                        "SIGHUP: reloaded the TLS certificate"
+                    ),
+                    Err(error) => {
+                        tracing::error!("SIGHUP: {error}; still serving the previous certificate")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// The serve loop's settings: the connection cap under the open-file limit
@@ -138,6 +196,7 @@ fn settings(args: &ConnectionArgs) -> Settings {
         header_timeout: millis(args.header_timeout_ms, listen::HEADER_TIMEOUT),
         body_timeout: millis(args.body_timeout_ms, crate::request::BODY_TIMEOUT),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
+        tls: None,
     }
 }
 

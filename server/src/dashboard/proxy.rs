@@ -10,15 +10,15 @@ fn first(value: &HeaderValue) -> Option<&str> {
     value.to_str().ok()?.split(',').next().map(str::trim)
 }
 
-/// Whether the request reached us over HTTPS (directly or through a proxy
-/// that says so).
+/// Whether the request reached us over HTTPS: the server serves HTTPS
+/// itself (`--tls-cert`), or a proxy says the visitor used it.
 pub fn is_https(request: &Request) -> bool {
-    request
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(first)
-        .map(|v| v.eq_ignore_ascii_case("https"))
-        .unwrap_or_else(|| request.scheme().as_str() == "https")
+    request.scheme().as_str() == "https"
+        || request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(first)
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 /// The API root the visitor's pages should call: this request's scheme and

@@ -6,7 +6,8 @@
 //! sliding one-hour expiry), never accepted as an API Bearer token, nor an
 //! API token as a session. The cookie `myna_session` holds that token:
 //! `HttpOnly; SameSite=Strict; Path=/`, plus `Secure` when the request came
-//! over HTTPS (`X-Forwarded-Proto: https` from a proxy).
+//! over HTTPS (served with `--tls-cert`, or `X-Forwarded-Proto: https` from a
+//! proxy).
 //!
 //! CSRF: the session's token is the HMAC of the session token under the
 //! server secret (in the database, the same for every instance), so its

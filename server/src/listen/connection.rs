@@ -1,5 +1,6 @@
-//! One connection: hyper (HTTP/1.1) reads its requests, within the header
-//! timeout, and the routes answer them; the problems of the HTTP layer are
+//! One connection: with TLS, its handshake first, within the header timeout;
+//! then hyper (HTTP/1.1) reads its requests, within the header timeout, and
+//! the routes answer them; the problems of the HTTP layer are
 //! answered here; at the end, a connection that may still be sending gets a
 //! moment to finish before it is closed, so it reads its answer.
 
@@ -18,13 +19,14 @@ use poem::http::Request;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::io::Watched;
 use super::limits::{self, HEAD_BUFFER_BYTES};
 use super::table::Entry;
+use super::tls::Tls;
 use super::{LINGER, Settings};
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
@@ -61,7 +63,11 @@ impl<E: Endpoint> Served<E> {
             request,
             LocalAddr(self.local.into()),
             RemoteAddr(peer.into()),
-            Scheme::HTTP,
+            if self.settings.tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
         ));
         self.endpoint.get_response(request).await
     }
@@ -84,6 +90,51 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
     entry: Entry,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Some(tls) = served.settings.tls.clone() else {
+        return serve_stream(stream, peer, served, entry, stop).await;
+    };
+    let stream = tokio::select! {
+        shaken = handshake(&tls, stream, served.settings.header_timeout) => match shaken {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "closed a connection: no TLS handshake");
+                return;
+            }
+        },
+        () = entry.conn.evicted() => return,
+        () = stopped(&mut stop) => return,
+    };
+    serve_stream(stream, peer, served, entry, stop).await;
+}
+
+/// The TLS handshake, which must finish within `timeout` (the header
+/// timeout: a client that never finishes one cannot hold a connection).
+pub(crate) async fn handshake(
+    tls: &Tls,
+    stream: TcpStream,
+    timeout: std::time::Duration,
+) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio::time::timeout(timeout, tls.accept(stream))
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handshake took longer than the header timeout",
+            ))
+        })
+}
+
+/// Serves one connection's HTTP over `stream` (TCP, or TLS over TCP).
+async fn serve_stream<E, S>(
+    stream: S,
+    peer: SocketAddr,
+    served: Arc<Served<E>>,
+    entry: Entry,
+    mut stop: watch::Receiver<bool>,
+) where
+    E: Endpoint + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let conn = entry.conn.clone();
     let mut io = Watched::new(stream, conn.clone(), served.settings.write_timeout);
     let service = {
@@ -122,9 +173,13 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
         let problem = limits::hyper_problem(status, io.first_line_unfinished());
         tracing::debug!(%peer, status, "a request head hyper could not read");
         let bytes = raw(served.problem(&problem)).await;
-        let written =
-            tokio::time::timeout(served.settings.write_timeout, io.stream().write_all(&bytes))
-                .await;
+        let stream = io.stream();
+        let written = tokio::time::timeout(served.settings.write_timeout, async {
+            stream.write_all(&bytes).await?;
+            // TLS holds written bytes until flushed.
+            stream.flush().await
+        })
+        .await;
         if matches!(written, Ok(Ok(()))) {
             linger(io.stream(), &entry, &mut stop).await;
         }
@@ -147,8 +202,8 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// sends, for up to [`LINGER`], so that it reads its answer: closing a socket
 /// with unread bytes resets the connection, and the client may lose the
 /// answer. An evicted connection, or a stopping server, closes at once.
-pub(crate) async fn linger(
-    stream: &mut TcpStream,
+pub(crate) async fn linger<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     entry: &Entry,
     stop: &mut watch::Receiver<bool>,
 ) {

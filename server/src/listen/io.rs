@@ -1,4 +1,5 @@
-//! The I/O hyper serves a connection over: the TCP stream, watched. Writes
+//! The I/O hyper serves a connection over: the TCP stream (or the TLS
+//! stream over it), watched. Writes
 //! that make no progress for the write timeout fail (a client that stops
 //! reading its answer cannot hold the connection); the answers' bytes are
 //! followed (see [`super::frames`]) to tell when the connection is idle; and
@@ -12,7 +13,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use super::table::Conn;
@@ -22,8 +22,8 @@ const OWN_ANSWER_KEEP: usize = 64;
 
 /// A connection's stream, as hyper reads and writes it.
 #[derive(Debug)]
-pub(crate) struct Watched {
-    stream: TcpStream,
+pub(crate) struct Watched<S> {
+    stream: S,
     conn: Arc<Conn>,
     write_timeout: Duration,
     /// Since when writing makes no progress.
@@ -36,9 +36,9 @@ pub(crate) struct Watched {
     write_timed_out: bool,
 }
 
-impl Watched {
+impl<S> Watched<S> {
     /// Watches `stream`, the connection `conn`.
-    pub(crate) fn new(stream: TcpStream, conn: Arc<Conn>, write_timeout: Duration) -> Watched {
+    pub(crate) fn new(stream: S, conn: Arc<Conn>, write_timeout: Duration) -> Watched<S> {
         Watched {
             stream,
             conn,
@@ -51,7 +51,7 @@ impl Watched {
     }
 
     /// The stream itself, to write on it directly.
-    pub(crate) fn stream(&mut self) -> &mut TcpStream {
+    pub(crate) fn stream(&mut self) -> &mut S {
         &mut self.stream
     }
 
@@ -91,7 +91,7 @@ impl Watched {
     }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -107,7 +107,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -1,8 +1,11 @@
 //! The serve loop: accepts TCP connections and serves each with hyper
-//! (HTTP/1.1; TLS and HTTP/2 belong to a proxy in front), calling the routes.
+//! (HTTP/1.1; HTTPS with [`tls`] when given a certificate; HTTP/2 belongs to
+//! a proxy in front), calling the routes.
 //! It exists so that hostile clients cannot exhaust the server:
 //!
-//! - **timeouts**: a request head must arrive within [`HEADER_TIMEOUT`] (which
+//! - **timeouts**: with TLS, the handshake must finish within
+//!   [`HEADER_TIMEOUT`] (in the connection's own task, so it holds up no
+//!   other client); a request head must arrive within [`HEADER_TIMEOUT`] (which
 //!   also closes a keep-alive connection idle that long), a body within
 //!   [`crate::request::BODY_TIMEOUT`] (else 408), and an answer that the client
 //!   stops reading fails after [`WRITE_TIMEOUT`] without progress;
@@ -26,6 +29,7 @@ mod frames;
 mod io;
 pub mod limits;
 mod table;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,13 +37,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use poem::Endpoint;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use self::connection::{Served, raw, stopped};
 use self::table::Table;
+use self::tls::Tls;
 use crate::clock::Clock;
 
 /// How long a client may take to send a request head. A browser sends its
@@ -90,6 +95,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// See [`WRITE_TIMEOUT`].
     pub write_timeout: Duration,
+    /// HTTPS with this certificate; `None`: plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for Settings {
@@ -99,6 +106,7 @@ impl Default for Settings {
             header_timeout: HEADER_TIMEOUT,
             body_timeout: crate::request::BODY_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -208,9 +216,10 @@ pub async fn serve<E: Endpoint + 'static>(
 }
 
 /// Answers 503 to a client there is no room for (every connection has a
-/// request in flight), without hyper.
+/// request in flight), without hyper (with TLS, after the handshake, all
+/// within [`REFUSAL_TIME`]).
 fn refuse<E: Endpoint + 'static>(
-    mut stream: TcpStream,
+    stream: TcpStream,
     served: &Arc<Served<E>>,
     refusing: &Arc<AtomicUsize>,
     stopping: &watch::Receiver<bool>,
@@ -222,13 +231,17 @@ fn refuse<E: Endpoint + 'static>(
     }
     let answer = served.problem(&limits::too_many_connections());
     let (refusing, mut stopping) = (refusing.clone(), stopping.clone());
+    let tls = served.settings.tls.clone();
     tasks.spawn(async move {
         let refused = async {
             let bytes = raw(answer).await;
-            if stream.write_all(&bytes).await.is_ok() {
-                let _ = stream.shutdown().await;
-                let mut sink = [0; 4096];
-                while let Ok(1..) = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {}
+            match tls {
+                None => refuse_on(stream, &bytes).await,
+                Some(tls) => {
+                    if let Ok(stream) = connection::handshake(&tls, stream, REFUSAL_TIME).await {
+                        refuse_on(stream, &bytes).await;
+                    }
+                }
             }
         };
         tokio::select! {
@@ -237,6 +250,15 @@ fn refuse<E: Endpoint + 'static>(
         }
         refusing.fetch_sub(1, Ordering::AcqRel);
     });
+}
+
+/// Writes a refusal, closes, and drops what the client still sends.
+async fn refuse_on<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, bytes: &[u8]) {
+    if stream.write_all(bytes).await.is_ok() {
+        let _ = stream.shutdown().await;
+        let mut sink = [0; 4096];
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    }
 }
 
 /// Whether an accept failed for want of descriptors or memory (which lasts

@@ -1,5 +1,6 @@
 //! The real binary, for the process-level tests: start it on a database and
-//! port 0, read the address it logs, talk HTTP/1.1 to it.
+//! port 0, read the address it logs (`http://` or `https://`), talk HTTP/1.1
+//! to it.
 #![allow(dead_code)]
 
 pub mod app;
@@ -69,6 +70,8 @@ impl Server {
             .env_remove("MYNA_LISTEN")
             .env_remove("MYNA_DATABASE")
             .env_remove("MYNA_MAX_CONNECTIONS")
+            .env_remove("MYNA_TLS_CERT")
+            .env_remove("MYNA_TLS_KEY")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -89,7 +92,12 @@ impl Server {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                let after = line.split("listening on ").nth(1);
+                let rest = after.and_then(|rest| {
+                    rest.strip_prefix("http://")
+                        .or_else(|| rest.strip_prefix("https://"))
+                });
+                if let Some(rest) = rest {
                     // The address ends where a text line or a JSON string does.
                     let end = rest
                         .find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)))

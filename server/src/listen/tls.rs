@@ -1,0 +1,155 @@
+//! HTTPS: the certificate and key (PEM files) the server presents, served
+//! with rustls (the `ring` provider; TLS 1.2 and 1.3, ALPN `http/1.1`).
+//! [`Tls::reload`] reads the files again (on SIGHUP): handshakes from then on
+//! use the new certificate, connections already open keep their session, and
+//! a reload that fails keeps the old certificate. (A client that resumes a
+//! TLS session made before a reload resumes it, with the identity that
+//! session had, as with any TLS server; its next full handshake gets the
+//! new certificate.)
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{ServerConfig, version};
+use tokio_rustls::server::TlsStream;
+
+/// The most bytes of a certificate chain or key file read: real ones are a
+/// few KiB.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The server's TLS: its files, the certificate in use, and the acceptor.
+#[derive(Clone)]
+pub struct Tls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: Arc<Current>,
+    acceptor: TlsAcceptor,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The certificate every new handshake gets, replaced on reload.
+#[derive(Debug)]
+struct Current(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.0
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+impl Tls {
+    /// Reads the certificate chain and its key; fails with a message naming
+    /// the file at fault.
+    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Tls, String> {
+        let provider = Arc::new(ring::default_provider());
+        let key = certified_key(&provider, cert_file, key_file)?;
+        let current = Arc::new(Current(RwLock::new(Arc::new(key))));
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&version::TLS13, &version::TLS12])
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            cert_file: cert_file.to_owned(),
+            key_file: key_file.to_owned(),
+            current,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Reads the files again: new handshakes use what they hold. On failure
+    /// the certificate in use stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let provider = ring::default_provider();
+        let key = certified_key(&provider, &self.cert_file, &self.key_file)?;
+        *self
+            .current
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+        Ok(())
+    }
+
+    /// The certificate file.
+    pub fn cert_file(&self) -> &Path {
+        &self.cert_file
+    }
+
+    /// The TLS handshake on an accepted connection.
+    pub(crate) async fn accept(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        self.acceptor.accept(stream).await
+    }
+}
+
+/// The certificate chain of `cert_file` with the private key of `key_file`,
+/// checked to match.
+fn certified_key(
+    provider: &CryptoProvider,
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<CertifiedKey, String> {
+    let cert_text = read(cert_file, "certificate")?;
+    let chain = CertificateDer::pem_slice_iter(&cert_text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            format!(
+                "cannot read the TLS certificate {}: {e}",
+                cert_file.display()
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(format!(
+            "cannot read the TLS certificate {}: no PEM CERTIFICATE in it",
+            cert_file.display()
+        ));
+    }
+    let key_text = read(key_file, "key")?;
+    let key = PrivateKeyDer::from_pem_slice(&key_text)
+        .map_err(|e| format!("cannot read the TLS key {}: {e}", key_file.display()))?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("cannot use the TLS key {}: {e}", key_file.display()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        format!(
+            "the TLS key {} does not belong to the certificate {}: {e}",
+            key_file.display(),
+            cert_file.display()
+        )
+    })?;
+    Ok(certified)
+}
+
+/// A PEM file's bytes, bounded.
+fn read(file: &Path, what: &str) -> Result<Vec<u8>, String> {
+    let failed =
+        |e: &dyn fmt::Display| format!("cannot read the TLS {what} {}: {e}", file.display());
+    let metadata = std::fs::metadata(file).map_err(|e| failed(&e))?;
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(failed(&format!("over {MAX_FILE_BYTES} bytes")));
+    }
+    std::fs::read(file).map_err(|e| failed(&e))
+}
