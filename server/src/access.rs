@@ -1,9 +1,9 @@
 //! Request ids and the access log: every answer carries `X-Request-Id` (the
 //! client's, when it sent a safe one, else made here), and every request
 //! runs in one tracing span `request` with that id, its method and route
-//! (so whatever a handler logs names its request); when the access log is
-//! on (`--access-log`), one line per request gives its status and duration
-//! inside that span.
+//! (so whatever a handler logs names its request), to which its status and
+//! duration are added once answered; when the access log is on
+//! (`--access-log`), one line per request gives them inside that span.
 //!
 //! Nothing a client sends besides the method is logged as it came: the route
 //! is the path with every uuid-like segment (experiment, API key, token)
@@ -137,7 +137,14 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
         let id = self.ids.of(&request);
         let method = request.method().clone();
         let route = route_of(request.uri().path());
-        let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+        let span = tracing::info_span!(
+            "request",
+            id = %id,
+            method = %method,
+            route = %route,
+            status = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
         let started = Instant::now();
         let mut response = self
             .inner
@@ -146,10 +153,10 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
             .await
             .map_or_else(poem::Error::into_response, IntoResponse::into_response);
         let status = response.status().as_u16();
-        span.in_scope(|| {
-            let duration_us = started.elapsed().as_micros() as u64;
-            tracing::info!(target: TARGET, status, duration_us, "answered");
-        });
+        let duration_us = started.elapsed().as_micros() as u64;
+        span.record("status", status);
+        span.record("duration_us", duration_us);
+        span.in_scope(|| tracing::info!(target: TARGET, status, duration_us, "answered"));
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
