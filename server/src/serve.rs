@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::{ConnectionArgs, Database, ServeArgs};
 use crate::cors::Origins;
 use crate::listen::{self, Settings, files};
+use crate::metrics::{Metrics, MetricsServer};
 use crate::routes::app;
 use crate::service::accounts::{bootstrap, create_account};
 use crate::state::{AppState, Options};
@@ -76,7 +77,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             None => tracing::info!(email = %first.email, "created the first account"),
         }
     }
+    let metrics = Arc::new(Metrics::new());
     let options = Options {
+        metrics: metrics.clone(),
         clock,
         passwords,
         origins: Origins::parse(&args.allow_origins),
@@ -86,17 +89,46 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (state, background) = AppState::start(storage.clone(), options)
         .await
         .map_err(|e| format!("cannot load experiments: {e}"))?;
-    let settings = settings(&args.connections);
+    let settings = settings(&args.connections, metrics.clone());
+    let metrics_server = match &args.metrics_listen {
+        Some(addr) => Some(
+            MetricsServer::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let shutdown = shutdown_signal();
+    let signal = shutdown_signal();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        signal.await;
+        let _ = stop.send(true);
+    };
     tracing::info!("myna-server listening on http://{addr}");
     let clock = state.clock.clone();
+    // Logged after the main line (which names the API's address first).
+    let metrics_task = metrics_server.map(|server| {
+        tracing::info!("metrics listening on http://{}", server.addr);
+        let mut stopping = stopping.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(server.serve(metrics, clock.clone(), stopped))
+    });
     let served = listen::serve(listener, app(state), settings, clock, shutdown).await;
+    if let Some(task) = metrics_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the metrics listener failed"),
+            Err(error) => tracing::warn!(%error, "the metrics listener failed"),
+        }
+    }
     background.finish().await;
     if let Err(error) = storage.close().await {
         tracing::warn!(%error, "closing the database failed");
@@ -107,7 +139,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 /// The serve loop's settings: the connection cap under the open-file limit
 /// (raised to the hard limit first), and the timeouts.
-fn settings(args: &ConnectionArgs) -> Settings {
+fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
     let file_limit = files::raise_open_file_limit();
     let max_connections = files::connection_cap(file_limit, args.max_connections);
     match file_limit {
@@ -130,6 +162,7 @@ fn settings(args: &ConnectionArgs) -> Settings {
         header_timeout: millis(args.header_timeout_ms, listen::HEADER_TIMEOUT),
         body_timeout: millis(args.body_timeout_ms, crate::request::BODY_TIMEOUT),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
+        metrics,
     }
 }
 

@@ -30,6 +30,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::commit::{Committer, log_unreadable};
 use crate::cors::Origins;
+use crate::metrics::Metrics;
 use crate::storage::{BATCH_ID_RETENTION_MS, Storage, StorageError};
 
 /// How often expired tokens and old batch ids are pruned.
@@ -54,6 +55,8 @@ pub struct Options {
     /// client's (`X-Forwarded-For`); `None` (the default) takes the TCP
     /// peer's address. Credential limits count per client address.
     pub client_ip_header: Option<HeaderName>,
+    /// What the server counts (served by `--metrics-listen`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Options {
@@ -64,6 +67,7 @@ impl Default for Options {
             origins: Origins::Any,
             weights: WeightsConfig::default(),
             client_ip_header: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Shared {
     /// The server secret (in the database, shared by every instance): signs
     /// the dashboard's CSRF tokens.
     pub secret: Secret,
+    /// What the server counts.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -188,9 +194,15 @@ impl AppState {
             unreadable = experiments.unreadable.len(),
             "experiments loaded"
         );
-        let cache = Arc::new(Cache::new(experiments, options.weights, now));
-        let (committer, writer) =
-            Committer::start(storage.clone(), cache.clone(), options.clock.clone());
+        let cache = Cache::new(experiments, options.weights, now)
+            .with_lag(options.metrics.weights_lag.clone());
+        let cache = Arc::new(cache);
+        let (committer, writer) = Committer::start(
+            storage.clone(),
+            cache.clone(),
+            options.clock.clone(),
+            options.metrics.clone(),
+        );
         let pruner = tokio::spawn(prune(storage.clone(), options.clock.clone()));
         let served = Served {
             storage: storage.clone(),
@@ -214,6 +226,7 @@ impl AppState {
             origins: options.origins,
             guard,
             secret,
+            metrics: options.metrics,
         }));
         Ok((
             state,
@@ -254,6 +267,7 @@ impl AppState {
             guard: &self.guard,
             client: self.guard.client(request),
             now_ms: self.now_ms(),
+            metrics: &self.metrics,
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// See [`WRITE_TIMEOUT`].
     pub write_timeout: Duration,
+    /// Counts open and refused connections.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Settings {
@@ -99,6 +101,7 @@ impl Default for Settings {
             header_timeout: HEADER_TIMEOUT,
             body_timeout: crate::request::BODY_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
+            metrics: Arc::default(),
         }
     }
 }
@@ -119,7 +122,7 @@ pub async fn serve<E: Endpoint + 'static>(
         clock,
         local: listener.local_addr()?,
     });
-    let table = Table::new();
+    let table = Table::new(served.settings.metrics.open_connections.clone());
     let refusing = Arc::new(AtomicUsize::new(0));
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -216,6 +219,7 @@ fn refuse<E: Endpoint + 'static>(
     stopping: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) {
+    served.settings.metrics.connections_refused.inc();
     if refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
         refusing.fetch_sub(1, Ordering::AcqRel);
         return;

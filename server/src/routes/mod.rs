@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/apikey", get(apikey::list).post(apikey::create))
         .at("/apikey/:uuid", poem::delete(apikey::delete));
     let clock = state.clock.clone();
+    let metrics = state.metrics.clone();
     let errors = clock.clone();
     let panics = clock.clone();
     let v2 = v2
@@ -72,7 +73,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .around(
             |endpoint, request| async move { Ok(nosniff(endpoint.get_response(request).await)) },
         )
-        .with(AccessLog::default())
+        .with(AccessLog::new(metrics))
 }
 
 /// Marks a response `X-Content-Type-Options: nosniff`, so no browser runs or
