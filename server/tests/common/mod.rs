@@ -69,6 +69,7 @@ impl Server {
             .env_remove("MYNA_LISTEN")
             .env_remove("MYNA_DATABASE")
             .env_remove("MYNA_MAX_CONNECTIONS")
+            .env_remove("MYNA_METRICS_LISTEN")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
