@@ -18,6 +18,8 @@ use poem::http::{HeaderName, HeaderValue};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use tracing::Instrument;
 
+use crate::metrics::Metrics;
+
 /// The header that carries a request's id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -106,10 +108,22 @@ pub fn route_of(path: &str) -> String {
 
 /// The middleware: runs each request inside its `request` span, answers
 /// with its `X-Request-Id`, and logs the access line (target [`TARGET`],
-/// off unless the log filter turns it on: `--access-log`).
+/// off unless the log filter turns it on: `--access-log`), and counts the
+/// request in the metrics (route, method, status, duration).
 #[derive(Debug, Default)]
 pub struct AccessLog {
     ids: Arc<RequestIds>,
+    metrics: Arc<Metrics>,
+}
+
+impl AccessLog {
+    /// The middleware, counting requests in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> AccessLog {
+        AccessLog {
+            ids: Arc::default(),
+            metrics,
+        }
+    }
 }
 
 impl<E: Endpoint> Middleware<E> for AccessLog {
@@ -119,6 +133,7 @@ impl<E: Endpoint> Middleware<E> for AccessLog {
         AccessLogEndpoint {
             inner,
             ids: self.ids.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -128,6 +143,7 @@ impl<E: Endpoint> Middleware<E> for AccessLog {
 pub struct AccessLogEndpoint<E> {
     inner: E,
     ids: Arc<RequestIds>,
+    metrics: Arc<Metrics>,
 }
 
 impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
@@ -153,7 +169,9 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
             .await
             .map_or_else(poem::Error::into_response, IntoResponse::into_response);
         let status = response.status().as_u16();
-        let duration_us = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
+        self.metrics.request(&route, &method, status, took);
+        let duration_us = took.as_micros() as u64;
         span.record("status", status);
         span.record("duration_us", duration_us);
         span.in_scope(|| tracing::info!(target: TARGET, status, duration_us, "answered"));

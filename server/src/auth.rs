@@ -22,6 +22,7 @@ use poem::Request;
 use poem::http::header;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::storage::{Storage, TokenKind};
 
 mod keys;
@@ -174,12 +175,21 @@ pub struct Checker<'a> {
     pub client: ClientKey,
     /// Now, epoch milliseconds.
     pub now_ms: i64,
+    /// Counts the refused checks.
+    pub metrics: &'a Metrics,
 }
 
 impl Checker<'_> {
     /// Checks credentials; the caller, or a 401 problem (429 when password
     /// checks are limited, 503 when the database or the hashing is busy).
     pub async fn authenticate(&self, credentials: Credentials) -> Result<Caller, Problem> {
+        let missing = matches!(credentials, Credentials::Missing);
+        let checked = self.check(credentials).await;
+        self.metrics.checked(&checked, missing);
+        checked
+    }
+
+    async fn check(&self, credentials: Credentials) -> Result<Caller, Problem> {
         match credentials {
             Credentials::Missing => Err(missing()),
             Credentials::Malformed => Err(invalid()),
@@ -188,7 +198,7 @@ impl Checker<'_> {
                 None => Err(invalid()),
             },
             Credentials::Basic { email, password } => {
-                let account = self.password(&email, &password).await?;
+                let account = self.check_password(&email, &password).await?;
                 Ok(Caller::Owner { account })
             }
             Credentials::Bearer(token) => {
@@ -202,6 +212,12 @@ impl Checker<'_> {
     /// Checks an email (normalized) and password through the guard: the
     /// account, or 401, 429 (limited, with `retryAfter`), 503.
     pub async fn password(&self, email: &str, password: &str) -> Result<Uuid, Problem> {
+        let checked = self.check_password(email, password).await;
+        self.metrics.checked(&checked, false);
+        checked
+    }
+
+    async fn check_password(&self, email: &str, password: &str) -> Result<Uuid, Problem> {
         let (storage, passwords) = (self.storage, self.passwords);
         self.guard
             .check(self.client, email, password, self.now_ms, || {

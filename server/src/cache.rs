@@ -28,6 +28,7 @@ use myna_core::weights::{WeightsConfig, weights};
 use myna_core::{Access, Experiment, ReadForm, RecordBatch};
 use uuid::Uuid;
 
+use crate::metrics::Timer;
 use crate::storage::{Experiments, Served, Unreadable};
 
 /// Most rows of served weights an experiment keeps waiting for a flush
@@ -62,6 +63,9 @@ struct Entry {
     weights: Arc<[f64]>,
     weights_at_ms: i64,
     counts_changed: bool,
+    /// Since when the counts differ from what the weights were computed
+    /// from (valid while `counts_changed`).
+    changed_at_ms: i64,
     summary: Option<Arc<str>>,
     served: ServedSums,
 }
@@ -87,6 +91,8 @@ pub struct Cache {
     /// Experiments storage could not read, by their stored uuid text.
     unreadable: RwLock<HashMap<String, Unreadable>>,
     config: WeightsConfig,
+    /// Observes the time from counts changing to weights recomputed.
+    lag: Timer,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,6 +107,7 @@ impl Entry {
             weights,
             weights_at_ms: now_ms,
             counts_changed: false,
+            changed_at_ms: now_ms,
             summary: None,
             served: ServedSums::default(),
         }
@@ -155,8 +162,17 @@ impl Entry {
         self.served.closed = std::mem::take(&mut old.served.closed);
     }
 
-    fn refresh(&mut self, config: &WeightsConfig, now_ms: i64) {
+    /// The counts changed at `now_ms`.
+    fn counts_changed(&mut self, now_ms: i64) {
+        if !self.counts_changed {
+            self.counts_changed = true;
+            self.changed_at_ms = now_ms;
+        }
+    }
+
+    fn refresh(&mut self, config: &WeightsConfig, now_ms: i64, lag: &Timer) {
         if self.counts_changed && now_ms - self.weights_at_ms >= WEIGHTS_REFRESH_MS {
+            lag.observe((now_ms - self.changed_at_ms).max(0) as f64 / 1000.0);
             self.weights = weights(&self.experiment.arms(), config).into();
             self.weights_at_ms = now_ms;
             self.counts_changed = false;
@@ -181,7 +197,15 @@ impl Cache {
             aliases: RwLock::new(aliases),
             unreadable: RwLock::new(unreadable),
             config,
+            lag: Timer::default(),
         }
+    }
+
+    /// Observes in `lag` the time from an experiment's counts changing
+    /// to its weights recomputed, in seconds.
+    pub fn with_lag(mut self, lag: Timer) -> Cache {
+        self.lag = lag;
+        self
     }
 
     fn entry(&self, uuid: Uuid) -> Option<Arc<Mutex<Entry>>> {
@@ -230,7 +254,7 @@ impl Cache {
     pub fn snapshot(&self, uuid: Uuid, now_ms: i64) -> Option<Snapshot> {
         let entry = self.entry(uuid)?;
         let mut entry = lock(&entry);
-        entry.refresh(&self.config, now_ms);
+        entry.refresh(&self.config, now_ms, &self.lag);
         Some(Snapshot {
             experiment: entry.experiment.clone(),
             weights: entry.weights.clone(),
@@ -242,7 +266,7 @@ impl Cache {
     pub fn summary(&self, uuid: Uuid, now_ms: i64) -> Option<Arc<str>> {
         let entry = self.entry(uuid)?;
         let mut entry = lock(&entry);
-        entry.refresh(&self.config, now_ms);
+        entry.refresh(&self.config, now_ms, &self.lag);
         if let Some(summary) = &entry.summary {
             return Some(summary.clone());
         }
@@ -262,7 +286,7 @@ impl Cache {
             .iter()
             .map(|entry| {
                 let mut entry = lock(entry);
-                entry.refresh(&self.config, now_ms);
+                entry.refresh(&self.config, now_ms, &self.lag);
                 Snapshot {
                     experiment: entry.experiment.clone(),
                     weights: entry.weights.clone(),
@@ -348,7 +372,7 @@ impl Cache {
                 }
                 if same_definition(&entry.experiment, &experiment) {
                     entry.experiment = Arc::new(experiment);
-                    entry.counts_changed = true;
+                    entry.counts_changed(now_ms);
                 } else {
                     let mut fresh = Entry::new(experiment, &self.config, now_ms);
                     fresh.inherit_served(&mut entry);
@@ -393,7 +417,7 @@ impl Cache {
     pub fn serve_summary(&self, uuid: Uuid, now_ms: i64) -> Option<Arc<str>> {
         let entry = self.entry(uuid)?;
         let mut entry = lock(&entry);
-        entry.refresh(&self.config, now_ms);
+        entry.refresh(&self.config, now_ms, &self.lag);
         let weights = entry.weights.clone();
         entry.serve(&weights, now_ms);
         if let Some(summary) = &entry.summary {
@@ -410,7 +434,7 @@ impl Cache {
     pub fn serve_snapshot(&self, uuid: Uuid, now_ms: i64) -> Option<Snapshot> {
         let entry = self.entry(uuid)?;
         let mut entry = lock(&entry);
-        entry.refresh(&self.config, now_ms);
+        entry.refresh(&self.config, now_ms, &self.lag);
         let weights = entry.weights.clone();
         entry.serve(&weights, now_ms);
         Some(Snapshot {
@@ -461,7 +485,8 @@ impl Cache {
 
     /// Adds a committed batch's events to the counts; the weights follow at
     /// their next refresh. Events of variants that no longer exist are dropped.
-    pub fn add(&self, uuid: Uuid, batch: &RecordBatch) {
+    /// `now_ms`: when they were committed.
+    pub fn add(&self, uuid: Uuid, batch: &RecordBatch, now_ms: i64) {
         let Some(entry) = self.entry(uuid) else {
             return;
         };
@@ -473,7 +498,7 @@ impl Cache {
                 v.total_reward += reward;
             }
         }
-        entry.counts_changed = true;
+        entry.counts_changed(now_ms);
     }
 }
 
@@ -549,7 +574,7 @@ mod tests {
         let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0);
         let before = cache.snapshot(uuid, 0).map(|s| s.weights.to_vec());
         assert_eq!(before, Some(vec![0.5, 0.5]));
-        cache.add(uuid, &views_of_a(50));
+        cache.add(uuid, &views_of_a(50), 0);
         let soon = cache.snapshot(uuid, WEIGHTS_REFRESH_MS - 1);
         assert_eq!(soon.as_ref().map(|s| s.weights.to_vec()), before);
         assert_eq!(soon.map(|s| s.experiment.variants[0].views), Some(50));
@@ -558,6 +583,25 @@ mod tests {
             .map(|s| s.weights.to_vec())
             .unwrap_or_default();
         assert!(later[0] > 0.9, "the rewarded variant leads: {later:?}");
+    }
+
+    #[test]
+    fn the_lag_from_counts_to_weights_is_observed() {
+        let uuid = Uuid::from_u128(1);
+        let lag = Timer::default();
+        let cache = Cache::new(vec![experiment()].into(), WeightsConfig::default(), 0)
+            .with_lag(lag.clone());
+        cache.add(uuid, &views_of_a(5), 1_000);
+        cache.add(uuid, &views_of_a(5), 1_200);
+        assert_eq!(lag.count(), 0, "not recomputed yet");
+        cache.snapshot(uuid, 1_500);
+        assert_eq!(
+            lag.count(),
+            1,
+            "recomputed once, 0.5 s after the first change"
+        );
+        cache.snapshot(uuid, 2_000);
+        assert_eq!(lag.count(), 1, "nothing changed since");
     }
 
     #[test]
@@ -658,7 +702,7 @@ mod tests {
         assert!(!first.contains("views"));
         let again = cache.summary(uuid, 10).unwrap_or_else(|| "".into());
         assert!(Arc::ptr_eq(&first, &again), "served from the cache");
-        cache.add(uuid, &views_of_a(10));
+        cache.add(uuid, &views_of_a(10), 10);
         let changed = cache.summary(uuid, 1_000).unwrap_or_else(|| "".into());
         assert_ne!(first, changed);
         cache.remove(uuid);

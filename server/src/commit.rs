@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::storage::{Recording, Storage, StorageError, Unreadable};
 
 /// Most batches one group commit takes.
@@ -78,6 +79,7 @@ pub struct Committer {
     queue: mpsc::Sender<Job>,
     writes: Arc<WriteHealth>,
     clock: Clock,
+    metrics: Arc<Metrics>,
 }
 
 /// How long `/healthz` keeps failing after a commit failed for the
@@ -93,6 +95,8 @@ pub const WRITE_FAILURE_HOLD_MS: i64 = 30_000;
 #[derive(Debug, Default)]
 pub struct WriteHealth {
     state: std::sync::Mutex<WriteState>,
+    /// Counts the failed commits (`myna_storage_errors_total`).
+    errors: prometheus_client::metrics::counter::Counter,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +118,7 @@ impl WriteHealth {
     /// A commit (a group of batches, or a definition change) failed for
     /// the database's sake; the first of a run is logged with its cause.
     fn failed(&self, now_ms: i64, cause: &dyn std::fmt::Display) {
+        self.errors.inc();
         let mut state = self.state();
         state.failed_at = Some(now_ms);
         match &mut state.outage {
@@ -191,14 +196,21 @@ impl Committer {
         storage: Arc<dyn Storage>,
         cache: Arc<Cache>,
         clock: Clock,
+        metrics: Arc<Metrics>,
     ) -> (Committer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let writes = WriteHealth {
+            errors: metrics.storage_errors.clone(),
+            ..WriteHealth::default()
+        };
         let committer = Committer {
             queue,
-            writes: Arc::default(),
+            writes: Arc::new(writes),
             clock: clock.clone(),
+            metrics: metrics.clone(),
         };
         let writer = Writer {
+            metrics,
             writes: committer.writes.clone(),
             shared: storage.shared(),
             storage,
@@ -212,8 +224,7 @@ impl Committer {
     /// (false: its batch id was already recorded for this experiment).
     pub async fn record(&self, recording: Recording) -> Result<bool, Problem> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job::Record(recording, reply))
+        self.enqueue(Job::Record(recording, reply))
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
@@ -223,13 +234,23 @@ impl Committer {
     /// after a delete).
     pub async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job::Change(change, reply))
+        self.enqueue(Job::Change(change, reply))
             .await
             .map_err(|_| gone())?;
         let result = answer.await.map_err(|_| gone())?;
         self.writes.observe(&result, self.clock.now_ms());
         result
+    }
+
+    /// Puts a job in the writer's queue (waiting while it is full),
+    /// counted in the queue depth until the writer takes it.
+    async fn enqueue(&self, job: Job) -> Result<(), ()> {
+        self.metrics.queue_depth.inc();
+        let sent = self.queue.send(job).await.map_err(|_| ());
+        if sent.is_err() {
+            self.metrics.queue_depth.dec();
+        }
+        sent
     }
 
     /// Whether commits have been failing (see [`WriteHealth`]).
@@ -242,8 +263,7 @@ impl Committer {
     pub async fn refresh(&self) -> Result<(), StorageError> {
         let unavailable = || StorageError::Unavailable("the commit writer stopped".into());
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job::Refresh(reply))
+        self.enqueue(Job::Refresh(reply))
             .await
             .map_err(|_| unavailable())?;
         answer.await.map_err(|_| unavailable())?
@@ -251,6 +271,7 @@ impl Committer {
 }
 
 struct Writer {
+    metrics: Arc<Metrics>,
     /// Whether commits work (observed once a group commit).
     writes: Arc<WriteHealth>,
     /// Whether other instances write the same database.
@@ -267,7 +288,10 @@ impl Writer {
             let job = match next.take() {
                 Some(job) => job,
                 None => match jobs.recv().await {
-                    Some(job) => job,
+                    Some(job) => {
+                        self.metrics.queue_depth.dec();
+                        job
+                    }
                     None => break,
                 },
             };
@@ -282,7 +306,11 @@ impl Writer {
                     let mut events = recording.batch.events.len();
                     let mut group = vec![(recording, reply)];
                     while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
-                        match jobs.try_recv() {
+                        let taken = jobs.try_recv();
+                        if taken.is_ok() {
+                            self.metrics.queue_depth.dec();
+                        }
+                        match taken {
                             Ok(Job::Record(recording, reply)) => {
                                 events += recording.batch.events.len();
                                 group.push((recording, reply));
@@ -320,11 +348,16 @@ impl Writer {
         }
         let started = std::time::Instant::now();
         let result = self.storage.record(&recordings, self.clock.now_ms()).await;
+        let took = started.elapsed();
         tracing::debug!(
             batches = recordings.len(),
-            micros = started.elapsed().as_micros(),
+            micros = took.as_micros(),
             "group committed"
         );
+        let events: usize = recordings.iter().map(|r| r.batch.events.len()).sum();
+        self.metrics.commit_duration.observe_duration(took);
+        self.metrics.commit_batches.observe(recordings.len() as f64);
+        self.metrics.commit_events.observe(events as f64);
         match &result {
             Ok(_) => self.writes.succeeded(self.clock.now_ms()),
             Err(StorageError::Conflict) => {}
@@ -332,9 +365,15 @@ impl Writer {
         }
         match result {
             Ok(counted) => {
+                let now = self.clock.now_ms();
                 for ((recording, reply), counted) in recordings.iter().zip(replies).zip(counted) {
                     if counted {
-                        self.cache.add(recording.experiment, &recording.batch);
+                        self.cache.add(recording.experiment, &recording.batch, now);
+                        self.metrics.batches_recorded.inc();
+                        let events = recording.batch.events.len() as u64;
+                        self.metrics.events_recorded.inc_by(events);
+                    } else {
+                        self.metrics.batches_deduplicated.inc();
                     }
                     let _ = reply.send(Ok(counted));
                 }

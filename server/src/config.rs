@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// credential checks are limited per client address.
     #[arg(long, env = "MYNA_CLIENT_IP_HEADER", value_name = "HEADER", value_parser = header_name)]
     pub client_ip_header: Option<HeaderName>,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (e.g.
+    /// `127.0.0.1:9090`; port 0 picks a free port), apart from the API's
+    /// port. Off by default.
+    #[arg(long, env = "MYNA_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,

@@ -12,6 +12,7 @@
 //!   keys, accounts, webhooks), knowing nothing of HTTP;
 //! - [`answer`]: JSON / JSONP responses and problems;
 //! - [`access`]: request ids and the access log;
+//! - [`metrics`]: Prometheus metrics and their listener (`--metrics-listen`);
 //! - [`auth`]: API keys, Basic (argon2id), Bearer tokens, the access rules;
 //! - [`request`]: query parameters, bodies (1 MiB), path uuids;
 //! - [`cors`]: preflights and allowed origins;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod cors;
 pub mod dashboard;
 pub mod listen;
+pub mod metrics;
 pub mod outbound;
 pub mod request;
 pub mod routes;

@@ -16,6 +16,7 @@ use crate::config::{ConnectionArgs, Database, ServeArgs, TlsArgs};
 use crate::cors::Origins;
 use crate::listen::tls::Tls;
 use crate::listen::{self, Settings, files};
+use crate::metrics::{Metrics, MetricsServer};
 use crate::routes::app;
 use crate::service::accounts::{bootstrap, create_account};
 use crate::service::webhooks;
@@ -80,7 +81,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             None => tracing::info!(email = %first.email, "created the first account"),
         }
     }
+    let metrics = Arc::new(Metrics::new());
     let options = Options {
+        metrics: metrics.clone(),
         clock,
         passwords,
         origins: Origins::parse(&args.allow_origins),
@@ -90,15 +93,28 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (state, background) = AppState::start(storage.clone(), options)
         .await
         .map_err(|e| format!("cannot load experiments: {e}"))?;
-    let mut settings = settings(&args.connections);
+    let mut settings = settings(&args.connections, metrics.clone());
     settings.tls.clone_from(&tls);
+    let metrics_server = match &args.metrics_listen {
+        Some(addr) => Some(
+            MetricsServer::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let shutdown = shutdown_signal();
+    let signal = shutdown_signal();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        signal.await;
+        let _ = stop.send(true);
+    };
     let scheme = match &tls {
         Some(tls) => {
             reload_on_hangup(tls.clone());
@@ -108,6 +124,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     tracing::info!("myna-server listening on {scheme}://{addr}");
     let clock = state.clock.clone();
+    // Logged after the main line (which names the API's address first).
+    let metrics_task = metrics_server.map(|server| {
+        tracing::info!("metrics listening on http://{}", server.addr);
+        let mut stopping = stopping.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(server.serve(metrics, clock.clone(), stopped))
+    });
     // Webhooks: the watcher and the sender hold the state only during a
     // round, and stop before the commit writer is waited for.
     let watcher = tokio::spawn(webhooks::watch(state.downgrade()));
@@ -116,6 +141,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     watcher.abort();
     sender.abort();
     let _ = tokio::join!(watcher, sender);
+    if let Some(task) = metrics_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the metrics listener failed"),
+            Err(error) => tracing::warn!(%error, "the metrics listener failed"),
+        }
+    }
     background.finish().await;
     if let Err(error) = storage.close().await {
         tracing::warn!(%error, "closing the database failed");
@@ -173,7 +205,7 @@ fn reload_on_hangup(tls: Tls) {
 
 /// The serve loop's settings: the connection cap under the open-file limit
 /// (raised to the hard limit first), and the timeouts.
-fn settings(args: &ConnectionArgs) -> Settings {
+fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
     let file_limit = files::raise_open_file_limit();
     let max_connections = files::connection_cap(file_limit, args.max_connections);
     match file_limit {
@@ -197,6 +229,7 @@ fn settings(args: &ConnectionArgs) -> Settings {
         body_timeout: millis(args.body_timeout_ms, crate::request::BODY_TIMEOUT),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
         tls: None,
+        metrics,
     }
 }
 

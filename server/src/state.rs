@@ -32,6 +32,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::commit::{Committer, log_unreadable};
 use crate::cors::Origins;
+use crate::metrics::Metrics;
 use crate::outbound::{self, Outbound};
 use crate::storage::{BATCH_ID_RETENTION_MS, Storage, StorageError};
 
@@ -59,6 +60,8 @@ pub struct Options {
     pub client_ip_header: Option<HeaderName>,
     /// How long one webhook delivery attempt may take.
     pub webhook_timeout: Duration,
+    /// What the server counts (served by `--metrics-listen`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             weights: WeightsConfig::default(),
             client_ip_header: None,
             webhook_timeout: outbound::TIMEOUT,
+            metrics: Arc::default(),
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct Shared {
     /// on when it was last looked at (a hash), so an unchanged one is not
     /// computed again.
     pub webhook_seen: Mutex<HashMap<Uuid, u64>>,
+    /// What the server counts.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -213,9 +219,15 @@ impl AppState {
             unreadable = experiments.unreadable.len(),
             "experiments loaded"
         );
-        let cache = Arc::new(Cache::new(experiments, options.weights, now));
-        let (committer, writer) =
-            Committer::start(storage.clone(), cache.clone(), options.clock.clone());
+        let cache = Cache::new(experiments, options.weights, now)
+            .with_lag(options.metrics.weights_lag.clone());
+        let cache = Arc::new(cache);
+        let (committer, writer) = Committer::start(
+            storage.clone(),
+            cache.clone(),
+            options.clock.clone(),
+            options.metrics.clone(),
+        );
         let pruner = tokio::spawn(prune(storage.clone(), options.clock.clone()));
         let served = Served {
             storage: storage.clone(),
@@ -241,6 +253,7 @@ impl AppState {
             secret,
             outbound: Outbound::new(options.webhook_timeout),
             webhook_seen: Mutex::default(),
+            metrics: options.metrics,
         }));
         Ok((
             state,
@@ -286,6 +299,7 @@ impl AppState {
             guard: &self.guard,
             client: self.guard.client(request),
             now_ms: self.now_ms(),
+            metrics: &self.metrics,
         }
     }
 }

@@ -25,7 +25,10 @@ fn block_after(marker: &str) -> &'static str {
 #[test]
 fn readme_operating_session() {
     let session = block_after("<!-- operating-session -->");
-    let (myna, metrics) = ("MYNA=http://127.0.0.1:8080\n", "METRICS=http://127.0.0.1:9090\n");
+    let (myna, metrics) = (
+        "MYNA=http://127.0.0.1:8080\n",
+        "METRICS=http://127.0.0.1:9090\n",
+    );
     assert!(session.contains(myna) && session.contains(metrics));
 
     let dir = tempfile::tempdir().unwrap();
@@ -33,20 +36,33 @@ fn readme_operating_session() {
         ("MYNA_ADMIN_EMAIL", "me@example.com"),
         ("MYNA_ADMIN_PASSWORD", "change-me"),
     ];
-    let args = ["--metrics-listen", "127.0.0.1:0", "--access-log", "--log-format", "json"];
+    let args = [
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--access-log",
+        "--log-format",
+        "json",
+    ];
     let mut server = Server::start_with(&dir.path().join("myna.db"), &env, &args, None);
     let metrics_line = server.wait_for_log("metrics listening on http://");
     let metrics_addr = metrics_line[0]
         .split("metrics listening on http://")
         .nth(1)
-        .and_then(|rest| rest.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':')).next())
+        .and_then(|rest| {
+            rest.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .next()
+        })
         .unwrap()
         .to_owned();
     let script = session
         .replace(myna, &format!("MYNA=http://{}\n", server.addr))
         .replace(metrics, &format!("METRICS=http://{metrics_addr}\n"));
     let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let output = Command::new("bash")
         .args(["-e", "-o", "pipefail", "-c", &script])
         .current_dir(dir.path())
@@ -64,12 +80,22 @@ fn readme_operating_session() {
     assert_eq!(lines[0], "myna_events_recorded_total 2", "{stdout}");
     assert_eq!(lines[1], "hour,variant,views,totalReward", "{stdout}");
     assert!(lines[2].ends_with(",a,1,0.5"), "{stdout}");
-    assert_eq!(lines[3].to_ascii_lowercase(), "x-request-id: checkout-42", "{stdout}");
+    assert_eq!(
+        lines[3].to_ascii_lowercase(),
+        "x-request-id: checkout-42",
+        "{stdout}"
+    );
     assert_eq!(lines[4], r#"{"openapi":"3.1.0","#, "{stdout}");
-    assert!(lines[5].starts_with("Backed up myna.db into myna-backup.db"), "{stdout}");
+    assert!(
+        lines[5].starts_with("Backed up myna.db into myna-backup.db"),
+        "{stdout}"
+    );
     server.terminate();
     let log = server.log.lock().unwrap().join("\n");
-    assert!(log.contains(r#""id":"checkout-42""#), "the request id is in the log");
+    assert!(
+        log.contains(r#""id":"checkout-42""#),
+        "the request id is in the log"
+    );
 
     // Restore: a server on the copy has the counts.
     let restored = Server::start(&dir.path().join("myna-backup.db"), &[]);

@@ -97,6 +97,8 @@ pub struct Settings {
     pub write_timeout: Duration,
     /// HTTPS with this certificate; `None`: plain HTTP.
     pub tls: Option<Tls>,
+    /// Counts open and refused connections.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Settings {
@@ -107,6 +109,7 @@ impl Default for Settings {
             body_timeout: crate::request::BODY_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
             tls: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -127,7 +130,7 @@ pub async fn serve<E: Endpoint + 'static>(
         clock,
         local: listener.local_addr()?,
     });
-    let table = Table::new();
+    let table = Table::new(served.settings.metrics.open_connections.clone());
     let refusing = Arc::new(AtomicUsize::new(0));
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -225,6 +228,7 @@ fn refuse<E: Endpoint + 'static>(
     stopping: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) {
+    served.settings.metrics.connections_refused.inc();
     if refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
         refusing.fetch_sub(1, Ordering::AcqRel);
         return;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use poem::http::Method;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
 use super::frames::Frames;
@@ -95,6 +96,8 @@ pub(crate) struct Table {
     epoch: Instant,
     next: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// How many are open, for the metrics.
+    open: Gauge,
 }
 
 /// A connection's place in the table, given up when dropped (its task ended).
@@ -109,16 +112,18 @@ pub(crate) struct Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         self.table.lock().remove(&self.id);
+        self.table.open.dec();
     }
 }
 
 impl Table {
-    /// An empty table.
-    pub(crate) fn new() -> Arc<Table> {
+    /// An empty table, counting the connections open in `open`.
+    pub(crate) fn new(open: Gauge) -> Arc<Table> {
         Arc::new(Table {
             epoch: Instant::now(),
             next: AtomicU64::new(0),
             conns: Mutex::default(),
+            open,
         })
     }
 
@@ -131,6 +136,7 @@ impl Table {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn::new(self.epoch));
         self.lock().insert(id, conn.clone());
+        self.open.inc();
         Entry {
             table: self.clone(),
             id,
@@ -175,13 +181,15 @@ mod tests {
 
     #[test]
     fn the_longest_idle_goes_first_and_busy_ones_never() {
-        let table = Table::new();
+        let open = Gauge::default();
+        let table = Table::new(open.clone());
         let first = table.open();
         std::thread::sleep(std::time::Duration::from_millis(3));
         let second = table.open();
         std::thread::sleep(std::time::Duration::from_millis(3));
         let third = table.open();
         assert_eq!(table.len(), 3);
+        assert_eq!(open.get(), 3);
         // The oldest is busy: the next oldest idle one goes.
         first.conn.dispatch(&Method::GET);
         assert!(table.evict_longest_idle());
@@ -199,5 +207,6 @@ mod tests {
         assert!(table.evict_longest_idle());
         drop((first, second, third));
         assert_eq!(table.len(), 0);
+        assert_eq!(open.get(), 0);
     }
 }

@@ -53,6 +53,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/webhook/:uuid", poem::delete(webhook::delete))
         .at("/openapi.json", get(openapi::openapi_json));
     let clock = state.clock.clone();
+    let metrics = state.metrics.clone();
     let errors = clock.clone();
     let panics = clock.clone();
     let v2 = v2
@@ -77,7 +78,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .around(
             |endpoint, request| async move { Ok(nosniff(endpoint.get_response(request).await)) },
         )
-        .with(AccessLog::default())
+        .with(AccessLog::new(metrics))
 }
 
 /// Marks a response `X-Content-Type-Options: nosniff`, so no browser runs or

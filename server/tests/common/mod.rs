@@ -72,6 +72,7 @@ impl Server {
             .env_remove("MYNA_MAX_CONNECTIONS")
             .env_remove("MYNA_TLS_CERT")
             .env_remove("MYNA_TLS_KEY")
+            .env_remove("MYNA_METRICS_LISTEN")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
