@@ -39,6 +39,9 @@ const ROUTES: &[&str] = &[
     "/v2/user/logout",
     "/v2/apikey",
     "/v2/apikey/{uuid}",
+    "/v2/webhook",
+    "/v2/webhook/{uuid}",
+    "/v2/openapi.json",
     "/healthz",
     "/",
     "/signin",
@@ -50,6 +53,8 @@ const ROUTES: &[&str] = &[
     "/experiments/{uuid}/delete",
     "/keys",
     "/keys/{uuid}/revoke",
+    "/webhooks",
+    "/webhooks/{uuid}/delete",
     "/assets/dashboard.css",
     "/assets/icon.svg",
 ];
@@ -467,6 +472,36 @@ mod tests {
             method_label(&Method::from_bytes(b"BREW").unwrap_or_default()),
             OTHER
         );
+    }
+
+    /// Every path `.at(…)` mounts in `source`, as `route_of` writes it
+    /// (`:uuid` as `{uuid}`: every path parameter is a uuid), under `prefix`.
+    fn mounted(source: &str, prefix: &str) -> Vec<String> {
+        source
+            .split(".at(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .map(|path| {
+                let path = path.replace(":uuid", "{uuid}");
+                match path.as_str() {
+                    "/healthz" => path,
+                    _ => format!("{prefix}{path}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_mounted_route_has_its_own_label() {
+        let api = mounted(include_str!("routes/mod.rs"), "/v2");
+        let pages = mounted(include_str!("dashboard/mod.rs"), "");
+        assert!(api.len() >= 10 && pages.len() >= 10, "{api:?} {pages:?}");
+        let unlabelled: Vec<&String> = api
+            .iter()
+            .chain(&pages)
+            .filter(|route| route_label(route) == OTHER)
+            .collect();
+        assert!(unlabelled.is_empty(), "counted as `other`: {unlabelled:?}");
     }
 
     #[test]
