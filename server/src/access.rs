@@ -1,9 +1,9 @@
 //! Request ids and the access log: every answer carries `X-Request-Id` (the
 //! client's, when it sent a safe one, else made here), and every request
 //! runs in one tracing span `request` with that id, its method and route
-//! (so whatever a handler logs names its request), to which its status and
-//! duration are added once answered; when the access log is on
-//! (`--access-log`), one line per request gives them inside that span.
+//! (so whatever a handler logs names its request: at `info` with the access
+//! log, else at `debug`); when the access log is on (`--access-log`), one
+//! line per request inside that span adds its status and duration.
 //!
 //! Nothing a client sends besides the method is logged as it came: the route
 //! is the path with every uuid-like segment (experiment, API key, token)
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use poem::http::{HeaderName, HeaderValue};
+use poem::http::{HeaderName, HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use tracing::Instrument;
 
@@ -106,6 +106,23 @@ pub fn route_of(path: &str) -> String {
     route
 }
 
+/// The span a request runs in. At `info`, as the access line is, when the
+/// access log is on (`--access-log`, or `RUST_LOG` turning on the `access`
+/// target); else at `debug`, so that by default (`info`, no access log) it
+/// is never made: the log layer's work for a span (its fields formatted,
+/// entered and left at every poll, closed) cost the record POST about 14 %
+/// of its throughput (`scripts/bench-server` rows, README "Operating
+/// Myna"), for log lines a request rarely writes. Only what is known as
+/// the request opens is in it: the access line has the status and duration
+/// as its own fields.
+fn request_span(id: &str, method: &Method, route: &str) -> tracing::Span {
+    if tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        tracing::info_span!("request", id = %id, method = %method, route = %route)
+    } else {
+        tracing::debug_span!("request", id = %id, method = %method, route = %route)
+    }
+}
+
 /// The middleware: runs each request inside its `request` span, answers
 /// with its `X-Request-Id`, and logs the access line (target [`TARGET`],
 /// off unless the log filter turns it on: `--access-log`), and counts the
@@ -153,14 +170,7 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
         let id = self.ids.of(&request);
         let method = request.method().clone();
         let route = route_of(request.uri().path());
-        let span = tracing::info_span!(
-            "request",
-            id = %id,
-            method = %method,
-            route = %route,
-            status = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
+        let span = request_span(&id, &method, &route);
         let started = Instant::now();
         let mut response = self
             .inner
@@ -172,8 +182,6 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
         let took = started.elapsed();
         self.metrics.request(&route, &method, status, took);
         let duration_us = took.as_micros() as u64;
-        span.record("status", status);
-        span.record("duration_us", duration_us);
         span.in_scope(|| tracing::info!(target: TARGET, status, duration_us, "answered"));
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID, value);
