@@ -1,7 +1,8 @@
 //! Creating and updating experiments: the create body and the update body
 //! (`name`, `visibility`, `settings`, `settingsUpdates`, `variantUpdates`).
 //!
-//! Both validate everything and return every problem with its path.
+//! Both validate everything and return every problem with its path. The
+//! experiment's `id` (the short name pages use) follows the rules of [`id`].
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -16,11 +17,17 @@ use crate::model::{Experiment, Variant, Visibility, empty_object};
 use crate::problem::{Code, Message, Problem};
 use crate::settings::{apply_updates, key_path};
 
+pub mod id;
+
+pub use id::{default_id, id_taken, is_valid_id, unique_id};
+
 /// A validated create request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewExperiment {
     /// The uuid the client chose, if any.
     pub uuid: Option<Uuid>,
+    /// The id the client chose, if any (else the default from the name).
+    pub id: Option<String>,
     /// Its name.
     pub name: String,
     /// Its visibility (default `draft`).
@@ -33,10 +40,12 @@ pub struct NewExperiment {
 
 impl NewExperiment {
     /// The experiment this creates, owned by `account_id`, with `uuid` unless the
-    /// client chose one.
+    /// client chose one, and the id the client chose or else
+    /// [`default_id`] of its name (which the server then makes unique).
     pub fn into_experiment(self, uuid: Uuid, account_id: Uuid) -> Experiment {
         Experiment {
             uuid: self.uuid.unwrap_or(uuid),
+            id: self.id.unwrap_or_else(|| default_id(&self.name)),
             alias: None,
             account_id,
             name: self.name,
@@ -69,7 +78,7 @@ fn done<T>(value: T, problems: Vec<Message>) -> Result<T, Problem> {
 }
 
 /// Parses and validates a create body:
-/// `{ uuid?, name, visibility?, settings?, variants?: { id: { name?, settings? } } }`
+/// `{ uuid?, id?, name, visibility?, settings?, variants?: { id: { name?, settings? } } }`
 /// (an array of `{ id, name?, settings? }` is accepted for `variants` too).
 pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
     let root = parse_object(body)?;
@@ -92,6 +101,10 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
             ));
             None
         }
+    };
+    let id = match root.get("id") {
+        None | Some(Value::Null) => None,
+        Some(value) => id::parse_id(value, "id", &mut problems),
     };
     let name = match root.get("name") {
         None | Some(Value::Null) => {
@@ -184,6 +197,7 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
     done(
         NewExperiment {
             uuid,
+            id,
             name,
             visibility,
             settings,
@@ -200,6 +214,11 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
     let root = parse_object(body)?;
     let mut problems = Vec::new();
     let mut next = experiment.clone();
+    if let Some(value) = root.get("id").filter(|v| !v.is_null())
+        && let Some(id) = id::parse_id(value, "id", &mut problems)
+    {
+        next.id = id;
+    }
     if let Some(value) = root.get("name").filter(|v| !v.is_null())
         && let Some(name) = parse_name(value, "name", &mut problems)
     {

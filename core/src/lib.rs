@@ -8,6 +8,8 @@
 //! - [`decision`]: when an experiment is done (probability of being best,
 //!   expected loss, the verdict) and whether its data is healthy (SRM against
 //!   the weights served, and other checks), and the decision form;
+//! - [`deployment`]: the deployment form (every published experiment of
+//!   an account, for a page's one script tag);
 //! - [`event`]: the record batch wire form, its parsing and validation;
 //! - [`experiment`]: create and update bodies;
 //! - [`limits`]: the limits on every stored input (settings depth and size,
@@ -39,6 +41,8 @@ extern crate alloc;
 pub mod account;
 #[cfg(feature = "std")]
 pub mod decision;
+#[cfg(feature = "std")]
+pub mod deployment;
 pub mod event;
 #[cfg(feature = "std")]
 pub mod experiment;

@@ -20,6 +20,9 @@ use crate::settings::{Segment, join_path};
 
 /// Longest variant id, in characters.
 pub const MAX_VARIANT_ID_CHARS: usize = 128;
+/// Longest experiment id (the short name pages use: `myna-{id}`), in
+/// characters (ASCII letters, digits, `-`, `_`).
+pub const MAX_EXPERIMENT_ID_CHARS: usize = 64;
 /// Longest experiment or variant name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 /// Deepest nesting of a settings object: the object itself is level 1, an

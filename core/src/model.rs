@@ -109,6 +109,10 @@ pub struct Experiment {
     /// account's experiment already has is kept here, and `uuid` is then
     /// one the server made. `None` for nearly every experiment.
     pub alias: Option<Uuid>,
+    /// The short name pages know it by (`myna-{id}`): see
+    /// [`crate::experiment::id`]; unique among the account's published
+    /// experiments.
+    pub id: String,
     /// The account that owns it.
     pub account_id: Uuid,
     /// A human name.

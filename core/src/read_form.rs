@@ -29,6 +29,9 @@ pub struct ReadForm {
     pub subtype: Subtype,
     /// The experiment's uuid.
     pub uuid: Uuid,
+    /// The short name pages know it by (`myna-{id}`).
+    #[serde(default)]
+    pub id: String,
     /// The owner's account (complete form only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<Uuid>,
@@ -95,6 +98,7 @@ impl ReadForm {
                 Subtype::Summary
             },
             uuid: experiment.public_uuid(),
+            id: experiment.id.clone(),
             account_id: complete.then_some(experiment.account_id),
             name: experiment.name.clone(),
             visibility: experiment.visibility,
@@ -165,6 +169,7 @@ mod tests {
         Experiment {
             uuid: Uuid::from_u128(1),
             alias: None,
+            id: "e".into(),
             account_id: Uuid::from_u128(2),
             name: "e".into(),
             visibility: Visibility::Published,

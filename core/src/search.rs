@@ -168,6 +168,7 @@ mod tests {
         Experiment {
             uuid: Uuid::from_u128(n),
             alias: None,
+            id: name.into(),
             account_id: Uuid::from_u128(99),
             name: name.into(),
             visibility,

@@ -167,6 +167,19 @@ pub fn variant_id() -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// An experiment id: mostly valid ones from a small pool (so published
+/// experiments meet each other's), the longest allowed and one over it,
+/// or any text (mostly not an id).
+pub fn experiment_id() -> BoxedStrategy<Value> {
+    prop_oneof![
+        4 => prop::sample::select(vec!["hero", "banner", "Hero_2", "a-b"]).prop_map(Value::from),
+        1 => (63usize..66).prop_map(|n| Value::String("x".repeat(n))),
+        1 => text().prop_map(Value::String),
+        1 => scalar(),
+    ]
+    .boxed()
+}
+
 fn fields(entries: Vec<Option<(&'static str, Value)>>) -> Value {
     Value::Object(
         entries
@@ -220,10 +233,12 @@ pub fn create_body() -> BoxedStrategy<Value> {
         prop::option::of(visibility()),
         prop::option::of(settings()),
         prop::option::of(variants()),
+        prop::option::weighted(0.4, experiment_id()),
     )
-        .prop_map(|(name, visibility, settings, variants)| {
+        .prop_map(|(name, visibility, settings, variants, id)| {
             fields(vec![
                 Some(("name", name)),
+                id.map(|v| ("id", v)),
                 visibility.map(|v| ("visibility", v)),
                 settings.map(|v| ("settings", v)),
                 variants.map(|v| ("variants", v)),
@@ -250,10 +265,12 @@ pub fn update_body() -> BoxedStrategy<Value> {
             )
             .prop_map(|entries| Value::Object(entries.into_iter().collect())),
         ),
+        prop::option::weighted(0.3, experiment_id()),
     )
-        .prop_map(|(name, visibility, settings, updates, variants)| {
+        .prop_map(|(name, visibility, settings, updates, variants, id)| {
             fields(vec![
                 name.map(|v| ("name", v)),
+                id.map(|v| ("id", v)),
                 visibility.map(|v| ("visibility", v)),
                 settings.map(|v| ("settings", v)),
                 updates.map(|v| ("settingsUpdates", v)),

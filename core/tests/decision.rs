@@ -520,6 +520,7 @@ fn the_decision_form_has_the_specs_shape() {
     let mut experiment = Experiment {
         uuid,
         alias: None,
+        id: "hero".into(),
         account_id: uuid::Uuid::from_u128(1),
         name: "Hero".into(),
         visibility: Visibility::Published,

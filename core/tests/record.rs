@@ -18,6 +18,7 @@ fn experiment(ids: &[&str]) -> Experiment {
     Experiment {
         uuid: Uuid::from_u128(1),
         alias: None,
+        id: "vectors".into(),
         account_id: Uuid::from_u128(2),
         name: "vectors".into(),
         visibility: Visibility::Published,

@@ -89,6 +89,7 @@ fn record_bodies_are_cores_wire_form_and_parse_back() {
     let experiment = Experiment {
         uuid: Uuid::from_u128(1),
         alias: None,
+        id: "wire".into(),
         account_id: Uuid::from_u128(2),
         name: "wire".into(),
         visibility: Visibility::Published,

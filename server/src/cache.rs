@@ -276,6 +276,19 @@ impl Cache {
         Some(text)
     }
 
+    /// Every experiment of `account`, as it is now (no weights computed).
+    pub fn of_account(&self, account: Uuid) -> Vec<Arc<Experiment>> {
+        let entries: Vec<_> = {
+            let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            map.values().cloned().collect()
+        };
+        entries
+            .iter()
+            .map(|entry| lock(entry).experiment.clone())
+            .filter(|e| e.account_id == account)
+            .collect()
+    }
+
     /// Snapshots of every experiment (for search).
     pub fn all(&self, now_ms: i64) -> Vec<Snapshot> {
         let entries: Vec<_> = {
@@ -521,6 +534,7 @@ fn by_uuid(unreadable: Vec<Unreadable>) -> HashMap<String, Unreadable> {
 fn same_definition(a: &Experiment, b: &Experiment) -> bool {
     a.uuid == b.uuid
         && a.alias == b.alias
+        && a.id == b.id
         && a.account_id == b.account_id
         && a.name == b.name
         && a.visibility == b.visibility
@@ -542,6 +556,7 @@ mod tests {
         Experiment {
             uuid: Uuid::from_u128(1),
             alias: None,
+            id: "e".into(),
             account_id: Uuid::from_u128(2),
             name: "e".into(),
             visibility: Visibility::Published,

@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
-use myna_core::experiment::apply_update;
-use myna_core::{Experiment, Problem};
+use myna_core::experiment::{apply_update, id_taken, unique_id};
+use myna_core::{Experiment, Problem, Visibility};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -39,7 +39,14 @@ const QUEUE: usize = 16_384;
 #[derive(Debug)]
 pub enum Change {
     /// Store a new experiment.
-    Create(Experiment),
+    Create {
+        /// The experiment.
+        experiment: Experiment,
+        /// Whether its creator chose its id (refused if another published
+        /// experiment of the account has it); else the id is the default
+        /// from its name, made unique among the account's experiments.
+        id_chosen: bool,
+    },
     /// Apply an update body to the experiment, if `account` owns it.
     Update {
         /// The experiment.
@@ -435,15 +442,24 @@ impl Writer {
         let now = self.clock.now_ms();
         if self.shared {
             match &change {
-                Change::Create(_) => {}
+                Change::Create { .. } => {}
                 Change::Update { uuid, .. }
                 | Change::Delete { uuid, .. }
                 | Change::Reset { uuid, .. } => self.reload(*uuid).await?,
             }
         }
         match change {
-            Change::Create(mut experiment) => {
+            Change::Create {
+                mut experiment,
+                id_chosen,
+            } => {
                 let (chosen, account) = (experiment.uuid, experiment.account_id);
+                let mine = self.cache.of_account(account);
+                if id_chosen {
+                    check_id_free(&experiment, &mine)?;
+                } else {
+                    experiment.id = unique_id(&experiment.id, |id| mine.iter().any(|e| e.id == id));
+                }
                 // Uuids are per account: the account's own experiment (or
                 // alias) with this uuid is a conflict; another account's is
                 // not even noticed (the new one keeps the uuid as its alias,
@@ -478,6 +494,11 @@ impl Writer {
             } => {
                 let current = self.owned(uuid, account)?;
                 let next = apply_update(&current, &body)?;
+                // Only a change that makes the duplicate is refused (a new id,
+                // or publishing), so an update of something else goes through.
+                if next.id != current.id || next.visibility != current.visibility {
+                    check_id_free(&next, &self.cache.of_account(account))?;
+                }
                 if !self.storage.update_experiment(&next).await? {
                     return Err(Problem::unknown_experiment(&uuid.to_string()));
                 }
@@ -506,6 +527,22 @@ impl Writer {
                 Ok(self.cache.experiment(uuid))
             }
         }
+    }
+}
+
+/// Refuses (409, path `id`) a published `experiment` whose id another
+/// published experiment of `mine` (its account's) has.
+fn check_id_free(experiment: &Experiment, mine: &[Arc<Experiment>]) -> Result<(), Problem> {
+    let taken = experiment.visibility == Visibility::Published
+        && mine.iter().any(|e| {
+            e.uuid != experiment.uuid
+                && e.visibility == Visibility::Published
+                && e.id == experiment.id
+        });
+    if taken {
+        Err(Problem::one(id_taken(&experiment.id)))
+    } else {
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Configuration: the command line (`myna-server [serve] --listen --database
 //! --allow-origin --tls-cert --tls-key --max-connections --log-format
-//! --access-log`, account, API
+//! --access-log --public-url`, account, API
 //! key and backup subcommands) and
 //! the environment.
 
@@ -79,6 +79,14 @@ pub struct ServeArgs {
     /// credential checks are limited per client address.
     #[arg(long, env = "MYNA_CLIENT_IP_HEADER", value_name = "HEADER", value_parser = header_name)]
     pub client_ip_header: Option<HeaderName>,
+    /// The server's public root URL as pages reach it (e.g.
+    /// `https://ab.example.com`, or with a path behind a proxy): the
+    /// `apiRoot` of deployments and of the dashboard's snippets. An absolute
+    /// `http`/`https` URL without query or fragment; a trailing `/` is
+    /// dropped. Default: the scheme and host of each request (`https` when
+    /// serving TLS, or as a proxy's `X-Forwarded-Proto`/`-Host` say).
+    #[arg(long, env = "MYNA_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+    pub public_url: Option<String>,
     /// Serve Prometheus metrics at `GET /metrics` on this address (e.g.
     /// `127.0.0.1:9090`; port 0 picks a free port), apart from the API's
     /// port. Off by default.
@@ -164,6 +172,35 @@ pub struct ConnectionArgs {
 fn header_name(text: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(text.trim().as_bytes())
         .map_err(|_| format!("`{text}` is not an HTTP header name"))
+}
+
+/// A `--public-url` value: an absolute `http` or `https` URL with a host,
+/// no user name, query or fragment; without its trailing `/`s.
+pub fn public_url(text: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("`{text}` is not a public URL: {why}");
+    let text = text.trim();
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("it must be printable ASCII without spaces"));
+    }
+    if text.contains(['?', '#']) {
+        return Err(bad("it may not have a query or fragment"));
+    }
+    let uri: poem::http::Uri = text.parse().map_err(|_| bad("it is malformed"))?;
+    let scheme_ok = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    if !scheme_ok {
+        return Err(bad("it must start with http:// or https://"));
+    }
+    match uri.authority() {
+        Some(authority) if authority.as_str().contains('@') => {
+            Err(bad("it may not hold a user name or password"))
+        }
+        Some(authority) if !authority.host().is_empty() => {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(bad("it must name a host")),
+    }
 }
 
 /// `account` subcommands.
@@ -264,6 +301,36 @@ mod tests {
         assert!(
             Cli::try_parse_from(["myna-server", "--client-ip-header", "not a header"]).is_err()
         );
+    }
+
+    #[test]
+    fn the_public_url_is_an_absolute_http_url() {
+        assert_eq!(
+            public_url("https://ab.example.com/").as_deref(),
+            Ok("https://ab.example.com")
+        );
+        assert_eq!(
+            public_url("http://10.0.0.5:8080/myna//").as_deref(),
+            Ok("http://10.0.0.5:8080/myna")
+        );
+        for bad in [
+            "ab.example.com",
+            "/myna",
+            "ftp://ab.example.com",
+            "https://ab.example.com/?x=1",
+            "https://ab.example.com/#top",
+            "https://user:pw@ab.example.com",
+            "https://ab example.com",
+            "https://",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from(["myna-server", "--public-url", "https://x.example/"]);
+        assert_eq!(
+            cli.map(|c| c.serve.public_url).ok().flatten().as_deref(),
+            Some("https://x.example")
+        );
+        assert!(Cli::try_parse_from(["myna-server", "--public-url", "x.example"]).is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod dashboard;
 pub mod listen;
 pub mod metrics;
 pub mod outbound;
+pub mod proxy;
 pub mod request;
 pub mod routes;
 pub mod serve;

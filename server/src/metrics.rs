@@ -42,6 +42,7 @@ const ROUTES: &[&str] = &[
     "/v2/webhook",
     "/v2/webhook/{uuid}",
     "/v2/openapi.json",
+    "/v2/deployment/{uuid}/myna.json",
     "/healthz",
     "/",
     "/signin",
@@ -475,14 +476,15 @@ mod tests {
     }
 
     /// Every path `.at(…)` mounts in `source`, as `route_of` writes it
-    /// (`:uuid` as `{uuid}`: every path parameter is a uuid), under `prefix`.
+    /// (`:uuid` as `{uuid}`: every path parameter is a uuid, an API key
+    /// `:key` too), under `prefix`.
     fn mounted(source: &str, prefix: &str) -> Vec<String> {
         source
             .split(".at(")
             .skip(1)
             .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
             .map(|path| {
-                let path = path.replace(":uuid", "{uuid}");
+                let path = path.replace(":uuid", "{uuid}").replace(":key", "{uuid}");
                 match path.as_str() {
                     "/healthz" => path,
                     _ => format!("{prefix}{path}"),

@@ -88,6 +88,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         passwords,
         origins: Origins::parse(&args.allow_origins),
         client_ip_header: args.client_ip_header.clone(),
+        public_url: args.public_url.clone(),
         ..Options::default()
     };
     let (state, background) = AppState::start(storage.clone(), options)

@@ -62,6 +62,9 @@ pub struct Options {
     pub webhook_timeout: Duration,
     /// What the server counts (served by `--metrics-listen`).
     pub metrics: Arc<Metrics>,
+    /// The server's public root URL (`--public-url`, no trailing `/`):
+    /// deployments' `apiRoot`; `None` derives it from each request.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             client_ip_header: None,
             webhook_timeout: outbound::TIMEOUT,
             metrics: Arc::default(),
+            public_url: None,
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct Shared {
     pub webhook_seen: Mutex<HashMap<Uuid, u64>>,
     /// What the server counts.
     pub metrics: Arc<Metrics>,
+    /// The server's public root URL (`--public-url`), if configured.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -254,6 +260,7 @@ impl AppState {
             outbound: Outbound::new(options.webhook_timeout),
             webhook_seen: Mutex::default(),
             metrics: options.metrics,
+            public_url: options.public_url,
         }));
         Ok((
             state,

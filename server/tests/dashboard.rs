@@ -1300,3 +1300,134 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_id_field_sets_the_id_pages_use_and_the_page_shows_its_markup() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let new = d.page(&browser, "/experiments/new").await;
+    let label = between(&new.text, "<label for=\"id\">", "</label>").expect("an id field");
+    assert!(
+        label.starts_with("ID ") && label.contains("used by pages"),
+        "{label}"
+    );
+    assert!(new.text.contains(r#"name="id""#));
+    // Blank: the default from the name.
+    let created = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[
+                ("name", "Hero banner"),
+                ("id", ""),
+                ("visibility", "published"),
+                ("variants", "a\r\nb\"<x>\r\n"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let uuid = created
+        .location()
+        .strip_prefix("/experiments/")
+        .and_then(|rest| rest.strip_suffix("?done=created"))
+        .and_then(|u| Uuid::parse_str(u).ok())
+        .expect("redirected to the new experiment");
+    let uri = format!("/v2/experiment/{uuid}");
+    assert_eq!(d.api(Method::GET, &uri, None).await.1["id"], "hero-banner");
+    // The page says which id pages use, and the markup of each variant,
+    // escaped.
+    let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    assert_eq!(
+        between(&page.text, "<span id=\"experiment-id\">", "<").as_deref(),
+        Some("hero-banner")
+    );
+    let markup = between(&page.text, "<code id=\"markup-code\">", "</code>").expect("markup");
+    assert_eq!(
+        markup,
+        "&lt;div class=&quot;myna-hero-banner&quot; data-show=&quot;a&quot;&gt;…&lt;/div&gt;\n\
+         &lt;div class=&quot;myna-hero-banner&quot; data-show=&quot;b&amp;quot;&lt;x&gt;&quot;&gt;…&lt;/div&gt;\n"
+    );
+    assert!(page.text.contains(r#"id="edit-id""#) && page.text.contains(r#"value="hero-banner""#));
+
+    // The edit form changes it; a taken one is refused with the problem shown.
+    let other = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[
+                ("name", "Other"),
+                ("id", "hero"),
+                ("visibility", "published"),
+                ("variants", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::SEE_OTHER, "{}", other.text);
+    let edit = [
+        ("name", "Hero banner"),
+        ("id", "hero"),
+        ("visibility", "published"),
+        ("settings", "{}"),
+        ("v0.id", "a"),
+        ("v0.name", "a"),
+        ("v0.settings", "{}"),
+        ("v1.id", "b\"<x>"),
+        ("v1.name", "b\"<x>"),
+        ("v1.settings", "{}"),
+    ];
+    let refused = d
+        .submit(&browser, &format!("/experiments/{uuid}"), &edit)
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(refused.text.contains("has the id"), "{}", refused.text);
+    assert_eq!(d.api(Method::GET, &uri, None).await.1["id"], "hero-banner");
+    let mut edit = edit.to_vec();
+    edit[1] = ("id", "hero_2");
+    let saved = d
+        .submit(&browser, &format!("/experiments/{uuid}"), &edit)
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    assert_eq!(d.api(Method::GET, &uri, None).await.1["id"], "hero_2");
+}
+
+#[tokio::test]
+async fn the_keys_page_shows_each_keys_deployment() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let key = d.api_key().await;
+    let headers = [
+        ("cookie", browser.cookie.clone()),
+        ("host", "ab.example.com".to_owned()),
+        ("x-forwarded-proto", "https".to_owned()),
+    ];
+    let page = d.send(Method::GET, "/keys", &headers, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let section =
+        between(&page.text, "<section id=\"deployment\"", "</section>").expect("a section");
+    let script = between(&section, "<code class=\"deployment-script\">", "</code>");
+    assert_eq!(
+        script,
+        Some(format!(
+            "&lt;script src=&quot;https://ab.example.com/v2/deployment/{key}/myna.js&quot;&gt;&lt;/script&gt;"
+        ))
+    );
+    let json_url = format!("https://ab.example.com/v2/deployment/{key}/myna.json");
+    assert!(
+        section.contains(&format!("href=\"{json_url}\"")),
+        "{section}"
+    );
+    // The JSON URL answers the deployment.
+    let (status, _) = d
+        .api(
+            Method::GET,
+            &format!("/v2/deployment/{key}/myna.json"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Without keys, no deployment to show.
+    d.submit(&browser, &format!("/keys/{key}/revoke"), &[])
+        .await;
+    let page = d.page(&browser, "/keys").await;
+    assert!(!page.text.contains("id=\"deployment\""));
+}

@@ -709,6 +709,7 @@ mod cases {
         Experiment {
             uuid: Uuid::new_v4(),
             alias: None,
+            id: "headline_1-A".into(),
             account_id: account,
             name: "Headline".into(),
             visibility,
@@ -872,7 +873,9 @@ mod cases {
         let mut one = experiment(account, Visibility::Draft);
         one.variants[1].views = 3;
         one.variants[1].total_reward = 1.5;
-        let two = experiment(account, Visibility::Archived);
+        let mut two = experiment(account, Visibility::Archived);
+        // The longest id there is (ids are stored as given, case and all).
+        two.id = "Z_-9".repeat(16);
         storage.create_experiment(&one, 0).await.unwrap();
         storage.create_experiment(&two, 0).await.unwrap();
         assert_eq!(
@@ -883,6 +886,7 @@ mod cases {
         let all = storage.experiments().await.unwrap().readable;
         assert_eq!(all.len(), 2);
         assert!(all.contains(&one) && all.contains(&two));
+        assert_eq!(stored(storage, two.uuid).await.id, "Z_-9".repeat(16));
         assert!(matches!(
             storage.create_experiment(&one, 0).await,
             Err(StorageError::Conflict)
@@ -919,6 +923,7 @@ mod cases {
             .unwrap();
         let mut next = experiment.clone();
         next.name = "Renamed".into();
+        next.id = "renamed_2-B".into();
         next.visibility = Visibility::Published;
         next.settings = json!({"new": 1});
         next.variants.remove(0); // a
@@ -928,6 +933,7 @@ mod cases {
         assert!(storage.update_experiment(&next).await.unwrap());
         let after = stored(storage, experiment.uuid).await;
         assert_eq!(after.name, "Renamed");
+        assert_eq!(after.id, "renamed_2-B");
         assert_eq!(after.visibility, Visibility::Published);
         assert_eq!(after.settings, json!({"new": 1}));
         assert_eq!(

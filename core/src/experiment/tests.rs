@@ -275,3 +275,60 @@ fn the_whole_definition_is_limited_in_size() {
     let body = json!({"variantUpdates": {"v0": {"settings": {}}}});
     assert!(apply_update(&exp, body.to_string().as_bytes()).is_ok());
 }
+
+#[test]
+fn the_id_is_chosen_or_made_from_the_name() {
+    let new = created(json!({"name": "Hero banner!", "variants": {"a": {}}}));
+    let new = new.unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(new.id, None);
+    let experiment = new.into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    assert_eq!(experiment.id, "hero-banner");
+    let chosen = created(json!({"name": "Hero", "id": "Hero_2"}));
+    let chosen = chosen.unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(chosen.id.as_deref(), Some("Hero_2"));
+    assert_eq!(
+        chosen
+            .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2))
+            .id,
+        "Hero_2"
+    );
+}
+
+#[test]
+fn a_bad_id_is_a_problem_at_id() {
+    for bad in [
+        json!(""),
+        json!("hero banner"),
+        json!("héro"),
+        json!("x".repeat(65)),
+    ] {
+        let problem = created(json!({"name": "n", "id": bad}))
+            .err()
+            .unwrap_or_else(Problem::internal);
+        assert_eq!(
+            paths(problem),
+            [(Code::InvalidValue, "id".to_owned())],
+            "{bad}"
+        );
+    }
+    let problem = created(json!({"name": "n", "id": 5}))
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(paths(problem), [(Code::InvalidType, "id".to_owned())]);
+    assert!(created(json!({"name": "n", "id": "x".repeat(64)})).is_ok());
+}
+
+#[test]
+fn update_sets_the_id_and_checks_it() {
+    let exp = created(json!({"name": "Hero", "variants": {"a": {}}}))
+        .unwrap_or_else(|p| panic!("{p}"))
+        .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    let next = apply_update(&exp, br#"{"id": "banner"}"#).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(next.id, "banner");
+    let kept = apply_update(&exp, br#"{"name": "Other"}"#).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(kept.id, "hero", "renaming keeps the id");
+    let problem = apply_update(&exp, br#"{"id": "a b", "name": "ok"}"#)
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(paths(problem), [(Code::InvalidValue, "id".to_owned())]);
+}

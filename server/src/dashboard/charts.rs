@@ -294,6 +294,7 @@ mod tests {
         let mut experiment = Experiment {
             uuid: Uuid::from_u128(1),
             alias: None,
+            id: "e".into(),
             account_id: Uuid::from_u128(2),
             name: "e".into(),
             visibility: Visibility::Published,

@@ -13,6 +13,7 @@ use super::html;
 use super::session::Session;
 use super::views::{keys::keys_page, notice as notice_box};
 use super::{not_found, posted, signed_in};
+use crate::proxy::api_root;
 use crate::request::Params;
 use crate::service::keys::{create_api_key, revoke_api_key};
 use crate::state::AppState;
@@ -34,16 +35,17 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
         Err(redirect) => return redirect,
     };
     let params = Params::of(request);
+    let root = api_root(state.public_url.as_deref(), request);
     match state.storage.api_keys(session.account).await {
         Ok(keys) => html::html(
             StatusCode::OK,
-            keys_page(&session.csrf, &keys, notice(&params), None),
+            keys_page(&session.csrf, &root, &keys, notice(&params), None),
         ),
         Err(error) => {
             let problem = Problem::from(error);
             html::html(
                 StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                keys_page(&session.csrf, &[], None, Some(&problem)),
+                keys_page(&session.csrf, &root, &[], None, Some(&problem)),
             )
         }
     }
@@ -60,7 +62,7 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
     let body = json!({ "name": name }).to_string();
     match create_api_key(state, session.account, body.as_bytes()).await {
         Ok(_) => html::redirect("/keys?done=created", &[]),
-        Err(problem) => keys_problem(state, &session, &problem).await,
+        Err(problem) => keys_problem(state, request, &session, &problem).await,
     }
 }
 
@@ -82,12 +84,17 @@ pub async fn revoke(
     match revoke_api_key(state, session.account, uuid).await {
         Ok(true) => html::redirect("/keys?done=revoked", &[]),
         Ok(false) => not_found(&session, "API key"),
-        Err(problem) => keys_problem(state, &session, &problem).await,
+        Err(problem) => keys_problem(state, request, &session, &problem).await,
     }
 }
 
 /// The keys page again, with the problem of a create or revoke on top.
-async fn keys_problem(state: &AppState, session: &Session, problem: &Problem) -> Response {
+async fn keys_problem(
+    state: &AppState,
+    request: &Request,
+    session: &Session,
+    problem: &Problem,
+) -> Response {
     let keys = state
         .storage
         .api_keys(session.account)
@@ -95,6 +102,12 @@ async fn keys_problem(state: &AppState, session: &Session, problem: &Problem) ->
         .unwrap_or_default();
     html::html(
         StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        keys_page(&session.csrf, &keys, None, Some(problem)),
+        keys_page(
+            &session.csrf,
+            &api_root(state.public_url.as_deref(), request),
+            &keys,
+            None,
+            Some(problem),
+        ),
     )
 }

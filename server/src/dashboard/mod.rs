@@ -29,7 +29,6 @@ mod charts;
 mod experiments;
 pub mod html;
 mod keys;
-mod proxy;
 pub mod session;
 mod views;
 mod webhooks;

@@ -28,10 +28,10 @@ use poem::{Body, Request, Response, handler};
 use uuid::Uuid;
 
 use super::html;
-use super::proxy::is_https;
 use super::views::signin::{refused_page, signin_page as signin_view};
 use crate::auth::secret::{Secret, hex, is_random_token, random_bytes};
 use crate::auth::{self, issue_session, token_hash};
+use crate::proxy::is_https;
 use crate::request::{Params, read_body};
 use crate::state::AppState;
 use crate::storage::TokenKind;

@@ -17,6 +17,7 @@ use crate::dashboard;
 use crate::state::AppState;
 
 pub(crate) mod apikey;
+pub(crate) mod deployment;
 pub(crate) mod experiment;
 pub mod extract;
 pub(crate) mod health;
@@ -51,6 +52,10 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/apikey/:uuid", poem::delete(apikey::delete))
         .at("/webhook", get(webhook::list).post(webhook::create))
         .at("/webhook/:uuid", poem::delete(webhook::delete))
+        .at(
+            "/deployment/:key/myna.json",
+            get(deployment::deployment_json),
+        )
         .at("/openapi.json", get(openapi::openapi_json));
     let clock = state.clock.clone();
     let metrics = state.metrics.clone();

@@ -48,6 +48,7 @@ use crate::routes;
         routes::webhook::create,
         routes::webhook::list,
         routes::webhook::delete,
+        routes::deployment::deployment_json,
         routes::health::healthz,
         openapi_json,
     ),
@@ -57,6 +58,7 @@ use crate::routes;
         (name = "record", description = "Views and rewards"),
         (name = "account", description = "Logins and API keys"),
         (name = "webhooks", description = "Alerts when a decision or its health changes"),
+        (name = "deployments", description = "Every published experiment of an account, for a page's script tag"),
         (name = "server", description = "Health and this description"),
     )
 )]
@@ -177,6 +179,9 @@ pub struct Experiment {
     pub subtype: String,
     /// Its uuid.
     pub uuid: Uuid,
+    /// The short name pages know it by (the CSS class `myna-{id}`).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: String,
     /// The owner's account (owner only).
     #[schema(nullable = false)]
     pub account_id: Option<Uuid>,
@@ -215,6 +220,10 @@ pub struct VariantInput {
 /// The body of create.
 #[derive(Serialize, ToSchema)]
 pub struct CreateBody {
+    /// The short name pages know it by (default: from the name, made
+    /// unique); unique among the account's published experiments.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: Option<String>,
     /// Its name.
     pub name: String,
     /// Default `draft`.
@@ -230,6 +239,9 @@ pub struct CreateBody {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateBody {
+    /// A new id (unique among the account's published experiments).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: Option<String>,
     /// A new name.
     pub name: Option<String>,
     /// A new visibility.
@@ -278,6 +290,63 @@ pub struct RecordBody {
     pub events: Vec<Event>,
     /// Makes the call idempotent: a batch id already recorded is not counted again.
     pub batch: Option<Uuid>,
+}
+
+/// One variant in a deployment.
+#[derive(Serialize, ToSchema)]
+pub struct DeployedVariant {
+    /// Always `variant`.
+    #[schema(pattern = "^variant$")]
+    pub typename: String,
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The probability with which a page should show it next.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub weight: f64,
+    /// Free settings.
+    #[schema(value_type = Object)]
+    pub settings: Value,
+}
+
+/// One published experiment in a deployment.
+#[derive(Serialize, ToSchema)]
+pub struct DeployedExperiment {
+    /// Always `experiment`.
+    #[schema(pattern = "^experiment$")]
+    pub typename: String,
+    /// Its uuid.
+    pub uuid: Uuid,
+    /// The short name pages know it by (the CSS class `myna-{id}`).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Free settings.
+    #[schema(value_type = Object)]
+    pub settings: Value,
+    /// Its variants in creation order.
+    pub variants: Vec<DeployedVariant>,
+}
+
+/// The deployment form: every published experiment of an account.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// Always `deployment`.
+    #[schema(pattern = "^deployment$")]
+    pub typename: String,
+    /// The API key.
+    pub uuid: Uuid,
+    /// The API key (again, as the original clients read it).
+    pub api_key: Uuid,
+    /// The server's public root URL.
+    pub api_root: String,
+    /// This deployment's URL.
+    pub latest: String,
+    /// The published experiments, by id.
+    pub experiments: Vec<DeployedExperiment>,
 }
 
 /// `{ "typename": "ok" }`.

@@ -159,15 +159,23 @@ pub fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String 
 }
 
 /// Creates an experiment from a create body (core's `parse_create`) for
-/// `account`; its uuid (as its owner knows it).
+/// `account`; its uuid (as its owner knows it). Without an `id` in the body
+/// it gets the default from its name, unique among the account's
+/// experiments (`hero`, `hero-2`, …).
 pub async fn create_experiment(
     state: &AppState,
     account: Uuid,
     body: &[u8],
 ) -> Result<Uuid, Problem> {
-    let experiment = parse_create(body)?.into_experiment(Uuid::new_v4(), account);
+    let new = parse_create(body)?;
+    let id_chosen = new.id.is_some();
+    let experiment = new.into_experiment(Uuid::new_v4(), account);
     let chosen = experiment.uuid;
-    let created = state.committer.change(Change::Create(experiment)).await?;
+    let change = Change::Create {
+        experiment,
+        id_chosen,
+    };
+    let created = state.committer.change(change).await?;
     Ok(created.map_or(chosen, |e| e.public_uuid()))
 }
 

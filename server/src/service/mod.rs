@@ -4,6 +4,8 @@
 //! and core, and knows nothing of HTTP: no request, no response, no page.
 //!
 //! - [`decisions`]: an experiment's decision (verdict and health);
+//! - [`deployments`]: an API key's deployment (every published experiment
+//!   of its account, for pages);
 //! - [`experiments`]: reading (which experiments a caller sees), searching,
 //!   creating, updating, deleting, resetting, recording;
 //! - [`keys`]: API keys;
@@ -13,6 +15,7 @@
 
 pub mod accounts;
 pub mod decisions;
+pub mod deployments;
 pub mod experiments;
 pub mod keys;
 pub mod webhooks;

@@ -25,8 +25,8 @@ pub fn select(uuid: Option<Uuid>) -> Statement<'static> {
 pub fn insert(experiment: &Experiment, now_ms: i64) -> Statement<'_> {
     Statement::new(
         "INSERT INTO experiments \
-         (uuid, alias, account_id, name, visibility, settings, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         (uuid, alias, account_id, name, visibility, settings, created_ms, id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .uuid(experiment.uuid)
     .optional_uuid(experiment.alias)
@@ -35,17 +35,20 @@ pub fn insert(experiment: &Experiment, now_ms: i64) -> Statement<'_> {
     .text(experiment.visibility.as_str())
     .text(experiment.settings.to_string())
     .integer(now_ms)
+    .text(experiment.id.as_str())
 }
 
-/// Replaces an experiment's name, visibility and settings (changes no row
-/// if it does not exist).
+/// Replaces an experiment's id, name, visibility and settings (changes no
+/// row if it does not exist).
 pub fn update(experiment: &Experiment) -> Statement<'_> {
     Statement::new(
-        "UPDATE experiments SET name = $1, visibility = $2, settings = $3 WHERE uuid = $4",
+        "UPDATE experiments SET name = $1, visibility = $2, settings = $3, id = $4 \
+         WHERE uuid = $5",
     )
     .text(experiment.name.as_str())
     .text(experiment.visibility.as_str())
     .text(experiment.settings.to_string())
+    .text(experiment.id.as_str())
     .uuid(experiment.uuid)
 }
 

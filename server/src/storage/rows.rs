@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use myna_core::experiment::{default_id, is_valid_id};
 use myna_core::{Experiment, Variant, Visibility};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -24,7 +25,7 @@ pub const TOKEN_COLUMNS: &str = "hash, kind, account_id, expires_ms";
 /// The columns of an `api_keys` row, as [`api_key_row`] reads them.
 pub const API_KEY_COLUMNS: &str = "uuid, account_id, name, created_ms";
 /// The columns of an `experiments` row, as [`experiment_row`] reads them.
-pub const EXPERIMENT_COLUMNS: &str = "uuid, alias, account_id, name, visibility, settings";
+pub const EXPERIMENT_COLUMNS: &str = "uuid, alias, id, account_id, name, visibility, settings";
 /// The columns of a `variants` row, as [`variant_row`] reads them (with
 /// `experiment`, which [`experiments_from_rows`] matches them by).
 pub const VARIANT_COLUMNS: &str = "experiment, id, name, settings, views, total_reward";
@@ -155,7 +156,8 @@ pub fn api_key_row(row: &impl Columns) -> Result<ApiKey, StorageError> {
     })
 }
 
-/// An `experiments` row, without its variants.
+/// An `experiments` row, without its variants. An experiment stored before
+/// ids existed (`id` NULL) gets the default id of its name.
 pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
     let visibility = row.text("visibility")?;
     let alias = match row.optional_uuid_text("alias")? {
@@ -165,11 +167,18 @@ pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
         ),
         None => None,
     };
+    let name = row.text("name")?;
+    let id = match row.optional_text("id")? {
+        Some(id) if is_valid_id(&id) => id,
+        Some(id) => return Err(StorageError::Internal(format!("bad experiment id {id:?}"))),
+        None => default_id(&name),
+    };
     Ok(Experiment {
         uuid: uuid_col(row, "uuid")?,
         alias,
+        id,
         account_id: uuid_col(row, "account_id")?,
-        name: row.text("name")?,
+        name,
         visibility: Visibility::parse(&visibility)
             .ok_or_else(|| StorageError::Internal(format!("bad visibility {visibility}")))?,
         settings: json_col(row, "settings")?,

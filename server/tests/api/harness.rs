@@ -89,7 +89,17 @@ impl Harness {
     }
 
     pub async fn with_origins(origins: Origins) -> Harness {
-        let seed = Seed::new().await;
+        Harness::build(origins, None).await
+    }
+
+    /// The harness of a server started with `--public-url url`.
+    pub async fn with_public_url(url: &str) -> Harness {
+        Harness::build(Origins::Any, Some(url.to_owned())).await
+    }
+
+    async fn build(origins: Origins, public_url: Option<String>) -> Harness {
+        let mut seed = Seed::new().await;
+        seed.public_url = public_url;
         let owner = party(
             &seed.storage,
             &seed.passwords,

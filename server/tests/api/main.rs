@@ -8,6 +8,7 @@ mod browsers;
 #[path = "../common/mod.rs"]
 mod common;
 mod decisions;
+mod deployment;
 mod experiments;
 mod export;
 mod harness;

@@ -26,6 +26,8 @@ pub struct Seed {
     pub storage: Arc<dyn Storage>,
     pub passwords: Passwords,
     pub clock: Clock,
+    /// The server's `--public-url`, if any.
+    pub public_url: Option<String>,
     dir: TempDir,
 }
 
@@ -39,6 +41,7 @@ impl Seed {
             storage: Arc::new(sqlite),
             passwords: Passwords::fast_for_tests(),
             clock: Clock::manual(START_MS),
+            public_url: None,
             dir,
         }
     }
@@ -49,6 +52,7 @@ impl Seed {
             clock: self.clock.clone(),
             passwords: self.passwords,
             origins,
+            public_url: self.public_url,
             ..Options::default()
         };
         let (state, _background) = AppState::start(self.storage.clone(), options)

@@ -34,6 +34,8 @@ fn ids(text: &str) -> impl Iterator<Item = &str> {
 pub struct NewForm<'a> {
     /// The name.
     pub name: &'a str,
+    /// The id pages use (blank: the default from the name).
+    pub id: &'a str,
     /// The visibility (core checks it).
     pub visibility: &'a str,
     /// The variant ids, one a line.
@@ -47,14 +49,16 @@ impl<'a> NewForm<'a> {
     pub fn of(form: &'a Params) -> NewForm<'a> {
         NewForm {
             name: form.get("name").unwrap_or_default(),
+            id: form.get("id").unwrap_or_default(),
             visibility: form.get("visibility").unwrap_or_default(),
             variants: form.get("variants").unwrap_or_default(),
             settings: form.get("settings").unwrap_or_default(),
         }
     }
 
-    /// The create body (`name`, `visibility`, `settings`, `variants`) for
-    /// core's `parse_create`, or the problems of the form itself.
+    /// The create body (`name`, `id` unless blank, `visibility`,
+    /// `settings`, `variants`) for core's `parse_create`, or the problems of
+    /// the form itself.
     pub fn create_body(&self) -> Result<Value, Problem> {
         let mut problems = Vec::new();
         let settings = settings_value(self.settings, "settings", &mut problems);
@@ -69,12 +73,23 @@ impl<'a> NewForm<'a> {
         if !problems.is_empty() {
             return Err(Problem::many(problems));
         }
-        Ok(json!({
+        let mut body = json!({
             "name": self.name,
             "visibility": self.visibility,
             "settings": settings,
             "variants": variants,
-        }))
+        });
+        with_id(&mut body, self.id);
+        Ok(body)
+    }
+}
+
+/// Adds `id` to a body unless it is blank (blank keeps the id, or gives
+/// the default from the name at creation).
+fn with_id(body: &mut Value, id: &str) {
+    let id = id.trim();
+    if let (Some(body), false) = (body.as_object_mut(), id.is_empty()) {
+        body.insert("id".to_owned(), Value::String(id.to_owned()));
     }
 }
 
@@ -96,6 +111,8 @@ pub struct VariantForm {
 pub struct EditForm {
     /// The name.
     pub name: String,
+    /// The id pages use.
+    pub id: String,
     /// The visibility.
     pub visibility: String,
     /// The settings, JSON.
@@ -119,6 +136,7 @@ impl EditForm {
     pub fn of(experiment: &Experiment) -> EditForm {
         EditForm {
             name: experiment.name.clone(),
+            id: experiment.id.clone(),
             visibility: experiment.visibility.as_str().to_owned(),
             settings: pretty(&experiment.settings),
             variants: experiment
@@ -151,6 +169,7 @@ impl EditForm {
             .collect();
         EditForm {
             name: field("name".to_owned()),
+            id: field("id".to_owned()),
             visibility: field("visibility".to_owned()),
             settings: field("settings".to_owned()),
             variants,
@@ -158,8 +177,9 @@ impl EditForm {
         }
     }
 
-    /// The update body (`name`, `visibility`, `settings`, `variantUpdates`)
-    /// for core's `apply_update`, or the problems of the form itself.
+    /// The update body (`name`, `id` unless blank, `visibility`,
+    /// `settings`, `variantUpdates`) for core's `apply_update`, or the
+    /// problems of the form itself.
     pub fn update_body(&self) -> Result<Value, Problem> {
         let mut problems = Vec::new();
         let settings = settings_value(&self.settings, "settings", &mut problems);
@@ -189,12 +209,14 @@ impl EditForm {
         if !problems.is_empty() {
             return Err(Problem::many(problems));
         }
-        Ok(json!({
+        let mut body = json!({
             "name": self.name,
             "visibility": self.visibility,
             "settings": settings,
             "variantUpdates": updates,
-        }))
+        });
+        with_id(&mut body, &self.id);
+        Ok(body)
     }
 }
 
@@ -302,6 +324,7 @@ mod tests {
         let mut experiment = Experiment {
             uuid: uuid::Uuid::from_u128(1),
             alias: None,
+            id: "hero_2".into(),
             account_id: uuid::Uuid::from_u128(2),
             name: "e".into(),
             visibility: myna_core::Visibility::Draft,
@@ -312,6 +335,7 @@ mod tests {
         let form = EditForm::of(&experiment);
         let mut pairs = vec![
             ("name".to_owned(), form.name.clone()),
+            ("id".to_owned(), form.id.clone()),
             ("visibility".to_owned(), form.visibility.clone()),
             ("settings".to_owned(), form.settings.clone()),
             ("add".to_owned(), form.add.clone()),
@@ -336,12 +360,33 @@ mod tests {
         let body = posted.update_body().expect("a valid body");
         assert_eq!(body["variantUpdates"]["y"]["name"], "Why");
         assert_eq!(body["settings"], json!({"a": 1}));
+        assert_eq!(body["id"], "hero_2");
+    }
+
+    #[test]
+    fn a_blank_id_is_left_out_of_the_bodies() {
+        let new = NewForm {
+            name: "Hero",
+            id: "  ",
+            visibility: "draft",
+            variants: "a",
+            settings: "",
+        };
+        let body = new.create_body().expect("a valid body");
+        assert!(body.get("id").is_none(), "{body}");
+        let body = NewForm {
+            id: " hero ",
+            ..new
+        }
+        .create_body();
+        assert_eq!(body.expect("a valid body")["id"], "hero");
     }
 
     #[test]
     fn the_forms_own_problems_come_all_at_once() {
         let form = NewForm {
             name: "n",
+            id: "",
             visibility: "draft",
             variants: " \n ",
             settings: "{not json",

@@ -14,10 +14,10 @@ use super::{done_notice, owned, status_of};
 use crate::answer::export_response;
 use crate::auth::Caller;
 use crate::cache::Snapshot;
-use crate::dashboard::proxy::api_root;
 use crate::dashboard::session::Session;
 use crate::dashboard::views::experiment::{Extras, experiment_page};
 use crate::dashboard::{html, posted, signed_in};
+use crate::proxy::api_root;
 use crate::request::Params;
 use crate::service::decisions::decision;
 use crate::service::experiments::{export, update_experiment};
@@ -138,7 +138,7 @@ async fn render(
         .api_keys(session.account)
         .await
         .unwrap_or_default();
-    let api_root = api_root(request);
+    let api_root = api_root(state.public_url.as_deref(), request);
     let extras = Extras {
         notice,
         hourly: hourly.as_deref().map_err(|_| ()),

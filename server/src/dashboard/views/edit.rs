@@ -2,10 +2,14 @@
 //! form of the experiment page, and the confirmation of a reset or delete.
 
 use maud::{Markup, html};
+use myna_core::limits::MAX_EXPERIMENT_ID_CHARS;
 use myna_core::{Experiment, Problem};
 
 use super::{Nav, csrf_field, page, problem_box, visibility_select};
 use crate::dashboard::experiments::forms::{Action, EditForm, NewForm};
+
+/// The browser's check of an id field (the server checks again: core's rule).
+const ID_PATTERN: &str = "[A-Za-z0-9_\\-]+";
 
 /// The new-experiment page, with what was typed and its problem when the
 /// form was refused.
@@ -24,6 +28,15 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                 p class="field" {
                     label for="name" { "Name" }
                     input id="name" name="name" required maxlength="256" value=(form.name) autofocus;
+                }
+                p class="field" {
+                    label for="id" { "ID " span class="muted" { "(used by pages, optional)" } }
+                    input id="id" name="id" maxlength=(MAX_EXPERIMENT_ID_CHARS) pattern=(ID_PATTERN)
+                        value=(form.id) aria-describedby="id-hint" class="mono";
+                    span class="hint" id="id-hint" {
+                        "Letters, digits, " code { "-" } " and " code { "_" } ". Pages find the experiment by it: "
+                        "the class " code { "myna-" i { "id" } } ". Blank: made from the name."
+                    }
                 }
                 p class="field" {
                     label for="visibility" { "Visibility" }
@@ -72,6 +85,11 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                     p class="field grow" {
                         label for="edit-name" { "Name" }
                         input id="edit-name" name="name" required maxlength="256" value=(form.name);
+                    }
+                    p class="field" {
+                        label for="edit-id" { "ID " span class="muted" { "(used by pages)" } }
+                        input id="edit-id" name="id" maxlength=(MAX_EXPERIMENT_ID_CHARS) pattern=(ID_PATTERN)
+                            value=(form.id) class="mono";
                     }
                     p class="field" {
                         label for="edit-visibility" { "Visibility" }

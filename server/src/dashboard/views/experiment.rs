@@ -43,12 +43,15 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
             a href="/" { "Experiments" } " " span aria-hidden="true" { "/" }
         }
         div class="title" { h1 { (e.name) } (visibility_badge(e.visibility)) }
-        p class="muted mono small" { "uuid " span id="uuid" { (uuid) } }
+        p class="muted mono small" {
+            "uuid " span id="uuid" { (uuid) } " · id " span id="experiment-id" { (e.id) }
+        }
         (verdict(extras.decision))
         nav class="jump" aria-label="On this page" {
             a href="#results" { "Results" }
             a href="#charts" { "Over time" }
             a href="#snippet" { "Use it on your page" }
+            a href="#markup" { "Markup" }
             a href="#edit" { "Edit" }
             a href="#danger" { "Reset or delete" }
         }
@@ -61,6 +64,7 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
             },
         }
         (snippet(extras.api_root, e, extras.keys))
+        (markup(e))
         (edit_form(csrf, e, extras.problem, extras.form))
         section id="danger" class="card danger" {
             h2 { "Reset or delete" }
@@ -330,6 +334,43 @@ fn snippet_code(api_root: &str, key: Option<&ApiKey>, e: &Experiment) -> String 
         ids = ids.join(" or "),
         uuid = js_string(&e.public_uuid().to_string()),
     )
+}
+
+/// Text as an HTML attribute value between double quotes.
+fn attribute(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;")
+}
+
+/// Page markup for the deployment's script: one element a variant, shown
+/// only for it (`myna-{id}` and `data-show`, as `myna-html` read them).
+fn markup_code(e: &Experiment) -> String {
+    e.variants
+        .iter()
+        .map(|v| {
+            format!(
+                "<div class=\"myna-{id}\" data-show=\"{variant}\">…</div>\n",
+                id = e.id,
+                variant = attribute(&v.id),
+            )
+        })
+        .collect()
+}
+
+/// Which id pages use, and markup for its variants.
+fn markup(e: &Experiment) -> Markup {
+    html! {
+        section id="markup" class="card" {
+            h2 { "Markup" }
+            p {
+                "Pages with the deployment script (see " a href="/keys" { "API keys" } ") know this experiment by its id "
+                code { (e.id) } ": elements with the class " code id="markup-class" { "myna-" (e.id) } " belong to it, "
+                "and " code { "data-show" } " shows an element only for that variant."
+            }
+            pre class="code" tabindex="0" aria-label="Markup for the variants" {
+                code id="markup-code" { (markup_code(e)) }
+            }
+        }
+    }
 }
 
 fn snippet(api_root: &str, e: &Experiment, keys: &[ApiKey]) -> Markup {

@@ -1,5 +1,6 @@
 //! The API keys page (`/keys`): the create form and the keys, each with
-//! its revoke button.
+//! its revoke button; then each key's deployment (the one-line script tag
+//! and the JSON URL).
 
 use maud::{Markup, html};
 use myna_core::Problem;
@@ -8,9 +9,11 @@ use super::{Nav, csrf_field, page, problem_box};
 use crate::dashboard::html;
 use crate::storage::ApiKey;
 
-/// The keys page, with a notice or the problem of a create or revoke.
+/// The keys page, with a notice or the problem of a create or revoke;
+/// `api_root` is where pages reach this server.
 pub fn keys_page(
     csrf: &str,
+    api_root: &str,
     keys: &[ApiKey],
     notice: Option<Markup>,
     problem: Option<&Problem>,
@@ -71,6 +74,39 @@ pub fn keys_page(
                 }
             }
         }
+        @if !keys.is_empty() { (deployments(api_root, keys)) }
     };
     page("API keys", Nav::Keys, Some(csrf), body)
+}
+
+/// Each key's deployment: the script tag a page includes to run every
+/// published experiment, and the JSON it reads.
+fn deployments(api_root: &str, keys: &[ApiKey]) -> Markup {
+    html! {
+        section id="deployment" class="card" {
+            h2 { "Deployment" }
+            p {
+                "One script tag runs every published experiment on a page: elements with the class "
+                code { "myna-" i { "id" } } " (each experiment's page shows its id and markup) are shown "
+                "by variant, and views and rewards are recorded with the key."
+            }
+            @for key in keys {
+                @let name = key.name.as_deref().filter(|n| !n.is_empty()).unwrap_or("unnamed");
+                @let base = format!("{api_root}/v2/deployment/{}", key.uuid);
+                div class="deployment" data-key=(key.uuid) {
+                    h3 { "Key " q { (name) } }
+                    p { "Script tag:" }
+                    pre class="code" tabindex="0" aria-label={ "The script tag of the key " (name) } {
+                        code class="deployment-script" {
+                            "<script src=\"" (base) "/myna.js\"></script>"
+                        }
+                    }
+                    p {
+                        "Its data (JSON, or JSONP with " code { "?callback=" } "): "
+                        a class="deployment-json mono" href={ (base) "/myna.json" } { (base) "/myna.json" }
+                    }
+                }
+            }
+        }
+    }
 }

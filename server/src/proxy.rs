@@ -1,6 +1,7 @@
 //! What a reverse proxy in front of the server says about the request as
 //! the visitor made it: the scheme (`X-Forwarded-Proto`) and the host
-//! (`X-Forwarded-Host`), each its first (client-side) value.
+//! (`X-Forwarded-Host`), each its first (client-side) value; and from them
+//! (or `--public-url`) the API root pages call.
 
 use poem::Request;
 use poem::http::{HeaderValue, header};
@@ -21,9 +22,15 @@ pub fn is_https(request: &Request) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// The API root the visitor's pages should call: this request's scheme and
-/// host as the visitor sees them.
-pub fn api_root(request: &Request) -> String {
+/// The API root pages should call: `public_url` (`--public-url`) when the
+/// server has one, else [`request_root`].
+pub fn api_root(public_url: Option<&str>, request: &Request) -> String {
+    public_url.map_or_else(|| request_root(request), str::to_owned)
+}
+
+/// The API root as this request saw it: its scheme and host as the visitor
+/// sees them.
+pub fn request_root(request: &Request) -> String {
     let headers = request.headers();
     let host = headers
         .get("x-forwarded-host")
@@ -50,12 +57,17 @@ mod tests {
             .header("x-forwarded-host", " ab.example.com , inner")
             .finish();
         assert!(is_https(&request));
-        assert_eq!(api_root(&request), "https://ab.example.com");
+        assert_eq!(request_root(&request), "https://ab.example.com");
+        assert_eq!(api_root(None, &request), "https://ab.example.com");
+        assert_eq!(
+            api_root(Some("https://x.example/myna"), &request),
+            "https://x.example/myna"
+        );
         let direct = Request::builder()
             .uri_str("/experiments")
             .header("host", "myna.local:8080")
             .finish();
         assert!(!is_https(&direct));
-        assert_eq!(api_root(&direct), "http://myna.local:8080");
+        assert_eq!(request_root(&direct), "http://myna.local:8080");
     }
 }

@@ -1,0 +1,166 @@
+//! The deployment form (`GET /v2/deployment/{key}/myna.json`): what a page
+//! needs to run every published experiment of an account, as the original
+//! clients (`myna-js` 2.x, `myna-html`) read it.
+//!
+//! No counts and no account id (API keys are public); variants as an array
+//! in creation order, each with its current weight.
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{Experiment, Visibility};
+
+/// The path of a key's deployment under the API root.
+pub fn deployment_path(key: Uuid) -> String {
+    format!("/v2/deployment/{key}/myna.json")
+}
+
+/// The deployment form of API key `key`, whose server answers at `api_root`
+/// (no trailing `/`): every *published* experiment in `experiments`, each
+/// with its weights (one per variant, in order; a missing one is 0), in a
+/// stable order: by `id`, then by uuid (ids of published experiments are
+/// unique, so the uuid only orders ones stored before that held).
+pub fn deployment_form(key: Uuid, api_root: &str, experiments: &[(&Experiment, &[f64])]) -> Value {
+    let mut published: Vec<&(&Experiment, &[f64])> = experiments
+        .iter()
+        .filter(|(e, _)| e.visibility == Visibility::Published)
+        .collect();
+    published.sort_by(|(a, _), (b, _)| {
+        (a.id.as_str(), a.public_uuid()).cmp(&(b.id.as_str(), b.public_uuid()))
+    });
+    let form = Deployment {
+        typename: "deployment",
+        uuid: key,
+        api_key: key,
+        api_root,
+        latest: format!("{api_root}{}", deployment_path(key)),
+        experiments: published
+            .into_iter()
+            .map(|(experiment, weights)| DeployedExperiment {
+                typename: "experiment",
+                uuid: experiment.public_uuid(),
+                id: &experiment.id,
+                name: &experiment.name,
+                settings: &experiment.settings,
+                variants: experiment
+                    .variants
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| DeployedVariant {
+                        typename: "variant",
+                        id: &v.id,
+                        name: &v.name,
+                        weight: weights.get(i).copied().unwrap_or(0.0),
+                        settings: &v.settings,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_value(form).unwrap_or(Value::Null)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Deployment<'a> {
+    typename: &'static str,
+    uuid: Uuid,
+    api_key: Uuid,
+    api_root: &'a str,
+    latest: String,
+    experiments: Vec<DeployedExperiment<'a>>,
+}
+
+#[derive(Serialize)]
+struct DeployedExperiment<'a> {
+    typename: &'static str,
+    uuid: Uuid,
+    id: &'a str,
+    name: &'a str,
+    settings: &'a Value,
+    variants: Vec<DeployedVariant<'a>>,
+}
+
+#[derive(Serialize)]
+struct DeployedVariant<'a> {
+    typename: &'static str,
+    id: &'a str,
+    name: &'a str,
+    weight: f64,
+    settings: &'a Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Variant;
+    use serde_json::json;
+
+    fn experiment(n: u128, id: &str, visibility: Visibility) -> Experiment {
+        let mut b = Variant::new("b");
+        b.views = 10;
+        b.total_reward = 3.0;
+        b.settings = json!({"color": "blue"});
+        Experiment {
+            uuid: Uuid::from_u128(n),
+            alias: None,
+            id: id.into(),
+            account_id: Uuid::from_u128(99),
+            name: format!("Experiment {id}"),
+            visibility,
+            settings: json!({"myna.web.sticky": true}),
+            variants: vec![b, Variant::new("a")],
+        }
+    }
+
+    #[test]
+    fn the_form_has_the_specs_shape() {
+        let key = Uuid::from_u128(5);
+        let hero = experiment(1, "hero", Visibility::Published);
+        let form = deployment_form(key, "https://ab.example.com", &[(&hero, &[0.75, 0.25])]);
+        assert_eq!(
+            form,
+            json!({
+                "typename": "deployment",
+                "uuid": key, "apiKey": key,
+                "apiRoot": "https://ab.example.com",
+                "latest": format!("https://ab.example.com/v2/deployment/{key}/myna.json"),
+                "experiments": [{
+                    "typename": "experiment", "uuid": hero.uuid, "id": "hero",
+                    "name": "Experiment hero", "settings": {"myna.web.sticky": true},
+                    "variants": [
+                        {"typename": "variant", "id": "b", "name": "b", "weight": 0.75,
+                         "settings": {"color": "blue"}},
+                        {"typename": "variant", "id": "a", "name": "a", "weight": 0.25,
+                         "settings": {}}
+                    ]
+                }]
+            })
+        );
+        let text = form.to_string();
+        for hidden in ["views", "totalReward", "accountId"] {
+            assert!(!text.contains(hidden), "{hidden} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn only_published_experiments_by_id() {
+        let drafts = experiment(1, "a-draft", Visibility::Draft);
+        let archived = experiment(2, "archived", Visibility::Archived);
+        let zeta = experiment(3, "zeta", Visibility::Published);
+        let alpha = experiment(4, "alpha", Visibility::Published);
+        let all = [
+            (&zeta, &[0.5, 0.5][..]),
+            (&drafts, &[0.5, 0.5][..]),
+            (&alpha, &[0.5, 0.5][..]),
+            (&archived, &[0.5, 0.5][..]),
+        ];
+        let form = deployment_form(Uuid::from_u128(5), "http://x", &all);
+        let ids: Vec<_> = form["experiments"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["id"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [json!("alpha"), json!("zeta")]);
+    }
+}

@@ -1,0 +1,162 @@
+//! Experiment ids: the short name pages know an experiment by (the
+//! deployment's `id`, `client.experiments.hero`, the CSS class `myna-hero`).
+//!
+//! An id is 1 to [`MAX_EXPERIMENT_ID_CHARS`] ASCII letters, digits, `-` and
+//! `_` (so it fits a CSS class and a JavaScript property name as written in
+//! markup). Without one, an experiment's id is a slug of its name
+//! ([`default_id`]), made unique among the account's experiments by the
+//! server ([`unique_id`]). Among an account's *published* experiments an id
+//! is unique: the server refuses a change that would give two the same one
+//! ([`id_taken`]).
+
+use serde_json::{Value, json};
+
+use crate::limits::MAX_EXPERIMENT_ID_CHARS;
+use crate::problem::{Code, Message};
+
+/// The id an experiment gets when nothing else is said.
+const FALLBACK_ID: &str = "experiment";
+
+/// Whether `id` follows the rule: 1 to [`MAX_EXPERIMENT_ID_CHARS`] ASCII
+/// letters, digits, `-` or `_`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_EXPERIMENT_ID_CHARS
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Reads an `id` field at `path`: a string following the rule, else a
+/// problem in `problems`.
+pub fn parse_id(value: &Value, path: &str, problems: &mut Vec<Message>) -> Option<String> {
+    match value {
+        Value::String(id) if is_valid_id(id) => Some(id.clone()),
+        Value::String(_) => {
+            problems.push(
+                Message::at(
+                    Code::InvalidValue,
+                    path,
+                    format!(
+                        "An experiment id must be 1 to {MAX_EXPERIMENT_ID_CHARS} ASCII letters, \
+                         digits, `-` or `_`."
+                    ),
+                )
+                .with_data(json!({ "limit": MAX_EXPERIMENT_ID_CHARS })),
+            );
+            None
+        }
+        _ => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                path,
+                "An experiment id must be a string.",
+            ));
+            None
+        }
+    }
+}
+
+/// The default id of an experiment named `name`: its lower-case ASCII
+/// letters and digits, every run of other characters one `-`, no `-` at
+/// either end, at most [`MAX_EXPERIMENT_ID_CHARS`] characters; `experiment`
+/// when nothing is left ("Hero banner!" → `hero-banner`).
+pub fn default_id(name: &str) -> String {
+    let mut slug = String::new();
+    let mut gap = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            if gap && !slug.is_empty() {
+                slug.push('-');
+            }
+            gap = false;
+            slug.push(c.to_ascii_lowercase());
+        } else {
+            gap = true;
+        }
+        if slug.len() >= MAX_EXPERIMENT_ID_CHARS {
+            break;
+        }
+    }
+    slug.truncate(MAX_EXPERIMENT_ID_CHARS);
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        FALLBACK_ID.to_owned()
+    } else {
+        slug.to_owned()
+    }
+}
+
+/// `base` if `taken` says it is free, else the first of `base-2`, `base-3`,
+/// … that is (`base` shortened as needed to keep within
+/// [`MAX_EXPERIMENT_ID_CHARS`]). `base` must follow the rule.
+pub fn unique_id(base: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(base) {
+        return base.to_owned();
+    }
+    let mut n: u64 = 2;
+    loop {
+        let suffix = format!("-{n}");
+        let room = MAX_EXPERIMENT_ID_CHARS.saturating_sub(suffix.len());
+        let head = base.get(..base.len().min(room)).unwrap_or(base);
+        let candidate = format!("{head}{suffix}");
+        if !taken(&candidate) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// The problem of an id another published experiment of the account has
+/// (409 `conflict`, path `id`).
+pub fn id_taken(id: &str) -> Message {
+    Message::at(
+        Code::Conflict,
+        "id",
+        format!(
+            "Another published experiment of this account has the id `{id}`; ids of published \
+             experiments are unique (pages find experiments by them)."
+        ),
+    )
+    .with_data(json!({ "id": id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule() {
+        assert!(is_valid_id("hero"));
+        assert!(is_valid_id("Hero_banner-2"));
+        assert!(is_valid_id(&"a".repeat(MAX_EXPERIMENT_ID_CHARS)));
+        assert!(!is_valid_id(&"a".repeat(MAX_EXPERIMENT_ID_CHARS + 1)));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("hero banner"));
+        assert!(!is_valid_id("héro"));
+        assert!(!is_valid_id("a.b"));
+    }
+
+    #[test]
+    fn default_is_a_slug_of_the_name() {
+        assert_eq!(default_id("Hero banner!"), "hero-banner");
+        assert_eq!(default_id("  --Big   NEW__sale 2026 "), "big-new-sale-2026");
+        assert_eq!(default_id("Café crème"), "caf-cr-me");
+        assert_eq!(default_id("!!!"), "experiment");
+        assert_eq!(default_id("日本"), "experiment");
+        let long = default_id(&"ab ".repeat(100));
+        assert!(long.len() <= MAX_EXPERIMENT_ID_CHARS && is_valid_id(&long));
+        assert!(!long.ends_with('-'), "{long}");
+    }
+
+    #[test]
+    fn unique_adds_a_counter_within_the_limit() {
+        let taken = ["hero", "hero-2"];
+        assert_eq!(unique_id("free", |id| taken.contains(&id)), "free");
+        assert_eq!(unique_id("hero", |id| taken.contains(&id)), "hero-3");
+        let long = "x".repeat(MAX_EXPERIMENT_ID_CHARS);
+        let next = unique_id(&long, |id| id == long);
+        assert_eq!(next.len(), MAX_EXPERIMENT_ID_CHARS);
+        assert!(next.ends_with("-2") && is_valid_id(&next));
+    }
+}
