@@ -76,15 +76,13 @@ impl Client {
             for (i, form) in list.iter().enumerate() {
                 let loaded = Loaded::from_js(form).map_err(|mut p| {
                     for m in &mut p.messages {
-                        // `experiments[2].variants[0].weight`
+                        // `experiments[2].variants[0].weight` (every
+                        // problem of a form has a path)
                         let mut path = String::from(*at);
                         path.push('[');
                         push_decimal(&mut path, i as u64);
-                        path.push(']');
-                        if let Some(inner) = &m.path {
-                            path.push('.');
-                            path.push_str(inner);
-                        }
+                        path.push_str("].");
+                        path.push_str(m.path.as_deref().unwrap_or_default());
                         m.path = Some(path);
                     }
                     error::to_js(&p, false)
@@ -268,14 +266,13 @@ impl Client {
     }
 
     /// The canonical uuid of the loaded experiment `key` names: its uuid
-    /// (any text form) or else its id; or fails with `unknown-experiment`.
+    /// (any text form) or its id; or fails with `unknown-experiment`.
     pub(crate) fn resolve(&self, key: &str) -> Result<String, JsValue> {
         let uuid = canonical_uuid(key);
-        let st = self.st();
-        let list = &st.experiments;
-        list.iter()
-            .find(|e| e.uuid == uuid)
-            .or_else(|| list.iter().find(|e| e.id.as_deref() == Some(key)))
+        self.st()
+            .experiments
+            .iter()
+            .find(|e| e.uuid == uuid || e.id.as_deref() == Some(key))
             .map(|e| e.uuid.clone())
             .ok_or_else(unknown)
     }

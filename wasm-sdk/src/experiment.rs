@@ -152,36 +152,16 @@ impl Loaded {
                     (Some(id), variant)
                 }
             };
-            // `variants[2].weight` or `variants.b.weight`.
-            let path = |field: &str| {
-                let mut path = String::from("variants");
-                match (list, &id) {
-                    (None, Some(id)) => {
-                        path.push('.');
-                        path.push_str(id);
-                    }
-                    _ => {
-                        path.push('[');
-                        push_decimal(&mut path, i as u64);
-                        path.push(']');
-                    }
-                }
-                path.push('.');
-                path.push_str(field);
-                path
-            };
-            let Some(id) = id
-                .clone()
-                .filter(|id| !id.is_empty() && !variants.contains(id))
-            else {
+            let in_array = list.is_some();
+            let Some(id) = id.filter(|id| !id.is_empty() && !variants.contains(id)) else {
                 return Err(bad(
-                    &path("id"),
+                    &variant_path(in_array, i, None, "id"),
                     "A variant's `id` must be a string, unique in its experiment.",
                 ));
             };
             let Some(weight) = get(&variant, "weight").as_f64() else {
                 return Err(bad(
-                    &path("weight"),
+                    &variant_path(in_array, i, Some(&id), "weight"),
                     "A variant's `weight` must be a number.",
                 ));
             };
@@ -196,6 +176,27 @@ impl Loaded {
             form,
         })
     }
+}
+
+/// The path of a variant's `field`: `variants[2].weight` in an array,
+/// `variants.b.weight` in an object keyed by id.
+#[inline(never)]
+fn variant_path(in_array: bool, i: usize, id: Option<&str>, field: &str) -> String {
+    let mut path = String::from("variants");
+    match id {
+        Some(id) if !in_array => {
+            path.push('.');
+            path.push_str(id);
+        }
+        _ => {
+            path.push('[');
+            push_decimal(&mut path, i as u64);
+            path.push(']');
+        }
+    }
+    path.push('.');
+    path.push_str(field);
+    path
 }
 
 /// The canonical (lower-case hyphenated) form of an experiment uuid, or the
