@@ -19,7 +19,8 @@ const TYPES = {
 };
 
 /**
- * Serves `page` (HTML) at `/` and the built package at `/pkg/`, on a free
+ * Serves `page` (HTML, or a function of the origin giving it) at `/` and
+ * the built package at `/pkg/`, on a free
  * port; resolves to `{ origin, close }`. The page imports the package as a
  * browser would: `import { Myna } from "myna-sdk"` through an import map.
  */
@@ -29,7 +30,7 @@ export async function servePage(page) {
     const path = new URL(req.url, "http://localhost").pathname;
     if (path === "/") {
       res.writeHead(200, { "content-type": "text/html" });
-      return res.end(page);
+      return res.end(typeof page == "function" ? page(origin) : page);
     }
     if (path === "/favicon.ico") {
       res.writeHead(204);
@@ -49,8 +50,9 @@ export async function servePage(page) {
     res.end();
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const origin = `http://127.0.0.1:${server.address().port}`;
   return {
-    origin: `http://127.0.0.1:${server.address().port}`,
+    origin,
     close: () => new Promise((ok) => server.close(ok)),
   };
 }

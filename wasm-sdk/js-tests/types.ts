@@ -2,9 +2,11 @@
 // the SDK contract's usage: `tsc --noEmit` over this file is a step of
 // scripts/test-sdk, with the declarations themselves checked (no skipLibCheck).
 import {
+  Experiment,
   Myna,
   MynaError,
   type ConnectOptions,
+  type Deployment,
   type ExperimentSnapshot,
   type SyncEvent,
   type Variant,
@@ -51,4 +53,18 @@ export async function page(uuid: string, snapshot: ExperimentSnapshot): Promise<
   await Myna.connect({ apiRoot: "x", apiKey: "k", transport: "pigeon" });
   // @ts-expect-error: `apiKey` is required
   await Myna.connect({ apiRoot: "x" });
+}
+
+// A page started from a deployment form, bound from its markup.
+export async function deployed(deployment: Deployment): Promise<void> {
+  const { apiRoot, apiKey } = deployment;
+  const myna: Myna = await Myna.connect({ apiRoot, apiKey, experiments: deployment });
+  await Myna.connect({ apiRoot, apiKey, experiments: deployment.experiments });
+  const shown: Record<string, Variant> = myna.bind(document, { navigate: (url: string) => void url });
+  myna.bind();
+  const id: string | null = myna.experiment("hero").id;
+  const hero: Experiment | undefined = myna.experiments["hero"];
+  void [shown, id, hero];
+  // @ts-expect-error: a deployment's variants are an array
+  await Myna.connect({ apiRoot, apiKey, experiments: [{ typename: "experiment", uuid: "u", id: "x", name: "x", variants: 7 }] });
 }

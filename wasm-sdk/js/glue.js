@@ -12,7 +12,7 @@
 const LOADED = 0, START = 1, DELIVER = 2, DONE = 3, LEASE_TAKE = 4, LEASE_HELD = 5;
 const LEASE_GIVE = 6, PERSIST = 7, EVENT = 8, EXPERIMENT = 9, FORM = 10, SUGGEST = 11;
 const VIEW = 12, REWARD = 13, UNSTICK = 14, LOAD = 15, FLUSH = 16, QUEUED = 17, CLOSE = 18;
-const SHARE = 19;
+const SHARE = 19, LIST = 20;
 
 // ---- The page's classes (declared in src/lib.rs): each call is one step of
 // a strong driver of the client `#d` (each object has its own, which `free`
@@ -26,8 +26,48 @@ export class Myna {
     this.#d = d;
     this.#l = listeners;
   }
-  experiment(uuid) {
-    return new Experiment(this.#d.step(SHARE), this.#d.step(EXPERIMENT, uuid));
+  experiment(key) {
+    return new Experiment(this.#d.step(SHARE), this.#d.step(EXPERIMENT, key));
+  }
+  get experiments() {
+    const all = {};
+    for (const uuid of this.#d.step(LIST)) {
+      const x = new Experiment(this.#d.step(SHARE), uuid);
+      all[x.id ?? uuid] = x;
+    }
+    return all;
+  }
+  // The declarative binding (myna-html's markup, see the declarations in
+  // src/lib.rs): markup to the calls above; the rules (sticky variants, one
+  // view per visitor, one reward per view) are the Rust side's.
+  bind(root = document, { navigate = (url) => location.replace(url) } = {}) {
+    const shown = {};
+    for (const uuid of this.#d.step(LIST)) {
+      const x = new Experiment(this.#d.step(SHARE), uuid);
+      try {
+        const name = cssClass(x.settings, x.id);
+        const all = name ? [...root.querySelectorAll("." + CSS.escape(name))] : [];
+        const goal = (e) => e.dataset.goal;
+        // A load goal rewards the view of an earlier page (none: no-view).
+        if (all.some((e) => goal(e) == "load")) quietly(() => x.reward());
+        for (const e of all) {
+          let on = clicks.get(e);
+          if (goal(e) == "click" && !on?.has(uuid)) {
+            clicks.set(e, (on ||= new Set()).add(uuid));
+            e.addEventListener("click", () => quietly(() => x.reward()));
+          }
+        }
+        // Shown unless every element is only a goal.
+        const only = (e) => goal(e) && !["show", "hide", "bind", "redirect"].some((k) => k in e.dataset);
+        if (all.some((e) => !only(e))) {
+          const v = (shown[x.id ?? uuid] = x.suggest());
+          for (const e of all) show(e, v, navigate);
+        }
+      } catch (e) {
+        emit(this.#l, "error", e);
+      }
+    }
+    return shown;
   }
   load(uuid) {
     return this.#d.step(LOAD, uuid).then((u) => new Experiment(this.#d.step(SHARE), u));
@@ -63,13 +103,91 @@ function variants(form) {
   let list = made.get(form);
   if (!list) {
     const all = form.variants;
-    list = Object.keys(all).map((id) => {
-      const { name, settings } = all[id];
-      return { id, name: typeof name == "string" ? name : id, settings: object(settings) };
-    });
+    // A read form's variants are keyed by id; a deployment's, an array.
+    const pairs = Array.isArray(all) ? all.map((v) => [v.id, v]) : Object.entries(all);
+    list = pairs.map(([id, { name, settings }]) => ({
+      id,
+      name: typeof name == "string" ? name : id,
+      settings: object(settings),
+    }));
     made.set(form, list);
   }
   return list;
+}
+
+// ---- The declarative binding's markup (Myna.bind).
+
+// A settings path `a.b.c` read in `value`, stored flat, nested or anything
+// between (as core's `decision::rule::setting` reads it; core's reader
+// needs std, so not in the wasm): the value, or undefined. Own keys only.
+function setting(value, names) {
+  if (value && typeof value == "object") {
+    for (let i = 1; i <= names.length; i++) {
+      const key = names.slice(0, i).join(".");
+      if (Object.hasOwn(value, key)) {
+        const found = i < names.length ? setting(value[key], names.slice(i)) : value[key];
+        if (found !== undefined) return found;
+      }
+    }
+  }
+}
+const path = (value, p) => setting(value, p.split("."));
+
+// The class of an experiment's elements: its setting `myna.html.cssClass`,
+// else `myna-{id}` (js/boot.js applies the same rule to the deployment).
+function cssClass(settings, id) {
+  const name = path(settings, "myna.html.cssClass");
+  return typeof name == "string" && name ? name : id && "myna-" + id;
+}
+
+const quietly = (f) => {
+  try {
+    f();
+  } catch {
+    // a goal of a visitor who saw nothing: nothing to reward
+  }
+};
+
+// Elements with a click goal's listener, by the experiments they reward.
+const clicks = new WeakMap();
+// Elements `hidden` by the binding (shown again by removing only that).
+const hid = new WeakSet();
+
+// A variant's value named `p`: its id, its name, or a settings path.
+const value = (v, p) => (p == "id" ? v.id : p == "name" ? v.name : path(v.settings, p));
+
+// An http(s) or relative URL, resolved; else undefined (`javascript:`…).
+function safe(url) {
+  try {
+    const u = new URL(url, location.href);
+    if (/^https?:$/.test(u.protocol)) return u.href;
+  } catch {
+    // not a URL
+  }
+}
+
+// One element of a shown experiment, variant `v`.
+function show(e, v, navigate) {
+  const { show: s, hide: h, bind: b, redirect: r } = e.dataset;
+  const is = (x) => x === v.id || !!path(v.settings, x);
+  if ((s != null && !is(s)) || (h != null && is(h))) {
+    if (!e.hidden) hid.add(e);
+    e.hidden = true;
+  } else if (hid.delete(e)) e.hidden = false;
+  for (const one of b ? b.split(/[\s,]+/) : []) {
+    const at = one.indexOf("=");
+    const k = one.slice(0, at);
+    const x = value(v, one.slice(at + 1));
+    if (at < 1 || x == null || typeof x == "object") continue;
+    if (k == "text") e.textContent = x;
+    else if (k == "html") e.innerHTML = x;
+    else if (k == "class") e.classList.add(...("" + x).split(/\s+/).filter(Boolean));
+    // Never an event handler attribute (code from settings, which a CSP blocks anyway).
+    else if (k[0] == "@" && !/^@on/i.test(k)) e.setAttribute(k.slice(1), x);
+  }
+  const to = r && value(v, r);
+  const url = typeof to == "string" && to && safe(to);
+  if (url && url != location.href) navigate(url);
 }
 
 export class Experiment {
@@ -83,6 +201,9 @@ export class Experiment {
   }
   #variant(id) {
     return variants(this.#form()).find((v) => v.id === id);
+  }
+  get id() {
+    return this.#form().id ?? null;
   }
   get name() {
     const { name } = this.#form();

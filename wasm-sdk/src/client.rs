@@ -72,13 +72,17 @@ impl Client {
     ) -> Result<Rc<Client>, JsValue> {
         let opts = options::read(options).map_err(|p| error::to_js(&p, false))?;
         let mut experiments = Vec::new();
-        if let Some(list) = &opts.experiments {
+        if let Some((list, at)) = &opts.experiments {
             for (i, form) in list.iter().enumerate() {
                 let loaded = Loaded::from_js(form).map_err(|mut p| {
                     for m in &mut p.messages {
-                        let mut path = String::from("experiments[");
+                        // `experiments[2].variants[0].weight` (every
+                        // problem of a form has a path)
+                        let mut path = String::from(*at);
+                        path.push('[');
                         push_decimal(&mut path, i as u64);
-                        path.push(']');
+                        path.push_str("].");
+                        path.push_str(m.path.as_deref().unwrap_or_default());
                         m.path = Some(path);
                     }
                     error::to_js(&p, false)
@@ -231,10 +235,20 @@ impl Client {
         }
     }
 
-    fn insert(&self, loaded: Loaded) {
+    /// Adds or replaces a loaded experiment. A form without an `id` (a
+    /// server's read form before ids) keeps the id the experiment had.
+    fn insert(&self, mut loaded: Loaded) {
         let experiments = &mut self.st().experiments;
         match experiments.iter_mut().find(|e| e.uuid == loaded.uuid) {
-            Some(e) => *e = loaded,
+            Some(e) => {
+                if loaded.id.is_none()
+                    && let Some(id) = e.id.take()
+                {
+                    let _ = js_sys::Reflect::set(&loaded.form, &"id".into(), &id.as_str().into());
+                    loaded.id = Some(id);
+                }
+                *e = loaded;
+            }
             None => experiments.push(loaded),
         }
     }
@@ -249,6 +263,27 @@ impl Client {
         if known && let Ok(loaded) = Loaded::from_js(body.clone()) {
             self.insert(loaded);
         }
+    }
+
+    /// The canonical uuid of the loaded experiment `key` names: its uuid
+    /// (any text form) or its id; or fails with `unknown-experiment`.
+    pub(crate) fn resolve(&self, key: &str) -> Result<String, JsValue> {
+        let uuid = canonical_uuid(key);
+        self.st()
+            .experiments
+            .iter()
+            .find(|e| e.uuid == uuid || e.id.as_deref() == Some(key))
+            .map(|e| e.uuid.clone())
+            .ok_or_else(unknown)
+    }
+
+    /// The uuids of the loaded experiments, in the order they came.
+    pub(crate) fn uuids(&self) -> Array {
+        self.st()
+            .experiments
+            .iter()
+            .map(|e| JsValue::from(e.uuid.as_str()))
+            .collect()
     }
 
     /// Runs `f` on the loaded experiment, or fails with `unknown-experiment`.
@@ -370,13 +405,20 @@ impl Client {
 /// (not generic: [`Client::with`] and [`Client::decide`] are).
 #[inline(never)]
 fn find<'a>(experiments: &'a [Loaded], uuid: &str) -> Result<&'a Loaded, JsValue> {
-    experiments.iter().find(|e| e.uuid == uuid).ok_or_else(|| {
-        error::new(
-            Code::UnknownExperiment,
-            None,
-            "There is no such experiment.",
-        )
-    })
+    experiments
+        .iter()
+        .find(|e| e.uuid == uuid)
+        .ok_or_else(unknown)
+}
+
+/// The `unknown-experiment` error.
+#[inline(never)]
+fn unknown() -> JsValue {
+    error::new(
+        Code::UnknownExperiment,
+        None,
+        "There is no such experiment.",
+    )
 }
 
 /// The `{ sent, dropped, requeued }` object of a `sync` event.

@@ -81,8 +81,8 @@ pub(crate) enum Op {
     /// `online`.
     Event,
     /// The page's calls (the classes of `js/glue.js`), `a` an experiment
-    /// uuid: `myna.experiment`, its canonical uuid (throws
-    /// `unknown-experiment`)…
+    /// uuid: `myna.experiment` (`a` a uuid or an id), its canonical uuid
+    /// (throws `unknown-experiment`)…
     Experiment,
     /// …the read form of a loaded experiment (throws `unknown-experiment`)…
     Form,
@@ -102,13 +102,15 @@ pub(crate) enum Op {
     Queued,
     /// …`myna.close`…
     Close,
-    /// …a new strong driver (each of the page's objects holds its own).
+    /// …a new strong driver (each of the page's objects holds its own)…
     Share,
+    /// …the uuids of the loaded experiments (`myna.experiments`, `myna.bind`).
+    List,
 }
 
 impl Op {
     /// Every step, in the order of their numbers (from 0).
-    pub(crate) const ALL: [Op; 20] = [
+    pub(crate) const ALL: [Op; 21] = [
         Op::Loaded,
         Op::Start,
         Op::Deliver,
@@ -129,6 +131,7 @@ impl Op {
         Op::Queued,
         Op::Close,
         Op::Share,
+        Op::List,
     ];
 }
 
@@ -152,7 +155,7 @@ enum Request<'a> {
         name: &'a JsValue,
     },
     Experiment {
-        uuid: &'a JsValue,
+        key: &'a JsValue,
     },
     Form {
         uuid: &'a JsValue,
@@ -178,6 +181,7 @@ enum Request<'a> {
     Queued,
     Close,
     Share,
+    List,
 }
 
 impl<'a> Request<'a> {
@@ -199,7 +203,7 @@ impl<'a> Request<'a> {
             Op::LeaseGive => Request::Lease(Lease::Give),
             Op::Persist => Request::Persist,
             Op::Event => Request::Event { name: a },
-            Op::Experiment => Request::Experiment { uuid: a },
+            Op::Experiment => Request::Experiment { key: a },
             Op::Form => Request::Form { uuid: a },
             Op::Suggest => Request::Suggest { uuid: a },
             Op::View => Request::View {
@@ -216,6 +220,7 @@ impl<'a> Request<'a> {
             Op::Queued => Request::Queued,
             Op::Close => Request::Close,
             Op::Share => Request::Share,
+            Op::List => Request::List,
         })
     }
 }
@@ -246,11 +251,7 @@ impl Driver {
         };
         Ok(match request {
             Request::Loaded { answer, request } => return c.loaded(answer, request),
-            Request::Experiment { uuid } => {
-                let uuid = canonical_uuid(&text(uuid));
-                c.with(&uuid, |_| ())?;
-                uuid.into()
-            }
+            Request::Experiment { key } => c.resolve(&text(key))?.into(),
             Request::Form { uuid } => c.with(&text(uuid), |e| e.form.clone())?,
             Request::Suggest { uuid } => c.suggest(&text(uuid))?.into(),
             Request::View { uuid, variant } => {
@@ -270,6 +271,7 @@ impl Driver {
                 JsValue::UNDEFINED
             }
             Request::Share => Driver::strong(c).into(),
+            Request::List => c.uuids().into(),
             Request::Start { eager } => c.start_flush(eager),
             Request::Deliver { answer } => c.deliver(answer),
             Request::Done => return c.done(),

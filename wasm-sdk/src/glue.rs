@@ -31,9 +31,15 @@ extern "C" {
     #[wasm_bindgen(reexport, skip_typescript, js_name = Experiment)]
     fn experiment_class();
 
-    /// `myna.experiment(uuid)`.
+    /// `myna.experiment(uuidOrId)`.
     #[wasm_bindgen(method, catch)]
-    pub fn experiment(this: &Myna, uuid: &str) -> Result<Experiment, JsValue>;
+    pub fn experiment(this: &Myna, key: &str) -> Result<Experiment, JsValue>;
+    /// `myna.experiments` (by id, or uuid).
+    #[wasm_bindgen(method, getter)]
+    pub fn experiments(this: &Myna) -> JsValue;
+    /// `myna.bind(root, options)`: the variants shown, by experiment id.
+    #[wasm_bindgen(method)]
+    pub fn bind(this: &Myna, root: &JsValue, options: &JsValue) -> JsValue;
     /// `myna.load(uuid)`.
     #[wasm_bindgen(method)]
     pub fn load(this: &Myna, uuid: &str) -> Promise;
@@ -56,6 +62,9 @@ extern "C" {
     /// `expt.uuid`.
     #[wasm_bindgen(method, getter)]
     pub fn uuid(this: &Experiment) -> String;
+    /// `expt.id`.
+    #[wasm_bindgen(method, getter)]
+    pub fn id(this: &Experiment) -> Option<String>;
     /// `expt.name`.
     #[wasm_bindgen(method, getter, catch)]
     pub fn name(this: &Experiment) -> Result<JsValue, JsValue>;

@@ -94,8 +94,43 @@ export class Myna {
    * then starts sending queued events. Bad options reject the Promise.
    */
   static connect(options: ConnectOptions): Promise<Myna>;
-  /** The experiment with this uuid; throws a `MynaError` (`unknown-experiment`) if it is not loaded. */
-  experiment(uuid: string): Experiment;
+  /**
+   * The experiment with this uuid, or else with this id (a deployment's
+   * short name, e.g. `"hero"`); throws a `MynaError` (`unknown-experiment`)
+   * if none is loaded.
+   */
+  experiment(uuidOrId: string): Experiment;
+  /** Every loaded experiment, by its id (by its uuid when it has none). */
+  readonly experiments: Record<string, Experiment>;
+  /**
+   * Runs the experiments from page markup (as `myna-html` did; what the
+   * deployment's `myna.js` calls once the page is parsed). An experiment's
+   * elements under `root` are those with the class `myna-{id}` (or its
+   * setting `myna.html.cssClass`, flat or nested). Unless every one is
+   * only a goal (`data-goal` and none of the attributes below), the
+   * experiment is shown: `suggest()` (sticky: one view per visitor), then
+   * on each element:
+   * - `data-show="X"`: shown when the variant's id is `X` or its setting `X`
+   *   is truthy, else hidden (the `hidden` property; showing removes only
+   *   what the binding set); `data-hide="X"`: the reverse;
+   * - `data-bind="text=P html=P class=P @attr=P"` (bindings separated by
+   *   spaces or commas): sets `textContent`, `innerHTML`, adds the class(es),
+   *   sets the attribute (never an `on…` one) to the variant's value `P`:
+   *   `id`, `name` or a settings path (`a.b.c`, flat or nested); a missing
+   *   or object value changes nothing;
+   * - `data-redirect="P"`: navigates to the URL in `P` when it is a
+   *   non-empty http(s) or relative URL other than this page's (never
+   *   `javascript:`).
+   *
+   * Goals: `data-goal="click"` rewards the visitor's view (amount 1, once
+   * per view) when the element is clicked; `data-goal="load"` rewards, at
+   * `bind`, the view of an earlier page (a visitor who never saw the
+   * experiment gets neither a reward nor a view). Safe to call again (no
+   * second listener nor view). An experiment whose binding fails is skipped
+   * and its `MynaError` emitted as an `error` event. Returns the variants
+   * shown, by experiment id (uuid when it has none).
+   */
+  bind(root?: ParentNode, options?: BindOptions): Record<string, Variant>;
   /** Loads one experiment afresh (read endpoint) and resolves to it. */
   load(uuid: string): Promise<Experiment>;
   /**
@@ -116,11 +151,19 @@ export class Myna {
   [Symbol.dispose](): void;
 }
 
+/** The options of `myna.bind`. */
+export interface BindOptions {
+  /** How `data-redirect` navigates (default `location.replace(url)`). */
+  navigate?: (url: string) => void;
+}
+
 /** One experiment: decides variants for this visitor and queues its events. */
 export class Experiment {
   private constructor();
   /** The experiment's uuid. */
   readonly uuid: string;
+  /** Its short name (`myna-{id}` in markup), or null when its form has none. */
+  readonly id: string | null;
   /** The experiment's name. */
   readonly name: string;
   /** The experiment's settings object. */

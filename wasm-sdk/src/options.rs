@@ -34,8 +34,16 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** The prefix of the SDK's localStorage keys (default `"myna"`). */
   storageKey?: string;
-  /** Read-form snapshots to start from instead of loading from the server (no network). */
-  experiments?: ExperimentSnapshot[] | { results: ExperimentSnapshot[] };
+  /**
+   * Experiments to start from instead of loading them from the server (no
+   * network): read forms (an array, or a search answer), or a deployment
+   * form (`GET /v2/deployment/{key}/myna.json`) or its `experiments`.
+   */
+  experiments?:
+    | ExperimentSnapshot[]
+    | { results: ExperimentSnapshot[] }
+    | Deployment
+    | DeploymentExperiment[];
 }
 "#;
 
@@ -69,8 +77,9 @@ pub(crate) struct Options {
     pub(crate) timeout_ms: f64,
     /// Storage namespace.
     pub(crate) storage_key: String,
-    /// Snapshots, when the page gave some (a JS array of read forms).
-    pub(crate) experiments: Option<Array>,
+    /// Snapshots, when the page gave some (a JS array of read forms or of
+    /// a deployment's experiments), with the path of that array.
+    pub(crate) experiments: Option<(Array, &'static str)>,
 }
 
 /// Reads the options object; every problem at once.
@@ -175,24 +184,29 @@ fn number(value: &JsValue, name: &str, default: f64, problems: &mut Vec<Message>
     }
 }
 
-fn snapshots(value: &JsValue, problems: &mut Vec<Message>) -> Option<Array> {
+/// The snapshots: an array of forms, a search answer (`results`) or a
+/// deployment form (`experiments`); with the path of the array.
+fn snapshots(value: &JsValue, problems: &mut Vec<Message>) -> Option<(Array, &'static str)> {
     let field = get(value, "experiments");
     if field.is_undefined() || field.is_null() {
         return None;
     }
-    let list = if Array::is_array(&field) {
-        field
-    } else {
-        get(&field, "results")
-    };
-    if Array::is_array(&list) {
-        Some(list.unchecked_into())
-    } else {
-        problems.push(Message::at(
-            Code::InvalidType,
-            "experiments",
-            "`experiments` must be an array of read forms (or a search answer).",
-        ));
-        None
+    let found = [
+        (field.clone(), "experiments"),
+        (get(&field, "results"), "experiments.results"),
+        (get(&field, "experiments"), "experiments.experiments"),
+    ]
+    .into_iter()
+    .find(|(list, _)| Array::is_array(list));
+    match found {
+        Some((list, path)) => Some((list.unchecked_into(), path)),
+        None => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                "experiments",
+                "`experiments` must be an array of read forms, a search answer or a deployment form.",
+            ));
+            None
+        }
     }
 }

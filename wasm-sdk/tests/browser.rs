@@ -198,7 +198,7 @@ async fn connect_checks_its_options() {
         .await
         .err()
         .unwrap();
-    assert_myna_error(&err, "invalid-type", Some("experiments[0]"));
+    assert_myna_error(&err, "invalid-type", Some("experiments[0].uuid"));
 }
 
 #[wasm_bindgen_test]

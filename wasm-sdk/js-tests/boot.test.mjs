@@ -1,0 +1,120 @@
+// The deployment's classic script (pkg/boot.js, served as myna.js) in
+// headless Chromium, without a server: its two placeholders filled in as the
+// server fills them (a deployment form; the URL of the built package's
+// index.js), events going to a dead root. It hides the experiments'
+// elements at once, binds the page once the SDK is connected, and shows
+// the page as written when it is late or the SDK fails to load. Run by
+// scripts/test-sdk.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { launch, repo, servePage } from "./browser.mjs";
+
+const deployment = {
+  typename: "deployment",
+  uuid: "k",
+  apiKey: "k",
+  apiRoot: "http://127.0.0.1:9",
+  latest: "http://127.0.0.1:9/v2/deployment/k/myna.json",
+  experiments: [
+    {
+      typename: "experiment",
+      uuid: "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11",
+      id: "hero",
+      name: "Hero banner",
+      settings: {},
+      variants: [
+        { typename: "variant", id: "a", name: "a", weight: 0, settings: {} },
+        { typename: "variant", id: "b", name: "b", weight: 1, settings: { title: "Hello" } },
+      ],
+    },
+  ],
+};
+
+/** Runs `check(tab)` on a page that includes the filled-in boot script. */
+async function withPage({ timeout = 5000, sdk = "/pkg/index.js" }, check) {
+  const boot = await readFile(join(repo, "wasm-sdk", "pkg", "boot.js"), "utf8");
+  const page = (origin) => `<!doctype html><html><head>
+<script data-timeout="${timeout}">${boot
+    .replace('"__MYNA_DEPLOYMENT__"', () => JSON.stringify(deployment))
+    .replace('"__MYNA_SDK__"', () => JSON.stringify(origin + sdk))}</script>
+</head><body>
+<p class="myna-hero" data-show="a" id="a">A</p>
+<h1 class="myna-hero" data-bind="text=title" id="t">Welcome</h1>
+<button class="myna-hero" data-goal="click" id="goal">Buy</button>
+<script>
+  const seen = (id) => getComputedStyle(document.getElementById(id)).visibility;
+  window.during = [seen("a"), seen("t"), seen("goal")];
+</script>
+</body></html>`;
+  const site = await servePage(page);
+  const browser = await launch();
+  try {
+    const tab = await browser.newPage();
+    const errors = [];
+    tab.on("pageerror", (e) => errors.push(e.message));
+    await tab.goto(site.origin);
+    await check(tab);
+    assert.deepEqual(errors, [], "no page errors");
+  } finally {
+    await browser.close();
+    await site.close();
+  }
+}
+
+// What the page looks like once `window.myna` settled.
+const settled = (tab) =>
+  tab.evaluate(async () => {
+    let queued = null;
+    let failed = false;
+    try {
+      queued = (await window.myna).queued;
+    } catch {
+      failed = true;
+    }
+    const t = document.getElementById("t");
+    return {
+      during: window.during,
+      styles: document.querySelectorAll("style").length,
+      aHidden: document.getElementById("a").hidden,
+      title: t.textContent,
+      visible: getComputedStyle(t).visibility,
+      queued,
+      failed,
+    };
+  });
+
+test("boot.js hides the experiments' elements, then binds the page", async () => {
+  await withPage({}, async (tab) => {
+    const seen = await settled(tab);
+    assert.deepEqual(seen.during, ["hidden", "hidden", "visible"], "hidden at once; goals stay visible");
+    assert.equal(seen.styles, 0, "the style is removed");
+    assert.equal(seen.aHidden, true, "b was drawn: data-show=a hides");
+    assert.equal(seen.title, "Hello");
+    assert.equal(seen.visible, "visible");
+    assert.equal(seen.queued, 1, "one view");
+    const id = await tab.evaluate(async () => (await window.myna).experiments.hero.id);
+    assert.equal(id, "hero", "window.myna is the connected client");
+  });
+});
+
+test("boot.js shows the page as written when the SDK is late", async () => {
+  await withPage({ timeout: 1 }, async (tab) => {
+    const seen = await settled(tab);
+    assert.equal(seen.styles, 0);
+    assert.equal(seen.aHidden, false, "not bound");
+    assert.equal(seen.title, "Welcome");
+    assert.equal(seen.queued, 0, "no view counted");
+  });
+});
+
+test("boot.js shows the page as written when the SDK fails to load", async () => {
+  await withPage({ sdk: "/pkg/missing.js" }, async (tab) => {
+    const seen = await settled(tab);
+    assert.equal(seen.failed, true, "window.myna rejects");
+    assert.equal(seen.styles, 0);
+    assert.equal(seen.title, "Welcome");
+    assert.equal(seen.visible, "visible");
+  });
+});

@@ -1,0 +1,84 @@
+// The deployment's one-tag script: `GET /v2/deployment/{key}/myna.js` (a
+// classic script, no module: scripts/build-sdk minifies it into pkg/boot.js).
+// The server serves it after replacing each of the two string literals
+// below exactly once: "__MYNA_DEPLOYMENT__" by the deployment form (JSON), and
+// "__MYNA_SDK__" by a JSON string, the absolute URL of the package's index.js
+// (scripts/build-sdk fails if minifying changed either). A page includes it
+// synchronously in its <head>:
+//
+//   <script src="https://ab.example.com/v2/deployment/KEY/myna.js" data-timeout="1500"></script>
+//
+// At once, a <style> hides every experiment's elements (class `myna-{id}`, or
+// the setting `myna.html.cssClass`; elements that are only goals stay
+// visible), so nothing flickers. Then the SDK is imported and connected with
+// the deployment (no second round trip), the page is bound once parsed
+// (`myna.bind(document)`, see its declaration) and the style removed. If that
+// takes longer than `data-timeout` ms (default 1500), or anything fails
+// (server down, import failed), the style goes and the page stays as
+// written: nothing is bound, no view counted. `window.myna` is a Promise of
+// the connected client (`(await window.myna).experiments.hero`), which
+// rejects when connecting failed.
+//
+// Content-Security-Policy: `script-src` must allow the Myna origin (this
+// script and the SDK module it imports) and 'wasm-unsafe-eval' (compiling
+// the SDK's wasm); `connect-src` the Myna origin (the wasm, events);
+// `style-src` must allow the <style> (it carries this script's nonce, if it
+// has one). No eval, no inline script, no style attribute.
+(() => {
+  const deployment = "__MYNA_DEPLOYMENT__";
+  const sdk = "__MYNA_SDK__";
+  const doc = document;
+  const script = doc.currentScript;
+  const ms = +(script && script.dataset.timeout) || 1500;
+
+  // A settings path read flat, nested or anything between (as the SDK's
+  // `myna.bind` and core read it).
+  const setting = (value, names) => {
+    if (value && typeof value == "object") {
+      for (let i = 1; i <= names.length; i++) {
+        const key = names.slice(0, i).join(".");
+        if (Object.hasOwn(value, key)) {
+          const found = i < names.length ? setting(value[key], names.slice(i)) : value[key];
+          if (found !== undefined) return found;
+        }
+      }
+    }
+  };
+  // Every element of an experiment but those that are only goals.
+  const hide = deployment.experiments
+    .map(({ id, settings }) => {
+      const name = setting(settings, ["myna", "html", "cssClass"]);
+      const c = "." + CSS.escape(typeof name == "string" && name ? name : "myna-" + id);
+      return `${c}:not([data-goal]),${c}[data-show],${c}[data-hide],${c}[data-bind],${c}[data-redirect]{visibility:hidden!important}`;
+    })
+    .join("");
+  const style = doc.createElement("style");
+  if (script && script.nonce) style.nonce = script.nonce;
+  style.textContent = hide;
+  (doc.head || doc.documentElement).appendChild(style);
+
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    style.remove();
+  }, ms);
+  const parsed = new Promise((ok) =>
+    doc.readyState == "loading" ? doc.addEventListener("DOMContentLoaded", ok, { once: true }) : ok(),
+  );
+  const client = import(sdk).then(({ Myna }) =>
+    Myna.connect({ apiRoot: deployment.apiRoot, apiKey: deployment.apiKey, experiments: deployment }),
+  );
+  const bound = client
+    .then(async (myna) => {
+      await parsed;
+      if (!late) myna.bind(doc);
+    })
+    .finally(() => {
+      clearTimeout(timer);
+      style.remove();
+    });
+  // A failure only shows the page as written; the page's own handlers of
+  // `window.myna` still see a failed connection.
+  window.myna = bound.catch(() => {}).then(() => client);
+  window.myna.catch(() => {});
+})();
