@@ -96,6 +96,30 @@ pub fn problem_response(format: &Format, problem: &Problem, now_ms: i64) -> Resp
     response
 }
 
+/// A file of fixed content (the SDK this server hosts, the deployment's
+/// script): 200 with its `Content-Type` and `Cache-Control`, `nosniff`, and
+/// readable by pages of any origin (`Cross-Origin-Resource-Policy`; the
+/// CORS headers come from [`crate::cors`]).
+pub fn file_response(
+    content_type: &'static str,
+    body: impl Into<Body>,
+    cache_control: &'static str,
+) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type(content_type)
+        .header(header::CACHE_CONTROL, cache_control)
+        .header(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        )
+        .header(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static("cross-origin"),
+        )
+        .body(body)
+}
+
 /// An answer or a problem.
 pub fn result_response<T: AsRef<str>>(
     format: &Format,

@@ -39,6 +39,7 @@ pub mod outbound;
 pub mod proxy;
 pub mod request;
 pub mod routes;
+pub mod sdk;
 pub mod serve;
 pub mod service;
 pub mod state;

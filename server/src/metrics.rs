@@ -43,6 +43,8 @@ const ROUTES: &[&str] = &[
     "/v2/webhook/{uuid}",
     "/v2/openapi.json",
     "/v2/deployment/{uuid}/myna.json",
+    "/v2/deployment/{uuid}/myna.js",
+    SDK_ROUTE,
     "/healthz",
     "/",
     "/signin",
@@ -60,11 +62,18 @@ const ROUTES: &[&str] = &[
     "/assets/icon.svg",
 ];
 
+/// The route label of every file of the SDK the server hosts (its version
+/// and name are not labels: a client could make up any number of them).
+const SDK_ROUTE: &str = "/v2/sdk/{version}/{file}";
+
 /// The route label of every path that is none of [`ROUTES`].
 pub const OTHER: &str = "other";
 
 /// The route label of a route (from [`crate::access::route_of`]).
 pub fn route_label(route: &str) -> &'static str {
+    if route.starts_with("/v2/sdk/") {
+        return SDK_ROUTE;
+    }
     ROUTES
         .iter()
         .find(|known| **known == route)

@@ -1,12 +1,17 @@
 //! Deployments: `GET /v2/deployment/{key}/myna.json`, what a page needs to
-//! run every published experiment of the key's account.
+//! run every published experiment of the key's account; `myna.js`, the
+//! one-tag script that runs them from the page's markup; and the files of
+//! the SDK that script loads (`GET /v2/sdk/{version}/{file}`).
 
 use poem::http::{HeaderValue, header};
 use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 
-use crate::answer::{Answer, Format};
+use myna_core::{Code, Problem};
+
+use crate::answer::{Answer, Format, file_response, problem_response};
 use crate::proxy::api_root;
+use crate::sdk;
 use crate::service::deployments;
 use crate::state::AppState;
 
@@ -37,4 +42,56 @@ pub async fn deployment_json(
         );
     }
     response
+}
+
+/// How long the SDK's files may be cached: for good, as their URL names
+/// their content's hash.
+pub const SDK_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// `GET /v2/deployment/{key}/myna.js` (public: the key in the path is the
+/// credential): the deployment's classic script, the SDK's boot script with
+/// the deployment form and the URL of the SDK (under this server's
+/// `apiRoot`) inlined, cached as the deployment is. An unknown or revoked
+/// key is a 404 problem.
+#[utoipa::path(get, path = "/v2/deployment/{key}/myna.js", tag = "deployments", params(("key" = uuid::Uuid, Path, description = "An API key of the account")), responses((status = 200, description = "A classic script for a page's `<script src>`: hides the experiments' elements, loads this server's SDK, connects it with the deployment inlined and binds the page's `myna-{id}` markup (cached 10 s at most)", content((String = "text/javascript"))), (status = "default", description = "A problem (404 for an unknown or revoked key)", body = crate::routes::openapi::Problem)))]
+#[handler]
+pub async fn deployment_js(
+    request: &Request,
+    Data(state): Data<&AppState>,
+    Path(key): Path<String>,
+) -> Response {
+    let root = api_root(state.public_url.as_deref(), request);
+    match deployments::deployment(state, &key, &root).await {
+        Ok(form) => {
+            let entry = format!("{root}{}", sdk::entry_path());
+            file_response(
+                "text/javascript; charset=utf-8",
+                sdk::boot_script(&form, &entry),
+                DEPLOYMENT_CACHE_CONTROL,
+            )
+        }
+        Err(problem) => problem_response(&Format::Json, &problem, state.now_ms()),
+    }
+}
+
+/// `GET /v2/sdk/{version}/{file}` (public): a file of the SDK this server
+/// hosts (`index.js`, the ES module, and the wasm it fetches beside it),
+/// cached for good. Another version than this server's is a 404 problem.
+#[utoipa::path(get, path = "/v2/sdk/{version}/{file}", tag = "deployments", params(("version" = String, Path, description = "The SDK's version: the hash of its files, as `myna.js` names it"), ("file" = String, Path, description = "`index.js` or `myna_sdk_bg.wasm`")), responses((status = 200, description = "The file (immutable)", content((String = "text/javascript"), (Vec<u8> = "application/wasm"))), (status = "default", description = "A problem (404 for another version or file)", body = crate::routes::openapi::Problem)))]
+#[handler]
+pub async fn sdk_file(
+    Data(state): Data<&AppState>,
+    Path((version, name)): Path<(String, String)>,
+) -> Response {
+    match sdk::file(&version, &name) {
+        Some(file) => file_response(file.content_type, file.bytes, SDK_CACHE_CONTROL),
+        None => problem_response(
+            &Format::Json,
+            &Problem::new(
+                Code::NotFound,
+                "There is no such file of the SDK (its version changes with each build: load myna.js again).",
+            ),
+            state.now_ms(),
+        ),
+    }
 }

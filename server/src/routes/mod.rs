@@ -56,6 +56,8 @@ pub fn app(state: AppState) -> impl Endpoint {
             "/deployment/:key/myna.json",
             get(deployment::deployment_json),
         )
+        .at("/deployment/:key/myna.js", get(deployment::deployment_js))
+        .at("/sdk/:version/:file", get(deployment::sdk_file))
         .at("/openapi.json", get(openapi::openapi_json));
     let clock = state.clock.clone();
     let metrics = state.metrics.clone();

@@ -49,6 +49,8 @@ use crate::routes;
         routes::webhook::list,
         routes::webhook::delete,
         routes::deployment::deployment_json,
+        routes::deployment::deployment_js,
+        routes::deployment::sdk_file,
         routes::health::healthz,
         openapi_json,
     ),

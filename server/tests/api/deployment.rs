@@ -400,3 +400,84 @@ async fn published_experiments_never_share_an_id() {
     assert_eq!(ids(&form), ["hero"]);
     assert_eq!(form["experiments"][0]["uuid"], draft["uuid"]);
 }
+
+/// `GET …/myna.js` as a page's `<script src>` loads it from another origin.
+async fn script(h: &Harness, path: &str) -> Answer {
+    let headers = [
+        ("Host", "ab.example.com".to_owned()),
+        ("Origin", "https://shop.example".to_owned()),
+    ];
+    h.send_with(Method::GET, path, &headers, None).await
+}
+
+#[tokio::test]
+async fn the_script_inlines_the_deployment_and_loads_the_sdk_this_server_hosts() {
+    let h = Harness::new().await;
+    create(
+        &h,
+        json!({"name": "Hero banner", "visibility": "published", "variants": {"a": {}, "b": {}}}),
+    )
+    .await;
+    let key = h.owner.key.to_string();
+    let form = deployment(&h, &key, "").await;
+    let js = script(&h, &format!("/v2/deployment/{key}/myna.js")).await;
+    assert_eq!(js.status, StatusCode::OK, "{}", js.text);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("cache-control"), Some("public, max-age=10"));
+    assert_eq!(js.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        js.text.contains(&form.text),
+        "the deployment form is inlined as myna.json answers it: {}",
+        js.text
+    );
+    assert!(!js.text.contains("__MYNA_"), "no placeholder left");
+
+    // The SDK's entry, under the same API root, cached for good, readable
+    // from the page's origin; the wasm beside it.
+    let start = js
+        .text
+        .find("\"http://ab.example.com/v2/sdk/")
+        .expect("the SDK's URL")
+        + 1;
+    let entry = &js.text[start..start + js.text[start..].find('"').unwrap()];
+    assert!(entry.ends_with("/index.js"), "{entry}");
+    let path = entry.trim_start_matches("http://ab.example.com");
+    let module = script(&h, path).await;
+    assert_eq!(module.status, StatusCode::OK, "{}", module.text);
+    assert_eq!(
+        module.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        module.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(module.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        module.text.contains("myna_sdk_bg.wasm"),
+        "it fetches the wasm beside it"
+    );
+    let wasm = script(&h, &path.replace("index.js", "myna_sdk_bg.wasm")).await;
+    assert_eq!(wasm.status, StatusCode::OK);
+    assert_eq!(wasm.header("content-type"), Some("application/wasm"));
+    assert_eq!(wasm.header("access-control-allow-origin"), Some("*"));
+
+    // Another version (a stale script) or file: 404 problems, not cached.
+    let version = path.split('/').nth(3).unwrap();
+    for other in [
+        path.replace(version, "0000000000000000"),
+        path.replace("index.js", "boot.js"),
+        path.replace("index.js", "../../../Cargo.toml"),
+    ] {
+        let answer = script(&h, &other).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{other}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{other}");
+    }
+    // An unknown key: a 404 problem, no script.
+    let unknown = script(&h, &format!("/v2/deployment/{}/myna.js", Uuid::new_v4())).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json()["messages"][0]["typename"], "not-found");
+}
