@@ -105,6 +105,30 @@ pub fn file_response(
     body: impl Into<Body>,
     cache_control: &'static str,
 ) -> Response {
+    file_builder(content_type, cache_control).body(body)
+}
+
+/// A file of fixed content that comes in two encodings: `gzipped` when the
+/// client accepts gzip, else `plain` (`Vary: Accept-Encoding` either way,
+/// so caches keep both); otherwise as [`file_response`].
+pub fn encoded_file_response(
+    content_type: &'static str,
+    plain: &'static [u8],
+    gzipped: &'static [u8],
+    gzip: bool,
+    cache_control: &'static str,
+) -> Response {
+    let builder = file_builder(content_type, cache_control).header(header::VARY, "Accept-Encoding");
+    if gzip {
+        builder
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(gzipped)
+    } else {
+        builder.body(plain)
+    }
+}
+
+fn file_builder(content_type: &'static str, cache_control: &'static str) -> poem::ResponseBuilder {
     Response::builder()
         .status(StatusCode::OK)
         .content_type(content_type)
@@ -117,7 +141,6 @@ pub fn file_response(
             "cross-origin-resource-policy",
             HeaderValue::from_static("cross-origin"),
         )
-        .body(body)
 }
 
 /// An answer or a problem.

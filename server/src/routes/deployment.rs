@@ -9,7 +9,7 @@ use poem::{IntoResponse, Request, Response, handler};
 
 use myna_core::{Code, Problem};
 
-use crate::answer::{Answer, Format, file_response, problem_response};
+use crate::answer::{Answer, Format, encoded_file_response, file_response, problem_response};
 use crate::proxy::api_root;
 use crate::sdk;
 use crate::service::deployments;
@@ -76,15 +76,28 @@ pub async fn deployment_js(
 
 /// `GET /v2/sdk/{version}/{file}` (public): a file of the SDK this server
 /// hosts (`index.js`, the ES module, and the wasm it fetches beside it),
-/// cached for good. Another version than this server's is a 404 problem.
+/// cached for good, gzipped for clients that accept it. Another version
+/// than this server's is a 404 problem.
 #[utoipa::path(get, path = "/v2/sdk/{version}/{file}", tag = "deployments", params(("version" = String, Path, description = "The SDK's version: the hash of its files, as `myna.js` names it"), ("file" = String, Path, description = "`index.js` or `myna_sdk_bg.wasm`")), responses((status = 200, description = "The file (immutable)", content((String = "text/javascript"), (Vec<u8> = "application/wasm"))), (status = "default", description = "A problem (404 for another version or file)", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub async fn sdk_file(
+    request: &Request,
     Data(state): Data<&AppState>,
     Path((version, name)): Path<(String, String)>,
 ) -> Response {
+    let gzip = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(sdk::accepts_gzip);
     match sdk::file(&version, &name) {
-        Some(file) => file_response(file.content_type, file.bytes, SDK_CACHE_CONTROL),
+        Some(file) => encoded_file_response(
+            file.content_type,
+            file.bytes,
+            file.gzip,
+            gzip,
+            SDK_CACHE_CONTROL,
+        ),
         None => problem_response(
             &Format::Json,
             &Problem::new(

@@ -481,3 +481,32 @@ async fn the_script_inlines_the_deployment_and_loads_the_sdk_this_server_hosts()
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.json()["messages"][0]["typename"], "not-found");
 }
+
+#[tokio::test]
+async fn the_sdk_is_gzipped_for_browsers_that_accept_it() {
+    let h = Harness::new().await;
+    let key = h.owner.key.to_string();
+    let js = script(&h, &format!("/v2/deployment/{key}/myna.js")).await;
+    let start = js.text.find("\"http://ab.example.com/v2/sdk/").expect("the SDK's URL") + 1;
+    let entry = &js.text[start..start + js.text[start..].find('"').unwrap()];
+    let path = entry.trim_start_matches("http://ab.example.com").to_owned();
+    for file in [path.clone(), path.replace("index.js", "myna_sdk_bg.wasm")] {
+        let ask = async |encoding: &'static str| {
+            let headers = [
+                ("Host", "ab.example.com".to_owned()),
+                ("Accept-Encoding", encoding.to_owned()),
+            ];
+            h.send_with(Method::GET, &file, &headers, None).await
+        };
+        let gzipped = ask("gzip, deflate, br").await;
+        assert_eq!(gzipped.status, StatusCode::OK, "{file}");
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{file}");
+        assert_eq!(gzipped.header("vary"), Some("Accept-Encoding"), "{file}");
+        let plain = ask("identity").await;
+        assert_eq!(plain.status, StatusCode::OK, "{file}");
+        assert_eq!(plain.header("content-encoding"), None, "{file}");
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"), "{file}");
+        let refused = ask("gzip;q=0").await;
+        assert_eq!(refused.header("content-encoding"), None, "{file}");
+    }
+}
