@@ -56,19 +56,9 @@ fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
                 .content_type("application/json")
                 .body(json.to_owned())
         }
-        // A script any page may load, including pages that require
-        // `Cross-Origin-Resource-Policy` of what they embed (COEP).
-        Format::Jsonp(callback) => builder
-            .status(StatusCode::OK)
+        // A script any page may load.
+        Format::Jsonp(callback) => any_page_may_load(builder.status(StatusCode::OK))
             .content_type("application/javascript; charset=utf-8")
-            .header(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            )
-            .header(
-                "cross-origin-resource-policy",
-                HeaderValue::from_static("cross-origin"),
-            )
             .body(jsonp::wrap(callback, json)),
     }
 }
@@ -129,10 +119,16 @@ pub fn encoded_file_response(
 }
 
 fn file_builder(content_type: &'static str, cache_control: &'static str) -> poem::ResponseBuilder {
-    Response::builder()
-        .status(StatusCode::OK)
+    any_page_may_load(Response::builder().status(StatusCode::OK))
         .content_type(content_type)
         .header(header::CACHE_CONTROL, cache_control)
+}
+
+/// Marks what pages load as scripts or fetch from another origin: never
+/// sniffed as another type, and loadable by pages that require
+/// `Cross-Origin-Resource-Policy` of what they embed (COEP).
+fn any_page_may_load(builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
+    builder
         .header(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

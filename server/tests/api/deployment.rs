@@ -487,7 +487,11 @@ async fn the_sdk_is_gzipped_for_browsers_that_accept_it() {
     let h = Harness::new().await;
     let key = h.owner.key.to_string();
     let js = script(&h, &format!("/v2/deployment/{key}/myna.js")).await;
-    let start = js.text.find("\"http://ab.example.com/v2/sdk/").expect("the SDK's URL") + 1;
+    let start = js
+        .text
+        .find("\"http://ab.example.com/v2/sdk/")
+        .expect("the SDK's URL")
+        + 1;
     let entry = &js.text[start..start + js.text[start..].find('"').unwrap()];
     let path = entry.trim_start_matches("http://ab.example.com").to_owned();
     for file in [path.clone(), path.replace("index.js", "myna_sdk_bg.wasm")] {
