@@ -137,7 +137,7 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
             );
         }
         if vary {
-            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
         }
         Ok(response)
     }

@@ -40,8 +40,24 @@ pub async fn deployment_json(
             header::CACHE_CONTROL,
             HeaderValue::from_static(DEPLOYMENT_CACHE_CONTROL),
         );
+        vary_with_the_root(state, &mut response);
     }
     response
+}
+
+/// The request headers an API root made from the request depends on: a
+/// shared cache must not serve to one host the deployment another host's
+/// (or a client's made-up `X-Forwarded-Host`'s) request got. Nothing with
+/// `--public-url`.
+const ROOT_HEADERS: &str = "Host, X-Forwarded-Host, X-Forwarded-Proto";
+
+/// Adds `Vary` for the API root, unless it is the configured public URL.
+fn vary_with_the_root(state: &AppState, response: &mut Response) {
+    if state.public_url.is_none() {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static(ROOT_HEADERS));
+    }
 }
 
 /// How long the SDK's files may be cached: for good, as their URL names
@@ -64,11 +80,13 @@ pub async fn deployment_js(
     match deployments::deployment(state, &key, &root).await {
         Ok(form) => {
             let entry = format!("{root}{}", sdk::entry_path());
-            file_response(
+            let mut response = file_response(
                 "text/javascript; charset=utf-8",
                 sdk::boot_script(&form, &entry),
                 DEPLOYMENT_CACHE_CONTROL,
-            )
+            );
+            vary_with_the_root(state, &mut response);
+            response
         }
         Err(problem) => problem_response(&Format::Json, &problem, state.now_ms()),
     }

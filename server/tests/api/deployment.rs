@@ -216,7 +216,13 @@ async fn unknown_and_revoked_keys_are_404() {
 async fn the_api_root_is_the_public_url_or_the_requests() {
     let h = Harness::with_public_url("https://myna.example.org/ab").await;
     let key = h.owner.key;
-    let form = deployment(&h, &key.to_string(), "").await.json();
+    let answer = deployment(&h, &key.to_string(), "").await;
+    assert_eq!(
+        answer.header("vary"),
+        None,
+        "the same root for every request"
+    );
+    let form = answer.json();
     assert_eq!(form["apiRoot"], "https://myna.example.org/ab");
     assert_eq!(
         form["latest"],
@@ -232,7 +238,21 @@ async fn the_api_root_is_the_public_url_or_the_requests() {
         ("X-Forwarded-Host", "ab.example.com".to_owned()),
     ];
     let uri = format!("/v2/deployment/{key}/myna.json");
-    let form = h.send_with(Method::GET, &uri, &headers, None).await.json();
+    let answer = h.send_with(Method::GET, &uri, &headers, None).await;
+    // A shared cache keeps one answer per root: none is served to a request
+    // with another Host or X-Forwarded-* (a client's made-up one included).
+    assert_eq!(
+        answer.header("vary"),
+        Some("Host, X-Forwarded-Host, X-Forwarded-Proto")
+    );
+    let script = format!("/v2/deployment/{key}/myna.js");
+    let js = h.send_with(Method::GET, &script, &headers, None).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert_eq!(
+        js.header("vary"),
+        Some("Host, X-Forwarded-Host, X-Forwarded-Proto")
+    );
+    let form = answer.json();
     assert_eq!(form["apiRoot"], "https://ab.example.com");
     let direct = [("Host", "myna.local:8080".to_owned())];
     let form = h.send_with(Method::GET, &uri, &direct, None).await.json();
