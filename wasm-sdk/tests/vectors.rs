@@ -24,6 +24,7 @@ fn experiment(ids: &[&str]) -> Experiment {
         uuid: Uuid::from_u128(1),
         alias: None,
         account_id: Uuid::from_u128(2),
+        id: "vectors".into(),
         name: "vectors".into(),
         visibility: Visibility::Published,
         settings: empty_object(),
