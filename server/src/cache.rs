@@ -276,12 +276,15 @@ impl Cache {
         Some(text)
     }
 
+    /// Every entry, taken out of the map's lock (each is then locked alone).
+    fn entry_list(&self) -> Vec<Arc<Mutex<Entry>>> {
+        let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        map.values().cloned().collect()
+    }
+
     /// Every experiment of `account`, as it is now (no weights computed).
     pub fn of_account(&self, account: Uuid) -> Vec<Arc<Experiment>> {
-        let entries: Vec<_> = {
-            let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            map.values().cloned().collect()
-        };
+        let entries = self.entry_list();
         entries
             .iter()
             .map(|entry| lock(entry).experiment.clone())
@@ -291,10 +294,7 @@ impl Cache {
 
     /// Snapshots of every experiment (for search).
     pub fn all(&self, now_ms: i64) -> Vec<Snapshot> {
-        let entries: Vec<_> = {
-            let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            map.values().cloned().collect()
-        };
+        let entries = self.entry_list();
         entries
             .iter()
             .map(|entry| {
@@ -458,10 +458,7 @@ impl Cache {
 
     /// Everything served since the last call, as rows to add to storage.
     pub fn take_served(&self) -> Vec<Served> {
-        let entries: Vec<_> = {
-            let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            map.values().cloned().collect()
-        };
+        let entries = self.entry_list();
         let mut rows = Vec::new();
         for entry in entries {
             let mut entry = lock(&entry);

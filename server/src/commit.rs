@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
-use myna_core::experiment::{apply_update, id_taken, unique_id};
-use myna_core::{Experiment, Problem, Visibility};
+use myna_core::experiment::{apply_update, id_clashes, id_taken, unique_id};
+use myna_core::{Experiment, Problem};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -531,15 +531,9 @@ impl Writer {
 }
 
 /// Refuses (409, path `id`) a published `experiment` whose id another
-/// published experiment of `mine` (its account's) has.
+/// published experiment of `mine` (its account's) has (core's rule).
 fn check_id_free(experiment: &Experiment, mine: &[Arc<Experiment>]) -> Result<(), Problem> {
-    let taken = experiment.visibility == Visibility::Published
-        && mine.iter().any(|e| {
-            e.uuid != experiment.uuid
-                && e.visibility == Visibility::Published
-                && e.id == experiment.id
-        });
-    if taken {
+    if id_clashes(experiment, mine.iter().map(|e| e.as_ref())) {
         Err(Problem::one(id_taken(&experiment.id)))
     } else {
         Ok(())

@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
+use crate::auth::secret::hex;
+
 /// One file of the package.
 #[derive(Debug)]
 pub struct SdkFile {
@@ -62,10 +64,7 @@ pub fn version() -> &'static str {
             hash.update((file.bytes.len() as u64).to_le_bytes());
             hash.update(file.bytes);
         }
-        hash.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&hash.finalize()[..8])
     })
 }
 

@@ -12,6 +12,7 @@
 use serde_json::{Value, json};
 
 use crate::limits::MAX_EXPERIMENT_ID_CHARS;
+use crate::model::{Experiment, Visibility};
 use crate::problem::{Code, Message};
 
 /// The id an experiment gets when nothing else is said.
@@ -107,6 +108,22 @@ pub fn unique_id(base: &str, taken: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Whether `experiment`, as it would be stored, is published with an id
+/// another published experiment of `others` (its account's) has: then the
+/// change is refused with [`id_taken`]. Drafts and archived experiments
+/// keep their ids without holding them.
+pub fn id_clashes<'a>(
+    experiment: &Experiment,
+    mut others: impl Iterator<Item = &'a Experiment>,
+) -> bool {
+    experiment.visibility == Visibility::Published
+        && others.any(|e| {
+            e.uuid != experiment.uuid
+                && e.visibility == Visibility::Published
+                && e.id == experiment.id
+        })
+}
+
 /// The problem of an id another published experiment of the account has
 /// (409 `conflict`, path `id`).
 pub fn id_taken(id: &str) -> Message {
@@ -147,6 +164,35 @@ mod tests {
         let long = default_id(&"ab ".repeat(100));
         assert!(long.len() <= MAX_EXPERIMENT_ID_CHARS && is_valid_id(&long));
         assert!(!long.ends_with('-'), "{long}");
+    }
+
+    #[test]
+    fn only_two_published_experiments_clash() {
+        let experiment = |n: u128, id: &str, visibility: Visibility| Experiment {
+            uuid: uuid::Uuid::from_u128(n),
+            alias: None,
+            id: id.into(),
+            account_id: uuid::Uuid::from_u128(9),
+            name: id.into(),
+            visibility,
+            settings: serde_json::json!({}),
+            variants: vec![],
+        };
+        let hero = experiment(1, "hero", Visibility::Published);
+        let other = experiment(2, "hero", Visibility::Published);
+        let draft = experiment(3, "hero", Visibility::Draft);
+        assert!(id_clashes(&hero, [&other].into_iter()));
+        assert!(
+            !id_clashes(&hero, [&draft].into_iter()),
+            "a draft holds no id"
+        );
+        assert!(!id_clashes(&hero, [&hero].into_iter()), "not with itself");
+        assert!(
+            !id_clashes(&draft, [&other].into_iter()),
+            "a draft may share one"
+        );
+        let renamed = experiment(2, "hero-2", Visibility::Published);
+        assert!(!id_clashes(&hero, [&renamed].into_iter()));
     }
 
     #[test]
