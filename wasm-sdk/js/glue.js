@@ -47,18 +47,19 @@ export class Myna {
       try {
         const name = cssClass(x.settings, x.id);
         const all = name ? [...root.querySelectorAll("." + CSS.escape(name))] : [];
-        const goal = (e) => e.dataset.goal;
+        const l = this.#l;
+        const kind = (e) => e.dataset.goal;
         // A load goal rewards the view of an earlier page (none: no-view).
-        if (all.some((e) => goal(e) == "load")) quietly(() => x.reward());
+        if (all.some((e) => kind(e) == "load")) goal(x, l);
         for (const e of all) {
           let on = clicks.get(e);
-          if (goal(e) == "click" && !on?.has(uuid)) {
+          if (kind(e) == "click" && !on?.has(uuid)) {
             clicks.set(e, (on ||= new Set()).add(uuid));
-            e.addEventListener("click", () => quietly(() => x.reward()));
+            e.addEventListener("click", () => goal(x, l));
           }
         }
         // Shown unless every element is only a goal.
-        const only = (e) => goal(e) && !["show", "hide", "bind", "redirect"].some((k) => k in e.dataset);
+        const only = (e) => kind(e) && !["show", "hide", "bind", "redirect"].some((k) => k in e.dataset);
         if (all.some((e) => !only(e))) {
           const v = (shown[x.id ?? uuid] = x.suggest());
           for (const e of all) show(e, v, navigate);
@@ -140,11 +141,13 @@ function cssClass(settings, id) {
   return typeof name == "string" && name ? name : id && "myna-" + id;
 }
 
-const quietly = (f) => {
+// A goal's reward: a visitor who saw nothing has nothing to reward
+// (`no-view`, not an error); any other failure goes to `error` listeners.
+const goal = (x, listeners) => {
   try {
-    f();
-  } catch {
-    // a goal of a visitor who saw nothing: nothing to reward
+    x.reward();
+  } catch (e) {
+    if (e?.code != "no-view") emit(listeners, "error", e);
   }
 };
 

@@ -430,6 +430,18 @@ async fn script(h: &Harness, path: &str) -> Answer {
     h.send_with(Method::GET, path, &headers, None).await
 }
 
+/// The path of the SDK's entry module that a `myna.js` asked for on host
+/// `ab.example.com` imports (its URL, a JSON string in the script).
+fn sdk_entry(script: &str) -> String {
+    let start = script
+        .find("\"http://ab.example.com/v2/sdk/")
+        .expect("the SDK's URL")
+        + 1;
+    let entry = &script[start..start + script[start..].find('"').expect("its end")];
+    assert!(entry.ends_with("/index.js"), "{entry}");
+    entry.trim_start_matches("http://ab.example.com").to_owned()
+}
+
 #[tokio::test]
 async fn the_script_inlines_the_deployment_and_loads_the_sdk_this_server_hosts() {
     let h = Harness::new().await;
@@ -457,14 +469,7 @@ async fn the_script_inlines_the_deployment_and_loads_the_sdk_this_server_hosts()
 
     // The SDK's entry, under the same API root, cached for good, readable
     // from the page's origin; the wasm beside it.
-    let start = js
-        .text
-        .find("\"http://ab.example.com/v2/sdk/")
-        .expect("the SDK's URL")
-        + 1;
-    let entry = &js.text[start..start + js.text[start..].find('"').unwrap()];
-    assert!(entry.ends_with("/index.js"), "{entry}");
-    let path = entry.trim_start_matches("http://ab.example.com");
+    let path = &sdk_entry(&js.text);
     let module = script(&h, path).await;
     assert_eq!(module.status, StatusCode::OK, "{}", module.text);
     assert_eq!(
@@ -507,13 +512,7 @@ async fn the_sdk_is_gzipped_for_browsers_that_accept_it() {
     let h = Harness::new().await;
     let key = h.owner.key.to_string();
     let js = script(&h, &format!("/v2/deployment/{key}/myna.js")).await;
-    let start = js
-        .text
-        .find("\"http://ab.example.com/v2/sdk/")
-        .expect("the SDK's URL")
-        + 1;
-    let entry = &js.text[start..start + js.text[start..].find('"').unwrap()];
-    let path = entry.trim_start_matches("http://ab.example.com").to_owned();
+    let path = sdk_entry(&js.text);
     for file in [path.clone(), path.replace("index.js", "myna_sdk_bg.wasm")] {
         let ask = async |encoding: &'static str| {
             let headers = [
