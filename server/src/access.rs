@@ -110,9 +110,9 @@ pub fn route_of(path: &str) -> String {
 /// access log is on (`--access-log`, or `RUST_LOG` turning on the `access`
 /// target); else at `debug`, so that by default (`info`, no access log) it
 /// is never made: the log layer's work for a span (its fields formatted,
-/// entered and left at every poll, closed) cost the record POST about 14 %
-/// of its throughput (`scripts/bench-server` rows, README "Operating
-/// Myna"), for log lines a request rarely writes. Only what is known as
+/// entered and left at every poll, closed) cost about 6 % more instructions
+/// per record request (`scripts/bench-instructions`), for log lines a
+/// request rarely writes. Only what is known as
 /// the request opens is in it: the access line has the status and duration
 /// as its own fields.
 fn request_span(id: &str, method: &Method, route: &str) -> tracing::Span {
