@@ -379,18 +379,7 @@ impl Cache {
                     added.push(experiment);
                     continue;
                 };
-                let mut entry = lock(entry);
-                if *entry.experiment == experiment {
-                    continue;
-                }
-                if same_definition(&entry.experiment, &experiment) {
-                    entry.experiment = Arc::new(experiment);
-                    entry.counts_changed(now_ms);
-                } else {
-                    let mut fresh = Entry::new(experiment, &self.config, now_ms);
-                    fresh.inherit_served(&mut entry);
-                    *entry = fresh;
-                }
+                self.take(&mut lock(entry), experiment, now_ms);
             }
         }
         let added: Vec<_> = added
@@ -403,6 +392,49 @@ impl Cache {
             map.insert(uuid, Arc::new(Mutex::new(entry)));
         }
         fresh
+    }
+
+    /// Takes what changed in a shared database: `changed`, the current state
+    /// of experiments that changed (readable or not; others are kept as
+    /// they are), and `deleted`, experiments gone. Answers the unreadable
+    /// ones not known so before, for the log.
+    pub fn apply(&self, changed: Experiments, deleted: &[Uuid], now_ms: i64) -> Vec<Unreadable> {
+        let mut fresh = Vec::new();
+        for unreadable in changed.unreadable {
+            if self.put_unreadable(unreadable.clone()) {
+                fresh.push(unreadable);
+            }
+        }
+        for experiment in changed.readable {
+            match self.entry(experiment.uuid) {
+                Some(entry) => {
+                    self.forget_unreadable(experiment.uuid);
+                    self.take(&mut lock(&entry), experiment, now_ms);
+                }
+                None => self.put(experiment, now_ms),
+            }
+        }
+        for uuid in deleted {
+            self.remove(*uuid);
+        }
+        fresh
+    }
+
+    /// Makes `entry` hold `experiment` as the database has it: counts only
+    /// (the weights follow at their next refresh), or a new definition
+    /// (weights computed now, what was served kept).
+    fn take(&self, entry: &mut Entry, experiment: Experiment, now_ms: i64) {
+        if *entry.experiment == experiment {
+            return;
+        }
+        if same_definition(&entry.experiment, &experiment) {
+            entry.experiment = Arc::new(experiment);
+            entry.counts_changed(now_ms);
+        } else {
+            let mut fresh = Entry::new(experiment, &self.config, now_ms);
+            fresh.inherit_served(entry);
+            *entry = fresh;
+        }
     }
 
     /// Counts one answer of the read form with `snapshot`'s weights (taken
@@ -655,6 +687,56 @@ mod tests {
         cache.sync(Experiments::default(), 40);
         assert!(cache.experiment(uuid).is_none());
         assert!(cache.all(40).is_empty());
+    }
+
+    #[test]
+    fn apply_takes_what_changed_and_keeps_the_rest() {
+        let uuid = Uuid::from_u128(1);
+        let kept = Experiment {
+            uuid: Uuid::from_u128(2),
+            ..experiment()
+        };
+        let cache = Cache::new(
+            vec![experiment(), kept.clone()].into(),
+            WeightsConfig::default(),
+            0,
+        );
+        let summary = cache.summary(kept.uuid, 0).unwrap_or_else(|| "".into());
+        // Counts of one, a new one: taken; the one not named is kept as is.
+        let mut counted = experiment();
+        counted.variants[1].views = 40;
+        counted.variants[1].total_reward = 40.0;
+        let new = Experiment {
+            uuid: Uuid::from_u128(3),
+            ..experiment()
+        };
+        let unreadable = cache.apply(vec![counted, new].into(), &[], 10);
+        assert!(unreadable.is_empty());
+        let snapshot = cache.snapshot(uuid, 10 + WEIGHTS_REFRESH_MS);
+        assert_eq!(snapshot.map(|s| s.experiment.variants[1].views), Some(40));
+        assert!(cache.experiment(Uuid::from_u128(3)).is_some());
+        let again = cache.summary(kept.uuid, 10).unwrap_or_else(|| "".into());
+        assert!(Arc::ptr_eq(&summary, &again), "untouched: its summary kept");
+        // One became unreadable, one was deleted: both answer as gone.
+        let broken = Unreadable {
+            uuid: uuid.to_string(),
+            account_id: None,
+            visibility: None,
+            reason: "bad".into(),
+        };
+        let changed = Experiments {
+            readable: Vec::new(),
+            unreadable: vec![broken.clone()],
+        };
+        assert_eq!(cache.apply(changed.clone(), &[kept.uuid], 20), [broken]);
+        assert!(cache.experiment(uuid).is_none());
+        assert!(cache.unreadable(uuid).is_some());
+        assert!(cache.experiment(kept.uuid).is_none());
+        assert!(cache.apply(changed, &[], 30).is_empty(), "logged once");
+        // Readable again.
+        cache.apply(vec![experiment()].into(), &[], 40);
+        assert!(cache.experiment(uuid).is_some());
+        assert!(cache.unreadable(uuid).is_none());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! undone.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use myna_core::experiment::{apply_update, id_clashes, id_taken, unique_id};
 use myna_core::{Experiment, Problem};
@@ -26,7 +27,7 @@ use uuid::Uuid;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::storage::{Recording, Storage, StorageError, Unreadable};
+use crate::storage::{ChangeMark, DELETIONS_KEPT, Recording, Storage, StorageError, Unreadable};
 
 /// Most batches one group commit takes.
 pub const MAX_GROUP_BATCHES: usize = 4096;
@@ -77,7 +78,16 @@ type Reply<T> = oneshot::Sender<Result<T, Problem>>;
 enum Job {
     Record(Recording, Reply<bool>),
     Change(Change, Reply<Option<Arc<Experiment>>>),
-    Refresh(oneshot::Sender<Result<(), StorageError>>),
+    Refresh(oneshot::Sender<Result<KeysGone, StorageError>>),
+}
+
+/// The API keys a refresh found deleted, which the key cache must forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeysGone {
+    /// Any key may have been (the refresh read everything).
+    All,
+    /// These.
+    These(Vec<Uuid>),
 }
 
 /// The handle through which requests reach the writer.
@@ -223,6 +233,7 @@ impl Committer {
             storage,
             cache,
             clock,
+            mark: None,
         };
         (committer, tokio::spawn(writer.run(jobs)))
     }
@@ -265,9 +276,11 @@ impl Committer {
         &self.writes
     }
 
-    /// Syncs the cache with the database (every experiment, definitions and
-    /// counts), in turn with the commits; for databases other instances share.
-    pub async fn refresh(&self) -> Result<(), StorageError> {
+    /// Syncs the cache with the database (definitions and counts of what
+    /// changed since the previous refresh; everything the first time), in
+    /// turn with the commits; for databases other instances share. Answers
+    /// the API keys deleted meanwhile.
+    pub async fn refresh(&self) -> Result<KeysGone, StorageError> {
         let unavailable = || StorageError::Unavailable("the commit writer stopped".into());
         let (reply, answer) = oneshot::channel();
         self.enqueue(Job::Refresh(reply))
@@ -286,10 +299,12 @@ struct Writer {
     storage: Arc<dyn Storage>,
     cache: Arc<Cache>,
     clock: Clock,
+    /// Where the last refresh left the database's changes, and when.
+    mark: Option<(ChangeMark, Instant)>,
 }
 
 impl Writer {
-    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut next = None;
         loop {
             let job = match next.take() {
@@ -394,14 +409,36 @@ impl Writer {
         }
     }
 
-    /// Syncs the cache with the database; an experiment that cannot be read
-    /// is logged (once, until it changes) and the others followed as usual.
-    async fn refresh(&self) -> Result<(), StorageError> {
-        let experiments = self.storage.experiments().await?;
-        for unreadable in self.cache.sync(experiments, self.clock.now_ms()) {
+    /// Takes what changed in the database into the cache (everything the
+    /// first time, or when the last mark is too old for the deletions the
+    /// database keeps); an experiment that cannot be read is logged (once,
+    /// until it changes) and the others followed as usual.
+    async fn refresh(&mut self) -> Result<KeysGone, StorageError> {
+        let started = Instant::now();
+        let since = self
+            .mark
+            .filter(|(_, at)| at.elapsed() < DELETIONS_KEPT / 2)
+            .map(|(mark, _)| mark);
+        let changes = self.storage.changes(since).await?;
+        self.mark = changes.mark.map(|mark| (mark, started));
+        let read = changes.experiments.readable.len() + changes.experiments.unreadable.len();
+        let now_ms = self.clock.now_ms();
+        let (unreadable, keys) = if changes.complete {
+            (self.cache.sync(changes.experiments, now_ms), KeysGone::All)
+        } else {
+            let unreadable =
+                self.cache
+                    .apply(changes.experiments, &changes.deleted_experiments, now_ms);
+            (unreadable, KeysGone::These(changes.deleted_keys))
+        };
+        for unreadable in unreadable {
             log_unreadable(&unreadable);
         }
-        Ok(())
+        self.metrics.refresh_experiments.inc_by(read as u64);
+        self.metrics
+            .refresh_duration
+            .observe_duration(started.elapsed());
+        Ok(keys)
     }
 
     /// Takes one experiment's state from the database into the cache.

@@ -251,6 +251,10 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Time from an experiment's counts changing to its weights recomputed.
     pub weights_lag: Timer,
+    /// Duration of refreshes from a shared database, seconds.
+    pub refresh_duration: Timer,
+    /// Experiments read by refreshes from a shared database.
+    pub refresh_experiments: Counter,
 }
 
 impl Default for Metrics {
@@ -351,6 +355,21 @@ impl Metrics {
             Unit::Seconds,
             weights_lag.clone(),
         );
+        let refresh_duration = Timer::new(COMMIT_BUCKETS);
+        registry.register_with_unit(
+            "refresh_duration",
+            "Time of a refresh from a shared database (PostgreSQL): what changed \
+             since the previous one read and taken into the cache",
+            Unit::Seconds,
+            refresh_duration.clone(),
+        );
+        let refresh_experiments = Counter::default();
+        registry.register(
+            "refresh_experiments",
+            "Experiments read by refreshes from a shared database (all of them at \
+             start, then those that changed)",
+            refresh_experiments.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -367,6 +386,8 @@ impl Metrics {
             open_connections,
             connections_refused,
             weights_lag,
+            refresh_duration,
+            refresh_experiments,
         }
     }
 

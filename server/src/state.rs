@@ -30,7 +30,7 @@ use crate::auth::throttle::Guard;
 use crate::auth::{Checker, Keys, Passwords};
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::commit::{Committer, log_unreadable};
+use crate::commit::{Committer, KeysGone, log_unreadable};
 use crate::cors::Origins;
 use crate::metrics::Metrics;
 use crate::outbound::{self, Outbound};
@@ -324,6 +324,10 @@ async fn prune(storage: Arc<dyn Storage>, clock: Clock) {
             Ok(n) => tracing::debug!(pruned = n, "expired tokens pruned"),
             Err(error) => tracing::warn!(%error, "pruning tokens failed"),
         }
+        match storage.prune_deletions().await {
+            Ok(n) => tracing::debug!(pruned = n, "old deletions pruned"),
+            Err(error) => tracing::warn!(%error, "pruning deletions failed"),
+        }
     }
 }
 
@@ -364,12 +368,15 @@ async fn refresh(committer: Committer, keys: Arc<Keys>) {
     loop {
         every.tick().await;
         match committer.refresh().await {
-            Ok(()) => {
+            Ok(gone) => {
                 if failing {
                     tracing::info!("refreshing from the database works again");
                     failing = false;
                 }
-                keys.clear();
+                match gone {
+                    KeysGone::All => keys.clear(),
+                    KeysGone::These(gone) => gone.into_iter().for_each(|key| keys.forget(key)),
+                }
             }
             Err(error) if !failing => {
                 tracing::warn!(%error, "refreshing from the database failed; retrying");

@@ -541,6 +541,107 @@ async fn postgres_pending_counts_read_the_same_before_and_after_a_fold() {
     assert_eq!(read().await, (counts, hours));
 }
 
+/// An incremental refresh (`changes` from a mark) answers every experiment
+/// that changed since, however it changed (created, updated, counts
+/// committed, counts folded, reset), the experiments and API keys deleted,
+/// and, once nothing changes, nothing at all.
+#[tokio::test]
+async fn postgres_changes_answer_what_changed_since_a_mark() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let storage = PostgresStorage::open(&database.url).await.unwrap();
+    let account = cases::account(&storage).await;
+    let mut made = Vec::new();
+    for _ in 0..4 {
+        let experiment = cases::experiment(account, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        made.push(experiment);
+    }
+    let [untouched, mut updated, deleted, counted] = <[Experiment; 4]>::try_from(made).unwrap();
+    let key = ApiKey {
+        uuid: Uuid::new_v4(),
+        account_id: account,
+        name: None,
+        created_ms: 0,
+    };
+    storage.create_api_key(&key).await.unwrap();
+
+    let all = storage.changes(None).await.unwrap();
+    assert!(all.complete);
+    assert_eq!(all.experiments.readable.len(), 4);
+    let mark = all.mark.expect("PostgreSQL answers a mark");
+
+    updated.name = "Renamed".into();
+    assert!(storage.update_experiment(&updated).await.unwrap());
+    assert!(storage.delete_experiment(deleted.uuid).await.unwrap());
+    let recording = Recording {
+        experiment: counted.uuid,
+        batch: cases::batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+    };
+    assert_eq!(storage.record(&[recording], 0).await.unwrap(), [true]);
+    let created = cases::experiment(account, Visibility::Draft);
+    storage.create_experiment(&created, 0).await.unwrap();
+    assert!(storage.delete_api_key(account, key.uuid).await.unwrap());
+
+    let changes = storage.changes(Some(mark)).await.unwrap();
+    assert!(!changes.complete);
+    let read = |changes: &myna_server::storage::Changes, uuid: Uuid| {
+        changes
+            .experiments
+            .readable
+            .iter()
+            .find(|e| e.uuid == uuid)
+            .cloned()
+    };
+    assert_eq!(read(&changes, updated.uuid).unwrap().name, "Renamed");
+    assert_eq!(
+        read(&changes, counted.uuid).unwrap().variants[0].views,
+        1,
+        "pending"
+    );
+    assert_eq!(read(&changes, created.uuid).unwrap(), created);
+    assert!(read(&changes, deleted.uuid).is_none());
+    assert!(changes.deleted_experiments.contains(&deleted.uuid));
+    assert_eq!(changes.deleted_keys, [key.uuid]);
+
+    // Counts folded after a refresh that did not see them committed are
+    // still seen: the fold marks what it changed.
+    let mark = changes.mark.unwrap();
+    storage.fold_pending().await.unwrap();
+    let changes = storage.changes(Some(mark)).await.unwrap();
+    assert_eq!(
+        read(&changes, counted.uuid).unwrap().variants[0].views,
+        1,
+        "folded"
+    );
+
+    // Nothing changes: refreshes soon read nothing (transactions of other
+    // tests on this PostgreSQL may hold the marks back for a moment).
+    let mut mark = changes.mark.unwrap();
+    let mut quiet = false;
+    for _ in 0..100 {
+        let changes = storage.changes(Some(mark)).await.unwrap();
+        mark = changes.mark.unwrap();
+        if changes.experiments.readable.is_empty() && changes.deleted_experiments.is_empty() {
+            quiet = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(quiet, "refreshes keep reading experiments nobody changed");
+    assert!(read(&storage.changes(Some(mark)).await.unwrap(), untouched.uuid).is_none());
+
+    // A reset is a change too.
+    assert!(storage.reset_experiment(counted.uuid).await.unwrap());
+    let changes = storage.changes(Some(mark)).await.unwrap();
+    assert_eq!(
+        read(&changes, counted.uuid).unwrap().variants[0].views,
+        0,
+        "reset"
+    );
+}
+
 /// Two instances commit while a third folds without pause: every batch
 /// counts once, and the counts read the same through all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -306,6 +306,33 @@ impl From<Vec<Experiment>> for Experiments {
     }
 }
 
+/// Where a shared database's history of changes stands, as of one
+/// [`Storage::changes`] answer: the next call with it answers what changed
+/// since (PostgreSQL: the oldest transaction running when it was read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeMark(pub i64);
+
+/// How long a shared database remembers a deletion for [`Storage::changes`]:
+/// a mark older than half of it is not used (everything is read again).
+pub const DELETIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What changed in a shared database since a [`ChangeMark`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Where the next call starts.
+    pub mark: Option<ChangeMark>,
+    /// Whether `experiments` is every experiment (no mark was given, or it
+    /// could not be used): what is not in it is gone.
+    pub complete: bool,
+    /// The current state of every experiment that changed (possibly of some
+    /// that did not).
+    pub experiments: Experiments,
+    /// Experiments deleted (or asked for and not found).
+    pub deleted_experiments: Vec<Uuid>,
+    /// API keys deleted.
+    pub deleted_keys: Vec<Uuid>,
+}
+
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -336,6 +363,28 @@ pub trait Storage: Send + Sync + 'static {
     /// False for a database only this process writes (SQLite).
     fn shared(&self) -> bool {
         false
+    }
+
+    /// What changed since `since` (every experiment when `None`), for an
+    /// instance keeping its cache equal to a shared database's (see
+    /// `state.rs`). A database only this process writes answers everything.
+    fn changes(&self, since: Option<ChangeMark>) -> Fut<'_, Changes> {
+        let _ = since;
+        Box::pin(async move {
+            Ok(Changes {
+                mark: None,
+                complete: true,
+                experiments: self.experiments().await?,
+                ..Changes::default()
+            })
+        })
+    }
+
+    /// Forgets the deletions older than [`DELETIONS_KEPT`] that
+    /// [`Storage::changes`] answers; how many. Nothing to do for a database
+    /// only this process writes.
+    fn prune_deletions(&self) -> Fut<'_, u64> {
+        Box::pin(async { Ok(0) })
     }
 
     /// How many accounts exist (the first start creates one when there are none).

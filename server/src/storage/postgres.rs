@@ -26,9 +26,9 @@ use uuid::Uuid;
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Attempt, AttemptLog, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals,
-    Notice, Recording, Served, Storage, StorageError, Token, TokenHash, Unreadable, Webhook,
-    credentials, served, webhooks,
+    Account, ApiKey, Attempt, AttemptLog, ChangeMark, Changes, DELETIONS_KEPT, Delivery,
+    Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError,
+    Token, TokenHash, Unreadable, Webhook, credentials, served, webhooks,
 };
 
 mod calls;
@@ -309,6 +309,18 @@ impl Storage for PostgresStorage {
 
     fn experiments(&self) -> Fut<'_, Experiments> {
         self.bounded(Purpose::Commits, definitions::load(self, None))
+    }
+
+    fn changes(&self, since: Option<ChangeMark>) -> Fut<'_, Changes> {
+        self.bounded(Purpose::Commits, definitions::changes(self, since))
+    }
+
+    fn prune_deletions(&self) -> Fut<'_, u64> {
+        let statement = Statement::new(
+            "DELETE FROM deletions WHERE deleted_at < clock_timestamp() - make_interval(secs => $1)",
+        )
+        .integer(i64::try_from(DELETIONS_KEPT.as_secs()).unwrap_or(i64::MAX));
+        self.bounded(Purpose::Upkeep, self.execute(statement))
     }
 
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
