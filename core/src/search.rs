@@ -37,7 +37,8 @@ impl Sort {
 /// A validated search request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchQuery {
-    /// Case-insensitive text found in the name, or the exact uuid.
+    /// Case-insensitive text found in the name or the id (the one pages
+    /// use), or the exact uuid.
     pub q: Option<String>,
     /// Visibilities to include (default: published).
     pub visibility: Vec<Visibility>,
@@ -127,8 +128,10 @@ impl SearchQuery {
         access.may_see(experiment.visibility)
             && self.visibility.contains(&experiment.visibility)
             && self.q.as_deref().is_none_or(|q| {
-                experiment.public_uuid().to_string() == q.to_ascii_lowercase()
-                    || experiment.name.to_lowercase().contains(&q.to_lowercase())
+                let q = q.to_lowercase();
+                experiment.public_uuid().to_string() == q
+                    || experiment.name.to_lowercase().contains(&q)
+                    || experiment.id.to_ascii_lowercase().contains(&q)
             })
     }
 
@@ -210,6 +213,23 @@ mod tests {
         ])
         .unwrap_or_default();
         assert_eq!(names(&paged, Access::Complete), ["alpha draft", "Alpha"]);
+    }
+
+    #[test]
+    fn q_finds_the_id_pages_use() {
+        let mut renamed = exp(1, "Blue button", Visibility::Published);
+        renamed.id = "Checkout-CTA".into();
+        let all = [renamed, exp(2, "checkout page", Visibility::Published)];
+        let found = |q: &str| {
+            query(&[("q", q)])
+                .unwrap_or_default()
+                .apply(&all, Access::Summary)
+                .iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found("checkout-cta"), ["Blue button"]);
+        assert_eq!(found("CHECKOUT"), ["Blue button", "checkout page"]);
     }
 
     #[test]
