@@ -147,8 +147,8 @@ fn best_and_loss(arms: &[Arm], with_loss: bool) -> (Vec<f64>, Vec<f64>) {
 /// every posterior is the same. Deterministic: no seed is involved.
 pub fn weights(arms: &[Arm], config: &WeightsConfig) -> Vec<f64> {
     let k = arms.len();
-    let floor = sanitize_non_negative(config.exploration_floor);
-    if k == 0 || floor * k as f64 >= 1.0 {
+    if sanitize_non_negative(config.exploration_floor) * k as f64 >= 1.0 {
+        // 1 / K each whatever the counts: no quadrature needed.
         return vec![1.0 / k as f64; k];
     }
     weights_from_probabilities(&probability_best(arms), config)
