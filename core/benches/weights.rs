@@ -1,4 +1,5 @@
-//! Time of `weights` for 2, 10 and 50 arms on realistic counts, and of the
+//! Time of `weights` for 2, 10 and 50 arms on realistic counts (in both
+//! modes: `conversions` and `decide`, goal <= 1 ms for 10 arms), and of the
 //! decision numbers (`probability_best_and_loss`, goal <= 1 ms for 10 arms),
 //! then the weights' accuracy against a 1,000,000-draw Monte Carlo reference
 //! on the same counts.
@@ -9,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::Criterion;
 use myna_core::weights::{
-    Arm, WeightsConfig, probability_best, probability_best_and_loss, weights,
+    Arm, WeightsConfig, WeightsMode, probability_best, probability_best_and_loss, weights,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -97,6 +98,16 @@ fn bench_weights(c: &mut Criterion) {
         let arms = realistic_arms(k, k as u64);
         c.bench_function(&format!("weights/{k} arms"), |b| {
             b.iter(|| weights(black_box(&arms), black_box(&config)))
+        });
+    }
+    let decide = WeightsConfig {
+        mode: WeightsMode::Decide,
+        ..config
+    };
+    for k in SIZES {
+        let arms = realistic_arms(k, k as u64);
+        c.bench_function(&format!("weights decide/{k} arms"), |b| {
+            b.iter(|| weights(black_box(&arms), black_box(&decide)))
         });
     }
     for k in SIZES {

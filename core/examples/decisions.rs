@@ -14,13 +14,21 @@
 //! (`decided`, or `no-difference`: "keep any, you can stop"), the SRM check
 //! every hour.
 //!
+//! Both weights modes are played, each with its own default thresholds:
+//! `conversions` (Thompson sampling, the default) and `decide` (top-two
+//! sampling, `myna.weights.mode`), so owners see the trade: how soon a test
+//! is decided against the conversions lost to the worse variant meanwhile.
+//!
 //! Run with `cargo run --release -p myna-core --example decisions`. The
 //! number of experiments per row is `MYNA_SIM_EXPERIMENTS` (default 1,000)
 //! or `runs=…`; thresholds may be overridden for tuning: `-- minViews=500
 //! probabilityBest=0.99 expectedLoss=0.001 equivalence=0.02`, and the
 //! simulation too: `returning=0.3` (share of visits by returning visitors),
-//! `srm=0` (skip the SRM check and its rows), `tune=1` (instead of the
-//! figures, search thresholds on recorded verdict numbers).
+//! `srm=0` (skip the SRM check and its rows), `mode=conversions` or
+//! `mode=decide` (play only that mode; the SRM rows of a lost share play
+//! the first mode), `salt=1` (other seeds, to check tuned figures on runs
+//! they were not tuned on), `tune=1` (instead of the figures, search
+//! thresholds on recorded verdict numbers, for `mode`'s weights).
 //!
 //! Experiments are spread over the machine's cores (`std::thread::scope`,
 //! each thread taking the next experiment); each experiment has its own
@@ -35,7 +43,9 @@ use std::time::Instant;
 
 use myna_core::decision::health::{HourSplit, Status, sample_ratio, sample_ratio_status};
 use myna_core::decision::rule::{Thresholds, Verdict, verdict};
-use myna_core::weights::{Arm, WeightsConfig, choose, weights};
+use myna_core::weights::{
+    Arm, WeightsConfig, WeightsMode, choose, weights, weights_from_probabilities,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -63,6 +73,8 @@ struct Setup {
     check_srm: bool,
     /// Record the verdict's numbers at every slice (for `tune=1`).
     record: bool,
+    /// How the weights share traffic.
+    mode: WeightsMode,
 }
 
 /// The verdict's numbers at one slice, for tuning: fewest views, leader
@@ -99,6 +111,12 @@ struct Run {
     srm_warnings: u64,
     /// The verdict's numbers at every slice, for `tune=1`.
     numbers: Vec<Numbers>,
+    /// Conversions lost in expectation to the worse variants until the
+    /// run ended: the sum over visits of the best true rate less the shown
+    /// variant's.
+    regret: f64,
+    /// Visits played.
+    visits: u64,
 }
 
 /// Each new visitor's variant (0 or 1), by arrival, one bit each: returning
@@ -134,7 +152,11 @@ impl Visitors {
 
 fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let config = WeightsConfig::default();
+    let config = WeightsConfig {
+        mode: setup.mode,
+        ..WeightsConfig::default()
+    };
+    let best_rate = setup.rates[0].max(setup.rates[1]);
     let mut arms = [Arm::default(); 2];
     // Weights in force at each slice so far (the server's, every slice).
     let mut snapshots: Vec<Vec<f64>> = vec![weights(&arms, &config)];
@@ -169,6 +191,8 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             visitors.push(v);
             v
         };
+        run.regret += best_rate - setup.rates[variant];
+        run.visits = visit + 1;
         if !(variant == 1 && rng.random::<f64>() < setup.lost) {
             arms[variant].views += 1;
             hour_views[variant] += 1;
@@ -187,10 +211,10 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             snapshots.push(weights(&arms, &config));
         } else {
             let outcome = verdict(&arms, thresholds);
-            // The weights are the probabilities of being best the verdict
-            // just computed (same quadrature), mixed with the floor as
-            // `weights` does; checked against it now and then.
-            let served = served_weights(&outcome.probability_best, &config);
+            // The weights from the probabilities of being best the verdict
+            // just computed (same quadrature); checked against `weights`
+            // now and then.
+            let served = weights_from_probabilities(&outcome.probability_best, &config);
             if snapshots.len().is_multiple_of(64) {
                 assert_eq!(served, weights(&arms, &config), "{arms:?}");
             }
@@ -257,29 +281,6 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
     }
     run.srm_failed_at_end = srm_status == Status::Failing;
     run
-}
-
-/// The weights `weights` serves for these probabilities of being best:
-/// each mixed with the exploration floor, the rounding error given to the
-/// largest (bit for bit the same; `play` checks it).
-fn served_weights(probability_best: &[f64], config: &WeightsConfig) -> Vec<f64> {
-    let (floor, k) = (config.exploration_floor, probability_best.len() as f64);
-    let scale = 1.0 - k * floor;
-    let mut out: Vec<f64> = probability_best
-        .iter()
-        .map(|p| (floor + scale * p).clamp(0.0, 1.0))
-        .collect();
-    let sum: f64 = out.iter().sum();
-    if (sum - 1.0).abs() > 1e-12 {
-        let mut largest = 0;
-        for (i, &w) in out.iter().enumerate() {
-            if w > out[largest] {
-                largest = i;
-            }
-        }
-        out[largest] = (out[largest] + (1.0 - sum)).clamp(0.0, 1.0);
-    }
-    out
 }
 
 /// Every run of `setup`, experiment `i` with seed `salt * 1_000_003 + i`,
@@ -370,7 +371,7 @@ fn sprt(n: &Numbers, min_views: u64, effect: f64, a: f64, b: f64) -> Verdict {
 /// Searches thresholds on recorded A/A and A/B verdict numbers (the same
 /// runs as the figures: same seeds), and sets a sequential probability
 /// ratio test beside them.
-fn tune(count: usize, returning: f64) {
+fn tune(count: usize, returning: f64, mode: WeightsMode) {
     let base = Setup {
         rates: [0.05, 0.05],
         horizon: 100_000,
@@ -381,6 +382,7 @@ fn tune(count: usize, returning: f64) {
         returning,
         check_srm: false,
         record: true,
+        mode,
     };
     // The verdict does not steer the weights: every run is played to its
     // horizon, its numbers recorded at every slice.
@@ -450,8 +452,8 @@ fn tune(count: usize, returning: f64) {
     println!(
         "rule                         | A/A: wrong strict no-diff | A/B: right-of-decided no-diff wrong-decided median"
     );
-    for min_views in [1_000u64, 1_500, 2_000] {
-        for probability_best in [0.995, 0.996, 0.997] {
+    for min_views in [1_000u64, 1_500, 2_000, 3_000] {
+        for probability_best in [0.995, 0.996, 0.997, 0.998, 0.9985, 0.999] {
             for equivalence in [0.01, 0.015, 0.02] {
                 let t = Thresholds {
                     min_views,
@@ -475,44 +477,17 @@ fn tune(count: usize, returning: f64) {
     }
 }
 
-fn main() {
-    let started = Instant::now();
-    let mut thresholds = Thresholds::default();
-    let mut count: usize = std::env::var("MYNA_SIM_EXPERIMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000);
-    let mut returning = 0.3;
-    let mut check_srm = true;
-    let mut tuning = false;
-    for arg in std::env::args().skip(1) {
-        let Some((key, value)) = arg.split_once('=') else {
-            continue;
-        };
-        let x: f64 = value.parse().expect("a number");
-        match key {
-            "minViews" => thresholds.min_views = x as u64,
-            "probabilityBest" => thresholds.probability_best = x,
-            "expectedLoss" => thresholds.expected_loss = x,
-            "equivalence" => thresholds.equivalence = x,
-            "runs" => count = x as usize,
-            "returning" => returning = x,
-            "srm" => check_srm = x != 0.0,
-            "tune" => tuning = x != 0.0,
-            _ => panic!("unknown parameter {key}"),
-        }
-    }
-    let threads = thread::available_parallelism().map_or(2, |n| n.get());
-    if tuning {
-        tune(count, returning);
-        println!(
-            "tuning time: {:.1} s on {threads} threads",
-            started.elapsed().as_secs_f64()
-        );
-        return;
-    }
-    println!("thresholds: {thresholds:?}; {count} experiments per row");
-
+/// The A/A and A/B rows of one weights mode; the runs, for the SRM rows.
+fn verdict_rows(
+    mode: WeightsMode,
+    thresholds: &Thresholds,
+    count: usize,
+    returning: f64,
+    check_srm: bool,
+    salt: u64,
+) -> (Vec<Run>, Vec<Run>) {
+    let label = mode.as_str();
+    println!("mode {label}: {thresholds:?}");
     // A/A: played to 100,000 visitors whatever the verdict, so that both the
     // owner who stops at the first conclusive verdict and one who ignores
     // `no-difference` can be counted, and the SRM check sees whole runs.
@@ -526,9 +501,10 @@ fn main() {
         returning,
         check_srm,
         record: false,
+        mode,
     };
     let row = Instant::now();
-    let aa = runs(base, &thresholds, count, 1);
+    let aa = runs(base, thresholds, count, 1 + 10 * salt);
     let aa_time = row.elapsed().as_secs_f64();
     let wrong = aa
         .iter()
@@ -548,7 +524,7 @@ fn main() {
             .collect(),
     );
     println!(
-        "A/A (5 % and 5 %), 100,000 visitors, owner stopping at the first conclusive verdict: `decided` (wrongly) in {:.1} % (goal <= 5 %); `no-difference` in {:.1} % (median visitors {}); neither in {:.1} % ({aa_time:.1} s)",
+        "mode {label}: A/A (5 % and 5 %), 100,000 visitors, owner stopping at the first conclusive verdict: `decided` (wrongly) in {:.1} % (goal <= 5 %); `no-difference` in {:.1} % (median visitors {}); neither in {:.1} % ({aa_time:.1} s)",
         percent(wrong, aa.len()),
         percent(no_difference, aa.len()),
         to_no_difference.map_or("over 100,000".to_owned(), |n| n.to_string()),
@@ -566,7 +542,7 @@ fn main() {
         ..base
     };
     let row = Instant::now();
-    let ab = runs(ab_setup, &thresholds, count, 2);
+    let ab = runs(ab_setup, thresholds, count, 2 + 10 * salt);
     let ab_time = row.elapsed().as_secs_f64();
     let decided: Vec<(u64, usize)> = ab.iter().filter_map(|r| r.decided).collect();
     let right = decided.iter().filter(|(_, leader)| *leader == 1).count();
@@ -577,7 +553,7 @@ fn main() {
     let fixed = fixed_horizon(0.05, 0.055);
     let to_decision = median(ab.iter().map(|r| r.decided.map(|d| d.0)).collect());
     println!(
-        "A/B (5 % vs 5.5 %), 200,000 visitors, owner stopping at the first conclusive verdict: `decided` in {:.1} %, of those the true best in {:.1} % (goal >= 95 %); `decided` for the worse variant in {:.1} % of all; `no-difference` (wrongly) in {:.1} %; neither in {:.1} % ({ab_time:.1} s)",
+        "mode {label}: A/B (5 % vs 5.5 %), 200,000 visitors, owner stopping at the first conclusive verdict: `decided` in {:.1} %, of those the true best in {:.1} % (goal >= 95 %); `decided` for the worse variant in {:.1} % of all; `no-difference` (wrongly) in {:.1} %; neither in {:.1} % ({ab_time:.1} s)",
         percent(decided.len(), ab.len()),
         percent(right, decided.len()),
         percent(decided.len() - right, ab.len()),
@@ -590,23 +566,127 @@ fn main() {
         fixed,
     );
 
-    if check_srm {
-        // Healthy traffic: the A/A runs (100,000 visitors each) and the A/B
-        // runs up to the owner's stop.
-        let healthy: Vec<&Run> = aa.iter().chain(ab.iter()).collect();
-        let ever = healthy.iter().filter(|r| r.srm_failed.is_some()).count();
-        let at_end = aa.iter().filter(|r| r.srm_failed_at_end).count();
-        let checks: u64 = healthy.iter().map(|r| r.srm_checks).sum();
-        let failures: u64 = healthy.iter().map(|r| r.srm_failures).sum();
-        let warnings: u64 = healthy.iter().map(|r| r.srm_warnings).sum();
+    // Conversions lost to the worse variant until the owner stopped (or
+    // 200,000 visits): the price of the test, against its length.
+    let regret: f64 = ab.iter().map(|r| r.regret).sum::<f64>() / ab.len().max(1) as f64;
+    let played: f64 = ab.iter().map(|r| r.visits as f64).sum::<f64>() / ab.len().max(1) as f64;
+    println!(
+        "  conversions lost to the worse variant during the test (until the owner stops, or 200,000 visitors), mean per experiment: {regret:.1} over {played:.0} visitors ({:.2} per 1,000 visitors; an even split loses 2.50)",
+        1_000.0 * regret / played.max(1.0),
+    );
+    (aa, ab)
+}
+
+fn main() {
+    let started = Instant::now();
+    // Threshold overrides, applied to each mode's defaults.
+    let mut overrides: Vec<(String, f64)> = Vec::new();
+    let mut count: usize = std::env::var("MYNA_SIM_EXPERIMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let mut returning = 0.3;
+    let mut check_srm = true;
+    let mut tuning = false;
+    let mut mode = None;
+    let mut salt = 0;
+    for arg in std::env::args().skip(1) {
+        let Some((key, value)) = arg.split_once('=') else {
+            continue;
+        };
+        if key == "mode" {
+            mode = Some(match value {
+                "conversions" => WeightsMode::Conversions,
+                "decide" => WeightsMode::Decide,
+                _ => panic!("mode is conversions or decide, not {value}"),
+            });
+            continue;
+        }
+        let x: f64 = value.parse().expect("a number");
+        match key {
+            "minViews" | "probabilityBest" | "expectedLoss" | "equivalence" => {
+                overrides.push((key.to_owned(), x));
+            }
+            "salt" => salt = x as u64,
+            "runs" => count = x as usize,
+            "returning" => returning = x,
+            "srm" => check_srm = x != 0.0,
+            "tune" => tuning = x != 0.0,
+            _ => panic!("unknown parameter {key}"),
+        }
+    }
+    let threads = thread::available_parallelism().map_or(2, |n| n.get());
+    if tuning {
+        tune(count, returning, mode.unwrap_or_default());
         println!(
-            "SRM on healthy traffic ({} experiments, {checks} hourly checks): `failing` in {:.3} % of hourly checks (goal <= 0.1 %), `warning` in {:.3} %; failing at some hour of an experiment in {:.2} %; at the A/A runs' last hour in {:.2} %",
-            healthy.len(),
-            100.0 * failures as f64 / checks.max(1) as f64,
-            100.0 * warnings as f64 / checks.max(1) as f64,
-            percent(ever, healthy.len()),
-            percent(at_end, aa.len()),
+            "tuning time: {:.1} s on {threads} threads",
+            started.elapsed().as_secs_f64()
         );
+        return;
+    }
+    let thresholds_of = |mode: WeightsMode| {
+        let mut t = Thresholds::for_mode(mode);
+        for (key, x) in &overrides {
+            match key.as_str() {
+                "minViews" => t.min_views = *x as u64,
+                "probabilityBest" => t.probability_best = *x,
+                "expectedLoss" => t.expected_loss = *x,
+                _ => t.equivalence = *x,
+            }
+        }
+        t
+    };
+    println!("{count} experiments per row");
+
+    let modes: Vec<WeightsMode> = match mode {
+        Some(m) => vec![m],
+        None => vec![WeightsMode::Conversions, WeightsMode::Decide],
+    };
+    let mut healthy_runs = Vec::new();
+    for &mode in &modes {
+        let (aa, ab) = verdict_rows(
+            mode,
+            &thresholds_of(mode),
+            count,
+            returning,
+            check_srm,
+            salt,
+        );
+        healthy_runs.push((mode, aa, ab));
+    }
+    let base = Setup {
+        rates: [0.05, 0.05],
+        horizon: 100_000,
+        read_verdict: true,
+        stop_when_conclusive: false,
+        lost: 0.0,
+        stop_when_srm: false,
+        returning,
+        check_srm,
+        record: false,
+        mode: modes[0],
+    };
+
+    if check_srm {
+        for (mode, aa, ab) in &healthy_runs {
+            // Healthy traffic: the A/A runs (100,000 visitors each) and the
+            // A/B runs up to the owner's stop.
+            let healthy: Vec<&Run> = aa.iter().chain(ab.iter()).collect();
+            let ever = healthy.iter().filter(|r| r.srm_failed.is_some()).count();
+            let at_end = aa.iter().filter(|r| r.srm_failed_at_end).count();
+            let checks: u64 = healthy.iter().map(|r| r.srm_checks).sum();
+            let failures: u64 = healthy.iter().map(|r| r.srm_failures).sum();
+            let warnings: u64 = healthy.iter().map(|r| r.srm_warnings).sum();
+            println!(
+                "mode {}: SRM on healthy traffic ({} experiments, {checks} hourly checks): `failing` in {:.3} % of hourly checks (goal <= 0.1 %), `warning` in {:.3} %; failing at some hour of an experiment in {:.2} %; at the A/A runs' last hour in {:.2} %",
+                mode.as_str(),
+                healthy.len(),
+                100.0 * failures as f64 / checks.max(1) as f64,
+                100.0 * warnings as f64 / checks.max(1) as f64,
+                percent(ever, healthy.len()),
+                percent(at_end, aa.len()),
+            );
+        }
 
         let broken = Setup {
             rates: [0.05, 0.05],
@@ -617,12 +697,13 @@ fn main() {
             ..base
         };
         let row = Instant::now();
-        let srm = runs(broken, &thresholds, count, 3);
+        let srm = runs(broken, &thresholds_of(base.mode), count, 3 + 10 * salt);
         let srm_time = row.elapsed().as_secs_f64();
         let detected = srm.iter().filter(|r| r.srm_failed.is_some()).count();
         let views = median(srm.iter().map(|r| r.srm_failed).collect());
         println!(
-            "SRM with one variant losing 10 % of its views: `failing` within 1,000,000 visits in {:.1} %; median recorded views to `failing` {} ({srm_time:.1} s)",
+            "mode {}: SRM with one variant losing 10 % of its views: `failing` within 1,000,000 visits in {:.1} %; median recorded views to `failing` {} ({srm_time:.1} s)",
+            base.mode.as_str(),
             percent(detected, srm.len()),
             views.map_or("over 1,000,000".to_owned(), |n| n.to_string()),
         );

@@ -65,6 +65,7 @@ fn play(instance: &Instance, policy: Policy, seed: u64) -> f64 {
                 if t % instance.recompute_every == 0 {
                     let config = WeightsConfig {
                         exploration_floor: floor,
+                        ..WeightsConfig::default()
                     };
                     current = weights(&arms, &config);
                 }

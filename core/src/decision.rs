@@ -127,7 +127,7 @@ impl Decision {
     }
 }
 
-/// A warning naming the thresholds that could not be read.
+/// A warning naming the thresholds (or weights mode) that could not be read.
 fn settings_check(problems: &[Message]) -> Check {
     let paths: Vec<String> = problems.iter().filter_map(|m| m.path.clone()).collect();
     let messages: Vec<&str> = problems.iter().map(|m| m.message.as_str()).collect();

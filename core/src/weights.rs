@@ -5,7 +5,9 @@
 //! weight is the probability that its rate is the largest, mixed with a small
 //! exploration floor so that no variant is ever starved. Clients draw a
 //! variant by weight with [`choose`], which is what Thompson sampling does in
-//! expectation.
+//! expectation. An experiment can instead ask for a decision sooner
+//! (`"myna.weights.mode": "decide"`, see `WeightsMode`): top-two Thompson
+//! sampling, computed in closed form from the same probabilities.
 //!
 //! The probabilities are computed by deterministic numerical quadrature, not
 //! by Monte Carlo draws, so no seed is needed: the same counts always give the
@@ -27,9 +29,16 @@
 #[cfg(feature = "std")]
 mod grid;
 #[cfg(feature = "std")]
+mod mode;
+#[cfg(feature = "std")]
 mod quadrature;
 #[cfg(feature = "std")]
-pub use quadrature::{Arm, WeightsConfig, probability_best, probability_best_and_loss, weights};
+pub use mode::{MODE_SETTING, WeightsMode};
+#[cfg(feature = "std")]
+pub use quadrature::{
+    Arm, WeightsConfig, probability_best, probability_best_and_loss, weights,
+    weights_from_probabilities,
+};
 
 /// Largest `f64` below 1.
 const ONE_BELOW: f64 = 1.0 - f64::EPSILON / 2.0;

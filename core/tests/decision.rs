@@ -12,7 +12,7 @@ use myna_core::decision::health::{
 use myna_core::decision::rule::{Thresholds, Verdict, verdict};
 use myna_core::model::{Experiment, Variant, Visibility};
 use myna_core::problem::Code;
-use myna_core::weights::{Arm, probability_best_and_loss};
+use myna_core::weights::{Arm, WeightsMode, probability_best_and_loss};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution};
@@ -292,6 +292,76 @@ fn bad_thresholds_fall_back_to_defaults_and_are_named() {
         problems[1].message.contains("above 0.5 and below 1"),
         "{}",
         problems[1].message
+    );
+}
+
+#[test]
+fn the_decide_mode_has_its_own_defaults_and_a_bad_mode_is_named() {
+    // The even split of `decide` wrongly decides A/A tests more often at
+    // the same threshold (9 % against 5 % in the simulation), so its
+    // default asks for a higher probability of being best.
+    let decide_defaults = Thresholds::for_mode(WeightsMode::Decide);
+    assert_eq!(
+        decide_defaults,
+        Thresholds {
+            probability_best: 0.9985,
+            ..Thresholds::default()
+        }
+    );
+    let (t, problems) = Thresholds::from_settings(&json!({ "myna.weights.mode": "decide" }));
+    assert_eq!((t, problems.len()), (decide_defaults, 0));
+    let (t, problems) = Thresholds::from_settings(&json!({
+        "myna": { "weights": { "mode": "decide" }, "decision": { "probabilityBest": 0.99 } },
+    }));
+    assert_eq!(t.probability_best, 0.99, "{problems:?}");
+    // A lead of about 99.7 %: decided for Thompson sampling's default,
+    // still leading for `decide`'s.
+    let arms = [arm(20_000, 1_000.0), arm(20_000, 1_125.0)];
+    let outcome = verdict(&arms, &Thresholds::default());
+    assert!(
+        (0.996..0.9985).contains(&outcome.probability_best[1]),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.verdict, Verdict::Decided);
+    assert_eq!(verdict(&arms, &decide_defaults).verdict, Verdict::Leading);
+
+    // A bad mode falls back to `conversions` and its defaults, and the
+    // decision names it.
+    let (t, problems) = Thresholds::from_settings(&json!({ "myna.weights.mode": "fast" }));
+    assert_eq!(t, Thresholds::default());
+    assert_eq!(problems.len(), 1);
+    assert_eq!(
+        problems[0].path.as_deref(),
+        Some("settings.myna.weights.mode")
+    );
+    let experiment = Experiment {
+        uuid: uuid::Uuid::from_u128(8),
+        alias: None,
+        id: "hero".into(),
+        account_id: uuid::Uuid::from_u128(1),
+        name: "Hero".into(),
+        visibility: Visibility::Published,
+        settings: json!({ "myna.weights.mode": "fast" }),
+        variants: vec![Variant::new("green"), Variant::new("blue")],
+    };
+    let form = decide(&experiment, &[], 0).to_json();
+    let settings = form["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["typename"] == "decision-settings")
+        .unwrap();
+    assert_eq!(settings["status"], "warning");
+    assert_eq!(
+        settings["data"]["paths"],
+        json!(["settings.myna.weights.mode"])
+    );
+    assert!(
+        settings["message"]
+            .as_str()
+            .unwrap()
+            .contains("myna.weights.mode"),
+        "{settings}"
     );
 }
 

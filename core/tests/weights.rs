@@ -2,7 +2,7 @@
 //! reference, and the shared vectors in `tests/vectors/weights.json`.
 #![allow(clippy::unwrap_used)]
 
-use myna_core::weights::{Arm, WeightsConfig, choose, probability_best, weights};
+use myna_core::weights::{Arm, WeightsConfig, WeightsMode, choose, probability_best, weights};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -174,6 +174,7 @@ fn floor_is_configurable() {
             &arms,
             &WeightsConfig {
                 exploration_floor: floor,
+                ..WeightsConfig::default()
             },
         )
     };
@@ -487,8 +488,10 @@ proptest! {
     fn weights_are_always_a_distribution(
         arms in prop::collection::vec(any_arm(), 0..24),
         floor in prop_oneof![Just(0.001), 0.0f64..0.2, any::<f64>()],
+        decide in any::<bool>(),
     ) {
-        let w = weights(&arms, &WeightsConfig { exploration_floor: floor });
+        let mode = if decide { WeightsMode::Decide } else { WeightsMode::Conversions };
+        let w = weights(&arms, &WeightsConfig { exploration_floor: floor, mode });
         prop_assert_eq!(w.len(), arms.len());
         assert_distribution(&w, "weights");
         if floor.is_finite() && floor > 0.0 && floor * arms.len() as f64 <= 0.5 {
@@ -578,6 +581,7 @@ fn shared_vectors() {
             .collect();
         let config = WeightsConfig {
             exploration_floor: case.floor,
+            ..WeightsConfig::default()
         };
         let w = weights(&arms, &config);
         let expect = &case.expect;

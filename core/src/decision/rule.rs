@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::problem::{Code, Message};
 use crate::stats::normal_quantile;
-use crate::weights::{Arm, probability_best_and_loss};
+use crate::weights::{Arm, WeightsMode, probability_best_and_loss};
 
 /// The settings prefix of every decision threshold.
 pub const PREFIX: &str = "myna.decision.";
@@ -28,14 +28,10 @@ pub struct Thresholds {
     pub equivalence: f64,
 }
 
+/// The defaults of the `conversions` weights mode (Thompson sampling).
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds {
-            min_views: 2_000,
-            probability_best: 0.996,
-            expected_loss: 0.001,
-            equivalence: 0.015,
-        }
+        Thresholds::for_mode(WeightsMode::Conversions)
     }
 }
 
@@ -59,13 +55,33 @@ fn lookup<'a>(value: &'a Value, names: &[&str]) -> Option<&'a Value> {
 }
 
 impl Thresholds {
-    /// The thresholds of an experiment with these settings: each absent or
-    /// bad value falls back to its default, and each bad one is named in a
-    /// problem message (path `settings.myna.decision.…`), so the owner can
-    /// be told without the decision failing.
+    /// The defaults for an experiment whose weights use `mode`. How often a
+    /// rule read again and again wrongly says `decided` depends on how the
+    /// traffic is shared: the even split of `decide` needs a higher
+    /// `probabilityBest` to keep A/A errors at most 5 % (chosen on the
+    /// `decisions` example, as README "When is an experiment done?" says).
+    pub fn for_mode(mode: WeightsMode) -> Thresholds {
+        let probability_best = match mode {
+            WeightsMode::Conversions => 0.996,
+            WeightsMode::Decide => 0.9985,
+        };
+        Thresholds {
+            min_views: 2_000,
+            probability_best,
+            expected_loss: 0.001,
+            equivalence: 0.015,
+        }
+    }
+
+    /// The thresholds of an experiment with these settings: the defaults of
+    /// its weights mode (`myna.weights.mode`), each absent or bad value
+    /// falling back to its default, and each bad one (the mode's too) named
+    /// in a problem message (path `settings.myna.decision.…` or
+    /// `settings.myna.weights.mode`), so the owner can be told without the
+    /// decision failing.
     pub fn from_settings(settings: &Value) -> (Thresholds, Vec<Message>) {
-        let mut thresholds = Thresholds::default();
-        let mut problems = Vec::new();
+        let (mode, mut problems) = WeightsMode::from_settings(settings);
+        let mut thresholds = Thresholds::for_mode(mode);
         let mut read = |name: &str, ok: &dyn Fn(f64) -> bool, rule: &str| -> Option<f64> {
             let path = format!("{PREFIX}{name}");
             let value = setting(settings, &path)?;

@@ -1,0 +1,256 @@
+//! The `decide` weights mode (top-two Thompson sampling) against a Monte
+//! Carlo reference of top-two sampling played draw by draw, its properties,
+//! and how an experiment's settings choose the mode.
+#![allow(clippy::unwrap_used)]
+
+use myna_core::weights::{
+    Arm, MODE_SETTING, WeightsConfig, WeightsMode, probability_best, weights,
+    weights_from_probabilities,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution};
+use serde_json::json;
+
+const FLOOR: f64 = 0.001;
+
+fn arm(views: u64, total_reward: f64) -> Arm {
+    Arm {
+        views,
+        total_reward,
+    }
+}
+
+fn decide() -> WeightsConfig {
+    WeightsConfig {
+        mode: WeightsMode::Decide,
+        ..WeightsConfig::default()
+    }
+}
+
+/// Share of `plays` in which top-two sampling (β = 0.5) plays each arm,
+/// played as Russo describes it: draw every posterior, toss a fair coin;
+/// heads plays the draw's best, tails redraws until another arm is best and
+/// plays that one. Independent of the closed form under test.
+fn top_two_monte_carlo(arms: &[Arm], plays: usize, seed: u64) -> Vec<f64> {
+    let betas: Vec<Beta<f64>> = arms
+        .iter()
+        .map(|a| Beta::new(1.0 + a.total_reward, 1.0 + a.views as f64 - a.total_reward).unwrap())
+        .collect();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let best_of = |rng: &mut StdRng| -> usize {
+        let mut best = (0, f64::NEG_INFINITY);
+        for (i, beta) in betas.iter().enumerate() {
+            let x = beta.sample(rng);
+            if x > best.1 {
+                best = (i, x);
+            }
+        }
+        best.0
+    };
+    let mut played = vec![0u64; arms.len()];
+    for _ in 0..plays {
+        let first = best_of(&mut rng);
+        let arm = if rng.random::<bool>() {
+            first
+        } else {
+            loop {
+                let challenger = best_of(&mut rng);
+                if challenger != first {
+                    break challenger;
+                }
+            }
+        };
+        played[arm] += 1;
+    }
+    played.iter().map(|&n| n as f64 / plays as f64).collect()
+}
+
+/// Each weight within 0.005 of the reference's share mixed with the floor,
+/// and within five Monte Carlo standard errors (plus 0.0005 for the
+/// quadrature).
+fn assert_matches_reference(arms: &[Arm], plays: usize, seed: u64) {
+    let reference = top_two_monte_carlo(arms, plays, seed);
+    let w = weights(arms, &decide());
+    let k = arms.len() as f64;
+    for (i, (&q, &r)) in w.iter().zip(&reference).enumerate() {
+        let expected = FLOOR + (1.0 - k * FLOOR) * r;
+        let se = (r * (1.0 - r) / plays as f64)
+            .sqrt()
+            .max(1.0 / plays as f64);
+        let diff = (q - expected).abs();
+        assert!(
+            diff <= 0.005 && diff <= 5.0 * se + 0.0005,
+            "{arms:?}: arm {i}: weight {q}, top-two sampling {expected} (s.e. {se})"
+        );
+    }
+}
+
+#[test]
+fn matches_top_two_sampling_three_arms() {
+    assert_matches_reference(
+        &[arm(500, 50.0), arm(500, 60.0), arm(500, 45.0)],
+        200_000,
+        1,
+    );
+    assert_matches_reference(&[arm(40, 3.0), arm(5, 1.0), arm(2_000, 190.0)], 200_000, 2);
+}
+
+#[test]
+fn matches_top_two_sampling_ten_arms() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let arms: Vec<Arm> = (0..10)
+        .map(|_| {
+            let views: u64 = rng.random_range(200..3_000);
+            let rate: f64 = rng.random_range(0.09..0.12);
+            arm(views, (views as f64 * rate).round())
+        })
+        .collect();
+    assert_matches_reference(&arms, 100_000, 3);
+}
+
+#[test]
+fn two_arms_split_evenly_whatever_the_counts() {
+    for arms in [
+        [arm(0, 0.0), arm(0, 0.0)],
+        [arm(1_000, 50.0), arm(1_000, 55.0)],
+        [arm(100_000, 5_000.0), arm(20_000, 1_500.0)],
+        [arm(10_000_000, 9_000_000.0), arm(10_000_000, 1_000_000.0)],
+    ] {
+        let w = weights(&arms, &decide());
+        assert!(
+            (w[0] - 0.5).abs() < 1e-12 && (w[1] - 0.5).abs() < 1e-12,
+            "{arms:?}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn runner_up_gets_far_more_than_thompson_gives_it() {
+    // Thompson sampling starves the runner-up; top-two keeps it near half.
+    let arms = [arm(5_000, 250.0), arm(5_000, 290.0), arm(5_000, 200.0)];
+    let thompson = weights(&arms, &WeightsConfig::default());
+    let top_two = weights(&arms, &decide());
+    assert!(thompson[1] > 0.9 && thompson[0] < 0.1, "{thompson:?}");
+    assert!(top_two[1] > 0.45 && top_two[1] < 0.55, "{top_two:?}");
+    assert!(top_two[0] > 0.4, "{top_two:?}");
+    assert!(top_two[2] < 0.05, "{top_two:?}");
+}
+
+#[test]
+fn certain_leader_shares_its_challenger_half_evenly() {
+    // The others' chances of being best are exactly 0 as far as the
+    // quadrature sees: the challenger half is split evenly among them.
+    let arms = [
+        arm(1_000_000, 900_000.0),
+        arm(1_000_000, 100_000.0),
+        arm(1_000_000, 200_000.0),
+    ];
+    assert_eq!(probability_best(&arms), vec![1.0, 0.0, 0.0]);
+    let w = weights(&arms, &decide());
+    let expected = [0.5, 0.25, 0.25].map(|s| FLOOR + (1.0 - 3.0 * FLOOR) * s);
+    for (q, e) in w.iter().zip(expected) {
+        assert!((q - e).abs() < 1e-12, "{w:?}");
+    }
+}
+
+#[test]
+fn identical_arms_get_exactly_equal_weights_and_weights_are_a_distribution() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..200 {
+        let k = rng.random_range(2..12);
+        let mut arms: Vec<Arm> = (0..k)
+            .map(|_| {
+                let views: u64 = rng.random_range(0..5_000);
+                arm(views, (views as f64 * rng.random_range(0.0..0.3)).round())
+            })
+            .collect();
+        let twin = arms[0];
+        arms[k - 1] = twin;
+        let w = weights(&arms, &decide());
+        assert_eq!(w[0].to_bits(), w[k - 1].to_bits(), "{arms:?}: {w:?}");
+        let sum: f64 = w.iter().sum();
+        assert!((sum - 1.0).abs() <= 1e-9, "{arms:?}: {w:?}");
+        assert!(
+            w.iter().all(|x| (FLOOR..=1.0).contains(x)),
+            "{arms:?}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn from_probabilities_is_bit_for_bit_weights() {
+    let arms = [
+        arm(3_000, 160.0),
+        arm(2_500, 140.0),
+        arm(4_000, 190.0),
+        arm(10, 1.0),
+    ];
+    for config in [WeightsConfig::default(), decide()] {
+        assert_eq!(
+            weights_from_probabilities(&probability_best(&arms), &config),
+            weights(&arms, &config)
+        );
+    }
+}
+
+#[test]
+fn mode_from_settings_flat_nested_absent_or_bad() {
+    assert_eq!(MODE_SETTING, "myna.weights.mode");
+    let read = |settings: serde_json::Value| WeightsMode::from_settings(&settings);
+    assert_eq!(read(json!({})), (WeightsMode::Conversions, vec![]));
+    assert_eq!(
+        read(json!({"myna.weights.mode": "decide"})).0,
+        WeightsMode::Decide
+    );
+    assert_eq!(
+        read(json!({"myna": {"weights": {"mode": "decide"}}})).0,
+        WeightsMode::Decide
+    );
+    assert_eq!(
+        read(json!({"myna.weights": {"mode": "decide"}})).0,
+        WeightsMode::Decide
+    );
+    assert_eq!(
+        read(json!({"myna.weights.mode": "conversions"})),
+        (WeightsMode::Conversions, vec![])
+    );
+    for bad in [
+        json!("fast"),
+        json!("Decide"),
+        json!(1),
+        json!(null),
+        json!({"x": 1}),
+    ] {
+        let (mode, problems) = read(json!({ "myna.weights.mode": bad }));
+        assert_eq!(mode, WeightsMode::Conversions, "{bad}");
+        assert_eq!(problems.len(), 1, "{bad}");
+        assert_eq!(
+            problems[0].path.as_deref(),
+            Some("settings.myna.weights.mode")
+        );
+        assert!(
+            problems[0].message.contains("\"decide\""),
+            "{}",
+            problems[0].message
+        );
+    }
+}
+
+#[test]
+fn config_for_settings_keeps_the_floor() {
+    let server = WeightsConfig {
+        exploration_floor: 0.01,
+        ..WeightsConfig::default()
+    };
+    let (config, problems) = server.for_settings(&json!({"myna.weights.mode": "decide"}));
+    assert_eq!(
+        config,
+        WeightsConfig {
+            exploration_floor: 0.01,
+            mode: WeightsMode::Decide
+        }
+    );
+    assert!(problems.is_empty());
+    assert_eq!(server.for_settings(&json!({})).0, server);
+}
