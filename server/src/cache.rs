@@ -101,7 +101,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Entry {
     fn new(experiment: Experiment, config: &WeightsConfig, now_ms: i64) -> Entry {
-        let weights = weights(&experiment.arms(), config).into();
+        // The experiment's own weights mode (`myna.weights.mode`); a bad
+        // value falls back to the default, which its decision reports.
+        let weights = weights(
+            &experiment.arms(),
+            &config.for_settings(&experiment.settings).0,
+        )
+        .into();
         Entry {
             experiment: Arc::new(experiment),
             weights,
@@ -173,7 +179,8 @@ impl Entry {
     fn refresh(&mut self, config: &WeightsConfig, now_ms: i64, lag: &Timer) {
         if self.counts_changed && now_ms - self.weights_at_ms >= WEIGHTS_REFRESH_MS {
             lag.observe((now_ms - self.changed_at_ms).max(0) as f64 / 1000.0);
-            self.weights = weights(&self.experiment.arms(), config).into();
+            let config = config.for_settings(&self.experiment.settings).0;
+            self.weights = weights(&self.experiment.arms(), &config).into();
             self.weights_at_ms = now_ms;
             self.counts_changed = false;
             self.summary = None;

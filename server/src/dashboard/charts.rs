@@ -66,6 +66,8 @@ pub fn history(experiment: &Experiment, hourly: &[HourTotals], config: &WeightsC
         rates: vec![Vec::with_capacity(keep.len()); k],
     };
     let mut arms = vec![Arm::default(); k];
+    // The experiment's own weights mode (`myna.weights.mode`).
+    let config = config.for_settings(&experiment.settings).0;
     let mut next = keep.iter().peekable();
     for (i, hour) in per_hour.iter().enumerate() {
         for (arm, &(views, reward)) in arms.iter_mut().zip(hour) {
@@ -77,7 +79,7 @@ pub fn history(experiment: &Experiment, hourly: &[HourTotals], config: &WeightsC
         }
         next.next();
         out.hours.push(hours[i]);
-        for (v, w) in weights(&arms, config).into_iter().enumerate() {
+        for (v, w) in weights(&arms, &config).into_iter().enumerate() {
             out.weights[v].push(w);
         }
         for (v, arm) in arms.iter().enumerate() {

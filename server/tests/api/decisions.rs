@@ -187,3 +187,41 @@ async fn served_weights_reach_the_health_checks_after_a_flush() {
     h.state.flush_served().await.unwrap();
     assert!(h.storage.served(uuid).await.unwrap().is_empty());
 }
+
+/// The weights pages get follow the experiment's `myna.weights.mode`: by
+/// default traffic flows to what converts; in `decide` mode the leader and
+/// its challengers keep sharing it, so the decision comes sooner.
+#[tokio::test]
+async fn the_decide_mode_keeps_traffic_on_the_challengers() {
+    let h = Harness::new().await;
+    let mut weight_of_leader = Vec::new();
+    for settings in [json!({}), json!({"myna.weights.mode": "decide"})] {
+        let answer = h
+            .post(
+                "/v2/experiment",
+                Who::Owner,
+                json!({"name": "Mode", "visibility": "published", "settings": settings,
+                       "variants": {"a": {}, "b": {}, "c": {}}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        let uuid = Uuid::parse_str(answer.json()["uuid"].as_str().unwrap()).unwrap();
+        record(&h, uuid, "a", 300, 15).await;
+        record(&h, uuid, "b", 300, 60).await;
+        record(&h, uuid, "c", 300, 18).await;
+        h.clock.advance(250);
+        let read = h.get(&format!("/v2/experiment/{uuid}"), Who::Key).await;
+        let weight = |v: &str| read.json()["variants"][v]["weight"].as_f64().unwrap();
+        weight_of_leader.push(weight("b"));
+        if settings != json!({}) {
+            // The challengers' half, mostly to the runner-up `c`.
+            assert!(weight("a") + weight("c") > 0.45, "{}", read.text);
+            assert!(weight("c") > weight("a"), "{}", read.text);
+        }
+    }
+    assert!(weight_of_leader[0] > 0.9, "{weight_of_leader:?}");
+    assert!(
+        (weight_of_leader[1] - 0.5).abs() < 0.05,
+        "top-two: the leader gets about half ({weight_of_leader:?})"
+    );
+}
