@@ -22,7 +22,6 @@
 //! (and is sent from there) rather than being lost.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use crate::host::Host;
 use crate::queue::Queue;
@@ -172,11 +171,10 @@ impl Journal {
 /// A tab's queue as stored under the base key `base`: its base, then its
 /// records numbered after it, in order (they follow each other: a tab
 /// rewrites its base, not a record, after anything another tab may have
-/// removed), merged; and the keys to remove with it (the records the base
-/// holds that are still there, too). `None` without a base (a base that
-/// does not read as a queue reads as an empty one).
-pub(crate) fn read_tab<H: Host>(host: &H, base: &str) -> Option<(Stored, Vec<String>)> {
-    let mut keys: Vec<String> = Vec::new();
+/// removed), merged; `None` without a base (one that does not read as a
+/// queue reads as an empty one). Adopting it removes `base` and every
+/// `<base>:<n>` (an orphan's owner writes no record after it).
+pub(crate) fn read_tab<H: Host>(host: &H, base: &str) -> Option<Stored> {
     let mut queue: Option<Stored> = None;
     let mut key = String::from(base);
     let mut n = 0;
@@ -187,22 +185,13 @@ pub(crate) fn read_tab<H: Host>(host: &H, base: &str) -> Option<(Stored, Vec<Str
             Some(q) => q.merge(read),
             None => {
                 n = read.folded;
-                // The records the base holds, if still there, go with it.
-                for m in (1..=n).rev() {
-                    let old = storage::record(base, m);
-                    if host.get(&old).is_none() {
-                        break;
-                    }
-                    keys.push(old);
-                }
                 queue = Some(read);
             }
         }
-        keys.push(key);
         n += 1;
         key = storage::record(base, n);
     }
-    queue.map(|q| (q, keys))
+    queue
 }
 
 #[cfg(test)]
@@ -235,7 +224,7 @@ mod tests {
     /// The queue tab `t` has in storage, as another tab reads it: its
     /// batches' (id, timestamps).
     fn read_back(host: &TestHost, tab: &str) -> Vec<(Uuid, Vec<i64>)> {
-        let Some((stored, _)) = read_tab(host, &storage::base("myna", tab)) else {
+        let Some(stored) = read_tab(host, &storage::base("myna", tab)) else {
             return Vec::new();
         };
         stored
@@ -347,7 +336,7 @@ mod tests {
         assert_eq!(read_back(&host, "t").len(), 2);
         // Released: the base says so.
         j.write(&host, &mut q, 2.0, true);
-        let (stored, _) = read_tab(&host, "myna:t:t").unwrap();
+        let stored = read_tab(&host, "myna:t:t").unwrap();
         assert!(stored.released);
         q.remove(Uuid::from_u128(2));
         q.remove(Uuid::from_u128(3));

@@ -93,14 +93,15 @@ impl Batch {
     }
 
     /// The claims of its events, in order.
+    #[cfg(test)]
     pub(crate) fn claims(&self) -> &[Claim] {
         &self.claims
     }
 
-    /// The events storage does not hold yet: their wire JSON
-    /// (comma-separated) and their claims.
-    pub(crate) fn fresh(&self) -> (&str, &[Claim]) {
-        let (events, bytes) = self.stored;
+    /// Its events (or only those storage does not hold yet, when `fresh`):
+    /// their wire JSON (comma-separated) and their claims.
+    pub(crate) fn events_since(&self, fresh: bool) -> (&str, &[Claim]) {
+        let (events, bytes) = if fresh { self.stored } else { (0, 0) };
         let json = self.json.get(bytes..).unwrap_or_default();
         (
             json.strip_prefix(',').unwrap_or(json),

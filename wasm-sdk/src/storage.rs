@@ -25,9 +25,14 @@ pub(crate) fn base(ns: &str, tab: &str) -> String {
 
 /// `<ns>:t:<tab>:<n>`: record `n` of the tab whose base is `base`.
 pub(crate) fn record(base: &str, n: u32) -> String {
-    let mut key = [base, ":"].concat();
+    let mut key = records(base);
     myna_core::wire::push_decimal(&mut key, n.into());
     key
+}
+
+/// What the keys of the records of the tab whose base is `base` start with.
+pub(crate) fn records(base: &str) -> String {
+    [base, ":"].concat()
 }
 
 /// What every key of the tabs' queues starts with: `<ns>:`, then `t:`

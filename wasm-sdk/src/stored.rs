@@ -44,13 +44,11 @@ pub(crate) fn write_queue(
     out.push_str(",\"q\":[");
     let mut first = true;
     for b in queue.batches() {
-        let (body, claims) = match folded {
-            Some(_) => (b.body(None), b.claims()),
-            None => match b.fresh() {
-                ("", _) => continue,
-                (json, claims) => (record_body(b.id, None, json), claims),
-            },
-        };
+        let (json, claims) = b.events_since(folded.is_none());
+        if json.is_empty() {
+            continue;
+        }
+        let body = record_body(b.id, None, json);
         if !core::mem::take(&mut first) {
             out.push(',');
         }

@@ -132,18 +132,18 @@ impl<H: Host> Tab<H> {
             let rest = key.get(prefix.len()..).unwrap_or_default().as_bytes();
             let base = matches!(rest, [b't' | b'q', b':', ..])
                 && rest.iter().filter(|&&b| b == b':').count() == 1;
-            if base && *key != mine {
-                match persist::read_tab(&self.host, key) {
-                    Some((stored, read)) => self.take_over(stored, &read),
-                    None => self.host.remove(key), // gone meanwhile
-                }
+            if base
+                && *key != mine
+                && let Some(stored) = persist::read_tab(&self.host, key)
+            {
+                self.take_over(stored, key);
             }
         }
     }
 
     /// Takes another tab's stored queue over if it is an orphan, then
-    /// removes its `keys`.
-    fn take_over(&mut self, stored: stored::Stored, keys: &[String]) {
+    /// removes its keys: `base` and its records ([`persist::read_tab`]).
+    fn take_over(&mut self, stored: stored::Stored, base: &str) {
         if !stored.is_orphan(self.host.now(), STALE_MS) {
             return;
         }
@@ -155,9 +155,10 @@ impl<H: Host> Tab<H> {
         // judged by their claims before they leave.
         self.seal(None);
         self.persist(); // ours first: a crash here leaves a harmless duplicate
-        for key in keys {
-            self.host.remove(key);
+        for key in self.host.keys(&storage::records(base)) {
+            self.host.remove(&key);
         }
+        self.host.remove(base);
         if dropped > 0 {
             self.queue_full(
                 dropped,

@@ -570,7 +570,6 @@ fn stored_events(host: &TestHost) -> Vec<(Uuid, Vec<i64>)> {
         .flat_map(|tab| {
             persist::read_tab(host, &storage::base("myna", tab))
                 .unwrap()
-                .0
                 .batches
         })
         .map(|b| {
