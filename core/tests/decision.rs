@@ -208,7 +208,7 @@ fn the_defaults_are_the_ones_the_simulation_chose() {
         Thresholds::default(),
         Thresholds {
             min_views: 2_000,
-            probability_best: 0.996,
+            probability_best: 0.997,
             expected_loss: 0.001,
             equivalence: 0.015,
         }

@@ -62,7 +62,7 @@ impl Thresholds {
     /// `decisions` example, as README "When is an experiment done?" says).
     pub fn for_mode(mode: WeightsMode) -> Thresholds {
         let probability_best = match mode {
-            WeightsMode::Conversions => 0.996,
+            WeightsMode::Conversions => 0.997,
             WeightsMode::Decide => 0.9985,
         };
         Thresholds {
