@@ -1,9 +1,6 @@
 // The package entry: the wasm-bindgen output (its public classes, which
-// src/lib.rs re-exports from js/glue.js), except that the wasm's fetch and
-// (streaming) compilation start as this module is evaluated, and
-// `Myna.connect` waits for them, so a page never calls an init function
-// itself. A failed load rejects the `connect` calls waiting for it (never
-// an unhandled rejection when none is); the next call loads again.
+// src/lib.rs re-exports from js/glue.js), except that `Myna.connect` loads
+// the wasm first (once), so a page never calls an init function itself.
 // scripts/build-sdk inlines this file, js/glue.js and wasm-bindgen's JS into
 // the package's one index.js (build/pack.mjs). Declarations: index.d.ts
 // re-exports the generated ones.
@@ -11,13 +8,12 @@ import init, { Myna, connect } from "./myna_sdk.js";
 
 export { Experiment, Myna, MynaError, initSync } from "./myna_sdk.js";
 
-const loadWasm = () => {
-  const p = init();
-  p.catch(() => ready === p && (ready = undefined));
-  return p;
-};
-let ready = loadWasm();
+let ready;
 Myna.connect = async function (options) {
-  await (ready ??= loadWasm());
+  ready ??= init().catch((e) => {
+    ready = undefined;
+    throw e;
+  });
+  await ready;
   return connect(options);
 };
