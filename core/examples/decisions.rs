@@ -77,6 +77,25 @@ struct Setup {
     mode: WeightsMode,
 }
 
+impl Setup {
+    /// An A/A experiment (5 % and 5 %) played to 100,000 visitors whatever
+    /// the verdict, which is read every slice; the other rows start from it.
+    fn aa(mode: WeightsMode, returning: f64, check_srm: bool) -> Setup {
+        Setup {
+            rates: [0.05, 0.05],
+            horizon: 100_000,
+            read_verdict: true,
+            stop_when_conclusive: false,
+            lost: 0.0,
+            stop_when_srm: false,
+            returning,
+            check_srm,
+            record: false,
+            mode,
+        }
+    }
+}
+
 /// The verdict's numbers at one slice, for tuning: fewest views, leader
 /// (highest probability of being best), its probability of being best, its
 /// expected loss and the other's, both relative to the leader's rate.
@@ -373,16 +392,8 @@ fn sprt(n: &Numbers, min_views: u64, effect: f64, a: f64, b: f64) -> Verdict {
 /// ratio test beside them.
 fn tune(count: usize, returning: f64, mode: WeightsMode) {
     let base = Setup {
-        rates: [0.05, 0.05],
-        horizon: 100_000,
-        read_verdict: true,
-        stop_when_conclusive: false,
-        lost: 0.0,
-        stop_when_srm: false,
-        returning,
-        check_srm: false,
         record: true,
-        mode,
+        ..Setup::aa(mode, returning, false)
     };
     // The verdict does not steer the weights: every run is played to its
     // horizon, its numbers recorded at every slice.
@@ -491,18 +502,7 @@ fn verdict_rows(
     // A/A: played to 100,000 visitors whatever the verdict, so that both the
     // owner who stops at the first conclusive verdict and one who ignores
     // `no-difference` can be counted, and the SRM check sees whole runs.
-    let base = Setup {
-        rates: [0.05, 0.05],
-        horizon: 100_000,
-        read_verdict: true,
-        stop_when_conclusive: false,
-        lost: 0.0,
-        stop_when_srm: false,
-        returning,
-        check_srm,
-        record: false,
-        mode,
-    };
+    let base = Setup::aa(mode, returning, check_srm);
     let row = Instant::now();
     let aa = runs(base, thresholds, count, 1 + 10 * salt);
     let aa_time = row.elapsed().as_secs_f64();
@@ -654,18 +654,7 @@ fn main() {
         );
         healthy_runs.push((mode, aa, ab));
     }
-    let base = Setup {
-        rates: [0.05, 0.05],
-        horizon: 100_000,
-        read_verdict: true,
-        stop_when_conclusive: false,
-        lost: 0.0,
-        stop_when_srm: false,
-        returning,
-        check_srm,
-        record: false,
-        mode: modes[0],
-    };
+    let base = Setup::aa(modes[0], returning, check_srm);
 
     if check_srm {
         for (mode, aa, ab) in &healthy_runs {

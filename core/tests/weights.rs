@@ -6,17 +6,12 @@ use myna_core::weights::{Arm, WeightsConfig, WeightsMode, choose, probability_be
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Beta, Distribution};
 use serde::Deserialize;
 
 const FLOOR: f64 = 0.001;
 
-fn arm(views: u64, total_reward: f64) -> Arm {
-    Arm {
-        views,
-        total_reward,
-    }
-}
+mod reference;
+use reference::{arm, assert_close, best_of, posteriors};
 
 fn default_weights(arms: &[Arm]) -> Vec<f64> {
     weights(arms, &WeightsConfig::default())
@@ -344,50 +339,13 @@ fn choose_with_huge_weights() {
 /// arm's draw is the largest: an implementation independent of the
 /// quadrature under test.
 fn monte_carlo(arms: &[Arm], draws: usize, seed: u64) -> Vec<f64> {
-    let betas: Vec<Beta<f64>> = arms
-        .iter()
-        .map(|a| {
-            let r = if a.total_reward.is_finite() {
-                a.total_reward.max(0.0)
-            } else {
-                0.0
-            };
-            Beta::new((1.0 + r).max(1.0), (1.0 + a.views as f64 - r).max(1.0)).unwrap()
-        })
-        .collect();
+    let betas = posteriors(arms);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut wins = vec![0u64; arms.len()];
     for _ in 0..draws {
-        let mut best = 0;
-        let mut best_x = f64::NEG_INFINITY;
-        for (i, beta) in betas.iter().enumerate() {
-            let x = beta.sample(&mut rng);
-            if x > best_x {
-                best_x = x;
-                best = i;
-            }
-        }
-        wins[best] += 1;
+        wins[best_of(&betas, &mut rng)] += 1;
     }
     wins.iter().map(|&w| w as f64 / draws as f64).collect()
-}
-
-/// Every probability within the 0.005 goal of the reference, and within five
-/// Monte Carlo standard errors (plus 0.0005 for the quadrature) of it. The
-/// draws below are chosen so that 0.005 is at least four standard errors of
-/// the largest probability in each set; they are few because these tests run
-/// unoptimized.
-fn assert_close(p: &[f64], reference: &[f64], draws: usize, what: &str) {
-    for (i, (&q, &r)) in p.iter().zip(reference).enumerate() {
-        let se = (r * (1.0 - r) / draws as f64)
-            .sqrt()
-            .max(1.0 / draws as f64);
-        let diff = (q - r).abs();
-        assert!(
-            diff <= 0.005 && diff <= 5.0 * se + 0.0005,
-            "{what}: arm {i}: quadrature {q}, Monte Carlo {r} (s.e. {se})"
-        );
-    }
 }
 
 #[test]

@@ -9,17 +9,12 @@ use myna_core::weights::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Beta, Distribution};
 use serde_json::json;
 
 const FLOOR: f64 = 0.001;
 
-fn arm(views: u64, total_reward: f64) -> Arm {
-    Arm {
-        views,
-        total_reward,
-    }
-}
+mod reference;
+use reference::{arm, assert_close, best_of, posteriors};
 
 fn decide() -> WeightsConfig {
     WeightsConfig {
@@ -33,29 +28,16 @@ fn decide() -> WeightsConfig {
 /// heads plays the draw's best, tails redraws until another arm is best and
 /// plays that one. Independent of the closed form under test.
 fn top_two_monte_carlo(arms: &[Arm], plays: usize, seed: u64) -> Vec<f64> {
-    let betas: Vec<Beta<f64>> = arms
-        .iter()
-        .map(|a| Beta::new(1.0 + a.total_reward, 1.0 + a.views as f64 - a.total_reward).unwrap())
-        .collect();
+    let betas = posteriors(arms);
     let mut rng = StdRng::seed_from_u64(seed);
-    let best_of = |rng: &mut StdRng| -> usize {
-        let mut best = (0, f64::NEG_INFINITY);
-        for (i, beta) in betas.iter().enumerate() {
-            let x = beta.sample(rng);
-            if x > best.1 {
-                best = (i, x);
-            }
-        }
-        best.0
-    };
     let mut played = vec![0u64; arms.len()];
     for _ in 0..plays {
-        let first = best_of(&mut rng);
+        let first = best_of(&betas, &mut rng);
         let arm = if rng.random::<bool>() {
             first
         } else {
             loop {
-                let challenger = best_of(&mut rng);
+                let challenger = best_of(&betas, &mut rng);
                 if challenger != first {
                     break challenger;
                 }
@@ -70,20 +52,13 @@ fn top_two_monte_carlo(arms: &[Arm], plays: usize, seed: u64) -> Vec<f64> {
 /// and within five Monte Carlo standard errors (plus 0.0005 for the
 /// quadrature).
 fn assert_matches_reference(arms: &[Arm], plays: usize, seed: u64) {
-    let reference = top_two_monte_carlo(arms, plays, seed);
-    let w = weights(arms, &decide());
     let k = arms.len() as f64;
-    for (i, (&q, &r)) in w.iter().zip(&reference).enumerate() {
-        let expected = FLOOR + (1.0 - k * FLOOR) * r;
-        let se = (r * (1.0 - r) / plays as f64)
-            .sqrt()
-            .max(1.0 / plays as f64);
-        let diff = (q - expected).abs();
-        assert!(
-            diff <= 0.005 && diff <= 5.0 * se + 0.0005,
-            "{arms:?}: arm {i}: weight {q}, top-two sampling {expected} (s.e. {se})"
-        );
-    }
+    let expected: Vec<f64> = top_two_monte_carlo(arms, plays, seed)
+        .iter()
+        .map(|r| FLOOR + (1.0 - k * FLOOR) * r)
+        .collect();
+    let what = format!("{arms:?}: top-two weights");
+    assert_close(&weights(arms, &decide()), &expected, plays, &what);
 }
 
 #[test]

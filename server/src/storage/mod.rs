@@ -368,8 +368,7 @@ pub trait Storage: Send + Sync + 'static {
     /// What changed since `since` (every experiment when `None`), for an
     /// instance keeping its cache equal to a shared database's (see
     /// `state.rs`). A database only this process writes answers everything.
-    fn changes(&self, since: Option<ChangeMark>) -> Fut<'_, Changes> {
-        let _ = since;
+    fn changes(&self, _since: Option<ChangeMark>) -> Fut<'_, Changes> {
         Box::pin(async move {
             Ok(Changes {
                 mark: None,
