@@ -9,6 +9,11 @@
 //! Definition changes (create, update, delete, reset) go through the same
 //! queue, one at a time.
 //!
+//! Where the backend has a blocking group commit (SQLite), the writer runs
+//! on a thread of its own and calls it directly, so a group costs one
+//! wake-up of the writer and one of each waiting request; otherwise
+//! (PostgreSQL) it is a task awaiting `Storage::record`.
+//!
 //! When other instances share the database (PostgreSQL), the writer also
 //! takes refresh jobs (the cache synced with the database, see
 //! `state.rs`), and reads an experiment afresh from the database before
@@ -27,7 +32,9 @@ use uuid::Uuid;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::storage::{ChangeMark, DELETIONS_KEPT, Recording, Storage, StorageError, Unreadable};
+use crate::storage::{
+    BlockingRecorder, ChangeMark, DELETIONS_KEPT, Recording, Storage, StorageError, Unreadable,
+};
 
 /// Most batches one group commit takes.
 pub const MAX_GROUP_BATCHES: usize = 4096;
@@ -235,7 +242,11 @@ impl Committer {
             clock,
             mark: None,
         };
-        (committer, tokio::spawn(writer.run(jobs)))
+        let handle = match writer.storage.blocking_recorder() {
+            Some(recorder) => writer.spawn_thread(jobs, recorder),
+            None => tokio::spawn(writer.run(jobs)),
+        };
+        (committer, handle)
     }
 
     /// Records a validated batch durably; answers whether it was counted
@@ -304,6 +315,7 @@ struct Writer {
 }
 
 impl Writer {
+    /// The writer as a task: record groups await [`Storage::record`].
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut next = None;
         loop {
@@ -325,37 +337,118 @@ impl Writer {
                     let _ = reply.send(self.refresh().await);
                 }
                 Job::Record(recording, reply) => {
-                    let mut events = recording.batch.events.len();
-                    let mut group = vec![(recording, reply)];
-                    while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
-                        let taken = jobs.try_recv();
-                        if taken.is_ok() {
-                            self.metrics.queue_depth.dec();
-                        }
-                        match taken {
-                            Ok(Job::Record(recording, reply)) => {
-                                events += recording.batch.events.len();
-                                group.push((recording, reply));
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
+                    let (group, after) = self.gather((recording, reply), &mut jobs);
+                    next = after;
+                    let (recordings, replies) = self.admit(group);
+                    if !recordings.is_empty() {
+                        let started = Instant::now();
+                        let result = self.storage.record(&recordings, self.clock.now_ms()).await;
+                        self.settle(recordings, replies, result, started);
                     }
-                    self.commit(group).await;
                 }
             }
         }
         tracing::debug!("commit writer stopped");
     }
 
-    async fn commit(&self, group: Vec<(Recording, Reply<bool>)>) {
-        let (recordings, replies): (Vec<_>, Vec<_>) = group
+    /// Starts the writer on a thread of its own, calling the backend's
+    /// blocking group commit directly: a group costs one wake-up of this
+    /// thread and one of each waiting request, with no hop to a driver's
+    /// thread inside it. Definition changes still run the async storage
+    /// calls (on the runtime, waited for here). The handle ends when the
+    /// thread does.
+    fn spawn_thread(self, jobs: mpsc::Receiver<Job>, recorder: BlockingRecorder) -> JoinHandle<()> {
+        let runtime = tokio::runtime::Handle::current();
+        let (done, finished) = oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("myna-writer".into())
+            .spawn(move || {
+                self.run_on_thread(jobs, recorder, &runtime);
+                let _ = done.send(());
+            });
+        tokio::spawn(async move {
+            match spawned {
+                Ok(_) if finished.await.is_ok() => {}
+                Ok(_) => tracing::error!("the commit writer's thread panicked"),
+                Err(error) => tracing::error!(%error, "the commit writer's thread did not start"),
+            }
+        })
+    }
+
+    fn run_on_thread(
+        mut self,
+        mut jobs: mpsc::Receiver<Job>,
+        mut recorder: BlockingRecorder,
+        runtime: &tokio::runtime::Handle,
+    ) {
+        let mut next = None;
+        loop {
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.blocking_recv() {
+                    Some(job) => {
+                        self.metrics.queue_depth.dec();
+                        job
+                    }
+                    None => break,
+                },
+            };
+            match job {
+                Job::Change(change, reply) => {
+                    let _ = reply.send(runtime.block_on(self.change(change)));
+                }
+                Job::Refresh(reply) => {
+                    let _ = reply.send(runtime.block_on(self.refresh()));
+                }
+                Job::Record(recording, reply) => {
+                    let (group, after) = self.gather((recording, reply), &mut jobs);
+                    next = after;
+                    let (recordings, replies) = self.admit(group);
+                    if !recordings.is_empty() {
+                        let started = Instant::now();
+                        let result = recorder(&recordings, self.clock.now_ms());
+                        self.settle(recordings, replies, result, started);
+                    }
+                }
+            }
+        }
+        tracing::debug!("commit writer stopped");
+    }
+
+    /// A group: `first` and every record job already waiting, up to
+    /// [`MAX_GROUP_BATCHES`] or [`MAX_GROUP_EVENTS`]; a job of another kind
+    /// ends it and is handed back, to run next.
+    fn gather(
+        &self,
+        first: (Recording, Reply<bool>),
+        jobs: &mut mpsc::Receiver<Job>,
+    ) -> (Vec<(Recording, Reply<bool>)>, Option<Job>) {
+        let mut events = first.0.batch.events.len();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
+            let taken = jobs.try_recv();
+            if taken.is_ok() {
+                self.metrics.queue_depth.dec();
+            }
+            match taken {
+                Ok(Job::Record(recording, reply)) => {
+                    events += recording.batch.events.len();
+                    group.push((recording, reply));
+                }
+                Ok(other) => return (group, Some(other)),
+                Err(_) => break,
+            }
+        }
+        (group, None)
+    }
+
+    /// The group's batches whose experiment still exists, and their
+    /// replies; the others are answered now (deleted since the request was
+    /// validated: as if recorded, then deleted).
+    fn admit(&self, group: Vec<(Recording, Reply<bool>)>) -> (Vec<Recording>, Vec<Reply<bool>>) {
+        group
             .into_iter()
             .filter_map(|(recording, reply)| {
-                // Deleted since the request was validated: as if recorded, then deleted.
                 if self.cache.experiment(recording.experiment).is_some() {
                     Some((recording, reply))
                 } else {
@@ -364,12 +457,19 @@ impl Writer {
                     None
                 }
             })
-            .unzip();
-        if recordings.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        let result = self.storage.record(&recordings, self.clock.now_ms()).await;
+            .unzip()
+    }
+
+    /// After a group commit begun at `started`: its metrics, whether
+    /// commits work, the counted batches added to the cache, every waiter
+    /// answered.
+    fn settle(
+        &self,
+        recordings: Vec<Recording>,
+        replies: Vec<Reply<bool>>,
+        result: Result<Vec<bool>, StorageError>,
+        started: Instant,
+    ) {
         let took = started.elapsed();
         tracing::debug!(
             batches = recordings.len(),

@@ -225,6 +225,70 @@ async fn sqlite_a_failed_group_commit_leaves_nothing_behind() {
     assert_eq!(stored.variants[0].total_reward, 1.0);
 }
 
+/// The group commit runs on a connection of its own, from the commit
+/// writer's thread, while the other writes (API keys, served weights) go
+/// through the pool's connection: each waits its turn, none fails, and
+/// every count is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commits_and_other_writes_run_together() {
+    let fixture = sqlite().await.unwrap();
+    let storage = fixture.storage.clone();
+    let account = cases::account(storage.as_ref()).await;
+    let experiment = cases::experiment(account, Visibility::Published);
+    let uuid = experiment.uuid;
+    storage.create_experiment(&experiment, 0).await.unwrap();
+    let mut recorder = storage
+        .blocking_recorder()
+        .expect("SQLite commits on the writer's thread");
+    let commits = std::thread::spawn(move || {
+        for _ in 0..200 {
+            let group: Vec<Recording> = (0..10)
+                .map(|_| Recording {
+                    experiment: uuid,
+                    batch: cases::batch(Some(Uuid::new_v4()), &[("a", EventType::View, 0)]),
+                })
+                .collect();
+            assert_eq!(recorder(&group, 0).unwrap(), [true; 10]);
+        }
+    });
+    for created_ms in 0..100 {
+        let key = ApiKey {
+            uuid: Uuid::new_v4(),
+            account_id: account,
+            name: None,
+            created_ms,
+        };
+        storage.create_api_key(&key).await.unwrap();
+        let served = Served {
+            experiment: uuid,
+            variant: "b".into(),
+            hour_ms: 0,
+            weight_sum: 0.5,
+            answers: 1,
+        };
+        storage.add_served(&[served]).await.unwrap();
+    }
+    commits.join().unwrap();
+    let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
+    assert_eq!(stored.variants[0].views, 2000);
+    assert_eq!(storage.api_keys(account).await.unwrap().len(), 100);
+    let served = storage.served(uuid).await.unwrap();
+    assert_eq!(served.len(), 1);
+    assert_eq!(served[0].answers, 100);
+}
+
+/// An in-memory database would lose every event at exit: refused.
+#[tokio::test]
+async fn sqlite_in_memory_is_refused() {
+    for url in ["sqlite::memory:", "sqlite://:memory:"] {
+        let opened = SqliteStorage::open_url(url).await;
+        assert!(
+            matches!(&opened, Err(StorageError::Unavailable(m)) if m.contains("in-memory")),
+            "{url}: {opened:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn postgres_commits_survive_reopening() {
     let Some(database) = TestDatabase::create() else {

@@ -31,6 +31,10 @@ mod webhooks;
 /// The future every storage call returns (boxed, so `dyn Storage` works).
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
+/// [`Storage::record`] as a blocking call (`Storage::blocking_recorder`).
+pub type BlockingRecorder =
+    Box<dyn FnMut(&[Recording], i64) -> Result<Vec<bool>, StorageError> + Send>;
+
 /// How long batch ids are kept for exactly-once, in milliseconds (8 days:
 /// the contract promises at least 7).
 pub const BATCH_ID_RETENTION_MS: i64 = 8 * 24 * 3_600_000;
@@ -448,6 +452,12 @@ pub trait Storage: Send + Sync + 'static {
     /// in `batches`) is not. Batches without an id are always counted. Events
     /// for variants or experiments that no longer exist are dropped.
     fn record<'a>(&'a self, batches: &'a [Recording], now_ms: i64) -> Fut<'a, Vec<bool>>;
+    /// The same group commit as a blocking call, where the backend has one
+    /// (SQLite): the commit writer then runs on a thread of its own and
+    /// calls it directly. `None`: the writer is a task awaiting `record`.
+    fn blocking_recorder(&self) -> Option<BlockingRecorder> {
+        None
+    }
     /// Forgets batch ids stored before `before_ms`; how many.
     fn prune_batches(&self, before_ms: i64) -> Fut<'_, u64>;
     /// An experiment's hourly totals, by variant (creation order) then hour.

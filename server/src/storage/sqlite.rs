@@ -2,13 +2,17 @@
 //! commits, so an answered write survives `kill -9` and power loss alike.
 //!
 //! Writes go through a pool of ONE connection (SQLite has one writer; queueing
-//! in the pool is fairer than SQLite's busy-wait), reads through a small pool.
+//! in the pool is fairer than SQLite's busy-wait), reads through a small pool;
+//! record batches through a connection of their own (`record.rs`), which the
+//! commit writer drives from its thread (other writes wait for it, up to the
+//! busy timeout, as it waits for them).
 //! What SQLite does like PostgreSQL is written once (`credentials.rs`,
 //! `experiments.rs`, run through [`Run`]); its group commit is in
 //! `record.rs`.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use myna_core::Experiment;
@@ -23,12 +27,14 @@ use uuid::Uuid;
 use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
 use super::sql::{Run, Statement, UuidParam};
 use super::{
-    Account, ApiKey, Attempt, AttemptLog, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals,
-    Notice, Recording, Served, Storage, StorageError, Token, TokenHash, Unreadable, Webhook,
-    credentials, experiments, served, webhooks,
+    Account, ApiKey, Attempt, AttemptLog, BlockingRecorder, Delivery, Experiments, Fut,
+    HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError, Token, TokenHash,
+    Unreadable, Webhook, credentials, experiments, served, webhooks,
 };
 
 mod record;
+
+use record::Recorder;
 
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
@@ -38,6 +44,7 @@ const PRUNE_SLICE: i64 = 10_000;
 pub struct SqliteStorage {
     write: SqlitePool,
     read: SqlitePool,
+    recorder: Arc<Mutex<Recorder>>,
 }
 
 impl SqliteStorage {
@@ -67,6 +74,12 @@ impl SqliteStorage {
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<SqliteStorage, StorageError> {
+        let file = options.get_filename().to_owned();
+        if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+            return Err(StorageError::Unavailable(
+                "an in-memory SQLite database would lose every event at exit: give a file".into(),
+            ));
+        }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -85,7 +98,12 @@ impl SqliteStorage {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(SqliteStorage { write, read })
+        let recorder = Recorder::open(&file)?;
+        Ok(SqliteStorage {
+            write,
+            read,
+            recorder: Arc::new(Mutex::new(recorder)),
+        })
     }
 }
 
@@ -119,6 +137,17 @@ impl SqliteStorage {
         }
         synced
     }
+}
+
+/// Runs a group commit on the recorder (its lock is the writer's alone,
+/// but for tests calling `record`).
+fn record_with(
+    recorder: &Mutex<Recorder>,
+    batches: &[Recording],
+    now_ms: i64,
+) -> Result<Vec<bool>, StorageError> {
+    let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    recorder.record(batches, now_ms)
 }
 
 /// Syncs the file `from` to disk, renames it `to`, and syncs the directory
@@ -225,18 +254,18 @@ impl SqliteStorage {
         Ok(experiments_from_rows(&experiments, &variants))
     }
 
+    /// The group commit from async code (the commit writer calls the
+    /// recorder directly, from its thread): on a blocking thread.
     async fn record_batches(
         &self,
         batches: &[Recording],
         now_ms: i64,
     ) -> Result<Vec<bool>, StorageError> {
-        let mut connection = self.write.acquire().await.map_err(map_err)?;
-        let result = record::record_on(&mut connection, batches, now_ms).await;
-        if result.is_err() {
-            // Whatever failed, the connection goes back with no transaction open.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
-        }
-        result
+        let recorder = self.recorder.clone();
+        let batches = batches.to_vec();
+        tokio::task::spawn_blocking(move || record_with(&recorder, &batches, now_ms))
+            .await
+            .map_err(|e| StorageError::Internal(format!("the group commit failed: {e}")))?
     }
 
     /// Writes an experiment's variants one statement each: new ones with
@@ -477,6 +506,13 @@ impl Storage for SqliteStorage {
 
     fn record<'a>(&'a self, batches: &'a [Recording], now_ms: i64) -> Fut<'a, Vec<bool>> {
         Box::pin(self.record_batches(batches, now_ms))
+    }
+
+    fn blocking_recorder(&self) -> Option<BlockingRecorder> {
+        let recorder = self.recorder.clone();
+        Some(Box::new(move |batches, now_ms| {
+            record_with(&recorder, batches, now_ms)
+        }))
     }
 
     fn prune_batches(&self, before_ms: i64) -> Fut<'_, u64> {
