@@ -110,12 +110,19 @@ impl<H: Host> Tab<H> {
         )
     }
 
-    /// A flush looks at the queues earlier pages or other tabs left (or
-    /// ours, if this page queued events already), if there are any.
+    /// A flush looks at the queues earlier pages or other tabs left, if
+    /// there are any. Not for this page's own (its base and records, a
+    /// prefix no other tab's key has: tab ids are of one length): what the
+    /// page queued before the listeners started waits for the timer or the
+    /// batch size, as it would have after connecting.
     pub(super) fn look_for_queues(&mut self) {
         let prefix = storage::queues(&self.settings.ns);
+        let mine = storage::base(&self.settings.ns, &self.id);
         let keys = self.host.keys(&prefix);
-        let queue = |k: &String| matches!(k.get(prefix.len()..prefix.len() + 2), Some("t:" | "q:"));
+        let queue = |k: &String| {
+            matches!(k.get(prefix.len()..prefix.len() + 2), Some("t:" | "q:"))
+                && !k.starts_with(&mine)
+        };
         if keys.iter().any(queue) {
             self.background_flush();
         }

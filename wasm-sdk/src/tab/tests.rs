@@ -669,6 +669,24 @@ fn a_queue_stored_by_an_sdk_before_records_is_adopted_and_sent_under_its_ids() {
 }
 
 #[test]
+fn what_the_page_queued_before_the_listeners_started_waits_for_the_timer() {
+    // The page's first view is queued in the task that connected, before
+    // the listeners start: its own queue is no reason to flush at once.
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.start();
+    t.view(E, &variants(), "a").unwrap();
+    t.persist();
+    t.page_event(PageEvent::Start);
+    assert!(!t.take_effects().contains(&Effect::Flush));
+    // Another page's queue is.
+    let mut next = tab(&host, false);
+    next.start();
+    next.page_event(PageEvent::Start);
+    assert!(next.take_effects().contains(&Effect::Flush));
+}
+
+#[test]
 fn a_tab_leaves_a_live_tabs_records_alone_and_adopts_them_once_released() {
     let host = TestHost::new();
     let mut a = tab(&host, false);
