@@ -104,7 +104,7 @@ impl Batch {
         let (events, bytes) = if fresh { self.stored } else { (0, 0) };
         let json = self.json.get(bytes..).unwrap_or_default();
         (
-            json.strip_prefix(',').unwrap_or(json),
+            json.strip_prefix(",").unwrap_or(json),
             self.claims.get(events..).unwrap_or_default(),
         )
     }

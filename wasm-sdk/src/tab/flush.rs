@@ -120,8 +120,10 @@ impl<H: Host> Tab<H> {
         let mine = storage::base(&self.settings.ns, &self.id);
         let keys = self.host.keys(&prefix);
         let queue = |k: &String| {
-            matches!(k.get(prefix.len()..prefix.len() + 2), Some("t:" | "q:"))
-                && !k.starts_with(&mine)
+            matches!(
+                k.as_bytes().get(prefix.len()..),
+                Some([b't' | b'q', b':', ..])
+            ) && !k.starts_with(&mine)
         };
         if keys.iter().any(queue) {
             self.background_flush();
@@ -136,9 +138,8 @@ impl<H: Host> Tab<H> {
         let mine = storage::base(&self.settings.ns, &self.id);
         let keys = self.host.keys(&prefix);
         for key in &keys {
-            let rest = key.get(prefix.len()..).unwrap_or_default().as_bytes();
-            let base = matches!(rest, [b't' | b'q', b':', ..])
-                && rest.iter().filter(|&&b| b == b':').count() == 1;
+            let base = matches!(key.as_bytes().get(prefix.len()..),
+                Some([b't' | b'q', b':', rest @ ..]) if rest.iter().all(|&b| b != b':'));
             if base
                 && *key != mine
                 && let Some(stored) = persist::read_tab(&self.host, key)
