@@ -14,9 +14,18 @@ before(async () => {
 });
 after(() => w?.close());
 
-/** The SDK's queues kept in this page's localStorage (`myna:q:<tab>`, see wasm-sdk/src/storage.rs). */
+/**
+ * The SDK's queues kept in this page's localStorage, one per tab: their
+ * bases (`myna:t:<tab>`; the records of events queued since, under
+ * `myna:t:<tab>:<n>`, belong to it), or the whole queues SDK versions before
+ * records kept (`myna:q:<tab>`). See wasm-sdk/src/storage.rs.
+ */
 const storedQueues = (page) =>
-  page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("myna:q:")).map((k) => localStorage.getItem(k)));
+  page.evaluate(() =>
+    Object.keys(localStorage)
+      .filter((k) => /^myna:[tq]:[^:]+$/.test(k))
+      .map((k) => localStorage.getItem(k)),
+  );
 
 test("4. navigation: a reward sent at once by beacon, and not counted twice by a later page load", async (t) => {
   const VISITORS = 10;

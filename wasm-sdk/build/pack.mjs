@@ -72,7 +72,8 @@ js = js.replace(/\bwasm\.(\w+)/g, (all, name) => {
 });
 
 // ---- The package's exports: the page's classes and initSync (the entry
-// below loads the wasm inside Myna.connect); the rest stays inside.
+// below starts loading the wasm, which Myna.connect waits for); the rest
+// stays inside.
 js = replace(js, /^export class Driver /m, "class Driver ", "class Driver");
 js = replace(js, /^export function connect\(/m, "function connect(", "function connect");
 js = replace(js, /^export \{ initSync, __wbg_init as default \};$/m, "export { initSync };", "the init exports");

@@ -10,9 +10,10 @@
 //
 // At once, a <style> hides every experiment's elements (class `myna-{id}`, or
 // the setting `myna.html.cssClass`; elements that are only goals stay
-// visible), so nothing flickers. Then the SDK is imported and connected with
-// the deployment (no second round trip), the page is bound once parsed
-// (`myna.bind(document)`, see its declaration) and the style removed. If that
+// visible), so nothing flickers. Then the SDK is imported (its wasm starts
+// loading) and, once the page is parsed, connected with the deployment (no
+// second round trip) and the page bound (`myna.bind(document)`, see its
+// declaration) and the style removed. If that
 // takes longer than `data-timeout` ms (default 1500), or anything fails
 // (server down, import failed), the style goes and the page stays as
 // written: nothing is bound, no view counted. `window.myna` is a Promise of
@@ -65,12 +66,15 @@
   const parsed = new Promise((ok) =>
     doc.readyState == "loading" ? doc.addEventListener("DOMContentLoaded", ok, { once: true }) : ok(),
   );
-  const client = import(sdk).then(({ Myna }) =>
+  // The import starts the wasm's fetch and compilation at once; connecting
+  // (no network: the deployment is inlined) waits for the parsed page, so
+  // the binding's decisions come right after it, before the client's
+  // listeners, timer and queue adoption (which wait for the next task).
+  const client = Promise.all([import(sdk), parsed]).then(([{ Myna }]) =>
     Myna.connect({ apiRoot: deployment.apiRoot, apiKey: deployment.apiKey, experiments: deployment }),
   );
   const bound = client
-    .then(async (myna) => {
-      await parsed;
+    .then((myna) => {
       if (!late) myna.bind(doc);
     })
     .finally(() => {

@@ -513,7 +513,8 @@ export function emit(list, name, payload) {
 // The queue is written in a microtask: a burst of events costs one write.
 export const later = (d) => queueMicrotask(() => d.step(PERSIST));
 
-// A tick every `ms`, and the page events Rust reacts to; `ms` 0 stops them
+// A tick every `ms`, and the page events Rust reacts to, from the next task
+// (the page's first decisions come first), then "start"; `ms` 0 stops them
 // all.
 export function listen(d, ms) {
   if (!ms) return d.stop();
@@ -527,9 +528,14 @@ export function listen(d, ms) {
     [globalThis, "online"],
   ];
   if (doc) hooks.push([doc, "visibilitychange"], [doc, "freeze"]);
-  for (const [target, type] of hooks) target.addEventListener(type, on);
-  const timer = setInterval(() => d.step(EVENT, "tick"), ms);
+  let timer;
+  const wait = setTimeout(() => {
+    for (const [target, type] of hooks) target.addEventListener(type, on);
+    timer = setInterval(() => d.step(EVENT, "tick"), ms);
+    d.step(EVENT, "start");
+  });
   d.stop = () => {
+    clearTimeout(wait);
     clearInterval(timer);
     for (const [target, type] of hooks) target.removeEventListener(type, on);
   };

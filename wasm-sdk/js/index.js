@@ -1,6 +1,9 @@
 // The package entry: the wasm-bindgen output (its public classes, which
-// src/lib.rs re-exports from js/glue.js), except that `Myna.connect` loads
-// the wasm first (once), so a page never calls an init function itself.
+// src/lib.rs re-exports from js/glue.js), except that the wasm's fetch and
+// (streaming) compilation start as this module is evaluated, and
+// `Myna.connect` waits for them, so a page never calls an init function
+// itself. A failed load rejects the `connect` calls waiting for it (never
+// an unhandled rejection when none is); the next call loads again.
 // scripts/build-sdk inlines this file, js/glue.js and wasm-bindgen's JS into
 // the package's one index.js (build/pack.mjs). Declarations: index.d.ts
 // re-exports the generated ones.
@@ -8,12 +11,13 @@ import init, { Myna, connect } from "./myna_sdk.js";
 
 export { Experiment, Myna, MynaError, initSync } from "./myna_sdk.js";
 
-let ready;
+const loadWasm = () => {
+  const p = init();
+  p.catch(() => ready === p && (ready = undefined));
+  return p;
+};
+let ready = loadWasm();
 Myna.connect = async function (options) {
-  ready ??= init().catch((e) => {
-    ready = undefined;
-    throw e;
-  });
-  await ready;
+  await (ready ??= loadWasm());
   return connect(options);
 };

@@ -32,6 +32,9 @@ pub(crate) struct Batch {
     claims: Vec<Claim>,
     /// The events' wire JSON, comma-separated (kept so storing is a concatenation).
     json: String,
+    /// How many of its events, and bytes of `json`, storage holds already
+    /// (what [`Queue::mark_stored`] saw).
+    stored: (usize, usize),
 }
 
 impl Batch {
@@ -43,6 +46,7 @@ impl Batch {
             events: Vec::new(),
             claims: Vec::new(),
             json: String::new(),
+            stored: (0, 0),
         }
     }
 
@@ -89,8 +93,20 @@ impl Batch {
     }
 
     /// The claims of its events, in order.
+    #[cfg(test)]
     pub(crate) fn claims(&self) -> &[Claim] {
         &self.claims
+    }
+
+    /// Its events (or only those storage does not hold yet, when `fresh`):
+    /// their wire JSON (comma-separated) and their claims.
+    pub(crate) fn events_since(&self, fresh: bool) -> (&str, &[Claim]) {
+        let (events, bytes) = if fresh { self.stored } else { (0, 0) };
+        let json = self.json.get(bytes..).unwrap_or_default();
+        (
+            json.strip_prefix(",").unwrap_or(json),
+            self.claims.get(events..).unwrap_or_default(),
+        )
     }
 
     fn push(&mut self, event: Event, claim: Claim, number: impl Number) {
@@ -178,6 +194,9 @@ pub(crate) struct Bounds {
 #[derive(Debug, Clone)]
 pub(crate) struct Queue<N> {
     batches: Vec<Batch>,
+    /// Changed since [`Queue::mark_stored`] otherwise than by events
+    /// appended (dropped, removed, adopted): storage needs it whole.
+    reshaped: bool,
     /// Most events in one batch (1 for JSONP: one event a request).
     capacity: usize,
     number: N,
@@ -189,6 +208,7 @@ impl<N: Number> Queue<N> {
     pub(crate) fn new(capacity: usize, number: N) -> Queue<N> {
         Queue {
             batches: Vec::new(),
+            reshaped: false,
             capacity: capacity.clamp(1, myna_core::event::MAX_EVENTS),
             number,
         }
@@ -244,7 +264,28 @@ impl<N: Number> Queue<N> {
             }
         }
         self.batches.retain(|b| !b.events.is_empty());
+        self.reshaped |= gone > 0;
         gone
+    }
+
+    /// Whether the queue changed since [`Queue::mark_stored`] otherwise
+    /// than by events appended (a batch sealed without losing any is not a
+    /// change: whoever reads a stored queue seals it).
+    pub(crate) fn reshaped(&self) -> bool {
+        self.reshaped
+    }
+
+    /// Whether events were appended since [`Queue::mark_stored`].
+    pub(crate) fn appended(&self) -> bool {
+        self.batches.iter().any(|b| b.stored.0 < b.events.len())
+    }
+
+    /// Storage holds the queue as it is now.
+    pub(crate) fn mark_stored(&mut self) {
+        self.reshaped = false;
+        for b in &mut self.batches {
+            b.stored = (b.events.len(), b.json.len());
+        }
     }
 
     /// How many events are queued.
@@ -280,7 +321,10 @@ impl<N: Number> Queue<N> {
     /// Removes the batch with this id (confirmed or dropped); its event count.
     pub(crate) fn remove(&mut self, id: Uuid) -> usize {
         match self.batches.iter().position(|b| b.id == id) {
-            Some(i) => self.batches.remove(i).events.len(),
+            Some(i) => {
+                self.reshaped = true;
+                self.batches.remove(i).events.len()
+            }
             None => 0,
         }
     }
@@ -302,6 +346,7 @@ impl<N: Number> Queue<N> {
                 dropped += self.batches.remove(0).events.len();
             }
         }
+        self.reshaped |= dropped > 0;
         dropped
     }
 
@@ -311,6 +356,7 @@ impl<N: Number> Queue<N> {
         if self.batches.is_empty() {
             0
         } else {
+            self.reshaped = true;
             self.batches.remove(0).events.len()
         }
     }
@@ -320,6 +366,7 @@ impl<N: Number> Queue<N> {
     pub(crate) fn adopt(&mut self, batches: Vec<Batch>) {
         for mut batch in batches {
             if self.get(batch.id).is_none() {
+                self.reshaped = true;
                 batch.sealed = true;
                 self.batches.push(batch);
             }

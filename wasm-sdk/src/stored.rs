@@ -1,5 +1,6 @@
 //! What the SDK keeps in localStorage, written and read back here only:
-//! a tab's queue ([`write_queue`], [`read_queue`]) and the visitor's state
+//! a tab's queue and its records ([`write_queue`], [`read_queue`],
+//! [`Stored::merge`]) and the visitor's state
 //! of an experiment ([`write_sticky`], [`read_sticky`]). Writing is
 //! concatenation (a batch's record body is kept written); reading walks
 //! what the browser parsed (core's [`Json`]), so the wasm holds no JSON
@@ -8,19 +9,27 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use myna_core::event::{Event, EventType};
+use myna_core::event::{Event, EventType, record_body};
 use myna_core::wire::{Json, Number, parse_uuid, push_decimal, push_json_string};
 use uuid::Uuid;
 
 use crate::queue::{Batch, Queue};
 use crate::sticky::{Claim, Entry, Sticky};
 
-/// A tab's stored queue: `{"t":heartbeat,"r":released,"q":[{"e":expt,"s":sealed,"b":body,"k":claims}]}`,
+/// A tab's stored queue: `{"t":heartbeat,"r":released,"n":folded,"q":[{"e":expt,"s":sealed,"b":body,"k":claims}]}`,
 /// where each `b` is the exact record body and `k` its events' claims
 /// (`[seq,token,reward]` each, `[seq,token]` for a view; absent when
-/// none has one).
-pub(crate) fn write_queue(queue: &Queue<impl Number>, heartbeat_ms: f64, released: bool) -> String {
-    let mut out = String::with_capacity(queue.bytes());
+/// none has one). With `folded`, the whole queue (its *base*: it holds
+/// every record numbered up to `folded`); without, a *record*: only the
+/// events appended since [`Queue::mark_stored`] (no `n`). SDK versions
+/// before records wrote the whole form without `n`, which reads alike.
+pub(crate) fn write_queue(
+    queue: &Queue<impl Number>,
+    heartbeat_ms: f64,
+    released: bool,
+    folded: Option<u32>,
+) -> String {
+    let mut out = String::with_capacity(if folded.is_some() { queue.bytes() } else { 200 });
     out.push_str("{\"t\":");
     push_decimal(&mut out, heartbeat_ms.max(0.0) as u64);
     out.push_str(if released {
@@ -28,9 +37,19 @@ pub(crate) fn write_queue(queue: &Queue<impl Number>, heartbeat_ms: f64, release
     } else {
         ",\"r\":false"
     });
+    if let Some(n) = folded {
+        out.push_str(",\"n\":");
+        push_decimal(&mut out, n.into());
+    }
     out.push_str(",\"q\":[");
-    for (i, b) in queue.batches().iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for b in queue.batches() {
+        let (json, claims) = b.events_since(folded.is_none());
+        if json.is_empty() {
+            continue;
+        }
+        let body = record_body(b.id, None, json);
+        if !core::mem::take(&mut first) {
             out.push(',');
         }
         out.push_str("{\"e\":");
@@ -41,10 +60,10 @@ pub(crate) fn write_queue(queue: &Queue<impl Number>, heartbeat_ms: f64, release
             ",\"s\":false"
         });
         out.push_str(",\"b\":");
-        out.push_str(&b.body(None));
-        if b.claims().iter().any(|c| c.seq > 0) {
+        out.push_str(&body);
+        if claims.iter().any(|c| c.seq > 0) {
             out.push_str(",\"k\":[");
-            for (i, c) in b.claims().iter().enumerate() {
+            for (i, c) in claims.iter().enumerate() {
                 out.push_str(if i > 0 { ",[" } else { "[" });
                 push_decimal(&mut out, u64::from(c.seq));
                 out.push(',');
@@ -70,6 +89,8 @@ pub(crate) struct Stored {
     pub(crate) heartbeat: f64,
     /// Whether its owner let go of it (page hidden or closed): any tab may take it.
     pub(crate) released: bool,
+    /// A base: the number of the last record it holds (0 for a record).
+    pub(crate) folded: u32,
     /// Its batches.
     pub(crate) batches: Vec<StoredBatch>,
 }
@@ -90,6 +111,16 @@ pub(crate) struct StoredBatch {
 }
 
 impl Stored {
+    /// Nothing (a record that does not read as one).
+    pub(crate) fn empty() -> Stored {
+        Stored {
+            heartbeat: 0.0,
+            released: false,
+            folded: 0,
+            batches: Vec::new(),
+        }
+    }
+
     /// The batches, ready for [`Queue::adopt`] (a stored batch without an id
     /// gets one from `new_id`).
     pub(crate) fn into_batches(
@@ -105,6 +136,27 @@ impl Stored {
                 Batch::restored(id, &s.experiment, s.sealed, s.events, s.claims, number)
             })
             .collect()
+    }
+
+    /// Adds a later record: the events of a batch already here go after
+    /// its own (its claims kept in step), a new batch after the others.
+    pub(crate) fn merge(&mut self, later: Stored) {
+        self.heartbeat = self.heartbeat.max(later.heartbeat);
+        self.released |= later.released;
+        for batch in later.batches {
+            match self
+                .batches
+                .iter_mut()
+                .find(|b| b.id.is_some() && b.id == batch.id)
+            {
+                Some(b) => {
+                    b.claims.resize(b.events.len(), Claim::default());
+                    b.events.extend(batch.events);
+                    b.claims.extend(batch.claims);
+                }
+                None => self.batches.push(batch),
+            }
+        }
     }
 
     /// Whether a tab may take this queue over at `now_ms`: its owner let go of
@@ -140,6 +192,7 @@ pub(crate) fn read_queue<J: Json>(value: &J) -> Option<Stored> {
     Some(Stored {
         heartbeat,
         released: value.field("r").boolean().unwrap_or(false),
+        folded: value.field("n").number().unwrap_or(0.0) as u32,
         batches,
     })
 }
@@ -271,7 +324,7 @@ mod tests {
         q.push("e1", view("a", 1), Claim::default(), &mut next);
         q.push("e\"2", view("b", 2), Claim::default(), &mut next);
         q.seal_settled(Some(Uuid::from_u128(1)), |_, _| true);
-        let stored: Value = serde_json::from_str(&write_queue(&q, 1234.0, false)).unwrap();
+        let stored: Value = serde_json::from_str(&write_queue(&q, 1234.0, false, Some(0))).unwrap();
         assert_eq!(stored["t"], 1234);
         assert_eq!(stored["r"], false);
         let entries = stored["q"].as_array().unwrap();
@@ -283,7 +336,7 @@ mod tests {
             let expected: RecordBatch = serde_json::from_str(&batch.body(None)).unwrap();
             assert_eq!(body, expected);
         }
-        let released: Value = serde_json::from_str(&write_queue(&q, 1.0, true)).unwrap();
+        let released: Value = serde_json::from_str(&write_queue(&q, 1.0, true, Some(0))).unwrap();
         assert_eq!(released["r"], true);
     }
 
@@ -295,6 +348,7 @@ mod tests {
         let stored = Stored {
             heartbeat: 1000.0,
             released: false,
+            folded: 0,
             batches: vec![
                 StoredBatch {
                     experiment: "e".into(),
@@ -335,19 +389,20 @@ mod tests {
         q.push("e", view("a", 1), c, || Uuid::from_u128(1));
         let v = Entry { reward: 0, ..c };
         q.push("e", view("a", 2), v, || Uuid::from_u128(1));
-        let stored: Value = serde_json::from_str(&write_queue(&q, 1.0, false)).unwrap();
+        let stored: Value = serde_json::from_str(&write_queue(&q, 1.0, false, Some(0))).unwrap();
         let big = 4_294_967_295u64;
         assert_eq!(
             stored["q"][0]["k"],
             serde_json::json!([[99_999, big, big], [99_999, big]])
         );
         assert!(
-            write_queue(&q, 1.0, false).len() <= q.bytes(),
+            write_queue(&q, 1.0, false, Some(0)).len() <= q.bytes(),
             "the bound counts the claims"
         );
         let mut plain = queue(10);
         plain.push("e", view("a", 1), Claim::default(), || Uuid::from_u128(1));
-        let stored: Value = serde_json::from_str(&write_queue(&plain, 1.0, false)).unwrap();
+        let stored: Value =
+            serde_json::from_str(&write_queue(&plain, 1.0, false, Some(0))).unwrap();
         assert!(stored["q"][0].get("k").is_none(), "no claims, no field");
     }
 
@@ -367,7 +422,7 @@ mod tests {
         };
         q.push("e2", reward, claim(1, 13, 4_294_967_295), &mut next);
         q.seal_settled(Some(Uuid::from_u128(1)), |_, _| true);
-        let text = write_queue(&q, 1234.0, true);
+        let text = write_queue(&q, 1234.0, true, Some(0));
         let stored = read_queue(&&parse(&text)).unwrap();
         assert_eq!(stored.heartbeat, 1234.0);
         assert!(stored.released);

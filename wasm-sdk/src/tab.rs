@@ -6,13 +6,17 @@
 //! the [`Effect`]s asked for and calls back here at each step.
 //!
 //! Storage protocol (several tabs share one localStorage): each tab keeps
-//! its own queue under `<ns>:q:<tab>`, rewritten whenever it changes (at
-//! the end of the task, so a burst of events costs one write) and at every
-//! tick as a heartbeat. When its page is hidden or closed a tab beacons
-//! everything, seals its batches and marks its queue *released*; a flushing
-//! tab (holding the flush lock) adopts released queues, and queues whose
-//! heartbeat is older than [`STALE_MS`] (a crashed tab). Adopted batches
-//! keep their ids, so a batch sent by two tabs is still counted once.
+//! its own queue under `<ns>:t:<tab>`, written at the end of the task that
+//! changed it (so a burst of events costs one write): the events queued
+//! since the last write as one record of their own, other changes by
+//! rewriting it whole ([`persist`]); and whole every
+//! [`persist::HEARTBEAT_MS`] while it holds events, as a heartbeat. When its page is hidden or closed
+//! a tab beacons everything, seals its batches and marks its queue
+//! *released*; a flushing tab (holding the flush lock) adopts released
+//! queues, and queues whose heartbeat is older than [`STALE_MS`] (a crashed
+//! tab), and the queues SDK versions before records left (`<ns>:q:<tab>`)
+//! by the same rules. Adopted batches keep their ids, so a batch sent by
+//! two tabs is still counted once.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,10 +31,11 @@ use crate::claims::Claims;
 use crate::delivery::{Backoff, Counts, Failure, Run, Step};
 use crate::host::Host;
 use crate::lock::{self, Lease};
+use crate::persist::{self, Journal};
 use crate::queue::{Bounds, Queue};
 use crate::retry::Verdict;
 use crate::sticky::{self, Claim, Suggestion};
-use crate::{persist, storage, stored};
+use crate::{storage, stored};
 
 /// A queue whose owner has shown no sign of life this long (ms) may be adopted.
 pub(crate) const STALE_MS: f64 = 15.0 * 60_000.0;
@@ -80,6 +85,8 @@ pub(crate) enum Effect {
 pub(crate) enum PageEvent {
     /// The timer (`flushIntervalMs`).
     Tick,
+    /// The listeners started (after the task that connected).
+    Start,
     /// The page is hidden, frozen or going away.
     Hidden,
     /// The page is shown again.
@@ -96,6 +103,7 @@ impl PageEvent {
     pub(crate) fn from_name(name: &str) -> Option<PageEvent> {
         Some(match name {
             "tick" => PageEvent::Tick,
+            "start" => PageEvent::Start,
             "pagehide" | "freeze" | "hidden" => PageEvent::Hidden,
             "pageshow" | "visible" => PageEvent::Visible,
             "storage" => PageEvent::Storage,
@@ -145,8 +153,8 @@ pub(crate) struct Tab<H: Host> {
     closed: bool,
     /// Storage refused even our newest batch: we run from memory.
     memory_only: bool,
-    /// When our queue was last written (epoch ms).
-    beat: f64,
+    /// What this tab has in storage (and when it last wrote it).
+    journal: Journal,
     ticks: u32,
     /// The timer and the page listeners run.
     listening: bool,
@@ -160,8 +168,10 @@ impl<H: Host> Tab<H> {
         } else {
             settings.batch_size
         };
+        let id = uuid_text(host.uuid(), false);
         Tab {
-            id: uuid_text(host.uuid(), false),
+            journal: Journal::new(&settings.ns, &id, host.now()),
+            id,
             queue: Queue::new(capacity, H::Number::default()),
             claims: Claims::new(&settings.ns),
             backoff: Backoff::default(),
@@ -173,7 +183,6 @@ impl<H: Host> Tab<H> {
             released: false,
             closed: false,
             memory_only: false,
-            beat: host.now(),
             ticks: 0,
             listening: false,
             settings,
@@ -196,16 +205,13 @@ impl<H: Host> Tab<H> {
         self.queue.len()
     }
 
-    /// The experiments are loaded: starts the timer and the page listeners,
-    /// and sends what earlier pages left queued.
+    /// The experiments are loaded: asks for the timer and the page
+    /// listeners (which start after the task that connected, then send
+    /// what earlier pages left queued: [`PageEvent::Start`]).
     pub(crate) fn start(&mut self) {
         self.effects
             .push(Effect::Listen(self.settings.flush_interval_ms));
         self.listening = true;
-        let prefix = storage::queue_prefix(&self.settings.ns);
-        if !self.host.keys(&prefix).is_empty() {
-            self.background_flush();
-        }
     }
 
     // ---- Decisions -------------------------------------------------------
@@ -285,8 +291,11 @@ impl<H: Host> Tab<H> {
     /// Forgets this visitor's variant of the experiment (its views stay
     /// remembered, for the claims of events still queued).
     pub(crate) fn unstick(&mut self, uuid: &str) {
-        let state = sticky::unstuck(&self.claims.state(&self.host, uuid));
-        self.set_sticky(uuid, state);
+        let state = self.claims.state(&self.host, uuid);
+        // Nothing shown, nothing to write (`suggest` and `view` show one).
+        if state.variant.is_some() {
+            self.set_sticky(uuid, sticky::unstuck(&state));
+        }
     }
 
     /// A random token naming a view or a reward in the visitor's claims (32
@@ -328,7 +337,7 @@ impl<H: Host> Tab<H> {
     /// task, flushes at batch size.
     fn enqueue(&mut self, uuid: &str, event: Event, claim: Claim) {
         let t = self.host.now();
-        if !self.queue.is_empty() && t - self.beat > STALE_MS / 2.0 {
+        if !self.queue.is_empty() && t - self.journal.beat > STALE_MS / 2.0 {
             // Asleep long enough that another tab may have adopted our
             // queue: what it may have taken never grows again.
             self.seal(None);
@@ -362,13 +371,12 @@ impl<H: Host> Tab<H> {
         }
     }
 
-    /// Writes the visitor's states that changed and this tab's queue (or
-    /// removes it when empty), by [`persist::write_queue`]'s rules when
-    /// storage is full. Events pushed out of a full queue since the last
-    /// write are told here, once.
+    /// Writes the visitor's states that changed and what changed of this
+    /// tab's queue (or removes it when empty), by [`persist`]'s rules.
+    /// Events pushed out of a full queue since the last write are told
+    /// here, once.
     pub(crate) fn persist(&mut self) {
         self.claims.write(&self.host);
-        let key = storage::queue(&self.settings.ns, &self.id);
         let t = self.host.now();
         let overflow = core::mem::take(&mut self.dropped);
         if overflow > 0 {
@@ -378,8 +386,9 @@ impl<H: Host> Tab<H> {
             );
         }
         self.persist_pending = false;
-        self.beat = t;
-        let written = persist::write_queue(&self.host, &key, &mut self.queue, t, self.released);
+        let written = self
+            .journal
+            .write(&self.host, &mut self.queue, t, self.released);
         let newly_memory_only = written.memory_only && !self.memory_only;
         self.memory_only = written.memory_only;
         if written.dropped > 0 || newly_memory_only {
@@ -396,6 +405,7 @@ impl<H: Host> Tab<H> {
     pub(crate) fn page_event(&mut self, event: PageEvent) {
         match event {
             PageEvent::Tick => self.tick(),
+            PageEvent::Start => self.look_for_queues(),
             PageEvent::Hidden => self.hidden(),
             PageEvent::Visible => self.visible(),
             // Another tab changed the visitor's state: read it afresh.
@@ -442,12 +452,13 @@ impl<H: Host> Tab<H> {
         }
         self.ticks = self.ticks.wrapping_add(1);
         let nonempty = !self.queue.is_empty();
-        if nonempty && t - self.beat > STALE_MS / 2.0 {
+        if nonempty && t - self.journal.beat > STALE_MS / 2.0 {
             self.seal(None);
         }
         if nonempty {
-            self.persist(); // the heartbeat
+            self.persist(); // the heartbeat, once a minute
         }
+        self.journal.sweep(&self.host);
         let due = nonempty && self.backoff.due(t);
         if due || self.ticks.is_multiple_of(ORPHAN_TICKS) {
             self.background_flush();

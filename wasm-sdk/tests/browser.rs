@@ -207,12 +207,18 @@ async fn the_queue_survives_a_reload_and_a_live_tab_keeps_its_own() {
     let snap = || snapshot(U1, &[("a", 0.5), ("b", 0.5)]);
     let first = connect(&quiet(&ns, DEAD, &[snap()])).await;
     let expt = first.experiment(U1).unwrap();
+    // One event a task: each is stored (as a record of its own) before
+    // the next task.
     expt.view("a").unwrap();
+    sleep(0).await;
+    assert_eq!(stored_batches(&ns)[0].1.len(), 1);
     expt.reward(Some(0.25)).unwrap();
+    sleep(0).await;
     expt.view("b").unwrap();
     sleep(0).await;
     let before = stored_batches(&ns);
-    assert_eq!(before.iter().map(|(_, e)| e.len()).sum::<usize>(), 3);
+    assert_eq!(before.len(), 1, "one batch, in a base and its records");
+    assert_eq!(before[0].1.len(), 3);
 
     // Another tab while the first is alive: it leaves the first one's queue alone.
     let other = connect(&quiet(&ns, DEAD, &[snap()])).await;
@@ -310,10 +316,7 @@ async fn the_queue_is_bounded_oldest_first_with_an_event() {
         expt.view("a").unwrap();
     }
     sleep(0).await;
-    let stored: usize = stored_queues(&ns2)
-        .iter()
-        .map(|q| js_sys::JSON::stringify(q).unwrap().length() as usize)
-        .sum();
+    let stored = stored_bytes(&ns2);
     assert!(stored <= 400, "{stored} bytes stored");
     assert!(myna.queued() >= 1 && myna.queued() < 50);
     myna.close();
@@ -657,5 +660,55 @@ async fn events_whose_claims_lost_to_another_tab_are_dropped_before_they_leave()
     assert_eq!(spy.calls.borrow().len(), 1);
     myna.close();
     drop(spy);
+    clear(&ns);
+}
+
+#[wasm_bindgen_test]
+async fn a_crashed_tabs_records_are_adopted_once_stale_each_event_once() {
+    let ns = ns("crash");
+    let snap = || snapshot(U1, &[("a", 0.5), ("b", 0.5)]);
+    let page = connect(&quiet(&ns, DEAD, &[snap()])).await;
+    let expt = page.experiment(U1).unwrap();
+    for i in 0..5 {
+        if i % 2 == 0 {
+            expt.view("a").unwrap();
+        } else {
+            assert!(expt.reward(None).unwrap());
+        }
+        sleep(0).await;
+        // What a reload now would find: every event so far, once.
+        let stored = stored_batches(&ns);
+        assert_eq!(stored.iter().map(|(_, e)| e.len()).sum::<usize>(), i + 1);
+    }
+    // The page crashes (no pagehide, nothing more written); 15 minutes on
+    // (its base's heartbeat made old), the next page adopts its queue.
+    let shape = |b: Vec<(String, Vec<JsValue>)>| -> Vec<(String, usize)> {
+        b.into_iter().map(|(id, e)| (id, e.len())).collect()
+    };
+    let before = shape(stored_batches(&ns));
+    let s = storage();
+    let keys: Vec<String> = (0..s.length().unwrap())
+        .filter_map(|i| s.key(i).unwrap())
+        .filter(|k| k.starts_with(&format!("{ns}:t:")))
+        .collect();
+    assert!(keys.len() > 1, "a base and records: {keys:?}");
+    for key in keys {
+        let text = s.get_item(&key).unwrap().unwrap();
+        let at = text.find(",\"r\"").unwrap();
+        s.set_item(&key, &format!("{{\"t\":1{}", &text[at..]))
+            .unwrap();
+    }
+    let next = connect(&quiet(&ns, DEAD, &[snap()])).await;
+    let err = settle(next.flush()).await.unwrap_err();
+    assert_myna_error(&err, "network", None);
+    assert_eq!(next.queued(), 5, "every event, once");
+    assert_eq!(
+        shape(stored_batches(&ns)),
+        before,
+        "under the same batch ids"
+    );
+    assert_eq!(stored_queues(&ns).len(), 1, "the dead tab's keys are gone");
+    next.close();
+    page.close(); // (its listeners would hear the next tests' page events)
     clear(&ns);
 }

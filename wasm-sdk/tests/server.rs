@@ -275,3 +275,42 @@ async fn load_reads_one_experiment_and_bad_keys_are_refused() {
     assert_eq!(get(&err, "status").as_f64(), Some(401.0));
     clear(&ns);
 }
+
+#[wasm_bindgen_test]
+async fn a_queue_an_older_sdk_stored_is_delivered_after_the_upgrade_once() {
+    let ns = ns("upgrade");
+    let (uuid, key) = setup("upgrade mid-queue").await;
+    // The page as the previous SDK version left it, going away: its whole
+    // queue under `<ns>:q:<tab>`, released (one batch sealed, one not).
+    let old = format!(
+        r#"{{"t":{now},"r":true,"q":[
+        {{"e":"{uuid}","s":true,"b":{{"batch":"5d9e8c1a-2b3c-4d5e-8f70-0a1b2c3d4e01","events":[
+          {{"typename":"view","variant":"a","timestamp":{now}}},
+          {{"typename":"reward","variant":"a","amount":0.5,"timestamp":{now}}}]}},"k":[[1,7],[1,7,9]]}},
+        {{"e":"{uuid}","s":false,"b":{{"batch":"5d9e8c1a-2b3c-4d5e-8f70-0a1b2c3d4e02","events":[
+          {{"typename":"view","variant":"b","timestamp":{now}}}]}}}}]}}"#,
+        now = js_sys::Date::now()
+    );
+    storage().set_item(&format!("{ns}:q:oldtab"), &old).unwrap();
+    // The upgraded page sends it, under its batch ids.
+    let page = connect(&live(&ns, api_root(), &key, "post")).await;
+    let syncs = Listener::on(&page, "sync");
+    settle(page.flush()).await.unwrap();
+    assert_eq!(syncs.total("sent"), 3.0);
+    assert_eq!(totals(&uuid).await, (2.0, 0.5), "nothing lost");
+    assert!(
+        storage()
+            .get_item(&format!("{ns}:q:oldtab"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(stored_queues(&ns).is_empty());
+    page.close();
+    // Sent again (another tab of the old version, a beacon): counted once.
+    storage().set_item(&format!("{ns}:q:oldtab"), &old).unwrap();
+    let again = connect(&live(&ns, api_root(), &key, "post")).await;
+    settle(again.flush()).await.unwrap();
+    assert_eq!(totals(&uuid).await, (2.0, 0.5), "nothing doubled");
+    again.close();
+    clear(&ns);
+}

@@ -101,7 +101,7 @@ async fn what_the_sdk_queues_core_reads_back() {
     let stored = storage();
     let key = (0..stored.length().unwrap())
         .filter_map(|i| stored.key(i).unwrap())
-        .find(|k| k.starts_with(&format!("{ns}:q:")))
+        .find(|k| k.starts_with(&format!("{ns}:t:")))
         .unwrap();
     let text = stored.get_item(&key).unwrap().unwrap();
     let queue: Value = serde_json::from_str(&text).unwrap();

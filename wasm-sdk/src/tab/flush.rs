@@ -110,38 +110,68 @@ impl<H: Host> Tab<H> {
         )
     }
 
-    /// Adopts the queues other tabs released, or left for dead.
+    /// A flush looks at the queues earlier pages or other tabs left, if
+    /// there are any. Not for this page's own (its base and records, a
+    /// prefix no other tab's key has: tab ids are of one length): what the
+    /// page queued before the listeners started waits for the timer or the
+    /// batch size, as it would have after connecting.
+    pub(super) fn look_for_queues(&mut self) {
+        let prefix = storage::queues(&self.settings.ns);
+        let mine = storage::base(&self.settings.ns, &self.id);
+        let keys = self.host.keys(&prefix);
+        let queue = |k: &String| {
+            matches!(
+                k.as_bytes().get(prefix.len()..),
+                Some([b't' | b'q', b':', ..])
+            ) && !k.starts_with(&mine)
+        };
+        if keys.iter().any(queue) {
+            self.background_flush();
+        }
+    }
+
+    /// Adopts the queues other tabs released, or left for dead (and those
+    /// of SDK versions before records, by the same rules): found by their
+    /// bases (a tab writes its base before any record).
     fn adopt_orphans(&mut self) {
-        let mine = storage::queue(&self.settings.ns, &self.id);
-        let t = self.host.now();
-        for key in self.host.keys(&storage::queue_prefix(&self.settings.ns)) {
-            if key == mine {
-                continue;
+        let prefix = storage::queues(&self.settings.ns);
+        let mine = storage::base(&self.settings.ns, &self.id);
+        let keys = self.host.keys(&prefix);
+        for key in &keys {
+            let base = matches!(key.as_bytes().get(prefix.len()..),
+                Some([b't' | b'q', b':', rest @ ..]) if rest.iter().all(|&b| b != b':'));
+            if base
+                && *key != mine
+                && let Some(stored) = persist::read_tab(&self.host, key)
+            {
+                self.take_over(stored, key);
             }
-            let Some(text) = self.host.get(&key) else {
-                continue;
-            };
-            match self.host.parse(&text).and_then(|v| stored::read_queue(&v)) {
-                Some(stored) if stored.is_orphan(t, STALE_MS) => {
-                    let host = &self.host;
-                    let batches = stored.into_batches(self.queue.number(), || host.uuid());
-                    self.queue.adopt(batches);
-                    let dropped = self.queue.enforce(self.settings.bounds);
-                    // What the other tab never sealed had not left it: its
-                    // events are judged by their claims before they leave.
-                    self.seal(None);
-                    self.persist(); // ours first: a crash here leaves a harmless duplicate
-                    self.host.remove(&key);
-                    if dropped > 0 {
-                        self.queue_full(
-                            dropped,
-                            "The queue was full: the oldest events were dropped.",
-                        );
-                    }
-                }
-                Some(_) => {}
-                None => self.host.remove(&key), // unreadable: nothing to save
-            }
+        }
+    }
+
+    /// Takes another tab's stored queue over if it is an orphan, then
+    /// removes its keys: `base` and its records ([`persist::read_tab`]).
+    fn take_over(&mut self, stored: stored::Stored, base: &str) {
+        if !stored.is_orphan(self.host.now(), STALE_MS) {
+            return;
+        }
+        let host = &self.host;
+        let batches = stored.into_batches(self.queue.number(), || host.uuid());
+        self.queue.adopt(batches);
+        let dropped = self.queue.enforce(self.settings.bounds);
+        // What the other tab never sealed had not left it: its events are
+        // judged by their claims before they leave.
+        self.seal(None);
+        self.persist(); // ours first: a crash here leaves a harmless duplicate
+        for key in self.host.keys(&storage::records(base)) {
+            self.host.remove(&key);
+        }
+        self.host.remove(base);
+        if dropped > 0 {
+            self.queue_full(
+                dropped,
+                "The queue was full: the oldest events were dropped.",
+            );
         }
     }
 }

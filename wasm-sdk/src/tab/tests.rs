@@ -87,7 +87,7 @@ fn flush(
 fn stored_queue(host: &TestHost) -> Vec<String> {
     host.items()
         .into_iter()
-        .filter(|(k, _)| k.starts_with("myna:q:"))
+        .filter(|(k, _)| k.starts_with("myna:t:"))
         .map(|(_, v)| v)
         .collect()
 }
@@ -480,6 +480,9 @@ fn page_life_heartbeats_flushes_when_due_and_lets_go_at_close() {
     host.advance(1000.0);
     t.page_event(PageEvent::Tick);
     assert_eq!(t.take_effects(), vec![Effect::Flush]);
+    assert_eq!(stored_queue(&host), before, "no write a tick");
+    host.advance(persist::HEARTBEAT_MS);
+    t.page_event(PageEvent::Tick);
     assert_ne!(
         stored_queue(&host),
         before,
@@ -539,6 +542,7 @@ fn the_lease_goes_to_one_tab_at_a_time_until_it_expires_or_is_given_back() {
 fn page_events_are_named_as_glue_js_names_them() {
     for (name, event) in [
         ("tick", PageEvent::Tick),
+        ("start", PageEvent::Start),
         ("pagehide", PageEvent::Hidden),
         ("freeze", PageEvent::Hidden),
         ("hidden", PageEvent::Hidden),
@@ -550,4 +554,183 @@ fn page_events_are_named_as_glue_js_names_them() {
         assert_eq!(PageEvent::from_name(name), Some(event));
     }
     assert_eq!(PageEvent::from_name("click"), None);
+}
+
+/// The events another tab would find in storage: (batch id, timestamps)
+/// of every batch of every tab's queue (bases, records, old forms).
+fn stored_events(host: &TestHost) -> Vec<(Uuid, Vec<i64>)> {
+    let keys = host.keys("myna:");
+    let mut tabs: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix("myna:t:"))
+        .map(|rest| rest.split(':').next().unwrap())
+        .collect();
+    tabs.dedup();
+    tabs.into_iter()
+        .flat_map(|tab| {
+            persist::read_tab(host, &storage::base("myna", tab))
+                .unwrap()
+                .batches
+        })
+        .map(|b| {
+            (
+                b.id.unwrap(),
+                b.events.iter().map(|e| e.timestamp).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_event_is_stored_as_its_own_record_before_the_next_and_a_reload_at_any_point_sends_each_once()
+ {
+    // The page reloads (a crash: no pagehide) after each of 1..=6 events,
+    // each queued one at a time, with a flush between some of them.
+    for crash_after in 1..=6 {
+        let host = TestHost::new();
+        let mut t = tab(&host, false);
+        let mut server = Myna::default();
+        let mut acknowledged = 0;
+        for i in 0..crash_after {
+            host.advance(1.0);
+            if i % 2 == 0 {
+                t.view(E, &variants(), "a").unwrap();
+            } else {
+                assert!(t.reward(E, &variants(), Some(1.0)).unwrap());
+            }
+            acknowledged += 1;
+            let before = host.items();
+            t.persist(); // the end of the task
+            let after = host.items();
+            let new = after
+                .keys()
+                .filter(|k| k.starts_with("myna:t:") && !before.contains_key(*k))
+                .count();
+            let changed = after
+                .iter()
+                .filter(|(k, v)| before.get(*k) != Some(v))
+                .count();
+            assert_eq!(new, 1, "one record for the event");
+            assert!(changed <= 2, "the record and the visitor's state only");
+            if i == 2 {
+                // A flush confirms the first three: the base is rewritten.
+                assert_eq!(flush(&mut t, true, |r| server.take(r)).counts.sent, 3);
+                assert!(stored_queue(&host).is_empty());
+            }
+        }
+        let stored: usize = stored_events(&host).iter().map(|(_, e)| e.len()).sum();
+        assert_eq!(
+            stored + server.total(),
+            acknowledged,
+            "crash after {crash_after}"
+        );
+        // The next page, 15 minutes on, adopts what the dead tab left.
+        host.advance(STALE_MS + 1.0);
+        let mut next = tab(&host, false);
+        flush(&mut next, false, |r| server.take(r));
+        assert_eq!(server.total(), acknowledged, "each event counted once");
+        assert!(stored_queue(&host).is_empty());
+    }
+}
+
+#[test]
+fn a_queue_stored_by_an_sdk_before_records_is_adopted_and_sent_under_its_ids() {
+    let host = TestHost::new();
+    // What the previous SDK version wrote as its page went away.
+    let old = r#"{"t":1000000,"r":true,"q":[
+        {"e":"6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11","s":true,
+         "b":{"batch":"00000000-0000-0000-0000-0000000000aa","events":[
+           {"typename":"view","variant":"a","timestamp":5},
+           {"typename":"reward","variant":"a","amount":0.5,"timestamp":6}]},
+         "k":[[1,7],[1,7,9]]},
+        {"e":"6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11","s":false,
+         "b":{"batch":"00000000-0000-0000-0000-0000000000bb","events":[
+           {"typename":"view","variant":"b","timestamp":7}]}}]}"#;
+    host.set("myna:q:oldtab", old);
+    let mut t = tab(&host, false);
+    t.start();
+    t.page_event(PageEvent::Start);
+    assert_eq!(
+        t.take_effects(),
+        vec![Effect::Listen(1000.0), Effect::Flush]
+    );
+    // The server is down at first: the queue is ours now, in the new form.
+    flush(&mut t, false, |_| retry::unanswered(false));
+    assert_eq!(host.get("myna:q:oldtab"), None);
+    assert_eq!(t.queued(), 3);
+    let aa = Uuid::from_u128(0xaa);
+    let bb = Uuid::from_u128(0xbb);
+    assert_eq!(stored_events(&host), [(aa, vec![5, 6]), (bb, vec![7])]);
+    host.advance(600_000.0);
+    let mut server = Myna::default();
+    let done = flush(&mut t, false, |r| server.take(r));
+    assert_eq!(done.counts.sent, 3);
+    assert_eq!(server.counted, BTreeMap::from([(aa, 2), (bb, 1)]));
+}
+
+#[test]
+fn what_the_page_queued_before_the_listeners_started_waits_for_the_timer() {
+    // The page's first view is queued in the task that connected, before
+    // the listeners start: its own queue is no reason to flush at once.
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    t.start();
+    t.view(E, &variants(), "a").unwrap();
+    t.persist();
+    t.page_event(PageEvent::Start);
+    assert!(!t.take_effects().contains(&Effect::Flush));
+    // Another page's queue is.
+    let mut next = tab(&host, false);
+    next.start();
+    next.page_event(PageEvent::Start);
+    assert!(next.take_effects().contains(&Effect::Flush));
+}
+
+#[test]
+fn a_tab_leaves_a_live_tabs_records_alone_and_adopts_them_once_released() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    for _ in 0..3 {
+        a.view(E, &variants(), "a").unwrap();
+        a.persist();
+    }
+    assert_eq!(stored_queue(&host).len(), 3, "three records");
+    let mut server = Myna::default();
+    b.start();
+    b.page_event(PageEvent::Start);
+    assert!(b.take_effects().contains(&Effect::Flush));
+    assert_eq!(flush(&mut b, false, |r| server.take(r)).counts.sent, 0);
+    assert_eq!(
+        stored_queue(&host).len(),
+        3,
+        "a live tab's queue stays its own"
+    );
+    a.page_event(PageEvent::Hidden);
+    assert_eq!(flush(&mut b, false, |r| server.take(r)).counts.sent, 3);
+    assert!(stored_queue(&host).is_empty());
+    // a is shown again and queues more: a new batch, written as a record.
+    a.page_event(PageEvent::Visible);
+    a.view(E, &variants(), "b").unwrap();
+    a.persist();
+    assert_eq!(flush(&mut a, false, |r| server.take(r)).counts.sent, 4);
+    assert_eq!(server.total(), 4, "the batch both sent is counted once");
+}
+
+#[test]
+fn the_visitors_state_is_written_only_when_it_changed() {
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    let key = alloc::format!("myna:s:{E}");
+    t.view(E, &variants(), "a").unwrap();
+    t.unstick(E);
+    t.persist();
+    assert!(host.get(&key).is_some());
+    host.remove(&key);
+    t.unstick(E); // nothing is shown already
+    t.persist();
+    assert_eq!(host.get(&key), None, "unchanged: not written again");
+    t.suggest(E, &variants(), &[1.0, 0.0]).unwrap();
+    t.persist();
+    assert!(host.get(&key).is_some(), "changed: written");
 }

@@ -66,10 +66,14 @@ pub fn quiet(ns: &str, root: &str, snapshots: &[JsValue]) -> Vec<(&'static str, 
     ]
 }
 
-/// Connects or panics.
+/// Connects or panics; resolves in the task after (the client's
+/// listeners start then, as a page's later tasks see them).
 pub async fn connect(fields: &[(&str, JsValue)]) -> Myna {
     match Myna::connect(options(fields)).await {
-        Ok(m) => m,
+        Ok(m) => {
+            sleep(0).await;
+            m
+        }
         Err(e) => panic!("connect failed: {}", describe(&e)),
     }
 }
@@ -182,30 +186,74 @@ pub fn storage() -> web_sys::Storage {
     web_sys::window().unwrap().local_storage().unwrap().unwrap()
 }
 
-/// Every stored queue of a namespace, parsed.
-pub fn stored_queues(ns: &str) -> Vec<JsValue> {
+/// Every key of a namespace's tab queues (`<ns>:t:…`, and `<ns>:q:…` as
+/// SDK versions before records wrote them), with its value.
+fn queue_items(ns: &str) -> Vec<(String, String)> {
     let s = storage();
-    let prefix = format!("{ns}:q:");
+    let (t, q) = (format!("{ns}:t:"), format!("{ns}:q:"));
     (0..s.length().unwrap())
         .filter_map(|i| s.key(i).unwrap())
-        .filter(|k| k.starts_with(&prefix))
-        .map(|k| json(&s.get_item(&k).unwrap().unwrap()))
+        .filter(|k| k.starts_with(&t) || k.starts_with(&q))
+        .map(|k| {
+            let v = s.get_item(&k).unwrap().unwrap();
+            (k, v)
+        })
         .collect()
 }
 
-/// The events of every stored batch of a namespace: (batch id, events as JSON).
-pub fn stored_batches(ns: &str) -> Vec<(String, Vec<JsValue>)> {
-    stored_queues(ns)
-        .iter()
-        .flat_map(|q| Array::from(&get(q, "q")).iter().collect::<Vec<_>>())
-        .map(|entry| {
-            let body = get(&entry, "b");
-            (
-                get(&body, "batch").as_string().unwrap(),
-                Array::from(&get(&body, "events")).iter().collect(),
-            )
-        })
+/// Every stored queue of a namespace, one per tab: its base (the whole
+/// queue as last written, or an old SDK's queue), parsed.
+pub fn stored_queues(ns: &str) -> Vec<JsValue> {
+    queue_items(ns)
+        .into_iter()
+        .filter(|(k, _)| k[ns.len() + 3..].find(':').is_none())
+        .map(|(_, v)| json(&v))
         .collect()
+}
+
+/// Bytes the namespace's queues take in storage (bases and records).
+pub fn stored_bytes(ns: &str) -> usize {
+    queue_items(ns).iter().map(|(_, v)| v.len()).sum()
+}
+
+/// The events of every stored batch of a namespace, as another tab reads
+/// them: (batch id, events as JSON), each tab's base then its records
+/// numbered after the base, in order, merged by batch id.
+pub fn stored_batches(ns: &str) -> Vec<(String, Vec<JsValue>)> {
+    let items = queue_items(ns);
+    let mut out: Vec<(String, Vec<JsValue>)> = Vec::new();
+    for (base, text) in items
+        .iter()
+        .filter(|(k, _)| k[ns.len() + 3..].find(':').is_none())
+    {
+        let mut parts = vec![json(text)];
+        let folded = get(&parts[0], "n").as_f64().unwrap_or(0.0) as u64;
+        let mut records: Vec<(u64, JsValue)> = items
+            .iter()
+            .filter_map(|(k, v)| {
+                let n: u64 = k
+                    .strip_prefix(base.as_str())?
+                    .strip_prefix(':')?
+                    .parse()
+                    .ok()?;
+                (n > folded).then(|| (n, json(v)))
+            })
+            .collect();
+        records.sort_by_key(|(n, _)| *n);
+        parts.extend(records.into_iter().map(|(_, v)| v));
+        for part in parts {
+            for entry in Array::from(&get(&part, "q")).iter() {
+                let body = get(&entry, "b");
+                let id = get(&body, "batch").as_string().unwrap();
+                let events: Vec<JsValue> = Array::from(&get(&body, "events")).iter().collect();
+                match out.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, e)) => e.extend(events),
+                    None => out.push((id, events)),
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Removes every key of a namespace.

@@ -1,0 +1,116 @@
+// The package entry (pkg/index.js) on a page in headless Chromium, no
+// server: the wasm is requested as the module is evaluated (before
+// `Myna.connect`); a failed load is no unhandled rejection, rejects the
+// `connect` waiting for it, and the next `connect` loads again; connecting
+// with a snapshot and the first `suggest` do no network and touch only the
+// visitor's sticky state in storage, the listeners, timer and queue
+// adoption waiting for a later task. Run by scripts/test-sdk.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { IMPORT_MAP, launch, servePage } from "./browser.mjs";
+
+const uuid = "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11";
+
+// The page counts fetches, storage calls, lock requests and timers from
+// the moment `connect` is called, and unhandled rejections all along.
+const page = `<!doctype html><html><head>${IMPORT_MAP}
+<script>
+  window.rejections = [];
+  addEventListener("unhandledrejection", (e) => rejections.push(String(e.reason)));
+  window.calls = null;
+  const count = (obj, name) => {
+    const f = obj[name];
+    obj[name] = function (...args) {
+      if (calls) calls.push(name + (typeof args[0] == "string" ? " " + args[0] : ""));
+      return f.apply(this, args);
+    };
+  };
+  count(window, "fetch");
+  count(window, "setTimeout");
+  count(window, "setInterval");
+  count(window, "addEventListener");
+  for (const m of ["getItem", "setItem", "removeItem", "key"]) count(Storage.prototype, m);
+  if (navigator.locks) count(navigator.locks, "request");
+</script></head><body><script type="module">
+  import { Myna } from "myna-sdk";
+  window.Myna = Myna;
+</script></body></html>`;
+
+const snapshot = {
+  typename: "experiment",
+  subtype: "summary",
+  uuid,
+  name: "entry",
+  visibility: "published",
+  variants: { a: { name: "a", weight: 1, settings: {} } },
+};
+
+async function withPage(failures, check) {
+  const site = await servePage(page);
+  const browser = await launch();
+  try {
+    const tab = await browser.newPage();
+    const wasm = [];
+    let failing = failures;
+    await tab.route("**/*.wasm", (route) => {
+      wasm.push(Date.now());
+      return failing-- > 0 ? route.abort() : route.continue();
+    });
+    await tab.goto(site.origin);
+    await tab.waitForFunction(() => window.Myna);
+    await check(tab, wasm);
+  } finally {
+    await browser.close();
+    await site.close();
+  }
+}
+
+const connect = (tab) =>
+  tab.evaluate(
+    async ([snapshot]) => {
+      try {
+        await Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: "entry", experiments: [snapshot] });
+        return "connected";
+      } catch (e) {
+        return "rejected";
+      }
+    },
+    [snapshot],
+  );
+
+test("the wasm loads as the module is evaluated; a failed load retries at the next connect", async () => {
+  await withPage(2, async (tab, wasm) => {
+    assert.equal(wasm.length, 1, "requested before connect is called");
+    await tab.waitForTimeout(200);
+    assert.deepEqual(await tab.evaluate(() => rejections), [], "no unhandled rejection: nobody connected");
+    assert.equal(await connect(tab), "rejected", "this connect's load failed too");
+    assert.equal(wasm.length, 2);
+    assert.equal(await connect(tab), "connected", "the next one loads again");
+    assert.equal(wasm.length, 3);
+    assert.deepEqual(await tab.evaluate(() => rejections), []);
+  });
+});
+
+test("connecting with a snapshot and the first suggest touch only the sticky state", async () => {
+  await withPage(0, async (tab) => {
+    const seen = await tab.evaluate(async ([snapshot, uuid]) => {
+      calls = [];
+      const myna = await Myna.connect({
+        apiRoot: "http://127.0.0.1:9",
+        apiKey: "k",
+        storageKey: "entry",
+        experiments: [snapshot],
+      });
+      const variant = myna.experiment(uuid).suggest().id;
+      const first = [...calls];
+      await new Promise((ok) => setTimeout(ok, 50));
+      return { variant, first, later: calls.slice(first.length) };
+    }, [snapshot, uuid]);
+    assert.equal(seen.variant, "a");
+    // (A timeout is set: the later task that starts the rest.)
+    const first = seen.first.filter((c) => c != "setTimeout");
+    assert.deepEqual(first, [`getItem entry:s:${uuid}`], "no network, no timer, no listener, no scan");
+    assert.ok(seen.later.includes(`setItem entry:s:${uuid}`), `the view's write follows: ${seen.later}`);
+    assert.ok(seen.later.includes("setInterval"), "then the timer and listeners start");
+  });
+});
