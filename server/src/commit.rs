@@ -244,7 +244,7 @@ impl Committer {
         };
         let handle = match writer.storage.blocking_recorder() {
             Some(recorder) => writer.spawn_thread(jobs, recorder),
-            None => tokio::spawn(writer.run(jobs)),
+            None => tokio::spawn(writer.run(jobs, None)),
         };
         (committer, handle)
     }
@@ -315,8 +315,10 @@ struct Writer {
 }
 
 impl Writer {
-    /// The writer as a task: record groups await [`Storage::record`].
-    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+    /// The writer's loop: jobs in order, record jobs in groups. A group is
+    /// committed by `recorder` when given (a blocking call: the loop then
+    /// runs on a thread of its own), else by awaiting [`Storage::record`].
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>, mut recorder: Option<BlockingRecorder>) {
         let mut next = None;
         loop {
             let job = match next.take() {
@@ -340,30 +342,34 @@ impl Writer {
                     let (group, after) = self.gather((recording, reply), &mut jobs);
                     next = after;
                     let (recordings, replies) = self.admit(group);
-                    if !recordings.is_empty() {
-                        let started = Instant::now();
-                        let result = self.storage.record(&recordings, self.clock.now_ms()).await;
-                        self.settle(recordings, replies, result, started);
+                    if recordings.is_empty() {
+                        continue;
                     }
+                    let started = Instant::now();
+                    let now = self.clock.now_ms();
+                    let result = match &mut recorder {
+                        Some(record) => record(&recordings, now),
+                        None => self.storage.record(&recordings, now).await,
+                    };
+                    self.settle(recordings, replies, result, started);
                 }
             }
         }
         tracing::debug!("commit writer stopped");
     }
 
-    /// Starts the writer on a thread of its own, calling the backend's
-    /// blocking group commit directly: a group costs one wake-up of this
+    /// Runs the writer on a thread of its own, committing groups with the
+    /// backend's blocking group commit: a group costs one wake-up of this
     /// thread and one of each waiting request, with no hop to a driver's
-    /// thread inside it. Definition changes still run the async storage
-    /// calls (on the runtime, waited for here). The handle ends when the
-    /// thread does.
+    /// thread inside it. Its other jobs still await the async storage
+    /// calls (driven from this thread). The handle ends when the thread does.
     fn spawn_thread(self, jobs: mpsc::Receiver<Job>, recorder: BlockingRecorder) -> JoinHandle<()> {
         let runtime = tokio::runtime::Handle::current();
         let (done, finished) = oneshot::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("myna-writer".into())
             .spawn(move || {
-                self.run_on_thread(jobs, recorder, &runtime);
+                runtime.block_on(self.run(jobs, Some(recorder)));
                 let _ = done.send(());
             });
         tokio::spawn(async move {
@@ -373,46 +379,6 @@ impl Writer {
                 Err(error) => tracing::error!(%error, "the commit writer's thread did not start"),
             }
         })
-    }
-
-    fn run_on_thread(
-        mut self,
-        mut jobs: mpsc::Receiver<Job>,
-        mut recorder: BlockingRecorder,
-        runtime: &tokio::runtime::Handle,
-    ) {
-        let mut next = None;
-        loop {
-            let job = match next.take() {
-                Some(job) => job,
-                None => match jobs.blocking_recv() {
-                    Some(job) => {
-                        self.metrics.queue_depth.dec();
-                        job
-                    }
-                    None => break,
-                },
-            };
-            match job {
-                Job::Change(change, reply) => {
-                    let _ = reply.send(runtime.block_on(self.change(change)));
-                }
-                Job::Refresh(reply) => {
-                    let _ = reply.send(runtime.block_on(self.refresh()));
-                }
-                Job::Record(recording, reply) => {
-                    let (group, after) = self.gather((recording, reply), &mut jobs);
-                    next = after;
-                    let (recordings, replies) = self.admit(group);
-                    if !recordings.is_empty() {
-                        let started = Instant::now();
-                        let result = recorder(&recordings, self.clock.now_ms());
-                        self.settle(recordings, replies, result, started);
-                    }
-                }
-            }
-        }
-        tracing::debug!("commit writer stopped");
     }
 
     /// A group: `first` and every record job already waiting, up to
