@@ -21,6 +21,8 @@ use crate::problem::{Code, Message};
 use crate::wire::{self, Number};
 
 #[cfg(feature = "std")]
+mod fast;
+#[cfg(feature = "std")]
 mod parse;
 #[cfg(feature = "std")]
 pub use parse::*;

@@ -159,6 +159,9 @@ pub fn parse_record_body(
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
     }
+    if let Some(batch) = super::fast::parse_valid(body, experiment, now_ms) {
+        return Ok(batch);
+    }
     let value: Value = serde_json::from_slice(body).map_err(|e| invalid_json(&e))?;
     parse_record_value(&value, experiment, now_ms)
 }
@@ -233,7 +236,11 @@ pub fn parse_record_value(
 
 /// How far the sender's clock is behind the server's (`now - sentAt`, 0
 /// without a `sentAt`); a `sentAt` that is no timestamp is a problem.
-fn clock_shift(sent_at: Option<TimestampInput>, now_ms: i64, problems: &mut Vec<Message>) -> i64 {
+pub(super) fn clock_shift(
+    sent_at: Option<TimestampInput>,
+    now_ms: i64,
+    problems: &mut Vec<Message>,
+) -> i64 {
     let Some(input) = sent_at else {
         return 0;
     };
@@ -353,7 +360,11 @@ fn parse_batch_id(value: Option<&Value>, path: &str, problems: &mut Vec<Message>
     }
 }
 
-fn parse_batch_text(text: &str, path: &str, problems: &mut Vec<Message>) -> Option<Uuid> {
+pub(super) fn parse_batch_text(
+    text: &str,
+    path: &str,
+    problems: &mut Vec<Message>,
+) -> Option<Uuid> {
     match Uuid::parse_str(text) {
         Ok(id) => Some(id),
         Err(_) => {
