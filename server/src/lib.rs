@@ -20,7 +20,8 @@
 //!   cap and eviction, the HTTP layer's problems;
 //! - [`outbound`]: the HTTP client of webhook deliveries;
 //! - [`cache`]: experiments in memory, weights refreshed at most every 250 ms;
-//! - [`commit`]: the writer task and its group commits;
+//! - [`commit`]: the commit writer (a thread of its own on SQLite, a task on
+//!   PostgreSQL) and its group commits;
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL implementations;
 //! - [`state`], [`clock`], [`config`], [`serve`]: the rest.
 
