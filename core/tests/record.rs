@@ -3,7 +3,7 @@
 //! parsers never panic on arbitrary input.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use myna_core::event::{parse_record_body, parse_record_params};
+use myna_core::event::{MAX_EVENTS, parse_record_body, parse_record_params, parse_record_value};
 use myna_core::experiment::{apply_update, parse_create};
 use myna_core::model::{Experiment, Variant, Visibility, empty_object};
 use myna_core::settings::parse_path;
@@ -159,6 +159,128 @@ fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// What `parse_record_body` answers (its fast path for plain valid bodies,
+/// else the full walk) equals the walk over the parsed JSON, on plain
+/// bodies and on every kind the fast path leaves to the walk.
+fn agrees_with_the_walk(body: &str) {
+    let experiment = experiment(&["a", "b"]);
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return;
+    };
+    assert_eq!(
+        parse_record_body(body.as_bytes(), &experiment, NOW),
+        parse_record_value(&value, &experiment, NOW),
+        "{body}"
+    );
+}
+
+const NOW: i64 = 1_780_000_000_000;
+
+#[test]
+fn the_record_body_answers_as_the_walk_over_its_json() {
+    // Valid and plain (the fast path's); then the walk's: valid with escapes
+    // or repeated keys (the last kept), and invalid in every way.
+    let bodies: &[(&str, bool)] = &[
+        (r#"{"events":[{"typename":"view","variant":"a"}]}"#, true),
+        (
+            r#"{"batch":"6f1c2f8e-8d7c-4c1e-9b0a-2b9f3f5c8a11","sentAt":1780000000000,
+               "events":[{"typename":"view","variant":"a","timestamp":1779999990000},
+                         {"typename":"reward","variant":"b","amount":0.25,"timestamp":"2026-05-28T20:26:30Z"},
+                         {"typename":"reward","variant":"b","amount":1,"extra":[1,{"x":null}]}],
+               "other":{"k":"v"}}"#,
+            true,
+        ),
+        (r#"{"batch":null,"sentAt":null,"events":[]}"#, true),
+        (
+            r#"{"events":[{"typename":"reward","variant":"a","amount":null,"timestamp":null}]}"#,
+            true,
+        ),
+        (
+            r#"{"events":[{"typename":"reward","variant":"a","amount":-0}]}"#,
+            true,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","timestamp":1.78e12}]}"#,
+            true,
+        ),
+        (
+            r#"{"sentAt":"2026-05-28T20:26:40Z","events":[{"typename":"view","variant":"a"}]}"#,
+            true,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"\u0061"}]}"#,
+            true,
+        ),
+        (
+            r#"{"ev\u0065nts":[{"typename":"view","variant":"a"}]}"#,
+            true,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","variant":"b"}]}"#,
+            true,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a"}],"events":[]}"#,
+            true,
+        ),
+        (r#"{"events":[["view","a"]]}"#, false),
+        (r#"[null,null,[{"typename":"view","variant":"a"}]]"#, false),
+        (r#"{"events":[{"typename":"view","variant":"z"}]}"#, false),
+        (r#"{"events":[{"typename":"click","variant":"a"}]}"#, false),
+        (
+            r#"{"events":[{"typename":"reward","variant":"a","amount":2}]}"#,
+            false,
+        ),
+        (
+            r#"{"events":[{"typename":"reward","variant":"a","amount":"1"}]}"#,
+            false,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","timestamp":-1}]}"#,
+            false,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","timestamp":1.5}]}"#,
+            false,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","timestamp":true}]}"#,
+            false,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","timestamp":"yesterday"}]}"#,
+            false,
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","timestamp":9999999999999999}]}"#,
+            false,
+        ),
+        (
+            r#"{"batch":"nope","events":[{"typename":"view","variant":"a"}]}"#,
+            false,
+        ),
+        (r#"{"batch":7,"events":[]}"#, false),
+        (r#"{"sentAt":"soon","events":[]}"#, false),
+        (r#"{"sentAt":{},"events":[]}"#, false),
+        (r#"{"events":{}}"#, false),
+        (r#"{"events":[{"variant":"a"}]}"#, false),
+        (r#"{"events":[{"typename":null,"variant":"a"}]}"#, false),
+        (r#"{"batch":"x"}"#, false),
+        (r#"{"events":[]} x"#, false),
+        (r#"{"events":[1]}"#, false),
+    ];
+    for (body, valid) in bodies {
+        agrees_with_the_walk(body);
+        let answer = parse_record_body(body.as_bytes(), &experiment(&["a", "b"]), NOW);
+        assert_eq!(answer.is_ok(), *valid, "{body}");
+    }
+    let many = format!(
+        r#"{{"events":[{}]}}"#,
+        vec![r#"{"typename":"view","variant":"a"}"#; MAX_EVENTS + 1].join(",")
+    );
+    agrees_with_the_walk(&many);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -176,6 +298,12 @@ proptest! {
         }
         let events = json!({"events": [value]});
         let _ = parse_record_body(events.to_string().as_bytes(), &experiment(&["v1"]), now);
+    }
+
+    #[test]
+    fn any_record_body_answers_as_the_walk(value in arb_json()) {
+        agrees_with_the_walk(&json!({"events": [value.clone()]}).to_string());
+        agrees_with_the_walk(&value.to_string());
     }
 
     #[test]

@@ -241,10 +241,11 @@ impl Committer {
             cache,
             clock,
             mark: None,
+            recorder: None,
         };
         let handle = match writer.storage.blocking_recorder() {
             Some(recorder) => writer.spawn_thread(jobs, recorder),
-            None => tokio::spawn(writer.run(jobs, None)),
+            None => tokio::spawn(writer.run(jobs)),
         };
         (committer, handle)
     }
@@ -312,13 +313,13 @@ struct Writer {
     clock: Clock,
     /// Where the last refresh left the database's changes, and when.
     mark: Option<(ChangeMark, Instant)>,
+    /// The backend's blocking group commit, when the writer runs on a
+    /// thread of its own; `None`: it awaits [`Storage::record`].
+    recorder: Option<BlockingRecorder>,
 }
 
 impl Writer {
-    /// The writer's loop: jobs in order, record jobs in groups. A group is
-    /// committed by `recorder` when given (a blocking call: the loop then
-    /// runs on a thread of its own), else by awaiting [`Storage::record`].
-    async fn run(mut self, mut jobs: mpsc::Receiver<Job>, mut recorder: Option<BlockingRecorder>) {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut next = None;
         loop {
             let job = match next.take() {
@@ -339,19 +340,26 @@ impl Writer {
                     let _ = reply.send(self.refresh().await);
                 }
                 Job::Record(recording, reply) => {
-                    let (group, after) = self.gather((recording, reply), &mut jobs);
-                    next = after;
-                    let (recordings, replies) = self.admit(group);
-                    if recordings.is_empty() {
-                        continue;
+                    let mut events = recording.batch.events.len();
+                    let mut group = vec![(recording, reply)];
+                    while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
+                        let taken = jobs.try_recv();
+                        if taken.is_ok() {
+                            self.metrics.queue_depth.dec();
+                        }
+                        match taken {
+                            Ok(Job::Record(recording, reply)) => {
+                                events += recording.batch.events.len();
+                                group.push((recording, reply));
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    let started = Instant::now();
-                    let now = self.clock.now_ms();
-                    let result = match &mut recorder {
-                        Some(record) => record(&recordings, now),
-                        None => self.storage.record(&recordings, now).await,
-                    };
-                    self.settle(recordings, replies, result, started);
+                    self.commit(group).await;
                 }
             }
         }
@@ -363,13 +371,18 @@ impl Writer {
     /// thread and one of each waiting request, with no hop to a driver's
     /// thread inside it. Its other jobs still await the async storage
     /// calls (driven from this thread). The handle ends when the thread does.
-    fn spawn_thread(self, jobs: mpsc::Receiver<Job>, recorder: BlockingRecorder) -> JoinHandle<()> {
+    fn spawn_thread(
+        mut self,
+        jobs: mpsc::Receiver<Job>,
+        recorder: BlockingRecorder,
+    ) -> JoinHandle<()> {
+        self.recorder = Some(recorder);
         let runtime = tokio::runtime::Handle::current();
         let (done, finished) = oneshot::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("myna-writer".into())
             .spawn(move || {
-                runtime.block_on(self.run(jobs, Some(recorder)));
+                runtime.block_on(self.run(jobs));
                 let _ = done.send(());
             });
         tokio::spawn(async move {
@@ -381,40 +394,11 @@ impl Writer {
         })
     }
 
-    /// A group: `first` and every record job already waiting, up to
-    /// [`MAX_GROUP_BATCHES`] or [`MAX_GROUP_EVENTS`]; a job of another kind
-    /// ends it and is handed back, to run next.
-    fn gather(
-        &self,
-        first: (Recording, Reply<bool>),
-        jobs: &mut mpsc::Receiver<Job>,
-    ) -> (Vec<(Recording, Reply<bool>)>, Option<Job>) {
-        let mut events = first.0.batch.events.len();
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
-            let taken = jobs.try_recv();
-            if taken.is_ok() {
-                self.metrics.queue_depth.dec();
-            }
-            match taken {
-                Ok(Job::Record(recording, reply)) => {
-                    events += recording.batch.events.len();
-                    group.push((recording, reply));
-                }
-                Ok(other) => return (group, Some(other)),
-                Err(_) => break,
-            }
-        }
-        (group, None)
-    }
-
-    /// The group's batches whose experiment still exists, and their
-    /// replies; the others are answered now (deleted since the request was
-    /// validated: as if recorded, then deleted).
-    fn admit(&self, group: Vec<(Recording, Reply<bool>)>) -> (Vec<Recording>, Vec<Reply<bool>>) {
-        group
+    async fn commit(&mut self, group: Vec<(Recording, Reply<bool>)>) {
+        let (recordings, replies): (Vec<_>, Vec<_>) = group
             .into_iter()
             .filter_map(|(recording, reply)| {
+                // Deleted since the request was validated: as if recorded, then deleted.
                 if self.cache.experiment(recording.experiment).is_some() {
                     Some((recording, reply))
                 } else {
@@ -423,19 +407,16 @@ impl Writer {
                     None
                 }
             })
-            .unzip()
-    }
-
-    /// After a group commit begun at `started`: its metrics, whether
-    /// commits work, the counted batches added to the cache, every waiter
-    /// answered.
-    fn settle(
-        &self,
-        recordings: Vec<Recording>,
-        replies: Vec<Reply<bool>>,
-        result: Result<Vec<bool>, StorageError>,
-        started: Instant,
-    ) {
+            .unzip();
+        if recordings.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let now = self.clock.now_ms();
+        let result = match &mut self.recorder {
+            Some(record) => record(&recordings, now),
+            None => self.storage.record(&recordings, now).await,
+        };
         let took = started.elapsed();
         tracing::debug!(
             batches = recordings.len(),

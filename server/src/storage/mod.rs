@@ -33,7 +33,7 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Sen
 
 /// [`Storage::record`] as a blocking call (`Storage::blocking_recorder`).
 pub type BlockingRecorder =
-    Box<dyn FnMut(&[Recording], i64) -> Result<Vec<bool>, StorageError> + Send>;
+    Box<dyn FnMut(&[Recording], i64) -> Result<Vec<bool>, StorageError> + Send + Sync>;
 
 /// How long batch ids are kept for exactly-once, in milliseconds (8 days:
 /// the contract promises at least 7).

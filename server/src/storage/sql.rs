@@ -163,6 +163,13 @@ impl Encode<'_, Sqlite> for UuidParam {
     }
 }
 
+/// The same text for the SQLite group commit's own connection (rusqlite).
+impl rusqlite::ToSql for UuidParam {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.0.to_string()))
+    }
+}
+
 impl Type<Postgres> for UuidParam {
     fn type_info() -> PgTypeInfo {
         <Uuid as Type<Postgres>>::type_info()

@@ -170,13 +170,8 @@ fn map_err(error: sqlx::Error) -> StorageError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict,
         sqlx::Error::Database(db) => {
-            // SQLite's primary result code is the low byte of the extended one.
-            let primary = db
-                .code()
-                .and_then(|c| c.parse::<i64>().ok())
-                .map(|c| c & 0xff);
-            // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
-            if matches!(primary, Some(5 | 6 | 8 | 10 | 13 | 14 | 15)) {
+            let code = db.code().and_then(|c| c.parse::<i64>().ok());
+            if code.is_some_and(transient) {
                 StorageError::Unavailable(error.to_string())
             } else {
                 StorageError::Internal(error.to_string())
@@ -188,6 +183,13 @@ fn map_err(error: sqlx::Error) -> StorageError {
         | sqlx::Error::WorkerCrashed => StorageError::Unavailable(error.to_string()),
         _ => StorageError::Internal(error.to_string()),
     }
+}
+
+/// Whether an SQLite (extended) result code means "retry later": BUSY,
+/// LOCKED, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL (the primary code is
+/// the low byte). Both connections' errors are read by it.
+fn transient(code: i64) -> bool {
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14 | 15)
 }
 
 /// Statements that write run on the writing connection, reads on a reader.

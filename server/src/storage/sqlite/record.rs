@@ -9,9 +9,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
+use super::transient;
 use crate::storage::rows::to_i64;
+use crate::storage::sql::UuidParam;
 use crate::storage::{Deltas, Recording, StorageError};
 
 /// The writing connection of record batches.
@@ -82,7 +84,6 @@ impl Recorder {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let mut counted = Vec::with_capacity(batches.len());
         {
             let mut insert = tx.prepare_cached(INSERT_BATCH).map_err(map_err)?;
@@ -90,8 +91,7 @@ impl Recorder {
                 counted.push(match recording.batch.batch {
                     None => true,
                     Some(id) => {
-                        let experiment =
-                            &*recording.experiment.hyphenated().encode_lower(&mut text);
+                        let experiment = UuidParam(recording.experiment);
                         let inserted = insert
                             .execute(params![experiment, id.as_bytes().as_slice(), now_ms])
                             .map_err(map_err)?;
@@ -111,15 +111,24 @@ impl Recorder {
         {
             let mut add = tx.prepare_cached(ADD_TO_VARIANT).map_err(map_err)?;
             for (experiment, variant, views, reward) in &deltas.variants {
-                let experiment = &*experiment.hyphenated().encode_lower(&mut text);
-                add.execute(params![experiment, variant, to_i64(*views), reward])
-                    .map_err(map_err)?;
+                add.execute(params![
+                    UuidParam(*experiment),
+                    variant,
+                    to_i64(*views),
+                    reward
+                ])
+                .map_err(map_err)?;
             }
             let mut add = tx.prepare_cached(ADD_TO_HOUR).map_err(map_err)?;
             for (experiment, variant, hour, views, reward) in &deltas.hours {
-                let experiment = &*experiment.hyphenated().encode_lower(&mut text);
-                add.execute(params![experiment, variant, hour, to_i64(*views), reward])
-                    .map_err(map_err)?;
+                add.execute(params![
+                    UuidParam(*experiment),
+                    variant,
+                    hour,
+                    to_i64(*views),
+                    reward
+                ])
+                .map_err(map_err)?;
             }
         }
         tx.commit().map_err(map_err)?;
@@ -127,20 +136,15 @@ impl Recorder {
     }
 }
 
-/// Maps a SQLite error like the sqlx backend's `map_err`: busy, locked,
-/// read-only, I/O, full disk, cannot open and protocol errors are
-/// `Unavailable` (retry later); anything else is `Internal`.
+/// Maps an SQLite error as the sqlx connections' are mapped: transient
+/// codes are `Unavailable` (retry later), anything else is `Internal`.
 fn map_err(error: rusqlite::Error) -> StorageError {
-    match error.sqlite_error_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::ReadOnly
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull
-            | ErrorCode::CannotOpen
-            | ErrorCode::FileLockingProtocolFailed,
-        ) => StorageError::Unavailable(error.to_string()),
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if transient(i64::from(failure.extended_code)) =>
+        {
+            StorageError::Unavailable(error.to_string())
+        }
         _ => StorageError::Internal(error.to_string()),
     }
 }
