@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Bytes;
 use myna_core::event::{MAX_BODY_BYTES, body_too_large};
 use myna_core::{Code, Message, Problem};
-use poem::error::ReadBodyError;
 use poem::http::header;
 use poem::{Body, Request};
 use uuid::Uuid;
@@ -109,16 +111,46 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
         .extensions()
         .get::<BodyTimeout>()
         .map_or(BODY_TIMEOUT, |timeout| timeout.0);
-    let read = tokio::time::timeout(timeout, body.into_bytes_limit(MAX_BODY_BYTES));
+    let read = tokio::time::timeout(timeout, read_limited(body, declared.unwrap_or(0)));
     match read.await {
-        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
-        Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(body_too_large(MAX_BODY_BYTES + 1)),
-        Ok(Err(error)) => Err(Problem::new(
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BodyError::TooLarge)) => Err(body_too_large(MAX_BODY_BYTES + 1)),
+        Ok(Err(BodyError::Io(error))) => Err(Problem::new(
             Code::InvalidJson,
-            format!("The body could not be read: {error}."),
+            format!("The body could not be read: io: {error}."),
         )),
         Err(_) => Err(body_too_slow(timeout)),
     }
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// More than [`MAX_BODY_BYTES`] arrived.
+    TooLarge,
+    /// The connection failed.
+    Io(std::io::Error),
+}
+
+/// The most [`read_limited`] allocates for a body before its bytes arrive: a
+/// client that declares a megabyte and sends nothing costs no more than this.
+const PREALLOCATED: usize = 16 * 1024;
+
+/// The body's bytes, frame by frame into one buffer (sized by the declared
+/// length, up to [`PREALLOCATED`]): no intermediate buffer to zero or copy
+/// through, and refused as soon as more than the limit arrived.
+async fn read_limited(body: Body, declared: usize) -> Result<Vec<u8>, BodyError> {
+    let mut body: BoxBody<Bytes, std::io::Error> = body.into();
+    let mut data = Vec::with_capacity(declared.min(PREALLOCATED));
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(BodyError::Io)?.into_data() else {
+            continue;
+        };
+        if data.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
 }
 
 /// 408: the body did not all arrive within `timeout`.

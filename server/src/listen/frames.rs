@@ -106,8 +106,18 @@ impl Frames {
     /// How many of `bytes`, about to be written, belong to the answers of
     /// dispatched requests; the rest (from the returned offset) starts an
     /// answer nobody asked for. Does not change the state.
+    #[cfg(test)]
     pub(crate) fn ours(&self, bytes: &[u8]) -> usize {
-        self.clone().advance(bytes)
+        self.ahead(bytes).0
+    }
+
+    /// [`Frames::ours`], with the framing as it will be once those bytes are
+    /// written: what [`Frames::advance`] over them would make it, so that a
+    /// write of all of them need not be read twice.
+    pub(crate) fn ahead(&self, bytes: &[u8]) -> (usize, Frames) {
+        let mut after = self.clone();
+        let ours = after.advance(bytes);
+        (ours, after)
     }
 
     /// Reads `bytes` that were written; returns how many of them belong to
@@ -162,11 +172,9 @@ impl Frames {
         let Part::Head(head) = &mut self.part else {
             return false;
         };
-        let mut line = std::mem::take(&mut head.line);
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
+        let line = head.line.strip_suffix(b"\r").unwrap_or(&head.line);
         head.lines += 1;
+        let blank = line.is_empty();
         if head.lines == 1 {
             // `HTTP/1.1 200 OK`
             head.status = line
@@ -174,22 +182,21 @@ impl Frames {
                 .and_then(|code| std::str::from_utf8(code).ok())
                 .and_then(|code| code.parse().ok())
                 .unwrap_or(0);
-            return false;
+        } else if let Some(colon) = line.iter().position(|b| *b == b':') {
+            // Only two headers matter: the others' values are not looked at.
+            let (name, value) = (&line[..colon], &line[colon + 1..]);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                head.length = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
+                head.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
         }
-        if line.is_empty() {
-            return true;
-        }
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            return false;
-        };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        let value = String::from_utf8_lossy(value).trim().to_ascii_lowercase();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            head.length = value.parse().ok();
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            head.chunked = value.rsplit(',').next().map(str::trim) == Some("chunked");
-        }
-        false
+        // The buffer is kept for the next line.
+        head.line.clear();
+        head.lines > 1 && blank
     }
 
     /// The blank line after a head: what its body is.

@@ -122,7 +122,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
             held.extend_from_slice(&buf[..buf.len().min(room)]);
             return Poll::Ready(Ok(buf.len()));
         }
-        let ours = this.conn.frames().ours(buf);
+        let (ours, ahead) = this.conn.frames().ahead(buf);
         if ours == 0 {
             // No request is waiting for this answer: hyper's own.
             this.own_answer = Some(buf[..buf.len().min(OWN_ANSWER_KEEP)].to_vec());
@@ -130,7 +130,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         }
         match Pin::new(&mut this.stream).poll_write(cx, &buf[..ours]) {
             Poll::Ready(Ok(written)) => {
-                this.conn.wrote(&buf[..written]);
+                this.conn.wrote(&buf[..written], (ours, ahead));
                 if written > 0 {
                     this.stall = None;
                 }

@@ -68,10 +68,16 @@ impl Conn {
     }
 
     /// Bytes of answers were written: once every request is answered to the
-    /// last byte, the connection is idle from now.
-    pub(crate) fn wrote(&self, bytes: &[u8]) {
+    /// last byte, the connection is idle from now. `ahead` is the framing
+    /// after all the bytes that were to be written ([`Frames::ahead`]): taken
+    /// as is when all of them were, and no request was dispatched since.
+    pub(crate) fn wrote(&self, bytes: &[u8], (ours, ahead): (usize, Frames)) {
         let mut frames = self.frames();
-        frames.advance(bytes);
+        if bytes.len() == ours && frames.dispatched() == ahead.dispatched() {
+            *frames = ahead;
+        } else {
+            frames.advance(bytes);
+        }
         if frames.idle() {
             let _ =
                 self.state
@@ -200,10 +206,17 @@ mod tests {
         assert!(table.evict_longest_idle());
         assert_eq!(third.conn.state.load(Ordering::Acquire), EVICTED);
         assert!(!table.evict_longest_idle(), "the busy one stays");
-        // Its answer written, it is idle again, and evictable.
-        first
-            .conn
-            .wrote(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        // Part of its answer written (a short write: the framing ahead of the
+        // whole is not taken), it is still busy; all of it, idle again.
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let ahead = first.conn.frames().ahead(answer);
+        first.conn.wrote(&answer[..10], ahead);
+        assert!(
+            !table.evict_longest_idle(),
+            "a part of the answer is not all"
+        );
+        let ahead = first.conn.frames().ahead(&answer[10..]);
+        first.conn.wrote(&answer[10..], ahead);
         assert!(table.evict_longest_idle());
         drop((first, second, third));
         assert_eq!(table.len(), 0);
