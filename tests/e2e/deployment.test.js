@@ -454,6 +454,9 @@ test("4. figures: time to bound content, bytes the snippet loads", async () => {
       page.on("response", (r) => responses.push(r));
       cold.push(await timeToBound(page, url));
       if (i === 0) {
+        // The preload boot.js starts and the SDK's own fetch are one download.
+        const wasms = responses.filter((r) => new URL(r.url()).pathname.endsWith("/myna_sdk_bg.wasm"));
+        assert.equal(wasms.length, 1, `the wasm downloaded once, not ${wasms.length} times`);
         for (const r of responses) {
           const name = /\/(myna\.js|index\.js|myna_sdk_bg\.wasm)$/.exec(new URL(r.url()).pathname)?.[1];
           if (name && r.url().startsWith(w.server.url)) {

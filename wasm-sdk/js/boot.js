@@ -10,8 +10,9 @@
 //
 // At once, a <style> hides every experiment's elements (class `myna-{id}`, or
 // the setting `myna.html.cssClass`; elements that are only goals stay
-// visible), so nothing flickers. Then the SDK is imported (its wasm starts
-// loading) and, once the page is parsed, connected with the deployment (no
+// visible), so nothing flickers. Then the SDK is imported, its wasm
+// preloaded beside it (one download: the SDK's fetch takes the preload's
+// response), and, once the page is parsed, connected with the deployment (no
 // second round trip) and the page bound (`myna.bind(document)`, see its
 // declaration) and the style removed. If that
 // takes longer than `data-timeout` ms (default 1500), or anything fails
@@ -56,7 +57,17 @@
   const style = doc.createElement("style");
   if (script && script.nonce) style.nonce = script.nonce;
   style.textContent = hide;
-  (doc.head || doc.documentElement).appendChild(style);
+  const head = doc.head || doc.documentElement;
+  head.appendChild(style);
+  // The wasm's download starts now, beside the module's, not once the
+  // module has run: the SDK's own fetch of it (the same URL, CORS mode,
+  // same-origin credentials) takes this preload's response.
+  const wasm = doc.createElement("link");
+  wasm.rel = "preload";
+  wasm.as = "fetch";
+  wasm.crossOrigin = "anonymous";
+  wasm.href = new URL("myna_sdk_bg.wasm", sdk).href;
+  head.appendChild(wasm);
 
   let late = false;
   const timer = setTimeout(() => {
@@ -66,7 +77,8 @@
   const parsed = new Promise((ok) =>
     doc.readyState == "loading" ? doc.addEventListener("DOMContentLoaded", ok, { once: true }) : ok(),
   );
-  // The import starts the wasm's fetch and compilation at once; connecting
+  // The import runs the SDK, which compiles the wasm as its bytes arrive
+  // (the preload above is already fetching them); connecting
   // (no network: the deployment is inlined) waits for the parsed page, so
   // the binding's decisions come right after it, before the client's
   // listeners, timer and queue adoption (which wait for the next task).
