@@ -1,6 +1,7 @@
 //! Reading requests: query parameters, bodies (at most 1 MiB, refused before
 //! reading more, and within [`BODY_TIMEOUT`]), and uuids in paths.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -17,9 +18,20 @@ use uuid::Uuid;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Parses the query string (percent-decoding; invalid UTF-8 is replaced).
-    pub fn of(request: &Request) -> Params {
-        Params::parse(request.uri().query().unwrap_or_default())
+    /// The request's query parameters (percent-decoded; invalid UTF-8 is
+    /// replaced): those [`Params::keep`] parsed, else parsed now.
+    pub fn of(request: &Request) -> Arc<Params> {
+        request.extensions().get::<Arc<Params>>().map_or_else(
+            || Arc::new(Params::parse(request.uri().query().unwrap_or_default())),
+            Arc::clone,
+        )
+    }
+
+    /// Parses the request's query once, for every later [`Params::of`] (the
+    /// CORS layer, the extractors and the handler each read it).
+    pub fn keep(request: &mut Request) {
+        let params = Params::parse(request.uri().query().unwrap_or_default());
+        request.extensions_mut().insert(Arc::new(params));
     }
 
     /// Parses `application/x-www-form-urlencoded` text (a query string or a
@@ -57,6 +69,9 @@ impl Params {
 /// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a
 /// byte; a `%` not followed by two hex digits stays as it is.
 fn decode(text: &str) -> String {
+    if !text.bytes().any(|b| b == b'+' || b == b'%') {
+        return text.to_owned();
+    }
     fn hex(byte: &u8) -> Option<u8> {
         (*byte as char)
             .to_digit(16)
@@ -82,7 +97,7 @@ fn decode(text: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// How long a client may take to send a whole body. The SDK's batches are a
@@ -183,15 +198,18 @@ mod tests {
 
     #[test]
     fn decodes_query_parameters() {
-        let request = Request::builder()
-            .uri_str("/x?callback=cb&amount=0.5&variant=a%20b+c&bad=%zz&x=%e2%82%ac&end=%4")
-            .finish();
+        let uri = "/x?callback=cb&amount=0.5&variant=a%20b+c&bad=%zz&x=%e2%82%ac&end=%4&y=%ff";
+        let request = Request::builder().uri_str(uri).finish();
+        let mut kept = Request::builder().uri_str(uri).finish();
+        Params::keep(&mut kept);
         let params = Params::of(&request);
+        assert_eq!(Params::of(&kept).0, params.0, "kept as parsed");
         assert_eq!(params.get("callback"), Some("cb"));
         assert_eq!(params.get("variant"), Some("a b c"));
         assert_eq!(params.get("bad"), Some("%zz"));
         assert_eq!(params.get("x"), Some("€"));
         assert_eq!(params.get("end"), Some("%4"));
+        assert_eq!(params.get("y"), Some("\u{fffd}"), "invalid UTF-8 replaced");
         assert_eq!(params.get("missing"), None);
     }
 

@@ -14,6 +14,7 @@ use crate::access::AccessLog;
 use crate::answer::{Format, error_response, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
+use crate::request::Params;
 use crate::state::AppState;
 
 pub(crate) mod apikey;
@@ -82,9 +83,11 @@ pub fn app(state: AppState) -> impl Endpoint {
             tracing::error!("a request handler panicked");
             problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
         }))
-        .around(
-            |endpoint, request| async move { Ok(nosniff(endpoint.get_response(request).await)) },
-        )
+        .around(|endpoint, mut request| async move {
+            // The query, parsed once for every layer and handler that reads it.
+            Params::keep(&mut request);
+            Ok(nosniff(endpoint.get_response(request).await))
+        })
         .with(AccessLog::new(metrics))
 }
 
