@@ -146,9 +146,11 @@ enum BodyError {
     Io(std::io::Error),
 }
 
-/// The most [`read_limited`] allocates for a body before its bytes arrive: a
-/// client that declares a megabyte and sends nothing costs no more than this.
-const PREALLOCATED: usize = 16 * 1024;
+/// The most [`read_limited`] allocates for a body before its bytes arrive
+/// (the SDK's batches fit): a client that declares a megabyte and sends
+/// nothing costs no more than this, as much as the 4 KiB read buffer it
+/// replaced.
+const PREALLOCATED: usize = 4 * 1024;
 
 /// The body's bytes, frame by frame into one buffer (sized by the declared
 /// length, up to [`PREALLOCATED`]): no intermediate buffer to zero or copy
