@@ -21,17 +21,21 @@ impl Params {
     /// The request's query parameters (percent-decoded; invalid UTF-8 is
     /// replaced): those [`Params::keep`] parsed, else parsed now.
     pub fn of(request: &Request) -> Arc<Params> {
-        request.extensions().get::<Arc<Params>>().map_or_else(
-            || Arc::new(Params::parse(request.uri().query().unwrap_or_default())),
-            Arc::clone,
-        )
+        request
+            .extensions()
+            .get::<Arc<Params>>()
+            .map_or_else(|| Params::of_query(request), Arc::clone)
     }
 
     /// Parses the request's query once, for every later [`Params::of`] (the
     /// CORS layer, the extractors and the handler each read it).
     pub fn keep(request: &mut Request) {
-        let params = Params::parse(request.uri().query().unwrap_or_default());
-        request.extensions_mut().insert(Arc::new(params));
+        let params = Params::of_query(request);
+        request.extensions_mut().insert(params);
+    }
+
+    fn of_query(request: &Request) -> Arc<Params> {
+        Arc::new(Params::parse(request.uri().query().unwrap_or_default()))
     }
 
     /// Parses `application/x-www-form-urlencoded` text (a query string or a
@@ -132,7 +136,7 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
         Ok(Err(BodyError::TooLarge)) => Err(body_too_large(MAX_BODY_BYTES + 1)),
         Ok(Err(BodyError::Io(error))) => Err(Problem::new(
             Code::InvalidJson,
-            format!("The body could not be read: io: {error}."),
+            format!("The body could not be read: {error}."),
         )),
         Err(_) => Err(body_too_slow(timeout)),
     }
@@ -205,7 +209,13 @@ mod tests {
         let mut kept = Request::builder().uri_str(uri).finish();
         Params::keep(&mut kept);
         let params = Params::of(&request);
-        assert_eq!(Params::of(&kept).0, params.0, "kept as parsed");
+        // Kept: every reader gets the one parse, equal to a fresh one.
+        assert!(Arc::ptr_eq(&Params::of(&kept), &Params::of(&kept)));
+        assert!(
+            !Arc::ptr_eq(&Params::of(&request), &params),
+            "not kept: parsed"
+        );
+        assert_eq!(Params::of(&kept).0, params.0);
         assert_eq!(params.get("callback"), Some("cb"));
         assert_eq!(params.get("variant"), Some("a b c"));
         assert_eq!(params.get("bad"), Some("%zz"));
@@ -225,6 +235,17 @@ mod tests {
         assert_eq!(problem, Err(body_too_slow(timeout)));
         assert_eq!(body_too_slow(timeout).status, 408);
         assert_eq!(body_too_slow(timeout).code(), Code::Timeout);
+    }
+
+    #[tokio::test]
+    async fn a_body_in_many_frames_is_read_whole_up_to_the_limit() {
+        let post = || Request::builder().method(poem::http::Method::POST).finish();
+        // No Content-Length: read as it streams, in frames of a few KiB.
+        let body = |len: usize| Body::from_async_read(std::io::Cursor::new(vec![b'x'; len]));
+        let whole = read_body(&post(), body(MAX_BODY_BYTES)).await;
+        assert_eq!(whole.map(|b| b.len()), Ok(MAX_BODY_BYTES));
+        let over = read_body(&post(), body(MAX_BODY_BYTES + 1)).await;
+        assert_eq!(over, Err(body_too_large(MAX_BODY_BYTES + 1)));
     }
 
     #[test]

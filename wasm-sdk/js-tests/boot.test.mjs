@@ -96,6 +96,15 @@ test("boot.js hides the experiments' elements, then binds the page", async () =>
     assert.equal(seen.queued, 1, "one view");
     const id = await tab.evaluate(async () => (await window.myna).experiments.hero.id);
     assert.equal(id, "hero", "window.myna is the connected client");
+    // The wasm is preloaded beside the module, and that is its one download.
+    const preload = await tab.evaluate(() => {
+      const link = document.querySelector('link[rel="preload"]');
+      return link && { as: link.as, crossOrigin: link.crossOrigin, href: link.href };
+    });
+    const wasm = new URL("/pkg/myna_sdk_bg.wasm", tab.url()).href;
+    assert.deepEqual(preload, { as: "fetch", crossOrigin: "anonymous", href: wasm });
+    const downloads = await tab.evaluate((url) => performance.getEntriesByName(url).length, wasm);
+    assert.equal(downloads, 1, "the SDK's fetch took the preload's response");
   });
 });
 

@@ -350,6 +350,25 @@ mod tests {
     }
 
     #[test]
+    fn framing_headers_are_read_whatever_their_case_and_spacing() {
+        let mut frames = Frames::default();
+        frames.dispatch(&Method::GET);
+        let mut both = b"HTTP/1.1 200 OK\r\nX-Other: a,b\r\nContent-Length:  2 \r\n\r\n{}".to_vec();
+        let first = both.len();
+        frames.dispatch(&Method::GET);
+        both.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        );
+        let (ours, after) = frames.ahead(&both);
+        assert_eq!(ours, both.len());
+        assert!(after.idle(), "both bodies read to their last byte");
+        // Cut after the first answer's body: the second one's head is next.
+        let (_, partway) = frames.ahead(&both[..first]);
+        assert!(!partway.idle(), "the second answer is due");
+        assert!(!frames.idle(), "ahead() changes nothing");
+    }
+
+    #[test]
     fn a_body_without_length_lasts_until_the_connection_ends() {
         let mut frames = Frames::default();
         frames.dispatch(&Method::GET);
