@@ -287,6 +287,31 @@ const results = {};
   }
   results.steady = { n: R * K, perEvent: us(total, R * K) };
 }
+// 6. One view at a time with its own write, the queue already holding 1,000
+//    events (nothing flushed): below its bounds, then full at the default
+//    bounds (1,000 events, 100,000 bytes), where each view pushes the
+//    oldest out. Each costs in proportion to the event, not to the queue.
+{
+  const K = 200, ROUNDS = 5;
+  const long = { below: [], full: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, extra] of [["below", {}], ["full", { maxQueueEvents: 1000, maxQueueBytes: 100000, batchSize: 20 }]]) {
+      const m = await myna(extra);
+      const expt = m.experiment(uuid);
+      for (let i = 0; i < 1000; i++) expt.view("a");
+      await tick();
+      const t0 = performance.now();
+      for (let k = 0; k < K; k++) {
+        expt.view("a");
+        await Promise.resolve();
+      }
+      long[name].push(us(performance.now() - t0, K));
+      m.close();
+      localStorage.clear();
+    }
+  }
+  results.long = { n: K, rounds: ROUNDS, below: median(long.below), full: median(long.full) };
+}
 results.isolated = crossOriginIsolated;
 window.results = results;`);
 
@@ -447,6 +472,8 @@ try {
   console.log(`  queue one event (view), bursts of ${burst.n}:      ${f(burst.queue)} µs/event   (goal ≤ 5 µs; median of ${burst.rounds}, best ${burst.min.toFixed(2)})`);
   console.log(`    the same, with the burst's localStorage write: ${f(burst.withWrite)} µs/event`);
   console.log(`  queue one event + its own localStorage write:  ${f(steady.perEvent)} µs/event   (queue of 1-20, ${steady.n} events)`);
+  console.log(`  the same, 1,000 events queued already:         ${f(calls.long.below)} µs/event   (median of ${calls.long.rounds} rounds of ${calls.long.n})`);
+  console.log(`  the same, the queue full (default bounds):     ${f(calls.long.full)} µs/event   (each view drops the oldest)`);
 } finally {
   await browser.close();
   await site.close();

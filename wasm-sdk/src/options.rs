@@ -26,9 +26,9 @@ export interface ConnectOptions {
   batchSize?: number;
   /** Send what is queued this often, in milliseconds (default 1000). */
   flushIntervalMs?: number;
-  /** Most events kept queued; the oldest are dropped beyond (default 1000). */
+  /** Most events kept queued; beyond, the oldest go, down to nine tenths of it (default 1000). */
   maxQueueEvents?: number;
-  /** Most bytes of queue kept in localStorage; the oldest are dropped beyond (default 100000). */
+  /** Most bytes of queue kept in localStorage; beyond, the oldest events go, down to nine tenths of it (default 100000). */
   maxQueueBytes?: number;
   /** How long a request may take, in milliseconds (default 10000). */
   timeoutMs?: number;

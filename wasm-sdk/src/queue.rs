@@ -219,8 +219,8 @@ impl<N: Number> Queue<N> {
         self.number
     }
 
-    /// Appends a validated event (and its claim) to the open batch of its
-    /// experiment, opening a new batch (with the id `new_id` gives) when
+    /// Appends a validated event (and its claim) to its experiment's newest
+    /// open batch, opening a new batch (with the id `new_id` gives) when
     /// there is none or it is full.
     pub(crate) fn push(
         &mut self,
@@ -230,11 +230,14 @@ impl<N: Number> Queue<N> {
         new_id: impl FnOnce() -> Uuid,
     ) {
         let (capacity, number) = (self.capacity, self.number);
+        // Only the experiment's newest open batch may grow: its events stay
+        // oldest first across batches (a trimmed older one takes no more).
         let open = self
             .batches
             .iter_mut()
             .rev()
-            .find(|b| b.experiment == experiment && !b.sealed && b.events.len() < capacity);
+            .find(|b| b.experiment == experiment && !b.sealed)
+            .filter(|b| b.events.len() < capacity);
         match open {
             Some(batch) => batch.push(event, claim, number),
             None => {
@@ -329,21 +332,33 @@ impl<N: Number> Queue<N> {
         }
     }
 
-    /// Drops the oldest events until the queue is within `bounds`; how many
-    /// were dropped.
+    /// Keeps the queue within `bounds`: once over one, drops the oldest
+    /// events until it is within nine tenths of both (whole batches while
+    /// they fit in the excess), so a full queue is stored whole once per
+    /// tenth of its room, not at every event; how many were dropped.
     pub(crate) fn enforce(&mut self, bounds: Bounds) -> usize {
+        if self.len() <= bounds.max_events && self.bytes() <= bounds.max_bytes {
+            return 0;
+        }
+        let events = bounds.max_events - bounds.max_events / 10;
+        let bytes = bounds.max_bytes - bounds.max_bytes / 10;
         let mut dropped = 0;
-        while !self.batches.is_empty()
-            && (self.len() > bounds.max_events || self.bytes() > bounds.max_bytes)
-        {
-            // Over the count: that many; over the bytes: one at a time.
-            let excess = self.len().saturating_sub(bounds.max_events).max(1);
+        while !self.batches.is_empty() {
+            let over_events = self.len().saturating_sub(events);
+            let over_bytes = self.bytes().saturating_sub(bytes);
+            if over_events == 0 && over_bytes == 0 {
+                break;
+            }
             let oldest = &mut self.batches[0];
-            if excess < oldest.events.len() {
-                oldest.drop_oldest(excess, self.number);
-                dropped += excess;
-            } else {
+            let len = oldest.events.len();
+            // The excess in events: counted, or the bytes over by the
+            // batch's average event (a claim included), rounded up.
+            let n = over_events.max(over_bytes.div_ceil(oldest.bytes() / len.max(1)));
+            if n >= len {
                 dropped += self.batches.remove(0).events.len();
+            } else {
+                oldest.drop_oldest(n, self.number);
+                dropped += n;
             }
         }
         self.reshaped |= dropped > 0;

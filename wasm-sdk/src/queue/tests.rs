@@ -135,6 +135,11 @@ fn oldest_events_go_first_when_over_bounds() {
 
     let dropped = q.enforce(Bounds {
         max_events: 100,
+        max_bytes: q.bytes() + 9,
+    });
+    assert_eq!(dropped, 0, "within the bounds, nothing goes");
+    let dropped = q.enforce(Bounds {
+        max_events: 100,
         max_bytes: q.bytes() - 1,
     });
     assert_eq!(dropped, 1, "the oldest event goes for bytes");
@@ -159,6 +164,52 @@ fn oldest_events_go_first_when_over_bounds() {
         4
     );
     assert!(q.is_empty());
+}
+
+#[test]
+fn a_full_queue_drops_a_tenth_at_once_then_fills_again() {
+    let bounds = Bounds {
+        max_events: 100,
+        max_bytes: usize::MAX,
+    };
+    let mut q = queue(20);
+    let mut next = ids();
+    let mut drops = Vec::new();
+    for ts in 0..250 {
+        q.push("e", view("a", ts), Claim::default(), &mut next);
+        let dropped = q.enforce(bounds);
+        if dropped > 0 {
+            drops.push((ts, dropped));
+        }
+        assert!(q.len() <= 100);
+    }
+    // Over 100: down to 90 (whole batches of 20, the oldest, then part of
+    // one), and nothing again until the queue is over 100 once more.
+    let expected: Vec<(i64, usize)> = (100..250).step_by(11).map(|ts| (ts, 11)).collect();
+    assert_eq!(drops, expected);
+    // 250 pushed, 154 dropped: the newest 96 are kept, oldest first.
+    let kept: Vec<i64> = q
+        .batches()
+        .iter()
+        .flat_map(|b| b.events())
+        .map(|e| e.timestamp)
+        .collect();
+    assert_eq!(kept, (154..250).collect::<Vec<_>>());
+
+    // The same over the bytes: one event over drops a tenth of the bound.
+    let mut q = queue(20);
+    for ts in 0..50 {
+        q.push("e", view("a", ts), Claim::default(), &mut next);
+    }
+    let bound = q.bytes();
+    q.push("e", view("a", 50), Claim::default(), &mut next);
+    let dropped = q.enforce(Bounds {
+        max_events: 1000,
+        max_bytes: bound,
+    });
+    assert!(q.bytes() <= bound - bound / 10, "{} of {bound}", q.bytes());
+    assert!((5..=7).contains(&dropped), "{dropped}");
+    assert_eq!(q.len(), 51 - dropped);
 }
 
 #[test]

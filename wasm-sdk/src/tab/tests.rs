@@ -427,6 +427,48 @@ fn a_queue_over_its_bounds_loses_its_oldest_events_told_at_the_next_write() {
 }
 
 #[test]
+fn a_full_queue_rewrites_its_stored_base_once_per_tenth_of_its_room_not_per_event() {
+    let host = TestHost::new();
+    let bounds = Bounds {
+        max_events: 100,
+        max_bytes: 100_000,
+    };
+    let mut t = Tab::new(
+        host.tab(),
+        Settings {
+            bounds,
+            ..settings(false)
+        },
+    );
+    let base = |items: &BTreeMap<String, String>| {
+        items
+            .iter()
+            .find(|(k, _)| k.starts_with("myna:t:") && k.matches(':').count() == 2)
+            .map(|(_, v)| v.clone())
+    };
+    for _ in 0..100 {
+        t.view(E, &variants(), "a").unwrap();
+    }
+    t.persist();
+    let mut rewrites = 0;
+    let mut last = base(&host.items());
+    for _ in 0..110 {
+        t.view(E, &variants(), "a").unwrap();
+        t.persist(); // each event its own write
+        let now = base(&host.items());
+        rewrites += usize::from(now != last);
+        last = now;
+    }
+    // Each view past the bound would otherwise drop the oldest and rewrite
+    // the whole base; a tenth dropped at once leaves room for 10 records.
+    assert_eq!(rewrites, 10);
+    assert!((90..=100).contains(&t.queued()), "{}", t.queued());
+    // What is stored is what is queued: the next page finds it all.
+    let stored: usize = stored_events(&host).iter().map(|(_, e)| e.len()).sum();
+    assert_eq!(stored, t.queued());
+}
+
+#[test]
 fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
     let host = TestHost::new();
     let mut a = tab(&host, false);
