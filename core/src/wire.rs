@@ -1,5 +1,6 @@
 //! The wire codec both sides share, in the `no_std` build: decimals, uuid
-//! text, JSON strings, percent-encoding, and a walk over a JSON value some
+//! text, JSON strings, percent-encoding (and its decoding, which the
+//! server's query strings need), and a walk over a JSON value some
 //! parser already made ([`Json`]: serde_json's on the server, the
 //! browser's in the SDK). The event writer and the record query built on
 //! them are [`crate::event`]'s; reading a problem is
@@ -159,6 +160,42 @@ pub fn url_encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (a query string's or a
+/// form's names and values), the reverse of [`url_encode`]: `+` is a space,
+/// `%XX` a byte; a `%` not followed by two hex digits stays as it is, and
+/// bytes that are not UTF-8 become U+FFFD.
+pub fn url_decode(text: &str) -> String {
+    if !text.bytes().any(|b| b == b'+' || b == b'%') {
+        return String::from(text);
+    }
+    fn hex(byte: &u8) -> Option<u8> {
+        (*byte as char)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = text.as_bytes();
+    let mut out = alloc::vec::Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(hex),
+                bytes.get(i + 2).and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A JSON value a parser already made, walked field by field: serde_json's

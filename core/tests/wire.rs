@@ -7,7 +7,8 @@
 use myna_core::event::{parse_record_body, record_body};
 use myna_core::model::{Experiment, Variant, Visibility, empty_object};
 use myna_core::wire::{
-    parse_decimal, parse_uuid, push_decimal, push_integer, push_json_string, url_encode, uuid_text,
+    parse_decimal, parse_uuid, push_decimal, push_integer, push_json_string, url_decode,
+    url_encode, uuid_text,
 };
 use myna_core::{Code, Event, EventType, Message, Problem, RecordBatch};
 use proptest::prelude::*;
@@ -190,10 +191,16 @@ fn decimals_are_read_as_str_parse_reads_them() {
 }
 
 #[test]
-fn url_encoding_is_like_encode_uri_component_for_ids_and_text() {
+fn url_encoding_is_like_encode_uri_component_and_decoding_reads_forms() {
     assert_eq!(url_encode("a-b_c.d~e"), "a-b_c.d~e");
     assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
     assert_eq!(url_encode("😀"), "%F0%9F%98%80");
+    // Decoding, as a query string or form is read: `+` a space, a `%`
+    // without two hex digits kept, bytes that are not UTF-8 replaced.
+    assert_eq!(url_decode("a%20b+c%26%C3%A9"), "a b c&é");
+    assert_eq!(url_decode("%zz%4%"), "%zz%4%");
+    assert_eq!(url_decode("%ff"), "\u{fffd}");
+    assert_eq!(url_decode("%E2%82%AC"), "€");
 }
 
 proptest! {
@@ -218,18 +225,17 @@ proptest! {
     fn url_encoding_decodes_back(text in any::<String>()) {
         let encoded = url_encode(&text);
         prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)));
-        let mut bytes = Vec::new();
-        let mut rest = encoded.as_bytes();
-        while let Some((&b, tail)) = rest.split_first() {
-            if b == b'%' {
-                bytes.push(u8::from_str_radix(std::str::from_utf8(&tail[..2]).unwrap(), 16).unwrap());
-                rest = &tail[2..];
-            } else {
-                bytes.push(b);
-                rest = tail;
-            }
+        prop_assert_eq!(url_decode(&encoded), text);
+    }
+
+    #[test]
+    fn url_decoding_takes_any_text(text in any::<String>()) {
+        // Whatever a client sends decodes to something: text without `%`
+        // or `+` as it is, and every `%XX` a byte.
+        let decoded = url_decode(&text);
+        if !text.contains(['%', '+']) {
+            prop_assert_eq!(decoded, text);
         }
-        prop_assert_eq!(String::from_utf8(bytes).unwrap(), text);
     }
 }
 

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Bytes;
 use myna_core::event::{MAX_BODY_BYTES, body_too_large};
+use myna_core::wire::url_decode;
 use myna_core::{Code, Message, Problem};
 use poem::http::header;
 use poem::{Body, Request};
@@ -47,7 +48,7 @@ impl Params {
                 .filter(|pair| !pair.is_empty())
                 .map(|pair| {
                     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(name), decode(value))
+                    (url_decode(name), url_decode(value))
                 })
                 .collect(),
         )
@@ -68,40 +69,6 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a
-/// byte; a `%` not followed by two hex digits stays as it is.
-fn decode(text: &str) -> String {
-    if !text.bytes().any(|b| b == b'+' || b == b'%') {
-        return text.to_owned();
-    }
-    fn hex(byte: &u8) -> Option<u8> {
-        (*byte as char)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).and_then(hex),
-                bytes.get(i + 2).and_then(hex),
-            ) {
-                (Some(high), Some(low)) => {
-                    out.push(high * 16 + low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// How long a client may take to send a whole body. The SDK's batches are a

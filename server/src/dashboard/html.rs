@@ -2,27 +2,9 @@
 //! their security headers) from the pages `views` renders, the embedded
 //! assets, and the formatting of numbers and times on the pages.
 
-use std::fmt::Write as _;
-
 use maud::Markup;
 use poem::Response;
 use poem::http::{StatusCode, header};
-
-/// Percent-encodes text for a URL query value.
-pub fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char);
-            }
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
-    }
-    out
-}
 
 /// The stylesheet, embedded in the binary.
 pub const CSS: &str = include_str!("assets/dashboard.css");
@@ -127,7 +109,6 @@ mod tests {
         let body = finish(maud::html! { p title=(text) { (text) "plain é" } });
         let escaped = "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;";
         assert_eq!(body, format!("<p title=\"{escaped}\">{escaped}plain é</p>"));
-        assert_eq!(url_encode("a b/é&"), "a%20b%2F%C3%A9%26");
     }
 
     #[test]

@@ -140,7 +140,7 @@ pub fn to_signin(request: &Request) -> Response {
             .uri()
             .path_and_query()
             .map_or(path, |pq| pq.as_str());
-        format!("/signin?next={}", html::url_encode(back))
+        format!("/signin?next={}", myna_core::wire::url_encode(back))
     } else {
         "/signin".to_owned()
     };

@@ -350,8 +350,8 @@ mod tests {
             .map(|(k, v)| {
                 format!(
                     "{}={}",
-                    crate::dashboard::html::url_encode(k),
-                    crate::dashboard::html::url_encode(v)
+                    myna_core::wire::url_encode(k),
+                    myna_core::wire::url_encode(v)
                 )
             })
             .collect();

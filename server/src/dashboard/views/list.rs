@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use maud::{Markup, html};
 use myna_core::decision::{Outcome, Thresholds, verdict};
+use myna_core::wire::url_encode;
 use myna_core::{Experiment, Problem, Visibility};
 
 use super::{Nav, page, problem_box, visibility_badge};
-use crate::dashboard::html::{count, percent, url_encode};
+use crate::dashboard::html::{count, percent};
 
 /// Experiments a list page shows.
 pub const PAGE_SIZE: usize = 50;
