@@ -440,11 +440,12 @@ test("11. a burst over the queue's bound is reported in a bounded number of even
       `${BURST} views: ${r.errors.length} error and ${r.syncs.length} sync events (dropped ${dropped}); ` +
         `${r.underUs.toFixed(1)} µs per event under the bound, ${r.overUs.toFixed(1)} µs at it`,
     );
-    assert.equal(r.queued, 1000, "the queue holds its bound");
+    // Once over its bound, the queue drops down to nine tenths of it.
+    assert.ok(r.queued >= 900 && r.queued <= 1000, `the queue holds within its bound: ${r.queued}`);
     assert.ok(r.errors.length >= 1 && r.errors.length <= 2, `${r.errors.length} error events for one burst`);
     assert.ok(r.syncs.length <= 2, `${r.syncs.length} sync events for one burst`);
     assert.ok(r.errors.every((x) => x.code === "queue-full"));
-    assert.equal(dropped, BURST + visit.views - 1000, "the sync events count every dropped event");
+    assert.equal(dropped, BURST + visit.views - r.queued, "the sync events count every dropped event");
     assert.deepEqual(page.errors, []);
   } finally {
     await context.close();
