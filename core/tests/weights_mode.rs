@@ -229,3 +229,44 @@ fn config_for_settings_keeps_the_floor() {
     assert!(problems.is_empty());
     assert_eq!(server.for_settings(&json!({})).0, server);
 }
+
+#[test]
+fn choosing_a_mode_in_settings_makes_it_the_one_read_whatever_the_shape() {
+    let shapes = [
+        json!({}),
+        json!({"a": 1}),
+        json!({"myna.weights.mode": "decide"}),
+        json!({"myna": {"weights": {"mode": "decide", "other": 1}}, "a": 1}),
+        json!({"myna.weights": {"mode": "nonsense"}}),
+        json!({"myna": {"weights.mode": "decide"}}),
+    ];
+    for shape in shapes {
+        for mode in [WeightsMode::Conversions, WeightsMode::Decide] {
+            let mut settings = shape.clone();
+            mode.set_in(&mut settings);
+            assert_eq!(
+                WeightsMode::from_settings(&settings),
+                (mode, vec![]),
+                "{shape}"
+            );
+            assert_eq!(settings[MODE_SETTING], mode.as_str());
+            // Only the mode changed: every other setting is kept.
+            if let Some(other) = shape.get("a") {
+                assert_eq!(&settings["a"], other);
+            }
+        }
+    }
+    let mut nested = json!({"myna": {"weights": {"mode": "decide", "other": 1}}});
+    WeightsMode::Conversions.set_in(&mut nested);
+    assert_eq!(nested["myna"]["weights"], json!({"other": 1}));
+    // Not an object: left alone (core refuses such settings anyway).
+    let mut list = json!([1]);
+    WeightsMode::Decide.set_in(&mut list);
+    assert_eq!(list, json!([1]));
+    assert_eq!(WeightsMode::parse("decide"), Some(WeightsMode::Decide));
+    assert_eq!(
+        WeightsMode::parse("conversions"),
+        Some(WeightsMode::Conversions)
+    );
+    assert_eq!(WeightsMode::parse("Decide"), None);
+}

@@ -239,6 +239,12 @@ test("sign in, create an experiment with two variants, record through the API: t
   assert.equal(edited.name, "Buy button, round 2");
   assert.deepEqual(edited.variants.green.settings, { color: "green" });
   assert.equal(edited.variants.green.views, form.variants.green.views, "counts kept");
+  // Traffic: "a decision sooner" chosen in the select becomes the setting.
+  assert.equal(await page.inputValue("#edit-mode"), "conversions");
+  await page.selectOption("#edit-mode", "decide");
+  await Promise.all([page.waitForURL(/\?done=saved/), page.click("button:has-text('Save changes')")]);
+  assert.equal((await api.read(uuid)).settings["myna.weights.mode"], "decide");
+  assert.equal(await page.inputValue("#edit-mode"), "decide", "the page shows the mode chosen");
 
   // Reset, with a confirmation.
   await page.click("a[href$='/reset']");

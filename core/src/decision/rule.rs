@@ -54,6 +54,28 @@ fn lookup<'a>(value: &'a Value, names: &[&str]) -> Option<&'a Value> {
     })
 }
 
+/// Removes `path` from `settings` wherever [`setting`] would find it
+/// (flat, nested or anything between), so that a value written afterwards
+/// is the one read.
+pub fn remove_setting(settings: &mut Value, path: &str) {
+    let names: Vec<&str> = path.split('.').collect();
+    remove(settings, &names);
+}
+
+fn remove(value: &mut Value, names: &[&str]) {
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    for taken in 1..=names.len() {
+        let key = names[..taken].join(".");
+        if taken == names.len() {
+            map.remove(&key);
+        } else if let Some(inner) = map.get_mut(&key) {
+            remove(inner, &names[taken..]);
+        }
+    }
+}
+
 impl Thresholds {
     /// The defaults for an experiment whose weights use `mode`. How often a
     /// rule read again and again wrongly says `decided` depends on how the

@@ -48,10 +48,9 @@ impl WeightsMode {
         let Some(value) = setting(settings, MODE_SETTING) else {
             return (WeightsMode::default(), Vec::new());
         };
-        match value.as_str() {
-            Some("conversions") => (WeightsMode::Conversions, Vec::new()),
-            Some("decide") => (WeightsMode::Decide, Vec::new()),
-            _ => {
+        match value.as_str().and_then(WeightsMode::parse) {
+            Some(mode) => (mode, Vec::new()),
+            None => {
                 let problem = Message::at(
                     Code::InvalidValue,
                     format!("settings.{MODE_SETTING}"),
@@ -61,6 +60,27 @@ impl WeightsMode {
                 );
                 (WeightsMode::default(), vec![problem])
             }
+        }
+    }
+}
+
+impl WeightsMode {
+    /// The mode a setting's text names, if any.
+    pub fn parse(text: &str) -> Option<WeightsMode> {
+        match text {
+            "conversions" => Some(WeightsMode::Conversions),
+            "decide" => Some(WeightsMode::Decide),
+            _ => None,
+        }
+    }
+
+    /// Chooses this mode in `settings` (an object; anything else is left
+    /// as it is): the flat `"myna.weights.mode"`, any other spelling of the
+    /// setting (nested) removed first, so this is the one read.
+    pub fn set_in(self, settings: &mut Value) {
+        crate::decision::rule::remove_setting(settings, MODE_SETTING);
+        if let Some(map) = settings.as_object_mut() {
+            map.insert(MODE_SETTING.to_owned(), Value::from(self.as_str()));
         }
     }
 }

@@ -3,6 +3,7 @@
 //! does the API's); the confirmed actions; the notices after a redirect.
 
 use myna_core::search::MAX_LIMIT;
+use myna_core::weights::WeightsMode;
 use myna_core::{Code, Experiment, Message, Problem};
 use serde_json::{Map, Value, json};
 
@@ -24,6 +25,23 @@ fn settings_value(text: &str, path: &str, problems: &mut Vec<Message>) -> Value 
     })
 }
 
+/// The weights mode a form's select chose (blank: none chosen), or a
+/// problem at `mode` for any other value.
+fn mode_value(text: &str, problems: &mut Vec<Message>) -> Option<WeightsMode> {
+    if text.is_empty() {
+        return None;
+    }
+    let mode = WeightsMode::parse(text);
+    if mode.is_none() {
+        problems.push(Message::at(
+            Code::InvalidValue,
+            "mode",
+            "Choose how the weights share traffic: \"conversions\" or \"decide\".",
+        ));
+    }
+    mode
+}
+
 /// The lines of a textarea that are not blank, trimmed.
 fn ids(text: &str) -> impl Iterator<Item = &str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty())
@@ -42,6 +60,9 @@ pub struct NewForm<'a> {
     pub variants: &'a str,
     /// The settings, JSON.
     pub settings: &'a str,
+    /// How the weights share traffic (`conversions` or `decide`, the
+    /// setting `myna.weights.mode`).
+    pub mode: &'a str,
 }
 
 impl<'a> NewForm<'a> {
@@ -53,15 +74,20 @@ impl<'a> NewForm<'a> {
             visibility: form.get("visibility").unwrap_or_default(),
             variants: form.get("variants").unwrap_or_default(),
             settings: form.get("settings").unwrap_or_default(),
+            mode: form.get("mode").unwrap_or_default(),
         }
     }
 
     /// The create body (`name`, `id` unless blank, `visibility`,
     /// `settings`, `variants`) for core's `parse_create`, or the problems of
-    /// the form itself.
+    /// the form itself. `decide` chosen in the select is written into the
+    /// settings; `conversions`, the default, leaves them as typed.
     pub fn create_body(&self) -> Result<Value, Problem> {
         let mut problems = Vec::new();
-        let settings = settings_value(self.settings, "settings", &mut problems);
+        let mut settings = settings_value(self.settings, "settings", &mut problems);
+        if let Some(WeightsMode::Decide) = mode_value(self.mode, &mut problems) {
+            WeightsMode::Decide.set_in(&mut settings);
+        }
         let variants: Vec<Value> = ids(self.variants).map(|id| json!({ "id": id })).collect();
         if variants.is_empty() {
             problems.push(Message::at(
@@ -117,6 +143,12 @@ pub struct EditForm {
     pub visibility: String,
     /// The settings, JSON.
     pub settings: String,
+    /// How the weights share traffic (`conversions` or `decide`, the
+    /// setting `myna.weights.mode`), as chosen in the select…
+    pub mode: String,
+    /// …and as the page showed it: a select left as it was leaves the
+    /// settings as typed.
+    pub mode_was: String,
     /// The variants, in the experiment's order.
     pub variants: Vec<VariantForm>,
     /// New variant ids, one a line.
@@ -134,11 +166,14 @@ fn pretty(value: &Value) -> String {
 impl EditForm {
     /// The form filled in with `experiment` as it is.
     pub fn of(experiment: &Experiment) -> EditForm {
+        let mode = WeightsMode::from_settings(&experiment.settings).0.as_str();
         EditForm {
             name: experiment.name.clone(),
             id: experiment.id.clone(),
             visibility: experiment.visibility.as_str().to_owned(),
             settings: pretty(&experiment.settings),
+            mode: mode.to_owned(),
+            mode_was: mode.to_owned(),
             variants: experiment
                 .variants
                 .iter()
@@ -172,6 +207,8 @@ impl EditForm {
             id: field("id".to_owned()),
             visibility: field("visibility".to_owned()),
             settings: field("settings".to_owned()),
+            mode: field("mode".to_owned()),
+            mode_was: field("mode_was".to_owned()),
             variants,
             add: field("add".to_owned()),
         }
@@ -179,10 +216,16 @@ impl EditForm {
 
     /// The update body (`name`, `id` unless blank, `visibility`,
     /// `settings`, `variantUpdates`) for core's `apply_update`, or the
-    /// problems of the form itself.
+    /// problems of the form itself. A mode chosen in the select (other
+    /// than the one the page showed) is written into the settings.
     pub fn update_body(&self) -> Result<Value, Problem> {
         let mut problems = Vec::new();
-        let settings = settings_value(&self.settings, "settings", &mut problems);
+        let mut settings = settings_value(&self.settings, "settings", &mut problems);
+        if self.mode != self.mode_was
+            && let Some(mode) = mode_value(&self.mode, &mut problems)
+        {
+            mode.set_in(&mut settings);
+        }
         let mut updates = Map::new();
         for v in &self.variants {
             let path = myna_core::settings::key_path("variantUpdates", &v.id);
@@ -338,6 +381,8 @@ mod tests {
             ("id".to_owned(), form.id.clone()),
             ("visibility".to_owned(), form.visibility.clone()),
             ("settings".to_owned(), form.settings.clone()),
+            ("mode".to_owned(), form.mode.clone()),
+            ("mode_was".to_owned(), form.mode_was.clone()),
             ("add".to_owned(), form.add.clone()),
         ];
         for (i, v) in form.variants.iter().enumerate() {
@@ -371,6 +416,7 @@ mod tests {
             visibility: "draft",
             variants: "a",
             settings: "",
+            mode: "",
         };
         let body = new.create_body().expect("a valid body");
         assert!(body.get("id").is_none(), "{body}");
@@ -390,10 +436,79 @@ mod tests {
             visibility: "draft",
             variants: " \n ",
             settings: "{not json",
+            mode: "fastest",
         };
-        let problem = form.create_body().expect_err("two problems");
+        let problem = form.create_body().expect_err("three problems");
         let paths: Vec<_> = problem.messages.iter().map(|m| m.path.as_deref()).collect();
-        assert_eq!(paths, [Some("settings"), Some("variants")]);
+        assert_eq!(paths, [Some("settings"), Some("mode"), Some("variants")]);
+    }
+
+    #[test]
+    fn the_traffic_select_writes_the_weights_mode_only_when_chosen() {
+        let new = NewForm {
+            name: "Hero",
+            id: "",
+            visibility: "draft",
+            variants: "a\nb",
+            settings: r#"{"a": 1}"#,
+            mode: "decide",
+        };
+        let body = new.create_body().expect("a valid body");
+        assert_eq!(
+            body["settings"],
+            json!({"a": 1, "myna.weights.mode": "decide"})
+        );
+        let body = NewForm {
+            mode: "conversions",
+            ..new
+        }
+        .create_body()
+        .expect("a valid body");
+        assert_eq!(
+            body["settings"],
+            json!({"a": 1}),
+            "the default adds nothing"
+        );
+
+        let experiment = Experiment {
+            uuid: uuid::Uuid::from_u128(1),
+            alias: None,
+            id: "hero".into(),
+            account_id: uuid::Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: myna_core::Visibility::Draft,
+            settings: json!({"myna": {"weights": {"mode": "decide"}}, "a": 1}),
+            variants: vec![myna_core::Variant::new("x")],
+        };
+        let form = EditForm::of(&experiment);
+        assert_eq!(
+            (form.mode.as_str(), form.mode_was.as_str()),
+            ("decide", "decide")
+        );
+        // The select left as it was: the settings as typed (here, edited).
+        let typed = EditForm {
+            settings: r#"{"a": 2}"#.into(),
+            ..form.clone()
+        };
+        assert_eq!(
+            typed.update_body().expect("a valid body")["settings"],
+            json!({"a": 2})
+        );
+        // The select changed: it wins, whatever spelling the settings use.
+        let chosen = EditForm {
+            mode: "conversions".into(),
+            ..form.clone()
+        };
+        assert_eq!(
+            chosen.update_body().expect("a valid body")["settings"],
+            json!({"myna": {"weights": {}}, "a": 1, "myna.weights.mode": "conversions"})
+        );
+        let bad = EditForm {
+            mode: "<b>".into(),
+            ..form
+        };
+        let problem = bad.update_body().expect_err("not a mode");
+        assert_eq!(problem.messages[0].path.as_deref(), Some("mode"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use maud::{Markup, html};
 use myna_core::limits::MAX_EXPERIMENT_ID_CHARS;
+use myna_core::weights::{MODE_SETTING, WeightsMode};
 use myna_core::{Experiment, Problem};
 
 use super::{Nav, csrf_field, page, problem_box, visibility_select};
@@ -53,6 +54,7 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                         "Names and settings can be edited afterwards."
                     }
                 }
+                p class="field" { (mode_select("mode", form.mode)) }
                 p class="field" {
                     label for="settings" { "Settings " span class="muted" { "(JSON object, optional)" } }
                     textarea id="settings" name="settings" rows="3" class="code" { (form.settings) }
@@ -66,6 +68,27 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
         }
     };
     page("New experiment", Nav::Experiments, Some(csrf), body)
+}
+
+/// The select of how the weights share traffic (the setting
+/// `myna.weights.mode`), `mode` chosen (the default when blank).
+fn mode_select(id: &str, mode: &str) -> Markup {
+    let decide = mode == WeightsMode::Decide.as_str();
+    html! {
+        label for=(id) { "Traffic" }
+        select id=(id) name="mode" aria-describedby={ (id) "-hint" } {
+            option value=(WeightsMode::Conversions.as_str()) selected[!decide] {
+                "Most conversions (Thompson sampling)"
+            }
+            option value=(WeightsMode::Decide.as_str()) selected[decide] {
+                "A decision sooner (top-two Thompson sampling)"
+            }
+        }
+        span class="hint" id={ (id) "-hint" } {
+            "How the weights share traffic: the setting " code { (MODE_SETTING) } ". "
+            "Deciding sooner sends the runner-up about half the traffic."
+        }
+    }
 }
 
 /// Rows for a textarea showing `text`: its lines, from 2 to 12.
@@ -95,6 +118,10 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                         label for="edit-visibility" { "Visibility" }
                         (visibility_select("edit-visibility", &form.visibility))
                     }
+                }
+                p class="field" {
+                    (mode_select("edit-mode", &form.mode))
+                    input type="hidden" name="mode_was" value=(form.mode_was);
                 }
                 p class="field" {
                     label for="edit-settings" { "Settings " span class="muted" { "(JSON object)" } }
