@@ -232,23 +232,12 @@ fn check_event(
     prefix: &str,
 ) -> (Option<EventType>, Option<f64>, Vec<Message>) {
     let mut problems = Vec::new();
-    let typename = match EventType::from_typename(typename) {
-        Some(typename) => Some(typename),
-        None => {
-            problems.push(Message::at(
-                Code::UnknownTypename,
-                [prefix, "typename"].concat(),
-                "An event's typename must be `view` or `reward`.",
-            ));
-            None
-        }
-    };
+    let typename = EventType::from_typename(typename);
+    if typename.is_none() {
+        problems.push(unknown_typename(prefix));
+    }
     if !known {
-        problems.push(Message::at(
-            Code::UnknownVariant,
-            [prefix, "variant"].concat(),
-            "The experiment has no variant with this id.",
-        ));
+        problems.push(unknown_variant(prefix));
     }
     let amount = match (typename, amount) {
         (Some(EventType::View), Some(_)) => {
@@ -273,6 +262,24 @@ fn check_event(
         _ => None,
     };
     (typename, amount, problems)
+}
+
+/// An event's `typename` that is neither `view` nor `reward`.
+fn unknown_typename(prefix: &str) -> Message {
+    Message::at(
+        Code::UnknownTypename,
+        [prefix, "typename"].concat(),
+        "An event's typename must be `view` or `reward`.",
+    )
+}
+
+/// An event's `variant` the experiment does not have.
+fn unknown_variant(prefix: &str) -> Message {
+    Message::at(
+        Code::UnknownVariant,
+        [prefix, "variant"].concat(),
+        "The experiment has no variant with this id.",
+    )
 }
 
 fn finish_event(

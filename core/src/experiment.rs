@@ -186,6 +186,9 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
             "`variants` must be an object of variants by id.",
         )),
     }
+    if visibility == Visibility::Published && count == 0 {
+        problems.push(no_variants_published("variants"));
+    }
     let definition = Definition {
         name: &name,
         settings: &settings,
@@ -262,6 +265,18 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
             "`variantUpdates` must be an object of variant id to update (or null to delete).",
         )),
     }
+    // Pages choose among a published experiment's variants: it keeps one
+    // (unless it had none before this update: it may still be fixed).
+    let unservable =
+        |e: &Experiment| e.visibility == Visibility::Published && e.variants.is_empty();
+    if unservable(&next) && !unservable(experiment) {
+        let path = if next.variants.len() < experiment.variants.len() {
+            "variantUpdates"
+        } else {
+            "visibility"
+        };
+        problems.push(no_variants_published(path));
+    }
     // Limits on the whole: what an update adds may not take it past them (an
     // experiment stored before a limit existed may still shrink).
     let grew = next.variants.len() > experiment.variants.len();
@@ -279,6 +294,16 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
         }
     }
     done(next, problems)
+}
+
+/// A published experiment with no variant: pages would have nothing to
+/// choose (its weights could not sum to 1).
+fn no_variants_published(path: &str) -> Message {
+    Message::at(
+        Code::InvalidValue,
+        path,
+        "A published experiment needs at least one variant: pages choose among them.",
+    )
 }
 
 /// Applies a variant's `{ name?, settings?, settingsUpdates? }`; false if it had problems.

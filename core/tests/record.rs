@@ -409,3 +409,66 @@ fn jsonp_params_with_any_faithful_number_format_parse_back() {
         assert_eq!(back.events, vec![event], "{amount}");
     }
 }
+
+#[test]
+fn an_event_missing_a_field_still_has_its_other_fields_problems_told() {
+    let exp = experiment(&["a"]);
+    let told = |body: Value| {
+        let problem = parse_record_body(body.to_string().as_bytes(), &exp, 1_000).unwrap_err();
+        problem_summary(&problem)["messages"].clone()
+    };
+    assert_eq!(
+        told(json!({"events": [{"typename": "q"}]})),
+        json!([
+            {"typename": "unknown-typename", "path": "events[0].typename"},
+            {"typename": "missing-field", "path": "events[0].variant"},
+        ])
+    );
+    assert_eq!(
+        told(json!({"events": [{"variant": "zz"}]})),
+        json!([
+            {"typename": "missing-field", "path": "events[0].typename"},
+            {"typename": "unknown-variant", "path": "events[0].variant"},
+        ])
+    );
+    // A field that is right is not told.
+    assert_eq!(
+        told(json!({"events": [{"typename": "view"}, {"variant": "a"}]})),
+        json!([
+            {"typename": "missing-field", "path": "events[0].variant"},
+            {"typename": "missing-field", "path": "events[1].typename"},
+        ])
+    );
+}
+
+#[test]
+fn a_number_too_large_for_a_double_is_its_fields_problem_at_its_path() {
+    let exp = experiment(&["a"]);
+    let told = |body: &str| {
+        let problem = parse_record_body(body.as_bytes(), &exp, 1_000).unwrap_err();
+        problem_summary(&problem)["messages"].clone()
+    };
+    assert_eq!(
+        told(
+            r#"{"events":[{"typename":"view","variant":"a"},{"typename":"reward","variant":"a","amount":1e400}]}"#
+        ),
+        json!([{"typename": "invalid-amount", "path": "events[1].amount"}])
+    );
+    assert_eq!(
+        told(
+            "{\n \"events\": [\n  {\"typename\": \"view\", \"variant\": \"a\", \"timestamp\": -1e999}\n ]\n}"
+        ),
+        json!([{"typename": "invalid-timestamp", "path": "events[0].timestamp"}])
+    );
+    assert_eq!(
+        told(r#"{"sentAt": 2e308, "events": []}"#),
+        json!([{"typename": "invalid-timestamp", "path": "sentAt"}])
+    );
+    // Keys with escapes and nested values before it are skipped as text.
+    assert_eq!(
+        told(r#"{"x\"y": {"events": [1, {"a": "]}"}]}, "events": [{"amount": 9e999}]}"#),
+        json!([{"typename": "invalid-amount", "path": "events[0].amount"}])
+    );
+    // Other invalid JSON stays invalid JSON.
+    assert_eq!(told(r#"{"events": [}"#)[0]["typename"], "invalid-json");
+}

@@ -46,10 +46,14 @@ fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
     let builder = Response::builder().header(header::CACHE_CONTROL, "no-store");
     match format {
         Format::Json => {
-            let builder = if status == StatusCode::SERVICE_UNAVAILABLE {
-                builder.header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
-            } else {
-                builder
+            let builder = match status {
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    builder.header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+                }
+                // The body never all came: the connection ends with this
+                // answer, and says so.
+                StatusCode::REQUEST_TIMEOUT => builder.header(header::CONNECTION, "close"),
+                _ => builder,
             };
             builder
                 .status(status)

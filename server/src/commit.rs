@@ -558,7 +558,11 @@ impl Writer {
                         .unreadable(chosen)
                         .is_some_and(|u| u.account_id == Some(account));
                 if taken_here {
-                    return Err(StorageError::Conflict.into());
+                    return Err(Problem::one(myna_core::Message::at(
+                        myna_core::Code::Conflict,
+                        "uuid",
+                        "This account has an experiment with this uuid already.",
+                    )));
                 }
                 if self.cache.experiment(chosen).is_some()
                     || self.cache.unreadable(chosen).is_some()

@@ -163,6 +163,10 @@ pub struct ConnectionArgs {
     /// How long a client may take to send a request body.
     #[arg(long, hide = true, value_name = "MS")]
     pub body_timeout_ms: Option<u64>,
+    /// MiB of request bodies held at once while they arrive, beyond each
+    /// one's first 16 KiB (default 64); a body with no room gets a 503.
+    #[arg(long, env = "MYNA_MAX_BODY_MEMORY", value_name = "MIB")]
+    pub max_body_memory: Option<usize>,
     /// How long writing an answer may make no progress.
     #[arg(long, hide = true, value_name = "MS")]
     pub write_timeout_ms: Option<u64>,

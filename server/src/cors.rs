@@ -99,8 +99,18 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> Result<Response> {
+        let vary = !matches!(*self.cors.origins, Origins::Any);
         let Some(origin) = request.headers().get(header::ORIGIN).cloned() else {
-            return Ok(self.inner.get_response(request).await);
+            let mut response = self.inner.get_response(request).await;
+            if vary {
+                // Answers differ by origin: a shared cache must not give
+                // this one (without CORS headers) to a page of an allowed
+                // origin.
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            return Ok(response);
         };
         let Some(allow) = self.cors.origins.allow(&origin) else {
             // A JSONP call is refused inside its callback, like every other
@@ -114,7 +124,6 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
                 self.cors.clock.now_ms(),
             ));
         };
-        let vary = !matches!(*self.cors.origins, Origins::Any);
         let preflight = request.method() == Method::OPTIONS
             && request
                 .headers()

@@ -28,16 +28,50 @@ pub fn api_root(public_url: Option<&str>, request: &Request) -> String {
     public_url.map_or_else(|| request_root(request), str::to_owned)
 }
 
+/// Whether `host` is a host as a URL names one: a name or IPv4 address
+/// (letters, digits, `-`, `.`) or a bracketed IPv6 address, then maybe a
+/// port (1 to 65535). Anything else (quotes, spaces, a path) never reaches
+/// the URLs pages are told.
+fn valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.ends_with(':') && (!name.starts_with('[') || name.ends_with(']')) =>
+        {
+            (name, Some(port))
+        }
+        _ => (host, None),
+    };
+    let name_ok = if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && matches!(p.parse::<u32>(), Ok(1..=65535))
+    });
+    name_ok && port_ok
+}
+
 /// The API root as this request saw it: its scheme and host as the visitor
-/// sees them.
+/// sees them (the proxy's `X-Forwarded-Host`, else `Host`; one that is not
+/// a valid host is passed over).
 pub fn request_root(request: &Request) -> String {
     let headers = request.headers();
+    let valid = |value: &HeaderValue| first(value).filter(|v| valid_host(v)).map(str::to_owned);
     let host = headers
         .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
-        .and_then(first)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
+        .and_then(valid)
+        .or_else(|| headers.get(header::HOST).and_then(valid))
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let scheme = if is_https(request) { "https" } else { "http" };
@@ -69,5 +103,45 @@ mod tests {
             .finish();
         assert!(!is_https(&direct));
         assert_eq!(request_root(&direct), "http://myna.local:8080");
+    }
+
+    #[test]
+    fn a_host_that_is_not_one_never_reaches_the_urls() {
+        let root = |forwarded: Option<&str>, host: &str| {
+            let mut request = Request::builder().uri_str("/x").header("host", host);
+            if let Some(forwarded) = forwarded {
+                request = request.header("x-forwarded-host", forwarded);
+            }
+            request_root(&request.finish())
+        };
+        for good in [
+            "ab.example.com",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+            "localhost:1",
+        ] {
+            assert_eq!(root(None, good), format!("http://{good}"));
+            assert_eq!(root(Some(good), "other.example"), format!("http://{good}"));
+        }
+        for bad in [
+            "a\"b",
+            "x y",
+            "evil.example:99999",
+            "evil.example:0",
+            "a/b",
+            "a@b",
+            "[::1",
+            "x:",
+            ":80",
+            "",
+        ] {
+            assert_eq!(
+                root(Some(bad), "myna.local"),
+                "http://myna.local",
+                "{bad:?}"
+            );
+            assert_eq!(root(None, bad), "http://127.0.0.1:8080", "{bad:?}");
+        }
     }
 }

@@ -81,9 +81,41 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyTimeout(pub Duration);
 
+/// Bytes of each body read before it draws on the [`BodyBudget`]: every
+/// SDK batch, login and form fits, so they never wait on it or are refused
+/// by it (the connection cap bounds what these cost together).
+pub const UNBUDGETED_BYTES: usize = 16 * 1024;
+
+/// Bytes of request bodies beyond their first [`UNBUDGETED_BYTES`] that
+/// the server holds at once while they arrive.
+pub const BODY_MEMORY: usize = 64 * 1024 * 1024;
+
+/// What the bodies being read may hold together beyond their first
+/// [`UNBUDGETED_BYTES`] (in KiB), shared by every connection (the serve
+/// loop sets it on each request): clients that send large bodies slowly,
+/// with no credentials needed (a login, a record with a public API key),
+/// cannot make the server hold a megabyte per connection. A body that
+/// would pass it is refused with a 503 (retry after a second).
+#[derive(Debug, Clone)]
+pub struct BodyBudget(Arc<tokio::sync::Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes` (rounded down to KiB).
+    pub fn new(bytes: usize) -> BodyBudget {
+        BodyBudget(Arc::new(tokio::sync::Semaphore::new(bytes / 1024)))
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        BodyBudget::new(BODY_MEMORY)
+    }
+}
+
 /// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
 /// refused without reading, a longer stream as soon as it passes the limit,
-/// and a body not all there within its [`BodyTimeout`] gets a 408 problem.
+/// a body not all there within its [`BodyTimeout`] gets a 408 problem, and
+/// one the [`BodyBudget`] has no room for a 503.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
     let declared = request
         .headers()
@@ -97,10 +129,15 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
         .extensions()
         .get::<BodyTimeout>()
         .map_or(BODY_TIMEOUT, |timeout| timeout.0);
-    let read = tokio::time::timeout(timeout, read_limited(body, declared.unwrap_or(0)));
+    let budget = request.extensions().get::<BodyBudget>();
+    let read = tokio::time::timeout(timeout, read_limited(body, declared.unwrap_or(0), budget));
     match read.await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(BodyError::TooLarge)) => Err(body_too_large(MAX_BODY_BYTES + 1)),
+        Ok(Err(BodyError::Busy)) => Err(Problem::new(
+            Code::Unavailable,
+            "The server holds too many large request bodies at once: retry shortly.",
+        )),
         Ok(Err(BodyError::Io(error))) => Err(Problem::new(
             Code::InvalidJson,
             format!("The body could not be read: {error}."),
@@ -113,6 +150,8 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
 enum BodyError {
     /// More than [`MAX_BODY_BYTES`] arrived.
     TooLarge,
+    /// The [`BodyBudget`] had no room for what arrived.
+    Busy,
     /// The connection failed.
     Io(std::io::Error),
 }
@@ -125,16 +164,38 @@ const PREALLOCATED: usize = 4 * 1024;
 
 /// The body's bytes, frame by frame into one buffer (sized by the declared
 /// length, up to [`PREALLOCATED`]): no intermediate buffer to zero or copy
-/// through, and refused as soon as more than the limit arrived.
-async fn read_limited(body: Body, declared: usize) -> Result<Vec<u8>, BodyError> {
+/// through, and refused as soon as more than the limit arrived, or as soon
+/// as `budget` has no room for what it holds past [`UNBUDGETED_BYTES`]
+/// (held until the body is read).
+async fn read_limited(
+    body: Body,
+    declared: usize,
+    budget: Option<&BodyBudget>,
+) -> Result<Vec<u8>, BodyError> {
     let mut body: BoxBody<Bytes, std::io::Error> = body.into();
     let mut data = Vec::with_capacity(declared.min(PREALLOCATED));
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     while let Some(frame) = body.frame().await {
         let Ok(chunk) = frame.map_err(BodyError::Io)?.into_data() else {
             continue;
         };
-        if data.len() + chunk.len() > MAX_BODY_BYTES {
+        let len = data.len() + chunk.len();
+        if len > MAX_BODY_BYTES {
             return Err(BodyError::TooLarge);
+        }
+        if let Some(budget) = budget {
+            let wanted = len.saturating_sub(UNBUDGETED_BYTES).div_ceil(1024);
+            let more = wanted.saturating_sub(held.as_ref().map_or(0, |p| p.num_permits()));
+            if more > 0 {
+                let permit = u32::try_from(more)
+                    .ok()
+                    .and_then(|more| Arc::clone(&budget.0).try_acquire_many_owned(more).ok())
+                    .ok_or(BodyError::Busy)?;
+                match held.as_mut() {
+                    Some(held) => held.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
         }
         data.extend_from_slice(&chunk);
     }
@@ -190,6 +251,46 @@ mod tests {
         assert_eq!(params.get("end"), Some("%4"));
         assert_eq!(params.get("y"), Some("\u{fffd}"), "invalid UTF-8 replaced");
         assert_eq!(params.get("missing"), None);
+    }
+
+    #[tokio::test]
+    async fn bodies_being_read_share_one_budget_past_their_first_16_kib() {
+        use tokio::io::AsyncWriteExt;
+        let budget = BodyBudget::new(64 * 1024);
+        let posted = |budget: &BodyBudget| {
+            let mut request = Request::builder().method(poem::http::Method::POST).finish();
+            request.extensions_mut().insert(budget.clone());
+            request
+        };
+        // A client sends 48 KiB and holds its body open: 32 KiB of the budget.
+        let (mut slow, receiver) = tokio::io::duplex(1 << 20);
+        slow.write_all(&[b' '; 48 * 1024]).await.expect("written");
+        let held = tokio::spawn({
+            let request = posted(&budget);
+            async move { read_body(&request, Body::from_async_read(receiver)).await }
+        });
+        while budget.0.available_permits() > 32 {
+            tokio::task::yield_now().await;
+        }
+        // Another's 60 KiB would need 44 more: refused at once, a 503.
+        let big = Body::from(vec![b' '; 60 * 1024]);
+        let refused = read_body(&posted(&budget), big).await.expect_err("no room");
+        assert_eq!((refused.status, refused.code()), (503, Code::Unavailable));
+        // Small bodies never draw on it.
+        let small = Body::from(vec![b' '; UNBUDGETED_BYTES]);
+        assert_eq!(
+            read_body(&posted(&budget), small).await.map(|b| b.len()),
+            Ok(UNBUDGETED_BYTES)
+        );
+        // Once the first is read, its share is back: 60 KiB fits.
+        drop(slow);
+        assert_eq!(held.await.expect("joined").map(|b| b.len()), Ok(48 * 1024));
+        assert_eq!(budget.0.available_permits(), 64);
+        let big = Body::from(vec![b' '; 60 * 1024]);
+        assert_eq!(
+            read_body(&posted(&budget), big).await.map(|b| b.len()),
+            Ok(60 * 1024)
+        );
     }
 
     #[tokio::test]

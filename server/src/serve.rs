@@ -228,6 +228,12 @@ fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
         max_connections,
         header_timeout: millis(args.header_timeout_ms, listen::HEADER_TIMEOUT),
         body_timeout: millis(args.body_timeout_ms, crate::request::BODY_TIMEOUT),
+        body_budget: crate::request::BodyBudget::new(
+            args.max_body_memory
+                .map_or(crate::request::BODY_MEMORY, |mib| {
+                    mib.saturating_mul(1 << 20)
+                }),
+        ),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
         tls: None,
         metrics,

@@ -384,6 +384,7 @@ fn a_trickled_body_gets_a_408_problem_and_is_closed() {
     let answer = read_answer(&mut &received[..]).expect("an answer before the end");
     let problem = answer.problem(408);
     assert_eq!(problem["messages"][0]["typename"], "timeout", "{problem}");
+    assert!(answer.head.contains("connection: close"), "{answer:?}");
 }
 
 #[test]
@@ -508,4 +509,78 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     let mut idle = idle;
     assert!(closed_within(&mut idle, CLOSE_DEADLINE, &mut Vec::new()));
     server.assert_stops_cleanly();
+}
+
+#[test]
+fn a_client_that_shuts_its_write_side_after_its_request_is_answered() {
+    let (_dir, db) = database();
+    let server = Server::start(&db, &[]);
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: myna\r\n\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer = read_answer(&mut stream).expect("an answer after the half-close");
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+#[test]
+fn large_bodies_arriving_at_once_share_a_bounded_memory_and_the_rest_get_a_503() {
+    let (_dir, db) = database();
+    // 1 MiB for every body being received past its first 16 KiB.
+    let server = Server::start_with(&db, &[], &["--max-body-memory", "1"], None);
+    let login = |len: usize| {
+        format!(
+            "POST /v2/user/login HTTP/1.1\r\nHost: myna\r\nContent-Type: application/json\r\n\
+             Content-Length: {len}\r\n\r\n"
+        )
+    };
+    // A client holds 700 KiB of a body open: most of the budget.
+    let mut holder = connect(server.addr);
+    holder.write_all(login(900 * 1024).as_bytes()).unwrap();
+    holder.write_all(&vec![b' '; 700 * 1024]).unwrap();
+    let large = || {
+        let mut body = login(600 * 1024).into_bytes();
+        body.extend(vec![b' '; 600 * 1024]);
+        exchange(server.addr, body)
+    };
+    // Another's 600 KiB body finds no room (once the server has read the
+    // first's): a 503 problem.
+    let started = Instant::now();
+    let refused = loop {
+        let answer = large();
+        if answer.status == 503 {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < CLOSE_DEADLINE,
+            "never refused: {answer:?}"
+        );
+    };
+    let problem = refused.problem(503);
+    assert_eq!(
+        problem["messages"][0]["typename"], "unavailable",
+        "{problem}"
+    );
+    // A small body (a login's) is never refused for it.
+    let small = br#"{"email":"a@b.c","password":"x"}"#;
+    let mut request = login(small.len()).into_bytes();
+    request.extend_from_slice(small);
+    let answer = exchange(server.addr, request);
+    assert_eq!(answer.status, 401, "{answer:?}");
+    // Once the first body is gone, the large one fits and is read: the
+    // login's own answer to a body with no credentials.
+    drop(holder);
+    let started = Instant::now();
+    loop {
+        let answer = large();
+        if answer.status != 503 {
+            assert_eq!(answer.status, 401, "{answer:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < CLOSE_DEADLINE,
+            "still refused: {answer:?}"
+        );
+    }
 }

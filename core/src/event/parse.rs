@@ -162,8 +162,104 @@ pub fn parse_record_body(
     if let Some(batch) = super::fast::parse_valid(body, experiment, now_ms) {
         return Ok(batch);
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| invalid_json(&e))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| out_of_range(body, &e).unwrap_or_else(|| invalid_json(&e)))?;
     parse_record_value(&value, experiment, now_ms)
+}
+
+/// A number too large for a double (`1e400`) is valid JSON the parser
+/// refuses: the problem of the field it was in, at its path, rather than
+/// invalid JSON.
+fn out_of_range(body: &[u8], error: &serde_json::Error) -> Option<Problem> {
+    if !error.to_string().starts_with("number out of range") {
+        return None;
+    }
+    // The error's line and column (1-based, in bytes) as an offset.
+    let line_start = body
+        .split_inclusive(|b| *b == b'\n')
+        .take(error.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let path = path_at(body, line_start + error.column().saturating_sub(1))?;
+    let message = if path.ends_with(".amount") {
+        Message::at(
+            Code::InvalidAmount,
+            path,
+            "A reward amount must be a number from 0 to 1.",
+        )
+    } else if path.ends_with("timestamp") || path == "sentAt" {
+        Message::at(
+            Code::InvalidTimestamp,
+            path,
+            "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+        )
+    } else {
+        Message::at(Code::InvalidValue, path, "This number is out of range.")
+    };
+    Some(Problem::one(message))
+}
+
+/// The path (`events[3].amount`) of the value at byte `at` of the JSON
+/// text `body`, read up to there; `None` outside any field.
+fn path_at(body: &[u8], at: usize) -> Option<String> {
+    enum Frame {
+        /// An object, and the key of the value being read.
+        Object(Option<String>),
+        /// An array, and the index of the element being read.
+        Array(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    let end = at.min(body.len());
+    while i < end {
+        match body[i] {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                expect_key = true;
+            }
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(n)) => *n += 1,
+                Some(Frame::Object(key)) => {
+                    *key = None;
+                    expect_key = true;
+                }
+                None => {}
+            },
+            b':' => expect_key = false,
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    i += usize::from(body[i] == b'\\') + 1;
+                }
+                if expect_key && let Some(Frame::Object(key)) = stack.last_mut() {
+                    *key = body
+                        .get(start..=i)
+                        .and_then(|text| serde_json::from_slice(text).ok());
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key)) if !path.is_empty() => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Frame::Object(Some(key)) => path.push_str(key),
+            Frame::Object(None) => return None,
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    (!path.is_empty()).then_some(path)
 }
 
 /// Validates a record body already parsed as JSON; see [`parse_record_body`].
@@ -273,7 +369,19 @@ fn parse_event_value(
     };
     let mut problems = Vec::new();
     let typename = string_field(object, "typename", prefix, &mut problems);
+    // One field missing still has the other's problems told (in field
+    // order), though the event's rules cannot run without both.
+    if let (Some(t), None) = (typename, object.get("variant").and_then(Value::as_str))
+        && EventType::from_typename(t).is_none()
+    {
+        problems.push(super::unknown_typename(prefix));
+    }
     let variant = string_field(object, "variant", prefix, &mut problems);
+    if let (None, Some(v)) = (typename, variant)
+        && !experiment.has_variant(v)
+    {
+        problems.push(super::unknown_variant(prefix));
+    }
     let amount = match object.get("amount") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64().or(Some(f64::NAN)),

@@ -332,3 +332,41 @@ fn update_sets_the_id_and_checks_it() {
         .unwrap_or_else(Problem::internal);
     assert_eq!(paths(problem), [(Code::InvalidValue, "id".to_owned())]);
 }
+
+#[test]
+fn a_published_experiment_keeps_at_least_one_variant() {
+    // Created published with none: refused; as a draft: fine (filled in later).
+    let refused = created(json!({"name": "e", "visibility": "published"})).expect_err("refused");
+    assert_eq!(paths(refused), [(Code::InvalidValue, "variants".into())]);
+    let refused = created(json!({"name": "e", "visibility": "published", "variants": {}}));
+    assert_eq!(
+        paths(refused.expect_err("refused")),
+        [(Code::InvalidValue, "variants".into())]
+    );
+    let draft = experiment_with(json!({"name": "e"}));
+    // Published while it has none: refused, at `visibility`.
+    let publish = apply_update(&draft, br#"{"visibility": "published"}"#).expect_err("refused");
+    assert_eq!(paths(publish), [(Code::InvalidValue, "visibility".into())]);
+    let filled = apply_update(
+        &draft,
+        br#"{"visibility": "published", "variantUpdates": {"a": {}}}"#,
+    )
+    .expect("published with a variant");
+    // Its last variant deleted: refused, at `variantUpdates`.
+    let emptied =
+        apply_update(&filled, br#"{"variantUpdates": {"a": null}}"#).expect_err("refused");
+    assert_eq!(
+        paths(emptied),
+        [(Code::InvalidValue, "variantUpdates".into())]
+    );
+    // Archived first, it may lose them.
+    let archived = apply_update(
+        &filled,
+        br#"{"visibility": "archived", "variantUpdates": {"a": null}}"#,
+    );
+    assert!(archived.is_ok_and(|e| e.variants.is_empty()));
+    // One stored published with none (before this rule) may still be fixed.
+    let mut old = filled.clone();
+    old.variants.clear();
+    assert!(apply_update(&old, br#"{"name": "renamed"}"#).is_ok());
+}

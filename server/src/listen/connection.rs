@@ -56,9 +56,9 @@ impl<E: Endpoint> Served<E> {
         if let Err(problem) = limits::check_head(request.uri(), request.headers()) {
             return self.problem(&problem);
         }
-        request
-            .extensions_mut()
-            .insert(BodyTimeout(self.settings.body_timeout));
+        let extensions = request.extensions_mut();
+        extensions.insert(BodyTimeout(self.settings.body_timeout));
+        extensions.insert(self.settings.body_budget.clone());
         let request = poem::Request::from((
             request,
             LocalAddr(self.local.into()),
@@ -155,6 +155,10 @@ async fn serve_stream<E, S>(
         .header_read_timeout(served.settings.header_timeout)
         .max_header_size(HEAD_BUFFER_BYTES)
         .max_buf_size(BUFFER_BYTES)
+        // A client that shuts its write side after the request (as some
+        // scripts and proxies do) still gets its answer: the events it
+        // sent are recorded, so it must hear so.
+        .half_close(true)
         // One buffer per write, which `Watched` follows byte by byte.
         .writev(false);
     let result = {

@@ -93,6 +93,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// See [`crate::request::BODY_TIMEOUT`].
     pub body_timeout: Duration,
+    /// What the bodies being read hold together (one for the server).
+    pub body_budget: crate::request::BodyBudget,
     /// See [`WRITE_TIMEOUT`].
     pub write_timeout: Duration,
     /// HTTPS with this certificate; `None`: plain HTTP.
@@ -107,6 +109,7 @@ impl Default for Settings {
             max_connections: files::connection_cap(None, None),
             header_timeout: HEADER_TIMEOUT,
             body_timeout: crate::request::BODY_TIMEOUT,
+            body_budget: crate::request::BodyBudget::default(),
             write_timeout: WRITE_TIMEOUT,
             tls: None,
             metrics: Arc::default(),

@@ -45,7 +45,9 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/experiment/:uuid/export", get(experiment::export))
         .at(
             "/experiment/:uuid/record",
-            get(record::record_get).post(record::record_post),
+            get(record::record_get)
+                .post(record::record_post)
+                .head(record::record_head),
         )
         .at("/user/login", post(user::login))
         .at("/user/logout", post(user::logout))

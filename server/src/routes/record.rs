@@ -1,7 +1,9 @@
 //! Recording events: `POST` a batch (JSON, or the same text as `text/plain`
-//! from `sendBeacon`) or `GET` one event from URL parameters (JSONP).
+//! from `sendBeacon`) or `GET` one event from URL parameters (JSONP); a
+//! `HEAD` there records nothing (405).
 
 use myna_core::event::{parse_record_body, parse_record_params};
+use myna_core::{Code, Problem};
 use poem::web::{Data, Path};
 use poem::{Body, Request, handler};
 
@@ -53,4 +55,16 @@ pub async fn record_get(
     }
     .await;
     Answer::new(format, result, now)
+}
+
+/// `HEAD /v2/experiment/{uuid}/record`: 405. A link checker's or monitor's
+/// HEAD records nothing (poem would otherwise answer it with the GET
+/// handler, which records).
+#[handler]
+pub async fn record_head(format: Format, Data(state): Data<&AppState>) -> Answer {
+    let problem = Problem::new(
+        Code::MethodNotAllowed,
+        "Record events with GET (JSONP) or POST; HEAD records nothing.",
+    );
+    Answer::new(format, Err(problem), state.now_ms())
 }

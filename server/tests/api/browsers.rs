@@ -88,6 +88,17 @@ async fn configured_origins_only() {
         Some("https://shop.example")
     );
     assert_eq!(allowed.header("vary"), Some("Origin"));
+    // Without an Origin the answer differs too (no CORS headers): a shared
+    // cache must key it by Origin.
+    let plain = h
+        .get(
+            &format!("/v2/experiment/{uuid}?apikey={}", h.owner.key),
+            Who::Nobody,
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+    assert_eq!(plain.header("vary"), Some("Origin"));
     let refused = preflight(&h, "https://evil.example", &uri).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.header("access-control-allow-origin"), None);

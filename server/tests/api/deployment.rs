@@ -349,7 +349,7 @@ async fn published_experiments_never_share_an_id() {
     let h = Harness::new().await;
     let hero = create(
         &h,
-        json!({"name": "Hero", "id": "hero", "visibility": "published"}),
+        json!({"name": "Hero", "id": "hero", "visibility": "published", "variants": {"a": {}}}),
     )
     .await;
     assert_eq!(hero["id"], "hero");
@@ -358,7 +358,7 @@ async fn published_experiments_never_share_an_id() {
         .post(
             "/v2/experiment",
             Who::Owner,
-            json!({"name": "Copy", "id": "hero", "visibility": "published"}),
+            json!({"name": "Copy", "id": "hero", "visibility": "published", "variants": {"a": {}}}),
         )
         .await;
     assert_eq!(
@@ -368,7 +368,11 @@ async fn published_experiments_never_share_an_id() {
         answer.text
     );
     // A draft may have it; publishing the draft is refused.
-    let draft = create(&h, json!({"name": "Copy", "id": "hero"})).await;
+    let draft = create(
+        &h,
+        json!({"name": "Copy", "id": "hero", "variants": {"a": {}}}),
+    )
+    .await;
     assert_eq!(draft["id"], "hero");
     let answer = update(&h, &draft["uuid"], json!({"visibility": "published"})).await;
     assert_eq!(

@@ -37,6 +37,12 @@ async fn create_answers_the_complete_read_form() {
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.code().as_deref(), Some("conflict"));
+    assert_eq!(
+        again.json()["messages"][0]["path"],
+        "uuid",
+        "{}",
+        again.text
+    );
 }
 
 #[tokio::test]
@@ -251,7 +257,7 @@ async fn reset_zeroes_counts_and_ignores_the_body() {
 async fn search_parameters() {
     let h = Harness::new().await;
     for name in ["Bravo", "alpha", "Charlie"] {
-        let body = json!({"name": name, "visibility": "published"});
+        let body = json!({"name": name, "visibility": "published", "variants": {"a": {}}});
         assert_eq!(
             h.post("/v2/experiment", Who::Owner, body).await.status,
             StatusCode::OK

@@ -236,6 +236,24 @@ async fn jsonp_record_get() {
 }
 
 #[tokio::test]
+async fn a_head_on_the_record_endpoint_records_nothing() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let key = h.owner.key;
+    let uri = format!("/v2/experiment/{uuid}/record?typename=view&variant=a&apikey={key}");
+    let head = h.send(Method::HEAD, &uri, Who::Nobody, None).await;
+    assert_eq!(head.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        views(&h.complete(uuid).await, "a"),
+        0,
+        "a link checker's HEAD"
+    );
+    // The same URL by GET records the view.
+    assert_eq!(h.get(&uri, Who::Nobody).await.status, StatusCode::OK);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 1);
+}
+
+#[tokio::test]
 async fn an_empty_batch_records_nothing_and_answers_the_form() {
     let h = Harness::new().await;
     let uuid = h.experiment("published").await;
