@@ -166,7 +166,8 @@ const PREALLOCATED: usize = 4 * 1024;
 /// length, up to [`PREALLOCATED`]): no intermediate buffer to zero or copy
 /// through, and refused as soon as more than the limit arrived, or as soon
 /// as `budget` has no room for what it holds past [`UNBUDGETED_BYTES`]
-/// (held until the body is read).
+/// (held until the body is read); past them, the buffer is sized to the
+/// declared length.
 async fn read_limited(
     body: Body,
     declared: usize,
@@ -183,7 +184,9 @@ async fn read_limited(
         if len > MAX_BODY_BYTES {
             return Err(BodyError::TooLarge);
         }
-        if let Some(budget) = budget {
+        if let Some(budget) = budget
+            && len > UNBUDGETED_BYTES
+        {
             let wanted = len.saturating_sub(UNBUDGETED_BYTES).div_ceil(1024);
             let more = wanted.saturating_sub(held.as_ref().map_or(0, |p| p.num_permits()));
             if more > 0 {
@@ -195,6 +198,12 @@ async fn read_limited(
                     Some(held) => held.merge(permit),
                     None => held = Some(permit),
                 }
+            }
+            if data.capacity() < declared.min(MAX_BODY_BYTES) {
+                // Sized once to the declared length (its pages are touched
+                // only as bytes arrive): no copies while doubling, no
+                // capacity past what the budget counts.
+                data.reserve_exact(declared.min(MAX_BODY_BYTES) - data.len());
             }
         }
         data.extend_from_slice(&chunk);
