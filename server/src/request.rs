@@ -114,9 +114,24 @@ impl Default for BodyBudget {
 
 /// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
 /// refused without reading, a longer stream as soon as it passes the limit,
-/// a body not all there within its [`BodyTimeout`] gets a 408 problem, and
-/// one the [`BodyBudget`] has no room for a 503.
+/// a body not all there within its [`BodyTimeout`] gets a 408 problem, one
+/// the [`BodyBudget`] has no room for a 503, and a compressed one (any
+/// `Content-Encoding` but `identity`) a 415.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
+    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        // Compressed bodies are not inflated (a small gzip can unpack to
+        // gigabytes): refused as such, not misread as invalid JSON.
+        return Err(Problem {
+            status: 415,
+            messages: vec![Message::at(
+                Code::InvalidValue,
+                "Content-Encoding",
+                "Send the body without Content-Encoding: it is read as sent.",
+            )],
+        });
+    }
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -300,6 +315,25 @@ mod tests {
             read_body(&posted(&budget), big).await.map(|b| b.len()),
             Ok(60 * 1024)
         );
+    }
+
+    #[tokio::test]
+    async fn a_compressed_body_is_a_415_not_invalid_json() {
+        let post = |encoding: &str| {
+            Request::builder()
+                .method(poem::http::Method::POST)
+                .header(header::CONTENT_ENCODING, encoding)
+                .finish()
+        };
+        let refused = read_body(&post("gzip"), Body::from(vec![0x1f, 0x8b])).await;
+        let refused = refused.expect_err("refused");
+        assert_eq!(refused.status, 415);
+        assert_eq!(
+            refused.messages[0].path.as_deref(),
+            Some("Content-Encoding")
+        );
+        let plain = read_body(&post("Identity"), Body::from("{}")).await;
+        assert_eq!(plain, Ok(b"{}".to_vec()));
     }
 
     #[tokio::test]
