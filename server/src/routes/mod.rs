@@ -6,7 +6,7 @@
 //! and returns an [`crate::answer::Answer`].
 
 use myna_core::Problem;
-use poem::http::{HeaderValue, header};
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Response, Route, get, post};
 
@@ -88,7 +88,17 @@ pub fn app(state: AppState) -> impl Endpoint {
         .around(|endpoint, mut request| async move {
             // The query, parsed once for every layer and handler that reads it.
             Params::keep(&mut request);
-            Ok(nosniff(endpoint.get_response(request).await))
+            let uri = request.uri().clone();
+            let mut response = endpoint.get_response(request).await;
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = openapi::allowed_methods(uri.path())
+            {
+                // What a client may do here instead (RFC 9110: a 405 says).
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Ok(nosniff(response))
         })
         .with(AccessLog::new(metrics))
 }

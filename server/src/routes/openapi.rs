@@ -92,6 +92,46 @@ pub fn document() -> &'static str {
     DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
 }
 
+/// The methods the API serves at `path` (`"GET, POST"`), read off this
+/// description's path templates (`{uuid}` matches any one segment): the
+/// `Allow` header of a 405. `None` for a path it does not describe.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    static TABLE: OnceLock<Vec<(Vec<String>, String)>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        ApiDoc::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allow: Vec<&str> = methods
+                    .iter()
+                    .filter(|(_, served)| *served)
+                    .map(|(method, _)| *method)
+                    .collect();
+                let segments = template.split('/').map(str::to_owned).collect();
+                (segments, allow.join(", "))
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    table
+        .iter()
+        .find(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                })
+        })
+        .map(|(_, allow)| allow.as_str())
+}
+
 /// `GET /v2/openapi.json` (public): this description.
 #[utoipa::path(get, path = "/v2/openapi.json", tag = "server",
     responses((status = 200, description = "The OpenAPI 3.1 description", body = Object)))]

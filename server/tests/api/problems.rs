@@ -214,13 +214,27 @@ async fn unknown_routes_and_wrong_methods() {
         assert_eq!(answer.json()["status"], 404);
     }
     let uuid = h.experiment("published").await;
-    for (method, uri) in [
-        (Method::DELETE, "/v2/experiment".to_owned()),
-        (Method::PATCH, format!("/v2/experiment/{uuid}")),
-        (Method::GET, format!("/v2/experiment/{uuid}/reset")),
-        (Method::PUT, format!("/v2/experiment/{uuid}/record")),
-        (Method::GET, "/v2/user/login".to_owned()),
-        (Method::PUT, "/v2/apikey".to_owned()),
+    // Each with `Allow`: what the path serves (RFC 9110).
+    for (method, uri, allow) in [
+        (Method::DELETE, "/v2/experiment".to_owned(), "GET, POST"),
+        (
+            Method::PATCH,
+            format!("/v2/experiment/{uuid}"),
+            "GET, PUT, DELETE",
+        ),
+        (Method::GET, format!("/v2/experiment/{uuid}/reset"), "POST"),
+        (
+            Method::PUT,
+            format!("/v2/experiment/{uuid}/record"),
+            "GET, POST",
+        ),
+        (
+            Method::HEAD,
+            format!("/v2/experiment/{uuid}/record"),
+            "GET, POST",
+        ),
+        (Method::GET, "/v2/user/login".to_owned(), "POST"),
+        (Method::PUT, "/v2/apikey".to_owned(), "GET, POST"),
     ] {
         let answer = h.send(method.clone(), &uri, Who::Owner, None).await;
         assert_eq!(
@@ -228,7 +242,10 @@ async fn unknown_routes_and_wrong_methods() {
             StatusCode::METHOD_NOT_ALLOWED,
             "{method} {uri}"
         );
-        assert_eq!(answer.code().as_deref(), Some("method-not-allowed"));
+        if method != Method::HEAD {
+            assert_eq!(answer.code().as_deref(), Some("method-not-allowed"));
+        }
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {uri}");
     }
 }
 
