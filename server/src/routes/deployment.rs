@@ -17,8 +17,12 @@ use crate::state::AppState;
 
 /// How long a deployment may be cached: short, since its weights change as
 /// events arrive (and a cached copy is served again without being counted
-/// as served).
+/// as served); by shared caches only with `--public-url`
+/// ([`cache_by_the_root`]).
 pub const DEPLOYMENT_CACHE_CONTROL: &str = "public, max-age=10";
+
+/// The same without `--public-url`: by the browser only.
+pub const DEPLOYMENT_CACHE_CONTROL_PRIVATE: &str = "private, max-age=10";
 
 /// `GET /v2/deployment/{key}/myna.json` (JSONP with `callback`; public: the
 /// key in the path is the credential): the deployment form. An unknown or
@@ -40,7 +44,7 @@ pub async fn deployment_json(
             header::CACHE_CONTROL,
             HeaderValue::from_static(DEPLOYMENT_CACHE_CONTROL),
         );
-        vary_with_the_root(state, &mut response);
+        cache_by_the_root(state, &mut response);
     }
     response
 }
@@ -51,12 +55,18 @@ pub async fn deployment_json(
 /// `--public-url`.
 const ROOT_HEADERS: &str = "Host, X-Forwarded-Host, X-Forwarded-Proto";
 
-/// Adds `Vary` for the API root, unless it is the configured public URL.
-fn vary_with_the_root(state: &AppState, response: &mut Response) {
+/// Unless the API root is the configured public URL: `Vary` for the
+/// headers it came from, and cached by the browser only. A shared cache
+/// that ignores `Vary` (many CDNs do) could otherwise keep a script whose
+/// URLs a client's made-up `X-Forwarded-Host` chose, for every visitor.
+fn cache_by_the_root(state: &AppState, response: &mut Response) {
     if state.public_url.is_none() {
-        response
-            .headers_mut()
-            .insert(header::VARY, HeaderValue::from_static(ROOT_HEADERS));
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static(ROOT_HEADERS));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(DEPLOYMENT_CACHE_CONTROL_PRIVATE),
+        );
     }
 }
 
@@ -85,7 +95,7 @@ pub async fn deployment_js(
                 sdk::boot_script(&form, &entry),
                 DEPLOYMENT_CACHE_CONTROL,
             );
-            vary_with_the_root(state, &mut response);
+            cache_by_the_root(state, &mut response);
             response
         }
         Err(problem) => problem_response(&Format::Json, &problem, state.now_ms()),

@@ -73,7 +73,8 @@ async fn the_form_is_the_specs_field_by_field() {
     let answer = deployment(&h, &key.to_string(), "").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert_eq!(answer.header("cache-control"), Some("public, max-age=10"));
+    // No --public-url: its root comes from the request, so no shared cache.
+    assert_eq!(answer.header("cache-control"), Some("private, max-age=10"));
     let mut form = answer.json();
     // Weights are the current ones: equal for fresh counts, summing to 1.
     let variants = form["experiments"][0]["variants"].as_array_mut().unwrap();
@@ -222,6 +223,11 @@ async fn the_api_root_is_the_public_url_or_the_requests() {
         None,
         "the same root for every request"
     );
+    assert_eq!(answer.header("cache-control"), Some("public, max-age=10"));
+    let js = h
+        .get(&format!("/v2/deployment/{key}/myna.js"), Who::Nobody)
+        .await;
+    assert_eq!(js.header("cache-control"), Some("public, max-age=10"));
     let form = answer.json();
     assert_eq!(form["apiRoot"], "https://myna.example.org/ab");
     assert_eq!(
@@ -462,7 +468,7 @@ async fn the_script_inlines_the_deployment_and_loads_the_sdk_this_server_hosts()
         js.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
-    assert_eq!(js.header("cache-control"), Some("public, max-age=10"));
+    assert_eq!(js.header("cache-control"), Some("private, max-age=10"));
     assert_eq!(js.header("x-content-type-options"), Some("nosniff"));
     assert!(
         js.text.contains(&form.text),
