@@ -101,8 +101,27 @@ pub fn entry_path() -> String {
 /// inlined.
 pub fn boot_script(deployment: &str, entry_url: &str) -> String {
     let url = serde_json::Value::String(entry_url.to_owned()).to_string();
-    BOOT.replacen(DEPLOYMENT_PLACEHOLDER, deployment, 1)
-        .replacen(SDK_PLACEHOLDER, &url, 1)
+    // Both placeholders are found in the template, never in what fills
+    // them: an experiment named "__MYNA_SDK__" is data, not a slot.
+    let mut slots = [
+        (
+            BOOT.find(DEPLOYMENT_PLACEHOLDER),
+            DEPLOYMENT_PLACEHOLDER,
+            deployment,
+        ),
+        (BOOT.find(SDK_PLACEHOLDER), SDK_PLACEHOLDER, url.as_str()),
+    ];
+    slots.sort_by_key(|(at, _, _)| *at);
+    let mut out = String::with_capacity(BOOT.len() + deployment.len() + url.len());
+    let mut from = 0;
+    for (at, placeholder, value) in slots {
+        let Some(at) = at else { continue };
+        out.push_str(&BOOT[from..at]);
+        out.push_str(value);
+        from = at + placeholder.len();
+    }
+    out.push_str(&BOOT[from..]);
+    out
 }
 
 #[cfg(test)]
@@ -120,6 +139,24 @@ mod tests {
         assert!(script.contains(r#"{"experiments":[]}"#));
         assert!(script.contains(r#""https://ab.example.com/v2/sdk/x/index.js""#));
         assert!(!script.contains("__MYNA_"));
+    }
+
+    #[test]
+    fn placeholder_text_in_the_data_is_data() {
+        for deployment in [
+            r#"{"experiments":[{"name":"\"__MYNA_SDK__\""}]}"#,
+            r#"{"experiments":[{"id":"__MYNA_SDK__","name":"__MYNA_DEPLOYMENT__"}]}"#,
+        ] {
+            let url = "https://ab.example.com/v2/sdk/x/index.js";
+            let script = boot_script(deployment, url);
+            // The template's slots are filled, the data kept as it was.
+            let expected = BOOT
+                .replacen(DEPLOYMENT_PLACEHOLDER, "\u{0}", 1)
+                .replacen(SDK_PLACEHOLDER, &format!("\"{url}\""), 1)
+                .replacen('\u{0}', deployment, 1);
+            assert_eq!(script, expected);
+            assert!(script.contains(deployment));
+        }
     }
 
     #[test]

@@ -33,12 +33,12 @@ const deployment = {
 };
 
 /** Runs `check(tab)` on a page that includes the filled-in boot script. */
-async function withPage({ timeout = 5000, sdk = "/pkg/index.js" }, check) {
+async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl }, check) {
   const boot = await readFile(join(repo, "wasm-sdk", "pkg", "boot.js"), "utf8");
   const page = (origin) => `<!doctype html><html><head>
 <script data-timeout="${timeout}">${boot
     .replace('"__MYNA_DEPLOYMENT__"', () => JSON.stringify(deployment))
-    .replace('"__MYNA_SDK__"', () => JSON.stringify(origin + sdk))}</script>
+    .replace('"__MYNA_SDK__"', () => JSON.stringify(sdkUrl ?? origin + sdk))}</script>
 </head><body>
 <p class="myna-hero" data-show="a" id="a">A</p>
 <h1 class="myna-hero" data-bind="text=title" id="t">Welcome</h1>
@@ -122,6 +122,16 @@ test("boot.js shows the page as written when the SDK fails to load", async () =>
   await withPage({ sdk: "/pkg/missing.js" }, async (tab) => {
     const seen = await settled(tab);
     assert.equal(seen.failed, true, "window.myna rejects");
+    assert.equal(seen.styles, 0);
+    assert.equal(seen.title, "Welcome");
+    assert.equal(seen.visible, "visible");
+  });
+});
+
+test("boot.js shows the page as written even when the SDK's URL is not one", async () => {
+  // Whatever throws after the style is added, the style goes.
+  await withPage({ sdkUrl: "__MYNA_SDK__", timeout: 500 }, async (tab) => {
+    const seen = await settled(tab);
     assert.equal(seen.styles, 0);
     assert.equal(seen.title, "Welcome");
     assert.equal(seen.visible, "visible");

@@ -59,21 +59,25 @@
   style.textContent = hide;
   const head = doc.head || doc.documentElement;
   head.appendChild(style);
-  // The wasm's download starts now, beside the module's, not once the
-  // module has run: the SDK's own fetch of it (the same URL, CORS mode,
-  // same-origin credentials) takes this preload's response.
-  const wasm = doc.createElement("link");
-  wasm.rel = "preload";
-  wasm.as = "fetch";
-  wasm.crossOrigin = "anonymous";
-  wasm.href = new URL("myna_sdk_bg.wasm", sdk).href;
-  head.appendChild(wasm);
-
+  // From here on, whatever happens, the style goes by the deadline.
   let late = false;
   const timer = setTimeout(() => {
     late = true;
     style.remove();
   }, ms);
+  // The wasm's download starts now, beside the module's, not once the
+  // module has run: the SDK's own fetch of it (the same URL, CORS mode,
+  // same-origin credentials) takes this preload's response. Only a head
+  // start: a failure here leaves the import to fail on its own.
+  try {
+    const wasm = doc.createElement("link");
+    wasm.rel = "preload";
+    wasm.as = "fetch";
+    wasm.crossOrigin = "anonymous";
+    wasm.href = new URL("myna_sdk_bg.wasm", sdk).href;
+    head.appendChild(wasm);
+  } catch {}
+
   const parsed = new Promise((ok) =>
     doc.readyState == "loading" ? doc.addEventListener("DOMContentLoaded", ok, { once: true }) : ok(),
   );
