@@ -769,6 +769,41 @@ async fn a_hostile_experiment_name_is_escaped_everywhere() {
 }
 
 #[tokio::test]
+async fn the_snippet_is_safe_to_paste_and_the_markup_names_the_class_pages_use() {
+    let d = Dash::new().await;
+    let body = json!({"name": "Snip", "id": "hero", "visibility": "published",
+                      "settings": {"myna": {"html": {"cssClass": "banner-test"}}},
+                      "variants": {"x\u{2028}run()//": {}, "</script><script>alert(1)</script>": {}}});
+    let (status, read) = d.api(Method::POST, "/v2/experiment", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let uuid = read["uuid"].as_str().unwrap_or_default().to_owned();
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    let snippet = between(&page.text, "<code id=\"snippet-code\">", "</code>").expect("snippet");
+    // As pasted: the page's text, unescaped from HTML.
+    let pasted = snippet
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    assert!(
+        !pasted.contains('\u{2028}'),
+        "a line break inside a // comment: {pasted}"
+    );
+    assert!(!pasted.to_lowercase().contains("</script"), "{pasted}");
+    assert!(pasted.contains(r#""x\u2028run()//""#), "{pasted}");
+    assert!(
+        pasted.contains(r#""\u003c/script>\u003cscript>alert(1)\u003c/script>""#),
+        "{pasted}"
+    );
+    // The markup card says the class the deployment script binds.
+    let class = between(&page.text, "<code id=\"markup-class\">", "</code>").expect("class");
+    assert_eq!(class, "banner-test");
+    let markup = between(&page.text, "<code id=\"markup-code\">", "</code>").expect("markup");
+    assert!(markup.contains("class=&quot;banner-test&quot;"), "{markup}");
+}
+
+#[tokio::test]
 async fn the_keys_page_creates_lists_and_revokes() {
     let d = Dash::new().await;
     let browser = d.sign_in().await;

@@ -218,7 +218,7 @@ impl EditForm {
     /// `settings`, `variantUpdates`) for core's `apply_update`, or the
     /// problems of the form itself. A mode chosen in the select (other
     /// than the one the page showed) is written into the settings.
-    pub fn update_body(&self) -> Result<Value, Problem> {
+    pub fn update_body(&self, current: &Experiment) -> Result<Value, Problem> {
         let mut problems = Vec::new();
         let mut settings = settings_value(&self.settings, "settings", &mut problems);
         if self.mode != self.mode_was
@@ -228,7 +228,21 @@ impl EditForm {
         }
         let mut updates = Map::new();
         for v in &self.variants {
-            let path = myna_core::settings::key_path("variantUpdates", &v.id);
+            // The variant the field was rendered for: a browser sends a line
+            // break in the hidden id as CRLF. One that is gone (deleted
+            // since the page was loaded) is never created again from here:
+            // only "Add variants" creates.
+            let Some(id) = current_id(current, &v.id) else {
+                if !v.remove {
+                    problems.push(Message::at(
+                        Code::InvalidValue,
+                        myna_core::settings::key_path("variantUpdates", &v.id),
+                        "This variant no longer exists (deleted since the page was loaded?): reload the page.",
+                    ));
+                }
+                continue;
+            };
+            let path = myna_core::settings::key_path("variantUpdates", id);
             let update = if v.remove {
                 Value::Null
             } else {
@@ -236,7 +250,7 @@ impl EditForm {
                     settings_value(&v.settings, &format!("{path}.settings"), &mut problems);
                 json!({ "name": v.name, "settings": settings })
             };
-            updates.insert(v.id.clone(), update);
+            updates.insert(id.to_owned(), update);
         }
         for id in ids(&self.add) {
             if updates.contains_key(id) {
@@ -261,6 +275,19 @@ impl EditForm {
         with_id(&mut body, &self.id);
         Ok(body)
     }
+}
+
+/// The id of `experiment`'s variant a form's `posted` id names: the same,
+/// or the same once the browser's CRLF line breaks are read as LF.
+fn current_id<'a>(experiment: &'a Experiment, posted: &str) -> Option<&'a str> {
+    let find = |id: &str| {
+        experiment
+            .variants
+            .iter()
+            .find(|v| v.id == id)
+            .map(|v| v.id.as_str())
+    };
+    find(posted).or_else(|| find(&posted.replace("\r\n", "\n")))
 }
 
 /// A destructive action, confirmed on a page of its own first.
@@ -402,10 +429,52 @@ mod tests {
             .collect();
         let posted = EditForm::posted(&Params::parse(&query.join("&")));
         assert_eq!(posted, form);
-        let body = posted.update_body().expect("a valid body");
+        let body = posted.update_body(&experiment).expect("a valid body");
         assert_eq!(body["variantUpdates"]["y"]["name"], "Why");
         assert_eq!(body["settings"], json!({"a": 1}));
         assert_eq!(body["id"], "hero_2");
+    }
+
+    #[test]
+    fn only_variants_the_experiment_has_are_updated_from_the_form() {
+        let experiment = Experiment {
+            uuid: uuid::Uuid::from_u128(1),
+            alias: None,
+            id: "e".into(),
+            account_id: uuid::Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: myna_core::Visibility::Draft,
+            settings: json!({}),
+            variants: vec![
+                myna_core::Variant::new("a\nb"),
+                myna_core::Variant::new("c"),
+            ],
+        };
+        let mut form = EditForm::of(&experiment);
+        // As a browser sends the hidden id back: its line break as CRLF.
+        form.variants[0].id = "a\r\nb".into();
+        let body = form.update_body(&experiment).expect("a valid body");
+        let ids: Vec<&String> = body["variantUpdates"]
+            .as_object()
+            .expect("updates")
+            .keys()
+            .collect();
+        assert_eq!(ids, ["a\nb", "c"], "no variant made of the CRLF id");
+        // A variant deleted since the page was loaded is not made again…
+        let mut gone = experiment.clone();
+        gone.variants.truncate(1);
+        let problem = EditForm::of(&experiment)
+            .update_body(&gone)
+            .expect_err("stale");
+        assert_eq!(
+            problem.messages[0].path.as_deref(),
+            Some(r#"variantUpdates["c"]"#)
+        );
+        // …and removing it again is no problem.
+        let mut removing = EditForm::of(&experiment);
+        removing.variants[1].remove = true;
+        let body = removing.update_body(&gone).expect("a valid body");
+        assert_eq!(body["variantUpdates"].as_object().map(|u| u.len()), Some(1));
     }
 
     #[test]
@@ -491,7 +560,7 @@ mod tests {
             ..form.clone()
         };
         assert_eq!(
-            typed.update_body().expect("a valid body")["settings"],
+            typed.update_body(&experiment).expect("a valid body")["settings"],
             json!({"a": 2})
         );
         // The select changed: it wins, whatever spelling the settings use.
@@ -500,14 +569,14 @@ mod tests {
             ..form.clone()
         };
         assert_eq!(
-            chosen.update_body().expect("a valid body")["settings"],
+            chosen.update_body(&experiment).expect("a valid body")["settings"],
             json!({"myna": {"weights": {}}, "a": 1, "myna.weights.mode": "conversions"})
         );
         let bad = EditForm {
             mode: "<b>".into(),
             ..form
         };
-        let problem = bad.update_body().expect_err("not a mode");
+        let problem = bad.update_body(&experiment).expect_err("not a mode");
         assert_eq!(problem.messages[0].path.as_deref(), Some("mode"));
     }
 

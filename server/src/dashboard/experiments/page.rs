@@ -92,7 +92,7 @@ pub async fn edit(
     };
     let uuid = snapshot.experiment.public_uuid();
     let values = EditForm::posted(&form);
-    let result = match values.update_body() {
+    let result = match values.update_body(&snapshot.experiment) {
         Ok(body) => {
             update_experiment(state, session.account, uuid, body.to_string().into_bytes()).await
         }

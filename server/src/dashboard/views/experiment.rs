@@ -310,9 +310,25 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
     }
 }
 
-/// A JavaScript string literal (JSON's), for the snippet.
+/// A JavaScript string literal (JSON's), for the snippet, safe to paste
+/// anywhere in a script: `<` escaped (no `</script>` or `<!--` can end an
+/// inline script), and U+2028/U+2029, which end a `//` comment.
 fn js_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+    serde_json::to_string(text)
+        .unwrap_or_else(|_| "\"\"".to_owned())
+        .replace('<', "\\u003c")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// The class that marks an experiment's elements in pages: its setting
+/// `myna.html.cssClass` (flat or nested) when that is a non-empty string,
+/// else `myna-{id}` (as the deployment script and `myna.bind` read it).
+fn markup_class(e: &Experiment) -> String {
+    match myna_core::decision::rule::setting(&e.settings, "myna.html.cssClass") {
+        Some(serde_json::Value::String(class)) if !class.is_empty() => class.clone(),
+        _ => format!("myna-{}", e.id),
+    }
 }
 
 /// The snippet's code: the SDK connected to `api_root` with `key`, this
@@ -342,14 +358,15 @@ fn attribute(text: &str) -> String {
 }
 
 /// Page markup for the deployment's script: one element a variant, shown
-/// only for it (`myna-{id}` and `data-show`, as `myna-html` read them).
+/// only for it (its class, `myna-{id}` unless `myna.html.cssClass` says
+/// otherwise, and `data-show`, as `myna-html` read them).
 fn markup_code(e: &Experiment) -> String {
     e.variants
         .iter()
         .map(|v| {
             format!(
-                "<div class=\"myna-{id}\" data-show=\"{variant}\">…</div>\n",
-                id = e.id,
+                "<div class=\"{class}\" data-show=\"{variant}\">…</div>\n",
+                class = attribute(&markup_class(e)),
                 variant = attribute(&v.id),
             )
         })
@@ -363,7 +380,7 @@ fn markup(e: &Experiment) -> Markup {
             h2 { "Markup" }
             p {
                 "Pages with the deployment script (see " a href="/keys" { "API keys" } ") know this experiment by its id "
-                code { (e.id) } ": elements with the class " code id="markup-class" { "myna-" (e.id) } " belong to it, "
+                code { (e.id) } ": elements with the class " code id="markup-class" { (markup_class(e)) } " belong to it, "
                 "and " code { "data-show" } " shows an element only for that variant."
             }
             pre class="code" tabindex="0" aria-label="Markup for the variants" {
