@@ -16,6 +16,21 @@ pub fn deployment_path(key: Uuid) -> String {
     format!("/v2/deployment/{key}/myna.json")
 }
 
+/// The setting that names the class of an experiment's elements in pages.
+pub const CSS_CLASS_SETTING: &str = "myna.html.cssClass";
+
+/// The class that marks `experiment`'s elements in pages: its setting
+/// [`CSS_CLASS_SETTING`] (flat or nested) when that is a non-empty string,
+/// else `myna-{id}`, as `myna-html` read it. The deployment script
+/// (`wasm-sdk/js/boot.js`) and `myna.bind` (`wasm-sdk/js/glue.js`) apply
+/// the same rule in the page.
+pub fn css_class(experiment: &Experiment) -> String {
+    match crate::decision::rule::setting(&experiment.settings, CSS_CLASS_SETTING) {
+        Some(Value::String(class)) if !class.is_empty() => class.clone(),
+        _ => format!("myna-{}", experiment.id),
+    }
+}
+
 /// The deployment form of API key `key`, whose server answers at `api_root`
 /// (no trailing `/`): every *published* experiment in `experiments`, each
 /// with its weights (one per variant, in order; a missing one is 0), in a
@@ -96,6 +111,22 @@ mod tests {
     use super::*;
     use crate::model::Variant;
     use serde_json::json;
+
+    #[test]
+    fn the_css_class_is_the_setting_when_it_names_one_else_myna_id() {
+        let mut e = experiment(1, "hero", Visibility::Published);
+        assert_eq!(css_class(&e), "myna-hero");
+        for (settings, class) in [
+            (json!({"myna.html.cssClass": "banner"}), "banner"),
+            (json!({"myna": {"html": {"cssClass": "nested"}}}), "nested"),
+            (json!({"myna.html": {"cssClass": "between"}}), "between"),
+            (json!({"myna.html.cssClass": ""}), "myna-hero"),
+            (json!({"myna.html.cssClass": 7}), "myna-hero"),
+        ] {
+            e.settings = settings;
+            assert_eq!(css_class(&e), class, "{}", e.settings);
+        }
+    }
 
     fn experiment(n: u128, id: &str, visibility: Visibility) -> Experiment {
         let mut b = Variant::new("b");

@@ -251,11 +251,7 @@ fn check_event(
         (Some(EventType::Reward), amount) => {
             let amount = amount.unwrap_or(1.0);
             if !(amount.is_finite() && (0.0..=1.0).contains(&amount)) {
-                problems.push(Message::at(
-                    Code::InvalidAmount,
-                    [prefix, "amount"].concat(),
-                    "A reward amount must be a number from 0 to 1.",
-                ));
+                problems.push(invalid_amount([prefix, "amount"].concat()));
             }
             Some(amount)
         }
@@ -270,6 +266,15 @@ fn unknown_typename(prefix: &str) -> Message {
         Code::UnknownTypename,
         [prefix, "typename"].concat(),
         "An event's typename must be `view` or `reward`.",
+    )
+}
+
+/// A reward amount that is not a number from 0 to 1, at `path`.
+fn invalid_amount(path: String) -> Message {
+    Message::at(
+        Code::InvalidAmount,
+        path,
+        "A reward amount must be a number from 0 to 1.",
     )
 }
 

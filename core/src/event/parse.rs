@@ -122,11 +122,7 @@ pub fn validate_event_sent(
             }
             Some(ms) => Some(ms),
             None => {
-                problems.push(Message::at(
-                    Code::InvalidTimestamp,
-                    [prefix, "timestamp"].concat(),
-                    "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
-                ));
+                problems.push(invalid_timestamp([prefix, "timestamp"].concat()));
                 None
             }
         },
@@ -182,21 +178,33 @@ fn out_of_range(body: &[u8], error: &serde_json::Error) -> Option<Problem> {
         .sum::<usize>();
     let path = path_at(body, line_start + error.column().saturating_sub(1))?;
     let message = if path.ends_with(".amount") {
-        Message::at(
-            Code::InvalidAmount,
-            path,
-            "A reward amount must be a number from 0 to 1.",
-        )
-    } else if path.ends_with("timestamp") || path == "sentAt" {
-        Message::at(
-            Code::InvalidTimestamp,
-            path,
-            "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
-        )
+        super::invalid_amount(path)
+    } else if path.ends_with(".timestamp") {
+        invalid_timestamp(path)
+    } else if path == "sentAt" {
+        invalid_sent_at()
     } else {
         Message::at(Code::InvalidValue, path, "This number is out of range.")
     };
     Some(Problem::one(message))
+}
+
+/// An event's timestamp that is none, at `path`.
+fn invalid_timestamp(path: String) -> Message {
+    Message::at(
+        Code::InvalidTimestamp,
+        path,
+        "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+    )
+}
+
+/// A `sentAt` that is no timestamp.
+fn invalid_sent_at() -> Message {
+    Message::at(
+        Code::InvalidTimestamp,
+        "sentAt",
+        "`sentAt` must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+    )
 }
 
 /// The path (`events[3].amount`) of the value at byte `at` of the JSON
@@ -343,11 +351,7 @@ pub(super) fn clock_shift(
     match timestamp_ms(input) {
         Some(ms) => now_ms.saturating_sub(ms),
         None => {
-            problems.push(Message::at(
-                Code::InvalidTimestamp,
-                "sentAt",
-                "`sentAt` must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
-            ));
+            problems.push(invalid_sent_at());
             0
         }
     }
@@ -369,18 +373,18 @@ fn parse_event_value(
     };
     let mut problems = Vec::new();
     let typename = string_field(object, "typename", prefix, &mut problems);
-    // One field missing still has the other's problems told (in field
-    // order), though the event's rules cannot run without both.
-    if let (Some(t), None) = (typename, object.get("variant").and_then(Value::as_str))
-        && EventType::from_typename(t).is_none()
-    {
-        problems.push(super::unknown_typename(prefix));
-    }
+    let after_typename = problems.len();
     let variant = string_field(object, "variant", prefix, &mut problems);
-    if let (None, Some(v)) = (typename, variant)
-        && !experiment.has_variant(v)
-    {
-        problems.push(super::unknown_variant(prefix));
+    // One field missing still has the other's problem told (in field
+    // order), though the event's rules cannot run without both.
+    match (typename, variant) {
+        (Some(t), None) if EventType::from_typename(t).is_none() => {
+            problems.insert(after_typename, super::unknown_typename(prefix));
+        }
+        (None, Some(v)) if !experiment.has_variant(v) => {
+            problems.push(super::unknown_variant(prefix));
+        }
+        _ => {}
     }
     let amount = match object.get("amount") {
         None | Some(Value::Null) => None,
@@ -517,11 +521,7 @@ pub fn parse_record_params<'a>(
     let amount = amount_text.and_then(|text| match text.trim().parse::<f64>() {
         Ok(amount) => Some(amount),
         Err(_) => {
-            problems.push(Message::at(
-                Code::InvalidAmount,
-                amount_name,
-                "A reward amount must be a number from 0 to 1.",
-            ));
+            problems.push(super::invalid_amount(amount_name.to_owned()));
             None
         }
     });

@@ -40,10 +40,6 @@ pub async fn deployment_json(
     let found = form.is_ok();
     let mut response = Answer::new(format, form, state.now_ms()).into_response();
     if found {
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(DEPLOYMENT_CACHE_CONTROL),
-        );
         cache_by_the_root(state, &mut response);
     }
     response
@@ -55,18 +51,24 @@ pub async fn deployment_json(
 /// `--public-url`.
 const ROOT_HEADERS: &str = "Host, X-Forwarded-Host, X-Forwarded-Proto";
 
-/// Unless the API root is the configured public URL: `Vary` for the
-/// headers it came from, and cached by the browser only. A shared cache
-/// that ignores `Vary` (many CDNs do) could otherwise keep a script whose
-/// URLs a client's made-up `X-Forwarded-Host` chose, for every visitor.
+/// How a deployment may be cached: by shared caches with `--public-url`;
+/// else (its root came from the request) by the browser only, with `Vary`
+/// for the headers the root came from. A shared cache that ignores `Vary`
+/// (many CDNs do) could otherwise keep a script whose URLs a client's
+/// made-up `X-Forwarded-Host` chose, for every visitor.
 fn cache_by_the_root(state: &AppState, response: &mut Response) {
-    if state.public_url.is_none() {
-        let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static(ROOT_HEADERS));
+    let headers = response.headers_mut();
+    if state.public_url.is_some() {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(DEPLOYMENT_CACHE_CONTROL),
+        );
+    } else {
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(DEPLOYMENT_CACHE_CONTROL_PRIVATE),
         );
+        headers.insert(header::VARY, HeaderValue::from_static(ROOT_HEADERS));
     }
 }
 

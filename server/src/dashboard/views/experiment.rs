@@ -3,6 +3,7 @@
 
 use maud::{Markup, html};
 use myna_core::decision::{Decision, Status, Verdict};
+use myna_core::deployment::css_class;
 use myna_core::stats::{conversion_rate, credible_interval};
 use myna_core::weights::WeightsConfig;
 use myna_core::{Experiment, Problem, Visibility};
@@ -321,16 +322,6 @@ fn js_string(text: &str) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-/// The class that marks an experiment's elements in pages: its setting
-/// `myna.html.cssClass` (flat or nested) when that is a non-empty string,
-/// else `myna-{id}` (as the deployment script and `myna.bind` read it).
-fn markup_class(e: &Experiment) -> String {
-    match myna_core::decision::rule::setting(&e.settings, "myna.html.cssClass") {
-        Some(serde_json::Value::String(class)) if !class.is_empty() => class.clone(),
-        _ => format!("myna-{}", e.id),
-    }
-}
-
 /// The snippet's code: the SDK connected to `api_root` with `key`, this
 /// experiment suggested and rewarded.
 fn snippet_code(api_root: &str, key: Option<&ApiKey>, e: &Experiment) -> String {
@@ -366,7 +357,7 @@ fn markup_code(e: &Experiment) -> String {
         .map(|v| {
             format!(
                 "<div class=\"{class}\" data-show=\"{variant}\">…</div>\n",
-                class = attribute(&markup_class(e)),
+                class = attribute(&css_class(e)),
                 variant = attribute(&v.id),
             )
         })
@@ -380,7 +371,7 @@ fn markup(e: &Experiment) -> Markup {
             h2 { "Markup" }
             p {
                 "Pages with the deployment script (see " a href="/keys" { "API keys" } ") know this experiment by its id "
-                code { (e.id) } ": elements with the class " code id="markup-class" { (markup_class(e)) } " belong to it, "
+                code { (e.id) } ": elements with the class " code id="markup-class" { (css_class(e)) } " belong to it, "
                 "and " code { "data-show" } " shows an element only for that variant."
             }
             pre class="code" tabindex="0" aria-label="Markup for the variants" {
