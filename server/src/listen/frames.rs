@@ -14,8 +14,9 @@ use std::collections::VecDeque;
 
 use poem::http::Method;
 
-/// The bytes kept of each head line: enough for the status line,
-/// `Content-Length` and `Transfer-Encoding`, which are all it reads.
+/// The bytes kept of a head line that a write cut in two: enough for the
+/// status line, `Content-Length` and `Transfer-Encoding`, which are all it
+/// reads.
 const LINE_KEEP: usize = 64;
 
 /// The framing state of the answers written on one connection.
@@ -25,6 +26,18 @@ pub(crate) struct Frames {
     /// The dispatched requests not answered yet.
     pending: VecDeque<Asked>,
     /// Requests dispatched on this connection so far.
+    dispatched: u64,
+}
+
+/// The framing as it would be after some bytes ([`Frames::ahead`]), to be
+/// taken once they are written ([`Frames::take`]). Made without a heap
+/// allocation: a write is read once, on the hot path of every answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Ahead {
+    part: Part,
+    /// How many of the pending requests those bytes answered.
+    answered: usize,
+    /// [`Frames::dispatched`] when it was made.
     dispatched: u64,
 }
 
@@ -61,13 +74,38 @@ impl Default for Part {
 struct Head {
     /// Whether any byte of it was written.
     started: bool,
-    /// The start of the line being read.
-    line: Vec<u8>,
+    /// The start of a line a write cut (its first [`LINE_KEEP`] bytes).
+    partial: Partial,
     /// Lines read so far (the first is the status line).
     lines: usize,
     status: u16,
     length: Option<u64>,
     chunked: bool,
+}
+
+/// The kept start of a head line that continues in the next write.
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    bytes: [u8; LINE_KEEP],
+    len: u8,
+}
+
+impl Default for Partial {
+    fn default() -> Self {
+        Partial {
+            bytes: [0; LINE_KEEP],
+            len: 0,
+        }
+    }
+}
+
+impl Partial {
+    fn push(&mut self, text: &[u8]) {
+        let len = usize::from(self.len);
+        let keep = text.len().min(LINE_KEEP - len);
+        self.bytes[len..len + keep].copy_from_slice(&text[..keep]);
+        self.len += keep as u8;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,121 +151,157 @@ impl Frames {
 
     /// [`Frames::ours`], with the framing as it will be once those bytes are
     /// written: what [`Frames::advance`] over them would make it, so that a
-    /// write of all of them need not be read twice.
-    pub(crate) fn ahead(&self, bytes: &[u8]) -> (usize, Frames) {
-        let mut after = self.clone();
-        let ours = after.advance(bytes);
-        (ours, after)
+    /// write of all of them need not be read twice ([`Frames::take`]).
+    pub(crate) fn ahead(&self, bytes: &[u8]) -> (usize, Ahead) {
+        let mut ahead = Ahead {
+            part: self.part.clone(),
+            answered: 0,
+            dispatched: self.dispatched,
+        };
+        let ours = read(&mut ahead.part, &self.pending, &mut ahead.answered, bytes);
+        (ours, ahead)
+    }
+
+    /// Whether `ahead` was made from this state and can be taken as is
+    /// (no request was dispatched since).
+    pub(crate) fn is_current(&self, ahead: &Ahead) -> bool {
+        self.dispatched == ahead.dispatched
+    }
+
+    /// The framing after all the bytes `ahead` was made for were written.
+    pub(crate) fn take(&mut self, ahead: Ahead) {
+        self.part = ahead.part;
+        self.pending.drain(..ahead.answered.min(self.pending.len()));
     }
 
     /// Reads `bytes` that were written; returns how many of them belong to
     /// the answers of dispatched requests (see [`Frames::ours`]).
     pub(crate) fn advance(&mut self, bytes: &[u8]) -> usize {
-        let mut at = 0;
-        while at < bytes.len() {
-            let rest = &bytes[at..];
-            match &mut self.part {
-                Part::Head(head) => {
-                    if !head.started {
-                        if self.pending.is_empty() {
-                            return at;
-                        }
-                        head.started = true;
-                    }
-                    let (used, line_done) = match rest.iter().position(|b| *b == b'\n') {
-                        Some(end) => (end + 1, true),
-                        None => (rest.len(), false),
-                    };
-                    let room = LINE_KEEP.saturating_sub(head.line.len());
-                    let text = &rest[..used - usize::from(line_done)];
-                    head.line.extend_from_slice(&text[..text.len().min(room)]);
-                    at += used;
-                    if line_done && self.end_of_line() {
-                        self.end_of_head();
-                    }
-                }
-                Part::Length(left) => {
-                    let used = rest.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    *left -= used as u64;
-                    at += used;
-                    if *left == 0 {
-                        self.part = Part::default();
-                    }
-                }
-                Part::Chunked(chunk) => {
-                    let (used, done) = chunk.advance(rest);
-                    at += used;
-                    if done {
-                        self.part = Part::default();
-                    }
-                }
-                Part::UntilClose => at = bytes.len(),
-            }
-        }
-        bytes.len()
+        let mut answered = 0;
+        let ours = read(&mut self.part, &self.pending, &mut answered, bytes);
+        self.pending.drain(..answered.min(self.pending.len()));
+        ours
     }
+}
 
-    /// A head line ended; true if it was the blank line closing the head.
-    fn end_of_line(&mut self) -> bool {
-        let Part::Head(head) = &mut self.part else {
-            return false;
-        };
-        let line = head.line.strip_suffix(b"\r").unwrap_or(&head.line);
-        head.lines += 1;
-        let blank = line.is_empty();
-        if head.lines == 1 {
+/// Reads `bytes` from framing `part`, where `pending[answered..]` are the
+/// requests still to be answered: advances both, and returns how many of
+/// the bytes belong to those answers.
+fn read(part: &mut Part, pending: &VecDeque<Asked>, answered: &mut usize, bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        match part {
+            Part::Head(head) => {
+                if !head.started {
+                    if *answered >= pending.len() {
+                        return at;
+                    }
+                    head.started = true;
+                }
+                let Some(end) = memchr::memchr(b'\n', rest) else {
+                    head.partial.push(rest);
+                    return bytes.len();
+                };
+                at += end + 1;
+                let blank = if head.partial.len == 0 {
+                    head.end_of_line(&rest[..end])
+                } else {
+                    let mut line = head.partial;
+                    line.push(&rest[..end]);
+                    head.partial = Partial::default();
+                    head.end_of_line(&line.bytes[..usize::from(line.len)])
+                };
+                if blank {
+                    *part = head.body(pending.get(*answered).copied(), answered);
+                }
+            }
+            Part::Length(left) => {
+                let used = rest.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= used as u64;
+                at += used;
+                if *left == 0 {
+                    *part = Part::default();
+                }
+            }
+            Part::Chunked(chunk) => {
+                let (used, done) = chunk.advance(rest);
+                at += used;
+                if done {
+                    *part = Part::default();
+                }
+            }
+            Part::UntilClose => at = bytes.len(),
+        }
+    }
+    bytes.len()
+}
+
+impl Head {
+    /// A head line ended (`line`, without its line feed); true if it was
+    /// the blank line closing the head.
+    fn end_of_line(&mut self, line: &[u8]) -> bool {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.lines += 1;
+        if self.lines == 1 {
             // `HTTP/1.1 200 OK`
-            head.status = line
+            self.status = line
                 .get(9..12)
                 .and_then(|code| std::str::from_utf8(code).ok())
                 .and_then(|code| code.parse().ok())
                 .unwrap_or(0);
-        } else if let Some(colon) = line.iter().position(|b| *b == b':') {
-            // Only two headers matter: the others' values are not looked at.
+            return false;
+        }
+        // Only two headers matter: the others' values are not looked at.
+        match line.first() {
+            None => return true,
+            Some(b'c' | b'C' | b't' | b'T') => {}
+            Some(_) => return false,
+        }
+        if let Some(colon) = memchr::memchr(b':', line) {
             let (name, value) = (&line[..colon], &line[colon + 1..]);
             if name.eq_ignore_ascii_case(b"content-length") {
-                head.length = std::str::from_utf8(value)
+                self.length = std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok());
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
-                head.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+                self.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             }
         }
-        // The buffer is kept for the next line.
-        head.line.clear();
-        head.lines > 1 && blank
+        false
     }
 
-    /// The blank line after a head: what its body is.
-    fn end_of_head(&mut self) {
-        let Part::Head(head) = &self.part else {
-            return;
-        };
-        if (100..200).contains(&head.status) {
+    /// The blank line after this head was read: what its body is. `asked`
+    /// is the request it answers (counted in `answered` unless the head is
+    /// an interim one).
+    fn body(&self, asked: Option<Asked>, answered: &mut usize) -> Part {
+        if (100..200).contains(&self.status) {
             // Interim (`100 Continue`): the final answer follows.
-            self.part = Part::default();
-            return;
+            return Part::default();
         }
-        let asked = self.pending.pop_front().unwrap_or(Asked::Other);
+        if asked.is_some() {
+            *answered += 1;
+        }
+        let asked = asked.unwrap_or(Asked::Other);
         let bodiless = asked == Asked::Head
-            || (asked == Asked::Connect && (200..300).contains(&head.status))
-            || head.status == 204
-            || head.status == 304;
-        self.part = if bodiless {
+            || (asked == Asked::Connect && (200..300).contains(&self.status))
+            || self.status == 204
+            || self.status == 304;
+        if bodiless {
             Part::default()
-        } else if head.chunked {
+        } else if self.chunked {
             Part::Chunked(Chunk::Size {
                 size: 0,
                 digits: true,
             })
         } else {
-            match head.length {
+            match self.length {
                 Some(0) => Part::default(),
                 Some(length) => Part::Length(length),
                 None => Part::UntilClose,
             }
-        };
+        }
     }
 }
 
@@ -315,6 +389,14 @@ mod tests {
             interim.extend_from_slice(CHUNKED);
             assert_eq!(written(&mut frames, &interim, piece), None);
             assert!(frames.idle(), "piece {piece}");
+            // A head line longer than what is kept of a cut one.
+            frames.dispatch(&Method::GET);
+            let long = format!(
+                "HTTP/1.1 200 OK\r\nx-long: {}\r\nContent-Length: 3\r\n\r\nabc",
+                "a".repeat(200)
+            );
+            assert_eq!(written(&mut frames, long.as_bytes(), piece), None);
+            assert!(frames.idle(), "piece {piece}");
             // A HEAD answer has a length but no body.
             frames.dispatch(&Method::HEAD);
             let head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n";
@@ -324,7 +406,7 @@ mod tests {
             frames.dispatch(&Method::CONNECT);
             assert_eq!(written(&mut frames, head, piece), None);
             assert!(frames.idle(), "piece {piece}");
-            assert_eq!(frames.dispatched(), 4);
+            assert_eq!(frames.dispatched(), 5);
         }
     }
 
@@ -359,11 +441,15 @@ mod tests {
         both.extend_from_slice(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
         );
-        let (ours, after) = frames.ahead(&both);
+        let (ours, ahead) = frames.ahead(&both);
         assert_eq!(ours, both.len());
+        let mut after = frames.clone();
+        after.take(ahead);
         assert!(after.idle(), "both bodies read to their last byte");
         // Cut after the first answer's body: the second one's head is next.
-        let (_, partway) = frames.ahead(&both[..first]);
+        let (_, ahead) = frames.ahead(&both[..first]);
+        let mut partway = frames.clone();
+        partway.take(ahead);
         assert!(!partway.idle(), "the second answer is due");
         assert!(!frames.idle(), "ahead() changes nothing");
     }

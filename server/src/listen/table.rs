@@ -14,7 +14,7 @@ use poem::http::Method;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
-use super::frames::Frames;
+use super::frames::{Ahead, Frames};
 
 /// [`Conn::state`] of a connection with a request in flight.
 const BUSY: u64 = 0;
@@ -71,10 +71,10 @@ impl Conn {
     /// last byte, the connection is idle from now. `ahead` is the framing
     /// after all the bytes that were to be written ([`Frames::ahead`]): taken
     /// as is when all of them were, and no request was dispatched since.
-    pub(crate) fn wrote(&self, bytes: &[u8], (ours, ahead): (usize, Frames)) {
+    pub(crate) fn wrote(&self, bytes: &[u8], (ours, ahead): (usize, Ahead)) {
         let mut frames = self.frames();
-        if bytes.len() == ours && frames.dispatched() == ahead.dispatched() {
-            *frames = ahead;
+        if bytes.len() == ours && frames.is_current(&ahead) {
+            frames.take(ahead);
         } else {
             frames.advance(bytes);
         }
