@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::event::{MAX_BODY_BYTES, body_too_large, invalid_json};
+use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::model::MAX_NAME_CHARS;
 use crate::problem::{Code, Message, Problem};
 use crate::timestamp::format_iso;
@@ -153,7 +153,7 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
     }
-    match serde_json::from_slice::<Value>(body).map_err(|e| invalid_json(&e))? {
+    match crate::json::parse_body(body)? {
         Value::Object(map) => Ok(map),
         _ => Err(Problem::new(
             Code::InvalidType,

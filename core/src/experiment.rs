@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::event::{MAX_BODY_BYTES, body_too_large, invalid_json};
+use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::limits::{
     Definition, MAX_DEFINITION_BYTES, MAX_NAME_CHARS, MAX_VARIANT_ID_CHARS, MAX_VARIANTS,
     check_settings, definition_bytes, definition_too_large, has_nul, nul_problem,
@@ -60,7 +60,7 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
     }
-    match serde_json::from_slice::<Value>(body).map_err(|e| invalid_json(&e))? {
+    match crate::json::parse_body(body)? {
         Value::Object(map) => Ok(map),
         _ => Err(Problem::new(
             Code::InvalidType,

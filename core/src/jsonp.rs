@@ -7,22 +7,77 @@ pub const MAX_CALLBACK_CHARS: usize = 128;
 
 /// Checks that `callback` is a plain JavaScript identifier path (`a.b_c.$d`):
 /// ASCII letters, digits, `_` and `$`, segments joined by single dots, no segment
-/// starting with a digit, at most 128 characters. Anything else is refused and
-/// must never be echoed.
+/// starting with a digit, at most 128 characters, and the first segment no
+/// reserved word or literal (`function(…)`, `import(…)`, `new(…)` would not
+/// call a callback; after a dot they are property names, as in `a.default`).
+/// Anything else is refused and must never be echoed.
 pub fn validate_callback(callback: &str) -> Result<(), Problem> {
+    let first = callback.split('.').next().unwrap_or_default();
     let ok = !callback.is_empty()
         && callback.len() <= MAX_CALLBACK_CHARS
-        && callback.split('.').all(is_identifier);
+        && callback.split('.').all(is_identifier)
+        && !RESERVED.contains(&first);
     if ok {
         Ok(())
     } else {
         Err(Problem::at(
             Code::InvalidCallback,
             "callback",
-            "The callback must be a JavaScript identifier path (letters, digits, `_`, `$` and dots), at most 128 characters.",
+            "The callback must be a JavaScript identifier path (letters, digits, `_`, `$` and dots, not starting with a reserved word), at most 128 characters.",
         ))
     }
 }
+
+/// The words of JavaScript (strict mode and modules included) that cannot
+/// name a variable, and the literals `null`, `true`, `false`.
+const RESERVED: [&str; 46] = [
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "implements",
+    "import",
+    "in",
+    "instanceof",
+    "interface",
+    "let",
+    "new",
+    "null",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "static",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+];
 
 fn is_identifier(segment: &str) -> bool {
     let mut chars = segment.chars();
@@ -50,7 +105,17 @@ mod tests {
 
     #[test]
     fn accepts_identifier_paths() {
-        for ok in ["cb", "myna.callbacks.c12", "$", "_a$1", "jQuery3310_1700"] {
+        for ok in [
+            "cb",
+            "myna.callbacks.c12",
+            "$",
+            "_a$1",
+            "jQuery3310_1700",
+            "a.default",
+            "a.new.function",
+            "undefined",
+            "functions",
+        ] {
             assert!(validate_callback(ok).is_ok(), "{ok}");
         }
     }
@@ -71,6 +136,13 @@ mod tests {
             "a-b",
             "é",
             "<script>",
+            "function",
+            "import",
+            "new",
+            "null",
+            "true",
+            "this.cb",
+            "await",
             long.as_str(),
         ] {
             let problem = validate_callback(bad).err();

@@ -18,6 +18,8 @@
 //! - [`search`]: search parameters, filtering and order;
 //! - [`settings`]: settings paths and `settingsUpdates`;
 //! - [`stats`]: conversion rates and their 95 % credible intervals;
+//! - [`json`]: request bodies read strictly (a key twice refused, a byte
+//!   order mark skipped, a number out of range located);
 //! - [`jsonp`]: callback validation and wrapping;
 //! - [`problem`]: the problem form and its stable codes;
 //! - [`timestamp`]: timestamp parsing and formatting;
@@ -48,6 +50,8 @@ pub mod event;
 pub mod experiment;
 #[cfg(feature = "std")]
 pub mod export;
+#[cfg(feature = "std")]
+pub mod json;
 #[cfg(feature = "std")]
 pub mod jsonp;
 #[cfg(feature = "std")]

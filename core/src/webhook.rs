@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::decision::{Decision, Status};
-use crate::event::{MAX_BODY_BYTES, body_too_large, invalid_json};
+use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::limits::{MAX_WEBHOOK_URL_BYTES, over_limit};
 use crate::problem::{Code, Problem};
 use crate::timestamp::format_iso;
@@ -30,7 +30,7 @@ pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
     }
-    let root = match serde_json::from_slice::<Value>(body).map_err(|e| invalid_json(&e))? {
+    let root = match crate::json::parse_body(body)? {
         Value::Object(map) => map,
         _ => {
             return Err(Problem::new(

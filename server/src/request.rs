@@ -62,6 +62,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every parameter's name, in order (repeated ones as often as given).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_str())
+    }
+
     /// The value of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -69,6 +74,24 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A body refused for how it is sent: `status`, at header `path`.
+fn refused(status: u16, path: &str, message: &str) -> Problem {
+    Problem {
+        status,
+        messages: vec![Message::at(Code::InvalidValue, path, message)],
+    }
+}
+
+/// The `charset` parameter of a `Content-Type` value, unquoted.
+fn charset_of(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// How long a client may take to send a whole body. The SDK's batches are a
@@ -115,22 +138,50 @@ impl Default for BodyBudget {
 /// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
 /// refused without reading, a longer stream as soon as it passes the limit,
 /// a body not all there within its [`BodyTimeout`] gets a 408 problem, one
-/// the [`BodyBudget`] has no room for a 503, and a compressed one (any
-/// `Content-Encoding` but `identity`) a 415.
+/// the [`BodyBudget`] has no room for a 503, a compressed one (any
+/// `Content-Encoding` but `identity`) or one in another charset than UTF-8
+/// a 415, and one with a transfer coding but `chunked` a 501.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
     if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING)
         && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
     {
         // Compressed bodies are not inflated (a small gzip can unpack to
         // gigabytes): refused as such, not misread as invalid JSON.
-        return Err(Problem {
-            status: 415,
-            messages: vec![Message::at(
-                Code::InvalidValue,
-                "Content-Encoding",
-                "Send the body without Content-Encoding: it is read as sent.",
-            )],
-        });
+        return Err(refused(
+            415,
+            "Content-Encoding",
+            "Send the body without Content-Encoding: it is read as sent.",
+        ));
+    }
+    if request
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    {
+        // RFC 9112 6.1: a transfer coding the server does not know is a 501,
+        // not a body read as if it were not there (`gzip, chunked`).
+        return Err(refused(
+            501,
+            "Transfer-Encoding",
+            "Send the body with no transfer coding but `chunked`: it is read as sent.",
+        ));
+    }
+    if let Some(charset) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(charset_of)
+        && !["utf-8", "utf8", "us-ascii"]
+            .iter()
+            .any(|ok| charset.eq_ignore_ascii_case(ok))
+    {
+        return Err(refused(
+            415,
+            "Content-Type",
+            "Send the body as UTF-8 (charset=utf-8, or no charset): it is read as UTF-8.",
+        ));
     }
     let declared = request
         .headers()
@@ -153,8 +204,10 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
             Code::Unavailable,
             "The server holds too many large request bodies at once: retry shortly.",
         )),
+        // Broken framing (a bad chunk size) or a connection that failed:
+        // the bytes never made a body, so no JSON was read.
         Ok(Err(BodyError::Io(error))) => Err(Problem::new(
-            Code::InvalidJson,
+            Code::InvalidValue,
             format!("The body could not be read: {error}."),
         )),
         Err(_) => Err(body_too_slow(timeout)),
@@ -334,6 +387,48 @@ mod tests {
         );
         let plain = read_body(&post("Identity"), Body::from("{}")).await;
         assert_eq!(plain, Ok(b"{}".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_body_in_another_charset_or_transfer_coding_is_refused_at_its_header() {
+        let post = |name: header::HeaderName, value: &str| {
+            Request::builder()
+                .method(poem::http::Method::POST)
+                .header(name, value)
+                .finish()
+        };
+        for (name, value, status) in [
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-16",
+                415,
+            ),
+            (
+                header::CONTENT_TYPE,
+                "text/plain;charset=\"ISO-8859-1\"",
+                415,
+            ),
+            (header::TRANSFER_ENCODING, "gzip, chunked", 501),
+            (header::TRANSFER_ENCODING, "chunked, chunked, x", 501),
+        ] {
+            let refused = read_body(&post(name.clone(), value), Body::from("{}")).await;
+            let refused = refused.expect_err(value);
+            assert_eq!(refused.status, status, "{value}");
+            let path = refused.messages[0].path.clone().unwrap_or_default();
+            assert!(path.eq_ignore_ascii_case(name.as_str()), "{path}");
+        }
+        for (name, value) in [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_TYPE, "text/plain;charset=UTF-8"),
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=\"utf-8\"; x=y",
+            ),
+            (header::TRANSFER_ENCODING, "Chunked"),
+        ] {
+            let read = read_body(&post(name, value), Body::from("{}")).await;
+            assert_eq!(read, Ok(b"{}".to_vec()), "{value}");
+        }
     }
 
     #[tokio::test]

@@ -112,7 +112,8 @@ impl<'de> Deserialize<'de> for Plain<'de> {
                     match key {
                         "typename" => once(&mut typename, map.next_value::<&'de str>()?)?,
                         "variant" => once(&mut variant, map.next_value::<&'de str>()?)?,
-                        "amount" => once(&mut amount, map.next_value::<Option<f64>>()?)?,
+                        // A null amount is refused by the full reader, with its path.
+                        "amount" => once(&mut amount, map.next_value::<f64>()?)?,
                         "timestamp" => {
                             once(&mut timestamp, map.next_value::<Option<Time<'de>>>()?)?
                         }
@@ -124,7 +125,7 @@ impl<'de> Deserialize<'de> for Plain<'de> {
                 Ok(Plain(EventInput {
                     typename: typename.ok_or_else(|| de::Error::missing_field("typename"))?,
                     variant: variant.ok_or_else(|| de::Error::missing_field("variant"))?,
-                    amount: amount.flatten(),
+                    amount,
                     timestamp: timestamp.flatten().map(|t| t.0),
                 }))
             }

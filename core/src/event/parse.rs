@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{Event, EventType, MAX_BODY_BYTES, MAX_EVENTS, check_event, finish_event};
+use crate::json::JsonError;
 use crate::model::Experiment;
 use crate::problem::{Code, Message, Problem};
 use crate::timestamp::{self, MAX_FUTURE_MS};
@@ -158,35 +159,21 @@ pub fn parse_record_body(
     if let Some(batch) = super::fast::parse_valid(body, experiment, now_ms) {
         return Ok(batch);
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| out_of_range(body, &e).unwrap_or_else(|| invalid_json(&e)))?;
+    let value = crate::json::parse(body).map_err(|error| match error {
+        // A number too large for a double (`1e400`) is valid JSON the parser
+        // refuses: the problem of the field it was in, at its path.
+        JsonError::OutOfRange(Some(path)) => Problem::one(if path.ends_with(".amount") {
+            super::invalid_amount(path)
+        } else if path.ends_with(".timestamp") {
+            invalid_timestamp(path)
+        } else if path == "sentAt" {
+            invalid_sent_at()
+        } else {
+            Message::at(Code::InvalidValue, path, crate::json::OUT_OF_RANGE)
+        }),
+        other => crate::json::problem(other),
+    })?;
     parse_record_value(&value, experiment, now_ms)
-}
-
-/// A number too large for a double (`1e400`) is valid JSON the parser
-/// refuses: the problem of the field it was in, at its path, rather than
-/// invalid JSON.
-fn out_of_range(body: &[u8], error: &serde_json::Error) -> Option<Problem> {
-    if !error.to_string().starts_with("number out of range") {
-        return None;
-    }
-    // The error's line and column (1-based, in bytes) as an offset.
-    let line_start = body
-        .split_inclusive(|b| *b == b'\n')
-        .take(error.line().saturating_sub(1))
-        .map(<[u8]>::len)
-        .sum::<usize>();
-    let path = path_at(body, line_start + error.column().saturating_sub(1))?;
-    let message = if path.ends_with(".amount") {
-        super::invalid_amount(path)
-    } else if path.ends_with(".timestamp") {
-        invalid_timestamp(path)
-    } else if path == "sentAt" {
-        invalid_sent_at()
-    } else {
-        Message::at(Code::InvalidValue, path, "This number is out of range.")
-    };
-    Some(Problem::one(message))
 }
 
 /// An event's timestamp that is none, at `path`.
@@ -205,69 +192,6 @@ fn invalid_sent_at() -> Message {
         "sentAt",
         "`sentAt` must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
     )
-}
-
-/// The path (`events[3].amount`) of the value at byte `at` of the JSON
-/// text `body`, read up to there; `None` outside any field.
-fn path_at(body: &[u8], at: usize) -> Option<String> {
-    enum Frame {
-        /// An object, and the key of the value being read.
-        Object(Option<String>),
-        /// An array, and the index of the element being read.
-        Array(usize),
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut expect_key = false;
-    let mut i = 0;
-    let end = at.min(body.len());
-    while i < end {
-        match body[i] {
-            b'{' => {
-                stack.push(Frame::Object(None));
-                expect_key = true;
-            }
-            b'[' => stack.push(Frame::Array(0)),
-            b'}' | b']' => {
-                stack.pop();
-            }
-            b',' => match stack.last_mut() {
-                Some(Frame::Array(n)) => *n += 1,
-                Some(Frame::Object(key)) => {
-                    *key = None;
-                    expect_key = true;
-                }
-                None => {}
-            },
-            b':' => expect_key = false,
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < body.len() && body[i] != b'"' {
-                    i += usize::from(body[i] == b'\\') + 1;
-                }
-                if expect_key && let Some(Frame::Object(key)) = stack.last_mut() {
-                    *key = body
-                        .get(start..=i)
-                        .and_then(|text| serde_json::from_slice(text).ok());
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let mut path = String::new();
-    for frame in &stack {
-        match frame {
-            Frame::Object(Some(key)) if !path.is_empty() => {
-                path.push('.');
-                path.push_str(key);
-            }
-            Frame::Object(Some(key)) => path.push_str(key),
-            Frame::Object(None) => return None,
-            Frame::Array(n) => path.push_str(&format!("[{n}]")),
-        }
-    }
-    (!path.is_empty()).then_some(path)
 }
 
 /// Validates a record body already parsed as JSON; see [`parse_record_body`].
@@ -387,7 +311,19 @@ fn parse_event_value(
         _ => {}
     }
     let amount = match object.get("amount") {
-        None | Some(Value::Null) => None,
+        None => None,
+        // On a view, which takes no amount, null is as absent.
+        Some(Value::Null) if typename != Some("reward") => None,
+        // On a reward it is what `JSON.stringify` makes of NaN and
+        // Infinity: never a full conversion, as an absent amount would be.
+        Some(Value::Null) => {
+            problems.push(Message::at(
+                Code::InvalidAmount,
+                [prefix, "amount"].concat(),
+                "`amount` is null (JSON's form of NaN and Infinity): a reward amount must be a number from 0 to 1, or absent for 1.",
+            ));
+            None
+        }
         Some(Value::Number(n)) => n.as_f64().or(Some(f64::NAN)),
         Some(_) => {
             problems.push(Message::at(
@@ -487,6 +423,51 @@ pub(super) fn parse_batch_text(
             ));
             None
         }
+    }
+}
+
+/// The JSONP record parameters [`parse_record_params`] reads.
+pub const RECORD_PARAMS: [&str; 7] = [
+    "typename",
+    "variant",
+    "amount",
+    "reward",
+    "timestamp",
+    "batch",
+    "sentAt",
+];
+
+/// Refuses a query that gives a record parameter twice (`amount=0.5&amount=0.7`),
+/// or the amount both as `amount` and as `reward`: which one would count is a
+/// guess. `names` are the query's parameter names, in order; the problem's
+/// path is the repeated name.
+pub fn check_record_param_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Problem> {
+    let mut seen = [false; RECORD_PARAMS.len()];
+    let mut problems: Vec<Message> = Vec::new();
+    for name in names {
+        let Some(i) = RECORD_PARAMS.iter().position(|p| *p == name) else {
+            continue;
+        };
+        let amount_given = matches!(name, "amount" | "reward") && (seen[2] || seen[3]);
+        if (seen[i] || amount_given) && !problems.iter().any(|m| m.path.as_deref() == Some(name)) {
+            problems.push(Message::at(
+                Code::InvalidValue,
+                name,
+                if seen[i] {
+                    format!("The `{name}` parameter is given more than once: give it once.")
+                } else {
+                    "The amount is given as both `amount` and `reward`: give one.".to_owned()
+                },
+            ));
+        }
+        seen[i] = true;
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::many(problems))
     }
 }
 

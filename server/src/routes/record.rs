@@ -2,7 +2,7 @@
 //! from `sendBeacon`) or `GET` one event from URL parameters (JSONP); a
 //! `HEAD` there records nothing (405).
 
-use myna_core::event::{parse_record_body, parse_record_params};
+use myna_core::event::{check_record_param_names, parse_record_body, parse_record_params};
 use myna_core::{Code, Problem};
 use poem::web::{Data, Path};
 use poem::{Body, Request, handler};
@@ -50,6 +50,7 @@ pub async fn record_get(
         let uuid = experiment_uuid(&uuid)?;
         let experiment = experiments::visible(state, caller, uuid)?;
         let params = Params::of(request);
+        check_record_param_names(params.names())?;
         let batch = parse_record_params(|name| params.get(name), &experiment, now)?;
         experiments::record(state, caller, uuid, batch).await
     }

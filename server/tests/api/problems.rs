@@ -302,7 +302,15 @@ async fn jsonp_errors_are_200_with_the_status_inside() {
 async fn invalid_callbacks_are_plain_400_never_echoed() {
     let h = Harness::new().await;
     let uuid = h.experiment("published").await;
-    for callback in ["alert(1)", "a%3Bb", "%3Cscript%3E", "1abc", "a..b"] {
+    for callback in [
+        "alert(1)",
+        "a%3Bb",
+        "%3Cscript%3E",
+        "1abc",
+        "a..b",
+        "function",
+        "import",
+    ] {
         for uri in [
             format!("/v2/experiment/{uuid}?callback={callback}"),
             format!("/v2/experiment/{uuid}/record?typename=view&variant=a&callback={callback}"),

@@ -280,3 +280,81 @@ async fn unknown_fields_are_ignored() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(views(&h.complete(uuid).await, "a"), 1);
 }
+
+/// POSTs `text` as a JSON body with the owner's API key.
+async fn post_text(h: &Harness, uri: &str, text: &str) -> crate::harness::Answer {
+    let headers = [
+        ("Content-Type", "application/json".to_owned()),
+        ("Authorization", format!("ApiKey {}", h.owner.key)),
+    ];
+    h.send_with(Method::POST, uri, &headers, Some(text.as_bytes().to_vec()))
+        .await
+}
+
+/// What two readers could take differently is refused, and nothing of it is
+/// counted: a null reward amount (JSON's NaN), a key given twice, a JSONP
+/// record parameter given twice; a byte order mark is no such thing.
+#[tokio::test]
+async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let uri = format!("/v2/experiment/{uuid}/record");
+    for (text, path, code) in [
+        (
+            r#"{"events":[{"typename":"reward","variant":"a","amount":null}]}"#,
+            "events[0].amount",
+            "invalid-amount",
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a","variant":"b"}]}"#,
+            "events[0].variant",
+            "invalid-json",
+        ),
+        (
+            r#"{"events":[{"typename":"view","variant":"a"}],"events":[]}"#,
+            "events",
+            "invalid-json",
+        ),
+    ] {
+        let answer = post_text(&h, &uri, text).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{text}: {}",
+            answer.text
+        );
+        assert_eq!(answer.code().as_deref(), Some(code), "{text}");
+        assert_eq!(answer.json()["messages"][0]["path"], path, "{text}");
+    }
+    for query in [
+        "typename=reward&variant=a&amount=0.5&amount=0.7",
+        "typename=reward&variant=a&amount=0.5&reward=0.7",
+        "typename=view&variant=a&variant=b",
+    ] {
+        let answer = h
+            .get(
+                &format!("{uri}?{query}&apikey={}", h.owner.key),
+                Who::Nobody,
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.text
+        );
+        assert_eq!(answer.code().as_deref(), Some("invalid-value"), "{query}");
+    }
+    let form = h.complete(uuid).await;
+    assert_eq!((views(&form, "a"), views(&form, "b")), (0, 0));
+    assert_eq!(form["variants"]["a"]["totalReward"], 0.0);
+    // A byte order mark before the body is skipped.
+    let answer = post_text(
+        &h,
+        &uri,
+        "\u{feff}{\"events\":[{\"typename\":\"view\",\"variant\":\"a\"}]}",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 1);
+}

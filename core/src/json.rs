@@ -1,0 +1,319 @@
+//! Request bodies as JSON values, read strictly: what two readers of the same
+//! text could understand differently is refused, with the path to it.
+//!
+//! - A key twice in one object (`{"variant":"a","variant":"b"}`) is refused:
+//!   a proxy or validator that reads the first one would see another request
+//!   than the one counted (serde_json alone keeps the last).
+//! - A UTF-8 byte order mark before the text is skipped (RFC 8259 lets a
+//!   reader ignore it; some proxies and beacon paths add one).
+//! - A number too large for a double (`1e400`) is located: its path is given,
+//!   so the caller can name the field it was in.
+
+use crate::event::invalid_json;
+use crate::{Code, Message, Problem};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::cell::Cell;
+use std::fmt;
+
+/// Why a body is not a JSON value Myna reads.
+#[derive(Debug)]
+pub enum JsonError {
+    /// Not JSON (or not UTF-8): serde_json's error.
+    Syntax(serde_json::Error),
+    /// A key given twice in one object: the path of its second value.
+    DuplicateKey {
+        /// `events[0].variant`.
+        path: String,
+        /// The key.
+        key: String,
+    },
+    /// A number too large for a double, at this path (`None` outside any
+    /// field).
+    OutOfRange(Option<String>),
+}
+
+/// Parses `body` as one JSON value, strictly (see the module).
+pub fn parse(body: &[u8]) -> Result<Value, JsonError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let duplicate = Cell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = Strict {
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value));
+    value.map_err(|error| {
+        if let Some(key) = duplicate.take() {
+            let path = path_at(body, offset(body, &error)).unwrap_or_default();
+            JsonError::DuplicateKey { path, key }
+        } else if error.to_string().starts_with("number out of range") {
+            JsonError::OutOfRange(path_at(body, offset(body, &error)))
+        } else {
+            JsonError::Syntax(error)
+        }
+    })
+}
+
+/// [`parse`], its errors as problems: invalid JSON, a key given twice (at
+/// its path), a number out of range (at its path).
+pub fn parse_body(body: &[u8]) -> Result<Value, Problem> {
+    parse(body).map_err(|error| match error {
+        JsonError::OutOfRange(Some(path)) => {
+            Problem::one(Message::at(Code::InvalidValue, path, OUT_OF_RANGE))
+        }
+        other => problem(other),
+    })
+}
+
+/// The message of a number out of range where no field names it better.
+pub const OUT_OF_RANGE: &str = "This number is out of range.";
+
+/// A [`JsonError`] that no field names better, as a problem.
+pub fn problem(error: JsonError) -> Problem {
+    match error {
+        JsonError::Syntax(error) => invalid_json(&error),
+        JsonError::DuplicateKey { path, key } => Problem::one(Message::at(
+            Code::InvalidJson,
+            path,
+            format!("The key `{key}` is given twice in one object: give each key once."),
+        )),
+        JsonError::OutOfRange(path) => Problem::one(match path {
+            Some(path) => Message::at(Code::InvalidValue, path, OUT_OF_RANGE),
+            None => Message::new(Code::InvalidValue, OUT_OF_RANGE),
+        }),
+    }
+}
+
+/// A JSON value with no key twice in one object; the first key found twice
+/// is put in `duplicate`.
+#[derive(Clone, Copy)]
+struct Strict<'a> {
+    duplicate: &'a Cell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(value) = seq.next_element_seed(self)? {
+            values.push(value);
+        }
+        Ok(Value::Array(values))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                self.duplicate.set(Some(key));
+                return Err(de::Error::custom("a key twice in one object"));
+            }
+            let value = map.next_value_seed(self)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// The byte offset of serde_json's `error` in `body` (its line and column
+/// are 1-based, in bytes).
+fn offset(body: &[u8], error: &serde_json::Error) -> usize {
+    let line_start = body
+        .split_inclusive(|b| *b == b'\n')
+        .take(error.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    line_start + error.column().saturating_sub(1)
+}
+
+/// The path (`events[3].amount`) of the value at byte `at` of the JSON
+/// text `body`, read up to there; `None` outside any field.
+fn path_at(body: &[u8], at: usize) -> Option<String> {
+    enum Frame {
+        /// An object, and the key of the value being read.
+        Object(Option<String>),
+        /// An array, and the index of the element being read.
+        Array(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    let end = at.min(body.len());
+    while i < end {
+        match body[i] {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                expect_key = true;
+            }
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(n)) => *n += 1,
+                Some(Frame::Object(key)) => {
+                    *key = None;
+                    expect_key = true;
+                }
+                None => {}
+            },
+            b':' => expect_key = false,
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    i += usize::from(body[i] == b'\\') + 1;
+                }
+                if expect_key && let Some(Frame::Object(key)) = stack.last_mut() {
+                    *key = body
+                        .get(start..=i)
+                        .and_then(|text| serde_json::from_slice(text).ok());
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key)) if !path.is_empty() => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Frame::Object(Some(key)) => path.push_str(key),
+            Frame::Object(None) => return None,
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_what_serde_json_reads() {
+        for text in [
+            r#"{"a":[1,-2,3.5,1e300,"x\u00e9",true,false,null,{}],"b":{"c":[]}}"#,
+            "  [ ]  ",
+            "18446744073709551615",
+            r#""\ud83d\ude00""#,
+        ] {
+            let strict = parse(text.as_bytes()).expect(text);
+            let plain: Value = serde_json::from_str(text).expect(text);
+            assert_eq!(strict, plain, "{text}");
+            assert_eq!(strict.to_string(), plain.to_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_key_twice_in_one_object_is_refused_with_its_path() {
+        let cases = [
+            (r#"{"events":[],"events":[]}"#, "events", "events"),
+            (
+                r#"{"events":[{"typename":"view","variant":"a","variant":"b"}]}"#,
+                "events[0].variant",
+                "variant",
+            ),
+            (r#"{"s":{"a\"b":1,"a\"b":2}}"#, "s.a\"b", "a\"b"),
+            (r#"{"a":1,"\u0061":2}"#, "a", "a"),
+        ];
+        for (text, at, name) in cases {
+            match parse(text.as_bytes()) {
+                Err(JsonError::DuplicateKey { path, key }) => {
+                    assert_eq!((path.as_str(), key.as_str()), (at, name), "{text}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // The same key in two objects is no duplicate.
+        assert_eq!(
+            parse(br#"[{"a":1},{"a":2}]"#).expect("two objects"),
+            json!([{"a":1},{"a":2}])
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_trailing_text_refused() {
+        assert_eq!(
+            parse(b"\xEF\xBB\xBF{\"a\":1}").expect("BOM"),
+            json!({"a": 1})
+        );
+        assert!(matches!(parse(b"{} {}"), Err(JsonError::Syntax(_))));
+        assert!(matches!(parse(b"\xEF\xBB"), Err(JsonError::Syntax(_))));
+        assert!(matches!(
+            parse(b"{\"a\":\"\xff\"}"),
+            Err(JsonError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn a_number_out_of_range_is_located() {
+        match parse(br#"{"events":[{"amount":1e400}]}"#) {
+            Err(JsonError::OutOfRange(path)) => {
+                assert_eq!(path.as_deref(), Some("events[0].amount"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(b"1e400"), Err(JsonError::OutOfRange(None))));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        assert!(matches!(parse(deep.as_bytes()), Err(JsonError::Syntax(_))));
+    }
+}
