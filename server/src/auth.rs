@@ -111,12 +111,7 @@ pub enum Credentials {
 /// `apikey` parameter (`apikey` is `None` where the parameter is not accepted).
 pub fn credentials(request: &Request, apikey: Option<&str>) -> Credentials {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
-        return match apikey {
-            Some(key) => {
-                Uuid::parse_str(key.trim()).map_or(Credentials::Malformed, Credentials::ApiKey)
-            }
-            None => Credentials::Missing,
-        };
+        return apikey_parameter(apikey);
     };
     let Ok(value) = value.to_str() else {
         return Credentials::Malformed;
@@ -143,6 +138,16 @@ pub fn credentials(request: &Request, apikey: Option<&str>) -> Credentials {
             })
             .unwrap_or(Credentials::Malformed),
         _ => Credentials::Malformed,
+    }
+}
+
+/// The credentials of an `apikey` parameter (`None`: none given).
+pub fn apikey_parameter(apikey: Option<&str>) -> Credentials {
+    match apikey {
+        Some(key) => {
+            Uuid::parse_str(key.trim()).map_or(Credentials::Malformed, Credentials::ApiKey)
+        }
+        None => Credentials::Missing,
     }
 }
 

@@ -47,8 +47,17 @@ impl<'a> FromRequest<'a> for Caller {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Caller> {
         let state = state(request)?;
         let params = Params::of(request);
-        let credentials = auth::credentials(request, params.get("apikey"));
         let format = asked(request, &params).unwrap_or(Format::Json);
+        let credentials = match auth::credentials(request, params.get("apikey")) {
+            // A browser attaches the Basic credentials it knows for this
+            // origin to any page's `<script>`, whichever site the page is
+            // on: a JSONP call never authenticates by them (a hostile page
+            // would read the owner's drafts and counts), only by API key.
+            Credentials::Basic { .. } if matches!(format, Format::Jsonp(_)) => {
+                auth::apikey_parameter(params.get("apikey"))
+            }
+            credentials => credentials,
+        };
         let checker = state.checker(request);
         checker
             .authenticate(credentials)

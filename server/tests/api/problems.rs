@@ -298,6 +298,53 @@ async fn jsonp_errors_are_200_with_the_status_inside() {
     }
 }
 
+/// A browser sends Basic credentials it knows for the server with any page's
+/// `<script>`: a JSONP call does not authenticate by them (only by API key),
+/// so a hostile page cannot read an owner's drafts; without `callback` they
+/// work as ever.
+#[tokio::test]
+async fn jsonp_calls_ignore_basic_credentials() {
+    let h = Harness::new().await;
+    let draft = h.experiment("draft").await;
+    let published = h.experiment("published").await;
+    let inner = |text: &str| -> Value {
+        let json = text
+            .strip_prefix("/**/cb(")
+            .and_then(|t| t.strip_suffix(");"));
+        serde_json::from_str(json.unwrap_or("")).unwrap_or(Value::Null)
+    };
+    for uri in [
+        format!("/v2/experiment/{draft}?callback=cb"),
+        "/v2/experiment?visibility=draft&callback=cb".to_owned(),
+        format!("/v2/experiment/{published}/record?typename=view&variant=a&callback=cb"),
+    ] {
+        let answer = h.get(&uri, Who::OwnerBasic).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}");
+        let problem = inner(&answer.text);
+        assert_eq!(problem["status"], 401, "{uri}: {}", answer.text);
+        assert!(!answer.text.contains(&draft.to_string()), "{}", answer.text);
+    }
+    // With the API key (the JSONP way) the published one is read; Basic
+    // without a callback still reads the draft.
+    let keyed = h
+        .get(
+            &format!(
+                "/v2/experiment/{published}?callback=cb&apikey={}",
+                h.owner.key
+            ),
+            Who::OwnerBasic,
+        )
+        .await;
+    assert_eq!(inner(&keyed.text)["subtype"], "summary", "{}", keyed.text);
+    let plain = h
+        .get(&format!("/v2/experiment/{draft}"), Who::OwnerBasic)
+        .await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
+    assert_eq!(plain.json()["subtype"], "complete");
+    let views = h.complete(published).await["variants"]["a"]["views"].clone();
+    assert_eq!(views, 0, "the refused JSONP record counted nothing");
+}
+
 #[tokio::test]
 async fn invalid_callbacks_are_plain_400_never_echoed() {
     let h = Harness::new().await;
