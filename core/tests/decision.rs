@@ -195,6 +195,23 @@ fn the_verdict_moves_from_collecting_to_leading_to_decided() {
     );
     assert_eq!(decided.more_views, None);
     assert!(decided.probability_best[1] >= t.probability_best);
+    // Held back only by a stricter expected loss: leading, but with no
+    // "about 0 more views" estimate (the probability is already there).
+    let strict = Thresholds {
+        expected_loss: 1e-9,
+        ..Thresholds::default()
+    };
+    let held = verdict(&[arm(2_000, 100.0), arm(2_000, 170.0)], &strict);
+    assert_eq!(
+        (held.verdict, held.leader),
+        (Verdict::Leading, Some(1)),
+        "{held:?}"
+    );
+    assert!(
+        held.probability_best[1] >= strict.probability_best,
+        "{held:?}"
+    );
+    assert_eq!(held.more_views, None, "{held:?}");
     // Equal rates and plenty of data: no difference, and no leader.
     let same = verdict(&[arm(400_000, 20_000.0), arm(400_000, 20_010.0)], &t);
     assert_eq!((same.verdict, same.leader), (Verdict::NoDifference, None));

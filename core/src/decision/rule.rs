@@ -249,7 +249,10 @@ fn mean(arm: &Arm) -> f64 {
 /// threshold against the runner-up (highest other mean), if the rates seen
 /// so far are the true ones and every variant's views grow in proportion:
 /// the difference must reach `z` posterior standard deviations, and the
-/// variance falls as 1 / views. `None` when the leader is not ahead in mean.
+/// variance falls as 1 / views. `None` when the leader is not ahead in mean,
+/// or when by this estimate no more are needed (another threshold, such as
+/// the expected loss, holds the verdict back: "about 0 more views" would
+/// tell the owner nothing).
 fn more_views(arms: &[Arm], leader: usize, thresholds: &Thresholds) -> Option<u64> {
     let (leader_mean, leader_var) = moments(&arms[leader]);
     let (runner_mean, runner_var) = (0..arms.len())
@@ -264,5 +267,5 @@ fn more_views(arms: &[Arm], leader: usize, thresholds: &Thresholds) -> Option<u6
     let factor = (z * (leader_var + runner_var).sqrt() / difference).powi(2);
     let total: f64 = arms.iter().map(|a| a.views as f64).sum();
     let more = ((factor - 1.0).max(0.0) * total).ceil();
-    (more.is_finite() && more < 1e15).then_some(more as u64)
+    (more.is_finite() && (1.0..1e15).contains(&more)).then_some(more as u64)
 }
