@@ -224,14 +224,29 @@ fn path_at(body: &[u8], at: usize) -> Option<String> {
         }
         i += 1;
     }
+    // Keys as the other problems write them: `a.b` where a key is a plain
+    // name, `["a.b"]` (JSON-quoted) where it is anything else, so a path
+    // names one place.
+    let plain = |key: &str| {
+        key.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     let mut path = String::new();
     for frame in &stack {
         match frame {
-            Frame::Object(Some(key)) if !path.is_empty() => {
-                path.push('.');
+            Frame::Object(Some(key)) if plain(key) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
                 path.push_str(key);
             }
-            Frame::Object(Some(key)) => path.push_str(key),
+            Frame::Object(Some(key)) => {
+                path.push('[');
+                path.push_str(&serde_json::to_string(key).unwrap_or_default());
+                path.push(']');
+            }
             Frame::Object(None) => return None,
             Frame::Array(n) => path.push_str(&format!("[{n}]")),
         }
@@ -268,7 +283,13 @@ mod tests {
                 "events[0].variant",
                 "variant",
             ),
-            (r#"{"s":{"a\"b":1,"a\"b":2}}"#, "s.a\"b", "a\"b"),
+            (r#"{"s":{"a\"b":1,"a\"b":2}}"#, r#"s["a\"b"]"#, "a\"b"),
+            (
+                r#"{"variants":{"a.b":{"name":"q","name":"r"}}}"#,
+                r#"variants["a.b"].name"#,
+                "name",
+            ),
+            (r#"{"s":{"":{"k":1,"k":2}}}"#, r#"s[""].k"#, "k"),
             (r#"{"a":1,"\u0061":2}"#, "a", "a"),
         ];
         for (text, at, name) in cases {

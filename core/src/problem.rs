@@ -219,6 +219,9 @@ impl Message {
     }
 }
 
+/// The most messages a problem's answer lists.
+pub const MAX_MESSAGES: usize = 100;
+
 /// A problem: an HTTP status and every message that explains it. Its
 /// `Display` is the status and each message (`400 invalid-amount: … (amount)`).
 #[derive(Debug, Clone, PartialEq)]
@@ -371,8 +374,31 @@ impl Problem {
             "typename": "problem",
             "timestamp": timestamp::format_iso(now_ms),
             "status": self.status,
-            "messages": self.messages.iter().map(Message::to_json).collect::<Vec<_>>(),
+            "messages": self.wire_messages(),
         })
+    }
+
+    /// The messages as the answer lists them: at most [`MAX_MESSAGES`], the
+    /// last of them then saying how many more there were (a 1 MiB body of
+    /// malformed entries would otherwise answer megabytes of problems).
+    #[cfg(feature = "std")]
+    fn wire_messages(&self) -> Vec<Value> {
+        let mut out: Vec<Value> = self
+            .messages
+            .iter()
+            .take(MAX_MESSAGES)
+            .map(Message::to_json)
+            .collect();
+        if self.messages.len() > MAX_MESSAGES {
+            let more = self.messages.len() - (MAX_MESSAGES - 1);
+            out[MAX_MESSAGES - 1] = Message::new(
+                self.messages[MAX_MESSAGES - 1].code,
+                format!("…and {more} more problems like those above, not listed."),
+            )
+            .with_data(json!({ "notListed": more }))
+            .to_json();
+        }
+        out
     }
 
     /// Reads a problem back from its wire form: [`Problem::read`], with each
@@ -430,6 +456,24 @@ impl Code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn an_answer_lists_at_most_max_messages_and_says_how_many_more() {
+        let messages = (0..150)
+            .map(|i| Message::at(Code::InvalidValue, format!("x[{i}]"), "bad"))
+            .collect();
+        let answer = Problem::many(messages).to_json(0);
+        let listed = answer["messages"].as_array().expect("messages");
+        assert_eq!(listed.len(), MAX_MESSAGES);
+        assert_eq!(
+            listed[MAX_MESSAGES - 2]["path"],
+            format!("x[{}]", MAX_MESSAGES - 2)
+        );
+        assert_eq!(listed[MAX_MESSAGES - 1]["data"]["notListed"], 51);
+        let few = Problem::many(vec![Message::at(Code::InvalidValue, "a", "bad")]).to_json(0);
+        assert_eq!(few["messages"].as_array().map(Vec::len), Some(1));
+    }
 
     #[test]
     fn typenames_round_trip_and_match_display() {

@@ -84,14 +84,37 @@ fn refused(status: u16, path: &str, message: &str) -> Problem {
     }
 }
 
-/// The `charset` parameter of a `Content-Type` value, unquoted.
-fn charset_of(content_type: &str) -> Option<&str> {
-    content_type.split(';').skip(1).find_map(|parameter| {
-        let (name, value) = parameter.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches('"'))
-    })
+/// Every `charset` parameter of a `Content-Type` value, unquoted (a `;` or
+/// `charset=` inside a quoted value is part of that value).
+fn charsets_of(content_type: &str) -> Vec<String> {
+    let mut parameters = vec![String::new()];
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in content_type.chars() {
+        let Some(current) = parameters.last_mut() else {
+            break;
+        };
+        match c {
+            _ if escaped => {
+                escaped = false;
+                current.push(c);
+            }
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => parameters.push(String::new()),
+            _ => current.push(c),
+        }
+    }
+    parameters
+        .iter()
+        .skip(1)
+        .filter_map(|parameter| {
+            let (name, value) = parameter.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().to_owned())
+        })
+        .collect()
 }
 
 /// How long a client may take to send a whole body. The SDK's batches are a
@@ -142,8 +165,12 @@ impl Default for BodyBudget {
 /// `Content-Encoding` but `identity`) or one in another charset than UTF-8
 /// a 415, and one with a transfer coding but `chunked` a 501.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
-    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    if request
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"identity"))
     {
         // Compressed bodies are not inflated (a small gzip can unpack to
         // gigabytes): refused as such, not misread as invalid JSON.
@@ -168,19 +195,23 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
             "Send the body with no transfer coding but `chunked`: it is read as sent.",
         ));
     }
-    if let Some(charset) = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(charset_of)
-        && !["utf-8", "utf8", "us-ascii"]
-            .iter()
-            .any(|ok| charset.eq_ignore_ascii_case(ok))
+    let content_types = request.headers().get_all(header::CONTENT_TYPE);
+    let charsets: Vec<String> = content_types
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(charsets_of)
+        .collect();
+    if content_types.iter().count() > 1
+        || charsets.iter().any(|charset| {
+            !["utf-8", "utf8", "us-ascii"]
+                .iter()
+                .any(|ok| charset.eq_ignore_ascii_case(ok))
+        })
     {
         return Err(refused(
             415,
             "Content-Type",
-            "Send the body as UTF-8 (charset=utf-8, or no charset): it is read as UTF-8.",
+            "Send the body as UTF-8, with one Content-Type (charset=utf-8, or no charset): it is read as UTF-8.",
         ));
     }
     let declared = request
@@ -410,6 +441,17 @@ mod tests {
             ),
             (header::TRANSFER_ENCODING, "gzip, chunked", 501),
             (header::TRANSFER_ENCODING, "chunked, chunked, x", 501),
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-8; charset=utf-16",
+                415,
+            ),
+            (
+                header::CONTENT_TYPE,
+                r#"application/json; foo="x;charset=utf-8"; charset=utf-16"#,
+                415,
+            ),
+            (header::CONTENT_ENCODING, "identity, gzip", 415),
         ] {
             let refused = read_body(&post(name.clone(), value), Body::from("{}")).await;
             let refused = refused.expect_err(value);
@@ -425,6 +467,10 @@ mod tests {
                 "application/json; charset=\"utf-8\"; x=y",
             ),
             (header::TRANSFER_ENCODING, "Chunked"),
+            (
+                header::CONTENT_TYPE,
+                r#"application/json; foo="a;charset=utf-16""#,
+            ),
         ] {
             let read = read_body(&post(name, value), Body::from("{}")).await;
             assert_eq!(read, Ok(b"{}".to_vec()), "{value}");

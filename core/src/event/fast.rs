@@ -1,7 +1,9 @@
 //! The fast path of a valid record body: read straight into borrowed
 //! fields (no JSON value tree, no map per event), then the same checks as
 //! the full walk in `parse.rs`. Whatever it does not take as it comes (a
-//! wrong type, a missing or repeated field, a string with escapes, an array
+//! wrong type, a missing or repeated field, a field it does not know (whose
+//! content the strict reader, `crate::json`, must see: a key twice, a number
+//! out of range, nesting past its limit), a string with escapes, an array
 //! where an object belongs, more than [`MAX_EVENTS`] events, a problem in any
 //! event) makes it give up, and the full walk answers, with every problem
 //! and its path. So it only ever answers a batch the walk answers alike
@@ -9,7 +11,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::MAX_EVENTS;
 use super::parse::{
@@ -81,9 +83,7 @@ impl<'de> Deserialize<'de> for Body<'de> {
                         "batch" => once(&mut batch, map.next_value::<Option<&'de str>>()?)?,
                         "sentAt" => once(&mut sent_at, map.next_value::<Option<Time<'de>>>()?)?,
                         "events" => once(&mut events, map.next_value::<Vec<Plain<'de>>>()?)?,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
+                        _ => return Err(de::Error::custom("an unknown field")),
                     }
                 }
                 Ok(Body {
@@ -117,9 +117,7 @@ impl<'de> Deserialize<'de> for Plain<'de> {
                         "timestamp" => {
                             once(&mut timestamp, map.next_value::<Option<Time<'de>>>()?)?
                         }
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
+                        _ => return Err(de::Error::custom("an unknown field")),
                     }
                 }
                 Ok(Plain(EventInput {
