@@ -4,7 +4,7 @@
 //! only). What they refuse is a [`Refusal`], answered in the format the
 //! endpoint would have answered in.
 
-use myna_core::Problem;
+use myna_core::{Code, Problem};
 use poem::http::{Method, StatusCode};
 use poem::{FromRequest, Request, RequestBody};
 use uuid::Uuid;
@@ -25,6 +25,12 @@ fn state(request: &Request) -> poem::Result<&AppState> {
 /// invalid one is a problem), else JSON (a POST's `callback` is not read).
 fn asked(request: &Request, params: &Params) -> Result<Format, Problem> {
     match *request.method() {
+        // Which of two callbacks to call would be a guess.
+        Method::GET if params.all("callback").nth(1).is_some() => Err(Problem::at(
+            Code::InvalidCallback,
+            "callback",
+            "Give `callback` once.",
+        )),
         Method::GET => Format::from_callback(params.get("callback")),
         _ => Ok(Format::Json),
     }
@@ -48,13 +54,19 @@ impl<'a> FromRequest<'a> for Caller {
         let state = state(request)?;
         let params = Params::of(request);
         let format = asked(request, &params).unwrap_or(Format::Json);
-        let credentials = match auth::credentials(request, params.get("apikey")) {
+        // A repeated `apikey` is malformed (an empty key): which key to
+        // take would be a guess.
+        let apikey = match params.all("apikey").nth(1) {
+            Some(_) => Some(""),
+            None => params.get("apikey"),
+        };
+        let credentials = match auth::credentials(request, apikey) {
             // A browser attaches the Basic credentials it knows for this
             // origin to any page's `<script>`, whichever site the page is
             // on: a JSONP call never authenticates by them (a hostile page
             // would read the owner's drafts and counts), only by API key.
             Credentials::Basic { .. } if matches!(format, Format::Jsonp(_)) => {
-                auth::apikey_parameter(params.get("apikey"))
+                auth::apikey_parameter(apikey)
             }
             credentials => credentials,
         };

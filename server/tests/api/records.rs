@@ -345,6 +345,35 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
         );
         assert_eq!(answer.code().as_deref(), Some("invalid-value"), "{query}");
     }
+    // Two API keys or two callbacks: which one would count is a guess.
+    let key = &h.owner.key;
+    for (query, status, code) in [
+        (
+            format!("apikey={key}&apikey=x"),
+            StatusCode::UNAUTHORIZED,
+            "authentication",
+        ),
+        (
+            format!("apikey=x&apikey={key}"),
+            StatusCode::UNAUTHORIZED,
+            "authentication",
+        ),
+        (
+            format!("apikey={key}&callback=a&callback=b"),
+            StatusCode::BAD_REQUEST,
+            "invalid-callback",
+        ),
+    ] {
+        let uri = format!("{uri}?typename=view&variant=a&{query}");
+        let answer = h.get(&uri, Who::Nobody).await;
+        assert_eq!(answer.status, status, "{query}: {}", answer.text);
+        assert_eq!(answer.code().as_deref(), Some(code), "{query}");
+        assert!(
+            !answer.text.contains("a(") && !answer.text.contains("b("),
+            "{}",
+            answer.text
+        );
+    }
     let form = h.complete(uuid).await;
     assert_eq!((views(&form, "a"), views(&form, "b")), (0, 0));
     assert_eq!(form["variants"]["a"]["totalReward"], 0.0);
