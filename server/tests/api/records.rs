@@ -377,6 +377,24 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
     let form = h.complete(uuid).await;
     assert_eq!((views(&form, "a"), views(&form, "b")), (0, 0));
     assert_eq!(form["variants"]["a"]["totalReward"], 0.0);
+    // Two Content-Type headers: what the body is would be a guess.
+    let headers = [
+        ("Content-Type", "application/json".to_owned()),
+        ("Content-Type", "text/plain".to_owned()),
+        ("Authorization", format!("ApiKey {}", h.owner.key)),
+    ];
+    let body = r#"{"events":[{"typename":"view","variant":"a"}]}"#;
+    let answer = h
+        .send_with(Method::POST, &uri, &headers, Some(body.as_bytes().to_vec()))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        answer.text
+    );
+    assert_eq!(answer.json()["messages"][0]["path"], "Content-Type");
+    assert_eq!(views(&h.complete(uuid).await, "a"), 0);
     // A byte order mark before the body is skipped.
     let answer = post_text(
         &h,
