@@ -58,12 +58,7 @@ pub fn parse(body: &[u8]) -> Result<Value, JsonError> {
 /// [`parse`], its errors as problems: invalid JSON, a key given twice (at
 /// its path), a number out of range (at its path).
 pub fn parse_body(body: &[u8]) -> Result<Value, Problem> {
-    parse(body).map_err(|error| match error {
-        JsonError::OutOfRange(Some(path)) => {
-            Problem::one(Message::at(Code::InvalidValue, path, OUT_OF_RANGE))
-        }
-        other => problem(other),
-    })
+    parse(body).map_err(problem)
 }
 
 /// The message of a number out of range where no field names it better.

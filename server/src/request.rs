@@ -76,6 +76,17 @@ impl Params {
     }
 }
 
+/// Whether any coding listed in the `name` headers (every one of them,
+/// comma-separated) is other than `allowed`, case aside.
+fn any_coding_but(request: &Request, name: header::HeaderName, allowed: &[u8]) -> bool {
+    request
+        .headers()
+        .get_all(name)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(allowed))
+}
+
 /// A body refused for how it is sent: `status`, at header `path`.
 fn refused(status: u16, path: &str, message: &str) -> Problem {
     Problem {
@@ -165,13 +176,7 @@ impl Default for BodyBudget {
 /// `Content-Encoding` but `identity`) or one in another charset than UTF-8
 /// a 415, and one with a transfer coding but `chunked` a 501.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
-    if request
-        .headers()
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"identity"))
-    {
+    if any_coding_but(request, header::CONTENT_ENCODING, b"identity") {
         // Compressed bodies are not inflated (a small gzip can unpack to
         // gigabytes): refused as such, not misread as invalid JSON.
         return Err(refused(
@@ -180,13 +185,7 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
             "Send the body without Content-Encoding: it is read as sent.",
         ));
     }
-    if request
-        .headers()
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-    {
+    if any_coding_but(request, header::TRANSFER_ENCODING, b"chunked") {
         // RFC 9112 6.1: a transfer coding the server does not know is a 501,
         // not a body read as if it were not there (`gzip, chunked`).
         return Err(refused(
