@@ -61,7 +61,8 @@ pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
 /// an optional port from 1 to 65535, at most [`MAX_WEBHOOK_URL_BYTES`]
 /// bytes of printable ASCII (an international host in its `xn--` form),
 /// no user name or password (`user@host`: secrets belong in the signature,
-/// not in a URL shown on the dashboard). The problem is at `url`.
+/// not in a URL shown on the dashboard), and what the sender's URL parser
+/// (reqwest's, the `url` crate) reads with a host. The problem is at `url`.
 pub fn check_url(url: &str) -> Result<(), Problem> {
     let bad = |message: &str| Problem::at(Code::InvalidValue, "url", message);
     if url.len() > MAX_WEBHOOK_URL_BYTES {
@@ -125,7 +126,13 @@ pub fn check_url(url: &str) -> Result<(), Problem> {
             ));
         }
     }
-    Ok(())
+    // What passed is read as the sender will read it (an IPv6 literal that
+    // is one, an IPv4 address in range, a name's labels), so nothing is
+    // accepted that could never be delivered.
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.host().is_some() => Ok(()),
+        _ => Err(bad("A webhook URL's host is malformed.")),
+    }
 }
 
 /// One webhook on the wire: `{ "typename": "webhook", "uuid", "url",
@@ -258,6 +265,8 @@ mod tests {
             "http://127.0.0.1:8080/x?y=1",
             "HTTPS://Example.COM",
             "http://[::1]:9000/",
+            "http://[2001:db8::8a2e:370:7334]/hook",
+            "http://my_host.internal/",
             "https://xn--bcher-kva.example/a%20b",
         ] {
             assert_eq!(check_url(ok), Ok(()), "{ok}");
@@ -274,6 +283,10 @@ mod tests {
             "https://exa mple.com/",
             "https://bücher.example/",
             "https://[::1/",
+            "http://[zz]/",
+            "http://[::1%25eth0]/",
+            "http://10.0.0.256/",
+            "http://a:b:c/",
             "javascript:alert(1)",
         ] {
             let problem = check_url(bad).expect_err(bad);
