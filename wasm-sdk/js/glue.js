@@ -42,6 +42,7 @@ export class Myna {
   // view per visitor, one reward per view) are the Rust side's.
   bind(root = document, { navigate = (url) => location.replace(url) } = {}) {
     const shown = {};
+    const want = asked();
     for (const uuid of this.#d.step(LIST)) {
       const x = new Experiment(this.#d.step(SHARE), uuid);
       try {
@@ -61,7 +62,9 @@ export class Myna {
         // Shown unless every element is only a goal.
         const only = (e) => kind(e) && !["show", "hide", "bind", "redirect"].some((k) => k in e.dataset);
         if (all.some((e) => !only(e))) {
-          const v = (shown[x.id ?? uuid] = x.suggest());
+          // A variant the URL asks for is viewed (and sticks), else one is suggested.
+          const w = x.id != null && Object.hasOwn(want, x.id) ? want[x.id] : null;
+          const v = (shown[x.id ?? uuid] = x.variants.some((v) => v.id === w) ? x.view(w) : x.suggest());
           for (const e of all) show(e, v, navigate);
         }
       } catch (e) {
@@ -153,11 +156,27 @@ const goal = (x, listeners) => {
 
 // Elements with a click goal's listener, by the experiments they reward.
 const clicks = new WeakMap();
-// Elements `hidden` by the binding (shown again by removing only that).
-const hid = new WeakSet();
+// Elements the binding hid, with the inline `display` they had (put back
+// when shown again, and only then).
+const hid = new WeakMap();
 
 // A variant's value named `p`: its id, its name, or a settings path.
 const value = (v, p) => (p == "id" ? v.id : p == "name" ? v.name : path(v.settings, p));
+
+// The variants the page's URL fragment asks for by experiment id
+// (`#hero=b&cta=a`: myna-html's preview links).
+function asked() {
+  const out = {};
+  for (const part of location.hash.slice(1).split("&")) {
+    const at = part.indexOf("=");
+    try {
+      if (at > 0) out[decodeURIComponent(part.slice(0, at))] = decodeURIComponent(part.slice(at + 1));
+    } catch {
+      // not percent-encoded text: asks for nothing
+    }
+  }
+  return out;
+}
 
 // An http(s) or relative URL, resolved; else undefined (`javascript:`…).
 function safe(url) {
@@ -173,15 +192,23 @@ function safe(url) {
 function show(e, v, navigate) {
   const { show: s, hide: h, bind: b, redirect: r } = e.dataset;
   const is = (x) => x === v.id || !!path(v.settings, x);
+  const style = e.style;
   if ((s != null && !is(s)) || (h != null && is(h))) {
-    if (!e.hidden) hid.add(e);
-    e.hidden = true;
-  } else if (hid.delete(e)) e.hidden = false;
+    if (!hid.has(e)) hid.set(e, [style.getPropertyValue("display"), style.getPropertyPriority("display")]);
+    // Inline and important (myna-html hid with jQuery's inline `display:
+    // none`): the page's own `display` rules for the element never show it.
+    style.setProperty("display", "none", "important");
+  } else if (hid.has(e)) {
+    const [was, priority] = hid.get(e);
+    hid.delete(e);
+    was ? style.setProperty("display", was, priority) : style.removeProperty("display");
+  }
   for (const one of b ? b.split(/[\s,]+/) : []) {
+    // `text=path`; a bare `text` is the variant's id, as in myna-html.
     const at = one.indexOf("=");
-    const k = one.slice(0, at);
-    const x = value(v, one.slice(at + 1));
-    if (at < 1 || x == null || typeof x == "object") continue;
+    const k = at < 0 ? one : one.slice(0, at);
+    const x = at < 0 ? v.id : value(v, one.slice(at + 1));
+    if (!k || x == null || typeof x == "object") continue;
     if (k == "text") e.textContent = x;
     else if (k == "html") e.innerHTML = x;
     else if (k == "class") e.classList.add(...("" + x).split(/\s+/).filter(Boolean));

@@ -108,16 +108,20 @@ export class Myna {
    * elements under `root` are those with the class `myna-{id}` (or its
    * setting `myna.html.cssClass`, flat or nested). Unless every one is
    * only a goal (`data-goal` and none of the attributes below), the
-   * experiment is shown: `suggest()` (sticky: one view per visitor), then
-   * on each element:
+   * experiment is shown: `suggest()` (sticky: one view per visitor), or
+   * `view(v)` when the page's URL fragment names a variant `v` of it by the
+   * experiment's id (`#hero=b&cta=a`, myna-html's preview links), then on
+   * each element:
    * - `data-show="X"`: shown when the variant's id is `X` or its setting `X`
-   *   is truthy, else hidden (the `hidden` property; showing removes only
-   *   what the binding set); `data-hide="X"`: the reverse;
+   *   is truthy, else hidden (an inline `display: none !important`, so the
+   *   page's own `display` rules never show it; showing puts back only
+   *   what the binding changed); `data-hide="X"`: the reverse;
    * - `data-bind="text=P html=P class=P @attr=P"` (bindings separated by
    *   spaces or commas): sets `textContent`, `innerHTML`, adds the class(es),
    *   sets the attribute (never an `on…` one) to the variant's value `P`:
-   *   `id`, `name` or a settings path (`a.b.c`, flat or nested); a missing
-   *   or object value changes nothing;
+   *   `id`, `name` or a settings path (`a.b.c`, flat or nested), and a bare
+   *   `text` (no `=P`) to its id, as in myna-html; a missing or object
+   *   value changes nothing;
    * - `data-redirect="P"`: navigates to the URL in `P` when it is a
    *   non-empty http(s) or relative URL other than this page's (never
    *   `javascript:`).

@@ -99,8 +99,15 @@ impl Page {
             .unwrap_or_else(|| panic!("no #{id}"))
     }
 
+    /// Whether the element is not displayed, whatever the reason (the
+    /// binding, the `hidden` attribute, the page's CSS).
     fn hidden(&self, id: &str) -> bool {
-        get(&self.el(id).into(), "hidden").as_bool().unwrap()
+        let window: JsValue = web_sys::window().unwrap().into();
+        let style = get(&window, "getComputedStyle")
+            .unchecked_into::<Function>()
+            .call1(&window, &self.el(id).into())
+            .unwrap();
+        get(&style, "display").as_string().as_deref() == Some("none")
     }
 
     fn click(&self, id: &str) {
@@ -257,8 +264,11 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
     let ns = ns("bind");
     let page = Page::new(
         r#"
-        <p class="myna-hero" data-show="a" id="show-a">A</p>
+        <style>.btn { display: inline-block }</style>
+        <p class="myna-hero" data-show="a" id="show-a" style="display: flex">A</p>
         <p class="myna-hero" data-show="b" id="show-b">B</p>
+        <span class="myna-hero btn" data-show="a" id="styled-a">A, styled</span>
+        <span class="myna-hero" data-bind="text" id="bare">x</span>
         <p class="myna-hero" data-show="big" id="show-big">big</p>
         <p class="myna-hero" data-show="small" id="show-small">small</p>
         <p class="myna-hero" data-hide="b" id="hide-b">not b</p>
@@ -278,6 +288,15 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
     assert!(urls.is_empty());
     assert!(page.hidden("show-a"));
     assert!(!page.hidden("show-b"));
+    assert!(
+        page.hidden("styled-a"),
+        "hidden although the page's CSS gives it a display"
+    );
+    assert_eq!(
+        page.el("bare").text_content().as_deref(),
+        Some("b"),
+        "a bare `text` is the variant's id"
+    );
     assert!(!page.hidden("show-big"), "setting `big` is true");
     assert!(page.hidden("show-small"), "setting `small` is 0");
     assert!(page.hidden("hide-b"));
@@ -314,6 +333,12 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
     next.experiment("hero").unwrap().view("a").unwrap();
     bind(&next, &page.root());
     assert!(!page.hidden("show-a"));
+    assert_eq!(
+        page.el("show-a").get_attribute("style").as_deref(),
+        Some("display: flex;"),
+        "its own inline display is back"
+    );
+    assert!(!page.hidden("styled-a"));
     assert!(page.hidden("show-b"));
     assert!(!page.hidden("hide-b"));
     assert!(page.hidden("pre"));
@@ -321,6 +346,52 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
     myna.close();
     next.close();
     clear(&ns);
+}
+
+/// Sets the page's URL fragment (no navigation).
+fn set_hash(hash: &str) {
+    let location = get(&web_sys::window().unwrap().into(), "location");
+    js_sys::Reflect::set(&location, &"hash".into(), &hash.into()).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_preview_link_shows_the_variant_it_names() {
+    let page = Page::new(
+        r#"
+        <p class="myna-hero" data-show="a" id="show-a">A</p>
+        <p class="myna-hero" data-show="b" id="show-b">B</p>
+        "#,
+    );
+    // `b` is always drawn; the link asks for `a` (other experiments'
+    // entries and malformed ones are passed over).
+    let linked = ns("preview");
+    set_hash("#other=x&%E0%A4%A=y&hero=a");
+    let myna = connect(&with(&linked, deployment(&[hero()]))).await;
+    let (shown, _) = bind(&myna, &page.root());
+    set_hash("");
+    assert_eq!(shown_id(&shown, "hero").as_deref(), Some("a"));
+    assert!(!page.hidden("show-a"));
+    assert!(page.hidden("show-b"));
+    assert_eq!(events(&linked).await, ["view a"]);
+    // Sticky: the next page without the link shows `a` again, no view.
+    let next = connect(&with(&linked, deployment(&[hero()]))).await;
+    let (again, _) = bind(&next, &page.root());
+    assert_eq!(shown_id(&again, "hero").as_deref(), Some("a"));
+    assert_eq!(next.queued(), 0);
+    myna.close();
+    next.close();
+    clear(&linked);
+
+    // A variant the experiment does not have asks for nothing.
+    let unknown = ns("preview-unknown");
+    set_hash("#hero=zz");
+    let myna = connect(&with(&unknown, deployment(&[hero()]))).await;
+    let (shown, _) = bind(&myna, &page.root());
+    set_hash("");
+    assert_eq!(shown_id(&shown, "hero").as_deref(), Some("b"));
+    assert_eq!(events(&unknown).await, ["view b"]);
+    myna.close();
+    clear(&unknown);
 }
 
 #[wasm_bindgen_test]
