@@ -116,13 +116,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         signal.await;
         let _ = stop.send(true);
     };
-    let scheme = match &tls {
-        Some(tls) => {
-            reload_on_hangup(tls.clone());
-            "https"
-        }
-        None => "http",
-    };
+    reload_on_hangup(tls.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("myna-server listening on {scheme}://{addr}");
     let clock = state.clock.clone();
     // Logged after the main line (which names the API's address first).
@@ -174,8 +169,10 @@ fn tls(args: &TlsArgs) -> Result<Option<Tls>, Failure> {
 
 /// On each SIGHUP, reads the certificate and key again: new handshakes use
 /// them, open connections keep theirs; a failure is logged and the old
-/// certificate stays. The handler is installed before this returns.
-fn reload_on_hangup(tls: Tls) {
+/// certificate stays. Without TLS there is nothing to reload, and a SIGHUP
+/// (a `systemctl reload`, a renewal hook) is logged, never fatal. The
+/// handler is installed before this returns.
+fn reload_on_hangup(tls: Option<Tls>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -188,6 +185,10 @@ fn reload_on_hangup(tls: Tls) {
         };
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
+                let Some(tls) = &tls else {
+                    tracing::info!("SIGHUP: not serving TLS, nothing to reload");
+                    continue;
+                };
                 match tls.reload() {
                     Ok(()) => tracing::info!(
                         file = %tls.cert_file().display(),

@@ -572,3 +572,22 @@ fn tls_startup_errors_are_clear() {
     );
     assert!(!dir.path().join("myna.db").exists(), "no database opened");
 }
+
+#[test]
+fn sighup_without_tls_is_logged_and_the_server_goes_on() {
+    // A reload (systemd's ExecReload, a renewal hook) sent to a server that
+    // serves plain HTTP (behind a proxy that terminates TLS) must not stop it.
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let mut server = Server::start_with(&dir.path().join("myna.db"), &env, &[], None);
+    hang_up(&server);
+    server.wait_for_log("SIGHUP: not serving TLS, nothing to reload");
+    hang_up(&server);
+    let (status, body) = http(server.addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(server.child.try_wait().unwrap().is_none(), "still running");
+    server.terminate();
+}
