@@ -137,6 +137,24 @@ impl Experiment {
         self.variants.iter().find(|v| v.id == id)
     }
 
+    /// Whether `other` has the same definition (everything but the counts):
+    /// the test of a change made elsewhere since this one was read.
+    pub fn same_definition(&self, other: &Experiment) -> bool {
+        self.uuid == other.uuid
+            && self.alias == other.alias
+            && self.id == other.id
+            && self.account_id == other.account_id
+            && self.name == other.name
+            && self.visibility == other.visibility
+            && self.settings == other.settings
+            && self.variants.len() == other.variants.len()
+            && self
+                .variants
+                .iter()
+                .zip(&other.variants)
+                .all(|(a, b)| a.id == b.id && a.name == b.name && a.settings == b.settings)
+    }
+
     /// Whether the experiment has a variant with this id.
     pub fn has_variant(&self, id: &str) -> bool {
         self.variant(id).is_some()

@@ -34,6 +34,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::storage::{
     BlockingRecorder, ChangeMark, DELETIONS_KEPT, Recording, Storage, StorageError, Unreadable,
+    Written,
 };
 
 /// Most batches one group commit takes.
@@ -571,27 +572,63 @@ impl Writer {
                     experiment.uuid = Uuid::new_v4();
                 }
                 let uuid = experiment.uuid;
-                self.storage.create_experiment(&experiment, now).await?;
-                self.cache.put(experiment, now);
-                Ok(self.cache.experiment(uuid))
+                // Another instance may have taken the id since the cache
+                // last heard: storage checks under its lock; a default id
+                // then moves on to one free there too.
+                let slug = experiment.id.clone();
+                for _ in 0..CHANGE_ATTEMPTS {
+                    match self
+                        .storage
+                        .create_experiment_if_free(&experiment, now, id_chosen)
+                        .await?
+                    {
+                        Written::Done => {
+                            self.cache.put(experiment, now);
+                            return Ok(self.cache.experiment(uuid));
+                        }
+                        Written::IdTaken(taken) if !id_chosen => {
+                            experiment.id = unique_id(&slug, |id| {
+                                mine.iter().any(|e| e.id == id) || taken.iter().any(|t| t == id)
+                            });
+                        }
+                        _ => return Err(Problem::one(id_taken(&experiment.id))),
+                    }
+                }
+                Err(kept_changing())
             }
             Change::Update {
                 uuid,
                 account,
                 body,
             } => {
-                let current = self.owned(uuid, account)?;
-                let next = apply_update(&current, &body)?;
-                // Only a change that makes the duplicate is refused (a new id,
-                // or publishing), so an update of something else goes through.
-                if next.id != current.id || next.visibility != current.visibility {
-                    check_id_free(&next, &self.cache.of_account(account))?;
+                // Applied to the definition as stored: if another instance
+                // changed it since it was read, read again and apply anew,
+                // so neither change is lost.
+                for attempt in 0..CHANGE_ATTEMPTS {
+                    if attempt > 0 {
+                        self.reload(uuid).await?;
+                    }
+                    let current = self.owned(uuid, account)?;
+                    let next = apply_update(&current, &body)?;
+                    // Only a change that makes the duplicate is refused (a new
+                    // id, or publishing), so an update of something else goes
+                    // through.
+                    if next.id != current.id || next.visibility != current.visibility {
+                        check_id_free(&next, &self.cache.of_account(account))?;
+                    }
+                    match self.storage.update_experiment_if(&current, &next).await? {
+                        Written::Done => {
+                            self.cache.put(next, now);
+                            return Ok(self.cache.experiment(uuid));
+                        }
+                        Written::Missing => {
+                            return Err(Problem::unknown_experiment(&uuid.to_string()));
+                        }
+                        Written::IdTaken(_) => return Err(Problem::one(id_taken(&next.id))),
+                        Written::Stale => {}
+                    }
                 }
-                if !self.storage.update_experiment(&next).await? {
-                    return Err(Problem::unknown_experiment(&uuid.to_string()));
-                }
-                self.cache.put(next, now);
-                Ok(self.cache.experiment(uuid))
+                Err(kept_changing())
             }
             Change::Delete { uuid, account } => {
                 // One that cannot be read can still be deleted by its owner.
@@ -616,6 +653,18 @@ impl Writer {
             }
         }
     }
+}
+
+/// How many times a definition change is tried when other instances keep
+/// changing the same experiment (or taking the ids it tries) meanwhile.
+const CHANGE_ATTEMPTS: usize = 5;
+
+/// The answer when [`CHANGE_ATTEMPTS`] were not enough: 503, try again.
+fn kept_changing() -> Problem {
+    StorageError::Unavailable(
+        "the experiment kept changing on other instances meanwhile: try again".into(),
+    )
+    .into()
 }
 
 /// Refuses (409, path `id`) a published `experiment` whose id another

@@ -1243,3 +1243,134 @@ fn two_instances_add_up_the_weights_they_served() {
         "one row per variant, both instances' answers"
     );
 }
+
+#[test]
+fn concurrent_definition_changes_on_two_instances_lose_nothing_and_keep_ids_unique() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let two = Server::start(&database.url, &ENV);
+    let (a, b) = (one.addr, two.addr);
+    let owner = login(a);
+    // Both at once, one through each instance; the two answers.
+    let both = |first: (SocketAddr, &str, &str, String),
+                second: (SocketAddr, &str, &str, String)| {
+        let call = |(addr, method, path, body): (SocketAddr, &str, &str, String)| {
+            let owner = owner.clone();
+            let (method, path) = (method.to_owned(), path.to_owned());
+            std::thread::spawn(move || http(addr, &method, &path, &owner, &body).unwrap())
+        };
+        let (x, y) = (call(first), call(second));
+        (x.join().unwrap(), y.join().unwrap())
+    };
+
+    // Two updates of one experiment, each through its own instance, at the
+    // same moment: both are kept (each applied to the other's result).
+    for round in 0..5 {
+        let (experiment, _) = setup(a, &owner);
+        within(CONSISTENT, "the other instance knows it", || {
+            http(
+                b,
+                "GET",
+                &format!("/v2/experiment/{experiment}"),
+                &owner,
+                "",
+            )
+            .unwrap()
+            .0 == 200
+        });
+        let path = format!("/v2/experiment/{experiment}");
+        let ((s1, b1), (s2, b2)) = both(
+            (
+                a,
+                "PUT",
+                &path,
+                json!({"settingsUpdates": {"x": round}, "variantUpdates": {"c": {}}}).to_string(),
+            ),
+            (
+                b,
+                "PUT",
+                &path,
+                json!({"settingsUpdates": {"y": round}, "variantUpdates": {"d": {}}}).to_string(),
+            ),
+        );
+        assert_eq!((s1, s2), (200, 200), "{b1}\n{b2}");
+        // Both instances come to hold both changes (within the refresh).
+        for addr in [a, b] {
+            let both_kept = || {
+                let stored = json_call(addr, "GET", &path, &owner, "");
+                let mut variants: Vec<String> = stored["variants"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
+                variants.sort();
+                stored["settings"] == json!({"x": round, "y": round})
+                    && variants == ["a", "b", "c", "d"]
+            };
+            within(
+                CONSISTENT * 2,
+                &format!("round {round}: both changes kept"),
+                both_kept,
+            );
+        }
+    }
+
+    // Two creates of published experiments with one chosen id, at once:
+    // one is refused, so pages never see two experiments with one id.
+    for round in 0..5 {
+        let body = json!({"name": "twin", "id": format!("twin-{round}"), "visibility": "published",
+                          "variants": {"a": {}}})
+        .to_string();
+        let ((s1, b1), (s2, b2)) = both(
+            (a, "POST", "/v2/experiment", body.clone()),
+            (b, "POST", "/v2/experiment", body),
+        );
+        let mut statuses = [s1, s2];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}:\n{b1}\n{b2}");
+    }
+    // Default ids (from the same name) come out distinct.
+    for round in 0..5 {
+        let body = json!({"name": format!("Same name {round}"), "visibility": "published",
+                          "variants": {"a": {}}})
+        .to_string();
+        let ((s1, b1), (s2, b2)) = both(
+            (a, "POST", "/v2/experiment", body.clone()),
+            (b, "POST", "/v2/experiment", body),
+        );
+        assert_eq!((s1, s2), (200, 200), "{b1}\n{b2}");
+        let id = |body: &str| {
+            serde_json::from_str::<Value>(body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_ne!(id(&b1), id(&b2), "round {round}");
+    }
+    // An update publishing an id another instance just published is refused too.
+    let draft = json!({"name": "late", "id": "late", "visibility": "draft", "variants": {"a": {}}})
+        .to_string();
+    let first = json_call(a, "POST", "/v2/experiment", &owner, &draft);
+    let second = json_call(b, "POST", "/v2/experiment", &owner, &draft);
+    let publish = json!({"visibility": "published"}).to_string();
+    let ((s1, b1), (s2, b2)) = both(
+        (
+            a,
+            "PUT",
+            &format!("/v2/experiment/{}", first["uuid"].as_str().unwrap()),
+            publish.clone(),
+        ),
+        (
+            b,
+            "PUT",
+            &format!("/v2/experiment/{}", second["uuid"].as_str().unwrap()),
+            publish,
+        ),
+    );
+    let mut statuses = [s1, s2];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{b1}\n{b2}");
+}

@@ -351,6 +351,23 @@ pub enum StorageError {
     Internal(String),
 }
 
+/// What a checked definition change ([`Storage::create_experiment_if_free`],
+/// [`Storage::update_experiment_if`]) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Stored.
+    Done,
+    /// The experiment is not stored (any more).
+    Missing,
+    /// Another instance changed the definition since it was read: nothing
+    /// was written; read it again and retry.
+    Stale,
+    /// The id is taken (by another instance's experiment the cache did not
+    /// know yet): nothing was written. For a default id, the account's ids
+    /// in the database that start like it, to choose a free one from.
+    IdTaken(Vec<String>),
+}
+
 /// The storage interface: every backend implements it, and the shared suite
 /// in `server/tests/storage.rs` checks each one the same way.
 ///
@@ -439,6 +456,43 @@ pub trait Storage: Send + Sync + 'static {
     /// variants are untouched, new variants start at zero, removed variants
     /// lose their counts and hourly totals. False if it does not exist.
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool>;
+    /// [`Storage::create_experiment`], checking first, against the
+    /// database, what other instances may have changed since this one's
+    /// cache was: the new experiment's id must be free (`id_chosen`: among
+    /// its account's published experiments, if it is published; else, a
+    /// default id, among all of them). A backend only this process writes
+    /// (the default) has nothing to check.
+    fn create_experiment_if_free<'a>(
+        &'a self,
+        experiment: &'a Experiment,
+        now_ms: i64,
+        id_chosen: bool,
+    ) -> Fut<'a, Written> {
+        let _ = id_chosen;
+        Box::pin(async move {
+            self.create_experiment(experiment, now_ms).await?;
+            Ok(Written::Done)
+        })
+    }
+    /// [`Storage::update_experiment`] to `next` only if the stored
+    /// definition is still `base`'s (the one `next` was made from) and, when
+    /// `next` publishes an id or a new one, no other published experiment of
+    /// its account has it; checked under the lock definition changes take.
+    /// A backend only this process writes (the default) has nothing to check.
+    fn update_experiment_if<'a>(
+        &'a self,
+        base: &'a Experiment,
+        next: &'a Experiment,
+    ) -> Fut<'a, Written> {
+        let _ = base;
+        Box::pin(async move {
+            Ok(if self.update_experiment(next).await? {
+                Written::Done
+            } else {
+                Written::Missing
+            })
+        })
+    }
     /// Deletes an experiment with everything recorded for it; false if absent.
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool>;
     /// Sets every variant's counts to zero and forgets its hourly totals

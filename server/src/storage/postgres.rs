@@ -28,7 +28,7 @@ use super::sql::{Run, Statement};
 use super::{
     Account, ApiKey, Attempt, AttemptLog, ChangeMark, Changes, DELETIONS_KEPT, Delivery,
     Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError,
-    Token, TokenHash, Unreadable, Webhook, credentials, served, webhooks,
+    Token, TokenHash, Unreadable, Webhook, Written, credentials, served, webhooks,
 };
 
 mod calls;
@@ -338,6 +338,26 @@ impl Storage for PostgresStorage {
 
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
         self.bounded(Purpose::Commits, definitions::update(self, experiment))
+    }
+
+    fn create_experiment_if_free<'a>(
+        &'a self,
+        experiment: &'a Experiment,
+        now_ms: i64,
+        id_chosen: bool,
+    ) -> Fut<'a, Written> {
+        self.bounded(
+            Purpose::Commits,
+            definitions::create_if_free(self, experiment, now_ms, id_chosen),
+        )
+    }
+
+    fn update_experiment_if<'a>(
+        &'a self,
+        base: &'a Experiment,
+        next: &'a Experiment,
+    ) -> Fut<'a, Written> {
+        self.bounded(Purpose::Commits, definitions::update_if(self, base, next))
     }
 
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use myna_core::Experiment;
+use myna_core::{Experiment, Visibility};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::storage::rows::{
 };
 use crate::storage::sql::{Run, Statement, UuidParam};
 use crate::storage::{
-    ChangeMark, Changes, Experiments, HourTotals, StorageError, experiments, served,
+    ChangeMark, Changes, Experiments, HourTotals, StorageError, Written, experiments, served,
 };
 
 /// Which experiments a read takes.
@@ -236,11 +236,110 @@ pub async fn create(
     tx.commit().await.map_err(map_err)
 }
 
+/// See [`Storage::create_experiment_if_free`](crate::storage::Storage::create_experiment_if_free).
+pub async fn create_if_free(
+    db: &PostgresStorage,
+    experiment: &Experiment,
+    now_ms: i64,
+    id_chosen: bool,
+) -> Result<Written, StorageError> {
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    counts::lock_definitions(&mut tx).await?;
+    if id_chosen {
+        if published_elsewhere(&mut tx, experiment).await? {
+            return Ok(Written::IdTaken(Vec::new()));
+        }
+    } else {
+        // The account's ids that are this one or it with a suffix (`_` is
+        // a LIKE wildcard too: a superset, filtered by the caller).
+        let alike: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT id FROM experiments WHERE account_id = $1 AND (id = $2 OR id LIKE $2 || '-%')",
+        )
+        .bind(UuidParam(experiment.account_id))
+        .bind(experiment.id.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let alike: Vec<String> = alike.into_iter().flatten().collect();
+        if alike.contains(&experiment.id) {
+            return Ok(Written::IdTaken(alike));
+        }
+    }
+    experiments::insert(experiment, now_ms)
+        .query::<Postgres>()
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    write_variants(&mut tx, experiment, true).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(Written::Done)
+}
+
+/// Whether `experiment` is published with an id another published
+/// experiment of its account has, as stored (under the definitions lock).
+async fn published_elsewhere(
+    tx: &mut PgConnection,
+    experiment: &Experiment,
+) -> Result<bool, StorageError> {
+    if experiment.visibility != Visibility::Published {
+        return Ok(false);
+    }
+    let clash: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM experiments WHERE account_id = $1 AND visibility = 'published' \
+         AND id = $2 AND uuid <> $3 LIMIT 1",
+    )
+    .bind(UuidParam(experiment.account_id))
+    .bind(experiment.id.as_str())
+    .bind(UuidParam(experiment.uuid))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(clash.is_some())
+}
+
+/// See [`Storage::update_experiment_if`](crate::storage::Storage::update_experiment_if).
+pub async fn update_if(
+    db: &PostgresStorage,
+    base: &Experiment,
+    next: &Experiment,
+) -> Result<Written, StorageError> {
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    counts::lock_definitions(&mut tx).await?;
+    let stored = load_in(&mut tx, Which::One(next.uuid)).await?;
+    match stored.readable.first() {
+        Some(now) if now.same_definition(base) => {}
+        Some(_) => return Ok(Written::Stale),
+        None if stored.unreadable.is_empty() => return Ok(Written::Missing),
+        None => return Ok(Written::Stale),
+    }
+    let publishes = next.id != base.id || next.visibility != base.visibility;
+    if publishes && published_elsewhere(&mut tx, next).await? {
+        return Ok(Written::IdTaken(Vec::new()));
+    }
+    if !update_in(&mut tx, next).await? {
+        return Ok(Written::Missing);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(Written::Done)
+}
+
 /// See [`Storage::update_experiment`](crate::storage::Storage::update_experiment).
 pub async fn update(db: &PostgresStorage, experiment: &Experiment) -> Result<bool, StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
+    if !update_in(&mut tx, experiment).await? {
+        return Ok(false);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
+}
+
+/// The update's statements in `tx` (the definitions lock taken); false if
+/// the experiment is not stored.
+async fn update_in(tx: &mut PgConnection, experiment: &Experiment) -> Result<bool, StorageError> {
     let done = experiments::update(experiment)
         .query::<Postgres>()
         .execute(&mut *tx)
@@ -265,8 +364,7 @@ pub async fn update(db: &PostgresStorage, experiment: &Experiment) -> Result<boo
             .await
             .map_err(map_err)?;
     }
-    write_variants(&mut tx, experiment, false).await?;
-    tx.commit().await.map_err(map_err)?;
+    write_variants(tx, experiment, false).await?;
     Ok(true)
 }
 
