@@ -33,9 +33,11 @@ pub enum Command {
     #[command(subcommand)]
     Apikey(ApikeyCommand),
     /// Copy the SQLite database into a new file, consistently, while a
-    /// server runs on it (PostgreSQL: use pg_dump).
+    /// server runs on it (PostgreSQL: use pg_dump). The database must
+    /// exist: a missing file path is refused, not created.
     Backup {
-        /// The new file (must not exist).
+        /// The new file: a plain path (a `sqlite:` prefix is part of the
+        /// name), which must not exist.
         file: PathBuf,
         /// The database.
         #[command(flatten)]
@@ -46,8 +48,9 @@ pub enum Command {
 /// Where the database is (every subcommand takes it).
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// The database: an SQLite file path (created if missing) or `sqlite:` URL;
-    /// a `postgres://` URL selects PostgreSQL.
+    /// The database: an SQLite file path or `sqlite:` URL (created if
+    /// missing, except by `backup`, which refuses a missing path); a
+    /// `postgres://` URL selects PostgreSQL.
     #[arg(long, env = "MYNA_DATABASE", default_value = "myna.db")]
     pub database: String,
 }
@@ -67,9 +70,11 @@ pub struct ServeArgs {
     /// The first account's password, used only on an empty database.
     #[arg(long, env = "MYNA_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
     pub admin_password: Option<String>,
-    /// At start, how many seconds to wait for a PostgreSQL that does not
-    /// accept connections yet (default: until it does, logging every few
-    /// seconds); a bad URL, unknown host or database, or refused login fail
+    /// At start, how long to wait for a PostgreSQL that does not accept
+    /// connections yet (default: until it does, logging every few seconds).
+    /// It tries in attempts of 2 s, 0.5 s apart, and gives up when one
+    /// ending SECONDS or more after the start fails (so `3` gives up after
+    /// 4.5 s). A bad URL, unknown host or database, or refused login fail
     /// at once.
     #[arg(long, env = "MYNA_DATABASE_WAIT", value_name = "SECONDS")]
     pub database_wait: Option<u64>,
@@ -133,6 +138,7 @@ pub struct LogArgs {
     )]
     pub format: LogFormat,
     /// One line per request: its id, method, route, status and duration.
+    /// Takes no value; `MYNA_ACCESS_LOG` takes only `true` or `false`.
     #[arg(long = "access-log", env = "MYNA_ACCESS_LOG")]
     pub access_log: bool,
 }
@@ -151,9 +157,10 @@ pub enum LogFormat {
 /// defaults are the constants of [`crate::listen`].
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConnectionArgs {
-    /// The most client connections open at once (default: the open-file
-    /// limit less 128); at the cap, a new client replaces the connection idle
-    /// the longest, or gets a 503 if none is idle.
+    /// The most client connections open at once (default and maximum: the
+    /// open-file limit less 128, or less a quarter of it under 512; at least
+    /// 1, so `0` gives 1); at the cap, a new client replaces the connection
+    /// idle the longest, or gets a 503 if none is idle.
     #[arg(long, env = "MYNA_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
     /// How long a client may take to send a request head, and a keep-alive

@@ -364,7 +364,17 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
             return Err(format!("there is no database {}", path.display()));
         }
         Database::SqliteFile(path) => SqliteStorage::open(&path).await,
-        Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
+        Database::SqliteUrl(url) => {
+            // Opening would create a missing file: an empty copy is no backup.
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url);
+            if let Ok(options) = options {
+                let path = options.get_filename();
+                if !path.exists() {
+                    return Err(format!("there is no database {}", path.display()));
+                }
+            }
+            SqliteStorage::open_url(&url).await
+        }
         Database::Postgres(_) => {
             return Err(
                 "backup copies SQLite databases; for PostgreSQL use pg_dump \

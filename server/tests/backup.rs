@@ -147,6 +147,13 @@ fn backup_refuses_an_existing_file_a_missing_database_and_postgres() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("there is no database"));
     assert!(!missing.exists(), "a backup never creates the database");
+    // Named by an `sqlite:` URL, the same.
+    let url = format!("sqlite:{}", missing.display());
+    let output = backup(std::path::Path::new(&url), &dir.path().join("copy.db"));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("there is no database"));
+    assert!(!missing.exists(), "a backup never creates the database");
+    assert!(!dir.path().join("copy.db").exists());
 
     let output = Command::new(BIN)
         .args([
