@@ -55,9 +55,47 @@ pub async fn open_waiting(
     Ok(Arc::new(storage))
 }
 
+/// Takes an SQLite database for this process alone: an exclusive lock on
+/// `<file>.lock`, held as long as the returned file is (the process's life:
+/// the system drops it at exit, even on `kill -9`). A second server on the
+/// same file is refused: each would answer counts from its own memory,
+/// never seeing the other's. PostgreSQL (shared by design) takes none.
+fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
+    let path = match Database::parse(database) {
+        Database::SqliteFile(path) => path,
+        Database::SqliteUrl(url) => {
+            match <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url) {
+                Ok(options) => options.get_filename().to_owned(),
+                Err(_) => return Ok(None), // refused when opened, with its reason
+            }
+        }
+        Database::Postgres(_) => return Ok(None),
+    };
+    let mut name = path.clone().into_os_string();
+    name.push(".lock");
+    let lock = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| format!("cannot open {}: {e}", lock.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another myna-server is serving {} (it holds {}): stop it first, or give this \
+             one another --database (several servers on one database need PostgreSQL)",
+            path.display(),
+            lock.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", lock.display())),
+    }
+}
+
 /// `myna-server serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let tls = tls(&args.tls)?;
+    let _sole = hold_sqlite(&args.database.database)?;
     let patience = args.database_wait.map(Duration::from_secs);
     let storage = open_waiting(&args.database.database, patience).await?;
     let clock = Clock::system();

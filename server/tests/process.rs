@@ -267,3 +267,52 @@ fn sigterm_keeps_the_weights_served_so_far() {
     assert_eq!(never["status"], "failing", "{decision}");
     assert_eq!(never["data"]["variants"], serde_json::json!(["b"]));
 }
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    // Each would answer counts from its own memory and never see the
+    // other's: the second one must not start.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
+    ];
+    let mut first = Server::start(&db, &env);
+    let second = |database: String| {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--database", &database])
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > PATIENCE {
+                child.kill().unwrap();
+                panic!("a second server on {database} kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for database in [
+        db.display().to_string(),
+        format!("sqlite://{}", db.display()),
+    ] {
+        let stderr = second(database);
+        assert!(
+            stderr.contains("another myna-server is serving"),
+            "{stderr}"
+        );
+    }
+    // The first one serves on; once it stops, the file is free again.
+    let (status, _) = http(first.addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200);
+    first.terminate();
+    let mut again = Server::start(&db, &env);
+    again.terminate();
+}
