@@ -434,7 +434,7 @@ impl Cache {
         if *entry.experiment == experiment {
             return;
         }
-        if same_definition(&entry.experiment, &experiment) {
+        if entry.experiment.same_definition(&experiment) {
             entry.experiment = Arc::new(experiment);
             entry.counts_changed(now_ms);
         } else {
@@ -564,22 +564,6 @@ fn by_uuid(unreadable: Vec<Unreadable>) -> HashMap<String, Unreadable> {
         .into_iter()
         .map(|u| (u.uuid.clone(), u))
         .collect()
-}
-
-/// Whether two states of an experiment differ only in their counts.
-fn same_definition(a: &Experiment, b: &Experiment) -> bool {
-    a.uuid == b.uuid
-        && a.alias == b.alias
-        && a.id == b.id
-        && a.account_id == b.account_id
-        && a.name == b.name
-        && a.visibility == b.visibility
-        && a.settings == b.settings
-        && a.variants.len() == b.variants.len()
-        && a.variants
-            .iter()
-            .zip(&b.variants)
-            .all(|(x, y)| x.id == y.id && x.name == y.name && x.settings == y.settings)
 }
 
 #[cfg(test)]

@@ -227,13 +227,22 @@ pub async fn create(
 ) -> Result<(), StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
+    insert_in(&mut tx, experiment, now_ms).await?;
+    tx.commit().await.map_err(map_err)
+}
+
+/// The create's statements in `tx`: the experiment and its variants.
+async fn insert_in(
+    tx: &mut PgConnection,
+    experiment: &Experiment,
+    now_ms: i64,
+) -> Result<(), StorageError> {
     experiments::insert(experiment, now_ms)
         .query::<Postgres>()
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-    write_variants(&mut tx, experiment, true).await?;
-    tx.commit().await.map_err(map_err)
+    write_variants(tx, experiment, true).await
 }
 
 /// See [`Storage::create_experiment_if_free`](crate::storage::Storage::create_experiment_if_free).
@@ -266,12 +275,7 @@ pub async fn create_if_free(
             return Ok(Written::IdTaken(alike));
         }
     }
-    experiments::insert(experiment, now_ms)
-        .query::<Postgres>()
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    write_variants(&mut tx, experiment, true).await?;
+    insert_in(&mut tx, experiment, now_ms).await?;
     tx.commit().await.map_err(map_err)?;
     Ok(Written::Done)
 }
