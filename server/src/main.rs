@@ -21,6 +21,9 @@ async fn main() -> std::process::ExitCode {
         Some(_) => LogArgs::default(),
     };
     init_logging(&log);
+    // A server's failure is logged (in its log format, for its collector);
+    // a command's is printed for the person who typed it. Never both.
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
     let result = match cli.command {
         None => serve::serve(cli.serve).await,
         Some(Command::Serve(args)) => serve::serve(*args).await,
@@ -42,8 +45,11 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
-            eprintln!("myna-server: {message}");
+            if serving {
+                tracing::error!("{message}");
+            } else {
+                eprintln!("myna-server: {message}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
