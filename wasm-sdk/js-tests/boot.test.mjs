@@ -77,7 +77,7 @@ const settled = (tab) =>
     return {
       during: window.during,
       styles: document.querySelectorAll("style").length,
-      aHidden: document.getElementById("a").hidden,
+      aHidden: getComputedStyle(document.getElementById("a")).display == "none",
       title: t.textContent,
       visible: getComputedStyle(t).visibility,
       queued,

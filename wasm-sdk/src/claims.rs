@@ -1,13 +1,15 @@
-//! The visitor's states (one per experiment) as this tab holds them: read
-//! from storage once, then kept with this tab's changes until another tab
-//! changes storage; written at the end of the task, to localStorage or,
-//! when it is full, to a cookie of the same name (read back from there);
-//! and read afresh when a batch is sealed, to judge the claims of its
-//! events ([`crate::sticky::keeps`]). Pure over [`Host`], tested natively.
+//! The visitor's states (one per experiment) as this client holds them:
+//! read from storage once, then kept with this client's changes until
+//! another tab changes storage or another client of this page writes;
+//! written as soon as they change, to localStorage or, when it is full, to
+//! a cookie of the same name (read back from there); and read afresh when a
+//! batch is sealed, to judge the claims of its events
+//! ([`crate::sticky::keeps`]). Pure over [`Host`], tested natively.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use crate::host::Host;
 use crate::sticky::{self, Claim, Sticky};
@@ -17,6 +19,11 @@ use crate::{storage, stored};
 pub(crate) struct Claims {
     ns: String,
     kept: Vec<Kept>,
+    /// The page's [`Host::state_writes`] when the kept states were last
+    /// known to be storage's (`None`: never): behind, they are read afresh,
+    /// so two clients of one page (two components that each connect) never
+    /// draw one visitor twice.
+    seen: Option<u32>,
     /// A state was read from, or written to, a cookie (storage was full):
     /// a later write to storage removes the cookie.
     cookie: bool,
@@ -26,8 +33,7 @@ pub(crate) struct Claims {
 struct Kept {
     uuid: String,
     state: Sticky,
-    /// Changed here, not written yet (it is at the end of the task, with the
-    /// queue: a burst of events costs one write).
+    /// Changed here, not written yet.
     dirty: bool,
 }
 
@@ -37,6 +43,7 @@ impl Claims {
         Claims {
             ns: ns.to_owned(),
             kept: Vec::new(),
+            seen: None,
             cookie: false,
         }
     }
@@ -45,6 +52,12 @@ impl Claims {
     /// storage once, then kept (with this tab's changes) until
     /// [`Claims::forget`].
     pub(crate) fn state(&mut self, host: &impl Host, uuid: &str) -> Sticky {
+        let writes = host.state_writes().load(Ordering::Relaxed);
+        if self.seen != Some(writes) {
+            // Another client of this page wrote: read afresh.
+            self.forget();
+            self.seen = Some(writes);
+        }
         if let Some(k) = self.kept.iter().find(|k| k.uuid == uuid) {
             return k.state.clone();
         }
@@ -94,6 +107,14 @@ impl Claims {
     /// Writes the states that changed: to storage, or to a cookie when
     /// storage is full.
     pub(crate) fn write(&mut self, host: &impl Host) {
+        if self.kept.iter().any(|k| k.dirty) {
+            // This client's own write leaves its states storage's, unless
+            // another client wrote since it last looked.
+            let before = host.state_writes().fetch_add(1, Ordering::Relaxed);
+            if self.seen == Some(before) {
+                self.seen = Some(before.wrapping_add(1));
+            }
+        }
         for k in self.kept.iter_mut().filter(|k| k.dirty) {
             k.dirty = false;
             let key = storage::sticky(&self.ns, &k.uuid);

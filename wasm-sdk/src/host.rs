@@ -8,6 +8,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::AtomicU32;
 
 use myna_core::wire::{Json, Number};
 use uuid::Uuid;
@@ -41,6 +42,12 @@ pub(crate) trait Host {
     /// Sets the cookie `name` for [`crate::storage::COOKIE_DAYS`], or
     /// removes it (`None`).
     fn set_cookie(&self, name: &str, value: Option<&str>);
+
+    /// How many times the clients of this page (each `connect` makes one)
+    /// wrote visitor states: a client whose count is behind reads them
+    /// afresh ([`crate::claims`]). Other tabs are other pages: their writes
+    /// come as a storage event.
+    fn state_writes(&self) -> &AtomicU32;
 
     /// Parses JSON text; `None` if it is not JSON.
     fn parse(&self, text: &str) -> Option<Self::Json>;

@@ -7,6 +7,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::AtomicU32;
 
 use js_sys::Array;
 use myna_core::wire::{Json, Number};
@@ -76,6 +77,9 @@ impl Number for JsNumber {
 /// The page the SDK runs in.
 pub(crate) struct Page;
 
+/// [`Host::state_writes`]: every client of a page shares its wasm instance.
+static STATE_WRITES: AtomicU32 = AtomicU32::new(0);
+
 impl Host for Page {
     type Json = Js;
     type Number = JsNumber;
@@ -129,6 +133,10 @@ impl Host for Page {
     fn set_cookie(&self, name: &str, value: Option<&str>) {
         let days = if value.is_some() { COOKIE_DAYS } else { 0.0 };
         glue::set_cookie(name, value, days);
+    }
+
+    fn state_writes(&self) -> &AtomicU32 {
+        &STATE_WRITES
     }
 
     fn parse(&self, text: &str) -> Option<Js> {

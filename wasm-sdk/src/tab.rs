@@ -305,9 +305,11 @@ impl<H: Host> Tab<H> {
         (self.host.random() * 4_294_967_295.0) as u64 + 1
     }
 
-    /// Changes the visitor's state (written at the end of the task).
+    /// Changes the visitor's state, written at once (another client of
+    /// this page reads it from there); its event at the end of the task.
     fn set_sticky(&mut self, uuid: &str, state: sticky::Sticky) {
         self.claims.set(uuid, state);
+        self.claims.write(&self.host);
         self.schedule_persist();
     }
 

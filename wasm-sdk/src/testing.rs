@@ -8,6 +8,7 @@ use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use core::sync::atomic::AtomicU32;
 
 use myna_core::wire::{Json, Number};
 use uuid::Uuid;
@@ -31,10 +32,13 @@ struct Shared {
     beacon_quota: Cell<usize>,
 }
 
-/// One tab's view of the shared page.
+/// One tab's view of the shared browser.
 #[derive(Clone)]
 pub(crate) struct TestHost {
     shared: Rc<Shared>,
+    /// The page's [`Host::state_writes`] (its clients share it; another
+    /// tab is another page).
+    page: Rc<AtomicU32>,
 }
 
 impl TestHost {
@@ -46,11 +50,20 @@ impl TestHost {
         shared.beacon_quota.set(usize::MAX);
         TestHost {
             shared: Rc::new(shared),
+            page: Rc::default(),
         }
     }
 
-    /// Another tab of the same browser.
+    /// Another tab of the same browser (another page).
     pub(crate) fn tab(&self) -> TestHost {
+        TestHost {
+            shared: self.shared.clone(),
+            page: Rc::default(),
+        }
+    }
+
+    /// Another client of this tab's page (a second `connect`).
+    pub(crate) fn client(&self) -> TestHost {
         self.clone()
     }
 
@@ -116,6 +129,10 @@ impl Number for TestNumber {
 impl Host for TestHost {
     type Json = TestJson;
     type Number = TestNumber;
+
+    fn state_writes(&self) -> &AtomicU32 {
+        &self.page
+    }
 
     fn now(&self) -> f64 {
         self.shared.now.get()

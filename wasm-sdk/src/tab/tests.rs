@@ -473,7 +473,9 @@ fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
     let host = TestHost::new();
     let mut a = tab(&host, false);
     let mut b = tab(&host, false);
-    // Both find no state and draw before either writes; b writes last.
+    // Both find no state and draw before either's write reaches the other
+    // (b read it before a wrote); b writes last.
+    b.unstick(E);
     a.view(E, &variants(), "a").unwrap();
     b.view(E, &variants(), "b").unwrap();
     a.persist();
@@ -489,6 +491,33 @@ fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
 }
 
 #[test]
+fn two_clients_of_one_page_show_one_variant_and_count_it_once() {
+    // Two components of one page, each connecting, decide in the same task.
+    let host = TestHost::new();
+    let page = host.tab();
+    let mut one = Tab::new(page.client(), settings(false));
+    let mut two = Tab::new(page.client(), settings(false));
+    let weights = [0.5, 0.5];
+    for round in 0..20 {
+        one.unstick(E);
+        let first = one.suggest(E, &variants(), &weights).unwrap();
+        let second = two.suggest(E, &variants(), &weights).unwrap();
+        assert_eq!(first, second, "round {round}: one visitor, one variant");
+        assert!(two.reward(E, &variants(), None).unwrap());
+        assert!(
+            !one.reward(E, &variants(), None).unwrap(),
+            "rewarded already"
+        );
+    }
+    one.persist();
+    two.persist();
+    let mut server = Myna::default();
+    flush(&mut one, false, |r| server.take(r));
+    flush(&mut two, false, |r| server.take(r));
+    assert_eq!(server.total(), 40, "20 views and 20 rewards, none lost");
+}
+
+#[test]
 fn of_tabs_rewarding_one_view_at_once_only_one_reward_counts() {
     let host = TestHost::new();
     let mut first = tab(&host, false);
@@ -497,6 +526,10 @@ fn of_tabs_rewarding_one_view_at_once_only_one_reward_counts() {
     let mut server = Myna::default();
     flush(&mut first, false, |r| server.take(r));
     let mut tabs: Vec<Tab<TestHost>> = (0..5).map(|_| tab(&host, false)).collect();
+    // Each has read the state (the view) before any reward reached it.
+    for t in &mut tabs {
+        assert_eq!(t.suggest(E, &variants(), &[0.0, 1.0]).unwrap(), "a");
+    }
     for t in &mut tabs {
         assert!(t.reward(E, &variants(), None).unwrap());
     }
