@@ -80,7 +80,7 @@ js = replace(js, /^export \{ initSync, __wbg_init as default \};$/m, "export { i
 js = replace(js, /^\/\* @ts-self-types="[^"]+" \*\/\n/m, "", "the types comment");
 
 let entry = readFileSync(join(pkg, "index.js"), "utf8");
-entry = replace(entry, /^import init, \{ Myna, connect \} from "\.\/myna_sdk\.js";\n/m, "", "the entry's import");
+entry = replace(entry, /^import init, \{ Myna, MynaError, connect \} from "\.\/myna_sdk\.js";\n/m, "", "the entry's import");
 entry = replace(entry, /^export \{[^}]*\} from "\.\/myna_sdk\.js";\n/m, "", "the entry's exports");
 entry = replace(entry, /\binit\(\)/, "__wbg_init()", "the entry's init");
 

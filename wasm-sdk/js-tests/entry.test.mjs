@@ -32,8 +32,9 @@ const page = `<!doctype html><html><head>${IMPORT_MAP}
   for (const m of ["getItem", "setItem", "removeItem", "key"]) count(Storage.prototype, m);
   if (navigator.locks) count(navigator.locks, "request");
 </script></head><body><script type="module">
-  import { Myna } from "myna-sdk";
+  import { Myna, MynaError } from "myna-sdk";
   window.Myna = Myna;
+  window.MynaError = MynaError;
 </script></body></html>`;
 
 const snapshot = {
@@ -72,7 +73,9 @@ const connect = (tab) =>
         await Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: "entry", experiments: [snapshot] });
         return "connected";
       } catch (e) {
-        return "rejected";
+        return e instanceof MynaError && e.code == "network" && /wasm could not be loaded/.test(e.message)
+          ? "rejected"
+          : `rejected with ${e}`;
       }
     },
     [snapshot],

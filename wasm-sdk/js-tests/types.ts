@@ -33,6 +33,14 @@ export async function page(uuid: string, snapshot: ExperimentSnapshot): Promise<
   const sync: SyncEvent = await myna.flush();
   myna.on("sync", ({ sent, dropped, requeued }: SyncEvent) => void (sent + dropped + requeued));
   myna.on("error", (problem: MynaError) => void problem.messages.map((m) => m.code));
+  // As the README writes them: each listener's argument is typed by its event.
+  const onSync = ({ sent, dropped, requeued }: { sent: number; dropped: number; requeued: number }) =>
+    void (sent + dropped + requeued);
+  myna.on("sync", (s) => void (s.sent + s.dropped + s.requeued));
+  myna.on("error", (e) => void e.messages.map((m) => m.code));
+  myna.off("sync", onSync);
+  // @ts-expect-error: an error listener gets a MynaError, not a SyncEvent
+  myna.on("sync", (e: MynaError) => void e.code);
   try {
     expt.reward(7);
   } catch (e) {

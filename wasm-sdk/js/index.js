@@ -2,12 +2,13 @@
 // src/lib.rs re-exports from js/glue.js), except that the wasm's fetch and
 // (streaming) compilation start as this module is evaluated, and
 // `Myna.connect` waits for them, so a page never calls an init function
-// itself. A failed load rejects the `connect` calls waiting for it (never
-// an unhandled rejection when none is); the next call loads again.
+// itself. A failed load rejects the `connect` calls waiting for it with a
+// `MynaError` (code `network`; never an unhandled rejection when none is);
+// the next call loads again.
 // scripts/build-sdk inlines this file, js/glue.js and wasm-bindgen's JS into
 // the package's one index.js (build/pack.mjs). Declarations: index.d.ts
 // re-exports the generated ones.
-import init, { Myna, connect } from "./myna_sdk.js";
+import init, { Myna, MynaError, connect } from "./myna_sdk.js";
 
 export { Experiment, Myna, MynaError, initSync } from "./myna_sdk.js";
 
@@ -18,6 +19,13 @@ const loadWasm = () => {
 };
 let ready = loadWasm();
 Myna.connect = async function (options) {
-  await (ready ??= loadWasm());
+  try {
+    await (ready ??= loadWasm());
+  } catch (e) {
+    // A MynaError like any other failure (the wasm's URL answered 404 or
+    // HTML, or the network failed).
+    const message = `The SDK's wasm could not be loaded: ${e?.message ?? e}`;
+    throw new MynaError(message, "network", undefined, undefined, ["network", message, undefined]);
+  }
   return connect(options);
 };

@@ -143,9 +143,11 @@ export class Myna {
    */
   flush(): Promise<SyncEvent>;
   /** Listens to `sync` (`{ sent, dropped, requeued }`) or `error` (a `MynaError`). */
-  on(event: "sync" | "error", listener: MynaListener): void;
+  on(event: "sync", listener: (sync: SyncEvent) => void): void;
+  on(event: "error", listener: (error: MynaError) => void): void;
   /** Stops calling a listener added with `on`. */
-  off(event: "sync" | "error", listener: MynaListener): void;
+  off(event: "sync", listener: (sync: SyncEvent) => void): void;
+  off(event: "error", listener: (error: MynaError) => void): void;
   /** How many events this page has queued (not yet confirmed by the server). */
   readonly queued: number;
   /** Stops timers and listeners; what is queued stays stored for the next page. */
@@ -184,6 +186,9 @@ export class Experiment {
   /**
    * Rewards the last viewed variant once (`amount` in [0, 1], default 1);
    * whether a reward was queued (false when this view was rewarded already).
+   * Throws a `MynaError` with code `no-view` when this visitor has viewed
+   * no variant of the experiment (a page that only rewards, such as a
+   * checkout, may catch it), or naming the rule a bad `amount` breaks.
    */
   reward(amount?: number | null): boolean;
   /** Forgets this visitor's variant: the next `suggest` draws afresh. */
