@@ -71,11 +71,9 @@ pub struct ServeArgs {
     #[arg(long, env = "MYNA_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
     pub admin_password: Option<String>,
     /// At start, how long to wait for a PostgreSQL that does not accept
-    /// connections yet (default: until it does, logging every few seconds).
-    /// It tries in attempts of 2 s, 0.5 s apart, and gives up when one
-    /// ending SECONDS or more after the start fails (so `3` gives up after
-    /// 4.5 s). A bad URL, unknown host or database, or refused login fail
-    /// at once.
+    /// connections yet (default: until it does, logging every few seconds;
+    /// at least one whole 2 s attempt). A bad URL, unknown host or
+    /// database, or refused login fail at once.
     #[arg(long, env = "MYNA_DATABASE_WAIT", value_name = "SECONDS")]
     pub database_wait: Option<u64>,
     /// Behind a reverse proxy: the header it puts the client's address in

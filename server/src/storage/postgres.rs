@@ -71,29 +71,39 @@ impl PostgresStorage {
         let options = calls::base_options(options);
         let server = format!("{}:{}", options.get_host(), options.get_port());
         let started = Instant::now();
-        let pool = loop {
-            match calls::first_pool(&options).await {
-                Ok(pool) => break pool,
-                // The pool itself retried refused connections and "starting
-                // up" answers for ACQUIRE_TIMEOUT: tell the operator, go on.
-                Err(sqlx::Error::PoolTimedOut)
-                    if patience.is_none_or(|p| started.elapsed() < p) =>
-                {
-                    tracing::warn!(
-                        "PostgreSQL at {server} does not accept connections yet; \
-                         waiting for it (for {}s so far)",
-                        started.elapsed().as_secs()
-                    );
-                    tokio::time::sleep(OPEN_PAUSE).await;
+        let waiting = async {
+            loop {
+                match calls::first_pool(&options).await {
+                    Ok(pool) => return Ok(pool),
+                    // The pool itself retried refused connections and
+                    // "starting up" answers for ACQUIRE_TIMEOUT: tell the
+                    // operator, go on.
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        tracing::warn!(
+                            "PostgreSQL at {server} does not accept connections yet; \
+                             waiting for it (for {}s so far)",
+                            started.elapsed().as_secs()
+                        );
+                        tokio::time::sleep(OPEN_PAUSE).await;
+                    }
+                    Err(error) => return Err(map_err(error)),
                 }
-                Err(sqlx::Error::PoolTimedOut) => {
-                    return Err(StorageError::Unavailable(format!(
-                        "PostgreSQL at {server} did not accept a connection within {}s \
+            }
+        };
+        // `--database-wait`: that long in all (at least one whole attempt).
+        let pool = match patience {
+            None => waiting.await?,
+            Some(patience) => {
+                match tokio::time::timeout(patience.max(ACQUIRE_TIMEOUT), waiting).await {
+                    Ok(pool) => pool?,
+                    Err(_) => {
+                        return Err(StorageError::Unavailable(format!(
+                            "PostgreSQL at {server} did not accept a connection within {}s \
                          (is it running, and listening there?)",
-                        started.elapsed().as_secs()
-                    )));
+                            started.elapsed().as_secs()
+                        )));
+                    }
                 }
-                Err(error) => return Err(map_err(error)),
             }
         };
         if started.elapsed() > ACQUIRE_TIMEOUT {
