@@ -1374,3 +1374,32 @@ fn concurrent_definition_changes_on_two_instances_lose_nothing_and_keep_ids_uniq
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 409], "{b1}\n{b2}");
 }
+
+#[test]
+fn an_experiment_deleted_then_created_again_with_its_uuid_stays() {
+    // The refresh sees the deletion and the new row together: the row wins.
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let two = Server::start(&database.url, &ENV);
+    let owner = login(one.addr);
+    let uuid = "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a99";
+    let body = json!({"uuid": uuid, "name": "Hero", "visibility": "published",
+                      "variants": {"a": {}}})
+    .to_string();
+    let path = format!("/v2/experiment/{uuid}");
+    json_call(one.addr, "POST", "/v2/experiment", &owner, &body);
+    within(CONSISTENT, "the other instance knows it", || {
+        http(two.addr, "GET", &path, &owner, "").unwrap().0 == 200
+    });
+    let (status, answer) = http(one.addr, "DELETE", &path, &owner, "").unwrap();
+    assert!((200..300).contains(&status), "{answer}");
+    json_call(one.addr, "POST", "/v2/experiment", &owner, &body);
+    // Past a few refreshes, both instances still have it.
+    std::thread::sleep(CONSISTENT * 2);
+    for addr in [one.addr, two.addr] {
+        let (status, answer) = http(addr, "GET", &path, &owner, "").unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+}

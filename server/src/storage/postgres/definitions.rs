@@ -100,6 +100,8 @@ pub async fn changes(
     for (kind, uuid) in deleted {
         match kind.as_str() {
             "api_key" => deleted_keys.push(uuid),
+            // Deleted, then created again with its uuid: it is there.
+            _ if found.contains(&uuid.to_string()) => {}
             _ => deleted_experiments.push(uuid),
         }
     }
