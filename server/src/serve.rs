@@ -55,12 +55,22 @@ pub async fn open_waiting(
     Ok(Arc::new(storage))
 }
 
-/// Takes an SQLite database for this process alone: an exclusive lock on
-/// `<file>.lock`, held as long as the returned file is (the process's life:
-/// the system drops it at exit, even on `kill -9`). A second server on the
-/// same file is refused: each would answer counts from its own memory,
-/// never seeing the other's. PostgreSQL (shared by design) takes none.
+/// Takes an SQLite database for this process alone: an exclusive lock
+/// (`flock`) on the database file itself, so a second name for it (a
+/// symbolic or hard link) is the same file, held as long as the returned
+/// handle is (the process's life: the system drops it at exit, even on
+/// `kill -9`; it is not SQLite's own lock, which it never touches). A second
+/// server on the same file is refused: each would answer counts from its
+/// own memory, never seeing the other's. PostgreSQL (shared by design)
+/// takes none.
 fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
+    let lower = database.to_ascii_lowercase();
+    if lower.contains(":memory:") || lower.contains("mode=memory") {
+        return Err(format!(
+            "{database} is an in-memory database: every event would be lost at exit; \
+             give a file (or a postgres:// URL)"
+        ));
+    }
     let path = match Database::parse(database) {
         Database::SqliteFile(path) => path,
         Database::SqliteUrl(url) => {
@@ -71,24 +81,23 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
         }
         Database::Postgres(_) => return Ok(None),
     };
-    let mut name = path.clone().into_os_string();
-    name.push(".lock");
-    let lock = std::path::PathBuf::from(name);
+    // An empty file is a new database to SQLite: creating it here is what
+    // opening it would do.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&lock)
-        .map_err(|e| format!("cannot open {}: {e}", lock.display()))?;
+        .open(&path)
+        .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another myna-server is serving {} (it holds {}): stop it first, or give this \
-             one another --database (several servers on one database need PostgreSQL)",
-            path.display(),
-            lock.display()
+            "another myna-server is serving {}: stop it first, or give this one \
+             another --database (several servers on one database need PostgreSQL)",
+            path.display()
         )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", lock.display())),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 

@@ -299,9 +299,16 @@ fn a_second_server_on_the_same_sqlite_file_is_refused() {
         assert!(!output.status.success());
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
+    // By its path, as a URL, and by other names: a symbolic and a hard link.
+    let symlink = dir.path().join("symlink.db");
+    let hardlink = dir.path().join("hardlink.db");
+    std::os::unix::fs::symlink(&db, &symlink).unwrap();
+    std::fs::hard_link(&db, &hardlink).unwrap();
     for database in [
         db.display().to_string(),
         format!("sqlite://{}", db.display()),
+        symlink.display().to_string(),
+        hardlink.display().to_string(),
     ] {
         let stderr = second(database);
         // Said once (logged, not also printed).
@@ -317,4 +324,26 @@ fn a_second_server_on_the_same_sqlite_file_is_refused() {
     first.terminate();
     let mut again = Server::start(&db, &env);
     again.terminate();
+}
+
+#[test]
+fn an_in_memory_database_is_refused_clearly_leaving_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for database in [
+        "sqlite::memory:",
+        "file::memory:",
+        ":memory:",
+        "sqlite://x.db?mode=memory",
+    ] {
+        let output = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--database", database])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is an in-memory database"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{database}: {left:?}");
+    }
 }
