@@ -527,13 +527,35 @@ impl Writer {
         let now = self.clock.now_ms();
         if self.shared {
             match &change {
-                Change::Create { .. } => {}
-                Change::Update { uuid, .. }
-                | Change::Delete { uuid, .. }
-                | Change::Reset { uuid, .. } => self.reload(*uuid).await?,
+                // Read, checked and written under the database's lock.
+                Change::Create { .. } | Change::Update { .. } => {}
+                Change::Delete { uuid, .. } | Change::Reset { uuid, .. } => {
+                    self.reload(*uuid).await?
+                }
             }
         }
         match change {
+            Change::Create {
+                experiment,
+                id_chosen,
+            } if self.shared => {
+                // Other instances may have taken the uuid or the id since
+                // this cache heard: storage decides both under its lock.
+                match self
+                    .storage
+                    .create_experiment_checked(experiment, now, id_chosen)
+                    .await?
+                {
+                    Written::Done(experiment) => {
+                        let uuid = experiment.uuid;
+                        self.cache.put(experiment, now);
+                        Ok(self.cache.experiment(uuid))
+                    }
+                    Written::IdTaken(id) => Err(Problem::one(id_taken(&id))),
+                    Written::UuidTaken => Err(uuid_taken()),
+                    other => Err(unexpected(&other)),
+                }
+            }
             Change::Create {
                 mut experiment,
                 id_chosen,
@@ -559,11 +581,7 @@ impl Writer {
                         .unreadable(chosen)
                         .is_some_and(|u| u.account_id == Some(account));
                 if taken_here {
-                    return Err(Problem::one(myna_core::Message::at(
-                        myna_core::Code::Conflict,
-                        "uuid",
-                        "This account has an experiment with this uuid already.",
-                    )));
+                    return Err(uuid_taken());
                 }
                 if self.cache.experiment(chosen).is_some()
                     || self.cache.unreadable(chosen).is_some()
@@ -572,63 +590,57 @@ impl Writer {
                     experiment.uuid = Uuid::new_v4();
                 }
                 let uuid = experiment.uuid;
-                // Another instance may have taken the id since the cache
-                // last heard: storage checks under its lock; a default id
-                // then moves on to one free there too.
-                let slug = experiment.id.clone();
-                for _ in 0..CHANGE_ATTEMPTS {
-                    match self
-                        .storage
-                        .create_experiment_if_free(&experiment, now, id_chosen)
-                        .await?
-                    {
-                        Written::Done => {
-                            self.cache.put(experiment, now);
-                            return Ok(self.cache.experiment(uuid));
-                        }
-                        Written::IdTaken(taken) if !id_chosen => {
-                            experiment.id = unique_id(&slug, |id| {
-                                mine.iter().any(|e| e.id == id) || taken.iter().any(|t| t == id)
-                            });
-                        }
-                        _ => return Err(Problem::one(id_taken(&experiment.id))),
+                self.storage.create_experiment(&experiment, now).await?;
+                self.cache.put(experiment, now);
+                Ok(self.cache.experiment(uuid))
+            }
+            Change::Update {
+                uuid,
+                account,
+                body,
+            } if self.shared => {
+                // Applied to the definition as stored, under the lock, so a
+                // change another instance made meanwhile is never undone.
+                let apply = |current: &Experiment| {
+                    if current.account_id != account {
+                        return Err(Problem::unknown_experiment(&uuid.to_string()));
                     }
+                    apply_update(current, &body)
+                };
+                match self.storage.update_experiment_with(uuid, &apply).await? {
+                    Written::Done(next) => {
+                        self.cache.put(next, now);
+                        Ok(self.cache.experiment(uuid))
+                    }
+                    Written::Missing => Err(Problem::unknown_experiment(&uuid.to_string())),
+                    Written::Unreadable => {
+                        // Whose it is: the owner's 500, anyone else's 404.
+                        self.reload(uuid).await?;
+                        self.owned(uuid, account)?;
+                        Err(Problem::unreadable_experiment(&uuid.to_string()))
+                    }
+                    Written::Refused(problem) => Err(problem),
+                    Written::IdTaken(id) => Err(Problem::one(id_taken(&id))),
+                    Written::UuidTaken => Err(unexpected(&Written::UuidTaken)),
                 }
-                Err(kept_changing())
             }
             Change::Update {
                 uuid,
                 account,
                 body,
             } => {
-                // Applied to the definition as stored: if another instance
-                // changed it since it was read, read again and apply anew,
-                // so neither change is lost.
-                for attempt in 0..CHANGE_ATTEMPTS {
-                    if attempt > 0 {
-                        self.reload(uuid).await?;
-                    }
-                    let current = self.owned(uuid, account)?;
-                    let next = apply_update(&current, &body)?;
-                    // Only a change that makes the duplicate is refused (a new
-                    // id, or publishing), so an update of something else goes
-                    // through.
-                    if next.id != current.id || next.visibility != current.visibility {
-                        check_id_free(&next, &self.cache.of_account(account))?;
-                    }
-                    match self.storage.update_experiment_if(&current, &next).await? {
-                        Written::Done => {
-                            self.cache.put(next, now);
-                            return Ok(self.cache.experiment(uuid));
-                        }
-                        Written::Missing => {
-                            return Err(Problem::unknown_experiment(&uuid.to_string()));
-                        }
-                        Written::IdTaken(_) => return Err(Problem::one(id_taken(&next.id))),
-                        Written::Stale => {}
-                    }
+                let current = self.owned(uuid, account)?;
+                let next = apply_update(&current, &body)?;
+                // Only a change that makes the duplicate is refused (a new id,
+                // or publishing), so an update of something else goes through.
+                if next.id != current.id || next.visibility != current.visibility {
+                    check_id_free(&next, &self.cache.of_account(account))?;
                 }
-                Err(kept_changing())
+                if !self.storage.update_experiment(&next).await? {
+                    return Err(Problem::unknown_experiment(&uuid.to_string()));
+                }
+                self.cache.put(next, now);
+                Ok(self.cache.experiment(uuid))
             }
             Change::Delete { uuid, account } => {
                 // One that cannot be read can still be deleted by its owner.
@@ -655,15 +667,20 @@ impl Writer {
     }
 }
 
-/// How many times a definition change is tried when other instances keep
-/// changing the same experiment (or taking the ids it tries) meanwhile.
-const CHANGE_ATTEMPTS: usize = 5;
+/// 409 at `uuid`: the account has an experiment (or alias) with it.
+fn uuid_taken() -> Problem {
+    Problem::one(myna_core::Message::at(
+        myna_core::Code::Conflict,
+        "uuid",
+        "This account has an experiment with this uuid already.",
+    ))
+}
 
-/// The answer when [`CHANGE_ATTEMPTS`] were not enough: 503, try again.
-fn kept_changing() -> Problem {
-    StorageError::Unavailable(
-        "the experiment kept changing on other instances meanwhile: try again".into(),
-    )
+/// A checked change's answer that its kind of change never gives.
+fn unexpected(written: &Written) -> Problem {
+    StorageError::Internal(format!(
+        "unexpected answer to a definition change: {written:?}"
+    ))
     .into()
 }
 

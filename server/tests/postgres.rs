@@ -1318,6 +1318,43 @@ fn concurrent_definition_changes_on_two_instances_lose_nothing_and_keep_ids_uniq
         }
     }
 
+    // Many at once through both instances: every one applies (none is
+    // refused for the others' sake) and the instances stay healthy.
+    let (experiment, _) = setup(a, &owner);
+    within(CONSISTENT, "the other instance knows it", || {
+        http(
+            b,
+            "GET",
+            &format!("/v2/experiment/{experiment}"),
+            &owner,
+            "",
+        )
+        .unwrap()
+        .0 == 200
+    });
+    let path = format!("/v2/experiment/{experiment}");
+    let calls: Vec<_> = (0..12)
+        .map(|k| {
+            let (addr, owner, path) = (if k % 2 == 0 { a } else { b }, owner.clone(), path.clone());
+            let body = json!({"settingsUpdates": {format!("k{k}"): k}}).to_string();
+            std::thread::spawn(move || http(addr, "PUT", &path, &owner, &body).unwrap())
+        })
+        .collect();
+    for call in calls {
+        let (status, body) = call.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let all: Value = (0..12)
+        .map(|k| (format!("k{k}"), json!(k)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    for addr in [a, b] {
+        within(CONSISTENT * 2, "every change kept", || {
+            json_call(addr, "GET", &path, &owner, "")["settings"] == all
+        });
+        assert_eq!(http(addr, "GET", "/healthz", "", "").unwrap().0, 200);
+    }
+
     // Two creates of published experiments with one chosen id, at once:
     // one is refused, so pages never see two experiments with one id.
     for round in 0..5 {

@@ -16,7 +16,7 @@ use std::pin::Pin;
 
 use myna_core::timestamp::chart_hour;
 use myna_core::webhook::{Event, Observation};
-use myna_core::{EventType, Experiment, RecordBatch, Visibility};
+use myna_core::{EventType, Experiment, Problem, RecordBatch, Visibility};
 use uuid::Uuid;
 
 mod credentials;
@@ -351,21 +351,26 @@ pub enum StorageError {
     Internal(String),
 }
 
-/// What a checked definition change ([`Storage::create_experiment_if_free`],
-/// [`Storage::update_experiment_if`]) did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How [`Storage::update_experiment_with`] changes the stored definition:
+/// the experiment as it will be stored, or the problem refusing the change.
+pub type Apply<'a> = &'a (dyn Fn(&Experiment) -> Result<Experiment, Problem> + Send + Sync);
+
+/// What a checked definition change ([`Storage::create_experiment_checked`],
+/// [`Storage::update_experiment_with`]) did.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Written {
-    /// Stored.
-    Done,
+    /// Stored: the experiment as it is now.
+    Done(Experiment),
     /// The experiment is not stored (any more).
     Missing,
-    /// Another instance changed the definition since it was read: nothing
-    /// was written; read it again and retry.
-    Stale,
-    /// The id is taken (by another instance's experiment the cache did not
-    /// know yet): nothing was written. For a default id, the account's ids
-    /// in the database that start like it, to choose a free one from.
-    IdTaken(Vec<String>),
+    /// It is stored but cannot be read: nothing was written.
+    Unreadable,
+    /// The change was refused as it applied to the stored definition.
+    Refused(Problem),
+    /// This id is another published experiment's of the account.
+    IdTaken(String),
+    /// The account has an experiment (or alias) with this uuid.
+    UuidTaken,
 }
 
 /// The storage interface: every backend implements it, and the shared suite
@@ -456,38 +461,47 @@ pub trait Storage: Send + Sync + 'static {
     /// variants are untouched, new variants start at zero, removed variants
     /// lose their counts and hourly totals. False if it does not exist.
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool>;
-    /// [`Storage::create_experiment`], checking first, against the
-    /// database, what other instances may have changed since this one's
-    /// cache was: the new experiment's id must be free (`id_chosen`: among
-    /// its account's published experiments, if it is published; else, a
-    /// default id, among all of them). A backend only this process writes
-    /// (the default) has nothing to check.
-    fn create_experiment_if_free<'a>(
-        &'a self,
-        experiment: &'a Experiment,
+    /// For a database other instances share: stores a new experiment,
+    /// deciding under the lock definition changes take what this process's
+    /// memory may not know yet: a uuid the account has (an experiment or an
+    /// alias) is [`Written::UuidTaken`], one another account has becomes the
+    /// new experiment's alias under a fresh uuid; a chosen id of a published
+    /// experiment must be no other published experiment's of the account
+    /// ([`Written::IdTaken`]); a default id (`experiment.id` the slug of its
+    /// name) gets the first free suffix (`-2`, `-3`…) among all of them.
+    /// The default (a backend only this process writes, whose caller
+    /// decided all that from its memory) stores it as given.
+    fn create_experiment_checked(
+        &self,
+        experiment: Experiment,
         now_ms: i64,
         id_chosen: bool,
-    ) -> Fut<'a, Written> {
+    ) -> Fut<'_, Written> {
         let _ = id_chosen;
         Box::pin(async move {
-            self.create_experiment(experiment, now_ms).await?;
-            Ok(Written::Done)
+            self.create_experiment(&experiment, now_ms).await?;
+            Ok(Written::Done(experiment))
         })
     }
-    /// [`Storage::update_experiment`] to `next` only if the stored
-    /// definition is still `base`'s (the one `next` was made from) and, when
-    /// `next` publishes an id or a new one, no other published experiment of
-    /// its account has it; checked under the lock definition changes take.
-    /// A backend only this process writes (the default) has nothing to check.
-    fn update_experiment_if<'a>(
-        &'a self,
-        base: &'a Experiment,
-        next: &'a Experiment,
-    ) -> Fut<'a, Written> {
-        let _ = base;
+    /// For a database other instances share: reads the experiment, applies
+    /// `apply` to it and stores the result, all under the lock definition
+    /// changes take, so a change another instance made meanwhile is never
+    /// undone; a result publishing an id (or a new one) that another
+    /// published experiment of its account has is [`Written::IdTaken`].
+    /// The default reads, applies and writes without a lock.
+    fn update_experiment_with<'a>(&'a self, uuid: Uuid, apply: Apply<'a>) -> Fut<'a, Written> {
         Box::pin(async move {
-            Ok(if self.update_experiment(next).await? {
-                Written::Done
+            let current = match self.experiment(uuid).await? {
+                None => return Ok(Written::Missing),
+                Some(Err(_)) => return Ok(Written::Unreadable),
+                Some(Ok(current)) => current,
+            };
+            let next = match apply(&current) {
+                Ok(next) => next,
+                Err(problem) => return Ok(Written::Refused(problem)),
+            };
+            Ok(if self.update_experiment(&next).await? {
+                Written::Done(next)
             } else {
                 Written::Missing
             })

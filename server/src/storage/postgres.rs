@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Attempt, AttemptLog, ChangeMark, Changes, DELETIONS_KEPT, Delivery,
+    Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, DELETIONS_KEPT, Delivery,
     Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError,
     Token, TokenHash, Unreadable, Webhook, Written, credentials, served, webhooks,
 };
@@ -350,24 +350,23 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Commits, definitions::update(self, experiment))
     }
 
-    fn create_experiment_if_free<'a>(
-        &'a self,
-        experiment: &'a Experiment,
+    fn create_experiment_checked(
+        &self,
+        experiment: Experiment,
         now_ms: i64,
         id_chosen: bool,
-    ) -> Fut<'a, Written> {
+    ) -> Fut<'_, Written> {
         self.bounded(
             Purpose::Commits,
-            definitions::create_if_free(self, experiment, now_ms, id_chosen),
+            definitions::create_checked(self, experiment, now_ms, id_chosen),
         )
     }
 
-    fn update_experiment_if<'a>(
-        &'a self,
-        base: &'a Experiment,
-        next: &'a Experiment,
-    ) -> Fut<'a, Written> {
-        self.bounded(Purpose::Commits, definitions::update_if(self, base, next))
+    fn update_experiment_with<'a>(&'a self, uuid: Uuid, apply: Apply<'a>) -> Fut<'a, Written> {
+        self.bounded(
+            Purpose::Commits,
+            definitions::update_with(self, uuid, apply),
+        )
     }
 
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use myna_core::experiment::unique_id;
 use myna_core::{Experiment, Visibility};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
 use uuid::Uuid;
@@ -16,7 +17,7 @@ use crate::storage::rows::{
 };
 use crate::storage::sql::{Run, Statement, UuidParam};
 use crate::storage::{
-    ChangeMark, Changes, Experiments, HourTotals, StorageError, Written, experiments, served,
+    Apply, ChangeMark, Changes, Experiments, HourTotals, StorageError, Written, experiments, served,
 };
 
 /// Which experiments a read takes.
@@ -247,23 +248,45 @@ async fn insert_in(
     write_variants(tx, experiment, true).await
 }
 
-/// See [`Storage::create_experiment_if_free`](crate::storage::Storage::create_experiment_if_free).
-pub async fn create_if_free(
+/// See [`Storage::create_experiment_checked`](crate::storage::Storage::create_experiment_checked).
+pub async fn create_checked(
     db: &PostgresStorage,
-    experiment: &Experiment,
+    mut experiment: Experiment,
     now_ms: i64,
     id_chosen: bool,
 ) -> Result<Written, StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
+    // The uuid: the account's own (experiment or alias) is a conflict;
+    // another account's becomes the alias of a uuid of the server's.
+    let chosen = experiment.uuid;
+    let holders: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "SELECT account_id, alias FROM experiments \
+         WHERE uuid = $1 OR (account_id = $2 AND alias = $1)",
+    )
+    .bind(UuidParam(chosen))
+    .bind(UuidParam(experiment.account_id))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if holders
+        .iter()
+        .any(|(account, _)| *account == experiment.account_id)
+    {
+        return Ok(Written::UuidTaken);
+    }
+    if !holders.is_empty() {
+        experiment.alias = Some(chosen);
+        experiment.uuid = Uuid::new_v4();
+    }
     if id_chosen {
-        if published_elsewhere(&mut tx, experiment).await? {
-            return Ok(Written::IdTaken(Vec::new()));
+        if published_elsewhere(&mut tx, &experiment).await? {
+            return Ok(Written::IdTaken(experiment.id));
         }
     } else {
-        // The account's ids that are this one or it with a suffix (`_` is
-        // a LIKE wildcard too: a superset, filtered by the caller).
+        // The account's ids that are the slug or it with a suffix (`_` is
+        // a LIKE wildcard too: a superset, compared exactly below).
         let alike: Vec<Option<String>> = sqlx::query_scalar(
             "SELECT id FROM experiments WHERE account_id = $1 AND (id = $2 OR id LIKE $2 || '-%')",
         )
@@ -273,13 +296,11 @@ pub async fn create_if_free(
         .await
         .map_err(map_err)?;
         let alike: Vec<String> = alike.into_iter().flatten().collect();
-        if alike.contains(&experiment.id) {
-            return Ok(Written::IdTaken(alike));
-        }
+        experiment.id = unique_id(&experiment.id, |id| alike.iter().any(|a| a == id));
     }
-    insert_in(&mut tx, experiment, now_ms).await?;
+    insert_in(&mut tx, &experiment, now_ms).await?;
     tx.commit().await.map_err(map_err)?;
-    Ok(Written::Done)
+    Ok(Written::Done(experiment))
 }
 
 /// Whether `experiment` is published with an id another published
@@ -304,31 +325,38 @@ async fn published_elsewhere(
     Ok(clash.is_some())
 }
 
-/// See [`Storage::update_experiment_if`](crate::storage::Storage::update_experiment_if).
-pub async fn update_if(
+/// See [`Storage::update_experiment_with`](crate::storage::Storage::update_experiment_with).
+pub async fn update_with(
     db: &PostgresStorage,
-    base: &Experiment,
-    next: &Experiment,
+    uuid: Uuid,
+    apply: Apply<'_>,
 ) -> Result<Written, StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
-    let stored = load_in(&mut tx, Which::One(next.uuid)).await?;
-    match stored.readable.first() {
-        Some(now) if now.same_definition(base) => {}
-        Some(_) => return Ok(Written::Stale),
-        None if stored.unreadable.is_empty() => return Ok(Written::Missing),
-        None => return Ok(Written::Stale),
+    let stored = load_in(&mut tx, Which::One(uuid)).await?;
+    let Some(current) = stored.readable.first() else {
+        return Ok(if stored.unreadable.is_empty() {
+            Written::Missing
+        } else {
+            Written::Unreadable
+        });
+    };
+    let next = match apply(current) {
+        Ok(next) => next,
+        Err(problem) => return Ok(Written::Refused(problem)),
+    };
+    // Only a change that makes the duplicate is refused (a new id, or
+    // publishing), so an update of something else goes through.
+    let publishes = next.id != current.id || next.visibility != current.visibility;
+    if publishes && published_elsewhere(&mut tx, &next).await? {
+        return Ok(Written::IdTaken(next.id));
     }
-    let publishes = next.id != base.id || next.visibility != base.visibility;
-    if publishes && published_elsewhere(&mut tx, next).await? {
-        return Ok(Written::IdTaken(Vec::new()));
-    }
-    if !update_in(&mut tx, next).await? {
+    if !update_in(&mut tx, &next).await? {
         return Ok(Written::Missing);
     }
     tx.commit().await.map_err(map_err)?;
-    Ok(Written::Done)
+    Ok(Written::Done(next))
 }
 
 /// See [`Storage::update_experiment`](crate::storage::Storage::update_experiment).
