@@ -1265,22 +1265,20 @@ fn concurrent_definition_changes_on_two_instances_lose_nothing_and_keep_ids_uniq
         (x.join().unwrap(), y.join().unwrap())
     };
 
+    // A new experiment created through `a`, once `b` knows it: its path.
+    let known_to_both = || {
+        let (experiment, _) = setup(a, &owner);
+        let path = format!("/v2/experiment/{experiment}");
+        within(CONSISTENT, "the other instance knows it", || {
+            http(b, "GET", &path, &owner, "").unwrap().0 == 200
+        });
+        path
+    };
+
     // Two updates of one experiment, each through its own instance, at the
     // same moment: both are kept (each applied to the other's result).
     for round in 0..5 {
-        let (experiment, _) = setup(a, &owner);
-        within(CONSISTENT, "the other instance knows it", || {
-            http(
-                b,
-                "GET",
-                &format!("/v2/experiment/{experiment}"),
-                &owner,
-                "",
-            )
-            .unwrap()
-            .0 == 200
-        });
-        let path = format!("/v2/experiment/{experiment}");
+        let path = known_to_both();
         let ((s1, b1), (s2, b2)) = both(
             (
                 a,
@@ -1320,19 +1318,7 @@ fn concurrent_definition_changes_on_two_instances_lose_nothing_and_keep_ids_uniq
 
     // Many at once through both instances: every one applies (none is
     // refused for the others' sake) and the instances stay healthy.
-    let (experiment, _) = setup(a, &owner);
-    within(CONSISTENT, "the other instance knows it", || {
-        http(
-            b,
-            "GET",
-            &format!("/v2/experiment/{experiment}"),
-            &owner,
-            "",
-        )
-        .unwrap()
-        .0 == 200
-    });
-    let path = format!("/v2/experiment/{experiment}");
+    let path = known_to_both();
     let calls: Vec<_> = (0..12)
         .map(|k| {
             let (addr, owner, path) = (if k % 2 == 0 { a } else { b }, owner.clone(), path.clone());
