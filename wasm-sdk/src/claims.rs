@@ -19,7 +19,8 @@ use crate::{storage, stored};
 pub(crate) struct Claims {
     ns: String,
     kept: Vec<Kept>,
-    /// The page's [`Host::state_writes`] when the kept states were last
+    /// The page's count of state writes ([`crate::host::PageShare`]) when
+    /// the kept states were last
     /// known to be storage's (`None`: never): behind, they are read afresh,
     /// so two clients of one page (two components that each connect) never
     /// draw one visitor twice.
@@ -52,7 +53,7 @@ impl Claims {
     /// storage once, then kept (with this tab's changes) until
     /// [`Claims::forget`].
     pub(crate) fn state(&mut self, host: &impl Host, uuid: &str) -> Sticky {
-        let writes = host.state_writes().load(Ordering::Relaxed);
+        let writes = host.page().writes.load(Ordering::Relaxed);
         if self.seen != Some(writes) {
             // Another client of this page wrote: read afresh.
             self.forget();
@@ -110,7 +111,7 @@ impl Claims {
         if self.kept.iter().any(|k| k.dirty) {
             // This client's own write leaves its states storage's, unless
             // another client wrote since it last looked.
-            let before = host.state_writes().fetch_add(1, Ordering::Relaxed);
+            let before = host.page().writes.fetch_add(1, Ordering::Relaxed);
             if self.seen == Some(before) {
                 self.seen = Some(before.wrapping_add(1));
             }

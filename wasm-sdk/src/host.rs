@@ -8,13 +8,13 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use myna_core::wire::{Json, Number};
 use uuid::Uuid;
 
 /// The page, as the pure modules see it.
-pub(crate) trait Host {
+pub(crate) trait Host: Clone {
     /// A value the browser parsed (`JSON.parse`).
     type Json: Json;
     /// The browser's number text (`String(x)`).
@@ -43,15 +43,71 @@ pub(crate) trait Host {
     /// removes it (`None`).
     fn set_cookie(&self, name: &str, value: Option<&str>);
 
-    /// How many times the clients of this page (each `connect` makes one)
-    /// wrote visitor states: a client whose count is behind reads them
-    /// afresh ([`crate::claims`]). Other tabs are other pages: their writes
-    /// come as a storage event.
-    fn state_writes(&self) -> &AtomicU32;
+    /// What the clients of this page share (other tabs are other pages:
+    /// their writes come as a storage event).
+    fn page(&self) -> &PageShare;
 
     /// Parses JSON text; `None` if it is not JSON.
     fn parse(&self, text: &str) -> Option<Self::Json>;
     /// Queues `body` for delivery by `navigator.sendBeacon` (a `text/plain`
     /// POST that outlives the page); whether the browser accepted it.
     fn beacon(&self, url: &str, body: &str) -> bool;
+}
+
+/// What the clients of one page share: each `connect` makes one, and they
+/// share the page's one wasm instance.
+#[derive(Debug, Default)]
+pub(crate) struct PageShare {
+    /// How many times they wrote visitor states: a client whose count is
+    /// behind reads its kept states afresh ([`crate::claims`]).
+    pub(crate) writes: AtomicU32,
+    /// How many are open: with more than one, a visitor's state is written
+    /// as soon as it changes, so the others read it (with one, at the end
+    /// of the task: one write a burst).
+    pub(crate) clients: AtomicU32,
+}
+
+impl PageShare {
+    /// No client yet.
+    pub(crate) const fn new() -> PageShare {
+        PageShare {
+            writes: AtomicU32::new(0),
+            clients: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether more than one client is open: a visitor's state is then
+    /// written as soon as it changes, so the others read it.
+    pub(crate) fn crowded(&self) -> bool {
+        self.clients.load(Ordering::Relaxed) > 1
+    }
+}
+
+/// One open client of its page, counted in [`PageShare::clients`] until
+/// closed or dropped.
+pub(crate) struct OpenClient<H: Host> {
+    host: Option<H>,
+}
+
+impl<H: Host> OpenClient<H> {
+    /// Counts a client of `host`'s page.
+    pub(crate) fn new(host: &H) -> OpenClient<H> {
+        host.page().clients.fetch_add(1, Ordering::Relaxed);
+        OpenClient {
+            host: Some(host.clone()),
+        }
+    }
+
+    /// No longer counted (once).
+    pub(crate) fn close(&mut self) {
+        if let Some(host) = self.host.take() {
+            host.page().clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<H: Host> Drop for OpenClient<H> {
+    fn drop(&mut self) {
+        self.close();
+    }
 }

@@ -7,7 +7,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU32;
 
 use js_sys::Array;
 use myna_core::wire::{Json, Number};
@@ -16,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 
 use crate::glue;
-use crate::host::Host;
+use crate::host::{Host, PageShare};
 use crate::storage::COOKIE_DAYS;
 
 /// `value[key]`, or `undefined` when `value` is not an object.
@@ -75,10 +74,11 @@ impl Number for JsNumber {
 }
 
 /// The page the SDK runs in.
+#[derive(Clone, Copy)]
 pub(crate) struct Page;
 
-/// [`Host::state_writes`]: every client of a page shares its wasm instance.
-static STATE_WRITES: AtomicU32 = AtomicU32::new(0);
+/// [`Host::page`]: every client of a page shares its wasm instance.
+static PAGE: PageShare = PageShare::new();
 
 impl Host for Page {
     type Json = Js;
@@ -135,8 +135,8 @@ impl Host for Page {
         glue::set_cookie(name, value, days);
     }
 
-    fn state_writes(&self) -> &AtomicU32 {
-        &STATE_WRITES
+    fn page(&self) -> &PageShare {
+        &PAGE
     }
 
     fn parse(&self, text: &str) -> Option<Js> {

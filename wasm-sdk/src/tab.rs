@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::api::{Request, Server};
 use crate::claims::Claims;
 use crate::delivery::{Backoff, Counts, Failure, Run, Step};
-use crate::host::Host;
+use crate::host::{Host, OpenClient};
 use crate::lock::{self, Lease};
 use crate::persist::{self, Journal};
 use crate::queue::{Bounds, Queue};
@@ -151,6 +151,8 @@ pub(crate) struct Tab<H: Host> {
     runs: u32,
     released: bool,
     closed: bool,
+    /// One of the page's open clients until closed.
+    open: OpenClient<H>,
     /// Storage refused even our newest batch: we run from memory.
     memory_only: bool,
     /// What this tab has in storage (and when it last wrote it).
@@ -170,6 +172,7 @@ impl<H: Host> Tab<H> {
         };
         let id = uuid_text(host.uuid(), false);
         Tab {
+            open: OpenClient::new(&host),
             journal: Journal::new(&settings.ns, &id, host.now()),
             id,
             queue: Queue::new(capacity, H::Number::default()),
@@ -305,11 +308,12 @@ impl<H: Host> Tab<H> {
         (self.host.random() * 4_294_967_295.0) as u64 + 1
     }
 
-    /// Changes the visitor's state, written at once (another client of
-    /// this page reads it from there); its event at the end of the task.
+    /// Changes the visitor's state (written now if another client may read it).
     fn set_sticky(&mut self, uuid: &str, state: sticky::Sticky) {
         self.claims.set(uuid, state);
-        self.claims.write(&self.host);
+        if self.host.page().crowded() {
+            self.claims.write(&self.host);
+        }
         self.schedule_persist();
     }
 
@@ -474,6 +478,7 @@ impl<H: Host> Tab<H> {
             return;
         }
         self.closed = true;
+        self.open.close();
         self.released = true;
         let listening = core::mem::take(&mut self.listening);
         self.seal(None);

@@ -8,12 +8,11 @@ use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
-use core::sync::atomic::AtomicU32;
 
 use myna_core::wire::{Json, Number};
 use uuid::Uuid;
 
-use crate::host::Host;
+use crate::host::{Host, PageShare};
 
 /// What the tabs of one browser share.
 #[derive(Default)]
@@ -36,9 +35,8 @@ struct Shared {
 #[derive(Clone)]
 pub(crate) struct TestHost {
     shared: Rc<Shared>,
-    /// The page's [`Host::state_writes`] (its clients share it; another
-    /// tab is another page).
-    page: Rc<AtomicU32>,
+    /// What this page's clients share (another tab is another page).
+    page: Rc<PageShare>,
 }
 
 impl TestHost {
@@ -130,7 +128,7 @@ impl Host for TestHost {
     type Json = TestJson;
     type Number = TestNumber;
 
-    fn state_writes(&self) -> &AtomicU32 {
+    fn page(&self) -> &PageShare {
         &self.page
     }
 
