@@ -33,8 +33,8 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::storage::{
-    BlockingRecorder, ChangeMark, DELETIONS_KEPT, Recording, Storage, StorageError, Unreadable,
-    Written,
+    BlockingRecorder, ChangeMark, Created, DELETIONS_KEPT, Recording, Storage, StorageError,
+    Unreadable, Updated,
 };
 
 /// Most batches one group commit takes.
@@ -546,14 +546,13 @@ impl Writer {
                     .create_experiment_checked(experiment, now, id_chosen)
                     .await?
                 {
-                    Written::Done(experiment) => {
+                    Created::Done(experiment) => {
                         let uuid = experiment.uuid;
                         self.cache.put(experiment, now);
                         Ok(self.cache.experiment(uuid))
                     }
-                    Written::IdTaken(id) => Err(Problem::one(id_taken(&id))),
-                    Written::UuidTaken => Err(uuid_taken()),
-                    other => Err(unexpected(&other)),
+                    Created::IdTaken(id) => Err(Problem::one(id_taken(&id))),
+                    Created::UuidTaken => Err(uuid_taken()),
                 }
             }
             Change::Create {
@@ -608,20 +607,19 @@ impl Writer {
                     apply_update(current, &body)
                 };
                 match self.storage.update_experiment_with(uuid, &apply).await? {
-                    Written::Done(next) => {
+                    Updated::Done(next) => {
                         self.cache.put(next, now);
                         Ok(self.cache.experiment(uuid))
                     }
-                    Written::Missing => Err(Problem::unknown_experiment(&uuid.to_string())),
-                    Written::Unreadable => {
+                    Updated::Missing => Err(Problem::unknown_experiment(&uuid.to_string())),
+                    Updated::Unreadable => {
                         // Whose it is: the owner's 500, anyone else's 404.
                         self.reload(uuid).await?;
                         self.owned(uuid, account)?;
                         Err(Problem::unreadable_experiment(&uuid.to_string()))
                     }
-                    Written::Refused(problem) => Err(problem),
-                    Written::IdTaken(id) => Err(Problem::one(id_taken(&id))),
-                    Written::UuidTaken => Err(unexpected(&Written::UuidTaken)),
+                    Updated::Refused(problem) => Err(problem),
+                    Updated::IdTaken(id) => Err(Problem::one(id_taken(&id))),
                 }
             }
             Change::Update {
@@ -674,14 +672,6 @@ fn uuid_taken() -> Problem {
         "uuid",
         "This account has an experiment with this uuid already.",
     ))
-}
-
-/// A checked change's answer that its kind of change never gives.
-fn unexpected(written: &Written) -> Problem {
-    StorageError::Internal(format!(
-        "unexpected answer to a definition change: {written:?}"
-    ))
-    .into()
 }
 
 /// Refuses (409, path `id`) a published `experiment` whose id another

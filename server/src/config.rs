@@ -278,6 +278,20 @@ impl Database {
             Database::SqliteFile(PathBuf::from(text))
         }
     }
+
+    /// The SQLite file it names (a path, or an `sqlite:` URL's file);
+    /// `None` for PostgreSQL, or a URL that is not one (refused when opened).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match self {
+            Database::SqliteFile(path) => Some(path.clone()),
+            Database::SqliteUrl(url) => {
+                <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+                    .ok()
+                    .map(|options| options.get_filename().to_owned())
+            }
+            Database::Postgres(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -71,15 +71,8 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
              give a file (or a postgres:// URL)"
         ));
     }
-    let path = match Database::parse(database) {
-        Database::SqliteFile(path) => path,
-        Database::SqliteUrl(url) => {
-            match <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url) {
-                Ok(options) => options.get_filename().to_owned(),
-                Err(_) => return Ok(None), // refused when opened, with its reason
-            }
-        }
-        Database::Postgres(_) => return Ok(None),
+    let Some(path) = Database::parse(database).sqlite_file() else {
+        return Ok(None);
     };
     // An empty file is a new database to SQLite: creating it here is what
     // opening it would do.
@@ -406,22 +399,14 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
     if file.exists() {
         return Err(format!("{} exists: choose a new file", file.display()));
     }
-    let storage = match Database::parse(database) {
-        Database::SqliteFile(path) if !path.exists() => {
-            return Err(format!("there is no database {}", path.display()));
-        }
+    let named = Database::parse(database);
+    // Opening would create a missing file: an empty copy is no backup.
+    if let Some(path) = named.sqlite_file().filter(|path| !path.exists()) {
+        return Err(format!("there is no database {}", path.display()));
+    }
+    let storage = match named {
         Database::SqliteFile(path) => SqliteStorage::open(&path).await,
-        Database::SqliteUrl(url) => {
-            // Opening would create a missing file: an empty copy is no backup.
-            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url);
-            if let Ok(options) = options {
-                let path = options.get_filename();
-                if !path.exists() {
-                    return Err(format!("there is no database {}", path.display()));
-                }
-            }
-            SqliteStorage::open_url(&url).await
-        }
+        Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
         Database::Postgres(_) => {
             return Err(
                 "backup copies SQLite databases; for PostgreSQL use pg_dump \

@@ -355,10 +355,20 @@ pub enum StorageError {
 /// the experiment as it will be stored, or the problem refusing the change.
 pub type Apply<'a> = &'a (dyn Fn(&Experiment) -> Result<Experiment, Problem> + Send + Sync);
 
-/// What a checked definition change ([`Storage::create_experiment_checked`],
-/// [`Storage::update_experiment_with`]) did.
+/// What [`Storage::create_experiment_checked`] did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Written {
+pub enum Created {
+    /// Stored: the experiment as it is now (its uuid, alias and id decided).
+    Done(Experiment),
+    /// This id is another published experiment's of the account.
+    IdTaken(String),
+    /// The account has an experiment (or alias) with this uuid.
+    UuidTaken,
+}
+
+/// What [`Storage::update_experiment_with`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Updated {
     /// Stored: the experiment as it is now.
     Done(Experiment),
     /// The experiment is not stored (any more).
@@ -369,8 +379,6 @@ pub enum Written {
     Refused(Problem),
     /// This id is another published experiment's of the account.
     IdTaken(String),
-    /// The account has an experiment (or alias) with this uuid.
-    UuidTaken,
 }
 
 /// The storage interface: every backend implements it, and the shared suite
@@ -464,10 +472,10 @@ pub trait Storage: Send + Sync + 'static {
     /// For a database other instances share: stores a new experiment,
     /// deciding under the lock definition changes take what this process's
     /// memory may not know yet: a uuid the account has (an experiment or an
-    /// alias) is [`Written::UuidTaken`], one another account has becomes the
+    /// alias) is [`Created::UuidTaken`], one another account has becomes the
     /// new experiment's alias under a fresh uuid; a chosen id of a published
     /// experiment must be no other published experiment's of the account
-    /// ([`Written::IdTaken`]); a default id (`experiment.id` the slug of its
+    /// ([`Created::IdTaken`]); a default id (`experiment.id` the slug of its
     /// name) gets the first free suffix (`-2`, `-3`…) among all of them.
     /// The default (a backend only this process writes, whose caller
     /// decided all that from its memory) stores it as given.
@@ -476,34 +484,34 @@ pub trait Storage: Send + Sync + 'static {
         experiment: Experiment,
         now_ms: i64,
         id_chosen: bool,
-    ) -> Fut<'_, Written> {
+    ) -> Fut<'_, Created> {
         let _ = id_chosen;
         Box::pin(async move {
             self.create_experiment(&experiment, now_ms).await?;
-            Ok(Written::Done(experiment))
+            Ok(Created::Done(experiment))
         })
     }
     /// For a database other instances share: reads the experiment, applies
     /// `apply` to it and stores the result, all under the lock definition
     /// changes take, so a change another instance made meanwhile is never
     /// undone; a result publishing an id (or a new one) that another
-    /// published experiment of its account has is [`Written::IdTaken`].
+    /// published experiment of its account has is [`Created::IdTaken`].
     /// The default reads, applies and writes without a lock.
-    fn update_experiment_with<'a>(&'a self, uuid: Uuid, apply: Apply<'a>) -> Fut<'a, Written> {
+    fn update_experiment_with<'a>(&'a self, uuid: Uuid, apply: Apply<'a>) -> Fut<'a, Updated> {
         Box::pin(async move {
             let current = match self.experiment(uuid).await? {
-                None => return Ok(Written::Missing),
-                Some(Err(_)) => return Ok(Written::Unreadable),
+                None => return Ok(Updated::Missing),
+                Some(Err(_)) => return Ok(Updated::Unreadable),
                 Some(Ok(current)) => current,
             };
             let next = match apply(&current) {
                 Ok(next) => next,
-                Err(problem) => return Ok(Written::Refused(problem)),
+                Err(problem) => return Ok(Updated::Refused(problem)),
             };
             Ok(if self.update_experiment(&next).await? {
-                Written::Done(next)
+                Updated::Done(next)
             } else {
-                Written::Missing
+                Updated::Missing
             })
         })
     }

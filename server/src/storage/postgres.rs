@@ -26,9 +26,9 @@ use uuid::Uuid;
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, DELETIONS_KEPT, Delivery,
-    Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError,
-    Token, TokenHash, Unreadable, Webhook, Written, credentials, served, webhooks,
+    Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, DELETIONS_KEPT,
+    Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage,
+    StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials, served, webhooks,
 };
 
 mod calls;
@@ -355,14 +355,14 @@ impl Storage for PostgresStorage {
         experiment: Experiment,
         now_ms: i64,
         id_chosen: bool,
-    ) -> Fut<'_, Written> {
+    ) -> Fut<'_, Created> {
         self.bounded(
             Purpose::Commits,
             definitions::create_checked(self, experiment, now_ms, id_chosen),
         )
     }
 
-    fn update_experiment_with<'a>(&'a self, uuid: Uuid, apply: Apply<'a>) -> Fut<'a, Written> {
+    fn update_experiment_with<'a>(&'a self, uuid: Uuid, apply: Apply<'a>) -> Fut<'a, Updated> {
         self.bounded(
             Purpose::Commits,
             definitions::update_with(self, uuid, apply),

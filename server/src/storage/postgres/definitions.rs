@@ -17,7 +17,8 @@ use crate::storage::rows::{
 };
 use crate::storage::sql::{Run, Statement, UuidParam};
 use crate::storage::{
-    Apply, ChangeMark, Changes, Experiments, HourTotals, StorageError, Written, experiments, served,
+    Apply, ChangeMark, Changes, Created, Experiments, HourTotals, StorageError, Updated,
+    experiments, served,
 };
 
 /// Which experiments a read takes.
@@ -254,7 +255,7 @@ pub async fn create_checked(
     mut experiment: Experiment,
     now_ms: i64,
     id_chosen: bool,
-) -> Result<Written, StorageError> {
+) -> Result<Created, StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
@@ -274,7 +275,7 @@ pub async fn create_checked(
         .iter()
         .any(|(account, _)| *account == experiment.account_id)
     {
-        return Ok(Written::UuidTaken);
+        return Ok(Created::UuidTaken);
     }
     if !holders.is_empty() {
         experiment.alias = Some(chosen);
@@ -282,7 +283,7 @@ pub async fn create_checked(
     }
     if id_chosen {
         if published_elsewhere(&mut tx, &experiment).await? {
-            return Ok(Written::IdTaken(experiment.id));
+            return Ok(Created::IdTaken(experiment.id));
         }
     } else {
         // The account's ids that are the slug or it with a suffix (`_` is
@@ -300,7 +301,7 @@ pub async fn create_checked(
     }
     insert_in(&mut tx, &experiment, now_ms).await?;
     tx.commit().await.map_err(map_err)?;
-    Ok(Written::Done(experiment))
+    Ok(Created::Done(experiment))
 }
 
 /// Whether `experiment` is published with an id another published
@@ -330,33 +331,33 @@ pub async fn update_with(
     db: &PostgresStorage,
     uuid: Uuid,
     apply: Apply<'_>,
-) -> Result<Written, StorageError> {
+) -> Result<Updated, StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
     let stored = load_in(&mut tx, Which::One(uuid)).await?;
     let Some(current) = stored.readable.first() else {
         return Ok(if stored.unreadable.is_empty() {
-            Written::Missing
+            Updated::Missing
         } else {
-            Written::Unreadable
+            Updated::Unreadable
         });
     };
     let next = match apply(current) {
         Ok(next) => next,
-        Err(problem) => return Ok(Written::Refused(problem)),
+        Err(problem) => return Ok(Updated::Refused(problem)),
     };
     // Only a change that makes the duplicate is refused (a new id, or
     // publishing), so an update of something else goes through.
     let publishes = next.id != current.id || next.visibility != current.visibility;
     if publishes && published_elsewhere(&mut tx, &next).await? {
-        return Ok(Written::IdTaken(next.id));
+        return Ok(Updated::IdTaken(next.id));
     }
     if !update_in(&mut tx, &next).await? {
-        return Ok(Written::Missing);
+        return Ok(Updated::Missing);
     }
     tx.commit().await.map_err(map_err)?;
-    Ok(Written::Done(next))
+    Ok(Updated::Done(next))
 }
 
 /// See [`Storage::update_experiment`](crate::storage::Storage::update_experiment).
