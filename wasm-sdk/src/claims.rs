@@ -1,10 +1,11 @@
 //! The visitor's states (one per experiment) as this client holds them:
 //! read from storage once, then kept with this client's changes until
 //! another tab changes storage or another client of this page writes;
-//! written as soon as they change, to localStorage or, when it is full, to
-//! a cookie of the same name (read back from there); and read afresh when a
-//! batch is sealed, to judge the claims of its events
-//! ([`crate::sticky::keeps`]). Pure over [`Host`], tested natively.
+//! written at the end of the task (at once while another client of the
+//! page is open: [`crate::host::PageShare::crowded`]), to localStorage or,
+//! when it is full, to a cookie of the same name (read back from there);
+//! and read afresh when a batch is sealed, to judge the claims of its
+//! events ([`crate::sticky::keeps`]). Pure over [`Host`], tested natively.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -20,10 +21,9 @@ pub(crate) struct Claims {
     ns: String,
     kept: Vec<Kept>,
     /// The page's count of state writes ([`crate::host::PageShare`]) when
-    /// the kept states were last
-    /// known to be storage's (`None`: never): behind, they are read afresh,
-    /// so two clients of one page (two components that each connect) never
-    /// draw one visitor twice.
+    /// the kept states were last known to be storage's (`None`: never):
+    /// behind, they are read afresh, so two clients of one page (two
+    /// components that each connect) never draw one visitor twice.
     seen: Option<u32>,
     /// A state was read from, or written to, a cookie (storage was full):
     /// a later write to storage removes the cookie.

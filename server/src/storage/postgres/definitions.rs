@@ -262,8 +262,8 @@ pub async fn create_checked(
     // The uuid: the account's own (experiment or alias) is a conflict;
     // another account's becomes the alias of a uuid of the server's.
     let chosen = experiment.uuid;
-    let holders: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
-        "SELECT account_id, alias FROM experiments \
+    let holders: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT account_id FROM experiments \
          WHERE uuid = $1 OR (account_id = $2 AND alias = $1)",
     )
     .bind(UuidParam(chosen))
@@ -271,10 +271,7 @@ pub async fn create_checked(
     .fetch_all(&mut *tx)
     .await
     .map_err(map_err)?;
-    if holders
-        .iter()
-        .any(|(account, _)| *account == experiment.account_id)
-    {
+    if holders.contains(&experiment.account_id) {
         return Ok(Created::UuidTaken);
     }
     if !holders.is_empty() {
