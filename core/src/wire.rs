@@ -170,6 +170,18 @@ pub fn url_decode(text: &str) -> String {
     if !text.bytes().any(|b| b == b'+' || b == b'%') {
         return String::from(text);
     }
+    String::from_utf8(url_decode_bytes(text))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`url_decode`], or `None` when the bytes it decodes to are not UTF-8
+/// (a form whose text must be stored as sent: nothing replaced).
+pub fn url_decode_exact(text: &str) -> Option<String> {
+    String::from_utf8(url_decode_bytes(text)).ok()
+}
+
+/// The bytes `application/x-www-form-urlencoded` text stands for.
+fn url_decode_bytes(text: &str) -> alloc::vec::Vec<u8> {
     fn hex(byte: &u8) -> Option<u8> {
         (*byte as char)
             .to_digit(16)
@@ -195,7 +207,7 @@ pub fn url_decode(text: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    out
 }
 
 /// A JSON value a parser already made, walked field by field: serde_json's

@@ -464,8 +464,8 @@ impl MetricsServer {
         Ok(MetricsServer { listener, addr })
     }
 
-    /// Serves `GET /metrics` (and a 404 problem for anything else) until
-    /// `shutdown` resolves.
+    /// Serves `GET /metrics` (and a 404 problem for anything else), each
+    /// answer `nosniff` as the API's are, until `shutdown` resolves.
     pub async fn serve(
         self,
         metrics: Arc<Metrics>,
@@ -479,7 +479,8 @@ impl MetricsServer {
                 let now = clock.now_ms();
                 async move { error_response(&error, now) }
             })
-            .map_to_response();
+            .map_to_response()
+            .map(|response: Response| async move { crate::routes::nosniff(response) });
         poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(self.listener)?)
             .idle_timeout(Duration::from_secs(60))
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Bytes;
 use myna_core::event::{MAX_BODY_BYTES, body_too_large};
-use myna_core::wire::url_decode;
+use myna_core::wire::{url_decode, url_decode_exact};
 use myna_core::{Code, Message, Problem};
 use poem::http::header;
 use poem::{Body, Request};
@@ -37,6 +37,20 @@ impl Params {
 
     fn of_query(request: &Request) -> Arc<Params> {
         Arc::new(Params::parse(request.uri().query().unwrap_or_default()))
+    }
+
+    /// Parses a form body as [`Params::parse`] does, or `None` when a name
+    /// or value is not UTF-8 once decoded (`%FF`): a form's text is stored,
+    /// so nothing in it is replaced.
+    pub fn parse_exact(form: &str) -> Option<Params> {
+        form.split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((url_decode_exact(name)?, url_decode_exact(value)?))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Params)
     }
 
     /// Parses `application/x-www-form-urlencoded` text (a query string or a
@@ -176,6 +190,16 @@ impl Default for BodyBudget {
 /// `Content-Encoding` but `identity`) or one in another charset than UTF-8
 /// a 415, and one with a transfer coding but `chunked` a 501.
 pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
+    read_body_up_to(request, body, MAX_BODY_BYTES).await
+}
+
+/// [`read_body`] with a limit of `limit` bytes instead (the dashboard's
+/// forms, which only a signed-in owner can post).
+pub async fn read_body_up_to(
+    request: &Request,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, Problem> {
     if any_coding_but(request, header::CONTENT_ENCODING, b"identity") {
         // Compressed bodies are not inflated (a small gzip can unpack to
         // gigabytes): refused as such, not misread as invalid JSON.
@@ -218,18 +242,21 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    if let Some(size) = declared.filter(|size| *size > MAX_BODY_BYTES) {
-        return Err(body_too_large(size));
+    if let Some(size) = declared.filter(|size| *size > limit) {
+        return Err(too_large(size, limit));
     }
     let timeout = request
         .extensions()
         .get::<BodyTimeout>()
         .map_or(BODY_TIMEOUT, |timeout| timeout.0);
     let budget = request.extensions().get::<BodyBudget>();
-    let read = tokio::time::timeout(timeout, read_limited(body, declared.unwrap_or(0), budget));
+    let read = tokio::time::timeout(
+        timeout,
+        read_limited(body, declared.unwrap_or(0), limit, budget),
+    );
     match read.await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(BodyError::TooLarge)) => Err(body_too_large(MAX_BODY_BYTES + 1)),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large(limit + 1, limit)),
         Ok(Err(BodyError::Busy)) => Err(Problem::new(
             Code::Unavailable,
             "The server holds too many large request bodies at once: retry shortly.",
@@ -244,9 +271,24 @@ pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem
     }
 }
 
+/// 413: a body of `size` bytes, over `limit` (core's problem for the API's
+/// limit).
+fn too_large(size: usize, limit: usize) -> Problem {
+    if limit == MAX_BODY_BYTES {
+        return body_too_large(size);
+    }
+    Problem::one(
+        Message::new(
+            Code::BodyTooLarge,
+            format!("The form may be at most {limit} bytes as sent."),
+        )
+        .with_data(serde_json::json!({ "limit": limit, "size": size })),
+    )
+}
+
 /// Why a body could not be read.
 enum BodyError {
-    /// More than [`MAX_BODY_BYTES`] arrived.
+    /// More than the limit arrived.
     TooLarge,
     /// The [`BodyBudget`] had no room for what arrived.
     Busy,
@@ -269,6 +311,7 @@ const PREALLOCATED: usize = 4 * 1024;
 async fn read_limited(
     body: Body,
     declared: usize,
+    limit: usize,
     budget: Option<&BodyBudget>,
 ) -> Result<Vec<u8>, BodyError> {
     let mut body: BoxBody<Bytes, std::io::Error> = body.into();
@@ -279,7 +322,7 @@ async fn read_limited(
             continue;
         };
         let len = data.len() + chunk.len();
-        if len > MAX_BODY_BYTES {
+        if len > limit {
             return Err(BodyError::TooLarge);
         }
         if let Some(budget) = budget
@@ -297,11 +340,11 @@ async fn read_limited(
                     None => held = Some(permit),
                 }
             }
-            if data.capacity() < declared.min(MAX_BODY_BYTES) {
+            if data.capacity() < declared.min(limit) {
                 // Sized once to the declared length (its pages are touched
                 // only as bytes arrive): no copies while doubling, no
                 // capacity past what the budget counts.
-                data.reserve_exact(declared.min(MAX_BODY_BYTES) - data.len());
+                data.reserve_exact(declared.min(limit) - data.len());
             }
         }
         data.extend_from_slice(&chunk);

@@ -48,6 +48,11 @@ impl Answer {
             .find(|c| c.starts_with(&format!("{name}=")))
     }
 
+    /// The edit form's `was` tag (the definition it was filled in with).
+    fn was(&self) -> String {
+        between(&self.text, "name=\"was\" value=\"", "\"").unwrap_or_default()
+    }
+
     /// The first hidden `csrf` field's value.
     fn csrf(&self) -> String {
         between(&self.text, "name=\"csrf\" value=\"", "\"").unwrap_or_default()
@@ -148,8 +153,21 @@ impl Dash {
     }
 
     /// A form posted by `browser` with its CSRF token.
+    /// An experiment's edit form (`/experiments/{uuid}`) also carries, as
+    /// the page's does, the `was` tag of the definition the page showed
+    /// (read from the page now), unless `pairs` give one.
     async fn submit(&self, browser: &Browser, uri: &str, pairs: &[(&str, &str)]) -> Answer {
         let mut all = vec![("csrf", browser.csrf.as_str())];
+        let edit_form = uri.strip_prefix("/experiments/").is_some_and(|rest| {
+            rest != "new" && !rest.contains('/') && !pairs.iter().any(|(name, _)| *name == "was")
+        });
+        let was = match edit_form {
+            true => self.page(browser, uri).await.was(),
+            false => String::new(),
+        };
+        if edit_form {
+            all.push(("was", was.as_str()));
+        }
         all.extend_from_slice(pairs);
         let cookie = ("cookie", browser.cookie.clone());
         self.send(Method::POST, uri, &[cookie], Some(form(&all)))
@@ -1465,4 +1483,198 @@ async fn the_keys_page_shows_each_keys_deployment() {
         .await;
     let page = d.page(&browser, "/keys").await;
     assert!(!page.text.contains("id=\"deployment\""));
+}
+
+#[tokio::test]
+async fn an_edit_form_loaded_before_a_change_elsewhere_does_not_undo_it() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let uuid = d.experiment("Stale form").await;
+    let uri = format!("/experiments/{uuid}");
+    let loaded = d.page(&browser, &uri).await;
+    let was = loaded.was();
+    assert_eq!(was.len(), 32, "{}", loaded.text);
+    // Meanwhile, through the API: a setting and a variant's name.
+    let change = json!({"settingsUpdates": {"fromApi": 42},
+                        "variantUpdates": {"b": {"name": "Renamed by the API"}}});
+    let api = format!("/v2/experiment/{uuid}");
+    let (status, _) = d.api(Method::PUT, &api, Some(change)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The old page's form, submitted as it was loaded (a new name typed).
+    let stale = [
+        ("was", was.as_str()),
+        ("name", "Renamed in the old tab"),
+        ("visibility", "published"),
+        ("settings", "{}"),
+        ("v0.id", "a"),
+        ("v0.name", "Alpha"),
+        ("v0.settings", "{}"),
+        ("v1.id", "b"),
+        ("v1.name", "b"),
+        ("v1.settings", "{}"),
+    ];
+    let refused = d.submit(&browser, &uri, &stale).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(
+        refused.text.contains("changed elsewhere"),
+        "{}",
+        refused.text
+    );
+    let (_, read) = d.api(Method::GET, &api, None).await;
+    assert_eq!(read["name"], "Stale form", "nothing saved");
+    assert_eq!(read["settings"]["fromApi"], 42, "the API's change kept");
+    assert_eq!(read["variants"]["b"]["name"], "Renamed by the API");
+    // The answer keeps the edits typed, tagged with the definition as it
+    // is now: saving it again replaces the newer version knowingly.
+    assert!(refused.text.contains("Renamed in the old tab"));
+    let mut again = stale.to_vec();
+    let now = refused.was();
+    assert_ne!(now, was);
+    again[0] = ("was", now.as_str());
+    let saved = d.submit(&browser, &uri, &again).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let (_, read) = d.api(Method::GET, &api, None).await;
+    assert_eq!(read["name"], "Renamed in the old tab");
+    // A form without the tag is never taken for a fresh one.
+    let mut untagged = stale.to_vec();
+    untagged[0] = ("was", "");
+    let refused = d.submit(&browser, &uri, &untagged).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+}
+
+#[tokio::test]
+async fn an_experiment_the_api_accepts_can_be_edited_and_forms_say_what_is_wrong() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    // Near the limit per settings object (64 KiB), arrays throughout: the
+    // page shows them indented and the browser percent-encodes the form to
+    // several times the definition's size (over 1 MiB here).
+    let list = vec![1; 30_000];
+    let body = json!({"name": "Arrays", "settings": {"list": list},
+                      "variants": {"a": {"settings": {"list": list}},
+                                   "b": {"settings": {"list": list}}}});
+    let (status, created) = d.api(Method::POST, "/v2/experiment", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let uuid = created["uuid"].as_str().expect("uuid").to_owned();
+    let uri = format!("/experiments/{uuid}");
+    let page = d.page(&browser, &uri).await;
+    let shown = |name: &str| {
+        let start = format!("name=\"{name}\"");
+        let from = page.text.find(&start).expect(name);
+        let from = page.text[from..].find('>').expect("textarea") + from + 1;
+        let to = page.text[from..].find("</textarea>").expect("end") + from;
+        page.text[from..to]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let (settings, a, b) = (
+        shown("settings"),
+        shown("v0.settings"),
+        shown("v1.settings"),
+    );
+    let fields = [
+        ("name", "Arrays, renamed"),
+        ("visibility", "draft"),
+        ("settings", settings.as_str()),
+        ("v0.id", "a"),
+        ("v0.name", "a"),
+        ("v0.settings", a.as_str()),
+        ("v1.id", "b"),
+        ("v1.name", "b"),
+        ("v1.settings", b.as_str()),
+    ];
+    assert!(
+        form(&fields).len() > 1024 * 1024,
+        "over the API's body limit"
+    );
+    let saved = d.submit(&browser, &uri, &fields).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let (_, read) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(read["name"], "Arrays, renamed");
+    assert_eq!(
+        read["variants"]["b"]["settings"]["list"]
+            .as_array()
+            .map(Vec::len),
+        Some(30_000)
+    );
+
+    // A settings textarea is read as strictly as the API's bodies: a key
+    // twice is refused at its path, not the last one kept.
+    let twice = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[
+                ("name", "Twice"),
+                ("visibility", "draft"),
+                ("variants", "a"),
+                ("settings", r#"{"x": {"k": 1, "k": 2}}"#),
+            ],
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST, "{}", twice.text);
+    assert!(
+        twice.text.contains("<code>settings.x.k</code>"),
+        "{}",
+        twice.text
+    );
+    assert!(twice.text.contains("given twice"), "{}", twice.text);
+
+    // A form that is not UTF-8 once decoded is refused, not stored with
+    // U+FFFD in place of its bytes.
+    let cookie = ("cookie", browser.cookie.clone());
+    let raw = format!(
+        "csrf={}&visibility=draft&name=%FF%FE&variants=a",
+        browser.csrf
+    );
+    let headers = [
+        cookie.clone(),
+        (
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+    ];
+    let bad = d
+        .app
+        .send_with(
+            Method::POST,
+            "/experiments/new",
+            &headers,
+            Some(raw.into_bytes()),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert!(bad.text.contains("not sent as UTF-8"), "{}", bad.text);
+    // One too large is said to be so (not taken for a forged form).
+    let mut huge = format!("csrf={}&name=x&variants=a&settings=", browser.csrf).into_bytes();
+    huge.resize(17 * 1024 * 1024, b'a');
+    let large = d
+        .app
+        .send_with(Method::POST, "/experiments/new", &headers, Some(huge))
+        .await;
+    assert_eq!(
+        large.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        large.text
+    );
+    assert!(large.text.contains("may be at most"), "{}", large.text);
+}
+
+#[tokio::test]
+async fn the_signin_field_takes_any_account_name() {
+    let d = Dash::new().await;
+    let page = d.send(Method::GET, "/signin", &[], None).await;
+    // `type="email"` would make the browser refuse `admin`, a name the
+    // server accepts for an account.
+    assert!(
+        page.text.contains("name=\"email\" type=\"text\""),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("type=\"email\""), "{}", page.text);
 }

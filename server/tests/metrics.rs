@@ -254,6 +254,22 @@ fn counters_move_exactly_as_the_requests_did() {
     assert!(TcpStream::connect(metrics).is_err(), "metrics stopped too");
 }
 
+/// The head of a GET answer (status line and header fields).
+fn head_of(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_once("\r\n\r\n")
+        .map_or(answer.clone(), |(head, _)| format!("{head}\r\n"))
+}
+
 #[test]
 fn metrics_are_only_on_their_own_address() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,6 +290,15 @@ fn metrics_are_only_on_their_own_address() {
     assert_eq!(status, 404);
     let (status, _) = http(metrics, "POST", "/metrics", "", "").unwrap();
     assert_eq!(status, 405);
+    // Its answers, problems included, are never sniffed, as the API's.
+    for path in ["/metrics", "/nothing"] {
+        let head = head_of(metrics, path);
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("\r\nx-content-type-options: nosniff\r\n"),
+            "{path}: {head}"
+        );
+    }
     server.terminate();
 }
 

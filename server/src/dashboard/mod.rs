@@ -19,10 +19,11 @@
 //! `/reset`, `/delete`, `/export.csv`), `/keys` (and `/keys/{uuid}/revoke`),
 //! `/webhooks` (and `/webhooks/{uuid}/delete`), `/assets/…`.
 
+use myna_core::{Code, Problem};
 use poem::http::StatusCode;
 use poem::{Body, Request, Response, Route, get, handler, post};
 
-use crate::request::{Params, read_body};
+use crate::request::{Params, read_body_up_to};
 use crate::state::AppState;
 
 mod charts;
@@ -76,18 +77,37 @@ async fn signed_in(state: &AppState, request: &Request) -> Result<Session, Respo
         .ok_or_else(|| session::to_signin(request))
 }
 
+/// The most a dashboard form may weigh as sent: an experiment the API
+/// accepts (its definition up to 1 MiB as compact JSON) is shown with its
+/// settings indented, and the browser percent-encodes every quote, bracket,
+/// line break and space of them, several times their size.
+const MAX_FORM_BYTES: usize = 16 * 1024 * 1024;
+
 /// A POST from a signed-in page: the session and the form, its CSRF token
-/// checked (else the refusal to answer).
+/// checked (else the refusal to answer: a form too large, too slow or not
+/// UTF-8 is said as such).
 async fn posted(
     state: &AppState,
     request: &Request,
     body: Body,
 ) -> Result<(Session, Params), Response> {
     let session = signed_in(state, request).await?;
-    let body = read_body(request, body)
+    let refused = |problem: Problem| {
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+        html::html(status, views::form_refused(&session.csrf, &problem))
+    };
+    let body = read_body_up_to(request, body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| session::csrf_refused())?;
-    let form = Params::parse(&String::from_utf8_lossy(&body));
+        .map_err(refused)?;
+    let form = std::str::from_utf8(&body)
+        .ok()
+        .and_then(Params::parse_exact)
+        .ok_or_else(|| {
+            refused(Problem::new(
+                Code::InvalidValue,
+                "The form was not sent as UTF-8 text: nothing in it was read.",
+            ))
+        })?;
     if !session::csrf_ok(&session, &form) {
         return Err(session::csrf_refused());
     }

@@ -53,9 +53,12 @@ async fn page(
     added: Option<Added<'_>>,
     problem: Option<&Problem>,
 ) -> Response {
-    let names: HashMap<Uuid, String> = of_account(state, session.account)
+    let names: HashMap<Uuid, (Uuid, String)> = of_account(state, session.account)
         .into_iter()
-        .map(|s| (s.experiment.uuid, s.experiment.name.clone()))
+        .map(|s| {
+            let public = s.experiment.public_uuid();
+            (s.experiment.uuid, (public, s.experiment.name.clone()))
+        })
         .collect();
     match listed(state, session).await {
         Ok((hooks, deliveries)) => html::html(

@@ -2,6 +2,7 @@
 //! translation into the API's JSON bodies (core validates those, as it
 //! does the API's); the confirmed actions; the notices after a redirect.
 
+use myna_core::json::{self, JsonError};
 use myna_core::search::MAX_LIMIT;
 use myna_core::weights::WeightsMode;
 use myna_core::{Code, Experiment, Message, Problem};
@@ -9,18 +10,35 @@ use serde_json::{Map, Value, json};
 
 use crate::request::Params;
 
-/// A settings textarea as a JSON value (blank is `{}`); a problem at `path`
-/// when it is not JSON (core checks that it is an object).
+/// A settings textarea as a JSON value (blank is `{}`), read as strictly
+/// as the API reads its bodies (core's `json::parse`: a key twice in one
+/// object is refused, not the last one kept); a problem at `path` (or
+/// within it) when it is not such JSON (core checks that it is an object).
 fn settings_value(text: &str, path: &str, problems: &mut Vec<Message>) -> Value {
     if text.trim().is_empty() {
         return Value::Object(Map::new());
     }
-    serde_json::from_str(text).unwrap_or_else(|error| {
-        problems.push(Message::at(
-            Code::InvalidJson,
-            path,
-            format!("This is not valid JSON: {error}."),
-        ));
+    let within = |inner: Option<String>| match inner.filter(|inner| !inner.is_empty()) {
+        Some(inner) if inner.starts_with('[') => format!("{path}{inner}"),
+        Some(inner) => format!("{path}.{inner}"),
+        None => path.to_owned(),
+    };
+    json::parse(text.as_bytes()).unwrap_or_else(|error| {
+        problems.push(match error {
+            JsonError::Syntax(error) => Message::at(
+                Code::InvalidJson,
+                path,
+                format!("This is not valid JSON: {error}."),
+            ),
+            JsonError::DuplicateKey { path: inner, key } => Message::at(
+                Code::InvalidJson,
+                within(Some(inner)),
+                format!("The key `{key}` is given twice in one object: give each key once."),
+            ),
+            JsonError::OutOfRange(inner) => {
+                Message::at(Code::InvalidValue, within(inner), json::OUT_OF_RANGE)
+            }
+        });
         Value::Null
     })
 }
@@ -153,6 +171,32 @@ pub struct EditForm {
     pub variants: Vec<VariantForm>,
     /// New variant ids, one a line.
     pub add: String,
+    /// The [`definition_tag`] of the experiment the form was filled in
+    /// with: a save refuses to replace a definition changed since.
+    pub was: String,
+}
+
+/// A digest of `experiment`'s definition (everything the edit form sets:
+/// name, id, visibility, settings, each variant's id, name and settings):
+/// equal for equal definitions, on every instance and after restarts.
+pub fn definition_tag(experiment: &Experiment) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut field = |text: &str| {
+        // Length-prefixed, so no two definitions run together alike.
+        digest.update((text.len() as u64).to_le_bytes());
+        digest.update(text.as_bytes());
+    };
+    field(&experiment.name);
+    field(&experiment.id);
+    field(experiment.visibility.as_str());
+    field(&experiment.settings.to_string());
+    for v in &experiment.variants {
+        field(&v.id);
+        field(&v.name);
+        field(&v.settings.to_string());
+    }
+    crate::auth::secret::hex(&digest.finalize()[..16])
 }
 
 /// A JSON value as a settings textarea shows it.
@@ -185,6 +229,7 @@ impl EditForm {
                 })
                 .collect(),
             add: String::new(),
+            was: definition_tag(experiment),
         }
     }
 
@@ -211,6 +256,7 @@ impl EditForm {
             mode_was: field("mode_was".to_owned()),
             variants,
             add: field("add".to_owned()),
+            was: field("was".to_owned()),
         }
     }
 
@@ -411,6 +457,7 @@ mod tests {
             ("mode".to_owned(), form.mode.clone()),
             ("mode_was".to_owned(), form.mode_was.clone()),
             ("add".to_owned(), form.add.clone()),
+            ("was".to_owned(), form.was.clone()),
         ];
         for (i, v) in form.variants.iter().enumerate() {
             pairs.push((format!("v{i}.id"), v.id.clone()));

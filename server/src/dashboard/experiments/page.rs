@@ -3,13 +3,13 @@
 //! writer); `GET /experiments/{uuid}/export.csv`, its hourly totals.
 
 use maud::Markup;
-use myna_core::Problem;
 use myna_core::export::ExportFormat;
+use myna_core::{Code, Message, Problem};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
-use super::forms::{Done, EditForm};
+use super::forms::{Done, EditForm, definition_tag};
 use super::{done_notice, owned, status_of};
 use crate::answer::export_response;
 use crate::auth::Caller;
@@ -91,12 +91,28 @@ pub async fn edit(
         Err(missing) => return *missing,
     };
     let uuid = snapshot.experiment.public_uuid();
-    let values = EditForm::posted(&form);
-    let result = match values.update_body(&snapshot.experiment) {
-        Ok(body) => {
-            update_experiment(state, session.account, uuid, body.to_string().into_bytes()).await
+    let mut values = EditForm::posted(&form);
+    let now = definition_tag(&snapshot.experiment);
+    let result = if values.was != now {
+        // Changed since the page was loaded (the API, another page): saving
+        // the whole form would undo that change unseen. The page shows the
+        // experiment as it is now and the form as posted, tagged with now,
+        // so saving again replaces it knowingly.
+        values.was = now;
+        Err(Problem::one(Message::new(
+            Code::Conflict,
+            "This experiment was changed elsewhere (through the API or another page) since this \
+             page was loaded, so nothing was saved. The form below still holds your edits: \
+             save again to replace the newer version with them, or reload the page to start \
+             from it.",
+        )))
+    } else {
+        match values.update_body(&snapshot.experiment) {
+            Ok(body) => {
+                update_experiment(state, session.account, uuid, body.to_string().into_bytes()).await
+            }
+            Err(problem) => Err(problem),
         }
-        Err(problem) => Err(problem),
     };
     match result {
         Ok(()) => html::redirect(

@@ -122,6 +122,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 p class="field" {
                     (mode_select("edit-mode", &form.mode))
                     input type="hidden" name="mode_was" value=(form.mode_was);
+                    input type="hidden" name="was" value=(form.was);
                 }
                 p class="field" {
                     label for="edit-settings" { "Settings " span class="muted" { "(JSON object)" } }

@@ -98,6 +98,20 @@ pub fn problem_box(problem: &Problem) -> Markup {
     }
 }
 
+/// The page for a form that could not be read (too large, too slow, not
+/// UTF-8): why, and that nothing changed.
+pub fn form_refused(csrf: &str, problem: &Problem) -> Markup {
+    let body = html! {
+        section class="narrow" {
+            h1 { "This form cannot be accepted" }
+            (problem_box(problem))
+            p { "Nothing was changed." }
+            p { a href="/" { "Back to the experiments" } }
+        }
+    };
+    page("Refused", Nav::Experiments, Some(csrf), body)
+}
+
 /// A confirmation notice (after a redirect).
 pub fn notice(text: &str) -> Markup {
     html! { div class="alert ok" role="status" { p { (text) } } }

@@ -18,9 +18,11 @@ pub fn signin_page(token: &str, next: &str, email: &str, refusal: Option<&str>) 
             form method="post" action="/signin" {
                 input type="hidden" name="csrf" value=(token);
                 input type="hidden" name="next" value=(next);
+                // Text, not `type="email"`: the browser would refuse an
+                // account name without `@` (`admin`), which the server takes.
                 p class="field" {
                     label for="email" { "Email" }
-                    input id="email" name="email" type="email" autocomplete="username" required value=(email)
+                    input id="email" name="email" type="text" inputmode="email" autocapitalize="none" spellcheck="false" autocomplete="username" required value=(email)
                         autofocus[!typed];
                 }
                 p class="field" {

@@ -31,13 +31,15 @@ fn standing(delivery: &Delivery) -> &'static str {
 }
 
 /// The webhooks page, with a notice, a webhook just added, or the problem
-/// of an add or delete; `names` names the experiments deliveries are about
-/// (one deleted since shows its uuid).
+/// of an add or delete; `names` gives, for the experiments deliveries are
+/// about (by the key they are stored under), the uuid their owner knows
+/// them by (an alias's, not its key) and their name (one deleted since
+/// shows its key, not linked).
 pub fn webhooks_page(
     csrf: &str,
     webhooks: &[Webhook],
     deliveries: &[(Delivery, Vec<AttemptLog>)],
-    names: &HashMap<Uuid, String>,
+    names: &HashMap<Uuid, (Uuid, String)>,
     notice: Option<Markup>,
     added: Option<Added<'_>>,
     problem: Option<&Problem>,
@@ -122,11 +124,12 @@ pub fn webhooks_page(
                             tr data-delivery=(delivery.id) {
                                 th scope="row" data-label="Event" { (delivery.event) }
                                 td data-label="Experiment" class="mono" {
-                                    a href={ "/experiments/" (delivery.experiment) } {
-                                        @match names.get(&delivery.experiment) {
-                                            Some(name) => { (name) }
-                                            None => { (delivery.experiment) }
+                                    @match names.get(&delivery.experiment) {
+                                        Some((uuid, name)) => {
+                                            a href={ "/experiments/" (uuid) } { (name) }
                                         }
+                                        // Deleted since: nothing to link to.
+                                        None => { (delivery.experiment) }
                                     }
                                 }
                                 td data-label="To" class="mono wrap" { (delivery.url) }
