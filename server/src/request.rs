@@ -14,6 +14,8 @@ use poem::http::header;
 use poem::{Body, Request};
 use uuid::Uuid;
 
+use crate::listen::RequestConn;
+
 /// The query parameters of a request (the first value of each name counts).
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -250,6 +252,12 @@ pub async fn read_body_up_to(
         .get::<BodyTimeout>()
         .map_or(BODY_TIMEOUT, |timeout| timeout.0);
     let budget = request.extensions().get::<BodyBudget>();
+    // Until the body is all there, the connection may give its place to a
+    // new client (see `listen::table`).
+    let _receiving = request
+        .extensions()
+        .get::<RequestConn>()
+        .map(|RequestConn(conn)| conn.receiving());
     let read = tokio::time::timeout(
         timeout,
         read_limited(body, declared.unwrap_or(0), limit, budget),

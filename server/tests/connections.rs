@@ -217,15 +217,12 @@ fn at_the_cap_the_connection_idle_the_longest_makes_room() {
     assert!(still_open(&mut open[2]) && still_open(&mut open[3]));
 }
 
-#[test]
-fn at_the_cap_with_every_connection_busy_a_new_client_gets_a_503_problem() {
-    let (_dir, db) = database();
-    let args = ["--max-connections", "2", "--body-timeout-ms", NEVER_MS];
-    let server = Server::start_with(&db, &[], &args, None);
-    // Two requests in flight: their bodies are awaited (`100 Continue`).
-    let mut busy: Vec<TcpStream> = (0..2)
+/// Two requests in flight whose bodies never come (each awaited: the
+/// server sent `100 Continue`), on connections opened 20 ms apart.
+fn awaiting_bodies(addr: SocketAddr) -> Vec<TcpStream> {
+    (0..2)
         .map(|_| {
-            let mut stream = connect(server.addr);
+            let mut stream = connect(addr);
             stream
                 .write_all(
                     b"POST /v2/user/login HTTP/1.1\r\nHost: myna\r\n\
@@ -235,13 +232,57 @@ fn at_the_cap_with_every_connection_busy_a_new_client_gets_a_503_problem() {
                 .unwrap();
             let interim = read_answer(&mut stream).expect("100 Continue");
             assert_eq!(interim.status, 100);
+            std::thread::sleep(Duration::from_millis(20));
+            stream
+        })
+        .collect()
+}
+
+#[test]
+fn at_the_cap_a_request_trickling_its_body_makes_room() {
+    let (_dir, db) = database();
+    let args = ["--max-connections", "2", "--body-timeout-ms", NEVER_MS];
+    let server = Server::start_with(&db, &[], &args, None);
+    // No credentials needed: bodies that never come must not hold places.
+    let mut slow = awaiting_bodies(server.addr);
+    let answer = exchange(
+        server.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: myna\r\nConnection: close\r\n\r\n".to_vec(),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // The body awaited the longest made room; the other is still awaited.
+    assert!(closed_within(&mut slow[0], CLOSE_DEADLINE, &mut Vec::new()));
+    assert!(still_open(&mut slow[1]));
+}
+
+#[test]
+fn at_the_cap_with_every_connection_busy_a_new_client_gets_a_503_problem() {
+    let (_dir, db) = database();
+    let args = ["--max-connections", "2", "--write-timeout-ms", NEVER_MS];
+    let server = Server::start_with(&db, &[], &args, None);
+    // Two connections busy answering: 2,000 pipelined requests for the
+    // 11 KB stylesheet each, their answers never read (the writes wait).
+    let mut busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let stream = connect(server.addr);
+            let mut writer = stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let request = b"GET /assets/dashboard.css HTTP/1.1\r\nHost: myna\r\n\r\n";
+                let _ = writer.write_all(&request.repeat(2000));
+            });
             stream
         })
         .collect();
+    // Each is being answered (its first bytes came), then the sockets fill.
+    for stream in &mut busy {
+        let mut first = [0; 1];
+        stream.read_exact(&mut first).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
 
     let answer = exchange(
         server.addr,
-        b"GET /healthz HTTP/1.1\r\nHost: myna\r\n\r\n".to_vec(),
+        b"GET /healthz HTTP/1.1\r\nHost: myna\r\nConnection: close\r\n\r\n".to_vec(),
     );
     let problem = answer.problem(503);
     assert_eq!(problem["messages"][0]["typename"], "unavailable");

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use super::io::Watched;
 use super::limits::{self, HEAD_BUFFER_BYTES};
-use super::table::Entry;
+use super::table::{Conn, Entry, RequestConn};
 use super::tls::Tls;
 use super::{LINGER, Settings};
 use crate::answer::{Format, problem_response};
@@ -52,13 +52,19 @@ pub(crate) struct Served<E> {
 
 impl<E: Endpoint> Served<E> {
     /// The answer to a request: the routes', or the HTTP layer's problem.
-    async fn answer(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
+    async fn answer(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        conn: Arc<Conn>,
+    ) -> Response {
         if let Err(problem) = limits::check_head(request.uri(), request.headers()) {
             return self.problem(&problem);
         }
         let extensions = request.extensions_mut();
         extensions.insert(BodyTimeout(self.settings.body_timeout));
         extensions.insert(self.settings.body_budget.clone());
+        extensions.insert(RequestConn(conn));
         let request = poem::Request::from((
             request,
             LocalAddr(self.local.into()),
@@ -141,9 +147,9 @@ async fn serve_stream<E, S>(
         let (served, conn) = (served.clone(), conn.clone());
         service_fn(move |request: Request<Incoming>| {
             conn.dispatch(request.method());
-            let served = served.clone();
+            let (served, conn) = (served.clone(), conn.clone());
             async move {
-                let response = served.answer(request, peer).await;
+                let response = served.answer(request, peer, conn).await;
                 Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
             }
         })

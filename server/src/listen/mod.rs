@@ -43,6 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use self::connection::{Served, raw, stopped};
+pub(crate) use self::table::RequestConn;
 use self::table::Table;
 use self::tls::Tls;
 use crate::clock::Clock;

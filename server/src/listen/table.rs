@@ -3,7 +3,9 @@
 //! place. A connection is idle when no request is in flight on it: it waits
 //! for its next request's head, or receives it (a head trickled byte by byte
 //! is idle too); it is busy from the moment hyper hands a request to the
-//! service until the last byte of its answer is written.
+//! service until the last byte of its answer is written, save while the
+//! request's body is being received (counted as idle then: a body trickled
+//! byte by byte holds no place either).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,6 +87,19 @@ impl Conn {
         }
     }
 
+    /// The request in flight is receiving its body
+    /// ([`crate::request::read_body`]): until the returned guard is dropped
+    /// the connection counts as idle from now, so at the cap a client that
+    /// trickles a body gives its place to a new one as a client trickling
+    /// a head does (and as it, it is closed, the request unanswered).
+    pub(crate) fn receiving(self: &Arc<Self>) -> Receiving {
+        let since = self.now();
+        let _ = self
+            .state
+            .compare_exchange(BUSY, since, Ordering::AcqRel, Ordering::Acquire);
+        Receiving(self.clone())
+    }
+
     /// Resolves once the connection was evicted (at once if it already was).
     pub(crate) async fn evicted(&self) {
         self.evict.notified().await;
@@ -93,6 +108,26 @@ impl Conn {
     /// Since when it is idle (a sortable value), if it is.
     fn idle_since(&self) -> Option<u64> {
         Some(self.state.load(Ordering::Acquire)).filter(|s| *s != BUSY && *s != EVICTED)
+    }
+}
+
+/// The connection a request came on, in the request's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestConn(pub(crate) Arc<Conn>);
+
+/// A body being received ([`Conn::receiving`]): the request is in flight
+/// again once it is dropped, unless the connection was evicted meanwhile.
+#[derive(Debug)]
+pub(crate) struct Receiving(Arc<Conn>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state != EVICTED).then_some(BUSY)
+            });
     }
 }
 
@@ -221,5 +256,32 @@ mod tests {
         drop((first, second, third));
         assert_eq!(table.len(), 0);
         assert_eq!(open.get(), 0);
+    }
+
+    #[test]
+    fn a_request_receiving_its_body_may_be_evicted_then_is_busy_again() {
+        let table = Table::new(Gauge::default());
+        let slow = table.open();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let fast = table.open();
+        slow.conn.dispatch(&Method::POST);
+        fast.conn.dispatch(&Method::POST);
+        assert!(!table.evict_longest_idle(), "both in flight");
+        // Both receive their bodies; the one that started first goes first.
+        let slow_body = slow.conn.receiving();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let fast_body = fast.conn.receiving();
+        drop(fast_body);
+        assert!(table.evict_longest_idle());
+        assert_eq!(slow.conn.state.load(Ordering::Acquire), EVICTED);
+        drop(slow_body);
+        assert_eq!(
+            slow.conn.state.load(Ordering::Acquire),
+            EVICTED,
+            "stays evicted"
+        );
+        // The other has its body: in flight, not evicted.
+        assert!(!table.evict_longest_idle());
+        assert_eq!(fast.conn.state.load(Ordering::Acquire), BUSY);
     }
 }
