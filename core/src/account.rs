@@ -149,11 +149,16 @@ pub fn check_new_account(email: &str, password: &str) -> Result<(), Problem> {
     }
 }
 
+/// Most JSON values an account body may hold (a login is sent with no
+/// credentials: see [`crate::json::parse_limited`]).
+pub const MAX_ACCOUNT_VALUES: usize = 1024;
+
 fn object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
     }
-    match crate::json::parse_body(body)? {
+    let parsed = crate::json::parse_limited(body, MAX_ACCOUNT_VALUES);
+    match parsed.map_err(crate::json::problem)? {
         Value::Object(map) => Ok(map),
         _ => Err(Problem::new(
             Code::InvalidType,

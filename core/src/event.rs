@@ -31,6 +31,12 @@ pub use parse::*;
 pub const MAX_EVENTS: usize = 1000;
 /// Largest request body, in bytes (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Most JSON values a record body may hold (every object, array, string,
+/// number, boolean and null counts one; [`crate::json::parse_limited`]):
+/// a full batch of the SDK's is about 5 per event, and anyone holding the
+/// public API key may send one, so its parsed form stays within a few
+/// megabytes whatever the body.
+pub const MAX_RECORD_VALUES: usize = 32 * MAX_EVENTS;
 
 /// What kind of event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

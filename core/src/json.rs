@@ -31,20 +31,42 @@ pub enum JsonError {
     /// A number too large for a double, at this path (`None` outside any
     /// field).
     OutOfRange(Option<String>),
+    /// More values than the caller's limit ([`parse_limited`]): the path of
+    /// the one past it, and the limit.
+    TooManyValues {
+        /// `x[4096]`.
+        path: Option<String>,
+        /// The most values allowed.
+        limit: usize,
+    },
 }
 
 /// Parses `body` as one JSON value, strictly (see the module).
 pub fn parse(body: &[u8]) -> Result<Value, JsonError> {
+    parse_limited(body, usize::MAX)
+}
+
+/// [`parse`], refusing a body of more than `limit` values (every object,
+/// array, string, number, boolean and null counts one) as soon as it
+/// passes it: parsed, a value costs tens of bytes more than its text
+/// (`[[0],[0],…]` grows a megabyte into ~90 MB), so bodies that anyone may
+/// send are read within a bound that their real use stays far below.
+pub fn parse_limited(body: &[u8], limit: usize) -> Result<Value, JsonError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let duplicate = Cell::new(None);
+    let left = Cell::new(limit);
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = Strict {
         duplicate: &duplicate,
+        left: &left,
     }
     .deserialize(&mut deserializer)
     .and_then(|value| deserializer.end().map(|()| value));
     value.map_err(|error| {
-        if let Some(key) = duplicate.take() {
+        if left.get() == 0 && error.to_string().starts_with(TOO_MANY) {
+            let path = path_at(body, offset(body, &error));
+            JsonError::TooManyValues { path, limit }
+        } else if let Some(key) = duplicate.take() {
             let path = path_at(body, offset(body, &error)).unwrap_or_default();
             JsonError::DuplicateKey { path, key }
         } else if error.to_string().starts_with("number out of range") {
@@ -77,14 +99,43 @@ pub fn problem(error: JsonError) -> Problem {
             Some(path) => Message::at(Code::InvalidValue, path, OUT_OF_RANGE),
             None => Message::new(Code::InvalidValue, OUT_OF_RANGE),
         }),
+        JsonError::TooManyValues { path, limit } => {
+            let text = format!(
+                "The body holds more than {limit} JSON values (counting every object, array, \
+                 string, number, boolean and null): nothing in it was read."
+            );
+            let message = match path {
+                Some(path) => Message::at(Code::BodyTooLarge, path, text),
+                None => Message::new(Code::BodyTooLarge, text),
+            };
+            Problem::one(message.with_data(serde_json::json!({ "limit": limit })))
+        }
     }
 }
+
+/// The start of the error [`Strict`] stops at once past its limit with.
+const TOO_MANY: &str = "more values than allowed";
 
 /// A JSON value with no key twice in one object; the first key found twice
 /// is put in `duplicate`.
 #[derive(Clone, Copy)]
 struct Strict<'a> {
     duplicate: &'a Cell<Option<String>>,
+    /// Values that may still be read.
+    left: &'a Cell<usize>,
+}
+
+impl Strict<'_> {
+    /// Counts one value; an error once more were read than allowed.
+    fn count<E: de::Error>(self) -> Result<(), E> {
+        match self.left.get() {
+            0 => Err(E::custom(TOO_MANY)),
+            left => {
+                self.left.set(left - 1);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
@@ -102,35 +153,43 @@ impl<'de> Visitor<'de> for Strict<'_> {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Number(v.into()))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Number(v.into()))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.count()?;
         Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::String(v))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Null)
     }
 
@@ -139,6 +198,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.count()?;
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
         while let Some(value) = seq.next_element_seed(self)? {
             values.push(value);
@@ -147,6 +207,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.count()?;
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
@@ -325,6 +386,43 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse(b"1e400"), Err(JsonError::OutOfRange(None))));
+    }
+
+    #[test]
+    fn a_limited_parse_stops_past_its_limit_and_says_where() {
+        // 3 values: the object, its array, the array's one number.
+        let three = br#"{"a":[1]}"#;
+        assert_eq!(
+            parse_limited(three, 3).expect("3 values"),
+            json!({"a": [1]})
+        );
+        match parse_limited(three, 2) {
+            Err(JsonError::TooManyValues { path, limit }) => {
+                assert_eq!((path.as_deref(), limit), (Some("a[0]"), 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A megabyte of one-element arrays stops within the limit, early.
+        let mut many = String::from(r#"{"events":[],"x":["#);
+        many.push_str(&"[0],".repeat(250_000));
+        many.push_str("[0]]}");
+        match parse_limited(many.as_bytes(), 1000) {
+            Err(JsonError::TooManyValues { path, limit: 1000 }) => {
+                assert_eq!(path.as_deref(), Some("x[498][0]"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let problem = problem(parse_limited(many.as_bytes(), 1000).expect_err("too many"));
+        assert_eq!(
+            (problem.status, problem.messages[0].code),
+            (413, Code::BodyTooLarge)
+        );
+        assert_eq!(problem.messages[0].data, Some(json!({"limit": 1000})));
+        // Other errors stay theirs near the limit.
+        assert!(matches!(
+            parse_limited(br#"{"a":1,"a":2}"#, 3),
+            Err(JsonError::DuplicateKey { .. })
+        ));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! parsers never panic on arbitrary input.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use myna_core::event::{MAX_EVENTS, parse_record_body, parse_record_params, parse_record_value};
+use myna_core::event::{
+    MAX_EVENTS, MAX_RECORD_VALUES, parse_record_body, parse_record_params, parse_record_value,
+};
 use myna_core::experiment::{apply_update, parse_create};
 use myna_core::model::{Experiment, Variant, Visibility, empty_object};
 use myna_core::settings::parse_path;
@@ -503,4 +505,33 @@ fn a_record_parameter_given_twice_is_refused_at_its_name() {
         ["amount", "batch"],
         "each name once"
     );
+}
+
+#[test]
+fn a_record_body_of_too_many_values_is_refused_before_it_grows() {
+    let experiment = experiment(&["a", "b"]);
+    // An ignored field of a megabyte of one-element arrays (~90 MB parsed).
+    let mut body = String::from(r#"{"events":[{"typename":"view","variant":"a"}],"x":["#);
+    body.push_str(&"[0],".repeat(250_000));
+    body.push_str("[0]]}");
+    let problem = parse_record_body(body.as_bytes(), &experiment, 1_700_000_000_000).unwrap_err();
+    assert_eq!(problem.status, 413, "{problem:?}");
+    let message = &problem.messages[0];
+    assert_eq!(
+        message.data,
+        Some(serde_json::json!({"limit": MAX_RECORD_VALUES}))
+    );
+    assert!(
+        message.path.as_deref().is_some_and(|p| p.starts_with("x[")),
+        "{message:?}"
+    );
+    // A full batch of the SDK's is far within the limit.
+    let events = vec![
+        serde_json::json!({"typename": "reward", "variant": "b", "amount": 0.5, "timestamp": 1_700_000_000_000_i64});
+        MAX_EVENTS
+    ];
+    let full = serde_json::json!({"batch": "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11", "sentAt": 1_700_000_000_000_i64, "events": events});
+    let batch =
+        parse_record_body(full.to_string().as_bytes(), &experiment, 1_700_000_000_000).unwrap();
+    assert_eq!(batch.events.len(), MAX_EVENTS);
 }

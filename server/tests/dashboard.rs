@@ -1678,3 +1678,16 @@ async fn the_signin_field_takes_any_account_name() {
     );
     assert!(!page.text.contains("type=\"email\""), "{}", page.text);
 }
+
+#[tokio::test]
+async fn the_signin_form_is_read_only_up_to_16_kib() {
+    let d = Dash::new().await;
+    // Anyone may post it: a large one is refused before it is parsed.
+    let large = "a=&".repeat(20_000);
+    let answer = d.send(Method::POST, "/signin", &[], Some(large)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains("The form could not be read."));
+    // A real one is far below it and still signs in.
+    let signed = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+}

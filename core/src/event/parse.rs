@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{Event, EventType, MAX_BODY_BYTES, MAX_EVENTS, check_event, finish_event};
+use super::{
+    Event, EventType, MAX_BODY_BYTES, MAX_EVENTS, MAX_RECORD_VALUES, check_event, finish_event,
+};
 use crate::json::JsonError;
 use crate::model::Experiment;
 use crate::problem::{Code, Message, Problem};
@@ -159,20 +161,21 @@ pub fn parse_record_body(
     if let Some(batch) = super::fast::parse_valid(body, experiment, now_ms) {
         return Ok(batch);
     }
-    let value = crate::json::parse(body).map_err(|error| match error {
-        // A number too large for a double (`1e400`) is valid JSON the parser
-        // refuses: the problem of the field it was in, at its path.
-        JsonError::OutOfRange(Some(path)) => Problem::one(if path.ends_with(".amount") {
-            super::invalid_amount(path)
-        } else if path.ends_with(".timestamp") {
-            invalid_timestamp(path)
-        } else if path == "sentAt" {
-            invalid_sent_at()
-        } else {
-            Message::at(Code::InvalidValue, path, crate::json::OUT_OF_RANGE)
-        }),
-        other => crate::json::problem(other),
-    })?;
+    let value =
+        crate::json::parse_limited(body, MAX_RECORD_VALUES).map_err(|error| match error {
+            // A number too large for a double (`1e400`) is valid JSON the parser
+            // refuses: the problem of the field it was in, at its path.
+            JsonError::OutOfRange(Some(path)) => Problem::one(if path.ends_with(".amount") {
+                super::invalid_amount(path)
+            } else if path.ends_with(".timestamp") {
+                invalid_timestamp(path)
+            } else if path == "sentAt" {
+                invalid_sent_at()
+            } else {
+                Message::at(Code::InvalidValue, path, crate::json::OUT_OF_RANGE)
+            }),
+            other => crate::json::problem(other),
+        })?;
     parse_record_value(&value, experiment, now_ms)
 }
 

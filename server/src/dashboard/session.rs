@@ -32,7 +32,7 @@ use super::views::signin::{refused_page, signin_page as signin_view};
 use crate::auth::secret::{Secret, hex, is_random_token, random_bytes};
 use crate::auth::{self, issue_session, token_hash};
 use crate::proxy::is_https;
-use crate::request::{Params, read_body};
+use crate::request::{Params, read_body, read_body_up_to};
 use crate::state::AppState;
 use crate::storage::TokenKind;
 
@@ -228,7 +228,7 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
             retry_after: None,
         })
     };
-    let Ok(body) = read_body(request, body).await else {
+    let Ok(body) = read_body_up_to(request, body, MAX_SIGNIN_FORM_BYTES).await else {
         let refusal = refuse(StatusCode::BAD_REQUEST, "The form could not be read.");
         return signin_page(state, request, "", "/", refusal);
     };
@@ -284,6 +284,11 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
     let clear = set_cookie(request, SIGNIN_COOKIE, "", "/signin", 0);
     html::redirect(&next, &[session, clear])
 }
+
+/// The most the sign-in form may weigh (anyone may post it: its fields,
+/// token, next page, email and password, take well under 4 KiB; parsed,
+/// a megabyte of `a=&a=&…` would take tens of megabytes).
+const MAX_SIGNIN_FORM_BYTES: usize = 16 * 1024;
 
 /// `POST /signout`: ends the session's token and clears the cookie.
 #[handler]

@@ -38,6 +38,12 @@ fn settings_value(text: &str, path: &str, problems: &mut Vec<Message>) -> Value 
             JsonError::OutOfRange(inner) => {
                 Message::at(Code::InvalidValue, within(inner), json::OUT_OF_RANGE)
             }
+            // Not limited here (the definition's limits apply).
+            JsonError::TooManyValues { path: inner, limit } => Message::at(
+                Code::InvalidValue,
+                within(inner),
+                format!("This holds more than {limit} values."),
+            ),
         });
         Value::Null
     })
