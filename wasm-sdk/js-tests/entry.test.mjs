@@ -4,7 +4,8 @@
 // `connect` waiting for it, and the next `connect` loads again; connecting
 // with a snapshot and the first `suggest` do no network and touch only the
 // visitor's sticky state in storage, the listeners, timer and queue
-// adoption waiting for a later task. Run by scripts/test-sdk.
+// adoption waiting for a later task; `reward` takes numbers only. Run by
+// scripts/test-sdk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { IMPORT_MAP, launch, servePage } from "./browser.mjs";
@@ -115,5 +116,31 @@ test("connecting with a snapshot and the first suggest touch only the sticky sta
     assert.deepEqual(first, [`getItem entry:s:${uuid}`], "no network, no timer, no listener, no scan");
     assert.ok(seen.later.includes(`setItem entry:s:${uuid}`), `the view's write follows: ${seen.later}`);
     assert.ok(seen.later.includes("setInterval"), "then the timer and listeners start");
+  });
+});
+
+test("reward takes numbers only: anything else throws invalid-amount and uses up nothing", async () => {
+  await withPage(0, async (tab) => {
+    const seen = await tab.evaluate(async ([snapshot, uuid]) => {
+      const myna = await Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: "amounts", experiments: [snapshot] });
+      const expt = myna.experiment(uuid);
+      expt.view("a");
+      const codes = [];
+      for (const bad of ["0.5", [], true, {}, "1"]) {
+        try {
+          expt.reward(bad);
+          codes.push("accepted " + JSON.stringify(bad));
+        } catch (e) {
+          codes.push(e instanceof MynaError ? `${e.code} ${e.path}` : String(e));
+        }
+      }
+      const queued = myna.queued;
+      const rewarded = expt.reward(0.5);
+      myna.close();
+      return { codes, queued, rewarded };
+    }, [snapshot, uuid]);
+    assert.deepEqual(seen.codes, Array(5).fill("invalid-amount amount"));
+    assert.equal(seen.queued, 1, "only the view was queued");
+    assert.equal(seen.rewarded, true, "the bad amounts did not use up the reward");
   });
 });

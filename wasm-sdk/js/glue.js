@@ -253,7 +253,9 @@ export class Experiment {
     return this.#variant(id);
   }
   reward(amount) {
-    return this.#d.step(REWARD, this.uuid, amount == null ? amount : +amount);
+    // Only a number is an amount: anything else (`"0.5"`, `[]`, `true`) is
+    // refused by core as NaN is, not converted.
+    return this.#d.step(REWARD, this.uuid, amount == null || typeof amount == "number" ? amount : NaN);
   }
   unstick() {
     this.#d.step(UNSTICK, this.uuid);

@@ -47,6 +47,17 @@ pub(crate) struct Written {
     pub(crate) memory_only: bool,
 }
 
+/// What the `queue-full` error says when storage refused the queue and
+/// `dropped` events went to make it fit (none: it is all in memory).
+pub(crate) fn full_storage(dropped: usize) -> &'static str {
+    if dropped > 0 {
+        "Storage is full: the oldest events were dropped, the newest are kept in memory."
+    } else {
+        "Storage is full: the queue is kept in memory and sent from there (nothing was dropped; \
+         what is not sent before the page closes is lost)."
+    }
+}
+
 /// What a tab has in storage.
 #[derive(Debug)]
 pub(crate) struct Journal {

@@ -398,10 +398,7 @@ impl<H: Host> Tab<H> {
         let newly_memory_only = written.memory_only && !self.memory_only;
         self.memory_only = written.memory_only;
         if written.dropped > 0 || newly_memory_only {
-            self.queue_full(
-                written.dropped,
-                "Storage is full: the oldest events were dropped, the newest are kept in memory.",
-            );
+            self.queue_full(written.dropped, persist::full_storage(written.dropped));
         }
     }
 
