@@ -155,7 +155,7 @@ pub enum LogFormat {
 /// defaults are the constants of [`crate::listen`].
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConnectionArgs {
-    /// The most client connections open at once (default and maximum: the
+    /// The most client connections open at once (default 4096; at most the
     /// open-file limit less 128, or less a quarter of it under 512; at least
     /// 1, so `0` gives 1); at the cap, a new client replaces the connection
     /// idle the longest, or gets a 503 if none is idle.

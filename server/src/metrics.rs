@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use poem::http::{Method, header};
+use poem::http::{HeaderValue, Method, header};
 use poem::listener::TcpAcceptor;
 use poem::{EndpointExt, Response, Route, get, handler};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
@@ -480,7 +480,13 @@ impl MetricsServer {
                 async move { error_response(&error, now) }
             })
             .map_to_response()
-            .map(|response: Response| async move { crate::routes::nosniff(response) });
+            .map(|mut response: Response| async move {
+                response.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                response
+            });
         poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(self.listener)?)
             .idle_timeout(Duration::from_secs(60))
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))

@@ -63,8 +63,8 @@ fn valid_host(host: &str) -> bool {
 }
 
 /// The API root as this request saw it: its scheme and host as the visitor
-/// sees them (the proxy's `X-Forwarded-Host`, else `Host`; one that is not
-/// a valid host is passed over).
+/// sees them (the proxy's `X-Forwarded-Host`, else `Host`, else the address
+/// it came to; one that is not a valid host is passed over).
 pub fn request_root(request: &Request) -> String {
     let headers = request.headers();
     let valid = |value: &HeaderValue| first(value).filter(|v| valid_host(v)).map(str::to_owned);
@@ -73,6 +73,9 @@ pub fn request_root(request: &Request) -> String {
         .and_then(valid)
         .or_else(|| headers.get(header::HOST).and_then(valid))
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        // No host named (HTTP/1.0 may name none): the address the request
+        // came to.
+        .or_else(|| request.local_addr().as_socket_addr().map(|a| a.to_string()))
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let scheme = if is_https(request) { "https" } else { "http" };
     format!("{scheme}://{host}")
@@ -103,6 +106,25 @@ mod tests {
             .finish();
         assert!(!is_https(&direct));
         assert_eq!(request_root(&direct), "http://myna.local:8080");
+    }
+
+    #[test]
+    fn a_request_naming_no_host_is_told_the_address_it_came_to() {
+        let (parts, ()) = poem::http::Request::builder()
+            .uri("/v2/deployment")
+            .body(())
+            .expect("a request")
+            .into_parts();
+        let local: std::net::SocketAddr = "10.1.2.3:9000".parse().expect("an address");
+        let remote: std::net::SocketAddr = "10.9.9.9:5000".parse().expect("an address");
+        let parts = poem::RequestParts::from((
+            parts,
+            poem::web::LocalAddr(local.into()),
+            poem::web::RemoteAddr(remote.into()),
+            poem::http::uri::Scheme::HTTP,
+        ));
+        let request = Request::from_parts(parts, poem::Body::empty());
+        assert_eq!(request_root(&request), "http://10.1.2.3:9000");
     }
 
     #[test]

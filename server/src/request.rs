@@ -14,8 +14,6 @@ use poem::http::header;
 use poem::{Body, Request};
 use uuid::Uuid;
 
-use crate::listen::RequestConn;
-
 /// The query parameters of a request (the first value of each name counts).
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -185,6 +183,13 @@ impl Default for BodyBudget {
     }
 }
 
+/// Tells a request's connection that the request's body is arriving (the
+/// serve loop sets it on each request): until what it returns is dropped,
+/// the connection counts as idle, so at the connection cap a client that
+/// trickles a body gives its place to a new client as an idle one does.
+#[derive(Clone)]
+pub struct BodyArrival(pub Arc<dyn Fn() -> Box<dyn Send> + Send + Sync>);
+
 /// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
 /// refused without reading, a longer stream as soon as it passes the limit,
 /// a body not all there within its [`BodyTimeout`] gets a 408 problem, one
@@ -253,11 +258,11 @@ pub async fn read_body_up_to(
         .map_or(BODY_TIMEOUT, |timeout| timeout.0);
     let budget = request.extensions().get::<BodyBudget>();
     // Until the body is all there, the connection may give its place to a
-    // new client (see `listen::table`).
-    let _receiving = request
+    // new client.
+    let _arriving = request
         .extensions()
-        .get::<RequestConn>()
-        .map(|RequestConn(conn)| conn.receiving());
+        .get::<BodyArrival>()
+        .map(|BodyArrival(arriving)| arriving());
     let read = tokio::time::timeout(
         timeout,
         read_limited(body, declared.unwrap_or(0), limit, budget),

@@ -514,6 +514,21 @@ fn errors_of_the_http_layer_are_problems() {
     assert_eq!(problem["messages"][0]["path"], "authorization", "{problem}");
     // Not HTTP at all.
     exchange(addr, b"HELLO\r\n\r\n".to_vec()).problem(400);
+    // HTTP/1.1 without Host, with two, or with one that names no host.
+    for head in [
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: evil.com:99999\r\n\r\n",
+    ] {
+        let problem = exchange(addr, head.as_bytes().to_vec()).problem(400);
+        assert_eq!(
+            problem["messages"][0]["path"], "host",
+            "{head:?}: {problem}"
+        );
+    }
+    // HTTP/1.0 may name none.
+    let answer = exchange(addr, b"GET /healthz HTTP/1.0\r\n\r\n".to_vec());
+    assert_eq!(answer.status, 200, "{answer:?}");
 
     // The server is fine afterwards.
     let (status, body) = http(addr, "GET", "/healthz", "", "").unwrap();

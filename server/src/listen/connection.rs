@@ -25,12 +25,12 @@ use tokio::sync::watch;
 
 use super::io::Watched;
 use super::limits::{self, HEAD_BUFFER_BYTES};
-use super::table::{Conn, Entry, RequestConn};
+use super::table::{Conn, Entry};
 use super::tls::Tls;
 use super::{LINGER, Settings};
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
-use crate::request::BodyTimeout;
+use crate::request::{BodyArrival, BodyTimeout};
 use crate::routes::nosniff;
 
 /// The most bytes hyper buffers on a connection, read or written: a head
@@ -58,13 +58,15 @@ impl<E: Endpoint> Served<E> {
         peer: SocketAddr,
         conn: Arc<Conn>,
     ) -> Response {
-        if let Err(problem) = limits::check_head(request.uri(), request.headers()) {
+        if let Err(problem) =
+            limits::check_head(request.version(), request.uri(), request.headers())
+        {
             return self.problem(&problem);
         }
         let extensions = request.extensions_mut();
         extensions.insert(BodyTimeout(self.settings.body_timeout));
         extensions.insert(self.settings.body_budget.clone());
-        extensions.insert(RequestConn(conn));
+        extensions.insert(BodyArrival(Arc::new(move || Box::new(conn.receiving()))));
         let request = poem::Request::from((
             request,
             LocalAddr(self.local.into()),

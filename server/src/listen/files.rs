@@ -44,17 +44,24 @@ pub fn raise_open_file_limit() -> Option<u64> {
     }
 }
 
-/// The most connections to hold under `file_limit` (`None`: no known limit),
-/// and at most `wanted` if given: the limit less [`RESERVED_FILES`] (a
-/// quarter of it for a tiny limit), never under 1.
+/// The connections held when no `--max-connections` asks for another
+/// number: each may hold up to ~280 KB while a client sends a long head
+/// slowly (hyper's buffer, up to 128 KiB, and what the allocator keeps
+/// around it), so this many cost at most about 1.1 GB, whatever the file
+/// limit (a container's is often a million); idle ones make room for new
+/// clients anyway.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// The most connections to hold under `file_limit` (`None`: no known limit):
+/// `wanted` if given, else [`DEFAULT_MAX_CONNECTIONS`], but never more than
+/// the limit less [`RESERVED_FILES`] (a quarter of it for a tiny limit),
+/// and never under 1.
 pub fn connection_cap(file_limit: Option<u64>, wanted: Option<usize>) -> usize {
-    /// Without a file limit to go by.
-    const DEFAULT: usize = 10_000;
-    let room = file_limit.map_or(DEFAULT, |limit| {
+    let room = file_limit.map_or(usize::MAX, |limit| {
         let room = limit.saturating_sub(RESERVED_FILES.min(limit / 4)).max(1);
         usize::try_from(room).unwrap_or(usize::MAX)
     });
-    wanted.map_or(room, |wanted| wanted.clamp(1, room))
+    wanted.unwrap_or(DEFAULT_MAX_CONNECTIONS).clamp(1, room)
 }
 
 #[cfg(test)]
@@ -68,6 +75,10 @@ mod tests {
         assert_eq!(connection_cap(Some(1024), Some(5000)), 896);
         assert_eq!(connection_cap(Some(64), None), 48);
         assert_eq!(connection_cap(Some(0), Some(0)), 1);
+        // A large limit: the default, unless asked for more.
+        assert_eq!(connection_cap(Some(1 << 20), None), 4096);
+        assert_eq!(connection_cap(None, None), 4096);
+        assert_eq!(connection_cap(Some(1 << 20), Some(50_000)), 50_000);
     }
 
     #[test]

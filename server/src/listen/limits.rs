@@ -6,7 +6,8 @@
 
 use myna_core::{Code, Message, Problem};
 use poem::http::header::{self, HeaderName};
-use poem::http::{HeaderMap, Uri};
+use poem::http::uri::Authority;
+use poem::http::{HeaderMap, HeaderValue, Uri, Version};
 use serde_json::json;
 
 /// The longest request URI (path and query), in bytes. A real request is a
@@ -48,7 +49,7 @@ const HEADERS_READ: [HeaderName; 9] = [
 ];
 
 /// Checks a request head against the limits above.
-pub fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), Problem> {
+pub fn check_head(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<(), Problem> {
     let uri_bytes = uri.path_and_query().map_or(0, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
     if uri_bytes > MAX_URI_BYTES {
@@ -76,11 +77,46 @@ pub fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), Problem> {
             )
         })
         .collect();
-    if unreadable.is_empty() {
+    if !unreadable.is_empty() {
+        return Err(Problem::many(unreadable));
+    }
+    // RFC 9112 3.2: an HTTP/1.1 request without `Host`, or with more than
+    // one, or with one that names no host, is a 400 (two readers could
+    // take two hosts; the URLs pages are told are made from it).
+    let hosts: Vec<&HeaderValue> = headers.get_all(header::HOST).iter().collect();
+    let host_ok = match hosts.as_slice() {
+        [] => version < Version::HTTP_11,
+        [host] => host.to_str().is_ok_and(host_value_ok),
+        _ => false,
+    };
+    if host_ok {
         Ok(())
     } else {
-        Err(Problem::many(unreadable))
+        Err(Problem::one(Message::at(
+            Code::InvalidValue,
+            "host",
+            "Send one Host header naming the server's host (and port, 1 to 65535), as HTTP/1.1 requires.",
+        )))
     }
+}
+
+/// Whether a `Host` value names a host: empty (a request whose target has
+/// no authority), or `host[:port]` as a URI's authority, with no user
+/// information and a port, if any, from 1 to 65535.
+fn host_value_ok(host: &str) -> bool {
+    if host.is_empty() {
+        return true;
+    }
+    let Ok(authority) = host.parse::<Authority>() else {
+        return false;
+    };
+    // The port as written (`Authority::port` is `None` for one that is no u16).
+    let port = host
+        .rsplit_once(':')
+        .filter(|(name, _)| !name.starts_with('[') || name.ends_with(']'))
+        .map(|(_, port)| port);
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+    !host.contains('@') && !authority.host().is_empty() && port_ok
 }
 
 /// 414: the URI is over [`MAX_URI_BYTES`].
@@ -162,7 +198,48 @@ mod tests {
             let name = HeaderName::from_bytes(name.as_bytes()).expect("a name");
             map.append(name, HeaderValue::from_bytes(value).expect("a value"));
         }
-        check_head(&uri, &map)
+        if !map.contains_key(header::HOST) {
+            map.append(header::HOST, HeaderValue::from_static("myna"));
+        }
+        check_head(Version::HTTP_11, &uri, &map)
+    }
+
+    #[test]
+    fn an_http_1_1_request_names_one_valid_host() {
+        let head = |version: Version, hosts: &[&str]| {
+            let mut map = HeaderMap::new();
+            for host in hosts {
+                map.append(header::HOST, HeaderValue::from_str(host).expect("a value"));
+            }
+            check_head(version, &"/".parse().expect("a URI"), &map).map_err(|p| {
+                assert_eq!(p.messages[0].path.as_deref(), Some("host"));
+                p.status
+            })
+        };
+        for good in [
+            "myna",
+            "ab.example.com:8443",
+            "[::1]:8080",
+            "10.0.0.5",
+            "my_service:80",
+            "",
+        ] {
+            assert_eq!(head(Version::HTTP_11, &[good]), Ok(()), "{good}");
+        }
+        for bad in [
+            "a b",
+            "evil.com:99999",
+            "x:y:z",
+            "x:0",
+            "user@host",
+            "host:",
+            "a/b",
+        ] {
+            assert_eq!(head(Version::HTTP_11, &[bad]), Err(400), "{bad}");
+        }
+        assert_eq!(head(Version::HTTP_11, &[]), Err(400), "none");
+        assert_eq!(head(Version::HTTP_11, &["a", "b"]), Err(400), "two");
+        assert_eq!(head(Version::HTTP_10, &[]), Ok(()), "HTTP/1.0 needs none");
     }
 
     #[test]

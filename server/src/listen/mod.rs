@@ -43,7 +43,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use self::connection::{Served, raw, stopped};
-pub(crate) use self::table::RequestConn;
 use self::table::Table;
 use self::tls::Tls;
 use crate::clock::Clock;

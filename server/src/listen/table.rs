@@ -88,7 +88,7 @@ impl Conn {
     }
 
     /// The request in flight is receiving its body
-    /// ([`crate::request::read_body`]): until the returned guard is dropped
+    /// ([`crate::request::BodyArrival`]): until the returned guard is dropped
     /// the connection counts as idle from now, so at the cap a client that
     /// trickles a body gives its place to a new one as a client trickling
     /// a head does (and as it, it is closed, the request unanswered).
@@ -110,10 +110,6 @@ impl Conn {
         Some(self.state.load(Ordering::Acquire)).filter(|s| *s != BUSY && *s != EVICTED)
     }
 }
-
-/// The connection a request came on, in the request's extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestConn(pub(crate) Arc<Conn>);
 
 /// A body being received ([`Conn::receiving`]): the request is in flight
 /// again once it is dropped, unless the connection was evicted meanwhile.
