@@ -1687,6 +1687,23 @@ async fn the_signin_form_is_read_only_up_to_16_kib() {
     let answer = d.send(Method::POST, "/signin", &[], Some(large)).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
     assert!(answer.text.contains("The form could not be read."));
+    // One that is not UTF-8 once decoded is not read (not a guess spent,
+    // nor other bytes passing for the password).
+    let bad_password = format!("{}%FF", PASSWORD.replace(' ', "+"));
+    let page = d.send(Method::GET, "/signin", &[], None).await;
+    let cookie = page.cookie("myna_signin").expect("a sign-in cookie");
+    let cookie = (
+        "cookie",
+        cookie.split(';').next().unwrap_or_default().to_owned(),
+    );
+    let body = format!(
+        "csrf={}&next=%2F&email={}&password={bad_password}",
+        page.csrf(),
+        EMAIL.replace('@', "%40")
+    );
+    let answer = d.send(Method::POST, "/signin", &[cookie], Some(body)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains("The form could not be read."));
     // A real one is far below it and still signs in.
     let signed = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);

@@ -228,11 +228,17 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
             retry_after: None,
         })
     };
-    let Ok(body) = read_body_up_to(request, body, MAX_SIGNIN_FORM_BYTES).await else {
+    // Read exactly or not at all: `%FF` made U+FFFD would let other bytes
+    // pass for a password, and spend a guess.
+    let form = read_body_up_to(request, body, MAX_SIGNIN_FORM_BYTES)
+        .await
+        .ok()
+        .and_then(|body| String::from_utf8(body).ok())
+        .and_then(|text| Params::parse_exact(&text));
+    let Some(form) = form else {
         let refusal = refuse(StatusCode::BAD_REQUEST, "The form could not be read.");
         return signin_page(state, request, "", "/", refusal);
     };
-    let form = Params::parse(&String::from_utf8_lossy(&body));
     let next = safe_next(form.get("next")).to_owned();
     let email = form.get("email").unwrap_or_default();
     let nonce = cookie(request, SIGNIN_COOKIE).unwrap_or_default();
