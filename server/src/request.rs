@@ -196,8 +196,33 @@ pub struct BodyArrival(pub Arc<dyn Fn() -> Box<dyn Send> + Send + Sync>);
 /// the [`BodyBudget`] has no room for a 503, a compressed one (any
 /// `Content-Encoding` but `identity`) or one in another charset than UTF-8
 /// a 415, and one with a transfer coding but `chunked` a 501.
-pub async fn read_body(request: &Request, body: Body) -> Result<Vec<u8>, Problem> {
+pub async fn read_body(request: &Request, body: Body) -> Result<ReadBody, Problem> {
     read_body_up_to(request, body, MAX_BODY_BYTES).await
+}
+
+/// A body as read: its bytes, and its share of the [`BodyBudget`] (what it
+/// holds past [`UNBUDGETED_BYTES`]), given back only when it is dropped, so
+/// the budget bounds the bodies a handler still holds (parsing, waiting for
+/// its commit), not only those arriving.
+#[derive(Debug, Default)]
+pub struct ReadBody {
+    bytes: Vec<u8>,
+    _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl ReadBody {
+    /// The bytes, the budget given back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl std::ops::Deref for ReadBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// [`read_body`] with a limit of `limit` bytes instead (the dashboard's
@@ -206,7 +231,7 @@ pub async fn read_body_up_to(
     request: &Request,
     body: Body,
     limit: usize,
-) -> Result<Vec<u8>, Problem> {
+) -> Result<ReadBody, Problem> {
     if any_coding_but(request, header::CONTENT_ENCODING, b"identity") {
         // Compressed bodies are not inflated (a small gzip can unpack to
         // gigabytes): refused as such, not misread as invalid JSON.
@@ -326,7 +351,7 @@ async fn read_limited(
     declared: usize,
     limit: usize,
     budget: Option<&BodyBudget>,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<ReadBody, BodyError> {
     let mut body: BoxBody<Bytes, std::io::Error> = body.into();
     let mut data = Vec::with_capacity(declared.min(PREALLOCATED));
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
@@ -362,7 +387,10 @@ async fn read_limited(
         }
         data.extend_from_slice(&chunk);
     }
-    Ok(data)
+    Ok(ReadBody {
+        bytes: data,
+        _budget: held,
+    })
 }
 
 /// 408: the body did not all arrive within `timeout`.
@@ -417,7 +445,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bodies_being_read_share_one_budget_past_their_first_16_kib() {
+    async fn bodies_read_or_held_share_one_budget_past_their_first_16_kib() {
         use tokio::io::AsyncWriteExt;
         let budget = BodyBudget::new(64 * 1024);
         let posted = |budget: &BodyBudget| {
@@ -445,9 +473,19 @@ mod tests {
             read_body(&posted(&budget), small).await.map(|b| b.len()),
             Ok(UNBUDGETED_BYTES)
         );
-        // Once the first is read, its share is back: 60 KiB fits.
+        // Read, but still held (a handler parsing it, or waiting for its
+        // commit): its share still counts.
         drop(slow);
-        assert_eq!(held.await.expect("joined").map(|b| b.len()), Ok(48 * 1024));
+        let first = held.await.expect("joined").expect("read");
+        assert_eq!(first.len(), 48 * 1024);
+        assert_eq!(budget.0.available_permits(), 32);
+        let big = Body::from(vec![b' '; 60 * 1024]);
+        let refused = read_body(&posted(&budget), big)
+            .await
+            .expect_err("no room yet");
+        assert_eq!(refused.status, 503);
+        // Once dropped, its share is back: 60 KiB fits.
+        drop(first);
         assert_eq!(budget.0.available_permits(), 64);
         let big = Body::from(vec![b' '; 60 * 1024]);
         assert_eq!(
@@ -464,14 +502,18 @@ mod tests {
                 .header(header::CONTENT_ENCODING, encoding)
                 .finish()
         };
-        let refused = read_body(&post("gzip"), Body::from(vec![0x1f, 0x8b])).await;
+        let refused = read_body(&post("gzip"), Body::from(vec![0x1f, 0x8b]))
+            .await
+            .map(ReadBody::into_bytes);
         let refused = refused.expect_err("refused");
         assert_eq!(refused.status, 415);
         assert_eq!(
             refused.messages[0].path.as_deref(),
             Some("Content-Encoding")
         );
-        let plain = read_body(&post("Identity"), Body::from("{}")).await;
+        let plain = read_body(&post("Identity"), Body::from("{}"))
+            .await
+            .map(ReadBody::into_bytes);
         assert_eq!(plain, Ok(b"{}".to_vec()));
     }
 
@@ -508,7 +550,9 @@ mod tests {
             ),
             (header::CONTENT_ENCODING, "identity, gzip", 415),
         ] {
-            let refused = read_body(&post(name.clone(), value), Body::from("{}")).await;
+            let refused = read_body(&post(name.clone(), value), Body::from("{}"))
+                .await
+                .map(ReadBody::into_bytes);
             let refused = refused.expect_err(value);
             assert_eq!(refused.status, status, "{value}");
             let path = refused.messages[0].path.clone().unwrap_or_default();
@@ -527,7 +571,9 @@ mod tests {
                 r#"application/json; foo="a;charset=utf-16""#,
             ),
         ] {
-            let read = read_body(&post(name, value), Body::from("{}")).await;
+            let read = read_body(&post(name, value), Body::from("{}"))
+                .await
+                .map(ReadBody::into_bytes);
             assert_eq!(read, Ok(b"{}".to_vec()), "{value}");
         }
     }
@@ -538,7 +584,9 @@ mod tests {
         let mut request = Request::builder().method(poem::http::Method::POST).finish();
         let timeout = Duration::from_millis(50);
         request.extensions_mut().insert(BodyTimeout(timeout));
-        let problem = read_body(&request, Body::from_async_read(receiver)).await;
+        let problem = read_body(&request, Body::from_async_read(receiver))
+            .await
+            .map(ReadBody::into_bytes);
         assert_eq!(problem, Err(body_too_slow(timeout)));
         assert_eq!(body_too_slow(timeout).status, 408);
         assert_eq!(body_too_slow(timeout).code(), Code::Timeout);
@@ -549,9 +597,13 @@ mod tests {
         let post = || Request::builder().method(poem::http::Method::POST).finish();
         // No Content-Length: read as it streams, in frames of a few KiB.
         let body = |len: usize| Body::from_async_read(std::io::Cursor::new(vec![b'x'; len]));
-        let whole = read_body(&post(), body(MAX_BODY_BYTES)).await;
+        let whole = read_body(&post(), body(MAX_BODY_BYTES))
+            .await
+            .map(ReadBody::into_bytes);
         assert_eq!(whole.map(|b| b.len()), Ok(MAX_BODY_BYTES));
-        let over = read_body(&post(), body(MAX_BODY_BYTES + 1)).await;
+        let over = read_body(&post(), body(MAX_BODY_BYTES + 1))
+            .await
+            .map(ReadBody::into_bytes);
         assert_eq!(over, Err(body_too_large(MAX_BODY_BYTES + 1)));
     }
 

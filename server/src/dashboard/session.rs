@@ -233,8 +233,11 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
     let form = read_body_up_to(request, body, MAX_SIGNIN_FORM_BYTES)
         .await
         .ok()
-        .and_then(|body| String::from_utf8(body).ok())
-        .and_then(|text| Params::parse_exact(&text));
+        .and_then(|body| {
+            std::str::from_utf8(&body)
+                .ok()
+                .and_then(Params::parse_exact)
+        });
     let Some(form) = form else {
         let refusal = refuse(StatusCode::BAD_REQUEST, "The form could not be read.");
         return signin_page(state, request, "", "/", refusal);

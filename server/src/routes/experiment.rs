@@ -98,7 +98,7 @@ pub async fn update(
         let uuid = experiment_uuid(&uuid)?;
         experiments::visible(state, owner.caller(), uuid)?;
         let body = read_body(request, body).await?;
-        experiments::update_experiment(state, owner.account, uuid, body).await?;
+        experiments::update_experiment(state, owner.account, uuid, body.into_bytes()).await?;
         experiments::read_form(state, owner.caller(), uuid)
     }
     .await;

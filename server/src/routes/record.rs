@@ -27,8 +27,9 @@ pub async fn record_post(
     let result = async {
         let uuid = experiment_uuid(&uuid)?;
         let experiment = experiments::visible(state, caller, uuid)?;
-        let body = read_body(request, body).await?;
-        let batch = parse_record_body(&body, &experiment, now)?;
+        // The body (and its share of the body budget) goes once parsed,
+        // not after the commit.
+        let batch = parse_record_body(&read_body(request, body).await?, &experiment, now)?;
         experiments::record(state, caller, uuid, batch).await
     }
     .await;
