@@ -328,6 +328,19 @@ impl From<StorageError> for Problem {
     }
 }
 
+/// Marks a response `X-Content-Type-Options: nosniff`, so no browser runs or
+/// renders it as anything but its declared type (a JSON answer echoing a
+/// variant name is never sniffed as HTML or script). The outermost middleware
+/// of [`crate::routes::app`] applies it to every answer, errors and panics included; the
+/// serve loop applies it to the answers it writes itself.
+pub fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

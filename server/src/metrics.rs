@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use poem::http::{HeaderValue, Method, header};
+use poem::http::{Method, header};
 use poem::listener::TcpAcceptor;
 use poem::{EndpointExt, Response, Route, get, handler};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
@@ -23,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::answer::error_response;
+use crate::answer::{error_response, nosniff};
 use crate::clock::Clock;
 
 /// The routes requests are counted by (what [`crate::access::route_of`]
@@ -480,13 +480,7 @@ impl MetricsServer {
                 async move { error_response(&error, now) }
             })
             .map_to_response()
-            .map(|mut response: Response| async move {
-                response.headers_mut().insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                response
-            });
+            .map(|response: Response| async move { nosniff(response) });
         poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(self.listener)?)
             .idle_timeout(Duration::from_secs(60))
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))

@@ -43,12 +43,8 @@ impl Params {
     /// or value is not UTF-8 once decoded (`%FF`): a form's text is stored,
     /// so nothing in it is replaced.
     pub fn parse_exact(form: &str) -> Option<Params> {
-        form.split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                Some((url_decode_exact(name)?, url_decode_exact(value)?))
-            })
+        pairs(form)
+            .map(|(name, value)| Some((url_decode_exact(name)?, url_decode_exact(value)?)))
             .collect::<Option<Vec<_>>>()
             .map(Params)
     }
@@ -57,13 +53,8 @@ impl Params {
     /// form body).
     pub fn parse(query: &str) -> Params {
         Params(
-            query
-                .split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (url_decode(name), url_decode(value))
-                })
+            pairs(query)
+                .map(|(name, value)| (url_decode(name), url_decode(value)))
                 .collect(),
         )
     }
@@ -88,6 +79,14 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The `name=value` pairs of form-encoded text, not decoded (a pair
+/// without `=` is a name with an empty value; empty pairs are skipped).
+fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
 /// Whether any coding listed in the `name` headers (every one of them,
@@ -442,6 +441,12 @@ mod tests {
         assert_eq!(params.get("end"), Some("%4"));
         assert_eq!(params.get("y"), Some("\u{fffd}"), "invalid UTF-8 replaced");
         assert_eq!(params.get("missing"), None);
+        // Exactly: the same pairs, or none at all when one is not UTF-8.
+        let exact = Params::parse_exact("a=1+2&&b&x=%E2%82%AC").expect("UTF-8");
+        assert_eq!(exact.0, Params::parse("a=1+2&&b&x=%E2%82%AC").0);
+        assert_eq!(exact.get("b"), Some(""));
+        assert!(Params::parse_exact("a=1&y=%FF").is_none());
+        assert!(Params::parse_exact("%FF=1").is_none(), "names too");
     }
 
     #[tokio::test]

@@ -28,10 +28,10 @@ use super::limits::{self, HEAD_BUFFER_BYTES};
 use super::table::{Conn, Entry};
 use super::tls::Tls;
 use super::{LINGER, Settings};
+use crate::answer::nosniff;
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
 use crate::request::{BodyArrival, BodyTimeout};
-use crate::routes::nosniff;
 
 /// The most bytes hyper buffers on a connection, read or written: a head
 /// ([`HEAD_BUFFER_BYTES`]) and some, so a connection costs little memory

@@ -102,7 +102,9 @@ pub fn check_head(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<()
 
 /// Whether a `Host` value names a host: empty (a request whose target has
 /// no authority), or `host[:port]` as a URI's authority, with no user
-/// information and a port, if any, from 1 to 65535.
+/// information and a port, if any, from 1 to 65535. Laxer than
+/// `proxy::valid_host` (which a host must also pass to reach the URLs
+/// pages are told): `my_service:8080` behind a proxy is served.
 fn host_value_ok(host: &str) -> bool {
     if host.is_empty() {
         return true;

@@ -11,7 +11,7 @@ use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, post};
 
 use crate::access::AccessLog;
-use crate::answer::{Format, error_response, problem_response};
+use crate::answer::{Format, error_response, nosniff, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
 use crate::request::Params;
@@ -136,19 +136,6 @@ impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
                 .map(IntoResponse::into_response)
         }
     }
-}
-
-/// Marks a response `X-Content-Type-Options: nosniff`, so no browser runs or
-/// renders it as anything but its declared type (a JSON answer echoing a
-/// variant name is never sniffed as HTML or script). The outermost middleware
-/// of [`app`] applies it to every answer, errors and panics included; the
-/// serve loop applies it to the answers it writes itself.
-pub fn nosniff(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
 }
 
 #[cfg(test)]

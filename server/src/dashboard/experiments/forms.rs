@@ -13,38 +13,28 @@ use crate::request::Params;
 /// A settings textarea as a JSON value (blank is `{}`), read as strictly
 /// as the API reads its bodies (core's `json::parse`: a key twice in one
 /// object is refused, not the last one kept); a problem at `path` (or
-/// within it) when it is not such JSON (core checks that it is an object).
+/// within it: core's message, its path under `path`) when it is not such
+/// JSON (core checks that it is an object).
 fn settings_value(text: &str, path: &str, problems: &mut Vec<Message>) -> Value {
     if text.trim().is_empty() {
         return Value::Object(Map::new());
     }
-    let within = |inner: Option<String>| match inner.filter(|inner| !inner.is_empty()) {
-        Some(inner) if inner.starts_with('[') => format!("{path}{inner}"),
-        Some(inner) => format!("{path}.{inner}"),
-        None => path.to_owned(),
-    };
     json::parse(text.as_bytes()).unwrap_or_else(|error| {
-        problems.push(match error {
-            JsonError::Syntax(error) => Message::at(
+        match error {
+            JsonError::Syntax(error) => problems.push(Message::at(
                 Code::InvalidJson,
                 path,
                 format!("This is not valid JSON: {error}."),
-            ),
-            JsonError::DuplicateKey { path: inner, key } => Message::at(
-                Code::InvalidJson,
-                within(Some(inner)),
-                format!("The key `{key}` is given twice in one object: give each key once."),
-            ),
-            JsonError::OutOfRange(inner) => {
-                Message::at(Code::InvalidValue, within(inner), json::OUT_OF_RANGE)
-            }
-            // Not limited here (the definition's limits apply).
-            JsonError::TooManyValues { path: inner, limit } => Message::at(
-                Code::InvalidValue,
-                within(inner),
-                format!("This holds more than {limit} values."),
-            ),
-        });
+            )),
+            other => problems.extend(json::problem(other).messages.into_iter().map(|mut m| {
+                m.path = Some(match m.path.filter(|inner| !inner.is_empty()) {
+                    Some(inner) if inner.starts_with('[') => format!("{path}{inner}"),
+                    Some(inner) => format!("{path}.{inner}"),
+                    None => path.to_owned(),
+                });
+                m
+            })),
+        }
         Value::Null
     })
 }
@@ -183,7 +173,8 @@ pub struct EditForm {
 }
 
 /// A digest of `experiment`'s definition (everything the edit form sets:
-/// name, id, visibility, settings, each variant's id, name and settings):
+/// name, id, visibility, settings, each variant's id, name and settings;
+/// what core's `Experiment::same_definition` compares, less identities):
 /// equal for equal definitions, on every instance and after restarts.
 pub fn definition_tag(experiment: &Experiment) -> String {
     use sha2::{Digest, Sha256};
