@@ -217,10 +217,13 @@ const results = {};
 
 // 3. reward(), one at a time (Myna only: GrowthBook has no reward): each
 //    after its own view, each timed from the call to the microtask after it
-//    (where the queue is persisted); rounds of 20 on a fresh client.
+//    (where the queue is persisted); rounds of 20 on a fresh client. Beside
+//    it, the floor its storage sets: the writes a reward makes (the
+//    visitor's state rewritten, a queue record added), as bare setItem
+//    calls of the same keys and lengths, timed the same way.
 {
   const R = 101, K = 20;
-  const perRound = [];
+  const perRound = [], floorPerRound = [];
   let refused = 0;
   for (let r = 0; r < R; r++) {
     const m = await myna();
@@ -236,10 +239,24 @@ const results = {};
       total += performance.now() - t0;
     }
     perRound.push(us(total, K));
+    const keys = Object.keys(localStorage);
+    const state = keys.find((k) => k.includes(":s:"));
+    const record = keys.filter((k) => /:t:[^:]+:[0-9]+$/.test(k)).sort().pop();
+    const stateText = localStorage.getItem(state), recordText = localStorage.getItem(record);
     m.close();
     localStorage.clear();
+    let floor = 0;
+    for (let k = 0; k < K; k++) {
+      const t0 = performance.now();
+      localStorage.setItem(state, stateText.slice(0, -1) + (k % 10));
+      localStorage.setItem(record.replace(/[0-9]+$/, String(k)), recordText);
+      await Promise.resolve();
+      floor += performance.now() - t0;
+    }
+    floorPerRound.push(us(floor, K));
+    localStorage.clear();
   }
-  results.reward = { n: R * K, perCall: median(perRound), refused };
+  results.reward = { n: R * K, perCall: median(perRound), floor: median(floorPerRound), refused };
 }
 
 // ---- Myna alone: its queue's costs.
@@ -465,6 +482,9 @@ try {
   console.log(
     `      goal ≤ ${REWARD_GOAL_US} µs: ${calls.reward.perCall <= REWARD_GOAL_US ? "met" : "NOT met"}; each call after its own view, GrowthBook has no reward` +
       `${calls.reward.refused ? `; ${calls.reward.refused} of ${calls.reward.n} refused (no reward queued)` : ""}`,
+  );
+  console.log(
+    `      its writes alone (the visitor's state, a queue record: two bare setItem calls of the same lengths): ${calls.reward.floor.toFixed(2)} µs`,
   );
   const f = (x) => x.toFixed(2).padStart(7);
   const { burst, steady } = calls;

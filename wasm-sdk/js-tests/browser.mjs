@@ -40,7 +40,11 @@ export async function servePage(page) {
     if (path.startsWith("/pkg/") && file.startsWith(pkg + sep)) {
       try {
         const body = await readFile(file);
-        res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+        // Any origin may load the package (a sandboxed frame's is opaque).
+        res.writeHead(200, {
+          "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+          "access-control-allow-origin": "*",
+        });
         return res.end(body);
       } catch {
         // fall through to 404

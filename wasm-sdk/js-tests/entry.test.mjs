@@ -4,8 +4,9 @@
 // `connect` waiting for it, and the next `connect` loads again; connecting
 // with a snapshot and the first `suggest` do no network and touch only the
 // visitor's sticky state in storage, the listeners, timer and queue
-// adoption waiting for a later task; `reward` takes numbers only. Run by
-// scripts/test-sdk.
+// adoption waiting for a later task; `reward` takes numbers only; in a
+// sandboxed frame (Web Locks and localStorage denied) a flush still runs.
+// Run by scripts/test-sdk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { IMPORT_MAP, launch, servePage } from "./browser.mjs";
@@ -142,5 +143,50 @@ test("reward takes numbers only: anything else throws invalid-amount and uses up
     assert.deepEqual(seen.codes, Array(5).fill("invalid-amount amount"));
     assert.equal(seen.queued, 1, "only the view was queued");
     assert.equal(seen.rewarded, true, "the bad amounts did not use up the reward");
+  });
+});
+
+test("in a sandboxed frame (no Web Locks, no localStorage) a flush runs instead of waiting forever", async () => {
+  await withPage(0, async (tab) => {
+    // The frame's origin is opaque (its module and wasm requests are CORS
+    // requests, which servePage allows); its record request is answered
+    // here (aborted: the flush must try it and reject, not hang on the
+    // flush lock).
+    const records = [];
+    await tab.route("http://127.0.0.1:9/**", (route) => {
+      records.push(route.request().url());
+      return route.abort();
+    });
+    const origin = new URL(tab.url()).origin;
+    const frame = `<!doctype html><html><head>${IMPORT_MAP.replace('"/pkg/', `"${origin}/pkg/`)}</head><body>
+<script>
+  addEventListener("unhandledrejection", (e) => parent.postMessage("unhandled " + e.reason, "*"));
+  addEventListener("error", (e) => parent.postMessage("error " + e.message, "*"));
+</script>
+<script type="module">
+  import { Myna } from "myna-sdk";
+  const myna = await Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", experiments: [${JSON.stringify(snapshot)}] });
+  myna.experiment(${JSON.stringify(uuid)}).suggest();
+  const flushed = myna.flush().then(() => "sent", (e) => "rejected " + e.code);
+  parent.postMessage(await flushed, "*");
+</script></body></html>`;
+    const seen = await tab.evaluate(
+      (frame) =>
+        new Promise((ok) => {
+          const said = [];
+          addEventListener("message", (e) => {
+            said.push(e.data);
+            if (!String(e.data).startsWith("unhandled")) ok(said);
+          });
+          setTimeout(() => ok([...said, "flush still waiting after 15 s"]), 15000);
+          const f = document.createElement("iframe");
+          f.sandbox = "allow-scripts";
+          f.srcdoc = frame;
+          document.body.append(f);
+        }),
+      frame,
+    );
+    assert.deepEqual(seen, ["rejected network"], "the flush tried and told, with no unhandled rejection");
+    assert.equal(records.length, 1, `one record request: ${records}`);
   });
 });

@@ -480,11 +480,18 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 // function that releases it.
 async function acquire(d, name, renewMs) {
   const locks = globalThis.navigator && navigator.locks;
-  if (locks) {
-    return new Promise((held) =>
-      locks.request(name, () => new Promise((release) => held(release))),
-    );
-  }
+  // Web Locks denied (a sandboxed frame): the lease instead.
+  const release =
+    locks &&
+    (await new Promise((held) => {
+      try {
+        const granted = () => new Promise((release) => held(release));
+        locks.request(name, granted).catch(() => held());
+      } catch {
+        held();
+      }
+    }));
+  if (release) return release;
   for (;;) {
     if (d.step(LEASE_TAKE)) {
       await sleep(10 + 20 * Math.random());

@@ -28,6 +28,9 @@ pub(crate) struct Claims {
     /// A state was read from, or written to, a cookie (storage was full):
     /// a later write to storage removes the cookie.
     cookie: bool,
+    /// The variant this tab last showed of each experiment (what `suggest`
+    /// gave or `view` showed here), which a reward here is for.
+    shown: Vec<(String, String)>,
 }
 
 /// The visitor's state of one experiment as this tab holds it.
@@ -46,7 +49,25 @@ impl Claims {
             kept: Vec::new(),
             seen: None,
             cookie: false,
+            shown: Vec::new(),
         }
+    }
+
+    /// This tab shows `variant` of an experiment (`None`: it forgot it).
+    pub(crate) fn show(&mut self, uuid: &str, variant: Option<&str>) {
+        self.shown.retain(|(u, _)| u != uuid);
+        if let Some(v) = variant {
+            self.shown.push((uuid.to_owned(), v.to_owned()));
+        }
+    }
+
+    /// Whether a reward of the visitor's `variant` is one for what this tab
+    /// shows: the same variant, or none shown here (a page that only
+    /// rewards). Two tabs that drew at once may show different variants,
+    /// of which one is counted: a reward in the other would credit a
+    /// variant its page did not show.
+    pub(crate) fn shows(&self, uuid: &str, variant: &str) -> bool {
+        self.shown.iter().all(|(u, v)| u != uuid || v == variant)
     }
 
     /// The visitor's state of an experiment as this tab knows it: read from

@@ -31,7 +31,9 @@ pub(crate) enum Lease {
     /// (another tab may have written at the same moment, so the caller
     /// checks again after a short random pause).
     Take,
-    /// Whether it is (still) ours, renewing it if so.
+    /// Whether it is (still) ours, renewing it if so; a lease gone from
+    /// storage (cleared, or storage refuses this page: a sandboxed frame)
+    /// is free, so ours again.
     Held,
     /// Give it back if it is ours; whether it was.
     Give,
@@ -46,7 +48,7 @@ pub(crate) fn lease(host: &impl Host, ns: &str, tab: &str, step: Lease, now_ms: 
     let ours = current.is_some_and(|(owner, _)| owner == tab);
     let write = match step {
         Lease::Take => may_take(current, tab, now_ms),
-        Lease::Held => ours,
+        Lease::Held => ours || current.is_none(),
         Lease::Give => false,
     };
     let give = step == Lease::Give && ours;

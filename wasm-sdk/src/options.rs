@@ -109,11 +109,11 @@ pub(crate) fn read(value: &JsValue) -> Result<Options, Problem> {
         api_root: without_trailing_slashes(&api_root).to_owned(),
         api_key,
         transport,
-        batch_size: number(value, "batchSize", 20.0, &mut problems) as usize,
-        flush_interval_ms: number(value, "flushIntervalMs", 1000.0, &mut problems),
-        max_queue_events: number(value, "maxQueueEvents", 1000.0, &mut problems) as usize,
-        max_queue_bytes: number(value, "maxQueueBytes", 100_000.0, &mut problems) as usize,
-        timeout_ms: number(value, "timeoutMs", 10_000.0, &mut problems),
+        batch_size: number(value, "batchSize", 20.0, false, &mut problems) as usize,
+        flush_interval_ms: number(value, "flushIntervalMs", 1000.0, true, &mut problems),
+        max_queue_events: number(value, "maxQueueEvents", 1000.0, false, &mut problems) as usize,
+        max_queue_bytes: number(value, "maxQueueBytes", 100_000.0, false, &mut problems) as usize,
+        timeout_ms: number(value, "timeoutMs", 10_000.0, true, &mut problems),
         storage_key: string(value, "storageKey", Some("myna"), &mut problems),
         experiments: snapshots(value, &mut problems),
     };
@@ -166,18 +166,36 @@ fn string(
     }
 }
 
-fn number(value: &JsValue, name: &str, default: f64, problems: &mut Vec<Message>) -> f64 {
+/// The longest delay a browser's timer takes (ms, about 24.8 days): a
+/// longer one fires at once.
+const MAX_TIMER_MS: f64 = 2_147_483_647.0;
+
+/// A number option of at least 1 (`timer`: a delay in ms, at most
+/// [`MAX_TIMER_MS`]).
+fn number(
+    value: &JsValue,
+    name: &str,
+    default: f64,
+    timer: bool,
+    problems: &mut Vec<Message>,
+) -> f64 {
     let field = get(value, name);
     if field.is_undefined() || field.is_null() {
         return default;
     }
+    let most = if timer { MAX_TIMER_MS } else { f64::MAX };
     match field.as_f64() {
-        Some(n) if n.is_finite() && n >= 1.0 => n,
+        Some(n) if n >= 1.0 && n <= most => n,
         _ => {
+            let rule = if timer {
+                "` must be a number of ms from 1 to 2147483647 (about 24.8 days, the most a browser's timer waits)."
+            } else {
+                "` must be a number of at least 1."
+            };
             problems.push(Message::at(
                 Code::InvalidValue,
                 name,
-                ["`", name, "` must be a number of at least 1."].concat(),
+                ["`", name, rule].concat(),
             ));
             default
         }

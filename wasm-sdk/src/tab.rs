@@ -7,16 +7,14 @@
 //!
 //! Storage protocol (several tabs share one localStorage): each tab keeps
 //! its own queue under `<ns>:t:<tab>`, written at the end of the task that
-//! changed it (so a burst of events costs one write): the events queued
-//! since the last write as one record of their own, other changes by
-//! rewriting it whole ([`persist`]); and whole every
-//! [`persist::HEARTBEAT_MS`] while it holds events, as a heartbeat. When its page is hidden or closed
-//! a tab beacons everything, seals its batches and marks its queue
-//! *released*; a flushing tab (holding the flush lock) adopts released
-//! queues, and queues whose heartbeat is older than [`STALE_MS`] (a crashed
-//! tab), and the queues SDK versions before records left (`<ns>:q:<tab>`)
-//! by the same rules. Adopted batches keep their ids, so a batch sent by
-//! two tabs is still counted once.
+//! changed it: the events queued since the last write as one record, other
+//! changes by rewriting it whole ([`persist`]), as every
+//! [`persist::HEARTBEAT_MS`] while it holds events (a heartbeat). A tab whose
+//! page is hidden or closed beacons everything, seals its batches and marks
+//! its queue *released*; a flushing tab (holding the flush lock) adopts
+//! released queues, those whose heartbeat is older than [`STALE_MS`] (a
+//! crashed tab) and those of SDKs before records (`<ns>:q:<tab>`). Adopted
+//! batches keep their ids: a batch sent by two tabs is counted once.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -240,6 +238,7 @@ impl<H: Host> Tab<H> {
             let event = self.validate(variants, "view", &id, None)?;
             self.record_view(uuid, &id, event);
         }
+        self.claims.show(uuid, Some(&id));
         Ok(id)
     }
 
@@ -259,6 +258,7 @@ impl<H: Host> Tab<H> {
     fn record_view(&mut self, uuid: &str, variant: &str, event: Event) {
         let state = self.claims.state(&self.host, uuid);
         let (next, claim) = sticky::view(&state, variant, self.token());
+        self.claims.show(uuid, Some(variant));
         self.set_sticky(uuid, next);
         self.enqueue(uuid, event, claim);
     }
@@ -280,8 +280,9 @@ impl<H: Host> Tab<H> {
         };
         // Validated first: a bad amount is an error even when nothing would be recorded.
         let event = self.validate(variants, "reward", &variant, amount)?;
+        // Not for a variant other than the one this tab shows (tabs that drew at once).
         match sticky::reward(&state) {
-            sticky::Reward::Record(_) => {
+            sticky::Reward::Record(_) if self.claims.shows(uuid, &variant) => {
                 let (next, claim) = sticky::rewarded(&state, self.token(), self.token());
                 self.set_sticky(uuid, next);
                 self.enqueue(uuid, event, claim);
@@ -295,6 +296,7 @@ impl<H: Host> Tab<H> {
     /// remembered, for the claims of events still queued).
     pub(crate) fn unstick(&mut self, uuid: &str) {
         let state = self.claims.state(&self.host, uuid);
+        self.claims.show(uuid, None);
         // Nothing shown, nothing to write (`suggest` and `view` show one).
         if state.variant.is_some() {
             self.set_sticky(uuid, sticky::unstuck(&state));

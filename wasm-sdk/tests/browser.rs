@@ -176,6 +176,10 @@ async fn connect_checks_its_options() {
         ("apiKey", "k".into()),
         ("transport", "carrier-pigeon".into()),
         ("batchSize", 0.into()),
+        // Past a browser timer's longest delay, which fires at once.
+        ("timeoutMs", 2_147_483_648.0.into()),
+        ("flushIntervalMs", 1e12.into()),
+        ("maxQueueBytes", 1e12.into()),
     ]))
     .await
     .err()
@@ -185,7 +189,11 @@ async fn connect_checks_its_options() {
         .iter()
         .map(|m| get(&m, "path").as_string().unwrap())
         .collect();
-    assert_eq!(paths, ["transport", "batchSize"], "every problem is listed");
+    assert_eq!(
+        paths,
+        ["transport", "batchSize", "flushIntervalMs", "timeoutMs"],
+        "every problem is listed"
+    );
     let mut fields = quiet(
         "x",
         DEAD,

@@ -43,6 +43,8 @@ fn variants() -> Vec<String> {
 #[derive(Default)]
 struct Myna {
     counted: BTreeMap<Uuid, usize>,
+    /// The events of the POSTed batches counted, as "typename variant".
+    events: Vec<String>,
     requests: usize,
 }
 
@@ -53,7 +55,13 @@ impl Myna {
         let (id, events) = match &r.body {
             Some(body) => {
                 let batch: RecordBatch = serde_json::from_str(body).unwrap();
-                (batch.batch.unwrap(), batch.events.len())
+                let id = batch.batch.unwrap();
+                if !self.counted.contains_key(&id) {
+                    let named = batch.events.iter();
+                    let named = named.map(|e| format!("{} {}", e.typename.as_str(), e.variant));
+                    self.events.extend(named);
+                }
+                (id, batch.events.len())
             }
             None => {
                 assert!(r.jsonp && r.url.contains("/record?"), "{}", r.url);
@@ -493,6 +501,40 @@ fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
 }
 
 #[test]
+fn a_reward_in_the_tab_whose_drawn_variant_lost_credits_nothing() {
+    // Two tabs of one visitor draw at once: a shows "a", b shows "b", and
+    // b's state is the one stored (and counted).
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    a.view(E, &variants(), "a").unwrap();
+    b.view(E, &variants(), "b").unwrap();
+    a.persist();
+    b.persist();
+    a.page_event(PageEvent::Storage);
+    // The visitor converts on a's page, which shows "a": crediting "b"
+    // (the visitor's counted variant) would be wrong.
+    assert!(!a.reward(E, &variants(), None).unwrap(), "nothing queued");
+    assert!(b.reward(E, &variants(), None).unwrap());
+    a.persist();
+    b.persist();
+    let mut server = Myna::default();
+    flush(&mut a, false, |r| server.take(r));
+    flush(&mut b, false, |r| server.take(r));
+    assert_eq!(server.events, ["view b", "reward b"]);
+    // Once a shows the visitor's variant again (drawn anew here), a tab
+    // that shows nothing of the experiment (a checkout page) rewards it.
+    a.unstick(E);
+    assert_eq!(a.suggest(E, &variants(), &[1.0, 0.0]).unwrap(), "a");
+    a.persist();
+    let mut checkout = tab(&host, false);
+    assert!(checkout.reward(E, &variants(), None).unwrap());
+    checkout.persist();
+    a.page_event(PageEvent::Storage);
+    assert!(!a.reward(E, &variants(), None).unwrap(), "rewarded already");
+}
+
+#[test]
 fn two_clients_of_one_page_show_one_variant_and_count_it_once() {
     // Two components of one page, each connecting, decide in the same task.
     let host = TestHost::new();
@@ -609,6 +651,18 @@ fn the_lease_goes_to_one_tab_at_a_time_until_it_expires_or_is_given_back() {
     assert!(!a.lease(Lease::Give), "not a's to give");
     assert!(b.lease(Lease::Give));
     assert!(a.lease(Lease::Take));
+}
+
+#[test]
+fn a_tab_whose_storage_refuses_it_holds_the_lease_instead_of_waiting_forever() {
+    // A sandboxed frame: no Web Locks and no localStorage (nothing reads
+    // back). No other tab can share this storage: the lease is ours.
+    let host = TestHost::new();
+    host.set_quota(Some(0));
+    let a = tab(&host, false);
+    assert!(a.lease(Lease::Take) && a.lease(Lease::Held));
+    host.advance(lock::RENEW_MS);
+    assert!(a.lease(Lease::Held), "renewed");
 }
 
 #[test]
