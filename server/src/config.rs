@@ -175,6 +175,10 @@ pub struct ConnectionArgs {
     /// How long writing an answer may make no progress.
     #[arg(long, hide = true, value_name = "MS")]
     pub write_timeout_ms: Option<u64>,
+    /// How long writing an answer may make no progress before, at the
+    /// connection cap, its connection may make room for a new client.
+    #[arg(long, hide = true, value_name = "MS")]
+    pub stall_grace_ms: Option<u64>,
 }
 
 /// A header name given on the command line.

@@ -276,6 +276,7 @@ fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
                 }),
         ),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
+        stall_grace: millis(args.stall_grace_ms, listen::STALL_GRACE),
         tls: None,
         metrics,
     }

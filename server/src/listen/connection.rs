@@ -144,7 +144,13 @@ async fn serve_stream<E, S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = entry.conn.clone();
-    let mut io = Watched::new(stream, conn.clone(), served.settings.write_timeout);
+    let settings = &served.settings;
+    let mut io = Watched::new(
+        stream,
+        conn.clone(),
+        settings.write_timeout,
+        settings.stall_grace,
+    );
     let service = {
         let (served, conn) = (served.clone(), conn.clone());
         service_fn(move |request: Request<Incoming>| {

@@ -1,7 +1,8 @@
 //! The I/O hyper serves a connection over: the TCP stream (or the TLS
 //! stream over it), watched. Writes
 //! that make no progress for the write timeout fail (a client that stops
-//! reading its answer cannot hold the connection); the answers' bytes are
+//! reading its answer cannot hold the connection; at the cap it may be
+//! evicted after a second); the answers' bytes are
 //! followed (see [`super::frames`]) to tell when the connection is idle; and
 //! an answer hyper starts by itself, for a request head it could not parse,
 //! is held back, to be replaced by a problem.
@@ -26,8 +27,11 @@ pub(crate) struct Watched<S> {
     stream: S,
     conn: Arc<Conn>,
     write_timeout: Duration,
-    /// Since when writing makes no progress.
-    stall: Option<Pin<Box<Sleep>>>,
+    /// See [`super::STALL_GRACE`].
+    stall_grace: Duration,
+    /// Writing makes no progress: the timer (to the end of the stall grace,
+    /// then to the write timeout) and whether the grace ended.
+    stall: Option<(Pin<Box<Sleep>>, bool)>,
     /// The start of the answer hyper began by itself (held back), if any.
     own_answer: Option<Vec<u8>>,
     /// Whether a line feed was read yet: the first request line ended.
@@ -38,11 +42,17 @@ pub(crate) struct Watched<S> {
 
 impl<S> Watched<S> {
     /// Watches `stream`, the connection `conn`.
-    pub(crate) fn new(stream: S, conn: Arc<Conn>, write_timeout: Duration) -> Watched<S> {
+    pub(crate) fn new(
+        stream: S,
+        conn: Arc<Conn>,
+        write_timeout: Duration,
+        stall_grace: Duration,
+    ) -> Watched<S> {
         Watched {
             stream,
             conn,
             write_timeout,
+            stall_grace,
             stall: None,
             own_answer: None,
             line_feed_read: false,
@@ -74,15 +84,32 @@ impl<S> Watched<S> {
         self.write_timed_out
     }
 
+    /// Writing progressed: a stall, if there was one, is over.
+    fn progressed(&mut self) {
+        if let Some((_, true)) = self.stall.take() {
+            self.conn.write_resumed();
+        }
+    }
+
     /// A write that cannot progress: an error once none has for the write
     /// timeout (the timer runs from the first write that could not, until
-    /// one writes a byte).
+    /// one writes a byte); after the stall grace the connection may be
+    /// evicted at the cap ([`Conn::write_stalled`]).
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let timeout = self.write_timeout;
-        let stall = self
+        let (timeout, grace) = (self.write_timeout, self.stall_grace);
+        let (timer, graced) = self
             .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        ready!(stall.as_mut().poll(cx));
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep(grace.min(timeout))), false));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if *graced || grace >= timeout {
+                break;
+            }
+            *graced = true;
+            self.conn.write_stalled();
+            let deadline = timer.deadline() + (timeout - grace);
+            timer.as_mut().reset(deadline);
+        }
         self.write_timed_out = true;
         Poll::Ready(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -130,10 +157,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         }
         match Pin::new(&mut this.stream).poll_write(cx, &buf[..ours]) {
             Poll::Ready(Ok(written)) => {
-                this.conn.wrote(&buf[..written], (ours, ahead));
                 if written > 0 {
-                    this.stall = None;
+                    this.progressed();
                 }
+                this.conn.wrote(&buf[..written], (ours, ahead));
                 Poll::Ready(Ok(written))
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
@@ -145,6 +172,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         let this = self.get_mut();
         match Pin::new(&mut this.stream).poll_flush(cx) {
             Poll::Pending => this.stalled(cx).map(Err),
+            Poll::Ready(Ok(())) => {
+                this.progressed();
+                Poll::Ready(Ok(()))
+            }
             ready => ready,
         }
     }

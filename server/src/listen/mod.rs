@@ -11,8 +11,9 @@
 //!   stops reading fails after [`WRITE_TIMEOUT`] without progress;
 //! - **a connection cap** below the open-file limit ([`files`]): at the cap, a
 //!   new client takes the place of the connection idle the longest (waiting
-//!   for, or trickling, its next request), or if every connection has a
-//!   request in flight, is answered 503 at once;
+//!   for, or trickling, its next request or its body, or not reading its
+//!   answer for [`STALL_GRACE`]), or if every connection has a request in
+//!   flight, is answered 503 at once;
 //! - **accept errors** (out of descriptors or memory) back off
 //!   [`ACCEPT_BACKOFF`] instead of spinning, logged once per burst;
 //! - **problems from the HTTP layer**: limits on the request head checked
@@ -58,6 +59,11 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// but live client still gets a large answer.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long writing an answer may make no progress before its connection
+/// may be evicted at the cap (as one idle since the write began to wait): a
+/// client reading slowly is not one that stopped.
+pub const STALL_GRACE: Duration = Duration::from_secs(1);
+
 /// How long, after answering on a connection it then closes, the server
 /// reads and drops what the client still sends, so the client reads the
 /// answer rather than a reset (e.g. after refusing a head too large while
@@ -97,6 +103,8 @@ pub struct Settings {
     pub body_budget: crate::request::BodyBudget,
     /// See [`WRITE_TIMEOUT`].
     pub write_timeout: Duration,
+    /// See [`STALL_GRACE`].
+    pub stall_grace: Duration,
     /// HTTPS with this certificate; `None`: plain HTTP.
     pub tls: Option<Tls>,
     /// Counts open and refused connections.
@@ -111,6 +119,7 @@ impl Default for Settings {
             body_timeout: crate::request::BODY_TIMEOUT,
             body_budget: crate::request::BodyBudget::default(),
             write_timeout: WRITE_TIMEOUT,
+            stall_grace: STALL_GRACE,
             tls: None,
             metrics: Arc::default(),
         }

@@ -4,8 +4,9 @@
 //! for its next request's head, or receives it (a head trickled byte by byte
 //! is idle too); it is busy from the moment hyper hands a request to the
 //! service until the last byte of its answer is written, save while the
-//! request's body is being received (counted as idle then: a body trickled
-//! byte by byte holds no place either).
+//! request's body is being received, or while writing its answer makes no
+//! progress (counted as idle then: a body trickled byte by byte, or an
+//! answer its client does not read, holds no place either).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,6 +99,28 @@ impl Conn {
             .state
             .compare_exchange(BUSY, since, Ordering::AcqRel, Ordering::Acquire);
         Receiving(self.clone())
+    }
+
+    /// Writing its answer makes no progress (the client does not read it):
+    /// until it does ([`Conn::write_resumed`]) the connection counts as idle
+    /// from now, so at the cap a client that stops reading gives its place
+    /// to a new one (and is closed, its answer unread) rather than holding
+    /// it until the write timeout.
+    pub(crate) fn write_stalled(&self) {
+        let since = self.now();
+        let _ = self
+            .state
+            .compare_exchange(BUSY, since, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Writing progresses again after [`Conn::write_stalled`]: busy, unless
+    /// evicted meanwhile.
+    pub(crate) fn write_resumed(&self) {
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state != EVICTED).then_some(BUSY)
+            });
     }
 
     /// Resolves once the connection was evicted (at once if it already was).
@@ -279,5 +302,23 @@ mod tests {
         // The other has its body: in flight, not evicted.
         assert!(!table.evict_longest_idle());
         assert_eq!(fast.conn.state.load(Ordering::Acquire), BUSY);
+    }
+
+    #[test]
+    fn an_answer_its_client_does_not_read_may_be_evicted_until_it_is_read() {
+        let table = Table::new(Gauge::default());
+        let reader = table.open();
+        let stuck = table.open();
+        reader.conn.dispatch(&Method::GET);
+        stuck.conn.dispatch(&Method::GET);
+        reader.conn.write_stalled();
+        reader.conn.write_resumed();
+        stuck.conn.write_stalled();
+        assert!(table.evict_longest_idle(), "the stalled one goes");
+        assert_eq!(stuck.conn.state.load(Ordering::Acquire), EVICTED);
+        stuck.conn.write_resumed();
+        assert_eq!(stuck.conn.state.load(Ordering::Acquire), EVICTED);
+        assert!(!table.evict_longest_idle(), "the one being read stays");
+        assert_eq!(reader.conn.state.load(Ordering::Acquire), BUSY);
     }
 }
