@@ -33,17 +33,19 @@ const deployment = {
 };
 
 /** Runs `check(tab)` on a page that includes the filled-in boot script. */
-async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl }, check) {
+async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = false }, check) {
   const boot = await readFile(join(repo, "wasm-sdk", "pkg", "boot.js"), "utf8");
-  const page = (origin) => `<!doctype html><html><head>
-<script data-timeout="${timeout}">${boot
+  // A strict policy: the README's list, nothing for styles.
+  const policy = `<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'nonce-n' 'wasm-unsafe-eval'; connect-src 'self' http://127.0.0.1:9">`;
+  const page = (origin) => `<!doctype html><html><head>${csp ? policy : ""}
+<script nonce="n" data-timeout="${timeout}">${boot
     .replace('"__MYNA_DEPLOYMENT__"', () => JSON.stringify(deployment))
     .replace('"__MYNA_SDK__"', () => JSON.stringify(sdkUrl ?? origin + sdk))}</script>
 </head><body>
 <p class="myna-hero" data-show="a" id="a">A</p>
 <h1 class="myna-hero" data-bind="text=title" id="t">Welcome</h1>
 <button class="myna-hero" data-goal="click" id="goal">Buy</button>
-<script>
+<script nonce="n">
   const seen = (id) => getComputedStyle(document.getElementById(id)).visibility;
   window.during = [seen("a"), seen("t"), seen("goal")];
 </script>
@@ -76,7 +78,7 @@ const settled = (tab) =>
     const t = document.getElementById("t");
     return {
       during: window.during,
-      styles: document.querySelectorAll("style").length,
+      styles: document.querySelectorAll("style").length + document.adoptedStyleSheets.length,
       aHidden: getComputedStyle(document.getElementById("a")).display == "none",
       title: t.textContent,
       visible: getComputedStyle(t).visibility,
@@ -105,6 +107,16 @@ test("boot.js hides the experiments' elements, then binds the page", async () =>
     assert.deepEqual(preload, { as: "fetch", crossOrigin: "anonymous", href: wasm });
     const downloads = await tab.evaluate((url) => performance.getEntriesByName(url).length, wasm);
     assert.equal(downloads, 1, "the SDK's fetch took the preload's response");
+  });
+});
+
+test("boot.js hides the experiments' elements under a CSP that allows no style", async () => {
+  await withPage({ csp: true }, async (tab) => {
+    const seen = await settled(tab);
+    assert.deepEqual(seen.during, ["hidden", "hidden", "visible"], "no flicker");
+    assert.equal(seen.styles, 0, "the style sheet is removed");
+    assert.equal(seen.title, "Hello", "bound");
+    assert.equal(seen.queued, 1, "one view");
   });
 });
 

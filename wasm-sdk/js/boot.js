@@ -8,7 +8,7 @@
 //
 //   <script src="https://ab.example.com/v2/deployment/KEY/myna.js" data-timeout="1500"></script>
 //
-// At once, a <style> hides every experiment's elements (class `myna-{id}`, or
+// At once, a style sheet hides every experiment's elements (class `myna-{id}`, or
 // the setting `myna.html.cssClass`; elements that are only goals stay
 // visible), so nothing flickers. Then the SDK is imported, its wasm
 // preloaded beside it (one download: the SDK's fetch takes the preload's
@@ -24,8 +24,10 @@
 // Content-Security-Policy: `script-src` must allow the Myna origin (this
 // script and the SDK module it imports) and 'wasm-unsafe-eval' (compiling
 // the SDK's wasm); `connect-src` the Myna origin (the wasm, events);
-// `style-src` must allow the <style> (it carries this script's nonce, if it
-// has one). No eval, no inline script, no style attribute.
+// `style-src` needs nothing where the browser has constructed style sheets
+// (Chromium 73, Firefox 101, Safari 16.4), else it must allow the <style>
+// used instead (it carries this script's nonce, if it has one). No eval, no
+// inline script, no style attribute.
 (() => {
   const deployment = "__MYNA_DEPLOYMENT__";
   const sdk = "__MYNA_SDK__";
@@ -54,16 +56,29 @@
       return `${c}:not([data-goal]),${c}[data-show],${c}[data-hide],${c}[data-bind],${c}[data-redirect]{visibility:hidden!important}`;
     })
     .join("");
-  const style = doc.createElement("style");
-  if (script && script.nonce) style.nonce = script.nonce;
-  style.textContent = hide;
+  // A constructed style sheet where the browser has them (a CSP's
+  // style-src does not govern those), else a <style> with this script's
+  // nonce.
   const head = doc.head || doc.documentElement;
-  head.appendChild(style);
+  let sheet, style;
+  try {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(hide);
+    doc.adoptedStyleSheets = [...doc.adoptedStyleSheets, sheet];
+  } catch {
+    sheet = null;
+    style = doc.createElement("style");
+    if (script && script.nonce) style.nonce = script.nonce;
+    style.textContent = hide;
+    head.appendChild(style);
+  }
+  const show = () =>
+    sheet ? (doc.adoptedStyleSheets = doc.adoptedStyleSheets.filter((s) => s != sheet)) : style.remove();
   // From here on, whatever happens, the style goes by the deadline.
   let late = false;
   const timer = setTimeout(() => {
     late = true;
-    style.remove();
+    show();
   }, ms);
   // The wasm's download starts now, beside the module's, not once the
   // module has run: the SDK's own fetch of it (the same URL, CORS mode,
@@ -95,7 +110,7 @@
     })
     .finally(() => {
       clearTimeout(timer);
-      style.remove();
+      show();
     });
   // A failure only shows the page as written; the page's own handlers of
   // `window.myna` still see a failed connection.
