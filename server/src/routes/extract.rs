@@ -62,10 +62,11 @@ impl<'a> FromRequest<'a> for Caller {
         };
         let credentials = match auth::credentials(request, apikey) {
             // A browser attaches the Basic credentials it knows for this
-            // origin to any page's `<script>`, whichever site the page is
-            // on: a JSONP call never authenticates by them (a hostile page
-            // would read the owner's drafts and counts), only by API key.
-            Credentials::Basic { .. } if matches!(format, Format::Jsonp(_)) => {
+            // origin to any page's `<script>` or `<img>`, whichever site the
+            // page is on: a JSONP call never authenticates by them (a hostile
+            // page would read the owner's drafts and counts), nor does a GET
+            // that records (it would count events in them), only by API key.
+            Credentials::Basic { .. } if matches!(format, Format::Jsonp(_)) || records(request) => {
                 auth::apikey_parameter(apikey)
             }
             credentials => credentials,
@@ -76,6 +77,11 @@ impl<'a> FromRequest<'a> for Caller {
             .await
             .map_err(|problem| Refusal::new(format, problem, checker.now_ms).into())
     }
+}
+
+/// Whether `request` is a GET that records events (`…/record`).
+fn records(request: &Request) -> bool {
+    request.method() == Method::GET && request.uri().path().ends_with("/record")
 }
 
 /// A caller with account credentials (Basic or Bearer, from the

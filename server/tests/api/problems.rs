@@ -300,8 +300,9 @@ async fn jsonp_errors_are_200_with_the_status_inside() {
 
 /// A browser sends Basic credentials it knows for the server with any page's
 /// `<script>`: a JSONP call does not authenticate by them (only by API key),
-/// so a hostile page cannot read an owner's drafts; without `callback` they
-/// work as ever.
+/// so a hostile page cannot read an owner's drafts; nor does a GET that
+/// records (an `<img>` carries them too); without `callback` they work as
+/// ever elsewhere.
 #[tokio::test]
 async fn jsonp_calls_ignore_basic_credentials() {
     let h = Harness::new().await;
@@ -341,8 +342,13 @@ async fn jsonp_calls_ignore_basic_credentials() {
         .await;
     assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
     assert_eq!(plain.json()["subtype"], "complete");
-    let views = h.complete(published).await["variants"]["a"]["views"].clone();
-    assert_eq!(views, 0, "the refused JSONP record counted nothing");
+    let img = format!("/v2/experiment/{draft}/record?typename=view&variant=a");
+    let answer = h.get(&img, Who::OwnerBasic).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
+    for uuid in [draft, published] {
+        let views = h.complete(uuid).await["variants"]["a"]["views"].clone();
+        assert_eq!(views, 0, "the refused records counted nothing");
+    }
 }
 
 #[tokio::test]
