@@ -108,18 +108,32 @@ pub enum Credentials {
 }
 
 /// The credentials of a request: the `Authorization` header, else the
-/// `apikey` parameter (`apikey` is `None` where the parameter is not accepted).
+/// `apikey` parameter (`apikey` is `None` where the parameter is not
+/// accepted). Two `Authorization` headers, or an API key in the header and
+/// another in the parameter, are malformed: which one a proxy in front
+/// took would be a guess.
 pub fn credentials(request: &Request, apikey: Option<&str>) -> Credentials {
-    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return apikey_parameter(apikey);
     };
+    if values.next().is_some() {
+        return Credentials::Malformed;
+    }
     let Ok(value) = value.to_str() else {
         return Credentials::Malformed;
     };
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     match scheme.to_ascii_lowercase().as_str() {
-        "apikey" => Uuid::parse_str(rest).map_or(Credentials::Malformed, Credentials::ApiKey),
+        "apikey" => match (
+            Uuid::parse_str(rest),
+            apikey.map(|k| apikey_parameter(Some(k))),
+        ) {
+            (Ok(key), None) => Credentials::ApiKey(key),
+            (Ok(key), Some(Credentials::ApiKey(same))) if same == key => Credentials::ApiKey(key),
+            _ => Credentials::Malformed,
+        },
         "bearer" => Uuid::parse_str(rest).map_or(Credentials::Malformed, Credentials::Bearer),
         "basic" => STANDARD
             .decode(rest)

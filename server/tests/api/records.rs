@@ -292,7 +292,8 @@ async fn post_text(h: &Harness, uri: &str, text: &str) -> crate::harness::Answer
 }
 
 /// What two readers could take differently is refused, and nothing of it is
-/// counted: a null reward amount (JSON's NaN), a key given twice, a JSONP
+/// counted: a null reward amount (JSON's NaN), a key given twice (two
+/// parameters, two headers, a header and a parameter that differ), a JSONP
 /// record parameter given twice; a byte order mark is no such thing.
 #[tokio::test]
 async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
@@ -374,8 +375,40 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
             answer.text
         );
     }
+    // Two Authorization headers, or an API key in the header and another
+    // in the parameter: which a proxy in front took would be a guess.
+    let record = format!("{uri}?typename=view&variant=a");
+    let header = ("Authorization", format!("ApiKey {key}"));
+    let other = ("Authorization", format!("ApiKey {}", uuid::Uuid::new_v4()));
+    for (uri, headers) in [
+        (record.clone(), vec![header.clone(), other]),
+        (
+            format!("{record}&apikey={}", uuid::Uuid::new_v4()),
+            vec![header.clone()],
+        ),
+    ] {
+        let answer = h.send_with(Method::GET, &uri, &headers, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}: {}",
+            answer.text
+        );
+    }
+    let same = format!("{record}&apikey={key}");
+    let answer = h.send_with(Method::GET, &same, &[header], None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "the same key twice is one: {}",
+        answer.text
+    );
     let form = h.complete(uuid).await;
-    assert_eq!((views(&form, "a"), views(&form, "b")), (0, 0));
+    assert_eq!(
+        (views(&form, "a"), views(&form, "b")),
+        (1, 0),
+        "that one only"
+    );
     assert_eq!(form["variants"]["a"]["totalReward"], 0.0);
     // Two Content-Type headers: what the body is would be a guess.
     let headers = [
@@ -394,7 +427,7 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
         answer.text
     );
     assert_eq!(answer.json()["messages"][0]["path"], "Content-Type");
-    assert_eq!(views(&h.complete(uuid).await, "a"), 0);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 1, "still the one above");
     // A byte order mark before the body is skipped.
     let answer = post_text(
         &h,
@@ -403,5 +436,5 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-    assert_eq!(views(&h.complete(uuid).await, "a"), 1);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 2);
 }
