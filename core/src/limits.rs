@@ -44,6 +44,8 @@ pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
 pub const MAX_WEBHOOK_URL_BYTES: usize = 2048;
 /// Most webhooks an account has.
 pub const MAX_WEBHOOKS: usize = 10;
+/// Most API keys an account has.
+pub const MAX_API_KEYS: usize = 100;
 
 /// Whether `text` holds U+0000, which no stored text may (PostgreSQL's
 /// text types refuse it; every backend must accept the same inputs).

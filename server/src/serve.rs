@@ -371,10 +371,16 @@ pub async fn apikey_create(
         name,
         created_ms: Clock::system().now_ms(),
     };
-    storage
-        .create_api_key(&key)
+    let max = myna_core::limits::MAX_API_KEYS;
+    let created = storage
+        .create_api_key(&key, max)
         .await
         .map_err(|e| format!("cannot create the API key: {e}"))?;
+    if !created {
+        return Err(format!(
+            "cannot create the API key: the account has {max} already (revoke one first)"
+        ));
+    }
     println!("{}", key.uuid);
     Ok(())
 }

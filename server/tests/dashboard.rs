@@ -258,7 +258,10 @@ impl Dash {
             name: Some("site".into()),
             created_ms: START_MS,
         };
-        self.storage.create_api_key(&key).await.expect("key");
+        self.storage
+            .create_api_key(&key, myna_core::limits::MAX_API_KEYS)
+            .await
+            .expect("key");
         key.uuid
     }
 }

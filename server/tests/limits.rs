@@ -87,7 +87,10 @@ async fn party(storage: &dyn Storage, email: &str, now: i64) -> Party {
         name: None,
         created_ms: now,
     };
-    storage.create_api_key(&key).await.unwrap();
+    storage
+        .create_api_key(&key, myna_core::limits::MAX_API_KEYS)
+        .await
+        .unwrap();
     Party {
         token: token.token,
         key: key.uuid,

@@ -258,7 +258,10 @@ async fn sqlite_group_commits_and_other_writes_run_together() {
             name: None,
             created_ms,
         };
-        storage.create_api_key(&key).await.unwrap();
+        storage
+            .create_api_key(&key, myna_core::limits::MAX_API_KEYS)
+            .await
+            .unwrap();
         let served = Served {
             experiment: uuid,
             variant: "b".into(),
@@ -629,7 +632,10 @@ async fn postgres_changes_answer_what_changed_since_a_mark() {
         name: None,
         created_ms: 0,
     };
-    storage.create_api_key(&key).await.unwrap();
+    storage
+        .create_api_key(&key, myna_core::limits::MAX_API_KEYS)
+        .await
+        .unwrap();
 
     let all = storage.changes(None).await.unwrap();
     assert!(all.complete);
@@ -1013,8 +1019,18 @@ mod cases {
             created_ms: 2,
             ..first.clone()
         };
-        storage.create_api_key(&second).await.unwrap();
-        storage.create_api_key(&first).await.unwrap();
+        // At most two for this account: a third is refused, stores nothing.
+        assert!(storage.create_api_key(&second, 2).await.unwrap());
+        assert!(storage.create_api_key(&first, 2).await.unwrap());
+        let third = ApiKey {
+            uuid: Uuid::new_v4(),
+            ..second.clone()
+        };
+        assert!(
+            !storage.create_api_key(&third, 2).await.unwrap(),
+            "at most 2"
+        );
+        assert_eq!(storage.api_key(third.uuid).await.unwrap(), None);
         assert_eq!(
             storage.api_key(first.uuid).await.unwrap(),
             Some(first.clone())
@@ -1031,6 +1047,10 @@ mod cases {
         );
         assert!(storage.delete_api_key(mine, first.uuid).await.unwrap());
         assert_eq!(storage.api_key(first.uuid).await.unwrap(), None);
+        assert!(
+            storage.create_api_key(&third, 2).await.unwrap(),
+            "room again"
+        );
     }
 
     pub async fn experiments_round_trip(storage: &dyn Storage) {

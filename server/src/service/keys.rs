@@ -1,15 +1,17 @@
 //! API keys: creating, listing and revoking an account's keys (the API's
 //! `/v2/apikey` and the dashboard's keys page).
 
-use myna_core::Problem;
 use myna_core::account::parse_api_key_create;
+use myna_core::limits::MAX_API_KEYS;
+use myna_core::{Code, Problem};
 use uuid::Uuid;
 
 use crate::state::AppState;
 use crate::storage::ApiKey;
 
 /// Creates an API key for `account` from a create body (`{ "name": … }`,
-/// optional, checked by core's `parse_api_key_create`).
+/// optional, checked by core's `parse_api_key_create`); a 409 problem when
+/// the account has [`MAX_API_KEYS`] already.
 pub async fn create_api_key(
     state: &AppState,
     account: Uuid,
@@ -21,7 +23,12 @@ pub async fn create_api_key(
         name: parse_api_key_create(body)?,
         created_ms: state.now_ms(),
     };
-    state.storage.create_api_key(&key).await?;
+    if !state.storage.create_api_key(&key, MAX_API_KEYS).await? {
+        return Err(Problem::new(
+            Code::Conflict,
+            format!("An account has at most {MAX_API_KEYS} API keys: revoke one first."),
+        ));
+    }
     Ok(key)
 }
 

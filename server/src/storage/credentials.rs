@@ -123,17 +123,22 @@ pub async fn secret(db: &impl Run, name: &str, fresh: &str) -> Result<String, St
 }
 
 /// See [`Storage::create_api_key`](super::Storage::create_api_key).
-pub async fn create_api_key(db: &impl Run, key: &ApiKey) -> Result<(), StorageError> {
-    let sql = format!("INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4)");
-    db.execute(
-        Statement::new(sql)
-            .uuid(key.uuid)
-            .uuid(key.account_id)
-            .optional_text(key.name.as_deref())
-            .integer(key.created_ms),
-    )
-    .await?;
-    Ok(())
+pub async fn create_api_key(db: &impl Run, key: &ApiKey, max: usize) -> Result<bool, StorageError> {
+    let sql = format!(
+        "INSERT INTO api_keys ({API_KEY_COLUMNS}) SELECT $1, $2, $3, $4 \
+         WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = $2) < $5"
+    );
+    let inserted = db
+        .execute(
+            Statement::new(sql)
+                .uuid(key.uuid)
+                .uuid(key.account_id)
+                .optional_text(key.name.as_deref())
+                .integer(key.created_ms)
+                .integer(i64::try_from(max).unwrap_or(i64::MAX)),
+        )
+        .await?;
+    Ok(inserted > 0)
 }
 
 /// See [`Storage::api_key`](super::Storage::api_key).

@@ -446,7 +446,8 @@ pub trait Storage: Send + Sync + 'static {
     fn secret<'a>(&'a self, name: &'a str, fresh: &'a str) -> Fut<'a, String>;
 
     /// Stores a new API key.
-    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()>;
+    /// Stores a new API key unless its account has `max` already (false).
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey, max: usize) -> Fut<'a, bool>;
     /// The API key with this uuid.
     fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>>;
     /// An account's API keys, oldest first.

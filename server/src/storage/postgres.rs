@@ -298,8 +298,8 @@ impl Storage for PostgresStorage {
         Box::pin(credentials::secret(self, name, fresh))
     }
 
-    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
-        self.bounded(Purpose::Pages, credentials::create_api_key(self, key))
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey, max: usize) -> Fut<'a, bool> {
+        self.bounded(Purpose::Pages, credentials::create_api_key(self, key, max))
     }
 
     fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>> {

@@ -381,8 +381,8 @@ impl Storage for SqliteStorage {
         Box::pin(credentials::secret(self, name, fresh))
     }
 
-    fn create_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
-        Box::pin(credentials::create_api_key(self, key))
+    fn create_api_key<'a>(&'a self, key: &'a ApiKey, max: usize) -> Fut<'a, bool> {
+        Box::pin(credentials::create_api_key(self, key, max))
     }
 
     fn api_key(&self, uuid: Uuid) -> Fut<'_, Option<ApiKey>> {

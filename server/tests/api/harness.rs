@@ -196,7 +196,10 @@ async fn party(storage: &Arc<dyn Storage>, passwords: &Passwords, email: &str, n
         name: Some("site".into()),
         created_ms: now,
     };
-    storage.create_api_key(&key).await.expect("key");
+    storage
+        .create_api_key(&key, myna_core::limits::MAX_API_KEYS)
+        .await
+        .expect("key");
     Party {
         account: account.id,
         email: email.to_owned(),

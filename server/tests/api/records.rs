@@ -427,7 +427,11 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
         answer.text
     );
     assert_eq!(answer.json()["messages"][0]["path"], "Content-Type");
-    assert_eq!(views(&h.complete(uuid).await, "a"), 1, "still the one above");
+    assert_eq!(
+        views(&h.complete(uuid).await, "a"),
+        1,
+        "still the one above"
+    );
     // A byte order mark before the body is skipped.
     let answer = post_text(
         &h,

@@ -215,6 +215,21 @@ async fn api_key_lifecycle() {
     );
     let bad = h.post("/v2/apikey", Who::Owner, json!({"name": 3})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // An account holds at most MAX_API_KEYS keys: the next is a 409.
+    let max = myna_core::limits::MAX_API_KEYS;
+    let mut refused = None;
+    for _ in 0..=max {
+        let created = h.post("/v2/apikey", Who::Owner, json!({})).await;
+        if created.status != StatusCode::OK {
+            refused = Some(created);
+            break;
+        }
+    }
+    let refused = refused.expect("a key past the limit is refused");
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert_eq!(refused.code().as_deref(), Some("conflict"));
+    let list = h.get("/v2/apikey", Who::Owner).await.json();
+    assert_eq!(list["results"].as_array().unwrap().len(), max);
 }
 
 #[tokio::test]
