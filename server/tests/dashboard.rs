@@ -622,7 +622,11 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         )
         .await;
     assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.text);
-    assert_eq!(edited.location(), format!("/experiments/{uuid}?done=saved"));
+    // At the page's top, where it says so (not at the form's `#edit`).
+    assert_eq!(
+        edited.location(),
+        format!("/experiments/{uuid}?done=saved#main")
+    );
     let (_, read) = d
         .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
         .await;
@@ -651,6 +655,10 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("<code>settings</code>"), "{}", bad.text);
+    // The form posts to `#edit`: the answer opens at it, its problem on
+    // top, not at the page's top far above.
+    let action = format!(r#"action="/experiments/{uuid}#edit""#);
+    assert!(bad.text.contains(&action), "{}", bad.text);
     let bad = d
         .submit(
             &browser,

@@ -116,7 +116,8 @@ pub async fn edit(
     };
     match result {
         Ok(()) => html::redirect(
-            &format!("/experiments/{uuid}?done={}", Done::Saved.param()),
+            // `#main`: else the browser keeps the form's `#edit`.
+            &format!("/experiments/{uuid}?done={}#main", Done::Saved.param()),
             &[],
         ),
         Err(problem) => {

@@ -102,7 +102,9 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
         section id="edit" class="card" {
             h2 { "Edit" }
             @if let Some(problem) = problem { (problem_box(problem)) }
-            form method="post" action={ "/experiments/" (e.public_uuid()) } {
+            // The answer to a refused save opens at this form, its problem
+            // on top (a saved one is redirected to the page's top).
+            form method="post" action={ "/experiments/" (e.public_uuid()) "#edit" } {
                 (csrf_field(csrf))
                 div class="row" {
                     p class="field grow" {
