@@ -1314,6 +1314,16 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("<code>url</code>"));
+    assert!(
+        bad.text.contains(r#"value="ftp://example.com/""#),
+        "the URL stays in its field to be mended: {}",
+        bad.text
+    );
+    // The form posted again (a reload of the page that showed the secret):
+    // no second webhook, which would get every event twice.
+    let again = d.submit(&browser, "/webhooks", &[("url", url)]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert!(!again.text.contains("id=\"secret\""));
     assert_eq!(
         d.storage.webhooks(d.account).await.expect("webhooks").len(),
         1

@@ -1595,6 +1595,14 @@ mod cases {
             !storage.create_webhook(&webhook(mine, 3), 2).await.unwrap(),
             "over the limit"
         );
+        let same_url = Webhook {
+            uuid: Uuid::new_v4(),
+            ..first.clone()
+        };
+        assert!(
+            !storage.create_webhook(&same_url, 5).await.unwrap(),
+            "its URL is registered already"
+        );
         assert!(
             storage
                 .create_webhook(&webhook(theirs, 4), 2)

@@ -51,7 +51,7 @@ async fn page(
     status: StatusCode,
     notice: Option<Markup>,
     added: Option<Added<'_>>,
-    problem: Option<&Problem>,
+    problem: Option<(&Problem, &str)>,
 ) -> Response {
     let names: HashMap<Uuid, (Uuid, String)> = of_account(state, session.account)
         .into_iter()
@@ -75,7 +75,15 @@ async fn page(
         ),
         Err(error) => html::html(
             StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            webhooks_page(&session.csrf, &[], &[], &names, None, None, Some(&error)),
+            webhooks_page(
+                &session.csrf,
+                &[],
+                &[],
+                &names,
+                None,
+                None,
+                Some((&error, "")),
+            ),
         ),
     }
 }
@@ -121,7 +129,7 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
                 status_of(&problem),
                 None,
                 None,
-                Some(&problem),
+                Some((&problem, url)),
             )
             .await
         }
@@ -153,7 +161,7 @@ pub async fn delete(
                 status_of(&problem),
                 None,
                 None,
-                Some(&problem),
+                Some((&problem, "")),
             )
             .await
         }

@@ -57,7 +57,7 @@ pub fn webhook_secret(state: &AppState, uuid: Uuid) -> String {
 
 /// Registers a webhook for `account` from a create body (`{ "url": … }`,
 /// checked by core): the webhook and its secret (shown this once). 409 if
-/// the account has [`MAX_WEBHOOKS`] already.
+/// the account has [`MAX_WEBHOOKS`] already, or one with this URL.
 pub async fn create_webhook(
     state: &AppState,
     account: Uuid,
@@ -70,10 +70,14 @@ pub async fn create_webhook(
         created_ms: state.now_ms(),
     };
     if !state.storage.create_webhook(&webhook, MAX_WEBHOOKS).await? {
-        return Err(Problem::new(
-            Code::Conflict,
-            format!("An account has at most {MAX_WEBHOOKS} webhooks: delete one first."),
-        ));
+        let hooks = state.storage.webhooks(account).await?;
+        let message = if hooks.iter().any(|w| w.url == webhook.url) {
+            // A form posted twice (a reload) must not deliver every event twice.
+            "This URL is a webhook of the account already.".to_owned()
+        } else {
+            format!("An account has at most {MAX_WEBHOOKS} webhooks: delete one first.")
+        };
+        return Err(Problem::new(Code::Conflict, message));
     }
     let secret = webhook_secret(state, webhook.uuid);
     Ok((webhook, secret))

@@ -548,7 +548,8 @@ pub trait Storage: Send + Sync + 'static {
     /// An experiment's served weights, by variant (creation order) then hour.
     fn served(&self, experiment: Uuid) -> Fut<'_, Vec<Served>>;
 
-    /// Stores a new webhook unless its account has `max` already (false).
+    /// Stores a new webhook unless its account has `max` already, or one
+    /// with its URL (false).
     fn create_webhook<'a>(&'a self, webhook: &'a Webhook, max: usize) -> Fut<'a, bool>;
     /// An account's webhooks, oldest first.
     fn webhooks(&self, account_id: Uuid) -> Fut<'_, Vec<Webhook>>;

@@ -38,7 +38,8 @@ pub async fn create_webhook(
 ) -> Result<bool, StorageError> {
     let sql = format!(
         "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) SELECT $1, $2, $3, $4 \
-         WHERE (SELECT COUNT(*) FROM webhooks WHERE account_id = $2) < $5"
+         WHERE (SELECT COUNT(*) FROM webhooks WHERE account_id = $2) < $5 \
+         AND NOT EXISTS (SELECT 1 FROM webhooks WHERE account_id = $2 AND url = $3)"
     );
     let inserted = db
         .execute(

@@ -286,7 +286,19 @@ async fn bad_urls_and_an_eleventh_webhook_are_problems() {
     }
     let missing = h.post("/v2/webhook", Who::Owner, json!({})).await;
     assert_eq!(missing.code().as_deref(), Some("missing-field"));
-    for i in 0..10 {
+    // A URL registered already (a form posted twice): every event would go
+    // to it twice.
+    register(&h, "https://example.com/0").await;
+    let again = h
+        .post(
+            "/v2/webhook",
+            Who::Owner,
+            json!({ "url": "https://example.com/0" }),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert!(again.text.contains("already"), "{}", again.text);
+    for i in 1..10 {
         register(&h, &format!("https://example.com/{i}")).await;
     }
     let answer = h
@@ -298,6 +310,7 @@ async fn bad_urls_and_an_eleventh_webhook_are_problems() {
         .await;
     assert_eq!(answer.status, StatusCode::CONFLICT);
     assert_eq!(answer.code().as_deref(), Some("conflict"));
+    assert!(answer.text.contains("at most 10"), "{}", answer.text);
     let listed = h.get("/v2/webhook", Who::Owner).await;
     assert_eq!(listed.json()["results"].as_array().map(Vec::len), Some(10));
 }

@@ -31,7 +31,7 @@ fn standing(delivery: &Delivery) -> &'static str {
 }
 
 /// The webhooks page, with a notice, a webhook just added, or the problem
-/// of an add or delete; `names` gives, for the experiments deliveries are
+/// of an add or delete (with the URL the add had, kept in its field); `names` gives, for the experiments deliveries are
 /// about (by the key they are stored under), the uuid their owner knows
 /// them by (an alias's, not its key) and their name (one deleted since
 /// shows its key, not linked).
@@ -42,8 +42,9 @@ pub fn webhooks_page(
     names: &HashMap<Uuid, (Uuid, String)>,
     notice: Option<Markup>,
     added: Option<Added<'_>>,
-    problem: Option<&Problem>,
+    problem: Option<(&Problem, &str)>,
 ) -> Markup {
+    let typed = problem.map_or("", |(_, url)| url);
     let body = html! {
         @if let Some(notice) = notice { (notice) }
         h1 { "Webhooks" }
@@ -52,7 +53,7 @@ pub fn webhooks_page(
             "the server posts the event with the decision to each URL here, signed with the "
             "webhook's secret (header " code { "Myna-Signature" } "), and retries for about an hour."
         }
-        @if let Some(problem) = problem { (problem_box(problem)) }
+        @if let Some((problem, _)) = problem { (problem_box(problem)) }
         @if let Some(added) = added {
             div class="alert ok" role="status" id="secret" {
                 p { "The webhook for " code { (added.webhook.url) } " was added. Its secret, shown only now:" }
@@ -65,7 +66,7 @@ pub fn webhooks_page(
             p class="field grow" {
                 label for="webhook-url" { "URL" }
                 input id="webhook-url" name="url" type="url" required maxlength="2048"
-                    placeholder="https://example.com/myna-events";
+                    placeholder="https://example.com/myna-events" value=(typed);
             }
             p class="field" { button type="submit" class="primary" { "Add webhook" } }
         }
