@@ -132,19 +132,39 @@ fn signin_token_ok(secret: &Secret, token: &str, cookie: &str, now_ms: i64) -> b
 }
 
 /// Where to send a visitor without a session: the sign-in page, coming back
-/// to `path` afterwards (GET pages only).
+/// afterwards to the page asked for, or the one a form was posted from.
 pub fn to_signin(request: &Request) -> Response {
     let path = request.uri().path();
-    let location = if request.method() == poem::http::Method::GET && path != "/" {
-        let back = request
-            .uri()
-            .path_and_query()
-            .map_or(path, |pq| pq.as_str());
-        format!("/signin?next={}", myna_core::wire::url_encode(back))
+    let back = if request.method() == poem::http::Method::GET {
+        Some(
+            request
+                .uri()
+                .path_and_query()
+                .map_or(path, |pq| pq.as_str()),
+        )
     } else {
-        "/signin".to_owned()
+        // A form posted with a session that ended: back to the page it
+        // was on (its edits are not kept).
+        form_page(path)
+    };
+    let location = match back {
+        Some(back) if back != "/" => {
+            format!("/signin?next={}", myna_core::wire::url_encode(back))
+        }
+        _ => "/signin".to_owned(),
     };
     html::redirect(&location, &[])
+}
+
+/// The page a form posted to `path` is on: the page itself, or for the
+/// buttons of a list, the list (`None` for signing out).
+fn form_page(path: &str) -> Option<&str> {
+    match path {
+        "/signout" => None,
+        _ if path.starts_with("/keys/") => Some("/keys"),
+        _ if path.starts_with("/webhooks/") => Some("/webhooks"),
+        _ => Some(path),
+    }
 }
 
 /// The refusal of a POST whose CSRF token is missing or wrong.
