@@ -689,6 +689,12 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         .await;
     assert_eq!(confirm.status, StatusCode::OK);
     assert!(confirm.text.contains("Reset the counts?"));
+    let cancel = format!(r#"<a href="/experiments/{uuid}" autofocus>Cancel</a>"#);
+    assert!(
+        confirm.text.contains(&cancel),
+        "Enter on arrival cancels: {}",
+        confirm.text
+    );
     let reset = d
         .submit(&browser, &format!("/experiments/{uuid}/reset"), &[])
         .await;

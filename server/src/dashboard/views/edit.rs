@@ -175,10 +175,12 @@ pub fn confirm_page(csrf: &str, e: &Experiment, action: Action) -> Markup {
             p { (action.warning()) }
             form method="post" action={ "/experiments/" (uuid) "/" (action.path()) } {
                 (csrf_field(csrf))
+                // Cancel first in focus: an Enter pressed on arrival
+                // does not erase anything.
                 p class="actions" {
-                    button type="submit" class="danger" autofocus { (action.button()) }
+                    button type="submit" class="danger" { (action.button()) }
                     " "
-                    a href={ "/experiments/" (uuid) } { "Cancel" }
+                    a href={ "/experiments/" (uuid) } autofocus { "Cancel" }
                 }
             }
         }
