@@ -222,7 +222,9 @@ pub fn parse_api_key_create(body: &[u8]) -> Result<Option<String>, Problem> {
             "name",
             "A name may not contain U+0000 (NUL).",
         )),
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME_CHARS => {
+        Some(Value::String(s))
+            if !crate::limits::is_blank(s) && s.chars().count() <= MAX_NAME_CHARS =>
+        {
             Ok(Some(s.clone()))
         }
         Some(Value::String(_)) => Err(Problem::at(

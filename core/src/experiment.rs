@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::limits::{
     Definition, MAX_DEFINITION_BYTES, MAX_NAME_CHARS, MAX_VARIANT_ID_CHARS, MAX_VARIANTS,
-    check_settings, definition_bytes, definition_too_large, has_nul, nul_problem,
+    check_settings, definition_bytes, definition_too_large, has_nul, is_blank, nul_problem,
     too_many_variants,
 };
 use crate::model::{Experiment, Variant, Visibility, empty_object};
@@ -391,7 +391,7 @@ fn check_variant_id(id: &str, path: &str, problems: &mut Vec<Message>) -> bool {
 
 fn parse_name(value: &Value, path: &str, problems: &mut Vec<Message>) -> Option<String> {
     match value {
-        Value::String(s) if s.trim().is_empty() || s.chars().nth(MAX_NAME_CHARS).is_some() => {
+        Value::String(s) if is_blank(s) || s.chars().nth(MAX_NAME_CHARS).is_some() => {
             problems.push(
                 Message::at(
                     Code::InvalidValue,

@@ -47,6 +47,16 @@ pub const MAX_WEBHOOKS: usize = 10;
 /// Most API keys an account has.
 pub const MAX_API_KEYS: usize = 100;
 
+/// Whether a name is blank: nothing a reader would see, only white space
+/// and the invisible format characters (zero-width space, joiners, word
+/// joiner, byte order mark, soft hyphen…).
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    })
+}
+
 /// Whether `text` holds U+0000, which no stored text may (PostgreSQL's
 /// text types refuse it; every backend must accept the same inputs).
 pub fn has_nul(text: &str) -> bool {
@@ -311,6 +321,22 @@ mod tests {
             value = Value::Object(outer);
         }
         value
+    }
+
+    #[test]
+    fn a_name_of_white_space_or_invisible_characters_is_blank() {
+        for blank in [
+            "",
+            " ",
+            "\u{3000}\u{a0}",
+            "\u{200b}",
+            "\u{feff}\u{2060} \u{200d}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for name in ["a", " a ", "\u{200b}b", "😀"] {
+            assert!(!is_blank(name), "{name:?}");
+        }
     }
 
     #[test]
