@@ -171,6 +171,7 @@ pub fn apply_updates(
         next = Value::Object(Map::new());
     }
     let mut problems = Vec::new();
+    let mut seen: Vec<(&str, Vec<Segment>)> = Vec::new();
     for (path, value) in updates {
         let here = key_path(base, path);
         let segments = match parse_path(path) {
@@ -180,6 +181,25 @@ pub fn apply_updates(
                 continue;
             }
         };
+        // One path inside another (or the same one spelled twice): the
+        // result would depend on the order of the object's keys, which
+        // JSON does not keep.
+        let overlap = seen.iter().find(|(_, other)| {
+            let n = other.len().min(segments.len());
+            other[..n] == segments[..n]
+        });
+        if let Some((other, _)) = overlap {
+            problems.push(Message::at(
+                Code::InvalidSettingsPath,
+                here,
+                format!(
+                    "The settings paths `{other}` and `{path}` overlap: which applies first is not \
+                     defined; give one of them."
+                ),
+            ));
+            continue;
+        }
+        seen.push((path, segments.clone()));
         if segments
             .iter()
             .any(|s| matches!(s, Segment::Key(k) if has_nul(k)))

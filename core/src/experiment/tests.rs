@@ -97,6 +97,40 @@ fn bad_update_changes_nothing() {
     );
 }
 
+#[test]
+fn overlapping_settings_paths_are_refused_whatever_their_order() {
+    let exp = created(json!({"name": "e", "settings": {"a": {"b": 0}}}))
+        .unwrap_or_else(|p| panic!("{p}"))
+        .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    // JSON keeps no key order: both orders, and one path spelled twice.
+    for (body, at) in [
+        (
+            r#"{"settingsUpdates": {"a.b": 2, "a": 1}}"#,
+            r#"settingsUpdates["a"]"#,
+        ),
+        (
+            r#"{"settingsUpdates": {"a": 1, "a.b": 2}}"#,
+            r#"settingsUpdates["a.b"]"#,
+        ),
+        (
+            r#"{"settingsUpdates": {"a.b": 1, "a[\"b\"]": 2}}"#,
+            r#"settingsUpdates["a[\"b\"]"]"#,
+        ),
+    ] {
+        let problem = apply_update(&exp, body.as_bytes())
+            .err()
+            .unwrap_or_else(Problem::internal);
+        assert_eq!(
+            paths(problem),
+            vec![(Code::InvalidSettingsPath, at.to_owned())],
+            "{body}"
+        );
+    }
+    // Paths side by side are fine.
+    let body = r#"{"settingsUpdates": {"a.b": 2, "a.c": 3, "ab": 4}}"#;
+    assert!(apply_update(&exp, body.as_bytes()).is_ok());
+}
+
 fn problems_of(
     result: Result<impl std::fmt::Debug, Problem>,
 ) -> Vec<(Code, String, Option<Value>)> {
