@@ -188,7 +188,7 @@ fn number(
         Some(n) if n >= 1.0 && n <= most => n,
         _ => {
             let rule = if timer {
-                "` must be a number of ms from 1 to 2147483647 (about 24.8 days, the most a browser's timer waits)."
+                "` must be a number of ms from 1 to 2147483647 (a browser timer's most)."
             } else {
                 "` must be a number of at least 1."
             };
