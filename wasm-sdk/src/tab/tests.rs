@@ -480,16 +480,22 @@ fn a_full_queue_rewrites_its_stored_base_once_per_tenth_of_its_room_not_per_even
     assert_eq!(stored, t.queued());
 }
 
-#[test]
-fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
-    let host = TestHost::new();
-    let mut a = tab(&host, false);
-    let mut b = tab(&host, false);
-    // Both find no state and draw before either writes; b writes last.
+/// Two tabs of one visitor that drew at once: both found no state, `a`
+/// shows "a", `b` shows "b", and `b` wrote last (its state is stored).
+fn drawn_at_once(host: &TestHost) -> (Tab<TestHost>, Tab<TestHost>) {
+    let mut a = tab(host, false);
+    let mut b = tab(host, false);
     a.view(E, &variants(), "a").unwrap();
     b.view(E, &variants(), "b").unwrap();
     a.persist();
     b.persist();
+    (a, b)
+}
+
+#[test]
+fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
+    let host = TestHost::new();
+    let (mut a, mut b) = drawn_at_once(&host);
     let mut server = Myna::default();
     flush(&mut a, false, |r| server.take(r));
     flush(&mut b, false, |r| server.take(r));
@@ -502,15 +508,8 @@ fn of_two_tabs_drawing_at_once_only_the_view_the_shared_state_kept_counts() {
 
 #[test]
 fn a_reward_in_the_tab_whose_drawn_variant_lost_credits_nothing() {
-    // Two tabs of one visitor draw at once: a shows "a", b shows "b", and
-    // b's state is the one stored (and counted).
     let host = TestHost::new();
-    let mut a = tab(&host, false);
-    let mut b = tab(&host, false);
-    a.view(E, &variants(), "a").unwrap();
-    b.view(E, &variants(), "b").unwrap();
-    a.persist();
-    b.persist();
+    let (mut a, mut b) = drawn_at_once(&host);
     a.page_event(PageEvent::Storage);
     // The visitor converts on a's page, which shows "a": crediting "b"
     // (the visitor's counted variant) would be wrong.
