@@ -309,6 +309,29 @@ async fn search_parameters() {
         .map(|m| m["path"].clone())
         .collect();
     assert_eq!(paths, [json!("sort"), json!("limit")]);
+    // A parameter given twice: which one counts would be a guess.
+    for uri in [
+        "/v2/experiment?limit=1&limit=2".to_owned(),
+        "/v2/experiment?sort=name-asc&q=a&sort=name-desc".to_owned(),
+        format!(
+            "/v2/experiment/{}/export?format=csv&format=json",
+            Uuid::new_v4()
+        ),
+    ] {
+        let twice = h.get(&uri, Who::Owner).await;
+        assert_eq!(
+            twice.status,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            twice.text
+        );
+        assert_eq!(twice.code().as_deref(), Some("invalid-value"), "{uri}");
+        let path = &twice.json()["messages"][0]["path"];
+        assert!(
+            matches!(path.as_str(), Some("limit" | "sort" | "format")),
+            "{uri}: {path}"
+        );
+    }
     let jsonp = h.get("/v2/experiment?callback=found", Who::Key).await;
     assert_eq!(jsonp.status, StatusCode::OK);
     assert!(
