@@ -16,6 +16,7 @@
 //!   paths, variants, names, ids, no U+0000);
 //! - [`read_form`]: the read form (complete, summary) and the search answer;
 //! - [`search`]: search parameters, filtering and order;
+//! - [`query`]: query parameters each given once (record, search, export);
 //! - [`settings`]: settings paths and `settingsUpdates`;
 //! - [`stats`]: conversion rates and their 95 % credible intervals;
 //! - [`json`]: request bodies read strictly (a key twice refused, a byte
@@ -59,6 +60,8 @@ pub mod limits;
 #[cfg(feature = "std")]
 pub mod model;
 pub mod problem;
+#[cfg(feature = "std")]
+pub mod query;
 #[cfg(feature = "std")]
 pub mod read_form;
 #[cfg(feature = "std")]

@@ -7,33 +7,6 @@ use crate::problem::{Code, Message, Problem};
 /// The parameters of a search.
 pub const SEARCH_PARAMS: [&str; 5] = ["q", "visibility", "sort", "limit", "skip"];
 
-/// Refuses each parameter of `known` given more than once among `names`
-/// (the names of a query, in order): which value counts would be a guess,
-/// as for the JSONP record parameters. Also for the export's `format`.
-pub fn check_given_once<'a>(
-    names: impl IntoIterator<Item = &'a str>,
-    known: &[&str],
-) -> Result<(), Problem> {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut problems: Vec<Message> = Vec::new();
-    for name in names.into_iter().filter(|n| known.contains(n)) {
-        if !seen.contains(&name) {
-            seen.push(name);
-        } else if !problems.iter().any(|m| m.path.as_deref() == Some(name)) {
-            problems.push(Message::at(
-                Code::InvalidValue,
-                name,
-                format!("The `{name}` parameter is given more than once: give it once."),
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Problem::many(problems))
-    }
-}
-
 /// Most results one search answers.
 pub const MAX_LIMIT: usize = 1000;
 /// Results answered when `limit` is absent.

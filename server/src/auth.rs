@@ -126,12 +126,11 @@ pub fn credentials(request: &Request, apikey: Option<&str>) -> Credentials {
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     match scheme.to_ascii_lowercase().as_str() {
-        "apikey" => match (
-            Uuid::parse_str(rest),
-            apikey.map(|k| apikey_parameter(Some(k))),
-        ) {
-            (Ok(key), None) => Credentials::ApiKey(key),
-            (Ok(key), Some(Credentials::ApiKey(same))) if same == key => Credentials::ApiKey(key),
+        // The same key in the `apikey` parameter too is fine; another is not.
+        "apikey" => match Uuid::parse_str(rest) {
+            Ok(key) if apikey.is_none_or(|p| Uuid::parse_str(p.trim()) == Ok(key)) => {
+                Credentials::ApiKey(key)
+            }
             _ => Credentials::Malformed,
         },
         "bearer" => Uuid::parse_str(rest).map_or(Credentials::Malformed, Credentials::Bearer),

@@ -447,31 +447,7 @@ pub const RECORD_PARAMS: [&str; 7] = [
 pub fn check_record_param_names<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), Problem> {
-    let mut seen = [false; RECORD_PARAMS.len()];
-    let mut problems: Vec<Message> = Vec::new();
-    for name in names {
-        let Some(i) = RECORD_PARAMS.iter().position(|p| *p == name) else {
-            continue;
-        };
-        let amount_given = matches!(name, "amount" | "reward") && (seen[2] || seen[3]);
-        if (seen[i] || amount_given) && !problems.iter().any(|m| m.path.as_deref() == Some(name)) {
-            problems.push(Message::at(
-                Code::InvalidValue,
-                name,
-                if seen[i] {
-                    format!("The `{name}` parameter is given more than once: give it once.")
-                } else {
-                    "The amount is given as both `amount` and `reward`: give one.".to_owned()
-                },
-            ));
-        }
-        seen[i] = true;
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Problem::many(problems))
-    }
+    crate::query::check_given_once(names, &RECORD_PARAMS, &["amount", "reward"])
 }
 
 /// Parses and validates the JSONP record parameters (`typename`, `variant`,

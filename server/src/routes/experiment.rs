@@ -3,7 +3,8 @@
 use myna_core::Problem;
 use myna_core::account::ok_answer;
 use myna_core::export::ExportFormat;
-use myna_core::search::{SEARCH_PARAMS, check_given_once, parse_search};
+use myna_core::query::check_given_once;
+use myna_core::search::{SEARCH_PARAMS, parse_search};
 use poem::handler;
 use poem::web::{Data, Path};
 use poem::{Body, IntoResponse, Request, Response};
@@ -61,7 +62,7 @@ pub async fn search(
     Data(state): Data<&AppState>,
 ) -> Answer {
     let params = Params::of(request);
-    let found = check_given_once(params.names(), &SEARCH_PARAMS)
+    let found = check_given_once(params.names(), &SEARCH_PARAMS, &[])
         .and_then(|()| parse_search(|name| params.get(name)))
         .map(|query| experiments::search(state, caller, &query));
     Answer::new(format, found, state.now_ms())
@@ -147,7 +148,7 @@ pub async fn export(
 ) -> Response {
     let params = Params::of(request);
     let exported = async {
-        check_given_once(params.names(), &["format"])?;
+        check_given_once(params.names(), &["format"], &[])?;
         let format = ExportFormat::parse(params.get("format"))?;
         let uuid = experiment_uuid(&uuid)?;
         let (experiment, hours) = experiments::export(state, caller, uuid).await?;

@@ -135,7 +135,7 @@ pub async fn create_api_key(db: &impl Run, key: &ApiKey, max: usize) -> Result<b
                 .uuid(key.account_id)
                 .optional_text(key.name.as_deref())
                 .integer(key.created_ms)
-                .integer(i64::try_from(max).unwrap_or(i64::MAX)),
+                .count(max),
         )
         .await?;
     Ok(inserted > 0)

@@ -79,6 +79,11 @@ impl<'a> Statement<'a> {
         self
     }
 
+    /// Binds a count or limit to the next parameter (held to `i64::MAX`).
+    pub fn count(self, value: usize) -> Self {
+        self.integer(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+
     /// Binds a 64-bit float to the next parameter.
     pub fn real(mut self, value: f64) -> Self {
         self.args.push(Arg::Real(value));

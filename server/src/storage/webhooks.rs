@@ -21,10 +21,6 @@ const DELIVERIES: &str = "(SELECT d.id, d.webhook, w.url, w.account_id, d.experi
      d.last_error, d.delivered_ms \
      FROM webhook_deliveries d JOIN webhooks w ON w.uuid = d.webhook) AS j";
 
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// The stored form of failing checks: typenames joined by commas.
 fn failing_text(observation: &Observation) -> String {
     observation.failing.join(",")
@@ -48,7 +44,7 @@ pub async fn create_webhook(
                 .uuid(webhook.account_id)
                 .text(webhook.url.as_str())
                 .integer(webhook.created_ms)
-                .integer(limit(max)),
+                .count(max),
         )
         .await?;
     Ok(inserted > 0)
@@ -167,7 +163,7 @@ pub async fn due_deliveries(
          WHERE next_ms <= $1 ORDER BY next_ms, id LIMIT $2"
     );
     let rows = db
-        .fetch(Statement::new(sql).integer(now_ms).integer(limit(n)))
+        .fetch(Statement::new(sql).integer(now_ms).count(n))
         .await?;
     rows.iter().map(delivery_row).collect()
 }
@@ -233,7 +229,7 @@ pub async fn attempts(
          ORDER BY delivery, at_ms"
     );
     let rows = db
-        .fetch(Statement::new(sql).uuid(account_id).integer(limit(n)))
+        .fetch(Statement::new(sql).uuid(account_id).count(n))
         .await?;
     rows.iter()
         .map(|row| {
@@ -260,7 +256,7 @@ pub async fn deliveries(
          WHERE account_id = $1 ORDER BY id DESC LIMIT $2"
     );
     let rows = db
-        .fetch(Statement::new(sql).uuid(account_id).integer(limit(n)))
+        .fetch(Statement::new(sql).uuid(account_id).count(n))
         .await?;
     rows.iter().map(delivery_row).collect()
 }
@@ -275,7 +271,7 @@ pub async fn prune_deliveries(db: &impl Run, keep: usize) -> Result<u64, Storage
                  FROM webhook_deliveries) AS ranked \
                WHERE n > $1)",
         )
-        .integer(limit(keep)),
+        .count(keep),
     )
     .await
 }
