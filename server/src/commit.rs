@@ -222,6 +222,7 @@ impl Committer {
         cache: Arc<Cache>,
         clock: Clock,
         metrics: Arc<Metrics>,
+        max_experiments: usize,
     ) -> (Committer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let writes = WriteHealth {
@@ -241,6 +242,7 @@ impl Committer {
             storage,
             cache,
             clock,
+            max_experiments,
             mark: None,
             recorder: None,
         };
@@ -312,6 +314,8 @@ struct Writer {
     storage: Arc<dyn Storage>,
     cache: Arc<Cache>,
     clock: Clock,
+    /// Most experiments an account may have.
+    max_experiments: usize,
     /// Where the last refresh left the database's changes, and when.
     mark: Option<(ChangeMark, Instant)>,
     /// The backend's blocking group commit, when the writer runs on a
@@ -543,7 +547,7 @@ impl Writer {
                 // this cache heard: storage decides both under its lock.
                 match self
                     .storage
-                    .create_experiment_checked(experiment, now, id_chosen)
+                    .create_experiment_checked(experiment, now, id_chosen, self.max_experiments)
                     .await?
                 {
                     Created::Done(experiment) => {
@@ -553,6 +557,7 @@ impl Writer {
                     }
                     Created::IdTaken(id) => Err(Problem::one(id_taken(&id))),
                     Created::UuidTaken => Err(uuid_taken()),
+                    Created::Full => Err(too_many_experiments(self.max_experiments)),
                 }
             }
             Change::Create {
@@ -561,6 +566,9 @@ impl Writer {
             } => {
                 let (chosen, account) = (experiment.uuid, experiment.account_id);
                 let mine = self.cache.of_account(account);
+                if mine.len() >= self.max_experiments {
+                    return Err(too_many_experiments(self.max_experiments));
+                }
                 if id_chosen {
                     check_id_free(&experiment, &mine)?;
                 } else {
@@ -666,6 +674,17 @@ impl Writer {
 }
 
 /// 409 at `uuid`: the account has an experiment (or alias) with it.
+/// Refuses (409) a new experiment of an account that has `max` already.
+fn too_many_experiments(max: usize) -> Problem {
+    Problem::one(
+        myna_core::Message::new(
+            myna_core::Code::Conflict,
+            format!("An account has at most {max} experiments: delete one first."),
+        )
+        .with_data(serde_json::json!({ "limit": max })),
+    )
+}
+
 fn uuid_taken() -> Problem {
     Problem::one(myna_core::Message::at(
         myna_core::Code::Conflict,

@@ -65,6 +65,9 @@ pub struct Options {
     /// The server's public root URL (`--public-url`, no trailing `/`):
     /// deployments' `apiRoot`; `None` derives it from each request.
     pub public_url: Option<String>,
+    /// Most experiments an account may have (core's `MAX_EXPERIMENTS`;
+    /// tests lower it).
+    pub max_experiments: usize,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             webhook_timeout: outbound::TIMEOUT,
             metrics: Arc::default(),
             public_url: None,
+            max_experiments: myna_core::limits::MAX_EXPERIMENTS,
         }
     }
 }
@@ -233,6 +237,7 @@ impl AppState {
             cache.clone(),
             options.clock.clone(),
             options.metrics.clone(),
+            options.max_experiments,
         );
         let pruner = tokio::spawn(prune(storage.clone(), options.clock.clone()));
         let served = Served {

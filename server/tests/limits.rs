@@ -139,6 +139,8 @@ struct Server {
     )>,
     owner: Party,
     other: Party,
+    /// Most experiments an account may have (the next start's).
+    max_experiments: usize,
 }
 
 impl Server {
@@ -157,6 +159,7 @@ impl Server {
             running: None,
             owner,
             other,
+            max_experiments: myna_core::limits::MAX_EXPERIMENTS,
         };
         server.start().await;
         server
@@ -165,6 +168,7 @@ impl Server {
     async fn start(&mut self) {
         let options = Options {
             passwords: Passwords::fast_for_tests(),
+            max_experiments: self.max_experiments,
             ..Options::default()
         };
         let (state, background) = AppState::start(self.storage.clone(), options)
@@ -444,6 +448,62 @@ async fn nul_is_refused_and_odd_text_accepted_on_postgres() {
     };
     let server = Server::new(Db::Postgres(database.url.clone())).await;
     nul_is_refused_and_odd_text_accepted(server).await;
+}
+
+// ---- Experiments per account.
+
+/// An account holds at most `max_experiments`: the next create is a 409
+/// `conflict` with the limit, creates nothing, and another account is not
+/// held back; once one is deleted a create works again, and after a
+/// restart the account still has exactly the limit.
+async fn experiments_per_account_are_limited(mut server: Server) {
+    server.max_experiments = 3;
+    server.restart().await;
+    for n in 0..3 {
+        server.create(json!({ "name": format!("e{n}") })).await;
+    }
+    let refused = server.post(&json!({ "name": "one more" })).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    let messages = refused.messages();
+    assert_eq!(messages.len(), 1, "{}", refused.text);
+    assert_eq!(messages[0].0, "conflict");
+    assert_eq!(messages[0].2, json!({ "limit": 3 }));
+    assert_eq!(server.search().await.len(), 3);
+    let theirs = server
+        .send(
+            Method::POST,
+            "/v2/experiment",
+            Who::Other,
+            Some(&json!({ "name": "theirs" })),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.text);
+
+    let first = server.search().await[0].clone();
+    let uri = format!("/v2/experiment/{first}");
+    let deleted = server.send(Method::DELETE, &uri, Who::Owner, None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    server.create(json!({ "name": "in its place" })).await;
+    server.restart().await;
+    assert_eq!(server.search().await.len(), 3);
+    let refused = server.post(&json!({ "name": "after a restart" })).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn experiments_per_account_are_limited_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    experiments_per_account_are_limited(Server::sqlite(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_per_account_are_limited_on_postgres() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let server = Server::new(Db::Postgres(database.url.clone())).await;
+    experiments_per_account_are_limited(server).await;
 }
 
 // ---- Whatever the API accepts loads back.
@@ -746,6 +806,7 @@ async fn postgres_follows_the_database_past_an_unreadable_experiment() {
         running: None,
         owner: server.owner,
         other: server.other,
+        max_experiments: server.max_experiments,
     };
     second.start().await;
     assert_eq!(second.read(good).await, good_form);

@@ -364,6 +364,8 @@ pub enum Created {
     IdTaken(String),
     /// The account has an experiment (or alias) with this uuid.
     UuidTaken,
+    /// The account has the most experiments it may have.
+    Full,
 }
 
 /// What [`Storage::update_experiment_with`] did.
@@ -477,7 +479,8 @@ pub trait Storage: Send + Sync + 'static {
     /// new experiment's alias under a fresh uuid; a chosen id of a published
     /// experiment must be no other published experiment's of the account
     /// ([`Created::IdTaken`]); a default id (`experiment.id` the slug of its
-    /// name) gets the first free suffix (`-2`, `-3`…) among all of them.
+    /// name) gets the first free suffix (`-2`, `-3`…) among all of them;
+    /// an account with `max` experiments already is [`Created::Full`].
     /// The default (a backend only this process writes, whose caller
     /// decided all that from its memory) stores it as given.
     fn create_experiment_checked(
@@ -485,8 +488,9 @@ pub trait Storage: Send + Sync + 'static {
         experiment: Experiment,
         now_ms: i64,
         id_chosen: bool,
+        max: usize,
     ) -> Fut<'_, Created> {
-        let _ = id_chosen;
+        let _ = (id_chosen, max);
         Box::pin(async move {
             self.create_experiment(&experiment, now_ms).await?;
             Ok(Created::Done(experiment))

@@ -355,10 +355,11 @@ impl Storage for PostgresStorage {
         experiment: Experiment,
         now_ms: i64,
         id_chosen: bool,
+        max: usize,
     ) -> Fut<'_, Created> {
         self.bounded(
             Purpose::Commits,
-            definitions::create_checked(self, experiment, now_ms, id_chosen),
+            definitions::create_checked(self, experiment, now_ms, id_chosen, max),
         )
     }
 

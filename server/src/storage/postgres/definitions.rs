@@ -255,10 +255,19 @@ pub async fn create_checked(
     mut experiment: Experiment,
     now_ms: i64,
     id_chosen: bool,
+    max: usize,
 ) -> Result<Created, StorageError> {
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
+    let had: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM experiments WHERE account_id = $1")
+        .bind(UuidParam(experiment.account_id))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if usize::try_from(had).unwrap_or(usize::MAX) >= max {
+        return Ok(Created::Full);
+    }
     // The uuid: the account's own (experiment or alias) is a conflict;
     // another account's becomes the alias of a uuid of the server's.
     let chosen = experiment.uuid;
