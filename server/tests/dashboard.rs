@@ -320,6 +320,42 @@ async fn signing_in_sets_a_strict_httponly_session_cookie_and_signing_out_ends_i
     assert!(after.location().starts_with("/signin"));
 }
 
+/// Every dashboard route answers the methods its `Allow` lists, and a 405
+/// for any other says them (RFC 9110), as the API's do.
+#[tokio::test]
+async fn a_method_a_page_does_not_answer_is_a_405_that_says_which_do() {
+    let d = Dash::new().await;
+    let uuid = Uuid::new_v4();
+    for (route, allow) in myna_server::dashboard::METHODS {
+        let path = route.replace(":uuid", &uuid.to_string());
+        let allowed: Vec<&str> = allow.split(", ").collect();
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let answer = d
+                .send(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    &path,
+                    &[],
+                    None,
+                )
+                .await;
+            if allowed.contains(&method) {
+                assert_ne!(
+                    answer.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path}"
+                );
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path}"
+                );
+                assert_eq!(answer.header("allow"), Some(*allow), "{method} {path}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused_with_401_and_reveals_nothing() {
     let d = Dash::new().await;

@@ -70,6 +70,46 @@ pub fn routes(route: Route) -> Route {
         .at("/assets/icon.svg", get(icon))
 }
 
+/// The methods each route of [`routes`] answers, for the `Allow` header of
+/// a 405 (RFC 9110); `:uuid` stands for any one segment. A test holds it to
+/// the routes.
+pub const METHODS: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/signin", "GET, POST"),
+    ("/signout", "POST"),
+    ("/experiments/new", "GET, POST"),
+    ("/experiments/:uuid", "GET, POST"),
+    ("/experiments/:uuid/export.csv", "GET"),
+    ("/experiments/:uuid/reset", "GET, POST"),
+    ("/experiments/:uuid/delete", "GET, POST"),
+    ("/keys", "GET, POST"),
+    ("/keys/:uuid/revoke", "POST"),
+    ("/webhooks", "GET, POST"),
+    ("/webhooks/:uuid/delete", "POST"),
+    ("/assets/dashboard.css", "GET"),
+    ("/assets/icon.svg", "GET"),
+];
+
+/// The methods the dashboard answers at `path` (`"GET, POST"`), if it is
+/// one of its routes.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    METHODS
+        .iter()
+        .find(|(route, _)| {
+            let mut route = route.split('/');
+            let mut given = path.split('/');
+            loop {
+                match (route.next(), given.next()) {
+                    (None, None) => return true,
+                    (Some(":uuid"), Some(segment)) if !segment.is_empty() => {}
+                    (Some(r), Some(g)) if r == g => {}
+                    _ => return false,
+                }
+            }
+        })
+        .map(|(_, methods)| *methods)
+}
+
 /// The signed-in session, or the redirect to the sign-in page.
 async fn signed_in(state: &AppState, request: &Request) -> Result<Session, Response> {
     session::session(state, request)

@@ -96,6 +96,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         let mut response = endpoint.get_response(request).await;
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
             && let Some(allow) = openapi::allowed_methods(uri.path())
+                .or_else(|| dashboard::allowed_methods(uri.path()))
         {
             // What a client may do here instead (RFC 9110: a 405 says).
             response
