@@ -140,6 +140,11 @@ macro_rules! suite {
                 let Some(fixture) = $open.await else { return };
                 cases::webhooks(fixture.storage.as_ref()).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn account_limits_hold_under_racing_creates() {
+                let Some(fixture) = $open.await else { return };
+                cases::account_limits_hold_under_racing_creates(fixture.storage.clone()).await
+            }
             #[tokio::test]
             async fn a_change_is_stored_once_with_its_deliveries() {
                 let Some(fixture) = $open.await else { return };
@@ -1578,6 +1583,49 @@ mod cases {
             verdict: verdict.into(),
             failing: failing.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    /// Creates racing one another (several instances, or one instance's
+    /// concurrent requests, on PostgreSQL) keep an account's limits: of 30
+    /// keys with room for 5, 5 are stored; so of 30 webhooks; of 10 with
+    /// one URL, one.
+    pub async fn account_limits_hold_under_racing_creates(storage: Arc<dyn Storage>) {
+        let account = account(storage.as_ref()).await;
+        let mut keys = tokio::task::JoinSet::new();
+        for n in 0..30 {
+            let storage = storage.clone();
+            let key = ApiKey {
+                uuid: Uuid::new_v4(),
+                account_id: account,
+                name: None,
+                created_ms: n,
+            };
+            keys.spawn(async move { storage.create_api_key(&key, 5).await.unwrap() });
+        }
+        let stored = keys.join_all().await.into_iter().filter(|s| *s).count();
+        assert_eq!(stored, 5);
+        assert_eq!(storage.api_keys(account).await.unwrap().len(), 5);
+
+        let mut hooks = tokio::task::JoinSet::new();
+        for n in 0..30 {
+            let storage = storage.clone();
+            let hook = webhook(account, n);
+            hooks.spawn(async move { storage.create_webhook(&hook, 5).await.unwrap() });
+        }
+        let stored = hooks.join_all().await.into_iter().filter(|s| *s).count();
+        assert_eq!(stored, 5);
+        assert_eq!(storage.webhooks(account).await.unwrap().len(), 5);
+
+        let other = super::cases::account(storage.as_ref()).await;
+        let mut same = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let storage = storage.clone();
+            let hook = webhook(other, 7);
+            same.spawn(async move { storage.create_webhook(&hook, 10).await.unwrap() });
+        }
+        let stored = same.join_all().await.into_iter().filter(|s| *s).count();
+        assert_eq!(stored, 1, "one URL, once");
+        assert_eq!(storage.webhooks(other).await.unwrap().len(), 1);
     }
 
     pub async fn webhooks(storage: &dyn Storage) {

@@ -8,7 +8,7 @@ use super::rows::{
     ACCOUNT_COLUMNS, API_KEY_COLUMNS, Columns, TOKEN_COLUMNS, account_row, api_key_row, count_col,
     token_row,
 };
-use super::sql::{Run, Statement};
+use super::sql::{Run, Statement, lock_account};
 use super::{Account, ApiKey, StorageError, Token, TokenHash};
 
 /// The first row of `rows`, if any.
@@ -128,17 +128,18 @@ pub async fn create_api_key(db: &impl Run, key: &ApiKey, max: usize) -> Result<b
         "INSERT INTO api_keys ({API_KEY_COLUMNS}) SELECT $1, $2, $3, $4 \
          WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = $2) < $5"
     );
+    let insert = Statement::new(sql)
+        .uuid(key.uuid)
+        .uuid(key.account_id)
+        .optional_text(key.name.as_deref())
+        .integer(key.created_ms)
+        .count(max);
+    // Under the account's lock, so creates racing on PostgreSQL count one
+    // after another.
     let inserted = db
-        .execute(
-            Statement::new(sql)
-                .uuid(key.uuid)
-                .uuid(key.account_id)
-                .optional_text(key.name.as_deref())
-                .integer(key.created_ms)
-                .count(max),
-        )
+        .guarded(lock_account(key.account_id), vec![insert])
         .await?;
-    Ok(inserted > 0)
+    Ok(inserted.is_some_and(|n| n > 0))
 }
 
 /// See [`Storage::api_key`](super::Storage::api_key).

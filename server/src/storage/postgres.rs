@@ -202,7 +202,7 @@ impl Run for PostgresStorage {
         &'a self,
         guard: Statement<'a>,
         then: Vec<Statement<'a>>,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<u64>, StorageError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await.map_err(map_err)?;
         let done = guard
@@ -212,17 +212,19 @@ impl Run for PostgresStorage {
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
             // Dropped: rolled back.
-            return Ok(false);
+            return Ok(None);
         }
+        let mut changed = 0;
         for statement in then {
-            statement
+            let done = statement
                 .query::<Postgres>()
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            changed += done.rows_affected();
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(Some(changed))
     }
 }
 

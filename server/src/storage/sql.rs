@@ -141,14 +141,25 @@ pub trait Run: Sync {
         statement: Statement<'a>,
     ) -> impl Future<Output = Result<Vec<Self::Row>, StorageError>> + Send + 'a;
     /// Runs `guard`, then, only if it changed a row, every statement of
-    /// `then`, all in ONE transaction on a writing connection: whether
-    /// `guard` changed a row (a compare-and-set: of several writers racing
-    /// with the same guard, one does the rest).
+    /// `then`, all in ONE transaction on a writing connection: `None` if
+    /// `guard` changed no row (a compare-and-set: of several writers racing
+    /// with the same guard, one does the rest), else how many rows `then`
+    /// changed. A guard that rewrites a row unchanged is a lock: writers
+    /// with the same guard run `then` one after another, each seeing what
+    /// the one before committed.
     fn guarded<'a>(
         &'a self,
         guard: Statement<'a>,
         then: Vec<Statement<'a>>,
-    ) -> impl Future<Output = Result<bool, StorageError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Option<u64>, StorageError>> + Send + 'a;
+}
+
+/// A statement that locks an account's row until its transaction ends (it
+/// rewrites the row unchanged), for [`Run::guarded`]: what is checked and
+/// written per account after it (a count against a limit) is by one
+/// writer at a time, on PostgreSQL as on SQLite.
+pub fn lock_account(account_id: Uuid) -> Statement<'static> {
+    Statement::new("UPDATE accounts SET created_ms = created_ms WHERE id = $1").uuid(account_id)
 }
 
 /// A uuid bound as either database stores it: hyphenated lower-case text in

@@ -217,7 +217,7 @@ impl Run for SqliteStorage {
         &'a self,
         guard: Statement<'a>,
         then: Vec<Statement<'a>>,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<u64>, StorageError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         let done = guard
             .query::<Sqlite>()
@@ -226,17 +226,19 @@ impl Run for SqliteStorage {
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
             // Dropped: rolled back.
-            return Ok(false);
+            return Ok(None);
         }
+        let mut changed = 0;
         for statement in then {
-            statement
+            let done = statement
                 .query::<Sqlite>()
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            changed += done.rows_affected();
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(Some(changed))
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::rows::{
     Columns, DELIVERY_COLUMNS, WEBHOOK_COLUMNS, delivery_row, uuid_col, webhook_row,
 };
-use super::sql::{Run, Statement};
+use super::sql::{Run, Statement, lock_account};
 use super::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
 
 /// Deliveries with their webhook's URL and account, as one relation.
@@ -37,17 +37,19 @@ pub async fn create_webhook(
          WHERE (SELECT COUNT(*) FROM webhooks WHERE account_id = $2) < $5 \
          AND NOT EXISTS (SELECT 1 FROM webhooks WHERE account_id = $2 AND url = $3)"
     );
+    let insert = Statement::new(sql)
+        .uuid(webhook.uuid)
+        .uuid(webhook.account_id)
+        .text(webhook.url.as_str())
+        .integer(webhook.created_ms)
+        .count(max);
+    // Under the account's lock: creates racing on PostgreSQL (whose
+    // statements each read the database as it was when they started)
+    // count one after another.
     let inserted = db
-        .execute(
-            Statement::new(sql)
-                .uuid(webhook.uuid)
-                .uuid(webhook.account_id)
-                .text(webhook.url.as_str())
-                .integer(webhook.created_ms)
-                .count(max),
-        )
+        .guarded(lock_account(webhook.account_id), vec![insert])
         .await?;
-    Ok(inserted > 0)
+    Ok(inserted.is_some_and(|n| n > 0))
 }
 
 /// See [`Storage::webhooks`](super::Storage::webhooks).
@@ -149,7 +151,7 @@ pub async fn observe(db: &impl Run, notice: &Notice<'_>) -> Result<bool, Storage
             .uuid(notice.account_id)
         })
         .collect();
-    db.guarded(guard, deliveries).await
+    Ok(db.guarded(guard, deliveries).await?.is_some())
 }
 
 /// See [`Storage::due_deliveries`](super::Storage::due_deliveries).
