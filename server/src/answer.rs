@@ -268,13 +268,32 @@ impl ResponseError for Refusal {
     }
 }
 
+/// Marks the answer to a request no handler took (an unknown path, a
+/// method the path does not serve): a JSONP GET gets it in its callback
+/// (`routes::in_callback`), as it would a handler's problem.
+#[derive(Debug, Clone, Copy)]
+pub struct Unrouted;
+
 /// A routing or framework error (unknown route, wrong method, panic) as a
 /// problem; a [`Refusal`] as its own answer.
 pub fn error_response(error: &Error, now_ms: i64) -> Response {
     if let Some(refusal) = error.downcast_ref::<Refusal>() {
         return refusal.as_response();
     }
-    let problem = match error.status() {
+    if matches!(
+        error.status(),
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    ) {
+        let mut response = problem_response(&Format::Json, &routing_problem(error), now_ms);
+        response.extensions_mut().insert(Unrouted);
+        return response;
+    }
+    problem_response(&Format::Json, &routing_problem(error), now_ms)
+}
+
+/// The problem of a routing or framework error.
+fn routing_problem(error: &Error) -> Problem {
+    match error.status() {
         StatusCode::NOT_FOUND => Problem::new(Code::NotFound, "There is no such resource."),
         StatusCode::METHOD_NOT_ALLOWED => Problem::new(
             Code::MethodNotAllowed,
@@ -289,8 +308,7 @@ pub fn error_response(error: &Error, now_ms: i64) -> Response {
             error.to_string(),
         ))
         .with_status(status.as_u16()),
-    };
-    problem_response(&Format::Json, &problem, now_ms)
+    }
 }
 
 trait WithStatus {

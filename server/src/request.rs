@@ -14,6 +14,38 @@ use poem::http::header;
 use poem::{Body, Request};
 use uuid::Uuid;
 
+/// Reads the request's path as a proxy such as nginx would pass it on:
+/// repeated slashes are one (`//v2/experiment` is `/v2/experiment`, what a
+/// page whose API root ends in `/` asks for) and a trailing slash is none
+/// (`/keys/` is `/keys`). A path that needs neither is left untouched.
+pub fn normalize_path(request: &mut Request) {
+    let path = request.uri().path();
+    let needs = path.contains("//") || (path.len() > 1 && path.ends_with('/'));
+    if !needs {
+        return;
+    }
+    let mut normal = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    if let Some(query) = request.uri().query() {
+        normal.push('?');
+        normal.push_str(query);
+    }
+    let mut parts = request.uri().clone().into_parts();
+    let Ok(path_and_query) = normal.parse() else {
+        return;
+    };
+    parts.path_and_query = Some(path_and_query);
+    if let Ok(uri) = poem::http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+}
+
 /// The query parameters of a request (the first value of each name counts).
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);

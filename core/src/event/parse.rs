@@ -452,7 +452,8 @@ pub fn check_record_param_names<'a>(
 
 /// Parses and validates the JSONP record parameters (`typename`, `variant`,
 /// `amount` or its synonym `reward`, `timestamp`, `batch`, `sentAt`) into a
-/// one-event batch.
+/// one-event batch. Without `typename`, an amount makes the event a reward
+/// (the original's help page sends `?variant=variant1&amount=1.0`).
 ///
 /// `param` looks a query parameter up by name. Problem paths are parameter names.
 pub fn parse_record_params<'a>(
@@ -472,12 +473,17 @@ pub fn parse_record_params<'a>(
             None
         }
     };
-    let typename = required("typename");
-    let variant = required("variant");
     let (amount_name, amount_text) = match param("amount") {
         Some(text) => ("amount", Some(text)),
         None => ("reward", param("reward")),
     };
+    // The original's help page records a reward as `?variant=…&amount=1.0`:
+    // without a `typename`, an amount says which event it is.
+    let typename = match param("typename") {
+        None if amount_text.is_some() => Some("reward"),
+        _ => required("typename"),
+    };
+    let variant = required("variant");
     let amount = amount_text.and_then(|text| match text.trim().parse::<f64>() {
         Ok(amount) => Some(amount),
         Err(_) => {

@@ -24,7 +24,13 @@ fn state(request: &Request) -> poem::Result<&AppState> {
 /// The format a request asks for: JSONP for a GET with a `callback` (an
 /// invalid one is a problem), else JSON (a POST's `callback` is not read).
 fn asked(request: &Request, params: &Params) -> Result<Format, Problem> {
-    match *request.method() {
+    asked_by(request.method(), params)
+}
+
+/// The format a request by `method` with these parameters asks for (see
+/// [`asked`]).
+pub fn asked_by(method: &Method, params: &Params) -> Result<Format, Problem> {
+    match *method {
         // Which of two callbacks to call would be a guess.
         Method::GET if params.all("callback").nth(1).is_some() => Err(Problem::at(
             Code::InvalidCallback,

@@ -6,15 +6,15 @@
 //! and returns an [`crate::answer::Answer`].
 
 use myna_core::Problem;
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, post};
 
 use crate::access::AccessLog;
-use crate::answer::{Format, error_response, nosniff, problem_response};
+use crate::answer::{Format, Unrouted, error_response, nosniff, ok_response, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
-use crate::request::Params;
+use crate::request::{self, Params};
 use crate::state::AppState;
 
 pub(crate) mod apikey;
@@ -90,6 +90,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
     }))
     .around(|endpoint, mut request| async move {
+        request::normalize_path(&mut request);
         // The query, parsed once for every layer and handler that reads it.
         Params::keep(&mut request);
         let uri = request.uri().clone();
@@ -129,7 +130,15 @@ impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
             .strip_prefix("/v2")
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         {
-            self.v2.call(request).await.map(IntoResponse::into_response)
+            let jsonp = request.method() == Method::GET;
+            let params = jsonp.then(|| Params::of(&request));
+            let response = self.v2.call(request).await?.into_response();
+            match params {
+                Some(params) if response.extensions().get::<Unrouted>().is_some() => {
+                    Ok(in_callback(response, &params).await)
+                }
+                _ => Ok(response),
+            }
         } else {
             self.site
                 .call(request)
@@ -137,6 +146,18 @@ impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
                 .map(IntoResponse::into_response)
         }
     }
+}
+
+/// The problem of a GET no handler took (an unknown path, a method the
+/// path does not serve), in the request's JSONP callback if it gives a
+/// valid one (status 200, the would-be status in the problem), as every
+/// handler's problem reaches a JSONP page.
+async fn in_callback(response: Response, params: &Params) -> Response {
+    let Ok(format @ Format::Jsonp(_)) = extract::asked_by(&Method::GET, params) else {
+        return response;
+    };
+    let body = response.into_body().into_string().await.unwrap_or_default();
+    ok_response(&format, &body)
 }
 
 #[cfg(test)]

@@ -282,6 +282,17 @@ async fn jsonp_errors_are_200_with_the_status_inside() {
             400,
             "invalid-value",
         ),
+        // What no handler answers reaches the page's callback too.
+        (
+            format!("/v2/experiment/{uuid}/recrod?callback=cb&apikey={key}"),
+            404,
+            "not-found",
+        ),
+        (
+            "/v2/user/login?callback=cb".to_owned(),
+            405,
+            "method-not-allowed",
+        ),
     ];
     for (uri, status, code) in cases {
         let answer = h.get(&uri, Who::Nobody).await;

@@ -235,6 +235,34 @@ async fn jsonp_record_get() {
     assert_eq!(plain.json()["subtype"], "summary");
 }
 
+/// What pages written for the original Myna send: a path with a doubled or
+/// trailing slash (an API root ending in `/`), as nginx in front of it
+/// would pass it on; the help page's reward without a `typename`.
+#[tokio::test]
+async fn jsonp_records_as_the_original_clients_send_them() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let key = h.owner.key;
+    for uri in [
+        format!("//v2/experiment/{uuid}/record?typename=view&variant=a&apikey={key}&callback=cb"),
+        format!("/v2//experiment/{uuid}/record/?typename=view&variant=a&apikey={key}&callback=cb"),
+        format!("/v2/experiment/{uuid}/record?variant=a&amount=1.0&apikey={key}&callback=cb"),
+    ] {
+        let answer = h.get(&uri, Who::Nobody).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}");
+        assert!(
+            answer
+                .text
+                .starts_with("/**/cb({\"typename\":\"experiment\""),
+            "{uri}: {}",
+            answer.text
+        );
+    }
+    let form = h.complete(uuid).await;
+    assert_eq!(views(&form, "a"), 2, "{form}");
+    assert_eq!(form["variants"]["a"]["totalReward"], 1.0, "{form}");
+}
+
 #[tokio::test]
 async fn a_head_on_the_record_endpoint_records_nothing() {
     let h = Harness::new().await;
