@@ -79,6 +79,13 @@ pub enum Change {
         /// Who asks.
         account: Uuid,
     },
+    /// Take the experiment as stored into the cache, on a database other
+    /// instances share (one another instance created a moment ago, that
+    /// the refresh has not brought yet); answers it as cached.
+    Fetch {
+        /// The experiment.
+        uuid: Uuid,
+    },
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Problem>>;
@@ -533,9 +540,9 @@ impl Writer {
             match &change {
                 // Read, checked and written under the database's lock.
                 Change::Create { .. } | Change::Update { .. } => {}
-                Change::Delete { uuid, .. } | Change::Reset { uuid, .. } => {
-                    self.reload(*uuid).await?
-                }
+                Change::Delete { uuid, .. }
+                | Change::Reset { uuid, .. }
+                | Change::Fetch { uuid } => self.reload(*uuid).await?,
             }
         }
         match change {
@@ -657,6 +664,7 @@ impl Writer {
                 self.cache.remove(uuid);
                 Ok(None)
             }
+            Change::Fetch { uuid } => Ok(self.cache.experiment(uuid)),
             Change::Reset { uuid, account } => {
                 let current = self.owned(uuid, account)?;
                 if !self.storage.reset_experiment(uuid).await? {

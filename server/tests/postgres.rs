@@ -1426,3 +1426,41 @@ fn an_experiment_deleted_then_created_again_with_its_uuid_stays() {
         assert_eq!(status, 200, "{answer}");
     }
 }
+
+/// An owner whose calls a load balancer spreads over the instances reads,
+/// updates, decides and exports an experiment created through another
+/// instance at once, not a refresh later (an instance that has not heard of
+/// it asks the database before answering 404). A key's read still waits
+/// for the refresh: a stranger's miss costs no query.
+#[test]
+fn an_owner_uses_an_experiment_created_through_another_instance_at_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let two = Server::start(&database.url, &ENV);
+    let owner = login(one.addr);
+    for n in 0..5 {
+        let body = json!({"name": format!("made on one {n}"), "variants": {"a": {}, "b": {}}});
+        let created = json_call(
+            one.addr,
+            "POST",
+            "/v2/experiment",
+            &owner,
+            &body.to_string(),
+        );
+        let path = format!("/v2/experiment/{}", created["uuid"].as_str().unwrap());
+        let update = r#"{"settingsUpdates": {"x": 1}}"#;
+        for (method, path, body) in [
+            ("PUT", path.clone(), update),
+            ("GET", path.clone(), ""),
+            ("GET", format!("{path}/decision"), ""),
+            ("GET", format!("{path}/export"), ""),
+        ] {
+            let (status, answer) = http(two.addr, method, &path, &owner, body).unwrap();
+            assert_eq!(status, 200, "{method} {path} on two: {answer}");
+        }
+        let read = json_call(two.addr, "GET", &path, &owner, "");
+        assert_eq!(read["settings"]["x"], 1, "{read}");
+    }
+}

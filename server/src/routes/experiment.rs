@@ -1,10 +1,10 @@
 //! Experiments: create, read, update, delete, reset, search, export.
 
-use myna_core::Problem;
 use myna_core::account::ok_answer;
 use myna_core::export::ExportFormat;
 use myna_core::query::check_given_once;
 use myna_core::search::{SEARCH_PARAMS, parse_search};
+use myna_core::{Access, Problem};
 use poem::handler;
 use poem::web::{Data, Path};
 use poem::{Body, IntoResponse, Request, Response};
@@ -25,8 +25,14 @@ pub async fn read(
     Data(state): Data<&AppState>,
     Path(uuid): Path<String>,
 ) -> Answer {
-    let form =
-        experiment_uuid(&uuid).and_then(|uuid| experiments::served_form(state, caller, uuid));
+    let form = async {
+        let uuid = experiment_uuid(&uuid)?;
+        if caller.access() == Access::Complete {
+            experiments::visible_fresh(state, caller, uuid).await?;
+        }
+        experiments::served_form(state, caller, uuid)
+    }
+    .await;
     Answer::new(format, form, state.now_ms())
 }
 
@@ -98,7 +104,7 @@ pub async fn update(
 ) -> Answer {
     let result = async {
         let uuid = experiment_uuid(&uuid)?;
-        experiments::visible(state, owner.caller(), uuid)?;
+        experiments::visible_fresh(state, owner.caller(), uuid).await?;
         let body = read_body(request, body).await?;
         experiments::update_experiment(state, owner.account, uuid, body.into_bytes()).await?;
         experiments::read_form(state, owner.caller(), uuid)

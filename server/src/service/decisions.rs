@@ -17,7 +17,7 @@ use crate::storage::{HourTotals, Served, StorageError};
 /// The decision on `account`'s experiment it knows as `uuid`, now (the 404
 /// problem if it has none such).
 pub async fn decision(state: &AppState, account: Uuid, uuid: Uuid) -> Result<Decision, Problem> {
-    let experiment = experiments::visible(state, Caller::Owner { account }, uuid)?;
+    let experiment = experiments::visible_fresh(state, Caller::Owner { account }, uuid).await?;
     Ok(decision_of(state, &experiment, state.now_ms()).await?)
 }
 

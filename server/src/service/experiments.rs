@@ -48,6 +48,26 @@ pub fn visible(state: &AppState, caller: Caller, uuid: Uuid) -> Result<Arc<Exper
         .ok_or_else(|| missing(state, caller, uuid))
 }
 
+/// [`visible`] for the account's owner, who may have just created it
+/// through another instance on a shared database: on a miss, the
+/// experiment is taken from the database before the answer is a 404 (one
+/// query, for credentials of the account only; an API key's miss is
+/// [`visible`]'s).
+pub async fn visible_fresh(
+    state: &AppState,
+    caller: Caller,
+    uuid: Uuid,
+) -> Result<Arc<Experiment>, Problem> {
+    match visible(state, caller, uuid) {
+        Err(_) if state.storage.shared() && caller.access() == Access::Complete => {
+            let uuid = state.cache.resolve(caller.account(), uuid);
+            state.committer.change(Change::Fetch { uuid }).await?;
+            visible(state, caller, uuid)
+        }
+        seen => seen,
+    }
+}
+
 /// The read form of an experiment the caller may see (else 404): the cached
 /// summary for an API key, the complete form for the owner.
 pub fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
@@ -105,7 +125,7 @@ pub async fn export(
     if caller.access() != Access::Complete {
         return Err(missing(state, caller, uuid));
     }
-    let experiment = visible(state, caller, uuid)?;
+    let experiment = visible_fresh(state, caller, uuid).await?;
     let mut hours = state.storage.hourly(experiment.uuid).await?;
     let position: HashMap<&str, usize> = experiment
         .variants

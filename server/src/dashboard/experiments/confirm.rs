@@ -60,7 +60,7 @@ async fn confirm(state: &AppState, request: &Request, uuid: &str, action: Action
         Ok(session) => session,
         Err(redirect) => return redirect,
     };
-    match owned(state, &session, uuid) {
+    match owned(state, &session, uuid).await {
         Ok(snapshot) => html::html(
             StatusCode::OK,
             confirm_page(&session.csrf, &snapshot.experiment, action),
@@ -82,7 +82,7 @@ async fn confirmed(
         Ok(posted) => posted,
         Err(refusal) => return refusal,
     };
-    let uuid = match owned(state, &session, uuid) {
+    let uuid = match owned(state, &session, uuid).await {
         Ok(snapshot) => snapshot.experiment.public_uuid(),
         Err(missing) => return *missing,
     };

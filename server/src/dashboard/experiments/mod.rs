@@ -14,7 +14,7 @@ use super::views;
 use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::request::Params;
-use crate::service::experiments::snapshot;
+use crate::service::experiments::{snapshot, visible_fresh};
 use crate::state::AppState;
 
 mod confirm;
@@ -41,13 +41,16 @@ fn status_of(problem: &myna_core::Problem) -> StatusCode {
 }
 
 /// The session's experiment `uuid` from the cache (with the weights the read
-/// endpoint serves), or the not-found page.
-fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapshot, Box<Response>> {
+/// endpoint serves; one another instance on a shared database created a
+/// moment ago is fetched), or the not-found page.
+async fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapshot, Box<Response>> {
     let owner = Caller::Owner {
         account: session.account,
     };
-    Uuid::parse_str(uuid)
-        .ok()
-        .and_then(|uuid| snapshot(state, owner, uuid))
-        .ok_or_else(|| Box::new(not_found(session, "experiment")))
+    let not_found = || Box::new(not_found(session, "experiment"));
+    let uuid = Uuid::parse_str(uuid).map_err(|_| not_found())?;
+    visible_fresh(state, owner, uuid)
+        .await
+        .map_err(|_| not_found())?;
+    snapshot(state, owner, uuid).ok_or_else(not_found)
 }

@@ -34,7 +34,7 @@ pub async fn show(
         Ok(session) => session,
         Err(redirect) => return redirect,
     };
-    let snapshot = match owned(state, &session, &uuid) {
+    let snapshot = match owned(state, &session, &uuid).await {
         Ok(snapshot) => snapshot,
         Err(missing) => return *missing,
     };
@@ -56,7 +56,7 @@ pub async fn export_csv(
         Ok(session) => session,
         Err(redirect) => return redirect,
     };
-    let snapshot = match owned(state, &session, &uuid) {
+    let snapshot = match owned(state, &session, &uuid).await {
         Ok(snapshot) => snapshot,
         Err(missing) => return *missing,
     };
@@ -86,7 +86,7 @@ pub async fn edit(
         Ok(posted) => posted,
         Err(refusal) => return refusal,
     };
-    let snapshot = match owned(state, &session, &uuid) {
+    let snapshot = match owned(state, &session, &uuid).await {
         Ok(snapshot) => snapshot,
         Err(missing) => return *missing,
     };
