@@ -1687,6 +1687,17 @@ mod cases {
             events: vec![],
             now_ms: 10,
         };
+        // An experiment deleted since it was looked at (by another
+        // instance) is observed as nothing, no error.
+        let gone = self::experiment(owner, Visibility::Published);
+        storage.create_experiment(&gone, 0).await.unwrap();
+        assert!(storage.delete_experiment(gone.uuid).await.unwrap());
+        let late = Notice {
+            experiment: gone.uuid,
+            ..first.clone()
+        };
+        assert!(!storage.observe(&late).await.unwrap(), "deleted");
+
         assert!(storage.observe(&first).await.unwrap());
         assert!(!storage.observe(&first).await.unwrap(), "already observed");
         assert_eq!(

@@ -111,14 +111,18 @@ pub async fn observations(db: &impl Run) -> Result<Vec<(Uuid, Observation)>, Sto
 }
 
 /// See [`Storage::observe`](super::Storage::observe): the guard is the
-/// insert of a first observation (nothing if one exists) or the update of
-/// the one read (nothing if it changed since).
+/// insert of a first observation (nothing if one exists, or if the
+/// experiment is gone) or the update of the one read (nothing if it changed
+/// since).
 pub async fn observe(db: &impl Run, notice: &Notice<'_>) -> Result<bool, StorageError> {
     let observation = notice.observation;
     let guard = match notice.previous {
+        // Nothing for an experiment deleted since it was looked at (another
+        // instance's delete): no row to refer to.
         None => Statement::new(
             "INSERT INTO webhook_observations (experiment, verdict, failing, changed_ms) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (experiment) DO NOTHING",
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM experiments WHERE uuid = $1) \
+             ON CONFLICT (experiment) DO NOTHING",
         )
         .uuid(notice.experiment)
         .text(observation.verdict.as_str())
