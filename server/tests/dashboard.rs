@@ -356,6 +356,65 @@ async fn a_method_a_page_does_not_answer_is_a_405_that_says_which_do() {
     }
 }
 
+/// Two sign-in pages open in one browser (every dashboard tab sent to sign
+/// in when the session ends): each form signs in, the first loaded too;
+/// once one has, the other's submit lands where it was going.
+#[tokio::test]
+async fn every_sign_in_tab_of_a_browser_can_sign_in() {
+    let d = Dash::new().await;
+    let first = d.send(Method::GET, "/signin", &[], None).await;
+    let jar = first.cookie("myna_signin").expect("a sign-in cookie");
+    let jar = jar.split(';').next().unwrap_or_default().to_owned();
+    let second = d
+        .send(Method::GET, "/signin", &[("cookie", jar.clone())], None)
+        .await;
+    // The browser's cookie now: whatever the second page set.
+    let jar = second.cookie("myna_signin").map_or(jar, |set| {
+        set.split(';').next().unwrap_or_default().to_owned()
+    });
+    let submit = |page: &Answer| {
+        form(&[
+            ("csrf", &page.csrf()),
+            ("next", "/keys"),
+            ("email", EMAIL),
+            ("password", PASSWORD),
+        ])
+    };
+    let signed = d
+        .send(
+            Method::POST,
+            "/signin",
+            &[("cookie", jar.clone())],
+            Some(submit(&first)),
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    assert_eq!(signed.location(), "/keys");
+    let session = signed.cookie("myna_session").expect("a session");
+    let session = session.split(';').next().unwrap_or_default().to_owned();
+    // The other tab, after the first signed in (its cookie cleared).
+    let later = d
+        .send(
+            Method::POST,
+            "/signin",
+            &[("cookie", session)],
+            Some(submit(&second)),
+        )
+        .await;
+    assert_eq!(later.status, StatusCode::SEE_OTHER, "{}", later.text);
+    assert_eq!(later.location(), "/keys");
+    // And the second tab alone, before any sign-in, signs in too.
+    let alone = d
+        .send(
+            Method::POST,
+            "/signin",
+            &[("cookie", jar)],
+            Some(submit(&second)),
+        )
+        .await;
+    assert_eq!(alone.status, StatusCode::SEE_OTHER, "{}", alone.text);
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused_with_401_and_reveals_nothing() {
     let d = Dash::new().await;

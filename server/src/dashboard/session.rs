@@ -108,9 +108,14 @@ pub fn csrf_ok(session: &Session, form: &Params) -> bool {
 }
 
 /// A new sign-in form token, `nonce.expires.signature`, and its nonce (for
-/// the `myna_signin` cookie).
-fn signin_token(secret: &Secret, now_ms: i64) -> (String, String) {
-    let nonce = hex(&random_bytes::<16>());
+/// the `myna_signin` cookie): the nonce the browser's cookie holds already,
+/// if it holds one, so every sign-in form open in its tabs stays valid
+/// (each load used to replace the cookie: only the last tab loaded could
+/// sign in); else a fresh one.
+fn signin_token(secret: &Secret, held: Option<String>, now_ms: i64) -> (String, String) {
+    let nonce = held
+        .filter(|n| n.len() == 32 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .unwrap_or_else(|| hex(&random_bytes::<16>()));
     let expires = (now_ms + SIGNIN_TTL_MS).to_string();
     let signature = secret.sign_hex("signin", &[nonce.as_bytes(), expires.as_bytes()]);
     let token = format!("{nonce}.{expires}.{signature}");
@@ -207,7 +212,8 @@ fn signin_page(
     next: &str,
     refusal: Option<Refusal<'_>>,
 ) -> Response {
-    let (nonce, token) = signin_token(&state.secret, state.now_ms());
+    let held = cookie(request, SIGNIN_COOKIE);
+    let (nonce, token) = signin_token(&state.secret, held, state.now_ms());
     let page = signin_view(&token, next, email, refusal.as_ref().map(|r| r.message));
     let status = refusal.as_ref().map_or(StatusCode::OK, |r| r.status);
     let mut response = html::html(status, page);
@@ -267,6 +273,11 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
     let nonce = cookie(request, SIGNIN_COOKIE).unwrap_or_default();
     let given = form.get("csrf").unwrap_or_default();
     if !signin_token_ok(&state.secret, given, &nonce, state.now_ms()) {
+        if session(state, request).await.is_some() {
+            // Signed in meanwhile (in another tab, whose success ended the
+            // sign-in cookie): where this form was going.
+            return html::redirect(&next, &[]);
+        }
         let refusal = refuse(
             StatusCode::FORBIDDEN,
             "This sign-in form has expired (or cookies are blocked). Please try again.",
