@@ -152,14 +152,14 @@ fn percent(p: f64) -> String {
     }
 }
 
-/// Conversion-rate units as percentage points (`0.0002` is `0.02`), at
-/// most four decimals.
+/// At most `loss` (conversion-rate units) as percentage points (`0.0002`
+/// is `at most 0.02`), at most four decimals; `less than 0.0001` below.
 fn points(loss: f64) -> String {
     let p = loss * 100.0;
     if p >= 0.01 {
-        format!("{p:.2}")
+        format!("at most {p:.2}")
     } else if p >= 0.0001 {
-        format!("{p:.4}")
+        format!("at most {p:.4}")
     } else {
         "less than 0.0001".to_owned()
     }
@@ -184,7 +184,7 @@ fn sentence(
     };
     match (outcome.verdict, outcome.leader) {
         (Verdict::Decided, Some(l)) => format!(
-            "{} is better than {} with {} % probability; choosing it gives up at most {} points in expectation: you can stop.",
+            "{} is better than {} with {} % probability; choosing it gives up {} points in expectation: you can stop.",
             ids[l],
             others(l),
             percent(outcome.probability_best[l]),

@@ -80,7 +80,9 @@ pub fn reward(total: f64) -> String {
         let sign = if total < 0.0 { "-" } else { "" };
         format!("{sign}{}", count(whole))
     } else {
-        format!("{total:.3}")
+        // At most three decimals, none trailing: `20.5`, `0.125`.
+        let text = format!("{total:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -117,7 +119,10 @@ mod tests {
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(count(100), "100");
         assert_eq!(reward(12.0), "12");
-        assert_eq!(reward(2.5), "2.500");
+        assert_eq!(reward(2.5), "2.5");
+        assert_eq!(reward(0.125), "0.125");
+        assert_eq!(reward(1.0004), "1");
+        assert_eq!(reward(100.0002), "100");
         assert_eq!(percent(0.125), "12.50\u{a0}%");
         assert_eq!(time(1_795_708_773_232), "2026-11-26 15:59 UTC");
     }

@@ -390,8 +390,22 @@ mod tests {
     #[test]
     fn signin_tokens_are_signed_bound_to_their_cookie_and_expire() {
         let secret = Secret::random();
-        let (nonce, token) = signin_token(&secret, 1_000);
+        let (nonce, token) = signin_token(&secret, None, 1_000);
         assert!(signin_token_ok(&secret, &token, &nonce, 1_000));
+        // The nonce a cookie holds already is kept; anything but a nonce
+        // the server could have made is not.
+        let (kept, again) = signin_token(&secret, Some(nonce.clone()), 2_000);
+        assert_eq!(kept, nonce);
+        assert!(signin_token_ok(&secret, &again, &nonce, 2_000));
+        assert!(
+            signin_token_ok(&secret, &token, &nonce, 2_000),
+            "the first still works"
+        );
+        for odd in ["", "x", "ABCDEF0123456789ABCDEF0123456789", &"a".repeat(64)] {
+            let (fresh, _) = signin_token(&secret, Some(odd.to_owned()), 1_000);
+            assert_ne!(fresh, odd);
+            assert_eq!(fresh.len(), 32);
+        }
         assert!(!signin_token_ok(
             &secret,
             &token,

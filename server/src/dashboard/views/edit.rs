@@ -132,7 +132,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 }
                 @for (i, v) in form.variants.iter().enumerate() {
                     fieldset class="variant" {
-                        legend { "Variant " code { (v.id) } }
+                        legend { "Variant " code { bdi { (v.id) } } }
                         input type="hidden" name={ "v" (i) ".id" } value=(v.id);
                         div class="row" {
                             p class="field grow" {
@@ -171,7 +171,7 @@ pub fn confirm_page(csrf: &str, e: &Experiment, action: Action) -> Markup {
     let body = html! {
         section class="narrow card danger" {
             h1 { (action.question()) }
-            p class="subject" { (e.name) }
+            p class="subject" { bdi { (e.name) } }
             p { (action.warning()) }
             form method="post" action={ "/experiments/" (uuid) "/" (action.path()) } {
                 (csrf_field(csrf))

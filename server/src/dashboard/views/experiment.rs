@@ -43,7 +43,7 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
         nav class="crumbs" aria-label="Breadcrumb" {
             a href="/" { "Experiments" } " " span aria-hidden="true" { "/" }
         }
-        div class="title" { h1 { (e.name) } (visibility_badge(e.visibility)) }
+        div class="title" { h1 { bdi { (e.name) } } (visibility_badge(e.visibility)) }
         p class="muted mono small" {
             "uuid " span id="uuid" { (uuid) } " · id " span id="experiment-id" { (e.id) }
         }
@@ -150,9 +150,9 @@ fn results(snapshot: &Snapshot) -> Markup {
                             tr data-variant=(v.id) {
                                 th scope="row" data-label="Variant" {
                                     span class="swatch" data-i=(i % charts::COLORS.len()) aria-hidden="true" {}
-                                    (v.name) " "
+                                    bdi { (v.name) } " "
                                     @if v.id != v.name {
-                                        span class="muted mono small" { (v.id) }
+                                        span class="muted mono small" { bdi { (v.id) } }
                                     }
                                 }
                                 td data-label="Views" class="num views" data-value=(v.views) { (count(v.views)) }
@@ -287,8 +287,8 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
                             tr {
                                 th scope="col" { "Hour" }
                                 @for v in &e.variants {
-                                    th scope="col" class="num" { (v.name) ": weight" }
-                                    th scope="col" class="num" { (v.name) ": rate" }
+                                    th scope="col" class="num" { bdi { (v.name) } ": weight" }
+                                    th scope="col" class="num" { bdi { (v.name) } ": rate" }
                                 }
                             }
                         }

@@ -159,19 +159,19 @@ fn list_table(found: &[&Experiment]) -> Markup {
                         @let views: u64 = e.variants.iter().map(|v| v.views).sum();
                         @let outcome = outcome(e);
                         tr data-uuid=(uuid) {
-                            th scope="row" data-label="Name" { a href={ "/experiments/" (uuid) } { (e.name) } }
+                            th scope="row" data-label="Name" { a href={ "/experiments/" (uuid) } { bdi { (e.name) } } }
                             td data-label="Visibility" { (visibility_badge(e.visibility)) }
                             td data-label="Variants" {
                                 (e.variants.len()) ": "
                                 @for (i, v) in e.variants.iter().enumerate() {
                                     @if i > 0 { ", " }
-                                    (v.name)
+                                    bdi { (v.name) }
                                 }
                             }
                             td data-label="Views" class="num" data-value=(views) { (count(views)) }
                             td data-label="Best variant" {
                                 @match best_variant(e, &outcome) {
-                                    Some((name, p)) => span { (name) " " span class="muted" { "(" (percent(p)) " likely best)" } },
+                                    Some((name, p)) => span { bdi { (name) } " " span class="muted" { "(" (percent(p)) " likely best)" } },
                                     None => span class="muted" { "no data yet" },
                                 }
                             }
