@@ -73,7 +73,9 @@ pub async fn create_webhook(
         let hooks = state.storage.webhooks(account).await?;
         let message = if hooks.iter().any(|w| w.url == webhook.url) {
             // A form posted twice (a reload) must not deliver every event twice.
-            "This URL is a webhook of the account already.".to_owned()
+            "This URL is a webhook of the account already: its secret was shown once, \
+             when it was added (for a new one, delete the webhook and add it again)."
+                .to_owned()
         } else {
             format!("An account has at most {MAX_WEBHOOKS} webhooks: delete one first.")
         };

@@ -50,6 +50,13 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
             any: !mine.is_empty(),
         },
     };
+    // A search the page cannot run is said on the page, with its status.
+    let status = match &found {
+        Found::Problem(problem) => {
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        Found::Page { .. } => StatusCode::OK,
+    };
     let page = list_page(&session.csrf, done_notice(&params), &search, &found);
-    html::html(StatusCode::OK, page)
+    html::html(status, page)
 }
