@@ -1012,7 +1012,11 @@ async fn the_list_searches_and_filters_like_the_search_endpoint() {
     assert!(!searched.text.contains("Alpha launch") && searched.text.contains("Beta draft"));
     let bad = d.page(&browser, "/?sort=sideways").await;
     assert!(bad.text.contains("<code>sort</code>"));
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "a search it cannot run");
+    assert_eq!(
+        bad.status,
+        StatusCode::BAD_REQUEST,
+        "a search it cannot run"
+    );
     // Another account's experiments never show, and its pages are not found.
     let other = d
         .page(&browser, &format!("/experiments/{}", Uuid::new_v4()))

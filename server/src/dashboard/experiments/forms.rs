@@ -291,7 +291,9 @@ impl EditForm {
             } else {
                 let settings =
                     settings_value(&v.settings, &format!("{path}.settings"), &mut problems);
-                json!({ "name": v.name, "settings": settings })
+                let stored = current.variants.iter().find(|c| c.id == id);
+                let name = stored.map_or(v.name.as_str(), |c| as_stored(&v.name, &c.name));
+                json!({ "name": name, "settings": settings })
             };
             updates.insert(id.to_owned(), update);
         }
@@ -310,13 +312,25 @@ impl EditForm {
             return Err(Problem::many(problems));
         }
         let mut body = json!({
-            "name": self.name,
+            "name": as_stored(&self.name, &current.name),
             "visibility": self.visibility,
             "settings": settings,
             "variantUpdates": updates,
         });
         with_id(&mut body, &self.id);
         Ok(body)
+    }
+}
+
+/// A name from a one-line field: the `stored` one when the field held it
+/// unchanged (a browser strips the line breaks of a text input's value, so
+/// a name the API stored with one would otherwise change at every save).
+fn as_stored<'a>(posted: &'a str, stored: &'a str) -> &'a str {
+    let stripped = stored.chars().filter(|c| !matches!(c, '\r' | '\n'));
+    if stripped.eq(posted.chars()) {
+        stored
+    } else {
+        posted
     }
 }
 
@@ -504,6 +518,17 @@ mod tests {
             .keys()
             .collect();
         assert_eq!(ids, ["a\nb", "c"], "no variant made of the CRLF id");
+        // Its name (the id, by default) as a one-line field sends it back:
+        // without the line break. Unchanged, it stays as stored.
+        form.variants[0].name = "ab".into();
+        let body = form.update_body(&experiment).expect("a valid body");
+        assert_eq!(body["variantUpdates"]["a\nb"]["name"], "a\nb");
+        form.variants[0].name = "ab2".into();
+        let body = form.update_body(&experiment).expect("a valid body");
+        assert_eq!(
+            body["variantUpdates"]["a\nb"]["name"], "ab2",
+            "an edit is an edit"
+        );
         // A variant deleted since the page was loaded is not made again…
         let mut gone = experiment.clone();
         gone.variants.truncate(1);
