@@ -358,12 +358,22 @@ async fn account_id(storage: &dyn Storage, email: &str) -> Result<Uuid, Failure>
     }
 }
 
+/// Refuses a SQLite database file that does not exist: opening it would
+/// leave a new empty database behind (a command run in the wrong directory).
+fn existing(database: &str) -> Result<(), Failure> {
+    match Database::parse(database).sqlite_file() {
+        Some(path) if !path.exists() => Err(format!("there is no database {}", path.display())),
+        _ => Ok(()),
+    }
+}
+
 /// `myna-server apikey create`: prints the new key.
 pub async fn apikey_create(
     database: &str,
     email: &str,
     name: Option<String>,
 ) -> Result<(), Failure> {
+    existing(database)?;
     let storage = open(database).await?;
     let key = ApiKey {
         uuid: Uuid::new_v4(),
@@ -387,6 +397,7 @@ pub async fn apikey_create(
 
 /// `myna-server apikey list`: one key a line, with its name.
 pub async fn apikey_list(database: &str, email: &str) -> Result<(), Failure> {
+    existing(database)?;
     let storage = open(database).await?;
     let account = account_id(storage.as_ref(), email).await?;
     let keys = storage
@@ -406,12 +417,9 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
     if file.exists() {
         return Err(format!("{} exists: choose a new file", file.display()));
     }
-    let named = Database::parse(database);
     // Opening would create a missing file: an empty copy is no backup.
-    if let Some(path) = named.sqlite_file().filter(|path| !path.exists()) {
-        return Err(format!("there is no database {}", path.display()));
-    }
-    let storage = match named {
+    existing(database)?;
+    let storage = match Database::parse(database) {
         Database::SqliteFile(path) => SqliteStorage::open(&path).await,
         Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
         Database::Postgres(_) => {

@@ -82,6 +82,9 @@ fn a_backup_under_load_is_consistent_and_a_server_starts_on_it() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("Backed up"));
+    // It holds the server secret: for its owner's eyes only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&copy.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // Still recording after the backup: it never stopped the server.
     let recorded = acked.lock().unwrap().len();
     while acked.lock().unwrap().len() < recorded + 50 {
@@ -154,6 +157,26 @@ fn backup_refuses_an_existing_file_a_missing_database_and_postgres() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("there is no database"));
     assert!(!missing.exists(), "a backup never creates the database");
     assert!(!dir.path().join("copy.db").exists());
+
+    // Nor does a command that reads an account from it.
+    for args in [
+        ["apikey", "list", "--email", EMAIL],
+        ["apikey", "create", "--email", EMAIL],
+    ] {
+        let output = Command::new(BIN)
+            .args(args)
+            .arg("--database")
+            .arg(&missing)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("there is no database"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created the database");
+    }
 
     let output = Command::new(BIN)
         .args([

@@ -123,6 +123,9 @@ impl SqliteStorage {
         }
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
         let _ = std::fs::remove_file(&partial);
+        // The copy holds the server secret: readable by its owner only,
+        // from its first byte (VACUUM INTO writes into an empty file).
+        private_file(&partial).map_err(|e| StorageError::Unavailable(e.to_string()))?;
         let text = partial.to_str().ok_or_else(|| {
             StorageError::Internal(format!("{} is not a UTF-8 path", partial.display()))
         })?;
@@ -148,6 +151,15 @@ fn record_with(
 ) -> Result<Vec<bool>, StorageError> {
     let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
     recorder.record(batches, now_ms)
+}
+
+/// Creates `path` empty, with permissions for its owner alone (0600).
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }
 
 /// Syncs the file `from` to disk, renames it `to`, and syncs the directory
