@@ -18,8 +18,8 @@
 //! the base, when the queue is empty.
 //!
 //! When storage is full the oldest batches go, one at a time, until the
-//! base fits; when even the newest does not, the queue stays in memory
-//! (and is sent from there) rather than being lost.
+//! base fits; when even the newest does not, the whole queue stays in
+//! memory (and is sent from there), none of it dropped.
 
 use alloc::string::String;
 
@@ -131,14 +131,20 @@ impl Journal {
         }
         record &= !queue.reshaped();
         let mut dropped = 0;
+        // How many of the oldest batches storage is tried without: they go
+        // from the queue only once the rest is stored.
+        let mut skip = 0;
         loop {
             let folded = (!record).then_some(self.next - 1);
-            let text = stored::write_queue(queue, now, released, folded);
+            let text = stored::write_queue_from(queue, skip, now, released, folded);
             let key = match folded {
                 None => storage::record(&self.base, self.next),
                 Some(_) => self.base.clone(),
             };
             if host.set(&key, &text) {
+                for _ in 0..skip {
+                    dropped += queue.drop_oldest_batch();
+                }
                 self.beat = now;
                 queue.mark_stored();
                 if record {
@@ -151,11 +157,14 @@ impl Journal {
             }
             if record {
                 record = false; // the record did not fit: the base, smaller
-            } else if queue.batches().len() > 1 {
-                dropped += queue.drop_oldest_batch();
+            } else if queue.batches().len() > skip + 1 {
+                skip += 1;
             } else {
+                // Not even the newest batch fits: dropping the others
+                // would not make room, so nothing goes; all of it is sent
+                // from memory.
                 return Written {
-                    dropped,
+                    dropped: 0,
                     memory_only: true,
                 };
             }
@@ -356,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_storage_costs_the_oldest_batches_then_keeps_the_newest_in_memory() {
+    fn a_full_storage_costs_the_oldest_batches_then_keeps_the_queue_in_memory() {
         let host = TestHost::new();
         let mut j = Journal::new("myna", "t", 0.0);
         let mut q = queue(3);
@@ -375,17 +384,27 @@ mod tests {
         host.set_quota(Some(10));
         q.push("e", event(9), Default::default(), || Uuid::from_u128(9));
         let written = j.write(&host, &mut q, 1.0, false);
+        // Not even the newest batch fits: dropping the older ones would
+        // make no room, so all of them stay, in memory (two experiments'
+        // batches on a page whose storage is full: neither is lost).
         assert_eq!(
             written,
             Written {
-                dropped: 2,
+                dropped: 0,
                 memory_only: true
             }
         );
-        assert_eq!(q.len(), 1, "the newest stays, in memory");
+        assert_eq!(q.len(), 3, "all of it stays, in memory");
         // Room again: what memory kept is written.
         host.set_quota(None);
         j.write(&host, &mut q, 1.0, false);
-        assert_eq!(read_back(&host, "t"), [(Uuid::from_u128(9), vec![9])]);
+        let ids: Vec<Uuid> = read_back(&host, "t")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            ids,
+            [Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(9)]
+        );
     }
 }

@@ -16,6 +16,17 @@ use uuid::Uuid;
 use crate::queue::{Batch, Queue};
 use crate::sticky::{Claim, Entry, Sticky};
 
+/// The whole queue as [`write_queue_from`] writes it (skipping none).
+#[cfg(test)]
+pub(crate) fn write_queue(
+    queue: &Queue<impl Number>,
+    heartbeat_ms: f64,
+    released: bool,
+    folded: Option<u32>,
+) -> String {
+    write_queue_from(queue, 0, heartbeat_ms, released, folded)
+}
+
 /// A tab's stored queue: `{"t":heartbeat,"r":released,"n":folded,"q":[{"e":expt,"s":sealed,"b":body,"k":claims}]}`,
 /// where each `b` is the exact record body and `k` its events' claims
 /// (`[seq,token,reward]` each, `[seq,token]` for a view; absent when
@@ -23,8 +34,11 @@ use crate::sticky::{Claim, Entry, Sticky};
 /// every record numbered up to `folded`); without, a *record*: only the
 /// events appended since [`Queue::mark_stored`] (no `n`). SDK versions
 /// before records wrote the whole form without `n`, which reads alike.
-pub(crate) fn write_queue(
+/// The queue's `skip` oldest batches are left out (what storage would
+/// hold once they are dropped).
+pub(crate) fn write_queue_from(
     queue: &Queue<impl Number>,
+    skip: usize,
     heartbeat_ms: f64,
     released: bool,
     folded: Option<u32>,
@@ -43,7 +57,7 @@ pub(crate) fn write_queue(
     }
     out.push_str(",\"q\":[");
     let mut first = true;
-    for b in queue.batches() {
+    for b in queue.batches().iter().skip(skip) {
         let (json, claims) = b.events_since(folded.is_none());
         if json.is_empty() {
             continue;

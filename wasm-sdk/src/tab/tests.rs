@@ -401,6 +401,22 @@ fn a_full_storage_drops_the_oldest_batches_and_says_so_once() {
     assert_eq!(t.queued(), 2, "kept in memory, sent from there");
     let mut server = Myna::default();
     assert_eq!(flush(&mut t, false, |r| server.take(r)).counts.sent, 2);
+
+    // Two experiments on a page whose storage has no room at all: neither
+    // experiment's events go (dropping one would make no room for the other).
+    let host = TestHost::new();
+    let mut t = tab(&host, false);
+    host.set_quota(Some(0));
+    t.view(E, &variants(), "a").unwrap();
+    t.persist();
+    t.view(F, &variants(), "b").unwrap();
+    t.persist();
+    t.reward(E, &variants(), None).unwrap();
+    t.persist();
+    assert_eq!(full(t.take_effects()), 1);
+    assert_eq!(t.queued(), 3);
+    let mut server = Myna::default();
+    assert_eq!(flush(&mut t, false, |r| server.take(r)).counts.sent, 3);
 }
 
 #[test]
