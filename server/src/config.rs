@@ -49,8 +49,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// The database: an SQLite file path or `sqlite:` URL (created if
-    /// missing, except by `backup`, which refuses a missing path); a
-    /// `postgres://` URL selects PostgreSQL.
+    /// missing by `serve` and `account create`; `apikey` and `backup`
+    /// refuse a missing path); a `postgres://` URL selects PostgreSQL.
     #[arg(long, env = "MYNA_DATABASE", default_value = "myna.db")]
     pub database: String,
 }

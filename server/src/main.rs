@@ -58,11 +58,13 @@ async fn main() -> std::process::ExitCode {
 /// Logs to standard error: `RUST_LOG`'s filter, else `info` (the access
 /// lines only with `--access-log`), as text or JSON.
 fn init_logging(log: &LogArgs) {
-    // poem's own "listening" and "server started" lines would repeat ours.
+    // poem's own "listening" and "server started" lines would repeat ours;
+    // PostgreSQL's notices (every instance after the first: the migrations
+    // table "already exists, skipping") are no news.
     let default = if log.access_log {
-        "info,poem::server=warn"
+        "info,poem::server=warn,sqlx::postgres::notice=warn"
     } else {
-        "info,poem::server=warn,access=off"
+        "info,poem::server=warn,sqlx::postgres::notice=warn,access=off"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

@@ -134,7 +134,7 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
 
 /// `GET /v2/openapi.json` (public): this description.
 #[utoipa::path(get, path = "/v2/openapi.json", tag = "server",
-    responses((status = 200, description = "The OpenAPI 3.1 description", body = Object)))]
+    responses((status = 200, description = "The OpenAPI 3.1 description", body = Object), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub fn openapi_json() -> Response {
     document()
