@@ -5,7 +5,8 @@
 // with a snapshot and the first `suggest` do no network and touch only the
 // visitor's sticky state in storage, the listeners, timer and queue
 // adoption waiting for a later task; `reward` takes numbers only; in a
-// sandboxed frame (Web Locks and localStorage denied) a flush still runs.
+// sandboxed frame (Web Locks and localStorage denied) a flush still runs;
+// a released handle throws a MynaError.
 // Run by scripts/test-sdk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -143,6 +144,36 @@ test("reward takes numbers only: anything else throws invalid-amount and uses up
     assert.deepEqual(seen.codes, Array(5).fill("invalid-amount amount"));
     assert.equal(seen.queued, 1, "only the view was queued");
     assert.equal(seen.rewarded, true, "the bad amounts did not use up the reward");
+  });
+});
+
+test("a released handle throws a MynaError, and releasing it again does nothing", async () => {
+  await withPage(0, async (tab) => {
+    const seen = await tab.evaluate(async ([snapshot, uuid]) => {
+      const myna = await Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: "freed", experiments: [snapshot] });
+      const expt = myna.experiment(uuid);
+      const kept = myna.experiment(uuid);
+      expt.free();
+      const out = [];
+      const attempt = (f) => {
+        try {
+          f();
+          out.push("ok");
+        } catch (e) {
+          out.push(e instanceof MynaError ? e.code : String(e));
+        }
+      };
+      attempt(() => expt.suggest());
+      attempt(() => expt.free());
+      attempt(() => kept.suggest());
+      myna.close();
+      myna.free();
+      attempt(() => myna.experiment(uuid));
+      attempt(() => myna.queued);
+      attempt(() => myna.free());
+      return out;
+    }, [snapshot, uuid]);
+    assert.deepEqual(seen, ["invalid-value", "ok", "ok", "invalid-value", "invalid-value", "ok"]);
   });
 });
 

@@ -95,6 +95,7 @@ export class Myna {
   }
   free() {
     this.#d.free();
+    this.#d = FREED;
   }
 }
 
@@ -262,8 +263,18 @@ export class Experiment {
   }
   free() {
     this.#d.free();
+    this.#d = FREED;
   }
 }
+
+// What a released handle answers: a MynaError (wasm-bindgen's own would be
+// "null pointer passed to rust"); releasing it again does nothing.
+const FREED = {
+  step() {
+    throw new MynaError("This handle was released (free): connect again, or use another.", "invalid-value", undefined, undefined, []);
+  },
+  free() {},
+};
 
 if (Symbol.dispose) {
   Myna.prototype[Symbol.dispose] = Myna.prototype.free;
