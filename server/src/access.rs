@@ -166,7 +166,9 @@ pub struct AccessLogEndpoint<E> {
 impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, request: Request) -> poem::Result<Response> {
+    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+        // First of all: the route logged and counted is the one answering.
+        crate::request::normalize_path(&mut request);
         let id = self.ids.of(&request);
         let method = request.method().clone();
         let route = route_of(request.uri().path());

@@ -14,7 +14,7 @@ use crate::access::AccessLog;
 use crate::answer::{Format, Unrouted, error_response, nosniff, ok_response, problem_response};
 use crate::cors::Cors;
 use crate::dashboard;
-use crate::request::{self, Params};
+use crate::request::Params;
 use crate::state::AppState;
 
 pub(crate) mod apikey;
@@ -90,7 +90,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
     }))
     .around(|endpoint, mut request| async move {
-        request::normalize_path(&mut request);
+        // (The path was normalized by the access log, the outermost layer.)
         // The query, parsed once for every layer and handler that reads it.
         Params::keep(&mut request);
         let uri = request.uri().clone();
@@ -131,11 +131,13 @@ impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         {
             let jsonp = request.method() == Method::GET;
-            let params = jsonp.then(|| Params::of(&request));
+            let asked = jsonp
+                .then(|| Some((Params::of(&request), request.data::<AppState>()?.clone())))
+                .flatten();
             let response = self.v2.call(request).await?.into_response();
-            match params {
-                Some(params) if response.extensions().get::<Unrouted>().is_some() => {
-                    Ok(in_callback(response, &params).await)
+            match asked {
+                Some((params, state)) if response.extensions().get::<Unrouted>().is_some() => {
+                    Ok(in_callback(response, &params, state.now_ms()).await)
                 }
                 _ => Ok(response),
             }
@@ -152,12 +154,16 @@ impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
 /// path does not serve), in the request's JSONP callback if it gives a
 /// valid one (status 200, the would-be status in the problem), as every
 /// handler's problem reaches a JSONP page.
-async fn in_callback(response: Response, params: &Params) -> Response {
-    let Ok(format @ Format::Jsonp(_)) = extract::asked_by(&Method::GET, params) else {
-        return response;
-    };
-    let body = response.into_body().into_string().await.unwrap_or_default();
-    ok_response(&format, &body)
+async fn in_callback(response: Response, params: &Params, now_ms: i64) -> Response {
+    match extract::asked_by(&Method::GET, params) {
+        Ok(format @ Format::Jsonp(_)) => {
+            let body = response.into_body().into_string().await.unwrap_or_default();
+            ok_response(&format, &body)
+        }
+        Ok(Format::Json) => response,
+        // An invalid or repeated callback: its plain 400, as at any endpoint.
+        Err(problem) => problem_response(&Format::Json, &problem, now_ms),
+    }
 }
 
 #[cfg(test)]

@@ -307,6 +307,22 @@ async fn jsonp_errors_are_200_with_the_status_inside() {
         assert_eq!(problem["status"], status, "{uri}: {}", answer.text);
         assert_eq!(problem["messages"][0]["typename"], code, "{uri}");
     }
+    // A callback that may not be echoed is the same plain 400 there too.
+    for uri in [
+        "/v2/nothing?callback=a..b".to_owned(),
+        "/v2/nothing?callback=a&callback=b".to_owned(),
+        format!("/v2/experiment/{uuid}/reset?callback=function"),
+    ] {
+        let answer = h.get(&uri, Who::Nobody).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            answer.text
+        );
+        assert_eq!(answer.code().as_deref(), Some("invalid-callback"), "{uri}");
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+    }
 }
 
 /// A browser sends Basic credentials it knows for the server with any page's
