@@ -337,6 +337,15 @@ fn parse_event_value(
             None
         }
     };
+    // The JSONP GET's synonym of `amount` is no event field: ignored, it
+    // would count a full reward where the sender meant its value.
+    if object.contains_key("reward") {
+        problems.push(Message::at(
+            Code::InvalidValue,
+            [prefix, "reward"].concat(),
+            "An event's reward amount is `amount`; `reward` is only the JSONP parameter's synonym.",
+        ));
+    }
     let timestamp = match object.get("timestamp") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(TimestampInput::Millis(n.as_f64().unwrap_or(f64::NAN))),
@@ -448,6 +457,23 @@ pub fn check_record_param_names<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), Problem> {
     crate::query::check_given_once(names, &RECORD_PARAMS, &["amount", "reward"])
+}
+
+/// Refuses a record POST whose URL gives a record parameter (`batch=`,
+/// `typename=`…): a POST records the events of its body, so a batch id in
+/// its URL would be ignored and a retry counted twice. `names` are the
+/// query's parameter names; the problem's path is the first such name.
+pub fn check_post_query<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), Problem> {
+    match names.into_iter().find(|n| RECORD_PARAMS.contains(n)) {
+        None => Ok(()),
+        Some(name) => Err(Problem::at(
+            Code::InvalidValue,
+            name,
+            format!(
+                "A POST records the events of its body: `{name}` goes in the body, not the URL."
+            ),
+        )),
+    }
 }
 
 /// Parses and validates the JSONP record parameters (`typename`, `variant`,

@@ -2,7 +2,9 @@
 //! from `sendBeacon`) or `GET` one event from URL parameters (JSONP); a
 //! `HEAD` there records nothing (405).
 
-use myna_core::event::{check_record_param_names, parse_record_body, parse_record_params};
+use myna_core::event::{
+    check_post_query, check_record_param_names, parse_record_body, parse_record_params,
+};
 use myna_core::{Code, Problem};
 use poem::web::{Data, Path};
 use poem::{Body, Request, handler};
@@ -27,6 +29,7 @@ pub async fn record_post(
     let result = async {
         let uuid = experiment_uuid(&uuid)?;
         let experiment = experiments::visible(state, caller, uuid)?;
+        check_post_query(Params::of(request).names())?;
         // The body (and its share of the body budget) goes once parsed,
         // not after the commit.
         let batch = parse_record_body(&read_body(request, body).await?, &experiment, now)?;

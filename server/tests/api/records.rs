@@ -263,6 +263,32 @@ async fn jsonp_records_as_the_original_clients_send_them() {
     assert_eq!(form["variants"]["a"]["totalReward"], 1.0, "{form}");
 }
 
+/// A POST records the events of its body: a batch id (or any record
+/// parameter) in its URL would be ignored, so a retry would count twice;
+/// it is refused at its name and nothing is counted.
+#[tokio::test]
+async fn a_post_with_record_parameters_in_its_url_is_refused() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let key = h.owner.key;
+    let body = json!({ "events": [{ "typename": "view", "variant": "a" }] });
+    for name in ["batch", "typename", "amount"] {
+        let uri = format!(
+            "/v2/experiment/{uuid}/record?apikey={key}&{name}={}",
+            Uuid::new_v4()
+        );
+        let answer = h.post(&uri, Who::Nobody, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+        assert_eq!(answer.code().as_deref(), Some("invalid-value"));
+        assert_eq!(answer.json()["messages"][0]["path"], name);
+    }
+    assert_eq!(views(&h.complete(uuid).await, "a"), 0);
+    // With the API key alone in the URL it records.
+    let uri = format!("/v2/experiment/{uuid}/record?apikey={key}");
+    assert_eq!(h.post(&uri, Who::Nobody, body).await.status, StatusCode::OK);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 1);
+}
+
 #[tokio::test]
 async fn a_head_on_the_record_endpoint_records_nothing() {
     let h = Harness::new().await;
