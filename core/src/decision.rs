@@ -218,3 +218,18 @@ fn sentence(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::points;
+
+    #[test]
+    fn a_loss_reads_at_most_its_points_or_less_than_the_smallest_printed() {
+        assert_eq!(points(0.0002), "at most 0.02");
+        assert_eq!(points(0.000_002), "at most 0.0002");
+        // Too small to print: "gives up less than 0.0001 points", never
+        // "at most less than".
+        assert_eq!(points(0.0), "less than 0.0001");
+        assert_eq!(points(1e-9), "less than 0.0001");
+    }
+}

@@ -15,7 +15,7 @@ use std::slice;
 use serde_json::{Value, json};
 
 use crate::model::{Experiment, Variant};
-use crate::problem::{Code, Message};
+use crate::problem::{Code, Message, Problem};
 use crate::settings::{Segment, join_path};
 
 /// Longest variant id, in characters.
@@ -78,6 +78,19 @@ pub fn nul_problem(path: impl Into<String>) -> Message {
 /// A problem of a value over `limit`, at `path`, with `data: {"limit": limit}`.
 pub fn over_limit(code: Code, path: impl Into<String>, limit: usize, message: String) -> Message {
     Message::at(code, path, message).with_data(json!({ "limit": limit }))
+}
+
+/// The 409 of an account that has `limit` of something already (`what`,
+/// plural: "API keys"), saying what to do first (`remedy`: "revoke one
+/// first"), with `data: {"limit": limit}`.
+pub fn account_full(what: &str, limit: usize, remedy: &str) -> Problem {
+    Problem::one(
+        Message::new(
+            Code::Conflict,
+            format!("An account has at most {limit} {what}: {remedy}."),
+        )
+        .with_data(json!({ "limit": limit })),
+    )
 }
 
 /// What a scan of a settings value found: where it first nests too deep and

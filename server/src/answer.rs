@@ -280,15 +280,14 @@ pub fn error_response(error: &Error, now_ms: i64) -> Response {
     if let Some(refusal) = error.downcast_ref::<Refusal>() {
         return refusal.as_response();
     }
+    let mut response = problem_response(&Format::Json, &routing_problem(error), now_ms);
     if matches!(
         error.status(),
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
     ) {
-        let mut response = problem_response(&Format::Json, &routing_problem(error), now_ms);
         response.extensions_mut().insert(Unrouted);
-        return response;
     }
-    problem_response(&Format::Json, &routing_problem(error), now_ms)
+    response
 }
 
 /// The problem of a routing or framework error.

@@ -681,18 +681,12 @@ impl Writer {
     }
 }
 
-/// 409 at `uuid`: the account has an experiment (or alias) with it.
 /// Refuses (409) a new experiment of an account that has `max` already.
 fn too_many_experiments(max: usize) -> Problem {
-    Problem::one(
-        myna_core::Message::new(
-            myna_core::Code::Conflict,
-            format!("An account has at most {max} experiments: delete one first."),
-        )
-        .with_data(serde_json::json!({ "limit": max })),
-    )
+    myna_core::limits::account_full("experiments", max, "delete one first")
 }
 
+/// 409 at `uuid`: the account has an experiment (or alias) with it.
 fn uuid_taken() -> Problem {
     Problem::one(myna_core::Message::at(
         myna_core::Code::Conflict,

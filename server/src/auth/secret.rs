@@ -48,7 +48,13 @@ pub fn random_token() -> String {
 
 /// Whether `text` has the form of [`random_token`]'s tokens.
 pub fn is_random_token(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_hex_of(text, 64)
+}
+
+/// Whether `text` is `len` lower-case hex digits: what [`hex`] makes of
+/// `len / 2` random bytes.
+pub fn is_hex_of(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The SHA-256 of a login token as its holder presents it: what storage

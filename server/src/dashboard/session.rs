@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::html;
 use super::views::signin::{refused_page, signin_page as signin_view};
-use crate::auth::secret::{Secret, hex, is_random_token, random_bytes};
+use crate::auth::secret::{Secret, hex, is_hex_of, is_random_token, random_bytes};
 use crate::auth::{self, issue_session, token_hash};
 use crate::proxy::is_https;
 use crate::request::{Params, read_body, read_body_up_to};
@@ -114,7 +114,7 @@ pub fn csrf_ok(session: &Session, form: &Params) -> bool {
 /// sign in); else a fresh one.
 fn signin_token(secret: &Secret, held: Option<String>, now_ms: i64) -> (String, String) {
     let nonce = held
-        .filter(|n| n.len() == 32 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .filter(|n| is_hex_of(n, 32))
         .unwrap_or_else(|| hex(&random_bytes::<16>()));
     let expires = (now_ms + SIGNIN_TTL_MS).to_string();
     let signature = secret.sign_hex("signin", &[nonce.as_bytes(), expires.as_bytes()]);

@@ -21,14 +21,9 @@ fn state(request: &Request) -> poem::Result<&AppState> {
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
-/// The format a request asks for: JSONP for a GET with a `callback` (an
-/// invalid one is a problem), else JSON (a POST's `callback` is not read).
-fn asked(request: &Request, params: &Params) -> Result<Format, Problem> {
-    asked_by(request.method(), params)
-}
-
-/// The format a request by `method` with these parameters asks for (see
-/// [`asked`]).
+/// The format a request by `method` with these parameters asks for: JSONP
+/// for a GET with a `callback` (an invalid one is a problem), else JSON (a
+/// POST's `callback` is not read).
 pub fn asked_by(method: &Method, params: &Params) -> Result<Format, Problem> {
     match *method {
         // Which of two callbacks to call would be a guess.
@@ -47,7 +42,7 @@ pub fn asked_by(method: &Method, params: &Params) -> Result<Format, Problem> {
 impl<'a> FromRequest<'a> for Format {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Format> {
         let now_ms = state(request)?.now_ms();
-        asked(request, &Params::of(request))
+        asked_by(request.method(), &Params::of(request))
             .map_err(|problem| Refusal::new(Format::Json, problem, now_ms).into())
     }
 }
@@ -59,7 +54,7 @@ impl<'a> FromRequest<'a> for Caller {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Caller> {
         let state = state(request)?;
         let params = Params::of(request);
-        let format = asked(request, &params).unwrap_or(Format::Json);
+        let format = asked_by(request.method(), &params).unwrap_or(Format::Json);
         // A repeated `apikey` is malformed (an empty key): which key to
         // take would be a guess.
         let apikey = match params.all("apikey").nth(1) {

@@ -12,6 +12,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, post};
 
 use crate::access::AccessLog;
 use crate::answer::{Format, Unrouted, error_response, nosniff, ok_response, problem_response};
+use crate::clock::Clock;
 use crate::cors::Cors;
 use crate::dashboard;
 use crate::request::Params;
@@ -79,6 +80,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     V2Split {
         v2: v2.boxed(),
         site: site.boxed(),
+        clock: clock.clone(),
     }
     .data(state)
     .catch_all_error(move |error| {
@@ -90,7 +92,6 @@ pub fn app(state: AppState) -> impl Endpoint {
         problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
     }))
     .around(|endpoint, mut request| async move {
-        // (The path was normalized by the access log, the outermost layer.)
         // The query, parsed once for every layer and handler that reads it.
         Params::keep(&mut request);
         let uri = request.uri().clone();
@@ -119,6 +120,8 @@ pub fn app(state: AppState) -> impl Endpoint {
 struct V2Split<A, S> {
     v2: A,
     site: S,
+    /// Stamps the problem of an invalid callback (`in_callback`).
+    clock: Clock,
 }
 
 impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
@@ -130,14 +133,11 @@ impl<A: Endpoint, S: Endpoint> Endpoint for V2Split<A, S> {
             .strip_prefix("/v2")
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         {
-            let jsonp = request.method() == Method::GET;
-            let asked = jsonp
-                .then(|| Some((Params::of(&request), request.data::<AppState>()?.clone())))
-                .flatten();
+            let jsonp = (request.method() == Method::GET).then(|| Params::of(&request));
             let response = self.v2.call(request).await?.into_response();
-            match asked {
-                Some((params, state)) if response.extensions().get::<Unrouted>().is_some() => {
-                    Ok(in_callback(response, &params, state.now_ms()).await)
+            match jsonp {
+                Some(params) if response.extensions().get::<Unrouted>().is_some() => {
+                    Ok(in_callback(response, &params, self.clock.now_ms()).await)
                 }
                 _ => Ok(response),
             }

@@ -1,9 +1,9 @@
 //! API keys: creating, listing and revoking an account's keys (the API's
 //! `/v2/apikey` and the dashboard's keys page).
 
+use myna_core::Problem;
 use myna_core::account::parse_api_key_create;
-use myna_core::limits::MAX_API_KEYS;
-use myna_core::{Code, Problem};
+use myna_core::limits::{MAX_API_KEYS, account_full};
 use uuid::Uuid;
 
 use crate::state::AppState;
@@ -24,10 +24,7 @@ pub async fn create_api_key(
         created_ms: state.now_ms(),
     };
     if !state.storage.create_api_key(&key, MAX_API_KEYS).await? {
-        return Err(Problem::new(
-            Code::Conflict,
-            format!("An account has at most {MAX_API_KEYS} API keys: revoke one first."),
-        ));
+        return Err(account_full("API keys", MAX_API_KEYS, "revoke one first"));
     }
     Ok(key)
 }

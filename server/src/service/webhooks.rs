@@ -17,7 +17,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use myna_core::limits::MAX_WEBHOOKS;
+use myna_core::limits::{MAX_WEBHOOKS, account_full};
 use myna_core::webhook::{Observation, event_body, events, parse_webhook_create};
 use myna_core::{Code, Experiment, Problem, Visibility};
 use tokio::task::JoinSet;
@@ -71,15 +71,16 @@ pub async fn create_webhook(
     };
     if !state.storage.create_webhook(&webhook, MAX_WEBHOOKS).await? {
         let hooks = state.storage.webhooks(account).await?;
-        let message = if hooks.iter().any(|w| w.url == webhook.url) {
+        return Err(if hooks.iter().any(|w| w.url == webhook.url) {
             // A form posted twice (a reload) must not deliver every event twice.
-            "This URL is a webhook of the account already: its secret was shown once, \
-             when it was added (for a new one, delete the webhook and add it again)."
-                .to_owned()
+            Problem::new(
+                Code::Conflict,
+                "This URL is a webhook of the account already: its secret was shown once, \
+                 when it was added (for a new one, delete the webhook and add it again).",
+            )
         } else {
-            format!("An account has at most {MAX_WEBHOOKS} webhooks: delete one first.")
-        };
-        return Err(Problem::new(Code::Conflict, message));
+            account_full("webhooks", MAX_WEBHOOKS, "delete one first")
+        });
     }
     let secret = webhook_secret(state, webhook.uuid);
     Ok((webhook, secret))

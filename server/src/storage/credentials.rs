@@ -8,7 +8,7 @@ use super::rows::{
     ACCOUNT_COLUMNS, API_KEY_COLUMNS, Columns, TOKEN_COLUMNS, account_row, api_key_row, count_col,
     token_row,
 };
-use super::sql::{Run, Statement, lock_account};
+use super::sql::{Run, Statement, insert_for_account};
 use super::{Account, ApiKey, StorageError, Token, TokenHash};
 
 /// The first row of `rows`, if any.
@@ -134,12 +134,7 @@ pub async fn create_api_key(db: &impl Run, key: &ApiKey, max: usize) -> Result<b
         .optional_text(key.name.as_deref())
         .integer(key.created_ms)
         .count(max);
-    // Under the account's lock, so creates racing on PostgreSQL count one
-    // after another.
-    let inserted = db
-        .guarded(lock_account(key.account_id), vec![insert])
-        .await?;
-    Ok(inserted.is_some_and(|n| n > 0))
+    insert_for_account(db, key.account_id, insert).await
 }
 
 /// See [`Storage::api_key`](super::Storage::api_key).

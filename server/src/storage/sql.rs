@@ -154,12 +154,20 @@ pub trait Run: Sync {
     ) -> impl Future<Output = Result<Option<u64>, StorageError>> + Send + 'a;
 }
 
-/// A statement that locks an account's row until its transaction ends (it
-/// rewrites the row unchanged), for [`Run::guarded`]: what is checked and
-/// written per account after it (a count against a limit) is by one
-/// writer at a time, on PostgreSQL as on SQLite.
-pub fn lock_account(account_id: Uuid) -> Statement<'static> {
-    Statement::new("UPDATE accounts SET created_ms = created_ms WHERE id = $1").uuid(account_id)
+/// Runs `insert` (one that checks a limit of the account, a count in its
+/// own `WHERE`) under a lock of the account's row (rewritten unchanged by
+/// [`Run::guarded`]'s guard): inserts racing on PostgreSQL, whose statements
+/// each read the database as it was when they started, count one after
+/// another, as on SQLite. Whether it stored a row.
+pub async fn insert_for_account(
+    db: &impl Run,
+    account_id: Uuid,
+    insert: Statement<'_>,
+) -> Result<bool, StorageError> {
+    let lock = Statement::new("UPDATE accounts SET created_ms = created_ms WHERE id = $1")
+        .uuid(account_id);
+    let inserted = db.guarded(lock, vec![insert]).await?;
+    Ok(inserted.is_some_and(|rows| rows > 0))
 }
 
 /// A uuid bound as either database stores it: hyphenated lower-case text in

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::rows::{
     Columns, DELIVERY_COLUMNS, WEBHOOK_COLUMNS, delivery_row, uuid_col, webhook_row,
 };
-use super::sql::{Run, Statement, lock_account};
+use super::sql::{Run, Statement, insert_for_account};
 use super::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
 
 /// Deliveries with their webhook's URL and account, as one relation.
@@ -43,13 +43,7 @@ pub async fn create_webhook(
         .text(webhook.url.as_str())
         .integer(webhook.created_ms)
         .count(max);
-    // Under the account's lock: creates racing on PostgreSQL (whose
-    // statements each read the database as it was when they started)
-    // count one after another.
-    let inserted = db
-        .guarded(lock_account(webhook.account_id), vec![insert])
-        .await?;
-    Ok(inserted.is_some_and(|n| n > 0))
+    insert_for_account(db, webhook.account_id, insert).await
 }
 
 /// See [`Storage::webhooks`](super::Storage::webhooks).

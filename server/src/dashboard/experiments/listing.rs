@@ -5,7 +5,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Request, Response, handler};
 
-use super::done_notice;
+use super::{done_notice, status_of};
 use crate::cache::Snapshot;
 use crate::dashboard::html;
 use crate::dashboard::signed_in;
@@ -52,9 +52,7 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
     };
     // A search the page cannot run is said on the page, with its status.
     let status = match &found {
-        Found::Problem(problem) => {
-            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST)
-        }
+        Found::Problem(problem) => status_of(problem),
         Found::Page { .. } => StatusCode::OK,
     };
     let page = list_page(&session.csrf, done_notice(&params), &search, &found);

@@ -103,7 +103,7 @@ fn deployments(api_root: &str, keys: &[ApiKey]) -> Markup {
                     }
                     p {
                         "Its data (JSON, or JSONP with " code { "?callback=" } "): "
-                        a class="deployment-json mono" href={ (base) "/myna.json" } { (base) "/myna.json" }
+                        a class="deployment-json mono wrap" href={ (base) "/myna.json" } { (base) "/myna.json" }
                     }
                 }
             }
