@@ -33,11 +33,13 @@ const deployment = {
 };
 
 /** Runs `check(tab)` on a page that includes the filled-in boot script. */
-async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = false }, check) {
+async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = false, trustedTypes = false }, check) {
   const boot = await readFile(join(repo, "wasm-sdk", "pkg", "boot.js"), "utf8");
   // A strict policy: the README's list, nothing for styles.
   const policy = `<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'nonce-n' 'wasm-unsafe-eval'; connect-src 'self' http://127.0.0.1:9">`;
-  const page = (origin) => `<!doctype html><html><head>${csp ? policy : ""}
+  // Trusted Types enforced, no policy: `innerHTML` takes no string.
+  const tt = `<meta http-equiv="Content-Security-Policy" content="require-trusted-types-for 'script'; trusted-types 'none'">`;
+  const page = (origin) => `<!doctype html><html><head>${csp ? policy : ""}${trustedTypes ? tt : ""}
 <script nonce="n" data-timeout="${timeout}">${boot
     .replace('"__MYNA_DEPLOYMENT__"', () => JSON.stringify(deployment))
     .replace('"__MYNA_SDK__"', () => JSON.stringify(sdkUrl ?? origin + sdk))}</script>
@@ -45,6 +47,7 @@ async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = f
 <p class="myna-hero" data-show="a" id="a">A</p>
 <h1 class="myna-hero" data-bind="text=title" id="t">Welcome</h1>
 <button class="myna-hero" data-goal="click" id="goal">Buy</button>
+${trustedTypes ? '<div class="myna-hero" data-bind="html=title" id="h">as written</div>' : ""}
 <script nonce="n">
   const seen = (id) => getComputedStyle(document.getElementById(id)).visibility;
   window.during = [seen("a"), seen("t"), seen("goal")];
@@ -120,6 +123,21 @@ test("boot.js hides the experiments' elements under a CSP that allows no style",
   });
 });
 
+test("boot.js shows as written, uncounted, an experiment Trusted Types keep from binding", async () => {
+  await withPage({ trustedTypes: true }, async (tab) => {
+    const errors = tab.evaluate(
+      () => new Promise((ok) => window.myna.then((m) => (m.on("error", (e) => ok([e.name, e.code])), m.bind(document)))),
+    );
+    const seen = await settled(tab);
+    assert.equal(seen.styles, 0, "the style is removed");
+    assert.equal(seen.aHidden, false, "as written: nothing half-applied");
+    assert.equal(seen.title, "Welcome");
+    assert.equal(seen.visible, "visible");
+    assert.equal(seen.queued, 0, "no view counted");
+    assert.deepEqual(await errors, ["MynaError", "invalid-value"], "bound again, its error is heard");
+  });
+});
+
 test("boot.js shows the page as written when the SDK is late", async () => {
   await withPage({ timeout: 1 }, async (tab) => {
     const seen = await settled(tab);
@@ -134,6 +152,8 @@ test("boot.js shows the page as written when the SDK fails to load", async () =>
   await withPage({ sdk: "/pkg/missing.js" }, async (tab) => {
     const seen = await settled(tab);
     assert.equal(seen.failed, true, "window.myna rejects");
+    const error = await tab.evaluate(() => window.myna.catch((e) => [e.name, e.code, e.messages.length]));
+    assert.deepEqual(error, ["MynaError", "network", 1], "as the SDK's own errors do");
     assert.equal(seen.styles, 0);
     assert.equal(seen.title, "Welcome");
     assert.equal(seen.visible, "visible");

@@ -101,7 +101,17 @@
   // (no network: the deployment is inlined) waits for the parsed page, so
   // the binding's decisions come right after it, before the client's
   // listeners, timer and queue adoption (which wait for the next task).
-  const client = Promise.all([import(sdk), parsed]).then(([{ Myna }]) =>
+  // A module that fails to load rejects as the SDK's own errors do: a
+  // MynaError-like `network` error (the class itself is in that module).
+  const unloaded = (e) => {
+    const message = `The SDK could not be loaded: ${e && e.message}`;
+    throw Object.assign(new Error(message), {
+      name: "MynaError",
+      code: "network",
+      messages: [{ code: "network", message }],
+    });
+  };
+  const client = Promise.all([import(sdk).catch(unloaded), parsed]).then(([{ Myna }]) =>
     Myna.connect({ apiRoot: deployment.apiRoot, apiKey: deployment.apiKey, experiments: deployment }),
   );
   const bound = client

@@ -22,6 +22,9 @@ const SHARE = 19, LIST = 20;
 export class Myna {
   #d;
   #l;
+  // The experiments (uuids) whose preview link this client has viewed: a
+  // link counts one view a page load, however often the page is bound.
+  #p = new Set();
   constructor(d, listeners) {
     this.#d = d;
     this.#l = listeners;
@@ -62,13 +65,22 @@ export class Myna {
         // Shown unless every element is only a goal.
         const only = (e) => kind(e) && !["show", "hide", "bind", "redirect"].some((k) => k in e.dataset);
         if (all.some((e) => !only(e))) {
-          // A variant the URL asks for is viewed (and sticks), else one is suggested.
+          // Every variant is shown first on inert copies of the elements:
+          // what would fail (a Trusted Types policy refusing `html=`, an
+          // attribute name no element takes) fails here, before a view
+          // is counted or the page changed.
+          inert ||= document.implementation.createHTMLDocument("");
+          for (const v of x.variants) for (const e of all) show(inert.importNode(e, false), v, () => {});
+          // A variant the URL asks for is viewed (and sticks; once a
+          // page load), else one is suggested.
           const w = x.id != null && Object.hasOwn(want, x.id) ? want[x.id] : null;
-          const v = (shown[x.id ?? uuid] = x.variants.some((v) => v.id === w) ? x.view(w) : x.suggest());
+          const link = x.variants.some((v) => v.id === w) && !this.#p.has(uuid);
+          const v = (shown[x.id ?? uuid] = link ? x.view(w) : x.suggest());
+          if (link) this.#p.add(uuid);
           for (const e of all) show(e, v, navigate);
         }
       } catch (e) {
-        emit(this.#l, "error", e);
+        emit(this.#l, "error", bindError(e, x.id ?? uuid));
       }
     }
     return shown;
@@ -154,6 +166,16 @@ const goal = (x, listeners) => {
     if (e?.code != "no-view") emit(listeners, "error", e);
   }
 };
+
+// The document the binding tries its changes in first (no loads, no scripts).
+let inert;
+
+// A failed binding as the `error` listeners get it: a MynaError.
+function bindError(e, experiment) {
+  if (e instanceof MynaError) return e;
+  const m = `The markup of experiment ${experiment} could not be bound, so it is shown as written: ${e?.message ?? e}`;
+  return new MynaError(m, "invalid-value", undefined, undefined, ["invalid-value", m, undefined]);
+}
 
 // Elements with a click goal's listener, by the experiments they reward.
 const clicks = new WeakMap();

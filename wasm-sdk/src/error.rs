@@ -35,6 +35,8 @@ export class MynaError extends Error {
   readonly code: string;
   /** The offending field, where one applies (`amount`, `variant`…). */
   readonly path?: string;
+  /** For `queue-full`: how many events were dropped (0: none, all kept in memory). */
+  readonly dropped?: number;
   /** The HTTP status, for problems the server answered. */
   readonly status?: number;
   /** Every message of the problem, in order. */

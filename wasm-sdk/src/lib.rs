@@ -130,9 +130,12 @@ export class Myna {
    * per view) when the element is clicked; `data-goal="load"` rewards, at
    * `bind`, the view of an earlier page (a visitor who never saw the
    * experiment gets neither a reward nor a view). Safe to call again (no
-   * second listener nor view). An experiment whose binding fails is skipped
-   * and its `MynaError` emitted as an `error` event. Returns the variants
-   * shown, by experiment id (uuid when it has none).
+   * second listener nor view: a preview link counts one view per client).
+   * Every variant's changes are tried first on inert copies of the
+   * elements: an experiment whose binding would fail (e.g. `html=` under
+   * Trusted Types) is skipped as written, no view counted, and a
+   * `MynaError` (`invalid-value`) emitted as an `error` event. Returns the
+   * variants shown, by experiment id (uuid when it has none).
    */
   bind(root?: ParentNode, options?: BindOptions): Record<string, Variant>;
   /** Loads one experiment afresh (read endpoint) and resolves to it. */

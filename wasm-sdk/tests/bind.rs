@@ -368,8 +368,12 @@ async fn a_preview_link_shows_the_variant_it_names() {
     set_hash("#other=x&%E0%A4%A=y&hero=a");
     let myna = connect(&with(&linked, deployment(&[hero()]))).await;
     let (shown, _) = bind(&myna, &page.root());
+    // Bound again (a single-page app re-rendering) with the link still
+    // in the URL: the same variant, and still the one view.
+    let (again, _) = bind(&myna, &page.root());
     set_hash("");
     assert_eq!(shown_id(&shown, "hero").as_deref(), Some("a"));
+    assert_eq!(shown_id(&again, "hero").as_deref(), Some("a"));
     assert!(!page.hidden("show-a"));
     assert!(page.hidden("show-b"));
     assert_eq!(events(&linked).await, ["view a"]);
@@ -571,6 +575,42 @@ async fn an_answer_without_an_id_keeps_the_experiments_id() {
         Some("a"),
         "the answer's weights are used"
     );
+    myna.close();
+    clear(&ns);
+}
+
+#[wasm_bindgen_test]
+async fn a_binding_that_would_fail_leaves_its_experiment_as_written_and_uncounted() {
+    let ns = ns("bind-fails");
+    // An attribute name no element takes (`a/b`) on one element, after
+    // elements that would bind; another experiment beside it.
+    let other = deployed(U2, "other", "{}", &[("x", 1.0, r#"{"label":"X"}"#)]);
+    let page = Page::new(
+        r#"
+        <p class="myna-hero" data-show="a" id="show-a">A</p>
+        <h1 class="myna-hero" data-bind="text=title" id="title">Welcome</h1>
+        <a class="myna-hero" data-bind="@a/b=title" id="bad">link</a>
+        <span class="myna-other" data-bind="text=label" id="label">label</span>
+        "#,
+    );
+    let myna = connect(&with(&ns, deployment(&[hero(), other]))).await;
+    let errors = Listener::on(&myna, "error");
+    let (shown, _) = bind(&myna, &page.root());
+    assert_eq!(shown_id(&shown, "hero"), None, "not shown");
+    assert!(!page.hidden("show-a"), "as written");
+    assert_eq!(
+        page.el("title").text_content().as_deref(),
+        Some("Welcome"),
+        "nothing half-applied"
+    );
+    let errors = errors.all();
+    assert_eq!(errors.len(), 1);
+    assert_myna_error(&errors[0], "invalid-value", None);
+    let message = get(&errors[0], "message").as_string().unwrap();
+    assert!(message.contains("experiment hero"), "{message}");
+    // The other experiment is bound, and only its view is counted.
+    assert_eq!(page.el("label").text_content().as_deref(), Some("X"));
+    assert_eq!(events(&ns).await, ["view x"]);
     myna.close();
     clear(&ns);
 }
