@@ -141,6 +141,20 @@ fn settings_check(problems: &[Message]) -> Check {
 
 /// A percentage for people, rounded down: `97`, `99.5`, or `more than
 /// 99.9` (never `100`: nothing here is certain).
+/// A count with thousands separators, as people read it: `1,234,567`
+/// (the summary's and the dashboard's).
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn percent(p: f64) -> String {
     let pct = p * 100.0;
     if pct >= 99.9 {
@@ -192,7 +206,10 @@ fn sentence(
         ),
         (Verdict::Leading, Some(l)) => {
             let more = match outcome.more_views {
-                Some(n) => format!("; about {n} more views are likely needed to decide"),
+                Some(n) => format!(
+                    "; about {} more views are likely needed to decide",
+                    grouped(n)
+                ),
                 None => String::new(),
             };
             format!(
@@ -211,8 +228,9 @@ fn sentence(
                 "Collecting data: a decision needs at least two variants.".to_owned()
             } else {
                 format!(
-                    "Collecting data: every variant needs at least {} views before a decision (the fewest has {fewest}).",
-                    t.min_views
+                    "Collecting data: every variant needs at least {} views before a decision (the fewest has {}).",
+                    grouped(t.min_views),
+                    grouped(fewest)
                 )
             }
         }
@@ -221,7 +239,7 @@ fn sentence(
 
 #[cfg(test)]
 mod tests {
-    use super::points;
+    use super::{grouped, points};
 
     #[test]
     fn a_loss_reads_at_most_its_points_or_less_than_the_smallest_printed() {
@@ -231,5 +249,13 @@ mod tests {
         // "at most less than".
         assert_eq!(points(0.0), "less than 0.0001");
         assert_eq!(points(1e-9), "less than 0.0001");
+    }
+
+    #[test]
+    fn counts_read_with_thousands_separators() {
+        assert_eq!(
+            [0, 999, 1000, 964_056, 1_234_567].map(grouped),
+            ["0", "999", "1,000", "964,056", "1,234,567"]
+        );
     }
 }

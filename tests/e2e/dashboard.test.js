@@ -327,3 +327,30 @@ test("a clearly decided experiment: its page leads with the verdict sentence, th
   assert.equal((await row.locator("td.verdict").textContent()).trim(), "decided");
   await page.context().close();
 });
+
+test("many variants and long unbroken ids never widen the page: the list and the experiment page on a phone, the edit form on a desktop", async () => {
+  const variants = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`variant-${String(i).padStart(2, "0")}`, {}]));
+  variants["v".repeat(128)] = {};
+  const long = await api.ok("POST", "/v2/experiment", {
+    body: { name: "Widening test", id: "w".repeat(64), visibility: "published", variants },
+  });
+  const wide = (page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  const phone = await signedIn(390);
+  try {
+    await phone.goto(`${server.url}/?q=widening`);
+    assert.match(await phone.textContent("#experiments tbody"), /31: variant-00, variant-01/);
+    assert.ok((await wide(phone)) <= 1, `the list is ${await wide(phone)} px wider than a phone`);
+    await phone.goto(`${server.url}/experiments/${long.uuid}`);
+    assert.ok((await wide(phone)) <= 1, `the experiment page is ${await wide(phone)} px wider than a phone`);
+  } finally {
+    await phone.context().close();
+  }
+  const desktop = await signedIn(1280);
+  try {
+    await desktop.goto(`${server.url}/experiments/${long.uuid}`);
+    assert.ok((await wide(desktop)) <= 1, `the experiment page is ${await wide(desktop)} px wider than the window`);
+  } finally {
+    await desktop.context().close();
+  }
+  await api.ok("DELETE", `/v2/experiment/${long.uuid}`);
+});

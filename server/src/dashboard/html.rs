@@ -60,17 +60,9 @@ pub fn redirect(location: &str, cookies: &[String]) -> Response {
     builder.finish()
 }
 
-/// A count with thousands separators: `1,234,567`.
+/// A count with thousands separators: `1,234,567` (core's, as the decision's summary writes them).
 pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    myna_core::decision::grouped(n)
 }
 
 /// A reward total: a count when whole, else three decimals.

@@ -162,16 +162,24 @@ fn list_table(found: &[&Experiment]) -> Markup {
                             th scope="row" data-label="Name" { a href={ "/experiments/" (uuid) } { bdi { (e.name) } } }
                             td data-label="Visibility" { (visibility_badge(e.visibility)) }
                             td data-label="Variants" {
-                                (e.variants.len()) ": "
-                                @for (i, v) in e.variants.iter().enumerate() {
-                                    @if i > 0 { ", " }
-                                    bdi { (v.name) }
+                                // One element: on phones the cell is a flex row of its label and this.
+                                span class="names" {
+                                    @if e.variants.is_empty() {
+                                        span class="muted" { "none" }
+                                    } @else {
+                                        (e.variants.len()) ": "
+                                        @for (i, v) in e.variants.iter().enumerate() {
+                                            @if i > 0 { ", " }
+                                            bdi { (v.name) }
+                                        }
+                                    }
                                 }
                             }
                             td data-label="Views" class="num" data-value=(views) { (count(views)) }
                             td data-label="Best variant" {
                                 @match best_variant(e, &outcome) {
                                     Some((name, p)) => span { bdi { (name) } " " span class="muted" { "(" (percent(p)) " likely best)" } },
+                                    None if e.variants.len() == 1 => span class="muted" { "one variant: nothing to compare" },
                                     None => span class="muted" { "no data yet" },
                                 }
                             }
