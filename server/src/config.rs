@@ -61,8 +61,13 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "MYNA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Origins browsers may call from: a comma list, or `*` for any.
-    #[arg(long = "allow-origin", env = "MYNA_ALLOW_ORIGINS", default_value = "*")]
+    /// Origins browsers may call from: a comma list of `scheme://host[:port]`, or `*` for any.
+    #[arg(
+        long = "allow-origin",
+        env = "MYNA_ALLOW_ORIGINS",
+        default_value = "*",
+        value_parser = allow_origins
+    )]
     pub allow_origins: String,
     /// The first account's email, used only on an empty database.
     #[arg(long, env = "MYNA_ADMIN_EMAIL", hide = true)]
@@ -216,6 +221,50 @@ pub fn public_url(text: &str) -> Result<String, String> {
     }
 }
 
+/// An `--allow-origin` list, each origin as browsers write it in their
+/// `Origin` header (scheme and host in lower case, no default port, no
+/// trailing `/`), so that the list matches what they send; `*` and `null`
+/// as they are. Anything else (no scheme, a path, a query) is refused: it
+/// could never match, and every call from that site would be refused.
+pub fn allow_origins(text: &str) -> Result<String, String> {
+    let mut list = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let entry = entry.trim_end_matches('/');
+        if entry == "*" || entry == "null" {
+            list.push(entry.to_owned());
+            continue;
+        }
+        let bad = |why: &str| {
+            format!("`{entry}` is not an origin (`https://example.com`, `http://host:8080`): {why}")
+        };
+        if !entry.bytes().all(|b| b.is_ascii_graphic()) || entry.contains(['?', '#', '@']) {
+            return Err(bad("it must be scheme://host[:port] only"));
+        }
+        let uri: poem::http::Uri = entry.parse().map_err(|_| bad("it is malformed"))?;
+        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+        let default_port = match scheme.as_deref() {
+            Some("https") => 443,
+            Some("http") => 80,
+            _ => return Err(bad("it must start with http:// or https://")),
+        };
+        let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
+            return Err(bad("it must name a host"));
+        };
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(bad("an origin has no path"));
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let origin = match authority.port_u16() {
+            Some(port) if port != default_port => {
+                format!("{}://{host}:{port}", scheme.unwrap_or_default())
+            }
+            _ => format!("{}://{host}", scheme.unwrap_or_default()),
+        };
+        list.push(origin);
+    }
+    Ok(list.join(","))
+}
+
 /// `account` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -328,6 +377,27 @@ mod tests {
         assert!(
             Cli::try_parse_from(["myna-server", "--client-ip-header", "not a header"]).is_err()
         );
+    }
+
+    #[test]
+    fn allowed_origins_are_written_as_browsers_send_them_or_refused() {
+        assert_eq!(
+            allow_origins("https://Good.com, HTTPS://good2.com:8443/, http://a.example:80, https://b.example:443, http://[::1]:3000").as_deref(),
+            Ok("https://good.com,https://good2.com:8443,http://a.example,https://b.example,http://[::1]:3000")
+        );
+        assert_eq!(allow_origins("*").as_deref(), Ok("*"));
+        assert_eq!(allow_origins("").as_deref(), Ok(""));
+        for bad in [
+            "good.com",
+            "https://good.com/app",
+            "https://good.com?x",
+            "ftp://good.com",
+            "https://",
+            "https://u@good.com",
+        ] {
+            assert!(allow_origins(bad).is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["myna-server", "--allow-origin", "good.com"]).is_err());
     }
 
     #[test]
