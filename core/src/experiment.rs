@@ -83,6 +83,7 @@ fn done<T>(value: T, problems: Vec<Message>) -> Result<T, Problem> {
 pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
     let root = parse_object(body)?;
     let mut problems = Vec::new();
+    unknown_fields(root.keys(), "", CREATE_FIELDS, "a create", &mut problems);
     let uuid = match root.get("uuid") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Uuid::parse_str(s).ok().or_else(|| {
@@ -220,6 +221,15 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
 pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, Problem> {
     let root = parse_object(body)?;
     let mut problems = Vec::new();
+    if root.contains_key("variants") {
+        problems.push(Message::at(
+            Code::InvalidValue,
+            "variants",
+            "An update changes variants by `variantUpdates` (an object by variant id; null deletes one): `variants` is for a create.",
+        ));
+    }
+    let others = root.keys().filter(|k| *k != "variants");
+    unknown_fields(others, "", UPDATE_FIELDS, "an update", &mut problems);
     let mut next = experiment.clone();
     if let Some(value) = root.get("id").filter(|v| !v.is_null())
         && let Some(id) = id::parse_id(value, "id", &mut problems)
@@ -307,6 +317,55 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
     done(next, problems)
 }
 
+/// The fields a create reads (`typename` aside, which any body may carry).
+const CREATE_FIELDS: &[&str] = &["uuid", "id", "name", "visibility", "settings", "variants"];
+/// The fields an update reads.
+const UPDATE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "visibility",
+    "settings",
+    "settingsUpdates",
+    "variantUpdates",
+];
+/// The fields a variant of a create or update reads (`id`: the array form's).
+const VARIANT_FIELDS: &[&str] = &["id", "name", "settings", "settingsUpdates"];
+
+/// Refuses the `fields` of an object (at `base`) that `what` does not read,
+/// `typename` aside: a misspelt field (`varaints`, `settingUpdates`) would
+/// otherwise be a silent no-op, and a read form's counts (`views`,
+/// `weight`) are the server's, not something a body can set.
+fn unknown_fields<'a>(
+    fields: impl Iterator<Item = &'a String>,
+    base: &str,
+    known: &[&str],
+    what: &str,
+    problems: &mut Vec<Message>,
+) {
+    for field in fields {
+        if field == "typename" || known.contains(&field.as_str()) {
+            continue;
+        }
+        let plain = field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && field.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        let path = match (base.is_empty(), plain) {
+            (true, true) => field.clone(),
+            (false, true) => format!("{base}.{field}"),
+            (_, false) => key_path(base, field),
+        };
+        let fields = known
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        problems.push(Message::at(
+            Code::InvalidValue,
+            path,
+            format!("`{field}` is not a field of {what}, which takes {fields}."),
+        ));
+    }
+}
+
 /// A published experiment with no variant: pages would have nothing to
 /// choose (its weights could not sum to 1).
 fn no_variants_published(path: &str) -> Message {
@@ -333,6 +392,7 @@ fn apply_variant_spec(
         ));
         return false;
     };
+    unknown_fields(spec.keys(), path, VARIANT_FIELDS, "a variant", problems);
     if let Some(value) = spec.get("name").filter(|v| !v.is_null())
         && let Some(name) = parse_name(value, &format!("{path}.name"), problems)
     {

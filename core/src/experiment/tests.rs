@@ -427,3 +427,60 @@ fn a_published_experiment_keeps_at_least_one_variant() {
     old.variants.clear();
     assert!(apply_update(&old, br#"{"name": "renamed"}"#).is_ok());
 }
+
+#[test]
+fn a_field_that_is_not_read_is_refused_at_its_path_not_ignored() {
+    let problem = created(json!({
+        "typename": "experiment",
+        "name": "Typo",
+        "visiblity": "published",
+        "varaints": {"a": {}},
+        "variants": {"b": {"setings": {}, "weight": 0.9}},
+        "odd key": 1
+    }))
+    .err()
+    .unwrap_or_else(Problem::internal);
+    let mut found = paths(problem);
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        found,
+        vec![
+            (Code::InvalidValue, r#"["odd key"]"#.to_owned()),
+            (Code::InvalidValue, "varaints".to_owned()),
+            (Code::InvalidValue, r#"variants["b"].setings"#.to_owned()),
+            (Code::InvalidValue, r#"variants["b"].weight"#.to_owned()),
+            (Code::InvalidValue, "visiblity".to_owned()),
+        ]
+    );
+    let exp = created(
+        json!({"name": "e", "variants": [{"typename": "variant", "id": "a", "name": "A"}]}),
+    )
+    .unwrap_or_else(|p| panic!("{p}"))
+    .into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    let update = |body: Value| {
+        apply_update(&exp, body.to_string().as_bytes())
+            .err()
+            .map(paths)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        update(json!({"settingUpdates": {"a": 1}})),
+        vec![(Code::InvalidValue, "settingUpdates".to_owned())]
+    );
+    assert_eq!(
+        update(json!({"variants": {"a": {"name": "B"}}})),
+        vec![(Code::InvalidValue, "variants".to_owned())],
+        "an update's variants go by variantUpdates"
+    );
+    assert_eq!(
+        update(json!({"variantUpdates": {"a": {"views": 10}}})),
+        vec![(
+            Code::InvalidValue,
+            r#"variantUpdates["a"].views"#.to_owned()
+        )]
+    );
+    assert_eq!(
+        update(json!({"typename": "experiment", "name": "f"})),
+        vec![]
+    );
+}
