@@ -354,3 +354,23 @@ test("many variants and long unbroken ids never widen the page: the list and the
   }
   await api.ok("DELETE", `/v2/experiment/${long.uuid}`);
 });
+
+test("revoking an API key takes a second click that says what it breaks; then the key is refused", async () => {
+  const page = await signedIn();
+  try {
+    await page.goto(`${server.url}/keys`);
+    await page.fill("#key-name", "to revoke");
+    await Promise.all([page.waitForURL(/\/keys\?done=created/), page.click("button:has-text('Create API key')")]);
+    const row = page.locator("#keys tbody tr:has-text('to revoke')");
+    const key = (await row.locator("td.mono").textContent()).trim();
+    const confirm = row.locator("button:has-text('Revoke for good')");
+    assert.equal(await confirm.isVisible(), false, "no one-click revoke");
+    await row.locator("summary[aria-label='Revoke the key to revoke']").click();
+    assert.match(await row.textContent(), /stop getting experiments and counting events/);
+    await Promise.all([page.waitForURL(/\/keys\?done=revoked/), confirm.click()]);
+    const answer = await fetch(`${server.url}/v2/experiment?apikey=${key}`);
+    assert.equal(answer.status, 401, "the key is refused at once");
+  } finally {
+    await page.context().close();
+  }
+});

@@ -110,9 +110,6 @@ impl<'a> NewForm<'a> {
                 "Give at least one variant id (one a line).",
             ));
         }
-        if !problems.is_empty() {
-            return Err(Problem::many(problems));
-        }
         let mut body = json!({
             "name": self.name,
             "visibility": self.visibility,
@@ -120,8 +117,26 @@ impl<'a> NewForm<'a> {
             "variants": variants,
         });
         with_id(&mut body, self.id);
+        if !problems.is_empty() {
+            let core = myna_core::experiment::parse_create(body.to_string().as_bytes());
+            return Err(with_core_problems(problems, core.err()));
+        }
         Ok(body)
     }
+}
+
+/// The form's own problems (JSON that does not parse, a variant gone…)
+/// and, after them, core's problems with the rest of the body (where the
+/// form's failed, a `null`: left as it is), so that one save lists every
+/// problem; core's at a path the form's name already are left out.
+fn with_core_problems(mut problems: Vec<Message>, core: Option<Problem>) -> Problem {
+    let named: Vec<Option<String>> = problems.iter().map(|m| m.path.clone()).collect();
+    problems.extend(
+        core.into_iter()
+            .flat_map(|p| p.messages)
+            .filter(|m| !named.contains(&m.path)),
+    );
+    Problem::many(problems)
 }
 
 /// Adds `id` to a body unless it is blank (blank keeps the id, or gives
@@ -308,9 +323,6 @@ impl EditForm {
                 updates.insert(id.to_owned(), json!({}));
             }
         }
-        if !problems.is_empty() {
-            return Err(Problem::many(problems));
-        }
         let mut body = json!({
             "name": as_stored(&self.name, &current.name),
             "visibility": self.visibility,
@@ -318,6 +330,10 @@ impl EditForm {
             "variantUpdates": updates,
         });
         with_id(&mut body, &self.id);
+        if !problems.is_empty() {
+            let core = myna_core::experiment::apply_update(current, body.to_string().as_bytes());
+            return Err(with_core_problems(problems, core.err()));
+        }
         Ok(body)
     }
 }
@@ -491,6 +507,38 @@ mod tests {
         assert_eq!(body["variantUpdates"]["y"]["name"], "Why");
         assert_eq!(body["settings"], json!({"a": 1}));
         assert_eq!(body["id"], "hero_2");
+    }
+
+    #[test]
+    fn one_save_lists_every_problem_of_the_form_and_of_the_rest() {
+        let experiment = Experiment {
+            uuid: uuid::Uuid::from_u128(1),
+            alias: None,
+            id: "e".into(),
+            account_id: uuid::Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: myna_core::Visibility::Draft,
+            settings: json!({}),
+            variants: vec![myna_core::Variant::new("b"), myna_core::Variant::new("c")],
+        };
+        let mut form = EditForm::of(&experiment);
+        form.name = "   ".into();
+        form.variants[0].settings = "[]".into();
+        form.variants[1].settings = "{bad".into();
+        let problem = form.update_body(&experiment).expect_err("refused");
+        let paths: Vec<_> = problem
+            .messages
+            .iter()
+            .map(|m| (m.code, m.path.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (Code::InvalidJson, r#"variantUpdates["c"].settings"#),
+                (Code::InvalidValue, "name"),
+                (Code::InvalidType, r#"variantUpdates["b"].settings"#),
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 use myna_core::Problem;
 
-use super::{Nav, csrf_field, page, problem_box};
+use super::{Nav, confirm_action, csrf_field, page, problem_box};
 use crate::dashboard::html;
 use crate::storage::ApiKey;
 
@@ -60,13 +60,14 @@ pub fn keys_page(
                                 td data-label="Key" class="mono" { (key.uuid) }
                                 td data-label="Created" { (html::time(key.created_ms)) }
                                 td data-label="" {
-                                    form method="post" action={ "/keys/" (key.uuid) "/revoke" } {
-                                        (csrf_field(csrf))
-                                        button type="submit" class="danger small"
-                                            aria-label={ "Revoke the key " (if name.is_empty() { "unnamed" } else { name }) } {
-                                            "Revoke"
-                                        }
-                                    }
+                                    (confirm_action(
+                                        csrf,
+                                        &format!("/keys/{}/revoke", key.uuid),
+                                        "Revoke",
+                                        &format!("Revoke the key {}", if name.is_empty() { "unnamed" } else { name }),
+                                        "Pages that use this key stop getting experiments and counting events at once; this cannot be undone.",
+                                        "Revoke for good",
+                                    ))
                                 }
                             }
                         }

@@ -79,6 +79,29 @@ pub fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
+/// A destructive action behind a second click, with no script: `label`
+/// (a disclosure, named `aria` for screen readers) opens the `warning` and
+/// the button that posts to `action`.
+pub fn confirm_action(
+    csrf: &str,
+    action: &str,
+    label: &str,
+    aria: &str,
+    warning: &str,
+    confirm: &str,
+) -> Markup {
+    html! {
+        details class="confirm" {
+            summary class="button danger small" aria-label=(aria) { (label) "…" }
+            form method="post" action=(action) {
+                (csrf_field(csrf))
+                p class="small" { (warning) }
+                button type="submit" class="danger small" { (confirm) }
+            }
+        }
+    }
+}
+
 /// A problem's messages as an alert (each with its path where it has one).
 pub fn problem_box(problem: &Problem) -> Markup {
     html! {

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use myna_core::Problem;
 use uuid::Uuid;
 
-use super::{Nav, csrf_field, page, problem_box};
+use super::{Nav, confirm_action, csrf_field, page, problem_box};
 use crate::dashboard::html;
 use crate::storage::{AttemptLog, Delivery, Webhook};
 
@@ -89,13 +89,14 @@ pub fn webhooks_page(
                                 th scope="row" data-label="URL" class="mono wrap" { (webhook.url) }
                                 td data-label="Added" { (html::time(webhook.created_ms)) }
                                 td data-label="" {
-                                    form method="post" action={ "/webhooks/" (webhook.uuid) "/delete" } {
-                                        (csrf_field(csrf))
-                                        button type="submit" class="danger small"
-                                            aria-label={ "Delete the webhook for " (webhook.url) } {
-                                            "Delete"
-                                        }
-                                    }
+                                    (confirm_action(
+                                        csrf,
+                                        &format!("/webhooks/{}/delete", webhook.uuid),
+                                        "Delete",
+                                        &format!("Delete the webhook for {}", webhook.url),
+                                        "Its URL gets no more events, and its delivery history goes with it.",
+                                        "Delete for good",
+                                    ))
                                 }
                             }
                         }
