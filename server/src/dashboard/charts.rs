@@ -28,7 +28,9 @@ pub fn color(index: usize) -> &'static str {
 }
 
 fn dash(index: usize) -> &'static str {
-    DASHES[(index / COLORS.len() + index) % DASHES.len()]
+    // Over the colours' first rounds, the dash moves on by one a round: no
+    // two of the first 28 lines alike, and neighbours always differ.
+    DASHES[(index % COLORS.len() + index / COLORS.len()) % DASHES.len()]
 }
 
 /// Cumulative series for every variant of an experiment.
@@ -321,6 +323,15 @@ mod tests {
         let now = weights(&experiment.arms(), &config);
         assert_eq!(h.weights[0].last(), now.first());
         assert_eq!(h.weights[1].last(), now.get(1));
+    }
+
+    #[test]
+    fn the_first_28_lines_differ_in_colour_or_dash() {
+        let styles: std::collections::HashSet<_> = (0..COLORS.len() * DASHES.len())
+            .map(|i| (color(i), dash(i)))
+            .collect();
+        assert_eq!(styles.len(), 28);
+        assert!((1..100).all(|i| (color(i), dash(i)) != (color(i - 1), dash(i - 1))));
     }
 
     #[test]
