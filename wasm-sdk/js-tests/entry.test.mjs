@@ -6,7 +6,8 @@
 // visitor's sticky state in storage, the listeners, timer and queue
 // adoption waiting for a later task; `reward` takes numbers only; in a
 // sandboxed frame (Web Locks and localStorage denied) a flush still runs;
-// a released handle throws a MynaError.
+// a released handle throws a MynaError; under Trusted Types the JSONP
+// transport is refused at connect.
 // Run by scripts/test-sdk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -220,4 +221,27 @@ test("in a sandboxed frame (no Web Locks, no localStorage) a flush runs instead 
     assert.deepEqual(seen, ["rejected network"], "the flush tried and told, with no unhandled rejection");
     assert.equal(records.length, 1, `one record request: ${records}`);
   });
+});
+
+test("under Trusted Types the JSONP transport is refused at connect, saying why; POST connects", async () => {
+  const tt = `<meta http-equiv="Content-Security-Policy" content="require-trusted-types-for 'script'; trusted-types 'none'">`;
+  const site = await servePage(page.replace("<head>", "<head>" + tt));
+  const browser = await launch();
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(site.origin);
+    await tab.waitForFunction(() => window.Myna);
+    const seen = await tab.evaluate(async (snapshot) => {
+      const connect = (transport) =>
+        Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", transport, experiments: [snapshot] }).then(
+          (m) => (m.close(), "connected"),
+          (e) => [e instanceof MynaError, e.code, e.path, /Trusted Types/.test(e.message)],
+        );
+      return [await connect("jsonp"), await connect("post")];
+    }, snapshot);
+    assert.deepEqual(seen, [[true, "invalid-value", "transport", true], "connected"]);
+  } finally {
+    await browser.close();
+    await site.close();
+  }
 });

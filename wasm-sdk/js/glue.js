@@ -46,6 +46,8 @@ export class Myna {
   bind(root = document, { navigate = (url) => location.replace(url) } = {}) {
     const shown = {};
     const want = asked();
+    // `#preview` (myna-html's preview mode): shown, nothing counted or stuck.
+    const preview = location.hash.slice(1).split("&").includes("preview");
     for (const uuid of this.#d.step(LIST)) {
       const x = new Experiment(this.#d.step(SHARE), uuid);
       try {
@@ -54,10 +56,10 @@ export class Myna {
         const l = this.#l;
         const kind = (e) => e.dataset.goal;
         // A load goal rewards the view of an earlier page (none: no-view).
-        if (all.some((e) => kind(e) == "load")) goal(x, l);
+        if (all.some((e) => kind(e) == "load") && !preview) goal(x, l);
         for (const e of all) {
           let on = clicks.get(e);
-          if (kind(e) == "click" && !on?.has(uuid)) {
+          if (kind(e) == "click" && !on?.has(uuid) && !preview) {
             clicks.set(e, (on ||= new Set()).add(uuid));
             e.addEventListener("click", () => goal(x, l));
           }
@@ -74,10 +76,11 @@ export class Myna {
           // A variant the URL asks for is viewed (and sticks; once a
           // page load), else one is suggested.
           const w = x.id != null && Object.hasOwn(want, x.id) ? want[x.id] : null;
-          const link = x.variants.some((v) => v.id === w) && !this.#p.has(uuid);
-          const v = (shown[x.id ?? uuid] = link ? x.view(w) : x.suggest());
+          const named = x.variants.find((v) => v.id === w);
+          const link = named && !preview && !this.#p.has(uuid);
+          const v = (shown[x.id ?? uuid] = preview ? (named ?? x.variants[0]) : link ? x.view(w) : x.suggest());
           if (link) this.#p.add(uuid);
-          for (const e of all) show(e, v, navigate);
+          if (v) for (const e of all) show(e, v, navigate);
         }
       } catch (e) {
         emit(this.#l, "error", bindError(e, x.id ?? uuid));
@@ -227,10 +230,10 @@ function show(e, v, navigate) {
     was ? style.setProperty("display", was, priority) : style.removeProperty("display");
   }
   for (const one of b ? b.split(/[\s,]+/) : []) {
-    // `text=path`; a bare `text` is the variant's id, as in myna-html.
+    // `text=path`; a bare `text` (or `text=`) is the variant's name, as in myna-html.
     const at = one.indexOf("=");
     const k = at < 0 ? one : one.slice(0, at);
-    const x = at < 0 ? v.id : value(v, one.slice(at + 1));
+    const x = at < 0 || at == one.length - 1 ? v.name : value(v, one.slice(at + 1));
     if (!k || x == null || typeof x == "object") continue;
     if (k == "text") e.textContent = x;
     else if (k == "html") e.innerHTML = x;
@@ -375,6 +378,17 @@ export const setItem = (key, value) =>
 
 // A cookie of this site (where a full localStorage cannot keep the visitor's
 // variant): its value, or null; setCookie with null removes it.
+// Whether a script's URL cannot be set as a string here (the element is
+// never added: nothing loads).
+export function scriptsBlocked() {
+  try {
+    document.createElement("script").src = "data:,";
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 export function getCookie(name) {
   try {
     const prefix = encodeURIComponent(name) + "=";

@@ -71,6 +71,14 @@ impl Client {
         driver: impl FnOnce(Weak<Client>) -> JsValue,
     ) -> Result<Rc<Client>, JsValue> {
         let opts = options::read(options).map_err(|p| error::to_js(&p, false))?;
+        if opts.transport == Transport::Jsonp && glue::scripts_blocked() {
+            return Err(error::new(
+                Code::InvalidValue,
+                Some("transport"),
+                "The JSONP transport adds a script tag per event, which this page refuses \
+                 (Trusted Types, or no document): use transport \"post\".",
+            ));
+        }
         let mut experiments = Vec::new();
         if let Some((list, at)) = &opts.experiments {
             for (i, form) in list.iter().enumerate() {

@@ -168,6 +168,11 @@ extern "C" {
     pub(crate) fn get_cookie(name: &str) -> Option<String>;
     #[wasm_bindgen(js_name = setCookie)]
     pub(crate) fn set_cookie(name: &str, value: Option<&str>, days: f64);
+
+    /// Whether the page cannot add a script by URL (no document, or Trusted
+    /// Types refuse a string as its `src`): the JSONP transport could not send.
+    #[wasm_bindgen(js_name = scriptsBlocked)]
+    pub(crate) fn scripts_blocked() -> bool;
 }
 
 #[wasm_bindgen]

@@ -110,8 +110,10 @@ export class Myna {
    * only a goal (`data-goal` and none of the attributes below), the
    * experiment is shown: `suggest()` (sticky: one view per visitor), or
    * `view(v)` when the page's URL fragment names a variant `v` of it by the
-   * experiment's id (`#hero=b&cta=a`, myna-html's preview links), then on
-   * each element:
+   * experiment's id (`#hero=b&cta=a`, myna-html's preview links); with
+   * `#preview` in the fragment (myna-html's preview mode) the named variant,
+   * else the first, is shown and nothing is counted, stuck or rewarded.
+   * Then on each element:
    * - `data-show="X"`: shown when the variant's id is `X` or its setting `X`
    *   is truthy, else hidden (an inline `display: none !important`, so the
    *   page's own `display` rules never show it; showing puts back only
@@ -120,7 +122,7 @@ export class Myna {
    *   spaces or commas): sets `textContent`, `innerHTML`, adds the class(es),
    *   sets the attribute (never an `on…` one) to the variant's value `P`:
    *   `id`, `name` or a settings path (`a.b.c`, flat or nested), and a bare
-   *   `text` (no `=P`) to its id, as in myna-html; a missing or object
+   *   `text` (or `text=`) to its name, as in myna-html; a missing or object
    *   value changes nothing;
    * - `data-redirect="P"`: navigates to the URL in `P` when it is a
    *   non-empty http(s) or relative URL other than this page's (never

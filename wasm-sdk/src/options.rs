@@ -20,7 +20,7 @@ export interface ConnectOptions {
   apiRoot: string;
   /** An API key (public by design: it can only read published experiments and record events). */
   apiKey: string;
-  /** How events travel: `"post"` (fetch, batched; the default) or `"jsonp"` (a script tag per event). */
+  /** How events travel: `"post"` (fetch, batched; the default) or `"jsonp"` (a script tag per event; refused at connect where the page cannot add one, e.g. under Trusted Types). */
   transport?: "post" | "jsonp";
   /** Send as soon as this many events are queued (default 20). */
   batchSize?: number;

@@ -269,6 +269,7 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
         <p class="myna-hero" data-show="b" id="show-b">B</p>
         <span class="myna-hero btn" data-show="a" id="styled-a">A, styled</span>
         <span class="myna-hero" data-bind="text" id="bare">x</span>
+        <span class="myna-hero" data-bind="text=" id="bare-empty">x</span>
         <p class="myna-hero" data-show="big" id="show-big">big</p>
         <p class="myna-hero" data-show="small" id="show-small">small</p>
         <p class="myna-hero" data-hide="b" id="hide-b">not b</p>
@@ -294,8 +295,13 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
     );
     assert_eq!(
         page.el("bare").text_content().as_deref(),
-        Some("b"),
-        "a bare `text` is the variant's id"
+        Some("Variant b"),
+        "a bare `text` is the variant's name, as in myna-html"
+    );
+    assert_eq!(
+        page.el("bare-empty").text_content().as_deref(),
+        Some("Variant b"),
+        "so is `text=`"
     );
     assert!(!page.hidden("show-big"), "setting `big` is true");
     assert!(page.hidden("show-small"), "setting `small` is 0");
@@ -396,6 +402,41 @@ async fn a_preview_link_shows_the_variant_it_names() {
     assert_eq!(events(&unknown).await, ["view b"]);
     myna.close();
     clear(&unknown);
+}
+
+#[wasm_bindgen_test]
+async fn preview_mode_shows_the_named_or_first_variant_and_counts_nothing() {
+    let page = Page::new(
+        r#"
+        <p class="myna-hero" data-show="a" id="show-a">A</p>
+        <p class="myna-hero" data-show="b" id="show-b">B</p>
+        <button class="myna-hero" data-goal="click" id="goal">Buy</button>
+        "#,
+    );
+    let ns = ns("preview-mode");
+    // `b` is always drawn; preview mode shows the first, `a`.
+    set_hash("#preview");
+    let myna = connect(&with(&ns, deployment(&[hero()]))).await;
+    let (shown, _) = bind(&myna, &page.root());
+    assert_eq!(shown_id(&shown, "hero").as_deref(), Some("a"));
+    assert!(!page.hidden("show-a"));
+    assert!(page.hidden("show-b"));
+    page.click("goal");
+    // Named by the fragment: shown, still nothing counted.
+    set_hash("#preview&hero=b");
+    let (shown, _) = bind(&myna, &page.root());
+    set_hash("");
+    assert_eq!(shown_id(&shown, "hero").as_deref(), Some("b"));
+    assert!(page.hidden("show-a"));
+    assert!(events(&ns).await.is_empty(), "no view, no reward");
+    // Nothing stuck: the next page draws as usual (and counts that view).
+    let next = connect(&with(&ns, deployment(&[hero()]))).await;
+    let (shown, _) = bind(&next, &page.root());
+    assert_eq!(shown_id(&shown, "hero").as_deref(), Some("b"));
+    assert_eq!(events(&ns).await, ["view b"]);
+    myna.close();
+    next.close();
+    clear(&ns);
 }
 
 #[wasm_bindgen_test]
