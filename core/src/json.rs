@@ -19,8 +19,9 @@ use std::fmt;
 /// Why a body is not a JSON value Myna reads.
 #[derive(Debug)]
 pub enum JsonError {
-    /// Not JSON (or not UTF-8): serde_json's error.
-    Syntax(serde_json::Error),
+    /// Not JSON (or not UTF-8): serde_json's error, and the path of the
+    /// value it was reading, if inside one (`events[0].typename`).
+    Syntax(serde_json::Error, Option<String>),
     /// A key given twice in one object: the path of its second value.
     DuplicateKey {
         /// `events[0].variant`.
@@ -72,7 +73,8 @@ pub fn parse_limited(body: &[u8], limit: usize) -> Result<Value, JsonError> {
         } else if error.to_string().starts_with("number out of range") {
             JsonError::OutOfRange(path_at(body, offset(body, &error)))
         } else {
-            JsonError::Syntax(error)
+            let path = path_at(body, offset(body, &error));
+            JsonError::Syntax(error, path)
         }
     })
 }
@@ -89,7 +91,7 @@ pub const OUT_OF_RANGE: &str = "This number is out of range.";
 /// A [`JsonError`] that no field names better, as a problem.
 pub fn problem(error: JsonError) -> Problem {
     match error {
-        JsonError::Syntax(error) => invalid_json(&error),
+        JsonError::Syntax(error, path) => invalid_json(&error, path),
         JsonError::DuplicateKey { path, key } => Problem::one(Message::at(
             Code::InvalidJson,
             path,
@@ -364,16 +366,37 @@ mod tests {
     }
 
     #[test]
+    fn a_syntax_error_names_the_value_it_broke_in() {
+        let path = |body: &[u8]| match parse(body) {
+            Err(JsonError::Syntax(_, path)) => path,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            path(b"{\"events\":[{\"typename\":\"v\xff\",\"variant\":\"a\"}]}").as_deref(),
+            Some("events[0].typename"),
+            "not UTF-8"
+        );
+        assert_eq!(
+            path(b"{\"events\":[{\"amount\": 0.5.1}]}").as_deref(),
+            Some("events[0].amount")
+        );
+        assert_eq!(path(b"{} {}"), None, "outside any value");
+        let problem = problem(parse(b"{\"name\": tru}").expect_err("refused"));
+        assert_eq!(problem.messages[0].path.as_deref(), Some("name"));
+        assert_eq!(problem.code(), Code::InvalidJson);
+    }
+
+    #[test]
     fn a_byte_order_mark_is_skipped_and_trailing_text_refused() {
         assert_eq!(
             parse(b"\xEF\xBB\xBF{\"a\":1}").expect("BOM"),
             json!({"a": 1})
         );
-        assert!(matches!(parse(b"{} {}"), Err(JsonError::Syntax(_))));
-        assert!(matches!(parse(b"\xEF\xBB"), Err(JsonError::Syntax(_))));
+        assert!(matches!(parse(b"{} {}"), Err(JsonError::Syntax(..))));
+        assert!(matches!(parse(b"\xEF\xBB"), Err(JsonError::Syntax(..))));
         assert!(matches!(
             parse(b"{\"a\":\"\xff\"}"),
-            Err(JsonError::Syntax(_))
+            Err(JsonError::Syntax(..))
         ));
     }
 
@@ -428,6 +451,6 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let deep = "[".repeat(100_000);
-        assert!(matches!(parse(deep.as_bytes()), Err(JsonError::Syntax(_))));
+        assert!(matches!(parse(deep.as_bytes()), Err(JsonError::Syntax(..))));
     }
 }

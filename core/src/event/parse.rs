@@ -566,13 +566,13 @@ pub fn body_too_large(size: usize) -> Problem {
     )
 }
 
-/// The problem for a body that is not valid JSON, saying where it broke.
-pub fn invalid_json(error: &serde_json::Error) -> Problem {
-    Problem::one(
-        Message::new(
-            Code::InvalidJson,
-            format!("The body is not valid JSON: {error}."),
-        )
-        .with_data(json!({ "line": error.line(), "column": error.column() })),
-    )
+/// The problem for a body that is not valid JSON, saying where it broke
+/// (and in which value, when inside one).
+pub fn invalid_json(error: &serde_json::Error, path: Option<String>) -> Problem {
+    let text = format!("The body is not valid JSON: {error}.");
+    let message = match path {
+        Some(path) => Message::at(Code::InvalidJson, path, text),
+        None => Message::new(Code::InvalidJson, text),
+    };
+    Problem::one(message.with_data(json!({ "line": error.line(), "column": error.column() })))
 }

@@ -21,7 +21,7 @@ fn settings_value(text: &str, path: &str, problems: &mut Vec<Message>) -> Value 
     }
     json::parse(text.as_bytes()).unwrap_or_else(|error| {
         match error {
-            JsonError::Syntax(error) => problems.push(Message::at(
+            JsonError::Syntax(error, _) => problems.push(Message::at(
                 Code::InvalidJson,
                 path,
                 format!("This is not valid JSON: {error}."),
