@@ -142,7 +142,8 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
         }
     };
     let count = match root.get("variants") {
-        Some(Value::Object(map)) => map.len(),
+        // A null variant deletes one: at a create, there is none to delete.
+        Some(Value::Object(map)) => map.values().filter(|v| !v.is_null()).count(),
         Some(Value::Array(items)) => items.len(),
         _ => 0,
     };
@@ -156,7 +157,7 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
         _ if count > MAX_VARIANTS => {}
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
-            for (id, spec) in map {
+            for (id, spec) in map.iter().filter(|(_, spec)| !spec.is_null()) {
                 let path = key_path("variants", id);
                 if check_variant_id(id, &path, &mut problems) {
                     add(id, spec, path, &mut problems);
@@ -393,6 +394,18 @@ fn apply_variant_spec(
         return false;
     };
     unknown_fields(spec.keys(), path, VARIANT_FIELDS, "a variant", problems);
+    if spec
+        .get("id")
+        .is_some_and(|id| id.as_str() != Some(variant.id.as_str()))
+    {
+        // Ids never change (pages and counts know the variant by it): an
+        // `id` is only the array form's, and must be the variant's own.
+        problems.push(Message::at(
+            Code::InvalidValue,
+            format!("{path}.id"),
+            "A variant's id is its key and never changes: leave `id` out, or give the same.",
+        ));
+    }
     if let Some(value) = spec.get("name").filter(|v| !v.is_null())
         && let Some(name) = parse_name(value, &format!("{path}.name"), problems)
     {

@@ -221,18 +221,36 @@ pub fn public_url(text: &str) -> Result<String, String> {
     }
 }
 
-/// An `--allow-origin` list, each origin as browsers write it in their
-/// `Origin` header (scheme and host in lower case, no default port, no
-/// trailing `/`), so that the list matches what they send; `*` and `null`
-/// as they are. Anything else (no scheme, a path, a query) is refused: it
-/// could never match, and every call from that site would be refused.
+/// An `--allow-origin` list: `*` alone, or origins, each written as
+/// browsers write it in their `Origin` header (scheme and host in lower
+/// case, no default port, no trailing `/`), so that the list matches what
+/// they send. Anything else is refused: an origin that could never match
+/// (no scheme, a path, a query, a port out of range) would refuse every
+/// call from that site, and `null` (the origin of sandboxed frames and
+/// `file:` pages, which any site can send), `*` within a list or an empty
+/// list would allow more than written.
 pub fn allow_origins(text: &str) -> Result<String, String> {
+    let entries: Vec<&str> = text
+        .split(',')
+        .map(|e| e.trim().trim_end_matches('/'))
+        .filter(|e| !e.is_empty())
+        .collect();
+    match entries.as_slice() {
+        [] => {
+            return Err(
+                "no origin given: list the origins browsers may call from, or `*` for any".into(),
+            );
+        }
+        ["*"] => return Ok("*".into()),
+        _ if entries.contains(&"*") => {
+            return Err("`*` allows every origin: give it alone, not within a list".into());
+        }
+        _ => {}
+    }
     let mut list = Vec::new();
-    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let entry = entry.trim_end_matches('/');
-        if entry == "*" || entry == "null" {
-            list.push(entry.to_owned());
-            continue;
+    for entry in entries {
+        if entry == "null" {
+            return Err("`null` is not an origin to allow: sandboxed frames and `file:` pages send it, whatever site they come from".into());
         }
         let bad = |why: &str| {
             format!("`{entry}` is not an origin (`https://example.com`, `http://host:8080`): {why}")
@@ -252,6 +270,18 @@ pub fn allow_origins(text: &str) -> Result<String, String> {
         };
         if uri.path() != "/" && !uri.path().is_empty() {
             return Err(bad("an origin has no path"));
+        }
+        let written = authority.as_str();
+        let port = match written.ends_with(']') {
+            true => None,
+            false => written.rsplit_once(':').map(|(_, port)| port),
+        };
+        let in_range = |p: &str| {
+            p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
+        };
+        if port.is_some_and(|p| !in_range(p)) {
+            return Err(bad("its port must be a number from 1 to 65535"));
         }
         let host = authority.host().to_ascii_lowercase();
         let origin = match authority.port_u16() {
@@ -386,8 +416,17 @@ mod tests {
             Ok("https://good.com,https://good2.com:8443,http://a.example,https://b.example,http://[::1]:3000")
         );
         assert_eq!(allow_origins("*").as_deref(), Ok("*"));
-        assert_eq!(allow_origins("").as_deref(), Ok(""));
+        assert_eq!(allow_origins(" * ").as_deref(), Ok("*"));
         for bad in [
+            "",
+            " , ",
+            "null",
+            "https://good.com,*",
+            "https://good.com:99999",
+            "https://good.com:65536",
+            "https://good.com:+443",
+            "https://good.com:0",
+            "https://good.com:",
             "good.com",
             "https://good.com/app",
             "https://good.com?x",

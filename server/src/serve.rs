@@ -3,6 +3,7 @@
 //! and on SIGTERM or SIGINT stop accepting, finish in-flight requests and
 //! commits, and return. Also the account and API key subcommands.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -404,8 +405,12 @@ pub async fn apikey_list(database: &str, email: &str) -> Result<(), Failure> {
         .api_keys(account)
         .await
         .map_err(|e| format!("cannot read API keys: {e}"))?;
+    let mut out = std::io::stdout().lock();
     for key in keys {
-        println!("{}\t{}", key.uuid, key.name.unwrap_or_default());
+        // A reader that went away (`| head -1`) ends the list, no panic.
+        if writeln!(out, "{}\t{}", key.uuid, key.name.unwrap_or_default()).is_err() {
+            break;
+        }
     }
     Ok(())
 }

@@ -484,3 +484,33 @@ fn a_field_that_is_not_read_is_refused_at_its_path_not_ignored() {
         vec![]
     );
 }
+
+#[test]
+fn a_variant_id_is_its_key_and_a_null_variant_at_create_is_none() {
+    let problem = created(json!({"name": "u", "variants": {"a": {"id": "b"}}}))
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(
+        paths(problem),
+        vec![(Code::InvalidValue, r#"variants["a"].id"#.to_owned())]
+    );
+    let new = created(json!({"name": "u", "variants": {"a": {"id": "a"}, "b": null}}))
+        .unwrap_or_else(|p| panic!("{p}"));
+    let ids: Vec<&str> = new.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["a"], "same id: fine; null: nothing to create");
+    let problem = created(json!({"name": "u", "visibility": "published", "variants": {"b": null}}))
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(
+        paths(problem),
+        vec![(Code::InvalidValue, "variants".to_owned())]
+    );
+    let exp = new.into_experiment(Uuid::from_u128(1), Uuid::from_u128(2));
+    let problem = apply_update(&exp, br#"{"variantUpdates": {"a": {"id": "zzz"}}}"#)
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(
+        paths(problem),
+        vec![(Code::InvalidValue, r#"variantUpdates["a"].id"#.to_owned())]
+    );
+}
