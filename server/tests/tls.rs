@@ -562,6 +562,17 @@ fn tls_startup_errors_are_clear() {
         "{no_key}"
     );
 
+    // The certificate given as the key (a common slip): said so.
+    let swapped = fails(
+        dir.path(),
+        &["--tls-cert", cert_file, "--tls-key", cert_file],
+        &[],
+    );
+    assert!(
+        swapped.contains("no PEM PRIVATE KEY in it (is it the certificate?)"),
+        "{swapped}"
+    );
+
     let other = certificate("another");
     let other_key = dir.path().join("other-key.pem");
     std::fs::write(&other_key, &other.key_pem).unwrap();

@@ -126,8 +126,15 @@ fn certified_key(
         ));
     }
     let key_text = read(key_file, "key")?;
-    let key = PrivateKeyDer::from_pem_slice(&key_text)
-        .map_err(|e| format!("cannot read the TLS key {}: {e}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_text).map_err(|e| {
+        let e = match e {
+            tokio_rustls::rustls::pki_types::pem::Error::NoItemsFound => {
+                "no PEM PRIVATE KEY in it (is it the certificate?)".to_owned()
+            }
+            e => e.to_string(),
+        };
+        format!("cannot read the TLS key {}: {e}", key_file.display())
+    })?;
     let signing = provider
         .key_provider
         .load_private_key(key)

@@ -148,6 +148,15 @@ fn sqlstate(error: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// A driver error as people read it: a database error's message without
+/// the line of PostgreSQL's own source that sqlx appends (`… at line 948`).
+pub(crate) fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => format!("error returned from database: {}", db.message()),
+        other => other.to_string(),
+    }
+}
+
 /// Maps a driver error: a lost or refused connection, an overloaded or
 /// restarting server, a timeout or a lock conflict are `Unavailable` (retry
 /// later); a unique violation is `Conflict`.
@@ -162,9 +171,9 @@ fn map_err(error: sqlx::Error) -> StorageError {
             // not available; 58: system error (I/O).
             let class = code.get(..2).unwrap_or_default();
             if matches!(class, "08" | "53" | "57" | "40" | "58") || code == "55P03" {
-                StorageError::Unavailable(error.to_string())
+                StorageError::Unavailable(describe(&error))
             } else {
-                StorageError::Internal(error.to_string())
+                StorageError::Internal(describe(&error))
             }
         }
         sqlx::Error::Io(_)

@@ -411,7 +411,7 @@ impl Calls {
         match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(sqlx::Error::Database(db))) if db.code().as_deref() == Some("53300") => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
+            Ok(Err(error)) => Err(super::describe(&error)),
             Err(_) => Err(format!("no connection within {}s", PROBE_TIMEOUT.as_secs())),
         }
     }
