@@ -139,8 +139,6 @@ fn settings_check(problems: &[Message]) -> Check {
     }
 }
 
-/// A percentage for people, rounded down: `97`, `99.5`, or `more than
-/// 99.9` (never `100`: nothing here is certain).
 /// A count with thousands separators, as people read it: `1,234,567`
 /// (the summary's and the dashboard's).
 pub fn grouped(n: u64) -> String {
@@ -155,6 +153,8 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
+/// A percentage for people, rounded down: `97`, `99.5`, or `more than
+/// 99.9` (never `100`: nothing here is certain).
 fn percent(p: f64) -> String {
     let pct = p * 100.0;
     if pct >= 99.9 {

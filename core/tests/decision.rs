@@ -672,3 +672,22 @@ fn the_decision_form_has_the_specs_shape() {
     );
     assert!(!decision.failing());
 }
+
+#[test]
+fn a_threshold_given_flat_and_nested_with_different_values_is_a_warning_naming_it() {
+    let (t, problems) = Thresholds::from_settings(&json!({
+        "myna": { "decision": { "minViews": 10 } },
+        "myna.decision.minViews": 20,
+        "myna.decision.probabilityBest": 0.99,
+        "myna.decision": { "probabilityBest": 0.99 },
+    }));
+    assert_eq!(t.min_views, 10, "the nested one is read, as before");
+    assert_eq!(t.probability_best, 0.99, "the same value twice is fine");
+    let paths: Vec<_> = problems.iter().map(|m| m.path.as_deref()).collect();
+    assert_eq!(paths, [Some("settings.myna.decision.minViews")]);
+    assert!(
+        problems[0].message.contains("10 is read"),
+        "{}",
+        problems[0].message
+    );
+}

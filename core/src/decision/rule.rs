@@ -42,6 +42,31 @@ pub fn setting<'a>(settings: &'a Value, path: &str) -> Option<&'a Value> {
     lookup(settings, &names)
 }
 
+/// Every value at `path` in `settings`, however stored (flat, nested or
+/// between), in the order [`setting`] tries them: more than one that
+/// differ is an ambiguity the owner should hear of.
+fn every_setting<'a>(settings: &'a Value, path: &str) -> Vec<&'a Value> {
+    let names: Vec<&str> = path.split('.').collect();
+    let mut found = Vec::new();
+    collect(settings, &names, &mut found);
+    found
+}
+
+fn collect<'a>(value: &'a Value, names: &[&str], found: &mut Vec<&'a Value>) {
+    let Some(map) = value.as_object() else {
+        return;
+    };
+    for taken in 1..=names.len() {
+        if let Some(inner) = map.get(&names[..taken].join(".")) {
+            if taken == names.len() {
+                found.push(inner);
+            } else {
+                collect(inner, &names[taken..], found);
+            }
+        }
+    }
+}
+
 fn lookup<'a>(value: &'a Value, names: &[&str]) -> Option<&'a Value> {
     let map = value.as_object()?;
     (1..=names.len()).find_map(|taken| {
@@ -106,6 +131,17 @@ impl Thresholds {
         let mut thresholds = Thresholds::for_mode(mode);
         let mut read = |name: &str, ok: &dyn Fn(f64) -> bool, rule: &str| -> Option<f64> {
             let path = format!("{PREFIX}{name}");
+            let every = every_setting(settings, &path);
+            if every.iter().any(|v| *v != every[0]) {
+                problems.push(Message::at(
+                    Code::InvalidValue,
+                    format!("settings.{path}"),
+                    format!(
+                        "`{path}` is given more than once (flat and nested) with different values: {} is read; keep one.",
+                        every[0]
+                    ),
+                ));
+            }
             let value = setting(settings, &path)?;
             match value.as_f64().filter(|&x| ok(x)) {
                 Some(x) => Some(x),
