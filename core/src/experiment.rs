@@ -19,7 +19,7 @@ use crate::settings::{apply_updates, key_path};
 
 pub mod id;
 
-pub use id::{default_id, id_clashes, id_taken, is_valid_id, unique_id};
+pub use id::{default_id, id_clashes, id_taken, is_valid_id, legacy_id, unique_id};
 
 /// A validated create request.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,9 +19,9 @@ pub enum Sort {
     UuidAsc,
     /// By uuid, descending.
     UuidDesc,
-    /// By name (case-insensitive), ascending; ties by uuid.
+    /// By name (case and accents folded: [`folded`]), ascending; ties by uuid.
     NameAsc,
-    /// By name (case-insensitive), descending; ties by uuid.
+    /// By name (case and accents folded), descending; ties by uuid.
     NameDesc,
 }
 
@@ -131,9 +131,9 @@ impl SearchQuery {
         access.may_see(experiment.visibility)
             && self.visibility.contains(&experiment.visibility)
             && self.q.as_deref().is_none_or(|q| {
-                let q = q.to_lowercase();
+                let q = folded(q);
                 experiment.public_uuid().to_string() == q
-                    || experiment.name.to_lowercase().contains(&q)
+                    || folded(&experiment.name).contains(&q)
                     || experiment.id.to_ascii_lowercase().contains(&q)
             })
     }
@@ -148,20 +148,28 @@ impl SearchQuery {
             .into_iter()
             .filter(|e| self.matches(e, access))
             .collect();
-        let by_name = |a: &&Experiment, b: &&Experiment| {
-            a.name
-                .to_lowercase()
-                .cmp(&b.name.to_lowercase())
-                .then(a.public_uuid().cmp(&b.public_uuid()))
-        };
+        let by_name = |e: &&Experiment| (folded(&e.name), e.public_uuid());
         match self.sort {
             Sort::UuidAsc => found.sort_by_key(|e| e.public_uuid()),
             Sort::UuidDesc => found.sort_by_key(|e| std::cmp::Reverse(e.public_uuid())),
-            Sort::NameAsc => found.sort_by(by_name),
-            Sort::NameDesc => found.sort_by(|a, b| by_name(b, a)),
+            Sort::NameAsc => found.sort_by_cached_key(by_name),
+            Sort::NameDesc => found.sort_by_cached_key(|e| std::cmp::Reverse(by_name(e))),
         }
         found.into_iter().skip(self.skip).take(self.limit).collect()
     }
+}
+
+/// A name as search and sort compare it: accents and case folded
+/// (`Été` as `ete`, `Straße` as `strasse`), by compatibility decomposition
+/// with the combining marks dropped, then full lower case.
+pub fn folded(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    text.nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase()
+        .replace('ß', "ss")
 }
 
 #[cfg(test)]
@@ -216,6 +224,47 @@ mod tests {
         ])
         .unwrap_or_default();
         assert_eq!(names(&paged, Access::Complete), ["alpha draft", "Alpha"]);
+    }
+
+    #[test]
+    fn names_sort_and_match_with_accents_and_case_folded() {
+        let all = [
+            exp(1, "Widgets headline", Visibility::Published),
+            exp(2, "Été campaign Straße", Visibility::Published),
+            exp(3, "Edit test", Visibility::Published),
+            exp(4, "apple", Visibility::Published),
+        ];
+        let names = |pairs: &[(&str, &str)]| {
+            query(pairs)
+                .unwrap_or_default()
+                .apply(&all, Access::Complete)
+                .iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&[]),
+            [
+                "apple",
+                "Edit test",
+                "Été campaign Straße",
+                "Widgets headline"
+            ]
+        );
+        assert_eq!(
+            names(&[("q", "ete campaign strasse")]),
+            ["Été campaign Straße"]
+        );
+        assert_eq!(names(&[("q", "ÉTÉ")]), ["Été campaign Straße"]);
+        assert_eq!(
+            names(&[("sort", "name-desc")]),
+            [
+                "Widgets headline",
+                "Été campaign Straße",
+                "Edit test",
+                "apple"
+            ]
+        );
     }
 
     #[test]

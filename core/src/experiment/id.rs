@@ -58,11 +58,20 @@ pub fn parse_id(value: &Value, path: &str, problems: &mut Vec<Message>) -> Optio
     }
 }
 
-/// The default id of an experiment named `name`: its lower-case ASCII
-/// letters and digits, every run of other characters one `-`, no `-` at
-/// either end, at most [`MAX_EXPERIMENT_ID_CHARS`] characters; `experiment`
-/// when nothing is left ("Hero banner!" → `hero-banner`).
+/// The default id of a new experiment named `name`: [`legacy_id`] of the
+/// name with its accents and case folded ("Été campaign Straße" →
+/// `ete-campaign-strasse`, not `t-campaign-stra-e`).
 pub fn default_id(name: &str) -> String {
+    legacy_id(&crate::search::folded(name))
+}
+
+/// The id of an experiment stored before ids existed (`id` NULL), by the
+/// rule its pages were first served with, so their classes never change:
+/// the name's lower-case ASCII letters and digits, every run of other
+/// characters one `-`, no `-` at either end, at most
+/// [`MAX_EXPERIMENT_ID_CHARS`] characters; `experiment` when nothing is
+/// left ("Hero banner!" → `hero-banner`).
+pub fn legacy_id(name: &str) -> String {
     let mut slug = String::new();
     let mut gap = false;
     for c in name.chars() {
@@ -158,7 +167,13 @@ mod tests {
     fn default_is_a_slug_of_the_name() {
         assert_eq!(default_id("Hero banner!"), "hero-banner");
         assert_eq!(default_id("  --Big   NEW__sale 2026 "), "big-new-sale-2026");
-        assert_eq!(default_id("Café crème"), "caf-cr-me");
+        assert_eq!(default_id("Café crème"), "cafe-creme");
+        assert_eq!(default_id("Été campaign Straße"), "ete-campaign-strasse");
+        assert_eq!(
+            legacy_id("Café crème"),
+            "caf-cr-me",
+            "as stored ids were made"
+        );
         assert_eq!(default_id("!!!"), "experiment");
         assert_eq!(default_id("日本"), "experiment");
         let long = default_id(&"ab ".repeat(100));

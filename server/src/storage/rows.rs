@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use myna_core::experiment::{default_id, is_valid_id};
+use myna_core::experiment::{is_valid_id, legacy_id};
 use myna_core::{Experiment, Variant, Visibility};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -157,7 +157,7 @@ pub fn api_key_row(row: &impl Columns) -> Result<ApiKey, StorageError> {
 }
 
 /// An `experiments` row, without its variants. An experiment stored before
-/// ids existed (`id` NULL) gets the default id of its name.
+/// ids existed (`id` NULL) gets the id its name gave then (`legacy_id`), so its pages keep their class.
 pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
     let visibility = row.text("visibility")?;
     let alias = match row.optional_uuid_text("alias")? {
@@ -171,7 +171,7 @@ pub fn experiment_row(row: &impl Columns) -> Result<Experiment, StorageError> {
     let id = match row.optional_text("id")? {
         Some(id) if is_valid_id(&id) => id,
         Some(id) => return Err(StorageError::Internal(format!("bad experiment id {id:?}"))),
-        None => default_id(&name),
+        None => legacy_id(&name),
     };
     Ok(Experiment {
         uuid: uuid_col(row, "uuid")?,
