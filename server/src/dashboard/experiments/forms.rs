@@ -509,9 +509,9 @@ mod tests {
         assert_eq!(body["id"], "hero_2");
     }
 
-    #[test]
-    fn one_save_lists_every_problem_of_the_form_and_of_the_rest() {
-        let experiment = Experiment {
+    /// A draft named and id'd `e` with these variants.
+    fn draft(variants: &[&str]) -> Experiment {
+        Experiment {
             uuid: uuid::Uuid::from_u128(1),
             alias: None,
             id: "e".into(),
@@ -519,8 +519,16 @@ mod tests {
             name: "e".into(),
             visibility: myna_core::Visibility::Draft,
             settings: json!({}),
-            variants: vec![myna_core::Variant::new("b"), myna_core::Variant::new("c")],
-        };
+            variants: variants
+                .iter()
+                .map(|id| myna_core::Variant::new(*id))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_save_lists_every_problem_of_the_form_and_of_the_rest() {
+        let experiment = draft(&["b", "c"]);
         let mut form = EditForm::of(&experiment);
         form.name = "   ".into();
         form.variants[0].settings = "[]".into();
@@ -543,19 +551,7 @@ mod tests {
 
     #[test]
     fn only_variants_the_experiment_has_are_updated_from_the_form() {
-        let experiment = Experiment {
-            uuid: uuid::Uuid::from_u128(1),
-            alias: None,
-            id: "e".into(),
-            account_id: uuid::Uuid::from_u128(2),
-            name: "e".into(),
-            visibility: myna_core::Visibility::Draft,
-            settings: json!({}),
-            variants: vec![
-                myna_core::Variant::new("a\nb"),
-                myna_core::Variant::new("c"),
-            ],
-        };
+        let experiment = draft(&["a\nb", "c"]);
         let mut form = EditForm::of(&experiment);
         // As a browser sends the hidden id back: its line break as CRLF.
         form.variants[0].id = "a\r\nb".into();
