@@ -347,13 +347,8 @@ fn unknown_fields<'a>(
         if field == "typename" || known.contains(&field.as_str()) {
             continue;
         }
-        let plain = field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && field.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-        let path = match (base.is_empty(), plain) {
-            (true, true) => field.clone(),
-            (false, true) => format!("{base}.{field}"),
-            (_, false) => key_path(base, field),
-        };
+        let mut path = base.to_owned();
+        crate::json::push_key(&mut path, field);
         let fields = known
             .iter()
             .map(|f| format!("`{f}`"))

@@ -234,6 +234,27 @@ fn offset(body: &[u8], error: &serde_json::Error) -> usize {
     line_start + error.column().saturating_sub(1)
 }
 
+/// Appends `key` to a problem path as the other problems write keys:
+/// `.a` (none at the start) where it is a plain name, `["a.b"]`
+/// (JSON-quoted) where it is anything else, so a path names one place.
+pub fn push_key(path: &mut String, key: &str) {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+    } else {
+        path.push('[');
+        path.push_str(&serde_json::to_string(key).unwrap_or_default());
+        path.push(']');
+    }
+}
+
 /// The path (`events[3].amount`) of the value at byte `at` of the JSON
 /// text `body`, read up to there; `None` outside any field.
 fn path_at(body: &[u8], at: usize) -> Option<String> {
@@ -282,29 +303,10 @@ fn path_at(body: &[u8], at: usize) -> Option<String> {
         }
         i += 1;
     }
-    // Keys as the other problems write them: `a.b` where a key is a plain
-    // name, `["a.b"]` (JSON-quoted) where it is anything else, so a path
-    // names one place.
-    let plain = |key: &str| {
-        key.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
     let mut path = String::new();
     for frame in &stack {
         match frame {
-            Frame::Object(Some(key)) if plain(key) => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-            }
-            Frame::Object(Some(key)) => {
-                path.push('[');
-                path.push_str(&serde_json::to_string(key).unwrap_or_default());
-                path.push(']');
-            }
+            Frame::Object(Some(key)) => push_key(&mut path, key),
             Frame::Object(None) => return None,
             Frame::Array(n) => path.push_str(&format!("[{n}]")),
         }

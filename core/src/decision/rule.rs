@@ -38,8 +38,7 @@ impl Default for Thresholds {
 /// Reads `path` in `settings`, whether stored flat (`"myna.decision.x"`),
 /// nested (`{"myna": {"decision": {"x": …}}}`) or anything between.
 pub fn setting<'a>(settings: &'a Value, path: &str) -> Option<&'a Value> {
-    let names: Vec<&str> = path.split('.').collect();
-    lookup(settings, &names)
+    every_setting(settings, path).into_iter().next()
 }
 
 /// Every value at `path` in `settings`, however stored (flat, nested or
@@ -65,18 +64,6 @@ fn collect<'a>(value: &'a Value, names: &[&str], found: &mut Vec<&'a Value>) {
             }
         }
     }
-}
-
-fn lookup<'a>(value: &'a Value, names: &[&str]) -> Option<&'a Value> {
-    let map = value.as_object()?;
-    (1..=names.len()).find_map(|taken| {
-        let found = map.get(&names[..taken].join("."))?;
-        if taken == names.len() {
-            Some(found)
-        } else {
-            lookup(found, &names[taken..])
-        }
-    })
 }
 
 /// Removes `path` from `settings` wherever [`setting`] would find it
