@@ -192,11 +192,10 @@ fn header_name(text: &str) -> Result<HeaderName, String> {
         .map_err(|_| format!("`{text}` is not an HTTP header name"))
 }
 
-/// A `--public-url` value: an absolute `http` or `https` URL with a host,
-/// no user name, query or fragment; without its trailing `/`s.
-pub fn public_url(text: &str) -> Result<String, String> {
-    let bad = |why: &str| format!("`{text}` is not a public URL: {why}");
-    let text = text.trim();
+/// An absolute `http` or `https` URL with a host, in printable ASCII, with
+/// no user name, query or fragment: what `--public-url` and
+/// `--allow-origin` take; `bad` words a refusal from its reason.
+fn http_url(text: &str, bad: &dyn Fn(&str) -> String) -> Result<poem::http::Uri, String> {
     if !text.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad("it must be printable ASCII without spaces"));
     }
@@ -214,11 +213,16 @@ pub fn public_url(text: &str) -> Result<String, String> {
         Some(authority) if authority.as_str().contains('@') => {
             Err(bad("it may not hold a user name or password"))
         }
-        Some(authority) if !authority.host().is_empty() => {
-            Ok(text.trim_end_matches('/').to_owned())
-        }
+        Some(authority) if !authority.host().is_empty() => Ok(uri),
         _ => Err(bad("it must name a host")),
     }
+}
+
+/// A `--public-url` value: an [`http_url`], without its trailing `/`s.
+pub fn public_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    http_url(text, &|why| format!("`{text}` is not a public URL: {why}"))?;
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// An `--allow-origin` list: `*` alone, or origins, each written as
@@ -255,40 +259,30 @@ pub fn allow_origins(text: &str) -> Result<String, String> {
         let bad = |why: &str| {
             format!("`{entry}` is not an origin (`https://example.com`, `http://host:8080`): {why}")
         };
-        if !entry.bytes().all(|b| b.is_ascii_graphic()) || entry.contains(['?', '#', '@']) {
-            return Err(bad("it must be scheme://host[:port] only"));
-        }
-        let uri: poem::http::Uri = entry.parse().map_err(|_| bad("it is malformed"))?;
-        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
-        let default_port = match scheme.as_deref() {
-            Some("https") => 443,
-            Some("http") => 80,
-            _ => return Err(bad("it must start with http:// or https://")),
-        };
-        let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
-            return Err(bad("it must name a host"));
-        };
-        if uri.path() != "/" && !uri.path().is_empty() {
+        let uri = http_url(entry, &bad)?;
+        if !uri.path().is_empty() && uri.path() != "/" {
             return Err(bad("an origin has no path"));
         }
-        let written = authority.as_str();
-        let port = match written.ends_with(']') {
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        // The port as written (`+443` or `99999` would parse to another).
+        let port = match authority.ends_with(']') {
             true => None,
-            false => written.rsplit_once(':').map(|(_, port)| port),
+            false => authority.rsplit_once(':').map(|(_, port)| port),
         };
-        let in_range = |p: &str| {
-            p.bytes().all(|b| b.is_ascii_digit())
-                && p.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
-        };
-        if port.is_some_and(|p| !in_range(p)) {
-            return Err(bad("its port must be a number from 1 to 65535"));
-        }
-        let host = authority.host().to_ascii_lowercase();
-        let origin = match authority.port_u16() {
-            Some(port) if port != default_port => {
-                format!("{}://{host}:{port}", scheme.unwrap_or_default())
-            }
-            _ => format!("{}://{host}", scheme.unwrap_or_default()),
+        let port = port
+            .map(|p| {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|n| *n > 0 && p.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| bad("its port must be a number from 1 to 65535"))
+            })
+            .transpose()?;
+        let scheme = uri.scheme_str().unwrap_or_default().to_ascii_lowercase();
+        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let origin = match port {
+            Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
+            _ => format!("{scheme}://{host}"),
         };
         list.push(origin);
     }
