@@ -47,7 +47,7 @@ export class Myna {
     const shown = {};
     const want = asked();
     // `#preview` (myna-html's preview mode): shown, nothing counted or stuck.
-    const preview = location.hash.slice(1).split("&").includes("preview");
+    const preview = want.preview === "";
     for (const uuid of this.#d.step(LIST)) {
       const x = new Experiment(this.#d.step(SHARE), uuid);
       try {
@@ -55,13 +55,15 @@ export class Myna {
         const all = name ? [...root.querySelectorAll("." + CSS.escape(name))] : [];
         const l = this.#l;
         const kind = (e) => e.dataset.goal;
-        // A load goal rewards the view of an earlier page (none: no-view).
-        if (all.some((e) => kind(e) == "load") && !preview) goal(x, l);
-        for (const e of all) {
-          let on = clicks.get(e);
-          if (kind(e) == "click" && !on?.has(uuid) && !preview) {
-            clicks.set(e, (on ||= new Set()).add(uuid));
-            e.addEventListener("click", () => goal(x, l));
+        if (!preview) {
+          // A load goal rewards the view of an earlier page (none: no-view).
+          if (all.some((e) => kind(e) == "load")) goal(x, l);
+          for (const e of all) {
+            let on = clicks.get(e);
+            if (kind(e) == "click" && !on?.has(uuid)) {
+              clicks.set(e, (on ||= new Set()).add(uuid));
+              e.addEventListener("click", () => goal(x, l));
+            }
           }
         }
         // Shown unless every element is only a goal.
@@ -190,13 +192,15 @@ const hid = new WeakMap();
 const value = (v, p) => (p == "id" ? v.id : p == "name" ? v.name : path(v.settings, p));
 
 // The variants the page's URL fragment asks for by experiment id
-// (`#hero=b&cta=a`: myna-html's preview links).
+// (`#hero=b&cta=a`: myna-html's preview links); a bare word (`preview`)
+// is there with the value "".
 function asked() {
   const out = {};
   for (const part of location.hash.slice(1).split("&")) {
     const at = part.indexOf("=");
     try {
       if (at > 0) out[decodeURIComponent(part.slice(0, at))] = decodeURIComponent(part.slice(at + 1));
+      else if (at < 0 && part) out[decodeURIComponent(part)] = "";
     } catch {
       // not percent-encoded text: asks for nothing
     }
