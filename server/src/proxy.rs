@@ -63,16 +63,22 @@ fn valid_host(host: &str) -> bool {
 }
 
 /// The API root as this request saw it: its scheme and host as the visitor
-/// sees them (the proxy's `X-Forwarded-Host`, else `Host`, else the address
-/// it came to; one that is not a valid host is passed over).
+/// sees them (the proxy's `X-Forwarded-Host`, else the host of an
+/// absolute-form target (`GET http://host/path`, which RFC 9112 puts before
+/// `Host`, as a cache in front keys it), else `Host`, else the address it
+/// came to; one that is not a valid host is passed over).
 pub fn request_root(request: &Request) -> String {
     let headers = request.headers();
     let valid = |value: &HeaderValue| first(value).filter(|v| valid_host(v)).map(str::to_owned);
+    let target = || {
+        let authority = request.uri().authority()?.as_str();
+        valid_host(authority).then(|| authority.to_owned())
+    };
     let host = headers
         .get("x-forwarded-host")
         .and_then(valid)
+        .or_else(target)
         .or_else(|| headers.get(header::HOST).and_then(valid))
-        .or_else(|| request.uri().authority().map(|a| a.to_string()))
         // No host named (HTTP/1.0 may name none): the address the request
         // came to.
         .or_else(|| request.local_addr().as_socket_addr().map(|a| a.to_string()))
@@ -106,6 +112,12 @@ mod tests {
             .finish();
         assert!(!is_https(&direct));
         assert_eq!(request_root(&direct), "http://myna.local:8080");
+        // An absolute-form target names the host; Host is ignored.
+        let absolute = Request::builder()
+            .uri_str("http://ab.example.com/v2/deployment/k/myna.json")
+            .header("host", "evil.example")
+            .finish();
+        assert_eq!(request_root(&absolute), "http://ab.example.com");
     }
 
     #[test]

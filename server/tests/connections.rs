@@ -545,6 +545,23 @@ fn errors_of_the_http_layer_are_problems() {
     assert_eq!(problem["messages"][0]["path"], "authorization", "{problem}");
     // Not HTTP at all.
     exchange(addr, b"HELLO\r\n\r\n".to_vec()).problem(400);
+    // HTTP/2 with prior knowledge: frames it reads, a SETTINGS then a GOAWAY
+    // whose error is HTTP_1_1_REQUIRED (0xd), then the end.
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let mut frames = Vec::new();
+    assert!(closed_within(&mut stream, CLOSE_DEADLINE, &mut frames));
+    assert_eq!(frames[..9], [0, 0, 0, 4, 0, 0, 0, 0, 0], "{frames:?}");
+    let goaway = &frames[9..];
+    let length = usize::from(goaway[2]);
+    assert_eq!((goaway[3], goaway.len()), (7, 9 + length), "{frames:?}");
+    assert_eq!(goaway[9 + 4..9 + 8], [0, 0, 0, 0xd], "{frames:?}");
+    assert!(
+        String::from_utf8_lossy(&goaway[9 + 8..]).contains("HTTP/1.1"),
+        "{frames:?}"
+    );
     // HTTP/1.1 without Host, with two, or with one that names no host.
     for head in [
         "GET /healthz HTTP/1.1\r\n\r\n",

@@ -206,10 +206,47 @@ async fn serve_stream<E, S>(
     } else {
         match result {
             Ok(()) => linger(io.stream(), &entry, &mut stop).await,
+            Err(error) if error.is_parse_version_h2() => {
+                tracing::debug!(%peer, "an HTTP/2 preface: answered HTTP_1_1_REQUIRED");
+                let stream = io.stream();
+                let written = tokio::time::timeout(served.settings.write_timeout, async {
+                    stream.write_all(&HTTP_1_1_REQUIRED).await?;
+                    stream.flush().await
+                })
+                .await;
+                if matches!(written, Ok(Ok(()))) {
+                    linger(io.stream(), &entry, &mut stop).await;
+                }
+            }
             Err(error) => tracing::debug!(%peer, %error, "closed a connection"),
         }
     }
 }
+
+/// The answer to a client that opens with HTTP/2's preface (prior
+/// knowledge: `curl --http2-prior-knowledge`): HTTP/2 frames it can read, an
+/// empty `SETTINGS` (the server's preface) then a `GOAWAY` with the error
+/// `HTTP_1_1_REQUIRED` (RFC 9113, 7), on which clients such as curl retry
+/// over HTTP/1.1; without it they only see the connection close.
+const HTTP_1_1_REQUIRED: [u8; 9 + 9 + 8 + GOAWAY_DEBUG.len()] = {
+    let mut frames = [0u8; 9 + 9 + 8 + GOAWAY_DEBUG.len()];
+    // SETTINGS: length 0, type 0x4, no flags, stream 0.
+    frames[3] = 0x4;
+    // GOAWAY: its length, type 0x7, no flags, stream 0; then the last
+    // stream (0), the error code (0xd) and the debug data.
+    frames[9 + 2] = (8 + GOAWAY_DEBUG.len()) as u8;
+    frames[9 + 3] = 0x7;
+    frames[18 + 7] = 0xd;
+    let mut i = 0;
+    while i < GOAWAY_DEBUG.len() {
+        frames[26 + i] = GOAWAY_DEBUG[i];
+        i += 1;
+    }
+    frames
+};
+
+/// The reason the `GOAWAY` carries, for a person reading the frames.
+const GOAWAY_DEBUG: &[u8] = b"this server speaks HTTP/1.1 only";
 
 /// Resolves once the server stops.
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
