@@ -125,37 +125,100 @@ pub fn parse_search<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Searc
 }
 
 impl SearchQuery {
-    /// Whether `experiment` matches the text and visibility filters for `access`
-    /// (an API key only ever matches published experiments).
-    pub fn matches(&self, experiment: &Experiment, access: Access) -> bool {
-        access.may_see(experiment.visibility)
-            && self.visibility.contains(&experiment.visibility)
-            && self.q.as_deref().is_none_or(|q| {
-                let q = folded(q);
-                experiment.public_uuid().to_string() == q
-                    || folded(&experiment.name).contains(&q)
-                    || experiment.id.to_ascii_lowercase().contains(&q)
-            })
-    }
-
-    /// Filters, orders and pages `experiments` as asked.
+    /// Filters, orders and pages `experiments` as asked (an API key only
+    /// ever finds published experiments). `q` is folded once per search and
+    /// each name at most once; an experiment whose name and id are too short
+    /// to hold `q` is passed over without reading them.
     pub fn apply<'e>(
         &self,
         experiments: impl IntoIterator<Item = &'e Experiment>,
         access: Access,
     ) -> Vec<&'e Experiment> {
-        let mut found: Vec<&Experiment> = experiments
+        let needle = self.q.as_deref().map(Needle::new);
+        let by_name = matches!(self.sort, Sort::NameAsc | Sort::NameDesc);
+        let mut found: Vec<Found<'e>> = experiments
             .into_iter()
-            .filter(|e| self.matches(e, access))
+            .filter(|e| access.may_see(e.visibility) && self.visibility.contains(&e.visibility))
+            .filter_map(|experiment| {
+                let mut name = None;
+                if let Some(needle) = &needle
+                    && !needle.finds(experiment, &mut name)
+                {
+                    return None;
+                }
+                if by_name && name.is_none() {
+                    name = Some(folded(&experiment.name));
+                }
+                Some(Found { name, experiment })
+            })
             .collect();
-        let by_name = |e: &&Experiment| (folded(&e.name), e.public_uuid());
         match self.sort {
-            Sort::UuidAsc => found.sort_by_key(|e| e.public_uuid()),
-            Sort::UuidDesc => found.sort_by_key(|e| std::cmp::Reverse(e.public_uuid())),
-            Sort::NameAsc => found.sort_by_cached_key(by_name),
-            Sort::NameDesc => found.sort_by_cached_key(|e| std::cmp::Reverse(by_name(e))),
+            Sort::UuidAsc => found.sort_by_key(|f| f.experiment.public_uuid()),
+            Sort::UuidDesc => found.sort_by_key(|f| std::cmp::Reverse(f.experiment.public_uuid())),
+            Sort::NameAsc => found.sort_by(|a, b| a.name_order().cmp(&b.name_order())),
+            Sort::NameDesc => found.sort_by(|a, b| b.name_order().cmp(&a.name_order())),
         }
-        found.into_iter().skip(self.skip).take(self.limit).collect()
+        found
+            .into_iter()
+            .skip(self.skip)
+            .take(self.limit)
+            .map(|f| f.experiment)
+            .collect()
+    }
+}
+
+/// An experiment a search found, with its folded name when it was needed.
+struct Found<'e> {
+    name: Option<String>,
+    experiment: &'e Experiment,
+}
+
+impl Found<'_> {
+    fn name_order(&self) -> (&str, uuid::Uuid) {
+        (
+            self.name.as_deref().unwrap_or_default(),
+            self.experiment.public_uuid(),
+        )
+    }
+}
+
+/// Most bytes [`folded`] makes of one byte of text (U+FDFA, 3 bytes, folds
+/// to 33), so a name of `n` bytes cannot hold a folded `q` longer than
+/// `n * MAX_FOLD_GROWTH` bytes.
+const MAX_FOLD_GROWTH: usize = 11;
+
+/// The `q` of a search, folded once: what each experiment is compared with.
+struct Needle {
+    folded: String,
+    /// `q` is an experiment's public uuid as answers write it.
+    uuid: Option<uuid::Uuid>,
+}
+
+impl Needle {
+    fn new(q: &str) -> Needle {
+        let folded = folded(q);
+        let uuid = uuid::Uuid::try_parse(&folded)
+            .ok()
+            .filter(|u| u.to_string() == folded);
+        Needle { folded, uuid }
+    }
+
+    /// Whether `experiment` is found: `q` in its folded name or its lower
+    /// case id, or its exact uuid. Leaves the folded name in `name` when it
+    /// was computed.
+    fn finds(&self, experiment: &Experiment, name: &mut Option<String>) -> bool {
+        let q = self.folded.as_str();
+        if self.uuid == Some(experiment.public_uuid()) {
+            return true;
+        }
+        if q.len() <= experiment.id.len() && experiment.id.to_ascii_lowercase().contains(q) {
+            return true;
+        }
+        if q.len() > experiment.name.len().saturating_mul(MAX_FOLD_GROWTH) {
+            return false;
+        }
+        let folded_name = name.insert(folded(&experiment.name));
+        q.len() <= folded_name.len() && folded_name.contains(q)
     }
 }
 
@@ -163,6 +226,8 @@ impl SearchQuery {
 /// (`Été` as `ete`, `Straße` as `strasse`), by compatibility decomposition
 /// with the combining marks dropped, then full lower case.
 pub fn folded(text: &str) -> String {
+    #[cfg(test)]
+    tests::FOLDS.with(|folds| folds.set(folds.get() + 1));
     use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
     text.nfkd()
@@ -176,7 +241,20 @@ pub fn folded(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::empty_object;
+    use std::cell::Cell;
     use uuid::Uuid;
+
+    thread_local! {
+        /// How many times this thread called [`folded`].
+        pub(super) static FOLDS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Calls of [`folded`] while `run` runs.
+    fn folds_during(run: impl FnOnce()) -> usize {
+        let before = FOLDS.with(Cell::get);
+        run();
+        FOLDS.with(Cell::get) - before
+    }
 
     fn exp(n: u128, name: &str, visibility: Visibility) -> Experiment {
         Experiment {
@@ -300,5 +378,48 @@ mod tests {
             .filter_map(|m| m.path.clone())
             .collect();
         assert_eq!(paths, ["visibility", "sort", "limit", "skip"]);
+    }
+
+    #[test]
+    fn q_is_folded_once_and_names_at_most_once_per_search() {
+        let all: Vec<_> = (0..200)
+            .map(|n| exp(n, &format!("Experiment {n}"), Visibility::Published))
+            .collect();
+        let mut found = 0;
+        let folds = folds_during(|| {
+            found = query(&[("q", "ÉXPERIMENT 1"), ("limit", "1000")])
+                .unwrap_or_default()
+                .apply(&all, Access::Summary)
+                .len();
+        });
+        assert_eq!(found, 111, "1, 10 to 19, 100 to 199");
+        assert_eq!(
+            folds,
+            1 + all.len(),
+            "q once, each name once (sort included)"
+        );
+
+        let long_q = "z".repeat(7900);
+        let folds = folds_during(|| {
+            found = query(&[("q", long_q.as_str()), ("limit", "1000")])
+                .unwrap_or_default()
+                .apply(&all, Access::Summary)
+                .len();
+        });
+        assert_eq!(found, 0);
+        assert_eq!(folds, 1, "a q no name can hold reads no name");
+    }
+
+    #[test]
+    fn no_character_folds_to_more_than_max_fold_growth_bytes_a_byte() {
+        let worst = (0..=0x10_FFFF)
+            .filter_map(char::from_u32)
+            .map(|c| {
+                let text = c.to_string();
+                (folded(&text).len().div_ceil(text.len()), c)
+            })
+            .max()
+            .unwrap_or_default();
+        assert_eq!(worst, (MAX_FOLD_GROWTH, '\u{FDFA}'));
     }
 }
