@@ -153,30 +153,101 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
-/// A percentage for people, rounded down: `97`, `99.5`, or `more than
-/// 99.9` (never `100`: nothing here is certain).
-fn percent(p: f64) -> String {
-    let pct = p * 100.0;
-    if pct >= 99.9 {
+/// A probability as a percentage for people, the one rule the decision's
+/// sentences and the dashboard share: rounded down (so never up to a
+/// threshold), from the decimal the API writes (`0.997` is `99.7`, not
+/// `99.6` by a binary rounding): `97` below 99 %, `99.5` from there, and
+/// `more than 99.9` beyond 99.9 % (never `100`: nothing here is certain).
+pub fn probability_percent(p: f64) -> String {
+    if !(p.is_finite() && p > 0.0) {
+        return "0".to_owned();
+    }
+    if p >= 1.0 {
+        return "more than 99.9".to_owned();
+    }
+    // `p` in (0, 1): its shortest decimal is `0.` then the digits.
+    let text = p.to_string();
+    let digits = text.strip_prefix("0.").unwrap_or("");
+    let digit = |i: usize| u64::from(digits.as_bytes().get(i).map_or(0, |b| b - b'0'));
+    let tenths = digit(0) * 100 + digit(1) * 10 + digit(2);
+    let exact = digits.len() <= 3;
+    if tenths == 999 && !exact {
         "more than 99.9".to_owned()
-    } else if pct < 99.0 {
-        format!("{}", pct.floor() as u64)
+    } else if tenths < 990 {
+        format!("{}", tenths / 10)
     } else {
-        format!("{:.1}", (pct * 10.0).floor() / 10.0)
+        format!("{}.{}", tenths / 10, tenths % 10)
     }
 }
 
+/// `x` rounded up (`up`) or down to two significant digits, as text:
+/// `0.00054`, `0.067`, `1.3`, `25`. A relative epsilon keeps a value
+/// already on a step (`0.02` computed as `0.020000000000000004`) there.
+fn two_digits(x: f64, up: bool) -> String {
+    if !(x.is_finite() && x > 0.0) {
+        return "0".to_owned();
+    }
+    let decimals = (1 - x.log10().floor() as i32).clamp(0, 17);
+    let scale = 10f64.powi(decimals);
+    let scaled = x * scale;
+    let whole = if up {
+        (scaled * (1.0 - 1e-12)).ceil()
+    } else {
+        (scaled * (1.0 + 1e-12)).floor()
+    };
+    let decimals = decimals as usize;
+    format!("{:.decimals$}", whole / scale)
+}
+
 /// At most `loss` (conversion-rate units) as percentage points (`0.0002`
-/// is `at most 0.02`), at most four decimals; `less than 0.0001` below.
+/// is `at most 0.02`), at most four decimals, rounded up: a bound must not
+/// understate (`0.000544` points is `at most 0.0006`); `less than 0.0001`
+/// below.
 fn points(loss: f64) -> String {
     let p = loss * 100.0;
-    if p >= 0.01 {
-        format!("at most {p:.2}")
+    // Up at `decimals`; a relative epsilon keeps a value already on a step
+    // (0.02 computed as 0.020000000000000004) from reading a step higher.
+    let up = |decimals: i32| {
+        let scale = 10f64.powi(decimals);
+        (p * scale * (1.0 - 1e-12)).ceil() / scale
+    };
+    if p > 0.01 {
+        format!("at most {:.2}", up(2))
     } else if p >= 0.0001 {
-        format!("at most {p:.4}")
+        format!("at most {:.4}", up(4))
     } else {
         "less than 0.0001".to_owned()
     }
+}
+
+/// Why a `leading` experiment is not `decided`: each threshold its leader
+/// misses, with the numbers.
+fn unmet(outcome: &Outcome, leader: usize, arms: &[crate::weights::Arm], t: &Thresholds) -> String {
+    let mut reasons = Vec::new();
+    if outcome.probability_best[leader] < t.probability_best {
+        reasons.push(format!(
+            "that is below the {} % required (myna.decision.probabilityBest)",
+            threshold_percent(t.probability_best)
+        ));
+    }
+    let loss = outcome.expected_loss[leader];
+    let allowed = rule::allowed_loss(&arms[leader], t);
+    if loss >= allowed {
+        reasons.push(format!(
+            "choosing it gives up {} points in expectation, more than the {} allowed \
+             (myna.decision.expectedLoss: {} of its rate)",
+            two_digits(loss * 100.0, true),
+            two_digits(allowed * 100.0, false),
+            t.expected_loss,
+        ));
+    }
+    reasons.join(", and ")
+}
+
+/// A threshold (a probability) as a percentage, as written: `99.7`, `99.85`.
+fn threshold_percent(p: f64) -> String {
+    let text = format!("{:.6}", p * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// The verdict in one sentence.
@@ -201,21 +272,23 @@ fn sentence(
             "{} is better than {} with {} % probability; choosing it gives up {} points in expectation: you can stop.",
             ids[l],
             others(l),
-            percent(outcome.probability_best[l]),
+            probability_percent(outcome.probability_best[l]),
             points(outcome.expected_loss[l]),
         ),
         (Verdict::Leading, Some(l)) => {
             let more = match outcome.more_views {
                 Some(n) => format!(
-                    "; about {} more views are likely needed to decide",
+                    "about {} more views are likely needed to decide",
                     grouped(n)
                 ),
-                None => String::new(),
+                None => "how many more views that needs cannot be estimated from these counts"
+                    .to_owned(),
             };
             format!(
-                "{} leads with {} % probability of being best, not yet enough to decide{more}.",
+                "{} leads with {} % probability of being best, not yet enough to decide: {}; {more}.",
                 ids[l],
-                percent(outcome.probability_best[l]),
+                probability_percent(outcome.probability_best[l]),
+                unmet(outcome, l, arms, t),
             )
         }
         (Verdict::NoDifference, _) => format!(
@@ -239,7 +312,7 @@ fn sentence(
 
 #[cfg(test)]
 mod tests {
-    use super::{grouped, points};
+    use super::{grouped, points, probability_percent, two_digits};
 
     #[test]
     fn a_loss_reads_at_most_its_points_or_less_than_the_smallest_printed() {
@@ -249,6 +322,55 @@ mod tests {
         // "at most less than".
         assert_eq!(points(0.0), "less than 0.0001");
         assert_eq!(points(1e-9), "less than 0.0001");
+    }
+
+    #[test]
+    fn at_most_rounds_up_never_understating_the_loss() {
+        // 0.000544 points was "at most 0.0005": less than the loss.
+        assert_eq!(points(0.000_005_44), "at most 0.0006");
+        assert_eq!(points(0.000_123), "at most 0.02");
+        assert_eq!(points(0.000_099_99), "at most 0.0100");
+        assert_eq!(points(0.000_001_000_1), "at most 0.0002");
+        for loss in [3.3e-6, 5.44e-6, 1.2345e-4, 9.99e-5, 0.0123, 0.2] {
+            let text = points(loss);
+            let shown: f64 = text
+                .trim_start_matches("at most ")
+                .parse()
+                .unwrap_or(f64::NAN);
+            assert!(shown >= loss * 100.0, "{text} for {} points", loss * 100.0);
+        }
+    }
+
+    #[test]
+    fn two_digits_round_the_way_asked() {
+        assert_eq!(two_digits(0.000_544_1, true), "0.00055");
+        assert_eq!(two_digits(0.000_066_7, false), "0.000066");
+        assert_eq!(two_digits(0.02, true), "0.020");
+        assert_eq!(two_digits(1.23, true), "1.3");
+        assert_eq!(two_digits(25.0, false), "25");
+    }
+
+    #[test]
+    fn probabilities_read_rounded_down_and_never_certain() {
+        let cases = [
+            (0.0, "0"),
+            (0.0144, "1"),
+            (0.5, "50"),
+            (0.98999, "98"),
+            (0.99, "99.0"),
+            (0.996_999, "99.6"),
+            (0.997, "99.7"),
+            (0.997_06, "99.7"),
+            (0.9985, "99.8"),
+            (0.999, "99.9"),
+            (0.999_01, "more than 99.9"),
+            (0.999_99, "more than 99.9"),
+            (1.0, "more than 99.9"),
+            (f64::NAN, "0"),
+        ];
+        for (p, text) in cases {
+            assert_eq!(probability_percent(p), text, "{p}");
+        }
     }
 
     #[test]

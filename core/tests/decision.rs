@@ -691,3 +691,75 @@ fn a_threshold_given_flat_and_nested_with_different_values_is_a_warning_naming_i
         problems[0].message
     );
 }
+
+/// A published experiment with these variants' (views, rewards) and settings.
+fn counted(settings: serde_json::Value, counts: &[(&str, u64, f64)]) -> Experiment {
+    let mut experiment = Experiment {
+        uuid: uuid::Uuid::from_u128(9),
+        alias: None,
+        id: "e".into(),
+        account_id: uuid::Uuid::from_u128(1),
+        name: "E".into(),
+        visibility: Visibility::Published,
+        settings,
+        variants: counts.iter().map(|(id, _, _)| Variant::new(*id)).collect(),
+    };
+    for (variant, &(_, views, reward)) in experiment.variants.iter_mut().zip(counts) {
+        variant.views = views;
+        variant.total_reward = reward;
+    }
+    experiment
+}
+
+#[test]
+fn leading_says_which_threshold_is_unmet_and_when_views_cannot_be_estimated() {
+    // Held back by the expected loss alone (99.7 % best is enough): the
+    // message said only "not yet enough to decide".
+    let strict = counted(
+        json!({ "myna.decision.expectedLoss": 1e-5 }),
+        &[("a", 3_000, 150.0), ("b", 3_000, 200.0)],
+    );
+    let d = decide(&strict, &[], 0);
+    assert_eq!(
+        (d.verdict, d.leader.as_deref(), d.more_views),
+        (Verdict::Leading, Some("b"), None)
+    );
+    assert_eq!(
+        d.message,
+        "b leads with 99.7 % probability of being best, not yet enough to decide: \
+         choosing it gives up 0.00055 points in expectation, more than the 0.000066 allowed \
+         (myna.decision.expectedLoss: 0.00001 of its rate); \
+         how many more views that needs cannot be estimated from these counts."
+    );
+    // Three variants: the probability is short, and the estimate (the
+    // leader against the runner-up alone) has none to offer.
+    let three = counted(
+        json!({}),
+        &[("a", 2_000, 98.0), ("b", 2_000, 141.0), ("c", 2_000, 97.0)],
+    );
+    let d = decide(&three, &[], 0);
+    assert_eq!((d.verdict, d.more_views), (Verdict::Leading, None));
+    assert_eq!(
+        d.message,
+        "b leads with 99.6 % probability of being best, not yet enough to decide: \
+         that is below the 99.7 % required (myna.decision.probabilityBest); \
+         how many more views that needs cannot be estimated from these counts."
+    );
+    // Both short, with an estimate: each named, then the views.
+    let early = counted(json!({}), &[("a", 2_000, 100.0), ("b", 2_000, 115.0)]);
+    let d = decide(&early, &[], 0);
+    assert_eq!(d.verdict, Verdict::Leading);
+    let more = myna_core::decision::grouped(d.more_views.unwrap());
+    assert!(
+        d.message.contains("that is below the 99.7 % required (myna.decision.probabilityBest), and choosing it gives up"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message.ends_with(&format!(
+            "allowed (myna.decision.expectedLoss: 0.001 of its rate); about {more} more views are likely needed to decide."
+        )),
+        "{}",
+        d.message
+    );
+}

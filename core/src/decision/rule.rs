@@ -239,7 +239,7 @@ pub fn verdict(arms: &[Arm], thresholds: &Thresholds) -> Outcome {
     if worst < thresholds.equivalence * rate {
         outcome.verdict = Verdict::NoDifference;
     } else if outcome.probability_best[leader] >= thresholds.probability_best
-        && outcome.expected_loss[leader] < thresholds.expected_loss * rate
+        && outcome.expected_loss[leader] < allowed_loss(&arms[leader], thresholds)
     {
         outcome.verdict = Verdict::Decided;
         outcome.leader = Some(leader);
@@ -249,6 +249,12 @@ pub fn verdict(arms: &[Arm], thresholds: &Thresholds) -> Outcome {
         outcome.more_views = more_views(arms, leader, thresholds);
     }
     outcome
+}
+
+/// The largest expected loss a leader with these counts may have for
+/// `decided`: `expectedLoss` times its rate (the posterior mean).
+pub fn allowed_loss(leader: &Arm, thresholds: &Thresholds) -> f64 {
+    thresholds.expected_loss * mean(leader)
 }
 
 /// The posterior mean and variance of an arm's rate (the weights' Beta).
