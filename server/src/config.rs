@@ -177,6 +177,11 @@ pub struct ConnectionArgs {
     /// one's first 16 KiB (default 64); a body with no room gets a 503.
     #[arg(long, env = "MYNA_MAX_BODY_MEMORY", value_name = "MIB")]
     pub max_body_memory: Option<usize>,
+    /// MiB that answers larger than 256 KiB hold at once while they are
+    /// written (default 256); with no room, connections whose clients
+    /// stopped reading are closed, else the answer is a 503.
+    #[arg(long, env = "MYNA_MAX_ANSWER_MEMORY", value_name = "MIB")]
+    pub max_answer_memory: Option<usize>,
     /// How long writing an answer may make no progress.
     #[arg(long, hide = true, value_name = "MS")]
     pub write_timeout_ms: Option<u64>,

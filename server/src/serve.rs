@@ -276,6 +276,12 @@ fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
                     mib.saturating_mul(1 << 20)
                 }),
         ),
+        answer_budget: listen::answers::AnswerBudget::new(
+            args.max_answer_memory
+                .map_or(listen::answers::ANSWER_MEMORY, |mib| {
+                    mib.saturating_mul(1 << 20)
+                }),
+        ),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
         stall_grace: millis(args.stall_grace_ms, listen::STALL_GRACE),
         tls: None,

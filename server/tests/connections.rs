@@ -15,7 +15,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 mod common;
-use common::{PATIENCE, Server, http};
+use common::{PATIENCE, Server, basic, http, json_call};
 
 /// How long a test waits for the server to close a connection whose timeout
 /// (1 s in these tests) has passed: generous, as the machine is noisy.
@@ -712,4 +712,100 @@ fn large_bodies_arriving_at_once_share_a_bounded_memory_and_the_rest_get_a_503()
             "still refused: {answer:?}"
         );
     }
+}
+
+/// A server whose deployment answers about 5 MB (5 published experiments of
+/// 16 variants with 60 KB of settings each), started with `args`; its
+/// address and the deployment's request.
+fn large_deployment(db: &std::path::Path, args: &[&str]) -> (Server, Vec<u8>) {
+    let (email, password) = ("owner@example.com", "correct-horse-battery-9");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", email),
+        ("MYNA_ADMIN_PASSWORD", password),
+    ];
+    let server = Server::start_with(db, &env, args, None);
+    let owner = basic(email, password);
+    let settings = serde_json::json!({ "s": "x".repeat(60_000) });
+    let variants: serde_json::Map<String, Value> = (0..16)
+        .map(|i| (format!("v{i}"), serde_json::json!({ "settings": settings })))
+        .collect();
+    for i in 0..5 {
+        let body = serde_json::json!({
+            "name": format!("large {i}"),
+            "visibility": "published",
+            "variants": variants,
+        });
+        json_call(
+            server.addr,
+            "POST",
+            "/v2/experiment",
+            &owner,
+            &body.to_string(),
+        );
+    }
+    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    let key = key["uuid"].as_str().unwrap().to_owned();
+    let request =
+        format!("GET /v2/deployment/{key}/myna.json HTTP/1.1\r\nHost: myna\r\n\r\n").into_bytes();
+    (server, request)
+}
+
+/// A client that asks for `request`'s answer four times at once and reads
+/// none: whatever the socket buffers take, the server holds an answer.
+fn asks_and_never_reads(addr: SocketAddr, request: &[u8]) -> TcpStream {
+    let mut stream = connect(addr);
+    stream.write_all(&request.repeat(4)).unwrap();
+    stream
+}
+
+#[test]
+fn large_answers_share_a_bounded_memory_and_clients_that_do_not_read_make_room() {
+    let (_dir, db) = database();
+    // 8 MiB for every large answer being written; writes never count as
+    // stalled.
+    let (server, request) = large_deployment(
+        &db,
+        &["--max-answer-memory", "8", "--stall-grace-ms", NEVER_MS],
+    );
+    let answer = exchange(server.addr, request.clone());
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(answer.body.len() > 4_800_000, "{}", answer.body.len());
+    // One client holding an answer it does not read leaves no room for a
+    // second: a 503 problem, not another copy in memory.
+    let hog = asks_and_never_reads(server.addr, &request);
+    let started = Instant::now();
+    let refused = loop {
+        let answer = exchange(server.addr, request.clone());
+        if answer.status == 503 {
+            break answer;
+        }
+        assert!(started.elapsed() < CLOSE_DEADLINE, "never refused");
+    };
+    let problem = refused.problem(503);
+    assert_eq!(problem["messages"][0]["typename"], "unavailable");
+    assert!(refused.head.contains("retry-after: 1"), "{}", refused.head);
+    // A small answer is never refused for it.
+    let (status, _) = http(server.addr, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200);
+    // Once that client is gone, the room is back.
+    drop(hog);
+    let started = Instant::now();
+    while exchange(server.addr, request.clone()).status != 200 {
+        assert!(started.elapsed() < CLOSE_DEADLINE, "still refused");
+    }
+    drop(server);
+
+    // With writes counting as stalled after 200 ms, the client that does
+    // not read is closed to make room, and the next client is answered.
+    let (_dir, db) = database();
+    let (server, request) = large_deployment(
+        &db,
+        &["--max-answer-memory", "8", "--stall-grace-ms", "200"],
+    );
+    let mut hog = asks_and_never_reads(server.addr, &request);
+    std::thread::sleep(Duration::from_millis(1500));
+    let answer = exchange(server.addr, request.clone());
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    let mut received = Vec::new();
+    assert!(closed_within(&mut hog, CLOSE_DEADLINE, &mut received));
 }

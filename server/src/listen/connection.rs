@@ -9,12 +9,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use myna_core::Problem;
+use myna_core::{Code, Problem};
 use poem::http::Request;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
@@ -23,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::answers::{SLICE_BYTES, Sliced, UNBUDGETED_BYTES};
 use super::io::Watched;
 use super::limits::{self, HEAD_BUFFER_BYTES};
 use super::table::{Conn, Entry};
@@ -80,6 +82,41 @@ impl<E: Endpoint> Served<E> {
         self.endpoint.get_response(request).await
     }
 
+    /// `response` as hyper writes it: a body larger than a slice handed out
+    /// in slices ([`Sliced`]), holding its share of the answer budget while
+    /// it is written; a 503 problem when there is no room for it.
+    async fn sliced(&self, response: Response, conn: &Arc<Conn>) -> Answered {
+        let response = Answered::from(response);
+        let size = response.body().size_hint().exact();
+        let Some(size) = size.and_then(|s| usize::try_from(s).ok()) else {
+            return response;
+        };
+        if size <= SLICE_BYTES {
+            return response;
+        }
+        let held = if size > UNBUDGETED_BYTES {
+            match self.settings.answer_budget.reserve(conn, size).await {
+                Some(held) => Some(held),
+                None => return Answered::from(self.problem(&answer_busy())),
+            }
+        } else {
+            None
+        };
+        let (parts, body) = response.into_parts();
+        match body.collect().await {
+            Ok(body) => {
+                hyper::Response::from_parts(parts, BoxBody::new(Sliced::new(body.to_bytes(), held)))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "an answer's body could not be read");
+                Answered::from(self.problem(&Problem::new(
+                    Code::Internal,
+                    "The answer could not be made.",
+                )))
+            }
+        }
+    }
+
     /// A problem, as every answer of the routes is made.
     pub(crate) fn problem(&self, problem: &Problem) -> Response {
         nosniff(problem_response(
@@ -88,6 +125,18 @@ impl<E: Endpoint> Served<E> {
             self.clock.now_ms(),
         ))
     }
+}
+
+/// An answer as hyper takes it.
+type Answered = hyper::Response<BoxBody<Bytes, io::Error>>;
+
+/// The 503 of an answer the [`super::answers::AnswerBudget`] has no room
+/// for.
+fn answer_busy() -> Problem {
+    Problem::new(
+        Code::Unavailable,
+        "The server is writing too many large answers at once: retry shortly.",
+    )
 }
 
 /// Serves one connection until it ends, is evicted, or the server stops.
@@ -157,8 +206,8 @@ async fn serve_stream<E, S>(
             conn.dispatch(request.method());
             let (served, conn) = (served.clone(), conn.clone());
             async move {
-                let response = served.answer(request, peer, conn).await;
-                Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
+                let response = served.answer(request, peer, conn.clone()).await;
+                Ok::<_, Infallible>(served.sliced(response, &conn).await)
             }
         })
     };

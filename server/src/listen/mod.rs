@@ -24,6 +24,7 @@
 //! On shutdown it stops accepting, lets in-flight requests finish (at most
 //! [`SHUTDOWN_GRACE`]) and closes idle connections.
 
+pub mod answers;
 mod connection;
 pub mod files;
 mod frames;
@@ -101,6 +102,9 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// What the bodies being read hold together (one for the server).
     pub body_budget: crate::request::BodyBudget,
+    /// What the large answers being written hold together (one for the
+    /// server).
+    pub answer_budget: answers::AnswerBudget,
     /// See [`WRITE_TIMEOUT`].
     pub write_timeout: Duration,
     /// See [`STALL_GRACE`].
@@ -118,6 +122,7 @@ impl Default for Settings {
             header_timeout: HEADER_TIMEOUT,
             body_timeout: crate::request::BODY_TIMEOUT,
             body_budget: crate::request::BodyBudget::default(),
+            answer_budget: answers::AnswerBudget::default(),
             write_timeout: WRITE_TIMEOUT,
             stall_grace: STALL_GRACE,
             tls: None,

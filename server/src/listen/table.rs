@@ -132,6 +132,25 @@ impl Conn {
     fn idle_since(&self) -> Option<u64> {
         Some(self.state.load(Ordering::Acquire)).filter(|s| *s != BUSY && *s != EVICTED)
     }
+
+    /// Evicts it if it is still idle since `since`: whether it was.
+    fn evict_if_idle_since(&self, since: u64) -> bool {
+        let evicted = self
+            .state
+            .compare_exchange(since, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if evicted {
+            self.evict.notify_one();
+        }
+        evicted
+    }
+
+    /// Evicts it if it is idle (one whose answer's write stalled is):
+    /// whether it was.
+    pub(crate) fn evict_if_idle(&self) -> bool {
+        self.idle_since()
+            .is_some_and(|since| self.evict_if_idle_since(since))
+    }
 }
 
 /// A body being received ([`Conn::receiving`]): the request is in flight
@@ -222,12 +241,7 @@ impl Table {
             let Some((since, conn)) = oldest else {
                 return false;
             };
-            let evicted = conn
-                .state
-                .compare_exchange(since, EVICTED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if evicted {
-                conn.evict.notify_one();
+            if conn.evict_if_idle_since(since) {
                 return true;
             }
         }

@@ -70,6 +70,8 @@ impl Server {
             .env_remove("MYNA_LISTEN")
             .env_remove("MYNA_DATABASE")
             .env_remove("MYNA_MAX_CONNECTIONS")
+            .env_remove("MYNA_MAX_BODY_MEMORY")
+            .env_remove("MYNA_MAX_ANSWER_MEMORY")
             .env_remove("MYNA_TLS_CERT")
             .env_remove("MYNA_TLS_KEY")
             .env_remove("MYNA_METRICS_LISTEN")

@@ -1,0 +1,217 @@
+//! Answers' bodies as connections write them. A large body is handed to
+//! hyper in slices of [`SLICE_BYTES`], so a connection's write buffer holds
+//! one slice, not a copy of the whole answer (hyper copies each piece it is
+//! given into its buffer). And while they are written, large bodies hold
+//! their size of one [`AnswerBudget`] for the whole server: a client that
+//! asks for a large answer (a deployment, a search, both public with an
+//! API key) and never reads it cannot make the server keep a copy per
+//! connection. With no room, the connections whose writes stalled (clients
+//! not reading, see [`super::STALL_GRACE`]) make room, else the answer is
+//! a 503 problem.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body, Bytes, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::table::Conn;
+
+/// The most bytes of one answer handed to hyper at once.
+pub(crate) const SLICE_BYTES: usize = 64 * 1024;
+
+/// Answers up to this size hold none of the budget.
+pub const UNBUDGETED_BYTES: usize = 256 * 1024;
+
+/// What large answers may hold at once by default (`--max-answer-memory`).
+pub const ANSWER_MEMORY: usize = 256 << 20;
+
+/// How long an answer waits for the room the stalled connections it closed
+/// give back.
+const MAKE_ROOM_WAIT: Duration = Duration::from_millis(500);
+
+/// The memory the large answers being written hold together, one per
+/// server (in KiB).
+#[derive(Debug, Clone)]
+pub struct AnswerBudget(Arc<Budget>);
+
+#[derive(Debug)]
+struct Budget {
+    kib: Arc<Semaphore>,
+    total_kib: usize,
+    /// The connections holding some of it, each with a token that lives as
+    /// long as its answer's share.
+    holders: Mutex<Vec<(Weak<Conn>, Weak<()>)>>,
+}
+
+/// An answer's share of the budget, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    _permit: OwnedSemaphorePermit,
+    _token: Arc<()>,
+}
+
+impl AnswerBudget {
+    /// A budget of `bytes` (rounded down to KiB).
+    pub fn new(bytes: usize) -> AnswerBudget {
+        let total_kib = (bytes / 1024).min(Semaphore::MAX_PERMITS);
+        AnswerBudget(Arc::new(Budget {
+            kib: Arc::new(Semaphore::new(total_kib)),
+            total_kib,
+            holders: Mutex::default(),
+        }))
+    }
+
+    /// Room for an answer of `bytes` written on `conn`: at once if there is
+    /// some, else once connections whose writes stalled were closed; `None`
+    /// if none had, or the answer is larger than the whole budget.
+    pub(crate) async fn reserve(&self, conn: &Arc<Conn>, bytes: usize) -> Option<Held> {
+        let budget = &self.0;
+        let kib = bytes.div_ceil(1024);
+        if kib > budget.total_kib {
+            return None;
+        }
+        let kib = u32::try_from(kib).ok()?;
+        let permit = match budget.kib.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => permit,
+            Err(_) => {
+                if budget.evict_stalled() == 0 {
+                    return None;
+                }
+                let wait = budget.kib.clone().acquire_many_owned(kib);
+                tokio::time::timeout(MAKE_ROOM_WAIT, wait)
+                    .await
+                    .ok()?
+                    .ok()?
+            }
+        };
+        let token = Arc::new(());
+        let mut holders = budget.holders();
+        holders.retain(|(_, token)| token.strong_count() > 0);
+        holders.push((Arc::downgrade(conn), Arc::downgrade(&token)));
+        Some(Held {
+            _permit: permit,
+            _token: token,
+        })
+    }
+}
+
+impl Budget {
+    fn holders(&self) -> std::sync::MutexGuard<'_, Vec<(Weak<Conn>, Weak<()>)>> {
+        self.holders.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the connections holding a share whose writes stalled; how
+    /// many.
+    fn evict_stalled(&self) -> usize {
+        self.holders()
+            .iter()
+            .filter(|(_, token)| token.strong_count() > 0)
+            .filter_map(|(conn, _)| conn.upgrade())
+            .filter(|conn| conn.evict_if_idle())
+            .count()
+    }
+}
+
+impl Default for AnswerBudget {
+    fn default() -> Self {
+        AnswerBudget::new(ANSWER_MEMORY)
+    }
+}
+
+/// A whole body handed out in slices of [`SLICE_BYTES`] (each a view of the
+/// same bytes, no copy), holding its share of the budget until dropped.
+pub(crate) struct Sliced {
+    rest: Bytes,
+    _held: Option<Held>,
+}
+
+impl Sliced {
+    pub(crate) fn new(bytes: Bytes, held: Option<Held>) -> Sliced {
+        Sliced {
+            rest: bytes,
+            _held: held,
+        }
+    }
+}
+
+impl Body for Sliced {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let slice = self.rest.len().min(SLICE_BYTES);
+        Poll::Ready(Some(Ok(Frame::data(self.rest.split_to(slice)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_body_is_handed_out_in_slices_of_the_same_bytes() {
+        let bytes = Bytes::from(vec![7u8; SLICE_BYTES * 2 + 5]);
+        let mut body = Sliced::new(bytes.clone(), None);
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.expect("a frame").into_data().expect("data");
+            sizes.push(data.len());
+            all.extend_from_slice(&data);
+        }
+        assert_eq!(sizes, [SLICE_BYTES, SLICE_BYTES, 5]);
+        assert_eq!(all, bytes);
+    }
+
+    #[tokio::test]
+    async fn the_budget_bounds_answers_held_and_gives_back_what_they_held() {
+        let table = super::super::table::Table::new(Default::default());
+        let conn = table.open().conn.clone();
+        let budget = AnswerBudget::new(1 << 20);
+        let first = budget.reserve(&conn, 600 << 10).await.expect("room");
+        // No room, and the holder's writes did not stall: refused.
+        assert!(budget.reserve(&conn, 600 << 10).await.is_none());
+        // Larger than the whole budget: never.
+        assert!(budget.reserve(&conn, 2 << 20).await.is_none());
+        drop(first);
+        assert!(budget.reserve(&conn, 600 << 10).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_write_stalled_makes_room() {
+        let table = super::super::table::Table::new(Default::default());
+        let stalled = table.open();
+        let budget = AnswerBudget::new(1 << 20);
+        let held = budget.reserve(&stalled.conn, 600 << 10).await;
+        stalled.conn.dispatch(&poem::http::Method::GET);
+        stalled.conn.write_stalled();
+        let other = table.open().conn.clone();
+        // The stalled connection is closed: its task drops its answer.
+        let evicted = stalled.conn.clone();
+        let closing = tokio::spawn(async move {
+            evicted.evicted().await;
+            drop(held);
+        });
+        assert!(budget.reserve(&other, 600 << 10).await.is_some());
+        closing.await.expect("closed");
+    }
+}
