@@ -26,8 +26,8 @@ pub fn normalize_email(email: &str) -> String {
 
 /// The fewest characters a new password may have.
 pub const MIN_PASSWORD_CHARS: usize = 8;
-/// The most characters an email may have (the longest address SMTP carries).
-pub const MAX_EMAIL_CHARS: usize = 254;
+/// The most bytes (UTF-8) an email may have (the longest address SMTP carries).
+pub const MAX_EMAIL_BYTES: usize = 254;
 
 /// Passwords refused whatever else they are: the top of the lists of the
 /// most used (and first guessed) passwords that are long enough to pass the
@@ -97,24 +97,47 @@ fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
+/// What is wrong with a new account's email (already normalized), if
+/// anything: it must be one `@` between a non-empty local part and domain,
+/// with no `:` (Basic credentials split at the first one, so such an account
+/// could never log in with them), no white space or control characters, at
+/// most [`MAX_EMAIL_BYTES`] bytes.
+pub fn email_problem(email: &str) -> Option<String> {
+    let mut parts = email.split('@');
+    let (local, domain, more) = (parts.next(), parts.next(), parts.next());
+    if email.is_empty() {
+        Some("An account needs an email.".into())
+    } else if has_control(email) {
+        Some("An email may not contain control characters (such as U+0000).".into())
+    } else if email.len() > MAX_EMAIL_BYTES {
+        Some(format!(
+            "An email may have at most {MAX_EMAIL_BYTES} bytes (UTF-8)."
+        ))
+    } else if email.contains(char::is_whitespace) {
+        Some("An email may not contain white space.".into())
+    } else if email.contains(':') {
+        Some(
+            "An email may not contain `:` (Basic credentials could not carry it: \
+             they split the email from the password at the first `:`)."
+                .into(),
+        )
+    } else if more.is_some() || local.is_none_or(str::is_empty) || domain.is_none_or(str::is_empty)
+    {
+        Some("An email needs one `@` between a name and a domain, as in `me@example.com`.".into())
+    } else {
+        None
+    }
+}
+
 /// The problems of a new account's email (already normalized) and password,
-/// every one listed (paths `email` and `password`): an email that is empty,
-/// too long or holds control characters (NUL among them); a password shorter
+/// every one listed (paths `email` and `password`): an email that breaks
+/// [`email_problem`]'s rule; a password shorter
 /// than [`MIN_PASSWORD_CHARS`], equal to the email or to its part before
 /// `@`, made of one repeated character, or among the most common passwords.
 pub fn check_new_account(email: &str, password: &str) -> Result<(), Problem> {
     let mut problems = Vec::new();
-    let email_problem = |message: &str| Message::at(Code::InvalidValue, "email", message);
-    if email.is_empty() {
-        problems.push(email_problem("An account needs an email."));
-    } else if has_control(email) {
-        problems.push(email_problem(
-            "An email may not contain control characters (such as U+0000).",
-        ));
-    } else if email.chars().count() > MAX_EMAIL_CHARS {
-        problems.push(email_problem(&format!(
-            "An email may have at most {MAX_EMAIL_CHARS} characters."
-        )));
+    if let Some(message) = email_problem(email) {
+        problems.push(Message::at(Code::InvalidValue, "email", message));
     }
     let password_problem = |message: String| Message::at(Code::InvalidValue, "password", message);
     let lower = password.to_lowercase();
@@ -368,19 +391,34 @@ mod tests {
     }
 
     #[test]
-    fn new_account_emails_hold_no_nul() {
+    fn new_account_emails_are_addresses_basic_credentials_can_carry() {
         for (email, expected) in [
             ("", "needs an email"),
             ("me\0@example.com", "control characters"),
             ("me\n@example.com", "control characters"),
+            ("c:d@example.com", "may not contain `:`"),
+            ("bad email", "white space"),
+            ("me@example.com\u{a0}", "white space"),
+            ("not-an-email", "one `@`"),
+            ("@example.com", "one `@`"),
+            ("me@", "one `@`"),
+            ("me@you@example.com", "one `@`"),
         ] {
             let found = refusals(email, "a fine password");
             assert_eq!(found.len(), 1, "{email:?}: {found:?}");
             assert_eq!(found[0].0, "email");
             assert!(found[0].1.contains(expected), "{email:?}: {found:?}");
         }
-        let long = format!("{}@example.com", "a".repeat(250));
-        assert_eq!(refusals(&long, "a fine password").len(), 1);
+        let longest = format!("{}@example.com", "é".repeat(121));
+        assert_eq!(longest.len(), MAX_EMAIL_BYTES);
+        assert_eq!(refusals(&longest, "a fine password"), []);
+        let long = format!("{}@example.com", "é".repeat(122));
+        let found = refusals(&long, "a fine password");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].1.contains("254 bytes"), "{found:?}");
+        for fine in ["admin@localhost", "me+tag@example.co.uk", "é@exämple.com"] {
+            assert_eq!(refusals(fine, "a fine password"), [], "{fine}");
+        }
         let login = parse_login(b"{\"email\": \"a\\u0000@b\", \"password\": \"pw\"}");
         assert_eq!(
             login.err().map(|p| (p.code(), p.messages[0].path.clone())),

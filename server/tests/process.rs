@@ -347,3 +347,64 @@ fn an_in_memory_database_is_refused_clearly_leaving_no_file() {
         assert!(left.is_empty(), "{database}: {left:?}");
     }
 }
+
+#[test]
+fn account_create_refuses_an_email_basic_credentials_cannot_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    for (email, says) in [
+        ("c:d@example.com", "may not contain `:`"),
+        ("bad email", "white space"),
+        ("not-an-email", "one `@`"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["account", "create", "--email", email, "--password"])
+            .arg("a fine password")
+            .arg("--database")
+            .arg(&db)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{email} was accepted");
+        assert!(stderr.contains(says), "{email}: {stderr}");
+    }
+}
+
+#[test]
+fn the_first_start_refuses_an_admin_email_that_is_no_email() {
+    let dir = tempfile::tempdir().unwrap();
+    for (email, says) in [
+        ("not an email", "white space"),
+        ("c:d@example.com", "may not contain `:`"),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(dir.path().join("myna.db"))
+            .env("MYNA_ADMIN_EMAIL", email)
+            .env("MYNA_ADMIN_PASSWORD", "a fine password")
+            .env_remove("MYNA_CLIENT_IP_HEADER")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > PATIENCE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server started with the email {email:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{email}: {stderr}");
+        assert!(
+            stderr.contains("cannot create the first account") && stderr.contains(says),
+            "{email}: {stderr}"
+        );
+    }
+}

@@ -264,6 +264,9 @@ async fn new_accounts_follow_the_password_policy() {
         ("longer@example.com", "longer", "password"),
         ("new@example.com", "password123", "password"),
         ("new\u{0}@example.com", "a fine password", "email"),
+        ("c:d@example.com", "a fine password", "email"),
+        ("bad email", "a fine password", "email"),
+        ("no-at-sign", "a fine password", "email"),
     ] {
         let refused =
             myna_server::accounts::create_account(storage, &passwords, email, password, START_MS)
