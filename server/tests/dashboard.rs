@@ -1844,3 +1844,207 @@ async fn the_signin_form_is_read_only_up_to_16_kib() {
     let signed = d.sign_in_as(EMAIL, PASSWORD, &[]).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
 }
+
+impl Dash {
+    /// A published experiment with `settings`, its variants' ids and their
+    /// (views, rewards) recorded through the API.
+    async fn counted(&self, name: &str, settings: Value, counts: &[(&str, usize, usize)]) -> Uuid {
+        let variants: serde_json::Map<String, Value> = counts
+            .iter()
+            .map(|(id, _, _)| ((*id).to_owned(), json!({})))
+            .collect();
+        let body = json!({"name": name, "visibility": "published",
+                          "settings": settings, "variants": variants});
+        let (status, form) = self.api(Method::POST, "/v2/experiment", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{form}");
+        let uuid = form["uuid"]
+            .as_str()
+            .and_then(|u| Uuid::parse_str(u).ok())
+            .expect("a uuid");
+        for &(variant, views, rewards) in counts {
+            let mut events = vec![json!({"typename": "view", "variant": variant}); views];
+            events.extend(vec![
+                json!({"typename": "reward", "variant": variant});
+                rewards
+            ]);
+            let record = format!("/v2/experiment/{uuid}/record");
+            // At most 1,000 events a batch.
+            for batch in events.chunks(1_000) {
+                let body = json!({ "events": batch });
+                let (status, form) = self.api(Method::POST, &record, Some(body)).await;
+                assert_eq!(status, StatusCode::OK, "{form}");
+            }
+        }
+        uuid
+    }
+}
+
+/// The results table's row of variant `id`.
+fn row<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<tr data-variant=\"{id}\">"))
+        .expect("the row");
+    let row = &html[start..];
+    &row[..row.find("</tr>").expect("the row's end")]
+}
+
+/// The results table's note on what the weight is.
+fn weight_note(html: &str) -> String {
+    let results = between(html, "id=\"results\"", "</section>").expect("the results");
+    between(&results, "<p class=\"hint\">", "</p>").expect("the note")
+}
+
+#[tokio::test]
+async fn in_decide_mode_the_page_says_the_weight_is_top_two_sampling_not_the_probability_best() {
+    let d = Dash::new().await;
+    let counts = [("a", 300, 10), ("b", 300, 60), ("c", 300, 40)];
+    let decide = d
+        .counted("Decide", json!({"myna.weights.mode": "decide"}), &counts)
+        .await;
+    let thompson = d.counted("Thompson", json!({}), &counts).await;
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, &format!("/experiments/{decide}")).await;
+    let note = weight_note(&page.text);
+    assert!(
+        note.contains(
+            "top-two sampling, which splits traffic between the leader and its closest challenger"
+        ),
+        "{note}"
+    );
+    assert!(note.contains("not the probability of being best"), "{note}");
+    assert!(!note.contains("the probability it is best"), "{note}");
+    assert!(note.contains("floor of 0.001 per variant"), "{note}");
+    // Both shown side by side: the probability of being best has its own
+    // column, the API's numbers by the one formatter (b 0.9856: 98 %).
+    let (_, decision) = d
+        .api(
+            Method::GET,
+            &format!("/v2/experiment/{decide}/decision"),
+            None,
+        )
+        .await;
+    let b = decision["variants"]["b"]["probabilityBest"]
+        .as_f64()
+        .expect("b's");
+    assert!((0.98..0.99).contains(&b), "{decision}");
+    assert!(
+        row(&page.text, "b").contains(&format!("class=\"num best\" data-value=\"{b}\">98\u{a0}%<")),
+        "{}",
+        row(&page.text, "b")
+    );
+    // Thompson sampling: the weight is the probability of being best, floored.
+    let page = d.page(&browser, &format!("/experiments/{thompson}")).await;
+    let note = weight_note(&page.text);
+    assert!(
+        note.contains(
+            "the probability it is best, with a floor of 0.001 per variant so that every variant keeps being tried \
+             (weight = 0.001 + (1 − 3 × 0.001) × probability best)"
+        ),
+        "{note}"
+    );
+    assert!(!note.contains("top-two"), "{note}");
+}
+
+/// The `x` and `width` of a row's credible-interval bar, in the bar's
+/// 100-unit view box.
+fn interval_rect(row: &str) -> (f64, f64) {
+    let cell = between(row, "class=\"interval\"", "</td>").expect("the interval cell");
+    let rect = cell.split("<rect").nth(2).expect("the interval's rect");
+    let number = |name: &str| {
+        between(rect, &format!("{name}=\""), "\"")
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("a number")
+    };
+    (number("x"), number("width"))
+}
+
+#[tokio::test]
+async fn credible_interval_bars_use_the_experiments_own_scale_so_different_intervals_look_different()
+ {
+    let d = Dash::new().await;
+    // About 3.3–4.8 % and 5.5–7.4 %: 1.5 px wide on a 0–100 % scale.
+    let uuid = d
+        .counted(
+            "Intervals",
+            json!({}),
+            &[("low", 2_000, 81), ("high", 2_000, 128)],
+        )
+        .await;
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    let scale = between(&page.text, "id=\"interval-scale\"", "</span>").expect("the scale");
+    assert!(scale.contains("(bars from 0 to 10%)"), "{scale}");
+    let (low_x, low_width) = interval_rect(row(&page.text, "low"));
+    let (high_x, high_width) = interval_rect(row(&page.text, "high"));
+    assert!(
+        low_width >= 10.0 && high_width >= 10.0,
+        "{low_width} {high_width}"
+    );
+    // Not overlapping: the low one ends before the high one starts.
+    assert!(
+        low_x + low_width < high_x,
+        "{low_x}+{low_width} vs {high_x}"
+    );
+}
+
+#[tokio::test]
+async fn the_list_and_the_page_show_probability_best_by_one_rule_never_100_percent() {
+    let d = Dash::new().await;
+    let uuid = d
+        .counted(
+            "Clear",
+            json!({"myna.decision.minViews": 100}),
+            &[("a", 300, 20), ("b", 300, 48)],
+        )
+        .await;
+    let (_, decision) = d
+        .api(
+            Method::GET,
+            &format!("/v2/experiment/{uuid}/decision"),
+            None,
+        )
+        .await;
+    let b = decision["variants"]["b"]["probabilityBest"]
+        .as_f64()
+        .expect("b's");
+    assert!(b > 0.999 && b < 1.0, "{decision}");
+    let browser = d.sign_in().await;
+    let list = d.page(&browser, "/").await;
+    let listed = between(&list.text, &format!("data-uuid=\"{uuid}\""), "</tr>").expect("the row");
+    assert!(
+        listed.contains("more than 99.9\u{a0}% likely best"),
+        "{listed}"
+    );
+    assert!(!listed.contains("100.00"), "{listed}");
+    let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    assert!(
+        row(&page.text, "b").contains(">more than 99.9\u{a0}%<"),
+        "{}",
+        row(&page.text, "b")
+    );
+    assert!(page.text.contains("with more than 99.9 % probability"));
+}
+
+#[tokio::test]
+async fn table_swatches_differ_where_the_chart_lines_do() {
+    let d = Dash::new().await;
+    let ids: Vec<String> = (0..8).map(|i| format!("v{i}")).collect();
+    let counts: Vec<(&str, usize, usize)> = ids.iter().map(|id| (id.as_str(), 2, 1)).collect();
+    let uuid = d.counted("Many", json!({}), &counts).await;
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
+    let swatch = |id: &str| {
+        let cell = between(row(&page.text, id), "<th", "</th>").expect("the name cell");
+        between(&cell, "<svg class=\"swatch\"", "</svg>").expect("a drawn swatch")
+    };
+    // v0 and v7 share a colour: the dash tells them apart, as in the charts.
+    let (first, eighth) = (swatch("v0"), swatch("v7"));
+    assert!(first.contains("stroke=\"#0072b2\"") && eighth.contains("stroke=\"#0072b2\""));
+    assert!(!first.contains("stroke-dasharray"), "{first}");
+    assert!(eighth.contains("stroke-dasharray=\"6 3\""), "{eighth}");
+    let legend = between(&page.text, "<ul class=\"legend\">", "</ul>").expect("a legend");
+    assert!(
+        legend.contains(&eighth),
+        "the chart's legend draws v7 the same way"
+    );
+}

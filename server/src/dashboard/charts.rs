@@ -253,10 +253,21 @@ fn y_ticks(y_max: f64) -> Vec<(f64, String)> {
 
 /// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`,
 /// `0.025%`): three at most, which every tick of a [`nice_max`] axis needs.
-fn axis_percent(v: f64) -> String {
+pub fn axis_percent(v: f64) -> String {
     let text = format!("{:.3}", v * 100.0);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
+}
+
+/// The small line that stands for the variant at `index`: its colour and
+/// its dash, as its lines in the charts (the legend's, the results table's).
+pub fn swatch(index: usize) -> Markup {
+    html! {
+        svg class="swatch" width="28" height="10" aria-hidden="true" focusable="false" data-i=(index) {
+            line x1="1" y1="5" x2="27" y2="5" stroke=(color(index)) stroke-width="3"
+                stroke-dasharray=[dash_array(index)] {}
+        }
+    }
 }
 
 /// The legend of a chart: a swatch and the name of each line.
@@ -265,10 +276,7 @@ pub fn legend(lines: &[Line<'_>]) -> Markup {
         ul class="legend" {
             @for line in lines {
                 li {
-                    svg width="28" height="10" aria-hidden="true" focusable="false" {
-                        line x1="1" y1="5" x2="27" y2="5" stroke=(color(line.index)) stroke-width="3"
-                            stroke-dasharray=[dash_array(line.index)] {}
-                    }
+                    (swatch(line.index))
                     (line.label)
                 }
             }
@@ -332,6 +340,21 @@ mod tests {
             .collect();
         assert_eq!(styles.len(), 28);
         assert!((1..100).all(|i| (color(i), dash(i)) != (color(i - 1), dash(i - 1))));
+    }
+
+    #[test]
+    fn swatches_of_variants_a_colour_round_apart_differ() {
+        // 0, 7, 14, 21: one colour, four dashes, as the chart lines.
+        let drawn: std::collections::HashSet<String> = [0, 7, 14, 21]
+            .map(|i| {
+                swatch(i)
+                    .into_string()
+                    .replace(&format!("data-i=\"{i}\""), "")
+            })
+            .into_iter()
+            .collect();
+        assert_eq!(drawn.len(), 4, "{drawn:?}");
+        assert!(swatch(7).into_string().contains("stroke-dasharray=\"6 3\""));
     }
 
     #[test]

@@ -83,6 +83,13 @@ pub fn percent(rate: f64) -> String {
     format!("{:.2}\u{a0}%", rate * 100.0)
 }
 
+/// A probability of being best, as every dashboard page shows it: core's
+/// rule for the decision's sentences (rounded down, never `100 %`):
+/// `97 %`, `99.7 %`, `more than 99.9 %`.
+pub fn probability(p: f64) -> String {
+    format!("{}\u{a0}%", myna_core::decision::probability_percent(p))
+}
+
 /// A time (epoch milliseconds) as `2026-11-26 15:00 UTC`.
 pub fn time(ms: i64) -> String {
     let iso = myna_core::timestamp::format_iso(ms);
@@ -116,6 +123,11 @@ mod tests {
         assert_eq!(reward(1.0004), "1");
         assert_eq!(reward(100.0002), "100");
         assert_eq!(percent(0.125), "12.50\u{a0}%");
+        // Probabilities: rounded down, never to 100 % nor up to 99.7 %.
+        assert_eq!(probability(0.99999), "more than 99.9\u{a0}%");
+        assert_eq!(probability(0.996_999), "99.6\u{a0}%");
+        assert_eq!(probability(0.997_06), "99.7\u{a0}%");
+        assert_eq!(probability(0.4995), "49\u{a0}%");
         assert_eq!(time(1_795_708_773_232), "2026-11-26 15:59 UTC");
     }
 }

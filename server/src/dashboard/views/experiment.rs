@@ -5,7 +5,7 @@ use maud::{Markup, html};
 use myna_core::decision::{Decision, Status, Verdict};
 use myna_core::deployment::css_class;
 use myna_core::stats::{conversion_rate, credible_interval};
-use myna_core::weights::WeightsConfig;
+use myna_core::weights::{WeightsConfig, WeightsMode};
 use myna_core::{Experiment, Problem, Visibility};
 
 use super::edit::edit_form;
@@ -13,7 +13,7 @@ use super::{Nav, page, visibility_badge};
 use crate::cache::Snapshot;
 use crate::dashboard::charts::{self, Line};
 use crate::dashboard::experiments::forms::EditForm;
-use crate::dashboard::html::{self, count, percent};
+use crate::dashboard::html::{self, count, percent, probability};
 use crate::storage::{ApiKey, HourTotals};
 
 /// What an experiment's page shows besides the experiment.
@@ -56,7 +56,7 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
             a href="#edit" { "Edit" }
             a href="#danger" { "Reset or delete" }
         }
-        (results(snapshot))
+        (results(snapshot, extras.decision.ok()))
         @match extras.hourly {
             Ok(hourly) => (history(e, hourly)),
             Err(()) => section id="charts" {
@@ -122,15 +122,28 @@ fn verdict(decision: Result<&Decision, ()>) -> Markup {
     }
 }
 
-fn results(snapshot: &Snapshot) -> Markup {
+fn results(snapshot: &Snapshot, decision: Option<&Decision>) -> Markup {
     let e = &snapshot.experiment;
+    let intervals: Vec<(f64, f64)> = e
+        .variants
+        .iter()
+        .map(|v| credible_interval(v.views, v.total_reward))
+        .collect();
+    // The bars' scale: 0 to the largest upper bound, rounded up.
+    let scale = charts::nice_max(intervals.iter().map(|i| i.1).fold(0.0, f64::max));
+    let probability_best = |id: &str| {
+        decision
+            .and_then(|d| d.variants.iter().find(|n| n.id == id))
+            .map(|n| n.probability_best)
+    };
     html! {
         section id="results" {
             h2 { "Results" }
             div class="table-wrap" {
                 table class="results" id="variants" {
                     caption class="sr-only" {
-                        "Per variant: views, reward, conversion rate with its 95 % credible interval, and the weight pages are served now"
+                        "Per variant: views, reward, conversion rate with its 95 % credible interval, "
+                        "its probability of being best, and the weight pages are served now"
                     }
                     thead {
                         tr {
@@ -138,7 +151,13 @@ fn results(snapshot: &Snapshot) -> Markup {
                             th scope="col" class="num" { "Views" }
                             th scope="col" class="num" { "Total reward" }
                             th scope="col" class="num" { "Conversion rate" }
-                            th scope="col" { "95 % credible interval" }
+                            th scope="col" {
+                                "95 % credible interval "
+                                span class="muted small" id="interval-scale" data-scale=(scale) {
+                                    "(bars from 0 to " (charts::axis_percent(scale)) ")"
+                                }
+                            }
+                            th scope="col" class="num" { "Probability best" }
                             th scope="col" class="num" { "Weight now" }
                         }
                     }
@@ -146,10 +165,11 @@ fn results(snapshot: &Snapshot) -> Markup {
                         @for (i, v) in e.variants.iter().enumerate() {
                             @let weight = snapshot.weights.get(i).copied().unwrap_or(0.0);
                             @let rate = conversion_rate(v.views, v.total_reward);
-                            @let (low, high) = credible_interval(v.views, v.total_reward);
+                            @let (low, high) = intervals[i];
+                            @let best = probability_best(&v.id);
                             tr data-variant=(v.id) {
                                 th scope="row" data-label="Variant" {
-                                    span class="swatch" data-i=(i % charts::COLORS.len()) aria-hidden="true" {}
+                                    (charts::swatch(i))
                                     bdi { (v.name) } " "
                                     @if v.id != v.name {
                                         span class="muted mono small" { bdi { (v.id) } }
@@ -163,7 +183,10 @@ fn results(snapshot: &Snapshot) -> Markup {
                                     (rate.map_or("—".to_owned(), percent))
                                 }
                                 td data-label="95 % credible interval" class="interval" data-low=(low) data-high=(high) {
-                                    (interval_bar(low, high, rate))
+                                    (interval_bar(low, high, rate, scale))
+                                }
+                                td data-label="Probability best" class="num best" data-value=(best.map_or(String::new(), |p| p.to_string())) {
+                                    (best.map_or("—".to_owned(), probability))
                                 }
                                 td data-label="Weight now" class="num weight" data-value=(weight) {
                                     (weight_bar(weight, i)) " " (format!("{weight:.4}"))
@@ -175,16 +198,40 @@ fn results(snapshot: &Snapshot) -> Markup {
             }
             p class="hint" {
                 "The credible interval is where the conversion rate lies with 95 % probability "
-                "(Beta posterior, equal tails). The weight is the share of visitors the SDK shows the variant next: "
-                "the probability it is best, with a small floor so that every variant keeps being tried."
+                "(Beta posterior, equal tails). "
+                (weight_note(e))
             }
         }
     }
 }
 
-/// An interval's text with a small SVG drawing of it on [0, 100 %].
-fn interval_bar(low: f64, high: f64, rate: Option<f64>) -> Markup {
-    let x = |v: f64| 2.0 + 96.0 * v.clamp(0.0, 1.0);
+/// What the weight column is, for this experiment's weights mode (and its
+/// exploration floor, core's default).
+fn weight_note(e: &Experiment) -> String {
+    let floor = WeightsConfig::default().exploration_floor;
+    let k = e.variants.len();
+    let formula = |share: &str| format!("weight = {floor} + (1 − {k} × {floor}) × {share}");
+    match WeightsMode::from_settings(&e.settings).0 {
+        WeightsMode::Conversions => format!(
+            "The weight is the share of visitors the SDK shows the variant next (traffic: most conversions): \
+             the probability it is best, with a floor of {floor} per variant so that every variant keeps \
+             being tried ({}).",
+            formula("probability best")
+        ),
+        WeightsMode::Decide => format!(
+            "The weight is the share of visitors the SDK shows the variant next (traffic: a decision sooner): \
+             top-two sampling, which splits traffic between the leader and its closest challenger to decide \
+             faster, so it is not the probability of being best (two variants get an even split whatever \
+             the counts); a floor of {floor} per variant keeps every variant tried ({}).",
+            formula("top-two share")
+        ),
+    }
+}
+
+/// An interval's text with a small SVG drawing of it on `[0, scale]` (the
+/// results table's scale, shared by every variant).
+fn interval_bar(low: f64, high: f64, rate: Option<f64>, scale: f64) -> Markup {
+    let x = |v: f64| 2.0 + 96.0 * (v / scale).clamp(0.0, 1.0);
     html! {
         span class="interval-text" { (percent(low)) " – " (percent(high)) }
         " "

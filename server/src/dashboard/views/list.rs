@@ -8,7 +8,7 @@ use myna_core::wire::url_encode;
 use myna_core::{Experiment, Problem, Visibility};
 
 use super::{Nav, page, problem_box, visibility_badge};
-use crate::dashboard::html::{count, percent};
+use crate::dashboard::html::{count, probability};
 
 /// Experiments a list page shows.
 pub const PAGE_SIZE: usize = 50;
@@ -178,7 +178,7 @@ fn list_table(found: &[&Experiment]) -> Markup {
                             td data-label="Views" class="num" data-value=(views) { (count(views)) }
                             td data-label="Best variant" {
                                 @match best_variant(e, &outcome) {
-                                    Some((name, p)) => span { bdi { (name) } " " span class="muted" { "(" (percent(p)) " likely best)" } },
+                                    Some((name, p)) => span { bdi { (name) } " " span class="muted" { "(" (probability(p)) " likely best)" } },
                                     None if e.variants.len() == 1 => span class="muted" { "one variant: nothing to compare" },
                                     None => span class="muted" { "no data yet" },
                                 }
