@@ -231,35 +231,54 @@ pub fn parse_login(body: &[u8]) -> Result<Login, Problem> {
     }
 }
 
+/// The fields an API key create body reads.
+const API_KEY_FIELDS: &[&str] = &["name"];
+
 /// Parses an API key create body: empty, or `{ "name": "…" }` (optional, at
-/// most 256 characters, no U+0000). Answers the name.
+/// most 256 characters, no U+0000; no other field). Answers the name.
 pub fn parse_api_key_create(body: &[u8]) -> Result<Option<String>, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     let root = object(body)?;
-    match root.get("name") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.contains('\0') => Err(Problem::at(
-            Code::InvalidValue,
-            "name",
-            "A name may not contain U+0000 (NUL).",
-        )),
+    let mut problems = Vec::new();
+    crate::json::unknown_fields(root.keys(), "", API_KEY_FIELDS, "an API key", &mut problems);
+    let name = match root.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.contains('\0') => {
+            problems.push(Message::at(
+                Code::InvalidValue,
+                "name",
+                "A name may not contain U+0000 (NUL).",
+            ));
+            None
+        }
         Some(Value::String(s))
             if !crate::limits::is_blank(s) && s.chars().count() <= MAX_NAME_CHARS =>
         {
-            Ok(Some(s.clone()))
+            Some(s.clone())
         }
-        Some(Value::String(_)) => Err(Problem::at(
-            Code::InvalidValue,
-            "name",
-            format!("A name must be 1 to {MAX_NAME_CHARS} characters, not blank."),
-        )),
-        Some(_) => Err(Problem::at(
-            Code::InvalidType,
-            "name",
-            "A name must be a string.",
-        )),
+        Some(Value::String(_)) => {
+            problems.push(Message::at(
+                Code::InvalidValue,
+                "name",
+                format!("A name must be 1 to {MAX_NAME_CHARS} characters, not blank."),
+            ));
+            None
+        }
+        Some(_) => {
+            problems.push(Message::at(
+                Code::InvalidType,
+                "name",
+                "A name must be a string.",
+            ));
+            None
+        }
+    };
+    if problems.is_empty() {
+        Ok(name)
+    } else {
+        Err(Problem::many(problems))
     }
 }
 

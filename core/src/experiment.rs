@@ -83,7 +83,7 @@ fn done<T>(value: T, problems: Vec<Message>) -> Result<T, Problem> {
 pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
     let root = parse_object(body)?;
     let mut problems = Vec::new();
-    unknown_fields(root.keys(), "", CREATE_FIELDS, "a create", &mut problems);
+    crate::json::unknown_fields(root.keys(), "", CREATE_FIELDS, "a create", &mut problems);
     let uuid = match root.get("uuid") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Uuid::parse_str(s).ok().or_else(|| {
@@ -230,7 +230,7 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
         ));
     }
     let others = root.keys().filter(|k| *k != "variants");
-    unknown_fields(others, "", UPDATE_FIELDS, "an update", &mut problems);
+    crate::json::unknown_fields(others, "", UPDATE_FIELDS, "an update", &mut problems);
     let mut next = experiment.clone();
     if let Some(value) = root.get("id").filter(|v| !v.is_null())
         && let Some(id) = id::parse_id(value, "id", &mut problems)
@@ -332,36 +332,6 @@ const UPDATE_FIELDS: &[&str] = &[
 /// The fields a variant of a create or update reads (`id`: the array form's).
 const VARIANT_FIELDS: &[&str] = &["id", "name", "settings", "settingsUpdates"];
 
-/// Refuses the `fields` of an object (at `base`) that `what` does not read,
-/// `typename` aside: a misspelt field (`varaints`, `settingUpdates`) would
-/// otherwise be a silent no-op, and a read form's counts (`views`,
-/// `weight`) are the server's, not something a body can set.
-fn unknown_fields<'a>(
-    fields: impl Iterator<Item = &'a String>,
-    base: &str,
-    known: &[&str],
-    what: &str,
-    problems: &mut Vec<Message>,
-) {
-    for field in fields {
-        if field == "typename" || known.contains(&field.as_str()) {
-            continue;
-        }
-        let mut path = base.to_owned();
-        crate::json::push_key(&mut path, field);
-        let fields = known
-            .iter()
-            .map(|f| format!("`{f}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        problems.push(Message::at(
-            Code::InvalidValue,
-            path,
-            format!("`{field}` is not a field of {what}, which takes {fields}."),
-        ));
-    }
-}
-
 /// A published experiment with no variant: pages would have nothing to
 /// choose (its weights could not sum to 1).
 fn no_variants_published(path: &str) -> Message {
@@ -388,7 +358,7 @@ fn apply_variant_spec(
         ));
         return false;
     };
-    unknown_fields(spec.keys(), path, VARIANT_FIELDS, "a variant", problems);
+    crate::json::unknown_fields(spec.keys(), path, VARIANT_FIELDS, "a variant", problems);
     if spec
         .get("id")
         .is_some_and(|id| id.as_str() != Some(variant.id.as_str()))

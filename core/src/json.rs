@@ -234,6 +234,37 @@ fn offset(body: &[u8], error: &serde_json::Error) -> usize {
     line_start + error.column().saturating_sub(1)
 }
 
+/// Refuses the `fields` of an object (at `base`) that `what` does not read,
+/// `typename` aside (any body may carry it), each an `invalid-value` at its
+/// path: a misspelt field (`varaints`, `nmae`) would otherwise be a silent
+/// no-op, and a read form's counts (`views`, `weight`) are the server's,
+/// not something a body can set.
+pub fn unknown_fields<'a>(
+    fields: impl Iterator<Item = &'a String>,
+    base: &str,
+    known: &[&str],
+    what: &str,
+    problems: &mut Vec<Message>,
+) {
+    for field in fields {
+        if field == "typename" || known.contains(&field.as_str()) {
+            continue;
+        }
+        let mut path = base.to_owned();
+        push_key(&mut path, field);
+        let fields = known
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        problems.push(Message::at(
+            Code::InvalidValue,
+            path,
+            format!("`{field}` is not a field of {what}, which takes {fields}."),
+        ));
+    }
+}
+
 /// Appends `key` to a problem path as the other problems write keys:
 /// `.a` (none at the start) where it is a plain name, `["a.b"]`
 /// (JSON-quoted) where it is anything else, so a path names one place.

@@ -24,8 +24,11 @@ use crate::timestamp::format_iso;
 /// The header a delivery is signed in: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "Myna-Signature";
 
-/// Parses a webhook create body `{ "url": "https://…" }`; answers the URL,
-/// checked by [`check_url`].
+/// The fields a webhook create body reads.
+const WEBHOOK_FIELDS: &[&str] = &["url"];
+
+/// Parses a webhook create body `{ "url": "https://…" }` (no other field);
+/// answers the URL, checked by [`check_url`].
 pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
@@ -39,21 +42,28 @@ pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
             ));
         }
     };
-    match root.get("url") {
+    let mut problems = Vec::new();
+    crate::json::unknown_fields(root.keys(), "", WEBHOOK_FIELDS, "a webhook", &mut problems);
+    let url = match root.get("url") {
         None | Some(Value::Null) => Err(Problem::at(
             Code::MissingField,
             "url",
             "`url` is required: the address deliveries are posted to.",
         )),
-        Some(Value::String(url)) => {
-            check_url(url)?;
-            Ok(url.clone())
-        }
+        Some(Value::String(url)) => check_url(url).map(|()| url.clone()),
         Some(_) => Err(Problem::at(
             Code::InvalidType,
             "url",
             "`url` must be a string.",
         )),
+    };
+    match url {
+        Ok(url) if problems.is_empty() => Ok(url),
+        Ok(_) => Err(Problem::many(problems)),
+        Err(refused) => {
+            problems.extend(refused.messages);
+            Err(Problem::many(problems))
+        }
     }
 }
 

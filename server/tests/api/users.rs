@@ -299,3 +299,45 @@ async fn new_accounts_follow_the_password_policy() {
     .await;
     assert!(created.is_ok(), "{created:?}");
 }
+
+#[tokio::test]
+async fn an_unknown_field_of_an_api_key_body_is_a_400_at_its_path_and_creates_nothing() {
+    let h = Harness::new().await;
+    let before = h.get("/v2/apikey", Who::Owner).await.json()["results"].clone();
+    let misspelt = h.post("/v2/apikey", Who::Owner, json!({"nmae": "x"})).await;
+    assert_eq!(
+        misspelt.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        misspelt.text
+    );
+    let problem = misspelt.json();
+    assert_eq!(problem["messages"][0]["typename"], "invalid-value");
+    assert_eq!(problem["messages"][0]["path"], "nmae");
+    assert!(
+        problem["messages"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`name`")),
+        "{problem}"
+    );
+    let quoted = h
+        .post("/v2/apikey", Who::Owner, json!({"a.b": 1, "name": 2}))
+        .await;
+    let paths: Vec<_> = quoted.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].clone())
+        .collect();
+    assert_eq!(paths, [json!("[\"a.b\"]"), json!("name")], "every problem");
+    let after = h.get("/v2/apikey", Who::Owner).await.json()["results"].clone();
+    assert_eq!(after, before);
+    let typed = h
+        .post(
+            "/v2/apikey",
+            Who::Owner,
+            json!({"typename": "apikey", "name": "x"}),
+        )
+        .await;
+    assert_eq!(typed.status, StatusCode::OK, "{}", typed.text);
+}

@@ -516,3 +516,36 @@ async fn a_receiver_that_never_answers_does_not_hold_up_recording() {
     assert_eq!(receiver.received().len(), 1);
     sending.abort();
 }
+
+#[tokio::test]
+async fn an_unknown_field_of_a_webhook_body_is_a_400_at_its_path_and_creates_nothing() {
+    let h = Harness::new().await;
+    let misspelt = h
+        .post(
+            "/v2/webhook",
+            Who::Owner,
+            json!({"url": "https://example.com/hook", "evnets": ["x"]}),
+        )
+        .await;
+    assert_eq!(
+        misspelt.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        misspelt.text
+    );
+    let problem = misspelt.json();
+    assert_eq!(problem["messages"][0]["typename"], "invalid-value");
+    assert_eq!(problem["messages"][0]["path"], "evnets");
+    assert_eq!(
+        h.get("/v2/webhook", Who::Owner).await.json()["results"],
+        json!([])
+    );
+    let typed = h
+        .post(
+            "/v2/webhook",
+            Who::Owner,
+            json!({"typename": "webhook", "url": "https://example.com/hook"}),
+        )
+        .await;
+    assert_eq!(typed.status, StatusCode::OK, "{}", typed.text);
+}
