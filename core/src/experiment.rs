@@ -144,7 +144,7 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
     let count = match root.get("variants") {
         // A null variant deletes one: at a create, there is none to delete.
         Some(Value::Object(map)) => map.values().filter(|v| !v.is_null()).count(),
-        Some(Value::Array(items)) => items.len(),
+        Some(Value::Array(items)) => items.iter().filter(|v| !v.is_null()).count(),
         _ => 0,
     };
     if count > MAX_VARIANTS {
@@ -165,8 +165,18 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
             }
         }
         Some(Value::Array(items)) => {
-            for (i, spec) in items.iter().enumerate() {
+            // The legacy array form: each variant an object with its `id`; a
+            // null is no variant, as in the object form.
+            for (i, spec) in items.iter().enumerate().filter(|(_, spec)| !spec.is_null()) {
                 let path = format!("variants[{i}]");
+                if !spec.is_object() {
+                    problems.push(Message::at(
+                        Code::InvalidType,
+                        path,
+                        "A variant must be an object with its `id` (or null for none).",
+                    ));
+                    continue;
+                }
                 match spec.get("id") {
                     Some(Value::String(id)) => {
                         if check_variant_id(id, &format!("{path}.id"), &mut problems) {

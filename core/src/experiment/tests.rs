@@ -514,3 +514,31 @@ fn a_variant_id_is_its_key_and_a_null_variant_at_create_is_none() {
         vec![(Code::InvalidValue, r#"variantUpdates["a"].id"#.to_owned())]
     );
 }
+
+#[test]
+fn a_variants_array_element_that_is_no_object_is_invalid_type_and_null_is_none() {
+    let problem = created(json!({"name": "u", "variants": [1, "x", null, [], {"name": "n"}]}))
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(
+        paths(problem),
+        vec![
+            (Code::InvalidType, "variants[0]".to_owned()),
+            (Code::InvalidType, "variants[1]".to_owned()),
+            (Code::InvalidType, "variants[3]".to_owned()),
+            (Code::MissingField, "variants[4].id".to_owned()),
+        ]
+    );
+    let new = created(json!({"name": "u", "variants": [null, {"id": "a"}]}))
+        .unwrap_or_else(|p| panic!("{p}"));
+    let ids: Vec<&str> = new.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["a"], "null: nothing to create");
+    let problem = created(json!({"name": "u", "visibility": "published", "variants": [null]}))
+        .err()
+        .unwrap_or_else(Problem::internal);
+    assert_eq!(
+        paths(problem),
+        vec![(Code::InvalidValue, "variants".to_owned())],
+        "a published experiment needs a variant; null is none"
+    );
+}

@@ -426,3 +426,34 @@ async fn a_uuid_another_account_has_is_yours_to_use_and_reveals_nothing() {
         (Some("Theirs"), Some(0))
     );
 }
+
+#[tokio::test]
+async fn a_variants_array_element_that_is_no_object_is_an_invalid_type_at_it() {
+    let h = Harness::new().await;
+    let answer = h
+        .post(
+            "/v2/experiment",
+            Who::Owner,
+            json!({"name": "junk", "variants": [1, "x", null, {"id": "a"}]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    let found: Vec<(String, String)> = answer.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["typename"].as_str().unwrap().to_owned(),
+                m["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("invalid-type".to_owned(), "variants[0]".to_owned()),
+            ("invalid-type".to_owned(), "variants[1]".to_owned()),
+        ]
+    );
+}
