@@ -61,6 +61,7 @@ impl<'a> FromRequest<'a> for Caller {
             Some(_) => Some(""),
             None => params.get("apikey"),
         };
+        let mut basic_ignored = false;
         let credentials = match auth::credentials(request, apikey) {
             // A browser attaches the Basic credentials it knows for this
             // origin to any page's `<script>` or `<img>`, whichever site the
@@ -68,16 +69,34 @@ impl<'a> FromRequest<'a> for Caller {
             // page would read the owner's drafts and counts), nor does a GET
             // that records (it would count events in them), only by API key.
             Credentials::Basic { .. } if matches!(format, Format::Jsonp(_)) || records(request) => {
+                basic_ignored = true;
                 auth::apikey_parameter(apikey)
             }
             credentials => credentials,
         };
+        // The general advice (Basic among the credentials) would be wrong here.
+        let basic_only = basic_ignored && matches!(credentials, Credentials::Missing);
         let checker = state.checker(request);
-        checker
-            .authenticate(credentials)
-            .await
-            .map_err(|problem| Refusal::new(format, problem, checker.now_ms).into())
+        checker.authenticate(credentials).await.map_err(|problem| {
+            let problem = if basic_only {
+                basic_not_accepted()
+            } else {
+                problem
+            };
+            Refusal::new(format, problem, checker.now_ms).into()
+        })
     }
+}
+
+/// The 401 of a JSONP call or a record GET that came with Basic credentials
+/// only: they are not read there, so it says what is.
+fn basic_not_accepted() -> Problem {
+    Problem::new(
+        Code::Authentication,
+        "This call takes an API key (the `apikey` parameter or `Authorization: ApiKey …`) \
+         or a Bearer token. Basic credentials are not accepted on a JSONP call or a record \
+         GET: a browser sends them with any page's script or image, whichever site it is on.",
+    )
 }
 
 /// Whether `request` is a GET that records events (`…/record`).

@@ -350,6 +350,7 @@ async fn jsonp_calls_ignore_basic_credentials() {
         assert_eq!(answer.status, StatusCode::OK, "{uri}");
         let problem = inner(&answer.text);
         assert_eq!(problem["status"], 401, "{uri}: {}", answer.text);
+        says_basic_is_not_accepted(&problem["messages"][0]["message"]);
         assert!(!answer.text.contains(&draft.to_string()), "{}", answer.text);
     }
     // With the API key (the JSONP way) the published one is read; Basic
@@ -372,10 +373,31 @@ async fn jsonp_calls_ignore_basic_credentials() {
     let img = format!("/v2/experiment/{draft}/record?typename=view&variant=a");
     let answer = h.get(&img, Who::OwnerBasic).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
+    says_basic_is_not_accepted(&answer.json()["messages"][0]["message"]);
+    let nothing = h.get(&img, Who::Nobody).await;
+    assert_eq!(nothing.status, StatusCode::UNAUTHORIZED, "{}", nothing.text);
+    assert!(
+        nothing.text.contains("Basic or Bearer"),
+        "without credentials, the general advice: {}",
+        nothing.text
+    );
     for uuid in [draft, published] {
         let views = h.complete(uuid).await["variants"]["a"]["views"].clone();
         assert_eq!(views, 0, "the refused records counted nothing");
     }
+}
+
+/// The 401 of a call that ignored Basic credentials names what it takes
+/// instead, and not Basic.
+fn says_basic_is_not_accepted(message: &Value) {
+    let message = message.as_str().unwrap_or_default();
+    assert!(
+        message.contains("API key")
+            && message.contains("Bearer")
+            && message.contains("Basic credentials are not accepted")
+            && !message.contains("Basic or Bearer"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
