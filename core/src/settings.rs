@@ -135,14 +135,17 @@ fn parse_bracket(chars: &[char], open: usize) -> Result<(Segment, usize), String
     }
 }
 
-/// The path of a key inside an object field, as problems name it: `settingsUpdates["a.b"]`.
+/// The path of a key inside an object field, as every problem names it
+/// ([`crate::json::push_key`]): `variants.a`, `settingsUpdates["a.b"]`.
 pub fn key_path(base: &str, key: &str) -> String {
-    let quoted = serde_json::to_string(key).unwrap_or_default();
-    format!("{base}[{quoted}]")
+    let mut path = base.to_owned();
+    crate::json::push_key(&mut path, key);
+    path
 }
 
 /// The path of a place inside the value at `base`, as problems name it:
-/// keys quoted, indexes bare (`settings["a"][0]["b.c"]`).
+/// a plain name after a dot, any other key quoted, indexes bare
+/// (`settings.a[0]["b.c"]`), itself a settings path.
 pub fn join_path(base: &str, segments: &[Segment]) -> String {
     let mut out = base.to_owned();
     for segment in segments {

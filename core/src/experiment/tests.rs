@@ -46,8 +46,8 @@ fn create_lists_every_problem() {
             (Code::InvalidValue, "visibility".to_owned()),
             (Code::InvalidType, "settings".to_owned()),
             (Code::InvalidValue, r#"variants[""]"#.to_owned()),
-            (Code::InvalidValue, format!(r#"variants["{long}"]"#)),
-            (Code::InvalidType, r#"variants["ok"].name"#.to_owned()),
+            (Code::InvalidValue, format!("variants.{long}")),
+            (Code::InvalidType, "variants.ok.name".to_owned()),
         ]
     );
 }
@@ -92,7 +92,7 @@ fn bad_update_changes_nothing() {
                 Code::InvalidSettingsPath,
                 r#"settingsUpdates["a..b"]"#.to_owned()
             ),
-            (Code::InvalidType, r#"variantUpdates["v"]"#.to_owned()),
+            (Code::InvalidType, "variantUpdates.v".to_owned()),
         ]
     );
 }
@@ -106,7 +106,7 @@ fn overlapping_settings_paths_are_refused_whatever_their_order() {
     for (body, at) in [
         (
             r#"{"settingsUpdates": {"a.b": 2, "a": 1}}"#,
-            r#"settingsUpdates["a"]"#,
+            "settingsUpdates.a",
         ),
         (
             r#"{"settingsUpdates": {"a": 1, "a.b": 2}}"#,
@@ -165,11 +165,7 @@ fn nul_is_refused_in_every_stored_text_with_every_path() {
         problems_of(created(body)),
         vec![
             (Code::InvalidValue, "name".to_owned(), none.clone()),
-            (
-                Code::InvalidValue,
-                r#"settings["k"][0]"#.to_owned(),
-                none.clone()
-            ),
+            (Code::InvalidValue, "settings.k[0]".to_owned(), none.clone()),
             (
                 Code::InvalidValue,
                 "variants[\"v\\u0000\"]".to_owned(),
@@ -177,17 +173,17 @@ fn nul_is_refused_in_every_stored_text_with_every_path() {
             ),
             (
                 Code::InvalidValue,
-                r#"variants["ok"].name"#.to_owned(),
+                "variants.ok.name".to_owned(),
                 none.clone()
             ),
             (
                 Code::InvalidValue,
-                "variants[\"ok\"].settings[\"x\\u0000\"]".to_owned(),
+                "variants.ok.settings[\"x\\u0000\"]".to_owned(),
                 none.clone()
             ),
             (
                 Code::InvalidValue,
-                r#"variants["ok"].settingsUpdates["p"]"#.to_owned(),
+                "variants.ok.settingsUpdates.p".to_owned(),
                 none.clone()
             ),
         ]
@@ -203,12 +199,12 @@ fn nul_is_refused_in_every_stored_text_with_every_path() {
             (Code::InvalidValue, "name".to_owned(), none.clone()),
             (
                 Code::InvalidValue,
-                r#"settingsUpdates["s"]"#.to_owned(),
+                "settingsUpdates.s".to_owned(),
                 none.clone()
             ),
             (
                 Code::InvalidValue,
-                r#"variantUpdates["a"].name"#.to_owned(),
+                "variantUpdates.a.name".to_owned(),
                 none.clone()
             ),
             (
@@ -235,7 +231,7 @@ fn deep_settings_paths_are_refused_on_create_and_update() {
         assert_eq!(found[0].0, Code::InvalidSettingsPath);
         assert_eq!(
             found[0].1,
-            format!(r#"variants["v"].settingsUpdates["{path}"]"#)
+            format!(r#"variants.v.settingsUpdates["{path}"]"#)
         );
         let exp = experiment_with(json!({"name": "e"}));
         let body = json!({"settingsUpdates": {path.clone(): 1}});
@@ -249,7 +245,7 @@ fn deep_settings_paths_are_refused_on_create_and_update() {
     }
     let found = problems_of(created(json!({"name": "e", "settings": deep})));
     let limit = Some(json!({ "limit": MAX_SETTINGS_DEPTH }));
-    let path = format!("settings{}", r#"["d"]"#.repeat(MAX_SETTINGS_DEPTH));
+    let path = format!("settings{}", ".d".repeat(MAX_SETTINGS_DEPTH));
     assert_eq!(found, vec![(Code::InvalidValue, path, limit)]);
 }
 
@@ -447,8 +443,8 @@ fn a_field_that_is_not_read_is_refused_at_its_path_not_ignored() {
         vec![
             (Code::InvalidValue, r#"["odd key"]"#.to_owned()),
             (Code::InvalidValue, "varaints".to_owned()),
-            (Code::InvalidValue, r#"variants["b"].setings"#.to_owned()),
-            (Code::InvalidValue, r#"variants["b"].weight"#.to_owned()),
+            (Code::InvalidValue, "variants.b.setings".to_owned()),
+            (Code::InvalidValue, "variants.b.weight".to_owned()),
             (Code::InvalidValue, "visiblity".to_owned()),
         ]
     );
@@ -474,10 +470,7 @@ fn a_field_that_is_not_read_is_refused_at_its_path_not_ignored() {
     );
     assert_eq!(
         update(json!({"variantUpdates": {"a": {"views": 10}}})),
-        vec![(
-            Code::InvalidValue,
-            r#"variantUpdates["a"].views"#.to_owned()
-        )]
+        vec![(Code::InvalidValue, "variantUpdates.a.views".to_owned())]
     );
     assert_eq!(
         update(json!({"typename": "experiment", "name": "f"})),
@@ -492,7 +485,7 @@ fn a_variant_id_is_its_key_and_a_null_variant_at_create_is_none() {
         .unwrap_or_else(Problem::internal);
     assert_eq!(
         paths(problem),
-        vec![(Code::InvalidValue, r#"variants["a"].id"#.to_owned())]
+        vec![(Code::InvalidValue, "variants.a.id".to_owned())]
     );
     let new = created(json!({"name": "u", "variants": {"a": {"id": "a"}, "b": null}}))
         .unwrap_or_else(|p| panic!("{p}"));
@@ -511,7 +504,7 @@ fn a_variant_id_is_its_key_and_a_null_variant_at_create_is_none() {
         .unwrap_or_else(Problem::internal);
     assert_eq!(
         paths(problem),
-        vec![(Code::InvalidValue, r#"variantUpdates["a"].id"#.to_owned())]
+        vec![(Code::InvalidValue, "variantUpdates.a.id".to_owned())]
     );
 }
 
@@ -540,5 +533,43 @@ fn a_variants_array_element_that_is_no_object_is_invalid_type_and_null_is_none()
         paths(problem),
         vec![(Code::InvalidValue, "variants".to_owned())],
         "a published experiment needs a variant; null is none"
+    );
+}
+
+#[test]
+fn a_field_has_one_path_whichever_check_refuses_it() {
+    let at = |value: &str| {
+        let body =
+            format!(r#"{{"name": "e", "variants": {{"x.y": {{"settings": {{"k": {value}}}}}}}}}"#);
+        parse_create(body.as_bytes())
+            .err()
+            .map(paths)
+            .unwrap_or_default()
+    };
+    let expected = r#"variants["x.y"].settings.k"#.to_owned();
+    assert_eq!(
+        at("1e400"),
+        [(Code::InvalidValue, expected.clone())],
+        "the JSON reader's"
+    );
+    assert_eq!(
+        at(r#""\u0000""#),
+        [(Code::InvalidValue, expected)],
+        "the validator's"
+    );
+    let update = apply_update(
+        &experiment_with(json!({"name": "e", "variants": {"a": {}}})),
+        br#"{"settingsUpdates": {"a.b": "\u0000"}, "variantUpdates": {"a": {"name": 1}}}"#,
+    )
+    .err()
+    .map(paths)
+    .unwrap_or_default();
+    assert_eq!(
+        update,
+        [
+            (Code::InvalidValue, r#"settingsUpdates["a.b"]"#.to_owned()),
+            (Code::InvalidType, "variantUpdates.a.name".to_owned()),
+        ],
+        "a settings path that is no plain name stays quoted"
     );
 }

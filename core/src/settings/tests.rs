@@ -150,7 +150,7 @@ fn updates_may_not_nest_deeper_than_the_limit() {
     );
     let path = format!("{path}.x");
     let found = problems(&mut settings, json!({ path.clone(): value }));
-    let here = format!(r#"{}["b"][0]"#, key_path("settingsUpdates", &path));
+    let here = format!("{}.b[0]", key_path("settingsUpdates", &path));
     assert_eq!(found, vec![(Code::InvalidValue, here, limit.clone())]);
     // Too many segments: a path problem, with the limit.
     let path = vec!["a"; 129].join(".");

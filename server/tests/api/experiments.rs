@@ -166,10 +166,7 @@ async fn bad_updates_change_nothing_and_name_the_path() {
                 "invalid-settings-path".to_owned(),
                 r#"settingsUpdates["a..b"]"#.to_owned()
             ),
-            (
-                "invalid-type".to_owned(),
-                r#"variantUpdates["a"]"#.to_owned()
-            ),
+            ("invalid-type".to_owned(), "variantUpdates.a".to_owned()),
         ]
     );
     assert_eq!(h.complete(uuid).await["name"], "published test");

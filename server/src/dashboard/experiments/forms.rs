@@ -542,9 +542,9 @@ mod tests {
         assert_eq!(
             paths,
             [
-                (Code::InvalidJson, r#"variantUpdates["c"].settings"#),
+                (Code::InvalidJson, "variantUpdates.c.settings"),
                 (Code::InvalidValue, "name"),
-                (Code::InvalidType, r#"variantUpdates["b"].settings"#),
+                (Code::InvalidType, "variantUpdates.b.settings"),
             ]
         );
     }
@@ -581,7 +581,7 @@ mod tests {
             .expect_err("stale");
         assert_eq!(
             problem.messages[0].path.as_deref(),
-            Some(r#"variantUpdates["c"]"#)
+            Some("variantUpdates.c")
         );
         // …and removing it again is no problem.
         let mut removing = EditForm::of(&experiment);
