@@ -71,16 +71,22 @@ js = js.replace(/\bwasm\.(\w+)/g, (all, name) => {
   return `wasm.${exports.get(name)}`;
 });
 
-// ---- The package's exports: the page's classes and initSync (the entry
-// below starts loading the wasm, which Myna.connect waits for); the rest
-// stays inside.
+// ---- The package's exports: the page's classes (the entry below starts
+// loading the wasm, which Myna.connect waits for, and wraps initSync); the
+// rest stays inside.
 js = replace(js, /^export class Driver /m, "class Driver ", "class Driver");
 js = replace(js, /^export function connect\(/m, "function connect(", "function connect");
-js = replace(js, /^export \{ initSync, __wbg_init as default \};$/m, "export { initSync };", "the init exports");
+js = replace(js, /^export \{ initSync, __wbg_init as default \};$/m, "", "the init exports");
+js = replace(js, /^function initSync\(/m, "function initWasm(", "initSync");
 js = replace(js, /^\/\* @ts-self-types="[^"]+" \*\/\n/m, "", "the types comment");
 
 let entry = readFileSync(join(pkg, "index.js"), "utf8");
-entry = replace(entry, /^import init, \{ Myna, MynaError, connect \} from "\.\/myna_sdk\.js";\n/m, "", "the entry's import");
+entry = replace(
+  entry,
+  /^import init, \{ Myna, MynaError, connect, initSync as initWasm \} from "\.\/myna_sdk\.js";\n/m,
+  "",
+  "the entry's import",
+);
 entry = replace(entry, /^export \{[^}]*\} from "\.\/myna_sdk\.js";\n/m, "", "the entry's exports");
 entry = replace(entry, /\binit\(\)/, "__wbg_init()", "the entry's init");
 

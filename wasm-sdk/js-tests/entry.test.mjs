@@ -223,6 +223,55 @@ test("in a sandboxed frame (no Web Locks, no localStorage) a flush runs instead 
   });
 });
 
+test("a page's flush while a send is in flight resolves with what that send confirmed", async () => {
+  await withPage(0, async (tab) => {
+    let posted, release;
+    const post = new Promise((ok) => (posted = ok));
+    const held = new Promise((ok) => (release = ok));
+    await tab.route("http://127.0.0.1:9/**", async (route) => {
+      const cors = { "access-control-allow-origin": "*", "access-control-allow-headers": "*" };
+      if (route.request().method() == "OPTIONS") return route.fulfill({ status: 204, headers: cors });
+      posted();
+      await held;
+      const body = JSON.stringify(snapshot);
+      return route.fulfill({ status: 200, headers: { ...cors, "content-type": "application/json" }, body });
+    });
+    // Batch size 1: the view starts a send by itself.
+    await tab.evaluate(
+      async ([snapshot, uuid]) => {
+        const options = { apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: "inflight", batchSize: 1 };
+        window.client = await Myna.connect({ ...options, experiments: [snapshot] });
+        client.experiment(uuid).suggest();
+      },
+      [snapshot, uuid],
+    );
+    await post;
+    await tab.evaluate(() => {
+      window.flushed = client.flush();
+    });
+    release();
+    assert.deepEqual(await tab.evaluate(() => window.flushed), { sent: 1, dropped: 0, requeued: 0 });
+  });
+});
+
+test("a search answer that is not Myna's rejects connect at the form's path, with no server status", async () => {
+  await withPage(0, async (tab) => {
+    await tab.route("http://127.0.0.1:9/**", (route) => {
+      const cors = { "access-control-allow-origin": "*", "access-control-allow-headers": "*" };
+      if (route.request().method() == "OPTIONS") return route.fulfill({ status: 204, headers: cors });
+      const body = JSON.stringify({ results: [{ foo: 1 }] });
+      return route.fulfill({ status: 200, headers: { ...cors, "content-type": "application/json" }, body });
+    });
+    const error = await tab.evaluate(() =>
+      Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: "foreign" }).then(
+        () => "connected",
+        (e) => [e.code, e.path, e.status ?? null],
+      ),
+    );
+    assert.deepEqual(error, ["invalid-type", "results[0].typename", null]);
+  });
+});
+
 test("under Trusted Types the JSONP transport is refused at connect, saying why; POST connects", async () => {
   const tt = `<meta http-equiv="Content-Security-Policy" content="require-trusted-types-for 'script'; trusted-types 'none'">`;
   const site = await servePage(page.replace("<head>", "<head>" + tt));

@@ -563,6 +563,11 @@ async function acquire(d, name, renewMs) {
 // rejects with the MynaError of the attempt that failed. `eager` (the
 // page's own flush) goes to Rust with the first step.
 export function flush(d, lockName, eager, renewMs) {
+  // What the runs before this one confirm while it waits counts as its own
+  // for the page's flush (`eager`): a run in flight when the page asked
+  // sent the events it holds.
+  const total = (d.total ||= counts(0, 0, 0));
+  const from = { ...total };
   const run = (d.last || Promise.resolve()).then(async () => {
     const release = await acquire(d, lockName, renewMs);
     try {
@@ -571,7 +576,9 @@ export function flush(d, lockName, eager, renewMs) {
     } finally {
       release();
     }
-    return d.step(DONE);
+    const done = d.step(DONE);
+    for (const k in total) total[k] += done[k];
+    return eager ? counts(...Object.keys(total).map((k) => total[k] - from[k])) : done;
   });
   d.last = run.catch(() => {});
   return run;
@@ -617,13 +624,16 @@ export function listen(d, ms) {
   if (doc) hooks.push([doc, "visibilitychange"], [doc, "freeze"]);
   let timer;
   const wait = setTimeout(() => {
-    for (const [target, type] of hooks) target.addEventListener(type, on);
+    // Outside a page (Node) there may be no events to hear, and the timer
+    // must not keep the process alive.
+    for (const [target, type] of hooks) target.addEventListener?.(type, on);
     timer = setInterval(() => d.step(EVENT, "tick"), ms);
+    timer.unref?.();
     d.step(EVENT, "start");
   });
   d.stop = () => {
     clearTimeout(wait);
     clearInterval(timer);
-    for (const [target, type] of hooks) target.removeEventListener(type, on);
+    for (const [target, type] of hooks) target.removeEventListener?.(type, on);
   };
 }

@@ -8,9 +8,15 @@
 // scripts/build-sdk inlines this file, js/glue.js and wasm-bindgen's JS into
 // the package's one index.js (build/pack.mjs). Declarations: index.d.ts
 // re-exports the generated ones.
-import init, { Myna, MynaError, connect } from "./myna_sdk.js";
+import init, { Myna, MynaError, connect, initSync as initWasm } from "./myna_sdk.js";
 
-export { Experiment, Myna, MynaError, initSync } from "./myna_sdk.js";
+export { Experiment, Myna, MynaError } from "./myna_sdk.js";
+
+// Where the wasm's URL cannot be fetched (Node, a bundle without it): its
+// bytes or module given instead; `connect` then waits for nothing.
+export function initSync(module) {
+  ready = Promise.resolve(initWasm(module));
+}
 
 const loadWasm = () => {
   const p = init();
@@ -24,7 +30,7 @@ Myna.connect = async function (options) {
   } catch (e) {
     // A MynaError like any other failure (the wasm's URL answered 404 or
     // HTML, or the network failed).
-    const message = `The SDK's wasm could not be loaded: ${e?.message ?? e}`;
+    const message = `The SDK's wasm could not be loaded: ${e?.message ?? e} (where its URL cannot be fetched, as in Node, give its bytes to initSync first)`;
     throw new MynaError(message, "network", undefined, undefined, ["network", message, undefined]);
   }
   return connect(options);

@@ -57,6 +57,25 @@ impl Server {
         }
     }
 
+    /// Who this client sends as, for the names of its stored queues: eight
+    /// hex digits of a hash (FNV-1a) of the API key. A page adopts only the
+    /// queues of its own key (and those of SDK versions before senders), so
+    /// a page with another key on the same origin (another account) never
+    /// sends, and loses, another's events. The root is left out: a site
+    /// that moves its server keeps what was queued for it.
+    pub(crate) fn sender(&self) -> String {
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in self.key.bytes() {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        let mut out = String::with_capacity(8);
+        for shift in (0..8).rev() {
+            let digit = (hash >> (shift * 4)) & 0xf;
+            out.push(char::from_digit(digit, 16).unwrap_or('0'));
+        }
+        out
+    }
+
     /// A GET answered with JSON: by fetch (API key header) or JSONP
     /// (`apikey` parameter).
     fn get(&self, url: String, page: Option<usize>) -> Request {

@@ -82,19 +82,7 @@ impl Client {
         let mut experiments = Vec::new();
         if let Some((list, at)) = &opts.experiments {
             for (i, form) in list.iter().enumerate() {
-                let loaded = Loaded::from_js(form).map_err(|mut p| {
-                    for m in &mut p.messages {
-                        // `experiments[2].variants[0].weight` (every
-                        // problem of a form has a path)
-                        let mut path = String::from(*at);
-                        path.push('[');
-                        push_decimal(&mut path, i as u64);
-                        path.push_str("].");
-                        path.push_str(m.path.as_deref().unwrap_or_default());
-                        m.path = Some(path);
-                    }
-                    error::to_js(&p, false)
-                })?;
+                let loaded = Loaded::from_js(form).map_err(|p| form_problem(p, at, i))?;
                 experiments.push(loaded);
             }
         }
@@ -228,7 +216,10 @@ impl Client {
         let mut count = 0;
         if let Some(results) = array(&results) {
             for form in results.iter() {
-                let loaded = Loaded::from_js(form).map_err(|p| error::to_js(&p, true))?;
+                // Not Myna's answer (the server's own forms are whole):
+                // said where, with no status the server did not answer.
+                let loaded =
+                    Loaded::from_js(form).map_err(|p| form_problem(p, "results", count))?;
                 self.insert(loaded);
                 count += 1;
             }
@@ -439,4 +430,18 @@ fn failure_js(failure: Failure) -> JsValue {
     failure.problem.map_or(JsValue::UNDEFINED, |p| {
         error::to_js(&p, failure.from_server)
     })
+}
+
+/// The `MynaError` of the form at `list[i]` (`experiments[2].variants[0].weight`:
+/// every problem of a form has a path).
+fn form_problem(mut problem: Problem, list: &str, i: usize) -> JsValue {
+    for m in &mut problem.messages {
+        let mut path = String::from(list);
+        path.push('[');
+        push_decimal(&mut path, i as u64);
+        path.push_str("].");
+        path.push_str(m.path.as_deref().unwrap_or_default());
+        m.path = Some(path);
+    }
+    error::to_js(&problem, false)
 }

@@ -92,6 +92,22 @@ pub(crate) fn read(value: &JsValue) -> Result<Options, Problem> {
         ));
     }
     let api_root = string(value, "apiRoot", None, &mut problems);
+    // A URL (`https://…`: a scheme first) or a path of this site (`/…`):
+    // anything else would be read as a path relative to the page, and fail
+    // as a 404.
+    let scheme = api_root.split(':').next().unwrap_or_default();
+    let url = api_root.len() > scheme.len()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !api_root.is_empty() && !url && !api_root.starts_with('/') {
+        problems.push(Message::at(
+            Code::InvalidValue,
+            "apiRoot",
+            "`apiRoot` is the server's URL (https://…) or a path of this site (/…).",
+        ));
+    }
     let api_key = string(value, "apiKey", None, &mut problems);
     let transport = match string(value, "transport", Some("post"), &mut problems).as_str() {
         "post" => Transport::Post,

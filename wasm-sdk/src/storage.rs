@@ -2,7 +2,8 @@
 //!
 //! Everything lives under one namespace (the `storageKey` option, default
 //! `myna`): `<ns>:t:<tab>` is a tab's queue as last written whole (its
-//! base) and `<ns>:t:<tab>:<n>` the records of the events it queued since
+//! base; `<tab>` is `<sender>.<uuid>`, the sender a hash of the API key,
+//! so only pages of the same key adopt it) and `<ns>:t:<tab>:<n>` the records of the events it queued since
 //! (numbered from 1, see [`crate::persist`]); `<ns>:q:<tab>` a queue
 //! written by an SDK version before records (read and adopted, never
 //! written); `<ns>:s:<experiment>` the visitor's sticky state for an

@@ -168,7 +168,8 @@ impl<H: Host> Tab<H> {
         } else {
             settings.batch_size
         };
-        let id = uuid_text(host.uuid(), false);
+        // `<sender>.<uuid>`: adopted only by tabs that send alike (`adoptable`).
+        let id = [settings.server.sender(), uuid_text(host.uuid(), false)].join(".");
         Tab {
             open: OpenClient::new(&host),
             journal: Journal::new(&settings.ns, &id, host.now()),

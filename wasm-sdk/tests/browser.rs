@@ -171,6 +171,15 @@ async fn connect_checks_its_options() {
         .err()
         .unwrap();
     assert_myna_error(&err, "missing-field", Some("apiRoot"));
+    // Not a URL: said at once, not a 404 from a path relative to the page.
+    let err = myna_wasm_sdk::Myna::connect(options(&[
+        ("apiRoot", "ab.example.com".into()),
+        ("apiKey", "k".into()),
+    ]))
+    .await
+    .err()
+    .unwrap();
+    assert_myna_error(&err, "invalid-value", Some("apiRoot"));
     let err = myna_wasm_sdk::Myna::connect(options(&[
         ("apiRoot", DEAD.into()),
         ("apiKey", "k".into()),

@@ -120,10 +120,8 @@ impl<H: Host> Tab<H> {
         let mine = storage::base(&self.settings.ns, &self.id);
         let keys = self.host.keys(&prefix);
         let queue = |k: &String| {
-            matches!(
-                k.as_bytes().get(prefix.len()..),
-                Some([b't' | b'q', b':', ..])
-            ) && !k.starts_with(&mine)
+            self.adoptable(k.as_bytes().get(prefix.len()..).unwrap_or_default())
+                && !k.starts_with(&mine)
         };
         if keys.iter().any(queue) {
             self.background_flush();
@@ -138,14 +136,34 @@ impl<H: Host> Tab<H> {
         let mine = storage::base(&self.settings.ns, &self.id);
         let keys = self.host.keys(&prefix);
         for key in &keys {
-            let base = matches!(key.as_bytes().get(prefix.len()..),
-                Some([b't' | b'q', b':', rest @ ..]) if rest.iter().all(|&b| b != b':'));
+            let name = key.as_bytes().get(prefix.len()..).unwrap_or_default();
+            let base =
+                matches!(name, [b't' | b'q', b':', rest @ ..] if rest.iter().all(|&b| b != b':'));
             if base
+                && self.adoptable(name)
                 && *key != mine
                 && let Some(stored) = persist::read_tab(&self.host, key)
             {
                 self.take_over(stored, key);
             }
+        }
+    }
+
+    /// Whether a stored queue's key (after `<ns>:`) is one this tab may
+    /// adopt: a tab's (`t:<tab>`, with its records) that sends as this one
+    /// does (its id starts with this tab's sender), or one written before
+    /// tab ids named their sender (no `.`), or one of SDK versions before
+    /// records (`q:<tab>`).
+    fn adoptable(&self, name: &[u8]) -> bool {
+        match name {
+            [b'q', b':', ..] => true,
+            [b't', b':', tab @ ..] => {
+                let sender = self.id.split('.').next().unwrap_or_default().as_bytes();
+                let id = tab.split(|&b| b == b':').next().unwrap_or_default();
+                !id.contains(&b'.')
+                    || (id.starts_with(sender) && id.get(sender.len()) == Some(&b'.'))
+            }
+            _ => false,
         }
     }
 

@@ -274,6 +274,64 @@ fn a_hidden_page_beacons_its_queue_and_another_tab_sends_it_under_the_same_ids()
 }
 
 #[test]
+fn a_page_of_another_key_never_sends_a_queue_left_by_this_one() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    a.view(E, &variants(), "a").unwrap();
+    a.persist();
+    a.page_event(PageEvent::Hidden);
+    let of = |root: &str, key: &str| {
+        let mut settings = settings(false);
+        settings.server = Server::new(root.into(), key, false, 10_000.0);
+        Tab::new(host.tab(), settings)
+    };
+    let mut server = Myna::default();
+    // Another key (another account's page on this origin): a's queue stays.
+    let mut other = of("https://ab.example.com", "k2");
+    assert_eq!(flush(&mut other, false, |r| server.take(r)).counts.sent, 0);
+    other.close();
+    assert_eq!(server.requests, 0);
+    assert!(!stored_queue(&host).is_empty());
+    // A page of the same key sends it, wherever its server now is.
+    let mut same = of("https://moved.example.com/myna", "k");
+    let mut sent_to = Vec::new();
+    let done = flush(&mut same, false, |r| {
+        sent_to.push(r.url.clone());
+        server.take(r)
+    });
+    assert_eq!(done.counts.sent, 1);
+    assert!(
+        sent_to[0].starts_with("https://moved.example.com/myna/"),
+        "{sent_to:?}"
+    );
+    assert!(stored_queue(&host).is_empty());
+}
+
+#[test]
+fn a_queue_stored_before_tab_ids_named_their_sender_is_adopted_by_any_page() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    a.view(E, &variants(), "a").unwrap();
+    a.persist();
+    a.page_event(PageEvent::Hidden);
+    // Renamed as an earlier SDK named a tab: a bare uuid.
+    for (key, value) in host.items() {
+        if let Some(rest) = key.strip_prefix("myna:t:") {
+            let legacy = rest.split_once('.').map(|(_, after)| after).unwrap();
+            assert!(host.set(&["myna:t:", legacy].concat(), &value));
+            host.remove(&key);
+        }
+    }
+    let mut other = Tab::new(host.tab(), {
+        let mut settings = settings(false);
+        settings.server = Server::new("https://ab.example.com".into(), "k2", false, 10_000.0);
+        settings
+    });
+    let mut server = Myna::default();
+    assert_eq!(flush(&mut other, false, |r| server.take(r)).counts.sent, 1);
+}
+
+#[test]
 fn a_silent_tabs_queue_is_adopted_only_after_fifteen_minutes() {
     let host = TestHost::new();
     let mut a = tab(&host, false);
