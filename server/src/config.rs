@@ -178,8 +178,9 @@ pub struct ConnectionArgs {
     #[arg(long, env = "MYNA_MAX_BODY_MEMORY", value_name = "MIB")]
     pub max_body_memory: Option<usize>,
     /// MiB that answers larger than 256 KiB hold at once while they are
-    /// written (default 256); with no room, connections whose clients
-    /// stopped reading are closed, else the answer is a 503.
+    /// written (default 256, at least 1; a larger answer is written alone);
+    /// with no room, connections whose clients stopped reading are closed,
+    /// else the answer is a 503.
     #[arg(long, env = "MYNA_MAX_ANSWER_MEMORY", value_name = "MIB")]
     pub max_answer_memory: Option<usize>,
     /// How long writing an answer may make no progress.

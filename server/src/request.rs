@@ -214,6 +214,50 @@ impl Default for BodyBudget {
     }
 }
 
+/// Answers up to this size take no share of the answer budget.
+pub const UNBUDGETED_ANSWER_BYTES: usize = 256 * 1024;
+
+/// An answer's share of the server's answer budget (`listen::answers`),
+/// held until dropped: in the answer's extensions until the connection
+/// writing it takes it.
+#[derive(Clone)]
+pub struct AnswerShare(pub Arc<dyn std::any::Any + Send + Sync>);
+
+/// Reserves a share of `bytes` (see [`AnswerRoom`]).
+type Reserve = dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AnswerShare>> + Send>>
+    + Send
+    + Sync;
+
+/// What a request's large answers may hold (the serve loop sets it on each
+/// request: the server's answer budget and the request's connection).
+#[derive(Clone)]
+pub struct AnswerRoom(pub Arc<Reserve>);
+
+impl AnswerRoom {
+    /// Gives `response` its share of the budget when it is larger than
+    /// [`UNBUDGETED_ANSWER_BYTES`] (in its extensions); `false` when there
+    /// is no room for it (the caller answers a 503 instead).
+    pub async fn make_room(&self, response: &mut poem::Response) -> bool {
+        use hyper::body::Body as _;
+        let body = BoxBody::from(response.take_body());
+        let size = body.size_hint().exact();
+        response.set_body(Body::from(body));
+        let Some(size) = size.and_then(|s| usize::try_from(s).ok()) else {
+            return true;
+        };
+        if size <= UNBUDGETED_ANSWER_BYTES {
+            return true;
+        }
+        match (self.0)(size).await {
+            Some(share) => {
+                response.extensions_mut().insert(share);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Tells a request's connection that the request's body is arriving (the
 /// serve loop sets it on each request): until what it returns is dropped,
 /// the connection counts as idle, so at the connection cap a client that

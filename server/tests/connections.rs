@@ -784,6 +784,31 @@ fn large_answers_share_a_bounded_memory_and_clients_that_do_not_read_make_room()
     let problem = refused.problem(503);
     assert_eq!(problem["messages"][0]["typename"], "unavailable");
     assert!(refused.head.contains("retry-after: 1"), "{}", refused.head);
+    // Stamped and logged as every answer is.
+    assert!(refused.head.contains("x-request-id: "), "{}", refused.head);
+    // In the request's format: JSONP hears it in its callback.
+    let jsonp = String::from_utf8(request.clone())
+        .unwrap()
+        .replace("myna.json", "myna.json?callback=cb");
+    let started = Instant::now();
+    let in_callback = loop {
+        let answer = exchange(server.addr, jsonp.clone().into_bytes());
+        if answer.body.len() < 10_000 {
+            break answer;
+        }
+        assert!(started.elapsed() < CLOSE_DEADLINE, "never refused");
+    };
+    assert_eq!(in_callback.status, 200, "{}", in_callback.head);
+    assert!(
+        in_callback.body.starts_with("/**/cb("),
+        "{}",
+        in_callback.body
+    );
+    assert!(
+        in_callback.body.contains(r#""status":503"#),
+        "{}",
+        in_callback.body
+    );
     // A small answer is never refused for it.
     let (status, _) = http(server.addr, "GET", "/healthz", "", "").unwrap();
     assert_eq!(status, 200);
@@ -808,4 +833,12 @@ fn large_answers_share_a_bounded_memory_and_clients_that_do_not_read_make_room()
     assert_eq!(answer.status, 200, "{}", answer.head);
     let mut received = Vec::new();
     assert!(closed_within(&mut hog, CLOSE_DEADLINE, &mut received));
+    drop(server);
+
+    // An answer larger than the whole budget is written when it is alone.
+    let (_dir, db) = database();
+    let (server, request) = large_deployment(&db, &["--max-answer-memory", "2"]);
+    let answer = exchange(server.addr, request);
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(answer.body.len() > 4_800_000, "{}", answer.body.len());
 }

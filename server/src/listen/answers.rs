@@ -7,7 +7,11 @@
 //! API key) and never reads it cannot make the server keep a copy per
 //! connection. With no room, the connections whose writes stalled (clients
 //! not reading, see [`super::STALL_GRACE`]) make room, else the answer is
-//! a 503 problem.
+//! a 503 problem. An answer larger than the whole budget waits for all of
+//! it (written alone). The share is taken inside the routes' outermost
+//! layer ([`AnswerRoom::make_room`], so the 503 is logged, counted and
+//! stamped as every answer is) and travels in the answer's extensions to
+//! the connection ([`AnswerShare`], [`Sliced`]).
 
 use std::io;
 use std::pin::Pin;
@@ -19,15 +23,16 @@ use hyper::body::{Body, Bytes, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::table::Conn;
+use crate::request::{AnswerRoom, AnswerShare};
 
 /// The most bytes of one answer handed to hyper at once.
 pub(crate) const SLICE_BYTES: usize = 64 * 1024;
 
-/// Answers up to this size hold none of the budget.
-pub const UNBUDGETED_BYTES: usize = 256 * 1024;
-
 /// What large answers may hold at once by default (`--max-answer-memory`).
 pub const ANSWER_MEMORY: usize = 256 << 20;
+
+/// The smallest budget (a smaller `--max-answer-memory` is raised to it).
+pub const MIN_ANSWER_MEMORY: usize = 1 << 20;
 
 /// How long an answer waits for the room the stalled connections it closed
 /// give back.
@@ -55,9 +60,10 @@ pub(crate) struct Held {
 }
 
 impl AnswerBudget {
-    /// A budget of `bytes` (rounded down to KiB).
+    /// A budget of `bytes` (rounded down to KiB; at least
+    /// [`MIN_ANSWER_MEMORY`]).
     pub fn new(bytes: usize) -> AnswerBudget {
-        let total_kib = (bytes / 1024).min(Semaphore::MAX_PERMITS);
+        let total_kib = (bytes.max(MIN_ANSWER_MEMORY) / 1024).min(Semaphore::MAX_PERMITS);
         AnswerBudget(Arc::new(Budget {
             kib: Arc::new(Semaphore::new(total_kib)),
             total_kib,
@@ -65,16 +71,12 @@ impl AnswerBudget {
         }))
     }
 
-    /// Room for an answer of `bytes` written on `conn`: at once if there is
-    /// some, else once connections whose writes stalled were closed; `None`
-    /// if none had, or the answer is larger than the whole budget.
+    /// Room for an answer of `bytes` (all of the budget for a larger one)
+    /// written on `conn`: at once if there is some, else once connections
+    /// whose writes stalled were closed; `None` if none had.
     pub(crate) async fn reserve(&self, conn: &Arc<Conn>, bytes: usize) -> Option<Held> {
         let budget = &self.0;
-        let kib = bytes.div_ceil(1024);
-        if kib > budget.total_kib {
-            return None;
-        }
-        let kib = u32::try_from(kib).ok()?;
+        let kib = u32::try_from(bytes.div_ceil(1024).min(budget.total_kib)).ok()?;
         let permit = match budget.kib.clone().try_acquire_many_owned(kib) {
             Ok(permit) => permit,
             Err(_) => {
@@ -96,6 +98,21 @@ impl AnswerBudget {
             _permit: permit,
             _token: token,
         })
+    }
+}
+
+impl AnswerBudget {
+    /// What the answers of a request on `conn` may hold (set on each request
+    /// by the connection: [`AnswerRoom::make_room`] takes it).
+    pub(crate) fn room(&self, conn: Arc<Conn>) -> AnswerRoom {
+        let budget = self.clone();
+        AnswerRoom(Arc::new(move |bytes| {
+            let (budget, conn) = (budget.clone(), conn.clone());
+            Box::pin(async move {
+                let held = budget.reserve(&conn, bytes).await?;
+                Some(AnswerShare(Arc::new(held)))
+            })
+        }))
     }
 }
 
@@ -126,11 +143,11 @@ impl Default for AnswerBudget {
 /// same bytes, no copy), holding its share of the budget until dropped.
 pub(crate) struct Sliced {
     rest: Bytes,
-    _held: Option<Held>,
+    _held: Option<AnswerShare>,
 }
 
 impl Sliced {
-    pub(crate) fn new(bytes: Bytes, held: Option<Held>) -> Sliced {
+    pub(crate) fn new(bytes: Bytes, held: Option<AnswerShare>) -> Sliced {
         Sliced {
             rest: bytes,
             _held: held,
@@ -190,10 +207,16 @@ mod tests {
         let first = budget.reserve(&conn, 600 << 10).await.expect("room");
         // No room, and the holder's writes did not stall: refused.
         assert!(budget.reserve(&conn, 600 << 10).await.is_none());
-        // Larger than the whole budget: never.
+        // Larger than the whole budget: only when all of it is free.
         assert!(budget.reserve(&conn, 2 << 20).await.is_none());
         drop(first);
+        let alone = budget.reserve(&conn, 2 << 20).await.expect("all of it");
+        assert!(budget.reserve(&conn, 10 << 10).await.is_none());
+        drop(alone);
         assert!(budget.reserve(&conn, 600 << 10).await.is_some());
+        // A budget of 0 is the smallest one.
+        let least = AnswerBudget::new(0);
+        assert!(least.reserve(&conn, 900 << 10).await.is_some());
     }
 
     #[tokio::test]

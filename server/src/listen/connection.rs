@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::answers::{SLICE_BYTES, Sliced, UNBUDGETED_BYTES};
+use super::answers::{SLICE_BYTES, Sliced};
 use super::io::Watched;
 use super::limits::{self, HEAD_BUFFER_BYTES};
 use super::table::{Conn, Entry};
@@ -33,7 +33,7 @@ use super::{LINGER, Settings};
 use crate::answer::nosniff;
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
-use crate::request::{BodyArrival, BodyTimeout};
+use crate::request::{AnswerShare, BodyArrival, BodyTimeout};
 
 /// The most bytes hyper buffers on a connection, read or written: a head
 /// ([`HEAD_BUFFER_BYTES`]) and some, so a connection costs little memory
@@ -68,6 +68,7 @@ impl<E: Endpoint> Served<E> {
         let extensions = request.extensions_mut();
         extensions.insert(BodyTimeout(self.settings.body_timeout));
         extensions.insert(self.settings.body_budget.clone());
+        extensions.insert(self.settings.answer_budget.room(conn.clone()));
         extensions.insert(BodyArrival(Arc::new(move || Box::new(conn.receiving()))));
         let request = poem::Request::from((
             request,
@@ -83,25 +84,15 @@ impl<E: Endpoint> Served<E> {
     }
 
     /// `response` as hyper writes it: a body larger than a slice handed out
-    /// in slices ([`Sliced`]), holding its share of the answer budget while
-    /// it is written; a 503 problem when there is no room for it.
-    async fn sliced(&self, response: Response, conn: &Arc<Conn>) -> Answered {
-        let response = Answered::from(response);
+    /// in slices ([`Sliced`]), with the share of the answer budget the
+    /// routes gave it ([`crate::request::AnswerRoom::make_room`]).
+    async fn sliced(&self, response: Response) -> Answered {
+        let mut response = Answered::from(response);
         let size = response.body().size_hint().exact();
-        let Some(size) = size.and_then(|s| usize::try_from(s).ok()) else {
-            return response;
-        };
-        if size <= SLICE_BYTES {
+        if size.is_none_or(|size| size <= SLICE_BYTES as u64) {
             return response;
         }
-        let held = if size > UNBUDGETED_BYTES {
-            match self.settings.answer_budget.reserve(conn, size).await {
-                Some(held) => Some(held),
-                None => return Answered::from(self.problem(&answer_busy())),
-            }
-        } else {
-            None
-        };
+        let held = response.extensions_mut().remove::<AnswerShare>();
         let (parts, body) = response.into_parts();
         match body.collect().await {
             Ok(body) => {
@@ -129,15 +120,6 @@ impl<E: Endpoint> Served<E> {
 
 /// An answer as hyper takes it.
 type Answered = hyper::Response<BoxBody<Bytes, io::Error>>;
-
-/// The 503 of an answer the [`super::answers::AnswerBudget`] has no room
-/// for.
-fn answer_busy() -> Problem {
-    Problem::new(
-        Code::Unavailable,
-        "The server is writing too many large answers at once: retry shortly.",
-    )
-}
 
 /// Serves one connection until it ends, is evicted, or the server stops.
 pub(crate) async fn serve<E: Endpoint + 'static>(
@@ -206,8 +188,8 @@ async fn serve_stream<E, S>(
             conn.dispatch(request.method());
             let (served, conn) = (served.clone(), conn.clone());
             async move {
-                let response = served.answer(request, peer, conn.clone()).await;
-                Ok::<_, Infallible>(served.sliced(response, &conn).await)
+                let response = served.answer(request, peer, conn).await;
+                Ok::<_, Infallible>(served.sliced(response).await)
             }
         })
     };

@@ -15,7 +15,7 @@ use crate::answer::{Format, Unrouted, error_response, nosniff, ok_response, prob
 use crate::clock::Clock;
 use crate::cors::Cors;
 use crate::dashboard;
-use crate::request::Params;
+use crate::request::{AnswerRoom, Params};
 use crate::state::AppState;
 
 pub(crate) mod apikey;
@@ -70,6 +70,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let metrics = state.metrics.clone();
     let errors = clock.clone();
     let panics = clock.clone();
+    let busy = clock.clone();
     let v2 = v2
         .catch_all_error(move |error| {
             let now = errors.now_ms();
@@ -91,23 +92,51 @@ pub fn app(state: AppState) -> impl Endpoint {
         tracing::error!("a request handler panicked");
         problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
     }))
-    .around(|endpoint, mut request| async move {
-        // The query, parsed once for every layer and handler that reads it.
-        Params::keep(&mut request);
-        let uri = request.uri().clone();
-        let mut response = endpoint.get_response(request).await;
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED
-            && let Some(allow) = openapi::allowed_methods(uri.path())
-                .or_else(|| dashboard::allowed_methods(uri.path()))
-        {
-            // What a client may do here instead (RFC 9110: a 405 says).
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+    .around(move |endpoint, mut request| {
+        let busy = busy.clone();
+        async move {
+            // The query, parsed once for every layer and handler that reads it.
+            Params::keep(&mut request);
+            let uri = request.uri().clone();
+            let (method, params) = (request.method().clone(), Params::of(&request));
+            let room = request.extensions().get::<AnswerRoom>().cloned();
+            let mut response = endpoint.get_response(request).await;
+            if let Some(room) = room
+                && !room.make_room(&mut response).await
+            {
+                response = answer_busy(&method, &params, &response, busy.now_ms());
+            }
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = openapi::allowed_methods(uri.path())
+                    .or_else(|| dashboard::allowed_methods(uri.path()))
+            {
+                // What a client may do here instead (RFC 9110: a 405 says).
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Ok(nosniff(response))
         }
-        Ok(nosniff(response))
     })
     .with(AccessLog::new(metrics))
+}
+
+/// The 503 of an answer the answer budget has no room for
+/// ([`AnswerRoom::make_room`]), in the request's format, with the CORS
+/// headers `answer` had (so a page can read it).
+fn answer_busy(method: &Method, params: &Params, answer: &Response, now_ms: i64) -> Response {
+    let format = extract::asked_by(method, params).unwrap_or(Format::Json);
+    let problem = Problem::new(
+        myna_core::Code::Unavailable,
+        "The server is writing too many large answers at once: retry shortly.",
+    );
+    let mut busy = problem_response(&format, &problem, now_ms);
+    for (name, value) in answer.headers() {
+        if name.as_str().starts_with("access-control-") || name == header::VARY {
+            busy.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    busy
 }
 
 /// The API under `/v2` (its own problems for unknown paths, and CORS) and
