@@ -70,8 +70,9 @@ impl Server {
         }
         let mut out = String::with_capacity(8);
         for shift in (0..8).rev() {
-            let digit = (hash >> (shift * 4)) & 0xf;
-            out.push(char::from_digit(digit, 16).unwrap_or('0'));
+            out.push(char::from(
+                b"0123456789abcdef"[(hash >> (shift * 4)) as usize & 0xf],
+            ));
         }
         out
     }

@@ -95,13 +95,13 @@ pub(crate) fn read(value: &JsValue) -> Result<Options, Problem> {
     // A URL (`https://…`: a scheme first) or a path of this site (`/…`):
     // anything else would be read as a path relative to the page, and fail
     // as a 404.
-    let scheme = api_root.split(':').next().unwrap_or_default();
-    let url = api_root.len() > scheme.len()
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-    if !api_root.is_empty() && !url && !api_root.starts_with('/') {
+    let root = api_root.as_bytes();
+    let scheme = root
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+        .count();
+    let url = root.first().is_some_and(u8::is_ascii_alphabetic) && root.get(scheme) == Some(&b':');
+    if !root.is_empty() && !url && root[0] != b'/' {
         problems.push(Message::at(
             Code::InvalidValue,
             "apiRoot",

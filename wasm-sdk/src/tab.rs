@@ -169,7 +169,12 @@ impl<H: Host> Tab<H> {
             settings.batch_size
         };
         // `<sender>.<uuid>`: adopted only by tabs that send alike (`adoptable`).
-        let id = [settings.server.sender(), uuid_text(host.uuid(), false)].join(".");
+        let id = [
+            &settings.server.sender(),
+            ".",
+            &uuid_text(host.uuid(), false),
+        ]
+        .concat();
         Tab {
             open: OpenClient::new(&host),
             journal: Journal::new(&settings.ns, &id, host.now()),

@@ -158,10 +158,10 @@ impl<H: Host> Tab<H> {
         match name {
             [b'q', b':', ..] => true,
             [b't', b':', tab @ ..] => {
-                let sender = self.id.split('.').next().unwrap_or_default().as_bytes();
-                let id = tab.split(|&b| b == b':').next().unwrap_or_default();
-                !id.contains(&b'.')
-                    || (id.starts_with(sender) && id.get(sender.len()) == Some(&b'.'))
+                // `<sender>.` (9 bytes) starts this tab's id and theirs.
+                let sender = self.id.as_bytes().get(..9).unwrap_or_default();
+                tab.starts_with(sender)
+                    || !tab.iter().take_while(|&&b| b != b':').any(|&b| b == b'.')
             }
             _ => false,
         }
