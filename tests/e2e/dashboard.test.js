@@ -374,3 +374,55 @@ test("revoking an API key takes a second click that says what it breaks; then th
     await page.context().close();
   }
 });
+
+test("the results table fits its card on desktops (1280, 1440, 1920 px), last column included; every table's scroll region is reachable by keyboard", async () => {
+  // Numbers as wide as a busy experiment's: tens of thousands of views,
+  // fractional rewards, names and ids side by side.
+  const created = await api.createExperiment("Wide results", { "control-long-name": {}, "bold-headline-b": {}, "short-c": {} });
+  const key = await api.createApiKey("wide");
+  const events = [];
+  for (const [variant, views, rewards] of [["control-long-name", 23456, 1234], ["bold-headline-b", 21987, 1456], ["short-c", 19876, 987]]) {
+    events.push(...Array.from({ length: views }, () => ({ typename: "view", variant })));
+    events.push(...Array.from({ length: rewards }, () => ({ typename: "reward", variant, amount: 0.25 })));
+  }
+  for (let i = 0; i < events.length; i += 1000) {
+    await api.ok("POST", `/v2/experiment/${created.uuid}/record`, {
+      auth: `ApiKey ${key}`,
+      body: { batch: crypto.randomUUID(), events: events.slice(i, i + 1000) },
+    });
+  }
+  await api.countsReach(created.uuid, {
+    "control-long-name": { views: 23456, totalReward: 308.5 },
+    "bold-headline-b": { views: 21987, totalReward: 364 },
+    "short-c": { views: 19876, totalReward: 246.75 },
+  });
+  for (const width of [1280, 1440, 1920]) {
+    const page = await signedIn(width);
+    try {
+      await page.goto(`${server.url}/experiments/${created.uuid}`);
+      const fit = await page.evaluate(() => {
+        const wrap = document.querySelector("#results .table-wrap");
+        const table = wrap.querySelector("table");
+        const last = table.querySelector("tbody tr td:last-child").getBoundingClientRect();
+        const box = wrap.getBoundingClientRect();
+        return { table: table.scrollWidth, wrap: wrap.clientWidth, lastRight: last.right, wrapRight: box.right };
+      });
+      assert.ok(fit.table <= fit.wrap, `${width} px: the table is ${fit.table} px in ${fit.wrap} px`);
+      assert.ok(fit.lastRight <= fit.wrapRight, `${width} px: "Weight now" is cut off (${JSON.stringify(fit)})`);
+      if (width === 1280) await page.locator("#results").screenshot({ path: join(SHOTS, "results-1280.png") });
+      // A wrapper that may scroll (on narrower windows) is a named region in the tab order.
+      const wraps = await page.$$eval(".table-wrap", (all) =>
+        all.map((w) => ({ tabindex: w.getAttribute("tabindex"), role: w.getAttribute("role"), label: w.getAttribute("aria-label") })),
+      );
+      assert.ok(wraps.length >= 2, "the results and the numbers behind the charts");
+      for (const w of wraps) {
+        assert.equal(w.tabindex, "0", JSON.stringify(w));
+        assert.equal(w.role, "region", JSON.stringify(w));
+        assert.ok(w.label, JSON.stringify(w));
+      }
+    } finally {
+      await page.context().close();
+    }
+  }
+  await api.ok("DELETE", `/v2/experiment/${created.uuid}`);
+});

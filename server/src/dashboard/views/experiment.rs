@@ -139,7 +139,7 @@ fn results(snapshot: &Snapshot, decision: Option<&Decision>) -> Markup {
     html! {
         section id="results" {
             h2 { "Results" }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label="Results by variant" {
                 table class="results" id="variants" {
                     caption class="sr-only" {
                         "Per variant: views, reward, conversion rate with its 95 % credible interval, "
@@ -235,7 +235,7 @@ fn interval_bar(low: f64, high: f64, rate: Option<f64>, scale: f64) -> Markup {
     html! {
         span class="interval-text" { (percent(low)) " – " (percent(high)) }
         " "
-        svg class="bar" viewBox="0 0 100 12" width="100" height="12" aria-hidden="true" focusable="false" {
+        svg class="bar" viewBox="0 0 100 12" width="72" height="9" aria-hidden="true" focusable="false" {
             rect x="2" y="5" width="96" height="2" fill="#d8dee9" {}
             rect x=(format!("{:.1}", x(low))) y="3" width=(format!("{:.1}", (x(high) - x(low)).max(1.0)))
                 height="6" rx="2" fill="#93c5fd" {}
@@ -328,7 +328,7 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
             // The same numbers as a table, for screen readers and the curious.
             details {
                 summary { "The numbers behind the charts" }
-                div class="table-wrap" {
+                div class="table-wrap" tabindex="0" role="region" aria-label="The numbers behind the charts" {
                     table class="data" {
                         thead {
                             tr {

@@ -39,7 +39,7 @@ pub fn keys_page(
         @if keys.is_empty() {
             p class="empty" { "No API keys yet." }
         } @else {
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label="API keys" {
                 table class="list" id="keys" {
                     caption class="sr-only" { "Your API keys, oldest first" }
                     thead {

@@ -140,7 +140,7 @@ fn best_variant<'e>(e: &'e Experiment, outcome: &Outcome) -> Option<(&'e str, f6
 
 fn list_table(found: &[&Experiment]) -> Markup {
     html! {
-        div class="table-wrap" {
+        div class="table-wrap" tabindex="0" role="region" aria-label="Experiments" {
             table class="list" id="experiments" {
                 caption class="sr-only" { "Your experiments" }
                 thead {

@@ -73,7 +73,7 @@ pub fn webhooks_page(
         @if webhooks.is_empty() {
             p class="empty" { "No webhooks yet." }
         } @else {
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label="Webhooks" {
                 table class="list" id="webhooks" {
                     caption class="sr-only" { "Your webhooks, oldest first" }
                     thead {
@@ -108,7 +108,7 @@ pub fn webhooks_page(
         @if deliveries.is_empty() {
             p class="empty" { "No deliveries yet." }
         } @else {
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label="Recent deliveries" {
                 table class="list" id="deliveries" {
                     caption class="sr-only" { "The latest deliveries, newest first" }
                     thead {
