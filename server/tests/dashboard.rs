@@ -758,7 +758,12 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.text.contains("<code>settings</code>"), "{}", bad.text);
+    assert!(
+        bad.text
+            .contains(r##"<a href="#edit-settings">Settings</a>: This is not valid JSON"##),
+        "{}",
+        bad.text
+    );
     // The form posts to `#edit`: the answer opens at it, its problem on
     // top, not at the page's top far above.
     let action = format!(r#"action="/experiments/{uuid}#edit""#);
@@ -771,8 +776,11 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.text.contains("<code>visibility</code>"));
-    assert!(bad.text.contains("<code>name</code>"));
+    assert!(
+        bad.text
+            .contains(r##"<a href="#edit-visibility">Visibility</a>: "##)
+    );
+    assert!(bad.text.contains(r##"<a href="#edit-name">Name</a>: "##));
     let (_, after) = d
         .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
         .await;
@@ -842,7 +850,7 @@ async fn a_bad_create_form_shows_the_problems_and_creates_nothing() {
     assert!(
         answer
             .text
-            .contains("<code>variants[1]</code>: Variant ids must be unique."),
+            .contains(r##"<a href="#variants">Variant 2 (a)</a>: Variant ids must be unique."##),
         "{}",
         answer.text
     );
@@ -1754,7 +1762,9 @@ async fn an_experiment_the_api_accepts_can_be_edited_and_forms_say_what_is_wrong
         .await;
     assert_eq!(twice.status, StatusCode::BAD_REQUEST, "{}", twice.text);
     assert!(
-        twice.text.contains("<code>settings.x.k</code>"),
+        twice
+            .text
+            .contains(r##"<a href="#settings">Settings</a> at <code>x.k</code>: "##),
         "{}",
         twice.text
     );
@@ -2047,4 +2057,122 @@ async fn table_swatches_differ_where_the_chart_lines_do() {
         legend.contains(&eighth),
         "the chart's legend draws v7 the same way"
     );
+}
+
+/// The attributes of the element with `id="{id}"` (its start tag).
+fn tag<'a>(html: &'a str, id: &str) -> &'a str {
+    let at = html.find(&format!(" id=\"{id}\"")).expect(id);
+    let start = html[..at].rfind('<').expect("a tag");
+    let end = html[at..].find('>').expect("its end") + at;
+    &html[start..=end]
+}
+
+#[tokio::test]
+async fn refused_forms_name_each_problem_by_the_forms_labels_and_mark_the_fields() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    // Lines 1 and 3 hold the same id (zero-based, the API's `variants[2]`);
+    // the experiment's id is no valid id.
+    let typed = "green\nblue\ngreen\n";
+    let answer = d
+        .submit(
+            &browser,
+            "/experiments/new",
+            &[
+                ("name", "Dupes"),
+                ("id", "no good!"),
+                ("visibility", "draft"),
+                ("variants", typed),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    let page = &answer.text;
+    assert!(
+        page.contains(
+            r##"<a href="#variants">Variant 3 (green)</a>: Variant ids must be unique."##
+        ),
+        "{page}"
+    );
+    assert!(page.contains(r##"<a href="#id">ID</a>: "##), "{page}");
+    // Core's code spans as code, no backticks shown.
+    let summary = between(page, "id=\"form-problems\"", "</div>").expect("the summary");
+    assert!(
+        summary.contains("<code>-</code> or <code>_</code>"),
+        "{summary}"
+    );
+    assert!(!page.contains('`'), "{page}");
+    assert!(!page.contains("variants["), "no API paths: {page}");
+    // The summary takes the focus; the field in error is marked and
+    // described by its hint and its messages.
+    let summary = tag(page, "form-problems");
+    assert!(
+        summary.contains("tabindex=\"-1\"") && summary.contains("autofocus"),
+        "{summary}"
+    );
+    assert!(!tag(page, "name").contains("autofocus"), "one autofocus");
+    let variants = tag(page, "variants");
+    assert!(variants.contains("aria-invalid=\"true\""), "{variants}");
+    assert!(
+        variants.contains("aria-describedby=\"variants-hint problem-"),
+        "{variants}"
+    );
+    assert!(
+        !tag(page, "settings").contains("aria-invalid"),
+        "only fields in error"
+    );
+    let id = tag(page, "id");
+    assert!(id.contains("aria-invalid=\"true\""), "{id}");
+    assert!(id.contains("aria-describedby=\"id-hint problem-"), "{id}");
+    assert!(id.contains("value=\"no good!\""), "kept as typed: {id}");
+    assert!(
+        page.contains(">green\nblue\ngreen\n</textarea>"),
+        "kept as typed"
+    );
+
+    // The edit form: a variant's settings, and an added id that exists.
+    let uuid = d.experiment("Edit labels").await;
+    let uri = format!("/experiments/{uuid}");
+    let bad = d
+        .submit(
+            &browser,
+            &uri,
+            &[
+                ("name", "Edit labels"),
+                ("visibility", "published"),
+                ("v0.id", "a"),
+                ("v0.name", "Alpha"),
+                ("v0.settings", "{nope"),
+                ("v1.id", "b"),
+                ("v1.name", "b"),
+                ("v1.settings", "{}"),
+                ("add", "b\n"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let page = &bad.text;
+    assert!(
+        page.contains(
+            r##"<a href="#v0-settings">Settings of variant a</a>: This is not valid JSON"##
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(r##"<a href="#edit-add">Add variants</a>: A variant with the id <code>b</code> exists already."##),
+        "{page}"
+    );
+    assert!(!page.contains("variantUpdates"), "no API paths: {page}");
+    let settings = tag(page, "v0-settings");
+    assert!(settings.contains("aria-invalid=\"true\""), "{settings}");
+    assert!(
+        settings.contains("aria-describedby=\"problem-0\""),
+        "{settings}"
+    );
+    let add = tag(page, "edit-add");
+    assert!(
+        add.contains("aria-describedby=\"add-hint problem-1\""),
+        "{add}"
+    );
+    assert!(page.contains(">{nope</textarea>"), "kept as typed");
 }

@@ -426,3 +426,19 @@ test("the results table fits its card on desktops (1280, 1440, 1920 px), last co
   }
   await api.ok("DELETE", `/v2/experiment/${created.uuid}`);
 });
+
+test("a refused new-experiment form: the problems, in the form's words, take the focus; the field is marked", async () => {
+  const page = await signedIn();
+  try {
+    await page.goto(`${server.url}/experiments/new`);
+    await page.fill("#name", "Refused form");
+    await page.fill("#variants", "green\nblue\ngreen");
+    await Promise.all([page.waitForNavigation(), page.click("button:has-text('Create experiment')")]);
+    assert.equal(await page.evaluate(() => document.activeElement.id), "form-problems");
+    assert.match(await page.textContent("#form-problems"), /Variant 3 \(green\): Variant ids must be unique\./);
+    assert.equal(await page.getAttribute("#variants", "aria-invalid"), "true");
+    assert.equal(await page.inputValue("#variants"), "green\nblue\ngreen", "kept as typed");
+  } finally {
+    await page.context().close();
+  }
+});

@@ -57,7 +57,7 @@ fn mode_value(text: &str, problems: &mut Vec<Message>) -> Option<WeightsMode> {
 }
 
 /// The lines of a textarea that are not blank, trimmed.
-fn ids(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn ids(text: &str) -> impl Iterator<Item = &str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty())
 }
 
@@ -314,10 +314,12 @@ impl EditForm {
         }
         for id in ids(&self.add) {
             if updates.contains_key(id) {
+                // At the field it was typed in: the id names a variant
+                // above, which is not where the problem is.
                 problems.push(Message::at(
                     Code::InvalidValue,
-                    myna_core::settings::key_path("variantUpdates", id),
-                    "A variant with this id exists already.",
+                    "add",
+                    format!("A variant with the id `{id}` exists already."),
                 ));
             } else {
                 updates.insert(id.to_owned(), json!({}));

@@ -19,6 +19,7 @@ use crate::state::AppState;
 
 mod confirm;
 pub mod forms;
+pub mod labels;
 mod listing;
 mod new;
 mod page;

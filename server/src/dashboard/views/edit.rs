@@ -6,7 +6,7 @@ use myna_core::limits::MAX_EXPERIMENT_ID_CHARS;
 use myna_core::weights::{MODE_SETTING, WeightsMode};
 use myna_core::{Experiment, Problem};
 
-use super::{Nav, csrf_field, page, problem_box, visibility_select};
+use super::{FieldMarks, Nav, csrf_field, form_problems, page, problem_box, visibility_select};
 use crate::dashboard::experiments::forms::{Action, EditForm, NewForm};
 
 /// The browser's check of an id field (the server checks again: core's rule).
@@ -20,20 +20,25 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
     } else {
         form.visibility
     };
+    let problems = problem.map(|p| form.problems(p)).unwrap_or_default();
+    let marks = FieldMarks(&problems);
     let body = html! {
         section class="narrow" {
             h1 { "New experiment" }
-            @if let Some(problem) = problem { (problem_box(problem)) }
+            @if !problems.is_empty() { (form_problems(&problems)) }
             form method="post" action="/experiments/new" class="card" {
                 (csrf_field(csrf))
                 p class="field" {
                     label for="name" { "Name" }
-                    input id="name" name="name" required maxlength="256" value=(form.name) autofocus;
+                    input id="name" name="name" required maxlength="256" value=(form.name)
+                        autofocus[problems.is_empty()]
+                        aria-invalid=[marks.invalid("name")] aria-describedby=[marks.described("name", None)];
                 }
                 p class="field" {
                     label for="id" { "ID " span class="muted" { "(used by pages, optional)" } }
                     input id="id" name="id" maxlength=(MAX_EXPERIMENT_ID_CHARS) pattern=(ID_PATTERN)
-                        value=(form.id) aria-describedby="id-hint" class="mono";
+                        value=(form.id) class="mono"
+                        aria-invalid=[marks.invalid("id")] aria-describedby=[marks.described("id", Some("id-hint"))];
                     span class="hint" id="id-hint" {
                         "Letters, digits, " code { "-" } " and " code { "_" } ". Pages find the experiment by it: "
                         "the class " code { "myna-" i { "id" } } ". Blank: made from the name."
@@ -41,12 +46,14 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                 }
                 p class="field" {
                     label for="visibility" { "Visibility" }
-                    (visibility_select("visibility", visibility))
+                    (visibility_select("visibility", visibility, &marks, Some("visibility-hint")))
                     span class="hint" id="visibility-hint" { "Pages (API keys) see only published experiments." }
                 }
                 p class="field" {
                     label for="variants" { "Variants" }
-                    textarea id="variants" name="variants" rows="4" aria-describedby="variants-hint" required {
+                    textarea id="variants" name="variants" rows="4" required
+                        aria-invalid=[marks.invalid("variants")]
+                        aria-describedby=[marks.described("variants", Some("variants-hint"))] {
                         (form.variants)
                     }
                     span class="hint" id="variants-hint" {
@@ -54,10 +61,13 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                         "Names and settings can be edited afterwards."
                     }
                 }
-                p class="field" { (mode_select("mode", form.mode)) }
+                p class="field" { (mode_select("mode", form.mode, &marks)) }
                 p class="field" {
                     label for="settings" { "Settings " span class="muted" { "(JSON object, optional)" } }
-                    textarea id="settings" name="settings" rows="3" class="code" { (form.settings) }
+                    textarea id="settings" name="settings" rows="3" class="code"
+                        aria-invalid=[marks.invalid("settings")] aria-describedby=[marks.described("settings", None)] {
+                        (form.settings)
+                    }
                 }
                 p class="actions" {
                     button type="submit" class="primary" { "Create experiment" }
@@ -72,11 +82,12 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
 
 /// The select of how the weights share traffic (the setting
 /// `myna.weights.mode`), `mode` chosen (the default when blank).
-fn mode_select(id: &str, mode: &str) -> Markup {
+fn mode_select(id: &str, mode: &str, marks: &FieldMarks<'_>) -> Markup {
     let decide = mode == WeightsMode::Decide.as_str();
+    let hint = format!("{id}-hint");
     html! {
         label for=(id) { "Traffic" }
-        select id=(id) name="mode" aria-describedby={ (id) "-hint" } {
+        select id=(id) name="mode" aria-invalid=[marks.invalid(id)] aria-describedby=[marks.described(id, Some(&hint))] {
             option value=(WeightsMode::Conversions.as_str()) selected[!decide] {
                 "Most conversions (Thompson sampling)"
             }
@@ -84,7 +95,7 @@ fn mode_select(id: &str, mode: &str) -> Markup {
                 "A decision sooner (top-two Thompson sampling)"
             }
         }
-        span class="hint" id={ (id) "-hint" } {
+        span class="hint" id=(hint) {
             "How the weights share traffic: the setting " code { (MODE_SETTING) } ". "
             "Deciding sooner sends the runner-up about half the traffic."
         }
@@ -98,10 +109,12 @@ fn rows(text: &str) -> usize {
 
 /// The experiment page's edit form.
 pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &EditForm) -> Markup {
+    let problems = problem.map(|p| form.problems(p)).unwrap_or_default();
+    let marks = FieldMarks(&problems);
     html! {
         section id="edit" class="card" {
             h2 { "Edit" }
-            @if let Some(problem) = problem { (problem_box(problem)) }
+            @if !problems.is_empty() { (form_problems(&problems)) }
             // The answer to a refused save opens at this form, its problem
             // on top (a saved one is redirected to the page's top).
             form method="post" action={ "/experiments/" (e.public_uuid()) "#edit" } {
@@ -109,35 +122,43 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 div class="row" {
                     p class="field grow" {
                         label for="edit-name" { "Name" }
-                        input id="edit-name" name="name" required maxlength="256" value=(form.name);
+                        input id="edit-name" name="name" required maxlength="256" value=(form.name)
+                            aria-invalid=[marks.invalid("edit-name")] aria-describedby=[marks.described("edit-name", None)];
                     }
                     p class="field" {
                         label for="edit-id" { "ID " span class="muted" { "(used by pages)" } }
                         input id="edit-id" name="id" maxlength=(MAX_EXPERIMENT_ID_CHARS) pattern=(ID_PATTERN)
-                            value=(form.id) class="mono";
+                            value=(form.id) class="mono"
+                            aria-invalid=[marks.invalid("edit-id")] aria-describedby=[marks.described("edit-id", None)];
                     }
                     p class="field" {
                         label for="edit-visibility" { "Visibility" }
-                        (visibility_select("edit-visibility", &form.visibility))
+                        (visibility_select("edit-visibility", &form.visibility, &marks, None))
                     }
                 }
                 p class="field" {
-                    (mode_select("edit-mode", &form.mode))
+                    (mode_select("edit-mode", &form.mode, &marks))
                     input type="hidden" name="mode_was" value=(form.mode_was);
                     input type="hidden" name="was" value=(form.was);
                 }
                 p class="field" {
                     label for="edit-settings" { "Settings " span class="muted" { "(JSON object)" } }
-                    textarea id="edit-settings" name="settings" rows=(rows(&form.settings)) class="code" { (form.settings) }
+                    textarea id="edit-settings" name="settings" rows=(rows(&form.settings)) class="code"
+                        aria-invalid=[marks.invalid("edit-settings")] aria-describedby=[marks.described("edit-settings", None)] {
+                        (form.settings)
+                    }
                 }
                 @for (i, v) in form.variants.iter().enumerate() {
+                    @let name_field = format!("v{i}-name");
+                    @let settings_field = format!("v{i}-settings");
                     fieldset class="variant" {
                         legend { "Variant " code { bdi { (v.id) } } }
                         input type="hidden" name={ "v" (i) ".id" } value=(v.id);
                         div class="row" {
                             p class="field grow" {
-                                label for={ "v" (i) "-name" } { "Name" }
-                                input id={ "v" (i) "-name" } name={ "v" (i) ".name" } required maxlength="256" value=(v.name);
+                                label for=(name_field) { "Name" }
+                                input id=(name_field) name={ "v" (i) ".name" } required maxlength="256" value=(v.name)
+                                    aria-invalid=[marks.invalid(&name_field)] aria-describedby=[marks.described(&name_field, None)];
                             }
                             p class="field check" {
                                 label {
@@ -147,8 +168,9 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                             }
                         }
                         p class="field" {
-                            label for={ "v" (i) "-settings" } { "Settings " span class="muted" { "(JSON object)" } }
-                            textarea id={ "v" (i) "-settings" } name={ "v" (i) ".settings" } rows=(rows(&v.settings)) class="code" {
+                            label for=(settings_field) { "Settings " span class="muted" { "(JSON object)" } }
+                            textarea id=(settings_field) name={ "v" (i) ".settings" } rows=(rows(&v.settings)) class="code"
+                                aria-invalid=[marks.invalid(&settings_field)] aria-describedby=[marks.described(&settings_field, None)] {
                                 (v.settings)
                             }
                         }
@@ -156,7 +178,10 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 }
                 p class="field" {
                     label for="edit-add" { "Add variants" }
-                    textarea id="edit-add" name="add" rows="2" aria-describedby="add-hint" { (form.add) }
+                    textarea id="edit-add" name="add" rows="2"
+                        aria-invalid=[marks.invalid("edit-add")] aria-describedby=[marks.described("edit-add", Some("add-hint"))] {
+                        (form.add)
+                    }
                     span class="hint" id="add-hint" { "One new variant id a line; they start with no counts." }
                 }
                 p class="actions" { button type="submit" class="primary" { "Save changes" } }

@@ -7,6 +7,8 @@
 use maud::{Markup, PreEscaped, html};
 use myna_core::{Problem, Visibility};
 
+use crate::dashboard::experiments::labels::FieldProblem;
+
 pub mod edit;
 pub mod experiment;
 pub mod keys;
@@ -113,11 +115,90 @@ pub fn problem_box(problem: &Problem) -> Markup {
                         @if let Some(path) = &message.path {
                             code { (path) } ": "
                         }
-                        (message.message)
+                        (code_spans(&message.message))
                     }
                 }
             }
         }
+    }
+}
+
+/// A message whose `` `code` `` spans (as core writes them) are shown as
+/// code, escaped like any text; unpaired backticks stay as they are.
+pub fn code_spans(text: &str) -> Markup {
+    let parts: Vec<&str> = text.split('`').collect();
+    if parts.len().is_multiple_of(2) {
+        return html! { (text) };
+    }
+    html! {
+        @for (i, part) in parts.iter().enumerate() {
+            @if !i.is_multiple_of(2) { code { (part) } } @else { (part) }
+        }
+    }
+}
+
+/// The element id of the `n`-th message of [`form_problems`] (a field in
+/// error points at it with `aria-describedby`).
+pub fn problem_id(n: usize) -> String {
+    format!("problem-{n}")
+}
+
+/// A refused form's problems, each named by the form's label and linked to
+/// its field; focused when the page opens, so the first thing read and
+/// seen is what to fix.
+pub fn form_problems(problems: &[FieldProblem]) -> Markup {
+    html! {
+        div class="alert error" id="form-problems" role="alert" tabindex="-1" autofocus {
+            p { strong { "That did not work:" } }
+            ul {
+                @for (n, p) in problems.iter().enumerate() {
+                    li id=(problem_id(n)) {
+                        @match (&p.label, &p.field) {
+                            (Some(label), Some(field)) => a href={ "#" (field) } { (label) },
+                            (Some(label), None) => (label),
+                            _ => {},
+                        }
+                        @if let Some(at) = &p.at {
+                            @if p.label.is_some() { " at " }
+                            code { (at) }
+                        }
+                        @if p.label.is_some() || p.at.is_some() { ": " }
+                        (code_spans(&p.message))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `aria-invalid` and `aria-describedby` of form fields, from a refused
+/// form's problems: a field in error is marked and described by its hint
+/// and its messages.
+pub struct FieldMarks<'a>(pub &'a [FieldProblem]);
+
+impl FieldMarks<'_> {
+    /// `"true"` when `field` has a problem.
+    pub fn invalid(&self, field: &str) -> Option<&'static str> {
+        self.0
+            .iter()
+            .any(|p| p.field.as_deref() == Some(field))
+            .then_some("true")
+    }
+
+    /// `field`'s `aria-describedby`: its `hint`, then its messages.
+    pub fn described(&self, field: &str, hint: Option<&str>) -> Option<String> {
+        let ids: Vec<String> = hint
+            .map(str::to_owned)
+            .into_iter()
+            .chain(
+                self.0
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.field.as_deref() == Some(field))
+                    .map(|(n, _)| problem_id(n)),
+            )
+            .collect();
+        (!ids.is_empty()).then(|| ids.join(" "))
     }
 }
 
@@ -158,10 +239,16 @@ pub fn visibility_badge(visibility: Visibility) -> Markup {
     html! { span class={ "badge " (v) } { (v) } }
 }
 
-/// A visibility `select` (named `visibility`), `current` selected.
-pub fn visibility_select(id: &str, current: &str) -> Markup {
+/// A visibility `select` (named `visibility`), `current` selected, described
+/// by its hint and its problems.
+pub fn visibility_select(
+    id: &str,
+    current: &str,
+    marks: &FieldMarks<'_>,
+    hint: Option<&str>,
+) -> Markup {
     html! {
-        select id=(id) name="visibility" {
+        select id=(id) name="visibility" aria-invalid=[marks.invalid(id)] aria-describedby=[marks.described(id, hint)] {
             @for v in Visibility::ALL {
                 option value=(v.as_str()) selected[v.as_str() == current] { (v.as_str()) }
             }
