@@ -88,7 +88,13 @@ pub fn check_head(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<()
         [] => version < Version::HTTP_11,
         [host] => host.to_str().is_ok_and(host_value_ok),
         _ => false,
-    };
+    } && uri
+        // An absolute-form target names the host instead (RFC 9112 3.2.2):
+        // it must name one as well.
+        .authority()
+        .is_none_or(|authority| {
+            !authority.as_str().is_empty() && host_value_ok(authority.as_str())
+        });
     if host_ok {
         Ok(())
     } else {
@@ -242,6 +248,17 @@ mod tests {
         assert_eq!(head(Version::HTTP_11, &[]), Err(400), "none");
         assert_eq!(head(Version::HTTP_11, &["a", "b"]), Err(400), "two");
         assert_eq!(head(Version::HTTP_10, &[]), Ok(()), "HTTP/1.0 needs none");
+        // An absolute-form target's host must be one too (Host is not
+        // taken instead).
+        let target = |uri: &str| {
+            let mut map = HeaderMap::new();
+            map.append(header::HOST, HeaderValue::from_static("myna"));
+            check_head(Version::HTTP_11, &uri.parse().expect("a URI"), &map).map_err(|p| p.status)
+        };
+        assert_eq!(target("http://ab.example.com:8443/v2"), Ok(()));
+        for bad in ["http://u@h/v2", "http://x:99999/v2", "http://1.2.3.4:0/v2"] {
+            assert_eq!(target(bad), Err(400), "{bad}");
+        }
     }
 
     #[test]
