@@ -221,27 +221,53 @@ fn points(loss: f64) -> String {
 }
 
 /// Why a `leading` experiment is not `decided`: each threshold its leader
-/// misses, with the numbers.
-fn unmet(outcome: &Outcome, leader: usize, arms: &[crate::weights::Arm], t: &Thresholds) -> String {
+/// misses, with the numbers, and the settings those thresholds are.
+fn unmet(
+    outcome: &Outcome,
+    leader: usize,
+    arms: &[crate::weights::Arm],
+    t: &Thresholds,
+) -> (String, Vec<&'static str>) {
     let mut reasons = Vec::new();
+    let mut settings = Vec::new();
     if outcome.probability_best[leader] < t.probability_best {
         reasons.push(format!(
-            "that is below the {} % required (myna.decision.probabilityBest)",
+            "that is below the {} % required",
             threshold_percent(t.probability_best)
         ));
+        settings.push("myna.decision.probabilityBest");
     }
     let loss = outcome.expected_loss[leader];
     let allowed = rule::allowed_loss(&arms[leader], t);
     if loss >= allowed {
         reasons.push(format!(
-            "choosing it gives up {} points in expectation, more than the {} allowed \
-             (myna.decision.expectedLoss: {} of its rate)",
+            "choosing it gives up {} {POINTS} in expectation, more than the {} allowed \
+             ({} % of its rate)",
             two_digits(loss * 100.0, true),
             two_digits(allowed * 100.0, false),
-            t.expected_loss,
+            threshold_percent(t.expected_loss),
         ));
+        settings.push("myna.decision.expectedLoss");
     }
-    reasons.join(", and ")
+    (reasons.join(", and "), settings)
+}
+
+/// The unit of an expected loss in messages (said in full: "points" alone
+/// could be points of anything).
+const POINTS: &str = "percentage points of conversion rate";
+
+/// The settings behind thresholds, said after the sentence rather than in
+/// it: ` (This threshold is the setting a.)`, ` (These thresholds are the
+/// settings a and b.)`.
+fn settings_note(settings: &[&str]) -> String {
+    match settings {
+        [] => String::new(),
+        [one] => format!(" (This threshold is the setting {one}.)"),
+        [rest @ .., last] => format!(
+            " (These thresholds are the settings {} and {last}.)",
+            rest.join(", ")
+        ),
+    }
 }
 
 /// A threshold (a probability) as a percentage, as written: `99.7`, `99.85`.
@@ -269,7 +295,7 @@ fn sentence(
     };
     match (outcome.verdict, outcome.leader) {
         (Verdict::Decided, Some(l)) => format!(
-            "{} is better than {} with {} % probability; choosing it gives up {} points in expectation: you can stop.",
+            "{} is better than {} with {} % probability; choosing it gives up {} {POINTS} in expectation: you can stop.",
             ids[l],
             others(l),
             probability_percent(outcome.probability_best[l]),
@@ -278,17 +304,18 @@ fn sentence(
         (Verdict::Leading, Some(l)) => {
             let more = match outcome.more_views {
                 Some(n) => format!(
-                    "about {} more views are likely needed to decide",
+                    "about {} more views in total (all variants together) are likely needed to decide",
                     grouped(n)
                 ),
                 None => "how many more views that needs cannot be estimated from these counts"
                     .to_owned(),
             };
+            let (reasons, settings) = unmet(outcome, l, arms, t);
             format!(
-                "{} leads with {} % probability of being best, not yet enough to decide: {}; {more}.",
+                "{} leads with {} % probability of being best, not yet enough to decide: {reasons}; {more}.{}",
                 ids[l],
                 probability_percent(outcome.probability_best[l]),
-                unmet(outcome, l, arms, t),
+                settings_note(&settings),
             )
         }
         (Verdict::NoDifference, _) => format!(

@@ -634,7 +634,10 @@ fn the_decision_form_has_the_specs_shape() {
         message.starts_with("blue is better than green with more than 99.9 % probability"),
         "{message}"
     );
-    assert!(message.ends_with("you can stop."), "{message}");
+    assert!(
+        message.ends_with("percentage points of conversion rate in expectation: you can stop."),
+        "the unit said in full: {message}"
+    );
     let keys: Vec<_> = form["variants"]
         .as_object()
         .unwrap()
@@ -727,9 +730,10 @@ fn leading_says_which_threshold_is_unmet_and_when_views_cannot_be_estimated() {
     assert_eq!(
         d.message,
         "b leads with 99.7 % probability of being best, not yet enough to decide: \
-         choosing it gives up 0.00055 points in expectation, more than the 0.000066 allowed \
-         (myna.decision.expectedLoss: 0.00001 of its rate); \
-         how many more views that needs cannot be estimated from these counts."
+         choosing it gives up 0.00055 percentage points of conversion rate in expectation, \
+         more than the 0.000066 allowed (0.001 % of its rate); \
+         how many more views that needs cannot be estimated from these counts. \
+         (This threshold is the setting myna.decision.expectedLoss.)"
     );
     // Three variants: the probability is short, and the estimate (the
     // leader against the runner-up alone) has none to offer.
@@ -742,8 +746,9 @@ fn leading_says_which_threshold_is_unmet_and_when_views_cannot_be_estimated() {
     assert_eq!(
         d.message,
         "b leads with 99.6 % probability of being best, not yet enough to decide: \
-         that is below the 99.7 % required (myna.decision.probabilityBest); \
-         how many more views that needs cannot be estimated from these counts."
+         that is below the 99.7 % required; \
+         how many more views that needs cannot be estimated from these counts. \
+         (This threshold is the setting myna.decision.probabilityBest.)"
     );
     // Both short, with an estimate: each named, then the views.
     let early = counted(json!({}), &[("a", 2_000, 100.0), ("b", 2_000, 115.0)]);
@@ -751,13 +756,16 @@ fn leading_says_which_threshold_is_unmet_and_when_views_cannot_be_estimated() {
     assert_eq!(d.verdict, Verdict::Leading);
     let more = myna_core::decision::grouped(d.more_views.unwrap());
     assert!(
-        d.message.contains("that is below the 99.7 % required (myna.decision.probabilityBest), and choosing it gives up"),
+        d.message
+            .contains("that is below the 99.7 % required, and choosing it gives up"),
         "{}",
         d.message
     );
     assert!(
         d.message.ends_with(&format!(
-            "allowed (myna.decision.expectedLoss: 0.001 of its rate); about {more} more views are likely needed to decide."
+            "allowed (0.1 % of its rate); about {more} more views in total (all variants together) \
+             are likely needed to decide. (These thresholds are the settings \
+             myna.decision.probabilityBest and myna.decision.expectedLoss.)"
         )),
         "{}",
         d.message
