@@ -2176,3 +2176,46 @@ async fn refused_forms_name_each_problem_by_the_forms_labels_and_mark_the_fields
     );
     assert!(page.contains(">{nope</textarea>"), "kept as typed");
 }
+
+#[tokio::test]
+async fn signed_in_an_unknown_path_is_the_dashboards_not_found_page_and_the_api_keeps_json() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    for path in [
+        "/nope",
+        "/experiment",
+        "/key",
+        "/experiments/a/b/c",
+        "/assets/x.css",
+    ] {
+        let page = d.page(&browser, path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        let kind = page
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(kind, Some("text/html; charset=utf-8"), "{path}");
+        assert!(
+            page.text.contains("<html lang=\"en\">"),
+            "{path}: {}",
+            page.text
+        );
+        assert!(
+            page.text.contains("<title>Not found · Myna</title>"),
+            "{path}"
+        );
+        assert!(page.text.contains("There is no such page."), "{path}");
+    }
+    // The API and the health check keep their JSON problems, session or not.
+    for path in ["/v2/nope", "/v2", "/v2/experiment/x/y/z"] {
+        let answer = d.page(&browser, path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        let problem: Value = serde_json::from_str(&answer.text).expect("JSON");
+        assert_eq!(problem["typename"], "problem", "{path}");
+    }
+    // Without a session: the API's 404 problem, as before.
+    let answer = d.send(Method::GET, "/nope", &[], None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let problem: Value = serde_json::from_str(&answer.text).expect("JSON");
+    assert_eq!(problem["status"], 404);
+}

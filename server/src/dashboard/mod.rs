@@ -17,10 +17,12 @@
 //! Routes (none under `/v2/` or `/healthz`): `/` (the experiments),
 //! `/signin`, `/signout`, `/experiments/new`, `/experiments/{uuid}` (and
 //! `/reset`, `/delete`, `/export.csv`), `/keys` (and `/keys/{uuid}/revoke`),
-//! `/webhooks` (and `/webhooks/{uuid}/delete`), `/assets/…`.
+//! `/webhooks` (and `/webhooks/{uuid}/delete`), `/assets/…`; any other path
+//! is the "Not found" page when signed in.
 
 use myna_core::{Code, Problem};
 use poem::http::StatusCode;
+use poem::web::Data;
 use poem::{Body, Request, Response, Route, get, handler, post};
 
 use crate::request::{Params, read_body_up_to};
@@ -36,9 +38,10 @@ mod webhooks;
 
 use session::Session;
 
-/// Adds the dashboard's routes to `route`.
+/// Adds the dashboard's routes to `route`, then its "Not found" page for
+/// every other path.
 pub fn routes(route: Route) -> Route {
-    route
+    let pages = route
         .at("/", get(experiments::list))
         .at("/signin", get(session::signin_form).post(session::signin))
         .at("/signout", post(session::signout))
@@ -67,7 +70,17 @@ pub fn routes(route: Route) -> Route {
         .at("/webhooks", get(webhooks::list).post(webhooks::create))
         .at("/webhooks/:uuid/delete", post(webhooks::delete))
         .at("/assets/dashboard.css", get(stylesheet))
-        .at("/assets/icon.svg", get(icon))
+        .at("/assets/icon.svg", get(icon));
+    unknown_paths(pages)
+}
+
+/// Adds the paths of no page: any one not matched above
+/// (`/*path` alone would take `/` too). Their metrics label is `other`, as
+/// for any unknown path (they are no route of their own).
+fn unknown_paths(route: Route) -> Route {
+    ["/:first", "/:first/*rest"]
+        .into_iter()
+        .fold(route, |route, path| route.at(path, unknown_path))
 }
 
 /// The methods each route of [`routes`] answers, for the `Allow` header of
@@ -157,6 +170,17 @@ async fn posted(
 /// The page for something that is not there (or is another account's).
 fn not_found(session: &Session, what: &str) -> Response {
     html::html(StatusCode::NOT_FOUND, views::not_found(&session.csrf, what))
+}
+
+/// Any path outside `/v2` that is no page: the "Not found" page (404) for
+/// a session, as a browser shows it; without one the API's 404 problem, as
+/// before (a script probing the server gets JSON; nothing is revealed).
+#[handler]
+async fn unknown_path(request: &Request, Data(state): Data<&AppState>) -> poem::Result<Response> {
+    match session::session(state, request).await {
+        Some(session) => Ok(not_found(&session, "page")),
+        None => Err(poem::error::NotFoundError.into()),
+    }
 }
 
 /// `GET /assets/dashboard.css`.
