@@ -179,6 +179,7 @@ pub struct ConnectionArgs {
     pub max_body_memory: Option<usize>,
     /// MiB that answers larger than 256 KiB hold at once while they are
     /// written (default 256, at least 1; a larger answer is written alone);
+    /// one client address holds at most a quarter beyond its first answer;
     /// with no room, connections whose clients stopped reading are closed,
     /// else the answer is a 503.
     #[arg(long, env = "MYNA_MAX_ANSWER_MEMORY", value_name = "MIB")]

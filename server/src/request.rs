@@ -8,6 +8,8 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Bytes;
 use myna_core::event::{MAX_BODY_BYTES, body_too_large};
+
+use crate::auth::throttle::ClientKey;
 use myna_core::wire::{url_decode, url_decode_exact};
 use myna_core::{Code, Message, Problem};
 use poem::http::header;
@@ -224,7 +226,10 @@ pub const UNBUDGETED_ANSWER_BYTES: usize = 256 * 1024;
 pub struct AnswerShare(pub Arc<dyn std::any::Any + Send + Sync>);
 
 /// Reserves a share of `bytes` (see [`AnswerRoom`]).
-type Reserve = dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AnswerShare>> + Send>>
+type Reserve = dyn Fn(
+        usize,
+        ClientKey,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AnswerShare>> + Send>>
     + Send
     + Sync;
 
@@ -234,10 +239,10 @@ type Reserve = dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output
 pub struct AnswerRoom(pub Arc<Reserve>);
 
 impl AnswerRoom {
-    /// Gives `response` its share of the budget when it is larger than
-    /// [`UNBUDGETED_ANSWER_BYTES`] (in its extensions); `false` when there
-    /// is no room for it (the caller answers a 503 instead).
-    pub async fn make_room(&self, response: &mut poem::Response) -> bool {
+    /// Gives `response`, for `client`, its share of the budget when it is
+    /// larger than [`UNBUDGETED_ANSWER_BYTES`] (in its extensions); `false`
+    /// when there is no room for it (the caller answers a 503 instead).
+    pub async fn make_room(&self, response: &mut poem::Response, client: ClientKey) -> bool {
         use hyper::body::Body as _;
         let body = BoxBody::from(response.take_body());
         let size = body.size_hint().exact();
@@ -248,7 +253,7 @@ impl AnswerRoom {
         if size <= UNBUDGETED_ANSWER_BYTES {
             return true;
         }
-        match (self.0)(size).await {
+        match (self.0)(size, client).await {
             Some(share) => {
                 response.extensions_mut().insert(share);
                 true

@@ -281,6 +281,8 @@ fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
                 .map_or(listen::answers::ANSWER_MEMORY, |mib| {
                     mib.saturating_mul(1 << 20)
                 }),
+            // Closed to make room once stalled five stall graces in all.
+            millis(args.stall_grace_ms, listen::STALL_GRACE) * 4,
         ),
         write_timeout: millis(args.write_timeout_ms, listen::WRITE_TIMEOUT),
         stall_grace: millis(args.stall_grace_ms, listen::STALL_GRACE),

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use poem::http::Method;
 use prometheus_client::metrics::gauge::Gauge;
@@ -145,11 +145,13 @@ impl Conn {
         evicted
     }
 
-    /// Evicts it if it is idle (one whose answer's write stalled is):
-    /// whether it was.
-    pub(crate) fn evict_if_idle(&self) -> bool {
-        self.idle_since()
-            .is_some_and(|since| self.evict_if_idle_since(since))
+    /// Evicts it if it has been idle (one whose answer's write stalled is)
+    /// for at least `patience`: whether it was.
+    pub(crate) fn evict_if_idle_for(&self, patience: Duration) -> bool {
+        let patience = u64::try_from(patience.as_millis()).unwrap_or(u64::MAX);
+        self.idle_since().is_some_and(|since| {
+            self.now().saturating_sub(since) >= patience && self.evict_if_idle_since(since)
+        })
     }
 }
 

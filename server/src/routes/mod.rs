@@ -71,6 +71,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let errors = clock.clone();
     let panics = clock.clone();
     let busy = clock.clone();
+    let clients = state.clone();
     let v2 = v2
         .catch_all_error(move |error| {
             let now = errors.now_ms();
@@ -93,16 +94,17 @@ pub fn app(state: AppState) -> impl Endpoint {
         problem_response(&Format::Json, &Problem::internal(), panics.now_ms())
     }))
     .around(move |endpoint, mut request| {
-        let busy = busy.clone();
+        let (busy, clients) = (busy.clone(), clients.clone());
         async move {
             // The query, parsed once for every layer and handler that reads it.
             Params::keep(&mut request);
             let uri = request.uri().clone();
             let (method, params) = (request.method().clone(), Params::of(&request));
             let room = request.extensions().get::<AnswerRoom>().cloned();
+            let client = clients.guard.client(&request);
             let mut response = endpoint.get_response(request).await;
             if let Some(room) = room
-                && !room.make_room(&mut response).await
+                && !room.make_room(&mut response, client).await
             {
                 response = answer_busy(&method, &params, &response, busy.now_ms());
             }
