@@ -2219,3 +2219,32 @@ async fn signed_in_an_unknown_path_is_the_dashboards_not_found_page_and_the_api_
     let problem: Value = serde_json::from_str(&answer.text).expect("JSON");
     assert_eq!(problem["status"], 404);
 }
+
+#[tokio::test]
+async fn the_reset_notice_shows_only_while_the_counts_are_zero() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let zero = d.experiment("Just reset").await;
+    let page = d
+        .page(&browser, &format!("/experiments/{zero}?done=reset"))
+        .await;
+    assert!(
+        page.text.contains("The counts were reset to zero."),
+        "{}",
+        page.text
+    );
+    // A reload of the same address once events came in: no stale notice.
+    let counted = d
+        .counted("Counted since", json!({}), &[("a", 10, 2), ("b", 5, 0)])
+        .await;
+    let page = d
+        .page(&browser, &format!("/experiments/{counted}?done=reset"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains("reset to zero"), "{}", page.text);
+    // Other notices are unchanged.
+    let page = d
+        .page(&browser, &format!("/experiments/{counted}?done=saved"))
+        .await;
+    assert!(page.text.contains("Your changes were saved."));
+}

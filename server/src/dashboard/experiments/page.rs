@@ -38,7 +38,18 @@ pub async fn show(
         Ok(snapshot) => snapshot,
         Err(missing) => return *missing,
     };
-    let notice = done_notice(&Params::of(request));
+    // "Reset to zero" only while it is true: a reload of `?done=reset`
+    // after new events would say so of counts that are not zero.
+    let counted = snapshot
+        .experiment
+        .variants
+        .iter()
+        .any(|v| v.views > 0 || v.total_reward != 0.0);
+    let params = Params::of(request);
+    let notice = match Done::of(&params) {
+        Some(Done::Reset) if counted => None,
+        _ => done_notice(&params),
+    };
     let form = EditForm::of(&snapshot.experiment);
     let page = render(state, request, &session, &snapshot, notice, None, &form).await;
     html::html(StatusCode::OK, page)
