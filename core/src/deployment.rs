@@ -37,6 +37,20 @@ pub fn css_class(experiment: &Experiment) -> String {
 /// stable order: by `id`, then by uuid (ids of published experiments are
 /// unique, so the uuid only orders ones stored before that held).
 pub fn deployment_form(key: Uuid, api_root: &str, experiments: &[(&Experiment, &[f64])]) -> Value {
+    serde_json::to_value(deployment(key, api_root, experiments)).unwrap_or(Value::Null)
+}
+
+/// [`deployment_form`] as JSON text, written straight from the experiments
+/// (no value tree: a large account's settings are not copied first).
+pub fn deployment_text(key: Uuid, api_root: &str, experiments: &[(&Experiment, &[f64])]) -> String {
+    serde_json::to_string(&deployment(key, api_root, experiments)).unwrap_or_default()
+}
+
+fn deployment<'a>(
+    key: Uuid,
+    api_root: &'a str,
+    experiments: &'a [(&'a Experiment, &'a [f64])],
+) -> Deployment<'a> {
     let mut published: Vec<&(&Experiment, &[f64])> = experiments
         .iter()
         .filter(|(e, _)| e.visibility == Visibility::Published)
@@ -44,7 +58,7 @@ pub fn deployment_form(key: Uuid, api_root: &str, experiments: &[(&Experiment, &
     published.sort_by(|(a, _), (b, _)| {
         (a.id.as_str(), a.public_uuid()).cmp(&(b.id.as_str(), b.public_uuid()))
     });
-    let form = Deployment {
+    Deployment {
         typename: "deployment",
         uuid: key,
         api_key: key,
@@ -72,8 +86,7 @@ pub fn deployment_form(key: Uuid, api_root: &str, experiments: &[(&Experiment, &
                     .collect(),
             })
             .collect(),
-    };
-    serde_json::to_value(form).unwrap_or(Value::Null)
+    }
 }
 
 #[derive(Serialize)]
@@ -150,6 +163,8 @@ mod tests {
         let key = Uuid::from_u128(5);
         let hero = experiment(1, "hero", Visibility::Published);
         let form = deployment_form(key, "https://ab.example.com", &[(&hero, &[0.75, 0.25])]);
+        let text = deployment_text(key, "https://ab.example.com", &[(&hero, &[0.75, 0.25])]);
+        assert_eq!(text, form.to_string());
         assert_eq!(
             form,
             json!({
@@ -188,6 +203,11 @@ mod tests {
             (&archived, &[0.5, 0.5][..]),
         ];
         let form = deployment_form(Uuid::from_u128(5), "http://x", &all);
+        // The text is the form, written without the value tree.
+        assert_eq!(
+            deployment_text(Uuid::from_u128(5), "http://x", &all),
+            form.to_string()
+        );
         let ids: Vec<_> = form["experiments"]
             .as_array()
             .map(|a| a.iter().map(|e| e["id"].clone()).collect())

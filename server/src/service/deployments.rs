@@ -1,8 +1,8 @@
 //! Deployments: what `GET /v2/deployment/{key}/myna.json` answers, every
 //! published experiment of the key's account with its current weights
-//! (core's `deployment_form`).
+//! (core's `deployment_text`).
 
-use myna_core::deployment::deployment_form;
+use myna_core::deployment::deployment_text;
 use myna_core::{Code, Experiment, Problem, Visibility};
 use uuid::Uuid;
 
@@ -37,5 +37,5 @@ pub async fn deployment(state: &AppState, key: &str, api_root: &str) -> Result<S
         .iter()
         .map(|s| (s.experiment.as_ref(), &s.weights[..]))
         .collect();
-    Ok(deployment_form(key, api_root, &experiments).to_string())
+    Ok(deployment_text(key, api_root, &experiments))
 }
