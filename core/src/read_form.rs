@@ -127,6 +127,16 @@ pub fn search_answer(results: &[ReadForm]) -> Value {
     serde_json::json!({ "results": results })
 }
 
+/// [`search_answer`] as JSON text, written straight from the forms (no
+/// value tree).
+pub fn search_text(results: &[ReadForm]) -> String {
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        results: &'a [ReadForm],
+    }
+    serde_json::to_string(&Answer { results }).unwrap_or_default()
+}
+
 impl Serialize for ReadVariants {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
@@ -192,6 +202,16 @@ mod tests {
         let a = json.find(r#""a":{"#).unwrap_or(0);
         assert!(b < a, "variants keep creation order: {json}");
         assert!(json.contains(r#""views":10,"totalReward":2.5,"weight":0.75"#));
+    }
+
+    #[test]
+    fn the_search_text_is_the_search_answer() {
+        let forms = [
+            ReadForm::new(&experiment(), Access::Complete, &[0.75, 0.25]),
+            ReadForm::new(&experiment(), Access::Summary, &[0.5, 0.5]),
+        ];
+        assert_eq!(search_text(&forms), search_answer(&forms).to_string());
+        assert_eq!(search_text(&[]), r#"{"results":[]}"#);
     }
 
     #[test]

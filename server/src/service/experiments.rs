@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use myna_core::experiment::parse_create;
-use myna_core::read_form::search_answer;
+use myna_core::read_form::search_text;
 use myna_core::search::SearchQuery;
 use myna_core::{Access, Experiment, Problem, ReadForm, RecordBatch};
 use uuid::Uuid;
@@ -175,7 +175,7 @@ pub fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String 
             )
         })
         .collect();
-    search_answer(&forms).to_string()
+    search_text(&forms)
 }
 
 /// Creates an experiment from a create body (core's `parse_create`) for
