@@ -2248,3 +2248,44 @@ async fn the_reset_notice_shows_only_while_the_counts_are_zero() {
         .await;
     assert!(page.text.contains("Your changes were saved."));
 }
+
+#[tokio::test]
+async fn only_the_list_is_the_current_page_and_the_visibility_select_names_its_hint() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let current = r#"<a href="/" aria-current="page">Experiments</a>"#;
+    let list = d.page(&browser, "/").await;
+    assert!(list.text.contains(current), "{}", list.text);
+    let uuid = d.experiment("Nav").await;
+    for path in [
+        format!("/experiments/{uuid}"),
+        format!("/experiments/{uuid}/reset"),
+        "/experiments/new".to_owned(),
+        "/nope".to_owned(),
+    ] {
+        let page = d.page(&browser, &path).await;
+        assert!(
+            !page.text.contains("aria-current=\"page\""),
+            "{path}: {}",
+            page.text
+        );
+        // Still highlighted as the section the page is in.
+        assert!(
+            page.text
+                .contains(r#"<a href="/" class="current">Experiments</a>"#),
+            "{path}"
+        );
+    }
+    let keys = d.page(&browser, "/keys").await;
+    assert!(
+        keys.text
+            .contains(r#"<a href="/keys" aria-current="page">API keys</a>"#)
+    );
+    let new = d.page(&browser, "/experiments/new").await;
+    let select = tag(&new.text, "visibility");
+    assert!(
+        select.contains("aria-describedby=\"visibility-hint\""),
+        "{select}"
+    );
+    assert!(new.text.contains("id=\"visibility-hint\""));
+}

@@ -355,6 +355,20 @@ test("many variants and long unbroken ids never widen the page: the list and the
   await api.ok("DELETE", `/v2/experiment/${long.uuid}`);
 });
 
+test("on the keys page the Deployment card stands apart from the keys table", async () => {
+  await api.createApiKey("gap");
+  const page = await signedIn();
+  try {
+    await page.goto(`${server.url}/keys`);
+    const gap = await page.evaluate(
+      () => document.querySelector("#deployment").getBoundingClientRect().top - document.querySelector("#keys").closest(".table-wrap").getBoundingClientRect().bottom,
+    );
+    assert.ok(gap >= 12, `${gap} px between the keys table and the Deployment card`);
+  } finally {
+    await page.context().close();
+  }
+});
+
 test("revoking an API key takes a second click that says what it breaks; then the key is refused", async () => {
   const page = await signedIn();
   try {

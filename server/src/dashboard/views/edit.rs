@@ -77,7 +77,7 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
             }
         }
     };
-    page("New experiment", Nav::Experiments, Some(csrf), body)
+    page("New experiment", Nav::InExperiments, Some(csrf), body)
 }
 
 /// The select of how the weights share traffic (the setting
@@ -210,7 +210,7 @@ pub fn confirm_page(csrf: &str, e: &Experiment, action: Action) -> Markup {
             }
         }
     };
-    page(action.question(), Nav::Experiments, Some(csrf), body)
+    page(action.question(), Nav::InExperiments, Some(csrf), body)
 }
 
 /// The page of a problem from a reset or delete.
@@ -222,5 +222,5 @@ pub fn problem_page(csrf: &str, problem: &Problem) -> Markup {
             p { a href="/" { "Back to the experiments" } }
         }
     };
-    page("Problem", Nav::Experiments, Some(csrf), body)
+    page("Problem", Nav::InExperiments, Some(csrf), body)
 }

@@ -80,7 +80,7 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
             }
         }
     };
-    page(&e.name, Nav::Experiments, Some(csrf), body)
+    page(&e.name, Nav::InExperiments, Some(csrf), body)
 }
 
 /// The verdict in one sentence, then the health checks that are not ok,

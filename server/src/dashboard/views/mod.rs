@@ -19,8 +19,11 @@ pub mod webhooks;
 /// Which item of the top navigation is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
-    /// The experiments list and experiment pages.
+    /// The experiments list (the current page of the item).
     Experiments,
+    /// A page under the experiments (an experiment, the new form): the
+    /// item is highlighted, not announced as the current page.
+    InExperiments,
     /// The API keys page.
     Keys,
     /// The webhooks page.
@@ -56,7 +59,8 @@ pub fn page(title: &str, nav: Nav, csrf: Option<&str>, body: Markup) -> Markup {
                         a class="brand" href="/" { (PreEscaped(ICON_INLINE)) "Myna" }
                         @if nav != Nav::None {
                             nav aria-label="Main" {
-                                a href="/" aria-current=[current(Nav::Experiments)] { "Experiments" }
+                                a href="/" aria-current=[current(Nav::Experiments)]
+                                    class=[(nav == Nav::InExperiments).then_some("current")] { "Experiments" }
                                 a href="/keys" aria-current=[current(Nav::Keys)] { "API keys" }
                                 a href="/webhooks" aria-current=[current(Nav::Webhooks)] { "Webhooks" }
                             }
@@ -213,7 +217,7 @@ pub fn form_refused(csrf: &str, problem: &Problem) -> Markup {
             p { a href="/" { "Back to the experiments" } }
         }
     };
-    page("Refused", Nav::Experiments, Some(csrf), body)
+    page("Refused", Nav::InExperiments, Some(csrf), body)
 }
 
 /// A confirmation notice (after a redirect).
@@ -230,7 +234,7 @@ pub fn not_found(csrf: &str, what: &str) -> Markup {
             p { a href="/" { "Back to the experiments" } }
         }
     };
-    page("Not found", Nav::Experiments, Some(csrf), body)
+    page("Not found", Nav::InExperiments, Some(csrf), body)
 }
 
 /// An experiment's visibility as a badge.
