@@ -77,6 +77,11 @@ impl Server {
         out
     }
 
+    /// The id of a tab of this client: `<sender>.<uuid>`.
+    pub(crate) fn tab_id(&self, uuid: &str) -> String {
+        [&*self.sender(), ".", uuid].concat()
+    }
+
     /// A GET answered with JSON: by fetch (API key header) or JSONP
     /// (`apikey` parameter).
     fn get(&self, url: String, page: Option<usize>) -> Request {

@@ -169,12 +169,7 @@ impl<H: Host> Tab<H> {
             settings.batch_size
         };
         // `<sender>.<uuid>`: adopted only by tabs that send alike (`adoptable`).
-        let id = [
-            &settings.server.sender(),
-            ".",
-            &uuid_text(host.uuid(), false),
-        ]
-        .concat();
+        let id = settings.server.tab_id(&uuid_text(host.uuid(), false));
         Tab {
             open: OpenClient::new(&host),
             journal: Journal::new(&settings.ns, &id, host.now()),
