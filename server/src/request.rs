@@ -381,10 +381,22 @@ pub async fn read_body_up_to(
         )),
         // Broken framing (a bad chunk size) or a connection that failed:
         // the bytes never made a body, so no JSON was read.
-        Ok(Err(BodyError::Io(error))) => Err(Problem::new(
-            Code::InvalidValue,
-            format!("The body could not be read: {error}."),
-        )),
+        Ok(Err(BodyError::Io(error))) => {
+            // Its framing is what broke: the chunks, else the length.
+            let framing = if request.headers().contains_key(header::TRANSFER_ENCODING) {
+                "Transfer-Encoding"
+            } else {
+                "Content-Length"
+            };
+            Err(Problem::at(
+                Code::InvalidValue,
+                framing,
+                format!(
+                    "The body could not be read as its {framing} says ({error}): \
+                     send it whole, as declared."
+                ),
+            ))
+        }
         Err(_) => Err(body_too_slow(timeout)),
     }
 }

@@ -574,6 +574,18 @@ fn errors_of_the_http_layer_are_problems() {
             "{head:?}: {problem}"
         );
     }
+    // A chunk size that overflows: the body's framing is named.
+    let problem = exchange(
+        addr,
+        b"POST /v2/user/login HTTP/1.1\r\nHost: myna\r\nTransfer-Encoding: chunked\r\n\r\n\
+          ffffffffffffffffff\r\nx\r\n0\r\n\r\n"
+            .to_vec(),
+    )
+    .problem(400);
+    assert_eq!(
+        problem["messages"][0]["path"], "Transfer-Encoding",
+        "{problem}"
+    );
     // HTTP/1.0 may name none.
     let answer = exchange(addr, b"GET /healthz HTTP/1.0\r\n\r\n".to_vec());
     assert_eq!(answer.status, 200, "{answer:?}");
