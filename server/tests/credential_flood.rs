@@ -9,13 +9,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{BIN, PATIENCE, Server, basic};
+use common::{BIN, PATIENCE, Server, basic, first_start_refused};
 
 /// Concurrent flooding clients.
 const FLOOD: usize = 600;
@@ -219,35 +219,6 @@ fn account_create_refuses_a_weak_password() {
 #[test]
 fn the_first_start_refuses_a_weak_admin_password() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(dir.path().join("myna.db"))
-        .env("MYNA_ADMIN_EMAIL", "admin@example.com")
-        .env("MYNA_ADMIN_PASSWORD", "1")
-        .env_remove("MYNA_CLIENT_IP_HEADER")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > PATIENCE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server started with the password `1`");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(!status.success());
+    let stderr = first_start_refused(dir.path(), "admin@example.com", "1");
     assert!(stderr.contains("at least 8 characters"), "{stderr}");
 }

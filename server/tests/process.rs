@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{BIN, Batch, PATIENCE, Server, basic, batch, counts, http, json_call, totals};
+use common::{
+    BIN, Batch, PATIENCE, Server, basic, batch, counts, first_start_refused, http, json_call,
+    totals,
+};
 
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_event_and_retries_count_once() {
@@ -377,31 +380,7 @@ fn the_first_start_refuses_an_admin_email_that_is_no_email() {
         ("not an email", "white space"),
         ("c:d@example.com", "may not contain `:`"),
     ] {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(dir.path().join("myna.db"))
-            .env("MYNA_ADMIN_EMAIL", email)
-            .env("MYNA_ADMIN_PASSWORD", "a fine password")
-            .env_remove("MYNA_CLIENT_IP_HEADER")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > PATIENCE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the server started with the email {email:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-        assert!(!status.success(), "{email}: {stderr}");
+        let stderr = first_start_refused(dir.path(), email, "a fine password");
         assert!(
             stderr.contains("cannot create the first account") && stderr.contains(says),
             "{email}: {stderr}"

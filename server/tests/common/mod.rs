@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -301,4 +301,38 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Starts the binary on a new database in `dir` with the first account's
+/// `email` and `password`, which it must refuse: its exit status (not a
+/// success) and what it printed on stderr.
+pub fn first_start_refused(dir: &std::path::Path, email: &str, password: &str) -> String {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.join("myna.db"))
+        .env("MYNA_ADMIN_EMAIL", email)
+        .env("MYNA_ADMIN_PASSWORD", password)
+        .env_remove("MYNA_CLIENT_IP_HEADER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn myna-server");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("its status") {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started with {email:?} and {password:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    assert!(!status.success(), "{email:?}, {password:?}: {stderr}");
+    stderr
 }

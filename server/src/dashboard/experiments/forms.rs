@@ -461,7 +461,7 @@ impl Done {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -512,7 +512,7 @@ mod tests {
     }
 
     /// A draft named and id'd `e` with these variants.
-    fn draft(variants: &[&str]) -> Experiment {
+    pub(in crate::dashboard::experiments) fn draft(variants: &[&str]) -> Experiment {
         Experiment {
             uuid: uuid::Uuid::from_u128(1),
             alias: None,

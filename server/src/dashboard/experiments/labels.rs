@@ -159,7 +159,7 @@ impl EditForm {
 
 #[cfg(test)]
 mod tests {
-    use myna_core::{Code, Experiment, Message, Variant};
+    use myna_core::{Code, Message};
 
     use super::*;
 
@@ -212,16 +212,7 @@ mod tests {
 
     #[test]
     fn edit_form_paths_read_as_its_labels() {
-        let e = Experiment {
-            uuid: uuid::Uuid::from_u128(1),
-            alias: None,
-            id: "e".into(),
-            account_id: uuid::Uuid::from_u128(2),
-            name: "e".into(),
-            visibility: myna_core::Visibility::Draft,
-            settings: serde_json::json!({}),
-            variants: vec![Variant::new("green"), Variant::new("a.b")],
-        };
+        let e = super::super::forms::tests::draft(&["green", "a.b"]);
         let mut form = EditForm::of(&e);
         form.add = "new one\n".into();
         let cases = [
