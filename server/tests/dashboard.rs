@@ -178,8 +178,10 @@ impl Dash {
     async fn sign_in_as(&self, email: &str, password: &str, headers: &[(&str, String)]) -> Answer {
         let page = self.send(Method::GET, "/signin", headers, None).await;
         assert_eq!(page.status, StatusCode::OK);
-        let cookie = page.cookie("myna_signin").expect("a sign-in cookie");
-        let value = cookie.split(';').next().unwrap_or_default().to_owned();
+        let cookie = page.cookie("myna_signin");
+        let cookie = cookie.or_else(|| page.cookie("__Host-myna_signin"));
+        let value = cookie.expect("a sign-in cookie");
+        let value = value.split(';').next().unwrap_or_default().to_owned();
         let mut headers = headers.to_vec();
         headers.push(("cookie", value));
         let body = form(&[
@@ -285,11 +287,29 @@ async fn signing_in_sets_a_strict_httponly_session_cookie_and_signing_out_ends_i
         assert!(cookie.contains(part), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
-    // Behind a proxy that says HTTPS, the cookie is Secure.
+    // Behind a proxy that says HTTPS, the cookie is Secure and named so
+    // that only this host, over HTTPS, can set it (`__Host-`, `Path=/`):
+    // a sibling subdomain cannot plant a session of its own.
     let https = [("x-forwarded-proto", "https".to_owned())];
     let answer = d.sign_in_as(EMAIL, PASSWORD, &https).await;
-    let cookie = answer.cookie("myna_session").expect("session cookie");
-    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    assert!(answer.cookie("myna_session").is_none());
+    let cookie = answer
+        .cookie("__Host-myna_session")
+        .expect("session cookie");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("Path=/;"),
+        "{cookie}"
+    );
+    let secure = cookie.split(';').next().unwrap_or_default().to_owned();
+    let home = [https[0].clone(), ("cookie", secure.clone())];
+    let home = d.send(Method::GET, "/", &home, None).await;
+    assert_eq!(home.status, StatusCode::OK, "the __Host- cookie signs in");
+    // Over HTTPS the plain name is not this server's session.
+    let plain = secure.trim_start_matches("__Host-").to_owned();
+    let plain = [https[0].clone(), ("cookie", plain)];
+    let plain = d.send(Method::GET, "/", &plain, None).await;
+    assert_eq!(plain.status, StatusCode::SEE_OTHER);
 
     let browser = d.sign_in().await;
     let home = d.page(&browser, "/").await;
@@ -318,6 +338,47 @@ async fn signing_in_sets_a_strict_httponly_session_cookie_and_signing_out_ends_i
     let after = d.page(&browser, "/").await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
     assert!(after.location().starts_with("/signin"));
+}
+
+/// A second session cookie planted at a narrower path (by a page on another
+/// port of this host, or a sibling subdomain: SameSite does not tell them
+/// apart) would make the browser send the attacker's session first, and the
+/// owner work in the attacker's account. Two are never a session: both are
+/// cleared where this host can clear them, and the sign-in page says why.
+#[tokio::test]
+async fn a_session_cookie_sent_twice_signs_no_one_in_and_is_cleared() {
+    let d = Dash::new().await;
+    let owner = d.sign_in().await;
+    let planted = d
+        .sign_in_as("other@example.com", "other password", &[])
+        .await;
+    let planted = planted.cookie("myna_session").expect("a session cookie");
+    let planted = planted.split(';').next().unwrap_or_default().to_owned();
+    for both in [
+        format!("{planted}; {}", owner.cookie),
+        format!("{}; {planted}", owner.cookie),
+    ] {
+        let answer = d
+            .send(Method::GET, "/keys", &[("cookie", both)], None)
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER);
+        assert_eq!(answer.location(), "/signin?next=%2Fkeys&cookies=twice");
+        let cleared: Vec<String> = answer
+            .cookies()
+            .into_iter()
+            .filter(|c| c.starts_with("myna_session=;") && c.contains("Max-Age=0"))
+            .collect();
+        for path in ["Path=/;", "Path=/keys;"] {
+            assert!(cleared.iter().any(|c| c.contains(path)), "{cleared:?}");
+        }
+    }
+    // Each alone is still its account's session.
+    assert_eq!(d.page(&owner, "/keys").await.status, StatusCode::OK);
+    let page = d
+        .send(Method::GET, "/signin?next=%2Fkeys&cookies=twice", &[], None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("session cookie twice"), "{}", page.text);
 }
 
 /// Every dashboard route answers the methods its `Allow` lists, and a 405
@@ -683,7 +744,8 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
     // The snippet, filled in.
     let key = d.api_key().await;
     let headers = [
-        ("cookie", browser.cookie.clone()),
+        // The session as a browser keeps it over HTTPS.
+        ("cookie", format!("__Host-{}", browser.cookie)),
         ("host", "ab.example.com".to_owned()),
         ("x-forwarded-proto", "https".to_owned()),
     ];
@@ -1593,7 +1655,8 @@ async fn the_keys_page_shows_each_keys_deployment() {
     let browser = d.sign_in().await;
     let key = d.api_key().await;
     let headers = [
-        ("cookie", browser.cookie.clone()),
+        // The session as a browser keeps it over HTTPS.
+        ("cookie", format!("__Host-{}", browser.cookie)),
         ("host", "ab.example.com".to_owned()),
         ("x-forwarded-proto", "https".to_owned()),
     ];

@@ -281,10 +281,10 @@ fn https_serves_the_api_with_secure_cookies_and_reloads_the_certificate_on_sighu
     let created: serde_json::Value = serde_json::from_str(&created.body).unwrap();
     let experiment = created["uuid"].as_str().unwrap().to_owned();
 
-    // The dashboard's cookies are Secure: the sign-in form's, the session's.
+    // The dashboard's cookies are Secure and `__Host-`: the sign-in form's, the session's.
     let page = request(&mut before, "GET", "/signin", &[], "");
     assert_eq!(page.status, 200);
-    let signin = page.cookie("myna_signin").expect("a sign-in cookie");
+    let signin = page.cookie("__Host-myna_signin").expect("a sign-in cookie");
     assert!(signin.contains("; Secure"), "{signin}");
     let csrf = page
         .body
@@ -311,7 +311,9 @@ fn https_serves_the_api_with_secure_cookies_and_reloads_the_certificate_on_sighu
         &body,
     );
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
-    let session = signed_in.cookie("myna_session").expect("a session cookie");
+    let session = signed_in
+        .cookie("__Host-myna_session")
+        .expect("a session cookie");
     assert!(session.contains("; Secure"), "{session}");
     // The snippet on the experiment's page calls the API over HTTPS.
     let session = session.split(';').next().unwrap().to_owned();

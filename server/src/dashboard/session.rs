@@ -5,9 +5,13 @@
 //! session: a token of its own kind (256 random bits; stored as its SHA-256;
 //! sliding one-hour expiry), never accepted as an API Bearer token, nor an
 //! API token as a session. The cookie `myna_session` holds that token:
-//! `HttpOnly; SameSite=Strict; Path=/`, plus `Secure` when the request came
-//! over HTTPS (served with `--tls-cert`, or `X-Forwarded-Proto: https` from a
-//! proxy).
+//! `HttpOnly; SameSite=Strict; Path=/`; over HTTPS (served with
+//! `--tls-cert`, or `X-Forwarded-Proto: https` from a proxy) it is
+//! `__Host-myna_session` and `Secure`, a name browsers let only this host,
+//! over HTTPS, set (a sibling subdomain cannot plant its own session on the
+//! dashboard's visitors). A request carrying the cookie twice (the second
+//! planted with a narrower `Path` by a site sharing the host's cookies) is
+//! not signed in: which one the browser meant cannot be told.
 //!
 //! CSRF: the session's token is the HMAC of the session token under the
 //! server secret (in the database, the same for every instance), so its
@@ -56,8 +60,31 @@ pub struct Session {
     pub csrf: String,
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
+/// The name cookie `name` of the dashboard has on `request`'s scheme:
+/// `__Host-` first over HTTPS.
+fn cookie_name(request: &Request, name: &str) -> String {
+    if is_https(request) {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The value of the dashboard's cookie `name` (as [`cookie_name`] names it
+/// for the request) in the request's `Cookie` headers; none when it is
+/// there more than once.
 pub fn cookie(request: &Request, name: &str) -> Option<String> {
+    let mut values = cookie_values(request, name);
+    let value = values.next();
+    if values.next().is_some() {
+        return None;
+    }
+    value.map(str::to_owned)
+}
+
+/// Every value of the dashboard's cookie `name` the request carries.
+fn cookie_values<'r>(request: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
+    let name = cookie_name(request, name);
     request
         .headers()
         .get_all(header::COOKIE)
@@ -65,12 +92,16 @@ pub fn cookie(request: &Request, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim().to_owned())
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, v)| v.trim())
 }
 
+/// A `Set-Cookie` value for the dashboard's cookie `name`; over HTTPS
+/// `Secure`, `__Host-` and so at `Path=/`, whatever `path`.
 fn set_cookie(request: &Request, name: &str, value: &str, path: &str, max_age: i64) -> String {
-    let secure = if is_https(request) { "; Secure" } else { "" };
+    let https = is_https(request);
+    let (secure, path) = if https { ("; Secure", "/") } else { ("", path) };
+    let name = cookie_name(request, name);
     format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age}{secure}")
 }
 
@@ -152,13 +183,35 @@ pub fn to_signin(request: &Request) -> Response {
         // was on (its edits are not kept).
         form_page(path)
     };
-    let location = match back {
+    let mut location = match back {
         Some(back) if back != "/" => {
             format!("/signin?next={}", myna_core::wire::url_encode(back))
         }
         _ => "/signin".to_owned(),
     };
-    html::redirect(&location, &[])
+    if cookie_values(request, SESSION_COOKIE).nth(1).is_none() {
+        return html::redirect(&location, &[]);
+    }
+    // The session cookie twice: one was planted (by a site sharing this
+    // host's cookies) at a narrower path. Each is cleared where this host
+    // can clear it (at this path and the ones above it), and the sign-in
+    // page says why, should one set for a whole domain come back.
+    location.push(if location.contains('?') { '&' } else { '?' });
+    location.push_str("cookies=twice");
+    let mut clear: Vec<String> = path_prefixes(path)
+        .map(|at| set_cookie(request, SESSION_COOKIE, "", at, 0))
+        .collect();
+    clear.dedup();
+    html::redirect(&location, &clear)
+}
+
+/// `path` and the paths above it, to `/` (at most 16).
+fn path_prefixes(path: &str) -> impl Iterator<Item = &str> {
+    let cuts = path.match_indices('/').map(|(at, _)| at.max(1));
+    cuts.chain([path.len()])
+        .map(|end| &path[..end])
+        .filter(|p| p.starts_with('/'))
+        .take(16)
 }
 
 /// The page a form posted to `path` is on: the page itself, or for the
@@ -237,8 +290,18 @@ pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Res
     if session(state, request).await.is_some() {
         return html::redirect(next, &[]);
     }
-    signin_page(state, request, "", next, None)
+    let twice = params.get("cookies") == Some("twice");
+    let note = twice.then_some(Refusal {
+        status: StatusCode::OK,
+        message: COOKIE_TWICE,
+        retry_after: None,
+    });
+    signin_page(state, request, "", next, note)
 }
+
+const COOKIE_TWICE: &str = "Your browser sent this site's session cookie twice (another site \
+    sharing this host's cookies may have set one), so you were signed out. Please sign in \
+    again; if this comes back, clear this site's cookies in your browser.";
 
 const UNAVAILABLE: &str = "The server cannot sign you in right now; try again in a moment.";
 
