@@ -41,7 +41,7 @@
     if (value && typeof value == "object") {
       for (let i = 1; i <= names.length; i++) {
         const key = names.slice(0, i).join(".");
-        if (Object.hasOwn(value, key)) {
+        if ({}.hasOwnProperty.call(value, key)) {
           const found = i < names.length ? setting(value[key], names.slice(i)) : value[key];
           if (found !== undefined) return found;
         }

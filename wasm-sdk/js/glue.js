@@ -77,7 +77,7 @@ export class Myna {
           for (const v of x.variants) for (const e of all) show(inert.importNode(e, false), v, () => {});
           // A variant the URL asks for is viewed (and sticks; once a
           // page load), else one is suggested.
-          const w = x.id != null && Object.hasOwn(want, x.id) ? want[x.id] : null;
+          const w = x.id != null && own(want, x.id) ? want[x.id] : null;
           const named = x.variants.find((v) => v.id === w);
           const link = named && !preview && !this.#p.has(uuid);
           const v = (shown[x.id ?? uuid] = preview ? (named ?? x.variants[0]) : link ? x.view(w) : x.suggest());
@@ -139,6 +139,9 @@ function variants(form) {
 
 // ---- The declarative binding's markup (Myna.bind).
 
+// Whether `key` is `o`'s own (Object.hasOwn, which Safari has only from 15.4).
+const own = (o, key) => Object.prototype.hasOwnProperty.call(o, key);
+
 // A settings path `a.b.c` read in `value`, stored flat, nested or anything
 // between (as core's `decision::rule::setting` reads it; core's reader
 // needs std, so not in the wasm): the value, or undefined. Own keys only.
@@ -146,7 +149,7 @@ function setting(value, names) {
   if (value && typeof value == "object") {
     for (let i = 1; i <= names.length; i++) {
       const key = names.slice(0, i).join(".");
-      if (Object.hasOwn(value, key)) {
+      if (own(value, key)) {
         const found = i < names.length ? setting(value[key], names.slice(i)) : value[key];
         if (found !== undefined) return found;
       }
@@ -208,6 +211,18 @@ function asked() {
   return out;
 }
 
+// The attributes that take a URL a browser may follow or load.
+const URLS = /^@(href|src|action|formaction|xlink:href|data|poster|cite|ping|background)$/i;
+
+// Whether `x` is an http(s), mailto: or tel: URL, or a relative one.
+function linkable(x) {
+  try {
+    return /^(https?|mailto|tel):$/.test(new URL(x, location.href).protocol);
+  } catch {
+    // not a URL
+  }
+}
+
 // An http(s) or relative URL, resolved; else undefined (`javascript:`…).
 function safe(url) {
   try {
@@ -242,8 +257,10 @@ function show(e, v, navigate) {
     if (k == "text") e.textContent = x;
     else if (k == "html") e.innerHTML = x;
     else if (k == "class") e.classList.add(...("" + x).split(/\s+/).filter(Boolean));
-    // Never an event handler attribute (code from settings, which a CSP blocks anyway).
-    else if (k[0] == "@" && !/^@on/i.test(k)) e.setAttribute(k.slice(1), x);
+    // Never an event handler attribute (code from settings, which a CSP
+    // blocks anyway) nor `srcdoc`; a URL attribute only to a URL that is
+    // no script (`javascript:`), as `data-redirect`.
+    else if (k[0] == "@" && !/^@(on|srcdoc$)/i.test(k) && (!URLS.test(k) || linkable(x))) e.setAttribute(k.slice(1), x);
   }
   const to = r && value(v, r);
   const url = typeof to == "string" && to && safe(to);

@@ -120,7 +120,10 @@ export class Myna {
    *   what the binding changed); `data-hide="X"`: the reverse;
    * - `data-bind="text=P html=P class=P @attr=P"` (bindings separated by
    *   spaces or commas): sets `textContent`, `innerHTML`, adds the class(es),
-   *   sets the attribute (never an `on…` one) to the variant's value `P`:
+   *   sets the attribute (never an `on…` one nor `srcdoc`; `href`, `src`,
+   *   `action`, `formaction`, `xlink:href`, `data`, `poster`, `cite`,
+   *   `ping`, `background` only to an http(s), `mailto:`, `tel:` or
+   *   relative URL, never `javascript:`) to the variant's value `P`:
    *   `id`, `name` or a settings path (`a.b.c`, flat or nested), and a bare
    *   `text` (or `text=`) to its name, as in myna-html; a missing or object
    *   value changes nothing;

@@ -58,7 +58,7 @@ fn hero() -> String {
             (
                 "b",
                 1.0,
-                r#"{"title":"Hello","big":true,"small":0,"look":"loud wide","body":"<b>bold</b>","copy":{"deep":"Deep"},"copy.flat":"Flat","obj":{"x":1}}"#,
+                r#"{"title":"Hello","big":true,"small":0,"look":"loud wide","body":"<b>bold</b>","copy":{"deep":"Deep"},"copy.flat":"Flat","obj":{"x":1},"js":" JavaScript:alert(1)","mail":"mailto:a@example.com"}"#,
             ),
         ],
     )
@@ -280,6 +280,8 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
         <p class="myna-hero" data-bind="text=copy.flat" id="flat"></p>
         <p class="myna-hero" data-bind="text=obj,text=nothing" id="kept">kept</p>
         <a class="myna-hero" data-bind="@onclick=title @href=title" id="link"></a>
+        <a class="myna-hero" data-bind="@href=js @title=js" href="/as-written" id="js"></a>
+        <a class="myna-hero" data-bind="@HREF=mail @srcdoc=title" id="mail"></a>
         <p class="myna-other" data-show="a" id="other">not this experiment's</p>
         "#,
     );
@@ -324,6 +326,20 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
         "never an event handler"
     );
     assert_eq!(link.get_attribute("href").as_deref(), Some("Hello"));
+    // A URL attribute never takes a script URL (any case, leading space);
+    // other attributes take the text as it is.
+    let js = page.el("js");
+    assert_eq!(js.get_attribute("href").as_deref(), Some("/as-written"));
+    assert_eq!(
+        js.get_attribute("title").as_deref(),
+        Some(" JavaScript:alert(1)")
+    );
+    let mail = page.el("mail");
+    assert_eq!(
+        mail.get_attribute("href").as_deref(),
+        Some("mailto:a@example.com")
+    );
+    assert_eq!(mail.get_attribute("srcdoc"), None, "never srcdoc");
     assert_eq!(events(&ns).await, ["view b"]);
 
     // Again: the same variant, no second view.
