@@ -225,7 +225,7 @@ pub fn apply_updates(
                 continue;
             }
         }
-        if let Err(reason) = set(&mut next, &segments, value) {
+        if let Err(reason) = set_spelled(&mut next, &segments, value) {
             problems.push(Message::at(
                 Code::InvalidSettingsPath,
                 here,
@@ -266,6 +266,71 @@ fn path_problem(here: &str, path: &str, error: PathError) -> Message {
             MAX_SETTINGS_DEPTH,
             format!("A settings path may have at most {MAX_SETTINGS_DEPTH} segments."),
         ),
+    }
+}
+
+/// Sets (or, for `null`, removes) the setting at `segments` inside `root`
+/// as readers take it: a path of plain names (`myna.web.sticky`) names the
+/// same setting stored flat (`{"myna.web.sticky": …}`), nested, or between,
+/// and readers (the decision's, the SDK's) take the first spelling found,
+/// shortest names first. A value goes where they read it (nested when no
+/// spelling is stored); `null` removes every spelling, so none that was
+/// hidden shows instead. Other paths are taken as written.
+fn set_spelled(root: &mut Value, segments: &[Segment], value: &Value) -> Result<(), String> {
+    let names: Option<Vec<&str>> = segments
+        .iter()
+        .map(|segment| match segment {
+            Segment::Key(key) if !key.contains('.') => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some(names) = names.filter(|names| names.len() > 1) else {
+        return set(root, segments, value);
+    };
+    if value.is_null() {
+        remove_spellings(root, &names);
+        return Ok(());
+    }
+    match stored_spelling(root, &names) {
+        Some(keys) => set(root, &keys, value),
+        None => set(root, segments, value),
+    }
+}
+
+/// The spelling of `names` that readers take in `value` (flat, nested or
+/// between, shortest names first), as keys, if one is stored.
+fn stored_spelling(value: &Value, names: &[&str]) -> Option<Vec<Segment>> {
+    let map = value.as_object()?;
+    for taken in 1..=names.len() {
+        let key = names[..taken].join(".");
+        let Some(inner) = map.get(&key) else {
+            continue;
+        };
+        let rest = if taken == names.len() {
+            Some(Vec::new())
+        } else {
+            stored_spelling(inner, &names[taken..])
+        };
+        if let Some(mut rest) = rest {
+            rest.insert(0, Segment::Key(key));
+            return Some(rest);
+        }
+    }
+    None
+}
+
+/// Removes every spelling of `names` from `value`.
+fn remove_spellings(value: &mut Value, names: &[&str]) {
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    for taken in 1..=names.len() {
+        let key = names[..taken].join(".");
+        if taken == names.len() {
+            map.shift_remove(&key);
+        } else if let Some(inner) = map.get_mut(&key) {
+            remove_spellings(inner, &names[taken..]);
+        }
     }
 }
 

@@ -220,3 +220,40 @@ fn updates_may_not_make_settings_too_large_but_may_shrink_them() {
         vec![(Code::InvalidValue, "settingsUpdates".to_owned(), limit)]
     );
 }
+
+/// A path of plain names names the setting however it is stored (flat,
+/// nested or between), as the readers take it (core's decision rules, the
+/// SDK, the original myna-js): an update goes where they read it, and a
+/// removal removes every spelling (an outside probe found a flat
+/// `"myna.web.sticky": false` kept beside a nested update, and the original
+/// client then read the nested object over it).
+#[test]
+fn a_plain_path_updates_the_setting_where_it_is_stored_and_null_removes_every_spelling() {
+    let mut settings = json!({"myna.web.sticky": false, "myna.html.cssClass": "custom-cta"});
+    let update = json!({"myna.html.cssClass": "cta2", "myna.web.sticky": null});
+    assert_eq!(problems(&mut settings, update), vec![]);
+    assert_eq!(settings, json!({"myna.html.cssClass": "cta2"}));
+    // Between flat and nested.
+    let mut settings = json!({"myna": {"html.cssClass": "a"}, "x.y": {"z": 1}});
+    let update = json!({"myna.html.cssClass": "b", "x.y.z": 2});
+    assert_eq!(problems(&mut settings, update), vec![]);
+    assert_eq!(
+        settings,
+        json!({"myna": {"html.cssClass": "b"}, "x.y": {"z": 2}})
+    );
+    // Stored twice: the spelling readers take (shortest names first) is
+    // updated; removing removes both.
+    let mut settings = json!({"a.b": 1, "a": {"b": 2}});
+    assert_eq!(problems(&mut settings, json!({"a.b": 3})), vec![]);
+    assert_eq!(settings, json!({"a.b": 1, "a": {"b": 3}}));
+    assert_eq!(problems(&mut settings, json!({"a.b": null})), vec![]);
+    assert_eq!(settings, json!({"a": {}}));
+    // Not stored: nested, as before; quoted names and indexes as written.
+    let mut settings = json!({});
+    let update = json!({"p.q": 1, "labels[\"a.b\"]": 2, "list[0]": 3});
+    assert_eq!(problems(&mut settings, update), vec![]);
+    assert_eq!(
+        settings,
+        json!({"p": {"q": 1}, "labels": {"a.b": 2}, "list": [3]})
+    );
+}
