@@ -118,6 +118,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The server's public root URL (`--public-url`), if configured.
     pub public_url: Option<String>,
+    /// `/healthz`'s database probe, shared by the checks that come at once.
+    pub health_probe: crate::routes::health::Probe,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -266,6 +268,7 @@ impl AppState {
             webhook_seen: Mutex::default(),
             metrics: options.metrics,
             public_url: options.public_url,
+            health_probe: crate::routes::health::Probe::default(),
         }));
         Ok((
             state,
