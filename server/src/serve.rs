@@ -1,7 +1,9 @@
 //! Running: read the TLS certificate if given, open the database, create the
 //! first account if needed, listen (reloading the certificate on SIGHUP),
 //! and on SIGTERM or SIGINT stop accepting, finish in-flight requests and
-//! commits, and return. Also the account and API key subcommands.
+//! commits, and return: each wait bounded ([`finish`]), so a database that
+//! does not answer never holds the exit. Also the account and API key
+//! subcommands.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::metrics::{Metrics, MetricsServer};
 use crate::routes::app;
 use crate::service::accounts::{bootstrap, create_account};
 use crate::service::webhooks;
-use crate::state::{AppState, Options};
+use crate::state::{Abandoned, AppState, Options};
 use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{ApiKey, Storage};
@@ -185,12 +187,46 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             Err(error) => tracing::warn!(%error, "the metrics listener failed"),
         }
     }
-    background.finish().await;
-    if let Err(error) = storage.close().await {
-        tracing::warn!(%error, "closing the database failed");
-    }
+    finish(background, storage.as_ref()).await;
     tracing::info!("myna-server stopped");
     served.map_err(|e| format!("the server failed: {e}"))
+}
+
+/// How long a graceful shutdown waits for the database's connections to
+/// close (after [`FINISH_GRACE`](crate::state::FINISH_GRACE)): a frozen PostgreSQL never acknowledges it.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// After the last request: the commit writer's queue, the last flush of
+/// the weights served (within [`FINISH_GRACE`](crate::state::FINISH_GRACE)) and closing the database
+/// (within [`CLOSE_GRACE`]), each abandoned and logged when the database
+/// does not answer in time, so a shutdown ends whatever it does. Nothing
+/// acknowledged is at stake: a record is answered only once committed.
+pub async fn finish(background: crate::state::Background, storage: &dyn Storage) -> Abandoned {
+    finish_within(background, storage, crate::state::FINISH_GRACE, CLOSE_GRACE).await
+}
+
+/// [`finish`] with other bounds: `grace` for the commits and the weights
+/// served, `close_grace` for closing the database.
+pub async fn finish_within(
+    background: crate::state::Background,
+    storage: &dyn Storage,
+    grace: Duration,
+    close_grace: Duration,
+) -> Abandoned {
+    let mut abandoned = background.finish_within(grace).await;
+    match tokio::time::timeout(close_grace, storage.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "closing the database failed"),
+        Err(_) => {
+            tracing::warn!(
+                "closing the database's connections did not end within {} s (it does not \
+                 answer); exiting without",
+                close_grace.as_secs()
+            );
+            abandoned.close = true;
+        }
+    }
+    abandoned
 }
 
 /// The certificate and key, when `--tls-cert` and `--tls-key` are given;

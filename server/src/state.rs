@@ -190,24 +190,113 @@ impl Served {
     }
 }
 
+/// How long a graceful shutdown waits, after the last request, for the
+/// commit writer to drain its queue and for the weights served since the
+/// last flush to be added to storage (together). Past it, whatever the
+/// database does, the rest is abandoned and logged: commits still queued
+/// (none acknowledged: a request is answered only after its commit) and
+/// the weights served since the last flush.
+pub const FINISH_GRACE: Duration = Duration::from_secs(10);
+
+/// What a graceful shutdown left undone because the database failed or
+/// did not answer in time (nothing acknowledged is ever among it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned {
+    /// Commits still queued or under way (never acknowledged).
+    pub commits: bool,
+    /// The weights served since the last flush (not added to storage).
+    pub served: bool,
+    /// Closing the database's connections.
+    pub close: bool,
+}
+
 impl Background {
     /// Waits for the commit writer to finish every queued commit (it stops
     /// once every [`AppState`] clone is dropped), stops pruning, and adds
-    /// the weights served since the last flush to storage.
-    pub async fn finish(self) {
+    /// the weights served since the last flush to storage, all within
+    /// [`FINISH_GRACE`].
+    pub async fn finish(self) -> Abandoned {
+        self.finish_within(FINISH_GRACE).await
+    }
+
+    /// [`Background::finish`] within `grace`: what the database does not
+    /// do by then is abandoned (the writer and the flush stopped), logged,
+    /// and answered.
+    pub async fn finish_within(self, grace: Duration) -> Abandoned {
         self.pruner.abort();
-        self.stop_flushing.notify_one();
-        let _ = self.flusher.await;
-        if let Err(error) = self.served.flush().await {
-            tracing::warn!(%error, "adding the weights served to the database failed");
-        }
         if let Some(refresher) = self.refresher {
             // It holds a committer handle: gone before the writer can stop.
             refresher.abort();
             let _ = refresher.await;
         }
-        if let Err(error) = self.writer.await {
+        let served = finish_served(self.flusher, &self.stop_flushing, &self.served, grace);
+        let (served, commits) = tokio::join!(served, finish_writer(self.writer, grace));
+        Abandoned {
+            commits,
+            served,
+            close: false,
+        }
+    }
+}
+
+/// Stops the flusher (letting a flush under way end) and adds what was
+/// served since to storage, all within `grace`; whether that was abandoned
+/// (logged).
+async fn finish_served(
+    mut flusher: JoinHandle<()>,
+    stop: &Notify,
+    served: &Served,
+    grace: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + grace;
+    stop.notify_one();
+    let flushed = match tokio::time::timeout_at(deadline, &mut flusher).await {
+        Ok(_) => tokio::time::timeout_at(deadline, served.flush()).await,
+        Err(elapsed) => {
+            flusher.abort();
+            Err(elapsed)
+        }
+    };
+    match flushed {
+        Ok(Ok(())) => false,
+        Ok(Err(error)) => {
+            tracing::warn!(
+                %error,
+                "the weights served since the last flush were not added: the database failed"
+            );
+            true
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the weights served since the last flush were not added: the database did not \
+                 answer within {} s",
+                grace.as_secs()
+            );
+            true
+        }
+    }
+}
+
+/// Waits up to `grace` for the commit writer to drain its queue, else
+/// stops it; whether commits were abandoned (logged).
+async fn finish_writer(mut writer: JoinHandle<()>, grace: Duration) -> bool {
+    match tokio::time::timeout(grace, &mut writer).await {
+        Ok(Ok(())) => false,
+        Ok(Err(error)) => {
             tracing::error!(%error, "commit writer failed");
+            false
+        }
+        Err(_) => {
+            // On SQLite the writer's thread is not stopped: the process
+            // exits around it (a commit under way is SQLite's atomic
+            // transaction: in or out whole).
+            writer.abort();
+            tracing::warn!(
+                "the commits still queued were not made: the database did not answer within {} s \
+                 (none was acknowledged)",
+                grace.as_secs()
+            );
+            true
         }
     }
 }
