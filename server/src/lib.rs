@@ -34,6 +34,7 @@ pub mod commit;
 pub mod config;
 pub mod cors;
 pub mod dashboard;
+pub mod health;
 pub mod listen;
 pub mod metrics;
 pub mod outbound;

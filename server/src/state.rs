@@ -119,7 +119,7 @@ pub struct Shared {
     /// The server's public root URL (`--public-url`), if configured.
     pub public_url: Option<String>,
     /// `/healthz`'s database probe, shared by the checks that come at once.
-    pub health_probe: crate::routes::health::Probe,
+    pub health_probe: crate::health::Probe,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -357,7 +357,7 @@ impl AppState {
             webhook_seen: Mutex::default(),
             metrics: options.metrics,
             public_url: options.public_url,
-            health_probe: crate::routes::health::Probe::default(),
+            health_probe: crate::health::Probe::default(),
         }));
         Ok((
             state,
