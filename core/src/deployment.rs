@@ -43,7 +43,57 @@ pub fn deployment_form(key: Uuid, api_root: &str, experiments: &[(&Experiment, &
 /// [`deployment_form`] as JSON text, written straight from the experiments
 /// (no value tree: a large account's settings are not copied first).
 pub fn deployment_text(key: Uuid, api_root: &str, experiments: &[(&Experiment, &[f64])]) -> String {
-    serde_json::to_string(&deployment(key, api_root, experiments)).unwrap_or_default()
+    let mut published: Vec<&(&Experiment, &[f64])> = experiments
+        .iter()
+        .filter(|(e, _)| e.visibility == Visibility::Published)
+        .collect();
+    published.sort_by(|(a, _), (b, _)| deployment_order(a).cmp(&deployment_order(b)));
+    let parts: Vec<String> = published
+        .into_iter()
+        .map(|(experiment, weights)| deployed_text(experiment, weights))
+        .collect();
+    deployment_text_of(key, api_root, parts.iter().map(String::as_str))
+}
+
+/// Where an experiment goes in a deployment: by `id`, then by uuid.
+pub fn deployment_order(experiment: &Experiment) -> (&str, Uuid) {
+    (experiment.id.as_str(), experiment.public_uuid())
+}
+
+/// One experiment of the deployment form, as JSON text, with `weights`:
+/// what [`deployment_text_of`] joins (a server may keep it while the
+/// experiment's definition and weights stay the same).
+pub fn deployed_text(experiment: &Experiment, weights: &[f64]) -> String {
+    serde_json::to_string(&deployed(experiment, weights)).unwrap_or_default()
+}
+
+/// The deployment form as JSON text from its experiments' texts
+/// ([`deployed_text`], in [`deployment_order`], published ones only): the
+/// same bytes as [`deployment_text`].
+pub fn deployment_text_of<'p>(
+    key: Uuid,
+    api_root: &str,
+    experiments: impl IntoIterator<Item = &'p str>,
+) -> String {
+    let head = Deployment {
+        typename: "deployment",
+        uuid: key,
+        api_key: key,
+        api_root,
+        latest: format!("{api_root}{}", deployment_path(key)),
+        experiments: Vec::new(),
+    };
+    let head = serde_json::to_string(&head).unwrap_or_default();
+    // `…,"experiments":[]}` made `…,"experiments":[<each>,…]}`.
+    let mut text = head.strip_suffix("]}").unwrap_or(&head).to_owned();
+    for (i, part) in experiments.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(part);
+    }
+    text.push_str("]}");
+    text
 }
 
 fn deployment<'a>(
@@ -55,9 +105,7 @@ fn deployment<'a>(
         .iter()
         .filter(|(e, _)| e.visibility == Visibility::Published)
         .collect();
-    published.sort_by(|(a, _), (b, _)| {
-        (a.id.as_str(), a.public_uuid()).cmp(&(b.id.as_str(), b.public_uuid()))
-    });
+    published.sort_by(|(a, _), (b, _)| deployment_order(a).cmp(&deployment_order(b)));
     Deployment {
         typename: "deployment",
         uuid: key,
@@ -66,24 +114,28 @@ fn deployment<'a>(
         latest: format!("{api_root}{}", deployment_path(key)),
         experiments: published
             .into_iter()
-            .map(|(experiment, weights)| DeployedExperiment {
-                typename: "experiment",
-                uuid: experiment.public_uuid(),
-                id: &experiment.id,
-                name: &experiment.name,
-                settings: &experiment.settings,
-                variants: experiment
-                    .variants
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| DeployedVariant {
-                        typename: "variant",
-                        id: &v.id,
-                        name: &v.name,
-                        weight: weights.get(i).copied().unwrap_or(0.0),
-                        settings: &v.settings,
-                    })
-                    .collect(),
+            .map(|(experiment, weights)| deployed(experiment, weights))
+            .collect(),
+    }
+}
+
+fn deployed<'a>(experiment: &'a Experiment, weights: &[f64]) -> DeployedExperiment<'a> {
+    DeployedExperiment {
+        typename: "experiment",
+        uuid: experiment.public_uuid(),
+        id: &experiment.id,
+        name: &experiment.name,
+        settings: &experiment.settings,
+        variants: experiment
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| DeployedVariant {
+                typename: "variant",
+                id: &v.id,
+                name: &v.name,
+                weight: weights.get(i).copied().unwrap_or(0.0),
+                settings: &v.settings,
             })
             .collect(),
     }
@@ -187,6 +239,27 @@ mod tests {
         let text = form.to_string();
         for hidden in ["views", "totalReward", "accountId"] {
             assert!(!text.contains(hidden), "{hidden} leaked: {text}");
+        }
+    }
+
+    /// The text joined from each experiment's ([`deployment_text_of`]) is
+    /// the form's, with no experiment, with several, whatever the root.
+    #[test]
+    fn the_joined_text_is_the_forms() {
+        let key = Uuid::from_u128(5);
+        let zeta = experiment(3, "zeta", Visibility::Published);
+        let alpha = experiment(4, "alpha", Visibility::Published);
+        let draft = experiment(5, "draft", Visibility::Draft);
+        for root in ["https://ab.example.com", "http://h/\"é\u{2028}"] {
+            let cases: [&[(&Experiment, &[f64])]; 3] = [
+                &[],
+                &[(&zeta, &[0.5, 0.5])],
+                &[(&zeta, &[0.5, 0.5]), (&draft, &[1.0]), (&alpha, &[0.1])],
+            ];
+            for experiments in cases {
+                let form = deployment_form(key, root, experiments).to_string();
+                assert_eq!(deployment_text(key, root, experiments), form);
+            }
         }
     }
 

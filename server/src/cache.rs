@@ -23,9 +23,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use myna_core::deployment::deployed_text;
 use myna_core::timestamp::hour_start;
 use myna_core::weights::{WeightsConfig, weights};
-use myna_core::{Access, Experiment, ReadForm, RecordBatch};
+use myna_core::{Access, Experiment, ReadForm, RecordBatch, Visibility};
 use uuid::Uuid;
 
 use crate::metrics::Timer;
@@ -67,6 +68,12 @@ struct Entry {
     /// from (valid while `counts_changed`).
     changed_at_ms: i64,
     summary: Option<Arc<str>>,
+    /// The experiment in the deployment form (core's `deployed_text`),
+    /// kept like `summary` until the weights or the definition change.
+    deployed: Option<Arc<str>>,
+    /// The name search folded last, and what it folded to (searches sort
+    /// every name of an account: each is folded once, not per search).
+    folded_name: Option<(String, Arc<str>)>,
     served: ServedSums,
 }
 
@@ -115,8 +122,23 @@ impl Entry {
             counts_changed: false,
             changed_at_ms: now_ms,
             summary: None,
+            deployed: None,
+            folded_name: None,
             served: ServedSums::default(),
         }
+    }
+
+    /// The experiment's name as search compares it (core's `folded`),
+    /// folded again only when the name changed.
+    fn folded_name(&mut self) -> Arc<str> {
+        if let Some((name, folded)) = &self.folded_name
+            && *name == self.experiment.name
+        {
+            return folded.clone();
+        }
+        let folded: Arc<str> = myna_core::search::folded(&self.experiment.name).into();
+        self.folded_name = Some((self.experiment.name.clone(), folded.clone()));
+        folded
     }
 
     /// Adds one answer with `weights` (the entry's, in variant order) at
@@ -184,6 +206,7 @@ impl Entry {
             self.weights_at_ms = now_ms;
             self.counts_changed = false;
             self.summary = None;
+            self.deployed = None;
         }
     }
 }
@@ -296,6 +319,20 @@ impl Cache {
             .iter()
             .map(|entry| lock(entry).experiment.clone())
             .filter(|e| e.account_id == account)
+            .collect()
+    }
+
+    /// Every experiment of `account`, as it is now (no weights computed),
+    /// each with its name folded for search.
+    pub fn of_account_named(&self, account: Uuid) -> Vec<(Arc<Experiment>, Arc<str>)> {
+        let entries = self.entry_list();
+        entries
+            .iter()
+            .filter_map(|entry| {
+                let mut entry = lock(entry);
+                (entry.experiment.account_id == account)
+                    .then(|| (entry.experiment.clone(), entry.folded_name()))
+            })
             .collect()
     }
 
@@ -462,6 +499,35 @@ impl Cache {
         if same_variants {
             entry.serve(&snapshot.weights, now_ms);
         }
+    }
+
+    /// Every published experiment of `account` in the deployment form
+    /// (core's `deployed_text`, kept until its weights or definition
+    /// change), with the experiment it was written from; each counted as
+    /// answered (its weights served) under its lock.
+    pub fn serve_deployed(&self, account: Uuid, now_ms: i64) -> Vec<(Arc<Experiment>, Arc<str>)> {
+        let entries = self.entry_list();
+        let mut deployed = Vec::new();
+        for entry in &entries {
+            let mut entry = lock(entry);
+            let experiment = &entry.experiment;
+            if experiment.account_id != account || experiment.visibility != Visibility::Published {
+                continue;
+            }
+            entry.refresh(&self.config, now_ms, &self.lag);
+            let weights = entry.weights.clone();
+            entry.serve(&weights, now_ms);
+            let text = match &entry.deployed {
+                Some(text) => text.clone(),
+                None => {
+                    let text: Arc<str> = deployed_text(&entry.experiment, &weights).into();
+                    entry.deployed = Some(text.clone());
+                    text
+                }
+            };
+            deployed.push((entry.experiment.clone(), text));
+        }
+        deployed
     }
 
     /// The summary read form like [`Cache::summary`], counted as answered
@@ -792,6 +858,41 @@ mod tests {
         assert_ne!(first, changed);
         cache.remove(uuid);
         assert!(cache.summary(uuid, 1_000).is_none());
+    }
+
+    /// A deployment's part of an experiment is written once and kept
+    /// until its weights or its definition change; drafts and other
+    /// accounts' experiments are not in it.
+    #[test]
+    fn deployed_parts_are_kept_until_weights_or_definition_change() {
+        let uuid = Uuid::from_u128(1);
+        let mut draft = experiment();
+        draft.uuid = Uuid::from_u128(3);
+        draft.visibility = Visibility::Draft;
+        let cache = Cache::new(
+            vec![experiment(), draft].into(),
+            WeightsConfig::default(),
+            0,
+        );
+        let account = Uuid::from_u128(2);
+        let part = |now| {
+            let parts = cache.serve_deployed(account, now);
+            assert_eq!(parts.len(), 1, "the published one only");
+            assert!(cache.serve_deployed(Uuid::from_u128(9), now).is_empty());
+            parts[0].1.clone()
+        };
+        let first = part(0);
+        assert!(Arc::ptr_eq(&first, &part(10)), "kept");
+        // Counts alone: the weights follow at their refresh, and the part.
+        cache.add(uuid, &views_of_a(10), 10);
+        assert!(Arc::ptr_eq(&first, &part(20)), "weights not refreshed yet");
+        let weighted = part(1_000);
+        assert_ne!(first, weighted);
+        // A new definition.
+        let mut renamed = experiment();
+        renamed.name = "renamed".into();
+        cache.put(renamed, 1_010);
+        assert!(part(1_020).contains(r#""name":"renamed""#));
     }
 
     #[test]

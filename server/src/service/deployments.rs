@@ -1,9 +1,9 @@
 //! Deployments: what `GET /v2/deployment/{key}/myna.json` answers, every
 //! published experiment of the key's account with its current weights
-//! (core's `deployment_text`).
+//! (core's `deployment_text_of`, from the parts the cache keeps).
 
-use myna_core::deployment::deployment_text;
-use myna_core::{Code, Experiment, Problem, Visibility};
+use myna_core::deployment::{deployment_order, deployment_text_of};
+use myna_core::{Code, Problem};
 use uuid::Uuid;
 
 use crate::state::AppState;
@@ -25,17 +25,11 @@ pub async fn deployment(state: &AppState, key: &str, api_root: &str) -> Result<S
         .account(state.storage.as_ref(), key)
         .await?
         .ok_or_else(unknown_key)?;
-    let now = state.now_ms();
-    let published: Vec<_> = super::experiments::of_account(state, account)
-        .into_iter()
-        .filter(|s| s.experiment.visibility == Visibility::Published)
-        .collect();
-    for snapshot in &published {
-        state.cache.served(snapshot, now);
-    }
-    let experiments: Vec<(&Experiment, &[f64])> = published
-        .iter()
-        .map(|s| (s.experiment.as_ref(), &s.weights[..]))
-        .collect();
-    Ok(deployment_text(key, api_root, &experiments))
+    // Each experiment's part is kept in the cache until its weights or
+    // definition change: a deployment asked again is mostly joined, not
+    // written (a large account's is megabytes).
+    let mut published = state.cache.serve_deployed(account, state.now_ms());
+    published.sort_by(|(a, _), (b, _)| deployment_order(a).cmp(&deployment_order(b)));
+    let parts = published.iter().map(|(_, text)| &text[..]);
+    Ok(deployment_text_of(key, api_root, parts))
 }

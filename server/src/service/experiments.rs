@@ -157,23 +157,23 @@ fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
 /// page connecting chooses variants by them).
 pub fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String {
     let now = state.now_ms();
-    let mine = of_account(state, caller.account());
-    let by_uuid: HashMap<Uuid, &Snapshot> = mine.iter().map(|s| (s.experiment.uuid, s)).collect();
-    let found = search.apply(mine.iter().map(|s| s.experiment.as_ref()), caller.access());
-    for experiment in &found {
-        if let Some(snapshot) = by_uuid.get(&experiment.uuid) {
-            state.cache.served(snapshot, now);
-        }
-    }
-    let forms: Vec<ReadForm> = found
+    // Every experiment of the account is read, but weights are taken (and
+    // refreshed where due) only for those answered, at most `limit`; one
+    // changed meanwhile is answered as it is now, if the caller still sees it.
+    let mine = state.cache.of_account_named(caller.account());
+    let named = mine.iter().map(|(e, name)| (e.as_ref(), Some(&name[..])));
+    let found = search.apply_named(named, caller.access());
+    let answered: Vec<Snapshot> = found
         .into_iter()
-        .map(|e| {
-            ReadForm::new(
-                e,
-                caller.access(),
-                by_uuid.get(&e.uuid).map_or(&[][..], |s| &s.weights[..]),
-            )
-        })
+        .filter_map(|e| state.cache.snapshot(e.uuid, now))
+        .filter(|s| caller.sees(&s.experiment))
+        .collect();
+    for snapshot in &answered {
+        state.cache.served(snapshot, now);
+    }
+    let forms: Vec<ReadForm> = answered
+        .iter()
+        .map(|s| ReadForm::new(&s.experiment, caller.access(), &s.weights))
         .collect();
     search_text(&forms)
 }
