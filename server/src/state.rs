@@ -110,10 +110,8 @@ pub struct Shared {
     pub secret: Secret,
     /// The HTTP client of webhook deliveries.
     pub outbound: Outbound,
-    /// For the webhook watcher: what each experiment's decision depended
-    /// on when it was last looked at (a hash), so an unchanged one is not
-    /// computed again.
-    pub webhook_seen: Mutex<HashMap<Uuid, u64>>,
+    /// What the webhook watcher keeps between its rounds.
+    pub webhook_watch: Mutex<WebhookWatch>,
     /// What the server counts.
     pub metrics: Arc<Metrics>,
     /// The server's public root URL (`--public-url`), if configured.
@@ -126,6 +124,18 @@ impl std::fmt::Debug for dyn Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Storage")
     }
+}
+
+/// What the webhook watcher keeps between its rounds (in memory: each
+/// instance its own).
+#[derive(Debug, Default)]
+pub struct WebhookWatch {
+    /// What each experiment's decision depended on when it was last looked
+    /// at (a hash), so an unchanged one is not computed again.
+    pub seen: HashMap<Uuid, u64>,
+    /// When a change of each experiment was last told (its events stored),
+    /// for the hold that follows.
+    pub told_ms: HashMap<Uuid, i64>,
 }
 
 /// The shared state, cheap to clone.
@@ -354,7 +364,7 @@ impl AppState {
             guard,
             secret,
             outbound: Outbound::new(options.webhook_timeout),
-            webhook_seen: Mutex::default(),
+            webhook_watch: Mutex::default(),
             metrics: options.metrics,
             public_url: options.public_url,
             health_probe: crate::health::Probe::default(),

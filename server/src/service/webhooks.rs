@@ -41,6 +41,13 @@ pub const SEND_BATCH: usize = 8;
 pub const CLAIM_MS: i64 = 60_000;
 /// Deliveries kept per webhook (the latest); older ones are deleted.
 pub const KEEP_DELIVERIES: usize = 100;
+/// After a change of an experiment is told, its next is held this long (10
+/// minutes): changes meanwhile are told once at its end, against what was
+/// told (one undone meanwhile, not at all). A public key can move counts,
+/// so flip a health check (a reward without a view, then a view): each
+/// flip told would flood the owner's webhooks and push their real events
+/// out of the deliveries kept.
+pub const HOLD_MS: i64 = 600_000;
 
 /// The pause after the `attempts`-th failed attempt: 2 minutes doubled each
 /// time (2, 4, 8, 16, 32).
@@ -161,12 +168,13 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         .filter(|e| accounts.contains(&e.account_id) && e.visibility != Visibility::Archived)
         .collect();
     experiments.sort_by_key(|e| e.uuid);
-    let seen = std::mem::take(
-        &mut *state
-            .webhook_seen
+    let watch = || {
+        state
+            .webhook_watch
             .lock()
-            .unwrap_or_else(PoisonError::into_inner),
-    );
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    let seen = std::mem::take(&mut watch().seen);
     let mut looked = HashMap::with_capacity(experiments.len());
     let mut stored = 0;
     for experiment in experiments {
@@ -194,6 +202,15 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             .into_iter()
             .map(|event| (event, event_body(event, known_as, now_ms, &decision)))
             .collect();
+        let held = watch()
+            .told_ms
+            .get(&experiment.uuid)
+            .is_some_and(|told| now_ms - told < HOLD_MS);
+        if held && !events.is_empty() {
+            // Looked at again next round (not in `looked`), told at the
+            // hold's end if it still differs from what was told.
+            continue;
+        }
         let notice = Notice {
             experiment: experiment.uuid,
             account_id: experiment.account_id,
@@ -206,6 +223,9 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             Ok(true) => {
                 stored += notice.events.len();
                 looked.insert(experiment.uuid, print);
+                if !notice.events.is_empty() {
+                    watch().told_ms.insert(experiment.uuid, now_ms);
+                }
             }
             // Another instance stored a change first: looked at again next
             // round, against what it stored.
@@ -218,10 +238,12 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             }
         }
     }
-    *state
-        .webhook_seen
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = looked;
+    {
+        let now_ms = state.now_ms();
+        let mut watch = watch();
+        watch.seen = looked;
+        watch.told_ms.retain(|_, told| now_ms - *told < HOLD_MS);
+    }
     if stored > 0 {
         state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
     }

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use myna_server::service::webhooks::{MAX_ATTEMPTS, check_now, deliver_now, retry_after_ms};
+use myna_server::service::webhooks::{
+    HOLD_MS, MAX_ATTEMPTS, check_now, deliver_now, retry_after_ms,
+};
 use myna_server::storage::Delivery;
 use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -377,6 +379,9 @@ async fn checks_that_start_and_stop_failing_are_told() {
     assert_eq!(check_now(&h.state).await.unwrap(), 1);
     assert_eq!(check_now(&h.state).await.unwrap(), 0);
     record(&h, uuid, &[("b", 5, 0)]).await;
+    // Told at the end of the hold that follows a change told.
+    assert_eq!(check_now(&h.state).await.unwrap(), 0);
+    h.clock.advance(HOLD_MS);
     assert_eq!(check_now(&h.state).await.unwrap(), 1);
     assert_eq!(
         events(&deliveries(&h).await),
@@ -400,6 +405,38 @@ async fn checks_that_start_and_stop_failing_are_told() {
         checks
             .iter()
             .any(|c| c["typename"] == "rewards-exceed-views" && c["status"] == "failing")
+    );
+}
+
+/// Whoever holds the public key can move the counts, so flip a health
+/// check at will (a reward without a view, then a view): an experiment's
+/// changes are told at most once per hold, each against what was told, so
+/// a change undone within it is not told at all (an outside probe's flips
+/// queued 4,000 events in 22 s and pushed the owner's real one out).
+#[tokio::test]
+async fn a_health_check_flipped_again_and_again_is_told_once_per_hold() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(Mode::FailFirst(0)).await;
+    register(&h, &receiver.url).await;
+    let uuid = quick_experiment(&h).await;
+    record(&h, uuid, &[("b", 0, 1)]).await;
+    assert_eq!(check_now(&h.state).await.unwrap(), 1, "failing, told");
+    for _ in 0..5 {
+        record(&h, uuid, &[("b", 1, 0)]).await; // recovered
+        assert_eq!(check_now(&h.state).await.unwrap(), 0);
+        record(&h, uuid, &[("b", 0, 1)]).await; // failing again
+        assert_eq!(check_now(&h.state).await.unwrap(), 0);
+        h.clock.advance(HOLD_MS / 10);
+    }
+    // The hold over, failing as told: nothing to tell.
+    h.clock.advance(HOLD_MS / 2);
+    assert_eq!(check_now(&h.state).await.unwrap(), 0);
+    // A change after it is told at once.
+    record(&h, uuid, &[("b", 10, 0)]).await;
+    assert_eq!(check_now(&h.state).await.unwrap(), 1);
+    assert_eq!(
+        events(&deliveries(&h).await),
+        ["health-failing", "health-recovered"]
     );
 }
 
