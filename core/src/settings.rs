@@ -319,8 +319,9 @@ fn stored_spelling(value: &Value, names: &[&str]) -> Option<Vec<Segment>> {
     None
 }
 
-/// Removes every spelling of `names` from `value`.
-fn remove_spellings(value: &mut Value, names: &[&str]) {
+/// Removes every spelling of `names` (flat, nested or between) from
+/// `value`, keeping the order of the other keys.
+pub(crate) fn remove_spellings(value: &mut Value, names: &[&str]) {
     let Some(map) = value.as_object_mut() else {
         return;
     };

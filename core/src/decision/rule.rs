@@ -71,21 +71,7 @@ fn collect<'a>(value: &'a Value, names: &[&str], found: &mut Vec<&'a Value>) {
 /// is the one read.
 pub fn remove_setting(settings: &mut Value, path: &str) {
     let names: Vec<&str> = path.split('.').collect();
-    remove(settings, &names);
-}
-
-fn remove(value: &mut Value, names: &[&str]) {
-    let Some(map) = value.as_object_mut() else {
-        return;
-    };
-    for taken in 1..=names.len() {
-        let key = names[..taken].join(".");
-        if taken == names.len() {
-            map.remove(&key);
-        } else if let Some(inner) = map.get_mut(&key) {
-            remove(inner, &names[taken..]);
-        }
-    }
+    crate::settings::remove_spellings(settings, &names);
 }
 
 impl Thresholds {
