@@ -118,12 +118,23 @@ pub struct Shared {
     pub public_url: Option<String>,
     /// `/healthz`'s database probe, shared by the checks that come at once.
     pub health_probe: crate::health::Probe,
+    /// Turns at the answers whose CPU grows with an account (searches,
+    /// deployments): half the cores (at least one), so that a flood of them,
+    /// which a public key can send, leaves the other half to records,
+    /// reads and health checks. Waiting for a turn costs no CPU.
+    pub large_answers: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for dyn Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Storage")
     }
+}
+
+/// How many searches and deployments are built at once: half the cores,
+/// at least one.
+pub fn large_answer_turns() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// What the webhook watcher keeps between its rounds (in memory: each
@@ -368,6 +379,7 @@ impl AppState {
             metrics: options.metrics,
             public_url: options.public_url,
             health_probe: crate::health::Probe::default(),
+            large_answers: tokio::sync::Semaphore::new(large_answer_turns()),
         }));
         Ok((
             state,

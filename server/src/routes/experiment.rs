@@ -68,9 +68,12 @@ pub async fn search(
     Data(state): Data<&AppState>,
 ) -> Answer {
     let params = Params::of(request);
-    let found = check_given_once(params.names(), &SEARCH_PARAMS, &[])
-        .and_then(|()| parse_search(|name| params.get(name)))
-        .map(|query| experiments::search(state, caller, &query));
+    let query = check_given_once(params.names(), &SEARCH_PARAMS, &[])
+        .and_then(|()| parse_search(|name| params.get(name)));
+    let found = match query {
+        Ok(query) => Ok(experiments::search(state, caller, &query).await),
+        Err(problem) => Err(problem),
+    };
     Answer::new(format, found, state.now_ms())
 }
 

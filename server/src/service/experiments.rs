@@ -155,7 +155,9 @@ fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
 /// The search answer: the caller's experiments that `search` finds, in the
 /// read form its access may see (each one's weights counted as served: a
 /// page connecting chooses variants by them).
-pub fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String {
+/// Built in a turn of [`AppState::large_answers`](crate::state::Shared::large_answers).
+pub async fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String {
+    let _turn = state.large_answers.acquire().await;
     let now = state.now_ms();
     // Every experiment of the account is read, but weights are taken (and
     // refreshed where due) only for those answered, at most `limit`; one

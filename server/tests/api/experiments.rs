@@ -250,6 +250,44 @@ async fn reset_zeroes_counts_and_ignores_the_body() {
     assert_eq!(h.complete(uuid).await["variants"]["a"]["views"], 0);
 }
 
+/// Searches and deployments (their CPU grows with the account, and a
+/// public key may send them) are built in turns held by at most half the
+/// cores: with every turn taken, they wait, and reads, records and health
+/// checks are answered meanwhile; then they are answered too.
+#[tokio::test]
+async fn searches_and_deployments_wait_for_a_turn_and_nothing_else_does() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let turns = h.state.large_answers.available_permits();
+    assert!(turns >= 1);
+    let taken = h
+        .state
+        .large_answers
+        .acquire_many(u32::try_from(turns).unwrap())
+        .await
+        .unwrap();
+    let deployment = format!("/v2/deployment/{}/myna.json", h.owner.key);
+    for uri in ["/v2/experiment", deployment.as_str()] {
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(300), h.get(uri, Who::Key)).await;
+        assert!(waited.is_err(), "{uri} answered without a turn");
+    }
+    let read = h.get(&format!("/v2/experiment/{uuid}"), Who::Key).await;
+    assert_eq!(read.status, StatusCode::OK);
+    let body = json!({"events": [{"typename": "view", "variant": "a"}]});
+    let record = h
+        .post(&format!("/v2/experiment/{uuid}/record"), Who::Key, body)
+        .await;
+    assert_eq!(record.status, StatusCode::OK);
+    assert_eq!(h.get("/healthz", Who::Nobody).await.status, StatusCode::OK);
+    drop(taken);
+    assert_eq!(
+        h.get("/v2/experiment", Who::Key).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(h.get(&deployment, Who::Nobody).await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn search_parameters() {
     let h = Harness::new().await;
