@@ -314,29 +314,38 @@ impl Cache {
 
     /// Every experiment of `account`, as it is now (no weights computed).
     pub fn of_account(&self, account: Uuid) -> Vec<Arc<Experiment>> {
-        let entries = self.entry_list();
-        entries
-            .iter()
-            .map(|entry| lock(entry).experiment.clone())
-            .filter(|e| e.account_id == account)
-            .collect()
+        self.each_of_account(account, |entry| Some(entry.experiment.clone()))
     }
 
-    /// Every experiment of `account`, as it is now (no weights computed),
-    /// each with its name folded for search.
-    pub fn of_account_named(&self, account: Uuid) -> Vec<(Arc<Experiment>, Arc<str>)> {
+    /// `take` of every entry of `account` (each locked in turn), where it
+    /// takes something.
+    fn each_of_account<T>(
+        &self,
+        account: Uuid,
+        mut take: impl FnMut(&mut Entry) -> Option<T>,
+    ) -> Vec<T> {
         let entries = self.entry_list();
         entries
             .iter()
             .filter_map(|entry| {
                 let mut entry = lock(entry);
                 (entry.experiment.account_id == account)
-                    .then(|| (entry.experiment.clone(), entry.folded_name()))
+                    .then(|| take(&mut entry))
+                    .flatten()
             })
             .collect()
     }
 
-    /// Snapshots of every experiment (for search).
+    /// Every experiment of `account`, as it is now (no weights computed),
+    /// each with its name folded for search.
+    pub fn of_account_named(&self, account: Uuid) -> Vec<(Arc<Experiment>, Arc<str>)> {
+        self.each_of_account(account, |entry| {
+            Some((entry.experiment.clone(), entry.folded_name()))
+        })
+    }
+
+    /// Snapshots of every experiment (the webhook watcher's round, an
+    /// account's pages).
     pub fn all(&self, now_ms: i64) -> Vec<Snapshot> {
         let entries = self.entry_list();
         entries
@@ -506,28 +515,19 @@ impl Cache {
     /// change), with the experiment it was written from; each counted as
     /// answered (its weights served) under its lock.
     pub fn serve_deployed(&self, account: Uuid, now_ms: i64) -> Vec<(Arc<Experiment>, Arc<str>)> {
-        let entries = self.entry_list();
-        let mut deployed = Vec::new();
-        for entry in &entries {
-            let mut entry = lock(entry);
-            let experiment = &entry.experiment;
-            if experiment.account_id != account || experiment.visibility != Visibility::Published {
-                continue;
+        self.each_of_account(account, |entry| {
+            if entry.experiment.visibility != Visibility::Published {
+                return None;
             }
             entry.refresh(&self.config, now_ms, &self.lag);
             let weights = entry.weights.clone();
             entry.serve(&weights, now_ms);
-            let text = match &entry.deployed {
-                Some(text) => text.clone(),
-                None => {
-                    let text: Arc<str> = deployed_text(&entry.experiment, &weights).into();
-                    entry.deployed = Some(text.clone());
-                    text
-                }
-            };
-            deployed.push((entry.experiment.clone(), text));
-        }
-        deployed
+            let experiment = &entry.experiment;
+            let text = entry
+                .deployed
+                .get_or_insert_with(|| deployed_text(experiment, &weights).into());
+            Some((experiment.clone(), text.clone()))
+        })
     }
 
     /// The summary read form like [`Cache::summary`], counted as answered
