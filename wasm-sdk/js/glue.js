@@ -214,20 +214,12 @@ function asked() {
 // The attributes that take a URL a browser may follow or load.
 const URLS = /^@(href|src|action|formaction|xlink:href|data|poster|cite|ping|background)$/i;
 
-// Whether `x` is an http(s), mailto: or tel: URL, or a relative one.
-function linkable(x) {
+// `x` resolved against the page when it is a URL of a scheme `schemes`
+// names (a relative one included), else undefined (`javascript:`…).
+function resolved(x, schemes) {
   try {
-    return /^(https?|mailto|tel):$/.test(new URL(x, location.href).protocol);
-  } catch {
-    // not a URL
-  }
-}
-
-// An http(s) or relative URL, resolved; else undefined (`javascript:`…).
-function safe(url) {
-  try {
-    const u = new URL(url, location.href);
-    if (/^https?:$/.test(u.protocol)) return u.href;
+    const u = new URL(x, location.href);
+    if (schemes.test(u.protocol)) return u.href;
   } catch {
     // not a URL
   }
@@ -260,10 +252,10 @@ function show(e, v, navigate) {
     // Never an event handler attribute (code from settings, which a CSP
     // blocks anyway) nor `srcdoc`; a URL attribute only to a URL that is
     // no script (`javascript:`), as `data-redirect`.
-    else if (k[0] == "@" && !/^@(on|srcdoc$)/i.test(k) && (!URLS.test(k) || linkable(x))) e.setAttribute(k.slice(1), x);
+    else if (k[0] == "@" && !/^@(on|srcdoc$)/i.test(k) && (!URLS.test(k) || resolved(x, /^(https?|mailto|tel):$/))) e.setAttribute(k.slice(1), x);
   }
   const to = r && value(v, r);
-  const url = typeof to == "string" && to && safe(to);
+  const url = typeof to == "string" && to && resolved(to, /^https?:$/);
   if (url && url != location.href) navigate(url);
 }
 
