@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::model::MAX_NAME_CHARS;
-use crate::problem::{Code, Message, Problem};
+use crate::problem::{BODY_PATH, Code, Message, Problem};
 use crate::timestamp::format_iso;
 
 /// Email and password from a login body.
@@ -183,8 +183,9 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     let parsed = crate::json::parse_limited(body, MAX_ACCOUNT_VALUES);
     match parsed.map_err(crate::json::problem)? {
         Value::Object(map) => Ok(map),
-        _ => Err(Problem::new(
+        _ => Err(Problem::at(
             Code::InvalidType,
+            BODY_PATH,
             "The body must be a JSON object.",
         )),
     }

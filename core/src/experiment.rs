@@ -14,7 +14,7 @@ use crate::limits::{
     too_many_variants,
 };
 use crate::model::{Experiment, Variant, Visibility, empty_object};
-use crate::problem::{Code, Message, Problem};
+use crate::problem::{BODY_PATH, Code, Message, Problem};
 use crate::settings::{apply_updates, key_path};
 
 pub mod id;
@@ -62,8 +62,9 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     }
     match crate::json::parse_body(body)? {
         Value::Object(map) => Ok(map),
-        _ => Err(Problem::new(
+        _ => Err(Problem::at(
             Code::InvalidType,
+            BODY_PATH,
             "The body must be a JSON object.",
         )),
     }

@@ -10,6 +10,7 @@
 //!   so the caller can name the field it was in.
 
 use crate::event::invalid_json;
+use crate::problem::BODY_PATH;
 use crate::{Code, Message, Problem};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -97,19 +98,21 @@ pub fn problem(error: JsonError) -> Problem {
             path,
             format!("The key `{key}` is given twice in one object: give each key once."),
         )),
-        JsonError::OutOfRange(path) => Problem::one(match path {
-            Some(path) => Message::at(Code::InvalidValue, path, OUT_OF_RANGE),
-            None => Message::new(Code::InvalidValue, OUT_OF_RANGE),
-        }),
+        JsonError::OutOfRange(path) => Problem::one(Message::at(
+            Code::InvalidValue,
+            path.as_deref().unwrap_or(BODY_PATH),
+            OUT_OF_RANGE,
+        )),
         JsonError::TooManyValues { path, limit } => {
             let text = format!(
                 "The body holds more than {limit} JSON values (counting every object, array, \
                  string, number, boolean and null): nothing in it was read."
             );
-            let message = match path {
-                Some(path) => Message::at(Code::BodyTooLarge, path, text),
-                None => Message::new(Code::BodyTooLarge, text),
-            };
+            let message = Message::at(
+                Code::BodyTooLarge,
+                path.as_deref().unwrap_or(BODY_PATH),
+                text,
+            );
             Problem::one(message.with_data(serde_json::json!({ "limit": limit })))
         }
     }

@@ -82,6 +82,6 @@ pub use event::RecordBatch;
 pub use event::{Event, EventType};
 #[cfg(feature = "std")]
 pub use model::{Access, Experiment, Variant, Visibility};
-pub use problem::{Code, Message, Problem};
+pub use problem::{BODY_PATH, Code, Message, Problem};
 #[cfg(feature = "std")]
 pub use read_form::ReadForm;

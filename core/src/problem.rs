@@ -176,6 +176,11 @@ pub struct Message {
     pub data: Option<Value>,
 }
 
+/// The `path` of a problem with a request body as a whole (not JSON, not
+/// an object, too large, too slow): its fields' paths (`events[0]`) are
+/// relative to it.
+pub const BODY_PATH: &str = "body";
+
 impl Message {
     /// A message with no path.
     pub fn new(code: Code, message: impl Into<String>) -> Self {

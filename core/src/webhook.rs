@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::decision::{Decision, Status};
 use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::limits::{MAX_WEBHOOK_URL_BYTES, over_limit};
-use crate::problem::{Code, Problem};
+use crate::problem::{BODY_PATH, Code, Problem};
 use crate::timestamp::format_iso;
 
 /// The header a delivery is signed in: `sha256=<hex HMAC-SHA256 of the body>`.
@@ -36,8 +36,9 @@ pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
     let root = match crate::json::parse_body(body)? {
         Value::Object(map) => map,
         _ => {
-            return Err(Problem::new(
+            return Err(Problem::at(
                 Code::InvalidType,
+                BODY_PATH,
                 "The body must be a JSON object.",
             ));
         }

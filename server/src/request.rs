@@ -408,8 +408,9 @@ fn too_large(size: usize, limit: usize) -> Problem {
         return body_too_large(size);
     }
     Problem::one(
-        Message::new(
+        Message::at(
             Code::BodyTooLarge,
+            myna_core::BODY_PATH,
             format!("The form may be at most {limit} bytes as sent."),
         )
         .with_data(serde_json::json!({ "limit": limit, "size": size })),
@@ -494,8 +495,9 @@ async fn read_limited(
 fn body_too_slow(timeout: Duration) -> Problem {
     Problem {
         status: 408,
-        messages: vec![Message::new(
+        messages: vec![Message::at(
             Code::Timeout,
+            myna_core::BODY_PATH,
             format!(
                 "The request body did not all arrive within {}.",
                 if timeout.subsec_millis() == 0 {

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::json::JsonError;
 use crate::model::Experiment;
-use crate::problem::{Code, Message, Problem};
+use crate::problem::{BODY_PATH, Code, Message, Problem};
 use crate::timestamp::{self, MAX_FUTURE_MS};
 
 /// A validated batch, in its wire form: `{ "batch": uuid?, "events": [...] }`.
@@ -204,8 +204,9 @@ pub fn parse_record_value(
     now_ms: i64,
 ) -> Result<RecordBatch, Problem> {
     let Some(root) = value.as_object() else {
-        return Err(Problem::new(
+        return Err(Problem::at(
             Code::InvalidType,
+            BODY_PATH,
             "The body must be a JSON object with an `events` array.",
         ));
     };
@@ -558,8 +559,9 @@ pub fn parse_record_params<'a>(
 /// The problem for a body over [`MAX_BODY_BYTES`].
 pub fn body_too_large(size: usize) -> Problem {
     Problem::one(
-        Message::new(
+        Message::at(
             Code::BodyTooLarge,
+            BODY_PATH,
             format!("A request body may be at most {MAX_BODY_BYTES} bytes."),
         )
         .with_data(json!({ "limit": MAX_BODY_BYTES, "size": size })),
@@ -570,9 +572,10 @@ pub fn body_too_large(size: usize) -> Problem {
 /// (and in which value, when inside one).
 pub fn invalid_json(error: &serde_json::Error, path: Option<String>) -> Problem {
     let text = format!("The body is not valid JSON: {error}.");
-    let message = match path {
-        Some(path) => Message::at(Code::InvalidJson, path, text),
-        None => Message::new(Code::InvalidJson, text),
-    };
+    let message = Message::at(
+        Code::InvalidJson,
+        path.as_deref().unwrap_or(BODY_PATH),
+        text,
+    );
     Problem::one(message.with_data(json!({ "line": error.line(), "column": error.column() })))
 }

@@ -112,6 +112,51 @@ async fn bad_json_says_where_it_broke() {
     }
 }
 
+/// A body that is not JSON, or JSON but no object, is at fault as a
+/// whole: its problem's `path` is `body` (the fields' paths are relative
+/// to it), on every endpoint that reads a JSON body.
+#[tokio::test]
+async fn a_body_that_is_no_object_is_refused_at_the_body() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    for (method, uri) in [
+        (Method::POST, format!("/v2/experiment/{uuid}/record")),
+        (Method::POST, "/v2/experiment".to_owned()),
+        (Method::PUT, format!("/v2/experiment/{uuid}")),
+        (Method::POST, "/v2/webhook".to_owned()),
+        (Method::POST, "/v2/user/login".to_owned()),
+    ] {
+        for (body, code) in [
+            ("[]", "invalid-type"),
+            ("null", "invalid-type"),
+            ("\"x\"", "invalid-type"),
+            ("1", "invalid-type"),
+            ("events", "invalid-json"),
+        ] {
+            let answer = h
+                .send_with(
+                    method.clone(),
+                    &uri,
+                    // A login reads its credentials from a body without them.
+                    &[("Authorization", h.owner.basic())][..usize::from(!uri.ends_with("login"))],
+                    Some(body.as_bytes().to_vec()),
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{method} {uri} {body}"
+            );
+            assert_eq!(
+                messages(&answer),
+                vec![(code.to_owned(), Some("body".to_owned()))],
+                "{method} {uri} {body}: {}",
+                answer.text
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn bodies_over_one_mib_are_413() {
     let h = Harness::new().await;
