@@ -352,12 +352,14 @@ try {
 }
 const memory = new Map();
 const quota = (e) => e && (e.name == "QuotaExceededError" || e.name == "NS_ERROR_DOM_QUOTA_REACHED");
-function use(f, fallback) {
+// `full`: what a write answers when the quota is used up (a read that
+// throws so, as any other error, leaves the map to answer from then on).
+function use(f, fallback, full) {
   if (local) {
     try {
       return f(local);
     } catch (e) {
-      if (quota(e)) return false;
+      if (full === false && quota(e)) return full;
       local = undefined;
     }
   }
@@ -387,6 +389,7 @@ export const setItem = (key, value) =>
       return true;
     },
     () => (memory.set(key, value), true),
+    false,
   );
 
 // A cookie of this site (where a full localStorage cannot keep the visitor's

@@ -369,17 +369,6 @@ impl<H: Host> Tab<H> {
         self.queue.seal_settled(id, self.claims.judge(&self.host));
     }
 
-    fn queue_full(&mut self, dropped: usize, message: &'static str) {
-        self.effects.push(Effect::QueueFull { dropped, message });
-        if dropped > 0 {
-            self.effects.push(Effect::Sync(Counts {
-                sent: 0,
-                dropped,
-                requeued: 0,
-            }));
-        }
-    }
-
     /// Writes the visitor's states that changed and what changed of this
     /// tab's queue (or removes it when empty), by [`persist`]'s rules.
     /// Events pushed out of a full queue since the last write are told
@@ -398,6 +387,11 @@ impl<H: Host> Tab<H> {
         let written = self
             .journal
             .write(&self.host, &mut self.queue, t, self.released);
+        if self.released {
+            // Another tab may adopt what a released queue stored and send
+            // it at once: as stored, it never grows again.
+            self.queue.seal_as_is();
+        }
         let newly_memory_only = written.memory_only && !self.memory_only;
         self.memory_only = written.memory_only;
         if written.dropped > 0 || newly_memory_only {

@@ -167,6 +167,19 @@ impl<H: Host> Tab<H> {
         }
     }
 
+    /// Tells the page's `error` listeners (and `sync`'s, of what went)
+    /// that the queue or storage was full.
+    pub(super) fn queue_full(&mut self, dropped: usize, message: &'static str) {
+        self.effects.push(Effect::QueueFull { dropped, message });
+        if dropped > 0 {
+            self.effects.push(Effect::Sync(Counts {
+                sent: 0,
+                dropped,
+                requeued: 0,
+            }));
+        }
+    }
+
     /// Takes another tab's stored queue over if it is an orphan, then
     /// removes its keys: `base` and its records ([`persist::read_tab`]).
     fn take_over(&mut self, stored: stored::Stored, base: &str) {

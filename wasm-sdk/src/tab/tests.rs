@@ -917,6 +917,35 @@ fn a_tab_leaves_a_live_tabs_records_alone_and_adopts_them_once_released() {
     assert_eq!(server.total(), 4, "the batch both sent is counted once");
 }
 
+/// A hidden tab's page may still queue events (a background tab's timers);
+/// what it stores while released another tab may adopt and send at once,
+/// so that batch never grows: each later event goes in a new batch, and
+/// every event is counted once (an outside probe lost views when the
+/// released tab appended to a batch the other had sent).
+#[test]
+fn a_batch_stored_while_released_never_grows_after_another_tab_may_have_sent_it() {
+    let host = TestHost::new();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    let mut server = Myna::default();
+    a.page_event(PageEvent::Hidden);
+    a.view(E, &variants(), "a").unwrap();
+    a.persist();
+    assert_eq!(flush(&mut b, false, |r| server.take(r)).counts.sent, 1);
+    a.reward(E, &variants(), Some(1.0)).unwrap();
+    a.persist();
+    a.page_event(PageEvent::Visible);
+    a.view(E, &variants(), "b").unwrap();
+    a.persist();
+    flush(&mut a, false, |r| server.take(r));
+    flush(&mut b, false, |r| server.take(r));
+    assert_eq!(
+        server.events,
+        ["view a", "reward a", "view b"],
+        "every event counted once"
+    );
+}
+
 #[test]
 fn the_visitors_state_is_written_only_when_it_changed() {
     let host = TestHost::new();
