@@ -270,6 +270,15 @@ impl AnswerRoom {
 #[derive(Clone)]
 pub struct BodyArrival(pub Arc<dyn Fn() -> Box<dyn Send> + Send + Sync>);
 
+/// Set once a request's body was read to its end ([`read_body`]; the serve
+/// loop sets one on each request): the answer to a request whose body was
+/// not (a refusal before reading it, a body too large or too slow) says
+/// `Connection: close`, as the connection then closes (the rest of the body
+/// would be read as the next request), so a client or proxy never sends
+/// another request on it.
+#[derive(Clone, Default)]
+pub struct BodyRead(pub Arc<std::sync::atomic::AtomicBool>);
+
 /// Reads a body of at most [`MAX_BODY_BYTES`]: a larger `Content-Length` is
 /// refused without reading, a longer stream as soon as it passes the limit,
 /// a body not all there within its [`BodyTimeout`] gets a 408 problem, one
@@ -373,7 +382,12 @@ pub async fn read_body_up_to(
         read_limited(body, declared.unwrap_or(0), limit, budget),
     );
     match read.await {
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok(bytes)) => {
+            if let Some(BodyRead(read)) = request.extensions().get::<BodyRead>() {
+                read.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(bytes)
+        }
         Ok(Err(BodyError::TooLarge)) => Err(too_large(limit + 1, limit)),
         Ok(Err(BodyError::Busy)) => Err(Problem::new(
             Code::Unavailable,

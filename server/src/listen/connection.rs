@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -16,8 +17,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use myna_core::{Code, Problem};
-use poem::http::Request;
 use poem::http::uri::Scheme;
+use poem::http::{HeaderValue, Request, header};
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -33,7 +34,7 @@ use super::{LINGER, Settings};
 use crate::answer::nosniff;
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
-use crate::request::{AnswerShare, BodyArrival, BodyTimeout};
+use crate::request::{AnswerShare, BodyArrival, BodyRead, BodyTimeout};
 
 /// The most bytes hyper buffers on a connection, read or written: a head
 /// ([`HEAD_BUFFER_BYTES`]) and some, so a connection costs little memory
@@ -70,6 +71,13 @@ impl<E: Endpoint> Served<E> {
         extensions.insert(self.settings.body_budget.clone());
         extensions.insert(self.settings.answer_budget.room(conn.clone()));
         extensions.insert(BodyArrival(Arc::new(move || Box::new(conn.receiving()))));
+        let body_read = BodyRead::default();
+        extensions.insert(body_read.clone());
+        let headers = request.headers();
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() != b"0");
         let request = poem::Request::from((
             request,
             LocalAddr(self.local.into()),
@@ -80,7 +88,15 @@ impl<E: Endpoint> Served<E> {
                 Scheme::HTTP
             },
         ));
-        self.endpoint.get_response(request).await
+        let mut response = self.endpoint.get_response(request).await;
+        if has_body && !body_read.0.load(Ordering::Relaxed) {
+            // hyper closes a connection whose request body was not read:
+            // say so, so the client sends no request on it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 
     /// `response` as hyper writes it: a body larger than a slice handed out
