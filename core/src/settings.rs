@@ -37,7 +37,8 @@ impl From<String> for PathError {
 
 /// Parses a settings path: dot-separated names with `[n]` or `["quoted"]`
 /// segments. Names may hold any character but `.`, `[`, `]` and `"`; quoted
-/// names take `\"` and `\\` escapes.
+/// names take JSON's escapes (`\"`, `\\`, `\n`, `\u0001`…), as every
+/// problem's path is written ([`key_path`]).
 ///
 /// Its length is checked before anything else ([`MAX_SETTINGS_PATH_CHARS`]),
 /// and its segments are counted as they are read: parsing stops at the first
@@ -99,13 +100,12 @@ fn parse_bracket(chars: &[char], open: usize) -> Result<(Segment, usize), String
         loop {
             match chars.get(i) {
                 None => return Err(format!("an unterminated quote at character {open}")),
-                Some('\\') => match chars.get(i + 1) {
-                    Some(c @ ('"' | '\\')) => {
-                        key.push(*c);
-                        i += 2;
-                    }
-                    _ => return Err(format!("a bad escape at character {i}")),
-                },
+                Some('\\') => {
+                    let (c, next) = unescape(chars, i)
+                        .ok_or_else(|| format!("a bad escape at character {i}"))?;
+                    key.push(c);
+                    i = next;
+                }
                 Some('"') => break,
                 Some(c) => {
                     key.push(*c);
@@ -133,6 +133,40 @@ fn parse_bracket(chars: &[char], open: usize) -> Result<(Segment, usize), String
             .map_err(|_| format!("the index at character {start} is too large"))?;
         Ok((Segment::Index(index), i + 1))
     }
+}
+
+/// The character JSON's escape at `at` (a `\\`) stands for, and the index
+/// past it; `None` for no escape JSON knows (a lone surrogate included).
+fn unescape(chars: &[char], at: usize) -> Option<(char, usize)> {
+    let simple = match chars.get(at + 1)? {
+        c @ ('"' | '\\' | '/') => *c,
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'u' => {
+            let unit = |from: usize| -> Option<u32> {
+                let hex: String = chars.get(from..from + 4)?.iter().collect();
+                u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4)
+            };
+            let high = unit(at + 2)?;
+            if !(0xD800..0xDC00).contains(&high) {
+                return char::from_u32(high).map(|c| (c, at + 6));
+            }
+            // A surrogate pair: `\uD83D\uDE00`.
+            if chars.get(at + 6..at + 8)? != ['\\', 'u'] {
+                return None;
+            }
+            let low = unit(at + 8).filter(|low| (0xDC00..0xE000).contains(low))?;
+            let c = char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?;
+            return Some((c, at + 12));
+        }
+        _ => return None,
+    };
+    Some((simple, at + 2))
 }
 
 /// The path of a key inside an object field, as every problem names it
@@ -367,6 +401,8 @@ fn set(root: &mut Value, segments: &[Segment], value: &Value) -> Result<(), Stri
                     None => return Err(format!("index {index} is past the end of its array")),
                 }
             }
+            // Removing inside what is no container: nothing to remove.
+            _ if value.is_null() => return Ok(()),
             (segment, other) => return Err(mismatch(segments, depth, segment, other)),
         };
     }
@@ -395,6 +431,7 @@ fn set(root: &mut Value, segments: &[Segment], value: &Value) -> Result<(), Stri
                 Err(format!("index {index} is past the end of its array"))
             }
         }
+        _ if value.is_null() => Ok(()),
         (segment, other) => Err(mismatch(segments, parents.len(), segment, other)),
     }
 }

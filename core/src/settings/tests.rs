@@ -257,3 +257,76 @@ fn a_plain_path_updates_the_setting_where_it_is_stored_and_null_removes_every_sp
         json!({"p": {"q": 1}, "labels": {"a.b": 2}, "list": [3]})
     );
 }
+
+/// A problem's path names a key as JSON quotes it (`["\u0001"]`): such a
+/// path, given back as a settings path, names the same key (an outside
+/// probe's `["k\u0001"].z` was refused as a bad escape).
+#[test]
+fn quoted_names_take_json_escapes_as_problem_paths_write_them() {
+    for k in [
+        "\u{1}",
+        "k\"d",
+        "back\\slash",
+        "a.b",
+        "tab\there",
+        "é",
+        "😀",
+        "line\n",
+        "/",
+    ] {
+        let path = key_path("", k);
+        assert_eq!(parse_path(&path), Ok(vec![key(k)]), "{path}");
+        let nested = key_path("settings", k);
+        assert_eq!(
+            parse_path(&nested),
+            Ok(vec![key("settings"), key(k)]),
+            "{nested}"
+        );
+    }
+    assert_eq!(
+        parse_path(r#"["\/\b\f\r"]"#),
+        Ok(vec![key("/\u{8}\u{c}\r")])
+    );
+    for bad in [
+        r#"["\x"]"#,
+        r#"["\u12"]"#,
+        r#"["\uD83D"]"#,
+        r#"["\uDE00"]"#,
+        r#"["\uZZZZ"]"#,
+    ] {
+        assert!(parse_path(bad).is_err(), "{bad} should be refused");
+    }
+}
+
+/// `null` removes; inside what is no container there is nothing to remove,
+/// however the path's names are spelled (`n["k.d"]` was a 400 where
+/// `n.x` and `n["x"]` changed nothing); a value there is still refused.
+#[test]
+fn removing_inside_a_scalar_is_nothing_to_do_for_every_spelling() {
+    for path in [
+        "n.x",
+        r#"n["x"]"#,
+        r#"n["k d"]"#,
+        r#"n["k.d"]"#,
+        r#"n["k.d"].z"#,
+        "n[0]",
+        "n[0].a",
+    ] {
+        let mut settings = json!({"n": 1});
+        let updates = json!({ path: null });
+        let updates = updates.as_object().cloned().unwrap_or_default();
+        assert_eq!(
+            apply_updates(&mut settings, &updates, "settingsUpdates"),
+            Ok(()),
+            "{path}"
+        );
+        assert_eq!(settings, json!({"n": 1}), "{path}");
+        let mut settings = json!({"n": 1});
+        let updates = json!({ path: 2 });
+        let updates = updates.as_object().cloned().unwrap_or_default();
+        assert!(
+            apply_updates(&mut settings, &updates, "settingsUpdates").is_err(),
+            "{path}: a value through a number is refused"
+        );
+    }
+}
