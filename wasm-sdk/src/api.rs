@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use myna_core::wire::{Number, push_decimal, url_encode};
 
-use crate::queue::{Batch, Queue, unit_id};
+use crate::queue::{Batch, Queue, sent_after, unit_id};
 
 /// Experiments asked for per search call.
 pub(crate) const SEARCH_PAGE: usize = 100;
@@ -131,7 +131,11 @@ impl Server {
             let url = [
                 &experiment_url(&self.root, &batch.experiment),
                 "/record?",
-                &event.record_query(unit_id(batch.id, unit), number, Some(sent_at)),
+                &event.record_query(
+                    unit_id(batch.id, unit),
+                    number,
+                    sent_after(Some(sent_at), Some(event.timestamp)),
+                ),
                 "&apikey=",
                 &self.key,
             ]

@@ -79,16 +79,19 @@ impl Batch {
     /// when `sent_at` is given. The batch's content, which its id names, is
     /// the events: a resend says a later `sentAt` for the same events.
     pub(crate) fn body(&self, sent_at: Option<u64>) -> String {
-        record_body(self.id, sent_at, &self.json)
+        let newest = self.events.iter().map(|e| e.timestamp).max();
+        record_body(self.id, sent_after(sent_at, newest), &self.json)
     }
 
     /// The body of event `i` alone, under its own id [`unit_id`] (what JSONP
     /// sends, and a beacon in JSONP mode, so both name it the same way).
     pub(crate) fn unit_body(&self, i: usize, number: impl Number, sent_at: Option<u64>) -> String {
         let mut event = String::new();
-        if let Some(e) = self.events.get(i) {
+        let e = self.events.get(i);
+        if let Some(e) = e {
             e.write_json(&mut event, number);
         }
+        let sent_at = sent_after(sent_at, e.map(|e| e.timestamp));
         record_body(unit_id(self.id, i), sent_at, &event)
     }
 
@@ -166,6 +169,14 @@ impl Batch {
         // stored): constant time, as enforcing the bounds at each event needs.
         self.json.len() + self.experiment.len() + 80 + self.claims.len() * 30
     }
+}
+
+/// The `sentAt` of a request: the page's clock as it leaves, or the newest
+/// event's time when that is later (the clock was set back since the
+/// events were queued, say a clock days fast corrected: they would read as
+/// from the future and be refused).
+pub(crate) fn sent_after(sent_at: Option<u64>, newest: Option<i64>) -> Option<u64> {
+    sent_at.map(|t| t.max(newest.unwrap_or(0).max(0) as u64))
 }
 
 /// The id of event `i` of batch `id` when events travel one per request

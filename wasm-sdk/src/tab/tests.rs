@@ -963,3 +963,49 @@ fn the_visitors_state_is_written_only_when_it_changed() {
     t.persist();
     assert!(host.get(&key).is_some(), "changed: written");
 }
+
+/// Events queued while the page's clock was days fast, sent after it was
+/// set right: the request's `sentAt` is no earlier than its events, so the
+/// server reads them on the clock they were stamped with instead of as
+/// from the future (an outside probe's 8 such events were all refused and
+/// dropped), by POST and by JSONP alike.
+#[test]
+fn events_queued_before_the_clock_was_set_back_are_sent_at_their_own_time() {
+    for jsonp in [false, true] {
+        let host = TestHost::new();
+        let mut t = tab(&host, jsonp);
+        let fast = 3.0 * 86_400_000.0;
+        host.advance(fast);
+        t.view(E, &variants(), "a").unwrap();
+        t.persist();
+        host.advance(-fast);
+        let mut sent = Vec::new();
+        flush(&mut t, true, |r| {
+            let text = match &r.body {
+                Some(body) => body.clone(),
+                None => r.url.clone(),
+            };
+            sent.push(text);
+            retry::judge(200, None, true, None)
+        });
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let stamped = |key: &str| -> i64 {
+            let at = sent[0].find(key).unwrap() + key.len();
+            let digits: String = sent[0][at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().unwrap()
+        };
+        let (event, sent_at) = if jsonp {
+            (stamped("timestamp="), stamped("sentAt="))
+        } else {
+            (stamped("\"timestamp\":"), stamped("\"sentAt\":"))
+        };
+        assert!(
+            sent_at >= event,
+            "jsonp {jsonp}: sentAt {sent_at} < {event}"
+        );
+        assert!((host.tab().now() as i64) < event, "the clock was set back");
+    }
+}
