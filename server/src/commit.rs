@@ -83,8 +83,11 @@ pub enum Change {
     /// instances share (one another instance created a moment ago, that
     /// the refresh has not brought yet); answers it as cached.
     Fetch {
-        /// The experiment.
+        /// The experiment (or its alias: the caller's account's experiment
+        /// known by it is taken too).
         uuid: Uuid,
+        /// The caller's account.
+        account: Uuid,
     },
 }
 
@@ -605,7 +608,7 @@ impl Writer {
                 Change::Create { .. } | Change::Update { .. } => {}
                 Change::Delete { uuid, .. }
                 | Change::Reset { uuid, .. }
-                | Change::Fetch { uuid } => self.reload(*uuid).await?,
+                | Change::Fetch { uuid, .. } => self.reload(*uuid).await?,
             }
         }
         match change {
@@ -727,7 +730,19 @@ impl Writer {
                 self.cache.remove(uuid);
                 Ok(None)
             }
-            Change::Fetch { uuid } => Ok(self.cache.experiment(uuid)),
+            Change::Fetch { uuid, account } => {
+                // A uuid another account's experiment has may be the
+                // account's alias, created on another instance a moment ago.
+                let theirs = self.cache.experiment(uuid);
+                if self.shared
+                    && theirs.is_some_and(|e| e.account_id != account)
+                    && let Some(aliased) = self.storage.aliased(account, uuid).await?
+                {
+                    self.reload(aliased).await?;
+                    return Ok(self.cache.experiment(aliased));
+                }
+                Ok(self.cache.experiment(uuid))
+            }
             Change::Reset { uuid, account } => {
                 let current = self.owned(uuid, account)?;
                 if !self.storage.reset_experiment(uuid).await? {

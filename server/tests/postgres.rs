@@ -1464,3 +1464,63 @@ fn an_owner_uses_an_experiment_created_through_another_instance_at_once() {
         assert_eq!(read["settings"]["x"], 1, "{read}");
     }
 }
+
+/// The same for an experiment whose uuid another account's experiment has
+/// (kept as its alias): an instance that knows the uuid as the other
+/// account's looks the alias up too before answering 404 (an outside probe
+/// got 404 from the other instance for about a second).
+#[test]
+fn an_owner_uses_an_aliased_experiment_created_through_another_instance_at_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let two = Server::start(&database.url, &ENV);
+    let owner = login(one.addr);
+    let (other, other_password) = ("other@example.com", "another s3cret password");
+    let created = Command::new(common::BIN)
+        .args([
+            "account",
+            "create",
+            "--email",
+            other,
+            "--password",
+            other_password,
+        ])
+        .arg("--database")
+        .arg(&database.url)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let other = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{other}:{other_password}"))
+    );
+    let uuid = "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a77";
+    let body = |name: &str| {
+        json!({"uuid": uuid, "name": name, "variants": {"a": {}, "b": {}}}).to_string()
+    };
+    json_call(two.addr, "POST", "/v2/experiment", &other, &body("theirs"));
+    let path = format!("/v2/experiment/{uuid}");
+    within(CONSISTENT * 5, "one knows the other account's", || {
+        http(one.addr, "GET", &path, &other, "").unwrap().0 == 200
+    });
+    json_call(two.addr, "POST", "/v2/experiment", &owner, &body("mine"));
+    let (status, answer) = http(
+        one.addr,
+        "PUT",
+        &path,
+        &owner,
+        r#"{"settingsUpdates": {"x": 1}}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "PUT on one at once: {answer}");
+    let read = json_call(one.addr, "GET", &path, &owner, "");
+    assert_eq!(
+        (read["name"].as_str(), &read["settings"]["x"]),
+        (Some("mine"), &json!(1)),
+        "{read}"
+    );
+    let theirs = json_call(one.addr, "GET", &path, &other, "");
+    assert_eq!(theirs["name"], "theirs", "{theirs}");
+}

@@ -1329,6 +1329,12 @@ mod cases {
         let back = loaded.iter().find(|e| e.uuid == mine.uuid).unwrap();
         assert_eq!(back, &mine);
         assert_eq!(back.public_uuid(), theirs.uuid);
+        // Found by the account and its alias, by that account only.
+        assert_eq!(
+            storage.aliased(two, theirs.uuid).await.unwrap(),
+            Some(mine.uuid)
+        );
+        assert_eq!(storage.aliased(one, theirs.uuid).await.unwrap(), None);
         let mut twice = experiment(two, Visibility::Draft);
         twice.alias = Some(theirs.uuid);
         assert!(matches!(

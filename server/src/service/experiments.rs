@@ -60,8 +60,15 @@ pub async fn visible_fresh(
 ) -> Result<Arc<Experiment>, Problem> {
     match visible(state, caller, uuid) {
         Err(_) if state.storage.shared() && caller.access() == Access::Complete => {
-            let uuid = state.cache.resolve(caller.account(), uuid);
-            state.committer.change(Change::Fetch { uuid }).await?;
+            let (account, resolved) = (
+                caller.account(),
+                state.cache.resolve(caller.account(), uuid),
+            );
+            let fetch = Change::Fetch {
+                uuid: resolved,
+                account,
+            };
+            state.committer.change(fetch).await?;
             visible(state, caller, uuid)
         }
         seen => seen,

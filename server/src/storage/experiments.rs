@@ -5,8 +5,25 @@
 use myna_core::Experiment;
 use uuid::Uuid;
 
-use super::rows::EXPERIMENT_COLUMNS;
-use super::sql::Statement;
+use super::StorageError;
+use super::rows::{EXPERIMENT_COLUMNS, uuid_col};
+use super::sql::{Run, Statement};
+
+/// See [`Storage::aliased`](super::Storage::aliased).
+pub async fn aliased(
+    db: &impl Run,
+    account_id: Uuid,
+    alias: Uuid,
+) -> Result<Option<Uuid>, StorageError> {
+    let rows = db
+        .fetch(
+            Statement::new("SELECT uuid FROM experiments WHERE account_id = $1 AND alias = $2")
+                .uuid(account_id)
+                .uuid(alias),
+        )
+        .await?;
+    rows.first().map(|row| uuid_col(row, "uuid")).transpose()
+}
 
 /// Every experiment, or only the one with `uuid`, in uuid order.
 pub fn select(uuid: Option<Uuid>) -> Statement<'static> {

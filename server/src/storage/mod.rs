@@ -464,6 +464,9 @@ pub trait Storage: Send + Sync + 'static {
     /// One experiment with its variants and counts (`Err` if it is stored
     /// but cannot be read).
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>>;
+    /// The uuid of the account's experiment known by `alias` (a uuid
+    /// another account's experiment has: its pages and owner use the alias).
+    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>>;
     /// Stores a new experiment (counts as given, normally zero);
     /// [`StorageError::Conflict`] if the uuid exists.
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()>;

@@ -28,7 +28,8 @@ use super::sql::{Run, Statement};
 use super::{
     Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, DELETIONS_KEPT,
     Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage,
-    StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials, served, webhooks,
+    StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials, experiments, served,
+    webhooks,
 };
 
 mod calls;
@@ -348,6 +349,13 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Commits, async move {
             Ok(only(definitions::load(self, Some(uuid)).await?))
         })
+    }
+
+    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>> {
+        self.bounded(
+            Purpose::Commits,
+            experiments::aliased(self, account_id, alias),
+        )
     }
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {

@@ -419,6 +419,10 @@ impl Storage for SqliteStorage {
         Box::pin(async move { Ok(only(self.load_experiments(Some(uuid)).await?)) })
     }
 
+    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>> {
+        Box::pin(experiments::aliased(self, account_id, alias))
+    }
+
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut tx = self.write.begin().await.map_err(map_err)?;
