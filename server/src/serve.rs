@@ -6,10 +6,12 @@
 //! subcommands.
 
 use std::io::Write;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use myna_core::account::normalize_email;
+use sqlx::sqlite::SqliteConnectOptions;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -25,7 +27,7 @@ use crate::service::accounts::{bootstrap, create_account};
 use crate::service::webhooks;
 use crate::state::{Abandoned, AppState, Options};
 use crate::storage::postgres::PostgresStorage;
-use crate::storage::sqlite::SqliteStorage;
+use crate::storage::sqlite::{self, SqliteStorage};
 use crate::storage::{ApiKey, Storage};
 
 /// A failure to start or run, with a message for the operator.
@@ -468,9 +470,12 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
     }
     // Opening would create a missing file: an empty copy is no backup.
     existing(database)?;
-    let storage = match Database::parse(database) {
-        Database::SqliteFile(path) => SqliteStorage::open(&path).await,
-        Database::SqliteUrl(url) => SqliteStorage::open_url(&url).await,
+    // Opened only to copy it, as it is: no migration (a copy before an
+    // upgrade stays the older server's, and that server goes on).
+    let source = match Database::parse(database) {
+        Database::SqliteFile(path) => SqliteConnectOptions::new().filename(path),
+        Database::SqliteUrl(url) => SqliteConnectOptions::from_str(&url)
+            .map_err(|e| format!("cannot open the database {database}: {e}"))?,
         Database::Postgres(_) => {
             return Err(
                 "backup copies SQLite databases; for PostgreSQL use pg_dump \
@@ -479,10 +484,9 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
             );
         }
     };
-    let storage = storage.map_err(|e| format!("cannot open the database {database}: {e}"))?;
-    let copied = storage.backup_into(file).await;
-    storage.close().await.ok();
-    copied.map_err(|e| format!("cannot back up into {}: {e}", file.display()))?;
+    sqlite::backup(source, file)
+        .await
+        .map_err(|e| format!("cannot back up {database} into {}: {e}", file.display()))?;
     println!("Backed up {database} into {}", file.display());
     Ok(())
 }

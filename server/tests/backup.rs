@@ -196,3 +196,48 @@ fn backup_refuses_an_existing_file_a_missing_database_and_postgres() {
         .collect::<Vec<_>>();
     assert!(partial.is_empty(), "partial copies left: {partial:?}");
 }
+
+/// A backup opens the database only to copy it: a file an older server
+/// wrote (its migrations behind this binary's) is copied as it is, byte for
+/// byte unchanged, and that server goes on (an outside probe's backup
+/// before an upgrade migrated the older server's file under it: its logins
+/// failed, and the old binary refused the file and the copy). Simulated
+/// with this binary's file whose newest migration is marked not applied.
+#[test]
+fn a_backup_leaves_an_older_servers_file_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let mut server = Server::start(&db, &env);
+    server.terminate();
+    let older = rusqlite::Connection::open(&db).unwrap();
+    let newest: i64 = older
+        .query_row("SELECT max(version) FROM _sqlx_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    older
+        .execute("DELETE FROM _sqlx_migrations WHERE version = ?1", [newest])
+        .unwrap();
+    older
+        .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
+    drop(older);
+    let before = std::fs::read(&db).unwrap();
+    let copy = dir.path().join("copy.db");
+    let output = backup(&db, &copy);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file is unchanged");
+    let copied = rusqlite::Connection::open(&copy).unwrap();
+    let versions: i64 = copied
+        .query_row(
+            "SELECT count(*) FROM _sqlx_migrations WHERE version = ?1",
+            [newest],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(versions, 0, "the copy is the file as it was, not migrated");
+}

@@ -1524,3 +1524,45 @@ fn an_owner_uses_an_aliased_experiment_created_through_another_instance_at_once(
     let theirs = json_call(one.addr, "GET", &path, &other, "");
     assert_eq!(theirs["name"], "theirs", "{theirs}");
 }
+
+/// Experiments an older server stored (`id` NULL, read as the slug of the
+/// name) hold that id: a new published experiment cannot take it, by
+/// choice (409) or by name (a suffix), as on SQLite (an outside probe's
+/// upgraded database listed two `pg-buy` in one deployment).
+#[test]
+fn experiments_stored_before_ids_hold_the_id_they_are_read_with() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let owner = login(one.addr);
+    let body = json!({"name": "PG Buy", "visibility": "published", "variants": {"a": {}}});
+    let older = json_call(
+        one.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        &body.to_string(),
+    );
+    assert_eq!(older["id"], "pg-buy", "{older}");
+    execute(&database.url, "UPDATE experiments SET id = NULL".to_owned()).unwrap();
+    let chosen =
+        json!({"name": "Other", "id": "pg-buy", "visibility": "published", "variants": {"a": {}}});
+    let (status, answer) = http(
+        one.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        &chosen.to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 409, "{answer}");
+    let named = json_call(
+        one.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        &body.to_string(),
+    );
+    assert_eq!(named["id"], "pg-buy-2", "{named}");
+}

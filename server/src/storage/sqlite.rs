@@ -107,39 +107,56 @@ impl SqliteStorage {
     }
 }
 
-impl SqliteStorage {
-    /// Writes a consistent copy of the database to `path` while the server
-    /// keeps recording: `VACUUM INTO` reads inside one read transaction, so
-    /// the copy is the database as of one commit (in WAL mode writers go on
-    /// meanwhile). The copy is written beside `path` under a temporary name,
-    /// synced, then renamed, so `path` never holds a partial copy; an
-    /// existing `path` is refused.
-    pub async fn backup_into(&self, path: &Path) -> Result<(), StorageError> {
-        if path.exists() {
-            return Err(StorageError::Internal(format!(
-                "{} exists: choose a new file",
-                path.display()
-            )));
-        }
-        let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        let _ = std::fs::remove_file(&partial);
-        // The copy holds the server secret: readable by its owner only,
-        // from its first byte (VACUUM INTO writes into an empty file).
-        private_file(&partial).map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        let text = partial.to_str().ok_or_else(|| {
-            StorageError::Internal(format!("{} is not a UTF-8 path", partial.display()))
-        })?;
-        let copied = sqlx::query("VACUUM INTO $1")
-            .bind(text)
-            .execute(&self.read)
-            .await
-            .map_err(map_err);
-        let synced = copied.and_then(|_| sync_and_rename(&partial, path));
-        if synced.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        synced
+/// Writes a consistent copy of the existing database `source` names to
+/// `path` while a server keeps recording: `VACUUM INTO` reads inside one
+/// read transaction, so the copy is the database as of one commit (in WAL
+/// mode writers go on meanwhile). The database is opened for this alone:
+/// no migration runs and nothing is written to it, so a copy taken before
+/// an upgrade is the file as the older server wrote it, and that server
+/// goes on. The copy is written beside `path` under a temporary name,
+/// synced, then renamed, so `path` never holds a partial copy; an existing
+/// `path` is refused.
+pub async fn backup(source: SqliteConnectOptions, path: &Path) -> Result<(), StorageError> {
+    let source = source
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(source)
+        .await
+        .map_err(map_err)?;
+    let copied = copy_into(&pool, path).await;
+    pool.close().await;
+    copied
+}
+
+/// `VACUUM INTO` a temporary name beside `path`, synced, then renamed.
+async fn copy_into(source: &SqlitePool, path: &Path) -> Result<(), StorageError> {
+    if path.exists() {
+        return Err(StorageError::Internal(format!(
+            "{} exists: choose a new file",
+            path.display()
+        )));
     }
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_file(&partial);
+    // The copy holds the server secret: readable by its owner only,
+    // from its first byte (VACUUM INTO writes into an empty file).
+    private_file(&partial).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    let text = partial.to_str().ok_or_else(|| {
+        StorageError::Internal(format!("{} is not a UTF-8 path", partial.display()))
+    })?;
+    let copied = sqlx::query("VACUUM INTO $1")
+        .bind(text)
+        .execute(source)
+        .await
+        .map_err(map_err);
+    let synced = copied.and_then(|_| sync_and_rename(&partial, path));
+    if synced.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    synced
 }
 
 /// Runs a group commit on the recorder (its lock is the writer's alone,

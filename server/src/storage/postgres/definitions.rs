@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use myna_core::experiment::unique_id;
+use myna_core::experiment::{legacy_id, unique_id};
 use myna_core::{Experiment, Visibility};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
 use uuid::Uuid;
@@ -260,6 +260,7 @@ pub async fn create_checked(
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await.map_err(map_err)?;
     counts::lock_definitions(&mut tx).await?;
+    store_legacy_ids(&mut tx, experiment.account_id).await?;
     let had: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM experiments WHERE account_id = $1")
         .bind(UuidParam(experiment.account_id))
         .fetch_one(&mut *tx)
@@ -310,6 +311,29 @@ pub async fn create_checked(
     Ok(Created::Done(experiment))
 }
 
+/// Stores the id each experiment of the account stored before ids existed
+/// (`id` NULL: written by an older server, even one still running beside
+/// this) is read with, [`legacy_id`] of its name, so the checks below,
+/// which compare stored ids under the definitions lock, see it (an outside
+/// probe's upgraded database let a new experiment take an older one's id).
+async fn store_legacy_ids(tx: &mut PgConnection, account: Uuid) -> Result<(), StorageError> {
+    let unnamed: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT uuid, name FROM experiments WHERE account_id = $1 AND id IS NULL")
+            .bind(UuidParam(account))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    for (uuid, name) in unnamed {
+        sqlx::query("UPDATE experiments SET id = $1 WHERE uuid = $2 AND id IS NULL")
+            .bind(legacy_id(&name))
+            .bind(UuidParam(uuid))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 /// Whether `experiment` is published with an id another published
 /// experiment of its account has, as stored (under the definitions lock).
 async fn published_elsewhere(
@@ -349,6 +373,7 @@ pub async fn update_with(
             Updated::Unreadable
         });
     };
+    store_legacy_ids(&mut tx, current.account_id).await?;
     let next = match apply(current) {
         Ok(next) => next,
         Err(problem) => return Ok(Updated::Refused(problem)),
