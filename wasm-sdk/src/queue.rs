@@ -282,13 +282,6 @@ impl<N: Number> Queue<N> {
         gone
     }
 
-    /// Seals every batch as it is (what storage holds may have been taken).
-    pub(crate) fn seal_as_is(&mut self) {
-        for b in &mut self.batches {
-            b.sealed = true;
-        }
-    }
-
     /// Whether the queue changed since [`Queue::mark_stored`] otherwise
     /// than by events appended (a batch sealed without losing any is not a
     /// change: whoever reads a stored queue seals it).

@@ -384,14 +384,14 @@ impl<H: Host> Tab<H> {
             );
         }
         self.persist_pending = false;
+        if self.released {
+            // Another tab may adopt what a released queue stores and send
+            // it at once: sealed before it is stored, it never grows again.
+            self.seal(None);
+        }
         let written = self
             .journal
             .write(&self.host, &mut self.queue, t, self.released);
-        if self.released {
-            // Another tab may adopt what a released queue stored and send
-            // it at once: as stored, it never grows again.
-            self.queue.seal_as_is();
-        }
         let newly_memory_only = written.memory_only && !self.memory_only;
         self.memory_only = written.memory_only;
         if written.dropped > 0 || newly_memory_only {
