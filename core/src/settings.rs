@@ -459,29 +459,10 @@ fn mismatch(segments: &[Segment], depth: usize, segment: &Segment, found: &Value
     }
 }
 
-/// Formats segments back into path text (`a.b[0]["c.d"]`).
+/// Formats segments back into path text (`a.b[0]["c.d"]`), as problems
+/// write paths ([`join_path`]: a key that is no plain name JSON-quoted).
 pub fn format_path(segments: &[Segment]) -> String {
-    let mut out = String::new();
-    for segment in segments {
-        match segment {
-            Segment::Key(key) if is_plain(key) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Key(key) => {
-                let escaped = key.replace('\\', "\\\\").replace('"', "\\\"");
-                out.push_str(&format!("[\"{escaped}\"]"));
-            }
-            Segment::Index(index) => out.push_str(&format!("[{index}]")),
-        }
-    }
-    out
-}
-
-fn is_plain(key: &str) -> bool {
-    !key.is_empty() && !key.contains(['.', '[', ']', '"'])
+    join_path("", segments)
 }
 
 #[cfg(test)]

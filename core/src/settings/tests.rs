@@ -330,3 +330,22 @@ fn removing_inside_a_scalar_is_nothing_to_do_for_every_spelling() {
         );
     }
 }
+
+/// A message names a place as problem paths write it: a key that is no
+/// plain name JSON-quoted (a control character was written raw).
+#[test]
+fn messages_quote_keys_as_problem_paths_do() {
+    let mut settings = json!({"k\u{1}": {"z": 1}});
+    let updates = json!({ r#"["k\u0001"].z.q"#: 5 });
+    let updates = updates.as_object().cloned().unwrap_or_default();
+    let Err(problems) = apply_updates(&mut settings, &updates, "settingsUpdates") else {
+        panic!("a value through a number is refused");
+    };
+    assert!(
+        problems[0]
+            .message
+            .contains(r#"`["k\u0001"].z` is a number"#),
+        "{}",
+        problems[0].message
+    );
+}
