@@ -71,13 +71,17 @@ impl<E: Endpoint> Served<E> {
         extensions.insert(self.settings.body_budget.clone());
         extensions.insert(self.settings.answer_budget.room(conn.clone()));
         extensions.insert(BodyArrival(Arc::new(move || Box::new(conn.receiving()))));
-        let body_read = BodyRead::default();
-        extensions.insert(body_read.clone());
         let headers = request.headers();
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
             || headers
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|length| length.as_bytes() != b"0");
+        // Only a request with a body is watched (a GET costs nothing more).
+        let body_read = has_body.then(|| {
+            let read = BodyRead::default();
+            request.extensions_mut().insert(read.clone());
+            read
+        });
         let request = poem::Request::from((
             request,
             LocalAddr(self.local.into()),
@@ -89,7 +93,7 @@ impl<E: Endpoint> Served<E> {
             },
         ));
         let mut response = self.endpoint.get_response(request).await;
-        if has_body && !body_read.0.load(Ordering::Relaxed) {
+        if body_read.is_some_and(|read| !read.0.load(Ordering::Relaxed)) {
             // hyper closes a connection whose request body was not read:
             // say so, so the client sends no request on it.
             response
