@@ -16,10 +16,6 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn id_of(variant: &JsValue) -> String {
-    get(variant, "id").as_string().unwrap()
-}
-
 #[wasm_bindgen_test]
 async fn suggest_is_sticky_and_records_one_view() {
     let ns = ns("sticky");

@@ -45,7 +45,3 @@ async fn reads_that_throw_quota_exceeded_leave_the_sdk_working_from_memory() {
     restore.call0(&JsValue::NULL).unwrap();
     clear(&ns);
 }
-
-fn id_of(variant: &JsValue) -> String {
-    get(variant, "id").as_string().unwrap()
-}

@@ -60,12 +60,9 @@ pub async fn visible_fresh(
 ) -> Result<Arc<Experiment>, Problem> {
     match visible(state, caller, uuid) {
         Err(_) if state.storage.shared() && caller.access() == Access::Complete => {
-            let (account, resolved) = (
-                caller.account(),
-                state.cache.resolve(caller.account(), uuid),
-            );
+            let account = caller.account();
             let fetch = Change::Fetch {
-                uuid: resolved,
+                uuid: state.cache.resolve(account, uuid),
                 account,
             };
             state.committer.change(fetch).await?;

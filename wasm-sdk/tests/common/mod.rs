@@ -94,6 +94,11 @@ pub async fn sleep(ms: i32) {
     JsFuture::from(p).await.unwrap();
 }
 
+/// A variant's id, as `suggest` and `view` answer it.
+pub fn id_of(variant: &JsValue) -> String {
+    get(variant, "id").as_string().unwrap()
+}
+
 /// `value[key]`.
 pub fn get(value: &JsValue, key: &str) -> JsValue {
     Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED)
