@@ -347,8 +347,12 @@ test("2c. the SDK does not come: after data-timeout the page shows as written, a
     const page = await context.newPage();
     await page.goto(`${site.url}/quick/hero.html`);
     await asWritten(page);
-    // Hidden while waiting, then as written (the default text the first one visible).
-    const samples = await page.evaluate(() => window.__samples);
+    // Hidden while waiting, then as written (the default text the first one
+    // visible). The sheet that hides is a constructed one: its removal is no
+    // DOM mutation, so the probe sees it on its next animation frame.
+    const samples = await until("the probe to see the headline", () =>
+      page.evaluate(() => window.__samples.some((s) => s.state.headline?.visible) && window.__samples),
+    );
     const first = samples.findIndex((s) => s.state.headline?.visible);
     assert.ok(first > 0 && samples[first - 1].state.headline, `hidden first: ${JSON.stringify(samples)}`);
     assert.ok(!samples[first - 1].state.headline.visible);
