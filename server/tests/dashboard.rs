@@ -1059,6 +1059,14 @@ async fn the_keys_page_creates_lists_and_revokes() {
         .submit(&browser, &format!("/keys/{key}/revoke"), &[])
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+    // A refused name: the form keeps what was typed, the field marked.
+    let long = format!("{}\u{202e}", "k".repeat(300));
+    let refused = d.submit(&browser, "/keys", &[("name", &long)]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let field = tag(&refused.text, "key-name");
+    assert!(field.contains(&format!("value=\"{long}\"")), "{field}");
+    assert!(field.contains("aria-invalid=\"true\""), "{field}");
+    assert!(refused.text.contains("id=\"key-problem\""));
 }
 
 #[tokio::test]

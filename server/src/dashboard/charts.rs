@@ -118,8 +118,8 @@ pub struct Line<'a> {
 
 const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 280.0;
-/// Room for the widest y label (`18.75%`, `0.025%`: about 50 px at 13 px
-/// in a wide sans font) and [`TICK_GAP`].
+/// The least room for the y labels (`18.75%`, `0.025%`: about 50 px at
+/// 13 px in a wide sans font) and [`TICK_GAP`]; wider ones get more.
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 14.0;
@@ -133,7 +133,8 @@ pub fn nice_max(max: f64) -> f64 {
         return 1.0;
     }
     for step in [
-        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0,
+        1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.01, 0.02,
+        0.05, 0.1, 0.2, 0.25, 0.5, 1.0,
     ] {
         if max <= step {
             return step;
@@ -157,7 +158,9 @@ pub fn line_chart(
     lines: &[Line<'_>],
     y_max: f64,
 ) -> Markup {
-    let plot_w = WIDTH - LEFT - RIGHT;
+    let ticks = y_ticks(y_max);
+    let left = left_of(&ticks);
+    let plot_w = WIDTH - left - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let y = |v: f64| TOP + plot_h * (1.0 - (v / y_max).clamp(0.0, 1.0));
     let (first, last) = (
@@ -167,9 +170,9 @@ pub fn line_chart(
     let span = (last - first).max(1) as f64;
     let x = |h: i64| {
         if hours.len() <= 1 {
-            LEFT + plot_w / 2.0
+            left + plot_w / 2.0
         } else {
-            LEFT + plot_w * (h - first) as f64 / span
+            left + plot_w * (h - first) as f64 / span
         }
     };
     let px = |v: f64| format!("{v:.1}");
@@ -181,16 +184,16 @@ pub fn line_chart(
             title id={ (id) "-t" } { (title) }
             desc id={ (id) "-d" } { (description) }
             // Grid lines and y labels: five steps.
-            @for (v, label) in y_ticks(y_max) {
-                @let yy = y(v);
-                line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(px(yy)) y2=(px(yy)) stroke="#d8dee9" stroke-width="1" {}
-                text x=(LEFT - TICK_GAP) y=(px(yy + 4.0)) text-anchor="end" font-size="13" fill="#4b5563" { (label) }
+            @for (v, label) in &ticks {
+                @let yy = y(*v);
+                line x1=(left) x2=(WIDTH - RIGHT) y1=(px(yy)) y2=(px(yy)) stroke="#d8dee9" stroke-width="1" {}
+                text x=(left - TICK_GAP) y=(px(yy + 4.0)) text-anchor="end" font-size="13" fill="#4b5563" { (label) }
             }
             @if let (Some(&a), Some(&b)) = (hours.first(), hours.last()) {
                 @if a == b {
                     text x=(px(x(a))) y=(base) text-anchor="middle" font-size="13" fill="#4b5563" { (time(a)) }
                 } @else {
-                    text x=(LEFT) y=(base) text-anchor="start" font-size="13" fill="#4b5563" { (time(a)) }
+                    text x=(left) y=(base) text-anchor="start" font-size="13" fill="#4b5563" { (time(a)) }
                     text x=(WIDTH - RIGHT) y=(base) text-anchor="end" font-size="13" fill="#4b5563" { (time(b)) }
                 }
             }
@@ -251,10 +254,34 @@ fn y_ticks(y_max: f64) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// The plot's left edge: [`LEFT`], or more where the widest y label and
+/// [`TICK_GAP`] need it (`0.000125%` on an axis for tiny rates).
+fn left_of(ticks: &[(f64, String)]) -> f64 {
+    ticks
+        .iter()
+        .map(|(_, label)| (label_width(label) + TICK_GAP + 2.0).ceil())
+        .fold(LEFT, f64::max)
+}
+
+/// About how wide `label` is drawn at the charts' 13 px (advance widths of
+/// a wide sans font, in its 2,048 units per em).
+fn label_width(label: &str) -> f64 {
+    let units: f64 = label
+        .chars()
+        .map(|c| match c {
+            '.' => 651.0,
+            '%' => 1946.0,
+            _ => 1303.0,
+        })
+        .sum();
+    units / 2048.0 * 13.0
+}
+
 /// A tick's percentage with as many decimals as it needs (`6.25%`, `50%`,
-/// `0.025%`): three at most, which every tick of a [`nice_max`] axis needs.
+/// `0.025%`, `0.000125%`): six at most, which every tick of a [`nice_max`]
+/// axis needs.
 pub fn axis_percent(v: f64) -> String {
-    let text = format!("{:.3}", v * 100.0);
+    let text = format!("{:.6}", v * 100.0);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
 }
@@ -380,24 +407,12 @@ mod tests {
     /// A label's width in pixels at the ticks' font size, from DejaVu Sans's
     /// advance widths (in units of 1/2048 em; the widest of the usual system
     /// sans fonts): digits 1303, `.` 651, `%` 1946.
-    fn label_width(label: &str) -> f64 {
-        let units: f64 = label
-            .chars()
-            .map(|c| match c {
-                '.' => 651.0,
-                '%' => 1946.0,
-                _ => 1303.0,
-            })
-            .sum();
-        units / 2048.0 * 13.0
-    }
-
     /// Best rates from 0 up, small ones as likely as large ones (every
     /// step of [`nice_max`] gets its share), and a few beyond 100 %.
     fn top_rates() -> impl Strategy<Value = f64> {
         prop_oneof![
             Just(0.0),
-            (-5.0..0.0f64).prop_map(|e| 10f64.powf(e)),
+            (-7.0..0.0f64).prop_map(|e| 10f64.powf(e)),
             0.0..=2.0f64,
         ]
     }
@@ -427,7 +442,7 @@ mod tests {
                     prop_assert!(read[i] < read[i - 1], "{ticks:?} decreases");
                     prop_assert!(close(read[i - 1] - read[i], step), "{ticks:?} in equal steps");
                 }
-                let (width, room) = (label_width(label), LEFT - TICK_GAP);
+                let (width, room) = (label_width(label), left_of(&ticks) - TICK_GAP);
                 prop_assert!(width <= room, "{label} is {width} px wide, the room {room} px");
             }
         }
@@ -448,5 +463,8 @@ mod tests {
         assert!(svg.contains("<polyline"));
         assert_eq!(nice_max(0.13), 0.2);
         assert_eq!(nice_max(0.0), 1.0);
+        // 3 rewards in 151,000 views: a rate of 0.002 % is not drawn on 0.
+        assert_eq!(nice_max(3.0 / 151_000.0 * 1.1), 5e-5);
+        assert_eq!(y_ticks(5e-5)[3].1, "0.00125%");
     }
 }

@@ -78,9 +78,18 @@ pub fn reward(total: f64) -> String {
     }
 }
 
-/// A rate in `[0, 1]` as a percentage with two decimals: `12.50 %`.
+/// A rate in `[0, 1]` as a percentage with two decimals, `12.50 %`, or three
+/// significant digits when under 0.1 % (`0.0199 %`, `0.000120 %`), so small
+/// rates and their intervals still tell variants apart.
 pub fn percent(rate: f64) -> String {
-    format!("{:.2}\u{a0}%", rate * 100.0)
+    let p = rate * 100.0;
+    let decimals = if p > 0.0 && p < 0.1 {
+        // 2 - floor(log10 p): three significant digits; 8 at most.
+        (2 - p.log10().floor() as i32).clamp(2, 8) as usize
+    } else {
+        2
+    };
+    format!("{p:.decimals$}\u{a0}%")
 }
 
 /// A probability of being best, as every dashboard page shows it: core's
@@ -123,6 +132,11 @@ mod tests {
         assert_eq!(reward(1.0004), "1");
         assert_eq!(reward(100.0002), "100");
         assert_eq!(percent(0.125), "12.50\u{a0}%");
+        assert_eq!(percent(0.0), "0.00\u{a0}%");
+        assert_eq!(percent(0.00099), "0.0990\u{a0}%");
+        assert_eq!(percent(3.0 / 151_000.0), "0.00199\u{a0}%");
+        assert_eq!(percent(1.0 / 150_000.0), "0.000667\u{a0}%");
+        assert_eq!(percent(1e-12), "0.00000000\u{a0}%");
         // Probabilities: rounded down, never to 100 % nor up to 99.7 %.
         assert_eq!(probability(0.99999), "more than 99.9\u{a0}%");
         assert_eq!(probability(0.996_999), "99.6\u{a0}%");

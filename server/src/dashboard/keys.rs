@@ -39,13 +39,13 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
     match state.storage.api_keys(session.account).await {
         Ok(keys) => html::html(
             StatusCode::OK,
-            keys_page(&session.csrf, &root, &keys, notice(&params), None),
+            keys_page(&session.csrf, &root, &keys, notice(&params), None, ""),
         ),
         Err(error) => {
             let problem = Problem::from(error);
             html::html(
                 StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                keys_page(&session.csrf, &root, &[], None, Some(&problem)),
+                keys_page(&session.csrf, &root, &[], None, Some(&problem), ""),
             )
         }
     }
@@ -62,7 +62,10 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
     let body = json!({ "name": name }).to_string();
     match create_api_key(state, session.account, body.as_bytes()).await {
         Ok(_) => html::redirect("/keys?done=created", &[]),
-        Err(problem) => keys_problem(state, request, &session, &problem).await,
+        Err(problem) => {
+            let typed = form.get("name").unwrap_or("");
+            keys_problem(state, request, &session, &problem, typed).await
+        }
     }
 }
 
@@ -84,16 +87,18 @@ pub async fn revoke(
     match revoke_api_key(state, session.account, uuid).await {
         Ok(true) => html::redirect("/keys?done=revoked", &[]),
         Ok(false) => not_found(&session, "API key"),
-        Err(problem) => keys_problem(state, request, &session, &problem).await,
+        Err(problem) => keys_problem(state, request, &session, &problem, "").await,
     }
 }
 
-/// The keys page again, with the problem of a create or revoke on top.
+/// The keys page again, with the problem of a create or revoke on top
+/// (and the name a refused create typed).
 async fn keys_problem(
     state: &AppState,
     request: &Request,
     session: &Session,
     problem: &Problem,
+    typed: &str,
 ) -> Response {
     let keys = state
         .storage
@@ -108,6 +113,7 @@ async fn keys_problem(
             &keys,
             None,
             Some(problem),
+            typed,
         ),
     )
 }

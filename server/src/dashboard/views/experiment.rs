@@ -436,7 +436,7 @@ fn snippet(api_root: &str, e: &Experiment, keys: &[ApiKey]) -> Markup {
             @match key {
                 Some(key) => p {
                     "Paste this into the page's module script (the npm package " code { "myna-sdk" } "). "
-                    "It uses your API key " q { (key.name.as_deref().unwrap_or("unnamed")) } "; "
+                    "It uses your API key " q { bdi { (key.name.as_deref().unwrap_or("unnamed")) } } "; "
                     "API keys are public: they may only read published experiments and record events."
                 },
                 None => p class="alert warn" {

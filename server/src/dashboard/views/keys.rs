@@ -17,7 +17,12 @@ pub fn keys_page(
     keys: &[ApiKey],
     notice: Option<Markup>,
     problem: Option<&Problem>,
+    typed: &str,
 ) -> Markup {
+    // A refused name: the field keeps what was typed, marked invalid and
+    // described by the problem above it.
+    let invalid =
+        problem.is_some_and(|p| p.messages.iter().any(|m| m.path.as_deref() == Some("name")));
     let body = html! {
         @if let Some(notice) = notice { (notice) }
         h1 { "API keys" }
@@ -27,12 +32,13 @@ pub fn keys_page(
             "Keys are public by design: they sit in page source and can do nothing else. "
             "Revoking a key stops it at once."
         }
-        @if let Some(problem) = problem { (problem_box(problem)) }
+        @if let Some(problem) = problem { div id="key-problem" { (problem_box(problem)) } }
         form class="card inline" method="post" action="/keys" {
             (csrf_field(csrf))
             p class="field grow" {
                 label for="key-name" { "Name " span class="muted" { "(where it is used, optional)" } }
-                input id="key-name" name="name" maxlength="256" placeholder="landing page";
+                input id="key-name" name="name" maxlength="256" placeholder="landing page" value=(typed)
+                    aria-invalid=[invalid.then_some("true")] aria-describedby=[invalid.then_some("key-problem")];
             }
             p class="field" { button type="submit" class="primary" { "Create API key" } }
         }
@@ -55,7 +61,7 @@ pub fn keys_page(
                             @let name = key.name.as_deref().unwrap_or("");
                             tr data-key=(key.uuid) {
                                 th scope="row" data-label="Name" {
-                                    @if name.is_empty() { span class="muted" { "unnamed" } } @else { (name) }
+                                    @if name.is_empty() { span class="muted" { "unnamed" } } @else { bdi { (name) } }
                                 }
                                 td data-label="Key" class="mono" { (key.uuid) }
                                 td data-label="Created" { (html::time(key.created_ms)) }
@@ -95,7 +101,7 @@ fn deployments(api_root: &str, keys: &[ApiKey]) -> Markup {
                 @let name = key.name.as_deref().filter(|n| !n.is_empty()).unwrap_or("unnamed");
                 @let base = format!("{api_root}/v2/deployment/{}", key.uuid);
                 div class="deployment" data-key=(key.uuid) {
-                    h3 { "Key " q { (name) } }
+                    h3 { "Key " q { bdi { (name) } } }
                     p { "Script tag:" }
                     pre class="code" tabindex="0" aria-label={ "The script tag of the key " (name) } {
                         code class="deployment-script" {
