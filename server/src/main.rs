@@ -75,7 +75,10 @@ async fn run() -> std::process::ExitCode {
 }
 
 /// Logs to standard error: `RUST_LOG`'s filter, else `info` (the access
-/// lines only with `--access-log`), as text or JSON.
+/// lines only with `--access-log`), as text or JSON. A line that cannot be
+/// written (a full disk, a closed pipe) is lost, never the server: the
+/// subscriber's own report of it would write to standard error again, and
+/// `eprintln!` panics when that fails.
 fn init_logging(log: &LogArgs) {
     // poem's own "listening" and "server started" lines would repeat ours;
     // PostgreSQL's notices (every instance after the first: the migrations
@@ -88,6 +91,7 @@ fn init_logging(log: &LogArgs) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match log.format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),

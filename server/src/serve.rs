@@ -102,6 +102,23 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
 /// `myna-server serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let tls = tls(&args.tls)?;
+    // The ports first: one taken is found before the database is touched
+    // (a first account created, its password printed, for a server that
+    // then cannot start).
+    let metrics_server = match &args.metrics_listen {
+        Some(addr) => Some(
+            MetricsServer::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let listener = TcpListener::bind(args.listen.as_str())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let _sole = hold_sqlite(&args.database.database)?;
     let patience = args.database_wait.map(Duration::from_secs);
     let storage = open_waiting(&args.database.database, patience).await?;
@@ -118,11 +135,26 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     .map_err(|p| format!("cannot create the first account: {p}"))?;
     if let Some(first) = first {
         match first.generated_password {
-            Some(password) => println!(
-                "Created the first account. Log in with email {} and password {password} \
-                 (shown only this once).",
-                first.email
-            ),
+            Some(password) => {
+                let line = format!(
+                    "Created the first account. Log in with email {} and password {password} \
+                     (shown only this once).",
+                    first.email
+                );
+                // Standard output closed or full: the password is lost, so
+                // say how to get in (an account of one's own) and stop.
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}")
+                    .and_then(|()| out.flush())
+                    .map_err(|error| {
+                        format!(
+                            "created the first account ({}) but could not print its password \
+                         to standard output ({error}); create an account with a password of \
+                         your choice: myna-server account create --email YOU --password ...",
+                            first.email
+                        )
+                    })?;
+            }
             None => tracing::info!(email = %first.email, "created the first account"),
         }
     }
@@ -141,20 +173,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| format!("cannot load experiments: {e}"))?;
     let mut settings = settings(&args.connections, metrics.clone());
     settings.tls.clone_from(&tls);
-    let metrics_server = match &args.metrics_listen {
-        Some(addr) => Some(
-            MetricsServer::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
-    let listener = TcpListener::bind(args.listen.as_str())
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let signal = shutdown_signal();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -332,7 +350,9 @@ fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
 /// Resolves at the first SIGTERM or SIGINT. The handlers are installed when
 /// this is called, not when it is first awaited: `serve` calls it before it
 /// says it listens, so a supervisor's SIGTERM right after that line is a
-/// clean stop too, never the default action's kill.
+/// clean stop too, never the default action's kill. A second signal while
+/// stopping exits at once (Ctrl-C twice): what was acknowledged is already
+/// durable, as after `kill -9`; requests in flight get no answer.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let signals = {
@@ -350,23 +370,42 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     async move {
         #[cfg(unix)]
         {
-            let [terminate, interrupt] = signals;
-            let received = |signal: Option<tokio::signal::unix::Signal>| async move {
-                match signal {
-                    Some(mut signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = received(terminate) => {}
-                _ = received(interrupt) => {}
-            }
+            let [mut terminate, mut interrupt] = signals;
+            next_signal(&mut terminate, &mut interrupt).await;
+            tokio::spawn(async move {
+                next_signal(&mut terminate, &mut interrupt).await;
+                tracing::warn!("a second signal: exiting now, requests in flight unanswered");
+                std::process::exit(130);
+            });
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
         }
         tracing::info!("shutting down: finishing in-flight requests and commits");
+    }
+}
+
+/// The next SIGTERM or SIGINT (of those watched).
+#[cfg(unix)]
+async fn next_signal(
+    terminate: &mut Option<tokio::signal::unix::Signal>,
+    interrupt: &mut Option<tokio::signal::unix::Signal>,
+) {
+    tokio::select! {
+        _ = received(terminate) => {}
+        _ = received(interrupt) => {}
+    }
+}
+
+/// The next delivery of `signal`; never, when it is not watched.
+#[cfg(unix)]
+async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

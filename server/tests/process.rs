@@ -387,3 +387,161 @@ fn the_first_start_refuses_an_admin_email_that_is_no_email() {
         );
     }
 }
+
+/// A log that can no longer be written (its pipe's reader gone, or a full
+/// disk) loses lines, never the server: it keeps answering and a SIGTERM
+/// still ends it cleanly.
+#[test]
+fn a_log_that_cannot_be_written_stops_nothing() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            "--database",
+        ])
+        .arg(dir.path().join("myna.db"))
+        .env("MYNA_ADMIN_EMAIL", "admin@example.com")
+        .env("MYNA_ADMIN_PASSWORD", "s3cret-admin")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn myna-server");
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(log.read_line(&mut line).unwrap() > 0, "no address logged");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || ".:".contains(c)))
+                .unwrap_or(rest.len());
+            break rest[..end].parse().unwrap();
+        }
+    };
+    // The log's reader goes away: every line from now on fails (EPIPE).
+    drop(log);
+    for _ in 0..20 {
+        let (status, _) = http(addr, "GET", "/healthz", "", "").unwrap();
+        assert_eq!(status, 200);
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < PATIENCE, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// A first start whose generated password cannot be printed (standard output
+/// full) says so and how to get in, and stops: no panic.
+#[test]
+fn a_first_password_that_cannot_be_printed_is_a_clear_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.path().join("myna.db"))
+        .env_remove("MYNA_ADMIN_EMAIL")
+        .env_remove("MYNA_ADMIN_PASSWORD")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not print its password"), "{stderr}");
+    assert!(stderr.contains("myna-server account create"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A port already taken is found before the database is touched: no
+/// database made, no first account (its password printed) for nothing.
+#[test]
+fn a_taken_port_is_refused_before_the_database_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let db = dir.path().join("myna.db");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &port, "--database"])
+        .arg(&db)
+        .env_remove("MYNA_ADMIN_EMAIL")
+        .env_remove("MYNA_ADMIN_PASSWORD")
+        .env_remove("MYNA_METRICS_LISTEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {port}")),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!db.exists(), "the database was made");
+}
+
+/// A second SIGINT while the first waits for a stalled request exits at once
+/// (Ctrl-C twice), with 130, not after the request's 30 s.
+#[test]
+fn a_second_sigint_exits_at_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
+    ];
+    let mut server = Server::start(&dir.path().join("myna.db"), &env);
+    let owner = basic("admin@example.com", "s3cret-admin");
+    let created = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "x", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    // A record whose body stalls half way: the first signal waits for it.
+    let mut stalled = std::net::TcpStream::connect(server.addr).unwrap();
+    let head = format!(
+        "POST /v2/experiment/{}/record?apikey={} HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"events\":[",
+        created["uuid"].as_str().unwrap(),
+        key["uuid"].as_str().unwrap()
+    );
+    stalled.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    server.wait_for_log("shutting down");
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < PATIENCE, "no exit after two SIGINTs");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(130), "{exit:?}");
+    drop(stalled);
+}
