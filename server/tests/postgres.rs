@@ -1566,3 +1566,58 @@ fn experiments_stored_before_ids_hold_the_id_they_are_read_with() {
     );
     assert_eq!(named["id"], "pg-buy-2", "{named}");
 }
+
+/// A database that turns read-only (a failover onto a standby, or set so by
+/// an operator) refuses record calls with 503 `unavailable` and
+/// `Retry-After`, as every storage outage does (the SDK retries), not 500;
+/// once writable again they count.
+#[test]
+fn a_read_only_database_answers_503_then_records_again() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let server = Server::start(&database.url, &ENV);
+    let addr = server.addr;
+    let owner = login(addr);
+    let (experiment, key) = setup(addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let admin = admin_url().unwrap();
+    let read_only = |on: &str| {
+        execute(
+            &admin,
+            format!(
+                "ALTER DATABASE {} SET default_transaction_read_only = {on}",
+                database.name
+            ),
+        )
+        .unwrap();
+        // Sessions read the setting when they start: end the server's.
+        execute(
+            &admin,
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                database.name
+            ),
+        )
+        .unwrap();
+    };
+    read_only("on");
+    let body = |n: u32| {
+        json!({"batch": uuid::Uuid::new_v4(), "events": [{"typename": "view", "variant": "a", "n": n}]})
+            .to_string()
+    };
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let (status, answer) = http(addr, "POST", &path, &key, &body(n)).unwrap();
+        if status != 503 {
+            statuses.push((status, answer));
+        }
+    }
+    // A first call may meet a connection ended under it: still a 503.
+    assert!(statuses.is_empty(), "{statuses:?}");
+    read_only("off");
+    within(PATIENCE, "records count again", || {
+        http(addr, "POST", &path, &key, &body(9)).unwrap().0 == 200
+    });
+}

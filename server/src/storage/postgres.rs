@@ -169,9 +169,13 @@ fn map_err(error: sqlx::Error) -> StorageError {
             // 08: connection exception; 53: insufficient resources; 57:
             // operator intervention (shutdown, statement timeout); 40:
             // transaction rollback (deadlock, serialization); 55P03: lock
-            // not available; 58: system error (I/O).
+            // not available; 58: system error (I/O); 25006: a read-only
+            // transaction (a standby, or a database set read-only: writes
+            // come back after a failover).
             let class = code.get(..2).unwrap_or_default();
-            if matches!(class, "08" | "53" | "57" | "40" | "58") || code == "55P03" {
+            if matches!(class, "08" | "53" | "57" | "40" | "58")
+                || matches!(code.as_str(), "55P03" | "25006")
+            {
                 StorageError::Unavailable(describe(&error))
             } else {
                 StorageError::Internal(describe(&error))

@@ -215,10 +215,14 @@ fn map_err(error: sqlx::Error) -> StorageError {
 }
 
 /// Whether an SQLite (extended) result code means "retry later": BUSY,
-/// LOCKED, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL (the primary code is
-/// the low byte). Both connections' errors are read by it.
+/// LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL (the primary
+/// code is the low byte). CORRUPT is there because a file that reads as
+/// damaged is most often a failing disk or filesystem under it (an outside
+/// probe shut one down: IOERR, then CORRUPT, the file intact once mounted
+/// again): the database is unavailable, not the server broken. Both
+/// connections' errors are read by it.
 fn transient(code: i64) -> bool {
-    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14 | 15)
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 11 | 13 | 14 | 15)
 }
 
 /// Statements that write run on the writing connection, reads on a reader.
