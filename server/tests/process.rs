@@ -545,3 +545,79 @@ fn a_second_sigint_exits_at_once() {
     assert_eq!(exit.code(), Some(130), "{exit:?}");
     drop(stalled);
 }
+
+/// The database file deleted or replaced under a running server: nothing is
+/// acknowledged into the old file (lost at the next start) and `/healthz`
+/// says so; the same file moved back serves again.
+#[test]
+fn a_database_file_deleted_or_replaced_under_the_server_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
+    ];
+    let server = Server::start(&db, &env);
+    let owner = basic("admin@example.com", "s3cret-admin");
+    let created = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "x", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    let path = format!(
+        "/v2/experiment/{}/record",
+        created["uuid"].as_str().unwrap()
+    );
+    let auth = format!("ApiKey {}", key["uuid"].as_str().unwrap());
+    let record = || {
+        let body = format!(
+            r#"{{"batch":"{}","events":[{{"typename":"view","variant":"a"}}]}}"#,
+            uuid::Uuid::new_v4()
+        );
+        http(server.addr, "POST", &path, &auth, &body).unwrap()
+    };
+    // `/healthz` reuses a probe that succeeded for a moment: asked until it
+    // answers as expected.
+    let health = |expected: u16| {
+        let started = Instant::now();
+        loop {
+            let status = http(server.addr, "GET", "/healthz", "", "").unwrap().0;
+            if status == expected || started.elapsed() > PATIENCE {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(record().0, 200);
+    assert_eq!(health(200), 200);
+
+    let aside = dir.path().join("aside.db");
+    std::fs::rename(&db, &aside).unwrap();
+    let (status, body) = record();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("unavailable"), "{body}");
+    assert_eq!(health(503), 503);
+    // Another file at the path (a copy, as a restore under it would be).
+    std::fs::copy(&aside, &db).unwrap();
+    assert_eq!(record().0, 503);
+    assert_eq!(health(503), 503);
+    let (status, _) = http(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "lost", "variants": {"a": {}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        status, 503,
+        "a definition is not written to the old file either"
+    );
+    // The file itself back: it is the one the server has open.
+    std::fs::rename(&aside, &db).unwrap();
+    assert_eq!(record().0, 200);
+    assert_eq!(health(200), 200);
+}

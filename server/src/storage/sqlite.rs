@@ -34,7 +34,7 @@ use super::{
 
 mod record;
 
-use record::Recorder;
+use record::{DatabaseFile, Recorder};
 
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
@@ -45,6 +45,8 @@ pub struct SqliteStorage {
     write: SqlitePool,
     read: SqlitePool,
     recorder: Arc<Mutex<Recorder>>,
+    /// The file the recorder opened ([`DatabaseFile::check`]).
+    file: DatabaseFile,
 }
 
 impl SqliteStorage {
@@ -102,8 +104,18 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             write,
             read,
+            file: recorder.file().clone(),
             recorder: Arc::new(Mutex::new(recorder)),
         })
+    }
+}
+
+impl SqliteStorage {
+    /// The writing pool, while the path names the file opened (else
+    /// unavailable: [`DatabaseFile::check`]).
+    fn writer(&self) -> Result<&SqlitePool, StorageError> {
+        self.file.check()?;
+        Ok(&self.write)
     }
 }
 
@@ -225,14 +237,15 @@ fn transient(code: i64) -> bool {
     matches!(code & 0xff, 5 | 6 | 8 | 10 | 11 | 13 | 14 | 15)
 }
 
-/// Statements that write run on the writing connection, reads on a reader.
+/// Statements that write run on the writing connection (while the path
+/// names the file opened: [`SqliteStorage::writer`]), reads on a reader.
 impl Run for SqliteStorage {
     type Row = SqliteRow;
 
     async fn execute<'a>(&'a self, statement: Statement<'a>) -> Result<u64, StorageError> {
         let done = statement
             .query::<Sqlite>()
-            .execute(&self.write)
+            .execute(self.writer()?)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -251,7 +264,7 @@ impl Run for SqliteStorage {
         guard: Statement<'a>,
         then: Vec<Statement<'a>>,
     ) -> Result<Option<u64>, StorageError> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.writer()?.begin().await.map_err(map_err)?;
         let done = guard
             .query::<Sqlite>()
             .execute(&mut *tx)
@@ -361,7 +374,7 @@ impl Storage for SqliteStorage {
             )
             .bind(UuidParam(HEALTH_PROBE))
             .bind(HEALTH_PROBE.as_bytes().as_slice())
-            .execute(&self.write)
+            .execute(self.writer()?)
             .await
             .map_err(map_err)?;
             Ok(())
@@ -446,7 +459,7 @@ impl Storage for SqliteStorage {
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.write.begin().await.map_err(map_err)?;
+            let mut tx = self.writer()?.begin().await.map_err(map_err)?;
             experiments::insert(experiment, now_ms)
                 .query::<Sqlite>()
                 .execute(&mut *tx)
@@ -459,7 +472,7 @@ impl Storage for SqliteStorage {
 
     fn update_experiment<'a>(&'a self, experiment: &'a Experiment) -> Fut<'a, bool> {
         Box::pin(async move {
-            let mut tx = self.write.begin().await.map_err(map_err)?;
+            let mut tx = self.writer()?.begin().await.map_err(map_err)?;
             let done = experiments::update(experiment)
                 .query::<Sqlite>()
                 .execute(&mut *tx)
@@ -498,7 +511,7 @@ impl Storage for SqliteStorage {
 
     fn delete_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
         Box::pin(async move {
-            let mut tx = self.write.begin().await.map_err(map_err)?;
+            let mut tx = self.writer()?.begin().await.map_err(map_err)?;
             let done = experiments::delete(uuid)
                 .query::<Sqlite>()
                 .execute(&mut *tx)
@@ -519,7 +532,7 @@ impl Storage for SqliteStorage {
 
     fn reset_experiment(&self, uuid: Uuid) -> Fut<'_, bool> {
         Box::pin(async move {
-            let mut tx = self.write.begin().await.map_err(map_err)?;
+            let mut tx = self.writer()?.begin().await.map_err(map_err)?;
             let found = Statement::new("SELECT 1 FROM experiments WHERE uuid = $1")
                 .uuid(uuid)
                 .query::<Sqlite>()
@@ -567,7 +580,7 @@ impl Storage for SqliteStorage {
                 )
                 .bind(before_ms)
                 .bind(PRUNE_SLICE)
-                .execute(&self.write)
+                .execute(self.writer()?)
                 .await
                 .map_err(map_err)?;
                 pruned += done.rows_affected();

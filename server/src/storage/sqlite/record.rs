@@ -6,7 +6,7 @@
 //! waited on when it went through sqlx (two round trips, four thread
 //! wake-ups, each queued behind the request workers on a busy machine).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -20,6 +20,55 @@ use crate::storage::{Deltas, Recording, StorageError};
 #[derive(Debug)]
 pub struct Recorder {
     connection: Connection,
+    file: DatabaseFile,
+}
+
+/// The database file's path, and which file it named when opened.
+#[derive(Debug, Clone)]
+pub struct DatabaseFile {
+    path: PathBuf,
+    identity: Option<FileIdentity>,
+}
+
+/// A file's device and inode: another file at the same path differs.
+type FileIdentity = (u64, u64);
+
+impl DatabaseFile {
+    /// The file at `path` now.
+    pub fn at(path: &Path) -> DatabaseFile {
+        DatabaseFile {
+            path: path.to_owned(),
+            identity: identity(path),
+        }
+    }
+
+    /// Fails while the path no longer names the file this server opened
+    /// (deleted, or another moved over it, say a backup restored under a
+    /// running server): what it wrote would be lost at the next start, so
+    /// nothing is acknowledged until a restart opens the file there now.
+    pub fn check(&self) -> Result<(), StorageError> {
+        if identity(&self.path) == self.identity {
+            return Ok(());
+        }
+        Err(StorageError::Unavailable(format!(
+            "the database file {} was deleted or replaced while this server had it open: \
+             restart the server (writes to the old file would be lost)",
+            self.path.display()
+        )))
+    }
+}
+
+/// The identity of the file at `path` now (none where it cannot be read).
+fn identity(path: &Path) -> Option<FileIdentity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 const INSERT_BATCH: &str = "INSERT INTO batches (experiment, batch, created_ms) \
@@ -59,7 +108,15 @@ impl Recorder {
                 "the database's journal mode is {mode}, not WAL"
             )));
         }
-        Ok(Recorder { connection })
+        Ok(Recorder {
+            connection,
+            file: DatabaseFile::at(path),
+        })
+    }
+
+    /// The file it writes, as it was when opened.
+    pub fn file(&self) -> &DatabaseFile {
+        &self.file
     }
 
     /// Commits `batches` in one transaction (one fsync); answers, per batch,
@@ -71,6 +128,7 @@ impl Recorder {
         batches: &[Recording],
         now_ms: i64,
     ) -> Result<Vec<bool>, StorageError> {
+        self.file.check()?;
         let result = self.commit(batches, now_ms);
         if result.is_err() && !self.connection.is_autocommit() {
             // Whatever failed, no transaction stays open.
