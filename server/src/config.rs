@@ -174,7 +174,8 @@ pub struct ConnectionArgs {
     #[arg(long, hide = true, value_name = "MS")]
     pub body_timeout_ms: Option<u64>,
     /// MiB of request bodies held at once while they arrive, beyond each
-    /// one's first 16 KiB (default 64); a body with no room gets a 503.
+    /// one's first 16 KiB (default 64, at least 1); a body with no room gets
+    /// a 503.
     #[arg(long, env = "MYNA_MAX_BODY_MEMORY", value_name = "MIB")]
     pub max_body_memory: Option<usize>,
     /// MiB that answers larger than 256 KiB hold at once while they are

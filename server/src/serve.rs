@@ -327,9 +327,11 @@ fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
         header_timeout: millis(args.header_timeout_ms, listen::HEADER_TIMEOUT),
         body_timeout: millis(args.body_timeout_ms, crate::request::BODY_TIMEOUT),
         body_budget: crate::request::BodyBudget::new(
+            // At least 1 MiB: with none, every body over 16 KiB would be
+            // refused for good (a 503 the SDK retries forever).
             args.max_body_memory
                 .map_or(crate::request::BODY_MEMORY, |mib| {
-                    mib.saturating_mul(1 << 20)
+                    mib.max(1).saturating_mul(1 << 20)
                 }),
         ),
         answer_budget: listen::answers::AnswerBudget::new(
