@@ -2360,3 +2360,47 @@ async fn only_the_list_is_the_current_page_and_the_visibility_select_names_its_h
     );
     assert!(new.text.contains("id=\"visibility-hint\""));
 }
+
+/// A sign-in or a change posted from a page of another origin (Fetch
+/// Metadata says so), even with a valid token pair its server fetched, is
+/// refused: a page on another port of this host could otherwise sign the
+/// visitor in as its own account. The same forms from this origin work.
+#[tokio::test]
+async fn forms_sent_from_another_origin_are_refused() {
+    let d = Dash::new().await;
+    for site in ["same-site", "cross-site"] {
+        let headers = [("sec-fetch-site", site.to_owned())];
+        let answer = d.sign_in_as(EMAIL, PASSWORD, &headers).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{site}");
+        assert!(answer.cookie("myna_session").is_none(), "{site}");
+        assert!(answer.text.contains("sent from another site"), "{site}");
+    }
+    let headers = [("sec-fetch-site", "same-origin".to_owned())];
+    let answer = d.sign_in_as(EMAIL, PASSWORD, &headers).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let browser = d.sign_in().await;
+    let form = form(&[("csrf", &browser.csrf), ("name", "planted")]);
+    for site in ["same-site", "cross-site"] {
+        let headers = [
+            ("cookie", browser.cookie.clone()),
+            ("sec-fetch-site", site.to_owned()),
+        ];
+        let answer = d
+            .send(Method::POST, "/keys", &headers, Some(form.clone()))
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{site}");
+    }
+    assert!(
+        d.storage
+            .api_keys(d.account)
+            .await
+            .expect("keys")
+            .is_empty()
+    );
+    let headers = [
+        ("cookie", browser.cookie.clone()),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ];
+    let answer = d.send(Method::POST, "/keys", &headers, Some(form)).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+}

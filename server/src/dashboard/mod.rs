@@ -137,7 +137,7 @@ async fn signed_in(state: &AppState, request: &Request) -> Result<Session, Respo
 const MAX_FORM_BYTES: usize = 16 * 1024 * 1024;
 
 /// A POST from a signed-in page: the session and the form, its CSRF token
-/// checked (else the refusal to answer: a form too large, too slow or not
+/// checked and not sent from another origin (else the refusal to answer: a form too large, too slow or not
 /// UTF-8 is said as such).
 async fn posted(
     state: &AppState,
@@ -161,7 +161,7 @@ async fn posted(
                 "The form was not sent as UTF-8 text: nothing in it was read.",
             ))
         })?;
-    if !session::csrf_ok(&session, &form) {
+    if !session::csrf_ok(&session, &form) || session::sent_from_elsewhere(request) {
         return Err(session::csrf_refused());
     }
     Ok((session, form))

@@ -132,6 +132,18 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
+/// Whether the browser says a form was sent from a page of another origin
+/// (Fetch Metadata's `Sec-Fetch-Site`: another site, or another port or
+/// scheme of this host, which share its cookies): a sign-in or change that
+/// a page elsewhere made the visitor send. Browsers without Fetch Metadata
+/// send none; the form tokens guard those.
+pub fn sent_from_elsewhere(request: &Request) -> bool {
+    request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| matches!(site.as_bytes(), b"cross-site" | b"same-site"))
+}
+
 /// Whether a form's `csrf` field matches the session's.
 pub fn csrf_ok(session: &Session, form: &Params) -> bool {
     form.get("csrf")
@@ -335,6 +347,15 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
     let email = form.get("email").unwrap_or_default();
     let nonce = cookie(request, SIGNIN_COOKIE).unwrap_or_default();
     let given = form.get("csrf").unwrap_or_default();
+    if sent_from_elsewhere(request) {
+        // A page elsewhere may hold a token pair of its own (its server
+        // fetched this form): it would sign the visitor in as its account.
+        let refusal = refuse(
+            StatusCode::FORBIDDEN,
+            "This sign-in was sent from another site. Please sign in on this page.",
+        );
+        return signin_page(state, request, email, &next, refusal);
+    }
     if !signin_token_ok(&state.secret, given, &nonce, state.now_ms()) {
         if session(state, request).await.is_some() {
             // Signed in meanwhile (in another tab, whose success ended the
