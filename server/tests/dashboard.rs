@@ -2404,3 +2404,44 @@ async fn forms_sent_from_another_origin_are_refused() {
     let answer = d.send(Method::POST, "/keys", &headers, Some(form)).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
 }
+
+/// The new-experiment form sent twice (reloaded after a slow answer, or
+/// again after Back) creates one experiment: the second answer leads to it.
+#[tokio::test]
+async fn a_new_experiment_form_sent_twice_creates_one() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let page = d.page(&browser, "/experiments/new").await;
+    let uuid = between(&page.text, "name=\"uuid\" value=\"", "\"").expect("the form's uuid");
+    let fields = [
+        ("uuid", uuid.as_str()),
+        ("name", "Twice"),
+        ("visibility", "draft"),
+        ("variants", "a\nb"),
+    ];
+    let first = d.submit(&browser, "/experiments/new", &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.text);
+    assert_eq!(
+        first.location(),
+        format!("/experiments/{uuid}?done=created")
+    );
+    let again = d.submit(&browser, "/experiments/new", &fields).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text);
+    assert_eq!(
+        again.location(),
+        format!("/experiments/{uuid}?done=sent-before")
+    );
+    let stored = d.storage.experiments().await.expect("experiments");
+    let named = stored.readable.iter().filter(|e| e.name == "Twice").count();
+    assert_eq!(named, 1);
+    let shown = d
+        .page(&browser, &format!("/experiments/{uuid}?done=sent-before"))
+        .await;
+    assert!(shown.text.contains("had been sent before"));
+    // Each form shown has its own uuid.
+    let other = d.page(&browser, "/experiments/new").await;
+    assert_ne!(
+        between(&other.text, "name=\"uuid\" value=\"", "\"").as_deref(),
+        Some(uuid.as_str())
+    );
+}

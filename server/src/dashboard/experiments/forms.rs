@@ -77,6 +77,9 @@ pub struct NewForm<'a> {
     /// How the weights share traffic (`conversions` or `decide`, the
     /// setting `myna.weights.mode`).
     pub mode: &'a str,
+    /// The uuid the experiment gets, chosen when the form was shown, so
+    /// the form sent twice creates one experiment.
+    pub uuid: &'a str,
 }
 
 impl<'a> NewForm<'a> {
@@ -89,6 +92,7 @@ impl<'a> NewForm<'a> {
             variants: form.get("variants").unwrap_or_default(),
             settings: form.get("settings").unwrap_or_default(),
             mode: form.get("mode").unwrap_or_default(),
+            uuid: form.get("uuid").unwrap_or_default(),
         }
     }
 
@@ -117,6 +121,9 @@ impl<'a> NewForm<'a> {
             "variants": variants,
         });
         with_id(&mut body, self.id);
+        if let Ok(uuid) = uuid::Uuid::parse_str(self.uuid) {
+            body["uuid"] = json!(uuid);
+        }
         if !problems.is_empty() {
             let core = myna_core::experiment::parse_create(body.to_string().as_bytes());
             return Err(with_core_problems(problems, core.err()));
@@ -419,6 +426,9 @@ impl Action {
 pub enum Done {
     /// An experiment was created.
     Created,
+    /// A new-experiment form sent again (reloaded, or after Back): the
+    /// experiment it created the first time, nothing new.
+    SentBefore,
     /// The edit form was saved.
     Saved,
     /// The counts were reset.
@@ -432,6 +442,7 @@ impl Done {
     pub fn of(params: &Params) -> Option<Done> {
         match params.get("done")? {
             "created" => Some(Done::Created),
+            "sent-before" => Some(Done::SentBefore),
             "saved" => Some(Done::Saved),
             "reset" => Some(Done::Reset),
             "deleted" => Some(Done::Deleted),
@@ -443,6 +454,7 @@ impl Done {
     pub fn param(self) -> &'static str {
         match self {
             Done::Created => "created",
+            Done::SentBefore => "sent-before",
             Done::Saved => "saved",
             Done::Reset => "reset",
             Done::Deleted => "deleted",
@@ -453,6 +465,9 @@ impl Done {
     pub fn notice(self) -> &'static str {
         match self {
             Done::Created => "The experiment was created.",
+            Done::SentBefore => {
+                "That form had been sent before: this is the experiment it created (nothing new was created)."
+            }
             Done::Saved => "Your changes were saved.",
             Done::Reset => "The counts were reset to zero.",
             Done::Deleted => "The experiment was deleted.",
@@ -601,6 +616,7 @@ pub(super) mod tests {
             variants: "a",
             settings: "",
             mode: "",
+            uuid: "",
         };
         let body = new.create_body().expect("a valid body");
         assert!(body.get("id").is_none(), "{body}");
@@ -621,6 +637,7 @@ pub(super) mod tests {
             variants: " \n ",
             settings: "{not json",
             mode: "fastest",
+            uuid: "",
         };
         let problem = form.create_body().expect_err("three problems");
         let paths: Vec<_> = problem.messages.iter().map(|m| m.path.as_deref()).collect();
@@ -636,6 +653,7 @@ pub(super) mod tests {
             variants: "a\nb",
             settings: r#"{"a": 1}"#,
             mode: "decide",
+            uuid: "",
         };
         let body = new.create_body().expect("a valid body");
         assert_eq!(

@@ -1,6 +1,7 @@
 //! `GET` and `POST /experiments/new`: the form, and creating through the
 //! API's create (core's `parse_create`).
 
+use myna_core::{Code, Problem};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
@@ -41,9 +42,29 @@ pub async fn create(request: &Request, Data(state): Data<&AppState>, body: Body)
             &format!("/experiments/{uuid}?done={}", Done::Created.param()),
             &[],
         ),
-        Err(problem) => html::html(
-            status_of(&problem),
-            new_page(&session.csrf, &values, Some(&problem)),
-        ),
+        Err(problem) => match sent_before(&values, &problem) {
+            // The form's uuid is taken: this form created it before.
+            Some(uuid) => html::redirect(
+                &format!("/experiments/{uuid}?done={}", Done::SentBefore.param()),
+                &[],
+            ),
+            None => html::html(
+                status_of(&problem),
+                new_page(&session.csrf, &values, Some(&problem)),
+            ),
+        },
     }
+}
+
+/// The experiment a new-experiment form created when it was sent before:
+/// its uuid, when the only problem is that the account has it already.
+fn sent_before(values: &NewForm<'_>, problem: &Problem) -> Option<uuid::Uuid> {
+    let taken = problem.code() == Code::Conflict
+        && problem
+            .messages
+            .iter()
+            .all(|m| m.path.as_deref() == Some("uuid"));
+    taken
+        .then(|| uuid::Uuid::parse_str(values.uuid).ok())
+        .flatten()
 }

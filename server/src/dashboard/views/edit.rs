@@ -14,6 +14,15 @@ const ID_PATTERN: &str = "[A-Za-z0-9_\\-]+";
 
 /// The new-experiment page, with what was typed and its problem when the
 /// form was refused.
+/// The uuid a new-experiment form sends: the one it was sent with, else a
+/// fresh one (so each form shown creates at most one experiment).
+fn form_uuid(sent: &str) -> String {
+    match uuid::Uuid::parse_str(sent) {
+        Ok(uuid) => uuid.to_string(),
+        Err(_) => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
 pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Markup {
     let visibility = if form.visibility.is_empty() {
         "draft"
@@ -28,6 +37,7 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
             @if !problems.is_empty() { (form_problems(&problems)) }
             form method="post" action="/experiments/new" class="card" {
                 (csrf_field(csrf))
+                input type="hidden" name="uuid" value=(form_uuid(form.uuid));
                 p class="field" {
                     label for="name" { "Name" }
                     input id="name" name="name" required maxlength="256" value=(form.name)
