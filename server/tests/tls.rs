@@ -575,6 +575,33 @@ fn tls_startup_errors_are_clear() {
         "{swapped}"
     );
 
+    // A certificate cut short, and an empty key file: said in words.
+    let pem = std::fs::read_to_string(cert_file).unwrap();
+    let cut = dir.path().join("cut.pem");
+    std::fs::write(&cut, &pem[..pem.len() / 2]).unwrap();
+    let cut = fails(
+        dir.path(),
+        &["--tls-cert", cut.to_str().unwrap(), "--tls-key", key_file],
+        &[],
+    );
+    assert!(
+        cut.contains("has no end line `-----END CERTIFICATE-----` (is the file cut short?)"),
+        "{cut}"
+    );
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let empty = fails(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert_file,
+            "--tls-key",
+            empty.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(empty.contains("the file is empty"), "{empty}");
+
     let other = certificate("another");
     let other_key = dir.path().join("other-key.pem");
     std::fs::write(&other_key, &other.key_pem).unwrap();

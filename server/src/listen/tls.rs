@@ -103,6 +103,23 @@ impl Tls {
     }
 }
 
+/// A PEM file's error in words: a section's end line names its label as
+/// text (`-----END CERTIFICATE-----`), never as bytes.
+fn pem_error(error: tokio_rustls::rustls::pki_types::pem::Error) -> String {
+    use tokio_rustls::rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a PEM section has no end line `-----END {}-----` (is the file cut short?)",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "a PEM section starts with a bad line `{}`",
+            String::from_utf8_lossy(&line)
+        ),
+        error => error.to_string(),
+    }
+}
+
 /// The certificate chain of `cert_file` with the private key of `key_file`,
 /// checked to match.
 fn certified_key(
@@ -115,8 +132,9 @@ fn certified_key(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             format!(
-                "cannot read the TLS certificate {}: {e}",
-                cert_file.display()
+                "cannot read the TLS certificate {}: {}",
+                cert_file.display(),
+                pem_error(e)
             )
         })?;
     if chain.is_empty() {
@@ -128,10 +146,11 @@ fn certified_key(
     let key_text = read(key_file, "key")?;
     let key = PrivateKeyDer::from_pem_slice(&key_text).map_err(|e| {
         let e = match e {
+            _ if key_text.iter().all(u8::is_ascii_whitespace) => "the file is empty".to_owned(),
             tokio_rustls::rustls::pki_types::pem::Error::NoItemsFound => {
                 "no PEM PRIVATE KEY in it (is it the certificate?)".to_owned()
             }
-            e => e.to_string(),
+            e => pem_error(e),
         };
         format!("cannot read the TLS key {}: {e}", key_file.display())
     })?;
