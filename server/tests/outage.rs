@@ -225,6 +225,9 @@ impl Storage for Faulty {
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
         self.gate(self.inner.prune_deliveries(keep))
     }
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>> {
+        self.gate(self.inner.drop_pending(max))
+    }
 }
 
 /// A started server on a [`Faulty`] database holding one published

@@ -155,6 +155,11 @@ macro_rules! suite {
                 let Some(fixture) = $open.await else { return };
                 cases::deliveries_are_claimed_once_and_pruned(fixture.storage.as_ref()).await
             }
+            #[tokio::test]
+            async fn pending_deliveries_are_bounded_per_webhook() {
+                let Some(fixture) = $open.await else { return };
+                cases::pending_deliveries_are_bounded_per_webhook(fixture.storage.as_ref()).await
+            }
         }
     };
 }
@@ -1884,10 +1889,11 @@ mod cases {
                 .any(|d| d.id == first.id)
         );
 
-        // Newest first; pruning keeps the latest of each webhook.
+        // Newest first; pruning keeps the latest of each webhook, and every
+        // one still pending ("2" and "1": never sent, they must not be lost).
         let bodies: Vec<String> = listed.iter().map(|d| d.body.clone()).collect();
         assert_eq!(bodies, ["4", "3", "2", "1", "0"]);
-        assert_eq!(storage.prune_deliveries(2).await.unwrap(), 3);
+        assert_eq!(storage.prune_deliveries(2).await.unwrap(), 1);
         let bodies: Vec<String> = storage
             .deliveries(owner, 100)
             .await
@@ -1895,10 +1901,95 @@ mod cases {
             .iter()
             .map(|d| d.body.clone())
             .collect();
-        assert_eq!(bodies, ["4", "3"]);
+        assert_eq!(bodies, ["4", "3", "2", "1"]);
         assert!(
             storage.attempts(owner, 100).await.unwrap().is_empty(),
             "a pruned delivery's attempts go with it"
+        );
+    }
+
+    /// Pending deliveries are bounded per webhook: beyond `max`, the oldest
+    /// pending go (each webhook named with how many); finished ones and
+    /// other webhooks' are untouched.
+    pub async fn pending_deliveries_are_bounded_per_webhook(storage: &dyn Storage) {
+        let owner = account(storage).await;
+        let experiment = experiment(owner, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let hook = webhook(owner, 1);
+        storage.create_webhook(&hook, 10).await.unwrap();
+        let mut previous: Option<Observation> = None;
+        for i in 0..6 {
+            let now = observation(&format!("v{i}"), &[]);
+            let notice = Notice {
+                experiment: experiment.uuid,
+                account_id: owner,
+                previous: previous.as_ref(),
+                observation: &now,
+                events: vec![(WebhookEvent::VerdictChanged, format!("{i}"))],
+                now_ms: 100 + i,
+            };
+            assert!(storage.observe(&notice).await.unwrap());
+            previous = Some(now);
+        }
+        let other = webhook(owner, 2);
+        storage.create_webhook(&other, 10).await.unwrap();
+        let last = observation("last", &[]);
+        let notice = Notice {
+            experiment: experiment.uuid,
+            account_id: owner,
+            previous: previous.as_ref(),
+            observation: &last,
+            events: vec![(WebhookEvent::VerdictChanged, "6".to_owned())],
+            now_ms: 106,
+        };
+        assert!(storage.observe(&notice).await.unwrap());
+        // "0" delivered: finished, not pending.
+        let oldest = storage.due_deliveries(100, 1).await.unwrap()[0].clone();
+        assert_eq!(oldest.body, "0");
+        assert!(
+            storage
+                .claim_delivery(oldest.id, 100, 60_000, 200)
+                .await
+                .unwrap()
+        );
+        storage
+            .finish_attempt(&Attempt {
+                id: oldest.id,
+                at_ms: 200,
+                status: Some(204),
+                error: None,
+                delivered_ms: Some(200),
+                next_ms: None,
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(storage.drop_pending(6).await.unwrap(), []);
+        assert_eq!(
+            storage.drop_pending(4).await.unwrap(),
+            [(hook.uuid, 2)],
+            "7 pending, 1 of them the other webhook's"
+        );
+        let mut left: Vec<(String, Uuid)> = storage
+            .deliveries(owner, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.body, d.webhook))
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            ("0".to_owned(), hook.uuid),
+            ("3".to_owned(), hook.uuid),
+            ("4".to_owned(), hook.uuid),
+            ("5".to_owned(), hook.uuid),
+            ("6".to_owned(), hook.uuid),
+            ("6".to_owned(), other.uuid),
+        ];
+        expected.sort();
+        assert_eq!(
+            left, expected,
+            "the oldest pending went; the delivered one stays"
         );
     }
 }

@@ -17,7 +17,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use myna_core::limits::{MAX_WEBHOOKS, account_full};
+use myna_core::limits::{MAX_EXPERIMENTS, MAX_WEBHOOKS, account_full};
 use myna_core::webhook::{Observation, event_body, events, parse_webhook_create};
 use myna_core::{Code, Experiment, Problem, Visibility};
 use tokio::task::JoinSet;
@@ -39,8 +39,13 @@ pub const SEND_BATCH: usize = 8;
 /// How long a claim holds a delivery: past it (the instance that claimed
 /// it died mid-attempt), the delivery is due again. Longer than any attempt.
 pub const CLAIM_MS: i64 = 60_000;
-/// Deliveries kept per webhook (the latest); older ones are deleted.
+/// Deliveries kept per webhook (the latest); older ones are deleted once
+/// finished (delivered or given up), never while pending.
 pub const KEEP_DELIVERIES: usize = 100;
+/// Pending deliveries kept per webhook, far beyond real use (an account
+/// holds [`MAX_EXPERIMENTS`], each told at most once per hold). Beyond it
+/// the oldest pending are dropped, logged.
+pub const MAX_PENDING: usize = MAX_EXPERIMENTS;
 /// After a change of an experiment is told, its next is held this long (10
 /// minutes): changes meanwhile are told once at its end, against what was
 /// told (one undone meanwhile, not at all). A public key can move counts,
@@ -246,6 +251,13 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
     }
     if stored > 0 {
         state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
+        for (webhook, dropped) in state.storage.drop_pending(MAX_PENDING).await? {
+            tracing::warn!(
+                %webhook,
+                dropped,
+                "webhook deliveries dropped unsent: over {MAX_PENDING} pending, the oldest go"
+            );
+        }
     }
     Ok(stored)
 }

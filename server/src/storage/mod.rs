@@ -586,8 +586,12 @@ pub trait Storage: Send + Sync + 'static {
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>>;
     /// An account's latest `limit` deliveries, newest first.
     fn deliveries(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<Delivery>>;
-    /// Deletes all but the latest `keep` deliveries of each webhook; how many.
+    /// Deletes the finished deliveries (delivered or given up) of each
+    /// webhook beyond its latest `keep`; how many. Pending ones stay.
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64>;
+    /// Deletes the oldest pending deliveries of each webhook beyond its
+    /// latest `max` pending: each webhook that lost some, and how many.
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>>;
 }
 
 /// What a group of counted batches adds to the counters, aggregated so that a

@@ -496,6 +496,10 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Upkeep, webhooks::prune_deliveries(self, keep))
     }
 
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>> {
+        self.bounded(Purpose::Upkeep, webhooks::drop_pending(self, max))
+    }
+
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
         self.bounded(Purpose::Pages, webhooks::attempts(self, account_id, limit))
     }

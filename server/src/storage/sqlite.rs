@@ -639,6 +639,10 @@ impl Storage for SqliteStorage {
         Box::pin(webhooks::prune_deliveries(self, keep))
     }
 
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>> {
+        Box::pin(webhooks::drop_pending(self, max))
+    }
+
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
         Box::pin(webhooks::attempts(self, account_id, limit))
     }

@@ -261,17 +261,54 @@ pub async fn deliveries(
     rows.iter().map(delivery_row).collect()
 }
 
-/// See [`Storage::prune_deliveries`](super::Storage::prune_deliveries).
+/// See [`Storage::prune_deliveries`](super::Storage::prune_deliveries):
+/// a delivery still pending (`next_ms` set) is never removed here.
 pub async fn prune_deliveries(db: &impl Run, keep: usize) -> Result<u64, StorageError> {
     db.execute(
         Statement::new(
             "DELETE FROM webhook_deliveries WHERE id IN ( \
                SELECT id FROM ( \
-                 SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY id DESC) AS n \
+                 SELECT id, next_ms, \
+                   ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY id DESC) AS n \
                  FROM webhook_deliveries) AS ranked \
-               WHERE n > $1)",
+               WHERE n > $1 AND next_ms IS NULL)",
         )
         .count(keep),
     )
     .await
+}
+
+/// See [`Storage::drop_pending`](super::Storage::drop_pending).
+pub async fn drop_pending(db: &impl Run, max: usize) -> Result<Vec<(Uuid, u64)>, StorageError> {
+    let over = db
+        .fetch(
+            Statement::new(
+                "SELECT webhook FROM webhook_deliveries WHERE next_ms IS NOT NULL \
+                 GROUP BY webhook HAVING COUNT(*) > $1 ORDER BY webhook",
+            )
+            .count(max),
+        )
+        .await?;
+    let mut dropped = Vec::with_capacity(over.len());
+    for row in &over {
+        let webhook = uuid_col(row, "webhook")?;
+        let deleted = db
+            .execute(
+                Statement::new(
+                    "DELETE FROM webhook_deliveries WHERE id IN ( \
+                       SELECT id FROM ( \
+                         SELECT id, ROW_NUMBER() OVER (ORDER BY id DESC) AS n \
+                         FROM webhook_deliveries \
+                         WHERE webhook = $1 AND next_ms IS NOT NULL) AS ranked \
+                       WHERE n > $2)",
+                )
+                .uuid(webhook)
+                .count(max),
+            )
+            .await?;
+        if deleted > 0 {
+            dropped.push((webhook, deleted));
+        }
+    }
+    Ok(dropped)
 }

@@ -440,6 +440,47 @@ async fn a_health_check_flipped_again_and_again_is_told_once_per_hold() {
     );
 }
 
+/// More changes in one check than the deliveries kept per webhook: every
+/// event is still sent (an outside probe flipped 130 experiments at once
+/// with the public key; pruning deleted 21 deliveries never sent).
+#[tokio::test]
+async fn more_changes_at_once_than_deliveries_kept_are_all_sent() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(Mode::FailFirst(0)).await;
+    register(&h, &receiver.url).await;
+    let mut flipped = Vec::new();
+    for _ in 0..130 {
+        let uuid = quick_experiment(&h).await;
+        record(&h, uuid, &[("b", 0, 1)]).await;
+        flipped.push(uuid.to_string());
+    }
+    assert_eq!(check_now(&h.state).await.unwrap(), 130);
+    for _ in 0..200 {
+        if deliver_now(&h.state).await.unwrap() == 0 {
+            break;
+        }
+    }
+    let mut told: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            r.json()["experiment"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    told.sort();
+    flipped.sort();
+    assert_eq!(told.len(), 130, "every event sent");
+    assert_eq!(told, flipped);
+    // Once finished, the latest 100 are kept.
+    record(&h, Uuid::parse_str(&flipped[0]).unwrap(), &[("b", 10, 0)]).await;
+    h.clock.advance(HOLD_MS);
+    assert_eq!(check_now(&h.state).await.unwrap(), 1);
+    assert_eq!(deliveries(&h).await.len(), 100);
+}
+
 #[tokio::test]
 async fn failed_deliveries_are_retried_after_the_back_off() {
     let h = Harness::new().await;
