@@ -207,8 +207,13 @@ impl Storage for Faulty {
     fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool> {
         self.gate(self.inner.observe(notice))
     }
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
-        self.gate(self.inner.due_deliveries(now_ms, limit))
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>> {
+        self.gate(self.inner.due_deliveries(now_ms, per_webhook, limit))
     }
     fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool> {
         self.gate(self.inner.claim_delivery(id, due_ms, until_ms, now_ms))

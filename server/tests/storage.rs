@@ -433,7 +433,11 @@ async fn postgres_two_instances_notify_and_claim_each_change_once() {
     let claim = |storage: Arc<PostgresStorage>| {
         tokio::spawn(async move {
             let mut claimed = Vec::new();
-            for delivery in storage.due_deliveries(1_000, 1_000).await.unwrap() {
+            for delivery in storage
+                .due_deliveries(1_000, usize::MAX, 1_000)
+                .await
+                .unwrap()
+            {
                 let due = delivery.next_ms.unwrap();
                 if storage
                     .claim_delivery(delivery.id, due, 60_000, 1_000)
@@ -1804,11 +1808,14 @@ mod cases {
             assert!(storage.observe(&notice).await.unwrap());
             previous = Some(now);
         }
-        assert!(storage.due_deliveries(99, 10).await.unwrap().is_empty());
-        let due = storage.due_deliveries(102, 10).await.unwrap();
+        assert!(storage.due_deliveries(99, 10, 10).await.unwrap().is_empty());
+        let due = storage.due_deliveries(102, 10, 10).await.unwrap();
         let bodies: Vec<&str> = due.iter().map(|d| d.body.as_str()).collect();
         assert_eq!(bodies, ["0", "1", "2"], "the longest due first");
-        assert_eq!(storage.due_deliveries(1_000, 2).await.unwrap().len(), 2);
+        let two = storage.due_deliveries(1_000, 2, 10).await.unwrap();
+        let bodies: Vec<&str> = two.iter().map(|d| d.body.as_str()).collect();
+        assert_eq!(bodies, ["0", "1"], "at most 2 of a webhook");
+        assert_eq!(storage.due_deliveries(1_000, 10, 2).await.unwrap().len(), 2);
 
         let first = &due[0];
         assert!(
@@ -1825,7 +1832,7 @@ mod cases {
             "claimed once"
         );
         let due: Vec<i64> = storage
-            .due_deliveries(1_000, 10)
+            .due_deliveries(1_000, 10, 10)
             .await
             .unwrap()
             .iter()
@@ -1882,7 +1889,7 @@ mod cases {
         );
         assert!(
             !storage
-                .due_deliveries(i64::MAX, 10)
+                .due_deliveries(i64::MAX, 10, 10)
                 .await
                 .unwrap()
                 .iter()
@@ -1944,7 +1951,7 @@ mod cases {
         };
         assert!(storage.observe(&notice).await.unwrap());
         // "0" delivered: finished, not pending.
-        let oldest = storage.due_deliveries(100, 1).await.unwrap()[0].clone();
+        let oldest = storage.due_deliveries(100, 10, 1).await.unwrap()[0].clone();
         assert_eq!(oldest.body, "0");
         assert!(
             storage

@@ -572,8 +572,14 @@ pub trait Storage: Send + Sync + 'static {
     /// event for each webhook the account has: false (nothing stored) if
     /// another writer changed it first, so a change is notified at most once.
     fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool>;
-    /// Up to `limit` deliveries due at `now_ms`, the longest due first.
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>>;
+    /// Up to `limit` deliveries due at `now_ms`, the longest due first, at
+    /// most `per_webhook` of each webhook.
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>>;
     /// Claims a due delivery for one attempt: counts the attempt and moves
     /// it to `until_ms`, if it is still due at `due_ms` (false: another
     /// sender took it).

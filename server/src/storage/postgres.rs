@@ -467,10 +467,15 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Upkeep, webhooks::observe(self, notice))
     }
 
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>> {
         self.bounded(
             Purpose::Upkeep,
-            webhooks::due_deliveries(self, now_ms, limit),
+            webhooks::due_deliveries(self, now_ms, per_webhook, limit),
         )
     }
 

@@ -619,8 +619,13 @@ impl Storage for SqliteStorage {
         Box::pin(webhooks::observe(self, notice))
     }
 
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
-        Box::pin(webhooks::due_deliveries(self, now_ms, limit))
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>> {
+        Box::pin(webhooks::due_deliveries(self, now_ms, per_webhook, limit))
     }
 
     fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool> {

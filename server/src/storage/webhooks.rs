@@ -156,15 +156,20 @@ pub async fn observe(db: &impl Run, notice: &Notice<'_>) -> Result<bool, Storage
 pub async fn due_deliveries(
     db: &impl Run,
     now_ms: i64,
+    per_webhook: usize,
     n: usize,
 ) -> Result<Vec<Delivery>, StorageError> {
     let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM {DELIVERIES} \
-         WHERE next_ms <= $1 ORDER BY next_ms, id LIMIT $2"
+        "SELECT {DELIVERY_COLUMNS} FROM ( \
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY next_ms, id) AS place \
+           FROM {DELIVERIES} WHERE next_ms <= $1) AS due \
+         WHERE place <= $2 ORDER BY next_ms, id LIMIT $3"
     );
-    let rows = db
-        .fetch(Statement::new(sql).integer(now_ms).count(n))
-        .await?;
+    let statement = Statement::new(sql)
+        .integer(now_ms)
+        .count(per_webhook)
+        .count(n);
+    let rows = db.fetch(statement).await?;
     rows.iter().map(delivery_row).collect()
 }
 
