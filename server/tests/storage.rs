@@ -12,8 +12,8 @@ use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
 use myna_server::storage::postgres::PostgresStorage;
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{
-    Account, ApiKey, Attempt, Notice, Recording, Served, Storage, StorageError, Token, TokenHash,
-    TokenKind, Webhook,
+    Account, ApiKey, Attempt, Notice, Observed, Recording, Served, Storage, StorageError, Token,
+    TokenHash, TokenKind, Webhook,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -1715,9 +1715,15 @@ mod cases {
 
         assert!(storage.observe(&first).await.unwrap());
         assert!(!storage.observe(&first).await.unwrap(), "already observed");
+        let stored = Observed {
+            experiment: experiment.uuid,
+            observation: collecting.clone(),
+            told_ms: None,
+        };
         assert_eq!(
             storage.observations().await.unwrap(),
-            [(experiment.uuid, collecting.clone())]
+            std::slice::from_ref(&stored),
+            "stored silently: nothing told"
         );
 
         let decided = observation("decided", &["sample-ratio", "traffic-stopped"]);
@@ -1737,7 +1743,12 @@ mod cases {
         assert!(!storage.observe(&change).await.unwrap());
         assert_eq!(
             storage.observations().await.unwrap(),
-            [(experiment.uuid, decided.clone())]
+            [Observed {
+                observation: decided.clone(),
+                told_ms: Some(20),
+                ..stored.clone()
+            }],
+            "the time told kept, for the hold"
         );
         let listed = storage.deliveries(owner, 100).await.unwrap();
         assert_eq!(listed.len(), 4, "two events for two webhooks");
@@ -1777,6 +1788,25 @@ mod cases {
         expected.sort();
         assert_eq!(pairs, expected);
         assert!(listed[0].url.starts_with("https://example.com/"));
+
+        // A change that makes no event keeps the time last told.
+        let quiet = observation("decided", &["sample-ratio"]);
+        let untold = Notice {
+            previous: Some(&decided),
+            observation: &quiet,
+            events: vec![],
+            now_ms: 30,
+            ..first.clone()
+        };
+        assert!(storage.observe(&untold).await.unwrap());
+        assert_eq!(
+            storage.observations().await.unwrap(),
+            [Observed {
+                observation: quiet.clone(),
+                told_ms: Some(20),
+                ..stored
+            }]
+        );
 
         // Deleting the experiment forgets its observation; deleting a
         // webhook, its deliveries.

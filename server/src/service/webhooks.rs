@@ -25,7 +25,7 @@ pub use super::sender::{
 };
 use crate::service::decisions::decision_of;
 use crate::state::{AppState, WeakState};
-use crate::storage::{AttemptLog, Delivery, Notice, StorageError, Webhook};
+use crate::storage::{AttemptLog, Delivery, Notice, Observed, StorageError, Webhook};
 
 /// How often the watcher looks at the decisions.
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
@@ -40,8 +40,9 @@ pub const MAX_PENDING: usize = MAX_EXPERIMENTS;
 /// minutes): changes meanwhile are told once at its end, against what was
 /// told (one undone meanwhile, not at all). A public key can move counts,
 /// so flip a health check (a reward without a view, then a view): each
-/// flip told would flood the owner's webhooks and push their real events
-/// out of the deliveries kept.
+/// flip told would flood the owner's webhooks. The time told is stored
+/// with the observation, so the hold outlasts restarts and binds every
+/// instance.
 pub const HOLD_MS: i64 = 600_000;
 
 /// The secret of webhook `uuid`: the HMAC of its uuid under the server
@@ -146,8 +147,13 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
     if accounts.is_empty() {
         return Ok(0);
     }
-    let observed: HashMap<Uuid, Observation> =
-        state.storage.observations().await?.into_iter().collect();
+    let observed: HashMap<Uuid, Observed> = state
+        .storage
+        .observations()
+        .await?
+        .into_iter()
+        .map(|o| (o.experiment, o))
+        .collect();
     let mut experiments: Vec<_> = state
         .cache
         .all(state.now_ms())
@@ -164,7 +170,7 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
     };
     let seen = std::mem::take(&mut watch().seen);
     let mut looked = HashMap::with_capacity(experiments.len());
-    let mut stored = 0;
+    let mut told = 0;
     for experiment in experiments {
         let now_ms = state.now_ms();
         let print = fingerprint(&experiment, now_ms);
@@ -180,7 +186,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             }
         };
         let observation = Observation::of(&decision);
-        let previous = observed.get(&experiment.uuid);
+        let stored = observed.get(&experiment.uuid);
+        let previous = stored.map(|o| &o.observation);
         if previous == Some(&observation) {
             looked.insert(experiment.uuid, print);
             continue;
@@ -190,9 +197,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             .into_iter()
             .map(|event| (event, event_body(event, known_as, now_ms, &decision)))
             .collect();
-        let held = watch()
-            .told_ms
-            .get(&experiment.uuid)
+        let held = stored
+            .and_then(|o| o.told_ms)
             .is_some_and(|told| now_ms - told < HOLD_MS);
         if held && !events.is_empty() {
             // Looked at again next round (not in `looked`), told at the
@@ -209,11 +215,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         };
         match state.storage.observe(&notice).await {
             Ok(true) => {
-                stored += notice.events.len();
+                told += notice.events.len();
                 looked.insert(experiment.uuid, print);
-                if !notice.events.is_empty() {
-                    watch().told_ms.insert(experiment.uuid, now_ms);
-                }
             }
             // Another instance stored a change first: looked at again next
             // round, against what it stored.
@@ -226,13 +229,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             }
         }
     }
-    {
-        let now_ms = state.now_ms();
-        let mut watch = watch();
-        watch.seen = looked;
-        watch.told_ms.retain(|_, told| now_ms - *told < HOLD_MS);
-    }
-    if stored > 0 {
+    watch().seen = looked;
+    if told > 0 {
         state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
         for (webhook, dropped) in state.storage.drop_pending(MAX_PENDING).await? {
             tracing::warn!(
@@ -242,7 +240,7 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             );
         }
     }
-    Ok(stored)
+    Ok(told)
 }
 
 /// The watcher task: [`check_now`] every [`CHECK_EVERY`] while the state

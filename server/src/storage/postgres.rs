@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use myna_core::Experiment;
-use myna_core::webhook::Observation;
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
@@ -27,9 +26,9 @@ use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
     Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, DELETIONS_KEPT,
-    Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage,
-    StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials, experiments, served,
-    webhooks,
+    Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served,
+    Storage, StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials,
+    experiments, served, webhooks,
 };
 
 mod calls;
@@ -459,7 +458,7 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Upkeep, webhooks::webhook_accounts(self))
     }
 
-    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+    fn observations(&self) -> Fut<'_, Vec<Observed>> {
         self.bounded(Purpose::Upkeep, webhooks::observations(self))
     }
 

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use myna_core::Experiment;
-use myna_core::webhook::Observation;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -28,8 +27,8 @@ use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row
 use super::sql::{Run, Statement, UuidParam};
 use super::{
     Account, ApiKey, Attempt, AttemptLog, BlockingRecorder, Delivery, Experiments, Fut,
-    HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError, Token, TokenHash,
-    Unreadable, Webhook, credentials, experiments, served, webhooks,
+    HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served, Storage, StorageError, Token,
+    TokenHash, Unreadable, Webhook, credentials, experiments, served, webhooks,
 };
 
 mod record;
@@ -611,7 +610,7 @@ impl Storage for SqliteStorage {
         Box::pin(webhooks::webhook_accounts(self))
     }
 
-    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+    fn observations(&self) -> Fut<'_, Vec<Observed>> {
         Box::pin(webhooks::observations(self))
     }
 

@@ -13,6 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use myna_server::service::webhooks::{
     HOLD_MS, MAX_ATTEMPTS, SEND_EVERY, check_now, deliver_now, retry_after_ms, send,
 };
+use myna_server::state::WebhookWatch;
 use myna_server::storage::Delivery;
 use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -490,6 +491,34 @@ async fn more_changes_at_once_than_deliveries_kept_are_all_sent() {
     h.clock.advance(HOLD_MS);
     assert_eq!(check_now(&h.state).await.unwrap(), 1);
     assert_eq!(deliveries(&h).await.len(), 100);
+}
+
+/// The hold after a change told is kept in the database: after a restart
+/// (the watcher's memory gone) the next change is held all the same (an
+/// outside probe: a change told 32 s after the previous event, after a
+/// restart).
+#[tokio::test]
+async fn the_hold_survives_a_restart() {
+    let h = Harness::new().await;
+    register(&h, "https://example.com/hook").await;
+    let uuid = quick_experiment(&h).await;
+    record(&h, uuid, &[("b", 0, 1)]).await;
+    assert_eq!(check_now(&h.state).await.unwrap(), 1, "failing, told");
+    record(&h, uuid, &[("b", 1, 0)]).await; // recovered
+    h.clock.advance(32_000);
+    // A restart: the watcher's memory starts empty.
+    *h.state.webhook_watch.lock().unwrap() = WebhookWatch::default();
+    assert_eq!(
+        check_now(&h.state).await.unwrap(),
+        0,
+        "held after a restart"
+    );
+    h.clock.advance(HOLD_MS - 32_000);
+    assert_eq!(check_now(&h.state).await.unwrap(), 1, "told at its end");
+    assert_eq!(
+        events(&deliveries(&h).await),
+        ["health-failing", "health-recovered"]
+    );
 }
 
 #[tokio::test]
