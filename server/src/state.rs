@@ -144,9 +144,6 @@ pub struct WebhookWatch {
     /// What each experiment's decision depended on when it was last looked
     /// at (a hash), so an unchanged one is not computed again.
     pub seen: HashMap<Uuid, u64>,
-    /// When a change of each experiment was last told (its events stored),
-    /// for the hold that follows.
-    pub told_ms: HashMap<Uuid, i64>,
 }
 
 /// The shared state, cheap to clone.

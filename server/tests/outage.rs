@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use myna_core::webhook::Observation;
 use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
 use myna_server::auth::Passwords;
 use myna_server::clock::Clock;
@@ -17,8 +16,8 @@ use myna_server::commit::{Change, WRITE_FAILURE_HOLD_MS};
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{
     Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, Delivery,
-    Experiments, Fut, HourTotals, Notice, Recording, Served, Storage, StorageError, Token,
-    TokenHash, Unreadable, Updated, Webhook,
+    Experiments, Fut, HourTotals, Notice, Observed, Recording, Served, Storage, StorageError,
+    Token, TokenHash, Unreadable, Updated, Webhook,
 };
 use myna_server::{AppState, Background, Options, app};
 use poem::EndpointExt;
@@ -201,14 +200,19 @@ impl Storage for Faulty {
     fn webhook_accounts(&self) -> Fut<'_, Vec<Uuid>> {
         self.gate(self.inner.webhook_accounts())
     }
-    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+    fn observations(&self) -> Fut<'_, Vec<Observed>> {
         self.gate(self.inner.observations())
     }
     fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool> {
         self.gate(self.inner.observe(notice))
     }
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
-        self.gate(self.inner.due_deliveries(now_ms, limit))
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>> {
+        self.gate(self.inner.due_deliveries(now_ms, per_webhook, limit))
     }
     fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool> {
         self.gate(self.inner.claim_delivery(id, due_ms, until_ms, now_ms))
@@ -224,6 +228,9 @@ impl Storage for Faulty {
     }
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
         self.gate(self.inner.prune_deliveries(keep))
+    }
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>> {
+        self.gate(self.inner.drop_pending(max))
     }
 }
 

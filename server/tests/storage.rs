@@ -12,8 +12,8 @@ use myna_core::{Event, EventType, Experiment, RecordBatch, Variant, Visibility};
 use myna_server::storage::postgres::PostgresStorage;
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{
-    Account, ApiKey, Attempt, Notice, Recording, Served, Storage, StorageError, Token, TokenHash,
-    TokenKind, Webhook,
+    Account, ApiKey, Attempt, Notice, Observed, Recording, Served, Storage, StorageError, Token,
+    TokenHash, TokenKind, Webhook,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -154,6 +154,11 @@ macro_rules! suite {
             async fn deliveries_are_claimed_once_and_pruned() {
                 let Some(fixture) = $open.await else { return };
                 cases::deliveries_are_claimed_once_and_pruned(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
+            async fn pending_deliveries_are_bounded_per_webhook() {
+                let Some(fixture) = $open.await else { return };
+                cases::pending_deliveries_are_bounded_per_webhook(fixture.storage.as_ref()).await
             }
         }
     };
@@ -428,7 +433,11 @@ async fn postgres_two_instances_notify_and_claim_each_change_once() {
     let claim = |storage: Arc<PostgresStorage>| {
         tokio::spawn(async move {
             let mut claimed = Vec::new();
-            for delivery in storage.due_deliveries(1_000, 1_000).await.unwrap() {
+            for delivery in storage
+                .due_deliveries(1_000, usize::MAX, 1_000)
+                .await
+                .unwrap()
+            {
                 let due = delivery.next_ms.unwrap();
                 if storage
                     .claim_delivery(delivery.id, due, 60_000, 1_000)
@@ -1706,9 +1715,15 @@ mod cases {
 
         assert!(storage.observe(&first).await.unwrap());
         assert!(!storage.observe(&first).await.unwrap(), "already observed");
+        let stored = Observed {
+            experiment: experiment.uuid,
+            observation: collecting.clone(),
+            told_ms: None,
+        };
         assert_eq!(
             storage.observations().await.unwrap(),
-            [(experiment.uuid, collecting.clone())]
+            std::slice::from_ref(&stored),
+            "stored silently: nothing told"
         );
 
         let decided = observation("decided", &["sample-ratio", "traffic-stopped"]);
@@ -1728,7 +1743,12 @@ mod cases {
         assert!(!storage.observe(&change).await.unwrap());
         assert_eq!(
             storage.observations().await.unwrap(),
-            [(experiment.uuid, decided.clone())]
+            [Observed {
+                observation: decided.clone(),
+                told_ms: Some(20),
+                ..stored.clone()
+            }],
+            "the time told kept, for the hold"
         );
         let listed = storage.deliveries(owner, 100).await.unwrap();
         assert_eq!(listed.len(), 4, "two events for two webhooks");
@@ -1769,6 +1789,25 @@ mod cases {
         assert_eq!(pairs, expected);
         assert!(listed[0].url.starts_with("https://example.com/"));
 
+        // A change that makes no event keeps the time last told.
+        let quiet = observation("decided", &["sample-ratio"]);
+        let untold = Notice {
+            previous: Some(&decided),
+            observation: &quiet,
+            events: vec![],
+            now_ms: 30,
+            ..first.clone()
+        };
+        assert!(storage.observe(&untold).await.unwrap());
+        assert_eq!(
+            storage.observations().await.unwrap(),
+            [Observed {
+                observation: quiet.clone(),
+                told_ms: Some(20),
+                ..stored
+            }]
+        );
+
         // Deleting the experiment forgets its observation; deleting a
         // webhook, its deliveries.
         assert!(storage.delete_experiment(experiment.uuid).await.unwrap());
@@ -1799,11 +1838,14 @@ mod cases {
             assert!(storage.observe(&notice).await.unwrap());
             previous = Some(now);
         }
-        assert!(storage.due_deliveries(99, 10).await.unwrap().is_empty());
-        let due = storage.due_deliveries(102, 10).await.unwrap();
+        assert!(storage.due_deliveries(99, 10, 10).await.unwrap().is_empty());
+        let due = storage.due_deliveries(102, 10, 10).await.unwrap();
         let bodies: Vec<&str> = due.iter().map(|d| d.body.as_str()).collect();
         assert_eq!(bodies, ["0", "1", "2"], "the longest due first");
-        assert_eq!(storage.due_deliveries(1_000, 2).await.unwrap().len(), 2);
+        let two = storage.due_deliveries(1_000, 2, 10).await.unwrap();
+        let bodies: Vec<&str> = two.iter().map(|d| d.body.as_str()).collect();
+        assert_eq!(bodies, ["0", "1"], "at most 2 of a webhook");
+        assert_eq!(storage.due_deliveries(1_000, 10, 2).await.unwrap().len(), 2);
 
         let first = &due[0];
         assert!(
@@ -1820,7 +1862,7 @@ mod cases {
             "claimed once"
         );
         let due: Vec<i64> = storage
-            .due_deliveries(1_000, 10)
+            .due_deliveries(1_000, 10, 10)
             .await
             .unwrap()
             .iter()
@@ -1877,17 +1919,18 @@ mod cases {
         );
         assert!(
             !storage
-                .due_deliveries(i64::MAX, 10)
+                .due_deliveries(i64::MAX, 10, 10)
                 .await
                 .unwrap()
                 .iter()
                 .any(|d| d.id == first.id)
         );
 
-        // Newest first; pruning keeps the latest of each webhook.
+        // Newest first; pruning keeps the latest of each webhook, and every
+        // one still pending ("2" and "1": never sent, they must not be lost).
         let bodies: Vec<String> = listed.iter().map(|d| d.body.clone()).collect();
         assert_eq!(bodies, ["4", "3", "2", "1", "0"]);
-        assert_eq!(storage.prune_deliveries(2).await.unwrap(), 3);
+        assert_eq!(storage.prune_deliveries(2).await.unwrap(), 1);
         let bodies: Vec<String> = storage
             .deliveries(owner, 100)
             .await
@@ -1895,10 +1938,95 @@ mod cases {
             .iter()
             .map(|d| d.body.clone())
             .collect();
-        assert_eq!(bodies, ["4", "3"]);
+        assert_eq!(bodies, ["4", "3", "2", "1"]);
         assert!(
             storage.attempts(owner, 100).await.unwrap().is_empty(),
             "a pruned delivery's attempts go with it"
+        );
+    }
+
+    /// Pending deliveries are bounded per webhook: beyond `max`, the oldest
+    /// pending go (each webhook named with how many); finished ones and
+    /// other webhooks' are untouched.
+    pub async fn pending_deliveries_are_bounded_per_webhook(storage: &dyn Storage) {
+        let owner = account(storage).await;
+        let experiment = experiment(owner, Visibility::Published);
+        storage.create_experiment(&experiment, 0).await.unwrap();
+        let hook = webhook(owner, 1);
+        storage.create_webhook(&hook, 10).await.unwrap();
+        let mut previous: Option<Observation> = None;
+        for i in 0..6 {
+            let now = observation(&format!("v{i}"), &[]);
+            let notice = Notice {
+                experiment: experiment.uuid,
+                account_id: owner,
+                previous: previous.as_ref(),
+                observation: &now,
+                events: vec![(WebhookEvent::VerdictChanged, format!("{i}"))],
+                now_ms: 100 + i,
+            };
+            assert!(storage.observe(&notice).await.unwrap());
+            previous = Some(now);
+        }
+        let other = webhook(owner, 2);
+        storage.create_webhook(&other, 10).await.unwrap();
+        let last = observation("last", &[]);
+        let notice = Notice {
+            experiment: experiment.uuid,
+            account_id: owner,
+            previous: previous.as_ref(),
+            observation: &last,
+            events: vec![(WebhookEvent::VerdictChanged, "6".to_owned())],
+            now_ms: 106,
+        };
+        assert!(storage.observe(&notice).await.unwrap());
+        // "0" delivered: finished, not pending.
+        let oldest = storage.due_deliveries(100, 10, 1).await.unwrap()[0].clone();
+        assert_eq!(oldest.body, "0");
+        assert!(
+            storage
+                .claim_delivery(oldest.id, 100, 60_000, 200)
+                .await
+                .unwrap()
+        );
+        storage
+            .finish_attempt(&Attempt {
+                id: oldest.id,
+                at_ms: 200,
+                status: Some(204),
+                error: None,
+                delivered_ms: Some(200),
+                next_ms: None,
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(storage.drop_pending(6).await.unwrap(), []);
+        assert_eq!(
+            storage.drop_pending(4).await.unwrap(),
+            [(hook.uuid, 2)],
+            "7 pending, 1 of them the other webhook's"
+        );
+        let mut left: Vec<(String, Uuid)> = storage
+            .deliveries(owner, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.body, d.webhook))
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            ("0".to_owned(), hook.uuid),
+            ("3".to_owned(), hook.uuid),
+            ("4".to_owned(), hook.uuid),
+            ("5".to_owned(), hook.uuid),
+            ("6".to_owned(), hook.uuid),
+            ("6".to_owned(), other.uuid),
+        ];
+        expected.sort();
+        assert_eq!(
+            left, expected,
+            "the oldest pending went; the delivered one stays"
         );
     }
 }

@@ -10,12 +10,13 @@
 //!   creating, updating, deleting, resetting, recording;
 //! - [`keys`]: API keys;
 //! - [`accounts`]: account creation, the first start, login and logout;
-//! - [`webhooks`]: webhooks, the watcher of decisions and the sender of
-//!   deliveries.
+//! - [`webhooks`]: webhooks and the watcher of decisions;
+//! - [`sender`]: the sender of webhook deliveries.
 
 pub mod accounts;
 pub mod decisions;
 pub mod deployments;
 pub mod experiments;
 pub mod keys;
+pub mod sender;
 pub mod webhooks;

@@ -1,60 +1,49 @@
 //! Webhooks: an account's URLs (the API's `/v2/webhook` and the dashboard's
 //! webhooks page), the watcher that turns changes of decision into
-//! deliveries ([`check_now`]), and the sender ([`deliver_now`]). Both run
-//! as background tasks ([`watch`], [`send`]), never on the record path: a
-//! receiver that is slow or down costs a delivery task its time, never a
-//! request.
+//! deliveries ([`check_now`]), and the sender ([`deliver_now`], in
+//! `sender`). Both run as background tasks ([`watch`], [`send`]), never on
+//! the record path: a receiver that is slow or down costs its own
+//! deliveries time, never a request.
 //!
 //! A change is notified at most once: the observation and its deliveries
 //! are stored in one guarded transaction (`Storage::observe`), so a check
-//! repeated, run by several instances or after a restart finds it done. A
-//! delivery is tried at most [`MAX_ATTEMPTS`] times, [`retry_after_ms`]
-//! apart (2, 4, 8, 16, 32 minutes: about an hour in all); each attempt
-//! claims it first, so one instance sends it.
+//! repeated, run by several instances or after a restart finds it done.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use myna_core::limits::{MAX_WEBHOOKS, account_full};
+use myna_core::limits::{MAX_EXPERIMENTS, MAX_WEBHOOKS, account_full};
 use myna_core::webhook::{Observation, event_body, events, parse_webhook_create};
 use myna_core::{Code, Experiment, Problem, Visibility};
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::auth::secret::hmac_sha256_hex;
+pub use super::sender::{
+    CLAIM_MS, MAX_ATTEMPTS, PER_WEBHOOK, SEND_EVERY, SENDING_AT_ONCE, deliver_now, retry_after_ms,
+    send,
+};
 use crate::service::decisions::decision_of;
 use crate::state::{AppState, WeakState};
-use crate::storage::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
+use crate::storage::{AttemptLog, Delivery, Notice, Observed, StorageError, Webhook};
 
 /// How often the watcher looks at the decisions.
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
-/// How often the sender looks for due deliveries.
-pub const SEND_EVERY: Duration = Duration::from_secs(1);
-/// Attempts of one delivery before it is given up.
-pub const MAX_ATTEMPTS: u64 = 6;
-/// Deliveries sent at once by one sender round (its concurrency).
-pub const SEND_BATCH: usize = 8;
-/// How long a claim holds a delivery: past it (the instance that claimed
-/// it died mid-attempt), the delivery is due again. Longer than any attempt.
-pub const CLAIM_MS: i64 = 60_000;
-/// Deliveries kept per webhook (the latest); older ones are deleted.
+/// Deliveries kept per webhook (the latest); older ones are deleted once
+/// finished (delivered or given up), never while pending.
 pub const KEEP_DELIVERIES: usize = 100;
+/// Pending deliveries kept per webhook, far beyond real use (an account
+/// holds [`MAX_EXPERIMENTS`], each told at most once per hold). Beyond it
+/// the oldest pending are dropped, logged.
+pub const MAX_PENDING: usize = MAX_EXPERIMENTS;
 /// After a change of an experiment is told, its next is held this long (10
 /// minutes): changes meanwhile are told once at its end, against what was
 /// told (one undone meanwhile, not at all). A public key can move counts,
 /// so flip a health check (a reward without a view, then a view): each
-/// flip told would flood the owner's webhooks and push their real events
-/// out of the deliveries kept.
+/// flip told would flood the owner's webhooks. The time told is stored
+/// with the observation, so the hold outlasts restarts and binds every
+/// instance.
 pub const HOLD_MS: i64 = 600_000;
-
-/// The pause after the `attempts`-th failed attempt: 2 minutes doubled each
-/// time (2, 4, 8, 16, 32).
-pub fn retry_after_ms(attempts: u64) -> i64 {
-    let doublings = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    120_000_i64.saturating_mul(1_i64 << doublings)
-}
 
 /// The secret of webhook `uuid`: the HMAC of its uuid under the server
 /// secret, as lower-case hex. Derived again whenever needed, never stored.
@@ -158,8 +147,13 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
     if accounts.is_empty() {
         return Ok(0);
     }
-    let observed: HashMap<Uuid, Observation> =
-        state.storage.observations().await?.into_iter().collect();
+    let observed: HashMap<Uuid, Observed> = state
+        .storage
+        .observations()
+        .await?
+        .into_iter()
+        .map(|o| (o.experiment, o))
+        .collect();
     let mut experiments: Vec<_> = state
         .cache
         .all(state.now_ms())
@@ -176,7 +170,7 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
     };
     let seen = std::mem::take(&mut watch().seen);
     let mut looked = HashMap::with_capacity(experiments.len());
-    let mut stored = 0;
+    let mut told = 0;
     for experiment in experiments {
         let now_ms = state.now_ms();
         let print = fingerprint(&experiment, now_ms);
@@ -192,7 +186,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             }
         };
         let observation = Observation::of(&decision);
-        let previous = observed.get(&experiment.uuid);
+        let stored = observed.get(&experiment.uuid);
+        let previous = stored.map(|o| &o.observation);
         if previous == Some(&observation) {
             looked.insert(experiment.uuid, print);
             continue;
@@ -202,9 +197,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             .into_iter()
             .map(|event| (event, event_body(event, known_as, now_ms, &decision)))
             .collect();
-        let held = watch()
-            .told_ms
-            .get(&experiment.uuid)
+        let held = stored
+            .and_then(|o| o.told_ms)
             .is_some_and(|told| now_ms - told < HOLD_MS);
         if held && !events.is_empty() {
             // Looked at again next round (not in `looked`), told at the
@@ -221,11 +215,8 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         };
         match state.storage.observe(&notice).await {
             Ok(true) => {
-                stored += notice.events.len();
+                told += notice.events.len();
                 looked.insert(experiment.uuid, print);
-                if !notice.events.is_empty() {
-                    watch().told_ms.insert(experiment.uuid, now_ms);
-                }
             }
             // Another instance stored a change first: looked at again next
             // round, against what it stored.
@@ -238,107 +229,18 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             }
         }
     }
-    {
-        let now_ms = state.now_ms();
-        let mut watch = watch();
-        watch.seen = looked;
-        watch.told_ms.retain(|_, told| now_ms - *told < HOLD_MS);
-    }
-    if stored > 0 {
+    watch().seen = looked;
+    if told > 0 {
         state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
-    }
-    Ok(stored)
-}
-
-/// One round of the sender: claims up to [`SEND_BATCH`] due deliveries and
-/// attempts them at once, each within the client's timeout, recording each
-/// outcome. Answers how many attempts it made.
-pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
-    let now_ms = state.now_ms();
-    let due = state.storage.due_deliveries(now_ms, SEND_BATCH).await?;
-    let mut attempts = JoinSet::new();
-    let mut failed = None;
-    for delivery in due {
-        let Some(due_ms) = delivery.next_ms else {
-            continue;
-        };
-        let claimed = state
-            .storage
-            .claim_delivery(delivery.id, due_ms, now_ms + CLAIM_MS, now_ms)
-            .await;
-        match claimed {
-            Ok(true) => {
-                let state = state.clone();
-                attempts.spawn(async move { attempt(&state, delivery, now_ms).await });
-            }
-            Ok(false) => {}
-            // The attempts already claimed still run to their outcome.
-            Err(error) => {
-                failed = Some(error);
-                break;
-            }
+        for (webhook, dropped) in state.storage.drop_pending(MAX_PENDING).await? {
+            tracing::warn!(
+                %webhook,
+                dropped,
+                "webhook deliveries dropped unsent: over {MAX_PENDING} pending, the oldest go"
+            );
         }
     }
-    let mut made = 0;
-    while let Some(done) = attempts.join_next().await {
-        made += 1;
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "recording a webhook attempt failed"),
-            Err(error) => tracing::error!(%error, "a webhook attempt failed"),
-        }
-    }
-    failed.map_or(Ok(made), Err)
-}
-
-/// One attempt of a claimed delivery (begun at `at_ms`), and its outcome
-/// recorded.
-async fn attempt(state: &AppState, delivery: Delivery, at_ms: i64) -> Result<(), StorageError> {
-    let secret = webhook_secret(state, delivery.webhook);
-    let signature = hmac_sha256_hex(secret.as_bytes(), delivery.body.as_bytes());
-    let answer = state
-        .outbound
-        .post(&delivery.url, delivery.body, &signature)
-        .await;
-    let now_ms = state.now_ms();
-    let attempts = delivery.attempts + 1;
-    let retry = || (attempts < MAX_ATTEMPTS).then(|| now_ms + retry_after_ms(attempts));
-    let outcome = match answer {
-        Ok(status) if (200..300).contains(&status) => Attempt {
-            id: delivery.id,
-            at_ms,
-            status: Some(status),
-            error: None,
-            delivered_ms: Some(now_ms),
-            next_ms: None,
-        },
-        Ok(status) => Attempt {
-            id: delivery.id,
-            at_ms,
-            status: Some(status),
-            error: Some(format!("answered HTTP {status}")),
-            delivered_ms: None,
-            next_ms: retry(),
-        },
-        Err(error) => Attempt {
-            id: delivery.id,
-            at_ms,
-            status: None,
-            error: Some(error),
-            delivered_ms: None,
-            next_ms: retry(),
-        },
-    };
-    if outcome.delivered_ms.is_none() {
-        tracing::info!(
-            webhook = %delivery.webhook,
-            attempts,
-            error = outcome.error.as_deref().unwrap_or_default(),
-            "a webhook delivery failed{}",
-            if outcome.next_ms.is_some() { "; it will be retried" } else { "; given up" }
-        );
-    }
-    state.storage.finish_attempt(&outcome).await
+    Ok(told)
 }
 
 /// The watcher task: [`check_now`] every [`CHECK_EVERY`] while the state
@@ -353,15 +255,6 @@ pub async fn watch(state: WeakState) {
     .await;
 }
 
-/// The sender task: [`deliver_now`] every [`SEND_EVERY`] while the state
-/// runs.
-pub async fn send(state: WeakState) {
-    every(state, SEND_EVERY, "sending webhook deliveries", |state| {
-        Box::pin(async move { deliver_now(&state).await.map(|_| ()) })
-    })
-    .await;
-}
-
 type Round = std::pin::Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
 async fn every(state: WeakState, period: Duration, what: &str, round: fn(AppState) -> Round) {
@@ -373,29 +266,23 @@ async fn every(state: WeakState, period: Duration, what: &str, round: fn(AppStat
         let Some(state) = state.upgrade() else {
             return;
         };
-        match round(state).await {
-            Ok(()) if failing => {
-                tracing::info!("{what} works again");
-                failing = false;
-            }
-            Ok(()) => {}
-            Err(error) if !failing => {
-                tracing::warn!(%error, "{what} failed; retrying");
-                failing = true;
-            }
-            Err(error) => tracing::debug!(%error, "{what} failed"),
-        }
+        report(&mut failing, what, round(state).await);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_double_and_take_about_an_hour() {
-        let pauses: Vec<i64> = (1..MAX_ATTEMPTS).map(retry_after_ms).collect();
-        assert_eq!(pauses, [120_000, 240_000, 480_000, 960_000, 1_920_000]);
-        assert_eq!(pauses.iter().sum::<i64>(), 62 * 60_000);
+/// Logs how a background round went: a failure once (a warning) until one
+/// works again (then that, once).
+pub(super) fn report(failing: &mut bool, what: &str, outcome: Result<(), StorageError>) {
+    match outcome {
+        Ok(()) if *failing => {
+            tracing::info!("{what} works again");
+            *failing = false;
+        }
+        Ok(()) => {}
+        Err(error) if !*failing => {
+            tracing::warn!(%error, "{what} failed; retrying");
+            *failing = true;
+        }
+        Err(error) => tracing::debug!(%error, "{what} failed"),
     }
 }

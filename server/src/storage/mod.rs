@@ -176,6 +176,18 @@ pub struct Notice<'a> {
     pub now_ms: i64,
 }
 
+/// What was last notified of an experiment (see [`Storage::observations`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The experiment (its stored uuid).
+    pub experiment: Uuid,
+    /// Its observation last stored.
+    pub observation: Observation,
+    /// When a change of it was last told (events stored), if ever: the
+    /// hold that follows is kept here, for restarts and other instances.
+    pub told_ms: Option<i64>,
+}
+
 /// One event for one webhook, and how its delivery goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -566,14 +578,21 @@ pub trait Storage: Send + Sync + 'static {
     /// The accounts that have webhooks.
     fn webhook_accounts(&self) -> Fut<'_, Vec<Uuid>>;
     /// The observation last notified of every experiment observed so far.
-    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>>;
+    fn observations(&self) -> Fut<'_, Vec<Observed>>;
     /// Stores `notice.observation` if the stored one is still
     /// `notice.previous`, and, in the same transaction, one delivery of each
     /// event for each webhook the account has: false (nothing stored) if
     /// another writer changed it first, so a change is notified at most once.
+    /// With events, `notice.now_ms` is stored as the time told.
     fn observe<'a>(&'a self, notice: &'a Notice<'a>) -> Fut<'a, bool>;
-    /// Up to `limit` deliveries due at `now_ms`, the longest due first.
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>>;
+    /// Up to `limit` deliveries due at `now_ms`, the longest due first, at
+    /// most `per_webhook` of each webhook.
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>>;
     /// Claims a due delivery for one attempt: counts the attempt and moves
     /// it to `until_ms`, if it is still due at `due_ms` (false: another
     /// sender took it).
@@ -586,8 +605,12 @@ pub trait Storage: Send + Sync + 'static {
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>>;
     /// An account's latest `limit` deliveries, newest first.
     fn deliveries(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<Delivery>>;
-    /// Deletes all but the latest `keep` deliveries of each webhook; how many.
+    /// Deletes the finished deliveries (delivered or given up) of each
+    /// webhook beyond its latest `keep`; how many. Pending ones stay.
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64>;
+    /// Deletes the oldest pending deliveries of each webhook beyond its
+    /// latest `max` pending: each webhook that lost some, and how many.
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>>;
 }
 
 /// What a group of counted batches adds to the counters, aggregated so that a

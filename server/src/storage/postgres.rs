@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use myna_core::Experiment;
-use myna_core::webhook::Observation;
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
@@ -27,9 +26,9 @@ use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
     Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, DELETIONS_KEPT,
-    Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage,
-    StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials, experiments, served,
-    webhooks,
+    Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served,
+    Storage, StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials,
+    experiments, served, webhooks,
 };
 
 mod calls;
@@ -463,7 +462,7 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Upkeep, webhooks::webhook_accounts(self))
     }
 
-    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+    fn observations(&self) -> Fut<'_, Vec<Observed>> {
         self.bounded(Purpose::Upkeep, webhooks::observations(self))
     }
 
@@ -471,10 +470,15 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Upkeep, webhooks::observe(self, notice))
     }
 
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>> {
         self.bounded(
             Purpose::Upkeep,
-            webhooks::due_deliveries(self, now_ms, limit),
+            webhooks::due_deliveries(self, now_ms, per_webhook, limit),
         )
     }
 
@@ -498,6 +502,10 @@ impl Storage for PostgresStorage {
 
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
         self.bounded(Purpose::Upkeep, webhooks::prune_deliveries(self, keep))
+    }
+
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>> {
+        self.bounded(Purpose::Upkeep, webhooks::drop_pending(self, max))
     }
 
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use myna_core::Experiment;
-use myna_core::webhook::Observation;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -28,8 +27,8 @@ use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row
 use super::sql::{Run, Statement, UuidParam};
 use super::{
     Account, ApiKey, Attempt, AttemptLog, BlockingRecorder, Delivery, Experiments, Fut,
-    HEALTH_PROBE, HourTotals, Notice, Recording, Served, Storage, StorageError, Token, TokenHash,
-    Unreadable, Webhook, credentials, experiments, served, webhooks,
+    HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served, Storage, StorageError, Token,
+    TokenHash, Unreadable, Webhook, credentials, experiments, served, webhooks,
 };
 
 mod record;
@@ -628,7 +627,7 @@ impl Storage for SqliteStorage {
         Box::pin(webhooks::webhook_accounts(self))
     }
 
-    fn observations(&self) -> Fut<'_, Vec<(Uuid, Observation)>> {
+    fn observations(&self) -> Fut<'_, Vec<Observed>> {
         Box::pin(webhooks::observations(self))
     }
 
@@ -636,8 +635,13 @@ impl Storage for SqliteStorage {
         Box::pin(webhooks::observe(self, notice))
     }
 
-    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Fut<'_, Vec<Delivery>> {
-        Box::pin(webhooks::due_deliveries(self, now_ms, limit))
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Fut<'_, Vec<Delivery>> {
+        Box::pin(webhooks::due_deliveries(self, now_ms, per_webhook, limit))
     }
 
     fn claim_delivery(&self, id: i64, due_ms: i64, until_ms: i64, now_ms: i64) -> Fut<'_, bool> {
@@ -654,6 +658,10 @@ impl Storage for SqliteStorage {
 
     fn prune_deliveries(&self, keep: usize) -> Fut<'_, u64> {
         Box::pin(webhooks::prune_deliveries(self, keep))
+    }
+
+    fn drop_pending(&self, max: usize) -> Fut<'_, Vec<(Uuid, u64)>> {
+        Box::pin(webhooks::drop_pending(self, max))
     }
 
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {

@@ -13,7 +13,7 @@ use super::rows::{
     Columns, DELIVERY_COLUMNS, WEBHOOK_COLUMNS, delivery_row, uuid_col, webhook_row,
 };
 use super::sql::{Run, Statement, insert_for_account};
-use super::{Attempt, AttemptLog, Delivery, Notice, StorageError, Webhook};
+use super::{Attempt, AttemptLog, Delivery, Notice, Observed, StorageError, Webhook};
 
 /// Deliveries with their webhook's URL and account, as one relation.
 const DELIVERIES: &str = "(SELECT d.id, d.webhook, w.url, w.account_id, d.experiment, d.event, \
@@ -82,10 +82,10 @@ pub async fn webhook_accounts(db: &impl Run) -> Result<Vec<Uuid>, StorageError> 
 }
 
 /// See [`Storage::observations`](super::Storage::observations).
-pub async fn observations(db: &impl Run) -> Result<Vec<(Uuid, Observation)>, StorageError> {
+pub async fn observations(db: &impl Run) -> Result<Vec<Observed>, StorageError> {
     let rows = db
         .fetch(Statement::new(
-            "SELECT experiment, verdict, failing FROM webhook_observations",
+            "SELECT experiment, verdict, failing, told_ms FROM webhook_observations",
         ))
         .await?;
     rows.iter()
@@ -99,7 +99,11 @@ pub async fn observations(db: &impl Run) -> Result<Vec<(Uuid, Observation)>, Sto
                     .map(str::to_owned)
                     .collect(),
             };
-            Ok((uuid_col(row, "experiment")?, observation))
+            Ok(Observed {
+                experiment: uuid_col(row, "experiment")?,
+                observation,
+                told_ms: row.optional_integer("told_ms")?,
+            })
         })
         .collect()
 }
@@ -110,20 +114,24 @@ pub async fn observations(db: &impl Run) -> Result<Vec<(Uuid, Observation)>, Sto
 /// since).
 pub async fn observe(db: &impl Run, notice: &Notice<'_>) -> Result<bool, StorageError> {
     let observation = notice.observation;
+    let told_ms = (!notice.events.is_empty()).then_some(notice.now_ms);
     let guard = match notice.previous {
         // Nothing for an experiment deleted since it was looked at (another
         // instance's delete): no row to refer to.
         None => Statement::new(
-            "INSERT INTO webhook_observations (experiment, verdict, failing, changed_ms) \
-             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM experiments WHERE uuid = $1) \
+            "INSERT INTO webhook_observations \
+             (experiment, verdict, failing, changed_ms, told_ms) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM experiments WHERE uuid = $1) \
              ON CONFLICT (experiment) DO NOTHING",
         )
         .uuid(notice.experiment)
         .text(observation.verdict.as_str())
         .text(failing_text(observation))
-        .integer(notice.now_ms),
+        .integer(notice.now_ms)
+        .optional_integer(told_ms),
         Some(previous) => Statement::new(
-            "UPDATE webhook_observations SET verdict = $1, failing = $2, changed_ms = $3 \
+            "UPDATE webhook_observations SET verdict = $1, failing = $2, changed_ms = $3, \
+             told_ms = COALESCE($7, told_ms) \
              WHERE experiment = $4 AND verdict = $5 AND failing = $6",
         )
         .text(observation.verdict.as_str())
@@ -131,7 +139,8 @@ pub async fn observe(db: &impl Run, notice: &Notice<'_>) -> Result<bool, Storage
         .integer(notice.now_ms)
         .uuid(notice.experiment)
         .text(previous.verdict.as_str())
-        .text(failing_text(previous)),
+        .text(failing_text(previous))
+        .optional_integer(told_ms),
     };
     let deliveries = notice
         .events
@@ -156,15 +165,20 @@ pub async fn observe(db: &impl Run, notice: &Notice<'_>) -> Result<bool, Storage
 pub async fn due_deliveries(
     db: &impl Run,
     now_ms: i64,
+    per_webhook: usize,
     n: usize,
 ) -> Result<Vec<Delivery>, StorageError> {
     let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM {DELIVERIES} \
-         WHERE next_ms <= $1 ORDER BY next_ms, id LIMIT $2"
+        "SELECT {DELIVERY_COLUMNS} FROM ( \
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY next_ms, id) AS place \
+           FROM {DELIVERIES} WHERE next_ms <= $1) AS due \
+         WHERE place <= $2 ORDER BY next_ms, id LIMIT $3"
     );
-    let rows = db
-        .fetch(Statement::new(sql).integer(now_ms).count(n))
-        .await?;
+    let statement = Statement::new(sql)
+        .integer(now_ms)
+        .count(per_webhook)
+        .count(n);
+    let rows = db.fetch(statement).await?;
     rows.iter().map(delivery_row).collect()
 }
 
@@ -261,17 +275,54 @@ pub async fn deliveries(
     rows.iter().map(delivery_row).collect()
 }
 
-/// See [`Storage::prune_deliveries`](super::Storage::prune_deliveries).
+/// See [`Storage::prune_deliveries`](super::Storage::prune_deliveries):
+/// a delivery still pending (`next_ms` set) is never removed here.
 pub async fn prune_deliveries(db: &impl Run, keep: usize) -> Result<u64, StorageError> {
     db.execute(
         Statement::new(
             "DELETE FROM webhook_deliveries WHERE id IN ( \
                SELECT id FROM ( \
-                 SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY id DESC) AS n \
+                 SELECT id, next_ms, \
+                   ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY id DESC) AS n \
                  FROM webhook_deliveries) AS ranked \
-               WHERE n > $1)",
+               WHERE n > $1 AND next_ms IS NULL)",
         )
         .count(keep),
     )
     .await
+}
+
+/// See [`Storage::drop_pending`](super::Storage::drop_pending).
+pub async fn drop_pending(db: &impl Run, max: usize) -> Result<Vec<(Uuid, u64)>, StorageError> {
+    let over = db
+        .fetch(
+            Statement::new(
+                "SELECT webhook FROM webhook_deliveries WHERE next_ms IS NOT NULL \
+                 GROUP BY webhook HAVING COUNT(*) > $1 ORDER BY webhook",
+            )
+            .count(max),
+        )
+        .await?;
+    let mut dropped = Vec::with_capacity(over.len());
+    for row in &over {
+        let webhook = uuid_col(row, "webhook")?;
+        let deleted = db
+            .execute(
+                Statement::new(
+                    "DELETE FROM webhook_deliveries WHERE id IN ( \
+                       SELECT id FROM ( \
+                         SELECT id, ROW_NUMBER() OVER (ORDER BY id DESC) AS n \
+                         FROM webhook_deliveries \
+                         WHERE webhook = $1 AND next_ms IS NOT NULL) AS ranked \
+                       WHERE n > $2)",
+                )
+                .uuid(webhook)
+                .count(max),
+            )
+            .await?;
+        if deleted > 0 {
+            dropped.push((webhook, deleted));
+        }
+    }
+    Ok(dropped)
 }

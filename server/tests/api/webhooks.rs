@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use myna_server::service::webhooks::{
-    HOLD_MS, MAX_ATTEMPTS, check_now, deliver_now, retry_after_ms,
+    HOLD_MS, MAX_ATTEMPTS, SEND_EVERY, check_now, deliver_now, retry_after_ms, send,
 };
+use myna_server::state::WebhookWatch;
 use myna_server::storage::Delivery;
 use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -159,10 +160,16 @@ async fn register(h: &Harness, url: &str) -> (Uuid, String) {
 
 /// An experiment of the owner whose verdict needs only 10 views a variant.
 async fn quick_experiment(h: &Harness) -> Uuid {
+    quick_experiment_of(h, Who::Owner).await
+}
+
+/// An experiment of `who`'s account whose verdict needs only 10 views a
+/// variant.
+async fn quick_experiment_of(h: &Harness, who: Who) -> Uuid {
     let answer = h
         .post(
             "/v2/experiment",
-            Who::Owner,
+            who,
             json!({"name": "hooked", "visibility": "published",
                    "settings": {"myna.decision.minViews": 10},
                    "variants": {"a": {}, "b": {}}}),
@@ -175,6 +182,11 @@ async fn quick_experiment(h: &Harness) -> Uuid {
 /// Records `views` views and `rewards` rewards of 1 for each `(variant,
 /// views, rewards)`, as the owner's API key.
 async fn record(h: &Harness, uuid: Uuid, counts: &[(&str, usize, usize)]) {
+    record_as(h, Who::Key, uuid, counts).await;
+}
+
+/// [`record`] as `who` (an API key).
+async fn record_as(h: &Harness, who: Who, uuid: Uuid, counts: &[(&str, usize, usize)]) {
     let mut events = Vec::new();
     for &(variant, views, rewards) in counts {
         for _ in 0..views {
@@ -190,7 +202,7 @@ async fn record(h: &Harness, uuid: Uuid, counts: &[(&str, usize, usize)]) {
     let answer = h
         .post(
             &format!("/v2/experiment/{uuid}/record"),
-            Who::Key,
+            who,
             json!({ "events": events }),
         )
         .await;
@@ -440,6 +452,75 @@ async fn a_health_check_flipped_again_and_again_is_told_once_per_hold() {
     );
 }
 
+/// More changes in one check than the deliveries kept per webhook: every
+/// event is still sent (an outside probe flipped 130 experiments at once
+/// with the public key; pruning deleted 21 deliveries never sent).
+#[tokio::test]
+async fn more_changes_at_once_than_deliveries_kept_are_all_sent() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(Mode::FailFirst(0)).await;
+    register(&h, &receiver.url).await;
+    let mut flipped = Vec::new();
+    for _ in 0..130 {
+        let uuid = quick_experiment(&h).await;
+        record(&h, uuid, &[("b", 0, 1)]).await;
+        flipped.push(uuid.to_string());
+    }
+    assert_eq!(check_now(&h.state).await.unwrap(), 130);
+    for _ in 0..200 {
+        if deliver_now(&h.state).await.unwrap() == 0 {
+            break;
+        }
+    }
+    let mut told: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            r.json()["experiment"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    told.sort();
+    flipped.sort();
+    assert_eq!(told.len(), 130, "every event sent");
+    assert_eq!(told, flipped);
+    // Once finished, the latest 100 are kept.
+    record(&h, Uuid::parse_str(&flipped[0]).unwrap(), &[("b", 10, 0)]).await;
+    h.clock.advance(HOLD_MS);
+    assert_eq!(check_now(&h.state).await.unwrap(), 1);
+    assert_eq!(deliveries(&h).await.len(), 100);
+}
+
+/// The hold after a change told is kept in the database: after a restart
+/// (the watcher's memory gone) the next change is held all the same (an
+/// outside probe: a change told 32 s after the previous event, after a
+/// restart).
+#[tokio::test]
+async fn the_hold_survives_a_restart() {
+    let h = Harness::new().await;
+    register(&h, "https://example.com/hook").await;
+    let uuid = quick_experiment(&h).await;
+    record(&h, uuid, &[("b", 0, 1)]).await;
+    assert_eq!(check_now(&h.state).await.unwrap(), 1, "failing, told");
+    record(&h, uuid, &[("b", 1, 0)]).await; // recovered
+    h.clock.advance(32_000);
+    // A restart: the watcher's memory starts empty.
+    *h.state.webhook_watch.lock().unwrap() = WebhookWatch::default();
+    assert_eq!(
+        check_now(&h.state).await.unwrap(),
+        0,
+        "held after a restart"
+    );
+    h.clock.advance(HOLD_MS - 32_000);
+    assert_eq!(check_now(&h.state).await.unwrap(), 1, "told at its end");
+    assert_eq!(
+        events(&deliveries(&h).await),
+        ["health-failing", "health-recovered"]
+    );
+}
+
 #[tokio::test]
 async fn failed_deliveries_are_retried_after_the_back_off() {
     let h = Harness::new().await;
@@ -552,6 +633,86 @@ async fn a_receiver_that_never_answers_does_not_hold_up_recording() {
     assert_eq!(deliver_now(&h.state).await.unwrap(), 0);
     assert_eq!(receiver.received().len(), 1);
     sending.abort();
+}
+
+/// Waits (up to `seconds`) until `receiver` got a request; whether it did.
+async fn arrives(receiver: &Receiver, seconds: u64) -> bool {
+    for _ in 0..seconds * 50 {
+        if !receiver.received().is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A receiver that never answers costs only its own deliveries time: the
+/// sender (the background task) starts another account's delivery while
+/// that attempt still hangs, not after its 10 s timeout (an outside probe:
+/// hanging webhooks of one account delayed another's event by 30 s and
+/// more, the sender's batch waiting for its slowest attempt).
+#[tokio::test]
+async fn a_hanging_receiver_does_not_delay_another_accounts_delivery() {
+    let h = Harness::new().await;
+    let hanging = Receiver::start(Mode::Hang).await;
+    let fast = Receiver::start(Mode::FailFirst(0)).await;
+    register(&h, &hanging.url).await;
+    let theirs = h
+        .post("/v2/webhook", Who::Other, json!({ "url": fast.url }))
+        .await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.text);
+    let mine = quick_experiment(&h).await;
+    let other = quick_experiment_of(&h, Who::Other).await;
+    record(&h, mine, &[("b", 0, 1)]).await;
+    assert_eq!(check_now(&h.state).await.unwrap(), 1);
+    let sender = tokio::spawn(send(h.state.downgrade()));
+    assert!(
+        arrives(&hanging, 30).await,
+        "the hanging delivery never arrived"
+    );
+
+    record_as(&h, Who::OtherKey, other, &[("b", 0, 1)]).await;
+    assert_eq!(check_now(&h.state).await.unwrap(), 1);
+    let arrived = arrives(&fast, 30).await;
+    // The hanging attempt has no outcome yet: it ends at its timeout.
+    let hanging_outcome = h.storage.attempts(h.owner.account, 10).await.unwrap();
+    sender.abort();
+    assert!(arrived, "the other account's delivery never arrived");
+    assert!(
+        hanging_outcome.is_empty(),
+        "the other account's delivery waited for the hanging attempt's end"
+    );
+}
+
+/// Hanging receivers cannot take every slot of the sender: one webhook
+/// has at most two attempts in flight, its other due deliveries wait.
+#[tokio::test]
+async fn a_webhook_has_at_most_two_attempts_in_flight() {
+    let h = Harness::new().await;
+    let hanging = Receiver::start(Mode::Hang).await;
+    register(&h, &hanging.url).await;
+    for _ in 0..3 {
+        let uuid = quick_experiment(&h).await;
+        record(&h, uuid, &[("b", 0, 1)]).await;
+    }
+    assert_eq!(check_now(&h.state).await.unwrap(), 3);
+    let sender = tokio::spawn(send(h.state.downgrade()));
+    for _ in 0..1500 {
+        if hanging.received().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Several of the sender's rounds later, still two.
+    tokio::time::sleep(SEND_EVERY * 3).await;
+    let claimed = deliveries(&h)
+        .await
+        .iter()
+        .filter(|d| d.attempts > 0)
+        .count();
+    let received = hanging.received().len();
+    sender.abort();
+    assert_eq!((claimed, received), (2, 2));
 }
 
 #[tokio::test]

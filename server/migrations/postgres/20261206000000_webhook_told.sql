@@ -1,0 +1,4 @@
+-- When a change of an experiment was last told (its events stored): the
+-- 10-minute hold that follows it is kept in the database, so it survives
+-- restarts and holds across instances. NULL: none told yet.
+ALTER TABLE webhook_observations ADD COLUMN told_ms BIGINT;
