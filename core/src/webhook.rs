@@ -28,7 +28,7 @@ pub const SIGNATURE_HEADER: &str = "Myna-Signature";
 const WEBHOOK_FIELDS: &[&str] = &["url"];
 
 /// Parses a webhook create body `{ "url": "https://…" }` (no other field);
-/// answers the URL, checked by [`check_url`].
+/// answers the URL, checked by [`check_url`], in its [`normal_url`] form.
 pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
     if body.len() > MAX_BODY_BYTES {
         return Err(body_too_large(body.len()));
@@ -51,7 +51,7 @@ pub fn parse_webhook_create(body: &[u8]) -> Result<String, Problem> {
             "url",
             "`url` is required: the address deliveries are posted to.",
         )),
-        Some(Value::String(url)) => check_url(url).map(|()| url.clone()),
+        Some(Value::String(url)) => check_url(url).map(|()| normal_url(url)),
         Some(_) => Err(Problem::at(
             Code::InvalidType,
             "url",
@@ -144,6 +144,43 @@ pub fn check_url(url: &str) -> Result<(), Problem> {
         Ok(parsed) if parsed.host().is_some() => Ok(()),
         _ => Err(bad("A webhook URL's host is malformed.")),
     }
+}
+
+/// A checked webhook URL as it is stored, so one resource has one spelling
+/// (an account's URLs are kept unique: the same receiver twice would get
+/// every event twice): scheme and host in lower case, no default port, no
+/// fragment (never sent), percent-encoded unreserved characters decoded
+/// (`%6f` is `o`) and the other escapes' hex in upper case.
+pub fn normal_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    parsed.set_fragment(None);
+    let text = parsed.as_str();
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            Some(b) => {
+                out.push_str(&format!("%{b:02X}"));
+                i += 3;
+            }
+            None => {
+                out.push(char::from(bytes[i]));
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// One webhook on the wire: `{ "typename": "webhook", "uuid", "url",
@@ -312,6 +349,29 @@ mod tests {
         assert_eq!(
             parse_webhook_create(br#"{"url": "https://example.com/h"}"#),
             Ok("https://example.com/h".into())
+        );
+        // One spelling per resource: an account cannot add the same twice.
+        for same in [
+            "https://example.com/h",
+            "HTTPS://EXAMPLE.COM/h",
+            "https://example.com:443/h",
+            "https://example.com/h#part",
+            "https://example.com/%68",
+        ] {
+            let body = format!(r#"{{"url": "{same}"}}"#);
+            assert_eq!(
+                parse_webhook_create(body.as_bytes()),
+                Ok("https://example.com/h".into()),
+                "{same}"
+            );
+        }
+        assert_eq!(
+            normal_url("http://h.example/a%2fb?q=%e2%82%ac"),
+            "http://h.example/a%2Fb?q=%E2%82%AC"
+        );
+        assert_eq!(
+            normal_url("http://h.example/Upper"),
+            "http://h.example/Upper"
         );
         let code = |body: &[u8]| parse_webhook_create(body).expect_err("refused").messages[0].code;
         assert_eq!(code(b"{}"), Code::MissingField);
