@@ -599,7 +599,10 @@ async fn a_receiver_that_is_down_is_given_up_after_six_attempts() {
     assert_eq!(listed[0].attempts, MAX_ATTEMPTS);
     assert_eq!(listed[0].next_ms, None);
     assert_eq!(listed[0].delivered_ms, None);
-    assert_eq!(listed[0].last_error.as_deref(), Some("could not connect"));
+    assert_eq!(
+        listed[0].last_error.as_deref(),
+        Some("could not connect: connection refused")
+    );
 }
 
 #[tokio::test]
