@@ -982,7 +982,8 @@ async fn the_snippet_is_safe_to_paste_and_the_markup_names_the_class_pages_use()
     let d = Dash::new().await;
     let body = json!({"name": "Snip", "id": "hero", "visibility": "published",
                       "settings": {"myna": {"html": {"cssClass": "banner-test"}}},
-                      "variants": {"x\u{2028}run()//": {}, "</script><script>alert(1)</script>": {}}});
+                      "variants": {"x\u{2028}run()//": {}, "</script><script>alert(1)</script>": {},
+                                   "rtl\u{202e}evil": {}}});
     let (status, read) = d.api(Method::POST, "/v2/experiment", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{read}");
     let uuid = read["uuid"].as_str().unwrap_or_default().to_owned();
@@ -1001,6 +1002,8 @@ async fn the_snippet_is_safe_to_paste_and_the_markup_names_the_class_pages_use()
     );
     assert!(!pasted.to_lowercase().contains("</script"), "{pasted}");
     assert!(pasted.contains(r#""x\u2028run()//""#), "{pasted}");
+    assert!(!pasted.contains('\u{202e}'), "a bidi control: {pasted}");
+    assert!(pasted.contains(r#""rtl\u202eevil""#), "{pasted}");
     assert!(
         pasted.contains(r#""\u003c/script>\u003cscript>alert(1)\u003c/script>""#),
         "{pasted}"

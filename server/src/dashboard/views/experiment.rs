@@ -360,13 +360,25 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
 
 /// A JavaScript string literal (JSON's), for the snippet, safe to paste
 /// anywhere in a script: `<` escaped (no `</script>` or `<!--` can end an
-/// inline script), and U+2028/U+2029, which end a `//` comment.
+/// inline script), U+2028/U+2029, which end a `//` comment, and the bidi
+/// controls (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), which would
+/// show the code around them in another order than it runs.
 fn js_string(text: &str) -> String {
-    serde_json::to_string(text)
-        .unwrap_or_else(|_| "\"\"".to_owned())
-        .replace('<', "\\u003c")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+    let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The snippet's code: the SDK connected to `api_root` with `key`, this
