@@ -23,8 +23,11 @@ use crate::storage::{Attempt, Delivery, StorageError};
 pub const SEND_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of one delivery before it is given up.
 pub const MAX_ATTEMPTS: u64 = 6;
-/// Attempts in flight at once, per instance.
-pub const SENDING_AT_ONCE: usize = 8;
+/// Attempts in flight at once, per instance: more than one account's
+/// webhooks may take ([`PER_WEBHOOK`] × `MAX_WEBHOOKS`), so every receiver
+/// of one account hanging still leaves others' deliveries room.
+pub const SENDING_AT_ONCE: usize = 32;
+const _: () = assert!(SENDING_AT_ONCE > PER_WEBHOOK * myna_core::limits::MAX_WEBHOOKS);
 /// Attempts in flight at once for one webhook, per instance: hanging
 /// receivers cannot take every slot.
 pub const PER_WEBHOOK: usize = 2;
