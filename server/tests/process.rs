@@ -620,4 +620,67 @@ fn a_database_file_deleted_or_replaced_under_the_server_is_unavailable() {
     std::fs::rename(&aside, &db).unwrap();
     assert_eq!(record().0, 200);
     assert_eq!(health(200), 200);
+    // Its write-ahead log deleted: commits would go to a log no later
+    // start reads (a kill -9 then lost everything acknowledged since).
+    let wal = dir.path().join("myna.db-wal");
+    assert!(wal.exists());
+    std::fs::remove_file(&wal).unwrap();
+    assert_eq!(record().0, 503);
+    assert_eq!(health(503), 503);
+}
+
+/// A backup moved over the database of a running server (not the way to
+/// restore, but done): at its stop the server sets its own write-ahead log
+/// aside, so the next start opens the backup as it is, not "malformed".
+#[test]
+fn a_backup_moved_over_a_running_database_starts_after_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
+    ];
+    let mut server = Server::start(&db, &env);
+    let owner = basic("admin@example.com", "s3cret-admin");
+    let kept = json_call(
+        server.addr,
+        "POST",
+        "/v2/experiment",
+        &owner,
+        r#"{"name": "kept", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let kept = kept["uuid"].as_str().unwrap().to_owned();
+    let copy = dir.path().join("copy.db");
+    let backup = Command::new(BIN)
+        .arg("backup")
+        .arg(&copy)
+        .arg("--database")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{backup:?}");
+    // Written after the backup: in the log beside the file, not in the copy.
+    let mut later = String::new();
+    for n in 0..50 {
+        let body = format!(r#"{{"name": "later {n}", "variants": {{"a": {{}}}}}}"#);
+        let made = json_call(server.addr, "POST", "/v2/experiment", &owner, &body);
+        later = made["uuid"].as_str().unwrap().to_owned();
+    }
+    std::fs::rename(&copy, &db).unwrap();
+    server.terminate();
+    assert!(dir.path().join("myna.db-wal.of-replaced-file").exists());
+    let again = Server::start(&db, &env);
+    let read = |uuid: &str| {
+        http(
+            again.addr,
+            "GET",
+            &format!("/v2/experiment/{uuid}"),
+            &owner,
+            "",
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(read(&kept), 200);
+    assert_eq!(read(&later), 404);
 }

@@ -384,6 +384,12 @@ impl Storage for SqliteStorage {
         Box::pin(async move {
             self.read.close().await;
             self.write.close().await;
+            for moved in self.file.set_aside_stale_log() {
+                tracing::warn!(
+                    file = %moved.display(),
+                    "the database file was replaced while this server ran: its log set aside"
+                );
+            }
             Ok(())
         })
     }

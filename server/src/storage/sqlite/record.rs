@@ -23,11 +23,21 @@ pub struct Recorder {
     file: DatabaseFile,
 }
 
-/// The database file's path, and which file it named when opened.
+/// The database file's path, and which file it named when opened; its
+/// write-ahead log's likewise (where there was one: the connections keep
+/// it while they are open).
 #[derive(Debug, Clone)]
 pub struct DatabaseFile {
     path: PathBuf,
     identity: Option<FileIdentity>,
+    wal: Option<FileIdentity>,
+}
+
+/// The write-ahead log of the database at `path`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// A file's device and inode: another file at the same path differs.
@@ -39,21 +49,54 @@ impl DatabaseFile {
         DatabaseFile {
             path: path.to_owned(),
             identity: identity(path),
+            wal: identity(&wal_path(path)),
         }
+    }
+
+    /// At close, when another file was moved over this one (a backup
+    /// restored under the running server): this server's write-ahead log
+    /// and shared memory, still beside it, belong to the file it had open,
+    /// and the next start would read them into the new one (a "malformed"
+    /// database). They are renamed `…-wal.of-replaced-file` and
+    /// `…-shm.of-replaced-file`, never deleted; the names moved, if any.
+    pub fn set_aside_stale_log(&self) -> Vec<PathBuf> {
+        let replaced = identity(&self.path).is_some_and(|now| Some(now) != self.identity);
+        let wal = wal_path(&self.path);
+        if !replaced || self.wal.is_none() || identity(&wal) != self.wal {
+            return Vec::new();
+        }
+        let mut shm = self.path.as_os_str().to_owned();
+        shm.push("-shm");
+        let mut moved = Vec::new();
+        for from in [wal, PathBuf::from(shm)] {
+            let mut to = from.as_os_str().to_owned();
+            to.push(".of-replaced-file");
+            if std::fs::rename(&from, &to).is_ok() {
+                moved.push(PathBuf::from(to));
+            }
+        }
+        moved
     }
 
     /// Fails while the path no longer names the file this server opened
     /// (deleted, or another moved over it, say a backup restored under a
-    /// running server): what it wrote would be lost at the next start, so
-    /// nothing is acknowledged until a restart opens the file there now.
+    /// running server), or its write-ahead log's path the log: what it
+    /// wrote would be lost at the next start, so nothing is acknowledged
+    /// until a restart opens the files there now.
     pub fn check(&self) -> Result<(), StorageError> {
-        if identity(&self.path) == self.identity {
+        let wal = wal_path(&self.path);
+        let gone = if identity(&self.path) != self.identity {
+            self.path.as_path()
+        } else if self.wal.is_some() && identity(&wal) != self.wal {
+            // Commits would go to a log no later start reads.
+            wal.as_path()
+        } else {
             return Ok(());
-        }
+        };
         Err(StorageError::Unavailable(format!(
             "the database file {} was deleted or replaced while this server had it open: \
              restart the server (writes to the old file would be lost)",
-            self.path.display()
+            gone.display()
         )))
     }
 }
