@@ -505,12 +505,7 @@ fn a_taken_port_is_refused_before_the_database_is_made() {
 fn a_second_sigint_exits_at_once() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
-        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
-    ];
-    let mut server = Server::start(&dir.path().join("myna.db"), &env);
-    let owner = basic("admin@example.com", "s3cret-admin");
+    let (mut server, owner) = admin_server(&dir.path().join("myna.db"));
     let created = json_call(
         server.addr,
         "POST",
@@ -553,12 +548,7 @@ fn a_second_sigint_exits_at_once() {
 fn a_database_file_deleted_or_replaced_under_the_server_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("myna.db");
-    let env = [
-        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
-        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
-    ];
-    let server = Server::start(&db, &env);
-    let owner = basic("admin@example.com", "s3cret-admin");
+    let (server, owner) = admin_server(&db);
     let created = json_call(
         server.addr,
         "POST",
@@ -636,12 +626,7 @@ fn a_database_file_deleted_or_replaced_under_the_server_is_unavailable() {
 fn a_backup_moved_over_a_running_database_starts_after_a_stop() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("myna.db");
-    let env = [
-        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
-        ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
-    ];
-    let mut server = Server::start(&db, &env);
-    let owner = basic("admin@example.com", "s3cret-admin");
+    let (mut server, owner) = admin_server(&db);
     let kept = json_call(
         server.addr,
         "POST",
@@ -669,7 +654,7 @@ fn a_backup_moved_over_a_running_database_starts_after_a_stop() {
     std::fs::rename(&copy, &db).unwrap();
     server.terminate();
     assert!(dir.path().join("myna.db-wal.of-replaced-file").exists());
-    let again = Server::start(&db, &env);
+    let again = Server::start(&db, &ADMIN);
     let read = |uuid: &str| {
         http(
             again.addr,
@@ -683,4 +668,16 @@ fn a_backup_moved_over_a_running_database_starts_after_a_stop() {
     };
     assert_eq!(read(&kept), 200);
     assert_eq!(read(&later), 404);
+}
+
+/// The first account of [`admin_server`]'s servers.
+const ADMIN: [(&str, &str); 2] = [
+    ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+    ("MYNA_ADMIN_PASSWORD", "s3cret-admin"),
+];
+
+/// A server on `db` whose first account is [`ADMIN`]; its Basic credentials.
+fn admin_server(db: &std::path::Path) -> (Server, String) {
+    let server = Server::start(db, &ADMIN);
+    (server, basic("admin@example.com", "s3cret-admin"))
 }
