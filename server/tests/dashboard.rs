@@ -2409,8 +2409,8 @@ async fn forms_sent_from_another_origin_are_refused() {
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
 }
 
-/// The new-experiment form sent twice (reloaded after a slow answer, or
-/// again after Back) creates one experiment: the second answer leads to it.
+/// The new-experiment form sent twice (a second click, or its answer
+/// reloaded) creates one experiment: the second answer leads to it.
 #[tokio::test]
 async fn a_new_experiment_form_sent_twice_creates_one() {
     let d = Dash::new().await;

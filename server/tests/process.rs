@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    BIN, Batch, PATIENCE, Server, basic, batch, counts, first_start_refused, http, json_call,
-    totals,
+    BIN, Batch, PATIENCE, Server, basic, batch, counts, exit_of, first_start_refused, http,
+    json_call, totals,
 };
 
 #[test]
@@ -429,19 +429,9 @@ fn a_log_that_cannot_be_written_stops_nothing() {
         let (status, _) = http(addr, "GET", "/healthz", "", "").unwrap();
         assert_eq!(status, 200);
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(started.elapsed() < PATIENCE, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let exit = exit_of(&mut child, "no exit after SIGTERM");
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -506,21 +496,12 @@ fn a_second_sigint_exits_at_once() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let (mut server, owner) = admin_server(&dir.path().join("myna.db"));
-    let created = json_call(
-        server.addr,
-        "POST",
-        "/v2/experiment",
-        &owner,
-        r#"{"name": "x", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
-    );
-    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
+    let (experiment, key) = published_with_key(server.addr, &owner);
     // A record whose body stalls half way: the first signal waits for it.
     let mut stalled = std::net::TcpStream::connect(server.addr).unwrap();
     let head = format!(
-        "POST /v2/experiment/{}/record?apikey={} HTTP/1.1\r\nHost: x\r\n\
-         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"events\":[",
-        created["uuid"].as_str().unwrap(),
-        key["uuid"].as_str().unwrap()
+        "POST /v2/experiment/{experiment}/record?apikey={key} HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"events\":["
     );
     stalled.write_all(head.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -529,14 +510,7 @@ fn a_second_sigint_exits_at_once() {
     server.wait_for_log("shutting down");
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(started.elapsed() < PATIENCE, "no exit after two SIGINTs");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = exit_of(&mut server.child, "no exit after two SIGINTs");
     assert_eq!(exit.code(), Some(130), "{exit:?}");
     drop(stalled);
 }
@@ -549,19 +523,9 @@ fn a_database_file_deleted_or_replaced_under_the_server_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("myna.db");
     let (server, owner) = admin_server(&db);
-    let created = json_call(
-        server.addr,
-        "POST",
-        "/v2/experiment",
-        &owner,
-        r#"{"name": "x", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
-    );
-    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
-    let path = format!(
-        "/v2/experiment/{}/record",
-        created["uuid"].as_str().unwrap()
-    );
-    let auth = format!("ApiKey {}", key["uuid"].as_str().unwrap());
+    let (experiment, key) = published_with_key(server.addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let auth = format!("ApiKey {key}");
     let record = || {
         let body = format!(
             r#"{{"batch":"{}","events":[{{"typename":"view","variant":"a"}}]}}"#,
@@ -680,4 +644,20 @@ const ADMIN: [(&str, &str); 2] = [
 fn admin_server(db: &std::path::Path) -> (Server, String) {
     let server = Server::start(db, &ADMIN);
     (server, basic("admin@example.com", "s3cret-admin"))
+}
+
+/// A published experiment (variants a, b) and an API key: their uuids.
+fn published_with_key(addr: std::net::SocketAddr, owner: &str) -> (String, String) {
+    let created = json_call(
+        addr,
+        "POST",
+        "/v2/experiment",
+        owner,
+        r#"{"name": "x", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let key = json_call(addr, "POST", "/v2/apikey", owner, "");
+    (
+        created["uuid"].as_str().unwrap().to_owned(),
+        key["uuid"].as_str().unwrap().to_owned(),
+    )
 }

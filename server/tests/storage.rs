@@ -1593,6 +1593,32 @@ mod cases {
         }
     }
 
+    /// Stores `n` verdict changes of `experiment`, each with its
+    /// deliveries (bodies "0", "1", …, seen at 100, 101, … ms); the last
+    /// observation.
+    async fn verdict_changes(
+        storage: &dyn Storage,
+        owner: Uuid,
+        experiment: Uuid,
+        n: i64,
+    ) -> Option<Observation> {
+        let mut previous: Option<Observation> = None;
+        for i in 0..n {
+            let now = observation(&format!("v{i}"), &[]);
+            let notice = Notice {
+                experiment,
+                account_id: owner,
+                previous: previous.as_ref(),
+                observation: &now,
+                events: vec![(WebhookEvent::VerdictChanged, format!("{i}"))],
+                now_ms: 100 + i,
+            };
+            assert!(storage.observe(&notice).await.unwrap());
+            previous = Some(now);
+        }
+        previous
+    }
+
     fn observation(verdict: &str, failing: &[&str]) -> Observation {
         Observation {
             verdict: verdict.into(),
@@ -1824,20 +1850,7 @@ mod cases {
         storage.create_experiment(&experiment, 0).await.unwrap();
         let hook = webhook(owner, 1);
         storage.create_webhook(&hook, 10).await.unwrap();
-        let mut previous: Option<Observation> = None;
-        for i in 0..5 {
-            let now = observation(&format!("v{i}"), &[]);
-            let notice = Notice {
-                experiment: experiment.uuid,
-                account_id: owner,
-                previous: previous.as_ref(),
-                observation: &now,
-                events: vec![(WebhookEvent::VerdictChanged, format!("{i}"))],
-                now_ms: 100 + i,
-            };
-            assert!(storage.observe(&notice).await.unwrap());
-            previous = Some(now);
-        }
+        verdict_changes(storage, owner, experiment.uuid, 5).await;
         assert!(storage.due_deliveries(99, 10, 10).await.unwrap().is_empty());
         let due = storage.due_deliveries(102, 10, 10).await.unwrap();
         let bodies: Vec<&str> = due.iter().map(|d| d.body.as_str()).collect();
@@ -1954,20 +1967,7 @@ mod cases {
         storage.create_experiment(&experiment, 0).await.unwrap();
         let hook = webhook(owner, 1);
         storage.create_webhook(&hook, 10).await.unwrap();
-        let mut previous: Option<Observation> = None;
-        for i in 0..6 {
-            let now = observation(&format!("v{i}"), &[]);
-            let notice = Notice {
-                experiment: experiment.uuid,
-                account_id: owner,
-                previous: previous.as_ref(),
-                observation: &now,
-                events: vec![(WebhookEvent::VerdictChanged, format!("{i}"))],
-                now_ms: 100 + i,
-            };
-            assert!(storage.observe(&notice).await.unwrap());
-            previous = Some(now);
-        }
+        let previous = verdict_changes(storage, owner, experiment.uuid, 6).await;
         let other = webhook(owner, 2);
         storage.create_webhook(&other, 10).await.unwrap();
         let last = observation("last", &[]);

@@ -638,10 +638,10 @@ async fn a_receiver_that_never_answers_does_not_hold_up_recording() {
     sending.abort();
 }
 
-/// Waits (up to `seconds`) until `receiver` got a request; whether it did.
-async fn arrives(receiver: &Receiver, seconds: u64) -> bool {
+/// Waits (up to `seconds`) until `receiver` got `n` requests; whether it did.
+async fn arrives(receiver: &Receiver, n: usize, seconds: u64) -> bool {
     for _ in 0..seconds * 50 {
-        if !receiver.received().is_empty() {
+        if receiver.received().len() >= n {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -675,18 +675,13 @@ async fn a_hanging_receiver_does_not_delay_another_accounts_delivery() {
     }
     assert_eq!(check_now(&h.state).await.unwrap(), 2);
     let sender = tokio::spawn(send(h.state.downgrade()));
-    for _ in 0..1500 {
-        if hanging.received().len() >= 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    arrives(&hanging, 20, 30).await;
     assert_eq!(hanging.received().len(), 20, "every hanging attempt began");
 
     record_as(&h, Who::OtherKey, other, &[("b", 0, 1)]).await;
     assert_eq!(check_now(&h.state).await.unwrap(), 1);
-    let arrived = arrives(&fast, 30).await;
-    // The hanging attempt has no outcome yet: it ends at its timeout.
+    let arrived = arrives(&fast, 1, 30).await;
+    // No hanging attempt has an outcome yet: they end at their timeout.
     let hanging_outcome = h.storage.attempts(h.owner.account, 10).await.unwrap();
     sender.abort();
     assert!(arrived, "the other account's delivery never arrived");
@@ -709,12 +704,7 @@ async fn a_webhook_has_at_most_two_attempts_in_flight() {
     }
     assert_eq!(check_now(&h.state).await.unwrap(), 3);
     let sender = tokio::spawn(send(h.state.downgrade()));
-    for _ in 0..1500 {
-        if hanging.received().len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    arrives(&hanging, 2, 30).await;
     // Several of the sender's rounds later, still two.
     tokio::time::sleep(SEND_EVERY * 3).await;
     let claimed = deliveries(&h)

@@ -126,17 +126,7 @@ impl Server {
     /// Waits (up to [`PATIENCE`]) for the server to exit after SIGTERM and
     /// asserts that it exited cleanly.
     pub fn assert_stops_cleanly(&mut self) {
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "SIGTERM did not stop the server"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exit_of(&mut self.child, "SIGTERM did not stop the server");
         assert!(status.success(), "exit status {status}");
     }
 
@@ -153,6 +143,19 @@ impl Server {
     pub fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
+    }
+}
+
+/// The exit status of `child`, waited for up to [`PATIENCE`] (else panics
+/// saying `what`).
+pub fn exit_of(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < PATIENCE, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
