@@ -60,6 +60,26 @@ pub async fn open_waiting(
     Ok(Arc::new(storage))
 }
 
+/// Prints the first account's generated password, its one showing. Standard
+/// output closed or full: the password is lost, so the start stops saying
+/// how to get in (an account of one's own).
+fn print_first_password(email: &str, password: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Created the first account. Log in with email {email} and password {password} \
+         (shown only this once)."
+    )
+    .and_then(|()| out.flush())
+    .map_err(|error| {
+        format!(
+            "created the first account ({email}) but could not print its password to \
+             standard output ({error}); create an account with a password of your choice: \
+             myna-server account create --email YOU --password ..."
+        )
+    })
+}
+
 /// Takes an SQLite database for this process alone: an exclusive lock
 /// (`flock`) on the database file itself, so a second name for it (a
 /// symbolic or hard link) is the same file, held as long as the returned
@@ -135,26 +155,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     .map_err(|p| format!("cannot create the first account: {p}"))?;
     if let Some(first) = first {
         match first.generated_password {
-            Some(password) => {
-                let line = format!(
-                    "Created the first account. Log in with email {} and password {password} \
-                     (shown only this once).",
-                    first.email
-                );
-                // Standard output closed or full: the password is lost, so
-                // say how to get in (an account of one's own) and stop.
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")
-                    .and_then(|()| out.flush())
-                    .map_err(|error| {
-                        format!(
-                            "created the first account ({}) but could not print its password \
-                         to standard output ({error}); create an account with a password of \
-                         your choice: myna-server account create --email YOU --password ...",
-                            first.email
-                        )
-                    })?;
-            }
+            Some(password) => print_first_password(&first.email, &password)?,
             None => tracing::info!(email = %first.email, "created the first account"),
         }
     }
