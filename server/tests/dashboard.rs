@@ -152,6 +152,16 @@ impl Dash {
         self.send(Method::GET, uri, &[cookie], None).await
     }
 
+    /// The new-experiment form as `browser` reaches it from the "New
+    /// experiment" link: `/experiments/new` redirects to a new uuid's form.
+    async fn new_form(&self, browser: &Browser) -> Answer {
+        let link = self.page(browser, "/experiments/new").await;
+        assert_eq!(link.status, StatusCode::SEE_OTHER, "{}", link.text);
+        let form = link.location();
+        assert!(form.starts_with("/experiments/new?uuid="), "{form}");
+        self.page(browser, form).await
+    }
+
     /// A form posted by `browser` with its CSRF token.
     /// An experiment's edit form (`/experiments/{uuid}`) also carries, as
     /// the page's does, the `was` tag of the definition the page showed
@@ -1576,7 +1586,7 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
 async fn the_id_field_sets_the_id_pages_use_and_the_page_shows_its_markup() {
     let d = Dash::new().await;
     let browser = d.sign_in().await;
-    let new = d.page(&browser, "/experiments/new").await;
+    let new = d.new_form(&browser).await;
     let label = between(&new.text, "<label for=\"id\">", "</label>").expect("an id field");
     assert!(
         label.starts_with("ID ") && label.contains("used by pages"),
@@ -2335,7 +2345,7 @@ async fn only_the_list_is_the_current_page_and_the_visibility_select_names_its_h
     for path in [
         format!("/experiments/{uuid}"),
         format!("/experiments/{uuid}/reset"),
-        "/experiments/new".to_owned(),
+        format!("/experiments/new?uuid={uuid}"),
         "/nope".to_owned(),
     ] {
         let page = d.page(&browser, &path).await;
@@ -2356,7 +2366,7 @@ async fn only_the_list_is_the_current_page_and_the_visibility_select_names_its_h
         keys.text
             .contains(r#"<a href="/keys" aria-current="page">API keys</a>"#)
     );
-    let new = d.page(&browser, "/experiments/new").await;
+    let new = d.new_form(&browser).await;
     let select = tag(&new.text, "visibility");
     assert!(
         select.contains("aria-describedby=\"visibility-hint\""),
@@ -2409,13 +2419,14 @@ async fn forms_sent_from_another_origin_are_refused() {
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
 }
 
-/// The new-experiment form sent twice (a second click, or its answer
-/// reloaded) creates one experiment: the second answer leads to it.
+/// The new-experiment form sent twice (a second click, its answer
+/// reloaded, or sent again after Back) creates one experiment: the second
+/// answer leads to it.
 #[tokio::test]
 async fn a_new_experiment_form_sent_twice_creates_one() {
     let d = Dash::new().await;
     let browser = d.sign_in().await;
-    let page = d.page(&browser, "/experiments/new").await;
+    let page = d.new_form(&browser).await;
     let uuid = between(&page.text, "name=\"uuid\" value=\"", "\"").expect("the form's uuid");
     let fields = [
         ("uuid", uuid.as_str()),
@@ -2428,6 +2439,14 @@ async fn a_new_experiment_form_sent_twice_creates_one() {
     assert_eq!(
         first.location(),
         format!("/experiments/{uuid}?done=created")
+    );
+    // Back shows the form's URL again: the same uuid.
+    let back = d
+        .page(&browser, &format!("/experiments/new?uuid={uuid}"))
+        .await;
+    assert_eq!(
+        between(&back.text, "name=\"uuid\" value=\"", "\"").as_deref(),
+        Some(uuid.as_str())
     );
     let again = d.submit(&browser, "/experiments/new", &fields).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text);
@@ -2443,7 +2462,7 @@ async fn a_new_experiment_form_sent_twice_creates_one() {
         .await;
     assert!(shown.text.contains("had been sent before"));
     // Each form shown has its own uuid.
-    let other = d.page(&browser, "/experiments/new").await;
+    let other = d.new_form(&browser).await;
     assert_ne!(
         between(&other.text, "name=\"uuid\" value=\"", "\"").as_deref(),
         Some(uuid.as_str())

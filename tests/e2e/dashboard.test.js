@@ -456,3 +456,26 @@ test("a refused new-experiment form: the problems, in the form's words, take the
     await page.context().close();
   }
 });
+
+test("a new-experiment form sent again after Back leads to the experiment it created, creating no second one", async () => {
+  const page = await signedIn();
+  try {
+    await page.goto(`${server.url}/`);
+    await page.click("a[href='/experiments/new']");
+    await page.fill("#name", "Sent after Back");
+    await page.fill("#variants", "green\nblue");
+    await Promise.all([page.waitForURL(/\/experiments\/[0-9a-f-]{36}\?done=created/), page.click("button:has-text('Create experiment')")]);
+    const created = new URL(page.url()).pathname;
+    await page.goBack();
+    await page.waitForSelector("#name");
+    await page.fill("#name", "Sent after Back");
+    await page.fill("#variants", "green\nblue");
+    await Promise.all([page.waitForURL(/\?done=sent-before/), page.click("button:has-text('Create experiment')")]);
+    assert.equal(new URL(page.url()).pathname, created);
+    assert.equal(await page.locator("text=had been sent before").count(), 1);
+    const found = await api.ok("GET", "/v2/experiment?q=Sent%20after%20Back&visibility=draft,published,archived");
+    assert.equal(found.results.length, 1, JSON.stringify(found));
+  } finally {
+    await page.context().close();
+  }
+});

@@ -10,18 +10,35 @@ use super::forms::{Done, NewForm};
 use super::status_of;
 use crate::dashboard::views::edit::new_page;
 use crate::dashboard::{html, posted, signed_in};
+use crate::request::Params;
 use crate::service::experiments::create_experiment;
 use crate::state::AppState;
 
-/// `GET /experiments/new`.
+/// `GET /experiments/new?uuid=…`: the form for the experiment that will
+/// get that uuid. Without one (the "New experiment" link), a redirect to
+/// a new uuid's form, so that the browser's history holds the uuid: the
+/// form shown again after Back sends the same uuid, and creates nothing
+/// twice.
 #[handler]
 pub async fn new_form(request: &Request, Data(state): Data<&AppState>) -> Response {
-    match signed_in(state, request).await {
-        Ok(session) => html::html(
-            StatusCode::OK,
-            new_page(&session.csrf, &NewForm::default(), None),
+    let session = match signed_in(state, request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let params = Params::of(request);
+    match params.get("uuid").map(uuid::Uuid::parse_str) {
+        Some(Ok(uuid)) => {
+            let uuid = uuid.to_string();
+            let form = NewForm {
+                uuid: &uuid,
+                ..NewForm::default()
+            };
+            html::html(StatusCode::OK, new_page(&session.csrf, &form, None))
+        }
+        _ => html::redirect(
+            &format!("/experiments/new?uuid={}", uuid::Uuid::new_v4()),
+            &[],
         ),
-        Err(redirect) => redirect,
     }
 }
 
