@@ -440,6 +440,10 @@ fn check_variant_id(id: &str, path: &str, problems: &mut Vec<Message>) -> bool {
 
 fn parse_name(value: &Value, path: &str, problems: &mut Vec<Message>) -> Option<String> {
     match value {
+        Value::String(s) if has_nul(s) => {
+            problems.push(nul_problem(path));
+            None
+        }
         Value::String(s) if is_blank(s) || s.chars().nth(MAX_NAME_CHARS).is_some() => {
             problems.push(
                 Message::at(
@@ -449,10 +453,6 @@ fn parse_name(value: &Value, path: &str, problems: &mut Vec<Message>) -> Option<
                 )
                 .with_data(serde_json::json!({ "limit": MAX_NAME_CHARS })),
             );
-            None
-        }
-        Value::String(s) if has_nul(s) => {
-            problems.push(nul_problem(path));
             None
         }
         Value::String(s) => Some(s.clone()),

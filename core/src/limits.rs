@@ -50,14 +50,29 @@ pub const MAX_API_KEYS: usize = 100;
 /// more is a 409 `conflict` until one is deleted.
 pub const MAX_EXPERIMENTS: usize = 10_000;
 
-/// Whether a name is blank: nothing a reader would see, only white space
-/// and the invisible format characters (zero-width space, joiners, word
-/// joiner, byte order mark, soft hyphen…).
+/// Whether a name is blank: nothing a reader would see. Every character is
+/// white space, a control character, a combining mark (which alone marks
+/// nothing), or one of Unicode's default-ignorable code points (format
+/// characters such as zero-width space and joiners, the bidi controls,
+/// the soft hyphen, variation selectors, Hangul fillers, tags: what a
+/// font shows nothing for).
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| {
         c.is_whitespace()
-            || matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+            || c.is_control()
+            || unicode_normalization::char::is_combining_mark(c)
+            || is_default_ignorable(c)
     })
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt).
+fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// Whether `text` holds U+0000, which no stored text may (PostgreSQL's
@@ -347,10 +362,31 @@ mod tests {
             "\u{3000}\u{a0}",
             "\u{200b}",
             "\u{feff}\u{2060} \u{200d}",
+            // Control characters (ESC, CSI), bidi overrides, a combining
+            // mark alone, fillers, a variation selector, a tag, a musical
+            // format character: each alone shows nothing.
+            "\u{1}",
+            "\u{1b}",
+            "\u{7f}\u{9b}",
+            "\u{202e}",
+            "\u{301}",
+            "\u{34f}\u{115f}\u{3164}",
+            "\u{fe0f}",
+            "\u{e0001}",
+            "\u{1d173}",
         ] {
             assert!(is_blank(blank), "{blank:?}");
         }
-        for name in ["a", " a ", "\u{200b}b", "😀"] {
+        for name in [
+            "a",
+            " a ",
+            "\u{200b}b",
+            "😀",
+            "e\u{301}",
+            "\u{202e}abc",
+            "ᄀ",
+            "\u{2764}\u{fe0f}",
+        ] {
             assert!(!is_blank(name), "{name:?}");
         }
     }

@@ -146,6 +146,25 @@ impl SearchQuery {
         experiments: impl IntoIterator<Item = (&'e Experiment, Option<&'e str>)>,
         access: Access,
     ) -> Vec<&'e Experiment> {
+        self.page_of(experiments, access).0
+    }
+
+    /// [`SearchQuery::apply`], with how many experiments match in all (the
+    /// page holds those from `skip`, at most `limit`): for a pager.
+    pub fn apply_counted<'e>(
+        &self,
+        experiments: impl IntoIterator<Item = &'e Experiment>,
+        access: Access,
+    ) -> (Vec<&'e Experiment>, usize) {
+        self.page_of(experiments.into_iter().map(|e| (e, None)), access)
+    }
+
+    /// The page and the number of matches.
+    fn page_of<'e>(
+        &self,
+        experiments: impl IntoIterator<Item = (&'e Experiment, Option<&'e str>)>,
+        access: Access,
+    ) -> (Vec<&'e Experiment>, usize) {
         let needle = self.q.as_deref().map(Needle::new);
         let by_name = matches!(self.sort, Sort::NameAsc | Sort::NameDesc);
         let mut found: Vec<Found<'e>> = experiments
@@ -166,6 +185,7 @@ impl SearchQuery {
                 Some(Found { name, experiment })
             })
             .collect();
+        let matched = found.len();
         // A total order (ties by uuid): only the `skip + limit` first are
         // sorted, once selected from the rest in linear time.
         let order = |a: &Found<'e>, b: &Found<'e>| match self.sort {
@@ -182,12 +202,13 @@ impl SearchQuery {
             found.truncate(wanted);
         }
         found.sort_unstable_by(order);
-        found
+        let page = found
             .into_iter()
             .skip(self.skip)
             .take(self.limit)
             .map(|f| f.experiment)
-            .collect()
+            .collect();
+        (page, matched)
     }
 }
 
@@ -264,11 +285,28 @@ pub fn folded(text: &str) -> String {
 fn folded_unicode(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
-    text.nfkd()
+    let lower = text
+        .nfkd()
         .filter(|c| !is_combining_mark(*c))
         .collect::<String>()
-        .to_lowercase()
-        .replace('ß', "ss")
+        .to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    for c in lower.chars() {
+        // Latin letters with no decomposition, as their readers type them.
+        match c {
+            'ß' => out.push_str("ss"),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            'þ' => out.push_str("th"),
+            'ø' => out.push('o'),
+            'ł' => out.push('l'),
+            'đ' | 'ð' => out.push('d'),
+            'ħ' => out.push('h'),
+            'ı' => out.push('i'),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -380,6 +418,42 @@ mod tests {
         }
     }
 
+    /// The count of matches is every experiment the filters keep, whatever
+    /// page is asked (a pager's "of N"), and 0 past the last.
+    #[test]
+    fn matches_are_counted_whatever_the_page() {
+        let all: Vec<Experiment> = (0..30u128)
+            .map(|n| {
+                let visibility = [Visibility::Published, Visibility::Draft][(n % 2) as usize];
+                exp(
+                    n,
+                    &format!("{} {n}", ["red", "blue", "green"][(n % 3) as usize]),
+                    visibility,
+                )
+            })
+            .collect();
+        for (pairs, want) in [
+            (vec![], 15),
+            (vec![("visibility", "draft,published")], 30),
+            (vec![("q", "red")], 5),
+            (vec![("q", "red"), ("visibility", "draft,published")], 10),
+            (vec![("q", "nothing")], 0),
+        ] {
+            for skip in ["0", "3", "29", "100"] {
+                for limit in ["0", "1", "25"] {
+                    let mut asked = pairs.clone();
+                    asked.extend([("skip", skip), ("limit", limit)]);
+                    let q = query(&asked).unwrap_or_default();
+                    let (page, matched) = q.apply_counted(&all, Access::Complete);
+                    assert_eq!(matched, want, "{asked:?}");
+                    assert_eq!(page, q.apply(&all, Access::Complete), "{asked:?}");
+                }
+            }
+        }
+        let drafts = query(&[("visibility", "draft")]).unwrap_or_default();
+        assert_eq!(drafts.apply_counted(&all, Access::Summary).1, 0);
+    }
+
     /// ASCII text takes a short way: the same as the long one, every
     /// character and a few names.
     #[test]
@@ -389,6 +463,11 @@ mod tests {
             assert_eq!(folded(text), folded_unicode(text), "{text:?}");
         }
         assert_eq!(folded("Été"), "ete");
+        // Letters without a decomposition, as their readers type them.
+        assert_eq!(
+            folded("Æsir Ørsted Łódź Œuvre Þór Straße"),
+            "aesir orsted lodz oeuvre thor strasse"
+        );
     }
 
     #[test]

@@ -2468,3 +2468,33 @@ async fn a_new_experiment_form_sent_twice_creates_one() {
         Some(uuid.as_str())
     );
 }
+
+/// The list's pager says which experiments of how many the page shows,
+/// and offers a next page only when there is one (exactly a page of
+/// matches has none).
+#[tokio::test]
+async fn the_pager_counts_the_matches_and_ends_at_the_last() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    for n in 0..50 {
+        d.experiment(&format!("Paged {n:02}")).await;
+    }
+    let full = d.page(&browser, "/?q=Paged").await;
+    assert!(!full.text.contains("Next page"), "{}", full.text);
+    for n in 50..53 {
+        d.experiment(&format!("Paged {n:02}")).await;
+    }
+    d.experiment("Other").await;
+    let first = d.page(&browser, "/?q=Paged").await;
+    assert!(first.text.contains("1–50 of 53"), "{}", first.text);
+    assert!(first.text.contains("Next page"));
+    assert!(!first.text.contains("Previous page"));
+    let last = d.page(&browser, "/?q=Paged&skip=50").await;
+    assert!(last.text.contains("51–53 of 53"), "{}", last.text);
+    assert!(last.text.contains("Previous page"));
+    assert!(!last.text.contains("Next page"));
+    let past = d.page(&browser, "/?q=Paged&skip=100").await;
+    assert!(past.text.contains("None of 53"), "{}", past.text);
+    let all = d.page(&browser, "/").await;
+    assert!(all.text.contains("1–50 of 54"), "{}", all.text);
+}

@@ -168,6 +168,7 @@ mod tests {
         assert_eq!(default_id("Hero banner!"), "hero-banner");
         assert_eq!(default_id("  --Big   NEW__sale 2026 "), "big-new-sale-2026");
         assert_eq!(default_id("Café crème"), "cafe-creme");
+        assert_eq!(default_id("Æsir Ørsted"), "aesir-orsted");
         assert_eq!(default_id("Été campaign Straße"), "ete-campaign-strasse");
         assert_eq!(
             legacy_id("Café crème"),

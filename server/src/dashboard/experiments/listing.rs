@@ -41,14 +41,18 @@ pub async fn list(request: &Request, Data(state): Data<&AppState>) -> Response {
     let mine: Vec<Snapshot> = of_account(state, session.account);
     let found = match query {
         Err(problem) => Found::Problem(problem),
-        Ok(query) => Found::Page {
-            experiments: query.apply(
+        Ok(query) => {
+            let (experiments, matched) = query.apply_counted(
                 mine.iter().map(|s| s.experiment.as_ref()),
                 myna_core::Access::Complete,
-            ),
-            skip: query.skip,
-            any: !mine.is_empty(),
-        },
+            );
+            Found::Page {
+                experiments,
+                matched,
+                skip: query.skip,
+                any: !mine.is_empty(),
+            }
+        }
     };
     // A search the page cannot run is said on the page, with its status.
     let status = match &found {

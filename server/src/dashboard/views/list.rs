@@ -30,6 +30,8 @@ pub enum Found<'a> {
     Page {
         /// This page's experiments.
         experiments: Vec<&'a Experiment>,
+        /// How many match the search in all.
+        matched: usize,
         /// How many were skipped before them.
         skip: usize,
         /// Whether the account has any experiment.
@@ -55,7 +57,7 @@ pub fn list_page(
         (search_form(search))
         @match found {
             Found::Problem(problem) => (problem_box(problem)),
-            Found::Page { experiments, skip, any } => {
+            Found::Page { experiments, matched, skip, any } => {
                 @if experiments.is_empty() {
                     p class="empty" {
                         @if *any {
@@ -67,7 +69,7 @@ pub fn list_page(
                 } @else {
                     (list_table(experiments))
                 }
-                (pager(search, *skip, experiments.len()))
+                (pager(search, *skip, experiments.len(), *matched))
             }
         }
     };
@@ -209,14 +211,22 @@ fn page_link(search: &Search<'_>, skip: usize) -> String {
     format!("/?{query}skip={skip}")
 }
 
-fn pager(search: &Search<'_>, skip: usize, shown: usize) -> Markup {
+fn pager(search: &Search<'_>, skip: usize, shown: usize, matched: usize) -> Markup {
     let previous = skip > 0;
-    let next = shown == PAGE_SIZE;
+    let next = skip + shown < matched;
     html! {
         @if previous || next {
             nav class="pager" aria-label="Pages" {
                 @if previous {
                     a href=(page_link(search, skip.saturating_sub(PAGE_SIZE))) { "Previous page" }
+                }
+                span class="muted" {
+                    @if shown > 0 {
+                        (count((skip + 1) as u64)) "–" (count((skip + shown) as u64))
+                    } @else {
+                        "None"
+                    }
+                    " of " (count(matched as u64))
                 }
                 @if next {
                     a href=(page_link(search, skip + PAGE_SIZE)) { "Next page" }
