@@ -113,6 +113,27 @@ test("boot.js hides the experiments' elements, then binds the page", async () =>
   });
 });
 
+test("boot.js binds an experiment's elements added later (a framework rendering after it), before they are painted, counting one view", async () => {
+  await withPage({}, async (tab) => {
+    await settled(tab);
+    const seen = await tab.evaluate(async () => {
+      const painted = [];
+      const later = document.createElement("div");
+      later.innerHTML = '<h2 class="myna-hero" data-bind="text=title" id="later">Later</h2><span class="other">x</span>';
+      document.body.append(later);
+      // What the next frame paints.
+      await new Promise((r) => requestAnimationFrame(() => r()));
+      painted.push(document.getElementById("later").textContent);
+      // Nodes of no experiment bind nothing.
+      document.body.append(Object.assign(document.createElement("p"), { textContent: "plain" }));
+      await new Promise((r) => setTimeout(r, 50));
+      return { painted, queued: (await window.myna).queued };
+    });
+    assert.deepEqual(seen.painted, ["Hello"]);
+    assert.equal(seen.queued, 1, "the visitor's one view, not a second");
+  });
+});
+
 test("boot.js hides the experiments' elements under a CSP that allows no style", async () => {
   await withPage({ csp: true }, async (tab) => {
     const seen = await settled(tab);

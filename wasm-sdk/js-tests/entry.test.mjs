@@ -178,6 +178,35 @@ test("a released handle throws a MynaError, and releasing it again does nothing"
   });
 });
 
+test("releasing the last handles in the task that queued events (free, Symbol.dispose) stores them released: the next client sends them", async () => {
+  await withPage(0, async (tab) => {
+    const seen = await tab.evaluate(async ([snapshot, uuid]) => {
+      const out = [];
+      for (const release of ["free", "dispose", "free a tick later"]) {
+        const options = { apiRoot: "http://127.0.0.1:9", apiKey: "k", storageKey: release, experiments: [snapshot] };
+        const myna = await Myna.connect(options);
+        const expt = myna.experiment(uuid);
+        expt.suggest();
+        expt.reward(1);
+        if (release == "free a tick later") await new Promise((r) => setTimeout(r, 0));
+        if (release == "dispose") {
+          expt[Symbol.dispose]();
+          myna[Symbol.dispose]();
+        } else {
+          expt.free();
+          myna.free();
+        }
+        const next = await Myna.connect(options);
+        await new Promise((r) => setTimeout(r, 50));
+        out.push(`${release}: ${next.queued}`);
+        next.close();
+      }
+      return out;
+    }, [snapshot, uuid]);
+    assert.deepEqual(seen, ["free: 2", "dispose: 2", "free a tick later: 2"]);
+  });
+});
+
 test("in a sandboxed frame (no Web Locks, no localStorage) a flush runs instead of waiting forever", async () => {
   await withPage(0, async (tab) => {
     // The frame's origin is opaque (its module and wasm requests are CORS

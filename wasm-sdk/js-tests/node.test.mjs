@@ -64,3 +64,16 @@ test("with initSync, a client decides, outlives a tick with no page events, and 
   assert.equal(closed.status, 0, closed.stderr);
   assert.equal(closed.stdout.trim(), "closed");
 });
+
+test("the package exports its wasm by name, for initSync (as bundlers and Node resolve it)", () => {
+  const out = run(`
+    import { readFileSync } from "node:fs";
+    const { Myna, initSync } = await import("myna-sdk");
+    initSync({ module: readFileSync(new URL(import.meta.resolve("myna-sdk/myna_sdk_bg.wasm"))) });
+    const myna = await Myna.connect(${options});
+    console.log(myna.experiment("${snapshot.uuid}").suggest().id);
+    myna.close();
+  `);
+  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.stdout.trim(), "a");
+});

@@ -19,7 +19,8 @@
 // (server down, import failed), the style goes and the page stays as
 // written: nothing is bound, no view counted. `window.myna` is a Promise of
 // the connected client (`(await window.myna).experiments.hero`), which
-// rejects when connecting failed.
+// rejects when connecting failed. Elements of an experiment added to the
+// page later are bound when they are added (before they are painted).
 //
 // Content-Security-Policy: `script-src` must allow the Myna origin (this
 // script and the SDK module it imports) and 'wasm-unsafe-eval' (compiling
@@ -48,13 +49,14 @@
       }
     }
   };
-  // Every element of an experiment but those that are only goals.
-  const hide = deployment.experiments
-    .map(({ id, settings }) => {
-      const name = setting(settings, ["myna", "html", "cssClass"]);
-      const c = "." + CSS.escape(typeof name == "string" && name ? name : "myna-" + id);
-      return `${c}:not([data-goal]),${c}[data-show],${c}[data-hide],${c}[data-bind],${c}[data-redirect]{visibility:hidden!important}`;
-    })
+  // The experiments' classes; every element of them but those that are
+  // only goals is hidden.
+  const classes = deployment.experiments.map(({ id, settings }) => {
+    const name = setting(settings, ["myna", "html", "cssClass"]);
+    return "." + CSS.escape(typeof name == "string" && name ? name : "myna-" + id);
+  });
+  const hide = classes
+    .map((c) => `${c}:not([data-goal]),${c}[data-show],${c}[data-hide],${c}[data-bind],${c}[data-redirect]{visibility:hidden!important}`)
     .join("");
   // A constructed style sheet where the browser has them (a CSP's
   // style-src does not govern those), else a <style> with this script's
@@ -114,9 +116,31 @@
   const client = Promise.all([import(sdk).catch(unloaded), parsed]).then(([{ Myna }]) =>
     Myna.connect({ apiRoot: deployment.apiRoot, apiKey: deployment.apiKey, experiments: deployment }),
   );
+  // Elements of an experiment added later (a framework rendering after
+  // this script, a part of the page loaded later) are bound as they come:
+  // the observer's call runs before the next paint. Its own changes are not
+  // observed.
+  const follow = (myna) => {
+    const selector = classes.join(",");
+    const watch = new MutationObserver((records) => {
+      const added = (n) => n.nodeType == 1 && (n.matches(selector) || n.querySelector(selector));
+      if (records.some((r) => [...r.addedNodes].some(added))) {
+        watch.disconnect();
+        try {
+          myna.bind(doc);
+        } finally {
+          watch.observe(doc, { childList: true, subtree: true });
+        }
+      }
+    });
+    if (selector) watch.observe(doc, { childList: true, subtree: true });
+  };
   const bound = client
     .then((myna) => {
-      if (!late) myna.bind(doc);
+      if (!late) {
+        myna.bind(doc);
+        follow(myna);
+      }
     })
     .finally(() => {
       clearTimeout(timer);

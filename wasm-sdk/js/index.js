@@ -30,7 +30,7 @@ Myna.connect = async function (options) {
   } catch (e) {
     // A MynaError like any other failure (the wasm's URL answered 404 or
     // HTML, or the network failed).
-    const message = `The SDK's wasm could not be loaded: ${e?.message ?? e} (where its URL cannot be fetched, as in Node, give its bytes to initSync first)`;
+    const message = `The SDK's wasm could not be loaded: ${e?.message ?? e} (it is fetched beside the SDK's module: a bundler that moves the module must not, as Vite's dev server does without optimizeDeps.exclude ["myna-sdk"]; where its URL cannot be fetched, as in Node, give its bytes to initSync first)`;
     throw new MynaError(message, "network", undefined, undefined, ["network", message, undefined]);
   }
   return connect(options);

@@ -56,6 +56,17 @@ pub(crate) struct Client {
     state: RefCell<State>,
 }
 
+/// A client whose last handle goes (`free`, `Symbol.dispose`, or the
+/// garbage collector) closes first, as [`Client::close`]: what it queued
+/// is stored and released for the next page or another tab to send (its
+/// store was to be written at the end of the task, through the driver
+/// that is going).
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// What the client changes: the loaded experiments and the tab.
 struct State {
     experiments: Vec<Loaded>,

@@ -160,7 +160,11 @@ export class Myna {
   readonly queued: number;
   /** Stops timers and listeners; what is queued stays stored for the next page. */
   close(): void;
-  /** Releases this handle (the client goes once it and its experiments are released or collected). */
+  /**
+   * Releases this handle. The client goes once it and its experiments are
+   * released or collected, closing first as `close` does: what is queued is
+   * stored for the next page or another tab to send.
+   */
   free(): void;
   [Symbol.dispose](): void;
 }
