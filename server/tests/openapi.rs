@@ -91,3 +91,52 @@ async fn the_description_is_public_and_names_every_route() {
         );
     }
 }
+
+/// What code generators and validators read: every operation has its own
+/// `operationId`; the bodies describe what the server takes (a create's
+/// `uuid`, a batch's `sentAt`, a timestamp as a number or an RFC 3339
+/// string, no other field); the query parameters their limits.
+#[tokio::test]
+async fn the_description_says_what_the_server_takes() {
+    let app = Seed::new().await.start(Origins::Any).await;
+    let answer = app
+        .send_with(Method::GET, "/v2/openapi.json", &[], None)
+        .await;
+    let document: Value = serde_json::from_str(&answer.text).expect("JSON");
+    let mut ids = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(ids.insert(id.to_owned()), "{method} {path}: {id} twice");
+        }
+    }
+    let schemas = &document["components"]["schemas"];
+    let timestamp = &schemas["Event"]["properties"]["timestamp"]["oneOf"];
+    assert_eq!(timestamp[0]["type"], "number");
+    assert_eq!(timestamp[1]["type"], "string");
+    assert_eq!(timestamp[1]["format"], "date-time");
+    assert!(schemas["CreateBody"]["properties"]["uuid"].is_object());
+    assert!(schemas["RecordBody"]["properties"]["sentAt"].is_object());
+    for body in [
+        "CreateBody",
+        "UpdateBody",
+        "RecordBody",
+        "Event",
+        "VariantInput",
+        "WebhookBody",
+    ] {
+        assert_eq!(schemas[body]["additionalProperties"], false, "{body}");
+    }
+    let search = document["paths"]["/v2/experiment"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let param = |name: &str| {
+        search
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(param("limit")["maximum"], 1000);
+    assert_eq!(param("callback")["maxLength"], 128);
+}

@@ -19,7 +19,7 @@ fn answer(key: &ApiKey) -> serde_json::Value {
 
 /// `POST /v2/apikey` (optional body `{ "name": "…" }`) →
 /// `{ "typename": "apikey", "uuid", "name"?, "created" }`.
-#[utoipa::path(post, path = "/v2/apikey", tag = "account", request_body(content = Option<crate::routes::openapi::ApiKeyBody>), responses((status = 200, description = "The new API key", body = crate::routes::openapi::ApiKeyForm), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/v2/apikey", operation_id = "createApiKey", tag = "account", request_body(content = Option<crate::routes::openapi::ApiKeyBody>), responses((status = 200, description = "The new API key", body = crate::routes::openapi::ApiKeyForm), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn create(
     request: &Request,
@@ -37,7 +37,7 @@ pub async fn create(
 }
 
 /// `GET /v2/apikey` → `{ "results": [ … ] }`, the account's keys, oldest first.
-#[utoipa::path(get, path = "/v2/apikey", tag = "account", responses((status = 200, description = "The API keys of the account", body = crate::routes::openapi::ApiKeyList), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v2/apikey", operation_id = "listApiKeys", tag = "account", responses((status = 200, description = "The API keys of the account", body = crate::routes::openapi::ApiKeyList), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn list(owner: Owner, Data(state): Data<&AppState>) -> Answer {
     let keys = keys::api_keys(state, owner.account).await;
@@ -47,7 +47,7 @@ pub async fn list(owner: Owner, Data(state): Data<&AppState>) -> Answer {
 
 /// `DELETE /v2/apikey/{uuid}` → `{ "typename": "ok" }`; another account's
 /// key, or none, is 404 `not-found`.
-#[utoipa::path(delete, path = "/v2/apikey/{uuid}", tag = "account", params(("uuid" = uuid::Uuid, Path, description = "The API key")), responses((status = 200, description = "Revoked", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/v2/apikey/{uuid}", operation_id = "deleteApiKey", tag = "account", params(("uuid" = uuid::Uuid, Path, description = "The API key")), responses((status = 200, description = "Revoked", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn delete(
     owner: Owner,

@@ -27,7 +27,7 @@ pub const DEPLOYMENT_CACHE_CONTROL_PRIVATE: &str = "private, max-age=10";
 /// `GET /v2/deployment/{key}/myna.json` (JSONP with `callback`; public: the
 /// key in the path is the credential): the deployment form. An unknown or
 /// revoked key is a 404 problem.
-#[utoipa::path(get, path = "/v2/deployment/{key}/myna.json", tag = "deployments", params(("key" = uuid::Uuid, Path, description = "An API key of the account"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200")), responses((status = 200, description = "The deployment form: every published experiment of the key's account, by id, with its variants and current weights (cached 10 s at most)", content((crate::routes::openapi::Deployment = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem (404 for an unknown or revoked key)", body = crate::routes::openapi::Problem)))]
+#[utoipa::path(get, path = "/v2/deployment/{key}/myna.json", operation_id = "deploymentJson", tag = "deployments", params(("key" = uuid::Uuid, Path, description = "An API key of the account"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200; an identifier path (`cb`, `app.on_load`), no reserved word", max_length = 128, pattern = r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$")), responses((status = 200, description = "The deployment form: every published experiment of the key's account, by id, with its variants and current weights (cached 10 s at most)", content((crate::routes::openapi::Deployment = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem (404 for an unknown or revoked key)", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub async fn deployment_json(
     request: &Request,
@@ -81,7 +81,7 @@ pub const SDK_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// the deployment form and the URL of the SDK (under this server's
 /// `apiRoot`) inlined, cached as the deployment is. An unknown or revoked
 /// key is a 404 problem.
-#[utoipa::path(get, path = "/v2/deployment/{key}/myna.js", tag = "deployments", params(("key" = uuid::Uuid, Path, description = "An API key of the account")), responses((status = 200, description = "A classic script for a page's `<script src>`: hides the experiments' elements, loads this server's SDK, connects it with the deployment inlined and binds the page's `myna-{id}` markup (cached 10 s at most)", content((String = "text/javascript"))), (status = "default", description = "A problem (404 for an unknown or revoked key)", body = crate::routes::openapi::Problem)))]
+#[utoipa::path(get, path = "/v2/deployment/{key}/myna.js", operation_id = "deploymentScript", tag = "deployments", params(("key" = uuid::Uuid, Path, description = "An API key of the account")), responses((status = 200, description = "A classic script for a page's `<script src>`: hides the experiments' elements, loads this server's SDK, connects it with the deployment inlined and binds the page's `myna-{id}` markup (cached 10 s at most)", content((String = "text/javascript"))), (status = "default", description = "A problem (404 for an unknown or revoked key)", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub async fn deployment_js(
     request: &Request,
@@ -108,7 +108,7 @@ pub async fn deployment_js(
 /// hosts (`index.js`, the ES module, and the wasm it fetches beside it),
 /// cached for good, gzipped for clients that accept it. Another version
 /// than this server's is a 404 problem.
-#[utoipa::path(get, path = "/v2/sdk/{version}/{file}", tag = "deployments", params(("version" = String, Path, description = "The SDK's version: the hash of its files, as `myna.js` names it"), ("file" = String, Path, description = "`index.js` or `myna_sdk_bg.wasm`")), responses((status = 200, description = "The file (immutable)", content((String = "text/javascript"), (Vec<u8> = "application/wasm"))), (status = "default", description = "A problem (404 for another version or file)", body = crate::routes::openapi::Problem)))]
+#[utoipa::path(get, path = "/v2/sdk/{version}/{file}", operation_id = "sdkFile", tag = "deployments", params(("version" = String, Path, description = "The SDK's version: the hash of its files, as `myna.js` names it"), ("file" = String, Path, description = "`index.js` or `myna_sdk_bg.wasm`")), responses((status = 200, description = "The file (immutable)", content((String = "text/javascript"), (Vec<u8> = "application/wasm"))), (status = "default", description = "A problem (404 for another version or file)", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub async fn sdk_file(
     request: &Request,

@@ -17,7 +17,7 @@ use crate::service::{decisions, experiments};
 use crate::state::AppState;
 
 /// `GET /v2/experiment/{uuid}` (JSONP with `callback`, `apikey` accepted).
-#[utoipa::path(get, path = "/v2/experiment/{uuid}", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200"), ("apikey" = Option<String>, Query, description = "An API key, where a header cannot be set")), responses((status = 200, description = "The read form", content((crate::routes::openapi::Experiment = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("apiKey" = []), ("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v2/experiment/{uuid}", operation_id = "readExperiment", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200; an identifier path (`cb`, `app.on_load`), no reserved word", max_length = 128, pattern = r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$"), ("apikey" = Option<String>, Query, description = "An API key, where a header cannot be set")), responses((status = 200, description = "The read form", content((crate::routes::openapi::Experiment = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("apiKey" = []), ("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn read(
     format: Format,
@@ -38,7 +38,7 @@ pub async fn read(
 
 /// `GET /v2/experiment/{uuid}/decision` (owner; JSONP with `callback`): the
 /// decision form. An API key gets the answer of a missing experiment.
-#[utoipa::path(get, path = "/v2/experiment/{uuid}/decision", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200")), responses((status = 200, description = "The decision form (owner only: an API key gets the 404 of a missing experiment)", content((crate::routes::openapi::Decision = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v2/experiment/{uuid}/decision", operation_id = "decideExperiment", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200; an identifier path (`cb`, `app.on_load`), no reserved word", max_length = 128, pattern = r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$")), responses((status = 200, description = "The decision form (owner only: an API key gets the 404 of a missing experiment)", content((crate::routes::openapi::Decision = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn decision(
     format: Format,
@@ -59,7 +59,7 @@ pub async fn decision(
 }
 
 /// `GET /v2/experiment`: search (`q`, `visibility`, `sort`, `limit`, `skip`).
-#[utoipa::path(get, path = "/v2/experiment", tag = "experiments", params(("q" = Option<String>, Query, description = "Text in the name or the id, or the exact uuid"), ("visibility" = Option<String>, Query, description = "Comma list of draft, published, archived (default published)"), ("sort" = Option<String>, Query, description = "uuid-asc, uuid-desc, name-asc or name-desc"), ("limit" = Option<u32>, Query, description = "Default 25"), ("skip" = Option<u32>, Query, description = "Default 0"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200"), ("apikey" = Option<String>, Query, description = "An API key, where a header cannot be set")), responses((status = 200, description = "The experiments found", content((crate::routes::openapi::ExperimentList = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("apiKey" = []), ("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v2/experiment", operation_id = "searchExperiments", tag = "experiments", params(("q" = Option<String>, Query, description = "Text in the name or the id, or the exact uuid"), ("visibility" = Option<String>, Query, description = "Comma list of draft, published, archived (default published)"), ("sort" = Option<String>, Query, description = "uuid-asc, uuid-desc, name-asc or name-desc"), ("limit" = Option<u32>, Query, description = "Default 25, at most 1000", maximum = 1000), ("skip" = Option<u64>, Query, description = "Default 0"), ("callback" = Option<String>, Query, description = "JSONP: answer `callback(<json>);`, always HTTP 200; an identifier path (`cb`, `app.on_load`), no reserved word", max_length = 128, pattern = r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$"), ("apikey" = Option<String>, Query, description = "An API key, where a header cannot be set")), responses((status = 200, description = "The experiments found", content((crate::routes::openapi::ExperimentList = "application/json"), (String = "application/javascript"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("apiKey" = []), ("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn search(
     request: &Request,
@@ -78,7 +78,7 @@ pub async fn search(
 }
 
 /// `POST /v2/experiment`: create (owner).
-#[utoipa::path(post, path = "/v2/experiment", tag = "experiments", request_body = crate::routes::openapi::CreateBody, responses((status = 200, description = "The read form of the new experiment", body = crate::routes::openapi::Experiment), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/v2/experiment", operation_id = "createExperiment", tag = "experiments", request_body = crate::routes::openapi::CreateBody, responses((status = 200, description = "The read form of the new experiment", body = crate::routes::openapi::Experiment), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn create(
     request: &Request,
@@ -96,7 +96,7 @@ pub async fn create(
 }
 
 /// `PUT /v2/experiment/{uuid}`: update (owner).
-#[utoipa::path(put, path = "/v2/experiment/{uuid}", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid")), request_body = crate::routes::openapi::UpdateBody, responses((status = 200, description = "The read form after the update", body = crate::routes::openapi::Experiment), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(put, path = "/v2/experiment/{uuid}", operation_id = "updateExperiment", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid")), request_body = crate::routes::openapi::UpdateBody, responses((status = 200, description = "The read form after the update", body = crate::routes::openapi::Experiment), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn update(
     request: &Request,
@@ -117,7 +117,7 @@ pub async fn update(
 }
 
 /// `DELETE /v2/experiment/{uuid}` (owner) → `{ "typename": "ok" }`.
-#[utoipa::path(delete, path = "/v2/experiment/{uuid}", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid")), responses((status = 200, description = "Deleted", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/v2/experiment/{uuid}", operation_id = "deleteExperiment", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid")), responses((status = 200, description = "Deleted", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn delete(
     owner: Owner,
@@ -133,7 +133,7 @@ pub async fn delete(
 }
 
 /// `POST /v2/experiment/{uuid}/reset` (owner): zero every count; body ignored.
-#[utoipa::path(post, path = "/v2/experiment/{uuid}/reset", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid")), responses((status = 200, description = "The read form, every count zero", body = crate::routes::openapi::Experiment), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/v2/experiment/{uuid}/reset", operation_id = "resetExperiment", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid")), responses((status = 200, description = "The read form, every count zero", body = crate::routes::openapi::Experiment), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn reset(owner: Owner, Data(state): Data<&AppState>, Path(uuid): Path<String>) -> Answer {
     let result = async {
@@ -147,7 +147,7 @@ pub async fn reset(owner: Owner, Data(state): Data<&AppState>, Path(uuid): Path<
 
 /// `GET /v2/experiment/{uuid}/export?format=csv|json` (owner; an API key
 /// gets the missing answer): the hourly totals, streamed.
-#[utoipa::path(get, path = "/v2/experiment/{uuid}/export", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid"), ("format" = Option<String>, Query, description = "csv or json (default)")), responses((status = 200, description = "The hourly totals per variant, streamed", content((crate::routes::openapi::Export = "application/json"), (String = "text/csv"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v2/experiment/{uuid}/export", operation_id = "exportExperiment", tag = "experiments", params(("uuid" = uuid::Uuid, Path, description = "The experiment uuid"), ("format" = Option<String>, Query, description = "csv or json (default)")), responses((status = 200, description = "The hourly totals per variant, streamed", content((crate::routes::openapi::Export = "application/json"), (String = "text/csv"))), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn export(
     request: &Request,

@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// 200 `{"typename":"ok"}` when the database takes writes, else 503
 /// `unavailable`.
-#[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "The database takes writes", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "health", tag = "server", responses((status = 200, description = "The database takes writes", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub async fn healthz(Data(state): Data<&AppState>) -> Answer {
     let storage = state.storage.as_ref();

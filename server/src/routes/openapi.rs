@@ -133,7 +133,7 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
 }
 
 /// `GET /v2/openapi.json` (public): this description.
-#[utoipa::path(get, path = "/v2/openapi.json", tag = "server",
+#[utoipa::path(get, path = "/v2/openapi.json", operation_id = "openapi", tag = "server",
     responses((status = 200, description = "The OpenAPI 3.1 description", body = Object), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)))]
 #[handler]
 pub fn openapi_json() -> Response {
@@ -247,9 +247,10 @@ pub struct ExperimentList {
 
 /// A variant to create or update (`null` deletes it).
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariantInput {
     /// Its name (default: its id).
+    #[schema(min_length = 1, max_length = 256)]
     pub name: Option<String>,
     /// Replaces its settings.
     #[schema(value_type = Option<Object>)]
@@ -261,12 +262,16 @@ pub struct VariantInput {
 
 /// The body of create.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    /// The uuid it gets (default: a new one); taken in the account: 409 at `uuid`.
+    pub uuid: Option<Uuid>,
     /// The short name pages know it by (default: from the name, made
     /// unique); unique among the account's published experiments.
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
     /// Its name.
+    #[schema(min_length = 1, max_length = 256)]
     pub name: String,
     /// Default `draft`.
     pub visibility: Option<Visibility>,
@@ -279,12 +284,13 @@ pub struct CreateBody {
 
 /// The body of update: each field optional.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateBody {
     /// A new id (unique among the account's published experiments).
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
     /// A new name.
+    #[schema(min_length = 1, max_length = 256)]
     pub name: Option<String>,
     /// A new visibility.
     pub visibility: Option<Visibility>,
@@ -311,6 +317,7 @@ pub enum EventType {
 
 /// One event.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Event {
     /// `view` or `reward`.
     pub typename: EventType,
@@ -320,18 +327,47 @@ pub struct Event {
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub amount: Option<f64>,
     /// Epoch milliseconds or RFC 3339; at most 24 hours ahead.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = timestamp_schema)]
     pub timestamp: Option<Value>,
+}
+
+/// An event's time: epoch milliseconds, or an RFC 3339 date-time.
+fn timestamp_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    };
+    let either = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .description(Some("Epoch milliseconds")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some("RFC 3339")),
+        )
+        .description(Some(
+            "Epoch milliseconds or RFC 3339; at most 24 hours ahead.",
+        ))
+        .build();
+    Schema::OneOf(either)
 }
 
 /// A batch of events, recorded atomically.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecordBody {
     /// At most 1,000.
     #[schema(max_items = 1000)]
     pub events: Vec<Event>,
     /// Makes the call idempotent: a batch id already recorded is not counted again.
     pub batch: Option<Uuid>,
+    /// When the sender sent the batch, in epoch milliseconds on its own
+    /// clock: the events' timestamps are read on that clock.
+    #[serde(rename = "sentAt")]
+    pub sent_at: Option<f64>,
 }
 
 /// One variant in a deployment.
@@ -413,6 +449,7 @@ pub struct Token {
 
 /// A login body (or Basic credentials instead).
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The account's email.
     pub email: String,
@@ -444,6 +481,7 @@ pub struct ApiKeyList {
 
 /// The body of API key creation (optional).
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyBody {
     /// A label.
     pub name: Option<String>,
@@ -528,8 +566,10 @@ pub struct Export {
 
 /// The body of webhook creation.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookBody {
     /// Where deliveries are posted: `http` or `https`, at most 2,048 bytes.
+    #[schema(max_length = 2048)]
     pub url: String,
 }
 

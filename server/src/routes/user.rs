@@ -35,7 +35,7 @@ async fn login_credentials(request: &Request, body: Body) -> Result<(String, Str
 
 /// `POST /v2/user/login` with Basic credentials or a JSON `{email, password}`
 /// body → `{ "typename": "token", "token", "expires" }`.
-#[utoipa::path(post, path = "/v2/user/login", tag = "account", request_body(content = Option<crate::routes::openapi::LoginBody>, description = "Or Basic credentials"), responses((status = 200, description = "A Bearer token", body = crate::routes::openapi::Token), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security((), ("basic" = [])))]
+#[utoipa::path(post, path = "/v2/user/login", operation_id = "login", tag = "account", request_body(content = Option<crate::routes::openapi::LoginBody>, description = "Or Basic credentials"), responses((status = 200, description = "A Bearer token", body = crate::routes::openapi::Token), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security((), ("basic" = [])))]
 #[handler]
 pub async fn login(request: &Request, Data(state): Data<&AppState>, body: Body) -> Answer {
     let result = async {
@@ -49,7 +49,7 @@ pub async fn login(request: &Request, Data(state): Data<&AppState>, body: Body) 
 
 /// `POST /v2/user/logout`: a Bearer token ends that token; Basic credentials
 /// end every token of the account → `{ "typename": "ok" }`.
-#[utoipa::path(post, path = "/v2/user/logout", tag = "account", responses((status = 200, description = "Logged out", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/v2/user/logout", operation_id = "logout", tag = "account", responses((status = 200, description = "Logged out", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn logout(owner: Owner, Data(state): Data<&AppState>) -> Answer {
     let result = accounts::logout(state, owner.account, owner.bearer).await;

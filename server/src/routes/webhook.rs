@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// `POST /v2/webhook` `{ "url": "https://…" }` → `{ "typename": "webhook",
 /// "uuid", "url", "created", "secret" }`: the only answer with the secret.
-#[utoipa::path(post, path = "/v2/webhook", tag = "webhooks", request_body = crate::routes::openapi::WebhookBody, responses((status = 200, description = "The new webhook, with its secret (shown only this once)", body = crate::routes::openapi::WebhookForm), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/v2/webhook", operation_id = "createWebhook", tag = "webhooks", request_body = crate::routes::openapi::WebhookBody, responses((status = 200, description = "The new webhook, with its secret (shown only this once)", body = crate::routes::openapi::WebhookForm), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn create(
     request: &Request,
@@ -41,7 +41,7 @@ pub async fn create(
 
 /// `GET /v2/webhook` → `{ "results": [ … ] }`, the account's webhooks
 /// (without their secrets), oldest first.
-#[utoipa::path(get, path = "/v2/webhook", tag = "webhooks", responses((status = 200, description = "The webhooks of the account (no secrets)", body = crate::routes::openapi::WebhookList), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v2/webhook", operation_id = "listWebhooks", tag = "webhooks", responses((status = 200, description = "The webhooks of the account (no secrets)", body = crate::routes::openapi::WebhookList), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn list(owner: Owner, Data(state): Data<&AppState>) -> Answer {
     let listed = webhooks::webhooks(state, owner.account).await;
@@ -57,7 +57,7 @@ pub async fn list(owner: Owner, Data(state): Data<&AppState>) -> Answer {
 
 /// `DELETE /v2/webhook/{uuid}` → `{ "typename": "ok" }`; another account's
 /// webhook, or none, is 404 `not-found`.
-#[utoipa::path(delete, path = "/v2/webhook/{uuid}", tag = "webhooks", params(("uuid" = uuid::Uuid, Path, description = "The webhook")), responses((status = 200, description = "Deleted", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/v2/webhook/{uuid}", operation_id = "deleteWebhook", tag = "webhooks", params(("uuid" = uuid::Uuid, Path, description = "The webhook")), responses((status = 200, description = "Deleted", body = crate::routes::openapi::Ok), (status = "default", description = "A problem", body = crate::routes::openapi::Problem)), security(("basic" = []), ("bearer" = [])))]
 #[handler]
 pub async fn delete(
     owner: Owner,
