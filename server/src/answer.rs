@@ -39,6 +39,9 @@ impl Format {
     }
 }
 
+/// The `WWW-Authenticate` of a 401: the API's token and key schemes.
+pub const CHALLENGE: &str = "Bearer realm=\"myna\", ApiKey realm=\"myna\"";
+
 /// Seconds a client should wait before retrying a 503 (`Retry-After`).
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
@@ -53,6 +56,9 @@ fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
                 // The body never all came: the connection ends with this
                 // answer, and says so.
                 StatusCode::REQUEST_TIMEOUT => builder.header(header::CONNECTION, "close"),
+                // The schemes to try (RFC 9110: a 401 names them). Not
+                // Basic: browsers would ask a page's visitor for a password.
+                StatusCode::UNAUTHORIZED => builder.header(header::WWW_AUTHENTICATE, CHALLENGE),
                 _ => builder,
             };
             builder

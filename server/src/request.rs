@@ -524,15 +524,54 @@ fn body_too_slow(timeout: Duration) -> Problem {
     }
 }
 
+/// A uuid in a path, in any RFC 4122 text form (hyphens or not, braces,
+/// either case, and the `urn:uuid:` prefix in either case).
+pub fn path_uuid(text: &str) -> Option<Uuid> {
+    let urn = text
+        .get(..9)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("urn:uuid:"));
+    let bare = if urn.is_some() { &text[9..] } else { text };
+    // One prefix: the parser takes a lower-case one itself.
+    Uuid::try_parse(bare)
+        .ok()
+        .filter(|_| urn.is_none() || bare.len() <= 38)
+}
+
 /// The experiment uuid in a path; anything that is not a uuid names no
 /// experiment (404, like a missing one).
 pub fn experiment_uuid(text: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(text).map_err(|_| Problem::unknown_experiment(text))
+    path_uuid(text).ok_or_else(|| Problem::unknown_experiment(text))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_uuids_are_read_in_every_rfc_4122_spelling() {
+        let uuid = Uuid::from_u128(0x6f1c1a52_3b0e_4d8e_9f39_0c6f5c1d2a11);
+        for text in [
+            "6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11",
+            "6F1C1A52-3B0E-4D8E-9F39-0C6F5C1D2A11",
+            "6f1c1a523b0e4d8e9f390c6f5c1d2a11",
+            "{6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11}",
+            "urn:uuid:6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11",
+            "URN:UUID:6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11",
+            "Urn:Uuid:6F1C1A52-3B0E-4D8E-9F39-0C6F5C1D2A11",
+        ] {
+            assert_eq!(path_uuid(text), Some(uuid), "{text}");
+        }
+        for text in [
+            "",
+            "urn:uuid:",
+            "not-a-uuid",
+            "urn:uuid:{x}",
+            "ürn:uuid:0",
+            "urn:uuid:urn:uuid:6f1c1a52-3b0e-4d8e-9f39-0c6f5c1d2a11",
+        ] {
+            assert_eq!(path_uuid(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn decodes_query_parameters() {

@@ -542,7 +542,7 @@ fn errors_of_the_http_layer_are_problems() {
         get("/v2/experiment", b"Authorization: Basic \xff\r\n"),
     )
     .problem(400);
-    assert_eq!(problem["messages"][0]["path"], "authorization", "{problem}");
+    assert_eq!(problem["messages"][0]["path"], "Authorization", "{problem}");
     // Not HTTP at all.
     exchange(addr, b"HELLO\r\n\r\n".to_vec()).problem(400);
     // HTTP/2 with prior knowledge: frames it reads, a SETTINGS then a GOAWAY

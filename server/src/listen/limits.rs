@@ -66,13 +66,13 @@ pub fn check_head(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<()
         .iter()
         .filter(|name| headers.get_all(*name).iter().any(|v| v.to_str().is_err()))
         .map(|name| {
+            let name = spelled(name.as_str());
             Message::at(
                 Code::InvalidValue,
-                name.as_str(),
+                name.clone(),
                 format!(
-                    "The {} header must be visible ASCII text (no control \
-                     characters such as NUL, no other bytes).",
-                    name.as_str()
+                    "The {name} header must be visible ASCII text (no control \
+                     characters such as NUL, no other bytes)."
                 ),
             )
         })
@@ -193,6 +193,18 @@ fn with_status(status: u16, message: Message) -> Problem {
     }
 }
 
+/// A header's name as problem paths spell it elsewhere (`Content-Type`):
+/// each word capitalized.
+fn spelled(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut start = true;
+    for c in name.chars() {
+        out.push(if start { c.to_ascii_uppercase() } else { c });
+        start = c == '-';
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use poem::http::HeaderValue;
@@ -289,7 +301,7 @@ mod tests {
             .flat_map(|p| p.messages.iter().filter_map(|m| m.path.clone()))
             .collect();
         assert_eq!(problem.map_err(|p| p.status), Err(400));
-        assert_eq!(paths, ["authorization", "cookie"]);
+        assert_eq!(paths, ["Authorization", "Cookie"]);
     }
 
     #[test]

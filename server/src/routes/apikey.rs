@@ -4,7 +4,6 @@ use myna_core::account::{api_key_answer, ok_answer, results_answer};
 use myna_core::{Code, Problem};
 use poem::web::{Data, Path};
 use poem::{Body, Request, handler};
-use uuid::Uuid;
 
 use super::extract::Owner;
 use crate::answer::Answer;
@@ -56,7 +55,7 @@ pub async fn delete(
 ) -> Answer {
     let result = async {
         let missing = || Problem::new(Code::NotFound, "There is no such API key.");
-        let uuid = Uuid::parse_str(&uuid).map_err(|_| missing())?;
+        let uuid = crate::request::path_uuid(&uuid).ok_or_else(missing)?;
         if !keys::revoke_api_key(state, owner.account, uuid).await? {
             return Err(missing());
         }

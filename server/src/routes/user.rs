@@ -1,6 +1,7 @@
 //! Login and logout: tokens for `Authorization: Bearer`.
 
 use myna_core::account::{ok_answer, parse_login, token_answer};
+use myna_core::problem::BODY_PATH;
 use myna_core::{Code, Problem};
 use poem::web::Data;
 use poem::{Body, Request, handler};
@@ -13,10 +14,21 @@ use crate::service::accounts;
 use crate::state::AppState;
 
 /// The email and password to log in with: Basic credentials, else a JSON
-/// `{email, password}` body.
+/// `{email, password}` body; both at once are refused (which would be
+/// read is not for the sender to guess).
 async fn login_credentials(request: &Request, body: Body) -> Result<(String, String), Problem> {
     match auth::credentials(request, None) {
-        Credentials::Basic { email, password } => Ok((email, password)),
+        Credentials::Basic { email, password } => {
+            let body = read_body(request, body).await?;
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                return Err(Problem::at(
+                    Code::InvalidValue,
+                    BODY_PATH,
+                    "Log in with Basic credentials or with a JSON body, not both.",
+                ));
+            }
+            Ok((email, password))
+        }
         Credentials::ApiKey(_) => Err(Problem::new(
             Code::Authorization,
             "An API key cannot log in; log in with an email and password.",

@@ -6,7 +6,6 @@ use myna_core::webhook::webhook_answer;
 use myna_core::{Code, Problem};
 use poem::web::{Data, Path};
 use poem::{Body, Request, handler};
-use uuid::Uuid;
 
 use super::extract::Owner;
 use crate::answer::Answer;
@@ -66,7 +65,7 @@ pub async fn delete(
 ) -> Answer {
     let result = async {
         let missing = || Problem::new(Code::NotFound, "There is no such webhook.");
-        let uuid = Uuid::parse_str(&uuid).map_err(|_| missing())?;
+        let uuid = crate::request::path_uuid(&uuid).ok_or_else(missing)?;
         if !webhooks::delete_webhook(state, owner.account, uuid).await? {
             return Err(missing());
         }

@@ -4,7 +4,6 @@
 
 use myna_core::deployment::{deployment_order, deployment_text_of};
 use myna_core::{Code, Problem};
-use uuid::Uuid;
 
 use crate::state::AppState;
 
@@ -19,7 +18,7 @@ fn unknown_key() -> Problem {
 /// chooses its variants by them, and the decision's sample-ratio check
 /// compares the views with them). An unknown or revoked key is 404.
 pub async fn deployment(state: &AppState, key: &str, api_root: &str) -> Result<String, Problem> {
-    let key = Uuid::parse_str(key).map_err(|_| unknown_key())?;
+    let key = crate::request::path_uuid(key).ok_or_else(unknown_key)?;
     let account = state
         .keys
         .account(state.storage.as_ref(), key)

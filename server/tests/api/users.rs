@@ -46,6 +46,37 @@ async fn login_with_basic_or_a_json_body() {
     assert_ne!(answer.json()["token"], token.trim_start_matches("Bearer "));
 }
 
+/// Basic credentials and a JSON body at once are refused: which one would
+/// log in is not for the sender to guess (an empty body is no second one).
+#[tokio::test]
+async fn basic_credentials_with_a_login_body_are_refused() {
+    let h = Harness::new().await;
+    for body in [
+        json!({"email": "other@example.com", "password": "wrong-password"}),
+        json!({"email": "owner@example.com", "password": h.owner.password}),
+    ] {
+        let answer = h
+            .send_with(
+                Method::POST,
+                "/v2/user/login",
+                &[("Authorization", h.owner.basic())],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+        assert_eq!(answer.json()["messages"][0]["path"], "body");
+    }
+    let blank = h
+        .send_with(
+            Method::POST,
+            "/v2/user/login",
+            &[("Authorization", h.owner.basic())],
+            Some(b" \n".to_vec()),
+        )
+        .await;
+    assert_eq!(blank.status, StatusCode::OK, "{}", blank.text);
+}
+
 #[tokio::test]
 async fn wrong_credentials_are_401() {
     let h = Harness::new().await;
@@ -56,6 +87,12 @@ async fn wrong_credentials_are_401() {
         let answer = h.post("/v2/user/login", Who::Nobody, body).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
         assert_eq!(answer.code().as_deref(), Some("authentication"));
+        // A 401 names the schemes to try (not Basic: a browser would ask
+        // a page's visitor for a password).
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some("Bearer realm=\"myna\", ApiKey realm=\"myna\"")
+        );
     }
     let missing = h
         .post("/v2/user/login", Who::Nobody, json!({"email": "a@b"}))
