@@ -83,6 +83,16 @@ pub fn ok_response(format: &Format, json: &str) -> Response {
 /// limits) sets `Retry-After` to it.
 pub fn problem_response(format: &Format, problem: &Problem, now_ms: i64) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // A JSONP 503 has no header to say when to retry (its HTTP status is
+    // 200): its messages say it, as a 429's do.
+    let told;
+    let problem = match format {
+        Format::Jsonp(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            told = retry_told(problem);
+            &told
+        }
+        _ => problem,
+    };
     let mut response = respond(format, status, &problem.to_json(now_ms).to_string());
     let retry_after = problem
         .messages
@@ -94,6 +104,19 @@ pub fn problem_response(format: &Format, problem: &Problem, now_ms: i64) -> Resp
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// `problem` with `data.retryAfter` (the seconds of `Retry-After`) on each
+/// message that has no data.
+fn retry_told(problem: &Problem) -> Problem {
+    let mut told = problem.clone();
+    let seconds: u64 = RETRY_AFTER_SECONDS.parse().unwrap_or(1);
+    for message in &mut told.messages {
+        if message.data.is_none() {
+            message.data = Some(serde_json::json!({ "retryAfter": seconds }));
+        }
+    }
+    told
 }
 
 /// A file of fixed content (the SDK this server hosts, the deployment's
@@ -372,6 +395,14 @@ mod tests {
         response.into_body().into_string().await.unwrap_or_default()
     }
 
+    /// The body of an answer made in a synchronous test.
+    fn futures_body(response: Response) -> String {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(body(response))
+    }
+
     #[tokio::test]
     async fn jsonp_errors_are_200_with_status_inside() {
         let problem = Problem::unknown_experiment("x");
@@ -398,6 +429,10 @@ mod tests {
         );
         let not_found = problem_response(&Format::Json, &Problem::unknown_experiment("x"), 0);
         assert!(not_found.headers().get(header::RETRY_AFTER).is_none());
+        // JSONP has no header to say it: the messages do.
+        let jsonp = problem_response(&Format::Jsonp("cb".into()), &unavailable, 0);
+        let text = futures_body(jsonp);
+        assert!(text.contains(r#""data":{"retryAfter":1}"#), "{text}");
         let script = ok_response(&Format::Jsonp("cb".into()), "{}");
         assert_eq!(
             script.headers().get("cross-origin-resource-policy"),

@@ -21,7 +21,7 @@
 //! undone.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use myna_core::experiment::{apply_update, id_clashes, id_taken, unique_id};
 use myna_core::{Experiment, Problem};
@@ -283,6 +283,19 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// The most a record call waits for its commit, queue included (README:
+/// "a whole call at most 5 s").
+pub const RECORD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The answer of a record call past [`RECORD_DEADLINE`].
+fn not_confirmed() -> Problem {
+    Problem::new(
+        myna_core::Code::Unavailable,
+        "The database did not confirm the events within 5 s; retry with the same batch id \
+         (it is counted once).",
+    )
+}
+
 fn gone() -> Problem {
     Problem::new(
         myna_core::Code::Unavailable,
@@ -328,12 +341,19 @@ impl Committer {
 
     /// Records a validated batch durably; answers whether it was counted
     /// (false: its batch id was already recorded for this experiment).
+    /// A call waits at most [`RECORD_DEADLINE`] in all, however long the
+    /// commits before its own take: then it answers 503, and its batch is
+    /// not committed unless the writer had taken it already (a retry with
+    /// the same batch id counts once either way).
     pub async fn record(&self, recording: Recording) -> Result<bool, Problem> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Job::Record(recording, reply))
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let waited = tokio::time::timeout(RECORD_DEADLINE, async {
+            self.enqueue(Job::Record(recording, reply))
+                .await
+                .map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        });
+        waited.await.unwrap_or_else(|_| Err(not_confirmed()))
     }
 
     /// Applies a change; answers the experiment as it is afterwards (`None`
@@ -437,7 +457,13 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    self.commit(group).await;
+                    // Calls that gave up (past their deadline, answered
+                    // 503) are not committed now: nothing of theirs was
+                    // acknowledged.
+                    group.retain(|(_, reply)| !reply.is_closed());
+                    if !group.is_empty() {
+                        self.commit(group).await;
+                    }
                 }
             }
         }

@@ -96,6 +96,22 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
              give a file (or a postgres:// URL)"
         ));
     }
+    let keywords = [
+        "host=",
+        "hostaddr=",
+        "port=",
+        "dbname=",
+        "user=",
+        "password=",
+    ];
+    if database
+        .split_whitespace()
+        .any(|word| keywords.iter().any(|k| word.starts_with(k)))
+    {
+        return Err(format!(
+            "{database:?} looks like PostgreSQL's keyword/value form, which is not read here              (it would be taken as an SQLite file name): give a postgres:// URL, e.g.              postgres://user@host:5432/dbname"
+        ));
+    }
     let Some(path) = Database::parse(database).sqlite_file() else {
         return Ok(None);
     };

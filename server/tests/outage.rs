@@ -455,3 +455,59 @@ async fn a_shutdown_ends_though_the_database_never_answers() {
     assert!(finished.served, "{finished:?}");
     assert!(finished.close, "{finished:?}");
 }
+
+/// A signed-in owner's page during an outage is a 503 to retry, not the
+/// sign-in form: the session could not be checked, it is not over.
+#[tokio::test]
+async fn the_dashboard_answers_503_during_an_outage_and_keeps_the_session() {
+    let server = running().await;
+    let account = server
+        .state
+        .storage
+        .account_by_email("me@example.com")
+        .await;
+    let account = account.unwrap().expect("the account").id;
+    let token = myna_server::auth::issue_session(server.faulty.as_ref(), account, START_MS)
+        .await
+        .unwrap();
+    let client = TestClient::new(app(server.state.clone()).map_to_response());
+    let cookie = format!("myna_session={token}");
+    let page = |path: &'static str| client.get(path).header("cookie", cookie.as_str()).send();
+    assert_eq!(page("/").await.0.status(), StatusCode::OK);
+    server.faulty.set(Mode::Away);
+    for path in ["/", "/keys", "/no-such-page"] {
+        let answer = page(path).await;
+        assert_eq!(answer.0.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(
+            answer.0.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..]),
+            "{path}"
+        );
+        assert!(answer.0.headers().get("location").is_none(), "{path}");
+    }
+    server.faulty.set(Mode::Normal);
+    assert_eq!(page("/").await.0.status(), StatusCode::OK);
+}
+
+/// A commit that never ends holds every record call queued behind it to
+/// its own 5 s, not that commit's 5 s plus its own: each answers 503
+/// within 5 s of its start, and nothing it sent is acknowledged.
+#[tokio::test]
+async fn record_calls_behind_a_hung_commit_answer_503_within_their_own_5_s() {
+    let server = Arc::new(running().await);
+    server.faulty.set(Mode::Frozen);
+    let first = {
+        let server = server.clone();
+        tokio::spawn(async move { server.record().await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let behind = server.record().await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(behind.status, 503, "{behind:?}");
+    assert!(
+        waited < Duration::from_millis(5_500),
+        "waited {waited:?}: the hung commit's time as well as its own"
+    );
+    assert_eq!(first.await.unwrap().unwrap_err().status, 503);
+}

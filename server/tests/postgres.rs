@@ -589,6 +589,57 @@ fn a_database_that_does_not_exist_fails_at_once() {
     assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
 }
 
+/// An instance started on a database that takes no writes (pointed at a
+/// standby before its promotion): with the schema current it serves reads
+/// and answers writes 503, as a running one does; with the schema behind
+/// it waits for writes (`--database-wait`), then says why.
+#[test]
+fn an_instance_started_on_a_read_only_database() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let Some(fresh) = TestDatabase::create() else {
+        return;
+    };
+    let (experiment, key) = {
+        let first = Server::start(&database.url, &ENV);
+        setup(first.addr, &login(first.addr))
+    };
+    let admin = admin_url().unwrap();
+    for name in [&database.name, &fresh.name] {
+        let sql = format!("ALTER DATABASE {name} SET default_transaction_read_only = on");
+        execute(&admin, sql).unwrap();
+    }
+    let server = Server::start(&database.url, &ENV);
+    let read = http(
+        server.addr,
+        "GET",
+        &format!("/v2/experiment/{experiment}"),
+        &key,
+        "",
+    );
+    assert_eq!(read.unwrap().0, 200);
+    let body =
+        json!({"batch": uuid::Uuid::new_v4(), "events": [{"typename": "view", "variant": "a"}]});
+    let path = format!("/v2/experiment/{experiment}/record");
+    let (status, answer) = http(server.addr, "POST", &path, &key, &body.to_string()).unwrap();
+    assert_eq!(status, 503, "{answer}");
+    let started = Instant::now();
+    let output = Command::new(common::BIN)
+        .args(["--listen", "127.0.0.1:0", "--database", &fresh.url])
+        .args(["--database-wait", "3"])
+        .envs(ENV)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("takes no writes") && stderr.contains("schema is older"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3), "it waited");
+}
+
 // ---- Several instances under load, faults: no deadlock, no hang, no starving.
 
 /// A small deterministic generator (xorshift), one per client thread.

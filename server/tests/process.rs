@@ -351,6 +351,28 @@ fn an_in_memory_database_is_refused_clearly_leaving_no_file() {
     }
 }
 
+/// PostgreSQL's keyword/value form is refused, not taken as the name of a
+/// new SQLite file in the working directory.
+#[test]
+fn a_postgresql_keyword_string_is_refused_not_made_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for database in [
+        "host=127.0.0.1 port=5432 user=postgres dbname=myna",
+        "dbname=myna",
+    ] {
+        let output = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--database", database])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("give a postgres:// URL"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{database}: {left:?}");
+    }
+}
+
 #[test]
 fn account_create_refuses_an_email_basic_credentials_cannot_carry() {
     let dir = tempfile::tempdir().unwrap();

@@ -125,9 +125,25 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
 
 /// The signed-in session, or the redirect to the sign-in page.
 async fn signed_in(state: &AppState, request: &Request) -> Result<Session, Response> {
-    session::session(state, request)
-        .await
-        .ok_or_else(|| session::to_signin(request))
+    match session::session(state, request).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(session::to_signin(request)),
+        Err(problem) => Err(unavailable(&problem)),
+    }
+}
+
+/// The page of a database outage (503, `Retry-After`): the session could
+/// not be checked, so nothing is shown and nobody is sent to sign in.
+fn unavailable(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = html::html(status, views::unavailable(problem));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            poem::http::header::RETRY_AFTER,
+            poem::http::HeaderValue::from_static(crate::answer::RETRY_AFTER_SECONDS),
+        );
+    }
+    response
 }
 
 /// The most a dashboard form may weigh as sent: an experiment the API
@@ -178,8 +194,9 @@ fn not_found(session: &Session, what: &str) -> Response {
 #[handler]
 async fn unknown_path(request: &Request, Data(state): Data<&AppState>) -> poem::Result<Response> {
     match session::session(state, request).await {
-        Some(session) => Ok(not_found(&session, "page")),
-        None => Err(poem::error::NotFoundError.into()),
+        Ok(Some(session)) => Ok(not_found(&session, "page")),
+        Ok(None) => Err(poem::error::NotFoundError.into()),
+        Err(problem) => Ok(unavailable(&problem)),
     }
 }
 

@@ -24,8 +24,8 @@
 //! The dashboard authenticates ONLY by this cookie: an `Authorization`
 //! header (API key, Basic, Bearer) or an `apikey` parameter gives no access.
 
-use myna_core::Code;
 use myna_core::account::normalize_email;
+use myna_core::{Code, Problem};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
@@ -105,21 +105,26 @@ fn set_cookie(request: &Request, name: &str, value: &str, path: &str, max_age: i
     format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age}{secure}")
 }
 
-/// The signed-in session of a request, from its cookie only.
-pub async fn session(state: &AppState, request: &Request) -> Option<Session> {
-    let token = cookie(request, SESSION_COOKIE)?;
+/// The signed-in session of a request, from its cookie only; the problem
+/// when the database could not tell (an outage: the session may be fine).
+pub async fn session(state: &AppState, request: &Request) -> Result<Option<Session>, Problem> {
+    let Some(token) = cookie(request, SESSION_COOKIE) else {
+        return Ok(None);
+    };
     if !is_random_token(&token) {
-        return None;
+        return Ok(None);
     }
     let storage = state.storage.as_ref();
-    let account = auth::use_token(storage, TokenKind::Dashboard, &token, state.now_ms())
-        .await
-        .ok()?;
-    Some(Session {
-        account,
-        csrf: session_csrf(&state.secret, &token),
-        token,
-    })
+    match auth::use_token(storage, TokenKind::Dashboard, &token, state.now_ms()).await {
+        Ok(account) => Ok(Some(Session {
+            account,
+            csrf: session_csrf(&state.secret, &token),
+            token,
+        })),
+        // The database did not answer: not a sign that the session is over.
+        Err(problem) if problem.status >= 500 => Err(problem),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The CSRF token of a session: the HMAC of its token under the server secret.
@@ -299,7 +304,7 @@ fn signin_page(
 pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Response {
     let params = Params::of(request);
     let next = safe_next(params.get("next"));
-    if session(state, request).await.is_some() {
+    if matches!(session(state, request).await, Ok(Some(_))) {
         return html::redirect(next, &[]);
     }
     let twice = params.get("cookies") == Some("twice");
@@ -357,7 +362,7 @@ pub async fn signin(request: &Request, Data(state): Data<&AppState>, body: Body)
         return signin_page(state, request, email, &next, refusal);
     }
     if !signin_token_ok(&state.secret, given, &nonce, state.now_ms()) {
-        if session(state, request).await.is_some() {
+        if matches!(session(state, request).await, Ok(Some(_))) {
             // Signed in meanwhile (in another tab, whose success ended the
             // sign-in cookie): where this form was going.
             return html::redirect(&next, &[]);
@@ -417,7 +422,7 @@ const MAX_SIGNIN_FORM_BYTES: usize = 16 * 1024;
 /// `POST /signout`: ends the session's token and clears the cookie.
 #[handler]
 pub async fn signout(request: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
-    let Some(session) = session(state, request).await else {
+    let Ok(Some(session)) = session(state, request).await else {
         return to_signin(request);
     };
     let body = read_body(request, body).await.unwrap_or_default();

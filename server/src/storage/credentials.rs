@@ -107,6 +107,11 @@ pub async fn prune_tokens(db: &impl Run, now_ms: i64) -> Result<u64, StorageErro
 /// an instance inserting at the same moment (whose commit the insert
 /// waited for, then did nothing).
 pub async fn secret(db: &impl Run, name: &str, fresh: &str) -> Result<String, StorageError> {
+    // Read first: a database that takes no writes (a standby) has it.
+    let select = || Statement::new("SELECT value FROM secrets WHERE name = $1").text(name);
+    if let Some(row) = first(db.fetch(select()).await?) {
+        return row.text("value");
+    }
     db.execute(
         Statement::new(
             "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -115,9 +120,7 @@ pub async fn secret(db: &impl Run, name: &str, fresh: &str) -> Result<String, St
         .text(fresh),
     )
     .await?;
-    let rows = db
-        .fetch(Statement::new("SELECT value FROM secrets WHERE name = $1").text(name))
-        .await?;
+    let rows = db.fetch(select()).await?;
     let row = first(rows).ok_or_else(|| StorageError::Internal(format!("no secret {name}")))?;
     row.text("value")
 }

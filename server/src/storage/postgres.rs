@@ -49,6 +49,61 @@ pub struct PostgresStorage {
     calls: Arc<Calls>,
 }
 
+/// Brings the schema up to date. A database that takes no writes (a
+/// standby, `default_transaction_read_only`) is not migrated: with its
+/// schema current the server starts on it (reads answered, writes 503
+/// until it takes them, as when it turns read-only under a running
+/// server); with its schema behind, the start waits for it to take writes,
+/// logging, for at most `patience`.
+async fn migrate(
+    calls: &Calls,
+    server: &str,
+    started: Instant,
+    patience: Option<Duration>,
+) -> Result<(), StorageError> {
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    let pool = calls.pool(Purpose::Upkeep);
+    loop {
+        let read_only: bool =
+            sqlx::query_scalar("SELECT current_setting('transaction_read_only') = 'on'")
+                .fetch_one(pool)
+                .await
+                .map_err(map_err)?;
+        if !read_only {
+            return migrator
+                .run(pool)
+                .await
+                .map_err(|e| StorageError::Internal(format!("migration failed: {e}")));
+        }
+        // No table yet (a standby of a database never migrated): behind.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(pool)
+                .await
+                .unwrap_or_default();
+        if migrator.iter().all(|m| applied.contains(&m.version)) {
+            tracing::warn!(
+                "PostgreSQL at {server} takes no writes (a standby?); its schema is current: \
+                 serving, writes answer 503 until it takes them"
+            );
+            return Ok(());
+        }
+        if patience.is_some_and(|p| started.elapsed() >= p.max(ACQUIRE_TIMEOUT)) {
+            return Err(StorageError::Unavailable(format!(
+                "PostgreSQL at {server} takes no writes (a standby, or \
+                 default_transaction_read_only) and its schema is older than this server's: \
+                 point the server at the primary, or promote the standby"
+            )));
+        }
+        tracing::warn!(
+            "PostgreSQL at {server} takes no writes (a standby?) and its schema needs \
+             migrating; waiting for it to take writes (for {}s so far)",
+            started.elapsed().as_secs()
+        );
+        tokio::time::sleep(OPEN_PAUSE).await;
+    }
+}
+
 impl PostgresStorage {
     /// Connects to a `postgres://` URL and migrates the database (several
     /// instances starting at once take turns: the migrator holds a lock).
@@ -110,10 +165,7 @@ impl PostgresStorage {
             tracing::info!("PostgreSQL at {server} accepts connections now");
         }
         let calls = Calls::new(pool, &options);
-        sqlx::migrate!("./migrations/postgres")
-            .run(calls.pool(Purpose::Upkeep))
-            .await
-            .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
+        migrate(&calls, &server, started, patience).await?;
         tokio::spawn(counts::fold_every_second(Arc::downgrade(&calls)));
         Ok(PostgresStorage { calls })
     }

@@ -220,6 +220,19 @@ pub fn form_refused(csrf: &str, problem: &Problem) -> Markup {
     page("Refused", Nav::InExperiments, Some(csrf), body)
 }
 
+/// The page of a request the database could not serve (an outage): try
+/// again shortly; the session is not over.
+pub fn unavailable(problem: &Problem) -> Markup {
+    let body = html! {
+        section class="narrow" {
+            h1 { "Try again in a moment" }
+            (problem_box(problem))
+            p { "The dashboard could not reach its database. You are still signed in; reload this page shortly." }
+        }
+    };
+    page("Unavailable", Nav::InExperiments, None, body)
+}
+
 /// A confirmation notice (after a redirect).
 pub fn notice(text: &str) -> Markup {
     html! { div class="alert ok" role="status" { p { (text) } } }
