@@ -55,14 +55,23 @@ pub const MAX_EXPERIMENTS: usize = 10_000;
 /// nothing), or one of Unicode's default-ignorable code points (format
 /// characters such as zero-width space and joiners, the bidi controls,
 /// the soft hyphen, variation selectors, Hangul fillers, tags: what a
-/// font shows nothing for).
+/// font shows nothing for), or a noncharacter. Private-use characters are
+/// not blank (icon fonts draw them).
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| {
         c.is_whitespace()
             || c.is_control()
             || unicode_normalization::char::is_combining_mark(c)
             || is_default_ignorable(c)
+            || is_noncharacter(c)
     })
+}
+
+/// Unicode's noncharacters (U+FDD0 to U+FDEF, and the last two of every
+/// plane): never shown.
+fn is_noncharacter(c: char) -> bool {
+    let c = u32::from(c);
+    (0xfdd0..=0xfdef).contains(&c) || c & 0xfffe == 0xfffe
 }
 
 /// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt).
@@ -374,6 +383,8 @@ mod tests {
             "\u{fe0f}",
             "\u{e0001}",
             "\u{1d173}",
+            // Noncharacters.
+            "\u{ffff}\u{fdd0}\u{1fffe}",
         ] {
             assert!(is_blank(blank), "{blank:?}");
         }
@@ -386,6 +397,8 @@ mod tests {
             "\u{202e}abc",
             "ᄀ",
             "\u{2764}\u{fe0f}",
+            // Private use: an icon font's glyph.
+            "\u{e000}",
         ] {
             assert!(!is_blank(name), "{name:?}");
         }

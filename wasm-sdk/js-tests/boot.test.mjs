@@ -118,6 +118,8 @@ test("boot.js binds an experiment's elements added later (a framework rendering 
     await settled(tab);
     const seen = await tab.evaluate(async () => {
       const painted = [];
+      // What was bound before stays as it is (a framework's text nodes in it too).
+      const text = document.getElementById("t").firstChild;
       const later = document.createElement("div");
       later.innerHTML = '<h2 class="myna-hero" data-bind="text=title" id="later">Later</h2><span class="other">x</span>';
       document.body.append(later);
@@ -127,9 +129,17 @@ test("boot.js binds an experiment's elements added later (a framework rendering 
       // Nodes of no experiment bind nothing.
       document.body.append(Object.assign(document.createElement("p"), { textContent: "plain" }));
       await new Promise((r) => setTimeout(r, 50));
-      return { painted, queued: (await window.myna).queued };
+      // An element of the experiment added alone is bound too.
+      const alone = Object.assign(document.createElement("p"), { className: "myna-hero", id: "alone", textContent: "x" });
+      alone.dataset.bind = "text=title";
+      document.body.append(alone);
+      await new Promise((r) => requestAnimationFrame(() => r()));
+      painted.push(alone.textContent);
+      const kept = document.getElementById("t").firstChild === text;
+      return { painted, kept, queued: (await window.myna).queued };
     });
-    assert.deepEqual(seen.painted, ["Hello"]);
+    assert.deepEqual(seen.painted, ["Hello", "Hello"]);
+    assert.equal(seen.kept, true, "the bound title's text node was not replaced");
     assert.equal(seen.queued, 1, "the visitor's one view, not a second");
   });
 });

@@ -117,17 +117,26 @@
     Myna.connect({ apiRoot: deployment.apiRoot, apiKey: deployment.apiKey, experiments: deployment }),
   );
   // Elements of an experiment added later (a framework rendering after
-  // this script, a part of the page loaded later) are bound as they come:
+  // this script, a part of the page loaded later) are bound as they come,
+  // each added subtree alone (what was bound before is not touched again):
   // the observer's call runs before the next paint. Its own changes are not
   // observed.
   const follow = (myna) => {
     const selector = classes.join(",");
     const watch = new MutationObserver((records) => {
-      const added = (n) => n.nodeType == 1 && (n.matches(selector) || n.querySelector(selector));
-      if (records.some((r) => [...r.addedNodes].some(added))) {
+      const added = new Set();
+      for (const r of records)
+        for (const n of r.addedNodes)
+          if (n.nodeType == 1 && n.isConnected && (n.matches(selector) || n.querySelector(selector))) added.add(n);
+      // Only the outermost of the added subtrees.
+      const outer = [...added].filter((n) => {
+        for (let p = n.parentNode; p; p = p.parentNode) if (added.has(p)) return false;
+        return true;
+      });
+      if (outer.length) {
         watch.disconnect();
         try {
-          myna.bind(doc);
+          for (const n of outer) myna.bind(n);
         } finally {
           watch.observe(doc, { childList: true, subtree: true });
         }

@@ -52,7 +52,9 @@ export class Myna {
       const x = new Experiment(this.#d.step(SHARE), uuid);
       try {
         const name = cssClass(x.settings, x.id);
-        const all = name ? [...root.querySelectorAll("." + CSS.escape(name))] : [];
+        // The root itself too, when it is one of the elements.
+        const sel = "." + CSS.escape(name);
+        const all = name ? [...(root.matches?.(sel) ? [root] : []), ...root.querySelectorAll(sel)] : [];
         const l = this.#l;
         const kind = (e) => e.dataset.goal;
         if (!preview) {

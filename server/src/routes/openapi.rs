@@ -317,7 +317,6 @@ pub enum EventType {
 
 /// One event.
 #[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Event {
     /// `view` or `reward`.
     pub typename: EventType,
@@ -355,19 +354,21 @@ fn timestamp_schema() -> utoipa::openapi::schema::Schema {
     Schema::OneOf(either)
 }
 
-/// A batch of events, recorded atomically.
+/// A batch of events, recorded atomically (SPEC: unknown fields are
+/// ignored, here and in events).
 #[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RecordBody {
     /// At most 1,000.
     #[schema(max_items = 1000)]
     pub events: Vec<Event>,
     /// Makes the call idempotent: a batch id already recorded is not counted again.
     pub batch: Option<Uuid>,
-    /// When the sender sent the batch, in epoch milliseconds on its own
-    /// clock: the events' timestamps are read on that clock.
+    /// When the sender sent the batch, on its own clock (epoch
+    /// milliseconds or RFC 3339): the events' timestamps are read on that
+    /// clock.
     #[serde(rename = "sentAt")]
-    pub sent_at: Option<f64>,
+    #[schema(schema_with = timestamp_schema)]
+    pub sent_at: Option<Value>,
 }
 
 /// One variant in a deployment.
