@@ -109,7 +109,9 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
         .any(|word| keywords.iter().any(|k| word.starts_with(k)))
     {
         return Err(format!(
-            "{database:?} looks like PostgreSQL's keyword/value form, which is not read here              (it would be taken as an SQLite file name): give a postgres:// URL, e.g.              postgres://user@host:5432/dbname"
+            "{database:?} looks like PostgreSQL's keyword/value form, which is not read here \
+             (it would be taken as an SQLite file name): give a postgres:// URL, e.g. \
+             postgres://user@host:5432/dbname"
         ));
     }
     let Some(path) = Database::parse(database).sqlite_file() else {

@@ -100,7 +100,8 @@ async fn migrate(
              migrating; waiting for it to take writes (for {}s so far)",
             started.elapsed().as_secs()
         );
-        tokio::time::sleep(OPEN_PAUSE).await;
+        // Every few seconds, as the wait for a server that is not up.
+        tokio::time::sleep(ACQUIRE_TIMEOUT + OPEN_PAUSE).await;
     }
 }
 
@@ -209,6 +210,10 @@ pub(crate) fn describe(error: &sqlx::Error) -> String {
     }
 }
 
+/// How the cause of a write refused by a database that takes no writes
+/// begins (SQLSTATE 25006): not a failing pool, said apart in the log.
+pub(crate) const READ_ONLY: &str = "the database takes no writes";
+
 /// Maps a driver error: a lost or refused connection, an overloaded or
 /// restarting server, a timeout or a lock conflict are `Unavailable` (retry
 /// later); a unique violation is `Conflict`.
@@ -224,9 +229,9 @@ fn map_err(error: sqlx::Error) -> StorageError {
             // transaction (a standby, or a database set read-only: writes
             // come back after a failover).
             let class = code.get(..2).unwrap_or_default();
-            if matches!(class, "08" | "53" | "57" | "40" | "58")
-                || matches!(code.as_str(), "55P03" | "25006")
-            {
+            if code == "25006" {
+                StorageError::Unavailable(format!("{READ_ONLY}: {}", describe(&error)))
+            } else if matches!(class, "08" | "53" | "57" | "40" | "58") || code == "55P03" {
                 StorageError::Unavailable(describe(&error))
             } else {
                 StorageError::Internal(describe(&error))

@@ -27,7 +27,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 
-use super::map_err;
+use super::{READ_ONLY, map_err};
 use crate::storage::{Fut, StorageError};
 
 /// How long a call waits for a connection of its pool (or for PostgreSQL to
@@ -248,6 +248,8 @@ struct Health {
     suspects: Mutex<Vec<Purpose>>,
     /// Calls that failed while a probe ran.
     unexplained: AtomicU64,
+    /// When a refused write (the database takes none) was last logged.
+    read_only_said: Mutex<Option<Instant>>,
 }
 
 /// The pools of one instance and what it knows of PostgreSQL's health.
@@ -333,6 +335,10 @@ impl Calls {
                 }
             };
             match &result {
+                // PostgreSQL answers and reads work: no pool is failing.
+                Err(StorageError::Unavailable(cause)) if cause.starts_with(READ_ONLY) => {
+                    self.refused_writes(cause);
+                }
                 Err(StorageError::Unavailable(cause)) => self.failed(purpose, cause),
                 _ => self.worked(purpose),
             }
@@ -367,6 +373,26 @@ impl Calls {
                 refused,
                 "PostgreSQL {} calls work again ({refused} failed meanwhile)",
                 purpose.name()
+            );
+        }
+    }
+
+    /// A write refused because the database takes none (a standby, or
+    /// `default_transaction_read_only`): said once a minute while it lasts
+    /// (the commits' own log says when they succeed again).
+    fn refused_writes(&self, cause: &str) {
+        let mut said = self
+            .health
+            .read_only_said
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            *said = Some(Instant::now());
+            tracing::warn!(
+                %cause,
+                "PostgreSQL at {} takes no writes (a standby, or default_transaction_read_only): \
+                 writes answer 503 until it takes them (said once a minute while it lasts)",
+                self.server
             );
         }
     }
