@@ -371,6 +371,16 @@ fn a_postgresql_keyword_string_is_refused_not_made_a_file() {
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "{database}: {left:?}");
     }
+    // libpq's list of hosts is not read either, and the message says how
+    // to fail over instead.
+    let output = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--database"])
+        .arg("postgres://u@127.0.0.1:5432,127.0.0.1:5433/myna")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("one host only"), "{stderr}");
 }
 
 #[test]

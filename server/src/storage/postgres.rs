@@ -122,8 +122,17 @@ impl PostgresStorage {
         url: &str,
         patience: Option<Duration>,
     ) -> Result<PostgresStorage, StorageError> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            // `postgres://a:5432,b:5432/db`: libpq's list of hosts.
+            let hosts = url.split('/').nth(2).is_some_and(|h| h.contains(','));
+            let hint = if hosts {
+                " (one host only: to fail over, restart with the new primary's URL, \
+                 or put an address or a pooler in front; README, Scaling out)"
+            } else {
+                ""
+            };
+            StorageError::Unavailable(format!("bad PostgreSQL URL: {e}{hint}"))
+        })?;
         let options = calls::base_options(options);
         let server = format!("{}:{}", options.get_host(), options.get_port());
         let started = Instant::now();
