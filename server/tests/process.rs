@@ -329,57 +329,47 @@ fn a_second_server_on_the_same_sqlite_file_is_refused() {
     again.terminate();
 }
 
+/// A start on `database` that must be refused: its stderr, once checked
+/// that it failed and left no file in the working directory.
+fn refused_at_start(database: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--database", database])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{database}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{database}: {left:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn an_in_memory_database_is_refused_clearly_leaving_no_file() {
-    let dir = tempfile::tempdir().unwrap();
     for database in [
         "sqlite::memory:",
         "file::memory:",
         ":memory:",
         "sqlite://x.db?mode=memory",
     ] {
-        let output = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--database", database])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = refused_at_start(database);
         assert!(stderr.contains("is an in-memory database"), "{stderr}");
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert!(left.is_empty(), "{database}: {left:?}");
     }
 }
 
 /// PostgreSQL's keyword/value form is refused, not taken as the name of a
-/// new SQLite file in the working directory.
+/// new SQLite file in the working directory; libpq's list of hosts is not
+/// read either, and the message says how to fail over instead.
 #[test]
-fn a_postgresql_keyword_string_is_refused_not_made_a_file() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_postgresql_keyword_string_or_host_list_is_refused_not_made_a_file() {
     for database in [
         "host=127.0.0.1 port=5432 user=postgres dbname=myna",
         "dbname=myna",
     ] {
-        let output = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--database", database])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = refused_at_start(database);
         assert!(stderr.contains("give a postgres:// URL"), "{stderr}");
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert!(left.is_empty(), "{database}: {left:?}");
     }
-    // libpq's list of hosts is not read either, and the message says how
-    // to fail over instead.
-    let output = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--database"])
-        .arg("postgres://u@127.0.0.1:5432,127.0.0.1:5433/myna")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start("postgres://u@127.0.0.1:5432,127.0.0.1:5433/myna");
     assert!(stderr.contains("one host only"), "{stderr}");
 }
 
