@@ -395,14 +395,6 @@ mod tests {
         response.into_body().into_string().await.unwrap_or_default()
     }
 
-    /// The body of an answer made in a synchronous test.
-    fn futures_body(response: Response) -> String {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime")
-            .block_on(body(response))
-    }
-
     #[tokio::test]
     async fn jsonp_errors_are_200_with_status_inside() {
         let problem = Problem::unknown_experiment("x");
@@ -418,8 +410,8 @@ mod tests {
         assert!(text.contains(r#""status":404"#), "{text}");
     }
 
-    #[test]
-    fn unavailable_says_when_to_retry_and_jsonp_loads_cross_origin() {
+    #[tokio::test]
+    async fn unavailable_says_when_to_retry_and_jsonp_loads_cross_origin() {
         let unavailable = Problem::from(StorageError::Unavailable("down".into()));
         let response = problem_response(&Format::Json, &unavailable, 0);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -431,7 +423,7 @@ mod tests {
         assert!(not_found.headers().get(header::RETRY_AFTER).is_none());
         // JSONP has no header to say it: the messages do.
         let jsonp = problem_response(&Format::Jsonp("cb".into()), &unavailable, 0);
-        let text = futures_body(jsonp);
+        let text = body(jsonp).await;
         assert!(text.contains(r#""data":{"retryAfter":1}"#), "{text}");
         let script = ok_response(&Format::Jsonp("cb".into()), "{}");
         assert_eq!(

@@ -502,12 +502,18 @@ async fn record_calls_behind_a_hung_commit_answer_503_within_their_own_5_s() {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = std::time::Instant::now();
-    let behind = server.record().await.unwrap_err();
+    // Bounded here, so a server that waits for the hung commit fails the
+    // test instead of hanging it.
+    let behind = tokio::time::timeout(Duration::from_secs(15), server.record())
+        .await
+        .expect("an answer, not a wait for the hung commit")
+        .unwrap_err();
     let waited = started.elapsed();
     assert_eq!(behind.status, 503, "{behind:?}");
     assert!(
         waited < Duration::from_millis(5_500),
         "waited {waited:?}: the hung commit's time as well as its own"
     );
-    assert_eq!(first.await.unwrap().unwrap_err().status, 503);
+    let first = tokio::time::timeout(Duration::from_secs(15), first).await;
+    assert_eq!(first.expect("an answer").unwrap().unwrap_err().status, 503);
 }

@@ -42,20 +42,11 @@ fn login(addr: SocketAddr) -> String {
     format!("Bearer {}", token["token"].as_str().unwrap())
 }
 
-/// Creates a published experiment (variants a, b) and an API key.
+/// Creates a published experiment (variants a, b) and an API key: the
+/// experiment's uuid and the key's `Authorization` value.
 fn setup(addr: SocketAddr, owner: &str) -> (String, String) {
-    let created = json_call(
-        addr,
-        "POST",
-        "/v2/experiment",
-        owner,
-        r#"{"name": "load", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
-    );
-    let key = json_call(addr, "POST", "/v2/apikey", owner, "");
-    (
-        created["uuid"].as_str().unwrap().to_owned(),
-        format!("ApiKey {}", key["uuid"].as_str().unwrap()),
-    )
+    let (experiment, key) = common::published_with_key(addr, owner);
+    (experiment, format!("ApiKey {key}"))
 }
 
 /// Polls `check` until it holds; panics after `limit`; how long it took.
@@ -624,6 +615,13 @@ fn an_instance_started_on_a_read_only_database() {
     let path = format!("/v2/experiment/{experiment}/record");
     let (status, answer) = http(server.addr, "POST", &path, &key, &body.to_string()).unwrap();
     assert_eq!(status, 503, "{answer}");
+    // Folds fail every second while reads work: said once, not as a pool
+    // failing and working again at each fold.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = server.log.lock().unwrap().clone();
+    let said = |text: &str| log.iter().filter(|l| l.contains(text)).count();
+    assert_eq!(said("takes no writes (a standby, or"), 1, "{log:#?}");
+    assert_eq!(said("calls work again"), 0, "{log:#?}");
     let started = Instant::now();
     let output = Command::new(common::BIN)
         .args(["--listen", "127.0.0.1:0", "--database", &fresh.url])

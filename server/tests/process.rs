@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{
     BIN, Batch, PATIENCE, Server, basic, batch, counts, exit_of, first_start_refused, http,
-    json_call, totals,
+    json_call, published_with_key, totals,
 };
 
 #[test]
@@ -26,16 +26,8 @@ fn kill_9_under_load_loses_no_acknowledged_event_and_retries_count_once() {
     ];
     let mut server = Server::start(&db, &env);
     let owner = basic("admin@example.com", "s3cret-admin");
-    let created = json_call(
-        server.addr,
-        "POST",
-        "/v2/experiment",
-        &owner,
-        r#"{"name": "load", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
-    );
-    let experiment = created["uuid"].as_str().unwrap().to_owned();
-    let key = json_call(server.addr, "POST", "/v2/apikey", &owner, "");
-    let api_key = format!("ApiKey {}", key["uuid"].as_str().unwrap());
+    let (experiment, key) = published_with_key(server.addr, &owner);
+    let api_key = format!("ApiKey {key}");
     let path = format!("/v2/experiment/{experiment}/record");
 
     // Concurrent clients record until the server dies under them.
@@ -666,20 +658,4 @@ const ADMIN: [(&str, &str); 2] = [
 fn admin_server(db: &std::path::Path) -> (Server, String) {
     let server = Server::start(db, &ADMIN);
     (server, basic("admin@example.com", "s3cret-admin"))
-}
-
-/// A published experiment (variants a, b) and an API key: their uuids.
-fn published_with_key(addr: std::net::SocketAddr, owner: &str) -> (String, String) {
-    let created = json_call(
-        addr,
-        "POST",
-        "/v2/experiment",
-        owner,
-        r#"{"name": "x", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
-    );
-    let key = json_call(addr, "POST", "/v2/apikey", owner, "");
-    (
-        created["uuid"].as_str().unwrap().to_owned(),
-        key["uuid"].as_str().unwrap().to_owned(),
-    )
 }

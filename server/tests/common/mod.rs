@@ -210,6 +210,23 @@ pub fn json_call(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &
     serde_json::from_str(&body).unwrap()
 }
 
+/// Creates a published experiment (variants a, b) and an API key as
+/// `owner`: their uuids.
+pub fn published_with_key(addr: SocketAddr, owner: &str) -> (String, String) {
+    let created = json_call(
+        addr,
+        "POST",
+        "/v2/experiment",
+        owner,
+        r#"{"name": "load", "visibility": "published", "variants": {"a": {}, "b": {}}}"#,
+    );
+    let key = json_call(addr, "POST", "/v2/apikey", owner, "");
+    (
+        created["uuid"].as_str().unwrap().to_owned(),
+        key["uuid"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// The `Authorization` value of Basic credentials.
 pub fn basic(email: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{email}:{password}")))
