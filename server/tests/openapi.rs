@@ -135,6 +135,24 @@ async fn the_description_says_what_the_server_takes() {
             .map(|p| p["schema"].clone())
             .unwrap_or_default()
     };
-    assert_eq!(param("limit")["maximum"], 1000);
-    assert_eq!(param("callback")["maxLength"], 128);
+    // The limits it states are core's (utoipa takes only literals: these
+    // keep them from drifting apart).
+    assert_eq!(param("limit")["maximum"], myna_core::search::MAX_LIMIT);
+    assert_eq!(
+        param("callback")["maxLength"],
+        myna_core::jsonp::MAX_CALLBACK_CHARS
+    );
+    let max_name = myna_core::limits::MAX_NAME_CHARS;
+    assert_eq!(
+        schemas["CreateBody"]["properties"]["name"]["maxLength"],
+        max_name
+    );
+    assert_eq!(
+        schemas["UpdateBody"]["properties"]["name"]["maxLength"],
+        max_name
+    );
+    assert_eq!(
+        schemas["WebhookBody"]["properties"]["url"]["maxLength"],
+        myna_core::limits::MAX_WEBHOOK_URL_BYTES
+    );
 }
