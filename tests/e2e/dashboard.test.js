@@ -43,6 +43,30 @@ async function signedIn(width = 1280) {
 }
 
 /** The numbers of the results table: `{ id: { views, reward, rate, weight, weightText } }`. */
+/** In the page: the focused element's outline colour against the first
+ * opaque background around it (the outline sits outside the element), as a
+ * WCAG contrast ratio. */
+function focusRingContrast() {
+  const rgb = (c) => c.match(/[0-9.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const lin = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  };
+  const focused = document.activeElement;
+  let around = focused.parentElement;
+  let background = "rgb(255, 255, 255)";
+  for (; around; around = around.parentElement) {
+    const c = getComputedStyle(around).backgroundColor;
+    if (rgb(c)[3] !== 0 && c !== "transparent") {
+      background = c;
+      break;
+    }
+  }
+  const [a, b] = [luminance(rgb(getComputedStyle(focused).outlineColor)), luminance(rgb(background))];
+  const contrast = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  return { element: focused.outerHTML.slice(0, 80), contrast: Math.round(contrast * 100) / 100 };
+}
+
 function shown(page) {
   return page.$$eval("#variants tbody tr", (rows) =>
     Object.fromEntries(
@@ -275,11 +299,17 @@ test("keyboard: skip link, visible focus, and an experiment reached with Tab and
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     assert.notEqual(outline, "none", "focus is visible");
     let reached = false;
+    const faint = [];
     for (let i = 0; i < 40 && !reached; i++) {
       await page.keyboard.press("Tab");
       reached = await page.evaluate((uuid) => document.activeElement.getAttribute("href") === `/experiments/${uuid}`, experiment.uuid);
+      const ring = await page.evaluate(focusRingContrast);
+      if (ring.contrast < 3) faint.push(ring);
     }
     assert.ok(reached, "the experiment's link is reachable with Tab");
+    // WCAG 1.4.11: the ring stands out at least 3:1 from what is around it
+    // (the top bar's controls and the page's alike).
+    assert.deepEqual(faint, [], "every focus ring on the way has a contrast of at least 3:1");
     await Promise.all([page.waitForURL(`${server.url}/experiments/${experiment.uuid}`), page.keyboard.press("Enter")]);
     assert.equal(await page.textContent("h1"), "Keyboard reachable");
   } finally {
