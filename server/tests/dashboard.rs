@@ -340,14 +340,24 @@ async fn signing_in_sets_a_strict_httponly_session_cookie_and_signing_out_ends_i
     // Signing out ends the session for good, even if the cookie is replayed.
     let out = d.submit(&browser, "/signout", &[]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert_eq!(out.location(), "/signin");
+    assert_eq!(out.location(), "/signin?session=out");
     assert!(
         out.cookie("myna_session")
             .is_some_and(|c| c.contains("Max-Age=0"))
     );
-    let after = d.page(&browser, "/").await;
+    let said = d.send(Method::GET, out.location(), &[], None).await;
+    assert!(said.text.contains("You are signed out."), "{}", said.text);
+    // The replayed cookie: sent to sign in, told the session ended, and
+    // for a form, that nothing of it was saved.
+    let after = d.page(&browser, "/keys").await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
-    assert!(after.location().starts_with("/signin"));
+    assert_eq!(after.location(), "/signin?next=%2Fkeys&session=ended");
+    let said = d.send(Method::GET, after.location(), &[], None).await;
+    assert!(said.text.contains("Your session ended"), "{}", said.text);
+    let form = d.submit(&browser, "/keys", &[("name", "lost")]).await;
+    assert_eq!(form.location(), "/signin?next=%2Fkeys&session=ended-form");
+    let said = d.send(Method::GET, form.location(), &[], None).await;
+    assert!(said.text.contains("so nothing was saved"), "{}", said.text);
 }
 
 /// A second session cookie planted at a narrower path (by a page on another
@@ -778,24 +788,37 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
     );
 
     // Edit: name, visibility, a variant's name and settings, remove one, add one.
+    let mut fields = vec![
+        ("name", "Buy button, round 2"),
+        ("visibility", "draft"),
+        ("settings", "{}"),
+        ("v0.id", "green"),
+        ("v0.name", "Green!"),
+        ("v0.settings", "{\"color\": \"#0f0\"}"),
+        ("v1.id", "blue"),
+        ("v1.name", "blue"),
+        ("v1.settings", "{}"),
+        ("v1.remove", "1"),
+        ("add", "red\n"),
+    ];
+    // Blue has counts: the first save only asks, and changes nothing.
+    let asked = d
+        .submit(&browser, &format!("/experiments/{uuid}"), &fields)
+        .await;
+    assert_eq!(asked.status, StatusCode::CONFLICT, "{}", asked.text);
+    assert!(
+        asked
+            .text
+            .contains("Removing variant blue deletes its 10 views")
+    );
+    assert!(asked.text.contains("name=\"confirm_removal\""));
+    let (_, unchanged) = d
+        .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
+        .await;
+    assert_eq!(unchanged["name"], "Buy button");
+    fields.push(("confirm_removal", "1"));
     let edited = d
-        .submit(
-            &browser,
-            &format!("/experiments/{uuid}"),
-            &[
-                ("name", "Buy button, round 2"),
-                ("visibility", "draft"),
-                ("settings", "{}"),
-                ("v0.id", "green"),
-                ("v0.name", "Green!"),
-                ("v0.settings", "{\"color\": \"#0f0\"}"),
-                ("v1.id", "blue"),
-                ("v1.name", "blue"),
-                ("v1.settings", "{}"),
-                ("v1.remove", "1"),
-                ("add", "red\n"),
-            ],
-        )
+        .submit(&browser, &format!("/experiments/{uuid}"), &fields)
         .await;
     assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.text);
     // At the page's top, where it says so (not at the form's `#edit`).
@@ -836,10 +859,15 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         "{}",
         bad.text
     );
-    // The form posts to `#edit`: the answer opens at it, its problem on
-    // top, not at the page's top far above.
-    let action = format!(r#"action="/experiments/{uuid}#edit""#);
+    // The answer opens at the form's problems, which take the focus
+    // (`autofocus`; the action has no `#fragment`: browsers skip autofocus
+    // on a page opened at one), not at the page's top far above.
+    let action = format!(r#"action="/experiments/{uuid}">"#);
     assert!(bad.text.contains(&action), "{}", bad.text);
+    assert!(
+        bad.text
+            .contains(r#"id="form-problems" role="alert" tabindex="-1" autofocus"#)
+    );
     let bad = d
         .submit(
             &browser,

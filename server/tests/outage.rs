@@ -485,6 +485,40 @@ async fn the_dashboard_answers_503_during_an_outage_and_keeps_the_session() {
         );
         assert!(answer.0.headers().get("location").is_none(), "{path}");
     }
+    // Signing out meanwhile: signed out in this browser (the cookie
+    // cleared), and told that the server could not end the session itself.
+    let csrf = {
+        server.faulty.set(Mode::Normal);
+        let keys = page("/keys")
+            .await
+            .0
+            .into_body()
+            .into_string()
+            .await
+            .unwrap();
+        server.faulty.set(Mode::Away);
+        let field = "name=\"csrf\" value=\"";
+        let at = keys.find(field).expect("a csrf field") + field.len();
+        keys[at..].split('"').next().unwrap_or_default().to_owned()
+    };
+    let out = client
+        .post("/signout")
+        .header("cookie", cookie.as_str())
+        .content_type("application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await;
+    assert_eq!(out.0.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        out.0.headers().get("location").map(|v| v.as_bytes()),
+        Some(&b"/signin?session=out-here"[..])
+    );
+    let cleared = out
+        .0
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap_or_default());
+    assert!(cleared.is_some_and(|c| c.starts_with("myna_session=;") && c.contains("Max-Age=0")));
     server.faulty.set(Mode::Normal);
     assert_eq!(page("/").await.0.status(), StatusCode::OK);
 }

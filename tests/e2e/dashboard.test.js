@@ -471,6 +471,32 @@ test("the results table fits its card on desktops (1280, 1440, 1920 px), last co
   await api.ok("DELETE", `/v2/experiment/${created.uuid}`);
 });
 
+test("removing a variant with counts takes a second, named button; one tick and Enter removes nothing", async () => {
+  const created = await api.createExperiment("Removal asked", { keep: {}, drop: {} });
+  const key = await api.createApiKey("removal");
+  await api.ok("POST", `/v2/experiment/${created.uuid}/record`, {
+    auth: `ApiKey ${key}`,
+    body: { batch: crypto.randomUUID(), events: [{ typename: "view", variant: "drop" }, { typename: "reward", variant: "drop", amount: 1 }] },
+  });
+  const page = await signedIn();
+  try {
+    await page.goto(`${server.url}/experiments/${created.uuid}`);
+    await page.check("#v1-remove");
+    await page.focus("#edit-name");
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+    assert.equal((await api.read(created.uuid)).variants.drop.views, 1, "nothing removed");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "form-problems", "the problem takes the focus");
+    assert.match(await page.textContent("#form-problems"), /Removing variant drop: Removing variant drop deletes its 1 views/);
+    assert.equal(await page.getAttribute("#v1-remove", "aria-invalid"), "true");
+    assert.ok(await page.isChecked("#v1-remove"), "the tick is kept");
+    await Promise.all([page.waitForURL(/\?done=saved/), page.click("button:has-text('Remove and save')")]);
+    assert.deepEqual(Object.keys((await api.read(created.uuid)).variants), ["keep"]);
+    assert.equal(await page.locator("button:has-text('Remove and save')").count(), 0);
+  } finally {
+    await page.context().close();
+  }
+});
+
 test("a refused new-experiment form: the problems, in the form's words, take the focus; the field is marked", async () => {
   const page = await signedIn();
   try {

@@ -32,7 +32,7 @@ use poem::{Body, Request, Response, handler};
 use uuid::Uuid;
 
 use super::html;
-use super::views::signin::{refused_page, signin_page as signin_view};
+use super::views::signin::{Note, refused_page, signin_page as signin_view};
 use crate::auth::secret::{Secret, hex, is_hex_of, is_random_token, random_bytes};
 use crate::auth::{self, issue_session, token_hash};
 use crate::proxy::is_https;
@@ -206,7 +206,20 @@ pub fn to_signin(request: &Request) -> Response {
         }
         _ => "/signin".to_owned(),
     };
-    if cookie_values(request, SESSION_COOKIE).nth(1).is_none() {
+    let mut sent = cookie_values(request, SESSION_COOKIE);
+    let (one, two) = (sent.next().is_some(), sent.next().is_some());
+    if !two {
+        if one {
+            // A session cookie the server no longer takes: the session
+            // ended (an hour unused, or signed out elsewhere). The sign-in
+            // page says so, and whether a form was lost with it.
+            location.push(if location.contains('?') { '&' } else { '?' });
+            location.push_str(if request.method() == poem::http::Method::GET {
+                "session=ended"
+            } else {
+                "session=ended-form"
+            });
+        }
         return html::redirect(&location, &[]);
     }
     // The session cookie twice: one was planted (by a site sharing this
@@ -284,8 +297,13 @@ fn signin_page(
 ) -> Response {
     let held = cookie(request, SIGNIN_COOKIE);
     let (nonce, token) = signin_token(&state.secret, held, state.now_ms());
-    let page = signin_view(&token, next, email, refusal.as_ref().map(|r| r.message));
     let status = refusal.as_ref().map_or(StatusCode::OK, |r| r.status);
+    // A note with a 200 says why the form is shown; any other, why it refused.
+    let note = refusal.as_ref().map(|r| match r.status {
+        StatusCode::OK => Note::Said(r.message),
+        _ => Note::Refused(r.message),
+    });
+    let page = signin_view(&token, next, email, note);
     let mut response = html::html(status, page);
     let cookie = set_cookie(request, SIGNIN_COOKIE, &nonce, "/signin", 3600);
     if let Ok(value) = cookie.parse() {
@@ -307,10 +325,21 @@ pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Res
     if matches!(session(state, request).await, Ok(Some(_))) {
         return html::redirect(next, &[]);
     }
-    let twice = params.get("cookies") == Some("twice");
-    let note = twice.then_some(Refusal {
+    // Why the form is shown, when a redirect said.
+    let note = if params.get("cookies") == Some("twice") {
+        Some(COOKIE_TWICE)
+    } else {
+        match params.get("session") {
+            Some("ended") => Some(SESSION_ENDED),
+            Some("ended-form") => Some(SESSION_ENDED_FORM),
+            Some("out") => Some(SIGNED_OUT),
+            Some("out-here") => Some(SIGNED_OUT_HERE),
+            _ => None,
+        }
+    };
+    let note = note.map(|message| Refusal {
         status: StatusCode::OK,
-        message: COOKIE_TWICE,
+        message,
         retry_after: None,
     });
     signin_page(state, request, "", next, note)
@@ -319,6 +348,19 @@ pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Res
 const COOKIE_TWICE: &str = "Your browser sent this site's session cookie twice (another site \
     sharing this host's cookies may have set one), so you were signed out. Please sign in \
     again; if this comes back, clear this site's cookies in your browser.";
+
+const SESSION_ENDED: &str = "Your session ended (after an hour unused, or you signed out in \
+    another tab). Please sign in again: you will be taken back to the page.";
+
+const SESSION_ENDED_FORM: &str = "Your session ended before the form was sent (after an hour \
+    unused, or you signed out in another tab), so nothing was saved. Please sign in again: you \
+    will be taken back to the form to fill it in again.";
+
+const SIGNED_OUT: &str = "You are signed out.";
+
+const SIGNED_OUT_HERE: &str = "You are signed out in this browser. The server could not end the \
+    session itself just now (its database did not answer): it ends on its own after an hour \
+    unused.";
 
 const UNAVAILABLE: &str = "The server cannot sign you in right now; try again in a moment.";
 
@@ -422,19 +464,41 @@ const MAX_SIGNIN_FORM_BYTES: usize = 16 * 1024;
 /// `POST /signout`: ends the session's token and clears the cookie.
 #[handler]
 pub async fn signout(request: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
-    let Ok(Some(session)) = session(state, request).await else {
-        return to_signin(request);
-    };
+    let checked = session(state, request).await;
     let body = read_body(request, body).await.unwrap_or_default();
     let form = Params::parse(&String::from_utf8_lossy(&body));
-    if !csrf_ok(&session, &form) {
+    let session = match checked {
+        Ok(Some(session)) => session,
+        Ok(None) => return to_signin(request),
+        // The database did not answer, so the session could not be checked:
+        // its cookie and the form's token (an HMAC of it) still tell that
+        // the owner asked, and signing out in this browser needs nothing
+        // else. The server's record of it ends on its own.
+        Err(_) => {
+            let token = cookie(request, SESSION_COOKIE).unwrap_or_default();
+            let asked = form
+                .get("csrf")
+                .is_some_and(|given| same(given, &session_csrf(&state.secret, &token)));
+            if !asked || sent_from_elsewhere(request) {
+                return csrf_refused();
+            }
+            let clear = set_cookie(request, SESSION_COOKIE, "", "/", 0);
+            return html::redirect("/signin?session=out-here", &[clear]);
+        }
+    };
+    if !csrf_ok(&session, &form) || sent_from_elsewhere(request) {
         return csrf_refused();
     }
-    if let Err(problem) = state.storage.delete_token(token_hash(&session.token)).await {
+    let deleted = state.storage.delete_token(token_hash(&session.token)).await;
+    if let Err(problem) = &deleted {
         tracing::warn!(?problem, "signing out: the token could not be deleted");
     }
     let clear = set_cookie(request, SESSION_COOKIE, "", "/", 0);
-    html::redirect("/signin", &[clear])
+    let next = match deleted {
+        Ok(_) => "/signin?session=out",
+        Err(_) => "/signin?session=out-here",
+    };
+    html::redirect(next, &[clear])
 }
 
 #[cfg(test)]

@@ -192,6 +192,10 @@ pub struct EditForm {
     /// The [`definition_tag`] of the experiment the form was filled in
     /// with: a save refuses to replace a definition changed since.
     pub was: String,
+    /// Whether the owner confirmed removing variants that have counts (the
+    /// form's second button, shown once a save asked): a removal deletes
+    /// counts for good, so it is never done by one stray tick and Enter.
+    pub confirm_removal: bool,
 }
 
 /// A digest of `experiment`'s definition (everything the edit form sets:
@@ -249,6 +253,7 @@ impl EditForm {
                 .collect(),
             add: String::new(),
             was: definition_tag(experiment),
+            confirm_removal: false,
         }
     }
 
@@ -276,6 +281,7 @@ impl EditForm {
             variants,
             add: field("add".to_owned()),
             was: field("was".to_owned()),
+            confirm_removal: form.get("confirm_removal").is_some(),
         }
     }
 
@@ -308,12 +314,26 @@ impl EditForm {
                 continue;
             };
             let path = myna_core::settings::key_path("variantUpdates", id);
+            let stored = current.variants.iter().find(|c| c.id == id);
             let update = if v.remove {
+                if let Some(counted) = stored.filter(|c| c.views > 0 || c.total_reward != 0.0)
+                    && !self.confirm_removal
+                {
+                    problems.push(Message::at(
+                        Code::Conflict,
+                        format!("{path}.remove"),
+                        format!(
+                            "Removing variant {id} deletes its {} views and its rewards \
+                             (total {}) for good, so nothing was saved yet: press \
+                             “Remove and save” below to confirm, or untick Remove.",
+                            counted.views, counted.total_reward
+                        ),
+                    ));
+                }
                 Value::Null
             } else {
                 let settings =
                     settings_value(&v.settings, &format!("{path}.settings"), &mut problems);
-                let stored = current.variants.iter().find(|c| c.id == id);
                 let name = stored.map_or(v.name.as_str(), |c| as_stored(&v.name, &c.name));
                 json!({ "name": name, "settings": settings })
             };
@@ -563,6 +583,51 @@ pub(super) mod tests {
                 (Code::InvalidValue, "name"),
                 (Code::InvalidType, "variantUpdates.b.settings"),
             ]
+        );
+    }
+
+    #[test]
+    fn removing_a_variant_with_counts_waits_for_its_confirmation() {
+        let mut experiment = draft(&["b", "c", "d"]);
+        experiment.variants[0].views = 120;
+        experiment.variants[0].total_reward = 8.5;
+        experiment.variants[1].total_reward = 1.0;
+        let mut form = EditForm::of(&experiment);
+        for v in &mut form.variants {
+            v.remove = true;
+        }
+        // One tick and Enter: nothing removed, each counted variant named
+        // with what it would lose (`d` has no counts: nothing to lose).
+        let problem = form.update_body(&experiment).expect_err("asks first");
+        let asked: Vec<_> = problem
+            .messages
+            .iter()
+            .map(|m| (m.code, m.path.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            asked,
+            [
+                (Code::Conflict, "variantUpdates.b.remove"),
+                (Code::Conflict, "variantUpdates.c.remove")
+            ]
+        );
+        assert!(problem.messages[0].message.contains("120 views"));
+        assert!(problem.messages[0].message.contains("8.5"));
+        // Confirmed: all three go.
+        form.confirm_removal = true;
+        let body = form.update_body(&experiment).expect("a valid body");
+        assert_eq!(
+            body["variantUpdates"],
+            json!({ "b": null, "c": null, "d": null })
+        );
+        // Read back from the form as a browser posts it.
+        let posted = |fields: &[(&str, &str)]| {
+            let query: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            EditForm::posted(&Params::parse(&query.join("&")))
+        };
+        assert!(!posted(&[("v0.id", "b"), ("v0.remove", "1")]).confirm_removal);
+        assert!(
+            posted(&[("v0.id", "b"), ("v0.remove", "1"), ("confirm_removal", "1")]).confirm_removal
         );
     }
 

@@ -129,6 +129,7 @@ impl EditForm {
                     Some(at) => match within(at, "settings") {
                         Some(inner) => ("Settings of variant", "settings", inner),
                         None if at == "name" => ("Name of variant", "name", None),
+                        None if at == "remove" => ("Removing variant", "remove", None),
                         None => ("Variant", "name", Some(at)),
                     },
                     None => ("Variant", "name", None),

@@ -127,7 +127,7 @@ pub async fn edit(
     };
     match result {
         Ok(()) => html::redirect(
-            // `#main`: else the browser keeps the form's `#edit`.
+            // `#main`: the notice on top, where the page starts.
             &format!("/experiments/{uuid}?done={}#main", Done::Saved.param()),
             &[],
         ),

@@ -125,9 +125,11 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
         section id="edit" class="card" {
             h2 { "Edit" }
             @if !problems.is_empty() { (form_problems(&problems)) }
-            // The answer to a refused save opens at this form, its problem
-            // on top (a saved one is redirected to the page's top).
-            form method="post" action={ "/experiments/" (e.public_uuid()) "#edit" } {
+            // The answer to a refused save opens at this form: its problems
+            // on top take the focus (`autofocus`, which scrolls them into
+            // view; no `#fragment` in the action, as browsers skip autofocus
+            // on a page opened at one). A saved one is redirected.
+            form method="post" action={ "/experiments/" (e.public_uuid()) } {
                 (csrf_field(csrf))
                 div class="row" {
                     p class="field grow" {
@@ -161,6 +163,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 @for (i, v) in form.variants.iter().enumerate() {
                     @let name_field = format!("v{i}-name");
                     @let settings_field = format!("v{i}-settings");
+                    @let remove_field = format!("v{i}-remove");
                     fieldset class="variant" {
                         legend { "Variant " code { bdi { (v.id) } } }
                         input type="hidden" name={ "v" (i) ".id" } value=(v.id);
@@ -172,7 +175,8 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                             }
                             p class="field check" {
                                 label {
-                                    input type="checkbox" name={ "v" (i) ".remove" } value="1" checked[v.remove];
+                                    input id=(remove_field) type="checkbox" name={ "v" (i) ".remove" } value="1" checked[v.remove]
+                                        aria-invalid=[marks.invalid(&remove_field)] aria-describedby=[marks.described(&remove_field, None)];
                                     " Remove this variant (and its counts)"
                                 }
                             }
@@ -194,7 +198,14 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                     }
                     span class="hint" id="add-hint" { "One new variant id a line; they start with no counts." }
                 }
-                p class="actions" { button type="submit" class="primary" { "Save changes" } }
+                p class="actions" {
+                    // "Save changes" first: Enter in a field presses it.
+                    button type="submit" class="primary" { "Save changes" }
+                    @if form.variants.iter().any(|v| v.remove) {
+                        " "
+                        button type="submit" class="danger" name="confirm_removal" value="1" { "Remove and save" }
+                    }
+                }
             }
         }
     }

@@ -5,15 +5,25 @@ use maud::{Markup, html};
 
 use super::{Nav, page};
 
+/// What the sign-in page says above its form.
+pub enum Note<'a> {
+    /// Why the sign-in was refused.
+    Refused(&'a str),
+    /// Why the page is shown (the session ended, signed out).
+    Said(&'a str),
+}
+
 /// The sign-in page: the form (its server-signed `token`, where to go
-/// `next`, the `email` typed) and why it was refused, if it was.
-pub fn signin_page(token: &str, next: &str, email: &str, refusal: Option<&str>) -> Markup {
+/// `next`, the `email` typed) and why it was refused or shown, if it was.
+pub fn signin_page(token: &str, next: &str, email: &str, note: Option<Note<'_>>) -> Markup {
     let typed = !email.is_empty();
     let body = html! {
         section class="narrow card" {
             h1 { "Sign in" }
-            @if let Some(message) = refusal {
-                div class="alert error" role="alert" { p { (message) } }
+            @match note {
+                Some(Note::Refused(message)) => div class="alert error" role="alert" { p { (message) } },
+                Some(Note::Said(message)) => div class="alert warn" role="status" { p { (message) } },
+                None => {},
             }
             form method="post" action="/signin" {
                 input type="hidden" name="csrf" value=(token);
