@@ -1107,7 +1107,21 @@ async fn the_keys_page_creates_lists_and_revokes() {
     let field = tag(&refused.text, "key-name");
     assert!(field.contains(&format!("value=\"{long}\"")), "{field}");
     assert!(field.contains("aria-invalid=\"true\""), "{field}");
-    assert!(refused.text.contains("id=\"key-problem\""));
+    // The problems take the focus, name the field by its label, link to it,
+    // and describe it.
+    assert!(
+        refused
+            .text
+            .contains(r#"id="form-problems" role="alert" tabindex="-1" autofocus"#)
+    );
+    assert!(
+        refused
+            .text
+            .contains(r##"<li id="problem-0"><a href="#key-name">Name</a>: "##),
+        "{}",
+        refused.text
+    );
+    assert!(field.contains("aria-describedby=\"problem-0\""), "{field}");
 }
 
 #[tokio::test]
@@ -1548,7 +1562,16 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
         .submit(&browser, "/webhooks", &[("url", "ftp://example.com/")])
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.text.contains("<code>url</code>"));
+    // In the form's words, linked to the field, which it describes.
+    assert!(
+        bad.text
+            .contains(r##"<li id="problem-0"><a href="#webhook-url">URL</a>: "##),
+        "{}",
+        bad.text
+    );
+    let field = tag(&bad.text, "webhook-url");
+    assert!(field.contains("aria-invalid=\"true\""), "{field}");
+    assert!(field.contains("aria-describedby=\"problem-0\""), "{field}");
     assert!(
         bad.text.contains(r#"value="ftp://example.com/""#),
         "the URL stays in its field to be mended: {}",

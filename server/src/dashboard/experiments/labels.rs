@@ -80,6 +80,12 @@ fn placed(problem: &Problem, place: impl Fn(&str) -> Option<Place>) -> Vec<Field
         .collect()
 }
 
+/// `problem` placed on a form of plain fields (API path, label, element
+/// id): the API keys and webhooks forms.
+pub fn field_problems(problem: &Problem, fields: &[(&str, &str, &str)]) -> Vec<FieldProblem> {
+    placed(problem, |path| plain(fields, path))
+}
+
 /// The plain fields: API path, label, element id.
 fn plain(fields: &[(&str, &str, &str)], path: &str) -> Option<Place> {
     fields.iter().find_map(|(base, label, field)| {

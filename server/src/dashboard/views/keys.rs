@@ -5,7 +5,8 @@
 use maud::{Markup, html};
 use myna_core::Problem;
 
-use super::{Nav, confirm_action, csrf_field, page, problem_box};
+use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page};
+use crate::dashboard::experiments::labels::field_problems;
 use crate::dashboard::html;
 use crate::storage::ApiKey;
 
@@ -19,10 +20,12 @@ pub fn keys_page(
     problem: Option<&Problem>,
     typed: &str,
 ) -> Markup {
-    // A refused name: the field keeps what was typed, marked invalid and
-    // described by the problem above it.
-    let invalid =
-        problem.is_some_and(|p| p.messages.iter().any(|m| m.path.as_deref() == Some("name")));
+    // A refused name: the problems take the focus, in the form's words; the
+    // field keeps what was typed, marked invalid and described by them.
+    let problems = problem
+        .map(|p| field_problems(p, &[("name", "Name", "key-name")]))
+        .unwrap_or_default();
+    let marks = FieldMarks(&problems);
     let body = html! {
         @if let Some(notice) = notice { (notice) }
         h1 { "API keys" }
@@ -32,13 +35,13 @@ pub fn keys_page(
             "Keys are public by design: they sit in page source and can do nothing else. "
             "Revoking a key stops it at once."
         }
-        @if let Some(problem) = problem { div id="key-problem" { (problem_box(problem)) } }
+        @if !problems.is_empty() { (form_problems(&problems)) }
         form class="card inline" method="post" action="/keys" {
             (csrf_field(csrf))
             p class="field grow" {
                 label for="key-name" { "Name " span class="muted" { "(where it is used, optional)" } }
                 input id="key-name" name="name" maxlength="256" placeholder="landing page" value=(typed)
-                    aria-invalid=[invalid.then_some("true")] aria-describedby=[invalid.then_some("key-problem")];
+                    aria-invalid=[marks.invalid("key-name")] aria-describedby=[marks.described("key-name", None)];
             }
             p class="field" { button type="submit" class="primary" { "Create API key" } }
         }

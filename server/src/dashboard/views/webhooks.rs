@@ -8,7 +8,8 @@ use maud::{Markup, html};
 use myna_core::Problem;
 use uuid::Uuid;
 
-use super::{Nav, confirm_action, csrf_field, page, problem_box};
+use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page};
+use crate::dashboard::experiments::labels::field_problems;
 use crate::dashboard::html;
 use crate::storage::{AttemptLog, Delivery, Webhook};
 
@@ -45,6 +46,12 @@ pub fn webhooks_page(
     problem: Option<(&Problem, &str)>,
 ) -> Markup {
     let typed = problem.map_or("", |(_, url)| url);
+    // A refused URL: the problems take the focus, in the form's words; the
+    // field keeps what was typed, marked invalid and described by them.
+    let problems = problem
+        .map(|(p, _)| field_problems(p, &[("url", "URL", "webhook-url")]))
+        .unwrap_or_default();
+    let marks = FieldMarks(&problems);
     let body = html! {
         @if let Some(notice) = notice { (notice) }
         h1 { "Webhooks" }
@@ -53,7 +60,7 @@ pub fn webhooks_page(
             "the server posts the event with the decision to each URL here, signed with the "
             "webhook's secret (header " code { "Myna-Signature" } "), and retries for about an hour."
         }
-        @if let Some((problem, _)) = problem { (problem_box(problem)) }
+        @if !problems.is_empty() { (form_problems(&problems)) }
         @if let Some(added) = added {
             div class="alert ok" role="status" id="secret" {
                 p { "The webhook for " code { (added.webhook.url) } " was added. Its secret, shown only now:" }
@@ -66,7 +73,8 @@ pub fn webhooks_page(
             p class="field grow" {
                 label for="webhook-url" { "URL" }
                 input id="webhook-url" name="url" type="url" required maxlength="2048"
-                    placeholder="https://example.com/myna-events" value=(typed);
+                    placeholder="https://example.com/myna-events" value=(typed)
+                    aria-invalid=[marks.invalid("webhook-url")] aria-describedby=[marks.described("webhook-url", None)];
             }
             p class="field" { button type="submit" class="primary" { "Add webhook" } }
         }
