@@ -33,7 +33,7 @@ const deployment = {
 };
 
 /** Runs `check(tab)` on a page that includes the filled-in boot script. */
-async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = false, trustedTypes = false }, check) {
+async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = false, trustedTypes = false, extra = "" }, check) {
   const boot = await readFile(join(repo, "wasm-sdk", "pkg", "boot.js"), "utf8");
   // A strict policy: the README's list, nothing for styles.
   const policy = `<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'nonce-n' 'wasm-unsafe-eval'; connect-src 'self' http://127.0.0.1:9">`;
@@ -48,6 +48,7 @@ async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = f
 <h1 class="myna-hero" data-bind="text=title" id="t">Welcome</h1>
 <button class="myna-hero" data-goal="click" id="goal">Buy</button>
 ${trustedTypes ? '<div class="myna-hero" data-bind="html=title" id="h">as written</div>' : ""}
+${extra}
 <script nonce="n">
   const seen = (id) => getComputedStyle(document.getElementById(id)).visibility;
   window.during = [seen("a"), seen("t"), seen("goal")];
@@ -110,6 +111,30 @@ test("boot.js hides the experiments' elements, then binds the page", async () =>
     assert.deepEqual(preload, { as: "fetch", crossOrigin: "anonymous", href: wasm });
     const downloads = await tab.evaluate((url) => performance.getEntriesByName(url).length, wasm);
     assert.equal(downloads, 1, "the SDK's fetch took the preload's response");
+  });
+});
+
+test("boot.js shows a chosen variant the page wrote hidden for visitors without JavaScript, and gives its autofocus field the focus", async () => {
+  // Variant b is drawn (weight 1). Written for pages without JavaScript:
+  // a's elements shown, b's hidden every way a page hides one.
+  const extra = `<div class="myna-hero" data-show="a" id="no-js-a"><input id="focus-a" autofocus></div>
+<div class="myna-hero" data-show="b" id="attr" hidden aria-hidden="true"><input id="focus-b" autofocus></div>
+<p class="myna-hero" data-show="b" id="inline" style="display: none">B</p>
+<p class="myna-hero" data-hide="a" id="unless-a" hidden>not a</p>`;
+  await withPage({ extra }, async (tab) => {
+    await settled(tab);
+    const seen = await tab.evaluate(() => {
+      const shown = (id) => {
+        const e = document.getElementById(id);
+        return e.getClientRects().length > 0 && !e.closest("[aria-hidden=true]");
+      };
+      return {
+        shown: ["no-js-a", "attr", "inline", "unless-a"].filter(shown),
+        focused: document.activeElement.id,
+      };
+    });
+    assert.deepEqual(seen.shown, ["attr", "inline", "unless-a"], "b's elements shown, to screen readers too; a's hidden");
+    assert.equal(seen.focused, "focus-b", "the shown variant's autofocus field has the focus");
   });
 });
 

@@ -76,11 +76,23 @@
   }
   const show = () =>
     sheet ? (doc.adoptedStyleSheets = doc.adoptedStyleSheets.filter((s) => s != sheet)) : style.remove();
+  // The style goes. The browser skipped `autofocus` on an element it hid
+  // (it looks once, early): the first such element now shown takes the
+  // focus, unless something else has it.
+  const reveal = () => {
+    show();
+    const focused = doc.activeElement;
+    if (classes.length && (!focused || focused == doc.body)) {
+      const marked = doc.querySelectorAll(classes.map((c) => `${c}[autofocus],${c} [autofocus]`).join(","));
+      const first = [...marked].find((e) => e.getClientRects().length);
+      if (first) first.focus();
+    }
+  };
   // From here on, whatever happens, the style goes by the deadline.
   let late = false;
   const timer = setTimeout(() => {
     late = true;
-    show();
+    reveal();
   }, ms);
   // The wasm's download starts now, beside the module's, not once the
   // module has run: the SDK's own fetch of it (the same URL, CORS mode,
@@ -153,7 +165,7 @@
     })
     .finally(() => {
       clearTimeout(timer);
-      show();
+      if (!late) reveal();
     });
   // A failure only shows the page as written; the page's own handlers of
   // `window.myna` still see a failed connection.

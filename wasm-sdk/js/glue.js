@@ -237,10 +237,21 @@ function show(e, v, navigate) {
     // Inline and important (myna-html hid with jQuery's inline `display:
     // none`): the page's own `display` rules for the element never show it.
     style.setProperty("display", "none", "important");
-  } else if (hid.has(e)) {
-    const [was, priority] = hid.get(e);
-    hid.delete(e);
-    was ? style.setProperty("display", was, priority) : style.removeProperty("display");
+  } else {
+    if (hid.has(e)) {
+      const [was, priority] = hid.get(e);
+      hid.delete(e);
+      was ? style.setProperty("display", was, priority) : style.removeProperty("display");
+    }
+    // A variant's element the page wrote hidden (for visitors without
+    // JavaScript: `hidden`, inline `display: none`, `aria-hidden`) is
+    // shown when its variant is, to screen readers too (as myna-html's
+    // jQuery `show()` did).
+    if (s != null || h != null) {
+      e.hidden = false;
+      if (style.getPropertyValue("display") == "none") style.removeProperty("display");
+      if (e.getAttribute("aria-hidden") == "true") e.removeAttribute("aria-hidden");
+    }
   }
   for (const one of b ? b.split(/[\s,]+/) : []) {
     // `text=path`; a bare `text` (or `text=`) is the variant's name, as in myna-html.

@@ -308,7 +308,11 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
     assert!(!page.hidden("show-big"), "setting `big` is true");
     assert!(page.hidden("show-small"), "setting `small` is 0");
     assert!(page.hidden("hide-b"));
-    assert!(page.hidden("pre"), "hidden in the markup stays hidden");
+    assert!(
+        !page.hidden("pre"),
+        "written hidden (for pages without JavaScript), shown when its variant is, \
+         as myna-html's jQuery `show()` did"
+    );
     assert!(!page.hidden("other"));
     let t = page.el("t");
     assert_eq!(t.text_content().as_deref(), Some("Hello"));
