@@ -118,12 +118,14 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
         return Ok(None);
     };
     // An empty file is a new database to SQLite: creating it here is what
-    // opening it would do.
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
+    // opening it would do. It will hold the server secret and credentials'
+    // hashes: readable by its owner only (SQLite gives its `-wal` and `-shm`
+    // files the database file's permissions).
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).read(true).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&path)
         .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
     match file.try_lock() {
@@ -214,11 +216,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Webhooks: the watcher and the sender hold the state only during a
     // round, and stop before the commit writer is waited for.
     let watcher = tokio::spawn(webhooks::watch(state.downgrade()));
-    let sender = tokio::spawn(webhooks::send(state.downgrade()));
+    let mut sender = tokio::spawn(webhooks::send(state.downgrade(), stopping.clone()));
     let served = listen::serve(listener, app(state), settings, clock, shutdown).await;
     watcher.abort();
-    sender.abort();
-    let _ = tokio::join!(watcher, sender);
+    // Deliveries under way end (each within its timeout) and are stored,
+    // rather than be sent again a minute after the restart.
+    if tokio::time::timeout(SENDER_GRACE, &mut sender)
+        .await
+        .is_err()
+    {
+        sender.abort();
+        let _ = sender.await;
+    }
+    let _ = watcher.await;
     if let Some(task) = metrics_task {
         match task.await {
             Ok(Ok(())) => {}
@@ -230,6 +240,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!("myna-server stopped");
     served.map_err(|e| format!("the server failed: {e}"))
 }
+
+/// How long a graceful shutdown waits for webhook attempts under way to end
+/// and be stored (an attempt's own timeout, and time to store it).
+const SENDER_GRACE: Duration = Duration::from_secs(15);
 
 /// How long a graceful shutdown waits for the database's connections to
 /// close (after [`FINISH_GRACE`](crate::state::FINISH_GRACE)): a frozen PostgreSQL never acknowledges it.

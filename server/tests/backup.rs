@@ -241,3 +241,94 @@ fn a_backup_leaves_an_older_servers_file_as_it_is() {
         .unwrap();
     assert_eq!(versions, 0, "the copy is the file as it was, not migrated");
 }
+
+/// A reader held for long (a backup of a large database, which reads in one
+/// transaction) lets the write-ahead log grow while it reads. Once it is
+/// done, the log is cut back at the next checkpoint, not kept at its
+/// largest until the server stops. The database and its log are the
+/// owner's alone, as backups are.
+#[test]
+fn the_log_a_long_reader_grew_is_cut_back_after_it_and_the_files_are_private() {
+    use myna_server::storage::sqlite::WAL_SIZE_LIMIT;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let server = Server::start(&db, &env);
+    let owner = basic(EMAIL, PASSWORD);
+    let file = |suffix: &str| dir.path().join(format!("myna.db{suffix}"));
+    let log_size = || std::fs::metadata(file("-wal")).map_or(0, |m| m.len());
+    // An experiment of 14 variants whose settings each hold `text`.
+    let create = |text: &str| {
+        let variants: Vec<String> = (0..14)
+            .map(|i| format!(r#""v{i}": {{"settings": {{"text": "{text}"}}}}"#))
+            .collect();
+        let body = format!(r#"{{"name": "n", "variants": {{{}}}}}"#, variants.join(","));
+        json_call(server.addr, "POST", "/v2/experiment", &owner, &body);
+    };
+
+    // A long reader, as `backup` holds, while large definitions are written.
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM experiments", [], |row| row.get(0))
+        .unwrap();
+    let big = "x".repeat(60_000);
+    for _ in 0..60 {
+        if log_size() > 2 * WAL_SIZE_LIMIT {
+            break;
+        }
+        create(&big);
+    }
+    let grown = log_size();
+    assert!(grown > 2 * WAL_SIZE_LIMIT, "the log grew to {grown} B only");
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    // Writes go on: the next checkpoints cut the log back.
+    let started = Instant::now();
+    while log_size() > WAL_SIZE_LIMIT {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the log stays at {} B (it grew to {grown} B)",
+            log_size()
+        );
+        create("small");
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mode = file(suffix).metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "myna.db{suffix}: {mode:o}");
+    }
+}
+
+/// A backup killed mid-copy leaves its temporary files (`FILE.partial-PID`
+/// and SQLite's `-journal` of it); the next backup to that name removes
+/// those of processes that are gone, and leaves a running one's alone.
+#[test]
+fn a_backup_removes_what_killed_backups_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let mut server = Server::start(&db, &[]);
+    server.terminate();
+    let gone = ["copy.partial-999999999", "copy.partial-999999999-journal"];
+    let running = format!("copy.partial-{}", std::process::id());
+    for name in gone.iter().copied().chain([running.as_str()]) {
+        std::fs::write(dir.path().join(name), b"left").unwrap();
+    }
+    let output = backup(&db, &dir.path().join("copy.db"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("copy"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["copy.db".to_owned(), running]);
+}

@@ -575,6 +575,29 @@ fn tls_startup_errors_are_clear() {
         "{swapped}"
     );
 
+    // A key encrypted with a passphrase: said so, and what to do.
+    let encrypted = dir.path().join("encrypted.key");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let encrypted = fails(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert_file,
+            "--tls-key",
+            encrypted.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        encrypted.contains("the key is encrypted (a passphrase)")
+            && encrypted.contains("openssl pkey"),
+        "{encrypted}"
+    );
+
     // A certificate cut short, and an empty key file: said in words.
     let pem = std::fs::read_to_string(cert_file).unwrap();
     let cut = dir.path().join("cut.pem");

@@ -167,3 +167,69 @@ fn the_binary_posts_changes_by_itself_and_a_hanging_receiver_holds_nothing_up() 
     .unwrap();
     server.assert_stops_cleanly();
 }
+
+/// A graceful stop waits for a delivery under way: the receiver's answer is
+/// stored, so the restarted server does not send the event again (a
+/// delivery cut short is claimed but not stored, and sent again a minute
+/// later).
+#[test]
+fn sigterm_lets_a_delivery_under_way_end_and_stores_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "me@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "change-me"),
+    ];
+    let mut server = Server::start(&db, &env);
+    let addr = server.addr;
+    let me = basic("me@example.com", "change-me");
+    // A receiver that answers 204 two seconds after a request arrives.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let (arrived, arrivals) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            if read_request(&mut stream).is_none() || arrived.send(()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        }
+    });
+    json_call(
+        addr,
+        "POST",
+        "/v2/webhook",
+        &me,
+        &json!({ "url": url }).to_string(),
+    );
+    let experiment = json_call(
+        addr,
+        "POST",
+        "/v2/experiment",
+        &me,
+        &json!({"name": "hooked", "visibility": "published", "variants": {"a": {}}}).to_string(),
+    );
+    let record = format!(
+        "/v2/experiment/{}/record",
+        experiment["uuid"].as_str().unwrap()
+    );
+    // A reward without a view: a failing check, told on the next round.
+    let rewards = json!({"events": [{"typename": "reward", "variant": "a", "amount": 1.0}]});
+    json_call(addr, "POST", &record, &me, &rewards.to_string());
+
+    arrivals.recv_timeout(PATIENCE).expect("a delivery");
+    server.terminate();
+    let stored: (i64, Option<i64>, Option<i64>) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT attempts, last_status, delivered_ms FROM webhook_deliveries",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(stored.0, 1, "one attempt");
+    assert_eq!(stored.1, Some(204), "its answer stored");
+    assert!(stored.2.is_some(), "delivered: not to be sent again");
+}

@@ -147,6 +147,14 @@ fn certified_key(
     let key = PrivateKeyDer::from_pem_slice(&key_text).map_err(|e| {
         let e = match e {
             _ if key_text.iter().all(u8::is_ascii_whitespace) => "the file is empty".to_owned(),
+            _ if contains(&key_text, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+                || contains(&key_text, b"Proc-Type: 4,ENCRYPTED") =>
+            {
+                "the key is encrypted (a passphrase), which the server cannot read: give it \
+                 the key decrypted, e.g. `openssl pkey -in KEY -out KEY.pem` (keep it \
+                 readable by the server's user only)"
+                    .to_owned()
+            }
             tokio_rustls::rustls::pki_types::pem::Error::NoItemsFound => {
                 "no PEM PRIVATE KEY in it (is it the certificate?)".to_owned()
             }
@@ -167,6 +175,11 @@ fn certified_key(
         )
     })?;
     Ok(certified)
+}
+
+/// Whether `text` contains `part`.
+fn contains(text: &[u8], part: &[u8]) -> bool {
+    text.windows(part.len()).any(|w| w == part)
 }
 
 /// A PEM file's bytes, bounded.

@@ -137,8 +137,11 @@ pub async fn deliver_now(state: &AppState) -> Result<usize, StorageError> {
 
 /// The sender task, while the state runs: the pool refilled whenever an
 /// attempt ends and every [`SEND_EVERY`]; a failing fill is logged once
-/// until one works again.
-pub async fn send(state: WeakState) {
+/// until one works again. Once `stopping` turns true (a graceful stop) it
+/// starts no attempt and returns when those under way have ended (each
+/// within its timeout) and their outcomes are stored: one cut short
+/// would be claimed but not recorded, and sent again a minute later.
+pub async fn send(state: WeakState, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut pool = Pool::default();
     let mut ticks = tokio::time::interval(SEND_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,6 +150,7 @@ pub async fn send(state: WeakState) {
         tokio::select! {
             _ = ticks.tick() => {}
             true = pool.next() => {}
+            _ = stopping.wait_for(|stop| *stop) => break,
         }
         let Some(state) = state.upgrade() else {
             return;
@@ -154,6 +158,7 @@ pub async fn send(state: WeakState) {
         let filled = pool.fill(&state).await;
         report(&mut failing, "sending webhook deliveries", filled);
     }
+    while pool.next().await {}
 }
 
 /// One attempt of a claimed delivery (begun at `at_ms`), and its outcome

@@ -38,6 +38,13 @@ use record::{DatabaseFile, Recorder};
 /// Batch ids pruned by one statement.
 const PRUNE_SLICE: i64 = 10_000;
 
+/// The size the write-ahead log is cut back to once a checkpoint has copied
+/// it all (SQLite's `journal_size_limit`): a reader held for long (a backup
+/// of a large database) lets the log grow while it reads, and SQLite would
+/// keep the file at its largest until the server stops. In steady use the
+/// log stays near 4 MiB (SQLite checkpoints at 1,000 pages).
+pub const WAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// The SQLite storage.
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
@@ -57,7 +64,8 @@ impl SqliteStorage {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         Self::open_with(options).await
     }
 
@@ -70,7 +78,8 @@ impl SqliteStorage {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         Self::open_with(options).await
     }
 
@@ -80,6 +89,21 @@ impl SqliteStorage {
             return Err(StorageError::Unavailable(
                 "an in-memory SQLite database would lose every event at exit: give a file".into(),
             ));
+        }
+        // A new database holds the server secret and the credentials' hashes:
+        // readable by its owner only, from the start (SQLite gives its `-wal`
+        // and `-shm` files the database file's permissions).
+        if !file.exists() {
+            match private_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "cannot create {}: {e}",
+                        file.display()
+                    )));
+                }
+            }
         }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -150,8 +174,11 @@ async fn copy_into(source: &SqlitePool, path: &Path) -> Result<(), StorageError>
             path.display()
         )));
     }
+    remove_stale_partials(path);
     let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let journal = journal_of(&partial);
     let _ = std::fs::remove_file(&partial);
+    let _ = std::fs::remove_file(&journal);
     // The copy holds the server secret: readable by its owner only,
     // from its first byte (VACUUM INTO writes into an empty file).
     private_file(&partial).map_err(|e| StorageError::Unavailable(e.to_string()))?;
@@ -167,7 +194,45 @@ async fn copy_into(source: &SqlitePool, path: &Path) -> Result<(), StorageError>
     if synced.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
+    // SQLite's rollback journal of the copy, left by a failed one.
+    let _ = std::fs::remove_file(&journal);
     synced
+}
+
+/// The rollback journal SQLite keeps beside `file` while writing it.
+fn journal_of(file: &Path) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push("-journal");
+    name.into()
+}
+
+/// Removes the temporary files of earlier backups to `path` whose process
+/// is gone (killed, or the machine stopped, mid-copy): `FILE.partial-PID`
+/// and its `-journal`, which nothing else would ever remove.
+fn remove_stale_partials(path: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.partial-", stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = pid.strip_suffix("-journal").unwrap_or(pid);
+        let running = Path::new("/proc").join(pid).exists();
+        if pid.parse::<u32>().is_ok() && !running && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Runs a group commit on the recorder (its lock is the writer's alone,

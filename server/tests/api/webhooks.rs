@@ -674,7 +674,9 @@ async fn a_hanging_receiver_does_not_delay_another_accounts_delivery() {
         record(&h, mine, &[("b", 0, 1)]).await;
     }
     assert_eq!(check_now(&h.state).await.unwrap(), 2);
-    let sender = tokio::spawn(send(h.state.downgrade()));
+    // Kept until the end: its drop would stop the sender, as a stop does.
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let sender = tokio::spawn(send(h.state.downgrade(), stopping));
     arrives(&hanging, 20, 30).await;
     assert_eq!(hanging.received().len(), 20, "every hanging attempt began");
 
@@ -703,7 +705,9 @@ async fn a_webhook_has_at_most_two_attempts_in_flight() {
         record(&h, uuid, &[("b", 0, 1)]).await;
     }
     assert_eq!(check_now(&h.state).await.unwrap(), 3);
-    let sender = tokio::spawn(send(h.state.downgrade()));
+    // Kept until the end: its drop would stop the sender, as a stop does.
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let sender = tokio::spawn(send(h.state.downgrade(), stopping));
     arrives(&hanging, 2, 30).await;
     // Several of the sender's rounds later, still two.
     tokio::time::sleep(SEND_EVERY * 3).await;

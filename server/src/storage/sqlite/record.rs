@@ -141,7 +141,11 @@ impl Recorder {
             .busy_timeout(Duration::from_secs(10))
             .map_err(map_err)?;
         connection
-            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .execute_batch(&format!(
+                "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                 PRAGMA journal_size_limit = {};",
+                super::WAL_SIZE_LIMIT
+            ))
             .map_err(map_err)?;
         let mode: String = connection
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
