@@ -627,6 +627,50 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     server.assert_stops_cleanly();
 }
 
+/// One client sending slowly holds no restart for its timeouts (a head
+/// 10 s, a body 30 s): once stopping, a connection whose request is not
+/// being worked on (a head or a body still arriving) is closed after a
+/// moment's grace, and the server exits.
+#[test]
+fn sigterm_does_not_wait_for_slow_senders() {
+    let (_dir, db) = database();
+    let mut server = Server::start_with(&db, &[], &[], None);
+    let mut half_head = connect(server.addr);
+    half_head
+        .write_all(b"POST /v2/user/login HTTP/1.1\r\nHost: my")
+        .unwrap();
+    let mut slow_body = connect(server.addr);
+    slow_body
+        .write_all(
+            b"POST /v2/user/login HTTP/1.1\r\nHost: myna\r\n\
+              Content-Type: application/json\r\nContent-Length: 43\r\n\r\n{\"em",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // The slow body keeps trickling, a byte a second.
+    for byte in b"ail\":\"no@example.com\"" {
+        if slow_body.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        if server.child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    server.assert_stops_cleanly();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "the stop took {took:?}: it waited for the slow senders' timeouts"
+    );
+}
+
 #[test]
 fn a_client_that_shuts_its_write_side_after_its_request_is_answered() {
     let (_dir, db) = database();

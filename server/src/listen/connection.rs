@@ -30,7 +30,7 @@ use super::io::Watched;
 use super::limits::{self, HEAD_BUFFER_BYTES};
 use super::table::{Conn, Entry};
 use super::tls::Tls;
-use super::{LINGER, Settings};
+use super::{LINGER, STOP_IDLE_GRACE, Settings};
 use crate::answer::nosniff;
 use crate::answer::{Format, problem_response};
 use crate::clock::Clock;
@@ -234,7 +234,19 @@ async fn serve_stream<E, S>(
             () = conn.evicted() => return,
             () = stopped(&mut stop) => {
                 connection.as_mut().graceful_shutdown();
-                connection.await
+                // Stopping: past a moment's grace, one that is idle (a head
+                // or body still arriving, an answer not read) is closed,
+                // not waited for; one whose request is being worked on is.
+                let idle = async {
+                    tokio::time::sleep(STOP_IDLE_GRACE).await;
+                    while !conn.evict_if_idle_for(std::time::Duration::ZERO) {
+                        tokio::time::sleep(STOP_IDLE_GRACE / 8).await;
+                    }
+                };
+                tokio::select! {
+                    result = connection => result,
+                    () = idle => return,
+                }
             }
         }
     };

@@ -75,6 +75,13 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// On shutdown, the grace after which a connection that is idle (waiting
+/// for a head or receiving one, receiving a body, or not reading its
+/// answer) is closed: no request on it is being worked on, and one client
+/// sending slowly would otherwise hold every restart for up to its
+/// timeouts (10 s for a head, 30 s for a body), the port closed all along.
+pub const STOP_IDLE_GRACE: Duration = Duration::from_secs(3);
+
 /// The pause after an accept failed for want of descriptors or memory: the
 /// condition lasts until a connection closes, and retrying at once would
 /// spin a core.
