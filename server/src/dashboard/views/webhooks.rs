@@ -64,7 +64,13 @@ pub fn webhooks_page(
         @if let Some(added) = added {
             div class="alert ok" role="status" id="secret" {
                 p { "The webhook for " code { (added.webhook.url) } " was added. Its secret, shown only now:" }
-                p class="mono wrap" { (added.secret) }
+                // A read-only field: focused, Ctrl+A selects the secret
+                // alone (a paragraph's Ctrl+A selects the whole page).
+                p {
+                    label for="webhook-secret" class="sr-only" { "The webhook's secret" }
+                    input id="webhook-secret" class="mono" type="text" readonly value=(added.secret)
+                        size="64" spellcheck="false" autocomplete="off";
+                }
                 p { "Keep it where your receiver checks signatures: " code { "sha256=" } " and the hex HMAC-SHA256 of the body under it." }
             }
         }
