@@ -809,6 +809,11 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
     assert!(
         asked
             .text
+            .contains("<title>Error: Buy button · Myna</title>")
+    );
+    assert!(
+        asked
+            .text
             .contains("Removing variant blue deletes its 10 views")
     );
     assert!(asked.text.contains("name=\"confirm_removal\""));
@@ -1122,6 +1127,12 @@ async fn the_keys_page_creates_lists_and_revokes() {
         refused.text
     );
     assert!(field.contains("aria-describedby=\"problem-0\""), "{field}");
+    // The title, read first, says so too.
+    assert!(
+        refused
+            .text
+            .contains("<title>Error: API keys · Myna</title>")
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ use myna_core::limits::MAX_EXPERIMENT_ID_CHARS;
 use myna_core::weights::{MODE_SETTING, WeightsMode};
 use myna_core::{Experiment, Problem};
 
-use super::{FieldMarks, Nav, csrf_field, form_problems, page, problem_box, visibility_select};
+use super::{
+    FieldMarks, Nav, csrf_field, form_problems, page, problem_box, titled, visibility_select,
+};
 use crate::dashboard::experiments::forms::{Action, EditForm, NewForm};
 
 /// The browser's check of an id field (the server checks again: core's rule).
@@ -87,7 +89,8 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
             }
         }
     };
-    page("New experiment", Nav::InExperiments, Some(csrf), body)
+    let title = titled("New experiment", !problems.is_empty());
+    page(&title, Nav::InExperiments, Some(csrf), body)
 }
 
 /// The select of how the weights share traffic (the setting

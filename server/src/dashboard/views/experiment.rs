@@ -9,7 +9,7 @@ use myna_core::weights::{WeightsConfig, WeightsMode};
 use myna_core::{Experiment, Problem, Visibility};
 
 use super::edit::edit_form;
-use super::{Nav, page, visibility_badge};
+use super::{Nav, page, titled, visibility_badge};
 use crate::cache::Snapshot;
 use crate::dashboard::charts::{self, Line};
 use crate::dashboard::experiments::forms::EditForm;
@@ -80,7 +80,12 @@ pub fn experiment_page(csrf: &str, snapshot: &Snapshot, extras: &Extras<'_>) -> 
             }
         }
     };
-    page(&e.name, Nav::InExperiments, Some(csrf), body)
+    page(
+        &titled(&e.name, extras.problem.is_some()),
+        Nav::InExperiments,
+        Some(csrf),
+        body,
+    )
 }
 
 /// The verdict in one sentence, then the health checks that are not ok,

@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 use myna_core::Problem;
 
-use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page};
+use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page, titled};
 use crate::dashboard::experiments::labels::field_problems;
 use crate::dashboard::html;
 use crate::storage::ApiKey;
@@ -86,7 +86,12 @@ pub fn keys_page(
         }
         @if !keys.is_empty() { (deployments(api_root, keys)) }
     };
-    page("API keys", Nav::Keys, Some(csrf), body)
+    page(
+        &titled("API keys", !problems.is_empty()),
+        Nav::Keys,
+        Some(csrf),
+        body,
+    )
 }
 
 /// Each key's deployment: the script tag a page includes to run every

@@ -147,6 +147,16 @@ pub fn problem_id(n: usize) -> String {
     format!("problem-{n}")
 }
 
+/// A page's title, said to be about a refused form when `refused` (the
+/// title is what a screen reader says first on the page that answers it).
+pub fn titled(title: &str, refused: bool) -> String {
+    if refused {
+        format!("Error: {title}")
+    } else {
+        title.to_owned()
+    }
+}
+
 /// A refused form's problems, each named by the form's label and linked to
 /// its field; focused when the page opens, so the first thing read and
 /// seen is what to fix.

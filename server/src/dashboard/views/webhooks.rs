@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use myna_core::Problem;
 use uuid::Uuid;
 
-use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page};
+use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page, titled};
 use crate::dashboard::experiments::labels::field_problems;
 use crate::dashboard::html;
 use crate::storage::{AttemptLog, Delivery, Webhook};
@@ -178,5 +178,10 @@ pub fn webhooks_page(
             }
         }
     };
-    page("Webhooks", Nav::Webhooks, Some(csrf), body)
+    page(
+        &titled("Webhooks", !problems.is_empty()),
+        Nav::Webhooks,
+        Some(csrf),
+        body,
+    )
 }
