@@ -358,6 +358,11 @@ async fn signing_in_sets_a_strict_httponly_session_cookie_and_signing_out_ends_i
     assert_eq!(form.location(), "/signin?next=%2Fkeys&session=ended-form");
     let said = d.send(Method::GET, form.location(), &[], None).await;
     assert!(said.text.contains("so nothing was saved"), "{}", said.text);
+    // The email field, focused on arrival, is described by it.
+    assert!(said.text.contains(r#"aria-describedby="signin-note""#));
+    // Signing out again (another tab's button): signed out, said so.
+    let again = d.submit(&browser, "/signout", &[]).await;
+    assert_eq!(again.location(), "/signin?session=out");
 }
 
 /// A second session cookie planted at a narrower path (by a page on another
@@ -589,7 +594,12 @@ async fn every_page_refuses_a_missing_session_and_api_credentials() {
             uri
         };
         let next = myna_core::wire::url_encode(page);
-        assert_eq!(answer.location(), format!("/signin?next={next}"), "{uri}");
+        // A form posted without a session: the sign-in page says so.
+        assert_eq!(
+            answer.location(),
+            format!("/signin?next={next}&session=ended-form"),
+            "{uri}"
+        );
     }
     let (status, read) = d
         .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
@@ -812,16 +822,18 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
             .contains("<title>Error: Buy button · Myna</title>")
     );
     assert!(
-        asked
-            .text
-            .contains("Removing variant blue deletes its 10 views")
+        asked.text.contains("It deletes the variant&#39;s 10 views"),
+        "{}",
+        asked.text
     );
-    assert!(asked.text.contains("name=\"confirm_removal\""));
+    // The second button confirms exactly this removal (its tag).
+    let tag =
+        between(&asked.text, "name=\"confirm_removal\" value=\"", "\"").expect("the second button");
     let (_, unchanged) = d
         .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
         .await;
     assert_eq!(unchanged["name"], "Buy button");
-    fields.push(("confirm_removal", "1"));
+    fields.push(("confirm_removal", &tag));
     let edited = d
         .submit(&browser, &format!("/experiments/{uuid}"), &fields)
         .await;

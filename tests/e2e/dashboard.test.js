@@ -486,7 +486,7 @@ test("removing a variant with counts takes a second, named button; one tick and 
     await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
     assert.equal((await api.read(created.uuid)).variants.drop.views, 1, "nothing removed");
     assert.equal(await page.evaluate(() => document.activeElement.id), "form-problems", "the problem takes the focus");
-    assert.match(await page.textContent("#form-problems"), /Removing variant drop: Removing variant drop deletes its 1 views/);
+    assert.match(await page.textContent("#form-problems"), /Removing variant drop: It deletes the variant's 1 view and/);
     assert.equal(await page.getAttribute("#v1-remove", "aria-invalid"), "true");
     assert.ok(await page.isChecked("#v1-remove"), "the tick is kept");
     await Promise.all([page.waitForURL(/\?done=saved/), page.click("button:has-text('Remove and save')")]);

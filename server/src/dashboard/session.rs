@@ -209,16 +209,19 @@ pub fn to_signin(request: &Request) -> Response {
     let mut sent = cookie_values(request, SESSION_COOKIE);
     let (one, two) = (sent.next().is_some(), sent.next().is_some());
     if !two {
-        if one {
-            // A session cookie the server no longer takes: the session
-            // ended (an hour unused, or signed out elsewhere). The sign-in
-            // page says so, and whether a form was lost with it.
+        // Why, for the sign-in page to say: a form posted without a session
+        // was loaded in one that has ended since (signed out in another tab
+        // clears the cookie); a page asked for with a cookie the server no
+        // longer takes, likewise (an hour unused, or signed out elsewhere).
+        let get = request.method() == poem::http::Method::GET;
+        let why = match (get, one) {
+            (false, _) => Some("session=ended-form"),
+            (true, true) => Some("session=ended"),
+            (true, false) => None,
+        };
+        if let Some(why) = why {
             location.push(if location.contains('?') { '&' } else { '?' });
-            location.push_str(if request.method() == poem::http::Method::GET {
-                "session=ended"
-            } else {
-                "session=ended-form"
-            });
+            location.push_str(why);
         }
         return html::redirect(&location, &[]);
     }
@@ -354,7 +357,7 @@ const SESSION_ENDED: &str = "Your session ended (after an hour unused, or you si
 
 const SESSION_ENDED_FORM: &str = "Your session ended before the form was sent (after an hour \
     unused, or you signed out in another tab), so nothing was saved. Please sign in again: you \
-    will be taken back to the form to fill it in again.";
+    will be taken back to the page the form was on, to fill it in again.";
 
 const SIGNED_OUT: &str = "You are signed out.";
 
@@ -469,6 +472,11 @@ pub async fn signout(request: &Request, Data(state): Data<&AppState>, body: Body
     let form = Params::parse(&String::from_utf8_lossy(&body));
     let session = match checked {
         Ok(Some(session)) => session,
+        // Signed out already (in another tab, or the session ended); a
+        // cookie sent twice is cleared as on any page.
+        Ok(None) if cookie_values(request, SESSION_COOKIE).nth(1).is_none() => {
+            return html::redirect("/signin?session=out", &[]);
+        }
         Ok(None) => return to_signin(request),
         // The database did not answer, so the session could not be checked:
         // its cookie and the form's token (an HMAC of it) still tell that

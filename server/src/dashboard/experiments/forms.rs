@@ -192,10 +192,39 @@ pub struct EditForm {
     /// The [`definition_tag`] of the experiment the form was filled in
     /// with: a save refuses to replace a definition changed since.
     pub was: String,
-    /// Whether the owner confirmed removing variants that have counts (the
-    /// form's second button, shown once a save asked): a removal deletes
-    /// counts for good, so it is never done by one stray tick and Enter.
-    pub confirm_removal: bool,
+    /// The [`removal_tag`] the owner confirmed with the form's second
+    /// button (shown once a save asked): a removal deletes counts for good,
+    /// so it is never done by one stray tick and Enter, nor of other
+    /// variants or other counts than the ones the refusal named.
+    pub confirm_removal: String,
+}
+
+/// A digest of what removing the variants ticked in `form` deletes from
+/// `experiment`: each counted one's id, views and total reward (empty when
+/// nothing counted is ticked). The refusal's button carries it; a save
+/// goes ahead only when it still names what would be deleted.
+pub fn removal_tag(experiment: &Experiment, form: &EditForm) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut counted = false;
+    for v in form.variants.iter().filter(|v| v.remove) {
+        let Some(stored) = current_id(experiment, &v.id)
+            .and_then(|id| experiment.variants.iter().find(|c| c.id == id))
+            .filter(|c| c.views > 0 || c.total_reward != 0.0)
+        else {
+            continue;
+        };
+        counted = true;
+        digest.update((stored.id.len() as u64).to_le_bytes());
+        digest.update(stored.id.as_bytes());
+        digest.update(stored.views.to_le_bytes());
+        digest.update(stored.total_reward.to_bits().to_le_bytes());
+    }
+    if counted {
+        crate::auth::secret::hex(&digest.finalize()[..16])
+    } else {
+        String::new()
+    }
 }
 
 /// A digest of `experiment`'s definition (everything the edit form sets:
@@ -253,7 +282,7 @@ impl EditForm {
                 .collect(),
             add: String::new(),
             was: definition_tag(experiment),
-            confirm_removal: false,
+            confirm_removal: String::new(),
         }
     }
 
@@ -281,7 +310,7 @@ impl EditForm {
             variants,
             add: field("add".to_owned()),
             was: field("was".to_owned()),
-            confirm_removal: form.get("confirm_removal").is_some(),
+            confirm_removal: form.get("confirm_removal").unwrap_or_default().to_owned(),
         }
     }
 
@@ -297,6 +326,9 @@ impl EditForm {
         {
             mode.set_in(&mut settings);
         }
+        // Confirmed: the removal the refusal named, and counts unchanged since.
+        let confirmed =
+            !self.confirm_removal.is_empty() && self.confirm_removal == removal_tag(current, self);
         let mut updates = Map::new();
         for v in &self.variants {
             // The variant the field was rendered for: a browser sends a line
@@ -317,16 +349,20 @@ impl EditForm {
             let stored = current.variants.iter().find(|c| c.id == id);
             let update = if v.remove {
                 if let Some(counted) = stored.filter(|c| c.views > 0 || c.total_reward != 0.0)
-                    && !self.confirm_removal
+                    && !confirmed
                 {
+                    let views = match counted.views {
+                        1 => "1 view".to_owned(),
+                        n => format!("{n} views"),
+                    };
                     problems.push(Message::at(
                         Code::Conflict,
                         format!("{path}.remove"),
                         format!(
-                            "Removing variant {id} deletes its {} views and its rewards \
-                             (total {}) for good, so nothing was saved yet: press \
-                             “Remove and save” below to confirm, or untick Remove.",
-                            counted.views, counted.total_reward
+                            "It deletes the variant's {views} and its rewards (total {}) for \
+                             good, so nothing was saved yet: press “Remove and save” below \
+                             to confirm, or untick Remove.",
+                            counted.total_reward
                         ),
                     ));
                 }
@@ -613,21 +649,48 @@ pub(super) mod tests {
         );
         assert!(problem.messages[0].message.contains("120 views"));
         assert!(problem.messages[0].message.contains("8.5"));
-        // Confirmed: all three go.
-        form.confirm_removal = true;
+        // Confirmed with the refusal's tag: all three go.
+        form.confirm_removal = removal_tag(&experiment, &form);
         let body = form.update_body(&experiment).expect("a valid body");
         assert_eq!(
             body["variantUpdates"],
             json!({ "b": null, "c": null, "d": null })
         );
+        // Not for counts that moved since the refusal, nor for another
+        // variant ticked instead: asked again.
+        let mut counted_since = experiment.clone();
+        counted_since.variants[0].views += 500;
+        let again = form.update_body(&counted_since).expect_err("asked again");
+        assert!(again.messages[0].message.contains("620 views"));
+        let mut swapped = form.clone();
+        swapped.variants[0].remove = false;
+        swapped.variants[1].remove = false;
+        swapped.variants[2].remove = true;
+        experiment.variants[2].views = 1;
+        let asked = swapped.update_body(&experiment).expect_err("asked");
+        assert_eq!(
+            asked.messages[0].path.as_deref(),
+            Some("variantUpdates.d.remove")
+        );
+        assert!(asked.messages[0].message.contains("1 view "));
         // Read back from the form as a browser posts it.
         let posted = |fields: &[(&str, &str)]| {
             let query: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
             EditForm::posted(&Params::parse(&query.join("&")))
         };
-        assert!(!posted(&[("v0.id", "b"), ("v0.remove", "1")]).confirm_removal);
         assert!(
-            posted(&[("v0.id", "b"), ("v0.remove", "1"), ("confirm_removal", "1")]).confirm_removal
+            posted(&[("v0.id", "b"), ("v0.remove", "1")])
+                .confirm_removal
+                .is_empty()
+        );
+        assert_eq!(
+            posted(&[
+                ("v0.id", "b"),
+                ("v0.remove", "1"),
+                ("confirm_removal", "ab12")
+            ])
+            .confirm_removal,
+            "ab12"
         );
     }
 

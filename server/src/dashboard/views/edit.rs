@@ -9,7 +9,7 @@ use myna_core::{Experiment, Problem};
 use super::{
     FieldMarks, Nav, csrf_field, form_problems, page, problem_box, titled, visibility_select,
 };
-use crate::dashboard::experiments::forms::{Action, EditForm, NewForm};
+use crate::dashboard::experiments::forms::{Action, EditForm, NewForm, removal_tag};
 
 /// The browser's check of an id field (the server checks again: core's rule).
 const ID_PATTERN: &str = "[A-Za-z0-9_\\-]+";
@@ -204,9 +204,13 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 p class="actions" {
                     // "Save changes" first: Enter in a field presses it.
                     button type="submit" class="primary" { "Save changes" }
-                    @if form.variants.iter().any(|v| v.remove) {
+                    // Only after a refusal named what the removal deletes,
+                    // and for exactly that (the tag of the variants and
+                    // counts it named).
+                    @let removal = removal_tag(e, form);
+                    @if !removal.is_empty() {
                         " "
-                        button type="submit" class="danger" name="confirm_removal" value="1" { "Remove and save" }
+                        button type="submit" class="danger" name="confirm_removal" value=(removal) { "Remove and save" }
                     }
                 }
             }

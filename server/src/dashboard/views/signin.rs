@@ -17,12 +17,13 @@ pub enum Note<'a> {
 /// `next`, the `email` typed) and why it was refused or shown, if it was.
 pub fn signin_page(token: &str, next: &str, email: &str, note: Option<Note<'_>>) -> Markup {
     let typed = !email.is_empty();
+    let said = matches!(note, Some(Note::Said(_)));
     let body = html! {
         section class="narrow card" {
             h1 { "Sign in" }
             @match note {
                 Some(Note::Refused(message)) => div class="alert error" role="alert" { p { (message) } },
-                Some(Note::Said(message)) => div class="alert warn" role="status" { p { (message) } },
+                Some(Note::Said(message)) => div class="alert warn" role="status" id="signin-note" { p { (message) } },
                 None => {},
             }
             form method="post" action="/signin" {
@@ -32,8 +33,10 @@ pub fn signin_page(token: &str, next: &str, email: &str, note: Option<Note<'_>>)
                 // account name without `@` (`admin`), which the server takes.
                 p class="field" {
                     label for="email" { "Email" }
+                    // The field focused on arrival is described by why the
+                    // page is shown (a status already there is seldom read).
                     input id="email" name="email" type="text" inputmode="email" autocapitalize="none" spellcheck="false" autocomplete="username" required value=(email)
-                        autofocus[!typed];
+                        autofocus[!typed] aria-describedby=[said.then_some("signin-note")];
                 }
                 p class="field" {
                     label for="password" { "Password" }
