@@ -79,6 +79,38 @@ fn two_arms_match_the_closed_forms() {
     }
 }
 
+/// Near a rate of 0 a posterior is shaped like an exponential, whose
+/// density 12 SDs out is still e^-13 of its peak: the losses there are tiny
+/// and must still be right to the percent (an owner reads them as "gives
+/// up N percentage points"), and not grow with the views.
+#[test]
+fn rates_near_zero_match_the_closed_forms_to_the_percent() {
+    for (a, b) in [
+        ((100, 0.0), (100, 0.0)),
+        ((1_000, 0.0), (1_000, 0.0)),
+        ((100_000, 0.0), (100_000, 0.0)),
+        ((10_000, 1.0), (10_000, 2.0)),
+        ((100_000, 1.0), (100_000, 3.0)),
+        ((20_000, 0.0), (20_000, 30.0)),
+        ((5_000, 0.0), (7_000, 1.0)),
+    ] {
+        let arms = [arm(a.0, a.1), arm(b.0, b.1)];
+        let (best, loss) = probability_best_and_loss(&arms);
+        let params = |(views, reward): (u64, f64)| (1 + reward as u64, 1 + views - reward as u64);
+        let (aa, ba) = params(a);
+        let (ab, bb) = params(b);
+        let p_b = prob_greater(aa, ba, ab, bb);
+        assert!((best[1] - p_b).abs() < 1e-3, "{arms:?}: {best:?} vs {p_b}");
+        let expected = [loss_of_a(aa, ba, ab, bb), loss_of_a(ab, bb, aa, ba)];
+        for i in 0..2 {
+            assert!(
+                (loss[i] - expected[i]).abs() <= 0.01 * expected[i] + 1e-12,
+                "{arms:?}: loss {loss:?} vs {expected:?}"
+            );
+        }
+    }
+}
+
 /// Probability of being best and expected loss by sampling.
 fn monte_carlo(arms: &[Arm], draws: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -597,8 +629,20 @@ fn the_other_checks_find_rewards_without_views_silence_and_unshown_variants() {
         (never.status, never.data.clone()),
         (Status::Failing, json!({ "variants": ["blue"] }))
     );
-    // Two views at 30 %: too few to tell.
-    assert_eq!(health::never_shown(&ids, &unseen[..1]).status, Status::Ok);
+    // Three views at 30 %: too few to tell, and said so (not "every
+    // variant has been shown").
+    let early = health::never_shown(&ids, &unseen[..1]);
+    assert_eq!(early.status, Status::Ok);
+    assert!(
+        early.message.starts_with("Not shown yet: blue"),
+        "{}",
+        early.message
+    );
+    let shown = vec![hour(0, [0.7, 0.3], [10, 3], [0.0, 0.0])];
+    assert_eq!(
+        health::never_shown(&ids, &shown).message,
+        "Every variant has been shown."
+    );
 }
 
 #[test]

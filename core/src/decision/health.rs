@@ -235,8 +235,20 @@ pub fn never_shown(ids: &[&str], hours: &[Hour]) -> Check {
         .filter(|&i| views[i] == 0 && expected[i] >= NEVER_SHOWN_EXPECTED)
         .map(|i| ids[i])
         .collect();
-    let (status, message) = if never.is_empty() {
+    let unseen: Vec<&str> = (0..k).filter(|&i| views[i] == 0).map(|i| ids[i]).collect();
+    let (status, message) = if never.is_empty() && unseen.is_empty() {
         (Status::Ok, "Every variant has been shown.".to_owned())
+    } else if never.is_empty() {
+        // Not shown yet, but not served enough for that to mean anything.
+        (
+            Status::Ok,
+            format!(
+                "Not shown yet: {} (too few views served so far to tell whether the page \
+                 can show {}).",
+                unseen.join(", "),
+                if unseen.len() == 1 { "it" } else { "them" }
+            ),
+        )
     } else {
         (
             Status::Failing,

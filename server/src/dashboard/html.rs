@@ -83,9 +83,18 @@ pub fn reward(total: f64) -> String {
 /// rates and their intervals still tell variants apart.
 pub fn percent(rate: f64) -> String {
     let p = rate * 100.0;
+    // 2 - floor(log10 p): three significant digits; 8 at most.
+    let significant = |p: f64| (2 - p.log10().floor() as i32).clamp(2, 8) as usize;
     let decimals = if p > 0.0 && p < 0.1 {
-        // 2 - floor(log10 p): three significant digits; 8 at most.
-        (2 - p.log10().floor() as i32).clamp(2, 8) as usize
+        // Counted on the value as rounded, which may reach the next power
+        // of ten: 0.099951 % is `0.10 %`, 0.0099995 % is `0.0100 %`.
+        let first = significant(p);
+        let rounded: f64 = format!("{p:.first$}").parse().unwrap_or(p);
+        match rounded {
+            r if r >= 0.1 => 2,
+            r if r > 0.0 => significant(r),
+            _ => first,
+        }
     } else {
         2
     };
@@ -134,6 +143,9 @@ mod tests {
         assert_eq!(percent(0.125), "12.50\u{a0}%");
         assert_eq!(percent(0.0), "0.00\u{a0}%");
         assert_eq!(percent(0.00099), "0.0990\u{a0}%");
+        // Rounded up to the next power of ten: still three digits at most.
+        assert_eq!(percent(0.00099951), "0.10\u{a0}%");
+        assert_eq!(percent(0.000099996), "0.0100\u{a0}%");
         assert_eq!(percent(3.0 / 151_000.0), "0.00199\u{a0}%");
         assert_eq!(percent(1.0 / 150_000.0), "0.000667\u{a0}%");
         assert_eq!(percent(1e-12), "0.00000000\u{a0}%");
