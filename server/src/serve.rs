@@ -141,6 +141,10 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
 
 /// `myna-server serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    // Watched from the first moment: a SIGTERM while starting (the port
+    // already taking connections, the database opening) stops the server
+    // as at any other time, not by the signal's default action.
+    let mut signal = Box::pin(shutdown_signal());
     let tls = tls(&args.tls)?;
     // The ports first: one taken is found before the database is touched
     // (a first account created, its password printed, for a server that
@@ -161,7 +165,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let _sole = hold_sqlite(&args.database.database)?;
     let patience = args.database_wait.map(Duration::from_secs);
-    let storage = open_waiting(&args.database.database, patience).await?;
+    let storage = tokio::select! {
+        storage = open_waiting(&args.database.database, patience) => storage?,
+        // Stopped while waiting for the database: nothing was served.
+        () = signal.as_mut() => return Ok(()),
+    };
     let clock = Clock::system();
     let passwords = Passwords::new();
     let first = bootstrap(
@@ -194,7 +202,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| format!("cannot load experiments: {e}"))?;
     let mut settings = settings(&args.connections, metrics.clone());
     settings.tls.clone_from(&tls);
-    let signal = shutdown_signal();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         signal.await;

@@ -305,18 +305,34 @@ fn the_log_a_long_reader_grew_is_cut_back_after_it_and_the_files_are_private() {
 }
 
 /// A backup killed mid-copy leaves its temporary files (`FILE.partial-PID`
-/// and SQLite's `-journal` of it); the next backup to that name removes
-/// those of processes that are gone, and leaves a running one's alone.
+/// and SQLite's `-journal` of it; earlier versions named them without the
+/// extension); the next backup to that name removes those no backup holds
+/// the lock of, and leaves a running one's alone, whatever its PID says
+/// (a backup in another PID namespace, as `docker exec` runs it, sees
+/// other PIDs).
 #[test]
 fn a_backup_removes_what_killed_backups_left() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("myna.db");
     let mut server = Server::start(&db, &[]);
     server.terminate();
-    let gone = ["copy.partial-999999999", "copy.partial-999999999-journal"];
-    let running = format!("copy.partial-{}", std::process::id());
-    for name in gone.iter().copied().chain([running.as_str()]) {
+    let left = [
+        "copy.db.partial-999999999",
+        "copy.db.partial-999999999-journal",
+        "copy.partial-999999998",
+        "copy.db.partial-999999997-journal",
+    ];
+    for name in left {
         std::fs::write(dir.path().join(name), b"left").unwrap();
+    }
+    // A running backup's copy: locked, and named after no process here.
+    let running = "copy.db.partial-999999996";
+    std::fs::write(dir.path().join(running), b"running").unwrap();
+    let held = std::fs::File::open(dir.path().join(running)).unwrap();
+    held.lock().unwrap();
+    let unrelated = ["copy.db.partial-notapid", "other.db.partial-999999995"];
+    for name in unrelated {
+        std::fs::write(dir.path().join(name), b"not ours").unwrap();
     }
     let output = backup(&db, &dir.path().join("copy.db"));
     assert!(
@@ -324,11 +340,15 @@ fn a_backup_removes_what_killed_backups_left() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+    let mut kept: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("copy"))
+        .filter(|name| name.starts_with("copy") || name.starts_with("other"))
         .collect();
-    left.sort();
-    assert_eq!(left, ["copy.db".to_owned(), running]);
+    kept.sort();
+    let mut expected = vec!["copy.db", running];
+    expected.extend(unrelated);
+    expected.sort_unstable();
+    assert_eq!(kept, expected);
+    drop(held);
 }

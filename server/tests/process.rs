@@ -659,3 +659,41 @@ fn admin_server(db: &std::path::Path) -> (Server, String) {
     let server = Server::start(db, &ADMIN);
     (server, basic("admin@example.com", "s3cret-admin"))
 }
+
+/// A SIGTERM the moment the port takes connections (the database still
+/// opening) stops the server as at any other time: exit 0, not the signal's
+/// default action.
+#[test]
+fn sigterm_while_starting_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+        ])
+        .arg(dir.path().join("myna.db"))
+        .env_remove("MYNA_DATABASE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < PATIENCE, "the port never opened");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = exit_of(&mut child, "no exit after SIGTERM");
+    assert!(status.success(), "{status}");
+}

@@ -95,7 +95,7 @@ impl SqliteStorage {
         // and `-shm` files the database file's permissions).
         if !file.exists() {
             match private_file(&file) {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
                     return Err(StorageError::Unavailable(format!(
@@ -166,22 +166,26 @@ pub async fn backup(source: SqliteConnectOptions, path: &Path) -> Result<(), Sto
     copied
 }
 
-/// `VACUUM INTO` a temporary name beside `path`, synced, then renamed.
+/// `VACUUM INTO` a temporary name beside `path` (`FILE.partial-PID`, locked
+/// while it is written), synced, then linked to `path`, which must still
+/// not exist.
 async fn copy_into(source: &SqlitePool, path: &Path) -> Result<(), StorageError> {
     if path.exists() {
-        return Err(StorageError::Internal(format!(
-            "{} exists: choose a new file",
-            path.display()
-        )));
+        return Err(exists(path));
     }
     remove_stale_partials(path);
-    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".partial-{}", std::process::id()));
+    let partial = std::path::PathBuf::from(name);
     let journal = journal_of(&partial);
     let _ = std::fs::remove_file(&partial);
     let _ = std::fs::remove_file(&journal);
     // The copy holds the server secret: readable by its owner only,
-    // from its first byte (VACUUM INTO writes into an empty file).
-    private_file(&partial).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    // from its first byte (VACUUM INTO writes into an empty file). Locked
+    // while this backup writes it, so another backup to the same name (in
+    // any process namespace) knows it is not left over.
+    let held = private_file(&partial).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    let _ = held.try_lock();
     let text = partial.to_str().ok_or_else(|| {
         StorageError::Internal(format!("{} is not a UTF-8 path", partial.display()))
     })?;
@@ -190,13 +194,17 @@ async fn copy_into(source: &SqlitePool, path: &Path) -> Result<(), StorageError>
         .execute(source)
         .await
         .map_err(map_err);
-    let synced = copied.and_then(|_| sync_and_rename(&partial, path));
-    if synced.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
+    let synced = copied.and_then(|_| sync_and_link(&partial, path));
+    let _ = std::fs::remove_file(&partial);
     // SQLite's rollback journal of the copy, left by a failed one.
     let _ = std::fs::remove_file(&journal);
+    drop(held);
     synced
+}
+
+/// The refusal of an existing backup file.
+fn exists(path: &Path) -> StorageError {
+    StorageError::Internal(format!("{} exists: choose a new file", path.display()))
 }
 
 /// The rollback journal SQLite keeps beside `file` while writing it.
@@ -206,11 +214,14 @@ fn journal_of(file: &Path) -> std::path::PathBuf {
     name.into()
 }
 
-/// Removes the temporary files of earlier backups to `path` whose process
-/// is gone (killed, or the machine stopped, mid-copy): `FILE.partial-PID`
-/// and its `-journal`, which nothing else would ever remove.
+/// Removes the temporary files of earlier backups to `path` that no backup
+/// is writing any more (killed, or the machine stopped, mid-copy):
+/// `FILE.partial-PID` (or, from earlier versions, the name without its
+/// extension, `NAME.partial-PID`) when no process holds its lock, and a
+/// `-journal` left without its copy. Nothing else would ever remove them.
 fn remove_stale_partials(path: &Path) {
-    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) else {
+    let (Some(dir), Some(file), Some(stem)) = (path.parent(), path.file_name(), path.file_stem())
+    else {
         return;
     };
     let dir = if dir.as_os_str().is_empty() {
@@ -218,18 +229,39 @@ fn remove_stale_partials(path: &Path) {
     } else {
         dir
     };
-    let prefix = format!("{}.partial-", stem.to_string_lossy());
+    let prefixes = [
+        format!("{}.partial-", file.to_string_lossy()),
+        format!("{}.partial-", stem.to_string_lossy()),
+    ];
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| prefixes.iter().find_map(|p| n.strip_prefix(p.as_str())))
+        else {
             continue;
         };
-        let pid = pid.strip_suffix("-journal").unwrap_or(pid);
-        let running = Path::new("/proc").join(pid).exists();
-        if pid.parse::<u32>().is_ok() && !running && Path::new("/proc/self").exists() {
+        let (pid, journal) = match rest.strip_suffix("-journal") {
+            Some(pid) => (pid, true),
+            None => (rest, false),
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let copy = if journal {
+            dir.join(name.to_string_lossy().trim_end_matches("-journal"))
+        } else {
+            entry.path()
+        };
+        // Not a regular file (a directory, a link): not ours.
+        if !std::fs::symlink_metadata(&copy).map_or(journal, |m| m.is_file()) {
+            continue;
+        }
+        let in_use = std::fs::File::open(&copy).is_ok_and(|f| f.try_lock().is_err());
+        if !in_use {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -247,22 +279,29 @@ fn record_with(
 }
 
 /// Creates `path` empty, with permissions for its owner alone (0600).
-fn private_file(path: &Path) -> std::io::Result<()> {
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop)
+    options.open(path)
 }
 
-/// Syncs the file `from` to disk, renames it `to`, and syncs the directory
-/// so the rename survives a crash.
-fn sync_and_rename(from: &Path, to: &Path) -> Result<(), StorageError> {
+/// Syncs the file `from` to disk, links it as `to` (refused if `to` exists
+/// by then: another backup to the same name finished first), and syncs the
+/// directory so the link survives a crash. `from` is left to be removed.
+fn sync_and_link(from: &Path, to: &Path) -> Result<(), StorageError> {
     let io = |e: std::io::Error| StorageError::Unavailable(e.to_string());
     std::fs::File::open(from)
         .and_then(|f| f.sync_all())
         .map_err(io)?;
-    std::fs::rename(from, to).map_err(io)?;
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists(to)),
+        // A file system without hard links: renamed, after one more look.
+        Err(_) if to.exists() => return Err(exists(to)),
+        Err(_) => std::fs::rename(from, to).map_err(io)?,
+    }
     let directory = to.parent().filter(|d| !d.as_os_str().is_empty());
     std::fs::File::open(directory.unwrap_or(Path::new(".")))
         .and_then(|d| d.sync_all())
