@@ -128,6 +128,7 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
     let file = options
         .open(&path)
         .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+    warn_if_readable_by_others(&file, &path);
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
@@ -136,6 +137,23 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
             path.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// Logs a warning when the database file (made by an earlier version, or
+/// by hand) can be read by other users of the machine: it holds the
+/// server secret and the credentials' hashes.
+fn warn_if_readable_by_others(file: &std::fs::File, path: &std::path::Path) {
+    #[cfg(unix)]
+    if let Ok(metadata) = file.metadata() {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777;
+        if mode & 0o077 != 0 {
+            let path = path.display();
+            tracing::warn!(
+                "{path} can be read by users other than its owner (mode {mode:o}) and holds the server secret \
+                 and password hashes: chmod 600 {path} {path}-wal {path}-shm"
+            );
+        }
     }
 }
 

@@ -697,3 +697,23 @@ fn sigterm_while_starting_stops_cleanly() {
     let status = exit_of(&mut child, "no exit after SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+/// A database an earlier version created readable by every local user
+/// (644) still opens, with a warning saying how to make it private (new
+/// ones are created 0600).
+#[test]
+fn a_database_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut server = Server::start(&db, &[]);
+    server.wait_for_log("can be read by users other than its owner (mode 644)");
+    server.terminate();
+    let fresh = dir.path().join("fresh.db");
+    let mut server = Server::start(&fresh, &[]);
+    let mode = fresh.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    server.terminate();
+}
