@@ -225,6 +225,30 @@ fn start(dir: &Path, args: &[&str]) -> Server {
     Server::start_with(&dir.join("myna.db"), &env, &all, None)
 }
 
+/// An expired certificate still starts the server (clients will refuse
+/// it), and the log says so, with what to do.
+#[test]
+fn an_expired_certificate_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let expired = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), expired.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let mut server = start(dir.path(), &[]);
+    let lines = server.wait_for_log("expired at 2021-01-01T00:00:00.000Z");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("renew it, then send SIGHUP")),
+        "{lines:?}"
+    );
+    server.terminate();
+}
+
 fn hang_up(server: &Server) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap()),

@@ -143,6 +143,9 @@ fn certified_key(
             cert_file.display()
         ));
     }
+    if let Some(warning) = validity_warning(&chain[0], now_seconds()) {
+        tracing::warn!("the TLS certificate {}: {warning}", cert_file.display());
+    }
     let key_text = read(key_file, "key")?;
     let key = PrivateKeyDer::from_pem_slice(&key_text).map_err(|e| {
         let e = match e {
@@ -177,6 +180,49 @@ fn certified_key(
     Ok(certified)
 }
 
+/// How long before its end a certificate's coming expiry is warned of.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// What an operator must hear about the dates of a server certificate at
+/// `now` (Unix seconds): expired, not valid yet, or expiring within
+/// [`EXPIRY_WARNING_DAYS`]; `None` when it is fine or cannot be read (rustls
+/// judges the rest).
+pub fn validity_warning(certificate: &[u8], now: i64) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    let validity = parsed.validity();
+    let (from, until) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let date = |seconds: i64| myna_core::timestamp::format_iso(seconds.saturating_mul(1000));
+    if now > until {
+        Some(format!(
+            "it expired at {}: clients refuse it; renew it, then send SIGHUP",
+            date(until)
+        ))
+    } else if now < from {
+        Some(format!(
+            "it is not valid until {}: clients refuse it until then",
+            date(from)
+        ))
+    } else if until - now < EXPIRY_WARNING_DAYS * 86_400 {
+        Some(format!(
+            "it expires at {} (in {} days): renew it, then send SIGHUP",
+            date(until),
+            (until - now) / 86_400
+        ))
+    } else {
+        None
+    }
+}
+
+/// The time now, in Unix seconds.
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Whether `text` contains `part`.
 fn contains(text: &[u8], part: &[u8]) -> bool {
     text.windows(part.len()).any(|w| w == part)
@@ -191,4 +237,43 @@ fn read(file: &Path, what: &str) -> Result<Vec<u8>, String> {
         return Err(failed(&format!("over {MAX_FILE_BYTES} bytes")));
     }
     std::fs::read(file).map_err(|e| failed(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate valid from `from` to `until` (years, on 1 January).
+    fn valid(from: i32, until: i32) -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        let key = rcgen::KeyPair::generate().expect("a key");
+        params
+            .self_signed(&key)
+            .expect("a certificate")
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_dates_of_the_certificate_are_told_when_they_matter() {
+        let day = 86_400;
+        // 2030-01-01T00:00:00Z.
+        let y2030 = 1_893_456_000;
+        let cert = valid(2029, 2030);
+        let warning = |now| validity_warning(&cert, now);
+        assert_eq!(warning(y2030 - 30 * day), None);
+        assert_eq!(
+            warning(y2030 - 3 * day).as_deref(),
+            Some("it expires at 2030-01-01T00:00:00.000Z (in 3 days): renew it, then send SIGHUP")
+        );
+        assert!(warning(y2030 + 1).is_some_and(|w| w.starts_with("it expired at 2030-01-01")));
+        assert!(
+            validity_warning(&valid(2031, 2032), y2030)
+                .is_some_and(|w| w.starts_with("it is not valid until 2031-01-01"))
+        );
+        assert_eq!(validity_warning(b"not a certificate", y2030), None);
+    }
 }
