@@ -90,6 +90,12 @@ impl Variant {
         }
     }
 
+    /// Whether anything was recorded for it (removing or resetting it
+    /// would lose something).
+    pub fn has_counts(&self) -> bool {
+        self.views > 0 || self.total_reward != 0.0
+    }
+
     /// The bandit's view of this variant's counts.
     pub fn arm(&self) -> Arm {
         Arm {

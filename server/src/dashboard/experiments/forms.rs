@@ -5,7 +5,7 @@
 use myna_core::json::{self, JsonError};
 use myna_core::search::MAX_LIMIT;
 use myna_core::weights::WeightsMode;
-use myna_core::{Code, Experiment, Message, Problem};
+use myna_core::{Code, Experiment, Message, Problem, Variant};
 use serde_json::{Map, Value, json};
 
 use crate::request::Params;
@@ -208,10 +208,7 @@ pub fn removal_tag(experiment: &Experiment, form: &EditForm) -> String {
     let mut digest = Sha256::new();
     let mut counted = false;
     for v in form.variants.iter().filter(|v| v.remove) {
-        let Some(stored) = current_id(experiment, &v.id)
-            .and_then(|id| experiment.variants.iter().find(|c| c.id == id))
-            .filter(|c| c.views > 0 || c.total_reward != 0.0)
-        else {
+        let Some(stored) = current_variant(experiment, &v.id).filter(|c| c.has_counts()) else {
             continue;
         };
         counted = true;
@@ -335,7 +332,7 @@ impl EditForm {
             // break in the hidden id as CRLF. One that is gone (deleted
             // since the page was loaded) is never created again from here:
             // only "Add variants" creates.
-            let Some(id) = current_id(current, &v.id) else {
+            let Some(stored) = current_variant(current, &v.id) else {
                 if !v.remove {
                     problems.push(Message::at(
                         Code::InvalidValue,
@@ -345,13 +342,11 @@ impl EditForm {
                 }
                 continue;
             };
+            let id = stored.id.as_str();
             let path = myna_core::settings::key_path("variantUpdates", id);
-            let stored = current.variants.iter().find(|c| c.id == id);
             let update = if v.remove {
-                if let Some(counted) = stored.filter(|c| c.views > 0 || c.total_reward != 0.0)
-                    && !confirmed
-                {
-                    let views = match counted.views {
+                if stored.has_counts() && !confirmed {
+                    let views = match stored.views {
                         1 => "1 view".to_owned(),
                         n => format!("{n} views"),
                     };
@@ -362,7 +357,7 @@ impl EditForm {
                             "It deletes the variant's {views} and its rewards (total {}) for \
                              good, so nothing was saved yet: press “Remove and save” below \
                              to confirm, or untick Remove.",
-                            counted.total_reward
+                            stored.total_reward
                         ),
                     ));
                 }
@@ -370,7 +365,7 @@ impl EditForm {
             } else {
                 let settings =
                     settings_value(&v.settings, &format!("{path}.settings"), &mut problems);
-                let name = stored.map_or(v.name.as_str(), |c| as_stored(&v.name, &c.name));
+                let name = as_stored(&v.name, &stored.name);
                 json!({ "name": name, "settings": settings })
             };
             updates.insert(id.to_owned(), update);
@@ -415,16 +410,10 @@ fn as_stored<'a>(posted: &'a str, stored: &'a str) -> &'a str {
     }
 }
 
-/// The id of `experiment`'s variant a form's `posted` id names: the same,
-/// or the same once the browser's CRLF line breaks are read as LF.
-fn current_id<'a>(experiment: &'a Experiment, posted: &str) -> Option<&'a str> {
-    let find = |id: &str| {
-        experiment
-            .variants
-            .iter()
-            .find(|v| v.id == id)
-            .map(|v| v.id.as_str())
-    };
+/// `experiment`'s variant a form's `posted` id names: the same id, or the
+/// same once the browser's CRLF line breaks are read as LF.
+fn current_variant<'a>(experiment: &'a Experiment, posted: &str) -> Option<&'a Variant> {
+    let find = |id: &str| experiment.variants.iter().find(|v| v.id == id);
     find(posted).or_else(|| find(&posted.replace("\r\n", "\n")))
 }
 

@@ -44,7 +44,7 @@ pub async fn show(
         .experiment
         .variants
         .iter()
-        .any(|v| v.views > 0 || v.total_reward != 0.0);
+        .any(myna_core::Variant::has_counts);
     let params = Params::of(request);
     let notice = match Done::of(&params) {
         Some(Done::Reset) if counted => None,
