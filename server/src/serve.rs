@@ -117,16 +117,9 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
     let Some(path) = Database::parse(database).sqlite_file() else {
         return Ok(None);
     };
-    // An empty file is a new database to SQLite: creating it here is what
-    // opening it would do. It will hold the server secret and credentials'
-    // hashes: readable by its owner only (SQLite gives its `-wal` and `-shm`
-    // files the database file's permissions).
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).truncate(false).read(true).write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(&path)
+    // An empty file is a new database to SQLite: creating it here (private)
+    // is what opening it would do.
+    let file = crate::storage::sqlite::open_private(&path)
         .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
     warn_if_readable_by_others(&file, &path);
     match file.try_lock() {

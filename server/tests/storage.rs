@@ -293,12 +293,37 @@ async fn sqlite_group_commits_and_other_writes_run_together() {
 /// An in-memory database would lose every event at exit: refused.
 #[tokio::test]
 async fn sqlite_in_memory_is_refused() {
+    let listed = || -> Vec<_> {
+        let here = std::fs::read_dir(".").unwrap();
+        let mut names: Vec<_> = here.map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    let before = listed();
     for url in ["sqlite::memory:", "sqlite://:memory:"] {
         let opened = SqliteStorage::open_url(url).await;
         assert!(
             matches!(&opened, Err(StorageError::Unavailable(m)) if m.contains("in-memory")),
             "{url}: {opened:?}"
         );
+    }
+    // Nothing left behind (sqlx names an in-memory database
+    // `file:sqlx-in-memory-N`: not a file to create).
+    assert_eq!(listed(), before);
+}
+
+/// A database file opened by path is created readable by its owner only:
+/// it holds the server secret and the credentials' hashes.
+#[tokio::test]
+async fn a_new_sqlite_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("myna.db");
+    let _storage = SqliteStorage::open(&path).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("myna.db{suffix}"));
+        let mode = file.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "myna.db{suffix}: {mode:o}");
     }
 }
 

@@ -58,6 +58,9 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (creating if missing) the database file at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        open_private(path).map_err(|e| {
+            StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -89,21 +92,6 @@ impl SqliteStorage {
             return Err(StorageError::Unavailable(
                 "an in-memory SQLite database would lose every event at exit: give a file".into(),
             ));
-        }
-        // A new database holds the server secret and the credentials' hashes:
-        // readable by its owner only, from the start (SQLite gives its `-wal`
-        // and `-shm` files the database file's permissions).
-        if !file.exists() {
-            match private_file(&file) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(StorageError::Unavailable(format!(
-                        "cannot create {}: {e}",
-                        file.display()
-                    )));
-                }
-            }
         }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -278,13 +266,31 @@ fn record_with(
     recorder.record(batches, now_ms)
 }
 
-/// Creates `path` empty, with permissions for its owner alone (0600).
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// Options that create a file with permissions for its owner alone (0600):
+/// a database, or a copy of one, holds the server secret and the
+/// credentials' hashes (SQLite gives a database's `-wal` and `-shm` files
+/// its permissions).
+fn private() -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    options
+}
+
+/// Opens the database file at `path` for reading and writing, created
+/// empty (a new database to SQLite) and private if missing, never cut.
+pub fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    private()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
+/// Creates `path` empty and private; an existing file is an error.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    private().write(true).create_new(true).open(path)
 }
 
 /// Syncs the file `from` to disk, links it as `to` (refused if `to` exists
