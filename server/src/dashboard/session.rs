@@ -215,13 +215,14 @@ pub fn to_signin(request: &Request) -> Response {
         // longer takes, likewise (an hour unused, or signed out elsewhere).
         let get = request.method() == poem::http::Method::GET;
         let why = match (get, one) {
-            (false, _) => Some("session=ended-form"),
-            (true, true) => Some("session=ended"),
+            (false, _) => Some(Why::EndedForm),
+            (true, true) => Some(Why::Ended),
             (true, false) => None,
         };
         if let Some(why) = why {
             location.push(if location.contains('?') { '&' } else { '?' });
-            location.push_str(why);
+            location.push_str("session=");
+            location.push_str(why.param());
         }
         return html::redirect(&location, &[]);
     }
@@ -332,13 +333,7 @@ pub async fn signin_form(request: &Request, Data(state): Data<&AppState>) -> Res
     let note = if params.get("cookies") == Some("twice") {
         Some(COOKIE_TWICE)
     } else {
-        match params.get("session") {
-            Some("ended") => Some(SESSION_ENDED),
-            Some("ended-form") => Some(SESSION_ENDED_FORM),
-            Some("out") => Some(SIGNED_OUT),
-            Some("out-here") => Some(SIGNED_OUT_HERE),
-            _ => None,
-        }
+        params.get("session").and_then(Why::of).map(Why::message)
     };
     let note = note.map(|message| Refusal {
         status: StatusCode::OK,
@@ -352,18 +347,63 @@ const COOKIE_TWICE: &str = "Your browser sent this site's session cookie twice (
     sharing this host's cookies may have set one), so you were signed out. Please sign in \
     again; if this comes back, clear this site's cookies in your browser.";
 
-const SESSION_ENDED: &str = "Your session ended (after an hour unused, or you signed out in \
-    another tab). Please sign in again: you will be taken back to the page.";
+/// Why the sign-in page is shown, as a redirect to it says (`?session=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// A page asked for with a session that has ended.
+    Ended,
+    /// A form posted without a live session: it was not saved.
+    EndedForm,
+    /// Signed out.
+    Out,
+    /// Signed out in this browser; the database could not end the session.
+    OutHere,
+}
 
-const SESSION_ENDED_FORM: &str = "Your session ended before the form was sent (after an hour \
-    unused, or you signed out in another tab), so nothing was saved. Please sign in again: you \
-    will be taken back to the page the form was on, to fill it in again.";
+impl Why {
+    const ALL: [Why; 4] = [Why::Ended, Why::EndedForm, Why::Out, Why::OutHere];
 
-const SIGNED_OUT: &str = "You are signed out.";
+    /// The value of `?session=`.
+    fn param(self) -> &'static str {
+        match self {
+            Why::Ended => "ended",
+            Why::EndedForm => "ended-form",
+            Why::Out => "out",
+            Why::OutHere => "out-here",
+        }
+    }
 
-const SIGNED_OUT_HERE: &str = "You are signed out in this browser. The server could not end the \
-    session itself just now (its database did not answer): it ends on its own after an hour \
-    unused.";
+    /// The reason a `?session=` value names, if any.
+    fn of(param: &str) -> Option<Why> {
+        Why::ALL.into_iter().find(|why| why.param() == param)
+    }
+
+    /// What the sign-in page says.
+    fn message(self) -> &'static str {
+        match self {
+            Why::Ended => {
+                "Your session ended (after an hour unused, or you signed out in another tab). \
+                 Please sign in again: you will be taken back to the page."
+            }
+            Why::EndedForm => {
+                "Your session ended before the form was sent (after an hour unused, or you \
+                 signed out in another tab), so nothing was saved. Please sign in again: you \
+                 will be taken back to the page the form was on, to fill it in again."
+            }
+            Why::Out => "You are signed out.",
+            Why::OutHere => {
+                "You are signed out in this browser. The server could not end the session \
+                 itself just now (its database did not answer): it ends on its own after an \
+                 hour unused."
+            }
+        }
+    }
+
+    /// Where to send the browser: the sign-in page, saying why.
+    fn signin(self) -> String {
+        format!("/signin?session={}", self.param())
+    }
+}
 
 const UNAVAILABLE: &str = "The server cannot sign you in right now; try again in a moment.";
 
@@ -470,48 +510,50 @@ pub async fn signout(request: &Request, Data(state): Data<&AppState>, body: Body
     let checked = session(state, request).await;
     let body = read_body(request, body).await.unwrap_or_default();
     let form = Params::parse(&String::from_utf8_lossy(&body));
-    let session = match checked {
-        Ok(Some(session)) => session,
+    // The session's token; or, the database not answering, the cookie's as
+    // sent: the form's token (an HMAC of it) still tells that the owner
+    // asked, and signing out in this browser needs nothing else.
+    let (token, checked) = match checked {
+        Ok(Some(session)) => (session.token, true),
         // Signed out already (in another tab, or the session ended); a
         // cookie sent twice is cleared as on any page.
         Ok(None) if cookie_values(request, SESSION_COOKIE).nth(1).is_none() => {
-            return html::redirect("/signin?session=out", &[]);
+            return html::redirect(&Why::Out.signin(), &[]);
         }
         Ok(None) => return to_signin(request),
-        // The database did not answer, so the session could not be checked:
-        // its cookie and the form's token (an HMAC of it) still tell that
-        // the owner asked, and signing out in this browser needs nothing
-        // else. The server's record of it ends on its own.
-        Err(_) => {
-            let token = cookie(request, SESSION_COOKIE).unwrap_or_default();
-            let asked = form
-                .get("csrf")
-                .is_some_and(|given| same(given, &session_csrf(&state.secret, &token)));
-            if !asked || sent_from_elsewhere(request) {
-                return csrf_refused();
-            }
-            let clear = set_cookie(request, SESSION_COOKIE, "", "/", 0);
-            return html::redirect("/signin?session=out-here", &[clear]);
-        }
+        Err(_) => (cookie(request, SESSION_COOKIE).unwrap_or_default(), false),
     };
-    if !csrf_ok(&session, &form) || sent_from_elsewhere(request) {
+    let asked = form
+        .get("csrf")
+        .is_some_and(|given| same(given, &session_csrf(&state.secret, &token)));
+    if !asked || sent_from_elsewhere(request) {
         return csrf_refused();
     }
-    let deleted = state.storage.delete_token(token_hash(&session.token)).await;
-    if let Err(problem) = &deleted {
-        tracing::warn!(?problem, "signing out: the token could not be deleted");
-    }
-    let clear = set_cookie(request, SESSION_COOKIE, "", "/", 0);
-    let next = match deleted {
-        Ok(_) => "/signin?session=out",
-        Err(_) => "/signin?session=out-here",
+    // The server's record of it ends now, or on its own an hour on.
+    let ended = checked && {
+        let deleted = state.storage.delete_token(token_hash(&token)).await;
+        if let Err(problem) = &deleted {
+            tracing::warn!(?problem, "signing out: the token could not be deleted");
+        }
+        deleted.is_ok()
     };
-    html::redirect(next, &[clear])
+    let clear = set_cookie(request, SESSION_COOKIE, "", "/", 0);
+    let why = if ended { Why::Out } else { Why::OutHere };
+    html::redirect(&why.signin(), &[clear])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_reason_reads_back_from_its_parameter() {
+        for why in Why::ALL {
+            assert_eq!(Why::of(why.param()), Some(why));
+            assert!(why.signin().ends_with(why.param()));
+        }
+        assert_eq!(Why::of("twice"), None);
+    }
 
     #[test]
     fn next_is_only_ever_a_path_on_this_site() {
