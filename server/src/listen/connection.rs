@@ -152,11 +152,26 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
     let Some(tls) = served.settings.tls.clone() else {
         return serve_stream(stream, peer, served, entry, stop).await;
     };
+    let timeout = served.settings.header_timeout;
+    let shaken = async {
+        if speaks_plain_http(&stream).await {
+            let answer = raw(served.problem(&limits::plain_http_on_https())).await;
+            super::refuse_on(stream, &answer).await;
+            return Err(io::Error::other(
+                "plain HTTP on the HTTPS port (answered 400)",
+            ));
+        }
+        handshake(&tls, stream, timeout).await
+    };
     let stream = tokio::select! {
-        shaken = handshake(&tls, stream, served.settings.header_timeout) => match shaken {
-            Ok(stream) => stream,
-            Err(error) => {
+        shaken = tokio::time::timeout(timeout, shaken) => match shaken {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "closed a connection: no TLS handshake");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "closed a connection: no TLS handshake within the header timeout");
                 return;
             }
         },
@@ -164,6 +179,15 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
         () = stopped(&mut stop) => return,
     };
     serve_stream(stream, peer, served, entry, stop).await;
+}
+
+/// Whether a client on the HTTPS port began in plain HTTP: its first byte
+/// a capital letter, as a request line's method is (a TLS handshake begins
+/// with 0x16). It is answered a 400 that says so, in plain HTTP, as nginx
+/// does, rather than a TLS alert a person cannot read.
+async fn speaks_plain_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
 }
 
 /// The TLS handshake, which must finish within `timeout` (the header

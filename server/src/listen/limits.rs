@@ -178,6 +178,18 @@ pub fn hyper_problem(status: u16, request_line_unfinished: bool) -> Problem {
     }
 }
 
+/// 400: a plain HTTP request on the port that serves HTTPS.
+pub fn plain_http_on_https() -> Problem {
+    with_status(
+        400,
+        Message::at(
+            Code::InvalidValue,
+            "scheme",
+            "This port serves HTTPS: send the request to https:// rather than http://.",
+        ),
+    )
+}
+
 /// 503: every connection the server may hold is busy with a request.
 pub fn too_many_connections() -> Problem {
     Problem::new(

@@ -281,7 +281,7 @@ fn refuse<E: Endpoint + 'static>(
 }
 
 /// Writes a refusal, closes, and drops what the client still sends.
-async fn refuse_on<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, bytes: &[u8]) {
+pub(crate) async fn refuse_on<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, bytes: &[u8]) {
     if stream.write_all(bytes).await.is_ok() {
         let _ = stream.shutdown().await;
         let mut sink = [0; 4096];
