@@ -312,6 +312,19 @@ pub enum AccountCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Set an account's password (one lost, or the first start's printed
+    /// one); prints it when generated. Signs the account out everywhere.
+    Password {
+        /// The account's email (the login).
+        #[arg(long)]
+        email: String,
+        /// The new password (default: generated and printed).
+        #[arg(long, env = "MYNA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// The database (it must exist).
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// `apikey` subcommands.

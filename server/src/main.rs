@@ -51,6 +51,11 @@ async fn run() -> std::process::ExitCode {
             password,
             database,
         })) => serve::account_create(&database.database, &email, password).await,
+        Some(Command::Account(AccountCommand::Password {
+            email,
+            password,
+            database,
+        })) => serve::account_password(&database.database, &email, password).await,
         Some(Command::Apikey(ApikeyCommand::Create {
             email,
             name,

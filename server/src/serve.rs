@@ -23,7 +23,7 @@ use crate::listen::tls::Tls;
 use crate::listen::{self, Settings, files};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::routes::app;
-use crate::service::accounts::{bootstrap, create_account};
+use crate::service::accounts::{bootstrap, create_account, set_password};
 use crate::service::webhooks;
 use crate::state::{Abandoned, AppState, Options};
 use crate::storage::postgres::PostgresStorage;
@@ -484,6 +484,34 @@ pub async fn account_create(
         println!("Created account {} with password {password}", account.email);
     } else {
         println!("Created account {}", account.email);
+    }
+    Ok(())
+}
+
+/// `myna-server account password`: sets an account's password (generated
+/// and printed when not given) and ends its sessions.
+pub async fn account_password(
+    database: &str,
+    email: &str,
+    password: Option<String>,
+) -> Result<(), Failure> {
+    existing(database)?;
+    let storage = open(database).await?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+    let account = set_password(storage.as_ref(), &Passwords::new(), email, &password)
+        .await
+        .map_err(|p| format!("cannot set the password: {p}"))?;
+    if generated {
+        println!(
+            "Set the password of {} to {password}; its sessions are ended",
+            account.email
+        );
+    } else {
+        println!(
+            "Set the password of {}; its sessions are ended",
+            account.email
+        );
     }
     Ok(())
 }

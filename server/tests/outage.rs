@@ -99,6 +99,9 @@ impl Storage for Faulty {
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
         self.gate(self.inner.account_by_email(email))
     }
+    fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool> {
+        self.gate(self.inner.set_password(account_id, password_hash))
+    }
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
         self.gate(self.inner.create_token(token))
     }

@@ -387,6 +387,101 @@ fn account_create_refuses_an_email_basic_credentials_cannot_carry() {
     }
 }
 
+/// Runs `myna-server account password` on `db`; its success and output.
+fn set_password(db: &std::path::Path, email: &str, password: Option<&str>) -> (bool, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(["account", "password", "--email", email, "--database"])
+        .arg(db)
+        .env_remove("MYNA_PASSWORD");
+    if let Some(password) = password {
+        command.args(["--password", password]);
+    }
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn a_lost_password_is_set_anew_from_the_command_line_and_its_sessions_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    // No database there: refused, not created.
+    let (ok, said) = set_password(&db, "admin@example.com", None);
+    assert!(!ok && said.contains("there is no database"), "{said}");
+    assert!(!db.exists());
+
+    let env = [
+        ("MYNA_ADMIN_EMAIL", "admin@example.com"),
+        ("MYNA_ADMIN_PASSWORD", "the first password"),
+    ];
+    let server = Server::start(&db, &env);
+    let old = basic("admin@example.com", "the first password");
+    let (status, token) = http(server.addr, "POST", "/v2/user/login", &old, "").unwrap();
+    assert_eq!(status, 200, "{token}");
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    assert_eq!(
+        http(server.addr, "GET", "/v2/experiment", &bearer, "")
+            .unwrap()
+            .0,
+        200
+    );
+
+    // While the server runs: an unknown account, a weak password, then a
+    // generated one, printed (the email as typed, any case).
+    let (ok, said) = set_password(&db, "nobody@example.com", Some("a fine password"));
+    assert!(
+        !ok && said.contains("no account nobody@example.com"),
+        "{said}"
+    );
+    let (ok, said) = set_password(&db, "admin@example.com", Some("short"));
+    assert!(!ok && said.contains("password"), "{said}");
+    let (ok, said) = set_password(&db, "Admin@Example.com", None);
+    assert!(ok, "{said}");
+    let password = said
+        .split_whitespace()
+        .skip_while(|w| *w != "to")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(';');
+    assert_eq!(password.len(), 32, "{said}");
+
+    // The new password works, the token issued before is refused at once
+    // (the old password within a minute: README).
+    let new = basic("admin@example.com", password);
+    assert_eq!(
+        http(server.addr, "POST", "/v2/user/login", &new, "")
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        http(server.addr, "GET", "/v2/experiment", &bearer, "")
+            .unwrap()
+            .0,
+        401
+    );
+    drop(server);
+    let server = Server::start(&db, &[]);
+    assert_eq!(
+        http(server.addr, "POST", "/v2/user/login", &old, "")
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        http(server.addr, "POST", "/v2/user/login", &new, "")
+            .unwrap()
+            .0,
+        200
+    );
+}
+
 #[test]
 fn the_first_start_refuses_an_admin_email_that_is_no_email() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,6 +35,38 @@ pub async fn create_account(
     Ok(account)
 }
 
+/// Sets the password of the account `email` (a lost one: `myna-server
+/// account password`) and ends its sessions and API tokens everywhere;
+/// 400 when the password breaks core's rules (path `password`), 404 when
+/// there is no such account.
+pub async fn set_password(
+    storage: &dyn Storage,
+    passwords: &Passwords,
+    email: &str,
+    password: &str,
+) -> Result<Account, Problem> {
+    let email = normalize_email(email);
+    check_new_account(&email, password)?;
+    let Some(mut account) = storage.account_by_email(&email).await? else {
+        return Err(Problem::new(
+            Code::NotFound,
+            format!("There is no account {email}."),
+        ));
+    };
+    account.password_hash = passwords.hash(password).await?;
+    if !storage
+        .set_password(account.id, &account.password_hash)
+        .await?
+    {
+        return Err(Problem::new(
+            Code::NotFound,
+            format!("There is no account {email}."),
+        ));
+    }
+    storage.delete_account_tokens(account.id).await?;
+    Ok(account)
+}
+
 /// What the first start created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstAccount {

@@ -46,6 +46,19 @@ pub async fn account_by_email(db: &impl Run, email: &str) -> Result<Option<Accou
     first(rows).as_ref().map(account_row).transpose()
 }
 
+/// See [`Storage::set_password`](super::Storage::set_password).
+pub async fn set_password(
+    db: &impl Run,
+    account_id: Uuid,
+    password_hash: &str,
+) -> Result<bool, StorageError> {
+    let sql = "UPDATE accounts SET password_hash = $1 WHERE id = $2";
+    let changed = db
+        .execute(Statement::new(sql).text(password_hash).uuid(account_id))
+        .await?;
+    Ok(changed > 0)
+}
+
 /// See [`Storage::create_token`](super::Storage::create_token).
 pub async fn create_token(db: &impl Run, token: Token) -> Result<(), StorageError> {
     let sql = format!("INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4)");

@@ -440,6 +440,8 @@ pub trait Storage: Send + Sync + 'static {
     fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()>;
     /// The account with this (lower-case) email.
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>>;
+    /// Replaces an account's password hash; false if there is no such account.
+    fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool>;
 
     /// Stores a new login token (by its hash).
     fn create_token(&self, token: Token) -> Fut<'_, ()>;

@@ -344,6 +344,13 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Logins, credentials::account_by_email(self, email))
     }
 
+    fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool> {
+        self.bounded(
+            Purpose::Logins,
+            credentials::set_password(self, account_id, password_hash),
+        )
+    }
+
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
         self.bounded(Purpose::Logins, credentials::create_token(self, token))
     }

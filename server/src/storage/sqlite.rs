@@ -516,6 +516,10 @@ impl Storage for SqliteStorage {
         Box::pin(credentials::account_by_email(self, email))
     }
 
+    fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool> {
+        Box::pin(credentials::set_password(self, account_id, password_hash))
+    }
+
     fn create_token(&self, token: Token) -> Fut<'_, ()> {
         Box::pin(credentials::create_token(self, token))
     }

@@ -48,7 +48,8 @@ pub fn signin_page(token: &str, next: &str, email: &str, note: Option<Note<'_>>)
             p class="hint" {
                 "The first start of the server created the first account: its email "
                 "and password come from " code { "MYNA_ADMIN_EMAIL" } " and " code { "MYNA_ADMIN_PASSWORD" } ", "
-                "or were printed once."
+                "or were printed once. A lost password is set anew on the server's machine: "
+                code { "myna-server account password --email …" } "."
             }
         }
     };
