@@ -60,7 +60,9 @@ pub fn decide(experiment: &Experiment, hours: &[Hour], now_ms: i64) -> Decision 
     let ids: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
     let (thresholds, problems) = Thresholds::from_settings(&experiment.settings);
     let outcome = verdict(&arms, &thresholds);
-    let message = sentence(&outcome, &ids, &arms, &thresholds);
+    let named: Vec<String> = ids.iter().map(|id| isolated(id)).collect();
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let message = sentence(&outcome, &named, &arms, &thresholds);
     let mut health = vec![
         health::sample_ratio_check(hours),
         health::rewards_exceed_views(&ids, &arms),
@@ -277,6 +279,37 @@ fn threshold_percent(p: f64) -> String {
 }
 
 /// The verdict in one sentence.
+/// Unicode's bidirectional controls: embeddings, overrides, isolates and
+/// marks (UAX #9).
+const BIDI_CONTROLS: &[char] = &[
+    '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+];
+
+/// A variant id as a sentence names it, whatever its direction: without
+/// bidirectional controls (an id holding U+202E would reverse the words
+/// after it, on the dashboard, in a webhook's body, wherever the sentence
+/// is shown), and wrapped in a first-strong isolate (U+2068 … U+2069) when
+/// it has a character of a right-to-left script, so an Arabic id keeps
+/// the sentence's numbers and words in their order. The exact ids are in
+/// the data beside the message; Latin text is unchanged.
+pub fn isolated(id: &str) -> String {
+    let text: String = id.chars().filter(|c| !BIDI_CONTROLS.contains(c)).collect();
+    if text.chars().any(|c| c >= '\u{0590}') {
+        format!("\u{2068}{text}\u{2069}")
+    } else {
+        text
+    }
+}
+
+/// Variant ids as a sentence lists them ([`isolated`]), comma-separated.
+pub(crate) fn listed(ids: &[&str]) -> String {
+    ids.iter()
+        .map(|id| isolated(id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn sentence(
     outcome: &Outcome,
     ids: &[&str],

@@ -3,13 +3,13 @@
 //! and the decision form.
 #![allow(clippy::unwrap_used)]
 
-use myna_core::decision::decide;
 use myna_core::decision::health::srm::f_survival;
 use myna_core::decision::health::{
     self, Hour, HourSplit, SRM_FAILING_BELOW, Status, sample_ratio, sample_ratio_check,
     sample_ratio_status,
 };
 use myna_core::decision::rule::{Thresholds, Verdict, verdict};
+use myna_core::decision::{decide, isolated};
 use myna_core::model::{Experiment, Variant, Visibility};
 use myna_core::problem::Code;
 use myna_core::weights::{Arm, WeightsMode, probability_best_and_loss};
@@ -715,6 +715,51 @@ fn the_decision_form_has_the_specs_shape() {
         ]
     );
     assert!(!decision.failing());
+}
+
+#[test]
+fn ids_in_messages_cannot_reorder_the_sentence_around_them() {
+    // An id with a right-to-left override: in the sentence as written, it
+    // reversed every word after it (on the dashboard, in webhook bodies).
+    let rlo = "ok\u{202e}bad";
+    let arabic = "\u{0623}\u{062e}\u{0636}\u{0631}";
+    let mut experiment = Experiment {
+        uuid: uuid::Uuid::from_u128(7),
+        alias: None,
+        id: "hero".into(),
+        account_id: uuid::Uuid::from_u128(1),
+        name: "Hero".into(),
+        visibility: Visibility::Published,
+        settings: json!({}),
+        variants: vec![Variant::new(rlo), Variant::new(arabic)],
+    };
+    experiment.variants[0].views = 400_000;
+    experiment.variants[0].total_reward = 20_000.0;
+    experiment.variants[1].views = 400_000;
+    experiment.variants[1].total_reward = 22_000.0;
+    let form = decide(&experiment, &[], 0).to_json();
+    assert_eq!(form["verdict"], "decided");
+    // The data keeps the ids exactly; the message names them without the
+    // override, the Arabic one isolated (U+2068 ... U+2069).
+    assert_eq!(form["leader"], arabic);
+    let message = form["message"].as_str().unwrap();
+    assert!(!message.contains('\u{202e}'), "{message:?}");
+    assert!(
+        message.starts_with(&format!(
+            "\u{2068}{arabic}\u{2069} is better than okbad with"
+        )),
+        "{message:?}"
+    );
+    // The checks that list ids do the same; Latin ids are unchanged.
+    let over = health::rewards_exceed_views(&[rlo, "blue"], &[arm(1, 2.0), arm(1, 2.0)]);
+    assert_eq!(over.data, json!({ "variants": [rlo, "blue"] }));
+    assert!(
+        over.message
+            .starts_with("More rewards than views for okbad, blue:"),
+        "{:?}",
+        over.message
+    );
+    assert_eq!(isolated("a\u{2069}\u{202e}b"), "ab");
 }
 
 #[test]

@@ -1625,7 +1625,9 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
     let page = d.page(&browser, "/webhooks").await;
     let deliveries = between(&page.text, "id=\"deliveries\"", "</table>").expect("deliveries");
     assert!(deliveries.contains("health-failing"));
-    assert!(deliveries.contains(&format!("href=\"/experiments/{uuid}\">Hooked</a>")));
+    assert!(deliveries.contains(&format!(
+        "href=\"/experiments/{uuid}\"><bdi>Hooked</bdi></a>"
+    )));
     assert!(deliveries.contains("pending"));
     // An attempt that failed: retrying, with its outcome listed.
     assert_eq!(deliver_now(&d.state).await.expect("deliver"), 1);

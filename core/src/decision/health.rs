@@ -145,7 +145,7 @@ pub fn rewards_exceed_views(ids: &[&str], arms: &[Arm]) -> Check {
             Status::Failing,
             format!(
                 "More rewards than views for {}: rewards are being sent without views.",
-                over.join(", ")
+                super::listed(&over)
             ),
         )
     };
@@ -245,7 +245,7 @@ pub fn never_shown(ids: &[&str], hours: &[Hour]) -> Check {
             format!(
                 "Not shown yet: {} (too few views served so far to tell whether the page \
                  can show {}).",
-                unseen.join(", "),
+                super::listed(&unseen),
                 if unseen.len() == 1 { "it" } else { "them" }
             ),
         )
@@ -254,7 +254,7 @@ pub fn never_shown(ids: &[&str], hours: &[Hour]) -> Check {
             Status::Failing,
             format!(
                 "Never shown although served: {}. Check that the page can display {}.",
-                never.join(", "),
+                super::listed(&never),
                 if never.len() == 1 { "it" } else { "them" }
             ),
         )

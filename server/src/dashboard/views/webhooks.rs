@@ -142,7 +142,7 @@ pub fn webhooks_page(
                                 td data-label="Experiment" class="mono" {
                                     @match names.get(&delivery.experiment) {
                                         Some((uuid, name)) => {
-                                            a href={ "/experiments/" (uuid) } { (name) }
+                                            a href={ "/experiments/" (uuid) } { bdi { (name) } }
                                         }
                                         // Deleted since: nothing to link to.
                                         None => { (delivery.experiment) }
