@@ -128,6 +128,8 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
         Some(value) => parse_settings(value, "settings", &mut problems).unwrap_or_default(),
     };
     let mut variants: Vec<Variant> = Vec::new();
+    // The variants' ids composed alike (NFC), in order.
+    let mut composed: Vec<String> = Vec::new();
     let mut add = |id: &str, spec: &Value, path: String, problems: &mut Vec<Message>| {
         if variants.iter().any(|v| v.id == id) {
             problems.push(Message::at(
@@ -137,9 +139,15 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
             ));
             return;
         }
+        let nfc = composed_id(id);
+        if let Some(i) = composed.iter().position(|c| *c == nfc) {
+            problems.push(reads_as(&variants[i].id, path));
+            return;
+        }
         let mut variant = Variant::new(id);
         if apply_variant_spec(&mut variant, spec, &path, problems) {
             variants.push(variant);
+            composed.push(nfc);
         }
     };
     let count = match root.get("variants") {
@@ -284,6 +292,12 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
                 }
                 if let Some(variant) = next.variants.iter_mut().find(|v| &v.id == id) {
                     apply_variant_spec(variant, spec, &path, &mut problems);
+                } else if let Some(same) = next
+                    .variants
+                    .iter()
+                    .find(|v| composed_id(&v.id) == composed_id(id))
+                {
+                    problems.push(reads_as(&same.id, path));
                 } else if check_variant_id(id, &path, &mut problems) {
                     let mut variant = Variant::new(id.clone());
                     if apply_variant_spec(&mut variant, spec, &path, &mut problems) {
@@ -419,6 +433,30 @@ fn apply_settings_updates(
     }
 }
 
+/// A variant id with its accents composed alike (Unicode NFC): `é` typed
+/// as one character or as `e` and a combining accent are one id to a
+/// reader, though not to a computer.
+fn composed_id(id: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    id.nfc().collect()
+}
+
+/// 400 at `path`: a new variant id reads as the variant `other`'s (they
+/// differ only in how accents are encoded), which neither the dashboard
+/// nor the owner could tell apart.
+fn reads_as(other: &str, path: String) -> Message {
+    Message::at(
+        Code::InvalidValue,
+        path,
+        format!(
+            "This variant id reads as the variant `{other}`'s: they differ only in how \
+             accented letters are encoded (Unicode NFC). Use the other's spelling or \
+             another id."
+        ),
+    )
+    .with_data(serde_json::json!({ "variant": other }))
+}
+
 fn check_variant_id(id: &str, path: &str, problems: &mut Vec<Message>) -> bool {
     if id.is_empty() || id.chars().nth(MAX_VARIANT_ID_CHARS).is_some() {
         problems.push(
@@ -432,6 +470,14 @@ fn check_variant_id(id: &str, path: &str, problems: &mut Vec<Message>) -> bool {
         false
     } else if has_nul(id) {
         problems.push(nul_problem(path));
+        false
+    } else if is_blank(id) {
+        problems.push(Message::at(
+            Code::InvalidValue,
+            path,
+            "A variant id must show something: not only spaces, marks or invisible \
+             characters (such as U+200B).",
+        ));
         false
     } else {
         true

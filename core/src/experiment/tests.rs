@@ -217,7 +217,7 @@ fn nul_is_refused_in_every_stored_text_with_every_path() {
     // Other control characters are text like any other (a name of only
     // them is blank).
     let fine =
-        json!({"name": "x\u{1}\t", "variants": {"\u{7f}": {"settings": {"\u{1}": "\u{2028}"}}}});
+        json!({"name": "x\u{1}\t", "variants": {"x\u{7f}": {"settings": {"\u{1}": "\u{2028}"}}}});
     assert!(created(fine).is_ok());
 }
 
@@ -573,4 +573,44 @@ fn a_field_has_one_path_whichever_check_refuses_it() {
         ],
         "a settings path that is no plain name stays quoted"
     );
+}
+
+#[test]
+fn variant_ids_that_read_alike_or_show_nothing_are_refused() {
+    // `é` as one character and as `e` with a combining accent: one id to a
+    // reader. The second is refused at its path, naming the first.
+    let (nfc, nfd) = ("\u{e9}", "e\u{301}");
+    let problems = paths(
+        created(json!({ "name": "n", "variants": { nfc: {}, nfd: {} } })).expect_err("refused"),
+    );
+    assert_eq!(problems, [(Code::InvalidValue, key_path("variants", nfd))]);
+    let problems = paths(
+        created(json!({ "name": "n", "variants": [{ "id": nfd }, { "id": nfc }] }))
+            .expect_err("refused"),
+    );
+    assert_eq!(problems, [(Code::InvalidValue, "variants[1]".to_owned())]);
+    // Ids made of nothing visible: spaces, a zero-width space, a lone mark.
+    for blank in [" ", "\u{200b}", "\u{301}", "\t\u{2060}"] {
+        let problems =
+            paths(created(json!({ "name": "n", "variants": { blank: {} } })).expect_err("refused"));
+        assert_eq!(problems.len(), 1, "{blank:?}");
+        assert_eq!(problems[0].0, Code::InvalidValue, "{blank:?}");
+    }
+    // Case and visible text around a zero-width character still differ.
+    assert!(
+        created(json!({ "name": "n", "variants": { "Blue": {}, "blue": {}, "a\u{200b}b": {} } }))
+            .is_ok()
+    );
+
+    // An update adding a look-alike is refused likewise, and nothing changes.
+    let experiment = experiment_with(json!({ "name": "n", "variants": { nfc: {} } }));
+    let update = json!({ "variantUpdates": { nfd: {} } }).to_string();
+    let problem = apply_update(&experiment, update.as_bytes()).expect_err("refused");
+    assert_eq!(
+        problem.messages[0].path,
+        Some(key_path("variantUpdates", nfd))
+    );
+    assert_eq!(problem.messages[0].data, Some(json!({ "variant": nfc })));
+    let update = json!({ "variantUpdates": { "\u{200b}": {} } }).to_string();
+    assert!(apply_update(&experiment, update.as_bytes()).is_err());
 }
