@@ -7,7 +7,8 @@ use myna_core::weights::{MODE_SETTING, WeightsMode};
 use myna_core::{Experiment, Problem};
 
 use super::{
-    FieldMarks, Nav, csrf_field, form_problems, page, problem_box, titled, visibility_select,
+    FieldMarks, NAME_MAXLENGTH, Nav, csrf_field, form_problems, page, problem_box, titled,
+    visibility_select,
 };
 use crate::dashboard::experiments::forms::{Action, EditForm, NewForm, removal_tag};
 
@@ -42,7 +43,7 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                 input type="hidden" name="uuid" value=(form_uuid(form.uuid));
                 p class="field" {
                     label for="name" { "Name" }
-                    input id="name" name="name" required maxlength="256" value=(form.name)
+                    input id="name" name="name" required maxlength=(NAME_MAXLENGTH) value=(form.name)
                         autofocus[problems.is_empty()]
                         aria-invalid=[marks.invalid("name")] aria-describedby=[marks.described("name", None)];
                 }
@@ -137,7 +138,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 div class="row" {
                     p class="field grow" {
                         label for="edit-name" { "Name" }
-                        input id="edit-name" name="name" required maxlength="256" value=(form.name)
+                        input id="edit-name" name="name" required maxlength=(NAME_MAXLENGTH) value=(form.name)
                             aria-invalid=[marks.invalid("edit-name")] aria-describedby=[marks.described("edit-name", None)];
                     }
                     p class="field" {
@@ -173,7 +174,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                         div class="row" {
                             p class="field grow" {
                                 label for=(name_field) { "Name" }
-                                input id=(name_field) name={ "v" (i) ".name" } required maxlength="256" value=(v.name)
+                                input id=(name_field) name={ "v" (i) ".name" } required maxlength=(NAME_MAXLENGTH) value=(v.name)
                                     aria-invalid=[marks.invalid(&name_field)] aria-describedby=[marks.described(&name_field, None)];
                             }
                             p class="field check" {

@@ -5,7 +5,9 @@
 use maud::{Markup, html};
 use myna_core::Problem;
 
-use super::{FieldMarks, Nav, confirm_action, csrf_field, form_problems, page, titled};
+use super::{
+    FieldMarks, NAME_MAXLENGTH, Nav, confirm_action, csrf_field, form_problems, page, titled,
+};
 use crate::dashboard::experiments::labels::field_problems;
 use crate::dashboard::html;
 use crate::storage::ApiKey;
@@ -40,7 +42,7 @@ pub fn keys_page(
             (csrf_field(csrf))
             p class="field grow" {
                 label for="key-name" { "Name " span class="muted" { "(where it is used, optional)" } }
-                input id="key-name" name="name" maxlength="256" placeholder="landing page" value=(typed)
+                input id="key-name" name="name" maxlength=(NAME_MAXLENGTH) placeholder="landing page" value=(typed)
                     aria-invalid=[marks.invalid("key-name")] aria-describedby=[marks.described("key-name", None)];
             }
             p class="field" { button type="submit" class="primary" { "Create API key" } }

@@ -180,7 +180,7 @@ fn list_table(found: &[&Experiment]) -> Markup {
                             td data-label="Views" class="num" data-value=(views) { (count(views)) }
                             td data-label="Best variant" {
                                 @match best_variant(e, &outcome) {
-                                    Some((name, p)) => span { bdi { (name) } " " span class="muted" { "(" (probability(p)) " likely best)" } },
+                                    Some((name, p)) => span class="names" { bdi { (name) } " " span class="muted" { "(" (probability(p)) " likely best)" } },
                                     None if e.variants.len() == 1 => span class="muted" { "one variant: nothing to compare" },
                                     None => span class="muted" { "no data yet" },
                                 }

@@ -9,6 +9,12 @@ use myna_core::{Problem, Visibility};
 
 use crate::dashboard::experiments::labels::FieldProblem;
 
+/// A name field's `maxlength`. Browsers count UTF-16 units, the server
+/// characters (core's `MAX_NAME_CHARS`), and a character is at most two
+/// units: so a name of 256 emoji can be typed and saved whole, and a longer
+/// one is refused by the server, which names its limit.
+pub const NAME_MAXLENGTH: usize = 2 * myna_core::limits::MAX_NAME_CHARS;
+
 pub mod edit;
 pub mod experiment;
 pub mod keys;
