@@ -1670,3 +1670,103 @@ fn a_read_only_database_answers_503_then_records_again() {
         http(addr, "POST", &path, &key, &body(9)).unwrap().0 == 200
     });
 }
+
+/// A stand-in for PgBouncer's session mode at its defaults, in front of the
+/// server `upstream` (`host:port`): it refuses a connection whose startup
+/// message carries an `options` parameter, as PgBouncer does
+/// (`unsupported startup parameter: options`), and relays the others.
+fn strict_pooler(upstream: String) -> SocketAddr {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let upstream = upstream.clone();
+            std::thread::spawn(move || {
+                let read_message = |client: &mut TcpStream| -> Option<Vec<u8>> {
+                    let mut length = [0u8; 4];
+                    client.read_exact(&mut length).ok()?;
+                    let mut message = vec![0u8; u32::from_be_bytes(length) as usize - 4];
+                    client.read_exact(&mut message).ok()?;
+                    Some([length.to_vec(), message].concat())
+                };
+                let mut startup = read_message(&mut client)?;
+                if startup[4..8] == [4, 210, 22, 47] {
+                    // SSLRequest: no TLS here; the startup message follows.
+                    client.write_all(b"N").ok()?;
+                    startup = read_message(&mut client)?;
+                }
+                if startup.windows(8).any(|w| w == b"options\0") {
+                    let mut fields = Vec::new();
+                    for (code, text) in [
+                        (b'S', "FATAL"),
+                        (b'C', "08P01"),
+                        (b'M', "unsupported startup parameter: options"),
+                    ] {
+                        fields.push(code);
+                        fields.extend_from_slice(text.as_bytes());
+                        fields.push(0);
+                    }
+                    fields.push(0);
+                    let mut error = vec![b'E'];
+                    error.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                    error.extend_from_slice(&fields);
+                    client.write_all(&error).ok()?;
+                    return Some(());
+                }
+                let mut server = TcpStream::connect(&upstream).ok()?;
+                server.write_all(&startup).ok()?;
+                let (mut from_client, mut to_server) =
+                    (client.try_clone().ok()?, server.try_clone().ok()?);
+                std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+                let _ = std::io::copy(&mut server, &mut client);
+                Some(())
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn through_a_pooler_that_refuses_startup_options_the_servers_timeouts_still_hold() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    // postgres://user@host:port/name: the pooler sits at host:port's place.
+    let (scheme_user, rest) = database.url.split_once('@').unwrap();
+    let (upstream, name) = rest.split_once('/').unwrap();
+    let pooler = strict_pooler(upstream.to_owned());
+    let url = format!("{scheme_user}@{pooler}/{name}");
+    // It starts (the timeouts were startup options, which the pooler refused).
+    let server = Server::start(&url, &ENV);
+    let owner = login(server.addr);
+    // A Bearer call behind a locked tokens table answers 503 within its
+    // deadline, and PostgreSQL itself gives up the waits soon after (its
+    // lock_timeout set on each connection): no backend is left waiting.
+    let lock = HeldTransaction::hold(&database.url, "LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE");
+    let read = "/v2/experiment".to_owned();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, owner, read) = (server.addr, owner.clone(), read.clone());
+            std::thread::spawn(move || http(addr, "GET", &read, &owner, "").unwrap().0)
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.join().unwrap(), 503);
+    }
+    let admin = admin_url().unwrap();
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+         AND application_name = 'myna-server' AND wait_event_type = 'Lock'",
+        database.name
+    );
+    within(
+        Duration::from_secs(10),
+        "no myna-server backend waits on the lock",
+        || query_i64(&admin, waiting.clone()).unwrap() == 0,
+    );
+    drop(lock);
+    assert_eq!(http(server.addr, "GET", &read, &owner, "").unwrap().0, 200);
+}

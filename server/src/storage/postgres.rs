@@ -214,6 +214,14 @@ fn sqlstate(error: &sqlx::Error) -> Option<String> {
 /// the line of PostgreSQL's own source that sqlx appends (`… at line 948`).
 pub(crate) fn describe(error: &sqlx::Error) -> String {
     match error {
+        sqlx::Error::Database(db) if db.message().contains("prepared statement \"sqlx_s_") => {
+            format!(
+                "error returned from database: {} (statements prepared on one connection \
+                 were met on another: a pooler in transaction mode, such as PgBouncer's \
+                 pool_mode = transaction, is in front; use session mode: README, Scaling out)",
+                db.message()
+            )
+        }
         sqlx::Error::Database(db) => format!("error returned from database: {}", db.message()),
         other => other.to_string(),
     }

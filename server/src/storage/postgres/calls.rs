@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres};
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::{READ_ONLY, map_err};
 use crate::storage::{Fut, StorageError};
@@ -147,29 +147,42 @@ pub const MAX_CONNECTIONS: u32 = {
     total
 };
 
-/// The options of every connection: the server ends what a lost or hung
-/// client leaves behind (an open transaction, a dead socket).
+/// The connect options of every connection (its name in
+/// `pg_stat_activity`). Its settings are set once connected
+/// ([`session_settings`]), not sent as startup options, which PgBouncer
+/// refuses (`unsupported startup parameter: options`) unless told to drop
+/// them, and then nothing would say that the timeouts were gone.
 pub fn base_options(options: PgConnectOptions) -> PgConnectOptions {
-    options.application_name("myna-server").options([
-        ("idle_in_transaction_session_timeout", "10s"),
-        ("tcp_keepalives_idle", "10"),
-        ("tcp_keepalives_interval", "5"),
-        ("tcp_keepalives_count", "3"),
-    ])
+    options.application_name("myna-server")
 }
 
-/// The connect options of one purpose's connections.
-fn purpose_options(base: &PgConnectOptions, purpose: Purpose) -> PgConnectOptions {
-    let millis = |d: Duration| format!("{}ms", d.as_millis());
-    base.clone().options([
-        ("statement_timeout", millis(purpose.statement_timeout())),
-        ("lock_timeout", millis(purpose.lock_timeout())),
-    ])
+/// What every connection of a purpose sets first: the server ends what a
+/// lost or hung client leaves behind (an open transaction, a dead socket),
+/// and cancels a statement or a wait for a lock a little before the call's
+/// own deadline ([`Purpose::statement_timeout`], [`Purpose::lock_timeout`]).
+/// Through a pooler in session mode these hold for the client's session.
+fn session_settings(purpose: Purpose) -> String {
+    format!(
+        "SET idle_in_transaction_session_timeout = '10s'; \
+         SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
+         SET tcp_keepalives_count = 3; \
+         SET statement_timeout = '{}ms'; SET lock_timeout = '{}ms'",
+        purpose.statement_timeout().as_millis(),
+        purpose.lock_timeout().as_millis()
+    )
 }
 
 /// The pool settings of one purpose.
 fn pool_options(purpose: Purpose) -> PgPoolOptions {
+    let settings = session_settings(purpose);
     PgPoolOptions::new()
+        .after_connect(move |conn, _| {
+            let settings = settings.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(AssertSqlSafe(settings)).execute(conn).await?;
+                Ok(())
+            })
+        })
         .max_connections(purpose.connections())
         .min_connections(0)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -183,7 +196,7 @@ fn pool_options(purpose: Purpose) -> PgPoolOptions {
 /// database or login fails here).
 pub async fn first_pool(base: &PgConnectOptions) -> Result<PgPool, sqlx::Error> {
     pool_options(Purpose::Commits)
-        .connect_with(purpose_options(base, Purpose::Commits))
+        .connect_with(base.clone())
         .await
 }
 
@@ -271,12 +284,12 @@ impl Calls {
             .iter()
             .map(|&purpose| match purpose {
                 Purpose::Commits => commits.clone(),
-                _ => pool_options(purpose).connect_lazy_with(purpose_options(base, purpose)),
+                _ => pool_options(purpose).connect_lazy_with(base.clone()),
             })
             .collect();
         Arc::new(Calls {
             pools,
-            probe_options: purpose_options(base, Purpose::Health),
+            probe_options: base.clone(),
             server: format!("{}:{}", base.get_host(), base.get_port()),
             health: Health::default(),
         })
