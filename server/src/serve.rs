@@ -64,6 +64,17 @@ pub async fn open_waiting(
 /// output closed or full: the password is lost, so the start stops saying
 /// how to get in (an account of one's own).
 fn print_first_password(email: &str, password: &str) -> Result<(), Failure> {
+    let lost = |why: String| {
+        format!(
+            "created the first account ({email}) but its generated password is lost: {why}; \
+             set one with: myna-server account password --email {email}"
+        )
+    };
+    if stdout_discarded() {
+        return Err(lost(
+            "standard output is discarded (closed, or /dev/null)".to_owned(),
+        ));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -72,12 +83,29 @@ fn print_first_password(email: &str, password: &str) -> Result<(), Failure> {
     )
     .and_then(|()| out.flush())
     .map_err(|error| {
-        format!(
-            "created the first account ({email}) but could not print its password to \
-             standard output ({error}); create an account with a password of your choice: \
-             myna-server account create --email YOU --password ..."
-        )
+        lost(format!(
+            "it could not be printed to standard output ({error})"
+        ))
     })
+}
+
+/// Whether standard output goes nowhere: `/dev/null`, where the system
+/// points a closed one (`>&-`) for this process. Linux tells through
+/// `/proc`; elsewhere it is taken to be read.
+fn stdout_discarded() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(out), Ok(null)) = (
+            std::fs::metadata("/proc/self/fd/1"),
+            std::fs::metadata("/dev/null"),
+        ) else {
+            return false;
+        };
+        out.dev() == null.dev() && out.ino() == null.ino()
+    }
+    #[cfg(not(unix))]
+    false
 }
 
 /// Takes an SQLite database for this process alone: an exclusive lock

@@ -544,28 +544,37 @@ fn a_log_that_cannot_be_written_stops_nothing() {
     assert!(exit.success(), "{exit:?}");
 }
 
-/// A first start whose generated password cannot be printed (standard output
-/// full) says so and how to get in, and stops: no panic.
+/// A first start whose generated password cannot be read (standard output
+/// full, /dev/null, or closed: the system gives the process /dev/null)
+/// says so and how to get in, and stops: no panic.
 #[test]
 fn a_first_password_that_cannot_be_printed_is_a_clear_refusal() {
-    let dir = tempfile::tempdir().unwrap();
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(dir.path().join("myna.db"))
-        .env_remove("MYNA_ADMIN_EMAIL")
-        .env_remove("MYNA_ADMIN_PASSWORD")
-        .stdout(full)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("could not print its password"), "{stderr}");
-    assert!(stderr.contains("myna-server account create"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    for (device, says) in [
+        ("/dev/full", "could not be printed"),
+        ("/dev/null", "standard output is discarded"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(device)
+            .unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(dir.path().join("myna.db"))
+            .env_remove("MYNA_ADMIN_EMAIL")
+            .env_remove("MYNA_ADMIN_PASSWORD")
+            .stdout(out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{device}: {stderr}");
+        assert!(stderr.contains(says), "{device}: {stderr}");
+        assert!(
+            stderr.contains("myna-server account password --email admin@localhost"),
+            "{device}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{device}: {stderr}");
+    }
 }
 
 /// A port already taken is found before the database is touched: no
