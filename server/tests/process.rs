@@ -336,6 +336,49 @@ fn refused_at_start(database: &str) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A database file the server's user may write in a directory it may not
+/// (so SQLite cannot create the log beside it) is refused with a message
+/// naming the directory, not SQLite's "attempt to write a readonly
+/// database". Needs root (to run the server as `nobody`) and `setpriv`.
+#[test]
+fn a_database_in_a_directory_the_user_cannot_write_is_named_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.path().join("myna.db");
+    let made = Command::new(BIN)
+        .args([
+            "account",
+            "create",
+            "--email",
+            "a@example.com",
+            "--password",
+        ])
+        .arg("a fine password")
+        .arg("--database")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        nix::unistd::chown(&file.unwrap().path(), Some(nobody), None).unwrap();
+    }
+    let output = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--listen", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("directory is not writable"), "{stderr}");
+}
+
 #[test]
 fn an_in_memory_database_is_refused_clearly_leaving_no_file() {
     for database in [

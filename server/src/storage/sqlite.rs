@@ -316,12 +316,22 @@ fn sync_and_link(from: &Path, to: &Path) -> Result<(), StorageError> {
 
 /// Maps a driver error: I/O, busy, full disk and pool problems are
 /// `Unavailable` (retry later); a unique violation is `Conflict`.
+/// SQLite's `SQLITE_READONLY_DIRECTORY`: the file may be writable, its
+/// directory is not, so the write-ahead log cannot be created.
+const READONLY_DIRECTORY: i64 = 1544;
+
 fn map_err(error: sqlx::Error) -> StorageError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict,
         sqlx::Error::Database(db) => {
             let code = db.code().and_then(|c| c.parse::<i64>().ok());
-            if code.is_some_and(transient) {
+            if code == Some(READONLY_DIRECTORY) {
+                StorageError::Unavailable(format!(
+                    "{error}: the database's directory is not writable by this user \
+                     (SQLite keeps the -wal and -shm files beside the database): let \
+                     the server's user write in that directory"
+                ))
+            } else if code.is_some_and(transient) {
                 StorageError::Unavailable(error.to_string())
             } else {
                 StorageError::Internal(error.to_string())
