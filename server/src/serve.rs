@@ -226,6 +226,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             None => tracing::info!(email = %first.email, "created the first account"),
         }
     }
+    if let Some(url) = &args.public_url
+        && url
+            .splitn(4, '/')
+            .nth(3)
+            .is_some_and(|path| !path.is_empty())
+    {
+        tracing::warn!(
+            "--public-url {url} has a path: pages are told to call the API under it, \
+             but the dashboard's links and sign-in cookie start at the host's root; \
+             open the dashboard where this server is at / (README)"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let options = Options {
         metrics: metrics.clone(),

@@ -128,3 +128,58 @@ fn json_access_log_with_request_ids_and_no_secrets() {
         assert!(!text.contains(secret), "the log holds a secret: {secret}");
     }
 }
+
+#[test]
+fn a_proxy_without_the_client_address_header_set_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let server = Server::start(&db, &env);
+    let owner = basic(EMAIL, PASSWORD);
+    // A direct sign-in says nothing; two through a proxy, one warning.
+    raw(
+        server.addr,
+        &format!("POST /v2/user/login HTTP/1.1\r\nAuthorization: {owner}\r\nContent-Length: 0\r\n"),
+    );
+    for client in ["203.0.113.7", "198.51.100.9"] {
+        let answer = raw(
+            server.addr,
+            &format!(
+                "POST /v2/user/login HTTP/1.1\r\nAuthorization: {owner}\r\n\
+                 X-Forwarded-For: {client}\r\nContent-Length: 0\r\n"
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let warned = server.wait_for_log("--client-ip-header is not set");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log.lock().unwrap().clone();
+    let count = log
+        .iter()
+        .filter(|l| l.contains("--client-ip-header is not set"))
+        .count();
+    assert_eq!(count, 1, "{warned:?}");
+}
+
+#[test]
+fn a_public_url_with_a_path_is_warned_about_for_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let args = ["--public-url", "https://ab.example.com/ab/"];
+    let server = Server::start_with(&db, &env, &args, None);
+    let warned = server.wait_for_log("has a path");
+    assert!(warned[0].contains("dashboard"), "{warned:?}");
+    drop(server);
+    let args = ["--public-url", "https://ab.example.com/"];
+    let server = Server::start_with(&db, &env, &args, None);
+    server.wait_for_log("listening on");
+    let log = server.log.lock().unwrap().clone();
+    assert!(!log.iter().any(|l| l.contains("has a path")), "{log:?}");
+}

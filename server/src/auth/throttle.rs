@@ -202,6 +202,9 @@ pub struct Guard {
     in_flight: Mutex<HashMap<ClientKey, usize>>,
     verified: Mutex<Bounded<[u8; 32], (Uuid, i64)>>,
     flights: Mutex<HashMap<[u8; 32], Arc<OnceCell<Outcome>>>>,
+    /// A request forwarded by a proxy was seen without `header` set (and
+    /// the operator warned, once).
+    proxy_warned: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -225,6 +228,7 @@ impl Guard {
             in_flight: Mutex::default(),
             verified: Mutex::new(Bounded::new(MAX_VERIFIED)),
             flights: Mutex::default(),
+            proxy_warned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -234,7 +238,24 @@ impl Guard {
     }
 
     /// The client of a request (see [`ClientKey::of_request`]).
+    /// Without a client address header, a request a proxy forwarded
+    /// (`X-Forwarded-For`) has the proxy's address: the operator is warned,
+    /// once, that every client behind it shares one set of limits.
     pub fn client(&self, request: &Request) -> ClientKey {
+        if self.header.is_none()
+            && request.headers().contains_key("x-forwarded-for")
+            && !self
+                .proxy_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "a request came through a proxy (X-Forwarded-For) but --client-ip-header \
+                 is not set: every client behind that proxy counts as one address in the \
+                 sign-in limits, so one client's failed sign-ins hold back the others; set \
+                 --client-ip-header to the header the proxy appends the client's address \
+                 to (README, Credentials and rate limits)"
+            );
+        }
         ClientKey::of_request(request, self.header.as_ref())
     }
 
