@@ -123,10 +123,14 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
         None | Some(Value::Null) => Visibility::Draft,
         Some(value) => parse_visibility(value, &mut problems).unwrap_or(Visibility::Draft),
     };
-    let settings = match root.get("settings") {
+    let mut settings = match root.get("settings") {
         None | Some(Value::Null) => empty_object(),
         Some(value) => parse_settings(value, "settings", &mut problems).unwrap_or_default(),
     };
+    // As an update sets them (the hosted Myna's create took them too).
+    if let Some(value) = root.get("settingsUpdates").filter(|v| !v.is_null()) {
+        apply_settings_updates(&mut settings, value, "settingsUpdates", &mut problems);
+    }
     let mut variants: Vec<Variant> = Vec::new();
     // The variants' ids composed alike (NFC), in order.
     let mut composed: Vec<String> = Vec::new();
@@ -344,7 +348,15 @@ pub fn apply_update(experiment: &Experiment, body: &[u8]) -> Result<Experiment, 
 }
 
 /// The fields a create reads (`typename` aside, which any body may carry).
-const CREATE_FIELDS: &[&str] = &["uuid", "id", "name", "visibility", "settings", "variants"];
+const CREATE_FIELDS: &[&str] = &[
+    "uuid",
+    "id",
+    "name",
+    "visibility",
+    "settings",
+    "settingsUpdates",
+    "variants",
+];
 /// The fields an update reads.
 const UPDATE_FIELDS: &[&str] = &[
     "id",

@@ -614,3 +614,26 @@ fn variant_ids_that_read_alike_or_show_nothing_are_refused() {
     let update = json!({ "variantUpdates": { "\u{200b}": {} } }).to_string();
     assert!(apply_update(&experiment, update.as_bytes()).is_err());
 }
+
+#[test]
+fn a_create_takes_settings_updates_after_its_settings() {
+    let made = experiment_with(json!({
+        "name": "n",
+        "settings": { "a": 1, "keep": true },
+        "settingsUpdates": { "b.c": 2, "a": null },
+    }));
+    assert_eq!(made.settings, json!({ "keep": true, "b": { "c": 2 } }));
+    // Alone, or after settings that are not an object (refused at settings).
+    let made = experiment_with(json!({ "name": "n", "settingsUpdates": { "x.y": "z" } }));
+    assert_eq!(made.settings, json!({ "x": { "y": "z" } }));
+    let refused = created(json!({ "name": "n", "settings": 5, "settingsUpdates": { "x": 1 } }));
+    assert_eq!(
+        paths(refused.expect_err("refused"))[0],
+        (Code::InvalidType, "settings".to_owned())
+    );
+    let refused = created(json!({ "name": "n", "settingsUpdates": 5 }));
+    assert_eq!(
+        paths(refused.expect_err("refused")),
+        [(Code::InvalidType, "settingsUpdates".to_owned())]
+    );
+}

@@ -262,7 +262,7 @@ pub struct VariantInput {
 
 /// The body of create.
 #[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBody {
     /// The uuid it gets (default: a new one); taken in the account: 409 at `uuid`.
     pub uuid: Option<Uuid>,
@@ -278,6 +278,10 @@ pub struct CreateBody {
     /// Free settings.
     #[schema(value_type = Option<Object>)]
     pub settings: Option<Value>,
+    /// Entries set by path after `settings` (`null` removes one), as an
+    /// update takes them (the hosted Myna's create took them too).
+    #[schema(value_type = Option<Object>)]
+    pub settings_updates: Option<Value>,
     /// Variants by id.
     pub variants: Option<BTreeMap<String, VariantInput>>,
 }
