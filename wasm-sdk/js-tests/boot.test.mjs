@@ -36,7 +36,7 @@ const deployment = {
 async function withPage({ timeout = 5000, sdk = "/pkg/index.js", sdkUrl, csp = false, trustedTypes = false, extra = "" }, check) {
   const boot = await readFile(join(repo, "wasm-sdk", "pkg", "boot.js"), "utf8");
   // A strict policy: the README's list, nothing for styles.
-  const policy = `<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'nonce-n' 'wasm-unsafe-eval'; connect-src 'self' http://127.0.0.1:9">`;
+  const policy = `<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'nonce-n'${csp == "no-wasm" ? "" : " 'wasm-unsafe-eval'"}; connect-src 'self' http://127.0.0.1:9">`;
   // Trusted Types enforced, no policy: `innerHTML` takes no string.
   const tt = `<meta http-equiv="Content-Security-Policy" content="require-trusted-types-for 'script'; trusted-types 'none'">`;
   const page = (origin) => `<!doctype html><html><head>${csp ? policy : ""}${trustedTypes ? tt : ""}
@@ -60,8 +60,11 @@ ${extra}
     const tab = await browser.newPage();
     const errors = [];
     tab.on("pageerror", (e) => errors.push(e.message));
+    // What the owner is told in the console (boot.js's own warnings).
+    const warnings = [];
+    tab.on("console", (m) => m.type() == "warning" && m.text().startsWith("myna.js:") && warnings.push(m.text()));
     await tab.goto(site.origin);
-    await check(tab);
+    await check(tab, warnings);
     assert.deepEqual(errors, [], "no page errors");
   } finally {
     await browser.close();
@@ -92,12 +95,13 @@ const settled = (tab) =>
   });
 
 test("boot.js hides the experiments' elements, then binds the page", async () => {
-  await withPage({}, async (tab) => {
+  await withPage({}, async (tab, warnings) => {
     const seen = await settled(tab);
     assert.deepEqual(seen.during, ["hidden", "hidden", "visible"], "hidden at once; goals stay visible");
     assert.equal(seen.styles, 0, "the style is removed");
     assert.equal(seen.aHidden, true, "b was drawn: data-show=a hides");
     assert.equal(seen.title, "Hello");
+    assert.deepEqual(warnings, [], "nothing to tell the owner");
     assert.equal(seen.visible, "visible");
     assert.equal(seen.queued, 1, "one view");
     const id = await tab.evaluate(async () => (await window.myna).experiments.hero.id);
@@ -180,7 +184,7 @@ test("boot.js hides the experiments' elements under a CSP that allows no style",
 });
 
 test("boot.js shows as written, uncounted, an experiment Trusted Types keep from binding", async () => {
-  await withPage({ trustedTypes: true }, async (tab) => {
+  await withPage({ trustedTypes: true }, async (tab, warnings) => {
     const errors = tab.evaluate(
       () => new Promise((ok) => window.myna.then((m) => (m.on("error", (e) => ok([e.name, e.code])), m.bind(document)))),
     );
@@ -191,6 +195,7 @@ test("boot.js shows as written, uncounted, an experiment Trusted Types keep from
     assert.equal(seen.visible, "visible");
     assert.equal(seen.queued, 0, "no view counted");
     assert.deepEqual(await errors, ["MynaError", "invalid-value"], "bound again, its error is heard");
+    assert.match(warnings[0] ?? "", /^myna\.js: The markup of experiment hero could not be bound, so it is shown as written/, "the owner is told");
   });
 });
 
@@ -205,11 +210,12 @@ test("boot.js shows the page as written when the SDK is late", async () => {
 });
 
 test("boot.js shows the page as written when the SDK fails to load", async () => {
-  await withPage({ sdk: "/pkg/missing.js" }, async (tab) => {
+  await withPage({ sdk: "/pkg/missing.js" }, async (tab, warnings) => {
     const seen = await settled(tab);
     assert.equal(seen.failed, true, "window.myna rejects");
     const error = await tab.evaluate(() => window.myna.catch((e) => [e.name, e.code, e.messages.length]));
     assert.deepEqual(error, ["MynaError", "network", 1], "as the SDK's own errors do");
+    assert.match(warnings[0] ?? "", /^myna\.js: the page is shown as written: The SDK could not be loaded/, "the owner is told");
     assert.equal(seen.styles, 0);
     assert.equal(seen.title, "Welcome");
     assert.equal(seen.visible, "visible");
@@ -223,5 +229,15 @@ test("boot.js shows the page as written even when the SDK's URL is not one", asy
     assert.equal(seen.styles, 0);
     assert.equal(seen.title, "Welcome");
     assert.equal(seen.visible, "visible");
+  });
+});
+
+test("boot.js under a CSP without 'wasm-unsafe-eval' shows the page as written and says what to allow", async () => {
+  await withPage({ csp: "no-wasm" }, async (tab, warnings) => {
+    const seen = await settled(tab);
+    assert.equal(seen.failed, true, "window.myna rejects");
+    assert.equal(seen.title, "Welcome");
+    assert.equal(seen.visible, "visible");
+    assert.match(warnings[0] ?? "", /the page's CSP must allow 'wasm-unsafe-eval' \(not 'unsafe-eval'\) in script-src/, "the fix, not a bundler's");
   });
 });

@@ -156,9 +156,15 @@
     });
     if (selector) watch.observe(doc, { childList: true, subtree: true });
   };
+  // What leaves the page (or an experiment's markup) as written is said in
+  // the console, for its owner: a CSP without 'wasm-unsafe-eval', a
+  // binding that Trusted Types refused, a value the server refused.
+  const warn = (e) => console.warn("myna.js:", e?.message ?? e);
+  client.catch((e) => console.warn("myna.js: the page is shown as written:", e?.message ?? e));
   const bound = client
     .then((myna) => {
       if (!late) {
+        myna.on("error", (e) => e?.code == "invalid-value" && warn(e));
         myna.bind(doc);
         follow(myna);
       }

@@ -30,7 +30,15 @@ Myna.connect = async function (options) {
   } catch (e) {
     // A MynaError like any other failure (the wasm's URL answered 404 or
     // HTML, or the network failed).
-    const message = `The SDK's wasm could not be loaded: ${e?.message ?? e} (it is fetched beside the SDK's module: a bundler that moves the module must not, as Vite's dev server does without optimizeDeps.exclude ["myna-sdk"]; where its URL cannot be fetched, as in Node, give its bytes to initSync first)`;
+    // The likely fix, by what failed.
+    const m = `${e?.message ?? e}`;
+    const hint =
+      typeof WebAssembly != "object"
+        ? "no WebAssembly here"
+        : /Content.Security/i.test(m)
+          ? "the page's CSP must allow 'wasm-unsafe-eval' (not 'unsafe-eval') in script-src"
+          : `it is fetched beside the SDK's module: a bundler that moves the module must not, as Vite's dev server does without optimizeDeps.exclude ["myna-sdk"]; where its URL cannot be fetched, as in Node, give its bytes to initSync first`;
+    const message = `The SDK's wasm could not be loaded: ${m} (${hint})`;
     throw new MynaError(message, "network", undefined, undefined, ["network", message, undefined]);
   }
   return connect(options);
