@@ -61,8 +61,8 @@ pub async fn open_waiting(
 }
 
 /// Prints the first account's generated password, its one showing. Standard
-/// output closed or full: the password is lost, so the start stops saying
-/// how to get in (an account of one's own).
+/// output closed, discarded or full: the password is lost, so the start
+/// stops saying how to get in (`account password`).
 fn print_first_password(email: &str, password: &str) -> Result<(), Failure> {
     let lost = |why: String| {
         format!(

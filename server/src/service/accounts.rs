@@ -47,21 +47,18 @@ pub async fn set_password(
 ) -> Result<Account, Problem> {
     let email = normalize_email(email);
     check_new_account(&email, password)?;
-    let Some(mut account) = storage.account_by_email(&email).await? else {
-        return Err(Problem::new(
-            Code::NotFound,
-            format!("There is no account {email}."),
-        ));
-    };
+    let missing = || Problem::new(Code::NotFound, format!("There is no account {email}."));
+    let mut account = storage
+        .account_by_email(&email)
+        .await?
+        .ok_or_else(missing)?;
     account.password_hash = passwords.hash(password).await?;
+    // Gone meanwhile (no command deletes accounts; kept exact all the same).
     if !storage
         .set_password(account.id, &account.password_hash)
         .await?
     {
-        return Err(Problem::new(
-            Code::NotFound,
-            format!("There is no account {email}."),
-        ));
+        return Err(missing());
     }
     storage.delete_account_tokens(account.id).await?;
     Ok(account)
