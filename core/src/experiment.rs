@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::event::{MAX_BODY_BYTES, body_too_large};
 use crate::limits::{
     Definition, MAX_DEFINITION_BYTES, MAX_NAME_CHARS, MAX_VARIANT_ID_CHARS, MAX_VARIANTS,
-    check_settings, definition_bytes, definition_too_large, has_nul, is_blank, nul_problem,
-    too_many_variants,
+    check_settings, definition_bytes, definition_too_large, has_nul, is_blank,
+    is_default_ignorable, nul_problem, too_many_variants,
 };
 use crate::model::{Experiment, Variant, Visibility, empty_object};
 use crate::problem::{BODY_PATH, Code, Message, Problem};
@@ -445,25 +445,30 @@ fn apply_settings_updates(
     }
 }
 
-/// A variant id with its accents composed alike (Unicode NFC): `é` typed
-/// as one character or as `e` and a combining accent are one id to a
-/// reader, though not to a computer.
+/// A variant id as a reader sees it: without the characters never shown
+/// by themselves (zero-width ones, bidi controls: `ok\u{202e}dab` reads as
+/// `okdab` in a sentence), its accents composed alike (Unicode NFC: `é`
+/// typed as one character or as `e` and a combining accent). Two ids alike
+/// this way are one to a reader, though not to a computer.
 fn composed_id(id: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    id.nfc().collect()
+    id.chars()
+        .filter(|&c| !is_default_ignorable(c))
+        .nfc()
+        .collect()
 }
 
-/// 400 at `path`: a new variant id reads as the variant `other`'s (they
-/// differ only in how accents are encoded), which neither the dashboard
-/// nor the owner could tell apart.
+/// 400 at `path`: a new variant id reads as the variant `other`'s
+/// ([`composed_id`]), which neither the dashboard nor the owner could tell
+/// apart.
 fn reads_as(other: &str, path: String) -> Message {
     Message::at(
         Code::InvalidValue,
         path,
         format!(
-            "This variant id reads as the variant `{other}`'s: they differ only in how \
-             accented letters are encoded (Unicode NFC). Use the other's spelling or \
-             another id."
+            "This variant id reads as the variant `{other}`'s: they differ only in \
+             invisible characters or in how accented letters are encoded (Unicode NFC). \
+             Use the other's spelling or another id."
         ),
     )
     .with_data(serde_json::json!({ "variant": other }))

@@ -74,8 +74,10 @@ fn is_noncharacter(c: char) -> bool {
     (0xfdd0..=0xfdef).contains(&c) || c & 0xfffe == 0xfffe
 }
 
-/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt).
-fn is_default_ignorable(c: char) -> bool {
+/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt):
+/// never shown by itself (zero-width spaces and joiners, bidi controls,
+/// variation selectors...).
+pub fn is_default_ignorable(c: char) -> bool {
     matches!(c,
         '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
         | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'

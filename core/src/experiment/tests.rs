@@ -596,11 +596,16 @@ fn variant_ids_that_read_alike_or_show_nothing_are_refused() {
         assert_eq!(problems.len(), 1, "{blank:?}");
         assert_eq!(problems[0].0, Code::InvalidValue, "{blank:?}");
     }
-    // Case and visible text around a zero-width character still differ.
-    assert!(
-        created(json!({ "name": "n", "variants": { "Blue": {}, "blue": {}, "a\u{200b}b": {} } }))
-            .is_ok()
+    // Invisible characters and bidi controls do not tell ids apart either:
+    // `ok\u{202e}dab` reads as `okdab` in the decision's sentence.
+    let problems = paths(
+        created(json!({ "name": "n", "variants": { "okdab": {}, "ok\u{202e}dab": {} } }))
+            .expect_err("refused"),
     );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(created(json!({ "name": "n", "variants": { "ab": {}, "a\u{200b}b": {} } })).is_err());
+    // Case still tells ids apart.
+    assert!(created(json!({ "name": "n", "variants": { "Blue": {}, "blue": {} } })).is_ok());
 
     // An update adding a look-alike is refused likewise, and nothing changes.
     let experiment = experiment_with(json!({ "name": "n", "variants": { nfc: {} } }));
