@@ -30,6 +30,7 @@ pub mod answer;
 pub mod auth;
 pub mod cache;
 pub mod clock;
+pub mod commands;
 pub mod commit;
 pub mod config;
 pub mod cors;

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use myna_server::config::{AccountCommand, ApikeyCommand, Cli, Command, LogArgs, LogFormat};
-use myna_server::serve;
+use myna_server::{commands, serve};
 use tracing_subscriber::EnvFilter;
 
 /// Recording allocates many small strings per event (JSON parsing); mimalloc
@@ -50,21 +50,23 @@ async fn run() -> std::process::ExitCode {
             email,
             password,
             database,
-        })) => serve::account_create(&database.database, &email, password).await,
+        })) => commands::account_create(&database.database, &email, password).await,
         Some(Command::Account(AccountCommand::Password {
             email,
             password,
             database,
-        })) => serve::account_password(&database.database, &email, password).await,
+        })) => commands::account_password(&database.database, &email, password).await,
         Some(Command::Apikey(ApikeyCommand::Create {
             email,
             name,
             database,
-        })) => serve::apikey_create(&database.database, &email, name).await,
+        })) => commands::apikey_create(&database.database, &email, name).await,
         Some(Command::Apikey(ApikeyCommand::List { email, database })) => {
-            serve::apikey_list(&database.database, &email).await
+            commands::apikey_list(&database.database, &email).await
         }
-        Some(Command::Backup { file, database }) => serve::backup(&database.database, &file).await,
+        Some(Command::Backup { file, database }) => {
+            commands::backup(&database.database, &file).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -347,10 +347,12 @@ fn a_database_in_a_directory_the_user_cannot_write_is_named_as_such() {
         eprintln!("skipped: needs root and setpriv");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let db = dir.path().join("myna.db");
-    let made = Command::new(BIN)
+    // A database made elsewhere, then copied (one file, no -wal or -shm
+    // beside it) into a directory nobody may read but not write, the copy
+    // nobody's.
+    let made = tempfile::tempdir().unwrap();
+    let source = made.path().join("myna.db");
+    let create = Command::new(BIN)
         .args([
             "account",
             "create",
@@ -360,20 +362,41 @@ fn a_database_in_a_directory_the_user_cannot_write_is_named_as_such() {
         ])
         .arg("a fine password")
         .arg("--database")
-        .arg(&db)
+        .arg(&source)
         .output()
         .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    assert!(create.status.success(), "{create:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.path().join("copy.db");
+    let copy = Command::new(BIN)
+        .arg("backup")
+        .arg(&db)
+        .arg("--database")
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{copy:?}");
     let nobody = nix::unistd::Uid::from_raw(65534);
-    for file in std::fs::read_dir(dir.path()).unwrap() {
-        nix::unistd::chown(&file.unwrap().path(), Some(nobody), None).unwrap();
-    }
-    let output = Command::new("/usr/bin/setpriv")
+    nix::unistd::chown(&db, Some(nobody), None).unwrap();
+    let mut server = Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
         .args(["--listen", "127.0.0.1:0", "--database"])
         .arg(&db)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Refused at once; a server that started anyway is stopped, not awaited.
+    let started = Instant::now();
+    while server.try_wait().unwrap().is_none() {
+        if started.elapsed() > PATIENCE {
+            let _ = server.kill();
+            panic!("the server started in a directory it cannot write");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = server.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("directory is not writable"), "{stderr}");
@@ -484,6 +507,30 @@ fn a_lost_password_is_set_anew_from_the_command_line_and_its_sessions_end() {
     );
     let (ok, said) = set_password(&db, "admin@example.com", Some("short"));
     assert!(!ok && said.contains("password"), "{said}");
+    // A password to generate with standard output discarded would be lost:
+    // refused, nothing changed.
+    let discarded = Command::new(BIN)
+        .args([
+            "account",
+            "password",
+            "--email",
+            "admin@example.com",
+            "--database",
+        ])
+        .arg(&db)
+        .env_remove("MYNA_PASSWORD")
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&discarded.stderr);
+    assert!(!discarded.status.success(), "{said}");
+    assert!(said.contains("standard output is discarded"), "{said}");
+    assert_eq!(
+        http(server.addr, "GET", "/v2/experiment", &bearer, "")
+            .unwrap()
+            .0,
+        200
+    );
     let (ok, said) = set_password(&db, "Admin@Example.com", None);
     assert!(ok, "{said}");
     let password = said

@@ -1,0 +1,179 @@
+//! The CLI's commands other than `serve`: accounts (`account create`,
+//! `account password`), API keys (`apikey create`, `apikey list`) and
+//! `backup`, each on the database the server uses.
+
+use std::io::Write;
+use std::str::FromStr;
+
+use myna_core::account::normalize_email;
+use sqlx::sqlite::SqliteConnectOptions;
+use uuid::Uuid;
+
+use crate::auth::Passwords;
+use crate::clock::Clock;
+use crate::config::Database;
+use crate::serve::{Failure, open, stdout_discarded};
+
+/// The refusal of a password to generate when standard output is discarded:
+/// it would be set, and lost.
+const DISCARDED: &str = "standard output is discarded (closed, or /dev/null): a generated \
+     password would be lost; give --password (or MYNA_PASSWORD), or let standard output \
+     reach a terminal or a file";
+use crate::service::accounts::{create_account, set_password};
+use crate::storage::sqlite;
+use crate::storage::{ApiKey, Storage};
+
+/// `myna-server account create`.
+pub async fn account_create(
+    database: &str,
+    email: &str,
+    password: Option<String>,
+) -> Result<(), Failure> {
+    let storage = open(database).await?;
+    let generated = password.is_none();
+    if generated && stdout_discarded() {
+        return Err(DISCARDED.to_owned());
+    }
+    let password = password.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+    let account = create_account(
+        storage.as_ref(),
+        &Passwords::new(),
+        email,
+        &password,
+        Clock::system().now_ms(),
+    )
+    .await
+    .map_err(|p| format!("cannot create the account: {p}"))?;
+    if generated {
+        println!("Created account {} with password {password}", account.email);
+    } else {
+        println!("Created account {}", account.email);
+    }
+    Ok(())
+}
+
+/// `myna-server account password`: sets an account's password (generated
+/// and printed when not given) and ends its sessions.
+pub async fn account_password(
+    database: &str,
+    email: &str,
+    password: Option<String>,
+) -> Result<(), Failure> {
+    existing(database)?;
+    let storage = open(database).await?;
+    let generated = password.is_none();
+    if generated && stdout_discarded() {
+        return Err(DISCARDED.to_owned());
+    }
+    let password = password.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+    let account = set_password(storage.as_ref(), &Passwords::new(), email, &password)
+        .await
+        .map_err(|p| format!("cannot set the password: {p}"))?;
+    if generated {
+        println!(
+            "Set the password of {} to {password}; its sessions are ended",
+            account.email
+        );
+    } else {
+        println!(
+            "Set the password of {}; its sessions are ended",
+            account.email
+        );
+    }
+    Ok(())
+}
+
+async fn account_id(storage: &dyn Storage, email: &str) -> Result<Uuid, Failure> {
+    let email = normalize_email(email);
+    match storage.account_by_email(&email).await {
+        Ok(Some(account)) => Ok(account.id),
+        Ok(None) => Err(format!("there is no account {email}")),
+        Err(e) => Err(format!("cannot read accounts: {e}")),
+    }
+}
+
+/// Refuses a SQLite database file that does not exist: opening it would
+/// leave a new empty database behind (a command run in the wrong directory).
+fn existing(database: &str) -> Result<(), Failure> {
+    match Database::parse(database).sqlite_file() {
+        Some(path) if !path.exists() => Err(format!("there is no database {}", path.display())),
+        _ => Ok(()),
+    }
+}
+
+/// `myna-server apikey create`: prints the new key.
+pub async fn apikey_create(
+    database: &str,
+    email: &str,
+    name: Option<String>,
+) -> Result<(), Failure> {
+    existing(database)?;
+    let storage = open(database).await?;
+    let key = ApiKey {
+        uuid: Uuid::new_v4(),
+        account_id: account_id(storage.as_ref(), email).await?,
+        name,
+        created_ms: Clock::system().now_ms(),
+    };
+    let max = myna_core::limits::MAX_API_KEYS;
+    let created = storage
+        .create_api_key(&key, max)
+        .await
+        .map_err(|e| format!("cannot create the API key: {e}"))?;
+    if !created {
+        return Err(format!(
+            "cannot create the API key: the account has {max} already (revoke one first)"
+        ));
+    }
+    println!("{}", key.uuid);
+    Ok(())
+}
+
+/// `myna-server apikey list`: one key a line, with its name.
+pub async fn apikey_list(database: &str, email: &str) -> Result<(), Failure> {
+    existing(database)?;
+    let storage = open(database).await?;
+    let account = account_id(storage.as_ref(), email).await?;
+    let keys = storage
+        .api_keys(account)
+        .await
+        .map_err(|e| format!("cannot read API keys: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    for key in keys {
+        // A reader that went away (`| head -1`) ends the list, no panic.
+        if writeln!(out, "{}\t{}", key.uuid, key.name.unwrap_or_default()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `myna-server backup FILE`: a consistent copy of the SQLite database in
+/// `file`, safe while a server runs on it and records. PostgreSQL has its
+/// own tools (`pg_dump`).
+pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failure> {
+    if file.exists() {
+        return Err(format!("{} exists: choose a new file", file.display()));
+    }
+    // Opening would create a missing file: an empty copy is no backup.
+    existing(database)?;
+    // Opened only to copy it, as it is: no migration (a copy before an
+    // upgrade stays the older server's, and that server goes on).
+    let source = match Database::parse(database) {
+        Database::SqliteFile(path) => SqliteConnectOptions::new().filename(path),
+        Database::SqliteUrl(url) => SqliteConnectOptions::from_str(&url)
+            .map_err(|e| format!("cannot open the database {database}: {e}"))?,
+        Database::Postgres(_) => {
+            return Err(
+                "backup copies SQLite databases; for PostgreSQL use pg_dump \
+                        (see the README)"
+                    .to_owned(),
+            );
+        }
+    };
+    sqlite::backup(source, file)
+        .await
+        .map_err(|e| format!("cannot back up {database} into {}: {e}", file.display()))?;
+    println!("Backed up {database} into {}", file.display());
+    Ok(())
+}
