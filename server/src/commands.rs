@@ -14,14 +14,25 @@ use crate::clock::Clock;
 use crate::config::Database;
 use crate::serve::{Failure, open, stdout_discarded};
 
+use crate::service::accounts::{create_account, set_password};
+use crate::storage::sqlite;
+use crate::storage::{ApiKey, Storage};
+
 /// The refusal of a password to generate when standard output is discarded:
 /// it would be set, and lost.
 const DISCARDED: &str = "standard output is discarded (closed, or /dev/null): a generated \
      password would be lost; give --password (or MYNA_PASSWORD), or let standard output \
      reach a terminal or a file";
-use crate::service::accounts::{create_account, set_password};
-use crate::storage::sqlite;
-use crate::storage::{ApiKey, Storage};
+
+/// Prints `line` on standard output; a failure (a full disk, a closed
+/// pipe) is an error saying what was done all the same (`done`), rather
+/// than a panic.
+fn say(line: &str, done: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|error| format!("{done}, but this could not be printed ({error})"))
+}
 
 /// `myna-server account create`.
 pub async fn account_create(
@@ -44,12 +55,16 @@ pub async fn account_create(
     )
     .await
     .map_err(|p| format!("cannot create the account: {p}"))?;
+    let done = format!("created account {}", account.email);
     if generated {
-        println!("Created account {} with password {password}", account.email);
+        let lost = format!("{done} (its password is lost: set one with account password)");
+        say(
+            &format!("Created account {} with password {password}", account.email),
+            &lost,
+        )
     } else {
-        println!("Created account {}", account.email);
+        say(&format!("Created account {}", account.email), &done)
     }
-    Ok(())
 }
 
 /// `myna-server account password`: sets an account's password (generated
@@ -69,18 +84,28 @@ pub async fn account_password(
     let account = set_password(storage.as_ref(), &Passwords::new(), email, &password)
         .await
         .map_err(|p| format!("cannot set the password: {p}"))?;
+    let done = format!(
+        "set the password of {} and ended its sessions",
+        account.email
+    );
     if generated {
-        println!(
-            "Set the password of {} to {password}; its sessions are ended",
-            account.email
-        );
+        let lost = format!("{done} (the password is lost: run again with --password)");
+        say(
+            &format!(
+                "Set the password of {} to {password}; its sessions are ended",
+                account.email
+            ),
+            &lost,
+        )
     } else {
-        println!(
-            "Set the password of {}; its sessions are ended",
-            account.email
-        );
+        say(
+            &format!(
+                "Set the password of {}; its sessions are ended",
+                account.email
+            ),
+            &done,
+        )
     }
-    Ok(())
 }
 
 async fn account_id(storage: &dyn Storage, email: &str) -> Result<Uuid, Failure> {

@@ -143,8 +143,24 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
     };
     // An empty file is a new database to SQLite: creating it here (private)
     // is what opening it would do.
-    let file = crate::storage::sqlite::open_private(&path)
-        .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+    let existed = path.exists();
+    let file = crate::storage::sqlite::open_private(&path).map_err(|e| {
+        let why = match (e.kind(), existed) {
+            (std::io::ErrorKind::PermissionDenied, false) => {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                let dir = dir.unwrap_or(std::path::Path::new("."));
+                format!(
+                    "{e}: this user may not create files in its directory {}",
+                    dir.display()
+                )
+            }
+            (std::io::ErrorKind::PermissionDenied, true) => {
+                format!("{e}: this user may not read and write it")
+            }
+            _ => e.to_string(),
+        };
+        format!("cannot open the database {}: {why}", path.display())
+    })?;
     warn_if_readable_by_others(&file, &path);
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),

@@ -400,6 +400,22 @@ fn a_database_in_a_directory_the_user_cannot_write_is_named_as_such() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("directory is not writable"), "{stderr}");
+    // A new database there: the directory is named too.
+    let output = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.path().join("new.db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "may not create files in its directory {}",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -540,6 +556,33 @@ fn a_lost_password_is_set_anew_from_the_command_line_and_its_sessions_end() {
         .unwrap()
         .trim_end_matches(';');
     assert_eq!(password.len(), 32, "{said}");
+    // A line that cannot be printed is an error saying what was done, not
+    // a panic.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let unprinted = Command::new(BIN)
+        .args([
+            "account",
+            "password",
+            "--email",
+            "admin@example.com",
+            "--password",
+            password,
+        ])
+        .arg("--database")
+        .arg(&db)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&unprinted.stderr);
+    assert_eq!(unprinted.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("ended its sessions, but this could not be printed"),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
 
     // The new password works, the token issued before is refused at once
     // (the old password within a minute: README).

@@ -70,10 +70,10 @@ async fn migrate(
                 .await
                 .map_err(map_err)?;
         if !read_only {
-            return migrator
-                .run(pool)
-                .await
-                .map_err(|e| StorageError::Internal(format!("migration failed: {e}")));
+            return migrator.run(pool).await.map_err(|e| {
+                let e = e.to_string();
+                StorageError::Internal(format!("migration failed: {e}{}", pooler_hint(&e)))
+            });
         }
         // No table yet (a standby of a database never migrated): behind.
         let applied: Vec<i64> =
@@ -214,16 +214,25 @@ fn sqlstate(error: &sqlx::Error) -> Option<String> {
 /// the line of PostgreSQL's own source that sqlx appends (`… at line 948`).
 pub(crate) fn describe(error: &sqlx::Error) -> String {
     match error {
-        sqlx::Error::Database(db) if db.message().contains("prepared statement \"sqlx_s_") => {
-            format!(
-                "error returned from database: {} (statements prepared on one connection \
-                 were met on another: a pooler in transaction mode, such as PgBouncer's \
-                 pool_mode = transaction, is in front; use session mode: README, Scaling out)",
-                db.message()
-            )
-        }
-        sqlx::Error::Database(db) => format!("error returned from database: {}", db.message()),
+        sqlx::Error::Database(db) => format!(
+            "error returned from database: {}{}",
+            db.message(),
+            pooler_hint(db.message())
+        ),
         other => other.to_string(),
+    }
+}
+
+/// What an error about the driver's prepared statements (`sqlx_s_N`
+/// exists already, or does not exist) means: a pooler in transaction mode
+/// is in front, which this server does not support.
+fn pooler_hint(message: &str) -> &'static str {
+    if message.contains("prepared statement \"sqlx_s_") {
+        " (statements prepared on one connection were met on another: a pooler in \
+         transaction mode, such as PgBouncer's pool_mode = transaction, is in front; use \
+         session mode: README, Scaling out)"
+    } else {
+        ""
     }
 }
 
@@ -591,5 +600,24 @@ impl Storage for PostgresStorage {
 
     fn attempts(&self, account_id: Uuid, limit: usize) -> Fut<'_, Vec<AttemptLog>> {
         self.bounded(Purpose::Pages, webhooks::attempts(self, account_id, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pooler_hint;
+
+    #[test]
+    fn a_pooler_in_transaction_mode_is_named_as_the_cause() {
+        for message in [
+            "while executing migrations: prepared statement \"sqlx_s_1\" already exists",
+            "prepared statement \"sqlx_s_12\" does not exist",
+        ] {
+            assert!(
+                pooler_hint(message).contains("pool_mode = transaction"),
+                "{message}"
+            );
+        }
+        assert_eq!(pooler_hint("relation \"x\" does not exist"), "");
     }
 }
