@@ -200,12 +200,13 @@ test("boot.js shows as written, uncounted, an experiment Trusted Types keep from
 });
 
 test("boot.js shows the page as written when the SDK is late", async () => {
-  await withPage({ timeout: 1 }, async (tab) => {
+  await withPage({ timeout: 1 }, async (tab, warnings) => {
     const seen = await settled(tab);
     assert.equal(seen.styles, 0);
     assert.equal(seen.aHidden, false, "not bound");
     assert.equal(seen.title, "Welcome");
     assert.equal(seen.queued, 0, "no view counted");
+    assert.match(warnings[0] ?? "", /^myna\.js: the page is shown as written: the SDK was not ready within 1 ms/, "the owner is told");
   });
 });
 

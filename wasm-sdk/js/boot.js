@@ -93,6 +93,7 @@
   const timer = setTimeout(() => {
     late = true;
     reveal();
+    console.warn(`myna.js: the page is shown as written: the SDK was not ready within ${ms} ms (data-timeout)`);
   }, ms);
   // The wasm's download starts now, beside the module's, not once the
   // module has run: the SDK's own fetch of it (the same URL, CORS mode,

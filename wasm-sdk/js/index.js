@@ -37,6 +37,8 @@ Myna.connect = async function (options) {
         ? "no WebAssembly here"
         : /Content.Security/i.test(m)
           ? "the page's CSP must allow 'wasm-unsafe-eval' (not 'unsafe-eval') in script-src"
+          : /Failed to fetch|NetworkError|Load failed/.test(m)
+            ? "the network failed, or the page's CSP connect-src does not allow the SDK's origin"
           : `it is fetched beside the SDK's module: a bundler that moves the module must not, as Vite's dev server does without optimizeDeps.exclude ["myna-sdk"]; where its URL cannot be fetched, as in Node, give its bytes to initSync first`;
     const message = `The SDK's wasm could not be loaded: ${m} (${hint})`;
     throw new MynaError(message, "network", undefined, undefined, ["network", message, undefined]);
