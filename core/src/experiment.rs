@@ -132,7 +132,7 @@ pub fn parse_create(body: &[u8]) -> Result<NewExperiment, Problem> {
         apply_settings_updates(&mut settings, value, "settingsUpdates", &mut problems);
     }
     let mut variants: Vec<Variant> = Vec::new();
-    // The variants' ids composed alike (NFC), in order.
+    // The variants' ids as a reader sees them (`composed_id`), in order.
     let mut composed: Vec<String> = Vec::new();
     let mut add = |id: &str, spec: &Value, path: String, problems: &mut Vec<Message>| {
         if variants.iter().any(|v| v.id == id) {
@@ -447,14 +447,15 @@ fn apply_settings_updates(
 
 /// A variant id as a reader sees it: without the characters never shown
 /// by themselves (zero-width ones, bidi controls: `ok\u{202e}dab` reads as
-/// `okdab` in a sentence), its accents composed alike (Unicode NFC: `é`
-/// typed as one character or as `e` and a combining accent). Two ids alike
-/// this way are one to a reader, though not to a computer.
+/// `okdab` in a sentence), in Unicode's compatibility form (NFKC, as
+/// identifiers are compared: `é` typed as one character or as `e` and a
+/// combining accent, fullwidth `Ａ` and `A`, the ligature `ﬁ` and `fi`). Two
+/// ids alike this way are one to a reader, though not to a computer.
 fn composed_id(id: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     id.chars()
         .filter(|&c| !is_default_ignorable(c))
-        .nfc()
+        .nfkc()
         .collect()
 }
 
@@ -467,8 +468,8 @@ fn reads_as(other: &str, path: String) -> Message {
         path,
         format!(
             "This variant id reads as the variant `{other}`'s: they differ only in \
-             invisible characters or in how accented letters are encoded (Unicode NFC). \
-             Use the other's spelling or another id."
+             invisible characters or in how letters are encoded (accents, fullwidth or \
+             ligature forms: Unicode NFKC). Use the other's spelling or another id."
         ),
     )
     .with_data(serde_json::json!({ "variant": other }))

@@ -604,6 +604,9 @@ fn variant_ids_that_read_alike_or_show_nothing_are_refused() {
     );
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(created(json!({ "name": "n", "variants": { "ab": {}, "a\u{200b}b": {} } })).is_err());
+    // Nor do compatibility forms: fullwidth letters, ligatures.
+    assert!(created(json!({ "name": "n", "variants": { "A": {}, "\u{ff21}": {} } })).is_err());
+    assert!(created(json!({ "name": "n", "variants": { "fi": {}, "\u{fb01}": {} } })).is_err());
     // Case still tells ids apart.
     assert!(created(json!({ "name": "n", "variants": { "Blue": {}, "blue": {} } })).is_ok());
 
