@@ -98,9 +98,14 @@ async function landingTest(t, transport) {
     for (const k of kinds) sends[k] = (sends[k] ?? 0) + 1;
     // Events travel by the chosen transport (and by beacon when a page is left).
     const own = transport === "jsonp" ? "script" : "fetch";
-    assert.ok(kinds.includes(own), `visitor ${i} sent by ${own}: ${kinds}`);
-    assert.deepEqual(kinds.filter((k) => k !== own && k !== "ping"), [], `visitor ${i}: only ${own} and beacons`);
     const p = plans[i];
+    // A visitor who never reloaded sent from its one page, which is seen.
+    // One who reloaded may have had every batch sent while a page was being
+    // left, a request Playwright does not always report (CI: a visitor that
+    // reloaded twice, none seen): the visitors who did not reload prove the
+    // transport, and the counts below that nothing was lost or doubled.
+    if (p.reloads === 0) assert.ok(kinds.includes(own), `visitor ${i} sent by ${own}: ${kinds}`);
+    assert.deepEqual(kinds.filter((k) => k !== own && k !== "ping"), [], `visitor ${i}: only ${own} and beacons`);
     assert.equal(visits.length, p.reloads + 1);
     for (const v of visits) {
       assert.equal(v.connectError, null, `visitor ${i} connected`);
