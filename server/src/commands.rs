@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::Database;
 use crate::serve::{Failure, open, stdout_discarded};
 
-use crate::service::accounts::{create_account, set_password};
+use crate::service::accounts::{create_account, generated_password, set_password};
 use crate::storage::sqlite;
 use crate::storage::{ApiKey, Storage};
 
@@ -23,6 +23,16 @@ use crate::storage::{ApiKey, Storage};
 const DISCARDED: &str = "standard output is discarded (closed, or /dev/null): a generated \
      password would be lost; give --password (or MYNA_PASSWORD), or let standard output \
      reach a terminal or a file";
+
+/// The password given, or one generated (then `true`), which is refused
+/// while standard output is discarded: it would be set, and lost.
+fn given_or_generated(password: Option<String>) -> Result<(String, bool), Failure> {
+    match password {
+        Some(password) => Ok((password, false)),
+        None if stdout_discarded() => Err(DISCARDED.to_owned()),
+        None => Ok((generated_password(), true)),
+    }
+}
 
 /// Prints `line` on standard output; a failure (a full disk, a closed
 /// pipe) is an error saying what was done all the same (`done`), rather
@@ -41,11 +51,7 @@ pub async fn account_create(
     password: Option<String>,
 ) -> Result<(), Failure> {
     let storage = open(database).await?;
-    let generated = password.is_none();
-    if generated && stdout_discarded() {
-        return Err(DISCARDED.to_owned());
-    }
-    let password = password.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+    let (password, generated) = given_or_generated(password)?;
     let account = create_account(
         storage.as_ref(),
         &Passwords::new(),
@@ -76,11 +82,7 @@ pub async fn account_password(
 ) -> Result<(), Failure> {
     existing(database)?;
     let storage = open(database).await?;
-    let generated = password.is_none();
-    if generated && stdout_discarded() {
-        return Err(DISCARDED.to_owned());
-    }
-    let password = password.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+    let (password, generated) = given_or_generated(password)?;
     let account = set_password(storage.as_ref(), &Passwords::new(), email, &password)
         .await
         .map_err(|p| format!("cannot set the password: {p}"))?;

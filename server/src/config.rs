@@ -301,30 +301,25 @@ pub fn allow_origins(text: &str) -> Result<String, String> {
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Create an account; prints its password when generated.
-    Create {
-        /// Its email (the login).
-        #[arg(long)]
-        email: String,
-        /// Its password (default: generated and printed).
-        #[arg(long, env = "MYNA_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// The database.
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
+    Create(AccountArgs),
     /// Set an account's password (one lost, or the first start's printed
     /// one); prints it when generated. Signs the account out everywhere.
-    Password {
-        /// The account's email (the login).
-        #[arg(long)]
-        email: String,
-        /// The new password (default: generated and printed).
-        #[arg(long, env = "MYNA_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// The database (it must exist).
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
+    /// The database must exist.
+    Password(AccountArgs),
+}
+
+/// What both `account` subcommands take.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// The account's email (the login).
+    #[arg(long)]
+    pub email: String,
+    /// Its password (default: generated and printed).
+    #[arg(long, env = "MYNA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// `apikey` subcommands.

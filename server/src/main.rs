@@ -46,16 +46,12 @@ async fn run() -> std::process::ExitCode {
     let result = match cli.command {
         None => serve::serve(cli.serve).await,
         Some(Command::Serve(args)) => serve::serve(*args).await,
-        Some(Command::Account(AccountCommand::Create {
-            email,
-            password,
-            database,
-        })) => commands::account_create(&database.database, &email, password).await,
-        Some(Command::Account(AccountCommand::Password {
-            email,
-            password,
-            database,
-        })) => commands::account_password(&database.database, &email, password).await,
+        Some(Command::Account(AccountCommand::Create(a))) => {
+            commands::account_create(&a.database.database, &a.email, a.password).await
+        }
+        Some(Command::Account(AccountCommand::Password(a))) => {
+            commands::account_password(&a.database.database, &a.email, a.password).await
+        }
         Some(Command::Apikey(ApikeyCommand::Create {
             email,
             name,

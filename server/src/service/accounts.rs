@@ -64,6 +64,12 @@ pub async fn set_password(
     Ok(account)
 }
 
+/// A password for an account when none is given (the first start,
+/// `account create`, `account password`): 32 hex digits, 122 random bits.
+pub fn generated_password() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
 /// What the first start created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstAccount {
@@ -94,7 +100,7 @@ pub async fn bootstrap(
     let (password, generated_password) = match password.filter(|p| !p.is_empty()) {
         Some(password) => (password, None),
         None => {
-            let password = Uuid::new_v4().simple().to_string();
+            let password = generated_password();
             (password.clone(), Some(password))
         }
     };
