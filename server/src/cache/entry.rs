@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use myna_core::Experiment;
 use myna_core::timestamp::hour_start;
 use myna_core::weights::{WeightsConfig, weights};
+use myna_core::{Access, Experiment, ReadForm};
 
 use super::{SERVED_BACKLOG, WEIGHTS_REFRESH_MS};
 use crate::metrics::Timer;
@@ -124,6 +124,18 @@ impl Entry {
     pub(super) fn inherit_served(&mut self, old: &mut Entry) {
         old.close_served();
         self.served.closed = std::mem::take(&mut old.served.closed);
+    }
+
+    /// The serialized summary read form (API keys), made once and kept
+    /// until the weights or the definition change.
+    pub(super) fn summary(&mut self) -> Arc<str> {
+        if let Some(summary) = &self.summary {
+            return summary.clone();
+        }
+        let form = ReadForm::new(&self.experiment, Access::Summary, &self.weights);
+        let text: Arc<str> = serde_json::to_string(&form).unwrap_or_default().into();
+        self.summary = Some(text.clone());
+        text
     }
 
     /// The counts changed at `now_ms`.

@@ -165,13 +165,7 @@ impl Cache {
         let entry = self.entry(uuid)?;
         let mut entry = lock(&entry);
         entry.refresh(&self.config, now_ms, &self.lag);
-        if let Some(summary) = &entry.summary {
-            return Some(summary.clone());
-        }
-        let form = ReadForm::new(&entry.experiment, Access::Summary, &entry.weights);
-        let text: Arc<str> = serde_json::to_string(&form).unwrap_or_default().into();
-        entry.summary = Some(text.clone());
-        Some(text)
+        Some(entry.summary())
     }
 
     /// Every entry, taken out of the map's lock (each is then locked alone).
@@ -406,13 +400,7 @@ impl Cache {
         entry.refresh(&self.config, now_ms, &self.lag);
         let weights = entry.weights.clone();
         entry.serve(&weights, now_ms);
-        if let Some(summary) = &entry.summary {
-            return Some(summary.clone());
-        }
-        let form = ReadForm::new(&entry.experiment, Access::Summary, &entry.weights);
-        let text: Arc<str> = serde_json::to_string(&form).unwrap_or_default().into();
-        entry.summary = Some(text.clone());
-        Some(text)
+        Some(entry.summary())
     }
 
     /// The snapshot like [`Cache::snapshot`], counted as answered (its
