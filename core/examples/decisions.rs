@@ -233,7 +233,7 @@ fn play(setup: Setup, thresholds: &Thresholds, seed: u64) -> Run {
             // The weights from the probabilities of being best the verdict
             // just computed (same quadrature); checked against `weights`
             // now and then.
-            let served = weights_from_probabilities(&outcome.probability_best, &config);
+            let served = weights_from_probabilities(&arms, &outcome.probability_best, &config);
             if snapshots.len().is_multiple_of(64) {
                 assert_eq!(served, weights(&arms, &config), "{arms:?}");
             }

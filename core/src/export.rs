@@ -11,6 +11,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::model::shown_reward;
 use crate::problem::{Code, Problem};
 use crate::timestamp::format_iso;
 
@@ -73,7 +74,7 @@ impl ExportFormat {
 
     /// Appends row number `index` (0 for the first) to `out`.
     pub fn write_row(self, out: &mut String, index: usize, row: &ExportRow<'_>) {
-        let reward = json!(row.total_reward).to_string();
+        let reward = json!(shown_reward(row.total_reward)).to_string();
         let hour = format_iso(row.hour_ms);
         match self {
             ExportFormat::Csv => {
@@ -94,7 +95,7 @@ impl ExportFormat {
                     "hour": hour,
                     "variant": row.variant,
                     "views": row.views,
-                    "totalReward": row.total_reward,
+                    "totalReward": shown_reward(row.total_reward),
                 });
                 out.push_str(&object.to_string());
             }

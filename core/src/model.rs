@@ -105,6 +105,17 @@ impl Variant {
     }
 }
 
+/// A sum of reward amounts as owners are shown it (API, export, dashboard):
+/// to 15 significant digits, all a double holds surely, so a float sum's
+/// last-bit error does not show (ten rewards of 0.1 are `1`, not
+/// `0.9999999999999999`). The stored sum is kept as it is.
+pub fn shown_reward(total: f64) -> f64 {
+    if !total.is_finite() || total == 0.0 {
+        return total;
+    }
+    format!("{total:.14e}").parse().unwrap_or(total)
+}
+
 /// An experiment: its definition and its variants' counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{Access, Experiment, Visibility, empty_object};
+use crate::model::{Access, Experiment, Visibility, empty_object, shown_reward};
 
 /// Which read form this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ impl ReadForm {
                 let read = ReadVariant {
                     name: v.name.clone(),
                     views: complete.then_some(v.views),
-                    total_reward: complete.then_some(v.total_reward),
+                    total_reward: complete.then(|| shown_reward(v.total_reward)),
                     weight: weights.get(i).copied().unwrap_or(0.0),
                     settings: v.settings.clone(),
                 };
@@ -202,6 +202,27 @@ mod tests {
         let a = json.find(r#""a":{"#).unwrap_or(0);
         assert!(b < a, "variants keep creation order: {json}");
         assert!(json.contains(r#""views":10,"totalReward":2.5,"weight":0.75"#));
+    }
+
+    #[test]
+    fn reward_sums_show_fifteen_significant_digits() {
+        // Ten rewards of 0.1, summed as the counters sum them.
+        let mut e = experiment();
+        e.variants[0].total_reward = (0..10).fold(0.0, |sum, _| sum + 0.1);
+        assert_eq!(e.variants[0].total_reward, 0.9999999999999999);
+        let json = serde_json::to_string(&ReadForm::new(&e, Access::Complete, &[0.5, 0.5]))
+            .unwrap_or_default();
+        assert!(json.contains(r#""totalReward":1.0,"#), "{json}");
+        for (sum, shown) in [
+            (0.1 + 0.2, 0.3),
+            (1234567.8900000001, 1234567.89),
+            (5e-324, 5e-324),
+            (1e300, 1e300),
+            (2.5, 2.5),
+            (0.0, 0.0),
+        ] {
+            assert_eq!(shown_reward(sum), shown, "{sum}");
+        }
     }
 
     #[test]

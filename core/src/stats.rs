@@ -2,7 +2,7 @@
 //! 95 % credible interval.
 //!
 //! The rate's posterior is the one the weights use, `Beta(1 + reward, 1 +
-//! views - reward)` (reward clamped to `[0, views]`), and the interval is
+//! max(views - reward, 0))`, and the interval is
 //! equal-tailed: its ends are the 2.5 % and 97.5 % quantiles. Quantiles come
 //! from the regularized incomplete beta function (a continued fraction, or
 //! for huge counts the normal / gamma limits of the beta), inverted by
@@ -20,6 +20,9 @@ const LIMIT_ABOVE: f64 = 1e7;
 /// A parameter this small next to the other makes the beta a scaled gamma.
 const GAMMA_BELOW: f64 = 1e5;
 
+/// Largest posterior parameter, as the weights cap it (2^64).
+const MAX_PARAMETER: f64 = 18_446_744_073_709_551_616.0;
+
 /// Conversion rate of a variant: `total_reward / views`, `None` without views.
 /// The reward is clamped to `[0, views]`.
 pub fn conversion_rate(views: u64, total_reward: f64) -> Option<f64> {
@@ -27,11 +30,16 @@ pub fn conversion_rate(views: u64, total_reward: f64) -> Option<f64> {
 }
 
 /// The equal-tailed 95 % credible interval `(low, high)` of the conversion
-/// rate: the 2.5 % and 97.5 % quantiles of `Beta(1 + reward, 1 + views -
-/// reward)`, with the reward clamped to `[0, views]` (non-finite counts as 0).
+/// rate: the 2.5 % and 97.5 % quantiles of `Beta(1 + reward, 1 + max(views -
+/// reward, 0))`, the posterior of the weights and the decision, rewards
+/// beyond the views included (negative or non-finite counts as 0).
 /// No data gives `(0.025, 0.975)`, the uniform prior's interval.
 pub fn credible_interval(views: u64, total_reward: f64) -> (f64, f64) {
-    let reward = clamp_reward(views, total_reward);
+    let reward = if total_reward.is_finite() {
+        total_reward.clamp(0.0, MAX_PARAMETER)
+    } else {
+        0.0
+    };
     let alpha = 1.0 + reward;
     let beta = 1.0 + (views as f64 - reward).max(0.0);
     (
@@ -395,8 +403,15 @@ mod tests {
     }
 
     #[test]
-    fn reward_is_clamped_to_views() {
-        assert_eq!(credible_interval(5, 9.0), credible_interval(5, 5.0));
+    fn rewards_beyond_views_count_as_the_weights_count_them() {
+        // Beta(1 + R, 1 + max(V - R, 0)), as the weights: 0 views and a
+        // reward of 1 is Beta(2, 1), not the uniform prior's interval.
+        let (low, high) = credible_interval(0, 1.0);
+        close(low, 0.025_f64.sqrt(), 1e-12);
+        close(high, 0.975_f64.sqrt(), 1e-12);
+        let (low, high) = credible_interval(5, 10.0);
+        close(low, 0.025_f64.powf(1.0 / 11.0), 1e-12);
+        close(high, 0.975_f64.powf(1.0 / 11.0), 1e-12);
         assert_eq!(credible_interval(5, -1.0), credible_interval(5, 0.0));
         assert_eq!(credible_interval(5, f64::NAN), credible_interval(5, 0.0));
         assert_eq!(conversion_rate(4, 9.0), Some(1.0));

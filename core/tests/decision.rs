@@ -567,6 +567,24 @@ fn srm_fails_only_when_two_hourly_tests_in_a_row_are_significant() {
         (ok.status, ok.data["pBefore"].as_f64()),
         (Status::Ok, Some(1.0))
     );
+    assert_eq!(
+        ok.message,
+        "The views per variant match the weights served."
+    );
+
+    // Before 24 hours with views nothing was tested: the message says so
+    // rather than claim a match (an outside probe read a 90/10 split of
+    // 27,000 views as "match").
+    let early = sample_ratio_check(&healthy[..10]);
+    assert_eq!(
+        (early.status, early.data["hours"].as_u64()),
+        (Status::Ok, Some(0))
+    );
+    assert!(
+        early.message.starts_with("Not tested yet"),
+        "{}",
+        early.message
+    );
 }
 
 fn hour(start_h: i64, served: [f64; 2], views: [u64; 2], rewards: [f64; 2]) -> Hour {

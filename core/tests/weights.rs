@@ -233,6 +233,43 @@ fn zero_views_against_data_matches_closed_form() {
 }
 
 #[test]
+fn fractional_total_rewards_match_exact_values() {
+    // Beta(1 + r, 101 - r) against Beta(1, 101); exact values by adaptive
+    // quadrature, checked by Monte Carlo (an outside probe's figures). A
+    // total reward between 0 and 1 makes the density rise from 0 at x = 0
+    // as x^r, steeper than the first trapezoid saw (0.01 gave 0.5189).
+    for (reward, exact) in [
+        (0.001, 0.500348),
+        (0.01, 0.503466),
+        (0.1, 0.533611),
+        (0.5, 0.647106),
+        (2.0, 0.876866),
+    ] {
+        let p = probability_best(&[arm(100, reward), arm(100, 0.0)]);
+        assert!(
+            (p[0] - exact).abs() < 1e-3,
+            "{reward}: {p:?}, exact {exact}"
+        );
+    }
+}
+
+#[test]
+fn fractional_parameters_at_either_end_match_monte_carlo() {
+    // A reward between 0 and 1 (alpha between 1 and 2), and views less the
+    // reward between 0 and 1 (beta between 1 and 2: the same rise at x = 1).
+    let sets = [
+        vec![arm(10, 0.01), arm(10, 0.0)],
+        vec![arm(1_000, 0.5), arm(1_000, 0.01), arm(1_000, 0.0)],
+        vec![arm(1, 0.5), arm(1, 1.0)],
+        vec![arm(3, 2.7), arm(3, 2.0), arm(5, 4.9)],
+    ];
+    for (s, arms) in sets.iter().enumerate() {
+        let reference = monte_carlo(arms, 300_000, 40 + s as u64);
+        assert_close(&probability_best(arms), &reference, 300_000, "fractional");
+    }
+}
+
+#[test]
 fn huge_counts() {
     let e12 = 1_000_000_000_000;
     // Rates 0.1 and 0.1000001 with 10^12 views each: the posteriors are

@@ -113,9 +113,11 @@ fn runner_up_gets_far_more_than_thompson_gives_it() {
 }
 
 #[test]
-fn certain_leader_shares_its_challenger_half_evenly() {
+fn certain_leader_leaves_its_challenger_half_to_the_best_of_the_rest() {
     // The others' chances of being best are exactly 0 as far as the
-    // quadrature sees: the challenger half is split evenly among them.
+    // quadrature sees: the redraw's best is then the best among the others
+    // alone, so the runner-up keeps its half and a variant that converts
+    // far less is not given as much (an even split gave it 25 %).
     let arms = [
         arm(1_000_000, 900_000.0),
         arm(1_000_000, 100_000.0),
@@ -123,10 +125,26 @@ fn certain_leader_shares_its_challenger_half_evenly() {
     ];
     assert_eq!(probability_best(&arms), vec![1.0, 0.0, 0.0]);
     let w = weights(&arms, &decide());
-    let expected = [0.5, 0.25, 0.25].map(|s| FLOOR + (1.0 - 3.0 * FLOOR) * s);
+    let expected = [0.5, 0.0, 0.5].map(|s| FLOOR + (1.0 - 3.0 * FLOOR) * s);
     for (q, e) in w.iter().zip(expected) {
         assert!((q - e).abs() < 1e-12, "{w:?}");
     }
+
+    // An outside probe's case: making the runner-up worse must not move a
+    // quarter of the traffic to a variant with no conversion in 2,000 views.
+    for runner_up in [600.0, 100.0] {
+        let arms = [arm(2_000, 1_000.0), arm(2_000, runner_up), arm(2_000, 0.0)];
+        let w = weights(&arms, &decide());
+        assert!(w[1] > 0.49 && w[2] < 0.002, "{runner_up}: {w:?}");
+    }
+    let arms = [
+        arm(2_000, 1_000.0),
+        arm(2_000, 100.0),
+        arm(2_000, 10.0),
+        arm(2_000, 0.0),
+    ];
+    let w = weights(&arms, &decide());
+    assert!(w[1] > 0.49 && w[2] < 0.002 && w[3] < 0.002, "{w:?}");
 }
 
 #[test]
@@ -163,7 +181,7 @@ fn from_probabilities_is_bit_for_bit_weights() {
     ];
     for config in [WeightsConfig::default(), decide()] {
         assert_eq!(
-            weights_from_probabilities(&probability_best(&arms), &config),
+            weights_from_probabilities(&arms, &probability_best(&arms), &config),
             weights(&arms, &config)
         );
     }

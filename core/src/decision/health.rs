@@ -116,6 +116,7 @@ pub fn sample_ratio_check(hours: &[Hour]) -> Check {
             "The views per variant differ from the weights served this hour (p = {:.1e}); it fails if the next hour agrees.",
             result.p
         ),
+        Status::Ok if result.hours == 0 => "Not tested yet: the views per variant are compared with the weights served once 24 hours (more with many variants) have views.".to_owned(),
         Status::Ok => "The views per variant match the weights served.".to_owned(),
     };
     Check {

@@ -103,10 +103,13 @@ impl WeightsConfig {
 ///
 /// Closed form, so as free of sampling noise as `p`. Every sum adds its
 /// terms in ascending order (`S_j` skipping one copy of `p_j`), so arms
-/// with equal `p` get exactly equal shares. When some `S_j` is 0 (`j`
-/// certainly best as far as `p` can tell), its challenger share is split
-/// evenly among the others.
-pub(super) fn top_two(p: &[f64]) -> Vec<f64> {
+/// with equal `p` get exactly equal shares. When `S_j` is 0 (`j` certainly
+/// best as far as `p` can tell, every other `p` 0), the redraw's best is
+/// taken as the best among the others alone: `best_of_rest(j)` gives their
+/// probabilities of being best among themselves, in order without `j` (a
+/// runner-up keeps its half; a variant that never converted is not given
+/// as much).
+pub(super) fn top_two(p: &[f64], best_of_rest: impl Fn(usize) -> Vec<f64>) -> Vec<f64> {
     let k = p.len();
     if k < 2 {
         return p.to_vec();
@@ -114,7 +117,15 @@ pub(super) fn top_two(p: &[f64]) -> Vec<f64> {
     let mut sorted = p.to_vec();
     sorted.sort_by(f64::total_cmp);
     let rest: Vec<f64> = p.iter().map(|&x| sum_without(&sorted, x)).collect();
-    let evenly = 1.0 / (k - 1) as f64;
+    let certain = (0..k)
+        .find(|&j| rest[j] <= 0.0)
+        .map(|j| (j, best_of_rest(j)));
+    let among_rest = |j: usize, i: usize| -> f64 {
+        match &certain {
+            Some((c, q)) if *c == j => q.get(if i < j { i } else { i - 1 }).copied().unwrap_or(0.0),
+            _ => 0.0,
+        }
+    };
     let mut terms = Vec::with_capacity(k - 1);
     (0..k)
         .map(|i| {
@@ -124,7 +135,7 @@ pub(super) fn top_two(p: &[f64]) -> Vec<f64> {
                 if rest[j] > 0.0 {
                     p[j] * (p[i] / rest[j]).min(1.0)
                 } else {
-                    p[j] * evenly
+                    p[j] * among_rest(j, i)
                 }
             }));
             terms.sort_by(f64::total_cmp);

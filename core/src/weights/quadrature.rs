@@ -151,13 +151,17 @@ pub fn weights(arms: &[Arm], config: &WeightsConfig) -> Vec<f64> {
         // 1 / K each whatever the counts: no quadrature needed.
         return vec![1.0 / k as f64; k];
     }
-    weights_from_probabilities(&probability_best(arms), config)
+    weights_from_probabilities(arms, &probability_best(arms), config)
 }
 
-/// The weights [`weights`] gives for arms with these probabilities of being
-/// best (as [`probability_best`] computes them), for a caller that has them
-/// already (the decision computes them too): bit for bit the same.
-pub fn weights_from_probabilities(probability_best: &[f64], config: &WeightsConfig) -> Vec<f64> {
+/// The weights [`weights`] gives for `arms` with these probabilities of
+/// being best (as [`probability_best`] computes them), for a caller that has
+/// them already (the decision computes them too): bit for bit the same.
+pub fn weights_from_probabilities(
+    arms: &[Arm],
+    probability_best: &[f64],
+    config: &WeightsConfig,
+) -> Vec<f64> {
     let k = probability_best.len();
     if k == 0 {
         return Vec::new();
@@ -169,7 +173,13 @@ pub fn weights_from_probabilities(probability_best: &[f64], config: &WeightsConf
     }
     let shares = match config.mode {
         WeightsMode::Conversions => probability_best.to_vec(),
-        WeightsMode::Decide => top_two(probability_best),
+        WeightsMode::Decide => top_two(probability_best, |certain| {
+            let others: Vec<Arm> = (arms.iter().enumerate())
+                .filter(|&(i, _)| i != certain)
+                .map(|(_, arm)| *arm)
+                .collect();
+            self::probability_best(&others)
+        }),
     };
     let scale = 1.0 - kf * floor;
     let mut out: Vec<f64> = shares
@@ -437,6 +447,19 @@ fn curve(xs: &[f64], logs: &GridLogs, posterior: &Posterior, span: Span) -> Curv
     if peak.is_finite() {
         for l in &mut pdf[window] {
             *l = (*l - peak).exp();
+        }
+        // A parameter between 1 and 2 (a total reward, or views less the
+        // reward, between 0 and 1) makes the density rise from 0 at that
+        // end as x^a, a < 1: faster than the first trapezoid sees (the mass
+        // over [0, h] is h f(h) / (1 + a), not h f(h) / 2). The end point
+        // takes the value that gives its trapezoid that mass.
+        if last > first {
+            if xs[first] == 0.0 && a1 > 0.0 && a1 < 1.0 {
+                pdf[first - start] = pdf[first + 1 - start] * (1.0 - a1) / (1.0 + a1);
+            }
+            if xs[last] == 1.0 && b1 > 0.0 && b1 < 1.0 {
+                pdf[last - start] = pdf[last - 1 - start] * (1.0 - b1) / (1.0 + b1);
+            }
         }
     } else {
         // Too narrow for the grid to see: a point mass at the grid point

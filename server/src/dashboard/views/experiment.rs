@@ -4,6 +4,7 @@
 use maud::{Markup, html};
 use myna_core::decision::{Decision, Status, Verdict};
 use myna_core::deployment::css_class;
+use myna_core::model::shown_reward;
 use myna_core::stats::{conversion_rate, credible_interval};
 use myna_core::weights::{WeightsConfig, WeightsMode};
 use myna_core::{Experiment, Problem, Visibility};
@@ -181,7 +182,7 @@ fn results(snapshot: &Snapshot, decision: Option<&Decision>) -> Markup {
                                     }
                                 }
                                 td data-label="Views" class="num views" data-value=(v.views) { (count(v.views)) }
-                                td data-label="Total reward" class="num reward" data-value=(v.total_reward) {
+                                td data-label="Total reward" class="num reward" data-value=(shown_reward(v.total_reward)) {
                                     (html::reward(v.total_reward))
                                 }
                                 td data-label="Conversion rate" class="num rate" data-value=(rate.map_or(String::new(), |r| r.to_string())) {
