@@ -39,8 +39,16 @@ impl Format {
     }
 }
 
-/// The `WWW-Authenticate` of a 401: the API's token and key schemes.
+/// The `WWW-Authenticate` of a 401: the API's token and key schemes. Not
+/// Basic: a browser would ask a page's visitor for a password.
 pub const CHALLENGE: &str = "Bearer realm=\"myna\", ApiKey realm=\"myna\"";
+
+/// The `WWW-Authenticate` of a 401 to a client that is no page's script
+/// (`routes::may_offer_basic`): Basic too, for the clients that send a
+/// password only when asked for it (`curl --anyauth`, wget, Java's
+/// `Authenticator`, Python's `HTTPBasicAuthHandler`).
+pub const CHALLENGE_WITH_BASIC: &str =
+    "Basic realm=\"myna\", Bearer realm=\"myna\", ApiKey realm=\"myna\"";
 
 /// Seconds a client should wait before retrying a 503 (`Retry-After`).
 pub const RETRY_AFTER_SECONDS: &str = "1";

@@ -13,11 +13,13 @@ use crate::request::Params;
 
 /// Methods the API answers to browsers.
 const METHODS: &str = "GET, POST, PUT, DELETE";
-/// Request headers browsers may send.
-const HEADERS: &str = "Authorization, Content-Type";
-/// Response headers scripts may read: when to retry a 503 or 429, and the
-/// server's clock to read a `Retry-After` date against (the page's may be wrong).
-const EXPOSED: &str = "Retry-After, Date";
+/// Request headers browsers may send (a page's own request id included,
+/// which the access log keeps when it is safe to log).
+const HEADERS: &str = "Authorization, Content-Type, X-Request-Id";
+/// Response headers scripts may read: when to retry a 503 or 429, the
+/// server's clock to read a `Retry-After` date against (the page's may be
+/// wrong), and the request id to find the request in the log.
+const EXPOSED: &str = "Retry-After, Date, X-Request-Id";
 /// How long a browser may cache a preflight, in seconds.
 const MAX_AGE: &str = "86400";
 

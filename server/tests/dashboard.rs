@@ -2479,6 +2479,13 @@ async fn forms_sent_from_another_origin_are_refused() {
             .send(Method::POST, "/keys", &headers, Some(form.clone()))
             .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{site}");
+        // From another site the browser sends no session cookie
+        // (SameSite=Strict): still the 403, not "your session ended".
+        let headers = [("sec-fetch-site", site.to_owned())];
+        let answer = d
+            .send(Method::POST, "/keys", &headers, Some(form.clone()))
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{site}, no cookie");
     }
     assert!(
         d.storage

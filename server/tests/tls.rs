@@ -281,6 +281,19 @@ fn https_serves_the_api_with_secure_cookies_and_reloads_the_certificate_on_sighu
         Some(b"http/1.1".as_slice()),
         "ALPN"
     );
+    // A client that offers HTTP/1.0 alone (`curl --http1.0`) is answered
+    // in it: without the protocol in the server's list its handshake failed
+    // (no_application_protocol).
+    let mut old = (*trusting).clone();
+    old.alpn_protocols = vec![b"http/1.0".to_vec()];
+    let mut http10 = connect(addr, &Arc::new(old));
+    assert_eq!(http10.conn.alpn_protocol(), Some(b"http/1.0".as_slice()));
+    http10
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = http10.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     let auth = basic(EMAIL, PASSWORD);
     let login = request(
         &mut before,

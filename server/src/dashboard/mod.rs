@@ -160,6 +160,12 @@ async fn posted(
     request: &Request,
     body: Body,
 ) -> Result<(Session, Params), Response> {
+    // Refused before the session is looked at: a page elsewhere posts
+    // without the session cookie (SameSite=Strict), and "your session
+    // ended" would be untrue.
+    if session::sent_from_elsewhere(request) {
+        return Err(session::csrf_refused());
+    }
     let session = signed_in(state, request).await?;
     let refused = |problem: Problem| {
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);

@@ -149,6 +149,9 @@ pub(crate) async fn serve<E: Endpoint + 'static>(
     entry: Entry,
     mut stop: watch::Receiver<bool>,
 ) {
+    // An answer written in parts (a streamed export: its head, then its
+    // rows) goes out at once, not after the client's delayed ACK (40 ms).
+    let _ = stream.set_nodelay(true);
     let Some(tls) = served.settings.tls.clone() else {
         return serve_stream(stream, peer, served, entry, stop).await;
     };

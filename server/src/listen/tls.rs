@@ -70,7 +70,9 @@ impl Tls {
             .map_err(|e| format!("cannot set up TLS: {e}"))?
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/1.1, and HTTP/1.0 for a client that offers only that
+        // (`curl --http1.0`): without it the handshake fails.
+        config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         Ok(Tls {
             cert_file: cert_file.to_owned(),
             key_file: key_file.to_owned(),

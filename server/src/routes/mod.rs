@@ -8,10 +8,12 @@
 use myna_core::Problem;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::middleware::CatchPanic;
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, post};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, post};
 
 use crate::access::AccessLog;
-use crate::answer::{Format, Unrouted, error_response, nosniff, ok_response, problem_response};
+use crate::answer::{
+    CHALLENGE_WITH_BASIC, Format, Unrouted, error_response, nosniff, ok_response, problem_response,
+};
 use crate::clock::Clock;
 use crate::cors::Cors;
 use crate::dashboard;
@@ -102,7 +104,14 @@ pub fn app(state: AppState) -> impl Endpoint {
             let (method, params) = (request.method().clone(), Params::of(&request));
             let room = request.extensions().get::<AnswerRoom>().cloned();
             let client = clients.guard.client(&request);
+            let offer_basic = may_offer_basic(&request, &params);
             let mut response = endpoint.get_response(request).await;
+            if offer_basic && response.status() == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(CHALLENGE_WITH_BASIC),
+                );
+            }
             if let Some(room) = room
                 && !room.make_room(&mut response, client).await
             {
@@ -121,6 +130,27 @@ pub fn app(state: AppState) -> impl Endpoint {
         }
     })
     .with(AccessLog::new(metrics))
+}
+
+/// Whether a 401 may offer Basic: only to a client that is no page's
+/// script, for a browser would ask the page's visitor for a password. A
+/// page's call carries an API key (header or `apikey`), an `Origin` (every
+/// cross-origin call, every POST), or Fetch Metadata of no navigation
+/// (`Sec-Fetch-Mode`); an owner who opens an API URL in the browser is
+/// asked, as curl, wget or Java's client are.
+fn may_offer_basic(request: &Request, params: &Params) -> bool {
+    let headers = request.headers();
+    let api_key = params.get("apikey").is_some()
+        || headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim_start().get(..7))
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("apikey "));
+    let page = headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-mode")
+            .is_some_and(|mode| mode.as_bytes() != b"navigate");
+    !api_key && !page
 }
 
 /// The 503 of an answer the answer budget has no room for

@@ -41,7 +41,7 @@ async fn any_origin_by_default_without_credentials() {
     );
     assert_eq!(
         answer.header("access-control-allow-headers"),
-        Some("Authorization, Content-Type")
+        Some("Authorization, Content-Type, X-Request-Id")
     );
     assert_eq!(answer.header("access-control-allow-credentials"), None);
     // A cross-origin GET with an Authorization header gets the header too.
@@ -61,7 +61,7 @@ async fn any_origin_by_default_without_credentials() {
     // The SDK reads Retry-After of a 503 or 429 to pace its retries.
     assert_eq!(
         get.header("access-control-expose-headers"),
-        Some("Retry-After, Date")
+        Some("Retry-After, Date, X-Request-Id")
     );
     // Problems carry it as well, so the page can read them.
     let missing = h

@@ -77,6 +77,59 @@ async fn basic_credentials_with_a_login_body_are_refused() {
     assert_eq!(blank.status, StatusCode::OK, "{}", blank.text);
 }
 
+/// Clients that send a password only when a 401 asks for Basic (curl
+/// --anyauth, wget, Java's Authenticator, Python's HTTPBasicAuthHandler)
+/// are asked; a page's script never is, for the browser would ask its
+/// visitor for a password.
+#[tokio::test]
+async fn a_401_offers_basic_only_to_clients_that_are_no_page() {
+    let h = Harness::new().await;
+    let uuid = h.experiment("published").await;
+    let path = format!("/v2/experiment/{uuid}/decision");
+    let challenge = |headers: Vec<(&'static str, String)>| {
+        let (h, path) = (&h, &path);
+        async move {
+            let answer = h.send_with(Method::GET, path, &headers, None).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{headers:?}");
+            answer.header("www-authenticate").map(str::to_owned)
+        }
+    };
+    let with_basic = "Basic realm=\"myna\", Bearer realm=\"myna\", ApiKey realm=\"myna\"";
+    let without = "Bearer realm=\"myna\", ApiKey realm=\"myna\"";
+    // curl, wget, Java, Python: nothing sent yet, then Basic once asked.
+    assert_eq!(challenge(vec![]).await.as_deref(), Some(with_basic));
+    let basic = (
+        "Authorization",
+        "Basic b3duZXJAZXhhbXBsZS5jb206d3Jvbmc=".to_owned(),
+    );
+    assert_eq!(challenge(vec![basic]).await.as_deref(), Some(with_basic));
+    // An owner who opens the URL in a browser.
+    let navigate = ("Sec-Fetch-Mode", "navigate".to_owned());
+    assert_eq!(challenge(vec![navigate]).await.as_deref(), Some(with_basic));
+    // A page's calls: with an Origin, Fetch Metadata of a script, an API key.
+    for headers in [
+        vec![("Origin", "https://shop.example".to_owned())],
+        vec![("Sec-Fetch-Mode", "cors".to_owned())],
+        vec![("Sec-Fetch-Mode", "no-cors".to_owned())],
+        vec![(
+            "Authorization",
+            "ApiKey 00000000-0000-4000-8000-000000000000".to_owned(),
+        )],
+    ] {
+        assert_eq!(challenge(headers).await.as_deref(), Some(without));
+    }
+    let keyed = h
+        .send_with(
+            Method::GET,
+            &format!("{path}?apikey=00000000-0000-4000-8000-000000000000"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(keyed.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(keyed.header("www-authenticate"), Some(without));
+}
+
 #[tokio::test]
 async fn wrong_credentials_are_401() {
     let h = Harness::new().await;
@@ -87,11 +140,11 @@ async fn wrong_credentials_are_401() {
         let answer = h.post("/v2/user/login", Who::Nobody, body).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
         assert_eq!(answer.code().as_deref(), Some("authentication"));
-        // A 401 names the schemes to try (not Basic: a browser would ask
-        // a page's visitor for a password).
+        // A 401 names the schemes to try; Basic too, to a client that is
+        // no page's script.
         assert_eq!(
             answer.header("www-authenticate"),
-            Some("Bearer realm=\"myna\", ApiKey realm=\"myna\"")
+            Some("Basic realm=\"myna\", Bearer realm=\"myna\", ApiKey realm=\"myna\"")
         );
     }
     let missing = h
