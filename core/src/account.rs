@@ -124,9 +124,23 @@ pub fn email_problem(email: &str) -> Option<String> {
     } else if more.is_some() || local.is_none_or(str::is_empty) || domain.is_none_or(str::is_empty)
     {
         Some("An email needs one `@` between a name and a domain, as in `me@example.com`.".into())
+    } else if domain.is_some_and(|d| d.starts_with('.') || d.ends_with('.') || d.contains("..")) {
+        Some("An email's domain may not begin or end with `.`, nor hold `..`.".into())
     } else {
-        None
+        let plain = plain_form(email);
+        (plain != email).then(|| {
+            format!(
+                "An email must be written with plain characters: this one reads as `{plain}` (fullwidth and other compatibility forms are refused, so that no two accounts look alike)."
+            )
+        })
     }
+}
+
+/// The email as it reads: NFKC (fullwidth and compatibility forms made
+/// plain), lower-case.
+fn plain_form(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    email.nfkc().collect::<String>().to_lowercase()
 }
 
 /// The problems of a new account's email (already normalized) and password,
@@ -423,6 +437,11 @@ mod tests {
             ("@example.com", "one `@`"),
             ("me@", "one `@`"),
             ("me@you@example.com", "one `@`"),
+            ("a@example.com.", "domain may not"),
+            ("a@.example.com", "domain may not"),
+            ("a@example..com", "domain may not"),
+            ("\u{ff41}@example.com", "reads as `a@example.com`"),
+            ("e\u{301}@example.com", "reads as `\u{e9}@example.com`"),
         ] {
             let found = refusals(email, "a fine password");
             assert_eq!(found.len(), 1, "{email:?}: {found:?}");

@@ -445,6 +445,24 @@ fn an_event_missing_a_field_still_has_its_other_fields_problems_told() {
 }
 
 #[test]
+fn a_date_before_1970_is_refused_saying_so() {
+    let exp = experiment(&["a"]);
+    for timestamp in [r#""1969-12-31T23:59:59Z""#, "-1"] {
+        let body = format!(
+            r#"{{"events":[{{"typename":"view","variant":"a","timestamp":{timestamp}}}]}}"#
+        );
+        let problem = parse_record_body(body.as_bytes(), &exp, 1_000).unwrap_err();
+        let message = &problem.messages[0];
+        assert_eq!(message.path.as_deref(), Some("events[0].timestamp"));
+        assert!(
+            message.message.ends_with("not before 1970."),
+            "{timestamp}: {}",
+            message.message
+        );
+    }
+}
+
+#[test]
 fn a_number_too_large_for_a_double_is_its_fields_problem_at_its_path() {
     let exp = experiment(&["a"]);
     let told = |body: &str| {

@@ -184,7 +184,7 @@ fn invalid_timestamp(path: String) -> Message {
     Message::at(
         Code::InvalidTimestamp,
         path,
-        "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+        "A timestamp must be integer milliseconds since the Unix epoch or an RFC 3339 date-time, not before 1970.",
     )
 }
 
@@ -193,7 +193,7 @@ fn invalid_sent_at() -> Message {
     Message::at(
         Code::InvalidTimestamp,
         "sentAt",
-        "`sentAt` must be integer milliseconds since the Unix epoch or an RFC 3339 date-time.",
+        "`sentAt` must be integer milliseconds since the Unix epoch or an RFC 3339 date-time, not before 1970.",
     )
 }
 

@@ -89,9 +89,12 @@ pub struct Record {
 }
 
 impl Record {
-    /// How long attempts must still wait at `now_ms`, if they must.
+    /// How long attempts must still wait at `now_ms`, if they must: never
+    /// longer than the wait set at the last failure (a clock stepped back
+    /// would lengthen it past the cap).
     pub fn wait_ms(&self, now_ms: i64) -> Option<i64> {
-        (self.blocked_until_ms > now_ms).then(|| self.blocked_until_ms - now_ms)
+        let left = (self.blocked_until_ms - now_ms).min(self.blocked_until_ms - self.last_ms);
+        (left > 0).then_some(left)
     }
 
     /// This record after one more failure at `now_ms`: once `free`

@@ -26,7 +26,13 @@ pub async fn use_token(
     let Some(found) = storage.token(hash).await? else {
         return Err(invalid());
     };
-    if found.kind != kind || found.expires_ms <= now_ms {
+    if found.kind != kind {
+        return Err(invalid());
+    }
+    if found.expires_ms <= now_ms {
+        // Ended for good: a clock stepped back later must not bring it
+        // back (pruning would remove it later; this is at once).
+        let _ = storage.delete_token(hash).await;
         return Err(invalid());
     }
     let expires_ms = now_ms + TOKEN_TTL_MS;

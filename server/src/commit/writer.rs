@@ -280,13 +280,29 @@ impl Writer {
 
     async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
         let now = self.clock.now_ms();
+        // The caller's alias of another account's uuid, made on another
+        // instance since this cache heard (Fetch answers it).
+        let (mut aliased, mut alias_asked) = (None, false);
         if self.shared {
             match &change {
                 // Read, checked and written under the database's lock.
                 Change::Create { .. } | Change::Update { .. } => {}
-                Change::Delete { uuid, .. }
-                | Change::Reset { uuid, .. }
-                | Change::Fetch { uuid, .. } => self.reload(*uuid).await?,
+                Change::Delete { uuid, account }
+                | Change::Reset { uuid, account }
+                | Change::Fetch { uuid, account } => {
+                    let foreign =
+                        (self.cache.experiment(*uuid)).is_some_and(|e| e.account_id != *account);
+                    if foreign {
+                        // Another account's rows are not read again for
+                        // this caller: one query that finds nothing, as an
+                        // unknown uuid's reload, so not even the time of an
+                        // answer tells one account what another holds.
+                        aliased = self.storage.aliased(*account, *uuid).await?;
+                        alias_asked = true;
+                    } else {
+                        self.reload(*uuid).await?;
+                    }
+                }
             }
         }
         match change {
@@ -410,12 +426,15 @@ impl Writer {
             }
             Change::Fetch { uuid, account } => {
                 // A uuid another account's experiment has may be the
-                // account's alias, created on another instance a moment ago.
-                let theirs = self.cache.experiment(uuid);
+                // account's alias, created on another instance a moment ago
+                // (asked above, or now for one the reload just found).
                 if self.shared
-                    && theirs.is_some_and(|e| e.account_id != account)
-                    && let Some(aliased) = self.storage.aliased(account, uuid).await?
+                    && !alias_asked
+                    && (self.cache.experiment(uuid)).is_some_and(|e| e.account_id != account)
                 {
+                    aliased = self.storage.aliased(account, uuid).await?;
+                }
+                if let Some(aliased) = aliased {
                     self.reload(aliased).await?;
                     return Ok(self.cache.experiment(aliased));
                 }

@@ -42,6 +42,14 @@ fn waits_double_after_the_free_failures_up_to_the_cap() {
         MAX_ADDRESS_WAIT_MS,
     );
     assert_eq!(later.failures, 1);
+    // A clock stepped back an hour does not lengthen the wait past the one
+    // set (an outside probe was told 4,500 s, past the 900 s cap).
+    let blocked = record.failed(now, ADDRESS_FREE_FAILURES, MAX_ADDRESS_WAIT_MS);
+    assert_eq!(blocked.wait_ms(now - 3_600_000), Some(MAX_ADDRESS_WAIT_MS));
+    assert_eq!(
+        blocked.wait_ms(now + 1_000),
+        Some(MAX_ADDRESS_WAIT_MS - 1_000)
+    );
 }
 
 #[test]
