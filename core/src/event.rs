@@ -23,7 +23,11 @@ use crate::wire::{self, Number};
 #[cfg(feature = "std")]
 mod fast;
 #[cfg(feature = "std")]
+mod params;
+#[cfg(feature = "std")]
 mod parse;
+#[cfg(feature = "std")]
+pub use params::*;
 #[cfg(feature = "std")]
 pub use parse::*;
 
