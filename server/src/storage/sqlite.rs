@@ -8,7 +8,8 @@
 //! busy timeout, as it waits for them).
 //! What SQLite does like PostgreSQL is written once (`credentials.rs`,
 //! `experiments.rs`, run through [`Run`], `run.rs`); its group commit is in
-//! `record.rs`; backups and private files in `files.rs`.
+//! `record.rs`; its experiment reads and variant writes in `definitions.rs`;
+//! backups and private files in `files.rs`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -17,13 +18,12 @@ use std::time::Duration;
 
 use myna_core::Experiment;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite};
 use uuid::Uuid;
 
-use super::rows::{HOUR_COLUMNS, VARIANT_COLUMNS, experiments_from_rows, hour_row, only, to_i64};
+use super::rows::{HOUR_COLUMNS, hour_row, only};
 use super::sql::{Run, Statement, UuidParam};
 use super::{
     Account, ApiKey, Attempt, AttemptLog, BlockingRecorder, Delivery, Experiments, Fut,
@@ -31,6 +31,7 @@ use super::{
     TokenHash, Unreadable, Webhook, credentials, experiments, served, webhooks,
 };
 
+mod definitions;
 mod files;
 mod record;
 mod run;
@@ -147,21 +148,6 @@ fn record_with(
 }
 
 impl SqliteStorage {
-    async fn load_experiments(&self, uuid: Option<Uuid>) -> Result<Experiments, StorageError> {
-        let experiments = self.fetch(experiments::select(uuid)).await?;
-        let variants = match uuid {
-            Some(uuid) => Statement::new(format!(
-                "SELECT {VARIANT_COLUMNS} FROM variants WHERE experiment = $1 ORDER BY position"
-            ))
-            .uuid(uuid),
-            None => Statement::new(format!(
-                "SELECT {VARIANT_COLUMNS} FROM variants ORDER BY experiment, position"
-            )),
-        };
-        let variants = self.fetch(variants).await?;
-        Ok(experiments_from_rows(&experiments, &variants))
-    }
-
     /// The group commit from async code (the commit writer calls the
     /// recorder directly, from its thread): on a blocking thread.
     async fn record_batches(
@@ -174,45 +160,6 @@ impl SqliteStorage {
         tokio::task::spawn_blocking(move || record_with(&recorder, &batches, now_ms))
             .await
             .map_err(|e| StorageError::Internal(format!("the group commit failed: {e}")))?
-    }
-
-    /// Writes an experiment's variants one statement each: new ones with
-    /// the counts given (`with_counts`), or, on an update, the definitions
-    /// of kept ones (their counts untouched) and new ones at zero.
-    async fn write_variants(
-        tx: &mut SqliteConnection,
-        experiment: &Experiment,
-        with_counts: bool,
-    ) -> Result<(), StorageError> {
-        for (position, v) in experiment.variants.iter().enumerate() {
-            let position = i64::try_from(position).unwrap_or(i64::MAX);
-            let statement = if with_counts {
-                Statement::new(
-                    "INSERT INTO variants \
-                     (experiment, id, position, name, settings, views, total_reward) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-            } else {
-                Statement::new(
-                    "INSERT INTO variants (experiment, id, position, name, settings) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (experiment, id) DO UPDATE SET \
-                     position = excluded.position, name = excluded.name, \
-                     settings = excluded.settings",
-                )
-            };
-            let statement = statement
-                .uuid(experiment.uuid)
-                .text(v.id.as_str())
-                .integer(position)
-                .text(v.name.as_str())
-                .text(v.settings.to_string());
-            let mut query = statement.query::<Sqlite>();
-            if with_counts {
-                query = query.bind(to_i64(v.views)).bind(v.total_reward);
-            }
-            query.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        Ok(())
     }
 }
 
