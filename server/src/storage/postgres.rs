@@ -33,11 +33,13 @@ use super::{
 mod calls;
 mod counts;
 mod definitions;
+mod purposes;
 mod run;
 
-pub use calls::{ACQUIRE_TIMEOUT, CALL_DEADLINE, MAX_CONNECTIONS};
-use calls::{Calls, Conn, Purpose};
+use calls::{Calls, Conn};
 pub use counts::FOLD_EVERY;
+use purposes::Purpose;
+pub use purposes::{ACQUIRE_TIMEOUT, CALL_DEADLINE, MAX_CONNECTIONS};
 use run::{READ_ONLY, describe, map_err, pooler_hint};
 
 /// The pause between two attempts to reach a PostgreSQL that is not up yet
@@ -134,12 +136,12 @@ impl PostgresStorage {
             };
             StorageError::Unavailable(format!("bad PostgreSQL URL: {e}{hint}"))
         })?;
-        let options = calls::base_options(options);
+        let options = purposes::base_options(options);
         let server = format!("{}:{}", options.get_host(), options.get_port());
         let started = Instant::now();
         let waiting = async {
             loop {
-                match calls::first_pool(&options).await {
+                match purposes::first_pool(&options).await {
                     Ok(pool) => return Ok(pool),
                     // The pool itself retried refused connections and
                     // "starting up" answers for ACQUIRE_TIMEOUT: tell the

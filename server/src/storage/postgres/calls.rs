@@ -24,181 +24,18 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
+use sqlx::{Connection, Postgres};
 
+use super::purposes::{Purpose, pool_options};
 use super::{READ_ONLY, map_err};
 use crate::storage::{Fut, StorageError};
 
-/// How long a call waits for a connection of its pool (or for PostgreSQL to
-/// accept a new one) before failing as unavailable.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The server-side `statement_timeout` of the interactive purposes.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(4);
-/// The server-side `lock_timeout` of the interactive purposes: a statement
-/// waiting this long for a lock gives up (a table locked by hand, a stuck
-/// transaction), answering an error on a connection that stays usable.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
-/// The deadline of an interactive call, its connection included: past it
-/// the call answers `Unavailable` whatever PostgreSQL does.
-pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
-/// `statement_timeout` and `lock_timeout` of upkeep (folding counts,
-/// pruning and purging batch ids in slices, migrations).
-const UPKEEP_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
-/// The deadline of an upkeep call.
-const UPKEEP_DEADLINE: Duration = Duration::from_secs(65);
 /// How long the probe that tells an outage from a busy pool may take to
 /// connect and get an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// While PostgreSQL is down, the pause between two probes.
 const PROBE_PAUSE: Duration = Duration::from_millis(250);
-
-/// What a call is for. Each purpose has its own pool of connections, so a
-/// slow or blocked kind of query never starves the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// The commit writer: group commits, definition changes, refreshes.
-    Commits,
-    /// API key lookups (on the record path of every page).
-    Keys,
-    /// Accounts and tokens: logins, Basic and Bearer credentials, sessions.
-    Logins,
-    /// The dashboard's reads and API key management.
-    Pages,
-    /// The health check's write.
-    Health,
-    /// Background upkeep: folding counts, pruning, purging, migrations.
-    Upkeep,
-}
-
-impl Purpose {
-    /// Every purpose, in the order of [`Purpose::index`].
-    pub const ALL: [Purpose; 6] = [
-        Purpose::Commits,
-        Purpose::Keys,
-        Purpose::Logins,
-        Purpose::Pages,
-        Purpose::Health,
-        Purpose::Upkeep,
-    ];
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Most connections its pool opens. Together: [`MAX_CONNECTIONS`].
-    const fn connections(self) -> u32 {
-        match self {
-            // One writer, one call at a time; spares replace abandoned ones.
-            Purpose::Commits => 3,
-            Purpose::Keys => 3,
-            Purpose::Logins => 4,
-            Purpose::Pages => 3,
-            Purpose::Health => 1,
-            Purpose::Upkeep => 2,
-        }
-    }
-
-    fn statement_timeout(self) -> Duration {
-        match self {
-            Purpose::Upkeep => UPKEEP_STATEMENT_TIMEOUT,
-            _ => STATEMENT_TIMEOUT,
-        }
-    }
-
-    fn lock_timeout(self) -> Duration {
-        match self {
-            Purpose::Upkeep => UPKEEP_STATEMENT_TIMEOUT,
-            _ => LOCK_TIMEOUT,
-        }
-    }
-
-    /// How long one call of this purpose may take, all told.
-    pub fn deadline(self) -> Duration {
-        match self {
-            Purpose::Upkeep => UPKEEP_DEADLINE,
-            _ => CALL_DEADLINE,
-        }
-    }
-
-    /// Its name in the log.
-    fn name(self) -> &'static str {
-        match self {
-            Purpose::Commits => "commit",
-            Purpose::Keys => "API key",
-            Purpose::Logins => "login and token",
-            Purpose::Pages => "dashboard",
-            Purpose::Health => "health check",
-            Purpose::Upkeep => "upkeep",
-        }
-    }
-}
-
-/// Most connections one instance opens, all pools together (N instances
-/// open at most N times this, plus a probe each during an outage: keep it
-/// below the server's `max_connections`).
-pub const MAX_CONNECTIONS: u32 = {
-    let mut total = 0;
-    let mut i = 0;
-    while i < Purpose::ALL.len() {
-        total += Purpose::ALL[i].connections();
-        i += 1;
-    }
-    total
-};
-
-/// The connect options of every connection (its name in
-/// `pg_stat_activity`). Its settings are set once connected
-/// ([`session_settings`]), not sent as startup options, which PgBouncer
-/// refuses (`unsupported startup parameter: options`) unless told to drop
-/// them, and then nothing would say that the timeouts were gone.
-pub fn base_options(options: PgConnectOptions) -> PgConnectOptions {
-    options.application_name("myna-server")
-}
-
-/// What every connection of a purpose sets first: the server ends what a
-/// lost or hung client leaves behind (an open transaction, a dead socket),
-/// and cancels a statement or a wait for a lock a little before the call's
-/// own deadline ([`Purpose::statement_timeout`], [`Purpose::lock_timeout`]).
-/// Through a pooler in session mode these hold for the client's session.
-fn session_settings(purpose: Purpose) -> String {
-    format!(
-        "SET idle_in_transaction_session_timeout = '10s'; \
-         SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
-         SET tcp_keepalives_count = 3; \
-         SET statement_timeout = '{}ms'; SET lock_timeout = '{}ms'",
-        purpose.statement_timeout().as_millis(),
-        purpose.lock_timeout().as_millis()
-    )
-}
-
-/// The pool settings of one purpose.
-fn pool_options(purpose: Purpose) -> PgPoolOptions {
-    let settings = session_settings(purpose);
-    PgPoolOptions::new()
-        .after_connect(move |conn, _| {
-            let settings = settings.clone();
-            Box::pin(async move {
-                sqlx::raw_sql(AssertSqlSafe(settings)).execute(conn).await?;
-                Ok(())
-            })
-        })
-        .max_connections(purpose.connections())
-        .min_connections(0)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .idle_timeout(Duration::from_secs(60))
-        // An idle connection is checked before use, so connections left
-        // over from before a database restart are replaced, not failed on.
-        .test_before_acquire(true)
-}
-
-/// Opens the commit writer's pool, connecting once (so a bad URL, host,
-/// database or login fails here).
-pub async fn first_pool(base: &PgConnectOptions) -> Result<PgPool, sqlx::Error> {
-    pool_options(Purpose::Commits)
-        .connect_with(base.clone())
-        .await
-}
 
 tokio::task_local! {
     /// The call a connection is taken for (set by [`Calls::bounded`]).

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
-use super::calls::{CALL_DEADLINE, Calls, Purpose};
+use super::calls::Calls;
 use super::map_err;
+use super::purposes::{CALL_DEADLINE, Purpose};
 use crate::storage::rows::to_i64;
 use crate::storage::sql::UuidParam;
 use crate::storage::{Deltas, Recording, StorageError};
