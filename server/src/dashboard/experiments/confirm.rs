@@ -5,7 +5,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
-use super::forms::{Action, Done};
+use super::actions::{Action, Done};
 use super::{owned, status_of};
 use crate::dashboard::views::edit::{confirm_page, problem_page};
 use crate::dashboard::{html, posted, signed_in};

@@ -17,6 +17,7 @@ use crate::request::Params;
 use crate::service::experiments::{snapshot, visible_fresh};
 use crate::state::AppState;
 
+pub mod actions;
 mod confirm;
 pub mod forms;
 pub mod labels;
@@ -29,7 +30,7 @@ pub use listing::list;
 pub use new::{create, new_form};
 pub use page::{edit, export_csv, show};
 
-use forms::Done;
+use actions::Done;
 
 /// The notice a request's `done` parameter asks for, if any.
 fn done_notice(params: &Params) -> Option<Markup> {

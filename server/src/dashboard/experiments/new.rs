@@ -6,7 +6,8 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 
-use super::forms::{Done, NewForm};
+use super::actions::Done;
+use super::forms::NewForm;
 use super::status_of;
 use crate::dashboard::views::edit::new_page;
 use crate::dashboard::{html, posted, signed_in};

@@ -9,7 +9,8 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
-use super::forms::{Done, EditForm, definition_tag};
+use super::actions::Done;
+use super::forms::{EditForm, definition_tag};
 use super::{done_notice, owned, status_of};
 use crate::answer::export_response;
 use crate::auth::Caller;

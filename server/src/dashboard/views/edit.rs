@@ -10,7 +10,8 @@ use super::{
     FieldMarks, NAME_MAXLENGTH, Nav, csrf_field, form_problems, page, problem_box, titled,
     visibility_select,
 };
-use crate::dashboard::experiments::forms::{Action, EditForm, NewForm, removal_tag};
+use crate::dashboard::experiments::actions::Action;
+use crate::dashboard::experiments::forms::{EditForm, NewForm, removal_tag};
 
 /// The browser's check of an id field (the server checks again: core's rule).
 const ID_PATTERN: &str = "[A-Za-z0-9_\\-]+";
