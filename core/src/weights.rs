@@ -33,12 +33,13 @@ mod mode;
 #[cfg(feature = "std")]
 mod quadrature;
 #[cfg(feature = "std")]
+mod shares;
+#[cfg(feature = "std")]
 pub use mode::{MODE_SETTING, WeightsMode};
 #[cfg(feature = "std")]
-pub use quadrature::{
-    Arm, WeightsConfig, probability_best, probability_best_and_loss, weights,
-    weights_from_probabilities,
-};
+pub use quadrature::{Arm, probability_best, probability_best_and_loss};
+#[cfg(feature = "std")]
+pub use shares::{WeightsConfig, weights, weights_from_probabilities};
 
 /// Largest `f64` below 1.
 const ONE_BELOW: f64 = 1.0 - f64::EPSILON / 2.0;

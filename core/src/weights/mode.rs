@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::quadrature::WeightsConfig;
+use super::shares::WeightsConfig;
 use crate::decision::rule::setting;
 use crate::problem::{Code, Message};
 
