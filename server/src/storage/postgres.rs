@@ -34,6 +34,7 @@ mod calls;
 mod counts;
 mod definitions;
 mod purposes;
+mod reads;
 mod run;
 
 use calls::{Calls, Conn};
@@ -304,11 +305,11 @@ impl Storage for PostgresStorage {
     }
 
     fn experiments(&self) -> Fut<'_, Experiments> {
-        self.bounded(Purpose::Commits, definitions::load(self, None))
+        self.bounded(Purpose::Commits, reads::load(self, None))
     }
 
     fn changes(&self, since: Option<ChangeMark>) -> Fut<'_, Changes> {
-        self.bounded(Purpose::Commits, definitions::changes(self, since))
+        self.bounded(Purpose::Commits, reads::changes(self, since))
     }
 
     fn prune_deletions(&self) -> Fut<'_, u64> {
@@ -321,7 +322,7 @@ impl Storage for PostgresStorage {
 
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
         self.bounded(Purpose::Commits, async move {
-            Ok(only(definitions::load(self, Some(uuid)).await?))
+            Ok(only(reads::load(self, Some(uuid)).await?))
         })
     }
 
@@ -403,7 +404,7 @@ impl Storage for PostgresStorage {
     }
 
     fn hourly(&self, experiment: Uuid) -> Fut<'_, Vec<HourTotals>> {
-        self.bounded(Purpose::Pages, definitions::hourly(self, experiment))
+        self.bounded(Purpose::Pages, reads::hourly(self, experiment))
     }
 
     fn add_served<'a>(&'a self, rows: &'a [Served]) -> Fut<'a, ()> {
