@@ -124,6 +124,10 @@ pub fn email_problem(email: &str) -> Option<String> {
     } else if more.is_some() || local.is_none_or(str::is_empty) || domain.is_none_or(str::is_empty)
     {
         Some("An email needs one `@` between a name and a domain, as in `me@example.com`.".into())
+    } else if email.chars().any(crate::limits::is_default_ignorable) {
+        Some("An email may not contain invisible characters (such as U+200B).".into())
+    } else if domain.is_some_and(|d| d.contains(['\u{3002}', '\u{ff61}'])) {
+        Some("An email's domain separates its labels with `.`, not `。`.".into())
     } else if domain.is_some_and(|d| d.starts_with('.') || d.ends_with('.') || d.contains("..")) {
         Some("An email's domain may not begin or end with `.`, nor hold `..`.".into())
     } else {
@@ -440,6 +444,8 @@ mod tests {
             ("a@example.com.", "domain may not"),
             ("a@.example.com", "domain may not"),
             ("a@example..com", "domain may not"),
+            ("a@ex\u{200b}ample.com", "invisible"),
+            ("a@example\u{3002}com", "not `。`"),
             ("\u{ff41}@example.com", "reads as `a@example.com`"),
             ("e\u{301}@example.com", "reads as `\u{e9}@example.com`"),
         ] {

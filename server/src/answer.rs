@@ -43,7 +43,7 @@ impl Format {
 /// Basic: a browser would ask a page's visitor for a password.
 pub const CHALLENGE: &str = "Bearer realm=\"myna\", ApiKey realm=\"myna\"";
 
-/// The `WWW-Authenticate` of a 401 to a client that is no page's script
+/// The `WWW-Authenticate` of a 401 to a client that is no browser
 /// (`routes::may_offer_basic`): Basic too, for the clients that send a
 /// password only when asked for it (`curl --anyauth`, wget, Java's
 /// `Authenticator`, Python's `HTTPBasicAuthHandler`).

@@ -141,8 +141,8 @@ impl Storage for Faulty {
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>> {
         self.gate(self.inner.experiment(uuid))
     }
-    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>> {
-        self.gate(self.inner.aliased(account_id, alias))
+    fn known_as(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, Option<Uuid>> {
+        self.gate(self.inner.known_as(account_id, uuid))
     }
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {
         self.gate(self.inner.create_experiment(experiment, now_ms))

@@ -1363,12 +1363,23 @@ mod cases {
         let back = loaded.iter().find(|e| e.uuid == mine.uuid).unwrap();
         assert_eq!(back, &mine);
         assert_eq!(back.public_uuid(), theirs.uuid);
-        // Found by the account and its alias, by that account only.
+        // Found by the account and its alias, by that account only; an
+        // account's own uuid is its own, another's is none, as an unknown.
         assert_eq!(
-            storage.aliased(two, theirs.uuid).await.unwrap(),
+            storage.known_as(two, theirs.uuid).await.unwrap(),
             Some(mine.uuid)
         );
-        assert_eq!(storage.aliased(one, theirs.uuid).await.unwrap(), None);
+        assert_eq!(
+            storage.known_as(one, theirs.uuid).await.unwrap(),
+            Some(theirs.uuid)
+        );
+        assert_eq!(
+            storage.known_as(two, mine.uuid).await.unwrap(),
+            Some(mine.uuid)
+        );
+        assert_eq!(storage.known_as(one, mine.uuid).await.unwrap(), None);
+        let unknown = Uuid::new_v4();
+        assert_eq!(storage.known_as(one, unknown).await.unwrap(), None);
         let mut twice = experiment(two, Visibility::Draft);
         twice.alias = Some(theirs.uuid);
         assert!(matches!(

@@ -280,9 +280,10 @@ impl Writer {
 
     async fn change(&self, change: Change) -> Result<Option<Arc<Experiment>>, Problem> {
         let now = self.clock.now_ms();
-        // The caller's alias of another account's uuid, made on another
-        // instance since this cache heard (Fetch answers it).
-        let (mut aliased, mut alias_asked) = (None, false);
+        // The experiment the caller knows by the uuid (its own, or its
+        // alias of another account's, made on another instance since this
+        // cache heard), read again; Fetch answers it.
+        let mut known = None;
         if self.shared {
             match &change {
                 // Read, checked and written under the database's lock.
@@ -290,17 +291,22 @@ impl Writer {
                 Change::Delete { uuid, account }
                 | Change::Reset { uuid, account }
                 | Change::Fetch { uuid, account } => {
-                    let foreign =
-                        (self.cache.experiment(*uuid)).is_some_and(|e| e.account_id != *account);
-                    if foreign {
-                        // Another account's rows are not read again for
-                        // this caller: one query that finds nothing, as an
-                        // unknown uuid's reload, so not even the time of an
-                        // answer tells one account what another holds.
-                        aliased = self.storage.aliased(*account, *uuid).await?;
-                        alias_asked = true;
-                    } else {
-                        self.reload(*uuid).await?;
+                    // One query whatever the uuid is: another account's
+                    // rows are never read for this caller, so its uuid
+                    // costs what an unknown one does (not even an answer's
+                    // time tells one account what another holds).
+                    known = self.storage.known_as(*account, *uuid).await?;
+                    match known {
+                        Some(known) => self.reload(known).await?,
+                        // Gone elsewhere: not the caller's any more.
+                        None if self
+                            .cache
+                            .experiment(*uuid)
+                            .is_some_and(|e| e.account_id == *account) =>
+                        {
+                            self.cache.remove(*uuid);
+                        }
+                        None => {}
                     }
                 }
             }
@@ -424,22 +430,11 @@ impl Writer {
                 self.cache.remove(uuid);
                 Ok(None)
             }
-            Change::Fetch { uuid, account } => {
-                // A uuid another account's experiment has may be the
-                // account's alias, created on another instance a moment ago
-                // (asked above, or now for one the reload just found).
-                if self.shared
-                    && !alias_asked
-                    && (self.cache.experiment(uuid)).is_some_and(|e| e.account_id != account)
-                {
-                    aliased = self.storage.aliased(account, uuid).await?;
-                }
-                if let Some(aliased) = aliased {
-                    self.reload(aliased).await?;
-                    return Ok(self.cache.experiment(aliased));
-                }
-                Ok(self.cache.experiment(uuid))
-            }
+            Change::Fetch { uuid, .. } => match known {
+                Some(known) => Ok(self.cache.experiment(known)),
+                None if self.shared => Ok(None),
+                None => Ok(self.cache.experiment(uuid)),
+            },
             Change::Reset { uuid, account } => {
                 let current = self.owned(uuid, account)?;
                 if !self.storage.reset_experiment(uuid).await? {

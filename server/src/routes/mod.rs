@@ -132,12 +132,14 @@ pub fn app(state: AppState) -> impl Endpoint {
     .with(AccessLog::new(metrics))
 }
 
-/// Whether a 401 may offer Basic: only to a client that is no page's
-/// script, for a browser would ask the page's visitor for a password. A
-/// page's call carries an API key (header or `apikey`), an `Origin` (every
-/// cross-origin call, every POST), or Fetch Metadata of no navigation
-/// (`Sec-Fetch-Mode`); an owner who opens an API URL in the browser is
-/// asked, as curl, wget or Java's client are.
+/// Whether a 401 may offer Basic: only to a client that is no browser (a
+/// browser would ask its user for a password, and then send it with other
+/// sites' requests too) and only where Basic is taken (not a JSONP call or
+/// a record GET). A browser's request carries Fetch Metadata
+/// (`Sec-Fetch-Mode`), an `Origin` (every cross-origin call, every POST),
+/// or, over plain HTTP where it sends no Fetch Metadata, a navigation's
+/// `Accept: text/html` or `Upgrade-Insecure-Requests`; a page's call
+/// carries an API key.
 fn may_offer_basic(request: &Request, params: &Params) -> bool {
     let headers = request.headers();
     let api_key = params.get("apikey").is_some()
@@ -146,11 +148,15 @@ fn may_offer_basic(request: &Request, params: &Params) -> bool {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim_start().get(..7))
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("apikey "));
-    let page = headers.contains_key(header::ORIGIN)
+    let browser = headers.contains_key("sec-fetch-mode")
+        || headers.contains_key(header::ORIGIN)
+        || headers.contains_key("upgrade-insecure-requests")
         || headers
-            .get("sec-fetch-mode")
-            .is_some_and(|mode| mode.as_bytes() != b"navigate");
-    !api_key && !page
+            .get(header::ACCEPT)
+            .is_some_and(|accept| accept.as_bytes().windows(9).any(|w| w == b"text/html"));
+    let basic_refused = params.get("callback").is_some()
+        || (request.method() == Method::GET && request.uri().path().ends_with("/record"));
+    !api_key && !browser && !basic_refused
 }
 
 /// The 503 of an answer the answer budget has no room for

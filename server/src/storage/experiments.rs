@@ -9,17 +9,20 @@ use super::StorageError;
 use super::rows::{EXPERIMENT_COLUMNS, uuid_col};
 use super::sql::{Run, Statement};
 
-/// See [`Storage::aliased`](super::Storage::aliased).
-pub async fn aliased(
+/// See [`Storage::known_as`](super::Storage::known_as).
+pub async fn known_as(
     db: &impl Run,
     account_id: Uuid,
-    alias: Uuid,
+    uuid: Uuid,
 ) -> Result<Option<Uuid>, StorageError> {
     let rows = db
         .fetch(
-            Statement::new("SELECT uuid FROM experiments WHERE account_id = $1 AND alias = $2")
-                .uuid(account_id)
-                .uuid(alias),
+            Statement::new(
+                "SELECT uuid FROM experiments WHERE account_id = $1 AND (uuid = $2 OR alias = $2) \
+                 LIMIT 1",
+            )
+            .uuid(account_id)
+            .uuid(uuid),
         )
         .await?;
     rows.first().map(|row| uuid_col(row, "uuid")).transpose()

@@ -129,9 +129,11 @@ pub trait Storage: Send + Sync + 'static {
     /// One experiment with its variants and counts (`Err` if it is stored
     /// but cannot be read).
     fn experiment(&self, uuid: Uuid) -> Fut<'_, Option<Result<Experiment, Unreadable>>>;
-    /// The uuid of the account's experiment known by `alias` (a uuid
-    /// another account's experiment has: its pages and owner use the alias).
-    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>>;
+    /// The experiment the account knows as `uuid`: its own of that uuid,
+    /// or the one that has it as its alias (a uuid another account's
+    /// experiment has: its pages and owner use the alias). Another
+    /// account's uuid is `None`, as an unknown one is, in one query.
+    fn known_as(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, Option<Uuid>>;
     /// Stores a new experiment (counts as given, normally zero);
     /// [`StorageError::Conflict`] if the uuid exists.
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()>;

@@ -326,10 +326,10 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>> {
+    fn known_as(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, Option<Uuid>> {
         self.bounded(
             Purpose::Commits,
-            experiments::aliased(self, account_id, alias),
+            experiments::known_as(self, account_id, uuid),
         )
     }
 

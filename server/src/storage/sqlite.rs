@@ -268,8 +268,8 @@ impl Storage for SqliteStorage {
         Box::pin(async move { Ok(only(self.load_experiments(Some(uuid)).await?)) })
     }
 
-    fn aliased(&self, account_id: Uuid, alias: Uuid) -> Fut<'_, Option<Uuid>> {
-        Box::pin(experiments::aliased(self, account_id, alias))
+    fn known_as(&self, account_id: Uuid, uuid: Uuid) -> Fut<'_, Option<Uuid>> {
+        Box::pin(experiments::known_as(self, account_id, uuid))
     }
 
     fn create_experiment<'a>(&'a self, experiment: &'a Experiment, now_ms: i64) -> Fut<'a, ()> {

@@ -79,8 +79,8 @@ async fn basic_credentials_with_a_login_body_are_refused() {
 
 /// Clients that send a password only when a 401 asks for Basic (curl
 /// --anyauth, wget, Java's Authenticator, Python's HTTPBasicAuthHandler)
-/// are asked; a page's script never is, for the browser would ask its
-/// visitor for a password.
+/// are asked; a browser never is, and nobody where Basic is refused (a
+/// JSONP call, a record GET).
 #[tokio::test]
 async fn a_401_offers_basic_only_to_clients_that_are_no_page() {
     let h = Harness::new().await;
@@ -103,11 +103,17 @@ async fn a_401_offers_basic_only_to_clients_that_are_no_page() {
         "Basic b3duZXJAZXhhbXBsZS5jb206d3Jvbmc=".to_owned(),
     );
     assert_eq!(challenge(vec![basic]).await.as_deref(), Some(with_basic));
-    // An owner who opens the URL in a browser.
-    let navigate = ("Sec-Fetch-Mode", "navigate".to_owned());
-    assert_eq!(challenge(vec![navigate]).await.as_deref(), Some(with_basic));
-    // A page's calls: with an Origin, Fetch Metadata of a script, an API key.
+    // A browser, never: it would ask its user for a password and then send
+    // it with other sites' requests too. A navigation (in a frame as well),
+    // over HTTPS or plain HTTP; a page's calls: with an Origin, Fetch
+    // Metadata of a script, an API key.
     for headers in [
+        vec![("Sec-Fetch-Mode", "navigate".to_owned())],
+        vec![(
+            "Accept",
+            "text/html,application/xhtml+xml,*/*;q=0.8".to_owned(),
+        )],
+        vec![("Upgrade-Insecure-Requests", "1".to_owned())],
         vec![("Origin", "https://shop.example".to_owned())],
         vec![("Sec-Fetch-Mode", "cors".to_owned())],
         vec![("Sec-Fetch-Mode", "no-cors".to_owned())],
@@ -127,7 +133,22 @@ async fn a_401_offers_basic_only_to_clients_that_are_no_page() {
         )
         .await;
     assert_eq!(keyed.status, StatusCode::UNAUTHORIZED);
+    let record = format!("/v2/experiment/{uuid}/record?typename=view&variant=a");
+    assert_eq!(challenge_at(&h, &record).await.as_deref(), Some(without));
+    let jsonp = format!("{path}?callback=cb");
+    let answer = h.send_with(Method::GET, &jsonp, &[], None).await;
+    assert!(
+        answer
+            .header("www-authenticate")
+            .is_none_or(|c| !c.contains("Basic"))
+    );
     assert_eq!(keyed.header("www-authenticate"), Some(without));
+}
+
+async fn challenge_at(h: &Harness, path: &str) -> Option<String> {
+    let answer = h.send_with(Method::GET, path, &[], None).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+    answer.header("www-authenticate").map(str::to_owned)
 }
 
 #[tokio::test]
