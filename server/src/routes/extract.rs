@@ -100,7 +100,7 @@ fn basic_not_accepted() -> Problem {
 }
 
 /// Whether `request` is a GET that records events (`…/record`).
-fn records(request: &Request) -> bool {
+pub(super) fn records(request: &Request) -> bool {
     request.method() == Method::GET && request.uri().path().ends_with("/record")
 }
 

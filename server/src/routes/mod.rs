@@ -14,6 +14,7 @@ use crate::access::AccessLog;
 use crate::answer::{
     CHALLENGE_WITH_BASIC, Format, Unrouted, error_response, nosniff, ok_response, problem_response,
 };
+use crate::auth::{self, Credentials};
 use crate::clock::Clock;
 use crate::cors::Cors;
 use crate::dashboard;
@@ -142,20 +143,17 @@ pub fn app(state: AppState) -> impl Endpoint {
 /// carries an API key.
 fn may_offer_basic(request: &Request, params: &Params) -> bool {
     let headers = request.headers();
-    let api_key = params.get("apikey").is_some()
-        || headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim_start().get(..7))
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("apikey "));
+    let api_key = matches!(
+        auth::credentials(request, params.get("apikey")),
+        Credentials::ApiKey(_)
+    );
     let browser = headers.contains_key("sec-fetch-mode")
         || headers.contains_key(header::ORIGIN)
         || headers.contains_key("upgrade-insecure-requests")
         || headers
             .get(header::ACCEPT)
             .is_some_and(|accept| accept.as_bytes().windows(9).any(|w| w == b"text/html"));
-    let basic_refused = params.get("callback").is_some()
-        || (request.method() == Method::GET && request.uri().path().ends_with("/record"));
+    let basic_refused = params.get("callback").is_some() || extract::records(request);
     !api_key && !browser && !basic_refused
 }
 
