@@ -9,6 +9,8 @@
 //! bisection, so the result is deterministic. `std` only: it needs `exp`,
 //! `ln` and `sqrt`.
 
+use crate::weights::Arm;
+
 /// The probability mass outside a 95 % interval, on each side.
 const TAIL: f64 = 0.025;
 
@@ -19,9 +21,6 @@ const LIMIT_ABOVE: f64 = 1e7;
 
 /// A parameter this small next to the other makes the beta a scaled gamma.
 const GAMMA_BELOW: f64 = 1e5;
-
-/// Largest posterior parameter, as the weights cap it (2^64).
-const MAX_PARAMETER: f64 = 18_446_744_073_709_551_616.0;
 
 /// Conversion rate of a variant: `total_reward / views`, `None` without views.
 /// The reward is clamped to `[0, views]`.
@@ -35,13 +34,11 @@ pub fn conversion_rate(views: u64, total_reward: f64) -> Option<f64> {
 /// beyond the views included (negative or non-finite counts as 0).
 /// No data gives `(0.025, 0.975)`, the uniform prior's interval.
 pub fn credible_interval(views: u64, total_reward: f64) -> (f64, f64) {
-    let reward = if total_reward.is_finite() {
-        total_reward.clamp(0.0, MAX_PARAMETER)
-    } else {
-        0.0
-    };
-    let alpha = 1.0 + reward;
-    let beta = 1.0 + (views as f64 - reward).max(0.0);
+    let (alpha, beta) = Arm {
+        views,
+        total_reward,
+    }
+    .posterior();
     (
         beta_quantile(alpha, beta, TAIL),
         beta_quantile(alpha, beta, 1.0 - TAIL),

@@ -16,6 +16,21 @@ pub struct Arm {
     pub total_reward: f64,
 }
 
+impl Arm {
+    /// The parameters `(alpha, beta)` of its rate's Beta posterior, which
+    /// the weights, the decision and the dashboard's interval all use:
+    /// `Beta(1 + reward, 1 + max(views - reward, 0))`, a uniform prior,
+    /// rewards beyond the views included, both at most 2^64.
+    pub fn posterior(&self) -> (f64, f64) {
+        let reward = sanitize_non_negative(self.total_reward);
+        let views = self.views as f64;
+        (
+            (1.0 + reward).clamp(1.0, MAX_PARAMETER),
+            (1.0 + views - reward).clamp(1.0, MAX_PARAMETER),
+        )
+    }
+}
+
 /// Half-width of the window in which a posterior's density is evaluated, in
 /// standard deviations. Beta densities with both parameters at least 1 are
 /// log-concave, so the mass outside is far below the accuracy that matters.
@@ -124,12 +139,8 @@ pub(super) struct Posterior {
 
 impl Posterior {
     fn of(arm: &Arm) -> Posterior {
-        let reward = sanitize_non_negative(arm.total_reward);
-        let views = arm.views as f64;
-        Posterior {
-            alpha: (1.0 + reward).clamp(1.0, MAX_PARAMETER),
-            beta: (1.0 + views - reward).clamp(1.0, MAX_PARAMETER),
-        }
+        let (alpha, beta) = arm.posterior();
+        Posterior { alpha, beta }
     }
 
     fn cmp(&self, other: &Posterior) -> Ordering {
