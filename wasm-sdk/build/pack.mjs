@@ -4,8 +4,8 @@
 //   stdin, from `wasm-opt --minify-imports-and-exports-and-modules`): the
 //   import object becomes one module "a" keyed by the short names, and
 //   `wasm.<export>` uses the short export names;
-// - inlines js/glue.js (the snippet) and the entry js/index.js, so a page
-//   downloads one file; myna_sdk.js and snippets/ are removed (the
+// - inlines the snippets (js/glue.js and the files it imports beside it)
+//   and the entry js/index.js, so a page downloads one file; myna_sdk.js and snippets/ are removed (the
 //   declarations stay in myna_sdk.d.ts, which index.d.ts re-exports).
 // Fails loudly if something is not where wasm-bindgen writes it.
 //   usage: node pack.mjs <pkg dir> < map.json
@@ -26,39 +26,68 @@ const replace = (text, pattern, by, what) => {
   return text.replace(pattern, by);
 };
 
-// ---- The snippet: its imports go, its code comes first (exports dropped).
-const named = /^import \{ ([\w, ]+) \} from '(\.\/snippets\/[^']+\/js\/glue\.js)';\n/m.exec(js);
-if (!named) fail("the import of js/glue.js");
-const snippet = named[2];
-const glueNames = new Set(named[1].split(", "));
-js = js.replace(named[0], "");
+// ---- The snippets (js/glue.js, js/transport.js, js/storage.js): their
+// imports go, their code comes first (exports dropped), each after the
+// snippets it imports from; one scope, so no two may declare one name.
+const snippets = new Map(); // path -> the names wasm-bindgen's JS imports
+js = js.replace(/^import \{ ([\w, ]+) \} from '(\.\/snippets\/[^']+\/js\/\w+\.js)';\n/gm, (all, names, from) => {
+  snippets.set(from, new Set(names.split(", ")));
+  return "";
+});
 const spaces = new Set();
 js = js.replace(/^import \* as (import\d+) from "([^"]+)"\n/gm, (all, local, from) => {
-  if (from !== snippet) fail(`a single snippet (found ${from})`);
+  if (!/^\.\/snippets\/[^/]+\/js\/\w+\.js$/.test(from)) fail(`a snippet of js/ (found ${from})`);
+  if (!snippets.has(from)) snippets.set(from, new Set());
   spaces.add(local);
   return "";
 });
+if (![...snippets.keys()].some((path) => path.endsWith("/js/glue.js"))) fail("the import of js/glue.js");
 if (/^import /m.test(js)) fail("no other import");
-const glue = readFileSync(join(pkg, snippet), "utf8").replace(
-  /^export (?=(?:async function|function|class|const|let) )/gm,
-  "",
-);
-for (const name of glueNames) {
-  if (!new RegExp(`^(?:async function|function|class|const|let) ${name}\\b`, "m").test(glue)) fail(`glue.js's ${name}`);
+const declared = /^(?:async function|function|class|const|let) (\w+)/gm;
+const code = new Map(); // path -> [code, paths it imports]
+const owner = new Map(); // a top-level name -> its snippet
+for (const [path, names] of snippets) {
+  const dir = path.slice(0, path.lastIndexOf("/") + 1);
+  const needs = [];
+  const text = readFileSync(join(pkg, path), "utf8")
+    .replace(/^import \{ [\w, ]+ \} from "\.\/(\w+\.js)";\n/gm, (all, file) => {
+      if (!snippets.has(dir + file)) fail(`js/${file}, which ${path} imports, among the snippets`);
+      needs.push(dir + file);
+      return "";
+    })
+    .replace(/^export (?=(?:async function|function|class|const|let) )/gm, "");
+  if (/^(?:import|export) /m.test(text)) fail(`no other import or export in ${path}`);
+  for (const [, name] of text.matchAll(declared)) {
+    if (owner.has(name)) fail(`one declaration of ${name} (${owner.get(name)} and ${path})`);
+    owner.set(name, path);
+  }
+  for (const name of names) {
+    if (owner.get(name) !== path) fail(`${path}'s ${name}`);
+  }
+  code.set(path, [text, needs]);
 }
+const ordered = [];
+const visit = (path, seen = []) => {
+  if (ordered.includes(path)) return;
+  if (seen.includes(path)) fail(`snippets without an import cycle (${[...seen, path].join(" -> ")})`);
+  for (const need of code.get(path)[1]) visit(need, [...seen, path]);
+  ordered.push(path);
+};
+[...code.keys()].sort().forEach((path) => visit(path));
+const glue = ordered.map((path) => code.get(path)[0]).join("\n");
 
 // ---- Import and export names.
 const ret = /return \{\s*__proto__: null,((?:\s*"[^"]+": import\d+,)+)\s*\};/.exec(js);
 if (!ret) fail("the imports object");
 const modules = new Map();
 for (const [, module, local] of ret[1].matchAll(/"([^"]+)": (import\d+)/g)) modules.set(module, local);
-const main = [...modules.entries()].find(([m]) => m !== snippet);
+const main = [...modules.entries()].find(([m]) => !snippets.has(m));
 if (!main) fail("the main import module");
 const extra = [];
 for (const [module, name, short] of map.imports) {
   if (module === main[0]) {
     js = replace(js, new RegExp(`^(\\s+)${name}: function`, "m"), `$1${short}: function`, `import ${name}`);
-  } else if (module === snippet && spaces.has(modules.get(module))) {
+  } else if (snippets.has(module) && spaces.has(modules.get(module)) && owner.get(name) === module) {
     extra.push(`${short}: ${name}`);
   } else {
     fail(`import module ${module}`);

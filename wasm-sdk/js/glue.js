@@ -1,6 +1,8 @@
-// The only hand-written JavaScript the Rust side imports (a wasm-bindgen
-// snippet): the browser plumbing that waits. Requests (fetch or a JSONP script
-// tag), timers, page events, the flush lock and localStorage are here; every
+// The hand-written JavaScript the Rust side imports (wasm-bindgen snippets,
+// with js/transport.js and js/storage.js): the page's classes, the
+// declarative binding, events to the page's listeners and the page's life
+// here; requests (fetch or a JSONP script tag) and the flush lock in
+// transport.js; localStorage and the cookie in storage.js. Every
 // decision is a synchronous call back into Rust, `d.step(op, …)` on `d`, the
 // client's `Driver` (src/driver.rs): what to request next, what an answer
 // means, when to retry, what to keep. Declarations for TypeScript come from
@@ -8,11 +10,12 @@
 // file is declared in src/glue.rs.
 
 // The steps of `d.step`: src/driver.rs's `Op`, numbered alike (a test there
-// holds this table equal to it; keep it before the first export).
-const LOADED = 0, START = 1, DELIVER = 2, DONE = 3, LEASE_TAKE = 4, LEASE_HELD = 5;
-const LEASE_GIVE = 6, PERSIST = 7, EVENT = 8, EXPERIMENT = 9, FORM = 10, SUGGEST = 11;
-const VIEW = 12, REWARD = 13, UNSTICK = 14, LOAD = 15, FLUSH = 16, QUEUED = 17, CLOSE = 18;
-const SHARE = 19, LIST = 20;
+// holds this table equal to it; keep it first). js/transport.js takes the
+// steps of requests and flushes from here.
+export const LOADED = 0, START = 1, DELIVER = 2, DONE = 3, LEASE_TAKE = 4, LEASE_HELD = 5;
+export const LEASE_GIVE = 6, PERSIST = 7, EVENT = 8, EXPERIMENT = 9, FORM = 10, SUGGEST = 11;
+export const VIEW = 12, REWARD = 13, UNSTICK = 14, LOAD = 15, FLUSH = 16, QUEUED = 17, CLOSE = 18;
+export const SHARE = 19, LIST = 20;
 
 // ---- The page's classes (declared in src/lib.rs): each call is one step of
 // a strong driver of the client `#d` (each object has its own, which `free`
@@ -351,268 +354,9 @@ export class MynaError extends Error {
   }
 }
 
-// ---- localStorage, or a map for the page's lifetime where it is blocked.
-// Every value read or written is mirrored in the map, so storage that starts
-// throwing (blocked, a SecurityError) goes on from the map for the page's
-// life: nothing the SDK does throws because of storage. A full storage is
-// not blocked: `setItem` says so (false), and Rust decides what to drop.
-let local;
-try {
-  local = globalThis.localStorage;
-  local.length;
-} catch {
-  local = undefined;
-}
-const memory = new Map();
-const quota = (e) => e && (e.name == "QuotaExceededError" || e.name == "NS_ERROR_DOM_QUOTA_REACHED");
-// `full`: what a write answers when the quota is used up (a read that
-// throws so, as any other error, leaves the map to answer from then on).
-function use(f, fallback, full) {
-  if (local) {
-    try {
-      return f(local);
-    } catch (e) {
-      if (full === false && quota(e)) return full;
-      local = undefined;
-    }
-  }
-  return fallback();
-}
-export const getItem = (key) =>
-  use(
-    (s) => {
-      const v = s.getItem(key);
-      v == null ? memory.delete(key) : memory.set(key, v);
-      return v;
-    },
-    () => memory.get(key),
-  );
-export const removeItem = (key) => {
-  memory.delete(key);
-  use((s) => s.removeItem(key), () => {});
-};
-export const storedKeys = (prefix) =>
-  use((s) => Object.keys(s), () => [...memory.keys()]).filter((k) => k.startsWith(prefix));
-// Whether it was written (false when the quota is used up).
-export const setItem = (key, value) =>
-  use(
-    (s) => {
-      s.setItem(key, value);
-      memory.set(key, value);
-      return true;
-    },
-    () => (memory.set(key, value), true),
-    false,
-  );
-
-// A cookie of this site (where a full localStorage cannot keep the visitor's
-// variant): its value, or null; setCookie with null removes it.
-// Whether a script's URL cannot be set as a string here (the element is
-// never added: nothing loads).
-export function scriptsBlocked() {
-  try {
-    document.createElement("script").src = "data:,";
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-export function getCookie(name) {
-  try {
-    const prefix = encodeURIComponent(name) + "=";
-    for (const part of document.cookie.split("; ")) {
-      if (part.startsWith(prefix)) return decodeURIComponent(part.slice(prefix.length));
-    }
-  } catch {
-    // no document, or cookies blocked
-  }
-  return null;
-}
-export function setCookie(name, value, days) {
-  try {
-    document.cookie = `${encodeURIComponent(name)}=${value == null ? "" : encodeURIComponent(value)}; path=/; max-age=${value == null ? 0 : days * 86400}; SameSite=Lax`;
-  } catch {
-    // no document, or cookies blocked
-  }
-}
-
-// ---- Requests.
-
-// A request as Rust describes it: [url, auth header, POST body, timeout ms,
-// by JSONP, and what Rust wants back with the answer].
-export const request = (...parts) => parts;
-
-// JSONP callbacks live in window.__mynaJsonp; names carry a random part per
-// copy of this module, so two copies of the SDK on one page never collide.
-const instance = (Math.random() * 1e9) >>> 0;
-let calls = 0;
-
-// Sends a request; resolves (never rejects) with [status, parsed body or
-// null, Retry-After or null, Retry-After as a date (Date.parse), the
-// answer's Date (Date.parse)], or "network" / "timeout".
-function send([url, auth, body, ms, jsonp]) {
-  return new Promise((done) => {
-    let timer;
-    const end = (answer) => {
-      clearTimeout(timer);
-      done(answer);
-    };
-    const timeout = (f) => (timer = setTimeout(f, ms));
-    try {
-      if (jsonp) script(url, end, timeout);
-      else http(url, auth, body, end, timeout);
-    } catch {
-      end("network"); // no DOM, or no fetch
-    }
-  });
-}
-
-// A JSONP GET: the script is removed whatever happens; after a timeout its
-// callback stays registered as a no-op, so a late answer finds it. A script
-// that ran without calling back (a broken or foreign answer) answers with no
-// body; the exceptions it throws while it runs (a truncated answer's
-// SyntaxError) are kept from the page's error handlers.
-function script(url, end, timeout) {
-  const registry = (globalThis.__mynaJsonp ||= {});
-  const name = `c${instance}_${++calls}`;
-  const element = document.createElement("script");
-  const guard = (e) => {
-    if (document.currentScript === element) {
-      e.preventDefault();
-      e.stopImmediatePropagation();
-    }
-  };
-  const finish = (answer) => {
-    element.onerror = element.onload = null;
-    removeEventListener("error", guard, true);
-    element.remove();
-    end(answer);
-  };
-  registry[name] = (value) => {
-    delete registry[name];
-    finish([200, value, null]);
-  };
-  element.onerror = () => {
-    delete registry[name];
-    finish("network");
-  };
-  element.onload = () => {
-    registry[name] = () => {};
-    finish([200, null, null]);
-  };
-  timeout(() => {
-    registry[name] = () => {};
-    finish("timeout");
-  });
-  addEventListener("error", guard, true);
-  element.src = `${url}${url.includes("?") ? "&" : "?"}callback=__mynaJsonp.${name}`;
-  (document.head || document.documentElement).appendChild(element);
-}
-
-// A fetch: no cookies, `auth` as the Authorization header, a text/plain body
-// (a CORS "simple" request: no preflight), aborted at the timeout.
-function http(url, auth, body, end, timeout) {
-  const abort = new AbortController();
-  let late = false;
-  timeout(() => {
-    late = true;
-    abort.abort();
-  });
-  const headers = {};
-  if (auth) headers.Authorization = auth;
-  if (body != null) headers["Content-Type"] = "text/plain";
-  fetch(url, {
-    method: body == null ? "GET" : "POST",
-    body,
-    headers,
-    credentials: "omit",
-    signal: abort.signal,
-  }).then(
-    async (r) => {
-      const after = r.headers.get("Retry-After");
-      const date = Date.parse(r.headers.get("Date"));
-      end([r.status, await r.json().catch(() => null), after, Date.parse(after), date]);
-    },
-    () => end(late ? "timeout" : "network"),
-  );
-}
-
-// Loads (Myna.connect, myna.load): each answer goes to Rust, which gives the
-// next request (a next search page) or nothing; a MynaError it throws
-// rejects. Resolves with `value`.
-export async function load(d, req, value) {
-  while (req) req = d.step(LOADED, await send(req), req);
-  return value;
-}
-
-// ---- Flushes: one after another in a page, under a lock across tabs.
-
-const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-
-// The flush lock: an exclusive Web Lock, else Rust's lease in localStorage
-// (take it, check after a short random pause that no other tab took it too,
-// then renew it every `renewMs` while it is held). Resolves with the
-// function that releases it.
-async function acquire(d, name, renewMs) {
-  const locks = globalThis.navigator && navigator.locks;
-  // Web Locks denied (a sandboxed frame): the lease instead.
-  const release =
-    locks &&
-    (await new Promise((held) => {
-      try {
-        const granted = () => new Promise((release) => held(release));
-        locks.request(name, granted).catch(() => held());
-      } catch {
-        held();
-      }
-    }));
-  if (release) return release;
-  for (;;) {
-    if (d.step(LEASE_TAKE)) {
-      await sleep(10 + 20 * Math.random());
-      if (d.step(LEASE_HELD)) {
-        const timer = setInterval(() => d.step(LEASE_HELD), renewMs);
-        return () => {
-          clearInterval(timer);
-          d.step(LEASE_GIVE);
-        };
-      }
-    }
-    await sleep(100);
-  }
-}
-
-// Myna.flush: after the previous flush, holding the lock, Rust's requests
-// one at a time until it has none left; resolves with Rust's counts, or
-// rejects with the MynaError of the attempt that failed. `eager` (the
-// page's own flush) goes to Rust with the first step.
-export function flush(d, lockName, eager, renewMs) {
-  // What the runs before this one confirm while it waits counts as its own
-  // for the page's flush (`eager`): a run in flight when the page asked
-  // sent the events it holds.
-  const total = (d.total ||= counts(0, 0, 0));
-  const from = { ...total };
-  const run = (d.last || Promise.resolve()).then(async () => {
-    const release = await acquire(d, lockName, renewMs);
-    try {
-      let req = d.step(START, eager);
-      while (req) req = d.step(DELIVER, await send(req));
-    } finally {
-      release();
-    }
-    const done = d.step(DONE);
-    for (const k in total) total[k] += done[k];
-    return eager ? counts(...Object.keys(total).map((k) => total[k] - from[k])) : done;
-  });
-  d.last = run.catch(() => {});
-  return run;
-}
-
 // ---- Events to the page's listeners ([name, function] pairs), and their
 // payloads.
 
-export const counts = (sent, dropped, requeued) => ({ sent, dropped, requeued });
 export const setDropped = (error, dropped) => (error.dropped = dropped);
 
 export function emit(list, name, payload) {

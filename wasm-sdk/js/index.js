@@ -5,9 +5,9 @@
 // itself. A failed load rejects the `connect` calls waiting for it with a
 // `MynaError` (code `network`; never an unhandled rejection when none is);
 // the next call loads again.
-// scripts/build-sdk inlines this file, js/glue.js and wasm-bindgen's JS into
-// the package's one index.js (build/pack.mjs). Declarations: index.d.ts
-// re-exports the generated ones.
+// scripts/build-sdk inlines this file, the snippets of js/ and
+// wasm-bindgen's JS into the package's one index.js (build/pack.mjs).
+// Declarations: index.d.ts re-exports the generated ones.
 import init, { Myna, MynaError, connect, initSync as initWasm } from "./myna_sdk.js";
 
 export { Experiment, Myna, MynaError } from "./myna_sdk.js";

@@ -311,11 +311,20 @@ mod tests {
     #[test]
     fn glue_js_numbers_the_steps_as_the_rust_side_does() {
         let glue = include_str!("../js/glue.js");
-        // The table: `const NAME = n, …;` lines before the first export.
-        let head = &glue[..glue.find("\nexport ").unwrap()];
+        // Every file that calls `d.step`: glue.js and transport.js (which
+        // takes its steps from glue.js's table).
+        let callers = [glue, include_str!("../js/transport.js")];
+        // The table: the `export const NAME = n, …;` lines glue.js starts with.
         let mut declared: Vec<(String, u32)> = Vec::new();
-        for line in head.lines().filter(|l| l.starts_with("const ")) {
-            for part in line["const ".len()..].trim_end_matches(';').split(',') {
+        let table = glue
+            .lines()
+            .skip_while(|l| !l.starts_with("export const "))
+            .take_while(|l| l.starts_with("export const "));
+        for line in table {
+            for part in line["export const ".len()..]
+                .trim_end_matches(';')
+                .split(',')
+            {
                 let (name, n) = part.split_once('=').unwrap();
                 declared.push((name.trim().into(), n.trim().parse().unwrap()));
             }
@@ -326,9 +335,10 @@ mod tests {
             .map(|(i, op)| (constant(*op), i as u32))
             .collect();
         assert_eq!(declared, ours, "js/glue.js's step table");
-        // Every step glue.js takes is one of them, and each is taken.
-        let steps: Vec<&str> = glue
-            .lines()
+        // Every step the JS takes is one of them, and each is taken.
+        let steps: Vec<&str> = callers
+            .iter()
+            .flat_map(|js| js.lines())
             .filter(|l| !l.trim_start().starts_with("//"))
             .flat_map(|l| l.split(".step(").skip(1))
             .map(|rest| rest.split([',', ')']).next().unwrap().trim())
@@ -336,11 +346,11 @@ mod tests {
         for step in &steps {
             assert!(
                 ours.iter().any(|(name, _)| name == step),
-                "glue.js takes an unknown step {step}"
+                "the JS takes an unknown step {step}"
             );
         }
         for (name, _) in &ours {
-            assert!(steps.contains(&name.as_str()), "glue.js never takes {name}");
+            assert!(steps.contains(&name.as_str()), "the JS never takes {name}");
         }
     }
 }

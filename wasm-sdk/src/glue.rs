@@ -1,6 +1,7 @@
 //! Every import of the SDK: the `#[wasm_bindgen] extern` blocks of
-//! `js/glue.js` (the plumbing that waits, the page's classes, `MynaError`,
-//! localStorage and the cookie) and of the few browser globals called
+//! `js/glue.js` (the page's classes, `MynaError`, the page's life and its
+//! listeners), `js/transport.js` (requests and flushes), `js/storage.js`
+//! (localStorage and the cookie) and of the few browser globals called
 //! directly. Nothing else in the crate declares an import, so this file
 //! is the whole of what the Rust side asks of JavaScript.
 
@@ -112,19 +113,8 @@ extern "C" {
     #[wasm_bindgen(js_name = setDropped)]
     pub(crate) fn set_dropped(error: &JsValue, dropped: f64);
 
-    // ---- The asynchronous half: each waits, then calls `Driver::step`
-    // (`driver.rs`'s `Op`s, named alike in `js/glue.js`).
-
-    /// Runs `request`, then each next request `LOADED` gives; resolves
-    /// with `value` (rejects with the `MynaError` it throws).
-    pub(crate) fn load(driver: &JsValue, request: &JsValue, value: JsValue) -> Promise;
-
-    /// After the previous flush of this driver and holding the flush lock
-    /// `lock` (a lease renewed every `renew_ms` where Web Locks are
-    /// missing): `START` (told whether the flush is `eager`: the page's
-    /// own), a `DELIVER` for the answer to each request it gives, then
-    /// `DONE`.
-    pub(crate) fn flush(driver: &JsValue, lock: &str, eager: bool, renew_ms: f64) -> Promise;
+    // ---- The page's life and its listeners: each waits, then calls
+    // `Driver::step` (`driver.rs`'s `Op`s, named alike in `js/glue.js`).
 
     /// Calls `PERSIST` in a microtask.
     pub(crate) fn later(driver: &JsValue);
@@ -136,12 +126,28 @@ extern "C" {
     /// Calls each listener of `name` with `payload`, in order; one that
     /// throws does not stop the others.
     pub(crate) fn emit(listeners: &Array, name: &str, payload: &JsValue);
+}
+
+/// Requests and flushes (`js/transport.js`): each waits, then calls
+/// `Driver::step`.
+#[wasm_bindgen(module = "/js/transport.js")]
+extern "C" {
+    /// Runs `request`, then each next request `LOADED` gives; resolves
+    /// with `value` (rejects with the `MynaError` it throws).
+    pub(crate) fn load(driver: &JsValue, request: &JsValue, value: JsValue) -> Promise;
+
+    /// After the previous flush of this driver and holding the flush lock
+    /// `lock` (a lease renewed every `renew_ms` where Web Locks are
+    /// missing): `START` (told whether the flush is `eager`: the page's
+    /// own), a `DELIVER` for the answer to each request it gives, then
+    /// `DONE`.
+    pub(crate) fn flush(driver: &JsValue, lock: &str, eager: bool, renew_ms: f64) -> Promise;
 
     /// The `{ sent, dropped, requeued }` object of a `sync` event.
     pub(crate) fn counts(sent: f64, dropped: f64, requeued: f64) -> JsValue;
 
-    /// The request `[url, auth, body, timeoutMs, jsonp, tag]` as glue.js sends
-    /// it: a GET (a POST when there is a body) by fetch with `auth` as the
+    /// The request `[url, auth, body, timeoutMs, jsonp, tag]` as
+    /// transport.js sends it: a GET (a POST when there is a body) by fetch with `auth` as the
     /// `Authorization` header, or a JSONP script tag; `tag` comes back with
     /// the answer.
     pub(crate) fn request(
@@ -152,10 +158,12 @@ extern "C" {
         jsonp: bool,
         tag: &JsValue,
     ) -> JsValue;
+}
 
-    // ---- localStorage (a map for the page's life where it is blocked)
-    // and the cookie a full storage leaves the visitor's state in.
-
+/// localStorage (a map for the page's life where it is blocked) and the
+/// cookie a full storage leaves the visitor's state in (`js/storage.js`).
+#[wasm_bindgen(module = "/js/storage.js")]
+extern "C" {
     #[wasm_bindgen(js_name = getItem)]
     pub(crate) fn get_item(key: &str) -> Option<String>;
     #[wasm_bindgen(js_name = setItem)]

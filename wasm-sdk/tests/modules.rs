@@ -1,7 +1,7 @@
 //! The shape of `wasm-sdk/src`, read from the source: its modules form a
 //! DAG (no module reaches itself through `crate::` paths), the pure ones
 //! hold no JS value, every import is in `glue.rs`, and no file passes 500
-//! lines besides its tests. Prints the module graph (one `from -> to` line per
+//! lines besides its tests (nor any hand-written file of `js/`). Prints the module graph (one `from -> to` line per
 //! edge, then an order in which each module comes after what it uses):
 //!
 //!     cargo test -p myna-wasm-sdk --test modules -- --nocapture
@@ -260,4 +260,20 @@ fn the_rules_hold_no_js_values_and_every_import_is_in_glue() {
             "{path} is {lines} lines besides its tests"
         );
     }
+}
+
+#[test]
+fn no_hand_written_js_file_passes_500_lines() {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    let mut seen = 0;
+    for entry in fs::read_dir(&js).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "js") {
+            let lines = fs::read_to_string(&path).unwrap().lines().count();
+            assert!(lines <= 500, "{} is {lines} lines", path.display());
+            seen += 1;
+        }
+    }
+    // glue.js, transport.js, storage.js, index.js, boot.js.
+    assert!(seen >= 5, "only {seen} files in {}", js.display());
 }
