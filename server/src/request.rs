@@ -14,6 +14,15 @@ use poem::Request;
 use poem::http::header;
 use uuid::Uuid;
 
+/// Whether `request` asks for a page: a browser's navigation says
+/// `Accept: text/html` (scripts and `fetch` say `*/*` or JSON).
+pub fn accepts_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .is_some_and(|accept| accept.as_bytes().windows(9).any(|w| w == b"text/html"))
+}
+
 /// Reads the request's path as a proxy such as nginx would pass it on:
 /// repeated slashes are one (`//v2/experiment` is `/v2/experiment`, what a
 /// page whose API root ends in `/` asks for) and a trailing slash is none

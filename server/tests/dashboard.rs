@@ -2374,11 +2374,34 @@ async fn signed_in_an_unknown_path_is_the_dashboards_not_found_page_and_the_api_
         let problem: Value = serde_json::from_str(&answer.text).expect("JSON");
         assert_eq!(problem["typename"], "problem", "{path}");
     }
-    // Without a session: the API's 404 problem, as before.
+    // Without a session: the API's 404 problem to a script, ...
     let answer = d.send(Method::GET, "/nope", &[], None).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     let problem: Value = serde_json::from_str(&answer.text).expect("JSON");
     assert_eq!(problem["status"], 404);
+    // ... and to a browser's navigation a page with a title, a language
+    // and a way in, but no navigation (nothing of an account).
+    let navigation = [(
+        "accept",
+        "text/html,application/xhtml+xml,*/*;q=0.8".to_owned(),
+    )];
+    let answer = d.send(Method::GET, "/nope", &navigation, None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for part in [
+        "<html lang=\"en\">",
+        "<title>Not found · Myna</title>",
+        "href=\"/\"",
+    ] {
+        assert!(answer.text.contains(part), "{part}: {}", answer.text);
+    }
+    assert!(!answer.text.contains("Sign out"), "{}", answer.text);
+    assert!(!answer.text.contains("API keys"), "{}", answer.text);
 }
 
 #[tokio::test]

@@ -15,10 +15,11 @@ use crate::storage::HourTotals;
 /// hour always kept), so a page stays quick whatever the experiment's age.
 const MAX_POINTS: usize = 240;
 
-/// Line colours (Okabe–Ito, distinguishable with colour-blindness), each
-/// line also dashed differently.
+/// Line colours (Okabe–Ito, distinguishable with colour-blindness; its
+/// purple, orange and sky blue darkened to 3:1 against the page, WCAG
+/// 1.4.11), each line also dashed differently.
 pub const COLORS: [&str; 7] = [
-    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000",
+    "#0072b2", "#d55e00", "#009e73", "#c06a9b", "#b07d00", "#2b8cc4", "#000000",
 ];
 const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
 
@@ -358,6 +359,35 @@ mod tests {
         let now = weights(&experiment.arms(), &config);
         assert_eq!(h.weights[0].last(), now.first());
         assert_eq!(h.weights[1].last(), now.get(1));
+    }
+
+    /// WCAG's contrast ratio of two `#rrggbb` colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |hex: &str| {
+            assert!(hex.len() == 7 && hex[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+            let channel = |i: usize| {
+                let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)) / 255.0;
+                if c <= 0.03928 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+        };
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    #[test]
+    fn every_line_colour_stands_out_from_the_card_and_the_page() {
+        // dashboard.css: `--card: #fff`, `--bg: #f6f7fb`.
+        for background in ["#ffffff", "#f6f7fb"] {
+            for color in COLORS {
+                let ratio = contrast(color, background);
+                assert!(ratio >= 3.0, "{color} on {background}: {ratio:.2}:1");
+            }
+        }
     }
 
     #[test]

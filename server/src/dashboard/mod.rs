@@ -25,7 +25,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Body, Request, Response, Route, get, handler, post};
 
-use crate::request::{Params, read_body_up_to};
+use crate::request::{Params, accepts_html, read_body_up_to};
 use crate::state::AppState;
 
 mod charts;
@@ -191,16 +191,24 @@ async fn posted(
 
 /// The page for something that is not there (or is another account's).
 fn not_found(session: &Session, what: &str) -> Response {
-    html::html(StatusCode::NOT_FOUND, views::not_found(&session.csrf, what))
+    html::html(
+        StatusCode::NOT_FOUND,
+        views::not_found(Some(&session.csrf), what),
+    )
 }
 
 /// Any path outside `/v2` that is no page: the "Not found" page (404) for
-/// a session, as a browser shows it; without one the API's 404 problem, as
-/// before (a script probing the server gets JSON; nothing is revealed).
+/// a session, and for a browser's navigation without one (`Accept:
+/// text/html`; the page names nothing of an account); else the API's 404
+/// problem (a script probing the server gets JSON).
 #[handler]
 async fn unknown_path(request: &Request, Data(state): Data<&AppState>) -> poem::Result<Response> {
     match session::session(state, request).await {
         Ok(Some(session)) => Ok(not_found(&session, "page")),
+        Ok(None) if accepts_html(request) => Ok(html::html(
+            StatusCode::NOT_FOUND,
+            views::not_found(None, "page"),
+        )),
         Ok(None) => Err(poem::error::NotFoundError.into()),
         Err(problem) => Ok(unavailable(&problem)),
     }

@@ -150,9 +150,7 @@ fn may_offer_basic(request: &Request, params: &Params) -> bool {
     let browser = headers.contains_key("sec-fetch-mode")
         || headers.contains_key(header::ORIGIN)
         || headers.contains_key("upgrade-insecure-requests")
-        || headers
-            .get(header::ACCEPT)
-            .is_some_and(|accept| accept.as_bytes().windows(9).any(|w| w == b"text/html"));
+        || crate::request::accepts_html(request);
     let basic_refused = params.get("callback").is_some() || extract::records(request);
     !api_key && !browser && !basic_refused
 }

@@ -80,7 +80,7 @@ pub async fn export_csv(
         Ok((_, hours)) => export_response(ExportFormat::Csv, uuid, hours),
         Err(problem) => html::html(
             status_of(&problem),
-            crate::dashboard::views::not_found(&session.csrf, "history"),
+            crate::dashboard::views::not_found(Some(&session.csrf), "history"),
         ),
     }
 }

@@ -44,7 +44,7 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                 input type="hidden" name="uuid" value=(form_uuid(form.uuid));
                 p class="field" {
                     label for="name" { "Name" }
-                    input id="name" name="name" required maxlength=(NAME_MAXLENGTH) value=(form.name)
+                    input id="name" name="name" dir="auto" required maxlength=(NAME_MAXLENGTH) value=(form.name)
                         autofocus[problems.is_empty()]
                         aria-invalid=[marks.invalid("name")] aria-describedby=[marks.described("name", None)];
                 }
@@ -65,7 +65,7 @@ pub fn new_page(csrf: &str, form: &NewForm<'_>, problem: Option<&Problem>) -> Ma
                 }
                 p class="field" {
                     label for="variants" { "Variants" }
-                    textarea id="variants" name="variants" rows="4" required
+                    textarea id="variants" name="variants" dir="auto" rows="4" required
                         aria-invalid=[marks.invalid("variants")]
                         aria-describedby=[marks.described("variants", Some("variants-hint"))] {
                         (form.variants)
@@ -139,7 +139,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 div class="row" {
                     p class="field grow" {
                         label for="edit-name" { "Name" }
-                        input id="edit-name" name="name" required maxlength=(NAME_MAXLENGTH) value=(form.name)
+                        input id="edit-name" name="name" dir="auto" required maxlength=(NAME_MAXLENGTH) value=(form.name)
                             aria-invalid=[marks.invalid("edit-name")] aria-describedby=[marks.described("edit-name", None)];
                     }
                     p class="field" {
@@ -175,7 +175,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                         div class="row" {
                             p class="field grow" {
                                 label for=(name_field) { "Name" }
-                                input id=(name_field) name={ "v" (i) ".name" } required maxlength=(NAME_MAXLENGTH) value=(v.name)
+                                input id=(name_field) name={ "v" (i) ".name" } dir="auto" required maxlength=(NAME_MAXLENGTH) value=(v.name)
                                     aria-invalid=[marks.invalid(&name_field)] aria-describedby=[marks.described(&name_field, None)];
                             }
                             p class="field check" {
@@ -197,7 +197,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                 }
                 p class="field" {
                     label for="edit-add" { "Add variants" }
-                    textarea id="edit-add" name="add" rows="2"
+                    textarea id="edit-add" name="add" dir="auto" rows="2"
                         aria-invalid=[marks.invalid("edit-add")] aria-describedby=[marks.described("edit-add", Some("add-hint"))] {
                         (form.add)
                     }

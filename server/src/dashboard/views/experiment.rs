@@ -439,7 +439,7 @@ fn markup(e: &Experiment) -> Markup {
                 code { (e.id) } ": elements with the class " code id="markup-class" { (css_class(e)) } " belong to it, "
                 "and " code { "data-show" } " shows an element only for that variant."
             }
-            pre class="code" tabindex="0" aria-label="Markup for the variants" {
+            pre class="code" tabindex="0" role="region" aria-label="Markup for the variants" {
                 code id="markup-code" { (markup_code(e)) }
             }
         }
@@ -468,7 +468,7 @@ fn snippet(api_root: &str, e: &Experiment, keys: &[ApiKey]) -> Markup {
                     "(it is " (e.visibility.as_str()) " now): change its visibility below."
                 }
             }
-            pre class="code" tabindex="0" aria-label="The snippet" {
+            pre class="code" tabindex="0" role="region" aria-label="The snippet" {
                 code id="snippet-code" { (snippet_code(api_root, key, e)) }
             }
         }

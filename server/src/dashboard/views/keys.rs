@@ -42,7 +42,7 @@ pub fn keys_page(
             (csrf_field(csrf))
             p class="field grow" {
                 label for="key-name" { "Name " span class="muted" { "(where it is used, optional)" } }
-                input id="key-name" name="name" maxlength=(NAME_MAXLENGTH) placeholder="landing page" value=(typed)
+                input id="key-name" name="name" dir="auto" maxlength=(NAME_MAXLENGTH) placeholder="landing page" value=(typed)
                     aria-invalid=[marks.invalid("key-name")] aria-describedby=[marks.described("key-name", None)];
             }
             p class="field" { button type="submit" class="primary" { "Create API key" } }
@@ -113,7 +113,7 @@ fn deployments(api_root: &str, keys: &[ApiKey]) -> Markup {
                 div class="deployment" data-key=(key.uuid) {
                     h3 { "Key " q { bdi { (name) } } }
                     p { "Script tag:" }
-                    pre class="code" tabindex="0" aria-label={ "The script tag of the key " (name) } {
+                    pre class="code" tabindex="0" role="region" aria-label={ "The script tag of the key " (name) } {
                         code class="deployment-script" {
                             "<script src=\"" (base) "/myna.js\"></script>"
                         }

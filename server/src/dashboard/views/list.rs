@@ -89,7 +89,7 @@ fn search_form(search: &Search<'_>) -> Markup {
         form class="search" method="get" action="/" role="search" {
             p class="field grow" {
                 label for="q" { "Search" }
-                input id="q" name="q" type="search" placeholder="Name, id or uuid" value=(search.q.unwrap_or_default());
+                input id="q" name="q" dir="auto" type="search" placeholder="Name, id or uuid" value=(search.q.unwrap_or_default());
             }
             fieldset class="field" {
                 legend { "Visibility " span class="muted" { "(none ticked: all)" } }

@@ -254,16 +254,22 @@ pub fn notice(text: &str) -> Markup {
     html! { div class="alert ok" role="status" { p { (text) } } }
 }
 
-/// The page for something that is not there (or is another account's).
-pub fn not_found(csrf: &str, what: &str) -> Markup {
+/// The page for something that is not there (or is another account's);
+/// signed out (no `csrf`), without the navigation.
+pub fn not_found(csrf: Option<&str>, what: &str) -> Markup {
     let body = html! {
         section class="narrow" {
             h1 { "Not found" }
             p { "There is no such " (what) "." }
-            p { a href="/" { "Back to the experiments" } }
+            p { a href="/" { (if csrf.is_some() { "Back to the experiments" } else { "To the dashboard" }) } }
         }
     };
-    page("Not found", Nav::InExperiments, Some(csrf), body)
+    let nav = if csrf.is_some() {
+        Nav::InExperiments
+    } else {
+        Nav::None
+    };
+    page("Not found", nav, csrf, body)
 }
 
 /// An experiment's visibility as a badge.
