@@ -93,10 +93,54 @@ fn plain(fields: &[(&str, &str, &str)], path: &str) -> Option<Place> {
     })
 }
 
+/// The new form's fields, in the order the page shows them.
+const NEW_ORDER: [&str; 6] = ["name", "id", "visibility", "variants", "mode", "settings"];
+
+/// Where the edit form's `field` is on the page: name, id, visibility,
+/// traffic and settings, then each variant's name, removal and settings in
+/// the experiment's order, then the variants to add.
+fn edit_rank(field: &str) -> usize {
+    const TOP: [&str; 5] = [
+        "edit-name",
+        "edit-id",
+        "edit-visibility",
+        "edit-mode",
+        "edit-settings",
+    ];
+    if let Some(i) = TOP.iter().position(|f| *f == field) {
+        return i + 1;
+    }
+    let variant = field
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(i, part)| Some((i.parse::<usize>().ok()?, part)));
+    match variant {
+        Some((i, part)) => {
+            let within = match part {
+                "name" => 0,
+                "remove" => 1,
+                _ => 2,
+            };
+            TOP.len() + 1 + i.saturating_mul(3).saturating_add(within)
+        }
+        None => usize::MAX,
+    }
+}
+
+/// `problems` in the order of their fields on the page (`rank`), those
+/// about the whole form first, so the summary reads as the form does.
+fn in_form_order(
+    mut problems: Vec<FieldProblem>,
+    rank: impl Fn(&str) -> usize,
+) -> Vec<FieldProblem> {
+    problems.sort_by_key(|p| p.field.as_deref().map_or(0, &rank));
+    problems
+}
+
 impl NewForm<'_> {
     /// `problem` (of the create body this form made) placed on this form.
     pub fn problems(&self, problem: &Problem) -> Vec<FieldProblem> {
-        placed(problem, |path| {
+        let placed = placed(problem, |path| {
             // `variants[i]` is the i-th id line (blank lines are skipped).
             for (i, id) in ids(self.variants).enumerate() {
                 if let Some(at) = within(path, &format!("variants[{i}]")) {
@@ -115,6 +159,12 @@ impl NewForm<'_> {
                 ],
                 path,
             )
+        });
+        in_form_order(placed, |field| {
+            NEW_ORDER
+                .iter()
+                .position(|f| *f == field)
+                .map_or(usize::MAX, |i| i + 1)
         })
     }
 }
@@ -123,7 +173,7 @@ impl EditForm {
     /// `problem` (of the update body this form made, or of its save)
     /// placed on this form.
     pub fn problems(&self, problem: &Problem) -> Vec<FieldProblem> {
-        placed(problem, |path| {
+        let placed = placed(problem, |path| {
             for (i, v) in self.variants.iter().enumerate() {
                 // The stored id, as the paths have it (a browser sends a
                 // line break in the hidden id as CRLF).
@@ -160,7 +210,8 @@ impl EditForm {
                 ],
                 path,
             )
-        })
+        });
+        in_form_order(placed, edit_rank)
     }
 }
 
@@ -215,6 +266,57 @@ mod tests {
         }
         let whole = Problem::one(Message::new(Code::Conflict, "Changed."));
         assert_eq!(said(&form.problems(&whole)), (None, None, None));
+    }
+
+    fn several(paths: &[&str]) -> Problem {
+        let mut problem = at(paths[0]);
+        for path in &paths[1..] {
+            problem
+                .messages
+                .push(Message::at(Code::InvalidValue, *path, "Wrong."));
+        }
+        problem
+    }
+
+    fn fields(found: &[FieldProblem]) -> Vec<&str> {
+        found
+            .iter()
+            .map(|p| p.field.as_deref().unwrap_or("-"))
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_forms_problems_are_listed_as_the_form_reads() {
+        let form = NewForm {
+            variants: "red\nblue\n",
+            ..NewForm::default()
+        };
+        let found = form.problems(&several(&["settings.k", "variants[1]", "id", "name"]));
+        assert_eq!(fields(&found), ["name", "id", "variants", "settings"]);
+        let e = super::super::forms::tests::draft(&["green", "blue"]);
+        let mut form = EditForm::of(&e);
+        form.add = "new\n".into();
+        let found = form.problems(&several(&[
+            "settings",
+            "variantUpdates[\"new\"]",
+            "variantUpdates.blue.settings",
+            "variantUpdates.green.settings",
+            "variantUpdates.blue.name",
+            "name",
+            "elsewhere",
+        ]));
+        assert_eq!(
+            fields(&found),
+            [
+                "-",
+                "edit-name",
+                "edit-settings",
+                "v0-settings",
+                "v1-name",
+                "v1-settings",
+                "edit-add"
+            ]
+        );
     }
 
     #[test]
