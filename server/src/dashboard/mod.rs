@@ -18,7 +18,8 @@
 //! `/signin`, `/signout`, `/experiments/new`, `/experiments/{uuid}` (and
 //! `/reset`, `/delete`, `/export.csv`), `/keys` (and `/keys/{uuid}/revoke`),
 //! `/webhooks` (and `/webhooks/{uuid}/delete`), `/assets/…`; any other path
-//! is the "Not found" page when signed in.
+//! is the "Not found" page when signed in or asked for by a browser's
+//! navigation, else the API's 404 problem.
 
 use myna_core::{Code, Problem};
 use poem::http::StatusCode;
