@@ -17,9 +17,11 @@ const MAX_POINTS: usize = 240;
 
 /// Line colours (Okabe–Ito, distinguishable with colour-blindness; its
 /// purple, orange and sky blue darkened to 3:1 against the page, WCAG
-/// 1.4.11), each line also dashed differently.
+/// 1.4.11; ordered so that alike colours, blue and sky blue, orange and
+/// vermilion, never share a dash in the first two rounds), each line also
+/// dashed differently.
 pub const COLORS: [&str; 7] = [
-    "#0072b2", "#d55e00", "#009e73", "#c06a9b", "#b07d00", "#2b8cc4", "#000000",
+    "#0072b2", "#d55e00", "#009e73", "#b07d00", "#c06a9b", "#000000", "#2b8cc4",
 ];
 const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
 
@@ -386,6 +388,35 @@ mod tests {
             for color in COLORS {
                 let ratio = contrast(color, background);
                 assert!(ratio >= 3.0, "{color} on {background}: {ratio:.2}:1");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_of_one_dash_differ_clearly_in_colour_over_two_rounds() {
+        let rgb = |hex: &str| {
+            [1, 3, 5].map(|i| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)))
+        };
+        let rounds = 2 * COLORS.len();
+        for i in 0..rounds {
+            for j in i + 1..rounds {
+                if dash(i) != dash(j) {
+                    continue;
+                }
+                let (a, b) = (rgb(color(i)), rgb(color(j)));
+                let distance = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(
+                    distance >= 80.0,
+                    "lines {i} and {j}: {} and {}, both dashed {:?}",
+                    color(i),
+                    color(j),
+                    dash(i)
+                );
             }
         }
     }
