@@ -77,3 +77,39 @@ test("the package exports its wasm by name, for initSync (as bundlers and Node r
   assert.equal(out.status, 0, out.stderr);
   assert.equal(out.stdout.trim(), "a");
 });
+
+test("a fetch another script wrapped so that it never settles still ends at timeoutMs", () => {
+  // An ad blocker's or analytics script's wrapper that ignores the abort
+  // signal: the flush must still fail with `timeout`, keep the events, and
+  // not hold later flushes behind it.
+  const out = run(`
+    import { readFileSync } from "node:fs";
+    import { Myna, initSync } from "./index.js";
+    initSync(readFileSync("myna_sdk_bg.wasm"));
+    globalThis.fetch = () => new Promise(() => {});
+    const myna = await Myna.connect({ ...${options}, timeoutMs: 200 });
+    myna.experiment("${snapshot.uuid}").suggest();
+    const first = await myna.flush().then(() => "sent", (e) => e.code);
+    const second = await myna.flush().then(() => "sent", (e) => e.code);
+    console.log(first, second, myna.queued);
+    myna.close();
+  `);
+  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.stdout.trim(), "timeout timeout 1");
+});
+
+test("without queueMicrotask (old browsers), suggest still answers and the view is queued", () => {
+  const out = run(`
+    import { readFileSync } from "node:fs";
+    delete globalThis.queueMicrotask;
+    const { Myna, initSync } = await import("./index.js");
+    initSync(readFileSync("myna_sdk_bg.wasm"));
+    const myna = await Myna.connect(${options});
+    const variant = myna.experiment("${snapshot.uuid}").suggest();
+    await new Promise((ok) => setTimeout(ok, 50));
+    console.log(variant.id, myna.queued);
+    myna.close();
+  `);
+  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.stdout.trim(), "a 1");
+});

@@ -219,6 +219,10 @@ function asked() {
 // The attributes that take a URL a browser may follow or load.
 const URLS = /^@(href|src|action|formaction|xlink:href|data|poster|cite|ping|background)$/i;
 
+// SVG's animation elements, whose values set another attribute (an `href`
+// to `javascript:`): settings set none of their attributes.
+const ANIMATION = /^(animate|animateMotion|animateTransform|set)$/;
+
 // `x` resolved against the page when it is a URL of a scheme `schemes`
 // names (a relative one included), else undefined (`javascript:`…).
 function resolved(x, schemes) {
@@ -266,9 +270,16 @@ function show(e, v, navigate) {
     else if (k == "html") e.innerHTML = x;
     else if (k == "class") e.classList.add(...("" + x).split(/\s+/).filter(Boolean));
     // Never an event handler attribute (code from settings, which a CSP
-    // blocks anyway) nor `srcdoc`; a URL attribute only to a URL that is
-    // no script (`javascript:`), as `data-redirect`.
-    else if (k[0] == "@" && !/^@(on|srcdoc$)/i.test(k) && (!URLS.test(k) || resolved(x, /^(https?|mailto|tel):$/))) e.setAttribute(k.slice(1), x);
+    // blocks anyway) nor `srcdoc`, nor any of an SVG animation's; a URL
+    // attribute only to a URL that is no script (`javascript:`), as
+    // `data-redirect`.
+    else if (
+      k[0] == "@" &&
+      !/^@(on|srcdoc$)/i.test(k) &&
+      !ANIMATION.test(e.localName) &&
+      (!URLS.test(k) || resolved(x, /^(https?|mailto|tel):$/))
+    )
+      e.setAttribute(k.slice(1), x);
   }
   const to = r && value(v, r);
   const url = typeof to == "string" && to && resolved(to, /^https?:$/);
@@ -373,8 +384,10 @@ export function emit(list, name, payload) {
 
 // ---- Page life.
 
-// The queue is written in a microtask: a burst of events costs one write.
-export const later = (d) => queueMicrotask(() => d.step(PERSIST));
+// The queue is written in a microtask: a burst of events costs one write
+// (a resolved promise's, where queueMicrotask is missing: old browsers).
+const microtask = globalThis.queueMicrotask?.bind(globalThis) || ((f) => Promise.resolve().then(f));
+export const later = (d) => microtask(() => d.step(PERSIST));
 
 // A tick every `ms`, and the page events Rust reacts to, from the next task
 // (the page's first decisions come first), then "start"; `ms` 0 stops them

@@ -79,13 +79,16 @@ function script(url, end, timeout) {
 }
 
 // A fetch: no cookies, `auth` as the Authorization header, a text/plain body
-// (a CORS "simple" request: no preflight), aborted at the timeout.
+// (a CORS "simple" request: no preflight), aborted at the timeout, which
+// answers then whatever the fetch does (another script's wrapper of `fetch`
+// may ignore the signal and never settle; a later answer is ignored).
 function http(url, auth, body, end, timeout) {
   const abort = new AbortController();
   let late = false;
   timeout(() => {
     late = true;
     abort.abort();
+    end("timeout");
   });
   const headers = {};
   if (auth) headers.Authorization = auth;

@@ -282,6 +282,7 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
         <a class="myna-hero" data-bind="@onclick=title @href=title" id="link"></a>
         <a class="myna-hero" data-bind="@href=js @title=js" href="/as-written" id="js"></a>
         <a class="myna-hero" data-bind="@HREF=mail @srcdoc=title" id="mail"></a>
+        <svg><a><animate class="myna-hero" attributeName="href" data-bind="@values=js @to=js @from=title" id="anim"></animate></a></svg>
         <p class="myna-other" data-show="a" id="other">not this experiment's</p>
         "#,
     );
@@ -344,6 +345,13 @@ async fn bind_shows_hides_and_fills_in_the_chosen_variant_once() {
         Some("mailto:a@example.com")
     );
     assert_eq!(mail.get_attribute("srcdoc"), None, "never srcdoc");
+    // An SVG animation's values could set its parent's `href` to a script
+    // URL: none of its attributes comes from settings.
+    let anim = page.el("anim");
+    assert_eq!(anim.local_name(), "animate");
+    for name in ["values", "to", "from"] {
+        assert_eq!(anim.get_attribute(name), None, "an animation's {name}");
+    }
     assert_eq!(events(&ns).await, ["view b"]);
 
     // Again: the same variant, no second view.
