@@ -4,9 +4,10 @@
 //   stdin, from `wasm-opt --minify-imports-and-exports-and-modules`): the
 //   import object becomes one module "a" keyed by the short names, and
 //   `wasm.<export>` uses the short export names;
-// - inlines the snippets (js/glue.js and the files it imports beside it)
-//   and the entry js/index.js, so a page downloads one file; myna_sdk.js and snippets/ are removed (the
-//   declarations stay in myna_sdk.d.ts, which index.d.ts re-exports).
+// - inlines the snippets (js/glue.js and the files beside it that the
+//   wasm imports from) and the entry js/index.js, so a page downloads one
+//   file; myna_sdk.js and snippets/ are removed (the declarations stay in
+//   myna_sdk.d.ts, which index.d.ts re-exports).
 // Fails loudly if something is not where wasm-bindgen writes it.
 //   usage: node pack.mjs <pkg dir> < map.json
 import { readFileSync, rmSync, writeFileSync } from "node:fs";

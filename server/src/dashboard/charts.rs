@@ -363,19 +363,24 @@ mod tests {
         assert_eq!(h.weights[1].last(), now.get(1));
     }
 
+    /// The red, green and blue of a `#rrggbb` colour, from 0 to 255.
+    fn rgb(hex: &str) -> [f64; 3] {
+        assert!(hex.len() == 7 && hex[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+        [1, 3, 5].map(|i| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)))
+    }
+
     /// WCAG's contrast ratio of two `#rrggbb` colours.
     fn contrast(a: &str, b: &str) -> f64 {
         let luminance = |hex: &str| {
-            assert!(hex.len() == 7 && hex[1..].bytes().all(|b| b.is_ascii_hexdigit()));
-            let channel = |i: usize| {
-                let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)) / 255.0;
+            let [r, g, b] = rgb(hex).map(|c| {
+                let c = c / 255.0;
                 if c <= 0.03928 {
                     c / 12.92
                 } else {
                     ((c + 0.055) / 1.055).powf(2.4)
                 }
-            };
-            0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+            });
+            0.2126 * r + 0.7152 * g + 0.0722 * b
         };
         let (x, y) = (luminance(a), luminance(b));
         (x.max(y) + 0.05) / (x.min(y) + 0.05)
@@ -394,9 +399,6 @@ mod tests {
 
     #[test]
     fn lines_of_one_dash_differ_clearly_in_colour_over_two_rounds() {
-        let rgb = |hex: &str| {
-            [1, 3, 5].map(|i| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)))
-        };
         let rounds = 2 * COLORS.len();
         for i in 0..rounds {
             for j in i + 1..rounds {
