@@ -61,8 +61,14 @@ const GB_BUNDLE = join(repo, "node_modules", "@growthbook", "growthbook", "dist"
 const DATA = `const uuid = ${JSON.stringify(UUID)};
 const snapshot = ${JSON.stringify(SNAPSHOT)};
 const features = ${JSON.stringify(FEATURES)};`;
+// What a page logs once its figures are in `window`: the harness waits for
+// that console message instead of polling the page, so nothing of its own
+// runs in the page (an injected script, ~10 ms of parsing) while an SDK is
+// still loading.
+const DONE = "bench: done";
 const page = (script) =>
   `<!doctype html><html><head>${IMPORTS}</head><body><h1 id="headline">…</h1><script type="module">
+const DONE = ${JSON.stringify(DONE)};
 ${script}
 </script></body></html>`;
 
@@ -78,7 +84,8 @@ const myna = await Myna.connect({ apiRoot: location.origin + "/api", apiKey: "be
 const variant = myna.experiment(uuid).suggest();
 const decided = performance.now();
 document.getElementById("headline").textContent = variant.settings.label;
-window.decision = { variant: variant.name, evaluated, decided };`),
+window.decision = { variant: variant.name, evaluated, decided };
+console.log(DONE);`),
   growthbook: page(`import { GrowthBook, LocalStorageStickyBucketService } from "@growthbook/growthbook";
 const evaluated = performance.now();
 ${DATA}
@@ -95,7 +102,8 @@ await gb.init({ payload: { features } });
 const value = gb.getFeatureValue("headline", null);
 const decided = performance.now();
 document.getElementById("headline").textContent = value.label;
-window.decision = { variant: value.label, evaluated, decided, views: views.length };`),
+window.decision = { variant: value.label, evaluated, decided, views: views.length };
+console.log(DONE);`),
 };
 
 // The per-call figures, both SDKs in one page, rounds alternating which SDK
@@ -330,7 +338,8 @@ const results = {};
   results.long = { n: K, rounds: ROUNDS, below: median(long.below), full: median(long.full) };
 }
 results.isolated = crossOriginIsolated;
-window.results = results;`);
+window.results = results;
+console.log(DONE);`);
 
 // ---- A loopback static server (pages fulfilled by page.route cannot
 // reach loopback in Chromium): the pages, the package at /pkg/ and
@@ -389,8 +398,9 @@ async function open(context, site, path, key, timeout) {
   tab.on("pageerror", (e) => errors.push(e.message));
   const mark = site.fetched.length;
   try {
-    await tab.goto(site.origin + path);
-    await tab.waitForFunction((k) => window[k], key, { timeout, polling: 50 }).catch(() => {
+    const done = tab.waitForEvent("console", { predicate: (m) => m.text() === DONE, timeout });
+    await tab.goto(site.origin + path, { waitUntil: "commit" });
+    await done.catch(() => {
       throw new Error(`${path} did not finish: ${errors.join("; ") || "no page error"}`);
     });
     const value = await tab.evaluate((k) => window[k], key);
