@@ -109,7 +109,7 @@ const code = bodies.reduce((a, [, l]) => a + l, 0);
 // (Vec, String, str, iterators, panics), wasm-bindgen's runtime.
 const group = (n = "") => {
   const m = /^<?(?:&?(?:dyn )?)?([A-Za-z_][A-Za-z0-9_]*)(?:\[[0-9a-f]+\])?::([a-z_][a-z0-9_]*)?/.exec(n);
-  if (!n.includes("::") && /^(__wbg_)?(myna|experiment|driver)_/.test(n)) return "sdk: exports (client code inlined into them)";
+  if (!n.includes("::") && /^(__wbg_)?(myna|experiment|driver)_/.test(n)) return "sdk: exports (and the client code inlined into them)";
   if (!m) return /^__(externref|wbindgen)/.test(n) ? "wasm-bindgen runtime" : "(other)";
   const [, crate, module] = m;
   if (crate === "myna_wasm_sdk") return `sdk: ${module && !/^h[0-9a-f]{16}$/.test(module) ? module : "lib"}`;
