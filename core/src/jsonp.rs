@@ -93,10 +93,27 @@ fn is_identifier(segment: &str) -> bool {
 /// `callback` must have passed [`validate_callback`]. U+2028 and U+2029, legal
 /// in JSON strings but line terminators in older JavaScript, are escaped.
 pub fn wrap(callback: &str, json: &str) -> String {
-    let json = json
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029");
-    format!("/**/{callback}({json});")
+    let mut out = String::with_capacity(callback.len() + json.len() + 7);
+    out.push_str("/**/");
+    out.push_str(callback);
+    out.push('(');
+    // One pass; none at all where no character starts with byte E2 (all
+    // of U+2000 to U+2FFF do), as in an answer whose names are ASCII.
+    let mut rest = json;
+    if rest.as_bytes().contains(&0xE2) {
+        while let Some(at) = rest.find(['\u{2028}', '\u{2029}']) {
+            out.push_str(&rest[..at]);
+            out.push_str(if rest[at..].starts_with('\u{2028}') {
+                "\\u2028"
+            } else {
+                "\\u2029"
+            });
+            rest = &rest[at + '\u{2028}'.len_utf8()..];
+        }
+    }
+    out.push_str(rest);
+    out.push_str(");");
+    out
 }
 
 #[cfg(test)]
@@ -158,5 +175,11 @@ mod tests {
     fn wraps_with_comment_prefix_and_escapes_separators() {
         assert_eq!(wrap("cb", r#"{"a":1}"#), r#"/**/cb({"a":1});"#);
         assert_eq!(wrap("cb", "\"\u{2028}\""), "/**/cb(\"\\u2028\");");
+        // Both separators, their neighbours (same first bytes) and other
+        // non-ASCII text left as they are.
+        assert_eq!(
+            wrap("a.b", "[\"\u{2027}\u{2028}é\u{2029}\u{2029}\u{202A}🐦\"]"),
+            "/**/a.b([\"\u{2027}\\u2028é\\u2029\\u2029\u{202A}🐦\"]);"
+        );
     }
 }

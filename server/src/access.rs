@@ -63,9 +63,24 @@ impl RequestIds {
             Some(id) => id.to_owned(),
             None => {
                 let n = self.next.fetch_add(1, Ordering::Relaxed);
-                format!("{:08x}-{n:x}", self.prefix)
+                // As `format!("{prefix:08x}-{n:x}")`, without the formatting
+                // machinery (every request takes one).
+                let mut id = String::with_capacity(25);
+                push_hex(&mut id, u64::from(self.prefix), 8);
+                id.push('-');
+                push_hex(&mut id, n, 1);
+                id
             }
         }
+    }
+}
+
+/// Appends `value` in lowercase hexadecimal, at least `digits` digits.
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    let width = (64 - value.leading_zeros()).div_ceil(4).max(digits);
+    for shift in (0..width).rev() {
+        let nibble = (value >> (4 * shift)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
     }
 }
 
@@ -189,5 +204,32 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
             response.headers_mut().insert(REQUEST_ID, value);
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hexadecimal() {
+        for (prefix, n) in [
+            (0, 0),
+            (0, 1),
+            (0xab, 0x10),
+            (0x1234_5678, 0xfff),
+            (u32::MAX, u64::MAX),
+        ] {
+            let mut id = String::new();
+            push_hex(&mut id, u64::from(prefix), 8);
+            id.push('-');
+            push_hex(&mut id, n, 1);
+            assert_eq!(id, format!("{prefix:08x}-{n:x}"));
+        }
+        let ids = RequestIds::default();
+        let request = Request::builder().finish();
+        let (first, second) = (ids.of(&request), ids.of(&request));
+        assert_eq!(first, format!("{:08x}-1", ids.prefix));
+        assert_eq!(second, format!("{:08x}-2", ids.prefix));
     }
 }

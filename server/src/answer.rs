@@ -53,7 +53,7 @@ pub const CHALLENGE_WITH_BASIC: &str =
 /// Seconds a client should wait before retrying a 503 (`Retry-After`).
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
-fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
+fn respond(format: &Format, status: StatusCode, json: String) -> Response {
     let builder = Response::builder().header(header::CACHE_CONTROL, "no-store");
     match format {
         Format::Json => {
@@ -72,17 +72,17 @@ fn respond(format: &Format, status: StatusCode, json: &str) -> Response {
             builder
                 .status(status)
                 .content_type("application/json")
-                .body(json.to_owned())
+                .body(json)
         }
         // A script any page may load.
         Format::Jsonp(callback) => any_page_may_load(builder.status(StatusCode::OK))
             .content_type("application/javascript; charset=utf-8")
-            .body(jsonp::wrap(callback, json)),
+            .body(jsonp::wrap(callback, &json)),
     }
 }
 
 /// A successful answer: 200 with `json` (already serialized).
-pub fn ok_response(format: &Format, json: &str) -> Response {
+pub fn ok_response(format: &Format, json: String) -> Response {
     respond(format, StatusCode::OK, json)
 }
 
@@ -101,7 +101,7 @@ pub fn problem_response(format: &Format, problem: &Problem, now_ms: i64) -> Resp
         }
         _ => problem,
     };
-    let mut response = respond(format, status, &problem.to_json(now_ms).to_string());
+    let mut response = respond(format, status, problem.to_json(now_ms).to_string());
     let retry_after = problem
         .messages
         .iter()
@@ -181,13 +181,9 @@ fn any_page_may_load(builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
 }
 
 /// An answer or a problem.
-pub fn result_response<T: AsRef<str>>(
-    format: &Format,
-    result: Result<T, Problem>,
-    now_ms: i64,
-) -> Response {
+pub fn result_response(format: &Format, result: Result<String, Problem>, now_ms: i64) -> Response {
     match result {
-        Ok(json) => ok_response(format, json.as_ref()),
+        Ok(json) => ok_response(format, json),
         Err(problem) => problem_response(format, &problem, now_ms),
     }
 }
@@ -433,7 +429,7 @@ mod tests {
         let jsonp = problem_response(&Format::Jsonp("cb".into()), &unavailable, 0);
         let text = body(jsonp).await;
         assert!(text.contains(r#""data":{"retryAfter":1}"#), "{text}");
-        let script = ok_response(&Format::Jsonp("cb".into()), "{}");
+        let script = ok_response(&Format::Jsonp("cb".into()), "{}".to_owned());
         assert_eq!(
             script.headers().get("cross-origin-resource-policy"),
             Some(&HeaderValue::from_static("cross-origin"))

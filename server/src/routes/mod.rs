@@ -221,7 +221,7 @@ async fn in_callback(response: Response, params: &Params, now_ms: i64) -> Respon
     match extract::asked_by(&Method::GET, params) {
         Ok(format @ Format::Jsonp(_)) => {
             let body = response.into_body().into_string().await.unwrap_or_default();
-            ok_response(&format, &body)
+            ok_response(&format, body)
         }
         Ok(Format::Json) => response,
         // An invalid or repeated callback: its plain 400, as at any endpoint.

@@ -101,7 +101,7 @@ fn form(state: &AppState, caller: Caller, uuid: Uuid, serve: bool) -> Result<Str
                     }
                 })
                 .flatten();
-            summary.map(|s| s.to_string()).ok_or_else(missing)
+            summary.map(|s| String::from(&*s)).ok_or_else(missing)
         }
         Access::Complete => {
             let key = state.cache.resolve(caller.account(), uuid);
