@@ -193,7 +193,7 @@ impl AppState {
             options.clock.clone(),
             options.metrics.clone(),
             options.max_experiments,
-        );
+        )?;
         let keys = Arc::new(Keys::default());
         let background = Background::spawn(
             writer,

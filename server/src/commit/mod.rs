@@ -150,14 +150,14 @@ fn gone() -> Problem {
 
 impl Committer {
     /// Starts the writer; it ends once every `Committer` clone is dropped and
-    /// the queue is drained.
+    /// the queue is drained. Fails when its thread cannot start.
     pub fn start(
         storage: Arc<dyn Storage>,
         cache: Arc<Cache>,
         clock: Clock,
         metrics: Arc<Metrics>,
         max_experiments: usize,
-    ) -> (Committer, JoinHandle<()>) {
+    ) -> Result<(Committer, JoinHandle<()>), StorageError> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let writes = WriteHealth::new(storage.clone(), metrics.storage_errors.clone());
         let committer = Committer {
@@ -175,8 +175,8 @@ impl Committer {
             metrics,
             max_experiments,
             jobs,
-        );
-        (committer, handle)
+        )?;
+        Ok((committer, handle))
     }
 
     /// Records a validated batch durably; answers whether it was counted

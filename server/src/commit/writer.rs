@@ -41,7 +41,9 @@ struct Writer {
 }
 
 /// Starts the writer on `jobs`: on a thread of its own where the backend
-/// has a blocking group commit (SQLite), else as a task.
+/// has a blocking group commit (SQLite), else as a task. Fails when that
+/// thread cannot start (a process or thread limit): a server without its
+/// writer would answer every change and record 503.
 pub(super) fn start(
     storage: Arc<dyn Storage>,
     writes: Arc<WriteHealth>,
@@ -50,7 +52,7 @@ pub(super) fn start(
     metrics: Arc<Metrics>,
     max_experiments: usize,
     jobs: mpsc::Receiver<Job>,
-) -> JoinHandle<()> {
+) -> Result<JoinHandle<()>, StorageError> {
     let writer = Writer {
         metrics,
         writes,
@@ -64,7 +66,7 @@ pub(super) fn start(
     };
     match writer.storage.blocking_recorder() {
         Some(recorder) => writer.spawn_thread(jobs, recorder),
-        None => tokio::spawn(writer.run(jobs)),
+        None => Ok(tokio::spawn(writer.run(jobs))),
     }
 }
 
@@ -126,28 +128,36 @@ impl Writer {
     /// backend's blocking group commit: a group costs one wake-up of this
     /// thread and one of each waiting request, with no hop to a driver's
     /// thread inside it. Its other jobs still await the async storage
-    /// calls (driven from this thread). The handle ends when the thread does.
+    /// calls (driven from this thread). The handle ends when the thread
+    /// does. A writer that panicked ends the process (exit code 70): nothing
+    /// could be recorded or changed any more, while `/healthz` would still
+    /// answer; a supervisor restarts it (everything acknowledged is stored).
     fn spawn_thread(
         mut self,
         jobs: mpsc::Receiver<Job>,
         recorder: BlockingRecorder,
-    ) -> JoinHandle<()> {
+    ) -> Result<JoinHandle<()>, StorageError> {
         self.recorder = Some(recorder);
         let runtime = tokio::runtime::Handle::current();
         let (done, finished) = oneshot::channel::<()>();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("myna-writer".into())
             .spawn(move || {
                 runtime.block_on(self.run(jobs));
                 let _ = done.send(());
-            });
-        tokio::spawn(async move {
-            match spawned {
-                Ok(_) if finished.await.is_ok() => {}
-                Ok(_) => tracing::error!("the commit writer's thread panicked"),
-                Err(error) => tracing::error!(%error, "the commit writer's thread did not start"),
+            })
+            .map_err(|error| {
+                StorageError::Unavailable(format!(
+                    "the commit writer's thread did not start: {error} \
+                     (a limit on processes or threads, such as ulimit -u?)"
+                ))
+            })?;
+        Ok(tokio::spawn(async move {
+            if finished.await.is_err() {
+                tracing::error!("the commit writer's thread panicked: the server stops");
+                std::process::exit(70);
             }
-        })
+        }))
     }
 
     async fn commit(&mut self, group: Vec<(Recording, Reply<bool>)>) {
