@@ -125,7 +125,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            max_connections: files::connection_cap(None, None),
+            max_connections: files::connection_cap(None, None, 0),
             header_timeout: HEADER_TIMEOUT,
             body_timeout: crate::request::BODY_TIMEOUT,
             body_budget: crate::request::BodyBudget::default(),
@@ -160,6 +160,11 @@ pub async fn serve<E: Endpoint + 'static>(
     let mut tasks = JoinSet::new();
     let mut failures: Option<u64> = None;
     let (mut evictions, mut refusals) = (Throttled::default(), Throttled::default());
+    // A burst of accept failures is logged (its start, then its end with
+    // how many accepts failed); at a file limit bursts can follow each
+    // other every few ms, so at most one burst per LOG_EVERY is, the line
+    // saying how many began since the last one logged.
+    let (mut bursts, mut burst_logged) = (Throttled::default(), false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -171,7 +176,9 @@ pub async fn serve<E: Endpoint + 'static>(
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if let Some(failed) = failures.take() {
+                    if let Some(failed) = failures.take()
+                        && std::mem::take(&mut burst_logged)
+                    {
                         tracing::info!(failed, "accepting connections again");
                     }
                     let max = served.settings.max_connections;
@@ -203,9 +210,13 @@ pub async fn serve<E: Endpoint + 'static>(
                     tasks.spawn(connection::serve(stream, peer, served, entry, stopping));
                 }
                 Err(error) if out_of_resources(&error) => {
-                    if failures.is_none() {
+                    if failures.is_none()
+                        && let Some(bursts) = bursts.one()
+                    {
+                        burst_logged = true;
                         tracing::warn!(
                             %error,
+                            bursts,
                             "cannot accept connections; retrying every {} ms",
                             ACCEPT_BACKOFF.as_millis()
                         );

@@ -359,7 +359,8 @@ pub async fn finish_within(
 /// (raised to the hard limit first), and the timeouts.
 fn settings(args: &ConnectionArgs, metrics: Arc<Metrics>) -> Settings {
     let file_limit = files::raise_open_file_limit();
-    let max_connections = files::connection_cap(file_limit, args.max_connections);
+    let max_connections =
+        files::connection_cap(file_limit, args.max_connections, files::open_files());
     match file_limit {
         Some(limit) => {
             tracing::info!("open-file limit {limit}: at most {max_connections} client connections")
