@@ -2366,6 +2366,13 @@ async fn signed_in_an_unknown_path_is_the_dashboards_not_found_page_and_the_api_
             "{path}"
         );
         assert!(page.text.contains("There is no such page."), "{path}");
+        // The navigation, with no item current or highlighted.
+        assert!(page.text.contains("aria-label=\"Main\""), "{path}");
+        assert!(
+            !page.text.contains("aria-current") && !page.text.contains("class=\"current\""),
+            "{path}: {}",
+            page.text
+        );
     }
     // The API and the health check keep their JSON problems, session or not.
     for path in ["/v2/nope", "/v2", "/v2/experiment/x/y/z"] {
@@ -2445,7 +2452,9 @@ async fn only_the_list_is_the_current_page_and_the_visibility_select_names_its_h
         format!("/experiments/{uuid}"),
         format!("/experiments/{uuid}/reset"),
         format!("/experiments/new?uuid={uuid}"),
-        "/nope".to_owned(),
+        // An unknown experiment; an unknown address highlights nothing
+        // (`signed_in_an_unknown_path_is_the_dashboards_not_found_page...`).
+        "/experiments/00000000-0000-4000-8000-000000000000".to_owned(),
     ] {
         let page = d.page(&browser, &path).await;
         assert!(

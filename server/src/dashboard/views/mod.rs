@@ -34,6 +34,9 @@ pub enum Nav {
     Keys,
     /// The webhooks page.
     Webhooks,
+    /// A page of no item (an unknown address): the navigation, no item
+    /// current.
+    Elsewhere,
     /// No navigation (signed out).
     None,
 }
@@ -255,7 +258,9 @@ pub fn notice(text: &str) -> Markup {
 }
 
 /// The page for something that is not there (or is another account's);
-/// signed out (no `csrf`), without the navigation.
+/// signed out (no `csrf`), without the navigation. Signed in, the
+/// experiments are highlighted for an experiment (or its history), no
+/// item for anything else (an unknown address, a key, a webhook).
 pub fn not_found(csrf: Option<&str>, what: &str) -> Markup {
     let body = html! {
         section class="narrow" {
@@ -264,10 +269,10 @@ pub fn not_found(csrf: Option<&str>, what: &str) -> Markup {
             p { a href="/" { (if csrf.is_some() { "Back to the experiments" } else { "To the dashboard" }) } }
         }
     };
-    let nav = if csrf.is_some() {
-        Nav::InExperiments
-    } else {
-        Nav::None
+    let nav = match (csrf, what) {
+        (None, _) => Nav::None,
+        (Some(_), "experiment" | "history") => Nav::InExperiments,
+        (Some(_), _) => Nav::Elsewhere,
     };
     page("Not found", nav, csrf, body)
 }
