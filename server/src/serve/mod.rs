@@ -265,7 +265,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     let (state, background) = AppState::start(storage.clone(), options)
         .await
-        .map_err(|e| format!("cannot load experiments: {e}"))?;
+        .map_err(|e| {
+            format!("cannot start (loading the experiments, starting the commit writer): {e}")
+        })?;
     let mut settings = settings(&args.connections, metrics.clone());
     settings.tls.clone_from(&tls);
     let (stop, stopping) = tokio::sync::watch::channel(false);
