@@ -52,6 +52,20 @@ pub fn push_decimal(out: &mut String, n: u64) {
     }
 }
 
+/// Appends `n` in lower-case hexadecimal, at least `digits` digits (what
+/// `format!("{n:0digits$x}")` writes).
+pub fn push_hex(out: &mut String, n: u64, digits: u32) {
+    let width = (u64::BITS - n.leading_zeros())
+        .div_ceil(4)
+        .max(digits)
+        .max(1);
+    for shift in (0..width).rev() {
+        // Digits past the sixteenth are zeros (a shift of 64 or more is none).
+        let nibble = n.checked_shr(4 * shift).unwrap_or(0) & 15;
+        out.push(char::from(HEX[nibble as usize]));
+    }
+}
+
 /// Appends a signed `n` in decimal (what `to_string` writes).
 pub fn push_integer(out: &mut String, n: i64) {
     if n < 0 {

@@ -7,7 +7,7 @@
 use myna_core::event::{parse_record_body, record_body};
 use myna_core::model::{Experiment, Variant, Visibility, empty_object};
 use myna_core::wire::{
-    parse_decimal, parse_uuid, push_decimal, push_integer, push_json_string, url_decode,
+    parse_decimal, parse_uuid, push_decimal, push_hex, push_integer, push_json_string, url_decode,
     url_encode, uuid_text,
 };
 use myna_core::{Code, Event, EventType, Message, Problem, RecordBatch};
@@ -170,6 +170,27 @@ fn decimals_are_written_as_to_string_writes_them() {
         let mut out = String::new();
         push_integer(&mut out, n);
         assert_eq!(out, n.to_string());
+    }
+}
+
+#[test]
+fn hexadecimals_are_written_as_format_writes_them() {
+    for n in [
+        0,
+        1,
+        0xab,
+        0x10,
+        0xfff,
+        0x1234_5678,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ] {
+        for digits in [0, 1, 8, 20] {
+            let mut out = String::from("x");
+            push_hex(&mut out, n, digits);
+            let width = digits as usize;
+            assert_eq!(out, format!("x{n:0width$x}"), "{n} {digits}");
+        }
     }
 }
 

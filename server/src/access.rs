@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use myna_core::wire;
 use poem::http::{HeaderName, HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use tracing::Instrument;
@@ -66,21 +67,12 @@ impl RequestIds {
                 // As `format!("{prefix:08x}-{n:x}")`, without the formatting
                 // machinery (every request takes one).
                 let mut id = String::with_capacity(25);
-                push_hex(&mut id, u64::from(self.prefix), 8);
+                wire::push_hex(&mut id, u64::from(self.prefix), 8);
                 id.push('-');
-                push_hex(&mut id, n, 1);
+                wire::push_hex(&mut id, n, 1);
                 id
             }
         }
-    }
-}
-
-/// Appends `value` in lowercase hexadecimal, at least `digits` digits.
-fn push_hex(out: &mut String, value: u64, digits: u32) {
-    let width = (64 - value.leading_zeros()).div_ceil(4).max(digits);
-    for shift in (0..width).rev() {
-        let nibble = (value >> (4 * shift)) & 0xf;
-        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
     }
 }
 
@@ -213,19 +205,6 @@ mod tests {
 
     #[test]
     fn request_ids_are_the_prefix_and_the_counter_in_hexadecimal() {
-        for (prefix, n) in [
-            (0, 0),
-            (0, 1),
-            (0xab, 0x10),
-            (0x1234_5678, 0xfff),
-            (u32::MAX, u64::MAX),
-        ] {
-            let mut id = String::new();
-            push_hex(&mut id, u64::from(prefix), 8);
-            id.push('-');
-            push_hex(&mut id, n, 1);
-            assert_eq!(id, format!("{prefix:08x}-{n:x}"));
-        }
         let ids = RequestIds::default();
         let request = Request::builder().finish();
         let (first, second) = (ids.of(&request), ids.of(&request));
