@@ -13,6 +13,7 @@ use super::html;
 use super::session::Session;
 use super::views::{keys::keys_page, notice as notice_box};
 use super::{not_found, posted, signed_in};
+use crate::dashboard::views::Nav;
 use crate::proxy::api_root;
 use crate::request::Params;
 use crate::service::keys::{create_api_key, revoke_api_key};
@@ -82,11 +83,11 @@ pub async fn revoke(
         Err(refusal) => return refusal,
     };
     let Ok(uuid) = Uuid::parse_str(&uuid) else {
-        return not_found(&session, "API key");
+        return not_found(&session, Nav::Elsewhere, "API key");
     };
     match revoke_api_key(state, session.account, uuid).await {
         Ok(true) => html::redirect("/keys?done=revoked", &[]),
-        Ok(false) => not_found(&session, "API key"),
+        Ok(false) => not_found(&session, Nav::Elsewhere, "API key"),
         Err(problem) => keys_problem(state, request, &session, &problem, "").await,
     }
 }

@@ -37,6 +37,7 @@ pub mod session;
 mod views;
 mod webhooks;
 
+use crate::dashboard::views::Nav;
 use session::Session;
 
 /// Adds the dashboard's routes to `route`, then its "Not found" page for
@@ -190,11 +191,12 @@ async fn posted(
     Ok((session, form))
 }
 
-/// The page for something that is not there (or is another account's).
-fn not_found(session: &Session, what: &str) -> Response {
+/// The page for something that is not there (or is another account's),
+/// the navigation at `nav`.
+fn not_found(session: &Session, nav: Nav, what: &str) -> Response {
     html::html(
         StatusCode::NOT_FOUND,
-        views::not_found(Some(&session.csrf), what),
+        views::not_found(nav, Some(&session.csrf), what),
     )
 }
 
@@ -205,10 +207,10 @@ fn not_found(session: &Session, what: &str) -> Response {
 #[handler]
 async fn unknown_path(request: &Request, Data(state): Data<&AppState>) -> poem::Result<Response> {
     match session::session(state, request).await {
-        Ok(Some(session)) => Ok(not_found(&session, "page")),
+        Ok(Some(session)) => Ok(not_found(&session, Nav::Elsewhere, "page")),
         Ok(None) if accepts_html(request) => Ok(html::html(
             StatusCode::NOT_FOUND,
-            views::not_found(None, "page"),
+            views::not_found(Nav::None, None, "page"),
         )),
         Ok(None) => Err(poem::error::NotFoundError.into()),
         Err(problem) => Ok(unavailable(&problem)),

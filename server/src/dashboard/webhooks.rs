@@ -17,6 +17,7 @@ use super::session::Session;
 use super::views::notice as notice_box;
 use super::views::webhooks::{Added, webhooks_page};
 use super::{not_found, posted, signed_in};
+use crate::dashboard::views::Nav;
 use crate::request::Params;
 use crate::service::experiments::of_account;
 use crate::service::webhooks::{self, create_webhook, delete_webhook};
@@ -149,11 +150,11 @@ pub async fn delete(
         Err(refusal) => return refusal,
     };
     let Ok(uuid) = Uuid::parse_str(&uuid) else {
-        return not_found(&session, "webhook");
+        return not_found(&session, Nav::Elsewhere, "webhook");
     };
     match delete_webhook(state, session.account, uuid).await {
         Ok(true) => html::redirect("/webhooks?done=deleted", &[]),
-        Ok(false) => not_found(&session, "webhook"),
+        Ok(false) => not_found(&session, Nav::Elsewhere, "webhook"),
         Err(problem) => {
             page(
                 state,

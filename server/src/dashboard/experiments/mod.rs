@@ -30,6 +30,7 @@ pub use listing::list;
 pub use new::{create, new_form};
 pub use page::{edit, export_csv, show};
 
+use crate::dashboard::views::Nav;
 use actions::Done;
 
 /// The notice a request's `done` parameter asks for, if any.
@@ -49,7 +50,7 @@ async fn owned(state: &AppState, session: &Session, uuid: &str) -> Result<Snapsh
     let owner = Caller::Owner {
         account: session.account,
     };
-    let not_found = || Box::new(not_found(session, "experiment"));
+    let not_found = || Box::new(not_found(session, Nav::InExperiments, "experiment"));
     let uuid = Uuid::parse_str(uuid).map_err(|_| not_found())?;
     visible_fresh(state, owner, uuid)
         .await

@@ -16,6 +16,7 @@ use crate::answer::export_response;
 use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::dashboard::session::Session;
+use crate::dashboard::views::Nav;
 use crate::dashboard::views::experiment::{Extras, experiment_page};
 use crate::dashboard::{html, posted, signed_in};
 use crate::proxy::api_root;
@@ -80,7 +81,7 @@ pub async fn export_csv(
         Ok((_, hours)) => export_response(ExportFormat::Csv, uuid, hours),
         Err(problem) => html::html(
             status_of(&problem),
-            crate::dashboard::views::not_found(Some(&session.csrf), "history"),
+            crate::dashboard::views::not_found(Nav::InExperiments, Some(&session.csrf), "history"),
         ),
     }
 }

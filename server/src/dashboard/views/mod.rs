@@ -257,11 +257,10 @@ pub fn notice(text: &str) -> Markup {
     html! { div class="alert ok" role="status" { p { (text) } } }
 }
 
-/// The page for something that is not there (or is another account's);
-/// signed out (no `csrf`), without the navigation. Signed in, the
-/// experiments are highlighted for an experiment (or its history), no
-/// item for anything else (an unknown address, a key, a webhook).
-pub fn not_found(csrf: Option<&str>, what: &str) -> Markup {
+/// The page for something that is not there (or is another account's),
+/// with the navigation `nav` (the item of what was asked for, or
+/// [`Nav::Elsewhere`]); signed out (no `csrf`), without the navigation.
+pub fn not_found(nav: Nav, csrf: Option<&str>, what: &str) -> Markup {
     let body = html! {
         section class="narrow" {
             h1 { "Not found" }
@@ -269,11 +268,7 @@ pub fn not_found(csrf: Option<&str>, what: &str) -> Markup {
             p { a href="/" { (if csrf.is_some() { "Back to the experiments" } else { "To the dashboard" }) } }
         }
     };
-    let nav = match (csrf, what) {
-        (None, _) => Nav::None,
-        (Some(_), "experiment" | "history") => Nav::InExperiments,
-        (Some(_), _) => Nav::Elsewhere,
-    };
+    let nav = if csrf.is_some() { nav } else { Nav::None };
     page("Not found", nav, csrf, body)
 }
 
