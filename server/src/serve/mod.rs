@@ -226,6 +226,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     let clock = Clock::system();
     let passwords = Passwords::new();
+    passwords
+        .started()
+        .map_err(|error| format!("cannot start: {error}"))?;
     let first = bootstrap(
         storage.as_ref(),
         &passwords,
