@@ -561,8 +561,48 @@ fn errors_of_the_http_layer_are_problems() {
     exchange(addr, get("/healthz", &header_lines(35, 2000))).problem(431);
     // Over 100 fields.
     exchange(addr, get("/healthz", &header_lines(120, 1))).problem(431);
-    // A NUL in a header value: hyper's parser refuses it.
-    exchange(addr, get("/healthz", b"X-Nul: a\0b\r\n")).problem(400);
+    // What hyper's parser refuses: the part of the head it could not read
+    // is the problem's path.
+    let refused = |request: &[u8]| {
+        let problem = exchange(addr, request.to_vec()).problem(400);
+        problem["messages"][0]["path"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    // A NUL in a header value; a header name with a space.
+    assert_eq!(refused(&get("/healthz", b"X-Nul: a\0b\r\n")), "headers");
+    assert_eq!(refused(&get("/healthz", b"Bad Name: b\r\n")), "headers");
+    // A body framing that is not chunked, or two lengths.
+    let post =
+        |headers: &str| format!("POST /v2/user/login HTTP/1.1\r\nHost: myna\r\n{headers}\r\n");
+    for (headers, path) in [
+        ("Transfer-Encoding: identity\r\n", "Transfer-Encoding"),
+        (
+            "Transfer-Encoding: chunked, identity\r\n",
+            "Transfer-Encoding",
+        ),
+        ("Content-Length: abc\r\n", "Content-Length"),
+        (
+            "Content-Length: 1\r\nContent-Length: 2\r\n",
+            "Content-Length",
+        ),
+    ] {
+        assert_eq!(refused(post(headers).as_bytes()), path, "{headers}");
+    }
+    // The request line's parts.
+    assert_eq!(
+        refused(b"G(T /healthz HTTP/1.1\r\nHost: myna\r\n\r\n"),
+        "method"
+    );
+    assert_eq!(
+        refused(b"GET /a\xffb HTTP/1.1\r\nHost: myna\r\n\r\n"),
+        "target"
+    );
+    assert_eq!(
+        refused(b"GET /healthz HTTP/3.1\r\nHost: myna\r\n\r\n"),
+        "version"
+    );
     // A byte that is not ASCII where Myna reads the header.
     let problem = exchange(
         addr,
@@ -571,7 +611,7 @@ fn errors_of_the_http_layer_are_problems() {
     .problem(400);
     assert_eq!(problem["messages"][0]["path"], "Authorization", "{problem}");
     // Not HTTP at all.
-    exchange(addr, b"HELLO\r\n\r\n".to_vec()).problem(400);
+    assert_eq!(refused(b"HELLO\r\n\r\n"), "method");
     // HTTP/2 with prior knowledge: frames it reads, a SETTINGS then a GOAWAY
     // whose error is HTTP_1_1_REQUIRED (0xd), then the end.
     let mut stream = connect(addr);

@@ -278,7 +278,8 @@ async fn serve_stream<E, S>(
         }
     };
     if let Some(status) = io.own_answer() {
-        let problem = limits::hyper_problem(status, io.first_line_unfinished());
+        let error = result.as_ref().err().map(ToString::to_string);
+        let problem = limits::hyper_problem(status, io.first_line_unfinished(), error.as_deref());
         tracing::debug!(%peer, status, "a request head hyper could not read");
         let bytes = raw(served.problem(&problem)).await;
         let stream = io.stream();

@@ -168,14 +168,71 @@ pub fn malformed() -> Problem {
 
 /// The problem that replaces an answer hyper wrote by itself (a bare status
 /// for a head it could not parse). `request_line_unfinished`: the head was
-/// too large before its first line even ended, so it is the URI.
-pub fn hyper_problem(status: u16, request_line_unfinished: bool) -> Problem {
+/// too large before its first line even ended, so it is the URI. `error`:
+/// hyper's error, which names the part of the head it could not read.
+pub fn hyper_problem(status: u16, request_line_unfinished: bool, error: Option<&str>) -> Problem {
     match status {
         414 => uri_too_long(),
         431 if request_line_unfinished => uri_too_long(),
         431 => headers_too_large(),
-        _ => malformed(),
+        _ => error
+            .and_then(unreadable_part)
+            .map_or_else(malformed, |(path, message)| {
+                with_status(400, Message::at(Code::InvalidValue, path, message))
+            }),
     }
+}
+
+/// The part of a request head that hyper's parse error (its description,
+/// which names no header) says it could not read, as a problem's path and
+/// message; `None` for an error that names no part.
+fn unreadable_part(error: &str) -> Option<(&'static str, &'static str)> {
+    let parts: [(&str, &str, &str); 7] = [
+        (
+            "invalid HTTP method parsed",
+            "method",
+            "The request line's method is not an HTTP method (a token such as GET or POST).",
+        ),
+        (
+            "invalid HTTP version parsed",
+            "version",
+            "The request line must end with HTTP/1.1 (or HTTP/1.0).",
+        ),
+        (
+            "invalid URI",
+            "target",
+            "The request target (the path and query) is not a valid URI: \
+             percent-encode spaces, quotes and bytes that are not ASCII.",
+        ),
+        (
+            "invalid content-length parsed",
+            "Content-Length",
+            "Content-Length must be one decimal number (sent twice, the same number).",
+        ),
+        (
+            "invalid transfer-encoding parsed",
+            "Transfer-Encoding",
+            "Transfer-Encoding must end with chunked, the only framing of a \
+             request body served (identity is not one), and not be sent with HTTP/1.0.",
+        ),
+        (
+            "unexpected transfer-encoding parsed",
+            "Transfer-Encoding",
+            "Transfer-Encoding must end with chunked, the only framing of a \
+             request body served (identity is not one), and not be sent with HTTP/1.0.",
+        ),
+        (
+            "invalid HTTP header parsed",
+            "headers",
+            "A header field cannot be read: its name is not a token (no spaces, \
+             colons or control characters) or its value holds a control character \
+             such as NUL.",
+        ),
+    ];
+    parts
+        .iter()
+        .find(|(description, _, _)| error.starts_with(description))
+        .map(|&(_, path, message)| (path, message))
 }
 
 /// 400: a plain HTTP request on the port that serves HTTPS.
@@ -318,9 +375,9 @@ mod tests {
 
     #[test]
     fn hyper_answers_become_the_same_problems() {
-        assert_eq!(hyper_problem(414, false), uri_too_long());
-        assert_eq!(hyper_problem(431, true), uri_too_long());
-        assert_eq!(hyper_problem(431, false), headers_too_large());
-        assert_eq!(hyper_problem(400, false).status, 400);
+        assert_eq!(hyper_problem(414, false, None), uri_too_long());
+        assert_eq!(hyper_problem(431, true, None), uri_too_long());
+        assert_eq!(hyper_problem(431, false, None), headers_too_large());
+        assert_eq!(hyper_problem(400, false, None), malformed());
     }
 }
