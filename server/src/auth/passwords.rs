@@ -27,7 +27,7 @@ struct Gate {
     permits: Arc<Semaphore>,
     size: usize,
     /// The threads' queue; they end when the last clone drops it.
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     /// Why some of the threads asked for did not start, if any did not.
     not_started: Option<String>,
     waiting: AtomicUsize,
@@ -128,7 +128,7 @@ impl Passwords {
             gate: Arc::new(Gate {
                 permits: Arc::new(Semaphore::new(size)),
                 size,
-                jobs: Mutex::new(jobs),
+                jobs,
                 not_started,
                 waiting: AtomicUsize::new(0),
                 verified: AtomicU64::new(0),
@@ -198,13 +198,7 @@ impl Passwords {
             let _permit = permit;
             let _ = reply.send(work());
         });
-        let sent = self
-            .gate
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job);
-        if sent.is_err() {
+        if self.gate.jobs.send(job).is_err() {
             tracing::error!("no password hashing thread is running");
             return Err(Problem::internal());
         }
