@@ -152,6 +152,10 @@ fn refused(status: u16, path: &str, message: &str) -> Problem {
 /// Every `charset` parameter of a `Content-Type` value, unquoted (a `;` or
 /// `charset=` inside a quoted value is part of that value).
 fn charsets_of(content_type: &str) -> Vec<String> {
+    if !content_type.contains(';') {
+        // No parameters (`application/json`): nothing to copy.
+        return Vec::new();
+    }
     let mut parameters = vec![String::new()];
     let mut quoted = false;
     let mut escaped = false;
