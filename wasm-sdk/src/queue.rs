@@ -162,12 +162,13 @@ impl Batch {
     }
 
     /// Bytes this batch takes in storage (its body, its claims and a little
-    /// framing; a claim takes at most 30: `[seq,token,reward],` with 32-bit
-    /// tokens and a view's without its reward).
+    /// framing; a claim takes at most 32: `[seq,token,reward,1],` with
+    /// 32-bit tokens, a seq under 100,000, and a drawn view's without its
+    /// reward).
     fn bytes(&self) -> usize {
         // Every claim counted (one without a seq, from before claims, is not
         // stored): constant time, as enforcing the bounds at each event needs.
-        self.json.len() + self.experiment.len() + 80 + self.claims.len() * 30
+        self.json.len() + self.experiment.len() + 80 + self.claims.len() * 32
     }
 }
 

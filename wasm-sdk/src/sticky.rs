@@ -15,6 +15,10 @@
 //! rewarded one view at once, exactly one is counted. Only an event whose
 //! loss is certain is dropped (its seq is held by another token, or its
 //! view's reward by another id); a view too old to be remembered is kept.
+//! A view the page made itself (`view`, not a draw of `suggest`) is never
+//! dropped for another tab's view at its seq: tabs viewing at the same
+//! time each showed their variant, and each view (and its one reward)
+//! counts.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -31,6 +35,9 @@ pub(crate) struct Entry {
     pub(crate) token: u64,
     /// The id of the reward claimed for it, 0 when none.
     pub(crate) reward: u64,
+    /// Shown by the page's own `view` call, not drawn by `suggest`: its
+    /// events are kept whatever view holds its seq (see [`keeps`]).
+    pub(crate) shown: bool,
 }
 
 /// What a queued event claims: the view it is or rewards, and (a reward)
@@ -48,15 +55,26 @@ pub(crate) struct Sticky {
     pub(crate) views: Vec<Entry>,
 }
 
-/// The state after a new view of `variant` named `token` (by `suggest` or
-/// `view`), and the claim its event carries: the next seq after the views
+/// The state after a new view of `variant` named `token` drawn by
+/// `suggest`, and the claim its event carries: the next seq after the views
 /// this tab knows of.
 pub(crate) fn view(state: &Sticky, variant: &str, token: u64) -> (Sticky, Claim) {
+    viewed(state, variant, token, false)
+}
+
+/// The state after a view of `variant` the page showed itself (`view`),
+/// and its claim: as [`view`]'s, marked `shown`.
+pub(crate) fn shown(state: &Sticky, variant: &str, token: u64) -> (Sticky, Claim) {
+    viewed(state, variant, token, true)
+}
+
+fn viewed(state: &Sticky, variant: &str, token: u64, shown: bool) -> (Sticky, Claim) {
     let seq = state.views.last().map_or(1, |e| e.seq.saturating_add(1));
     let claim = Entry {
         seq,
         token,
         reward: 0,
+        shown,
     };
     let mut views = state.views.clone();
     views.push(claim);
@@ -79,7 +97,7 @@ pub(crate) fn rewarded(state: &Sticky, reward: u64, token: u64) -> (Sticky, Clai
         next.views.push(Entry {
             seq: 1,
             token,
-            reward: 0,
+            ..Entry::default()
         });
     }
     let mut claim = Entry::default();
@@ -92,17 +110,18 @@ pub(crate) fn rewarded(state: &Sticky, reward: u64, token: u64) -> (Sticky, Clai
 }
 
 /// Whether an event with `claim` is still the one counted, by the shared
-/// `state` as it settled: false only when its view's seq is held by
-/// another token (another tab's view at the same moment won) or, for a
-/// reward, its view's reward by another id.
+/// `state` as it settled: false only when, for a reward, its view's reward
+/// is held by another id, or when its view was drawn by `suggest` and its
+/// seq is held by another token (another tab's draw at the same moment
+/// won). A view the page showed itself is kept (with its reward) even when
+/// another tab's view took its seq.
 pub(crate) fn keeps(state: &Sticky, claim: &Claim) -> bool {
     if claim.seq == 0 {
         return true;
     }
-    match state.views.iter().find(|e| e.seq == claim.seq) {
-        None => true,
-        Some(e) if e.token != claim.token => false,
+    match state.views.iter().find(|e| e.token == claim.token) {
         Some(e) => claim.reward == 0 || e.reward == 0 || e.reward == claim.reward,
+        None => claim.shown || state.views.iter().all(|e| e.seq != claim.seq),
     }
 }
 
@@ -232,7 +251,7 @@ mod tests {
             &Entry {
                 seq: 2,
                 token: 2,
-                reward: 0
+                ..Entry::default()
             }
         ));
         assert!(keeps(
@@ -240,7 +259,7 @@ mod tests {
             &Entry {
                 seq: 20,
                 token: 20,
-                reward: 0
+                ..Entry::default()
             }
         ));
     }
@@ -262,6 +281,26 @@ mod tests {
         // Rewards of the views that lost go with them.
         let (_, ra) = rewarded(&view(&empty, "x", 101).0, 55, 0);
         assert!(!keeps(&later, &ra));
+    }
+
+    #[test]
+    fn views_tabs_showed_at_once_all_count_with_their_rewards() {
+        // Two tabs each showed a variant by `view` at the same moment: both
+        // took seq 2 after the visitor's first view; tab b wrote last.
+        let (first, _) = view(&Sticky::default(), "x", 1);
+        let (_, a) = shown(&first, "x", 11);
+        let (settled, b) = shown(&first, "y", 12);
+        assert_eq!((a.seq, b.seq), (2, 2));
+        assert!(keeps(&settled, &a) && keeps(&settled, &b));
+        // Each tab's reward of its own view counts too, once.
+        let (_, ra) = rewarded(&shown(&first, "x", 11).0, 21, 0);
+        let (settled, rb) = rewarded(&settled, 22, 0);
+        assert!(ra.shown && keeps(&settled, &ra) && keeps(&settled, &rb));
+        let (_, again) = rewarded(&shown(&first, "y", 12).0, 23, 0);
+        assert!(!keeps(&settled, &again), "b's view was rewarded by 22");
+        // A draw of `suggest` that lost its seq still goes.
+        let (_, drawn) = view(&first, "x", 13);
+        assert!(!keeps(&settled, &drawn));
     }
 
     #[test]
@@ -291,7 +330,8 @@ mod tests {
             Entry {
                 seq: 1,
                 token: 77,
-                reward: 9
+                reward: 9,
+                shown: false
             }
         );
         assert!(keeps(&next, &claim));

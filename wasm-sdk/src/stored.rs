@@ -82,9 +82,12 @@ pub(crate) fn write_queue_from(
                 push_decimal(&mut out, u64::from(c.seq));
                 out.push(',');
                 push_decimal(&mut out, c.token);
-                if c.reward > 0 {
+                if c.reward > 0 || c.shown {
                     out.push(',');
                     push_decimal(&mut out, c.reward);
+                }
+                if c.shown {
+                    out.push_str(",1");
                 }
                 out.push(']');
             }
@@ -252,7 +255,7 @@ pub(crate) fn write_sticky(state: &Sticky) -> String {
                 }
                 push_decimal(&mut out, n);
             }
-            out.push(']');
+            out.push_str(if e.shown { ",1]" } else { "]" });
         }
         out.push(']');
     }
@@ -273,13 +276,14 @@ pub(crate) fn read_sticky<J: Json>(value: Option<&J>) -> Sticky {
     }
 }
 
-/// `[[seq, token, reward], …]` as claims (a malformed one reads as no claim).
+/// `[[seq, token, reward, shown], …]` as claims, `reward` and `shown` (1)
+/// optional (a malformed one reads as no claim).
 fn read_claims<J: Json>(value: &J) -> Vec<Entry> {
     let Some(list) = value.items() else {
         return Vec::new();
     };
     list.map(|e| {
-        let mut n = [0.0; 3];
+        let mut n = [0.0; 4];
         if let Some(parts) = e.items() {
             for (slot, part) in n.iter_mut().zip(parts) {
                 *slot = part.number().unwrap_or(0.0);
@@ -289,6 +293,7 @@ fn read_claims<J: Json>(value: &J) -> Vec<Entry> {
             seq: n[0] as u32,
             token: n[1] as u64,
             reward: n[2] as u64,
+            shown: n[3] == 1.0,
         }
     })
     .collect()
@@ -399,15 +404,22 @@ mod tests {
             seq: 99_999,
             token: 4_294_967_295,
             reward: 4_294_967_295,
+            shown: true,
         };
         q.push("e", view("a", 1), c, || Uuid::from_u128(1));
-        let v = Entry { reward: 0, ..c };
+        let v = Entry {
+            reward: 0,
+            shown: false,
+            ..c
+        };
         q.push("e", view("a", 2), v, || Uuid::from_u128(1));
+        let s = Entry { reward: 0, ..c };
+        q.push("e", view("a", 3), s, || Uuid::from_u128(1));
         let stored: Value = serde_json::from_str(&write_queue(&q, 1.0, false, Some(0))).unwrap();
         let big = 4_294_967_295u64;
         assert_eq!(
             stored["q"][0]["k"],
-            serde_json::json!([[99_999, big, big], [99_999, big]])
+            serde_json::json!([[99_999, big, big, 1], [99_999, big], [99_999, big, 0, 1]])
         );
         assert!(
             write_queue(&q, 1.0, false, Some(0)).len() <= q.bytes(),
@@ -424,10 +436,20 @@ mod tests {
     fn a_stored_queue_reads_back_as_it_was_written() {
         let mut q = queue(2);
         let mut next = ids();
-        let claim = |seq, token, reward| Entry { seq, token, reward };
+        let claim = |seq, token, reward| Entry {
+            seq,
+            token,
+            reward,
+            shown: false,
+        };
         q.push("e1", view("a", 1), claim(1, 11, 0), &mut next);
         q.push("e1", view("b\"\u{1}é", -2), claim(2, 12, 0), &mut next);
         q.push("e1", view("c", 3), Claim::default(), &mut next);
+        let shown = Entry {
+            shown: true,
+            ..claim(3, 14, 0)
+        };
+        q.push("e1", view("c", 5), shown, &mut next);
         let reward = Event {
             typename: EventType::Reward,
             variant: "a".into(),
@@ -466,7 +488,12 @@ mod tests {
         let batch = &stored.batches[0];
         assert_eq!((batch.id, batch.sealed), (None, false));
         assert_eq!(batch.events, vec![view("a", 1)]);
-        let claim = |seq, token, reward| Entry { seq, token, reward };
+        let claim = |seq, token, reward| Entry {
+            seq,
+            token,
+            reward,
+            shown: false,
+        };
         assert_eq!(
             batch.claims,
             vec![claim(1, 2, 0), claim(0, 0, 0), claim(3, 0, 4)]
@@ -490,5 +517,12 @@ mod tests {
         );
         assert_eq!(read_sticky::<&Value>(None), Sticky::default());
         assert_eq!(read_sticky(Some(&&parse("[1]"))), Sticky::default());
+        // A view the page showed itself is marked.
+        let (state, _) = crate::sticky::shown(&state, "c", 13);
+        assert_eq!(
+            write_sticky(&state),
+            r#"{"v":"c","r":false,"c":[[1,12,34],[2,13,0,1]]}"#
+        );
+        assert_eq!(read_sticky(Some(&&parse(&write_sticky(&state)))), state);
     }
 }

@@ -237,7 +237,7 @@ impl<H: Host> Tab<H> {
         };
         if fresh {
             let event = self.validate(variants, "view", &id, None)?;
-            self.record_view(uuid, &id, event);
+            self.record_view(uuid, &id, event, false);
         }
         self.claims.show(uuid, Some(&id));
         Ok(id)
@@ -251,14 +251,16 @@ impl<H: Host> Tab<H> {
         variant: &str,
     ) -> Result<(), Problem> {
         let event = self.validate(variants, "view", variant, None)?;
-        self.record_view(uuid, variant, event);
+        self.record_view(uuid, variant, event, true);
         Ok(())
     }
 
-    /// Claims the view in the visitor's shared state, then queues it.
-    fn record_view(&mut self, uuid: &str, variant: &str, event: Event) {
+    /// Claims the view in the visitor's shared state, then queues it;
+    /// `shown`: the page's own `view`, not a draw of `suggest`.
+    fn record_view(&mut self, uuid: &str, variant: &str, event: Event, shown: bool) {
         let state = self.claims.state(&self.host, uuid);
-        let (next, claim) = sticky::view(&state, variant, self.token());
+        let viewed = if shown { sticky::shown } else { sticky::view };
+        let (next, claim) = viewed(&state, variant, self.token());
         self.claims.show(uuid, Some(variant));
         self.set_sticky(uuid, next);
         self.enqueue(uuid, event, claim);

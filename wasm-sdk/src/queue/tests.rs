@@ -234,7 +234,7 @@ fn a_batch_loses_events_whose_claims_lost_only_before_it_is_sealed() {
     let claim = |seq, token| Entry {
         seq,
         token,
-        reward: 0,
+        ..Entry::default()
     };
     let mut q = queue(10);
     q.push("e", view("a", 1), claim(1, 11), || Uuid::from_u128(1));

@@ -559,11 +559,40 @@ fn a_full_queue_rewrites_its_stored_base_once_per_tenth_of_its_room_not_per_even
 fn drawn_at_once(host: &TestHost) -> (Tab<TestHost>, Tab<TestHost>) {
     let mut a = tab(host, false);
     let mut b = tab(host, false);
-    a.view(E, &variants(), "a").unwrap();
-    b.view(E, &variants(), "b").unwrap();
+    assert_eq!(a.suggest(E, &variants(), &[1.0, 0.0]).unwrap(), "a");
+    assert_eq!(b.suggest(E, &variants(), &[0.0, 1.0]).unwrap(), "b");
     a.persist();
     b.persist();
     (a, b)
+}
+
+#[test]
+fn views_two_tabs_showed_at_once_each_count_with_their_rewards() {
+    // Both tabs' pages call `view` at the same moment (neither has seen
+    // the other's write): each showed its variant, so each view counts,
+    // and each tab's reward of it.
+    let host = TestHost::new();
+    let mut first = tab(&host, false);
+    first.view(E, &variants(), "a").unwrap();
+    first.persist();
+    let mut a = tab(&host, false);
+    let mut b = tab(&host, false);
+    a.view(E, &variants(), "a").unwrap();
+    b.view(E, &variants(), "b").unwrap();
+    assert!(a.reward(E, &variants(), None).unwrap());
+    assert!(b.reward(E, &variants(), None).unwrap());
+    a.persist();
+    b.persist();
+    let mut server = Myna::default();
+    flush(&mut first, false, |r| server.take(r));
+    flush(&mut a, false, |r| server.take(r));
+    flush(&mut b, false, |r| server.take(r));
+    let mut events = server.events.clone();
+    events.sort();
+    assert_eq!(
+        events,
+        ["reward a", "reward b", "view a", "view a", "view b"]
+    );
 }
 
 #[test]
