@@ -1,8 +1,9 @@
 //! The database failing under a running server, in process: an SQLite file
 //! behind a storage wrapper that can make every call fail at once (the
 //! database away), refuse only commits (a full disk that still takes the
-//! health probe's small write) or never answer (frozen). `/healthz` after a
-//! short outage, and a graceful shutdown while the database never answers.
+//! health probe's small write), never answer (frozen) or wait (held).
+//! `/healthz` after a short outage, a graceful shutdown while the database
+//! never answers, and a batch queued behind a change that hides it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ enum Mode {
     RefusingCommits,
     /// No call ever answers, closing included.
     Frozen,
+    /// Calls wait until the mode changes, then run as it says.
+    Held,
 }
 
 /// SQLite behind a switch (see [`Mode`]); counts the probe's writes.
@@ -60,17 +63,21 @@ impl Faulty {
             0 => Mode::Normal,
             1 => Mode::Away,
             2 => Mode::RefusingCommits,
-            _ => Mode::Frozen,
+            3 => Mode::Frozen,
+            _ => Mode::Held,
         }
     }
 
     /// The call, as the mode has it when it runs.
     fn gate<'a, T: Send + 'a>(&'a self, call: Fut<'a, T>) -> Fut<'a, T> {
         Box::pin(async move {
+            while self.mode() == Mode::Held {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             match self.mode() {
                 Mode::Away => Err(StorageError::Unavailable("connection refused".into())),
                 Mode::Frozen => std::future::pending().await,
-                Mode::Normal | Mode::RefusingCommits => call.await,
+                Mode::Normal | Mode::RefusingCommits | Mode::Held => call.await,
             }
         })
     }
@@ -313,10 +320,13 @@ impl Running {
         };
         self.state
             .committer
-            .record(Recording {
-                experiment: self.experiment,
-                batch,
-            })
+            .record(
+                Recording {
+                    experiment: self.experiment,
+                    batch,
+                },
+                myna_core::Access::Complete,
+            )
             .await
     }
 
@@ -437,7 +447,9 @@ async fn a_shutdown_ends_though_the_database_never_answers() {
             batch: Some(Uuid::new_v4()),
             events: vec![],
         };
-        committer.record(Recording { experiment, batch }).await
+        committer
+            .record(Recording { experiment, batch }, myna_core::Access::Complete)
+            .await
     });
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -553,4 +565,61 @@ async fn record_calls_behind_a_hung_commit_answer_503_within_their_own_5_s() {
     );
     let first = tokio::time::timeout(Duration::from_secs(15), first).await;
     assert_eq!(first.expect("an answer").unwrap().unwrap_err().status, 503);
+}
+
+#[tokio::test]
+async fn an_api_key_batch_queued_behind_a_change_to_draft_is_refused_and_not_stored() {
+    let server = running().await;
+    let uuid = server.experiment;
+    let account = server.state.cache.experiment(uuid).unwrap().account_id;
+    // The owner sets the experiment to draft: the writer takes the change,
+    // whose storage call waits...
+    server.faulty.set(Mode::Held);
+    let committer = server.state.committer.clone();
+    let change = tokio::spawn(async move {
+        let body = br#"{"visibility":"draft"}"#.to_vec();
+        committer
+            .change(Change::Update {
+                uuid,
+                account,
+                body,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...while a page's batch, validated against the published experiment
+    // still cached, is queued behind it.
+    let state = server.state.clone();
+    let recorded = tokio::spawn(async move {
+        let caller = myna_server::auth::Caller::Key {
+            account,
+            key: Uuid::new_v4(),
+        };
+        let batch = RecordBatch {
+            batch: Some(Uuid::new_v4()),
+            events: vec![Event {
+                typename: EventType::View,
+                variant: "a".into(),
+                amount: None,
+                timestamp: START_MS,
+            }],
+        };
+        myna_server::service::experiments::record(&state, caller, uuid, batch).await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.faulty.set(Mode::Normal);
+    change.await.unwrap().unwrap();
+    // Refused as the key's call on a draft is (404), and nothing stored:
+    // the answer and the counts agree.
+    let problem = recorded.await.unwrap().unwrap_err();
+    assert_eq!(problem.status, 404, "{problem:?}");
+    let stored = server.faulty.inner.experiment(uuid).await.unwrap();
+    let views: Vec<u64> = stored
+        .unwrap()
+        .unwrap()
+        .variants
+        .iter()
+        .map(|v| v.views)
+        .collect();
+    assert_eq!(views, [0, 0]);
 }

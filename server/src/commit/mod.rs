@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use myna_core::{Experiment, Problem};
+use myna_core::{Access, Experiment, Problem};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -95,7 +95,7 @@ pub enum Change {
 type Reply<T> = oneshot::Sender<Result<T, Problem>>;
 
 enum Job {
-    Record(Recording, Reply<bool>),
+    Record(Recording, Access, Reply<bool>),
     Change(Change, Reply<Option<Arc<Experiment>>>),
     Refresh(oneshot::Sender<Result<KeysGone, StorageError>>),
 }
@@ -121,7 +121,7 @@ pub struct Committer {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Job::Record(r, _) => write!(f, "Record({})", r.experiment),
+            Job::Record(r, _, _) => write!(f, "Record({})", r.experiment),
             Job::Change(c, _) => write!(f, "Change({c:?})"),
             Job::Refresh(_) => f.write_str("Refresh"),
         }
@@ -184,11 +184,14 @@ impl Committer {
     /// A call waits at most [`RECORD_DEADLINE`] in all, however long the
     /// commits before its own take: then it answers 503, and its batch is
     /// not committed unless the writer had taken it already (a retry with
-    /// the same batch id counts once either way).
-    pub async fn record(&self, recording: Recording) -> Result<bool, Problem> {
+    /// the same batch id counts once either way). `access`: what the
+    /// caller may see of the experiment; as the writer takes the batch, one
+    /// it may no longer see (an API key's, of an experiment set to draft
+    /// since) is refused, 404, and not stored.
+    pub async fn record(&self, recording: Recording, access: Access) -> Result<bool, Problem> {
         let (reply, answer) = oneshot::channel();
         let waited = tokio::time::timeout(RECORD_DEADLINE, async {
-            self.enqueue(Job::Record(recording, reply))
+            self.enqueue(Job::Record(recording, access, reply))
                 .await
                 .map_err(|_| gone())?;
             answer.await.map_err(|_| gone())?

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use myna_core::experiment::{apply_update, id_clashes, id_taken, unique_id};
-use myna_core::{Experiment, Problem};
+use myna_core::{Access, Experiment, Problem};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -91,18 +91,18 @@ impl Writer {
                 Job::Refresh(reply) => {
                     let _ = reply.send(self.refresh().await);
                 }
-                Job::Record(recording, reply) => {
+                Job::Record(recording, access, reply) => {
                     let mut events = recording.batch.events.len();
-                    let mut group = vec![(recording, reply)];
+                    let mut group = vec![(recording, access, reply)];
                     while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
                         let taken = jobs.try_recv();
                         if taken.is_ok() {
                             self.metrics.queue_depth.dec();
                         }
                         match taken {
-                            Ok(Job::Record(recording, reply)) => {
+                            Ok(Job::Record(recording, access, reply)) => {
                                 events += recording.batch.events.len();
-                                group.push((recording, reply));
+                                group.push((recording, access, reply));
                             }
                             Ok(other) => {
                                 next = Some(other);
@@ -114,7 +114,7 @@ impl Writer {
                     // Calls that gave up (past their deadline, answered
                     // 503) are not committed now: nothing of theirs was
                     // acknowledged.
-                    group.retain(|(_, reply)| !reply.is_closed());
+                    group.retain(|(_, _, reply)| !reply.is_closed());
                     if !group.is_empty() {
                         self.commit(group).await;
                     }
@@ -160,12 +160,16 @@ impl Writer {
         }))
     }
 
-    async fn commit(&mut self, group: Vec<(Recording, Reply<bool>)>) {
+    async fn commit(&mut self, group: Vec<(Recording, Access, Reply<bool>)>) {
         let (recordings, replies): (Vec<_>, Vec<_>) = group
             .into_iter()
-            .filter_map(|(recording, reply)| {
-                // Deleted since the request was validated: as if recorded, then deleted.
-                if self.cache.experiment(recording.experiment).is_some() {
+            .filter_map(|(recording, access, reply)| {
+                // Deleted, or hidden from the caller (an API key's batch of
+                // an experiment set to draft), since the request was
+                // validated: refused as then, nothing stored. (The changes
+                // before it in the queue are applied to the cache already.)
+                let experiment = self.cache.experiment(recording.experiment);
+                if experiment.is_some_and(|e| access.may_see(e.visibility)) {
                     Some((recording, reply))
                 } else {
                     let uuid = recording.experiment.to_string();

@@ -256,7 +256,29 @@ pub async fn record(
             experiment: state.cache.resolve(caller.account(), uuid),
             batch,
         };
-        state.committer.record(recording).await?;
+        state.committer.record(recording, caller.access()).await?;
+        // Stored: answered as a success even if the experiment was hidden
+        // from the caller since (set to draft on another instance).
+        return form_of_recorded(state, caller, uuid);
     }
     served_form(state, caller, uuid)
+}
+
+/// The answer to a record the writer stored: the experiment's form as the
+/// caller's access gives it, whatever its visibility now (the writer
+/// checked it when it took the batch); missing only if it was deleted since.
+fn form_of_recorded(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
+    let key = state.cache.resolve(caller.account(), uuid);
+    let now = state.now_ms();
+    let form = match caller.access() {
+        Access::Summary => state
+            .cache
+            .serve_summary(key, now)
+            .map(|summary| String::from(&*summary)),
+        Access::Complete => state
+            .cache
+            .serve_snapshot(key, now)
+            .map(|snapshot| snapshot.read_form(Access::Complete)),
+    };
+    form.ok_or_else(|| missing(state, caller, uuid))
 }
