@@ -583,6 +583,7 @@ async fn an_api_key_batch_queued_behind_a_change_to_draft_is_refused_and_not_sto
                 uuid,
                 account,
                 body,
+                unless: None,
             })
             .await
     });

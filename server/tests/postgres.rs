@@ -1770,3 +1770,87 @@ fn through_a_pooler_that_refuses_startup_options_the_servers_timeouts_still_hold
     drop(lock);
     assert_eq!(http(server.addr, "GET", &read, &owner, "").unwrap().0, 200);
 }
+
+/// The dashboard's edit form saves only over the definition it was loaded
+/// with, checked on the definition as stored: another instance's change
+/// this instance's cache has not heard of yet is not undone (409).
+#[tokio::test]
+async fn an_update_made_unless_changed_checks_the_definition_as_stored() {
+    use myna_core::{Code, Experiment, Problem, Variant, Visibility};
+    use myna_server::auth::Passwords;
+    use myna_server::commit::Change;
+    use myna_server::service::experiments::{Precondition, update_experiment_unless};
+    use myna_server::storage::postgres::PostgresStorage;
+    use myna_server::storage::{Account, Storage};
+    use myna_server::{AppState, Options};
+
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let storage: Arc<dyn Storage> = Arc::new(PostgresStorage::open(&database.url).await.unwrap());
+    let account = Account {
+        id: uuid::Uuid::new_v4(),
+        email: "me@example.com".into(),
+        password_hash: "$argon2id$stub".into(),
+        created_ms: 0,
+    };
+    storage.create_account(&account).await.unwrap();
+    let options = Options {
+        passwords: Passwords::fast_for_tests(),
+        ..Options::default()
+    };
+    let (state, _background) = AppState::start(storage.clone(), options).await.unwrap();
+    let experiment = Experiment {
+        uuid: uuid::Uuid::new_v4(),
+        alias: None,
+        id: "stale".into(),
+        account_id: account.id,
+        name: "Loaded".into(),
+        visibility: Visibility::Published,
+        settings: json!({}),
+        variants: vec![Variant::new("a"), Variant::new("b")],
+    };
+    let uuid = experiment.uuid;
+    let create = Change::Create {
+        experiment,
+        id_chosen: true,
+    };
+    state.committer.change(create).await.unwrap();
+    // The form was loaded with this definition...
+    let loaded = (*state.cache.experiment(uuid).unwrap()).clone();
+    let unless = || {
+        let loaded = loaded.clone();
+        Precondition(Arc::new(move |stored: &Experiment| {
+            if stored.same_definition(&loaded) {
+                Ok(())
+            } else {
+                Err(Problem::new(Code::Conflict, "changed since loaded"))
+            }
+        }))
+    };
+    // ...then another instance renamed it (straight in the database: this
+    // instance's cache has not heard of it).
+    let sql = format!("UPDATE experiments SET name = 'Renamed elsewhere' WHERE uuid = '{uuid}'");
+    execute(&database.url, sql).unwrap();
+    let body = br#"{"name": "From the stale form"}"#.to_vec();
+    let refused = update_experiment_unless(&state, account.id, uuid, body.clone(), Some(unless()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, 409, "{refused:?}");
+    let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
+    assert_eq!(stored.name, "Renamed elsewhere", "not undone");
+    // A form loaded from the definition as stored saves.
+    let loaded = stored.clone();
+    let fresh = Precondition(Arc::new(move |stored: &Experiment| {
+        if stored.same_definition(&loaded) {
+            Ok(())
+        } else {
+            Err(Problem::new(Code::Conflict, "changed since loaded"))
+        }
+    }));
+    update_experiment_unless(&state, account.id, uuid, body, Some(fresh))
+        .await
+        .unwrap();
+    let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
+    assert_eq!(stored.name, "From the stale form");
+}

@@ -45,6 +45,19 @@ pub const MAX_GROUP_EVENTS: usize = 200_000;
 /// Jobs waiting for the writer before callers wait to enqueue (backpressure).
 const QUEUE: usize = 16_384;
 
+/// What a [`Precondition`] runs: the experiment's problem, if any.
+pub type Check = dyn Fn(&Experiment) -> Result<(), Problem> + Send + Sync;
+
+/// A check an update makes of the experiment it applies to, first.
+#[derive(Clone)]
+pub struct Precondition(pub Arc<Check>);
+
+impl std::fmt::Debug for Precondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Precondition")
+    }
+}
+
 /// A change to an experiment's definition or counts (other than recording).
 #[derive(Debug)]
 pub enum Change {
@@ -65,6 +78,11 @@ pub enum Change {
         account: Uuid,
         /// The update body (`myna_core::experiment::apply_update` parses it).
         body: Vec<u8>,
+        /// A check of the definition the body applies to, as stored (on a
+        /// shared database, inside the update's transaction): its problem
+        /// refuses the update (the dashboard's form: not changed since it
+        /// was loaded).
+        unless: Option<Precondition>,
     },
     /// Delete the experiment, if `account` owns it.
     Delete {

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Change, Job, KeysGone, MAX_GROUP_BATCHES, MAX_GROUP_EVENTS, Reply, WriteHealth, log_unreadable,
+    Change, Job, KeysGone, MAX_GROUP_BATCHES, MAX_GROUP_EVENTS, Precondition, Reply, WriteHealth,
+    log_unreadable,
 };
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -392,12 +393,16 @@ impl Writer {
                 uuid,
                 account,
                 body,
+                unless,
             } if self.shared => {
                 // Applied to the definition as stored, under the lock, so a
                 // change another instance made meanwhile is never undone.
                 let apply = |current: &Experiment| {
                     if current.account_id != account {
                         return Err(Problem::unknown_experiment(&uuid.to_string()));
+                    }
+                    if let Some(Precondition(check)) = &unless {
+                        check(current)?;
                     }
                     apply_update(current, &body)
                 };
@@ -421,8 +426,12 @@ impl Writer {
                 uuid,
                 account,
                 body,
+                unless,
             } => {
                 let current = self.owned(uuid, account)?;
+                if let Some(Precondition(check)) = &unless {
+                    check(&current)?;
+                }
                 let next = apply_update(&current, &body)?;
                 // Only a change that makes the duplicate is refused (a new id,
                 // or publishing), so an update of something else goes through.

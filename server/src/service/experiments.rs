@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::cache::Snapshot;
 use crate::commit::Change;
+pub use crate::commit::Precondition;
 use crate::state::AppState;
 use crate::storage::{HourTotals, Recording};
 
@@ -213,10 +214,34 @@ pub async fn update_experiment(
     uuid: Uuid,
     body: Vec<u8>,
 ) -> Result<(), Problem> {
+    update_experiment_unless(state, account, uuid, body, None).await
+}
+
+/// Takes `account`'s experiment as stored into the cache (on a database
+/// other instances share, their changes may not have reached it yet).
+pub async fn reread(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
+    let uuid = state.cache.resolve(account, uuid);
+    state
+        .committer
+        .change(Change::Fetch { uuid, account })
+        .await?;
+    Ok(())
+}
+
+/// Applies an update body to `account`'s experiment if `unless` (checked on
+/// the experiment as stored, in the update's transaction) passes.
+pub async fn update_experiment_unless(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+    body: Vec<u8>,
+    unless: Option<Precondition>,
+) -> Result<(), Problem> {
     let change = Change::Update {
         uuid: state.cache.resolve(account, uuid),
         account,
         body,
+        unless,
     };
     state.committer.change(change).await?;
     Ok(())

@@ -2,9 +2,11 @@
 //! form through the API's update (core's `apply_update` in the commit
 //! writer); `GET /experiments/{uuid}/export.csv`, its hourly totals.
 
+use std::sync::Arc;
+
 use maud::Markup;
 use myna_core::export::ExportFormat;
-use myna_core::{Code, Message, Problem};
+use myna_core::{Code, Experiment, Message, Problem};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
@@ -22,7 +24,7 @@ use crate::dashboard::{html, posted, signed_in};
 use crate::proxy::api_root;
 use crate::request::Params;
 use crate::service::decisions::decision;
-use crate::service::experiments::{export, update_experiment};
+use crate::service::experiments::{Precondition, export, reread, update_experiment_unless};
 use crate::state::AppState;
 
 /// `GET /experiments/{uuid}`: results, charts, snippet, edit form.
@@ -99,7 +101,7 @@ pub async fn edit(
         Ok(posted) => posted,
         Err(refusal) => return refusal,
     };
-    let snapshot = match owned(state, &session, &uuid).await {
+    let mut snapshot = match owned(state, &session, &uuid).await {
         Ok(snapshot) => snapshot,
         Err(missing) => return *missing,
     };
@@ -112,17 +114,34 @@ pub async fn edit(
         // experiment as it is now and the form as posted, tagged with now,
         // so saving again replaces it knowingly.
         values.was = now;
-        Err(Problem::one(Message::new(
-            Code::Conflict,
-            "This experiment was changed elsewhere (through the API or another page) since this \
-             page was loaded, so nothing was saved. The form below still holds your edits: \
-             save again to replace the newer version with them, or reload the page to start \
-             from it.",
-        )))
+        Err(changed_elsewhere())
     } else {
         match values.update_body(&snapshot.experiment) {
             Ok(body) => {
-                update_experiment(state, session.account, uuid, body.to_string().into_bytes()).await
+                // Checked again on the definition as stored, in the update:
+                // on a shared database, another instance's change may not
+                // have reached this one's cache yet.
+                let was = values.was.clone();
+                let unless = Precondition(Arc::new(move |stored: &Experiment| {
+                    if definition_tag(stored) == was {
+                        Ok(())
+                    } else {
+                        Err(changed_elsewhere())
+                    }
+                }));
+                let body = body.to_string().into_bytes();
+                let updated =
+                    update_experiment_unless(state, session.account, uuid, body, Some(unless))
+                        .await;
+                if updated.as_ref().is_err_and(is_changed_elsewhere) {
+                    // Shown as it is now (read from the database), tagged so.
+                    let _ = reread(state, session.account, uuid).await;
+                    if let Ok(fresh) = owned(state, &session, &uuid.to_string()).await {
+                        snapshot = fresh;
+                    }
+                    values.was = definition_tag(&snapshot.experiment);
+                }
+                updated
             }
             Err(problem) => Err(problem),
         }
@@ -147,6 +166,23 @@ pub async fn edit(
             html::html(status_of(&problem), page)
         }
     }
+}
+
+/// The edit form's 409: the experiment changed since the page was loaded.
+fn changed_elsewhere() -> Problem {
+    Problem::one(Message::new(Code::Conflict, CHANGED_ELSEWHERE))
+}
+
+const CHANGED_ELSEWHERE: &str = "This experiment was changed elsewhere (through the API or \
+    another page) since this page was loaded, so nothing was saved. The form below still holds \
+    your edits: save again to replace the newer version with them, or reload the page to start \
+    from it.";
+
+fn is_changed_elsewhere(problem: &Problem) -> bool {
+    problem
+        .messages
+        .iter()
+        .any(|m| m.message == CHANGED_ELSEWHERE)
 }
 
 /// The experiment page, with what it shows besides the experiment: its
