@@ -833,6 +833,16 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         .api(Method::GET, &format!("/v2/experiment/{uuid}"), None)
         .await;
     assert_eq!(unchanged["name"], "Buy button");
+    // Visitors keep coming between the two presses: their views go with
+    // the variant, the confirmation still holds.
+    let (status, _) = d
+        .api(
+            Method::POST,
+            &format!("/v2/experiment/{uuid}/record"),
+            Some(json!({"events": [{"typename": "view", "variant": "blue"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     fields.push(("confirm_removal", &tag));
     let edited = d
         .submit(&browser, &format!("/experiments/{uuid}"), &fields)

@@ -196,14 +196,16 @@ pub struct EditForm {
     /// The [`removal_tag`] the owner confirmed with the form's second
     /// button (shown once a save asked): a removal deletes counts for good,
     /// so it is never done by one stray tick and Enter, nor of other
-    /// variants or other counts than the ones the refusal named.
+    /// variants than the ones the refusal named (their counts go whole,
+    /// with the views recorded since the refusal: on a live experiment
+    /// they grow between the two presses).
     pub confirm_removal: String,
 }
 
 /// A digest of what removing the variants ticked in `form` deletes from
-/// `experiment`: each counted one's id, views and total reward (empty when
-/// nothing counted is ticked). The refusal's button carries it; a save
-/// goes ahead only when it still names what would be deleted.
+/// `experiment`: each counted one's id (empty when nothing counted is
+/// ticked). The refusal's button carries it; a save goes ahead only when
+/// it still names the variants whose counts would be deleted.
 pub fn removal_tag(experiment: &Experiment, form: &EditForm) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
@@ -215,8 +217,6 @@ pub fn removal_tag(experiment: &Experiment, form: &EditForm) -> String {
         counted = true;
         digest.update((stored.id.len() as u64).to_le_bytes());
         digest.update(stored.id.as_bytes());
-        digest.update(stored.views.to_le_bytes());
-        digest.update(stored.total_reward.to_bits().to_le_bytes());
     }
     if counted {
         crate::auth::secret::hex(&digest.finalize()[..16])
@@ -324,7 +324,7 @@ impl EditForm {
         {
             mode.set_in(&mut settings);
         }
-        // Confirmed: the removal the refusal named, and counts unchanged since.
+        // Confirmed: the removal of the variants the refusal named.
         let confirmed =
             !self.confirm_removal.is_empty() && self.confirm_removal == removal_tag(current, self);
         let mut updates = Map::new();
@@ -355,9 +355,10 @@ impl EditForm {
                         Code::Conflict,
                         format!("{path}.remove"),
                         format!(
-                            "It deletes the variant's {views} and its rewards (total {}) for \
-                             good, so nothing was saved yet: press “Remove and save” below \
-                             to confirm, or untick Remove.",
+                            "It deletes the variant's {views} and its rewards (total {}), \
+                             and those recorded until it is saved, for good, so nothing was \
+                             saved yet: press “Remove and save” below to confirm, or untick \
+                             Remove.",
                             stored.total_reward
                         ),
                     ));
@@ -543,12 +544,14 @@ pub(super) mod tests {
             body["variantUpdates"],
             json!({ "b": null, "c": null, "d": null })
         );
-        // Not for counts that moved since the refusal, nor for another
-        // variant ticked instead: asked again.
+        // Views recorded since the refusal go with them (a live experiment
+        // counts on between the two presses)...
         let mut counted_since = experiment.clone();
         counted_since.variants[0].views += 500;
-        let again = form.update_body(&counted_since).expect_err("asked again");
-        assert!(again.messages[0].message.contains("620 views"));
+        counted_since.variants[1].total_reward += 3.0;
+        let body = form.update_body(&counted_since).expect("still confirmed");
+        assert_eq!(body["variantUpdates"]["b"], Value::Null);
+        // ...but another variant ticked instead is asked again.
         let mut swapped = form.clone();
         swapped.variants[0].remove = false;
         swapped.variants[1].remove = false;
