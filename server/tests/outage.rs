@@ -306,18 +306,23 @@ async fn running() -> Running {
     }
 }
 
+/// A batch of one view of `a`.
+fn one_view() -> RecordBatch {
+    RecordBatch {
+        batch: Some(Uuid::new_v4()),
+        events: vec![Event {
+            typename: EventType::View,
+            variant: "a".into(),
+            amount: None,
+            timestamp: START_MS,
+        }],
+    }
+}
+
 impl Running {
     /// Commits one view of `a`.
     async fn record(&self) -> Result<bool, myna_core::Problem> {
-        let batch = RecordBatch {
-            batch: Some(Uuid::new_v4()),
-            events: vec![Event {
-                typename: EventType::View,
-                variant: "a".into(),
-                amount: None,
-                timestamp: START_MS,
-            }],
-        };
+        let batch = one_view();
         self.state
             .committer
             .record(
@@ -596,15 +601,7 @@ async fn an_api_key_batch_queued_behind_a_change_to_draft_is_refused_and_not_sto
             account,
             key: Uuid::new_v4(),
         };
-        let batch = RecordBatch {
-            batch: Some(Uuid::new_v4()),
-            events: vec![Event {
-                typename: EventType::View,
-                variant: "a".into(),
-                amount: None,
-                timestamp: START_MS,
-            }],
-        };
+        let batch = one_view();
         myna_server::service::experiments::record(&state, caller, uuid, batch).await
     });
     tokio::time::sleep(Duration::from_millis(50)).await;

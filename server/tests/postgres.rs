@@ -1818,8 +1818,7 @@ async fn an_update_made_unless_changed_checks_the_definition_as_stored() {
     state.committer.change(create).await.unwrap();
     // The form was loaded with this definition...
     let loaded = (*state.cache.experiment(uuid).unwrap()).clone();
-    let unless = || {
-        let loaded = loaded.clone();
+    let unchanged_since = |loaded: Experiment| {
         Precondition(Arc::new(move |stored: &Experiment| {
             if stored.same_definition(&loaded) {
                 Ok(())
@@ -1833,22 +1832,16 @@ async fn an_update_made_unless_changed_checks_the_definition_as_stored() {
     let sql = format!("UPDATE experiments SET name = 'Renamed elsewhere' WHERE uuid = '{uuid}'");
     execute(&database.url, sql).unwrap();
     let body = br#"{"name": "From the stale form"}"#.to_vec();
-    let refused = update_experiment_unless(&state, account.id, uuid, body.clone(), Some(unless()))
+    let unless = Some(unchanged_since(loaded));
+    let refused = update_experiment_unless(&state, account.id, uuid, body.clone(), unless)
         .await
         .unwrap_err();
     assert_eq!(refused.status, 409, "{refused:?}");
     let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
     assert_eq!(stored.name, "Renamed elsewhere", "not undone");
     // A form loaded from the definition as stored saves.
-    let loaded = stored.clone();
-    let fresh = Precondition(Arc::new(move |stored: &Experiment| {
-        if stored.same_definition(&loaded) {
-            Ok(())
-        } else {
-            Err(Problem::new(Code::Conflict, "changed since loaded"))
-        }
-    }));
-    update_experiment_unless(&state, account.id, uuid, body, Some(fresh))
+    let fresh = Some(unchanged_since(stored));
+    update_experiment_unless(&state, account.id, uuid, body, fresh)
         .await
         .unwrap();
     let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
