@@ -76,43 +76,58 @@ pub async fn visible_fresh(
 /// The read form of an experiment the caller may see (else 404): the cached
 /// summary for an API key, the complete form for the owner.
 pub fn read_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
-    form(state, caller, uuid, false)
+    form(state, caller, uuid, Serve::Read)
 }
 
 /// The read form a page chooses a variant by (read, record): like
 /// [`read_form`], and its weights counted as served this hour (the
 /// decision's sample-ratio check compares the views with them).
 pub fn served_form(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
-    form(state, caller, uuid, true)
+    form(state, caller, uuid, Serve::Page)
 }
 
-fn form(state: &AppState, caller: Caller, uuid: Uuid, serve: bool) -> Result<String, Problem> {
+/// What a read form answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Serve {
+    /// A read: not counted as served.
+    Read,
+    /// A page's read or record: its weights counted as served.
+    Page,
+    /// A record the writer stored: as [`Serve::Page`], whatever the
+    /// experiment's visibility now (the writer checked it as it took the
+    /// batch; set to draft since, it is still answered as recorded).
+    Recorded,
+}
+
+fn form(state: &AppState, caller: Caller, uuid: Uuid, serve: Serve) -> Result<String, Problem> {
     let missing = || missing(state, caller, uuid);
     let now = state.now_ms();
+    let key = state.cache.resolve(caller.account(), uuid);
+    let shown = |e: &Experiment| {
+        caller.sees(e) || (serve == Serve::Recorded && e.account_id == caller.account())
+    };
     match caller.access() {
         Access::Summary => {
-            let key = state.cache.resolve(caller.account(), uuid);
-            let visible = state.cache.experiment(key).is_some_and(|e| caller.sees(&e));
+            let visible = state.cache.experiment(key).is_some_and(|e| shown(&e));
             let summary = visible
                 .then(|| {
-                    if serve {
-                        state.cache.serve_summary(key, now)
-                    } else {
+                    if serve == Serve::Read {
                         state.cache.summary(key, now)
+                    } else {
+                        state.cache.serve_summary(key, now)
                     }
                 })
                 .flatten();
             summary.map(|s| String::from(&*s)).ok_or_else(missing)
         }
         Access::Complete => {
-            let key = state.cache.resolve(caller.account(), uuid);
-            let snapshot = if serve {
-                state.cache.serve_snapshot(key, now)
-            } else {
+            let snapshot = if serve == Serve::Read {
                 state.cache.snapshot(key, now)
+            } else {
+                state.cache.serve_snapshot(key, now)
             };
             snapshot
-                .filter(|s| caller.sees(&s.experiment))
+                .filter(|s| shown(&s.experiment))
                 .map(|s| s.read_form(Access::Complete))
                 .ok_or_else(missing)
         }
@@ -269,7 +284,7 @@ pub async fn reset_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Re
 
 /// Commits a validated batch for the experiment the caller knows as `uuid`
 /// (durably, exactly once per batch id) and answers the read form the
-/// caller may see.
+/// caller may see (once stored, even if hidden from it since: [`Serve`]).
 pub async fn record(
     state: &AppState,
     caller: Caller,
@@ -282,28 +297,7 @@ pub async fn record(
             batch,
         };
         state.committer.record(recording, caller.access()).await?;
-        // Stored: answered as a success even if the experiment was hidden
-        // from the caller since (set to draft on another instance).
-        return form_of_recorded(state, caller, uuid);
+        return form(state, caller, uuid, Serve::Recorded);
     }
     served_form(state, caller, uuid)
-}
-
-/// The answer to a record the writer stored: the experiment's form as the
-/// caller's access gives it, whatever its visibility now (the writer
-/// checked it when it took the batch); missing only if it was deleted since.
-fn form_of_recorded(state: &AppState, caller: Caller, uuid: Uuid) -> Result<String, Problem> {
-    let key = state.cache.resolve(caller.account(), uuid);
-    let now = state.now_ms();
-    let form = match caller.access() {
-        Access::Summary => state
-            .cache
-            .serve_summary(key, now)
-            .map(|summary| String::from(&*summary)),
-        Access::Complete => state
-            .cache
-            .serve_snapshot(key, now)
-            .map(|snapshot| snapshot.read_form(Access::Complete)),
-    };
-    form.ok_or_else(|| missing(state, caller, uuid))
 }
