@@ -483,6 +483,20 @@ fn srm_stays_quiet_on_healthy_bandit_traffic_and_fails_a_broken_split() {
 }
 
 #[test]
+fn srm_tests_the_last_four_weeks_of_a_long_history() {
+    use myna_core::decision::health::srm::WINDOW_HOURS;
+    // Five weeks: the test looks at the last four (its cost would grow with
+    // the hours and lags otherwise: a year of 100 variants took 28 s).
+    let hours = WINDOW_HOURS + 7 * 24;
+    let broken = sample_ratio(&bandit_hours(4, hours, 0.25));
+    assert_eq!(broken.hours, WINDOW_HOURS);
+    assert!(broken.p < SRM_FAILING_BELOW, "{broken:?}");
+    let healthy = sample_ratio(&bandit_hours(5, hours, 0.0));
+    assert_eq!(healthy.hours, WINDOW_HOURS);
+    assert!(healthy.p >= SRM_FAILING_BELOW, "{healthy:?}");
+}
+
+#[test]
 fn srm_is_referred_to_the_spreads_equivalent_degrees_of_freedom() {
     // Two variants: T² is a squared t, referred to F(1, nu) with nu =
     // 3H / (2 (lags + 1)), lags = ceil(sqrt(H)): far fewer than H - 1.

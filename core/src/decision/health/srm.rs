@@ -28,7 +28,12 @@
 //! faster than its spread; the spread itself absorbs whatever makes hours
 //! noisier than a multinomial: sticky visitors (one visitor, many views of
 //! one variant), weights moving within an hour, a mixture that fits only
-//! roughly. Before 24 hours with views it does not test (p = 1).
+//! roughly. Before 24 hours with views it does not test (p = 1). It tests
+//! the last [`WINDOW_HOURS`] hours with views (the shares still use every
+//! hour before them): the spread's cost grows with the hours, the lags and
+//! the variants squared (a year of 100 variants took 28 s of CPU), so a
+//! long-lived experiment costs what four weeks of it do, and the check says
+//! whether its traffic is healthy now.
 
 use crate::stats::beta_cdf;
 
@@ -51,12 +56,15 @@ pub struct SampleRatio {
     pub p: f64,
     /// The T² statistic of the hourly differences.
     pub statistic: f64,
-    /// The hours with views it used.
+    /// The hours with views it tested (at most [`WINDOW_HOURS`]).
     pub hours: usize,
 }
 
 /// Hours before `h` whose weights, with `h`'s, form the last day's split.
 const DAY: usize = 24;
+
+/// The hours with views the test looks at, the latest: four weeks.
+pub const WINDOW_HOURS: usize = 28 * 24;
 
 /// Hours with views the test needs: with fewer, the spread of the hourly
 /// differences (and their correlation) is too poorly known to alarm on.
@@ -84,7 +92,9 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     }
     let cells = Cells::of(hours, k);
     let m = k - 1;
-    let hours = cells.total.len();
+    // The latest hours with views, at most WINDOW_HOURS of them.
+    let first = cells.total.len().saturating_sub(WINDOW_HOURS);
+    let hours = cells.total.len() - first;
     if hours < LEAST_HOURS.max(m + 2) {
         return none;
     }
@@ -97,8 +107,9 @@ pub fn sample_ratio(hours: &[HourSplit]) -> SampleRatio {
     let mut residuals = vec![0.0; hours * m];
     let mut mean = vec![0.0; m];
     for t in 0..hours {
+        let c = (first + t) * k;
         for i in 0..m {
-            let r = cells.views[t * k + i] - cells.total[t] * cells.share(t * k + i, returning);
+            let r = cells.views[c + i] - cells.total[first + t] * cells.share(c + i, returning);
             residuals[t * m + i] = r;
             mean[i] += r / h;
         }
