@@ -187,6 +187,8 @@ pub fn hyper_problem(status: u16, request_line_unfinished: bool, error: Option<&
 /// which names no header) says it could not read, as a problem's path and
 /// message; `None` for an error that names no part.
 fn unreadable_part(error: &str) -> Option<(&'static str, &'static str)> {
+    const CHUNKED_ONLY: &str = "Transfer-Encoding must end with chunked, the only framing of \
+        a request body served (identity is not one), and not be sent with HTTP/1.0.";
     let parts: [(&str, &str, &str); 7] = [
         (
             "invalid HTTP method parsed",
@@ -212,14 +214,12 @@ fn unreadable_part(error: &str) -> Option<(&'static str, &'static str)> {
         (
             "invalid transfer-encoding parsed",
             "Transfer-Encoding",
-            "Transfer-Encoding must end with chunked, the only framing of a \
-             request body served (identity is not one), and not be sent with HTTP/1.0.",
+            CHUNKED_ONLY,
         ),
         (
             "unexpected transfer-encoding parsed",
             "Transfer-Encoding",
-            "Transfer-Encoding must end with chunked, the only framing of a \
-             request body served (identity is not one), and not be sent with HTTP/1.0.",
+            CHUNKED_ONLY,
         ),
         (
             "invalid HTTP header parsed",

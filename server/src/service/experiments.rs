@@ -235,11 +235,19 @@ pub async fn update_experiment(
 /// Takes `account`'s experiment as stored into the cache (on a database
 /// other instances share, their changes may not have reached it yet).
 pub async fn reread(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
+    change_owned(state, account, uuid, |uuid| Change::Fetch { uuid, account }).await
+}
+
+/// Applies the change `made` for `account`'s experiment known as `uuid`
+/// (resolved to the experiment it names for the account).
+async fn change_owned(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+    made: impl FnOnce(Uuid) -> Change,
+) -> Result<(), Problem> {
     let uuid = state.cache.resolve(account, uuid);
-    state
-        .committer
-        .change(Change::Fetch { uuid, account })
-        .await?;
+    state.committer.change(made(uuid)).await?;
     Ok(())
 }
 
@@ -252,34 +260,27 @@ pub async fn update_experiment_unless(
     body: Vec<u8>,
     unless: Option<Precondition>,
 ) -> Result<(), Problem> {
-    let change = Change::Update {
-        uuid: state.cache.resolve(account, uuid),
+    let update = |uuid| Change::Update {
+        uuid,
         account,
         body,
         unless,
     };
-    state.committer.change(change).await?;
-    Ok(())
+    change_owned(state, account, uuid, update).await
 }
 
 /// Deletes `account`'s experiment.
 pub async fn delete_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
-    let uuid = state.cache.resolve(account, uuid);
-    state
-        .committer
-        .change(Change::Delete { uuid, account })
-        .await?;
-    Ok(())
+    change_owned(state, account, uuid, |uuid| Change::Delete {
+        uuid,
+        account,
+    })
+    .await
 }
 
 /// Zeroes the counts of `account`'s experiment.
 pub async fn reset_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
-    let uuid = state.cache.resolve(account, uuid);
-    state
-        .committer
-        .change(Change::Reset { uuid, account })
-        .await?;
-    Ok(())
+    change_owned(state, account, uuid, |uuid| Change::Reset { uuid, account }).await
 }
 
 /// Commits a validated batch for the experiment the caller knows as `uuid`
