@@ -139,6 +139,10 @@ pub struct WebhookWatch {
     /// What each experiment's decision depended on when it was last looked
     /// at (a hash), so an unchanged one is not computed again.
     pub seen: HashMap<Uuid, u64>,
+    /// Experiments whose decision took long to compute: not computed again
+    /// before this time (ms), so a few huge ones cannot keep the watcher
+    /// (and a core) busy all the time.
+    pub not_before: HashMap<Uuid, i64>,
 }
 
 /// The shared state, cheap to clone.

@@ -41,7 +41,10 @@ pub async fn decision_of(
 /// added during the hour was served 0 before); empty when none.
 pub fn hours(ids: &[&str], hourly: &[HourTotals], served: &[Served]) -> Vec<Hour> {
     let k = ids.len();
-    let index = |variant: &str| ids.iter().position(|id| *id == variant);
+    // By id: a year of 100 variants is 878,400 rows of each kind.
+    let positions: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let index = |variant: &str| positions.get(variant).copied();
     let empty = |start_ms| {
         let hour = Hour {
             start_ms,

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::PoisonError;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use myna_core::limits::{MAX_EXPERIMENTS, MAX_WEBHOOKS, account_full};
 use myna_core::webhook::{Observation, event_body, events, parse_webhook_create};
@@ -44,6 +44,17 @@ pub const MAX_PENDING: usize = MAX_EXPERIMENTS;
 /// with the observation, so the hold outlasts restarts and binds every
 /// instance.
 pub const HOLD_MS: i64 = 600_000;
+
+/// An experiment whose decision took `t` to compute is computed again at
+/// the earliest `PACE × t` later (when `t` is over [`PACED_FROM`]): the
+/// watcher spends at most about 1/PACE of its time on any one experiment.
+pub const PACE: u32 = 20;
+
+/// Decisions quicker than this are computed every round they changed.
+pub const PACED_FROM: Duration = Duration::from_millis(100);
+
+/// The longest an experiment's decision waits for its turn.
+pub const MAX_PACED: Duration = Duration::from_secs(600);
 
 /// The secret of webhook `uuid`: the HMAC of its uuid under the server
 /// secret, as lower-case hex. Derived again whenever needed, never stored.
@@ -169,6 +180,7 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             .unwrap_or_else(PoisonError::into_inner)
     };
     let seen = std::mem::take(&mut watch().seen);
+    let mut not_before = std::mem::take(&mut watch().not_before);
     let mut looked = HashMap::with_capacity(experiments.len());
     let mut told = 0;
     for experiment in experiments {
@@ -178,7 +190,21 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             looked.insert(experiment.uuid, print);
             continue;
         }
-        let decision = match decision_of(state, &experiment, now_ms).await {
+        if not_before
+            .get(&experiment.uuid)
+            .is_some_and(|at| now_ms < *at)
+        {
+            // Computed again when its turn comes (not in `looked`).
+            continue;
+        }
+        let computing = Instant::now();
+        let decided = decision_of(state, &experiment, now_ms).await;
+        let took = computing.elapsed();
+        match paced_until(now_ms, took) {
+            Some(at) => not_before.insert(experiment.uuid, at),
+            None => not_before.remove(&experiment.uuid),
+        };
+        let decision = match decided {
             Ok(decision) => decision,
             Err(error) => {
                 tracing::warn!(%error, experiment = %experiment.uuid, "no decision for webhooks");
@@ -229,7 +255,12 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
             }
         }
     }
-    watch().seen = looked;
+    not_before.retain(|_, at| *at > state.now_ms());
+    {
+        let mut watch = watch();
+        watch.seen = looked;
+        watch.not_before = not_before;
+    }
     if told > 0 {
         state.storage.prune_deliveries(KEEP_DELIVERIES).await?;
         for (webhook, dropped) in state.storage.drop_pending(MAX_PENDING).await? {
@@ -241,6 +272,12 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         }
     }
     Ok(told)
+}
+
+/// When an experiment whose decision took `took` at `now_ms` is computed
+/// again at the earliest (`None`: the next round it changed).
+fn paced_until(now_ms: i64, took: Duration) -> Option<i64> {
+    (took > PACED_FROM).then(|| now_ms + (took * PACE).min(MAX_PACED).as_millis() as i64)
 }
 
 /// The watcher task: [`check_now`] every [`CHECK_EVERY`] while the state
@@ -284,5 +321,32 @@ pub(super) fn report(failing: &mut bool, what: &str, outcome: Result<(), Storage
             *failing = true;
         }
         Err(error) => tracing::debug!(%error, "{what} failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_decision_waits_twenty_times_as_long_at_most_ten_minutes() {
+        let ms = Duration::from_millis;
+        assert_eq!(paced_until(1_000, ms(40)), None, "quick: every round");
+        assert_eq!(paced_until(1_000, ms(100)), None);
+        assert_eq!(
+            paced_until(1_000, ms(500)),
+            Some(11_000),
+            "0.5 s: 10 s later"
+        );
+        assert_eq!(
+            paced_until(1_000, ms(5_000)),
+            Some(101_000),
+            "5 s: 100 s later"
+        );
+        assert_eq!(
+            paced_until(1_000, ms(60_000)),
+            Some(601_000),
+            "at most 10 minutes"
+        );
     }
 }

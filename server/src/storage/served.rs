@@ -100,8 +100,8 @@ pub async fn of<R: Run>(db: &R, experiment: Uuid) -> Result<Vec<Served>, Storage
          JOIN variants v ON v.experiment = s.experiment AND v.id = s.variant \
          WHERE s.experiment = $1 ORDER BY v.position, s.hour_ms"
     );
-    let rows = db.fetch(Statement::new(sql).uuid(experiment)).await?;
-    rows.iter().map(served_row).collect()
+    db.fetch_map(Statement::new(sql).uuid(experiment), served_row)
+        .await
 }
 
 /// Forgets an experiment's served weights (reset, delete).

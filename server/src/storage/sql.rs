@@ -140,6 +140,14 @@ pub trait Run: Sync {
         &'a self,
         statement: Statement<'a>,
     ) -> impl Future<Output = Result<Vec<Self::Row>, StorageError>> + Send + 'a;
+    /// Runs a statement that reads, each row turned into a `T` by `map` as
+    /// it arrives: a large read (a year of hourly totals) holds its values,
+    /// never all of the driver's rows at once.
+    fn fetch_map<'a, T: Send + 'static>(
+        &'a self,
+        statement: Statement<'a>,
+        map: fn(&Self::Row) -> Result<T, StorageError>,
+    ) -> impl Future<Output = Result<Vec<T>, StorageError>> + Send + 'a;
     /// Runs `guard`, then, only if it changed a row, every statement of
     /// `then`, all in ONE transaction on a writing connection: `None` if
     /// `guard` changed no row (a compare-and-set: of several writers racing
@@ -237,4 +245,20 @@ impl<'r> Decode<'r, Postgres> for UuidText {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
         <Uuid as Decode<Postgres>>::decode(value).map(|uuid| UuidText(uuid.to_string()))
     }
+}
+
+/// Collects `rows` (a driver's stream of rows) through `map`, one row at a
+/// time.
+pub async fn collect_mapped<R, T>(
+    mut rows: std::pin::Pin<
+        Box<dyn futures_core::Stream<Item = Result<R, sqlx::Error>> + Send + '_>,
+    >,
+    map_err: fn(sqlx::Error) -> StorageError,
+    map: fn(&R) -> Result<T, StorageError>,
+) -> Result<Vec<T>, StorageError> {
+    let mut out = Vec::new();
+    while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+        out.push(map(&row.map_err(map_err)?)?);
+    }
+    Ok(out)
 }

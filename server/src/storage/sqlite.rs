@@ -414,8 +414,8 @@ impl Storage for SqliteStorage {
                    ON v.id = h.variant \
                  WHERE h.experiment = $1 ORDER BY v.position, h.hour_ms"
             );
-            let rows = self.fetch(Statement::new(sql).uuid(experiment)).await?;
-            rows.iter().map(hour_row).collect()
+            self.fetch_map(Statement::new(sql).uuid(experiment), hour_row)
+                .await
         })
     }
 

@@ -193,6 +193,6 @@ pub async fn hourly(
            ON v.id = h.variant \
          ORDER BY v.position, h.hour_ms"
     );
-    let rows = db.fetch(Statement::new(sql).uuid(experiment)).await?;
-    rows.iter().map(hour_row).collect()
+    db.fetch_map(Statement::new(sql).uuid(experiment), hour_row)
+        .await
 }

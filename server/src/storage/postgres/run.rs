@@ -7,7 +7,7 @@ use sqlx::{Connection, Postgres};
 
 use super::PostgresStorage;
 use crate::storage::StorageError;
-use crate::storage::sql::{Run, Statement};
+use crate::storage::sql::{Run, Statement, collect_mapped};
 
 /// The SQLSTATE of a database error.
 pub(super) fn sqlstate(error: &sqlx::Error) -> Option<String> {
@@ -99,6 +99,16 @@ impl Run for PostgresStorage {
             .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(map_err)
+    }
+
+    async fn fetch_map<'a, T: Send + 'static>(
+        &'a self,
+        statement: Statement<'a>,
+        map: fn(&PgRow) -> Result<T, StorageError>,
+    ) -> Result<Vec<T>, StorageError> {
+        let mut conn = self.conn().await?;
+        let rows = statement.query::<Postgres>().fetch(&mut *conn);
+        collect_mapped(rows, map_err, map).await
     }
 
     async fn guarded<'a>(

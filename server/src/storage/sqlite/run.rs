@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStorage;
 use crate::storage::StorageError;
-use crate::storage::sql::{Run, Statement};
+use crate::storage::sql::{Run, Statement, collect_mapped};
 
 /// SQLite's `SQLITE_READONLY_DIRECTORY`: the file may be writable, its
 /// directory is not, so the write-ahead log cannot be created.
@@ -70,6 +70,15 @@ impl Run for SqliteStorage {
             .fetch_all(&self.read)
             .await
             .map_err(map_err)
+    }
+
+    async fn fetch_map<'a, T: Send + 'static>(
+        &'a self,
+        statement: Statement<'a>,
+        map: fn(&SqliteRow) -> Result<T, StorageError>,
+    ) -> Result<Vec<T>, StorageError> {
+        let rows = statement.query::<Sqlite>().fetch(&self.read);
+        collect_mapped(rows, map_err, map).await
     }
 
     async fn guarded<'a>(
