@@ -53,10 +53,43 @@ impl Answer {
         between(&self.text, "name=\"was\" value=\"", "\"").unwrap_or_default()
     }
 
+    /// The edit form's `loaded` digests (of each field as filled in).
+    fn loaded(&self) -> String {
+        between(&self.text, "name=\"loaded\" value=\"", "\"").unwrap_or_default()
+    }
+
+    /// The value of the edit form's input `name` (a one-line field).
+    fn input(&self, name: &str) -> String {
+        let form = self.text.split("id=\"edit\"").nth(1).unwrap_or_default();
+        between(form, &format!("name=\"{name}\""), ">")
+            .and_then(|attributes| between(&attributes, "value=\"", "\""))
+            .map(|v| unescape(&v))
+            .unwrap_or_default()
+    }
+
+    /// The text of the edit form's textarea `name`.
+    fn textarea(&self, name: &str) -> String {
+        let form = self.text.split("id=\"edit\"").nth(1).unwrap_or_default();
+        let from = format!("name=\"{name}\"");
+        form.find(&from)
+            .and_then(|at| between(&form[at..], ">", "</textarea>"))
+            .map(|v| unescape(&v))
+            .unwrap_or_default()
+    }
+
     /// The first hidden `csrf` field's value.
     fn csrf(&self) -> String {
         between(&self.text, "name=\"csrf\" value=\"", "\"").unwrap_or_default()
     }
+}
+
+/// Text as a browser reads it from an attribute or a textarea.
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn between(text: &str, start: &str, end: &str) -> Option<String> {
@@ -1855,6 +1888,80 @@ async fn an_edit_form_loaded_before_a_change_elsewhere_does_not_undo_it() {
     untagged[0] = ("was", "");
     let refused = d.submit(&browser, &uri, &untagged).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+}
+
+#[tokio::test]
+async fn a_refused_edit_form_shows_the_newer_version_with_only_the_owners_edits_on_top() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let uuid = d.experiment("Stale form").await;
+    let uri = format!("/experiments/{uuid}");
+    let loaded = d.page(&browser, &uri).await;
+    let (was, digests) = (loaded.was(), loaded.loaded());
+    let settings = loaded.textarea("settings");
+    assert!(!digests.is_empty(), "{}", loaded.text);
+    // Meanwhile, through the API: a setting, a variant's name, draft.
+    let change = json!({"visibility": "draft", "settingsUpdates": {"fromApi": 42},
+                        "variantUpdates": {"b": {"name": "Renamed by the API"}}});
+    let api = format!("/v2/experiment/{uuid}");
+    let (status, _) = d.api(Method::PUT, &api, Some(change)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The old page's form with one edit: a's name. Its textareas as a
+    // browser sends them (CRLF).
+    let crlf = settings.replace('\n', "\r\n");
+    let stale = [
+        ("was", was.as_str()),
+        ("loaded", digests.as_str()),
+        ("name", "Stale form"),
+        ("visibility", "published"),
+        ("settings", crlf.as_str()),
+        ("v0.id", "a"),
+        ("v0.name", "Alpha, renamed in the old tab"),
+        ("v0.settings", "{}"),
+        ("v1.id", "b"),
+        ("v1.name", "b"),
+        ("v1.settings", "{}"),
+    ];
+    let refused = d.submit(&browser, &uri, &stale).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    // The page's form: the API's changes, and the one edit.
+    assert_eq!(refused.input("v0.name"), "Alpha, renamed in the old tab");
+    assert_eq!(refused.input("v1.name"), "Renamed by the API");
+    assert!(
+        refused.textarea("settings").contains("fromApi"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"draft\" selected"),
+        "{}",
+        refused.text
+    );
+    // Saved again as the page shows it: only the edit is applied.
+    let form = [
+        ("was", refused.was()),
+        ("loaded", refused.loaded()),
+        ("name", refused.input("name")),
+        ("visibility", "draft".to_owned()),
+        ("settings", refused.textarea("settings")),
+        ("v0.id", "a".to_owned()),
+        ("v0.name", refused.input("v0.name")),
+        ("v0.settings", refused.textarea("v0.settings")),
+        ("v1.id", "b".to_owned()),
+        ("v1.name", refused.input("v1.name")),
+        ("v1.settings", refused.textarea("v1.settings")),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = d.submit(&browser, &uri, &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let (_, read) = d.api(Method::GET, &api, None).await;
+    assert_eq!(
+        read["variants"]["a"]["name"],
+        "Alpha, renamed in the old tab"
+    );
+    assert_eq!(read["variants"]["b"]["name"], "Renamed by the API");
+    assert_eq!(read["settings"]["fromApi"], 42);
+    assert_eq!(read["visibility"], "draft");
 }
 
 #[tokio::test]

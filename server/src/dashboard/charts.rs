@@ -45,6 +45,8 @@ pub struct History {
     pub weights: Vec<Vec<f64>>,
     /// Per variant: the conversion rate at each hour (`None` before any view).
     pub rates: Vec<Vec<Option<f64>>>,
+    /// Per variant: the views the rate at each hour is of.
+    pub views: Vec<Vec<u64>>,
 }
 
 /// The history of `experiment` from its hourly totals.
@@ -69,6 +71,7 @@ pub fn history(experiment: &Experiment, hourly: &[HourTotals], config: &WeightsC
         hours: Vec::with_capacity(keep.len()),
         weights: vec![Vec::with_capacity(keep.len()); k],
         rates: vec![Vec::with_capacity(keep.len()); k],
+        views: vec![Vec::with_capacity(keep.len()); k],
     };
     let mut arms = vec![Arm::default(); k];
     // The experiment's own weights mode (`myna.weights.mode`).
@@ -88,6 +91,7 @@ pub fn history(experiment: &Experiment, hourly: &[HourTotals], config: &WeightsC
             out.weights[v].push(w);
         }
         for (v, arm) in arms.iter().enumerate() {
+            out.views[v].push(arm.views);
             out.rates[v].push(myna_core::stats::conversion_rate(
                 arm.views,
                 arm.total_reward,
@@ -95,6 +99,30 @@ pub fn history(experiment: &Experiment, hourly: &[HourTotals], config: &WeightsC
         }
     }
     out
+}
+
+/// Views a cumulative rate needs before it counts toward the rate chart's
+/// scale: the first few views' rates (one view, one reward: 100 %) would
+/// squash the rest of the chart into its bottom.
+const SETTLED_VIEWS: u64 = 100;
+
+/// The top of the rate chart's y axis: a round bound above the rates of
+/// at least [`SETTLED_VIEWS`] views and every variant's latest rate, so
+/// that the early spikes of a few views run off the top of the chart
+/// (clipped there; the table below it has them) rather than hiding where
+/// the rates settle.
+pub fn rate_axis_max(history: &History) -> f64 {
+    let mut top = 0.0_f64;
+    for (rates, views) in history.rates.iter().zip(&history.views) {
+        let settled = rates
+            .iter()
+            .zip(views)
+            .filter(|(_, views)| **views >= SETTLED_VIEWS)
+            .filter_map(|(rate, _)| *rate);
+        let latest = rates.iter().rev().find_map(|r| *r);
+        top = settled.chain(latest).fold(top, f64::max);
+    }
+    nice_max(top * 1.1)
 }
 
 /// Indices of at most [`MAX_POINTS`] of `n` hours, evenly spread, the last kept.
@@ -354,6 +382,7 @@ mod tests {
         assert_eq!(h.hours, vec![3_600_000, 7_200_000, 10_800_000]);
         assert_eq!(h.rates[0], vec![Some(0.1), Some(0.1), Some(0.3)]);
         assert_eq!(h.rates[1], vec![None, None, Some(0.1)]);
+        assert_eq!(h.views[0], vec![10, 10, 20]);
         experiment.variants[0].views = 20;
         experiment.variants[0].total_reward = 6.0;
         experiment.variants[1].views = 20;
@@ -361,6 +390,34 @@ mod tests {
         let now = weights(&experiment.arms(), &config);
         assert_eq!(h.weights[0].last(), now.first());
         assert_eq!(h.weights[1].last(), now.get(1));
+    }
+
+    #[test]
+    fn the_rate_axis_is_scaled_by_settled_rates_not_the_first_views() {
+        let experiment = Experiment {
+            uuid: Uuid::from_u128(1),
+            alias: None,
+            id: "e".into(),
+            account_id: Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: Visibility::Published,
+            settings: empty_object(),
+            variants: vec![Variant::new("a"), Variant::new("b")],
+        };
+        // Hour 1: one view, one reward each (100 %); then 4 % and 6 %.
+        let mut hourly = vec![totals("a", 1, 1, 1.0), totals("b", 1, 1, 1.0)];
+        for hour in 2..50 {
+            hourly.push(totals("a", hour, 50, 2.0));
+            hourly.push(totals("b", hour, 50, 3.0));
+        }
+        let h = history(&experiment, &hourly, &WeightsConfig::default());
+        assert_eq!(h.rates[0].first(), Some(&Some(1.0)));
+        assert_eq!(rate_axis_max(&h), 0.1, "6 % settled: the axis ends at 10 %");
+        // A young experiment (no rate of 100 views yet) is scaled by its
+        // latest rates.
+        let young = history(&experiment, &hourly[..4], &WeightsConfig::default());
+        assert_eq!(young.rates[1].last(), Some(&Some(4.0 / 51.0)));
+        assert_eq!(rate_axis_max(&young), 0.1);
     }
 
     /// The red, green and blue of a `#rrggbb` colour, from 0 to 255.

@@ -65,16 +65,21 @@ pub fn count(n: u64) -> String {
     myna_core::decision::grouped(n)
 }
 
-/// A reward total: a count when whole, else three decimals.
+/// A reward total: a count when whole, else at most three decimals, the
+/// whole part grouped like a count either way (`10,693`, `10,057.25`).
 pub fn reward(total: f64) -> String {
-    if total.fract() == 0.0 && total.abs() < 1e15 {
-        let whole = total.abs() as u64;
-        let sign = if total < 0.0 { "-" } else { "" };
-        format!("{sign}{}", count(whole))
+    if !total.is_finite() || total.abs() >= 1e15 {
+        return format!("{total}");
+    }
+    let sign = if total < 0.0 { "-" } else { "" };
+    let text = format!("{:.3}", total.abs());
+    let (whole, decimals) = text.split_once('.').unwrap_or((&text, ""));
+    let whole = count(whole.parse().unwrap_or(0));
+    let decimals = decimals.trim_end_matches('0');
+    if decimals.is_empty() {
+        format!("{sign}{whole}")
     } else {
-        // At most three decimals, none trailing: `20.5`, `0.125`.
-        let text = format!("{total:.3}");
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        format!("{sign}{whole}.{decimals}")
     }
 }
 
@@ -140,6 +145,10 @@ mod tests {
         assert_eq!(reward(0.125), "0.125");
         assert_eq!(reward(1.0004), "1");
         assert_eq!(reward(100.0002), "100");
+        assert_eq!(reward(10_693.0), "10,693");
+        assert_eq!(reward(10_057.25), "10,057.25");
+        assert_eq!(reward(1_234_567.999_6), "1,234,568");
+        assert_eq!(reward(-2.5), "-2.5");
         assert_eq!(percent(0.125), "12.50\u{a0}%");
         assert_eq!(percent(0.0), "0.00\u{a0}%");
         assert_eq!(percent(0.00099), "0.0990\u{a0}%");

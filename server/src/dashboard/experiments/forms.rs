@@ -193,6 +193,9 @@ pub struct EditForm {
     /// The [`definition_tag`] of the experiment the form was filled in
     /// with: a save refuses to replace a definition changed since.
     pub was: String,
+    /// A digest of each field as filled in ([`super::merge::field_tags`]):
+    /// a refused save keeps the fields edited since over the newer version.
+    pub loaded: String,
     /// The [`removal_tag`] the owner confirmed with the form's second
     /// button (shown once a save asked): a removal deletes counts for good,
     /// so it is never done by one stray tick and Enter, nor of other
@@ -261,7 +264,7 @@ impl EditForm {
     /// The form filled in with `experiment` as it is.
     pub fn of(experiment: &Experiment) -> EditForm {
         let mode = WeightsMode::from_settings(&experiment.settings).0.as_str();
-        EditForm {
+        let mut form = EditForm {
             name: experiment.name.clone(),
             id: experiment.id.clone(),
             visibility: experiment.visibility.as_str().to_owned(),
@@ -280,8 +283,11 @@ impl EditForm {
                 .collect(),
             add: String::new(),
             was: definition_tag(experiment),
+            loaded: String::new(),
             confirm_removal: String::new(),
-        }
+        };
+        form.loaded = super::merge::field_tags(&form);
+        form
     }
 
     /// The form as posted (variants `v0.…`, `v1.…` up to the first gap).
@@ -308,6 +314,7 @@ impl EditForm {
             variants,
             add: field("add".to_owned()),
             was: field("was".to_owned()),
+            loaded: field("loaded".to_owned()),
             confirm_removal: form.get("confirm_removal").unwrap_or_default().to_owned(),
         }
     }
@@ -446,6 +453,7 @@ pub(super) mod tests {
             ("mode_was".to_owned(), form.mode_was.clone()),
             ("add".to_owned(), form.add.clone()),
             ("was".to_owned(), form.was.clone()),
+            ("loaded".to_owned(), form.loaded.clone()),
         ];
         for (i, v) in form.variants.iter().enumerate() {
             pairs.push((format!("v{i}.id"), v.id.clone()));

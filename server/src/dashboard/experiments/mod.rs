@@ -22,6 +22,7 @@ mod confirm;
 pub mod forms;
 pub mod labels;
 mod listing;
+mod merge;
 mod new;
 mod page;
 

@@ -111,9 +111,8 @@ pub async fn edit(
     let result = if values.was != now {
         // Changed since the page was loaded (the API, another page): saving
         // the whole form would undo that change unseen. The page shows the
-        // experiment as it is now and the form as posted, tagged with now,
-        // so saving again replaces it knowingly.
-        values.was = now;
+        // experiment as it is now, the form with the owner's edits on top.
+        values = values.merged_onto(&snapshot.experiment);
         Err(changed_elsewhere())
     } else {
         match values.update_body(&snapshot.experiment) {
@@ -139,7 +138,7 @@ pub async fn edit(
                     if let Ok(fresh) = owned(state, &session, &uuid.to_string()).await {
                         snapshot = fresh;
                     }
-                    values.was = definition_tag(&snapshot.experiment);
+                    values = values.merged_onto(&snapshot.experiment);
                 }
                 updated
             }
@@ -174,9 +173,9 @@ fn changed_elsewhere() -> Problem {
 }
 
 const CHANGED_ELSEWHERE: &str = "This experiment was changed elsewhere (through the API or \
-    another page) since this page was loaded, so nothing was saved. The form below still holds \
-    your edits: save again to replace the newer version with them, or reload the page to start \
-    from it.";
+    another page) since this page was loaded, so nothing was saved. The form below now shows it \
+    as it is, with the fields you changed as you typed them: check them and save again, or \
+    reload the page to drop your edits.";
 
 fn is_changed_elsewhere(problem: &Problem) -> bool {
     problem

@@ -157,6 +157,7 @@ pub fn edit_form(csrf: &str, e: &Experiment, problem: Option<&Problem>, form: &E
                     (mode_select("edit-mode", &form.mode, &marks))
                     input type="hidden" name="mode_was" value=(form.mode_was);
                     input type="hidden" name="was" value=(form.was);
+                    input type="hidden" name="loaded" value=(form.loaded);
                 }
                 p class="field" {
                     label for="edit-settings" { "Settings " span class="muted" { "(JSON object)" } }

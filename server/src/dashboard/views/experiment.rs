@@ -286,12 +286,6 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
     };
     let weight_lines = lines(&|i| h.weights[i].iter().map(|&w| Some(w)).collect());
     let rate_lines = lines(&|i| h.rates[i].clone());
-    let top_rate = h
-        .rates
-        .iter()
-        .flatten()
-        .flatten()
-        .fold(0.0_f64, |a, &b| a.max(b));
     let names: Vec<&str> = e.variants.iter().map(|v| v.name.as_str()).collect();
     let names = names.join(", ");
     let csv = format!("/experiments/{}/export.csv", e.public_uuid());
@@ -326,7 +320,7 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
                         &format!("Cumulative reward over cumulative views of each variant ({names}), hour by hour."),
                         &h.hours,
                         &rate_lines,
-                        charts::nice_max(top_rate * 1.1),
+                        charts::rate_axis_max(&h),
                     ))
                     (charts::legend(&rate_lines))
                 }
