@@ -5,7 +5,8 @@
 //! log, else at `debug`); when the access log is on (`--access-log`), one
 //! line per request inside that span adds its status and duration.
 //!
-//! Nothing a client sends besides the method is logged as it came: the route
+//! Nothing a client sends is logged as it came: the method is a standard
+//! one or `other`, the route
 //! is the path with every uuid-like segment (experiment, API key, token)
 //! replaced by `{uuid}` and other long segments cut, the query string (which
 //! may hold `apikey=`) is never logged, and neither are headers.
@@ -52,27 +53,58 @@ impl Default for RequestIds {
 }
 
 impl RequestIds {
+    /// The process's ids: the routes' and the HTTP layer's answers alike.
+    pub fn shared() -> Arc<RequestIds> {
+        static SHARED: std::sync::OnceLock<Arc<RequestIds>> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Arc::default).clone()
+    }
+
     /// The id of `request`: its own `X-Request-Id` if that is safe to log
     /// and echo (1 to 64 of `A-Z a-z 0-9 - _ . :`), else a new one.
     pub fn of(&self, request: &Request) -> String {
-        let given = request
-            .headers()
+        self.of_headers(request.headers())
+    }
+
+    /// The id of a request with `headers` (as [`RequestIds::of`]).
+    pub fn of_headers(&self, headers: &poem::http::HeaderMap) -> String {
+        let given = headers
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|id| safe_id(id));
         match given {
             Some(id) => id.to_owned(),
-            None => {
-                let n = self.next.fetch_add(1, Ordering::Relaxed);
-                // As `format!("{prefix:08x}-{n:x}")`, without the formatting
-                // machinery (every request takes one).
-                let mut id = String::with_capacity(25);
-                wire::push_hex(&mut id, u64::from(self.prefix), 8);
-                id.push('-');
-                wire::push_hex(&mut id, n, 1);
-                id
-            }
+            None => self.new_id(),
         }
+    }
+
+    /// A new id.
+    pub fn new_id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // As `format!("{prefix:08x}-{n:x}")`, without the formatting
+        // machinery (every request takes one).
+        let mut id = String::with_capacity(25);
+        wire::push_hex(&mut id, u64::from(self.prefix), 8);
+        id.push('-');
+        wire::push_hex(&mut id, n, 1);
+        id
+    }
+}
+
+/// Marks an answer the HTTP layer made itself (a request head it refused,
+/// a connection over the limit): its `X-Request-Id` (the client's when
+/// `headers` hold a safe one), and its access line (no route: the request
+/// never reached one).
+pub fn answered_before_routes(
+    response: &mut Response,
+    headers: Option<&poem::http::HeaderMap>,
+    code: &str,
+) {
+    let ids = RequestIds::shared();
+    let id = headers.map_or_else(|| ids.new_id(), |h| ids.of_headers(h));
+    let status = response.status().as_u16();
+    tracing::info!(target: TARGET, id = %id, status, code, "answered by the HTTP layer");
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
     }
 }
 
@@ -113,9 +145,11 @@ pub fn route_of(path: &str) -> String {
     route
 }
 
-/// The span a request runs in. At `info`, as the access line is, when the
-/// access log is on (`--access-log`, or `RUST_LOG` turning on the `access`
-/// target); else at `debug`, so that by default (`info`, no access log) it
+/// The span a request runs in, its method a standard one or `other` (as
+/// the metrics' label: a made-up method of 60 KB is not logged whole). At
+/// `info`, as the access line is, when the access log is on
+/// (`--access-log`, or `RUST_LOG` naming the `access` target); else at
+/// `debug`, so that by default (`info`, no access log) it
 /// is never made: the log layer's work for a span (its fields formatted,
 /// entered and left at every poll, closed) cost about 6 % more instructions
 /// per record request (`scripts/bench-instructions`), for log lines a
@@ -123,8 +157,11 @@ pub fn route_of(path: &str) -> String {
 /// the request opens is in it: the access line has the status and duration
 /// as its own fields.
 fn request_span(id: &str, method: &Method, route: &str) -> tracing::Span {
+    let method = crate::metrics::method_label(method);
     if tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-        tracing::info_span!("request", id = %id, method = %method, route = %route)
+        // Its target the access lines': on with them whatever the level
+        // of the rest (`RUST_LOG=warn --access-log`).
+        tracing::info_span!(target: TARGET, "request", id = %id, method = %method, route = %route)
     } else {
         tracing::debug_span!("request", id = %id, method = %method, route = %route)
     }
@@ -144,7 +181,7 @@ impl AccessLog {
     /// The middleware, counting requests in `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> AccessLog {
         AccessLog {
-            ids: Arc::default(),
+            ids: RequestIds::shared(),
             metrics,
         }
     }

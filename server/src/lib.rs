@@ -37,6 +37,7 @@ pub mod cors;
 pub mod dashboard;
 pub mod health;
 pub mod listen;
+pub mod log_queue;
 pub mod metrics;
 pub mod outbound;
 pub mod proxy;

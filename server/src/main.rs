@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
     };
     let code = runtime.block_on(run());
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    myna_server::log_queue::flush_before_exit();
     code
 }
 
@@ -77,25 +78,35 @@ async fn run() -> std::process::ExitCode {
     }
 }
 
-/// Logs to standard error: `RUST_LOG`'s filter, else `info` (the access
-/// lines only with `--access-log`), as text or JSON. A line that cannot be
-/// written (a full disk, a closed pipe) is lost, never the server: the
-/// subscriber's own report of it would write to standard error again, and
-/// `eprintln!` panics when that fails.
+/// Logs to standard error, through a queue of its own (`log_queue`: a
+/// reader that stops reading costs lines, never the server): `RUST_LOG`'s
+/// filter, else `info`, as text or JSON. The access lines are on with
+/// `--access-log` and off without, whatever `RUST_LOG` says, unless it
+/// names their target (`access=…`). A line that cannot be written (a full
+/// disk, a closed pipe) is lost, never the server: the subscriber's own
+/// report of it would write to standard error again, and `eprintln!`
+/// panics when that fails.
 fn init_logging(log: &LogArgs) {
     // poem's own "listening" and "server started" lines would repeat ours;
     // PostgreSQL's notices (every instance after the first: the migrations
     // table "already exists, skipping") are no news.
-    let default = if log.access_log {
-        "info,poem::server=warn,sqlx::postgres::notice=warn"
-    } else {
-        "info,poem::server=warn,sqlx::postgres::notice=warn,access=off"
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let default = "info,poem::server=warn,sqlx::postgres::notice=warn";
+    let from_env = std::env::var("RUST_LOG").ok();
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    if !from_env.as_deref().is_some_and(names_access_target) {
+        let access = if log.access_log {
+            "access=info"
+        } else {
+            "access=off"
+        };
+        if let Ok(directive) = access.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .log_internal_errors(false)
-        .with_writer(std::io::stderr);
+        .with_writer(myna_server::log_queue::install());
     match log.format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder
@@ -104,4 +115,13 @@ fn init_logging(log: &LogArgs) {
             .with_span_list(false)
             .init(),
     }
+}
+
+/// Whether a `RUST_LOG` filter has a directive for the access lines'
+/// target (`access`, `access=debug`, `access[…]=…`).
+fn names_access_target(filter: &str) -> bool {
+    filter.split(',').any(|directive| {
+        let target = directive.trim().split(['=', '[']).next().unwrap_or("");
+        target == myna_server::access::TARGET
+    })
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use poem::http::{Method, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::listener::TcpAcceptor;
 use poem::{EndpointExt, Response, Route, get, handler};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
@@ -81,8 +81,9 @@ pub fn route_label(route: &str) -> &'static str {
         .unwrap_or(OTHER)
 }
 
-/// The method label: the standard methods, else `other`.
-fn method_label(method: &Method) -> &'static str {
+/// The method label (and the method logged): the standard methods, else
+/// `other` (a client may send any token, of any length, as a method).
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -464,8 +465,9 @@ impl MetricsServer {
         Ok(MetricsServer { listener, addr })
     }
 
-    /// Serves `GET /metrics` (and a 404 problem for anything else), each
-    /// answer `nosniff` as the API's are, until `shutdown` resolves.
+    /// Serves `GET /metrics` (`HEAD` its headers; another method a 405
+    /// problem with `Allow`, another path a 404 problem), each answer
+    /// `nosniff` as the API's are, until `shutdown` resolves.
     pub async fn serve(
         self,
         metrics: Arc<Metrics>,
@@ -480,7 +482,15 @@ impl MetricsServer {
                 async move { error_response(&error, now) }
             })
             .map_to_response()
-            .map(|response: Response| async move { nosniff(response) });
+            .map(|mut response: Response| async move {
+                if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    // What a client may do here instead (RFC 9110: a 405 says).
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                }
+                nosniff(response)
+            });
         poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(self.listener)?)
             .idle_timeout(Duration::from_secs(60))
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))

@@ -187,3 +187,120 @@ fn a_public_url_with_a_path_is_warned_about_for_the_dashboard() {
     let log = server.log.lock().unwrap().clone();
     assert!(!log.iter().any(|l| l.contains("has a path")), "{log:?}");
 }
+
+/// Sends one request on a connection of its own, waiting at most 10 s for
+/// the whole answer; the answer, or `None` if it did not come.
+fn within_10s(addr: SocketAddr, head: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[test]
+fn a_log_reader_that_stops_reading_never_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let server = Server::start_with(&db, &[], &["--access-log"], None);
+    server.wait_for_log("listening on");
+    // Nothing reads the log: its pipe (64 KiB) fills after a few hundred
+    // access lines. 2,000 requests are all answered all the same.
+    server
+        .log_paused
+        .store(true, std::sync::atomic::Ordering::Release);
+    for i in 0..2_000 {
+        let answer = within_10s(
+            server.addr,
+            &format!("GET /nothing-{i} HTTP/1.1\r\nHost: x\r\n"),
+        );
+        assert!(
+            answer
+                .as_deref()
+                .is_some_and(|a| a.starts_with("HTTP/1.1 404")),
+            "request {i} unanswered: {answer:?}"
+        );
+    }
+    // Read again: the lines queued meanwhile come out.
+    server
+        .log_paused
+        .store(false, std::sync::atomic::Ordering::Release);
+    server.wait_for_log("nothing-1999");
+}
+
+#[test]
+fn the_access_log_is_the_flags_whatever_rust_log_says_and_logs_no_made_up_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let count = |server: &Server, text: &str| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let log = server.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(text)).count()
+    };
+    // `RUST_LOG=info` (the default, written out) without the flag: none.
+    let server = Server::start_with(&db, &[("RUST_LOG", "info")], &[], None);
+    let answer = raw(server.addr, "GET /quiet HTTP/1.1\r\n");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert_eq!(
+        count(&server, "/quiet"),
+        0,
+        "no access line without --access-log"
+    );
+    drop(server);
+    // A filter that quiets the rest (the server's own lines at `info`, for
+    // the address it listens on) with the flag: every request, with its id
+    // and route.
+    let server = Server::start_with(
+        &db,
+        &[("RUST_LOG", "warn,myna_server=info")],
+        &["--access-log", "--log-format", "json"],
+        None,
+    );
+    let answer = raw(
+        server.addr,
+        "GET /loud HTTP/1.1\r\nX-Request-Id: loud-1\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    server.wait_for_log("/loud");
+    let line = server.wait_for_log("loud-1").remove(0);
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["span"]["route"], "/loud", "{line}");
+    assert_eq!(line["fields"]["status"], 404, "{line}");
+    // A made-up method of 20 KB is logged as `other`, not whole.
+    let method = "X".repeat(20_000);
+    let answer = raw(server.addr, &format!("{method} /made-up HTTP/1.1\r\n"));
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    let line = server.wait_for_log("/made-up").remove(0);
+    assert!(line.len() < 1_000, "{} bytes", line.len());
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["span"]["method"], "other", "{line}");
+}
+
+#[test]
+fn an_answer_of_the_http_layer_has_a_request_id_and_an_access_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let server = Server::start_with(&db, &[], &["--access-log", "--log-format", "json"], None);
+    // A bad Host (the head is read, then refused before any route), the
+    // client's id echoed.
+    let answer = within_10s(
+        server.addr,
+        "GET / HTTP/1.1\r\nHost: bad host\r\nX-Request-Id: host-1\r\n",
+    )
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(request_id(&answer).as_deref(), Some("host-1"), "{answer}");
+    let line: Value = serde_json::from_str(&server.wait_for_log("host-1").remove(0)).unwrap();
+    assert_eq!(line["fields"]["status"], 400, "{line}");
+    // A head hyper cannot read (a NUL in a header): a new id.
+    let answer = within_10s(server.addr, "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n").unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let id = request_id(&answer).expect("an id");
+    let line: Value = serde_json::from_str(&server.wait_for_log(&id).remove(0)).unwrap();
+    assert_eq!(line["fields"]["status"], 400, "{line}");
+}

@@ -258,6 +258,20 @@ fn counters_move_exactly_as_the_requests_did() {
     assert!(TcpStream::connect(metrics).is_err(), "metrics stopped too");
 }
 
+/// The whole answer to `request_line` (e.g. `DELETE /metrics`).
+fn raw_of(addr: SocketAddr, request_line: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{request_line} HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// The head of a GET answer (status line and header fields).
 fn head_of(addr: SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
@@ -294,6 +308,15 @@ fn metrics_are_only_on_their_own_address() {
     assert_eq!(status, 404);
     let (status, _) = http(metrics, "POST", "/metrics", "", "").unwrap();
     assert_eq!(status, 405);
+    // A 405 says what is allowed (RFC 9110).
+    let answer = raw_of(metrics, "DELETE /metrics");
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nallow: get, head\r\n"),
+        "{answer}"
+    );
     // Its answers, problems included, are never sniffed, as the API's.
     for path in ["/metrics", "/nothing"] {
         let head = head_of(metrics, path);

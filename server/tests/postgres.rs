@@ -1847,3 +1847,53 @@ async fn an_update_made_unless_changed_checks_the_definition_as_stored() {
     let stored = storage.experiment(uuid).await.unwrap().unwrap().unwrap();
     assert_eq!(stored.name, "From the stale form");
 }
+
+/// A database that refuses connections (`ALLOW_CONNECTIONS false`, its
+/// backends ended) and then one dropped under the server: record calls
+/// answer 503 `unavailable` (retry later), not 500, and the outage is
+/// logged once, not an error a call.
+#[test]
+fn a_database_refusing_connections_or_dropped_answers_503_not_500() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let server = Server::start(&database.url, &ENV);
+    let (experiment, key) = setup(server.addr, &login(server.addr));
+    let admin = admin_url().unwrap();
+    let path = format!("/v2/experiment/{experiment}/record");
+    let record = || {
+        let body = json!({"batch": uuid::Uuid::new_v4(),
+                          "events": [{"typename": "view", "variant": "a"}]});
+        http(server.addr, "POST", &path, &key, &body.to_string()).unwrap()
+    };
+    assert_eq!(record().0, 200);
+    let name = &database.name;
+    execute(
+        &admin,
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+    )
+    .unwrap();
+    let end =
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
+    execute(&admin, end.clone()).unwrap();
+    for _ in 0..10 {
+        let (status, answer) = record();
+        assert_eq!(status, 503, "{answer}");
+    }
+    execute(
+        &admin,
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+    )
+    .unwrap();
+    execute(&admin, format!("DROP DATABASE {name} WITH (FORCE)")).unwrap();
+    for _ in 0..10 {
+        let (status, answer) = record();
+        assert_eq!(status, 503, "{answer}");
+    }
+    let log = server.log.lock().unwrap().clone();
+    let errors = log.iter().filter(|l| l.contains("ERROR")).count();
+    assert!(
+        errors <= 2,
+        "logged once or so, not a line a call: {log:#?}"
+    );
+}

@@ -156,6 +156,7 @@ impl Writer {
         Ok(tokio::spawn(async move {
             if finished.await.is_err() {
                 tracing::error!("the commit writer's thread panicked: the server stops");
+                crate::log_queue::flush_before_exit();
                 std::process::exit(70);
             }
         }))
@@ -196,10 +197,13 @@ impl Writer {
         );
         let events: usize = recordings.iter().map(|r| r.batch.events.len()).sum();
         self.metrics.commit_duration.observe_duration(took);
-        self.metrics.commit_batches.observe(recordings.len() as f64);
-        self.metrics.commit_events.observe(events as f64);
         match &result {
-            Ok(_) => self.writes.succeeded(self.clock.now_ms()),
+            Ok(_) => {
+                // The sizes of commits made (a failed one wrote nothing).
+                self.metrics.commit_batches.observe(recordings.len() as f64);
+                self.metrics.commit_events.observe(events as f64);
+                self.writes.succeeded(self.clock.now_ms());
+            }
             Err(StorageError::Conflict) => {}
             Err(error) => self.writes.failed(self.clock.now_ms(), error),
         }

@@ -64,7 +64,7 @@ impl<E: Endpoint> Served<E> {
         if let Err(problem) =
             limits::check_head(request.version(), request.uri(), request.headers())
         {
-            return self.problem(&problem);
+            return self.problem_to(&problem, Some(request.headers()));
         }
         let extensions = request.extensions_mut();
         extensions.insert(BodyTimeout(self.settings.body_timeout));
@@ -130,11 +130,20 @@ impl<E: Endpoint> Served<E> {
 
     /// A problem, as every answer of the routes is made.
     pub(crate) fn problem(&self, problem: &Problem) -> Response {
-        nosniff(problem_response(
+        self.problem_to(problem, None)
+    }
+
+    /// [`Served::problem`] to a request with `headers` (its own
+    /// `X-Request-Id` echoed, when safe): the answer carries an id and has
+    /// its access line, as the routes' answers do.
+    fn problem_to(&self, problem: &Problem, headers: Option<&poem::http::HeaderMap>) -> Response {
+        let mut response = nosniff(problem_response(
             &Format::Json,
             problem,
             self.clock.now_ms(),
-        ))
+        ));
+        crate::access::answered_before_routes(&mut response, headers, problem.code().typename());
+        response
     }
 }
 

@@ -87,6 +87,7 @@ pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             tokio::spawn(async move {
                 next_signal(&mut terminate, &mut interrupt).await;
                 tracing::warn!("a second signal: exiting now, requests in flight unanswered");
+                crate::log_queue::flush_before_exit();
                 std::process::exit(130);
             });
         }

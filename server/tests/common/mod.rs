@@ -27,6 +27,9 @@ pub struct Server {
     pub stdout: mpsc::Receiver<String>,
     /// Every line logged so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// While set, nothing reads the server's standard error (a stalled
+    /// log pipe).
+    pub log_paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Server {
@@ -93,8 +96,15 @@ impl Server {
         let err = child.stderr.take().unwrap();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
         let lines = log.clone();
+        let log_paused: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let paused = log_paused.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
+            // A small buffer, so that a pause stops the reading at once.
+            let reader = BufReader::with_capacity(256, err);
+            for line in reader.lines().map_while(Result::ok) {
+                while paused.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 let after = line.split("listening on ").nth(1);
                 let rest = after.and_then(|rest| {
                     rest.strip_prefix("http://")
@@ -120,6 +130,7 @@ impl Server {
             addr,
             stdout,
             log,
+            log_paused,
         }
     }
 

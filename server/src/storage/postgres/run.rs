@@ -60,11 +60,17 @@ pub(super) fn map_err(error: sqlx::Error) -> StorageError {
             // transaction rollback (deadlock, serialization); 55P03: lock
             // not available; 58: system error (I/O); 25006: a read-only
             // transaction (a standby, or a database set read-only: writes
-            // come back after a failover).
+            // come back after a failover). Refused at connecting: 3D000,
+            // the database does not exist (dropped, or being restored);
+            // 55000, it accepts no connections now (`ALLOW_CONNECTIONS
+            // false`); 28: the login refused (a password changed, a role
+            // disabled): an operator's doing, over when they undo it.
             let class = code.get(..2).unwrap_or_default();
             if code == "25006" {
                 StorageError::Unavailable(format!("{READ_ONLY}: {}", describe(&error)))
-            } else if matches!(class, "08" | "53" | "57" | "40" | "58") || code == "55P03" {
+            } else if matches!(class, "08" | "53" | "57" | "40" | "58" | "28")
+                || matches!(code.as_str(), "55P03" | "3D000" | "55000")
+            {
                 StorageError::Unavailable(describe(&error))
             } else {
                 StorageError::Internal(describe(&error))
