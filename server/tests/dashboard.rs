@@ -448,7 +448,7 @@ async fn a_method_a_page_does_not_answer_is_a_405_that_says_which_do() {
     for (route, allow) in myna_server::dashboard::METHODS {
         let path = route.replace(":uuid", &uuid.to_string());
         let allowed: Vec<&str> = allow.split(", ").collect();
-        for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
             let answer = d
                 .send(
                     Method::from_bytes(method.as_bytes()).unwrap(),

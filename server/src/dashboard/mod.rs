@@ -89,20 +89,20 @@ fn unknown_paths(route: Route) -> Route {
 /// a 405 (RFC 9110); `:uuid` stands for any one segment. A test holds it to
 /// the routes.
 pub const METHODS: &[(&str, &str)] = &[
-    ("/", "GET"),
-    ("/signin", "GET, POST"),
+    ("/", "GET, HEAD"),
+    ("/signin", "GET, HEAD, POST"),
     ("/signout", "POST"),
-    ("/experiments/new", "GET, POST"),
-    ("/experiments/:uuid", "GET, POST"),
-    ("/experiments/:uuid/export.csv", "GET"),
-    ("/experiments/:uuid/reset", "GET, POST"),
-    ("/experiments/:uuid/delete", "GET, POST"),
-    ("/keys", "GET, POST"),
+    ("/experiments/new", "GET, HEAD, POST"),
+    ("/experiments/:uuid", "GET, HEAD, POST"),
+    ("/experiments/:uuid/export.csv", "GET, HEAD"),
+    ("/experiments/:uuid/reset", "GET, HEAD, POST"),
+    ("/experiments/:uuid/delete", "GET, HEAD, POST"),
+    ("/keys", "GET, HEAD, POST"),
     ("/keys/:uuid/revoke", "POST"),
-    ("/webhooks", "GET, POST"),
+    ("/webhooks", "GET, HEAD, POST"),
     ("/webhooks/:uuid/delete", "POST"),
-    ("/assets/dashboard.css", "GET"),
-    ("/assets/icon.svg", "GET"),
+    ("/assets/dashboard.css", "GET, HEAD"),
+    ("/assets/icon.svg", "GET, HEAD"),
 ];
 
 /// The methods the dashboard answers at `path` (`"GET, POST"`), if it is

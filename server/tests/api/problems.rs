@@ -261,11 +261,15 @@ async fn unknown_routes_and_wrong_methods() {
     let uuid = h.experiment("published").await;
     // Each with `Allow`: what the path serves (RFC 9110).
     for (method, uri, allow) in [
-        (Method::DELETE, "/v2/experiment".to_owned(), "GET, POST"),
+        (
+            Method::DELETE,
+            "/v2/experiment".to_owned(),
+            "GET, HEAD, POST",
+        ),
         (
             Method::PATCH,
             format!("/v2/experiment/{uuid}"),
-            "GET, PUT, DELETE",
+            "GET, HEAD, PUT, DELETE",
         ),
         (Method::GET, format!("/v2/experiment/{uuid}/reset"), "POST"),
         (
@@ -279,7 +283,7 @@ async fn unknown_routes_and_wrong_methods() {
             "GET, POST",
         ),
         (Method::GET, "/v2/user/login".to_owned(), "POST"),
-        (Method::PUT, "/v2/apikey".to_owned(), "GET, POST"),
+        (Method::PUT, "/v2/apikey".to_owned(), "GET, HEAD, POST"),
     ] {
         let answer = h.send(method.clone(), &uri, Who::Owner, None).await;
         assert_eq!(

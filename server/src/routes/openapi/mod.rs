@@ -104,6 +104,9 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
             .map(|(template, item)| {
                 let methods = [
                     ("GET", item.get.is_some()),
+                    // A GET answers HEAD (its headers), but a record
+                    // (`record_head`: HEAD records nothing).
+                    ("HEAD", item.get.is_some() && !template.ends_with("/record")),
                     ("POST", item.post.is_some()),
                     ("PUT", item.put.is_some()),
                     ("DELETE", item.delete.is_some()),
