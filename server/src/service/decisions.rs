@@ -29,9 +29,34 @@ pub async fn decision_of(
     now_ms: i64,
 ) -> Result<Decision, StorageError> {
     let hourly = state.storage.hourly(experiment.uuid).await?;
+    decided(state, experiment, &hourly, now_ms).await
+}
+
+/// The decision on `account`'s experiment `uuid` now and the hourly totals
+/// it was made from (the dashboard's page shows both): the history read
+/// once, not once for each.
+pub async fn decision_with_hourly(
+    state: &AppState,
+    account: Uuid,
+    uuid: Uuid,
+) -> Result<(Decision, Vec<HourTotals>), Problem> {
+    let experiment = experiments::visible_fresh(state, Caller::Owner { account }, uuid).await?;
+    let hourly = state.storage.hourly(experiment.uuid).await?;
+    let decision = decided(state, &experiment, &hourly, state.now_ms()).await?;
+    Ok((decision, hourly))
+}
+
+/// The decision on `experiment` at `now_ms` from its `hourly` totals and
+/// the weights served (read here).
+async fn decided(
+    state: &AppState,
+    experiment: &Experiment,
+    hourly: &[HourTotals],
+    now_ms: i64,
+) -> Result<Decision, StorageError> {
     let served = state.storage.served(experiment.uuid).await?;
     let ids: Vec<&str> = experiment.variants.iter().map(|v| v.id.as_str()).collect();
-    let hours = hours(&ids, &hourly, &served);
+    let hours = hours(&ids, hourly, &served);
     Ok(decide(experiment, &hours, now_ms))
 }
 
