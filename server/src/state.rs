@@ -35,6 +35,7 @@ use crate::outbound::{self, Outbound};
 use crate::storage::{Storage, StorageError};
 
 mod background;
+pub mod turns;
 
 pub use background::{Abandoned, Background, FINISH_GRACE, SERVED_FLUSH, SHARED_REFRESH};
 
@@ -116,8 +117,9 @@ pub struct Shared {
     /// Turns at the answers whose CPU grows with an account (searches,
     /// deployments): half the cores (at least one), so that a flood of them,
     /// which a public key can send, leaves the other half to records,
-    /// reads and health checks. Waiting for a turn costs no CPU.
-    pub large_answers: tokio::sync::Semaphore,
+    /// reads and health checks; one account at most half of those turns, so
+    /// its flood waits behind itself ([`turns::Turns`]).
+    pub large_answers: turns::Turns,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -224,7 +226,7 @@ impl AppState {
             metrics: options.metrics,
             public_url: options.public_url,
             health_probe: crate::health::Probe::default(),
-            large_answers: tokio::sync::Semaphore::new(large_answer_turns()),
+            large_answers: turns::Turns::new(large_answer_turns()),
         }));
         Ok((state, background))
     }

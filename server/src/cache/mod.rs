@@ -61,10 +61,62 @@ impl Snapshot {
     }
 }
 
+/// The entries, by uuid and by account: an account's search, deployments
+/// and pages read its own experiments, never every account's.
+#[derive(Debug, Default)]
+struct Entries {
+    by_uuid: HashMap<Uuid, Arc<Mutex<Entry>>>,
+    by_account: HashMap<Uuid, HashSet<Uuid>>,
+}
+
+impl Entries {
+    fn get(&self, uuid: &Uuid) -> Option<&Arc<Mutex<Entry>>> {
+        self.by_uuid.get(uuid)
+    }
+
+    /// Adds or replaces the entry of `uuid`, an experiment of `account`.
+    fn insert(&mut self, uuid: Uuid, account: Uuid, entry: Arc<Mutex<Entry>>) {
+        self.by_account.entry(account).or_default().insert(uuid);
+        self.by_uuid.insert(uuid, entry);
+    }
+
+    fn remove(&mut self, uuid: &Uuid) {
+        let Some(removed) = self.by_uuid.remove(uuid) else {
+            return;
+        };
+        let account = lock(&removed).experiment.account_id;
+        if let Some(uuids) = self.by_account.get_mut(&account) {
+            uuids.remove(uuid);
+            if uuids.is_empty() {
+                self.by_account.remove(&account);
+            }
+        }
+    }
+
+    /// Keeps the entries whose uuid `keep` accepts.
+    fn retain(&mut self, keep: impl Fn(&Uuid) -> bool) {
+        self.by_uuid.retain(|uuid, _| keep(uuid));
+        self.by_account.retain(|_, uuids| {
+            uuids.retain(|uuid| keep(uuid));
+            !uuids.is_empty()
+        });
+    }
+
+    /// The entries of `account`'s experiments.
+    fn of_account(&self, account: Uuid) -> Vec<Arc<Mutex<Entry>>> {
+        self.by_account
+            .get(&account)
+            .into_iter()
+            .flatten()
+            .filter_map(|uuid| self.by_uuid.get(uuid).cloned())
+            .collect()
+    }
+}
+
 /// Every experiment, by uuid.
 #[derive(Debug)]
 pub struct Cache {
-    entries: RwLock<HashMap<Uuid, Arc<Mutex<Entry>>>>,
+    entries: RwLock<Entries>,
     /// `(account, alias)` → uuid, for the experiments that have an alias
     /// (uuids are per account: see `Experiment::alias`).
     aliases: RwLock<HashMap<(Uuid, Uuid), Uuid>>,
@@ -84,11 +136,15 @@ impl Cache {
     /// weights computed at `now_ms`.
     pub fn new(experiments: Experiments, config: WeightsConfig, now_ms: i64) -> Cache {
         let aliases = aliases(&experiments.readable);
-        let entries = experiments
-            .readable
-            .into_iter()
-            .map(|e| (e.uuid, Arc::new(Mutex::new(Entry::new(e, &config, now_ms)))))
-            .collect();
+        let mut entries = Entries::default();
+        for e in experiments.readable {
+            let (uuid, account) = (e.uuid, e.account_id);
+            entries.insert(
+                uuid,
+                account,
+                Arc::new(Mutex::new(Entry::new(e, &config, now_ms))),
+            );
+        }
         let unreadable = by_uuid(experiments.unreadable);
         Cache {
             entries: RwLock::new(entries),
@@ -136,8 +192,8 @@ impl Cache {
     /// true if it was not known so, for this reason, before.
     pub fn put_unreadable(&self, unreadable: Unreadable) -> bool {
         if let Ok(uuid) = Uuid::parse_str(&unreadable.uuid) {
-            let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            map.remove(&uuid);
+            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            entries.remove(&uuid);
         }
         let mut map = self
             .unreadable
@@ -170,8 +226,8 @@ impl Cache {
 
     /// Every entry, taken out of the map's lock (each is then locked alone).
     fn entry_list(&self) -> Vec<Arc<Mutex<Entry>>> {
-        let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        map.values().cloned().collect()
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries.by_uuid.values().cloned().collect()
     }
 
     /// Every experiment of `account`, as it is now (no weights computed).
@@ -186,7 +242,10 @@ impl Cache {
         account: Uuid,
         mut take: impl FnMut(&mut Entry) -> Option<T>,
     ) -> Vec<T> {
-        let entries = self.entry_list();
+        let entries = {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            entries.of_account(account)
+        };
         entries
             .iter()
             .filter_map(|entry| {
@@ -206,8 +265,19 @@ impl Cache {
         })
     }
 
-    /// Snapshots of every experiment (the webhook watcher's round, an
-    /// account's pages).
+    /// Snapshots of `account`'s experiments (its dashboard pages), weights
+    /// refreshed where due.
+    pub fn snapshots_of_account(&self, account: Uuid, now_ms: i64) -> Vec<Snapshot> {
+        self.each_of_account(account, |entry| {
+            entry.refresh(&self.config, now_ms, &self.lag);
+            Some(Snapshot {
+                experiment: entry.experiment.clone(),
+                weights: entry.weights.clone(),
+            })
+        })
+    }
+
+    /// Snapshots of every experiment (the webhook watcher's round).
     pub fn all(&self, now_ms: i64) -> Vec<Snapshot> {
         let entries = self.entry_list();
         entries
@@ -226,18 +296,18 @@ impl Cache {
     /// Adds or replaces an experiment (create, update: definition and counts
     /// as given); its weights are computed now.
     pub fn put(&self, experiment: Experiment, now_ms: i64) {
-        let uuid = experiment.uuid;
+        let (uuid, account) = (experiment.uuid, experiment.account_id);
         if let Some(alias) = experiment.alias {
             let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
             aliases.insert((experiment.account_id, alias), uuid);
         }
         let mut entry = Entry::new(experiment, &self.config, now_ms);
         self.forget_unreadable(uuid);
-        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = map.get(&uuid) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = entries.get(&uuid) {
             entry.inherit_served(&mut lock(old));
         }
-        map.insert(uuid, Arc::new(Mutex::new(entry)));
+        entries.insert(uuid, account, Arc::new(Mutex::new(entry)));
     }
 
     /// Forgets an experiment (readable or not).
@@ -247,8 +317,8 @@ impl Cache {
             let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
             aliases.retain(|_, key| *key != uuid);
         }
-        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        map.remove(&uuid);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        entries.remove(&uuid);
     }
 
     fn forget_unreadable(&self, uuid: Uuid) {
@@ -299,12 +369,12 @@ impl Cache {
         }
         let added: Vec<_> = added
             .into_iter()
-            .map(|e| (e.uuid, Entry::new(e, &self.config, now_ms)))
+            .map(|e| (e.uuid, e.account_id, Entry::new(e, &self.config, now_ms)))
             .collect();
-        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        map.retain(|uuid, _| seen.contains(uuid));
-        for (uuid, entry) in added {
-            map.insert(uuid, Arc::new(Mutex::new(entry)));
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|uuid| seen.contains(uuid));
+        for (uuid, account, entry) in added {
+            entries.insert(uuid, account, Arc::new(Mutex::new(entry)));
         }
         fresh
     }

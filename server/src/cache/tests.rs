@@ -295,3 +295,46 @@ fn unreadable_experiments_are_kept_apart_and_reported_once() {
     assert_eq!(cache.unreadable(uuid), None);
     assert!(cache.experiment(uuid).is_some());
 }
+
+#[test]
+fn an_accounts_experiments_are_found_by_account_through_every_change() {
+    let of = |account: u128, uuid: u128| Experiment {
+        uuid: Uuid::from_u128(uuid),
+        account_id: Uuid::from_u128(account),
+        ..experiment()
+    };
+    let mine = |cache: &Cache, account: u128| {
+        let mut uuids: Vec<u128> = cache
+            .of_account(Uuid::from_u128(account))
+            .iter()
+            .map(|e| e.uuid.as_u128())
+            .collect();
+        uuids.sort_unstable();
+        uuids
+    };
+    let cache = Cache::new(
+        vec![of(7, 1), of(7, 2), of(8, 3)].into(),
+        WeightsConfig::default(),
+        0,
+    );
+    assert_eq!((mine(&cache, 7), mine(&cache, 8)), (vec![1, 2], vec![3]));
+    cache.put(of(8, 4), 1);
+    cache.put(of(7, 2), 1);
+    assert_eq!((mine(&cache, 7), mine(&cache, 8)), (vec![1, 2], vec![3, 4]));
+    cache.remove(Uuid::from_u128(1));
+    assert_eq!(mine(&cache, 7), vec![2]);
+    cache.put_unreadable(Unreadable {
+        uuid: Uuid::from_u128(2).to_string(),
+        account_id: Some(Uuid::from_u128(7)),
+        visibility: None,
+        reason: "bad".into(),
+    });
+    assert_eq!(mine(&cache, 7), Vec::<u128>::new());
+    // A sync to what the database holds: 3 gone, 5 new, 4 kept.
+    cache.sync(vec![of(8, 4), of(9, 5)].into(), 2);
+    assert_eq!(
+        (mine(&cache, 7), mine(&cache, 8), mine(&cache, 9)),
+        (vec![], vec![4], vec![5])
+    );
+    assert_eq!(cache.all(2).len(), 2);
+}

@@ -25,7 +25,7 @@ pub async fn deployment(state: &AppState, key: &str, api_root: &str) -> Result<S
         .await?
         .ok_or_else(unknown_key)?;
     // Built in a turn of `large_answers`, as a search.
-    let _turn = state.large_answers.acquire().await;
+    let _turn = state.large_answers.take(account).await;
     // Each experiment's part is kept in the cache until its weights or
     // definition change: a deployment asked again is mostly joined, not
     // written (a large account's is megabytes).

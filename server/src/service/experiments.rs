@@ -22,12 +22,7 @@ use crate::storage::{HourTotals, Recording};
 
 /// Every experiment of `account`, as the cache has it now (with weights).
 pub fn of_account(state: &AppState, account: Uuid) -> Vec<Snapshot> {
-    state
-        .cache
-        .all(state.now_ms())
-        .into_iter()
-        .filter(|s| s.experiment.account_id == account)
-        .collect()
+    state.cache.snapshots_of_account(account, state.now_ms())
 }
 
 /// The experiment `caller` knows as `uuid` (its alias, for one that has an
@@ -177,7 +172,7 @@ fn missing(state: &AppState, caller: Caller, uuid: Uuid) -> Problem {
 /// page connecting chooses variants by them).
 /// Built in a turn of [`AppState::large_answers`](crate::state::Shared::large_answers).
 pub async fn search(state: &AppState, caller: Caller, search: &SearchQuery) -> String {
-    let _turn = state.large_answers.acquire().await;
+    let _turn = state.large_answers.take(caller.account()).await;
     let now = state.now_ms();
     // Every experiment of the account is read, but weights are taken (and
     // refreshed where due) only for those answered, at most `limit`; one

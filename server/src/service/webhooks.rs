@@ -165,12 +165,13 @@ pub async fn check_now(state: &AppState) -> Result<usize, StorageError> {
         .into_iter()
         .map(|o| (o.experiment, o))
         .collect();
-    let mut experiments: Vec<_> = state
-        .cache
-        .all(state.now_ms())
-        .into_iter()
+    // Only those accounts' experiments, not every account's.
+    let now_ms = state.now_ms();
+    let mut experiments: Vec<_> = accounts
+        .iter()
+        .flat_map(|account| state.cache.snapshots_of_account(*account, now_ms))
         .map(|s| s.experiment)
-        .filter(|e| accounts.contains(&e.account_id) && e.visibility != Visibility::Archived)
+        .filter(|e| e.visibility != Visibility::Archived)
         .collect();
     experiments.sort_by_key(|e| e.uuid);
     let watch = || {

@@ -258,14 +258,14 @@ async fn reset_zeroes_counts_and_ignores_the_body() {
 async fn searches_and_deployments_wait_for_a_turn_and_nothing_else_does() {
     let h = Harness::new().await;
     let uuid = h.experiment("published").await;
-    let turns = h.state.large_answers.available_permits();
+    let turns = h.state.large_answers.turns();
     assert!(turns >= 1);
-    let taken = h
-        .state
-        .large_answers
-        .acquire_many(u32::try_from(turns).unwrap())
-        .await
-        .unwrap();
+    // Every turn, each held for another account.
+    let mut taken = Vec::new();
+    for i in 0..turns {
+        let other = uuid::Uuid::from_u128(u128::try_from(i).unwrap() + 1);
+        taken.push(h.state.large_answers.take(other).await);
+    }
     let deployment = format!("/v2/deployment/{}/myna.json", h.owner.key);
     for uri in ["/v2/experiment", deployment.as_str()] {
         let waited =
