@@ -257,6 +257,48 @@ enum Slot {
     Unreadable(Unreadable),
 }
 
+/// An `experiments` row as read, whatever it holds: its stored uuid text
+/// and the experiment, or why it cannot be read and what could be.
+pub struct ExperimentRecord {
+    key: Result<String, String>,
+    read: Result<Experiment, Unreadable>,
+}
+
+/// A `variants` row as read: its experiment's stored uuid text, its id,
+/// and the variant or why it cannot be read.
+pub struct VariantRecord {
+    key: Option<String>,
+    id: String,
+    read: Result<Variant, String>,
+}
+
+/// An `experiments` row as an [`ExperimentRecord`] (never an error: a row
+/// that cannot be read is a record of that). Rows read one at a time
+/// ([`crate::storage::sql::Run::fetch_map`]) never sit in memory together.
+pub fn experiment_record(row: &impl Columns) -> Result<ExperimentRecord, StorageError> {
+    let key = row.uuid_text("uuid").map_err(|e| e.to_string());
+    let read = experiment_row(row).map_err(|error| Unreadable {
+        uuid: key.clone().unwrap_or_else(|e| format!("({e})")),
+        account_id: uuid_col(row, "account_id").ok(),
+        visibility: row
+            .text("visibility")
+            .ok()
+            .as_deref()
+            .and_then(Visibility::parse),
+        reason: error.to_string(),
+    });
+    Ok(ExperimentRecord { key, read })
+}
+
+/// A `variants` row as a [`VariantRecord`] (never an error).
+pub fn variant_record(row: &impl Columns) -> Result<VariantRecord, StorageError> {
+    Ok(VariantRecord {
+        key: row.uuid_text("experiment").ok(),
+        id: row.text("id").unwrap_or_default(),
+        read: variant_row(row).map_err(|e| e.to_string()),
+    })
+}
+
 /// The experiments of `experiments` rows with their `variants` rows (in
 /// creation order), matched by the stored uuid text. A row that cannot be
 /// read makes its experiment [`Unreadable`] (what could be read of it, and
@@ -265,32 +307,30 @@ pub fn experiments_from_rows(
     experiments: &[impl Columns],
     variants: &[impl Columns],
 ) -> Experiments {
+    let experiments = experiments.iter().filter_map(|r| experiment_record(r).ok());
+    let variants = variants.iter().filter_map(|r| variant_record(r).ok());
+    experiments_from_records(experiments.collect(), variants.collect())
+}
+
+/// [`experiments_from_rows`] of rows already read as records.
+pub fn experiments_from_records(
+    experiments: Vec<ExperimentRecord>,
+    variants: Vec<VariantRecord>,
+) -> Experiments {
     let mut slots = Vec::with_capacity(experiments.len());
     let mut index = HashMap::with_capacity(experiments.len());
-    for row in experiments {
-        let key = row.uuid_text("uuid");
-        let slot = match experiment_row(row) {
+    for record in experiments {
+        let slot = match record.read {
             Ok(experiment) => Slot::Read(experiment),
-            Err(error) => Slot::Unreadable(Unreadable {
-                uuid: key
-                    .as_ref()
-                    .map_or_else(|e| format!("({e})"), String::clone),
-                account_id: uuid_col(row, "account_id").ok(),
-                visibility: row
-                    .text("visibility")
-                    .ok()
-                    .as_deref()
-                    .and_then(Visibility::parse),
-                reason: error.to_string(),
-            }),
+            Err(unreadable) => Slot::Unreadable(unreadable),
         };
-        if let Ok(key) = key {
+        if let Ok(key) = record.key {
             index.insert(key, slots.len());
         }
         slots.push(slot);
     }
-    for row in variants {
-        let Ok(key) = row.uuid_text("experiment") else {
+    for record in variants {
+        let Some(key) = record.key else {
             continue;
         };
         let Some(&i) = index.get(&key) else {
@@ -299,15 +339,14 @@ pub fn experiments_from_rows(
         let Slot::Read(experiment) = &mut slots[i] else {
             continue;
         };
-        match variant_row(row) {
+        match record.read {
             Ok(variant) => experiment.variants.push(variant),
             Err(error) => {
-                let id = row.text("id").unwrap_or_default();
                 slots[i] = Slot::Unreadable(Unreadable {
                     uuid: key,
                     account_id: Some(experiment.account_id),
                     visibility: Some(experiment.visibility),
-                    reason: format!("variant {id:?}: {error}"),
+                    reason: format!("variant {:?}: {error}", record.id),
                 });
             }
         }

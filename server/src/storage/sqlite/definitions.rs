@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::SqliteStorage;
 use super::run::map_err;
-use crate::storage::rows::{Columns, VARIANT_COLUMNS, experiments_from_rows, to_i64};
+use crate::storage::rows::{
+    Columns, VARIANT_COLUMNS, experiment_record, experiments_from_records, to_i64, variant_record,
+};
 use crate::storage::sql::{Run, Statement};
 use crate::storage::{Experiments, StorageError, experiments};
 
@@ -17,7 +19,11 @@ impl SqliteStorage {
         &self,
         uuid: Option<Uuid>,
     ) -> Result<Experiments, StorageError> {
-        let experiments = self.fetch(experiments::select(uuid)).await?;
+        // Row by row into records (a start reads every experiment: the
+        // driver's rows of 100,000 would otherwise sit in memory at once).
+        let experiments = self
+            .fetch_map(experiments::select(uuid), experiment_record)
+            .await?;
         let variants = match uuid {
             Some(uuid) => Statement::new(format!(
                 "SELECT {VARIANT_COLUMNS} FROM variants WHERE experiment = $1 ORDER BY position"
@@ -27,7 +33,7 @@ impl SqliteStorage {
                 "SELECT {VARIANT_COLUMNS} FROM variants ORDER BY experiment, position"
             )),
         };
-        let variants = self.fetch(variants).await?;
+        let variants = self.fetch_map(variants, variant_record).await?;
         // sqlx ends a read early, as if complete, when its connection's
         // thread panics mid-way (SQLite out of memory): an outside probe
         // saw a start under a memory limit serve 179 of 201 experiments
@@ -54,7 +60,7 @@ impl SqliteStorage {
             })
             .transpose()?;
         whole_read(counted, experiments.len(), variants.len())?;
-        Ok(experiments_from_rows(&experiments, &variants))
+        Ok(experiments_from_records(experiments, variants))
     }
 
     /// Writes an experiment's variants one statement each: new ones with
