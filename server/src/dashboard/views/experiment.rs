@@ -286,6 +286,8 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
     };
     let weight_lines = lines(&|i| h.weights[i].iter().map(|&w| Some(w)).collect());
     let rate_lines = lines(&|i| h.rates[i].clone());
+    let rate_top = charts::rate_axis_max(&h);
+    let clipped = h.rates.iter().flatten().flatten().any(|r| *r > rate_top);
     let names: Vec<&str> = e.variants.iter().map(|v| v.name.as_str()).collect();
     let names = names.join(", ");
     let csv = format!("/experiments/{}/export.csv", e.public_uuid());
@@ -320,8 +322,13 @@ fn history(e: &Experiment, hourly: &[HourTotals]) -> Markup {
                         &format!("Cumulative reward over cumulative views of each variant ({names}), hour by hour."),
                         &h.hours,
                         &rate_lines,
-                        charts::rate_axis_max(&h),
+                        rate_top,
                     ))
+                    @if clipped {
+                        p class="muted small" id="rates-clipped" {
+                            "Rates above " (percent(rate_top)) " (early hours, on few views) run off the top of the chart, drawn along its edge; the table below has them."
+                        }
+                    }
                     (charts::legend(&rate_lines))
                 }
             }
