@@ -253,6 +253,14 @@ mod tests {
         REPORTED.fetch_add(dropped, Ordering::Relaxed);
     }
 
+    impl Gate {
+        /// What it wrote so far.
+        fn text(&self) -> String {
+            let written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+            String::from_utf8_lossy(&written).into_owned()
+        }
+    }
+
     fn log(queue: &LogQueue, line: &str) {
         let mut writer = queue.make_writer();
         let _ = writer.write_all(line.as_bytes());
@@ -280,12 +288,7 @@ mod tests {
         assert!(guard.flush(Duration::from_secs(10)));
         log(&queue, "after\n");
         assert!(guard.flush(Duration::from_secs(10)));
-        let written = gate
-            .written
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let text = String::from_utf8_lossy(&written);
+        let text = gate.text();
         let kept = text.lines().filter(|l| l.starts_with('x')).count() as u64;
         assert_eq!(kept + dropped, 16 * 1024, "each line written or counted");
         assert_eq!(REPORTED.load(Ordering::Relaxed), dropped, "told");
@@ -303,12 +306,7 @@ mod tests {
             let _ = writeln!(writer, "{i}");
         }
         drop(guard);
-        let written = gate
-            .written
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let text = String::from_utf8_lossy(&written);
+        let text = gate.text();
         let expected: String = (0..1_000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(text, expected);
         assert_eq!(queue.dropped(), 0);

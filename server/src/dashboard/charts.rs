@@ -359,9 +359,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn history_is_cumulative_and_ends_at_the_current_counts() {
-        let mut experiment = Experiment {
+    /// A published experiment of variants `a` and `b`, no counts.
+    fn two_variants() -> Experiment {
+        Experiment {
             uuid: Uuid::from_u128(1),
             alias: None,
             id: "e".into(),
@@ -370,7 +370,12 @@ mod tests {
             visibility: Visibility::Published,
             settings: empty_object(),
             variants: vec![Variant::new("a"), Variant::new("b")],
-        };
+        }
+    }
+
+    #[test]
+    fn history_is_cumulative_and_ends_at_the_current_counts() {
+        let mut experiment = two_variants();
         let hourly = [
             totals("a", 1, 10, 1.0),
             totals("a", 3, 10, 5.0),
@@ -394,16 +399,7 @@ mod tests {
 
     #[test]
     fn the_rate_axis_is_scaled_by_settled_rates_not_the_first_views() {
-        let experiment = Experiment {
-            uuid: Uuid::from_u128(1),
-            alias: None,
-            id: "e".into(),
-            account_id: Uuid::from_u128(2),
-            name: "e".into(),
-            visibility: Visibility::Published,
-            settings: empty_object(),
-            variants: vec![Variant::new("a"), Variant::new("b")],
-        };
+        let experiment = two_variants();
         // Hour 1: one view, one reward each (100 %); then 4 % and 6 %.
         let mut hourly = vec![totals("a", 1, 1, 1.0), totals("b", 1, 1, 1.0)];
         for hour in 2..50 {
