@@ -29,6 +29,16 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// turns them on).
 pub const TARGET: &str = "access";
 
+/// Whether a `RUST_LOG` filter has a directive for the access lines'
+/// target (`access`, `access=debug`, `access[…]=…`): then it, not
+/// `--access-log`, switches them.
+pub fn names_target(filter: &str) -> bool {
+    filter.split(',').any(|directive| {
+        let target = directive.trim().split(['=', '[']).next().unwrap_or("");
+        target == TARGET
+    })
+}
+
 /// Longest request id taken from a client.
 const MAX_ID_LEN: usize = 64;
 
@@ -247,5 +257,25 @@ mod tests {
         let (first, second) = (ids.of(&request), ids.of(&request));
         assert_eq!(first, format!("{:08x}-1", ids.prefix));
         assert_eq!(second, format!("{:08x}-2", ids.prefix));
+    }
+
+    #[test]
+    fn a_filter_names_the_access_target_only_as_a_directive_of_its_own() {
+        for named in [
+            "access",
+            "access=off",
+            "warn, access=info",
+            "access[request]=debug",
+        ] {
+            assert!(names_target(named), "{named}");
+        }
+        for unnamed in [
+            "info",
+            "warn,myna_server=info",
+            "myna_server::access=debug",
+            "accesses",
+        ] {
+            assert!(!names_target(unnamed), "{unnamed}");
+        }
     }
 }

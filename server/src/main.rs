@@ -93,7 +93,10 @@ fn init_logging(log: &LogArgs) {
     let default = "info,poem::server=warn,sqlx::postgres::notice=warn";
     let from_env = std::env::var("RUST_LOG").ok();
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    if !from_env.as_deref().is_some_and(names_access_target) {
+    if !from_env
+        .as_deref()
+        .is_some_and(myna_server::access::names_target)
+    {
         let access = if log.access_log {
             "access=info"
         } else {
@@ -115,13 +118,4 @@ fn init_logging(log: &LogArgs) {
             .with_span_list(false)
             .init(),
     }
-}
-
-/// Whether a `RUST_LOG` filter has a directive for the access lines'
-/// target (`access`, `access=debug`, `access[…]=…`).
-fn names_access_target(filter: &str) -> bool {
-    filter.split(',').any(|directive| {
-        let target = directive.trim().split(['=', '[']).next().unwrap_or("");
-        target == myna_server::access::TARGET
-    })
 }

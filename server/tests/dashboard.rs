@@ -258,6 +258,14 @@ impl Dash {
     }
 
     /// An API call with the owner's Basic credentials.
+    /// Records `body` (`{"events": [...]}`) in experiment `uuid` as its
+    /// owner, asserting it is taken.
+    async fn record(&self, uuid: &impl std::fmt::Display, body: Value) {
+        let uri = format!("/v2/experiment/{uuid}/record");
+        let (status, answer) = self.api(Method::POST, &uri, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
     async fn api(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
         let (status, text) = self.api_text(method, uri, body).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -756,14 +764,7 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
         .chain((0..9).map(|_| json!({"typename": "reward", "variant": "green"})))
         .chain((0..1).map(|_| json!({"typename": "reward", "variant": "blue", "amount": 0.5})))
         .collect();
-    let (status, _) = d
-        .api(
-            Method::POST,
-            &format!("/v2/experiment/{uuid}/record"),
-            Some(json!({"events": events})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    d.record(&uuid, json!({"events": events})).await;
     d.clock.advance(1_000);
     let page = d
         .page(&browser, &format!("/experiments/{uuid}?done=created"))
@@ -868,14 +869,11 @@ async fn create_edit_reset_delete_through_the_forms_agree_with_the_api() {
     assert_eq!(unchanged["name"], "Buy button");
     // Visitors keep coming between the two presses: their views go with
     // the variant, the confirmation still holds.
-    let (status, _) = d
-        .api(
-            Method::POST,
-            &format!("/v2/experiment/{uuid}/record"),
-            Some(json!({"events": [{"typename": "view", "variant": "blue"}]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    d.record(
+        &uuid,
+        json!({"events": [{"typename": "view", "variant": "blue"}]}),
+    )
+    .await;
     fields.push(("confirm_removal", &tag));
     let edited = d
         .submit(&browser, &format!("/experiments/{uuid}"), &fields)
@@ -1045,14 +1043,11 @@ async fn a_hostile_experiment_name_is_escaped_everywhere() {
     let (status, read) = d.api(Method::POST, "/v2/experiment", Some(body)).await;
     assert_eq!(status, StatusCode::OK);
     let uuid = read["uuid"].as_str().unwrap_or_default().to_owned();
-    let (status, _) = d
-        .api(
-            Method::POST,
-            &format!("/v2/experiment/{uuid}/record"),
-            Some(json!({"events": [{"typename": "view", "variant": "<b>bold</b>"}]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    d.record(
+        &uuid,
+        json!({"events": [{"typename": "view", "variant": "<b>bold</b>"}]}),
+    )
+    .await;
     let browser = d.sign_in().await;
     for page in [
         "/".to_owned(),
@@ -1546,14 +1541,7 @@ async fn the_experiment_page_links_a_csv_of_its_hourly_totals() {
         {"typename": "view", "variant": "a"},
         {"typename": "reward", "variant": "a", "amount": 0.5},
         {"typename": "view", "variant": "b"}]});
-    let (status, _) = d
-        .api(
-            Method::POST,
-            &format!("/v2/experiment/{uuid}/record"),
-            Some(events),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    d.record(&uuid, events).await;
     let browser = d.sign_in().await;
     let page = d.page(&browser, &format!("/experiments/{uuid}")).await;
     let link = format!("href=\"/experiments/{uuid}/export.csv\"");
@@ -1656,14 +1644,7 @@ async fn the_webhooks_page_adds_shows_the_secret_once_lists_deliveries_and_delet
     // A change of decision shows up among the deliveries.
     let uuid = d.experiment("Hooked").await;
     let events = json!({"events": [{"typename": "reward", "variant": "b", "amount": 1.0}]});
-    let (status, _) = d
-        .api(
-            Method::POST,
-            &format!("/v2/experiment/{uuid}/record"),
-            Some(events),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    d.record(&uuid, events).await;
     assert_eq!(check_now(&d.state).await.expect("check"), 1);
     let page = d.page(&browser, "/webhooks").await;
     let deliveries = between(&page.text, "id=\"deliveries\"", "</table>").expect("deliveries");

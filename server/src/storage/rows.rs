@@ -251,12 +251,6 @@ pub fn delivery_row(row: &impl Columns) -> Result<Delivery, StorageError> {
     })
 }
 
-/// An experiment as read from its rows so far.
-enum Slot {
-    Read(Experiment),
-    Unreadable(Unreadable),
-}
-
 /// An `experiments` row as read, whatever it holds: its stored uuid text
 /// and the experiment, or why it cannot be read and what could be.
 pub struct ExperimentRecord {
@@ -264,11 +258,10 @@ pub struct ExperimentRecord {
     read: Result<Experiment, Unreadable>,
 }
 
-/// A `variants` row as read: its experiment's stored uuid text, its id,
-/// and the variant or why it cannot be read.
+/// A `variants` row as read: its experiment's stored uuid text, and the
+/// variant or why it cannot be read (naming its id).
 pub struct VariantRecord {
     key: Option<String>,
-    id: String,
     read: Result<Variant, String>,
 }
 
@@ -294,8 +287,10 @@ pub fn experiment_record(row: &impl Columns) -> Result<ExperimentRecord, Storage
 pub fn variant_record(row: &impl Columns) -> Result<VariantRecord, StorageError> {
     Ok(VariantRecord {
         key: row.uuid_text("experiment").ok(),
-        id: row.text("id").unwrap_or_default(),
-        read: variant_row(row).map_err(|e| e.to_string()),
+        read: variant_row(row).map_err(|error| {
+            let id = row.text("id").unwrap_or_default();
+            format!("variant {id:?}: {error}")
+        }),
     })
 }
 
@@ -317,17 +312,14 @@ pub fn experiments_from_records(
     experiments: Vec<ExperimentRecord>,
     variants: Vec<VariantRecord>,
 ) -> Experiments {
-    let mut slots = Vec::with_capacity(experiments.len());
+    // Each experiment as read from its rows so far.
+    let mut slots: Vec<Result<Experiment, Unreadable>> = Vec::with_capacity(experiments.len());
     let mut index = HashMap::with_capacity(experiments.len());
     for record in experiments {
-        let slot = match record.read {
-            Ok(experiment) => Slot::Read(experiment),
-            Err(unreadable) => Slot::Unreadable(unreadable),
-        };
         if let Ok(key) = record.key {
             index.insert(key, slots.len());
         }
-        slots.push(slot);
+        slots.push(record.read);
     }
     for record in variants {
         let Some(key) = record.key else {
@@ -336,17 +328,17 @@ pub fn experiments_from_records(
         let Some(&i) = index.get(&key) else {
             continue;
         };
-        let Slot::Read(experiment) = &mut slots[i] else {
+        let Ok(experiment) = &mut slots[i] else {
             continue;
         };
         match record.read {
             Ok(variant) => experiment.variants.push(variant),
-            Err(error) => {
-                slots[i] = Slot::Unreadable(Unreadable {
+            Err(reason) => {
+                slots[i] = Err(Unreadable {
                     uuid: key,
                     account_id: Some(experiment.account_id),
                     visibility: Some(experiment.visibility),
-                    reason: format!("variant {:?}: {error}", record.id),
+                    reason,
                 });
             }
         }
@@ -354,8 +346,8 @@ pub fn experiments_from_records(
     let mut out = Experiments::default();
     for slot in slots {
         match slot {
-            Slot::Read(experiment) => out.readable.push(experiment),
-            Slot::Unreadable(unreadable) => out.unreadable.push(unreadable),
+            Ok(experiment) => out.readable.push(experiment),
+            Err(unreadable) => out.unreadable.push(unreadable),
         }
     }
     out

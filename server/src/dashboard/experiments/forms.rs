@@ -421,7 +421,7 @@ fn as_stored<'a>(posted: &'a str, stored: &'a str) -> &'a str {
 
 /// `experiment`'s variant a form's `posted` id names: the same id, or the
 /// same once the browser's CRLF line breaks are read as LF.
-fn current_variant<'a>(experiment: &'a Experiment, posted: &str) -> Option<&'a Variant> {
+pub(super) fn current_variant<'a>(experiment: &'a Experiment, posted: &str) -> Option<&'a Variant> {
     let find = |id: &str| experiment.variants.iter().find(|v| v.id == id);
     find(posted).or_else(|| find(&posted.replace("\r\n", "\n")))
 }

@@ -8,7 +8,7 @@
 
 use myna_core::Experiment;
 
-use super::forms::EditForm;
+use super::forms::{EditForm, current_variant};
 
 /// Digests of `form`'s fields as filled in, space-separated: name, id,
 /// visibility, settings, then each variant's name and settings, in the
@@ -67,12 +67,11 @@ impl EditForm {
             merged.mode.clone_from(&self.mode);
         }
         for (i, posted) in self.variants.iter().enumerate() {
-            let id = posted.id.replace("\r\n", "\n");
-            let Some(row) = merged
-                .variants
-                .iter_mut()
-                .find(|row| row.id == posted.id || row.id == id)
-            else {
+            // The stored variant the row was rendered for (CRLF ids too).
+            let Some(stored) = current_variant(stored, &posted.id) else {
+                continue;
+            };
+            let Some(row) = merged.variants.iter_mut().find(|row| row.id == stored.id) else {
                 continue;
             };
             if edited(4 + 2 * i, &posted.name) {

@@ -475,3 +475,46 @@ fn snippet(api_root: &str, e: &Experiment, keys: &[ApiKey]) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use myna_core::model::empty_object;
+    use myna_core::{Variant, Visibility};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn hours(first: (u64, f64), then: (u64, f64)) -> Vec<HourTotals> {
+        let at = |hour: i64, (views, total_reward): (u64, f64)| HourTotals {
+            variant: "a".into(),
+            hour_ms: hour * 3_600_000,
+            views,
+            total_reward,
+        };
+        std::iter::once(at(1, first))
+            .chain((2..30).map(|hour| at(hour, then)))
+            .collect()
+    }
+
+    #[test]
+    fn the_rate_chart_says_when_early_rates_run_off_its_top() {
+        let experiment = Experiment {
+            uuid: Uuid::from_u128(1),
+            alias: None,
+            id: "e".into(),
+            account_id: Uuid::from_u128(2),
+            name: "e".into(),
+            visibility: Visibility::Published,
+            settings: empty_object(),
+            variants: vec![Variant::new("a")],
+        };
+        // One view and one reward first (100 %), then 5 %.
+        let page = history(&experiment, &hours((1, 1.0), (100, 5.0))).into_string();
+        assert!(page.contains("id=\"rates-clipped\""), "{page}");
+        let above = format!("Rates above {}", percent(0.1));
+        assert!(page.contains(&above), "{page}");
+        // Settled from the start: nothing runs off.
+        let page = history(&experiment, &hours((100, 5.0), (100, 5.0))).into_string();
+        assert!(!page.contains("rates-clipped"), "{page}");
+    }
+}
