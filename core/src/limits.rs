@@ -46,6 +46,9 @@ pub const MAX_WEBHOOK_URL_BYTES: usize = 2048;
 pub const MAX_WEBHOOKS: usize = 10;
 /// Most API keys an account has.
 pub const MAX_API_KEYS: usize = 100;
+/// Most login tokens of each kind (API Bearer tokens, dashboard sessions)
+/// an account has: a login past it ends the one that would expire first.
+pub const MAX_TOKENS: usize = 1_000;
 /// Most experiments an account has (of every visibility): creating one
 /// more is a 409 `conflict` until one is deleted.
 pub const MAX_EXPERIMENTS: usize = 10_000;

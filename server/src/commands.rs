@@ -1,6 +1,7 @@
 //! The CLI's commands other than `serve`: accounts (`account create`,
-//! `account password`), API keys (`apikey create`, `apikey list`) and
-//! `backup`, each on the database the server uses.
+//! `account password`, `account list`, `account delete`), API keys
+//! (`apikey create`, `apikey list`) and `backup`, each on the database the
+//! server uses.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -14,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::Database;
 use crate::serve::{Failure, open, stdout_discarded};
 
-use crate::service::accounts::{create_account, generated_password, set_password};
+use crate::service::accounts::{create_account, delete_account, generated_password, set_password};
 use crate::storage::sqlite;
 use crate::storage::{ApiKey, Storage};
 
@@ -107,6 +108,92 @@ pub async fn account_password(
             ),
             &done,
         )
+    }
+}
+
+/// `myna-server account list`: one account a line: email, when created
+/// (UTC), and how many experiments, API keys and webhooks it has.
+pub async fn account_list(database: &str) -> Result<(), Failure> {
+    existing(database)?;
+    let storage = open(database).await?;
+    let accounts = storage
+        .accounts()
+        .await
+        .map_err(|e| format!("cannot read accounts: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    let header = "email\tcreated\texperiments\tapi_keys\twebhooks";
+    // A reader that went away (`| head -1`) ends the list, no panic.
+    if writeln!(out, "{header}").is_err() {
+        return Ok(());
+    }
+    for a in accounts {
+        let created = myna_core::timestamp::format_iso(a.created_ms);
+        let line = format!(
+            "{}\t{created}\t{}\t{}\t{}",
+            a.email, a.experiments, a.api_keys, a.webhooks
+        );
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `myna-server account delete`: without `yes`, says what would be deleted
+/// and deletes nothing. On SQLite it holds the file's server lock while it
+/// deletes: the deletion is refused while a server runs on it (that server would go on
+/// answering the account's experiments from its memory), and no server
+/// starts meanwhile.
+pub async fn account_delete(database: &str, email: &str, yes: bool) -> Result<(), Failure> {
+    existing(database)?;
+    let storage = open(database).await?;
+    let email = normalize_email(email);
+    let listing = storage
+        .accounts()
+        .await
+        .map_err(|e| format!("cannot read accounts: {e}"))?;
+    let Some(account) = listing.into_iter().find(|a| a.email == email) else {
+        return Err(format!("there is no account {email}"));
+    };
+    let holds = format!(
+        "{} experiments (with their counts and history), {} API keys, {} webhooks",
+        account.experiments, account.api_keys, account.webhooks
+    );
+    if !yes {
+        return Err(format!(
+            "would delete account {email} with {holds} and end its sessions: \
+             run again with --yes to delete (it cannot be undone: back up first)"
+        ));
+    }
+    let _held = hold_against_servers(database)?;
+    let deleted = delete_account(storage.as_ref(), &email)
+        .await
+        .map_err(|p| format!("cannot delete the account: {p}"))?;
+    let what = format!(
+        "account {email} with {} experiments, its API keys, webhooks and sessions",
+        deleted.experiments
+    );
+    say(&format!("Deleted {what}"), &format!("deleted {what}"))
+}
+
+/// For a command that must not run beside a server on an SQLite file: the
+/// lock a server holds on it (see `serve::hold_sqlite`), held until the
+/// returned handle drops; refused while a server holds it. PostgreSQL
+/// (servers share it by design): nothing to hold.
+fn hold_against_servers(database: &str) -> Result<Option<std::fs::File>, Failure> {
+    let Some(path) = Database::parse(database).sqlite_file() else {
+        return Ok(None);
+    };
+    let file = sqlite::open_private(&path)
+        .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "a myna-server is serving {}: stop it first (it would go on answering \
+             from its memory what this deletes), then run this again",
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 

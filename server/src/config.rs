@@ -306,9 +306,31 @@ pub enum AccountCommand {
     /// one); prints it when generated. Signs the account out everywhere.
     /// The database must exist.
     Password(AccountArgs),
+    /// List the accounts: email, when created, and how many experiments,
+    /// API keys and webhooks each has. The database must exist.
+    List {
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Delete an account with everything it holds: experiments with their
+    /// counts and history, API keys, webhooks, sessions. Cannot be undone
+    /// (take a backup first). On SQLite, stop the server first.
+    Delete {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+        /// Confirms the deletion (without it, nothing is deleted: the
+        /// command says what would be).
+        #[arg(long)]
+        yes: bool,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
-/// What both `account` subcommands take.
+/// What `account create` and `account password` take.
 #[derive(Debug, Args)]
 pub struct AccountArgs {
     /// The account's email (the login).

@@ -53,6 +53,14 @@ async fn run() -> std::process::ExitCode {
         Some(Command::Account(AccountCommand::Password(a))) => {
             commands::account_password(&a.database.database, &a.email, a.password).await
         }
+        Some(Command::Account(AccountCommand::List { database })) => {
+            commands::account_list(&database.database).await
+        }
+        Some(Command::Account(AccountCommand::Delete {
+            email,
+            yes,
+            database,
+        })) => commands::account_delete(&database.database, &email, yes).await,
         Some(Command::Apikey(ApikeyCommand::Create {
             email,
             name,

@@ -100,7 +100,7 @@ pub struct Shared {
     /// Origins browsers may call from.
     pub origins: Origins,
     /// Limits on password checks, and the verified cache.
-    pub guard: Guard,
+    pub guard: Arc<Guard>,
     /// The server secret (in the database, shared by every instance): signs
     /// the dashboard's CSRF tokens and derives each webhook's secret.
     pub secret: Secret,
@@ -201,16 +201,20 @@ impl AppState {
             options.max_experiments,
         )?;
         let keys = Arc::new(Keys::default());
+        // One client address may hold at most half the hashing permits.
+        let guard = Arc::new(Guard::new(
+            options.client_ip_header,
+            options.passwords.permits() / 2,
+        ));
         let background = Background::spawn(
             writer,
             &storage,
             &cache,
             &committer,
             &keys,
+            &guard,
             options.clock.clone(),
         );
-        // One client address may hold at most half the hashing permits.
-        let guard = Guard::new(options.client_ip_header, options.passwords.permits() / 2);
         let state = AppState(Arc::new(Shared {
             storage,
             cache,

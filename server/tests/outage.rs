@@ -16,9 +16,9 @@ use myna_server::clock::Clock;
 use myna_server::commit::{Change, WRITE_FAILURE_HOLD_MS};
 use myna_server::storage::sqlite::SqliteStorage;
 use myna_server::storage::{
-    Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, Delivery,
-    Experiments, Fut, HourTotals, Notice, Observed, Recording, Served, Storage, StorageError,
-    Token, TokenHash, Unreadable, Updated, Webhook,
+    Account, AccountListing, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created,
+    Delivery, Experiments, Fut, HourTotals, Notice, Observed, Recording, Served, Storage,
+    StorageError, Token, TokenHash, Unreadable, Updated, Webhook,
 };
 use myna_server::{AppState, Background, Options, app};
 use poem::EndpointExt;
@@ -109,8 +109,17 @@ impl Storage for Faulty {
     fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool> {
         self.gate(self.inner.set_password(account_id, password_hash))
     }
-    fn create_token(&self, token: Token) -> Fut<'_, ()> {
-        self.gate(self.inner.create_token(token))
+    fn accounts(&self) -> Fut<'_, Vec<AccountListing>> {
+        self.gate(self.inner.accounts())
+    }
+    fn account_experiments(&self, account_id: Uuid) -> Fut<'_, Vec<Uuid>> {
+        self.gate(self.inner.account_experiments(account_id))
+    }
+    fn delete_account(&self, account_id: Uuid) -> Fut<'_, bool> {
+        self.gate(self.inner.delete_account(account_id))
+    }
+    fn create_token(&self, token: Token, max: usize) -> Fut<'_, ()> {
+        self.gate(self.inner.create_token(token, max))
     }
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {
         self.gate(self.inner.token(hash))

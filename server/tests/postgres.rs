@@ -1897,3 +1897,63 @@ fn a_database_refusing_connections_or_dropped_answers_503_not_500() {
         "logged once or so, not a line a call: {log:#?}"
     );
 }
+
+/// `account delete` on PostgreSQL runs beside the instances: within a
+/// second each stops answering the account's experiment, key and token.
+#[test]
+fn an_account_deleted_from_the_command_line_is_gone_from_every_instance() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let one = Server::start(&database.url, &ENV);
+    let two = Server::start(&database.url, &ENV);
+    let cli = |args: &[&str]| {
+        let output = Command::new(common::BIN)
+            .args(args)
+            .args(["--database", &database.url])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        (
+            output.status.success(),
+            said + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let email = "leaving@example.com";
+    let (ok, said) = cli(&[
+        "account",
+        "create",
+        "--email",
+        email,
+        "--password",
+        "leaving-soon-9",
+    ]);
+    assert!(ok, "{said}");
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{email}:leaving-soon-9"))
+    );
+    let token = json_call(one.addr, "POST", "/v2/user/login", &basic, "");
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let (experiment, key) = setup(one.addr, &bearer);
+    let read = format!("/v2/experiment/{experiment}");
+    let status = |addr: SocketAddr, auth: &str| http(addr, "GET", &read, auth, "").unwrap().0;
+    within(CONSISTENT, "created", || status(two.addr, &key) == 200);
+
+    let (ok, said) = cli(&["account", "delete", "--email", email, "--yes"]);
+    assert!(ok, "{said}");
+    assert!(said.contains("with 1 experiments"), "{said}");
+    for addr in [one.addr, two.addr] {
+        within(CONSISTENT * 2, "key gone", || status(addr, &key) == 401);
+        assert_eq!(status(addr, &bearer), 401, "its token is gone");
+        let (_, admins) = http(addr, "GET", "/v2/experiment", &login(addr), "").unwrap();
+        assert!(!admins.contains(&experiment), "{admins}");
+    }
+    // Its password, checked a moment ago, may be remembered for a minute:
+    // nothing is made for an account that is gone.
+    let body = r#"{"name": "late", "variants": {"a": {}}}"#;
+    let (status, said) = http(one.addr, "POST", "/v2/experiment", &basic, body).unwrap();
+    assert_eq!(status, 401, "{said}");
+    let (_, listed) = cli(&["account", "list"]);
+    assert!(!listed.contains(email), "{listed}");
+}

@@ -954,3 +954,115 @@ fn a_database_readable_by_others_is_warned_about() {
     assert_eq!(mode, 0o600, "{mode:o}");
     server.terminate();
 }
+
+/// `myna-server` with `args` on `db`; success and what it printed.
+fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .arg("--database")
+        .arg(db)
+        .env_remove("MYNA_PASSWORD")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A provider offboards a customer: `account list` shows what each account
+/// holds (a server running or not); `account delete` says what it would
+/// delete without `--yes`, is refused while a server runs on the SQLite
+/// file, then deletes the account with its experiments, keys and sessions,
+/// leaving the other accounts as they were.
+#[test]
+fn an_account_is_listed_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("myna.db");
+    let (server, admin) = admin_server(&db);
+    let (ok, said) = cli(
+        &db,
+        &[
+            "account",
+            "create",
+            "--email",
+            "Gone@Example.com",
+            "--password",
+            "leaving-soon-9",
+        ],
+    );
+    assert!(ok, "{said}");
+    let gone = basic("gone@example.com", "leaving-soon-9");
+    let (experiment, key) = published_with_key(server.addr, &gone);
+    let (kept, kept_key) = published_with_key(server.addr, &admin);
+    let read = |server: &Server, experiment: &str, key: &str| {
+        let path = format!("/v2/experiment/{experiment}");
+        http(server.addr, "GET", &path, &format!("ApiKey {key}"), "")
+            .unwrap()
+            .0
+    };
+    assert_eq!(read(&server, &experiment, &key), 200);
+
+    let (ok, listed) = cli(&db, &["account", "list"]);
+    assert!(ok, "{listed}");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines[0], "email\tcreated\texperiments\tapi_keys\twebhooks");
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(lines[1].starts_with("admin@example.com\t20"), "{listed}");
+    assert!(lines[1].ends_with("\t1\t1\t0"), "{listed}");
+    assert!(lines[2].starts_with("gone@example.com\t"), "{listed}");
+    assert!(lines[2].ends_with("\t1\t1\t0"), "{listed}");
+
+    let delete = ["account", "delete", "--email", "gone@example.com"];
+    let (ok, said) = cli(&db, &delete);
+    assert!(
+        !ok && said.contains("would delete account gone@example.com with 1 experiments"),
+        "{said}"
+    );
+    assert!(said.contains("--yes"), "{said}");
+    let (ok, said) = cli(&db, &[&delete[..], &["--yes"]].concat());
+    assert!(!ok && said.contains("a myna-server is serving"), "{said}");
+    assert_eq!(read(&server, &experiment, &key), 200, "nothing was deleted");
+    drop(server);
+
+    let (ok, said) = cli(
+        &db,
+        &[
+            "account",
+            "delete",
+            "--email",
+            "nobody@example.com",
+            "--yes",
+        ],
+    );
+    assert!(
+        !ok && said.contains("no account nobody@example.com"),
+        "{said}"
+    );
+    let (ok, said) = cli(&db, &[&delete[..], &["--yes"]].concat());
+    assert!(ok, "{said}");
+    assert!(
+        said.starts_with("Deleted account gone@example.com with 1 experiments"),
+        "{said}"
+    );
+    let (_, listed) = cli(&db, &["account", "list"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+
+    let server = Server::start(&db, &[]);
+    assert_eq!(
+        http(server.addr, "POST", "/v2/user/login", &gone, "")
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(read(&server, &experiment, &key), 401, "its key is gone");
+    assert_eq!(read(&server, &kept, &kept_key), 200);
+    let (status, list) = http(server.addr, "GET", "/v2/experiment", &admin, "").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&kept) && !list.contains(&experiment),
+        "{list}"
+    );
+}

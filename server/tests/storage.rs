@@ -60,6 +60,11 @@ macro_rules! suite {
                 cases::accounts(fixture.storage.as_ref()).await
             }
             #[tokio::test]
+            async fn an_account_is_deleted_with_all_it_holds() {
+                let Some(fixture) = $open.await else { return };
+                cases::an_account_is_deleted_with_all_it_holds(fixture.storage.as_ref()).await
+            }
+            #[tokio::test]
             async fn tokens() {
                 let Some(fixture) = $open.await else { return };
                 cases::tokens(fixture.storage.as_ref()).await
@@ -996,6 +1001,103 @@ mod cases {
         ));
     }
 
+    pub async fn an_account_is_deleted_with_all_it_holds(storage: &dyn Storage) {
+        let mine = account(storage).await;
+        let theirs = account(storage).await;
+        let email = |id: Uuid| async move {
+            let listing = storage.accounts().await.unwrap();
+            let all: Vec<_> = listing.iter().map(|a| a.email.clone()).collect();
+            for e in all {
+                if storage.account_by_email(&e).await.unwrap().unwrap().id == id {
+                    return e;
+                }
+            }
+            panic!("no account {id}")
+        };
+        let (my_email, their_email) = (email(mine).await, email(theirs).await);
+        let key = |account_id| ApiKey {
+            uuid: Uuid::new_v4(),
+            account_id,
+            name: None,
+            created_ms: 0,
+        };
+        let (my_key, their_key) = (key(mine), key(theirs));
+        let (e1, e2, kept) = (
+            experiment(mine, Visibility::Published),
+            experiment(mine, Visibility::Draft),
+            experiment(theirs, Visibility::Published),
+        );
+        for e in [&e1, &e2, &kept] {
+            storage.create_experiment(e, 0).await.unwrap();
+        }
+        for k in [&my_key, &their_key] {
+            assert!(storage.create_api_key(k, 10).await.unwrap());
+        }
+        assert!(storage.create_webhook(&webhook(mine, 1), 5).await.unwrap());
+        let token = Token {
+            hash: TokenHash([7; 32]),
+            kind: TokenKind::Dashboard,
+            account_id: mine,
+            expires_ms: i64::MAX,
+        };
+        storage.create_token(token, 10).await.unwrap();
+        let batch_id = Uuid::new_v4();
+        let recorded = |experiment: Uuid| Recording {
+            experiment,
+            batch: batch(Some(batch_id), &[("a", EventType::View, 0)]),
+        };
+        storage
+            .record(&[recorded(e1.uuid), recorded(kept.uuid)], 0)
+            .await
+            .unwrap();
+
+        let listing = storage.accounts().await.unwrap();
+        let mine_listed = listing.iter().find(|a| a.email == my_email).unwrap();
+        assert_eq!(
+            (
+                mine_listed.experiments,
+                mine_listed.api_keys,
+                mine_listed.webhooks
+            ),
+            (2, 1, 1)
+        );
+        let mut my_experiments = storage.account_experiments(mine).await.unwrap();
+        my_experiments.sort();
+        let mut expected = vec![e1.uuid, e2.uuid];
+        expected.sort();
+        assert_eq!(my_experiments, expected);
+        assert!(
+            !storage.delete_account(mine).await.unwrap(),
+            "an account with experiments left is not deleted"
+        );
+        assert!(storage.account_by_email(&my_email).await.unwrap().is_some());
+
+        let deleted = myna_server::service::accounts::delete_account(storage, &my_email)
+            .await
+            .unwrap();
+        assert_eq!(deleted.experiments, 2);
+        assert_eq!(storage.account_by_email(&my_email).await.unwrap(), None);
+        assert_eq!(storage.experiment(e1.uuid).await.unwrap(), None);
+        assert_eq!(storage.experiment(e2.uuid).await.unwrap(), None);
+        assert_eq!(storage.api_key(my_key.uuid).await.unwrap(), None);
+        assert_eq!(storage.token(token.hash).await.unwrap(), None);
+        assert!(storage.webhooks(mine).await.unwrap().is_empty());
+        assert!(storage.hourly(e1.uuid).await.unwrap().is_empty());
+        let again = myna_server::service::accounts::delete_account(storage, &my_email).await;
+        assert_eq!(again.unwrap_err().status, 404);
+        // The other account is untouched, its batch id still counted once.
+        let listing = storage.accounts().await.unwrap();
+        assert_eq!(listing.len(), 1);
+        assert_eq!(listing[0].email, their_email);
+        assert_eq!((listing[0].experiments, listing[0].api_keys), (1, 1));
+        assert_eq!(counts(&stored(storage, kept.uuid).await)[0].1, 1);
+        assert_eq!(
+            storage.record(&[recorded(kept.uuid)], 0).await.unwrap(),
+            [false]
+        );
+        assert!(storage.api_key(their_key.uuid).await.unwrap().is_some());
+    }
+
     pub async fn tokens(storage: &dyn Storage) {
         let account = account(storage).await;
         let token = Token {
@@ -1009,8 +1111,8 @@ mod cases {
             kind: TokenKind::Dashboard,
             ..token
         };
-        storage.create_token(token).await.unwrap();
-        storage.create_token(other).await.unwrap();
+        storage.create_token(token, 10).await.unwrap();
+        storage.create_token(other, 10).await.unwrap();
         assert_eq!(storage.token(token.hash).await.unwrap(), Some(token));
         assert_eq!(storage.token(other.hash).await.unwrap(), Some(other));
         storage.extend_token(token.hash, 5000).await.unwrap();
@@ -1030,9 +1132,34 @@ mod cases {
         assert_eq!(storage.token(other.hash).await.unwrap(), None);
         assert!(storage.delete_token(token.hash).await.unwrap());
         assert!(!storage.delete_token(token.hash).await.unwrap());
-        storage.create_token(other).await.unwrap();
+        storage.create_token(other, 10).await.unwrap();
         assert_eq!(storage.delete_account_tokens(account).await.unwrap(), 1);
         assert_eq!(storage.token(other.hash).await.unwrap(), None);
+
+        // At most `max` of a kind: a new one ends those expiring first,
+        // whichever order they were made in; the other kind is untouched.
+        let api = |n: u8, expires_ms| Token {
+            hash: TokenHash([10 + n; 32]),
+            expires_ms,
+            ..token
+        };
+        let session = Token {
+            hash: TokenHash([9; 32]),
+            kind: TokenKind::Dashboard,
+            ..api(0, 1)
+        };
+        storage.create_token(session, 3).await.unwrap();
+        for (n, expires_ms) in [(0, 500), (1, 100), (2, 300), (3, 400), (4, 200)] {
+            storage.create_token(api(n, expires_ms), 3).await.unwrap();
+        }
+        let mut kept = Vec::new();
+        for n in 0..5 {
+            if storage.token(api(n, 0).hash).await.unwrap().is_some() {
+                kept.push(n);
+            }
+        }
+        assert_eq!(kept, [0, 2, 3], "the three expiring last");
+        assert_eq!(storage.token(session.hash).await.unwrap(), Some(session));
     }
 
     pub async fn secrets(storage: &dyn Storage) {

@@ -313,6 +313,19 @@ impl Guard {
             .clone()
     }
 
+    /// Forgets the passwords checked for these accounts (deleted by
+    /// another process: the next check reads the database).
+    pub fn forget_accounts(&self, accounts: &[Uuid]) {
+        if !accounts.is_empty() {
+            lock(&self.verified).retain(|(account, _)| !accounts.contains(account));
+        }
+    }
+
+    /// Forgets every password checked.
+    pub fn forget_every_account(&self) {
+        lock(&self.verified).retain(|_| false);
+    }
+
     fn verified(&self, credential: &[u8; 32], now_ms: i64) -> Option<Uuid> {
         let verified = lock(&self.verified);
         let &(account, at) = verified.get(credential)?;

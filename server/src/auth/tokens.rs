@@ -67,7 +67,9 @@ async fn store_token(
         account_id,
         expires_ms,
     };
-    storage.create_token(stored).await?;
+    storage
+        .create_token(stored, myna_core::limits::MAX_TOKENS)
+        .await?;
     Ok(())
 }
 

@@ -121,10 +121,15 @@ enum Job {
 /// The API keys a refresh found deleted, which the key cache must forget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysGone {
-    /// Any key may have been (the refresh read everything).
+    /// Any key or account may have been (the refresh read everything).
     All,
-    /// These.
-    These(Vec<Uuid>),
+    /// These API keys and these accounts.
+    These {
+        /// API keys deleted.
+        keys: Vec<Uuid>,
+        /// Accounts deleted.
+        accounts: Vec<Uuid>,
+    },
 }
 
 /// The handle through which requests reach the writer.

@@ -251,7 +251,11 @@ impl Writer {
             let unreadable =
                 self.cache
                     .apply(changes.experiments, &changes.deleted_experiments, now_ms);
-            (unreadable, KeysGone::These(changes.deleted_keys))
+            let gone = KeysGone::These {
+                keys: changes.deleted_keys,
+                accounts: changes.deleted_accounts,
+            };
+            (unreadable, gone)
         };
         for unreadable in unreadable {
             log_unreadable(&unreadable);

@@ -1,5 +1,6 @@
 //! Accounts: creating one (CLI, first start), the first-start bootstrap,
-//! and logging in and out (`/v2/user/login`, `/v2/user/logout`).
+//! logging in and out (`/v2/user/login`, `/v2/user/logout`), and deleting
+//! one with everything it holds (CLI).
 
 use myna_core::account::{check_new_account, normalize_email};
 use myna_core::{Code, Problem};
@@ -53,7 +54,7 @@ pub async fn set_password(
         .await?
         .ok_or_else(missing)?;
     account.password_hash = passwords.hash(password).await?;
-    // Gone meanwhile (no command deletes accounts; kept exact all the same).
+    // Gone meanwhile (`account delete`).
     if !storage
         .set_password(account.id, &account.password_hash)
         .await?
@@ -62,6 +63,51 @@ pub async fn set_password(
     }
     storage.delete_account_tokens(account.id).await?;
     Ok(account)
+}
+
+/// What [`delete_account`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// Experiments, with their counts, hourly totals and batch ids.
+    pub experiments: usize,
+}
+
+/// How many times [`delete_account`] deletes experiments made while it
+/// runs (another server on the same PostgreSQL, still serving the account
+/// for the second its cache may lag) before it gives up.
+const DELETE_ROUNDS: usize = 5;
+
+/// Deletes the account `email` with everything it holds: its experiments
+/// (counts, hourly totals, batch ids, served weights), API keys, webhooks
+/// with their deliveries, dashboard sessions and tokens. 404 when there is
+/// no such account. Not one transaction: the experiments go one by one,
+/// then the account with the rest, so an interrupted run leaves an account
+/// with fewer experiments that a second run finishes.
+pub async fn delete_account(storage: &dyn Storage, email: &str) -> Result<Deleted, Problem> {
+    let email = normalize_email(email);
+    let missing = || Problem::new(Code::NotFound, format!("There is no account {email}."));
+    let account = storage
+        .account_by_email(&email)
+        .await?
+        .ok_or_else(missing)?;
+    let mut deleted = Deleted { experiments: 0 };
+    for _ in 0..DELETE_ROUNDS {
+        for uuid in storage.account_experiments(account.id).await? {
+            if storage.delete_experiment(uuid).await? {
+                deleted.experiments += 1;
+            }
+        }
+        if storage.delete_account(account.id).await? {
+            return Ok(deleted);
+        }
+        if storage.account_by_email(&email).await?.is_none() {
+            return Err(missing());
+        }
+    }
+    Err(Problem::new(
+        Code::Conflict,
+        format!("{email} kept getting new experiments while they were deleted: run again."),
+    ))
 }
 
 /// A password for an account when none is given (the first start,

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::auth::Keys;
+use crate::auth::throttle::Guard;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::commit::{Committer, KeysGone};
@@ -179,6 +180,7 @@ impl Background {
         cache: &Arc<Cache>,
         committer: &Committer,
         keys: &Arc<Keys>,
+        guard: &Arc<Guard>,
         clock: Clock,
     ) -> Background {
         let pruner = tokio::spawn(prune(storage.clone(), clock));
@@ -190,7 +192,7 @@ impl Background {
         let flusher = tokio::spawn(flush_served(served.clone(), stop_flushing.clone()));
         let refresher = storage
             .shared()
-            .then(|| tokio::spawn(refresh(committer.clone(), keys.clone())));
+            .then(|| tokio::spawn(refresh(committer.clone(), keys.clone(), guard.clone())));
         Background {
             writer,
             pruner,
@@ -266,7 +268,7 @@ async fn flush_served(served: Served, stop: Arc<Notify>) {
 /// Syncs the cache with a shared database every [`SHARED_REFRESH`], through
 /// the commit writer (in turn with the commits, so it never goes back). A
 /// failure is logged once until the database answers again.
-async fn refresh(committer: Committer, keys: Arc<Keys>) {
+async fn refresh(committer: Committer, keys: Arc<Keys>, guard: Arc<Guard>) {
     let mut every = tokio::time::interval(SHARED_REFRESH);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -279,8 +281,17 @@ async fn refresh(committer: Committer, keys: Arc<Keys>) {
                     failing = false;
                 }
                 match gone {
-                    KeysGone::All => keys.clear(),
-                    KeysGone::These(gone) => gone.into_iter().for_each(|key| keys.forget(key)),
+                    KeysGone::All => {
+                        keys.clear();
+                        guard.forget_every_account();
+                    }
+                    KeysGone::These {
+                        keys: gone,
+                        accounts,
+                    } => {
+                        gone.into_iter().for_each(|key| keys.forget(key));
+                        guard.forget_accounts(&accounts);
+                    }
                 }
             }
             Err(error) if !failing => {

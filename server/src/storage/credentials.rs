@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use super::rows::{
     ACCOUNT_COLUMNS, API_KEY_COLUMNS, Columns, TOKEN_COLUMNS, account_row, api_key_row, count_col,
-    token_row,
+    token_row, uuid_col,
 };
 use super::sql::{Run, Statement, insert_for_account};
-use super::{Account, ApiKey, StorageError, Token, TokenHash};
+use super::{Account, AccountListing, ApiKey, StorageError, Token, TokenHash};
 
 /// The first row of `rows`, if any.
 fn first<R>(rows: Vec<R>) -> Option<R> {
@@ -39,6 +39,45 @@ pub async fn create_account(db: &impl Run, account: &Account) -> Result<(), Stor
     Ok(())
 }
 
+/// See [`Storage::accounts`](super::Storage::accounts).
+pub async fn accounts(db: &impl Run) -> Result<Vec<AccountListing>, StorageError> {
+    let sql = "SELECT a.email, a.created_ms, \
+         (SELECT COUNT(*) FROM experiments e WHERE e.account_id = a.id) AS experiments, \
+         (SELECT COUNT(*) FROM api_keys k WHERE k.account_id = a.id) AS api_keys, \
+         (SELECT COUNT(*) FROM webhooks w WHERE w.account_id = a.id) AS webhooks \
+         FROM accounts a ORDER BY a.created_ms, a.email";
+    let rows = db.fetch(Statement::new(sql)).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AccountListing {
+                email: row.text("email")?,
+                created_ms: row.integer("created_ms")?,
+                experiments: count_col(row, "experiments")?,
+                api_keys: count_col(row, "api_keys")?,
+                webhooks: count_col(row, "webhooks")?,
+            })
+        })
+        .collect()
+}
+
+/// See [`Storage::account_experiments`](super::Storage::account_experiments).
+pub async fn account_experiments(
+    db: &impl Run,
+    account_id: Uuid,
+) -> Result<Vec<Uuid>, StorageError> {
+    let sql = "SELECT uuid FROM experiments WHERE account_id = $1 ORDER BY uuid";
+    let rows = db.fetch(Statement::new(sql).uuid(account_id)).await?;
+    rows.iter().map(|row| uuid_col(row, "uuid")).collect()
+}
+
+/// See [`Storage::delete_account`](super::Storage::delete_account).
+pub async fn delete_account(db: &impl Run, account_id: Uuid) -> Result<bool, StorageError> {
+    let sql = "DELETE FROM accounts WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM experiments WHERE account_id = $1)";
+    let deleted = db.execute(Statement::new(sql).uuid(account_id)).await?;
+    Ok(deleted > 0)
+}
+
 /// See [`Storage::account_by_email`](super::Storage::account_by_email).
 pub async fn account_by_email(db: &impl Run, email: &str) -> Result<Option<Account>, StorageError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1");
@@ -60,7 +99,7 @@ pub async fn set_password(
 }
 
 /// See [`Storage::create_token`](super::Storage::create_token).
-pub async fn create_token(db: &impl Run, token: Token) -> Result<(), StorageError> {
+pub async fn create_token(db: &impl Run, token: Token, max: usize) -> Result<(), StorageError> {
     let sql = format!("INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4)");
     db.execute(
         Statement::new(sql)
@@ -68,6 +107,17 @@ pub async fn create_token(db: &impl Run, token: Token) -> Result<(), StorageErro
             .text(token.kind.as_str())
             .uuid(token.account_id)
             .integer(token.expires_ms),
+    )
+    .await?;
+    // Past `max`: those expiring before the `max`-th latest (ties kept).
+    let prune = "DELETE FROM tokens WHERE account_id = $1 AND kind = $2 AND expires_ms < \
+         (SELECT expires_ms FROM tokens WHERE account_id = $1 AND kind = $2 \
+         ORDER BY expires_ms DESC LIMIT 1 OFFSET $3)";
+    db.execute(
+        Statement::new(prune)
+            .uuid(token.account_id)
+            .text(token.kind.as_str())
+            .count(max.saturating_sub(1)),
     )
     .await?;
     Ok(())

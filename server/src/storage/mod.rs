@@ -91,11 +91,21 @@ pub trait Storage: Send + Sync + 'static {
     fn create_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()>;
     /// The account with this (lower-case) email.
     fn account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>>;
+    /// Every account with what it holds, oldest first.
+    fn accounts(&self) -> Fut<'_, Vec<AccountListing>>;
+    /// The uuids of an account's experiments.
+    fn account_experiments(&self, account_id: Uuid) -> Fut<'_, Vec<Uuid>>;
+    /// Deletes an account that has no experiment left (delete those first,
+    /// with [`Storage::delete_experiment`]), with its login tokens, API keys
+    /// and webhooks; false if there is no such account or it still has
+    /// experiments.
+    fn delete_account(&self, account_id: Uuid) -> Fut<'_, bool>;
     /// Replaces an account's password hash; false if there is no such account.
     fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool>;
 
-    /// Stores a new login token (by its hash).
-    fn create_token(&self, token: Token) -> Fut<'_, ()>;
+    /// Stores a new login token (by its hash); past `max` tokens of its
+    /// kind for its account, those that would expire first are deleted.
+    fn create_token(&self, token: Token, max: usize) -> Fut<'_, ()>;
     /// The token with this hash, if it exists (expired or not, of either
     /// kind: the caller checks `expires_ms` and `kind`).
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>>;

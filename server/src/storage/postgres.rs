@@ -24,10 +24,10 @@ use uuid::Uuid;
 use super::rows::only;
 use super::sql::{Run, Statement};
 use super::{
-    Account, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created, DELETIONS_KEPT,
-    Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served,
-    Storage, StorageError, Token, TokenHash, Unreadable, Updated, Webhook, credentials,
-    experiments, served, webhooks,
+    Account, AccountListing, ApiKey, Apply, Attempt, AttemptLog, ChangeMark, Changes, Created,
+    DELETIONS_KEPT, Delivery, Experiments, Fut, HEALTH_PROBE, HourTotals, Notice, Observed,
+    Recording, Served, Storage, StorageError, Token, TokenHash, Unreadable, Updated, Webhook,
+    credentials, experiments, served, webhooks,
 };
 
 mod calls;
@@ -243,6 +243,24 @@ impl Storage for PostgresStorage {
         self.bounded(Purpose::Logins, credentials::account_by_email(self, email))
     }
 
+    fn accounts(&self) -> Fut<'_, Vec<AccountListing>> {
+        self.bounded(Purpose::Pages, credentials::accounts(self))
+    }
+
+    fn account_experiments(&self, account_id: Uuid) -> Fut<'_, Vec<Uuid>> {
+        self.bounded(
+            Purpose::Pages,
+            credentials::account_experiments(self, account_id),
+        )
+    }
+
+    fn delete_account(&self, account_id: Uuid) -> Fut<'_, bool> {
+        self.bounded(
+            Purpose::Logins,
+            credentials::delete_account(self, account_id),
+        )
+    }
+
     fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool> {
         self.bounded(
             Purpose::Logins,
@@ -250,8 +268,8 @@ impl Storage for PostgresStorage {
         )
     }
 
-    fn create_token(&self, token: Token) -> Fut<'_, ()> {
-        self.bounded(Purpose::Logins, credentials::create_token(self, token))
+    fn create_token(&self, token: Token, max: usize) -> Fut<'_, ()> {
+        self.bounded(Purpose::Logins, credentials::create_token(self, token, max))
     }
 
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {

@@ -23,6 +23,21 @@ pub struct Account {
     pub created_ms: i64,
 }
 
+/// An account as `account list` shows it: what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountListing {
+    /// Its login.
+    pub email: String,
+    /// When it was created, epoch milliseconds.
+    pub created_ms: i64,
+    /// How many experiments it has.
+    pub experiments: u64,
+    /// How many API keys.
+    pub api_keys: u64,
+    /// How many webhooks.
+    pub webhooks: u64,
+}
+
 /// The SHA-256 of a login token: what storage keeps instead of the token,
 /// which only ever is in its holder's hands (a copy of the database yields
 /// no live session).
@@ -312,6 +327,8 @@ pub struct Changes {
     pub deleted_experiments: Vec<Uuid>,
     /// API keys deleted.
     pub deleted_keys: Vec<Uuid>,
+    /// Accounts deleted.
+    pub deleted_accounts: Vec<Uuid>,
 }
 
 /// Why a storage call failed.

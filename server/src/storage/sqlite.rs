@@ -26,9 +26,9 @@ use uuid::Uuid;
 use super::rows::{HOUR_COLUMNS, hour_row, only};
 use super::sql::{Run, Statement, UuidParam};
 use super::{
-    Account, ApiKey, Attempt, AttemptLog, BlockingRecorder, Delivery, Experiments, Fut,
-    HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served, Storage, StorageError, Token,
-    TokenHash, Unreadable, Webhook, credentials, experiments, served, webhooks,
+    Account, AccountListing, ApiKey, Attempt, AttemptLog, BlockingRecorder, Delivery, Experiments,
+    Fut, HEALTH_PROBE, HourTotals, Notice, Observed, Recording, Served, Storage, StorageError,
+    Token, TokenHash, Unreadable, Webhook, credentials, experiments, served, webhooks,
 };
 
 mod definitions;
@@ -212,12 +212,24 @@ impl Storage for SqliteStorage {
         Box::pin(credentials::account_by_email(self, email))
     }
 
+    fn accounts(&self) -> Fut<'_, Vec<AccountListing>> {
+        Box::pin(credentials::accounts(self))
+    }
+
+    fn account_experiments(&self, account_id: Uuid) -> Fut<'_, Vec<Uuid>> {
+        Box::pin(credentials::account_experiments(self, account_id))
+    }
+
+    fn delete_account(&self, account_id: Uuid) -> Fut<'_, bool> {
+        Box::pin(credentials::delete_account(self, account_id))
+    }
+
     fn set_password<'a>(&'a self, account_id: Uuid, password_hash: &'a str) -> Fut<'a, bool> {
         Box::pin(credentials::set_password(self, account_id, password_hash))
     }
 
-    fn create_token(&self, token: Token) -> Fut<'_, ()> {
-        Box::pin(credentials::create_token(self, token))
+    fn create_token(&self, token: Token, max: usize) -> Fut<'_, ()> {
+        Box::pin(credentials::create_token(self, token, max))
     }
 
     fn token(&self, hash: TokenHash) -> Fut<'_, Option<Token>> {

@@ -55,10 +55,43 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         self.entries.insert(key, (value, seq));
     }
 
+    /// Keeps only the entries whose value `keep` holds for.
+    pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        let order = &mut self.order;
+        self.entries.retain(|_, (value, seq)| {
+            let kept = keep(value);
+            if !kept {
+                order.remove(seq);
+            }
+            kept
+        });
+    }
+
     /// Removes `key`.
     pub fn remove(&mut self, key: &K) {
         if let Some((_, seq)) = self.entries.remove(key) {
             self.order.remove(&seq);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bounded;
+
+    #[test]
+    fn retain_drops_entries_and_their_place_in_the_eviction_order() {
+        let mut map = Bounded::new(3);
+        for (key, value) in [(1, "a"), (2, "b"), (3, "a")] {
+            map.insert(key, value);
+        }
+        map.retain(|value| *value != "a");
+        assert_eq!((map.len(), map.get(&2)), (1, Some(&"b")));
+        // Two free places again: nothing is evicted until a fourth entry.
+        map.insert(4, "c");
+        map.insert(5, "d");
+        assert_eq!(map.len(), 3);
+        map.insert(6, "e");
+        assert_eq!((map.get(&2), map.len()), (None, 3), "the oldest goes first");
     }
 }

@@ -91,10 +91,11 @@ pub async fn changes(
         .into_iter()
         .filter(|uuid| !found.contains(&uuid.to_string()))
         .collect();
-    let mut deleted_keys = Vec::new();
+    let (mut deleted_keys, mut deleted_accounts) = (Vec::new(), Vec::new());
     for (kind, uuid) in deleted {
         match kind.as_str() {
             "api_key" => deleted_keys.push(uuid),
+            "account" => deleted_accounts.push(uuid),
             // Deleted, then created again with its uuid: it is there.
             _ if found.contains(&uuid.to_string()) => {}
             _ => deleted_experiments.push(uuid),
@@ -106,6 +107,7 @@ pub async fn changes(
         experiments,
         deleted_experiments,
         deleted_keys,
+        deleted_accounts,
     })
 }
 
