@@ -62,7 +62,8 @@ pub fn decide(experiment: &Experiment, hours: &[Hour], now_ms: i64) -> Decision 
     let outcome = verdict(&arms, &thresholds);
     let named: Vec<String> = ids.iter().map(|id| isolated(id)).collect();
     let named: Vec<&str> = named.iter().map(String::as_str).collect();
-    let message = sentence(&outcome, &named, &arms, &thresholds);
+    let starved = starved(&experiment.settings, &arms, &outcome, &thresholds);
+    let message = sentence(&outcome, &named, &arms, &thresholds, starved);
     let mut health = vec![
         health::sample_ratio_check(hours),
         health::rewards_exceed_views(&ids, &arms),
@@ -310,11 +311,52 @@ pub(crate) fn listed(ids: &[&str]) -> String {
         .join(", ")
 }
 
+/// While collecting in the `conversions` mode: the variant with the fewest
+/// views, its weight now and the visitors it still needs at that weight,
+/// when the bandit starves it (a weight under half an even share), so the
+/// owner learns that waiting may take far longer than the views suggest.
+fn starved(
+    settings: &Value,
+    arms: &[crate::weights::Arm],
+    outcome: &Outcome,
+    t: &Thresholds,
+) -> Option<(usize, f64, u64)> {
+    use crate::weights::{WeightsConfig, WeightsMode, weights_from_probabilities};
+    let config = WeightsConfig::default().for_settings(settings).0;
+    if outcome.verdict != Verdict::Collecting || config.mode != WeightsMode::Conversions {
+        return None;
+    }
+    let weights = weights_from_probabilities(arms, &outcome.probability_best, &config);
+    let (fewest, arm) = arms.iter().enumerate().min_by_key(|(_, a)| a.views)?;
+    let weight = *weights.get(fewest)?;
+    let even = 1.0 / arms.len() as f64;
+    if arms.len() < 2 || weight <= 0.0 || weight >= even / 2.0 {
+        return None;
+    }
+    let missing = t.min_views.saturating_sub(arm.views) as f64;
+    Some((
+        fewest,
+        weight,
+        two_significant((missing / weight).ceil() as u64),
+    ))
+}
+
+/// `n` to its two leading digits, the nearest (480,140 reads 480,000): an
+/// estimate shown as one.
+fn two_significant(n: u64) -> u64 {
+    let mut unit = 1;
+    while n / unit >= 100 {
+        unit *= 10;
+    }
+    (n + unit / 2) / unit * unit
+}
+
 fn sentence(
     outcome: &Outcome,
     ids: &[&str],
     arms: &[crate::weights::Arm],
     t: &Thresholds,
+    starved: Option<(usize, f64, u64)>,
 ) -> String {
     let others = |leader: usize| -> String {
         let rest: Vec<&str> = (0..ids.len())
@@ -360,11 +402,22 @@ fn sentence(
             if ids.len() < 2 {
                 "Collecting data: a decision needs at least two variants.".to_owned()
             } else {
-                format!(
+                let mut text = format!(
                     "Collecting data: every variant needs at least {} views before a decision (the fewest has {}).",
                     grouped(t.min_views),
                     grouped(fewest)
-                )
+                );
+                if let Some((i, weight, visitors)) = starved {
+                    text.push_str(&format!(
+                        " {} is shown to {} % of visitors now, so at this rate it needs about {} more visitors; \
+                         to decide sooner, set myna.weights.mode to decide (the runner-up keeps about half the traffic) \
+                         or lower myna.decision.minViews.",
+                        ids[i],
+                        two_digits(weight * 100.0, false),
+                        grouped(visitors)
+                    ));
+                }
+                text
             }
         }
     }
@@ -398,6 +451,21 @@ mod tests {
                 .parse()
                 .unwrap_or(f64::NAN);
             assert!(shown >= loss * 100.0, "{text} for {} points", loss * 100.0);
+        }
+    }
+
+    #[test]
+    fn estimates_keep_two_significant_digits() {
+        use super::two_significant;
+        let cases = [
+            (7, 7),
+            (99, 99),
+            (480_140, 480_000),
+            (527_000, 530_000),
+            (995, 1_000),
+        ];
+        for (n, shown) in cases {
+            assert_eq!(two_significant(n), shown, "{n}");
         }
     }
 

@@ -889,3 +889,41 @@ fn leading_says_which_threshold_is_unmet_and_when_views_cannot_be_estimated() {
         d.message
     );
 }
+
+#[test]
+fn collecting_says_when_the_bandit_starves_the_variant_it_waits_for() {
+    // The probe's clear winner: 5 % against 3 % and 3 %, the losers at the
+    // exploration floor. The sentence said only "the fewest has 1,473".
+    let clear = [
+        ("a", 200_000, 10_000.0),
+        ("b", 1_473, 44.0),
+        ("c", 1_510, 45.0),
+    ];
+    let d = decide(&counted(json!({}), &clear), &[], 0);
+    assert_eq!(d.verdict, Verdict::Collecting);
+    assert!(
+        d.message.ends_with(
+            "(the fewest has 1,473). b is shown to 0.10 % of visitors now, so at this rate it \
+             needs about 480,000 more visitors; to decide sooner, set myna.weights.mode to \
+             decide (the runner-up keeps about half the traffic) or lower \
+             myna.decision.minViews."
+        ),
+        "{}",
+        d.message
+    );
+    // Not in the decide mode, nor where the fewest is not held back.
+    let decide_mode = counted(json!({"myna.weights.mode": "decide"}), &clear);
+    assert!(!decide_mode_message(&decide_mode).contains("is shown to"));
+    let early = counted(json!({}), &[("a", 300, 15.0), ("b", 280, 13.0)]);
+    let d = decide(&early, &[], 0);
+    assert_eq!(d.verdict, Verdict::Collecting);
+    assert!(
+        d.message.ends_with("(the fewest has 280)."),
+        "{}",
+        d.message
+    );
+}
+
+fn decide_mode_message(experiment: &Experiment) -> String {
+    decide(experiment, &[], 0).message
+}
