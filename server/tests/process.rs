@@ -471,21 +471,11 @@ fn account_create_refuses_an_email_basic_credentials_cannot_carry() {
 
 /// Runs `myna-server account password` on `db`; its success and output.
 fn set_password(db: &std::path::Path, email: &str, password: Option<&str>) -> (bool, String) {
-    let mut command = Command::new(BIN);
-    command
-        .args(["account", "password", "--email", email, "--database"])
-        .arg(db)
-        .env_remove("MYNA_PASSWORD");
+    let mut args = vec!["account", "password", "--email", email];
     if let Some(password) = password {
-        command.args(["--password", password]);
+        args.extend(["--password", password]);
     }
-    let output = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    cli(db, &args)
 }
 
 #[test]
