@@ -118,7 +118,8 @@ enum Job {
     Refresh(oneshot::Sender<Result<KeysGone, StorageError>>),
 }
 
-/// The API keys a refresh found deleted, which the key cache must forget.
+/// The API keys and accounts a refresh found deleted (by another process):
+/// the key cache forgets those keys, the password guard those accounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysGone {
     /// Any key or account may have been (the refresh read everything).
