@@ -342,15 +342,17 @@ pub fn legend(lines: &[Line<'_>]) -> Markup {
     }
 }
 
+/// Fixtures the dashboard's page tests share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use myna_core::model::empty_object;
     use myna_core::{Variant, Visibility};
     use proptest::prelude::*;
     use uuid::Uuid;
 
-    fn totals(variant: &str, hour: i64, views: u64, reward: f64) -> HourTotals {
+    /// One variant's totals of one hour (`hour` hours after the epoch).
+    pub(crate) fn totals(variant: &str, hour: i64, views: u64, reward: f64) -> HourTotals {
         HourTotals {
             variant: variant.into(),
             hour_ms: hour * 3_600_000,
@@ -360,7 +362,7 @@ mod tests {
     }
 
     /// A published experiment of variants `a` and `b`, no counts.
-    fn two_variants() -> Experiment {
+    pub(crate) fn two_variants() -> Experiment {
         Experiment {
             uuid: Uuid::from_u128(1),
             alias: None,

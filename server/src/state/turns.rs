@@ -79,33 +79,39 @@ mod tests {
 
     use super::*;
 
+    type Order = Arc<Mutex<Vec<String>>>;
+
+    /// A task that takes a turn for `account`, notes `label` in `order`
+    /// when it has it, then holds it 5 ms.
+    fn waiter(
+        turns: &Arc<Turns>,
+        order: &Order,
+        account: Uuid,
+        label: String,
+    ) -> tokio::task::JoinHandle<()> {
+        let (turns, order) = (turns.clone(), order.clone());
+        tokio::spawn(async move {
+            let _turn = turns.take(account).await;
+            order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(label);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        })
+    }
+
     #[tokio::test]
     async fn an_account_flooding_waits_behind_itself_not_in_front_of_others() {
         let turns = Arc::new(Turns::new(1));
         let (flood, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let order = Arc::new(Mutex::new(Vec::new()));
+        let order: Order = Arc::default();
         let first = turns.take(flood).await;
         let mut waiting = Vec::new();
         for i in 0..5 {
-            let (turns, order) = (turns.clone(), order.clone());
-            waiting.push(tokio::spawn(async move {
-                let _turn = turns.take(flood).await;
-                order
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!("flood {i}"));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }));
+            waiting.push(waiter(&turns, &order, flood, format!("flood {i}")));
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let (turns2, order2) = (turns.clone(), order.clone());
-        waiting.push(tokio::spawn(async move {
-            let _turn = turns2.take(other).await;
-            order2
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push("other".to_owned());
-        }));
+        waiting.push(waiter(&turns, &order, other, "other".to_owned()));
         tokio::time::sleep(Duration::from_millis(5)).await;
         drop(first);
         for task in waiting {

@@ -478,19 +478,13 @@ fn snippet(api_root: &str, e: &Experiment, keys: &[ApiKey]) -> Markup {
 
 #[cfg(test)]
 mod tests {
-    use myna_core::model::empty_object;
-    use myna_core::{Variant, Visibility};
-    use uuid::Uuid;
-
     use super::*;
+    use crate::dashboard::charts::tests::{totals, two_variants};
 
+    /// Variant `a`'s hours: `first` (views, reward) in hour 1, then `then`
+    /// in each of hours 2 to 29.
     fn hours(first: (u64, f64), then: (u64, f64)) -> Vec<HourTotals> {
-        let at = |hour: i64, (views, total_reward): (u64, f64)| HourTotals {
-            variant: "a".into(),
-            hour_ms: hour * 3_600_000,
-            views,
-            total_reward,
-        };
+        let at = |hour: i64, (views, reward): (u64, f64)| totals("a", hour, views, reward);
         std::iter::once(at(1, first))
             .chain((2..30).map(|hour| at(hour, then)))
             .collect()
@@ -498,17 +492,8 @@ mod tests {
 
     #[test]
     fn the_rate_chart_says_when_early_rates_run_off_its_top() {
-        let experiment = Experiment {
-            uuid: Uuid::from_u128(1),
-            alias: None,
-            id: "e".into(),
-            account_id: Uuid::from_u128(2),
-            name: "e".into(),
-            visibility: Visibility::Published,
-            settings: empty_object(),
-            variants: vec![Variant::new("a")],
-        };
-        // One view and one reward first (100 %), then 5 %.
+        let experiment = two_variants();
+        // Only `a` shown: one view and one reward first (100 %), then 5 %.
         let page = history(&experiment, &hours((1, 1.0), (100, 5.0))).into_string();
         assert!(page.contains("id=\"rates-clipped\""), "{page}");
         let above = format!("Rates above {}", percent(0.1));
