@@ -63,6 +63,9 @@ pub enum Code {
     /// Too many failed credential checks from this client or for this
     /// account: refused before any checking (429, with `Retry-After`).
     TooManyAttempts,
+    /// More events from this client address than the server's record limit
+    /// allows (429, with `Retry-After`); retry later.
+    RateLimited,
     /// The server cannot serve now (database down); retry later.
     Unavailable,
     /// An internal failure; details are in the server log, never in the answer.
@@ -110,6 +113,7 @@ impl Code {
             Code::MethodNotAllowed => "method-not-allowed",
             Code::Conflict => "conflict",
             Code::TooManyAttempts => "too-many-attempts",
+            Code::RateLimited => "rate-limited",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
             Code::Network => "network",
@@ -128,7 +132,7 @@ impl Code {
             Code::MethodNotAllowed => 405,
             Code::Conflict => 409,
             Code::TooManyEvents | Code::BodyTooLarge => 413,
-            Code::TooManyAttempts => 429,
+            Code::TooManyAttempts | Code::RateLimited => 429,
             Code::Internal => 500,
             Code::Unavailable | Code::Network | Code::Timeout => 503,
             _ => 400,
@@ -157,7 +161,10 @@ impl Code {
 
     /// Whether a client should retry a request that failed with this code.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Code::Unavailable | Code::Network | Code::Timeout)
+        matches!(
+            self,
+            Code::RateLimited | Code::Unavailable | Code::Network | Code::Timeout
+        )
     }
 }
 
@@ -422,7 +429,7 @@ impl Problem {
 
 impl Code {
     /// Every code, for lookups and tests.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::InvalidJson,
         Code::MissingField,
         Code::InvalidType,
@@ -444,6 +451,7 @@ impl Code {
         Code::MethodNotAllowed,
         Code::Conflict,
         Code::TooManyAttempts,
+        Code::RateLimited,
         Code::Unavailable,
         Code::Internal,
         Code::Network,

@@ -10,6 +10,8 @@
 //! Every password check (Basic, `POST /v2/user/login`, the dashboard's
 //! sign-in) is [`Checker::password`]: bounded and rate-limited by
 //! [`throttle::Guard`], hashed under [`Passwords`]' fixed number of permits.
+//! The events an API key's callers record are limited per client address
+//! by [`record_limit::RecordLimit`] (`--record-limit`, off by default).
 //! Login tokens are stored as their SHA-256 only ([`secret::token_hash`]),
 //! each of one [`TokenKind`]: an API token is never a dashboard session, nor
 //! the other way round.
@@ -27,6 +29,7 @@ use crate::storage::{Storage, TokenKind};
 
 mod keys;
 mod passwords;
+pub mod record_limit;
 pub mod secret;
 pub mod throttle;
 mod tokens;

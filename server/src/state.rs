@@ -23,6 +23,7 @@ use poem::Request;
 use poem::http::HeaderName;
 use uuid::Uuid;
 
+use crate::auth::record_limit::RecordLimit;
 use crate::auth::secret::Secret;
 use crate::auth::throttle::Guard;
 use crate::auth::{Checker, Keys, Passwords};
@@ -64,6 +65,9 @@ pub struct Options {
     /// Most experiments an account may have (core's `MAX_EXPERIMENTS`;
     /// tests lower it).
     pub max_experiments: usize,
+    /// Events a client address may record with API keys a minute
+    /// (`--record-limit`); `None` (the default): no limit.
+    pub record_limit: Option<u32>,
 }
 
 impl Default for Options {
@@ -78,6 +82,7 @@ impl Default for Options {
             metrics: Arc::default(),
             public_url: None,
             max_experiments: myna_core::limits::MAX_EXPERIMENTS,
+            record_limit: None,
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct Shared {
     /// reads and health checks; one account at most half of those turns, so
     /// its flood waits behind itself ([`turns::Turns`]).
     pub large_answers: turns::Turns,
+    /// Events a client address may record with API keys (`--record-limit`).
+    pub record_limit: Option<RecordLimit>,
 }
 
 impl std::fmt::Debug for dyn Storage {
@@ -231,6 +238,7 @@ impl AppState {
             public_url: options.public_url,
             health_probe: crate::health::Probe::default(),
             large_answers: turns::Turns::new(large_answer_turns()),
+            record_limit: options.record_limit.map(RecordLimit::new),
         }));
         Ok((state, background))
     }

@@ -5,6 +5,7 @@
 //! credentials, graceful shutdown, and an unreachable PostgreSQL's message.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1051,4 +1052,41 @@ fn an_account_is_listed_and_deleted_from_the_command_line() {
     // The other account's experiment and key are as they were (that the
     // deleted one's rows are gone is the storage suite's to check).
     assert_eq!(read(&server, &kept, &kept_key), 200);
+}
+
+/// `MYNA_RECORD_LIMIT` (`--record-limit`) reaches the running server: an
+/// address past its events a minute gets a 429 `rate-limited` with
+/// `Retry-After`, the owner's own record does not.
+#[test]
+fn the_record_limit_holds_back_an_address_with_a_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [ADMIN.as_slice(), &[("MYNA_RECORD_LIMIT", "5")]].concat();
+    let server = Server::start(&dir.path().join("myna.db"), &env);
+    let owner = basic("admin@example.com", "s3cret-admin");
+    let (experiment, key) = published_with_key(server.addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let events =
+        |n| json!({"events": vec![json!({"typename": "view", "variant": "a"}); n]}).to_string();
+    let key = format!("ApiKey {key}");
+    assert_eq!(
+        http(server.addr, "POST", &path, &key, &events(5))
+            .unwrap()
+            .0,
+        200
+    );
+    let (status, body) = http(server.addr, "POST", &path, &key, &events(1)).unwrap();
+    assert_eq!(status, 429, "{body}");
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["messages"][0]["typename"], "rate-limited");
+    assert_eq!(
+        problem["messages"][0]["data"]["retryAfter"], 12,
+        "one event at 5 a minute"
+    );
+    assert_eq!(
+        http(server.addr, "POST", &path, &owner, &events(3))
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(counts(server.addr, &owner, &experiment).0, 8);
 }

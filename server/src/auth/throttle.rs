@@ -254,7 +254,8 @@ impl Guard {
             tracing::warn!(
                 "a request came through a proxy (X-Forwarded-For) but --client-ip-header \
                  is not set: every client behind that proxy counts as one address in the \
-                 sign-in limits, so one client's failed sign-ins hold back the others; set \
+                 sign-in limits (and --record-limit), so one client's failed sign-ins (or \
+                 events) hold back the others; set \
                  --client-ip-header to the header the proxy appends the client's address \
                  to (README, Credentials and rate limits)"
             );

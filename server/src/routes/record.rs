@@ -30,9 +30,12 @@ pub async fn record_post(
         let uuid = experiment_uuid(&uuid)?;
         let experiment = experiments::visible(state, caller, uuid)?;
         check_post_query(Params::of(request).names())?;
+        let client = state.guard.client(request);
+        experiments::admit_record(state, caller, client, now)?;
         // The body (and its share of the body budget) goes once parsed,
         // not after the commit.
         let batch = parse_record_body(&read_body(request, body).await?, &experiment, now)?;
+        experiments::take_record(state, caller, client, &batch, now)?;
         experiments::record(state, caller, uuid, batch).await
     }
     .await;
@@ -56,7 +59,9 @@ pub async fn record_get(
         let experiment = experiments::visible(state, caller, uuid)?;
         let params = Params::of(request);
         check_record_param_names(params.names())?;
+        let client = state.guard.client(request);
         let batch = parse_record_params(|name| params.get(name), &experiment, now)?;
+        experiments::take_record(state, caller, client, &batch, now)?;
         experiments::record(state, caller, uuid, batch).await
     }
     .await;

@@ -263,6 +263,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         passwords,
         origins: Origins::parse(&args.allow_origins),
         client_ip_header: args.client_ip_header.clone(),
+        record_limit: args.record_limit,
         public_url: args.public_url.clone(),
         ..Options::default()
     };

@@ -14,6 +14,7 @@ use myna_core::{Access, Experiment, Problem, ReadForm, RecordBatch};
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::auth::throttle::ClientKey;
 use crate::cache::Snapshot;
 use crate::commit::Change;
 pub use crate::commit::Precondition;
@@ -276,6 +277,36 @@ pub async fn delete_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> R
 /// Zeroes the counts of `account`'s experiment.
 pub async fn reset_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Result<(), Problem> {
     change_owned(state, account, uuid, |uuid| Change::Reset { uuid, account }).await
+}
+
+/// Whether `caller` may record from `client` at all now (its allowance
+/// under `--record-limit` holds an event; owners and a server without the
+/// limit always may): before the request's body is read.
+pub fn admit_record(
+    state: &AppState,
+    caller: Caller,
+    client: ClientKey,
+    now_ms: i64,
+) -> Result<(), Problem> {
+    match (&state.record_limit, caller) {
+        (Some(limit), Caller::Key { .. }) => limit.admit(client, now_ms),
+        _ => Ok(()),
+    }
+}
+
+/// Takes a parsed batch's events from `client`'s allowance under
+/// `--record-limit` (API keys only), or refuses the batch whole.
+pub fn take_record(
+    state: &AppState,
+    caller: Caller,
+    client: ClientKey,
+    batch: &RecordBatch,
+    now_ms: i64,
+) -> Result<(), Problem> {
+    match (&state.record_limit, caller) {
+        (Some(limit), Caller::Key { .. }) => limit.take(client, batch.events.len(), now_ms),
+        _ => Ok(()),
+    }
 }
 
 /// Commits a validated batch for the experiment the caller knows as `uuid`

@@ -89,17 +89,24 @@ impl Harness {
     }
 
     pub async fn with_origins(origins: Origins) -> Harness {
-        Harness::build(origins, None).await
+        Harness::build(origins, None, None).await
     }
 
     /// The harness of a server started with `--public-url url`.
     pub async fn with_public_url(url: &str) -> Harness {
-        Harness::build(Origins::Any, Some(url.to_owned())).await
+        Harness::build(Origins::Any, Some(url.to_owned()), None).await
     }
 
-    async fn build(origins: Origins, public_url: Option<String>) -> Harness {
+    /// The harness of a server started with `--record-limit events` and
+    /// `--client-ip-header X-Forwarded-For`.
+    pub async fn with_record_limit(events: u32) -> Harness {
+        Harness::build(Origins::Any, None, Some(events)).await
+    }
+
+    async fn build(origins: Origins, public_url: Option<String>, limit: Option<u32>) -> Harness {
         let mut seed = Seed::new().await;
         seed.public_url = public_url;
+        seed.record_limit = limit;
         let owner = party(
             &seed.storage,
             &seed.passwords,

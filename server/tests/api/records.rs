@@ -496,3 +496,102 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(views(&h.complete(uuid).await, "a"), 2);
 }
+
+/// `--record-limit 10`: ten events a minute from one address with an API
+/// key. Past it a batch is refused whole (429 `rate-limited`, `Retry-After`
+/// the seconds until it fits) and counts nothing; the same batch sent after
+/// the wait counts once; a batch of 11 never fits (413). Other addresses and the owner's credentials are
+/// not held back; a JSONP call gets the problem in its callback.
+#[tokio::test]
+async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over() {
+    let h = Harness::with_record_limit(10).await;
+    let uuid = h.experiment("published").await;
+    let uri = format!("/v2/experiment/{uuid}/record");
+    let post = |address: &'static str, who: Who, events: usize, batch: Uuid| {
+        let body = json!({"batch": batch,
+            "events": vec![json!({"typename": "view", "variant": "a"}); events]});
+        let mut headers = vec![
+            ("Content-Type", "application/json".to_owned()),
+            ("X-Forwarded-For", address.to_owned()),
+        ];
+        headers.extend(h.authorization(who).map(|auth| ("Authorization", auth)));
+        let (h, uri) = (&h, uri.clone());
+        async move {
+            h.send_with(
+                Method::POST,
+                &uri,
+                &headers,
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+        }
+    };
+    let (a, b) = ("198.51.100.7", "203.0.113.9");
+    assert_eq!(
+        post(a, Who::Key, 8, Uuid::new_v4()).await.status,
+        StatusCode::OK
+    );
+    let refused_batch = Uuid::new_v4();
+    let refused = post(a, Who::Key, 3, refused_batch).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.code().as_deref(), Some("rate-limited"));
+    // 2 left, 3 wanted: one more event, at 10 a minute, in 6 s.
+    assert_eq!(refused.header("retry-after"), Some("6"));
+    assert_eq!(refused.json()["messages"][0]["data"]["retryAfter"], 6);
+    assert_eq!(
+        views(&h.complete(uuid).await, "a"),
+        8,
+        "nothing of it counted"
+    );
+
+    // More than a minute's events in one batch never fit.
+    let too_many = post(b, Who::Key, 11, Uuid::new_v4()).await;
+    assert_eq!(too_many.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_many.code().as_deref(), Some("too-many-events"));
+    assert_eq!(too_many.json()["messages"][0]["path"], "events");
+    assert_eq!(
+        post(b, Who::Key, 10, Uuid::new_v4()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(a, Who::Owner, 5, Uuid::new_v4()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(a, Who::Key, 2, Uuid::new_v4()).await.status,
+        StatusCode::OK
+    );
+    let jsonp = h
+        .send_with(
+            Method::GET,
+            &format!(
+                "{uri}?typename=view&variant=a&apikey={}&callback=cb",
+                h.owner.key
+            ),
+            &[("X-Forwarded-For", a.to_owned())],
+            None,
+        )
+        .await;
+    assert_eq!(jsonp.status, StatusCode::OK);
+    assert!(
+        jsonp.text.contains("\"rate-limited\"") && jsonp.text.contains("cb("),
+        "{}",
+        jsonp.text
+    );
+    assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 10 + 5 + 2);
+
+    h.clock.advance(36_000);
+    for _ in 0..2 {
+        // Sent again after the wait (and once more, as a lost answer's retry).
+        assert_eq!(
+            post(a, Who::Key, 3, refused_batch).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 10 + 5 + 2 + 3);
+}

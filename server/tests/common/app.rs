@@ -28,6 +28,9 @@ pub struct Seed {
     pub clock: Clock,
     /// The server's `--public-url`, if any.
     pub public_url: Option<String>,
+    /// The server's `--record-limit`, if any (clients then told apart by
+    /// `X-Forwarded-For`, as behind a proxy).
+    pub record_limit: Option<u32>,
     dir: TempDir,
 }
 
@@ -42,6 +45,7 @@ impl Seed {
             passwords: Passwords::fast_for_tests(),
             clock: Clock::manual(START_MS),
             public_url: None,
+            record_limit: None,
             dir,
         }
     }
@@ -53,6 +57,10 @@ impl Seed {
             passwords: self.passwords,
             origins,
             public_url: self.public_url,
+            record_limit: self.record_limit,
+            client_ip_header: self
+                .record_limit
+                .map(|_| poem::http::HeaderName::from_static("x-forwarded-for")),
             ..Options::default()
         };
         let (state, _background) = AppState::start(self.storage.clone(), options)
