@@ -79,17 +79,21 @@ export function serverBinary() {
 
 /** A running myna-server process on its own temporary database. */
 export class MynaServer {
-  /** Starts a server on a fresh temporary SQLite file and a free port. */
-  static async start() {
+  /**
+   * Starts a server on a fresh temporary SQLite file and a free port, with
+   * `env` added to its environment (e.g. `MYNA_RECORD_LIMIT`).
+   */
+  static async start(env = {}) {
     const dir = mkdtempSync(join(tmpdir(), "myna-e2e-"));
-    const server = new MynaServer(join(dir, "myna.db"), dir);
+    const server = new MynaServer(join(dir, "myna.db"), dir, env);
     await server.#spawn("127.0.0.1:0");
     return server;
   }
 
-  constructor(database, dir) {
+  constructor(database, dir, env = {}) {
     this.database = database;
     this.dir = dir;
+    this.env = env;
     /** Everything the server logged (shown when a test fails). */
     this.log = [];
   }
@@ -101,6 +105,7 @@ export class MynaServer {
         RUST_LOG: "info",
         MYNA_ADMIN_EMAIL: OWNER.email,
         MYNA_ADMIN_PASSWORD: OWNER.password,
+        ...this.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -390,9 +395,12 @@ export function seeded(seed) {
 
 // ---- A whole world: server, owner API, site, browser ------------------------------
 
-/** Starts a server, the test site and a browser; `close()` stops them all. */
-export async function world() {
-  const server = await MynaServer.start();
+/**
+ * Starts a server (with `serverEnv` added to its environment), the test
+ * site and a browser; `close()` stops them all.
+ */
+export async function world({ serverEnv } = {}) {
+  const server = await MynaServer.start(serverEnv);
   const api = new Api(server);
   const site = await testSite();
   const browser = await launchBrowser();
