@@ -279,32 +279,37 @@ pub async fn reset_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Re
     change_owned(state, account, uuid, |uuid| Change::Reset { uuid, account }).await
 }
 
-/// Whether `caller` may record from `client` at all now (its allowance
-/// under `--record-limit` holds an event; owners and a server without the
-/// limit always may): before the request's body is read.
+/// Whether `caller` may record at all now under `--record-limit` (API keys
+/// only; owners and a server without the limit always may): its client
+/// (asked of `client` only then) has an event left of its allowance.
+/// Before the request's body is read; the client whose allowance
+/// [`take_record`] then draws on, if limited.
 pub fn admit_record(
     state: &AppState,
     caller: Caller,
-    client: ClientKey,
+    client: impl FnOnce() -> ClientKey,
     now_ms: i64,
-) -> Result<(), Problem> {
+) -> Result<Option<ClientKey>, Problem> {
     match (&state.record_limit, caller) {
-        (Some(limit), Caller::Key { .. }) => limit.admit(client, now_ms),
-        _ => Ok(()),
+        (Some(limit), Caller::Key { .. }) => {
+            let client = client();
+            limit.admit(client, now_ms)?;
+            Ok(Some(client))
+        }
+        _ => Ok(None),
     }
 }
 
-/// Takes a parsed batch's events from `client`'s allowance under
-/// `--record-limit` (API keys only), or refuses the batch whole.
+/// Takes a parsed batch's events from the allowance of the `limited`
+/// client ([`admit_record`]), or refuses the batch whole.
 pub fn take_record(
     state: &AppState,
-    caller: Caller,
-    client: ClientKey,
+    limited: Option<ClientKey>,
     batch: &RecordBatch,
     now_ms: i64,
 ) -> Result<(), Problem> {
-    match (&state.record_limit, caller) {
-        (Some(limit), Caller::Key { .. }) => limit.take(client, batch.events.len(), now_ms),
+    match (&state.record_limit, limited) {
+        (Some(limit), Some(client)) => limit.take(client, batch.events.len(), now_ms),
         _ => Ok(()),
     }
 }
