@@ -199,7 +199,8 @@ export class Experiment {
    * Rewards the last viewed variant once (`amount` in [0, 1], default 1);
    * whether a reward was queued (false when this view was rewarded already,
    * or when this page shows another variant than the visitor's counted one:
-   * two tabs that drew at once).
+   * two tabs that drew at once). Tabs of one visitor rewarding the same view
+   * at the same moment may each get true; one of their rewards is counted.
    * Throws a `MynaError` with code `no-view` when this visitor has viewed
    * no variant of the experiment (a page that only rewards, such as a
    * checkout, may catch it), or naming the rule a bad `amount` breaks.
