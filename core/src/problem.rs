@@ -72,6 +72,10 @@ pub enum Code {
     Internal,
     /// SDK: the request did not reach the server or got no answer.
     Network,
+    /// SDK: this browser cannot run the SDK here (no WebAssembly, or the
+    /// page's Content Security Policy forbids compiling it): retrying will
+    /// not help.
+    Unsupported,
     /// SDK: the request took longer than its timeout.
     Timeout,
     /// SDK: the event queue was full and the oldest events were dropped.
@@ -117,6 +121,7 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
             Code::Network => "network",
+            Code::Unsupported => "unsupported",
             Code::Timeout => "timeout",
             Code::QueueFull => "queue-full",
             Code::NoView => "no-view",
@@ -429,7 +434,7 @@ impl Problem {
 
 impl Code {
     /// Every code, for lookups and tests.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::InvalidJson,
         Code::MissingField,
         Code::InvalidType,
@@ -455,6 +460,7 @@ impl Code {
         Code::Unavailable,
         Code::Internal,
         Code::Network,
+        Code::Unsupported,
         Code::Timeout,
         Code::QueueFull,
         Code::NoView,

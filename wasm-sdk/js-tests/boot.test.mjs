@@ -240,5 +240,7 @@ test("boot.js under a CSP without 'wasm-unsafe-eval' shows the page as written a
     assert.equal(seen.title, "Welcome");
     assert.equal(seen.visible, "visible");
     assert.match(warnings[0] ?? "", /the page's CSP must allow 'wasm-unsafe-eval' \(not 'unsafe-eval'\) in script-src/, "the fix, not a bundler's");
+    const code = await tab.evaluate(() => window.myna.catch((e) => e.code));
+    assert.equal(code, "unsupported", "not `network`: retrying will not help");
   });
 });

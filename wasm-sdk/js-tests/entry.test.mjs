@@ -7,7 +7,8 @@
 // adoption waiting for a later task; `reward` takes numbers only; in a
 // sandboxed frame (Web Locks and localStorage denied) a flush still runs;
 // a released handle throws a MynaError; under Trusted Types the JSONP
-// transport is refused at connect.
+// transport is refused at connect; without WebAssembly connect rejects
+// with `unsupported`.
 // Run by scripts/test-sdk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -96,6 +97,39 @@ test("the wasm loads as the module is evaluated; a failed load retries at the ne
     assert.equal(wasm.length, 3);
     assert.deepEqual(await tab.evaluate(() => rejections), []);
   });
+});
+
+test("without WebAssembly connect rejects with `unsupported`, every time, saying why", async () => {
+  const site = await servePage(page);
+  const browser = await launch();
+  try {
+    const tab = await browser.newPage();
+    // As in a browser that runs no WebAssembly (iOS Lockdown Mode, a
+    // hardened profile): the global is gone before the SDK loads.
+    await tab.addInitScript(() => delete globalThis.WebAssembly);
+    await tab.goto(site.origin);
+    await tab.waitForFunction(() => window.Myna);
+    const tries = await tab.evaluate(async ([snapshot]) => {
+      const seen = [];
+      for (let i = 0; i < 2; i++) {
+        try {
+          await Myna.connect({ apiRoot: "http://127.0.0.1:9", apiKey: "k", experiments: [snapshot] });
+          seen.push("connected");
+        } catch (e) {
+          seen.push([e instanceof MynaError, e.code, /no WebAssembly here/.test(e.message)]);
+        }
+      }
+      return seen;
+    }, [snapshot]);
+    assert.deepEqual(tries, [
+      [true, "unsupported", true],
+      [true, "unsupported", true],
+    ]);
+    assert.deepEqual(await tab.evaluate(() => rejections), [], "no unhandled rejection");
+  } finally {
+    await browser.close();
+    await site.close();
+  }
 });
 
 test("connecting with a snapshot and the first suggest touch only the sticky state", async () => {

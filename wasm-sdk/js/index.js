@@ -3,8 +3,9 @@
 // (streaming) compilation start as this module is evaluated, and
 // `Myna.connect` waits for them, so a page never calls an init function
 // itself. A failed load rejects the `connect` calls waiting for it with a
-// `MynaError` (code `network`; never an unhandled rejection when none is);
-// the next call loads again.
+// `MynaError` (code `network`, or `unsupported` where the browser cannot
+// run WebAssembly here: none, or a CSP forbidding it; never an unhandled
+// rejection when none is); the next call loads again.
 // scripts/build-sdk inlines this file, the snippets of js/ and
 // wasm-bindgen's JS into the package's one index.js (build/pack.mjs).
 // Declarations: index.d.ts re-exports the generated ones.
@@ -32,16 +33,18 @@ Myna.connect = async function (options) {
     // HTML, or the network failed).
     // The likely fix, by what failed.
     const m = `${e?.message ?? e}`;
-    const hint =
-      typeof WebAssembly != "object"
-        ? "no WebAssembly here"
-        : /Content.Security/i.test(m)
-          ? "the page's CSP must allow 'wasm-unsafe-eval' (not 'unsafe-eval') in script-src"
-          : /Failed to fetch|NetworkError|Load failed/.test(m)
-            ? "the network failed, or the page's CSP connect-src does not allow the SDK's origin"
+    const none = typeof WebAssembly != "object";
+    const csp = !none && /Content.Security/i.test(m);
+    const hint = none
+      ? "no WebAssembly here"
+      : csp
+        ? "the page's CSP must allow 'wasm-unsafe-eval' (not 'unsafe-eval') in script-src"
+        : /Failed to fetch|NetworkError|Load failed/.test(m)
+          ? "the network failed, or the page's CSP connect-src does not allow the SDK's origin"
           : `it is fetched beside the SDK's module: a bundler that moves the module must not, as Vite's dev server does without optimizeDeps.exclude ["myna-sdk"]; where its URL cannot be fetched, as in Node, give its bytes to initSync first`;
     const message = `The SDK's wasm could not be loaded: ${m} (${hint})`;
-    throw new MynaError(message, "network", undefined, undefined, ["network", message, undefined]);
+    const code = none || csp ? "unsupported" : "network";
+    throw new MynaError(message, code, undefined, undefined, [code, message, undefined]);
   }
   return connect(options);
 };
