@@ -1054,14 +1054,15 @@ fn an_account_is_listed_and_deleted_from_the_command_line() {
     assert_eq!(read(&server, &kept, &kept_key), 200);
 }
 
-/// `MYNA_RECORD_LIMIT` (`--record-limit`) reaches the running server: an
-/// address past its events a minute gets a 429 `rate-limited` with
-/// `Retry-After`, the owner's own record does not.
+/// `MYNA_RECORD_LIMIT` (`--record-limit`) reaches the running server (and
+/// its start says so): an address past its events a minute gets a 429
+/// `rate-limited` with `Retry-After`, the owner's own record does not.
 #[test]
 fn the_record_limit_holds_back_an_address_with_a_public_key() {
     let dir = tempfile::tempdir().unwrap();
     let env = [ADMIN.as_slice(), &[("MYNA_RECORD_LIMIT", "5")]].concat();
     let server = Server::start(&dir.path().join("myna.db"), &env);
+    server.wait_for_log("record limit: 5 events a minute per client address");
     let owner = basic("admin@example.com", "s3cret-admin");
     let (experiment, key) = published_with_key(server.addr, &owner);
     let path = format!("/v2/experiment/{experiment}/record");

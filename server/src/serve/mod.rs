@@ -282,6 +282,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     reload_on_hangup(tls.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("myna-server listening on {scheme}://{addr}");
+    if let Some(events) = args.record_limit {
+        tracing::info!(
+            "record limit: {events} events a minute per client address with API keys \
+             (--record-limit)"
+        );
+    }
     let clock = state.clock.clone();
     // Logged after the main line (which names the API's address first).
     let metrics_task = metrics_server.map(|server| {
