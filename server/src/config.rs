@@ -87,16 +87,18 @@ pub struct ServeArgs {
     /// credential checks are limited per client address.
     #[arg(long, env = "MYNA_CLIENT_IP_HEADER", value_name = "HEADER", value_parser = header_name)]
     pub client_ip_header: Option<HeaderName>,
-    /// Events one client address may record with API keys a minute: a
-    /// burst of as many, then that rate; past it a 429 `rate-limited` with
-    /// `Retry-After` (the SDK waits and sends them then). Off by default.
-    /// Behind a reverse proxy set `--client-ip-header` too, or every
-    /// visitor shares the proxy's address.
+    /// Events one client address may record with API keys a minute (at
+    /// least 20, the SDK's default batch size): a burst of as many, then
+    /// that rate; past it a 429 `rate-limited` with `Retry-After` (the SDK
+    /// waits and sends them then). Off by default. Behind a reverse proxy
+    /// set `--client-ip-header` too, or every visitor shares the proxy's
+    /// address.
     #[arg(
         long,
         env = "MYNA_RECORD_LIMIT",
         value_name = "EVENTS",
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = clap::value_parser!(u32)
+            .range(i64::from(crate::auth::record_limit::MIN_PER_MINUTE)..)
     )]
     pub record_limit: Option<u32>,
     /// The server's public root URL as pages reach it (e.g.
@@ -454,12 +456,17 @@ mod tests {
     }
 
     #[test]
-    fn the_record_limit_is_off_by_default_and_a_positive_count() {
+    fn the_record_limit_is_off_by_default_and_holds_the_sdks_batches() {
         let limit = |args: &[&str]| {
             Cli::try_parse_from([&["myna-server"], args].concat()).map(|c| c.serve.record_limit)
         };
         assert!(matches!(limit(&[]), Ok(None)));
         assert!(matches!(limit(&["--record-limit", "600"]), Ok(Some(600))));
+        assert!(matches!(limit(&["--record-limit", "20"]), Ok(Some(20))));
+        assert!(
+            limit(&["--record-limit", "19"]).is_err(),
+            "the SDK's batches would not fit"
+        );
         assert!(limit(&["--record-limit", "0"]).is_err());
         assert!(limit(&["--record-limit", "-5"]).is_err());
     }

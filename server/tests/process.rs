@@ -1060,9 +1060,22 @@ fn an_account_is_listed_and_deleted_from_the_command_line() {
 #[test]
 fn the_record_limit_holds_back_an_address_with_a_public_key() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [ADMIN.as_slice(), &[("MYNA_RECORD_LIMIT", "5")]].concat();
+    let env = [ADMIN.as_slice(), &[("MYNA_RECORD_LIMIT", "20")]].concat();
+    // Below the SDK's default batch size: refused before anything starts.
+    let low = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--record-limit", "19"])
+        .arg("--database")
+        .arg(dir.path().join("low.db"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&low.stderr);
+    assert!(
+        !low.status.success() && said.contains("--record-limit"),
+        "{said}"
+    );
+    assert!(!dir.path().join("low.db").exists());
     let server = Server::start(&dir.path().join("myna.db"), &env);
-    server.wait_for_log("record limit: 5 events a minute per client address");
+    server.wait_for_log("record limit: 20 events a minute per client address");
     let owner = basic("admin@example.com", "s3cret-admin");
     let (experiment, key) = published_with_key(server.addr, &owner);
     let path = format!("/v2/experiment/{experiment}/record");
@@ -1070,7 +1083,7 @@ fn the_record_limit_holds_back_an_address_with_a_public_key() {
         |n| json!({"events": vec![json!({"typename": "view", "variant": "a"}); n]}).to_string();
     let key = format!("ApiKey {key}");
     assert_eq!(
-        http(server.addr, "POST", &path, &key, &events(5))
+        http(server.addr, "POST", &path, &key, &events(20))
             .unwrap()
             .0,
         200
@@ -1080,8 +1093,8 @@ fn the_record_limit_holds_back_an_address_with_a_public_key() {
     let problem: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(problem["messages"][0]["typename"], "rate-limited");
     assert_eq!(
-        problem["messages"][0]["data"]["retryAfter"], 12,
-        "one event at 5 a minute"
+        problem["messages"][0]["data"]["retryAfter"], 3,
+        "one event at 20 a minute"
     );
     assert_eq!(
         http(server.addr, "POST", &path, &owner, &events(3))
@@ -1089,5 +1102,5 @@ fn the_record_limit_holds_back_an_address_with_a_public_key() {
             .0,
         200
     );
-    assert_eq!(counts(server.addr, &owner, &experiment).0, 8);
+    assert_eq!(counts(server.addr, &owner, &experiment).0, 23);
 }

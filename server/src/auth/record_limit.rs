@@ -9,7 +9,9 @@
 //! `Retry-After`, nothing recorded (the SDK keeps the events and sends
 //! them after the wait). A batch of more events than a minute's can never
 //! fit: 413 `too-many-events` at `events`, so that one request cannot land
-//! more than the limit at once. An address is an IPv4 address or
+//! more than the limit at once. The batch is judged once parsed (an
+//! invalid one costs nothing; the wait told is the whole batch's). An
+//! address is an IPv4 address or
 //! an IPv6 /64 ([`ClientKey`]); owners' own credentials are not limited.
 //! The map of addresses is bounded ([`MAX_TRACKED`], the least recently
 //! limited first out: a forgotten address starts with a full allowance).
@@ -24,6 +26,11 @@ use super::throttle::{Bounded, ClientKey};
 
 /// Addresses whose allowance is remembered, at most.
 pub const MAX_TRACKED: usize = 100_000;
+
+/// The lowest limit `--record-limit` takes: the SDK's default `batchSize`,
+/// so that its batches fit (a batch larger than the limit is refused, and
+/// the SDK drops a batch refused for its size).
+pub const MIN_PER_MINUTE: u32 = 20;
 
 /// The limit and the allowance of each address that recorded lately.
 #[derive(Debug)]
@@ -61,17 +68,6 @@ impl RecordLimit {
     /// How many addresses have an allowance remembered (for tests: bounded).
     pub fn tracked(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether `client` may record at all at `now_ms` (its allowance holds
-    /// an event): checked before a request's body is read, so a limited
-    /// address costs no parsing. Takes nothing.
-    pub fn admit(&self, client: ClientKey, now_ms: i64) -> Result<(), Problem> {
-        let allowances = self.lock();
-        match allowances.get(&client) {
-            Some(allowance) => self.check(allowance.at(now_ms, self.per_minute), 1.0),
-            None => Ok(()),
-        }
     }
 
     /// Takes `events` from `client`'s allowance at `now_ms`, or refuses
@@ -169,11 +165,17 @@ mod tests {
             (refused.status, refused.code(), retry_after(&refused)),
             (429, Code::RateLimited, Some(1))
         );
-        assert!(limit.admit(a, 500).is_err(), "half an event refilled");
-        assert!(limit.admit(a, 1_000).is_ok());
+        assert!(limit.take(a, 1, 500).is_err(), "half an event refilled");
         assert!(limit.take(a, 1, 1_000).is_ok(), "one a second");
         assert!(limit.take(a, 1, 1_000).is_err());
         assert!(limit.take(address(2), 60, 1_000).is_ok(), "another address");
+        // With nothing left, the wait is the whole batch's, not one event's.
+        let refused = limit.take(a, 15, 1_000).unwrap_err();
+        assert_eq!(retry_after(&refused), Some(15));
+        assert!(
+            limit.take(a, 0, 1_000).is_ok(),
+            "an empty batch takes nothing"
+        );
     }
 
     #[test]
@@ -211,7 +213,7 @@ mod tests {
         assert!(limit.take(a, 60, 3_600_000).is_ok());
         assert!(limit.take(a, 1, 3_600_000).is_err());
         // A clock stepped back refills nothing.
-        assert!(limit.admit(a, 0).is_err());
+        assert!(limit.take(a, 1, 0).is_err());
     }
 
     #[test]

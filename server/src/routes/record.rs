@@ -30,12 +30,10 @@ pub async fn record_post(
         let uuid = experiment_uuid(&uuid)?;
         let experiment = experiments::visible(state, caller, uuid)?;
         check_post_query(Params::of(request).names())?;
-        let limited =
-            experiments::admit_record(state, caller, || state.guard.client(request), now)?;
         // The body (and its share of the body budget) goes once parsed,
         // not after the commit.
         let batch = parse_record_body(&read_body(request, body).await?, &experiment, now)?;
-        experiments::take_record(state, limited, &batch, now)?;
+        experiments::take_record(state, caller, || state.guard.client(request), &batch, now)?;
         experiments::record(state, caller, uuid, batch).await
     }
     .await;
@@ -59,10 +57,8 @@ pub async fn record_get(
         let experiment = experiments::visible(state, caller, uuid)?;
         let params = Params::of(request);
         check_record_param_names(params.names())?;
-        let limited =
-            experiments::admit_record(state, caller, || state.guard.client(request), now)?;
         let batch = parse_record_params(|name| params.get(name), &experiment, now)?;
-        experiments::take_record(state, limited, &batch, now)?;
+        experiments::take_record(state, caller, || state.guard.client(request), &batch, now)?;
         experiments::record(state, caller, uuid, batch).await
     }
     .await;

@@ -279,37 +279,19 @@ pub async fn reset_experiment(state: &AppState, account: Uuid, uuid: Uuid) -> Re
     change_owned(state, account, uuid, |uuid| Change::Reset { uuid, account }).await
 }
 
-/// Whether `caller` may record at all now under `--record-limit` (API keys
-/// only; owners and a server without the limit always may): its client
-/// (asked of `client` only then) has an event left of its allowance.
-/// Before the request's body is read; the client whose allowance
-/// [`take_record`] then draws on, if limited.
-pub fn admit_record(
+/// Takes a parsed batch's events from the allowance of `caller`'s client
+/// under `--record-limit` (API keys only; the client asked of `client`
+/// only then), or refuses the batch whole (see
+/// [`crate::auth::record_limit`]).
+pub fn take_record(
     state: &AppState,
     caller: Caller,
     client: impl FnOnce() -> ClientKey,
-    now_ms: i64,
-) -> Result<Option<ClientKey>, Problem> {
-    match (&state.record_limit, caller) {
-        (Some(limit), Caller::Key { .. }) => {
-            let client = client();
-            limit.admit(client, now_ms)?;
-            Ok(Some(client))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Takes a parsed batch's events from the allowance of the `limited`
-/// client ([`admit_record`]), or refuses the batch whole.
-pub fn take_record(
-    state: &AppState,
-    limited: Option<ClientKey>,
     batch: &RecordBatch,
     now_ms: i64,
 ) -> Result<(), Problem> {
-    match (&state.record_limit, limited) {
-        (Some(limit), Some(client)) => limit.take(client, batch.events.len(), now_ms),
+    match (&state.record_limit, caller) {
+        (Some(limit), Caller::Key { .. }) => limit.take(client(), batch.events.len(), now_ms),
         _ => Ok(()),
     }
 }
