@@ -585,6 +585,11 @@ async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over(
     );
     assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 10 + 5 + 2);
 
+    // Nothing left: the wait told is the whole batch's (3 events, 18 s),
+    // not one event's.
+    let spent = post(a, Who::Key, 3, refused_batch).await;
+    assert_eq!(spent.header("retry-after"), Some("18"), "{}", spent.text);
+
     h.clock.advance(36_000);
     for _ in 0..2 {
         // Sent again after the wait (and once more, as a lost answer's retry).
