@@ -11,11 +11,11 @@
 //! fit: 413 `too-many-events` at `events`, so that one request cannot land
 //! more than the limit at once. The batch is judged once parsed (an
 //! invalid one costs nothing; the wait told is the whole batch's). An
-//! address is an IPv4 address or
-//! an IPv6 /64 ([`ClientKey`]); owners' own credentials are not limited.
-//! The map of addresses is bounded ([`MAX_TRACKED`], the least recently
-//! limited first out: a forgotten address starts with a full allowance).
-//! The limit is per process: N instances on one database allow N times it.
+//! address is an IPv4 address or an IPv6 /64 ([`ClientKey`]); owners' own
+//! credentials are not limited. The map of addresses is bounded
+//! ([`MAX_TRACKED`], the least recently limited first out: a forgotten
+//! address starts with a full allowance). The limit is per process: N
+//! instances on one database allow N times it.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -58,11 +58,6 @@ impl RecordLimit {
             per_minute: per_minute.max(1),
             allowances: Mutex::new(Bounded::new(capacity)),
         }
-    }
-
-    /// Events a minute an address may record.
-    pub fn per_minute(&self) -> u32 {
-        self.per_minute
     }
 
     /// How many addresses have an allowance remembered (for tests: bounded).
