@@ -235,6 +235,9 @@ pub struct Metrics {
     pub batches_recorded: Counter,
     /// Batches acknowledged again without counting (their id was recorded).
     pub batches_deduplicated: Counter,
+    /// Batches refused by `--record-limit` (429 `rate-limited`, JSONP's
+    /// included).
+    pub batches_limited: Counter,
     /// Batches per group commit.
     pub commit_batches: Timer,
     /// Events per group commit.
@@ -298,6 +301,12 @@ impl Metrics {
             "record_batches_deduplicated",
             "Record batches acknowledged again without counting (batch id already recorded)",
             batches_deduplicated.clone(),
+        );
+        let batches_limited = Counter::default();
+        registry.register(
+            "record_batches_limited",
+            "Record batches refused by --record-limit (429 rate-limited; JSONP's, answered 200, included)",
+            batches_limited.clone(),
         );
         let commit_batches = Timer::new(SIZE_BUCKETS);
         registry.register(
@@ -378,6 +387,7 @@ impl Metrics {
             events_recorded,
             batches_recorded,
             batches_deduplicated,
+            batches_limited,
             commit_batches,
             commit_events,
             commit_duration,

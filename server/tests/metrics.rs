@@ -148,6 +148,7 @@ fn counters_move_exactly_as_the_requests_did() {
         "myna_events_recorded_total",
         "myna_record_batches_total",
         "myna_record_batches_deduplicated_total",
+        "myna_record_batches_limited_total",
         "myna_commit_batches",
         "myna_commit_events",
         "myna_commit_duration_seconds",

@@ -290,10 +290,17 @@ pub fn take_record(
     batch: &RecordBatch,
     now_ms: i64,
 ) -> Result<(), Problem> {
-    match (&state.record_limit, caller) {
-        (Some(limit), Caller::Key { .. }) => limit.take(client(), batch.events.len(), now_ms),
-        _ => Ok(()),
+    let (Some(limit), Caller::Key { .. }) = (&state.record_limit, caller) else {
+        return Ok(());
+    };
+    let taken = limit.take(client(), batch.events.len(), now_ms);
+    if taken
+        .as_ref()
+        .is_err_and(|problem| problem.code() == myna_core::Code::RateLimited)
+    {
+        state.metrics.batches_limited.inc();
     }
+    taken
 }
 
 /// Commits a validated batch for the experiment the caller knows as `uuid`

@@ -590,6 +590,9 @@ async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over(
     let spent = post(a, Who::Key, 3, refused_batch).await;
     assert_eq!(spent.header("retry-after"), Some("18"), "{}", spent.text);
 
+    // Counted for the operator: the two POSTs and the JSONP call refused.
+    assert_eq!(h.state.metrics.batches_limited.get(), 3);
+
     h.clock.advance(36_000);
     for _ in 0..2 {
         // Sent again after the wait (and once more, as a lost answer's retry).
