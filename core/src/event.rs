@@ -33,6 +33,9 @@ pub use parse::*;
 
 /// Most events one batch may carry.
 pub const MAX_EVENTS: usize = 1000;
+/// Events the SDK sends in one batch by default (its `batchSize`): the
+/// server's `--record-limit` is at least this, so that those batches fit.
+pub const DEFAULT_BATCH_EVENTS: usize = 20;
 /// Largest request body, in bytes (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most JSON values a record body may hold (every object, array, string,

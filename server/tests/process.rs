@@ -5,11 +5,12 @@
 //! credentials, graceful shutdown, and an unreachable PostgreSQL's message.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 
 mod common;
 use common::{
@@ -1062,17 +1063,11 @@ fn the_record_limit_holds_back_an_address_with_a_public_key() {
     let dir = tempfile::tempdir().unwrap();
     let env = [ADMIN.as_slice(), &[("MYNA_RECORD_LIMIT", "20")]].concat();
     // Below the SDK's default batch size: refused before anything starts.
-    let low = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--record-limit", "19"])
-        .arg("--database")
-        .arg(dir.path().join("low.db"))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&low.stderr);
-    assert!(
-        !low.status.success() && said.contains("--record-limit"),
-        "{said}"
+    let (started, said) = cli(
+        &dir.path().join("low.db"),
+        &["serve", "--listen", "127.0.0.1:0", "--record-limit", "19"],
     );
+    assert!(!started && said.contains("--record-limit"), "{said}");
     assert!(!dir.path().join("low.db").exists());
     let server = Server::start(&dir.path().join("myna.db"), &env);
     server.wait_for_log("record limit: 20 events a minute per client address");

@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use js_sys::Array;
+use myna_core::event::DEFAULT_BATCH_EVENTS;
 use myna_core::{Code, Message, Problem};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -125,7 +126,13 @@ pub(crate) fn read(value: &JsValue) -> Result<Options, Problem> {
         api_root: without_trailing_slashes(&api_root).to_owned(),
         api_key,
         transport,
-        batch_size: number(value, "batchSize", 20.0, false, &mut problems) as usize,
+        batch_size: number(
+            value,
+            "batchSize",
+            DEFAULT_BATCH_EVENTS as f64,
+            false,
+            &mut problems,
+        ) as usize,
         flush_interval_ms: number(value, "flushIntervalMs", 1000.0, true, &mut problems),
         max_queue_events: number(value, "maxQueueEvents", 1000.0, false, &mut problems) as usize,
         max_queue_bytes: number(value, "maxQueueBytes", 100_000.0, false, &mut problems) as usize,

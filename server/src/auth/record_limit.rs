@@ -19,6 +19,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use myna_core::event::DEFAULT_BATCH_EVENTS;
 use myna_core::{Code, Message, Problem};
 use serde_json::json;
 
@@ -27,10 +28,11 @@ use super::throttle::{Bounded, ClientKey};
 /// Addresses whose allowance is remembered, at most.
 pub const MAX_TRACKED: usize = 100_000;
 
-/// The lowest limit `--record-limit` takes: the SDK's default `batchSize`,
-/// so that its batches fit (a batch larger than the limit is refused, and
-/// the SDK drops a batch refused for its size).
-pub const MIN_PER_MINUTE: u32 = 20;
+/// The lowest limit `--record-limit` takes: the SDK's default `batchSize`
+/// (core's [`DEFAULT_BATCH_EVENTS`]), so that its batches fit (a batch
+/// larger than the limit is refused, and the SDK drops a batch refused for
+/// its size).
+pub const MIN_PER_MINUTE: u32 = DEFAULT_BATCH_EVENTS as u32;
 
 /// The limit and the allowance of each address that recorded lately.
 #[derive(Debug)]

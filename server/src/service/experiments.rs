@@ -10,7 +10,7 @@ use std::sync::Arc;
 use myna_core::experiment::parse_create;
 use myna_core::read_form::search_text;
 use myna_core::search::SearchQuery;
-use myna_core::{Access, Experiment, Problem, ReadForm, RecordBatch};
+use myna_core::{Access, Code, Experiment, Problem, ReadForm, RecordBatch};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -296,7 +296,7 @@ pub fn take_record(
     let taken = limit.take(client(), batch.events.len(), now_ms);
     if taken
         .as_ref()
-        .is_err_and(|problem| problem.code() == myna_core::Code::RateLimited)
+        .is_err_and(|problem| problem.code() == Code::RateLimited)
     {
         state.metrics.batches_limited.inc();
     }
