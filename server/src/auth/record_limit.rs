@@ -7,10 +7,12 @@
 //! minute's events, then that rate. A batch is taken whole once the
 //! allowance holds its events; past it: 429 `rate-limited` with
 //! `Retry-After`, nothing recorded (the SDK keeps the events and sends
-//! them after the wait). A batch of more events than a minute's can never
-//! fit: 413 `too-many-events` at `events`, so that one request cannot land
-//! more than the limit at once. The batch is judged once parsed (an
-//! invalid one costs nothing; the wait told is the whole batch's). An
+//! them after the wait). A batch of more events than a minute's is taken
+//! when the allowance is full and leaves it in debt, so the address waits
+//! as long as those events take at the rate: no batch is refused for its
+//! size (a client whose batches are larger than the limit loses nothing),
+//! and the rate over time is the limit's. The batch is judged once parsed
+//! (an invalid one costs nothing; the wait told is the whole batch's). An
 //! address is an IPv4 address or an IPv6 /64 ([`ClientKey`]); owners' own
 //! credentials are not limited. The map of addresses is bounded
 //! ([`MAX_TRACKED`], the least recently limited first out: a forgotten
@@ -29,9 +31,8 @@ use super::throttle::{Bounded, ClientKey};
 pub const MAX_TRACKED: usize = 100_000;
 
 /// The lowest limit `--record-limit` takes: the SDK's default `batchSize`
-/// (core's [`DEFAULT_BATCH_EVENTS`]), so that its batches fit (a batch
-/// larger than the limit is refused, and the SDK drops a batch refused for
-/// its size).
+/// (core's [`DEFAULT_BATCH_EVENTS`]), so that its batches fit in one
+/// minute's allowance (a larger batch waits for a full one).
 pub const MIN_PER_MINUTE: u32 = DEFAULT_BATCH_EVENTS as u32;
 
 /// The limit and the allowance of each address that recorded lately.
@@ -68,20 +69,9 @@ impl RecordLimit {
     }
 
     /// Takes `events` from `client`'s allowance at `now_ms`, or refuses
-    /// them all (taking nothing): 429 until it holds them, 413 for more
-    /// than a minute's events.
+    /// them all (taking nothing) with a 429 until it holds them; more than
+    /// a minute's events wait for a full allowance and leave it in debt.
     pub fn take(&self, client: ClientKey, events: usize, now_ms: i64) -> Result<(), Problem> {
-        if events > self.per_minute as usize {
-            return Err(Problem::at(
-                Code::TooManyEvents,
-                "events",
-                format!(
-                    "A batch of {events} events: this server records at most {} a minute \
-                     from one address, so send at most that many in a batch.",
-                    self.per_minute
-                ),
-            ));
-        }
         let mut allowances = self.lock();
         let left = allowances
             .get(&client)
@@ -89,7 +79,7 @@ impl RecordLimit {
                 a.at(now_ms, self.per_minute)
             });
         let events = events as f64;
-        self.check(left, events)?;
+        self.check(left, events.min(f64::from(self.per_minute)))?;
         let events = left - events;
         allowances.insert(
             client,
@@ -127,9 +117,9 @@ impl RecordLimit {
 }
 
 impl Allowance {
-    /// The allowance at `now_ms`: refilled at `per_minute` a minute since
-    /// `at_ms`, never above `per_minute` (a clock stepped back refills
-    /// nothing).
+    /// The allowance at `now_ms` (below zero while in debt): refilled at
+    /// `per_minute` a minute since `at_ms`, never above `per_minute` (a
+    /// clock stepped back refills nothing).
     fn at(self, now_ms: i64, per_minute: u32) -> f64 {
         let elapsed = (now_ms - self.at_ms).max(0) as f64;
         let per_minute = f64::from(per_minute);
@@ -186,19 +176,24 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_larger_than_a_minute_of_events_never_fits() {
+    fn a_batch_larger_than_a_minute_of_events_waits_for_a_full_allowance_then_leaves_a_debt() {
         let limit = RecordLimit::new(60);
         let a = address(1);
-        let refused = limit.take(a, 61, 0).unwrap_err();
+        limit.take(a, 10, 0).unwrap();
+        // 50 left: a batch of 100 waits until the allowance is full again.
+        let refused = limit.take(a, 100, 0).unwrap_err();
         assert_eq!(
-            (
-                refused.status,
-                refused.code(),
-                refused.messages[0].path.as_deref()
-            ),
-            (413, Code::TooManyEvents, Some("events"))
+            (refused.status, refused.code(), retry_after(&refused)),
+            (429, Code::RateLimited, Some(10))
         );
-        assert!(limit.take(a, 60, 0).is_ok(), "it took nothing");
+        assert!(limit.take(a, 100, 10_000).is_ok(), "taken whole once full");
+        // 40 in debt: one more event waits 41 s, and the rate over the
+        // whole time is the limit's.
+        let refused = limit.take(a, 1, 10_000).unwrap_err();
+        assert_eq!(retry_after(&refused), Some(41));
+        assert!(limit.take(a, 1, 50_000).is_err());
+        assert!(limit.take(a, 1, 51_000).is_ok());
+        assert!(limit.take(address(2), 1000, 0).is_ok(), "another address");
     }
 
     #[test]

@@ -500,8 +500,10 @@ async fn ambiguous_records_are_refused_at_their_path_and_count_nothing() {
 /// `--record-limit 10`: ten events a minute from one address with an API
 /// key. Past it a batch is refused whole (429 `rate-limited`, `Retry-After`
 /// the seconds until it fits) and counts nothing; the same batch sent after
-/// the wait counts once; a batch of 11 never fits (413). Other addresses and the owner's credentials are
-/// not held back; a JSONP call gets the problem in its callback.
+/// the wait counts once; a batch of 11 is taken from a full allowance and
+/// leaves a debt (no batch is refused for its size). Other addresses and the
+/// owner's credentials are not held back; a JSONP call gets the problem in
+/// its callback.
 #[tokio::test]
 async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over() {
     let h = Harness::with_record_limit(10).await;
@@ -549,15 +551,15 @@ async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over(
         "nothing of it counted"
     );
 
-    // More than a minute's events in one batch never fit.
-    let too_many = post(b, Who::Key, 11, Uuid::new_v4()).await;
-    assert_eq!(too_many.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(too_many.code().as_deref(), Some("too-many-events"));
-    assert_eq!(too_many.json()["messages"][0]["path"], "events");
+    // More than a minute's events in one batch: taken from a full
+    // allowance, which they leave one in debt (the next event waits 12 s).
     assert_eq!(
-        post(b, Who::Key, 10, Uuid::new_v4()).await.status,
+        post(b, Who::Key, 11, Uuid::new_v4()).await.status,
         StatusCode::OK
     );
+    let in_debt = post(b, Who::Key, 1, Uuid::new_v4()).await;
+    assert_eq!(in_debt.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(in_debt.header("retry-after"), Some("12"));
     assert_eq!(
         post(a, Who::Owner, 5, Uuid::new_v4()).await.status,
         StatusCode::OK
@@ -583,15 +585,15 @@ async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over(
         "{}",
         jsonp.text
     );
-    assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 10 + 5 + 2);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 11 + 5 + 2);
 
     // Nothing left: the wait told is the whole batch's (3 events, 18 s),
     // not one event's.
     let spent = post(a, Who::Key, 3, refused_batch).await;
     assert_eq!(spent.header("retry-after"), Some("18"), "{}", spent.text);
 
-    // Counted for the operator: the two POSTs and the JSONP call refused.
-    assert_eq!(h.state.metrics.batches_limited.get(), 3);
+    // Counted for the operator: the three POSTs and the JSONP call refused.
+    assert_eq!(h.state.metrics.batches_limited.get(), 4);
 
     h.clock.advance(36_000);
     for _ in 0..2 {
@@ -601,5 +603,5 @@ async fn a_record_limit_refuses_an_address_past_it_whole_until_its_wait_is_over(
             StatusCode::OK
         );
     }
-    assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 10 + 5 + 2 + 3);
+    assert_eq!(views(&h.complete(uuid).await, "a"), 8 + 11 + 5 + 2 + 3);
 }
