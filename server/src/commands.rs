@@ -1,7 +1,7 @@
 //! The CLI's commands other than `serve`: accounts (`account create`,
 //! `account password`, `account list`, `account delete`), API keys
-//! (`apikey create`, `apikey list`) and `backup`, each on the database the
-//! server uses.
+//! (`apikey create`, `apikey list`), `backup`, each on the database the
+//! server uses, and `copy` (from SQLite into a new PostgreSQL database).
 
 use std::io::Write;
 use std::str::FromStr;
@@ -16,8 +16,8 @@ use crate::config::Database;
 use crate::serve::{Failure, open, stdout_discarded};
 
 use crate::service::accounts::{create_account, delete_account, generated_password, set_password};
-use crate::storage::sqlite;
 use crate::storage::{ApiKey, Storage};
+use crate::storage::{copy, sqlite};
 
 /// The refusal of a password to generate when standard output is discarded:
 /// it would be set, and lost.
@@ -165,7 +165,10 @@ pub async fn account_delete(database: &str, email: &str, yes: bool) -> Result<()
              run again with --yes to delete (it cannot be undone: back up first)"
         ));
     }
-    let _held = hold_against_servers(database)?;
+    let _held = hold_against_servers(
+        database,
+        "it would go on answering from its memory what this deletes",
+    )?;
     let deleted = delete_account(storage.as_ref(), &email)
         .await
         .map_err(|p| format!("cannot delete the account: {p}"))?;
@@ -178,9 +181,9 @@ pub async fn account_delete(database: &str, email: &str, yes: bool) -> Result<()
 
 /// For a command that must not run beside a server on an SQLite file: the
 /// lock a server holds on it (see `serve::hold_sqlite`), held until the
-/// returned handle drops; refused while a server holds it. PostgreSQL
-/// (servers share it by design): nothing to hold.
-fn hold_against_servers(database: &str) -> Result<Option<std::fs::File>, Failure> {
+/// returned handle drops; refused while a server holds it, saying `why`.
+/// PostgreSQL (servers share it by design): nothing to hold.
+fn hold_against_servers(database: &str, why: &str) -> Result<Option<std::fs::File>, Failure> {
     let Some(path) = Database::parse(database).sqlite_file() else {
         return Ok(None);
     };
@@ -189,8 +192,7 @@ fn hold_against_servers(database: &str) -> Result<Option<std::fs::File>, Failure
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "a myna-server is serving {}: stop it first (it would go on answering \
-             from its memory what this deletes), then run this again",
+            "a myna-server is serving {}: stop it first ({why}), then run this again",
             path.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
@@ -290,4 +292,46 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
         .map_err(|e| format!("cannot back up {database} into {}: {e}", file.display()))?;
     println!("Backed up {database} into {}", file.display());
     Ok(())
+}
+
+/// `myna-server copy --to URL`: every row of the SQLite database into a
+/// new, empty PostgreSQL database (moving to several servers), all or
+/// nothing; refused while a server runs on the file, and no server starts
+/// on it meanwhile (events recorded after the copy would stay behind).
+pub async fn copy(database: &str, to: &str) -> Result<(), Failure> {
+    existing(database)?;
+    let source = match Database::parse(database) {
+        Database::SqliteFile(path) => SqliteConnectOptions::new().filename(path),
+        Database::SqliteUrl(url) => SqliteConnectOptions::from_str(&url)
+            .map_err(|e| format!("cannot open the database {database}: {e}"))?,
+        Database::Postgres(_) => {
+            return Err(
+                "copy reads an SQLite database (--database); to copy a PostgreSQL \
+                        database use pg_dump and pg_restore (see the README)"
+                    .to_owned(),
+            );
+        }
+    };
+    let Database::Postgres(url) = Database::parse(to) else {
+        return Err(format!(
+            "--to is the PostgreSQL database to copy into, a postgres:// URL (not {to}); \
+             to copy an SQLite database into a file, use backup"
+        ));
+    };
+    let _held = hold_against_servers(
+        database,
+        "what it records after the copy would not be in PostgreSQL",
+    )?;
+    let copied = copy::sqlite_to_postgres(source, &url)
+        .await
+        .map_err(|e| format!("nothing was copied: {e}"))?;
+    let rows: Vec<String> = copied
+        .iter()
+        .map(|(table, rows)| format!("{table} {rows}"))
+        .collect();
+    let what = format!("{database} into PostgreSQL (rows: {})", rows.join(", "));
+    say(
+        &format!("Copied {what}. Start the servers on PostgreSQL now."),
+        &format!("copied {what}"),
+    )
 }

@@ -43,6 +43,20 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Copy every row of the SQLite database into a new, empty PostgreSQL
+    /// database, to move to several servers: accounts and passwords,
+    /// sessions, API keys, experiments with their counts and history, the
+    /// batch ids that keep retries from counting twice, webhooks. All or
+    /// nothing; refused while a server runs on the file; stop it first.
+    Copy {
+        /// The PostgreSQL database to copy into (`postgres://…`), empty:
+        /// created with createdb, no server started on it yet.
+        #[arg(long)]
+        to: String,
+        /// The SQLite database to copy.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// Where the database is (every subcommand takes it).

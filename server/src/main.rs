@@ -72,6 +72,7 @@ async fn run() -> std::process::ExitCode {
         Some(Command::Backup { file, database }) => {
             commands::backup(&database.database, &file).await
         }
+        Some(Command::Copy { to, database }) => commands::copy(&database.database, &to).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

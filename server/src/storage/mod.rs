@@ -17,6 +17,7 @@ use std::pin::Pin;
 use myna_core::Experiment;
 use uuid::Uuid;
 
+pub mod copy;
 mod credentials;
 mod experiments;
 pub mod postgres;

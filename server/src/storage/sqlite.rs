@@ -107,10 +107,9 @@ impl SqliteStorage {
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
-            .await
-            .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
+        let mut connection = write.acquire().await.map_err(map_err)?;
+        migrate(&mut connection).await?;
+        drop(connection);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
@@ -125,6 +124,15 @@ impl SqliteStorage {
             recorder: Arc::new(Mutex::new(recorder)),
         })
     }
+}
+
+/// Brings the database on `connection` up to date (the SQL migrations not
+/// applied yet, in order).
+pub async fn migrate(connection: &mut sqlx::SqliteConnection) -> Result<(), StorageError> {
+    sqlx::migrate!("./migrations/sqlite")
+        .run(connection)
+        .await
+        .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))
 }
 
 impl SqliteStorage {
