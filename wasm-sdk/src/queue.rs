@@ -144,10 +144,12 @@ impl Batch {
         before - self.events.len()
     }
 
-    fn drop_oldest(&mut self, n: usize, number: impl Number) {
+    /// Drops its `n` oldest events; the tokens of the views among them go
+    /// to `views`.
+    fn drop_oldest(&mut self, n: usize, number: impl Number, views: &mut Vec<u64>) {
         let n = n.min(self.events.len());
         self.events.drain(..n);
-        self.claims.drain(..n.min(self.claims.len()));
+        views.extend(view_tokens(self.claims.drain(..n.min(self.claims.len()))));
         self.rewrite(number);
     }
 
@@ -191,6 +193,14 @@ pub(crate) fn unit_id(id: Uuid, i: usize) -> Uuid {
         *b ^= x;
     }
     Uuid::from_bytes(bytes)
+}
+
+/// The tokens of the views among `claims` (a view's claim names no reward;
+/// one without a seq claims nothing).
+fn view_tokens(claims: impl Iterator<Item = Claim>) -> impl Iterator<Item = u64> {
+    claims
+        .filter(|c| c.seq != 0 && c.reward == 0)
+        .map(|c| c.token)
 }
 
 /// How big the queue may grow before the oldest events are dropped.
@@ -347,7 +357,8 @@ impl<N: Number> Queue<N> {
     /// Keeps the queue within `bounds`: once over one, drops the oldest
     /// events until it is within nine tenths of both (whole batches while
     /// they fit in the excess), so a full queue is stored whole once per
-    /// tenth of its room, not at every event; how many were dropped.
+    /// tenth of its room, not at every event, and with a view dropped, the
+    /// rewards of it queued later; how many were dropped.
     pub(crate) fn enforce(&mut self, bounds: Bounds) -> usize {
         if self.len() <= bounds.max_events && self.bytes() <= bounds.max_bytes {
             return 0;
@@ -366,11 +377,30 @@ impl<N: Number> Queue<N> {
             // The excess in events: counted, or the bytes over by the
             // batch's average event (a claim included), rounded up.
             let n = over_events.max(over_bytes.div_ceil(oldest.bytes() / len.max(1)));
+            let experiment = oldest.experiment.clone();
+            let mut views = Vec::new();
             if n >= len {
-                dropped += self.batches.remove(0).events.len();
+                let gone = self.batches.remove(0);
+                views.extend(view_tokens(gone.claims.iter().copied()));
+                dropped += gone.events.len();
             } else {
-                oldest.drop_oldest(n, self.number);
+                oldest.drop_oldest(n, self.number, &mut views);
                 dropped += n;
+            }
+            // A reward whose view went would count without it, raising
+            // its variant's rate: it goes too.
+            if !views.is_empty() {
+                for b in self
+                    .batches
+                    .iter_mut()
+                    .filter(|b| b.experiment == experiment)
+                {
+                    dropped += b.retain(
+                        &mut |_, c: &Claim| c.reward == 0 || !views.contains(&c.token),
+                        self.number,
+                    );
+                }
+                self.batches.retain(|b| !b.events.is_empty());
             }
         }
         self.reshaped |= dropped > 0;

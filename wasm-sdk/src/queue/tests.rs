@@ -167,6 +167,60 @@ fn oldest_events_go_first_when_over_bounds() {
 }
 
 #[test]
+fn a_reward_goes_with_its_view_when_the_view_is_dropped_for_room() {
+    let claim = |seq, token, reward| Entry {
+        seq,
+        token,
+        reward,
+        shown: false,
+    };
+    let reward = |variant: &str, ts| Event {
+        typename: EventType::Reward,
+        amount: Some(1.0),
+        ..view(variant, ts)
+    };
+    let mut q = queue(2);
+    let mut next = ids();
+    // Views 1 and 2 (tokens 11, 12) in the oldest batch; later, a reward of
+    // each, a view of "f" whose token is 11 too, and a view with no claim.
+    q.push("e", view("a", 1), claim(1, 11, 0), &mut next);
+    q.push("e", view("b", 2), claim(2, 12, 0), &mut next);
+    q.push("f", view("a", 3), claim(1, 11, 0), &mut next);
+    q.push("f", reward("a", 4), claim(1, 11, 9), &mut next);
+    q.push("e", reward("a", 5), claim(1, 11, 7), &mut next);
+    q.push("e", view("c", 6), Claim::default(), &mut next);
+    q.push("e", reward("b", 7), claim(2, 12, 8), &mut next);
+    // Room for 6: view 1 goes, and its reward (not f's, not view 2's).
+    let dropped = q.enforce(Bounds {
+        max_events: 6,
+        max_bytes: usize::MAX,
+    });
+    assert_eq!(dropped, 2);
+    let left: Vec<(i64, &str)> = q
+        .batches()
+        .iter()
+        .flat_map(|b| {
+            b.events()
+                .iter()
+                .map(move |e| (e.timestamp, b.experiment.as_str()))
+        })
+        .collect();
+    assert_eq!(left, [(2, "e"), (3, "f"), (4, "f"), (6, "e"), (7, "e")]);
+    // A whole batch dropped takes its views' rewards along too.
+    let dropped = q.enforce(Bounds {
+        max_events: 4,
+        max_bytes: usize::MAX,
+    });
+    assert_eq!(dropped, 2, "view 2 and its reward");
+    let left: Vec<i64> = q
+        .batches()
+        .iter()
+        .flat_map(|b| b.events().iter().map(|e| e.timestamp))
+        .collect();
+    assert_eq!(left, [3, 4, 6]);
+}
+
+#[test]
 fn a_full_queue_drops_a_tenth_at_once_then_fills_again() {
     let bounds = Bounds {
         max_events: 100,
