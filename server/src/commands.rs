@@ -192,7 +192,8 @@ fn hold_against_servers(database: &str, why: &str) -> Result<Option<std::fs::Fil
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "a myna-server is serving {}: stop it first ({why}), then run this again",
+            "a myna-server is serving {} (or a copy or account delete runs on it): stop it \
+             first ({why}), then run this again",
             path.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),

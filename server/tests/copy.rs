@@ -31,6 +31,22 @@ fn copy(db: &std::path::Path, to: &str) -> Output {
         .expect("run myna-server copy")
 }
 
+/// `url` asking for TLS (`sslmode=require`) when the PostgreSQL server
+/// serves it (Debian's does, with its own certificate), as managed
+/// PostgreSQL services require; else `url` as it is, said loudly.
+fn over_tls(url: &str) -> String {
+    let ssl = query_i64(
+        url,
+        "SELECT (current_setting('ssl') = 'on')::int::bigint".into(),
+    );
+    if ssl.unwrap() == 1 {
+        format!("{url}?sslmode=require")
+    } else {
+        eprintln!("!!! this PostgreSQL serves no TLS: the copy test runs without it");
+        url.to_owned()
+    }
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -109,6 +125,7 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
         ("MYNA_ADMIN_PASSWORD", PASSWORD),
     ];
     let owner = basic(EMAIL, PASSWORD);
+    let url = over_tls(&target.url);
     let mut server = Server::start(&db, &env);
     let (experiment, key) = published_with_key(server.addr, &owner);
     let path = format!("/v2/experiment/{experiment}/record");
@@ -128,7 +145,7 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
     assert_eq!(views_of_a, before.0, "{hours}");
 
     // Refused while a server runs on the file: PostgreSQL is not touched.
-    let refused = copy(&db, &target.url);
+    let refused = copy(&db, &url);
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("a myna-server is serving"),
@@ -140,7 +157,7 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
 
     server.terminate();
     webhook_rows(&db, &experiment).await;
-    let copied = copy(&db, &target.url);
+    let copied = copy(&db, &url);
     assert!(copied.status.success(), "{}", stderr(&copied));
     let said = String::from_utf8_lossy(&copied.stdout);
     assert!(
@@ -161,9 +178,10 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
     }
     let next = "SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id'))";
     assert_eq!(query_i64(&target.url, next.into()).unwrap(), 2);
-    // A server on PostgreSQL, with no first account to create: the same
-    // password, counts and history; the API key records.
-    let moved = Server::start(target.url.as_str(), &[]);
+    // A server on PostgreSQL (over TLS, as the copy was), with no first
+    // account to create: the same password, counts and history; the API
+    // key records.
+    let moved = Server::start(url.as_str(), &[]);
     assert_eq!(counts(moved.addr, &owner, &experiment), before);
     assert_eq!(history(&moved, &owner, &experiment), hours);
     // Every batch retried after the move (lost answers): none counts twice.
@@ -181,14 +199,14 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
     drop(moved);
 
     // Into a database that holds data: refused, nothing changed.
-    let again = copy(&db, &target.url);
+    let again = copy(&db, &url);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
     let rows = "SELECT count(*) FROM batches WHERE created_ms > 0";
     assert_eq!(query_i64(&target.url, rows.into()).unwrap(), 31);
 
     // A missing file, and a --to that is no PostgreSQL URL.
-    let missing = copy(&dir.path().join("nowhere.db"), &target.url);
+    let missing = copy(&dir.path().join("nowhere.db"), &url);
     assert!(stderr(&missing).contains("there is no database"));
     assert!(!dir.path().join("nowhere.db").exists());
     let to_file = copy(&db, "other.db");
@@ -196,5 +214,65 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
         stderr(&to_file).contains("postgres:// URL"),
         "{}",
         stderr(&to_file)
+    );
+}
+
+/// What is not a Myna site to move, or no place to move it to: refused
+/// before anything is written on either side.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_refuses_a_source_that_is_no_site_and_a_target_that_is_not_myna_s_own() {
+    let Some(target) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A 0-byte file (a failed download, a `touch`): refused, left as it was.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let refused = copy(&empty, &target.url);
+    assert!(
+        stderr(&refused).contains("not a Myna database"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    // A Myna file with no account (a copy of myna.db without its -wal).
+    let db = dir.path().join("myna.db");
+    let env = [
+        ("MYNA_ADMIN_EMAIL", EMAIL),
+        ("MYNA_ADMIN_PASSWORD", PASSWORD),
+    ];
+    Server::start(&db, &env).terminate();
+    let url = format!("sqlite://{}", db.display());
+    let mut file = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM accounts")
+        .execute(&mut file)
+        .await
+        .unwrap();
+    file.close().await.unwrap();
+    let refused = copy(&db, &target.url);
+    assert!(
+        stderr(&refused).contains("holds no account"),
+        "{}",
+        stderr(&refused)
+    );
+    // A database with another application's table, and a URL naming no
+    // database (it would be the maintenance database `postgres`): refused,
+    // and no table of Myna's made there.
+    common::postgres::execute(&target.url, "CREATE TABLE app (x int)".into()).unwrap();
+    Server::start(&db, &env).terminate();
+    let refused = copy(&db, &target.url);
+    assert!(
+        stderr(&refused).contains("not Myna's (public.app)"),
+        "{}",
+        stderr(&refused)
+    );
+    let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
+    assert_eq!(query_i64(&target.url, tables.into()).unwrap(), 1);
+    let no_name = target.url[..target.url.rfind('/').unwrap()].to_owned();
+    let refused = copy(&db, &no_name);
+    assert!(
+        stderr(&refused).contains("name the PostgreSQL database"),
+        "{}",
+        stderr(&refused)
     );
 }

@@ -168,8 +168,9 @@ fn hold_sqlite(database: &str) -> Result<Option<std::fs::File>, Failure> {
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another myna-server is serving {}: stop it first, or give this one \
-             another --database (several servers on one database need PostgreSQL)",
+            "another myna-server is serving {} (or a copy or account delete runs on it): \
+             stop it first, or give this one another --database (several servers on one \
+             database need PostgreSQL)",
             path.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),

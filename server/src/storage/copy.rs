@@ -7,9 +7,11 @@
 //! twice, served weights and webhooks (their pending deliveries included)
 //! carry over as they are.
 
-use sqlx::postgres::PgConnection;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{AssertSqlSafe, Connection, Row, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
 use uuid::Uuid;
 
 use super::postgres::PostgresStorage;
@@ -183,27 +185,108 @@ pub async fn sqlite_to_postgres(
     source: SqliteConnectOptions,
     target: &str,
 ) -> Result<Copied, CopyError> {
-    let mut from = SqliteConnection::connect_with(&source.create_if_missing(false))
+    let source = source.create_if_missing(false).disable_statement_logging();
+    let mut from = SqliteConnection::connect_with(&source)
         .await
         .map_err(sqlite_error)?;
+    check_source(&mut from).await?;
     sqlite::migrate(&mut from)
         .await
         .map_err(|e| format!("the SQLite database: {e}"))?;
-    // The schema as a start of this version makes it, then one connection.
+    let options = PgConnectOptions::from_str(target).map_err(pg_error)?;
+    if options.get_database().is_none() {
+        return Err("name the PostgreSQL database in the URL (postgres://…/myna)".to_owned());
+    }
+    let options = options.disable_statement_logging();
+    let mut to = PgConnection::connect_with(&options)
+        .await
+        .map_err(pg_error)?;
+    check_target(&mut to).await?;
+    // The schema as a start of this version makes it.
     let storage = PostgresStorage::open(target)
         .await
         .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
     let _ = storage.close().await;
-    let mut to = PgConnection::connect(target).await.map_err(pg_error)?;
     let copied = copy_all(&mut from, &mut to).await;
     let _ = from.close().await;
     let _ = to.close().await;
     copied
 }
 
+/// Refuses a file that is not a Myna database (an empty file, another
+/// program's: nothing is written to it), or is damaged.
+async fn check_source(from: &mut SqliteConnection) -> Result<(), CopyError> {
+    let myna: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+         AND name = 'accounts')",
+    )
+    .fetch_one(&mut *from)
+    .await
+    .map_err(sqlite_error)?;
+    if !myna {
+        return Err("it is not a Myna database (it has none of Myna's tables)".to_owned());
+    }
+    let accounts: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts)")
+        .fetch_one(&mut *from)
+        .await
+        .map_err(sqlite_error)?;
+    if !accounts {
+        return Err(
+            "the SQLite database holds no account: is it the right file? (A copy \
+             of myna.db made without its -wal file while a server ran lacks what the \
+             server recorded last: copy with myna-server backup)"
+                .to_owned(),
+        );
+    }
+    let check: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(&mut *from)
+        .await
+        .map_err(sqlite_error)?;
+    if check.first().is_none_or(|first| first != "ok") {
+        return Err(format!(
+            "the SQLite file is damaged (PRAGMA quick_check: {}): copy from a backup",
+            check.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a PostgreSQL database that holds tables other than Myna's (the
+/// maintenance database `postgres`, another application's): Myna's go
+/// into a database of their own.
+async fn check_target(to: &mut PgConnection) -> Result<(), CopyError> {
+    let mut ours: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    ours.extend(["pending_counts", "deletions", "_sqlx_migrations"]);
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+         AND table_schema NOT LIKE 'pg\\_%' \
+         AND NOT (table_schema = current_schema() AND table_name = ANY($1)) \
+         ORDER BY 1 LIMIT 1",
+    )
+    .bind(ours)
+    .fetch_optional(&mut *to)
+    .await
+    .map_err(pg_error)?;
+    match other {
+        Some(table) => Err(format!(
+            "the PostgreSQL database holds tables that are not Myna's ({table}): copy into \
+             a new database of Myna's own (createdb myna)"
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn copy_all(from: &mut SqliteConnection, to: &mut PgConnection) -> Result<Copied, CopyError> {
-    // One read transaction: every table as of one moment.
-    let mut reading = from.begin().await.map_err(sqlite_error)?;
+    // One transaction, every table as of one moment; IMMEDIATE, so that
+    // a change made meanwhile (account password, apikey create) waits for
+    // the copy rather than being left behind in the file.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *from)
+        .await
+        .map_err(sqlite_error)?;
+    let reading = from;
+
     let mut writing = to.begin().await.map_err(pg_error)?;
     // An instance starting on the database meanwhile waits, then finds
     // the accounts (it would otherwise create a first account of its own).
@@ -254,7 +337,10 @@ async fn copy_all(from: &mut SqliteConnection, to: &mut PgConnection) -> Result<
     .await
     .map_err(pg_error)?;
     writing.commit().await.map_err(pg_error)?;
-    reading.commit().await.map_err(sqlite_error)?;
+    sqlx::query("COMMIT")
+        .execute(&mut *reading)
+        .await
+        .map_err(sqlite_error)?;
     Ok(copied)
 }
 
