@@ -1871,6 +1871,49 @@ async fn an_edit_form_loaded_before_a_change_elsewhere_does_not_undo_it() {
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
 }
 
+/// A form that renamed a variant deleted elsewhere meanwhile: the 409 page
+/// says that edit is gone with it, naming the variant, rather than
+/// dropping it unseen.
+#[tokio::test]
+async fn a_refused_edit_form_names_the_edited_variants_deleted_elsewhere() {
+    let d = Dash::new().await;
+    let browser = d.sign_in().await;
+    let uuid = d.experiment("Stale form").await;
+    let uri = format!("/experiments/{uuid}");
+    let loaded = d.page(&browser, &uri).await;
+    let (was, digests) = (loaded.was(), loaded.loaded());
+    let settings = loaded.textarea("settings");
+    let api = format!("/v2/experiment/{uuid}");
+    let change = json!({"variantUpdates": {"b": null, "c": {}}});
+    let (status, _) = d.api(Method::PUT, &api, Some(change)).await;
+    assert_eq!(status, StatusCode::OK);
+    let stale = [
+        ("was", was.as_str()),
+        ("loaded", digests.as_str()),
+        ("name", "Stale form"),
+        ("visibility", "published"),
+        ("settings", settings.as_str()),
+        ("v0.id", "a"),
+        ("v0.name", "Alpha"),
+        ("v0.settings", "{}"),
+        ("v1.id", "b"),
+        ("v1.name", "Bee, renamed in the old tab"),
+        ("v1.settings", "{}"),
+    ];
+    let refused = d.submit(&browser, &uri, &stale).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains("Variant \u{201c}b\u{201d} was deleted elsewhere: your changes to it"),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains("Bee, renamed in the old tab"));
+    // A's row, not edited, says nothing.
+    assert!(!refused.text.contains("Variant \u{201c}a\u{201d}"));
+}
+
 #[tokio::test]
 async fn a_refused_edit_form_shows_the_newer_version_with_only_the_owners_edits_on_top() {
     let d = Dash::new().await;

@@ -85,6 +85,25 @@ impl EditForm {
         merged.add.clone_from(&self.add);
         merged
     }
+
+    /// The ids of the variants this form edits (a name or settings typed,
+    /// or a Remove tick) that `stored` no longer has: deleted elsewhere,
+    /// so [`EditForm::merged_onto`] drops those edits, and the page says so.
+    pub fn edits_lost_on(&self, stored: &Experiment) -> Vec<String> {
+        let tags: Vec<&str> = self.loaded.split(' ').collect();
+        let edited = |i: usize, posted: &str| tags.get(i).is_none_or(|t| *t != field_tag(posted));
+        self.variants
+            .iter()
+            .enumerate()
+            .filter(|(i, posted)| {
+                current_variant(stored, &posted.id).is_none()
+                    && (posted.remove
+                        || edited(4 + 2 * i, &posted.name)
+                        || edited(5 + 2 * i, &posted.settings))
+            })
+            .map(|(_, posted)| posted.id.clone())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +144,7 @@ mod tests {
         stored.variants[1].settings = json!({"color": "red"});
         stored.visibility = Visibility::Draft;
         stored.variants.push(Variant::new("w"));
+        assert!(form.edits_lost_on(&stored).is_empty());
         let merged = form.merged_onto(&stored);
         assert_eq!(merged.name, "Hero, renamed here");
         assert_eq!(merged.visibility, "draft");
@@ -171,5 +191,25 @@ mod tests {
         assert_eq!(merged.name, "Hero");
         let ids: Vec<&str> = merged.variants.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, ["y", "z"], "x was deleted elsewhere");
+    }
+
+    #[test]
+    fn edits_to_a_variant_deleted_elsewhere_are_named() {
+        let loaded = experiment();
+        let mut form = EditForm::of(&loaded);
+        // x renamed, y left alone, z ticked; elsewhere, all three deleted
+        // but for a new w.
+        form.variants[0].name = "Ex".into();
+        form.variants[2].remove = true;
+        let mut stored = loaded.clone();
+        stored.variants = vec![Variant::new("w")];
+        assert_eq!(form.edits_lost_on(&stored), ["x", "z"]);
+        let ids: Vec<String> = form
+            .merged_onto(&stored)
+            .variants
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(ids, ["w"]);
     }
 }

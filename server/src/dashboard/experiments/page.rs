@@ -112,8 +112,9 @@ pub async fn edit(
         // Changed since the page was loaded (the API, another page): saving
         // the whole form would undo that change unseen. The page shows the
         // experiment as it is now, the form with the owner's edits on top.
+        let lost = values.edits_lost_on(&snapshot.experiment);
         values = values.merged_onto(&snapshot.experiment);
-        Err(changed_elsewhere())
+        Err(changed_elsewhere_losing(&lost))
     } else {
         match values.update_body(&snapshot.experiment) {
             Ok(body) => {
@@ -138,9 +139,12 @@ pub async fn edit(
                     if let Ok(fresh) = owned(state, &session, &uuid.to_string()).await {
                         snapshot = fresh;
                     }
+                    let lost = values.edits_lost_on(&snapshot.experiment);
                     values = values.merged_onto(&snapshot.experiment);
+                    updated.map_err(|_| changed_elsewhere_losing(&lost))
+                } else {
+                    updated
                 }
-                updated
             }
             Err(problem) => Err(problem),
         }
@@ -170,6 +174,22 @@ pub async fn edit(
 /// The edit form's 409: the experiment changed since the page was loaded.
 fn changed_elsewhere() -> Problem {
     Problem::one(Message::new(Code::Conflict, CHANGED_ELSEWHERE))
+}
+
+/// [`changed_elsewhere`], naming the variants deleted elsewhere whose
+/// edits (`lost`) the form no longer holds.
+fn changed_elsewhere_losing(lost: &[String]) -> Problem {
+    let mut messages = vec![Message::new(Code::Conflict, CHANGED_ELSEWHERE)];
+    messages.extend(lost.iter().map(|id| {
+        Message::new(
+            Code::Conflict,
+            format!(
+                "Variant \u{201c}{id}\u{201d} was deleted elsewhere: your changes to it \
+                 are not in the form."
+            ),
+        )
+    }));
+    Problem::many(messages)
 }
 
 const CHANGED_ELSEWHERE: &str = "This experiment was changed elsewhere (through the API or \
