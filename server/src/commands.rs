@@ -276,23 +276,27 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
     existing(database)?;
     // Opened only to copy it, as it is: no migration (a copy before an
     // upgrade stays the older server's, and that server goes on).
-    let source = match Database::parse(database) {
-        Database::SqliteFile(path) => SqliteConnectOptions::new().filename(path),
-        Database::SqliteUrl(url) => SqliteConnectOptions::from_str(&url)
-            .map_err(|e| format!("cannot open the database {database}: {e}"))?,
-        Database::Postgres(_) => {
-            return Err(
-                "backup copies SQLite databases; for PostgreSQL use pg_dump \
-                        (see the README)"
-                    .to_owned(),
-            );
-        }
-    };
+    let source = sqlite_source(
+        database,
+        "backup copies SQLite databases; for PostgreSQL use pg_dump (see the README)",
+    )?;
     sqlite::backup(source, file)
         .await
         .map_err(|e| format!("cannot back up {database} into {}: {e}", file.display()))?;
     println!("Backed up {database} into {}", file.display());
     Ok(())
+}
+
+/// The connection options of the SQLite database `database` names, for a
+/// command that reads the file as it is; `postgres` says why a PostgreSQL
+/// URL is refused.
+fn sqlite_source(database: &str, postgres: &str) -> Result<SqliteConnectOptions, Failure> {
+    match Database::parse(database) {
+        Database::SqliteFile(path) => Ok(SqliteConnectOptions::new().filename(path)),
+        Database::SqliteUrl(url) => SqliteConnectOptions::from_str(&url)
+            .map_err(|e| format!("cannot open the database {database}: {e}")),
+        Database::Postgres(_) => Err(postgres.to_owned()),
+    }
 }
 
 /// `myna-server copy --to URL`: every row of the SQLite database into a
@@ -301,18 +305,11 @@ pub async fn backup(database: &str, file: &std::path::Path) -> Result<(), Failur
 /// on it meanwhile (events recorded after the copy would stay behind).
 pub async fn copy(database: &str, to: &str) -> Result<(), Failure> {
     existing(database)?;
-    let source = match Database::parse(database) {
-        Database::SqliteFile(path) => SqliteConnectOptions::new().filename(path),
-        Database::SqliteUrl(url) => SqliteConnectOptions::from_str(&url)
-            .map_err(|e| format!("cannot open the database {database}: {e}"))?,
-        Database::Postgres(_) => {
-            return Err(
-                "copy reads an SQLite database (--database); to copy a PostgreSQL \
-                        database use pg_dump and pg_restore (see the README)"
-                    .to_owned(),
-            );
-        }
-    };
+    let source = sqlite_source(
+        database,
+        "copy reads an SQLite database (--database); to copy a PostgreSQL database use \
+         pg_dump and pg_restore (see the README)",
+    )?;
     let Database::Postgres(url) = Database::parse(to) else {
         return Err(format!(
             "--to is the PostgreSQL database to copy into, a postgres:// URL (not {to}); \
