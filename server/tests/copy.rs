@@ -268,6 +268,30 @@ async fn a_copy_refuses_a_source_that_is_no_site_and_a_target_that_is_not_myna_s
     );
     let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
     assert_eq!(query_i64(&target.url, tables.into()).unwrap(), 1);
+    // `require` with a CA named checks the server against it, as libpq
+    // does (here a CA that signed nothing of this server's), and the
+    // refusal says what to fix.
+    if over_tls(&target.url) != target.url {
+        let mut params = rcgen::CertificateParams::new(vec!["ca.example.com".to_owned()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let ca_file = dir.path().join("other-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let url = format!(
+            "{}?sslmode=require&sslrootcert={}",
+            target.url,
+            ca_file.display()
+        );
+        let refused = copy(&db, &url);
+        assert!(
+            stderr(&refused).contains("UnknownIssuer")
+                && stderr(&refused).contains("sslrootcert=/path/ca.pem"),
+            "{}",
+            stderr(&refused)
+        );
+    }
     let no_name = target.url[..target.url.rfind('/').unwrap()].to_owned();
     let refused = copy(&db, &no_name);
     assert!(

@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
 use uuid::Uuid;
 
-use super::postgres::PostgresStorage;
+use super::postgres::{PostgresStorage, base_options, connect_hint};
 use super::{Storage, sqlite};
 
 /// Why a copy failed, in words for the person who ran it.
@@ -197,10 +197,10 @@ pub async fn sqlite_to_postgres(
     if options.get_database().is_none() {
         return Err("name the PostgreSQL database in the URL (postgres://…/myna)".to_owned());
     }
-    let options = options.disable_statement_logging();
+    let options = base_options(options, target).disable_statement_logging();
     let mut to = PgConnection::connect_with(&options)
         .await
-        .map_err(pg_error)?;
+        .map_err(|e| format!("{}{}", pg_error(&e), connect_hint(&e.to_string(), target)))?;
     check_target(&mut to).await?;
     // The schema as a start of this version makes it.
     let storage = PostgresStorage::open(target)
@@ -416,7 +416,7 @@ fn sqlite_error(error: sqlx::Error) -> CopyError {
     format!("the SQLite database: {error}")
 }
 
-fn pg_error(error: sqlx::Error) -> CopyError {
+fn pg_error(error: impl std::fmt::Display) -> CopyError {
     format!("PostgreSQL: {error}")
 }
 

@@ -40,7 +40,7 @@ mod run;
 use calls::{Calls, Conn};
 pub use counts::FOLD_EVERY;
 use purposes::Purpose;
-pub use purposes::{ACQUIRE_TIMEOUT, CALL_DEADLINE, MAX_CONNECTIONS};
+pub use purposes::{ACQUIRE_TIMEOUT, CALL_DEADLINE, MAX_CONNECTIONS, base_options, connect_hint};
 use run::{READ_ONLY, describe, map_err, pooler_hint};
 
 /// The pause between two attempts to reach a PostgreSQL that is not up yet
@@ -133,11 +133,11 @@ impl PostgresStorage {
                 " (one host only: to fail over, restart with the new primary's URL, \
                  or put an address or a pooler in front; README, Scaling out)"
             } else {
-                ""
+                connect_hint(&e.to_string(), url)
             };
             StorageError::Unavailable(format!("bad PostgreSQL URL: {e}{hint}"))
         })?;
-        let options = purposes::base_options(options);
+        let options = purposes::base_options(options, url);
         let server = format!("{}:{}", options.get_host(), options.get_port());
         let started = Instant::now();
         let waiting = async {
@@ -155,7 +155,15 @@ impl PostgresStorage {
                         );
                         tokio::time::sleep(OPEN_PAUSE).await;
                     }
-                    Err(error) => return Err(map_err(error)),
+                    Err(error) => {
+                        let hint = connect_hint(&error.to_string(), url);
+                        return Err(match map_err(error) {
+                            StorageError::Unavailable(why) => {
+                                StorageError::Unavailable(format!("{why}{hint}"))
+                            }
+                            other => other,
+                        });
+                    }
                 }
             }
         };

@@ -293,10 +293,23 @@ impl Calls {
     }
 }
 
+/// While PostgreSQL is down, the least time between two log lines saying
+/// that the probe fails for another reason.
+const RETOLD_AFTER: Duration = Duration::from_secs(10);
+
+/// `text` without its digits: a probe's failure told apart from the last
+/// one logged by its words, not by a port or a count of seconds in them.
+fn without_digits(text: &str) -> String {
+    text.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
 /// Probes PostgreSQL after a failed call: if it answers, the purposes that
 /// failed are busy; if not, it is down until a probe (every
 /// [`PROBE_PAUSE`]) succeeds.
 async fn watch(calls: Weak<Calls>, cause: String) {
+    // While down: the probe's failure last logged, and when (a new one,
+    // a certificate refused once PostgreSQL is back, is logged too).
+    let mut told: Option<(String, Instant)> = None;
     loop {
         let Some(calls) = calls.upgrade() else { return };
         let health = &calls.health;
@@ -357,6 +370,16 @@ async fn watch(calls: Weak<Calls>, cause: String) {
                         calls.server,
                         PROBE_PAUSE.as_millis()
                     );
+                    told = Some((without_digits(&error), Instant::now()));
+                } else if told.as_ref().is_none_or(|(said, at)| {
+                    *said != without_digits(&error) && at.elapsed() >= RETOLD_AFTER
+                }) {
+                    tracing::warn!(
+                        probe = %error,
+                        "PostgreSQL at {} still does not answer, for another reason now",
+                        calls.server
+                    );
+                    told = Some((without_digits(&error), Instant::now()));
                 }
                 health
                     .suspects

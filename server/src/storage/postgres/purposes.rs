@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 
 /// How long a call waits for a connection of its pool (or for PostgreSQL to
 /// accept a new one) before failing as unavailable.
@@ -123,8 +123,53 @@ pub const MAX_CONNECTIONS: u32 = {
 /// ([`session_settings`]), not sent as startup options, which PgBouncer
 /// refuses (`unsupported startup parameter: options`) unless told to drop
 /// them, and then nothing would say that the timeouts were gone.
-pub fn base_options(options: PgConnectOptions) -> PgConnectOptions {
-    options.application_name("myna-server")
+///
+/// TLS as libpq reads the URL `url` where the driver differs:
+/// `sslmode=require` with a root certificate named (`sslrootcert`, or
+/// `PGSSLROOTCERT`) checks the server's certificate against it, as
+/// `verify-ca` does (a provider's "require, with this CA bundle" would
+/// otherwise check nothing).
+pub fn base_options(options: PgConnectOptions, url: &str) -> PgConnectOptions {
+    let options = options.application_name("myna-server");
+    if matches!(options.get_ssl_mode(), PgSslMode::Require) && root_cert_named(url) {
+        options.ssl_mode(PgSslMode::VerifyCa)
+    } else {
+        options
+    }
+}
+
+/// Whether `url`'s query, or `PGSSLROOTCERT`, names a root certificate.
+fn root_cert_named(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let in_url = query.split('&').any(|pair| {
+        pair.split_once('=')
+            .is_some_and(|(k, v)| k == "sslrootcert" && !v.is_empty())
+    });
+    in_url || std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty())
+}
+
+/// What to fix, for a failure to connect whose words (the driver's) are
+/// `message`, with the URL `url`: a certificate authority not named, an
+/// X.509 v1 certificate, a file the URL names missing, a password not
+/// percent-encoded. Empty when none applies.
+pub fn connect_hint(message: &str, url: &str) -> &'static str {
+    let names_file = ["sslrootcert=", "sslcert=", "sslkey="]
+        .iter()
+        .any(|p| url.contains(p));
+    if message.contains("UnknownIssuer") {
+        " (the server's certificate is signed by a certificate authority this binary does \
+         not know: name it in the URL, sslrootcert=/path/ca.pem; README, Scaling out, TLS)"
+    } else if message.contains("UnsupportedCertVersion") {
+        " (an X.509 v1 certificate, the server's or the client's: only v3 certificates \
+         are taken; reissue it with a subjectAltName)"
+    } else if message.contains("os error 2") && names_file {
+        " (a file the URL names is missing: check its sslrootcert, sslcert and sslkey)"
+    } else if message.contains("invalid port number") && url.contains('@') {
+        " (characters such as @ : / ? # % in a user name or password are written \
+         percent-encoded in the URL: %40 %3A %2F %3F %23 %25)"
+    } else {
+        ""
+    }
 }
 
 /// What every connection of a purpose sets first: the server ends what a
@@ -169,4 +214,47 @@ pub async fn first_pool(base: &PgConnectOptions) -> Result<PgPool, sqlx::Error> 
     pool_options(Purpose::Commits)
         .connect_with(base.clone())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn mode(url: &str) -> String {
+        let options = PgConnectOptions::from_str(url).unwrap();
+        format!("{:?}", base_options(options, url).get_ssl_mode())
+    }
+
+    #[test]
+    fn require_with_a_root_certificate_checks_the_server_against_it_as_libpq_does() {
+        let db = "postgres://u@db.example.com:5432/myna";
+        assert_eq!(mode(&format!("{db}?sslmode=require")), "Require");
+        assert_eq!(
+            mode(&format!("{db}?sslmode=require&sslrootcert=ca.pem")),
+            "VerifyCa"
+        );
+        assert_eq!(
+            mode(&format!("{db}?sslrootcert=ca.pem&sslmode=verify-full")),
+            "VerifyFull"
+        );
+        assert_eq!(mode(&format!("{db}?sslrootcert=ca.pem")), "Prefer");
+    }
+
+    #[test]
+    fn a_failure_to_connect_says_what_to_fix() {
+        let url = "postgres://u@h/db?sslmode=verify-full&sslrootcert=/missing.pem";
+        let io = "error communicating with database: No such file or directory (os error 2)";
+        assert!(connect_hint(io, url).contains("sslrootcert, sslcert and sslkey"));
+        assert_eq!(connect_hint(io, "postgres://u@h/db"), "");
+        let issuer = "error communicating with database: invalid peer certificate: UnknownIssuer";
+        assert!(connect_hint(issuer, url).contains("sslrootcert=/path/ca.pem"));
+        let v1 = "invalid peer certificate: Other(OtherError(UnsupportedCertVersion))";
+        assert!(connect_hint(v1, url).contains("v3"));
+        let port = "invalid port number";
+        assert!(connect_hint(port, "postgres://u:p@ss@h/db").contains("%40"));
+        assert_eq!(connect_hint("password authentication failed", url), "");
+    }
 }
