@@ -1,7 +1,8 @@
 //! `myna-server copy`: every row of an SQLite database into a new, empty
 //! PostgreSQL database, to move from one server to several. The file is
-//! read in one read transaction (one consistent state) and PostgreSQL
-//! written in one transaction: all of it, or nothing. Accounts, password
+//! read in one transaction (one consistent state; IMMEDIATE, so a command
+//! that would change it meanwhile waits) and PostgreSQL written in one
+//! transaction: all of it, or nothing. Accounts, password
 //! hashes, sessions, the server secret, API keys, experiments with their
 //! counts and hourly history, the batch ids that keep a retry from counting
 //! twice, served weights and webhooks (their pending deliveries included)
@@ -177,10 +178,11 @@ const CHUNK: u64 = 2_000;
 /// Rows copied, per table, in [`TABLES`]' order.
 pub type Copied = Vec<(&'static str, u64)>;
 
-/// Copies the SQLite database `source` (an existing file, brought up to
-/// date first as a start of this version would) into the PostgreSQL
-/// database at `target` (migrated; refused unless every table is empty).
-/// The caller keeps servers off the file meanwhile.
+/// Copies the SQLite database `source` (an existing Myna file with an
+/// account, not damaged, brought up to date first as a start of this
+/// version would) into the PostgreSQL database `target` names (refused
+/// when it holds tables not Myna's or rows in Myna's; migrated). The
+/// caller keeps servers off the file meanwhile.
 pub async fn sqlite_to_postgres(
     source: SqliteConnectOptions,
     target: &str,
@@ -286,7 +288,6 @@ async fn copy_all(from: &mut SqliteConnection, to: &mut PgConnection) -> Result<
         .await
         .map_err(sqlite_error)?;
     let reading = from;
-
     let mut writing = to.begin().await.map_err(pg_error)?;
     // An instance starting on the database meanwhile waits, then finds
     // the accounts (it would otherwise create a first account of its own).
