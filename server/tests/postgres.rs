@@ -403,8 +403,13 @@ impl Cluster {
     }
 
     fn start(&self) {
+        self.start_with("");
+    }
+
+    /// Starts it with `extra` server options (`-c name=value …`).
+    fn start_with(&self, extra: &str) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c max_connections=50",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c max_connections=50 {extra}",
             self.port,
             self.dir.path().display()
         );
@@ -426,6 +431,34 @@ impl Cluster {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+
+    /// Writes a server certificate for 127.0.0.1 signed by `ca`, and its
+    /// key (the server's own, 0600, as PostgreSQL requires); the options
+    /// that serve TLS with them.
+    fn certificate_from(&self, ca: &rcgen::CertifiedIssuer<'_, rcgen::KeyPair>) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, ca).unwrap();
+        let (cert_file, key_file) = (self.path("server.pem"), self.path("server.key"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        for file in [&cert_file, &key_file] {
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            std::fs::set_permissions(file, mode).unwrap();
+            if self.as_postgres {
+                let chown = Command::new("chown").args(["postgres:", file]).status();
+                assert!(chown.unwrap().success());
+            }
+        }
+        format!("-c ssl=on -c ssl_cert_file={cert_file} -c ssl_key_file={key_file}")
+    }
+}
+
+/// A certificate authority of the test's own.
+fn certificate_authority() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
 }
 
 impl Drop for Cluster {
@@ -1244,6 +1277,54 @@ fn an_outage_is_logged_when_it_begins_and_ends_not_once_a_call() {
         refused >= CALLS / 2,
         "the calls refused meanwhile are counted: {back}"
     );
+}
+
+/// An outage that ends with PostgreSQL back under a certificate the
+/// instance refuses (`verify-ca` against its own CA): the log tells that
+/// new reason (the outage's first line said only that it stopped), the
+/// instance answers 503 meanwhile, and once the certificate is right again
+/// it records again.
+#[test]
+fn a_postgresql_back_with_a_certificate_the_instance_refuses_is_logged_with_that_reason() {
+    if admin_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::init();
+    let (ours, other) = (certificate_authority(), certificate_authority());
+    cluster.start_with(&cluster.certificate_from(&ours));
+    let ca_file = cluster.path("ca.pem");
+    std::fs::write(&ca_file, ours.pem()).unwrap();
+    let url = format!("{}?sslmode=verify-ca&sslrootcert={ca_file}", cluster.url());
+    let server = Server::start(&url, &ENV);
+    let addr = server.addr;
+    let owner = login(addr);
+    let (experiment, key) = setup(addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
+    json_call(addr, "POST", &path, &key, &body);
+
+    cluster.stop_immediately();
+    let (status, _) = http(addr, "POST", &path, &key, &body).unwrap();
+    assert_eq!(status, 503);
+    cluster.start_with(&cluster.certificate_from(&other));
+    within(
+        Duration::from_secs(60),
+        "the refused certificate logged",
+        || {
+            let log = server.log.lock().unwrap();
+            log.iter().any(|l| {
+                l.contains("for another reason now") && l.contains("invalid peer certificate")
+            })
+        },
+    );
+    let (status, _) = http(addr, "POST", &path, &key, &body).unwrap();
+    assert_eq!(status, 503, "refused while the certificate is");
+
+    cluster.stop_immediately();
+    cluster.start_with(&cluster.certificate_from(&ours));
+    within(PATIENCE, "records work again", || {
+        http(addr, "POST", &path, &key, &body).is_ok_and(|(status, _)| status == 200)
+    });
 }
 
 /// Two instances each count the weights they served; at SIGTERM each adds
