@@ -18,6 +18,11 @@ use common::{BIN, Batch, Server, basic, batch, counts, http, published_with_key}
 
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "moving-day-1";
+/// A first start's account, on an empty file.
+const ADMIN: [(&str, &str); 2] = [
+    ("MYNA_ADMIN_EMAIL", EMAIL),
+    ("MYNA_ADMIN_PASSWORD", PASSWORD),
+];
 
 fn copy(db: &std::path::Path, to: &str) -> Output {
     Command::new(BIN)
@@ -120,13 +125,9 @@ async fn a_copy_into_postgres_carries_everything_over_and_a_retry_still_counts_o
     };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("myna.db");
-    let env = [
-        ("MYNA_ADMIN_EMAIL", EMAIL),
-        ("MYNA_ADMIN_PASSWORD", PASSWORD),
-    ];
     let owner = basic(EMAIL, PASSWORD);
     let url = over_tls(&target.url);
-    let mut server = Server::start(&db, &env);
+    let mut server = Server::start(&db, &ADMIN);
     let (experiment, key) = published_with_key(server.addr, &owner);
     let path = format!("/v2/experiment/{experiment}/record");
     let batches: Vec<Batch> = (0..30).map(batch).collect();
@@ -237,11 +238,7 @@ async fn a_copy_refuses_a_source_that_is_no_site_and_a_target_that_is_not_myna_s
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
     // A Myna file with no account (a copy of myna.db without its -wal).
     let db = dir.path().join("myna.db");
-    let env = [
-        ("MYNA_ADMIN_EMAIL", EMAIL),
-        ("MYNA_ADMIN_PASSWORD", PASSWORD),
-    ];
-    Server::start(&db, &env).terminate();
+    Server::start(&db, &ADMIN).terminate();
     let url = format!("sqlite://{}", db.display());
     let mut file = SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("DELETE FROM accounts")
@@ -259,7 +256,7 @@ async fn a_copy_refuses_a_source_that_is_no_site_and_a_target_that_is_not_myna_s
     // database (it would be the maintenance database `postgres`): refused,
     // and no table of Myna's made there.
     common::postgres::execute(&target.url, "CREATE TABLE app (x int)".into()).unwrap();
-    Server::start(&db, &env).terminate();
+    Server::start(&db, &ADMIN).terminate();
     let refused = copy(&db, &target.url);
     assert!(
         stderr(&refused).contains("not Myna's (public.app)"),

@@ -1883,23 +1883,18 @@ async fn a_refused_edit_form_names_the_edited_variants_deleted_elsewhere() {
     let loaded = d.page(&browser, &uri).await;
     let (was, digests) = (loaded.was(), loaded.loaded());
     let settings = loaded.textarea("settings");
+    // Elsewhere: a and b deleted, c added. The old tab renamed b only.
     let api = format!("/v2/experiment/{uuid}");
-    let change = json!({"variantUpdates": {"b": null, "c": {}}});
+    let change = json!({"variantUpdates": {"a": null, "b": null, "c": {}}});
     let (status, _) = d.api(Method::PUT, &api, Some(change)).await;
     assert_eq!(status, StatusCode::OK);
-    let stale = [
-        ("was", was.as_str()),
-        ("loaded", digests.as_str()),
-        ("name", "Stale form"),
-        ("visibility", "published"),
-        ("settings", settings.as_str()),
-        ("v0.id", "a"),
-        ("v0.name", "Alpha"),
-        ("v0.settings", "{}"),
-        ("v1.id", "b"),
-        ("v1.name", "Bee, renamed in the old tab"),
-        ("v1.settings", "{}"),
-    ];
+    let stale = edit_form(
+        &was,
+        &digests,
+        &settings,
+        "Alpha",
+        "Bee, renamed in the old tab",
+    );
     let refused = d.submit(&browser, &uri, &stale).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
     assert!(
@@ -1910,8 +1905,33 @@ async fn a_refused_edit_form_names_the_edited_variants_deleted_elsewhere() {
         refused.text
     );
     assert!(!refused.text.contains("Bee, renamed in the old tab"));
-    // A's row, not edited, says nothing.
+    // a, deleted too but not edited in the old tab, lost nothing: not named.
     assert!(!refused.text.contains("Variant \u{201c}a\u{201d}"));
+}
+
+/// The edit form of [`Dash::experiment`]'s experiment (variants a and b,
+/// no settings of their own) as a page loaded with `was` and `loaded`
+/// posts it, the variants named `a` and `b`.
+fn edit_form<'a>(
+    was: &'a str,
+    loaded: &'a str,
+    settings: &'a str,
+    a: &'a str,
+    b: &'a str,
+) -> [(&'static str, &'a str); 11] {
+    [
+        ("was", was),
+        ("loaded", loaded),
+        ("name", "Stale form"),
+        ("visibility", "published"),
+        ("settings", settings),
+        ("v0.id", "a"),
+        ("v0.name", a),
+        ("v0.settings", "{}"),
+        ("v1.id", "b"),
+        ("v1.name", b),
+        ("v1.settings", "{}"),
+    ]
 }
 
 #[tokio::test]
@@ -1933,19 +1953,7 @@ async fn a_refused_edit_form_shows_the_newer_version_with_only_the_owners_edits_
     // The old page's form with one edit: a's name. Its textareas as a
     // browser sends them (CRLF).
     let crlf = settings.replace('\n', "\r\n");
-    let stale = [
-        ("was", was.as_str()),
-        ("loaded", digests.as_str()),
-        ("name", "Stale form"),
-        ("visibility", "published"),
-        ("settings", crlf.as_str()),
-        ("v0.id", "a"),
-        ("v0.name", "Alpha, renamed in the old tab"),
-        ("v0.settings", "{}"),
-        ("v1.id", "b"),
-        ("v1.name", "b"),
-        ("v1.settings", "{}"),
-    ];
+    let stale = edit_form(&was, &digests, &crlf, "Alpha, renamed in the old tab", "b");
     let refused = d.submit(&browser, &uri, &stale).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
     // The page's form: the API's changes, and the one edit.
