@@ -454,6 +454,17 @@ impl Cluster {
     }
 }
 
+/// Signs in at `addr`, sets up an experiment and an API key, and records
+/// one view with them: the record path, the key and that view's body.
+fn recording_one_view(addr: SocketAddr) -> (String, String, String) {
+    let owner = login(addr);
+    let (experiment, key) = setup(addr, &owner);
+    let path = format!("/v2/experiment/{experiment}/record");
+    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
+    json_call(addr, "POST", &path, &key, &body);
+    (path, key, body)
+}
+
 /// A certificate authority of the test's own.
 fn certificate_authority() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -1219,11 +1230,7 @@ fn an_outage_is_logged_when_it_begins_and_ends_not_once_a_call() {
     cluster.start();
     let server = Server::start(&cluster.url(), &ENV);
     let addr = server.addr;
-    let owner = login(addr);
-    let (experiment, key) = setup(addr, &owner);
-    let path = format!("/v2/experiment/{experiment}/record");
-    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
-    json_call(addr, "POST", &path, &key, &body);
+    let (path, key, body) = recording_one_view(addr);
     let before = server.log.lock().unwrap().len();
 
     cluster.stop_immediately();
@@ -1297,11 +1304,7 @@ fn a_postgresql_back_with_a_certificate_the_instance_refuses_is_logged_with_that
     let url = format!("{}?sslmode=verify-ca&sslrootcert={ca_file}", cluster.url());
     let server = Server::start(&url, &ENV);
     let addr = server.addr;
-    let owner = login(addr);
-    let (experiment, key) = setup(addr, &owner);
-    let path = format!("/v2/experiment/{experiment}/record");
-    let body = json!({"events": [{"typename": "view", "variant": "a"}]}).to_string();
-    json_call(addr, "POST", &path, &key, &body);
+    let (path, key, body) = recording_one_view(addr);
 
     cluster.stop_immediately();
     let (status, _) = http(addr, "POST", &path, &key, &body).unwrap();
